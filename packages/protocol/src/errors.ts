@@ -1,0 +1,66 @@
+/**
+ * Every error code floatd answers with, its HTTP status and its meaning.
+ *
+ * This table is the single source: the server maps codes to statuses from it,
+ * the client recognises codes from it, and a test checks that `docs/errors.md`
+ * lists every entry with the same status. Codes are stable: never rename one,
+ * only add.
+ */
+export const ERRORS = {
+  // --- request shape -------------------------------------------------------
+  VALIDATION_FAILED: { status: 400, meaning: 'The request body, query or path does not match the schema (wrong type, unknown field, missing field, out of range).' },
+  MALFORMED_JSON: { status: 400, meaning: 'The body is not valid JSON.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The body is not `application/json`.' },
+  PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body exceeds the server limit (64 KiB).' },
+  ROUTE_NOT_FOUND: { status: 404, meaning: 'No route has this method and path.' },
+  INVALID_POLICY: { status: 422, meaning: 'The license fields are individually valid but contradict each other (e.g. a subscription without an expiry, a heartbeat interval not shorter than the lease TTL).' },
+
+  // --- authentication ------------------------------------------------------
+  UNAUTHENTICATED: { status: 401, meaning: 'Admin route called without a valid `Authorization: Bearer <admin token>`.' },
+  INVALID_LICENSE_KEY: { status: 401, meaning: 'Client route called without `Authorization: License <key>`, or the key is malformed or unknown (deliberately the same answer for all three).' },
+
+  // --- catalogue -----------------------------------------------------------
+  PRODUCT_NOT_FOUND: { status: 404, meaning: 'No product has this id.' },
+  PRODUCT_HAS_LICENSES: { status: 409, meaning: 'A product that still owns license keys cannot be deleted.' },
+  LICENSE_NOT_FOUND: { status: 404, meaning: 'No license key has this id (admin API).' },
+  SEATS_HELD: { status: 409, meaning: 'The license still has seats held; delete with `force=true` to release them.' },
+
+  // --- seats and leases ----------------------------------------------------
+  NO_SEATS_AVAILABLE: { status: 409, meaning: 'Every seat is held by another device; the answer carries seats total/used and when the earliest lease expires.' },
+  INSTANCE_LIMIT_REACHED: { status: 409, meaning: 'The device already runs the maximum number of instances allowed per device.' },
+  LEASE_NOT_FOUND: { status: 404, meaning: 'The lease does not exist for this license (checked in, reclaimed, force-released, or never existed): check out again.' },
+  LICENSE_SUSPENDED: { status: 403, meaning: 'The license key is suspended by an administrator.' },
+  LICENSE_EXPIRED: { status: 403, meaning: 'The subscription has passed its expiry date.' },
+  TRIAL_EXPIRED: { status: 403, meaning: 'The trial period (counted from the first checkout) is over.' },
+
+  // --- offline -------------------------------------------------------------
+  OFFLINE_NOT_ALLOWED: { status: 403, meaning: 'The license forbids offline checkout (maximum offline duration 0).' },
+  OFFLINE_DURATION_EXCEEDED: { status: 422, meaning: 'The requested offline duration is longer than the license allows.' },
+  OFFLINE_SEAT_LIMIT_REACHED: { status: 409, meaning: 'The cap on seats held offline at once is reached.' },
+  OFFLINE_LEASE_ACTIVE: { status: 409, meaning: 'The lease is checked out offline until its Offline Expiry Date; release it with `force: true` (audited).' },
+  LEASE_NOT_OFFLINE: { status: 409, meaning: 'Returning an offline lease that is not offline.' },
+
+  // --- server --------------------------------------------------------------
+  SERVICE_UNAVAILABLE: { status: 503, meaning: 'The server is shutting down or not ready; retry on another node or later.' },
+  INTERNAL_ERROR: { status: 500, meaning: 'A bug: the server failed unexpectedly. The request id identifies it in the logs.' },
+} as const satisfies Record<string, { status: number; meaning: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function statusOf(code: ErrorCode): number {
+  return ERRORS[code].status;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERRORS, value);
+}
+
+/** The one error envelope: `{"error": {"code", "message", "requestId", ...details}}`. */
+export interface ErrorEnvelope {
+  error: {
+    code: ErrorCode;
+    message: string;
+    requestId?: string;
+    [detail: string]: unknown;
+  };
+}

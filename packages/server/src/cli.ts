@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/** The `floatd` command. `floatd serve` runs the server; later issues add admin commands. */
+import { Command } from 'commander';
+import { ConfigError, configFrom } from './config.js';
+import { startServer, VERSION } from './server.js';
+
+const program = new Command('floatd').description('floatd floating-license server').version(VERSION);
+
+program
+  .command('serve')
+  .description('run the server (embedded SQLite by default)')
+  .option('--host <host>', 'address to listen on (FLOATD_HOST, default 127.0.0.1)')
+  .option('--port <port>', 'port to listen on (FLOATD_PORT, default 7070)')
+  .option('--data-dir <dir>', 'data directory: database, signing keys, admin token (FLOATD_DATA_DIR, default ./data)')
+  .option('--database-url <url>', 'database (FLOATD_DATABASE_URL, default sqlite:<data-dir>/floatd.db)')
+  .option('--reclaim-interval <seconds>', 'seconds between reclamation sweeps (FLOATD_RECLAIM_INTERVAL_SECONDS, default 30)')
+  .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
+  .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
+  .action(async (flags: Record<string, string | boolean | undefined>) => {
+    let config;
+    try {
+      config = configFrom({
+        host: flags.host as string | undefined,
+        port: flags.port as string | undefined,
+        dataDir: flags.dataDir as string | undefined,
+        databaseUrl: flags.databaseUrl as string | undefined,
+        reclaimInterval: flags.reclaimInterval as string | undefined,
+        logLevel: flags.logLevel as string | undefined,
+        logRequests: flags.logRequests as boolean | undefined,
+      });
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`floatd: invalid configuration: ${err.message}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
+    const server = await startServer(config);
+    if (server.createdAdminSecret) {
+      process.stdout.write(
+        `\nfloatd: first start — created an admin token. It is shown only this once and kept in ${server.adminTokenFile} (mode 0600):\n\n  ${server.createdAdminSecret}\n\n`,
+      );
+    }
+    process.stdout.write(`floatd ${VERSION} listening on ${server.url} (data in ${config.dataDir})\n`);
+    const stop = (signal: string) => {
+      process.stdout.write(`floatd: ${signal} received, finishing in-flight requests\n`);
+      server.close().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`floatd: shutdown failed: ${String(err)}\n`);
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`floatd: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

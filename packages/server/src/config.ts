@@ -1,0 +1,82 @@
+/**
+ * Configuration from flags and environment (flags win), validated at start:
+ * a bad value stops the server with a message naming the setting.
+ */
+import { resolve } from 'node:path';
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** where the database is: SQLite file path (default `<dataDir>/floatd.db`) */
+  database: { kind: 'sqlite'; path: string };
+  reclaimIntervalSeconds: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logRequests: boolean;
+  sqliteSynchronous: 'NORMAL' | 'FULL';
+}
+
+export interface ConfigInput {
+  host?: string | undefined;
+  port?: string | undefined;
+  dataDir?: string | undefined;
+  databaseUrl?: string | undefined;
+  reclaimInterval?: string | undefined;
+  logLevel?: string | undefined;
+  logRequests?: string | boolean | undefined;
+  sqliteSynchronous?: string | undefined;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Reads FLOATD_* variables; flags given in `flags` take precedence. */
+export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.env): Config {
+  const pick = (flag: string | undefined, name: string) => (flag !== undefined ? flag : env[name]);
+  const input: ConfigInput = {
+    host: pick(flags.host, 'FLOATD_HOST'),
+    port: pick(flags.port, 'FLOATD_PORT'),
+    dataDir: pick(flags.dataDir, 'FLOATD_DATA_DIR'),
+    databaseUrl: pick(flags.databaseUrl, 'FLOATD_DATABASE_URL'),
+    reclaimInterval: pick(flags.reclaimInterval, 'FLOATD_RECLAIM_INTERVAL_SECONDS'),
+    logLevel: pick(flags.logLevel, 'FLOATD_LOG_LEVEL'),
+    logRequests: flags.logRequests ?? env.FLOATD_LOG_REQUESTS,
+    sqliteSynchronous: pick(flags.sqliteSynchronous, 'FLOATD_SQLITE_SYNCHRONOUS'),
+  };
+  return parseConfig(input);
+}
+
+export function parseConfig(i: ConfigInput): Config {
+  const host = i.host ?? '127.0.0.1';
+  if (!/^[A-Za-z0-9.:\-[\]]+$/.test(host)) throw new ConfigError(`FLOATD_HOST / --host: "${host}" is not a host name or IP address`);
+  const port = integer(i.port ?? '7070', 'FLOATD_PORT / --port', 0, 65535);
+  const dataDir = resolve(i.dataDir ?? './data');
+  if ((i.dataDir ?? './data').trim() === '') throw new ConfigError('FLOATD_DATA_DIR / --data-dir: must not be empty');
+  const reclaimIntervalSeconds = integer(i.reclaimInterval ?? '30', 'FLOATD_RECLAIM_INTERVAL_SECONDS / --reclaim-interval', 1, 86_400);
+  const logLevel = (i.logLevel ?? 'info') as Config['logLevel'];
+  if (!LEVELS.includes(logLevel)) throw new ConfigError(`FLOATD_LOG_LEVEL / --log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
+  const sync = (i.sqliteSynchronous ?? 'NORMAL').toUpperCase();
+  if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
+  const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
+  return { host, port, dataDir, database: database(i.databaseUrl, dataDir), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync };
+}
+
+function integer(raw: string, name: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name}: "${raw}" is not a whole number`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name}: ${n} is outside ${min}..${max}`);
+  return n;
+}
+
+function database(url: string | undefined, dataDir: string): Config['database'] {
+  if (url === undefined || url.trim() === '') return { kind: 'sqlite', path: resolve(dataDir, 'floatd.db') };
+  const m = /^(sqlite|file):(?:\/\/)?(.+)$/.exec(url.trim());
+  if (m?.[2]) return { kind: 'sqlite', path: resolve(m[2]) };
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    throw new ConfigError('FLOATD_DATABASE_URL: PostgreSQL is not available in this version yet; leave it unset for the embedded SQLite database');
+  }
+  throw new ConfigError(`FLOATD_DATABASE_URL: "${url}" is neither sqlite:PATH nor postgres://…`);
+}

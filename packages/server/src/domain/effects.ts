@@ -1,0 +1,33 @@
+/**
+ * What a domain decision asks the store to write. The store applies a decision's
+ * effects in order, inside the same transaction that read the state the decision
+ * was made on; a `seats` effect carries the guard (never above the seat count,
+ * never below zero) so an adapter refuses an over-allocation even if a decision were wrong.
+ */
+import type { AuditEntry, Device, Instance, Lease, License, Product } from './types.js';
+
+export type Effect =
+  | { type: 'product.insert'; product: Product }
+  | { type: 'product.update'; product: Product }
+  | { type: 'product.delete'; productId: string }
+  | { type: 'license.insert'; license: License }
+  | { type: 'license.update'; license: License }
+  | { type: 'license.delete'; licenseId: string }
+  | { type: 'license.trialStarted'; licenseId: string; at: number }
+  | { type: 'device.upsert'; device: Device }
+  | { type: 'lease.insert'; lease: Lease }
+  | { type: 'lease.update'; lease: Lease }
+  | { type: 'lease.delete'; leaseId: string }
+  | { type: 'instance.put'; leaseId: string; instance: Instance }
+  | { type: 'instance.delete'; leaseId: string; instanceId: string }
+  | { type: 'seats'; licenseId: string; used: number; offline: number }
+  | { type: 'audit'; entry: AuditEntry }
+  | { type: 'usage'; licenseId: string; at: number; seatsUsed: number; peak: number; checkouts: number; denials: number };
+
+/** Thrown by an adapter when a `seats` guard refuses: the transaction is rolled back. */
+export class SeatGuardError extends Error {
+  constructor(licenseId: string) {
+    super(`seat guard refused a change on ${licenseId}`);
+    this.name = 'SeatGuardError';
+  }
+}

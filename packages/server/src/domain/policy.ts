@@ -1,0 +1,97 @@
+/**
+ * License policy: defaults, consistency rules, and the gate every grant passes
+ * (suspended, subscription expired, trial expired).
+ */
+import type { CreateLicense, UpdateLicense } from '@floatd/protocol';
+import type { License, LicensePolicy } from './types.js';
+import { fail, ok, type DomainError, type Result } from './result.js';
+
+const DAY_MS = 86_400_000;
+
+export const DEFAULT_LEASE_TTL_SECONDS = 900;
+export const DEFAULT_MAX_INSTANCES_PER_DEVICE = 10;
+
+/** Fills the defaults of a new license's policy from what the admin sent. */
+export function policyFromCreate(input: CreateLicense): LicensePolicy {
+  const leaseTtlSeconds = input.leaseTtlSeconds === undefined ? DEFAULT_LEASE_TTL_SECONDS : input.leaseTtlSeconds;
+  return {
+    seats: input.seats,
+    model: input.model ?? 'permanent',
+    expiresAt: input.expiresAt ? Date.parse(input.expiresAt) : null,
+    trialDays: input.trialDays ?? null,
+    leaseTtlSeconds,
+    heartbeatIntervalSeconds: input.heartbeatIntervalSeconds ?? defaultHeartbeat(leaseTtlSeconds),
+    maxOfflineSeconds: input.maxOfflineSeconds ?? 0,
+    maxOfflineSeats: input.maxOfflineSeats ?? null,
+    maxInstancesPerDevice: input.maxInstancesPerDevice ?? DEFAULT_MAX_INSTANCES_PER_DEVICE,
+    counting: input.counting ?? 'per-device',
+    suspended: input.suspended ?? false,
+    metadata: input.metadata ?? {},
+  };
+}
+
+/** A third of the TTL, so two heartbeats may be lost before the lease dies; 5 minutes without a TTL. */
+function defaultHeartbeat(ttl: number | null): number {
+  return ttl === null ? 300 : Math.max(1, Math.floor(ttl / 3));
+}
+
+/** Applies an admin's partial update to a license's policy (the result still has to pass `checkPolicy`). */
+export function policyWithPatch(current: License, patch: UpdateLicense): LicensePolicy {
+  const next: LicensePolicy = {
+    seats: patch.seats ?? current.seats,
+    model: patch.model ?? current.model,
+    expiresAt: patch.expiresAt === undefined ? current.expiresAt : patch.expiresAt === null ? null : Date.parse(patch.expiresAt),
+    trialDays: patch.trialDays === undefined ? current.trialDays : patch.trialDays,
+    leaseTtlSeconds: patch.leaseTtlSeconds === undefined ? current.leaseTtlSeconds : patch.leaseTtlSeconds,
+    heartbeatIntervalSeconds: patch.heartbeatIntervalSeconds ?? current.heartbeatIntervalSeconds,
+    maxOfflineSeconds: patch.maxOfflineSeconds ?? current.maxOfflineSeconds,
+    maxOfflineSeats: patch.maxOfflineSeats === undefined ? current.maxOfflineSeats : patch.maxOfflineSeats,
+    maxInstancesPerDevice: patch.maxInstancesPerDevice ?? current.maxInstancesPerDevice,
+    counting: patch.counting ?? current.counting,
+    suspended: patch.suspended ?? current.suspended,
+    metadata: patch.metadata ?? current.metadata,
+  };
+  // A TTL change without a new interval keeps the interval valid by re-deriving it.
+  if (patch.leaseTtlSeconds !== undefined && patch.heartbeatIntervalSeconds === undefined && !intervalFits(next)) {
+    next.heartbeatIntervalSeconds = defaultHeartbeat(next.leaseTtlSeconds);
+  }
+  return next;
+}
+
+function intervalFits(p: LicensePolicy): boolean {
+  return p.leaseTtlSeconds === null || p.heartbeatIntervalSeconds < p.leaseTtlSeconds;
+}
+
+/** Rules that tie fields together; each field's own range is the schema's job. */
+export function checkPolicy(p: LicensePolicy): Result<LicensePolicy> {
+  const bad = (message: string) => fail('INVALID_POLICY', message);
+  if (p.model === 'subscription' && p.expiresAt === null) return bad('a subscription needs expiresAt');
+  if (p.model !== 'subscription' && p.expiresAt !== null) return bad(`expiresAt is only for subscriptions (model is ${p.model})`);
+  if (p.model === 'trial' && p.trialDays === null) return bad('a trial needs trialDays');
+  if (p.model !== 'trial' && p.trialDays !== null) return bad(`trialDays is only for trials (model is ${p.model})`);
+  if (!intervalFits(p)) {
+    return bad(`heartbeatIntervalSeconds (${p.heartbeatIntervalSeconds}) must be shorter than leaseTtlSeconds (${p.leaseTtlSeconds})`);
+  }
+  return ok(p);
+}
+
+/** When the license stops granting: subscription end, trial end, or null (never). */
+export function licenseEndsAt(license: License, now: number): number | null {
+  if (license.model === 'subscription') return license.expiresAt;
+  if (license.model === 'trial' && license.trialDays !== null) {
+    return (license.trialStartedAt ?? now) + license.trialDays * DAY_MS;
+  }
+  return null;
+}
+
+/** Why this license may not grant or renew a seat now, if it may not. */
+export function gate(license: License, now: number): DomainError | undefined {
+  if (license.suspended) return { code: 'LICENSE_SUSPENDED', message: 'this license key is suspended' };
+  const end = licenseEndsAt(license, now);
+  if (end !== null && end <= now) {
+    return license.model === 'trial'
+      ? { code: 'TRIAL_EXPIRED', message: `the trial ended at ${new Date(end).toISOString()}` }
+      : { code: 'LICENSE_EXPIRED', message: `the subscription expired at ${new Date(end).toISOString()}` };
+  }
+  return undefined;
+}

@@ -1,0 +1,87 @@
+/**
+ * Builds the fastify application over services made by the composition root.
+ * Routes are thin: validate (TypeBox schemas, also published as /openapi.json),
+ * call a service, map the result.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { Logger } from 'pino';
+import type { AppContext } from './context.js';
+import { installErrorHandling } from './errors.js';
+import { newId } from '../ids.js';
+import { clientRoutes } from './routes/client.js';
+import { adminRoutes } from './routes/admin.js';
+import { opsRoutes } from './routes/ops.js';
+
+export const BODY_LIMIT = 64 * 1024;
+
+// ajv-formats is CommonJS with a default export.
+type AddFormats = (ajv: Ajv) => Ajv;
+const addFormats: AddFormats =
+  (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
+
+function validators() {
+  // Bodies are JSON: no coercion (a string where a number belongs is an error), unknown fields rejected, nothing removed.
+  const body = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: false });
+  // Query strings and path parameters arrive as text: coerce "10" to 10 and "true" to true.
+  const text = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, allErrors: false, strict: false });
+  addFormats(body);
+  addFormats(text);
+  return { body, text };
+}
+
+export interface AppOptions {
+  logger: Logger | false;
+  /** log every request (off by default: the hot paths are measured per request) */
+  logRequests?: boolean;
+}
+
+export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger || undefined,
+    disableRequestLogging: !opts.logRequests,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => newId('req'),
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+  }) as unknown as FastifyInstance;
+
+  const ajv = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.text).compile(schema));
+  installErrorHandling(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'floatd', version: ctx.version, description: 'Floating-license server: seats, leases, offline checkout, reclamation.' },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'Admin token (printed once on first start, kept in data/admin-token)' },
+          licenseKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'License <key>' },
+        },
+      },
+    },
+  });
+
+  // A POST without a body validates as an empty object, so "missing field" is reported instead of "body must be object".
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') req.body = {};
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    ctx.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    ctx.metrics.duration.observe({ route }, reply.elapsedTime / 1000);
+  });
+
+  opsRoutes(app, ctx);
+  await app.register(async (scope) => clientRoutes(scope, ctx));
+  await app.register(async (scope) => adminRoutes(scope, ctx));
+  return app;
+}

@@ -1,0 +1,34 @@
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../domain/clock.js';
+import type { KeyRing } from '../keys.js';
+import type { AdminAuth } from '../service/auth.js';
+import type { CatalogueService } from '../service/catalogue.js';
+import type { LicensingService } from '../service/licensing.js';
+import type { Metrics } from '../service/metrics.js';
+import type { ReclaimService } from '../service/reclaim.js';
+import type { Store } from '../store/port.js';
+import type { AdminToken } from '../domain/types.js';
+
+/** What routes may use: services built once by the composition root. */
+export interface AppContext {
+  store: Store;
+  clock: Clock;
+  keys: KeyRing;
+  auth: AdminAuth;
+  licensing: LicensingService;
+  catalogue: CatalogueService;
+  reclaim: ReclaimService;
+  metrics: Metrics;
+  version: string;
+}
+
+export type Routes = (app: FastifyInstance, ctx: AppContext) => void;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** canonical license key of a client request (set by the client auth hook) */
+    licenseKey: string;
+    /** the admin token of an admin request (set by the admin auth hook) */
+    admin: AdminToken;
+  }
+}

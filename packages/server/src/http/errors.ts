@@ -1,0 +1,70 @@
+/**
+ * The one error envelope, and the mapping of every failure to it: domain
+ * refusals (values, turned into `ApiError` here in the HTTP layer), schema
+ * validation, body parsing, unknown routes, and — as a last resort — bugs.
+ * Only this layer picks status codes.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ERRORS, type ErrorCode, type ErrorEnvelope } from '@floatd/protocol';
+import type { DomainError, Result } from '../domain/result.js';
+import { SeatGuardError } from '../domain/effects.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+  static of(e: DomainError): ApiError {
+    return new ApiError(e.code, e.message, e.details);
+  }
+}
+
+/** The value of an ok result, or throws its refusal as an `ApiError` for the error handler. */
+export function unwrap<T>(r: Result<T>): T {
+  if (!r.ok) throw ApiError.of(r.error);
+  return r.value;
+}
+
+export function envelope(code: ErrorCode, message: string, requestId: string, details: Record<string, unknown> = {}): ErrorEnvelope {
+  return { error: { ...details, code, message, requestId } };
+}
+
+function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, message: string, details?: Record<string, unknown>) {
+  if (code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+  return reply.code(ERRORS[code].status).type('application/json').send(envelope(code, message, req.id, details));
+}
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((req, reply) => send(reply, req, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  app.setErrorHandler((err: FastifyError | ApiError | Error, req, reply) => {
+    if (err instanceof ApiError) return send(reply, req, err.code, err.message, err.details);
+    if (err instanceof SeatGuardError) {
+      // The store's guard refused what a decision allowed: never grant; report as no seat and log loudly.
+      req.log.error({ err }, 'seat guard refused a decision');
+      return send(reply, req, 'NO_SEATS_AVAILABLE', 'no seat is available');
+    }
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      const first = fe.validation[0];
+      const where = fe.validationContext ?? 'request';
+      const path = first?.instancePath ? first.instancePath : '';
+      const extra = first?.keyword === 'additionalProperties' ? ` '${String((first.params as { additionalProperty?: string }).additionalProperty)}'` : '';
+      return send(reply, req, 'VALIDATION_FAILED', `${where}${path} ${first?.message ?? 'is invalid'}${extra}`, { field: `${where}${path}` });
+    }
+    const status = fe.statusCode ?? 500;
+    if (status === 413) return send(reply, req, 'PAYLOAD_TOO_LARGE', 'the request body is too large (limit 64 KiB)');
+    if (status === 415) return send(reply, req, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
+    if (status >= 400 && status < 500) {
+      const parse = err instanceof SyntaxError || (fe.code ?? '').startsWith('FST_ERR_CTP');
+      return send(reply, req, parse ? 'MALFORMED_JSON' : 'VALIDATION_FAILED', parse ? `the body is not valid JSON: ${err.message}` : err.message);
+    }
+    if (status === 503) return send(reply, req, 'SERVICE_UNAVAILABLE', 'the server is shutting down');
+    req.log.error({ err }, 'unhandled error');
+    return send(reply, req, 'INTERNAL_ERROR', 'internal error; quote the request id when reporting it');
+  });
+}

@@ -1,0 +1,30 @@
+/** Random identifiers: `prefix_` + 20 base62 characters (119 bits), never sequential. */
+import { randomBytes, randomInt } from 'node:crypto';
+import { formatKey, KEY_ALPHABET } from '@floatd/protocol';
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+export type IdPrefix = 'prd' | 'lic' | 'dev' | 'lse' | 'tok' | 'req';
+
+export function newId(prefix: IdPrefix): string {
+  // 248 = 4 * 62: bytes at or above it are redrawn so every character is equally likely.
+  let out = prefix + '_';
+  while (out.length < prefix.length + 21) {
+    for (const b of randomBytes(32)) {
+      if (b < 248 && out.length < prefix.length + 21) out += BASE62[b % 62];
+    }
+  }
+  return out;
+}
+
+/** A new license key: 24 random Crockford base32 symbols (120 bits) and a check symbol. */
+export function newLicenseKey(): string {
+  let body = '';
+  for (let i = 0; i < 24; i++) body += KEY_ALPHABET[randomInt(KEY_ALPHABET.length)];
+  return formatKey(body);
+}
+
+/** A new admin token secret: shown once, stored only as its SHA-256. */
+export function newAdminSecret(): string {
+  return 'fdt_' + randomBytes(32).toString('base64url');
+}

@@ -1,0 +1,134 @@
+/**
+ * The server's Ed25519 signing keys and the lease tokens they sign.
+ *
+ * Keys are parsed once into `KeyObject`s (parsing a PEM/JWK per signature costs
+ * ~13x the signature). The newest key signs; older keys stay published in the
+ * JWKS until `retiresAt`, so tokens they signed keep verifying after a rotation.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SignJWT, type JWK } from 'jose';
+import { TOKEN_ALG, TOKEN_ISSUER, type LeaseTokenClaims } from '@floatd/protocol';
+
+export interface StoredSigningKey {
+  kid: string;
+  createdAt: number;
+  /** null while the key signs or until retired; afterwards the time it leaves the JWKS */
+  retiresAt: number | null;
+  privateJwk: JWK;
+}
+
+/** Where the key ring is kept (a file in the data directory; the database in a cluster). */
+export interface KeyPersistence {
+  load(): Promise<StoredSigningKey[]>;
+  save(keys: StoredSigningKey[]): Promise<void>;
+}
+
+interface LoadedKey {
+  stored: StoredSigningKey;
+  privateKey: KeyObject;
+  publicJwk: JWK;
+}
+
+export class KeyRing {
+  private keys: LoadedKey[] = [];
+
+  private constructor(private readonly persistence: KeyPersistence) {}
+
+  /** Loads the ring, creating the first key on first start. */
+  static async open(persistence: KeyPersistence, now: number): Promise<KeyRing> {
+    const ring = new KeyRing(persistence);
+    const stored = await persistence.load();
+    ring.keys = stored.map(load);
+    if (ring.keys.length === 0) {
+      ring.keys = [load(generate(now))];
+      await persistence.save(ring.keys.map((k) => k.stored));
+    }
+    return ring;
+  }
+
+  private get current(): LoadedKey {
+    return this.keys[this.keys.length - 1]!;
+  }
+
+  get currentKid(): string {
+    return this.current.stored.kid;
+  }
+
+  /** Public keys to publish at /.well-known/jwks.json: the signing key and every retired key not yet past `retiresAt`. */
+  jwks(now: number): { keys: JWK[] } {
+    return {
+      keys: this.keys
+        .filter((k) => k.stored.retiresAt === null || k.stored.retiresAt > now)
+        .map((k) => k.publicJwk)
+        .reverse(),
+    };
+  }
+
+  /**
+   * Starts signing with a new key; the old ones stay published for `keepOldSeconds`
+   * (at least the longest token they may have signed: lease TTL or offline period).
+   */
+  async rotate(now: number, keepOldSeconds: number): Promise<string> {
+    for (const k of this.keys) if (k.stored.retiresAt === null) k.stored.retiresAt = now + keepOldSeconds * 1000;
+    const next = load(generate(now));
+    this.keys = [...this.keys.filter((k) => k.stored.retiresAt! > now), next];
+    await this.persistence.save(this.keys.map((k) => k.stored));
+    return next.stored.kid;
+  }
+
+  /** Signs lease-token claims with the current key. */
+  async sign(claims: Omit<LeaseTokenClaims, 'iss'>): Promise<string> {
+    const { iat, exp, ...rest } = claims;
+    const jwt = new SignJWT({ ...rest }).setProtectedHeader({ alg: TOKEN_ALG, kid: this.current.stored.kid, typ: 'JWT' }).setIssuer(TOKEN_ISSUER).setIssuedAt(iat);
+    if (exp !== undefined) jwt.setExpirationTime(exp);
+    return jwt.sign(this.current.privateKey);
+  }
+}
+
+function generate(now: number): StoredSigningKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const privateJwk = privateKey.export({ format: 'jwk' }) as JWK;
+  const kid = createHash('sha256').update(String(privateJwk.x)).update(randomBytes(8)).digest('base64url').slice(0, 16);
+  return { kid, createdAt: now, retiresAt: null, privateJwk };
+}
+
+function load(stored: StoredSigningKey): LoadedKey {
+  const privateKey = createPrivateKey({ key: stored.privateJwk as import('node:crypto').JsonWebKey, format: 'jwk' });
+  const pub = createPublicKey(privateKey).export({ format: 'jwk' }) as JWK;
+  return { stored, privateKey, publicJwk: { ...pub, kid: stored.kid, alg: TOKEN_ALG, use: 'sig' } };
+}
+
+/** The key ring as a file in the data directory, mode 0600, replaced atomically. */
+export function fileKeyPersistence(dataDir: string): KeyPersistence {
+  const file = join(dataDir, 'signing-keys.json');
+  return {
+    async load() {
+      try {
+        return JSON.parse(await readFile(file, 'utf8')) as StoredSigningKey[];
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw new Error(`cannot read the signing keys at ${file}: ${(err as Error).message}`);
+      }
+    },
+    async save(keys) {
+      await mkdir(dataDir, { recursive: true });
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify(keys, null, 2), { mode: 0o600 });
+      await chmod(tmp, 0o600);
+      await rename(tmp, file);
+    },
+  };
+}
+
+/** Keys held only in memory (tests). */
+export function memoryKeyPersistence(): KeyPersistence {
+  let keys: StoredSigningKey[] = [];
+  return {
+    load: async () => keys,
+    save: async (k) => {
+      keys = k;
+    },
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * Composition root: builds the store, keys, services and HTTP app once, starts
+ * the background reclaimer, and closes everything in order on shutdown.
+ */
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { systemClock, type Clock } from './domain/clock.js';
+import { buildApp } from './http/app.js';
+import { fileKeyPersistence, KeyRing } from './keys.js';
+import { AdminAuth } from './service/auth.js';
+import { CatalogueService } from './service/catalogue.js';
+import { LicensingService } from './service/licensing.js';
+import { createMetrics } from './service/metrics.js';
+import { ReclaimService, startReclaimer } from './service/reclaim.js';
+import { SqliteStore } from './store/sqlite/store.js';
+import type { Store } from './store/port.js';
+
+export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  store: Store;
+  reclaim: ReclaimService;
+  keys: KeyRing;
+  /** the first admin token's secret, only on the start that created it */
+  createdAdminSecret: string | undefined;
+  adminTokenFile: string;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  clock?: Clock;
+  logger?: Logger | false;
+  /** run the background reclaimer (default true) */
+  reclaimer?: boolean;
+}
+
+export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger === undefined ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] }) : opts.logger;
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
+  const keys = await KeyRing.open(fileKeyPersistence(config.dataDir), clock.now());
+  const auth = new AdminAuth(store);
+  const adminTokenFile = join(config.dataDir, 'admin-token');
+  let createdAdminSecret: string | undefined;
+  if ((await store.countAdminTokens()) === 0) {
+    const { secret } = await auth.create('initial', 'admin', clock.now());
+    await writeFile(adminTokenFile, secret + '\n', { mode: 0o600 });
+    await chmod(adminTokenFile, 0o600);
+    createdAdminSecret = secret;
+  }
+
+  const metrics = createMetrics(store);
+  const reclaim = new ReclaimService(store, clock, metrics);
+  const app = await buildApp(
+    {
+      store,
+      clock,
+      keys,
+      auth,
+      metrics,
+      reclaim,
+      licensing: new LicensingService(store, clock, keys, metrics),
+      catalogue: new CatalogueService(store, clock, metrics),
+      version: VERSION,
+    },
+    { logger, logRequests: config.logRequests },
+  );
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const reclaimer = opts.reclaimer === false ? undefined : startReclaimer(reclaim, config.reclaimIntervalSeconds, (err) => logger && logger.error({ err }, 'reclaimer sweep failed'));
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    url: `http://${host}:${port}`,
+    store,
+    reclaim,
+    keys,
+    createdAdminSecret,
+    adminTokenFile,
+    close() {
+      closing ??= (async () => {
+        await reclaimer?.stop();
+        await app.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * Administrators' operations on products and license keys, and admin seat
+ * actions (force release). Writes go through a store transaction with an audit
+ * entry naming the actor.
+ */
+import type { CreateLicense, CreateProduct, UpdateLicense, UpdateProduct } from '@floatd/protocol';
+import type { Clock } from '../domain/clock.js';
+import type { Effect } from '../domain/effects.js';
+import { checkPolicy, policyFromCreate, policyWithPatch } from '../domain/policy.js';
+import { fail, ok, type Result } from '../domain/result.js';
+import { decideRelease, decideReleaseAll } from '../domain/seats.js';
+import type { AuditEntry, License, Product } from '../domain/types.js';
+import { newId, newLicenseKey } from '../ids.js';
+import type { Store } from '../store/port.js';
+import type { Metrics } from './metrics.js';
+
+export class CatalogueService {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async createProduct(input: CreateProduct, actor: string): Promise<Product> {
+    const now = this.clock.now();
+    const product: Product = { id: newId('prd'), name: input.name, metadata: input.metadata ?? {}, createdAt: now, updatedAt: now };
+    await this.store.transaction((tx) => tx.apply([{ type: 'product.insert', product }, audit(now, 'product.created', actor, null, { productId: product.id, name: product.name })]));
+    return product;
+  }
+
+  async updateProduct(id: string, patch: UpdateProduct, actor: string): Promise<Result<Product>> {
+    const now = this.clock.now();
+    return this.store.transaction(async (tx) => {
+      const current = await tx.product(id);
+      if (!current) return fail('PRODUCT_NOT_FOUND', `no product ${id}`);
+      const product: Product = { ...current, name: patch.name ?? current.name, metadata: patch.metadata ?? current.metadata, updatedAt: now };
+      await tx.apply([{ type: 'product.update', product }, audit(now, 'product.updated', actor, null, { productId: id, changed: Object.keys(patch) })]);
+      return ok(product);
+    });
+  }
+
+  async deleteProduct(id: string, actor: string): Promise<Result<{ deleted: true }>> {
+    const now = this.clock.now();
+    return this.store.transaction(async (tx) => {
+      if (!(await tx.product(id))) return fail('PRODUCT_NOT_FOUND', `no product ${id}`);
+      const n = await tx.licenseCountOfProduct(id);
+      if (n > 0) return fail('PRODUCT_HAS_LICENSES', `product ${id} still owns ${n} license key(s); delete them first`, { licenses: n });
+      await tx.apply([{ type: 'product.delete', productId: id }, audit(now, 'product.deleted', actor, null, { productId: id })]);
+      return ok({ deleted: true as const });
+    });
+  }
+
+  async createLicense(input: CreateLicense, actor: string): Promise<Result<License>> {
+    const now = this.clock.now();
+    const policy = checkPolicy(policyFromCreate(input));
+    if (!policy.ok) return policy;
+    return this.store.transaction(async (tx) => {
+      if (!(await tx.product(input.productId))) return fail('PRODUCT_NOT_FOUND', `no product ${input.productId}`);
+      const license: License = {
+        ...policy.value,
+        id: newId('lic'),
+        productId: input.productId,
+        key: newLicenseKey(),
+        trialStartedAt: null,
+        seatsUsed: 0,
+        seatsOffline: 0,
+        createdAt: now,
+        updatedAt: now,
+      };
+      await tx.apply([{ type: 'license.insert', license }, audit(now, 'license.created', actor, license.id, { productId: license.productId, seats: license.seats, model: license.model })]);
+      return ok(license);
+    });
+  }
+
+  async updateLicense(id: string, patch: UpdateLicense, actor: string): Promise<Result<License>> {
+    const now = this.clock.now();
+    return this.store.transaction(async (tx) => {
+      const current = await tx.lockLicense(id);
+      if (!current) return fail('LICENSE_NOT_FOUND', `no license ${id}`);
+      const policy = checkPolicy(policyWithPatch(current, patch));
+      if (!policy.ok) return policy;
+      const license: License = { ...current, ...policy.value, updatedAt: now };
+      const changed = Object.fromEntries(Object.entries(patch).filter(([k]) => k !== 'metadata'));
+      await tx.apply([{ type: 'license.update', license }, audit(now, 'license.updated', actor, id, { changed, metadataChanged: patch.metadata !== undefined })]);
+      return ok(license);
+    });
+  }
+
+  /** Deletes a license key; refused while seats are held unless `force`, which releases them first (audited). */
+  async deleteLicense(id: string, force: boolean, actor: string): Promise<Result<{ deleted: true; released: number }>> {
+    const now = this.clock.now();
+    return this.store.transaction(async (tx) => {
+      const license = await tx.lockLicense(id);
+      if (!license) return fail('LICENSE_NOT_FOUND', `no license ${id}`);
+      if (license.seatsUsed > 0 && !force) {
+        return fail('SEATS_HELD', `${license.seatsUsed} seat(s) are held on this license; pass force=true to release them and delete`, { seatsUsed: license.seatsUsed });
+      }
+      const leases = await tx.leasesOfLicense(id);
+      const effects: Effect[] = [
+        ...decideReleaseAll(license, leases, now, actor),
+        { type: 'license.delete', licenseId: id },
+        audit(now, 'license.deleted', actor, id, { forced: force, released: leases.length }),
+      ];
+      await tx.apply(effects);
+      return ok({ deleted: true as const, released: leases.length });
+    });
+  }
+
+  /** Admin release of one lease (see `decideRelease` for the offline rule). */
+  async releaseLease(leaseId: string, force: boolean, actor: string) {
+    const now = this.clock.now();
+    const result = await this.store.transaction(async (tx) => {
+      const seen = await tx.lease(leaseId);
+      if (!seen) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
+      const license = await tx.lockLicense(seen.licenseId);
+      if (!license) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
+      // Read again under the license lock: another node may have changed it in between.
+      const d = decideRelease({ license, lease: await tx.lease(leaseId) }, { leaseId, force, actor }, now);
+      await tx.apply(d.effects);
+      return d.result;
+    });
+    if (result.ok) this.metrics.released.inc({ reason: 'force-release' });
+    return result;
+  }
+}
+
+function audit(at: number, type: AuditEntry['type'], actor: string, licenseId: string | null, data: Record<string, unknown>): Effect {
+  return { type: 'audit', entry: { at, type, actor, licenseId, deviceId: null, leaseId: null, reason: null, data } };
+}

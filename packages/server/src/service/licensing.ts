@@ -1,0 +1,207 @@
+/**
+ * Client-facing seat operations. Each one is a single store transaction:
+ * lock the license, read what the decision needs, decide (pure domain), write
+ * the decision's effects. Tokens are signed after commit, outside the lock.
+ */
+import { createHash } from 'node:crypto';
+import type { CheckoutRequest, OfflineCheckoutRequest, SyncRequest } from '@floatd/protocol';
+import type { Clock } from '../domain/clock.js';
+import { licenseEndsAt } from '../domain/policy.js';
+import { fail, ok, type Result } from '../domain/result.js';
+import {
+  decideCheckin,
+  decideCheckout,
+  decideHeartbeat,
+  decideOfflineCheckout,
+  decideReturnOffline,
+  decideSync,
+  type CheckinOutcome,
+  type CheckoutState,
+  type Decision,
+  type Granted,
+  type LeaseState,
+  type SyncOutcome,
+} from '../domain/seats.js';
+import type { License } from '../domain/types.js';
+import { newId } from '../ids.js';
+import type { KeyRing } from '../keys.js';
+import type { Store, StoreTx } from '../store/port.js';
+import type { Metrics } from './metrics.js';
+
+/** How many dead leases a full checkout frees at most in its own transaction (the reclaimer does the rest). */
+const DEAD_LEASES_PER_CHECKOUT = 32;
+const ACTOR = 'client';
+
+export interface SignedGrant {
+  granted: Granted;
+  token: string;
+  serverTime: number;
+}
+
+const invalidKey = () => fail('INVALID_LICENSE_KEY', 'the license key is not valid');
+
+export class LicensingService {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly keys: KeyRing,
+    private readonly metrics: Metrics,
+  ) {}
+
+  checkout(key: string, req: CheckoutRequest): Promise<Result<SignedGrant>> {
+    return this.grant(key, req, (state, now) =>
+      decideCheckout(state, { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR }, now),
+    );
+  }
+
+  offlineCheckout(key: string, req: OfflineCheckoutRequest): Promise<Result<SignedGrant>> {
+    return this.grant(key, req, (state, now) =>
+      decideOfflineCheckout(state, { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR }, now),
+    );
+  }
+
+  async heartbeat(key: string, leaseId: string, instanceId: string): Promise<Result<SignedGrant>> {
+    const now = this.clock.now();
+    const result = await this.store.transaction(async (tx) => {
+      const state = await this.leaseState(tx, key, leaseId);
+      if (!state) return invalidKey();
+      return this.applied(tx, decideHeartbeat(state, { leaseId, instanceId, actor: ACTOR }, now));
+    });
+    return this.signed(result, now);
+  }
+
+  async checkin(key: string, leaseId: string, instanceId: string): Promise<Result<CheckinOutcome>> {
+    const now = this.clock.now();
+    const result = await this.store.transaction(async (tx) => {
+      const state = await this.leaseState(tx, key, leaseId);
+      if (!state) return invalidKey();
+      return this.applied(tx, decideCheckin(state, { leaseId, instanceId, actor: ACTOR }, now));
+    });
+    if (result.ok && result.value.released) this.metrics.released.inc({ reason: 'checkin' });
+    return result;
+  }
+
+  async returnOffline(key: string, leaseId: string): Promise<Result<{ released: true }>> {
+    const now = this.clock.now();
+    const result = await this.store.transaction(async (tx) => {
+      const state = await this.leaseState(tx, key, leaseId);
+      if (!state) return invalidKey();
+      return this.applied(tx, decideReturnOffline(state, { leaseId, actor: ACTOR }, now));
+    });
+    if (result.ok) this.metrics.released.inc({ reason: 'offline-returned' });
+    return result;
+  }
+
+  async sync(key: string, req: SyncRequest): Promise<Result<SyncOutcome>> {
+    const now = this.clock.now();
+    const result = await this.store.transaction(async (tx) => {
+      const license = await tx.lockLicenseByKey(key);
+      if (!license) return invalidKey();
+      const device = await tx.device(license.id, req.fingerprint);
+      const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
+      return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
+    });
+    if (result.ok && result.value.released.length) this.metrics.released.inc({ reason: 'synced' }, result.value.released.length);
+    return result;
+  }
+
+  /** What the client may show: the license's state and, with a fingerprint, its own lease. */
+  async info(key: string, fingerprint: string | undefined) {
+    const license = await this.store.getLicenseByKey(key);
+    if (!license) return invalidKey();
+    let lease = undefined;
+    if (fingerprint) {
+      lease = await this.store.transaction(async (tx) => {
+        const device = await tx.device(license.id, fingerprint);
+        return device ? (await tx.leasesOfDevice(device.id))[0] : undefined;
+      });
+    }
+    return ok({ license, lease, serverTime: this.clock.now() });
+  }
+
+  // -------------------------------------------------------------------------
+
+  private async grant(
+    key: string,
+    req: { fingerprint: string },
+    decide: (state: CheckoutState, now: number) => Decision<Granted>,
+  ): Promise<Result<SignedGrant>> {
+    const now = this.clock.now();
+    const result = await this.store.transaction(async (tx) => {
+      const license = await tx.lockLicenseByKey(key);
+      if (!license) return invalidKey();
+      const device = await tx.device(license.id, req.fingerprint);
+      const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
+      const full = license.seatsUsed >= license.seats;
+      const state: CheckoutState = {
+        license,
+        device,
+        deviceLeases,
+        deadLeases: full ? await tx.deadLeases(license.id, now, DEAD_LEASES_PER_CHECKOUT) : [],
+        earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
+      };
+      const decision = decide(state, now);
+      const freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
+      if (freed) this.metrics.released.inc({ reason: 'expired' }, freed);
+      return this.applied(tx, decision);
+    });
+    if (result.ok) {
+      if (result.value.created) this.metrics.grants.inc();
+    } else if (result.error.code === 'NO_SEATS_AVAILABLE') {
+      this.metrics.denials.inc();
+    }
+    return this.signed(result, now);
+  }
+
+  private async leaseState(tx: StoreTx, key: string, leaseId: string): Promise<LeaseState | undefined> {
+    const license = await tx.lockLicenseByKey(key);
+    if (!license) return undefined;
+    const lease = await tx.lease(leaseId);
+    const owned = lease && lease.licenseId === license.id ? lease : undefined;
+    const device = owned ? await tx.deviceById(owned.deviceId) : undefined;
+    return { license, lease: owned, device };
+  }
+
+  /** Writes a decision's effects (a refusal may carry counters too) and hands back its result. */
+  private async applied<T>(tx: StoreTx, d: Decision<T>): Promise<Result<T>> {
+    await tx.apply(d.effects);
+    return d.result;
+  }
+
+  private async signed(result: Result<Granted>, now: number): Promise<Result<SignedGrant>> {
+    if (!result.ok) return result;
+    const g = result.value;
+    const token = await this.keys.sign(leaseClaims(g, now));
+    return ok({ granted: g, token, serverTime: now });
+  }
+}
+
+/** A token never outlives its lease, its Offline Expiry Date, or the license itself. */
+export function tokenExpiry(license: License, lease: Granted['lease'], now: number): number | null {
+  const candidates = [lease.offline ? lease.offlineExpiresAt : lease.expiresAt, licenseEndsAt(license, now)].filter(
+    (x): x is number => x !== null,
+  );
+  return candidates.length ? Math.min(...candidates) : null;
+}
+
+export function fingerprintHash(fingerprint: string): string {
+  return createHash('sha256').update(fingerprint).digest('base64url');
+}
+
+function leaseClaims(g: Granted, now: number) {
+  const exp = tokenExpiry(g.license, g.lease, now);
+  return {
+    sub: g.lease.id,
+    lic: g.license.id,
+    prd: g.license.productId,
+    dev: g.device.id,
+    fph: fingerprintHash(g.device.fingerprint),
+    ins: g.instanceId,
+    lse: g.lease.id,
+    iat: Math.floor(now / 1000),
+    ...(exp !== null ? { exp: Math.floor(exp / 1000) } : {}),
+    offline: g.lease.offline,
+    ...(g.lease.offline && g.lease.offlineExpiresAt !== null ? { oed: Math.floor(g.lease.offlineExpiresAt / 1000) } : {}),
+    hbi: g.license.heartbeatIntervalSeconds,
+  };
+}

@@ -1,0 +1,42 @@
+/** Prometheus metrics (prom-client), one registry per server instance so tests can run several. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from '../store/port.js';
+
+export interface Metrics {
+  registry: Registry;
+  requests: Counter<'method' | 'route' | 'status'>;
+  duration: Histogram<'route'>;
+  grants: Counter;
+  denials: Counter;
+  released: Counter<'reason'>;
+  reclaimed: Counter;
+}
+
+export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'floatd_process_' });
+  const requests = new Counter({ name: 'floatd_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'] as const, registers: [registry] });
+  const duration = new Histogram({
+    name: 'floatd_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames: ['route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [registry],
+  });
+  const grants = new Counter({ name: 'floatd_seat_grants_total', help: 'New seats granted (checkout and offline checkout)', registers: [registry] });
+  const denials = new Counter({ name: 'floatd_seat_denials_total', help: 'Checkouts denied with NO_SEATS_AVAILABLE', registers: [registry] });
+  const released = new Counter({ name: 'floatd_seat_releases_total', help: 'Seats returned to the pool, by reason', labelNames: ['reason'] as const, registers: [registry] });
+  const reclaimed = new Counter({ name: 'floatd_seats_reclaimed_total', help: 'Dead leases freed by the reclaimer or "reclaim now"', registers: [registry] });
+  new Gauge({
+    name: 'floatd_seats_in_use',
+    help: 'Seats held right now, over all licenses',
+    labelNames: ['mode'] as const,
+    registers: [registry],
+    async collect() {
+      const t = await store.seatTotals();
+      this.set({ mode: 'all' }, t.seatsUsed);
+      this.set({ mode: 'offline' }, t.seatsOffline);
+    },
+  });
+  return { registry, requests, duration, grants, denials, released, reclaimed };
+}

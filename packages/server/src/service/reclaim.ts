@@ -1,0 +1,72 @@
+/**
+ * Reclamation: frees seats whose holder went silent (crash, sleep, lost
+ * network). Runs on a timer (the reclaimer job) and on demand ("reclaim now").
+ * One transaction per license and batch, so a big sweep never holds the lock long.
+ */
+import type { Clock } from '../domain/clock.js';
+import { decideReclaim, type Reclaimed } from '../domain/seats.js';
+import type { Store } from '../store/port.js';
+import type { Metrics } from './metrics.js';
+
+const BATCH = 500;
+
+export class ReclaimService {
+  private running: Promise<Reclaimed & { ranAt: number }> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Frees every dead lease now. Concurrent calls share one sweep. */
+  sweep(actor: string): Promise<Reclaimed & { ranAt: number }> {
+    this.running ??= this.run(actor).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async run(actor: string): Promise<Reclaimed & { ranAt: number }> {
+    const now = this.clock.now();
+    const total: Reclaimed = { freed: [], instancesDropped: 0 };
+    for (const licenseId of await this.store.licensesToSweep(now)) {
+      for (;;) {
+        const batch = await this.store.transaction(async (tx) => {
+          const license = await tx.lockLicense(licenseId);
+          if (!license) return { freed: [], instancesDropped: 0, more: false };
+          const candidates = await tx.sweepCandidates(licenseId, now, BATCH);
+          const d = decideReclaim(license, candidates, now, actor);
+          await tx.apply(d.effects);
+          const done = d.result.ok ? d.result.value : { freed: [], instancesDropped: 0 };
+          // Every candidate is dead or has a dead instance, so a full batch that changed nothing would loop forever.
+          const progressed = done.freed.length > 0 || done.instancesDropped > 0;
+          return { ...done, more: candidates.length === BATCH && progressed };
+        });
+        total.freed.push(...batch.freed);
+        total.instancesDropped += batch.instancesDropped;
+        if (!batch.more) break;
+      }
+    }
+    if (total.freed.length) {
+      this.metrics.reclaimed.inc(total.freed.length);
+      this.metrics.released.inc({ reason: 'expired' }, total.freed.length);
+    }
+    return { ...total, ranAt: now };
+  }
+}
+
+/** The background reclaimer: a sweep every `intervalSeconds`, never two at once. */
+export function startReclaimer(service: ReclaimService, intervalSeconds: number, onError: (err: unknown) => void): { stop(): Promise<void> } {
+  let current: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    current = service.sweep('reclaimer').catch(onError);
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await current;
+    },
+  };
+}

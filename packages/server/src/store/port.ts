@@ -1,0 +1,115 @@
+/**
+ * The Store port: the one interface between floatd and its database. Two
+ * adapters implement it (SQLite embedded, PostgreSQL for clusters) and one
+ * contract test suite runs against both.
+ *
+ * Concurrency guarantee: `transaction(fn)` runs `fn` as one atomic, isolated
+ * unit. Every read made through the `StoreTx` after `lockLicense*` sees the
+ * license and its leases as no concurrent transaction can change them until
+ * this one commits (SQLite: `BEGIN IMMEDIATE`, one writer at a time;
+ * PostgreSQL: the license row is locked `FOR UPDATE`). Seat decisions are made
+ * on that locked state and their effects written before commit, so two
+ * checkouts can never both take the last seat. In addition the `seats` effect
+ * is a guarded update that refuses to go above the seat count or below zero
+ * (and throws `SeatGuardError`, rolling back) — a second line of defence that
+ * does not rely on the decision being right.
+ */
+import type { Effect } from '../domain/effects.js';
+import type { AdminToken, AuditEntry, AuditType, Device, Lease, License, Product } from '../domain/types.js';
+
+export interface PageRequest {
+  limit: number;
+  cursor?: string | undefined;
+}
+export interface PageOf<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface AuditFilter extends PageRequest {
+  licenseId?: string | undefined;
+  deviceId?: string | undefined;
+  leaseId?: string | undefined;
+  type?: AuditType | undefined;
+  from?: number | undefined;
+  to?: number | undefined;
+}
+
+export interface StoredAudit extends AuditEntry {
+  id: number;
+}
+
+export interface UsageRow {
+  /** start of the hour, ms */
+  hour: number;
+  peakSeats: number;
+  seatsAtEnd: number;
+  checkouts: number;
+  denials: number;
+}
+
+/** Device with what it holds on its license right now (admin view). */
+export interface DeviceView extends Device {
+  seatsHeld: number;
+  instanceCount: number;
+  offlineExpiresAt: number | null;
+}
+
+export interface LeaseView extends Lease {
+  device: Device;
+}
+
+export interface StoreTx {
+  /** Reads and locks a license by its key (see the guarantee above). */
+  lockLicenseByKey(key: string): Promise<License | undefined>;
+  /** Reads and locks a license by id. */
+  lockLicense(id: string): Promise<License | undefined>;
+  device(licenseId: string, fingerprint: string): Promise<Device | undefined>;
+  deviceById(id: string): Promise<Device | undefined>;
+  /** The device's leases, with their instances. */
+  leasesOfDevice(deviceId: string): Promise<Lease[]>;
+  lease(id: string): Promise<Lease | undefined>;
+  /** Leases of the license whose expiry is at or before `now` (oldest first, at most `limit`). */
+  deadLeases(licenseId: string, now: number, limit: number): Promise<Lease[]>;
+  /** The earliest expiry after `now` among the license's leases, or null. */
+  earliestExpiry(licenseId: string, now: number): Promise<number | null>;
+  /** Leases of the license that are dead or have dead instances (at most `limit`). */
+  sweepCandidates(licenseId: string, now: number, limit: number): Promise<Lease[]>;
+  /** All leases of a license (for a forced delete). */
+  leasesOfLicense(licenseId: string): Promise<Lease[]>;
+  licenseCountOfProduct(productId: string): Promise<number>;
+  product(id: string): Promise<Product | undefined>;
+  /** Writes a decision's effects, in order. Throws `SeatGuardError` if a seat guard refuses. */
+  apply(effects: readonly Effect[]): Promise<void>;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Runs `fn` as one atomic unit; commits when it returns, rolls back when it throws. */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+
+  // --- reads outside a seat transaction (admin views, may be a moment stale) ---
+  getProduct(id: string): Promise<Product | undefined>;
+  listProducts(page: PageRequest): Promise<PageOf<Product>>;
+  getLicense(id: string): Promise<License | undefined>;
+  getLicenseByKey(key: string): Promise<License | undefined>;
+  listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>>;
+  listLeases(licenseId: string): Promise<LeaseView[]>;
+  listDevices(licenseId: string): Promise<DeviceView[]>;
+  getLease(id: string): Promise<Lease | undefined>;
+  listAudit(filter: AuditFilter): Promise<PageOf<StoredAudit>>;
+  usage(licenseId: string, from: number, to: number): Promise<UsageRow[]>;
+  /** Licenses that have at least one lease or instance whose expiry is at or before `now`. */
+  licensesToSweep(now: number): Promise<string[]>;
+  /** Seats in use per license, for the metrics gauge. */
+  seatTotals(): Promise<{ seatsUsed: number; seatsOffline: number; leases: number }>;
+
+  // --- admin tokens (hashed at rest) ---
+  insertAdminToken(token: AdminToken): Promise<void>;
+  adminTokenByHash(hash: string): Promise<AdminToken | undefined>;
+  countAdminTokens(): Promise<number>;
+
+  /** Cheap round trip for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

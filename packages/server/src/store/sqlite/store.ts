@@ -1,0 +1,524 @@
+/**
+ * SQLite adapter of the Store port (embedded default), on better-sqlite3.
+ *
+ * Concurrency: one connection per process; `transaction` serialises seat
+ * transactions through a promise queue and opens each with `BEGIN IMMEDIATE`,
+ * which takes SQLite's write lock up front, so the state a decision reads
+ * cannot change before its effects are written — also against a second
+ * process on the same file (it waits up to `busy_timeout`). WAL mode lets
+ * readers run beside the writer.
+ */
+import Database from 'better-sqlite3';
+import { SeatGuardError, type Effect } from '../../domain/effects.js';
+import type { AdminToken, Device, Instance, Lease, License, Product, Role } from '../../domain/types.js';
+import type {
+  AuditFilter,
+  DeviceView,
+  LeaseView,
+  PageOf,
+  PageRequest,
+  Store,
+  StoredAudit,
+  StoreTx,
+  UsageRow,
+} from '../port.js';
+import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+
+type Row = Record<string, unknown>;
+
+export interface SqliteOptions {
+  /** file path, or ':memory:' */
+  path: string;
+  /** PRAGMA synchronous: NORMAL (default; survives a process crash, a power loss may lose the last commits) or FULL */
+  synchronous?: 'NORMAL' | 'FULL';
+}
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function toProduct(r: Row): Product {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    metadata: JSON.parse(String(r.metadata)) as Record<string, unknown>,
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+function toLicense(r: Row): License {
+  return {
+    id: String(r.id),
+    productId: String(r.product_id),
+    key: String(r.key),
+    seats: num(r.seats),
+    model: r.model as License['model'],
+    expiresAt: numOrNull(r.expires_at),
+    trialDays: numOrNull(r.trial_days),
+    trialStartedAt: numOrNull(r.trial_started_at),
+    leaseTtlSeconds: numOrNull(r.lease_ttl_seconds),
+    heartbeatIntervalSeconds: num(r.heartbeat_interval_seconds),
+    maxOfflineSeconds: num(r.max_offline_seconds),
+    maxOfflineSeats: numOrNull(r.max_offline_seats),
+    maxInstancesPerDevice: num(r.max_instances_per_device),
+    counting: r.counting as License['counting'],
+    suspended: r.suspended === 1,
+    metadata: JSON.parse(String(r.metadata)) as Record<string, unknown>,
+    seatsUsed: num(r.seats_used),
+    seatsOffline: num(r.seats_offline),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+function toDevice(r: Row): Device {
+  return {
+    id: String(r.id),
+    licenseId: String(r.license_id),
+    fingerprint: String(r.fingerprint),
+    hostname: strOrNull(r.hostname),
+    user: strOrNull(r.user_name),
+    appVersion: strOrNull(r.app_version),
+    firstSeenAt: num(r.first_seen_at),
+    lastAccessedAt: num(r.last_accessed_at),
+  };
+}
+
+function toInstance(r: Row): Instance {
+  return {
+    instanceId: String(r.instance_id),
+    startedAt: num(r.started_at),
+    lastHeartbeatAt: num(r.last_heartbeat_at),
+    expiresAt: numOrNull(r.expires_at),
+  };
+}
+
+function toLease(r: Row, instances: Instance[]): Lease {
+  return {
+    id: String(r.id),
+    licenseId: String(r.license_id),
+    deviceId: String(r.device_id),
+    offline: r.offline === 1,
+    grantedAt: num(r.granted_at),
+    lastHeartbeatAt: num(r.last_heartbeat_at),
+    expiresAt: numOrNull(r.expires_at),
+    offlineExpiresAt: numOrNull(r.offline_expires_at),
+    instances,
+  };
+}
+
+function toAdminToken(r: Row): AdminToken {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    role: r.role as Role,
+    tokenHash: String(r.token_hash),
+    createdAt: num(r.created_at),
+    lastUsedAt: numOrNull(r.last_used_at),
+    revokedAt: numOrNull(r.revoked_at),
+  };
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly s;
+  private readonly tx: StoreTx;
+
+  constructor(opts: SqliteOptions) {
+    this.db = new Database(opts.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    migrate(this.db);
+    const p = (sql: string) => this.db.prepare(sql);
+    this.s = {
+      licenseByKey: p('SELECT * FROM licenses WHERE key = ?'),
+      licenseById: p('SELECT * FROM licenses WHERE id = ?'),
+      device: p('SELECT * FROM devices WHERE license_id = ? AND fingerprint = ?'),
+      deviceById: p('SELECT * FROM devices WHERE id = ?'),
+      leasesOfDevice: p('SELECT * FROM leases WHERE device_id = ? ORDER BY granted_at'),
+      leasesOfLicense: p('SELECT * FROM leases WHERE license_id = ? ORDER BY granted_at'),
+      lease: p('SELECT * FROM leases WHERE id = ?'),
+      instancesOf: p('SELECT * FROM instances WHERE lease_id = ? ORDER BY started_at'),
+      deadLeases: p('SELECT * FROM leases WHERE license_id = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?'),
+      earliestExpiry: p('SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ? AND expires_at > ?'),
+      sweepCandidates: p(`SELECT * FROM leases WHERE id IN (
+          SELECT id FROM leases WHERE license_id = ? AND expires_at <= ?
+          UNION SELECT i.lease_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE l.license_id = ? AND i.expires_at <= ?
+        ) LIMIT ?`),
+      licensesToSweep: p(`SELECT license_id FROM leases WHERE expires_at <= ?
+          UNION SELECT l.license_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.expires_at <= ?`),
+      licenseCountOfProduct: p('SELECT COUNT(*) AS n FROM licenses WHERE product_id = ?'),
+      product: p('SELECT * FROM products WHERE id = ?'),
+      // writes
+      insertProduct: p('INSERT INTO products (id, name, metadata, created_at, updated_at) VALUES (@id, @name, @metadata, @createdAt, @updatedAt)'),
+      updateProduct: p('UPDATE products SET name = @name, metadata = @metadata, updated_at = @updatedAt WHERE id = @id'),
+      deleteProduct: p('DELETE FROM products WHERE id = ?'),
+      insertLicense: p(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
+          heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
+          seats_used, seats_offline, created_at, updated_at)
+        VALUES (@id, @productId, @key, @seats, @model, @expiresAt, @trialDays, @trialStartedAt, @leaseTtlSeconds,
+          @heartbeatIntervalSeconds, @maxOfflineSeconds, @maxOfflineSeats, @maxInstancesPerDevice, @counting, @suspended, @metadata,
+          0, 0, @createdAt, @updatedAt)`),
+      // Policy fields only: the seat counters are never written from a decision's copy, only by the guarded `seats` effect.
+      updateLicense: p(`UPDATE licenses SET seats = @seats, model = @model, expires_at = @expiresAt, trial_days = @trialDays,
+          trial_started_at = @trialStartedAt, lease_ttl_seconds = @leaseTtlSeconds, heartbeat_interval_seconds = @heartbeatIntervalSeconds,
+          max_offline_seconds = @maxOfflineSeconds, max_offline_seats = @maxOfflineSeats, max_instances_per_device = @maxInstancesPerDevice,
+          counting = @counting, suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
+      trialStarted: p('UPDATE licenses SET trial_started_at = ? WHERE id = ? AND trial_started_at IS NULL'),
+      deleteLicense: [
+        p('DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ?)'),
+        p('DELETE FROM leases WHERE license_id = ?'),
+        p('DELETE FROM devices WHERE license_id = ?'),
+        p('DELETE FROM usage_hourly WHERE license_id = ?'),
+        p('DELETE FROM licenses WHERE id = ?'),
+      ],
+      // The guard: never above the seat count (or the offline cap), never below zero, whatever the decision said.
+      seats: p(`UPDATE licenses SET seats_used = seats_used + @used, seats_offline = seats_offline + @offline
+        WHERE id = @id
+          AND seats_used + @used >= 0 AND seats_offline + @offline >= 0
+          AND (@used <= 0 OR seats_used + @used <= seats)
+          AND (@offline <= 0 OR seats_offline + @offline <= MIN(seats, COALESCE(max_offline_seats, seats)))`),
+      upsertDevice: p(`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at)
+        VALUES (@id, @licenseId, @fingerprint, @hostname, @user, @appVersion, @firstSeenAt, @lastAccessedAt)
+        ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, user_name = excluded.user_name,
+          app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at`),
+      insertLease: p(`INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
+        VALUES (@id, @licenseId, @deviceId, @offline, @grantedAt, @lastHeartbeatAt, @expiresAt, @offlineExpiresAt)`),
+      updateLease: p(`UPDATE leases SET offline = @offline, last_heartbeat_at = @lastHeartbeatAt, expires_at = @expiresAt,
+        offline_expires_at = @offlineExpiresAt WHERE id = @id`),
+      deleteLease: [p('DELETE FROM instances WHERE lease_id = ?'), p('DELETE FROM leases WHERE id = ?')],
+      putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at)
+        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt)
+        ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`),
+      deleteInstance: p('DELETE FROM instances WHERE lease_id = ? AND instance_id = ?'),
+      audit: p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
+        VALUES (@at, @type, @actor, @licenseId, @deviceId, @leaseId, @reason, @data)`),
+      usage: p(`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials)
+        VALUES (@licenseId, @hour, @peak, @seatsUsed, @checkouts, @denials)
+        ON CONFLICT (license_id, hour) DO UPDATE SET peak_seats = MAX(peak_seats, excluded.peak_seats),
+          seats_at_end = excluded.seats_at_end, checkouts = checkouts + excluded.checkouts, denials = denials + excluded.denials`),
+      // reads outside transactions
+      listProducts: p('SELECT seq, * FROM products WHERE seq > ? ORDER BY seq LIMIT ?'),
+      listLicenses: p('SELECT seq, * FROM licenses WHERE seq > ? ORDER BY seq LIMIT ?'),
+      listLicensesOfProduct: p('SELECT seq, * FROM licenses WHERE product_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      devicesOfLicense: p(`SELECT d.*, COUNT(DISTINCT l.id) AS seats_held, COUNT(i.instance_id) AS instance_count,
+          MAX(l.offline_expires_at) AS offline_expires_at
+        FROM devices d LEFT JOIN leases l ON l.device_id = d.id LEFT JOIN instances i ON i.lease_id = l.id
+        WHERE d.license_id = ? GROUP BY d.id ORDER BY d.last_accessed_at DESC`),
+      usage_range: p('SELECT * FROM usage_hourly WHERE license_id = ? AND hour >= ? AND hour < ? ORDER BY hour'),
+      usage_before: p('SELECT seats_at_end FROM usage_hourly WHERE license_id = ? AND hour < ? ORDER BY hour DESC LIMIT 1'),
+      seatTotals: p('SELECT COALESCE(SUM(seats_used), 0) AS used, COALESCE(SUM(seats_offline), 0) AS offline, (SELECT COUNT(*) FROM leases) AS leases FROM licenses'),
+      insertAdminToken: p(`INSERT INTO admin_tokens (id, name, role, token_hash, created_at, last_used_at, revoked_at)
+        VALUES (@id, @name, @role, @tokenHash, @createdAt, @lastUsedAt, @revokedAt)`),
+      adminTokenByHash: p('SELECT * FROM admin_tokens WHERE token_hash = ?'),
+      countAdminTokens: p('SELECT COUNT(*) AS n FROM admin_tokens WHERE revoked_at IS NULL'),
+      ping: p('SELECT 1'),
+    };
+    this.tx = this.makeTx();
+  }
+
+  private withInstances(r: Row | undefined): Lease | undefined {
+    if (!r) return undefined;
+    return toLease(r, (this.s.instancesOf.all(r.id) as Row[]).map(toInstance));
+  }
+
+  private leases(rows: Row[]): Lease[] {
+    return rows.map((r) => this.withInstances(r)!);
+  }
+
+  private makeTx(): StoreTx {
+    const s = this.s;
+    return {
+      lockLicenseByKey: async (key) => {
+        const r = s.licenseByKey.get(key) as Row | undefined;
+        return r && toLicense(r);
+      },
+      lockLicense: async (id) => {
+        const r = s.licenseById.get(id) as Row | undefined;
+        return r && toLicense(r);
+      },
+      device: async (licenseId, fingerprint) => {
+        const r = s.device.get(licenseId, fingerprint) as Row | undefined;
+        return r && toDevice(r);
+      },
+      deviceById: async (id) => {
+        const r = s.deviceById.get(id) as Row | undefined;
+        return r && toDevice(r);
+      },
+      leasesOfDevice: async (deviceId) => this.leases(s.leasesOfDevice.all(deviceId) as Row[]),
+      lease: async (id) => this.withInstances(s.lease.get(id) as Row | undefined),
+      deadLeases: async (licenseId, now, limit) => this.leases(s.deadLeases.all(licenseId, now, limit) as Row[]),
+      earliestExpiry: async (licenseId, now) => numOrNull((s.earliestExpiry.get(licenseId, now) as Row).e),
+      sweepCandidates: async (licenseId, now, limit) => this.leases(s.sweepCandidates.all(licenseId, now, licenseId, now, limit) as Row[]),
+      leasesOfLicense: async (licenseId) => this.leases(s.leasesOfLicense.all(licenseId) as Row[]),
+      licenseCountOfProduct: async (productId) => num((s.licenseCountOfProduct.get(productId) as Row).n),
+      product: async (id) => {
+        const r = s.product.get(id) as Row | undefined;
+        return r && toProduct(r);
+      },
+      apply: async (effects) => {
+        for (const e of effects) this.applyOne(e);
+      },
+    };
+  }
+
+  private applyOne(e: Effect): void {
+    const s = this.s;
+    switch (e.type) {
+      case 'product.insert':
+      case 'product.update': {
+        const p = e.product;
+        (e.type === 'product.insert' ? s.insertProduct : s.updateProduct).run({ ...p, metadata: JSON.stringify(p.metadata) });
+        return;
+      }
+      case 'product.delete':
+        s.deleteProduct.run(e.productId);
+        return;
+      case 'license.insert':
+      case 'license.update': {
+        const l = e.license;
+        (e.type === 'license.insert' ? s.insertLicense : s.updateLicense).run({
+          id: l.id,
+          productId: l.productId,
+          key: l.key,
+          seats: l.seats,
+          model: l.model,
+          expiresAt: l.expiresAt,
+          trialDays: l.trialDays,
+          trialStartedAt: l.trialStartedAt,
+          leaseTtlSeconds: l.leaseTtlSeconds,
+          heartbeatIntervalSeconds: l.heartbeatIntervalSeconds,
+          maxOfflineSeconds: l.maxOfflineSeconds,
+          maxOfflineSeats: l.maxOfflineSeats,
+          maxInstancesPerDevice: l.maxInstancesPerDevice,
+          counting: l.counting,
+          suspended: l.suspended ? 1 : 0,
+          metadata: JSON.stringify(l.metadata),
+          createdAt: l.createdAt,
+          updatedAt: l.updatedAt,
+        });
+        return;
+      }
+      case 'license.delete':
+        for (const st of s.deleteLicense) st.run(e.licenseId);
+        return;
+      case 'license.trialStarted':
+        s.trialStarted.run(e.at, e.licenseId);
+        return;
+      case 'device.upsert':
+        s.upsertDevice.run(e.device);
+        return;
+      case 'lease.insert': {
+        const l = e.lease;
+        s.insertLease.run(leaseParams(l));
+        for (const i of l.instances) s.putInstance.run({ leaseId: l.id, ...i });
+        return;
+      }
+      case 'lease.update':
+        s.updateLease.run(leaseParams(e.lease));
+        return;
+      case 'lease.delete':
+        for (const st of s.deleteLease) st.run(e.leaseId);
+        return;
+      case 'instance.put':
+        s.putInstance.run({ leaseId: e.leaseId, ...e.instance });
+        return;
+      case 'instance.delete':
+        s.deleteInstance.run(e.leaseId, e.instanceId);
+        return;
+      case 'seats':
+        if (s.seats.run({ id: e.licenseId, used: e.used, offline: e.offline }).changes !== 1) throw new SeatGuardError(e.licenseId);
+        return;
+      case 'audit':
+        s.audit.run({ ...e.entry, data: JSON.stringify(e.entry.data) });
+        return;
+      case 'usage':
+        s.usage.run({
+          licenseId: e.licenseId,
+          hour: hourOf(e.at),
+          peak: e.peak,
+          seatsUsed: e.seatsUsed,
+          checkouts: e.checkouts,
+          denials: e.denials,
+        });
+        return;
+    }
+  }
+
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.tx);
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async getProduct(id: string) {
+    const r = this.s.product.get(id) as Row | undefined;
+    return r && toProduct(r);
+  }
+
+  async listProducts(page: PageRequest): Promise<PageOf<Product>> {
+    return paged(this.s.listProducts.all(decodeCursor(page.cursor), page.limit + 1) as Row[], page.limit, toProduct);
+  }
+
+  async getLicense(id: string) {
+    const r = this.s.licenseById.get(id) as Row | undefined;
+    return r && toLicense(r);
+  }
+
+  async getLicenseByKey(key: string) {
+    const r = this.s.licenseByKey.get(key) as Row | undefined;
+    return r && toLicense(r);
+  }
+
+  async listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>> {
+    const after = decodeCursor(page.cursor);
+    const rows = page.productId
+      ? (this.s.listLicensesOfProduct.all(page.productId, after, page.limit + 1) as Row[])
+      : (this.s.listLicenses.all(after, page.limit + 1) as Row[]);
+    return paged(rows, page.limit, toLicense);
+  }
+
+  async listLeases(licenseId: string): Promise<LeaseView[]> {
+    return this.leases(this.s.leasesOfLicense.all(licenseId) as Row[]).map((l) => ({
+      ...l,
+      device: toDevice(this.s.deviceById.get(l.deviceId) as Row),
+    }));
+  }
+
+  async listDevices(licenseId: string): Promise<DeviceView[]> {
+    return (this.s.devicesOfLicense.all(licenseId) as Row[]).map((r) => ({
+      ...toDevice(r),
+      seatsHeld: num(r.seats_held),
+      instanceCount: num(r.instance_count),
+      offlineExpiresAt: numOrNull(r.offline_expires_at),
+    }));
+  }
+
+  async getLease(id: string) {
+    return this.withInstances(this.s.lease.get(id) as Row | undefined);
+  }
+
+  async listAudit(f: AuditFilter): Promise<PageOf<StoredAudit>> {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    const add = (sql: string, v: unknown) => {
+      where.push(sql);
+      args.push(v);
+    };
+    if (f.licenseId) add('license_id = ?', f.licenseId);
+    if (f.deviceId) add('device_id = ?', f.deviceId);
+    if (f.leaseId) add('lease_id = ?', f.leaseId);
+    if (f.type) add('type = ?', f.type);
+    if (f.from !== undefined) add('at >= ?', f.from);
+    if (f.to !== undefined) add('at < ?', f.to);
+    if (f.cursor) add('id < ?', decodeCursor(f.cursor));
+    const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, f.limit + 1) as Row[];
+    const items = rows.slice(0, f.limit).map(
+      (r): StoredAudit => ({
+        id: num(r.id),
+        at: num(r.at),
+        type: r.type as StoredAudit['type'],
+        actor: String(r.actor),
+        licenseId: strOrNull(r.license_id),
+        deviceId: strOrNull(r.device_id),
+        leaseId: strOrNull(r.lease_id),
+        reason: strOrNull(r.reason),
+        data: JSON.parse(String(r.data)) as Record<string, unknown>,
+      }),
+    );
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.id) : null };
+  }
+
+  async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
+    const before = this.s.usage_before.get(licenseId, from) as Row | undefined;
+    const rows = (this.s.usage_range.all(licenseId, from, to) as Row[]).map((r) => ({
+      hour: num(r.hour),
+      peakSeats: num(r.peak_seats),
+      seatsAtEnd: num(r.seats_at_end),
+      checkouts: num(r.checkouts),
+      denials: num(r.denials),
+    }));
+    return fillHours(rows, from, to, before ? num(before.seats_at_end) : 0);
+  }
+
+  async licensesToSweep(now: number): Promise<string[]> {
+    return (this.s.licensesToSweep.all(now, now) as Row[]).map((r) => String(r.license_id));
+  }
+
+  async seatTotals() {
+    const r = this.s.seatTotals.get() as Row;
+    return { seatsUsed: num(r.used), seatsOffline: num(r.offline), leases: num(r.leases) };
+  }
+
+  async insertAdminToken(t: AdminToken) {
+    this.s.insertAdminToken.run(t);
+  }
+
+  async adminTokenByHash(hash: string) {
+    const r = this.s.adminTokenByHash.get(hash) as Row | undefined;
+    return r && toAdminToken(r);
+  }
+
+  async countAdminTokens() {
+    return num((this.s.countAdminTokens.get() as Row).n);
+  }
+
+  async ping() {
+    this.s.ping.get();
+  }
+
+  async close() {
+    await this.queue;
+    if (this.db.open) this.db.close();
+  }
+}
+
+function leaseParams(l: Lease) {
+  return {
+    id: l.id,
+    licenseId: l.licenseId,
+    deviceId: l.deviceId,
+    offline: l.offline ? 1 : 0,
+    grantedAt: l.grantedAt,
+    lastHeartbeatAt: l.lastHeartbeatAt,
+    expiresAt: l.expiresAt,
+    offlineExpiresAt: l.offlineExpiresAt,
+  };
+}
+
+function paged<T>(rows: Row[], limit: number, map: (r: Row) => T): PageOf<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(num(last.seq)) : null };
+}
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => num(r.version)));
+  for (const m of SQLITE_MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+    }).immediate();
+  }
+}

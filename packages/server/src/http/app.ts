@@ -3,10 +3,11 @@
  * Routes are thin: validate (TypeBox schemas, also published as /openapi.json),
  * call a service, map the result.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { AppContext } from './context.js';
 import { installErrorHandling } from './errors.js';
@@ -41,7 +42,7 @@ export interface AppOptions {
 export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger || undefined,
-    disableRequestLogging: !opts.logRequests,
+    logController: new LogController({ disableRequestLogging: !opts.logRequests }),
     bodyLimit: BODY_LIMIT,
     genReqId: () => newId('req'),
     requestIdHeader: false,
@@ -53,6 +54,20 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
   const ajv = validators();
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.text).compile(schema));
   installErrorHandling(app);
+  // JSON only: any other media type is refused with 415. An empty body is "no body" (body-less POSTs such as /return),
+  // and __proto__ / constructor.prototype keys are refused (prototype poisoning).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch (err) {
+      const e = err as Error & { statusCode?: number };
+      e.statusCode = 400;
+      done(e, undefined);
+    }
+  });
 
   await app.register(swagger, {
     openapi: {

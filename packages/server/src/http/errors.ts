@@ -60,7 +60,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (status === 413) return send(reply, req, 'PAYLOAD_TOO_LARGE', 'the request body is too large (limit 64 KiB)');
     if (status === 415) return send(reply, req, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
     if (status >= 400 && status < 500) {
-      const parse = err instanceof SyntaxError || (fe.code ?? '').startsWith('FST_ERR_CTP');
+      const parse = err instanceof SyntaxError || (fe.code ?? '').startsWith('FST_ERR_CTP') || /prototype/i.test(err.message);
       return send(reply, req, parse ? 'MALFORMED_JSON' : 'VALIDATION_FAILED', parse ? `the body is not valid JSON: ${err.message}` : err.message);
     }
     if (status === 503) return send(reply, req, 'SERVICE_UNAVAILABLE', 'the server is shutting down');

@@ -1,0 +1,83 @@
+/**
+ * Test harness: a real floatd HTTP server on a real SQLite file in a fresh
+ * temporary data directory, listening on an ephemeral port, with a manual
+ * clock so time rules are tested without sleeping. Used by this package's
+ * tests and by the end-to-end tests of the other packages.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../config.js';
+import { ManualClock } from '../domain/clock.js';
+import { startServer, type RunningServer } from '../server.js';
+
+export interface HttpAnswer<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface TestServer {
+  server: RunningServer;
+  url: string;
+  clock: ManualClock;
+  dataDir: string;
+  adminToken: string;
+  /** Calls the admin API with the initial admin token. */
+  admin<T = any>(method: string, path: string, body?: unknown): Promise<HttpAnswer<T>>;
+  /** Calls the client API with `Authorization: License <key>`. */
+  client<T = any>(key: string, method: string, path: string, body?: unknown): Promise<HttpAnswer<T>>;
+  /** Raw request: full control of headers and body text. */
+  raw(method: string, path: string, init?: { headers?: Record<string, string>; body?: string }): Promise<HttpAnswer>;
+  /** Creates a product and a license key with the given policy; returns the license (with its key). */
+  license(policy?: Record<string, unknown>): Promise<any>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(opts: { clock?: ManualClock; dataDir?: string; reclaimer?: boolean } = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'floatd-test-')));
+  const clock = opts.clock ?? new ManualClock(Date.parse('2026-03-02T09:00:00Z'));
+  const config = parseConfig({ host: '127.0.0.1', port: '0', dataDir, logLevel: 'silent' });
+  const server = await startServer(config, { clock, logger: false, reclaimer: opts.reclaimer ?? false });
+  const { readFile } = await import('node:fs/promises');
+  const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
+
+  const raw = async (method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}): Promise<HttpAnswer> => {
+    const res = await fetch(server.url + path, { method, headers: init.headers ?? {}, body: init.body ?? null });
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    return { status: res.status, body, headers: res.headers };
+  };
+  const call = (auth: string) => (method: string, path: string, body?: unknown) =>
+    raw(method, path, {
+      headers: { authorization: auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  const admin = call(`Bearer ${adminToken}`);
+  let productId: string | undefined;
+  return {
+    server,
+    url: server.url,
+    clock,
+    dataDir,
+    adminToken,
+    admin,
+    client: (key, method, path, body) => call(`License ${key}`)(method, path, body),
+    raw,
+    async license(policy = {}) {
+      if (!productId) productId = (await admin('POST', '/v1/admin/products', { name: 'Test product' })).body.id;
+      const res = await admin('POST', '/v1/admin/licenses', { productId, seats: 5, ...policy });
+      if (res.status !== 201) throw new Error(`license creation failed: ${JSON.stringify(res.body)}`);
+      return res.body;
+    },
+    async close() {
+      await server.close();
+      if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

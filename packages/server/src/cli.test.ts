@@ -1,0 +1,144 @@
+/** The `floatd serve` process itself: first start, restart, bad configuration, graceful shutdown, kill -9. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+
+interface Proc {
+  child: ChildProcess;
+  url: string;
+  stdout: () => string;
+  exited: Promise<number | null>;
+}
+
+async function serve(dataDir: string, extra: string[] = []): Promise<Proc> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`server did not start: ${out}`)), 15_000);
+    const check = () => {
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    };
+    child.stdout!.on('data', check);
+    void exited.then(() => rej(new Error(`server exited: ${out}`)));
+  });
+  return { child, url, stdout: () => out, exited };
+}
+
+async function json(url: string, method = 'GET', auth?: string, body?: unknown) {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(auth ? { authorization: auth } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : null,
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+test('first start prints the admin token once and stores it 0600; a restart keeps data and prints nothing secret', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-cli-'));
+  try {
+    const first = await serve(dir);
+    const token = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
+    assert.match(token, /^fdt_[A-Za-z0-9_-]{43}$/);
+    assert.ok(first.stdout().includes(token), 'the token is printed on first start');
+    assert.equal((await stat(join(dir, 'admin-token'))).mode & 0o777, 0o600);
+    await stat(join(dir, 'floatd.db'));
+    const product = await json(`${first.url}/v1/admin/products`, 'POST', `Bearer ${token}`, { name: 'Kept' });
+    assert.equal(product.status, 201);
+    first.child.kill('SIGTERM');
+    assert.equal(await first.exited, 0);
+
+    const second = await serve(dir);
+    assert.ok(!second.stdout().includes(token), 'the token is not printed again');
+    assert.ok(!second.stdout().includes('fdt_'));
+    const read = await json(`${second.url}/v1/admin/products/${product.body.id}`, 'GET', `Bearer ${token}`);
+    assert.equal(read.body.name, 'Kept');
+    second.child.kill('SIGTERM');
+    assert.equal(await second.exited, 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a bad configuration value stops the start with a clear message and exit code 2', async () => {
+  for (const [args, env, message] of [
+    [['--port', 'abc'], {}, /FLOATD_PORT.*"abc" is not a whole number/],
+    [[], { FLOATD_PORT: '99999' }, /FLOATD_PORT.*outside/],
+    [[], { FLOATD_DATABASE_URL: 'mysql://db' }, /FLOATD_DATABASE_URL/],
+  ] as const) {
+    const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const code = await new Promise<number | null>((res) => child.on('exit', res));
+    assert.equal(code, 2);
+    assert.match(err, message);
+  }
+});
+
+test('SIGTERM under load finishes in-flight requests, closes the database and exits 0; SIGKILL loses no granted lease', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-cli-'));
+  try {
+    const p = await serve(dir);
+    const token = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
+    const product = await json(`${p.url}/v1/admin/products`, 'POST', `Bearer ${token}`, { name: 'P' });
+    const lic = await json(`${p.url}/v1/admin/licenses`, 'POST', `Bearer ${token}`, { productId: product.body.id, seats: 500 });
+    const key = `License ${lic.body.key}`;
+    const granted: string[] = [];
+    const attempts = Array.from({ length: 300 }, (_, i) =>
+      json(`${p.url}/v1/client/checkout`, 'POST', key, { fingerprint: `shutdown-dev-${i}`, instanceId: 'a' }).then(
+        (r) => {
+          assert.ok(r.status === 201 || r.status === 503, `answered ${r.status}`);
+          if (r.status === 201) granted.push(r.body.lease.id);
+        },
+        () => undefined, // refused after the listener closed: never answered, never granted
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    p.child.kill('SIGTERM');
+    await Promise.all(attempts);
+    assert.equal(await p.exited, 0);
+    assert.match(p.stdout(), /SIGTERM received/);
+
+    const db = new Database(join(dir, 'floatd.db'), { readonly: true });
+    const rows = db.prepare('SELECT id FROM leases').all() as { id: string }[];
+    const used = (db.prepare('SELECT seats_used AS n FROM licenses').get() as { n: number }).n;
+    db.close();
+    assert.equal(used, rows.length);
+    const stored = new Set(rows.map((r) => r.id));
+    for (const id of granted) assert.ok(stored.has(id), `granted lease ${id} is stored`);
+
+    // kill -9 right after grants were answered: they are all still there after a restart.
+    const q = await serve(dir);
+    const more: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await json(`${q.url}/v1/client/checkout`, 'POST', key, { fingerprint: `kill-dev-${i}`, instanceId: 'a' });
+      assert.equal(r.status, 201);
+      more.push(r.body.lease.id);
+    }
+    q.child.kill('SIGKILL');
+    await q.exited;
+    const r = await serve(dir);
+    const leases = await json(`${r.url}/v1/admin/licenses/${lic.body.id}/leases`, 'GET', `Bearer ${token}`);
+    const ids = new Set(leases.body.items.map((l: { id: string }) => l.id));
+    for (const id of [...granted, ...more]) assert.ok(ids.has(id), `lease ${id} survived`);
+    const after = await json(`${r.url}/v1/admin/licenses/${lic.body.id}`, 'GET', `Bearer ${token}`);
+    assert.equal(after.body.seatsUsed, ids.size);
+    r.child.kill('SIGTERM');
+    await r.exited;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -5,10 +5,10 @@
  * ~13x the signature). The newest key signs; older keys stay published in the
  * JWKS until `retiresAt`, so tokens they signed keep verifying after a rotation.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, createHash, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, createHash, randomBytes, sign } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SignJWT, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import { TOKEN_ALG, TOKEN_ISSUER, type LeaseTokenClaims } from '@floatd/protocol';
 
 export interface StoredSigningKey {
@@ -29,7 +29,10 @@ interface LoadedKey {
   stored: StoredSigningKey;
   privateKey: KeyObject;
   publicJwk: JWK;
+  encodedHeader?: string;
 }
+
+const b64json = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 export class KeyRing {
   private keys: LoadedKey[] = [];
@@ -78,12 +81,18 @@ export class KeyRing {
     return next.stored.kid;
   }
 
-  /** Signs lease-token claims with the current key. */
+  /**
+   * Signs lease-token claims with the current key: a compact JWS (RFC 7515) with
+   * EdDSA over `base64url(header).base64url(payload)`, exactly what jose's SignJWT
+   * produces and what jose's jwtVerify checks. Signed with node:crypto directly
+   * because jose signs through WebCrypto's thread pool: ~175 µs a token against
+   * ~50 µs here, on the path of every checkout and heartbeat.
+   */
   async sign(claims: Omit<LeaseTokenClaims, 'iss'>): Promise<string> {
-    const { iat, exp, ...rest } = claims;
-    const jwt = new SignJWT({ ...rest }).setProtectedHeader({ alg: TOKEN_ALG, kid: this.current.stored.kid, typ: 'JWT' }).setIssuer(TOKEN_ISSUER).setIssuedAt(iat);
-    if (exp !== undefined) jwt.setExpirationTime(exp);
-    return jwt.sign(this.current.privateKey);
+    const key = this.current;
+    const header = (key.encodedHeader ??= b64json({ alg: TOKEN_ALG, kid: key.stored.kid, typ: 'JWT' }));
+    const input = `${header}.${b64json({ iss: TOKEN_ISSUER, ...claims })}`;
+    return `${input}.${sign(null, Buffer.from(input), key.privateKey).toString('base64url')}`;
   }
 }
 

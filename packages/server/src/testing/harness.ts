@@ -34,10 +34,12 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(opts: { clock?: ManualClock; dataDir?: string; reclaimer?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(
+  opts: { clock?: ManualClock; dataDir?: string; reclaimer?: boolean; reclaimIntervalSeconds?: number } = {},
+): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'floatd-test-')));
   const clock = opts.clock ?? new ManualClock(Date.parse('2026-03-02T09:00:00Z'));
-  const config = parseConfig({ host: '127.0.0.1', port: '0', dataDir, logLevel: 'silent' });
+  const config = parseConfig({ host: '127.0.0.1', port: '0', dataDir, logLevel: 'silent', reclaimInterval: String(opts.reclaimIntervalSeconds ?? 30) });
   const server = await startServer(config, { clock, logger: false, reclaimer: opts.reclaimer ?? false });
   const { readFile } = await import('node:fs/promises');
   const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();

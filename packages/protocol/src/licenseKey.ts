@@ -1,8 +1,9 @@
 /**
  * License key format: 25 symbols of Crockford base32 in five groups of five,
  * `XXXXX-XXXXX-XXXXX-XXXXX-XXXXC`. The first 24 symbols are random (120 bits,
- * unguessable); the last is a Luhn mod 32 check symbol, so a typing mistake of
- * one symbol or a swap of two neighbours is caught before any network call.
+ * unguessable); the last is a Luhn mod 32 check symbol, so any mistake in one
+ * symbol and nearly every swap of two neighbours (all but 0↔Z) is caught before
+ * any network call.
  * Crockford's alphabet has no I, L, O, U: readers map I/L to 1 and O to 0.
  */
 export const KEY_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';

@@ -192,7 +192,6 @@ export const ReleaseReason = Type.Union([
   Type.Literal('expired'),
   Type.Literal('offline-returned'),
   Type.Literal('force-release'),
-  Type.Literal('admin-release'),
   Type.Literal('synced'),
   Type.Literal('license-deleted'),
 ]);
@@ -214,6 +213,7 @@ export const AuditType = Type.Union([
   Type.Literal('license.created'),
   Type.Literal('license.updated'),
   Type.Literal('license.deleted'),
+  Type.Literal('signing-key.rotated'),
   Type.Literal('checkout'),
   Type.Literal('join'),
   Type.Literal('heartbeat-revive'),

@@ -52,10 +52,11 @@ test('first start prints the admin token once and stores it 0600; a restart keep
   try {
     const first = await serve(dir);
     const token = (await readFile(join(dir, 'admin-token'), 'utf8')).trim();
-    assert.match(token, /^fdt_[A-Za-z0-9_-]{43}$/);
+    assert.match(token, /^fdt_[0-9A-Za-z]{20}_[A-Za-z0-9_-]{43}$/);
     assert.ok(first.stdout().includes(token), 'the token is printed on first start');
     assert.equal((await stat(join(dir, 'admin-token'))).mode & 0o777, 0o600);
-    await stat(join(dir, 'floatd.db'));
+    assert.equal((await stat(join(dir, 'floatd.db'))).mode & 0o777, 0o600, 'the database (it holds license keys) is private');
+    assert.equal((await stat(join(dir, 'signing-keys.json'))).mode & 0o777, 0o600);
     const product = await json(`${first.url}/v1/admin/products`, 'POST', `Bearer ${token}`, { name: 'Kept' });
     assert.equal(product.status, 201);
     first.child.kill('SIGTERM');
@@ -101,6 +102,7 @@ test('SIGTERM under load finishes in-flight requests, closes the database and ex
       json(`${p.url}/v1/client/checkout`, 'POST', key, { fingerprint: `shutdown-dev-${i}`, instanceId: 'a' }).then(
         (r) => {
           assert.ok(r.status === 201 || r.status === 503, `answered ${r.status}`);
+          if (r.status === 503) assert.equal(r.body.error.code, 'SERVICE_UNAVAILABLE');
           if (r.status === 201) granted.push(r.body.lease.id);
         },
         () => undefined, // refused after the listener closed: never answered, never granted

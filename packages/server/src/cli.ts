@@ -16,6 +16,7 @@ program
   .option('--reclaim-interval <seconds>', 'seconds between reclamation sweeps (FLOATD_RECLAIM_INTERVAL_SECONDS, default 30)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
   .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
+  .option('--sqlite-synchronous <mode>', 'NORMAL (default) or FULL: see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
   .action(async (flags: Record<string, string | boolean | undefined>) => {
     let config;
     try {
@@ -27,6 +28,7 @@ program
         reclaimInterval: flags.reclaimInterval as string | undefined,
         logLevel: flags.logLevel as string | undefined,
         logRequests: flags.logRequests as boolean | undefined,
+        sqliteSynchronous: flags.sqliteSynchronous as string | undefined,
       });
     } catch (err) {
       if (err instanceof ConfigError) {

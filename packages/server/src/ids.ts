@@ -23,8 +23,3 @@ export function newLicenseKey(): string {
   for (let i = 0; i < 24; i++) body += KEY_ALPHABET[randomInt(KEY_ALPHABET.length)];
   return formatKey(body);
 }
-
-/** A new admin token secret: shown once, stored only as its SHA-256. */
-export function newAdminSecret(): string {
-  return 'fdt_' + randomBytes(32).toString('base64url');
-}

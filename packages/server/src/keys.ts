@@ -3,7 +3,7 @@
  *
  * Keys are parsed once into `KeyObject`s (parsing a PEM/JWK per signature costs
  * ~13x the signature). The newest key signs; older keys stay published in the
- * JWKS until `retiresAt`, so tokens they signed keep verifying after a rotation.
+ * JWKS until `publishUntil`, so tokens they signed keep verifying after a rotation.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, createHash, randomBytes, sign } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -14,8 +14,10 @@ import { TOKEN_ALG, TOKEN_ISSUER, type LeaseTokenClaims } from '@floatd/protocol
 export interface StoredSigningKey {
   kid: string;
   createdAt: number;
-  /** null while the key signs or until retired; afterwards the time it leaves the JWKS */
-  retiresAt: number | null;
+  /** when a newer key took over signing; null for the signing key */
+  retiredAt: number | null;
+  /** when a retired key leaves the JWKS; null = published for as long as it is kept */
+  publishUntil: number | null;
   privateJwk: JWK;
 }
 
@@ -59,24 +61,26 @@ export class KeyRing {
     return this.current.stored.kid;
   }
 
-  /** Public keys to publish at /.well-known/jwks.json: the signing key and every retired key not yet past `retiresAt`. */
+  private published(k: LoadedKey, now: number): boolean {
+    return k.stored.publishUntil === null || k.stored.publishUntil > now;
+  }
+
+  /** Public keys to publish at /.well-known/jwks.json: the signing key first, then retired keys still needed. */
   jwks(now: number): { keys: JWK[] } {
-    return {
-      keys: this.keys
-        .filter((k) => k.stored.retiresAt === null || k.stored.retiresAt > now)
-        .map((k) => k.publicJwk)
-        .reverse(),
-    };
+    return { keys: this.keys.filter((k) => this.published(k, now)).map((k) => k.publicJwk).reverse() };
   }
 
   /**
-   * Starts signing with a new key; the old ones stay published for `keepOldSeconds`
-   * (at least the longest token they may have signed: lease TTL or offline period).
+   * Starts signing with a new key. The old key stays published for `keepOldSeconds`
+   * — the longest a token it signed can live — or for good when that is `null`
+   * (tokens without expiry exist, e.g. on licenses without a lease TTL).
    */
-  async rotate(now: number, keepOldSeconds: number): Promise<string> {
-    for (const k of this.keys) if (k.stored.retiresAt === null) k.stored.retiresAt = now + keepOldSeconds * 1000;
+  async rotate(now: number, keepOldSeconds: number | null): Promise<string> {
+    const old = this.current;
+    old.stored.retiredAt = now;
+    old.stored.publishUntil = keepOldSeconds === null ? null : now + keepOldSeconds * 1000;
     const next = load(generate(now));
-    this.keys = [...this.keys.filter((k) => k.stored.retiresAt! > now), next];
+    this.keys = [...this.keys.filter((k) => this.published(k, now)), next];
     await this.persistence.save(this.keys.map((k) => k.stored));
     return next.stored.kid;
   }
@@ -100,7 +104,7 @@ function generate(now: number): StoredSigningKey {
   const { privateKey } = generateKeyPairSync('ed25519');
   const privateJwk = privateKey.export({ format: 'jwk' }) as JWK;
   const kid = createHash('sha256').update(String(privateJwk.x)).update(randomBytes(8)).digest('base64url').slice(0, 16);
-  return { kid, createdAt: now, retiresAt: null, privateJwk };
+  return { kid, createdAt: now, retiredAt: null, publishUntil: null, privateJwk };
 }
 
 function load(stored: StoredSigningKey): LoadedKey {

@@ -48,14 +48,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
   const keys = await KeyRing.open(fileKeyPersistence(config.dataDir), clock.now());
   const auth = new AdminAuth(store);
-  const adminTokenFile = join(config.dataDir, 'admin-token');
-  let createdAdminSecret: string | undefined;
-  if ((await store.countAdminTokens()) === 0) {
-    const { secret } = await auth.create('initial', 'admin', clock.now());
-    await writeFile(adminTokenFile, secret + '\n', { mode: 0o600 });
-    await chmod(adminTokenFile, 0o600);
-    createdAdminSecret = secret;
-  }
 
   const metrics = createMetrics(store);
   const reclaim = new ReclaimService(store, clock, metrics);
@@ -68,12 +60,21 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       metrics,
       reclaim,
       licensing: new LicensingService(store, clock, keys, metrics),
-      catalogue: new CatalogueService(store, clock, metrics),
+      catalogue: new CatalogueService(store, clock, metrics, keys),
       version: VERSION,
     },
     { logger, logRequests: config.logRequests },
   );
   await app.listen({ host: config.host, port: config.port });
+  // The first admin token is made once the server is up, so a failed first start never leaves an unseen token behind.
+  const adminTokenFile = join(config.dataDir, 'admin-token');
+  let createdAdminSecret: string | undefined;
+  if ((await store.countAdminTokens()) === 0) {
+    const { secret } = await auth.create('initial', 'admin', clock.now());
+    await writeFile(adminTokenFile, secret + '\n', { mode: 0o600 });
+    await chmod(adminTokenFile, 0o600);
+    createdAdminSecret = secret;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;

@@ -277,3 +277,23 @@ test('a license without TTL keeps leases forever: nothing to reclaim', () => {
   assert.ok(r.result.ok);
   assert.equal(r.result.value.freed.length, 0);
 });
+
+test('a denial after freeing dead leases keeps them freed (seats lowered below the leases held)', () => {
+  const dead = lease({ id: 'lse_dead', deviceId: 'dev_9', expiresAt: T0 - 1 });
+  const d = decideCheckout(state({ license: license({ seats: 2, seatsUsed: 4 }), deadLeases: [dead] }), cmd('fp-2'), T0);
+  assert.equal(!d.result.ok && d.result.error.code, 'NO_SEATS_AVAILABLE');
+  assert.equal(!d.result.ok && d.result.error.details?.seatsUsed, 3);
+  assert.ok(d.effects.some((e) => e.type === 'lease.delete' && e.leaseId === 'lse_dead'));
+  assert.equal(seatDelta(d.effects), -1);
+});
+
+test('per-instance: a new instance on a device that still borrows an idle offline seat reuses it instead of taking another', () => {
+  const borrowed = lease({ offline: true, offlineExpiresAt: T0 + 86400 * S, expiresAt: T0 + 86400 * S, instances: [] });
+  const lic = license({ counting: 'per-instance', seatsUsed: 1, seatsOffline: 1 });
+  const d = decideCheckout(state({ license: lic, device: device(), deviceLeases: [borrowed] }), cmd('fp-1', 'restarted'), T0 + 3600 * S);
+  assert.ok(d.result.ok);
+  assert.equal(d.result.value.lease.id, 'lse_1');
+  assert.equal(d.result.value.lease.offline, true);
+  assert.equal(d.result.value.created, false);
+  assert.equal(seatDelta(d.effects), 0);
+});

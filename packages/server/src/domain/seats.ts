@@ -246,6 +246,13 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
     return grant(lease, false);
   }
   if (s.license.counting === 'per-instance') {
+    // A seat the device still holds with no instance on it (typically borrowed offline, app since closed) is reused, not doubled.
+    const idle = s.deviceLeases.find((l) => liveInstances(l, now).length === 0 && (offlineStillValid(l, now) || !isDead(l, now)));
+    if (idle) {
+      const lease = renew(plan, idle, cmd.instanceId);
+      plan.audit('join', { deviceId: device.id, leaseId: lease.id }, null, { instanceId: cmd.instanceId, instances: lease.instances.length });
+      return grant(lease, false);
+    }
     const live = s.deviceLeases.filter((l) => !isDead(l, now)).length;
     if (live >= max) {
       return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, { maxInstancesPerDevice: max });
@@ -257,7 +264,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
       if (isDead(dead, now)) plan.release(dead, RELEASE_REASONS.EXPIRED, { expiredAt: dead.expiresAt, on: 'checkout' });
     }
   }
-  if (plan.license.seatsUsed >= plan.license.seats) return deny(s, device, cmd, now);
+  if (plan.license.seatsUsed >= plan.license.seats) return deny(plan, s, device, cmd);
 
   if (s.license.model === 'trial' && s.license.trialStartedAt === null) {
     plan.license.trialStartedAt = now;
@@ -283,17 +290,20 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   return plan.done({ license: plan.license, device, lease, instanceId: cmd.instanceId, created: true });
 }
 
-/** Denied for want of a seat: the one refusal that writes (usage and audit counters), nothing that changes seats. */
-function deny(s: CheckoutState, device: Device, cmd: CheckoutCommand, now: number): Decision<Granted> {
-  const plan = new Plan(s.license, now, cmd.actor);
+/**
+ * Denied for want of a seat: nothing changes seats, but the denial is counted
+ * (usage, audit) and any dead lease freed on the way stays freed.
+ */
+function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand): Decision<Granted> {
   plan.usage(0, 1);
   plan.audit('denied', { deviceId: s.device ? device.id : null }, 'NO_SEATS_AVAILABLE', { fingerprint: cmd.fingerprint, instanceId: cmd.instanceId });
   const earliest = s.earliestExpiry;
+  const { seats, seatsUsed } = plan.license;
   return {
     result: fail(
       'NO_SEATS_AVAILABLE',
-      `all ${s.license.seats} seats are in use` + (earliest !== null ? `; the earliest lease expires at ${new Date(earliest).toISOString()}` : ''),
-      { seatsTotal: s.license.seats, seatsUsed: s.license.seatsUsed, earliestExpiryAt: earliest === null ? null : new Date(earliest).toISOString() },
+      `all ${seats} seats are in use` + (earliest !== null ? `; the earliest lease expires at ${new Date(earliest).toISOString()}` : ''),
+      { seatsTotal: seats, seatsUsed, earliestExpiryAt: earliest === null ? null : new Date(earliest).toISOString() },
     ),
     effects: plan.effects,
   };

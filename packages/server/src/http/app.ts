@@ -10,7 +10,7 @@ import addFormatsModule from 'ajv-formats';
 import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { AppContext } from './context.js';
-import { installErrorHandling } from './errors.js';
+import { ApiError, installErrorHandling } from './errors.js';
 import { newId } from '../ids.js';
 import { clientRoutes } from './routes/client.js';
 import { adminRoutes } from './routes/admin.js';
@@ -46,7 +46,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     bodyLimit: BODY_LIMIT,
     genReqId: () => newId('req'),
     requestIdHeader: false,
-    return503OnClosing: true,
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   }) as unknown as FastifyInstance;
@@ -86,8 +86,17 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') req.body = {};
   });
+  // While closing, requests that arrive on kept-alive connections get the envelope (in-flight ones finish normally).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
+    if (closing) {
+      reply.header('connection', 'close');
+      throw new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry');
+    }
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

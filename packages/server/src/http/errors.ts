@@ -63,7 +63,6 @@ export function installErrorHandling(app: FastifyInstance): void {
       const parse = err instanceof SyntaxError || (fe.code ?? '').startsWith('FST_ERR_CTP') || /prototype/i.test(err.message);
       return send(reply, req, parse ? 'MALFORMED_JSON' : 'VALIDATION_FAILED', parse ? `the body is not valid JSON: ${err.message}` : err.message);
     }
-    if (status === 503) return send(reply, req, 'SERVICE_UNAVAILABLE', 'the server is shutting down');
     req.log.error({ err }, 'unhandled error');
     return send(reply, req, 'INTERNAL_ERROR', 'internal error; quote the request id when reporting it');
   });

@@ -70,4 +70,14 @@ test('the signing key is private on disk; rotation publishes the new key and kee
   t.clock.advance(86_400_000 + 1000);
   const later = (await t.raw('GET', '/.well-known/jwks.json')).body;
   assert.deepEqual(later.keys.map((k: { kid: string }) => k.kid), [rotated.body.kid]);
+  const audit = await t.admin('GET', '/v1/admin/audit?type=signing-key.rotated');
+  assert.equal(audit.body.items[0].data.kid, rotated.body.kid);
+  assert.equal(audit.body.items[0].data.previous, oldKid);
+
+  // With a license whose tokens never expire (no TTL), a retired key stays published for good.
+  await t.license({ seats: 1, leaseTtlSeconds: null });
+  const again = await t.admin('POST', '/v1/admin/signing-keys/rotate');
+  t.clock.advance(10 * 365 * 86_400_000);
+  const forever = (await t.raw('GET', '/.well-known/jwks.json')).body;
+  assert.deepEqual(forever.keys.map((k: { kid: string }) => k.kid), [again.body.kid, rotated.body.kid]);
 });

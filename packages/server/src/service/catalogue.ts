@@ -11,6 +11,7 @@ import { fail, ok, type Result } from '../domain/result.js';
 import { decideRelease, decideReleaseAll } from '../domain/seats.js';
 import type { AuditEntry, License, Product } from '../domain/types.js';
 import { newId, newLicenseKey } from '../ids.js';
+import type { KeyRing } from '../keys.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 
@@ -19,7 +20,31 @@ export class CatalogueService {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly metrics: Metrics,
+    private readonly keys: KeyRing,
   ) {}
+
+  /**
+   * Starts signing lease tokens with a new key. The old key stays published as
+   * long as a token it signed can live: the largest lease TTL or offline period
+   * (at least a day), or for good if some license has no TTL (its tokens have no expiry).
+   */
+  async rotateSigningKey(actor: string): Promise<string> {
+    let keep: number | null = 86_400;
+    for (let cursor: string | undefined, first = true; first || cursor; first = false) {
+      const page = await this.store.listLicenses({ limit: 500, cursor });
+      for (const l of page.items) {
+        keep = keep === null || l.leaseTtlSeconds === null ? null : Math.max(keep, l.leaseTtlSeconds, l.maxOfflineSeconds);
+      }
+      cursor = page.nextCursor ?? undefined;
+    }
+    const now = this.clock.now();
+    const previous = this.keys.currentKid;
+    const kid = await this.keys.rotate(now, keep);
+    await this.store.transaction((tx) =>
+      tx.apply([audit(now, 'signing-key.rotated', actor, null, { kid, previous, previousPublishedForSeconds: keep })]),
+    );
+    return kid;
+  }
 
   async createProduct(input: CreateProduct, actor: string): Promise<Product> {
     const now = this.clock.now();

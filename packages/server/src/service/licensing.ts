@@ -109,13 +109,7 @@ export class LicensingService {
   async info(key: string, fingerprint: string | undefined) {
     const license = await this.store.getLicenseByKey(key);
     if (!license) return invalidKey();
-    let lease = undefined;
-    if (fingerprint) {
-      lease = await this.store.transaction(async (tx) => {
-        const device = await tx.device(license.id, fingerprint);
-        return device ? (await tx.leasesOfDevice(device.id))[0] : undefined;
-      });
-    }
+    const lease = fingerprint ? (await this.store.leasesOfFingerprint(license.id, fingerprint))[0] : undefined;
     return ok({ license, lease, serverTime: this.clock.now() });
   }
 
@@ -127,7 +121,9 @@ export class LicensingService {
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
   ): Promise<Result<SignedGrant>> {
     const now = this.clock.now();
+    let freed = 0;
     const result = await this.store.transaction(async (tx) => {
+      freed = 0;
       const license = await tx.lockLicenseByKey(key);
       if (!license) return invalidKey();
       const device = await tx.device(license.id, req.fingerprint);
@@ -141,10 +137,12 @@ export class LicensingService {
         earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
       };
       const decision = decide(state, now);
-      const freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
-      if (freed) this.metrics.released.inc({ reason: 'expired' }, freed);
-      return this.applied(tx, decision);
+      const applied = await this.applied(tx, decision);
+      freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
+      return applied;
     });
+    // Counted after commit: a rolled-back transaction counts nothing.
+    if (freed) this.metrics.released.inc({ reason: 'expired' }, freed);
     if (result.ok) {
       if (result.value.created) this.metrics.grants.inc();
     } else if (result.error.code === 'NO_SEATS_AVAILABLE') {

@@ -14,7 +14,7 @@ export interface Metrics {
 
 export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'floatd_process_' });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'floatd_' });
   const requests = new Counter({ name: 'floatd_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'] as const, registers: [registry] });
   const duration = new Histogram({
     name: 'floatd_http_request_duration_seconds',

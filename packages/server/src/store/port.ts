@@ -96,7 +96,9 @@ export interface Store {
   listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>>;
   listLeases(licenseId: string): Promise<LeaseView[]>;
   listDevices(licenseId: string): Promise<DeviceView[]>;
-  getLease(id: string): Promise<Lease | undefined>;
+  getLease(id: string): Promise<LeaseView | undefined>;
+  /** The leases a device (by fingerprint) holds on a license. */
+  leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]>;
   listAudit(filter: AuditFilter): Promise<PageOf<StoredAudit>>;
   usage(licenseId: string, from: number, to: number): Promise<UsageRow[]>;
   /** Licenses that have at least one lease or instance whose expiry is at or before `now`. */
@@ -106,7 +108,7 @@ export interface Store {
 
   // --- admin tokens (hashed at rest) ---
   insertAdminToken(token: AdminToken): Promise<void>;
-  adminTokenByHash(hash: string): Promise<AdminToken | undefined>;
+  adminTokenById(id: string): Promise<AdminToken | undefined>;
   countAdminTokens(): Promise<number>;
 
   /** Cheap round trip for /readyz. */

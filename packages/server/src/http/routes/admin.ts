@@ -13,7 +13,7 @@ const LeaseParams = W.Obj({ leaseId: W.LeaseId });
 const Items = <T extends import('@sinclair/typebox').TSchema>(t: T) => W.Obj({ items: Type.Array(t) });
 const MAX_USAGE_RANGE_MS = 366 * 86_400_000;
 
-export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, clock, keys }) => {
+export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, clock }) => {
   app.addHook('onRequest', async (req) => {
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
@@ -158,10 +158,8 @@ export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, cloc
     { schema: { summary: 'Read a lease', tags: seats, security, params: LeaseParams, response: { 200: W.Lease, ...errors } } },
     async (req) => {
       const lease = await store.getLease(req.params.leaseId);
-      const views = lease ? await store.listLeases(lease.licenseId) : [];
-      const view = views.find((l) => l.id === req.params.leaseId);
-      if (!view) throw new ApiError('LEASE_NOT_FOUND', `no lease ${req.params.leaseId}`);
-      return leaseView(view);
+      if (!lease) throw new ApiError('LEASE_NOT_FOUND', `no lease ${req.params.leaseId}`);
+      return leaseView(lease);
     },
   );
   app.post<{ Params: { leaseId: string }; Body: { force?: boolean } | undefined }>(
@@ -271,15 +269,6 @@ export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, cloc
         response: { 200: W.Obj({ kid: Type.String() }), ...errors },
       },
     },
-    async () => {
-      // Old keys stay published for the longest token they can have signed: the largest TTL or offline period (at least a day).
-      let keep = 86_400;
-      for (let cursor: string | undefined, first = true; first || cursor; first = false) {
-        const page = await store.listLicenses({ limit: 500, cursor });
-        for (const l of page.items) keep = Math.max(keep, l.leaseTtlSeconds ?? 0, l.maxOfflineSeconds);
-        cursor = page.nextCursor ?? undefined;
-      }
-      return { kid: await keys.rotate(clock.now(), keep) };
-    },
+    async (req) => ({ kid: await catalogue.rotateSigningKey(actor(req)) }),
   );
 };

@@ -99,7 +99,7 @@ CREATE TABLE admin_tokens (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,
   role TEXT NOT NULL,
-  token_hash TEXT NOT NULL UNIQUE,
+  token_hash TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   last_used_at INTEGER,
   revoked_at INTEGER

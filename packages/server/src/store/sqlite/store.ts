@@ -8,6 +8,7 @@
  * process on the same file (it waits up to `busy_timeout`). WAL mode lets
  * readers run beside the writer.
  */
+import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SeatGuardError, type Effect } from '../../domain/effects.js';
 import type { AdminToken, Device, Instance, Lease, License, Product, Role } from '../../domain/types.js';
@@ -129,6 +130,8 @@ export class SqliteStore implements Store {
   private readonly tx: StoreTx;
 
   constructor(opts: SqliteOptions) {
+    // The database holds license keys: create it private. SQLite gives its -wal and -shm files the same mode.
+    if (opts.path !== ':memory:' && !existsSync(opts.path)) closeSync(openSync(opts.path, 'a', 0o600));
     this.db = new Database(opts.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
@@ -216,7 +219,7 @@ export class SqliteStore implements Store {
       seatTotals: p('SELECT COALESCE(SUM(seats_used), 0) AS used, COALESCE(SUM(seats_offline), 0) AS offline, (SELECT COUNT(*) FROM leases) AS leases FROM licenses'),
       insertAdminToken: p(`INSERT INTO admin_tokens (id, name, role, token_hash, created_at, last_used_at, revoked_at)
         VALUES (@id, @name, @role, @tokenHash, @createdAt, @lastUsedAt, @revokedAt)`),
-      adminTokenByHash: p('SELECT * FROM admin_tokens WHERE token_hash = ?'),
+      adminTokenById: p('SELECT * FROM admin_tokens WHERE id = ?'),
       countAdminTokens: p('SELECT COUNT(*) AS n FROM admin_tokens WHERE revoked_at IS NULL'),
       ping: p('SELECT 1'),
     };
@@ -396,10 +399,16 @@ export class SqliteStore implements Store {
   }
 
   async listLeases(licenseId: string): Promise<LeaseView[]> {
-    return this.leases(this.s.leasesOfLicense.all(licenseId) as Row[]).map((l) => ({
-      ...l,
-      device: toDevice(this.s.deviceById.get(l.deviceId) as Row),
-    }));
+    return this.leases(this.s.leasesOfLicense.all(licenseId) as Row[]).map((l) => this.withDevice(l));
+  }
+
+  private withDevice(l: Lease): LeaseView {
+    return { ...l, device: toDevice(this.s.deviceById.get(l.deviceId) as Row) };
+  }
+
+  async leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]> {
+    const d = this.s.device.get(licenseId, fingerprint) as Row | undefined;
+    return d ? this.leases(this.s.leasesOfDevice.all(d.id) as Row[]) : [];
   }
 
   async listDevices(licenseId: string): Promise<DeviceView[]> {
@@ -412,7 +421,8 @@ export class SqliteStore implements Store {
   }
 
   async getLease(id: string) {
-    return this.withInstances(this.s.lease.get(id) as Row | undefined);
+    const lease = this.withInstances(this.s.lease.get(id) as Row | undefined);
+    return lease && this.withDevice(lease);
   }
 
   async listAudit(f: AuditFilter): Promise<PageOf<StoredAudit>> {
@@ -473,8 +483,8 @@ export class SqliteStore implements Store {
     this.s.insertAdminToken.run(t);
   }
 
-  async adminTokenByHash(hash: string) {
-    const r = this.s.adminTokenByHash.get(hash) as Row | undefined;
+  async adminTokenById(id: string) {
+    const r = this.s.adminTokenById.get(id) as Row | undefined;
     return r && toAdminToken(r);
   }
 

@@ -15,6 +15,8 @@ import { newId } from '../ids.js';
 import { clientRoutes } from './routes/client.js';
 import { adminRoutes } from './routes/admin.js';
 import { opsRoutes } from './routes/ops.js';
+import { eventRoutes } from './routes/events.js';
+import { consoleRoutes } from './routes/console.js';
 
 export const BODY_LIMIT = 64 * 1024;
 
@@ -106,6 +108,10 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
 
   opsRoutes(app, ctx);
   await app.register(async (scope) => clientRoutes(scope, ctx));
-  await app.register(async (scope) => adminRoutes(scope, ctx));
+  await app.register(async (scope) => {
+    adminRoutes(scope, ctx);
+    eventRoutes(scope, ctx);
+  });
+  await app.register(async (scope) => consoleRoutes(scope));
   return app;
 }

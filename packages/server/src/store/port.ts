@@ -59,6 +59,15 @@ export interface LeaseView extends Lease {
   device: Device;
 }
 
+/**
+ * A committed change, announced to listeners after COMMIT (never for a rolled-back
+ * transaction). PostgreSQL delivers it to every node (NOTIFY inside the transaction).
+ */
+export interface ChangeEvent {
+  kind: 'seats' | 'denied' | 'license';
+  licenseId: string;
+}
+
 export interface StoreTx {
   /** Reads and locks a license by its key (see the guarantee above). */
   lockLicenseByKey(key: string): Promise<License | undefined>;
@@ -110,6 +119,9 @@ export interface Store {
   insertAdminToken(token: AdminToken): Promise<void>;
   adminTokenById(id: string): Promise<AdminToken | undefined>;
   countAdminTokens(): Promise<number>;
+
+  /** Listens to committed changes (live console updates). Returns the unsubscribe function. */
+  subscribe(listener: (event: ChangeEvent) => void): () => void;
 
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;

@@ -25,6 +25,7 @@ import type {
 } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { ChangeFeed } from '../changes.js';
 
 type Row = Record<string, unknown>;
 
@@ -126,6 +127,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly changes = new ChangeFeed();
   private readonly s;
   private readonly tx: StoreTx;
 
@@ -266,7 +268,10 @@ export class SqliteStore implements Store {
         return r && toProduct(r);
       },
       apply: async (effects) => {
-        for (const e of effects) this.applyOne(e);
+        for (const e of effects) {
+          this.applyOne(e);
+          this.changes.record(e);
+        }
       },
     };
   }
@@ -360,8 +365,10 @@ export class SqliteStore implements Store {
       try {
         const result = await fn(this.tx);
         this.db.exec('COMMIT');
+        this.changes.flush();
         return result;
       } catch (err) {
+        this.changes.discard();
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
@@ -490,6 +497,10 @@ export class SqliteStore implements Store {
 
   async countAdminTokens() {
     return num((this.s.countAdminTokens.get() as Row).n);
+  }
+
+  subscribe(listener: (e: import('../port.js').ChangeEvent) => void) {
+    return this.changes.subscribe(listener);
   }
 
   async ping() {

@@ -1,0 +1,56 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer, type TestServer } from '../testing/harness.js';
+
+let t: TestServer;
+before(async () => {
+  t = await startTestServer();
+});
+after(() => t.close());
+
+/** Reads server-sent events from a fetch() body until `until` says stop. */
+async function readEvents(res: Response, until: (events: any[]) => boolean): Promise<any[]> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: any[] = [];
+  let buffer = '';
+  const deadline = Date.now() + 5000;
+  while (!until(events) && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let i;
+    while ((i = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, i);
+      buffer = buffer.slice(i + 2);
+      const data = block.split('\n').find((l) => l.startsWith('data: '));
+      if (data) events.push(JSON.parse(data.slice(6)));
+    }
+  }
+  await reader.cancel();
+  return events;
+}
+
+test('admin event stream: committed seat changes, denials and license edits arrive live; none for refused or read-only calls', async () => {
+  const lic = await t.license({ seats: 1 });
+  const res = await fetch(`${t.url}/v1/admin/events`, { headers: { authorization: `Bearer ${t.adminToken}` } });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+  const reading = readEvents(res, (ev) => ev.length >= 3);
+  await t.client(lic.key, 'GET', '/v1/client/license'); // read-only: no event
+  await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'sse-device-1', instanceId: 'a' });
+  await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'sse-device-2', instanceId: 'a' }); // denied
+  await t.admin('PATCH', `/v1/admin/licenses/${lic.id}`, { seats: 2 });
+  const events = await reading;
+  assert.deepEqual(
+    events.map((e) => `${e.kind}:${e.licenseId === lic.id}`),
+    ['seats:true', 'denied:true', 'license:true'],
+  );
+  assert.ok(events.every((e) => typeof e.at === 'string'));
+});
+
+test('the event stream needs an admin token', async () => {
+  const res = await fetch(`${t.url}/v1/admin/events`);
+  assert.equal(res.status, 401);
+  assert.equal(((await res.json()) as any).error.code, 'UNAUTHENTICATED');
+});

@@ -1,0 +1,23 @@
+/**
+ * Serves the built admin console (packages/console/dist) at /console, with a
+ * fallback to index.html for the console's own client-side routes. The console
+ * talks to the server only through the public admin API.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+
+export const CONSOLE_DIR = fileURLToPath(new URL('../../../../console/dist/', import.meta.url));
+
+export async function consoleRoutes(app: FastifyInstance, dir: string = CONSOLE_DIR): Promise<void> {
+  if (!existsSync(`${dir}/index.html`)) {
+    app.get('/console', async (_req, reply) =>
+      reply.code(503).type('text/plain').send('The console is not built: run `npm run build` (npm start does it).\n'),
+    );
+    return;
+  }
+  await app.register(fastifyStatic, { root: dir, prefix: '/console/', decorateReply: true, index: 'index.html', wildcard: false });
+  app.get('/console', async (_req, reply) => reply.redirect('/console/', 302));
+  app.get('/console/*', async (_req, reply) => reply.type('text/html').sendFile('index.html'));
+}

@@ -1,0 +1,53 @@
+/**
+ * Live updates for the console: server-sent events of committed changes
+ * (`GET /v1/admin/events`, admin token required — read it with fetch() and a
+ * stream reader, since EventSource cannot send an Authorization header).
+ */
+import * as W from '@floatd/protocol';
+import type { Routes } from '../context.js';
+import { iso } from '../views.js';
+
+const PING_MS = 15_000;
+
+export const eventRoutes: Routes = (app, { store, clock }) => {
+  const open = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const close of [...open]) close();
+  });
+
+  app.get(
+    '/v1/admin/events',
+    {
+      schema: {
+        summary: 'Server-sent events: `change` {kind: seats|denied|license, licenseId, at} after every committed change',
+        tags: ['history'],
+        security: [{ adminToken: [] }],
+        response: { '4xx': W.ErrorBody },
+      },
+    },
+    (req, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-request-id': req.id,
+      });
+      res.write(': connected\n\n');
+      const unsubscribe = store.subscribe((e) => {
+        res.write(`event: change\ndata: ${JSON.stringify({ ...e, at: iso(clock.now()) })}\n\n`);
+      });
+      const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);
+      const close = () => {
+        if (!open.delete(close)) return;
+        clearInterval(ping);
+        unsubscribe();
+        res.end();
+      };
+      open.add(close);
+      req.raw.on('close', close);
+    },
+  );
+};

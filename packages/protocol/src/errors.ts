@@ -17,6 +17,9 @@ export const ERRORS = {
 
   // --- authentication ------------------------------------------------------
   UNAUTHENTICATED: { status: 401, meaning: 'Admin route called without a valid `Authorization: Bearer <admin token>`.' },
+  INSUFFICIENT_ROLE: { status: 403, meaning: 'The admin token is valid but its role may not do this (viewer: read only; operator: read, leases and reclamation; admin: everything).' },
+  ADMIN_TOKEN_NOT_FOUND: { status: 404, meaning: 'No admin token has this id.' },
+  LAST_ADMIN_TOKEN: { status: 409, meaning: 'Revoking the last active token with role admin would lock every administrator out.' },
   INVALID_LICENSE_KEY: { status: 401, meaning: 'Client route called without `Authorization: License <key>`, or the key is malformed or unknown (deliberately the same answer for all three).' },
 
   // --- catalogue -----------------------------------------------------------

@@ -197,6 +197,35 @@ export const ReleaseReason = Type.Union([
 ]);
 export type ReleaseReason = Static<typeof ReleaseReason>;
 
+export const Role = Type.Union([Type.Literal('admin'), Type.Literal('operator'), Type.Literal('viewer')]);
+export type Role = Static<typeof Role>;
+export const TokenId = IdOf('tok');
+export const AdminTokenInfo = Obj({
+  id: TokenId,
+  name: Type.String(),
+  role: Role,
+  createdAt: Timestamp,
+  lastUsedAt: Nullable(Timestamp),
+  revokedAt: Nullable(Timestamp),
+});
+export type AdminTokenInfo = Static<typeof AdminTokenInfo>;
+export const CreateAdminToken = Obj({ name: Type.String({ minLength: 1, maxLength: 100 }), role: Role });
+export type CreateAdminToken = Static<typeof CreateAdminToken>;
+export const CreatedAdminToken = Obj({ ...AdminTokenInfo.properties, token: Type.String({ description: 'The secret, shown only in this answer' }) });
+
+export const Settings = Obj({
+  version: Type.String(),
+  store: Type.String(),
+  reclaimIntervalSeconds: Type.Integer(),
+  serverTime: Timestamp,
+});
+
+export const DashboardRow = Obj({
+  license: License,
+  productName: Nullable(Type.String()),
+  denialsToday: Type.Integer(),
+});
+
 export const ReleaseLease = Obj({ force: Type.Optional(Type.Boolean()) });
 
 export const ReclaimReport = Obj({
@@ -214,6 +243,8 @@ export const AuditType = Type.Union([
   Type.Literal('license.updated'),
   Type.Literal('license.deleted'),
   Type.Literal('signing-key.rotated'),
+  Type.Literal('token.created'),
+  Type.Literal('token.revoked'),
   Type.Literal('checkout'),
   Type.Literal('join'),
   Type.Literal('heartbeat-revive'),

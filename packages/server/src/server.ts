@@ -47,7 +47,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
   const keys = await KeyRing.open(fileKeyPersistence(config.dataDir), clock.now());
-  const auth = new AdminAuth(store);
+  const auth = new AdminAuth(store, clock);
 
   const metrics = createMetrics(store);
   const reclaim = new ReclaimService(store, clock, metrics);
@@ -62,6 +62,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       licensing: new LicensingService(store, clock, keys, metrics),
       catalogue: new CatalogueService(store, clock, metrics, keys),
       version: VERSION,
+      settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
     },
     { logger, logRequests: config.logRequests },
   );
@@ -70,7 +71,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const adminTokenFile = join(config.dataDir, 'admin-token');
   let createdAdminSecret: string | undefined;
   if ((await store.countAdminTokens()) === 0) {
-    const { secret } = await auth.create('initial', 'admin', clock.now());
+    const { secret } = await auth.create('initial', 'admin', 'system:first-start');
     await writeFile(adminTokenFile, secret + '\n', { mode: 0o600 });
     await chmod(adminTokenFile, 0o600);
     createdAdminSecret = secret;

@@ -4,7 +4,7 @@
  * was made on; a `seats` effect carries the guard (never above the seat count,
  * never below zero) so an adapter refuses an over-allocation even if a decision were wrong.
  */
-import type { AuditEntry, Device, Instance, Lease, License, Product } from './types.js';
+import type { AdminToken, AuditEntry, Device, Instance, Lease, License, Product } from './types.js';
 
 export type Effect =
   | { type: 'product.insert'; product: Product }
@@ -21,6 +21,8 @@ export type Effect =
   | { type: 'instance.put'; leaseId: string; instance: Instance }
   | { type: 'instance.delete'; leaseId: string; instanceId: string }
   | { type: 'seats'; licenseId: string; used: number; offline: number }
+  | { type: 'adminToken.insert'; token: AdminToken }
+  | { type: 'adminToken.revoke'; tokenId: string; at: number }
   | { type: 'audit'; entry: AuditEntry }
   | { type: 'usage'; licenseId: string; at: number; seatsUsed: number; peak: number; checkouts: number; denials: number };
 

@@ -20,6 +20,7 @@ export interface AppContext {
   reclaim: ReclaimService;
   metrics: Metrics;
   version: string;
+  settings: { reclaimIntervalSeconds: number };
 }
 
 export type Routes = (app: FastifyInstance, ctx: AppContext) => void;

@@ -1,6 +1,6 @@
 /** Domain values → wire shapes (ISO times, no internal fields). */
 import type * as W from '@floatd/protocol';
-import type { Lease, License, Product } from '../domain/types.js';
+import type { AdminToken, Lease, License, Product } from '../domain/types.js';
 import type { DeviceView, LeaseView, StoredAudit, UsageRow } from '../store/port.js';
 import type { SignedGrant } from '../service/licensing.js';
 
@@ -123,4 +123,8 @@ export function auditView(a: StoredAudit): W.AuditEvent {
 
 export function usageView(u: UsageRow): W.UsageHour {
   return { hour: iso(u.hour), peakSeats: u.peakSeats, seatsAtEnd: u.seatsAtEnd, checkouts: u.checkouts, denials: u.denials };
+}
+
+export function tokenView(t: AdminToken): W.AdminTokenInfo {
+  return { id: t.id, name: t.name, role: t.role, createdAt: iso(t.createdAt), lastUsedAt: isoOrNull(t.lastUsedAt), revokedAt: isoOrNull(t.revokedAt) };
 }

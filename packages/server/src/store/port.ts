@@ -87,6 +87,9 @@ export interface StoreTx {
   /** All leases of a license (for a forced delete). */
   leasesOfLicense(licenseId: string): Promise<Lease[]>;
   licenseCountOfProduct(productId: string): Promise<number>;
+  adminToken(id: string): Promise<AdminToken | undefined>;
+  /** Tokens with role admin that are not revoked. */
+  activeAdminCount(): Promise<number>;
   product(id: string): Promise<Product | undefined>;
   /** Writes a decision's effects, in order. Throws `SeatGuardError` if a seat guard refuses. */
   apply(effects: readonly Effect[]): Promise<void>;
@@ -116,9 +119,13 @@ export interface Store {
   seatTotals(): Promise<{ seatsUsed: number; seatsOffline: number; leases: number }>;
 
   // --- admin tokens (hashed at rest) ---
-  insertAdminToken(token: AdminToken): Promise<void>;
   adminTokenById(id: string): Promise<AdminToken | undefined>;
+  listAdminTokens(): Promise<AdminToken[]>;
   countAdminTokens(): Promise<number>;
+  /** Records a token's last use (not audited; throttled by the caller). */
+  touchAdminToken(id: string, at: number): Promise<void>;
+  /** Denials per license since `from` (dashboard "denials today"). */
+  denialsSince(from: number): Promise<Map<string, number>>;
 
   /** Listens to committed changes (live console updates). Returns the unsubscribe function. */
   subscribe(listener: (event: ChangeEvent) => void): () => void;

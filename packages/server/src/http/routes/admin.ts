@@ -3,7 +3,9 @@ import { Type } from '@sinclair/typebox';
 import * as W from '@floatd/protocol';
 import type { Routes } from '../context.js';
 import { ApiError, unwrap } from '../errors.js';
-import { auditView, deviceView, iso, leaseView, licenseView, productView, usageView } from '../views.js';
+import { auditView, deviceView, iso, leaseView, licenseView, productView, tokenView, usageView } from '../views.js';
+import { hasRole } from '../../service/auth.js';
+import type { Role } from '../../domain/types.js';
 
 const errors = { '4xx': W.ErrorBody, '5xx': W.ErrorBody };
 const security = [{ adminToken: [] }];
@@ -13,12 +15,26 @@ const LeaseParams = W.Obj({ leaseId: W.LeaseId });
 const Items = <T extends import('@sinclair/typebox').TSchema>(t: T) => W.Obj({ items: Type.Array(t) });
 const MAX_USAGE_RANGE_MS = 366 * 86_400_000;
 
-export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, clock }) => {
+/**
+ * The role each admin route needs. viewer: every read except tokens; operator: also
+ * force release and reclaim now; admin: everything else (catalogue, tokens, keys).
+ */
+const OPERATOR_ROUTES = new Set(['POST /v1/admin/leases/:leaseId/release', 'POST /v1/admin/reclaim']);
+const ADMIN_READS = new Set(['GET /v1/admin/tokens']);
+export function requiredRole(method: string, url: string): Role {
+  const route = `${method} ${url}`;
+  if ((method === 'GET' || method === 'HEAD') && !ADMIN_READS.has(route)) return 'viewer';
+  return OPERATOR_ROUTES.has(route) ? 'operator' : 'admin';
+}
+
+export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, clock, settings, version }) => {
   app.addHook('onRequest', async (req) => {
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
     const token = m?.[1] ? await auth.verify(m[1]) : undefined;
     if (!token) throw new ApiError('UNAUTHENTICATED', 'send Authorization: Bearer <admin token> with a valid admin token');
+    const needed = requiredRole(req.method, req.routeOptions.url ?? '');
+    if (!hasRole(token, needed)) throw new ApiError('INSUFFICIENT_ROLE', `this needs the ${needed} role; the token has ${token.role}`, { role: token.role, needed });
     req.admin = token;
   });
   const actor = (req: { admin: { id: string } }) => `admin:${req.admin.id}`;
@@ -270,5 +286,77 @@ export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, cloc
       },
     },
     async (req) => ({ kid: await catalogue.rotateSigningKey(actor(req)) }),
+  );
+
+  // --- admin tokens, identity, settings, dashboard ----------------------------
+  const access = ['access'];
+  const TokenParams = W.Obj({ tokenId: W.TokenId });
+  app.get(
+    '/v1/admin/tokens',
+    { schema: { summary: 'List admin tokens (never their secrets)', tags: access, security, response: { 200: Items(W.AdminTokenInfo), ...errors } } },
+    async () => ({ items: (await store.listAdminTokens()).map(tokenView) }),
+  );
+  app.post<{ Body: W.CreateAdminToken }>(
+    '/v1/admin/tokens',
+    {
+      schema: {
+        summary: 'Create an admin token with a role; the secret is in this answer only',
+        tags: access,
+        security,
+        body: W.CreateAdminToken,
+        response: { 201: W.CreatedAdminToken, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { token, secret } = await auth.create(req.body.name, req.body.role, actor(req));
+      return reply.code(201).send({ ...tokenView(token), token: secret });
+    },
+  );
+  app.post<{ Params: { tokenId: string } }>(
+    '/v1/admin/tokens/:tokenId/revoke',
+    {
+      schema: {
+        summary: 'Revoke an admin token at once (the last active admin token cannot be revoked)',
+        tags: access,
+        security,
+        params: TokenParams,
+        body: Type.Optional(W.Obj({})),
+        response: { 200: W.AdminTokenInfo, ...errors },
+      },
+    },
+    async (req) => tokenView(unwrap(await auth.revoke(req.params.tokenId, actor(req)))),
+  );
+  app.get(
+    '/v1/admin/whoami',
+    { schema: { summary: 'The token making this call: id, name and role', tags: access, security, response: { 200: W.AdminTokenInfo, ...errors } } },
+    async (req) => tokenView(req.admin),
+  );
+  app.get(
+    '/v1/admin/settings',
+    { schema: { summary: 'Server settings that administrators see (reclamation interval, store, version)', tags: access, security, response: { 200: W.Settings, ...errors } } },
+    async () => ({ version, store: store.kind, reclaimIntervalSeconds: settings.reclaimIntervalSeconds, serverTime: iso(clock.now()) }),
+  );
+  app.get<{ Querystring: { limit?: number; cursor?: string } }>(
+    '/v1/admin/dashboard',
+    {
+      schema: {
+        summary: 'Every license key with seats used/total (online and offline) and denials since 00:00 UTC',
+        tags: seats,
+        security,
+        querystring: W.Obj(W.PageQuery),
+        response: { 200: W.Page(W.DashboardRow), ...errors },
+      },
+    },
+    async (req) => {
+      const now = clock.now();
+      const page = await store.listLicenses({ limit: req.query.limit ?? 100, cursor: req.query.cursor });
+      const denials = await store.denialsSince(now - (now % 86_400_000));
+      const names = new Map<string, string | null>();
+      for (const l of page.items) if (!names.has(l.productId)) names.set(l.productId, (await store.getProduct(l.productId))?.name ?? null);
+      return {
+        items: page.items.map((l) => ({ license: licenseView(l), productName: names.get(l.productId) ?? null, denialsToday: denials.get(l.id) ?? 0 })),
+        nextCursor: page.nextCursor,
+      };
+    },
   );
 };

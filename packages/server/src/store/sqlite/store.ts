@@ -223,6 +223,11 @@ export class SqliteStore implements Store {
         VALUES (@id, @name, @role, @tokenHash, @createdAt, @lastUsedAt, @revokedAt)`),
       adminTokenById: p('SELECT * FROM admin_tokens WHERE id = ?'),
       countAdminTokens: p('SELECT COUNT(*) AS n FROM admin_tokens WHERE revoked_at IS NULL'),
+      activeAdminCount: p("SELECT COUNT(*) AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'"),
+      listAdminTokens: p('SELECT * FROM admin_tokens ORDER BY created_at, id'),
+      revokeAdminToken: p('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      touchAdminToken: p('UPDATE admin_tokens SET last_used_at = ? WHERE id = ?'),
+      denialsSince: p('SELECT license_id, SUM(denials) AS n FROM usage_hourly WHERE hour >= ? GROUP BY license_id'),
       ping: p('SELECT 1'),
     };
     this.tx = this.makeTx();
@@ -267,6 +272,11 @@ export class SqliteStore implements Store {
         const r = s.product.get(id) as Row | undefined;
         return r && toProduct(r);
       },
+      adminToken: async (id) => {
+        const r = s.adminTokenById.get(id) as Row | undefined;
+        return r && toAdminToken(r);
+      },
+      activeAdminCount: async () => num((s.activeAdminCount.get() as Row).n),
       apply: async (effects) => {
         for (const e of effects) {
           this.applyOne(e);
@@ -342,6 +352,12 @@ export class SqliteStore implements Store {
         return;
       case 'seats':
         if (s.seats.run({ id: e.licenseId, used: e.used, offline: e.offline }).changes !== 1) throw new SeatGuardError(e.licenseId);
+        return;
+      case 'adminToken.insert':
+        s.insertAdminToken.run(e.token);
+        return;
+      case 'adminToken.revoke':
+        s.revokeAdminToken.run(e.at, e.tokenId);
         return;
       case 'audit':
         s.audit.run({ ...e.entry, data: JSON.stringify(e.entry.data) });
@@ -486,8 +502,16 @@ export class SqliteStore implements Store {
     return { seatsUsed: num(r.used), seatsOffline: num(r.offline), leases: num(r.leases) };
   }
 
-  async insertAdminToken(t: AdminToken) {
-    this.s.insertAdminToken.run(t);
+  async listAdminTokens() {
+    return (this.s.listAdminTokens.all() as Row[]).map(toAdminToken);
+  }
+
+  async touchAdminToken(id: string, at: number) {
+    this.s.touchAdminToken.run(at, id);
+  }
+
+  async denialsSince(from: number) {
+    return new Map((this.s.denialsSince.all(hourOf(from)) as Row[]).map((r) => [String(r.license_id), num(r.n)]));
   }
 
   async adminTokenById(id: string) {

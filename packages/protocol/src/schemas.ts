@@ -25,8 +25,10 @@ export const LeaseId = IdOf('lse');
 export const Fingerprint = Type.String({ minLength: 8, maxLength: 128, pattern: '^[A-Za-z0-9_.:+/=-]+$' });
 export const InstanceIdSchema = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$' });
 const ShortText = (max: number) => Type.String({ maxLength: max });
-export const Metadata = Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.Unknown(), {
+// TypeBox drops a Record key schema's length limits (keys become `^(.*)$`), so keys are limited with propertyNames.
+export const Metadata = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: 64,
+  propertyNames: { minLength: 1, maxLength: 64 },
   description: 'Free-form JSON object',
 });
 

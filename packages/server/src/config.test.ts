@@ -14,7 +14,7 @@ test('defaults: 127.0.0.1:7070, ./data, SQLite in the data directory', () => {
 test('environment is read, flags win over it', () => {
   const env = { FLOATD_HOST: '0.0.0.0', FLOATD_PORT: '8080', FLOATD_DATA_DIR: '/tmp/x', FLOATD_DATABASE_URL: 'sqlite:/tmp/y.db' };
   const c = configFrom({ port: '9090' }, env);
-  assert.deepEqual([c.host, c.port, c.dataDir, c.database.path], ['0.0.0.0', 9090, '/tmp/x', '/tmp/y.db']);
+  assert.deepEqual([c.host, c.port, c.dataDir, c.database], ['0.0.0.0', 9090, '/tmp/x', { kind: 'sqlite', path: '/tmp/y.db' }]);
 });
 
 test('bad values stop the start with a message naming the setting', () => {
@@ -23,10 +23,21 @@ test('bad values stop the start with a message naming the setting', () => {
     [{ port: '70000' }, /FLOATD_PORT.*outside 0\.\.65535/],
     [{ host: 'bad host' }, /FLOATD_HOST/],
     [{ databaseUrl: 'mysql://x' }, /FLOATD_DATABASE_URL/],
-    [{ databaseUrl: 'postgres://localhost/db' }, /PostgreSQL is not available/],
+    [{ databaseUrl: 'postgres://localhost/db' }, /FLOATD_KEY_ENCRYPTION_KEY: required with PostgreSQL/],
+    [{ databaseUrl: 'postgres://localhost/db', keyEncryptionKey: 'c2hvcnQ=' }, /must be 32 bytes/],
+    [{ databaseUrl: 'postgres://u:secret@h:bad/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') }, /^(?!.*secret).*not a valid URL/],
     [{ reclaimInterval: '0' }, /RECLAIM_INTERVAL/],
     [{ logLevel: 'loud' }, /FLOATD_LOG_LEVEL/],
     [{ sqliteSynchronous: 'OFF' }, /FLOATD_SQLITE_SYNCHRONOUS/],
   ];
   for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
+});
+
+test('a PostgreSQL URL with a 32-byte key selects the PostgreSQL store', () => {
+  const key = Buffer.alloc(32, 1);
+  const c = parseConfig({ databaseUrl: 'postgres://floatd@db.internal:5432/floatd', keyEncryptionKey: key.toString('base64') });
+  assert.equal(c.database.kind, 'postgres');
+  assert.ok(c.database.kind === 'postgres' && c.database.keyEncryptionKey.equals(key));
+  const hex = parseConfig({ databaseUrl: 'postgresql://h/db', keyEncryptionKey: key.toString('hex') });
+  assert.ok(hex.database.kind === 'postgres' && hex.database.keyEncryptionKey.equals(key));
 });

@@ -8,8 +8,8 @@ export interface Config {
   host: string;
   port: number;
   dataDir: string;
-  /** where the database is: SQLite file path (default `<dataDir>/floatd.db`) */
-  database: { kind: 'sqlite'; path: string };
+  /** where the database is: SQLite file path (default `<dataDir>/floatd.db`) or a PostgreSQL URL */
+  database: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; keyEncryptionKey: Buffer };
   reclaimIntervalSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
@@ -25,6 +25,7 @@ export interface ConfigInput {
   logLevel?: string | undefined;
   logRequests?: string | boolean | undefined;
   sqliteSynchronous?: string | undefined;
+  keyEncryptionKey?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -45,6 +46,7 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     logLevel: pick(flags.logLevel, 'FLOATD_LOG_LEVEL'),
     logRequests: flags.logRequests ?? env.FLOATD_LOG_REQUESTS,
     sqliteSynchronous: pick(flags.sqliteSynchronous, 'FLOATD_SQLITE_SYNCHRONOUS'),
+    keyEncryptionKey: env.FLOATD_KEY_ENCRYPTION_KEY,
   };
   return parseConfig(input);
 }
@@ -61,7 +63,7 @@ export function parseConfig(i: ConfigInput): Config {
   const sync = (i.sqliteSynchronous ?? 'NORMAL').toUpperCase();
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
   const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
-  return { host, port, dataDir, database: database(i.databaseUrl, dataDir), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync };
+  return { host, port, dataDir, database: database(i.databaseUrl, dataDir, i.keyEncryptionKey), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync };
 }
 
 function integer(raw: string, name: string, min: number, max: number): number {
@@ -71,12 +73,34 @@ function integer(raw: string, name: string, min: number, max: number): number {
   return n;
 }
 
-function database(url: string | undefined, dataDir: string): Config['database'] {
+function database(url: string | undefined, dataDir: string, encryptionKey: string | undefined): Config['database'] {
   if (url === undefined || url.trim() === '') return { kind: 'sqlite', path: resolve(dataDir, 'floatd.db') };
   const m = /^(sqlite|file):(?:\/\/)?(.+)$/.exec(url.trim());
   if (m?.[2]) return { kind: 'sqlite', path: resolve(m[2]) };
-  if (/^postgres(ql)?:\/\//.test(url)) {
-    throw new ConfigError('FLOATD_DATABASE_URL: PostgreSQL is not available in this version yet; leave it unset for the embedded SQLite database');
+  if (/^postgres(ql)?:\/\/\S+$/.test(url.trim())) {
+    try {
+      new URL(url.trim());
+    } catch {
+      throw new ConfigError(`FLOATD_DATABASE_URL: "${redact(url)}" is not a valid URL`);
+    }
+    return { kind: 'postgres', url: url.trim(), keyEncryptionKey: keyFrom(encryptionKey) };
   }
-  throw new ConfigError(`FLOATD_DATABASE_URL: "${url}" is neither sqlite:PATH nor postgres://…`);
+  throw new ConfigError(`FLOATD_DATABASE_URL: "${redact(url)}" is neither sqlite:PATH nor postgres://…`);
+}
+
+/** The AES-256 key that protects the signing keys stored in PostgreSQL: 32 bytes, base64 or hex. */
+function keyFrom(raw: string | undefined): Buffer {
+  if (!raw) {
+    throw new ConfigError(
+      'FLOATD_KEY_ENCRYPTION_KEY: required with PostgreSQL (it encrypts the signing keys in the database; give every node the same one). Make one with: openssl rand -base64 32',
+    );
+  }
+  const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+  if (key.length !== 32) throw new ConfigError('FLOATD_KEY_ENCRYPTION_KEY: must be 32 bytes, as base64 (44 characters) or hex (64 characters)');
+  return key;
+}
+
+/** Never print a database password back. */
+function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }

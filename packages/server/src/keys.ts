@@ -23,8 +23,13 @@ export interface StoredSigningKey {
 
 /** Where the key ring is kept (a file in the data directory; the database in a cluster). */
 export interface KeyPersistence {
-  load(): Promise<StoredSigningKey[]>;
-  save(keys: StoredSigningKey[]): Promise<void>;
+  /**
+   * Atomically reads the stored keys, stores what `change` makes of them, and
+   * returns that — so two nodes starting (or rotating) at once cannot lose a key.
+   */
+  update(change: (keys: StoredSigningKey[]) => StoredSigningKey[]): Promise<StoredSigningKey[]>;
+  /** Tells this node when another node changed the keys (PostgreSQL NOTIFY). */
+  onChange?(listener: () => void): void;
 }
 
 interface LoadedKey {
@@ -44,13 +49,19 @@ export class KeyRing {
   /** Loads the ring, creating the first key on first start. */
   static async open(persistence: KeyPersistence, now: number): Promise<KeyRing> {
     const ring = new KeyRing(persistence);
-    const stored = await persistence.load();
-    ring.keys = stored.map(load);
-    if (ring.keys.length === 0) {
-      ring.keys = [load(generate(now))];
-      await persistence.save(ring.keys.map((k) => k.stored));
-    }
+    ring.keys = (await persistence.update((keys) => (keys.length ? keys : [generate(now)]))).map(load);
+    persistence.onChange?.(() => void ring.reload());
     return ring;
+  }
+
+  /** Re-reads the keys (another node rotated them). */
+  async reload(): Promise<void> {
+    const stored = await this.persistence.update((keys) => keys);
+    const known = new Map(this.keys.map((k) => [k.stored.kid, k]));
+    this.keys = stored.map((s) => {
+      const k = known.get(s.kid);
+      return k ? { ...k, stored: s } : load(s);
+    });
   }
 
   private get current(): LoadedKey {
@@ -76,13 +87,19 @@ export class KeyRing {
    * (tokens without expiry exist, e.g. on licenses without a lease TTL).
    */
   async rotate(now: number, keepOldSeconds: number | null): Promise<string> {
-    const old = this.current;
-    old.stored.retiredAt = now;
-    old.stored.publishUntil = keepOldSeconds === null ? null : now + keepOldSeconds * 1000;
-    const next = load(generate(now));
-    this.keys = [...this.keys.filter((k) => this.published(k, now)), next];
-    await this.persistence.save(this.keys.map((k) => k.stored));
-    return next.stored.kid;
+    const next = generate(now);
+    const stored = await this.persistence.update((keys) => {
+      const kept = keys
+        .map((k) =>
+          k.retiredAt === null ? { ...k, retiredAt: now, publishUntil: keepOldSeconds === null ? null : now + keepOldSeconds * 1000 } : k,
+        )
+        .filter((k) => k.publishUntil === null || k.publishUntil > now);
+      return [...kept, next];
+    });
+    const known = new Map(this.keys.map((k) => [k.stored.kid, k]));
+    this.keys = stored.map((s) => known.get(s.kid) ?? load(s));
+    for (const k of this.keys) k.stored = stored.find((s) => s.kid === k.stored.kid)!;
+    return next.kid;
   }
 
   /**
@@ -116,21 +133,26 @@ function load(stored: StoredSigningKey): LoadedKey {
 /** The key ring as a file in the data directory, mode 0600, replaced atomically. */
 export function fileKeyPersistence(dataDir: string): KeyPersistence {
   const file = join(dataDir, 'signing-keys.json');
+  const load = async (): Promise<StoredSigningKey[]> => {
+    try {
+      return JSON.parse(await readFile(file, 'utf8')) as StoredSigningKey[];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new Error(`cannot read the signing keys at ${file}: ${(err as Error).message}`);
+    }
+  };
   return {
-    async load() {
-      try {
-        return JSON.parse(await readFile(file, 'utf8')) as StoredSigningKey[];
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-        throw new Error(`cannot read the signing keys at ${file}: ${(err as Error).message}`);
-      }
-    },
-    async save(keys) {
+    // One server process owns a data directory, so read-modify-write needs no lock beyond this process.
+    async update(change) {
+      const before = await load();
+      const after = change(before);
+      if (after === before) return before;
       await mkdir(dataDir, { recursive: true });
       const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(keys, null, 2), { mode: 0o600 });
+      await writeFile(tmp, JSON.stringify(after, null, 2), { mode: 0o600 });
       await chmod(tmp, 0o600);
       await rename(tmp, file);
+      return after;
     },
   };
 }
@@ -139,9 +161,6 @@ export function fileKeyPersistence(dataDir: string): KeyPersistence {
 export function memoryKeyPersistence(): KeyPersistence {
   let keys: StoredSigningKey[] = [];
   return {
-    load: async () => keys,
-    save: async (k) => {
-      keys = k;
-    },
+    update: async (change) => (keys = change(keys)),
   };
 }

@@ -10,7 +10,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { buildApp } from './http/app.js';
-import { fileKeyPersistence, KeyRing } from './keys.js';
+import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
+import { PostgresStore } from './store/postgres/store.js';
+import { pgKeyPersistence } from './store/postgres/keys.js';
+import { alwaysLeader, pgLeadership, type Leadership } from './jobs/leader.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
 import { LicensingService } from './service/licensing.js';
@@ -20,6 +23,20 @@ import { SqliteStore } from './store/sqlite/store.js';
 import type { Store } from './store/port.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+/** The store named by the configuration, where its signing keys live, and who runs the background jobs. */
+async function openStore(config: Config): Promise<{ store: Store; keyPersistence: KeyPersistence; leadership: Leadership }> {
+  if (config.database.kind === 'sqlite') {
+    const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
+    return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
+  }
+  const store = await PostgresStore.open({ url: config.database.url });
+  return {
+    store,
+    keyPersistence: pgKeyPersistence(store.sql, config.database.keyEncryptionKey),
+    leadership: pgLeadership(store.sql, 'floatd:jobs'),
+  };
+}
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -45,8 +62,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const logger = opts.logger === undefined ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] }) : opts.logger;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
-  const keys = await KeyRing.open(fileKeyPersistence(config.dataDir), clock.now());
+  const { store, keyPersistence, leadership } = await openStore(config);
+  const keys = await KeyRing.open(keyPersistence, clock.now());
   const auth = new AdminAuth(store, clock);
 
   const metrics = createMetrics(store);
@@ -69,17 +86,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await app.listen({ host: config.host, port: config.port });
   // The first admin token is made once the server is up, so a failed first start never leaves an unseen token behind.
   const adminTokenFile = join(config.dataDir, 'admin-token');
-  let createdAdminSecret: string | undefined;
-  if ((await store.countAdminTokens()) === 0) {
-    const { secret } = await auth.create('initial', 'admin', 'system:first-start');
-    await writeFile(adminTokenFile, secret + '\n', { mode: 0o600 });
+  const createdAdminSecret = await auth.createFirst();
+  if (createdAdminSecret) {
+    await writeFile(adminTokenFile, createdAdminSecret + '\n', { mode: 0o600 });
     await chmod(adminTokenFile, 0o600);
-    createdAdminSecret = secret;
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const reclaimer = opts.reclaimer === false ? undefined : startReclaimer(reclaim, config.reclaimIntervalSeconds, (err) => logger && logger.error({ err }, 'reclaimer sweep failed'));
+  const reclaimer = opts.reclaimer === false ? undefined : startReclaimer(reclaim, config.reclaimIntervalSeconds, (err) => logger && logger.error({ err }, 'reclaimer sweep failed'), leadership);
 
   let closing: Promise<void> | undefined;
   return {
@@ -93,6 +108,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     close() {
       closing ??= (async () => {
         await reclaimer?.stop();
+        await leadership.stop();
         await app.close();
         await store.close();
       })();

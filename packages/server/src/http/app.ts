@@ -10,7 +10,7 @@ import addFormatsModule from 'ajv-formats';
 import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { AppContext } from './context.js';
-import { ApiError, installErrorHandling } from './errors.js';
+import { ApiError, frameworkErrors, installErrorHandling } from './errors.js';
 import { newId } from '../ids.js';
 import { clientRoutes } from './routes/client.js';
 import { adminRoutes } from './routes/admin.js';
@@ -19,6 +19,20 @@ import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './routes/console.js';
 
 export const BODY_LIMIT = 64 * 1024;
+/** Bodies nested deeper are refused: nothing floatd takes needs it, and storing or answering one would overflow the stack. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether `value` has objects or arrays nested more than `max` deep (iterative: the input may be very deep). */
+function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [v, depth] = top;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 // ajv-formats is CommonJS with a default export.
 type AddFormats = (ajv: Ajv) => Ajv;
@@ -51,6 +65,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    frameworkErrors,
   }) as unknown as FastifyInstance;
 
   const ajv = validators();
@@ -63,7 +78,11 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);
     try {
-      done(null, sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }));
+      const value: unknown = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+      if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
+        return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
+      }
+      done(null, value);
     } catch (err) {
       const e = err as Error & { statusCode?: number };
       e.statusCode = 400;

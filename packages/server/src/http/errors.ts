@@ -38,6 +38,19 @@ function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, message
   return reply.code(ERRORS[code].status).type('application/json').send(envelope(code, message, req.id, details));
 }
 
+/**
+ * Fastify's `frameworkErrors` option: errors its router raises before any route, hook or
+ * error handler runs (a path that is not valid percent-encoding, a path parameter over
+ * `maxParamLength`). Without it fastify answers them in its own JSON shape, not the envelope.
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  reply.header('x-request-id', req.id);
+  if (err.code === 'FST_ERR_BAD_URL') return send(reply, req, 'VALIDATION_FAILED', 'the path is not valid percent-encoding');
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(reply, req, 'VALIDATION_FAILED', 'a path parameter is too long', { field: 'params' });
+  req.log.error({ err }, 'unhandled framework error');
+  return send(reply, req, 'INTERNAL_ERROR', 'internal error; quote the request id when reporting it');
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => send(reply, req, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
 

@@ -4,8 +4,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { startTestServer, type TestServer } from '../testing/harness.js';
 
 let t: TestServer;
@@ -18,16 +16,12 @@ after(() => t.close());
 async function assertConsistent(licenseId: string, expectedUsed?: number) {
   const lic = (await t.admin('GET', `/v1/admin/licenses/${licenseId}`)).body;
   const listed = (await t.admin('GET', `/v1/admin/licenses/${licenseId}/leases`)).body.items.length;
-  const db = new Database(join(t.dataDir, 'floatd.db'), { readonly: true });
-  try {
-    const rows = (db.prepare('SELECT COUNT(*) AS n FROM leases WHERE license_id = ?').get(licenseId) as { n: number }).n;
-    assert.equal(lic.seatsUsed, rows, 'seat counter equals lease rows');
-    assert.equal(listed, rows, 'admin listing equals lease rows');
-    assert.ok(lic.seatsUsed <= lic.seats, `never above the seat count (${lic.seatsUsed} > ${lic.seats})`);
-    if (expectedUsed !== undefined) assert.equal(lic.seatsUsed, expectedUsed);
-  } finally {
-    db.close();
-  }
+  const [row] = await t.rows('SELECT COUNT(*) AS n FROM leases WHERE license_id = ?', licenseId);
+  const rows = Number(row!.n);
+  assert.equal(lic.seatsUsed, rows, 'seat counter equals lease rows');
+  assert.equal(listed, rows, 'admin listing equals lease rows');
+  assert.ok(lic.seatsUsed <= lic.seats, `never above the seat count (${lic.seatsUsed} > ${lic.seats})`);
+  if (expectedUsed !== undefined) assert.equal(lic.seatsUsed, expectedUsed);
   return lic.seatsUsed as number;
 }
 

@@ -99,5 +99,5 @@ test('dashboard and settings: seats per key and denials today', async () => {
   const row = dash.body.items.find((r: { license: { id: string } }) => r.license.id === lic.id);
   assert.deepEqual([row.license.seatsUsed, row.license.seats, row.denialsToday, row.productName], [1, 1, 1, 'Test product']);
   const settings = await t.admin('GET', '/v1/admin/settings');
-  assert.deepEqual([settings.body.store, settings.body.reclaimIntervalSeconds], ['sqlite', 30]);
+  assert.deepEqual([settings.body.store, settings.body.reclaimIntervalSeconds], [t.store, 30]);
 });

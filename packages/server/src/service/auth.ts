@@ -43,6 +43,23 @@ export class AdminAuth {
     return { token, secret: `fdt_${id.slice(4)}_${secret}` };
   }
 
+  /** On a fresh install, creates the first admin token; undefined when one exists (also when another node just made it). */
+  async createFirst(): Promise<string | undefined> {
+    const now = this.clock.now();
+    const id = newId('tok');
+    const secret = randomBytes(32).toString('base64url');
+    const token: AdminToken = { id, name: 'initial', role: 'admin', tokenHash: sha256(secret).toString('hex'), createdAt: now, lastUsedAt: null, revokedAt: null };
+    return this.store.transaction(async (tx) => {
+      await tx.lockAdminTokens();
+      if ((await tx.activeAdminCount()) > 0) return undefined;
+      await tx.apply([
+        { type: 'adminToken.insert', token },
+        { type: 'audit', entry: { at: now, type: 'token.created', actor: 'system:first-start', licenseId: null, deviceId: null, leaseId: null, reason: null, data: { tokenId: id, name: 'initial', role: 'admin' } } },
+      ]);
+      return `fdt_${id.slice(4)}_${secret}`;
+    });
+  }
+
   /** Revokes a token at once; the last active admin token cannot be revoked (nobody could administer the server). */
   async revoke(id: string, actor: string): Promise<Result<AdminToken>> {
     const now = this.clock.now();

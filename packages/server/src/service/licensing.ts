@@ -38,7 +38,9 @@ export interface SignedGrant {
   serverTime: number;
 }
 
-const invalidKey = () => fail('INVALID_LICENSE_KEY', 'the license key is not valid');
+/** One message for a missing, malformed or unknown key, so the answer never tells a near miss from a real key. */
+export const INVALID_KEY_MESSAGE = 'send Authorization: License <key> with a valid license key';
+const invalidKey = () => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
 
 export class LicensingService {
   constructor(

@@ -56,11 +56,16 @@ export class ReclaimService {
   }
 }
 
-/** The background reclaimer: a sweep every `intervalSeconds`, never two at once. */
-export function startReclaimer(service: ReclaimService, intervalSeconds: number, onError: (err: unknown) => void): { stop(): Promise<void> } {
+/** The background reclaimer: a sweep every `intervalSeconds` on the leader node, never two at once. */
+export function startReclaimer(
+  service: ReclaimService,
+  intervalSeconds: number,
+  onError: (err: unknown) => void,
+  leadership: { isLeader(): boolean } = { isLeader: () => true },
+): { stop(): Promise<void> } {
   let current: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
-    current = service.sweep('reclaimer').catch(onError);
+    if (leadership.isLeader()) current = service.sweep('reclaimer').catch(onError);
   }, intervalSeconds * 1000);
   timer.unref();
   return {

@@ -71,6 +71,8 @@ export interface ChangeEvent {
 export interface StoreTx {
   /** Reads and locks a license by its key (see the guarantee above). */
   lockLicenseByKey(key: string): Promise<License | undefined>;
+  /** Reads a license by its key without locking it (only for decisions that cannot change seats). */
+  licenseByKey(key: string): Promise<License | undefined>;
   /** Reads and locks a license by id. */
   lockLicense(id: string): Promise<License | undefined>;
   device(licenseId: string, fingerprint: string): Promise<Device | undefined>;
@@ -88,6 +90,8 @@ export interface StoreTx {
   leasesOfLicense(licenseId: string): Promise<Lease[]>;
   licenseCountOfProduct(productId: string): Promise<number>;
   adminToken(id: string): Promise<AdminToken | undefined>;
+  /** Serialises first-start token creation across nodes (SQLite: the transaction already is exclusive). */
+  lockAdminTokens(): Promise<void>;
   /** Tokens with role admin that are not revoked. */
   activeAdminCount(): Promise<number>;
   product(id: string): Promise<Product | undefined>;

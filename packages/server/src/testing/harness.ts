@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../config.js';
 import { ManualClock } from '../domain/clock.js';
 import { startServer, type RunningServer } from '../server.js';
+import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from './pg.js';
 
 export interface HttpAnswer<T = any> {
   status: number;
@@ -29,17 +30,33 @@ export interface TestServer {
   client<T = any>(key: string, method: string, path: string, body?: unknown): Promise<HttpAnswer<T>>;
   /** Raw request: full control of headers and body text. */
   raw(method: string, path: string, init?: { headers?: Record<string, string>; body?: string }): Promise<HttpAnswer>;
+  /** Which database this server runs on. */
+  store: 'sqlite' | 'postgres';
+  /** Reads the database directly, bypassing the server (`?` placeholders), for independent checks. */
+  rows(query: string, ...params: unknown[]): Promise<Record<string, unknown>[]>;
   /** Creates a product and a license key with the given policy; returns the license (with its key). */
   license(policy?: Record<string, unknown>): Promise<any>;
   close(): Promise<void>;
 }
 
+/** The store the test servers use: SQLite by default, PostgreSQL with FLOATD_TEST_STORE=postgres. */
+export const TEST_STORE: 'sqlite' | 'postgres' = process.env.FLOATD_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
+
 export async function startTestServer(
-  opts: { clock?: ManualClock; dataDir?: string; reclaimer?: boolean; reclaimIntervalSeconds?: number } = {},
+  opts: { clock?: ManualClock; dataDir?: string; reclaimer?: boolean; reclaimIntervalSeconds?: number; store?: 'sqlite' | 'postgres' } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'floatd-test-')));
   const clock = opts.clock ?? new ManualClock(Date.parse('2026-03-02T09:00:00Z'));
-  const config = parseConfig({ host: '127.0.0.1', port: '0', dataDir, logLevel: 'silent', reclaimInterval: String(opts.reclaimIntervalSeconds ?? 30) });
+  const pg = (opts.store ?? TEST_STORE) === 'postgres' ? await createTempDatabase() : undefined;
+  const config = parseConfig({
+    host: '127.0.0.1',
+    port: '0',
+    dataDir,
+    logLevel: 'silent',
+    reclaimInterval: String(opts.reclaimIntervalSeconds ?? 30),
+    databaseUrl: pg?.url,
+    keyEncryptionKey: pg ? TEST_KEY_ENCRYPTION_KEY : undefined,
+  });
   const server = await startServer(config, { clock, logger: false, reclaimer: opts.reclaimer ?? false });
   const { readFile } = await import('node:fs/promises');
   const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
@@ -62,7 +79,29 @@ export async function startTestServer(
     });
   const admin = call(`Bearer ${adminToken}`);
   let productId: string | undefined;
+  const rows = async (query: string, ...params: unknown[]): Promise<Record<string, unknown>[]> => {
+    if (pg) {
+      const { default: postgres } = await import('postgres');
+      const sql = postgres(pg.url, { max: 1, onnotice: () => undefined });
+      try {
+        let n = 0;
+        const result = await sql.unsafe(query.replace(/\?/g, () => `$${++n}`), params as never[]);
+        return result.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v])));
+      } finally {
+        await sql.end();
+      }
+    }
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(join(dataDir, 'floatd.db'), { readonly: true });
+    try {
+      return db.prepare(query).all(...params) as Record<string, unknown>[];
+    } finally {
+      db.close();
+    }
+  };
   return {
+    store: pg ? 'postgres' : 'sqlite',
+    rows,
     server,
     url: server.url,
     clock,
@@ -79,6 +118,7 @@ export async function startTestServer(
     },
     async close() {
       await server.close();
+      await pg?.drop();
       if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -4,6 +4,7 @@ import * as W from '@floatd/protocol';
 import type { Routes } from '../context.js';
 import { ApiError, unwrap } from '../errors.js';
 import { clientLeaseView, grantView, summaryView, iso } from '../views.js';
+import { INVALID_KEY_MESSAGE } from '../../service/licensing.js';
 
 const errors = { '4xx': W.ErrorBody, '5xx': W.ErrorBody };
 const security = [{ licenseKey: [] }];
@@ -15,7 +16,7 @@ export const clientRoutes: Routes = (app, { licensing, clock }) => {
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^License\s+(.+)$/i.exec(header.trim()) : null;
     const key = m?.[1] ? W.normalizeKey(m[1]) : undefined;
-    if (!key) throw new ApiError('INVALID_LICENSE_KEY', 'send Authorization: License <key> with a valid license key');
+    if (!key) throw new ApiError('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
     req.licenseKey = key;
   });
 

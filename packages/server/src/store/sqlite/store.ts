@@ -11,7 +11,8 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SeatGuardError, type Effect } from '../../domain/effects.js';
-import type { AdminToken, Device, Instance, Lease, License, Product, Role } from '../../domain/types.js';
+import type { Lease, Product, License } from '../../domain/types.js';
+import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage } from '../rows.js';
 import type {
   AuditFilter,
   DeviceView,
@@ -34,93 +35,6 @@ export interface SqliteOptions {
   path: string;
   /** PRAGMA synchronous: NORMAL (default; survives a process crash, a power loss may lose the last commits) or FULL */
   synchronous?: 'NORMAL' | 'FULL';
-}
-
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
-
-function toProduct(r: Row): Product {
-  return {
-    id: String(r.id),
-    name: String(r.name),
-    metadata: JSON.parse(String(r.metadata)) as Record<string, unknown>,
-    createdAt: num(r.created_at),
-    updatedAt: num(r.updated_at),
-  };
-}
-
-function toLicense(r: Row): License {
-  return {
-    id: String(r.id),
-    productId: String(r.product_id),
-    key: String(r.key),
-    seats: num(r.seats),
-    model: r.model as License['model'],
-    expiresAt: numOrNull(r.expires_at),
-    trialDays: numOrNull(r.trial_days),
-    trialStartedAt: numOrNull(r.trial_started_at),
-    leaseTtlSeconds: numOrNull(r.lease_ttl_seconds),
-    heartbeatIntervalSeconds: num(r.heartbeat_interval_seconds),
-    maxOfflineSeconds: num(r.max_offline_seconds),
-    maxOfflineSeats: numOrNull(r.max_offline_seats),
-    maxInstancesPerDevice: num(r.max_instances_per_device),
-    counting: r.counting as License['counting'],
-    suspended: r.suspended === 1,
-    metadata: JSON.parse(String(r.metadata)) as Record<string, unknown>,
-    seatsUsed: num(r.seats_used),
-    seatsOffline: num(r.seats_offline),
-    createdAt: num(r.created_at),
-    updatedAt: num(r.updated_at),
-  };
-}
-
-function toDevice(r: Row): Device {
-  return {
-    id: String(r.id),
-    licenseId: String(r.license_id),
-    fingerprint: String(r.fingerprint),
-    hostname: strOrNull(r.hostname),
-    user: strOrNull(r.user_name),
-    appVersion: strOrNull(r.app_version),
-    firstSeenAt: num(r.first_seen_at),
-    lastAccessedAt: num(r.last_accessed_at),
-  };
-}
-
-function toInstance(r: Row): Instance {
-  return {
-    instanceId: String(r.instance_id),
-    startedAt: num(r.started_at),
-    lastHeartbeatAt: num(r.last_heartbeat_at),
-    expiresAt: numOrNull(r.expires_at),
-  };
-}
-
-function toLease(r: Row, instances: Instance[]): Lease {
-  return {
-    id: String(r.id),
-    licenseId: String(r.license_id),
-    deviceId: String(r.device_id),
-    offline: r.offline === 1,
-    grantedAt: num(r.granted_at),
-    lastHeartbeatAt: num(r.last_heartbeat_at),
-    expiresAt: numOrNull(r.expires_at),
-    offlineExpiresAt: numOrNull(r.offline_expires_at),
-    instances,
-  };
-}
-
-function toAdminToken(r: Row): AdminToken {
-  return {
-    id: String(r.id),
-    name: String(r.name),
-    role: r.role as Role,
-    tokenHash: String(r.token_hash),
-    createdAt: num(r.created_at),
-    lastUsedAt: numOrNull(r.last_used_at),
-    revokedAt: numOrNull(r.revoked_at),
-  };
 }
 
 export class SqliteStore implements Store {
@@ -249,6 +163,10 @@ export class SqliteStore implements Store {
         const r = s.licenseByKey.get(key) as Row | undefined;
         return r && toLicense(r);
       },
+      licenseByKey: async (key) => {
+        const r = s.licenseByKey.get(key) as Row | undefined;
+        return r && toLicense(r);
+      },
       lockLicense: async (id) => {
         const r = s.licenseById.get(id) as Row | undefined;
         return r && toLicense(r);
@@ -276,6 +194,7 @@ export class SqliteStore implements Store {
         const r = s.adminTokenById.get(id) as Row | undefined;
         return r && toAdminToken(r);
       },
+      lockAdminTokens: async () => undefined,
       activeAdminCount: async () => num((s.activeAdminCount.get() as Row).n),
       apply: async (effects) => {
         for (const e of effects) {
@@ -464,32 +383,14 @@ export class SqliteStore implements Store {
     if (f.cursor) add('id < ?', decodeCursor(f.cursor));
     const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, f.limit + 1) as Row[];
-    const items = rows.slice(0, f.limit).map(
-      (r): StoredAudit => ({
-        id: num(r.id),
-        at: num(r.at),
-        type: r.type as StoredAudit['type'],
-        actor: String(r.actor),
-        licenseId: strOrNull(r.license_id),
-        deviceId: strOrNull(r.device_id),
-        leaseId: strOrNull(r.lease_id),
-        reason: strOrNull(r.reason),
-        data: JSON.parse(String(r.data)) as Record<string, unknown>,
-      }),
-    );
+    const items = rows.slice(0, f.limit).map(toAudit);
     const last = items[items.length - 1];
     return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.id) : null };
   }
 
   async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
     const before = this.s.usage_before.get(licenseId, from) as Row | undefined;
-    const rows = (this.s.usage_range.all(licenseId, from, to) as Row[]).map((r) => ({
-      hour: num(r.hour),
-      peakSeats: num(r.peak_seats),
-      seatsAtEnd: num(r.seats_at_end),
-      checkouts: num(r.checkouts),
-      denials: num(r.denials),
-    }));
+    const rows = (this.s.usage_range.all(licenseId, from, to) as Row[]).map(toUsage);
     return fillHours(rows, from, to, before ? num(before.seats_at_end) : 0);
   }
 

@@ -1,0 +1,119 @@
+/**
+ * Versioned schema migrations for the PostgreSQL adapter. Append only. Applied
+ * at start under an advisory lock, so several nodes starting at once apply each
+ * migration exactly once. Times are BIGINT milliseconds since the epoch (UTC),
+ * as in the SQLite adapter.
+ */
+export const PG_MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+CREATE TABLE products (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  metadata JSONB NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE TABLE licenses (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  product_id TEXT NOT NULL REFERENCES products(id),
+  key TEXT NOT NULL UNIQUE,
+  seats INTEGER NOT NULL,
+  model TEXT NOT NULL,
+  expires_at BIGINT,
+  trial_days INTEGER,
+  trial_started_at BIGINT,
+  lease_ttl_seconds INTEGER,
+  heartbeat_interval_seconds INTEGER NOT NULL,
+  max_offline_seconds INTEGER NOT NULL,
+  max_offline_seats INTEGER,
+  max_instances_per_device INTEGER NOT NULL,
+  counting TEXT NOT NULL,
+  suspended BOOLEAN NOT NULL,
+  metadata JSONB NOT NULL,
+  seats_used INTEGER NOT NULL DEFAULT 0 CHECK (seats_used >= 0),
+  seats_offline INTEGER NOT NULL DEFAULT 0 CHECK (seats_offline >= 0),
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX licenses_product ON licenses(product_id, seq);
+CREATE TABLE devices (
+  id TEXT PRIMARY KEY,
+  license_id TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  hostname TEXT,
+  user_name TEXT,
+  app_version TEXT,
+  first_seen_at BIGINT NOT NULL,
+  last_accessed_at BIGINT NOT NULL,
+  UNIQUE (license_id, fingerprint)
+);
+CREATE TABLE leases (
+  id TEXT PRIMARY KEY,
+  license_id TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  offline BOOLEAN NOT NULL,
+  granted_at BIGINT NOT NULL,
+  last_heartbeat_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  offline_expires_at BIGINT
+);
+CREATE INDEX leases_device ON leases(device_id);
+CREATE INDEX leases_license_expiry ON leases(license_id, expires_at);
+CREATE INDEX leases_expiry ON leases(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE instances (
+  lease_id TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  last_heartbeat_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  PRIMARY KEY (lease_id, instance_id)
+);
+CREATE INDEX instances_expiry ON instances(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE audit (
+  id BIGSERIAL PRIMARY KEY,
+  at BIGINT NOT NULL,
+  type TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  license_id TEXT,
+  device_id TEXT,
+  lease_id TEXT,
+  reason TEXT,
+  data JSONB NOT NULL
+);
+CREATE INDEX audit_license ON audit(license_id, id);
+CREATE INDEX audit_device ON audit(device_id, id);
+CREATE INDEX audit_at ON audit(at);
+CREATE TABLE usage_hourly (
+  license_id TEXT NOT NULL,
+  hour BIGINT NOT NULL,
+  peak_seats INTEGER NOT NULL,
+  seats_at_end INTEGER NOT NULL,
+  checkouts INTEGER NOT NULL,
+  denials INTEGER NOT NULL,
+  PRIMARY KEY (license_id, hour)
+);
+CREATE TABLE admin_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  token_hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT,
+  revoked_at BIGINT
+);
+CREATE TABLE signing_keys (
+  kid TEXT PRIMARY KEY,
+  created_at BIGINT NOT NULL,
+  retired_at BIGINT,
+  publish_until BIGINT,
+  -- the private JWK, encrypted (AES-256-GCM) with FLOATD_KEY_ENCRYPTION_KEY
+  private_jwk_encrypted TEXT NOT NULL
+);
+`,
+  },
+];

@@ -1,0 +1,417 @@
+/**
+ * PostgreSQL adapter of the Store port, for several floatd nodes on one database.
+ *
+ * Concurrency: READ COMMITTED transactions with row locks. Every seat-changing
+ * transaction first locks its license row (`SELECT … FOR UPDATE`), so seat
+ * decisions for one license are serialised across all nodes while different
+ * licenses proceed in parallel. Leases a decision reads are locked too (`FOR
+ * UPDATE`): a renewal that only moves a live lease's expiry may then run without
+ * the license lock (the heartbeat fast path), because a reclaimer that wants the
+ * same lease waits for it and re-checks the lease's expiry after the wait
+ * (PostgreSQL re-evaluates the WHERE clause of a locked row that changed). Lock
+ * order is always license → lease, and the fast path takes no license lock, so
+ * there is no deadlock cycle. The `seats` effect is the same guarded UPDATE as
+ * in SQLite. Committed changes are announced with NOTIFY inside the transaction,
+ * so every node's LISTEN hears them exactly when they commit.
+ */
+import postgres from 'postgres';
+import { SeatGuardError, type Effect } from '../../domain/effects.js';
+import type { AdminToken, Lease, License, Product } from '../../domain/types.js';
+import type { AuditFilter, ChangeEvent, DeviceView, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
+import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
+import { ChangeFeed, changeOf } from '../changes.js';
+import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
+import { PG_MIGRATIONS } from './migrations.js';
+
+type Sql = postgres.Sql | postgres.TransactionSql;
+const CHANNEL = 'floatd_changes';
+
+export interface PostgresOptions {
+  url: string;
+  /** connections in this node's pool */
+  max?: number;
+}
+
+export function connect(url: string, max = 10): postgres.Sql {
+  return postgres(url, {
+    max,
+    onnotice: () => undefined,
+    // BIGINT (ms timestamps, counts) as JS numbers: every value we store is far below 2^53.
+    types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } } as never,
+    connection: { application_name: 'floatd' },
+  });
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private readonly changes = new ChangeFeed();
+  private listening: Promise<unknown> | undefined;
+
+  private constructor(readonly sql: postgres.Sql) {}
+
+  /** Connects, applies pending migrations under an advisory lock, and starts listening for changes. */
+  static async open(opts: PostgresOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(connect(opts.url, opts.max));
+    await migrate(store.sql);
+    store.listening = store.sql.listen(CHANNEL, (payload) => {
+      try {
+        store.changes.deliver(JSON.parse(payload) as ChangeEvent);
+      } catch {
+        /* not ours */
+      }
+    });
+    await store.listening;
+    return store;
+  }
+
+  private async leases(sql: Sql, rows: readonly Row[]): Promise<Lease[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => String(r.id));
+    const inst = (await sql`SELECT * FROM instances WHERE lease_id IN ${sql(ids)} ORDER BY started_at`) as unknown as Row[];
+    const by = new Map<string, Row[]>();
+    for (const i of inst) {
+      const k = String(i.lease_id);
+      by.set(k, [...(by.get(k) ?? []), i]);
+    }
+    return rows.map((r) => toLease(r, (by.get(String(r.id)) ?? []).map(toInstance)));
+  }
+
+  private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[]): StoreTx {
+    const one = async (q: Promise<readonly Row[]>) => (await q)[0];
+    return {
+      lockLicenseByKey: async (key) => {
+        const r = await one(sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`);
+        return r && toLicense(r);
+      },
+      licenseByKey: async (key) => {
+        const r = await one(sql`SELECT * FROM licenses WHERE key = ${key}`);
+        return r && toLicense(r);
+      },
+      lockLicense: async (id) => {
+        const r = await one(sql`SELECT * FROM licenses WHERE id = ${id} FOR UPDATE`);
+        return r && toLicense(r);
+      },
+      device: async (licenseId, fingerprint) => {
+        const r = await one(sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint}`);
+        return r && toDevice(r);
+      },
+      deviceById: async (id) => {
+        const r = await one(sql`SELECT * FROM devices WHERE id = ${id}`);
+        return r && toDevice(r);
+      },
+      leasesOfDevice: async (deviceId) => this.leases(sql, await sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`),
+      lease: async (id) => (await this.leases(sql, await sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`))[0],
+      deadLeases: async (licenseId, now, limit) =>
+        this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND expires_at <= ${now} ORDER BY expires_at LIMIT ${limit} FOR UPDATE`),
+      earliestExpiry: async (licenseId, now) =>
+        numOrNull((await one(sql`SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ${licenseId} AND expires_at > ${now}`))?.e),
+      sweepCandidates: async (licenseId, now, limit) =>
+        this.leases(
+          sql,
+          await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND (expires_at <= ${now}
+              OR id IN (SELECT i.lease_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE l.license_id = ${licenseId} AND i.expires_at <= ${now}))
+            LIMIT ${limit} FOR UPDATE`,
+        ),
+      leasesOfLicense: async (licenseId) => this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),
+      licenseCountOfProduct: async (productId) => num((await one(sql`SELECT COUNT(*)::int AS n FROM licenses WHERE product_id = ${productId}`))?.n),
+      product: async (id) => {
+        const r = await one(sql`SELECT * FROM products WHERE id = ${id} FOR UPDATE`);
+        return r && toProduct(r);
+      },
+      adminToken: async (id) => {
+        const r = await one(sql`SELECT * FROM admin_tokens WHERE id = ${id} FOR UPDATE`);
+        return r && toAdminToken(r);
+      },
+      lockAdminTokens: async () => {
+        await sql`SELECT pg_advisory_xact_lock(hashtext('floatd:admin-tokens'))`;
+      },
+      activeAdminCount: async () => num((await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'`))?.n),
+      apply: async (effects) => {
+        for (const e of effects) {
+          await applyOne(sql, e);
+          const c = changeOf(e);
+          if (c && !pending.some((p) => p.kind === c.kind && p.licenseId === c.licenseId)) pending.push(c);
+        }
+      },
+    };
+  }
+
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return (await this.sql.begin(async (sql) => {
+      const pending: ChangeEvent[] = [];
+      const result = await fn(this.makeTx(sql, pending));
+      // NOTIFY inside the transaction: delivered to every node (this one included) exactly when it commits.
+      for (const c of pending) await sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`;
+      return result;
+    })) as T;
+  }
+
+  async getProduct(id: string) {
+    const [r] = await this.sql`SELECT * FROM products WHERE id = ${id}`;
+    return r && toProduct(r);
+  }
+
+  async listProducts(page: PageRequest): Promise<PageOf<Product>> {
+    const rows = await this.sql`SELECT * FROM products WHERE seq > ${decodeCursor(page.cursor)} ORDER BY seq LIMIT ${page.limit + 1}`;
+    return paged(rows, page.limit, toProduct);
+  }
+
+  async getLicense(id: string) {
+    const [r] = await this.sql`SELECT * FROM licenses WHERE id = ${id}`;
+    return r && toLicense(r);
+  }
+
+  async getLicenseByKey(key: string) {
+    const [r] = await this.sql`SELECT * FROM licenses WHERE key = ${key}`;
+    return r && toLicense(r);
+  }
+
+  async listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>> {
+    const after = decodeCursor(page.cursor);
+    const rows = page.productId
+      ? await this.sql`SELECT * FROM licenses WHERE product_id = ${page.productId} AND seq > ${after} ORDER BY seq LIMIT ${page.limit + 1}`
+      : await this.sql`SELECT * FROM licenses WHERE seq > ${after} ORDER BY seq LIMIT ${page.limit + 1}`;
+    return paged(rows, page.limit, toLicense);
+  }
+
+  private async withDevices(leases: Lease[]): Promise<LeaseView[]> {
+    if (leases.length === 0) return [];
+    const devices = await this.sql`SELECT * FROM devices WHERE id IN ${this.sql([...new Set(leases.map((l) => l.deviceId))])}`;
+    const by = new Map(devices.map((d) => [String(d.id), toDevice(d)]));
+    return leases.map((l) => ({ ...l, device: by.get(l.deviceId)! }));
+  }
+
+  async listLeases(licenseId: string): Promise<LeaseView[]> {
+    return this.withDevices(await this.leases(this.sql, await this.sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at`));
+  }
+
+  async leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]> {
+    return this.leases(
+      this.sql,
+      await this.sql`SELECT l.* FROM leases l JOIN devices d ON d.id = l.device_id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint} ORDER BY l.granted_at`,
+    );
+  }
+
+  async listDevices(licenseId: string): Promise<DeviceView[]> {
+    const rows = await this.sql`SELECT d.*, COUNT(DISTINCT l.id)::int AS seats_held, COUNT(i.instance_id)::int AS instance_count,
+        MAX(l.offline_expires_at) AS offline_expires_at
+      FROM devices d LEFT JOIN leases l ON l.device_id = d.id LEFT JOIN instances i ON i.lease_id = l.id
+      WHERE d.license_id = ${licenseId} GROUP BY d.id ORDER BY d.last_accessed_at DESC`;
+    return rows.map((r) => ({ ...toDevice(r), seatsHeld: num(r.seats_held), instanceCount: num(r.instance_count), offlineExpiresAt: numOrNull(r.offline_expires_at) }));
+  }
+
+  async getLease(id: string) {
+    return (await this.withDevices(await this.leases(this.sql, await this.sql`SELECT * FROM leases WHERE id = ${id}`)))[0];
+  }
+
+  async listAudit(f: AuditFilter): Promise<PageOf<StoredAudit>> {
+    const sql = this.sql;
+    const conds = [
+      f.licenseId ? sql`license_id = ${f.licenseId}` : null,
+      f.deviceId ? sql`device_id = ${f.deviceId}` : null,
+      f.leaseId ? sql`lease_id = ${f.leaseId}` : null,
+      f.type ? sql`type = ${f.type}` : null,
+      f.from !== undefined ? sql`at >= ${f.from}` : null,
+      f.to !== undefined ? sql`at < ${f.to}` : null,
+      f.cursor ? sql`id < ${decodeCursor(f.cursor)}` : null,
+    ].filter((c): c is NonNullable<typeof c> => c !== null);
+    const where = conds.reduce((acc, c, i) => (i === 0 ? sql`WHERE ${c}` : sql`${acc} AND ${c}`), sql``);
+    const rows = await sql`SELECT * FROM audit ${where} ORDER BY id DESC LIMIT ${f.limit + 1}`;
+    const items = rows.slice(0, f.limit).map(toAudit);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.id) : null };
+  }
+
+  async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
+    const [before] = await this.sql`SELECT seats_at_end FROM usage_hourly WHERE license_id = ${licenseId} AND hour < ${from} ORDER BY hour DESC LIMIT 1`;
+    const rows = await this.sql`SELECT * FROM usage_hourly WHERE license_id = ${licenseId} AND hour >= ${from} AND hour < ${to} ORDER BY hour`;
+    return fillHours(rows.map(toUsage), from, to, before ? num(before.seats_at_end) : 0);
+  }
+
+  async licensesToSweep(now: number): Promise<string[]> {
+    const rows = await this.sql`SELECT license_id FROM leases WHERE expires_at <= ${now}
+      UNION SELECT l.license_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.expires_at <= ${now}`;
+    return rows.map((r) => String(r.license_id));
+  }
+
+  async seatTotals() {
+    const [r] = await this.sql`SELECT COALESCE(SUM(seats_used), 0)::int AS used, COALESCE(SUM(seats_offline), 0)::int AS offline,
+      (SELECT COUNT(*)::int FROM leases) AS leases FROM licenses`;
+    return { seatsUsed: num(r!.used), seatsOffline: num(r!.offline), leases: num(r!.leases) };
+  }
+
+  async adminTokenById(id: string) {
+    const [r] = await this.sql`SELECT * FROM admin_tokens WHERE id = ${id}`;
+    return r && toAdminToken(r);
+  }
+
+  async listAdminTokens(): Promise<AdminToken[]> {
+    return (await this.sql`SELECT * FROM admin_tokens ORDER BY created_at, id`).map(toAdminToken);
+  }
+
+  async countAdminTokens() {
+    const [r] = await this.sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL`;
+    return num(r!.n);
+  }
+
+  async touchAdminToken(id: string, at: number) {
+    await this.sql`UPDATE admin_tokens SET last_used_at = ${at} WHERE id = ${id}`;
+  }
+
+  async denialsSince(from: number) {
+    const rows = await this.sql`SELECT license_id, SUM(denials)::int AS n FROM usage_hourly WHERE hour >= ${hourOf(from)} GROUP BY license_id`;
+    return new Map(rows.map((r) => [String(r.license_id), num(r.n)]));
+  }
+
+  subscribe(listener: (e: ChangeEvent) => void) {
+    return this.changes.subscribe(listener);
+  }
+
+  async ping() {
+    await this.sql`SELECT 1`;
+  }
+
+  async close() {
+    await this.sql.end({ timeout: 5 });
+  }
+}
+
+function paged<T>(rows: readonly Row[], limit: number, map: (r: Row) => T): PageOf<T> {
+  const items = rows.slice(0, limit);
+  const last = items[items.length - 1];
+  return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(num(last.seq)) : null };
+}
+
+async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> {
+  switch (e.type) {
+    case 'product.insert': {
+      const p = e.product;
+      await sql`INSERT INTO products (id, name, metadata, created_at, updated_at) VALUES (${p.id}, ${p.name}, ${JSON.stringify(p.metadata)}::jsonb, ${p.createdAt}, ${p.updatedAt})`;
+      return;
+    }
+    case 'product.update': {
+      const p = e.product;
+      await sql`UPDATE products SET name = ${p.name}, metadata = ${JSON.stringify(p.metadata)}::jsonb, updated_at = ${p.updatedAt} WHERE id = ${p.id}`;
+      return;
+    }
+    case 'product.delete':
+      await sql`DELETE FROM products WHERE id = ${e.productId}`;
+      return;
+    case 'license.insert': {
+      const l = e.license;
+      await sql`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
+          heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
+          seats_used, seats_offline, created_at, updated_at)
+        VALUES (${l.id}, ${l.productId}, ${l.key}, ${l.seats}, ${l.model}, ${l.expiresAt}, ${l.trialDays}, ${l.trialStartedAt}, ${l.leaseTtlSeconds},
+          ${l.heartbeatIntervalSeconds}, ${l.maxOfflineSeconds}, ${l.maxOfflineSeats}, ${l.maxInstancesPerDevice}, ${l.counting}, ${l.suspended},
+          ${JSON.stringify(l.metadata)}::jsonb, 0, 0, ${l.createdAt}, ${l.updatedAt})`;
+      return;
+    }
+    case 'license.update': {
+      // Policy fields only: the seat counters are written only by the guarded `seats` effect.
+      const l = e.license;
+      await sql`UPDATE licenses SET seats = ${l.seats}, model = ${l.model}, expires_at = ${l.expiresAt}, trial_days = ${l.trialDays},
+          trial_started_at = ${l.trialStartedAt}, lease_ttl_seconds = ${l.leaseTtlSeconds}, heartbeat_interval_seconds = ${l.heartbeatIntervalSeconds},
+          max_offline_seconds = ${l.maxOfflineSeconds}, max_offline_seats = ${l.maxOfflineSeats}, max_instances_per_device = ${l.maxInstancesPerDevice},
+          counting = ${l.counting}, suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
+        WHERE id = ${l.id}`;
+      return;
+    }
+    case 'license.delete':
+      await sql`DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ${e.licenseId})`;
+      await sql`DELETE FROM leases WHERE license_id = ${e.licenseId}`;
+      await sql`DELETE FROM devices WHERE license_id = ${e.licenseId}`;
+      await sql`DELETE FROM usage_hourly WHERE license_id = ${e.licenseId}`;
+      await sql`DELETE FROM licenses WHERE id = ${e.licenseId}`;
+      return;
+    case 'license.trialStarted':
+      await sql`UPDATE licenses SET trial_started_at = ${e.at} WHERE id = ${e.licenseId} AND trial_started_at IS NULL`;
+      return;
+    case 'device.upsert': {
+      const d = e.device;
+      await sql`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at)
+        VALUES (${d.id}, ${d.licenseId}, ${d.fingerprint}, ${d.hostname}, ${d.user}, ${d.appVersion}, ${d.firstSeenAt}, ${d.lastAccessedAt})
+        ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, user_name = excluded.user_name,
+          app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at`;
+      return;
+    }
+    case 'lease.insert': {
+      const l = e.lease;
+      await sql`INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
+        VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt}, ${l.offlineExpiresAt})`;
+      for (const i of l.instances) await putInstance(sql, l.id, i);
+      return;
+    }
+    case 'lease.update': {
+      const l = e.lease;
+      await sql`UPDATE leases SET offline = ${l.offline}, last_heartbeat_at = ${l.lastHeartbeatAt}, expires_at = ${l.expiresAt},
+        offline_expires_at = ${l.offlineExpiresAt} WHERE id = ${l.id}`;
+      return;
+    }
+    case 'lease.delete':
+      await sql`DELETE FROM instances WHERE lease_id = ${e.leaseId}`;
+      await sql`DELETE FROM leases WHERE id = ${e.leaseId}`;
+      return;
+    case 'instance.put':
+      await putInstance(sql, e.leaseId, e.instance);
+      return;
+    case 'instance.delete':
+      await sql`DELETE FROM instances WHERE lease_id = ${e.leaseId} AND instance_id = ${e.instanceId}`;
+      return;
+    case 'seats': {
+      // The guard: never above the seat count (or the offline cap), never below zero, whatever the decision said.
+      const r = await sql`UPDATE licenses SET seats_used = seats_used + ${e.used}, seats_offline = seats_offline + ${e.offline}
+        WHERE id = ${e.licenseId}
+          AND seats_used + ${e.used} >= 0 AND seats_offline + ${e.offline} >= 0
+          AND (${e.used}::int <= 0 OR seats_used + ${e.used} <= seats)
+          AND (${e.offline}::int <= 0 OR seats_offline + ${e.offline} <= LEAST(seats, COALESCE(max_offline_seats, seats)))`;
+      if (r.count !== 1) throw new SeatGuardError(e.licenseId);
+      return;
+    }
+    case 'adminToken.insert': {
+      const t = e.token;
+      await sql`INSERT INTO admin_tokens (id, name, role, token_hash, created_at, last_used_at, revoked_at)
+        VALUES (${t.id}, ${t.name}, ${t.role}, ${t.tokenHash}, ${t.createdAt}, ${t.lastUsedAt}, ${t.revokedAt})`;
+      return;
+    }
+    case 'adminToken.revoke':
+      await sql`UPDATE admin_tokens SET revoked_at = ${e.at} WHERE id = ${e.tokenId} AND revoked_at IS NULL`;
+      return;
+    case 'audit': {
+      const a = e.entry;
+      await sql`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
+        VALUES (${a.at}, ${a.type}, ${a.actor}, ${a.licenseId}, ${a.deviceId}, ${a.leaseId}, ${a.reason}, ${JSON.stringify(a.data)}::jsonb)`;
+      return;
+    }
+    case 'usage':
+      await sql`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials)
+        VALUES (${e.licenseId}, ${hourOf(e.at)}, ${e.peak}, ${e.seatsUsed}, ${e.checkouts}, ${e.denials})
+        ON CONFLICT (license_id, hour) DO UPDATE SET peak_seats = GREATEST(usage_hourly.peak_seats, excluded.peak_seats),
+          seats_at_end = excluded.seats_at_end, checkouts = usage_hourly.checkouts + excluded.checkouts,
+          denials = usage_hourly.denials + excluded.denials`;
+      return;
+  }
+}
+
+function putInstance(sql: postgres.TransactionSql, leaseId: string, i: { instanceId: string; startedAt: number; lastHeartbeatAt: number; expiresAt: number | null }) {
+  return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at)
+    VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt})
+    ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`;
+}
+
+/** Applies pending migrations; an advisory lock makes concurrent starts of several nodes wait for each other. */
+export async function migrate(sql: postgres.Sql): Promise<number[]> {
+  return (await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext('floatd:migrate'))`;
+    await tx`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`;
+    const done = new Set((await tx`SELECT version FROM schema_migrations`).map((r) => Number(r.version)));
+    const applied: number[] = [];
+    for (const m of PG_MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await tx.unsafe(m.sql);
+      await tx`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, ${m.name}, ${Date.now()})`;
+      applied.push(m.version);
+    }
+    return applied;
+  })) as number[];
+}

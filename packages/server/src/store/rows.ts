@@ -1,0 +1,117 @@
+/** Row → domain mapping shared by the adapters (same column names in SQLite and PostgreSQL). */
+import type { AdminToken, Device, Instance, Lease, License, Product, Role } from '../domain/types.js';
+import type { StoredAudit, UsageRow } from './port.js';
+
+export type Row = Record<string, unknown>;
+
+
+
+export const num = (v: unknown): number => Number(v);
+export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+export const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+export function toProduct(r: Row): Product {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    metadata: json(r.metadata),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export function toLicense(r: Row): License {
+  return {
+    id: String(r.id),
+    productId: String(r.product_id),
+    key: String(r.key),
+    seats: num(r.seats),
+    model: r.model as License['model'],
+    expiresAt: numOrNull(r.expires_at),
+    trialDays: numOrNull(r.trial_days),
+    trialStartedAt: numOrNull(r.trial_started_at),
+    leaseTtlSeconds: numOrNull(r.lease_ttl_seconds),
+    heartbeatIntervalSeconds: num(r.heartbeat_interval_seconds),
+    maxOfflineSeconds: num(r.max_offline_seconds),
+    maxOfflineSeats: numOrNull(r.max_offline_seats),
+    maxInstancesPerDevice: num(r.max_instances_per_device),
+    counting: r.counting as License['counting'],
+    suspended: bool(r.suspended),
+    metadata: json(r.metadata),
+    seatsUsed: num(r.seats_used),
+    seatsOffline: num(r.seats_offline),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+export function toDevice(r: Row): Device {
+  return {
+    id: String(r.id),
+    licenseId: String(r.license_id),
+    fingerprint: String(r.fingerprint),
+    hostname: strOrNull(r.hostname),
+    user: strOrNull(r.user_name),
+    appVersion: strOrNull(r.app_version),
+    firstSeenAt: num(r.first_seen_at),
+    lastAccessedAt: num(r.last_accessed_at),
+  };
+}
+
+export function toInstance(r: Row): Instance {
+  return {
+    instanceId: String(r.instance_id),
+    startedAt: num(r.started_at),
+    lastHeartbeatAt: num(r.last_heartbeat_at),
+    expiresAt: numOrNull(r.expires_at),
+  };
+}
+
+export function toLease(r: Row, instances: Instance[]): Lease {
+  return {
+    id: String(r.id),
+    licenseId: String(r.license_id),
+    deviceId: String(r.device_id),
+    offline: bool(r.offline),
+    grantedAt: num(r.granted_at),
+    lastHeartbeatAt: num(r.last_heartbeat_at),
+    expiresAt: numOrNull(r.expires_at),
+    offlineExpiresAt: numOrNull(r.offline_expires_at),
+    instances,
+  };
+}
+
+export function toAdminToken(r: Row): AdminToken {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    role: r.role as Role,
+    tokenHash: String(r.token_hash),
+    createdAt: num(r.created_at),
+    lastUsedAt: numOrNull(r.last_used_at),
+    revokedAt: numOrNull(r.revoked_at),
+  };
+}
+
+
+/** SQLite stores booleans as 0/1 and JSON as text; PostgreSQL as boolean and jsonb. */
+export const bool = (v: unknown): boolean => v === true || v === 1;
+export const json = (v: unknown): Record<string, unknown> => (typeof v === 'string' ? (JSON.parse(v) as Record<string, unknown>) : ((v ?? {}) as Record<string, unknown>));
+
+export function toAudit(r: Row): StoredAudit {
+  return {
+    id: num(r.id),
+    at: num(r.at),
+    type: r.type as StoredAudit['type'],
+    actor: String(r.actor),
+    licenseId: strOrNull(r.license_id),
+    deviceId: strOrNull(r.device_id),
+    leaseId: strOrNull(r.lease_id),
+    reason: strOrNull(r.reason),
+    data: json(r.data),
+  };
+}
+
+export function toUsage(r: Row): UsageRow {
+  return { hour: num(r.hour), peakSeats: num(r.peak_seats), seatsAtEnd: num(r.seats_at_end), checkouts: num(r.checkouts), denials: num(r.denials) };
+}

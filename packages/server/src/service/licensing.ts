@@ -15,6 +15,7 @@ import {
   decideOfflineCheckout,
   decideReturnOffline,
   decideSync,
+  isDead,
   type CheckinOutcome,
   type CheckoutState,
   type Decision,
@@ -62,13 +63,31 @@ export class LicensingService {
     );
   }
 
+  /**
+   * Renews one instance. The hot path at scale: renewing a live lease changes no
+   * seat, so it runs without the license lock (the store still locks the lease
+   * row, which a concurrent reclaimer waits for and then re-checks). Anything that
+   * may change seats — reviving an expired lease, an offline lease past its date —
+   * goes through the locked path.
+   */
   async heartbeat(key: string, leaseId: string, instanceId: string): Promise<Result<SignedGrant>> {
     const now = this.clock.now();
-    const result = await this.store.transaction(async (tx) => {
-      const state = await this.leaseState(tx, key, leaseId);
-      if (!state) return invalidKey();
-      return this.applied(tx, decideHeartbeat(state, { leaseId, instanceId, actor: ACTOR }, now));
+    const command = { leaseId, instanceId, actor: ACTOR };
+    const fast = await this.store.transaction(async (tx) => {
+      const license = await tx.licenseByKey(key);
+      if (!license) return invalidKey();
+      const lease = await tx.lease(leaseId);
+      if (!lease || lease.licenseId !== license.id || !renewalOnly(lease, now)) return undefined;
+      const device = await tx.deviceById(lease.deviceId);
+      return this.applied(tx, decideHeartbeat({ license, lease, device }, command, now));
     });
+    const result =
+      fast ??
+      (await this.store.transaction(async (tx) => {
+        const state = await this.leaseState(tx, key, leaseId);
+        if (!state) return invalidKey();
+        return this.applied(tx, decideHeartbeat(state, command, now));
+      }));
     return this.signed(result, now);
   }
 
@@ -174,6 +193,12 @@ export class LicensingService {
     const token = await this.keys.sign(leaseClaims(g, now));
     return ok({ granted: g, token, serverTime: now });
   }
+}
+
+/** A heartbeat on this lease can only move expiries (no revival, no offline → online): no seat changes. */
+function renewalOnly(lease: Granted['lease'], now: number): boolean {
+  if (isDead(lease, now)) return false;
+  return !lease.offline || (lease.offlineExpiresAt !== null && lease.offlineExpiresAt > now);
 }
 
 /** A token never outlives its lease, its Offline Expiry Date, or the license itself. */

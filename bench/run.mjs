@@ -11,6 +11,7 @@
  *   npm run bench -- --json            # one JSON object on the last line
  *   npm run bench -- --duration 3      # seconds per scenario (default 10)
  *   npm run bench -- --only heartbeat  # one scenario (plus the baseline)
+ *   npm run bench -- --store postgres --nodes 2   # PostgreSQL (a fresh database), load spread over N nodes
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -30,6 +31,9 @@ const duration = Number(flag('duration', '10'));
 const connections = Number(flag('connections', '50'));
 const only = flag('only', undefined);
 const LIVE_LEASES = Number(flag('leases', '10000'));
+const STORE = flag('store', 'sqlite');
+const NODES = Number(flag('nodes', '1'));
+const PG_ADMIN = process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 function log(...a) {
   if (!asJson) console.log(...a);
@@ -55,11 +59,26 @@ async function startProcess(argv, env = {}) {
   return { child, url };
 }
 
-function run(opts) {
+function runOne(opts) {
   return new Promise((res, rej) => {
-    const inst = autocannon({ connections, duration, ...opts }, (err, r) => (err ? rej(err) : res(r)));
+    const inst = autocannon({ duration, ...opts }, (err, r) => (err ? rej(err) : res(r)));
     autocannon.track(inst, { renderProgressBar: false, renderResultsTable: false, renderLatencyTable: false, outputStream: { write() {} } });
   });
+}
+
+/** Drives every URL with its share of the connections at once (a load balancer's round robin) and adds the results up. */
+let serverUrls = [];
+async function run(opts) {
+  const urls = opts.url === 'SERVER' ? serverUrls : [opts.url];
+  const parts = await Promise.all(urls.map((url) => runOne({ ...opts, url, connections: Math.max(1, Math.round(connections / urls.length)) })));
+  if (parts.length === 1) return parts[0];
+  const sum = (f) => parts.reduce((n, p) => n + f(p), 0);
+  return {
+    requests: { average: sum((p) => p.requests.average) },
+    latency: { p50: Math.max(...parts.map((p) => p.latency.p50)), p99: Math.max(...parts.map((p) => p.latency.p99)) },
+    non2xx: sum((p) => p.non2xx),
+    errors: sum((p) => p.errors),
+  };
 }
 
 const summary = (r) => ({ rps: Math.round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors });
@@ -78,10 +97,28 @@ async function main() {
   const baseline = await startProcess([join(root, 'bench/baseline.mjs')]);
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the server process.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const server = await startProcess([...nodeArgs, join(root, 'packages/server/dist/cli.js'), 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn']);
+  let pgDb;
+  const env = {};
+  if (STORE === 'postgres') {
+    const { default: postgres } = await import('postgres');
+    pgDb = `floatd_bench_${process.pid}`;
+    const a = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+    await a.unsafe(`CREATE DATABASE ${pgDb}`);
+    await a.end();
+    const u = new URL(PG_ADMIN);
+    u.pathname = '/' + pgDb;
+    env.FLOATD_DATABASE_URL = u.toString();
+    env.FLOATD_KEY_ENCRYPTION_KEY = Buffer.alloc(32, 9).toString('base64');
+  }
+  const servers = [];
+  for (let i = 0; i < NODES; i++) {
+    servers.push(await startProcess([...nodeArgs, join(root, 'packages/server/dist/cli.js'), 'serve', '--port', '0', '--data-dir', join(dataDir, `n${i}`), '--log-level', 'warn'], env));
+  }
+  const server = servers[0];
+  serverUrls = servers.map((s) => s.url);
   const results = {};
   try {
-    const admin = `Bearer ${(await readFile(join(dataDir, 'admin-token'), 'utf8')).trim()}`;
+    const admin = `Bearer ${(await readFile(join(dataDir, 'n0', 'admin-token'), 'utf8')).trim()}`;
     const product = await api(server.url, 'POST', '/v1/admin/products', admin, { name: 'bench' });
     const mkLicense = async (seats) => (await api(server.url, 'POST', '/v1/admin/licenses', admin, { productId: product.id, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 })).key;
     const json = { 'content-type': 'application/json' };
@@ -95,7 +132,7 @@ async function main() {
         const key = await mkLicense(1_000_000);
         let n = 0;
         return run({
-          url: server.url,
+          url: 'SERVER',
           requests: [
             {
               method: 'POST',
@@ -130,7 +167,7 @@ async function main() {
         }
         let n = 0;
         return run({
-          url: server.url,
+          url: 'SERVER',
           requests: [
             {
               method: 'POST',
@@ -149,15 +186,24 @@ async function main() {
       results[name] = { ...s, ratio: +(s.rps / base.rps).toFixed(3) };
     }
   } finally {
-    server.child.kill('SIGTERM');
+    for (const s of servers) s.child.kill('SIGTERM');
     baseline.child.kill('SIGTERM');
+    await Promise.all(servers.map((s) => new Promise((r) => s.child.once('exit', r))));
     await rm(dataDir, { recursive: true, force: true });
+    if (pgDb) {
+      const { default: postgres } = await import('postgres');
+      const a = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+      await a.unsafe(`DROP DATABASE IF EXISTS ${pgDb} WITH (FORCE)`);
+      await a.end();
+    }
   }
 
   const report = {
     baseline_rps: results.baseline.rps,
     baseline_p99_ms: results.baseline.p99_ms,
     scenarios: Object.fromEntries(Object.entries(results).filter(([k]) => k !== 'baseline')),
+    store: STORE,
+    nodes: NODES,
     node: process.version,
     cpus: cpus().length,
     connections,
@@ -171,7 +217,7 @@ async function main() {
     console.log(`| --- | ---: | ---: | ---: | ---: | ---: |`);
     console.log(`| baseline (node:http) | ${results.baseline.rps} | ${results.baseline.p50_ms} | ${results.baseline.p99_ms} | 1.000 | ${results.baseline.non2xx} |`);
     for (const [name, s] of Object.entries(report.scenarios)) console.log(`| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${s.non2xx} |`);
-    console.log(`\nnode ${process.version}, ${cpus().length} cpus, ${connections} connections, ${duration}s per scenario`);
+    console.log(`\nstore ${STORE}, ${NODES} node(s); node ${process.version}, ${cpus().length} cpus, ${connections} connections, ${duration}s per scenario`);
   }
 }
 

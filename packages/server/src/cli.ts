@@ -3,6 +3,31 @@
 import { Command } from 'commander';
 import { ConfigError, configFrom } from './config.js';
 import { startServer, VERSION } from './server.js';
+import { runDoctor, runMigrate } from './ops/doctor.js';
+
+type Flags = Record<string, string | boolean | undefined>;
+
+/** Configuration from flags and environment; a bad value ends the process with exit code 2. */
+function loadConfig(flags: Flags) {
+  try {
+    return configFrom({
+      host: flags.host as string | undefined,
+      port: flags.port as string | undefined,
+      dataDir: flags.dataDir as string | undefined,
+      databaseUrl: flags.databaseUrl as string | undefined,
+      reclaimInterval: flags.reclaimInterval as string | undefined,
+      logLevel: flags.logLevel as string | undefined,
+      logRequests: flags.logRequests as boolean | undefined,
+      sqliteSynchronous: flags.sqliteSynchronous as string | undefined,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`floatd: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
 
 const program = new Command('floatd').description('floatd floating-license server').version(VERSION);
 
@@ -17,26 +42,8 @@ program
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
   .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
   .option('--sqlite-synchronous <mode>', 'NORMAL (default) or FULL: see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
-  .action(async (flags: Record<string, string | boolean | undefined>) => {
-    let config;
-    try {
-      config = configFrom({
-        host: flags.host as string | undefined,
-        port: flags.port as string | undefined,
-        dataDir: flags.dataDir as string | undefined,
-        databaseUrl: flags.databaseUrl as string | undefined,
-        reclaimInterval: flags.reclaimInterval as string | undefined,
-        logLevel: flags.logLevel as string | undefined,
-        logRequests: flags.logRequests as boolean | undefined,
-        sqliteSynchronous: flags.sqliteSynchronous as string | undefined,
-      });
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`floatd: invalid configuration: ${err.message}\n`);
-        process.exit(2);
-      }
-      throw err;
-    }
+  .action(async (flags: Flags) => {
+    const config = loadConfig(flags);
     const server = await startServer(config);
     if (server.createdAdminSecret) {
       process.stdout.write(
@@ -56,6 +63,29 @@ program
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations (also done by serve at start) and print the schema version')
+  .option('--data-dir <dir>', 'data directory (FLOATD_DATA_DIR, default ./data)')
+  .option('--database-url <url>', 'database (FLOATD_DATABASE_URL)')
+  .action(async (flags: Flags) => {
+    const r = await runMigrate(loadConfig(flags));
+    process.stdout.write(`floatd: ${r.store} schema at version ${r.version}\n`);
+  });
+
+program
+  .command('doctor')
+  .description('check the database, schema, signing keys and clocks (every node against the database); exit 1 on a failure')
+  .option('--data-dir <dir>', 'data directory (FLOATD_DATA_DIR, default ./data)')
+  .option('--database-url <url>', 'database (FLOATD_DATABASE_URL)')
+  .option('--json', 'print the checks as JSON')
+  .action(async (flags: Flags) => {
+    const checks = await runDoctor(loadConfig(flags));
+    if (flags.json) process.stdout.write(JSON.stringify(checks) + '\n');
+    else for (const c of checks) process.stdout.write(`${c.status.toUpperCase().padEnd(4)}  ${c.name}: ${c.detail}\n`);
+    process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -14,6 +14,7 @@ import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
 import { PostgresStore } from './store/postgres/store.js';
 import { pgKeyPersistence } from './store/postgres/keys.js';
 import { alwaysLeader, pgLeadership, type Leadership } from './jobs/leader.js';
+import { reportNode } from './jobs/nodes.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
 import { LicensingService } from './service/licensing.js';
@@ -25,16 +26,20 @@ import type { Store } from './store/port.js';
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /** The store named by the configuration, where its signing keys live, and who runs the background jobs. */
-async function openStore(config: Config): Promise<{ store: Store; keyPersistence: KeyPersistence; leadership: Leadership }> {
+export async function openStore(
+  config: Config,
+): Promise<{ store: Store; keyPersistence: KeyPersistence; leadership: Leadership; membership?: { stop(): Promise<void> } }> {
   if (config.database.kind === 'sqlite') {
     const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
     return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
   }
   const store = await PostgresStore.open({ url: config.database.url });
+  const leadership = pgLeadership(store.sql, 'floatd:jobs');
   return {
     store,
     keyPersistence: pgKeyPersistence(store.sql, config.database.keyEncryptionKey),
-    leadership: pgLeadership(store.sql, 'floatd:jobs'),
+    leadership,
+    membership: reportNode(store.sql, VERSION, () => leadership.isLeader()),
   };
 }
 
@@ -62,7 +67,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const logger = opts.logger === undefined ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] }) : opts.logger;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const { store, keyPersistence, leadership } = await openStore(config);
+  const { store, keyPersistence, leadership, membership } = await openStore(config);
   const keys = await KeyRing.open(keyPersistence, clock.now());
   const auth = new AdminAuth(store, clock);
 
@@ -109,6 +114,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       closing ??= (async () => {
         await reclaimer?.stop();
         await leadership.stop();
+        await membership?.stop();
         await app.close();
         await store.close();
       })();

@@ -143,7 +143,7 @@ export class LicensingService {
   ): Promise<Result<SignedGrant>> {
     const now = this.clock.now();
     let freed = 0;
-    const result = await this.store.transaction(async (tx) => {
+    const result = (await this.deniedWithoutLock(key, req.fingerprint, decide, now)) ?? (await this.store.transaction(async (tx) => {
       freed = 0;
       const license = await tx.lockLicenseByKey(key);
       if (!license) return invalidKey();
@@ -161,7 +161,7 @@ export class LicensingService {
       const applied = await this.applied(tx, decision);
       freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
       return applied;
-    });
+    }));
     // Counted after commit: a rolled-back transaction counts nothing.
     if (freed) this.metrics.released.inc({ reason: 'expired' }, freed);
     if (result.ok) {
@@ -170,6 +170,32 @@ export class LicensingService {
       this.metrics.denials.inc();
     }
     return this.signed(result, now);
+  }
+
+  /**
+   * A pool at capacity answers a crowd of denials. A denial changes no seat, so
+   * when the license looks full, the device holds nothing and no lease is dead,
+   * the denial is decided on unlocked reads and only its counters are written —
+   * the license lock stays free for the check-ins and grants that change seats.
+   * (A denial from a moment-old snapshot cannot over-allocate; at worst a seat
+   * freed that very moment is missed, as it would be a millisecond later.)
+   * Anything else returns undefined: the locked path decides.
+   */
+  private async deniedWithoutLock(
+    key: string,
+    fingerprint: string,
+    decide: (state: CheckoutState, now: number) => Decision<Granted>,
+    now: number,
+  ): Promise<Result<Granted> | undefined> {
+    const license = await this.store.getLicenseByKey(key);
+    if (!license || license.seatsUsed < license.seats) return undefined;
+    if ((await this.store.leasesOfFingerprint(license.id, fingerprint)).length > 0) return undefined;
+    const { dead, earliestExpiry } = await this.store.expiryStats(license.id, now);
+    if (dead > 0) return undefined;
+    const decision = decide({ license, device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry }, now);
+    if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit')) return undefined;
+    await this.store.transaction((tx) => tx.apply(decision.effects));
+    return decision.result;
   }
 
   private async leaseState(tx: StoreTx, key: string, leaseId: string): Promise<LeaseState | undefined> {

@@ -117,6 +117,8 @@ export interface Store {
   leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]>;
   listAudit(filter: AuditFilter): Promise<PageOf<StoredAudit>>;
   usage(licenseId: string, from: number, to: number): Promise<UsageRow[]>;
+  /** Without locking: how many of the license's leases are dead at `now`, and the earliest future expiry. */
+  expiryStats(licenseId: string, now: number): Promise<{ dead: number; earliestExpiry: number | null }>;
   /** Licenses that have at least one lease or instance whose expiry is at or before `now`. */
   licensesToSweep(now: number): Promise<string[]>;
   /** Seats in use per license, for the metrics gauge. */

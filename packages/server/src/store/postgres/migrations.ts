@@ -116,4 +116,20 @@ CREATE TABLE signing_keys (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'nodes',
+    sql: `
+-- Every running node reports itself here, so \`floatd doctor\` can show the clock skew of each node against the database.
+CREATE TABLE nodes (
+  id TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  version TEXT NOT NULL,
+  started_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  clock_offset_ms INTEGER NOT NULL,
+  leader BOOLEAN NOT NULL DEFAULT FALSE
+);
+`,
+  },
 ];

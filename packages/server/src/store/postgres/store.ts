@@ -228,6 +228,12 @@ export class PostgresStore implements Store {
     return fillHours(rows.map(toUsage), from, to, before ? num(before.seats_at_end) : 0);
   }
 
+  async expiryStats(licenseId: string, now: number) {
+    const [r] = await this.sql`SELECT COUNT(*) FILTER (WHERE expires_at <= ${now})::int AS dead, MIN(expires_at) FILTER (WHERE expires_at > ${now}) AS earliest
+      FROM leases WHERE license_id = ${licenseId} AND expires_at IS NOT NULL`;
+    return { dead: num(r!.dead), earliestExpiry: numOrNull(r!.earliest) };
+  }
+
   async licensesToSweep(now: number): Promise<string[]> {
     const rows = await this.sql`SELECT license_id FROM leases WHERE expires_at <= ${now}
       UNION SELECT l.license_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.expires_at <= ${now}`;

@@ -66,6 +66,8 @@ export class SqliteStore implements Store {
       instancesOf: p('SELECT * FROM instances WHERE lease_id = ? ORDER BY started_at'),
       deadLeases: p('SELECT * FROM leases WHERE license_id = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?'),
       earliestExpiry: p('SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ? AND expires_at > ?'),
+      expiryStats: p(`SELECT COUNT(*) FILTER (WHERE expires_at <= ?) AS dead, MIN(expires_at) FILTER (WHERE expires_at > ?) AS earliest
+        FROM leases WHERE license_id = ? AND expires_at IS NOT NULL`),
       sweepCandidates: p(`SELECT * FROM leases WHERE id IN (
           SELECT id FROM leases WHERE license_id = ? AND expires_at <= ?
           UNION SELECT i.lease_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE l.license_id = ? AND i.expires_at <= ?
@@ -392,6 +394,11 @@ export class SqliteStore implements Store {
     const before = this.s.usage_before.get(licenseId, from) as Row | undefined;
     const rows = (this.s.usage_range.all(licenseId, from, to) as Row[]).map(toUsage);
     return fillHours(rows, from, to, before ? num(before.seats_at_end) : 0);
+  }
+
+  async expiryStats(licenseId: string, now: number) {
+    const r = this.s.expiryStats.get(now, now, licenseId) as Row;
+    return { dead: num(r.dead), earliestExpiry: numOrNull(r.earliest) };
   }
 
   async licensesToSweep(now: number): Promise<string[]> {

@@ -1,0 +1,67 @@
+/**
+ * Cluster membership for operators: each node records itself in the `nodes`
+ * table every few seconds with its clock's offset from the database's clock,
+ * which `floatd doctor` reports. The server's own decisions use only its clock;
+ * a node whose clock drifts from the others would decide expiries differently,
+ * so the offset is worth watching.
+ */
+import { hostname } from 'node:os';
+import type postgres from 'postgres';
+import { newId } from '../ids.js';
+
+export interface NodeRow {
+  id: string;
+  host: string;
+  version: string;
+  startedAt: number;
+  lastSeenAt: number;
+  clockOffsetMs: number;
+  leader: boolean;
+}
+
+/** This node's clock minus the database's, in ms (half the round trip is taken as the query's moment). */
+export async function clockOffset(sql: postgres.Sql, now: () => number = Date.now): Promise<number> {
+  const before = now();
+  const [r] = await sql`SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS db_ms`;
+  const after = now();
+  return Math.round((before + after) / 2 - Number(r!.db_ms));
+}
+
+export function reportNode(sql: postgres.Sql, version: string, isLeader: () => boolean, everyMs = 5000): { id: string; stop(): Promise<void> } {
+  const id = newId('req').replace('req_', 'node_');
+  const startedAt = Date.now();
+  const tick = async () => {
+    const offset = await clockOffset(sql);
+    await sql`INSERT INTO nodes (id, host, version, started_at, last_seen_at, clock_offset_ms, leader)
+      VALUES (${id}, ${hostname()}, ${version}, ${startedAt}, ${Date.now()}, ${offset}, ${isLeader()})
+      ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, clock_offset_ms = excluded.clock_offset_ms, leader = excluded.leader`;
+    // Forget nodes gone for a day.
+    await sql`DELETE FROM nodes WHERE last_seen_at < ${Date.now() - 86_400_000}`;
+  };
+  let running: Promise<unknown> = tick().catch(() => undefined);
+  const timer = setInterval(() => {
+    running = tick().catch(() => undefined);
+  }, everyMs);
+  timer.unref();
+  return {
+    id,
+    async stop() {
+      clearInterval(timer);
+      await running;
+      await sql`DELETE FROM nodes WHERE id = ${id}`.catch(() => undefined);
+    },
+  };
+}
+
+export async function listNodes(sql: postgres.Sql): Promise<NodeRow[]> {
+  const rows = await sql`SELECT * FROM nodes ORDER BY started_at`;
+  return rows.map((r) => ({
+    id: String(r.id),
+    host: String(r.host),
+    version: String(r.version),
+    startedAt: Number(r.started_at),
+    lastSeenAt: Number(r.last_seen_at),
+    clockOffsetMs: Number(r.clock_offset_ms),
+    leader: Boolean(r.leader),
+  }));
+}

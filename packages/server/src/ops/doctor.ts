@@ -1,0 +1,122 @@
+/**
+ * `floatd migrate` and `floatd doctor`: operator checks that do not need a running server.
+ */
+import { access, mkdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Config } from '../config.js';
+import { fileKeyPersistence, KeyRing } from '../keys.js';
+import { clockOffset, listNodes } from '../jobs/nodes.js';
+import { PostgresStore, migrate as pgMigrate } from '../store/postgres/store.js';
+import { pgKeyPersistence } from '../store/postgres/keys.js';
+import { PG_MIGRATIONS } from '../store/postgres/migrations.js';
+import { SQLITE_MIGRATIONS } from '../store/sqlite/migrations.js';
+import { SqliteStore } from '../store/sqlite/store.js';
+
+export interface Check {
+  name: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+}
+
+/** Clock offsets beyond this (ms) between a node and the database are reported as a problem. */
+export const MAX_SKEW_MS = 2000;
+
+/** Applies pending migrations and returns the schema version reached. */
+export async function runMigrate(config: Config): Promise<{ store: string; version: number }> {
+  if (config.database.kind === 'sqlite') {
+    await mkdir(dirname(config.database.path), { recursive: true, mode: 0o700 });
+    const s = new SqliteStore({ path: config.database.path }); // migrates on open
+    await s.close();
+    return { store: 'sqlite', version: Math.max(...SQLITE_MIGRATIONS.map((m) => m.version)) };
+  }
+  const s = await PostgresStore.open({ url: config.database.url, max: 2 });
+  try {
+    await pgMigrate(s.sql);
+    const [r] = await s.sql`SELECT MAX(version)::int AS v FROM schema_migrations`;
+    return { store: 'postgres', version: Number(r!.v) };
+  } finally {
+    await s.close();
+  }
+}
+
+export async function runDoctor(config: Config): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (name: string, status: Check['status'], detail: string) => checks.push({ name, status, detail });
+
+  try {
+    await access(config.dataDir, constants.W_OK);
+    const mode = (await stat(config.dataDir)).mode & 0o777;
+    add('data directory', mode & 0o077 ? 'warn' : 'ok', `${config.dataDir} (mode ${mode.toString(8)}${mode & 0o077 ? ': readable by others, use 0700' : ''})`);
+  } catch {
+    add('data directory', 'fail', `${config.dataDir} is missing or not writable`);
+  }
+
+  if (config.database.kind === 'sqlite') {
+    try {
+      const st = await stat(config.database.path);
+      const mode = st.mode & 0o777;
+      add('database', mode & 0o077 ? 'warn' : 'ok', `SQLite ${config.database.path}, ${(st.size / 1e6).toFixed(1)} MB, mode ${mode.toString(8)}`);
+      const store = new SqliteStore({ path: config.database.path });
+      await store.ping();
+      await store.close();
+      add('schema', 'ok', `version ${Math.max(...SQLITE_MIGRATIONS.map((m) => m.version))}`);
+    } catch (err) {
+      add('database', 'fail', `cannot open ${config.database.path}: ${(err as Error).message}`);
+    }
+    try {
+      const ring = await KeyRing.open(readOnly(fileKeyPersistence(config.dataDir)), Date.now());
+      add('signing keys', 'ok', `signing with kid ${ring.currentKid}; ${ring.jwks(Date.now()).keys.length} key(s) published`);
+    } catch (err) {
+      add('signing keys', 'fail', (err as Error).message);
+    }
+    add('clock', 'ok', 'single node: the server clock decides');
+    return checks;
+  }
+
+  let store: PostgresStore | undefined;
+  try {
+    store = await PostgresStore.open({ url: config.database.url, max: 2 });
+    const [v] = await store.sql`SELECT current_setting('server_version') AS v, (SELECT MAX(version)::int FROM schema_migrations) AS schema`;
+    const latest = Math.max(...PG_MIGRATIONS.map((m) => m.version));
+    add('database', 'ok', `PostgreSQL ${String(v!.v)}`);
+    add('schema', Number(v!.schema) === latest ? 'ok' : 'fail', `version ${String(v!.schema)} (this floatd knows ${latest})`);
+    try {
+      const ring = await KeyRing.open(readOnly(pgKeyPersistence(store.sql, config.database.keyEncryptionKey)), Date.now());
+      add('signing keys', 'ok', `in the database, decrypted with FLOATD_KEY_ENCRYPTION_KEY; signing with kid ${ring.currentKid}`);
+    } catch (err) {
+      add('signing keys', 'fail', (err as Error).message);
+    }
+    const offset = await clockOffset(store.sql);
+    add('clock (this machine)', Math.abs(offset) > MAX_SKEW_MS ? 'fail' : 'ok', `${offset} ms from the database clock`);
+    const now = Date.now();
+    for (const n of await listNodes(store.sql)) {
+      const stale = now - n.lastSeenAt > 30_000;
+      const skewed = Math.abs(n.clockOffsetMs) > MAX_SKEW_MS;
+      add(
+        `node ${n.id}`,
+        skewed ? 'fail' : stale ? 'warn' : 'ok',
+        `${n.host}, v${n.version}${n.leader ? ', runs the reclaimer' : ''}, clock ${n.clockOffsetMs} ms from the database, last seen ${Math.round((now - n.lastSeenAt) / 1000)} s ago`,
+      );
+    }
+  } catch (err) {
+    add('database', 'fail', `cannot reach PostgreSQL: ${(err as Error).message}`);
+  } finally {
+    await store?.close();
+  }
+  return checks;
+}
+
+/** The doctor only reads: it must never create the first key of an empty ring. */
+function readOnly(p: import('../keys.js').KeyPersistence): import('../keys.js').KeyPersistence {
+  return {
+    update: (change) =>
+      p.update((keys) => {
+        if (keys.length === 0) throw new Error('no signing key yet (it is created on the first start of the server)');
+        change(keys);
+        return keys;
+      }),
+  };
+}
+
+export const ADMIN_TOKEN_FILE = (config: Config) => join(config.dataDir, 'admin-token');

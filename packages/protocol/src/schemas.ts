@@ -24,7 +24,12 @@ export const LeaseId = IdOf('lse');
 /** A client-computed device fingerprint (already hashed by the client; never a raw machine id). */
 export const Fingerprint = Type.String({ minLength: 8, maxLength: 128, pattern: '^[A-Za-z0-9_.:+/=-]+$' });
 export const InstanceIdSchema = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$' });
-const ShortText = (max: number) => Type.String({ maxLength: max });
+/**
+ * Free text (names, client metadata): any character but NUL. PostgreSQL cannot store NUL in TEXT, so a NUL
+ * made the write fail with a 500 there (and was stored on SQLite): it is refused the same way on both.
+ */
+const Text = (opts: { minLength?: number; maxLength: number }) => Type.String({ ...opts, pattern: '^[^\\u0000]*$' });
+const ShortText = (max: number) => Text({ maxLength: max });
 // TypeBox drops a Record key schema's length limits (keys become `^(.*)$`), so keys are limited with propertyNames.
 export const Metadata = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: 64,
@@ -66,12 +71,12 @@ export const Product = Obj({
 });
 export type Product = Static<typeof Product>;
 export const CreateProduct = Obj({
-  name: Type.String({ minLength: 1, maxLength: 200 }),
+  name: Text({ minLength: 1, maxLength: 200 }),
   metadata: Type.Optional(Metadata),
 });
 export type CreateProduct = Static<typeof CreateProduct>;
 export const UpdateProduct = Obj(
-  { name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })), metadata: Type.Optional(Metadata) },
+  { name: Type.Optional(Text({ minLength: 1, maxLength: 200 })), metadata: Type.Optional(Metadata) },
   { minProperties: 1 },
 );
 export type UpdateProduct = Static<typeof UpdateProduct>;
@@ -211,7 +216,7 @@ export const AdminTokenInfo = Obj({
   revokedAt: Nullable(Timestamp),
 });
 export type AdminTokenInfo = Static<typeof AdminTokenInfo>;
-export const CreateAdminToken = Obj({ name: Type.String({ minLength: 1, maxLength: 100 }), role: Role });
+export const CreateAdminToken = Obj({ name: Text({ minLength: 1, maxLength: 100 }), role: Role });
 export type CreateAdminToken = Static<typeof CreateAdminToken>;
 export const CreatedAdminToken = Obj({ ...AdminTokenInfo.properties, token: Type.String({ description: 'The secret, shown only in this answer' }) });
 

@@ -131,10 +131,12 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
     });
 
     test('a transaction that throws writes nothing and announces nothing', async () => {
-      const lic = await license();
       const seen: ChangeEvent[] = [];
       const off = store.subscribe((e) => seen.push(e));
-      await new Promise((r) => setTimeout(r, 200)); // let the license's own creation notice (PostgreSQL: asynchronous) pass
+      const lic = await license();
+      // Wait for the license's own creation notice (PostgreSQL delivers it asynchronously), then start from nothing.
+      for (let i = 0; i < 250 && !seen.some((e) => e.licenseId === lic.id); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(seen.some((e) => e.kind === 'license' && e.licenseId === lic.id));
       seen.length = 0;
       await assert.rejects(
         store.transaction(async (tx) => {

@@ -9,8 +9,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { ERRORS, KEY_ALPHABET, formatKey } from '@floatd/protocol';
 import { startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
 
@@ -95,32 +93,7 @@ function assertEnvelope(res: HttpAnswer, code: keyof typeof ERRORS, what: string
 }
 
 type Snapshot = Record<string, string[]>;
-/** Tables a timer rewrites whatever the requests do: each node's liveness row (last_seen_at, clock offset). */
-const TIMER_TABLES = new Set(['nodes']);
-/**
- * Every row of every table (but TIMER_TABLES), each table's rows sorted, read beside the server: on SQLite through
- * a separate read-only connection to `<dataDir>/floatd.db`; on PostgreSQL (FLOATD_TEST_STORE=postgres) through `t.rows`.
- */
-async function snapshot(): Promise<Snapshot> {
-  const out: Snapshot = {};
-  const dump = (name: string, rows: unknown[]) => {
-    if (!TIMER_TABLES.has(name)) out[name] = rows.map((r) => JSON.stringify(r)).sort();
-  };
-  const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
-  if (t.store === 'postgres') {
-    const tables = await t.rows("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'");
-    for (const { name } of tables as { name: string }[]) dump(name, await t.rows(`SELECT * FROM ${quoted(name)}`));
-    return out;
-  }
-  const db = new Database(join(t.dataDir, 'floatd.db'), { readonly: true, fileMustExist: true });
-  try {
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
-    for (const { name } of tables) dump(name, db.prepare(`SELECT * FROM ${quoted(name)}`).all());
-    return out;
-  } finally {
-    db.close();
-  }
-}
+const snapshot = (): Promise<Snapshot> => t.snapshot();
 
 before(async () => {
   t = await startTestServer();

@@ -34,6 +34,11 @@ export interface TestServer {
   store: 'sqlite' | 'postgres';
   /** Reads the database directly, bypassing the server (`?` placeholders), for independent checks. */
   rows(query: string, ...params: unknown[]): Promise<Record<string, unknown>[]>;
+  /**
+   * Every row of every table (but `nodes`, which a timer rewrites), each table's rows
+   * sorted: compare two snapshots to prove a refused request changed nothing.
+   */
+  snapshot(): Promise<Record<string, string[]>>;
   /** Creates a product and a license key with the given policy; returns the license (with its key). */
   license(policy?: Record<string, unknown>): Promise<any>;
   close(): Promise<void>;
@@ -99,9 +104,21 @@ export async function startTestServer(
       db.close();
     }
   };
+  const snapshot = async () => {
+    const out: Record<string, string[]> = {};
+    const tables = pg
+      ? await rows("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
+      : await rows("SELECT name FROM sqlite_master WHERE type = 'table'");
+    for (const { name } of tables as { name: string }[]) {
+      if (name === 'nodes') continue;
+      out[name] = (await rows(`SELECT * FROM "${name.replace(/"/g, '""')}"`)).map((r) => JSON.stringify(r)).sort();
+    }
+    return out;
+  };
   return {
     store: pg ? 'postgres' : 'sqlite',
     rows,
+    snapshot,
     server,
     url: server.url,
     clock,

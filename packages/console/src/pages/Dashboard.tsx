@@ -1,0 +1,165 @@
+import { api, type DashboardRow } from '../api';
+import { fmtTime, plural } from '../format';
+import { Link } from '../router';
+import { useCan, useLiveRefetch, useLoad, useTitle } from '../session';
+import { EmptyState, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge } from '../components/ui';
+
+export function Dashboard() {
+  useTitle('Dashboard');
+  const isAdmin = useCan('admin');
+  const { data, error, reload } = useLoad(async () => {
+    const rows = await api.dashboard();
+    // Only a fresh install needs the products (for its first steps).
+    const productCount = rows.items.length === 0 ? (await api.products()).items.length : 0;
+    return { ...rows, productCount, at: new Date().toISOString() };
+  }, []);
+  useLiveRefetch(reload);
+
+  if (!data) return error ? <ErrorBox error={error} title="Could not load the dashboard" /> : <Loading />;
+  const rows = data.items;
+  const totals = rows.reduce(
+    (t, r) => ({
+      used: t.used + r.license.seatsUsed,
+      total: t.total + r.license.seats,
+      offline: t.offline + r.license.seatsOffline,
+      denials: t.denials + r.denialsToday,
+    }),
+    { used: 0, total: 0, offline: 0, denials: 0 },
+  );
+
+  return (
+    <>
+      <PageTitle
+        actions={
+          isAdmin && rows.length > 0 ? (
+            <Link to="/keys/new" className="btn btn-primary">
+              New key
+            </Link>
+          ) : undefined
+        }
+      >
+        Dashboard
+      </PageTitle>
+      <ErrorBox error={error} title="Refresh failed; showing the last data" />
+      {rows.length === 0 ? (
+        <FreshInstall isAdmin={isAdmin} productCount={data.productCount} />
+      ) : (
+        <>
+          <section className="stats" aria-label="Totals">
+            <Stat label="License keys" value={String(rows.length)} />
+            <Stat label="Seats in use" value={`${totals.used} / ${totals.total}`} />
+            <Stat label="Offline seats" value={String(totals.offline)} />
+            <Stat label="Denials today" value={String(totals.denials)} tone={totals.denials > 0 ? 'bad' : undefined} />
+          </section>
+          <div className="table-wrap">
+            <table className="table table-cards" aria-describedby="dash-note">
+              <caption className="sr-only">License keys and their seats</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Key</th>
+                  <th scope="col">Seats used / total</th>
+                  <th scope="col" className="num">
+                    Online
+                  </th>
+                  <th scope="col" className="num">
+                    Offline
+                  </th>
+                  <th scope="col" className="num">
+                    Denials today
+                  </th>
+                  <th scope="col">Status</th>
+                </tr>
+              </thead>
+              <tbody>
+                {rows.map((r) => (
+                  <DashRow key={r.license.id} row={r} />
+                ))}
+              </tbody>
+            </table>
+          </div>
+          <p className="muted small" id="dash-note">
+            Every license key, updated live. Denials count “no seat free” answers since 00:00 UTC.
+            {data.truncated && ' Only the first 10,000 keys are shown.'} Last refreshed {fmtTime(data.at)}.
+          </p>
+        </>
+      )}
+    </>
+  );
+}
+
+function DashRow({ row }: { row: DashboardRow }) {
+  const l = row.license;
+  return (
+    <tr data-license-id={l.id}>
+      <th scope="row" data-label="Key">
+        <Link to={`/keys/${l.id}`} className="keylink">
+          <span className="keylink-product">{row.productName ?? l.productId}</span>
+          <code className="keylink-key">{l.key}</code>
+        </Link>
+      </th>
+      <td data-label="Seats used / total" className="seats-cell">
+        <SeatBar used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />
+      </td>
+      <td data-label="Online" className="num">
+        {l.seatsUsed - l.seatsOffline}
+      </td>
+      <td data-label="Offline" className="num">
+        {l.seatsOffline}
+      </td>
+      <td data-label="Denials today" className={`num${row.denialsToday > 0 ? ' text-bad' : ''}`}>
+        {row.denialsToday}
+      </td>
+      <td data-label="Status">
+        <StatusBadge license={l} />
+      </td>
+    </tr>
+  );
+}
+
+function Stat({ label, value, tone }: { label: string; value: string; tone?: 'bad' }) {
+  return (
+    <div className={`stat${tone ? ` stat-${tone}` : ''}`}>
+      <div className="stat-value">{value}</div>
+      <div className="stat-label">{label}</div>
+    </div>
+  );
+}
+
+function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCount: number }) {
+  return (
+    <EmptyState title="No license keys yet">
+      <p>
+        floatd shares a pool of seats on each license key among many users. Once a key exists, this page shows its seats in
+        use, live.
+      </p>
+      <ol className="steps">
+        <li className={productCount > 0 ? 'done' : undefined}>
+          <strong>Create a product</strong> — the application you sell.{' '}
+          {productCount > 0 ? `(${plural(productCount, 'product')} so far.)` : ''}
+        </li>
+        <li>
+          <strong>Create a license key</strong> for a customer, with the number of seats they bought.
+        </li>
+        <li>
+          <strong>Give the key to the customer.</strong> Their application checks a seat out at start (
+          <code>POST /v1/client/checkout</code>) and checks it in at exit.
+        </li>
+      </ol>
+      {isAdmin ? (
+        <div className="actions">
+          {productCount === 0 ? (
+            <Link to="/products" className="btn btn-primary">
+              Create a product
+            </Link>
+          ) : (
+            <Link to="/keys/new" className="btn btn-primary">
+              Create a license key
+            </Link>
+          )}
+        </div>
+      ) : (
+        <p className="muted">Your token has a read-only role: ask an administrator to create products and keys.</p>
+      )}
+    </EmptyState>
+  );
+}

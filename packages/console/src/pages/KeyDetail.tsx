@@ -1,0 +1,395 @@
+import { useEffect, useState, type ReactNode } from 'react';
+import { api, ApiError, type Device, type Lease, type License } from '../api';
+import { fmtDuration, fmtRelative, fmtTime, plural } from '../format';
+import { takeFlash } from '../flash';
+import { Link } from '../router';
+import { useCan, useLiveRefetch, useLoad, useTitle } from '../session';
+import { ConfirmDialog, CopyButton, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge } from '../components/ui';
+
+export function KeyDetail({ licenseId }: { licenseId: string }) {
+  const isAdmin = useCan('admin');
+  const isOperator = useCan('operator');
+  const [flash, setFlash] = useState<string | null>(() => takeFlash());
+  const { data, error, reload, setData } = useLoad(async () => {
+    const license = await api.license(licenseId);
+    const [leases, devices, product] = await Promise.all([
+      api.leases(licenseId),
+      api.devices(licenseId),
+      api.product(license.productId).catch(() => null),
+    ]);
+    const productName = product?.name ?? license.productId;
+    return { license, leases: leases.items, devices: devices.items, productName, at: Date.now() };
+  }, [licenseId]);
+  useLiveRefetch(reload, (e) => e.licenseId === licenseId);
+  // Heartbeats send no live event (they change no seat), so last-accessed and expiry times are refreshed by a slow poll.
+  useEffect(() => {
+    const t = setInterval(() => {
+      if (document.visibilityState === 'visible') reload();
+    }, 30_000);
+    return () => clearInterval(t);
+  }, [reload]);
+  useTitle(data ? `Key ${data.license.key}` : 'Key');
+
+  const [suspendOpen, setSuspendOpen] = useState(false);
+  const [actionError, setActionError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+
+  if (!data) {
+    if (error instanceof ApiError && error.status === 404)
+      return (
+        <>
+          <PageTitle>Key not found</PageTitle>
+          <p>
+            No license key has the id <code>{licenseId}</code>. <Link to="/keys">Back to the keys</Link>
+          </p>
+        </>
+      );
+    return error ? <ErrorBox error={error} /> : <Loading />;
+  }
+  const l = data.license;
+
+  const setSuspended = async (suspend: boolean) => {
+    setBusy(true);
+    setActionError(null);
+    try {
+      const updated = suspend ? await api.suspend(l.id) : await api.resume(l.id);
+      setData({ ...data, license: updated });
+      setFlash(suspend ? 'Key suspended: checkouts and heartbeats are refused until you resume it.' : 'Key resumed.');
+      setSuspendOpen(false);
+    } catch (e) {
+      setActionError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <>
+      <p className="crumbs">
+        <Link to="/keys">Keys</Link> / {data.productName}
+      </p>
+      <PageTitle
+        actions={
+          <>
+            <CopyButton text={l.key} label="Copy key" className="btn" />
+            {isAdmin && (
+              <Link to={`/keys/${l.id}/edit`} className="btn">
+                Edit policy
+              </Link>
+            )}
+            {isAdmin &&
+              (l.suspended ? (
+                <button type="button" className="btn" onClick={() => void setSuspended(false)} disabled={busy}>
+                  Resume
+                </button>
+              ) : (
+                <button type="button" className="btn btn-danger-outline" onClick={() => setSuspendOpen(true)}>
+                  Suspend
+                </button>
+              ))}
+          </>
+        }
+      >
+        <span className="sr-only">Key </span>
+        <code className="key-title">{l.key}</code> <StatusBadge license={l} />
+      </PageTitle>
+      {flash && (
+        <p className="alert alert-ok" role="status">
+          {flash}{' '}
+          <button type="button" className="btn-link" onClick={() => setFlash(null)}>
+            Dismiss
+          </button>
+        </p>
+      )}
+      {!suspendOpen && <ErrorBox error={actionError} />}
+      <ErrorBox error={error} title="Refresh failed; showing the last data" />
+
+      <section className="card" aria-labelledby="policy-h">
+        <h2 id="policy-h">Policy</h2>
+        <PolicyList license={l} productName={data.productName} />
+        <p className="links">
+          <Link to={`/usage?licenseId=${l.id}`}>Usage over time</Link> · <Link to={`/audit?licenseId=${l.id}`}>Audit log of this key</Link>
+        </p>
+      </section>
+
+      <Seats license={l} leases={data.leases} canRelease={isOperator} onChanged={reload} />
+      <DevicesSeen devices={data.devices} />
+
+      <ConfirmDialog
+        open={suspendOpen}
+        title="Suspend this key?"
+        confirmLabel="Suspend key"
+        danger
+        busy={busy}
+        onCancel={() => {
+          setSuspendOpen(false);
+          setActionError(null);
+        }}
+        onConfirm={() => void setSuspended(true)}
+      >
+        <p>
+          Checkouts and heartbeats on <code>{l.key}</code> are refused with <code>LICENSE_SUSPENDED</code> until you resume it. Seats
+          already held are not released, and check-ins still work.
+        </p>
+        <ErrorBox error={actionError} />
+      </ConfirmDialog>
+    </>
+  );
+}
+
+function PolicyList({ license: l, productName }: { license: License; productName: string }) {
+  const rows: [string, ReactNode][] = [
+    ['Product', productName],
+    ['Seats in use', <SeatBar key="s" used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />],
+    ['Counting', l.counting === 'per-device' ? 'Per device' : 'Per instance'],
+    ['Max instances per device', String(l.maxInstancesPerDevice)],
+    [
+      'Model',
+      l.model === 'subscription'
+        ? `Subscription, ends ${fmtTime(l.expiresAt)}`
+        : l.model === 'trial'
+          ? `Trial, ${plural(l.trialDays ?? 0, 'day')}${l.trialStartedAt ? `, started ${fmtTime(l.trialStartedAt)}` : ', not started yet'}`
+          : 'Permanent',
+    ],
+    ['Lease TTL', l.leaseTtlSeconds === null ? 'None (held until check-in or release)' : fmtDuration(l.leaseTtlSeconds)],
+    ['Heartbeat interval', fmtDuration(l.heartbeatIntervalSeconds)],
+    ['Offline checkout', l.maxOfflineSeconds > 0 ? `Up to ${fmtDuration(l.maxOfflineSeconds)}` : 'Not allowed'],
+    ['Max seats offline', l.maxOfflineSeats === null ? 'No cap' : String(l.maxOfflineSeats)],
+    ['Key id', <code key="id">{l.id}</code>],
+    ['Created', fmtTime(l.createdAt)],
+  ];
+  if (Object.keys(l.metadata).length > 0) rows.push(['Metadata', <code key="m">{JSON.stringify(l.metadata)}</code>]);
+  return (
+    <dl className="dl">
+      {rows.map(([k, v]) => (
+        <div key={k}>
+          <dt>{k}</dt>
+          <dd>{v}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+type ReleaseState = { lease: Lease; stage: 'confirm' | 'offline'; error: unknown; offlineExpiresAt: string | null };
+
+function Seats({ license, leases, canRelease, onChanged }: { license: License; leases: Lease[]; canRelease: boolean; onChanged: () => void }) {
+  const [release, setRelease] = useState<ReleaseState | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState<string | null>(null);
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 15_000);
+    return () => clearInterval(t);
+  }, []);
+  useEffect(() => setNow(Date.now()), [leases]);
+
+  const who = (x: Lease) => x.hostname ?? x.fingerprint.slice(0, 12);
+  const doRelease = async (force: boolean) => {
+    if (!release) return;
+    setBusy(true);
+    try {
+      const r = await api.release(release.lease.id, force);
+      setDone(`Seat released from ${who(release.lease)}${r.offlineOverridden ? ' (its offline checkout was overridden)' : ''}.`);
+      setRelease(null);
+      onChanged();
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'OFFLINE_LEASE_ACTIVE') {
+        const oed = typeof e.details.offlineExpiresAt === 'string' ? e.details.offlineExpiresAt : release.lease.offlineExpiresAt;
+        setRelease({ ...release, stage: 'offline', error: e, offlineExpiresAt: oed });
+      } else if (e instanceof ApiError && e.code === 'LEASE_NOT_FOUND') {
+        setDone(`That seat was already free (${e.code}).`);
+        setRelease(null);
+        onChanged();
+      } else setRelease({ ...release, error: e });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section className="card" aria-labelledby="seats-h">
+      <h2 id="seats-h">
+        Devices holding seats <span className="count">{leases.length}</span>
+      </h2>
+      {done && (
+        <p className="alert alert-ok" role="status">
+          {done}
+        </p>
+      )}
+      {leases.length === 0 ? (
+        <p className="empty-inline">
+          No seat is held. When an application checks out with this key, its device shows here at once.
+          {license.suspended && ' The key is suspended, so checkouts are refused.'}
+        </p>
+      ) : (
+        <div className="table-wrap">
+          <table className="table table-cards">
+            <caption className="sr-only">Devices holding seats on this key</caption>
+            <thead>
+              <tr>
+                <th scope="col">Hostname</th>
+                <th scope="col">User</th>
+                <th scope="col" className="num">
+                  Instances
+                </th>
+                <th scope="col">Checked out at</th>
+                <th scope="col">Last accessed</th>
+                <th scope="col">Lease expiry</th>
+                <th scope="col">Offline expiry</th>
+                {canRelease && (
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {leases.map((x) => {
+                const expired = x.expiresAt !== null && Date.parse(x.expiresAt) <= now;
+                const offlineActive = x.offline && x.offlineExpiresAt !== null && Date.parse(x.offlineExpiresAt) > now;
+                return (
+                  <tr key={x.id} data-lease-id={x.id}>
+                    <th scope="row" data-label="Hostname">
+                      {x.hostname ?? <span className="muted">unknown</span>}
+                      <span className="sub" title={`device ${x.deviceId}, fingerprint ${x.fingerprint}`}>
+                        <code>{x.fingerprint.slice(0, 16)}</code>
+                        {x.appVersion && ` · v${x.appVersion}`}
+                      </span>
+                    </th>
+                    <td data-label="User">{x.user ?? <span className="muted">—</span>}</td>
+                    <td data-label="Instances" className="num">
+                      {x.instanceCount}
+                    </td>
+                    <td data-label="Checked out at">{fmtTime(x.grantedAt)}</td>
+                    <td data-label="Last accessed">
+                      {fmtTime(x.lastAccessedAt)}
+                      <span className="sub">{fmtRelative(x.lastAccessedAt, now)}</span>
+                    </td>
+                    <td data-label="Lease expiry">
+                      {x.expiresAt === null ? 'none (no TTL)' : fmtTime(x.expiresAt)}
+                      {expired ? (
+                        <span className="sub text-bad">expired — freed by the next reclamation</span>
+                      ) : (
+                        x.expiresAt && <span className="sub">{fmtRelative(x.expiresAt, now)}</span>
+                      )}
+                    </td>
+                    <td data-label="Offline expiry">
+                      {x.offline ? (
+                        <>
+                          <span className="badge badge-warn">offline</span> {fmtTime(x.offlineExpiresAt)}
+                          {offlineActive && <span className="sub">{fmtRelative(x.offlineExpiresAt, now)}</span>}
+                        </>
+                      ) : (
+                        <span className="muted">online</span>
+                      )}
+                    </td>
+                    {canRelease && (
+                      <td data-label="Actions" className="row-actions">
+                        <button
+                          type="button"
+                          className="btn btn-small btn-danger-outline"
+                          aria-label={`Release the seat held by ${who(x)}`}
+                          onClick={() => {
+                            setDone(null);
+                            setRelease({ lease: x, stage: 'confirm', error: null, offlineExpiresAt: x.offlineExpiresAt });
+                          }}
+                        >
+                          Release
+                        </button>
+                      </td>
+                    )}
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <ConfirmDialog
+        open={release !== null}
+        title={release?.stage === 'offline' ? 'This seat is checked out for offline use' : `Release the seat held by ${release ? who(release.lease) : ''}?`}
+        confirmLabel={release?.stage === 'offline' ? 'Force release' : 'Release seat'}
+        danger
+        busy={busy}
+        onCancel={() => setRelease(null)}
+        onConfirm={() => void doRelease(release?.stage === 'offline')}
+      >
+        {release?.stage === 'offline' ? (
+          <>
+            <div className="alert alert-warn" role="alert">
+              <strong>The server refused the release:</strong> {(release.error as ApiError).message} (<code>OFFLINE_LEASE_ACTIVE</code>)
+            </div>
+            <p>
+              <strong>{who(release.lease)}</strong> borrowed this seat until <strong>{fmtTime(release.offlineExpiresAt)}</strong>. Its user
+              may be working away from the network and relies on it. A forced release frees the seat now; their application learns it
+              only when it is back online. The override is recorded in the audit log.
+            </p>
+          </>
+        ) : (
+          release && (
+            <>
+              <p>
+                The seat goes back to the pool now. The application on <strong>{who(release.lease)}</strong>
+                {release.lease.user ? ` (${release.lease.user})` : ''} gets <code>LEASE_NOT_FOUND</code> at its next heartbeat and must
+                check out again. {plural(release.lease.instanceCount, 'running instance')} on it.
+              </p>
+              <ErrorBox error={release.error} />
+            </>
+          )
+        )}
+      </ConfirmDialog>
+    </section>
+  );
+}
+
+function DevicesSeen({ devices }: { devices: Device[] }) {
+  if (devices.length === 0) return null;
+  return (
+    <section className="card" aria-labelledby="devices-h">
+      <details>
+        <summary>
+          <h2 id="devices-h">
+            Every device seen on this key <span className="count">{devices.length}</span>
+          </h2>
+        </summary>
+        <div className="table-wrap">
+          <table className="table table-cards">
+            <caption className="sr-only">Devices seen on this key, most recently accessed first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Hostname</th>
+                <th scope="col">User</th>
+                <th scope="col">App version</th>
+                <th scope="col">First seen</th>
+                <th scope="col">Last accessed</th>
+                <th scope="col" className="num">
+                  Seats held
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {devices.map((d) => (
+                <tr key={d.id}>
+                  <th scope="row" data-label="Hostname">
+                    {d.hostname ?? <span className="muted">unknown</span>}
+                    <span className="sub">
+                      <Link to={`/audit?deviceId=${d.id}`}>audit</Link> · <code>{d.fingerprint.slice(0, 16)}</code>
+                    </span>
+                  </th>
+                  <td data-label="User">{d.user ?? '—'}</td>
+                  <td data-label="App version">{d.appVersion ?? '—'}</td>
+                  <td data-label="First seen">{fmtTime(d.firstSeenAt)}</td>
+                  <td data-label="Last accessed">{fmtTime(d.lastAccessedAt)}</td>
+                  <td data-label="Seats held" className="num">
+                    {d.seatsHeld}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </details>
+    </section>
+  );
+}

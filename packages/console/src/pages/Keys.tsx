@@ -1,0 +1,212 @@
+import { useMemo } from 'react';
+import { api, type License } from '../api';
+import { fmtDuration, normaliseKey, plural } from '../format';
+import { Link, navigate, useLocation } from '../router';
+import { useCan, useLiveRefetch, useLoad, useTitle } from '../session';
+import { CopyButton, EmptyState, ErrorBox, Field, Loading, PageTitle, SeatBar, StatusBadge, licenseState } from '../components/ui';
+
+const PAGE_SIZE = 20;
+
+/**
+ * Every key, searchable. The admin API has no text search, so the console loads the keys
+ * (500 per request) and filters them here; fine for thousands of keys.
+ */
+export function Keys() {
+  useTitle('Keys');
+  const isAdmin = useCan('admin');
+  const { query } = useLocation();
+  const q = query.get('q') ?? '';
+  const productId = query.get('productId') ?? '';
+  const status = query.get('status') ?? '';
+  const page = Math.max(1, Number(query.get('page') ?? '1') || 1);
+
+  const { data, error, reload } = useLoad(async () => {
+    const [licenses, products] = await Promise.all([api.licenses(), api.products()]);
+    return { licenses: licenses.items, truncated: licenses.truncated, products: products.items };
+  }, []);
+  // The whole list is reloaded, so changes are batched for longer than on the dashboard.
+  useLiveRefetch(reload, () => true, 1500);
+
+  const setQuery = (patch: Record<string, string>) => {
+    const next = new URLSearchParams(query);
+    for (const [k, v] of Object.entries(patch)) {
+      if (v) next.set(k, v);
+      else next.delete(k);
+    }
+    if (!('page' in patch)) next.delete('page');
+    const s = next.toString();
+    navigate(`/keys${s ? `?${s}` : ''}`, { replace: true });
+  };
+
+  const names = useMemo(() => new Map((data?.products ?? []).map((p) => [p.id, p.name])), [data]);
+  const filtered = useMemo(() => {
+    if (!data) return [];
+    const text = q.trim().toLowerCase();
+    const keyText = normaliseKey(q);
+    return data.licenses.filter((l) => {
+      if (productId && l.productId !== productId) return false;
+      if (status) {
+        const s = licenseState(l).label.toLowerCase();
+        if (status === 'active' ? s !== 'active' && s !== 'full' : s !== status) return false;
+      }
+      if (!text) return true;
+      return (
+        (keyText.length >= 3 && normaliseKey(l.key).includes(keyText)) ||
+        l.id.toLowerCase().includes(text) ||
+        (names.get(l.productId) ?? '').toLowerCase().includes(text) ||
+        JSON.stringify(l.metadata).toLowerCase().includes(text)
+      );
+    });
+  }, [data, q, productId, status, names]);
+
+  const pages = Math.max(1, Math.ceil(filtered.length / PAGE_SIZE));
+  const current = Math.min(page, pages);
+  const shown = filtered.slice((current - 1) * PAGE_SIZE, current * PAGE_SIZE);
+
+  return (
+    <>
+      <PageTitle
+        actions={
+          isAdmin ? (
+            <Link to="/keys/new" className="btn btn-primary">
+              New key
+            </Link>
+          ) : undefined
+        }
+      >
+        License keys
+      </PageTitle>
+      <ErrorBox error={error} />
+      {!data ? (
+        !error && <Loading />
+      ) : data.licenses.length === 0 ? (
+        <EmptyState title="No license keys yet">
+          <p>
+            A license key is what a customer buys: a number of seats shared by their users.{' '}
+            {isAdmin ? (
+              data.products.length === 0 ? (
+                <>
+                  First <Link to="/products">create a product</Link>.
+                </>
+              ) : (
+                <Link to="/keys/new">Create the first key.</Link>
+              )
+            ) : (
+              'An administrator creates them.'
+            )}
+          </p>
+        </EmptyState>
+      ) : (
+        <>
+          <form className="filters" role="search" aria-label="Filter keys" onSubmit={(e) => e.preventDefault()}>
+            <Field label="Search" hint="Key (with or without dashes), id, product or metadata">
+              {(p) => <input {...p} type="search" value={q} onChange={(e) => setQuery({ q: e.target.value })} autoComplete="off" />}
+            </Field>
+            <Field label="Product">
+              {(p) => (
+                <select {...p} value={productId} onChange={(e) => setQuery({ productId: e.target.value })}>
+                  <option value="">All products</option>
+                  {data.products.map((pr) => (
+                    <option key={pr.id} value={pr.id}>
+                      {pr.name}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+            <Field label="Status">
+              {(p) => (
+                <select {...p} value={status} onChange={(e) => setQuery({ status: e.target.value })}>
+                  <option value="">Any</option>
+                  <option value="active">Active</option>
+                  <option value="full">Full</option>
+                  <option value="suspended">Suspended</option>
+                  <option value="expired">Expired</option>
+                  <option value="trial ended">Trial ended</option>
+                </select>
+              )}
+            </Field>
+          </form>
+          <p className="muted small" role="status" aria-live="polite">
+            {filtered.length === data.licenses.length
+              ? plural(filtered.length, 'key')
+              : `${plural(filtered.length, 'key')} match, of ${data.licenses.length}`}
+            {data.truncated && ' (only the first 10,000 keys are searched)'}
+          </p>
+          {filtered.length === 0 ? (
+            <p className="empty-inline">
+              No key matches.{' '}
+              <button type="button" className="btn-link" onClick={() => navigate('/keys', { replace: true })}>
+                Clear the filters
+              </button>
+            </p>
+          ) : (
+            <div className="table-wrap">
+              <table className="table table-cards">
+                <caption className="sr-only">License keys, page {current}</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Key</th>
+                    <th scope="col">Product</th>
+                    <th scope="col">Seats</th>
+                    <th scope="col">Model</th>
+                    <th scope="col">Lease TTL</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {shown.map((l) => (
+                    <KeyRow key={l.id} license={l} productName={names.get(l.productId) ?? l.productId} />
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+          {pages > 1 && (
+            <nav className="pager" aria-label="Pages">
+              <button type="button" className="btn btn-small" disabled={current <= 1} onClick={() => setQuery({ page: String(current - 1) })}>
+                ← Previous
+              </button>
+              <span>
+                Page {current} of {pages}
+              </span>
+              <button type="button" className="btn btn-small" disabled={current >= pages} onClick={() => setQuery({ page: String(current + 1) })}>
+                Next →
+              </button>
+            </nav>
+          )}
+        </>
+      )}
+    </>
+  );
+}
+
+function KeyRow({ license: l, productName }: { license: License; productName: string }) {
+  return (
+    <tr data-license-id={l.id}>
+      <th scope="row" data-label="Key">
+        <Link to={`/keys/${l.id}`}>
+          <code>{l.key}</code>
+        </Link>
+      </th>
+      <td data-label="Product">{productName}</td>
+      <td data-label="Seats">
+        <SeatBar used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />
+      </td>
+      <td data-label="Model">
+        {l.model}
+        {l.model === 'trial' && l.trialDays ? ` (${l.trialDays} d)` : ''}
+      </td>
+      <td data-label="Lease TTL">{l.leaseTtlSeconds === null ? 'none' : fmtDuration(l.leaseTtlSeconds)}</td>
+      <td data-label="Status">
+        <StatusBadge license={l} />
+      </td>
+      <td data-label="Actions" className="row-actions">
+        <CopyButton text={l.key} label="Copy key" ariaLabel={`Copy key ${l.key}`} />
+      </td>
+    </tr>
+  );
+}

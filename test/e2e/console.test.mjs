@@ -1,0 +1,496 @@
+// Browser tests of the web console: a real server process, real headless Chromium
+// (Debian's `chromium`, driven by playwright-core), the built console at /console.
+// Every page is screenshotted to artifacts/console/*.png. Any browser console error or
+// page error fails the test, except HTTP error answers a step provokes on purpose.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = join(ROOT, 'artifacts', 'console');
+const CONSOLE_INDEX = join(ROOT, 'packages', 'console', 'dist', 'index.html');
+
+if (!existsSync(CHROMIUM)) {
+  const msg = `${CHROMIUM} is missing: the console browser tests need Debian's chromium (apt-get install -y chromium; .ci/run does it)`;
+  if (process.env.CI === 'true') {
+    test('console browser tests', () => assert.fail(msg));
+  } else {
+    console.error(`\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!!! SKIPPING console browser tests: ${msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`);
+    test('console browser tests', { skip: msg }, () => {});
+  }
+} else {
+  describe('web console in headless Chromium', { timeout: 120_000 }, consoleSuite);
+}
+
+function consoleSuite() {
+  /** @type {import('node:child_process').ChildProcess} */
+  let server;
+  let dataDir = '';
+  let base = '';
+  let adminToken = '';
+  /** @type {import('playwright-core').Browser} */
+  let browser;
+  /** @type {import('playwright-core').BrowserContext} */
+  let context;
+  /** @type {import('playwright-core').Page} */
+  let page;
+  const problems = [];
+  /** HTTP error answers a step provokes on purpose: Chromium logs them as console errors. */
+  let allowed = [];
+  const expectHttpError = (status, path) => allowed.push({ status, path });
+
+  // What the steps share.
+  const s = { productId: '', licenseId: '', key: '', key2Id: '', key2: '', zombieAt: 0 };
+
+  async function api(method, path, body, auth = `Bearer ${adminToken}`) {
+    const res = await fetch(base + path, {
+      method,
+      headers: { authorization: auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json() };
+  }
+  const checkout = (key, host, user, extra = {}) =>
+    api('POST', '/v1/client/checkout', { fingerprint: `fp-${host}-0001`, instanceId: `${host}-pid-1`, hostname: host, user, ...extra }, `License ${key}`);
+
+  function watch(p) {
+    p.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      const url = msg.location()?.url ?? '';
+      const i = allowed.findIndex((a) => msg.text().includes(`status of ${a.status}`) && url.includes(a.path));
+      if (i >= 0) allowed.splice(i, 1);
+      else problems.push(`console error: ${msg.text()} ${url}`);
+    });
+    p.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    p.setDefaultTimeout(8000);
+  }
+  const shot = (name, p = page) => p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const nav = (label) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+  const heading = (text) => page.getByRole('heading', { level: 1, name: text }).waitFor();
+
+  before(async () => {
+    assert.ok(existsSync(CONSOLE_INDEX), 'the console is not built: run `npm run build` first');
+    mkdirSync(SHOTS, { recursive: true });
+    dataDir = mkdtempSync(join(tmpdir(), 'floatd-console-'));
+    server = spawn(
+      process.execPath,
+      [join(ROOT, 'packages/server/dist/cli.js'), 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '3600'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    server.stderr.on('data', (d) => (stderr += d));
+    base = await new Promise((resolve, reject) => {
+      let out = '';
+      const t = setTimeout(() => reject(new Error(`server did not start: ${out} ${stderr}`)), 15_000);
+      server.stdout.on('data', (d) => {
+        out += d;
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m) {
+          clearTimeout(t);
+          resolve(m[1].replace(/\/$/, ''));
+        }
+      });
+      server.on('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+    });
+    adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    });
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+    page = await context.newPage();
+    watch(page);
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    if (server && server.exitCode === null) {
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (server.exitCode === null) server.kill('SIGKILL');
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  // Each step ends clean: no unexpected console error or page error.
+  // The steps build on each other: after a failure the rest are skipped, not failed again.
+  let broken = '';
+  const step = (name, fn) =>
+    test(name, async (t) => {
+      if (broken) return t.skip(`an earlier step failed: ${broken}`);
+      allowed = [];
+      try {
+        await fn();
+        assert.deepEqual(problems.splice(0), [], 'browser console errors');
+      } catch (e) {
+        broken = name;
+        await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => {});
+        throw e;
+      }
+    });
+
+  step('a bad token is refused, and nothing is kept', async () => {
+    await page.goto(`${base}/console`);
+    await heading('Sign in to the console');
+    expectHttpError(401, '/v1/admin/whoami');
+    await page.keyboard.type('fdt_tok_00000000000000000000_not-a-real-secret'); // the token field has focus
+    await page.keyboard.press('Enter');
+    const alert = page.getByRole('alert').filter({ hasText: 'UNAUTHENTICATED' });
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /Sign-in refused/);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.equal(new URL(page.url()).pathname, '/console/');
+    await shot('signin-refused');
+  });
+
+  step('sign in with the admin token (keyboard only); a fresh install shows a useful empty state', async () => {
+    const input = page.getByLabel('Admin token');
+    await input.fill('');
+    await input.focus();
+    await page.keyboard.type(adminToken);
+    await page.keyboard.press('Enter');
+    await heading('Dashboard');
+    await page.getByRole('heading', { name: 'No license keys yet' }).waitFor();
+    await page.getByRole('link', { name: 'Create a product' }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('floatd.adminToken')), adminToken, 'token kept in session storage');
+    assert.ok(!page.url().includes(adminToken), 'token never in the URL');
+    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+    // The main navigation is reachable with Tab, and Enter follows a link.
+    await page.locator('body').focus();
+    let reached = '';
+    for (let i = 0; i < 12 && reached !== 'Keys'; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.textContent ?? '');
+    }
+    assert.equal(reached, 'Keys', 'Tab reaches the Keys link');
+    await page.keyboard.press('Enter');
+    await heading('License keys');
+    await page.getByText('First create a product').waitFor();
+    await nav('Dashboard');
+    await heading('Dashboard');
+    await shot('dashboard-empty');
+  });
+
+  step('create a product and a key; the server\'s validation messages show at the field', async () => {
+    await page.getByRole('link', { name: 'Create a product' }).click();
+    await heading('Products');
+    await page.getByLabel('New product name').fill('Acme CAD');
+    await page.getByRole('button', { name: 'Create product' }).click();
+    await page.getByRole('status').filter({ hasText: 'Product Acme CAD created' }).waitFor();
+    await shot('products');
+    await page.getByRole('link', { name: 'Create a license key for it' }).click();
+    await heading('New license key');
+
+    // No seat count: the schema's message, next to the Seats input.
+    expectHttpError(400, '/v1/admin/licenses');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('alert').filter({ hasText: 'VALIDATION_FAILED' }).first().waitFor();
+    assert.equal(await page.getByLabel('Seats', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.match(await page.locator('.field-invalid .field-error').innerText(), /seats/);
+
+    // A subscription without an end: the policy rule's message (422 INVALID_POLICY).
+    await page.getByLabel('Seats', { exact: true }).fill('2');
+    await page.getByRole('radio', { name: /^Subscription/ }).check();
+    expectHttpError(422, '/v1/admin/licenses');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('alert').filter({ hasText: 'INVALID_POLICY' }).first().waitFor();
+    assert.match(await page.locator('.field-invalid').innerText(), /subscription needs expiresAt/);
+    await shot('key-form-errors');
+
+    await page.getByRole('radio', { name: /^Permanent/ }).check();
+    await page.getByLabel('Metadata (JSON object)').fill('{"customer": "Globex"}');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('status').filter({ hasText: 'created. Give it to the customer' }).waitFor();
+    s.key = (await page.locator('.key-title').innerText()).trim();
+    assert.match(s.key, /^[0-9A-Z]{5}(-[0-9A-Z]{5}){4}$/);
+    s.licenseId = new URL(page.url()).pathname.split('/').pop();
+    assert.match(s.licenseId, /^lic_/);
+    // Copy the key.
+    await page.getByRole('button', { name: 'Copy key' }).click();
+    await page.getByText('✓ Copied').waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), s.key);
+    await page.getByText('No seat is held').waitFor();
+  });
+
+  step('the dashboard shows checkouts and denials live, without a reload', async () => {
+    await nav('Dashboard');
+    await heading('Dashboard');
+    const row = page.locator(`tr[data-license-id="${s.licenseId}"]`);
+    await row.filter({ hasText: '0 / 2' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+    await page.evaluate(() => (window.__sameDocument = true));
+
+    assert.equal((await checkout(s.key, 'ws-alice', 'alice', { appVersion: '4.2.0' })).status, 201);
+    await row.filter({ hasText: '1 / 2' }).waitFor();
+    assert.equal((await checkout(s.key, 'ws-bob', 'bob')).status, 201);
+    await row.filter({ hasText: '2 / 2' }).waitFor();
+    await row.filter({ hasText: 'Full' }).waitFor();
+    const denied = await checkout(s.key, 'ws-dave', 'dave');
+    assert.equal(denied.status, 409);
+    assert.equal(denied.body.error.code, 'NO_SEATS_AVAILABLE');
+    await row.locator('td[data-label="Denials today"]').filter({ hasText: /^1$/ }).waitFor();
+    await page.locator('.stat', { hasText: 'Denials today' }).filter({ hasText: '1' }).waitFor();
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no page reload');
+    await shot('dashboard');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await row.filter({ hasText: '2 / 2' }).waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `no horizontal scrolling at phone width (overflow ${overflow}px)`);
+    await shot('dashboard-phone');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  step('key detail lists the devices holding seats; force release, with the offline refusal and the force option', async () => {
+    await page.locator(`tr[data-license-id="${s.licenseId}"] a`).first().click();
+    await page.locator('.key-title', { hasText: s.key }).waitFor();
+    const seats = page.locator('section', { has: page.getByRole('heading', { name: /Devices holding seats/ }) });
+    const alice = seats.locator('tbody tr', { hasText: 'ws-alice' });
+    await alice.waitFor();
+    for (const text of ['alice', 'v4.2.0']) assert.match(await alice.innerText(), new RegExp(text.replace('.', '\\.')));
+    assert.equal((await alice.locator('td[data-label="Instances"]').innerText()).trim(), '1');
+    assert.match(await alice.locator('td[data-label="Offline expiry"]').innerText(), /online/);
+    await seats.locator('tbody tr', { hasText: 'ws-bob' }).waitFor();
+    await shot('key-detail');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('key-detail-phone');
+    await page.setViewportSize({ width: 1280, height: 800 });
+
+    // An online seat: the confirmation starts on Cancel and Escape closes it; then confirm, released.
+    const dialog = page.getByRole('dialog');
+    await page.getByRole('button', { name: 'Release the seat held by ws-bob' }).click();
+    await dialog.waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    await page.getByRole('button', { name: 'Release the seat held by ws-bob' }).click();
+    await dialog.getByRole('heading', { name: 'Release the seat held by ws-bob?' }).waitFor();
+    await dialog.getByRole('button', { name: 'Release seat' }).click();
+    await page.getByRole('status').filter({ hasText: 'Seat released from ws-bob' }).waitFor();
+    await seats.locator('tbody tr', { hasText: 'ws-bob' }).waitFor({ state: 'detached' });
+
+    // Edit the policy: allow offline checkout for a day.
+    await page.getByRole('link', { name: 'Edit policy' }).click();
+    await heading(/^Edit key/);
+    await page.getByLabel('Longest offline checkout (seconds)').fill('86400');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('status').filter({ hasText: 'Key saved.' }).waitFor();
+    await page.locator('.dl').getByText('Up to 1 d').waitFor();
+
+    // An offline lease appears live; its release is refused plainly, then forced.
+    const off = await api('POST', '/v1/client/offline-checkout', { fingerprint: 'fp-ws-carol-0001', instanceId: 'carol-1', hostname: 'ws-carol', user: 'carol', durationSeconds: 3600 }, `License ${s.key}`);
+    assert.equal(off.status, 201);
+    const carol = seats.locator('tbody tr', { hasText: 'ws-carol' });
+    await carol.waitFor();
+    assert.match(await carol.locator('td[data-label="Offline expiry"]').innerText(), /offline/);
+    await page.getByRole('button', { name: 'Release the seat held by ws-carol' }).click();
+    expectHttpError(409, '/release');
+    await dialog.getByRole('button', { name: 'Release seat' }).click();
+    await dialog.getByRole('heading', { name: 'This seat is checked out for offline use' }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel', 'the refusal does not leave focus on Force release');
+    assert.match(await dialog.getByRole('alert').innerText(), /refused the release.*OFFLINE_LEASE_ACTIVE/s);
+    await shot('key-release-offline');
+    await dialog.getByRole('button', { name: 'Force release' }).click();
+    await page.getByRole('status').filter({ hasText: 'offline checkout was overridden' }).waitFor();
+    await carol.waitFor({ state: 'detached' });
+    const audit = await api('GET', `/v1/admin/audit?licenseId=${s.licenseId}&type=release`);
+    assert.deepEqual(audit.body.items.map((e) => e.reason), ['force-release', 'force-release']);
+  });
+
+  step('reclamation settings: the interval and a per-key TTL, edited in place', async () => {
+    const product = await api('GET', '/v1/admin/products');
+    s.productId = product.body.items[0].id;
+    const k2 = await api('POST', '/v1/admin/licenses', { productId: s.productId, seats: 5 });
+    s.key2Id = k2.body.id;
+    s.key2 = k2.body.key;
+    await nav('Reclamation');
+    await heading('Reclamation');
+    await page.locator('.dl dd', { hasText: /^1 h \(server configuration/ }).waitFor(); // --reclaim-interval 3600
+    const row = page.locator(`tr[data-license-id="${s.key2Id}"]`);
+    expectHttpError(400, `/v1/admin/licenses/${s.key2Id}`);
+    await row.getByLabel(/Lease TTL in seconds/).fill('5');
+    await row.getByRole('button', { name: 'Save' }).click();
+    await row.getByRole('alert').filter({ hasText: 'VALIDATION_FAILED' }).waitFor(); // minimum 10 s
+    await row.getByLabel(/Lease TTL in seconds/).fill('10');
+    await row.getByRole('button', { name: 'Save' }).click();
+    await row.getByText('✓ Saved').waitFor();
+    await row.locator('td[data-label="Heartbeat interval"]', { hasText: '3 s' }).waitFor();
+    // A client takes a seat on it and then goes silent: dead after 10 s.
+    assert.equal((await checkout(s.key2, 'ws-zombie', 'zed')).status, 201);
+    s.zombieAt = Date.now();
+  });
+
+  step('usage: chart of concurrent seats per hour and per day, peak and denials, CSV download', async () => {
+    await nav('Usage');
+    await heading('Usage');
+    await page.getByLabel('Key').selectOption(s.licenseId);
+    await page.getByLabel('Period').selectOption('24h');
+    const chart = page.locator('figure.chart svg[role="img"]');
+    await chart.waitFor();
+    assert.match(await chart.locator('title').first().innerText().catch(() => chart.locator('title').first().textContent()), /Concurrent seats per hour/);
+    await page.locator('.stat', { hasText: 'Peak seats in use' }).filter({ hasText: '2 / 2' }).waitFor();
+    await page.locator('.stat', { hasText: 'Denials' }).filter({ hasText: /^\s*1\s*Denials/ }).waitFor();
+    assert.match(await page.locator('.verdict').innerText(), /Too few seats: users were turned away 1 time/);
+    const bars = await chart.locator('.chart-bars rect').count();
+    assert.ok(bars >= 24 && bars <= 26, `one bar per hour (${bars})`);
+    assert.equal(await chart.locator('.chart-denials rect').count(), 1, 'one hour with denials');
+    await page.locator('.chart-capacity', { hasText: '2 seats' }).waitFor();
+    await page.getByText('The numbers as a table').click();
+    await page.locator('details.data-table table tbody tr').first().waitFor();
+    await shot('usage');
+    await page.getByLabel('Day').check();
+    await page.locator('figure.chart svg title', { hasText: 'per day' }).waitFor({ state: 'attached' });
+    const dayBars = await chart.locator('.chart-bars rect').count();
+    assert.ok(dayBars >= 1 && dayBars <= 2, `one bar per local day (${dayBars})`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
+    assert.match(download.suggestedFilename(), new RegExp(`^floatd-usage-${s.key}-day-.*\\.csv$`));
+    const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r\n/);
+    assert.equal(csv[0], 'period_start_utc,period,peak_seats,seats_at_end,checkouts,denials,seats_total');
+    const total = csv.slice(1).map((l) => l.split(','));
+    assert.equal(Math.max(...total.map((r) => Number(r[2]))), 2, 'peak in CSV');
+    assert.equal(total.reduce((n, r) => n + Number(r[5]), 0), 1, 'denials in CSV');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot('usage-phone');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  step('audit log: filter by event type, key and device', async () => {
+    await nav('Audit log');
+    await heading('Audit log');
+    await page.locator('table.audit tbody tr').first().waitFor();
+    await page.getByLabel('Event type').selectOption('release');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(/type=release/);
+    const rows = page.locator('table.audit tbody tr');
+    await rows.filter({ hasText: 'force-release' }).first().waitFor();
+    assert.equal(await rows.count(), 2);
+    assert.deepEqual(new Set(await rows.locator('.badge-type').allInnerTexts()), new Set(['release']));
+    await page.getByLabel('Event type').selectOption('denied');
+    await page.getByLabel('Key', { exact: true }).selectOption(s.licenseId);
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(/type=denied/);
+    await rows.filter({ hasText: 'NO_SEATS_AVAILABLE' }).waitFor();
+    assert.equal(await rows.count(), 1);
+    // A device link narrows to that device.
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await page.getByLabel('Event type').selectOption('checkout');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(/type=checkout/);
+    await rows.filter({ hasText: s.key2 }).waitFor();
+    const zombieRow = rows.filter({ hasText: s.key2 });
+    await zombieRow.locator('td[data-label="Device"] a').click();
+    await page.waitForURL(/deviceId=dev_/);
+    await rows.first().waitFor();
+    assert.equal(await rows.count(), 1);
+    // A time window in the future matches nothing.
+    await page.getByLabel('From (local time)').fill('2999-01-01T00:00');
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.getByText('No event matches these filters.').waitFor();
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await page.locator('table.audit tbody tr').first().waitFor();
+    await shot('audit');
+  });
+
+  step('reclaim inactive licenses now: shows what it freed', async () => {
+    await nav('Reclamation');
+    await heading('Reclamation');
+    const wait = s.zombieAt + 10_500 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    await page.getByRole('button', { name: 'Reclaim inactive licenses now' }).click();
+    const report = page.locator('.report');
+    await report.getByText('Freed 1 seat.').waitFor();
+    const freed = report.locator('tbody tr');
+    assert.equal(await freed.count(), 1);
+    assert.match(await freed.innerText(), new RegExp(`${s.key2}[\\s\\S]*ws-zombie \\(zed\\)[\\s\\S]*inactive`));
+    await shot('reclaim');
+    // Nothing left to free the second time.
+    await page.getByRole('button', { name: 'Reclaim inactive licenses now' }).click();
+    await report.getByText('Nothing to free').waitFor();
+  });
+
+  step('keys: search and paging', async () => {
+    const bulk = await api('POST', '/v1/admin/products', { name: 'Bulk Reports' });
+    for (let i = 0; i < 25; i++) await api('POST', '/v1/admin/licenses', { productId: bulk.body.id, seats: 1 + i, metadata: { customer: `Customer ${i}` } });
+    await nav('Keys');
+    await heading('License keys');
+    await page.getByText('27 keys').waitFor();
+    await page.getByText('Page 1 of 2').waitFor();
+    assert.equal(await page.locator('table tbody tr').count(), 20);
+    await shot('keys');
+    await page.getByRole('button', { name: 'Next →' }).click();
+    await page.getByText('Page 2 of 2').waitFor();
+    assert.equal(await page.locator('table tbody tr').count(), 7);
+    // The key as a customer might read it out: lower case, no dashes.
+    await page.getByLabel('Search').fill(s.key.replace(/-/g, '').toLowerCase());
+    await page.getByText('1 key match, of 27').waitFor();
+    assert.equal(await page.locator(`table tbody tr[data-license-id="${s.licenseId}"]`).count(), 1);
+    await page.getByLabel('Search').fill('customer 1');
+    await page.getByText(/^\d+ keys match/).waitFor();
+    await page.getByLabel('Search').fill('');
+    await page.getByLabel('Product').selectOption({ label: 'Acme CAD' });
+    await page.getByText('2 keys match, of 27').waitFor();
+    // Suspend from the key page, then resume.
+    await page.getByRole('link', { name: s.key }).click();
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Suspend key' }).click();
+    await page.locator('.page-title .badge', { hasText: 'Suspended' }).waitFor();
+    const refused = await checkout(s.key, 'ws-erin', 'erin');
+    assert.equal(refused.body.error.code, 'LICENSE_SUSPENDED');
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByRole('status').filter({ hasText: 'Key resumed.' }).waitFor();
+  });
+
+  step('a viewer sees everything but cannot act; a revoked token signs the console out', async () => {
+    const viewer = await api('POST', '/v1/admin/tokens', { name: 'support desk', role: 'viewer' });
+    assert.equal(viewer.status, 201);
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await ctx.newPage();
+    watch(p);
+    try {
+      await p.goto(`${base}/console/`);
+      await p.getByLabel('Admin token').fill(viewer.body.token);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      await p.locator('.who').getByText('viewer').waitFor();
+      await p.locator(`tr[data-license-id="${s.licenseId}"]`).waitFor();
+      assert.equal(await p.getByRole('link', { name: 'New key' }).count(), 0);
+      await p.locator(`tr[data-license-id="${s.licenseId}"] a`).first().click();
+      await p.locator('section', { hasText: 'Devices holding seats' }).locator('tbody tr', { hasText: 'ws-alice' }).waitFor();
+      for (const name of ['Edit policy', 'Suspend']) assert.equal(await p.getByText(name, { exact: true }).count(), 0, name);
+      assert.equal(await p.getByRole('button', { name: /Release the seat/ }).count(), 0);
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Reclamation' }).click();
+      await p.getByText('Running a sweep needs the operator role').waitFor();
+      assert.equal(await p.getByRole('button', { name: 'Reclaim inactive licenses now' }).count(), 0);
+      await shot('reclaim-viewer', p);
+      // Revoked while signed in: the next request gets 401 and the console signs out.
+      assert.equal((await api('POST', `/v1/admin/tokens/${viewer.body.id}/revoke`, {})).status, 200);
+      expectHttpError(401, '/v1/admin/');
+      expectHttpError(401, '/v1/admin/');
+      expectHttpError(401, '/v1/admin/');
+      expectHttpError(401, '/v1/admin/');
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).click();
+      await p.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+      await p.getByText('no longer accepts your admin token').waitFor();
+      assert.equal(await p.evaluate(() => sessionStorage.length), 0);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  step('sign out forgets the token', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await heading('Sign in to the console');
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await page.reload();
+    await heading('Sign in to the console');
+    // Deep links are served by the index.html fallback and land on sign-in too.
+    await page.goto(`${base}/console/keys/${s.licenseId}`);
+    await heading('Sign in to the console');
+  });
+}

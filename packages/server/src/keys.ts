@@ -43,6 +43,8 @@ const b64json = (value: unknown): string => Buffer.from(JSON.stringify(value)).t
 
 export class KeyRing {
   private keys: LoadedKey[] = [];
+  /** Bumped by every local change, so a reload that read the database before it cannot put back an older ring. */
+  private generation = 0;
 
   private constructor(private readonly persistence: KeyPersistence) {}
 
@@ -56,7 +58,10 @@ export class KeyRing {
 
   /** Re-reads the keys (another node rotated them). */
   async reload(): Promise<void> {
+    const started = this.generation;
     const stored = await this.persistence.update((keys) => keys);
+    if (this.generation !== started) return;
+    this.generation++;
     const known = new Map(this.keys.map((k) => [k.stored.kid, k]));
     this.keys = stored.map((s) => {
       const k = known.get(s.kid);
@@ -96,6 +101,7 @@ export class KeyRing {
         .filter((k) => k.publishUntil === null || k.publishUntil > now);
       return [...kept, next];
     });
+    this.generation++;
     const known = new Map(this.keys.map((k) => [k.stored.kid, k]));
     this.keys = stored.map((s) => known.get(s.kid) ?? load(s));
     for (const k of this.keys) k.stored = stored.find((s) => s.kid === k.stored.kid)!;

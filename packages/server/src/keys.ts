@@ -69,8 +69,9 @@ export class KeyRing {
     });
   }
 
+  /** The signing key: the one not retired (not "the last one": stored order may tie on creation time). */
   private get current(): LoadedKey {
-    return this.keys[this.keys.length - 1]!;
+    return this.keys.find((k) => k.stored.retiredAt === null) ?? this.keys[this.keys.length - 1]!;
   }
 
   get currentKid(): string {
@@ -83,7 +84,8 @@ export class KeyRing {
 
   /** Public keys to publish at /.well-known/jwks.json: the signing key first, then retired keys still needed. */
   jwks(now: number): { keys: JWK[] } {
-    return { keys: this.keys.filter((k) => this.published(k, now)).map((k) => k.publicJwk).reverse() };
+    const current = this.current;
+    return { keys: [current, ...this.keys.filter((k) => k !== current && this.published(k, now)).reverse()].map((k) => k.publicJwk) };
   }
 
   /**

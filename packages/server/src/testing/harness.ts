@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../config.js';
 import { ManualClock } from '../domain/clock.js';
+import { pino, destination } from 'pino';
 import { startServer, type RunningServer } from '../server.js';
 import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from './pg.js';
 
@@ -62,7 +63,9 @@ export async function startTestServer(
     databaseUrl: pg?.url,
     keyEncryptionKey: pg ? TEST_KEY_ENCRYPTION_KEY : undefined,
   });
-  const server = await startServer(config, { clock, logger: false, reclaimer: opts.reclaimer ?? false });
+  // Only errors are logged (to stderr): a 500 in a test shows its cause in the test output.
+  const logger = pino({ level: 'error' }, destination(2));
+  const server = await startServer(config, { clock, logger, reclaimer: opts.reclaimer ?? false });
   const { readFile } = await import('node:fs/promises');
   const adminToken = (await readFile(server.adminTokenFile, 'utf8')).trim();
 

@@ -1,0 +1,381 @@
+/**
+ * The admin commands end to end: a real `floatd serve` process, and the CLI run as real child processes
+ * (`node dist/cli.js <command>`), asserting on stdout, stderr and exit codes (docs/cli.md).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+
+let root = '';
+let work = ''; // the CLI's working directory: no ./data/admin-token unless a test puts one there
+let home = ''; // HOME of the CLI: no ~/.config/floatd/cli.json unless a test writes one
+let server: ChildProcess | undefined;
+let url = '';
+let adminToken = '';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `floatd <args>`. By default the server and token come from FLOATD_SERVER and FLOATD_TOKEN. */
+function cli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; noDefaults?: boolean } = {}): Promise<Run> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('FLOATD_')) env[k] = v;
+  env.HOME = home;
+  if (!opts.noDefaults) {
+    env.FLOATD_SERVER = url;
+    env.FLOATD_TOKEN = adminToken;
+  }
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? work, env, timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      // The admin token used to connect is never printed, whatever happens.
+      assert.ok(!stdout.includes(adminToken) && !stderr.includes(adminToken), `the admin token leaked in: floatd ${args.join(' ')}`);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function ok(r: Run, what: string): Run {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+async function okJson<T = any>(args: string[], opts?: Parameters<typeof cli>[1]): Promise<T> {
+  const r = ok(await cli([...args, '--json'], opts), args.join(' '));
+  return JSON.parse(r.stdout) as T;
+}
+
+async function checkout(key: string, instanceId = 'a') {
+  const res = await fetch(`${url}/v1/client/checkout`, {
+    method: 'POST',
+    headers: { authorization: `License ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ fingerprint: 'cli-test-device', instanceId, hostname: 'ws-cli' }),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+/** A port on which nothing listens. */
+async function closedPort(): Promise<number> {
+  const s = createNetServer();
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((res) => s.close(() => res()));
+  return port;
+}
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'floatd-admin-cli-'));
+  work = join(root, 'work');
+  home = join(root, 'home');
+  await mkdir(work);
+  await mkdir(home);
+  const dataDir = join(root, 'server-data');
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server = child;
+  let log = '';
+  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`server did not start: ${log}`)), 15_000);
+    child.stdout!.on('data', (b: Buffer) => {
+      log += b.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(log);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    });
+    child.on('exit', () => rej(new Error(`server exited: ${log}`)));
+  });
+  adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+});
+
+after(async () => {
+  if (server && server.exitCode === null) {
+    const exited = new Promise((res) => server!.once('exit', res));
+    server.kill('SIGTERM');
+    await exited;
+  }
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+// State shared by the tests below, which run in order.
+let productId = '';
+let licenseId = '';
+let licenseKey = '';
+let leaseId = '';
+
+test('products: create (--json), list, show, rename', async () => {
+  const created = await okJson(['products', 'create', 'Acme CAD', '--metadata', '{"team":"cad"}']);
+  assert.match(created.id, /^prd_/);
+  assert.deepEqual(created.metadata, { team: 'cad' });
+  productId = created.id;
+
+  const [table, shown] = await Promise.all([cli(['products', 'list']), cli(['products', 'show', productId])]);
+  ok(table, 'products list');
+  assert.match(table.stdout.split('\n')[0] ?? '', /^ID\s+NAME\s+CREATED\s+UPDATED$/);
+  assert.match(table.stdout, new RegExp(`${productId}\\s+Acme CAD\\s+\\d{4}-\\d{2}-\\d{2}T[\\d:.]+Z`));
+  assert.match(ok(shown, 'products show').stdout, /metadata\s+\{"team":"cad"\}/);
+  const renamed = await cli(['products', 'rename', productId, 'Acme CAD Pro']);
+  assert.match(ok(renamed, 'products rename').stdout, /name\s+Acme CAD Pro/);
+});
+
+test('keys: create, list (table, --json, --product, --all), show, update', async () => {
+  const created = await okJson(['keys', 'create', '--product', productId, '--seats', '3', '--lease-ttl', '600', '--counting', 'per-device']);
+  licenseId = created.id;
+  licenseKey = created.key;
+  assert.equal(created.seats, 3);
+  assert.equal(created.leaseTtlSeconds, 600);
+
+  const [table, json, all, shown] = await Promise.all([
+    cli(['keys', 'list']),
+    okJson(['keys', 'list', '--product', productId]),
+    okJson(['keys', 'list', '--all', '--limit', '1']),
+    cli(['keys', 'show', licenseId]),
+  ]);
+  ok(table, 'keys list');
+  const lines = table.stdout.trimEnd().split('\n');
+  assert.match(lines[0] ?? '', /^ID\s+PRODUCT\s+KEY\s+MODEL\s+SEATS\s+OFFLINE\s+EXPIRES\s+STATE$/);
+  assert.equal(lines.length, 2);
+  assert.match(lines[1] ?? '', new RegExp(`^${licenseId}\\s+${productId}\\s+${licenseKey}\\s+permanent\\s+0/3\\s+0\\s+-\\s+active$`));
+  // Columns are aligned: every column starts at the same offset in the header and the row.
+  assert.equal(lines[0]!.indexOf('KEY'), lines[1]!.indexOf(licenseKey));
+  assert.deepEqual(json.items.map((l: any) => l.id), [licenseId]);
+  assert.deepEqual(all, { items: json.items, nextCursor: null });
+  assert.match(ok(shown, 'keys show').stdout, new RegExp(`key\\s+${licenseKey}`));
+  assert.match(shown.stdout, /lease ttl\s+600s/);
+
+  // "none" clears a nullable field (sent as null).
+  const updated = await okJson(['keys', 'update', licenseId, '--seats', '2', '--lease-ttl', 'none', '--metadata', '{"po":"42"}']);
+  assert.equal(updated.seats, 2);
+  assert.equal(updated.leaseTtlSeconds, null);
+  assert.deepEqual(updated.metadata, { po: '42' });
+});
+
+test('leases: a client checkout shows in leases list; keys delete is refused while it is held (exit 1, SEATS_HELD); release frees it', async () => {
+  const co = await checkout(licenseKey);
+  assert.equal(co.status, 201);
+  leaseId = co.body.lease.id;
+
+  const [table, json, refused] = await Promise.all([
+    cli(['leases', 'list', licenseId]),
+    okJson(['leases', 'list', licenseId]),
+    cli(['keys', 'delete', licenseId]),
+  ]);
+  ok(table, 'leases list');
+  assert.match(table.stdout, /^LEASE\s+DEVICE\s+HOSTNAME\s+USER\s+OFFLINE\s+INSTANCES\s+GRANTED\s+LAST ACCESSED\s+EXPIRES/);
+  assert.match(table.stdout, new RegExp(`${leaseId}\\s+dev_\\w+\\s+ws-cli\\s+-\\s+no\\s+1\\s+`));
+  assert.deepEqual(json.items.map((l: any) => l.id), [leaseId]);
+
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /^floatd: SEATS_HELD: .+ \(request req_\w+\)\nfloatd: hint: add --force .+\n$/);
+  assert.equal(refused.stdout, '');
+
+  const released = ok(await cli(['leases', 'release', leaseId]), 'leases release');
+  assert.equal(released.stdout, `released ${leaseId}\n`);
+  assert.deepEqual((await okJson(['leases', 'list', licenseId])).items, []);
+  // A second release: the lease is gone (exit 1); with --json the envelope is on stdout.
+  const again = await cli(['leases', 'release', leaseId, '--force', '--json']);
+  assert.equal(again.code, 1);
+  assert.equal(JSON.parse(again.stdout).error.code, 'LEASE_NOT_FOUND');
+  assert.match(again.stderr, /^floatd: LEASE_NOT_FOUND: /);
+});
+
+test('keys suspend and resume', async () => {
+  const s = ok(await cli(['keys', 'suspend', licenseId]), 'keys suspend');
+  assert.equal(s.stdout, `suspended ${licenseId} (${licenseKey})\n`);
+  assert.equal((await checkout(licenseKey)).body.error.code, 'LICENSE_SUSPENDED');
+  const r = await okJson(['keys', 'resume', licenseId]);
+  assert.equal(r.suspended, false);
+  const co = await checkout(licenseKey, 'b');
+  assert.equal(co.status, 201);
+  leaseId = co.body.lease.id;
+});
+
+test('reclaim run and settings', async () => {
+  const [run, settings, settingsJson] = await Promise.all([
+    cli(['reclaim', 'run']),
+    cli(['reclaim', 'settings']),
+    okJson(['reclaim', 'settings']),
+  ]);
+  assert.match(ok(run, 'reclaim run').stdout, /^freed 0 lease\(s\), dropped 0 instance\(s\) at \d{4}-\d{2}-\d{2}T[\d:.]+Z\n$/);
+  assert.match(ok(settings, 'reclaim settings').stdout, /reclaim interval\s+30s/);
+  assert.equal(settingsJson.reclaimIntervalSeconds, 30);
+  assert.equal(settingsJson.store, 'sqlite');
+});
+
+test('audit --type checkout, --key; a bad --type is exit 2', async () => {
+  const [table, json, badType] = await Promise.all([
+    cli(['audit', '--type', 'checkout']),
+    okJson(['audit', '--type', 'checkout', '--key', licenseId, '--limit', '1']),
+    cli(['audit', '--type', 'nope']),
+  ]);
+  ok(table, 'audit');
+  const rows = table.stdout.trimEnd().split('\n').slice(1);
+  assert.equal(rows.length, 2, table.stdout);
+  for (const row of rows) assert.match(row, new RegExp(`^\\d+\\s+\\S+Z\\s+checkout\\s+client\\s+${licenseId}\\s+dev_`));
+  assert.equal(json.items.length, 1);
+  assert.ok(json.items.every((e: any) => e.type === 'checkout' && e.licenseId === licenseId));
+  assert.match(json.nextCursor, /^\d+$/, 'a second page exists');
+  assert.equal(badType.code, 2);
+  assert.match(badType.stderr, /floatd: option '--type <type>' argument 'nope' is invalid/);
+});
+
+test('usage --csv prints a header and one row per hour; the table and --json agree', async () => {
+  const [csvRun, json, table] = await Promise.all([
+    cli(['usage', licenseId, '--csv']),
+    okJson(['usage', licenseId]),
+    cli(['usage', licenseId]),
+  ]);
+  const lines = ok(csvRun, 'usage --csv').stdout.trimEnd().split('\n');
+  assert.equal(lines[0], 'hour,peakSeats,seatsAtEnd,checkouts,denials');
+  assert.ok(lines.length >= 2);
+  for (const l of lines.slice(1)) assert.match(l, /^\d{4}-\d{2}-\d{2}T\d{2}:00:00\.000Z,\d+,\d+,\d+,\d+$/);
+  const checkouts = lines.slice(1).reduce((n, l) => n + Number(l.split(',')[3]), 0);
+  assert.equal(checkouts, 2);
+  assert.equal(json.checkouts, 2);
+  assert.equal(lines.length - 1, json.items.length);
+  assert.match(ok(table, 'usage').stdout, /peak 1 seat\(s\), 2 checkout\(s\), 0 denial\(s\)/);
+});
+
+test('tokens: create a viewer, which may read but not write (exit 4); revoke it (then exit 4 UNAUTHENTICATED)', async () => {
+  const created = await okJson(['tokens', 'create', '--name', 'ci-viewer', '--role', 'viewer']);
+  assert.equal(created.role, 'viewer');
+  assert.match(created.token, /^fdt_/);
+  const human = ok(await cli(['tokens', 'create', '--name', 'ops', '--role', 'operator']), 'tokens create');
+  assert.match(human.stdout, /role\s+operator/);
+  assert.match(human.stdout, /^token\s+fdt_\S+$/m);
+  assert.match(human.stderr, /shown only this once/);
+
+  const viewer = { env: { FLOATD_TOKEN: created.token } };
+  const [read, write, list] = await Promise.all([
+    cli(['keys', 'list'], viewer),
+    cli(['products', 'create', 'Nope'], viewer),
+    cli(['tokens', 'list']),
+  ]);
+  ok(read, 'viewer keys list');
+  assert.equal(write.code, 4);
+  assert.match(write.stderr, /^floatd: INSUFFICIENT_ROLE: .+ \(request req_\w+\)\n/);
+  assert.match(write.stderr, /hint: this token has role viewer; this command needs admin.*--token or FLOATD_TOKEN/);
+  assert.ok(!write.stderr.includes(created.token), 'the token is not echoed');
+  ok(list, 'tokens list');
+  assert.match(list.stdout, new RegExp(`${created.id}\\s+ci-viewer\\s+viewer\\s+`));
+
+  const revoked = ok(await cli(['tokens', 'revoke', created.id]), 'tokens revoke');
+  assert.match(revoked.stdout, new RegExp(`^revoked ${created.id} \\(ci-viewer, viewer\\) at \\S+Z\n$`));
+  const afterRevoke = await cli(["keys", "list"], viewer);
+  assert.equal(afterRevoke.code, 4);
+  assert.match(afterRevoke.stderr, /^floatd: UNAUTHENTICATED: .+\nfloatd: hint: .*--token, FLOATD_TOKEN/);
+});
+
+test('status: version, readiness and seats in use per key', async () => {
+  const [table, json] = await Promise.all([cli(['status']), okJson(['status'])]);
+  ok(table, 'status');
+  assert.match(table.stdout, /^server\s+http:\/\/127\.0\.0\.1:\d+$/m);
+  assert.match(table.stdout, /^version\s+\d+\.\d+\.\d+$/m);
+  assert.match(table.stdout, /^ready\s+ready \(sqlite\)$/m);
+  assert.match(table.stdout, /^seats used\s+1\/2$/m);
+  assert.match(table.stdout, /LICENSE\s+PRODUCT\s+KEY\s+SEATS\s+OFFLINE\s+DENIALS TODAY\s+STATE/);
+  assert.match(table.stdout, new RegExp(`${licenseId}\\s+Acme CAD Pro\\s+${licenseKey}\\s+1/2\\s+0\\s+0\\s+active`));
+  assert.equal(json.healthz.status, 'ok');
+  assert.equal(json.readyz.store, 'sqlite');
+  assert.equal(json.dashboard.items[0].license.seatsUsed, 1);
+});
+
+test('bad usage is exit 2: --seats abc, a missing option, an unknown command, update without changes, a bad --metadata; --help is 0', async () => {
+  const runs = await Promise.all([
+    cli(['keys', 'create', '--product', productId, '--seats', 'abc']),
+    cli(['keys', 'create', '--seats', '2']),
+    cli(['keys', 'frobnicate']),
+    cli(['keys', 'update', licenseId]),
+    cli(['products', 'create', 'x', '--metadata', '[1]']),
+    cli(['keys', 'list', '--server', 'not a url']),
+    cli(['usage', licenseId, '--csv', '--json']),
+    cli(['keys', 'create', '--help']),
+  ]);
+  const [seats, missing, unknown, noChange, metadata, badUrl, csvJson, help] = runs;
+  for (const r of runs.slice(0, 7)) assert.equal(r.code, 2, r.stderr);
+  assert.match(csvJson!.stderr, /--csv and --json exclude each other/);
+  assert.match(seats!.stderr, /^floatd: option '--seats <n>' argument 'abc' is invalid\. --seats must be a whole number\./);
+  assert.match(missing!.stderr, /required option '--product <productId>' not specified/);
+  assert.match(unknown!.stderr, /unknown command 'frobnicate'/);
+  assert.match(noChange!.stderr, /needs at least one option/);
+  assert.match(metadata!.stderr, /expected a JSON object/);
+  assert.match(badUrl!.stderr, /is not a URL/);
+  assert.equal(help!.code, 0);
+  assert.match(help!.stdout, /--lease-ttl <s\|none>/);
+  assert.match(help!.stdout, /Exit codes: 0 ok, 1 refused/);
+});
+
+test('an unreachable server and a 5xx are exit 3', async () => {
+  const port = await closedPort();
+  const down = await cli(['keys', 'list', '--server', `http://127.0.0.1:${port}`]);
+  assert.equal(down.code, 3);
+  assert.match(down.stderr, new RegExp(`^floatd: cannot reach the server at http://127.0.0.1:${port}: ECONNREFUSED`));
+
+  const broken = createHttpServer((_req, res) => {
+    res.writeHead(500, { 'content-type': 'application/json', 'x-request-id': 'req_broken' });
+    res.end(JSON.stringify({ error: { code: 'INTERNAL_ERROR', message: 'boom', requestId: 'req_broken' } }));
+  });
+  await new Promise<void>((res) => broken.listen(0, '127.0.0.1', res));
+  try {
+    const r = await cli(['products', 'list', '--server', `http://127.0.0.1:${(broken.address() as AddressInfo).port}`]);
+    assert.equal(r.code, 3);
+    assert.equal(r.stderr, 'floatd: INTERNAL_ERROR: boom (request req_broken)\n');
+  } finally {
+    await new Promise<void>((res) => broken.close(() => res()));
+  }
+});
+
+test('connection settings: flag over environment over config file over ./data/admin-token; no token is exit 4', async () => {
+  const bad = 'fdt_00000000000000000000_' + 'x'.repeat(43);
+  const configFile = join(root, 'cli.json');
+  await writeFile(configFile, JSON.stringify({ server: url, token: adminToken }));
+  const badConfig = join(root, 'bad.json');
+  await writeFile(badConfig, JSON.stringify({ server: url, token: bad }));
+  await mkdir(join(home, '.config', 'floatd'), { recursive: true });
+  await writeFile(join(home, '.config', 'floatd', 'cli.json'), JSON.stringify({ server: url, token: adminToken }));
+  const defaultDir = join(root, 'with-data');
+  await mkdir(join(defaultDir, 'data'), { recursive: true });
+  await writeFile(join(defaultDir, 'data', 'admin-token'), `${adminToken}\n`);
+
+  const runs = await Promise.all([
+    cli(['keys', 'list', '--config', configFile], { noDefaults: true }), // config file by flag
+    cli(['keys', 'list'], { noDefaults: true, env: { FLOATD_CONFIG: configFile } }), // config file by FLOATD_CONFIG
+    cli(['keys', 'list'], { noDefaults: true }), // ~/.config/floatd/cli.json
+    cli(['keys', 'list', '--token', adminToken], { env: { FLOATD_TOKEN: bad } }), // flag beats environment
+    cli(['keys', 'list', '--token', bad]), // flag beats a good environment
+    cli(['keys', 'list', '--config', badConfig]), // environment beats the config file
+    cli(['keys', 'list', '--server', url], { noDefaults: true, cwd: defaultDir, env: { HOME: root } }), // ./data/admin-token
+    cli(['keys', 'list', '--server', url], { noDefaults: true, env: { HOME: root } }), // no token anywhere
+    cli(['keys', 'list', '--config', join(root, 'missing.json')]), // a named config file must exist
+  ]);
+  const codes = runs.map((r) => r.code);
+  assert.deepEqual(codes, [0, 0, 0, 0, 4, 0, 0, 4, 2], runs.map((r) => r.stderr).join('\n'));
+  for (const r of [runs[0], runs[1], runs[2], runs[3], runs[5], runs[6]]) assert.match(r!.stdout, new RegExp(licenseId));
+  assert.match(runs[7]!.stderr, /^floatd: no admin token\nfloatd: hint: pass one with --token, FLOATD_TOKEN/);
+  assert.match(runs[8]!.stderr, /config file .*missing\.json does not exist/);
+});
+
+test('keys delete --force releases the held seat; then the product can be deleted', async () => {
+  const r = ok(await cli(['keys', 'delete', licenseId, '--force']), 'keys delete --force');
+  assert.equal(r.stdout, `deleted ${licenseId}; released 1 lease(s)\n`);
+  const gone = await cli(['keys', 'show', licenseId]);
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, /^floatd: LICENSE_NOT_FOUND: /);
+  assert.deepEqual(await okJson(['products', 'delete', productId]), { deleted: true });
+});

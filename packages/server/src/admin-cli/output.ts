@@ -1,0 +1,47 @@
+/** Printing for the admin commands: aligned plain-text tables, key/value blocks, CSV and JSON. */
+
+export type Cell = string | number | boolean | null | undefined;
+
+/** Writes one line (or several) to stdout. */
+export function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** `--json`: the server's answer as one JSON document. */
+export function printJson(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
+/** A cell as text: null and undefined become `-`. Times are already ISO UTC from the server. */
+export function cell(v: Cell): string {
+  if (v === null || v === undefined || v === '') return '-';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  return String(v).replace(/[\r\n\t]/g, ' ');
+}
+
+/** An aligned table with a header row; columns are separated by two spaces. */
+export function table(headers: string[], rows: Cell[][]): string {
+  const text = rows.map((r) => headers.map((_, i) => cell(r[i])));
+  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
+  const line = (cols: string[]) =>
+    cols
+      .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...text.map(line)].join('\n');
+}
+
+/** Key/value lines for one object: `name   value`. */
+export function keyValues(pairs: [string, Cell][]): string {
+  const w = Math.max(...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${k.padEnd(w)}  ${cell(v)}`).join('\n');
+}
+
+/** CSV per RFC 4180: fields with a comma, quote or line break are quoted. */
+export function csv(headers: string[], rows: Cell[][]): string {
+  const field = (v: Cell) => {
+    const s = v === null || v === undefined ? '' : String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [headers, ...rows].map((r) => r.map(field).join(',')).join('\n');
+}

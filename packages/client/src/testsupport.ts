@@ -1,0 +1,363 @@
+/**
+ * Helpers for this package's tests (not exported): a server with a clock the
+ * SDK's FakeClock drives, a proxy that can go down or rewrite answers, real
+ * server processes, temporary directories, and cleanup.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { ManualClock } from '@floatd/server';
+import { startTestServer, type TestServer } from '@floatd/server/testing';
+import { FloatingLicense, type FloatingLicenseOptions, type Violation } from './index.js';
+import { FakeClock } from './testing.js';
+
+export const T0 = Date.parse('2026-03-02T09:00:00Z');
+
+/** Collects cleanups and runs them in reverse order. */
+export class Cleanup {
+  private fns: (() => unknown)[] = [];
+  add(fn: () => unknown): void {
+    this.fns.push(fn);
+  }
+  async run(): Promise<void> {
+    for (const fn of this.fns.reverse()) {
+      try {
+        await fn();
+      } catch {
+        /* best effort */
+      }
+    }
+    this.fns = [];
+  }
+}
+
+export async function tempDir(cleanup: Cleanup, prefix = 'floatd-client-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanup.add(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Rewrite {
+  (req: { method: string; path: string }, res: { status: number; body: any }): { status: number; body: any } | undefined;
+}
+
+/**
+ * An HTTP proxy in front of the server: `down()` makes every request fail like a
+ * lost network (the socket is destroyed), `rewrite` forges answers, `failNext`
+ * answers a few requests with a 5xx, and `requests` records what passed.
+ */
+export class TestProxy {
+  url = '';
+  isDown = false;
+  rewrite: Rewrite | undefined;
+  failNext: { count: number; status: number } | undefined;
+  readonly requests: { method: string; path: string; status: number }[] = [];
+  private server: Server | undefined;
+  private sockets = new Set<Socket>();
+
+  constructor(public target: string) {}
+
+  async start(): Promise<this> {
+    this.server = createHttpServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 1;
+    this.server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    const addr = this.server.address();
+    this.url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    return this;
+  }
+
+  down(): void {
+    this.isDown = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  up(): void {
+    this.isDown = false;
+  }
+
+  count(pathPart: string): number {
+    return this.requests.filter((r) => r.path.includes(pathPart)).length;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.isDown) {
+      req.socket.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const path = req.url ?? '/';
+    if (this.failNext && this.failNext.count > 0) {
+      this.failNext.count--;
+      this.requests.push({ method: req.method ?? 'GET', path, status: this.failNext.status });
+      res.writeHead(this.failNext.status, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ error: { code: 'SERVICE_UNAVAILABLE', message: 'proxy says no' } }));
+      return;
+    }
+    let status = 502;
+    let text = '';
+    try {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length') headers[k] = v;
+      const body = chunks.length ? Buffer.concat(chunks) : undefined;
+      const r = await fetch(this.target + path, { method: req.method ?? 'GET', headers, ...(body ? { body } : {}) });
+      status = r.status;
+      text = await r.text();
+    } catch {
+      req.socket.destroy();
+      this.requests.push({ method: req.method ?? 'GET', path, status: 0 });
+      return;
+    }
+    if (this.isDown) {
+      req.socket.destroy();
+      return;
+    }
+    if (this.rewrite) {
+      let body: any = text;
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* keep text */
+      }
+      const out = this.rewrite({ method: req.method ?? 'GET', path }, { status, body });
+      if (out) {
+        status = out.status;
+        text = typeof out.body === 'string' ? out.body : JSON.stringify(out.body);
+      }
+    }
+    this.requests.push({ method: req.method ?? 'GET', path, status });
+    res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+    res.end(text);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
+
+let shared: Promise<TestServer> | undefined;
+
+/**
+ * One server per test file (each file runs in its own process): starting a server
+ * per test costs more than the tests, on PostgreSQL most of all. Tests isolate by
+ * license; its clock only moves forward, so tests read their start from `World.t0`.
+ */
+export function sharedServer(): Promise<TestServer> {
+  return (shared ??= startTestServer({ clock: new ManualClock(T0) }));
+}
+
+/** Closes the shared server; call it from the file's `after()`. */
+export async function closeSharedServer(): Promise<void> {
+  const s = shared;
+  shared = undefined;
+  if (s) await (await s).close();
+}
+
+/** Everything a client test needs: a server and an SDK clock moving together, a proxy, a state dir. */
+export interface World {
+  ts: TestServer;
+  /** wall time when the test started (server and SDK clocks agree on it) */
+  t0: number;
+  clock: FakeClock;
+  proxy: TestProxy;
+  stateDir: string;
+  cleanup: Cleanup;
+  /** a license key with the given policy */
+  license(policy?: Record<string, unknown>): Promise<{ id: string; key: string }>;
+  /** a FloatingLicense through the proxy, on the fake clock; closed (without check-in) at cleanup */
+  client(opts: Partial<FloatingLicenseOptions> & { licenseKey: string }): FloatingLicense;
+  /** seats used on a license, from the admin API */
+  seatsUsed(licenseId: string): Promise<number>;
+  /** leases of a license, from the admin API */
+  leases(licenseId: string): Promise<any[]>;
+}
+
+/** A world on the shared server, or on a server of its own when `wall` (its clock's start) is given. */
+export async function world(opts: { wall?: number } = {}): Promise<World> {
+  const cleanup = new Cleanup();
+  let ts: TestServer;
+  if (opts.wall !== undefined) {
+    const own = await startTestServer({ clock: new ManualClock(opts.wall) });
+    cleanup.add(() => own.close());
+    ts = own;
+  } else {
+    ts = await sharedServer();
+  }
+  const start = ts.clock.now();
+  const clock = new FakeClock(start).link(ts.clock);
+  cleanup.add(() => clock.unlink(ts.clock));
+  const proxy = await new TestProxy(ts.url).start();
+  cleanup.add(() => proxy.close());
+  const stateDir = await tempDir(cleanup);
+  return {
+    ts,
+    t0: start,
+    clock,
+    proxy,
+    stateDir,
+    cleanup,
+    license: (policy = {}) => ts.license(policy),
+    client(o) {
+      const lic = new FloatingLicense({
+        serverUrl: proxy.url,
+        stateDir,
+        clock,
+        fingerprint: 'fp-test-device-0001',
+        hostname: 'test-host',
+        user: 'tester',
+        retry: { initialDelayMs: 1000, maxDelayMs: 20_000, maxAttempts: 3 },
+        ...o,
+      });
+      cleanup.add(() => lic.close({ checkin: false }));
+      return lic;
+    },
+    async seatsUsed(licenseId) {
+      return (await ts.admin('GET', `/v1/admin/licenses/${licenseId}`)).body.seatsUsed;
+    },
+    async leases(licenseId) {
+      return (await ts.admin('GET', `/v1/admin/licenses/${licenseId}/leases`)).body.items;
+    },
+  };
+}
+
+/** Records events of a FloatingLicense. */
+export function record(lic: FloatingLicense) {
+  const log = { violations: [] as Violation[], renewed: 0, reacquired: 0, retries: 0, events: [] as string[] };
+  lic.on('violation', (v) => {
+    log.violations.push(v);
+    log.events.push(`violation:${v.code}`);
+  });
+  lic.on('renewed', () => {
+    log.renewed++;
+    log.events.push('renewed');
+  });
+  lic.on('reacquired', () => {
+    log.reacquired++;
+    log.events.push('reacquired');
+  });
+  lic.on('retry', (r) => {
+    log.retries++;
+    log.events.push(`retry:${r.operation}:${r.error.code}`);
+  });
+  return log;
+}
+
+/** Advances `clock` by each retry/waiting delay the SDK announces, so a checkout that retries completes. */
+export function autoAdvance(lic: FloatingLicense, clock: FakeClock, before?: (kind: 'retry' | 'waiting') => Promise<void> | void): void {
+  lic.on('retry', (r) => {
+    if (r.operation !== 'checkout') return;
+    setImmediate(async () => {
+      await before?.('retry');
+      await clock.advance(r.delayMs);
+    });
+  });
+  lic.on('waiting', (w) => {
+    setImmediate(async () => {
+      await before?.('waiting');
+      await clock.advance(w.retryInMs);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// real server processes
+
+const require = createRequire(import.meta.url);
+export const SERVER_CLI = join(dirname(require.resolve('@floatd/server/package.json')), 'dist', 'cli.js');
+export const RUN_CLI = join(dirname(new URL(import.meta.url).pathname), 'run.js');
+
+export async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const addr = srv.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+export interface ServerProcess {
+  url: string;
+  port: number;
+  dataDir: string;
+  child: ChildProcess;
+  adminToken: string;
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** kill -9 and wait for the exit */
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(url + '/healthz');
+      if (r.ok) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('server did not become healthy');
+}
+
+/** `floatd serve` as a child process on `port` (a free one when omitted). */
+export async function serverProcess(cleanup: Cleanup, dataDir: string, port?: number): Promise<ServerProcess> {
+  const p = port ?? (await freePort());
+  const child = spawn(process.execPath, [SERVER_CLI, 'serve', '--port', String(p), '--data-dir', dataDir, '--log-level', 'silent'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  cleanup.add(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const url = `http://127.0.0.1:${p}`;
+  await waitHealthy(url, child);
+  const adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  return {
+    url,
+    port: p,
+    dataDir,
+    child,
+    adminToken,
+    async admin(method, path, body) {
+      const r = await fetch(url + path, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+/** Creates a product and a license on a server process. */
+export async function processLicense(s: ServerProcess, policy: Record<string, unknown> = {}): Promise<{ id: string; key: string }> {
+  const prd = await s.admin('POST', '/v1/admin/products', { name: 'Process test' });
+  const lic = await s.admin('POST', '/v1/admin/licenses', { productId: prd.body.id, seats: 2, ...policy });
+  if (lic.status !== 201) throw new Error(JSON.stringify(lic.body));
+  return lic.body;
+}

@@ -8,11 +8,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { ERRORS, KEY_ALPHABET, formatKey } from '@floatd/protocol';
 import { startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
+import { example, idOf, idPrefix, random, type Schema } from '../testing/schemas.js';
 
-type Schema = Record<string, any>;
 interface Operation {
   method: string;
   /** OpenAPI path, with `{param}` templates */
@@ -27,39 +26,9 @@ let ops: Operation[];
 let dbBefore: Snapshot;
 let realKey: string;
 
-const ALNUM = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-const random = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[randomInt(alphabet.length)]).join('');
 /** A well-formed key (valid check symbol) that no license has. */
 const unknownKey = () => formatKey(random(KEY_ALPHABET, 24));
-const idPrefix = (schema: Schema | undefined) => /^\^([a-z]+)_\[0-9A-Za-z\]\{20\}\$$/.exec(String(schema?.pattern ?? ''))?.[1];
 
-/** A syntactically valid value for a schema: enough for a body to pass validation (the ids point at nothing). */
-function example(schema: Schema): unknown {
-  if (schema.anyOf) return example(schema.anyOf[0]);
-  if (schema.enum) return schema.enum[0];
-  switch (schema.type) {
-    case 'object': {
-      const out: Record<string, unknown> = {};
-      for (const name of schema.required ?? []) out[name] = example(schema.properties[name]);
-      return out;
-    }
-    case 'array':
-      return [];
-    case 'integer':
-    case 'number':
-      return schema.minimum ?? 0;
-    case 'boolean':
-      return false;
-    case 'string': {
-      const prefix = idPrefix(schema);
-      if (prefix) return `${prefix}_${random(ALNUM, 20)}`;
-      if (schema.format === 'date-time') return '2026-03-02T10:00:00.000Z';
-      return 'x'.repeat(Math.max(schema.minLength ?? 1, 8));
-    }
-    default:
-      return null;
-  }
-}
 
 /** The operation's path with every path parameter replaced by a well-formed id of the right kind. */
 function concretePath(op: Operation): string {
@@ -67,7 +36,7 @@ function concretePath(op: Operation): string {
     const p = op.params.find((x) => x.in === 'path' && x.name === name);
     const prefix = idPrefix(p?.schema);
     assert.ok(prefix, `path parameter ${name} of ${op.method} ${op.path} has an id pattern`);
-    return `${prefix}_${random(ALNUM, 20)}`;
+    return idOf(prefix);
   });
 }
 

@@ -11,15 +11,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { request, Agent } from 'node:http';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { ERRORS, KEY_ALPHABET, formatKey, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
+import { ALNUM, example, idOf, idPrefix, random, type Schema } from '../testing/schemas.js';
 import { MAX_JSON_DEPTH } from './app.js';
 
-type Schema = Record<string, any>;
 interface Operation {
   method: string;
   path: string;
@@ -51,39 +50,8 @@ let licenseKey: string;
 const skippedValid: string[] = [];
 const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
-const ALNUM = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-const random = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[randomInt(alphabet.length)]).join('');
-const idPrefix = (schema: Schema | undefined) => /^\^([a-z]+)_\[0-9A-Za-z\]\{20\}\$$/.exec(String(schema?.pattern ?? ''))?.[1];
-const idOf = (prefix: string) => `${prefix}_${random(ALNUM, 20)}`;
 const JSON_TYPE = { 'content-type': 'application/json' };
 
-/** A value that satisfies `schema` (ids are well formed and point at nothing). */
-function example(schema: Schema): unknown {
-  if (schema.anyOf) return example(schema.anyOf[0]);
-  if (schema.enum) return schema.enum[0];
-  switch (schema.type) {
-    case 'object': {
-      const out: Record<string, unknown> = {};
-      for (const name of schema.required ?? []) out[name] = example(schema.properties[name]);
-      return out;
-    }
-    case 'array':
-      return [];
-    case 'integer':
-    case 'number':
-      return schema.minimum ?? 0;
-    case 'boolean':
-      return false;
-    case 'string': {
-      const prefix = idPrefix(schema);
-      if (prefix) return idOf(prefix);
-      if (schema.format === 'date-time') return '2026-03-02T10:00:00.000Z';
-      return 'x'.repeat(Math.max(schema.minLength ?? 1, 8));
-    }
-    default:
-      return null;
-  }
-}
 
 /** The JSON types a schema admits (`nullable` and anyOf included). */
 function typesOf(schema: Schema): string[] {

@@ -3,7 +3,7 @@
  */
 import { access, mkdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Config } from '../config.js';
 import { fileKeyPersistence, KeyRing } from '../keys.js';
 import { clockOffset, listNodes } from '../jobs/nodes.js';
@@ -119,4 +119,3 @@ function readOnly(p: import('../keys.js').KeyPersistence): import('../keys.js').
   };
 }
 
-export const ADMIN_TOKEN_FILE = (config: Config) => join(config.dataDir, 'admin-token');

@@ -1,0 +1,40 @@
+/** Helpers for tests that walk the routes of /openapi.json: valid example values generated from the route schemas. */
+import { randomInt } from 'node:crypto';
+
+export type Schema = Record<string, any>;
+
+export const ALNUM = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+export const random = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[randomInt(alphabet.length)]).join('');
+/** The prefix of an id schema (`prd`, `lic`, …), if `schema` is one. */
+export const idPrefix = (schema: Schema | undefined) => /^\^([a-z]+)_\[0-9A-Za-z\]\{20\}\$$/.exec(String(schema?.pattern ?? ''))?.[1];
+/** A well-formed id that points at nothing. */
+export const idOf = (prefix: string) => `${prefix}_${random(ALNUM, 20)}`;
+
+/** A value that satisfies `schema` (ids are well formed and point at nothing). */
+export function example(schema: Schema): unknown {
+  if (schema.anyOf) return example(schema.anyOf[0]);
+  if (schema.enum) return schema.enum[0];
+  switch (schema.type) {
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      for (const name of schema.required ?? []) out[name] = example(schema.properties[name]);
+      return out;
+    }
+    case 'array':
+      return [];
+    case 'integer':
+    case 'number':
+      return schema.minimum ?? 0;
+    case 'boolean':
+      return false;
+    case 'string': {
+      const prefix = idPrefix(schema);
+      if (prefix) return idOf(prefix);
+      if (schema.format === 'date-time') return '2026-03-02T10:00:00.000Z';
+      return 'x'.repeat(Math.max(schema.minLength ?? 1, 8));
+    }
+    default:
+      return null;
+  }
+}

@@ -68,7 +68,8 @@ test('200 parallel checkouts from 200 devices on a 20-seat key grant exactly 20,
   await assertConsistent(lic.id, 20);
   const released = await t.admin('GET', `/v1/admin/audit?licenseId=${lic.id}&type=release&limit=500`);
   const expiredReleases = released.body.items.filter((e: { reason: string }) => e.reason === 'expired').length;
-  assert.equal(expiredReleases, 20, 'each dead lease is freed exactly once (no double free)');
+  // The leases alive before the race: the 10 that heartbeated and the newcomers that got the freed seats.
+  assert.equal(expiredReleases, 10 + newGrants, 'each dead lease is freed exactly once (no double free)');
 });
 
 test('parallel joins from one device never exceed the per-device instance maximum nor take a second seat', async () => {

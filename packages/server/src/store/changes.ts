@@ -21,19 +21,35 @@ export function changeOf(e: Effect): ChangeEvent | undefined {
 /** Collects a transaction's changes, once each, and hands them to listeners after commit. */
 export class ChangeFeed {
   private readonly listeners = new Set<(e: ChangeEvent) => void>();
+  /** changes of the unit being written (a transaction, or one transaction of a group commit) */
   private pending = new Map<string, ChangeEvent>();
+  /** changes of units that finished but whose commit is still to come (group commit) */
+  private kept = new Map<string, ChangeEvent>();
 
   record(effect: Effect): void {
     const c = changeOf(effect);
     if (c && this.listeners.size) this.pending.set(`${c.kind}:${c.licenseId}`, c);
   }
+  /** The current unit rolled back: forget its changes (kept ones stay). */
   discard(): void {
     this.pending.clear();
   }
+  /** The current unit finished (its savepoint released): keep its changes for the commit. */
+  keep(): void {
+    for (const [k, c] of this.pending) this.kept.set(k, c);
+    this.pending.clear();
+  }
+  /** The whole transaction rolled back. */
+  discardAll(): void {
+    this.pending.clear();
+    this.kept.clear();
+  }
+  /** Committed: deliver every kept and pending change once. */
   flush(): void {
-    if (!this.pending.size) return;
-    const events = [...this.pending.values()];
-    this.pending = new Map();
+    this.keep();
+    if (!this.kept.size) return;
+    const events = [...this.kept.values()];
+    this.kept = new Map();
     for (const e of events) for (const l of this.listeners) l(e);
   }
   deliver(e: ChangeEvent): void {

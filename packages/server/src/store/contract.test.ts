@@ -154,6 +154,30 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.deepEqual(seen, [{ kind: 'license', licenseId: lic.id }]);
     });
 
+    test('of many concurrent transactions, the ones that throw roll back alone and the others all commit (group commit on SQLite)', async () => {
+      const lic = await license({ seats: 50 });
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 60 }, (_, i) =>
+          store.transaction(async (tx) => {
+            await tx.apply([{ type: 'seats', licenseId: lic.id, used: 1, offline: 0 }]);
+            if (i % 3 === 0) throw new Error(`unit ${i} fails`);
+            return i;
+          }),
+        ),
+      );
+      const committed = outcomes.filter((o) => o.status === 'fulfilled').length;
+      assert.equal(committed, 40);
+      assert.ok(outcomes.every((o, i) => (i % 3 === 0 ? o.status === 'rejected' : o.status === 'fulfilled' && o.value === i)));
+      assert.equal((await store.getLicense(lic.id))!.seatsUsed, 40, 'exactly the units that returned were written');
+      // a guard refusal inside a group undoes only its own unit
+      const more = await Promise.allSettled(
+        Array.from({ length: 20 }, () => store.transaction((tx) => tx.apply([{ type: 'seats', licenseId: lic.id, used: 1, offline: 0 }]))),
+      );
+      assert.equal(more.filter((o) => o.status === 'fulfilled').length, 10);
+      assert.ok(more.every((o) => o.status === 'fulfilled' || o.reason instanceof SeatGuardError));
+      assert.equal((await store.getLicense(lic.id))!.seatsUsed, 50);
+    });
+
     test('N parallel checkouts never exceed the seat count — also from two nodes on one database', async () => {
       const lic = await license({ seats: 10 });
       const second = await adapter.openPeer(store);

@@ -2,7 +2,8 @@
  * SQLite adapter of the Store port (embedded default), on better-sqlite3.
  *
  * Concurrency: one connection per process; `transaction` serialises seat
- * transactions through a promise queue and opens each with `BEGIN IMMEDIATE`,
+ * transactions through a queue (run in groups sharing one commit, see
+ * `transaction`) and opens each group with `BEGIN IMMEDIATE`,
  * which takes SQLite's write lock up front, so the state a decision reads
  * cannot change before its effects are written — also against a second
  * process on the same file (it waits up to `busy_timeout`). WAL mode lets
@@ -30,6 +31,15 @@ import { ChangeFeed } from '../changes.js';
 
 type Row = Record<string, unknown>;
 
+interface Waiting {
+  fn: (tx: StoreTx) => Promise<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+/** At most this many transactions share one commit (bounds the latency of the last one in a group). */
+const MAX_GROUP = 256;
+
 export interface SqliteOptions {
   /** file path, or ':memory:' */
   path: string;
@@ -40,7 +50,6 @@ export interface SqliteOptions {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
-  private queue: Promise<unknown> = Promise.resolve();
   private readonly changes = new ChangeFeed();
   private readonly s;
   private readonly tx: StoreTx;
@@ -296,23 +305,86 @@ export class SqliteStore implements Store {
     }
   }
 
-  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    const run = async (): Promise<T> => {
+  /**
+   * Group commit. Transactions queue up; the queue is drained in groups: one
+   * `BEGIN IMMEDIATE … COMMIT` around every transaction that is waiting, each in
+   * its own SAVEPOINT (a transaction that throws rolls back to its savepoint and
+   * fails alone). Each still runs alone, in order, on the state the ones before it
+   * left, so the guarantee in `port.ts` is unchanged; only the cost of BEGIN and
+   * COMMIT (the WAL write) is shared. Nobody is answered before the COMMIT: a
+   * caller never sees a result that is not yet durable.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({ fn, resolve, reject } as Waiting);
+      if (!this.draining) {
+        this.draining = true;
+        // After the current I/O phase: every request that arrived in it joins the group.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private waiting: Waiting[] = [];
+  private draining = false;
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.waiting.length) {
+        const group = this.waiting.splice(0, MAX_GROUP);
+        await this.runGroup(group);
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async runGroup(group: Waiting[]): Promise<void> {
+    const done: [Waiting, unknown][] = [];
+    try {
       this.db.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      for (const w of group) w.reject(err);
+      return;
+    }
+    for (const w of group) {
+      this.db.exec('SAVEPOINT unit');
       try {
-        const result = await fn(this.tx);
-        this.db.exec('COMMIT');
-        this.changes.flush();
-        return result;
+        const value = await w.fn(this.tx);
+        this.db.exec('RELEASE unit');
+        this.changes.keep();
+        done.push([w, value]);
       } catch (err) {
         this.changes.discard();
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        throw err;
+        if (!this.db.inTransaction) {
+          // SQLite rolled the whole transaction back (disk full, I/O error): the group's earlier units are gone too.
+          this.changes.discardAll();
+          for (const [d] of done) d.reject(err);
+          done.length = 0;
+          w.reject(err);
+          try {
+            this.db.exec('BEGIN IMMEDIATE');
+          } catch (again) {
+            for (const rest of group.slice(group.indexOf(w) + 1)) rest.reject(again);
+            return;
+          }
+          continue;
+        }
+        this.db.exec('ROLLBACK TO unit');
+        this.db.exec('RELEASE unit');
+        w.reject(err);
       }
-    };
-    const next = this.queue.then(run, run);
-    this.queue = next.catch(() => undefined);
-    return next;
+    }
+    try {
+      this.db.exec('COMMIT');
+    } catch (err) {
+      this.changes.discardAll();
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      for (const [w] of done) w.reject(err);
+      return;
+    }
+    this.changes.flush();
+    for (const [w, value] of done) w.resolve(value);
   }
 
   async getProduct(id: string) {
@@ -440,7 +512,8 @@ export class SqliteStore implements Store {
   }
 
   async close() {
-    await this.queue;
+    // Let queued transactions finish (a transaction queued after close starts fails on the closed database).
+    while (this.draining) await new Promise((r) => setImmediate(r));
     if (this.db.open) this.db.close();
   }
 }

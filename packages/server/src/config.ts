@@ -14,6 +14,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
   sqliteSynchronous: 'NORMAL' | 'FULL';
+  /** batched heartbeat writes: interval in ms, 0 = write every heartbeat before answering */
+  heartbeatBatchMs: number;
 }
 
 export interface ConfigInput {
@@ -26,6 +28,7 @@ export interface ConfigInput {
   logRequests?: string | boolean | undefined;
   sqliteSynchronous?: string | undefined;
   keyEncryptionKey?: string | undefined;
+  heartbeatBatchMs?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -47,6 +50,7 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     logRequests: flags.logRequests ?? env.FLOATD_LOG_REQUESTS,
     sqliteSynchronous: pick(flags.sqliteSynchronous, 'FLOATD_SQLITE_SYNCHRONOUS'),
     keyEncryptionKey: env.FLOATD_KEY_ENCRYPTION_KEY,
+    heartbeatBatchMs: env.FLOATD_HEARTBEAT_BATCH_MS,
   };
   return parseConfig(input);
 }
@@ -62,8 +66,9 @@ export function parseConfig(i: ConfigInput): Config {
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`FLOATD_LOG_LEVEL / --log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
   const sync = (i.sqliteSynchronous ?? 'NORMAL').toUpperCase();
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
+  const heartbeatBatchMs = integer(i.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
   const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
-  return { host, port, dataDir, database: database(i.databaseUrl, dataDir, i.keyEncryptionKey), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync };
+  return { host, port, dataDir, database: database(i.databaseUrl, dataDir, i.keyEncryptionKey), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync, heartbeatBatchMs };
 }
 
 function integer(raw: string, name: string, min: number, max: number): number {

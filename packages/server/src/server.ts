@@ -20,6 +20,7 @@ import { CatalogueService } from './service/catalogue.js';
 import { LicensingService } from './service/licensing.js';
 import { createMetrics } from './service/metrics.js';
 import { ReclaimService, startReclaimer } from './service/reclaim.js';
+import { RenewalBuffer } from './service/renewals.js';
 import { SqliteStore } from './store/sqlite/store.js';
 import type { Store } from './store/port.js';
 
@@ -72,7 +73,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const auth = new AdminAuth(store, clock);
 
   const metrics = createMetrics(store);
-  const reclaim = new ReclaimService(store, clock, metrics);
+  const renewals =
+    config.heartbeatBatchMs > 0
+      ? new RenewalBuffer(store, { intervalMs: config.heartbeatBatchMs, onError: (err) => logger && logger.error({ err }, 'writing batched heartbeats failed (kept for the next batch)') })
+      : undefined;
+  const reclaim = new ReclaimService(store, clock, metrics, renewals);
   const app = await buildApp(
     {
       store,
@@ -81,7 +86,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       auth,
       metrics,
       reclaim,
-      licensing: new LicensingService(store, clock, keys, metrics),
+      licensing: new LicensingService(store, clock, keys, metrics, renewals),
       catalogue: new CatalogueService(store, clock, metrics, keys),
       version: VERSION,
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
@@ -116,6 +121,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         await leadership.stop();
         await membership?.stop();
         await app.close();
+        await renewals?.close();
         await store.close();
       })();
       return closing;

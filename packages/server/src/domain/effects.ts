@@ -19,6 +19,7 @@ export type Effect =
   | { type: 'lease.update'; lease: Lease }
   | { type: 'lease.delete'; leaseId: string }
   | { type: 'instance.put'; leaseId: string; instance: Instance }
+  | { type: 'lease.renew'; renewal: Renewal }
   | { type: 'instance.delete'; leaseId: string; instanceId: string }
   | { type: 'seats'; licenseId: string; used: number; offline: number }
   | { type: 'adminToken.insert'; token: AdminToken }
@@ -32,4 +33,20 @@ export class SeatGuardError extends Error {
     super(`seat guard refused a change on ${licenseId}`);
     this.name = 'SeatGuardError';
   }
+}
+
+/**
+ * A heartbeat's whole write when it only moves a live online lease forward: the
+ * lease's and the instance's last heartbeat and expiry, and the device's last
+ * access. Applied monotonically (never moves anything back) and update-only (a
+ * lease or instance that is gone stays gone), so renewals may be applied late,
+ * in batches and in any order.
+ */
+export interface Renewal {
+  leaseId: string;
+  instanceId: string;
+  deviceId: string;
+  at: number;
+  /** the new expiry of the lease and of the instance; null when the license has no TTL */
+  expiresAt: number | null;
 }

@@ -10,6 +10,7 @@ import {
   decideRelease,
   decideReturnOffline,
   decideSync,
+  renewalMayWait,
   type CheckoutState,
 } from './seats.js';
 import type { Device, Lease, License } from './types.js';
@@ -162,6 +163,31 @@ test('heartbeat renews, revives a dead-but-unreclaimed lease, and answers LEASE_
   assert.equal(!otherInstance.result.ok && otherInstance.result.error.code, 'LEASE_NOT_FOUND');
   const otherLicense = decideHeartbeat({ license: license({ id: 'lic_2' }), lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0);
   assert.equal(!otherLicense.result.ok && otherLicense.result.error.code, 'LEASE_NOT_FOUND');
+});
+
+test('a plain renewal is one monotonic renewal effect; a renewal that also prunes a dead sibling is not', () => {
+  const lic = license({ seatsUsed: 1 });
+  const hb = { leaseId: 'lse_1', instanceId: 'a', actor: 'client' };
+  const plain = decideHeartbeat({ license: lic, lease: lease(), device: device() }, hb, T0 + 30 * S);
+  assert.deepEqual(plain.effects, [{ type: 'lease.renew', renewal: { leaseId: 'lse_1', instanceId: 'a', deviceId: 'dev_1', at: T0 + 30 * S, expiresAt: T0 + 90 * S } }]);
+  assert.ok(plain.result.ok);
+  assert.equal(plain.result.value.lease.instances[0]!.expiresAt, T0 + 90 * S);
+  assert.equal(plain.result.value.device.lastAccessedAt, T0 + 30 * S);
+  const withDeadSibling = lease({ instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S }] });
+  const pruning = decideHeartbeat({ license: lic, lease: withDeadSibling, device: device() }, hb, T0 + 30 * S);
+  assert.deepEqual(types(pruning.effects).sort(), ['audit', 'device.upsert', 'instance.delete', 'instance.put', 'lease.update']);
+});
+
+test('a renewal may wait only while the lease as stored outlives the next heartbeat plus the margin', () => {
+  const lic = license({ leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
+  const l = lease({ expiresAt: T0 + 60 * S });
+  // 60 s left > 20 s interval + 5 s margin
+  assert.equal(renewalMayWait(lic, l, T0, 5 * S), true);
+  // 25 s left is not more than 20 + 5
+  assert.equal(renewalMayWait(lic, l, T0 + 35 * S, 5 * S), false);
+  assert.equal(renewalMayWait(lic, l, T0 + 34 * S, 5 * S), true);
+  assert.equal(renewalMayWait(lic, lease({ offline: true, offlineExpiresAt: T0 + 86400 * S }), T0, 5 * S), false, 'offline leases are written at once');
+  assert.equal(renewalMayWait(license({ leaseTtlSeconds: null }), lease({ expiresAt: null }), T0, 5 * S), true, 'a lease without expiry cannot be reclaimed by time');
 });
 
 test('check-in: the seat frees when the last instance leaves', () => {

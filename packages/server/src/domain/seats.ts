@@ -339,11 +339,43 @@ export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number
   if (!lease || !s.device || !lease.instances.some((i) => i.instanceId === cmd.instanceId)) return leaseNotFound();
   const blocked = gate(s.license, now);
   if (blocked) return refuseWith(blocked);
+  const device: Device = { ...s.device, lastAccessedAt: now };
+  if (isPlainRenewal(lease, now)) {
+    // Only times move: one renewal effect (see `Renewal`).
+    const expiresAt = ttlExpiry(s.license, now);
+    const next: Lease = {
+      ...lease,
+      lastHeartbeatAt: now,
+      expiresAt,
+      instances: lease.instances.map((i) => (i.instanceId === cmd.instanceId ? { ...i, lastHeartbeatAt: now, expiresAt } : i)),
+    };
+    return {
+      result: ok({ license: s.license, device, lease: next, instanceId: cmd.instanceId, created: false }),
+      effects: [{ type: 'lease.renew', renewal: { leaseId: lease.id, instanceId: cmd.instanceId, deviceId: device.id, at: now, expiresAt } }],
+    };
+  }
   const plan = new Plan(s.license, now, cmd.actor);
   const next = renew(plan, lease, cmd.instanceId);
-  const device: Device = { ...s.device, lastAccessedAt: now };
   plan.effects.push({ type: 'device.upsert', device });
   return plan.done({ license: plan.license, device, lease: next, instanceId: cmd.instanceId, created: false });
+}
+
+/** A live online lease none of whose instances has expired: renewing it changes no seat, no instance set, no audit. */
+function isPlainRenewal(lease: Lease, now: number): boolean {
+  return !lease.offline && !isDead(lease, now) && lease.instances.every((i) => i.expiresAt === null || i.expiresAt > now);
+}
+
+/**
+ * Whether a heartbeat's renewal may be written later (batched) instead of before
+ * the answer. Safe when, even if that write were lost (a crash before the batch is
+ * written), the lease as stored stays alive past the holder's next heartbeat plus
+ * `marginMs` (the batch interval and clock skew): the reclaimer can then never
+ * free a seat whose holder keeps heartbeating. A lease without TTL never expires.
+ */
+export function renewalMayWait(license: License, lease: Lease, now: number, marginMs: number): boolean {
+  if (lease.offline) return false;
+  if (lease.expiresAt === null) return true;
+  return lease.expiresAt - now > license.heartbeatIntervalSeconds * 1000 + marginMs;
 }
 
 export interface CheckinOutcome {

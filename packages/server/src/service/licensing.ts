@@ -15,7 +15,7 @@ import {
   decideOfflineCheckout,
   decideReturnOffline,
   decideSync,
-  isDead,
+  renewalMayWait,
   type CheckinOutcome,
   type CheckoutState,
   type Decision,
@@ -28,10 +28,13 @@ import { newId } from '../ids.js';
 import type { KeyRing } from '../keys.js';
 import type { Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
+import type { RenewalBuffer } from './renewals.js';
 
 /** How many dead leases a full checkout frees at most in its own transaction (the reclaimer does the rest). */
 const DEAD_LEASES_PER_CHECKOUT = 32;
 const ACTOR = 'client';
+/** Beyond the batch interval, how much longer a batched renewal's lease must stay alive as stored (clock skew between nodes, a slow batch). */
+export const RENEWAL_MARGIN_MS = 10_000;
 
 export interface SignedGrant {
   granted: Granted;
@@ -49,6 +52,8 @@ export class LicensingService {
     private readonly clock: Clock,
     private readonly keys: KeyRing,
     private readonly metrics: Metrics,
+    /** batched heartbeat writes; without it every heartbeat is written before its answer */
+    private readonly renewals?: RenewalBuffer,
   ) {}
 
   checkout(key: string, req: CheckoutRequest): Promise<Result<SignedGrant>> {
@@ -73,21 +78,26 @@ export class LicensingService {
   async heartbeat(key: string, leaseId: string, instanceId: string): Promise<Result<SignedGrant>> {
     const now = this.clock.now();
     const command = { leaseId, instanceId, actor: ACTOR };
-    const fast = await this.store.transaction(async (tx) => {
-      const license = await tx.licenseByKey(key);
-      if (!license) return invalidKey();
-      const lease = await tx.lease(leaseId);
-      if (!lease || lease.licenseId !== license.id || !renewalOnly(lease, now)) return undefined;
-      const device = await tx.deviceById(lease.deviceId);
-      return this.applied(tx, decideHeartbeat({ license, lease, device }, command, now));
+    await this.renewals?.settle(now);
+    const state = await this.store.leaseOfKey(key, leaseId);
+    if (!state) return invalidKey();
+    const d = decideHeartbeat(state, command, now);
+    const only = d.effects.length === 1 ? d.effects[0] : undefined;
+    if (this.renewals && d.result.ok && only?.type === 'lease.renew' && renewalMayWait(state.license, state.lease!, now, this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS)) {
+      this.renewals.add(only.renewal);
+      this.metrics.heartbeats.inc({ write: 'batched' });
+      return this.signed(d.result, now);
+    }
+    // A refusal on the unlocked read (unknown lease, suspended or expired license) changes nothing: answer it.
+    if (!d.result.ok && d.effects.length === 0) return d.result;
+    // Anything else is decided again on locked state and written before the answer: a renewal close to
+    // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
+    const result = await this.store.transaction(async (tx) => {
+      const locked = await this.leaseState(tx, key, leaseId);
+      if (!locked) return invalidKey();
+      return this.applied(tx, decideHeartbeat(locked, command, now));
     });
-    const result =
-      fast ??
-      (await this.store.transaction(async (tx) => {
-        const state = await this.leaseState(tx, key, leaseId);
-        if (!state) return invalidKey();
-        return this.applied(tx, decideHeartbeat(state, command, now));
-      }));
+    this.metrics.heartbeats.inc({ write: 'immediate' });
     return this.signed(result, now);
   }
 
@@ -142,6 +152,7 @@ export class LicensingService {
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
   ): Promise<Result<SignedGrant>> {
     const now = this.clock.now();
+    await this.renewals?.settle(now);
     let freed = 0;
     const result = (await this.deniedWithoutLock(key, req.fingerprint, decide, now)) ?? (await this.store.transaction(async (tx) => {
       freed = 0;
@@ -219,12 +230,6 @@ export class LicensingService {
     const token = await this.keys.sign(leaseClaims(g, now));
     return ok({ granted: g, token, serverTime: now });
   }
-}
-
-/** A heartbeat on this lease can only move expiries (no revival, no offline → online): no seat changes. */
-function renewalOnly(lease: Granted['lease'], now: number): boolean {
-  if (isDead(lease, now)) return false;
-  return !lease.offline || (lease.offlineExpiresAt !== null && lease.offlineExpiresAt > now);
 }
 
 /** A token never outlives its lease, its Offline Expiry Date, or the license itself. */

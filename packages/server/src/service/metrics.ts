@@ -10,6 +10,7 @@ export interface Metrics {
   denials: Counter;
   released: Counter<'reason'>;
   reclaimed: Counter;
+  heartbeats: Counter<'write'>;
 }
 
 export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -27,6 +28,12 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
   const denials = new Counter({ name: 'floatd_seat_denials_total', help: 'Checkouts denied with NO_SEATS_AVAILABLE', registers: [registry] });
   const released = new Counter({ name: 'floatd_seat_releases_total', help: 'Seats returned to the pool, by reason', labelNames: ['reason'] as const, registers: [registry] });
   const reclaimed = new Counter({ name: 'floatd_seats_reclaimed_total', help: 'Dead leases freed by the reclaimer or "reclaim now"', registers: [registry] });
+  const heartbeats = new Counter({
+    name: 'floatd_heartbeats_total',
+    help: 'Heartbeats renewed, by how the renewal was written: batched (write-behind) or immediate (before the answer)',
+    labelNames: ['write'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'floatd_seats_in_use',
     help: 'Seats held right now, over all licenses',
@@ -38,5 +45,5 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
       this.set({ mode: 'offline' }, t.seatsOffline);
     },
   });
-  return { registry, requests, duration, grants, denials, released, reclaimed };
+  return { registry, requests, duration, grants, denials, released, reclaimed, heartbeats };
 }

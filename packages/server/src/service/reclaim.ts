@@ -7,6 +7,7 @@ import type { Clock } from '../domain/clock.js';
 import { decideReclaim, type Reclaimed } from '../domain/seats.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
+import type { RenewalBuffer } from './renewals.js';
 
 const BATCH = 500;
 
@@ -17,6 +18,8 @@ export class ReclaimService {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly metrics: Metrics,
+    /** batched heartbeat writes: written before a sweep reads expiries */
+    private readonly renewals?: RenewalBuffer,
   ) {}
 
   /** Frees every dead lease now. Concurrent calls share one sweep. */
@@ -29,6 +32,7 @@ export class ReclaimService {
 
   private async run(actor: string): Promise<Reclaimed & { ranAt: number }> {
     const now = this.clock.now();
+    await this.renewals?.flush();
     const total: Reclaimed = { freed: [], instancesDropped: 0 };
     for (const licenseId of await this.store.licensesToSweep(now)) {
       for (;;) {

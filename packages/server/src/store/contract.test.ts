@@ -14,6 +14,7 @@ import { CatalogueService } from '../service/catalogue.js';
 import { LicensingService } from '../service/licensing.js';
 import { createMetrics } from '../service/metrics.js';
 import { ReclaimService } from '../service/reclaim.js';
+import { RenewalBuffer } from '../service/renewals.js';
 import { createTempDatabase, postgresAvailable, type TempDatabase } from '../testing/pg.js';
 import type { ChangeEvent, Store } from './port.js';
 import { PostgresStore } from './postgres/store.js';
@@ -70,13 +71,14 @@ function postgresAdapter(): Adapter {
   };
 }
 
-async function services(store: Store, clock: ManualClock) {
+async function services(store: Store, clock: ManualClock, renewals?: RenewalBuffer) {
   const metrics = createMetrics(store, { defaultMetrics: false });
   const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
   return {
-    licensing: new LicensingService(store, clock, keys, metrics),
+    metrics,
+    licensing: new LicensingService(store, clock, keys, metrics, renewals),
     catalogue: new CatalogueService(store, clock, metrics, keys),
-    reclaim: new ReclaimService(store, clock, metrics),
+    reclaim: new ReclaimService(store, clock, metrics, renewals),
   };
 }
 
@@ -176,6 +178,105 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal(more.filter((o) => o.status === 'fulfilled').length, 10);
       assert.ok(more.every((o) => o.status === 'fulfilled' || o.reason instanceof SeatGuardError));
       assert.equal((await store.getLicense(lic.id))!.seatsUsed, 50);
+    });
+
+    test('leaseOfKey reads license, lease with instances and device in one go, only within the key\'s license', async () => {
+      const lic = await license({ seats: 3 });
+      const other = await license({ seats: 3 });
+      const g = await svc.licensing.checkout(lic.key, { fingerprint: 'lok-device-1', instanceId: 'a', hostname: 'h1' });
+      assert.ok(g.ok);
+      const id = g.value.granted.lease.id;
+      const r = await store.leaseOfKey(lic.key, id);
+      assert.ok(r);
+      assert.equal(r.license.id, lic.id);
+      assert.equal(r.license.seatsUsed, 1);
+      const { device: _viewDevice, ...stored } = (await store.getLease(id))!;
+      assert.deepEqual(r.lease, stored, 'the same lease as the admin read');
+      assert.equal(r.lease!.id, id);
+      assert.deepEqual(r.lease!.instances.map((i) => i.instanceId), ['a']);
+      assert.equal(typeof r.lease!.expiresAt, 'number');
+      assert.equal(r.device!.hostname, 'h1');
+      assert.equal(r.device!.fingerprint, 'lok-device-1');
+      const cross = await store.leaseOfKey(other.key, id);
+      assert.equal(cross!.license.id, other.id);
+      assert.equal(cross!.lease, undefined, "another license's lease is not found through this key");
+      assert.equal(await store.leaseOfKey('NO-SUCH-KEY', id), undefined);
+    });
+
+    test('renewals are monotonic and update-only: late, repeated or out-of-order batches never move a lease back nor bring one back', async () => {
+      const lic = await license({ seats: 5, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 });
+      const t0 = clock.now();
+      const grants = [];
+      for (let i = 0; i < 3; i++) {
+        const g = await svc.licensing.checkout(lic.key, { fingerprint: `renew-dev-${i}`, instanceId: 'a' });
+        assert.ok(g.ok);
+        grants.push(g.value.granted);
+      }
+      const [a, b, c] = grants as [(typeof grants)[0], (typeof grants)[0], (typeof grants)[0]];
+      const r = (g: typeof a, at: number) => ({ leaseId: g.lease.id, instanceId: 'a', deviceId: g.device.id, at, expiresAt: at + 600_000 });
+      assert.deepEqual(await store.renew([r(a, t0 + 20_000), r(b, t0 + 20_000)]), []);
+      // an older renewal arriving later (another node's batch) changes nothing
+      await store.renew([r(a, t0 + 10_000)]);
+      const la = (await store.getLease(a.lease.id))!;
+      assert.equal(la.expiresAt, t0 + 620_000);
+      assert.equal(la.lastHeartbeatAt, t0 + 20_000);
+      assert.equal(la.instances[0]!.expiresAt, t0 + 620_000);
+      assert.equal(la.device.lastAccessedAt, t0 + 20_000);
+      // a lease checked in meanwhile is not brought back, nor is its instance
+      assert.ok((await svc.licensing.checkin(lic.key, b.lease.id, 'a')).ok);
+      await store.renew([r(b, t0 + 30_000)]);
+      assert.equal(await store.getLease(b.lease.id), undefined);
+      assert.equal((await store.getLicense(lic.id))!.seatsUsed, 2);
+      // an offline lease keeps its Offline Expiry Date
+      const off = await svc.licensing.offlineCheckout(lic.key, { fingerprint: 'renew-dev-2', instanceId: 'a', durationSeconds: 3600 } as never);
+      if (off.ok) {
+        const before = (await store.getLease(c.lease.id))!;
+        await store.renew([r(c, t0 + 40_000)]);
+        assert.deepEqual(await store.getLease(c.lease.id), before);
+      }
+    });
+
+    test('batched heartbeats: answered at once, written within a batch, and a lost batch never lets the reclaimer free a heartbeating lease', async () => {
+      const lic = await license({ seats: 5, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 10 });
+      const buffer = new RenewalBuffer(store, { intervalMs: 1000 });
+      const s1 = await services(store, clock, buffer);
+      const g = await s1.licensing.checkout(lic.key, { fingerprint: 'batch-dev-1', instanceId: 'a' });
+      assert.ok(g.ok);
+      const id = g.value.granted.lease.id;
+      const t0 = clock.now();
+      // A heartbeat far from expiry is answered with the new expiry but written later.
+      clock.advanceSeconds(10);
+      const h1 = await s1.licensing.heartbeat(lic.key, id, 'a');
+      assert.ok(h1.ok);
+      assert.equal(h1.value.granted.lease.expiresAt, t0 + 70_000);
+      assert.equal(buffer.size, 1);
+      assert.equal((await store.getLease(id))!.expiresAt, t0 + 60_000, 'not written yet');
+      await buffer.flush();
+      assert.equal((await store.getLease(id))!.expiresAt, t0 + 70_000, 'written by the batch');
+      assert.equal((await store.getLease(id))!.instances[0]!.lastHeartbeatAt, t0 + 10_000);
+      // Heartbeats every interval with sweeps in between: the lease is never freed.
+      for (let i = 0; i < 12; i++) {
+        clock.advanceSeconds(10);
+        assert.ok((await s1.licensing.heartbeat(lic.key, id, 'a')).ok);
+        const swept = await s1.reclaim.sweep('reclaimer');
+        assert.ok(!swept.freed.some((f) => f.leaseId === id));
+      }
+      const batched = (await s1.metrics.registry.getSingleMetricAsString('floatd_heartbeats_total')).match(/write="batched"} (\d+)/);
+      assert.ok(batched && Number(batched[1]) >= 12, 'the heartbeats were batched');
+      // A crash loses the batch: the stored lease still outlives the next heartbeat.
+      clock.advanceSeconds(10);
+      const lost = await s1.licensing.heartbeat(lic.key, id, 'a');
+      assert.ok(lost.ok);
+      assert.equal(buffer.size, 1);
+      const s2 = await services(store, clock, new RenewalBuffer(store, { intervalMs: 1000 })); // the restarted node; the old buffer is never written
+      clock.advanceSeconds(10);
+      assert.equal((await s2.reclaim.sweep('reclaimer')).freed.some((f) => f.leaseId === id), false, 'alive at the next heartbeat');
+      assert.ok((await s2.licensing.heartbeat(lic.key, id, 'a')).ok);
+      // Close to its expiry as stored (the batch of the heartbeat above is written first: it is a batch old), a heartbeat is written before its answer.
+      clock.advanceSeconds(45);
+      const near = await s2.licensing.heartbeat(lic.key, id, 'a');
+      assert.ok(near.ok);
+      assert.equal((await store.getLease(id))!.expiresAt, clock.now() + 60_000, 'written at once near the expiry');
     });
 
     test('N parallel checkouts never exceed the seat count — also from two nodes on one database', async () => {

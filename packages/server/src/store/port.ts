@@ -14,7 +14,7 @@
  * (and throws `SeatGuardError`, rolling back) — a second line of defence that
  * does not rely on the decision being right.
  */
-import type { Effect } from '../domain/effects.js';
+import type { Effect, Renewal } from '../domain/effects.js';
 import type { AdminToken, AuditEntry, AuditType, Device, Lease, License, Product } from '../domain/types.js';
 
 export interface PageRequest {
@@ -119,6 +119,19 @@ export interface Store {
   usage(licenseId: string, from: number, to: number): Promise<UsageRow[]>;
   /** Without locking: how many of the license's leases are dead at `now`, and the earliest future expiry. */
   expiryStats(licenseId: string, now: number): Promise<{ dead: number; earliestExpiry: number | null }>;
+  /**
+   * Without locking, in one round trip: the license with this key and, if it
+   * belongs to that license, the lease with its instances and its device
+   * (undefined when no license has the key). The heartbeat's read.
+   */
+  leaseOfKey(key: string, leaseId: string): Promise<{ license: License; lease: Lease | undefined; device: Device | undefined } | undefined>;
+  /**
+   * Applies a batch of renewals (see `Renewal`: monotonic, update-only) in one
+   * transaction. Returns the renewals it could not apply now because another
+   * transaction holds their lease (to retry later); a renewal of a lease that is
+   * gone or offline is dropped.
+   */
+  renew(renewals: readonly Renewal[]): Promise<Renewal[]>;
   /** Licenses that have at least one lease or instance whose expiry is at or before `now`. */
   licensesToSweep(now: number): Promise<string[]>;
   /** Seats in use per license, for the metrics gauge. */

@@ -15,7 +15,7 @@
  * so every node's LISTEN hears them exactly when they commit.
  */
 import postgres from 'postgres';
-import { SeatGuardError, type Effect } from '../../domain/effects.js';
+import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { AdminToken, Lease, License, Product } from '../../domain/types.js';
 import type { AuditFilter, ChangeEvent, DeviceView, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
@@ -144,6 +144,36 @@ export class PostgresStore implements Store {
       for (const c of pending) await sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`;
       return result;
     })) as T;
+  }
+
+  async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
+    if (renewals.length === 0) return [];
+    return (await this.sql.begin(async (sql) => {
+      // Never wait for a lease another transaction holds (no deadlock with a checkout or the reclaimer): skip it and retry later.
+      const ids = [...new Set(renewals.map((r) => r.leaseId))].sort();
+      const locked = new Set(
+        (await sql`SELECT id FROM leases WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE SKIP LOCKED`).map((r) => String(r.id)),
+      );
+      const now = renewals.filter((r) => locked.has(r.leaseId));
+      const skipped = renewals.filter((r) => !locked.has(r.leaseId));
+      await renewBatch(sql, now);
+      if (skipped.length === 0) return [];
+      // Skipped: locked by someone else (retry) or gone (drop).
+      const exist = new Set(
+        (await sql`SELECT id FROM leases WHERE id = ANY(${[...new Set(skipped.map((r) => r.leaseId))]}::text[])`).map((r) => String(r.id)),
+      );
+      return skipped.filter((r) => exist.has(r.leaseId));
+    })) as Renewal[];
+  }
+
+  async leaseOfKey(key: string, leaseId: string) {
+    const [r] = await this.sql`SELECT to_jsonb(c.*) AS license, to_jsonb(l.*) AS lease, to_jsonb(d.*) AS device,
+        (SELECT COALESCE(jsonb_agg(to_jsonb(i.*) ORDER BY i.started_at), '[]'::jsonb) FROM instances i WHERE i.lease_id = l.id) AS instances
+      FROM licenses c LEFT JOIN leases l ON l.id = ${leaseId} AND l.license_id = c.id LEFT JOIN devices d ON d.id = l.device_id
+      WHERE c.key = ${key}`;
+    if (!r) return undefined;
+    const lease = r.lease ? toLease(r.lease as Row, (r.instances as Row[]).map(toInstance)) : undefined;
+    return { license: toLicense(r.license as Row), lease, device: r.device ? toDevice(r.device as Row) : undefined };
   }
 
   async getProduct(id: string) {
@@ -364,6 +394,9 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'instance.delete':
       await sql`DELETE FROM instances WHERE lease_id = ${e.leaseId} AND instance_id = ${e.instanceId}`;
       return;
+    case 'lease.renew':
+      await renewBatch(sql, [e.renewal]);
+      return;
     case 'seats': {
       // The guard: never above the seat count (or the offline cap), never below zero, whatever the decision said.
       const r = await sql`UPDATE licenses SET seats_used = seats_used + ${e.used}, seats_offline = seats_offline + ${e.offline}
@@ -420,4 +453,45 @@ export async function migrate(sql: postgres.Sql): Promise<number[]> {
     }
     return applied;
   })) as number[];
+}
+
+/**
+ * Renewals in three statements whatever their number (monotonic, update-only:
+ * see domain/effects.ts `Renewal`). The caller holds the leases' locks or is
+ * inside the seat transaction that does.
+ */
+async function renewBatch(sql: postgres.TransactionSql, renewals: readonly Renewal[]): Promise<void> {
+  if (renewals.length === 0) return;
+  // One row per lease and per device for the UPDATE … FROM (a row is updated once per statement).
+  const leases = new Map<string, { at: number; expiresAt: number | null }>();
+  const devices = new Map<string, number>();
+  for (const r of renewals) {
+    const l = leases.get(r.leaseId);
+    leases.set(r.leaseId, {
+      at: Math.max(l?.at ?? 0, r.at),
+      expiresAt: l === undefined ? r.expiresAt : l.expiresAt === null || r.expiresAt === null ? null : Math.max(l.expiresAt, r.expiresAt),
+    });
+    devices.set(r.deviceId, Math.max(devices.get(r.deviceId) ?? 0, r.at));
+  }
+  const lIds = [...leases.keys()];
+  const lAt = lIds.map((id) => leases.get(id)!.at);
+  const lExp = lIds.map((id) => leases.get(id)!.expiresAt);
+  const renewed = await sql`UPDATE leases l SET last_heartbeat_at = GREATEST(l.last_heartbeat_at, r.at),
+      expires_at = CASE WHEN r.exp IS NULL OR l.expires_at IS NULL THEN r.exp ELSE GREATEST(l.expires_at, r.exp) END
+    FROM unnest(${lIds}::text[], ${lAt}::bigint[], ${lExp}::bigint[]) AS r(id, at, exp)
+    WHERE l.id = r.id AND NOT l.offline RETURNING l.id`;
+  const online = new Set(renewed.map((r) => String(r.id)));
+  const inst = renewals.filter((r) => online.has(r.leaseId));
+  if (inst.length) {
+    await sql`UPDATE instances i SET last_heartbeat_at = GREATEST(i.last_heartbeat_at, r.at),
+        expires_at = CASE WHEN r.exp IS NULL OR i.expires_at IS NULL THEN r.exp ELSE GREATEST(i.expires_at, r.exp) END
+      FROM unnest(${inst.map((r) => r.leaseId)}::text[], ${inst.map((r) => r.instanceId)}::text[], ${inst.map((r) => r.at)}::bigint[],
+        ${inst.map((r) => r.expiresAt)}::bigint[]) AS r(lease_id, instance_id, at, exp)
+      WHERE i.lease_id = r.lease_id AND i.instance_id = r.instance_id`;
+  }
+  const dIds = [...devices.keys()];
+  // Last access is informational: a device row another transaction is writing keeps that transaction's value.
+  await sql`UPDATE devices d SET last_accessed_at = GREATEST(d.last_accessed_at, r.at)
+    FROM unnest(${dIds}::text[], ${dIds.map((id) => devices.get(id)!)}::bigint[]) AS r(id, at)
+    WHERE d.id = r.id AND d.id IN (SELECT id FROM devices WHERE id = ANY(${dIds}::text[]) FOR UPDATE SKIP LOCKED)`;
 }

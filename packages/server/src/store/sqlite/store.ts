@@ -11,7 +11,7 @@
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { SeatGuardError, type Effect } from '../../domain/effects.js';
+import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { Lease, Product, License } from '../../domain/types.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage } from '../rows.js';
 import type {
@@ -127,6 +127,14 @@ export class SqliteStore implements Store {
         VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt)
         ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`),
       deleteInstance: p('DELETE FROM instances WHERE lease_id = ? AND instance_id = ?'),
+      // Renewals: monotonic and update-only (see domain/effects.ts `Renewal`).
+      renewLease: p(`UPDATE leases SET last_heartbeat_at = MAX(last_heartbeat_at, @at),
+          expires_at = CASE WHEN @expiresAt IS NULL OR expires_at IS NULL THEN @expiresAt ELSE MAX(expires_at, @expiresAt) END
+        WHERE id = @leaseId AND offline = 0`),
+      renewInstance: p(`UPDATE instances SET last_heartbeat_at = MAX(last_heartbeat_at, @at),
+          expires_at = CASE WHEN @expiresAt IS NULL OR expires_at IS NULL THEN @expiresAt ELSE MAX(expires_at, @expiresAt) END
+        WHERE lease_id = @leaseId AND instance_id = @instanceId`),
+      renewDevice: p('UPDATE devices SET last_accessed_at = MAX(last_accessed_at, @at) WHERE id = @deviceId'),
       audit: p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
         VALUES (@at, @type, @actor, @licenseId, @deviceId, @leaseId, @reason, @data)`),
       usage: p(`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials)
@@ -280,6 +288,9 @@ export class SqliteStore implements Store {
       case 'instance.delete':
         s.deleteInstance.run(e.leaseId, e.instanceId);
         return;
+      case 'lease.renew':
+        this.applyRenewal(e.renewal);
+        return;
       case 'seats':
         if (s.seats.run({ id: e.licenseId, used: e.used, offline: e.offline }).changes !== 1) throw new SeatGuardError(e.licenseId);
         return;
@@ -385,6 +396,30 @@ export class SqliteStore implements Store {
     }
     this.changes.flush();
     for (const [w, value] of done) w.resolve(value);
+  }
+
+  private applyRenewal(r: Renewal): void {
+    // The lease first: an offline (or deleted) lease's instance keeps its times.
+    if (this.s.renewLease.run(r).changes === 1) this.s.renewInstance.run(r);
+    this.s.renewDevice.run(r);
+  }
+
+  async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
+    // One writer at a time: nothing can hold a lease here, so every renewal applies (or is dropped).
+    await this.transaction(async () => {
+      for (const r of renewals) this.applyRenewal(r);
+    });
+    return [];
+  }
+
+  async leaseOfKey(key: string, leaseId: string) {
+    const l = this.s.licenseByKey.get(key) as Row | undefined;
+    if (!l) return undefined;
+    const license = toLicense(l);
+    const lr = this.s.lease.get(leaseId) as Row | undefined;
+    const lease = lr && lr.license_id === license.id ? this.withInstances(lr) : undefined;
+    const d = lease ? (this.s.deviceById.get(lease.deviceId) as Row | undefined) : undefined;
+    return { license, lease, device: d && toDevice(d) };
   }
 
   async getProduct(id: string) {

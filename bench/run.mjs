@@ -1,21 +1,29 @@
 #!/usr/bin/env node
 /**
- * Benchmark harness: starts a real floatd server process on a fresh data
- * directory and drives it over HTTP with autocannon from this (separate)
- * process. In the same run, a bare node:http server answering a fixed small
- * JSON body is driven with the same connections: every scenario is reported
- * as requests/s, p50/p99 and its ratio to that baseline (the figure to steer
- * by, since absolute numbers drift between machines).
+ * Benchmark harness: starts real floatd server processes on a fresh data
+ * directory (or a fresh PostgreSQL database) and drives them over HTTP with
+ * autocannon from this (separate) process. In the same run, a bare node:http
+ * server answering a fixed small JSON body is driven with the same connections:
+ * every scenario is reported as requests/s, p50/p99 and its ratio to that
+ * baseline (the figure to steer by, since absolute numbers drift between machines).
  *
- *   npm run bench                      # table
- *   npm run bench -- --json            # one JSON object on the last line
- *   npm run bench -- --duration 3      # seconds per scenario (default 10)
- *   npm run bench -- --only heartbeat  # one scenario (plus the baseline)
+ *   npm run bench                         # table (SQLite, every scenario)
+ *   npm run bench -- --json               # one JSON object on the last line
+ *   npm run bench -- --duration 3         # seconds per scenario (default 10)
+ *   npm run bench -- --only heartbeat     # one scenario (plus the baseline)
  *   npm run bench -- --store postgres --nodes 2   # PostgreSQL (a fresh database), load spread over N nodes
+ *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
+ *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale, written to BENCHMARKS.md
+ *
+ * Scenarios: checkout-checkin (each checkout a new device, then its check-in),
+ * heartbeat (renewals over --leases live leases), mixed (80% heartbeat, 15%
+ * checkout/check-in, 5% license info), contended (devices fighting for 10 seats:
+ * mostly denials, every grant checked in at once).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir, cpus } from 'node:os';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -31,9 +39,10 @@ const duration = Number(flag('duration', '10'));
 const connections = Number(flag('connections', '50'));
 const only = flag('only', undefined);
 const LIVE_LEASES = Number(flag('leases', '10000'));
-const STORE = flag('store', 'sqlite');
-const NODES = Number(flag('nodes', '1'));
+const SCALE_LEASES = Number(flag('scale-leases', '1000000'));
+const SCALE_EXPIRED = Number(flag('scale-expired', '100000'));
 const PG_ADMIN = process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed', 'contended'];
 
 function log(...a) {
   if (!asJson) console.log(...a);
@@ -46,7 +55,7 @@ async function startProcess(argv, env = {}) {
   child.stdout.on('data', (b) => (out += b));
   child.stderr.on('data', (b) => (out += b));
   const url = await new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error('did not start: ' + out)), 20000);
+    const t = setTimeout(() => rej(new Error('did not start: ' + out)), 60000);
     child.stdout.on('data', () => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) {
@@ -56,7 +65,19 @@ async function startProcess(argv, env = {}) {
     });
     child.on('exit', () => rej(new Error('exited: ' + out)));
   });
-  return { child, url };
+  return { child, url, output: () => out };
+}
+
+async function stopProcess(p) {
+  if (p.child.exitCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill('SIGTERM');
+  await exited;
+}
+
+function rssMb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : null;
 }
 
 function runOne(opts) {
@@ -67,10 +88,8 @@ function runOne(opts) {
 }
 
 /** Drives every URL with its share of the connections at once (a load balancer's round robin) and adds the results up. */
-let serverUrls = [];
-async function run(opts) {
-  const urls = opts.url === 'SERVER' ? serverUrls : [opts.url];
-  const parts = await Promise.all(urls.map((url) => runOne({ ...opts, url, connections: Math.max(1, Math.round(connections / urls.length)) })));
+async function run(urls, opts) {
+  const parts = await Promise.all(urls.map((url) => runOne({ ...opts, url, connections: Math.max(1, Math.round((opts.connections ?? connections) / urls.length)) })));
   if (parts.length === 1) return parts[0];
   const sum = (f) => parts.reduce((n, p) => n + f(p), 0);
   return {
@@ -78,6 +97,7 @@ async function run(opts) {
     latency: { p50: Math.max(...parts.map((p) => p.latency.p50)), p99: Math.max(...parts.map((p) => p.latency.p99)) },
     non2xx: sum((p) => p.non2xx),
     errors: sum((p) => p.errors),
+    statusCodeStats: Object.assign({}, ...parts.map((p) => p.statusCodeStats)),
   };
 }
 
@@ -89,135 +109,431 @@ async function api(url, method, path, auth, body) {
     headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
-  return res.json();
+  const text = await res.text();
+  if (res.status >= 500) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return JSON.parse(text);
 }
 
-async function main() {
-  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-'));
-  const baseline = await startProcess([join(root, 'bench/baseline.mjs')]);
-  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the server process.
+/** A fresh PostgreSQL database for one run; `drop()` removes it. */
+async function pgDatabase() {
+  const { default: postgres } = await import('postgres');
+  const name = `floatd_bench_${process.pid}_${Date.now()}`;
+  const a = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+  await a.unsafe(`CREATE DATABASE ${name}`);
+  await a.end();
+  const u = new URL(PG_ADMIN);
+  u.pathname = '/' + name;
+  return {
+    url: u.toString(),
+    async drop() {
+      const b = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+      await b.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await b.end();
+    },
+  };
+}
+
+/** Starts `nodes` floatd processes on one store (each node its own data directory; PostgreSQL shared). */
+async function startFloatd({ store, nodes, dataDir, env: extraEnv = {} }) {
+  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the server processes.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  let pgDb;
-  const env = {};
-  if (STORE === 'postgres') {
-    const { default: postgres } = await import('postgres');
-    pgDb = `floatd_bench_${process.pid}`;
-    const a = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
-    await a.unsafe(`CREATE DATABASE ${pgDb}`);
-    await a.end();
-    const u = new URL(PG_ADMIN);
-    u.pathname = '/' + pgDb;
-    env.FLOATD_DATABASE_URL = u.toString();
+  const env = { ...extraEnv };
+  let pg;
+  if (store === 'postgres') {
+    pg = await pgDatabase();
+    env.FLOATD_DATABASE_URL = pg.url;
     env.FLOATD_KEY_ENCRYPTION_KEY = Buffer.alloc(32, 9).toString('base64');
   }
   const servers = [];
-  for (let i = 0; i < NODES; i++) {
+  for (let i = 0; i < nodes; i++) {
     servers.push(await startProcess([...nodeArgs, join(root, 'packages/server/dist/cli.js'), 'serve', '--port', '0', '--data-dir', join(dataDir, `n${i}`), '--log-level', 'warn'], env));
   }
-  const server = servers[0];
-  serverUrls = servers.map((s) => s.url);
+  const admin = `Bearer ${(await readFile(join(dataDir, 'n0', 'admin-token'), 'utf8')).trim()}`;
+  return {
+    servers,
+    urls: servers.map((s) => s.url),
+    url: servers[0].url,
+    admin,
+    async stop() {
+      await Promise.all(servers.map(stopProcess));
+      await pg?.drop();
+    },
+  };
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+/** Checks `n` devices out in parallel batches; returns their lease ids. */
+async function checkoutMany(url, key, n, prefix) {
+  const leases = [];
+  for (let i = 0; i < n; i += 100) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(100, n - i) }, (_, j) => api(url, 'POST', '/v1/client/checkout', `License ${key}`, { fingerprint: `${prefix}-${i + j}-device`, instanceId: 'app' })),
+    );
+    for (const g of batch) leases.push(g.lease.id);
+  }
+  return leases;
+}
+
+/** The scenarios: each makes its own license and returns autocannon's result. */
+function scenarioSet(f) {
+  const mkLicense = async (seats, policy = {}) =>
+    (await api(f.url, 'POST', '/v1/admin/licenses', f.admin, { productId: f.productId, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600, ...policy })).key;
+  const checkin = (key, ctx) => ({ method: 'POST', path: `/v1/client/leases/${ctx.lease}/checkin`, headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: '{"instanceId":"app"}' });
+  const checkout = (key, fp) => ({ method: 'POST', path: '/v1/client/checkout', headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: JSON.stringify({ fingerprint: fp, instanceId: 'app' }) });
+  const keepLease = (status, body, ctx) => {
+    if (ctx.phase === 'checkout') ctx.lease = status === 201 ? JSON.parse(body).lease.id : undefined;
+  };
+  return {
+    'checkout-checkin': async () => {
+      const key = await mkLicense(1_000_000);
+      let n = 0;
+      return run(f.urls, {
+        requests: [
+          {
+            setupRequest: (req, ctx) => {
+              ctx.phase = 'checkout';
+              return { ...req, ...checkout(key, `bench-cc-${++n}-device`) };
+            },
+            onResponse: keepLease,
+          },
+          { setupRequest: (req, ctx) => ({ ...req, ...checkin(key, ctx) }) },
+        ],
+      });
+    },
+    heartbeat: async () => {
+      const key = await mkLicense(LIVE_LEASES);
+      const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-hb');
+      let n = 0;
+      return run(f.urls, {
+        requests: [
+          {
+            method: 'POST',
+            headers: { ...JSON_HEADERS, authorization: `License ${key}` },
+            setupRequest: (req) => ({ ...req, path: `/v1/client/leases/${leases[n++ % leases.length]}/heartbeat`, body: '{"instanceId":"app"}' }),
+          },
+        ],
+      });
+    },
+    mixed: async () => {
+      // Per 200 requests: 160 heartbeats, 15 checkouts each followed by its check-in, 10 license infos.
+      const key = await mkLicense(1_000_000);
+      const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-mx');
+      const plan = [...Array(160).fill('heartbeat'), ...Array(15).fill('checkout'), ...Array(10).fill('info')];
+      for (let i = plan.length - 1; i > 0; i--) {
+        const j = (i * 7919) % (i + 1); // fixed shuffle: the same mix every run
+        [plan[i], plan[j]] = [plan[j], plan[i]];
+      }
+      let n = 0;
+      let dev = 0;
+      return run(f.urls, {
+        requests: [
+          {
+            setupRequest: (req, ctx) => {
+              if (ctx.lease) {
+                ctx.phase = 'checkin';
+                const r = { ...req, ...checkin(key, ctx) };
+                ctx.lease = undefined;
+                return r;
+              }
+              const what = plan[n++ % plan.length];
+              ctx.phase = what;
+              if (what === 'checkout') return { ...req, ...checkout(key, `bench-mx-new-${++dev}`) };
+              if (what === 'info') return { ...req, method: 'GET', path: '/v1/client/license', headers: { authorization: `License ${key}` }, body: undefined };
+              return { ...req, method: 'POST', path: `/v1/client/leases/${leases[n % leases.length]}/heartbeat`, headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: '{"instanceId":"app"}' };
+            },
+            onResponse: keepLease,
+          },
+        ],
+      });
+    },
+    contended: async () => {
+      // 10 seats, 1,000 devices: most checkouts are denied (409, expected); a grant is checked in at once.
+      const key = await mkLicense(10);
+      let n = 0;
+      return run(f.urls, {
+        requests: [
+          {
+            setupRequest: (req, ctx) => {
+              if (ctx.lease) {
+                ctx.phase = 'checkin';
+                const r = { ...req, ...checkin(key, ctx) };
+                ctx.lease = undefined;
+                return r;
+              }
+              ctx.phase = 'checkout';
+              return { ...req, ...checkout(key, `bench-ct-${n++ % 1000}`) };
+            },
+            onResponse: keepLease,
+          },
+        ],
+      });
+    },
+  };
+}
+
+async function baselineRun() {
+  const baseline = await startProcess([join(root, 'bench/baseline.mjs')]);
+  try {
+    log(`baseline: bare node:http, ${connections} connections, ${duration}s`);
+    return summary(await run([baseline.url + '/'], {}));
+  } finally {
+    await stopProcess(baseline);
+  }
+}
+
+/** One store configuration: the baseline, then every scenario. */
+async function throughput({ store, nodes }) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-'));
+  const base = await baselineRun();
+  const f = await startFloatd({ store, nodes, dataDir });
   const results = {};
   try {
-    const admin = `Bearer ${(await readFile(join(dataDir, 'n0', 'admin-token'), 'utf8')).trim()}`;
-    const product = await api(server.url, 'POST', '/v1/admin/products', admin, { name: 'bench' });
-    const mkLicense = async (seats) => (await api(server.url, 'POST', '/v1/admin/licenses', admin, { productId: product.id, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 })).key;
-    const json = { 'content-type': 'application/json' };
-
-    log(`baseline: bare node:http, ${connections} connections, ${duration}s`);
-    const base = summary(await run({ url: baseline.url + '/' }));
-    results.baseline = base;
-
-    const scenarios = {
-      'checkout-checkin': async () => {
-        const key = await mkLicense(1_000_000);
-        let n = 0;
-        return run({
-          url: 'SERVER',
-          requests: [
-            {
-              method: 'POST',
-              path: '/v1/client/checkout',
-              headers: { ...json, authorization: `License ${key}` },
-              setupRequest: (req, ctx) => {
-                ctx.fp = `bench-cc-${++n}-device`;
-                return { ...req, body: JSON.stringify({ fingerprint: ctx.fp, instanceId: 'app' }) };
-              },
-              onResponse: (status, body, ctx) => {
-                ctx.lease = status === 201 ? JSON.parse(body).lease.id : undefined;
-              },
-            },
-            {
-              method: 'POST',
-              headers: { ...json, authorization: `License ${key}` },
-              setupRequest: (req, ctx) => ({ ...req, path: `/v1/client/leases/${ctx.lease}/checkin`, body: '{"instanceId":"app"}' }),
-            },
-          ],
-        });
-      },
-      heartbeat: async () => {
-        const key = await mkLicense(LIVE_LEASES);
-        const leases = [];
-        for (let i = 0; i < LIVE_LEASES; i += 100) {
-          const batch = await Promise.all(
-            Array.from({ length: Math.min(100, LIVE_LEASES - i) }, (_, j) =>
-              api(server.url, 'POST', '/v1/client/checkout', `License ${key}`, { fingerprint: `bench-hb-${i + j}-device`, instanceId: 'app' }),
-            ),
-          );
-          for (const g of batch) leases.push(g.lease.id);
-        }
-        let n = 0;
-        return run({
-          url: 'SERVER',
-          requests: [
-            {
-              method: 'POST',
-              headers: { ...json, authorization: `License ${key}` },
-              setupRequest: (req) => ({ ...req, path: `/v1/client/leases/${leases[n++ % leases.length]}/heartbeat`, body: '{"instanceId":"app"}' }),
-            },
-          ],
-        });
-      },
-    };
-
-    for (const [name, scenario] of Object.entries(scenarios)) {
+    f.productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'bench' })).id;
+    const set = scenarioSet(f);
+    for (const name of SCENARIOS) {
       if (only && only !== name) continue;
-      log(`scenario ${name} ...`);
-      const s = summary(await scenario());
-      results[name] = { ...s, ratio: +(s.rps / base.rps).toFixed(3) };
+      log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} ...`);
+      const raw = await set[name]();
+      const s = summary(raw);
+      // A 5xx is a failure in every scenario; 409 denials are the point of `contended`.
+      const fivexx = Object.entries(raw.statusCodeStats ?? {}).filter(([c]) => c >= '500').reduce((n, [, v]) => n + v.count, 0);
+      results[name] = { ...s, ratio: +(s.rps / base.rps).toFixed(3), p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2), server_errors: fivexx };
+    }
+    results._rss_mb = rssMb(f.servers[0].child.pid);
+  } finally {
+    await f.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  const rss = results._rss_mb;
+  delete results._rss_mb;
+  return { store, nodes, baseline_rps: base.rps, baseline_p50_ms: base.p50_ms, baseline_p99_ms: base.p99_ms, scenarios: results, server_rss_mb: rss };
+}
+
+// ---------------------------------------------------------------------------
+// scale: 1M leases
+
+/** Fills a stopped server's SQLite file with `total` live leases over 1,000-lease licenses, `expired` of them already expired. */
+async function populate(dbPath, productId, total, expired, now) {
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(dbPath);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  const PER = 1000;
+  const lic = db.prepare(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
+      heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
+      seats_used, seats_offline, created_at, updated_at)
+    VALUES (?, ?, ?, ?, 'permanent', NULL, NULL, NULL, 86400, 3600, 0, NULL, 1, 'per-device', 0, '{}', ?, 0, ?, ?)`);
+  const dev = db.prepare('INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)');
+  const lease = db.prepare('INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at) VALUES (?, ?, ?, 0, ?, ?, ?, NULL)');
+  const inst = db.prepare('INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?)');
+  const licenses = Math.ceil(total / PER);
+  const expiredLicenses = Math.ceil(expired / PER);
+  const keys = [];
+  const fill = db.transaction((l) => {
+    const id = `lic_scale${String(l).padStart(15, '0')}`;
+    const key = `SCALE-${String(l).padStart(8, '0')}`;
+    const n = Math.min(PER, total - l * PER);
+    // the first licenses' leases expired an hour ago (for the sweep), the others live for a day
+    const expiresAt = l < expiredLicenses ? now - 3_600_000 : now + 86_400_000;
+    lic.run(id, productId, key, n + 100, n, now, now);
+    for (let i = 0; i < n; i++) {
+      const d = `dev_s${l}x${i}`;
+      const s = `lse_s${l}x${i}`;
+      dev.run(d, id, `scale-${l}-${i}`, now, now);
+      lease.run(s, id, d, now, now, expiresAt);
+      inst.run(s, 'app', now, now, expiresAt);
+    }
+    keys.push({ key, expired: l < expiredLicenses });
+  });
+  for (let l = 0; l < licenses; l++) fill(l);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  return keys;
+}
+
+/** checkout p99 on one license of a server, measured with checkout + check-in pairs (each checkout a new device). */
+async function checkoutP99(url, key, seconds) {
+  let n = 0;
+  const r = await runOne({
+    url,
+    duration: seconds,
+    connections: 10,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/client/checkout',
+        headers: { ...JSON_HEADERS, authorization: `License ${key}` },
+        setupRequest: (req, ctx) => ({ ...req, body: JSON.stringify({ fingerprint: `p99-${++n}-${Math.random()}`, instanceId: 'app' }) }),
+        onResponse: (status, body, ctx) => (ctx.lease = status === 201 ? JSON.parse(body).lease.id : undefined),
+      },
+      { method: 'POST', headers: { ...JSON_HEADERS, authorization: `License ${key}` }, setupRequest: (req, ctx) => ({ ...req, path: `/v1/client/leases/${ctx.lease}/checkin`, body: '{"instanceId":"app"}' }) },
+    ],
+  });
+  return { p50_ms: r.latency.p50, p99_ms: r.latency.p99, rps: Math.round(r.requests.average), non2xx: r.non2xx };
+}
+
+async function scaleAt(total, expired) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-scale-'));
+  try {
+    // First start: schema, admin token, a product; then the leases go straight into the file.
+    let f = await startFloatd({ store: 'sqlite', nodes: 1, dataDir, env: { FLOATD_RECLAIM_INTERVAL_SECONDS: '86400' } });
+    const productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'scale' })).id;
+    await f.stop();
+    const t0 = Date.now();
+    const keys = await populate(join(dataDir, 'n0', 'floatd.db'), productId, total, expired, Date.now());
+    const populateS = (Date.now() - t0) / 1000;
+    f = await startFloatd({ store: 'sqlite', nodes: 1, dataDir, env: { FLOATD_RECLAIM_INTERVAL_SECONDS: '86400' } });
+    try {
+      const live = keys.filter((k) => !k.expired);
+      const probe = live[Math.floor(live.length / 2)].key;
+      await checkoutP99(f.url, probe, 1); // warm-up
+      const p = await checkoutP99(f.url, probe, Math.max(2, Math.min(duration, 5)));
+      const rss = rssMb(f.servers[0].child.pid);
+      let sweep = null;
+      if (expired > 0) {
+        const s0 = process.hrtime.bigint();
+        const r = await api(f.url, 'POST', '/v1/admin/reclaim', f.admin);
+        sweep = { freed: r.freed?.length ?? r.freedCount ?? r.freed, seconds: Number(process.hrtime.bigint() - s0) / 1e9 };
+      }
+      return { leases: total, populate_s: +populateS.toFixed(1), checkout: p, rss_mb: rss, rss_after_sweep_mb: rssMb(f.servers[0].child.pid), sweep };
+    } finally {
+      await f.stop();
     }
   } finally {
-    for (const s of servers) s.child.kill('SIGTERM');
-    baseline.child.kill('SIGTERM');
-    await Promise.all(servers.map((s) => new Promise((r) => s.child.once('exit', r))));
     await rm(dataDir, { recursive: true, force: true });
-    if (pgDb) {
-      const { default: postgres } = await import('postgres');
-      const a = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
-      await a.unsafe(`DROP DATABASE IF EXISTS ${pgDb} WITH (FORCE)`);
-      await a.end();
-    }
   }
+}
 
-  const report = {
-    baseline_rps: results.baseline.rps,
-    baseline_p99_ms: results.baseline.p99_ms,
-    scenarios: Object.fromEntries(Object.entries(results).filter(([k]) => k !== 'baseline')),
-    store: STORE,
-    nodes: NODES,
-    node: process.version,
-    cpus: cpus().length,
-    connections,
-    duration_s: duration,
-    date: new Date().toISOString(),
+async function scale() {
+  log(`scale: ${SCALE_LEASES} leases (${SCALE_EXPIRED} expired), then 1,000 leases`);
+  const big = await scaleAt(SCALE_LEASES, SCALE_EXPIRED);
+  const small = await scaleAt(1000, 0);
+  return {
+    leases: SCALE_LEASES,
+    expired: SCALE_EXPIRED,
+    rss_mb: big.rss_mb,
+    rss_after_sweep_mb: big.rss_after_sweep_mb,
+    sweep_freed: big.sweep?.freed ?? 0,
+    sweep_s: big.sweep ? +big.sweep.seconds.toFixed(3) : null,
+    checkout_p99_ms_at_scale: big.checkout.p99_ms,
+    checkout_p99_ms_at_1k: small.checkout.p99_ms,
+    checkout_p99_ratio: +(big.checkout.p99_ms / Math.max(1, small.checkout.p99_ms)).toFixed(2),
+    checkout_rps_at_scale: big.checkout.rps,
+    checkout_rps_at_1k: small.checkout.rps,
+    populate_s: big.populate_s,
   };
+}
+
+// ---------------------------------------------------------------------------
+// output
+
+const TARGETS = { heartbeat: 0.7, 'checkout-checkin': 0.6, mixed: 0.65 };
+
+function table(r) {
+  const lines = [
+    `| scenario | req/s | p50 ms | p99 ms | ratio to baseline | target | p99 / baseline p99 | non-2xx | 5xx |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| baseline (node:http) | ${r.baseline_rps} | ${r.baseline_p50_ms} | ${r.baseline_p99_ms} | 1.000 | | 1.00 | 0 | 0 |`,
+  ];
+  for (const [name, s] of Object.entries(r.scenarios)) {
+    lines.push(`| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${TARGETS[name] ? `≥ ${TARGETS[name]}` : ''} | ${s.p99_ratio.toFixed(2)} | ${s.non2xx} | ${s.server_errors} |`);
+  }
+  return lines.join('\n');
+}
+
+function scaleTable(s) {
+  return [
+    `| measure | value | target |`,
+    `| --- | ---: | ---: |`,
+    `| active leases in the store | ${s.leases.toLocaleString('en')} | |`,
+    `| server RSS with them (after checkouts) | ${s.rss_mb} MB | ≤ 512 MB |`,
+    `| reclamation sweep freeing ${s.sweep_freed.toLocaleString('en')} expired leases | ${s.sweep_s} s | ≤ 1 s |`,
+    `| checkout p99 at ${s.leases.toLocaleString('en')} leases | ${s.checkout_p99_ms_at_scale} ms | |`,
+    `| checkout p99 at 1,000 leases | ${s.checkout_p99_ms_at_1k} ms | |`,
+    `| ratio | ${s.checkout_p99_ratio} | ≤ 1.2 |`,
+  ].join('\n');
+}
+
+function machine() {
+  const c = cpus();
+  return `${c.length} × ${c[0]?.model?.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, ${process.platform} ${process.arch}`;
+}
+
+async function writeReport() {
+  const date = new Date().toISOString();
+  const sqlite = await throughput({ store: 'sqlite', nodes: 1 });
+  const pg1 = await throughput({ store: 'postgres', nodes: 1 });
+  const pg2 = await throughput({ store: 'postgres', nodes: 2 });
+  const sc = await scale();
+  const cmp = (name) => `| ${name} | ${sqlite.scenarios[name]?.rps ?? ''} | ${pg1.scenarios[name]?.rps ?? ''} | ${pg2.scenarios[name]?.rps ?? ''} |`;
+  const md = `# Benchmarks
+
+Generated by \`npm run bench -- --write\` (bench/run.mjs) — do not edit by hand.
+
+- date: ${date}
+- machine: ${machine()}
+- load: autocannon, ${connections} connections, ${duration} s per scenario, from a separate process on the same machine
+- server: one \`floatd serve\` process per node, default settings (SQLite WAL, \`synchronous = NORMAL\`; heartbeat batch ${process.env.FLOATD_HEARTBEAT_BATCH_MS ?? 1000} ms)
+
+The ratio to the baseline (a bare \`node:http\` server answering a fixed JSON body, driven
+the same way in the same run) is the figure to compare across machines.
+
+## SQLite (embedded default), one node
+
+${table(sqlite)}
+
+Server RSS after the run: ${sqlite.server_rss_mb} MB.
+
+## PostgreSQL, one node
+
+${table(pg1)}
+
+## PostgreSQL, two nodes (load split evenly)
+
+${table(pg2)}
+
+## Requests per second side by side
+
+| scenario | SQLite | PostgreSQL ×1 | PostgreSQL ×2 |
+| --- | ---: | ---: | ---: |
+${SCENARIOS.map(cmp).join('\n')}
+
+## Scale (SQLite)
+
+${scaleTable(sc)}
+
+Leases are written straight into the database file (${sc.populate_s} s) over licenses of
+1,000 leases each; the sweep is one "reclaim now" (\`POST /v1/admin/reclaim\`), timed by the
+caller. Contended: 10 seats for 1,000 devices, so most answers are 409 denials by design.
+`;
+  await writeFile(join(root, 'BENCHMARKS.md'), md);
+  return { date, sqlite, postgres_1: pg1, postgres_2: pg2, scale: sc };
+}
+
+async function main() {
+  const header = { node: process.version, cpus: cpus().length, connections, duration_s: duration, date: new Date().toISOString() };
+  if (args.includes('--write')) {
+    const r = await writeReport();
+    log('wrote BENCHMARKS.md');
+    if (asJson) console.log(JSON.stringify({ ...header, ...r }));
+    else console.log(readFileSync(join(root, 'BENCHMARKS.md'), 'utf8'));
+    return;
+  }
+  if (args.includes('--scale')) {
+    const s = await scale();
+    if (asJson) console.log(JSON.stringify({ ...header, scale: s }));
+    else console.log('\n' + scaleTable(s));
+    return;
+  }
+  const store = flag('store', 'sqlite');
+  const nodes = Number(flag('nodes', '1'));
+  const r = await throughput({ store, nodes });
   if (asJson) {
-    console.log(JSON.stringify(report));
+    console.log(JSON.stringify({ baseline_rps: r.baseline_rps, baseline_p99_ms: r.baseline_p99_ms, scenarios: r.scenarios, store, nodes, server_rss_mb: r.server_rss_mb, ...header }));
   } else {
-    console.log(`\n| scenario | req/s | p50 ms | p99 ms | ratio to baseline | non-2xx |`);
-    console.log(`| --- | ---: | ---: | ---: | ---: | ---: |`);
-    console.log(`| baseline (node:http) | ${results.baseline.rps} | ${results.baseline.p50_ms} | ${results.baseline.p99_ms} | 1.000 | ${results.baseline.non2xx} |`);
-    for (const [name, s] of Object.entries(report.scenarios)) console.log(`| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${s.non2xx} |`);
-    console.log(`\nstore ${STORE}, ${NODES} node(s); node ${process.version}, ${cpus().length} cpus, ${connections} connections, ${duration}s per scenario`);
+    console.log('\n' + table(r));
+    console.log(`\nstore ${store}, ${nodes} node(s); ${machine()}; ${connections} connections, ${duration}s per scenario`);
   }
 }
 

@@ -122,6 +122,20 @@ class Plan {
     this.usage(0, 0, before);
   }
 
+  /**
+   * Releases many leases at once (a reclamation batch): the same rows and audit
+   * entries as one `release` each, but grouped — every delete, one seat change,
+   * every audit entry, one usage record — so a store can write each group in bulk.
+   */
+  releaseAll(leases: readonly Lease[], reason: ReleaseReason, data: (lease: Lease) => Record<string, unknown>): void {
+    if (leases.length === 0) return;
+    const before = this.license.seatsUsed;
+    for (const lease of leases) this.effects.push({ type: 'lease.delete', leaseId: lease.id });
+    this.seats(-leases.length, -leases.filter((l) => l.offline).length);
+    for (const lease of leases) this.audit('release', { deviceId: lease.deviceId, leaseId: lease.id }, reason, { offline: lease.offline, ...data(lease) });
+    this.usage(0, 0, before);
+  }
+
   /** Drops instances that stopped heartbeating (other than `keep`) and returns what is left. */
   pruneInstances(lease: Lease, keep: string | null): Instance[] {
     const left: Instance[] = [];
@@ -554,11 +568,12 @@ export interface Reclaimed {
 export function decideReclaim(license: License, candidates: readonly Lease[], now: number, actor: string): Decision<Reclaimed> {
   const plan = new Plan(license, now, actor);
   const out: Reclaimed = { freed: [], instancesDropped: 0 };
+  const dead: Lease[] = [];
   for (const lease of candidates) {
     if (lease.licenseId !== license.id || offlineStillValid(lease, now)) continue;
     const live = liveInstances(lease, now);
     if (isDead(lease, now) || (!lease.offline && live.length === 0 && lease.instances.length > 0)) {
-      plan.release(lease, RELEASE_REASONS.EXPIRED, { expiredAt: lease.expiresAt });
+      dead.push(lease);
       out.freed.push({ leaseId: lease.id, licenseId: license.id, deviceId: lease.deviceId, reason: RELEASE_REASONS.EXPIRED });
     } else if (live.length < lease.instances.length) {
       const left = plan.pruneInstances(lease, null);
@@ -566,6 +581,7 @@ export function decideReclaim(license: License, candidates: readonly Lease[], no
       plan.effects.push({ type: 'lease.update', lease: { ...lease, instances: left } });
     }
   }
+  plan.releaseAll(dead, RELEASE_REASONS.EXPIRED, (lease) => ({ expiredAt: lease.expiresAt }));
   return plan.done(out);
 }
 

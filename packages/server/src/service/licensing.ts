@@ -154,7 +154,9 @@ export class LicensingService {
     const now = this.clock.now();
     await this.renewals?.settle(now);
     let freed = 0;
-    const result = (await this.deniedWithoutLock(key, req.fingerprint, decide, now)) ?? (await this.store.transaction(async (tx) => {
+    // The unlocked denial path costs a read of its own: try it only where the pool was full last time.
+    const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
+    const result = denied ?? (await this.store.transaction(async (tx) => {
       freed = 0;
       const license = await tx.lockLicenseByKey(key);
       if (!license) return invalidKey();
@@ -169,6 +171,8 @@ export class LicensingService {
         earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
       };
       const decision = decide(state, now);
+      const after = decision.result.ok ? decision.result.value.license : license;
+      this.noteFull(key, after.seatsUsed >= after.seats);
       const applied = await this.applied(tx, decision);
       freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
       return applied;
@@ -199,7 +203,10 @@ export class LicensingService {
     now: number,
   ): Promise<Result<Granted> | undefined> {
     const license = await this.store.getLicenseByKey(key);
-    if (!license || license.seatsUsed < license.seats) return undefined;
+    if (!license || license.seatsUsed < license.seats) {
+      if (license) this.noteFull(key, false);
+      return undefined;
+    }
     if ((await this.store.leasesOfFingerprint(license.id, fingerprint)).length > 0) return undefined;
     const { dead, earliestExpiry } = await this.store.expiryStats(license.id, now);
     if (dead > 0) return undefined;
@@ -207,6 +214,14 @@ export class LicensingService {
     if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit')) return undefined;
     await this.store.transaction((tx) => tx.apply(decision.effects));
     return decision.result;
+  }
+
+  /** Per license key: whether the pool was full at its last checkout here (a hint that picks the path, never a decision). */
+  private readonly lastSeenFull = new Map<string, boolean>();
+
+  private noteFull(key: string, full: boolean): void {
+    if (full) this.lastSeenFull.set(key, true);
+    else this.lastSeenFull.delete(key);
   }
 
   private async leaseState(tx: StoreTx, key: string, leaseId: string): Promise<LeaseState | undefined> {

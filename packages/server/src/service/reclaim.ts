@@ -9,7 +9,8 @@ import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
 
-const BATCH = 500;
+/** Leases per transaction: big enough that a large sweep is a few bulk writes, small enough to hold the lock briefly. */
+const BATCH = 5000;
 
 export class ReclaimService {
   private running: Promise<Reclaimed & { ranAt: number }> | undefined;

@@ -279,6 +279,32 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal((await store.getLease(id))!.expiresAt, clock.now() + 60_000, 'written at once near the expiry');
     });
 
+    test('a large sweep frees every dead lease once, in bulk, each with its own audit entry, and keeps the live ones', async () => {
+      const lic = await license({ seats: 700, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
+      const ids: string[] = [];
+      for (let i = 0; i < 600; i += 50) {
+        const batch = await Promise.all(Array.from({ length: 50 }, (_, j) => svc.licensing.checkout(lic.key, { fingerprint: `bulk-dev-${i + j}`, instanceId: 'a' })));
+        for (const g of batch) ids.push(g.ok ? g.value.granted.lease.id : assert.fail('checkout failed'));
+      }
+      clock.advanceSeconds(40);
+      const keep = ids.slice(0, 100);
+      for (const id of keep) assert.ok((await svc.licensing.heartbeat(lic.key, id, 'a')).ok);
+      clock.advanceSeconds(30); // the 500 others are dead now
+      const r = await svc.reclaim.sweep('reclaimer');
+      const freed = r.freed.filter((f) => f.licenseId === lic.id).map((f) => f.leaseId);
+      assert.equal(freed.length, 500);
+      assert.deepEqual(new Set(freed), new Set(ids.slice(100)));
+      assert.equal((await store.getLicense(lic.id))!.seatsUsed, 100);
+      assert.deepEqual(new Set((await store.listLeases(lic.id)).map((l) => l.id)), new Set(keep));
+      const audit = await store.listAudit({ limit: 1000, licenseId: lic.id, type: 'release' });
+      assert.equal(audit.items.length, 500);
+      assert.ok(audit.items.every((e) => e.reason === 'expired' && e.actor === 'reclaimer' && typeof e.data.expiredAt === 'number'));
+      assert.deepEqual(new Set(audit.items.map((e) => e.leaseId)), new Set(freed));
+      const usage = await store.usage(lic.id, clock.now() - 3_600_000, clock.now() + 3_600_000);
+      assert.equal(usage.at(-1)!.seatsAtEnd, 100);
+      assert.equal(Math.max(...usage.map((u) => u.peakSeats)), 600);
+    });
+
     test('N parallel checkouts never exceed the seat count — also from two nodes on one database', async () => {
       const lic = await license({ seats: 10 });
       const second = await adapter.openPeer(store);

@@ -127,10 +127,18 @@ export class PostgresStore implements Store {
       },
       activeAdminCount: async () => num((await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'`))?.n),
       apply: async (effects) => {
-        for (const e of effects) {
-          await applyOne(sql, e);
-          const c = changeOf(e);
-          if (c && !pending.some((p) => p.kind === c.kind && p.licenseId === c.licenseId)) pending.push(c);
+        for (let i = 0; i < effects.length; ) {
+          // Runs of deletes or audit entries (a reclamation batch) are written with one statement each.
+          const type = effects[i]!.type;
+          let j = i + 1;
+          if (type === 'lease.delete' || type === 'audit') while (j < effects.length && effects[j]!.type === type) j++;
+          if (j - i > 1) await applyRun(sql, effects.slice(i, j));
+          else await applyOne(sql, effects[i]!);
+          for (let k = i; k < j; k++) {
+            const c = changeOf(effects[k]!);
+            if (c && !pending.some((p) => p.kind === c.kind && p.licenseId === c.licenseId)) pending.push(c);
+          }
+          i = j;
         }
       },
     };
@@ -316,6 +324,21 @@ function paged<T>(rows: readonly Row[], limit: number, map: (r: Row) => T): Page
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(num(last.seq)) : null };
+}
+
+async function applyRun(sql: postgres.TransactionSql, run: Effect[]): Promise<void> {
+  if (run[0]!.type === 'lease.delete') {
+    const ids = run.map((e) => (e.type === 'lease.delete' ? e.leaseId : ''));
+    await sql`DELETE FROM instances WHERE lease_id = ANY(${ids}::text[])`;
+    await sql`DELETE FROM leases WHERE id = ANY(${ids}::text[])`;
+    return;
+  }
+  const a = run.flatMap((e) => (e.type === 'audit' ? [e.entry] : []));
+  await sql`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
+    SELECT at, type, actor, license_id, device_id, lease_id, reason, data FROM unnest(${a.map((x) => x.at)}::bigint[], ${a.map((x) => x.type)}::text[], ${a.map((x) => x.actor)}::text[],
+      ${a.map((x) => x.licenseId)}::text[], ${a.map((x) => x.deviceId)}::text[], ${a.map((x) => x.leaseId)}::text[],
+      ${a.map((x) => x.reason)}::text[], ${a.map((x) => JSON.stringify(x.data))}::jsonb[]) WITH ORDINALITY AS t(at, type, actor, license_id, device_id, lease_id, reason, data, n)
+    ORDER BY n`;
 }
 
 async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> {

@@ -73,6 +73,7 @@ export class SqliteStore implements Store {
       leasesOfLicense: p('SELECT * FROM leases WHERE license_id = ? ORDER BY granted_at'),
       lease: p('SELECT * FROM leases WHERE id = ?'),
       instancesOf: p('SELECT * FROM instances WHERE lease_id = ? ORDER BY started_at'),
+      instancesOfMany: p('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
       deadLeases: p('SELECT * FROM leases WHERE license_id = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?'),
       earliestExpiry: p('SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ? AND expires_at > ?'),
       expiryStats: p(`SELECT COUNT(*) FILTER (WHERE expires_at <= ?) AS dead, MIN(expires_at) FILTER (WHERE expires_at > ?) AS earliest
@@ -123,6 +124,15 @@ export class SqliteStore implements Store {
       updateLease: p(`UPDATE leases SET offline = @offline, last_heartbeat_at = @lastHeartbeatAt, expires_at = @expiresAt,
         offline_expires_at = @offlineExpiresAt WHERE id = @id`),
       deleteLease: [p('DELETE FROM instances WHERE lease_id = ?'), p('DELETE FROM leases WHERE id = ?')],
+      // bulk forms, the ids or entries as one JSON array
+      deleteLeases: [
+        p('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
+        p('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
+      ],
+      auditMany: p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
+        SELECT value ->> 'at', value ->> 'type', value ->> 'actor', value ->> 'licenseId', value ->> 'deviceId', value ->> 'leaseId',
+          value ->> 'reason', value ->> 'data'
+        FROM json_each(?) ORDER BY key`),
       putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at)
         VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt)
         ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`),
@@ -172,7 +182,15 @@ export class SqliteStore implements Store {
   }
 
   private leases(rows: Row[]): Lease[] {
-    return rows.map((r) => this.withInstances(r)!);
+    if (rows.length < 8) return rows.map((r) => this.withInstances(r)!);
+    // Many leases (a reclamation batch): their instances in one query.
+    const by = new Map<string, Row[]>();
+    for (const i of this.s.instancesOfMany.all(JSON.stringify(rows.map((r) => r.id))) as Row[]) {
+      const list = by.get(i.lease_id as string);
+      if (list) list.push(i);
+      else by.set(i.lease_id as string, [i]);
+    }
+    return rows.map((r) => toLease(r, (by.get(r.id as string) ?? []).map(toInstance)));
   }
 
   private makeTx(): StoreTx {
@@ -216,12 +234,28 @@ export class SqliteStore implements Store {
       lockAdminTokens: async () => undefined,
       activeAdminCount: async () => num((s.activeAdminCount.get() as Row).n),
       apply: async (effects) => {
-        for (const e of effects) {
-          this.applyOne(e);
-          this.changes.record(e);
+        for (let i = 0; i < effects.length; ) {
+          // Runs of deletes or audit entries (a reclamation batch) are written with one statement each.
+          const type = effects[i]!.type;
+          let j = i + 1;
+          if (type === 'lease.delete' || type === 'audit') while (j < effects.length && effects[j]!.type === type) j++;
+          if (j - i > 1) this.applyRun(effects.slice(i, j));
+          else this.applyOne(effects[i]!);
+          for (let k = i; k < j; k++) this.changes.record(effects[k]!);
+          i = j;
         }
       },
     };
+  }
+
+  private applyRun(run: Effect[]): void {
+    const s = this.s;
+    if (run[0]!.type === 'lease.delete') {
+      const ids = JSON.stringify(run.map((e) => (e.type === 'lease.delete' ? e.leaseId : '')));
+      for (const st of s.deleteLeases) st.run(ids);
+    } else {
+      s.auditMany.run(JSON.stringify(run.map((e) => (e.type === 'audit' ? { ...e.entry, data: JSON.stringify(e.entry.data) } : null))));
+    }
   }
 
   private applyOne(e: Effect): void {

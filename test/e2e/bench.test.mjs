@@ -1,0 +1,42 @@
+// Smoke run of the benchmark harness (npm run bench): a second per scenario, so it cannot rot.
+// It checks the shape of `--json`, that every scenario ran against a real server without a 5xx,
+// and the scale mode on a small store. Figures are not asserted (timing never is in tests).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function bench(args) {
+  const r = spawnSync(process.execPath, ['bench/run.mjs', '--json', ...args], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+  assert.equal(r.status, 0, `bench exited ${r.status}: ${r.stderr}`);
+  const last = r.stdout.trim().split('\n').at(-1);
+  return JSON.parse(last);
+}
+
+test('npm run bench -- --json: every scenario with rps, p50, p99 and ratio to a baseline from the same run', () => {
+  const r = bench(['--duration', '1', '--connections', '8', '--leases', '300']);
+  assert.ok(r.baseline_rps > 0);
+  assert.equal(typeof r.node, 'string');
+  assert.ok(r.cpus >= 1);
+  assert.deepEqual(Object.keys(r.scenarios).sort(), ['checkout-checkin', 'contended', 'heartbeat', 'mixed']);
+  for (const [name, s] of Object.entries(r.scenarios)) {
+    assert.ok(s.rps > 0, `${name} served requests`);
+    assert.ok(s.p50_ms >= 0 && s.p99_ms >= s.p50_ms, `${name} latencies`);
+    assert.equal(s.ratio, +(s.rps / r.baseline_rps).toFixed(3));
+    assert.equal(s.server_errors, 0, `${name}: no 5xx`);
+    assert.equal(s.errors, 0, `${name}: no connection errors`);
+    if (name !== 'contended') assert.equal(s.non2xx, 0, `${name}: every answer 2xx`);
+  }
+  assert.ok(r.scenarios.contended.non2xx > 0, 'contended: 10 seats for 1,000 devices means denials');
+});
+
+test('npm run bench -- --scale: RSS, sweep of the expired leases, checkout p99 at scale against 1k', () => {
+  const r = bench(['--scale', '--scale-leases', '6000', '--scale-expired', '2000', '--duration', '1']).scale;
+  assert.equal(r.leases, 6000);
+  assert.equal(r.sweep_freed, 2000, 'the sweep freed exactly the expired leases');
+  assert.ok(r.rss_mb > 0 && r.sweep_s > 0);
+  assert.ok(r.checkout_p99_ms_at_scale >= 0 && r.checkout_p99_ms_at_1k >= 0);
+  assert.ok(r.checkout_rps_at_scale > 0 && r.checkout_rps_at_1k > 0);
+});

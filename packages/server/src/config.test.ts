@@ -29,6 +29,9 @@ test('bad values stop the start with a message naming the setting', () => {
     [{ reclaimInterval: '0' }, /RECLAIM_INTERVAL/],
     [{ logLevel: 'loud' }, /FLOATD_LOG_LEVEL/],
     [{ sqliteSynchronous: 'OFF' }, /FLOATD_SQLITE_SYNCHRONOUS/],
+    [{ heartbeatBatchMs: '-1' }, /FLOATD_HEARTBEAT_BATCH_MS/],
+    [{ heartbeatBatchMs: '60000' }, /FLOATD_HEARTBEAT_BATCH_MS.*outside 0\.\.10000/],
+    [{ databaseUrl: 'postgres://h/db', keyEncryptionKey: Buffer.alloc(32).toString('base64'), databasePoolSize: '1' }, /FLOATD_DATABASE_POOL_SIZE/],
   ];
   for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
 });
@@ -40,4 +43,13 @@ test('a PostgreSQL URL with a 32-byte key selects the PostgreSQL store', () => {
   assert.ok(c.database.kind === 'postgres' && c.database.keyEncryptionKey.equals(key));
   const hex = parseConfig({ databaseUrl: 'postgresql://h/db', keyEncryptionKey: key.toString('hex') });
   assert.ok(hex.database.kind === 'postgres' && hex.database.keyEncryptionKey.equals(key));
+  assert.ok(c.database.kind === 'postgres' && c.database.poolSize === 10, 'default pool of 10 connections per node');
+  const big = parseConfig({ databaseUrl: 'postgres://h/db', keyEncryptionKey: key.toString('hex'), databasePoolSize: '40' });
+  assert.ok(big.database.kind === 'postgres' && big.database.poolSize === 40);
+});
+
+test('heartbeat batching: 1000 ms by default, 0 turns it off', () => {
+  assert.equal(parseConfig({}).heartbeatBatchMs, 1000);
+  assert.equal(parseConfig({ heartbeatBatchMs: '0' }).heartbeatBatchMs, 0);
+  assert.equal(configFrom({}, { FLOATD_HEARTBEAT_BATCH_MS: '250' }).heartbeatBatchMs, 250);
 });

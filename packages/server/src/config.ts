@@ -9,7 +9,7 @@ export interface Config {
   port: number;
   dataDir: string;
   /** where the database is: SQLite file path (default `<dataDir>/floatd.db`) or a PostgreSQL URL */
-  database: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; keyEncryptionKey: Buffer };
+  database: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; keyEncryptionKey: Buffer; poolSize: number };
   reclaimIntervalSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
@@ -29,6 +29,7 @@ export interface ConfigInput {
   sqliteSynchronous?: string | undefined;
   keyEncryptionKey?: string | undefined;
   heartbeatBatchMs?: string | undefined;
+  databasePoolSize?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -51,6 +52,7 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     sqliteSynchronous: pick(flags.sqliteSynchronous, 'FLOATD_SQLITE_SYNCHRONOUS'),
     keyEncryptionKey: env.FLOATD_KEY_ENCRYPTION_KEY,
     heartbeatBatchMs: env.FLOATD_HEARTBEAT_BATCH_MS,
+    databasePoolSize: env.FLOATD_DATABASE_POOL_SIZE,
   };
   return parseConfig(input);
 }
@@ -68,7 +70,7 @@ export function parseConfig(i: ConfigInput): Config {
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
   const heartbeatBatchMs = integer(i.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
   const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
-  return { host, port, dataDir, database: database(i.databaseUrl, dataDir, i.keyEncryptionKey), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync, heartbeatBatchMs };
+  return { host, port, dataDir, database: database(i.databaseUrl, dataDir, i.keyEncryptionKey, i.databasePoolSize), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync, heartbeatBatchMs };
 }
 
 function integer(raw: string, name: string, min: number, max: number): number {
@@ -78,7 +80,7 @@ function integer(raw: string, name: string, min: number, max: number): number {
   return n;
 }
 
-function database(url: string | undefined, dataDir: string, encryptionKey: string | undefined): Config['database'] {
+function database(url: string | undefined, dataDir: string, encryptionKey: string | undefined, poolSize: string | undefined): Config['database'] {
   if (url === undefined || url.trim() === '') return { kind: 'sqlite', path: resolve(dataDir, 'floatd.db') };
   const m = /^(sqlite|file):(?:\/\/)?(.+)$/.exec(url.trim());
   if (m?.[2]) return { kind: 'sqlite', path: resolve(m[2]) };
@@ -88,7 +90,12 @@ function database(url: string | undefined, dataDir: string, encryptionKey: strin
     } catch {
       throw new ConfigError(`FLOATD_DATABASE_URL: "${redact(url)}" is not a valid URL`);
     }
-    return { kind: 'postgres', url: url.trim(), keyEncryptionKey: keyFrom(encryptionKey) };
+    return {
+      kind: 'postgres',
+      url: url.trim(),
+      keyEncryptionKey: keyFrom(encryptionKey),
+      poolSize: integer(poolSize ?? '10', 'FLOATD_DATABASE_POOL_SIZE', 2, 1000),
+    };
   }
   throw new ConfigError(`FLOATD_DATABASE_URL: "${redact(url)}" is neither sqlite:PATH nor postgres://…`);
 }

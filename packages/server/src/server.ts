@@ -34,7 +34,7 @@ export async function openStore(
     const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
     return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
   }
-  const store = await PostgresStore.open({ url: config.database.url });
+  const store = await PostgresStore.open({ url: config.database.url, max: config.database.poolSize });
   const leadership = pgLeadership(store.sql, 'floatd:jobs');
   return {
     store,

@@ -62,6 +62,8 @@ export async function startTestServer(
     reclaimInterval: String(opts.reclaimIntervalSeconds ?? 30),
     databaseUrl: pg?.url,
     keyEncryptionKey: pg ? TEST_KEY_ENCRYPTION_KEY : undefined,
+    // Test files run two at a time, each with several servers: small pools keep all of them under PostgreSQL's max_connections.
+    databasePoolSize: pg ? '4' : undefined,
   });
   // Only errors are logged (to stderr): a 500 in a test shows its cause in the test output.
   const logger = pino({ level: 'error' }, destination(2));

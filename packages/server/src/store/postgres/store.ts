@@ -127,19 +127,22 @@ export class PostgresStore implements Store {
       },
       activeAdminCount: async () => num((await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'`))?.n),
       apply: async (effects) => {
+        const issued: Promise<void>[] = [];
         for (let i = 0; i < effects.length; ) {
           // Runs of deletes or audit entries (a reclamation batch) are written with one statement each.
           const type = effects[i]!.type;
           let j = i + 1;
           if (type === 'lease.delete' || type === 'audit') while (j < effects.length && effects[j]!.type === type) j++;
-          if (j - i > 1) await applyRun(sql, effects.slice(i, j));
-          else await applyOne(sql, effects[i]!);
+          // Issued without waiting (each adapter function sends all its statements at once): the transaction's
+          // connection pipelines them in order, so a decision's writes cost one round trip, not one per statement.
+          issued.push(j - i > 1 ? applyRun(sql, effects.slice(i, j)) : applyOne(sql, effects[i]!));
           for (let k = i; k < j; k++) {
             const c = changeOf(effects[k]!);
             if (c && !pending.some((p) => p.kind === c.kind && p.licenseId === c.licenseId)) pending.push(c);
           }
           i = j;
         }
+        await Promise.all(issued);
       },
     };
   }
@@ -149,7 +152,7 @@ export class PostgresStore implements Store {
       const pending: ChangeEvent[] = [];
       const result = await fn(this.makeTx(sql, pending));
       // NOTIFY inside the transaction: delivered to every node (this one included) exactly when it commits.
-      for (const c of pending) await sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`;
+      await Promise.all(pending.map((c) => sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`));
       return result;
     })) as T;
   }
@@ -329,8 +332,7 @@ function paged<T>(rows: readonly Row[], limit: number, map: (r: Row) => T): Page
 async function applyRun(sql: postgres.TransactionSql, run: Effect[]): Promise<void> {
   if (run[0]!.type === 'lease.delete') {
     const ids = run.map((e) => (e.type === 'lease.delete' ? e.leaseId : ''));
-    await sql`DELETE FROM instances WHERE lease_id = ANY(${ids}::text[])`;
-    await sql`DELETE FROM leases WHERE id = ANY(${ids}::text[])`;
+    await Promise.all([sql`DELETE FROM instances WHERE lease_id = ANY(${ids}::text[])`, sql`DELETE FROM leases WHERE id = ANY(${ids}::text[])`]);
     return;
   }
   const a = run.flatMap((e) => (e.type === 'audit' ? [e.entry] : []));
@@ -377,11 +379,13 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       return;
     }
     case 'license.delete':
-      await sql`DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ${e.licenseId})`;
-      await sql`DELETE FROM leases WHERE license_id = ${e.licenseId}`;
-      await sql`DELETE FROM devices WHERE license_id = ${e.licenseId}`;
-      await sql`DELETE FROM usage_hourly WHERE license_id = ${e.licenseId}`;
-      await sql`DELETE FROM licenses WHERE id = ${e.licenseId}`;
+      await Promise.all([
+        sql`DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ${e.licenseId})`,
+        sql`DELETE FROM leases WHERE license_id = ${e.licenseId}`,
+        sql`DELETE FROM devices WHERE license_id = ${e.licenseId}`,
+        sql`DELETE FROM usage_hourly WHERE license_id = ${e.licenseId}`,
+        sql`DELETE FROM licenses WHERE id = ${e.licenseId}`,
+      ]);
       return;
     case 'license.trialStarted':
       await sql`UPDATE licenses SET trial_started_at = ${e.at} WHERE id = ${e.licenseId} AND trial_started_at IS NULL`;
@@ -396,9 +400,11 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     }
     case 'lease.insert': {
       const l = e.lease;
-      await sql`INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
-        VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt}, ${l.offlineExpiresAt})`;
-      for (const i of l.instances) await putInstance(sql, l.id, i);
+      await Promise.all([
+        sql`INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
+          VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt}, ${l.offlineExpiresAt})`,
+        ...l.instances.map((i) => putInstance(sql, l.id, i)),
+      ]);
       return;
     }
     case 'lease.update': {
@@ -408,8 +414,7 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       return;
     }
     case 'lease.delete':
-      await sql`DELETE FROM instances WHERE lease_id = ${e.leaseId}`;
-      await sql`DELETE FROM leases WHERE id = ${e.leaseId}`;
+      await Promise.all([sql`DELETE FROM instances WHERE lease_id = ${e.leaseId}`, sql`DELETE FROM leases WHERE id = ${e.leaseId}`]);
       return;
     case 'instance.put':
       await putInstance(sql, e.leaseId, e.instance);
@@ -499,22 +504,23 @@ async function renewBatch(sql: postgres.TransactionSql, renewals: readonly Renew
   const lIds = [...leases.keys()];
   const lAt = lIds.map((id) => leases.get(id)!.at);
   const lExp = lIds.map((id) => leases.get(id)!.expiresAt);
-  const renewed = await sql`UPDATE leases l SET last_heartbeat_at = GREATEST(l.last_heartbeat_at, r.at),
+  const leaseUpdate = sql`UPDATE leases l SET last_heartbeat_at = GREATEST(l.last_heartbeat_at, r.at),
       expires_at = CASE WHEN r.exp IS NULL OR l.expires_at IS NULL THEN r.exp ELSE GREATEST(l.expires_at, r.exp) END
     FROM unnest(${lIds}::text[], ${lAt}::bigint[], ${lExp}::bigint[]) AS r(id, at, exp)
-    WHERE l.id = r.id AND NOT l.offline RETURNING l.id`;
-  const online = new Set(renewed.map((r) => String(r.id)));
-  const inst = renewals.filter((r) => online.has(r.leaseId));
-  if (inst.length) {
-    await sql`UPDATE instances i SET last_heartbeat_at = GREATEST(i.last_heartbeat_at, r.at),
+    WHERE l.id = r.id AND NOT l.offline`;
+  // The instances of online leases only (an offline lease's instances keep its Offline Expiry Date); the
+  // subquery sees the leases as they were before this statement's neighbours, and `offline` is not changed by them.
+  const inst = renewals;
+  const instanceUpdate = sql`UPDATE instances i SET last_heartbeat_at = GREATEST(i.last_heartbeat_at, r.at),
         expires_at = CASE WHEN r.exp IS NULL OR i.expires_at IS NULL THEN r.exp ELSE GREATEST(i.expires_at, r.exp) END
       FROM unnest(${inst.map((r) => r.leaseId)}::text[], ${inst.map((r) => r.instanceId)}::text[], ${inst.map((r) => r.at)}::bigint[],
         ${inst.map((r) => r.expiresAt)}::bigint[]) AS r(lease_id, instance_id, at, exp)
-      WHERE i.lease_id = r.lease_id AND i.instance_id = r.instance_id`;
-  }
+      WHERE i.lease_id = r.lease_id AND i.instance_id = r.instance_id
+        AND EXISTS (SELECT 1 FROM leases l WHERE l.id = r.lease_id AND NOT l.offline)`;
   const dIds = [...devices.keys()];
   // Last access is informational: a device row another transaction is writing keeps that transaction's value.
-  await sql`UPDATE devices d SET last_accessed_at = GREATEST(d.last_accessed_at, r.at)
+  const deviceUpdate = sql`UPDATE devices d SET last_accessed_at = GREATEST(d.last_accessed_at, r.at)
     FROM unnest(${dIds}::text[], ${dIds.map((id) => devices.get(id)!)}::bigint[]) AS r(id, at)
     WHERE d.id = r.id AND d.id IN (SELECT id FROM devices WHERE id = ANY(${dIds}::text[]) FOR UPDATE SKIP LOCKED)`;
+  await Promise.all([leaseUpdate, instanceUpdate, deviceUpdate]);
 }

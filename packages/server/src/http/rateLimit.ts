@@ -80,10 +80,15 @@ export class TokenBuckets {
     if (b === undefined) return 0;
     const now = this.clock.now();
     const tokens = Math.min(this.limit.max, b.tokens + Math.max(0, now - b.at) * this.rate);
-    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.rate / 1000));
+    return tokens >= 1 ? 0 : seconds((1 - tokens) / this.rate);
   }
 
   private wait(b: Bucket): number {
-    return Math.max(1, Math.ceil((1 - b.tokens) / this.rate / 1000));
+    return seconds((1 - b.tokens) / this.rate);
   }
+}
+
+/** Whole seconds (at least 1) covering `ms`; a float's last-digit error does not add a second. */
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000 - 1e-9));
 }

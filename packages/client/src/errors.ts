@@ -53,45 +53,65 @@ export class FloatingLicenseError extends Error {
   readonly requestId: string | undefined;
   /** Extra fields of the server's error envelope (e.g. `seatsTotal` on NO_SEATS_AVAILABLE). */
   readonly details: Record<string, unknown>;
+  /** How long the server asked to wait before trying again (`429 RATE_LIMITED`'s `Retry-After`), ms. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     code: FloatingLicenseErrorCode,
     message: string,
-    opts: { status?: number; requestId?: string; details?: Record<string, unknown>; cause?: unknown } = {},
+    opts: { status?: number; requestId?: string; details?: Record<string, unknown>; cause?: unknown; retryAfterMs?: number } = {},
   ) {
     super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
     this.code = code;
     this.status = opts.status;
     this.requestId = opts.requestId;
     this.details = opts.details ?? {};
+    this.retryAfterMs = opts.retryAfterMs;
   }
 
   /**
-   * True for failures worth retrying: the network, a 5xx answer, or a success status
-   * whose body is not floatd's. A 4xx is the server's decision and is never retried.
+   * True for failures worth retrying: the network, a 5xx answer, `429 RATE_LIMITED` (after
+   * `retryAfterMs`), or an answer that is not floatd's (not JSON, or not signed). A 4xx is the server's decision and is never retried.
    *
    * @example if (err instanceof FloatingLicenseError && err.transient) scheduleRetry();
    */
   get transient(): boolean {
     if (this.code === 'NETWORK_ERROR') return true;
+    // the server (or a proxy) asks to slow down: try again after Retry-After, it is not a refusal
+    if (this.code === 'RATE_LIMITED' || this.status === 429) return true;
     if (this.status !== undefined) return this.status >= 500;
     // a 2xx that is not floatd's answer (a captive portal, a proxy page): the network is not there yet
     return this.code === 'BAD_RESPONSE';
   }
 }
 
+/** The longest `Retry-After` the SDK honours (an answer asking for longer waits this long, then asks again). */
+export const MAX_RETRY_AFTER_MS = 600_000;
+
+/** `Retry-After` (seconds, or an HTTP date) as ms from `now`; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
+  if (!Number.isFinite(ms)) return undefined;
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
+}
+
 /** Builds the error for a server error envelope (or a non-floatd answer). */
-export function errorFromResponse(status: number, body: unknown): FloatingLicenseError {
+export function errorFromResponse(status: number, body: unknown, retryAfterMs?: number): FloatingLicenseError {
   const env = body as { error?: { code?: unknown; message?: unknown; requestId?: unknown } } | undefined;
   const e = env && typeof env === 'object' && env.error && typeof env.error === 'object' ? env.error : undefined;
   if (e && isErrorCode(e.code)) {
     const { code, message, requestId, ...details } = e as Record<string, unknown>;
+    const after = retryAfterMs ?? (typeof details.retryAfterSeconds === 'number' ? Math.min(MAX_RETRY_AFTER_MS, details.retryAfterSeconds * 1000) : undefined);
     return new FloatingLicenseError(code as ErrorCode, typeof message === 'string' ? message : String(code), {
       status,
       ...(typeof requestId === 'string' ? { requestId } : {}),
       details,
+      ...(after !== undefined ? { retryAfterMs: after } : {}),
     });
   }
+  if (status === 429) return new FloatingLicenseError('RATE_LIMITED', 'the server asks to slow down (HTTP 429)', { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
   if (status >= 500) return new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${status}`, { status });
   return new FloatingLicenseError('BAD_RESPONSE', `unexpected answer HTTP ${status} (is the server URL a floatd server?)`, { status });
 }

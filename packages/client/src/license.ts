@@ -336,6 +336,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       fetch: opts.fetch ?? ((input, init) => fetch(input, init)),
       timeoutMs: opts.requestTimeoutMs ?? 10_000,
       userAgent: `floatd-client/${CLIENT_VERSION} node/${process.versions.node}`,
+      now: () => this.clock.now(),
     });
   }
 
@@ -418,7 +419,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
             continue;
           }
           if (!e.transient) throw e;
-          this.reachable = false;
+          if (e.code !== 'RATE_LIMITED') this.reachable = false;
           // The server is unreachable: run on the token an earlier run stored, if it is still valid.
           if (attempt === 1 && !this.held) {
             try {
@@ -439,7 +440,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
             if (lastDenial) return { ...lastDenial, timedOut };
             throw storedError ?? e;
           }
-          const delay = backoff(attempt, this.retry, this.random);
+          const delay = Math.max(backoff(attempt, this.retry, this.random), e.retryAfterMs ?? 0);
           await this.pause(delay, ctl, () => this.emitSafe('retry', { operation: 'checkout', attempt, delayMs: delay, error: e })).catch((r: unknown) => {
             if (!timedOut) throw r;
           });
@@ -666,6 +667,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     this.state = new StateDir(this.stateRoot, this.serverUrl, this.licenseKey, fp);
     await this.state.ensure();
     this.trust = new KeyTrust(this.state, this.fixedKeys, () => this.api.call('GET', '/.well-known/jwks.json', undefined, { auth: false }));
+    this.api.verifier = (kid, data, sig) => this.trust.verifySignature(kid, data, sig);
 
     // The latest trusted time: the sealed record, and the one kept beside an offline token.
     const now = this.clock.now();
@@ -1068,10 +1070,12 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     const untrusted = e.code === 'INVALID_SIGNATURE' || e.code === 'TOKEN_MISMATCH';
     if (e.transient || untrusted) {
       // Unreachable (or not trustworthy): keep running on the token; report only once it has run out.
-      if (!untrusted) this.reachable = false;
+      if (!untrusted && e.code !== 'RATE_LIMITED') this.reachable = false;
       this.failures++;
       let delay = backoff(this.failures, this.retry, this.random);
       if (h && !this.expired(h) && this.hbi !== null) delay = Math.min(delay, this.hbi * 1000);
+      // 429: the server is there and asks to wait; honour it (the token keeps the app running meanwhile)
+      if (e.retryAfterMs !== undefined) delay = Math.max(delay, e.retryAfterMs);
       this.scheduleContact(delay);
       if (h && this.expired(h)) {
         if (h.claims.offline) {

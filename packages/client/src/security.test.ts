@@ -7,7 +7,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash, KeyObject, sign } from 'node:crypto';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { digestHeader, signingInput } from '@floatd/protocol';
 import { FloatingLicenseError } from './index.js';
 import { StateDir } from './state.js';
 import { autoAdvance, record, world, type World, closeSharedServer } from './testsupport.js';
@@ -34,6 +36,15 @@ async function attacker(kid = 'attacker-key') {
     /** the claims of `real`, changed by `patch`, signed by the attacker under `headerKid` */
     forge: (real: string, patch: Record<string, unknown> = {}, headerKid = kid) =>
       new SignJWT({ ...decodeJwt(real), ...patch }).setProtectedHeader({ alg: 'EdDSA', kid: headerKid, typ: 'JWT' }).sign(privateKey),
+    /** A whole impostor answer: `body`, signed the way floatd signs answers, but with the attacker's key. */
+    answer(req: { method: string; path: string; headers: Record<string, string> }, status: number, body: unknown) {
+      const text = JSON.stringify(body);
+      const date = new Date().toISOString();
+      const digest = digestHeader(createHash('sha256').update(text).digest('base64'));
+      const input = signingInput(status, req.method, req.path, req.headers['floatd-nonce'] ?? '', date, digest);
+      const sig = sign(null, Buffer.from(input), KeyObject.from(privateKey as Parameters<typeof KeyObject.from>[0])).toString('base64url');
+      return { status, body: text, headers: { 'floatd-date': date, 'content-digest': digest, 'floatd-signature': `kid=${kid};sig=${sig}` } };
+    },
   };
 }
 
@@ -89,13 +100,15 @@ test('a genuine token whose payload was altered (a later expiry) is rejected wit
     await assert.rejects(lic.checkout(), rejectsWith('INVALID_SIGNATURE'));
   }));
 
-test('a genuine token issued to another device is rejected with TOKEN_MISMATCH', { timeout: 30_000 }, () =>
+test('a genuine token issued to another device, swapped into the answer, is refused: the answer no longer matches its signature', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
     const l = await w.license(POLICY);
     const other = await w.ts.client(l.key, 'POST', '/v1/client/checkout', { fingerprint: 'another-device-01', instanceId: 'i-other' });
     w.proxy.rewrite = (req, res) => (req.path.endsWith('/checkout') && res.status < 300 ? { status: res.status, body: { ...res.body, token: other.body.token } } : undefined);
     const lic = w.client({ licenseKey: l.key });
-    await assert.rejects(lic.checkout(), rejectsWith('TOKEN_MISMATCH'));
+    // (the token itself would fail with TOKEN_MISMATCH; the signed answer is refused before the token is read)
+    await assert.rejects(lic.checkout(), rejectsWith('INVALID_SIGNATURE'));
+    assert.equal(lic.status().state, 'idle');
   }));
 
 test('forged JWKS after trust on first use: renewals from the impostor are refused, the pinned keys stay, the app ends with SERVER_UNREACHABLE', { timeout: 30_000 }, () =>
@@ -110,9 +123,10 @@ test('forged JWKS after trust on first use: renewals from the impostor are refus
     // From now on an impostor answers: its own JWKS, its own signatures.
     const evil = await attacker();
     let forgedNow = await evil.forge(good!);
+    // (a full impostor: it signs its answers too, with its own key)
     w.proxy.rewrite = (req, res) => {
       if (req.path.endsWith('/.well-known/jwks.json')) return { status: 200, body: evil.jwks };
-      if (req.path.endsWith('/heartbeat') && res.status < 300) return { status: res.status, body: { ...res.body, token: forgedNow } };
+      if (req.path.endsWith('/heartbeat') && res.status < 300) return evil.answer(req, res.status, { ...res.body, token: forgedNow });
       return undefined;
     };
     await w.clock.advance(20_000);
@@ -129,7 +143,7 @@ test('forged JWKS after trust on first use: renewals from the impostor are refus
     const again = w.client({ licenseKey: l.key });
     w.proxy.rewrite = (req, res) => {
       if (req.path.endsWith('/.well-known/jwks.json')) return { status: 200, body: evil.jwks };
-      if (req.path.endsWith('/checkout') && res.status < 300) return { status: res.status, body: { ...res.body, token: forgedNow } };
+      if (req.path.endsWith('/checkout') && res.status < 300) return evil.answer(req, res.status, { ...res.body, token: forgedNow });
       return undefined;
     };
     forgedNow = await evil.forge(good!, { ins: again.instanceId });

@@ -41,14 +41,25 @@ export async function tempDir(cleanup: Cleanup, prefix = 'floatd-client-'): Prom
   return dir;
 }
 
-export interface Rewrite {
-  (req: { method: string; path: string }, res: { status: number; body: any }): { status: number; body: any } | undefined;
+/** A rewritten answer: `headers` are set over the server's (null removes one). */
+export interface Rewritten {
+  status: number;
+  body: any;
+  headers?: Record<string, string | null>;
 }
+
+export interface Rewrite {
+  (req: { method: string; path: string; headers: Record<string, string> }, res: { status: number; body: any; headers: Record<string, string> }): Rewritten | undefined;
+}
+
+/** Response headers a proxy does not pass on as they are (hop-by-hop, or recomputed). */
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'content-encoding']);
 
 /**
  * An HTTP proxy in front of the server: `down()` makes every request fail like a
- * lost network (the socket is destroyed), `rewrite` forges answers, `failNext`
- * answers a few requests with a 5xx, and `requests` records what passed.
+ * lost network (the socket is destroyed), `rewrite` forges answers (the server's
+ * headers, signature included, pass on unless the rewrite changes them), `failNext`
+ * answers a few requests with an unsigned 5xx, and `requests` records what passed.
  */
 export class TestProxy {
   url = '';
@@ -104,6 +115,7 @@ export class TestProxy {
     }
     let status = 502;
     let text = '';
+    let outHeaders: Record<string, string> = {};
     try {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length') headers[k] = v;
@@ -111,6 +123,9 @@ export class TestProxy {
       const r = await fetch(this.target + path, { method: req.method ?? 'GET', headers, ...(body ? { body } : {}) });
       status = r.status;
       text = await r.text();
+      r.headers.forEach((v, k) => {
+        if (!HOP.has(k)) outHeaders[k] = v;
+      });
     } catch {
       req.socket.destroy();
       this.requests.push({ method: req.method ?? 'GET', path, status: 0 });
@@ -127,14 +142,20 @@ export class TestProxy {
       } catch {
         /* keep text */
       }
-      const out = this.rewrite({ method: req.method ?? 'GET', path }, { status, body });
+      const reqHeaders: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') reqHeaders[k] = v;
+      const out = this.rewrite({ method: req.method ?? 'GET', path, headers: reqHeaders }, { status, body, headers: { ...outHeaders } });
       if (out) {
         status = out.status;
         text = typeof out.body === 'string' ? out.body : JSON.stringify(out.body);
+        for (const [k, v] of Object.entries(out.headers ?? {})) {
+          if (v === null) delete outHeaders[k];
+          else outHeaders[k] = v;
+        }
       }
     }
     this.requests.push({ method: req.method ?? 'GET', path, status });
-    res.writeHead(status, { 'content-type': 'application/json', connection: 'close' });
+    res.writeHead(status, { 'content-type': 'application/json', ...outHeaders, connection: 'close' });
     res.end(text);
   }
 

@@ -8,6 +8,7 @@
  *   JWKS still publishes a pinned key (the server keeps old keys published across
  *   a rotation), so a different server with its own keys is refused.
  */
+import { createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { TOKEN_ALG, TOKEN_ISSUER, type LeaseTokenClaims } from '@floatd/protocol';
 import { FloatingLicenseError } from './errors.js';
@@ -62,6 +63,7 @@ export interface TokenExpectations {
 export class KeyTrust {
   private pinned: ServerPublicKey[] | undefined;
   private readonly imported = new Map<string, unknown>();
+  private readonly publicKeys = new Map<string, KeyObject>();
 
   constructor(
     private readonly state: StateDir,
@@ -99,18 +101,38 @@ export class KeyTrust {
     await this.state.writeSealed(JWKS_FILE, keys);
   }
 
-  private async keyFor(kid: string, mayFetch: boolean): Promise<ServerPublicKey> {
+  private async keyFor(kid: string, mayFetch: boolean, what = 'token'): Promise<ServerPublicKey> {
     const keys = await (mayFetch ? this.ensure() : this.load());
     const found = keys.find((k) => k.kid === kid);
     if (found) return found;
-    if (this.fixed || !mayFetch || keys.length === 0) throw invalid(`the token is signed by key "${kid}", which this client does not trust`);
+    if (this.fixed || !mayFetch || keys.length === 0) throw invalid(`the ${what} is signed by key "${kid}", which this client does not trust`);
     // A rotation: accept the new keys only if the server still vouches for one we pinned.
     const fresh = parseKeys(await this.fetchJwks());
     const continuous = fresh.some((f) => keys.some((k) => k.kid === f.kid && k.x === f.x));
     const next = fresh.find((k) => k.kid === kid);
-    if (!continuous || !next) throw invalid(`the token is signed by key "${kid}", which is not a rotation of the pinned server keys`);
+    if (!continuous || !next) throw invalid(`the ${what} is signed by key "${kid}", which is not a rotation of the pinned server keys`);
     await this.pin([...keys, ...fresh.filter((f) => !keys.some((k) => k.kid === f.kid))]);
     return next;
+  }
+
+  /**
+   * Verifies the detached signature of a client API answer (`Floatd-Signature`) with a
+   * trusted key, fetching the JWKS on first contact or after a rotation like a token
+   * would. Rejects with INVALID_SIGNATURE.
+   */
+  async verifySignature(kid: string, data: string, sig: string): Promise<void> {
+    const jwk = await this.keyFor(kid, true, 'answer');
+    const cacheKey = `${jwk.kid}:${jwk.x}`;
+    let key = this.publicKeys.get(cacheKey);
+    if (!key) {
+      try {
+        key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, format: 'jwk' });
+      } catch (err) {
+        throw invalid(`the trusted key "${kid}" is not a usable Ed25519 key`, err);
+      }
+      this.publicKeys.set(cacheKey, key);
+    }
+    if (!verifyEd25519(null, Buffer.from(data), key, Buffer.from(sig, 'base64url'))) throw invalid("the answer's signature does not verify (forged, altered or replayed)");
   }
 
   /**

@@ -20,6 +20,8 @@ export const ERRORS = {
   INSUFFICIENT_ROLE: { status: 403, meaning: 'The admin token is valid but its role may not do this (viewer: read only; operator: read, leases and reclamation; admin: everything).' },
   ADMIN_TOKEN_NOT_FOUND: { status: 404, meaning: 'No admin token has this id.' },
   LAST_ADMIN_TOKEN: { status: 409, meaning: 'Revoking the last active token with role admin would lock every administrator out.' },
+  RATE_LIMITED: { status: 429, meaning: 'Too many requests from this address or for this license key, or too many failed authentications from this address; wait the `Retry-After` seconds (also in `retryAfterSeconds`).' },
+  CORS_ORIGIN_NOT_ALLOWED: { status: 403, meaning: 'A browser preflight from an origin that is not in `FLOATD_CORS_ORIGINS`: the admin API is not usable cross-origin unless allowed.' },
   INVALID_LICENSE_KEY: { status: 401, meaning: 'Client route called without `Authorization: License <key>`, or the key is malformed or unknown (deliberately the same answer for all three).' },
 
   // --- catalogue -----------------------------------------------------------

@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './schemas.js';
 export * from './claims.js';
 export * from './licenseKey.js';
+export * from './responseSignature.js';

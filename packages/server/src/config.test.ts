@@ -53,3 +53,41 @@ test('heartbeat batching: 1000 ms by default, 0 turns it off', () => {
   assert.equal(parseConfig({ heartbeatBatchMs: '0' }).heartbeatBatchMs, 0);
   assert.equal(configFrom({}, { FLOATD_HEARTBEAT_BATCH_MS: '250' }).heartbeatBatchMs, 250);
 });
+
+test('security settings: rate limits on by default with generous per-address limits, FLOATD_RATE_LIMIT=off, CORS origins, trusted proxies', () => {
+  const d = parseConfig({});
+  assert.deepEqual(d.security.rateLimit, {
+    enabled: true,
+    clientIp: { max: 6000, perSeconds: 60 },
+    clientKey: { max: 3000, perSeconds: 60 },
+    authFailures: { max: 30, perSeconds: 60 },
+  });
+  assert.deepEqual([d.security.trustProxy, d.security.corsOrigins], [false, []]);
+  const env = {
+    FLOATD_RATE_LIMIT: 'off',
+    FLOATD_RATE_LIMIT_CLIENT_IP: '100/10',
+    FLOATD_RATE_LIMIT_CLIENT_KEY: ' 5 / 1 ',
+    FLOATD_RATE_LIMIT_AUTH_FAILURES: '3/600',
+    FLOATD_TRUST_PROXY: '10.0.0.1, 10.1.0.0/16',
+    FLOATD_CORS_ORIGINS: 'https://admin.example.com, http://localhost:5173',
+  };
+  const c = configFrom({}, env);
+  assert.equal(c.security.rateLimit.enabled, false);
+  assert.deepEqual(c.security.rateLimit.clientIp, { max: 100, perSeconds: 10 });
+  assert.deepEqual(c.security.rateLimit.clientKey, { max: 5, perSeconds: 1 });
+  assert.deepEqual(c.security.rateLimit.authFailures, { max: 3, perSeconds: 600 });
+  assert.deepEqual(c.security.trustProxy, ['10.0.0.1', '10.1.0.0/16']);
+  assert.deepEqual(c.security.corsOrigins, ['https://admin.example.com', 'http://localhost:5173']);
+  assert.equal(parseConfig({ trustProxy: 'true' }).security.trustProxy, true);
+  assert.equal(parseConfig({ trustProxy: '2' }).security.trustProxy, 2);
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ rateLimit: 'maybe' }, /FLOATD_RATE_LIMIT: .* on or off/],
+    [{ rateLimitClientIp: '100' }, /FLOATD_RATE_LIMIT_CLIENT_IP: .*<count>\/<seconds>/],
+    [{ rateLimitClientKey: '0/60' }, /FLOATD_RATE_LIMIT_CLIENT_KEY/],
+    [{ rateLimitAuthFailures: '5/0' }, /FLOATD_RATE_LIMIT_AUTH_FAILURES/],
+    [{ trustProxy: 'proxy.internal' }, /FLOATD_TRUST_PROXY/],
+    [{ corsOrigins: '*' }, /FLOATD_CORS_ORIGINS/],
+    [{ corsOrigins: 'https://admin.example.com/console' }, /FLOATD_CORS_ORIGINS/],
+  ];
+  for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
+});

@@ -16,7 +16,37 @@ export interface Config {
   sqliteSynchronous: 'NORMAL' | 'FULL';
   /** batched heartbeat writes: interval in ms, 0 = write every heartbeat before answering */
   heartbeatBatchMs: number;
+  security: SecurityConfig;
 }
+
+/** A token bucket: up to `max` requests at once, refilled at `max` per `perSeconds`. */
+export interface RateLimit {
+  max: number;
+  perSeconds: number;
+}
+
+export interface SecurityConfig {
+  /** per-node limits (each node of a cluster counts on its own) */
+  rateLimit: {
+    enabled: boolean;
+    /** client API requests per client IP address */
+    clientIp: RateLimit;
+    /** client API requests per license key */
+    clientKey: RateLimit;
+    /** failed authentications (bad admin token, bad license key) per client IP address */
+    authFailures: RateLimit;
+  };
+  /** fastify's trustProxy: whether (and which) X-Forwarded-For to believe for the client address */
+  trustProxy: boolean | number | string[];
+  /** origins whose pages may call the admin API (CORS); none by default */
+  corsOrigins: string[];
+}
+
+export const DEFAULT_RATE_LIMITS = {
+  clientIp: { max: 6000, perSeconds: 60 },
+  clientKey: { max: 3000, perSeconds: 60 },
+  authFailures: { max: 30, perSeconds: 60 },
+} as const;
 
 export interface ConfigInput {
   host?: string | undefined;
@@ -30,6 +60,12 @@ export interface ConfigInput {
   keyEncryptionKey?: string | undefined;
   heartbeatBatchMs?: string | undefined;
   databasePoolSize?: string | undefined;
+  rateLimit?: string | undefined;
+  rateLimitClientIp?: string | undefined;
+  rateLimitClientKey?: string | undefined;
+  rateLimitAuthFailures?: string | undefined;
+  trustProxy?: string | undefined;
+  corsOrigins?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -53,6 +89,12 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     keyEncryptionKey: env.FLOATD_KEY_ENCRYPTION_KEY,
     heartbeatBatchMs: env.FLOATD_HEARTBEAT_BATCH_MS,
     databasePoolSize: env.FLOATD_DATABASE_POOL_SIZE,
+    rateLimit: env.FLOATD_RATE_LIMIT,
+    rateLimitClientIp: env.FLOATD_RATE_LIMIT_CLIENT_IP,
+    rateLimitClientKey: env.FLOATD_RATE_LIMIT_CLIENT_KEY,
+    rateLimitAuthFailures: env.FLOATD_RATE_LIMIT_AUTH_FAILURES,
+    trustProxy: env.FLOATD_TRUST_PROXY,
+    corsOrigins: env.FLOATD_CORS_ORIGINS,
   };
   return parseConfig(input);
 }
@@ -70,7 +112,73 @@ export function parseConfig(i: ConfigInput): Config {
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
   const heartbeatBatchMs = integer(i.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
   const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
-  return { host, port, dataDir, database: database(i.databaseUrl, dataDir, i.keyEncryptionKey, i.databasePoolSize), reclaimIntervalSeconds, logLevel, logRequests, sqliteSynchronous: sync, heartbeatBatchMs };
+  return {
+    host,
+    port,
+    dataDir,
+    database: database(i.databaseUrl, dataDir, i.keyEncryptionKey, i.databasePoolSize),
+    reclaimIntervalSeconds,
+    logLevel,
+    logRequests,
+    sqliteSynchronous: sync,
+    heartbeatBatchMs,
+    security: security(i),
+  };
+}
+
+function security(i: ConfigInput): SecurityConfig {
+  const switchRaw = (i.rateLimit ?? 'on').trim().toLowerCase();
+  const on = ['on', '1', 'true', 'yes'].includes(switchRaw);
+  if (!on && !['off', '0', 'false', 'no'].includes(switchRaw)) throw new ConfigError(`FLOATD_RATE_LIMIT: "${i.rateLimit}" must be on or off`);
+  return {
+    rateLimit: {
+      enabled: on,
+      clientIp: rate(i.rateLimitClientIp, 'FLOATD_RATE_LIMIT_CLIENT_IP', DEFAULT_RATE_LIMITS.clientIp),
+      clientKey: rate(i.rateLimitClientKey, 'FLOATD_RATE_LIMIT_CLIENT_KEY', DEFAULT_RATE_LIMITS.clientKey),
+      authFailures: rate(i.rateLimitAuthFailures, 'FLOATD_RATE_LIMIT_AUTH_FAILURES', DEFAULT_RATE_LIMITS.authFailures),
+    },
+    trustProxy: trustProxy(i.trustProxy),
+    corsOrigins: corsOrigins(i.corsOrigins),
+  };
+}
+
+/** `<count>/<seconds>`, e.g. `600/60`. */
+function rate(raw: string | undefined, name: string, fallback: RateLimit): RateLimit {
+  if (raw === undefined || raw.trim() === '') return { ...fallback };
+  const m = /^\s*(\d{1,9})\s*\/\s*(\d{1,6})\s*$/.exec(raw);
+  if (!m) throw new ConfigError(`${name}: "${raw}" is not <count>/<seconds>, e.g. 600/60`);
+  const max = Number(m[1]);
+  const perSeconds = Number(m[2]);
+  if (max < 1 || perSeconds < 1 || perSeconds > 86_400) throw new ConfigError(`${name}: "${raw}" needs a count of at least 1 and 1..86400 seconds`);
+  return { max, perSeconds };
+}
+
+function trustProxy(raw: string | undefined): SecurityConfig['trustProxy'] {
+  const v = (raw ?? '').trim();
+  if (v === '' || v === 'false' || v === '0') return false;
+  if (v === 'true') return true;
+  if (/^\d{1,2}$/.test(v)) return Number(v);
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const a of list) {
+    if (!/^[0-9A-Fa-f.:]+(\/\d{1,3})?$/.test(a)) throw new ConfigError(`FLOATD_TRUST_PROXY: "${a}" is not an IP address or CIDR (or use true, or a hop count)`);
+  }
+  return list;
+}
+
+function corsOrigins(raw: string | undefined): string[] {
+  const list = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return list.map((o) => {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ConfigError(`FLOATD_CORS_ORIGINS: "${o}" is not an origin such as https://admin.example.com`);
+    }
+    if ((u.protocol !== 'https:' && u.protocol !== 'http:') || u.origin !== o.replace(/\/$/, '')) {
+      throw new ConfigError(`FLOATD_CORS_ORIGINS: "${o}" is not an origin such as https://admin.example.com (scheme, host and port only; no "*")`);
+    }
+    return u.origin;
+  });
 }
 
 function integer(raw: string, name: string, min: number, max: number): number {

@@ -123,6 +123,16 @@ export class KeyRing {
     const input = `${header}.${b64json({ iss: TOKEN_ISSUER, ...claims })}`;
     return `${input}.${sign(null, Buffer.from(input), key.privateKey).toString('base64url')}`;
   }
+
+  /**
+   * A detached Ed25519 signature of `data` by the current key, as the value of the
+   * `Floatd-Signature` header: `kid=<kid>;sig=<base64url>` (signed responses; see
+   * `@floatd/protocol` responseSignature). Uses the parsed KeyObject: one signature, no parsing.
+   */
+  signatureHeader(data: string): string {
+    const key = this.current;
+    return `kid=${key.stored.kid};sig=${sign(null, Buffer.from(data), key.privateKey).toString('base64url')}`;
+  }
 }
 
 function generate(now: number): StoredSigningKey {

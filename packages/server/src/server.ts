@@ -91,7 +91,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       version: VERSION,
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
     },
-    { logger, logRequests: config.logRequests },
+    { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
   );
   await app.listen({ host: config.host, port: config.port });
   // The first admin token is made once the server is up, so a failed first start never leaves an unseen token behind.

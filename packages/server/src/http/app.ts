@@ -17,6 +17,7 @@ import { adminRoutes } from './routes/admin.js';
 import { opsRoutes } from './routes/ops.js';
 import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './routes/console.js';
+import { adminSecurity, clientSecurity, consoleSecurity, corsPreflight, Guards, NO_LIMITS, type SecuritySettings } from './security.js';
 
 export const BODY_LIMIT = 64 * 1024;
 /** Bodies nested deeper are refused: nothing floatd takes needs it, and storing or answering one would overflow the stack. */
@@ -53,6 +54,10 @@ export interface AppOptions {
   logger: Logger | false;
   /** log every request (off by default: the hot paths are measured per request) */
   logRequests?: boolean;
+  /** rate limits and CORS origins (default: no limit, no cross-origin admin use) */
+  security?: SecuritySettings;
+  /** fastify's trustProxy: which X-Forwarded-For to believe for the client address (default none) */
+  trustProxy?: boolean | number | string[];
 }
 
 export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<FastifyInstance> {
@@ -66,6 +71,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     frameworkErrors,
+    // a hop count is what fastify's trustProxy takes as a number; its types only list the other forms
+    trustProxy: (opts.trustProxy ?? false) as boolean,
   }) as unknown as FastifyInstance;
 
   const ajv = validators();
@@ -125,12 +132,22 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     ctx.metrics.duration.observe({ route }, reply.elapsedTime / 1000);
   });
 
+  const guards = new Guards(ctx, opts.security ?? NO_LIMITS);
   opsRoutes(app, ctx);
-  await app.register(async (scope) => clientRoutes(scope, ctx));
+  corsPreflight(app, guards);
+  // The security hooks go first in each scope: they run before the routes' own authentication hooks.
   await app.register(async (scope) => {
+    clientSecurity(scope, ctx, guards);
+    clientRoutes(scope, ctx);
+  });
+  await app.register(async (scope) => {
+    adminSecurity(scope, guards);
     adminRoutes(scope, ctx);
     eventRoutes(scope, ctx);
   });
-  await app.register(async (scope) => consoleRoutes(scope));
+  await app.register(async (scope) => {
+    consoleSecurity(scope);
+    await consoleRoutes(scope);
+  });
   return app;
 }

@@ -35,6 +35,7 @@ export function envelope(code: ErrorCode, message: string, requestId: string, de
 
 function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, message: string, details?: Record<string, unknown>) {
   if (code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+  if (code === 'RATE_LIMITED') reply.header('retry-after', String(details?.retryAfterSeconds ?? 1));
   return reply.code(ERRORS[code].status).type('application/json').send(envelope(code, message, req.id, details));
 }
 

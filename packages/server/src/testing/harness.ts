@@ -49,7 +49,18 @@ export interface TestServer {
 export const TEST_STORE: 'sqlite' | 'postgres' = process.env.FLOATD_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
 
 export async function startTestServer(
-  opts: { clock?: ManualClock; dataDir?: string; reclaimer?: boolean; reclaimIntervalSeconds?: number; store?: 'sqlite' | 'postgres' } = {},
+  opts: {
+    clock?: ManualClock;
+    dataDir?: string;
+    reclaimer?: boolean;
+    reclaimIntervalSeconds?: number;
+    store?: 'sqlite' | 'postgres';
+    /**
+     * FLOATD_* security settings (e.g. `{ FLOATD_RATE_LIMIT_CLIENT_KEY: '5/60' }`). Rate limiting is off
+     * unless given here: test files send thousands of requests, and fail authentication on purpose, from one address.
+     */
+    securityEnv?: Record<string, string>;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'floatd-test-')));
   const clock = opts.clock ?? new ManualClock(Date.parse('2026-03-02T09:00:00Z'));
@@ -64,6 +75,12 @@ export async function startTestServer(
     keyEncryptionKey: pg ? TEST_KEY_ENCRYPTION_KEY : undefined,
     // Test files run two at a time, each with several servers: small pools keep all of them under PostgreSQL's max_connections.
     databasePoolSize: pg ? '4' : undefined,
+    rateLimit: opts.securityEnv ? (opts.securityEnv.FLOATD_RATE_LIMIT ?? 'on') : 'off',
+    rateLimitClientIp: opts.securityEnv?.FLOATD_RATE_LIMIT_CLIENT_IP,
+    rateLimitClientKey: opts.securityEnv?.FLOATD_RATE_LIMIT_CLIENT_KEY,
+    rateLimitAuthFailures: opts.securityEnv?.FLOATD_RATE_LIMIT_AUTH_FAILURES,
+    trustProxy: opts.securityEnv?.FLOATD_TRUST_PROXY,
+    corsOrigins: opts.securityEnv?.FLOATD_CORS_ORIGINS,
   });
   // Only errors are logged (to stderr): a 500 in a test shows its cause in the test output.
   const logger = pino({ level: 'error' }, destination(2));

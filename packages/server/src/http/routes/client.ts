@@ -2,9 +2,8 @@
 import { Type } from '@sinclair/typebox';
 import * as W from '@floatd/protocol';
 import type { Routes } from '../context.js';
-import { ApiError, unwrap } from '../errors.js';
+import { unwrap } from '../errors.js';
 import { clientLeaseView, grantView, summaryView, iso } from '../views.js';
-import { INVALID_KEY_MESSAGE } from '../../service/licensing.js';
 
 const errors = { '4xx': W.ErrorBody, '5xx': W.ErrorBody };
 const security = [{ licenseKey: [] }];
@@ -15,9 +14,9 @@ export const clientRoutes: Routes = (app, { licensing, clock }) => {
   app.addHook('onRequest', async (req) => {
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^License\s+(.+)$/i.exec(header.trim()) : null;
-    const key = m?.[1] ? W.normalizeKey(m[1]) : undefined;
-    if (!key) throw new ApiError('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
-    req.licenseKey = key;
+    // A missing or malformed key goes the way of an unknown one (looked up, not found, the same
+    // INVALID_LICENSE_KEY after the same validation), so no answer tells them apart.
+    req.licenseKey = (m?.[1] ? W.normalizeKey(m[1]) : undefined) ?? '';
   });
 
   app.post<{ Body: W.CheckoutRequest }>(

@@ -1,0 +1,240 @@
+/**
+ * The HTTP layer's defences, as hooks installed per route scope by `buildApp`:
+ *
+ * - rate limits (token buckets, per node): client API requests per client address
+ *   and per license key; failed authentications (401) per client address, on the
+ *   client and the admin API. Over a limit: `429 RATE_LIMITED` with `Retry-After`.
+ * - signed client answers: every `/v1/client/*` answer, success or error, gets
+ *   `Floatd-Date`, `Content-Digest` and `Floatd-Signature` (see `@floatd/protocol`
+ *   responseSignature for the exact signed text).
+ * - security headers on the API and the console, and CORS for the admin API
+ *   (no origin allowed unless configured).
+ *
+ * Everything here is O(1) per request and allocates little: one digest and one
+ * signature per client answer, a Map lookup per limit.
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Counter } from 'prom-client';
+import {
+  DATE_HEADER,
+  DIGEST_HEADER,
+  MAX_NONCE_LENGTH,
+  NONCE_HEADER,
+  SIGNATURE_HEADER,
+  digestHeader,
+  signingInput,
+} from '@floatd/protocol';
+import type { SecurityConfig } from '../config.js';
+import type { AppContext } from './context.js';
+import { ApiError } from './errors.js';
+import { TokenBuckets } from './rateLimit.js';
+
+export type SecuritySettings = Pick<SecurityConfig, 'rateLimit' | 'corsOrigins'>;
+
+/** Limits off, no CORS origin: what `buildApp` uses when given no settings. */
+export const NO_LIMITS: SecuritySettings = {
+  rateLimit: {
+    enabled: false,
+    clientIp: { max: 1, perSeconds: 1 },
+    clientKey: { max: 1, perSeconds: 1 },
+    authFailures: { max: 1, perSeconds: 1 },
+  },
+  corsOrigins: [],
+};
+
+type LimitName = 'client-ip' | 'client-key' | 'auth-failures';
+
+/** The limiters of one app (one node), shared by its route scopes. */
+export class Guards {
+  readonly ip: TokenBuckets | undefined;
+  readonly key: TokenBuckets | undefined;
+  readonly failures: TokenBuckets | undefined;
+  private readonly limited: Counter<'limit'>;
+  private readonly origins: Set<string>;
+
+  constructor(ctx: AppContext, readonly settings: SecuritySettings) {
+    const r = settings.rateLimit;
+    if (r.enabled) {
+      this.ip = new TokenBuckets(r.clientIp, ctx.clock);
+      this.key = new TokenBuckets(r.clientKey, ctx.clock);
+      this.failures = new TokenBuckets(r.authFailures, ctx.clock);
+    }
+    this.origins = new Set(settings.corsOrigins);
+    this.limited = new Counter({
+      name: 'floatd_rate_limited_total',
+      help: 'Requests refused with 429 RATE_LIMITED, by limit',
+      labelNames: ['limit'] as const,
+      registers: [ctx.metrics.registry],
+    });
+  }
+
+  refuse(limit: LimitName, seconds: number): ApiError {
+    this.limited.inc({ limit });
+    const what =
+      limit === 'auth-failures'
+        ? 'too many failed authentications from this address'
+        : limit === 'client-ip'
+          ? 'too many requests from this address'
+          : 'too many requests for this license key';
+    return new ApiError('RATE_LIMITED', `${what}; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+  }
+
+  /** Refuses a request from an address that failed authentication too often (before its credentials are even looked at). */
+  gate(req: FastifyRequest, reply: FastifyReply): void {
+    const wait = this.failures?.check(req.ip) ?? 0;
+    if (wait > 0) throw this.refuse('auth-failures', wait);
+  }
+
+  /** Counts a failed authentication (a 401 answer) against the client's address. */
+  failed(req: FastifyRequest, reply: FastifyReply): void {
+    if (reply.statusCode === 401 && this.failures) this.failures.take(req.ip);
+  }
+
+  allowedOrigin(origin: string | undefined): boolean {
+    return origin !== undefined && this.origins.has(origin);
+  }
+}
+
+// --- headers ------------------------------------------------------------------
+
+/** On every API answer: JSON is not to be sniffed, framed, cached or followed by a referrer. */
+const API_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+};
+
+/**
+ * On the console: the Vite build loads only its own script and stylesheet files from
+ * /console/assets (no inline script, no inline style element, no eval), talks only to
+ * this server, and is never framed.
+ */
+export const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const CONSOLE_HEADERS: Record<string, string> = {
+  'content-security-policy': CONSOLE_CSP,
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=(), usb=()',
+};
+
+// --- scopes -------------------------------------------------------------------
+
+/** Client API scope: limits, headers and signed answers. Install before the client routes' own hooks. */
+export function clientSecurity(scope: FastifyInstance, ctx: AppContext, guards: Guards): void {
+  const { ip, key } = guards;
+  scope.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('cache-control', 'no-store');
+    if (ip) {
+      try {
+        guards.gate(req, reply);
+      } catch (err) {
+        return done(err as Error);
+      }
+      const wait = ip.take(req.ip);
+      if (wait > 0) return done(guards.refuse('client-ip', wait));
+    }
+    done();
+  });
+  if (key) {
+    // After the client routes' onRequest hook has read the key (canonical, so spellings share a bucket).
+    scope.addHook('preParsing', (req, reply, payload, done) => {
+      const wait = req.licenseKey ? key.take(req.licenseKey) : 0;
+      if (wait > 0) return done(guards.refuse('client-key', wait));
+      done(null, payload);
+    });
+  }
+  if (guards.failures) {
+    scope.addHook('onResponse', (req, reply, done) => {
+      guards.failed(req, reply);
+      done();
+    });
+  }
+  scope.addHook('onSend', (req, reply, payload, done) => {
+    const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : payload === null || payload === undefined ? '' : undefined;
+    // Client routes answer JSON only; a stream (none today) would go unsigned and the SDK would refuse it.
+    if (body === undefined) return done(null, payload);
+    const digest = digestHeader(createHash('sha256').update(body).digest('base64'));
+    const date = new Date(ctx.clock.now()).toISOString();
+    const nonceHeader = req.headers[NONCE_HEADER];
+    const nonce = typeof nonceHeader === 'string' ? nonceHeader.slice(0, MAX_NONCE_LENGTH) : '';
+    reply.header(DATE_HEADER, date);
+    reply.header(DIGEST_HEADER, digest);
+    reply.header(SIGNATURE_HEADER, ctx.keys.signatureHeader(signingInput(reply.statusCode, req.method, req.url, nonce, date, digest)));
+    done(null, payload);
+  });
+}
+
+/** Admin API scope (and its event stream): failed-authentication limit, headers, CORS for allowed origins. */
+export function adminSecurity(scope: FastifyInstance, guards: Guards): void {
+  scope.addHook('onRequest', (req, reply, done) => {
+    reply.headers(API_HEADERS);
+    const origin = req.headers.origin;
+    if (guards.allowedOrigin(origin)) {
+      reply.header('access-control-allow-origin', origin!);
+      reply.header('access-control-expose-headers', 'x-request-id, retry-after');
+    }
+    reply.header('vary', 'Origin');
+    try {
+      guards.gate(req, reply);
+    } catch (err) {
+      return done(err as Error);
+    }
+    done();
+  });
+  if (guards.failures) {
+    scope.addHook('onResponse', (req, reply, done) => {
+      guards.failed(req, reply);
+      done();
+    });
+  }
+}
+
+/**
+ * Browser preflights (OPTIONS) for the admin API: allowed origins get the CORS
+ * answer; any other origin gets `403 CORS_ORIGIN_NOT_ALLOWED` without any
+ * `Access-Control-Allow-*` header, so the browser never sends the real request.
+ */
+export function corsPreflight(app: FastifyInstance, guards: Guards): void {
+  app.options('/v1/admin/*', { schema: { hide: true } }, async (req, reply) => {
+    reply.headers(API_HEADERS);
+    reply.header('vary', 'Origin');
+    const origin = req.headers.origin;
+    // Not a preflight: the admin API has no OPTIONS route, as before.
+    if (origin === undefined) throw new ApiError('ROUTE_NOT_FOUND', `no route OPTIONS ${req.url.split('?')[0]}`);
+    if (!guards.allowedOrigin(origin)) {
+      throw new ApiError('CORS_ORIGIN_NOT_ALLOWED', `origin ${origin} may not call the admin API (allowed origins: FLOATD_CORS_ORIGINS)`);
+    }
+    reply.header('access-control-allow-origin', origin!);
+    reply.header('access-control-allow-methods', 'GET, POST, PATCH, DELETE');
+    reply.header('access-control-allow-headers', 'authorization, content-type');
+    reply.header('access-control-max-age', '600');
+    return reply.code(204).send();
+  });
+}
+
+/** Console scope: a Content-Security-Policy fit for the Vite build, no framing, no sniffing, no referrer. */
+export function consoleSecurity(scope: FastifyInstance): void {
+  scope.addHook('onRequest', (_req, reply, done) => {
+    reply.headers(CONSOLE_HEADERS);
+    done();
+  });
+}

@@ -13,9 +13,16 @@ export function changeOf(e: Effect): ChangeEvent | undefined {
       return { kind: 'license', licenseId: e.license.id };
     case 'license.delete':
       return { kind: 'license', licenseId: e.licenseId };
+    case 'adminToken.revoke':
+      return { kind: 'token-revoked', tokenId: e.tokenId };
     default:
       return undefined;
   }
+}
+
+/** Identifies a change, so a transaction announces each once. */
+export function changeKey(c: ChangeEvent): string {
+  return c.kind === 'token-revoked' ? `${c.kind}:${c.tokenId}` : `${c.kind}:${c.licenseId}`;
 }
 
 /** Collects a transaction's changes, once each, and hands them to listeners after commit. */
@@ -28,7 +35,7 @@ export class ChangeFeed {
 
   record(effect: Effect): void {
     const c = changeOf(effect);
-    if (c && this.listeners.size) this.pending.set(`${c.kind}:${c.licenseId}`, c);
+    if (c && this.listeners.size) this.pending.set(changeKey(c), c);
   }
   /** The current unit rolled back: forget its changes (kept ones stay). */
   discard(): void {

@@ -137,7 +137,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const off = store.subscribe((e) => seen.push(e));
       const lic = await license();
       // Wait for the license's own creation notice (PostgreSQL delivers it asynchronously), then start from nothing.
-      for (let i = 0; i < 250 && !seen.some((e) => e.licenseId === lic.id); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 250 && !seen.some((e) => e.kind === 'license' && e.licenseId === lic.id); i++) await new Promise((r) => setTimeout(r, 20));
       assert.ok(seen.some((e) => e.kind === 'license' && e.licenseId === lic.id));
       seen.length = 0;
       await assert.rejects(

@@ -63,10 +63,10 @@ export interface LeaseView extends Lease {
  * A committed change, announced to listeners after COMMIT (never for a rolled-back
  * transaction). PostgreSQL delivers it to every node (NOTIFY inside the transaction).
  */
-export interface ChangeEvent {
-  kind: 'seats' | 'denied' | 'license';
-  licenseId: string;
-}
+export type ChangeEvent =
+  | { kind: 'seats' | 'denied' | 'license'; licenseId: string }
+  /** an admin token was revoked: open event streams of that token close (on every node) */
+  | { kind: 'token-revoked'; tokenId: string };
 
 export interface StoreTx {
   /** Reads and locks a license by its key (see the guarantee above). */

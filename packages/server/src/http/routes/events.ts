@@ -37,7 +37,16 @@ export const eventRoutes: Routes = (app, { store, clock }) => {
         'x-request-id': req.id,
       });
       res.write(': connected\n\n');
+      const tokenId = req.admin.id;
       const unsubscribe = store.subscribe((e) => {
+        if (e.kind === 'token-revoked') {
+          // The stream's own token was revoked (on any node): it stops at once, as its next request would be refused.
+          if (e.tokenId === tokenId) {
+            res.write(`event: revoked\ndata: ${JSON.stringify({ tokenId, at: iso(clock.now()) })}\n\n`);
+            close();
+          }
+          return;
+        }
         res.write(`event: change\ndata: ${JSON.stringify({ ...e, at: iso(clock.now()) })}\n\n`);
       });
       const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);

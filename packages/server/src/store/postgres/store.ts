@@ -19,7 +19,7 @@ import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.
 import type { AdminToken, Lease, License, Product } from '../../domain/types.js';
 import type { AuditFilter, ChangeEvent, DeviceView, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
-import { ChangeFeed, changeOf } from '../changes.js';
+import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
@@ -138,7 +138,7 @@ export class PostgresStore implements Store {
           issued.push(j - i > 1 ? applyRun(sql, effects.slice(i, j)) : applyOne(sql, effects[i]!));
           for (let k = i; k < j; k++) {
             const c = changeOf(effects[k]!);
-            if (c && !pending.some((p) => p.kind === c.kind && p.licenseId === c.licenseId)) pending.push(c);
+            if (c && !pending.some((p) => changeKey(p) === changeKey(c))) pending.push(c);
           }
           i = j;
         }

@@ -45,6 +45,21 @@ export const ERRORS = {
   OFFLINE_LEASE_ACTIVE: { status: 409, meaning: 'The lease is checked out offline until its Offline Expiry Date; release it with `force: true` (audited).' },
   LEASE_NOT_OFFLINE: { status: 409, meaning: 'Returning an offline lease that is not offline.' },
 
+  // --- on-premise mode and server clock ------------------------------------
+  ENTITLEMENT_MANAGED: { status: 403, meaning: 'On an on-premise server, products, keys, seats, models, expiry and offline limits come from the vendor-signed license file: load a new file to change them.' },
+  ENTITLEMENT_INVALID: { status: 422, meaning: 'The license file does not verify: bad signature, wrong vendor key, unknown format, bound to another server, or outside its validity window.' },
+  ENTITLEMENT_ROLLBACK: { status: 409, meaning: 'The license file has a lower serial than the one already loaded (or the same serial with different content): files never go back.' },
+  ENTITLEMENT_MISSING: { status: 403, meaning: 'On-premise server without a valid license file: nothing can be granted until an administrator loads one.' },
+  ENTITLEMENT_EXPIRED: { status: 403, meaning: 'The on-premise license file is past its validity window (or not yet valid): the vendor must issue a renewal.' },
+  SERVER_CLOCK_ROLLBACK: { status: 503, meaning: 'The server clock is behind the latest time it trusted (set back beyond the tolerance): new seats are refused until the clock is corrected; held leases keep working.' },
+  ACTIVATION_KEY_INVALID: { status: 401, meaning: 'Vendor server: the activation key is missing, unknown or revoked.' },
+  ACTIVATION_FAILED: { status: 502, meaning: 'On-premise online activation: the vendor server could not be reached or refused the request (its answer is in the message).' },
+  DEPLOYMENT_NOT_FOUND: { status: 404, meaning: 'Vendor server: no on-premise deployment has this id.' },
+  FINGERPRINT_MISMATCH: { status: 409, meaning: 'Vendor server: the deployment is already bound to another on-premise server fingerprint.' },
+  USAGE_REPORT_INVALID: { status: 422, meaning: 'The usage report does not verify against the deployment\'s server key, or is not a usage report.' },
+  ONPREM_ONLY: { status: 409, meaning: 'This route works on an on-premise server only (`--mode on-prem`).' },
+  VENDOR_KEY_NOT_CONFIGURED: { status: 409, meaning: 'This server has no vendor private key (`--vendor-private-key`), so it cannot issue license files.' },
+
   // --- server --------------------------------------------------------------
   SERVICE_UNAVAILABLE: { status: 503, meaning: 'The server is shutting down or not ready; retry on another node or later.' },
   INTERNAL_ERROR: { status: 500, meaning: 'A bug: the server failed unexpectedly. The request id identifies it in the logs.' },

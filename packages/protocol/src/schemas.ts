@@ -260,6 +260,12 @@ export const AuditType = Type.Union([
   Type.Literal('offline-checkout'),
   Type.Literal('release'),
   Type.Literal('denied'),
+  Type.Literal('entitlements.loaded'),
+  Type.Literal('server-clock.rollback'),
+  Type.Literal('server-clock.recovered'),
+  Type.Literal('deployment.created'),
+  Type.Literal('deployment.activated'),
+  Type.Literal('usage-report.imported'),
 ]);
 export type AuditType = Static<typeof AuditType>;
 export const AuditEvent = Obj({

@@ -22,6 +22,12 @@ function loadConfig(flags: Flags) {
       logLevel: flags.logLevel as string | undefined,
       logRequests: flags.logRequests as boolean | undefined,
       sqliteSynchronous: flags.sqliteSynchronous as string | undefined,
+      mode: flags.mode as string | undefined,
+      licenseFile: flags.licenseFile as string | undefined,
+      vendorPublicKey: flags.vendorPublicKey as string | undefined,
+      vendorPrivateKey: flags.vendorPrivateKey as string | undefined,
+      clockTolerance: flags.clockTolerance as string | undefined,
+      stateInterval: flags.stateInterval as string | undefined,
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -45,6 +51,12 @@ program
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
   .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
   .option('--sqlite-synchronous <mode>', 'NORMAL (default) or FULL: see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
+  .option('--mode <mode>', 'hosted (default) or on-prem: seats only from a vendor-signed license file (FLOATD_MODE)')
+  .option('--license-file <file>', 'on-prem: the license file, polled for renewals (FLOATD_LICENSE_FILE, default <data-dir>/license.json)')
+  .option('--vendor-public-key <file>', 'on-prem: the vendor public key that license files must verify with (FLOATD_VENDOR_PUBLIC_KEY)')
+  .option('--vendor-private-key <file>', 'hosted vendor server: private key (mode 0600) to issue license files to on-prem deployments (FLOATD_VENDOR_PRIVATE_KEY)')
+  .option('--clock-tolerance <seconds>', 'how far the clock may go back before new grants stop with SERVER_CLOCK_ROLLBACK (FLOATD_CLOCK_TOLERANCE_SECONDS, default 900)')
+  .option('--state-interval <seconds>', 'seconds between trusted-time saves and license-file checks (FLOATD_STATE_INTERVAL_SECONDS, default 60)')
   .action(async (flags: Flags) => {
     const config = loadConfig(flags);
     const { startServer } = await import('./server.js');

@@ -17,6 +17,18 @@ export interface Config {
   /** batched heartbeat writes: interval in ms, 0 = write every heartbeat before answering */
   heartbeatBatchMs: number;
   security: SecurityConfig;
+  /** hosted: the vendor runs it and manages keys; on-prem: seats come only from a vendor-signed license file */
+  mode: 'hosted' | 'on-prem';
+  /** on-prem: the license file read at start and polled (default `<dataDir>/license.json`) */
+  licenseFile: string;
+  /** on-prem: file with the vendor's Ed25519 public key (PEM, JWK or base64url); default: the key baked into the build, if any */
+  vendorPublicKeyFile: string | undefined;
+  /** hosted vendor server: file with the vendor's Ed25519 private key (mode 0600), to issue license files */
+  vendorPrivateKeyFile: string | undefined;
+  /** how far the clock may read behind the latest trusted time before grants stop */
+  clockToleranceSeconds: number;
+  /** seconds between the trusted-time and license-file checks */
+  stateIntervalSeconds: number;
 }
 
 /** A token bucket: up to `max` requests at once, refilled at `max` per `perSeconds`. */
@@ -66,6 +78,12 @@ export interface ConfigInput {
   rateLimitAuthFailures?: string | undefined;
   trustProxy?: string | undefined;
   corsOrigins?: string | undefined;
+  mode?: string | undefined;
+  licenseFile?: string | undefined;
+  vendorPublicKey?: string | undefined;
+  vendorPrivateKey?: string | undefined;
+  clockTolerance?: string | undefined;
+  stateInterval?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -95,6 +113,12 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     rateLimitAuthFailures: env.FLOATD_RATE_LIMIT_AUTH_FAILURES,
     trustProxy: env.FLOATD_TRUST_PROXY,
     corsOrigins: env.FLOATD_CORS_ORIGINS,
+    mode: pick(flags.mode, 'FLOATD_MODE'),
+    licenseFile: pick(flags.licenseFile, 'FLOATD_LICENSE_FILE'),
+    vendorPublicKey: pick(flags.vendorPublicKey, 'FLOATD_VENDOR_PUBLIC_KEY'),
+    vendorPrivateKey: pick(flags.vendorPrivateKey, 'FLOATD_VENDOR_PRIVATE_KEY'),
+    clockTolerance: pick(flags.clockTolerance, 'FLOATD_CLOCK_TOLERANCE_SECONDS'),
+    stateInterval: pick(flags.stateInterval, 'FLOATD_STATE_INTERVAL_SECONDS'),
   };
   return parseConfig(input);
 }
@@ -112,6 +136,14 @@ export function parseConfig(i: ConfigInput): Config {
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
   const heartbeatBatchMs = integer(i.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
   const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
+  const mode = (i.mode ?? 'hosted').toLowerCase();
+  if (mode !== 'hosted' && mode !== 'on-prem') throw new ConfigError(`FLOATD_MODE / --mode: "${i.mode}" must be hosted or on-prem`);
+  if (mode === 'on-prem' && i.vendorPrivateKey) throw new ConfigError('--vendor-private-key: an on-prem server never holds the vendor private key');
+  const path = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    if (v.trim() === '') throw new ConfigError(`${name}: must not be empty`);
+    return resolve(v);
+  };
   return {
     host,
     port,
@@ -122,6 +154,12 @@ export function parseConfig(i: ConfigInput): Config {
     logRequests,
     sqliteSynchronous: sync,
     heartbeatBatchMs,
+    mode,
+    licenseFile: path(i.licenseFile, 'FLOATD_LICENSE_FILE / --license-file') ?? resolve(dataDir, 'license.json'),
+    vendorPublicKeyFile: path(i.vendorPublicKey, 'FLOATD_VENDOR_PUBLIC_KEY / --vendor-public-key'),
+    vendorPrivateKeyFile: path(i.vendorPrivateKey, 'FLOATD_VENDOR_PRIVATE_KEY / --vendor-private-key'),
+    clockToleranceSeconds: integer(i.clockTolerance ?? '900', 'FLOATD_CLOCK_TOLERANCE_SECONDS / --clock-tolerance', 1, 30 * 86_400),
+    stateIntervalSeconds: integer(i.stateInterval ?? '60', 'FLOATD_STATE_INTERVAL_SECONDS / --state-interval', 1, 3600),
     security: security(i),
   };
 }

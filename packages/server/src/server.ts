@@ -22,6 +22,12 @@ import { createMetrics } from './service/metrics.js';
 import { ReclaimService, startReclaimer } from './service/reclaim.js';
 import { RenewalBuffer } from './service/renewals.js';
 import { SqliteStore } from './store/sqlite/store.js';
+import { ServerClockGuard } from './service/serverClock.js';
+import { EntitlementService } from './onprem/entitlements.js';
+import { openIdentity, type ServerIdentity } from './onprem/identity.js';
+import { readPrivateKeyFile, readVendorPublicKeys } from './onprem/keyFiles.js';
+import { signerOf, publicKeyFrom } from './onprem/signed.js';
+import { VendorService } from './onprem/vendor.js';
 import type { Store } from './store/port.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -50,6 +56,10 @@ export interface RunningServer {
   store: Store;
   reclaim: ReclaimService;
   keys: KeyRing;
+  clockGuard: ServerClockGuard;
+  /** on-prem only */
+  entitlements: EntitlementService | undefined;
+  identity: ServerIdentity | undefined;
   /** the first admin token's secret, only on the start that created it */
   createdAdminSecret: string | undefined;
   adminTokenFile: string;
@@ -78,6 +88,25 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       ? new RenewalBuffer(store, { intervalMs: config.heartbeatBatchMs, onError: (err) => logger && logger.error({ err }, 'writing batched heartbeats failed (kept for the next batch)') })
       : undefined;
   const reclaim = new ReclaimService(store, clock, metrics, renewals);
+
+  // Key files are read before anything else starts: a missing or readable-by-others key stops the server here.
+  const onPrem = config.mode === 'on-prem';
+  const vendorKeys = onPrem ? await readVendorPublicKeys(config.vendorPublicKeyFile) : undefined;
+  const vendorSigner = config.vendorPrivateKeyFile ? signerOf(await readPrivateKeyFile(config.vendorPrivateKeyFile)) : undefined;
+  const encryptionKey = config.database.kind === 'postgres' ? config.database.keyEncryptionKey : undefined;
+  const identity = onPrem ? await openIdentity(store, clock.now(), encryptionKey) : undefined;
+  const clockGuard = new ServerClockGuard(store, clock, metrics, {
+    toleranceSeconds: config.clockToleranceSeconds,
+    signer: identity ? { signer: identity.signer, publicKey: publicKeyFrom(identity.publicKey) } : undefined,
+    logger,
+  });
+  await clockGuard.start();
+  const entitlements =
+    onPrem && identity && vendorKeys
+      ? new EntitlementService(store, clock, metrics, { vendorKeys, identity, clockGuard, licenseFile: config.licenseFile, logger })
+      : undefined;
+  await entitlements?.start();
+  const vendor = vendorSigner ? new VendorService(store, clock, vendorSigner) : undefined;
   const app = await buildApp(
     {
       store,
@@ -86,8 +115,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       auth,
       metrics,
       reclaim,
-      licensing: new LicensingService(store, clock, keys, metrics, renewals),
-      catalogue: new CatalogueService(store, clock, metrics, keys),
+      licensing: new LicensingService(store, clock, keys, metrics, renewals, {
+        admit: entitlements && ((license) => entitlements.admit(license)),
+        grantRefusal: (now) => clockGuard.refusal(now),
+      }),
+      catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
+      clockGuard,
+      entitlements,
+      identity,
+      vendor,
+      mode: config.mode,
       version: VERSION,
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
     },
@@ -106,6 +143,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const reclaimer = opts.reclaimer === false ? undefined : startReclaimer(reclaim, config.reclaimIntervalSeconds, (err) => logger && logger.error({ err }, 'reclaimer sweep failed'), leadership);
 
+  // Saves the trusted time and picks up a renewed license file (disk, or loaded on another node).
+  let stateTick: Promise<void> = Promise.resolve();
+  const stateTimer = setInterval(() => {
+    stateTick = (async () => {
+      await clockGuard.tick();
+      await entitlements?.poll();
+    })().catch((err: unknown) => {
+      if (logger) logger.error({ err }, 'trusted-time / license-file check failed');
+    });
+  }, config.stateIntervalSeconds * 1000);
+  stateTimer.unref();
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -113,15 +162,21 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     store,
     reclaim,
     keys,
+    clockGuard,
+    entitlements,
+    identity,
     createdAdminSecret,
     adminTokenFile,
     close() {
       closing ??= (async () => {
+        clearInterval(stateTimer);
+        await stateTick;
         await reclaimer?.stop();
         await leadership.stop();
         await membership?.stop();
         await app.close();
         await renewals?.close();
+        await clockGuard.tick().catch((err: unknown) => logger && logger.error({ err }, 'could not save the trusted time at shutdown'));
         await store.close();
       })();
       return closing;

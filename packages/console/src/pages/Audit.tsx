@@ -23,6 +23,12 @@ const TYPES: AuditType[] = [
   'token.created',
   'token.revoked',
   'signing-key.rotated',
+  'entitlements.loaded',
+  'server-clock.rollback',
+  'server-clock.recovered',
+  'deployment.created',
+  'deployment.activated',
+  'usage-report.imported',
 ];
 const FILTERS = ['licenseId', 'deviceId', 'type', 'from', 'to'] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;

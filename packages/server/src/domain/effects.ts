@@ -25,7 +25,9 @@ export type Effect =
   | { type: 'adminToken.insert'; token: AdminToken }
   | { type: 'adminToken.revoke'; tokenId: string; at: number }
   | { type: 'audit'; entry: AuditEntry }
-  | { type: 'usage'; licenseId: string; at: number; seatsUsed: number; peak: number; checkouts: number; denials: number };
+  | { type: 'usage'; licenseId: string; at: number; seatsUsed: number; peak: number; checkouts: number; denials: number }
+  /** A named server-state record (on-premise entitlements, trusted time, deployments): replaced whole. */
+  | { type: 'kv.put'; name: string; value: string; at: number };
 
 /** Thrown by an adapter when a `seats` guard refuses: the transaction is rolled back. */
 export class SeatGuardError extends Error {

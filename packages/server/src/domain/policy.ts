@@ -75,8 +75,17 @@ export function checkPolicy(p: LicensePolicy): Result<LicensePolicy> {
   return ok(p);
 }
 
-/** When the license stops granting: subscription end, trial end, or null (never). */
+/**
+ * When the license stops granting: subscription end, trial end, or null (never) —
+ * and never after the end of the on-premise license file it comes from.
+ */
 export function licenseEndsAt(license: License, now: number): number | null {
+  const own = ownEnd(license, now);
+  const cap = license.entitlementEndsAt ?? null;
+  return cap === null ? own : own === null ? cap : Math.min(own, cap);
+}
+
+function ownEnd(license: License, now: number): number | null {
   if (license.model === 'subscription') return license.expiresAt;
   if (license.model === 'trial' && license.trialDays !== null) {
     return (license.trialStartedAt ?? now) + license.trialDays * DAY_MS;
@@ -89,6 +98,9 @@ export function gate(license: License, now: number): DomainError | undefined {
   if (license.suspended) return { code: 'LICENSE_SUSPENDED', message: 'this license key is suspended' };
   const end = licenseEndsAt(license, now);
   if (end !== null && end <= now) {
+    if (license.entitlementEndsAt != null && end === license.entitlementEndsAt) {
+      return { code: 'ENTITLEMENT_EXPIRED', message: `the on-premise license file expired at ${new Date(end).toISOString()}; the vendor must issue a renewal` };
+    }
     return license.model === 'trial'
       ? { code: 'TRIAL_EXPIRED', message: `the trial ended at ${new Date(end).toISOString()}` }
       : { code: 'LICENSE_EXPIRED', message: `the subscription expired at ${new Date(end).toISOString()}` };

@@ -44,6 +44,8 @@ export interface License extends LicensePolicy {
   seatsOffline: number;
   createdAt: number;
   updatedAt: number;
+  /** on-premise: the end of the vendor-signed license file this license comes from (nothing is granted after it) */
+  entitlementEndsAt?: number | null;
 }
 
 export interface Device {

@@ -18,6 +18,7 @@ import { opsRoutes } from './routes/ops.js';
 import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './routes/console.js';
 import { adminSecurity, clientSecurity, consoleSecurity, corsPreflight, Guards, NO_LIMITS, type SecuritySettings } from './security.js';
+import { onpremAdminRoutes, vendorPublicRoutes } from './routes/onprem.js';
 
 export const BODY_LIMIT = 64 * 1024;
 /** Bodies nested deeper are refused: nothing floatd takes needs it, and storing or answering one would overflow the stack. */
@@ -144,6 +145,12 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     adminSecurity(scope, guards);
     adminRoutes(scope, ctx);
     eventRoutes(scope, ctx);
+    onpremAdminRoutes(scope, ctx);
+  });
+  // Vendor routes called by on-premise servers: the failed-authentication limit guards the activation keys.
+  await app.register(async (scope) => {
+    adminSecurity(scope, guards);
+    vendorPublicRoutes(scope, ctx);
   });
   await app.register(async (scope) => {
     consoleSecurity(scope);

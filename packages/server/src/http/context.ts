@@ -8,6 +8,10 @@ import type { Metrics } from '../service/metrics.js';
 import type { ReclaimService } from '../service/reclaim.js';
 import type { Store } from '../store/port.js';
 import type { AdminToken } from '../domain/types.js';
+import type { ServerClockGuard } from '../service/serverClock.js';
+import type { EntitlementService } from '../onprem/entitlements.js';
+import type { ServerIdentity } from '../onprem/identity.js';
+import type { VendorService } from '../onprem/vendor.js';
 
 /** What routes may use: services built once by the composition root. */
 export interface AppContext {
@@ -19,6 +23,13 @@ export interface AppContext {
   catalogue: CatalogueService;
   reclaim: ReclaimService;
   metrics: Metrics;
+  clockGuard: ServerClockGuard;
+  /** on-prem: the license file in force */
+  entitlements?: EntitlementService | undefined;
+  identity?: ServerIdentity | undefined;
+  /** a vendor server (started with --vendor-private-key): deployments, activation, usage import */
+  vendor?: VendorService | undefined;
+  mode: 'hosted' | 'on-prem';
   version: string;
   settings: { reclaimIntervalSeconds: number };
 }

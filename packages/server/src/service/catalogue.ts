@@ -21,7 +21,13 @@ export class CatalogueService {
     private readonly clock: Clock,
     private readonly metrics: Metrics,
     private readonly keys: KeyRing,
+    /** on-premise: the catalogue comes from the vendor-signed license file; only suspension and metadata stay local */
+    private readonly managed = false,
   ) {}
+
+  private managedRefusal<T>(what: string): Result<T> {
+    return fail('ENTITLEMENT_MANAGED', `this is an on-premise server: ${what} come(s) from the vendor-signed license file; load a new file to change them`);
+  }
 
   /**
    * Starts signing lease tokens with a new key. The old key stays published as
@@ -46,14 +52,16 @@ export class CatalogueService {
     return kid;
   }
 
-  async createProduct(input: CreateProduct, actor: string): Promise<Product> {
+  async createProduct(input: CreateProduct, actor: string): Promise<Result<Product>> {
+    if (this.managed) return this.managedRefusal('products');
     const now = this.clock.now();
     const product: Product = { id: newId('prd'), name: input.name, metadata: input.metadata ?? {}, createdAt: now, updatedAt: now };
     await this.store.transaction((tx) => tx.apply([{ type: 'product.insert', product }, audit(now, 'product.created', actor, null, { productId: product.id, name: product.name })]));
-    return product;
+    return ok(product);
   }
 
   async updateProduct(id: string, patch: UpdateProduct, actor: string): Promise<Result<Product>> {
+    if (this.managed) return this.managedRefusal('products');
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       const current = await tx.product(id);
@@ -65,6 +73,7 @@ export class CatalogueService {
   }
 
   async deleteProduct(id: string, actor: string): Promise<Result<{ deleted: true }>> {
+    if (this.managed) return this.managedRefusal('products');
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       if (!(await tx.product(id))) return fail('PRODUCT_NOT_FOUND', `no product ${id}`);
@@ -76,6 +85,7 @@ export class CatalogueService {
   }
 
   async createLicense(input: CreateLicense, actor: string): Promise<Result<License>> {
+    if (this.managed) return this.managedRefusal('license keys');
     const now = this.clock.now();
     const policy = checkPolicy(policyFromCreate(input));
     if (!policy.ok) return policy;
@@ -98,6 +108,8 @@ export class CatalogueService {
   }
 
   async updateLicense(id: string, patch: UpdateLicense, actor: string): Promise<Result<License>> {
+    const vendorFields = Object.keys(patch).filter((k) => k !== 'suspended' && k !== 'metadata');
+    if (this.managed && vendorFields.length) return this.managedRefusal(vendorFields.join(', '));
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       const current = await tx.lockLicense(id);
@@ -113,6 +125,7 @@ export class CatalogueService {
 
   /** Deletes a license key; refused while seats are held unless `force`, which releases them first (audited). */
   async deleteLicense(id: string, force: boolean, actor: string): Promise<Result<{ deleted: true; released: number }>> {
+    if (this.managed) return this.managedRefusal('license keys');
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       const license = await tx.lockLicense(id);

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { CheckoutRequest, OfflineCheckoutRequest, SyncRequest } from '@floatd/protocol';
 import type { Clock } from '../domain/clock.js';
 import { licenseEndsAt } from '../domain/policy.js';
-import { fail, ok, type Result } from '../domain/result.js';
+import { fail, ok, type DomainError, type Result } from '../domain/result.js';
 import {
   decideCheckin,
   decideCheckout,
@@ -46,6 +46,19 @@ export interface SignedGrant {
 export const INVALID_KEY_MESSAGE = 'send Authorization: License <key> with a valid license key';
 const invalidKey = () => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
 
+/**
+ * What stands between a license record and a seat decision besides the domain:
+ * on-premise, the vendor-signed license file (seats, model, expiry and offline
+ * limits come from it, not from the database row); in both roles, the server
+ * clock rollback check. Both answer from memory: no I/O on the hot path.
+ */
+export interface SeatGate {
+  /** The license as the trusted source says it is, or why it may not be used. */
+  admit?(license: License): Result<License>;
+  /** Why no new seat may be granted now (the server clock is set back), if so. */
+  grantRefusal?(now: number): DomainError | undefined;
+}
+
 export class LicensingService {
   constructor(
     private readonly store: Store,
@@ -54,7 +67,14 @@ export class LicensingService {
     private readonly metrics: Metrics,
     /** batched heartbeat writes; without it every heartbeat is written before its answer */
     private readonly renewals?: RenewalBuffer,
+    private readonly gate: SeatGate = {},
   ) {}
+
+  /** A license read by key, as the gate admits it (unknown key: the one invalid-key answer). */
+  private admitted(license: License | undefined): Result<License> {
+    if (!license) return invalidKey();
+    return this.gate.admit ? this.gate.admit(license) : ok(license);
+  }
 
   checkout(key: string, req: CheckoutRequest): Promise<Result<SignedGrant>> {
     return this.grant(key, req, (state, now) =>
@@ -79,8 +99,10 @@ export class LicensingService {
     const now = this.clock.now();
     const command = { leaseId, instanceId, actor: ACTOR };
     await this.renewals?.settle(now);
-    const state = await this.store.leaseOfKey(key, leaseId);
-    if (!state) return invalidKey();
+    const read = await this.store.leaseOfKey(key, leaseId);
+    const admitted = this.admitted(read?.license);
+    if (!admitted.ok) return admitted;
+    const state = { ...read!, license: admitted.value };
     const d = decideHeartbeat(state, command, now);
     const only = d.effects.length === 1 ? d.effects[0] : undefined;
     if (this.renewals && d.result.ok && only?.type === 'lease.renew' && renewalMayWait(state.license, state.lease!, now, this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS)) {
@@ -94,8 +116,8 @@ export class LicensingService {
     // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
     const result = await this.store.transaction(async (tx) => {
       const locked = await this.leaseState(tx, key, leaseId);
-      if (!locked) return invalidKey();
-      return this.applied(tx, decideHeartbeat(locked, command, now));
+      if (!locked.ok) return locked;
+      return this.applied(tx, decideHeartbeat(locked.value, command, now));
     });
     this.metrics.heartbeats.inc({ write: 'immediate' });
     return this.signed(result, now);
@@ -105,8 +127,8 @@ export class LicensingService {
     const now = this.clock.now();
     const result = await this.store.transaction(async (tx) => {
       const state = await this.leaseState(tx, key, leaseId);
-      if (!state) return invalidKey();
-      return this.applied(tx, decideCheckin(state, { leaseId, instanceId, actor: ACTOR }, now));
+      if (!state.ok) return state;
+      return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
     });
     if (result.ok && result.value.released) this.metrics.released.inc({ reason: 'checkin' });
     return result;
@@ -116,8 +138,8 @@ export class LicensingService {
     const now = this.clock.now();
     const result = await this.store.transaction(async (tx) => {
       const state = await this.leaseState(tx, key, leaseId);
-      if (!state) return invalidKey();
-      return this.applied(tx, decideReturnOffline(state, { leaseId, actor: ACTOR }, now));
+      if (!state.ok) return state;
+      return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
     });
     if (result.ok) this.metrics.released.inc({ reason: 'offline-returned' });
     return result;
@@ -126,8 +148,9 @@ export class LicensingService {
   async sync(key: string, req: SyncRequest): Promise<Result<SyncOutcome>> {
     const now = this.clock.now();
     const result = await this.store.transaction(async (tx) => {
-      const license = await tx.lockLicenseByKey(key);
-      if (!license) return invalidKey();
+      const admitted = this.admitted(await tx.lockLicenseByKey(key));
+      if (!admitted.ok) return admitted;
+      const license = admitted.value;
       const device = await tx.device(license.id, req.fingerprint);
       const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
       return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
@@ -138,8 +161,9 @@ export class LicensingService {
 
   /** What the client may show: the license's state and, with a fingerprint, its own lease. */
   async info(key: string, fingerprint: string | undefined) {
-    const license = await this.store.getLicenseByKey(key);
-    if (!license) return invalidKey();
+    const admitted = this.admitted(await this.store.getLicenseByKey(key));
+    if (!admitted.ok) return admitted;
+    const license = admitted.value;
     const lease = fingerprint ? (await this.store.leasesOfFingerprint(license.id, fingerprint))[0] : undefined;
     return ok({ license, lease, serverTime: this.clock.now() });
   }
@@ -152,14 +176,17 @@ export class LicensingService {
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
   ): Promise<Result<SignedGrant>> {
     const now = this.clock.now();
+    const refused = this.gate.grantRefusal?.(now);
+    if (refused) return { ok: false, error: refused };
     await this.renewals?.settle(now);
     let freed = 0;
     // The unlocked denial path costs a read of its own: try it only where the pool was full last time.
     const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
     const result = denied ?? (await this.store.transaction(async (tx) => {
       freed = 0;
-      const license = await tx.lockLicenseByKey(key);
-      if (!license) return invalidKey();
+      const admitted = this.admitted(await tx.lockLicenseByKey(key));
+      if (!admitted.ok) return admitted;
+      const license = admitted.value;
       const device = await tx.device(license.id, req.fingerprint);
       const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
       const full = license.seatsUsed >= license.seats;
@@ -202,9 +229,11 @@ export class LicensingService {
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
     now: number,
   ): Promise<Result<Granted> | undefined> {
-    const license = await this.store.getLicenseByKey(key);
-    if (!license || license.seatsUsed < license.seats) {
-      if (license) this.noteFull(key, false);
+    const admitted = this.admitted(await this.store.getLicenseByKey(key));
+    if (!admitted.ok) return undefined;
+    const license = admitted.value;
+    if (license.seatsUsed < license.seats) {
+      this.noteFull(key, false);
       return undefined;
     }
     if ((await this.store.leasesOfFingerprint(license.id, fingerprint)).length > 0) return undefined;
@@ -224,13 +253,14 @@ export class LicensingService {
     else this.lastSeenFull.delete(key);
   }
 
-  private async leaseState(tx: StoreTx, key: string, leaseId: string): Promise<LeaseState | undefined> {
-    const license = await tx.lockLicenseByKey(key);
-    if (!license) return undefined;
+  private async leaseState(tx: StoreTx, key: string, leaseId: string): Promise<Result<LeaseState>> {
+    const admitted = this.admitted(await tx.lockLicenseByKey(key));
+    if (!admitted.ok) return admitted;
+    const license = admitted.value;
     const lease = await tx.lease(leaseId);
     const owned = lease && lease.licenseId === license.id ? lease : undefined;
     const device = owned ? await tx.deviceById(owned.deviceId) : undefined;
-    return { license, lease: owned, device };
+    return ok({ license, lease: owned, device });
   }
 
   /** Writes a decision's effects (a refusal may carry counters too) and hands back its result. */

@@ -11,6 +11,13 @@ export interface Metrics {
   released: Counter<'reason'>;
   reclaimed: Counter;
   heartbeats: Counter<'write'>;
+  /** 1 while the server clock is behind its trusted time (or the stored trusted time failed its check) */
+  clockRollback: Gauge;
+  trustedTime: Gauge;
+  clockRefusals: Counter;
+  /** on-premise: serial and end of the license file in force */
+  entitlementSerial: Gauge;
+  entitlementNotAfter: Gauge;
 }
 
 export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -45,5 +52,10 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
       this.set({ mode: 'offline' }, t.seatsOffline);
     },
   });
-  return { registry, requests, duration, grants, denials, released, reclaimed, heartbeats };
+  const clockRollback = new Gauge({ name: 'floatd_server_clock_rollback', help: '1 while the server clock is set back behind its latest trusted time: new grants are refused', registers: [registry] });
+  const trustedTime = new Gauge({ name: 'floatd_server_trusted_time_seconds', help: 'The latest time the server trusted (high-water mark of its clock), Unix seconds', registers: [registry] });
+  const clockRefusals = new Counter({ name: 'floatd_server_clock_rollback_refusals_total', help: 'Grants refused with SERVER_CLOCK_ROLLBACK', registers: [registry] });
+  const entitlementSerial = new Gauge({ name: 'floatd_entitlements_serial', help: 'On-premise: serial of the license file in force (0 = none)', registers: [registry] });
+  const entitlementNotAfter = new Gauge({ name: 'floatd_entitlements_not_after_seconds', help: 'On-premise: end of the license file in force, Unix seconds (0 = none or no end)', registers: [registry] });
+  return { registry, requests, duration, grants, denials, released, reclaimed, heartbeats, clockRollback, trustedTime, clockRefusals, entitlementSerial, entitlementNotAfter };
 }

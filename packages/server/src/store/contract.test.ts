@@ -104,7 +104,8 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
 
     async function license(policy: Record<string, unknown> = {}) {
       const product = await svc.catalogue.createProduct({ name: 'contract' }, 'test');
-      const r = await svc.catalogue.createLicense({ productId: product.id, seats: 5, ...policy } as never, 'test');
+      assert.ok(product.ok);
+      const r = await svc.catalogue.createLicense({ productId: product.value.id, seats: 5, ...policy } as never, 'test');
       assert.ok(r.ok);
       return r.value;
     }
@@ -339,6 +340,30 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
         const freed = releases.items.map((e) => e.leaseId);
         assert.equal(new Set(freed).size, freed.length, 'no lease released twice');
         assert.equal(freed.length, 10);
+      } finally {
+        await second.close();
+      }
+    });
+
+    test('server-state records: put, read, list by prefix; a locked read-compare-write is atomic across nodes', async () => {
+      assert.equal(await store.getKv('test/none'), undefined);
+      await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'test/a', value: '{"n":1}', at: 1000 }]));
+      await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'test/b', value: 'two', at: 2000 }]));
+      await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'tesu/c', value: 'other prefix', at: 2000 }]));
+      assert.deepEqual(await store.getKv('test/a'), { name: 'test/a', value: '{"n":1}', updatedAt: 1000 });
+      assert.deepEqual((await store.listKv('test/')).map((r) => r.name), ['test/a', 'test/b']);
+      await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'test/a', value: '{"n":2}', at: 3000 }]));
+      assert.equal((await store.getKv('test/a'))!.value, '{"n":2}');
+      // 20 increments from two nodes: each reads under the lock and writes n+1, so none is lost.
+      const second = await adapter.openPeer(store);
+      try {
+        const bump = (s: Store) =>
+          s.transaction(async (tx) => {
+            const n = (JSON.parse((await tx.lockKv('test/counter'))?.value ?? '{"n":0}') as { n: number }).n;
+            await tx.apply([{ type: 'kv.put', name: 'test/counter', value: JSON.stringify({ n: n + 1 }), at: 1 }]);
+          });
+        await Promise.all(Array.from({ length: 20 }, (_, i) => bump(i % 2 ? second : store)));
+        assert.deepEqual(JSON.parse((await store.getKv('test/counter'))!.value), { n: 20 });
       } finally {
         await second.close();
       }

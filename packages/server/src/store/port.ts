@@ -68,6 +68,13 @@ export type ChangeEvent =
   /** an admin token was revoked: open event streams of that token close (on every node) */
   | { kind: 'token-revoked'; tokenId: string };
 
+/** A named server-state record: small JSON documents the server keeps beside the catalogue. */
+export interface KvRecord {
+  name: string;
+  value: string;
+  updatedAt: number;
+}
+
 export interface StoreTx {
   /** Reads and locks a license by its key (see the guarantee above). */
   lockLicenseByKey(key: string): Promise<License | undefined>;
@@ -95,6 +102,12 @@ export interface StoreTx {
   /** Tokens with role admin that are not revoked. */
   activeAdminCount(): Promise<number>;
   product(id: string): Promise<Product | undefined>;
+  /**
+   * Reads a named server-state record and locks that name until commit (SQLite: the
+   * transaction is exclusive; PostgreSQL: an advisory lock on the name), so a
+   * read-compare-write of the record (e.g. "the serial only goes up") is atomic across nodes.
+   */
+  lockKv(name: string): Promise<KvRecord | undefined>;
   /** Writes a decision's effects, in order. Throws `SeatGuardError` if a seat guard refuses. */
   apply(effects: readonly Effect[]): Promise<void>;
 }
@@ -148,6 +161,11 @@ export interface Store {
 
   /** Listens to committed changes (live console updates). Returns the unsubscribe function. */
   subscribe(listener: (event: ChangeEvent) => void): () => void;
+
+  // --- server state (named records, written with the `kv.put` effect) ---
+  getKv(name: string): Promise<KvRecord | undefined>;
+  /** Records whose name starts with `prefix`, by name. */
+  listKv(prefix: string): Promise<KvRecord[]>;
 
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;

@@ -44,7 +44,7 @@ export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, cloc
   app.post<{ Body: W.CreateProduct }>(
     '/v1/admin/products',
     { schema: { summary: 'Create a product', tags: products, security, body: W.CreateProduct, response: { 201: W.Product, ...errors } } },
-    async (req, reply) => reply.code(201).send(productView(await catalogue.createProduct(req.body, actor(req)))),
+    async (req, reply) => reply.code(201).send(productView(unwrap(await catalogue.createProduct(req.body, actor(req))))),
   );
   app.get<{ Querystring: { limit?: number; cursor?: string } }>(
     '/v1/admin/products',

@@ -132,4 +132,16 @@ CREATE TABLE nodes (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'kv',
+    sql: `
+-- Named server-state records: on-premise license file and highest serial, trusted time, vendor deployments, usage reports.
+CREATE TABLE kv (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
 ];

@@ -17,7 +17,7 @@
 import postgres from 'postgres';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { AdminToken, Lease, License, Product } from '../../domain/types.js';
-import type { AuditFilter, ChangeEvent, DeviceView, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
+import type { AuditFilter, ChangeEvent, DeviceView, KvRecord, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
@@ -121,6 +121,10 @@ export class PostgresStore implements Store {
       adminToken: async (id) => {
         const r = await one(sql`SELECT * FROM admin_tokens WHERE id = ${id} FOR UPDATE`);
         return r && toAdminToken(r);
+      },
+      lockKv: async (name) => {
+        await sql`SELECT pg_advisory_xact_lock(hashtext(${'floatd:kv:' + name}))`;
+        return kvRecord(await one(sql`SELECT * FROM kv WHERE name = ${name}`));
       },
       lockAdminTokens: async () => {
         await sql`SELECT pg_advisory_xact_lock(hashtext('floatd:admin-tokens'))`;
@@ -314,6 +318,15 @@ export class PostgresStore implements Store {
     return this.changes.subscribe(listener);
   }
 
+  async getKv(name: string) {
+    return kvRecord((await this.sql`SELECT * FROM kv WHERE name = ${name}`)[0]);
+  }
+
+  async listKv(prefix: string) {
+    const rows = await this.sql`SELECT * FROM kv WHERE left(name, ${prefix.length}) = ${prefix} ORDER BY name COLLATE "C"`;
+    return rows.map((r) => kvRecord(r)!);
+  }
+
   async ping() {
     await this.sql`SELECT 1`;
   }
@@ -450,6 +463,10 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
         VALUES (${a.at}, ${a.type}, ${a.actor}, ${a.licenseId}, ${a.deviceId}, ${a.leaseId}, ${a.reason}, ${JSON.stringify(a.data)}::jsonb)`;
       return;
     }
+    case 'kv.put':
+      await sql`INSERT INTO kv (name, value, updated_at) VALUES (${e.name}, ${e.value}, ${e.at})
+        ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
+      return;
     case 'usage':
       await sql`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials)
         VALUES (${e.licenseId}, ${hourOf(e.at)}, ${e.peak}, ${e.seatsUsed}, ${e.checkouts}, ${e.denials})
@@ -523,4 +540,8 @@ async function renewBatch(sql: postgres.TransactionSql, renewals: readonly Renew
     FROM unnest(${dIds}::text[], ${dIds.map((id) => devices.get(id)!)}::bigint[]) AS r(id, at)
     WHERE d.id = r.id AND d.id IN (SELECT id FROM devices WHERE id = ANY(${dIds}::text[]) FOR UPDATE SKIP LOCKED)`;
   await Promise.all([leaseUpdate, instanceUpdate, deviceUpdate]);
+}
+
+function kvRecord(r: Row | undefined): KvRecord | undefined {
+  return r && { name: String(r.name), value: String(r.value), updatedAt: num(r.updated_at) };
 }

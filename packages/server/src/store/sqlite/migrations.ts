@@ -106,4 +106,16 @@ CREATE TABLE admin_tokens (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'kv',
+    sql: `
+-- Named server-state records: on-premise license file and highest serial, trusted time, vendor deployments, usage reports.
+CREATE TABLE kv (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+  },
 ];

@@ -17,6 +17,7 @@ import { num, numOrNull, strOrNull, toAdminToken, toAudit, toDevice, toInstance,
 import type {
   AuditFilter,
   DeviceView,
+  KvRecord,
   LeaseView,
   PageOf,
   PageRequest,
@@ -179,6 +180,10 @@ export class SqliteStore implements Store {
       touchAdminToken: p('UPDATE admin_tokens SET last_used_at = ? WHERE id = ?'),
       denialsSince: p('SELECT license_id, SUM(denials) AS n FROM usage_hourly WHERE hour >= ? GROUP BY license_id'),
       ping: p('SELECT 1'),
+      kvGet: p('SELECT * FROM kv WHERE name = ?'),
+      kvList: p("SELECT * FROM kv WHERE substr(name, 1, length(?)) = ? ORDER BY name"),
+      kvPut: p(`INSERT INTO kv (name, value, updated_at) VALUES (@name, @value, @at)
+        ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
     };
     this.tx = this.makeTx();
   }
@@ -239,6 +244,7 @@ export class SqliteStore implements Store {
         return r && toAdminToken(r);
       },
       lockAdminTokens: async () => undefined,
+      lockKv: async (name) => kvRecord(s.kvGet.get(name) as Row | undefined),
       activeAdminCount: async () => num((s.activeAdminCount.get() as Row).n),
       apply: async (effects) => {
         for (let i = 0; i < effects.length; ) {
@@ -343,6 +349,9 @@ export class SqliteStore implements Store {
         return;
       case 'audit':
         s.audit.run({ ...e.entry, data: JSON.stringify(e.entry.data) });
+        return;
+      case 'kv.put':
+        s.kvPut.run({ name: e.name, value: e.value, at: e.at });
         return;
       case 'usage':
         s.usage.run({
@@ -599,6 +608,14 @@ export class SqliteStore implements Store {
     return this.changes.subscribe(listener);
   }
 
+  async getKv(name: string) {
+    return kvRecord(this.s.kvGet.get(name) as Row | undefined);
+  }
+
+  async listKv(prefix: string) {
+    return (this.s.kvList.all(prefix, prefix) as Row[]).map((r) => kvRecord(r)!);
+  }
+
   async ping() {
     this.s.ping.get();
   }
@@ -639,4 +656,8 @@ function migrate(db: Database.Database): void {
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
     }).immediate();
   }
+}
+
+function kvRecord(r: Row | undefined): KvRecord | undefined {
+  return r && { name: String(r.name), value: String(r.value), updatedAt: num(r.updated_at) };
 }

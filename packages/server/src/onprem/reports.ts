@@ -1,0 +1,132 @@
+/**
+ * What an on-premise server sends to its vendor, signed with its identity key:
+ * the activation request (who it is: fingerprint and public key) and the usage
+ * report (peak concurrency, grants and denials per key and day, for true-up billing).
+ */
+import { hostname } from 'node:os';
+import { Type, type Static } from '@sinclair/typebox';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import * as W from '@floatd/protocol';
+import { fail, ok, type Result } from '../domain/result.js';
+import type { Store } from '../store/port.js';
+import type { ServerIdentity } from './identity.js';
+import type { LicenseFilePayload } from './licenseFile.js';
+import { publicKeyFrom, signDocument, verifyDocument, type Envelope } from './signed.js';
+
+const DAY_MS = 86_400_000;
+const PublicKey = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' });
+
+export const ActivationRequestPayload = W.Obj({
+  fingerprint: Type.String({ minLength: 8, maxLength: 128 }),
+  publicKey: PublicKey,
+  createdAt: W.Timestamp,
+  hostname: Type.String({ maxLength: 255 }),
+  version: Type.String({ maxLength: 50 }),
+});
+export type ActivationRequestPayload = Static<typeof ActivationRequestPayload>;
+
+const Counts = { peakSeats: Type.Integer({ minimum: 0 }), checkouts: Type.Integer({ minimum: 0 }), denials: Type.Integer({ minimum: 0 }) };
+export const UsageReportPayload = W.Obj({
+  deploymentId: Type.Union([Type.String({ maxLength: 100 }), Type.Null()]),
+  customer: W.Obj({ name: Type.String(), id: Type.Optional(Type.String()) }),
+  fingerprint: Type.String({ minLength: 8, maxLength: 128 }),
+  publicKey: PublicKey,
+  licenseFileSerial: Type.Integer({ minimum: 1 }),
+  generatedAt: W.Timestamp,
+  from: W.Timestamp,
+  to: W.Timestamp,
+  licenses: Type.Array(
+    W.Obj({
+      licenseId: W.LicenseId,
+      key: Type.String(),
+      seats: Type.Integer({ minimum: 1 }),
+      ...Counts,
+      days: Type.Array(W.Obj({ day: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), ...Counts })),
+    }),
+  ),
+});
+export type UsageReportPayload = Static<typeof UsageReportPayload>;
+
+type AddFormats = (ajv: Ajv) => Ajv;
+const addFormats: AddFormats = (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
+const ajv = addFormats(new Ajv({ strict: false }));
+const checkRequest = ajv.compile(ActivationRequestPayload);
+const checkReport = ajv.compile(UsageReportPayload);
+
+export function activationRequest(identity: ServerIdentity, now: number, version: string): Envelope<ActivationRequestPayload> {
+  return signDocument(
+    'floatd-activation-request/1',
+    { fingerprint: identity.fingerprint, publicKey: identity.publicKey, createdAt: new Date(now).toISOString(), hostname: hostname().slice(0, 255), version },
+    identity.signer,
+  );
+}
+
+/** An activation request is signed by the key it carries: proof that the sender holds it. */
+export function verifyActivationRequest(doc: unknown): Result<ActivationRequestPayload> {
+  const claimed = (doc as { payload?: { publicKey?: unknown } } | null)?.payload?.publicKey;
+  if (typeof claimed !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(claimed)) return fail('VALIDATION_FAILED', 'the activation request carries no server public key');
+  const v = verifyDocument<ActivationRequestPayload>('floatd-activation-request/1', doc, [publicKeyFrom(claimed)]);
+  if (!v.ok) return fail('VALIDATION_FAILED', `the activation request does not verify: ${v.reason}`);
+  if (!checkRequest(v.payload)) return fail('VALIDATION_FAILED', `the activation request is malformed: ${checkRequest.errors?.[0]?.instancePath} ${checkRequest.errors?.[0]?.message}`);
+  return ok(v.payload);
+}
+
+/**
+ * The usage of every key of the license file in force, per UTC day, from the
+ * hourly usage the store keeps: the day's peak is the highest hourly peak.
+ */
+export async function usageReport(
+  store: Store,
+  file: LicenseFilePayload,
+  identity: ServerIdentity,
+  range: { from: number; to: number },
+  now: number,
+): Promise<Envelope<UsageReportPayload>> {
+  const licenses: UsageReportPayload['licenses'] = [];
+  for (const l of file.licenses) {
+    const hours = await store.usage(l.id, range.from, range.to);
+    const byDay = new Map<string, { peakSeats: number; checkouts: number; denials: number }>();
+    for (const h of hours) {
+      const day = new Date(h.hour - (h.hour % DAY_MS)).toISOString().slice(0, 10);
+      const d = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
+      d.peakSeats = Math.max(d.peakSeats, h.peakSeats);
+      d.checkouts += h.checkouts;
+      d.denials += h.denials;
+      byDay.set(day, d);
+    }
+    const days = [...byDay.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([day, d]) => ({ day, ...d }));
+    licenses.push({
+      licenseId: l.id,
+      key: l.key,
+      seats: l.seats,
+      peakSeats: Math.max(0, ...days.map((d) => d.peakSeats)),
+      checkouts: days.reduce((n, d) => n + d.checkouts, 0),
+      denials: days.reduce((n, d) => n + d.denials, 0),
+      days,
+    });
+  }
+  return signDocument(
+    'floatd-usage-report/1',
+    {
+      deploymentId: file.deploymentId,
+      customer: file.customer,
+      fingerprint: identity.fingerprint,
+      publicKey: identity.publicKey,
+      licenseFileSerial: file.serial,
+      generatedAt: new Date(now).toISOString(),
+      from: new Date(range.from).toISOString(),
+      to: new Date(range.to).toISOString(),
+      licenses,
+    },
+    identity.signer,
+  );
+}
+
+/** Checks a usage report against the server key the vendor recorded for the deployment. */
+export function verifyUsageReport(doc: unknown, serverPublicKey: string): Result<UsageReportPayload> {
+  const v = verifyDocument<UsageReportPayload>('floatd-usage-report/1', doc, [publicKeyFrom(serverPublicKey)]);
+  if (!v.ok) return fail('USAGE_REPORT_INVALID', `the usage report does not verify: ${v.reason}`);
+  if (!checkReport(v.payload)) return fail('USAGE_REPORT_INVALID', `the usage report is malformed: ${checkReport.errors?.[0]?.instancePath} ${checkReport.errors?.[0]?.message}`);
+  return ok(v.payload);
+}

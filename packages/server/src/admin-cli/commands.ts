@@ -7,6 +7,7 @@ import * as W from '@floatd/protocol';
 import { AdminClient, ApiError, CliError, describeError, EXIT } from './http.js';
 import { resolveConnection, type ConnectionFlags } from './connection.js';
 import { csv, keyValues, out, printJson, table, type Cell } from './output.js';
+import { registerOnPremCommands } from './onprem.js';
 
 // --- shapes of the answers we print (only the fields we read) ---------------------------------------
 interface Page<T> {
@@ -587,5 +588,6 @@ export function registerAdminCommands(program: Command): void {
   registerHistory(program);
   registerTokens(program);
   registerStatus(program);
+  registerOnPremCommands(program, { group, leaf, timestamp });
   for (const cmd of leaves.splice(0)) addConnectionOptions(cmd);
 }

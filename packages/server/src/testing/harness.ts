@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../config.js';
+import { parseConfig, type ConfigInput } from '../config.js';
 import { ManualClock } from '../domain/clock.js';
 import { pino, destination } from 'pino';
 import { startServer, type RunningServer } from '../server.js';
@@ -35,6 +35,8 @@ export interface TestServer {
   store: 'sqlite' | 'postgres';
   /** Reads the database directly, bypassing the server (`?` placeholders), for independent checks. */
   rows(query: string, ...params: unknown[]): Promise<Record<string, unknown>[]>;
+  /** Writes to the database directly, behind the server's back (`?` placeholders): what a customer who owns the machine could do. */
+  tamper(query: string, ...params: unknown[]): Promise<void>;
   /**
    * Every row of every table (but `nodes`, which a timer rewrites), each table's rows
    * sorted: compare two snapshots to prove a refused request changed nothing.
@@ -60,6 +62,8 @@ export async function startTestServer(
      * unless given here: test files send thousands of requests, and fail authentication on purpose, from one address.
      */
     securityEnv?: Record<string, string>;
+    /** more settings, as flags would give them (e.g. `{ mode: 'on-prem', vendorPublicKey: file }`) */
+    config?: Partial<ConfigInput>;
   } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'floatd-test-')));
@@ -81,6 +85,7 @@ export async function startTestServer(
     rateLimitAuthFailures: opts.securityEnv?.FLOATD_RATE_LIMIT_AUTH_FAILURES,
     trustProxy: opts.securityEnv?.FLOATD_TRUST_PROXY,
     corsOrigins: opts.securityEnv?.FLOATD_CORS_ORIGINS,
+    ...opts.config,
   });
   // Only errors are logged (to stderr): a 500 in a test shows its cause in the test output.
   const logger = pino({ level: 'error' }, destination(2));
@@ -126,6 +131,20 @@ export async function startTestServer(
       db.close();
     }
   };
+  const tamper = async (query: string, ...params: unknown[]): Promise<void> => {
+    if (pg) {
+      await rows(query, ...params);
+      return;
+    }
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(join(dataDir, 'floatd.db'));
+    try {
+      db.pragma('busy_timeout = 5000');
+      db.prepare(query).run(...params);
+    } finally {
+      db.close();
+    }
+  };
   const snapshot = async () => {
     const out: Record<string, string[]> = {};
     const tables = pg
@@ -140,6 +159,7 @@ export async function startTestServer(
   return {
     store: pg ? 'postgres' : 'sqlite',
     rows,
+    tamper,
     snapshot,
     server,
     url: server.url,
@@ -162,3 +182,6 @@ export async function startTestServer(
     },
   };
 }
+
+// On-premise helpers (vendor key files, license files, an on-prem server).
+export { testVendor, startOnPremServer, type TestVendor } from './onprem.js';

@@ -184,7 +184,8 @@ function leaf(parent: Command, nameAndArgs: string, description: string, fn: (ct
     .exitOverride(onCommanderExit)
     .action(async (...a: unknown[]) => {
       const command = a[a.length - 1] as Command;
-      const opts = command.opts<CommonOptions & Record<string, unknown>>();
+      // With globals: a subcommand of `usage <licenseId>` gets the options its parent parsed (commander reads them on either side).
+      const opts = command.optsWithGlobals<CommonOptions & Record<string, unknown>>();
       const json = opts.json === true;
       try {
         const conn = resolveConnection(opts);

@@ -213,7 +213,8 @@ export class EntitlementService {
     const path = this.opts.licenseFile!;
     const tmp = `${path}.${process.pid}.tmp`;
     try {
-      await writeFile(tmp, text.endsWith('\n') ? text : text + '\n', { mode: 0o644 });
+      // Written indented: the file is for people to read too (the signature covers the canonical payload, not the layout).
+      await writeFile(tmp, JSON.stringify(JSON.parse(text), null, 2) + '\n', { mode: 0o644 });
       await chmod(tmp, 0o644);
       await rename(tmp, path);
       this.lastDiskText = await readFile(path, 'utf8');

@@ -132,8 +132,9 @@ export function payloadFromSpec(
   opts: { serial: number; now: number; deploymentId?: string | null; server?: { fingerprint: string; publicKey: string } | null },
 ): Result<LicenseFilePayload> {
   const iso = (ms: number) => new Date(ms).toISOString();
-  const notBefore = spec.notBefore ?? iso(opts.now);
-  const notAfter = spec.notAfter !== undefined ? spec.notAfter : iso(Date.parse(notBefore) + (spec.validDays ?? 365) * DAY_MS);
+  // By default valid from a day before the issue time: a customer clock a little behind the vendor's must not refuse a fresh file.
+  const notBefore = spec.notBefore ?? iso(opts.now - DAY_MS);
+  const notAfter = spec.notAfter !== undefined ? spec.notAfter : iso(opts.now + (spec.validDays ?? 365) * DAY_MS);
   const productOf = new Map(spec.products.flatMap((p) => [[p.name, p.id!] as const, [p.id!, p.id!] as const]));
   const licenses: FileLicense[] = [];
   for (const l of spec.licenses) {

@@ -95,7 +95,8 @@ export async function usageReport(
       d.denials += h.denials;
       byDay.set(day, d);
     }
-    const days = [...byDay.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([day, d]) => ({ day, ...d }));
+    // Days with no seat held and nothing asked are left out; a day a seat was merely held (no event) still counts.
+    const days = [...byDay.entries()].filter(([, d]) => d.peakSeats > 0 || d.checkouts > 0 || d.denials > 0).sort(([a], [b]) => (a < b ? -1 : 1)).map(([day, d]) => ({ day, ...d }));
     licenses.push({
       licenseId: l.id,
       key: l.key,

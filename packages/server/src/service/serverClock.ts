@@ -46,6 +46,7 @@ export class ServerClockGuard {
   private rolledBack = false;
   private tampered = false;
   private readonly toleranceMs: number;
+  private pendingAudit: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: Store,
@@ -70,8 +71,13 @@ export class ServerClockGuard {
    * otherwise raises the in-memory mark to `now`. No I/O.
    */
   refusal(now: number): DomainError | undefined {
+    const refused = this.evaluate(now);
+    if (refused) this.metrics.clockRefusals.inc();
+    return refused;
+  }
+
+  private evaluate(now: number): DomainError | undefined {
     if (this.tampered) {
-      this.metrics.clockRefusals.inc();
       return {
         code: 'SERVER_CLOCK_ROLLBACK',
         message: 'the stored trusted time of this server failed its signature check; load a new license file from the vendor to reset it',
@@ -80,7 +86,6 @@ export class ServerClockGuard {
     }
     if (now < this.trusted - this.toleranceMs) {
       this.enter(now);
-      this.metrics.clockRefusals.inc();
       return {
         code: 'SERVER_CLOCK_ROLLBACK',
         message: `the server clock (${new Date(now).toISOString()}) is behind the latest time this server trusted (${new Date(this.trusted).toISOString()}); new seats are refused until the clock is corrected`,
@@ -103,7 +108,8 @@ export class ServerClockGuard {
     } else if (stored > this.trusted) {
       this.trusted = stored;
     }
-    this.refusal(this.clock.now());
+    this.evaluate(this.clock.now());
+    await this.pendingAudit;
     this.metrics.trustedTime.set(Math.floor(this.trusted / 1000));
     if (!this.tampered && this.trusted > this.persisted) await this.persist(this.trusted);
   }
@@ -159,7 +165,7 @@ export class ServerClockGuard {
 
   /** Audited out of band: the grant path never waits for it. */
   private audit(type: 'server-clock.rollback' | 'server-clock.recovered', at: number, data: Record<string, unknown>): void {
-    this.store
+    this.pendingAudit = this.store
       .transaction((tx) => tx.apply([{ type: 'audit', entry: { at, type, actor: 'server', licenseId: null, deviceId: null, leaseId: null, reason: null, data } }]))
       .catch((err: unknown) => this.opts.logger && this.opts.logger.error({ err }, 'could not audit a server clock change'));
   }

@@ -1,0 +1,373 @@
+/**
+ * On-premise mode against real servers (SQLite, and PostgreSQL in the second pass):
+ * seats only from the vendor-signed file whatever the database or the file on disk
+ * say; renewal without restart; no serial rollback; offline and online activation
+ * (a real HTTP round trip between two floatd servers); the signed usage report
+ * back to the vendor; the server clock set back.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatKey } from '@floatd/protocol';
+import { ManualClock } from '../domain/clock.js';
+import { startTestServer, type TestServer } from '../testing/harness.js';
+import { startOnPremServer, testVendor, type TestVendor } from '../testing/onprem.js';
+
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const T0 = Date.parse('2026-03-02T09:00:00Z');
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function vendor(): Promise<TestVendor> {
+  const v = await testVendor();
+  cleanups.push(() => rm(v.dir, { recursive: true, force: true }));
+  return v;
+}
+async function onPrem(v: TestVendor, opts: { clock?: ManualClock; dataDir?: string } = {}): Promise<TestServer> {
+  const t = await startOnPremServer(v, { clock: opts.clock ?? new ManualClock(T0), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
+  cleanups.push(() => t.close());
+  return t;
+}
+
+/** Runs the real `floatd` command against a server (async: the server answers from this process). */
+function floatd(t: TestServer | undefined, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const conn = t ? ['--server', t.url, '--token', t.adminToken] : [];
+  const child = spawn(process.execPath, [CLI, ...args, ...conn], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+const checkout = (t: TestServer, key: string, fp: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
+
+test('seats come from the signed file: raising them in the database or editing the file grants no extra seat', async () => {
+  const v = await vendor();
+  const t = await onPrem(v);
+  // Before any file: nothing is granted, and the admin sees why.
+  const spec = v.spec([{ seats: 2, maxOfflineSeconds: 3600 }]);
+  const key = spec.licenses[0]!.key!;
+  const licId = spec.licenses[0]!.id!;
+  const status0 = await t.admin('GET', '/v1/admin/entitlements');
+  assert.equal(status0.body.mode, 'on-prem');
+  assert.equal(status0.body.licenseFile, null);
+  assert.match(status0.body.fingerprint, /^fsv1-/);
+
+  const file = v.issue(spec, { serial: 1, now: t.clock.now() });
+  const loaded = await t.admin('POST', '/v1/admin/entitlements', { licenseFile: file });
+  assert.equal(loaded.status, 200, JSON.stringify(loaded.body));
+  assert.equal(loaded.body.loaded.serial, 1);
+  assert.equal((await checkout(t, key, 'fp-onprem-1')).status, 201);
+  assert.equal((await checkout(t, key, 'fp-onprem-2')).status, 201);
+  const third = await checkout(t, key, 'fp-onprem-3');
+  assert.equal(third.status, 409);
+  assert.equal(third.body.error.code, 'NO_SEATS_AVAILABLE');
+
+  // The customer owns the database: raise the seats, the offline limit and the expiry with SQL.
+  await t.tamper('UPDATE licenses SET seats = 50, max_offline_seconds = 999999 WHERE id = ?', licId);
+  assert.equal((await t.rows('SELECT seats FROM licenses WHERE id = ?', licId))[0]!.seats, 50);
+  const still = await checkout(t, key, 'fp-onprem-3');
+  assert.equal(still.status, 409, 'no extra seat from the database');
+  assert.equal(still.body.error.code, 'NO_SEATS_AVAILABLE');
+  assert.equal(still.body.error.seatsTotal, 2, 'the seat count is the file\'s');
+  const borrow = await t.client(key, 'POST', '/v1/client/offline-checkout', { fingerprint: 'fp-onprem-1', instanceId: 'app', durationSeconds: 7200 });
+  assert.equal(borrow.status, 422, 'the offline limit is the file\'s too');
+  assert.equal(borrow.body.error.code, 'OFFLINE_DURATION_EXCEEDED');
+  // A key inserted into the database by hand is unknown.
+  await t.tamper(
+    `INSERT INTO licenses (id, product_id, key, seats, model, lease_ttl_seconds, heartbeat_interval_seconds, max_offline_seconds, max_instances_per_device, counting, suspended, metadata, created_at, updated_at)
+     VALUES ('lic_handmadehandmadehand', ?, '${formatKey('Z'.repeat(24))}', 100, 'permanent', 900, 300, 0, 10, 'per-device', ${t.store === 'postgres' ? 'false' : '0'}, '{}', 0, 0)`,
+    spec.products[0]!.id,
+  );
+  const handmade = (await t.rows("SELECT key FROM licenses WHERE id = 'lic_handmadehandmadehand'"))[0]!.key as string;
+  const forged = await checkout(t, handmade, 'fp-onprem-4');
+  assert.equal(forged.status, 401);
+  assert.equal(forged.body.error.code, 'INVALID_LICENSE_KEY');
+
+  // The customer owns the file too: raise the seats in it. The signature breaks; the file in force stays.
+  const onDisk = join(t.dataDir, 'license.json');
+  const edited = (await readFile(onDisk, 'utf8')).replace('"seats": 2', '"seats": 50');
+  assert.notEqual(edited, await readFile(onDisk, 'utf8'), 'the loaded file was written to the data directory');
+  await writeFile(onDisk, edited);
+  await t.server.entitlements!.poll();
+  assert.equal((await checkout(t, key, 'fp-onprem-3')).status, 409);
+  const before = await t.snapshot();
+  const refused = await t.admin('POST', '/v1/admin/entitlements', { licenseFile: JSON.parse(edited) });
+  assert.equal(refused.status, 422);
+  assert.equal(refused.body.error.code, 'ENTITLEMENT_INVALID');
+  assert.match(refused.body.error.message, /signature does not match/);
+  assert.deepEqual(await t.snapshot(), before, 'a refused file changes nothing');
+  assert.equal((await t.admin('GET', '/v1/admin/entitlements')).body.licenseFile.licenses[0].seats, 2);
+
+  // The local admin runs leases, devices, reclamation, audit and usage, and may suspend; not seats or the catalogue.
+  const managed = [
+    await t.admin('PATCH', `/v1/admin/licenses/${licId}`, { seats: 10 }),
+    await t.admin('PATCH', `/v1/admin/licenses/${licId}`, { maxOfflineSeconds: 86400, metadata: { a: 1 } }),
+    await t.admin('POST', '/v1/admin/licenses', { productId: spec.products[0]!.id, seats: 5 }),
+    await t.admin('DELETE', `/v1/admin/licenses/${licId}?force=true`),
+    await t.admin('POST', '/v1/admin/products', { name: 'Mine' }),
+  ];
+  for (const r of managed) {
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+    assert.equal(r.body.error.code, 'ENTITLEMENT_MANAGED');
+  }
+  assert.equal((await t.admin('PATCH', `/v1/admin/licenses/${licId}`, { metadata: { site: 'plant 2' } })).status, 200);
+  assert.equal((await t.admin('POST', `/v1/admin/licenses/${licId}/suspend`)).status, 200);
+  assert.equal((await checkout(t, key, 'fp-onprem-1')).body.error.code, 'LICENSE_SUSPENDED');
+  assert.equal((await t.admin('POST', `/v1/admin/licenses/${licId}/resume`)).status, 200);
+  const leases = (await t.admin('GET', `/v1/admin/licenses/${licId}/leases`)).body.items;
+  assert.equal(leases.length, 2);
+  assert.equal((await t.admin('POST', `/v1/admin/leases/${leases[0].id}/release`)).status, 200);
+  assert.equal((await t.admin('GET', `/v1/admin/licenses/${licId}/devices`)).status, 200);
+  assert.equal((await t.admin('POST', '/v1/admin/reclaim')).status, 200);
+  assert.equal((await checkout(t, key, 'fp-onprem-3')).status, 201, 'the released seat is free again');
+  const audit = (await t.admin('GET', '/v1/admin/audit?type=entitlements.loaded')).body.items;
+  assert.equal(audit.length, 1);
+  assert.equal(audit[0].data.serial, 1);
+});
+
+test('a renewal is loaded without a restart (file on disk, API, CLI); a lower serial is refused', async () => {
+  const v = await vendor();
+  const t = await onPrem(v);
+  const spec = v.spec([{ seats: 1 }]);
+  const key = spec.licenses[0]!.key!;
+  const onDisk = join(t.dataDir, 'license.json');
+  // Serial 1 dropped into the data directory: picked up by the periodic check.
+  await writeFile(onDisk, JSON.stringify(v.issue(spec, { serial: 1, now: t.clock.now() })));
+  await t.server.entitlements!.poll();
+  assert.equal((await checkout(t, key, 'fp-renew-1')).status, 201);
+  assert.equal((await checkout(t, key, 'fp-renew-2')).status, 409);
+
+  // Serial 2 with 3 seats, same keys (the vendor's completed spec), through the file: no restart.
+  spec.licenses[0]!.seats = 3;
+  await writeFile(onDisk, JSON.stringify(v.issue(spec, { serial: 2, now: t.clock.now() })));
+  await t.server.entitlements!.poll();
+  assert.equal((await checkout(t, key, 'fp-renew-2')).status, 201);
+  assert.equal((await checkout(t, key, 'fp-renew-3')).status, 201);
+  assert.equal((await checkout(t, key, 'fp-renew-4')).status, 409);
+
+  // Back to serial 1 (fewer seats... or more, from an older contract): refused, by the API and from disk.
+  spec.licenses[0]!.seats = 10;
+  const old = v.issue(spec, { serial: 1, now: t.clock.now() });
+  const back = await t.admin('POST', '/v1/admin/entitlements', { licenseFile: old });
+  assert.equal(back.status, 409);
+  assert.equal(back.body.error.code, 'ENTITLEMENT_ROLLBACK');
+  assert.equal(back.body.error.current, 2);
+  await writeFile(onDisk, JSON.stringify(old));
+  await t.server.entitlements!.poll();
+  assert.equal((await checkout(t, key, 'fp-renew-4')).status, 409, 'still serial 2 and 3 seats');
+  assert.equal((await t.admin('GET', '/v1/admin/entitlements')).body.licenseFile.serial, 2);
+
+  // Serial 3 through the admin command; loading the same file again changes nothing.
+  spec.licenses[0]!.seats = 4;
+  const third = join(v.dir, 'serial3.json');
+  await writeFile(third, JSON.stringify(v.issue(spec, { serial: 3, now: t.clock.now() }), null, 2));
+  const cli = await floatd(t, ['entitlements', 'load', third]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /loaded serial 3/);
+  assert.equal((await checkout(t, key, 'fp-renew-4')).status, 201);
+  const again = await floatd(t, ['entitlements', 'load', third]);
+  assert.equal(again.code, 0);
+  assert.match(again.stdout, /already loaded/);
+  const rollbackCli = await floatd(t, ['entitlements', 'load', join(t.dataDir, 'license.json')]);
+  // license.json was rewritten with serial 3 by the load; write serial 1 to another file for the CLI refusal.
+  const oldFile = join(v.dir, 'serial1.json');
+  await writeFile(oldFile, JSON.stringify(old));
+  const refused = await floatd(t, ['entitlements', 'load', oldFile]);
+  assert.equal(rollbackCli.code, 0);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /ENTITLEMENT_ROLLBACK|lower than serial 3/);
+
+  // A restart keeps serial 3 (SQLite: same data directory).
+  if (t.store === 'sqlite') {
+    const dataDir = t.dataDir;
+    const clock = t.clock;
+    await t.server.close();
+    const again2 = await onPrem(v, { clock, dataDir });
+    assert.equal((await again2.admin('GET', '/v1/admin/entitlements')).body.licenseFile.serial, 3);
+    assert.equal((await checkout(again2, key, 'fp-renew-5')).status, 409, '4 seats held, 4 in the file');
+  }
+});
+
+test('offline activation: request file from the on-prem server, vendor CLI issues a bound file, the admin loads it', async () => {
+  const v = await vendor();
+  // The vendor's command signs with its own clock (the real one): the server runs on real time here.
+  const t = await onPrem(v, { clock: new ManualClock(Date.now()) });
+  const requestFile = join(v.dir, 'request.json');
+  const req = await floatd(t, ['entitlements', 'request', '--out', requestFile]);
+  assert.equal(req.code, 0, req.stderr);
+  const request = JSON.parse(await readFile(requestFile, 'utf8'));
+  assert.equal(request.format, 'floatd-activation-request/1');
+  assert.equal(request.payload.fingerprint, (await t.admin('GET', '/v1/admin/entitlements')).body.fingerprint);
+
+  // The vendor, on its own machine: a spec, its private key, the request.
+  const specFile = join(v.dir, 'spec.json');
+  await writeFile(specFile, JSON.stringify({ customer: { name: 'Air-gapped plant' }, products: [{ name: 'Acme CAD' }], licenses: [{ product: 'Acme CAD', seats: 2 }] }));
+  const licenseOut = join(v.dir, 'plant.license.json');
+  const issued = await floatd(undefined, ['entitlements', 'issue', '--spec', specFile, '--private-key', v.privateKeyFile, '--serial', '1', '--request', requestFile, '--out', licenseOut]);
+  assert.equal(issued.code, 0, issued.stderr);
+  assert.match(issued.stdout, /bound to fsv1-/);
+
+  const load = await floatd(t, ['entitlements', 'load', licenseOut]);
+  assert.equal(load.code, 0, load.stderr);
+  const key = JSON.parse(await readFile(specFile, 'utf8')).licenses[0].key as string;
+  assert.equal((await checkout(t, key, 'fp-airgap-1')).status, 201);
+  const status = await floatd(t, ['entitlements', 'status']);
+  assert.match(status.stdout, /Air-gapped plant/);
+  assert.match(status.stdout, new RegExp(`bound to\\s+${request.payload.fingerprint}`));
+
+  // The same file on another server (a copy of the install) does not load: it is bound to the first.
+  const other = await onPrem(v, { clock: new ManualClock(Date.now()) });
+  const copy = await other.admin('POST', '/v1/admin/entitlements', { licenseFile: JSON.parse(await readFile(licenseOut, 'utf8')) });
+  assert.equal(copy.status, 422);
+  assert.match(copy.body.error.message, /bound to server/);
+  // A request edited on the way (another fingerprint) does not verify at the vendor.
+  const forged = { ...request, payload: { ...request.payload, fingerprint: 'fsv1-forged-forged-forged-forged' } };
+  await writeFile(requestFile, JSON.stringify(forged));
+  const bad = await floatd(undefined, ['entitlements', 'issue', '--spec', specFile, '--private-key', v.privateKeyFile, '--serial', '2', '--request', requestFile]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /activation request does not verify/);
+});
+
+test('online activation and usage report: two real servers, the vendor\'s and the customer\'s', async () => {
+  const v = await vendor();
+  const vendorServer = await startTestServer({ clock: new ManualClock(T0), config: { vendorPrivateKey: v.privateKeyFile } });
+  cleanups.push(() => vendorServer.close());
+  const spec = { customer: { name: 'Initech', id: 'cust-42' }, vendorUrl: vendorServer.url, products: [{ name: 'Acme CAD' }], licenses: [{ product: 'Acme CAD', seats: 2 }] };
+  const created = await vendorServer.admin('POST', '/v1/admin/deployments', { name: 'Initech HQ', spec });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const { activationKey, deployment } = created.body;
+  assert.match(activationKey, /^fak_/);
+  assert.ok(!JSON.stringify((await vendorServer.admin('GET', `/v1/admin/deployments/${deployment.id}`)).body).includes(activationKey), 'the key is kept hashed');
+
+  const t = await onPrem(v);
+  const wrong = await t.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: vendorServer.url, activationKey: 'fak_wrongwrongwrong' });
+  assert.equal(wrong.status, 502);
+  assert.equal(wrong.body.error.code, 'ACTIVATION_FAILED');
+  assert.equal(wrong.body.error.vendorCode, 'ACTIVATION_KEY_INVALID');
+  const act = await floatd(t, ['entitlements', 'activate', '--vendor-url', vendorServer.url, '--activation-key', activationKey]);
+  assert.equal(act.code, 0, act.stderr);
+  assert.match(act.stdout, /activated: serial 1/);
+  const fingerprint = (await t.admin('GET', '/v1/admin/entitlements')).body.fingerprint;
+  const dep = (await vendorServer.admin('GET', `/v1/admin/deployments/${deployment.id}`)).body;
+  assert.equal(dep.fingerprint, fingerprint, 'the vendor bound the deployment to this server');
+  assert.equal(dep.serial, 1);
+  // Another server with the same activation key is refused.
+  const thief = await onPrem(v);
+  const stolen = await thief.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: vendorServer.url, activationKey });
+  assert.equal(stolen.status, 502);
+  assert.equal(stolen.body.error.vendorCode, 'FINGERPRINT_MISMATCH');
+
+  // Use: 2 seats, one denial, one check-in.
+  const key = (await t.admin('GET', '/v1/admin/entitlements')).body.licenseFile.licenses[0].key as string;
+  assert.equal((await checkout(t, key, 'fp-usage-1')).status, 201);
+  t.clock.advance(60_000);
+  assert.equal((await checkout(t, key, 'fp-usage-2')).status, 201);
+  assert.equal((await checkout(t, key, 'fp-usage-3')).status, 409);
+
+  // Renewal online: the vendor raises the seats; activating again fetches serial 2.
+  const full = (await vendorServer.admin('GET', `/v1/admin/deployments/${deployment.id}`)).body.spec;
+  full.licenses[0].seats = 3;
+  assert.equal((await vendorServer.admin('PUT', `/v1/admin/deployments/${deployment.id}/spec`, { spec: full })).status, 200);
+  const renewed = await t.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: vendorServer.url, activationKey });
+  assert.equal(renewed.body.loaded.serial, 2);
+  assert.equal((await checkout(t, key, 'fp-usage-3')).status, 201);
+
+  // The signed usage report: per key and day, peak seats and denials.
+  const report = (await t.admin('GET', `/v1/admin/usage-report?from=${encodeURIComponent(new Date(T0 - 86_400_000).toISOString())}&to=${encodeURIComponent(new Date(T0 + 86_400_000).toISOString())}`)).body;
+  assert.equal(report.format, 'floatd-usage-report/1');
+  assert.equal(report.payload.deploymentId, deployment.id);
+  const line = report.payload.licenses[0];
+  assert.equal(line.key, key);
+  assert.equal(line.peakSeats, 3);
+  assert.equal(line.denials, 1);
+  const days = line.days.map((d: { day: string }) => d.day);
+  assert.equal(days[0], '2026-03-02', 'no day before the first checkout');
+  assert.deepEqual(line.days[0], { day: '2026-03-02', peakSeats: 3, checkouts: 3, denials: 1 });
+
+  // Online: sent to the vendor named in the file.
+  const sent = await floatd(t, ['usage', 'send', '--from', new Date(T0 - 86_400_000).toISOString(), '--to', new Date(T0 + 86_400_000).toISOString()]);
+  assert.equal(sent.code, 0, sent.stderr);
+  // By file: exported, carried over, imported with `floatd usage import`.
+  const reportFile = join(v.dir, 'usage.json');
+  t.clock.advance(60_000);
+  const exported = await floatd(t, ['usage', 'export', '--out', reportFile]);
+  assert.equal(exported.code, 0, exported.stderr);
+  const imported = await floatd(vendorServer, ['usage', 'import', reportFile]);
+  assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stdout, new RegExp(`${key}\\s+3\\s+3\\s+1`));
+  // A report edited on the way (fewer denials, lower peak) is refused.
+  const doc = JSON.parse(await readFile(reportFile, 'utf8'));
+  doc.payload.licenses[0].peakSeats = 1;
+  const tampered = await vendorServer.admin('POST', '/v1/admin/usage-reports', { report: doc });
+  assert.equal(tampered.status, 422);
+  assert.equal(tampered.body.error.code, 'USAGE_REPORT_INVALID');
+  const reports = (await vendorServer.admin('GET', `/v1/admin/deployments/${deployment.id}/usage-reports`)).body.items;
+  assert.deepEqual(reports.map((r: { via: string }) => r.via).sort(), ['file', 'online']);
+  assert.ok(reports.every((r: { report: { licenses: { peakSeats: number }[] } }) => r.report.licenses[0]!.peakSeats === 3));
+  const audit = (await vendorServer.admin('GET', '/v1/admin/audit?type=usage-report.imported')).body.items;
+  assert.equal(audit.length, 2);
+});
+
+test('server clock set back on an on-prem server: new seats refused, held leases keep working, signed trusted time, recovery', async () => {
+  const v = await vendor();
+  const clock = new ManualClock(T0);
+  const t = await onPrem(v, { clock });
+  const spec = v.spec([{ seats: 3, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 }], { validDays: 30 });
+  const key = spec.licenses[0]!.key!;
+  assert.equal((await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 1, now: T0 }) })).status, 200);
+  const held = await checkout(t, key, 'fp-clock-1');
+  assert.equal(held.status, 201);
+  clock.advance(10 * 86_400_000); // ten days of work…
+  assert.equal((await t.client(key, 'POST', `/v1/client/leases/${held.body.lease.id}/heartbeat`, { instanceId: 'app' })).status, 200);
+  await t.server.clockGuard.tick();
+  const stored = (await t.rows("SELECT value FROM kv WHERE name = 'server/trusted-time'"))[0]!.value as string;
+  assert.equal(JSON.parse(stored).format, 'floatd-trusted-time/1', 'stored signed');
+  assert.equal(JSON.parse(stored).payload.at, T0 + 10 * 86_400_000);
+
+  // …then someone sets the clock back a week (to stretch the file, or a trial).
+  clock.advance(-7 * 86_400_000);
+  const refused = await checkout(t, key, 'fp-clock-2');
+  assert.equal(refused.status, 503);
+  assert.equal(refused.body.error.code, 'SERVER_CLOCK_ROLLBACK');
+  assert.equal(refused.body.error.trustedTime, new Date(T0 + 10 * 86_400_000).toISOString());
+  const offline = await t.client(key, 'POST', '/v1/client/offline-checkout', { fingerprint: 'fp-clock-2', instanceId: 'app', durationSeconds: 60 });
+  assert.equal(offline.body.error.code, 'SERVER_CLOCK_ROLLBACK');
+  assert.equal((await t.client(key, 'POST', `/v1/client/leases/${held.body.lease.id}/heartbeat`, { instanceId: 'app' })).status, 200, 'the held lease keeps working');
+  const metrics = (await t.raw('GET', '/metrics')).body as string;
+  assert.match(metrics, /floatd_server_clock_rollback 1/);
+  assert.match(metrics, /floatd_server_clock_rollback_refusals_total 2/);
+  assert.equal((await t.admin('GET', '/v1/admin/entitlements')).body.clock.rolledBack, true);
+  assert.equal((await floatd(t, ['entitlements', 'status'])).stdout.includes('SET BACK'), true);
+
+  // Editing the stored trusted time down in the database breaks its signature: grants stay refused, even after a restart.
+  if (t.store === 'sqlite') {
+    const doc = JSON.parse(stored);
+    doc.payload.at = T0;
+    await t.tamper("UPDATE kv SET value = ? WHERE name = 'server/trusted-time'", JSON.stringify(doc));
+    const dataDir = t.dataDir;
+    await t.server.close();
+    const t2 = await onPrem(v, { clock, dataDir });
+    const tampered = await checkout(t2, key, 'fp-clock-2');
+    assert.equal(tampered.body.error.code, 'SERVER_CLOCK_ROLLBACK');
+    assert.match(tampered.body.error.message, /failed its signature check/);
+    // A new vendor-signed file resets it (its issue time is vouched for by the vendor).
+    clock.set(T0 + 11 * 86_400_000);
+    assert.equal((await t2.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 2, now: clock.now() }) })).status, 200);
+    assert.equal((await checkout(t2, key, 'fp-clock-2')).status, 201);
+    return;
+  }
+  // The clock is corrected: grants resume, the metric falls back, both transitions are audited.
+  clock.set(T0 + 10 * 86_400_000 + 60_000);
+  assert.equal((await checkout(t, key, 'fp-clock-2')).status, 201);
+  await t.server.clockGuard.tick();
+  assert.match((await t.raw('GET', '/metrics')).body as string, /floatd_server_clock_rollback 0/);
+  const types = (await t.admin('GET', '/v1/admin/audit')).body.items.map((e: { type: string }) => e.type);
+  assert.ok(types.includes('server-clock.rollback') && types.includes('server-clock.recovered'));
+});

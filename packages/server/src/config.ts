@@ -158,7 +158,7 @@ export function parseConfig(i: ConfigInput): Config {
     licenseFile: path(i.licenseFile, 'FLOATD_LICENSE_FILE / --license-file') ?? resolve(dataDir, 'license.json'),
     vendorPublicKeyFile: path(i.vendorPublicKey, 'FLOATD_VENDOR_PUBLIC_KEY / --vendor-public-key'),
     vendorPrivateKeyFile: path(i.vendorPrivateKey, 'FLOATD_VENDOR_PRIVATE_KEY / --vendor-private-key'),
-    clockToleranceSeconds: integer(i.clockTolerance ?? '900', 'FLOATD_CLOCK_TOLERANCE_SECONDS / --clock-tolerance', 1, 30 * 86_400),
+    clockToleranceSeconds: integer(i.clockTolerance ?? '900', 'FLOATD_CLOCK_TOLERANCE_SECONDS / --clock-tolerance', 1, 10 * 365 * 86_400),
     stateIntervalSeconds: integer(i.stateInterval ?? '60', 'FLOATD_STATE_INTERVAL_SECONDS / --state-interval', 1, 3600),
     security: security(i),
   };

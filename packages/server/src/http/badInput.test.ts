@@ -17,7 +17,8 @@ import addFormats from 'ajv-formats';
 import { ERRORS, KEY_ALPHABET, formatKey, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
 import { ALNUM, example, idOf, idPrefix, random, type Schema } from '../testing/schemas.js';
-import { MAX_JSON_DEPTH } from './app.js';
+import { BODY_LIMIT, MAX_JSON_DEPTH } from './app.js';
+import { DOC_BODY_LIMIT, DOC_BODY_ROUTES } from './routes/onprem.js';
 
 interface Operation {
   method: string;
@@ -133,6 +134,8 @@ function casesFor(op: Operation): Case[] {
   const auth = op.auth === 'admin' ? `Bearer ${t.adminToken}` : `License ${licenseKey}`;
   const fill = (ids: Record<string, string> = {}) => concretePath(op, ids);
   const cases: Case[] = [];
+  /** Routes that take signed documents (license files, usage reports) have a larger limit. */
+  const bodyLimit = DOC_BODY_ROUTES.has(`${op.method} ${op.path}`) ? DOC_BODY_LIMIT : BODY_LIMIT;
   const add = (what: string, c: Partial<Case>) =>
     cases.push({ what, method: op.method, path: fill(), ...c, headers: { authorization: auth, ...(c.headers ?? {}) } });
   const json = (what: string, value: unknown, expect = 'VALIDATION_FAILED') => add(what, { headers: JSON_TYPE, body: JSON.stringify(value), expect });
@@ -171,7 +174,7 @@ function casesFor(op: Operation): Case[] {
     raw('deep nesting in an unknown field (5000 levels)', validBody!, 'nested', deep(5000, '{"a":', '1', '}'));
     add('deep nesting as the body (5000 levels)', { headers: JSON_TYPE, body: deep(5000, '{"a":', '1', '}'), expect: 'VALIDATION_FAILED' });
     add('deep array nesting as the body (30000 levels)', { headers: JSON_TYPE, body: deep(30000, '[', '', ']'), expect: 'VALIDATION_FAILED' });
-    add('a body over 64 KiB', { headers: JSON_TYPE, body: JSON.stringify({ ...validBody, padding: 'x'.repeat(70 * 1024) }), expect: 'PAYLOAD_TOO_LARGE' });
+    add(`a body over ${bodyLimit / 1024} KiB`, { headers: JSON_TYPE, body: JSON.stringify({ ...validBody, padding: 'x'.repeat(bodyLimit + 6 * 1024) }), expect: 'PAYLOAD_TOO_LARGE' });
     add('a body over 64 KiB as text/plain', { headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(70 * 1024) });
     add('a JSON body as text/plain', { headers: { 'content-type': 'text/plain' }, body: JSON.stringify(validBody), expect: MEDIA });
     add('a JSON body as form data', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1', expect: MEDIA });
@@ -186,7 +189,7 @@ function casesFor(op: Operation): Case[] {
       if (p.type === 'string') {
         const fitting = p.pattern ? 'a'.repeat(4) : 'x';
         if (p.maxLength !== undefined) json(`${name}: longer than maxLength ${p.maxLength}`, at(fitting.repeat(Math.ceil((p.maxLength + 1) / fitting.length))));
-        if (p.maxLength !== undefined) json(`${name}: 1 MB string`, at('x'.repeat(1_000_000)), 'PAYLOAD_TOO_LARGE');
+        if (p.maxLength !== undefined) json(`${name}: a string over the body limit`, at('x'.repeat(Math.max(1_000_000, bodyLimit + 1024))), 'PAYLOAD_TOO_LARGE');
         if ((p.minLength ?? 0) > 0) json(`${name}: empty string`, at(''));
         for (const [what, v] of [['does not match its pattern/format', '!! not valid !!'], ['valid value with a trailing newline', `${String(example(p))}\n`]] as const) {
           if (!admits(p, v)) json(`${name}: ${what}`, at(v));

@@ -85,6 +85,9 @@ export async function startTestServer(
     rateLimitAuthFailures: opts.securityEnv?.FLOATD_RATE_LIMIT_AUTH_FAILURES,
     trustProxy: opts.securityEnv?.FLOATD_TRUST_PROXY,
     corsOrigins: opts.securityEnv?.FLOATD_CORS_ORIGINS,
+    // Tests move the manual clock back and forth at will: the server clock rollback check is off
+    // (ten years of tolerance) unless a test sets `config.clockTolerance` to test it.
+    clockTolerance: String(10 * 365 * 86_400),
     ...opts.config,
   });
   // Only errors are logged (to stderr): a 500 in a test shows its cause in the test output.

@@ -26,8 +26,16 @@ const DocOrNull = Type.Union([Doc, Type.Null()]);
 const DeploymentId = W.IdOf('dpl');
 const DeploymentParams = W.Obj({ deploymentId: DeploymentId });
 const Spec = Type.Object({}, { additionalProperties: true, description: 'A license spec (docs/on-prem.md): customer, products, licenses' });
-/** License files and reports can be larger than the 64 KiB other routes take. */
-const DOC_BODY_LIMIT = 4 * 1024 * 1024;
+/** License files and reports can be larger than the 64 KiB other routes take (a year of daily usage of a few keys is more). */
+export const DOC_BODY_LIMIT = 4 * 1024 * 1024;
+/** The routes that take DOC_BODY_LIMIT (the bad-input walker sends them bodies over it). */
+export const DOC_BODY_ROUTES: ReadonlySet<string> = new Set([
+  'POST /v1/admin/entitlements',
+  'POST /v1/admin/deployments',
+  'PUT /v1/admin/deployments/{deploymentId}/spec',
+  'POST /v1/admin/usage-reports',
+  'POST /v1/vendor/usage-reports',
+]);
 const DAY_MS = 86_400_000;
 
 const ClockState = W.Obj({

@@ -144,3 +144,39 @@ test('SIGTERM under load finishes in-flight requests, closes the database and ex
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('floatd serve --mode on-prem: needs the vendor public key, loads --license-file at start; a vendor key others can read stops a vendor server', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-cli-onprem-'));
+  try {
+    const { testVendor } = await import('./testing/onprem.js');
+    const v = await testVendor();
+    const noKey = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'a'), '--mode', 'on-prem'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    noKey.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    assert.notEqual(await new Promise((r) => noKey.on('exit', r)), 0);
+    assert.match(err, /needs the vendor public key: pass --vendor-public-key/);
+
+    const spec = v.spec([{ seats: 1 }]);
+    const licenseFile = join(dir, 'license.json');
+    const { writeFile, chmod } = await import('node:fs/promises');
+    await writeFile(licenseFile, JSON.stringify(v.issue(spec, { serial: 1, now: Date.now() }), null, 2));
+    const p = await serve(join(dir, 'b'), ['--mode', 'on-prem', '--vendor-public-key', v.publicKeyFile, '--license-file', licenseFile]);
+    const key = `License ${spec.licenses[0]!.key}`;
+    assert.equal((await json(`${p.url}/v1/client/checkout`, 'POST', key, { fingerprint: 'serve-onprem-1', instanceId: 'a' })).status, 201);
+    assert.equal((await json(`${p.url}/v1/client/checkout`, 'POST', key, { fingerprint: 'serve-onprem-2', instanceId: 'a' })).status, 409);
+    p.child.kill('SIGTERM');
+    assert.equal(await p.exited, 0);
+
+    await chmod(v.privateKeyFile, 0o640);
+    const loose = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'c'), '--vendor-private-key', v.privateKeyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    loose.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    loose.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    assert.notEqual(await new Promise((r) => loose.on('exit', r)), 0);
+    assert.match(out, /mode 640: it must be readable by its owner only/);
+    assert.ok(!out.includes((await readFile(v.privateKeyFile, 'utf8')).split('\n')[1]!), 'the key is not printed');
+    await rm(v.dir, { recursive: true, force: true });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -88,6 +88,18 @@ test('security settings: rate limits on by default with generous per-address lim
     [{ trustProxy: 'proxy.internal' }, /FLOATD_TRUST_PROXY/],
     [{ corsOrigins: '*' }, /FLOATD_CORS_ORIGINS/],
     [{ corsOrigins: 'https://admin.example.com/console' }, /FLOATD_CORS_ORIGINS/],
+test('roles: hosted by default; on-prem reads the license file from the data directory; bad role settings are refused', () => {
+  const hosted = parseConfig({});
+  assert.equal(hosted.mode, 'hosted');
+  assert.equal(hosted.clockToleranceSeconds, 900);
+  const onPrem = configFrom({ mode: 'on-prem', dataDir: '/srv/floatd' }, { FLOATD_VENDOR_PUBLIC_KEY: '/etc/floatd/vendor.pub' });
+  assert.deepEqual([onPrem.mode, onPrem.licenseFile, onPrem.vendorPublicKeyFile], ['on-prem', '/srv/floatd/license.json', '/etc/floatd/vendor.pub']);
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ mode: 'cloud' }, /FLOATD_MODE.*hosted or on-prem/],
+    [{ mode: 'on-prem', vendorPrivateKey: '/k' }, /never holds the vendor private key/],
+    [{ clockTolerance: '0' }, /CLOCK_TOLERANCE/],
+    [{ stateInterval: 'soon' }, /STATE_INTERVAL/],
+    [{ licenseFile: ' ' }, /LICENSE_FILE.*empty/],
   ];
   for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
 });

@@ -371,3 +371,64 @@ test('server clock set back on an on-prem server: new seats refused, held leases
   const types = (await t.admin('GET', '/v1/admin/audit')).body.items.map((e: { type: string }) => e.type);
   assert.ok(types.includes('server-clock.rollback') && types.includes('server-clock.recovered'));
 });
+
+test('hostile documents to every route that takes one are refused with a 4xx and change nothing', async (c) => {
+  const v = await vendor();
+  const vendorServer = await startTestServer({ clock: new ManualClock(T0), config: { vendorPrivateKey: v.privateKeyFile } });
+  cleanups.push(() => vendorServer.close());
+  const t = await onPrem(v);
+  const spec = v.spec([{ seats: 2 }]);
+  const good = v.issue(spec, { serial: 5, now: T0 });
+  assert.equal((await t.admin('POST', '/v1/admin/entitlements', { licenseFile: good })).status, 200);
+  const dep = (await vendorServer.admin('POST', '/v1/admin/deployments', { name: 'Hostile Inc.', spec: { customer: { name: 'H' }, products: [{ name: 'P' }], licenses: [{ product: 'P', seats: 1 }] } })).body;
+  const request = (await t.admin('GET', '/v1/admin/entitlements/request')).body;
+
+  const sig = good.signature;
+  const docs: [string, unknown][] = [
+    ['empty object', {}],
+    ['format only', { format: 'floatd-license-file/1' }],
+    ['payload a string', { format: 'floatd-license-file/1', payload: 'x', signature: sig }],
+    ['payload an array', { format: 'floatd-license-file/1', payload: [], signature: sig }],
+    ['a float in the payload', { ...good, payload: { ...good.payload, serial: 5.5 } }],
+    ['a huge number', { ...good, payload: { ...good.payload, serial: 1e308 } }],
+    ['signature not base64', { ...good, signature: { ...sig, value: '!!!' } }],
+    ['signature of another algorithm', { ...good, signature: { ...sig, alg: 'none' } }],
+    ['signature a string', { ...good, signature: 'x' }],
+    ['signature of the activation request', { ...good, signature: request.signature }],
+    ['another kind of document', request],
+    ['a payload with an extra field, signed by nobody', { ...good, payload: { ...good.payload, seats: 99 } }],
+    ['a license with a broken key', { ...good, payload: { ...good.payload, licenses: [{ ...good.payload.licenses[0], key: 'AAAAA' }] } }],
+    ['a NUL in a string', { ...good, payload: { ...good.payload, customer: { name: 'a\u0000b' } } }],
+    ['keys that look like prototypes', JSON.parse('{"format":"floatd-license-file/1","payload":{"constructor":{"a":1}},"signature":{"alg":"EdDSA","kid":"x","value":"AAAA"}}')],
+  ];
+  const beforeOnPrem = await t.snapshot();
+  const beforeVendor = await vendorServer.snapshot();
+  let sent = 0;
+  const expect4xx = (r: { status: number; body: any }, what: string) => {
+    sent++;
+    assert.ok(r.status >= 400 && r.status < 500, `${what}: ${r.status} ${JSON.stringify(r.body)}`);
+    assert.match(r.body.error.code, /^[A-Z_]+$/, what);
+  };
+  for (const [what, doc] of docs) {
+    expect4xx(await t.admin('POST', '/v1/admin/entitlements', { licenseFile: doc }), `load: ${what}`);
+    expect4xx(await vendorServer.admin('POST', '/v1/admin/usage-reports', { report: doc }), `usage import: ${what}`);
+    expect4xx(await vendorServer.raw('POST', '/v1/vendor/usage-reports', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ report: doc }) }), `usage upload: ${what}`);
+    if (doc === request) continue; // a genuine activation request is what the next two routes take
+    expect4xx(await vendorServer.admin('POST', `/v1/admin/deployments/${dep.deployment.id}/issue`, { request: doc }), `issue: ${what}`);
+    for (const auth of [`Activation ${dep.activationKey}`, 'Activation fak_notakeynotakey', 'Bearer x']) {
+      expect4xx(
+        await vendorServer.raw('POST', '/v1/vendor/activate', { headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ request: doc }) }),
+        `activate (${auth.slice(0, 12)}): ${what}`,
+      );
+    }
+  }
+  for (const spec of [{}, { customer: { name: 'x' }, products: [], licenses: [] }, { customer: { name: 'x' }, products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1, model: 'subscription' }] }, { customer: { name: 'x' }, products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1, key: 'not-a-key' }] }, { customer: { name: 'x' }, notBefore: '2027-01-01T00:00:00Z', notAfter: '2026-01-01T00:00:00Z', products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1 }] }]) {
+    expect4xx(await vendorServer.admin('POST', '/v1/admin/deployments', { name: 'bad', spec }), `deployment spec ${JSON.stringify(spec)}`);
+    expect4xx(await vendorServer.admin('PUT', `/v1/admin/deployments/${dep.deployment.id}/spec`, { spec }), `spec update ${JSON.stringify(spec)}`);
+  }
+  expect4xx(await t.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: 'ftp://example.invalid/x', activationKey: 'fak_whatever1' }), 'activate with a non-http vendor URL');
+  assert.deepEqual(await t.snapshot(), beforeOnPrem, 'the on-prem database is unchanged');
+  assert.deepEqual(await vendorServer.snapshot(), beforeVendor, 'the vendor database is unchanged');
+  assert.ok(sent >= 100, `${sent} hostile requests`);
+  c.diagnostic(`${sent} hostile requests, all refused with a 4xx`);
+});

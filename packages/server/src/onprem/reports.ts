@@ -66,7 +66,13 @@ export function activationRequest(identity: ServerIdentity, now: number, version
 export function verifyActivationRequest(doc: unknown): Result<ActivationRequestPayload> {
   const claimed = (doc as { payload?: { publicKey?: unknown } } | null)?.payload?.publicKey;
   if (typeof claimed !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(claimed)) return fail('VALIDATION_FAILED', 'the activation request carries no server public key');
-  const v = verifyDocument<ActivationRequestPayload>('floatd-activation-request/1', doc, [publicKeyFrom(claimed)]);
+  let key: ReturnType<typeof publicKeyFrom>;
+  try {
+    key = publicKeyFrom(claimed);
+  } catch {
+    return fail('VALIDATION_FAILED', 'the activation request carries a public key that is not an Ed25519 key');
+  }
+  const v = verifyDocument<ActivationRequestPayload>('floatd-activation-request/1', doc, [key]);
   if (!v.ok) return fail('VALIDATION_FAILED', `the activation request does not verify: ${v.reason}`);
   if (!checkRequest(v.payload)) return fail('VALIDATION_FAILED', `the activation request is malformed: ${checkRequest.errors?.[0]?.instancePath} ${checkRequest.errors?.[0]?.message}`);
   return ok(v.payload);

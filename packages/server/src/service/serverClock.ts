@@ -116,9 +116,11 @@ export class ServerClockGuard {
 
   /**
    * A time vouched for by the vendor (a license file's issue time): the mark goes
-   * at least that high. `reset` also clears a failed signature check.
+   * at least that high, less the tolerance. `reset` also clears a failed signature check.
    */
-  async vouch(at: number, reset = false): Promise<void> {
+  async vouch(issuedAt: number, reset = false): Promise<void> {
+    // The vendor's clock may run a little ahead of this one: it vouches for its time less the tolerance.
+    const at = issuedAt - this.toleranceMs;
     if (reset && this.tampered) {
       this.tampered = false;
       this.trusted = at;

@@ -88,6 +88,10 @@ test('security settings: rate limits on by default with generous per-address lim
     [{ trustProxy: 'proxy.internal' }, /FLOATD_TRUST_PROXY/],
     [{ corsOrigins: '*' }, /FLOATD_CORS_ORIGINS/],
     [{ corsOrigins: 'https://admin.example.com/console' }, /FLOATD_CORS_ORIGINS/],
+  ];
+  for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
+});
+
 test('roles: hosted by default; on-prem reads the license file from the data directory; bad role settings are refused', () => {
   const hosted = parseConfig({});
   assert.equal(hosted.mode, 'hosted');

@@ -62,6 +62,7 @@ export const ERRORS = {
 
   // --- server --------------------------------------------------------------
   SERVICE_UNAVAILABLE: { status: 503, meaning: 'The server is shutting down or not ready; retry on another node or later.' },
+  STORAGE_UNAVAILABLE: { status: 503, meaning: 'The database cannot write or answer right now (disk full, I/O error, lock timeout, connection lost); nothing was changed. Retry after `Retry-After` seconds; leases already granted are kept.' },
   INTERNAL_ERROR: { status: 500, meaning: 'A bug: the server failed unexpectedly. The request id identifies it in the logs.' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 

@@ -29,6 +29,7 @@ import { readPrivateKeyFile, readVendorPublicKeys } from './onprem/keyFiles.js';
 import { signerOf, publicKeyFrom } from './onprem/signed.js';
 import { VendorService } from './onprem/vendor.js';
 import type { Store } from './store/port.js';
+import { StorageHealth } from './store/errors.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -127,6 +128,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       mode: config.mode,
       version: VERSION,
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
+      storageHealth: new StorageHealth(),
     },
     { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
   );

@@ -78,7 +78,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
 
   const ajv = validators();
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? ajv.body : ajv.text).compile(schema));
-  installErrorHandling(app);
+  installErrorHandling(app, ctx.storageHealth, ctx.clock);
   // JSON only: any other media type is refused with 415. An empty body is "no body" (body-less POSTs such as /return),
   // and __proto__ / constructor.prototype keys are refused (prototype poisoning).
   app.removeAllContentTypeParsers();
@@ -128,6 +128,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     }
   });
   app.addHook('onResponse', async (req, reply) => {
+    // A change that committed proves the storage writes again.
+    if (ctx.storageHealth.current && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 300) ctx.storageHealth.recovered();
     const route = req.routeOptions.url ?? 'unmatched';
     ctx.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
     ctx.metrics.duration.observe({ route }, reply.elapsedTime / 1000);

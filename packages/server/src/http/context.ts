@@ -7,6 +7,7 @@ import type { LicensingService } from '../service/licensing.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ReclaimService } from '../service/reclaim.js';
 import type { Store } from '../store/port.js';
+import type { StorageHealth } from '../store/errors.js';
 import type { AdminToken } from '../domain/types.js';
 import type { ServerClockGuard } from '../service/serverClock.js';
 import type { EntitlementService } from '../onprem/entitlements.js';
@@ -32,6 +33,8 @@ export interface AppContext {
   mode: 'hosted' | 'on-prem';
   version: string;
   settings: { reclaimIntervalSeconds: number };
+  /** whether the last write failed for the storage's sake (disk full, connection lost): /readyz reports it */
+  storageHealth: StorageHealth;
 }
 
 export type Routes = (app: FastifyInstance, ctx: AppContext) => void;

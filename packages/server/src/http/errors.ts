@@ -8,6 +8,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { ERRORS, type ErrorCode, type ErrorEnvelope } from '@floatd/protocol';
 import type { DomainError, Result } from '../domain/result.js';
 import { SeatGuardError } from '../domain/effects.js';
+import type { Clock } from '../domain/clock.js';
+import { describeStorageFailure, storageFailure, type StorageHealth } from '../store/errors.js';
 
 export class ApiError extends Error {
   constructor(
@@ -35,7 +37,8 @@ export function envelope(code: ErrorCode, message: string, requestId: string, de
 
 function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, message: string, details?: Record<string, unknown>) {
   if (code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
-  if (code === 'RATE_LIMITED') reply.header('retry-after', String(details?.retryAfterSeconds ?? 1));
+  const retryAfter = details?.retryAfterSeconds ?? (code === 'RATE_LIMITED' ? 1 : undefined);
+  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   return reply.code(ERRORS[code].status).type('application/json').send(envelope(code, message, req.id, details));
 }
 
@@ -52,7 +55,7 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
   return send(reply, req, 'INTERNAL_ERROR', 'internal error; quote the request id when reporting it');
 }
 
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, health: StorageHealth, clock: Clock): void {
   app.setNotFoundHandler((req, reply) => send(reply, req, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
 
   app.setErrorHandler((err: FastifyError | ApiError | Error, req, reply) => {
@@ -69,6 +72,14 @@ export function installErrorHandling(app: FastifyInstance): void {
       const path = first?.instancePath ? first.instancePath : '';
       const extra = first?.keyword === 'additionalProperties' ? ` '${String((first.params as { additionalProperty?: string }).additionalProperty)}'` : '';
       return send(reply, req, 'VALIDATION_FAILED', `${where}${path} ${first?.message ?? 'is invalid'}${extra}`, { field: `${where}${path}` });
+    }
+    // The database could not commit (disk full, I/O error, lock timeout, connection lost): the transaction
+    // rolled back, so the client may retry; a 503 with Retry-After says so, where a 500 would read like a bug.
+    const storage = fe.statusCode === undefined ? storageFailure(err) : undefined;
+    if (storage) {
+      health.failed(storage, clock.now());
+      req.log.error({ err, storage: storage.kind }, 'storage unavailable');
+      return send(reply, req, 'STORAGE_UNAVAILABLE', describeStorageFailure(storage), { retryAfterSeconds: storage.retryAfterSeconds });
     }
     const status = fe.statusCode ?? 500;
     if (status === 413) return send(reply, req, 'PAYLOAD_TOO_LARGE', 'the request body is too large (limit 64 KiB)');

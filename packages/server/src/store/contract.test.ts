@@ -116,6 +116,17 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       await again.close();
     });
 
+    test('probeWrite commits a write that changes nothing visible', async () => {
+      const lic = await license({ seats: 2 });
+      const before = await store.getLicense(lic.id);
+      await store.probeWrite();
+      await store.probeWrite();
+      assert.deepEqual(await store.getLicense(lic.id), before);
+      // the store still writes normally afterwards (no transaction left open)
+      await store.transaction((tx) => tx.apply([{ type: 'seats', licenseId: lic.id, used: 1, offline: 0 }]));
+      assert.equal((await store.getLicense(lic.id))!.seatsUsed, 1);
+    });
+
     test('the seats guard refuses an over-allocation and rolls the whole transaction back', async () => {
       const lic = await license({ seats: 1 });
       await assert.rejects(

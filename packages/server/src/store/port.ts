@@ -169,5 +169,11 @@ export interface Store {
 
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;
+  /**
+   * A real write that changes nothing visible (rewrites one bookkeeping row and
+   * commits), to tell storage that answers reads but cannot write (disk full) from
+   * healthy storage. Throws the driver's error when the write fails.
+   */
+  probeWrite(): Promise<void>;
   close(): Promise<void>;
 }

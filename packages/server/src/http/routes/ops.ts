@@ -3,8 +3,9 @@ import { Type } from '@sinclair/typebox';
 import * as W from '@floatd/protocol';
 import type { Routes } from '../context.js';
 import { ApiError } from '../errors.js';
+import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
-export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version }) => {
+export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth }) => {
   const tags = ['operations'];
   app.get('/healthz', { schema: { summary: 'Liveness', tags, response: { 200: W.Obj({ status: Type.Literal('ok'), version: Type.String() }) } } }, async () => ({
     status: 'ok' as const,
@@ -18,6 +19,20 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version })
         await store.ping();
       } catch {
         throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer');
+      }
+      // The last write failed for the storage's sake (disk full, …): ready again only once a test write commits.
+      if (storageHealth.current) {
+        try {
+          await store.probeWrite();
+          storageHealth.recovered();
+        } catch (err) {
+          const f = storageFailure(err) ?? storageHealth.current;
+          if (f) {
+            storageHealth.failed(f, clock.now());
+            throw new ApiError('STORAGE_UNAVAILABLE', describeStorageFailure(f), { retryAfterSeconds: f.retryAfterSeconds });
+          }
+          throw err;
+        }
       }
       return { status: 'ready' as const, store: store.kind };
     },

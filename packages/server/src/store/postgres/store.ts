@@ -331,6 +331,10 @@ export class PostgresStore implements Store {
     await this.sql`SELECT 1`;
   }
 
+  async probeWrite() {
+    await this.sql`UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)`;
+  }
+
   async close() {
     await this.sql.end({ timeout: 5 });
   }

@@ -440,7 +440,14 @@ export class SqliteStore implements Store {
       this.db.exec('COMMIT');
     } catch (err) {
       this.changes.discardAll();
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      // A ROLLBACK after a failed COMMIT (disk full) may fail too: every caller must still hear the first error.
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          /* reported through `err` */
+        }
+      }
       for (const [w] of done) w.reject(err);
       return;
     }
@@ -618,6 +625,12 @@ export class SqliteStore implements Store {
 
   async ping() {
     this.s.ping.get();
+  }
+
+  async probeWrite() {
+    await this.transaction(async () => {
+      this.db.prepare('UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)').run();
+    });
   }
 
   async close() {

@@ -11,7 +11,7 @@ import type { Config } from './config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { buildApp } from './http/app.js';
 import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
-import { PostgresStore } from './store/postgres/store.js';
+import { connect, PostgresStore } from './store/postgres/store.js';
 import { pgKeyPersistence } from './store/postgres/keys.js';
 import { alwaysLeader, pgLeadership, type Leadership } from './jobs/leader.js';
 import { reportNode } from './jobs/nodes.js';
@@ -42,7 +42,7 @@ export async function openStore(
     return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
   }
   const store = await PostgresStore.open({ url: config.database.url, max: config.database.poolSize });
-  const leadership = pgLeadership(store.sql, 'floatd:jobs');
+  const leadership = pgLeadership(connect(config.database.url, 1), 'floatd:jobs');
   return {
     store,
     keyPersistence: pgKeyPersistence(store.sql, config.database.keyEncryptionKey),

@@ -77,8 +77,11 @@ export function installErrorHandling(app: FastifyInstance, health: StorageHealth
     // rolled back, so the client may retry; a 503 with Retry-After says so, where a 500 would read like a bug.
     const storage = fe.statusCode === undefined ? storageFailure(err) : undefined;
     if (storage) {
+      // Logged when the storage starts failing (or fails differently); the requests refused meanwhile at debug, not one error line each.
+      const known = health.current?.code === storage.code;
       health.failed(storage, clock.now());
-      req.log.error({ err, storage: storage.kind }, 'storage unavailable');
+      if (known) req.log.debug({ err, storage: storage.kind }, 'storage unavailable');
+      else req.log.error({ err, storage: storage.kind }, 'storage unavailable');
       return send(reply, req, 'STORAGE_UNAVAILABLE', describeStorageFailure(storage), { retryAfterSeconds: storage.retryAfterSeconds });
     }
     const status = fe.statusCode ?? 500;

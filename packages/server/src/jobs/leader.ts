@@ -13,29 +13,44 @@ export interface Leadership {
 
 export const alwaysLeader: Leadership = { isLeader: () => true, stop: async () => undefined };
 
+/**
+ * `sql` is a client of its own with a pool of one connection (the lock belongs to
+ * that connection's session). Not a `reserve()`d connection of the main pool:
+ * postgres.js 3.4.9 throws an uncatchable TypeError (`socket.write` on null,
+ * porsager/postgres#1208) when a query is written on a reserved connection whose
+ * socket has closed, which killed the leader node whenever its database
+ * connection dropped. A pooled connection is replaced instead; the lock died with
+ * the old session, which the backend pid tells.
+ */
 export function pgLeadership(sql: postgres.Sql, name: string, opts: { retryMs?: number; onChange?: (leader: boolean) => void } = {}): Leadership {
   let leader = false;
   let stopped = false;
-  let conn: postgres.ReservedSql | undefined;
+  /** the backend (session) that holds the lock */
+  let holder: number | undefined;
   const set = (v: boolean) => {
     if (v !== leader) {
       leader = v;
       opts.onChange?.(v);
     }
   };
+  let running = false;
   const tick = async () => {
+    if (running || stopped) return;
+    running = true;
     try {
-      conn ??= await sql.reserve();
       if (leader) {
-        await conn`SELECT 1`; // still connected, so still holding the lock
-      } else {
-        const [r] = await conn`SELECT pg_try_advisory_lock(hashtext(${name})) AS ok`;
-        set(Boolean(r?.ok));
+        const [r] = await sql`SELECT pg_backend_pid() AS pid`;
+        if (Number(r?.pid) === holder) return; // same session, so still holding the lock
+        set(false); // reconnected: the lock went with the old session
       }
+      const [r] = await sql`SELECT pg_try_advisory_lock(hashtext(${name})) AS ok, pg_backend_pid() AS pid`;
+      holder = r?.ok ? Number(r.pid) : undefined;
+      set(Boolean(r?.ok));
     } catch {
+      holder = undefined;
       set(false);
-      conn?.release();
-      conn = undefined;
+    } finally {
+      running = false;
     }
   };
   const timer = setInterval(() => void tick(), opts.retryMs ?? 2000);
@@ -46,11 +61,9 @@ export function pgLeadership(sql: postgres.Sql, name: string, opts: { retryMs?: 
     async stop() {
       stopped = true;
       clearInterval(timer);
-      if (conn) {
-        if (leader) await conn`SELECT pg_advisory_unlock(hashtext(${name}))`.catch(() => undefined);
-        conn.release();
-      }
+      if (leader) await sql`SELECT pg_advisory_unlock(hashtext(${name}))`.catch(() => undefined);
       set(false);
+      await sql.end({ timeout: 2 }).catch(() => undefined);
     },
   };
 }

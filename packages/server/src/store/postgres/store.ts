@@ -332,7 +332,11 @@ export class PostgresStore implements Store {
   }
 
   async probeWrite() {
-    await this.sql`UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)`;
+    // A row written and deleted in one transaction: WAL is written and flushed at commit, the content ends as it was.
+    await this.sql.begin(async (tx) => {
+      await tx`INSERT INTO schema_migrations (version, name, applied_at) VALUES (-1, 'write probe', 0)`;
+      await tx`DELETE FROM schema_migrations WHERE version = -1`;
+    });
   }
 
   async close() {

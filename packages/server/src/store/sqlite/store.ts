@@ -628,8 +628,11 @@ export class SqliteStore implements Store {
   }
 
   async probeWrite() {
+    // A row written and deleted in one transaction: the pages are dirtied and committed, the content ends as it was.
+    // (An UPDATE to the same value would not do: SQLite skips writing a cell whose bytes do not change.)
     await this.transaction(async () => {
-      this.db.prepare('UPDATE schema_migrations SET applied_at = applied_at WHERE version = (SELECT MAX(version) FROM schema_migrations)').run();
+      this.db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (-1, 'write probe', 0)").run();
+      this.db.prepare('DELETE FROM schema_migrations WHERE version = -1').run();
     });
   }
 

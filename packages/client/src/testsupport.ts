@@ -202,12 +202,12 @@ export interface World {
   leases(licenseId: string): Promise<any[]>;
 }
 
-/** A world on the shared server, or on a server of its own when `wall` (its clock's start) is given. */
-export async function world(opts: { wall?: number } = {}): Promise<World> {
+/** A world on the shared server, or on a server of its own when `wall` (its clock's start) or `dataDir` is given. */
+export async function world(opts: { wall?: number; dataDir?: string } = {}): Promise<World> {
   const cleanup = new Cleanup();
   let ts: TestServer;
-  if (opts.wall !== undefined) {
-    const own = await startTestServer({ clock: new ManualClock(opts.wall) });
+  if (opts.wall !== undefined || opts.dataDir !== undefined) {
+    const own = await startTestServer({ clock: new ManualClock(opts.wall ?? T0), ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}) });
     cleanup.add(() => own.close());
     ts = own;
   } else {

@@ -12,6 +12,7 @@ import { ManualClock } from '../domain/clock.js';
 import { pino, destination } from 'pino';
 import { startServer, type RunningServer } from '../server.js';
 import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from './pg.js';
+export { mountSmallDisk, type SmallDisk } from './smallDisk.js';
 
 export interface HttpAnswer<T = any> {
   status: number;

@@ -12,6 +12,9 @@ export const ERRORS = {
   MALFORMED_JSON: { status: 400, meaning: 'The body is not valid JSON.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The body is not `application/json`.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body exceeds the server limit (64 KiB).' },
+  HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers together exceed the server limit (16 KiB).' },
+  REQUEST_TIMEOUT: { status: 408, meaning: 'The request was not received completely in time.' },
+  MALFORMED_REQUEST: { status: 400, meaning: 'The bytes received are not a valid HTTP/1.1 request (unknown method, invalid characters in the path or a header, bad framing).' },
   ROUTE_NOT_FOUND: { status: 404, meaning: 'No route has this method and path.' },
   INVALID_POLICY: { status: 422, meaning: 'The license fields are individually valid but contradict each other (e.g. a subscription without an expiry, a heartbeat interval not shorter than the lease TTL).' },
 

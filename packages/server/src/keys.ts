@@ -159,18 +159,26 @@ export function fileKeyPersistence(dataDir: string): KeyPersistence {
       throw new Error(`cannot read the signing keys at ${file}: ${(err as Error).message}`);
     }
   };
+  // One server process owns a data directory, so read-modify-write needs no lock beyond this process — but within
+  // it, updates run one at a time: two concurrent rotations used to share one temporary file (ENOENT, a 500) and
+  // the later write could drop the key the earlier one had just started signing with.
+  let queue: Promise<unknown> = Promise.resolve();
+  const update = async (change: (keys: StoredSigningKey[]) => StoredSigningKey[]): Promise<StoredSigningKey[]> => {
+    const before = await load();
+    const after = change(before);
+    if (after === before) return before;
+    await mkdir(dataDir, { recursive: true });
+    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify(after, null, 2), { mode: 0o600 });
+    await chmod(tmp, 0o600);
+    await rename(tmp, file);
+    return after;
+  };
   return {
-    // One server process owns a data directory, so read-modify-write needs no lock beyond this process.
-    async update(change) {
-      const before = await load();
-      const after = change(before);
-      if (after === before) return before;
-      await mkdir(dataDir, { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(after, null, 2), { mode: 0o600 });
-      await chmod(tmp, 0o600);
-      await rename(tmp, file);
-      return after;
+    update(change) {
+      const next = queue.then(() => update(change));
+      queue = next.catch(() => undefined);
+      return next;
     },
   };
 }

@@ -10,7 +10,7 @@ import addFormatsModule from 'ajv-formats';
 import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { AppContext } from './context.js';
-import { ApiError, frameworkErrors, installErrorHandling } from './errors.js';
+import { ApiError, clientErrorHandler, frameworkErrors, installErrorHandling } from './errors.js';
 import { newId } from '../ids.js';
 import { clientRoutes } from './routes/client.js';
 import { adminRoutes } from './routes/admin.js';
@@ -74,6 +74,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     frameworkErrors,
     // a hop count is what fastify's trustProxy takes as a number; its types only list the other forms
     trustProxy: (opts.trustProxy ?? false) as boolean,
+    clientErrorHandler,
   }) as unknown as FastifyInstance;
 
   const ajv = validators();

@@ -9,6 +9,8 @@ import { ERRORS, type ErrorCode, type ErrorEnvelope } from '@floatd/protocol';
 import type { DomainError, Result } from '../domain/result.js';
 import { SeatGuardError } from '../domain/effects.js';
 import type { Clock } from '../domain/clock.js';
+import { STATUS_CODES } from 'node:http';
+import { newId } from '../ids.js';
 import { describeStorageFailure, storageFailure, type StorageHealth } from '../store/errors.js';
 
 export class ApiError extends Error {
@@ -53,6 +55,31 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
   if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(reply, req, 'VALIDATION_FAILED', 'a path parameter is too long', { field: 'params' });
   req.log.error({ err }, 'unhandled framework error');
   return send(reply, req, 'INTERNAL_ERROR', 'internal error; quote the request id when reporting it');
+}
+
+/**
+ * Fastify's `clientErrorHandler` option: bytes Node's HTTP parser refuses before any request
+ * exists (an unknown method, a NUL in the path, a header over 16 KiB, a request too slow to arrive).
+ * Fastify's default answers them in its own JSON shape; this answers the one envelope, then closes.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [code, message]: [ErrorCode, string] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? ['REQUEST_TIMEOUT', 'the request was not received completely in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? ['HEADERS_TOO_LARGE', 'the request line and headers exceed 16 KiB']
+        : ['MALFORMED_REQUEST', `the request is not valid HTTP/1.1${typeof err.code === 'string' && /^HPE_[A-Z_]+$/.test(err.code) ? ` (${err.code})` : ''}`];
+  const requestId = newId('req');
+  const body = JSON.stringify(envelope(code, message, requestId));
+  const status = ERRORS[code].status;
+  this.log.debug({ err: { code: err.code } }, 'client error');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }
 
 export function installErrorHandling(app: FastifyInstance, health: StorageHealth, clock: Clock): void {

@@ -323,3 +323,27 @@ test('per-instance: a new instance on a device that still borrows an idle offlin
   assert.equal(d.result.value.created, false);
   assert.equal(seatDelta(d.effects), 0);
 });
+
+test('per-instance: reviving a dead lease is refused when the device has since taken as many seats as it may hold (found by the property test)', () => {
+  const lic = license({ counting: 'per-instance', maxInstancesPerDevice: 1, seatsUsed: 2 });
+  const dead = lease({ id: 'lse_old', expiresAt: T0 - S, instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }] });
+  const fresh = lease({ id: 'lse_new', instances: [{ instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
+  const refused = decideHeartbeat({ license: lic, lease: dead, device: device(), deviceLeases: [dead, fresh] }, { leaseId: 'lse_old', instanceId: 'a', actor: 'client' }, T0);
+  assert.ok(!refused.result.ok);
+  assert.equal(refused.result.error.code, 'LEASE_NOT_FOUND');
+  assert.deepEqual(refused.effects, []);
+  // with room for a second instance, the same lease is revived
+  const revived = decideHeartbeat({ license: { ...lic, maxInstancesPerDevice: 2 }, lease: dead, device: device(), deviceLeases: [dead, fresh] }, { leaseId: 'lse_old', instanceId: 'a', actor: 'client' }, T0);
+  assert.ok(revived.result.ok);
+  assert.equal(revived.result.value.lease.id, 'lse_old');
+});
+
+test('per-instance: an instance checking out again on its dead lease is refused when the device is at its limit (found by the property test)', () => {
+  const lic = license({ counting: 'per-instance', maxInstancesPerDevice: 1, seatsUsed: 2 });
+  const dead = lease({ id: 'lse_old', expiresAt: T0 - S, instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }] });
+  const fresh = lease({ id: 'lse_new', instances: [{ instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
+  const d = decideCheckout(state({ license: lic, device: device(), deviceLeases: [dead, fresh] }), cmd('fp-1', 'a'), T0);
+  assert.ok(!d.result.ok);
+  assert.equal(d.result.error.code, 'INSTANCE_LIMIT_REACHED');
+  assert.deepEqual(d.effects, []);
+});

@@ -225,6 +225,18 @@ function renew(plan: Plan, lease: Lease, instanceId: string): Lease {
   return next;
 }
 
+/**
+ * Reviving a dead lease must not take the device past its instance limit: under
+ * per-instance counting the device may have checked out other seats while this
+ * one was dead (found by the property test). Per-device counting has one lease
+ * per device, so a revival there never adds a seat for the device.
+ */
+function revivalOverLimit(license: License, lease: Lease, deviceLeases: readonly Lease[], now: number): boolean {
+  if (license.counting !== 'per-instance' || !isDead(lease, now)) return false;
+  const live = deviceLeases.filter((l) => l.id !== lease.id && !isDead(l, now)).length;
+  return live >= license.maxInstancesPerDevice;
+}
+
 // ---------------------------------------------------------------------------
 // checkout
 
@@ -247,9 +259,12 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   };
 
   const own = s.deviceLeases.find((l) => l.instances.some((i) => i.instanceId === cmd.instanceId));
+  const max = s.license.maxInstancesPerDevice;
+  if (own && revivalOverLimit(s.license, own, s.deviceLeases, now)) {
+    return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, { maxInstancesPerDevice: max });
+  }
   if (own) return grant(renew(plan, own, cmd.instanceId), false);
 
-  const max = s.license.maxInstancesPerDevice;
   if (s.license.counting === 'per-device' && s.deviceLeases[0]) {
     const held = s.deviceLeases[0];
     if (liveInstances(held, now).length >= max) {
@@ -331,6 +346,8 @@ export interface LeaseState {
   /** the lease named by the client, if it exists on this license */
   lease: Lease | undefined;
   device: Device | undefined;
+  /** the device's leases; needed only to revive a dead lease under per-instance counting (see `decideHeartbeat`) */
+  deviceLeases?: Lease[] | undefined;
 }
 
 export interface InstanceCommand {
@@ -367,6 +384,9 @@ export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number
       result: ok({ license: s.license, device, lease: next, instanceId: cmd.instanceId, created: false }),
       effects: [{ type: 'lease.renew', renewal: { leaseId: lease.id, instanceId: cmd.instanceId, deviceId: device.id, at: now, expiresAt } }],
     };
+  }
+  if (revivalOverLimit(s.license, lease, s.deviceLeases ?? [], now)) {
+    return refuse('LEASE_NOT_FOUND', 'this lease expired and the device has since taken as many seats as its instances may hold: check out again');
   }
   const plan = new Plan(s.license, now, cmd.actor);
   const next = renew(plan, lease, cmd.instanceId);

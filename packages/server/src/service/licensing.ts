@@ -117,7 +117,9 @@ export class LicensingService {
     const result = await this.store.transaction(async (tx) => {
       const locked = await this.leaseState(tx, key, leaseId);
       if (!locked.ok) return locked;
-      return this.applied(tx, decideHeartbeat(locked.value, command, now));
+      const state = locked.value;
+      if (state.lease && state.license.counting === 'per-instance' && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
+      return this.applied(tx, decideHeartbeat(state, command, now));
     });
     this.metrics.heartbeats.inc({ write: 'immediate' });
     return this.signed(result, now);

@@ -1,0 +1,358 @@
+/**
+ * Property-based tests of the pure seat domain (fast-check): random sequences of
+ * checkout, join, heartbeat, check-in, offline checkout, return, sync, clock
+ * advance, reclamation and force release, on random license policies. Each
+ * decision's effects are applied to an in-memory world by a small interpreter of
+ * the `Effect` union written here (the store's semantics: a `seats` effect is
+ * guarded and rolls the decision back; `lease.update` leaves instances to the
+ * `instance.*` effects) — not a mock of the Store. After every step the
+ * invariants must hold.
+ *
+ * FLOATD_PROPERTY_RUNS sets the number of sequences (default 300).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { SeatGuardError, type Effect } from './effects.js';
+import {
+  RELEASE_REASONS,
+  decideCheckin,
+  decideCheckout,
+  decideHeartbeat,
+  decideOfflineCheckout,
+  decideReclaim,
+  decideRelease,
+  decideReturnOffline,
+  decideSync,
+  isDead,
+  liveInstances,
+  type Decision,
+} from './seats.js';
+import type { AuditEntry, Device, Lease, License } from './types.js';
+
+export const RUNS = Number(process.env.FLOATD_PROPERTY_RUNS ?? 300);
+const T0 = Date.parse('2026-05-01T08:00:00Z');
+
+// ---------------------------------------------------------------------------------------------------------------
+// the world and the effect interpreter
+
+interface World {
+  license: License;
+  devices: Map<string, Device>;
+  leases: Map<string, Lease>;
+  audit: AuditEntry[];
+  now: number;
+}
+
+function clone(w: World): World {
+  return {
+    license: { ...w.license },
+    devices: new Map(w.devices),
+    leases: new Map([...w.leases].map(([k, l]) => [k, { ...l, instances: l.instances.map((i) => ({ ...i })) }])),
+    audit: [...w.audit],
+    now: w.now,
+  };
+}
+
+/** Applies a decision's effects as the stores do, all or nothing. */
+function apply(w: World, effects: readonly Effect[]): World {
+  const n = clone(w);
+  for (const e of effects) {
+    switch (e.type) {
+      case 'device.upsert': {
+        const before = n.devices.get(e.device.id);
+        n.devices.set(e.device.id, before ? { ...before, hostname: e.device.hostname, user: e.device.user, appVersion: e.device.appVersion, lastAccessedAt: e.device.lastAccessedAt } : { ...e.device });
+        break;
+      }
+      case 'lease.insert':
+        assert.ok(!n.leases.has(e.lease.id), `lease ${e.lease.id} inserted twice`);
+        n.leases.set(e.lease.id, { ...e.lease, instances: e.lease.instances.map((i) => ({ ...i })) });
+        break;
+      case 'lease.update': {
+        const l = n.leases.get(e.lease.id);
+        if (!l) break; // UPDATE of a missing row changes nothing
+        const { instances: _ignored, ...fields } = e.lease;
+        n.leases.set(l.id, { ...l, offline: fields.offline, lastHeartbeatAt: fields.lastHeartbeatAt, expiresAt: fields.expiresAt, offlineExpiresAt: fields.offlineExpiresAt });
+        break;
+      }
+      case 'lease.delete':
+        n.leases.delete(e.leaseId);
+        break;
+      case 'instance.put': {
+        const l = n.leases.get(e.leaseId);
+        if (!l) throw new Error(`instance.put on missing lease ${e.leaseId} (a foreign key would refuse it)`);
+        const at = l.instances.findIndex((i) => i.instanceId === e.instance.instanceId);
+        if (at < 0) l.instances.push({ ...e.instance });
+        else l.instances[at] = { ...l.instances[at]!, lastHeartbeatAt: e.instance.lastHeartbeatAt, expiresAt: e.instance.expiresAt };
+        break;
+      }
+      case 'instance.delete': {
+        const l = n.leases.get(e.leaseId);
+        if (l) l.instances = l.instances.filter((i) => i.instanceId !== e.instanceId);
+        break;
+      }
+      case 'seats': {
+        const L = n.license;
+        const used = L.seatsUsed + e.used;
+        const offline = L.seatsOffline + e.offline;
+        const cap = Math.min(L.seats, L.maxOfflineSeats ?? L.seats);
+        if (used < 0 || offline < 0 || (e.used > 0 && used > L.seats) || (e.offline > 0 && offline > cap)) throw new SeatGuardError(L.id);
+        n.license = { ...L, seatsUsed: used, seatsOffline: offline };
+        break;
+      }
+      case 'license.trialStarted':
+        if (n.license.trialStartedAt === null) n.license = { ...n.license, trialStartedAt: e.at };
+        break;
+      case 'audit':
+        n.audit.push(e.entry);
+        break;
+      case 'usage':
+        break;
+      default:
+        throw new Error(`a seat decision wrote ${e.type}`);
+    }
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// commands
+
+export type Command =
+  | { kind: 'checkout'; device: number; instance: number }
+  | { kind: 'offline'; device: number; instance: number; hours: number }
+  | { kind: 'heartbeat'; lease: number; instance: number }
+  | { kind: 'checkin'; lease: number; instance: number }
+  | { kind: 'return'; lease: number }
+  | { kind: 'sync'; device: number; keep: number[] }
+  | { kind: 'advance'; seconds: number }
+  | { kind: 'reclaim' }
+  | { kind: 'release'; lease: number; force: boolean };
+
+export const DEVICES = 4;
+export const INSTANCES = ['app-1', 'app-2', 'app-3'];
+export const fingerprint = (d: number) => `property-device-${d}`;
+
+export const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('checkout' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('offline' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1), hours: fc.integer({ min: 1, max: 30 }) }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('heartbeat' as const), lease: fc.nat(9), instance: fc.nat(11) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('checkin' as const), lease: fc.nat(9), instance: fc.nat(11) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('return' as const), lease: fc.nat(9) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('sync' as const), device: fc.nat(DEVICES - 1), keep: fc.subarray([0, 1, 2]) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('advance' as const), seconds: fc.oneof(fc.integer({ min: 1, max: 120 }), fc.integer({ min: 100, max: 2_000 }), fc.integer({ min: 3_600, max: 40 * 3_600 })) }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'reclaim' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), lease: fc.nat(9), force: fc.boolean() }) },
+);
+
+export interface PolicyInput {
+  seats: number;
+  counting: 'per-device' | 'per-instance';
+  maxInstancesPerDevice: number;
+  leaseTtlSeconds: number | null;
+  maxOfflineSeconds: number;
+  maxOfflineSeats: number | null;
+}
+
+export const policyArb: fc.Arbitrary<PolicyInput> = fc
+  .record({
+    seats: fc.integer({ min: 1, max: 4 }),
+    counting: fc.constantFrom('per-device' as const, 'per-instance' as const),
+    maxInstancesPerDevice: fc.integer({ min: 1, max: 3 }),
+    leaseTtlSeconds: fc.oneof(fc.constant(null), fc.integer({ min: 30, max: 900 })),
+    maxOfflineSeconds: fc.constantFrom(0, 3_600, 86_400),
+    offlineCap: fc.oneof(fc.constant(null), fc.integer({ min: 0, max: 4 })),
+  })
+  .map(({ offlineCap, ...p }) => ({ ...p, maxOfflineSeats: offlineCap === null ? null : Math.min(offlineCap, p.seats) }));
+
+/** The lease a command names: the i-th lease held now (by id order), or an id that does not exist. */
+export function pickLease(ids: string[], i: number): string {
+  const sorted = [...ids].sort();
+  return i < sorted.length ? sorted[i]! : 'lse_doesnotexist000000';
+}
+
+/** Mostly an instance the lease has (so check-ins and heartbeats mostly succeed), sometimes any instance id. */
+export function instanceOn(lease: Lease | undefined, i: number): string {
+  const on = lease?.instances.map((x) => x.instanceId) ?? [];
+  return on.length && i % 4 !== 3 ? on[i % on.length]! : INSTANCES[i % INSTANCES.length]!;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the invariants
+
+export interface View {
+  license: License;
+  leases: Lease[];
+  devices: Device[];
+  now: number;
+}
+
+/** Everything that must hold of a world at every moment. Returns the violations. */
+export function invariants(v: View): string[] {
+  const out: string[] = [];
+  const L = v.license;
+  if (L.seatsUsed < 0 || L.seatsUsed > L.seats) out.push(`seatsUsed ${L.seatsUsed} outside 0..${L.seats}`);
+  if (L.seatsUsed !== v.leases.length) out.push(`seatsUsed ${L.seatsUsed} but ${v.leases.length} leases hold seats`);
+  const offline = v.leases.filter((l) => l.offline).length;
+  if (L.seatsOffline !== offline) out.push(`seatsOffline ${L.seatsOffline} but ${offline} offline leases`);
+  if (offline > Math.min(L.seats, L.maxOfflineSeats ?? L.seats)) out.push(`${offline} offline leases over the cap ${L.maxOfflineSeats}`);
+  for (const l of v.leases) {
+    if (l.offline && l.offlineExpiresAt === null) out.push(`offline lease ${l.id} without an Offline Expiry Date`);
+    const ids = l.instances.map((i) => i.instanceId);
+    if (new Set(ids).size !== ids.length) out.push(`lease ${l.id} lists an instance twice`);
+    if (!v.devices.some((d) => d.id === l.deviceId)) out.push(`lease ${l.id} of an unknown device`);
+  }
+  for (const d of v.devices) {
+    const mine = v.leases.filter((l) => l.deviceId === d.id);
+    if (L.counting === 'per-device') {
+      if (mine.length > 1) out.push(`per-device: device ${d.id} holds ${mine.length} leases`);
+      for (const l of mine) if (liveInstances(l, v.now).length > L.maxInstancesPerDevice) out.push(`per-device: lease ${l.id} runs ${liveInstances(l, v.now).length} > ${L.maxInstancesPerDevice} instances`);
+    } else {
+      for (const l of mine) if (liveInstances(l, v.now).length > 1) out.push(`per-instance: lease ${l.id} runs ${liveInstances(l, v.now).length} instances`);
+      const live = mine.filter((l) => !isDead(l, v.now)).length;
+      if (live > L.maxInstancesPerDevice) out.push(`per-instance: device ${d.id} holds ${live} live leases > ${L.maxInstancesPerDevice}`);
+    }
+  }
+  return out;
+}
+
+/** Checks what a step released: every release has a reason, and no offline lease goes before its Offline Expiry Date unless returned or forced. */
+export function releaseViolations(before: Lease[], after: Lease[], releases: AuditEntry[], now: number): string[] {
+  const out: string[] = [];
+  const gone = before.filter((l) => !after.some((a) => a.id === l.id));
+  const reasons = new Set<string>(Object.values(RELEASE_REASONS));
+  for (const r of releases) if (!r.reason || !reasons.has(r.reason)) out.push(`release of ${r.leaseId} with reason ${r.reason}`);
+  for (const l of gone) {
+    const r = releases.find((x) => x.leaseId === l.id);
+    if (!r) {
+      out.push(`lease ${l.id} vanished without a release record`);
+      continue;
+    }
+    const activeOffline = l.offline && l.offlineExpiresAt !== null && l.offlineExpiresAt > now;
+    const allowed = r.reason === RELEASE_REASONS.OFFLINE_RETURNED || (r.reason === RELEASE_REASONS.FORCE_RELEASE && r.data.forced === true);
+    if (activeOffline && !allowed) out.push(`offline lease ${l.id} released (${r.reason}) before its Offline Expiry Date ${new Date(l.offlineExpiresAt!).toISOString()}`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// running a command against the world
+
+let ids = 0;
+const nextId = (p: string) => `${p}_${String(++ids).padStart(20, '0')}`;
+
+function step(w: World, c: Command): World {
+  const now = w.now;
+  const L = w.license;
+  const deviceOf = (d: number) => [...w.devices.values()].find((x) => x.fingerprint === fingerprint(d));
+  const leasesOf = (deviceId: string | undefined) => [...w.leases.values()].filter((l) => l.deviceId === deviceId).sort((a, b) => a.grantedAt - b.grantedAt);
+  const leaseState = (id: string) => {
+    const lease = w.leases.get(id);
+    return { license: L, lease, device: lease ? w.devices.get(lease.deviceId) : undefined, deviceLeases: leasesOf(lease?.deviceId) };
+  };
+  const run = (d: Decision<unknown>): World => {
+    try {
+      return apply(w, d.effects);
+    } catch (err) {
+      if (err instanceof SeatGuardError) throw new Error(`the seat guard refused a decision of ${c.kind}: the decision was wrong`);
+      throw err;
+    }
+  };
+  const checkoutState = (d: number) => {
+    const device = deviceOf(d);
+    const full = L.seatsUsed >= L.seats;
+    const all = [...w.leases.values()];
+    return {
+      license: L,
+      device,
+      deviceLeases: leasesOf(device?.id),
+      deadLeases: full ? all.filter((l) => isDead(l, now)).sort((a, b) => a.expiresAt! - b.expiresAt!).slice(0, 32) : [],
+      earliestExpiry: full ? (all.map((l) => l.expiresAt).filter((x): x is number => x !== null && x > now).sort((a, b) => a - b)[0] ?? null) : null,
+    };
+  };
+  const base = (d: number, i: number) => ({ fingerprint: fingerprint(d), instanceId: INSTANCES[i]!, newDeviceId: nextId('dev'), newLeaseId: nextId('lse'), actor: 'client' });
+  switch (c.kind) {
+    case 'checkout': {
+      const d = decideCheckout(checkoutState(c.device), base(c.device, c.instance), now);
+      const n = run(d);
+      if (d.result.ok) assert.ok(n.leases.has(d.result.value.lease.id), 'a granted lease is stored');
+      return n;
+    }
+    case 'offline':
+      return run(decideOfflineCheckout(checkoutState(c.device), { ...base(c.device, c.instance), durationSeconds: c.hours * 3_600 }, now));
+    case 'heartbeat': {
+      const id = pickLease([...w.leases.keys()], c.lease);
+      return run(decideHeartbeat(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now));
+    }
+    case 'checkin': {
+      const id = pickLease([...w.leases.keys()], c.lease);
+      return run(decideCheckin(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now));
+    }
+    case 'return': {
+      const id = pickLease([...w.leases.keys()], c.lease);
+      return run(decideReturnOffline(leaseState(id), { leaseId: id, actor: 'client' }, now));
+    }
+    case 'sync': {
+      const device = deviceOf(c.device);
+      return run(decideSync({ license: L, device, deviceLeases: leasesOf(device?.id) }, { instanceIds: c.keep.map((i) => INSTANCES[i]!), actor: 'client' }, now));
+    }
+    case 'advance':
+      return { ...w, now: now + c.seconds * 1000 };
+    case 'reclaim': {
+      const candidates = [...w.leases.values()].filter((l) => isDead(l, now) || l.instances.some((i) => i.expiresAt !== null && i.expiresAt <= now));
+      return run(decideReclaim(L, candidates, now, 'reclaimer'));
+    }
+    case 'release': {
+      const id = pickLease([...w.leases.keys()], c.lease);
+      return run(decideRelease({ license: L, lease: w.leases.get(id) }, { leaseId: id, force: c.force, actor: 'admin:test' }, now));
+    }
+  }
+}
+
+export function licenseOf(p: PolicyInput): License {
+  return {
+    id: 'lic_property000000000000',
+    productId: 'prd_property000000000000',
+    key: 'KEY',
+    model: 'permanent',
+    expiresAt: null,
+    trialDays: null,
+    trialStartedAt: null,
+    heartbeatIntervalSeconds: p.leaseTtlSeconds === null ? 300 : Math.max(1, Math.floor(p.leaseTtlSeconds / 3)),
+    suspended: false,
+    metadata: {},
+    seatsUsed: 0,
+    seatsOffline: 0,
+    createdAt: T0,
+    updatedAt: T0,
+    ...p,
+  };
+}
+
+test(`pure domain: ${RUNS} random command sequences never break the seat invariants`, (t) => {
+  const stats = { steps: 0, grants: 0, releases: 0, offline: 0 };
+  fc.assert(
+    fc.property(policyArb, fc.array(commandArb, { minLength: 1, maxLength: 60, size: 'max' }), (policy, commands) => {
+      let w: World = { license: licenseOf(policy), devices: new Map(), leases: new Map(), audit: [], now: T0 };
+      for (const [i, c] of commands.entries()) {
+        const before = [...w.leases.values()];
+        const auditBefore = w.audit.length;
+        w = step(w, c);
+        stats.steps++;
+        const releases = w.audit.slice(auditBefore).filter((a) => a.type === 'release');
+        stats.releases += releases.length;
+        stats.grants += w.audit.slice(auditBefore).filter((a) => a.type === 'checkout').length;
+        stats.offline += w.audit.slice(auditBefore).filter((a) => a.type === 'offline-checkout').length;
+        const broken = [
+          ...invariants({ license: w.license, leases: [...w.leases.values()], devices: [...w.devices.values()], now: w.now }),
+          ...releaseViolations(before, [...w.leases.values()], releases, w.now),
+        ];
+        if (broken.length) throw new Error(`after step ${i} ${JSON.stringify(c)}: ${broken.join('; ')}`);
+      }
+    }),
+    { numRuns: RUNS, ...(process.env.FLOATD_PROPERTY_SEED ? { seed: Number(process.env.FLOATD_PROPERTY_SEED) } : {}) },
+  );
+  t.diagnostic(`${stats.steps} steps: ${stats.grants} grants, ${stats.offline} offline checkouts, ${stats.releases} releases`);
+  // The sequences must reach the interesting states, or the property proves little.
+  assert.ok(stats.grants > RUNS && stats.releases > RUNS / 2 && stats.offline > RUNS / 10, JSON.stringify(stats));
+});

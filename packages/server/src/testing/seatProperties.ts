@@ -1,0 +1,154 @@
+/**
+ * Shared by the property tests of the seat domain (pure, `domain/seats.property.test.ts`)
+ * and of the real stores (`service/seats.property.test.ts`): the random commands,
+ * the license policies, and the invariants that must hold after every step.
+ */
+import fc from 'fast-check';
+import { RELEASE_REASONS, isDead, liveInstances } from '../domain/seats.js';
+import type { AuditEntry, Device, Lease, License } from '../domain/types.js';
+
+/** sequences per property (FLOATD_PROPERTY_RUNS) */
+export const RUNS = Number(process.env.FLOATD_PROPERTY_RUNS ?? 300);
+export const PROPERTY_SEED = process.env.FLOATD_PROPERTY_SEED ? Number(process.env.FLOATD_PROPERTY_SEED) : undefined;
+const T0 = Date.parse('2026-05-01T08:00:00Z');
+
+// ---------------------------------------------------------------------------------------------------------------
+// commands
+
+export type Command =
+  | { kind: 'checkout'; device: number; instance: number }
+  | { kind: 'offline'; device: number; instance: number; hours: number }
+  | { kind: 'heartbeat'; lease: number; instance: number }
+  | { kind: 'checkin'; lease: number; instance: number }
+  | { kind: 'return'; lease: number }
+  | { kind: 'sync'; device: number; keep: number[] }
+  | { kind: 'advance'; seconds: number }
+  | { kind: 'reclaim' }
+  | { kind: 'release'; lease: number; force: boolean };
+
+export const DEVICES = 4;
+export const INSTANCES = ['app-1', 'app-2', 'app-3'];
+export const fingerprint = (d: number) => `property-device-${d}`;
+
+export const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('checkout' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('offline' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1), hours: fc.integer({ min: 1, max: 30 }) }) },
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('heartbeat' as const), lease: fc.nat(9), instance: fc.nat(11) }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('checkin' as const), lease: fc.nat(9), instance: fc.nat(11) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('return' as const), lease: fc.nat(9) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('sync' as const), device: fc.nat(DEVICES - 1), keep: fc.subarray([0, 1, 2]) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('advance' as const), seconds: fc.oneof(fc.integer({ min: 1, max: 120 }), fc.integer({ min: 100, max: 2_000 }), fc.integer({ min: 3_600, max: 40 * 3_600 })) }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'reclaim' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), lease: fc.nat(9), force: fc.boolean() }) },
+);
+
+export interface PolicyInput {
+  seats: number;
+  counting: 'per-device' | 'per-instance';
+  maxInstancesPerDevice: number;
+  leaseTtlSeconds: number | null;
+  maxOfflineSeconds: number;
+  maxOfflineSeats: number | null;
+}
+
+export const policyArb: fc.Arbitrary<PolicyInput> = fc
+  .record({
+    seats: fc.integer({ min: 1, max: 4 }),
+    counting: fc.constantFrom('per-device' as const, 'per-instance' as const),
+    maxInstancesPerDevice: fc.integer({ min: 1, max: 3 }),
+    leaseTtlSeconds: fc.oneof(fc.constant(null), fc.integer({ min: 30, max: 900 })),
+    maxOfflineSeconds: fc.constantFrom(0, 3_600, 86_400),
+    offlineCap: fc.oneof(fc.constant(null), fc.integer({ min: 0, max: 4 })),
+  })
+  .map(({ offlineCap, ...p }) => ({ ...p, maxOfflineSeats: offlineCap === null ? null : Math.min(offlineCap, p.seats) }));
+
+/** The lease a command names: the i-th lease held now (by id order), or an id that does not exist. */
+export function pickLease(ids: string[], i: number): string {
+  const sorted = [...ids].sort();
+  return i < sorted.length ? sorted[i]! : 'lse_doesnotexist000000';
+}
+
+/** Mostly an instance the lease has (so check-ins and heartbeats mostly succeed), sometimes any instance id. */
+export function instanceOn(lease: Lease | undefined, i: number): string {
+  const on = lease?.instances.map((x) => x.instanceId) ?? [];
+  return on.length && i % 4 !== 3 ? on[i % on.length]! : INSTANCES[i % INSTANCES.length]!;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the invariants
+
+export interface View {
+  license: License;
+  leases: Lease[];
+  devices: Device[];
+  now: number;
+}
+
+/** Everything that must hold of a world at every moment. Returns the violations. */
+export function invariants(v: View): string[] {
+  const out: string[] = [];
+  const L = v.license;
+  if (L.seatsUsed < 0 || L.seatsUsed > L.seats) out.push(`seatsUsed ${L.seatsUsed} outside 0..${L.seats}`);
+  if (L.seatsUsed !== v.leases.length) out.push(`seatsUsed ${L.seatsUsed} but ${v.leases.length} leases hold seats`);
+  const offline = v.leases.filter((l) => l.offline).length;
+  if (L.seatsOffline !== offline) out.push(`seatsOffline ${L.seatsOffline} but ${offline} offline leases`);
+  if (offline > Math.min(L.seats, L.maxOfflineSeats ?? L.seats)) out.push(`${offline} offline leases over the cap ${L.maxOfflineSeats}`);
+  for (const l of v.leases) {
+    if (l.offline && l.offlineExpiresAt === null) out.push(`offline lease ${l.id} without an Offline Expiry Date`);
+    const ids = l.instances.map((i) => i.instanceId);
+    if (new Set(ids).size !== ids.length) out.push(`lease ${l.id} lists an instance twice`);
+    if (!v.devices.some((d) => d.id === l.deviceId)) out.push(`lease ${l.id} of an unknown device`);
+  }
+  for (const d of v.devices) {
+    const mine = v.leases.filter((l) => l.deviceId === d.id);
+    if (L.counting === 'per-device') {
+      if (mine.length > 1) out.push(`per-device: device ${d.id} holds ${mine.length} leases`);
+      for (const l of mine) if (liveInstances(l, v.now).length > L.maxInstancesPerDevice) out.push(`per-device: lease ${l.id} runs ${liveInstances(l, v.now).length} > ${L.maxInstancesPerDevice} instances`);
+    } else {
+      for (const l of mine) if (liveInstances(l, v.now).length > 1) out.push(`per-instance: lease ${l.id} runs ${liveInstances(l, v.now).length} instances`);
+      const live = mine.filter((l) => !isDead(l, v.now)).length;
+      if (live > L.maxInstancesPerDevice) out.push(`per-instance: device ${d.id} holds ${live} live leases > ${L.maxInstancesPerDevice}`);
+    }
+  }
+  return out;
+}
+
+/** Checks what a step released: every release has a reason, and no offline lease goes before its Offline Expiry Date unless returned or forced. */
+export function releaseViolations(before: Lease[], after: Lease[], releases: AuditEntry[], now: number): string[] {
+  const out: string[] = [];
+  const gone = before.filter((l) => !after.some((a) => a.id === l.id));
+  const reasons = new Set<string>(Object.values(RELEASE_REASONS));
+  for (const r of releases) if (!r.reason || !reasons.has(r.reason)) out.push(`release of ${r.leaseId} with reason ${r.reason}`);
+  for (const l of gone) {
+    const r = releases.find((x) => x.leaseId === l.id);
+    if (!r) {
+      out.push(`lease ${l.id} vanished without a release record`);
+      continue;
+    }
+    const activeOffline = l.offline && l.offlineExpiresAt !== null && l.offlineExpiresAt > now;
+    const allowed = r.reason === RELEASE_REASONS.OFFLINE_RETURNED || (r.reason === RELEASE_REASONS.FORCE_RELEASE && r.data.forced === true);
+    if (activeOffline && !allowed) out.push(`offline lease ${l.id} released (${r.reason}) before its Offline Expiry Date ${new Date(l.offlineExpiresAt!).toISOString()}`);
+  }
+  return out;
+}
+
+export function licenseOf(p: PolicyInput): License {
+  return {
+    id: 'lic_property000000000000',
+    productId: 'prd_property000000000000',
+    key: 'KEY',
+    model: 'permanent',
+    expiresAt: null,
+    trialDays: null,
+    trialStartedAt: null,
+    heartbeatIntervalSeconds: p.leaseTtlSeconds === null ? 300 : Math.max(1, Math.floor(p.leaseTtlSeconds / 3)),
+    suspended: false,
+    metadata: {},
+    seatsUsed: 0,
+    seatsOffline: 0,
+    createdAt: T0,
+    updatedAt: T0,
+    ...p,
+  };
+}
+

@@ -331,11 +331,12 @@ async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
   throw new Error('server did not become healthy');
 }
 
-/** `floatd serve` as a child process on `port` (a free one when omitted). */
-export async function serverProcess(cleanup: Cleanup, dataDir: string, port?: number): Promise<ServerProcess> {
+/** `floatd serve` as a child process on `port` (a free one when omitted), with extra environment (FLOATD_DATABASE_URL, …). */
+export async function serverProcess(cleanup: Cleanup, dataDir: string, port?: number, env: Record<string, string> = {}): Promise<ServerProcess> {
   const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [SERVER_CLI, 'serve', '--port', String(p), '--data-dir', dataDir, '--log-level', 'silent'], {
+  const child = spawn(process.execPath, [SERVER_CLI, 'serve', '--port', String(p), '--data-dir', dataDir, '--log-level', env.FLOATD_LOG_LEVEL ?? 'silent'], {
     stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, ...env },
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   cleanup.add(async () => {

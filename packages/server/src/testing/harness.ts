@@ -13,6 +13,7 @@ import { pino, destination } from 'pino';
 import { startServer, type RunningServer } from '../server.js';
 import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from './pg.js';
 export { mountSmallDisk, type SmallDisk } from './smallDisk.js';
+export { createTempDatabase, TEST_KEY_ENCRYPTION_KEY, type TempDatabase } from './pg.js';
 
 export interface HttpAnswer<T = any> {
   status: number;

@@ -89,6 +89,24 @@ function apply(w: World, effects: readonly Effect[]): World {
       case 'lease.delete':
         n.leases.delete(e.leaseId);
         break;
+      case 'lease.renew': {
+        // monotonic and update-only, like the stores: an offline or deleted lease is left as it is
+        const r = e.renewal;
+        const later = (a: number | null, b: number | null) => (b === null || a === null ? b : Math.max(a, b));
+        const l = n.leases.get(r.leaseId);
+        if (l && !l.offline) {
+          l.lastHeartbeatAt = Math.max(l.lastHeartbeatAt, r.at);
+          l.expiresAt = later(l.expiresAt, r.expiresAt);
+          const inst = l.instances.find((i) => i.instanceId === r.instanceId);
+          if (inst) {
+            inst.lastHeartbeatAt = Math.max(inst.lastHeartbeatAt, r.at);
+            inst.expiresAt = later(inst.expiresAt, r.expiresAt);
+          }
+        }
+        const d = n.devices.get(r.deviceId);
+        if (d) n.devices.set(d.id, { ...d, lastAccessedAt: Math.max(d.lastAccessedAt, r.at) });
+        break;
+      }
       case 'instance.put': {
         const l = n.leases.get(e.leaseId);
         if (!l) throw new Error(`instance.put on missing lease ${e.leaseId} (a foreign key would refuse it)`);

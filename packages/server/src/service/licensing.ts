@@ -15,6 +15,7 @@ import {
   decideOfflineCheckout,
   decideReturnOffline,
   decideSync,
+  isDead,
   renewalMayWait,
   type CheckinOutcome,
   type CheckoutState,

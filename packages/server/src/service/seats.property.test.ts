@@ -76,7 +76,7 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
   const stats = { steps: 0, ok: 0, refused: 0, releases: 0 };
 
   await fc.assert(
-    fc.asyncProperty(policyArb, fc.array(commandArb, { minLength: 1, maxLength: 30, size: 'max' }), async (policy, commands) => {
+    fc.asyncProperty(policyArb, fc.array(commandArb, { minLength: 1, maxLength: 40, size: 'max' }), async (policy, commands) => {
       const created = await catalogue.createLicense({ productId: product.id, ...policy } as never, 'test');
       assert.ok(created.ok, JSON.stringify(created));
       const lic = created.value;
@@ -105,7 +105,7 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
     { numRuns: STORE_RUNS, ...(PROPERTY_SEED !== undefined ? { seed: PROPERTY_SEED } : {}) },
   );
   t.diagnostic(`${stats.steps} steps (${stats.ok} done, ${stats.refused} refused), ${stats.releases} releases`);
-  assert.ok(stats.releases > STORE_RUNS / 2, JSON.stringify(stats));
+  assert.ok(stats.releases > STORE_RUNS / 4, JSON.stringify(stats));
 
   async function run(c: Command, key: string, ids: string[], leases: { id: string; instances: { instanceId: string }[] }[]): Promise<Result<unknown> | undefined> {
     const leaseOf = (id: string) => leases.find((l) => l.id === id) as Parameters<typeof instanceOn>[0];

@@ -347,7 +347,13 @@ export async function serverProcess(cleanup: Cleanup, dataDir: string, port?: nu
   });
   const url = `http://127.0.0.1:${p}`;
   await waitHealthy(url, child);
-  const adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  // The first start writes the admin token just after it starts listening (on PostgreSQL that can take a moment).
+  let adminToken = '';
+  for (let i = 0; i < 200 && !adminToken; i++) {
+    adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8').catch(() => '')).trim();
+    if (!adminToken) await new Promise((r) => setTimeout(r, 25));
+  }
+  if (!adminToken) throw new Error(`no admin token in ${dataDir}`);
   return {
     url,
     port: p,

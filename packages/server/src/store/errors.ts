@@ -58,7 +58,9 @@ const NODE_CODES: Record<string, StorageFailure['kind']> = {
   EROFS: 'read-only',
 };
 
-const RETRY_AFTER: Record<StorageFailure['kind'], number> = { full: 30, io: 10, busy: 2, connection: 5, 'read-only': 10 };
+// Short on purpose: a client that honours Retry-After must still get several tries within its lease's TTL, and
+// the storage may come back any moment (space freed, connection restored).
+const RETRY_AFTER: Record<StorageFailure['kind'], number> = { full: 5, io: 5, busy: 1, connection: 2, 'read-only': 5 };
 
 /** The storage failure `err` is, or undefined when it is something else (a bug, a constraint, bad input). */
 export function storageFailure(err: unknown): StorageFailure | undefined {

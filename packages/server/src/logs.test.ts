@@ -40,7 +40,8 @@ async function serve(dataDir: string, env: Record<string, string>) {
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`floatd exited: ${output}`);
     try {
-      if ((await fetch(url + '/healthz')).ok) break;
+      // the banner (and, on a first start, the token) is printed after the server starts answering
+      if ((await fetch(url + '/healthz')).ok && output.includes(' listening on ')) break;
     } catch {
       /* not yet */
     }

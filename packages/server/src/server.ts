@@ -29,7 +29,7 @@ import { readPrivateKeyFile, readVendorPublicKeys } from './onprem/keyFiles.js';
 import { signerOf, publicKeyFrom } from './onprem/signed.js';
 import { VendorService } from './onprem/vendor.js';
 import type { Store } from './store/port.js';
-import { StorageHealth } from './store/errors.js';
+import { StorageHealth, storageFailure } from './store/errors.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -84,9 +84,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const auth = new AdminAuth(store, clock);
 
   const metrics = createMetrics(store);
+  const storageHealth = new StorageHealth();
   const renewals =
     config.heartbeatBatchMs > 0
-      ? new RenewalBuffer(store, { intervalMs: config.heartbeatBatchMs, onError: (err) => logger && logger.error({ err }, 'writing batched heartbeats failed (kept for the next batch)') })
+      ? new RenewalBuffer(store, {
+          intervalMs: config.heartbeatBatchMs,
+          onError: (err) => {
+            // a batch refused by a full disk makes /readyz report it, like a refused request
+            const failure = storageFailure(err);
+            if (failure) storageHealth.failed(failure, clock.now());
+            if (logger) logger.error({ err }, 'writing batched heartbeats failed (kept for the next batch)');
+          },
+        })
       : undefined;
   const reclaim = new ReclaimService(store, clock, metrics, renewals);
 
@@ -128,7 +137,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       mode: config.mode,
       version: VERSION,
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
-      storageHealth: new StorageHealth(),
+      storageHealth,
     },
     { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
   );

@@ -72,14 +72,16 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
   const licensing = new LicensingService(store, clock, keys, metrics);
   const reclaim = new ReclaimService(store, clock, metrics);
   const catalogue = new CatalogueService(store, clock, metrics, keys);
-  const product = await catalogue.createProduct({ name: 'property' }, 'test');
+  const created = await catalogue.createProduct({ name: 'property' }, 'test');
+  assert.ok(created.ok, JSON.stringify(created));
+  const product = created.value;
   const stats = { steps: 0, ok: 0, refused: 0, releases: 0 };
 
   await fc.assert(
     fc.asyncProperty(policyArb, fc.array(commandArb, { minLength: 1, maxLength: 40, size: 'max' }), async (policy, commands) => {
-      const created = await catalogue.createLicense({ productId: product.id, ...policy } as never, 'test');
-      assert.ok(created.ok, JSON.stringify(created));
-      const lic = created.value;
+      const made = await catalogue.createLicense({ productId: product.id, ...policy } as never, 'test');
+      assert.ok(made.ok, JSON.stringify(made));
+      const lic = made.value;
       const seenAudit = new Set<number>();
       const leaseIds = async () => (await store.listLeases(lic.id)).map((l) => l.id);
       const view = async () => ({ license: (await store.getLicense(lic.id))!, leases: await store.listLeases(lic.id), devices: await store.listDevices(lic.id), now: clock.now() });

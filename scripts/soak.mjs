@@ -5,7 +5,9 @@
 // the RSS grew more than allowed after the warm-up, or when any request failed with a 5xx or a network error.
 //
 //   npm run soak -- [--duration 60s] [--clients 2000] [--interval 5] [--warmup 20s] [--every 10s]
-//                   [--max-growth-mb 64] [--store sqlite|postgres] [--json]
+//                   [--max-growth-mb 64] [--store sqlite|postgres] [--rate-limit off|on] [--json]
+//
+// The server's per-node rate limits are off by default (every simulated client shares one address and one key).
 //
 // --store postgres uses FLOATD_DATABASE_URL (and FLOATD_KEY_ENCRYPTION_KEY) from the environment.
 // The server must be built (npm run soak builds it first).
@@ -19,7 +21,7 @@ const root = new URL('..', import.meta.url).pathname;
 const CLI = join(root, 'packages/server/dist/cli.js');
 
 function parseArgs(argv) {
-  const o = { duration: '60s', clients: '2000', interval: '5', warmup: '', every: '', 'max-growth-mb': '64', store: 'sqlite', json: false };
+  const o = { duration: '60s', clients: '2000', interval: '5', warmup: '', every: '', 'max-growth-mb': '64', store: 'sqlite', 'rate-limit': 'off', json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') o.json = true;
@@ -46,6 +48,7 @@ function parseArgs(argv) {
     every: o.every ? seconds(o.every, 'every') : Math.max(2, Math.round(duration / 12)),
     maxGrowthMb: Number(o['max-growth-mb']),
     store: o.store,
+    rateLimit: o['rate-limit'],
     json: o.json,
   };
 }
@@ -58,6 +61,9 @@ if (opts.store === 'postgres' && !env.FLOATD_DATABASE_URL) {
   process.exit(2);
 }
 if (opts.store !== 'postgres') delete env.FLOATD_DATABASE_URL;
+// Thousands of clients from one address and one key: the per-node rate limits would answer most of them 429.
+// The soak measures the server's own stability, so they are off unless --rate-limit on.
+if (opts.rateLimit !== 'on') env.FLOATD_RATE_LIMIT = 'off';
 
 // --- the server -------------------------------------------------------------------------------------------------
 const server = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '5'], {
@@ -123,7 +129,7 @@ const key = license.body.key;
 const t0 = performance.now();
 const endAt = t0 + opts.duration * 1000;
 let bucket = newBucket();
-const totals = { requests: 0, grants: 0, denials: 0, heartbeats: 0, checkins: 0, crashes: 0, failures: [] };
+const totals = { requests: 0, grants: 0, denials: 0, heartbeats: 0, checkins: 0, crashes: 0, rateLimited: 0, failures: [] };
 function newBucket() {
   return { lat: [], errors: 0, requests: 0 };
 }
@@ -131,6 +137,7 @@ function observe(r, what) {
   totals.requests++;
   bucket.requests++;
   bucket.lat.push(r.ms);
+  if (r.status === 429) totals.rateLimited++;
   if (r.status === 0 || r.status >= 500) {
     bucket.errors++;
     if (totals.failures.length < 20) totals.failures.push(`${what} → ${r.status || r.error} ${r.body ? JSON.stringify(r.body).slice(0, 160) : ''}`);
@@ -234,6 +241,7 @@ if (!alive) problems.push('the server is not answering /healthz');
 if (totals.failures.length) problems.push(`${rows.reduce((n, r) => n + r.errors, 0)} requests failed (5xx or network): ${totals.failures.slice(0, 5).join('; ')}`);
 if (Number.isFinite(growth) && growth > opts.maxGrowthMb) problems.push(`RSS grew ${growth.toFixed(1)} MB after the warm-up (from ${baseline.toFixed(1)} to ${final.toFixed(1)} MB; allowed ${opts.maxGrowthMb} MB)`);
 if (!Number.isFinite(growth)) say('RSS not measured (no /proc): the growth check was skipped');
+if (totals.rateLimited && opts.rateLimit !== 'on') problems.push(`${totals.rateLimited} requests were rate limited (429) although the limits are off`);
 if (!consistent) problems.push(`seatsUsed ${lic.body?.seatsUsed} but ${leases.body?.items?.length} leases`);
 
 const allLat = rows.filter((r) => r.t >= opts.warmup);
@@ -252,7 +260,7 @@ const summary = {
 };
 if (opts.json) console.log(JSON.stringify(summary));
 else {
-  say(`requests ${totals.requests}, grants ${totals.grants}, denials ${totals.denials}, heartbeats ${totals.heartbeats}, check-ins ${totals.checkins}, crashed clients ${totals.crashes}`);
+  say(`requests ${totals.requests}, grants ${totals.grants}, denials ${totals.denials}, heartbeats ${totals.heartbeats}, check-ins ${totals.checkins}, crashed clients ${totals.crashes}, rate limited ${totals.rateLimited}`);
   say(`RSS after warm-up: ${baseline.toFixed(1)} MB → ${final.toFixed(1)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB, allowed +${opts.maxGrowthMb} MB)`);
   say(problems.length ? `FAILED:\n- ${problems.join('\n- ')}` : 'OK');
 }

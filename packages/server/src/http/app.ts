@@ -11,7 +11,7 @@ import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { AppContext } from './context.js';
 import { ApiError, clientErrorHandler, frameworkErrors, installErrorHandling } from './errors.js';
-import { newId } from '../ids.js';
+import { newRequestId } from '../ids.js';
 import { clientRoutes } from './routes/client.js';
 import { adminRoutes } from './routes/admin.js';
 import { opsRoutes } from './routes/ops.js';
@@ -66,7 +66,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     loggerInstance: opts.logger || undefined,
     logController: new LogController({ disableRequestLogging: !opts.logRequests }),
     bodyLimit: BODY_LIMIT,
-    genReqId: () => newId('req'),
+    genReqId: newRequestId,
     requestIdHeader: false,
     return503OnClosing: false,
     forceCloseConnections: 'idle',

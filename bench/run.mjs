@@ -182,6 +182,13 @@ function scenarioSet(f) {
     (await api(f.url, 'POST', '/v1/admin/licenses', f.admin, { productId: f.productId, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600, ...policy })).key;
   const checkin = (key, ctx) => ({ method: 'POST', path: `/v1/client/leases/${ctx.lease}/checkin`, headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: '{"instanceId":"app"}' });
   const checkout = (key, fp) => ({ method: 'POST', path: '/v1/client/checkout', headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: JSON.stringify({ fingerprint: fp, instanceId: 'app' }) });
+  // A connection that holds a lease from its last checkout checks it in next.
+  const checkinHeld = (req, key, ctx) => {
+    ctx.phase = 'checkin';
+    const r = { ...req, ...checkin(key, ctx) };
+    ctx.lease = undefined;
+    return r;
+  };
   const keepLease = (status, body, ctx) => {
     if (ctx.phase === 'checkout') ctx.lease = status === 201 ? JSON.parse(body).lease.id : undefined;
   };
@@ -231,12 +238,7 @@ function scenarioSet(f) {
         requests: [
           {
             setupRequest: (req, ctx) => {
-              if (ctx.lease) {
-                ctx.phase = 'checkin';
-                const r = { ...req, ...checkin(key, ctx) };
-                ctx.lease = undefined;
-                return r;
-              }
+              if (ctx.lease) return checkinHeld(req, key, ctx);
               const what = plan[n++ % plan.length];
               ctx.phase = what;
               if (what === 'checkout') return { ...req, ...checkout(key, `bench-mx-new-${++dev}`) };
@@ -256,12 +258,7 @@ function scenarioSet(f) {
         requests: [
           {
             setupRequest: (req, ctx) => {
-              if (ctx.lease) {
-                ctx.phase = 'checkin';
-                const r = { ...req, ...checkin(key, ctx) };
-                ctx.lease = undefined;
-                return r;
-              }
+              if (ctx.lease) return checkinHeld(req, key, ctx);
               ctx.phase = 'checkout';
               return { ...req, ...checkout(key, `bench-ct-${n++ % 1000}`) };
             },

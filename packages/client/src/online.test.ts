@@ -6,20 +6,12 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkSymbol } from '@floatd/protocol';
 import { FloatingLicenseError } from './index.js';
-import { autoAdvance, record, world, type World, closeSharedServer } from './testsupport.js';
+import { autoAdvance, record, world, type World, closeSharedServer, withWorld } from './testsupport.js';
 
 const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 };
 
 after(() => closeSharedServer());
 
-async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
-  const w = await world();
-  try {
-    await fn(w);
-  } finally {
-    await w.cleanup.run();
-  }
-}
 
 test('checkout takes a seat; heartbeats run by themselves at the advised interval and keep the newest token', { timeout: 30_000 }, () =>
   withWorld(async (w) => {

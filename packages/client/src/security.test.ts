@@ -12,20 +12,12 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { digestHeader, signingInput } from '@floatd/protocol';
 import { FloatingLicenseError } from './index.js';
 import { StateDir } from './state.js';
-import { autoAdvance, record, world, type World, closeSharedServer } from './testsupport.js';
+import { autoAdvance, record, world, type World, closeSharedServer, withWorld } from './testsupport.js';
 
 const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20, maxOfflineSeconds: 7 * 86400 };
 
 after(() => closeSharedServer());
 
-async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
-  const w = await world();
-  try {
-    await fn(w);
-  } finally {
-    await w.cleanup.run();
-  }
-}
 
 /** An attacker's Ed25519 key, and tokens it signs. */
 async function attacker(kid = 'attacker-key') {

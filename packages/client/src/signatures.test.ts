@@ -13,20 +13,12 @@ import { ManualClock } from '@floatd/server';
 import { startTestServer } from '@floatd/server/testing';
 import { FloatingLicense, FloatingLicenseError } from './index.js';
 import { FakeClock } from './testing.js';
-import { autoAdvance, Cleanup, closeSharedServer, record, T0, tempDir, world, type Rewritten, type World } from './testsupport.js';
+import { autoAdvance, Cleanup, closeSharedServer, record, T0, tempDir, world, type Rewritten, type World, withWorld } from './testsupport.js';
 
 const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20, maxOfflineSeconds: 86400 };
 
 after(() => closeSharedServer());
 
-async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
-  const w = await world();
-  try {
-    await fn(w);
-  } finally {
-    await w.cleanup.run();
-  }
-}
 
 const rejectsWith = (code: string) => (e: unknown) => {
   assert.ok(e instanceof FloatingLicenseError, String(e));

@@ -9,18 +9,10 @@ import { spawn } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { record, world, type World, closeSharedServer } from './testsupport.js';
+import { record, world, type World, closeSharedServer, withWorld } from './testsupport.js';
 
 after(() => closeSharedServer());
 
-async function withWorld(fn: (w: World) => Promise<void>, opts: { wall?: number } = {}): Promise<void> {
-  const w = await world(opts);
-  try {
-    await fn(w);
-  } finally {
-    await w.cleanup.run();
-  }
-}
 
 async function stateFile(stateDir: string, name: string): Promise<string | undefined> {
   for (const ns of await readdir(stateDir)) {

@@ -203,6 +203,16 @@ export interface World {
 }
 
 /** A world on the shared server, or on a server of its own when `wall` (its clock's start) or `dataDir` is given. */
+/** Runs `fn` in a fresh world and always cleans it up. */
+export async function withWorld(fn: (w: World) => Promise<void>, opts: { wall?: number; dataDir?: string } = {}): Promise<void> {
+  const w = await world(opts);
+  try {
+    await fn(w);
+  } finally {
+    await w.cleanup.run();
+  }
+}
+
 export async function world(opts: { wall?: number; dataDir?: string } = {}): Promise<World> {
   const cleanup = new Cleanup();
   let ts: TestServer;

@@ -16,18 +16,10 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { ERRORS, KEY_ALPHABET, formatKey, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
-import { ALNUM, example, idOf, idPrefix, random, type Schema } from '../testing/schemas.js';
+import { ALNUM, example, idOf, idPrefix, openApiOperations, random, type Operation, type Schema } from '../testing/schemas.js';
 import { BODY_LIMIT, MAX_JSON_DEPTH } from './app.js';
 import { DOC_BODY_LIMIT, DOC_BODY_ROUTES } from './routes/onprem.js';
 
-interface Operation {
-  method: string;
-  path: string;
-  auth: 'admin' | 'client';
-  pathParams: { name: string; schema: Schema }[];
-  queryParams: { name: string; schema: Schema; required?: boolean }[];
-  body: Schema | undefined;
-}
 interface Case {
   what: string;
   method: string;
@@ -131,7 +123,7 @@ function queryIsValid(op: Operation, query: string): boolean {
 
 /** Every bad-input case for one operation. */
 function casesFor(op: Operation): Case[] {
-  const auth = op.auth === 'admin' ? `Bearer ${t.adminToken}` : `License ${licenseKey}`;
+  const auth = op.auth !== 'client' ? `Bearer ${t.adminToken}` : `License ${licenseKey}`;
   const fill = (ids: Record<string, string> = {}) => concretePath(op, ids);
   const cases: Case[] = [];
   /** Routes that take signed documents (license files, usage reports) have a larger limit. */
@@ -373,21 +365,7 @@ before(async () => {
   licenseKey = lic.key;
   assert.equal((await t.client(licenseKey, 'POST', '/v1/client/checkout', { fingerprint: 'fp-bad-input-1', instanceId: 'app' })).status, 201);
   const doc = (await t.raw('GET', '/openapi.json')).body;
-  ops = [];
-  for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
-    for (const [method, op] of Object.entries<any>(item)) {
-      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
-      const params: { name: string; in: string; schema: Schema }[] = op.parameters ?? [];
-      ops.push({
-        method: method.toUpperCase(),
-        path,
-        auth: path.startsWith('/v1/client/') ? 'client' : 'admin',
-        pathParams: params.filter((p) => p.in === 'path'),
-        queryParams: params.filter((p) => p.in === 'query'),
-        body: op.requestBody?.content?.['application/json']?.schema,
-      });
-    }
-  }
+  ops = openApiOperations(doc);
 });
 after(async () => {
   agent.destroy();
@@ -445,8 +423,8 @@ test('hostile strings in free-text fields: NUL is refused by the schema, the res
   for (const op of ops) {
     const props: Record<string, Schema> = op.body?.properties ?? {};
     const free = Object.entries(props).filter(([, p]) => isFreeText(p));
-    if (!free.length || (op.auth === 'admin' && !op.pathParams.length)) continue;
-    const auth = op.auth === 'admin' ? `Bearer ${t.adminToken}` : `License ${unknownKey}`;
+    if (!free.length || (op.auth !== 'client' && !op.pathParams.length)) continue;
+    const auth = op.auth !== 'client' ? `Bearer ${t.adminToken}` : `License ${unknownKey}`;
     const path = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => idOf(idPrefix(op.pathParams.find((p) => p.name === name)?.schema)!));
     for (const [name, p] of free) {
       assert.ok(!admits(p, 'a\u0000b'), `${op.method} ${op.path} ${name}: the schema refuses NUL`);

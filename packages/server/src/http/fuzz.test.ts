@@ -31,22 +31,13 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { ERRORS, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
-import { example, idOf, idPrefix, type Schema } from '../testing/schemas.js';
+import { example, idOf, idPrefix, openApiOperations, type Operation, type Schema } from '../testing/schemas.js';
 
 // The full 20,000 take ~50 s on the 2-core machine, so the default (SQLite) run sends them all; the PostgreSQL pass
 // repeats a 3,000-request sample (its snapshots and requests are slower). FLOATD_FUZZ_REQUESTS=N for a longer campaign.
 const TOTAL = Number(process.env.FLOATD_FUZZ_REQUESTS ?? (process.env.FLOATD_TEST_STORE === 'postgres' ? 3_000 : 20_000));
 const SEED = Number(process.env.FLOATD_FUZZ_SEED ?? Date.now() % 2_147_483_647);
 const CONCURRENCY = 24;
-
-interface Operation {
-  method: string;
-  path: string;
-  auth: 'admin' | 'client' | 'none';
-  params: { name: string; schema: Schema }[];
-  query: { name: string; schema: Schema }[];
-  body: Schema | undefined;
-}
 
 /** A request as bytes: nothing is escaped or checked on the way. */
 interface Raw {
@@ -139,7 +130,7 @@ function auth(op: Operation): string {
 function fillPath(op: Operation, realIds: boolean, override: Record<string, string> = {}): string {
   return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
     if (override[name] !== undefined) return override[name]!;
-    const prefix = idPrefix(op.params.find((p) => p.name === name)?.schema) ?? 'x';
+    const prefix = idPrefix(op.pathParams.find((p) => p.name === name)?.schema) ?? 'x';
     if (realIds) {
       if (prefix === 'lic') return real.licenseId;
       if (prefix === 'prd') return real.productId;
@@ -171,14 +162,14 @@ function applicable(op: Operation, d: Defect): boolean {
     case 'auth':
       return op.auth !== 'none';
     case 'param':
-      return op.params.length > 0;
+      return op.pathParams.length > 0;
     case 'media':
     case 'json':
     case 'field':
     case 'unknown-field':
       return op.body !== undefined;
     case 'query':
-      return op.query.length > 0;
+      return op.queryParams.length > 0;
     default:
       return true;
   }
@@ -259,7 +250,7 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
             break;
           }
           case 'param': {
-            const name = op.params[g.pick % op.params.length]!.name;
+            const name = op.pathParams[g.pick % op.pathParams.length]!.name;
             const bad = [enc(g.hostile) || '%20', '..', '%2e%2e', '..%2F..%2Fetc', 'lic_%00', '%ZZ', '%E0%A4%A', '%C0%AF', '%ED%A0%80', 'x'.repeat(250), '%C3%A9', `lic_${'%FF'.repeat(20)}`];
             target = fillPath(op, false, { [name]: bad[g.pick % bad.length]! });
             break;
@@ -285,7 +276,7 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
             body = bodyText(op, { ...values, [`${g.hostile.slice(0, 100)}\u0001unknown`]: '1' });
             break;
           case 'query': {
-            const names2 = op.query.map((q) => q.name);
+            const names2 = op.queryParams.map((q) => q.name);
             target += `?${enc(g.hostile).slice(0, 100) || 'x'}-unknown=1&${names2[g.pick % names2.length]}=${enc(g.hostile).slice(0, 2000)}`;
             break;
           }
@@ -295,7 +286,7 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
         }
       } else {
         // phase 2: valid credentials and shape, hostile content; sometimes a hostile query string or a garbage body too
-        if (op.query.length && g.pick % 3 === 0) target += `?${op.query[g.pick % op.query.length]!.name}=${enc(g.hostile).slice(0, 2000)}`;
+        if (op.queryParams.length && g.pick % 3 === 0) target += `?${op.queryParams[g.pick % op.queryParams.length]!.name}=${enc(g.hostile).slice(0, 2000)}`;
         if (op.body && g.pick % 11 === 0) body = g.garbage;
       }
       if (authHeader !== undefined) {
@@ -452,21 +443,7 @@ before(async () => {
   assert.equal(off.status, 201, JSON.stringify(off.body));
   real.offlineLeaseId = off.body.lease.id;
   const doc = (await t.raw('GET', '/openapi.json')).body;
-  ops = [];
-  for (const [path, item] of Object.entries<Record<string, any>>(doc.paths)) {
-    for (const [method, op] of Object.entries<any>(item)) {
-      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
-      const params: { name: string; in: string; schema: Schema }[] = op.parameters ?? [];
-      ops.push({
-        method: method.toUpperCase(),
-        path,
-        auth: path.startsWith('/v1/client/') ? 'client' : path.startsWith('/v1/admin/') ? 'admin' : 'none',
-        params: params.filter((p) => p.in === 'path'),
-        query: params.filter((p) => p.in === 'query'),
-        body: op.requestBody?.content?.['application/json']?.schema,
-      });
-    }
-  }
+  ops = openApiOperations(doc);
   // The console answers any path under /console/ with its page by design; revoking tokens and deleting
   // would only shrink what later requests can reach, so phase 2 leaves them to phase 1 and the walker.
 });

@@ -38,3 +38,34 @@ export function example(schema: Schema): unknown {
       return null;
   }
 }
+
+/** One operation of /openapi.json, as the route walkers use it. */
+export interface Operation {
+  method: string;
+  path: string;
+  /** which credential the route takes: admin bearer token, license key, or none (ops routes) */
+  auth: 'admin' | 'client' | 'none';
+  pathParams: { name: string; schema: Schema }[];
+  queryParams: { name: string; schema: Schema; required?: boolean }[];
+  body: Schema | undefined;
+}
+
+/** Every operation of an OpenAPI document (the walkers enumerate routes from the server's own /openapi.json). */
+export function openApiOperations(doc: { paths: Record<string, Record<string, any>> }): Operation[] {
+  const ops: Operation[] = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries<any>(item)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue;
+      const params: { name: string; in: string; schema: Schema; required?: boolean }[] = op.parameters ?? [];
+      ops.push({
+        method: method.toUpperCase(),
+        path,
+        auth: path.startsWith('/v1/client/') ? 'client' : path.startsWith('/v1/admin/') ? 'admin' : 'none',
+        pathParams: params.filter((p) => p.in === 'path'),
+        queryParams: params.filter((p) => p.in === 'query'),
+        body: op.requestBody?.content?.['application/json']?.schema,
+      });
+    }
+  }
+  return ops;
+}

@@ -266,6 +266,9 @@ export const AuditType = Type.Union([
   Type.Literal('deployment.created'),
   Type.Literal('deployment.activated'),
   Type.Literal('usage-report.imported'),
+  Type.Literal('seats.repaired'),
+  Type.Literal('state.tampered'),
+  Type.Literal('state.repaired'),
 ]);
 export type AuditType = Static<typeof AuditType>;
 export const AuditEvent = Obj({

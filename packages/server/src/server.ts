@@ -84,6 +84,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const auth = new AdminAuth(store, clock);
 
   const metrics = createMetrics(store);
+  if (logger) metrics.onIntegrity = (message, data) => logger.warn(data, message);
   const storageHealth = new StorageHealth();
   const renewals =
     config.heartbeatBatchMs > 0

@@ -22,6 +22,8 @@ export type Effect =
   | { type: 'lease.renew'; renewal: Renewal }
   | { type: 'instance.delete'; leaseId: string; instanceId: string }
   | { type: 'seats'; licenseId: string; used: number; offline: number }
+  /** Repairs counters that disagree with the lease rows they count (absolute values, see `service/seatCounters.ts`). */
+  | { type: 'seats.set'; licenseId: string; used: number; offline: number }
   | { type: 'adminToken.insert'; token: AdminToken }
   | { type: 'adminToken.revoke'; tokenId: string; at: number }
   | { type: 'audit'; entry: AuditEntry }

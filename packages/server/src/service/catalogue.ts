@@ -14,6 +14,7 @@ import { newId, newLicenseKey } from '../ids.js';
 import type { KeyRing } from '../keys.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
+import { countedLicense } from './seatCounters.js';
 
 export class CatalogueService {
   constructor(
@@ -128,7 +129,7 @@ export class CatalogueService {
     if (this.managed) return this.managedRefusal('license keys');
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
-      const license = await tx.lockLicense(id);
+      const license = await countedLicense(tx, await tx.lockLicense(id), now, this.metrics, actor);
       if (!license) return fail('LICENSE_NOT_FOUND', `no license ${id}`);
       if (license.seatsUsed > 0 && !force) {
         return fail('SEATS_HELD', `${license.seatsUsed} seat(s) are held on this license; pass force=true to release them and delete`, { seatsUsed: license.seatsUsed });
@@ -150,7 +151,7 @@ export class CatalogueService {
     const result = await this.store.transaction(async (tx) => {
       const seen = await tx.lease(leaseId);
       if (!seen) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
-      const license = await tx.lockLicense(seen.licenseId);
+      const license = await countedLicense(tx, await tx.lockLicense(seen.licenseId), now, this.metrics, actor);
       if (!license) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
       // Read again under the license lock: another node may have changed it in between.
       const d = decideRelease({ license, lease: await tx.lease(leaseId) }, { leaseId, force, actor }, now);

@@ -30,6 +30,7 @@ import type { KeyRing } from '../keys.js';
 import type { Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
+import { countedLicense } from './seatCounters.js';
 
 /** How many dead leases a full checkout frees at most in its own transaction (the reclaimer does the rest). */
 const DEAD_LEASES_PER_CHECKOUT = 32;
@@ -151,7 +152,7 @@ export class LicensingService {
   async sync(key: string, req: SyncRequest): Promise<Result<SyncOutcome>> {
     const now = this.clock.now();
     const result = await this.store.transaction(async (tx) => {
-      const admitted = this.admitted(await tx.lockLicenseByKey(key));
+      const admitted = this.admitted(await this.locked(tx, key, now));
       if (!admitted.ok) return admitted;
       const license = admitted.value;
       const device = await tx.device(license.id, req.fingerprint);
@@ -187,7 +188,7 @@ export class LicensingService {
     const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
     const result = denied ?? (await this.store.transaction(async (tx) => {
       freed = 0;
-      const admitted = this.admitted(await tx.lockLicenseByKey(key));
+      const admitted = this.admitted(await this.locked(tx, key, now));
       if (!admitted.ok) return admitted;
       const license = admitted.value;
       const device = await tx.device(license.id, req.fingerprint);
@@ -235,7 +236,8 @@ export class LicensingService {
     const admitted = this.admitted(await this.store.getLicenseByKey(key));
     if (!admitted.ok) return undefined;
     const license = admitted.value;
-    if (license.seatsUsed < license.seats) {
+    // The stored counter says full; the lease rows decide (a counter set too high by hand, or by a bug, denies no one).
+    if (license.seatsUsed < license.seats || (await this.store.leaseCounts(license.id)).used !== license.seatsUsed) {
       this.noteFull(key, false);
       return undefined;
     }
@@ -256,8 +258,13 @@ export class LicensingService {
     else this.lastSeenFull.delete(key);
   }
 
-  private async leaseState(tx: StoreTx, key: string, leaseId: string): Promise<Result<LeaseState>> {
-    const admitted = this.admitted(await tx.lockLicenseByKey(key));
+  /** Locks the license and checks its seat counters against the lease rows (see `seatCounters.ts`). */
+  private async locked(tx: StoreTx, key: string, now: number): Promise<License | undefined> {
+    return countedLicense(tx, await tx.lockLicenseByKey(key), now, this.metrics);
+  }
+
+  private async leaseState(tx: StoreTx, key: string, leaseId: string, now: number = this.clock.now()): Promise<Result<LeaseState>> {
+    const admitted = this.admitted(await this.locked(tx, key, now));
     if (!admitted.ok) return admitted;
     const license = admitted.value;
     const lease = await tx.lease(leaseId);

@@ -18,6 +18,14 @@ export interface Metrics {
   /** on-premise: serial and end of the license file in force */
   entitlementSerial: Gauge;
   entitlementNotAfter: Gauge;
+  /** seat counters found different from the lease rows (and repaired) */
+  seatCounterRepairs: Counter;
+  /** Counts a repaired seat counter and tells `onIntegrity` (the server logs it). */
+  seatCounterRepaired(repair: import('./seatCounters.js').SeatRepair): void;
+  /** on-premise: 1 while the sealed server state is broken (new grants refused with STATE_TAMPERED) */
+  stateTampered: Gauge;
+  /** Set by the composition root: where integrity findings are logged. */
+  onIntegrity: ((message: string, data: Record<string, unknown>) => void) | undefined;
 }
 
 export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -57,5 +65,33 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
   const clockRefusals = new Counter({ name: 'floatd_server_clock_rollback_refusals_total', help: 'Grants refused with SERVER_CLOCK_ROLLBACK', registers: [registry] });
   const entitlementSerial = new Gauge({ name: 'floatd_entitlements_serial', help: 'On-premise: serial of the license file in force (0 = none)', registers: [registry] });
   const entitlementNotAfter = new Gauge({ name: 'floatd_entitlements_not_after_seconds', help: 'On-premise: end of the license file in force, Unix seconds (0 = none or no end)', registers: [registry] });
-  return { registry, requests, duration, grants, denials, released, reclaimed, heartbeats, clockRollback, trustedTime, clockRefusals, entitlementSerial, entitlementNotAfter };
+  const seatCounterRepairs = new Counter({
+    name: 'floatd_seat_counter_repairs_total',
+    help: 'Seat counters that disagreed with the lease rows they count and were repaired (edited database, or a bug)',
+    registers: [registry],
+  });
+  const stateTampered = new Gauge({ name: 'floatd_state_tampered', help: 'On-premise: 1 while the sealed server state fails its check (new grants refused with STATE_TAMPERED)', registers: [registry] });
+  const metrics: Metrics = {
+    registry,
+    requests,
+    duration,
+    grants,
+    denials,
+    released,
+    reclaimed,
+    heartbeats,
+    clockRollback,
+    trustedTime,
+    clockRefusals,
+    entitlementSerial,
+    entitlementNotAfter,
+    seatCounterRepairs,
+    stateTampered,
+    onIntegrity: undefined,
+    seatCounterRepaired(repair) {
+      seatCounterRepairs.inc();
+      metrics.onIntegrity?.('seat counter disagreed with the lease rows and was repaired (edited database?)', { ...repair });
+    },
+  };
+  return metrics;
 }

@@ -8,6 +8,7 @@ import { decideReclaim, type Reclaimed } from '../domain/seats.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
+import { countedLicense } from './seatCounters.js';
 
 /** Leases per transaction: big enough that a large sweep is a few bulk writes, small enough to hold the lock briefly. */
 const BATCH = 5000;
@@ -38,7 +39,7 @@ export class ReclaimService {
     for (const licenseId of await this.store.licensesToSweep(now)) {
       for (;;) {
         const batch = await this.store.transaction(async (tx) => {
-          const license = await tx.lockLicense(licenseId);
+          const license = await countedLicense(tx, await tx.lockLicense(licenseId), now, this.metrics);
           if (!license) return { freed: [], instancesDropped: 0, more: false };
           const candidates = await tx.sweepCandidates(licenseId, now, BATCH);
           const d = decideReclaim(license, candidates, now, actor);

@@ -5,6 +5,7 @@ import type { ChangeEvent } from './port.js';
 export function changeOf(e: Effect): ChangeEvent | undefined {
   switch (e.type) {
     case 'seats':
+    case 'seats.set':
       return { kind: 'seats', licenseId: e.licenseId };
     case 'usage':
       return e.denials > 0 ? { kind: 'denied', licenseId: e.licenseId } : undefined;

@@ -93,6 +93,11 @@ export interface StoreTx {
   earliestExpiry(licenseId: string, now: number): Promise<number | null>;
   /** Leases of the license that are dead or have dead instances (at most `limit`). */
   sweepCandidates(licenseId: string, now: number, limit: number): Promise<Lease[]>;
+  /**
+   * The seats the license's lease rows hold (each lease row is one seat; `offline` of them borrowed).
+   * The truth the stored counters cache: seat decisions check the counters against it (`service/seatCounters.ts`).
+   */
+  leaseCounts(licenseId: string): Promise<{ used: number; offline: number }>;
   /** All leases of a license (for a forced delete). */
   leasesOfLicense(licenseId: string): Promise<Lease[]>;
   licenseCountOfProduct(productId: string): Promise<number>;
@@ -130,6 +135,8 @@ export interface Store {
   leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]>;
   listAudit(filter: AuditFilter): Promise<PageOf<StoredAudit>>;
   usage(licenseId: string, from: number, to: number): Promise<UsageRow[]>;
+  /** Without locking: the seats the license's lease rows hold (see `StoreTx.leaseCounts`). */
+  leaseCounts(licenseId: string): Promise<{ used: number; offline: number }>;
   /** Without locking: how many of the license's leases are dead at `now`, and the earliest future expiry. */
   expiryStats(licenseId: string, now: number): Promise<{ dead: number; earliestExpiry: number | null }>;
   /**

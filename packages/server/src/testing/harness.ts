@@ -35,6 +35,8 @@ export interface TestServer {
   raw(method: string, path: string, init?: { headers?: Record<string, string>; body?: string }): Promise<HttpAnswer>;
   /** Which database this server runs on. */
   store: 'sqlite' | 'postgres';
+  /** PostgreSQL: its database (pass it as `database` to start the next server on it: a restart). */
+  database: import('./pg.js').TempDatabase | undefined;
   /** Reads the database directly, bypassing the server (`?` placeholders), for independent checks. */
   rows(query: string, ...params: unknown[]): Promise<Record<string, unknown>[]>;
   /** Writes to the database directly, behind the server's back (`?` placeholders): what a customer who owns the machine could do. */
@@ -59,6 +61,8 @@ export async function startTestServer(
     reclaimer?: boolean;
     reclaimIntervalSeconds?: number;
     store?: 'sqlite' | 'postgres';
+    /** PostgreSQL: reuse this database (a restart); it is not dropped on close. */
+    database?: import('./pg.js').TempDatabase;
     /**
      * FLOATD_* security settings (e.g. `{ FLOATD_RATE_LIMIT_CLIENT_KEY: '5/60' }`). Rate limiting is off
      * unless given here: test files send thousands of requests, and fail authentication on purpose, from one address.
@@ -70,7 +74,7 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'floatd-test-')));
   const clock = opts.clock ?? new ManualClock(Date.parse('2026-03-02T09:00:00Z'));
-  const pg = (opts.store ?? TEST_STORE) === 'postgres' ? await createTempDatabase() : undefined;
+  const pg = opts.database ?? ((opts.store ?? TEST_STORE) === 'postgres' ? await createTempDatabase() : undefined);
   const config = parseConfig({
     host: '127.0.0.1',
     port: '0',
@@ -163,6 +167,7 @@ export async function startTestServer(
   };
   return {
     store: pg ? 'postgres' : 'sqlite',
+    database: pg,
     rows,
     tamper,
     snapshot,
@@ -182,7 +187,7 @@ export async function startTestServer(
     },
     async close() {
       await server.close();
-      await pg?.drop();
+      if (!opts.database) await pg?.drop();
       if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };

@@ -50,6 +50,9 @@ export async function testVendor(): Promise<TestVendor> {
 }
 
 /** An on-premise test server trusting `vendor`'s key, its license file at `<dataDir>/license.json`. */
-export function startOnPremServer(vendor: TestVendor, opts: { clock?: ManualClock; dataDir?: string; store?: 'sqlite' | 'postgres' } = {}): Promise<TestServer> {
+export function startOnPremServer(
+  vendor: TestVendor,
+  opts: { clock?: ManualClock; dataDir?: string; store?: 'sqlite' | 'postgres'; database?: import('./pg.js').TempDatabase } = {},
+): Promise<TestServer> {
   return startTestServer({ ...opts, config: { mode: 'on-prem', vendorPublicKey: vendor.publicKeyFile, clockTolerance: '900' } });
 }

@@ -113,6 +113,10 @@ export class PostgresStore implements Store {
             LIMIT ${limit} FOR UPDATE`,
         ),
       leasesOfLicense: async (licenseId) => this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),
+      leaseCounts: async (licenseId) => {
+        const r = await one(sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`);
+        return { used: num(r?.used), offline: num(r?.offline) };
+      },
       licenseCountOfProduct: async (productId) => num((await one(sql`SELECT COUNT(*)::int AS n FROM licenses WHERE product_id = ${productId}`))?.n),
       product: async (id) => {
         const r = await one(sql`SELECT * FROM products WHERE id = ${id} FOR UPDATE`);
@@ -285,6 +289,11 @@ export class PostgresStore implements Store {
     return rows.map((r) => String(r.license_id));
   }
 
+  async leaseCounts(licenseId: string) {
+    const [r] = (await this.sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
+    return { used: num(r?.used), offline: num(r?.offline) };
+  }
+
   async seatTotals() {
     const [r] = await this.sql`SELECT COALESCE(SUM(seats_used), 0)::int AS used, COALESCE(SUM(seats_offline), 0)::int AS offline,
       (SELECT COUNT(*)::int FROM leases) AS leases FROM licenses`;
@@ -445,6 +454,9 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       return;
     case 'lease.renew':
       await renewBatch(sql, [e.renewal]);
+      return;
+    case 'seats.set':
+      await sql`UPDATE licenses SET seats_used = ${e.used}, seats_offline = ${e.offline} WHERE id = ${e.licenseId}`;
       return;
     case 'seats': {
       // The guard: never above the seat count (or the offline cap), never below zero, whatever the decision said.

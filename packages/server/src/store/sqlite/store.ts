@@ -84,6 +84,8 @@ export class SqliteStore implements Store {
       instancesOfMany: p('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
       deadLeases: p('SELECT * FROM leases WHERE license_id = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?'),
       earliestExpiry: p('SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ? AND expires_at > ?'),
+      leaseCounts: p('SELECT COUNT(*) AS used, COALESCE(SUM(offline), 0) AS offline FROM leases WHERE license_id = ?'),
+      seatsSet: p('UPDATE licenses SET seats_used = @used, seats_offline = @offline WHERE id = @id'),
       expiryStats: p(`SELECT COUNT(*) FILTER (WHERE expires_at <= ?) AS dead, MIN(expires_at) FILTER (WHERE expires_at > ?) AS earliest
         FROM leases WHERE license_id = ? AND expires_at IS NOT NULL`),
       sweepCandidates: p(`SELECT * FROM leases WHERE id IN (
@@ -234,6 +236,10 @@ export class SqliteStore implements Store {
       earliestExpiry: async (licenseId, now) => numOrNull((s.earliestExpiry.get(licenseId, now) as Row).e),
       sweepCandidates: async (licenseId, now, limit) => this.leases(s.sweepCandidates.all(licenseId, now, licenseId, now, limit) as Row[]),
       leasesOfLicense: async (licenseId) => this.leases(s.leasesOfLicense.all(licenseId) as Row[]),
+      leaseCounts: async (licenseId) => {
+        const r = s.leaseCounts.get(licenseId) as Row;
+        return { used: num(r.used), offline: num(r.offline) };
+      },
       licenseCountOfProduct: async (productId) => num((s.licenseCountOfProduct.get(productId) as Row).n),
       product: async (id) => {
         const r = s.product.get(id) as Row | undefined;
@@ -337,6 +343,9 @@ export class SqliteStore implements Store {
         return;
       case 'lease.renew':
         this.applyRenewal(e.renewal);
+        return;
+      case 'seats.set':
+        s.seatsSet.run({ id: e.licenseId, used: e.used, offline: e.offline });
         return;
       case 'seats':
         if (s.seats.run({ id: e.licenseId, used: e.used, offline: e.offline }).changes !== 1) throw new SeatGuardError(e.licenseId);
@@ -583,6 +592,11 @@ export class SqliteStore implements Store {
 
   async licensesToSweep(now: number): Promise<string[]> {
     return (this.s.licensesToSweep.all(now, now) as Row[]).map((r) => String(r.license_id));
+  }
+
+  async leaseCounts(licenseId: string) {
+    const r = this.s.leaseCounts.get(licenseId) as Row;
+    return { used: num(r.used), offline: num(r.offline) };
   }
 
   async seatTotals() {

@@ -74,6 +74,12 @@ export class TokenBuckets {
     return this.wait(b);
   }
 
+  /** Gives back a token taken by `take` (a reservation that was not needed). */
+  refund(key: string): void {
+    const b = this.buckets.get(key);
+    if (b !== undefined) b.tokens = Math.min(this.limit.max, b.tokens + 1);
+  }
+
   /** Like `take` but takes nothing: 0 while a token is left, else the seconds until one is. */
   check(key: string): number {
     const b = this.buckets.get(key);

@@ -326,3 +326,22 @@ test('CORS: the admin API is not usable cross-origin unless the origin is in FLO
     assert.equal((await ts.raw('OPTIONS', '/v1/client/checkout', { headers: { origin: 'https://admin.example.com' } })).headers.get('access-control-allow-origin'), null);
   });
 });
+
+test('failed authentication under concurrency: a burst of 1,000 bad keys is looked up at most the limit\'s number of times', { timeout: 60_000 }, () =>
+  withServer({ FLOATD_RATE_LIMIT_AUTH_FAILURES: '30/60', FLOATD_RATE_LIMIT_CLIENT_IP: '100000/1' }, async (ts) => {
+    const l = await ts.license({ seats: 5 });
+    assert.equal((await ts.client(l.key, 'GET', '/v1/client/license')).status, 200);
+    const answers = await Promise.all(Array.from({ length: 1000 }, (_, i) => ts.client(`BAD-KEY-${i}`, 'GET', '/v1/client/license')));
+    const looked = answers.filter((a) => a.status === 401).length;
+    const limited = answers.filter((a) => a.status === 429).length;
+    assert.equal(looked + limited, 1000, 'every answer is a 401 or a 429');
+    assert.ok(looked <= 30, `${looked} bad keys were looked up, against a limit of 30`);
+    assert.ok(looked >= 1);
+    // The address is locked out now, but a burst of good requests from a site whose key is known never was the problem:
+    // after the lockout ends, 100 concurrent requests with the known key reserve nothing and all pass.
+    ts.clock.advance(60_000);
+    const good = await Promise.all(Array.from({ length: 100 }, () => ts.client(l.key, 'GET', '/v1/client/license')));
+    assert.deepEqual([...new Set(good.map((g) => g.status))], [200]);
+    const m = await (await fetch(ts.url + '/metrics')).text();
+    assert.match(m, new RegExp(`floatd_rate_limited_total\\{limit="auth-failures"\\} ${limited}`));
+  }));

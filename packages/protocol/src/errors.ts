@@ -55,6 +55,7 @@ export const ERRORS = {
   ENTITLEMENT_MISSING: { status: 403, meaning: 'On-premise server without a valid license file: nothing can be granted until an administrator loads one.' },
   ENTITLEMENT_EXPIRED: { status: 403, meaning: 'The on-premise license file is past its validity window (or not yet valid): the vendor must issue a renewal.' },
   SERVER_CLOCK_ROLLBACK: { status: 503, meaning: 'The server clock is behind the latest time it trusted (set back beyond the tolerance): new seats are refused until the clock is corrected; held leases keep working.' },
+  STATE_TAMPERED: { status: 503, meaning: 'On-premise: the sealed server state (highest serial, trusted time, usage, report sequence) failed its check (an edited, deleted or restored database or data directory): new seats are refused until the vendor issues a newer license file; held leases keep working.' },
   ACTIVATION_KEY_INVALID: { status: 401, meaning: 'Vendor server: the activation key is missing, unknown or revoked.' },
   ACTIVATION_FAILED: { status: 502, meaning: 'On-premise online activation: the vendor server could not be reached or refused the request (its answer is in the message).' },
   DEPLOYMENT_NOT_FOUND: { status: 404, meaning: 'Vendor server: no on-premise deployment has this id.' },

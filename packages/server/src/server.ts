@@ -29,6 +29,8 @@ import { readPrivateKeyFile, readVendorPublicKeys } from './onprem/keyFiles.js';
 import { signerOf, publicKeyFrom } from './onprem/signed.js';
 import { VendorService } from './onprem/vendor.js';
 import type { Store } from './store/port.js';
+import { observedStore, SealedState } from './onprem/sealedState.js';
+import { TRUSTED_TIME_KV } from './service/serverClock.js';
 import { StorageHealth, storageFailure } from './store/errors.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -60,6 +62,7 @@ export interface RunningServer {
   clockGuard: ServerClockGuard;
   /** on-prem only */
   entitlements: EntitlementService | undefined;
+  seal: SealedState | undefined;
   identity: ServerIdentity | undefined;
   /** the first admin token's secret, only on the start that created it */
   createdAdminSecret: string | undefined;
@@ -79,7 +82,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const logger = opts.logger === undefined ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] }) : opts.logger;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const { store, keyPersistence, leadership, membership } = await openStore(config);
+  const opened = await openStore(config);
+  const { keyPersistence, leadership, membership } = opened;
+  // On-premise, committed usage is counted into the sealed state (see onprem/sealedState.ts).
+  let seal: SealedState | undefined;
+  const store = config.mode === 'on-prem' ? observedStore(opened.store, (effects) => seal?.observe(effects)) : opened.store;
   const keys = await KeyRing.open(keyPersistence, clock.now());
   const auth = new AdminAuth(store, clock);
 
@@ -111,10 +118,25 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     signer: identity ? { signer: identity.signer, publicKey: publicKeyFrom(identity.publicKey) } : undefined,
     logger,
   });
-  await clockGuard.start();
+  let floor = 0;
+  if (identity) {
+    const trustedRecord = await store.getKv(TRUSTED_TIME_KV);
+    let sealedMarker = false;
+    try {
+      sealedMarker = trustedRecord ? (JSON.parse(trustedRecord.value) as { payload?: { sealed?: unknown } }).payload?.sealed === true : false;
+    } catch {
+      /* a broken record: the clock guard finds it */
+    }
+    seal = new SealedState(opened.store, clock, metrics, { signer: identity.signer, publicKey: publicKeyFrom(identity.publicKey), dataDir: config.dataDir, logger });
+    await seal.start({ firstStart: identity.created === true, legacyUpgrade: trustedRecord !== undefined && !sealedMarker, trustedTimeMissing: trustedRecord === undefined });
+    floor = Math.max(seal.state()?.trustedTime ?? 0, await store.newestRecordedTime({ leases: true }));
+  } else {
+    floor = await store.newestRecordedTime({ leases: false });
+  }
+  await clockGuard.start(floor);
   const entitlements =
     onPrem && identity && vendorKeys
-      ? new EntitlementService(store, clock, metrics, { vendorKeys, identity, clockGuard, licenseFile: config.licenseFile, logger })
+      ? new EntitlementService(store, clock, metrics, { vendorKeys, identity, clockGuard, licenseFile: config.licenseFile, logger, seal })
       : undefined;
   await entitlements?.start();
   const vendor = vendorSigner ? new VendorService(store, clock, vendorSigner) : undefined;
@@ -128,12 +150,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       reclaim,
       licensing: new LicensingService(store, clock, keys, metrics, renewals, {
         admit: entitlements && ((license) => entitlements.admit(license)),
-        grantRefusal: (now) => clockGuard.refusal(now),
+        grantRefusal: (now) => seal?.refusal() ?? clockGuard.refusal(now),
       }),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
       clockGuard,
       entitlements,
       identity,
+      seal,
       vendor,
       mode: config.mode,
       version: VERSION,
@@ -161,6 +184,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     stateTick = (async () => {
       await clockGuard.tick();
       await entitlements?.poll();
+      await seal?.tick(clockGuard.state().trustedTime);
     })().catch((err: unknown) => {
       if (logger) logger.error({ err }, 'trusted-time / license-file check failed');
     });
@@ -177,6 +201,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     clockGuard,
     entitlements,
     identity,
+    seal,
     createdAdminSecret,
     adminTokenFile,
     close() {
@@ -189,6 +214,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         await app.close();
         await renewals?.close();
         await clockGuard.tick().catch((err: unknown) => logger && logger.error({ err }, 'could not save the trusted time at shutdown'));
+        await seal?.tick(clockGuard.state().trustedTime).catch((err: unknown) => logger && logger.error({ err }, 'could not seal the state at shutdown'));
         await store.close();
       })();
       return closing;

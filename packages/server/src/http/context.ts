@@ -28,6 +28,8 @@ export interface AppContext {
   /** on-prem: the license file in force */
   entitlements?: EntitlementService | undefined;
   identity?: ServerIdentity | undefined;
+  /** on-premise: the sealed state (tamper evidence of what bounds enforcement) */
+  seal?: import('../onprem/sealedState.js').SealedState | undefined;
   /** a vendor server (started with --vendor-private-key): deployments, activation, usage import */
   vendor?: VendorService | undefined;
   mode: 'hosted' | 'on-prem';

@@ -22,6 +22,7 @@ import type { Metrics } from '../service/metrics.js';
 import type { ServerClockGuard } from '../service/serverClock.js';
 import { INVALID_KEY_MESSAGE } from '../service/licensing.js';
 import type { ServerIdentity } from './identity.js';
+import type { SealedState } from './sealedState.js';
 import { policyOf, readLicenseFile, type FileLicense, type LicenseFilePayload, type VerifiedLicenseFile } from './licenseFile.js';
 
 export const LICENSE_FILE_KV = 'onprem/license-file';
@@ -53,6 +54,8 @@ export interface EntitlementOptions {
   clockGuard: ServerClockGuard;
   /** the file the server reads at start and polls; loads through the API are written back to it */
   licenseFile?: string | undefined;
+  /** the sealed state: the highest serial ever loaded, which no copy of the file can go below */
+  seal?: SealedState | undefined;
   logger?: Logger | false | undefined;
 }
 
@@ -74,6 +77,10 @@ export class EntitlementService {
   /** Adopts the stored file, then the file on disk if it is newer. A bad file is logged; the server still starts (to be activated). */
   async start(): Promise<void> {
     await this.adoptStored();
+    const seal = this.opts.seal?.state();
+    if (seal && seal.highestSerial > 0 && !(await this.store.getKv(LICENSE_FILE_KV))) {
+      await this.opts.seal!.tamper([`the license file (serial ${seal.highestSerial}) was deleted from the database`]);
+    }
     await this.pollDisk();
     if (!this.current) this.log('warn', 'no valid license file is loaded: nothing will be granted until one is loaded or activated');
   }
@@ -95,6 +102,8 @@ export class EntitlementService {
     const verified = readLicenseFile(text, this.opts.vendorKeys, { fingerprint: this.fingerprint, now });
     if (!verified.ok) return verified;
     const v = verified.value;
+    const sealed = this.opts.seal?.allows(v.payload.serial, v.envelope.signature.value);
+    if (sealed && !sealed.ok) return fail('ENTITLEMENT_ROLLBACK', `the license file is refused: ${sealed.reason}; files never go back`, { serial: v.payload.serial, current: this.opts.seal!.state()!.highestSerial });
     const stored = JSON.stringify(v.envelope);
     const result = await this.store.transaction(async (tx): Promise<Result<boolean>> => {
       const held = await tx.lockKv(LICENSE_FILE_KV);
@@ -134,6 +143,7 @@ export class EntitlementService {
     });
     if (!result.ok) return result;
     this.adopt(v, stored);
+    if (!result.value) await this.opts.seal?.fileLoaded(v.payload.serial, v.envelope.signature.value);
     await this.opts.clockGuard.vouch(Date.parse(v.payload.issuedAt), !result.value);
     if (source !== 'file' && this.opts.licenseFile && !result.value) await this.writeDisk(text);
     if (!result.value) this.log('info', `license file serial ${v.payload.serial} loaded (${source}): ${v.payload.licenses.length} license key(s)`);
@@ -190,6 +200,12 @@ export class EntitlementService {
       return;
     }
     if (this.current && v.value.payload.serial <= this.current.payload.serial) return;
+    const sealed = this.opts.seal?.allows(v.value.payload.serial, v.value.envelope.signature.value);
+    if (sealed && !sealed.ok) {
+      this.log('error', `the license file stored in the database is refused: ${sealed.reason}`);
+      await this.opts.seal!.tamper([`the license file in the database goes back: ${sealed.reason}`]);
+      return;
+    }
     this.adopt(v.value, held.value);
   }
 

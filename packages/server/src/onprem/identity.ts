@@ -20,6 +20,8 @@ export interface ServerIdentity {
   signer: Signer;
   publicKey: string;
   fingerprint: string;
+  /** made on this start (a new server, with no state to protect yet) */
+  created?: boolean;
 }
 
 /**
@@ -29,11 +31,13 @@ export interface ServerIdentity {
 export async function openIdentity(store: Store, now: number, encryptionKey: Buffer | undefined): Promise<ServerIdentity> {
   const seal = (jwk: string) => (encryptionKey ? encrypt(jwk, encryptionKey) : jwk);
   const open = (v: string) => (encryptionKey ? decrypt(v, encryptionKey) : v);
+  let created = false;
   const value = await store.transaction(async (tx) => {
     const found = await tx.lockKv(NAME);
     if (found) return found.value;
     const jwk = JSON.stringify(generateSigningKey().privateKey.export({ format: 'jwk' }));
     await tx.apply([{ type: 'kv.put', name: NAME, value: seal(jwk), at: now }]);
+    created = true;
     return seal(jwk);
   });
   const privateKey: KeyObject = createPrivateKey({ key: JSON.parse(open(value)) as import('node:crypto').JsonWebKey, format: 'jwk' });
@@ -41,7 +45,7 @@ export async function openIdentity(store: Store, now: number, encryptionKey: Buf
   // One SQLite server is one machine: bind to it too. A PostgreSQL cluster spans machines: its identity is the database's.
   const machine = store.kind === 'sqlite' ? machineId() : '';
   const fingerprint = 'fsv1-' + createHash('sha256').update(`floatd-server\0${publicKey}\0${machine}`).digest('base64url').slice(0, 32);
-  return { signer: signerOf(privateKey), publicKey, fingerprint };
+  return { signer: signerOf(privateKey), publicKey, fingerprint, created };
 }
 
 function machineId(): string {

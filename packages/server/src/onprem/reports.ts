@@ -12,6 +12,8 @@ import { fail, ok, type Result } from '../domain/result.js';
 import type { Store } from '../store/port.js';
 import type { ServerIdentity } from './identity.js';
 import type { LicenseFilePayload } from './licenseFile.js';
+import { canonical } from './signed.js';
+import { sha, type SealedState } from './sealedState.js';
 import { publicKeyFrom, signDocument, verifyDocument, type Envelope } from './signed.js';
 
 const DAY_MS = 86_400_000;
@@ -43,6 +45,19 @@ export const UsageReportPayload = W.Obj({
       seats: Type.Integer({ minimum: 1 }),
       ...Counts,
       days: Type.Array(W.Obj({ day: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), ...Counts })),
+    }),
+  ),
+  /** the report's place in this server's sequence, and the hash of the report before it (the vendor checks continuity) */
+  sequence: Type.Optional(Type.Integer({ minimum: 1 })),
+  previousReportHash: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
+  /** what the server's sealed state says about its own integrity since the last report */
+  integrity: Type.Optional(
+    W.Obj({
+      tampered: Type.Boolean(),
+      tamperedSince: Type.Union([W.Timestamp, Type.Null()]),
+      events: Type.Array(W.Obj({ at: W.Timestamp, event: Type.Union([Type.Literal('tampered'), Type.Literal('repaired')]), reason: Type.String({ maxLength: 2000 }) })),
+      /** days whose stored hourly usage was below the sealed usage (the report shows the sealed figures) */
+      usageBelowSeal: Type.Array(W.Obj({ licenseId: W.LicenseId, day: Type.String() })),
     }),
   ),
 });
@@ -88,8 +103,12 @@ export async function usageReport(
   identity: ServerIdentity,
   range: { from: number; to: number },
   now: number,
+  seal?: SealedState,
 ): Promise<Envelope<UsageReportPayload>> {
   const licenses: UsageReportPayload['licenses'] = [];
+  // The hourly rows are the customer's to edit; the sealed usage is not: a day is reported at the higher of the two.
+  const sealed = seal ? await seal.forReport() : undefined;
+  const below: { licenseId: string; day: string }[] = [];
   for (const l of file.licenses) {
     const hours = await store.usage(l.id, range.from, range.to);
     const byDay = new Map<string, { peakSeats: number; checkouts: number; denials: number }>();
@@ -100,6 +119,13 @@ export async function usageReport(
       d.checkouts += h.checkouts;
       d.denials += h.denials;
       byDay.set(day, d);
+    }
+    for (const [day, [peak, checkouts, denials]] of Object.entries(sealed?.usage[l.id] ?? {})) {
+      const start = Date.parse(day);
+      if (start + DAY_MS <= range.from || start >= range.to) continue;
+      const d = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
+      if (d.peakSeats < peak || d.checkouts < checkouts || d.denials < denials) below.push({ licenseId: l.id, day });
+      byDay.set(day, { peakSeats: Math.max(d.peakSeats, peak), checkouts: Math.max(d.checkouts, checkouts), denials: Math.max(d.denials, denials) });
     }
     // Days with no seat held and nothing asked are left out; a day a seat was merely held (no event) still counts.
     const days = [...byDay.entries()].filter(([, d]) => d.peakSeats > 0 || d.checkouts > 0 || d.denials > 0).sort(([a], [b]) => (a < b ? -1 : 1)).map(([day, d]) => ({ day, ...d }));
@@ -113,7 +139,9 @@ export async function usageReport(
       days,
     });
   }
-  return signDocument(
+  const events = sealed ? [...sealed.events] : [];
+  if (below.length) events.push({ at: new Date(now).toISOString(), event: 'tampered', reason: `stored hourly usage below the sealed usage on ${below.length} key-day(s)` });
+  const doc = signDocument(
     'floatd-usage-report/1',
     {
       deploymentId: file.deploymentId,
@@ -125,10 +153,26 @@ export async function usageReport(
       from: new Date(range.from).toISOString(),
       to: new Date(range.to).toISOString(),
       licenses,
+      ...(sealed
+        ? {
+            sequence: sealed.seq,
+            previousReportHash: sealed.previous,
+            integrity: { tampered: sealed.tampered !== null, tamperedSince: sealed.tampered?.since ?? null, events, usageBelowSeal: below },
+          }
+        : {}),
     },
     identity.signer,
   );
+  if (seal && sealed) await seal.reported(sealed.seq, reportHashText(doc), sealed.events.length);
+  return doc;
 }
+
+/** The text whose hash chains reports (both sides compute it from the parsed document). */
+export function reportHashText(doc: unknown): string {
+  return canonical(doc);
+}
+
+export { sha as reportHash };
 
 /** Checks a usage report against the server key the vendor recorded for the deployment. */
 export function verifyUsageReport(doc: unknown, serverPublicKey: string): Result<UsageReportPayload> {

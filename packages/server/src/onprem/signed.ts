@@ -17,7 +17,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
-export type DocumentFormat = 'floatd-license-file/1' | 'floatd-activation-request/1' | 'floatd-usage-report/1' | 'floatd-trusted-time/1';
+export type DocumentFormat = 'floatd-license-file/1' | 'floatd-activation-request/1' | 'floatd-usage-report/1' | 'floatd-trusted-time/1' | 'floatd-state/1';
 
 export interface Envelope<P = unknown> {
   format: DocumentFormat;

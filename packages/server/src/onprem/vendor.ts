@@ -12,7 +12,7 @@ import { fail, ok, type Result } from '../domain/result.js';
 import { newId } from '../ids.js';
 import type { Store } from '../store/port.js';
 import { completeSpec, issueLicenseFile, payloadFromSpec, type LicenseFile, type LicenseSpec } from './licenseFile.js';
-import { verifyActivationRequest, verifyUsageReport, type UsageReportPayload } from './reports.js';
+import { reportHash, reportHashText, verifyActivationRequest, verifyUsageReport, type UsageReportPayload } from './reports.js';
 import type { Signer } from './signed.js';
 
 export interface Deployment {
@@ -36,6 +36,15 @@ export interface StoredUsageReport {
   importedAt: number;
   via: 'online' | 'file';
   report: UsageReportPayload;
+  /**
+   * How this report follows the ones received before from the deployment: `first`, `ok`
+   * (next sequence, previous hash matches), `gap` (reports missing in between), `rollback`
+   * (a sequence already received, or lower: the server's state went back), `fork` (next
+   * sequence but another previous report), `unsequenced` (a server from before sequences).
+   */
+  continuity?: 'first' | 'ok' | 'gap' | 'rollback' | 'fork' | 'unsequenced';
+  /** the hash the next report must name as its previous one */
+  hash?: string;
 }
 
 const DEPLOYMENT = (id: string) => `vendor/deployment/${id}`;
@@ -139,13 +148,41 @@ export class VendorService {
     const v = verifyUsageReport(doc, dep.publicKey);
     if (!v.ok) return v;
     const now = this.clock.now();
-    const stored: StoredUsageReport = { deploymentId: dep.id, importedAt: now, via, report: v.value };
-    await this.store.transaction((tx) =>
-      tx.apply([
+    const hash = reportHash(reportHashText(doc));
+    const stored = await this.store.transaction(async (tx) => {
+      // Under the deployment's lock: two imports at once see each other.
+      await tx.lockKv(DEPLOYMENT(dep.id));
+      const before = (await this.store.listKv(USAGE(dep.id))).map((r) => JSON.parse(r.value) as StoredUsageReport).filter((r) => typeof r.report.sequence === 'number');
+      const last = before.sort((a, b) => b.report.sequence! - a.report.sequence!)[0];
+      const seq = v.value.sequence;
+      const continuity: StoredUsageReport['continuity'] =
+        seq === undefined
+          ? 'unsequenced'
+          : !last
+            ? 'first'
+            : seq <= last.report.sequence!
+              ? 'rollback'
+              : seq > last.report.sequence! + 1
+                ? 'gap'
+                : v.value.previousReportHash === last.hash
+                  ? 'ok'
+                  : 'fork';
+      const stored: StoredUsageReport = { deploymentId: dep.id, importedAt: now, via, report: v.value, continuity, hash };
+      await tx.apply([
         { type: 'kv.put', name: `${USAGE(dep.id)}${v.value.generatedAt}`, value: JSON.stringify(stored), at: now },
-        audit(now, 'usage-report.imported', actor, { deploymentId: dep.id, via, from: v.value.from, to: v.value.to, licenseFileSerial: v.value.licenseFileSerial }),
-      ]),
-    );
+        audit(now, 'usage-report.imported', actor, {
+          deploymentId: dep.id,
+          via,
+          from: v.value.from,
+          to: v.value.to,
+          licenseFileSerial: v.value.licenseFileSerial,
+          sequence: seq ?? null,
+          continuity,
+          tampered: v.value.integrity?.tampered ?? null,
+        }),
+      ]);
+      return stored;
+    });
     return ok(stored);
   }
 

@@ -22,7 +22,8 @@ import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import { signDocument, verifyDocument, type Signer } from '../onprem/signed.js';
 
-const NAME = 'server/trusted-time';
+export const TRUSTED_TIME_KV = 'server/trusted-time';
+const NAME = TRUSTED_TIME_KV;
 export const DEFAULT_CLOCK_TOLERANCE_SECONDS = 900;
 
 export interface ClockGuardOptions {
@@ -58,11 +59,18 @@ export class ServerClockGuard {
     metrics.clockRollback.set(0);
   }
 
-  /** Reads the stored mark and checks the clock against it. */
-  async start(): Promise<void> {
+  /**
+   * Reads the stored mark and checks the clock against it. `floor`: a time the mark is
+   * at least (the sealed state's trusted time, the newest time recorded in the data), so
+   * deleting the record gives no time back.
+   */
+  async start(floor = 0): Promise<void> {
     const stored = await this.readStored();
     if (stored === 'tampered') this.markTampered();
-    else this.trusted = this.persisted = Math.max(this.trusted, stored);
+    else {
+      this.persisted = stored;
+      this.trusted = Math.max(this.trusted, stored, floor);
+    }
     await this.tick();
   }
 
@@ -174,7 +182,8 @@ export class ServerClockGuard {
 
   private encode(at: number): string {
     const s = this.opts.signer;
-    return JSON.stringify(s ? signDocument('floatd-trusted-time/1', { at }, s.signer) : { at });
+    // `sealed`: written by a server that also keeps the sealed state (onprem/sealedState.ts), so a record without it is from before.
+    return JSON.stringify(s ? signDocument('floatd-trusted-time/1', { at, sealed: true }, s.signer) : { at });
   }
 
   private decode(value: string): number | 'tampered' {

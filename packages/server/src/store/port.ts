@@ -174,6 +174,12 @@ export interface Store {
   /** Records whose name starts with `prefix`, by name. */
   listKv(prefix: string): Promise<KvRecord[]>;
 
+  /**
+   * The newest time written anywhere in the data (audit entries, hourly usage, server
+   * records; with `leases`, lease heartbeats too — a scan, for on-premise sizes): a floor
+   * for the trusted time when its own record is gone.
+   */
+  newestRecordedTime(opts: { leases: boolean }): Promise<number>;
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;
   /**

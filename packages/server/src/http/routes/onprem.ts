@@ -181,7 +181,7 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
     const { entitlements, identity } = onPremOnly(ctx);
     const file = entitlements.payload();
     if (!file) throw new ApiError('ENTITLEMENT_MISSING', 'no license file is loaded: there is nothing to report on');
-    return { file, doc: await usageReport(ctx.store, file, identity, range(q), ctx.clock.now()) };
+    return { file, doc: await usageReport(ctx.store, file, identity, range(q), ctx.clock.now(), ctx.seal) };
   };
   app.get<{ Querystring: { from?: string; to?: string } }>(
     '/v1/admin/usage-report',

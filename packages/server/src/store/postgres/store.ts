@@ -289,6 +289,13 @@ export class PostgresStore implements Store {
     return rows.map((r) => String(r.license_id));
   }
 
+  async newestRecordedTime(opts: { leases: boolean }) {
+    const [r] = (await this.sql`SELECT GREATEST(
+        COALESCE((SELECT MAX(at) FROM audit), 0), COALESCE((SELECT MAX(hour) FROM usage_hourly), 0), COALESCE((SELECT MAX(updated_at) FROM kv), 0),
+        CASE WHEN ${opts.leases} THEN COALESCE((SELECT MAX(last_heartbeat_at) FROM leases), 0) ELSE 0 END)::bigint AS t`) as unknown as Row[];
+    return num(r?.t);
+  }
+
   async leaseCounts(licenseId: string) {
     const [r] = (await this.sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
     return { used: num(r?.used), offline: num(r?.offline) };

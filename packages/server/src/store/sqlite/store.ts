@@ -594,6 +594,17 @@ export class SqliteStore implements Store {
     return (this.s.licensesToSweep.all(now, now) as Row[]).map((r) => String(r.license_id));
   }
 
+  async newestRecordedTime(opts: { leases: boolean }) {
+    const r = this.db
+      .prepare(
+        `SELECT MAX(COALESCE((SELECT MAX(at) FROM audit), 0), COALESCE((SELECT MAX(hour) FROM usage_hourly), 0), COALESCE((SELECT MAX(updated_at) FROM kv), 0)${
+          opts.leases ? ', COALESCE((SELECT MAX(last_heartbeat_at) FROM leases), 0)' : ''
+        }) AS t`,
+      )
+      .get() as Row;
+    return num(r.t);
+  }
+
   async leaseCounts(licenseId: string) {
     const r = this.s.leaseCounts.get(licenseId) as Row;
     return { used: num(r.used), offline: num(r.offline) };

@@ -28,6 +28,7 @@ const HTTP_CLIENTS = 30;
 const SDK_CLIENTS = 3;
 const MAX_CRASHED_HOLDERS = 4;
 const UP_MS = 1_500;
+const TTL_SECONDS = 60;
 
 interface Hold {
   lease: string;
@@ -56,7 +57,10 @@ test(`kill -9 of the server ${KILLS} times under load (${TEST_STORE}): no grante
     const port = await freePort();
     let srv: ServerProcess = await serverProcess(cleanup, dataDir, port, env);
     const url = srv.url;
-    const lic = await processLicense(srv, { seats: SEATS, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 2 });
+    const lic = await processLicense(srv, { seats: SEATS, leaseTtlSeconds: TTL_SECONDS, heartbeatIntervalSeconds: 2 });
+    // A holder that died holding its seat may be reclaimed once its TTL has passed since its last renewal: that is
+    // not a lost lease (on a loaded machine, restarts are slow enough for a run to outlast an abandoned lease's TTL).
+    const mustBeThere = (h: Hold, at: number) => !h.released && !(h.abandoned && at >= h.until + TTL_SECONDS * 1000 - 1_000);
     const adminToken = srv.adminToken;
     const admin = async (path: string) => (await fetch(url + path, { headers: { authorization: `Bearer ${adminToken}` } })).json() as Promise<any>;
 
@@ -165,7 +169,8 @@ test(`kill -9 of the server ${KILLS} times under load (${TEST_STORE}): no grante
       // Right after the restart every lease held (granted before the look, not released by its client until after it) is there.
       const granted = holds.slice();
       const present = new Set(((await admin(`/v1/admin/licenses/${lic.id}/leases`)).items as { id: string }[]).map((l) => l.id));
-      for (const h of granted) if (!h.released && !present.has(h.lease)) afterRestart.push(`after kill ${k + 1}: ${h.lease} missing`);
+      const lookedAt = Date.now();
+      for (const h of granted) if (mustBeThere(h, lookedAt) && !present.has(h.lease)) afterRestart.push(`after kill ${k + 1}: ${h.lease} missing`);
       for (const s of sdk) if (!present.has(s.leaseId)) afterRestart.push(`after kill ${k + 1}: SDK lease ${s.leaseId} missing`);
     }
     await sleep(UP_MS);
@@ -188,7 +193,7 @@ test(`kill -9 of the server ${KILLS} times under load (${TEST_STORE}): no grante
     // Every lease granted and not released by its client is still there at the end; the counter equals the rows.
     const leases = (await admin(`/v1/admin/licenses/${lic.id}/leases`)).items as { id: string }[];
     const present = new Set(leases.map((l) => l.id));
-    const missing = holds.filter((h) => !h.released && !present.has(h.lease)).map((h) => h.lease);
+    const missing = holds.filter((h) => mustBeThere(h, end) && !present.has(h.lease)).map((h) => h.lease);
     const license = await admin(`/v1/admin/licenses/${lic.id}`);
 
     t.diagnostic(

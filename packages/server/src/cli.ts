@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { ConfigError, configFrom } from './config.js';
 import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { consoleBanner, portInUse } from './banner.js';
 import { registerAdminCommands } from './admin-cli/commands.js';
 
 // The server (fastify, drivers) is imported only by the commands that run it: admin commands start in a fraction of the time.
@@ -60,13 +62,23 @@ program
   .action(async (flags: Flags) => {
     const config = loadConfig(flags);
     const { startServer } = await import('./server.js');
-    const server = await startServer(config);
+    let server: Awaited<ReturnType<typeof startServer>>;
+    try {
+      server = await startServer(config);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        process.stderr.write(`${portInUse(config.host, config.port)}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
     if (server.createdAdminSecret) {
       process.stdout.write(
         `\nfloatd: first start — created an admin token. It is shown only this once and kept in ${server.adminTokenFile} (mode 0600):\n\n  ${server.createdAdminSecret}\n\n`,
       );
     }
     process.stdout.write(`floatd ${VERSION} listening on ${server.url} (data in ${config.dataDir})\n`);
+    process.stdout.write(`${consoleBanner(server.url, server.adminTokenFile, existsSync(server.adminTokenFile))}\n`);
     const stop = (signal: string) => {
       process.stdout.write(`floatd: ${signal} received, finishing in-flight requests\n`);
       server.close().then(

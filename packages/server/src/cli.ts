@@ -5,7 +5,7 @@ import { ConfigError, configFrom } from './config.js';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { consoleBanner, portInUse } from './banner.js';
-import { registerAdminCommands } from './admin-cli/commands.js';
+import { onCommanderExit, OUTPUT, registerAdminCommands } from './admin-cli/commands.js';
 
 // The server (fastify, drivers) is imported only by the commands that run it: admin commands start in a fraction of the time.
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -40,7 +40,13 @@ function loadConfig(flags: Flags) {
   }
 }
 
-const program = new Command('floatd').description('floatd floating-license server').version(VERSION);
+// An unknown command, like every usage error, exits 2 with the `floatd:` prefix (docs/cli.md).
+const program = new Command('floatd')
+  .description('floatd floating-license server')
+  .version(VERSION)
+  .exitOverride(onCommanderExit)
+  .configureOutput(OUTPUT)
+  .showHelpAfterError('(add --help for usage)');
 
 program
   .command('serve')

@@ -145,6 +145,10 @@ function consoleSuite() {
     const alert = page.getByRole('alert').filter({ hasText: 'UNAUTHENTICATED' });
     await alert.waitFor();
     assert.match(await alert.innerText(), /Sign-in refused/);
+    assert.match(
+      await alert.innerText(),
+      /This token is not accepted: it is mistyped, incomplete or revoked\. Paste the whole token \(it starts with fdt_\), as printed at the first start or given to you by an administrator\./,
+    );
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
     assert.equal(new URL(page.url()).pathname, '/console/');
     await shot('signin-refused');

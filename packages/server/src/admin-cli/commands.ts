@@ -522,6 +522,7 @@ function registerHistory(program: Command): void {
       deviceId: o.device as string | undefined,
       leaseId: o.lease as string | undefined,
       type: o.type as string | undefined,
+      actor: o.actor as string | undefined,
       from: o.from as string | undefined,
       to: o.to as string | undefined,
     });
@@ -537,6 +538,7 @@ function registerHistory(program: Command): void {
     .option('--key <license>', 'only events about this license key (the key or its lic_… id)')
     .option('--device <deviceId>', 'only events about this device')
     .option('--lease <leaseId>', 'only events about this lease')
+    .option('--actor <actor>', 'only events by this actor: client, reclaimer or admin:<token id>')
     .addOption(new Option('--type <type>', 'only events of this type').choices(AUDIT_TYPES))
     .option('--from <time>', 'from this time (inclusive), ISO 8601', timestamp)
     .option('--to <time>', 'up to this time (exclusive), ISO 8601', timestamp);

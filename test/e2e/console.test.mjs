@@ -618,7 +618,8 @@ function consoleSuite() {
         await page.locator('.loading').first().waitFor({ state: 'detached' }).catch(() => {});
         const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
         assert.ok(sideways <= 0, `${name} at ${size}: ${sideways}px of sideways scrolling`);
-        await shot(`page-${name}-${size}`);
+        // Phone: the first screen (what a person sees without scrolling); desktop: the whole page.
+        await page.screenshot({ path: join(SHOTS, `page-${name}-${size}.png`), fullPage: size === 'desktop' });
       }
     }
     await page.setViewportSize({ width: 1280, height: 800 });
@@ -681,7 +682,7 @@ function consoleSuite() {
         await p.setViewportSize(viewport);
         const sideways = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
         assert.ok(sideways <= 0, `license file page at ${size}: ${sideways}px of sideways scrolling`);
-        await p.screenshot({ path: join(SHOTS, `page-license-file-onprem-${size}.png`), fullPage: true });
+        await p.screenshot({ path: join(SHOTS, `page-license-file-onprem-${size}.png`), fullPage: size === 'desktop' });
       }
       await p.setViewportSize({ width: 1280, height: 800 });
       // The catalogue is the file's: no New key, no Edit policy, no Delete, no product form.
@@ -715,6 +716,11 @@ function consoleSuite() {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await heading('Sign in to the console');
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    for (const [size, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+      await page.setViewportSize(viewport);
+      await page.screenshot({ path: join(SHOTS, `page-signin-${size}.png`) });
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.reload();
     await heading('Sign in to the console');
     // Deep links are served by the index.html fallback and land on sign-in too.

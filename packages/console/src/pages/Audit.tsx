@@ -71,7 +71,9 @@ export function Audit() {
 
   const events = [...(first.data?.items ?? []), ...more];
   // Hostnames of the devices on screen: one device list per key shown (kept across pages and reloads).
-  const licenseIds = [...new Set(events.filter((e) => e.deviceId && e.licenseId && !devices.has(e.deviceId)).map((e) => e.licenseId!))].slice(0, 20);
+  // (only keys that still exist: a deleted key's devices are gone with it, and its rows keep the ids)
+  const existing = new Set((keys.data ?? []).map((l) => l.id));
+  const licenseIds = [...new Set(events.filter((e) => e.deviceId && e.licenseId && existing.has(e.licenseId) && !devices.has(e.deviceId)).map((e) => e.licenseId!))].slice(0, 20);
   const licenseIdsKey = licenseIds.join(',');
   useEffect(() => {
     if (!licenseIdsKey) return;
@@ -269,7 +271,7 @@ function Details({ event }: { event: AuditEvent }) {
     <span className="kv">
       {entries.map(([k, v]) => (
         <span key={k}>
-          <span className="muted">{k}</span> {typeof v === 'string' ? v : JSON.stringify(v)}
+          <span className="muted">{k}</span> {detailText(k, v)}
         </span>
       ))}
     </span>
@@ -355,4 +357,13 @@ function FilterForm({ filters, keys, tokens }: { filters: Filters; keys: { id: s
       </div>
     </form>
   );
+}
+
+/** A detail value as a person reads it: times (epoch ms or ISO, in fields named …At or oed) in local time. */
+function detailText(k: string, v: unknown): string {
+  if (/(At|oed|Oed)$/.test(k)) {
+    if (typeof v === 'number' && v > 1e11) return fmtTime(new Date(v).toISOString());
+    if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return fmtTime(v);
+  }
+  return typeof v === 'string' ? v : JSON.stringify(v);
 }

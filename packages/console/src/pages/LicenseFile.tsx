@@ -91,9 +91,10 @@ function OnPrem({ data, isAdmin, onLoaded }: { data: Entitlements; isAdmin: bool
               <dd className="mono-wrap">{data.fingerprint ?? '—'}</dd>
             </div>
           </dl>
+          <h3 className="subhead">Keys granted by the file</h3>
           <div className="table-wrap">
             <table className="table table-cards">
-              <caption>Keys granted by the file</caption>
+              <caption className="sr-only">Keys granted by the license file</caption>
               <thead>
                 <tr>
                   <th scope="col">Key</th>

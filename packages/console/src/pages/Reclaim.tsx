@@ -301,7 +301,7 @@ function TtlRow({
             {canEdit && (
               <button
                 type="button"
-                className="btn btn-small"
+                className="btn btn-small ttl-change"
                 aria-label={`Change the lease TTL of ${l.key}`}
                 onClick={() => {
                   setValue(l.leaseTtlSeconds === null ? '' : String(l.leaseTtlSeconds));

@@ -80,7 +80,7 @@ export function Tokens() {
                     </span>
                   </th>
                   <td data-label="Role">
-                    <span className="badge badge-role">{t.role}</span>
+                    <span className={`badge ${t.role === "admin" ? "badge-warn" : "badge-type"}`}>{t.role}</span>
                   </td>
                   <td data-label="Created">{fmtTime(t.createdAt)}</td>
                   <td data-label="Last used">{t.lastUsedAt ? fmtTime(t.lastUsedAt) : 'never'}</td>

@@ -6,9 +6,9 @@ import { useCan, useLoad, useSession, useTitle } from '../session';
 import { ConfirmDialog, CopyButton, ErrorBox, Field, Loading, PageTitle } from '../components/ui';
 
 const ROLES: [Role, string][] = [
-  ['viewer', 'viewer: reads everything except tokens'],
-  ['operator', 'operator: also releases seats and runs reclamation'],
-  ['admin', 'admin: everything, including keys and tokens'],
+  ['viewer', 'viewer (reads, except tokens)'],
+  ['operator', 'operator (also releases, reclaims)'],
+  ['admin', 'admin (everything)'],
 ];
 
 export function Tokens() {
@@ -162,7 +162,7 @@ function CreateToken({ onCreated }: { onCreated: (t: CreatedToken) => void }) {
       <Field label="Token name" hint="Who or what uses it, e.g. build server, Alice">
         {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} maxLength={100} autoComplete="off" />}
       </Field>
-      <Field label="Role">
+      <Field label="Role" hint="viewer: reads everything but tokens; operator: also releases seats and runs reclamation; admin: also keys, products and tokens">
         {(p) => (
           <select {...p} value={role} onChange={(e) => setRole(e.target.value as Role)}>
             {ROLES.map(([r, label]) => (

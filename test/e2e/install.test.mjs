@@ -94,6 +94,8 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
       assert.ok(!files.some((f) => f.endsWith('.test.js')), 'no test files in the tarball');
     }
   }
+  // prepack copied the console into the server package; postpack removed it, so this clone keeps serving packages/console/dist.
+  assert.ok(!existsSync(join(ROOT, 'packages', 'server', 'console')), 'no copy of the console left in the clone');
   // --ignore-scripts: better-sqlite3 would compile its addon again (minutes); the one this clone compiled for this
   // very Node is copied in instead. A real install runs the script (a C/C++ toolchain, see README Requirements).
   const install = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', ...NPM_QUIET, ...tarballs], { cwd: dir });

@@ -4,8 +4,8 @@
 // page error fails the test, except HTTP error answers a step provokes on purpose.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,7 +23,7 @@ if (!existsSync(CHROMIUM)) {
     test('console browser tests', { skip: msg }, () => {});
   }
 } else {
-  describe('web console in headless Chromium', { timeout: 120_000 }, consoleSuite);
+  describe('web console in headless Chromium', { timeout: 240_000 }, consoleSuite);
 }
 
 function consoleSuite() {
@@ -145,6 +145,10 @@ function consoleSuite() {
     const alert = page.getByRole('alert').filter({ hasText: 'UNAUTHENTICATED' });
     await alert.waitFor();
     assert.match(await alert.innerText(), /Sign-in refused/);
+    assert.match(
+      await alert.innerText(),
+      /This token is not accepted: it is mistyped, incomplete or revoked\. Paste the whole token \(it starts with fdt_\), as printed at the first start or given to you by an administrator\./,
+    );
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
     assert.equal(new URL(page.url()).pathname, '/console/');
     await shot('signin-refused');
@@ -313,6 +317,10 @@ function consoleSuite() {
     await heading('Reclamation');
     await page.locator('.dl dd', { hasText: /^1 h \(server configuration/ }).waitFor(); // --reclaim-interval 3600
     const row = page.locator(`tr[data-license-id="${s.key2Id}"]`);
+    // One editor at a time: the table shows values and a Change button per key.
+    assert.equal(await page.getByLabel(/Lease TTL in seconds/).count(), 0, 'no editor until Change is pressed');
+    await row.getByRole('button', { name: /^Change the lease TTL/ }).click();
+    assert.equal(await page.getByLabel(/Lease TTL in seconds/).count(), 1);
     expectHttpError(400, `/v1/admin/licenses/${s.key2Id}`);
     await row.getByLabel(/Lease TTL in seconds/).fill('5');
     await row.getByRole('button', { name: 'Save' }).click();
@@ -320,6 +328,7 @@ function consoleSuite() {
     await row.getByLabel(/Lease TTL in seconds/).fill('10');
     await row.getByRole('button', { name: 'Save' }).click();
     await row.getByText('✓ Saved').waitFor();
+    assert.equal(await page.getByLabel(/Lease TTL in seconds/).count(), 0, 'the editor closes once saved');
     await row.locator('td[data-label="Heartbeat interval"]', { hasText: '3 s' }).waitFor();
     // A client takes a seat on it and then goes silent: dead after 10 s.
     assert.equal((await checkout(s.key2, 'ws-zombie', 'zed')).status, 201);
@@ -329,6 +338,8 @@ function consoleSuite() {
   step('usage: chart of concurrent seats per hour and per day, peak and denials, CSV download', async () => {
     await nav('Usage');
     await heading('Usage');
+    // The same default period as the server and `floatd usage`: the last 24 hours.
+    assert.equal(await page.getByLabel('Period').inputValue(), '24h');
     await page.getByLabel('Key').selectOption(s.licenseId);
     await page.getByLabel('Period').selectOption('24h');
     const chart = page.locator('figure.chart svg[role="img"]');
@@ -447,6 +458,106 @@ function consoleSuite() {
     await page.getByRole('status').filter({ hasText: 'Key resumed.' }).waitFor();
   });
 
+
+  step('audit log: token names and hostnames, filter by actor, no sideways scrolling, CSV export neutralises formulas', async () => {
+    // A token whose name a spreadsheet would run as a formula, and one event by it.
+    const formula = await api('POST', '/v1/admin/tokens', { name: '=HYPERLINK("x")', role: 'admin' });
+    assert.equal(formula.status, 201);
+    const made = await api('POST', '/v1/admin/products', { name: 'Formula Co' }, `Bearer ${formula.body.token}`);
+    assert.equal(made.status, 201);
+    await nav('Audit log');
+    await heading('Audit log');
+    const rows = page.locator('table.audit tbody tr');
+    await rows.filter({ hasText: '=HYPERLINK("x") (admin token)' }).first().waitFor();
+    // A device shows as its hostname and user, not its id.
+    await page.locator('table.audit td[data-label="Device"]', { hasText: 'ws-zombie (zed)' }).first().waitFor();
+    // Filter by actor: only that token's event.
+    await page.getByLabel('Actor').selectOption(`admin:${formula.body.id}`);
+    await page.getByRole('button', { name: 'Apply filters' }).click();
+    await page.waitForURL(/actor=admin/);
+    await rows.filter({ hasText: 'product.created' }).first().waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('table.audit tbody tr').length === 1);
+    assert.match(await rows.first().innerText(), /Formula Co|product\.created/);
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: width === 390 ? 844 : 800 });
+      const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(sideways <= 0, `no sideways scrolling at ${width}px (${sideways}px too wide)`);
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    assert.match(download.suggestedFilename(), /^floatd-audit-.*\.csv$/);
+    const csv = readFileSync(await download.path(), 'utf8').split('\r\n');
+    assert.equal(csv[0], 'time_utc,event,reason,actor,actor_name,key,customer,license_id,device,device_id,lease_id,details');
+    assert.equal(csv.filter(Boolean).length, 2, 'the header and the one filtered event');
+    assert.ok(csv[1].startsWith(`${made.body.createdAt.slice(0, 4)}`), csv[1]);
+    assert.ok(csv[1].includes(`,product.created,,admin:${formula.body.id},"'=HYPERLINK(""x"") (admin token)",`), `the formula is neutralised: ${csv[1]}`);
+    await page.getByRole('button', { name: 'Clear' }).click();
+    await page.waitForURL((u) => !u.search.includes('actor'));
+  });
+
+  step('admin tokens page: create with a role (the secret shown once), list, revoke', async () => {
+    await nav('Tokens');
+    await heading('Admin tokens');
+    await page.getByLabel('Token name').fill('ci-bot');
+    await page.getByLabel('Role').selectOption('operator');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const secret = (await page.getByTestId('new-token-secret').innerText()).trim();
+    assert.match(secret, /^fdt_/);
+    const who = await api('GET', '/v1/admin/whoami', undefined, `Bearer ${secret}`);
+    assert.deepEqual([who.status, who.body.name, who.body.role], [200, 'ci-bot', 'operator']);
+    const row = page.locator(`tr[data-token-id="${who.body.id}"]`);
+    await row.getByText('operator').waitFor();
+    await shot('tokens-created');
+    await page.getByRole('button', { name: 'I have kept it' }).click();
+    assert.equal(await page.getByTestId('new-token-secret').count(), 0, 'the secret is shown once');
+    await page.reload();
+    await heading('Admin tokens');
+    assert.ok(!(await page.content()).includes(secret), 'the list never holds a secret');
+    await row.getByRole('button', { name: 'Revoke token ci-bot' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke token' }).click();
+    await row.locator('td[data-label="State"]', { hasText: 'revoked' }).waitFor();
+    assert.equal((await api('GET', '/v1/admin/whoami', undefined, `Bearer ${secret}`)).status, 401);
+  });
+
+  step('dashboard and keys list show the customer and the expiry; a key is deleted from its page', async () => {
+    const k = await api('POST', '/v1/admin/licenses', { productId: s.productId, seats: 3, model: 'subscription', expiresAt: '2031-05-06T00:00:00Z', metadata: { customer: 'Initech' } });
+    assert.equal(k.status, 201);
+    await nav('Dashboard');
+    await heading('Dashboard');
+    const dash = page.locator(`tr[data-license-id="${k.body.id}"]`);
+    await dash.locator('td[data-label="Customer"]', { hasText: 'Initech' }).waitFor();
+    assert.match(await dash.locator('td[data-label="Expires"]').innerText(), /2031/);
+    await nav('Keys');
+    await heading('License keys');
+    await page.getByLabel('Search').fill('initech');
+    const row = page.locator(`tr[data-license-id="${k.body.id}"]`);
+    await row.locator('td[data-label="Customer"]', { hasText: 'Initech' }).waitFor();
+    assert.match(await row.locator('td[data-label="Expires"]').innerText(), /2031/);
+    // A held seat: the first delete is refused (SEATS_HELD), the dialog offers to release and delete.
+    assert.equal((await checkout(k.body.key, 'ws-frank', 'frank')).status, 201);
+    await row.getByRole('link', { name: k.body.key }).click();
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    expectHttpError(409, `/v1/admin/licenses/${k.body.id}`);
+    await dialog.getByRole('button', { name: 'Delete key' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'SEATS_HELD' }).waitFor();
+    await shot('key-delete-seats-held');
+    await dialog.getByRole('button', { name: 'Release seats and delete' }).click();
+    await heading('License keys');
+    await page.getByRole('status').filter({ hasText: `Key ${k.body.key} deleted; 1 held seat released.` }).waitFor();
+    expectHttpError(404, `/v1/admin/licenses/${k.body.id}`);
+    assert.equal((await api('GET', `/v1/admin/licenses/${k.body.id}`)).status, 404);
+  });
+
+  step('reclamation settings for many keys: a searchable table', async () => {
+    await nav('Reclamation');
+    await heading('Reclamation');
+    await page.getByLabel('Find a key').fill('customer 7');
+    await page.getByText(/^1 key match, of \d+$/).waitFor();
+    assert.equal(await page.locator('section[aria-labelledby="ttl-h"] tbody tr').count(), 1);
+    await page.getByLabel('Find a key').fill('');
+  });
+
   step('a viewer sees everything but cannot act; a revoked token signs the console out', async () => {
     const viewer = await api('POST', '/v1/admin/tokens', { name: 'support desk', role: 'viewer' });
     assert.equal(viewer.status, 201);
@@ -484,10 +595,132 @@ function consoleSuite() {
     }
   });
 
+
+  step('every page at desktop and phone size: screenshots, no sideways scrolling', async () => {
+    const pages = [
+      ['dashboard', '/', 'Dashboard'],
+      ['keys', '/keys', 'License keys'],
+      ['key', `/keys/${s.licenseId}`, null],
+      ['key-new', '/keys/new', 'New license key'],
+      ['key-edit', `/keys/${s.licenseId}/edit`, null],
+      ['products', '/products', 'Products'],
+      ['reclamation', '/reclamation', 'Reclamation'],
+      ['usage', '/usage', 'Usage'],
+      ['audit', '/audit', 'Audit log'],
+      ['tokens', '/tokens', 'Admin tokens'],
+      ['license-file-hosted', '/license-file', 'License file'],
+    ];
+    for (const [size, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+      await page.setViewportSize(viewport);
+      for (const [name, path, title] of pages) {
+        await page.goto(`${base}/console${path}`);
+        await page.getByRole('heading', { level: 1, ...(title ? { name: title } : {}) }).first().waitFor();
+        await page.locator('.loading').first().waitFor({ state: 'detached' }).catch(() => {});
+        const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        assert.ok(sideways <= 0, `${name} at ${size}: ${sideways}px of sideways scrolling`);
+        // Phone: the first screen (what a person sees without scrolling); desktop: the whole page.
+        await page.screenshot({ path: join(SHOTS, `page-${name}-${size}.png`), fullPage: size === 'desktop' });
+      }
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  step('on-premise server: the license file page loads a file; no catalogue action the server refuses is offered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'floatd-console-onprem-'));
+    const cli = (args, env = {}) => {
+      const r = spawnSync(process.execPath, [join(ROOT, 'packages/server/dist/cli.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+      assert.equal(r.status, 0, `floatd ${args.join(' ')}: ${r.stderr}`);
+      return r;
+    };
+    let onprem;
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      cli(['entitlements', 'keygen', '--out', join(dir, 'vendor')]);
+      onprem = spawn(
+        process.execPath,
+        [join(ROOT, 'packages/server/dist/cli.js'), 'serve', '--mode', 'on-prem', '--vendor-public-key', join(dir, 'vendor.pub'), '--port', '0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const url = await new Promise((resolve, reject) => {
+        let out = '';
+        const t = setTimeout(() => reject(new Error(`on-prem server did not start: ${out}`)), 20_000);
+        onprem.stdout.on('data', (d) => {
+          out += d;
+          const m = /listening on (http:\/\/\S+)/.exec(out);
+          if (m) {
+            clearTimeout(t);
+            resolve(m[1]);
+          }
+        });
+      });
+      const token = readFileSync(join(dir, 'data', 'admin-token'), 'utf8').trim();
+      const env = { FLOATD_SERVER: url, FLOATD_TOKEN: token };
+      cli(['entitlements', 'request', '--out', join(dir, 'request.json')], env);
+      writeFileSync(join(dir, 'spec.json'), JSON.stringify({ customer: { name: 'Initech Plant', id: 'cust-42' }, products: [{ name: 'Acme CAD' }], licenses: [{ product: 'Acme CAD', seats: 20 }] }));
+      cli(['entitlements', 'issue', '--spec', join(dir, 'spec.json'), '--private-key', join(dir, 'vendor.key'), '--serial', '1', '--request', join(dir, 'request.json'), '--out', join(dir, 'plant.license.json')]);
+
+      const p = await ctx.newPage();
+      watch(p);
+      await p.goto(`${url}/console/`);
+      await p.getByLabel('Admin token').fill(token);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'License file' }).click();
+      await p.getByRole('heading', { level: 1, name: 'License file' }).waitFor();
+      await p.getByText('No license file is loaded').waitFor();
+      await p.getByLabel('License file (JSON)').setInputFiles(join(dir, 'plant.license.json'));
+      await p.getByRole('status').filter({ hasText: 'License file serial 1 loaded.' }).waitFor();
+      const dl = p.locator('section[aria-labelledby="file-h"] .dl');
+      await dl.getByText('Initech Plant').waitFor();
+      assert.match(await dl.innerText(), /Serial\s+1/);
+      assert.match(await dl.innerText(), /Bound to server\s+fsv1-\S+\s+this server/);
+      const key = JSON.parse(readFileSync(join(dir, 'spec.json'), 'utf8')).licenses[0].key;
+      const fileRow = p.locator('section[aria-labelledby="file-h"] tbody tr');
+      assert.equal(await fileRow.count(), 1);
+      assert.match(await fileRow.innerText(), new RegExp(`${key}[\\s\\S]*20`));
+      for (const [size, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+        await p.setViewportSize(viewport);
+        const sideways = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        assert.ok(sideways <= 0, `license file page at ${size}: ${sideways}px of sideways scrolling`);
+        await p.screenshot({ path: join(SHOTS, `page-license-file-onprem-${size}.png`), fullPage: size === 'desktop' });
+      }
+      await p.setViewportSize({ width: 1280, height: 800 });
+      // The catalogue is the file's: no New key, no Edit policy, no Delete, no product form.
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).click();
+      await p.getByRole('heading', { level: 1, name: 'License keys' }).waitFor();
+      await p.getByRole('link', { name: key }).waitFor();
+      assert.equal(await p.getByRole('link', { name: 'New key' }).count(), 0);
+      await p.screenshot({ path: join(SHOTS, 'page-keys-onprem-desktop.png'), fullPage: true });
+      await p.getByRole('link', { name: key }).click();
+      await p.getByRole('button', { name: 'Suspend' }).waitFor(); // the local admin may still suspend
+      for (const name of ['Edit policy', 'Delete']) assert.equal(await p.getByText(name, { exact: true }).count(), 0, name);
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Products' }).click();
+      await p.getByRole('heading', { level: 1, name: 'Products' }).waitFor();
+      await p.getByText('Acme CAD').first().waitFor();
+      assert.equal(await p.getByLabel('New product name').count(), 0);
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Reclamation' }).click();
+      await p.getByRole('heading', { level: 1, name: 'Reclamation' }).waitFor();
+      assert.equal(await p.getByRole('button', { name: /^Change the lease TTL/ }).count(), 0);
+    } finally {
+      await ctx.close();
+      if (onprem && onprem.exitCode === null) {
+        const exited = new Promise((r) => onprem.once('exit', r));
+        onprem.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   step('sign out forgets the token', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await heading('Sign in to the console');
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    for (const [size, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+      await page.setViewportSize(viewport);
+      await page.screenshot({ path: join(SHOTS, `page-signin-${size}.png`) });
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.reload();
     await heading('Sign in to the console');
     // Deep links are served by the index.html fallback and land on sign-in too.

@@ -152,7 +152,7 @@ export interface CheckoutGranted {
 export interface CheckoutDenied {
   ok: false;
   code: 'NO_SEATS_AVAILABLE';
-  /** e.g. "all 20 seats are in use; the earliest frees at 2026-03-02T10:15:00.000Z" */
+  /** e.g. "all 20 seats are in use; the earliest lease expires at 2026-03-02T10:15:00.000Z unless its holder renews it" */
   message: string;
   seatsTotal: number | null;
   seatsUsed: number | null;
@@ -357,7 +357,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
    *
    * @example
    * const r = await lic.checkout({ wait: true, timeoutMs: 10 * 60_000 });
-   * if (!r.ok) return showDialog(r.message); // "all 20 seats are in use; the earliest frees at …"
+   * if (!r.ok) return showDialog(r.message); // "all 20 seats are in use; the earliest lease expires at … unless its holder renews it"
    */
   async checkout(opts: CheckoutOptions = {}): Promise<CheckoutResult> {
     await this.init();
@@ -1149,7 +1149,8 @@ function denialFrom(e: FloatingLicenseError, timedOut: boolean): CheckoutDenied 
   const used = num(d.seatsUsed);
   const message =
     (total !== null ? `all ${total} seats are in use` : 'all seats are in use') +
-    (earliest ? `; the earliest frees at ${earliest.toISOString()}` : '; no lease expires on its own, a seat frees when someone checks in');
+    // Worded as the server words it: the earliest lease expiry, which a holder that still runs renews.
+    (earliest ? `; the earliest lease expires at ${earliest.toISOString()} unless its holder renews it` : '; no lease expires on its own, a seat frees when someone checks in');
   return {
     ok: false,
     code: 'NO_SEATS_AVAILABLE',

@@ -68,7 +68,7 @@ test('no seat free: checkout resolves with a denial the app can show, and never 
     assert.equal(r.seatsTotal, 1);
     assert.equal(r.seatsUsed, 1);
     assert.equal(r.earliestExpiryAt?.toISOString(), new Date(w.t0 + 60_000).toISOString());
-    assert.equal(r.message, `all 1 seats are in use; the earliest frees at ${new Date(w.t0 + 60_000).toISOString()}`);
+    assert.equal(r.message, `all 1 seats are in use; the earliest lease expires at ${new Date(w.t0 + 60_000).toISOString()} unless its holder renews it`);
     assert.equal(r.timedOut, false);
     assert.equal(w.proxy.count('/checkout') - before, 1);
     assert.equal(b.status().state, 'idle');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ManualClock } from '@floatd/server';
 import { startTestServer, type TestServer } from '@floatd/server/testing';
+import { formatKey } from '@floatd/protocol';
 import { FloatingLicense } from './index.js';
 import { Cleanup, RUN_CLI, tempDir } from './testsupport.js';
 
@@ -111,7 +112,7 @@ test('no seat free: floatd-run says who holds what and when one frees, and exits
   assert.ok((await holder.checkout()).ok);
   const r = await floatdRun([...args, '--', process.execPath, '-e', 'process.exit(0)']).done;
   assert.equal(r.code, 75);
-  assert.match(r.stderr, /no seat free: all 1 seats are in use; the earliest frees at \d{4}-\d\d-\d\dT/);
+  assert.match(r.stderr, /no seat free: all 1 seats are in use; the earliest lease expires at \d{4}-\d\d-\d\dT[\d:.]+Z unless its holder renews it\n/);
   assert.match(r.stderr, /--wait/);
 
   // --wait: the holder leaves while floatd-run waits; the command then runs
@@ -182,4 +183,37 @@ test('handleExit: an app that ends normally (beforeExit) or gets SIGTERM checks 
   term.child.kill('SIGTERM');
   assert.deepEqual(await term.done, { code: null, signal: 'SIGTERM' });
   assert.equal(await seatsUsed(lic.id), 0);
+});
+
+test('end-user texts: an unknown key, and a copy that joins the seat this machine already holds', { timeout: 30_000 }, async () => {
+  const { lic, args } = await common();
+  // The server gives every bad key the same words (missing, malformed, unknown), so keys cannot be enumerated.
+  for (const auth of [undefined, 'License not-a-key', `License ${formatKey('Z'.repeat(24))}`]) {
+    const res = await fetch(`${ts.url}/v1/client/checkout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+      body: JSON.stringify({ fingerprint: 'enumerator-01', instanceId: 'x' }),
+    });
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(res.status, 401);
+    assert.deepEqual([body.error.code, body.error.message], ['INVALID_LICENSE_KEY', 'this license key is not known to this server']);
+  }
+  for (const bad of [formatKey('Z'.repeat(24)), formatKey('0123456789ABCDEFGHJKMNPQ')]) {
+    const r = await floatdRun(['--server', ts.url, '--key', bad, '--state-dir', await tempDir(cleanup), '--', process.execPath, '-e', '0']).done;
+    assert.equal(r.code, 77, r.stderr);
+    assert.equal(r.stderr, 'floatd-run: cannot check out a seat: this license key is not known to this server\n');
+  }
+  // A first copy holds the seat (per-device counting); a second copy on the same machine joins it and says so.
+  let release: () => void = () => {};
+  const first = floatdRun([...args, '--', process.execPath, '-e', 'console.log("ready"); setTimeout(() => {}, 20000); process.on("SIGTERM", () => process.exit(0))'], {
+    onStdout: (text, child) => {
+      if (text.includes('ready')) release = () => child.kill('SIGTERM');
+    },
+  });
+  while ((await seatsUsed(lic.id)) === 0) await new Promise((r) => setTimeout(r, 50));
+  const second = await floatdRun([...args.filter((a) => a !== '--quiet'), '--', process.execPath, '-e', 'process.exit(0)']).done;
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /^floatd-run: joined the seat this machine already holds \(2 copies run on it; 1\/1 seats in use\)\n/);
+  release();
+  await first.done;
 });

@@ -230,7 +230,10 @@ async function main(): Promise<number> {
   const st = result.status;
   if (result.source === 'offline-token') say(`running on the seat borrowed offline until ${st.offlineExpiresAt?.toISOString()}`);
   else if (result.source === 'cached-token') say('license server unreachable: running on the lease this device still holds');
-  else say(`seat checked out (${st.seatsUsed}/${st.seatsTotal} in use)`);
+  else if (!result.created && result.source === 'server') {
+    // Per-device counting: another copy on this machine already holds the seat, and this one shares it.
+    say(`joined the seat this machine already holds (${st.instances ?? '?'} copies run on it; ${st.seatsUsed}/${st.seatsTotal} seats in use)`);
+  } else say(`seat checked out (${st.seatsUsed}/${st.seatsTotal} in use)`);
 
   let running: ChildProcess;
   try {

@@ -14,6 +14,8 @@ import { Products } from './pages/Products';
 import { Reclaim } from './pages/Reclaim';
 import { UsagePage } from './pages/Usage';
 import { Audit } from './pages/Audit';
+import { Tokens } from './pages/Tokens';
+import { LicenseFile } from './pages/LicenseFile';
 
 export function App() {
   const [token, setToken] = useState<string | null>(() => storedToken());
@@ -74,10 +76,19 @@ function SignedIn({ token, me, signOut }: { token: string; me: AdminTokenInfo; s
       ),
     [token, hub, signOut],
   );
+  // The server's role decides which catalogue actions exist: an on-premise server refuses them (ENTITLEMENT_MANAGED).
+  const [onPrem, setOnPrem] = useState<boolean | null>(null);
+  useEffect(() => {
+    api.entitlements().then(
+      (e) => setOnPrem(e.mode === 'on-prem'),
+      () => setOnPrem(false),
+    );
+  }, [token]);
   const session: Session = useMemo(
-    () => ({ token, me, signOut, can: (needed) => can(me.role, needed), live: hub }),
-    [token, me, signOut, hub],
+    () => ({ token, me, signOut, can: (needed) => can(me.role, needed), live: hub, onPrem: onPrem ?? false }),
+    [token, me, signOut, hub, onPrem],
   );
+  if (onPrem === null) return <Loading label="Loading…" />;
   return (
     <SessionContext.Provider value={session}>
       <Layout />
@@ -92,11 +103,13 @@ const NAV: [string, string][] = [
   ['/reclamation', 'Reclamation'],
   ['/usage', 'Usage'],
   ['/audit', 'Audit log'],
+  ['/tokens', 'Tokens'],
 ];
 
 function Layout() {
   const { path } = useLocation();
-  const { me, signOut } = useSession();
+  const { me, signOut, onPrem } = useSession();
+  const nav: [string, string][] = onPrem ? [...NAV, ['/license-file', 'License file']] : NAV;
   const first = useRef(true);
   // After a client-side navigation, move focus to the new page's heading (screen readers, keyboard).
   useEffect(() => {
@@ -122,7 +135,7 @@ function Layout() {
         </Link>
         <nav aria-label="Main" className="nav">
           <ul>
-            {NAV.map(([to, label]) => (
+            {nav.map(([to, label]) => (
               <li key={to}>
                 <Link to={to} aria-current={section === to ? 'page' : undefined}>
                   {label}
@@ -171,6 +184,8 @@ function Routes({ path }: { path: string }) {
   if (a === 'reclamation' && !b) return <Reclaim />;
   if (a === 'usage' && !b) return <UsagePage />;
   if (a === 'audit' && !b) return <Audit />;
+  if (a === 'tokens' && !b) return <Tokens />;
+  if (a === 'license-file' && !b) return <LicenseFile />;
   return (
     <section>
       <h1 id="page-h1" tabIndex={-1}>

@@ -32,6 +32,38 @@ export interface Settings {
   reclaimIntervalSeconds: number;
   serverTime: string;
 }
+export interface CreatedToken extends AdminTokenInfo {
+  token: string;
+}
+/** One key of the license file in force (on-prem). */
+export interface FileLicense {
+  id: string;
+  productId: string;
+  key: string;
+  seats: number;
+  model: string;
+  expiresAt: string | null;
+  maxOfflineSeconds: number;
+}
+export interface LicenseFileSummary {
+  serial: number;
+  issuedAt: string;
+  notBefore: string;
+  notAfter: string | null;
+  customer: { name?: string; id?: string } | null;
+  deploymentId: string | null;
+  vendorUrl: string | null;
+  boundTo: string | null;
+  licenses: FileLicense[];
+}
+export interface Entitlements {
+  mode: string;
+  fingerprint: string | null;
+  serverPublicKey: string | null;
+  licenseFile: LicenseFileSummary | null;
+  clock: { trustedTime: string | null; serverTime: string; rolledBack: boolean; tampered: boolean };
+  vendor: boolean;
+}
 export interface Usage {
   items: UsageHour[];
   peakSeats: number;
@@ -172,7 +204,29 @@ export const api = {
   reclaim: () => request<ReclaimReport>('POST', '/v1/admin/reclaim', { body: {} }),
   usage: (id: string, from: string, to: string) => request<Usage>('GET', `/v1/admin/licenses/${id}/usage`, { query: { from, to } }),
   audit: (query: Query) => request<Page<AuditEvent>>('GET', '/v1/admin/audit', { query: { limit: 50, ...query } }),
+  deleteLicense: (id: string, force: boolean) =>
+    request<{ deleted: boolean; released: number }>('DELETE', `/v1/admin/licenses/${id}`, { query: { force: force ? 'true' : undefined } }),
+  tokens: () => request<{ items: AdminTokenInfo[] }>('GET', '/v1/admin/tokens'),
+  createToken: (name: string, role: Role) => request<CreatedToken>('POST', '/v1/admin/tokens', { body: { name, role } }),
+  revokeToken: (id: string) => request<AdminTokenInfo>('POST', `/v1/admin/tokens/${id}/revoke`, { body: {} }),
+  entitlements: () => request<Entitlements>('GET', '/v1/admin/entitlements'),
+  loadLicenseFile: (licenseFile: unknown) =>
+    request<{ loaded: LicenseFileSummary; unchanged: boolean }>('POST', '/v1/admin/entitlements', { body: { licenseFile } }),
 };
+
+/** The default period of usage reports, the same as the server's and the CLI's (`floatd usage`): the last 24 hours. */
+export const DEFAULT_USAGE_RANGE = '24h';
+
+/** The customer or label a vendor put in a key's metadata (until customers are records of their own). */
+export function customerOf(metadata: Record<string, unknown> | undefined): string | null {
+  if (!metadata) return null;
+  for (const k of ['customer', 'customerName', 'label', 'name', 'company']) {
+    const v = metadata[k];
+    if (typeof v === 'string' && v.trim()) return v.trim();
+    if (v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string') return (v as { name: string }).name;
+  }
+  return null;
+}
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 /** Whether a role may do what `needed` may (mirrors the server's check; the server still decides). */

@@ -10,6 +10,8 @@ export interface Session {
   signOut: (reason?: string) => void;
   can: (needed: Role) => boolean;
   live: LiveHub;
+  /** An on-premise server: the catalogue (products, keys, seats, expiry) comes from the license file and is read-only here. */
+  onPrem: boolean;
 }
 
 export class LiveHub {

@@ -180,3 +180,43 @@ test('floatd serve --mode on-prem: needs the vendor public key, loads --license-
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the start banner names the console and how to sign in; GET / redirects to the console', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-cli-'));
+  try {
+    const s = await serve(dir);
+    const tokenFile = join(dir, 'admin-token');
+    assert.ok(
+      s.stdout().includes(`floatd: web console at ${s.url}/console/ — sign in with the admin token kept in ${tokenFile} (cat ${tokenFile})\n`),
+      s.stdout(),
+    );
+    const root = await fetch(`${s.url}/`, { redirect: 'manual' });
+    assert.equal(root.status, 302);
+    assert.match(root.headers.get('location') ?? '', /^\/console\/?$/);
+    s.child.kill('SIGTERM');
+    await s.exited;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a port already in use says how to pick another (--port, FLOATD_PORT) and exits 2', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-cli-'));
+  try {
+    const first = await serve(join(dir, 'a'));
+    const port = new URL(first.url).port;
+    const second = spawn(process.execPath, [CLI, 'serve', '--port', port, '--data-dir', join(dir, 'b'), '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    second.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const code = await new Promise<number | null>((res) => second.on('exit', res));
+    assert.equal(code, 2);
+    assert.equal(
+      err,
+      `floatd: port ${port} on 127.0.0.1 is already in use (another floatd?); pick another with --port <n> or FLOATD_PORT=<n> (0 = any free port)\n`,
+    );
+    first.child.kill('SIGTERM');
+    await first.exited;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

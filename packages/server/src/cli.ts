@@ -3,7 +3,9 @@
 import { Command } from 'commander';
 import { ConfigError, configFrom } from './config.js';
 import { createRequire } from 'node:module';
-import { registerAdminCommands } from './admin-cli/commands.js';
+import { existsSync } from 'node:fs';
+import { consoleBanner, portInUse } from './banner.js';
+import { onCommanderExit, OUTPUT, registerAdminCommands } from './admin-cli/commands.js';
 
 // The server (fastify, drivers) is imported only by the commands that run it: admin commands start in a fraction of the time.
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -38,7 +40,13 @@ function loadConfig(flags: Flags) {
   }
 }
 
-const program = new Command('floatd').description('floatd floating-license server').version(VERSION);
+// An unknown command, like every usage error, exits 2 with the `floatd:` prefix (docs/cli.md).
+const program = new Command('floatd')
+  .description('floatd floating-license server')
+  .version(VERSION)
+  .exitOverride(onCommanderExit)
+  .configureOutput(OUTPUT)
+  .showHelpAfterError('(add --help for usage)');
 
 program
   .command('serve')
@@ -60,13 +68,23 @@ program
   .action(async (flags: Flags) => {
     const config = loadConfig(flags);
     const { startServer } = await import('./server.js');
-    const server = await startServer(config);
+    let server: Awaited<ReturnType<typeof startServer>>;
+    try {
+      server = await startServer(config);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        process.stderr.write(`${portInUse(config.host, config.port)}\n`);
+        process.exit(2);
+      }
+      throw err;
+    }
     if (server.createdAdminSecret) {
       process.stdout.write(
         `\nfloatd: first start — created an admin token. It is shown only this once and kept in ${server.adminTokenFile} (mode 0600):\n\n  ${server.createdAdminSecret}\n\n`,
       );
     }
     process.stdout.write(`floatd ${VERSION} listening on ${server.url} (data in ${config.dataDir})\n`);
+    process.stdout.write(`${consoleBanner(server.url, server.adminTokenFile, existsSync(server.adminTokenFile))}\n`);
     const stop = (signal: string) => {
       process.stdout.write(`floatd: ${signal} received, finishing in-flight requests\n`);
       server.close().then(

@@ -1,8 +1,8 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, type AuditEvent, type AuditType } from '../api';
-import { fmtTime, isoToLocalInput, localInputToIso } from '../format';
+import { api, customerOf, type AdminTokenInfo, type AuditEvent, type AuditType } from '../api';
+import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv } from '../format';
 import { Link, navigate, useLocation } from '../router';
-import { useLiveRefetch, useLoad, useTitle } from '../session';
+import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
 
 const TYPES: AuditType[] = [
@@ -30,21 +30,36 @@ const TYPES: AuditType[] = [
   'deployment.activated',
   'usage-report.imported',
 ];
-const FILTERS = ['licenseId', 'deviceId', 'type', 'from', 'to'] as const;
+const FILTERS = ['licenseId', 'deviceId', 'actor', 'type', 'from', 'to'] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;
+/** The most events one CSV export reads (20 pages of 500). */
+const EXPORT_MAX_PAGES = 20;
+
+/** Names for the ids an audit event carries: token names for `admin:<id>`, hostnames for device ids. */
+interface Names {
+  tokens: Map<string, string>;
+  devices: Map<string, string>;
+}
 
 export function Audit() {
   useTitle('Audit log');
+  const { me } = useSession();
+  const isAdmin = useCan('admin');
   const { query } = useLocation();
   const filters = Object.fromEntries(FILTERS.map((k) => [k, query.get(k) ?? ''])) as Filters;
   const filterKey = FILTERS.map((k) => filters[k]).join('|');
 
   const keys = useLoad(async () => (await api.licenses()).items, []);
+  // Token names: only an admin may list tokens; others see their own token's name and the ids of the rest.
+  const tokens = useLoad(async () => (isAdmin ? (await api.tokens()).items : [me]), [isAdmin]);
   const first = useLoad(() => api.audit(filters), [filterKey]);
   const [more, setMore] = useState<AuditEvent[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [moreError, setMoreError] = useState<unknown>(null);
   const [loadingMore, setLoadingMore] = useState(false);
+  const [devices, setDevices] = useState<Map<string, string>>(() => new Map());
+  const [exporting, setExporting] = useState(false);
+  const [exportError, setExportError] = useState<unknown>(null);
   useEffect(() => {
     setMore([]);
     setCursor(first.data?.nextCursor ?? null);
@@ -53,6 +68,32 @@ export function Audit() {
   useLiveRefetch(() => {
     if (more.length === 0) first.reload();
   }, () => true, 800);
+
+  const events = [...(first.data?.items ?? []), ...more];
+  // Hostnames of the devices on screen: one device list per key shown (kept across pages and reloads).
+  // (only keys that still exist: a deleted key's devices are gone with it, and its rows keep the ids)
+  const existing = new Set((keys.data ?? []).map((l) => l.id));
+  const licenseIds = [...new Set(events.filter((e) => e.deviceId && e.licenseId && existing.has(e.licenseId) && !devices.has(e.deviceId)).map((e) => e.licenseId!))].slice(0, 20);
+  const licenseIdsKey = licenseIds.join(',');
+  useEffect(() => {
+    if (!licenseIdsKey) return;
+    let stop = false;
+    void Promise.all(licenseIdsKey.split(',').map((id) => api.devices(id).then((r) => r.items, () => []))).then((lists) => {
+      if (stop) return;
+      setDevices((old) => {
+        const next = new Map(old);
+        for (const d of lists.flat()) next.set(d.id, d.hostname ? (d.user ? `${d.hostname} (${d.user})` : d.hostname) : `${d.fingerprint.slice(0, 12)}…`);
+        // ids whose key was deleted: remember them as unknown, so they are not asked for again
+        for (const e of events) if (e.deviceId && !next.has(e.deviceId) && e.licenseId && licenseIdsKey.includes(e.licenseId)) next.set(e.deviceId, '');
+        return next;
+      });
+    });
+    return () => {
+      stop = true;
+    };
+  }, [licenseIdsKey]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const names: Names = { tokens: new Map((tokens.data ?? []).map((t) => [t.id, t.name])), devices };
 
   const loadMore = async () => {
     if (!cursor) return;
@@ -69,15 +110,59 @@ export function Audit() {
     }
   };
 
-  const keyText = (id: string | null) => (id ? (keys.data?.find((l) => l.id === id)?.key ?? id) : null);
-  const events = [...(first.data?.items ?? []), ...more];
+  const keyOf = (id: string | null) => (id ? keys.data?.find((l) => l.id === id) : undefined);
+  const keyText = (id: string | null) => (id ? (keyOf(id)?.key ?? id) : null);
+
+  // Every event matching the filters (not only the pages on screen), as a spreadsheet-safe CSV.
+  const exportCsv = async () => {
+    setExporting(true);
+    setExportError(null);
+    try {
+      const all: AuditEvent[] = [];
+      let c: string | null = null;
+      for (let i = 0; i < EXPORT_MAX_PAGES; i++) {
+        const page: { items: AuditEvent[]; nextCursor: string | null } = await api.audit({ ...filters, limit: 500, cursor: c });
+        all.push(...page.items);
+        c = page.nextCursor;
+        if (!c) break;
+      }
+      const rows = all.map((e) => [
+        e.at,
+        e.type,
+        e.reason,
+        e.actor,
+        actorName(e.actor, names),
+        keyText(e.licenseId),
+        customerOf(keyOf(e.licenseId)?.metadata),
+        e.licenseId,
+        e.deviceId ? names.devices.get(e.deviceId) || null : null,
+        e.deviceId,
+        e.leaseId,
+        Object.keys(e.data).length ? e.data : null,
+      ]);
+      const header = ['time_utc', 'event', 'reason', 'actor', 'actor_name', 'key', 'customer', 'license_id', 'device', 'device_id', 'lease_id', 'details'];
+      downloadText(`floatd-audit-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.csv`, toCsv(header, rows));
+    } catch (e) {
+      setExportError(e);
+    } finally {
+      setExporting(false);
+    }
+  };
+
   const active = FILTERS.some((k) => filters[k]);
 
   return (
     <>
       <PageTitle>Audit log</PageTitle>
       <p className="lead">Every change, newest first: who did what to which key, device and seat.</p>
-      <FilterForm filters={filters} keys={keys.data?.map((l) => ({ id: l.id, key: l.key })) ?? []} />
+      <FilterForm filters={filters} keys={keys.data?.map((l) => ({ id: l.id, key: l.key, customer: customerOf(l.metadata) })) ?? []} tokens={tokens.data ?? []} />
+      <div className="audit-tools">
+        <button type="button" className="btn" onClick={() => void exportCsv()} disabled={exporting || events.length === 0}>
+          {exporting ? 'Exporting…' : 'Export CSV'}
+        </button>
+        <span className="muted small">Every event matching the filters (up to {(EXPORT_MAX_PAGES * 500).toLocaleString()}), times in UTC.</span>
+      </div>
+      <ErrorBox error={exportError} title="The export failed" />
       <ErrorBox error={first.error} title="The audit log could not be read" />
       {!first.data ? (
         !first.error && <Loading />
@@ -89,6 +174,14 @@ export function Audit() {
         <div className="table-wrap">
           <table className="table table-cards audit">
             <caption className="sr-only">Audit events, newest first</caption>
+            <colgroup>
+              <col className="c-time" />
+              <col className="c-event" />
+              <col className="c-actor" />
+              <col className="c-key" />
+              <col className="c-device" />
+              <col />
+            </colgroup>
             <thead>
               <tr>
                 <th scope="col">Time</th>
@@ -102,33 +195,35 @@ export function Audit() {
             <tbody>
               {events.map((e) => (
                 <tr key={e.id}>
-                  <td data-label="Time">{fmtTime(e.at)}</td>
+                  <td data-label="Time" title={e.at}>
+                    {fmtTime(e.at)}
+                  </td>
                   <th scope="row" data-label="Event">
                     <span className={`badge badge-type t-${e.type.replace('.', '-')}`}>{e.type}</span>
                     {e.reason && <span className="sub">{e.reason}</span>}
                   </th>
-                  <td data-label="Actor">
-                    {e.actor.startsWith('admin:') ? (
-                      <>
-                        admin <span className="sub">token {e.actor.slice(6)}</span>
-                      </>
-                    ) : (
-                      e.actor
-                    )}
+                  <td data-label="Actor" title={e.actor}>
+                    {actorName(e.actor, names)}
                   </td>
-                  <td data-label="Key">{e.licenseId ? <Link to={`/keys/${e.licenseId}`}><code>{keyText(e.licenseId)}</code></Link> : '—'}</td>
+                  <td data-label="Key">
+                    {e.licenseId ? (
+                      <Link to={`/keys/${e.licenseId}`}>
+                        <code>{keyText(e.licenseId)}</code>
+                      </Link>
+                    ) : (
+                      '—'
+                    )}
+                    {customerOf(keyOf(e.licenseId)?.metadata) && <span className="sub">{customerOf(keyOf(e.licenseId)?.metadata)}</span>}
+                  </td>
                   <td data-label="Device">
                     {e.deviceId ? (
-                      <>
                       <Link
                         to={`/audit?${new URLSearchParams({ ...clean(filters), deviceId: e.deviceId }).toString()}`}
                         title={`Show only device ${e.deviceId}`}
-                        aria-label={`Show only device ${e.deviceId}`}
+                        aria-label={`Show only device ${names.devices.get(e.deviceId) || e.deviceId}`}
                       >
-                        <code>{e.deviceId.slice(0, 12)}…</code>
+                        {names.devices.get(e.deviceId) || <code>{e.deviceId.slice(0, 12)}…</code>}
                       </Link>
-                      {typeof e.data.fingerprint === 'string' && <span className="sub">{e.data.fingerprint}</span>}
-                      </>
                     ) : (
                       '—'
                     )}
@@ -154,6 +249,18 @@ export function Audit() {
   );
 }
 
+/** `admin:<token id>` as the token's name; `client` and `reclaimer` in words. */
+function actorName(actor: string, names: Names): string {
+  if (actor.startsWith('admin:')) {
+    const id = actor.slice(6);
+    const name = names.tokens.get(id);
+    return name ? `${name} (admin token)` : `admin token ${id}`;
+  }
+  if (actor === 'client') return 'client (the application)';
+  if (actor === 'reclaimer') return 'reclaimer (automatic)';
+  return actor;
+}
+
 const clean = (f: Record<string, string>) => Object.fromEntries(Object.entries(f).filter(([, v]) => v));
 
 function Details({ event }: { event: AuditEvent }) {
@@ -164,14 +271,14 @@ function Details({ event }: { event: AuditEvent }) {
     <span className="kv">
       {entries.map(([k, v]) => (
         <span key={k}>
-          <span className="muted">{k}</span> {typeof v === 'string' ? v : JSON.stringify(v)}
+          <span className="muted">{k}</span> {detailText(k, v)}
         </span>
       ))}
     </span>
   );
 }
 
-function FilterForm({ filters, keys }: { filters: Filters; keys: { id: string; key: string }[] }) {
+function FilterForm({ filters, keys, tokens }: { filters: Filters; keys: { id: string; key: string; customer: string | null }[]; tokens: AdminTokenInfo[] }) {
   const [f, setF] = useState<Filters>(() => ({ ...filters, from: isoToLocalInput(filters.from), to: isoToLocalInput(filters.to) }));
   const filtersKey = JSON.stringify(filters);
   useEffect(() => setF({ ...filters, from: isoToLocalInput(filters.from), to: isoToLocalInput(filters.to) }), [filtersKey]); // eslint-disable-line react-hooks/exhaustive-deps
@@ -180,6 +287,7 @@ function FilterForm({ filters, keys }: { filters: Filters; keys: { id: string; k
     const q = new URLSearchParams();
     if (f.licenseId) q.set('licenseId', f.licenseId);
     if (f.deviceId?.trim()) q.set('deviceId', f.deviceId.trim());
+    if (f.actor) q.set('actor', f.actor);
     if (f.type) q.set('type', f.type);
     const from = localInputToIso(f.from ?? '');
     const to = localInputToIso(f.to ?? '');
@@ -196,15 +304,30 @@ function FilterForm({ filters, keys }: { filters: Filters; keys: { id: string; k
             <option value="">Any key</option>
             {keys.map((k) => (
               <option key={k.id} value={k.id}>
-                {k.key}
+                {k.customer ? `${k.key} · ${k.customer}` : k.key}
               </option>
             ))}
             {f.licenseId && !keys.some((k) => k.id === f.licenseId) && <option value={f.licenseId}>{f.licenseId}</option>}
           </select>
         )}
       </Field>
-      <Field label="Device id">
+      <Field label="Device id" hint="Or pick a device in the table">
         {(p) => <input {...p} name="deviceId" value={f.deviceId ?? ''} placeholder="dev_…" onChange={(e) => set('deviceId', e.target.value)} autoComplete="off" spellCheck={false} />}
+      </Field>
+      <Field label="Actor">
+        {(p) => (
+          <select {...p} name="actor" value={f.actor ?? ''} onChange={(e) => set('actor', e.target.value)}>
+            <option value="">Anyone</option>
+            <option value="client">client (the application)</option>
+            <option value="reclaimer">reclaimer (automatic)</option>
+            {tokens.map((t) => (
+              <option key={t.id} value={`admin:${t.id}`}>
+                {t.name} (admin token)
+              </option>
+            ))}
+            {f.actor && !['client', 'reclaimer'].includes(f.actor) && !tokens.some((t) => `admin:${t.id}` === f.actor) && <option value={f.actor}>{f.actor}</option>}
+          </select>
+        )}
       </Field>
       <Field label="Event type">
         {(p) => (
@@ -234,4 +357,13 @@ function FilterForm({ filters, keys }: { filters: Filters; keys: { id: string; k
       </div>
     </form>
   );
+}
+
+/** A detail value as a person reads it: times (epoch ms or ISO, in fields named …At or oed) in local time. */
+function detailText(k: string, v: unknown): string {
+  if (/(At|oed|Oed)$/.test(k)) {
+    if (typeof v === 'number' && v > 1e11) return fmtTime(new Date(v).toISOString());
+    if (typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v)) return fmtTime(v);
+  }
+  return typeof v === 'string' ? v : JSON.stringify(v);
 }

@@ -1,12 +1,13 @@
-import { api, type DashboardRow } from '../api';
-import { fmtTime, plural } from '../format';
+import { api, customerOf, type DashboardRow } from '../api';
+import { fmtDate, fmtTime, plural } from '../format';
 import { Link } from '../router';
-import { useCan, useLiveRefetch, useLoad, useTitle } from '../session';
+import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { EmptyState, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge } from '../components/ui';
 
 export function Dashboard() {
   useTitle('Dashboard');
-  const isAdmin = useCan('admin');
+  const { onPrem } = useSession();
+  const isAdmin = useCan('admin') && !onPrem;
   const { data, error, reload } = useLoad(async () => {
     const rows = await api.dashboard();
     // Only a fresh install needs the products (for its first steps).
@@ -57,6 +58,7 @@ export function Dashboard() {
               <thead>
                 <tr>
                   <th scope="col">Key</th>
+                  <th scope="col">Customer</th>
                   <th scope="col">Seats used / total</th>
                   <th scope="col" className="num">
                     Online
@@ -67,6 +69,7 @@ export function Dashboard() {
                   <th scope="col" className="num">
                     Denials today
                   </th>
+                  <th scope="col">Expires</th>
                   <th scope="col">Status</th>
                 </tr>
               </thead>
@@ -97,6 +100,7 @@ function DashRow({ row }: { row: DashboardRow }) {
           <code className="keylink-key">{l.key}</code>
         </Link>
       </th>
+      <td data-label="Customer">{customerOf(l.metadata) ?? <span className="muted">—</span>}</td>
       <td data-label="Seats used / total" className="seats-cell">
         <SeatBar used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />
       </td>
@@ -109,6 +113,7 @@ function DashRow({ row }: { row: DashboardRow }) {
       <td data-label="Denials today" className={`num${row.denialsToday > 0 ? ' text-bad' : ''}`}>
         {row.denialsToday}
       </td>
+      <td data-label="Expires">{expiry(l)}</td>
       <td data-label="Status">
         <StatusBadge license={l} />
       </td>
@@ -162,4 +167,11 @@ function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCoun
       )}
     </EmptyState>
   );
+}
+
+/** When a key stops working: a subscription's end, a trial's end once started, or never. */
+export function expiry(l: DashboardRow['license']): string {
+  if (l.expiresAt) return fmtDate(new Date(l.expiresAt));
+  if (l.model === 'trial') return l.trialStartedAt && l.trialDays ? fmtDate(new Date(Date.parse(l.trialStartedAt) + l.trialDays * 86_400_000)) : `${l.trialDays ?? '?'} d after first use`;
+  return 'never';
 }

@@ -2,13 +2,17 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { api, ApiError, type Device, type Lease, type License } from '../api';
 import { fmtDuration, fmtRelative, fmtTime, plural } from '../format';
 import { takeFlash } from '../flash';
-import { Link } from '../router';
-import { useCan, useLiveRefetch, useLoad, useTitle } from '../session';
+import { Link, navigate } from '../router';
+import { setFlash as setNextFlash } from '../flash';
+import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { ConfirmDialog, CopyButton, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge } from '../components/ui';
 
 export function KeyDetail({ licenseId }: { licenseId: string }) {
   const isAdmin = useCan('admin');
   const isOperator = useCan('operator');
+  // On-premise the license file owns the catalogue: the server refuses policy edits and deletion (ENTITLEMENT_MANAGED).
+  const { onPrem } = useSession();
+  const canCatalogue = isAdmin && !onPrem;
   const [flash, setFlash] = useState<string | null>(() => takeFlash());
   const { data, error, reload, setData } = useLoad(async () => {
     const license = await api.license(licenseId);
@@ -31,6 +35,8 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
   useTitle(data ? `Key ${data.license.key}` : 'Key');
 
   const [suspendOpen, setSuspendOpen] = useState(false);
+  const [deleteOpen, setDeleteOpen] = useState(false);
+  const [deleteError, setDeleteError] = useState<unknown>(null);
   const [actionError, setActionError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
 
@@ -63,6 +69,20 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
     }
   };
 
+  const deleteKey = async (force: boolean) => {
+    setBusy(true);
+    setDeleteError(null);
+    try {
+      const r = await api.deleteLicense(l.id, force);
+      setNextFlash(`Key ${l.key} deleted${r.released ? `; ${plural(r.released, 'held seat')} released` : ''}.`);
+      navigate('/keys');
+    } catch (e) {
+      setDeleteError(e);
+      setBusy(false);
+    }
+  };
+  const seatsHeld = deleteError instanceof ApiError && deleteError.code === 'SEATS_HELD';
+
   return (
     <>
       <p className="crumbs">
@@ -72,7 +92,7 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
         actions={
           <>
             <CopyButton text={l.key} label="Copy key" className="btn" />
-            {isAdmin && (
+            {canCatalogue && (
               <Link to={`/keys/${l.id}/edit`} className="btn">
                 Edit policy
               </Link>
@@ -87,6 +107,18 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
                   Suspend
                 </button>
               ))}
+            {canCatalogue && (
+              <button
+                type="button"
+                className="btn btn-danger-outline"
+                onClick={() => {
+                  setDeleteError(null);
+                  setDeleteOpen(true);
+                }}
+              >
+                Delete
+              </button>
+            )}
           </>
         }
       >
@@ -132,6 +164,24 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
           already held are not released, and check-ins still work.
         </p>
         <ErrorBox error={actionError} />
+      </ConfirmDialog>
+      <ConfirmDialog
+        open={deleteOpen}
+        title={seatsHeld ? 'Seats are still held: release them and delete?' : 'Delete this key?'}
+        confirmLabel={seatsHeld ? 'Release seats and delete' : 'Delete key'}
+        danger
+        busy={busy}
+        onCancel={() => {
+          setDeleteOpen(false);
+          setDeleteError(null);
+        }}
+        onConfirm={() => void deleteKey(seatsHeld)}
+      >
+        <p>
+          <code>{l.key}</code> is removed for good: applications using it can no longer check out a seat. Its audit history stays.
+        </p>
+        {seatsHeld && <p>{plural(l.seatsUsed, 'seat is', 'seats are')} held right now. Deleting releases them: their users lose the license at their next heartbeat.</p>}
+        <ErrorBox error={deleteError} />
       </ConfirmDialog>
     </>
   );

@@ -3,7 +3,7 @@ import { api, ApiError, type License, type Product } from '../api';
 import { fmtDuration, isoToLocalInput, localInputToIso } from '../format';
 import { setFlash } from '../flash';
 import { Link, navigate, useLocation } from '../router';
-import { useCan, useLoad, useTitle } from '../session';
+import { useCan, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
 
 type Model = License['model'];
@@ -113,7 +113,8 @@ function errorField(e: unknown): string | null {
 export function KeyForm({ licenseId }: { licenseId?: string }) {
   const editing = licenseId !== undefined;
   useTitle(editing ? 'Edit key' : 'New key');
-  const isAdmin = useCan('admin');
+  const { onPrem } = useSession(); // on-premise the license file owns the policies (ENTITLEMENT_MANAGED)
+  const isAdmin = useCan('admin') && !onPrem;
   const { query } = useLocation();
   const { data, error: loadError } = useLoad(async () => {
     const [products, license] = await Promise.all([api.products(), licenseId ? api.license(licenseId) : Promise.resolve(null)]);
@@ -191,7 +192,11 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
     return (
       <>
         <PageTitle>{editing ? 'Edit key' : 'New key'}</PageTitle>
-        <p className="alert alert-info">Creating and editing keys needs the admin role.</p>
+        <p className="alert alert-info">
+          {onPrem
+            ? 'On this on-premise server the keys and their policies come from the vendor’s license file: load a new file on the License file page to change them.'
+            : 'Creating and editing keys needs the admin role.'}
+        </p>
       </>
     );
   if (!data) return loadError ? <ErrorBox error={loadError} /> : <Loading />;

@@ -1,8 +1,10 @@
-import { useMemo } from 'react';
-import { api, type License } from '../api';
+import { useMemo, useState } from 'react';
+import { api, customerOf, type License } from '../api';
+import { expiry } from './Dashboard';
+import { takeFlash } from '../flash';
 import { fmtDuration, normaliseKey, plural } from '../format';
 import { Link, navigate, useLocation } from '../router';
-import { useCan, useLiveRefetch, useLoad, useTitle } from '../session';
+import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { CopyButton, EmptyState, ErrorBox, Field, Loading, PageTitle, SeatBar, StatusBadge, licenseState } from '../components/ui';
 
 const PAGE_SIZE = 20;
@@ -13,7 +15,9 @@ const PAGE_SIZE = 20;
  */
 export function Keys() {
   useTitle('Keys');
-  const isAdmin = useCan('admin');
+  const { onPrem } = useSession();
+  const isAdmin = useCan('admin') && !onPrem;
+  const [flash] = useState(() => takeFlash());
   const { query } = useLocation();
   const q = query.get('q') ?? '';
   const productId = query.get('productId') ?? '';
@@ -76,6 +80,11 @@ export function Keys() {
       >
         License keys
       </PageTitle>
+      {flash && (
+        <p className="alert alert-ok" role="status">
+          {flash}
+        </p>
+      )}
       <ErrorBox error={error} />
       {!data ? (
         !error && <Loading />
@@ -99,7 +108,7 @@ export function Keys() {
       ) : (
         <>
           <form className="filters" role="search" aria-label="Filter keys" onSubmit={(e) => e.preventDefault()}>
-            <Field label="Search" hint="Key (with or without dashes), id, product or metadata">
+            <Field label="Search" hint="Key (with or without dashes), id, product, customer or metadata">
               {(p) => <input {...p} type="search" value={q} onChange={(e) => setQuery({ q: e.target.value })} autoComplete="off" />}
             </Field>
             <Field label="Product">
@@ -148,8 +157,10 @@ export function Keys() {
                   <tr>
                     <th scope="col">Key</th>
                     <th scope="col">Product</th>
+                    <th scope="col">Customer</th>
                     <th scope="col">Seats</th>
                     <th scope="col">Model</th>
+                    <th scope="col">Expires</th>
                     <th scope="col">Lease TTL</th>
                     <th scope="col">Status</th>
                     <th scope="col">
@@ -193,6 +204,7 @@ function KeyRow({ license: l, productName }: { license: License; productName: st
         </Link>
       </th>
       <td data-label="Product">{productName}</td>
+      <td data-label="Customer">{customerOf(l.metadata) ?? <span className="muted">—</span>}</td>
       <td data-label="Seats">
         <SeatBar used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />
       </td>
@@ -200,6 +212,7 @@ function KeyRow({ license: l, productName }: { license: License; productName: st
         {l.model}
         {l.model === 'trial' && l.trialDays ? ` (${l.trialDays} d)` : ''}
       </td>
+      <td data-label="Expires">{expiry(l)}</td>
       <td data-label="Lease TTL">{l.leaseTtlSeconds === null ? 'none' : fmtDuration(l.leaseTtlSeconds)}</td>
       <td data-label="Status">
         <StatusBadge license={l} />

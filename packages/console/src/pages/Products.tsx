@@ -2,12 +2,14 @@ import { useState, type FormEvent } from 'react';
 import { api, ApiError, type Product } from '../api';
 import { fmtTime, plural } from '../format';
 import { Link } from '../router';
-import { useCan, useLoad, useTitle } from '../session';
+import { useCan, useLoad, useSession, useTitle } from '../session';
 import { ConfirmDialog, EmptyState, ErrorBox, Field, Loading, PageTitle } from '../components/ui';
 
 export function Products() {
   useTitle('Products');
-  const isAdmin = useCan('admin');
+  // On-premise the license file brings the products: the server refuses changes (ENTITLEMENT_MANAGED).
+  const { onPrem } = useSession();
+  const isAdmin = useCan('admin') && !onPrem;
   const { data, error, reload } = useLoad(async () => {
     const [products, licenses] = await Promise.all([api.products(), api.licenses()]);
     const keys = new Map<string, number>();

@@ -1,17 +1,18 @@
 import { useState, type FormEvent } from 'react';
-import { api, type License, type ReclaimReport } from '../api';
+import { api, customerOf, type License, type ReclaimReport } from '../api';
 import { fmtDuration, fmtTime, normaliseKey, plural } from '../format';
 
 const TTL_ROWS = 25;
 import { Link } from '../router';
-import { useCan, useLoad, useTitle } from '../session';
+import { useCan, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Loading, PageTitle } from '../components/ui';
 
 /** Reclamation: the sweep interval (server config), each key's lease TTL, and "Reclaim inactive licenses now". */
 export function Reclaim() {
   useTitle('Reclamation');
   const isOperator = useCan('operator');
-  const isAdmin = useCan('admin');
+  const { onPrem } = useSession(); // on-premise the license file owns the policies (ENTITLEMENT_MANAGED)
+  const isAdmin = useCan('admin') && !onPrem;
   const { data, error, reload } = useLoad(async () => {
     const [settings, licenses, products] = await Promise.all([api.settings(), api.licenses(), api.products()]);
     return { settings, licenses: licenses.items, names: new Map(products.items.map((p) => [p.id, p.name])) };
@@ -21,6 +22,8 @@ export function Reclaim() {
   const [running, setRunning] = useState(false);
   const [ttlFilter, setTtlFilter] = useState('');
   const [showAll, setShowAll] = useState(false);
+  // One editor at a time: hundreds of keys make a table to search, not hundreds of forms.
+  const [editing, setEditing] = useState<string | null>(null);
 
   const reclaimNow = async () => {
     setRunning(true);
@@ -53,7 +56,10 @@ export function Reclaim() {
   const needle = normaliseKey(ttlFilter);
   const ttlRows = ttlFilter.trim()
     ? data.licenses.filter(
-        (l) => normaliseKey(l.key).includes(needle) || (data.names.get(l.productId) ?? '').toLowerCase().includes(ttlFilter.trim().toLowerCase()),
+        (l) =>
+          (needle.length >= 3 && normaliseKey(l.key).includes(needle)) ||
+          (data.names.get(l.productId) ?? '').toLowerCase().includes(ttlFilter.trim().toLowerCase()) ||
+          (customerOf(l.metadata) ?? '').toLowerCase().includes(ttlFilter.trim().toLowerCase()),
       )
     : data.licenses;
 
@@ -152,12 +158,15 @@ export function Reclaim() {
           How long a seat stays held without a heartbeat. Shorter frees crashed seats sooner; longer tolerates sleeping laptops and flaky
           networks. Clients are told to send a heartbeat at a third of it unless the key sets its own interval.
         </p>
-        {data.licenses.length > TTL_ROWS && (
-          <div className="filters">
+        {data.licenses.length > 0 && (
+          <div className="filters" role="search">
             <div className="field">
               <label htmlFor="ttl-filter">Find a key</label>
-              <input id="ttl-filter" type="search" value={ttlFilter} onChange={(e) => setTtlFilter(e.target.value)} placeholder="key or product" autoComplete="off" />
+              <input id="ttl-filter" type="search" value={ttlFilter} onChange={(e) => setTtlFilter(e.target.value)} placeholder="key, product or customer" autoComplete="off" />
             </div>
+            <p className="muted small" role="status" aria-live="polite">
+              {ttlRows.length === data.licenses.length ? plural(ttlRows.length, 'key') : `${plural(ttlRows.length, 'key')} match, of ${data.licenses.length}`}
+            </p>
           </div>
         )}
         {data.licenses.length === 0 ? (
@@ -178,7 +187,15 @@ export function Reclaim() {
               </thead>
               <tbody>
                 {ttlRows.slice(0, showAll ? undefined : TTL_ROWS).map((l) => (
-                  <TtlRow key={l.id} license={l} productName={data.names.get(l.productId) ?? ''} canEdit={isAdmin} onSaved={reload} />
+                  <TtlRow
+                    key={l.id}
+                    license={l}
+                    productName={data.names.get(l.productId) ?? ''}
+                    canEdit={isAdmin}
+                    editing={editing === l.id}
+                    onEdit={(on) => setEditing(on ? l.id : null)}
+                    onSaved={reload}
+                  />
                 ))}
               </tbody>
             </table>
@@ -196,7 +213,21 @@ export function Reclaim() {
   );
 }
 
-function TtlRow({ license: l, productName, canEdit, onSaved }: { license: License; productName: string; canEdit: boolean; onSaved: () => void }) {
+function TtlRow({
+  license: l,
+  productName,
+  canEdit,
+  editing,
+  onEdit,
+  onSaved,
+}: {
+  license: License;
+  productName: string;
+  canEdit: boolean;
+  editing: boolean;
+  onEdit: (on: boolean) => void;
+  onSaved: () => void;
+}) {
   const [value, setValue] = useState(l.leaseTtlSeconds === null ? '' : String(l.leaseTtlSeconds));
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
@@ -212,6 +243,7 @@ function TtlRow({ license: l, productName, canEdit, onSaved }: { license: Licens
     try {
       await api.updateLicense(l.id, { leaseTtlSeconds: t === '' ? null : Number.isFinite(n) ? n : t });
       setSaved(true);
+      onEdit(false);
       onSaved();
     } catch (err) {
       setError(err);
@@ -225,10 +257,13 @@ function TtlRow({ license: l, productName, canEdit, onSaved }: { license: Licens
         <Link to={`/keys/${l.id}`}>
           <code>{l.key}</code>
         </Link>
-        <span className="sub">{productName}</span>
+        <span className="sub">
+          {productName}
+          {customerOf(l.metadata) ? ` · ${customerOf(l.metadata)}` : ''}
+        </span>
       </th>
       <td data-label="Lease TTL">
-        {canEdit ? (
+        {canEdit && editing ? (
           <form className="ttl-form" onSubmit={(e) => void save(e)} noValidate>
             <label htmlFor={inputId} className="sr-only">
               Lease TTL in seconds for {l.key}
@@ -250,16 +285,35 @@ function TtlRow({ license: l, productName, canEdit, onSaved }: { license: Licens
             <button type="submit" className="btn btn-small" disabled={busy}>
               Save
             </button>
+            <button type="button" className="btn btn-small" onClick={() => onEdit(false)} disabled={busy}>
+              Cancel
+            </button>
             <span id={`${inputId}-hint`} className="sub">
               {saved ? '✓ Saved. ' : ''}
               {l.leaseTtlSeconds === null ? 'none: never reclaimed' : fmtDuration(l.leaseTtlSeconds)}; empty = no TTL
             </span>
             <ErrorBox error={error} />
           </form>
-        ) : l.leaseTtlSeconds === null ? (
-          'none'
         ) : (
-          fmtDuration(l.leaseTtlSeconds)
+          <>
+            {l.leaseTtlSeconds === null ? 'none (never reclaimed)' : fmtDuration(l.leaseTtlSeconds)}
+            {saved && <span className="sub">✓ Saved.</span>}
+            {canEdit && (
+              <button
+                type="button"
+                className="btn btn-small ttl-change"
+                aria-label={`Change the lease TTL of ${l.key}`}
+                onClick={() => {
+                  setValue(l.leaseTtlSeconds === null ? '' : String(l.leaseTtlSeconds));
+                  setError(null);
+                  setSaved(false);
+                  onEdit(true);
+                }}
+              >
+                Change
+              </button>
+            )}
+          </>
         )}
       </td>
       <td data-label="Heartbeat interval">{fmtDuration(l.heartbeatIntervalSeconds)}</td>

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { api, type AdminTokenInfo } from '../api';
+import { api, ApiError, type AdminTokenInfo } from '../api';
 import { ErrorBox } from '../components/ui';
 
 export function SignIn({ onSignedIn, notice }: { onSignedIn: (token: string, me: AdminTokenInfo) => void; notice: string | null }) {
@@ -26,7 +26,7 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (token: string, me:
       const me = await api.whoami(t);
       onSignedIn(t, me);
     } catch (err) {
-      setError(err);
+      setError(signInRefusal(err));
       setBusy(false);
       input.current?.select();
     }
@@ -70,4 +70,15 @@ export function SignIn({ onSignedIn, notice }: { onSignedIn: (token: string, me:
       </form>
     </main>
   );
+}
+
+/** The server's answer in words a person signing in can act on (the code and request id stay visible). */
+export function signInRefusal(err: unknown): unknown {
+  if (!(err instanceof ApiError)) return err;
+  const say = (message: string) => new ApiError(err.status, err.code, message, err.requestId, err.details);
+  if (err.status === 401) {
+    return say('This token is not accepted: it is mistyped, incomplete or revoked. Paste the whole token (it starts with fdt_), as printed at the first start or given to you by an administrator.');
+  }
+  if (err.status === 429) return say('Too many refused sign-ins from this address. Wait a minute, then try again.');
+  return err;
 }

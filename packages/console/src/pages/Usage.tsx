@@ -1,5 +1,5 @@
 import { useMemo } from 'react';
-import { api, type UsageHour } from '../api';
+import { api, DEFAULT_USAGE_RANGE, type UsageHour } from '../api';
 import { fmtDate, fmtHour, plural } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useLiveRefetch, useLoad, useTitle } from '../session';
@@ -38,7 +38,7 @@ const toHours = (items: UsageHour[]): Bucket[] => items.map((h) => ({ start: new
 export function UsagePage() {
   useTitle('Usage');
   const { query } = useLocation();
-  const rangeKey = RANGES.some((r) => r[0] === query.get('range')) ? (query.get('range') as string) : '7d';
+  const rangeKey = RANGES.some((r) => r[0] === query.get('range')) ? (query.get('range') as string) : DEFAULT_USAGE_RANGE;
   const days = RANGES.find((r) => r[0] === rangeKey)?.[2] ?? 7;
   const view: 'hour' | 'day' = query.get('view') === 'hour' || query.get('view') === 'day' ? (query.get('view') as 'hour' | 'day') : days <= 1 ? 'hour' : 'day';
 

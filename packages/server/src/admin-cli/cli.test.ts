@@ -311,7 +311,7 @@ test('bad usage is exit 2: --seats abc, a missing option, an unknown command, up
   for (const r of runs.slice(0, 7)) assert.equal(r.code, 2, r.stderr);
   assert.match(csvJson!.stderr, /--csv and --json exclude each other/);
   assert.match(seats!.stderr, /^floatd: option '--seats <n>' argument 'abc' is invalid\. --seats must be a whole number\./);
-  assert.match(missing!.stderr, /required option '--product <productId>' not specified/);
+  assert.match(missing!.stderr, /required option '--product <product>' not specified/);
   assert.match(unknown!.stderr, /unknown command 'frobnicate'/);
   assert.match(noChange!.stderr, /needs at least one option/);
   assert.match(metadata!.stderr, /expected a JSON object/);
@@ -378,4 +378,70 @@ test('keys delete --force releases the held seat; then the product can be delete
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, /^floatd: LICENSE_NOT_FOUND: /);
   assert.deepEqual(await okJson(['products', 'delete', productId]), { deleted: true });
+});
+
+test('license keys and product names are taken wherever lic_… and prd_… ids are', async () => {
+  const product = await okJson(['products', 'create', 'Acme CAD Names']);
+  // keys create --product "<name>" (any case), keys list --product <name>, products show <name>
+  const key = await okJson(['keys', 'create', '--product', 'acme cad names', '--seats', '1']);
+  assert.equal(key.productId, product.id);
+  const listed = await okJson(['keys', 'list', '--product', 'Acme CAD Names']);
+  assert.deepEqual(listed.items.map((l: any) => l.id), [key.id]);
+  assert.equal((await okJson(['products', 'show', 'Acme CAD Names'])).id, product.id);
+  // keys show, leases list, usage, audit --key: the key itself
+  assert.equal((await okJson(['keys', 'show', key.key])).id, key.id);
+  assert.equal((await checkout(key.key, 'names')).status, 201);
+  const leases = await okJson(['leases', 'list', key.key]);
+  assert.equal(leases.items.length, 1);
+  const usage = await okJson(['usage', key.key]);
+  assert.equal(usage.checkouts, 1);
+  const audit = await okJson(['audit', '--key', key.key, '--type', 'checkout']);
+  assert.ok(audit.items.length === 1 && audit.items[0].licenseId === key.id);
+  // Unknown: one line, exit 1, naming what was given.
+  const noKey = await cli(['keys', 'show', 'ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ']);
+  assert.equal(noKey.code, 1);
+  assert.equal(noKey.stderr, 'floatd: no license key "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ" on this server (give the key, or its lic_… id from floatd keys list)\n');
+  const noProduct = await cli(['keys', 'create', '--product', 'No Such Product', '--seats', '1']);
+  assert.equal(noProduct.code, 1);
+  assert.equal(noProduct.stderr, 'floatd: no product named "No Such Product" on this server (give its name or its prd_… id from floatd products list)\n');
+  ok(await cli(['keys', 'delete', key.key, '--force']), 'keys delete <key>');
+});
+
+test('an unknown top-level command exits 2 with the floatd: prefix', async () => {
+  const r = await cli(['key', 'list']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, "floatd: unknown command 'key'\n(Did you mean keys?)\n(add --help for usage)\n");
+});
+
+test('an error caused by a flag names the flag, not the API field', async () => {
+  const r = await cli(['keys', 'create', '--product', productId, '--seats', '1', '--expires-at', '2027-01-01']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^floatd: INVALID_POLICY: --expires-at is only for subscriptions \(model is permanent\) \(request req_\S+\)\n$/);
+});
+
+test('--server https:// against a plain HTTP server is one line', async () => {
+  const r = await cli(['keys', 'list', '--server', url.replace(/^http:/, 'https:')]);
+  assert.equal(r.code, 3);
+  const https = url.replace(/^http:/, 'https:');
+  assert.equal(r.stderr, `floatd: the server at ${https} does not speak TLS (HTTPS) on that port: if it serves plain HTTP, use ${url}\n`);
+});
+
+test('ENTITLEMENT_MANAGED points at the license file, not at a higher role', async () => {
+  const onprem = createHttpServer((_req, res) => {
+    res.writeHead(403, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { code: 'ENTITLEMENT_MANAGED', message: 'seats come from the license file', requestId: 'req_m' } }));
+  });
+  await new Promise<void>((res) => onprem.listen(0, '127.0.0.1', res));
+  try {
+    const r = await cli(['keys', 'update', 'lic_abc', '--seats', '3', '--server', `http://127.0.0.1:${(onprem.address() as AddressInfo).port}`]);
+    assert.equal(r.code, 4);
+    assert.equal(
+      r.stderr,
+      'floatd: ENTITLEMENT_MANAGED: seats come from the license file (request req_m)\n' +
+        'floatd: hint: this on-premise server takes its products, keys and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>\n',
+    );
+    assert.doesNotMatch(r.stderr, /higher role/);
+  } finally {
+    await new Promise<void>((res) => onprem.close(() => res()));
+  }
 });

@@ -145,12 +145,12 @@ Exit codes: 0 ok, 1 refused by the server (4xx), 2 bad usage, 3 server unreachab
 4 not authenticated (401) or not allowed (403). See docs/cli.md.`;
 
 /** Commander's own errors (unknown option, missing argument, bad value) end with exit code 2; help with 0. */
-function onCommanderExit(err: CommanderError): never {
+export function onCommanderExit(err: CommanderError): never {
   process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
 }
 
 /** Commander's error lines start with `floatd: ` like every other error of the CLI. */
-const OUTPUT = { outputError: (str: string, write: (s: string) => void) => write(`floatd: ${str.replace(/^error: /, '')}`) };
+export const OUTPUT = { outputError: (str: string, write: (s: string) => void) => write(`floatd: ${str.replace(/^error: /, '')}`) };
 
 /** Every command that talks to the server; the connection options are added last, so they close each help. */
 const leaves: Command[] = [];
@@ -240,6 +240,30 @@ function pagingOptions(cmd: Command, withAll = true): Command {
   return cmd;
 }
 
+/**
+ * Where a command takes a license, it takes its `lic_…` id or the license key itself; where it takes a
+ * product, its `prd_…` id or its name. A key or a name is found by reading the lists (the admin API has
+ * no lookup by key, and a key in a query string would land in request logs).
+ */
+async function licenseRef(ctx: Ctx, ref: string): Promise<string> {
+  const r = ref.trim();
+  if (/^lic_[A-Za-z0-9]+$/.test(r)) return r;
+  const all = await list<License>({ ...ctx, opts: { all: true } }, '/v1/admin/licenses', {});
+  const found = all.items.find((l) => l.key === r) ?? all.items.find((l) => l.key.toUpperCase() === r.toUpperCase());
+  if (!found) throw new CliError(`no license key ${JSON.stringify(ref)} on this server (give the key, or its lic_… id from floatd keys list)`, EXIT.refused);
+  return found.id;
+}
+async function productRef(ctx: Ctx, ref: string): Promise<string> {
+  const r = ref.trim();
+  if (/^prd_[A-Za-z0-9]+$/.test(r)) return r;
+  const all = await list<Product>({ ...ctx, opts: { all: true } }, '/v1/admin/products', {});
+  let found = all.items.filter((p) => p.name === r);
+  if (found.length === 0) found = all.items.filter((p) => p.name.toLowerCase() === r.toLowerCase());
+  if (found.length === 0) throw new CliError(`no product named ${JSON.stringify(ref)} on this server (give its name or its prd_… id from floatd products list)`, EXIT.refused);
+  if (found.length > 1) throw new CliError(`${found.length} products are named ${JSON.stringify(ref)}: give one of their ids (${found.map((p) => p.id).join(', ')})`, EXIT.refused);
+  return found[0]!.id;
+}
+
 const path = (...parts: string[]) => parts.map((p, i) => (i % 2 === 1 ? encodeURIComponent(p) : p)).join('');
 
 // --- products ------------------------------------------------------------------------------------
@@ -275,15 +299,15 @@ function registerProducts(program: Command): void {
     if (ctx.opts.metadata) body.metadata = ctx.opts.metadata;
     show(ctx, (await ctx.client.request<Product>('POST', '/v1/admin/products', { body })).body, productBlock);
   }).option('--metadata <json>', 'a JSON object stored with the product', jsonObject);
-  leaf(g, 'show <productId>', 'show one product', async (ctx) => {
-    show(ctx, (await ctx.client.request<Product>('GET', path('/v1/admin/products/', arg(ctx, 0)))).body, productBlock);
+  leaf(g, 'show <product>', 'show one product (its prd_… id or its name)', async (ctx) => {
+    show(ctx, (await ctx.client.request<Product>('GET', path('/v1/admin/products/', await productRef(ctx, arg(ctx, 0))))).body, productBlock);
   });
-  leaf(g, 'rename <productId> <name>', 'rename a product', async (ctx) => {
-    const res = await ctx.client.request<Product>('PATCH', path('/v1/admin/products/', arg(ctx, 0)), { body: { name: arg(ctx, 1) } });
+  leaf(g, 'rename <product> <name>', 'rename a product (its prd_… id or its name)', async (ctx) => {
+    const res = await ctx.client.request<Product>('PATCH', path('/v1/admin/products/', await productRef(ctx, arg(ctx, 0))), { body: { name: arg(ctx, 1) } });
     show(ctx, res.body, productBlock);
   });
-  leaf(g, 'delete <productId>', 'delete a product (refused while it owns license keys)', async (ctx) => {
-    const res = await ctx.client.request('DELETE', path('/v1/admin/products/', arg(ctx, 0)));
+  leaf(g, 'delete <product>', 'delete a product, by prd_… id or name (refused while it owns license keys)', async (ctx) => {
+    const res = await ctx.client.request('DELETE', path('/v1/admin/products/', await productRef(ctx, arg(ctx, 0))));
     show(ctx, res.body, () => `deleted ${arg(ctx, 0)}`);
   });
 }
@@ -338,6 +362,41 @@ function policyOptions(cmd: Command, create: boolean): Command {
     .option('--metadata <json>', 'a JSON object stored with the key (replaces the old one)', jsonObject);
 }
 
+/** The API field each policy flag sets: an error about a field is reported with the flag that set it. */
+const POLICY_FLAGS: [string, string, string][] = [
+  ['seats', 'seats', '--seats'],
+  ['model', 'model', '--model'],
+  ['expiresAt', 'expiresAt', '--expires-at'],
+  ['trialDays', 'trialDays', '--trial-days'],
+  ['leaseTtl', 'leaseTtlSeconds', '--lease-ttl'],
+  ['heartbeat', 'heartbeatIntervalSeconds', '--heartbeat'],
+  ['maxOffline', 'maxOfflineSeconds', '--max-offline'],
+  ['maxOfflineSeats', 'maxOfflineSeats', '--max-offline-seats'],
+  ['maxInstances', 'maxInstancesPerDevice', '--max-instances'],
+  ['counting', 'counting', '--counting'],
+  ['metadata', 'metadata', '--metadata'],
+];
+
+/**
+ * Rewrites the API field names in a refusal (`expiresAt`, `body/seats`) into the flags that set them, so
+ * `--expires-at is only for subscriptions` reads as the command line was typed. Plain words (seats,
+ * model) are rewritten only as a validation path (`body/seats`): in a sentence they are just words.
+ */
+async function policyRequest<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (err) {
+    if (!(err instanceof ApiError) || (err.code !== 'INVALID_POLICY' && err.code !== 'VALIDATION_FAILED')) throw err;
+    let message = err.message;
+    for (const [, field, flag] of POLICY_FLAGS) {
+      const pattern = /[A-Z]/.test(field) ? `(?:/?body/)?\\b${field}\\b` : `/?body/${field}\\b`;
+      message = message.replace(new RegExp(pattern, 'g'), flag);
+    }
+    if (message === err.message) throw err;
+    throw new ApiError(err.status, err.code, message, err.requestId, err.body, err.details);
+  }
+}
+
 function policyBody(o: Record<string, unknown>): Record<string, unknown> {
   const map: [string, string][] = [
     ['seats', 'seats'],
@@ -361,27 +420,29 @@ function registerKeys(program: Command): void {
   const g = group(program, 'keys', 'manage license keys');
   pagingOptions(
     leaf(g, 'list', 'list license keys, oldest first', async (ctx) => {
-      const page = await list<License>(ctx, '/v1/admin/licenses', { productId: ctx.opts.product as string | undefined });
+      const product = ctx.opts.product === undefined ? undefined : await productRef(ctx, ctx.opts.product as string);
+      const page = await list<License>(ctx, '/v1/admin/licenses', { productId: product });
       if (ctx.json) return printJson(page);
       out(keyTable(page.items));
       morePages(page);
-    }).option('--product <productId>', "only this product's keys"),
+    }).option('--product <product>', "only this product's keys (its prd_… id or its name)"),
   );
   policyOptions(
     leaf(g, 'create', 'create a license key (the server generates the key)', async (ctx) => {
-      const body = { productId: ctx.opts.product, ...policyBody(ctx.opts) };
-      show(ctx, (await ctx.client.request<License>('POST', '/v1/admin/licenses', { body })).body, keyBlock);
-    }).requiredOption('--product <productId>', 'the product that owns the key'),
+      const body = { productId: await productRef(ctx, ctx.opts.product as string), ...policyBody(ctx.opts) };
+      show(ctx, (await policyRequest(() => ctx.client.request<License>('POST', '/v1/admin/licenses', { body }))).body, keyBlock);
+    }).requiredOption('--product <product>', 'the product that owns the key (its prd_… id or its name)'),
     true,
   );
-  leaf(g, 'show <licenseId>', 'show one license key', async (ctx) => {
-    show(ctx, (await ctx.client.request<License>('GET', path('/v1/admin/licenses/', arg(ctx, 0)))).body, keyBlock);
+  leaf(g, 'show <license>', 'show one license key (the key or its lic_… id)', async (ctx) => {
+    show(ctx, (await ctx.client.request<License>('GET', path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0))))).body, keyBlock);
   });
   policyOptions(
-    leaf(g, 'update <licenseId>', "change a key's policy (only the options given; none clears a field)", async (ctx) => {
+    leaf(g, 'update <license>', "change a key's policy (only the options given; none clears a field)", async (ctx) => {
       const body = policyBody(ctx.opts);
       if (Object.keys(body).length === 0) throw new CliError('keys update needs at least one option to change (see floatd keys update --help)', EXIT.usage);
-      show(ctx, (await ctx.client.request<License>('PATCH', path('/v1/admin/licenses/', arg(ctx, 0)), { body })).body, keyBlock);
+      const id = await licenseRef(ctx, arg(ctx, 0));
+      show(ctx, (await policyRequest(() => ctx.client.request<License>('PATCH', path('/v1/admin/licenses/', id), { body }))).body, keyBlock);
     }),
     false,
   );
@@ -389,24 +450,25 @@ function registerKeys(program: Command): void {
     ['suspend', 'suspended', 'suspend a key: checkouts and heartbeats are refused, held leases stay'],
     ['resume', 'resumed', 'lift a suspension'],
   ] as const) {
-    leaf(g, `${verb} <licenseId>`, what, async (ctx) => {
-      const res = await ctx.client.request<License>('POST', path('/v1/admin/licenses/', arg(ctx, 0), `/${verb}`), { body: {} });
+    leaf(g, `${verb} <license>`, what, async (ctx) => {
+      const res = await ctx.client.request<License>('POST', path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0)), `/${verb}`), { body: {} });
       show(ctx, res.body, (l) => `${done} ${l.id} (${l.key})`);
     });
   }
-  leaf(g, 'delete <licenseId>', 'delete a key (refused while seats are held, unless --force)', async (ctx) => {
-    const res = await ctx.client.request<{ deleted: boolean; released: number }>('DELETE', path('/v1/admin/licenses/', arg(ctx, 0)), {
+  leaf(g, 'delete <license>', 'delete a key, by key or lic_… id (refused while seats are held, unless --force)', async (ctx) => {
+    const id = await licenseRef(ctx, arg(ctx, 0));
+    const res = await ctx.client.request<{ deleted: boolean; released: number }>('DELETE', path('/v1/admin/licenses/', id), {
       query: { force: ctx.opts.force === true ? 'true' : undefined },
     });
-    show(ctx, res.body, (b) => `deleted ${arg(ctx, 0)}; released ${b.released} lease(s)`);
+    show(ctx, res.body, (b) => `deleted ${id}; released ${b.released} lease(s)`);
   }).option('--force', 'release every held seat, then delete');
 }
 
 // --- leases --------------------------------------------------------------------------------------
 function registerLeases(program: Command): void {
   const g = group(program, 'leases', 'list and release the seats held on a key');
-  leaf(g, 'list <licenseId>', 'leases held on a key, oldest grant first (includes expired ones not yet reclaimed)', async (ctx) => {
-    const res = await ctx.client.request<{ items: Lease[] }>('GET', path('/v1/admin/licenses/', arg(ctx, 0), '/leases'));
+  leaf(g, 'list <license>', 'leases held on a key (the key or its lic_… id), oldest grant first (includes expired ones not yet reclaimed)', async (ctx) => {
+    const res = await ctx.client.request<{ items: Lease[] }>('GET', path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0)), '/leases'));
     show(ctx, res.body, (b) =>
       table(
         ['LEASE', 'DEVICE', 'HOSTNAME', 'USER', 'OFFLINE', 'INSTANCES', 'GRANTED', 'LAST ACCESSED', 'EXPIRES'],
@@ -456,10 +518,11 @@ function registerHistory(program: Command): void {
   const audit = leaf(program, 'audit', 'the audit log, newest first', async (ctx) => {
     const o = ctx.opts;
     const page = await list<AuditEvent>(ctx, '/v1/admin/audit', {
-      licenseId: o.key as string | undefined,
+      licenseId: o.key === undefined ? undefined : await licenseRef(ctx, o.key as string),
       deviceId: o.device as string | undefined,
       leaseId: o.lease as string | undefined,
       type: o.type as string | undefined,
+      actor: o.actor as string | undefined,
       from: o.from as string | undefined,
       to: o.to as string | undefined,
     });
@@ -472,19 +535,20 @@ function registerHistory(program: Command): void {
     );
     morePages(page);
   })
-    .option('--key <licenseId>', 'only events about this license key')
+    .option('--key <license>', 'only events about this license key (the key or its lic_… id)')
     .option('--device <deviceId>', 'only events about this device')
     .option('--lease <leaseId>', 'only events about this lease')
+    .option('--actor <actor>', 'only events by this actor: client, reclaimer or admin:<token id>')
     .addOption(new Option('--type <type>', 'only events of this type').choices(AUDIT_TYPES))
     .option('--from <time>', 'from this time (inclusive), ISO 8601', timestamp)
     .option('--to <time>', 'up to this time (exclusive), ISO 8601', timestamp);
   pagingOptions(audit);
 
-  leaf(program, 'usage <licenseId>', 'seats in use per hour on a key (default the last 24 hours)', async (ctx) => {
+  leaf(program, 'usage <license>', 'seats in use per hour on a key, the key or its lic_… id (default the last 24 hours)', async (ctx) => {
     if (ctx.opts.csv && ctx.json) throw new CliError('--csv and --json exclude each other', EXIT.usage);
     const res = await ctx.client.request<{ items: UsageHour[]; peakSeats: number; denials: number; checkouts: number }>(
       'GET',
-      path('/v1/admin/licenses/', arg(ctx, 0), '/usage'),
+      path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0)), '/usage'),
       { query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined } },
     );
     const rows: Cell[][] = res.body.items.map((h) => [h.hour, h.peakSeats, h.seatsAtEnd, h.checkouts, h.denials]);

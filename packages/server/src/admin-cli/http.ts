@@ -45,6 +45,8 @@ function exitCodeForStatus(status: number): ExitCode {
 
 function hintsFor(status: number, code: string, details: Record<string, unknown>): string[] {
   if (status === 401) return ['hint: pass a valid admin token with --token, FLOATD_TOKEN or "token" in the config file (see floatd <command> --help)'];
+  // No role may change what a vendor-signed license file grants: the hint is the file, not a token.
+  if (code === 'ENTITLEMENT_MANAGED') return ['hint: this on-premise server takes its products, keys and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>'];
   if (status === 403) {
     const role = typeof details.role === 'string' ? details.role : null;
     const needed = typeof details.needed === 'string' ? details.needed : null;
@@ -99,6 +101,12 @@ export class AdminClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
+      if (url.protocol === 'https:' && isPlainHttpAnswer(err)) {
+        throw new CliError(
+          `the server at ${this.server} does not speak TLS (HTTPS) on that port: if it serves plain HTTP, use ${this.server.replace(/^https:/, 'http:')}`,
+          EXIT.unreachable,
+        );
+      }
       throw new CliError(`cannot reach the server at ${this.server}: ${describeFetchError(err)}`, EXIT.unreachable, [
         'hint: check --server, FLOATD_SERVER or "server" in the config file, and that the server runs',
       ]);
@@ -132,6 +140,14 @@ function apiError(res: Response, body: unknown): ApiError {
   }
   // Not a floatd envelope: a proxy, or not a floatd server at all.
   return new ApiError(res.status, `HTTP_${res.status}`, res.statusText || 'unexpected answer', res.headers.get('x-request-id'), body, {});
+}
+
+/** An https:// request that met a plain-HTTP listener: OpenSSL reports a record it cannot read. */
+function isPlainHttpAnswer(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  const code = typeof cause?.code === 'string' ? cause.code : '';
+  const message = typeof cause?.message === 'string' ? cause.message : '';
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || /wrong version number|packet length too long|http request/i.test(message);
 }
 
 function describeFetchError(err: unknown): string {

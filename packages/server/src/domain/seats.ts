@@ -323,6 +323,9 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
  * Denied for want of a seat: nothing changes seats, but the denial is counted
  * (usage, audit) and any dead lease freed on the way stays freed.
  */
+/** The earliest expiry is no promise: a holder that still runs renews its lease before then. */
+export const EARLIEST_RENEWABLE = ' unless its holder renews it';
+
 function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand): Decision<Granted> {
   plan.usage(0, 1);
   plan.audit('denied', { deviceId: s.device ? device.id : null }, 'NO_SEATS_AVAILABLE', { fingerprint: cmd.fingerprint, instanceId: cmd.instanceId });
@@ -331,7 +334,7 @@ function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand
   return {
     result: fail(
       'NO_SEATS_AVAILABLE',
-      `all ${seats} seats are in use` + (earliest !== null ? `; the earliest lease expires at ${new Date(earliest).toISOString()}` : ''),
+      `all ${seats} seats are in use` + (earliest !== null ? `; the earliest lease expires at ${new Date(earliest).toISOString()}${EARLIEST_RENEWABLE}` : ''),
       { seatsTotal: seats, seatsUsed, earliestExpiryAt: earliest === null ? null : new Date(earliest).toISOString() },
     ),
     effects: plan.effects,

@@ -45,7 +45,8 @@ export interface SignedGrant {
 }
 
 /** One message for a missing, malformed or unknown key, so the answer never tells a near miss from a real key. */
-export const INVALID_KEY_MESSAGE = 'send Authorization: License <key> with a valid license key';
+/** The one answer for a missing, malformed or unknown key: no answer tells them apart, so keys cannot be enumerated. */
+export const INVALID_KEY_MESSAGE = 'this license key is not known to this server';
 const invalidKey = () => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
 
 /**

@@ -310,6 +310,9 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.deepEqual(new Set((await store.listLeases(lic.id)).map((l) => l.id)), new Set(keep));
       const audit = await store.listAudit({ limit: 1000, licenseId: lic.id, type: 'release' });
       assert.equal(audit.items.length, 500);
+      // the actor filter: the reclaimer's releases are all of them, an admin's none
+      assert.equal((await store.listAudit({ limit: 1000, licenseId: lic.id, type: 'release', actor: 'reclaimer' })).items.length, 500);
+      assert.equal((await store.listAudit({ limit: 1000, licenseId: lic.id, actor: 'admin:tok_nobody' })).items.length, 0);
       assert.ok(audit.items.every((e) => e.reason === 'expired' && e.actor === 'reclaimer' && typeof e.data.expiredAt === 'number'));
       assert.deepEqual(new Set(audit.items.map((e) => e.leaseId)), new Set(freed));
       const usage = await store.usage(lic.id, clock.now() - 3_600_000, clock.now() + 3_600_000);

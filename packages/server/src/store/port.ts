@@ -31,6 +31,8 @@ export interface AuditFilter extends PageRequest {
   deviceId?: string | undefined;
   leaseId?: string | undefined;
   type?: AuditType | undefined;
+  /** `client`, `reclaimer`, `admin:<token id>`, … (exact) */
+  actor?: string | undefined;
   from?: number | undefined;
   to?: number | undefined;
 }

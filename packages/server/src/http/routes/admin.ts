@@ -208,7 +208,7 @@ export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, cloc
 
   // --- history --------------------------------------------------------------
   const history = ['history'];
-  app.get<{ Querystring: { licenseId?: string; deviceId?: string; leaseId?: string; type?: W.AuditType; from?: string; to?: string; limit?: number; cursor?: string } }>(
+  app.get<{ Querystring: { licenseId?: string; deviceId?: string; leaseId?: string; type?: W.AuditType; actor?: string; from?: string; to?: string; limit?: number; cursor?: string } }>(
     '/v1/admin/audit',
     {
       schema: {
@@ -221,6 +221,7 @@ export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, cloc
           deviceId: Type.Optional(W.DeviceId),
           leaseId: Type.Optional(W.LeaseId),
           type: Type.Optional(W.AuditType),
+          actor: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'client, reclaimer or admin:<token id> (exact)' })),
           from: Type.Optional(W.Timestamp),
           to: Type.Optional(W.Timestamp),
         }),
@@ -236,6 +237,7 @@ export const adminRoutes: Routes = (app, { auth, catalogue, reclaim, store, cloc
         deviceId: q.deviceId,
         leaseId: q.leaseId,
         type: q.type,
+        actor: q.actor,
         from: q.from ? Date.parse(q.from) : undefined,
         to: q.to ? Date.parse(q.to) : undefined,
       });

@@ -8,16 +8,22 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
-export const CONSOLE_DIR = fileURLToPath(new URL('../../../../console/dist/', import.meta.url));
+/** In a clone: packages/console/dist. In the published package: its own `console/`, copied there by `npm pack` (prepack). */
+const PACKED_CONSOLE_DIR = fileURLToPath(new URL('../../../console/', import.meta.url));
+export const CONSOLE_DIR = existsSync(`${PACKED_CONSOLE_DIR}index.html`)
+  ? PACKED_CONSOLE_DIR
+  : fileURLToPath(new URL('../../../../console/dist/', import.meta.url));
 
 export async function consoleRoutes(app: FastifyInstance, dir: string = CONSOLE_DIR): Promise<void> {
   if (!existsSync(`${dir}/index.html`)) {
+    app.get('/', async (_req, reply) => reply.redirect('/console', 302));
     app.get('/console', async (_req, reply) =>
       reply.code(503).type('text/plain').send('The console is not built: run `npm run build` (npm start does it).\n'),
     );
     return;
   }
   await app.register(fastifyStatic, { root: dir, prefix: '/console/', decorateReply: true, index: 'index.html', wildcard: false });
+  app.get('/', async (_req, reply) => reply.redirect('/console/', 302));
   app.get('/console', async (_req, reply) => reply.redirect('/console/', 302));
   app.get('/console/*', async (_req, reply) => reply.type('text/html').sendFile('index.html'));
 }

@@ -260,6 +260,7 @@ export class PostgresStore implements Store {
       f.deviceId ? sql`device_id = ${f.deviceId}` : null,
       f.leaseId ? sql`lease_id = ${f.leaseId}` : null,
       f.type ? sql`type = ${f.type}` : null,
+      f.actor ? sql`actor = ${f.actor}` : null,
       f.from !== undefined ? sql`at >= ${f.from}` : null,
       f.to !== undefined ? sql`at < ${f.to}` : null,
       f.cursor ? sql`id < ${decodeCursor(f.cursor)}` : null,

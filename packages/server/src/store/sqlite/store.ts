@@ -569,6 +569,7 @@ export class SqliteStore implements Store {
     if (f.deviceId) add('device_id = ?', f.deviceId);
     if (f.leaseId) add('lease_id = ?', f.leaseId);
     if (f.type) add('type = ?', f.type);
+    if (f.actor) add('actor = ?', f.actor);
     if (f.from !== undefined) add('at >= ?', f.from);
     if (f.to !== undefined) add('at < ?', f.to);
     if (f.cursor) add('id < ?', decodeCursor(f.cursor));

@@ -14,11 +14,11 @@ import assert from 'node:assert/strict';
 import { request, Agent } from 'node:http';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
+import * as W from '@floatd/protocol';
 import { ERRORS, KEY_ALPHABET, formatKey, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
 import { ALNUM, example, idOf, idPrefix, openApiOperations, random, type Operation, type Schema } from '../testing/schemas.js';
 import { BODY_LIMIT, MAX_JSON_DEPTH } from './app.js';
-import { DOC_BODY_LIMIT, DOC_BODY_ROUTES } from './routes/onprem.js';
 
 interface Case {
   what: string;
@@ -127,7 +127,7 @@ function casesFor(op: Operation): Case[] {
   const fill = (ids: Record<string, string> = {}) => concretePath(op, ids);
   const cases: Case[] = [];
   /** Routes that take signed documents (license files, usage reports) have a larger limit. */
-  const bodyLimit = DOC_BODY_ROUTES.has(`${op.method} ${op.path}`) ? DOC_BODY_LIMIT : BODY_LIMIT;
+  const bodyLimit = W.routes.ALL_ROUTES.find((r) => W.routeName(r) === `${op.method} ${op.path}`)?.bodyLimit ?? BODY_LIMIT;
   const add = (what: string, c: Partial<Case>) =>
     cases.push({ what, method: op.method, path: fill(), ...c, headers: { authorization: auth, ...(c.headers ?? {}) } });
   const json = (what: string, value: unknown, expect = 'VALIDATION_FAILED') => add(what, { headers: JSON_TYPE, body: JSON.stringify(value), expect });

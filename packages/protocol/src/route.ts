@@ -46,6 +46,8 @@ export interface RouteSpec {
   bodyLimit?: number;
   /** not JSON (metrics, OpenAPI, an event stream): no typed answer */
   raw?: boolean;
+  /** OpenAPI operationId: the declaration's exported name (set by `routes/index.ts`) */
+  operationId?: string;
 }
 
 /** Declares a route; keeps its literal types so handlers and calls are checked against it. */

@@ -38,3 +38,20 @@ test('the role an admin route needs comes from its declaration: a viewer token i
     assert.equal(res.body?.error?.code, 'INSUFFICIENT_ROLE', `${W.routeName(r)} (${r.role}) refuses a viewer`);
   }
 });
+
+test('/openapi.json is a valid OpenAPI 3.1 document: every operation has an operationId, a summary and its security', async () => {
+  const { default: SwaggerParser } = await import('@apidevtools/swagger-parser');
+  const doc = (await t.raw('GET', '/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, { operationId?: string; summary?: string; security?: unknown }>> };
+  assert.equal(doc.openapi, '3.1.0');
+  await SwaggerParser.validate(structuredClone(doc) as never);
+  const ids = new Set<string>();
+  for (const [path, item] of Object.entries(doc.paths)) {
+    assert.ok(!path.startsWith('/console'), 'the console\'s pages are not in the API document');
+    for (const [method, op] of Object.entries(item)) {
+      assert.ok(op.operationId && !ids.has(op.operationId), `${method} ${path}: a unique operationId`);
+      ids.add(op.operationId!);
+      assert.ok(op.summary, `${method} ${path}: a summary`);
+      assert.ok(Array.isArray(op.security), `${method} ${path}: its security (an empty list when none)`);
+    }
+  }
+});

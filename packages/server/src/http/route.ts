@@ -59,8 +59,10 @@ function schemaOf(r: RouteSpec) {
   const errors = r.auth === 'none' ? { '5xx': W.ErrorBody } : { '4xx': W.ErrorBody, '5xx': W.ErrorBody };
   return {
     summary: r.summary,
+    ...(r.operationId ? { operationId: r.operationId } : {}),
     tags: [...r.tags],
-    ...(SECURITY[r.auth] ? { security: SECURITY[r.auth] } : {}),
+    // Routes without a scheme say so (an empty list), rather than leave it to the reader.
+    security: SECURITY[r.auth] ?? [],
     ...(r.params ? { params: r.params } : {}),
     ...(r.query ? { querystring: r.query } : {}),
     ...(r.body ? { body: r.optionalBody ? Type.Optional(r.body) : r.body } : {}),

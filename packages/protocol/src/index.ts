@@ -3,3 +3,5 @@ export * from './schemas.js';
 export * from './claims.js';
 export * from './licenseKey.js';
 export * from './responseSignature.js';
+export * from './route.js';
+export * as routes from './routes/index.js';

@@ -101,7 +101,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
 
   await app.register(swagger, {
     openapi: {
-      openapi: '3.0.3',
+      openapi: '3.1.0',
+      servers: [{ url: '/', description: 'this floatd server' }],
       info: { title: 'floatd', version: ctx.version, description: 'Floating-license server: seats, leases, offline checkout, reclamation.' },
       components: {
         securitySchemes: {

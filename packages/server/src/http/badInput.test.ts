@@ -14,11 +14,11 @@ import assert from 'node:assert/strict';
 import { request, Agent } from 'node:http';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
+import * as W from '@floatd/protocol';
 import { ERRORS, KEY_ALPHABET, formatKey, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
 import { ALNUM, example, idOf, idPrefix, openApiOperations, random, type Operation, type Schema } from '../testing/schemas.js';
 import { BODY_LIMIT, MAX_JSON_DEPTH } from './app.js';
-import { DOC_BODY_LIMIT, DOC_BODY_ROUTES } from './routes/onprem.js';
 
 interface Case {
   what: string;
@@ -29,6 +29,8 @@ interface Case {
   body?: string | Buffer;
   /** the code the answer must carry, when the case determines it */
   expect?: string;
+  /** the route's declaration in @floatd/protocol: the answer's code must be one it declares */
+  route?: W.RouteSpec | undefined;
 }
 interface Answer {
   status: number;
@@ -127,9 +129,10 @@ function casesFor(op: Operation): Case[] {
   const fill = (ids: Record<string, string> = {}) => concretePath(op, ids);
   const cases: Case[] = [];
   /** Routes that take signed documents (license files, usage reports) have a larger limit. */
-  const bodyLimit = DOC_BODY_ROUTES.has(`${op.method} ${op.path}`) ? DOC_BODY_LIMIT : BODY_LIMIT;
+  const route = W.routes.ALL_ROUTES.find((r) => W.routeName(r) === `${op.method} ${op.path}`);
+  const bodyLimit = route?.bodyLimit ?? BODY_LIMIT;
   const add = (what: string, c: Partial<Case>) =>
-    cases.push({ what, method: op.method, path: fill(), ...c, headers: { authorization: auth, ...(c.headers ?? {}) } });
+    cases.push({ what, method: op.method, path: fill(), route, ...c, headers: { authorization: auth, ...(c.headers ?? {}) } });
   const json = (what: string, value: unknown, expect = 'VALIDATION_FAILED') => add(what, { headers: JSON_TYPE, body: JSON.stringify(value), expect });
   /** `base` with `key` set to raw JSON text (too deep to build as a value: JSON.stringify would overflow the stack) */
   const raw = (what: string, base: Record<string, unknown>, key: string, text: string, expect = 'VALIDATION_FAILED') =>
@@ -350,11 +353,15 @@ function assertRefused(c: Case, res: Answer) {
   const e = body.error;
   assert.ok(isErrorCode(e.code), `${where}: ${e.code} is a code of ERRORS`);
   if (c.expect) assert.equal(e.code, c.expect, `${where}: ${e.message}`);
+  // Refusals made before a route is chosen (the request line, headers, an unknown path) belong to no route.
+  if (c.route && !PRE_ROUTING.has(e.code)) assert.ok(W.errorsOf(c.route).has(e.code), `${where}: ${e.code} is declared by ${W.routeName(c.route)} in @floatd/protocol`);
   assert.equal(ERRORS[e.code as keyof typeof ERRORS].status, res.status, `${where}: status ${res.status} is the status of ${e.code}`);
   assert.ok(typeof e.message === 'string' && e.message.trim().length > 0, `${where}: a message`);
   assert.match(e.requestId, /^req_[0-9A-Za-z]{20}$/, `${where}: a request id`);
   assert.equal(res.headers['x-request-id'], e.requestId, `${where}: x-request-id is the envelope's requestId`);
 }
+
+const PRE_ROUTING = new Set(['MALFORMED_REQUEST', 'HEADERS_TOO_LARGE', 'REQUEST_TIMEOUT', 'ROUTE_NOT_FOUND']);
 
 type Snapshot = Record<string, string[]>;
 const snapshot = (): Promise<Snapshot> => t.snapshot();

@@ -16,14 +16,14 @@ export const CONSOLE_DIR = existsSync(`${PACKED_CONSOLE_DIR}index.html`)
 
 export async function consoleRoutes(app: FastifyInstance, dir: string = CONSOLE_DIR): Promise<void> {
   if (!existsSync(`${dir}/index.html`)) {
-    app.get('/', async (_req, reply) => reply.redirect('/console', 302));
-    app.get('/console', async (_req, reply) =>
+    app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/console', 302));
+    app.get('/console', { schema: { hide: true } }, async (_req, reply) =>
       reply.code(503).type('text/plain').send('The console is not built: run `npm run build` (npm start does it).\n'),
     );
     return;
   }
   await app.register(fastifyStatic, { root: dir, prefix: '/console/', decorateReply: true, index: 'index.html', wildcard: false });
-  app.get('/', async (_req, reply) => reply.redirect('/console/', 302));
-  app.get('/console', async (_req, reply) => reply.redirect('/console/', 302));
-  app.get('/console/*', async (_req, reply) => reply.type('text/html').sendFile('index.html'));
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/console/', 302));
+  app.get('/console', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/console/', 302));
+  app.get('/console/*', { schema: { hide: true } }, async (_req, reply) => reply.type('text/html').sendFile('index.html'));
 }

@@ -5,6 +5,7 @@
  */
 import * as W from '@floatd/protocol';
 import type { Routes } from '../context.js';
+import { handleRaw } from '../route.js';
 import { iso } from '../views.js';
 
 const PING_MS = 15_000;
@@ -15,16 +16,9 @@ export const eventRoutes: Routes = (app, { store, clock }) => {
     for (const close of [...open]) close();
   });
 
-  app.get(
-    '/v1/admin/events',
-    {
-      schema: {
-        summary: 'Server-sent events: `change` {kind: seats|denied|license, licenseId, at} after every committed change',
-        tags: ['history'],
-        security: [{ adminToken: [] }],
-        response: { '4xx': W.ErrorBody },
-      },
-    },
+  handleRaw(
+    app,
+    W.routes.admin.events,
     (req, reply) => {
       reply.hijack();
       const res = reply.raw;

@@ -1,49 +1,42 @@
 /** Operations: health, readiness, metrics, OpenAPI, JWKS. No authentication (nothing secret). */
-import { Type } from '@sinclair/typebox';
 import * as W from '@floatd/protocol';
 import type { Routes } from '../context.js';
 import { ApiError } from '../errors.js';
+import { handle, handleRaw } from '../route.js';
 import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
 export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth }) => {
-  const tags = ['operations'];
-  app.get('/healthz', { schema: { summary: 'Liveness', tags, response: { 200: W.Obj({ status: Type.Literal('ok'), version: Type.String() }) } } }, async () => ({
-    status: 'ok' as const,
-    version,
-  }));
-  app.get(
-    '/readyz',
-    { schema: { summary: 'Readiness: the database answers', tags, response: { 200: W.Obj({ status: Type.Literal('ready'), store: Type.String() }), '5xx': W.ErrorBody } } },
-    async () => {
+  const R = W.routes.ops;
+  handle(app, R.healthz, async () => ({ status: 'ok' as const, version }));
+  handle(app, R.readyz, async () => {
+    try {
+      await store.ping();
+    } catch {
+      throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer');
+    }
+    // The last write failed for the storage's sake (disk full, …): ready again only once a test write commits.
+    if (storageHealth.current) {
       try {
-        await store.ping();
-      } catch {
-        throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer');
-      }
-      // The last write failed for the storage's sake (disk full, …): ready again only once a test write commits.
-      if (storageHealth.current) {
-        try {
-          await store.probeWrite();
-          storageHealth.recovered();
-        } catch (err) {
-          const f = storageFailure(err) ?? storageHealth.current;
-          if (f) {
-            storageHealth.failed(f, clock.now());
-            throw new ApiError('STORAGE_UNAVAILABLE', describeStorageFailure(f), { retryAfterSeconds: f.retryAfterSeconds });
-          }
-          throw err;
+        await store.probeWrite();
+        storageHealth.recovered();
+      } catch (err) {
+        const f = storageFailure(err) ?? storageHealth.current;
+        if (f) {
+          storageHealth.failed(f, clock.now());
+          throw new ApiError('STORAGE_UNAVAILABLE', describeStorageFailure(f), { retryAfterSeconds: f.retryAfterSeconds });
         }
+        throw err;
       }
-      return { status: 'ready' as const, store: store.kind };
-    },
-  );
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags } }, async (_req, reply) => {
+    }
+    return { status: 'ready' as const, store: store.kind };
+  });
+  handleRaw(app, R.metrics, async (_req, reply) => {
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  app.get('/.well-known/jwks.json', { schema: { summary: 'Public keys that verify lease tokens', tags, response: { 200: W.Jwks } } }, async (_req, reply) => {
+  handle(app, R.jwks, async (_req, reply) => {
     reply.header('cache-control', 'public, max-age=300');
     return keys.jwks(clock.now());
   });
-  app.get('/openapi.json', { schema: { summary: 'This API as OpenAPI 3', tags } }, async () => app.swagger());
+  handleRaw(app, R.openapi, async () => app.swagger());
 };

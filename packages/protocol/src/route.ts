@@ -1,0 +1,148 @@
+/**
+ * One declaration per endpoint: method, path, schemas, authentication, role and
+ * the error codes it answers. The server registers its handlers against these
+ * (validation, OpenAPI, authentication and the role check come from them); the
+ * SDK, the CLI and the console call them through `callRoute`. A path, a field or
+ * a role is written here and nowhere else.
+ *
+ * ```ts
+ * export const checkout = route({
+ *   method: 'POST', path: '/v1/client/checkout', auth: 'license', summary: 'Check out a seat',
+ *   body: CheckoutRequest, responses: { 200: Grant, 201: Grant }, errors: ['NO_SEATS_AVAILABLE'],
+ * });
+ * ```
+ */
+import type { Static, TSchema } from '@sinclair/typebox';
+import { ERRORS, type ErrorCode } from './errors.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+/**
+ * Who may call: `none` (operations), `license` (`Authorization: License <key>`),
+ * `admin` (`Authorization: Bearer <admin token>` with `role`), `activation`
+ * (`Authorization: Activation <key>`, vendor), `document` (the body's own signature, vendor).
+ */
+export type Auth = 'none' | 'license' | 'admin' | 'activation' | 'document';
+export type AdminRole = 'viewer' | 'operator' | 'admin';
+
+export interface RouteSpec {
+  method: Method;
+  /** fastify style: `/v1/admin/licenses/:licenseId` */
+  path: string;
+  summary: string;
+  tags: readonly string[];
+  auth: Auth;
+  /** admin routes: the least role that may call */
+  role?: AdminRole;
+  params?: TSchema;
+  query?: TSchema;
+  body?: TSchema;
+  /** the body may be left out (an action without arguments) */
+  optionalBody?: boolean;
+  /** the success answers by status; `raw` routes answer something else than JSON */
+  responses: { 200?: TSchema; 201?: TSchema };
+  /** the error codes this route answers besides the common ones of its `auth` (see `errorsOf`) */
+  errors: readonly ErrorCode[];
+  /** a larger body limit than the server's default (signed documents) */
+  bodyLimit?: number;
+  /** not JSON (metrics, OpenAPI, an event stream): no typed answer */
+  raw?: boolean;
+  /** OpenAPI operationId: the declaration's exported name (set by `routes/index.ts`) */
+  operationId?: string;
+}
+
+/** Declares a route; keeps its literal types so handlers and calls are checked against it. */
+export function route<const S extends RouteSpec>(spec: S): S {
+  for (const code of spec.errors) if (!(code in ERRORS)) throw new Error(`${spec.method} ${spec.path}: unknown error code ${code}`);
+  return spec;
+}
+
+type StaticOr<T, Else> = T extends TSchema ? Static<T> : Else;
+export type ParamsOf<R extends RouteSpec> = StaticOr<R['params'], Record<string, never>>;
+export type QueryOf<R extends RouteSpec> = StaticOr<R['query'], Record<string, never>>;
+export type BodyOf<R extends RouteSpec> = R['body'] extends TSchema ? (R['optionalBody'] extends true ? Static<R['body']> | undefined : Static<R['body']>) : undefined;
+export type ReplyOf<R extends RouteSpec> = { [K in keyof R['responses']]: StaticOr<R['responses'][K], never> }[keyof R['responses']];
+
+/** What every route of an authentication kind may answer, whatever it does. */
+const COMMON: Record<Auth, readonly ErrorCode[]> = {
+  none: ['SERVICE_UNAVAILABLE', 'STORAGE_UNAVAILABLE', 'INTERNAL_ERROR'],
+  license: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'INVALID_LICENSE_KEY', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
+  admin: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'UNAUTHENTICATED', 'INSUFFICIENT_ROLE', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
+  activation: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'ACTIVATION_KEY_INVALID', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
+  document: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
+};
+
+/** Every error code a route may answer: its own and the common ones of its authentication. */
+export function errorsOf(r: RouteSpec): ReadonlySet<ErrorCode> {
+  return new Set([...COMMON[r.auth], ...r.errors]);
+}
+
+/** The concrete path: `:name` segments replaced by the (encoded) params. */
+export function pathOf(r: RouteSpec, params: Record<string, unknown> = {}): string {
+  return r.path.replace(/:([A-Za-z]+)/g, (_, name: string) => {
+    const v = params[name];
+    if (v === undefined || v === null || v === '') throw new Error(`${r.method} ${r.path}: missing path parameter ${name}`);
+    return encodeURIComponent(String(v));
+  });
+}
+
+/** `path?query`: undefined values are left out; booleans and numbers as text. */
+export function urlOf(r: RouteSpec, params?: Record<string, unknown>, query?: Record<string, unknown>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== null) q.set(k, String(v));
+  const s = q.toString();
+  return pathOf(r, params) + (s ? `?${s}` : '');
+}
+
+/** The OpenAPI (fastify) name of a route, `METHOD /path/{param}`, as it appears in /openapi.json. */
+export function routeName(r: RouteSpec): string {
+  return `${r.method} ${r.path.replace(/:([A-Za-z]+)/g, '{$1}')}`;
+}
+
+// ---------------------------------------------------------------------------
+// the typed caller
+
+/** A failed call: the server's error envelope (or a transport failure), one class for every caller. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+    readonly details: Record<string, unknown> = {},
+    readonly requestId?: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** What a caller gives `callRoute`: send one HTTP request, return the status and the parsed JSON body (or text). */
+export type Transport = (req: { method: Method; url: string; body?: unknown; route: RouteSpec }) => Promise<{ status: number; body: unknown; headers?: Headers }>;
+
+type Input<R extends RouteSpec> = (R['params'] extends TSchema ? { params: ParamsOf<R> } : { params?: undefined }) &
+  (R['query'] extends TSchema ? { query?: Partial<QueryOf<R>> } : { query?: undefined }) &
+  (R['body'] extends TSchema ? (R['optionalBody'] extends true ? { body?: BodyOf<R> } : { body: BodyOf<R> }) : { body?: undefined });
+
+/** The arguments of a call, typed by its route. */
+export type CallInput<R extends RouteSpec> = Input<R>;
+
+/**
+ * Calls a route and returns its typed answer; a non-2xx answer throws `ApiError`
+ * with the server's code, message and details.
+ */
+export async function callRoute<R extends RouteSpec>(transport: Transport, r: R, input: CallInput<R>): Promise<ReplyOf<R>> {
+  const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
+  const body = i.body === undefined && r.body !== undefined && r.method !== 'GET' && r.method !== 'DELETE' && r.optionalBody ? {} : i.body;
+  const res = await transport({ method: r.method, url: urlOf(r, i.params, i.query), body, route: r });
+  if (res.status >= 200 && res.status < 300) return res.body as ReplyOf<R>;
+  throw errorFromBody(res.status, res.body);
+}
+
+/** The `ApiError` of an error answer (the envelope, or whatever came back). */
+export function errorFromBody(status: number, body: unknown): ApiError {
+  const e = (body as { error?: { code?: unknown; message?: unknown; requestId?: unknown } } | undefined)?.error;
+  if (e && typeof e.code === 'string') {
+    const { code, message, requestId, ...details } = e as Record<string, unknown>;
+    return new ApiError(code as string, typeof message === 'string' ? message : code as string, status, details, typeof requestId === 'string' ? requestId : undefined);
+  }
+  return new ApiError(`HTTP_${status}`, `the server answered ${status}${typeof body === 'string' && body ? `: ${body.slice(0, 200)}` : ''}`, status);
+}

@@ -1,0 +1,91 @@
+/** Client API (`Authorization: License <key>`): what the SDK and floatd-run call. */
+import { Type } from '@sinclair/typebox';
+import { route } from '../route.js';
+import * as W from '../schemas.js';
+
+const tags = ['client'] as const;
+const LeaseParams = W.Obj({ leaseId: W.LeaseId });
+const GRANT_REFUSALS = ['LICENSE_SUSPENDED', 'LICENSE_EXPIRED', 'TRIAL_EXPIRED', 'ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED', 'SERVER_CLOCK_ROLLBACK', 'STATE_TAMPERED'] as const;
+
+export const checkout = route({
+  method: 'POST',
+  path: '/v1/client/checkout',
+  summary: "Check out a seat (or join the device's seat with another instance)",
+  tags,
+  auth: 'license',
+  body: W.CheckoutRequest,
+  responses: { 200: W.Grant, 201: W.Grant },
+  errors: ['NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
+});
+
+export const offlineCheckout = route({
+  method: 'POST',
+  path: '/v1/client/offline-checkout',
+  summary: 'Borrow a seat until an Offline Expiry Date (no heartbeats needed until then)',
+  tags,
+  auth: 'license',
+  body: W.OfflineCheckoutRequest,
+  responses: { 200: W.Grant, 201: W.Grant },
+  errors: ['NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_NOT_ALLOWED', 'OFFLINE_DURATION_EXCEEDED', 'OFFLINE_SEAT_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
+});
+
+export const heartbeat = route({
+  method: 'POST',
+  path: '/v1/client/leases/:leaseId/heartbeat',
+  summary: "Renew an instance's lease; returns a fresh lease token",
+  tags,
+  auth: 'license',
+  params: LeaseParams,
+  body: W.InstanceRequest,
+  responses: { 200: W.Grant },
+  errors: ['LEASE_NOT_FOUND', 'NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
+});
+
+export const checkin = route({
+  method: 'POST',
+  path: '/v1/client/leases/:leaseId/checkin',
+  summary: 'An instance leaves; at zero instances the seat returns to the pool',
+  tags,
+  auth: 'license',
+  params: LeaseParams,
+  body: W.InstanceRequest,
+  responses: { 200: W.CheckinResult },
+  errors: ['LEASE_NOT_FOUND', 'OFFLINE_LEASE_ACTIVE', 'ENTITLEMENT_MISSING'],
+});
+
+export const returnOffline = route({
+  method: 'POST',
+  path: '/v1/client/leases/:leaseId/return',
+  summary: 'Return an offline lease before its Offline Expiry Date',
+  tags,
+  auth: 'license',
+  params: LeaseParams,
+  body: W.Obj({}),
+  optionalBody: true,
+  responses: { 200: W.Obj({ released: Type.Boolean() }) },
+  errors: ['LEASE_NOT_FOUND', 'LEASE_NOT_OFFLINE', 'ENTITLEMENT_MISSING'],
+});
+
+export const syncDevice = route({
+  method: 'POST',
+  path: '/v1/client/devices/sync',
+  summary: 'Report the instances really running on a device; the others are dropped',
+  tags,
+  auth: 'license',
+  body: W.SyncRequest,
+  responses: { 200: W.SyncResult },
+  errors: ['ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED'],
+});
+
+export const licenseInfo = route({
+  method: 'GET',
+  path: '/v1/client/license',
+  summary: "License state, and the device's own lease when a fingerprint is given",
+  tags,
+  auth: 'license',
+  query: W.Obj({ fingerprint: Type.Optional(W.Fingerprint) }),
+  responses: { 200: W.LicenseInfo },
+  errors: ['ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED'],
+});
+
+export const clientRoutes = [checkout, offlineCheckout, heartbeat, checkin, returnOffline, syncDevice, licenseInfo] as const;

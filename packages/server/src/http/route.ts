@@ -1,0 +1,76 @@
+/**
+ * Registers a handler against a route declared in `@floatd/protocol`: the path,
+ * schemas (validation and /openapi.json), security scheme, body limit and role
+ * all come from the declaration. The handler's request is typed by the route's
+ * params, query and body, and its answer by the route's responses: a handler that
+ * does not match its route does not compile.
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import * as W from '@floatd/protocol';
+import type { BodyOf, ParamsOf, QueryOf, ReplyOf, RouteSpec } from '@floatd/protocol';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** the protocol declaration of the route (admin scopes read its role) */
+    spec?: RouteSpec;
+  }
+}
+
+const SECURITY: Record<RouteSpec['auth'], { [k: string]: string[] }[] | undefined> = {
+  none: undefined,
+  license: [{ licenseKey: [] }],
+  admin: [{ adminToken: [] }],
+  activation: undefined,
+  document: undefined,
+};
+
+/** A `201 Created` answer (for routes that declare one). */
+export class Created<T> {
+  constructor(readonly body: T) {}
+}
+export const created = <T>(body: T) => new Created(body);
+
+export type RouteRequest<R extends RouteSpec> = FastifyRequest<{ Params: ParamsOf<R>; Querystring: QueryOf<R>; Body: BodyOf<R> }>;
+type Answer<R extends RouteSpec> = R['responses'] extends { 201: unknown } ? ReplyOf<R> | Created<ReplyOf<R>> : ReplyOf<R>;
+
+/** Registers `handler` for the declared route `r` on `app` (a scope with its authentication hooks). */
+export function handle<R extends RouteSpec>(app: FastifyInstance, r: R, handler: (req: RouteRequest<R>, reply: FastifyReply) => Promise<Answer<R>>): void {
+  app.route({
+    method: r.method,
+    url: r.path,
+    ...(r.bodyLimit ? { bodyLimit: r.bodyLimit } : {}),
+    config: { spec: r },
+    schema: schemaOf(r),
+    handler: async (req, reply) => {
+      const answer = await handler(req as unknown as RouteRequest<R>, reply);
+      if (answer instanceof Created) return reply.code(201).send(answer.body);
+      return answer;
+    },
+  });
+}
+
+/** Registers a route whose answer is not JSON (metrics, OpenAPI, an event stream): the handler owns the reply. */
+export function handleRaw<R extends RouteSpec & { raw: true }>(app: FastifyInstance, r: R, handler: (req: RouteRequest<R>, reply: FastifyReply) => unknown): void {
+  app.route({ method: r.method, url: r.path, config: { spec: r }, schema: schemaOf(r), handler: handler as never });
+}
+
+function schemaOf(r: RouteSpec) {
+  const errors = r.auth === 'none' ? { '5xx': W.ErrorBody } : { '4xx': W.ErrorBody, '5xx': W.ErrorBody };
+  return {
+    summary: r.summary,
+    ...(r.operationId ? { operationId: r.operationId } : {}),
+    tags: [...r.tags],
+    // Routes without a scheme say so (an empty list), rather than leave it to the reader.
+    security: SECURITY[r.auth] ?? [],
+    ...(r.params ? { params: r.params } : {}),
+    ...(r.query ? { querystring: r.query } : {}),
+    ...(r.body ? { body: r.optionalBody ? Type.Optional(r.body) : r.body } : {}),
+    ...(r.raw ? (r.auth === 'none' ? {} : { response: { '4xx': W.ErrorBody } }) : { response: { ...r.responses, ...errors } }),
+  };
+}
+
+/** The role an admin route needs (from its declaration). */
+export function roleOf(req: FastifyRequest): RouteSpec['role'] {
+  return req.routeOptions.config.spec?.role;
+}

@@ -50,7 +50,7 @@ program
   .option('--reclaim-interval <seconds>', 'seconds between reclamation sweeps (FLOATD_RECLAIM_INTERVAL_SECONDS, default 30)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
   .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
-  .option('--sqlite-synchronous <mode>', 'NORMAL (default) or FULL: see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
+  .option('--sqlite-synchronous <mode>', 'FULL (default: every answer after its commit is synced) or NORMAL (a power cut may lose the last commits): see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
   .option('--mode <mode>', 'hosted (default) or on-prem: seats only from a vendor-signed license file (FLOATD_MODE)')
   .option('--license-file <file>', 'on-prem: the license file, polled for renewals (FLOATD_LICENSE_FILE, default <data-dir>/license.json)')
   .option('--vendor-public-key <file>', 'on-prem: the vendor public key that license files must verify with (FLOATD_VENDOR_PUBLIC_KEY)')

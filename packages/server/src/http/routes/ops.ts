@@ -5,7 +5,7 @@ import type { Routes } from '../context.js';
 import { ApiError } from '../errors.js';
 import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
-export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth }) => {
+export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth, clockFence }) => {
   const tags = ['operations'];
   app.get('/healthz', { schema: { summary: 'Liveness', tags, response: { 200: W.Obj({ status: Type.Literal('ok'), version: Type.String() }) } } }, async () => ({
     status: 'ok' as const,
@@ -20,6 +20,9 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
       } catch {
         throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer');
       }
+      // A node whose clock is too far from the database's must not take traffic (it refuses it anyway).
+      const skewed = clockFence?.refusal();
+      if (skewed) throw new ApiError(skewed.code, skewed.message, skewed.details);
       // The last write failed for the storage's sake (disk full, …): ready again only once a test write commits.
       if (storageHealth.current) {
         try {

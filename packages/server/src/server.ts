@@ -82,7 +82,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   let fence: ClockFence | undefined;
-  const { store, keyPersistence, leadership, membership } = await openStore(config, (offset) => fence?.measured(offset));
+  let firstOffset: number | undefined;
+  const { store, keyPersistence, leadership, membership } = await openStore(config, (offset) => {
+    firstOffset ??= offset;
+    fence?.measured(offset);
+  });
   const keys = await KeyRing.open(keyPersistence, clock.now());
   const auth = new AdminAuth(store, clock);
 
@@ -97,6 +101,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   if (config.database.kind === 'postgres') fence = new ClockFence(metrics, logger);
   // The first offset measurement comes before the node listens: a node started with a wrong clock is fenced from its first request.
   await membership?.first;
+  if (fence && firstOffset !== undefined) fence.measured(firstOffset);
   const clockGate = {
     mayReclaim: (ttl: number | null, now: number) => silence.mayReclaim(ttl, now),
     fenced: () => fence?.fenced() ?? false,

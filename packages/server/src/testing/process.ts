@@ -42,6 +42,8 @@ export async function startFloatdProcess(opts: {
   args?: string[];
   env?: Record<string, string>;
   wrapper?: string[];
+  /** wait for `admin-token` in the data directory (only the first node of a cluster writes one) */
+  adminToken?: boolean | string;
 }): Promise<FloatdProcess> {
   const argv = [process.execPath, SERVER_CLI, 'serve', '--port', '0', '--data-dir', opts.dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
   const cmd = [...(opts.wrapper ?? []), ...argv];
@@ -65,8 +67,8 @@ export async function startFloatdProcess(opts: {
       reject(new Error(`floatd exited with ${code} before listening:\n${out}`));
     });
   });
-  let adminToken = '';
-  for (let i = 0; i < 400 && !adminToken; i++) {
+  let adminToken = typeof opts.adminToken === 'string' ? opts.adminToken : '';
+  for (let i = 0; i < 400 && !adminToken && opts.adminToken !== false; i++) {
     adminToken = (await readFile(join(opts.dataDir, 'admin-token'), 'utf8').catch(() => '')).trim();
     if (!adminToken) await new Promise((r) => setTimeout(r, 25));
   }

@@ -106,6 +106,31 @@ program
     process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
   });
 
+program
+  .command('backup <file>')
+  .description('copy the SQLite database (online, consistent while the server runs) and the data directory\'s files into one new file')
+  .option('--data-dir <dir>', 'data directory (FLOATD_DATA_DIR, default ./data)')
+  .option('--database-url <url>', 'database (FLOATD_DATABASE_URL); PostgreSQL: use pg_dump, see docs/operations.md')
+  .action(async (file: string, flags: Flags) => {
+    const { backup } = await import('./ops/backup.js');
+    const r = await backup(loadConfig(flags), file);
+    process.stdout.write(`floatd: backed up the database (${r.leases} leases) and ${r.files.join(', ') || 'no other files'} to ${r.file} (${r.bytes} bytes, mode 0600)\n`);
+  });
+
+program
+  .command('restore <file>')
+  .description('replace the database and data directory files with a backup (the server must be stopped; the file is checked first)')
+  .option('--data-dir <dir>', 'data directory (FLOATD_DATA_DIR, default ./data)')
+  .option('--database-url <url>', 'database (FLOATD_DATABASE_URL)')
+  .action(async (file: string, flags: Flags) => {
+    const { restore } = await import('./ops/backup.js');
+    const r = await restore(loadConfig(flags), file);
+    process.stdout.write(
+      `floatd: restored ${r.licenses} licenses and ${r.leases} leases (schema version ${r.schemaVersion}) and ${r.files.join(', ')}. ` +
+        'Leases granted after the backup get LEASE_NOT_FOUND at their next heartbeat and check out again; seats checked in after it are freed by the reclaimer at their TTL (docs/operations.md#backup-and-restore).\n',
+    );
+  });
+
 registerAdminCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

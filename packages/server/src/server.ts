@@ -37,7 +37,7 @@ export const VERSION: string = (createRequire(import.meta.url)('../package.json'
 /** The store named by the configuration, where its signing keys live, and who runs the background jobs. */
 export async function openStore(
   config: Config,
-  onClockOffset?: (offsetMs: number) => void,
+  onClockOffset?: (offsetMs: number, rttMs: number) => void,
 ): Promise<{ store: Store; keyPersistence: KeyPersistence; leadership: Leadership; membership?: { first: Promise<unknown>; stop(): Promise<void> } }> {
   if (config.database.kind === 'sqlite') {
     const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
@@ -82,10 +82,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   let fence: ClockFence | undefined;
-  let firstOffset: number | undefined;
-  const { store, keyPersistence, leadership, membership } = await openStore(config, (offset) => {
-    firstOffset ??= offset;
-    fence?.measured(offset);
+  let firstOffset: [number, number] | undefined;
+  const { store, keyPersistence, leadership, membership } = await openStore(config, (offset, rtt) => {
+    firstOffset ??= [offset, rtt];
+    fence?.measured(offset, rtt);
   });
   const keys = await KeyRing.open(keyPersistence, clock.now());
   const auth = new AdminAuth(store, clock);
@@ -101,7 +101,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   if (config.database.kind === 'postgres') fence = new ClockFence(metrics, logger);
   // The first offset measurement comes before the node listens: a node started with a wrong clock is fenced from its first request.
   await membership?.first;
-  if (fence && firstOffset !== undefined) fence.measured(firstOffset);
+  if (fence && firstOffset !== undefined) fence.measured(...firstOffset);
   const clockGate = {
     mayReclaim: (ttl: number | null, now: number) => silence.mayReclaim(ttl, now),
     fenced: () => fence?.fenced() ?? false,

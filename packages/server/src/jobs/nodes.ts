@@ -21,10 +21,15 @@ export interface NodeRow {
 
 /** This node's clock minus the database's, in ms (half the round trip is taken as the query's moment). */
 export async function clockOffset(sql: postgres.Sql, now: () => number = Date.now): Promise<number> {
+  return (await clockSample(sql, now)).offsetMs;
+}
+
+/** The offset and the round trip it was measured over: the true offset is within ±rttMs/2 of offsetMs. */
+export async function clockSample(sql: postgres.Sql, now: () => number = Date.now): Promise<{ offsetMs: number; rttMs: number }> {
   const before = now();
   const [r] = await sql`SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS db_ms`;
   const after = now();
-  return Math.round((before + after) / 2 - Number(r!.db_ms));
+  return { offsetMs: Math.round((before + after) / 2 - Number(r!.db_ms)), rttMs: Math.max(0, after - before) };
 }
 
 export function reportNode(
@@ -33,13 +38,13 @@ export function reportNode(
   isLeader: () => boolean,
   everyMs = 5000,
   /** each measurement, for the clock fence (service/clockFence.ts) */
-  onOffset: (offsetMs: number) => void = () => {},
+  onOffset: (offsetMs: number, rttMs: number) => void = () => {},
 ): { id: string; first: Promise<unknown>; stop(): Promise<void> } {
   const id = newId('req').replace('req_', 'node_');
   const startedAt = Date.now();
   const tick = async () => {
-    const offset = await clockOffset(sql);
-    onOffset(offset);
+    const { offsetMs: offset, rttMs } = await clockSample(sql);
+    onOffset(offset, rttMs);
     await sql`INSERT INTO nodes (id, host, version, started_at, last_seen_at, clock_offset_ms, leader)
       VALUES (${id}, ${hostname()}, ${version}, ${startedAt}, ${Date.now()}, ${offset}, ${isLeader()})
       ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, clock_offset_ms = excluded.clock_offset_ms, leader = excluded.leader`;

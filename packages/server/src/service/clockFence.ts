@@ -25,16 +25,22 @@ export class ClockFence {
     private readonly boundMs: number = MAX_CLOCK_OFFSET_MS,
   ) {}
 
-  /** A new measurement of this node's clock minus the database's. */
-  measured(offsetMs: number): void {
+  /**
+   * A new measurement of this node's clock minus the database's, taken over a round trip of
+   * `rttMs` (the true offset is within ±rttMs/2 of it). Only a measurement that proves the
+   * offset past the bound fences, and only one that proves it within the bound lifts the fence:
+   * a slow round trip (a loaded machine) decides nothing.
+   */
+  measured(offsetMs: number, rttMs = 0): void {
     this.offsetMs = offsetMs;
     this.metrics.clockOffset.set(offsetMs / 1000);
-    const out = Math.abs(offsetMs) > this.boundMs;
+    const out = Math.abs(offsetMs) - rttMs / 2 > this.boundMs;
+    const within = Math.abs(offsetMs) + rttMs / 2 <= this.boundMs;
     if (out && this.fencedSince === undefined) {
       this.fencedSince = Date.now();
       this.metrics.clockFenced.set(1);
       if (this.logger) this.logger.error({ clockOffsetMs: offsetMs, boundMs: this.boundMs }, 'clock offset from the database past the bound: this node grants and renews nothing until it is back (fix NTP)');
-    } else if (!out && this.fencedSince !== undefined) {
+    } else if (within && this.fencedSince !== undefined) {
       this.fencedSince = undefined;
       this.metrics.clockFenced.set(0);
       if (this.logger) this.logger.warn({ clockOffsetMs: offsetMs, boundMs: this.boundMs }, 'clock offset back within the bound: this node serves again');

@@ -12,7 +12,7 @@
  * - the seat counter equals the lease rows;
  * - the SDK clients kept their leases without a violation event.
  *
- * SQLite in the default pass (WAL, synchronous NORMAL: a process kill loses no
+ * SQLite in the default pass (WAL, synchronous FULL by default; a process kill loses no
  * committed transaction); a temporary PostgreSQL database in the PostgreSQL pass.
  * FLOATD_CRASH_KILLS sets the number of kills (default 5).
  */

@@ -65,6 +65,7 @@ export const ERRORS = {
   VENDOR_KEY_NOT_CONFIGURED: { status: 409, meaning: 'This server has no vendor private key (`--vendor-private-key`), so it cannot issue license files.' },
 
   // --- server --------------------------------------------------------------
+  NODE_CLOCK_SKEWED: { status: 503, meaning: 'Cluster: this node\'s clock is further from the database clock than the bound (2 s): it grants and renews nothing until its clock is corrected; retry on another node.' },
   SERVICE_UNAVAILABLE: { status: 503, meaning: 'The server is shutting down or not ready; retry on another node or later.' },
   STORAGE_UNAVAILABLE: { status: 503, meaning: 'The database cannot write or answer right now (disk full, I/O error, lock timeout, connection lost); nothing was changed. Retry after `Retry-After` seconds; leases already granted are kept.' },
   INTERNAL_ERROR: { status: 500, meaning: 'A bug: the server failed unexpectedly. The request id identifies it in the logs.' },

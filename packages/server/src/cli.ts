@@ -58,7 +58,7 @@ program
   .option('--reclaim-interval <seconds>', 'seconds between reclamation sweeps (FLOATD_RECLAIM_INTERVAL_SECONDS, default 30)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
   .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
-  .option('--sqlite-synchronous <mode>', 'NORMAL (default) or FULL: see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
+  .option('--sqlite-synchronous <mode>', 'FULL (default: every answer after its commit is synced) or NORMAL (a power cut may lose the last commits): see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
   .option('--mode <mode>', 'hosted (default) or on-prem: seats only from a vendor-signed license file (FLOATD_MODE)')
   .option('--license-file <file>', 'on-prem: the license file, polled for renewals (FLOATD_LICENSE_FILE, default <data-dir>/license.json)')
   .option('--vendor-public-key <file>', 'on-prem: the vendor public key that license files must verify with (FLOATD_VENDOR_PUBLIC_KEY)')
@@ -122,6 +122,31 @@ program
     if (flags.json) process.stdout.write(JSON.stringify(checks) + '\n');
     else for (const c of checks) process.stdout.write(`${c.status.toUpperCase().padEnd(4)}  ${c.name}: ${c.detail}\n`);
     process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
+  });
+
+program
+  .command('backup <file>')
+  .description('copy the SQLite database (online, consistent while the server runs) and the data directory\'s files into one new file')
+  .option('--data-dir <dir>', 'data directory (FLOATD_DATA_DIR, default ./data)')
+  .option('--database-url <url>', 'database (FLOATD_DATABASE_URL); PostgreSQL: use pg_dump, see docs/operations.md')
+  .action(async (file: string, flags: Flags) => {
+    const { backup } = await import('./ops/backup.js');
+    const r = await backup(loadConfig(flags), file);
+    process.stdout.write(`floatd: backed up the database (${r.leases} leases) and ${r.files.join(', ') || 'no other files'} to ${r.file} (${r.bytes} bytes, mode 0600)\n`);
+  });
+
+program
+  .command('restore <file>')
+  .description('replace the database and data directory files with a backup (the server must be stopped; the file is checked first)')
+  .option('--data-dir <dir>', 'data directory (FLOATD_DATA_DIR, default ./data)')
+  .option('--database-url <url>', 'database (FLOATD_DATABASE_URL)')
+  .action(async (file: string, flags: Flags) => {
+    const { restore } = await import('./ops/backup.js');
+    const r = await restore(loadConfig(flags), file);
+    process.stdout.write(
+      `floatd: restored ${r.licenses} licenses and ${r.leases} leases (schema version ${r.schemaVersion}) and ${r.files.join(', ')}. ` +
+        'Leases granted after the backup get LEASE_NOT_FOUND at their next heartbeat and check out again; seats checked in after it are freed by the reclaimer at their TTL (docs/operations.md#backup-and-restore).\n',
+    );
   });
 
 registerAdminCommands(program);

@@ -132,7 +132,7 @@ export function parseConfig(i: ConfigInput): Config {
   const reclaimIntervalSeconds = integer(i.reclaimInterval ?? '30', 'FLOATD_RECLAIM_INTERVAL_SECONDS / --reclaim-interval', 1, 86_400);
   const logLevel = (i.logLevel ?? 'info') as Config['logLevel'];
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`FLOATD_LOG_LEVEL / --log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
-  const sync = (i.sqliteSynchronous ?? 'NORMAL').toUpperCase();
+  const sync = (i.sqliteSynchronous ?? 'FULL').toUpperCase();
   if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
   const heartbeatBatchMs = integer(i.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
   const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';

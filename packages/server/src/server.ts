@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import { systemClock, type Clock } from './domain/clock.js';
+import { SilenceWatch, systemClock, type Clock } from './domain/clock.js';
+import { ClockFence } from './service/clockFence.js';
 import { buildApp } from './http/app.js';
 import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
 import { connect, PostgresStore } from './store/postgres/store.js';
@@ -38,7 +39,8 @@ export const VERSION: string = (createRequire(import.meta.url)('../package.json'
 /** The store named by the configuration, where its signing keys live, and who runs the background jobs. */
 export async function openStore(
   config: Config,
-): Promise<{ store: Store; keyPersistence: KeyPersistence; leadership: Leadership; membership?: { stop(): Promise<void> } }> {
+  onClockOffset?: (offsetMs: number, rttMs: number) => void,
+): Promise<{ store: Store; keyPersistence: KeyPersistence; leadership: Leadership; membership?: { first: Promise<unknown>; stop(): Promise<void> } }> {
   if (config.database.kind === 'sqlite') {
     const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
     return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
@@ -49,7 +51,7 @@ export async function openStore(
     store,
     keyPersistence: pgKeyPersistence(store.sql, config.database.keyEncryptionKey),
     leadership,
-    membership: reportNode(store.sql, VERSION, () => leadership.isLeader()),
+    membership: reportNode(store.sql, VERSION, () => leadership.isLeader(), 5000, onClockOffset),
   };
 }
 
@@ -82,7 +84,12 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const logger = opts.logger === undefined ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] }) : opts.logger;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const opened = await openStore(config);
+  let fence: ClockFence | undefined;
+  let firstOffset: [number, number] | undefined;
+  const opened = await openStore(config, (offset, rtt) => {
+    firstOffset ??= [offset, rtt];
+    fence?.measured(offset, rtt);
+  });
   const { keyPersistence, leadership, membership } = opened;
   // On-premise, committed usage is counted into the sealed state (see onprem/sealedState.ts).
   let seal: SealedState | undefined;
@@ -92,6 +99,22 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   const metrics = createMetrics(store);
   if (logger) metrics.onIntegrity = (message, data) => logger.warn(data, message);
+  // Silence is measured from this start: a lease that looks expired gets one TTL of grace (see SilenceWatch).
+  const silence = new SilenceWatch(clock, (deltaMs, at) => {
+    metrics.clockSteps.inc();
+    if (logger) logger.warn({ stepMs: Math.round(deltaMs), at: new Date(at).toISOString() }, 'the wall clock stepped: leases that look expired get one TTL of grace before they are reclaimed');
+  });
+  const stepTimer = setInterval(() => silence.check(), 1000);
+  stepTimer.unref();
+  if (config.database.kind === 'postgres') fence = new ClockFence(metrics, logger);
+  // The first offset measurement comes before the node listens: a node started with a wrong clock is fenced from its first request.
+  await membership?.first;
+  if (fence && firstOffset !== undefined) fence.measured(...firstOffset);
+  const clockGate = {
+    mayReclaim: (ttl: number | null, now: number) => silence.mayReclaim(ttl, now),
+    fenced: () => fence?.fenced() ?? false,
+    watchClock: () => void silence.check(),
+  };
   const storageHealth = new StorageHealth();
   const renewals =
     config.heartbeatBatchMs > 0
@@ -105,7 +128,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           },
         })
       : undefined;
-  const reclaim = new ReclaimService(store, clock, metrics, renewals);
+  const reclaim = new ReclaimService(store, clock, metrics, renewals, clockGate);
 
   // Key files are read before anything else starts: a missing or readable-by-others key stops the server here.
   const onPrem = config.mode === 'on-prem';
@@ -150,7 +173,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       reclaim,
       licensing: new LicensingService(store, clock, keys, metrics, renewals, {
         admit: entitlements && ((license) => entitlements.admit(license)),
-        grantRefusal: (now) => seal?.refusal() ?? clockGuard.refusal(now),
+        grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
+        renewRefusal: () => fence?.refusal(),
+        mayReclaim: clockGate.mayReclaim,
+        watchClock: clockGate.watchClock,
       }),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
       clockGuard,
@@ -162,6 +188,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       version: VERSION,
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
       storageHealth,
+      clockFence: fence,
     },
     { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
   );
@@ -207,6 +234,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     close() {
       closing ??= (async () => {
         clearInterval(stateTimer);
+        clearInterval(stepTimer);
         await stateTick;
         await reclaimer?.stop();
         await leadership.stop();

@@ -5,7 +5,7 @@ import * as W from '../schemas.js';
 
 const tags = ['client'] as const;
 const LeaseParams = W.Obj({ leaseId: W.LeaseId });
-const GRANT_REFUSALS = ['LICENSE_SUSPENDED', 'LICENSE_EXPIRED', 'TRIAL_EXPIRED', 'ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED', 'SERVER_CLOCK_ROLLBACK', 'STATE_TAMPERED'] as const;
+const GRANT_REFUSALS = ['LICENSE_SUSPENDED', 'LICENSE_EXPIRED', 'TRIAL_EXPIRED', 'ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED', 'SERVER_CLOCK_ROLLBACK', 'STATE_TAMPERED', 'NODE_CLOCK_SKEWED'] as const;
 
 export const checkout = route({
   method: 'POST',

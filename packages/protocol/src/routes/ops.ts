@@ -22,7 +22,7 @@ export const readyz = route({
   tags,
   auth: 'none',
   responses: { 200: W.Obj({ status: Type.Literal('ready'), store: Type.String() }) },
-  errors: [],
+  errors: ['NODE_CLOCK_SKEWED'],
 });
 
 export const metrics = route({ method: 'GET', path: '/metrics', summary: 'Prometheus metrics', tags, auth: 'none', responses: {}, raw: true, errors: [] });

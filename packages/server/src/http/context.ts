@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { ClockFence } from '../service/clockFence.js';
 import type { Clock } from '../domain/clock.js';
 import type { KeyRing } from '../keys.js';
 import type { AdminAuth } from '../service/auth.js';
@@ -37,6 +38,8 @@ export interface AppContext {
   settings: { reclaimIntervalSeconds: number };
   /** whether the last write failed for the storage's sake (disk full, connection lost): /readyz reports it */
   storageHealth: StorageHealth;
+  /** cluster only: fenced while this node's clock is too far from the database's */
+  clockFence?: ClockFence | undefined;
 }
 
 export type Routes = (app: FastifyInstance, ctx: AppContext) => void;

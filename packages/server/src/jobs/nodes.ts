@@ -1,9 +1,9 @@
 /**
  * Cluster membership for operators: each node records itself in the `nodes`
  * table every few seconds with its clock's offset from the database's clock,
- * which `floatd doctor` reports. The server's own decisions use only its clock;
- * a node whose clock drifts from the others would decide expiries differently,
- * so the offset is worth watching.
+ * which `floatd doctor` reports. Each node decides expiries with its own clock,
+ * so each measurement also feeds the node's clock fence (service/clockFence.ts),
+ * which stops a node whose offset passes the bound.
  */
 import { hostname } from 'node:os';
 import type postgres from 'postgres';
@@ -21,17 +21,30 @@ export interface NodeRow {
 
 /** This node's clock minus the database's, in ms (half the round trip is taken as the query's moment). */
 export async function clockOffset(sql: postgres.Sql, now: () => number = Date.now): Promise<number> {
+  return (await clockSample(sql, now)).offsetMs;
+}
+
+/** The offset and the round trip it was measured over: the true offset is within ±rttMs/2 of offsetMs. */
+export async function clockSample(sql: postgres.Sql, now: () => number = Date.now): Promise<{ offsetMs: number; rttMs: number }> {
   const before = now();
   const [r] = await sql`SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS db_ms`;
   const after = now();
-  return Math.round((before + after) / 2 - Number(r!.db_ms));
+  return { offsetMs: Math.round((before + after) / 2 - Number(r!.db_ms)), rttMs: Math.max(0, after - before) };
 }
 
-export function reportNode(sql: postgres.Sql, version: string, isLeader: () => boolean, everyMs = 5000): { id: string; stop(): Promise<void> } {
+export function reportNode(
+  sql: postgres.Sql,
+  version: string,
+  isLeader: () => boolean,
+  everyMs = 5000,
+  /** each measurement, for the clock fence (service/clockFence.ts) */
+  onOffset: (offsetMs: number, rttMs: number) => void = () => {},
+): { id: string; first: Promise<unknown>; stop(): Promise<void> } {
   const id = newId('req').replace('req_', 'node_');
   const startedAt = Date.now();
   const tick = async () => {
-    const offset = await clockOffset(sql);
+    const { offsetMs: offset, rttMs } = await clockSample(sql);
+    onOffset(offset, rttMs);
     await sql`INSERT INTO nodes (id, host, version, started_at, last_seen_at, clock_offset_ms, leader)
       VALUES (${id}, ${hostname()}, ${version}, ${startedAt}, ${Date.now()}, ${offset}, ${isLeader()})
       ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, clock_offset_ms = excluded.clock_offset_ms, leader = excluded.leader`;
@@ -39,12 +52,14 @@ export function reportNode(sql: postgres.Sql, version: string, isLeader: () => b
     await sql`DELETE FROM nodes WHERE last_seen_at < ${Date.now() - 86_400_000}`;
   };
   let running: Promise<unknown> = tick().catch(() => undefined);
+  const first = running;
   const timer = setInterval(() => {
     running = tick().catch(() => undefined);
   }, everyMs);
   timer.unref();
   return {
     id,
+    first,
     async stop() {
       clearInterval(timer);
       await running;

@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import type { Config } from '../config.js';
 import { fileKeyPersistence, KeyRing } from '../keys.js';
 import { clockOffset, listNodes } from '../jobs/nodes.js';
+import { MAX_CLOCK_OFFSET_MS } from '../service/clockFence.js';
 import { PostgresStore, migrate as pgMigrate } from '../store/postgres/store.js';
 import { pgKeyPersistence } from '../store/postgres/keys.js';
 import { PG_MIGRATIONS } from '../store/postgres/migrations.js';
@@ -20,7 +21,8 @@ export interface Check {
 }
 
 /** Clock offsets beyond this (ms) between a node and the database are reported as a problem. */
-export const MAX_SKEW_MS = 2000;
+/** The clock fence's bound: a node past it is fenced (grants, renews and reclaims nothing). */
+export const MAX_SKEW_MS = MAX_CLOCK_OFFSET_MS;
 
 /** Applies pending migrations and returns the schema version reached. */
 export async function runMigrate(config: Config): Promise<{ store: string; version: number }> {
@@ -96,7 +98,7 @@ export async function runDoctor(config: Config): Promise<Check[]> {
       add(
         `node ${n.id}`,
         skewed ? 'fail' : stale ? 'warn' : 'ok',
-        `${n.host}, v${n.version}${n.leader ? ', runs the reclaimer' : ''}, clock ${n.clockOffsetMs} ms from the database, last seen ${Math.round((now - n.lastSeenAt) / 1000)} s ago`,
+        `${n.host}, v${n.version}${n.leader ? ', runs the reclaimer' : ''}, clock ${n.clockOffsetMs} ms from the database${skewed ? ` (past ±${MAX_SKEW_MS} ms: fenced, it grants, renews and reclaims nothing until its clock is corrected)` : ''}, last seen ${Math.round((now - n.lastSeenAt) / 1000)} s ago`,
       );
     }
   } catch (err) {

@@ -58,8 +58,14 @@ const invalidKey = () => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
 export interface SeatGate {
   /** The license as the trusted source says it is, or why it may not be used. */
   admit?(license: License): Result<License>;
-  /** Why no new seat may be granted now (the server clock is set back), if so. */
+  /** Why no new seat may be granted now (the server clock is set back, or too far from the cluster's), if so. */
   grantRefusal?(now: number): DomainError | undefined;
+  /** Why this node may not renew a lease now (its clock is too far from the cluster's: its expiries and tokens would be wrong), if so. */
+  renewRefusal?(): DomainError | undefined;
+  /** May leases of a license with this TTL that look expired at `now` be freed? No within one TTL of a start or a clock step (`SilenceWatch`). */
+  mayReclaim?(leaseTtlSeconds: number | null, now: number): boolean;
+  /** Looks for a wall-clock step now (two clock readings), so a step's grace starts when the step happened, not when a lease first looks dead. */
+  watchClock?(): void;
 }
 
 export class LicensingService {
@@ -99,6 +105,9 @@ export class LicensingService {
    * goes through the locked path.
    */
   async heartbeat(key: string, leaseId: string, instanceId: string): Promise<Result<SignedGrant>> {
+    const fenced = this.gate.renewRefusal?.();
+    if (fenced) return { ok: false, error: fenced };
+    this.gate.watchClock?.();
     const now = this.clock.now();
     const command = { leaseId, instanceId, actor: ACTOR };
     await this.renewals?.settle(now);
@@ -180,6 +189,7 @@ export class LicensingService {
     req: { fingerprint: string },
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
   ): Promise<Result<SignedGrant>> {
+    this.gate.watchClock?.();
     const now = this.clock.now();
     const refused = this.gate.grantRefusal?.(now);
     if (refused) return { ok: false, error: refused };
@@ -199,7 +209,8 @@ export class LicensingService {
         license,
         device,
         deviceLeases,
-        deadLeases: full ? await tx.deadLeases(license.id, now, DEAD_LEASES_PER_CHECKOUT) : [],
+        // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
+        deadLeases: full && this.gate.mayReclaim?.(license.leaseTtlSeconds, now) !== false ? await tx.deadLeases(license.id, now, DEAD_LEASES_PER_CHECKOUT) : [],
         earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
       };
       const decision = decide(state, now);

@@ -15,6 +15,11 @@ export interface Metrics {
   clockRollback: Gauge;
   trustedTime: Gauge;
   clockRefusals: Counter;
+  /** wall-clock steps seen against the monotonic clock (each one starts a reclamation grace of one TTL) */
+  clockSteps: Counter;
+  /** cluster: this node's clock minus the database's, and 1 while that is past the bound (the node grants nothing) */
+  clockOffset: Gauge;
+  clockFenced: Gauge;
   /** on-premise: serial and end of the license file in force */
   entitlementSerial: Gauge;
   entitlementNotAfter: Gauge;
@@ -63,6 +68,9 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
   const clockRollback = new Gauge({ name: 'floatd_server_clock_rollback', help: '1 while the server clock is set back behind its latest trusted time: new grants are refused', registers: [registry] });
   const trustedTime = new Gauge({ name: 'floatd_server_trusted_time_seconds', help: 'The latest time the server trusted (high-water mark of its clock), Unix seconds', registers: [registry] });
   const clockRefusals = new Counter({ name: 'floatd_server_clock_rollback_refusals_total', help: 'Grants refused with SERVER_CLOCK_ROLLBACK', registers: [registry] });
+  const clockSteps = new Counter({ name: 'floatd_clock_steps_total', help: 'Steps of the wall clock detected against the monotonic clock (leases get one TTL of grace after each)', registers: [registry] });
+  const clockOffset = new Gauge({ name: 'floatd_clock_offset_seconds', help: 'Cluster: this node\'s clock minus the database clock, seconds (last measurement)', registers: [registry] });
+  const clockFenced = new Gauge({ name: 'floatd_clock_fenced', help: 'Cluster: 1 while this node\'s clock offset is past the bound: it grants and renews nothing and /readyz answers 503', registers: [registry] });
   const entitlementSerial = new Gauge({ name: 'floatd_entitlements_serial', help: 'On-premise: serial of the license file in force (0 = none)', registers: [registry] });
   const entitlementNotAfter = new Gauge({ name: 'floatd_entitlements_not_after_seconds', help: 'On-premise: end of the license file in force, Unix seconds (0 = none or no end)', registers: [registry] });
   const seatCounterRepairs = new Counter({
@@ -83,6 +91,9 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     clockRollback,
     trustedTime,
     clockRefusals,
+    clockSteps,
+    clockOffset,
+    clockFenced,
     entitlementSerial,
     entitlementNotAfter,
     seatCounterRepairs,

@@ -22,6 +22,8 @@ export class ReclaimService {
     private readonly metrics: Metrics,
     /** batched heartbeat writes: written before a sweep reads expiries */
     private readonly renewals?: RenewalBuffer,
+    /** whether leases that look expired may be freed yet (the grace after a start or a clock step), and whether this node may decide at all */
+    private readonly guard: { mayReclaim?(leaseTtlSeconds: number | null, now: number): boolean; fenced?(): boolean; watchClock?(): void } = {},
   ) {}
 
   /** Frees every dead lease now. Concurrent calls share one sweep. */
@@ -33,14 +35,18 @@ export class ReclaimService {
   }
 
   private async run(actor: string): Promise<Reclaimed & { ranAt: number }> {
+    this.guard.watchClock?.();
     const now = this.clock.now();
-    await this.renewals?.flush();
     const total: Reclaimed = { freed: [], instancesDropped: 0 };
+    // A node whose clock is out of bounds decides no expiry.
+    if (this.guard.fenced?.()) return { ...total, ranAt: now };
+    await this.renewals?.flush();
     for (const licenseId of await this.store.licensesToSweep(now)) {
       for (;;) {
         const batch = await this.store.transaction(async (tx) => {
           const license = await countedLicense(tx, await tx.lockLicense(licenseId), now, this.metrics);
           if (!license) return { freed: [], instancesDropped: 0, more: false };
+          if (this.guard.mayReclaim?.(license.leaseTtlSeconds, now) === false) return { freed: [], instancesDropped: 0, more: false };
           const candidates = await tx.sweepCandidates(licenseId, now, BATCH);
           const d = decideReclaim(license, candidates, now, actor);
           await tx.apply(d.effects);

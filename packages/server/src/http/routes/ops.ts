@@ -5,7 +5,7 @@ import { ApiError } from '../errors.js';
 import { handle, handleRaw } from '../route.js';
 import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
-export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth }) => {
+export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth, clockFence }) => {
   const R = W.routes.ops;
   handle(app, R.healthz, async () => ({ status: 'ok' as const, version }));
   handle(app, R.readyz, async () => {
@@ -14,6 +14,9 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
     } catch {
       throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer');
     }
+    // A node whose clock is too far from the database's must not take traffic (it refuses it anyway).
+    const skewed = clockFence?.refusal();
+    if (skewed) throw new ApiError(skewed.code, skewed.message, skewed.details);
     // The last write failed for the storage's sake (disk full, …): ready again only once a test write commits.
     if (storageHealth.current) {
       try {

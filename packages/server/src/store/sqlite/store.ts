@@ -44,7 +44,11 @@ const MAX_GROUP = 256;
 export interface SqliteOptions {
   /** file path, or ':memory:' */
   path: string;
-  /** PRAGMA synchronous: NORMAL (default; survives a process crash, a power loss may lose the last commits) or FULL */
+  /**
+   * PRAGMA synchronous. FULL (default): in WAL mode every COMMIT syncs the WAL before it returns, and nobody is
+   * answered before the COMMIT, so an answered write survives a power cut. NORMAL: the WAL is synced only at
+   * checkpoints; a process crash loses nothing, a power cut may roll back the last answered commits.
+   */
   synchronous?: 'NORMAL' | 'FULL';
 }
 
@@ -60,7 +64,7 @@ export class SqliteStore implements Store {
     if (opts.path !== ':memory:' && !existsSync(opts.path)) closeSync(openSync(opts.path, 'a', 0o600));
     this.db = new Database(opts.path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+    this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
     // A bigger page cache (64 MiB): with a million leases the indexes no longer fit the 2 MiB default.
     this.db.pragma('cache_size = -65536');

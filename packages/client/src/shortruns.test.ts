@@ -14,6 +14,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FloatingLicenseError } from './index.js';
@@ -61,11 +62,13 @@ async function shortRuns(
   maxRuns: number,
   startWall: (k: number, lastWallEnd: number) => number,
   end: (k: number) => 'checkin' | 'close' = () => 'checkin',
+  beforeStart: (k: number) => Promise<void> = async () => undefined,
 ): Promise<Outcome> {
   const out: Outcome = { endedAfterMs: undefined, violations: [], refusal: undefined, runs: 0 };
   let used = 0;
   let lastWallEnd = w.clock.now();
   for (let k = 0; k < maxRuns; k++) {
+    await beforeStart(k);
     const clock = new FakeClock(startWall(k, lastWallEnd));
     const app = w.client({ licenseKey: key, clock });
     const log = record(app);
@@ -123,6 +126,19 @@ test('short runs that end without a check-in (close) add up the same way', { tim
     assertEndsAtTheOed(out);
   }));
 
+test('deleting clock.json before each start gives nothing back: the copy beside the offline token is as recent', { timeout: 60_000 }, () =>
+  withWorld(async (w) => {
+    const b = await borrow(w);
+    const state = new StateDir(w.stateDir, w.proxy.url, b.key, 'fp-test-device-0001');
+    let deleted = 0;
+    const out = await shortRuns(w, b.key, 12, () => b.at, () => 'close', async () => {
+      if ((await state.readSealed('clock.json')).kind === 'ok') deleted++;
+      await rm(state.path('clock.json'), { force: true });
+    });
+    assertEndsAtTheOed(out);
+    assert.ok(deleted >= 9);
+  }));
+
 test('a 31 s set-back between runs (inside the 600 s tolerance) does not move the end; neither does one inside a run', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
     const b = await borrow(w);
@@ -144,7 +160,7 @@ test('a 31 s set-back between runs (inside the 600 s tolerance) does not move th
     assert.deepEqual(log.violations.map((v) => v.code), ['OFFLINE_EXPIRED']);
   }));
 
-test('the trusted time is written at every guard check, and it never moves backward across runs', { timeout: 60_000 }, () =>
+test('the trusted time is written at every guard check, and it never moves backward across runs, nor when two runs overlap', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
     const b = await borrow(w);
     const state = new StateDir(w.stateDir, w.proxy.url, b.key, 'fp-test-device-0001');
@@ -169,6 +185,21 @@ test('the trusted time is written at every guard check, and it never moves backw
     await app2.close({ checkin: false });
     await app.close({ checkin: false });
     assert.ok((await trusted()) >= t1);
+
+    // Two runs at once: one that started earlier and knows only an older time does not lower what the other wrote.
+    const clockA = new FakeClock(b.at);
+    const clockB = new FakeClock(b.at);
+    const a = w.client({ licenseKey: b.key, clock: clockA, guardIntervalSeconds: 10 });
+    const bb = w.client({ licenseKey: b.key, clock: clockB, guardIntervalSeconds: 10 });
+    assert.ok((await a.checkout()).ok);
+    assert.ok((await bb.checkout()).ok);
+    const t2 = await trusted();
+    await clockA.advance(30_000);
+    assert.ok((await trusted()) >= t2 + 30_000);
+    await clockB.advance(1_000);
+    await bb.close({ checkin: false });
+    assert.ok((await trusted()) >= t2 + 30_000, 'the later time stays');
+    await a.close({ checkin: false });
   }));
 
 test('a process that ends without check-in or close still leaves its time behind (written at exit)', { timeout: 60_000 }, () =>

@@ -320,6 +320,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   private trustBase: number;
   private readonly mono: () => number;
   private persistChain: Promise<void> = Promise.resolve();
+  private fileOpsPending = 0;
   private exitRef: WeakRef<ExitPersisted> | undefined;
   /** effective time of the last grant */
   private lastGrantAt = 0;
@@ -537,7 +538,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       } catch (err) {
         if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;
       }
-      await this.state.remove(OFFLINE_FILE);
+      await this.fileOp(() => this.state.remove(OFFLINE_FILE));
       await this.state.remove(LEASE_FILE);
       await this.state.unregisterInstance(this.instanceId);
       this.registeredLease = undefined;
@@ -832,12 +833,12 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     this.failures = 0;
     const stored: StoredToken = { token: grant.token, receivedAt, trustedAt: Math.floor(this.trustedNow()) };
     if (claims.offline) {
-      await this.state.writeSealed(OFFLINE_FILE, stored);
+      await this.fileOp(() => this.state.writeSealed(OFFLINE_FILE, stored));
       // the online token of this lease is superseded: it must not outlive the Offline Expiry Date
       await this.state.remove(LEASE_FILE);
     } else {
       await this.state.writeSealed(LEASE_FILE, stored);
-      await this.state.remove(OFFLINE_FILE);
+      await this.fileOp(() => this.state.remove(OFFLINE_FILE));
     }
     if (this.registeredLease !== claims.lse) {
       await this.state.registerInstance({ instanceId: this.instanceId, pid: process.pid, leaseId: claims.lse, startedAt: this.clock.now() });
@@ -861,7 +862,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     const r = await this.state.readSealed<StoredToken>(name);
     if (r.kind === 'missing') return undefined;
     if (r.kind === 'tampered') {
-      await this.state.remove(name);
+      await this.fileOp(() => this.state.remove(name));
       throw new FloatingLicenseError('INVALID_SIGNATURE', `the stored lease token ${name} was tampered with (${r.reason})`);
     }
     const offline = name === OFFLINE_FILE;
@@ -869,13 +870,13 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     try {
       claims = await this.trust.verify(r.data.token, { fingerprint: this.fp!, offline }, false);
     } catch (err) {
-      await this.state.remove(name);
+      await this.fileOp(() => this.state.remove(name));
       throw err;
     }
     this.observeServerTime(claims.iat * 1000);
     const held = this.makeHeld(r.data.token, claims, Math.min(r.data.receivedAt, this.effNow()));
     if (this.expired(held)) {
-      await this.state.remove(name);
+      await this.fileOp(() => this.state.remove(name));
       return undefined;
     }
     return { held };
@@ -950,14 +951,29 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
    */
   private persistClock(): Promise<void> {
     if (!this.state) return Promise.resolve();
-    const run = this.persistChain.then(async () => {
+    return this.fileOp(async () => {
       const rec = await this.state.readSealed<{ t: number }>(CLOCK_FILE);
       const t = this.trustedToWrite(rec);
       await this.state.writeSealed(CLOCK_FILE, { t });
       const off = await this.state.readSealed<StoredToken>(OFFLINE_FILE);
       if (off.kind === 'ok' && !((off.data.trustedAt ?? 0) >= t)) await this.state.writeSealed(OFFLINE_FILE, { ...off.data, trustedAt: t });
     });
-    this.persistChain = run.catch(() => undefined);
+  }
+
+  /**
+   * Runs writes of `clock.json` and `offline.json` one at a time: the trusted time's
+   * copy is a read-modify-write of the offline token's file, which must never put
+   * back a token that a removal (return, expiry, going online) just deleted.
+   */
+  private fileOp<T>(fn: () => Promise<T>): Promise<T> {
+    this.fileOpsPending++;
+    const run = this.persistChain.then(fn).finally(() => {
+      this.fileOpsPending--;
+    });
+    this.persistChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -967,6 +983,8 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     try {
       const t = this.trustedToWrite(this.state.readSealedSync<{ t: number }>(CLOCK_FILE));
       this.state.writeSealedSync(CLOCK_FILE, { t });
+      // a write or removal of the offline token still in flight: leave that file alone (never put back a removed token)
+      if (this.fileOpsPending > 0) return;
       const off = this.state.readSealedSync<StoredToken>(OFFLINE_FILE);
       if (off.kind === 'ok' && !((off.data.trustedAt ?? 0) >= t)) this.state.writeSealedSync(OFFLINE_FILE, { ...off.data, trustedAt: t });
     } catch {
@@ -1164,7 +1182,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
         if (h.claims.offline) {
           this.mode = 'lost';
           this.violate('OFFLINE_EXPIRED', `the Offline Expiry Date passed and the server could not confirm the license: ${e.message}`, e.code);
-          await this.state.remove(OFFLINE_FILE).catch(() => undefined);
+          await this.fileOp(() => this.state.remove(OFFLINE_FILE)).catch(() => undefined);
         } else {
           this.violate('SERVER_UNREACHABLE', `the lease token expired while the server was unreachable: ${e.message}`, e.code);
         }
@@ -1184,7 +1202,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       // the stored token names a lease the server no longer has: a restart without network must not run on it
       await this.state.remove(LEASE_FILE).catch(() => undefined);
     }
-    if (h?.claims.offline) await this.state.remove(OFFLINE_FILE).catch(() => undefined);
+    if (h?.claims.offline) await this.fileOp(() => this.state.remove(OFFLINE_FILE)).catch(() => undefined);
     this.mode = 'lost';
     if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;

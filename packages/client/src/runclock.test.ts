@@ -6,8 +6,9 @@
  * (FAKETIME_DONT_FAKE_MONOTONIC=1), as on a machine whose user sets the date back.
  *
  * The borrow must end when the real time used by all runs together passes the
- * Offline Expiry Date: the run that crosses it is stopped (--enforce), and the
- * next start is refused (server unreachable, no borrowed seat left).
+ * Offline Expiry Date: the run that crosses it reports OFFLINE_EXPIRED and is
+ * stopped (--enforce), and the next start is refused (server unreachable, no
+ * borrowed seat left).
  *
  * Needs libfaketime (Debian package `faketime`; .ci/run installs it). Without it
  * the test fails under CI and is skipped elsewhere.
@@ -108,29 +109,34 @@ test(`floatd-run, ${PROGRAM_MS / 1000} s programs, the clock reset to the borrow
   const report = JSON.stringify(runs.map((r) => ({ code: r.code, signal: r.signal, ms: Math.round(r.ms), gained: r.gainedMs })));
   t.diagnostic(`runs: ${report}; ended after ${endedAfterMs === undefined ? 'never' : Math.round(endedAfterMs)} ms of real time, ${LEFT_MS} ms were left`);
 
-  // Every run that ran added its real duration to the trusted time (not 0, as the reset clock would say).
-  for (const r of runs.filter((x) => x.code === 0)) {
-    assert.ok(r.gainedMs >= PROGRAM_MS && r.gainedMs <= r.ms + 50, `a run of ${Math.round(r.ms)} ms moved the trusted time by ${r.gainedMs} ms; runs: ${report}`);
-    assert.match(r.stderr, /running on the seat borrowed offline until/);
+  // Every run on the borrowed seat added its real duration to the trusted time (not 0, as the reset clock
+  // would have it), and no more than its real duration.
+  const seated = runs.filter((r) => r.code !== 69);
+  for (const r of seated) {
+    assert.match(r.stderr, /running on the seat borrowed offline until/, report);
+    assert.ok(r.gainedMs >= (r.code === 0 ? PROGRAM_MS : 0) && r.gainedMs <= r.ms + 50, `a run of ${Math.round(r.ms)} ms moved the trusted time by ${r.gainedMs} ms; runs: ${report}`);
   }
-  // The run that crossed the Offline Expiry Date was stopped, after the borrow's real time was used up.
-  assert.notEqual(endedAfterMs, undefined, `the borrow never ended; runs: ${report}`);
-  const stopped = runs.find((r) => r.stderr.includes('OFFLINE_EXPIRED'))!;
-  // --enforce stops the command, unless it had just ended by itself (the date fell between its exit and the check-in)
-  if (/stopping the command \(--enforce\)/.test(stopped.stderr)) assert.equal(stopped.signal, 'SIGTERM', report);
-  else assert.equal(stopped.code, 0, report);
-  const ran = runs.indexOf(stopped) + 1;
-  // The SDK counts from its start in each process, the test from each spawn: the end comes when the SDK's
-  // time adds up to what was left, which is no later in the test's measure than that plus each run's
-  // start-up and shutdown (measured: process time − time the run added; the machine may be loaded).
-  const overheads = runs.slice(0, ran - 1).map((r) => r.ms - r.gainedMs);
-  const slack = overheads.reduce((x, y) => x + y, 0) + Math.max(...overheads, 0) + 1000;
-  assert.ok(endedAfterMs! >= LEFT_MS - 1000, `ended after ${Math.round(endedAfterMs!)} ms of real time; runs: ${report}`);
-  assert.ok(endedAfterMs! <= LEFT_MS + slack, `ended after ${Math.round(endedAfterMs!)} ms of real time (start-up slack ${Math.round(slack)} ms); runs: ${report}`);
+  // The borrow ended: a start was refused (no borrowed seat left, no server), and only after the runs
+  // before it had used up what was left; every run that got the seat started before that.
+  const refused = runs.findIndex((r) => r.code === 69);
+  assert.ok(refused > 0, `no start was refused; runs: ${report}`);
+  assert.equal(refused, runs.length - 1);
+  assert.match(runs[refused]!.stderr, /cannot check out a seat/);
+  const usedBefore = (i: number) => runs.slice(0, i).reduce((sum, r) => sum + r.gainedMs, 0);
+  assert.ok(usedBefore(refused) >= LEFT_MS - 1000, `refused after ${usedBefore(refused)} ms of use, ${LEFT_MS} ms were left; runs: ${report}`);
+  assert.ok(usedBefore(refused - 1) < LEFT_MS + 1000, `the last seated run started after ${usedBefore(refused - 1)} ms of use, ${LEFT_MS} ms were left; runs: ${report}`);
   assert.ok((await trusted()) - start >= LEFT_MS - 1000);
-  // The next start has no borrowed seat and no server.
-  const last = runs[runs.length - 1]!;
-  assert.equal(last.code, 69, report);
-  assert.match(last.stderr, /cannot check out a seat/);
-  assert.equal(runs.length, ran + 1, report);
+  // The run that crossed the Offline Expiry Date reported OFFLINE_EXPIRED and was stopped (--enforce), unless
+  // the date fell while it was shutting down (after its command ended, timers stopped for the check-in): on a
+  // loaded machine that happens; the next start is refused either way.
+  const crossed = runs[refused - 1]!;
+  if (endedAfterMs !== undefined) {
+    assert.match(crossed.stderr, /OFFLINE_EXPIRED/, report);
+    if (/stopping the command \(--enforce\)/.test(crossed.stderr)) assert.equal(crossed.signal, 'SIGTERM', report);
+    else assert.equal(crossed.code, 0, report);
+    // in the test's own measure (from each spawn), never before the time that was left
+    assert.ok(endedAfterMs >= LEFT_MS - 1000, `ended after ${Math.round(endedAfterMs)} ms of real time; runs: ${report}`);
+  } else {
+    assert.equal(crossed.code, 0, report);
+  }
 });

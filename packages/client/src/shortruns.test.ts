@@ -139,6 +139,16 @@ test('deleting clock.json before each start gives nothing back: the copy beside 
     assert.ok(deleted >= 9);
   }));
 
+test('deleting the whole state directory gains nothing: the borrowed token goes with it, and the server is needed', { timeout: 60_000 }, () =>
+  withWorld(async (w) => {
+    const b = await borrow(w);
+    await rm(w.stateDir, { recursive: true, force: true });
+    const clock = new FakeClock(b.at);
+    const app = w.client({ licenseKey: b.key, clock });
+    autoAdvance(app, clock);
+    await assert.rejects(app.checkout(), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'NETWORK_ERROR');
+  }));
+
 test('a 31 s set-back between runs (inside the 600 s tolerance) does not move the end; neither does one inside a run', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
     const b = await borrow(w);

@@ -34,6 +34,13 @@ export interface Clock {
   setTimeout(fn: () => void | Promise<unknown>, ms: number, keepAlive?: boolean): TimerHandle;
   /** Cancels a timer; a handle that already fired or was cancelled is ignored. */
   clearTimeout(handle: TimerHandle): void;
+  /**
+   * Elapsed time in ms since an arbitrary origin (the process start): it never goes
+   * back and changing the system clock does not move it. The SDK adds it to the
+   * trusted time it stored, so time used by a run counts whatever the wall clock
+   * says. Optional: without it the SDK uses `performance.now()`.
+   */
+  monotonic?(): number;
 }
 
 /** Node's `setTimeout` accepts at most 2^31-1 ms; longer waits are chained. */
@@ -48,6 +55,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout(fn, ms, keepAlive = false) {
     const box: { t?: NodeJS.Timeout } = {};
     const arm = (left: number) => {

@@ -240,6 +240,31 @@ function asError(err: unknown): FloatingLicenseError {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/**
+ * The trusted time is written when the process exits, whatever the application
+ * did (no check-in, no `close()`): one `exit` listener for every live object,
+ * held weakly so an object the application dropped is not kept alive by it.
+ */
+const PERSIST_AT_EXIT = Symbol('persistAtExit');
+interface ExitPersisted {
+  [PERSIST_AT_EXIT](): void;
+}
+const liveAtExit = new Set<WeakRef<ExitPersisted>>();
+let exitListener = false;
+
+function persistAllAtExit(): void {
+  for (const ref of liveAtExit) ref.deref()?.[PERSIST_AT_EXIT]();
+}
+
+function registerAtExit(ref: WeakRef<ExitPersisted>): void {
+  for (const r of liveAtExit) if (r.deref() === undefined) liveAtExit.delete(r);
+  liveAtExit.add(ref);
+  if (!exitListener) {
+    exitListener = true;
+    process.on('exit', persistAllAtExit);
+  }
+}
+
 // ---------------------------------------------------------------------------
 
 /**
@@ -286,8 +311,17 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   private failures = 0;
   private readonly violations = new Map<ViolationCode, Violation>();
 
-  private trusted = 0;
-  private lastPersistedTrusted = 0;
+  /**
+   * The trusted time is `trustBase + mono()`: the latest time this object trusted
+   * (server time, a clock reading, the record an earlier run left) carried forward
+   * by the monotonic time elapsed since, so it moves on with real time whatever
+   * the wall clock does. Raising it raises `trustBase`; nothing lowers it.
+   */
+  private trustBase: number;
+  private readonly mono: () => number;
+  private persistChain: Promise<void> = Promise.resolve();
+  private fileOpsPending = 0;
+  private exitRef: WeakRef<ExitPersisted> | undefined;
   /** effective time of the last grant */
   private lastGrantAt = 0;
   /** the lease this instance is registered with in the state directory */
@@ -314,6 +348,9 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     super();
     this.opts = opts;
     this.clock = opts.clock ?? systemClock;
+    const clock = this.clock;
+    this.mono = typeof clock.monotonic === 'function' ? () => clock.monotonic!() : () => performance.now();
+    this.trustBase = -this.mono();
     this.serverUrl = normalizeServerUrl(opts.serverUrl);
     const key = normalizeKey(String(opts.licenseKey ?? ''));
     if (!key) throw new FloatingLicenseError('INVALID_LICENSE_KEY', 'the license key is not well formed (25 symbols in five groups, with a valid check symbol)');
@@ -501,7 +538,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       } catch (err) {
         if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;
       }
-      await this.state.remove(OFFLINE_FILE);
+      await this.fileOp(() => this.state.remove(OFFLINE_FILE));
       await this.state.remove(LEASE_FILE);
       await this.state.unregisterInstance(this.instanceId);
       this.registeredLease = undefined;
@@ -532,7 +569,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       if (this.mode !== 'closed') this.mode = 'idle';
       this.held = undefined;
       this.violations.clear();
-      await this.persistClock(true).catch(() => undefined);
+      await this.persistClock().catch(() => undefined);
       if (!h) return { released: false, instances: null, reachedServer: false };
       // A stored token of an earlier run: that run's instance is the one on the lease
       // (unless that run is still alive: then it is not ours to check in).
@@ -651,6 +688,9 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     await this.lock.catch(() => undefined);
     this.stopTimers();
     this.mode = 'closed';
+    await this.persistClock().catch(() => undefined);
+    if (this.exitRef) liveAtExit.delete(this.exitRef);
+    this.exitRef = undefined;
   }
 
   // -------------------------------------------------------------------------
@@ -676,15 +716,18 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     if (rec.kind === 'ok' && typeof rec.data.t === 'number') trusted = rec.data.t;
     const off = await this.state.readSealed<StoredToken>(OFFLINE_FILE);
     if (off.kind === 'ok' && typeof off.data.trustedAt === 'number') trusted = Math.max(trusted, off.data.trustedAt);
-    this.trusted = Math.max(trusted, 0);
-    this.lastPersistedTrusted = this.trusted;
+    // This run continues from the stored time: the wall clock may be earlier (set back), the trusted time is not.
+    this.raiseTrusted(trusted);
     if (rec.kind === 'tampered') {
       this.violate('CLOCK_TAMPERED', `the trusted-time record in ${this.state.dir} was edited (${rec.reason})`);
-      this.trusted = Math.max(this.trusted, now);
-      await this.persistClock(true);
-    } else if (this.checkClock()) {
-      await this.persistClock(true);
+      this.raiseTrusted(now);
+    } else {
+      this.checkClock();
     }
+    // at start: a run that ends before anything else is written has still been here
+    await this.persistClock();
+    this.exitRef = new WeakRef<ExitPersisted>(this);
+    registerAtExit(this.exitRef);
     if (this.opts.handleExit) this.installExitHandlers();
   }
 
@@ -788,14 +831,14 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     this.lastContactAt = this.clock.now();
     this.reachable = true;
     this.failures = 0;
-    const stored: StoredToken = { token: grant.token, receivedAt, trustedAt: this.trusted };
+    const stored: StoredToken = { token: grant.token, receivedAt, trustedAt: Math.floor(this.trustedNow()) };
     if (claims.offline) {
-      await this.state.writeSealed(OFFLINE_FILE, stored);
+      await this.fileOp(() => this.state.writeSealed(OFFLINE_FILE, stored));
       // the online token of this lease is superseded: it must not outlive the Offline Expiry Date
       await this.state.remove(LEASE_FILE);
     } else {
       await this.state.writeSealed(LEASE_FILE, stored);
-      await this.state.remove(OFFLINE_FILE);
+      await this.fileOp(() => this.state.remove(OFFLINE_FILE));
     }
     if (this.registeredLease !== claims.lse) {
       await this.state.registerInstance({ instanceId: this.instanceId, pid: process.pid, leaseId: claims.lse, startedAt: this.clock.now() });
@@ -819,7 +862,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     const r = await this.state.readSealed<StoredToken>(name);
     if (r.kind === 'missing') return undefined;
     if (r.kind === 'tampered') {
-      await this.state.remove(name);
+      await this.fileOp(() => this.state.remove(name));
       throw new FloatingLicenseError('INVALID_SIGNATURE', `the stored lease token ${name} was tampered with (${r.reason})`);
     }
     const offline = name === OFFLINE_FILE;
@@ -827,13 +870,13 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     try {
       claims = await this.trust.verify(r.data.token, { fingerprint: this.fp!, offline }, false);
     } catch (err) {
-      await this.state.remove(name);
+      await this.fileOp(() => this.state.remove(name));
       throw err;
     }
     this.observeServerTime(claims.iat * 1000);
     const held = this.makeHeld(r.data.token, claims, Math.min(r.data.receivedAt, this.effNow()));
     if (this.expired(held)) {
-      await this.state.remove(name);
+      await this.fileOp(() => this.state.remove(name));
       return undefined;
     }
     return { held };
@@ -862,42 +905,99 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   // -------------------------------------------------------------------------
   // time
 
+  /** The trusted time now: the latest trusted reading plus the monotonic time elapsed since it. */
+  private trustedNow(): number {
+    return this.trustBase + this.mono();
+  }
+
+  /** Raises the trusted time to `t` (never lowers it). */
+  private raiseTrusted(t: number): void {
+    const base = t - this.mono();
+    if (base > this.trustBase) this.trustBase = base;
+  }
+
   /** Wall time never earlier than the trusted time: setting the clock back buys nothing. */
   private effNow(): number {
-    return Math.max(this.clock.now(), this.trusted);
+    return Math.max(this.clock.now(), this.trustedNow());
   }
 
   private observeServerTime(ms: number): void {
-    if (ms > this.trusted) this.trusted = ms;
+    this.raiseTrusted(ms);
     this.checkClock();
   }
 
   /** False (and a CLOCK_TAMPERED violation) when the clock is earlier than the trusted time by more than the tolerance. */
   private checkClock(): boolean {
     const now = this.clock.now();
-    if (now < this.trusted - this.tolMs) {
+    const trusted = this.trustedNow();
+    if (now < trusted - this.tolMs) {
       this.violate(
         'CLOCK_TAMPERED',
-        `the system clock (${iso(now)}) is earlier than the last trusted time (${iso(this.trusted)}) by more than ${this.tolMs / 1000} s`,
+        `the system clock (${iso(now)}) is earlier than the last trusted time (${iso(trusted)}) by more than ${this.tolMs / 1000} s`,
       );
       return false;
     }
     this.violations.delete('CLOCK_TAMPERED');
-    if (now > this.trusted) this.trusted = now;
+    this.raiseTrusted(now);
     return true;
   }
 
-  private async persistClock(force = false): Promise<void> {
+  /**
+   * Writes the trusted time to `clock.json`, and beside a stored offline token (so
+   * deleting `clock.json` gives nothing back): at start, at every check (guard,
+   * heartbeat, failed contact), at each grant, check-in, close and process exit.
+   * What another run of this state directory wrote is never lowered: the larger
+   * value wins, and this object continues from it. Writes run one at a time.
+   */
+  private persistClock(): Promise<void> {
+    if (!this.state) return Promise.resolve();
+    return this.fileOp(async () => {
+      const rec = await this.state.readSealed<{ t: number }>(CLOCK_FILE);
+      const t = this.trustedToWrite(rec);
+      await this.state.writeSealed(CLOCK_FILE, { t });
+      const off = await this.state.readSealed<StoredToken>(OFFLINE_FILE);
+      if (off.kind === 'ok' && !((off.data.trustedAt ?? 0) >= t)) await this.state.writeSealed(OFFLINE_FILE, { ...off.data, trustedAt: t });
+    });
+  }
+
+  /**
+   * Runs writes of `clock.json` and `offline.json` one at a time: the trusted time's
+   * copy is a read-modify-write of the offline token's file, which must never put
+   * back a token that a removal (return, expiry, going online) just deleted.
+   */
+  private fileOp<T>(fn: () => Promise<T>): Promise<T> {
+    this.fileOpsPending++;
+    const run = this.persistChain.then(fn).finally(() => {
+      this.fileOpsPending--;
+    });
+    this.persistChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** {@link persistClock} from a process `exit` handler: synchronous, best effort. */
+  [PERSIST_AT_EXIT](): void {
     if (!this.state) return;
-    if (!force && this.trusted - this.lastPersistedTrusted < 300_000) return;
-    this.lastPersistedTrusted = this.trusted;
-    await this.state.writeSealed(CLOCK_FILE, { t: this.trusted });
-    // kept beside the offline token too, so deleting clock.json does not reopen the offline period
-    const h = this.held;
-    if (h?.claims.offline && this.mode === 'offline') {
-      const r = await this.state.readSealed<StoredToken>(OFFLINE_FILE);
-      if (r.kind === 'ok' && r.data.token === h.token) await this.state.writeSealed(OFFLINE_FILE, { ...r.data, trustedAt: this.trusted });
+    try {
+      const t = this.trustedToWrite(this.state.readSealedSync<{ t: number }>(CLOCK_FILE));
+      this.state.writeSealedSync(CLOCK_FILE, { t });
+      // a write or removal of the offline token still in flight: leave that file alone (never put back a removed token)
+      if (this.fileOpsPending > 0) return;
+      const off = this.state.readSealedSync<StoredToken>(OFFLINE_FILE);
+      if (off.kind === 'ok' && !((off.data.trustedAt ?? 0) >= t)) this.state.writeSealedSync(OFFLINE_FILE, { ...off.data, trustedAt: t });
+    } catch {
+      /* the state directory is gone or read-only: nothing more can be done at exit */
     }
+  }
+
+  /** The value to store: this object's trusted time, the wall clock if later, and never less than `rec`. */
+  private trustedToWrite(rec: { kind: string; data?: { t?: unknown } }): number {
+    // a wall clock ahead of the trusted time is a reading like any other (one far behind is not)
+    this.raiseTrusted(this.clock.now());
+    if (rec.kind === 'ok' && typeof rec.data?.t === 'number' && Number.isFinite(rec.data.t)) this.raiseTrusted(rec.data.t);
+    return Math.floor(this.trustedNow());
   }
 
   private expired(h: Held): boolean {
@@ -952,9 +1052,9 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
    */
   private arm(fn: () => Promise<void> | void, ms: number): TimerHandle {
     const delay = Math.max(0, ms);
-    const base = this.trusted;
+    const base = this.trustedNow();
     return this.clock.setTimeout(() => {
-      if (base + delay > this.trusted) this.trusted = base + delay;
+      this.raiseTrusted(base + delay);
       return fn();
     }, delay);
   }
@@ -1066,6 +1166,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
 
   private async onContactFailure(e: FloatingLicenseError, operation: RetryInfo['operation']): Promise<void> {
     if (!this.active()) return;
+    await this.persistClock().catch(() => undefined);
     const h = this.held;
     const untrusted = e.code === 'INVALID_SIGNATURE' || e.code === 'TOKEN_MISMATCH';
     if (e.transient || untrusted) {
@@ -1081,7 +1182,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
         if (h.claims.offline) {
           this.mode = 'lost';
           this.violate('OFFLINE_EXPIRED', `the Offline Expiry Date passed and the server could not confirm the license: ${e.message}`, e.code);
-          await this.state.remove(OFFLINE_FILE).catch(() => undefined);
+          await this.fileOp(() => this.state.remove(OFFLINE_FILE)).catch(() => undefined);
         } else {
           this.violate('SERVER_UNREACHABLE', `the lease token expired while the server was unreachable: ${e.message}`, e.code);
         }
@@ -1101,7 +1202,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       // the stored token names a lease the server no longer has: a restart without network must not run on it
       await this.state.remove(LEASE_FILE).catch(() => undefined);
     }
-    if (h?.claims.offline) await this.state.remove(OFFLINE_FILE).catch(() => undefined);
+    if (h?.claims.offline) await this.fileOp(() => this.state.remove(OFFLINE_FILE)).catch(() => undefined);
     this.mode = 'lost';
     if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;

@@ -19,6 +19,7 @@
  * lease tokens inside are what make them unforgeable.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +44,24 @@ export async function writeFileAtomic(file: string, text: string): Promise<void>
     await rename(tmp, file);
   } catch (err) {
     await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** {@link writeFileAtomic} for where nothing async can run (a process `exit` handler). */
+export function writeFileAtomicSync(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.${++tmpCounter}.${randomBytes(3).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
     throw err;
   }
 }
@@ -72,10 +91,19 @@ export class StateDir {
     return createHmac('sha256', this.macKey).update(name).update('\0').update(body).digest('base64url');
   }
 
+  private sealed(name: string, data: unknown): string {
+    const body = JSON.stringify(data);
+    return JSON.stringify({ v: 1, body, mac: this.mac(name, body) }) + '\n';
+  }
+
   /** Writes `data` with an HMAC over the file's name and content. */
   async writeSealed(name: string, data: unknown): Promise<void> {
-    const body = JSON.stringify(data);
-    await writeFileAtomic(this.path(name), JSON.stringify({ v: 1, body, mac: this.mac(name, body) }) + '\n');
+    await writeFileAtomic(this.path(name), this.sealed(name, data));
+  }
+
+  /** {@link writeSealed}, synchronously (for a process `exit` handler). */
+  writeSealedSync(name: string, data: unknown): void {
+    writeFileAtomicSync(this.path(name), this.sealed(name, data));
   }
 
   /** Reads a sealed file: missing, tampered (unparsable or wrong HMAC), or its data. */
@@ -87,6 +115,22 @@ export class StateDir {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
       throw err;
     }
+    return this.unseal<T>(name, text);
+  }
+
+  /** {@link readSealed}, synchronously. */
+  readSealedSync<T>(name: string): SealedRead<T> {
+    let text: string;
+    try {
+      text = readFileSync(this.path(name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+      throw err;
+    }
+    return this.unseal<T>(name, text);
+  }
+
+  private unseal<T>(name: string, text: string): SealedRead<T> {
     try {
       const outer = JSON.parse(text) as { v?: unknown; body?: unknown; mac?: unknown };
       if (outer.v !== 1 || typeof outer.body !== 'string' || typeof outer.mac !== 'string') return { kind: 'tampered', reason: 'not a sealed state file' };

@@ -52,6 +52,11 @@ export class FakeClock implements Clock {
     return this.wall;
   }
 
+  /** Elapsed time since this clock was made: moves only with {@link advance}, never with the wall clock. @example clock.monotonic() */
+  monotonic(): number {
+    return this.elapsed;
+  }
+
   /** @example clock.setTimeout(() => console.log('later'), 1000) */
   setTimeout(fn: () => void | Promise<unknown>, ms: number, _keepAlive?: boolean): TimerHandle {
     const id = ++this.seq;

@@ -61,6 +61,7 @@ test('FakeClock: timers fire in order on elapsed time, await their work, and ign
   await clock.advance(199);
   assert.deepEqual(order, ['a@100', 'c@150']);
   assert.equal(clock.now(), 1_000_000 - 500_000 + 199);
+  assert.equal(clock.monotonic(), 199, 'monotonic time moves with advance only, not with the wall clock');
   await clock.advance(1);
   assert.deepEqual(order, ['a@100', 'c@150', 'b@200']);
   assert.equal(clock.pending(), 0);

@@ -3,3 +3,4 @@ export * from './schemas.js';
 export * from './claims.js';
 export * from './licenseKey.js';
 export * from './responseSignature.js';
+export * from './text.js';

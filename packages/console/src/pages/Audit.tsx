@@ -1,6 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, type AuditEvent, type AuditType } from '../api';
-import { fmtTime, isoToLocalInput, localInputToIso } from '../format';
+import { fmtTime, isoToLocalInput, localInputToIso, vis } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useLiveRefetch, useLoad, useTitle } from '../session';
 import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
@@ -127,7 +127,7 @@ export function Audit() {
                       >
                         <code>{e.deviceId.slice(0, 12)}…</code>
                       </Link>
-                      {typeof e.data.fingerprint === 'string' && <span className="sub">{e.data.fingerprint}</span>}
+                      {typeof e.data.fingerprint === 'string' && <span className="sub">{vis(e.data.fingerprint)}</span>}
                       </>
                     ) : (
                       '—'
@@ -164,7 +164,7 @@ function Details({ event }: { event: AuditEvent }) {
     <span className="kv">
       {entries.map(([k, v]) => (
         <span key={k}>
-          <span className="muted">{k}</span> {typeof v === 'string' ? v : JSON.stringify(v)}
+          <span className="muted">{vis(k)}</span> {vis(typeof v === 'string' ? v : JSON.stringify(v))}
         </span>
       ))}
     </span>

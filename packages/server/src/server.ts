@@ -30,6 +30,7 @@ import { signerOf, publicKeyFrom } from './onprem/signed.js';
 import { VendorService } from './onprem/vendor.js';
 import type { Store } from './store/port.js';
 import { StorageHealth, storageFailure } from './store/errors.js';
+import { FD_LIMIT_LOW, fileDescriptorLimit, guardConnections, totalCapFor } from './http/connections.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -141,6 +142,17 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     },
     { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
   );
+  // The connection caps: the total is sized from the descriptor limit read now (docs/operations.md, "Connection floods").
+  const fdLimit = fileDescriptorLimit();
+  const poolSize = config.database.kind === 'postgres' ? config.database.poolSize + 1 : 4;
+  const totalCap = config.connections.total ?? totalCapFor(fdLimit, poolSize);
+  guardConnections(app.server, { ...config.connections, total: totalCap }, metrics);
+  if (logger) {
+    const limits = { fdLimit: fdLimit ?? 'unknown', maxConnections: totalCap, maxConnectionsPerAddress: config.connections.perAddress };
+    if (fdLimit !== undefined && fdLimit < FD_LIMIT_LOW) {
+      logger.warn(limits, `the open-file limit is low (${fdLimit}): at most ${totalCap} connections; raise it (systemd LimitNOFILE=65536, docker --ulimit nofile=65536:65536)`);
+    } else logger.info(limits, 'connection limits');
+  }
   await app.listen({ host: config.host, port: config.port });
   // The first admin token is made once the server is up, so a failed first start never leaves an unseen token behind.
   const adminTokenFile = join(config.dataDir, 'admin-token');

@@ -19,6 +19,7 @@ import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './routes/console.js';
 import { adminSecurity, clientSecurity, consoleSecurity, corsPreflight, Guards, NO_LIMITS, type SecuritySettings } from './security.js';
 import { onpremAdminRoutes, vendorPublicRoutes } from './routes/onprem.js';
+import { markAuthenticated } from './connections.js';
 
 export const BODY_LIMIT = 64 * 1024;
 /** Bodies nested deeper are refused: nothing floatd takes needs it, and storing or answering one would overflow the stack. */
@@ -132,6 +133,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     // A change that committed proves the storage writes again.
     if (ctx.storageHealth.current && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 300) ctx.storageHealth.recovered();
     const route = req.routeOptions.url ?? 'unmatched';
+    // A connection that made a client or admin request the server accepted may idle as long as keep-alive allows.
+    if (reply.statusCode < 400 && (route.startsWith('/v1/client/') || route.startsWith('/v1/admin/'))) markAuthenticated(req.raw);
     ctx.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
     ctx.metrics.duration.observe({ route }, reply.elapsedTime / 1000);
   });

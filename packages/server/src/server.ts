@@ -14,6 +14,7 @@ import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
 import { connect, PostgresStore } from './store/postgres/store.js';
 import { pgKeyPersistence } from './store/postgres/keys.js';
 import { alwaysLeader, pgLeadership, type Leadership } from './jobs/leader.js';
+import { startRetention } from './jobs/retention.js';
 import { reportNode } from './jobs/nodes.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
@@ -165,6 +166,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const reclaimer = opts.reclaimer === false ? undefined : startReclaimer(reclaim, config.reclaimIntervalSeconds, (err) => logger && logger.error({ err }, 'reclaimer sweep failed'), leadership);
+  const retention =
+    opts.reclaimer === false ? undefined : startRetention(store, clock, config.retention, (err) => logger && logger.error({ err }, 'retention pruning failed'), leadership);
 
   // Saves the trusted time and picks up a renewed license file (disk, or loaded on another node).
   let stateTick: Promise<void> = Promise.resolve();
@@ -195,6 +198,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         clearInterval(stateTimer);
         await stateTick;
         await reclaimer?.stop();
+        await retention?.stop();
         await leadership.stop();
         await membership?.stop();
         await app.close();

@@ -243,7 +243,7 @@ export class LicensingService {
     const { dead, earliestExpiry } = await this.store.expiryStats(license.id, now);
     if (dead > 0) return undefined;
     const decision = decide({ license, device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry }, now);
-    if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit')) return undefined;
+    if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit' || e.type === 'audit.aggregate')) return undefined;
     await this.store.transaction((tx) => tx.apply(decision.effects));
     return decision.result;
   }

@@ -31,6 +31,8 @@ export interface Config {
   stateIntervalSeconds: number;
   /** connection caps and deadlines (http/connections.ts); `total` undefined = sized from the descriptor limit at start */
   connections: { perAddress: number; total: number | undefined; headersTimeoutMs: number; unauthenticatedIdleMs: number };
+  /** seat transactions of one license at once in this node (service/licenseQueue.ts); undefined = the store's default */
+  licenseConcurrency: number | undefined;
   /** retention of history (jobs/retention.ts): days kept, 0 = keep forever */
   retention: { auditDays: number; usageDays: number };
 }
@@ -96,6 +98,7 @@ export interface ConfigInput {
   headersTimeoutMs?: string | undefined;
   idleUnauthenticatedMs?: string | undefined;
   auditRetentionDays?: string | undefined;
+  licenseConcurrency?: string | undefined;
   usageRetentionDays?: string | undefined;
 }
 
@@ -137,6 +140,7 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     headersTimeoutMs: env.FLOATD_HEADERS_TIMEOUT_MS,
     idleUnauthenticatedMs: env.FLOATD_IDLE_UNAUTHENTICATED_MS,
     auditRetentionDays: env.FLOATD_AUDIT_RETENTION_DAYS,
+    licenseConcurrency: env.FLOATD_LICENSE_CONCURRENCY,
     usageRetentionDays: env.FLOATD_USAGE_RETENTION_DAYS,
   };
   return parseConfig(input);
@@ -182,6 +186,8 @@ export function parseConfig(i: ConfigInput): Config {
     security: security(i),
     connections: connections(i),
     retention: retention(i, mode),
+    licenseConcurrency:
+      i.licenseConcurrency === undefined || i.licenseConcurrency.trim() === '' ? undefined : integer(i.licenseConcurrency, 'FLOATD_LICENSE_CONCURRENCY', 0, 1000),
   };
 }
 

@@ -19,6 +19,7 @@ import { reportNode } from './jobs/nodes.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
 import { LicensingService } from './service/licensing.js';
+import { LicenseQueue, countPoolWaits, licenseConcurrency } from './service/licenseQueue.js';
 import { createMetrics } from './service/metrics.js';
 import { ReclaimService, startReclaimer } from './service/reclaim.js';
 import { RenewalBuffer } from './service/renewals.js';
@@ -86,6 +87,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const auth = new AdminAuth(store, clock);
 
   const metrics = createMetrics(store);
+  if (config.database.kind === 'postgres') countPoolWaits(store, config.database.poolSize, metrics);
   const storageHealth = new StorageHealth();
   const renewals =
     config.heartbeatBatchMs > 0
@@ -127,10 +129,18 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       auth,
       metrics,
       reclaim,
-      licensing: new LicensingService(store, clock, keys, metrics, renewals, {
-        admit: entitlements && ((license) => entitlements.admit(license)),
-        grantRefusal: (now) => clockGuard.refusal(now),
-      }),
+      licensing: new LicensingService(
+        store,
+        clock,
+        keys,
+        metrics,
+        renewals,
+        {
+          admit: entitlements && ((license) => entitlements.admit(license)),
+          grantRefusal: (now) => clockGuard.refusal(now),
+        },
+        new LicenseQueue(licenseConcurrency(config), metrics),
+      ),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
       clockGuard,
       entitlements,

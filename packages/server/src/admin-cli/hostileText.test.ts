@@ -151,6 +151,7 @@ test('the CLI prints client text stored before the rule, metadata and error mess
     assert.doesNotMatch(r.stdout, RAW, `${what} printed a raw control character or bidi override`);
     assert.doesNotMatch(r.stderr, RAW);
   }
+  if (process.env.FLOATD_SHOW_CLI) process.stdout.write(`# leases list:\n${runs.leases.stdout.replace(/^/gm, '# ')}\n`);
   // The table shows what is there, escaped, on one line per lease.
   const line = runs.leases.stdout.split('\n').find((l) => l.startsWith(granted.body.lease.id)) ?? '';
   assert.ok(line.includes('\\x1b]0;PWNED\\x07\\x1b[2Jws-evil'), line);

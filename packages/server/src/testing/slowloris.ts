@@ -50,7 +50,7 @@ export async function flood(url: string, from: string, count: number, dripMs: nu
         else s.closedSilently++;
         s.longestHeldMs = Math.max(s.longestHeldMs, Date.now() - started);
       }
-      if (!stopping) setTimeout(open, 50).unref();
+      if (!stopping) setTimeout(open, 200).unref();
     });
   };
   for (let i = 0; i < count; i++) {

@@ -151,7 +151,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
       storageHealth,
     },
-    { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
+    {
+      logger,
+      logRequests: config.logRequests,
+      security: config.security,
+      trustProxy: config.security.trustProxy,
+      unauthenticatedIdleMs: config.connections.unauthenticatedIdleMs,
+    },
   );
   // The connection caps: the total is sized from the descriptor limit read now (docs/operations.md, "Connection floods").
   const fdLimit = fileDescriptorLimit();

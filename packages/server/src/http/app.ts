@@ -19,7 +19,7 @@ import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './routes/console.js';
 import { adminSecurity, clientSecurity, consoleSecurity, corsPreflight, Guards, NO_LIMITS, type SecuritySettings } from './security.js';
 import { onpremAdminRoutes, vendorPublicRoutes } from './routes/onprem.js';
-import { markAuthenticated } from './connections.js';
+import { authenticates, isAuthenticated, keepAliveHint, markAuthenticated } from './connections.js';
 
 export const BODY_LIMIT = 64 * 1024;
 /** Bodies nested deeper are refused: nothing floatd takes needs it, and storing or answering one would overflow the stack. */
@@ -60,6 +60,8 @@ export interface AppOptions {
   security?: SecuritySettings;
   /** fastify's trustProxy: which X-Forwarded-For to believe for the client address (default none) */
   trustProxy?: boolean | number | string[];
+  /** the idle deadline of connections that have not authenticated (connections.ts); answers on them carry the Keep-Alive hint */
+  unauthenticatedIdleMs?: number;
 }
 
 export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<FastifyInstance> {
@@ -129,12 +131,17 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
       throw new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry');
     }
   });
+  // A connection that authenticated may idle as long as keep-alive allows; one that has not is closed after a short
+  // idle time (connections.ts), and its answers say so, so that clients do not race the close.
+  const idleMs = opts.unauthenticatedIdleMs;
+  app.addHook('onSend', async (req, reply) => {
+    if (authenticates(req.routeOptions.url ?? '', reply.statusCode)) markAuthenticated(req.raw);
+    else if (idleMs !== undefined && !isAuthenticated(req.raw)) reply.header('keep-alive', keepAliveHint(idleMs));
+  });
   app.addHook('onResponse', async (req, reply) => {
     // A change that committed proves the storage writes again.
     if (ctx.storageHealth.current && req.method !== 'GET' && req.method !== 'HEAD' && reply.statusCode < 300) ctx.storageHealth.recovered();
     const route = req.routeOptions.url ?? 'unmatched';
-    // A connection that made a client or admin request the server accepted may idle as long as keep-alive allows.
-    if (reply.statusCode < 400 && (route.startsWith('/v1/client/') || route.startsWith('/v1/admin/'))) markAuthenticated(req.raw);
     ctx.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
     ctx.metrics.duration.observe({ route }, reply.elapsedTime / 1000);
   });

@@ -108,7 +108,7 @@ test('1,100 slow sockets from one address at a descriptor limit of 1024: every /
   assert.ok(flood.opened >= 1100, `opened ${flood.opened}`);
   assert.ok(flood.refused503 >= 1100 - 256, `refused at once: ${flood.refused503}`);
   assert.ok(flood.closedSilently >= 256, `closed by the head deadline: ${flood.closedSilently}`);
-  assert.ok(flood.longestHeldMs < 4000 + 6000, `a slow socket was held ${flood.longestHeldMs} ms`);
+  assert.ok(flood.longestHeldMs < 12_000, `a slow socket was held ${flood.longestHeldMs} ms`);
   const m = (await getFrom('127.0.0.2', '/metrics')).body;
   assert.ok(metric(m, 'floatd_connections_refused_total', 'reason="per-address"') >= flood.refused503, 'each 503 is counted');
   assert.ok(metric(m, 'floatd_connections_refused_total', 'reason="headers-timeout"') >= 256);

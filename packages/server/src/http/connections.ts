@@ -62,9 +62,33 @@ export function totalCapFor(fdLimit: number | undefined, poolSize: number): numb
 const AUTHENTICATED = Symbol('floatd.authenticated');
 type TrackedSocket = Socket & { [AUTHENTICATED]?: boolean; floatdTimer?: NodeJS.Timeout | undefined };
 
-/** Marks the connection a request came on as authenticated (a client or admin request that was answered below 400). */
+/**
+ * Whether an answer shows that its request authenticated: a client or admin route answered with anything but
+ * 401 (no valid key or token) or 429 (rate limited, possibly before the check); on a client route also not 400,
+ * which is a validation answered before the key is looked up. A 403 (a valid admin token without the role)
+ * or a 409 denial did authenticate.
+ */
+export function authenticates(route: string, status: number): boolean {
+  if (status === 401 || status === 429) return false;
+  if (route.startsWith('/v1/admin/')) return true;
+  return route.startsWith('/v1/client/') && status !== 400 && status < 500;
+}
+
+/** Marks the connection a request came on as authenticated. */
 export function markAuthenticated(req: IncomingMessage): void {
   (req.socket as TrackedSocket)[AUTHENTICATED] = true;
+}
+
+export function isAuthenticated(req: IncomingMessage): boolean {
+  return (req.socket as TrackedSocket)[AUTHENTICATED] === true;
+}
+
+/**
+ * The `Keep-Alive` hint for an answer on a connection that will idle under the short deadline: a client that
+ * honours it (undici, browsers) closes the idle connection itself a second early instead of racing the server's close.
+ */
+export function keepAliveHint(unauthenticatedIdleMs: number): string {
+  return `timeout=${Math.max(1, Math.floor(unauthenticatedIdleMs / 1000))}`;
 }
 
 const REFUSAL = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ';

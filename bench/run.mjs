@@ -15,7 +15,7 @@
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale, written to BENCHMARKS.md
  *   npm run bench -- --neighbours         # noisy neighbour: quiet key B's heartbeats alone and while 40 loops churn
- *                                         # key A, both stores, per-license queue on and off (--store, --queue default|off)
+ *                                         # key A, both stores, per-license queue on and off (--store, --queue default|off|<n>)
  *
  * Scenarios: checkout-checkin (each checkout a new device, then its check-in),
  * heartbeat (renewals over --leases live leases), mixed (80% heartbeat, 15%
@@ -539,7 +539,7 @@ async function quietHeartbeats(url, keyB, leases, seconds, stop = () => false) {
 
 async function neighboursOn(store, queue) {
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-nb-'));
-  const f = await startFloatd({ store, nodes: 1, dataDir, env: queue === 'off' ? { FLOATD_LICENSE_CONCURRENCY: '0' } : {} });
+  const f = await startFloatd({ store, nodes: 1, dataDir, env: queue === 'off' ? { FLOATD_LICENSE_CONCURRENCY: '0' } : /^\d+$/.test(queue) ? { FLOATD_LICENSE_CONCURRENCY: queue } : {} });
   try {
     const productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'neighbours' })).id;
     const mk = async (seats) => (await api(f.url, 'POST', '/v1/admin/licenses', f.admin, { productId, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 })).key;
@@ -560,13 +560,18 @@ async function neighboursOn(store, queue) {
       }
     });
     await new Promise((r) => setTimeout(r, 500));
+    // A alone first (B idle), then B's heartbeats during the storm.
+    const aloneFrom = Date.now();
+    const aloneChurns = churns;
+    await new Promise((r) => setTimeout(r, (duration * 1000) / 2));
+    const aAloneRate = Math.round(((churns - aloneChurns) * 1000) / (Date.now() - aloneFrom));
     const started = Date.now();
     const churnsBefore = churns;
     const storm = await quietHeartbeats(f.url, keyB, leasesB, duration);
     const churnRate = Math.round(((churns - churnsBefore) * 1000) / (Date.now() - started));
     stop = true;
     await Promise.all(loops);
-    return { store, queue, alone, storm, a_churns_per_s: churnRate, a_churn_p50_ms: percentile(churnLat, 50), a_churn_p99_ms: percentile(churnLat, 99) };
+    return { store, queue, alone, storm, a_alone_churns_per_s: aAloneRate, a_churns_per_s: churnRate, a_churn_p50_ms: percentile(churnLat, 50), a_churn_p99_ms: percentile(churnLat, 99) };
   } finally {
     await f.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -589,11 +594,11 @@ async function neighbours() {
 
 function neighboursTable(rows) {
   return [
-    '| store | per-license queue | B alone p50 / p99 ms | B under A\'s storm p50 / p99 ms | A churns/s | A churn p50 / p99 ms |',
-    '| --- | --- | ---: | ---: | ---: | ---: |',
+    '| store | per-license queue | B alone p50 / p99 ms | B under A\'s storm p50 / p99 ms | A churns/s (B idle) | A churns/s (with B) | A churn p50 / p99 ms |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.store} | ${r.queue === 'off' ? 'off (FLOATD_LICENSE_CONCURRENCY=0)' : r.store === 'postgres' ? 'default (2 of a pool of 10)' : 'default (none on SQLite)'} | ${r.alone.p50_ms} / ${r.alone.p99_ms} | ${r.storm.p50_ms} / ${r.storm.p99_ms} | ${r.a_churns_per_s} | ${r.a_churn_p50_ms} / ${r.a_churn_p99_ms} |`,
+        `| ${r.store} | ${r.queue === 'off' ? 'off (FLOATD_LICENSE_CONCURRENCY=0)' : /^\d+$/.test(r.queue) ? `FLOATD_LICENSE_CONCURRENCY=${r.queue}` : r.store === 'postgres' ? 'default (2 of a pool of 10)' : 'default (none on SQLite)'} | ${r.alone.p50_ms} / ${r.alone.p99_ms} | ${r.storm.p50_ms} / ${r.storm.p99_ms} | ${r.a_alone_churns_per_s} | ${r.a_churns_per_s} | ${r.a_churn_p50_ms} / ${r.a_churn_p99_ms} |`,
     ),
   ].join('\n');
 }

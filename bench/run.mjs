@@ -14,6 +14,8 @@
  *   npm run bench -- --store postgres --nodes 2   # PostgreSQL (a fresh database), load spread over N nodes
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale, written to BENCHMARKS.md
+ *   npm run bench -- --neighbours         # noisy neighbour: quiet key B's heartbeats alone and while 40 loops churn
+ *                                         # key A, both stores, per-license queue on and off (--store, --queue default|off|<n>)
  *
  * Scenarios: checkout-checkin (each checkout a new device, then its check-in),
  * heartbeat (renewals over --leases live leases), mixed (80% heartbeat, 15%
@@ -509,7 +511,105 @@ caller. Contended: 10 seats for 1,000 devices, so most answers are 409 denials b
   return { date, sqlite, postgres_1: pg1, postgres_2: pg2, scale: sc };
 }
 
+// ---------------------------------------------------------------------------
+// noisy neighbour (issue #24): a quiet key B renews while 40 loops churn key A
+
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2) : null;
+};
+
+/** B's 10 leases renewed one after another for `seconds`; latencies in ms. */
+async function quietHeartbeats(url, keyB, leases, seconds, stop = () => false) {
+  const lat = [];
+  const until = Date.now() + seconds * 1000;
+  for (let i = 0; Date.now() < until && !stop(); i++) {
+    const t0 = performance.now();
+    const res = await fetch(`${url}/v1/client/leases/${leases[i % leases.length]}/heartbeat`, {
+      method: 'POST',
+      headers: { ...JSON_HEADERS, authorization: `License ${keyB}` },
+      body: '{"instanceId":"app"}',
+    });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`B heartbeat: ${res.status}`);
+    lat.push(performance.now() - t0);
+  }
+  return { n: lat.length, p50_ms: percentile(lat, 50), p99_ms: percentile(lat, 99) };
+}
+
+async function neighboursOn(store, queue) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-nb-'));
+  const f = await startFloatd({ store, nodes: 1, dataDir, env: queue === 'off' ? { FLOATD_LICENSE_CONCURRENCY: '0' } : /^\d+$/.test(queue) ? { FLOATD_LICENSE_CONCURRENCY: queue } : {} });
+  try {
+    const productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'neighbours' })).id;
+    const mk = async (seats) => (await api(f.url, 'POST', '/v1/admin/licenses', f.admin, { productId, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 })).key;
+    const keyA = await mk(40);
+    const keyB = await mk(10);
+    const leasesB = await checkoutMany(f.url, keyB, 10, 'quiet-b');
+    const alone = await quietHeartbeats(f.url, keyB, leasesB, duration);
+    let stop = false;
+    let churns = 0;
+    const churnLat = [];
+    const loops = Array.from({ length: 40 }, async (_, i) => {
+      while (!stop) {
+        const t0 = performance.now();
+        const g = await api(f.url, 'POST', '/v1/client/checkout', `License ${keyA}`, { fingerprint: `storm-a-${i}-device`, instanceId: 'app' });
+        await api(f.url, 'POST', `/v1/client/leases/${g.lease.id}/checkin`, `License ${keyA}`, { instanceId: 'app' });
+        churnLat.push(performance.now() - t0);
+        churns++;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    // A alone first (B idle), then B's heartbeats during the storm.
+    const aloneFrom = Date.now();
+    const aloneChurns = churns;
+    await new Promise((r) => setTimeout(r, (duration * 1000) / 2));
+    const aAloneRate = Math.round(((churns - aloneChurns) * 1000) / (Date.now() - aloneFrom));
+    const started = Date.now();
+    const churnsBefore = churns;
+    const storm = await quietHeartbeats(f.url, keyB, leasesB, duration);
+    const churnRate = Math.round(((churns - churnsBefore) * 1000) / (Date.now() - started));
+    stop = true;
+    await Promise.all(loops);
+    return { store, queue, alone, storm, a_alone_churns_per_s: aAloneRate, a_churns_per_s: churnRate, a_churn_p50_ms: percentile(churnLat, 50), a_churn_p99_ms: percentile(churnLat, 99) };
+  } finally {
+    await f.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function neighbours() {
+  // SQLite's default is no queue (no pool to protect); PostgreSQL runs with its default queue and without (the "before").
+  const stores = flag('store', 'both') === 'both' ? ['sqlite', 'postgres'] : [flag('store', 'sqlite')];
+  const rows = [];
+  for (const store of stores) {
+    const queues = flag('queue', undefined) ? [flag('queue')] : store === 'postgres' ? ['default', 'off'] : ['default'];
+    for (const queue of queues) {
+      log(`neighbours: ${store}, per-license queue ${queue} ...`);
+      rows.push(await neighboursOn(store, queue));
+    }
+  }
+  return rows;
+}
+
+function neighboursTable(rows) {
+  return [
+    '| store | per-license queue | B alone p50 / p99 ms | B under A\'s storm p50 / p99 ms | A churns/s (B idle) | A churns/s (with B) | A churn p50 / p99 ms |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.store} | ${r.queue === 'off' ? 'off (FLOATD_LICENSE_CONCURRENCY=0)' : /^\d+$/.test(r.queue) ? `FLOATD_LICENSE_CONCURRENCY=${r.queue}` : r.store === 'postgres' ? 'default (2 of a pool of 10)' : 'default (none on SQLite)'} | ${r.alone.p50_ms} / ${r.alone.p99_ms} | ${r.storm.p50_ms} / ${r.storm.p99_ms} | ${r.a_alone_churns_per_s} | ${r.a_churns_per_s} | ${r.a_churn_p50_ms} / ${r.a_churn_p99_ms} |`,
+    ),
+  ].join('\n');
+}
+
 async function main() {
+  if (args.includes('--neighbours')) {
+    const rows = await neighbours();
+    if (asJson) console.log(JSON.stringify({ node: process.version, duration_s: duration, neighbours: rows }));
+    else console.log('\n' + neighboursTable(rows) + `\n\n${machine()}; ${duration}s per phase`);
+    return;
+  }
   const header = { node: process.version, cpus: cpus().length, connections, duration_s: duration, date: new Date().toISOString() };
   if (args.includes('--write')) {
     const r = await writeReport();

@@ -10,6 +10,7 @@ import { homedir, hostname as osHostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import {
   normalizeKey,
+  visibleText,
   type CheckinResult as WireCheckinResult,
   type Grant,
   type LeaseTokenClaims,
@@ -748,9 +749,11 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     return {
       fingerprint: this.fp!,
       instanceId: this.instanceId,
-      ...(host ? { hostname: host.slice(0, 255) } : {}),
-      ...(user ? { user: user.slice(0, 255) } : {}),
-      ...(this.opts.appVersion ? { appVersion: this.opts.appVersion.slice(0, 64) } : {}),
+      // The server refuses control characters and bidi overrides in identity text (protocol/text.ts); an odd
+      // host or user name from the OS is sent with them escaped rather than cost the checkout.
+      ...(host ? { hostname: visibleText(host).slice(0, 255) } : {}),
+      ...(user ? { user: visibleText(user).slice(0, 255) } : {}),
+      ...(this.opts.appVersion ? { appVersion: visibleText(this.opts.appVersion).slice(0, 64) } : {}),
     };
   }
 

@@ -118,7 +118,9 @@ test('no seat free: floatd-run says who holds what and when one frees, and exits
   // --wait: the holder leaves while floatd-run waits; the command then runs
   const waiting = floatdRun([...args.filter((a) => a !== '--quiet'), '--wait', '--wait-interval', '0.05', '--', process.execPath, '-e', 'console.log("ran")']);
   // the holder leaves once floatd-run has been refused twice (it is really queueing)
-  const denials = async () => ((await ts.admin('GET', `/v1/admin/audit?licenseId=${lic.id}&type=denied`)).body.items ?? []).length as number;
+  // (denials are audited in aggregate: one entry per fingerprint and hour, with a count)
+  const denials = async () =>
+    ((await ts.admin('GET', `/v1/admin/audit?licenseId=${lic.id}&type=denied`)).body.items ?? []).reduce((n: number, e: { data: { count?: number } }) => n + (e.data.count ?? 1), 0) as number;
   const before = await denials();
   const deadline = Date.now() + 10_000;
   while ((await denials()) < before + 2) {

@@ -3,6 +3,7 @@
  * `Authorization: Bearer <token>`. The token lives in sessionStorage (gone when the tab
  * closes) and never in a URL.
  */
+import { visibleText } from '@floatd/protocol/text';
 import type {
   AdminTokenInfo,
   AuditEvent,
@@ -218,12 +219,13 @@ export const api = {
 export const DEFAULT_USAGE_RANGE = '24h';
 
 /** The customer or label a vendor put in a key's metadata (until customers are records of their own). */
+/** The customer a key's metadata names, made visible (metadata is free text: control characters are shown escaped). */
 export function customerOf(metadata: Record<string, unknown> | undefined): string | null {
   if (!metadata) return null;
   for (const k of ['customer', 'customerName', 'label', 'name', 'company']) {
     const v = metadata[k];
-    if (typeof v === 'string' && v.trim()) return v.trim();
-    if (v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string') return (v as { name: string }).name;
+    if (typeof v === 'string' && v.trim()) return visibleText(v.trim());
+    if (v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string') return visibleText((v as { name: string }).name);
   }
   return null;
 }

@@ -1,4 +1,12 @@
-/** Display helpers: times in the browser's zone (the API speaks UTC), durations in words. */
+/** Display helpers: times in the browser's zone (the API speaks UTC), durations in words, client text made visible. */
+import { visibleText } from '@floatd/protocol/text';
+
+/**
+ * Text that came from a client or from metadata (hostname, user, app version, audit details), with control
+ * characters and bidi overrides shown as escapes (`\x1b`, `\u202e`): React already escapes HTML, but a bidi
+ * override would still reorder what the administrator reads. Rows stored before the server refused them too.
+ */
+export const vis = (s: string): string => visibleText(s);
 const dateTime = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 const thisYear = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 const dateOnly = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });

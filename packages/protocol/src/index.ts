@@ -5,3 +5,4 @@ export * from './licenseKey.js';
 export * from './responseSignature.js';
 export * from './route.js';
 export * as routes from './routes/index.js';
+export * from './text.js';

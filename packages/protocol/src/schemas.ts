@@ -5,6 +5,7 @@
  * not silently dropped.
  */
 import { Type, type Static, type TSchema, type TProperties, type ObjectOptions } from '@sinclair/typebox';
+import { IDENTITY_TEXT_PATTERN } from './text.js';
 
 /** A closed object: unknown fields are rejected. */
 export const Obj = <T extends TProperties>(props: T, opts: ObjectOptions = {}) =>
@@ -29,7 +30,13 @@ export const InstanceIdSchema = Type.String({ minLength: 1, maxLength: 128, patt
  * made the write fail with a 500 there (and was stored on SQLite): it is refused the same way on both.
  */
 const Text = (opts: { minLength?: number; maxLength: number }) => Type.String({ ...opts, pattern: '^[^\\u0000]*$' });
-const ShortText = (max: number) => Text({ maxLength: max });
+/**
+ * Identity text a client chooses (hostname, user, app version): no control character (C0, C1, DEL) and no
+ * bidirectional override or isolate, which would act on an administrator's terminal or reorder what the
+ * console shows (see text.ts). Fingerprints and instance ids are narrower still.
+ */
+export const IdentityText = (max: number) =>
+  Type.String({ maxLength: max, pattern: IDENTITY_TEXT_PATTERN, description: 'no control characters (C0, C1, DEL) or bidi overrides (U+202A-U+202E, U+2066-U+2069)' });
 // TypeBox drops a Record key schema's length limits (keys become `^(.*)$`), so keys are limited with propertyNames.
 export const Metadata = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: 64,
@@ -296,9 +303,9 @@ export type UsageHour = Static<typeof UsageHour>;
 // ---------------------------------------------------------------------------
 // client API
 const clientMeta = {
-  hostname: Type.Optional(ShortText(255)),
-  user: Type.Optional(ShortText(255)),
-  appVersion: Type.Optional(ShortText(64)),
+  hostname: Type.Optional(IdentityText(255)),
+  user: Type.Optional(IdentityText(255)),
+  appVersion: Type.Optional(IdentityText(64)),
 };
 export const CheckoutRequest = Obj({ fingerprint: Fingerprint, instanceId: InstanceIdSchema, ...clientMeta });
 export type CheckoutRequest = Static<typeof CheckoutRequest>;

@@ -29,7 +29,16 @@ export interface Config {
   clockToleranceSeconds: number;
   /** seconds between the trusted-time and license-file checks */
   stateIntervalSeconds: number;
+  /** connection caps and deadlines (http/connections.ts); `total` undefined = sized from the descriptor limit at start */
+  connections: { perAddress: number; total: number | undefined; headersTimeoutMs: number; unauthenticatedIdleMs: number };
+  /** seat transactions of one license at once in this node (service/licenseQueue.ts); undefined = the store's default */
+  licenseConcurrency: number | undefined;
+  /** retention of history (jobs/retention.ts): days kept, 0 = keep forever */
+  retention: { auditDays: number; usageDays: number };
 }
+
+export const DEFAULT_CONNECTIONS = { perAddress: 256, headersTimeoutMs: 10_000, unauthenticatedIdleMs: 5_000 } as const;
+export const DEFAULT_RETENTION = { auditDays: 90, usageDays: 800 } as const;
 
 /** A token bucket: up to `max` requests at once, refilled at `max` per `perSeconds`. */
 export interface RateLimit {
@@ -84,6 +93,13 @@ export interface ConfigInput {
   vendorPrivateKey?: string | undefined;
   clockTolerance?: string | undefined;
   stateInterval?: string | undefined;
+  maxConnectionsPerAddress?: string | undefined;
+  maxConnections?: string | undefined;
+  headersTimeoutMs?: string | undefined;
+  idleUnauthenticatedMs?: string | undefined;
+  auditRetentionDays?: string | undefined;
+  licenseConcurrency?: string | undefined;
+  usageRetentionDays?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -119,6 +135,13 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     vendorPrivateKey: pick(flags.vendorPrivateKey, 'FLOATD_VENDOR_PRIVATE_KEY'),
     clockTolerance: pick(flags.clockTolerance, 'FLOATD_CLOCK_TOLERANCE_SECONDS'),
     stateInterval: pick(flags.stateInterval, 'FLOATD_STATE_INTERVAL_SECONDS'),
+    maxConnectionsPerAddress: env.FLOATD_MAX_CONNECTIONS_PER_ADDRESS,
+    maxConnections: env.FLOATD_MAX_CONNECTIONS,
+    headersTimeoutMs: env.FLOATD_HEADERS_TIMEOUT_MS,
+    idleUnauthenticatedMs: env.FLOATD_IDLE_UNAUTHENTICATED_MS,
+    auditRetentionDays: env.FLOATD_AUDIT_RETENTION_DAYS,
+    licenseConcurrency: env.FLOATD_LICENSE_CONCURRENCY,
+    usageRetentionDays: env.FLOATD_USAGE_RETENTION_DAYS,
   };
   return parseConfig(input);
 }
@@ -161,6 +184,36 @@ export function parseConfig(i: ConfigInput): Config {
     clockToleranceSeconds: integer(i.clockTolerance ?? '900', 'FLOATD_CLOCK_TOLERANCE_SECONDS / --clock-tolerance', 1, 10 * 365 * 86_400),
     stateIntervalSeconds: integer(i.stateInterval ?? '60', 'FLOATD_STATE_INTERVAL_SECONDS / --state-interval', 1, 3600),
     security: security(i),
+    connections: connections(i),
+    retention: retention(i, mode),
+    licenseConcurrency:
+      i.licenseConcurrency === undefined || i.licenseConcurrency.trim() === '' ? undefined : integer(i.licenseConcurrency, 'FLOATD_LICENSE_CONCURRENCY', 0, 1000),
+  };
+}
+
+/** A signed on-premise usage report covers up to 366 days back: its hourly usage must still be there. */
+export const MIN_ONPREM_USAGE_RETENTION_DAYS = 367;
+
+function retention(i: ConfigInput, mode: 'hosted' | 'on-prem'): Config['retention'] {
+  const auditDays = integer(i.auditRetentionDays ?? String(DEFAULT_RETENTION.auditDays), 'FLOATD_AUDIT_RETENTION_DAYS', 0, 36_500);
+  const usageDays = integer(i.usageRetentionDays ?? String(DEFAULT_RETENTION.usageDays), 'FLOATD_USAGE_RETENTION_DAYS', 0, 36_500);
+  if (mode === 'on-prem' && usageDays > 0 && usageDays < MIN_ONPREM_USAGE_RETENTION_DAYS) {
+    throw new ConfigError(`FLOATD_USAGE_RETENTION_DAYS: ${usageDays} days is too short on-prem: a signed usage report covers up to 366 days (use ${MIN_ONPREM_USAGE_RETENTION_DAYS} or more, or 0 to keep all)`);
+  }
+  return { auditDays, usageDays };
+}
+
+function connections(i: ConfigInput): Config['connections'] {
+  // Behind a trusted proxy every connection comes from the proxy: a per-address cap would cap the proxy, so it is off
+  // unless set (the proxy is where the per-client limit belongs then).
+  const behindProxy = i.trustProxy !== undefined && !['', 'false', '0'].includes(i.trustProxy.trim());
+  const perAddressDefault = behindProxy ? '0' : String(DEFAULT_CONNECTIONS.perAddress);
+  const total = i.maxConnections === undefined || i.maxConnections.trim() === '' || i.maxConnections.trim() === 'auto' ? undefined : integer(i.maxConnections, 'FLOATD_MAX_CONNECTIONS', 16, 1_000_000);
+  return {
+    perAddress: integer(i.maxConnectionsPerAddress ?? perAddressDefault, 'FLOATD_MAX_CONNECTIONS_PER_ADDRESS', 0, 1_000_000),
+    total,
+    headersTimeoutMs: integer(i.headersTimeoutMs ?? String(DEFAULT_CONNECTIONS.headersTimeoutMs), 'FLOATD_HEADERS_TIMEOUT_MS', 500, 300_000),
+    unauthenticatedIdleMs: integer(i.idleUnauthenticatedMs ?? String(DEFAULT_CONNECTIONS.unauthenticatedIdleMs), 'FLOATD_IDLE_UNAUTHENTICATED_MS', 500, 300_000),
   };
 }
 

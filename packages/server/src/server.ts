@@ -15,10 +15,12 @@ import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
 import { connect, PostgresStore } from './store/postgres/store.js';
 import { pgKeyPersistence } from './store/postgres/keys.js';
 import { alwaysLeader, pgLeadership, type Leadership } from './jobs/leader.js';
+import { startRetention } from './jobs/retention.js';
 import { reportNode } from './jobs/nodes.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
 import { LicensingService } from './service/licensing.js';
+import { LicenseQueue, countPoolWaits, licenseConcurrency } from './service/licenseQueue.js';
 import { createMetrics } from './service/metrics.js';
 import { ReclaimService, startReclaimer } from './service/reclaim.js';
 import { RenewalBuffer } from './service/renewals.js';
@@ -33,6 +35,7 @@ import type { Store } from './store/port.js';
 import { observedStore, SealedState } from './onprem/sealedState.js';
 import { TRUSTED_TIME_KV } from './service/serverClock.js';
 import { StorageHealth, storageFailure } from './store/errors.js';
+import { FD_LIMIT_LOW, fileDescriptorLimit, guardConnections, totalCapFor } from './http/connections.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -115,6 +118,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     fenced: () => fence?.fenced() ?? false,
     watchClock: () => void silence.check(),
   };
+  if (config.database.kind === 'postgres') countPoolWaits(opened.store, config.database.poolSize, metrics);
   const storageHealth = new StorageHealth();
   const renewals =
     config.heartbeatBatchMs > 0
@@ -171,13 +175,21 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       auth,
       metrics,
       reclaim,
-      licensing: new LicensingService(store, clock, keys, metrics, renewals, {
-        admit: entitlements && ((license) => entitlements.admit(license)),
-        grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
-        renewRefusal: () => fence?.refusal(),
-        mayReclaim: clockGate.mayReclaim,
-        watchClock: clockGate.watchClock,
-      }),
+      licensing: new LicensingService(
+        store,
+        clock,
+        keys,
+        metrics,
+        renewals,
+        {
+          admit: entitlements && ((license) => entitlements.admit(license)),
+          grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
+          renewRefusal: () => fence?.refusal(),
+          mayReclaim: clockGate.mayReclaim,
+          watchClock: clockGate.watchClock,
+        },
+        new LicenseQueue(licenseConcurrency(config), metrics),
+      ),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
       clockGuard,
       entitlements,
@@ -190,8 +202,25 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       storageHealth,
       clockFence: fence,
     },
-    { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
+    {
+      logger,
+      logRequests: config.logRequests,
+      security: config.security,
+      trustProxy: config.security.trustProxy,
+      unauthenticatedIdleMs: config.connections.unauthenticatedIdleMs,
+    },
   );
+  // The connection caps: the total is sized from the descriptor limit read now (docs/operations.md, "Connection floods").
+  const fdLimit = fileDescriptorLimit();
+  const poolSize = config.database.kind === 'postgres' ? config.database.poolSize + 1 : 4;
+  const totalCap = config.connections.total ?? totalCapFor(fdLimit, poolSize);
+  guardConnections(app.server, { ...config.connections, total: totalCap }, metrics);
+  if (logger) {
+    const limits = { fdLimit: fdLimit ?? 'unknown', maxConnections: totalCap, maxConnectionsPerAddress: config.connections.perAddress };
+    if (fdLimit !== undefined && fdLimit < FD_LIMIT_LOW) {
+      logger.warn(limits, `the open-file limit is low (${fdLimit}): at most ${totalCap} connections; raise it (systemd LimitNOFILE=65536, docker --ulimit nofile=65536:65536)`);
+    } else logger.info(limits, 'connection limits');
+  }
   await app.listen({ host: config.host, port: config.port });
   // The first admin token is made once the server is up, so a failed first start never leaves an unseen token behind.
   const adminTokenFile = join(config.dataDir, 'admin-token');
@@ -204,6 +233,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const reclaimer = opts.reclaimer === false ? undefined : startReclaimer(reclaim, config.reclaimIntervalSeconds, (err) => logger && logger.error({ err }, 'reclaimer sweep failed'), leadership);
+  const retention =
+    opts.reclaimer === false ? undefined : startRetention(store, clock, config.retention, (err) => logger && logger.error({ err }, 'retention pruning failed'), leadership);
 
   // Saves the trusted time and picks up a renewed license file (disk, or loaded on another node).
   let stateTick: Promise<void> = Promise.resolve();
@@ -237,6 +268,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         clearInterval(stepTimer);
         await stateTick;
         await reclaimer?.stop();
+        await retention?.stop();
         await leadership.stop();
         await membership?.stop();
         await app.close();

@@ -1,6 +1,6 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, customerOf, type AdminTokenInfo, type AuditEvent, type AuditType } from '../api';
-import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv } from '../format';
+import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv, vis } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
@@ -203,7 +203,7 @@ export function Audit() {
                     {e.reason && <span className="sub">{e.reason}</span>}
                   </th>
                   <td data-label="Actor" title={e.actor}>
-                    {actorName(e.actor, names)}
+                    {vis(actorName(e.actor, names))}
                   </td>
                   <td data-label="Key">
                     {e.licenseId ? (
@@ -222,7 +222,7 @@ export function Audit() {
                         title={`Show only device ${e.deviceId}`}
                         aria-label={`Show only device ${names.devices.get(e.deviceId) || e.deviceId}`}
                       >
-                        {names.devices.get(e.deviceId) || <code>{e.deviceId.slice(0, 12)}…</code>}
+                        {vis(names.devices.get(e.deviceId) ?? '') || <code>{e.deviceId.slice(0, 12)}…</code>}
                       </Link>
                     ) : (
                       '—'
@@ -271,7 +271,7 @@ function Details({ event }: { event: AuditEvent }) {
     <span className="kv">
       {entries.map(([k, v]) => (
         <span key={k}>
-          <span className="muted">{k}</span> {detailText(k, v)}
+          <span className="muted">{vis(k)}</span> {vis(detailText(k, v))}
         </span>
       ))}
     </span>

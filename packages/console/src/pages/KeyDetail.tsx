@@ -1,6 +1,6 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, ApiError, type Device, type Lease, type License } from '../api';
-import { fmtDuration, fmtRelative, fmtTime, plural } from '../format';
+import { fmtDuration, fmtRelative, fmtTime, plural, vis } from '../format';
 import { takeFlash } from '../flash';
 import { Link, navigate } from '../router';
 import { setFlash as setNextFlash } from '../flash';
@@ -208,7 +208,7 @@ function PolicyList({ license: l, productName }: { license: License; productName
     ['Key id', <code key="id">{l.id}</code>],
     ['Created', fmtTime(l.createdAt)],
   ];
-  if (Object.keys(l.metadata).length > 0) rows.push(['Metadata', <code key="m">{JSON.stringify(l.metadata)}</code>]);
+  if (Object.keys(l.metadata).length > 0) rows.push(['Metadata', <code key="m">{vis(JSON.stringify(l.metadata))}</code>]);
   return (
     <dl className="dl">
       {rows.map(([k, v]) => (
@@ -234,7 +234,7 @@ function Seats({ license, leases, canRelease, onChanged }: { license: License; l
   }, []);
   useEffect(() => setNow(Date.now()), [leases]);
 
-  const who = (x: Lease) => x.hostname ?? x.fingerprint.slice(0, 12);
+  const who = (x: Lease) => vis(x.hostname ?? x.fingerprint.slice(0, 12));
   const doRelease = async (force: boolean) => {
     if (!release) return;
     setBusy(true);
@@ -301,13 +301,13 @@ function Seats({ license, leases, canRelease, onChanged }: { license: License; l
                 return (
                   <tr key={x.id} data-lease-id={x.id}>
                     <th scope="row" data-label="Hostname">
-                      {x.hostname ?? <span className="muted">unknown</span>}
+                      {x.hostname !== null ? vis(x.hostname) : <span className="muted">unknown</span>}
                       <span className="sub" title={`device ${x.deviceId}, fingerprint ${x.fingerprint}`}>
                         <code>{x.fingerprint.slice(0, 16)}</code>
-                        {x.appVersion && ` · v${x.appVersion}`}
+                        {x.appVersion && ` · v${vis(x.appVersion)}`}
                       </span>
                     </th>
-                    <td data-label="User">{x.user ?? <span className="muted">—</span>}</td>
+                    <td data-label="User">{x.user !== null ? vis(x.user) : <span className="muted">—</span>}</td>
                     <td data-label="Instances" className="num">
                       {x.instanceCount}
                     </td>
@@ -381,7 +381,7 @@ function Seats({ license, leases, canRelease, onChanged }: { license: License; l
             <>
               <p>
                 The seat goes back to the pool now. The application on <strong>{who(release.lease)}</strong>
-                {release.lease.user ? ` (${release.lease.user})` : ''} gets <code>LEASE_NOT_FOUND</code> at its next heartbeat and must
+                {release.lease.user ? ` (${vis(release.lease.user)})` : ''} gets <code>LEASE_NOT_FOUND</code> at its next heartbeat and must
                 check out again. {plural(release.lease.instanceCount, 'running instance')} on it.
               </p>
               <ErrorBox error={release.error} />
@@ -422,13 +422,13 @@ function DevicesSeen({ devices }: { devices: Device[] }) {
               {devices.map((d) => (
                 <tr key={d.id}>
                   <th scope="row" data-label="Hostname">
-                    {d.hostname ?? <span className="muted">unknown</span>}
+                    {d.hostname !== null ? vis(d.hostname) : <span className="muted">unknown</span>}
                     <span className="sub">
                       <Link to={`/audit?deviceId=${d.id}`}>audit</Link> · <code>{d.fingerprint.slice(0, 16)}</code>
                     </span>
                   </th>
-                  <td data-label="User">{d.user ?? '—'}</td>
-                  <td data-label="App version">{d.appVersion ?? '—'}</td>
+                  <td data-label="User">{d.user !== null ? vis(d.user) : '—'}</td>
+                  <td data-label="App version">{d.appVersion !== null ? vis(d.appVersion) : '—'}</td>
                   <td data-label="First seen">{fmtTime(d.firstSeenAt)}</td>
                   <td data-label="Last accessed">{fmtTime(d.lastAccessedAt)}</td>
                   <td data-label="Seats held" className="num">

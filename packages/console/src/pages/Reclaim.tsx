@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api, customerOf, type License, type ReclaimReport } from '../api';
-import { fmtDuration, fmtTime, normaliseKey, plural } from '../format';
+import { fmtDuration, fmtTime, normaliseKey, plural, vis } from '../format';
 
 const TTL_ROWS = 25;
 import { Link } from '../router';
@@ -36,7 +36,7 @@ export function Reclaim() {
       await Promise.all(
         ids.map(async (id) => {
           try {
-            for (const d of (await api.devices(id)).items) if (d.hostname) hostnames.set(d.id, d.user ? `${d.hostname} (${d.user})` : d.hostname);
+            for (const d of (await api.devices(id)).items) if (d.hostname) hostnames.set(d.id, vis(d.user ? `${d.hostname} (${d.user})` : d.hostname));
           } catch {
             // a key deleted meanwhile: show ids only
           }

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option, type CommanderError } from 'comm
 import * as W from '@floatd/protocol';
 import { AdminClient, ApiError, CliError, describeError, EXIT } from './http.js';
 import { resolveConnection, type ConnectionFlags } from './connection.js';
-import { csv, keyValues, out, printJson, table, type Cell } from './output.js';
+import { csv, keyValues, out, printJson, table, visibleLines, type Cell } from './output.js';
 import { registerOnPremCommands } from './onprem.js';
 
 // --- shapes of the answers we print (only the fields we read) ---------------------------------------
@@ -202,10 +202,11 @@ function leaf(parent: Command, nameAndArgs: string, description: string, fn: (ct
 function report(err: unknown, json: boolean): number {
   if (err instanceof CliError) {
     if (json && err instanceof ApiError && err.body !== null) printJson(err.body);
-    for (const line of describeError(err)) process.stderr.write(`${line}\n`);
+    // An error message may quote what a client or the server sent: shown escaped like everything else.
+    for (const line of describeError(err)) process.stderr.write(`${visibleLines(line)}\n`);
     return err.exitCode;
   }
-  process.stderr.write(`floatd: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`floatd: ${visibleLines(err instanceof Error ? err.message : String(err))}\n`);
   return EXIT.refused;
 }
 
@@ -231,7 +232,7 @@ async function list<T>(ctx: Ctx, path: string, query: Record<string, string | nu
 }
 
 function morePages(page: Page<unknown>): void {
-  if (page.nextCursor) process.stderr.write(`floatd: more results: repeat with --cursor ${page.nextCursor}, or use --all\n`);
+  if (page.nextCursor) process.stderr.write(`floatd: more results: repeat with --cursor ${visibleLines(page.nextCursor)}, or use --all\n`);
 }
 
 function pagingOptions(cmd: Command, withAll = true): Command {

@@ -9,7 +9,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { CliError, EXIT } from './http.js';
-import { keyValues, out, printJson, table } from './output.js';
+import { keyValues, out, printJson, table, visibleLines } from './output.js';
 
 /** What commands.ts lends (its helpers for server commands). */
 export interface CommandKit {
@@ -52,8 +52,8 @@ function local(cmd: Command, fn: (opts: Record<string, unknown>, args: string[])
       await fn(command.opts(), command.args);
       process.exitCode = EXIT.ok;
     } catch (err) {
-      process.stderr.write(`floatd: ${err instanceof Error ? err.message : String(err)}\n`);
-      for (const h of err instanceof CliError ? err.hints : []) process.stderr.write(`${h}\n`);
+      process.stderr.write(`floatd: ${visibleLines(err instanceof Error ? err.message : String(err))}\n`);
+      for (const h of err instanceof CliError ? err.hints : []) process.stderr.write(`${visibleLines(h)}\n`);
       process.exitCode = err instanceof CliError ? err.exitCode : EXIT.refused;
     }
   });

@@ -27,6 +27,12 @@ export type Effect =
   | { type: 'adminToken.insert'; token: AdminToken }
   | { type: 'adminToken.revoke'; tokenId: string; at: number }
   | { type: 'audit'; entry: AuditEntry }
+  /**
+   * An audit entry kept in aggregate: the first one of `key` is inserted with a count of 1, later ones add to its
+   * count and last time. At most `cap` distinct keys per `window`; past it, they add to the window's `overflow` entry,
+   * so a flood of fresh fingerprints still costs a bounded number of rows (see `denialAudit` in seats.ts).
+   */
+  | { type: 'audit.aggregate'; entry: AuditEntry; key: string; window: string; cap: number; overflow: { key: string; entry: AuditEntry } }
   | { type: 'usage'; licenseId: string; at: number; seatsUsed: number; peak: number; checkouts: number; denials: number }
   /** A named server-state record (on-premise entitlements, trusted time, deployments): replaced whole. */
   | { type: 'kv.put'; name: string; value: string; at: number };

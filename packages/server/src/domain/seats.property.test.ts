@@ -135,6 +135,9 @@ function apply(w: World, effects: readonly Effect[]): World {
       case 'audit':
         n.audit.push(e.entry);
         break;
+      case 'audit.aggregate':
+        n.audit.push(e.entry);
+        break;
       case 'usage':
         break;
       default:

@@ -115,7 +115,12 @@ test('a full pool denies with seats and earliest expiry, writing only counters',
   if (d.result.ok) return;
   assert.equal(d.result.error.code, 'NO_SEATS_AVAILABLE');
   assert.deepEqual(d.result.error.details, { seatsTotal: 1, seatsUsed: 1, earliestExpiryAt: new Date(T0 + 30 * S).toISOString() });
-  assert.deepEqual(types(d.effects), ['usage', 'audit']);
+  // the denial is audited in aggregate: one entry per license, fingerprint and hour, with a count
+  assert.deepEqual(types(d.effects), ['usage', 'audit.aggregate']);
+  const audit = d.effects[1];
+  assert.ok(audit?.type === 'audit.aggregate');
+  assert.equal(audit.key, `denied:${audit.entry.licenseId}:${T0 - (T0 % 3_600_000)}:fp-2`);
+  assert.equal(audit.overflow.key, `denied:${audit.entry.licenseId}:${T0 - (T0 % 3_600_000)}:*`);
 });
 
 test('a full pool with a dead lease frees it in the same decision and grants at once', () => {

@@ -11,7 +11,7 @@ import type { ErrorCode } from '@floatd/protocol';
 import type { Effect } from './effects.js';
 import { gate, licenseEndsAt } from './policy.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
-import type { AuditType, Device, Instance, Lease, License, ReleaseReason } from './types.js';
+import type { AuditEntry, AuditType, Device, Instance, Lease, License, ReleaseReason } from './types.js';
 
 /** How a lease's seat came to be free. Named like keygen's strategy constants. */
 export const RELEASE_REASONS = {
@@ -319,6 +319,40 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   return plan.done({ license: plan.license, device, lease, instanceId: cmd.instanceId, created: true });
 }
 
+/** Denials are audited per license, fingerprint and hour (one entry with a count, first and last time). */
+export const DENIAL_AUDIT_WINDOW_MS = 3_600_000;
+/** Distinct fingerprints audited one by one per license and hour; the rest share one overflow entry. */
+export const DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW = 50;
+
+/**
+ * The audit of one denial, in aggregate: a client stuck in a retry loop (or one who wants to hurt) adds
+ * to a count instead of a row, and fresh fingerprints past the cap add to the window's overflow entry,
+ * so a license costs at most 51 denial entries an hour whatever the rate. Each denial is still answered
+ * on its own and counted exactly in usage and in the metrics.
+ */
+export function denialAudit(licenseId: string, deviceId: string | null, fingerprint: string, instanceId: string, now: number, actor: string): Effect {
+  const windowStart = now - (now % DENIAL_AUDIT_WINDOW_MS);
+  const window = `denied:${licenseId}:${windowStart}`;
+  const entry = (data: Record<string, unknown>, device: string | null): AuditEntry => ({
+    at: now,
+    type: 'denied',
+    actor,
+    licenseId,
+    deviceId: device,
+    leaseId: null,
+    reason: 'NO_SEATS_AVAILABLE',
+    data,
+  });
+  return {
+    type: 'audit.aggregate',
+    key: `${window}:${fingerprint}`,
+    window,
+    cap: DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW,
+    entry: entry({ fingerprint, instanceId }, deviceId),
+    overflow: { key: `${window}:*`, entry: entry({ fingerprint: null, otherFingerprints: true }, null) },
+  };
+}
+
 /**
  * Denied for want of a seat: nothing changes seats, but the denial is counted
  * (usage, audit) and any dead lease freed on the way stays freed.
@@ -328,7 +362,7 @@ export const EARLIEST_RENEWABLE = ' unless its holder renews it';
 
 function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand): Decision<Granted> {
   plan.usage(0, 1);
-  plan.audit('denied', { deviceId: s.device ? device.id : null }, 'NO_SEATS_AVAILABLE', { fingerprint: cmd.fingerprint, instanceId: cmd.instanceId });
+  plan.effects.push(denialAudit(plan.license.id, s.device ? device.id : null, cmd.fingerprint, cmd.instanceId, plan.now, plan.actor));
   const earliest = s.earliestExpiry;
   const { seats, seatsUsed } = plan.license;
   return {

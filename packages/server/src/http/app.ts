@@ -19,6 +19,7 @@ import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './routes/console.js';
 import { adminSecurity, clientSecurity, consoleSecurity, corsPreflight, Guards, NO_LIMITS, type SecuritySettings } from './security.js';
 import { onpremAdminRoutes, vendorPublicRoutes } from './routes/onprem.js';
+import { authenticates, isAuthenticated, keepAliveHint, markAuthenticated } from './connections.js';
 
 export const BODY_LIMIT = 64 * 1024;
 /** Bodies nested deeper are refused: nothing floatd takes needs it, and storing or answering one would overflow the stack. */
@@ -59,6 +60,8 @@ export interface AppOptions {
   security?: SecuritySettings;
   /** fastify's trustProxy: which X-Forwarded-For to believe for the client address (default none) */
   trustProxy?: boolean | number | string[];
+  /** the idle deadline of connections that have not authenticated (connections.ts); answers on them carry the Keep-Alive hint */
+  unauthenticatedIdleMs?: number;
 }
 
 export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<FastifyInstance> {
@@ -128,6 +131,13 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
       reply.header('connection', 'close');
       throw new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry');
     }
+  });
+  // A connection that authenticated may idle as long as keep-alive allows; one that has not is closed after a short
+  // idle time (connections.ts), and its answers say so, so that clients do not race the close.
+  const idleMs = opts.unauthenticatedIdleMs;
+  app.addHook('onSend', async (req, reply) => {
+    if (authenticates(req.routeOptions.url ?? '', reply.statusCode)) markAuthenticated(req.raw);
+    else if (idleMs !== undefined && !isAuthenticated(req.raw)) reply.header('keep-alive', keepAliveHint(idleMs));
   });
   app.addHook('onResponse', async (req, reply) => {
     // A change that committed proves the storage writes again.

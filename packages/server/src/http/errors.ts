@@ -5,7 +5,7 @@
  * Only this layer picks status codes.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ERRORS, type ErrorCode, type ErrorEnvelope } from '@floatd/protocol';
+import { ERRORS, IDENTITY_TEXT_PATTERN, type ErrorCode, type ErrorEnvelope } from '@floatd/protocol';
 import type { DomainError, Result } from '../domain/result.js';
 import { SeatGuardError } from '../domain/effects.js';
 import type { Clock } from '../domain/clock.js';
@@ -98,7 +98,12 @@ export function installErrorHandling(app: FastifyInstance, health: StorageHealth
       const where = fe.validationContext ?? 'request';
       const path = first?.instancePath ? first.instancePath : '';
       const extra = first?.keyword === 'additionalProperties' ? ` '${String((first.params as { additionalProperty?: string }).additionalProperty)}'` : '';
-      return send(reply, req, 'VALIDATION_FAILED', `${where}${path} ${first?.message ?? 'is invalid'}${extra}`, { field: `${where}${path}` });
+      // Ajv would quote the pattern (itself a wall of escapes): say what the identity-text rule refuses instead.
+      const message =
+        first?.keyword === 'pattern' && (first.params as { pattern?: string }).pattern === IDENTITY_TEXT_PATTERN
+          ? 'must not contain control characters (C0, C1, DEL) or bidirectional overrides (U+202A-U+202E, U+2066-U+2069)'
+          : (first?.message ?? 'is invalid');
+      return send(reply, req, 'VALIDATION_FAILED', `${where}${path} ${message}${extra}`, { field: `${where}${path}` });
     }
     // The database could not commit (disk full, I/O error, lock timeout, connection lost): the transaction
     // rolled back, so the client may retry; a 503 with Retry-After says so, where a 500 would read like a bug.

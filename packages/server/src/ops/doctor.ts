@@ -13,6 +13,7 @@ import { pgKeyPersistence } from '../store/postgres/keys.js';
 import { PG_MIGRATIONS } from '../store/postgres/migrations.js';
 import { SQLITE_MIGRATIONS } from '../store/sqlite/migrations.js';
 import { SqliteStore } from '../store/sqlite/store.js';
+import { FD_LIMIT_LOW, fileDescriptorLimit, totalCapFor } from '../http/connections.js';
 
 export interface Check {
   name: string;
@@ -53,6 +54,19 @@ export async function runDoctor(config: Config): Promise<Check[]> {
   } catch {
     add('data directory', 'fail', `${config.dataDir} is missing or not writable`);
   }
+
+  // The connection caps are sized from this limit when the server starts (http/connections.ts).
+  const fdLimit = fileDescriptorLimit();
+  const poolSize = config.database.kind === 'postgres' ? config.database.poolSize + 1 : 4;
+  const cap = config.connections.total ?? totalCapFor(fdLimit, poolSize);
+  if (fdLimit === undefined) add('open files', 'warn', `cannot read the open-file limit here; at most ${cap} connections (FLOATD_MAX_CONNECTIONS)`);
+  else
+    add(
+      'open files',
+      fdLimit < FD_LIMIT_LOW ? 'warn' : 'ok',
+      `soft limit ${fdLimit}: at most ${cap} connections, ${config.connections.perAddress || 'no cap'} per address` +
+        (fdLimit < FD_LIMIT_LOW ? `; low: raise it (systemd LimitNOFILE=65536, docker --ulimit nofile=65536:65536)` : ''),
+    );
 
   if (config.database.kind === 'sqlite') {
     try {

@@ -31,6 +31,7 @@ import type { Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
 import { countedLicense } from './seatCounters.js';
+import { LicenseQueue } from './licenseQueue.js';
 
 /** How many dead leases a full checkout frees at most in its own transaction (the reclaimer does the rest). */
 const DEAD_LEASES_PER_CHECKOUT = 32;
@@ -77,6 +78,8 @@ export class LicensingService {
     /** batched heartbeat writes; without it every heartbeat is written before its answer */
     private readonly renewals?: RenewalBuffer,
     private readonly gate: SeatGate = {},
+    /** per-license queue: bounds the pool connections one key's waiting transactions hold (no limit by default) */
+    private readonly queue: LicenseQueue = new LicenseQueue(0),
   ) {}
 
   /** A license read by key, as the gate admits it (unknown key: the one invalid-key answer). */
@@ -126,49 +129,49 @@ export class LicensingService {
     if (!d.result.ok && d.effects.length === 0) return d.result;
     // Anything else is decided again on locked state and written before the answer: a renewal close to
     // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
-    const result = await this.store.transaction(async (tx) => {
+    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
       const locked = await this.leaseState(tx, key, leaseId);
       if (!locked.ok) return locked;
       const state = locked.value;
       if (state.lease && state.license.counting === 'per-instance' && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
       return this.applied(tx, decideHeartbeat(state, command, now));
-    });
+    }));
     this.metrics.heartbeats.inc({ write: 'immediate' });
     return this.signed(result, now);
   }
 
   async checkin(key: string, leaseId: string, instanceId: string): Promise<Result<CheckinOutcome>> {
     const now = this.clock.now();
-    const result = await this.store.transaction(async (tx) => {
+    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
       const state = await this.leaseState(tx, key, leaseId);
       if (!state.ok) return state;
       return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
-    });
+    }));
     if (result.ok && result.value.released) this.metrics.released.inc({ reason: 'checkin' });
     return result;
   }
 
   async returnOffline(key: string, leaseId: string): Promise<Result<{ released: true }>> {
     const now = this.clock.now();
-    const result = await this.store.transaction(async (tx) => {
+    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
       const state = await this.leaseState(tx, key, leaseId);
       if (!state.ok) return state;
       return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
-    });
+    }));
     if (result.ok) this.metrics.released.inc({ reason: 'offline-returned' });
     return result;
   }
 
   async sync(key: string, req: SyncRequest): Promise<Result<SyncOutcome>> {
     const now = this.clock.now();
-    const result = await this.store.transaction(async (tx) => {
+    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
       const admitted = this.admitted(await this.locked(tx, key, now));
       if (!admitted.ok) return admitted;
       const license = admitted.value;
       const device = await tx.device(license.id, req.fingerprint);
       const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
       return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
-    });
+    }));
     if (result.ok && result.value.released.length) this.metrics.released.inc({ reason: 'synced' }, result.value.released.length);
     return result;
   }
@@ -195,31 +198,34 @@ export class LicensingService {
     if (refused) return { ok: false, error: refused };
     await this.renewals?.settle(now);
     let freed = 0;
-    // The unlocked denial path costs a read of its own: try it only where the pool was full last time.
-    const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
-    const result = denied ?? (await this.store.transaction(async (tx) => {
-      freed = 0;
-      const admitted = this.admitted(await this.locked(tx, key, now));
-      if (!admitted.ok) return admitted;
-      const license = admitted.value;
-      const device = await tx.device(license.id, req.fingerprint);
-      const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
-      const full = license.seatsUsed >= license.seats;
-      const state: CheckoutState = {
-        license,
-        device,
-        deviceLeases,
-        // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
-        deadLeases: full && this.gate.mayReclaim?.(license.leaseTtlSeconds, now) !== false ? await tx.deadLeases(license.id, now, DEAD_LEASES_PER_CHECKOUT) : [],
-        earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
-      };
-      const decision = decide(state, now);
-      const after = decision.result.ok ? decision.result.value.license : license;
-      this.noteFull(key, after.seatsUsed >= after.seats);
-      const applied = await this.applied(tx, decision);
-      freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
-      return applied;
-    }));
+    // Queued per license (a denial's counters lock the same usage row as the grants): see licenseQueue.ts.
+    const result = await this.queue.run(key, async () => {
+      // The unlocked denial path costs a read of its own: try it only where the pool was full last time.
+      const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
+      return denied ?? (await this.store.transaction(async (tx) => {
+        freed = 0;
+        const admitted = this.admitted(await this.locked(tx, key, now));
+        if (!admitted.ok) return admitted;
+        const license = admitted.value;
+        const device = await tx.device(license.id, req.fingerprint);
+        const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
+        const full = license.seatsUsed >= license.seats;
+        const state: CheckoutState = {
+          license,
+          device,
+          deviceLeases,
+          // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
+          deadLeases: full && this.gate.mayReclaim?.(license.leaseTtlSeconds, now) !== false ? await tx.deadLeases(license.id, now, DEAD_LEASES_PER_CHECKOUT) : [],
+          earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
+        };
+        const decision = decide(state, now);
+        const after = decision.result.ok ? decision.result.value.license : license;
+        this.noteFull(key, after.seatsUsed >= after.seats);
+        const applied = await this.applied(tx, decision);
+        freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
+        return applied;
+      }));
+    });
     // Counted after commit: a rolled-back transaction counts nothing.
     if (freed) this.metrics.released.inc({ reason: 'expired' }, freed);
     if (result.ok) {
@@ -257,7 +263,7 @@ export class LicensingService {
     const { dead, earliestExpiry } = await this.store.expiryStats(license.id, now);
     if (dead > 0) return undefined;
     const decision = decide({ license, device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry }, now);
-    if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit')) return undefined;
+    if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit' || e.type === 'audit.aggregate')) return undefined;
     await this.store.transaction((tx) => tx.apply(decision.effects));
     return decision.result;
   }

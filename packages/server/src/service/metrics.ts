@@ -31,6 +31,15 @@ export interface Metrics {
   stateTampered: Gauge;
   /** Set by the composition root: where integrity findings are logged. */
   onIntegrity: ((message: string, data: Record<string, unknown>) => void) | undefined;
+  /** connections refused or closed by the connection caps and deadlines (http/connections.ts), by reason */
+  connectionRefusals: Counter<'reason'>;
+  connectionsOpen: Gauge;
+  /** per-license work queue (service/licenseQueue.ts): operations waiting for their license's turn, and the queue a new one joined */
+  licenseQueueWaiting: Gauge;
+  licenseQueueLength: Histogram;
+  licenseQueueWaitSeconds: Histogram;
+  /** database pool: checkouts of a connection that had to wait for one (PostgreSQL) */
+  poolWaits: Counter;
 }
 
 export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -73,6 +82,27 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
   const clockFenced = new Gauge({ name: 'floatd_clock_fenced', help: 'Cluster: 1 while this node\'s clock offset is past the bound: it grants and renews nothing and /readyz answers 503', registers: [registry] });
   const entitlementSerial = new Gauge({ name: 'floatd_entitlements_serial', help: 'On-premise: serial of the license file in force (0 = none)', registers: [registry] });
   const entitlementNotAfter = new Gauge({ name: 'floatd_entitlements_not_after_seconds', help: 'On-premise: end of the license file in force, Unix seconds (0 = none or no end)', registers: [registry] });
+  const connectionRefusals = new Counter({
+    name: 'floatd_connections_refused_total',
+    help: 'Connections refused or closed by the caps: per-address (too many from one address), total (near the file-descriptor limit), headers-timeout (no complete request in time), idle-unauthenticated',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const connectionsOpen = new Gauge({ name: 'floatd_connections_open', help: 'TCP connections open to the HTTP server', registers: [registry] });
+  const licenseQueueWaiting = new Gauge({ name: 'floatd_license_queue_waiting', help: 'Seat operations waiting for their license key\'s turn (over all keys), holding no database connection', registers: [registry] });
+  const licenseQueueLength = new Histogram({
+    name: 'floatd_license_queue_length',
+    help: 'Length of its license key\'s queue that a seat operation found when it arrived (0 = ran at once)',
+    buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+  });
+  const licenseQueueWaitSeconds = new Histogram({
+    name: 'floatd_license_queue_wait_seconds',
+    help: 'Time a seat operation waited for its license key\'s turn',
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const poolWaits = new Counter({ name: 'floatd_db_pool_waits_total', help: 'Transactions that found every database connection of the pool busy and waited for one', registers: [registry] });
   const seatCounterRepairs = new Counter({
     name: 'floatd_seat_counter_repairs_total',
     help: 'Seat counters that disagreed with the lease rows they count and were repaired (edited database, or a bug)',
@@ -98,6 +128,12 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     entitlementNotAfter,
     seatCounterRepairs,
     stateTampered,
+    connectionRefusals,
+    connectionsOpen,
+    licenseQueueWaiting,
+    licenseQueueLength,
+    licenseQueueWaitSeconds,
+    poolWaits,
     onIntegrity: undefined,
     seatCounterRepaired(repair) {
       seatCounterRepairs.inc();

@@ -1,7 +1,7 @@
 /** Helpers shared by the store adapters. */
 import type { UsageRow } from './port.js';
 
-const HOUR_MS = 3_600_000;
+export const HOUR_MS = 3_600_000;
 
 /** Cursors are the last row's sequence number, as a decimal string (validated by the schema). */
 export const encodeCursor = (seq: number): string => String(seq);

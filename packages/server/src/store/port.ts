@@ -182,6 +182,12 @@ export interface Store {
    * for the trusted time when its own record is gone.
    */
   newestRecordedTime(opts: { leases: boolean }): Promise<number>;
+  // --- retention (jobs/retention.ts): each call deletes one small batch, oldest first, in its own short transaction ---
+  /** Deletes up to `limit` audit entries whose last event is before `before` (an aggregated entry goes when its last time does). */
+  pruneAudit(before: number, limit: number): Promise<number>;
+  /** Deletes up to `limit` hourly usage rows whose whole hour ended at or before `before`. */
+  pruneUsage(before: number, limit: number): Promise<number>;
+
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;
   /**

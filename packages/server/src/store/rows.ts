@@ -108,7 +108,11 @@ export function toAudit(r: Row): StoredAudit {
     deviceId: strOrNull(r.device_id),
     leaseId: strOrNull(r.lease_id),
     reason: strOrNull(r.reason),
-    data: json(r.data),
+    // An aggregated entry (denials) tells how many events it stands for, and the first and last of them.
+    data:
+      r.agg_key === null || r.agg_key === undefined
+        ? json(r.data)
+        : { ...json(r.data), count: num(r.count), firstAt: new Date(num(r.at)).toISOString(), lastAt: new Date(num(r.last_at ?? r.at)).toISOString() },
   };
 }
 

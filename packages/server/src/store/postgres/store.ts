@@ -18,7 +18,7 @@ import postgres from 'postgres';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { AdminToken, Lease, License, Product } from '../../domain/types.js';
 import type { AuditFilter, ChangeEvent, DeviceView, KvRecord, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
-import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
+import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
@@ -272,6 +272,19 @@ export class PostgresStore implements Store {
     return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.id) : null };
   }
 
+  // Retention: one small batch per call, each its own short transaction (no license lock taken).
+  async pruneAudit(before: number, limit: number): Promise<number> {
+    const r = await this.sql`DELETE FROM audit WHERE id IN (
+      SELECT id FROM audit WHERE at < ${before} AND COALESCE(last_at, at) < ${before} ORDER BY at LIMIT ${limit})`;
+    return r.count;
+  }
+
+  async pruneUsage(before: number, limit: number): Promise<number> {
+    const r = await this.sql`DELETE FROM usage_hourly WHERE (license_id, hour) IN (
+      SELECT license_id, hour FROM usage_hourly WHERE hour <= ${before - HOUR_MS} ORDER BY hour LIMIT ${limit})`;
+    return r.count;
+  }
+
   async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
     const [before] = await this.sql`SELECT seats_at_end FROM usage_hourly WHERE license_id = ${licenseId} AND hour < ${from} ORDER BY hour DESC LIMIT 1`;
     const rows = await this.sql`SELECT * FROM usage_hourly WHERE license_id = ${licenseId} AND hour >= ${from} AND hour < ${to} ORDER BY hour`;
@@ -489,6 +502,19 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       const a = e.entry;
       await sql`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
         VALUES (${a.at}, ${a.type}, ${a.actor}, ${a.licenseId}, ${a.deviceId}, ${a.leaseId}, ${a.reason}, ${JSON.stringify(a.data)}::jsonb)`;
+      return;
+    }
+    case 'audit.aggregate': {
+      // Add to the key's entry, or insert it under the window's cap (concurrent first denials of one key meet in
+      // ON CONFLICT; concurrent new keys of one window may pass the cap by the number of them in flight).
+      const bumped = await sql`UPDATE audit SET count = count + 1, last_at = GREATEST(COALESCE(last_at, at), ${e.entry.at}) WHERE agg_key = ${e.key}`;
+      if (bumped.count > 0) return;
+      const [c] = await sql`SELECT COUNT(*)::int AS n FROM audit WHERE agg_window = ${e.window}`;
+      const { key, entry: a } = Number(c!.n) < e.cap ? e : e.overflow;
+      await sql`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data, agg_key, agg_window, count, last_at)
+        VALUES (${a.at}, ${a.type}, ${a.actor}, ${a.licenseId}, ${a.deviceId}, ${a.leaseId}, ${a.reason}, ${JSON.stringify(a.data)}::jsonb,
+          ${key}, ${e.window}, 1, ${a.at})
+        ON CONFLICT (agg_key) WHERE agg_key IS NOT NULL DO UPDATE SET count = audit.count + 1, last_at = GREATEST(audit.last_at, excluded.last_at)`;
       return;
     }
     case 'kv.put':

@@ -118,4 +118,20 @@ CREATE TABLE kv (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 3,
+    name: 'audit-aggregate-retention',
+    sql: `
+-- Denials are audited in aggregate (domain/seats.ts denialAudit): one entry per key with a count and a last time;
+-- agg_window groups the keys of one license and hour, so the number of distinct keys in a window can be capped.
+ALTER TABLE audit ADD COLUMN agg_key TEXT;
+ALTER TABLE audit ADD COLUMN agg_window TEXT;
+ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE audit ADD COLUMN last_at INTEGER;
+CREATE UNIQUE INDEX audit_agg_key ON audit(agg_key) WHERE agg_key IS NOT NULL;
+CREATE INDEX audit_agg_window ON audit(agg_window) WHERE agg_window IS NOT NULL;
+-- Retention prunes hourly usage by age (jobs/retention.ts).
+CREATE INDEX usage_hourly_hour ON usage_hourly(hour);
+`,
+  },
 ];

@@ -26,7 +26,7 @@ import type {
   StoreTx,
   UsageRow,
 } from '../port.js';
-import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
+import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { ChangeFeed } from '../changes.js';
 
@@ -161,6 +161,17 @@ export class SqliteStore implements Store {
       renewDevice: p('UPDATE devices SET last_accessed_at = MAX(last_accessed_at, @at) WHERE id = @deviceId'),
       audit: p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
         VALUES (@at, @type, @actor, @licenseId, @deviceId, @leaseId, @reason, @data)`),
+      // Aggregated audit entries (effects.ts `audit.aggregate`): add to the key's entry, or insert it (under the window's cap).
+      auditAggBump: p('UPDATE audit SET count = count + 1, last_at = MAX(COALESCE(last_at, at), @at) WHERE agg_key = @key'),
+      auditAggCount: p('SELECT COUNT(*) AS n FROM audit WHERE agg_window = ?'),
+      auditAggInsert: p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data, agg_key, agg_window, count, last_at)
+        VALUES (@at, @type, @actor, @licenseId, @deviceId, @leaseId, @reason, @data, @key, @window, 1, @at)
+        ON CONFLICT (agg_key) WHERE agg_key IS NOT NULL DO UPDATE SET count = count + 1, last_at = MAX(last_at, excluded.last_at)`),
+      // Retention (jobs/retention.ts): one small batch per call, oldest first.
+      pruneAudit: p(`DELETE FROM audit WHERE id IN (
+        SELECT id FROM audit WHERE at < @before AND COALESCE(last_at, at) < @before ORDER BY at LIMIT @limit)`),
+      pruneUsage: p(`DELETE FROM usage_hourly WHERE (license_id, hour) IN (
+        SELECT license_id, hour FROM usage_hourly WHERE hour <= @lastHour ORDER BY hour LIMIT @limit)`),
       usage: p(`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials)
         VALUES (@licenseId, @hour, @peak, @seatsUsed, @checkouts, @denials)
         ON CONFLICT (license_id, hour) DO UPDATE SET peak_seats = MAX(peak_seats, excluded.peak_seats),
@@ -363,6 +374,13 @@ export class SqliteStore implements Store {
       case 'audit':
         s.audit.run({ ...e.entry, data: JSON.stringify(e.entry.data) });
         return;
+      case 'audit.aggregate': {
+        if (s.auditAggBump.run({ key: e.key, at: e.entry.at }).changes > 0) return;
+        const under = num((s.auditAggCount.get(e.window) as Row).n) < e.cap;
+        const { key, entry } = under ? e : e.overflow;
+        s.auditAggInsert.run({ ...entry, data: JSON.stringify(entry.data), key, window: e.window });
+        return;
+      }
       case 'kv.put':
         s.kvPut.run({ name: e.name, value: e.value, at: e.at });
         return;
@@ -588,6 +606,15 @@ export class SqliteStore implements Store {
     const before = this.s.usage_before.get(licenseId, from) as Row | undefined;
     const rows = (this.s.usage_range.all(licenseId, from, to) as Row[]).map(toUsage);
     return fillHours(rows, from, to, before ? num(before.seats_at_end) : 0);
+  }
+
+  // Retention: each call is one small batch in its own place in the write queue, so a seat transaction waits at most one batch.
+  pruneAudit(before: number, limit: number): Promise<number> {
+    return this.transaction(async () => this.s.pruneAudit.run({ before, limit }).changes);
+  }
+
+  pruneUsage(before: number, limit: number): Promise<number> {
+    return this.transaction(async () => this.s.pruneUsage.run({ lastHour: before - HOUR_MS, limit }).changes);
   }
 
   async expiryStats(licenseId: string, now: number) {

@@ -4,7 +4,8 @@
  * signed by the server; see `@floatd/protocol` responseSignature).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { DATE_HEADER, DIGEST_HEADER, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, parseSignatureHeader, signingInput } from '@floatd/protocol';
+import { DATE_HEADER, DIGEST_HEADER, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, parseSignatureHeader, signingInput, urlOf } from '@floatd/protocol';
+import type { CallInput, ReplyOf, RouteSpec } from '@floatd/protocol';
 import { FloatingLicenseError, errorFromResponse, parseRetryAfter } from './errors.js';
 
 /** The `fetch` the SDK uses. @example new FloatingLicense({ serverUrl, licenseKey, fetch: (url, init) => net.fetch(url, init) }) // Electron's net */
@@ -26,8 +27,6 @@ export interface ApiOptions {
  */
 export type SignatureVerifier = (kid: string, data: string, sig: string) => Promise<void>;
 
-const CLIENT_API = '/v1/client/';
-
 /** `https://host:port/base` without a trailing slash; throws on anything that is not http(s). */
 export function normalizeServerUrl(url: string): string {
   let u: URL;
@@ -47,21 +46,27 @@ export class Api {
   constructor(private readonly o: ApiOptions) {}
 
   /**
-   * One request. Resolves with the parsed JSON of a 2xx answer; rejects with a
-   * `FloatingLicenseError`: the server's code for an error envelope, NETWORK_ERROR
-   * when nothing answered (or too late), BAD_RESPONSE when the answer is not floatd's.
+   * Calls a route declared in `@floatd/protocol` (`routes.client.*`, `routes.ops.jwks`).
+   * Resolves with the parsed JSON of a 2xx answer; rejects with a `FloatingLicenseError`:
+   * the server's code for an error envelope, NETWORK_ERROR when nothing answered (or too
+   * late), BAD_RESPONSE when the answer is not floatd's.
+   * @example const grant = await api.call(routes.client.checkout, { body: { fingerprint, instanceId } });
    */
-  async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, opts: { auth?: boolean; timeoutMs?: number } = {}): Promise<T> {
-    return (await this.request<T>(method, path, body, opts)).body;
+  async call<R extends RouteSpec>(route: R, input: CallInput<R>, opts: { timeoutMs?: number } = {}): Promise<ReplyOf<R>> {
+    return (await this.request(route, input, opts)).body;
   }
 
   /** Like `call`, with the HTTP status of the 2xx answer (201 = a new seat). */
-  async request<T>(method: 'GET' | 'POST', path: string, body?: unknown, opts: { auth?: boolean; timeoutMs?: number } = {}): Promise<{ status: number; body: T }> {
+  async request<R extends RouteSpec>(route: R, input: CallInput<R>, opts: { timeoutMs?: number } = {}): Promise<{ status: number; body: ReplyOf<R> }> {
+    const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
+    const method = route.method;
+    const path = urlOf(route, i.params, i.query);
+    const body = i.body ?? (route.optionalBody ? {} : undefined);
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.o.userAgent };
-    if (opts.auth !== false) headers.authorization = `License ${this.o.licenseKey}`;
+    // Client routes carry the key, and their answers are signed: it must repeat this nonce, so an old answer cannot be replayed.
+    const signed = route.auth === 'license';
+    if (signed) headers.authorization = `License ${this.o.licenseKey}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    // The answer must repeat this nonce under the server's signature: an old answer cannot be replayed.
-    const signed = path.startsWith(CLIENT_API);
     const nonce = signed ? randomBytes(16).toString('base64url') : '';
     if (signed) headers[NONCE_HEADER] = nonce;
     let res: Response;
@@ -90,7 +95,7 @@ export class Api {
       if (res.ok) throw new FloatingLicenseError('BAD_RESPONSE', `${method} ${path}: the answer is not JSON (a proxy or captive portal?)`);
     }
     if (!res.ok) throw errorFromResponse(res.status, parsed, retryAfterMs);
-    return { status: res.status, body: parsed as T };
+    return { status: res.status, body: parsed as ReplyOf<R> };
   }
 
   /**

@@ -10,8 +10,8 @@ import { homedir, hostname as osHostname, userInfo } from 'node:os';
 import { join } from 'node:path';
 import {
   normalizeKey,
+  routes,
   visibleText,
-  type CheckinResult as WireCheckinResult,
   type Grant,
   type LeaseTokenClaims,
   type LicenseInfo,
@@ -510,7 +510,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     this.assertOpen();
     this.checkClock();
     return this.serial(async () => {
-      const grant = await this.api.call<Grant>('POST', '/v1/client/offline-checkout', { ...this.meta(), durationSeconds: opts.durationSeconds });
+      const grant = await this.api.call(routes.client.offlineCheckout, { body: { ...this.meta(), durationSeconds: opts.durationSeconds } });
       const claims = await this.verifyGrant(grant, { offline: true });
       await this.adopt(grant, claims);
       await this.cleanupOrphans();
@@ -535,7 +535,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       if (!h || !h.claims.offline) throw new FloatingLicenseError('NOT_CHECKED_OUT', 'no offline lease is held');
       let released = true;
       try {
-        released = (await this.api.call<{ released: boolean }>('POST', `/v1/client/leases/${h.claims.lse}/return`)).released;
+        released = (await this.api.call(routes.client.returnOffline, { params: { leaseId: h.claims.lse } })).released;
       } catch (err) {
         if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;
       }
@@ -580,7 +580,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       }
       const timeout = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
       try {
-        const r = await this.api.call<WireCheckinResult>('POST', `/v1/client/leases/${h.claims.lse}/checkin`, { instanceId }, timeout);
+        const r = await this.api.call(routes.client.checkin, { params: { leaseId: h.claims.lse }, body: { instanceId } }, timeout);
         this.instanceCount = r.instances;
         this.lastContactAt = this.clock.now();
         await this.state.unregisterInstance(instanceId);
@@ -621,7 +621,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       const entries = await this.state.instances();
       const alive = new Set(entries.filter((e) => e.alive).map((e) => e.instanceId));
       if (this.held?.own && this.mode !== 'idle' && this.mode !== 'closed') alive.add(this.instanceId);
-      const r = await this.api.call<SyncResult>('POST', '/v1/client/devices/sync', { fingerprint: this.fp, instanceIds: [...alive].slice(0, 1024) });
+      const r = await this.api.call(routes.client.syncDevice, { body: { fingerprint: this.fp!, instanceIds: [...alive].slice(0, 1024) } });
       this.lastContactAt = this.clock.now();
       this.instanceCount = r.instances;
       for (const e of entries) if (!e.alive || r.dropped.includes(e.instanceId)) await this.state.unregisterInstance(e.instanceId);
@@ -637,7 +637,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
    */
   async info(): Promise<LicenseInfo> {
     await this.init();
-    const r = await this.api.call<LicenseInfo>('GET', `/v1/client/license?fingerprint=${encodeURIComponent(this.fp!)}`);
+    const r = await this.api.call(routes.client.licenseInfo, { query: { fingerprint: this.fp! } });
     this.license = r.license;
     this.lastContactAt = this.clock.now();
     return r;
@@ -707,7 +707,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     this.fp = fp;
     this.state = new StateDir(this.stateRoot, this.serverUrl, this.licenseKey, fp);
     await this.state.ensure();
-    this.trust = new KeyTrust(this.state, this.fixedKeys, () => this.api.call('GET', '/.well-known/jwks.json', undefined, { auth: false }));
+    this.trust = new KeyTrust(this.state, this.fixedKeys, () => this.api.call(routes.ops.jwks, {}));
     this.api.verifier = (kid, data, sig) => this.trust.verifySignature(kid, data, sig);
 
     // The latest trusted time: the sealed record, and the one kept beside an offline token.
@@ -792,7 +792,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   // grants and tokens
 
   private async requestCheckout(): Promise<{ grant: Grant; claims: LeaseTokenClaims; created: boolean }> {
-    const r = await this.api.request<Grant>('POST', '/v1/client/checkout', this.meta());
+    const r = await this.api.request(routes.client.checkout, { body: this.meta() });
     const claims = await this.verifyGrant(r.body, {});
     return { grant: r.body, claims, created: r.status === 201 };
   }
@@ -895,7 +895,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
         continue;
       }
       try {
-        const r = await this.api.call<WireCheckinResult>('POST', `/v1/client/leases/${e.leaseId}/checkin`, { instanceId: e.instanceId });
+        const r = await this.api.call(routes.client.checkin, { params: { leaseId: e.leaseId }, body: { instanceId: e.instanceId } });
         if (e.leaseId === this.held?.claims.lse) this.instanceCount = r.instances;
         await this.state.unregisterInstance(e.instanceId);
       } catch (err) {
@@ -1143,7 +1143,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
         let claims: LeaseTokenClaims | undefined;
         if (before?.own && this.mode !== 'cached') {
           try {
-            grant = await this.api.call<Grant>('POST', `/v1/client/leases/${before.claims.lse}/heartbeat`, { instanceId: this.instanceId });
+            grant = await this.api.call(routes.client.heartbeat, { params: { leaseId: before.claims.lse }, body: { instanceId: this.instanceId } });
             claims = await this.verifyGrant(grant, { leaseId: before.claims.lse });
           } catch (err) {
             if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;

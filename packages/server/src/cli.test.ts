@@ -183,8 +183,9 @@ test('floatd serve --mode on-prem: needs the vendor public key, loads --license-
 
 test('the start banner names the console and how to sign in; GET / redirects to the console', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'floatd-cli-'));
+  let s: Proc | undefined;
   try {
-    const s = await serve(dir);
+    s = await serve(dir);
     const tokenFile = join(dir, 'admin-token');
     assert.ok(
       s.stdout().includes(`floatd: web console at ${s.url}/console/ — sign in with the admin token kept in ${tokenFile} (cat ${tokenFile})\n`),
@@ -193,9 +194,10 @@ test('the start banner names the console and how to sign in; GET / redirects to 
     const root = await fetch(`${s.url}/`, { redirect: 'manual' });
     assert.equal(root.status, 302);
     assert.match(root.headers.get('location') ?? '', /^\/console\/?$/);
-    s.child.kill('SIGTERM');
-    await s.exited;
   } finally {
+    // Also when an assertion failed: a server left running keeps the test file from ever ending.
+    s?.child.kill('SIGTERM');
+    await s?.exited;
     await rm(dir, { recursive: true, force: true });
   }
 });

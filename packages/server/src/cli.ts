@@ -83,8 +83,10 @@ program
         `\nfloatd: first start — created an admin token. It is shown only this once and kept in ${server.adminTokenFile} (mode 0600):\n\n  ${server.createdAdminSecret}\n\n`,
       );
     }
-    process.stdout.write(`floatd ${VERSION} listening on ${server.url} (data in ${config.dataDir})\n`);
-    process.stdout.write(`${consoleBanner(server.url, server.adminTokenFile, existsSync(server.adminTokenFile))}\n`);
+    // One write: a reader that waits for "listening on" gets the console line with it.
+    process.stdout.write(
+      `floatd ${VERSION} listening on ${server.url} (data in ${config.dataDir})\n${consoleBanner(server.url, server.adminTokenFile, existsSync(server.adminTokenFile))}\n`,
+    );
     const stop = (signal: string) => {
       process.stdout.write(`floatd: ${signal} received, finishing in-flight requests\n`);
       server.close().then(

@@ -327,14 +327,15 @@ test('CORS: the admin API is not usable cross-origin unless the origin is in FLO
   });
 });
 
-test('failed authentication under concurrency: a burst of 1,000 bad keys is looked up at most the limit\'s number of times', { timeout: 60_000 }, () =>
+test('failed authentication under concurrency: a burst of 250 bad keys at once is looked up at most the limit\'s number of times', { timeout: 60_000 }, () =>
   withServer({ FLOATD_RATE_LIMIT_AUTH_FAILURES: '30/60', FLOATD_RATE_LIMIT_CLIENT_IP: '100000/1' }, async (ts) => {
     const l = await ts.license({ seats: 5 });
     assert.equal((await ts.client(l.key, 'GET', '/v1/client/license')).status, 200);
-    const answers = await Promise.all(Array.from({ length: 1000 }, (_, i) => ts.client(`BAD-KEY-${i}`, 'GET', '/v1/client/license')));
+    // 250 at once: under the per-address connection cap (256), so every request reaches the limiter together.
+    const answers = await Promise.all(Array.from({ length: 250 }, (_, i) => ts.client(`BAD-KEY-${i}`, 'GET', '/v1/client/license')));
     const looked = answers.filter((a) => a.status === 401).length;
     const limited = answers.filter((a) => a.status === 429).length;
-    assert.equal(looked + limited, 1000, 'every answer is a 401 or a 429');
+    assert.equal(looked + limited, 250, `every answer is a 401 or a 429: ${JSON.stringify([...new Set(answers.map((a) => a.status))])}`);
     assert.ok(looked <= 30, `${looked} bad keys were looked up, against a limit of 30`);
     assert.ok(looked >= 1);
     // The address is locked out now, but a burst of good requests from a site whose key is known never was the problem:

@@ -22,6 +22,7 @@ import { decodeCursor, encodeCursor, fillHours, hourOf } from '../common.js';
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { assertDriverPatched, reconnectBackoff } from './driver.js';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
 const CHANNEL = 'floatd_changes';
@@ -32,10 +33,17 @@ export interface PostgresOptions {
   max?: number;
 }
 
+/**
+ * A pool on `url`, which may name several hosts (`postgres://a:5432,b:5433/floatd?target_session_attrs=read-write`,
+ * libpq's convention): each new connection tries them in turn and, with `read-write`, keeps only the primary.
+ */
 export function connect(url: string, max = 10): postgres.Sql {
+  assertDriverPatched();
   return postgres(url, {
     max,
     onnotice: () => undefined,
+    backoff: reconnectBackoff,
+    connect_timeout: 5,
     // BIGINT (ms timestamps, counts) as JS numbers: every value we store is far below 2^53.
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } } as never,
     connection: { application_name: 'floatd' },

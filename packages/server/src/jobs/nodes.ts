@@ -27,7 +27,7 @@ export async function clockOffset(sql: postgres.Sql, now: () => number = Date.no
   return Math.round((before + after) / 2 - Number(r!.db_ms));
 }
 
-export function reportNode(sql: postgres.Sql, version: string, isLeader: () => boolean, everyMs = 5000): { id: string; stop(): Promise<void> } {
+export function reportNode(sql: postgres.Sql, version: string, isLeader: () => boolean, everyMs = 2000): { id: string; stop(): Promise<void> } {
   const id = newId('req').replace('req_', 'node_');
   const startedAt = Date.now();
   const tick = async () => {
@@ -37,6 +37,7 @@ export function reportNode(sql: postgres.Sql, version: string, isLeader: () => b
       ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, clock_offset_ms = excluded.clock_offset_ms, leader = excluded.leader`;
     // Forget nodes gone for a day.
     await sql`DELETE FROM nodes WHERE last_seen_at < ${Date.now() - 86_400_000}`;
+    await reapWedged(sql);
   };
   let running: Promise<unknown> = tick().catch(() => undefined);
   const timer = setInterval(() => {
@@ -51,6 +52,21 @@ export function reportNode(sql: postgres.Sql, version: string, isLeader: () => b
       await sql`DELETE FROM nodes WHERE id = ${id}`.catch(() => undefined);
     },
   };
+}
+
+/**
+ * Ends floatd's own database sessions that have waited mid-statement for their client for more
+ * than `seconds` (state `active`, waiting on ClientRead: the server got the first half of an
+ * extended-protocol exchange and the rest never came). A connection cut at the wrong moment
+ * can leave postgres.js waiting on such a session for ever (with no timeout of its own); ending
+ * it fails the waiting query with CONNECTION_CLOSED (a 503 to the request) and frees the pool's
+ * connection. A healthy floatd session never waits on its client for seconds inside a statement.
+ */
+export async function reapWedged(sql: postgres.Sql, seconds = 5): Promise<number> {
+  const rows = await sql`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+    WHERE application_name = 'floatd' AND datname = current_database() AND pid <> pg_backend_pid()
+      AND state = 'active' AND wait_event = 'ClientRead' AND state_change < now() - make_interval(secs => ${seconds})`;
+  return rows.length;
 }
 
 export async function listNodes(sql: postgres.Sql): Promise<NodeRow[]> {

@@ -117,6 +117,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       : undefined;
   await entitlements?.start();
   const vendor = vendorSigner ? new VendorService(store, clock, vendorSigner) : undefined;
+  let started = false;
   const app = await buildApp(
     {
       store,
@@ -138,6 +139,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       version: VERSION,
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
       storageHealth,
+      started: () => started,
     },
     { logger, logRequests: config.logRequests, security: config.security, trustProxy: config.security.trustProxy },
   );
@@ -149,6 +151,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     await writeFile(adminTokenFile, createdAdminSecret + '\n', { mode: 0o600 });
     await chmod(adminTokenFile, 0o600);
   }
+  started = true;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;

@@ -35,6 +35,8 @@ export interface AppContext {
   settings: { reclaimIntervalSeconds: number };
   /** whether the last write failed for the storage's sake (disk full, connection lost): /readyz reports it */
   storageHealth: StorageHealth;
+  /** false until the node can serve everything (its first admin token written): /readyz answers 503 until then */
+  started?: (() => boolean) | undefined;
 }
 
 export type Routes = (app: FastifyInstance, ctx: AppContext) => void;

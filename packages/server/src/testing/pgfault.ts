@@ -22,6 +22,8 @@ export interface CutProxy {
   cut(how?: 'reset' | 'end'): number;
   /** Forwards new connections to this port from now on (the address moved). */
   moveTo(port: number): void;
+  /** Refuses new connections (the database is down) or accepts them again. */
+  refuse(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -29,7 +31,9 @@ export async function cutProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
   const pairs = new Set<[Socket, Socket]>();
   let target = targetPort;
   let cuts = 0;
+  let refusing = false;
   const server = createServer((client) => {
+    if (refusing) return void client.resetAndDestroy();
     const upstream = connect(target, targetHost);
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -64,6 +68,9 @@ export async function cutProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     },
     moveTo(port) {
       target = port;
+    },
+    refuse(on) {
+      refusing = on;
     },
     close: () =>
       new Promise<void>((r) => {

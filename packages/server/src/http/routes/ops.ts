@@ -5,7 +5,7 @@ import type { Routes } from '../context.js';
 import { ApiError } from '../errors.js';
 import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
-export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth }) => {
+export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth, started }) => {
   const tags = ['operations'];
   app.get('/healthz', { schema: { summary: 'Liveness', tags, response: { 200: W.Obj({ status: Type.Literal('ok'), version: Type.String() }) } } }, async () => ({
     status: 'ok' as const,
@@ -15,10 +15,12 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
     '/readyz',
     { schema: { summary: 'Readiness: the database answers', tags, response: { 200: W.Obj({ status: Type.Literal('ready'), store: Type.String() }), '5xx': W.ErrorBody } } },
     async () => {
+      if (started && !started()) throw new ApiError('SERVICE_UNAVAILABLE', 'starting: not ready to serve everything yet', { retryAfterSeconds: 1 });
       try {
         await store.ping();
       } catch {
-        throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer');
+        // The pool reconnects on this very query (bounded backoff): ready again as soon as the database answers.
+        throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer', { retryAfterSeconds: 1 });
       }
       // The last write failed for the storage's sake (disk full, …): ready again only once a test write commits.
       if (storageHealth.current) {

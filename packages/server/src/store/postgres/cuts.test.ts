@@ -26,7 +26,7 @@ import { call, cutProxy, runDevices, startNode } from '../../testing/pgfault.js'
 const pgUp = await postgresAvailable();
 if (!pgUp && process.env.CI === 'true') throw new Error('PostgreSQL is not reachable: the cut-connection test must run in CI');
 
-const CUTS = Number(process.env.FLOATD_PG_CUTS ?? 30);
+const CUTS = Number(process.env.FLOATD_PG_CUTS ?? 25);
 const SEATS = 12;
 const DEVICES = 40;
 
@@ -110,6 +110,54 @@ test(`${CUTS} cuts of every open database connection under load: the process sta
     await node.stop();
     await proxy.close();
     await direct.end({ timeout: 2 });
+    await db.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('ready again at most 1 s after the database is: outages of 1-2 s under load, /readyz polled', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 90_000 }, async (t) => {
+  const db = await createTempDatabase();
+  const proxy = await cutProxy(Number(new URL(PG_ADMIN_URL).port || 5432), new URL(PG_ADMIN_URL).hostname);
+  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-ready-'));
+  const viaProxy = new URL(db.url);
+  viaProxy.host = `127.0.0.1:${proxy.port}`;
+  const node = await startNode(dataDir, viaProxy.toString(), ['--reclaim-interval', '1']);
+  try {
+    const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+    assert.equal((await call(node.url, '', 'GET', '/readyz')).status, 200, 'ready once started');
+    const admin = (m: string, p: string, b?: unknown) => call(node.url, `Bearer ${token}`, m, p, b);
+    const product = (await admin('POST', '/v1/admin/products', { name: 'ready' })).body;
+    const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 5, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
+    const load = runDevices(() => node.url, lic.key, 10, { beats: 2, pauseMs: 50 });
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      proxy.refuse(true);
+      proxy.cut();
+      const downFor = 1000 + (i % 2) * 1000;
+      const until = Date.now() + downFor;
+      while (Date.now() < until) {
+        assert.notEqual((await call(node.url, '', 'GET', '/readyz')).status, 200, 'not ready while the database is down');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      proxy.refuse(false);
+      const back = Date.now();
+      let ready = false;
+      while (!ready && Date.now() - back < 10_000) {
+        ready = (await call(node.url, '', 'GET', '/readyz')).status === 200;
+        if (!ready) await new Promise((r) => setTimeout(r, 10));
+      }
+      times.push(Date.now() - back);
+    }
+    const report = await load.stop();
+    t.diagnostic(`ready after the database: ${times.join(', ')} ms; load: ${report.ok} 2xx, ${report.unavailable} 503`);
+    assert.equal(node.exit, undefined);
+    assert.deepEqual(report.wrong, []);
+    assert.deepEqual(report.networkErrors, []);
+    for (const ms of times) assert.ok(ms <= 1000, `ready ${ms} ms after the database`);
+  } finally {
+    await node.stop();
+    await proxy.close();
     await db.drop();
     await rm(dataDir, { recursive: true, force: true });
   }

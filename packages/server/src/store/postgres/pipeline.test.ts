@@ -72,3 +72,26 @@ test('a busy pool: transactions and pipelined batches never share a connection w
     await db.drop();
   }
 });
+
+test('a multi-host URL (libpq convention): a host that refuses is skipped, target_session_attrs=read-write keeps the primary', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 30_000 }, async () => {
+  const db = await createTempDatabase();
+  const u = new URL(db.url);
+  const { createServer } = await import('node:net');
+  // A port that accepts nothing: bound then closed.
+  const dead = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => r(typeof a === 'object' && a ? a.port : 1));
+    });
+  });
+  const url = `postgres://${u.username}@127.0.0.1:${dead},${u.hostname}:${u.port || 5432}${u.pathname}?target_session_attrs=read-write`;
+  const sql = connect(url, 2);
+  try {
+    const [r] = await sql`SELECT pg_is_in_recovery() AS standby, current_database() AS db`;
+    assert.equal(r!.standby, false);
+    assert.equal(r!.db, db.name);
+  } finally {
+    await sql.end({ timeout: 2 });
+    await db.drop();
+  }
+});

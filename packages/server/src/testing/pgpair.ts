@@ -38,6 +38,8 @@ export interface PgPair {
   standbyPort: number;
   /** Crashes the primary (`pg_ctl stop -m immediate`: no shutdown checkpoint, connections cut). */
   crashPrimary(): Promise<void>;
+  /** Makes the primary refuse writes without dropping a connection (how an old primary is fenced): SQLSTATE 25006. */
+  fencePrimary(): Promise<void>;
   /** Promotes the standby (`pg_ctl promote -w`: returns once it accepts writes). */
   promoteStandby(): Promise<void>;
   stop(): Promise<void>;
@@ -61,6 +63,8 @@ export async function startPair(): Promise<PgPair> {
       `synchronous_standby_names = 'standby1'`,
       `synchronous_commit = on`,
       `max_connections = 60`,
+      // Only processes crash in these tests, never the machine: the OS keeps what was written.
+      `fsync = off`,
       `shared_buffers = 16MB`,
       `hot_standby = on`,
       '',
@@ -91,6 +95,10 @@ export async function startPair(): Promise<PgPair> {
     standbyPort,
     async crashPrimary() {
       await asPostgres('pg_ctl', ['-D', primary, '-m', 'immediate', 'stop']);
+    },
+    async fencePrimary() {
+      await psql(primaryPort, 'ALTER SYSTEM SET default_transaction_read_only = on');
+      await psql(primaryPort, 'SELECT pg_reload_conf()');
     },
     async promoteStandby() {
       await asPostgres('pg_ctl', ['-D', standby, '-w', 'promote']);

@@ -9,7 +9,8 @@
  * Required: the process stays up; only `503` with Retry-After inside the outage; no lease a
  * device holds is lost and none checked in comes back (read on the new primary); never more
  * leases than seats; serving again within 5 s of the promotion; the leader lock and the node
- * registry come back on the new primary.
+ * registry come back on the new primary. A third time with the old primary fenced instead of
+ * crashed (read-only, its connections kept: writes fail with SQLSTATE 25006): floatd must leave it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,15 +25,15 @@ const SEATS = 10;
 const unavailable = pairUnavailable();
 if (unavailable && process.env.CI === 'true') throw new Error(`the fail-over test must run in CI: ${unavailable}`);
 
-for (const mode of ['multi-host URL', 'moving address'] as const) {
-  test(`fail-over (${mode}): primary crashed under load, standby promoted: serving within 5 s, no lease lost or resurrected, only 503s`, { skip: unavailable ?? false, timeout: 90_000 }, async (t) => {
+for (const mode of ['multi-host URL', 'moving address', 'fenced primary'] as const) {
+  test(`fail-over (${mode}): primary ${mode === 'fenced primary' ? 'made read-only (25006)' : 'crashed'} under load, standby promoted: serving within 5 s, no lease lost or resurrected, only 503s`, { skip: unavailable ?? false, timeout: 90_000 }, async (t) => {
     const pair = await startPair();
     let proxy: CutProxy | undefined;
     const dataDir = await mkdtemp(join(tmpdir(), 'floatd-failover-'));
     let node: Awaited<ReturnType<typeof startNode>> | undefined;
     try {
       let url: string;
-      if (mode === 'multi-host URL') {
+      if (mode !== 'moving address') {
         url = `postgres://postgres@127.0.0.1:${pair.primaryPort},127.0.0.1:${pair.standbyPort}/floatd?target_session_attrs=read-write`;
       } else {
         proxy = await cutProxy(pair.primaryPort);
@@ -46,10 +47,11 @@ for (const mode of ['multi-host URL', 'moving address'] as const) {
       const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: SEATS, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
       assert.ok(lic.key, JSON.stringify(lic));
 
-      const load = runDevices(() => n.url, lic.key, 30, { beats: 3, pauseMs: 40 });
-      await new Promise((r) => setTimeout(r, 3000));
+      const load = runDevices(() => n.url, lic.key, 30, { beats: 2, pauseMs: 25 });
+      await new Promise((r) => setTimeout(r, 4000));
       const okBefore = load.report.ok;
-      await pair.crashPrimary();
+      if (mode === 'fenced primary') await pair.fencePrimary();
+      else await pair.crashPrimary();
       const crashedAt = Date.now();
       await pair.promoteStandby();
       const promotedAt = Date.now();

@@ -162,3 +162,48 @@ test('ready again at most 1 s after the database is: outages of 1-2 s under load
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test('/readyz answers 200 only once the node can serve everything (its first admin token written), polled from the first moment it listens', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 60_000 }, async (t) => {
+  const db = await createTempDatabase();
+  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-firststart-'));
+  const { createServer } = await import('node:net');
+  const { existsSync } = await import('node:fs');
+  const port = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => r(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+  const base = `http://127.0.0.1:${port}`;
+  let polling = true;
+  const early: string[] = [];
+  let answers = 0;
+  const poller = (async () => {
+    while (polling) {
+      try {
+        const r = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(2000) });
+        await r.text();
+        answers++;
+        if (r.status === 200 && !existsSync(join(dataDir, 'admin-token'))) early.push(`200 before the admin token file existed`);
+      } catch {
+        /* not listening yet */
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  const node = await startNode(dataDir, db.url, ['--port', String(port)]);
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    polling = false;
+    await poller;
+    t.diagnostic(`${answers} /readyz answers during the first start`);
+    assert.ok(answers > 0);
+    assert.deepEqual(early, []);
+    assert.equal((await call(node.url, '', 'GET', '/readyz')).status, 200);
+  } finally {
+    polling = false;
+    await node.stop();
+    await db.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});

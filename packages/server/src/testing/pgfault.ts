@@ -172,6 +172,8 @@ export interface LoadReport {
   lost: string[];
   /** time of the last 503, and of the first 2xx after each 503 run */
   lastUnavailableAt: number;
+  /** when each committed write was acknowledged (a checkout's 201, a check-in's 2xx): a batched heartbeat's 200 proves no write */
+  writesAt: number[];
   recoveries: { from: number; at: number }[];
 }
 
@@ -192,6 +194,7 @@ export function runDevices(url: () => string, key: string, devices: number, opts
     checkedIn: new Set(),
     lost: [],
     lastUnavailableAt: 0,
+    writesAt: [],
     recoveries: [],
   };
   let stopping = false;
@@ -234,6 +237,7 @@ export function runDevices(url: () => string, key: string, devices: number, opts
       }
       const lease = String(out.body.lease.id);
       report.held.set(lease, fingerprint);
+      report.writesAt.push(Date.now());
       let beat = 0;
       while (!stopping && beat < beats) {
         await pause(pauseMs);
@@ -253,6 +257,7 @@ export function runDevices(url: () => string, key: string, devices: number, opts
         const ci = await send(`/v1/client/leases/${lease}/checkin`, { instanceId: 'app' });
         if (ci && (ci.status === 200 || ci.status === 204)) {
           report.checkedIn.add(lease);
+          report.writesAt.push(Date.now());
           break;
         }
         if (ci?.status === 404) break; // an earlier check-in answered 503 had committed after all

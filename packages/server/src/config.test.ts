@@ -26,6 +26,8 @@ test('bad values stop the start with a message naming the setting', () => {
     [{ databaseUrl: 'postgres://localhost/db' }, /FLOATD_KEY_ENCRYPTION_KEY: required with PostgreSQL/],
     [{ databaseUrl: 'postgres://localhost/db', keyEncryptionKey: 'c2hvcnQ=' }, /must be 32 bytes/],
     [{ databaseUrl: 'postgres://u:secret@h:bad/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') }, /^(?!.*secret).*not a valid URL/],
+    [{ databaseUrl: 'postgres://u:secret@a:5432,b:bad/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') }, /^(?!.*secret).*not a valid URL/],
+    [{ databaseUrl: 'postgres://a:5432,/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') }, /not a valid URL/],
     [{ reclaimInterval: '0' }, /RECLAIM_INTERVAL/],
     [{ logLevel: 'loud' }, /FLOATD_LOG_LEVEL/],
     [{ sqliteSynchronous: 'OFF' }, /FLOATD_SQLITE_SYNCHRONOUS/],
@@ -46,6 +48,9 @@ test('a PostgreSQL URL with a 32-byte key selects the PostgreSQL store', () => {
   assert.ok(c.database.kind === 'postgres' && c.database.poolSize === 10, 'default pool of 10 connections per node');
   const big = parseConfig({ databaseUrl: 'postgres://h/db', keyEncryptionKey: key.toString('hex'), databasePoolSize: '40' });
   assert.ok(big.database.kind === 'postgres' && big.database.poolSize === 40);
+  const multi = 'postgres://floatd:pw@db1:5432,db2:5433/floatd?target_session_attrs=read-write';
+  const m = parseConfig({ databaseUrl: multi, keyEncryptionKey: key.toString('hex') });
+  assert.ok(m.database.kind === 'postgres' && m.database.url === multi, 'a multi-host URL (libpq convention) is taken as it is');
 });
 
 test('heartbeat batching: 1000 ms by default, 0 turns it off', () => {

@@ -284,10 +284,18 @@ function database(url: string | undefined, dataDir: string, encryptionKey: strin
   const m = /^(sqlite|file):(?:\/\/)?(.+)$/.exec(url.trim());
   if (m?.[2]) return { kind: 'sqlite', path: resolve(m[2]) };
   if (/^postgres(ql)?:\/\/\S+$/.test(url.trim())) {
-    try {
-      new URL(url.trim());
-    } catch {
-      throw new ConfigError(`FLOATD_DATABASE_URL: "${redact(url)}" is not a valid URL`);
+    // Several hosts (libpq's convention, for a primary and its standbys: postgres://a:5432,b:5433/db?target_session_attrs=read-write)
+    // are valid when the URL is valid with each one of them.
+    const u = url.trim();
+    const authority = u.slice(u.indexOf('://') + 3).split(/[?/]/)[0] ?? '';
+    const hosts = authority.slice(authority.lastIndexOf('@') + 1);
+    for (const host of hosts.split(',')) {
+      try {
+        if (host === '') throw new Error('empty host');
+        new URL(u.replace(hosts, host));
+      } catch {
+        throw new ConfigError(`FLOATD_DATABASE_URL: "${redact(url)}" is not a valid URL`);
+      }
     }
     return {
       kind: 'postgres',

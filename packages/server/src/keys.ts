@@ -52,7 +52,8 @@ export class KeyRing {
   static async open(persistence: KeyPersistence, now: number): Promise<KeyRing> {
     const ring = new KeyRing(persistence);
     ring.keys = (await persistence.update((keys) => (keys.length ? keys : [generate(now)]))).map(load);
-    persistence.onChange?.(() => void ring.reload());
+    // A reload that fails (the database connection cut at that moment) must not end the process; the next change or reconnection reloads.
+    persistence.onChange?.(() => void ring.reload().catch(() => undefined));
     return ring;
   }
 

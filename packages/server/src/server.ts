@@ -167,6 +167,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       : undefined;
   await entitlements?.start();
   const vendor = vendorSigner ? new VendorService(store, clock, vendorSigner) : undefined;
+  let started = false;
   const app = await buildApp(
     {
       store,
@@ -201,6 +202,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       settings: { reclaimIntervalSeconds: config.reclaimIntervalSeconds },
       storageHealth,
       clockFence: fence,
+      started: () => started,
     },
     {
       logger,
@@ -229,6 +231,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     await writeFile(adminTokenFile, createdAdminSecret + '\n', { mode: 0o600 });
     await chmod(adminTokenFile, 0o600);
   }
+  started = true;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;

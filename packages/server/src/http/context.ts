@@ -40,6 +40,8 @@ export interface AppContext {
   storageHealth: StorageHealth;
   /** cluster only: fenced while this node's clock is too far from the database's */
   clockFence?: ClockFence | undefined;
+  /** false until the node can serve everything (its first admin token written): /readyz answers 503 until then */
+  started?: (() => boolean) | undefined;
 }
 
 export type Routes = (app: FastifyInstance, ctx: AppContext) => void;

@@ -36,7 +36,7 @@ export function reportNode(
   sql: postgres.Sql,
   version: string,
   isLeader: () => boolean,
-  everyMs = 5000,
+  everyMs = 2000,
   /** each measurement, for the clock fence (service/clockFence.ts) */
   onOffset: (offsetMs: number, rttMs: number) => void = () => {},
 ): { id: string; first: Promise<unknown>; stop(): Promise<void> } {
@@ -50,6 +50,7 @@ export function reportNode(
       ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at, clock_offset_ms = excluded.clock_offset_ms, leader = excluded.leader`;
     // Forget nodes gone for a day.
     await sql`DELETE FROM nodes WHERE last_seen_at < ${Date.now() - 86_400_000}`;
+    await reapWedged(sql);
   };
   let running: Promise<unknown> = tick().catch(() => undefined);
   const first = running;
@@ -66,6 +67,21 @@ export function reportNode(
       await sql`DELETE FROM nodes WHERE id = ${id}`.catch(() => undefined);
     },
   };
+}
+
+/**
+ * Ends floatd's own database sessions that have waited mid-statement for their client for more
+ * than `seconds` (state `active`, waiting on ClientRead: the server got the first half of an
+ * extended-protocol exchange and the rest never came). A connection cut at the wrong moment
+ * can leave postgres.js waiting on such a session for ever (with no timeout of its own); ending
+ * it fails the waiting query with CONNECTION_CLOSED (a 503 to the request) and frees the pool's
+ * connection. A healthy floatd session never waits on its client for seconds inside a statement.
+ */
+export async function reapWedged(sql: postgres.Sql, seconds = 5): Promise<number> {
+  const rows = await sql`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+    WHERE application_name = 'floatd' AND datname = current_database() AND pid <> pg_backend_pid()
+      AND state = 'active' AND wait_event = 'ClientRead' AND state_change < now() - make_interval(secs => ${seconds})`;
+  return rows.length;
 }
 
 export async function listNodes(sql: postgres.Sql): Promise<NodeRow[]> {

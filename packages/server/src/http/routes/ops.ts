@@ -5,14 +5,16 @@ import { ApiError } from '../errors.js';
 import { handle, handleRaw } from '../route.js';
 import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
-export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth, clockFence }) => {
+export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth, clockFence, started }) => {
   const R = W.routes.ops;
   handle(app, R.healthz, async () => ({ status: 'ok' as const, version }));
   handle(app, R.readyz, async () => {
+    if (started && !started()) throw new ApiError('SERVICE_UNAVAILABLE', 'starting: not ready to serve everything yet', { retryAfterSeconds: 1 });
     try {
       await store.ping();
     } catch {
-      throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer');
+      // The pool reconnects on this very query (bounded backoff): ready again as soon as the database answers.
+      throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer', { retryAfterSeconds: 1 });
     }
     // A node whose clock is too far from the database's must not take traffic (it refuses it anyway).
     const skewed = clockFence?.refusal();

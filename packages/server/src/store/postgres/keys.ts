@@ -55,7 +55,8 @@ export function pgKeyPersistence(sql: postgres.Sql, encryptionKey: Buffer): KeyP
       })) as StoredSigningKey[];
     },
     onChange(listener) {
-      void sql.listen(CHANNEL, () => listener());
+      // Also on every (re)connection of the LISTEN connection: a rotation announced while it was cut is not missed.
+      sql.listen(CHANNEL, () => listener(), () => listener()).catch(() => undefined);
     },
   };
 }

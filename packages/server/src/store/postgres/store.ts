@@ -22,6 +22,7 @@ import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../commo
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { assertDriverPatched, reconnectBackoff } from './driver.js';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
 const CHANNEL = 'floatd_changes';
@@ -32,10 +33,21 @@ export interface PostgresOptions {
   max?: number;
 }
 
+/**
+ * A pool on `url`, which may name several hosts (`postgres://a:5432,b:5433/floatd?target_session_attrs=read-write`,
+ * libpq's convention): each new connection tries them in turn and, with `read-write`, keeps only the primary.
+ */
 export function connect(url: string, max = 10): postgres.Sql {
+  assertDriverPatched();
+  // Writable servers only, unless the URL says otherwise: a connection that lands on a standby (a
+  // multi-host URL, an address that moved, a fenced old primary) is dropped and the next host tried.
+  const explicit = /[?&]target_session_attrs=/.test(url) || process.env.PGTARGETSESSIONATTRS;
   return postgres(url, {
     max,
+    ...(explicit ? {} : { target_session_attrs: 'read-write' as const }),
     onnotice: () => undefined,
+    backoff: reconnectBackoff,
+    connect_timeout: 5,
     // BIGINT (ms timestamps, counts) as JS numbers: every value we store is far below 2^53.
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } } as never,
     connection: { application_name: 'floatd' },
@@ -47,11 +59,14 @@ export class PostgresStore implements Store {
   private readonly changes = new ChangeFeed();
   private listening: Promise<unknown> | undefined;
 
-  private constructor(readonly sql: postgres.Sql) {}
+  private constructor(
+    readonly sql: postgres.Sql,
+    private readonly url?: string,
+  ) {}
 
   /** Connects, applies pending migrations under an advisory lock, and starts listening for changes. */
   static async open(opts: PostgresOptions): Promise<PostgresStore> {
-    const store = new PostgresStore(connect(opts.url, opts.max));
+    const store = new PostgresStore(connect(opts.url, opts.max), opts.url);
     await migrate(store.sql);
     store.listening = store.sql.listen(CHANNEL, (payload) => {
       try {
@@ -155,7 +170,41 @@ export class PostgresStore implements Store {
     };
   }
 
+  /**
+   * After a write was refused as read-only (SQLSTATE 25006: the server became a standby, or was
+   * fenced, and kept our connections): ends floatd's sessions on every host of the URL that is
+   * read-only now, so that each connection (pool, LISTEN, leader lock) reconnects and finds the
+   * writable server, and none stays behind to answer reads from the old one. At most once a second.
+   */
+  private async leaveReadOnly(err: unknown): Promise<void> {
+    if ((err as { code?: unknown } | null)?.code !== '25006' || Date.now() - this.leftReadOnlyAt < 1000 || !this.url) return;
+    this.leftReadOnlyAt = Date.now();
+    await Promise.all(
+      hostsOf(this.url).map(async (one) => {
+        const sql = postgres(one, { max: 1, connect_timeout: 2, onnotice: () => undefined, connection: { application_name: 'floatd-fence' } });
+        try {
+          await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE application_name = 'floatd' AND datname = current_database() AND current_setting('transaction_read_only') = 'on'`;
+        } catch {
+          /* unreachable host: nothing of ours there */
+        } finally {
+          await sql.end({ timeout: 1 }).catch(() => undefined);
+        }
+      }),
+    );
+  }
+  private leftReadOnlyAt = 0;
+
   async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    try {
+      return await this.runTransaction(fn);
+    } catch (err) {
+      void this.leaveReadOnly(err);
+      throw err;
+    }
+  }
+
+  private async runTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return (await this.sql.begin(async (sql) => {
       const pending: ChangeEvent[] = [];
       const result = await fn(this.makeTx(sql, pending));
@@ -166,6 +215,15 @@ export class PostgresStore implements Store {
   }
 
   async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
+    try {
+      return await this.renewNow(renewals);
+    } catch (err) {
+      void this.leaveReadOnly(err);
+      throw err;
+    }
+  }
+
+  private async renewNow(renewals: readonly Renewal[]): Promise<Renewal[]> {
     if (renewals.length === 0) return [];
     return (await this.sql.begin(async (sql) => {
       // Never wait for a lease another transaction holds (no deadlock with a checkout or the reclaimer): skip it and retry later.
@@ -363,15 +421,31 @@ export class PostgresStore implements Store {
 
   async probeWrite() {
     // A row written and deleted in one transaction: WAL is written and flushed at commit, the content ends as it was.
-    await this.sql.begin(async (tx) => {
-      await tx`INSERT INTO schema_migrations (version, name, applied_at) VALUES (-1, 'write probe', 0)`;
-      await tx`DELETE FROM schema_migrations WHERE version = -1`;
-    });
+    await this.sql
+      .begin(async (tx) => {
+        await tx`INSERT INTO schema_migrations (version, name, applied_at) VALUES (-1, 'write probe', 0)`;
+        await tx`DELETE FROM schema_migrations WHERE version = -1`;
+      })
+      .catch((err: unknown) => {
+        void this.leaveReadOnly(err);
+        throw err;
+      });
   }
 
   async close() {
     await this.sql.end({ timeout: 5 });
   }
+}
+
+/** One URL per host of a (multi-host) PostgreSQL URL, without target_session_attrs. */
+export function hostsOf(url: string): string[] {
+  const authority = url.slice(url.indexOf('://') + 3).split(/[?/]/)[0] ?? '';
+  const hosts = authority.slice(authority.lastIndexOf('@') + 1);
+  return hosts.split(',').map((h) => {
+    const one = new URL(url.replace(hosts, h));
+    one.searchParams.delete('target_session_attrs');
+    return one.toString();
+  });
 }
 
 function paged<T>(rows: readonly Row[], limit: number, map: (r: Row) => T): PageOf<T> {

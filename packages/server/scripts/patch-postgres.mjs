@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+/**
+ * Applies floatd's fixes to postgres.js 3.4.9 (porsager/postgres), run by `npm install` / `npm ci`
+ * (the server package's postinstall). No released version has them (3.4.9 is the newest on npm);
+ * each is a few lines, guarded by the exact text it replaces, and idempotent. A driver whose text
+ * differs (a new version) is left alone and reported: re-check the upstream issues below, then
+ * adapt or drop the patch. `floatd serve` refuses to use an unpatched driver with PostgreSQL
+ * (store/postgres/driver.ts checks the marker).
+ *
+ * 1. porsager/postgres#1208, #1154, #1066: a write buffered behind setImmediate runs after the
+ *    socket closed (`socket.write` on null) and throws an uncatchable TypeError that ends the
+ *    process; and the close paths cancel that timer without resetting it, so the connection's
+ *    next writes are never flushed (a wedged connection). Fix: nextWrite settles the queries with
+ *    CONNECTION_CLOSED instead of writing to no socket; close and terminate reset the buffer.
+ * 2. A transaction whose connection closed goes on writing on it (its ROLLBACK, statements issued
+ *    after the failure): on a null socket (1.), or on the next session that reuses the connection
+ *    object. Fix: execute() refuses a query on a closed connection, and sql.begin's handle refuses
+ *    every query once its connection closed.
+ * 3. porsager/postgres#823, #1189, #1206/#1207, #1218 (UNSAFE_TRANSACTION): sql.begin's BEGIN is
+ *    reserved by the `onexecute` hook at the end of an && chain, skipped when the write met
+ *    back-pressure or filled the pipeline; and a connection whose BEGIN is in flight stays in the
+ *    `busy` queue, so the pool pipelines other queries (another BEGIN included) into the open
+ *    transaction. Fix: the hook runs whenever BEGIN was written, and execute() then answers "full"
+ *    so nothing else is pipelined onto that connection; drain() does not hand a reserved
+ *    connection back to the pool.
+ * 4. The queries a new connection sends by itself before its first query (the array types, and
+ *    with target_session_attrs whether the server is read-only) have no one to catch their
+ *    failure: a connection cut at that moment rejects a promise nobody handles, which ends the
+ *    process (`unhandledRejection`, seen as a bare `read ECONNRESET`). Fix: those failures are
+ *    swallowed there; the connection's own error path already failed or retried the query that
+ *    opened it.
+ */
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const MARKER = '/* floatd-patch-1 */';
+
+const CONNECTION = [
+  [
+    `  function nextWrite(fn) {
+    const x = socket.write(chunk, fn)`,
+    `  function nextWrite(fn) {
+    if (!socket) { ${MARKER}
+      nextWriteTimer !== null && clearImmediate(nextWriteTimer)
+      chunk = nextWriteTimer = null
+      error(Errors.connection('CONNECTION_CLOSED', options))
+      return false
+    }
+    const x = socket.write(chunk, fn)`,
+  ],
+  [
+    `    if (terminated)
+      return queryError(q, Errors.connection('CONNECTION_DESTROYED', options))
+`,
+    `    if (terminated)
+      return queryError(q, Errors.connection('CONNECTION_DESTROYED', options))
+
+    if (!socket) ${MARKER}
+      return queryError(q, Errors.connection('CONNECTION_CLOSED', options))
+`,
+  ],
+  [
+    `      build(q)
+      return write(toBuffer(q))
+        && !q.describeFirst`,
+    `      build(q)
+      if (q.options.onexecute) ${MARKER}
+        return (write(toBuffer(q)), q.options.onexecute(connection), false)
+      return write(toBuffer(q))
+        && !q.describeFirst`,
+  ],
+  [
+    `  function drain() {
+    !query && onopen(connection)`,
+    `  function drain() {
+    !query && !connection.reserved && onopen(connection) ${MARKER}`,
+  ],
+  [
+    `    clearImmediate(nextWriteTimer)
+    if (socket) {`,
+    `    clearImmediate(nextWriteTimer)
+    chunk = nextWriteTimer = null ${MARKER}
+    if (socket) {`,
+  ],
+  [
+    `    clearImmediate(nextWriteTimer)
+    socket.removeListener('data', data)`,
+    `    clearImmediate(nextWriteTimer)
+    chunk = nextWriteTimer = null ${MARKER}
+    socket.removeListener('data', data)`,
+  ],
+  [
+    `    \`], [], execute)
+    types.forEach(({ oid, typarray }) => addArrayType(oid, typarray))`,
+    `    \`], [], execute).catch(() => null) ${MARKER}
+    types && types.forEach(({ oid, typarray }) => addArrayType(oid, typarray))`,
+  ],
+  [
+    `    query.resolve = ([[a], [b]]) => {`,
+    `    query.reject = () => undefined ${MARKER}
+    query.resolve = ([[a], [b]]) => {`,
+  ],
+];
+
+const INDEX = [
+  [
+    `      , connection
+      , prepare = null
+
+    try {`,
+    `      , connection
+      , prepare = null
+      , closedError = null ${MARKER}
+
+    try {`,
+  ],
+  [
+    `        new Promise((_, reject) => connection.onclose = reject)`,
+    `        new Promise((_, reject) => connection.onclose = (e) => (closedError = e || new Error('CONNECTION_CLOSED'), reject(e))) ${MARKER}`,
+  ],
+  [
+    `      function handler(q) {
+        q.catch(e => uncaughtError || (uncaughtError = e))`,
+    `      function handler(q) {
+        if (closedError) ${MARKER}
+          return (q.catch(() => undefined), q.reject(closedError))
+        q.catch(e => uncaughtError || (uncaughtError = e))`,
+  ],
+];
+
+function patchFile(file, edits) {
+  if (!existsSync(file)) return 'absent';
+  let text = readFileSync(file, 'utf8');
+  if (text.includes(MARKER)) return 'already';
+  for (const [from, to] of edits) {
+    const at = text.indexOf(from);
+    if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`${file}: the text to patch was not found exactly once:\n${from}`);
+    text = text.slice(0, at) + to + text.slice(at + from.length);
+  }
+  writeFileSync(file, text);
+  return 'patched';
+}
+
+export function driverRoot() {
+  return dirname(dirname(fileURLToPath(import.meta.resolve('postgres'))));
+}
+
+export function patchPostgres(root = driverRoot()) {
+  const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+  if (version !== '3.4.9') throw new Error(`postgres ${version}: floatd's patch is for 3.4.9 (see scripts/patch-postgres.mjs)`);
+  const out = {};
+  for (const dir of ['src', 'cjs/src', 'cf/src']) {
+    out[`${dir}/connection.js`] = patchFile(join(root, dir, 'connection.js'), CONNECTION);
+    out[`${dir}/index.js`] = patchFile(join(root, dir, 'index.js'), INDEX);
+  }
+  return out;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  try {
+    const r = patchPostgres();
+    console.log(`postgres.js patched for floatd: ${Object.entries(r).map(([f, s]) => `${f} ${s}`).join(', ')}`);
+  } catch (e) {
+    console.error(`floatd: cannot patch postgres.js: ${e.message}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * UNSAFE_TRANSACTION (issue #12 item 6): on a busy pool, postgres.js 3.4.9 could send
+ * a transaction's BEGIN without reserving its connection (the reservation hook sat
+ * behind a back-pressure / pipeline-full test) and left a connection whose BEGIN was in
+ * flight in the pool's `busy` queue, where other queries were pipelined into the open
+ * transaction. Seen on a 3-node cluster as a rare `500 INTERNAL_ERROR` with
+ * `UNSAFE_TRANSACTION: Only use sql.begin, sql.reserved or max: 1`. No statement of
+ * floatd sends BEGIN itself: the seat transactions and the batched heartbeat `renew`
+ * all use `sql.begin`; the fault was the driver's (fixed by
+ * packages/server/scripts/patch-postgres.mjs, porsager/postgres#823).
+ *
+ * This drives floatd's pool (store/postgres/store.ts `connect`) the way a loaded node
+ * does: every connection busy, transactions and large pipelined statements (a heartbeat
+ * batch's arrays) queued behind them. Required: no UNSAFE_TRANSACTION, every
+ * transaction's statements in its own transaction, no plain statement inside one.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTempDatabase, postgresAvailable } from '../../testing/pg.js';
+import { connect } from './store.js';
+
+const pgUp = await postgresAvailable();
+if (!pgUp && process.env.CI === 'true') throw new Error('PostgreSQL is not reachable');
+
+test('a busy pool: transactions and pipelined batches never share a connection wrongly (no UNSAFE_TRANSACTION)', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 60_000 }, async (t) => {
+  const db = await createTempDatabase();
+  const sql = connect(db.url, 3);
+  try {
+    const big = 'x'.repeat(64 * 1024); // larger than the socket's buffer: its write meets back-pressure
+    let unsafe = 0;
+    const otherErrors: string[] = [];
+    const txXids = new Map<string, number>();
+    const plainXids: string[] = [];
+    for (let round = 0; round < 30; round++) {
+      const work: Promise<unknown>[] = [];
+      const plain = () =>
+        work.push(
+          sql`SELECT pg_current_xact_id()::text AS x`.then(
+            ([r]) => plainXids.push(String(r!.x)),
+            (e: { code?: string; message: string }) => (e.code === 'UNSAFE_TRANSACTION' ? unsafe++ : otherErrors.push(`${e.code}: ${e.message}`)),
+          ),
+        );
+      // Every connection busy, then enough queued statements that some BEGIN lands on a full pipeline (100 a connection).
+      for (let i = 0; i < 3; i++) work.push(sql`SELECT pg_sleep(0.02)`);
+      for (let i = 0; i < 290 + (round % 12); i++) plain();
+      for (let i = 0; i < 12; i++) {
+        work.push(
+          sql
+            .begin(async (tx) => {
+              const [a] = await tx`SELECT pg_current_xact_id()::text AS x, length(${big}::text) AS n`;
+              const [b] = await tx`SELECT pg_current_xact_id()::text AS x`;
+              assert.equal(a!.x, b!.x, 'both statements of a transaction in one transaction');
+              txXids.set(String(a!.x), (txXids.get(String(a!.x)) ?? 0) + 1);
+            })
+            .catch((e: { code?: string; message: string }) => {
+              if (e.code === 'UNSAFE_TRANSACTION') unsafe++;
+              else otherErrors.push(`${e.code}: ${e.message}`);
+            }),
+        );
+        plain();
+      }
+      await Promise.all(work);
+    }
+    t.diagnostic(`${txXids.size} transactions, ${plainXids.length} plain statements, ${unsafe} UNSAFE_TRANSACTION`);
+    assert.equal(unsafe, 0, 'UNSAFE_TRANSACTION');
+    assert.deepEqual(otherErrors.slice(0, 5), []);
+    assert.equal(txXids.size, 30 * 12, 'every transaction had its own transaction id');
+    assert.ok([...txXids.values()].every((n) => n === 1));
+    assert.deepEqual(plainXids.filter((x) => txXids.has(x)), [], 'no plain statement ran inside a transaction');
+  } finally {
+    await sql.end({ timeout: 2 });
+    await db.drop();
+  }
+});
+
+test('a multi-host URL (libpq convention): a host that refuses is skipped, target_session_attrs=read-write keeps the primary', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 30_000 }, async () => {
+  const db = await createTempDatabase();
+  const u = new URL(db.url);
+  const { createServer } = await import('node:net');
+  // A port that accepts nothing: bound then closed.
+  const dead = await new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => r(typeof a === 'object' && a ? a.port : 1));
+    });
+  });
+  const url = `postgres://${u.username}@127.0.0.1:${dead},${u.hostname}:${u.port || 5432}${u.pathname}?target_session_attrs=read-write`;
+  const sql = connect(url, 2);
+  try {
+    const [r] = await sql`SELECT pg_is_in_recovery() AS standby, current_database() AS db`;
+    assert.equal(r!.standby, false);
+    assert.equal(r!.db, db.name);
+  } finally {
+    await sql.end({ timeout: 2 });
+    await db.drop();
+  }
+});

@@ -114,7 +114,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   await membership?.first;
   if (fence && firstOffset !== undefined) fence.measured(...firstOffset);
   const clockGate = {
-    mayReclaim: (ttl: number | null, now: number) => silence.mayReclaim(ttl, now),
+    reclaimCutoff: (ttl: number | null, now: number) => silence.reclaimCutoff(ttl, now),
     fenced: () => fence?.fenced() ?? false,
     watchClock: () => void silence.check(),
   };
@@ -161,6 +161,8 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     floor = await store.newestRecordedTime({ leases: false });
   }
   await clockGuard.start(floor);
+  // Leases that expired before the previous run last stored its trusted time died while a server watched: no grace for them.
+  silence.watchedBefore(clockGuard.storedAtStart);
   const entitlements =
     onPrem && identity && vendorKeys
       ? new EntitlementService(store, clock, metrics, { vendorKeys, identity, clockGuard, licenseFile: config.licenseFile, logger, seal })
@@ -186,7 +188,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           admit: entitlements && ((license) => entitlements.admit(license)),
           grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
           renewRefusal: () => fence?.refusal(),
-          mayReclaim: clockGate.mayReclaim,
+          reclaimCutoff: clockGate.reclaimCutoff,
           watchClock: clockGate.watchClock,
         },
         new LicenseQueue(licenseConcurrency(config), metrics),

@@ -20,8 +20,8 @@ test('time passing is no step; a lease past its expiry is reclaimable once one T
   assert.equal(w.mayReclaim(null, clock.now()), true, 'no TTL: nothing to measure');
 });
 
-for (const stepMs of [5_000, 300_000, 3 * 3_600_000, -5_000, -300_000, -3 * 3_600_000]) {
-  test(`a step of ${stepMs / 1000} s starts one TTL of grace from the moment it is seen`, () => {
+for (const stepMs of [5_000, 300_000, 3 * 3_600_000]) {
+  test(`a step of +${stepMs / 1000} s starts one TTL of grace from the moment it is seen`, () => {
     const clock = new ManualClock(T0);
     const steps: number[] = [];
     const w = new SilenceWatch(clock, (d) => steps.push(d));
@@ -29,7 +29,8 @@ for (const stepMs of [5_000, 300_000, 3 * 3_600_000, -5_000, -300_000, -3 * 3_60
     assert.equal(w.mayReclaim(120, clock.now()), true);
     clock.step(stepMs);
     const seenAt = clock.now();
-    assert.equal(w.mayReclaim(120, clock.now()), false, 'right after the step nothing that looks expired is reclaimable');
+    assert.equal(w.mayReclaim(120, clock.now()), false, 'right after the step, leases that expired in the jump are not reclaimable');
+    assert.equal(w.reclaimCutoff(120, clock.now()), seenAt - stepMs, 'those that expired before the jump are');
     assert.deepEqual(steps, [stepMs]);
     assert.equal(w.trustedSince(), seenAt);
     clock.advance(119_999);
@@ -40,6 +41,20 @@ for (const stepMs of [5_000, 300_000, 3 * 3_600_000, -5_000, -300_000, -3 * 3_60
   });
 }
 
+for (const stepMs of [-5_000, -300_000, -3 * 3_600_000]) {
+  test(`a step of ${stepMs / 1000} s is seen; what looks expired after it expired before it (no grace needed)`, () => {
+    const clock = new ManualClock(T0);
+    const steps: number[] = [];
+    const w = new SilenceWatch(clock, (d) => steps.push(d));
+    clock.advance(600_000);
+    clock.step(stepMs);
+    // Expiries are stored on the old clock, further ahead now: a lease that looks expired was silent longer than its TTL.
+    assert.equal(w.reclaimCutoff(120, clock.now()), clock.now());
+    assert.equal(w.mayReclaim(120, clock.now()), true);
+    assert.deepEqual(steps, [stepMs], 'the step was seen');
+  });
+}
+
 test('a step within the tolerance (1 s) is drift, not a step', () => {
   const clock = new ManualClock(T0);
   const w = new SilenceWatch(clock);
@@ -47,4 +62,29 @@ test('a step within the tolerance (1 s) is drift, not a step', () => {
   clock.step(900);
   assert.equal(w.mayReclaim(120, clock.now()), true);
   assert.equal(w.latestStep, undefined);
+});
+
+test('the grace spares only silences the server did not watch: expiries before a step, or before the previous run stopped, are reclaimable at once', () => {
+  const T0 = Date.parse('2026-05-01T10:00:00Z');
+  const clock = new ManualClock(T0);
+  const watch = new SilenceWatch(clock);
+  const ttl = 120;
+  // Just started: nothing known about the time before the start.
+  assert.equal(watch.reclaimCutoff(ttl, clock.now()), 0);
+  // The previous run stored its trusted time a minute ago: what expired before then died under its watch.
+  watch.watchedBefore(T0 - 60_000);
+  assert.equal(watch.reclaimCutoff(ttl, clock.now()), T0 - 60_000);
+  assert.equal(watch.mayReclaim(ttl, clock.now()), false, 'leases expiring during the downtime wait');
+  // One TTL later everything that looks expired may go.
+  clock.advance(ttl * 1000);
+  assert.equal(watch.reclaimCutoff(ttl, clock.now()), clock.now());
+  // A forward step of 300 s: expiries up to the moment before the step were watched; later ones get the grace.
+  const before = clock.now();
+  clock.step(300_000);
+  assert.equal(watch.reclaimCutoff(ttl, clock.now()), before);
+  // A backward step: expiries up to the new now were watched (they lie in the past of both clocks).
+  clock.advance(ttl * 1000);
+  clock.step(-600_000);
+  assert.equal(watch.reclaimCutoff(ttl, clock.now()), clock.now());
+  assert.equal(watch.reclaimCutoff(null, clock.now()), clock.now(), 'no TTL: no silence to measure');
 });

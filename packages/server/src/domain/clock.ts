@@ -69,6 +69,11 @@ export class SilenceWatch {
   private offset: number;
   private since: number;
   private lastStep: { deltaMs: number; at: number } | undefined;
+  /**
+   * Expiries at or before this wall time were silences the server itself watched (before the
+   * last step, or before it last stopped): those leases are dead whatever happened since.
+   */
+  private watchedUntil = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -79,6 +84,11 @@ export class SilenceWatch {
     this.offset = this.since - clock.monotonic();
   }
 
+  /** The last time the previous run of the server is known to have been up (its stored trusted time). */
+  watchedBefore(at: number): void {
+    this.watchedUntil = Math.max(this.watchedUntil, Math.min(at, this.since));
+  }
+
   /** Looks for a step since the last look; returns the wall time since which silences are real. */
   check(): number {
     const now = this.clock.now();
@@ -86,6 +96,8 @@ export class SilenceWatch {
     const delta = offset - this.offset;
     if (Math.abs(delta) > this.toleranceMs) {
       this.offset = offset;
+      // Up to the moment before the step (in the new clock's terms), the server was watching.
+      this.watchedUntil = Math.max(this.watchedUntil, Math.min(now, now - delta));
       this.since = now;
       this.lastStep = { deltaMs: delta, at: now };
       this.onStep(delta, now);
@@ -107,7 +119,16 @@ export class SilenceWatch {
    * after the start or the last step (a license without a TTL has no silence to measure).
    */
   mayReclaim(leaseTtlSeconds: number | null, now: number): boolean {
-    if (leaseTtlSeconds === null) return true;
-    return now >= this.check() + leaseTtlSeconds * 1000;
+    return this.reclaimCutoff(leaseTtlSeconds, now) >= now;
+  }
+
+  /**
+   * Leases that expired at or before the returned time may be reclaimed at `now`: all that look
+   * expired once a TTL has passed since the start or the last step; before that, only those whose
+   * expiry the server itself watched pass (before the step, or before its previous run stopped).
+   */
+  reclaimCutoff(leaseTtlSeconds: number | null, now: number): number {
+    if (leaseTtlSeconds === null || now >= this.check() + leaseTtlSeconds * 1000) return now;
+    return Math.min(now, this.watchedUntil);
   }
 }

@@ -63,8 +63,8 @@ export interface SeatGate {
   grantRefusal?(now: number): DomainError | undefined;
   /** Why this node may not renew a lease now (its clock is too far from the cluster's: its expiries and tokens would be wrong), if so. */
   renewRefusal?(): DomainError | undefined;
-  /** May leases of a license with this TTL that look expired at `now` be freed? No within one TTL of a start or a clock step (`SilenceWatch`). */
-  mayReclaim?(leaseTtlSeconds: number | null, now: number): boolean;
+  /** Leases of a license with this TTL that expired at or before the answer may be freed at `now` (`SilenceWatch.reclaimCutoff`). */
+  reclaimCutoff?(leaseTtlSeconds: number | null, now: number): number;
   /** Looks for a wall-clock step now (two clock readings), so a step's grace starts when the step happened, not when a lease first looks dead. */
   watchClock?(): void;
 }
@@ -215,7 +215,7 @@ export class LicensingService {
           device,
           deviceLeases,
           // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
-          deadLeases: full && this.gate.mayReclaim?.(license.leaseTtlSeconds, now) !== false ? await tx.deadLeases(license.id, now, DEAD_LEASES_PER_CHECKOUT) : [],
+          deadLeases: full ? await tx.deadLeases(license.id, this.gate.reclaimCutoff?.(license.leaseTtlSeconds, now) ?? now, DEAD_LEASES_PER_CHECKOUT) : [],
           earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
         };
         const decision = decide(state, now);

@@ -23,7 +23,7 @@ export class ReclaimService {
     /** batched heartbeat writes: written before a sweep reads expiries */
     private readonly renewals?: RenewalBuffer,
     /** whether leases that look expired may be freed yet (the grace after a start or a clock step), and whether this node may decide at all */
-    private readonly guard: { mayReclaim?(leaseTtlSeconds: number | null, now: number): boolean; fenced?(): boolean; watchClock?(): void } = {},
+    private readonly guard: { reclaimCutoff?(leaseTtlSeconds: number | null, now: number): number; fenced?(): boolean; watchClock?(): void } = {},
   ) {}
 
   /** Frees every dead lease now. Concurrent calls share one sweep. */
@@ -46,8 +46,11 @@ export class ReclaimService {
         const batch = await this.store.transaction(async (tx) => {
           const license = await countedLicense(tx, await tx.lockLicense(licenseId), now, this.metrics);
           if (!license) return { freed: [], instancesDropped: 0, more: false };
-          if (this.guard.mayReclaim?.(license.leaseTtlSeconds, now) === false) return { freed: [], instancesDropped: 0, more: false };
-          const candidates = await tx.sweepCandidates(licenseId, now, BATCH);
+          // Within the grace after a start or a clock step, only leases whose whole silence the server watched are freed.
+          const cutoff = this.guard.reclaimCutoff?.(license.leaseTtlSeconds, now) ?? now;
+          const found = await tx.sweepCandidates(licenseId, cutoff, BATCH);
+          const candidates = cutoff < now ? found.filter((l) => l.expiresAt !== null && l.expiresAt <= cutoff) : found;
+          if (candidates.length === 0) return { freed: [], instancesDropped: 0, more: false };
           const d = decideReclaim(license, candidates, now, actor);
           await tx.apply(d.effects);
           const done = d.result.ok ? d.result.value : { freed: [], instancesDropped: 0 };

@@ -44,6 +44,8 @@ export interface ClockState {
 export class ServerClockGuard {
   private trusted = 0;
   private persisted = 0;
+  /** the mark the previous run left (0 when none or when it failed its check): the server was up until at least then */
+  storedAtStart = 0;
   private rolledBack = false;
   private tampered = false;
   private readonly toleranceMs: number;
@@ -68,6 +70,7 @@ export class ServerClockGuard {
     const stored = await this.readStored();
     if (stored === 'tampered') this.markTampered();
     else {
+      this.storedAtStart = stored;
       this.persisted = stored;
       this.trusted = Math.max(this.trusted, stored, floor);
     }

@@ -108,8 +108,10 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     process.stdout.write(`# queued storm: ${JSON.stringify(r)}\n`);
     assert.ok(r.samples > 50 && r.churns > 50 && r.heartbeats > 10, JSON.stringify(r));
     assert.ok(r.maxActive <= BOUND, `the queue let ${r.maxActive} run at once`);
-    // B's heartbeat transactions (one at a time) may be in flight too: A's share is at most BOUND
-    assert.ok(r.maxInTransaction <= BOUND + 1, `${r.maxInTransaction} connections were in a transaction at once`);
+    // B's heartbeat transactions (one at a time) may be in flight too: A's share is at most BOUND. And one more may
+    // show: a backend reports itself idle only when it waits for its next command, after the client already has the
+    // COMMIT's answer and the queue has started the next transaction on another connection (seen: 4, once in two runs).
+    assert.ok(r.maxInTransaction <= BOUND + 2, `${r.maxInTransaction} connections were in a transaction at once`);
     assert.ok(r.maxLockWaits <= BOUND - 1, `${r.maxLockWaits} connections waited for a row lock at once`);
     assert.ok(r.maxWaitingInNode >= LOOPS - BOUND - 2, `the storm waited in the node (at most ${r.maxWaitingInNode} at once), not in the pool`);
   });

@@ -4,89 +4,21 @@
  */
 import { Command, InvalidArgumentError, Option, type CommanderError } from 'commander';
 import * as W from '@floatd/protocol';
+import type { TSchema } from '@sinclair/typebox';
 import { AdminClient, ApiError, CliError, describeError, EXIT } from './http.js';
 import { resolveConnection, type ConnectionFlags } from './connection.js';
 import { csv, keyValues, out, printJson, table, visibleLines, type Cell } from './output.js';
 import { registerOnPremCommands } from './onprem.js';
 
-// --- shapes of the answers we print (only the fields we read) ---------------------------------------
-interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
-interface Product {
-  id: string;
-  name: string;
-  metadata: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
-}
-interface License {
-  id: string;
-  productId: string;
-  key: string;
-  seats: number;
-  model: string;
-  expiresAt: string | null;
-  trialDays: number | null;
-  trialStartedAt: string | null;
-  leaseTtlSeconds: number | null;
-  heartbeatIntervalSeconds: number;
-  maxOfflineSeconds: number;
-  maxOfflineSeats: number | null;
-  maxInstancesPerDevice: number;
-  counting: string;
-  suspended: boolean;
-  metadata: Record<string, unknown>;
-  seatsUsed: number;
-  seatsOffline: number;
-  createdAt: string;
-  updatedAt: string;
-}
-interface Lease {
-  id: string;
-  deviceId: string;
-  fingerprint: string;
-  hostname: string | null;
-  user: string | null;
-  offline: boolean;
-  grantedAt: string;
-  lastAccessedAt: string;
-  expiresAt: string | null;
-  offlineExpiresAt: string | null;
-  instanceCount: number;
-}
-interface AuditEvent {
-  id: number;
-  at: string;
-  type: string;
-  actor: string;
-  licenseId: string | null;
-  deviceId: string | null;
-  leaseId: string | null;
-  reason: string | null;
-}
-interface UsageHour {
-  hour: string;
-  peakSeats: number;
-  seatsAtEnd: number;
-  checkouts: number;
-  denials: number;
-}
-interface AdminToken {
-  id: string;
-  name: string;
-  role: string;
-  createdAt: string;
-  lastUsedAt: string | null;
-  revokedAt: string | null;
-  token?: string;
-}
-interface DashboardRow {
-  license: License;
-  productName: string | null;
-  denialsToday: number;
-}
+// --- the answers we print: the protocol's types ----------------------------------------------------
+type Page<T> = { items: T[]; nextCursor: string | null };
+type Product = W.Product;
+type License = W.License;
+type Lease = W.Lease;
+type AuditEvent = W.AuditEvent;
+type AdminToken = W.AdminTokenInfo & { token?: string };
+const A = W.routes.admin;
+const O = W.routes.ops;
 
 /** Taken from the wire schema, so the CLI never refuses a type the server knows. */
 const AUDIT_TYPES: string[] = W.AuditType.anyOf.map((t) => String(t.const));
@@ -216,19 +148,24 @@ function arg(ctx: Ctx, i: number): string {
   return v;
 }
 
+/** A declared route that answers a page of items. */
+type PagedRoute = W.RouteSpec & { method: 'GET'; responses: { 200: TSchema } };
+
 /** GET a paginated list: one page, or every page with `all`. */
-async function list<T>(ctx: Ctx, path: string, query: Record<string, string | number | undefined>): Promise<Page<T>> {
+async function list<R extends PagedRoute>(ctx: Ctx, route: R, query: Record<string, string | number | undefined>): Promise<W.ReplyOf<R> & Page<unknown>> {
+  type P = W.ReplyOf<R> & Page<unknown>;
   const all = ctx.opts.all === true;
   const limit = ctx.opts.limit as number | undefined;
-  if (!all) return (await ctx.client.request<Page<T>>('GET', path, { query: { ...query, limit, cursor: ctx.opts.cursor as string | undefined } })).body;
-  const items: T[] = [];
+  const get = async (q: Record<string, unknown>) => (await ctx.client.call(route, { query: q } as W.CallInput<R>)).body as P;
+  if (!all) return get({ ...query, limit, cursor: ctx.opts.cursor as string | undefined });
+  const items: unknown[] = [];
   let cursor: string | undefined;
   do {
-    const page = (await ctx.client.request<Page<T>>('GET', path, { query: { ...query, limit: PAGE_MAX, cursor } })).body;
+    const page = await get({ ...query, limit: PAGE_MAX, cursor });
     items.push(...page.items);
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
-  return { items, nextCursor: null };
+  return { items, nextCursor: null } as P;
 }
 
 function morePages(page: Page<unknown>): void {
@@ -249,7 +186,7 @@ function pagingOptions(cmd: Command, withAll = true): Command {
 async function licenseRef(ctx: Ctx, ref: string): Promise<string> {
   const r = ref.trim();
   if (/^lic_[A-Za-z0-9]+$/.test(r)) return r;
-  const all = await list<License>({ ...ctx, opts: { all: true } }, '/v1/admin/licenses', {});
+  const all = await list({ ...ctx, opts: { all: true } }, A.listLicenses, {});
   const found = all.items.find((l) => l.key === r) ?? all.items.find((l) => l.key.toUpperCase() === r.toUpperCase());
   if (!found) throw new CliError(`no license key ${JSON.stringify(ref)} on this server (give the key, or its lic_… id from floatd keys list)`, EXIT.refused);
   return found.id;
@@ -257,7 +194,7 @@ async function licenseRef(ctx: Ctx, ref: string): Promise<string> {
 async function productRef(ctx: Ctx, ref: string): Promise<string> {
   const r = ref.trim();
   if (/^prd_[A-Za-z0-9]+$/.test(r)) return r;
-  const all = await list<Product>({ ...ctx, opts: { all: true } }, '/v1/admin/products', {});
+  const all = await list({ ...ctx, opts: { all: true } }, A.listProducts, {});
   let found = all.items.filter((p) => p.name === r);
   if (found.length === 0) found = all.items.filter((p) => p.name.toLowerCase() === r.toLowerCase());
   if (found.length === 0) throw new CliError(`no product named ${JSON.stringify(ref)} on this server (give its name or its prd_… id from floatd products list)`, EXIT.refused);
@@ -265,7 +202,6 @@ async function productRef(ctx: Ctx, ref: string): Promise<string> {
   return found[0]!.id;
 }
 
-const path = (...parts: string[]) => parts.map((p, i) => (i % 2 === 1 ? encodeURIComponent(p) : p)).join('');
 
 // --- products ------------------------------------------------------------------------------------
 function productTable(items: Product[]): string {
@@ -289,7 +225,7 @@ function registerProducts(program: Command): void {
   const g = group(program, 'products', 'manage products (the applications that own license keys)');
   pagingOptions(
     leaf(g, 'list', 'list products, oldest first', async (ctx) => {
-      const page = await list<Product>(ctx, '/v1/admin/products', {});
+      const page = await list(ctx, A.listProducts, {});
       if (ctx.json) return printJson(page);
       out(productTable(page.items));
       morePages(page);
@@ -298,17 +234,17 @@ function registerProducts(program: Command): void {
   leaf(g, 'create <name>', 'create a product', async (ctx) => {
     const body: Record<string, unknown> = { name: arg(ctx, 0) };
     if (ctx.opts.metadata) body.metadata = ctx.opts.metadata;
-    show(ctx, (await ctx.client.request<Product>('POST', '/v1/admin/products', { body })).body, productBlock);
+    show(ctx, (await ctx.client.call(A.createProduct, { body: body as W.CreateProduct })).body, productBlock);
   }).option('--metadata <json>', 'a JSON object stored with the product', jsonObject);
   leaf(g, 'show <product>', 'show one product (its prd_… id or its name)', async (ctx) => {
-    show(ctx, (await ctx.client.request<Product>('GET', path('/v1/admin/products/', await productRef(ctx, arg(ctx, 0))))).body, productBlock);
+    show(ctx, (await ctx.client.call(A.getProduct, { params: { productId: await productRef(ctx, arg(ctx, 0)) } })).body, productBlock);
   });
   leaf(g, 'rename <product> <name>', 'rename a product (its prd_… id or its name)', async (ctx) => {
-    const res = await ctx.client.request<Product>('PATCH', path('/v1/admin/products/', await productRef(ctx, arg(ctx, 0))), { body: { name: arg(ctx, 1) } });
+    const res = await ctx.client.call(A.updateProduct, { params: { productId: await productRef(ctx, arg(ctx, 0)) }, body: { name: arg(ctx, 1) } });
     show(ctx, res.body, productBlock);
   });
   leaf(g, 'delete <product>', 'delete a product, by prd_… id or name (refused while it owns license keys)', async (ctx) => {
-    const res = await ctx.client.request('DELETE', path('/v1/admin/products/', await productRef(ctx, arg(ctx, 0))));
+    const res = await ctx.client.call(A.deleteProduct, { params: { productId: await productRef(ctx, arg(ctx, 0)) } });
     show(ctx, res.body, () => `deleted ${arg(ctx, 0)}`);
   });
 }
@@ -422,7 +358,7 @@ function registerKeys(program: Command): void {
   pagingOptions(
     leaf(g, 'list', 'list license keys, oldest first', async (ctx) => {
       const product = ctx.opts.product === undefined ? undefined : await productRef(ctx, ctx.opts.product as string);
-      const page = await list<License>(ctx, '/v1/admin/licenses', { productId: product });
+      const page = await list(ctx, A.listLicenses, { productId: product });
       if (ctx.json) return printJson(page);
       out(keyTable(page.items));
       morePages(page);
@@ -431,19 +367,19 @@ function registerKeys(program: Command): void {
   policyOptions(
     leaf(g, 'create', 'create a license key (the server generates the key)', async (ctx) => {
       const body = { productId: await productRef(ctx, ctx.opts.product as string), ...policyBody(ctx.opts) };
-      show(ctx, (await policyRequest(() => ctx.client.request<License>('POST', '/v1/admin/licenses', { body }))).body, keyBlock);
+      show(ctx, (await policyRequest(() => ctx.client.call(A.createLicense, { body: body as W.CreateLicense }))).body, keyBlock);
     }).requiredOption('--product <product>', 'the product that owns the key (its prd_… id or its name)'),
     true,
   );
   leaf(g, 'show <license>', 'show one license key (the key or its lic_… id)', async (ctx) => {
-    show(ctx, (await ctx.client.request<License>('GET', path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0))))).body, keyBlock);
+    show(ctx, (await ctx.client.call(A.getLicense, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } })).body, keyBlock);
   });
   policyOptions(
     leaf(g, 'update <license>', "change a key's policy (only the options given; none clears a field)", async (ctx) => {
       const body = policyBody(ctx.opts);
       if (Object.keys(body).length === 0) throw new CliError('keys update needs at least one option to change (see floatd keys update --help)', EXIT.usage);
       const id = await licenseRef(ctx, arg(ctx, 0));
-      show(ctx, (await policyRequest(() => ctx.client.request<License>('PATCH', path('/v1/admin/licenses/', id), { body }))).body, keyBlock);
+      show(ctx, (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as W.UpdateLicense }))).body, keyBlock);
     }),
     false,
   );
@@ -452,15 +388,13 @@ function registerKeys(program: Command): void {
     ['resume', 'resumed', 'lift a suspension'],
   ] as const) {
     leaf(g, `${verb} <license>`, what, async (ctx) => {
-      const res = await ctx.client.request<License>('POST', path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0)), `/${verb}`), { body: {} });
+      const res = await ctx.client.call(verb === 'suspend' ? A.suspendLicense : A.resumeLicense, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } });
       show(ctx, res.body, (l) => `${done} ${l.id} (${l.key})`);
     });
   }
   leaf(g, 'delete <license>', 'delete a key, by key or lic_… id (refused while seats are held, unless --force)', async (ctx) => {
     const id = await licenseRef(ctx, arg(ctx, 0));
-    const res = await ctx.client.request<{ deleted: boolean; released: number }>('DELETE', path('/v1/admin/licenses/', id), {
-      query: { force: ctx.opts.force === true ? 'true' : undefined },
-    });
+    const res = await ctx.client.call(A.deleteLicense, { params: { licenseId: id }, query: ctx.opts.force === true ? { force: true } : {} });
     show(ctx, res.body, (b) => `deleted ${id}; released ${b.released} lease(s)`);
   }).option('--force', 'release every held seat, then delete');
 }
@@ -469,7 +403,7 @@ function registerKeys(program: Command): void {
 function registerLeases(program: Command): void {
   const g = group(program, 'leases', 'list and release the seats held on a key');
   leaf(g, 'list <license>', 'leases held on a key (the key or its lic_… id), oldest grant first (includes expired ones not yet reclaimed)', async (ctx) => {
-    const res = await ctx.client.request<{ items: Lease[] }>('GET', path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0)), '/leases'));
+    const res = await ctx.client.call(A.listLeases, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } });
     show(ctx, res.body, (b) =>
       table(
         ['LEASE', 'DEVICE', 'HOSTNAME', 'USER', 'OFFLINE', 'INSTANCES', 'GRANTED', 'LAST ACCESSED', 'EXPIRES'],
@@ -478,11 +412,7 @@ function registerLeases(program: Command): void {
     );
   });
   leaf(g, 'release <leaseId>', 'free a seat now (an offline lease before its OED needs --force)', async (ctx) => {
-    const res = await ctx.client.request<{ released: boolean; leaseId: string; offlineOverridden: boolean }>(
-      'POST',
-      path('/v1/admin/leases/', arg(ctx, 0), '/release'),
-      { body: ctx.opts.force === true ? { force: true } : {} },
-    );
+    const res = await ctx.client.call(A.releaseLease, { params: { leaseId: arg(ctx, 0) }, body: ctx.opts.force === true ? { force: true } : {} });
     show(ctx, res.body, (b) => `released ${b.leaseId}${b.offlineOverridden ? ' (an unexpired offline lease: forced)' : ''}`);
   }).option('--force', 'also release an offline lease before its Offline Expiry Date');
 }
@@ -491,18 +421,14 @@ function registerLeases(program: Command): void {
 function registerReclaim(program: Command): void {
   const g = group(program, 'reclaim', 'reclamation of the seats of silent holders');
   leaf(g, 'run', 'run a reclamation sweep now and show what it freed', async (ctx) => {
-    const res = await ctx.client.request<{ freed: { leaseId: string; licenseId: string; deviceId: string; reason: string }[]; instancesDropped: number; ranAt: string }>(
-      'POST',
-      '/v1/admin/reclaim',
-      { body: {} },
-    );
+    const res = await ctx.client.call(A.reclaimNow, {});
     show(ctx, res.body, (b) => {
       const head = `freed ${b.freed.length} lease(s), dropped ${b.instancesDropped} instance(s) at ${b.ranAt}`;
       return b.freed.length ? `${head}\n\n${table(['LEASE', 'LICENSE', 'DEVICE', 'REASON'], b.freed.map((f) => [f.leaseId, f.licenseId, f.deviceId, f.reason]))}` : head;
     });
   });
   leaf(g, 'settings', 'show the reclamation interval and server settings', async (ctx) => {
-    const res = await ctx.client.request<{ version: string; store: string; reclaimIntervalSeconds: number; serverTime: string }>('GET', '/v1/admin/settings');
+    const res = await ctx.client.call(A.settings, {});
     show(ctx, res.body, (s) =>
       keyValues([
         ['reclaim interval', `${s.reclaimIntervalSeconds}s`],
@@ -518,7 +444,7 @@ function registerReclaim(program: Command): void {
 function registerHistory(program: Command): void {
   const audit = leaf(program, 'audit', 'the audit log, newest first', async (ctx) => {
     const o = ctx.opts;
-    const page = await list<AuditEvent>(ctx, '/v1/admin/audit', {
+    const page = await list(ctx, A.listAudit, {
       licenseId: o.key === undefined ? undefined : await licenseRef(ctx, o.key as string),
       deviceId: o.device as string | undefined,
       leaseId: o.lease as string | undefined,
@@ -547,11 +473,10 @@ function registerHistory(program: Command): void {
 
   leaf(program, 'usage <license>', 'seats in use per hour on a key, the key or its lic_… id (default the last 24 hours)', async (ctx) => {
     if (ctx.opts.csv && ctx.json) throw new CliError('--csv and --json exclude each other', EXIT.usage);
-    const res = await ctx.client.request<{ items: UsageHour[]; peakSeats: number; denials: number; checkouts: number }>(
-      'GET',
-      path('/v1/admin/licenses/', await licenseRef(ctx, arg(ctx, 0)), '/usage'),
-      { query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined } },
-    );
+    const res = await ctx.client.call(A.licenseUsage, {
+      params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) },
+      query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined },
+    });
     const rows: Cell[][] = res.body.items.map((h) => [h.hour, h.peakSeats, h.seatsAtEnd, h.checkouts, h.denials]);
     if (ctx.opts.csv) return out(csv(['hour', 'peakSeats', 'seatsAtEnd', 'checkouts', 'denials'], rows));
     show(
@@ -580,13 +505,13 @@ function tokenBlock(t: AdminToken): string {
 function registerTokens(program: Command): void {
   const g = group(program, 'tokens', 'admin tokens and their roles (admin, operator, viewer)');
   leaf(g, 'list', 'list admin tokens (never their secrets)', async (ctx) => {
-    const res = await ctx.client.request<{ items: AdminToken[] }>('GET', '/v1/admin/tokens');
+    const res = await ctx.client.call(A.listTokens, {});
     show(ctx, res.body, (b) =>
       table(['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'REVOKED'], b.items.map((t) => [t.id, t.name, t.role, t.createdAt, t.lastUsedAt, t.revokedAt])),
     );
   });
   leaf(g, 'create', 'create an admin token; its secret is printed this once', async (ctx) => {
-    const res = await ctx.client.request<AdminToken>('POST', '/v1/admin/tokens', { body: { name: ctx.opts.name, role: ctx.opts.role } });
+    const res = await ctx.client.call(A.createToken, { body: { name: ctx.opts.name as string, role: ctx.opts.role as W.Role } });
     if (ctx.json) return printJson(res.body);
     out(`${tokenBlock(res.body)}\n\ntoken  ${res.body.token ?? ''}`);
     process.stderr.write('floatd: the token secret above is shown only this once; keep it now\n');
@@ -594,7 +519,7 @@ function registerTokens(program: Command): void {
     .requiredOption('--name <name>', 'a name for the token (1-100 characters)')
     .addOption(new Option('--role <role>', 'what the token may do').choices(ROLES).makeOptionMandatory());
   leaf(g, 'revoke <tokenId>', 'revoke an admin token at once', async (ctx) => {
-    const res = await ctx.client.request<AdminToken>('POST', path('/v1/admin/tokens/', arg(ctx, 0), '/revoke'), { body: {} });
+    const res = await ctx.client.call(A.revokeToken, { params: { tokenId: arg(ctx, 0) } });
     show(ctx, res.body, (t) => `revoked ${t.id} (${t.name}, ${t.role}) at ${t.revokedAt ?? '-'}`);
   });
 }
@@ -602,12 +527,10 @@ function registerTokens(program: Command): void {
 // --- status --------------------------------------------------------------------------------------
 function registerStatus(program: Command): void {
   leaf(program, 'status', 'server health and readiness, and seats in use per key', async (ctx) => {
-    const health = await ctx.client.request<{ status: string; version: string }>('GET', '/healthz', { anonymous: true });
-    const ready = await ctx.client.request<{ status?: string; store?: string; error?: { code: string; message: string } }>('GET', '/readyz', {
-      anonymous: true,
-      accept: [503],
-    });
-    const dashboard = await list<DashboardRow>({ ...ctx, opts: { all: true } }, '/v1/admin/dashboard', {});
+    const health = await ctx.client.call(O.healthz, {});
+    // 503 is an answer here (not ready), not a failure: its envelope is shown.
+    const ready = await ctx.client.call(O.readyz, {}, { accept: [503] });
+    const dashboard = await list({ ...ctx, opts: { all: true } }, A.dashboard, {});
     if (ctx.json) {
       printJson({ server: ctx.client.server, healthz: health.body, readyz: ready.body, dashboard });
     } else {
@@ -618,7 +541,7 @@ function registerStatus(program: Command): void {
           ['server', ctx.client.server],
           ['version', health.body.version],
           ['health', health.body.status],
-          ['ready', ready.status === 200 ? `${ready.body.status ?? 'ready'} (${ready.body.store ?? '?'})` : `no: ${ready.body.error?.message ?? `HTTP ${ready.status}`}`],
+          ['ready', ready.status === 200 ? `${ready.body.status} (${ready.body.store})` : `no: ${(ready.body as { error?: { message?: string } }).error?.message ?? `HTTP ${ready.status}`}`],
           ['keys', dashboard.items.length],
           ['seats used', `${used}/${total}`],
         ]),

@@ -4,6 +4,7 @@
  *   1 the server refused (a 4xx error envelope), 2 bad usage, 3 cannot reach the server or 5xx,
  *   4 not authenticated (401) or not allowed (403).
  */
+import * as W from '@floatd/protocol';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, auth: 4 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -72,6 +73,9 @@ export interface Answer<T> {
   body: T;
 }
 
+/** The input of a call to a declared route: its path params, query and body (typed by the route). */
+export type CallInput<R extends W.RouteSpec> = W.CallInput<R>;
+
 export class AdminClient {
   constructor(
     readonly server: string,
@@ -79,7 +83,23 @@ export class AdminClient {
     private readonly timeoutMs = 30_000,
   ) {}
 
-  async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<Answer<T>> {
+  /**
+   * Calls a route declared in `@floatd/protocol` (`W.routes.admin.listLicenses`, …): its path, query and body
+   * typed by the declaration, its answer typed by the route's responses.
+   * @example const page = (await client.call(W.routes.admin.listLicenses, { query: { limit: 10 } })).body;
+   */
+  async call<R extends W.RouteSpec>(route: R, input: CallInput<R>, opts: { accept?: number[] } = {}): Promise<Answer<W.ReplyOf<R>>> {
+    const i = input as { params?: Record<string, unknown>; query?: Record<string, string | number | boolean | undefined>; body?: unknown };
+    const body = i.body ?? (route.optionalBody ? {} : undefined);
+    return this.request<W.ReplyOf<R>>(route.method, W.pathOf(route, i.params), {
+      ...(i.query ? { query: i.query } : {}),
+      ...(body !== undefined ? { body } : {}),
+      anonymous: route.auth === 'none',
+      ...(opts.accept ? { accept: opts.accept } : {}),
+    });
+  }
+
+  private async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<Answer<T>> {
     const url = new URL(path.replace(/^\//, ''), this.server.endsWith('/') ? this.server : `${this.server}/`);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -128,18 +148,12 @@ export class AdminClient {
   }
 }
 
+/** The protocol's one envelope parser; the CLI adds what it needs to exit (the status's exit code, hints, the body for --json). */
 function apiError(res: Response, body: unknown): ApiError {
-  const env = (body as { error?: unknown } | null)?.error;
-  if (env && typeof env === 'object') {
-    const e = env as Record<string, unknown>;
-    const code = typeof e.code === 'string' ? e.code : `HTTP_${res.status}`;
-    const message = typeof e.message === 'string' ? e.message : res.statusText;
-    const requestId = typeof e.requestId === 'string' ? e.requestId : res.headers.get('x-request-id');
-    const { code: _c, message: _m, requestId: _r, ...details } = e;
-    return new ApiError(res.status, code, message, requestId, body, details);
-  }
-  // Not a floatd envelope: a proxy, or not a floatd server at all.
-  return new ApiError(res.status, `HTTP_${res.status}`, res.statusText || 'unexpected answer', res.headers.get('x-request-id'), body, {});
+  const e = W.errorFromBody(res.status, body);
+  // Not a floatd envelope (a proxy, or not a floatd server at all): the status text says more than the bare status.
+  const message = e.code === `HTTP_${res.status}` ? res.statusText || 'unexpected answer' : e.message;
+  return new ApiError(res.status, e.code, message, e.requestId ?? res.headers.get('x-request-id'), body, e.details);
 }
 
 /** An https:// request that met a plain-HTTP listener: OpenSSL reports a record it cannot read. */

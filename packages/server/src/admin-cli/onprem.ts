@@ -8,7 +8,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { CliError, EXIT } from './http.js';
+import * as W from '@floatd/protocol';
+import { CliError, EXIT, type AdminClient } from './http.js';
 import { keyValues, out, printJson, table, visibleLines } from './output.js';
 
 /** What commands.ts lends (its helpers for server commands). */
@@ -18,10 +19,18 @@ export interface CommandKit {
   timestamp(v: string): string;
 }
 export interface KitCtx {
-  client: { request<T = unknown>(method: string, path: string, opts?: { query?: Record<string, string | number | boolean | undefined>; body?: unknown }): Promise<{ status: number; body: T }> };
+  client: AdminClient;
   json: boolean;
   opts: Record<string, unknown>;
   args: string[];
+}
+
+/** A stored usage report as the vendor's floatd answers it (the report itself is a signed document). */
+interface StoredReport {
+  deploymentId: string;
+  via: string;
+  continuity?: string;
+  report: { from: string; to: string; licenses: { key: string; seats: number; peakSeats: number; denials: number }[] };
 }
 
 async function readJson(file: string, what: string): Promise<unknown> {
@@ -59,6 +68,8 @@ function local(cmd: Command, fn: (opts: Record<string, unknown>, args: string[])
   });
 }
 
+const R = W.routes.onprem;
+/** Signed documents and their summaries are opaque objects on the wire (`Doc`): the fields this CLI reads of them. */
 interface Summary {
   serial: number;
   issuedAt: string;
@@ -155,7 +166,7 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
 
   // --- against a running on-prem server --------------------------------------
   kit.leaf(ent, 'status', 'role of the server, the license file in force and the server clock check', async (ctx) => {
-    const r = await ctx.client.request<{ mode: string; fingerprint: string | null; licenseFile: Summary | null; clock: Record<string, unknown> }>('GET', '/v1/admin/entitlements');
+    const r = await ctx.client.call(R.entitlementStatus, {});
     if (ctx.json) return printJson(r.body);
     out(
       keyValues([
@@ -164,20 +175,21 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
         ['clock', r.body.clock.rolledBack || r.body.clock.tampered ? `SET BACK: grants refused (trusted time ${String(r.body.clock.trustedTime)})` : 'ok'],
       ]),
     );
-    if (r.body.licenseFile) out('\n' + summaryText(r.body.licenseFile));
+    if (r.body.licenseFile) out('\n' + summaryText(r.body.licenseFile as unknown as Summary));
     else if (r.body.mode === 'on-prem') out('\nno license file loaded: nothing is granted (floatd entitlements load FILE, or activate)');
   });
 
   kit.leaf(ent, 'load <file>', 'load a license file into the running on-prem server (renewal without restart; a lower serial is refused)', async (ctx) => {
     const doc = await readJson(ctx.args[0]!, 'license file');
-    const r = await ctx.client.request<{ loaded: Summary; unchanged: boolean }>('POST', '/v1/admin/entitlements', { body: { licenseFile: doc } });
+    const r = await ctx.client.call(R.loadEntitlements, { body: { licenseFile: doc as Record<string, unknown> } });
     if (ctx.json) return printJson(r.body);
-    out(r.body.unchanged ? `serial ${r.body.loaded.serial} is already loaded: nothing changed` : `loaded serial ${r.body.loaded.serial}\n\n${summaryText(r.body.loaded)}`);
+    const loaded = r.body.loaded as unknown as Summary;
+    out(r.body.unchanged ? `serial ${loaded.serial} is already loaded: nothing changed` : `loaded serial ${loaded.serial}\n\n${summaryText(loaded)}`);
   });
 
   kit
     .leaf(ent, 'request', 'write the activation request of the on-prem server (fingerprint and public key, signed) for the vendor', async (ctx) => {
-      const r = await ctx.client.request('GET', '/v1/admin/entitlements/request');
+      const r = await ctx.client.call(R.activationRequest, {});
       await writeOut(ctx.opts.out as string | undefined, r.body);
       if (ctx.opts.out) out(`activation request written to ${String(ctx.opts.out)}: send it to the vendor, then load the license file they return`);
     })
@@ -185,11 +197,10 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
 
   kit
     .leaf(ent, 'activate', 'online activation: the on-prem server fetches its license file from the vendor\'s floatd and loads it', async (ctx) => {
-      const r = await ctx.client.request<{ loaded: Summary; unchanged: boolean }>('POST', '/v1/admin/entitlements/activate', {
-        body: { vendorUrl: ctx.opts.vendorUrl, activationKey: ctx.opts.activationKey },
-      });
+      const r = await ctx.client.call(R.activate, { body: { vendorUrl: String(ctx.opts.vendorUrl), activationKey: String(ctx.opts.activationKey) } });
       if (ctx.json) return printJson(r.body);
-      out(`activated: serial ${r.body.loaded.serial}\n\n${summaryText(r.body.loaded)}`);
+      const loaded = r.body.loaded as unknown as Summary;
+      out(`activated: serial ${loaded.serial}\n\n${summaryText(loaded)}`);
     })
     .requiredOption('--vendor-url <url>', 'the vendor\'s floatd, e.g. https://licenses.vendor.example')
     .requiredOption('--activation-key <key>', 'the activation key the vendor gave you');
@@ -198,7 +209,7 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
   const usage = program.commands.find((c) => c.name() === 'usage') ?? kit.group(program, 'usage', 'usage reports');
   kit
     .leaf(usage, 'export', 'on-prem: write the signed usage report (peak seats, checkouts, denials per key and day) for the vendor', async (ctx) => {
-      const r = await ctx.client.request('GET', '/v1/admin/usage-report', { query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined } });
+      const r = await ctx.client.call(R.usageReport, { query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined } });
       await writeOut(ctx.opts.out as string | undefined, r.body);
       if (ctx.opts.out) out(`usage report written to ${String(ctx.opts.out)}`);
     })
@@ -207,7 +218,7 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
     .option('--out <file>', 'write it to this file (default: stdout)');
   kit
     .leaf(usage, 'send', 'on-prem: send the signed usage report to the vendor\'s floatd named in the license file', async (ctx) => {
-      const r = await ctx.client.request<{ vendorUrl: string }>('POST', '/v1/admin/usage-report/send', { body: { from: ctx.opts.from, to: ctx.opts.to } });
+      const r = await ctx.client.call(R.sendUsageReport, { body: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined } });
       if (ctx.json) return printJson(r.body);
       out(`usage report sent to ${r.body.vendorUrl}`);
     })
@@ -215,25 +226,20 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
     .option('--to <time>', 'end (default: now)', kit.timestamp);
   kit.leaf(usage, 'import <file>', 'vendor: verify a usage report file from an on-prem server and store it for true-up billing', async (ctx) => {
     const doc = await readJson(ctx.args[0]!, 'usage report');
-    const r = await ctx.client.request<{ deploymentId: string; report: { from: string; to: string; licenses: { key: string; seats: number; peakSeats: number; denials: number }[] } }>(
-      'POST',
-      '/v1/admin/usage-reports',
-      { body: { report: doc } },
-    );
+    const r = await ctx.client.call(R.importUsageReport, { body: { report: doc as Record<string, unknown> } });
     if (ctx.json) return printJson(r.body);
-    out(`imported: deployment ${r.body.deploymentId}, ${r.body.report.from} .. ${r.body.report.to}\n`);
-    out(table(['KEY', 'SEATS', 'PEAK', 'DENIALS'], r.body.report.licenses.map((l) => [l.key, l.seats, l.peakSeats, l.denials])));
+    const stored = r.body as unknown as StoredReport;
+    out(`imported: deployment ${stored.deploymentId}, ${stored.report.from} .. ${stored.report.to}${stored.continuity ? ` (sequence: ${stored.continuity})` : ''}\n`);
+    out(table(['KEY', 'SEATS', 'PEAK', 'DENIALS'], stored.report.licenses.map((l) => [l.key, l.seats, l.peakSeats, l.denials])));
   });
   kit.leaf(usage, 'reports <deploymentId>', 'vendor: usage reports imported for a deployment', async (ctx) => {
-    const r = await ctx.client.request<{ items: { importedAt: number; via: string; report: { from: string; to: string; licenses: { peakSeats: number; denials: number }[] } }[] }>(
-      'GET',
-      `/v1/admin/deployments/${encodeURIComponent(ctx.args[0]!)}/usage-reports`,
-    );
+    const r = await ctx.client.call(R.deploymentUsageReports, { params: { deploymentId: ctx.args[0]! } });
     if (ctx.json) return printJson(r.body);
+    const items = r.body.items as unknown as StoredReport[];
     out(
       table(
-        ['FROM', 'TO', 'VIA', 'PEAK', 'DENIALS'],
-        r.body.items.map((i) => [i.report.from, i.report.to, i.via, Math.max(0, ...i.report.licenses.map((l) => l.peakSeats)), i.report.licenses.reduce((n, l) => n + l.denials, 0)]),
+        ['FROM', 'TO', 'VIA', 'SEQUENCE', 'PEAK', 'DENIALS'],
+        items.map((i) => [i.report.from, i.report.to, i.via, i.continuity ?? '', Math.max(0, ...i.report.licenses.map((l) => l.peakSeats)), i.report.licenses.reduce((n, l) => n + l.denials, 0)]),
       ),
     );
   });
@@ -243,31 +249,32 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
   kit
     .leaf(dep, 'create <name>', 'create a deployment from a license spec; prints its activation key once', async (ctx) => {
       const spec = await readJson(String(ctx.opts.spec), 'spec');
-      const r = await ctx.client.request<{ deployment: { id: string }; activationKey: string }>('POST', '/v1/admin/deployments', { body: { name: ctx.args[0], spec } });
+      const r = await ctx.client.call(R.createDeployment, { body: { name: ctx.args[0]!, spec: spec as Record<string, unknown> } });
       if (ctx.json) return printJson(r.body);
-      out(`deployment ${r.body.deployment.id}\nactivation key (shown only now): ${r.body.activationKey}`);
+      out(`deployment ${String((r.body.deployment as { id?: unknown }).id)}\nactivation key (shown only now): ${r.body.activationKey}`);
     })
     .requiredOption('--spec <file>', 'the license spec (JSON)');
   kit.leaf(dep, 'list', 'list deployments', async (ctx) => {
-    const r = await ctx.client.request<{ items: { id: string; name: string; serial: number; fingerprint: string | null; activatedAt: number | null }[] }>('GET', '/v1/admin/deployments');
+    const r = await ctx.client.call(R.listDeployments, {});
     if (ctx.json) return printJson(r.body);
-    out(table(['ID', 'NAME', 'SERIAL', 'BOUND TO'], r.body.items.map((d) => [d.id, d.name, d.serial, d.fingerprint])));
+    const items = r.body.items as unknown as { id: string; name: string; serial: number; fingerprint: string | null }[];
+    out(table(['ID', 'NAME', 'SERIAL', 'BOUND TO'], items.map((d) => [d.id, d.name, d.serial, d.fingerprint])));
   });
   kit.leaf(dep, 'show <deploymentId>', 'one deployment with its spec', async (ctx) => {
-    printJson((await ctx.client.request('GET', `/v1/admin/deployments/${encodeURIComponent(ctx.args[0]!)}`)).body);
+    printJson((await ctx.client.call(R.getDeployment, { params: { deploymentId: ctx.args[0]! } })).body);
   });
   kit
     .leaf(dep, 'update <deploymentId>', 'replace the spec (renewal, more seats): the next file issued has a higher serial', async (ctx) => {
       const spec = await readJson(String(ctx.opts.spec), 'spec');
-      const r = await ctx.client.request<{ id: string }>('PUT', `/v1/admin/deployments/${encodeURIComponent(ctx.args[0]!)}/spec`, { body: { spec } });
+      const r = await ctx.client.call(R.updateDeploymentSpec, { params: { deploymentId: ctx.args[0]! }, body: { spec: spec as Record<string, unknown> } });
       if (ctx.json) return printJson(r.body);
-      out(`deployment ${r.body.id} updated`);
+      out(`deployment ${String((r.body as { id?: unknown }).id)} updated`);
     })
     .requiredOption('--spec <file>', 'the new license spec (JSON)');
   kit
     .leaf(dep, 'issue <deploymentId>', 'issue the next license file (offline activation: --request binds it to the on-prem server)', async (ctx) => {
       const request = ctx.opts.request ? await readJson(String(ctx.opts.request), 'activation request') : null;
-      const r = await ctx.client.request('POST', `/v1/admin/deployments/${encodeURIComponent(ctx.args[0]!)}/issue`, { body: { request } });
+      const r = await ctx.client.call(R.issueLicenseFile, { params: { deploymentId: ctx.args[0]! }, body: { request: request as Record<string, unknown> | null } });
       await writeOut(ctx.opts.out as string | undefined, r.body);
       if (ctx.opts.out) out(`license file written to ${String(ctx.opts.out)}`);
     })

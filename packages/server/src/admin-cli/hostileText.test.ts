@@ -5,15 +5,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { csv, keyValues, table } from './output.js';
+import { startFloatdProcess, type FloatdProcess } from '../testing/process.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -32,7 +33,7 @@ const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]
 let root = '';
 let home = '';
 let dataDir = '';
-let server: ChildProcess | undefined;
+let server: FloatdProcess | undefined;
 let url = '';
 let adminToken = '';
 
@@ -77,31 +78,14 @@ before(async () => {
   home = join(root, 'home');
   await mkdir(home);
   dataDir = join(root, 'data');
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  server = child;
-  let log = '';
-  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start: ${log}`)), 15_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      log += b.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(log);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        res(m[1]);
-      }
-    });
-    child.on('exit', () => rej(new Error(`server exited: ${log}`)));
-  });
-  adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  // The shared process helper; the per-node rate limits stay on as in production.
+  server = await startFloatdProcess({ dataDir, env: { FLOATD_RATE_LIMIT: 'on' } });
+  url = server.url;
+  adminToken = server.adminToken;
 });
 
 after(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((res) => server!.once('exit', res));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await server?.stop();
   if (root) await rm(root, { recursive: true, force: true });
 });
 

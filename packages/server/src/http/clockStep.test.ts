@@ -56,7 +56,8 @@ for (const stepSeconds of [3, 30, 300, 3 * 3600, -30, -300, -3 * 3600]) {
     assert.equal(third.body.error.code, 'NO_SEATS_AVAILABLE');
     const swept = await t.admin('POST', '/v1/admin/reclaim');
     assert.equal(swept.status, 200);
-    assert.equal(swept.body.freed.length, 0, 'reclaim now frees nothing right after the step');
+    // (Leases of the earlier tests' licenses that died before the step, under the server's watch, may go.)
+    assert.equal(swept.body.freed.filter((f: { licenseId: string }) => f.licenseId === lic.id).length, 0, 'reclaim now frees none of the holders right after the step');
     for (const l of [a, b]) {
       const r = await hb(l.body.lease.id);
       assert.equal(r.status, 200, `holder heartbeat after the step: ${r.status} ${JSON.stringify(r.body)}`);

@@ -12,6 +12,7 @@ import type { Clock } from '../domain/clock.js';
 import { STATUS_CODES } from 'node:http';
 import { newId } from '../ids.js';
 import { describeStorageFailure, storageFailure, type StorageHealth } from '../store/errors.js';
+import { LicenseBusyError } from '../service/licenseQueue.js';
 
 export class ApiError extends Error {
   constructor(
@@ -116,6 +117,7 @@ export function installErrorHandling(app: FastifyInstance, health: StorageHealth
       else req.log.error({ err, storage: storage.kind }, 'storage unavailable');
       return send(reply, req, 'STORAGE_UNAVAILABLE', describeStorageFailure(storage), { retryAfterSeconds: storage.retryAfterSeconds });
     }
+    if (err instanceof LicenseBusyError) return send(reply, req, 'SERVICE_UNAVAILABLE', err.message, { retryAfterSeconds: 1 });
     const status = fe.statusCode ?? 500;
     if (status === 413) return send(reply, req, 'PAYLOAD_TOO_LARGE', 'the request body is too large (limit 64 KiB)');
     if (status === 415) return send(reply, req, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');

@@ -276,3 +276,34 @@ test('on-prem: hourly usage rows edited before a signed usage report: the report
   assert.equal(fourth.payload.sequence, 4);
   assert.equal((await imp(fourth)).body.continuity, 'gap');
 });
+
+test('on-prem: floatd restore of an older backup is seen as the rollback it is (STATE_TAMPERED); the vendor\'s next file repairs it', { skip: TEST_STORE === 'postgres' ? 'SQLite backups (PostgreSQL: pg_dump)' : false }, async () => {
+  const { backup, restore } = await import('../ops/backup.js');
+  const { parseConfig } = await import('../config.js');
+  const v = await vendor();
+  const clock = new ManualClock(T0);
+  const s = await restartable(v, clock);
+  let t = await s.start();
+  const spec = v.spec([{ seats: 2 }]);
+  const key = spec.licenses[0]!.key!;
+  assert.equal((await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 1, now: T0 }) })).status, 200);
+  const config = parseConfig({ dataDir: s.dataDir, mode: 'on-prem', vendorPublicKey: v.publicKeyFile });
+  const file = join(s.dataDir, '..', `backup-${Date.now()}.db`);
+  cleanups.push(() => rm(file, { force: true }));
+  await backup(config, file);
+  // After the backup: a grant, a usage report (sequence 1), a sealed tick.
+  assert.equal((await checkout(t, key, 'fp-restore-1')).status, 201);
+  clock.advance(60_000);
+  assert.equal((await t.admin('GET', '/v1/admin/usage-report')).body.payload.sequence, 1);
+  await s.stop();
+  await restore(config, file);
+  t = await s.start();
+  const refused = await checkout(t, key, 'fp-restore-2');
+  assert.equal(refused.body.error?.code, 'STATE_TAMPERED', JSON.stringify(refused.body));
+  // The honest way back: the vendor issues a newer file.
+  assert.equal((await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 2, now: clock.now() }) })).status, 200);
+  assert.equal((await checkout(t, key, 'fp-restore-2')).status, 201);
+  const report = (await t.admin('GET', '/v1/admin/usage-report')).body.payload;
+  assert.equal(report.sequence, 2, 'the report sequence did not go back with the restore');
+  assert.ok(report.integrity.events.some((e: { event: string }) => e.event === 'tampered'), 'the rollback is told to the vendor');
+});

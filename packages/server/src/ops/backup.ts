@@ -16,7 +16,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { SEALED_STATE_FILE } from '../onprem/sealedState.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Config } from '../config.js';
@@ -218,6 +220,9 @@ export async function restore(config: Config, file: string): Promise<Checked> {
   }
   for (const f of files) {
     const path = join(config.dataDir, f.name);
+    // On-premise, the sealed state in the data directory is newer than the backup's: it stays, so the server sees the
+    // restore for the rollback of its enforcement state that it is (STATE_TAMPERED until the vendor's next file).
+    if (f.name === SEALED_STATE_FILE && existsSync(path)) continue;
     const t = `${path}.restore-${randomBytes(4).toString('hex')}`;
     await writeFile(t, f.content, { mode: 0o600 });
     fsyncFile(t);

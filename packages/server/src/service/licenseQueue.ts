@@ -48,6 +48,27 @@ interface Lane {
   waiting: (() => void)[];
 }
 
+/** How long a seat operation waits for its license's turn before it is answered 503 (the client retries). */
+export const DEFAULT_MAX_QUEUE_WAIT_MS = 5_000;
+/**
+ * How long one operation holds its license's slot at most. An operation whose database connection was cut
+ * under it may not settle for a long time (the driver waits on a dead socket); past this its slot goes to the
+ * next one, which at worst waits for the row lock in the database, as it would without the queue.
+ */
+export const DEFAULT_MAX_HOLD_MS = 5_000;
+
+/**
+ * A seat operation that waited its whole bound for its license's turn (the operations ahead of it are
+ * stuck on a database that does not answer, or the key is flooded): answered `503 SERVICE_UNAVAILABLE`
+ * with Retry-After, like any other moment the server cannot serve, rather than held past the client's patience.
+ */
+export class LicenseBusyError extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`the license key's operations ahead of this one did not finish within ${Math.round(waitedMs)} ms; retry`);
+    this.name = 'LicenseBusyError';
+  }
+}
+
 export class LicenseQueue {
   private readonly lanes = new Map<string, Lane>();
   private waitingTotal = 0;
@@ -58,6 +79,8 @@ export class LicenseQueue {
     /** transactions of one license at once; 0 = no limit (no queue) */
     readonly limit: number,
     private readonly metrics?: Pick<Metrics, 'licenseQueueWaiting' | 'licenseQueueLength' | 'licenseQueueWaitSeconds'>,
+    private readonly maxWaitMs: number = DEFAULT_MAX_QUEUE_WAIT_MS,
+    private readonly maxHoldMs: number = DEFAULT_MAX_HOLD_MS,
   ) {}
 
   /** Runs `fn` when `key` has a free slot; FIFO per key. */
@@ -73,23 +96,45 @@ export class LicenseQueue {
       const since = performance.now();
       this.waitingTotal++;
       this.metrics?.licenseQueueWaiting.set(this.waitingTotal);
-      await new Promise<void>((resolve) => lane.waiting.push(resolve));
+      const turn = await new Promise<boolean>((resolve) => {
+        const go = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        const timer = setTimeout(() => {
+          // Gave up: out of the line (a slot handed over later goes to the next one).
+          const i = lane.waiting.indexOf(go);
+          if (i >= 0) lane.waiting.splice(i, 1);
+          resolve(false);
+        }, this.maxWaitMs);
+        lane.waiting.push(go);
+      });
       this.waitingTotal--;
       this.metrics?.licenseQueueWaiting.set(this.waitingTotal);
       this.metrics?.licenseQueueWaitSeconds.observe((performance.now() - since) / 1000);
+      if (!turn) throw new LicenseBusyError(performance.now() - since);
     }
     // The slot was handed over by the one that finished (active unchanged) or is taken now.
     else lane.active++;
     this.maxActive = Math.max(this.maxActive, lane.active);
-    try {
-      return await fn();
-    } finally {
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
       const next = lane.waiting.shift();
       if (next) next();
       else {
         lane.active--;
-        if (lane.active === 0) this.lanes.delete(key);
+        if (lane.active === 0 && this.lanes.get(key) === lane) this.lanes.delete(key);
       }
+    };
+    const hold = setTimeout(release, this.maxHoldMs);
+    hold.unref();
+    try {
+      return await fn();
+    } finally {
+      clearTimeout(hold);
+      release();
     }
   }
 

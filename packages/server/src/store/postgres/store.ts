@@ -54,6 +54,28 @@ export function connect(url: string, max = 10): postgres.Sql {
   });
 }
 
+/**
+ * A seat transaction answers within this bound. A connection cut at the wrong moment can leave the driver
+ * waiting on a dead socket for a long time (its session is gone, so the node's reaper of stuck sessions cannot
+ * end it): past the bound the request is answered `503 STORAGE_UNAVAILABLE` (a connection failure) and the
+ * client retries. Its transaction either never committed, or committed just then: the same ambiguity as a cut
+ * during COMMIT (docs/operations.md), which a retried checkout or check-in resolves.
+ */
+export const TRANSACTION_DEADLINE_MS = 10_000;
+
+const HOT_READS = ['getLicenseByKey', 'leaseOfKey', 'leasesOfFingerprint', 'expiryStats', 'leaseCounts', 'renew'] as const;
+
+function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`the database did not finish the transaction within ${ms} ms (connection lost?)`), { code: 'CONNECTION_CLOSED' })), ms);
+    timer.unref();
+  });
+  // The transaction may still settle later: its outcome is then nobody's (a rejection is not left unhandled).
+  work.catch(() => undefined);
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly changes = new ChangeFeed();
@@ -62,7 +84,13 @@ export class PostgresStore implements Store {
   private constructor(
     readonly sql: postgres.Sql,
     private readonly url?: string,
-  ) {}
+  ) {
+    // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS).
+    for (const name of HOT_READS) {
+      const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
+      (this as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => settleWithin(read(...args), TRANSACTION_DEADLINE_MS);
+    }
+  }
 
   /** Connects, applies pending migrations under an advisory lock, and starts listening for changes. */
   static async open(opts: PostgresOptions): Promise<PostgresStore> {
@@ -197,7 +225,7 @@ export class PostgresStore implements Store {
 
   async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     try {
-      return await this.runTransaction(fn);
+      return await settleWithin(this.runTransaction(fn), TRANSACTION_DEADLINE_MS);
     } catch (err) {
       void this.leaveReadOnly(err);
       throw err;

@@ -235,6 +235,16 @@ test('audit --type checkout, --key; a bad --type is exit 2', async () => {
   assert.match(badType.stderr, /floatd: option '--type <type>' argument 'nope' is invalid/);
 });
 
+test('audit --actor: only the events of that actor (clients, or one admin token)', async () => {
+  const [clients, admins] = await Promise.all([okJson(['audit', '--actor', 'client', '--all']), okJson(['audit', '--type', 'license.created', '--all'])]);
+  assert.ok(clients.items.length > 0 && clients.items.every((e: any) => e.actor === 'client'), JSON.stringify(clients.items.slice(0, 3)));
+  const adminActor = admins.items[0]?.actor as string;
+  assert.match(adminActor, /^admin:tok_/);
+  const byToken = await okJson(['audit', '--actor', adminActor, '--all']);
+  assert.ok(byToken.items.length > 0 && byToken.items.every((e: any) => e.actor === adminActor));
+  assert.ok(!byToken.items.some((e: any) => e.type === 'checkout'), 'no client event under an admin actor');
+});
+
 test('usage --csv prints a header and one row per hour; the table and --json agree', async () => {
   const [csvRun, json, table] = await Promise.all([
     cli(['usage', licenseId, '--csv']),

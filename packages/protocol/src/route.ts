@@ -2,7 +2,7 @@
  * One declaration per endpoint: method, path, schemas, authentication, role and
  * the error codes it answers. The server registers its handlers against these
  * (validation, OpenAPI, authentication and the role check come from them); the
- * SDK, the CLI and the console call them through `callRoute`. A path, a field or
+ * SDK and the CLI call them with `urlOf` / `CallInput` / `ReplyOf`. A path, a field or
  * a role is written here and nowhere else.
  *
  * ```ts
@@ -99,7 +99,7 @@ export function routeName(r: RouteSpec): string {
 }
 
 // ---------------------------------------------------------------------------
-// the typed caller
+// calling a route
 
 /** A failed call: the server's error envelope (or a transport failure), one class for every caller. */
 export class ApiError extends Error {
@@ -115,27 +115,12 @@ export class ApiError extends Error {
   }
 }
 
-/** What a caller gives `callRoute`: send one HTTP request, return the status and the parsed JSON body (or text). */
-export type Transport = (req: { method: Method; url: string; body?: unknown; route: RouteSpec }) => Promise<{ status: number; body: unknown; headers?: Headers }>;
-
 type Input<R extends RouteSpec> = (R['params'] extends TSchema ? { params: ParamsOf<R> } : { params?: undefined }) &
   (R['query'] extends TSchema ? { query?: Partial<QueryOf<R>> } : { query?: undefined }) &
   (R['body'] extends TSchema ? (R['optionalBody'] extends true ? { body?: BodyOf<R> } : { body: BodyOf<R> }) : { body?: undefined });
 
-/** The arguments of a call, typed by its route. */
+/** The arguments of a call to a route (path params, query, body), typed by the route; each caller (SDK, CLI) sends them its own way. */
 export type CallInput<R extends RouteSpec> = Input<R>;
-
-/**
- * Calls a route and returns its typed answer; a non-2xx answer throws `ApiError`
- * with the server's code, message and details.
- */
-export async function callRoute<R extends RouteSpec>(transport: Transport, r: R, input: CallInput<R>): Promise<ReplyOf<R>> {
-  const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
-  const body = i.body === undefined && r.body !== undefined && r.method !== 'GET' && r.method !== 'DELETE' && r.optionalBody ? {} : i.body;
-  const res = await transport({ method: r.method, url: urlOf(r, i.params, i.query), body, route: r });
-  if (res.status >= 200 && res.status < 300) return res.body as ReplyOf<R>;
-  throw errorFromBody(res.status, res.body);
-}
 
 /** The `ApiError` of an error answer (the envelope, or whatever came back). */
 export function errorFromBody(status: number, body: unknown): ApiError {

@@ -163,16 +163,14 @@ export async function usageReport(
     },
     identity.signer,
   );
-  if (seal && sealed) await seal.reported(sealed.seq, reportHashText(doc), sealed.events.length);
+  if (seal && sealed) await seal.reported(sealed.seq, reportHash(doc), sealed.events.length);
   return doc;
 }
 
-/** The text whose hash chains reports (both sides compute it from the parsed document). */
-export function reportHashText(doc: unknown): string {
-  return canonical(doc);
+/** The hash that chains reports: SHA-256 of the canonical document (both sides compute it from the parsed document). */
+export function reportHash(doc: unknown): string {
+  return sha(canonical(doc));
 }
-
-export { sha as reportHash };
 
 /** Checks a usage report against the server key the vendor recorded for the deployment. */
 export function verifyUsageReport(doc: unknown, serverPublicKey: string): Result<UsageReportPayload> {

@@ -35,7 +35,7 @@ import type { Effect } from '../domain/effects.js';
 import type { DomainError } from '../domain/result.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from '../service/metrics.js';
-import { canonical, signDocument, verifyDocument, type Envelope, type Signer } from './signed.js';
+import { signDocument, verifyDocument, type Envelope, type Signer } from './signed.js';
 
 export const SEALED_STATE_KV = 'onprem/state';
 export const SEALED_STATE_FILE = 'onprem-state.json';
@@ -233,10 +233,10 @@ export class SealedState {
     return { seq: p.report.seq + 1, previous: p.report.hash, usage: p.usage, events: [...p.events], tampered: p.tampered };
   }
 
-  async reported(seq: number, text: string, told: number): Promise<void> {
+  async reported(seq: number, hash: string, told: number): Promise<void> {
     await this.update((p) => {
       if (seq <= p.report.seq) return;
-      p.report = { seq, hash: sha(text) };
+      p.report = { seq, hash };
       p.events = p.events.slice(told);
     });
   }
@@ -384,4 +384,3 @@ export function observedStore(store: Store, observe: (effects: readonly Effect[]
   });
 }
 
-export { canonical };

@@ -12,7 +12,7 @@ import { fail, ok, type Result } from '../domain/result.js';
 import { newId } from '../ids.js';
 import type { Store } from '../store/port.js';
 import { completeSpec, issueLicenseFile, payloadFromSpec, type LicenseFile, type LicenseSpec } from './licenseFile.js';
-import { reportHash, reportHashText, verifyActivationRequest, verifyUsageReport, type UsageReportPayload } from './reports.js';
+import { reportHash, verifyActivationRequest, verifyUsageReport, type UsageReportPayload } from './reports.js';
 import type { Signer } from './signed.js';
 
 export interface Deployment {
@@ -148,7 +148,7 @@ export class VendorService {
     const v = verifyUsageReport(doc, dep.publicKey);
     if (!v.ok) return v;
     const now = this.clock.now();
-    const hash = reportHash(reportHashText(doc));
+    const hash = reportHash(doc);
     const stored = await this.store.transaction(async (tx) => {
       // Under the deployment's lock: two imports at once see each other.
       await tx.lockKv(DEPLOYMENT(dep.id));

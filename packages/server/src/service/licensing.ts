@@ -135,7 +135,7 @@ export class LicensingService {
     // Anything else is decided again on locked state and written before the answer: a renewal close to
     // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
     const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
-      const locked = await this.leaseState(tx, key, leaseId);
+      const locked = await this.leaseState(tx, key, leaseId, now);
       if (!locked.ok) return locked;
       const state = locked.value;
       if (state.lease && state.license.counting === 'per-instance' && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
@@ -148,7 +148,7 @@ export class LicensingService {
   async checkin(key: string, leaseId: string, instanceId: string): Promise<Result<CheckinOutcome>> {
     const now = this.clock.now();
     const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
-      const state = await this.leaseState(tx, key, leaseId);
+      const state = await this.leaseState(tx, key, leaseId, now);
       if (!state.ok) return state;
       return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
     }));
@@ -159,7 +159,7 @@ export class LicensingService {
   async returnOffline(key: string, leaseId: string): Promise<Result<{ released: true }>> {
     const now = this.clock.now();
     const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
-      const state = await this.leaseState(tx, key, leaseId);
+      const state = await this.leaseState(tx, key, leaseId, now);
       if (!state.ok) return state;
       return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
     }));
@@ -286,7 +286,7 @@ export class LicensingService {
     return countedLicense(tx, await tx.lockLicenseByKey(key), now, this.metrics);
   }
 
-  private async leaseState(tx: StoreTx, key: string, leaseId: string, now: number = this.clock.now()): Promise<Result<LeaseState>> {
+  private async leaseState(tx: StoreTx, key: string, leaseId: string, now: number): Promise<Result<LeaseState>> {
     const admitted = this.admitted(await this.locked(tx, key, now));
     if (!admitted.ok) return admitted;
     const license = admitted.value;

@@ -26,16 +26,28 @@ export const BODY_LIMIT = 64 * 1024;
 export const MAX_JSON_DEPTH = 64;
 
 /** Whether `value` has objects or arrays nested more than `max` deep (iterative: the input may be very deep). */
-function nestsDeeperThan(value: unknown, max: number): boolean {
+/**
+ * Why a parsed body is refused before validation, or undefined: it nests deeper than `max`, or a string in it
+ * (key or value) holds U+0000, which PostgreSQL text cannot store (so the rule holds on every store alike).
+ */
+function refusedShape(value: unknown, max: number): string | undefined {
   const stack: [unknown, number][] = [[value, 1]];
   for (let top = stack.pop(); top; top = stack.pop()) {
     const [v, depth] = top;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return NUL_REFUSED;
+      continue;
+    }
     if (v === null || typeof v !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+    if (depth > max) return `the body nests deeper than ${max} levels`;
+    for (const [k, child] of Object.entries(v)) {
+      if (k.includes('\u0000')) return NUL_REFUSED;
+      stack.push([child, depth + 1]);
+    }
   }
-  return false;
+  return undefined;
 }
+const NUL_REFUSED = 'text may not hold the NUL character (U+0000)';
 
 // ajv-formats is CommonJS with a default export.
 type AddFormats = (ajv: Ajv) => Ajv;
@@ -91,9 +103,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     if (text.trim() === '') return done(null, undefined);
     try {
       const value: unknown = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
-      if (nestsDeeperThan(value, MAX_JSON_DEPTH)) {
-        return done(Object.assign(new Error(`the body nests deeper than ${MAX_JSON_DEPTH} levels`), { statusCode: 400 }), undefined);
-      }
+      const refused = refusedShape(value, MAX_JSON_DEPTH);
+      if (refused) return done(Object.assign(new Error(refused), { statusCode: 400 }), undefined);
       done(null, value);
     } catch (err) {
       const e = err as Error & { statusCode?: number };
@@ -118,6 +129,8 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
 
   // A POST without a body validates as an empty object, so "missing field" is reported instead of "body must be object".
   app.addHook('preValidation', async (req) => {
+    // %00 decodes to U+0000 in a path parameter or a query value: refused as in a body (PostgreSQL text cannot hold it).
+    if (req.url.includes('%00')) throw new ApiError('VALIDATION_FAILED', NUL_REFUSED);
     if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') req.body = {};
   });
   // While closing, requests that arrive on kept-alive connections get the envelope (in-flight ones finish normally).

@@ -451,3 +451,36 @@ test('hostile strings in free-text fields: NUL is refused by the schema, the res
   assert.ok(sent > 0, 'some free-text field was exercised');
   assert.deepEqual(await snapshot(), dbBefore, 'the database is unchanged');
 });
+
+test('NUL (U+0000) anywhere is refused with VALIDATION_FAILED before any store sees it: every query parameter, every path parameter, a metadata key or value', async (c) => {
+  // PostgreSQL text cannot hold U+0000: a query filter carrying %00 once reached the store and was a 500 there.
+  const dbBefore = await snapshot();
+  const cases: Case[] = [];
+  for (const op of ops) {
+    const auth = op.auth === 'client' ? `License ${licenseKey}` : `Bearer ${t.adminToken}`;
+    const headers = { authorization: auth };
+    for (const q of op.queryParams) {
+      if (!typesOf(q.schema).includes('string')) continue;
+      cases.push({ what: `${op.method} ${op.path}?${q.name}=%00`, method: op.method, path: `${concretePath(op)}?${q.name}=a%00b`, headers, expect: 'VALIDATION_FAILED' });
+    }
+    for (const p of op.pathParams) {
+      cases.push({ what: `${op.method} ${op.path} {${p.name}} with %00`, method: op.method, path: concretePath(op, { [p.name]: `${idOf(idPrefix(p.schema) ?? 'x')}%00` }), headers, expect: 'VALIDATION_FAILED' });
+    }
+    const props: Record<string, Schema> = op.body?.properties ?? {};
+    for (const [name, p] of Object.entries(props)) {
+      if (p.type !== 'object') continue;
+      for (const [what, v] of [['value', { note: 'a\u0000b' }], ['key', { 'a\u0000b': 1 }], ['nested value', { deep: ['x', { y: '\u0000' }] }]] as const) {
+        const body = JSON.stringify({ ...(example(op.body!) as object), [name]: v });
+        cases.push({ what: `${op.method} ${op.path} ${name} ${what} with NUL`, method: op.method, path: concretePath(op), headers: { ...headers, ...JSON_TYPE }, body, expect: 'VALIDATION_FAILED' });
+      }
+    }
+  }
+  assert.ok(cases.some((k) => k.path.startsWith('/v1/admin/audit?actor=')), 'the audit actor filter is among the cases');
+  assert.ok(cases.some((k) => / metadata /.test(k.what)), 'a metadata object is among the cases');
+  for (const k of cases) {
+    const res = await sendWithRetry(k);
+    assertRefused(k, res);
+  }
+  c.diagnostic(`${cases.length} requests`);
+  assert.deepEqual(await snapshot(), dbBefore, 'the database is unchanged');
+});

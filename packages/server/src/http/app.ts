@@ -129,8 +129,9 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
 
   // A POST without a body validates as an empty object, so "missing field" is reported instead of "body must be object".
   app.addHook('preValidation', async (req) => {
-    // %00 decodes to U+0000 in a path parameter or a query value: refused as in a body (PostgreSQL text cannot hold it).
-    if (req.url.includes('%00')) throw new ApiError('VALIDATION_FAILED', NUL_REFUSED);
+    // %00 decodes to U+0000 in a path parameter or a query value of a declared route: refused as in a body (PostgreSQL
+    // text cannot hold it). An unknown path stays ROUTE_NOT_FOUND.
+    if (req.routeOptions.config.spec && req.url.includes('%00')) throw new ApiError('VALIDATION_FAILED', NUL_REFUSED);
     if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') req.body = {};
   });
   // While closing, requests that arrive on kept-alive connections get the envelope (in-flight ones finish normally).

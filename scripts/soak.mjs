@@ -32,12 +32,12 @@ function parseArgs(argv) {
     }
   }
   const seconds = (s, name) => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(String(s));
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(s));
     if (!m) {
-      console.error(`soak: --${name} "${s}" is not a duration (e.g. 90s, 2m)`);
+      console.error(`soak: --${name} "${s}" is not a duration (e.g. 90s, 2m, 1h)`);
       process.exit(2);
     }
-    return Number(m[1]) * (m[2] === 'm' ? 60 : m[2] === 'ms' ? 0.001 : 1);
+    return Number(m[1]) * ({ ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] ?? 's'] ?? 1);
   };
   const duration = seconds(o.duration, 'duration');
   return {

@@ -102,7 +102,7 @@ const pgUp = await (async () => {
   return up;
 })();
 
-test('two nodes (PostgreSQL), node B 300 s ahead: B is fenced and says why, A keeps its holders, B serves again once corrected', {
+test('two nodes (PostgreSQL), node B 300 s ahead: B is fenced and says why, A keeps its holders, B serves again once corrected; 1.2 s ahead (within the bound) B decides on the database time', {
   skip: noFaketime ?? (pgUp ? undefined : 'PostgreSQL is not reachable'),
   timeout: 90_000,
 }, async () => {
@@ -163,6 +163,30 @@ test('two nodes (PostgreSQL), node B 300 s ahead: B is fenced and says why, A ke
     const n = await seats(A, lic.id);
     assert.equal(n.used, 2);
     assert.equal(n.leases, 2);
+
+    // Within the bound B is not fenced, and it decides on the database's time, not its own: 1.2 s ahead, B
+    // reads the same time as A (its measured offset applied), so it frees nothing A counts as live.
+    await writeFile(offsetFile, '+1.2\n');
+    let offset = 0;
+    for (let i = 0; i < 60 && offset < 1; i++) {
+      await sleep(250);
+      offset = Number(/^floatd_clock_offset_seconds (\S+)/m.exec(await (await fetch(B.url + '/metrics')).text())?.[1] ?? 0);
+    }
+    assert.ok(offset >= 1 && offset < 2, `B measured its 1.2 s offset (${offset} s)`);
+    assert.equal((await fetch(B.url + '/readyz')).status, 200, 'within the bound: not fenced');
+    await sleep(2_500); // one more measurement: the correction follows the offset
+    const timeOf = async (node: FloatdProcess) => Date.parse((await node.admin('GET', '/v1/admin/settings')).body.serverTime);
+    const diffs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = await timeOf(A);
+      const onB = await timeOf(B);
+      const after = await timeOf(A);
+      diffs.push(onB < before ? onB - before : onB > after ? onB - after : 0);
+    }
+    assert.ok(diffs.every((d) => Math.abs(d) <= 300), `B's decision time is the database's, within the noise (off A by ${diffs.join(', ')} ms; raw 1200 ms)`);
+    const hb = await B.client(lic.key, 'POST', `/v1/client/leases/${a.body.lease.id}/heartbeat`, { instanceId: 'app' });
+    assert.equal(hb.status, 200, `a holder renews on B: ${hb.status} ${JSON.stringify(hb.body)}`);
+    assert.equal((await seats(A, lic.id)).used, 2);
   } finally {
     for (const n of nodes.reverse()) await n.stop();
     await db.drop();

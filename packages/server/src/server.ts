@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { SilenceWatch, systemClock, type Clock } from './domain/clock.js';
-import { ClockFence } from './service/clockFence.js';
+import { ClockFence, DatabaseAlignedClock } from './service/clockFence.js';
 import { buildApp } from './http/app.js';
 import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
 import { connect, PostgresStore } from './store/postgres/store.js';
@@ -83,7 +83,9 @@ export interface StartOptions {
 }
 
 export async function startServer(config: Config, opts: StartOptions = {}): Promise<RunningServer> {
-  const clock = opts.clock ?? systemClock;
+  // In a cluster every node decides on the database's time (its own clock corrected by its measured offset).
+  const aligned = config.database.kind === 'postgres' ? new DatabaseAlignedClock(opts.clock ?? systemClock) : undefined;
+  const clock: Clock = aligned ?? opts.clock ?? systemClock;
   const logger = opts.logger === undefined ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] }) : opts.logger;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
@@ -91,6 +93,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   let firstOffset: [number, number] | undefined;
   const opened = await openStore(config, (offset, rtt) => {
     firstOffset ??= [offset, rtt];
+    aligned?.measured(offset, rtt);
     fence?.measured(offset, rtt);
   });
   const { keyPersistence, leadership, membership } = opened;

@@ -1,7 +1,7 @@
 /**
  * Cluster membership for operators: each node records itself in the `nodes`
  * table every few seconds with its clock's offset from the database's clock,
- * which `floatd doctor` reports. Each node decides expiries with its own clock,
+ * which `floatd doctor` reports. Each node decides on its own clock corrected by that offset (DatabaseAlignedClock),
  * so each measurement also feeds the node's clock fence (service/clockFence.ts),
  * which stops a node whose offset passes the bound.
  */

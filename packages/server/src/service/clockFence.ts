@@ -1,6 +1,8 @@
 /**
- * Cluster clock fence: nodes on one PostgreSQL database decide expiries with their own
- * clocks, so those clocks must agree with the database's. Each node measures its offset
+ * Cluster clock fence: nodes on one PostgreSQL database decide expiries on one clock, the
+ * database's: each node reads its own clock corrected by its measured offset
+ * (`DatabaseAlignedClock`), so within the bound two nodes a second apart still agree on
+ * every expiry. Past the bound a node is not trusted to be corrected. Each node measures its offset
  * from the database clock (`jobs/nodes.ts`, every few seconds and once before it
  * listens); while the offset is past `MAX_CLOCK_OFFSET_MS` the node is fenced: it grants
  * and renews nothing (`NODE_CLOCK_SKEWED`, 503, so a load balancer retries elsewhere),
@@ -9,6 +11,7 @@
  * On SQLite there is one clock and no fence.
  */
 import type { Logger } from 'pino';
+import type { Clock } from '../domain/clock.js';
 import type { DomainError } from '../domain/result.js';
 import type { Metrics } from './metrics.js';
 
@@ -59,5 +62,46 @@ export class ClockFence {
       message: `this node's clock is ${this.offsetMs} ms off the database clock (bound ±${this.boundMs} ms): it grants and renews nothing until its clock is corrected; retry on another node`,
       details: { clockOffsetMs: this.offsetMs, boundMs: this.boundMs, retryAfterSeconds: 2 },
     };
+  }
+}
+
+/** A correction smaller than this is measurement noise (ms): two nodes that close use their own clocks unchanged. */
+export const CLOCK_ALIGN_NOISE_MS = 100;
+
+/**
+ * This node's clock on the database's time: the base clock minus the node's measured offset
+ * (`measured`, fed by the same measurements as the fence). The correction moves only when a
+ * measurement proves it off by more than the noise, so the reading does not wobble with each
+ * round trip; a move is a step of the wall clock, which `SilenceWatch` sees and never takes for
+ * a holder's silence. Monotonic time is the base clock's.
+ *
+ * @example two nodes 1.5 s apart, both within the bound: both read the database's time (±noise), so
+ * neither frees a lease the other still counts as live, and their tokens' expiries agree.
+ */
+export class DatabaseAlignedClock implements Clock {
+  private correctionMs = 0;
+
+  constructor(
+    private readonly base: Clock,
+    private readonly noiseMs: number = CLOCK_ALIGN_NOISE_MS,
+  ) {}
+
+  /** A measurement of the base clock minus the database's over a round trip of `rttMs`. */
+  measured(offsetMs: number, rttMs = 0): void {
+    if (Math.abs(offsetMs - this.correctionMs) - rttMs / 2 <= this.noiseMs) return;
+    this.correctionMs = Math.abs(offsetMs) + rttMs / 2 <= this.noiseMs ? 0 : offsetMs;
+  }
+
+  /** The correction in force (ms subtracted from the base clock). */
+  correction(): number {
+    return this.correctionMs;
+  }
+
+  now(): number {
+    return this.base.now() - this.correctionMs;
+  }
+
+  monotonic(): number {
+    return this.base.monotonic();
   }
 }

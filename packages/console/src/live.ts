@@ -109,7 +109,7 @@ function parseBlock(block: string): ChangeEvent | null {
   if (event !== 'change' || data.length === 0) return null;
   try {
     const d = JSON.parse(data.join('\n')) as Partial<ChangeEvent>;
-    if (d.kind !== 'seats' && d.kind !== 'denied' && d.kind !== 'license') return null;
+    if (d.kind !== 'seats' && d.kind !== 'denied' && d.kind !== 'license' && d.kind !== 'resync') return null;
     return { kind: d.kind, licenseId: typeof d.licenseId === 'string' ? d.licenseId : null, at: String(d.at ?? '') };
   } catch {
     return null;

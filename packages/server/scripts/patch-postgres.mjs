@@ -29,12 +29,19 @@
  *    process (`unhandledRejection`, seen as a bare `read ECONNRESET`). Fix: those failures are
  *    swallowed there; the connection's own error path already failed or retried the query that
  *    opened it.
+ * 5. (floatd-patch-2) A half-open connection (the network path went silent: a firewall dropping
+ *    packets, a peer gone without a FIN) leaves a query waiting for ever, and with it the pool's
+ *    connection: enough of them and the node is wedged. postgres.js has no per-query timeout.
+ *    Fix: the option `silence_timeout` (seconds, default off): a connection with a query in flight
+ *    that hears nothing from the server for that long is destroyed (its queries fail with
+ *    CONNECTION_CLOSED, the pool opens a new one). An idle connection is never touched.
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const MARKER = '/* floatd-patch-1 */';
+export const MARKER2 = '/* floatd-patch-2 */';
 
 const CONNECTION = [
   [
@@ -129,10 +136,77 @@ const INDEX = [
   ],
 ];
 
-function patchFile(file, edits) {
+
+const CONNECTION2 = [
+  [
+    `      , connectTimer = timer(connectTimedOut, options.connect_timeout)
+`,
+    `      , connectTimer = timer(connectTimedOut, options.connect_timeout)
+      , silenceTimer = timer(silent, options.silence_timeout) ${MARKER2}
+`,
+  ],
+  [
+    `    try {
+      q.state = backend
+      query
+        ? sent.push(q)`,
+    `    try {
+      q.state = backend
+      query || sent.length || silenceTimer.start() ${MARKER2}
+      query
+        ? sent.push(q)`,
+  ],
+  [
+    `  function data(x) {
+    if (incomings) {`,
+    `  function data(x) {
+    silenceTimer.start() ${MARKER2}
+    if (incomings) {`,
+  ],
+  [
+    `    idleTimer.cancel()
+    lifeTimer.cancel()
+    connectTimer.cancel()
+
+    socket.removeAllListeners()`,
+    `    idleTimer.cancel()
+    lifeTimer.cancel()
+    connectTimer.cancel()
+    silenceTimer.cancel() ${MARKER2}
+
+    socket.removeAllListeners()`,
+  ],
+  [
+    `  function end() {
+    return ending || (`,
+    `  function silent() { ${MARKER2}
+    if (socket && (query || sent.length))
+      socket.destroy(Errors.connection('CONNECTION_CLOSED', options, socket))
+  }
+
+  function end() {
+    return ending || (`,
+  ],
+];
+
+const INDEX2 = [
+  [
+    `    connect_timeout : 30,
+`,
+    `    connect_timeout : 30,
+    silence_timeout : null, ${MARKER2}
+`,
+  ],
+  [
+    `  const ints = ['idle_timeout', 'connect_timeout', 'max_lifetime', 'max_pipeline', 'backoff', 'keep_alive']`,
+    `  const ints = ['idle_timeout', 'connect_timeout', 'max_lifetime', 'max_pipeline', 'backoff', 'keep_alive', 'silence_timeout'] ${MARKER2}`,
+  ],
+];
+
+function patchFile(file, edits, marker = MARKER) {
   if (!existsSync(file)) return 'absent';
   let text = readFileSync(file, 'utf8');
-  if (text.includes(MARKER)) return 'already';
+  if (text.includes(marker)) return 'already';
   for (const [from, to] of edits) {
     const at = text.indexOf(from);
     if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`${file}: the text to patch was not found exactly once:\n${from}`);
@@ -153,6 +227,8 @@ export function patchPostgres(root = driverRoot()) {
   for (const dir of ['src', 'cjs/src', 'cf/src']) {
     out[`${dir}/connection.js`] = patchFile(join(root, dir, 'connection.js'), CONNECTION);
     out[`${dir}/index.js`] = patchFile(join(root, dir, 'index.js'), INDEX);
+    out[`${dir}/connection.js (2)`] = patchFile(join(root, dir, 'connection.js'), CONNECTION2, MARKER2);
+    out[`${dir}/index.js (2)`] = patchFile(join(root, dir, 'index.js'), INDEX2, MARKER2);
   }
   return out;
 }

@@ -122,7 +122,7 @@ export const licenseUsage = route({
   errors: ['LICENSE_NOT_FOUND'],
 });
 export const events = route({
-  method: 'GET', path: '/v1/admin/events', summary: 'Server-sent events: `change` {kind: seats|denied|license, licenseId, at} after every committed change', tags: history, auth: 'admin', role: 'viewer',
+  method: 'GET', path: '/v1/admin/events', summary: 'Server-sent events: `change` {kind: seats|denied|license|resync, licenseId, at} after every committed change (resync: changes may have been missed, reload)', tags: history, auth: 'admin', role: 'viewer',
   responses: {}, raw: true, errors: [],
 });
 

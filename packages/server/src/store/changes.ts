@@ -23,7 +23,7 @@ export function changeOf(e: Effect): ChangeEvent | undefined {
 
 /** Identifies a change, so a transaction announces each once. */
 export function changeKey(c: ChangeEvent): string {
-  return c.kind === 'token-revoked' ? `${c.kind}:${c.tokenId}` : `${c.kind}:${c.licenseId}`;
+  return c.kind === 'token-revoked' ? `${c.kind}:${c.tokenId}` : `${c.kind}:${c.licenseId ?? ''}`;
 }
 
 /** Collects a transaction's changes, once each, and hands them to listeners after commit. */

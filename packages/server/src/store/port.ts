@@ -68,7 +68,9 @@ export interface LeaseView extends Lease {
 export type ChangeEvent =
   | { kind: 'seats' | 'denied' | 'license'; licenseId: string }
   /** an admin token was revoked: open event streams of that token close (on every node) */
-  | { kind: 'token-revoked'; tokenId: string };
+  | { kind: 'token-revoked'; tokenId: string }
+  /** changes may have been missed (the node's change feed reconnected): a viewer reloads what it shows */
+  | { kind: 'resync'; licenseId: null };
 
 /** A named server-state record: small JSON documents the server keeps beside the catalogue. */
 export interface KvRecord {

@@ -20,6 +20,14 @@ export interface CutProxy {
   readonly cutCount: number;
   /** Resets every open connection (both sides), or ends them gracefully (FIN) with `how: 'end'`; new connections are accepted. */
   cut(how?: 'reset' | 'end'): number;
+  /**
+   * Makes every open connection half-open, as a firewall that dropped its state does: from now on nothing
+   * passes either way on them and neither end is told (no FIN, no RST); new connections work normally.
+   * After `databaseNoticesAfterMs` the database's end is closed (its keepalives found the client gone:
+   * the session ends and its locks go), while floatd's end stays open and silent until floatd gives up.
+   * Returns how many connections went silent.
+   */
+  silence(opts?: { databaseNoticesAfterMs?: number }): number;
   /** Forwards new connections to this port from now on (the address moved). */
   moveTo(port: number): void;
   /** Refuses new connections (the database is down) or accepts them again. */
@@ -29,6 +37,8 @@ export interface CutProxy {
 
 export async function cutProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<CutProxy> {
   const pairs = new Set<[Socket, Socket]>();
+  /** floatd's ends of half-open connections (see silence) */
+  const silenced = new Set<Socket>();
   let target = targetPort;
   let cuts = 0;
   let refusing = false;
@@ -66,6 +76,24 @@ export async function cutProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
       cuts += n;
       return n;
     },
+    silence({ databaseNoticesAfterMs = 5000 } = {}) {
+      const n = pairs.size;
+      for (const pair of [...pairs]) {
+        const [client, upstream] = pair;
+        // Neither end learns what happens to the other from now on.
+        for (const socket of pair) socket.removeAllListeners('close').removeAllListeners('error').on('error', () => undefined);
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        // Bytes sent from now on are lost: read and dropped.
+        client.on('data', () => undefined).resume();
+        upstream.on('data', () => undefined).resume();
+        pairs.delete(pair);
+        silenced.add(client);
+        client.once('close', () => silenced.delete(client));
+        setTimeout(() => upstream.destroy(), databaseNoticesAfterMs).unref();
+      }
+      return n;
+    },
     moveTo(port) {
       target = port;
     },
@@ -75,6 +103,7 @@ export async function cutProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
     close: () =>
       new Promise<void>((r) => {
         for (const pair of pairs) pair.forEach((s) => s.destroy());
+        for (const socket of silenced) socket.destroy();
         server.close(() => r());
       }),
   };
@@ -140,7 +169,8 @@ export async function call(url: string, auth: string, method: string, path: stri
     method,
     headers: { ...(auth ? { authorization: auth } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : null,
-    signal: AbortSignal.timeout(15_000),
+    // floatd's longest answer: a wait for the license's queue (5 s) then the database deadline (10 s).
+    signal: AbortSignal.timeout(16_000),
   });
   const text = await r.text();
   let parsed: unknown;

@@ -207,3 +207,96 @@ test('/readyz answers 200 only once the node can serve everything (its first adm
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test('half-open connections under load (a firewall drops its state: every open connection goes silent, no FIN, no RST): the process stays up, only 503s, no lease lost, the pool, the leader lock and LISTEN come back by themselves', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 120_000 }, async (t) => {
+  const db = await createTempDatabase();
+  const direct = postgres(db.url, { max: 2, onnotice: () => undefined });
+  const proxy = await cutProxy(Number(new URL(PG_ADMIN_URL).port || 5432), new URL(PG_ADMIN_URL).hostname);
+  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-halfopen-'));
+  const viaProxy = new URL(db.url);
+  viaProxy.host = `127.0.0.1:${proxy.port}`;
+  const node = await startNode(dataDir, viaProxy.toString(), ['--reclaim-interval', '1']);
+  const events = new AbortController();
+  try {
+    const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+    const admin = (m: string, p: string, b?: unknown) => call(node.url, `Bearer ${token}`, m, p, b);
+    const product = (await admin('POST', '/v1/admin/products', { name: 'half-open' })).body;
+    const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: SEATS, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
+    // The console's event stream (fed by the node's LISTEN connection), read for the whole test.
+    const seen: string[] = [];
+    const stream = await fetch(`${node.url}/v1/admin/events`, { headers: { authorization: `Bearer ${token}` }, signal: events.signal });
+    void (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream.body as unknown as AsyncIterable<Uint8Array>) {
+        for (const m of decoder.decode(chunk).matchAll(/"kind":"(\w+)"/g)) seen.push(`${m[1]}@${Date.now()}`);
+      }
+    })().catch(() => undefined);
+
+    const load = runDevices(() => node.url, lic.key, DEVICES, { beats: 3, pauseMs: 30 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const silencedAt = Date.now();
+    const silenced = proxy.silence({ databaseNoticesAfterMs: 5000 });
+    assert.ok(silenced >= 3, `the pool, LISTEN and the leader lock went silent (${silenced} connections)`);
+    // Long enough for floatd to give up on every silent connection (12 s from its first query after the silence).
+    await new Promise((r) => setTimeout(r, 24_000));
+    const report = await load.stop();
+    assert.equal(node.exit, undefined, `floatd exited: ${node.output()}`);
+    const firstOkAfter = report.recoveries.filter((r) => r.from >= silencedAt).map((r) => r.at - silencedAt);
+    t.diagnostic(
+      `${silenced} connections half-open; ${report.requests} requests: ${report.ok} 2xx, ${report.unavailable} 503, ${report.noSeats} 409; ` +
+        `first 2xx after the silence: ${firstOkAfter.length ? Math.min(...firstOkAfter) : 'none needed'} ms, last 503 ${report.lastUnavailableAt ? report.lastUnavailableAt - silencedAt : '-'} ms after it`,
+    );
+    assert.deepEqual(report.networkErrors, [], 'floatd answered every request (within its 15 s bound: queue wait + database deadline)');
+    assert.deepEqual(report.wrong, [], 'only 2xx, 409 NO_SEATS_AVAILABLE or 503 with Retry-After');
+    assert.deepEqual(report.lost, [], 'no heartbeat found its lease gone');
+    assert.ok(firstOkAfter.length === 0 || Math.min(...firstOkAfter) <= 14_000, 'serving again once the silent connections are given up (12 s)');
+    // Fully recovered: a fresh round of load gets no 503 at all. (Until then, a pool connection that was idle when
+    // the path went silent traps the queries sent on it for 12 s from its first use: 503s can come up to that
+    // long plus a request deadline after the silence.)
+    const after = runDevices(() => node.url, lic.key, DEVICES, { beats: 2, pauseMs: 30 });
+    await new Promise((r) => setTimeout(r, 3000));
+    const fresh = await after.stop();
+    t.diagnostic(`afterwards: ${fresh.requests} requests, ${fresh.ok} 2xx, ${fresh.unavailable} 503, ${fresh.noSeats} 409`);
+    assert.equal(fresh.unavailable + fresh.wrong.length + fresh.networkErrors.length, 0, `recovered: ${JSON.stringify(fresh.wrong.concat(fresh.networkErrors).slice(0, 3))}`);
+    assert.ok(fresh.ok > 20);
+    for (const [id, fp] of fresh.held) report.held.set(id, fp);
+    for (const id of fresh.checkedIn) report.checkedIn.add(id);
+    const ready = await call(node.url, '', 'GET', '/readyz');
+    assert.equal(ready.status, 200, `ready: ${JSON.stringify(ready.body)}`);
+
+    const rows = await direct`SELECT id FROM leases WHERE license_id = ${lic.id}`;
+    const ids = new Set(rows.map((r) => String(r.id)));
+    assert.deepEqual([...report.held.keys()].filter((id) => !ids.has(id)), [], 'acknowledged leases lost');
+    assert.deepEqual([...report.checkedIn].filter((id) => ids.has(id)), [], 'checked-in leases back');
+    const [l] = await direct`SELECT seats_used FROM licenses WHERE id = ${lic.id}`;
+    assert.equal(Number(l!.seats_used), ids.size, 'seats_used counts the lease rows');
+    assert.ok(ids.size <= SEATS);
+
+    // The leader lock and the node registry are back; LISTEN resubscribed (the stream got a resync) and hears changes.
+    let nodes = await direct`SELECT leader, last_seen_at FROM nodes`;
+    assert.ok(Date.now() - Number(nodes[0]!.last_seen_at) < 8000, 'the node registry is written again');
+    // The leader lock is held again: by a live session of this node (the lock of the session that went silent
+    // went with it when the database noticed).
+    let locks: number[] = [];
+    for (let i = 0; i < 40 && locks.length === 0; i++) {
+      locks = (await direct`SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND a.datname = ${db.name}`).map((r) => Number(r.pid));
+      if (locks.length === 0) await new Promise((r) => setTimeout(r, 250));
+    }
+    t.diagnostic(`leader lock held again ${Date.now() - silencedAt} ms after the silence (or earlier)`);
+    assert.equal(locks.length, 1, 'the node holds the leader lock again');
+    assert.ok(seen.some((e) => e.startsWith('resync@') && Number(e.split('@')[1]) > silencedAt), `the event stream was told to reload after LISTEN came back (${seen.slice(-5).join(' ')})`);
+    const before = seen.length;
+    const co = await call(node.url, `License ${lic.key}`, 'POST', '/v1/client/checkout', { fingerprint: 'after-half-open', instanceId: 'app' });
+    assert.ok(co.status === 201 || co.status === 409, `checkout: ${co.status}`);
+    for (let i = 0; i < 40 && seen.length === before; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(seen.length > before, 'a change after the silence reaches the event stream (LISTEN works again)');
+  } finally {
+    events.abort();
+    if (node.exit) t.diagnostic(`floatd output: ${node.output().slice(-3000)}`);
+    await node.stop();
+    await proxy.close();
+    await direct.end({ timeout: 2 });
+    await db.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});

@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const DRIVER_PATCH_MARKER = '/* floatd-patch-1 */';
+/** The second patch: the silence bound on half-open connections. */
+export const DRIVER_PATCH_MARKER_2 = '/* floatd-patch-2 */';
 
 let checked: boolean | undefined;
 
@@ -17,7 +19,10 @@ export function driverPatched(): boolean {
   if (checked === undefined) {
     try {
       const files = ['./connection.js', './index.js'].map((f) => fileURLToPath(new URL(f, import.meta.resolve('postgres'))));
-      checked = files.every((f) => readFileSync(f, 'utf8').includes(DRIVER_PATCH_MARKER));
+      checked = files.every((f) => {
+        const text = readFileSync(f, 'utf8');
+        return text.includes(DRIVER_PATCH_MARKER) && text.includes(DRIVER_PATCH_MARKER_2);
+      });
     } catch {
       checked = false;
     }

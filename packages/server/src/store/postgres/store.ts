@@ -37,7 +37,7 @@ export interface PostgresOptions {
  * A pool on `url`, which may name several hosts (`postgres://a:5432,b:5433/floatd?target_session_attrs=read-write`,
  * libpq's convention): each new connection tries them in turn and, with `read-write`, keeps only the primary.
  */
-export function connect(url: string, max = 10): postgres.Sql {
+export function connect(url: string, max = 10, opts: { silence?: boolean } = {}): postgres.Sql {
   assertDriverPatched();
   // Writable servers only, unless the URL says otherwise: a connection that lands on a standby (a
   // multi-host URL, an address that moved, a fenced old primary) is dropped and the next host tried.
@@ -50,9 +50,31 @@ export function connect(url: string, max = 10): postgres.Sql {
     connect_timeout: 5,
     // BIGINT (ms timestamps, counts) as JS numbers: every value we store is far below 2^53.
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } } as never,
-    connection: { application_name: 'floatd' },
-  });
+    // A query that hears nothing for this long is on a half-open connection: the connection is destroyed
+    // (the query fails with CONNECTION_CLOSED, a 503) and the pool opens a new one (floatd's driver patch 5).
+    ...(opts.silence === false ? {} : { silence_timeout: SILENCE_TIMEOUT_SECONDS }),
+    connection: {
+      application_name: 'floatd',
+      // The database's side of a half-open connection: a session whose client vanished mid-transaction
+      // would hold its row locks (a license's) until the server noticed; these bound that.
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+      tcp_keepalives_idle: 10,
+      tcp_keepalives_interval: 5,
+      tcp_keepalives_count: 3,
+    },
+  } as unknown as postgres.Options<Record<string, postgres.PostgresType>>);
 }
+
+/**
+ * Seconds a connection with a query in flight may hear nothing from the database before it is taken for
+ * half-open and destroyed. Above the request deadline (TRANSACTION_DEADLINE_MS: the request has had its 503
+ * by then) and below the database's own detection of the vanished client (keepalives 10 s + 3 × 5 s), so a
+ * node gives up its side first. No floatd query is silent this long when healthy: a row-lock wait is
+ * bounded by the per-license queue's hold bound and IDLE_IN_TRANSACTION_MS. Migrations run without it.
+ */
+export const SILENCE_TIMEOUT_SECONDS = 12;
+/** A transaction of floatd's left idle this long (its client gone) is ended by the database, releasing its locks. */
+export const IDLE_IN_TRANSACTION_MS = 20_000;
 
 /**
  * A seat transaction answers within this bound. A connection cut at the wrong moment can leave the driver
@@ -94,16 +116,33 @@ export class PostgresStore implements Store {
 
   /** Connects, applies pending migrations under an advisory lock, and starts listening for changes. */
   static async open(opts: PostgresOptions): Promise<PostgresStore> {
+    // Migrations on a connection of their own without the silence bound: an index built on a large table may be silent for long.
+    const migrations = connect(opts.url, 1, { silence: false });
+    try {
+      await migrate(migrations);
+    } finally {
+      await migrations.end({ timeout: 5 }).catch(() => undefined);
+    }
     const store = new PostgresStore(connect(opts.url, opts.max), opts.url);
-    await migrate(store.sql);
-    store.listening = store.sql.listen(CHANNEL, (payload) => {
-      try {
-        store.changes.deliver(JSON.parse(payload) as ChangeEvent);
-      } catch {
-        /* not ours */
-      }
-    });
+    let subscribed = false;
+    store.listening = store.sql.listen(
+      CHANNEL,
+      (payload) => {
+        try {
+          store.changes.deliver(JSON.parse(payload) as ChangeEvent);
+        } catch {
+          /* not ours */
+        }
+      },
+      // Called on every (re)subscription: after the first, changes made while the connection was down were
+      // missed, so viewers (the console's event streams) are told to reload.
+      () => {
+        if (subscribed) store.changes.deliver({ kind: 'resync', licenseId: null });
+        subscribed = true;
+      },
+    );
     await store.listening;
+    store.probeListen();
     return store;
   }
 
@@ -460,10 +499,38 @@ export class PostgresStore implements Store {
       });
   }
 
+  private probe: NodeJS.Timeout | undefined;
+
+  /**
+   * The LISTEN connection is idle between notifications, so a half-open one (a firewall that dropped its
+   * state) would go unnoticed and the node would miss every change for ever. Every LISTEN_PROBE_MS a query
+   * runs on it (LISTEN and UNLISTEN of a probe channel): on a half-open connection it hears nothing, the
+   * driver's silence bound destroys the connection, and the driver subscribes again on a new one (then a
+   * `resync` tells viewers to reload).
+   */
+  private probeListen(): void {
+    let running = false;
+    this.probe = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.sql
+        .listen(LISTEN_PROBE_CHANNEL, () => undefined)
+        .then((l) => l.unlisten())
+        .catch(() => undefined)
+        .finally(() => (running = false));
+    }, LISTEN_PROBE_MS);
+    this.probe.unref();
+  }
+
   async close() {
+    clearInterval(this.probe);
     await this.sql.end({ timeout: 5 });
   }
 }
+
+const LISTEN_PROBE_CHANNEL = 'floatd_probe';
+/** How often the LISTEN connection is exercised (see probeListen). */
+export const LISTEN_PROBE_MS = 5_000;
 
 /** One URL per host of a (multi-host) PostgreSQL URL, without target_session_attrs. */
 export function hostsOf(url: string): string[] {

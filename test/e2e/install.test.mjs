@@ -100,6 +100,8 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
   // very Node is copied in instead. A real install runs the script (a C/C++ toolchain, see README Requirements).
   const install = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', ...NPM_QUIET, ...tarballs], { cwd: dir });
   assert.equal(install.status, 0, install.stderr);
+  // Resolved afresh from the registry (no lock file travels in a tarball): still no dependency that refuses this Node.
+  assert.doesNotMatch(install.stdout + install.stderr, /EBADENGINE/, 'the global install warns of no engine mismatch');
   const lib = join(prefix, 'lib', 'node_modules');
   const sqliteDirs = [join(lib, 'better-sqlite3'), join(lib, '@floatd', 'server', 'node_modules', 'better-sqlite3')].filter(existsSync);
   assert.equal(sqliteDirs.length, 1, 'better-sqlite3 is installed once');

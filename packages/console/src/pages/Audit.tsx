@@ -1,35 +1,11 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, customerOf, type AdminTokenInfo, type AuditEvent, type AuditType } from '../api';
+import { api, AUDIT_TYPES, customerOf, type AdminTokenInfo, type AuditEvent, type AuditQuery } from '../api';
 import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv, vis } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
 
-const TYPES: AuditType[] = [
-  'checkout',
-  'join',
-  'heartbeat-revive',
-  'checkin',
-  'instance-dropped',
-  'offline-checkout',
-  'release',
-  'denied',
-  'license.created',
-  'license.updated',
-  'license.deleted',
-  'product.created',
-  'product.updated',
-  'product.deleted',
-  'token.created',
-  'token.revoked',
-  'signing-key.rotated',
-  'entitlements.loaded',
-  'server-clock.rollback',
-  'server-clock.recovered',
-  'deployment.created',
-  'deployment.activated',
-  'usage-report.imported',
-];
+const TYPES = AUDIT_TYPES;
 const FILTERS = ['licenseId', 'deviceId', 'actor', 'type', 'from', 'to'] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;
 /** The most events one CSV export reads (20 pages of 500). */
@@ -52,7 +28,8 @@ export function Audit() {
   const keys = useLoad(async () => (await api.licenses()).items, []);
   // Token names: only an admin may list tokens; others see their own token's name and the ids of the rest.
   const tokens = useLoad(async () => (isAdmin ? (await api.tokens()).items : [me]), [isAdmin]);
-  const first = useLoad(() => api.audit(filters), [filterKey]);
+  // The filters are what the address bar says: the server judges them (a bad one is its VALIDATION_FAILED, shown).
+  const first = useLoad(() => api.audit(filters as AuditQuery), [filterKey]);
   const [more, setMore] = useState<AuditEvent[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [moreError, setMoreError] = useState<unknown>(null);
@@ -99,7 +76,7 @@ export function Audit() {
     if (!cursor) return;
     setLoadingMore(true);
     try {
-      const page = await api.audit({ ...filters, cursor });
+      const page = await api.audit({ ...(filters as AuditQuery), cursor });
       setMore((m) => [...m, ...page.items]);
       setCursor(page.nextCursor);
       setMoreError(null);
@@ -119,11 +96,11 @@ export function Audit() {
     setExportError(null);
     try {
       const all: AuditEvent[] = [];
-      let c: string | null = null;
+      let c: string | undefined;
       for (let i = 0; i < EXPORT_MAX_PAGES; i++) {
-        const page: { items: AuditEvent[]; nextCursor: string | null } = await api.audit({ ...filters, limit: 500, cursor: c });
+        const page: { items: AuditEvent[]; nextCursor: string | null } = await api.audit({ ...(filters as AuditQuery), limit: 500, cursor: c });
         all.push(...page.items);
-        c = page.nextCursor;
+        c = page.nextCursor ?? undefined;
         if (!c) break;
       }
       const rows = all.map((e) => [

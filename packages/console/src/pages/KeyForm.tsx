@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, type License, type Product } from '../api';
+import { api, ApiError, fieldOf, type CreateLicenseBody, type License, type Product, type UpdateLicenseBody } from '../api';
 import { fmtDuration, isoToLocalInput, localInputToIso } from '../format';
 import { setFlash } from '../flash';
 import { Link, navigate, useLocation } from '../router';
@@ -103,7 +103,8 @@ function errorField(e: unknown): string | null {
   if (!(e instanceof ApiError)) return null;
   const m = /required property '([A-Za-z]+)'/.exec(e.message);
   if (m?.[1]) return m[1];
-  if (e.field) return e.field;
+  const field = fieldOf(e);
+  if (field) return field;
   if (e.code === 'INVALID_POLICY') {
     for (const f of ['heartbeatIntervalSeconds', 'expiresAt', 'trialDays', 'leaseTtlSeconds']) if (e.message.includes(f)) return f;
   }
@@ -146,7 +147,7 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
     try {
       body = toBody(form);
     } catch {
-      setError(new ApiError(0, 'INVALID_JSON', 'Metadata must be a JSON object, for example {"customer": "ACME"}.', null, { field: 'body/metadata' }));
+      setError(new ApiError(0, 'INVALID_JSON', 'Metadata must be a JSON object, for example {"customer": "ACME"}.', undefined, { field: 'body/metadata' }));
       return;
     }
     setBusy(true);
@@ -166,14 +167,15 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
           navigate(`/keys/${data.license.id}`);
           return;
         }
-        const l = await api.updateLicense(data.license.id, patch);
+        // What the form holds goes as typed (a bad value is the server's VALIDATION_FAILED, shown at its field).
+        const l = await api.updateLicense(data.license.id, patch as UpdateLicenseBody);
         setFlash('Key saved.');
         navigate(`/keys/${l.id}`);
       } else {
         const create: Record<string, unknown> = { productId: form.productId || undefined };
         for (const [k, v] of Object.entries(body)) if (v !== undefined && v !== null) create[k] = v;
         if (form.noTtl) create.leaseTtlSeconds = null;
-        const l = await api.createLicense(create);
+        const l = await api.createLicense(create as CreateLicenseBody);
         setFlash(`Key ${l.key} created. Give it to the customer.`);
         navigate(`/keys/${l.id}`);
       }

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, type Product } from '../api';
+import { api, ApiError, fieldOf, type Product } from '../api';
 import { fmtTime, plural } from '../format';
 import { Link } from '../router';
 import { useCan, useLoad, useSession, useTitle } from '../session';
@@ -125,7 +125,7 @@ function CreateProduct({ onCreated }: { onCreated: (p: Product) => void }) {
       setBusy(false);
     }
   };
-  const fieldError = error instanceof ApiError && error.field === 'name' ? error.message : null;
+  const fieldError = error instanceof ApiError && fieldOf(error) === 'name' ? error.message : null;
   return (
     <form className="card form-inline" onSubmit={(e) => void submit(e)} noValidate aria-label="Create a product">
       <Field label="New product name" error={fieldError} hint="For example “Acme CAD”. 1–200 characters.">

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { api, customerOf, type License, type ReclaimReport } from '../api';
+import { api, customerOf, type License, type ReclaimReport, type UpdateLicenseBody } from '../api';
 import { fmtDuration, fmtTime, normaliseKey, plural, vis } from '../format';
 
 const TTL_ROWS = 25;
@@ -241,7 +241,8 @@ function TtlRow({
     const t = value.trim();
     const n = Number(t);
     try {
-      await api.updateLicense(l.id, { leaseTtlSeconds: t === '' ? null : Number.isFinite(n) ? n : t });
+      // Text that is not a number goes as typed: the server's VALIDATION_FAILED says what is wrong with it.
+      await api.updateLicense(l.id, { leaseTtlSeconds: t === '' ? null : Number.isFinite(n) ? n : t } as UpdateLicenseBody);
       setSaved(true);
       onEdit(false);
       onSaved();

@@ -448,7 +448,7 @@ test('ENTITLEMENT_MANAGED points at the license file, not at a higher role', asy
     assert.equal(
       r.stderr,
       'floatd: ENTITLEMENT_MANAGED: seats come from the license file (request req_m)\n' +
-        'floatd: hint: this on-premise server takes its products, keys and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>\n',
+        'floatd: hint: this on-premise server takes its products, licenses and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>\n',
     );
     assert.doesNotMatch(r.stderr, /higher role/);
   } finally {

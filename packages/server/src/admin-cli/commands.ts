@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError, Option, type CommanderError } from 'commander';
 import * as W from '@floatd/protocol';
 import type { TSchema } from '@sinclair/typebox';
-import { AdminClient, ApiError, CliError, describeError, EXIT } from './http.js';
+import { AdminClient, CliError, describeError, EXIT } from './http.js';
 import { resolveConnection, type ConnectionFlags } from './connection.js';
 import { csv, keyValues, out, printJson, table, visibleLines, type Cell } from './output.js';
 import { registerOnPremCommands } from './onprem.js';
@@ -133,7 +133,7 @@ function leaf(parent: Command, nameAndArgs: string, description: string, fn: (ct
 
 function report(err: unknown, json: boolean): number {
   if (err instanceof CliError) {
-    if (json && err instanceof ApiError && err.body !== null) printJson(err.body);
+    if (json && err.answer && err.answer.body !== null) printJson(err.answer.body);
     // An error message may quote what a client or the server sent: shown escaped like everything else.
     for (const line of describeError(err)) process.stderr.write(`${visibleLines(line)}\n`);
     return err.exitCode;
@@ -323,14 +323,15 @@ async function policyRequest<T>(request: () => Promise<T>): Promise<T> {
   try {
     return await request();
   } catch (err) {
-    if (!(err instanceof ApiError) || (err.code !== 'INVALID_POLICY' && err.code !== 'VALIDATION_FAILED')) throw err;
+    const answer = err instanceof CliError ? err.answer : undefined;
+    if (!(err instanceof CliError) || !answer || (answer.code !== 'INVALID_POLICY' && answer.code !== 'VALIDATION_FAILED')) throw err;
     let message = err.message;
     for (const [, field, flag] of POLICY_FLAGS) {
       const pattern = /[A-Z]/.test(field) ? `(?:/?body/)?\\b${field}\\b` : `/?body/${field}\\b`;
       message = message.replace(new RegExp(pattern, 'g'), flag);
     }
     if (message === err.message) throw err;
-    throw new ApiError(err.status, err.code, message, err.requestId, err.body, err.details);
+    throw CliError.refused(answer, message);
   }
 }
 

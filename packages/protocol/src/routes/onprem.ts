@@ -5,7 +5,7 @@
  * files, importing usage reports. Vendor public (`/v1/vendor/*`): activation with an
  * activation key, usage upload (authenticated by the report's own signature).
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { route } from '../route.js';
 import * as W from '../schemas.js';
 
@@ -48,6 +48,7 @@ export const LicenseFileSummary = W.Obj({
     }),
   ),
 });
+export type LicenseFileSummary = Static<typeof LicenseFileSummary>;
 const Summary = LicenseFileSummary;
 export const EntitlementStatus = W.Obj({
   mode: Type.String(),
@@ -73,6 +74,7 @@ export const Deployment = Type.Object(
   },
   { additionalProperties: true },
 );
+export type Deployment = Static<typeof Deployment>;
 const ReportCounts = Type.Object({ key: Type.String(), seats: Type.Integer(), peakSeats: Type.Integer(), denials: Type.Integer() }, { additionalProperties: true });
 /** A usage report the vendor imported (the report is the signed payload of docs/on-prem.md; `continuity`: how it follows the reports before it). */
 export const StoredReport = Type.Object(
@@ -85,6 +87,7 @@ export const StoredReport = Type.Object(
   },
   { additionalProperties: true },
 );
+export type StoredReport = Static<typeof StoredReport>;
 const tags = ['on-premise'] as const;
 const vtags = ['vendor'] as const;
 const FILE_ERRORS = ['ONPREM_ONLY', 'ENTITLEMENT_INVALID', 'ENTITLEMENT_ROLLBACK', 'ENTITLEMENT_EXPIRED'] as const;

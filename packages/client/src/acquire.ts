@@ -13,19 +13,19 @@ import { LEASE_FILE, OFFLINE_FILE } from './tokenStore.js';
 import type { CheckoutDenied, CheckoutOptions, CheckoutResult } from './types.js';
 
 /** Gets a seat (see `FloatingLicense.checkout`); `waits` holds the waits in progress, which a check-in or close aborts. */
-export async function acquire(s: Session, waits: Set<AbortController>, opts: CheckoutOptions): Promise<CheckoutResult> {
-  if (s.held && s.mode !== 'lost' && s.isValid()) return { ok: true, source: 'current', created: false, status: s.status() };
-  const clockOk = s.time.check();
+export async function acquire(session: Session, waits: Set<AbortController>, opts: CheckoutOptions): Promise<CheckoutResult> {
+  if (session.held && session.mode !== 'lost' && session.isValid()) return { ok: true, source: 'current', created: false, status: session.status() };
+  const clockOk = session.time.check();
 
   // 1. A seat borrowed offline by an earlier run: no network needed.
   let storedError: FloatingLicenseError | undefined;
   try {
-    const off = await s.store.load(OFFLINE_FILE);
+    const off = await session.store.load(OFFLINE_FILE);
     if (off) {
       if (!clockOk) throw new FloatingLicenseError('CLOCK_TAMPERED', 'the system clock was set back: the stored offline lease cannot be trusted until it is corrected');
-      return await s.serial(async () => {
-        s.adoptStored(off, 'offline');
-        return { ok: true as const, source: 'offline-token' as const, created: false, status: s.status() };
+      return await session.serial(async () => {
+        session.adoptStored(off, 'offline');
+        return { ok: true as const, source: 'offline-token' as const, created: false, status: session.status() };
       });
     }
   } catch (err) {
@@ -39,20 +39,20 @@ export async function acquire(s: Session, waits: Set<AbortController>, opts: Che
   const onAbort = () => ctl.abort(opts.signal!.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   let timedOut = false;
-  const timeout = opts.timeoutMs !== undefined ? s.clock.setTimeout(() => ((timedOut = true), ctl.abort(new Error('timeout'))), opts.timeoutMs) : undefined;
+  const timeout = opts.timeoutMs !== undefined ? session.clock.setTimeout(() => ((timedOut = true), ctl.abort(new Error('timeout'))), opts.timeoutMs) : undefined;
   try {
     let attempt = 0;
     let lastDenial: CheckoutDenied | undefined;
     for (;;) {
       attempt++;
       try {
-        const granted = await s.serial(async () => {
-          s.assertOpen();
-          const { grant, claims, created } = await s.requestCheckout();
-          await s.adopt(grant, claims);
-          await s.cleanupOrphans();
-          s.clearViolations();
-          return { ok: true as const, source: 'server' as const, created, status: s.status() };
+        const granted = await session.serial(async () => {
+          session.assertOpen();
+          const { grant, claims, created } = await session.requestCheckout();
+          await session.adopt(grant, claims);
+          await session.cleanupOrphans();
+          session.clearViolations();
+          return { ok: true as const, source: 'server' as const, created, status: session.status() };
         });
         return granted;
       } catch (err) {
@@ -61,25 +61,25 @@ export async function acquire(s: Session, waits: Set<AbortController>, opts: Che
           lastDenial = denialFrom(e, false);
           if (!opts.wait || timedOut) return { ...lastDenial, timedOut };
           attempt = 0;
-          const delay = waitDelay(s, lastDenial);
+          const delay = waitDelay(session, lastDenial);
           const { ok: _ok, timedOut: _t, ...info } = lastDenial;
-          await pause(s, delay, ctl, () => s.emitSafe('waiting', { ...info, retryInMs: delay })).catch((r: unknown) => {
+          await pause(session, delay, ctl, () => session.emitSafe('waiting', { ...info, retryInMs: delay })).catch((r: unknown) => {
             if (!timedOut) throw r;
           });
           if (timedOut) return { ...lastDenial, timedOut: true };
           continue;
         }
         if (!e.transient) throw e;
-        if (e.code !== 'RATE_LIMITED') s.reachable = false;
+        if (e.code !== 'RATE_LIMITED') session.reachable = false;
         // The server is unreachable: run on the token an earlier run stored, if it is still valid.
-        if (attempt === 1 && !s.held) {
+        if (attempt === 1 && !session.held) {
           try {
-            const cached = await s.store.load(LEASE_FILE);
+            const cached = await session.store.load(LEASE_FILE);
             if (cached) {
               if (!clockOk) throw new FloatingLicenseError('CLOCK_TAMPERED', 'the system clock was set back: the stored lease cannot be trusted until it is corrected');
-              return await s.serial(async () => {
-                s.adoptStored(cached, 'cached');
-                return { ok: true as const, source: 'cached-token' as const, created: false, status: s.status() };
+              return await session.serial(async () => {
+                session.adoptStored(cached, 'cached');
+                return { ok: true as const, source: 'cached-token' as const, created: false, status: session.status() };
               });
             }
           } catch (err2) {
@@ -87,12 +87,12 @@ export async function acquire(s: Session, waits: Set<AbortController>, opts: Che
             storedError ??= asError(err2);
           }
         }
-        if (timedOut || (!opts.wait && attempt >= s.retry.maxAttempts)) {
+        if (timedOut || (!opts.wait && attempt >= session.retry.maxAttempts)) {
           if (lastDenial) return { ...lastDenial, timedOut };
           throw storedError ?? e;
         }
-        const delay = Math.max(backoff(attempt, s.retry, s.random), e.retryAfterMs ?? 0);
-        await pause(s, delay, ctl, () => s.emitSafe('retry', { operation: 'checkout', attempt, delayMs: delay, error: e })).catch((r: unknown) => {
+        const delay = Math.max(backoff(attempt, session.retry, session.random), e.retryAfterMs ?? 0);
+        await pause(session, delay, ctl, () => session.emitSafe('retry', { operation: 'checkout', attempt, delayMs: delay, error: e })).catch((r: unknown) => {
           if (!timedOut) throw r;
         });
         if (timedOut) {
@@ -102,24 +102,24 @@ export async function acquire(s: Session, waits: Set<AbortController>, opts: Che
       }
     }
   } finally {
-    if (timeout !== undefined) s.clock.clearTimeout(timeout);
+    if (timeout !== undefined) session.clock.clearTimeout(timeout);
     opts.signal?.removeEventListener('abort', onAbort);
     waits.delete(ctl);
   }
 }
 
-function pause(s: Session, ms: number, ctl: AbortController, announce: () => void): Promise<void> {
-  const p = sleep(s.clock, ms, ctl.signal);
+function pause(session: Session, ms: number, ctl: AbortController, announce: () => void): Promise<void> {
+  const p = sleep(session.clock, ms, ctl.signal);
   announce(); // after the timer exists, so a test clock advanced from the event fires it
   return p;
 }
 
 /** How long to wait before asking again for a seat: the poll interval, or sooner when the earliest lease expires. */
-function waitDelay(s: Session, d: CheckoutDenied): number {
-  const poll = (s.options.waitIntervalSeconds ?? 15) * 1000;
+function waitDelay(session: Session, d: CheckoutDenied): number {
+  const poll = (session.options.waitIntervalSeconds ?? 15) * 1000;
   let delay = poll;
-  if (d.earliestExpiryAt) delay = Math.min(poll, Math.max(1000, d.earliestExpiryAt.getTime() - s.time.effectiveNow() + 500));
-  return Math.round(delay * (0.8 + 0.2 * s.random()));
+  if (d.earliestExpiryAt) delay = Math.min(poll, Math.max(1000, d.earliestExpiryAt.getTime() - session.time.effectiveNow() + 500));
+  return Math.round(delay * (0.8 + 0.2 * session.random()));
 }
 
 function denialFrom(e: FloatingLicenseError, timedOut: boolean): CheckoutDenied {

@@ -29,9 +29,9 @@ export class LeaseKeeper implements Scheduler {
   }
 
   schedule(): void {
-    const s = this.session;
-    if (s.mode === 'online') this.scheduleContact(this.heartbeatDelay());
-    else if (s.mode === 'offline') this.clearContact();
+    const session = this.session;
+    if (session.mode === 'online') this.scheduleContact(this.heartbeatDelay());
+    else if (session.mode === 'offline') this.clearContact();
     this.scheduleExpiry();
     this.ensureGuard();
   }
@@ -61,15 +61,15 @@ export class LeaseKeeper implements Scheduler {
   }
 
   private scheduleExpiry(): void {
-    const s = this.session;
-    if (this.expiryTimer !== undefined) s.clock.clearTimeout(this.expiryTimer);
+    const session = this.session;
+    if (this.expiryTimer !== undefined) session.clock.clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
-    const at = s.held?.expiresAt;
+    const at = session.held?.expiresAt;
     if (at === null || at === undefined) return;
-    this.expiryTimer = s.time.arm(() => {
+    this.expiryTimer = session.time.arm(() => {
       this.expiryTimer = undefined;
       return this.onExpiry();
-    }, at - s.time.effectiveNow());
+    }, at - session.time.effectiveNow());
   }
 
   private ensureGuard(): void {
@@ -87,24 +87,24 @@ export class LeaseKeeper implements Scheduler {
 
   /** Every guard interval: the clock, the token's expiry (a wall-clock jump), and the trusted time on disk. */
   private async guard(): Promise<void> {
-    const s = this.session;
+    const session = this.session;
     if (!this.active()) return;
-    s.time.check();
+    session.time.check();
     this.ensureGuard();
-    await s.persistClock().catch(() => undefined);
+    await session.persistClock().catch(() => undefined);
     // the token ran out by the wall clock before its timer (the clock jumped forward): try the server now
-    const h = s.held;
-    if (h && s.expired(h) && !s.violations.has('SERVER_UNREACHABLE') && !s.violations.has('OFFLINE_EXPIRED') && !this.contactRunning) await this.onExpiry();
+    const h = session.held;
+    if (h && session.expired(h) && !session.violations.has('SERVER_UNREACHABLE') && !session.violations.has('OFFLINE_EXPIRED') && !this.contactRunning) await this.onExpiry();
   }
 
   /** The token (or the Offline Expiry Date) ran out: try the server once more now; the violation comes if that fails. */
   private async onExpiry(): Promise<void> {
-    const s = this.session;
-    if (!this.active() || !s.held) return;
-    if (!s.expired(s.held)) return this.scheduleExpiry();
+    const session = this.session;
+    if (!this.active() || !session.held) return;
+    if (!session.expired(session.held)) return this.scheduleExpiry();
     // A renewal can bring a token that is already over (the license ends within the
     // second): ask again a second later, not in a loop.
-    if (s.time.effectiveNow() - s.lastGrantAt < 1000) return this.scheduleContact(1000);
+    if (session.time.effectiveNow() - session.lastGrantAt < 1000) return this.scheduleContact(1000);
     await this.contactNow();
   }
 
@@ -120,21 +120,21 @@ export class LeaseKeeper implements Scheduler {
 
   /** Heartbeat (own token) or checkout (stored token, lost lease); on failure, retry or report. */
   private async contact(): Promise<void> {
-    const s = this.session;
+    const session = this.session;
     if (!this.active()) return;
-    s.time.check();
-    await s.serial(async () => {
+    session.time.check();
+    await session.serial(async () => {
       if (!this.active()) return;
-      const before = s.held;
-      const hadViolation = [...s.violations.keys()].some((c) => c !== 'CLOCK_TAMPERED') || s.mode === 'lost';
-      const operation: RetryInfo['operation'] = before?.own && s.mode !== 'cached' ? 'heartbeat' : 'reconnect';
+      const before = session.held;
+      const hadViolation = [...session.violations.keys()].some((c) => c !== 'CLOCK_TAMPERED') || session.mode === 'lost';
+      const operation: RetryInfo['operation'] = before?.own && session.mode !== 'cached' ? 'heartbeat' : 'reconnect';
       try {
         let grant: Grant | undefined;
         let claims: LeaseTokenClaims | undefined;
-        if (before?.own && s.mode !== 'cached') {
+        if (before?.own && session.mode !== 'cached') {
           try {
-            grant = await s.api.call(routes.client.heartbeat, { params: { leaseId: before.claims.lse }, body: { instanceId: s.instanceId } });
-            claims = await s.verifyGrant(grant, { leaseId: before.claims.lse });
+            grant = await session.api.call(routes.client.heartbeat, { params: { leaseId: before.claims.lse }, body: { instanceId: session.instanceId } });
+            claims = await session.verifyGrant(grant, { leaseId: before.claims.lse });
           } catch (err) {
             if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;
             // The lease is gone (reclaimed, released): check out again at once.
@@ -143,14 +143,14 @@ export class LeaseKeeper implements Scheduler {
         }
         let joined = false;
         if (!grant || !claims) {
-          ({ grant, claims } = await s.requestCheckout());
+          ({ grant, claims } = await session.requestCheckout());
           joined = true;
         }
         const sameLease = before !== undefined && before.claims.lse === claims.lse;
-        await s.adopt(grant, claims);
-        if (joined) await s.cleanupOrphans();
-        s.clearViolations();
-        s.emitSafe(hadViolation || !sameLease ? 'reacquired' : 'renewed', s.status());
+        await session.adopt(grant, claims);
+        if (joined) await session.cleanupOrphans();
+        session.clearViolations();
+        session.emitSafe(hadViolation || !sameLease ? 'reacquired' : 'renewed', session.status());
       } catch (err) {
         await this.onContactFailure(asError(err), operation);
       }
@@ -158,49 +158,49 @@ export class LeaseKeeper implements Scheduler {
   }
 
   private async onContactFailure(e: FloatingLicenseError, operation: RetryInfo['operation']): Promise<void> {
-    const s = this.session;
+    const session = this.session;
     if (!this.active()) return;
-    await s.persistClock().catch(() => undefined);
-    const h = s.held;
+    await session.persistClock().catch(() => undefined);
+    const h = session.held;
     const untrusted = e.code === 'INVALID_SIGNATURE' || e.code === 'TOKEN_MISMATCH';
     if (e.transient || untrusted) {
       // Unreachable (or not trustworthy): keep running on the token; report only once it has run out.
-      if (!untrusted && e.code !== 'RATE_LIMITED') s.reachable = false;
-      s.failures++;
-      let delay = backoff(s.failures, s.retry, s.random);
-      if (h && !s.expired(h) && s.heartbeatIntervalSeconds !== null) delay = Math.min(delay, s.heartbeatIntervalSeconds * 1000);
+      if (!untrusted && e.code !== 'RATE_LIMITED') session.reachable = false;
+      session.failures++;
+      let delay = backoff(session.failures, session.retry, session.random);
+      if (h && !session.expired(h) && session.heartbeatIntervalSeconds !== null) delay = Math.min(delay, session.heartbeatIntervalSeconds * 1000);
       // 429: the server is there and asks to wait; honour it (the token keeps the app running meanwhile)
       if (e.retryAfterMs !== undefined) delay = Math.max(delay, e.retryAfterMs);
       this.scheduleContact(delay);
-      if (h && s.expired(h)) {
+      if (h && session.expired(h)) {
         if (h.claims.offline) {
-          s.mode = 'lost';
-          s.violate('OFFLINE_EXPIRED', `the Offline Expiry Date passed and the server could not confirm the license: ${e.message}`, e.code);
-          await s.store.removeOffline().catch(() => undefined);
+          session.mode = 'lost';
+          session.violate('OFFLINE_EXPIRED', `the Offline Expiry Date passed and the server could not confirm the license: ${e.message}`, e.code);
+          await session.store.removeOffline().catch(() => undefined);
         } else {
-          s.violate('SERVER_UNREACHABLE', `the lease token expired while the server was unreachable: ${e.message}`, e.code);
+          session.violate('SERVER_UNREACHABLE', `the lease token expired while the server was unreachable: ${e.message}`, e.code);
         }
       }
-      s.emitSafe('retry', { operation, attempt: s.failures, delayMs: delay, error: e });
+      session.emitSafe('retry', { operation, attempt: session.failures, delayMs: delay, error: e });
       return;
     }
     // The server refused: the seat is lost until it comes back.
-    s.reachable = true;
-    s.lastContactAt = s.clock.now();
-    s.failures = 0;
+    session.reachable = true;
+    session.lastContactAt = session.clock.now();
+    session.failures = 0;
     const code: ViolationCode =
       e.code === 'LICENSE_SUSPENDED' ? 'LICENSE_SUSPENDED' : e.code === 'LICENSE_EXPIRED' || e.code === 'TRIAL_EXPIRED' ? 'LICENSE_EXPIRED' : 'SEAT_LOST';
     // A suspension leaves the lease in place (heartbeats may resume); anything else means it is gone.
     if (code !== 'LICENSE_SUSPENDED' && code !== 'LICENSE_EXPIRED') {
-      s.held = undefined;
+      session.held = undefined;
       // the stored token names a lease the server no longer has: a restart without network must not run on it
-      await s.store.removeLease().catch(() => undefined);
+      await session.store.removeLease().catch(() => undefined);
     }
-    if (h?.claims.offline) await s.store.removeOffline().catch(() => undefined);
-    s.mode = 'lost';
-    if (this.expiryTimer !== undefined) s.clock.clearTimeout(this.expiryTimer);
+    if (h?.claims.offline) await session.store.removeOffline().catch(() => undefined);
+    session.mode = 'lost';
+    if (this.expiryTimer !== undefined) session.clock.clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
-    s.violate(code, e.message, e.code);
+    session.violate(code, e.message, e.code);
     this.scheduleContact(this.heartbeatDelay());
   }
 }

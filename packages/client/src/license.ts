@@ -317,32 +317,32 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   }
 
   private async start(): Promise<void> {
-    const s = this.session;
-    const fingerprint = s.options.fingerprint ?? deviceFingerprint({ stateDir: this.stateRoot });
+    const session = this.session;
+    const fingerprint = session.options.fingerprint ?? deviceFingerprint({ stateDir: this.stateRoot });
     if (!FINGERPRINT_PATTERN.test(fingerprint)) throw new FloatingLicenseError('VALIDATION_FAILED', 'fingerprint must be 8-128 of A-Z a-z 0-9 _ . : + / = -');
-    s.fingerprint = fingerprint;
+    session.fingerprint = fingerprint;
     const state = new StateDir(this.stateRoot, this.serverUrl, this.licenseKey, fingerprint);
     await state.ensure();
-    s.trust = new KeyTrust(state, this.fixedKeys, () => s.api.call(routes.ops.jwks, {}));
-    s.api.verifier = (kid, data, sig) => s.trust.verifySignature(kid, data, sig);
-    const files = new TokenStore(state, s.time, s.trust, fingerprint, this.instanceId);
-    s.files = files;
+    session.trust = new KeyTrust(state, this.fixedKeys, () => session.api.call(routes.ops.jwks, {}));
+    session.api.verifier = (kid, data, sig) => session.trust.verifySignature(kid, data, sig);
+    const files = new TokenStore(state, session.time, session.trust, fingerprint, this.instanceId);
+    session.files = files;
 
     // The latest trusted time: the sealed record, and the one kept beside an offline token.
-    const now = s.clock.now();
+    const now = session.clock.now();
     const stored = await files.storedTrustedTime();
     // This run continues from the stored time: the wall clock may be earlier (set back), the trusted time is not.
-    s.time.raise(stored.t);
+    session.time.raise(stored.t);
     if (stored.tampered !== undefined) {
-      s.violate('CLOCK_TAMPERED', `the trusted-time record in ${state.dir} was edited (${stored.tampered})`);
-      s.time.raise(now);
+      session.violate('CLOCK_TAMPERED', `the trusted-time record in ${state.dir} was edited (${stored.tampered})`);
+      session.time.raise(now);
     } else {
-      s.time.check();
+      session.time.check();
     }
     // at start: a run that ends before anything else is written has still been here
-    await s.persistClock();
+    await session.persistClock();
     files.persistOnExit();
-    if (s.options.handleExit) this.installExitHandlers();
+    if (session.options.handleExit) this.installExitHandlers();
   }
 
   // -------------------------------------------------------------------------

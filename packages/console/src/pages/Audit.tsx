@@ -131,7 +131,7 @@ export function Audit() {
   return (
     <>
       <PageTitle>Audit log</PageTitle>
-      <p className="lead">Every change, newest first: who did what to which key, device and seat.</p>
+      <p className="lead">Every change, newest first: who did what to which license, device and seat.</p>
       <FilterForm filters={filters} keys={keys.data?.map((l) => ({ id: l.id, key: l.key, customer: customerOf(l.metadata) })) ?? []} tokens={tokens.data ?? []} />
       <div className="audit-tools">
         <button type="button" className="btn" onClick={() => void exportCsv()} disabled={exporting || events.length === 0}>
@@ -145,7 +145,7 @@ export function Audit() {
         !first.error && <Loading />
       ) : events.length === 0 ? (
         <p className="empty-inline">
-          {active ? 'No event matches these filters.' : 'Nothing has happened yet. Creating a product or a key is the first event.'}
+          {active ? 'No event matches these filters.' : 'Nothing has happened yet. Creating a product or a license is the first event.'}
         </p>
       ) : (
         <div className="table-wrap">
@@ -184,7 +184,7 @@ export function Audit() {
                   </td>
                   <td data-label="Key">
                     {e.licenseId ? (
-                      <Link to={`/keys/${e.licenseId}`}>
+                      <Link to={`/licenses/${e.licenseId}`}>
                         <code>{keyText(e.licenseId)}</code>
                       </Link>
                     ) : (
@@ -275,10 +275,10 @@ function FilterForm({ filters, keys, tokens }: { filters: Filters; keys: { id: s
   const set = (k: keyof Filters, v: string) => setF((x) => ({ ...x, [k]: v }));
   return (
     <form className="filters card" onSubmit={apply} aria-label="Filter the audit log" noValidate>
-      <Field label="Key">
+      <Field label="License">
         {(p) => (
           <select {...p} name="licenseId" value={f.licenseId ?? ''} onChange={(e) => set('licenseId', e.target.value)}>
-            <option value="">Any key</option>
+            <option value="">Any license</option>
             {keys.map((k) => (
               <option key={k.id} value={k.id}>
                 {k.customer ? `${k.key} · ${k.customer}` : k.key}

@@ -2,15 +2,15 @@
  * `floatd audit` and `floatd usage <license>`: the audit log and seats in use per hour.
  */
 import { Option, type Command } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
 import { arg, licenseRef, list, morePages, pagingOptions, show, type CommandKit } from './kit.js';
 import { timestamp } from './parsers.js';
 import { csv, out, printJson, table, type Cell } from './output.js';
 
-const A = W.routes.admin;
+const A = protocol.routes.admin;
 /** Taken from the wire schema, so the CLI never refuses a type the server knows. */
-const AUDIT_TYPES: string[] = W.AuditType.anyOf.map((t) => String(t.const));
+const AUDIT_TYPES: string[] = protocol.AuditType.anyOf.map((t) => String(t.const));
 
 export function registerHistory(program: Command, kit: CommandKit): void {
   const audit = kit.leaf(program, 'audit', 'the audit log, newest first', async (ctx) => {

@@ -4,7 +4,7 @@
  *   1 the server refused (a 4xx error envelope), 2 bad usage, 3 cannot reach the server or 5xx,
  *   4 not authenticated (401) or not allowed (403).
  */
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, auth: 4 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -21,14 +21,14 @@ export class CliError extends Error {
     /** Extra lines printed after the message (hints). */
     readonly hints: string[] = [],
     /** The server's refusal this error reports, if any. */
-    readonly answer?: W.ApiError,
+    readonly answer?: protocol.ApiError,
   ) {
     super(message);
     this.name = 'CliError';
   }
 
   /** A refusal by the server, with the exit code of its status and the hints that help with it. */
-  static refused(answer: W.ApiError, message: string = answer.message): CliError {
+  static refused(answer: protocol.ApiError, message: string = answer.message): CliError {
     return new CliError(message, exitCodeForStatus(answer.status), hintsFor(answer.status, answer.code, answer.details), answer);
   }
 }
@@ -54,7 +54,7 @@ function hintsFor(status: number, code: string, details: Record<string, unknown>
   return [];
 }
 
-export type Answer<T> = W.Answer<T>;
+export type Answer<T> = protocol.Answer<T>;
 
 export class AdminClient {
   constructor(
@@ -64,12 +64,12 @@ export class AdminClient {
   ) {}
 
   /**
-   * Calls a route declared in `@floatd/protocol` (`W.routes.admin.listLicenses`, …) through protocol's
+   * Calls a route declared in `@floatd/protocol` (`protocol.routes.admin.listLicenses`, …) through protocol's
    * `send`: its path, query and body typed by the declaration, its answer typed by the route's responses.
    * `accept` lists statuses answered as data instead of thrown (503 on /readyz).
-   * @example const page = (await client.call(W.routes.admin.listLicenses, { query: { limit: 10 } })).body;
+   * @example const page = (await client.call(protocol.routes.admin.listLicenses, { query: { limit: 10 } })).body;
    */
-  async call<R extends W.RouteSpec>(route: R, input: W.CallInput<R>, opts: { accept?: number[] } = {}): Promise<Answer<W.ReplyOf<R>>> {
+  async call<R extends protocol.RouteSpec>(route: R, input: protocol.CallInput<R>, opts: { accept?: number[] } = {}): Promise<Answer<protocol.ReplyOf<R>>> {
     const headers: Record<string, string> = {};
     if (route.auth !== 'none') {
       if (!this.token) {
@@ -80,13 +80,13 @@ export class AdminClient {
       headers.authorization = `Bearer ${this.token}`;
     }
     try {
-      return await W.send(route, input, { baseUrl: this.server.replace(/\/+$/, ''), headers, timeoutMs: this.timeoutMs, ...(opts.accept ? { accept: opts.accept } : {}) });
+      return await protocol.send(route, input, { baseUrl: this.server.replace(/\/+$/, ''), headers, timeoutMs: this.timeoutMs, ...(opts.accept ? { accept: opts.accept } : {}) });
     } catch (err) {
-      throw err instanceof W.ApiError ? this.cliError(err) : err;
+      throw err instanceof protocol.ApiError ? this.cliError(err) : err;
     }
   }
 
-  private cliError(err: W.ApiError): CliError {
+  private cliError(err: protocol.ApiError): CliError {
     if (err.status === 0) {
       if (this.server.startsWith('https:') && isPlainHttpAnswer(err.cause)) {
         return new CliError(

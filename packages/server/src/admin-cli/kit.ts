@@ -4,7 +4,7 @@
  * documented exit code, pagination, and finding a license or product by what the user typed.
  */
 import { Command, type CommanderError } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import type { TSchema } from '@sinclair/typebox';
 import { AdminClient, CliError, describeError, EXIT } from './http.js';
 import { resolveConnection, type ConnectionFlags } from './connection.js';
@@ -12,7 +12,7 @@ import { out, printJson, visibleLines } from './output.js';
 import { wholeNumber } from './parsers.js';
 
 type Page<T> = { items: T[]; nextCursor: string | null };
-const A = W.routes.admin;
+const A = protocol.routes.admin;
 const PAGE_MAX = 500;
 
 interface CommonOptions extends ConnectionFlags {
@@ -116,14 +116,14 @@ export function arg(ctx: Ctx, i: number): string {
 }
 
 /** A declared route that answers a page of items. */
-type PagedRoute = W.RouteSpec & { method: 'GET'; responses: { 200: TSchema } };
+type PagedRoute = protocol.RouteSpec & { method: 'GET'; responses: { 200: TSchema } };
 
 /** GET a paginated list: one page, or every page with `all`. */
-export async function list<R extends PagedRoute>(ctx: Ctx, route: R, query: Record<string, string | number | undefined>): Promise<W.ReplyOf<R> & Page<unknown>> {
-  type P = W.ReplyOf<R> & Page<unknown>;
+export async function list<R extends PagedRoute>(ctx: Ctx, route: R, query: Record<string, string | number | undefined>): Promise<protocol.ReplyOf<R> & Page<unknown>> {
+  type P = protocol.ReplyOf<R> & Page<unknown>;
   const all = ctx.opts.all === true;
   const limit = ctx.opts.limit as number | undefined;
-  const get = async (q: Record<string, unknown>) => (await ctx.client.call(route, { query: q } as W.CallInput<R>)).body as P;
+  const get = async (q: Record<string, unknown>) => (await ctx.client.call(route, { query: q } as protocol.CallInput<R>)).body as P;
   if (!all) return get({ ...query, limit, cursor: ctx.opts.cursor as string | undefined });
   const items: unknown[] = [];
   let cursor: string | undefined;

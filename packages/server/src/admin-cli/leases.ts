@@ -3,11 +3,11 @@
  * reclamation of the seats of silent holders.
  */
 import type { Command } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import { arg, licenseRef, show, type CommandKit } from './kit.js';
 import { keyValues, table } from './output.js';
 
-const A = W.routes.admin;
+const A = protocol.routes.admin;
 
 export function registerLeases(program: Command, kit: CommandKit): void {
   const g = kit.group(program, 'leases', 'list and release the seats held on a license');

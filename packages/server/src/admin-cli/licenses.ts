@@ -3,14 +3,14 @@
  * suspension and deletion.
  */
 import { Option, type Command } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
 import { arg, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
 import { jsonObject, NONE, orNone, timestamp, wholeNumber } from './parsers.js';
 import { keyValues, out, printJson, table } from './output.js';
 
-type License = W.License;
-const A = W.routes.admin;
+type License = protocol.License;
+const A = protocol.routes.admin;
 
 function ttl(s: number | null): string {
   return s === null ? 'none' : `${s}s`;
@@ -97,7 +97,7 @@ async function policyRequest<T>(request: () => Promise<T>): Promise<T> {
   }
 }
 
-function policyBody(o: Record<string, unknown>): Record<string, unknown> {
+function policyBody(options: Record<string, unknown>): Record<string, unknown> {
   const map: [string, string][] = [
     ['seats', 'seats'],
     ['model', 'model'],
@@ -112,7 +112,7 @@ function policyBody(o: Record<string, unknown>): Record<string, unknown> {
     ['metadata', 'metadata'],
   ];
   const body: Record<string, unknown> = {};
-  for (const [opt, field] of map) if (o[opt] !== undefined) body[field] = o[opt] === NONE ? null : o[opt];
+  for (const [opt, field] of map) if (options[opt] !== undefined) body[field] = options[opt] === NONE ? null : options[opt];
   return body;
 }
 
@@ -131,7 +131,7 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
   policyOptions(
     kit.leaf(g, 'create', 'create a license (the server generates its key)', async (ctx) => {
       const body = { productId: await productRef(ctx, ctx.opts.product as string), ...policyBody(ctx.opts) };
-      show(ctx, (await policyRequest(() => ctx.client.call(A.createLicense, { body: body as W.CreateLicense }))).body, licenseBlock);
+      show(ctx, (await policyRequest(() => ctx.client.call(A.createLicense, { body: body as protocol.CreateLicense }))).body, licenseBlock);
     }).requiredOption('--product <product>', 'the product that owns the license (its prd_… id or its name)'),
     true,
   );
@@ -143,7 +143,7 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
       const body = policyBody(ctx.opts);
       if (Object.keys(body).length === 0) throw new CliError('licenses update needs at least one option to change (see floatd licenses update --help)', EXIT.usage);
       const id = await licenseRef(ctx, arg(ctx, 0));
-      show(ctx, (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as W.UpdateLicense }))).body, licenseBlock);
+      show(ctx, (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as protocol.UpdateLicense }))).body, licenseBlock);
     }),
     false,
   );

@@ -8,13 +8,13 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
 import type { CommandKit } from './kit.js';
 import { timestamp } from './parsers.js';
 import { keyValues, out, printJson, table, visibleLines } from './output.js';
 
-type StoredReport = W.routes.onprem.StoredReport;
+type StoredReport = protocol.routes.onprem.StoredReport;
 
 async function readJson(file: string, what: string): Promise<unknown> {
   let text: string;
@@ -51,9 +51,9 @@ function local(cmd: Command, fn: (opts: Record<string, unknown>, args: string[])
   });
 }
 
-const R = W.routes.onprem;
+const R = protocol.routes.onprem;
 /** What a license file grants: the summary the server answers, or a verified file's payload. */
-type Summary = Pick<W.routes.onprem.LicenseFileSummary, 'serial' | 'issuedAt' | 'notBefore' | 'notAfter' | 'customer' | 'boundTo' | 'licenses'>;
+type Summary = Pick<protocol.routes.onprem.LicenseFileSummary, 'serial' | 'issuedAt' | 'notBefore' | 'notAfter' | 'customer' | 'boundTo' | 'licenses'>;
 function summaryText(s: Summary): string {
   return (
     keyValues([
@@ -74,9 +74,9 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
   // --- local, vendor side ---------------------------------------------------
   local(
     ent.command('keygen').description('vendor: make an Ed25519 key pair for signing license files: <prefix>.key (0600) and <prefix>.pub').requiredOption('--out <prefix>', 'file name prefix, e.g. ./vendor'),
-    async (o) => {
+    async (options) => {
       const { writeKeyPair } = await import('../onprem/keyFiles.js');
-      const r = await writeKeyPair(String(o.out));
+      const r = await writeKeyPair(String(options.out));
       out(`private key ${r.privateFile} (mode 0600: keep it offline, never share it)\npublic key  ${r.publicFile} (give it to every on-premise server: --vendor-public-key)\nkey id      ${r.kid}`);
     },
   );
@@ -91,28 +91,28 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       .option('--request <file>', 'an activation request from the on-prem server: binds the file to that server')
       .option('--deployment <id>', 'the vendor deployment id the file belongs to (for usage upload)')
       .option('--out <file>', 'write the license file here (default: stdout)'),
-    async (o) => {
+    async (options) => {
       const { readPrivateKeyFile } = await import('../onprem/keyFiles.js');
       const { completeSpec, issueLicenseFile, payloadFromSpec } = await import('../onprem/licenseFile.js');
       const { verifyActivationRequest } = await import('../onprem/reports.js');
       const { signerOf } = await import('../onprem/signed.js');
-      const serial = Number(o.serial);
+      const serial = Number(options.serial);
       if (!Number.isSafeInteger(serial) || serial < 1) throw new CliError('--serial must be a whole number of at least 1', EXIT.usage);
-      const signer = signerOf(await readPrivateKeyFile(String(o.privateKey)));
-      const specFile = String(o.spec);
+      const signer = signerOf(await readPrivateKeyFile(String(options.privateKey)));
+      const specFile = String(options.spec);
       const spec = completeSpec(await readJson(specFile, 'spec'));
       if (!spec.ok) throw new CliError(spec.error.message, EXIT.usage);
       let server: { fingerprint: string; publicKey: string } | null = null;
-      if (o.request) {
-        const r = verifyActivationRequest(await readJson(String(o.request), 'activation request'));
+      if (options.request) {
+        const r = verifyActivationRequest(await readJson(String(options.request), 'activation request'));
         if (!r.ok) throw new CliError(r.error.message, EXIT.refused);
         server = { fingerprint: r.value.fingerprint, publicKey: r.value.publicKey };
       }
-      const payload = payloadFromSpec(spec.value, { serial, now: Date.now(), deploymentId: (o.deployment as string | undefined) ?? null, server });
+      const payload = payloadFromSpec(spec.value, { serial, now: Date.now(), deploymentId: (options.deployment as string | undefined) ?? null, server });
       if (!payload.ok) throw new CliError(payload.error.message, EXIT.usage);
       await writeFile(specFile, JSON.stringify(spec.value, null, 2) + '\n');
-      await writeOut(o.out as string | undefined, issueLicenseFile(payload.value, signer));
-      if (o.out) out(`license file serial ${serial} for ${spec.value.customer.name} written to ${String(o.out)}${server ? ` (bound to ${server.fingerprint})` : ''}`);
+      await writeOut(options.out as string | undefined, issueLicenseFile(payload.value, signer));
+      if (options.out) out(`license file serial ${serial} for ${spec.value.customer.name} written to ${String(options.out)}${server ? ` (bound to ${server.fingerprint})` : ''}`);
     },
   );
 
@@ -123,17 +123,17 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       .requiredOption('--vendor-public-key <file>', 'the vendor public key')
       .option('--fingerprint <fp>', 'also check that the file is bound to this server fingerprint')
       .option('--json', 'print the verified payload as JSON'),
-    async (o, args) => {
+    async (options, args) => {
       const { readVendorPublicKeys } = await import('../onprem/keyFiles.js');
       const { readLicenseFile } = await import('../onprem/licenseFile.js');
-      const keys = await readVendorPublicKeys(String(o.vendorPublicKey));
+      const keys = await readVendorPublicKeys(String(options.vendorPublicKey));
       const text = await readFile(args[0]!, 'utf8').catch((err: NodeJS.ErrnoException) => {
         throw new CliError(`cannot read ${args[0]}: ${err.code ?? err.message}`, EXIT.usage);
       });
-      const r = readLicenseFile(text, keys, { fingerprint: o.fingerprint as string | undefined, now: Date.now(), checkWindow: false });
+      const r = readLicenseFile(text, keys, { fingerprint: options.fingerprint as string | undefined, now: Date.now(), checkWindow: false });
       if (!r.ok) throw new CliError(r.error.message, EXIT.refused);
       const p = r.value.payload;
-      if (o.json) return printJson(p);
+      if (options.json) return printJson(p);
       out(`OK  signature verified (key ${r.value.envelope.signature.kid})\n`);
       out(summaryText({ ...p, boundTo: p.server?.fingerprint ?? null }));
     },

@@ -2,13 +2,13 @@
  * `floatd products …`: the applications that own licenses.
  */
 import type { Command } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import { arg, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
 import { jsonObject } from './parsers.js';
 import { keyValues, out, printJson, table } from './output.js';
 
-type Product = W.Product;
-const A = W.routes.admin;
+type Product = protocol.Product;
+const A = protocol.routes.admin;
 
 function productTable(items: Product[]): string {
   return table(['ID', 'NAME', 'CREATED', 'UPDATED'], items.map((p) => [p.id, p.name, p.createdAt, p.updatedAt]));
@@ -36,7 +36,7 @@ export function registerProducts(program: Command, kit: CommandKit): void {
   kit.leaf(g, 'create <name>', 'create a product', async (ctx) => {
     const body: Record<string, unknown> = { name: arg(ctx, 0) };
     if (ctx.opts.metadata) body.metadata = ctx.opts.metadata;
-    show(ctx, (await ctx.client.call(A.createProduct, { body: body as W.CreateProduct })).body, productBlock);
+    show(ctx, (await ctx.client.call(A.createProduct, { body: body as protocol.CreateProduct })).body, productBlock);
   }).option('--metadata <json>', 'a JSON object stored with the product', jsonObject);
   kit.leaf(g, 'show <product>', 'show one product (its prd_… id or its name)', async (ctx) => {
     show(ctx, (await ctx.client.call(A.getProduct, { params: { productId: await productRef(ctx, arg(ctx, 0)) } })).body, productBlock);

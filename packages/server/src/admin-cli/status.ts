@@ -2,13 +2,13 @@
  * `floatd status`: server health and readiness, and seats in use per license.
  */
 import type { Command } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
 import { list, type CommandKit } from './kit.js';
 import { keyValues, out, printJson, table } from './output.js';
 
-const A = W.routes.admin;
-const O = W.routes.ops;
+const A = protocol.routes.admin;
+const O = protocol.routes.ops;
 
 export function registerStatus(program: Command, kit: CommandKit): void {
   kit.leaf(program, 'status', 'server health and readiness, and seats in use per license', async (ctx) => {

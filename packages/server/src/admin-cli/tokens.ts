@@ -2,14 +2,14 @@
  * `floatd tokens …`: admin tokens and their roles.
  */
 import { Option, type Command } from 'commander';
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 import { arg, show, type CommandKit } from './kit.js';
 import { keyValues, out, printJson, table } from './output.js';
 
-type AdminToken = W.AdminTokenInfo & { token?: string };
-const A = W.routes.admin;
+type AdminToken = protocol.AdminTokenInfo & { token?: string };
+const A = protocol.routes.admin;
 /** Taken from the wire schema, so the CLI never refuses a role the server knows. */
-const ROLES: string[] = W.Role.anyOf.map((t) => String(t.const));
+const ROLES: string[] = protocol.Role.anyOf.map((t) => String(t.const));
 
 function tokenBlock(t: AdminToken): string {
   return keyValues([
@@ -31,7 +31,7 @@ export function registerTokens(program: Command, kit: CommandKit): void {
     );
   });
   kit.leaf(g, 'create', 'create an admin token; its secret is printed this once', async (ctx) => {
-    const res = await ctx.client.call(A.createToken, { body: { name: ctx.opts.name as string, role: ctx.opts.role as W.Role } });
+    const res = await ctx.client.call(A.createToken, { body: { name: ctx.opts.name as string, role: ctx.opts.role as protocol.Role } });
     if (ctx.json) return printJson(res.body);
     out(`${tokenBlock(res.body)}\n\ntoken  ${res.body.token ?? ''}`);
     process.stderr.write('floatd: the token secret above is shown only this once; keep it now\n');

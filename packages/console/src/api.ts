@@ -5,10 +5,10 @@
  */
 import { visibleText } from '@floatd/protocol/text';
 import { ApiError, call, routes, type CallInput, type ReplyOf, type RouteSpec } from '@floatd/protocol';
-import type { AdminTokenInfo, AuditEvent, AuditType, Device, Lease, License, Product, ReclaimReport, UsageHour } from '@floatd/protocol';
+import type { AdminTokenInfo, AuditEvent, AuditType, Device, Lease, License, Page, Product, ReclaimReport, UsageHour } from '@floatd/protocol';
 
 export { ApiError };
-export type { AdminTokenInfo, AuditEvent, AuditType, Device, Lease, License, Product, ReclaimReport, UsageHour };
+export type { AdminTokenInfo, AuditEvent, AuditType, Device, Lease, License, Page, Product, ReclaimReport, UsageHour };
 export type Role = AdminTokenInfo['role'];
 
 const A = routes.admin;
@@ -80,7 +80,7 @@ export async function all<R extends ListRoute>(route: R, maxPages = 20): Promise
   let cursor: string | undefined;
   for (let i = 0; i < maxPages; i++) {
     const input = { query: { limit: 500, cursor } } as unknown as CallInput<R>;
-    const page = (await request(route, input)) as unknown as { items: ItemOf<R>[]; nextCursor: string | null };
+    const page = (await request(route, input)) as unknown as Page<ItemOf<R>>;
     items.push(...page.items);
     cursor = page.nextCursor ?? undefined;
     if (!cursor) return { items, truncated: false };

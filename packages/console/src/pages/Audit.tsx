@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, AUDIT_TYPES, customerOf, type AdminTokenInfo, type AuditEvent, type AuditQuery } from '../api';
+import { api, AUDIT_TYPES, customerOf, type AdminTokenInfo, type AuditEvent, type AuditQuery, type Page } from '../api';
 import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv, vis } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
@@ -98,7 +98,7 @@ export function Audit() {
       const all: AuditEvent[] = [];
       let c: string | undefined;
       for (let i = 0; i < EXPORT_MAX_PAGES; i++) {
-        const page: { items: AuditEvent[]; nextCursor: string | null } = await api.audit({ ...(filters as AuditQuery), limit: 500, cursor: c });
+        const page: Page<AuditEvent> = await api.audit({ ...(filters as AuditQuery), limit: 500, cursor: c });
         all.push(...page.items);
         c = page.nextCursor ?? undefined;
         if (!c) break;

@@ -11,7 +11,7 @@ import { resolveConnection, type ConnectionFlags } from './connection.js';
 import { out, printJson, visibleLines } from './output.js';
 import { wholeNumber } from './parsers.js';
 
-type Page<T> = { items: T[]; nextCursor: string | null };
+type Page<T> = protocol.Page<T>;
 const A = protocol.routes.admin;
 const PAGE_MAX = 500;
 

@@ -93,8 +93,8 @@ export class LeaseKeeper implements Scheduler {
     this.ensureGuard();
     await session.persistClock().catch(() => undefined);
     // the token ran out by the wall clock before its timer (the clock jumped forward): try the server now
-    const h = session.held;
-    if (h && session.expired(h) && !session.violations.has('SERVER_UNREACHABLE') && !session.violations.has('OFFLINE_EXPIRED') && !this.contactRunning) await this.onExpiry();
+    const held = session.held;
+    if (held && session.expired(held) && !session.violations.has('SERVER_UNREACHABLE') && !session.violations.has('OFFLINE_EXPIRED') && !this.contactRunning) await this.onExpiry();
   }
 
   /** The token (or the Offline Expiry Date) ran out: try the server once more now; the violation comes if that fails. */
@@ -161,19 +161,19 @@ export class LeaseKeeper implements Scheduler {
     const session = this.session;
     if (!this.active()) return;
     await session.persistClock().catch(() => undefined);
-    const h = session.held;
+    const held = session.held;
     const untrusted = e.code === 'INVALID_SIGNATURE' || e.code === 'TOKEN_MISMATCH';
     if (e.transient || untrusted) {
       // Unreachable (or not trustworthy): keep running on the token; report only once it has run out.
       if (!untrusted && e.code !== 'RATE_LIMITED') session.reachable = false;
       session.failures++;
       let delay = backoff(session.failures, session.retry, session.random);
-      if (h && !session.expired(h) && session.heartbeatIntervalSeconds !== null) delay = Math.min(delay, session.heartbeatIntervalSeconds * 1000);
+      if (held && !session.expired(held) && session.heartbeatIntervalSeconds !== null) delay = Math.min(delay, session.heartbeatIntervalSeconds * 1000);
       // 429: the server is there and asks to wait; honour it (the token keeps the app running meanwhile)
       if (e.retryAfterMs !== undefined) delay = Math.max(delay, e.retryAfterMs);
       this.scheduleContact(delay);
-      if (h && session.expired(h)) {
-        if (h.claims.offline) {
+      if (held && session.expired(held)) {
+        if (held.claims.offline) {
           session.mode = 'lost';
           session.violate('OFFLINE_EXPIRED', `the Offline Expiry Date passed and the server could not confirm the license: ${e.message}`, e.code);
           await session.store.removeOffline().catch(() => undefined);
@@ -196,7 +196,7 @@ export class LeaseKeeper implements Scheduler {
       // the stored token names a lease the server no longer has: a restart without network must not run on it
       await session.store.removeLease().catch(() => undefined);
     }
-    if (h?.claims.offline) await session.store.removeOffline().catch(() => undefined);
+    if (held?.claims.offline) await session.store.removeOffline().catch(() => undefined);
     session.mode = 'lost';
     if (this.expiryTimer !== undefined) session.clock.clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;

@@ -168,11 +168,11 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   async returnOffline(): Promise<{ released: boolean }> {
     await this.init();
     return this.session.serial(async () => {
-      const h = this.session.held;
-      if (!h || !h.claims.offline) throw new FloatingLicenseError('NOT_CHECKED_OUT', 'no offline lease is held');
+      const held = this.session.held;
+      if (!held || !held.claims.offline) throw new FloatingLicenseError('NOT_CHECKED_OUT', 'no offline lease is held');
       let released = true;
       try {
-        released = (await this.session.api.call(routes.client.returnOffline, { params: { leaseId: h.claims.lse } })).released;
+        released = (await this.session.api.call(routes.client.returnOffline, { params: { leaseId: held.claims.lse } })).released;
       } catch (err) {
         if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;
       }
@@ -201,23 +201,23 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     for (const w of this.waits) w.abort(new FloatingLicenseError('NOT_CHECKED_OUT', 'checked in while waiting for a seat'));
     this.keeper.stopTimers();
     return this.session.serial(async () => {
-      const h = this.session.held;
+      const held = this.session.held;
       const wasOffline = this.session.mode === 'offline';
       this.keeper.stopTimers();
       if (this.session.mode !== 'closed') this.session.mode = 'idle';
       this.session.held = undefined;
       this.session.violations.clear();
       await this.session.persistClock().catch(() => undefined);
-      if (!h) return { released: false, instances: null, reachedServer: false };
+      if (!held) return { released: false, instances: null, reachedServer: false };
       // A stored token of an earlier run: that run's instance is the one on the lease
       // (unless that run is still alive: then it is not ours to check in).
-      const instanceId = h.own ? this.instanceId : h.claims.ins;
-      if (!h.own && (await this.session.store.state.instances()).some((e) => e.instanceId === instanceId && e.alive)) {
+      const instanceId = held.own ? this.instanceId : held.claims.ins;
+      if (!held.own && (await this.session.store.state.instances()).some((e) => e.instanceId === instanceId && e.alive)) {
         return { released: false, instances: null, reachedServer: false };
       }
       const timeout = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
       try {
-        const r = await this.session.api.call(routes.client.checkin, { params: { leaseId: h.claims.lse }, body: { instanceId } }, timeout);
+        const r = await this.session.api.call(routes.client.checkin, { params: { leaseId: held.claims.lse }, body: { instanceId } }, timeout);
         this.session.instanceCount = r.instances;
         this.session.lastContactAt = this.session.clock.now();
         await this.session.store.state.unregisterInstance(instanceId);
@@ -235,7 +235,7 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
         }
         this.session.reachable = false;
         // This instance is done but still on the lease: the next run checks it in (see cleanupOrphans).
-        if (h.own) await this.session.store.state.registerInstance({ instanceId, pid: process.pid, leaseId: h.claims.lse, startedAt: this.session.clock.now(), closedAt: this.session.clock.now() }).catch(() => undefined);
+        if (held.own) await this.session.store.state.registerInstance({ instanceId, pid: process.pid, leaseId: held.claims.lse, startedAt: this.session.clock.now(), closedAt: this.session.clock.now() }).catch(() => undefined);
         this.session.unregistered();
         return { released: false, instances: null, reachedServer: false };
       }
@@ -368,11 +368,11 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   }
 
   private removeExitHandlers(): void {
-    const h = this.exitHandlers;
-    if (!h) return;
+    const handlers = this.exitHandlers;
+    if (!handlers) return;
     this.exitHandlers = undefined;
-    process.removeListener('SIGINT', h.signal);
-    process.removeListener('SIGTERM', h.signal);
-    process.removeListener('beforeExit', h.beforeExit);
+    process.removeListener('SIGINT', handlers.signal);
+    process.removeListener('SIGTERM', handlers.signal);
+    process.removeListener('beforeExit', handlers.beforeExit);
   }
 }

@@ -125,28 +125,29 @@ export class Session {
     return this.files ? this.files.persistClock() : Promise.resolve();
   }
 
-  expired(h: Held): boolean {
-    return h.expiresAt !== null && this.time.effectiveNow() >= h.expiresAt;
+  /** Whether a token ran out by the trusted time (a token is held only after start). */
+  expired(held: Held): boolean {
+    return this.store.expired(held);
   }
 
   isValid(): boolean {
-    const h = this.held;
-    return !!h && (this.mode === 'online' || this.mode === 'offline' || this.mode === 'cached') && !this.expired(h);
+    const held = this.held;
+    return !!held && (this.mode === 'online' || this.mode === 'offline' || this.mode === 'cached') && !this.expired(held);
   }
 
   status(): LicenseStatus {
-    const h = this.held;
+    const held = this.held;
     const date = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms));
     return {
       state: this.mode,
       valid: this.isValid(),
-      leaseId: h?.claims.lse ?? null,
-      deviceId: h?.claims.dev ?? null,
+      leaseId: held?.claims.lse ?? null,
+      deviceId: held?.claims.dev ?? null,
       instanceId: this.instanceId,
       fingerprint: this.fingerprint ?? null,
-      leaseExpiresAt: date(h?.expiresAt),
-      offline: h?.claims.offline ?? false,
-      offlineExpiresAt: date(h?.oedAt),
+      leaseExpiresAt: date(held?.expiresAt),
+      offline: held?.claims.offline ?? false,
+      offlineExpiresAt: date(held?.offlineExpiresAt),
       lastContactAt: date(this.lastContactAt),
       serverReachable: this.reachable,
       seatsUsed: this.license?.seatsUsed ?? null,
@@ -155,7 +156,7 @@ export class Session {
       heartbeatIntervalSeconds: this.heartbeatIntervalSeconds,
       violations: [...this.violations.keys()],
       license: this.license,
-      token: h?.token ?? null,
+      token: held?.token ?? null,
     };
   }
 

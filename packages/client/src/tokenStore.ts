@@ -26,7 +26,7 @@ export interface Held {
   /** local effective time the token stops being valid; null = no expiry */
   expiresAt: number | null;
   /** local effective Offline Expiry Date */
-  oedAt: number | null;
+  offlineExpiresAt: number | null;
 }
 
 interface StoredToken {
@@ -42,7 +42,7 @@ export function heldFrom(token: string, claims: LeaseTokenClaims, receivedAt: nu
     claims,
     own: claims.ins === instanceId,
     expiresAt: claims.exp !== undefined ? receivedAt + (claims.exp - claims.iat) * 1000 : null,
-    oedAt: claims.oed !== undefined ? receivedAt + (claims.oed - claims.iat) * 1000 : null,
+    offlineExpiresAt: claims.oed !== undefined ? receivedAt + (claims.oed - claims.iat) * 1000 : null,
   };
 }
 
@@ -146,8 +146,8 @@ export class TokenStore {
   }
 
   /** Whether a token ran out by the trusted (effective) time. */
-  expired(h: Held): boolean {
-    return h.expiresAt !== null && this.time.effectiveNow() >= h.expiresAt;
+  expired(held: Held): boolean {
+    return held.expiresAt !== null && this.time.effectiveNow() >= held.expiresAt;
   }
 
   /**

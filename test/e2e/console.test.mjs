@@ -161,7 +161,7 @@ function consoleSuite() {
     await page.keyboard.type(adminToken);
     await page.keyboard.press('Enter');
     await heading('Dashboard');
-    await page.getByRole('heading', { name: 'No license keys yet' }).waitFor();
+    await page.getByRole('heading', { name: 'No licenses yet' }).waitFor();
     await page.getByRole('link', { name: 'Create a product' }).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('floatd.adminToken')), adminToken, 'token kept in session storage');
     assert.ok(!page.url().includes(adminToken), 'token never in the URL');
@@ -169,13 +169,13 @@ function consoleSuite() {
     // The main navigation is reachable with Tab, and Enter follows a link.
     await page.locator('body').focus();
     let reached = '';
-    for (let i = 0; i < 12 && reached !== 'Keys'; i++) {
+    for (let i = 0; i < 12 && reached !== 'Licenses'; i++) {
       await page.keyboard.press('Tab');
       reached = await page.evaluate(() => document.activeElement?.textContent ?? '');
     }
-    assert.equal(reached, 'Keys', 'Tab reaches the Keys link');
+    assert.equal(reached, 'Licenses', 'Tab reaches the Licenses link');
     await page.keyboard.press('Enter');
-    await heading('License keys');
+    await heading('Licenses');
     await page.getByText('First create a product').waitFor();
     await nav('Dashboard');
     await heading('Dashboard');
@@ -189,12 +189,12 @@ function consoleSuite() {
     await page.getByRole('button', { name: 'Create product' }).click();
     await page.getByRole('status').filter({ hasText: 'Product Acme CAD created' }).waitFor();
     await shot('products');
-    await page.getByRole('link', { name: 'Create a license key for it' }).click();
-    await heading('New license key');
+    await page.getByRole('link', { name: 'Create a license for it' }).click();
+    await heading('New license');
 
     // No seat count: the schema's message, next to the Seats input.
     expectHttpError(400, '/v1/admin/licenses');
-    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('button', { name: 'Create license' }).click();
     await page.getByRole('alert').filter({ hasText: 'VALIDATION_FAILED' }).first().waitFor();
     assert.equal(await page.getByLabel('Seats', { exact: true }).getAttribute('aria-invalid'), 'true');
     assert.match(await page.locator('.field-invalid .field-error').innerText(), /seats/);
@@ -203,15 +203,15 @@ function consoleSuite() {
     await page.getByLabel('Seats', { exact: true }).fill('2');
     await page.getByRole('radio', { name: /^Subscription/ }).check();
     expectHttpError(422, '/v1/admin/licenses');
-    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByRole('button', { name: 'Create license' }).click();
     await page.getByRole('alert').filter({ hasText: 'INVALID_POLICY' }).first().waitFor();
     assert.match(await page.locator('.field-invalid').innerText(), /subscription needs expiresAt/);
     await shot('key-form-errors');
 
     await page.getByRole('radio', { name: /^Permanent/ }).check();
     await page.getByLabel('Metadata (JSON object)').fill('{"customer": "Globex"}');
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await page.getByRole('status').filter({ hasText: 'created. Give it to the customer' }).waitFor();
+    await page.getByRole('button', { name: 'Create license' }).click();
+    await page.getByRole('status').filter({ hasText: 'created. Give its key to the customer' }).waitFor();
     s.key = (await page.locator('.key-title').innerText()).trim();
     assert.match(s.key, /^[0-9A-Z]{5}(-[0-9A-Z]{5}){4}$/);
     s.licenseId = new URL(page.url()).pathname.split('/').pop();
@@ -281,10 +281,10 @@ function consoleSuite() {
 
     // Edit the policy: allow offline checkout for a day.
     await page.getByRole('link', { name: 'Edit policy' }).click();
-    await heading(/^Edit key/);
+    await heading(/^Edit license/);
     await page.getByLabel('Longest offline checkout (seconds)').fill('86400');
     await page.getByRole('button', { name: 'Save changes' }).click();
-    await page.getByRole('status').filter({ hasText: 'Key saved.' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'License saved.' }).waitFor();
     await page.locator('.dl').getByText('Up to 1 d').waitFor();
 
     // An offline lease appears live; its release is refused plainly, then forced.
@@ -340,7 +340,7 @@ function consoleSuite() {
     await heading('Usage');
     // The same default period as the server and `floatd usage`: the last 24 hours.
     assert.equal(await page.getByLabel('Period').inputValue(), '24h');
-    await page.getByLabel('Key').selectOption(s.licenseId);
+    await page.getByLabel('License').selectOption(s.licenseId);
     await page.getByLabel('Period').selectOption('24h');
     const chart = page.locator('figure.chart svg[role="img"]');
     await chart.waitFor();
@@ -383,7 +383,7 @@ function consoleSuite() {
     assert.equal(await rows.count(), 2);
     assert.deepEqual(new Set(await rows.locator('.badge-type').allInnerTexts()), new Set(['release']));
     await page.getByLabel('Event type').selectOption('denied');
-    await page.getByLabel('Key', { exact: true }).selectOption(s.licenseId);
+    await page.getByLabel('License', { exact: true }).selectOption(s.licenseId);
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await page.waitForURL(/type=denied/);
     await rows.filter({ hasText: 'NO_SEATS_AVAILABLE' }).waitFor();
@@ -429,9 +429,9 @@ function consoleSuite() {
   step('keys: search and paging', async () => {
     const bulk = await api('POST', '/v1/admin/products', { name: 'Bulk Reports' });
     for (let i = 0; i < 25; i++) await api('POST', '/v1/admin/licenses', { productId: bulk.body.id, seats: 1 + i, metadata: { customer: `Customer ${i}` } });
-    await nav('Keys');
-    await heading('License keys');
-    await page.getByText('27 keys').waitFor();
+    await nav('Licenses');
+    await heading('Licenses');
+    await page.getByText('27 licenses').waitFor();
     await page.getByText('Page 1 of 2').waitFor();
     assert.equal(await page.locator('table tbody tr').count(), 20);
     await shot('keys');
@@ -440,22 +440,22 @@ function consoleSuite() {
     assert.equal(await page.locator('table tbody tr').count(), 7);
     // The key as a customer might read it out: lower case, no dashes.
     await page.getByLabel('Search').fill(s.key.replace(/-/g, '').toLowerCase());
-    await page.getByText('1 key match, of 27').waitFor();
+    await page.getByText('1 license match, of 27').waitFor();
     assert.equal(await page.locator(`table tbody tr[data-license-id="${s.licenseId}"]`).count(), 1);
     await page.getByLabel('Search').fill('customer 1');
-    await page.getByText(/^\d+ keys match/).waitFor();
+    await page.getByText(/^\d+ licenses match/).waitFor();
     await page.getByLabel('Search').fill('');
     await page.getByLabel('Product').selectOption({ label: 'Acme CAD' });
-    await page.getByText('2 keys match, of 27').waitFor();
+    await page.getByText('2 licenses match, of 27').waitFor();
     // Suspend from the key page, then resume.
     await page.getByRole('link', { name: s.key }).click();
     await page.getByRole('button', { name: 'Suspend' }).click();
-    await page.getByRole('dialog').getByRole('button', { name: 'Suspend key' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Suspend license' }).click();
     await page.locator('.page-title .badge', { hasText: 'Suspended' }).waitFor();
     const refused = await checkout(s.key, 'ws-erin', 'erin');
     assert.equal(refused.body.error.code, 'LICENSE_SUSPENDED');
     await page.getByRole('button', { name: 'Resume' }).click();
-    await page.getByRole('status').filter({ hasText: 'Key resumed.' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'License resumed.' }).waitFor();
   });
 
 
@@ -527,8 +527,8 @@ function consoleSuite() {
     const dash = page.locator(`tr[data-license-id="${k.body.id}"]`);
     await dash.locator('td[data-label="Customer"]', { hasText: 'Initech' }).waitFor();
     assert.match(await dash.locator('td[data-label="Expires"]').innerText(), /2031/);
-    await nav('Keys');
-    await heading('License keys');
+    await nav('Licenses');
+    await heading('Licenses');
     await page.getByLabel('Search').fill('initech');
     const row = page.locator(`tr[data-license-id="${k.body.id}"]`);
     await row.locator('td[data-label="Customer"]', { hasText: 'Initech' }).waitFor();
@@ -539,12 +539,12 @@ function consoleSuite() {
     await page.getByRole('button', { name: 'Delete', exact: true }).click();
     const dialog = page.getByRole('dialog');
     expectHttpError(409, `/v1/admin/licenses/${k.body.id}`);
-    await dialog.getByRole('button', { name: 'Delete key' }).click();
+    await dialog.getByRole('button', { name: 'Delete license' }).click();
     await dialog.getByRole('alert').filter({ hasText: 'SEATS_HELD' }).waitFor();
     await shot('key-delete-seats-held');
     await dialog.getByRole('button', { name: 'Release seats and delete' }).click();
-    await heading('License keys');
-    await page.getByRole('status').filter({ hasText: `Key ${k.body.key} deleted; 1 held seat released.` }).waitFor();
+    await heading('Licenses');
+    await page.getByRole('status').filter({ hasText: `License ${k.body.key} deleted; 1 held seat released.` }).waitFor();
     expectHttpError(404, `/v1/admin/licenses/${k.body.id}`);
     assert.equal((await api('GET', `/v1/admin/licenses/${k.body.id}`)).status, 404);
   });
@@ -552,10 +552,10 @@ function consoleSuite() {
   step('reclamation settings for many keys: a searchable table', async () => {
     await nav('Reclamation');
     await heading('Reclamation');
-    await page.getByLabel('Find a key').fill('customer 7');
-    await page.getByText(/^1 key match, of \d+$/).waitFor();
+    await page.getByLabel('Find a license').fill('customer 7');
+    await page.getByText(/^1 license match, of \d+$/).waitFor();
     assert.equal(await page.locator('section[aria-labelledby="ttl-h"] tbody tr').count(), 1);
-    await page.getByLabel('Find a key').fill('');
+    await page.getByLabel('Find a license').fill('');
   });
 
   step('a viewer sees everything but cannot act; a revoked token signs the console out', async () => {
@@ -571,7 +571,7 @@ function consoleSuite() {
       await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
       await p.locator('.who').getByText('viewer').waitFor();
       await p.locator(`tr[data-license-id="${s.licenseId}"]`).waitFor();
-      assert.equal(await p.getByRole('link', { name: 'New key' }).count(), 0);
+      assert.equal(await p.getByRole('link', { name: 'New license' }).count(), 0);
       await p.locator(`tr[data-license-id="${s.licenseId}"] a`).first().click();
       await p.locator('section', { hasText: 'Devices holding seats' }).locator('tbody tr', { hasText: 'ws-alice' }).waitFor();
       for (const name of ['Edit policy', 'Suspend']) assert.equal(await p.getByText(name, { exact: true }).count(), 0, name);
@@ -586,7 +586,7 @@ function consoleSuite() {
       expectHttpError(401, '/v1/admin/');
       expectHttpError(401, '/v1/admin/');
       expectHttpError(401, '/v1/admin/');
-      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).click();
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Licenses' }).click();
       await p.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
       await p.getByText('no longer accepts your admin token').waitFor();
       assert.equal(await p.evaluate(() => sessionStorage.length), 0);
@@ -597,12 +597,16 @@ function consoleSuite() {
 
 
   step('every page at desktop and phone size: screenshots, no sideways scrolling', async () => {
+    // The licenses pages were first at /console/keys: an old link or bookmark lands on the new address.
+    await page.goto(`${base}/console/keys/${s.licenseId}/edit?x=1`);
+    await page.waitForURL(`${base}/console/licenses/${s.licenseId}/edit?x=1`);
+    await heading(/^Edit license/);
     const pages = [
       ['dashboard', '/', 'Dashboard'],
-      ['keys', '/keys', 'License keys'],
-      ['key', `/keys/${s.licenseId}`, null],
-      ['key-new', '/keys/new', 'New license key'],
-      ['key-edit', `/keys/${s.licenseId}/edit`, null],
+      ['licenses', '/licenses', 'Licenses'],
+      ['license', `/licenses/${s.licenseId}`, null],
+      ['license-new', '/licenses/new', 'New license'],
+      ['license-edit', `/licenses/${s.licenseId}/edit`, null],
       ['products', '/products', 'Products'],
       ['reclamation', '/reclamation', 'Reclamation'],
       ['usage', '/usage', 'Usage'],
@@ -686,10 +690,10 @@ function consoleSuite() {
       }
       await p.setViewportSize({ width: 1280, height: 800 });
       // The catalogue is the file's: no New key, no Edit policy, no Delete, no product form.
-      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Keys' }).click();
-      await p.getByRole('heading', { level: 1, name: 'License keys' }).waitFor();
+      await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Licenses' }).click();
+      await p.getByRole('heading', { level: 1, name: 'Licenses' }).waitFor();
       await p.getByRole('link', { name: key }).waitFor();
-      assert.equal(await p.getByRole('link', { name: 'New key' }).count(), 0);
+      assert.equal(await p.getByRole('link', { name: 'New license' }).count(), 0);
       await p.screenshot({ path: join(SHOTS, 'page-keys-onprem-desktop.png'), fullPage: true });
       await p.getByRole('link', { name: key }).click();
       await p.getByRole('button', { name: 'Suspend' }).waitFor(); // the local admin may still suspend

@@ -3,7 +3,7 @@
  * server error code (see `@floatd/protocol` ERRORS and docs/errors.md) or one
  * of the client-side codes below.
  */
-import { isErrorCode, type ErrorCode } from '@floatd/protocol';
+import { retryAfterMs, type ErrorCode } from '@floatd/protocol';
 
 /**
  * Codes that only the client produces.
@@ -88,30 +88,8 @@ export class FloatingLicenseError extends Error {
 /** The longest `Retry-After` the SDK honours (an answer asking for longer waits this long, then asks again). */
 export const MAX_RETRY_AFTER_MS = 600_000;
 
-/** `Retry-After` (seconds, or an HTTP date) as ms from `now`; undefined when absent or unreadable. */
+/** `Retry-After` (seconds, or an HTTP date) as ms from `now`, at most MAX_RETRY_AFTER_MS; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
-  if (!value) return undefined;
-  const v = value.trim();
-  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - now;
-  if (!Number.isFinite(ms)) return undefined;
-  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
-}
-
-/** Builds the error for a server error envelope (or a non-floatd answer). */
-export function errorFromResponse(status: number, body: unknown, retryAfterMs?: number): FloatingLicenseError {
-  const env = body as { error?: { code?: unknown; message?: unknown; requestId?: unknown } } | undefined;
-  const e = env && typeof env === 'object' && env.error && typeof env.error === 'object' ? env.error : undefined;
-  if (e && isErrorCode(e.code)) {
-    const { code, message, requestId, ...details } = e as Record<string, unknown>;
-    const after = retryAfterMs ?? (typeof details.retryAfterSeconds === 'number' ? Math.min(MAX_RETRY_AFTER_MS, details.retryAfterSeconds * 1000) : undefined);
-    return new FloatingLicenseError(code as ErrorCode, typeof message === 'string' ? message : String(code), {
-      status,
-      ...(typeof requestId === 'string' ? { requestId } : {}),
-      details,
-      ...(after !== undefined ? { retryAfterMs: after } : {}),
-    });
-  }
-  if (status === 429) return new FloatingLicenseError('RATE_LIMITED', 'the server asks to slow down (HTTP 429)', { status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
-  if (status >= 500) return new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${status}`, { status });
-  return new FloatingLicenseError('BAD_RESPONSE', `unexpected answer HTTP ${status} (is the server URL a floatd server?)`, { status });
+  const ms = retryAfterMs(value, now);
+  return ms === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, ms);
 }

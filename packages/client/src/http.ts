@@ -1,15 +1,16 @@
 /**
- * The HTTP calls to floatd's client API: one request, a timeout, errors mapped to
- * codes, and the check of the answer's signature (every `/v1/client/*` answer is
+ * The HTTP calls to floatd's client API, through protocol's one caller (`send`): the
+ * `License` key, a nonce, a timeout, failures mapped to the SDK's codes, and the check of
+ * the answer's signature before anything of it is read (every `/v1/client/*` answer is
  * signed by the server; see `@floatd/protocol` responseSignature).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { DATE_HEADER, DIGEST_HEADER, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, parseSignatureHeader, signingInput, urlOf } from '@floatd/protocol';
-import type { CallInput, ReplyOf, RouteSpec } from '@floatd/protocol';
-import { FloatingLicenseError, errorFromResponse, parseRetryAfter } from './errors.js';
+import { ApiError, DATE_HEADER, DIGEST_HEADER, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, isErrorCode, parseSignatureHeader, send, signingInput } from '@floatd/protocol';
+import type { CallInput, FetchLike as ProtocolFetch, RawAnswer, ReplyOf, RouteSpec } from '@floatd/protocol';
+import { FloatingLicenseError, MAX_RETRY_AFTER_MS, parseRetryAfter } from './errors.js';
 
 /** The `fetch` the SDK uses. @example new FloatingLicense({ serverUrl, licenseKey, fetch: (url, init) => net.fetch(url, init) }) // Electron's net */
-export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+export type FetchLike = ProtocolFetch;
 
 export interface ApiOptions {
   serverUrl: string;
@@ -43,7 +44,7 @@ export class Api {
   /** Verifies signed answers; without it (before the SDK set up its trust) client API answers are refused. */
   verifier: SignatureVerifier | undefined;
 
-  constructor(private readonly o: ApiOptions) {}
+  constructor(private readonly options: ApiOptions) {}
 
   /**
    * Calls a route declared in `@floatd/protocol` (`routes.client.*`, `routes.ops.jwks`).
@@ -58,44 +59,46 @@ export class Api {
 
   /** Like `call`, with the HTTP status of the 2xx answer (201 = a new seat). */
   async request<R extends RouteSpec>(route: R, input: CallInput<R>, opts: { timeoutMs?: number } = {}): Promise<{ status: number; body: ReplyOf<R> }> {
-    const i = input as { params?: Record<string, unknown>; query?: Record<string, unknown>; body?: unknown };
-    const method = route.method;
-    const path = urlOf(route, i.params, i.query);
-    const body = i.body ?? (route.optionalBody ? {} : undefined);
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': this.o.userAgent };
+    const headers: Record<string, string> = { 'user-agent': this.options.userAgent };
     // Client routes carry the key, and their answers are signed: it must repeat this nonce, so an old answer cannot be replayed.
     const signed = route.auth === 'license';
-    if (signed) headers.authorization = `License ${this.o.licenseKey}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
     const nonce = signed ? randomBytes(16).toString('base64url') : '';
-    if (signed) headers[NONCE_HEADER] = nonce;
-    let res: Response;
-    let bytes: Buffer;
+    if (signed) {
+      headers.authorization = `License ${this.options.licenseKey}`;
+      headers[NONCE_HEADER] = nonce;
+    }
     try {
-      res = await this.o.fetch(this.o.serverUrl + path, {
-        method,
+      const answer = await send(route, input, {
+        baseUrl: this.options.serverUrl,
         headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? this.o.timeoutMs),
+        fetch: this.options.fetch,
+        timeoutMs: opts.timeoutMs ?? this.options.timeoutMs,
+        ...(this.options.now ? { now: this.options.now } : {}),
+        ...(signed ? { inspect: (raw: RawAnswer) => this.checkSignature(raw, nonce) } : {}),
       });
-      bytes = Buffer.from(await res.arrayBuffer());
+      return { status: answer.status, body: answer.body };
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (err as Error).message;
-      throw new FloatingLicenseError('NETWORK_ERROR', `cannot reach the license server at ${this.o.serverUrl}: ${why}`, { cause: err });
+      throw err instanceof ApiError ? this.sdkError(err) : err;
     }
-    const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), (this.o.now ?? Date.now)());
-    if (signed) await this.checkSignature(method, path, nonce, res, bytes, retryAfterMs);
-    const text = bytes.toString('utf8');
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-      if (res.ok) throw new FloatingLicenseError('BAD_RESPONSE', `${method} ${path}: the answer is not JSON (a proxy or captive portal?)`);
+  }
+
+  /** protocol's `ApiError` as the SDK's public error: the server's codes kept, anything else named by what it means to a client. */
+  private sdkError(err: ApiError): FloatingLicenseError {
+    const status = err.status;
+    if (status === 0) {
+      const cause = (err.cause as { cause?: { code?: string; message?: string } } | undefined)?.cause;
+      const why = cause?.code ?? cause?.message ?? (err.cause as Error | undefined)?.message ?? err.message;
+      return new FloatingLicenseError('NETWORK_ERROR', `cannot reach the license server at ${this.options.serverUrl}: ${why}`, { cause: err.cause });
     }
-    if (!res.ok) throw errorFromResponse(res.status, parsed, retryAfterMs);
-    return { status: res.status, body: parsed as ReplyOf<R> };
+    const retryAfterMs = err.retryAfterMs === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, err.retryAfterMs);
+    const wait = retryAfterMs !== undefined ? { retryAfterMs } : {};
+    if (err.code === 'BAD_RESPONSE') return new FloatingLicenseError('BAD_RESPONSE', err.message);
+    if (isErrorCode(err.code)) {
+      return new FloatingLicenseError(err.code, err.message, { status, ...(err.requestId !== undefined ? { requestId: err.requestId } : {}), details: err.details, ...wait });
+    }
+    if (status === 429) return new FloatingLicenseError('RATE_LIMITED', 'the server asks to slow down (HTTP 429)', { status, ...wait });
+    if (status >= 500) return new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${status}`, { status });
+    return new FloatingLicenseError('BAD_RESPONSE', `unexpected answer HTTP ${status} (is the server URL a floatd server?)`, { status });
   }
 
   /**
@@ -105,21 +108,23 @@ export class Api {
    * retried as such (its body ignored), anything else is BAD_RESPONSE (retried like a
    * captive portal); none of them can grant, refuse or release anything.
    */
-  private async checkSignature(method: string, path: string, nonce: string, res: Response, bytes: Buffer, retryAfterMs: number | undefined): Promise<void> {
-    const sig = parseSignatureHeader(res.headers.get(SIGNATURE_HEADER));
-    const date = res.headers.get(DATE_HEADER);
-    const digest = res.headers.get(DIGEST_HEADER);
+  private async checkSignature(raw: RawAnswer, nonce: string): Promise<void> {
+    const { method, path, status } = raw;
+    const sig = parseSignatureHeader(raw.headers.get(SIGNATURE_HEADER));
+    const date = raw.headers.get(DATE_HEADER);
+    const digest = raw.headers.get(DIGEST_HEADER);
     if (!sig || !date || !digest) {
-      if (res.status >= 500) throw new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${res.status} (unsigned)`, { status: res.status });
-      if (res.status === 429) {
+      if (status >= 500) throw new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${status} (unsigned)`, { status });
+      if (status === 429) {
+        const retryAfterMs = parseRetryAfter(raw.headers.get('retry-after'), (this.options.now ?? Date.now)());
         throw new FloatingLicenseError('RATE_LIMITED', 'asked to slow down (HTTP 429, unsigned)', { status: 429, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
       }
-      throw new FloatingLicenseError('BAD_RESPONSE', `${method} ${path}: the answer (HTTP ${res.status}) is not signed by the license server (a proxy, a captive portal, or tampering)`);
+      throw new FloatingLicenseError('BAD_RESPONSE', `${method} ${path}: the answer (HTTP ${status}) is not signed by the license server (a proxy, a captive portal, or tampering)`);
     }
-    if (digest !== digestHeader(createHash('sha256').update(bytes).digest('base64'))) {
+    if (digest !== digestHeader(createHash('sha256').update(raw.bytes).digest('base64'))) {
       throw new FloatingLicenseError('INVALID_SIGNATURE', `${method} ${path}: the answer's body does not match its signed digest (altered on the way)`);
     }
     if (!this.verifier) throw new FloatingLicenseError('INVALID_SIGNATURE', 'no trusted server key to verify the answer with');
-    await this.verifier(sig.kid, signingInput(res.status, method, path, nonce, date, digest), sig.sig);
+    await this.verifier(sig.kid, signingInput(status, method, path, nonce, date, digest), sig.sig);
   }
 }

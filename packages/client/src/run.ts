@@ -286,9 +286,9 @@ function secs(ms: number): string {
 
 function formatHolder(h: unknown): string {
   if (!h || typeof h !== 'object') return String(h);
-  const o = h as Record<string, unknown>;
-  const who = [o.user, o.hostname].filter((x) => typeof x === 'string' && x).join('@') || String(o.deviceId ?? 'a device');
-  const until = typeof o.expiresAt === 'string' ? ` until ${o.expiresAt}` : '';
+  const holder = h as Record<string, unknown>;
+  const who = [holder.user, holder.hostname].filter((x) => typeof x === 'string' && x).join('@') || String(holder.deviceId ?? 'a device');
+  const until = typeof holder.expiresAt === 'string' ? ` until ${holder.expiresAt}` : '';
   return `${who}${until}`;
 }
 

@@ -7,9 +7,9 @@ import { LiveHub, SessionContext, useLiveStatus, useSession, type Session } from
 import { Loading } from './components/ui';
 import { SignIn } from './pages/SignIn';
 import { Dashboard } from './pages/Dashboard';
-import { Keys } from './pages/Keys';
-import { KeyForm } from './pages/KeyForm';
-import { KeyDetail } from './pages/KeyDetail';
+import { Licenses } from './pages/Licenses';
+import { LicenseForm } from './pages/LicenseForm';
+import { LicenseDetail } from './pages/LicenseDetail';
 import { Products } from './pages/Products';
 import { Reclaim } from './pages/Reclaim';
 import { UsagePage } from './pages/Usage';
@@ -98,7 +98,7 @@ function SignedIn({ token, me, signOut }: { token: string; me: AdminTokenInfo; s
 
 const NAV: [string, string][] = [
   ['/', 'Dashboard'],
-  ['/keys', 'Keys'],
+  ['/licenses', 'Licenses'],
   ['/products', 'Products'],
   ['/reclamation', 'Reclamation'],
   ['/usage', 'Usage'],
@@ -172,14 +172,22 @@ function LiveIndicator() {
   );
 }
 
+/** Replaces the address with `to` (no history entry for the old one). */
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, { replace: true }), [to]);
+  return null;
+}
+
 function Routes({ path }: { path: string }) {
   const parts = path.split('/').filter(Boolean);
   const [a, b, c] = parts;
   if (!a) return <Dashboard />;
-  if (a === 'keys' && !b) return <Keys />;
-  if (a === 'keys' && b === 'new' && !c) return <KeyForm />;
-  if (a === 'keys' && b && c === 'edit') return <KeyForm licenseId={b} />;
-  if (a === 'keys' && b && !c) return <KeyDetail licenseId={b} />;
+  // `/keys` was the first name of these pages: old links and bookmarks land on the new ones.
+  if (a === 'keys') return <Redirect to={`/licenses${path.slice('/keys'.length)}${location.search}`} />;
+  if (a === 'licenses' && !b) return <Licenses />;
+  if (a === 'licenses' && b === 'new' && !c) return <LicenseForm />;
+  if (a === 'licenses' && b && c === 'edit') return <LicenseForm licenseId={b} />;
+  if (a === 'licenses' && b && !c) return <LicenseDetail licenseId={b} />;
   if (a === 'products' && !b) return <Products />;
   if (a === 'reclamation' && !b) return <Reclaim />;
   if (a === 'usage' && !b) return <UsagePage />;

@@ -4,11 +4,10 @@
  * exponential backoff and jitter; after a reconnect it emits a `resync` so pages refetch
  * whatever they may have missed while disconnected.
  */
-export interface ChangeEvent {
-  kind: 'seats' | 'denied' | 'license' | 'resync';
-  licenseId: string | null;
-  at: string;
-}
+import { pathOf, routes } from '@floatd/protocol';
+
+/** A change the server announced, or `resync` after a reconnect (whatever was missed must be read again). */
+export type ChangeEvent = routes.admin.ChangeEvent | { kind: 'resync'; licenseId: null; at: string };
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
 /** The server sends `: ping` every 15 s; silence for this long means a dead connection. */
@@ -45,7 +44,7 @@ export function startLive(
       idle = setTimeout(() => ctl.abort(), IDLE_MS);
     };
     try {
-      const res = await fetch('/v1/admin/events', {
+      const res = await fetch(pathOf(routes.admin.events), {
         headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
         signal: ctl.signal,
         cache: 'no-store',

@@ -4,5 +4,6 @@ export * from './claims.js';
 export * from './licenseKey.js';
 export * from './responseSignature.js';
 export * from './route.js';
+export * from './call.js';
 export * as routes from './routes/index.js';
 export * from './text.js';

@@ -2,7 +2,7 @@
  * One declaration per endpoint: method, path, schemas, authentication, role and
  * the error codes it answers. The server registers its handlers against these
  * (validation, OpenAPI, authentication and the role check come from them); the
- * SDK and the CLI call them with `urlOf` / `CallInput` / `ReplyOf`. A path, a field or
+ * SDK, the CLI and the console call them with `call` (`./call.ts`). A path, a field or
  * a role is written here and nowhere else.
  *
  * ```ts
@@ -96,38 +96,4 @@ export function urlOf(r: RouteSpec, params?: Record<string, unknown>, query?: Re
 /** The OpenAPI (fastify) name of a route, `METHOD /path/{param}`, as it appears in /openapi.json. */
 export function routeName(r: RouteSpec): string {
   return `${r.method} ${r.path.replace(/:([A-Za-z]+)/g, '{$1}')}`;
-}
-
-// ---------------------------------------------------------------------------
-// calling a route
-
-/** A failed call: the server's error envelope (or a transport failure), one class for every caller. */
-export class ApiError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status: number,
-    readonly details: Record<string, unknown> = {},
-    readonly requestId?: string,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
-
-type Input<R extends RouteSpec> = (R['params'] extends TSchema ? { params: ParamsOf<R> } : { params?: undefined }) &
-  (R['query'] extends TSchema ? { query?: Partial<QueryOf<R>> } : { query?: undefined }) &
-  (R['body'] extends TSchema ? (R['optionalBody'] extends true ? { body?: BodyOf<R> } : { body: BodyOf<R> }) : { body?: undefined });
-
-/** The arguments of a call to a route (path params, query, body), typed by the route; each caller (SDK, CLI) sends them its own way. */
-export type CallInput<R extends RouteSpec> = Input<R>;
-
-/** The `ApiError` of an error answer (the envelope, or whatever came back). */
-export function errorFromBody(status: number, body: unknown): ApiError {
-  const e = (body as { error?: { code?: unknown; message?: unknown; requestId?: unknown } } | undefined)?.error;
-  if (e && typeof e.code === 'string') {
-    const { code, message, requestId, ...details } = e as Record<string, unknown>;
-    return new ApiError(code as string, typeof message === 'string' ? message : code as string, status, details, typeof requestId === 'string' ? requestId : undefined);
-  }
-  return new ApiError(`HTTP_${status}`, `the server answered ${status}${typeof body === 'string' && body ? `: ${body.slice(0, 200)}` : ''}`, status);
 }

@@ -156,6 +156,8 @@ export type UpdateLicense = Static<typeof UpdateLicense>;
 
 export const Page = <T extends TSchema>(item: T) =>
   Obj({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
+/** A page of a list: its items and the cursor of the next page (null: the last one). */
+export type Page<T> = { items: T[]; nextCursor: string | null };
 export const PageQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
   cursor: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,14}$', description: 'nextCursor of the previous page' })),

@@ -146,7 +146,7 @@ export function UsageChart({
           <span className="swatch swatch-full" aria-hidden="true" /> every seat in use
         </span>
         <span>
-          <span className="swatch swatch-cap" aria-hidden="true" /> seats on the key
+          <span className="swatch swatch-cap" aria-hidden="true" /> seats on the license
         </span>
         <span>
           <span className="swatch swatch-den" aria-hidden="true" /> denials (no seat free)

@@ -3,7 +3,7 @@ import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { ApiError, type License } from '../api';
 
 export function errorText(e: unknown): { message: string; code: string | null; requestId: string | null } {
-  if (e instanceof ApiError) return { message: e.message, code: e.code, requestId: e.requestId };
+  if (e instanceof ApiError) return { message: e.message, code: e.code, requestId: e.requestId ?? null };
   if (e instanceof Error) return { message: e.message, code: null, requestId: null };
   return { message: String(e), code: null, requestId: null };
 }

@@ -1,35 +1,11 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, customerOf, type AdminTokenInfo, type AuditEvent, type AuditType } from '../api';
+import { api, AUDIT_TYPES, customerOf, type AdminTokenInfo, type AuditEvent, type AuditQuery, type Page } from '../api';
 import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv, vis } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
 
-const TYPES: AuditType[] = [
-  'checkout',
-  'join',
-  'heartbeat-revive',
-  'checkin',
-  'instance-dropped',
-  'offline-checkout',
-  'release',
-  'denied',
-  'license.created',
-  'license.updated',
-  'license.deleted',
-  'product.created',
-  'product.updated',
-  'product.deleted',
-  'token.created',
-  'token.revoked',
-  'signing-key.rotated',
-  'entitlements.loaded',
-  'server-clock.rollback',
-  'server-clock.recovered',
-  'deployment.created',
-  'deployment.activated',
-  'usage-report.imported',
-];
+const TYPES = AUDIT_TYPES;
 const FILTERS = ['licenseId', 'deviceId', 'actor', 'type', 'from', 'to'] as const;
 type Filters = Record<(typeof FILTERS)[number], string>;
 /** The most events one CSV export reads (20 pages of 500). */
@@ -52,7 +28,8 @@ export function Audit() {
   const keys = useLoad(async () => (await api.licenses()).items, []);
   // Token names: only an admin may list tokens; others see their own token's name and the ids of the rest.
   const tokens = useLoad(async () => (isAdmin ? (await api.tokens()).items : [me]), [isAdmin]);
-  const first = useLoad(() => api.audit(filters), [filterKey]);
+  // The filters are what the address bar says: the server judges them (a bad one is its VALIDATION_FAILED, shown).
+  const first = useLoad(() => api.audit(filters as AuditQuery), [filterKey]);
   const [more, setMore] = useState<AuditEvent[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [moreError, setMoreError] = useState<unknown>(null);
@@ -99,7 +76,7 @@ export function Audit() {
     if (!cursor) return;
     setLoadingMore(true);
     try {
-      const page = await api.audit({ ...filters, cursor });
+      const page = await api.audit({ ...(filters as AuditQuery), cursor });
       setMore((m) => [...m, ...page.items]);
       setCursor(page.nextCursor);
       setMoreError(null);
@@ -119,11 +96,11 @@ export function Audit() {
     setExportError(null);
     try {
       const all: AuditEvent[] = [];
-      let c: string | null = null;
+      let c: string | undefined;
       for (let i = 0; i < EXPORT_MAX_PAGES; i++) {
-        const page: { items: AuditEvent[]; nextCursor: string | null } = await api.audit({ ...filters, limit: 500, cursor: c });
+        const page: Page<AuditEvent> = await api.audit({ ...(filters as AuditQuery), limit: 500, cursor: c });
         all.push(...page.items);
-        c = page.nextCursor;
+        c = page.nextCursor ?? undefined;
         if (!c) break;
       }
       const rows = all.map((e) => [
@@ -154,7 +131,7 @@ export function Audit() {
   return (
     <>
       <PageTitle>Audit log</PageTitle>
-      <p className="lead">Every change, newest first: who did what to which key, device and seat.</p>
+      <p className="lead">Every change, newest first: who did what to which license, device and seat.</p>
       <FilterForm filters={filters} keys={keys.data?.map((l) => ({ id: l.id, key: l.key, customer: customerOf(l.metadata) })) ?? []} tokens={tokens.data ?? []} />
       <div className="audit-tools">
         <button type="button" className="btn" onClick={() => void exportCsv()} disabled={exporting || events.length === 0}>
@@ -168,7 +145,7 @@ export function Audit() {
         !first.error && <Loading />
       ) : events.length === 0 ? (
         <p className="empty-inline">
-          {active ? 'No event matches these filters.' : 'Nothing has happened yet. Creating a product or a key is the first event.'}
+          {active ? 'No event matches these filters.' : 'Nothing has happened yet. Creating a product or a license is the first event.'}
         </p>
       ) : (
         <div className="table-wrap">
@@ -207,7 +184,7 @@ export function Audit() {
                   </td>
                   <td data-label="Key">
                     {e.licenseId ? (
-                      <Link to={`/keys/${e.licenseId}`}>
+                      <Link to={`/licenses/${e.licenseId}`}>
                         <code>{keyText(e.licenseId)}</code>
                       </Link>
                     ) : (
@@ -298,10 +275,10 @@ function FilterForm({ filters, keys, tokens }: { filters: Filters; keys: { id: s
   const set = (k: keyof Filters, v: string) => setF((x) => ({ ...x, [k]: v }));
   return (
     <form className="filters card" onSubmit={apply} aria-label="Filter the audit log" noValidate>
-      <Field label="Key">
+      <Field label="License">
         {(p) => (
           <select {...p} name="licenseId" value={f.licenseId ?? ''} onChange={(e) => set('licenseId', e.target.value)}>
-            <option value="">Any key</option>
+            <option value="">Any license</option>
             {keys.map((k) => (
               <option key={k.id} value={k.id}>
                 {k.customer ? `${k.key} · ${k.customer}` : k.key}

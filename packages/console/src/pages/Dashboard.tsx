@@ -33,8 +33,8 @@ export function Dashboard() {
       <PageTitle
         actions={
           isAdmin && rows.length > 0 ? (
-            <Link to="/keys/new" className="btn btn-primary">
-              New key
+            <Link to="/licenses/new" className="btn btn-primary">
+              New license
             </Link>
           ) : undefined
         }
@@ -47,14 +47,14 @@ export function Dashboard() {
       ) : (
         <>
           <section className="stats" aria-label="Totals">
-            <Stat label="License keys" value={String(rows.length)} />
+            <Stat label="Licenses" value={String(rows.length)} />
             <Stat label="Seats in use" value={`${totals.used} / ${totals.total}`} />
             <Stat label="Offline seats" value={String(totals.offline)} />
             <Stat label="Denials today" value={String(totals.denials)} tone={totals.denials > 0 ? 'bad' : undefined} />
           </section>
           <div className="table-wrap">
             <table className="table table-cards" aria-describedby="dash-note">
-              <caption className="sr-only">License keys and their seats</caption>
+              <caption className="sr-only">Licenses and their seats</caption>
               <thead>
                 <tr>
                   <th scope="col">Key</th>
@@ -81,8 +81,8 @@ export function Dashboard() {
             </table>
           </div>
           <p className="muted small" id="dash-note">
-            Every license key, updated live. Denials count “no seat free” answers since 00:00 UTC.
-            {data.truncated && ' Only the first 10,000 keys are shown.'} Last refreshed {fmtTime(data.at)}.
+            Every license, updated live. Denials count “no seat free” answers since 00:00 UTC.
+            {data.truncated && ' Only the first 10,000 licenses are shown.'} Last refreshed {fmtTime(data.at)}.
           </p>
         </>
       )}
@@ -95,7 +95,7 @@ function DashRow({ row }: { row: DashboardRow }) {
   return (
     <tr data-license-id={l.id}>
       <th scope="row" data-label="Key">
-        <Link to={`/keys/${l.id}`} className="keylink">
+        <Link to={`/licenses/${l.id}`} className="keylink">
           <span className="keylink-product">{row.productName ?? l.productId}</span>
           <code className="keylink-key">{l.key}</code>
         </Link>
@@ -132,9 +132,9 @@ function Stat({ label, value, tone }: { label: string; value: string; tone?: 'ba
 
 function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCount: number }) {
   return (
-    <EmptyState title="No license keys yet">
+    <EmptyState title="No licenses yet">
       <p>
-        floatd shares a pool of seats on each license key among many users. Once a key exists, this page shows its seats in
+        floatd shares a pool of seats on each license among many users. Once a license exists, this page shows its seats in
         use, live.
       </p>
       <ol className="steps">
@@ -143,7 +143,7 @@ function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCoun
           {productCount > 0 ? `(${plural(productCount, 'product')} so far.)` : ''}
         </li>
         <li>
-          <strong>Create a license key</strong> for a customer, with the number of seats they bought.
+          <strong>Create a license</strong> for a customer, with the number of seats they bought.
         </li>
         <li>
           <strong>Give the key to the customer.</strong> Their application checks a seat out at start (
@@ -157,19 +157,19 @@ function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCoun
               Create a product
             </Link>
           ) : (
-            <Link to="/keys/new" className="btn btn-primary">
-              Create a license key
+            <Link to="/licenses/new" className="btn btn-primary">
+              Create a license
             </Link>
           )}
         </div>
       ) : (
-        <p className="muted">Your token has a read-only role: ask an administrator to create products and keys.</p>
+        <p className="muted">Your token has a read-only role: ask an administrator to create products and licenses.</p>
       )}
     </EmptyState>
   );
 }
 
-/** When a key stops working: a subscription's end, a trial's end once started, or never. */
+/** When a license stops working: a subscription's end, a trial's end once started, or never. */
 export function expiry(l: DashboardRow['license']): string {
   if (l.expiresAt) return fmtDate(new Date(l.expiresAt));
   if (l.model === 'trial') return l.trialStartedAt && l.trialDays ? fmtDate(new Date(Date.parse(l.trialStartedAt) + l.trialDays * 86_400_000)) : `${l.trialDays ?? '?'} d after first use`;

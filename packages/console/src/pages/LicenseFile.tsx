@@ -1,6 +1,6 @@
 /**
  * On-premise: the vendor-signed license file in force (customer, serial, validity, the server it is bound
- * to, seats per key) and loading a new one (a renewal, more seats) without a restart. On a hosted server
+ * to, seats per license) and loading a new one (a renewal, more seats) without a restart. On a hosted server
  * the page says what the role means instead.
  */
 import { useState } from 'react';
@@ -20,7 +20,7 @@ export function LicenseFile() {
       <PageTitle>License file</PageTitle>
       {data.mode !== 'on-prem' ? (
         <p className="lead">
-          This is a hosted server: its products, keys and seats are managed here, in the console. A license file is what an on-premise
+          This is a hosted server: its products, licenses and seats are managed here, in the console. A license file is what an on-premise
           server (<code>floatd serve --mode on-prem</code>) takes its seats from.
         </p>
       ) : (
@@ -43,7 +43,7 @@ function OnPrem({ data, isAdmin, onLoaded }: { data: Entitlements; isAdmin: bool
   return (
     <>
       <p className="lead">
-        This on-premise server takes its products, keys and seats from a license file signed by the vendor. Editing the database
+        This on-premise server takes its products, licenses and seats from a license file signed by the vendor. Editing the database
         grants nothing: to change seats or dates, load a new file from the vendor.
       </p>
       {!f ? (
@@ -91,10 +91,10 @@ function OnPrem({ data, isAdmin, onLoaded }: { data: Entitlements; isAdmin: bool
               <dd className="mono-wrap">{data.fingerprint ?? '—'}</dd>
             </div>
           </dl>
-          <h3 className="subhead">Keys granted by the file</h3>
+          <h3 className="subhead">Licenses granted by the file</h3>
           <div className="table-wrap">
             <table className="table table-cards">
-              <caption className="sr-only">Keys granted by the license file</caption>
+              <caption className="sr-only">Licenses granted by the license file</caption>
               <thead>
                 <tr>
                   <th scope="col">Key</th>
@@ -107,7 +107,7 @@ function OnPrem({ data, isAdmin, onLoaded }: { data: Entitlements; isAdmin: bool
                 {f.licenses.map((l) => (
                   <tr key={l.id}>
                     <th scope="row" data-label="Key">
-                      <Link to={`/keys/${l.id}`}>
+                      <Link to={`/licenses/${l.id}`}>
                         <code>{l.key}</code>
                       </Link>
                     </th>
@@ -142,7 +142,8 @@ function LoadFile({ onLoaded }: { onLoaded: () => void }) {
       } catch {
         throw new Error(`${file.name} is not a license file (not JSON).`);
       }
-      const r = await api.loadLicenseFile(doc);
+      // Any JSON goes: the server verifies the signature and says what is wrong (ENTITLEMENT_INVALID).
+      const r = await api.loadLicenseFile(doc as Record<string, unknown>);
       setResult(r.unchanged ? `Serial ${r.loaded.serial} is already in force: nothing changed.` : `License file serial ${r.loaded.serial} loaded.`);
       onLoaded();
     } catch (e) {

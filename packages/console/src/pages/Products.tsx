@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, type Product } from '../api';
+import { api, ApiError, fieldOf, type Product } from '../api';
 import { fmtTime, plural } from '../format';
 import { Link } from '../router';
 import { useCan, useLoad, useSession, useTitle } from '../session';
@@ -24,7 +24,7 @@ export function Products() {
   return (
     <>
       <PageTitle>Products</PageTitle>
-      <p className="lead">A product is an application you sell. License keys belong to a product.</p>
+      <p className="lead">A product is an application you sell. Licenses belong to a product.</p>
       {isAdmin && (
         <CreateProduct
           onCreated={(p) => {
@@ -36,7 +36,7 @@ export function Products() {
       {created && (
         <p className="alert alert-ok" role="status">
           Product <strong>{created.name}</strong> created.{' '}
-          <Link to={`/keys/new?productId=${created.id}`}>Create a license key for it</Link>
+          <Link to={`/licenses/new?productId=${created.id}`}>Create a license for it</Link>
         </p>
       )}
       <ErrorBox error={error} />
@@ -44,7 +44,7 @@ export function Products() {
         !error && <Loading />
       ) : data.products.length === 0 ? (
         <EmptyState title="No products yet">
-          <p>{isAdmin ? 'Create your first product above, then a license key for it.' : 'An administrator has not created any product yet.'}</p>
+          <p>{isAdmin ? 'Create your first product above, then a license for it.' : 'An administrator has not created any product yet.'}</p>
         </EmptyState>
       ) : (
         <div className="table-wrap">
@@ -54,7 +54,7 @@ export function Products() {
               <tr>
                 <th scope="col">Name</th>
                 <th scope="col">Id</th>
-                <th scope="col">Keys</th>
+                <th scope="col">Licenses</th>
                 <th scope="col">Created</th>
                 {isAdmin && <th scope="col">Actions</th>}
               </tr>
@@ -100,7 +100,7 @@ export function Products() {
           );
         }}
       >
-        <p>The product is removed for good. A product that still owns license keys cannot be deleted.</p>
+        <p>The product is removed for good. A product that still owns licenses cannot be deleted.</p>
         <ErrorBox error={deleteError} />
       </ConfirmDialog>
     </>
@@ -125,7 +125,7 @@ function CreateProduct({ onCreated }: { onCreated: (p: Product) => void }) {
       setBusy(false);
     }
   };
-  const fieldError = error instanceof ApiError && error.field === 'name' ? error.message : null;
+  const fieldError = error instanceof ApiError && fieldOf(error) === 'name' ? error.message : null;
   return (
     <form className="card form-inline" onSubmit={(e) => void submit(e)} noValidate aria-label="Create a product">
       <Field label="New product name" error={fieldError} hint="For example “Acme CAD”. 1–200 characters.">
@@ -187,14 +187,14 @@ function ProductRow({
       <td data-label="Id">
         <code>{product.id}</code>
       </td>
-      <td data-label="Keys">
-        {keys > 0 ? <Link to={`/keys?productId=${product.id}`}>{plural(keys, 'key')}</Link> : 'none'}
+      <td data-label="Licenses">
+        {keys > 0 ? <Link to={`/licenses?productId=${product.id}`}>{plural(keys, 'license')}</Link> : 'none'}
       </td>
       <td data-label="Created">{fmtTime(product.createdAt)}</td>
       {isAdmin && (
         <td data-label="Actions" className="row-actions">
-          <Link to={`/keys/new?productId=${product.id}`} className="btn btn-small">
-            New key
+          <Link to={`/licenses/new?productId=${product.id}`} className="btn btn-small">
+            New license
           </Link>
           <button type="button" className="btn btn-small" onClick={() => setEditing(true)} disabled={editing}>
             Rename

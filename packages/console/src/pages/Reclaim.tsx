@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { api, customerOf, type License, type ReclaimReport } from '../api';
+import { api, customerOf, type License, type ReclaimReport, type UpdateLicenseBody } from '../api';
 import { fmtDuration, fmtTime, normaliseKey, plural, vis } from '../format';
 
 const TTL_ROWS = 25;
@@ -7,7 +7,7 @@ import { Link } from '../router';
 import { useCan, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Loading, PageTitle } from '../components/ui';
 
-/** Reclamation: the sweep interval (server config), each key's lease TTL, and "Reclaim inactive licenses now". */
+/** Reclamation: the sweep interval (server config), each license's lease TTL, and "Reclaim inactive licenses now". */
 export function Reclaim() {
   useTitle('Reclamation');
   const isOperator = useCan('operator');
@@ -22,7 +22,7 @@ export function Reclaim() {
   const [running, setRunning] = useState(false);
   const [ttlFilter, setTtlFilter] = useState('');
   const [showAll, setShowAll] = useState(false);
-  // One editor at a time: hundreds of keys make a table to search, not hundreds of forms.
+  // One editor at a time: hundreds of licenses make a table to search, not hundreds of forms.
   const [editing, setEditing] = useState<string | null>(null);
 
   const reclaimNow = async () => {
@@ -73,7 +73,7 @@ export function Reclaim() {
 
       <section className="card" aria-labelledby="now-h">
         <h2 id="now-h">Reclaim inactive licenses now</h2>
-        <p>Runs a sweep over every key at once: frees every dead seat and drops every dead instance, then shows what it freed.</p>
+        <p>Runs a sweep over every license at once: frees every dead seat and drops every dead instance, then shows what it freed.</p>
         {isOperator ? (
           <button type="button" className="btn btn-primary" onClick={() => void reclaimNow()} disabled={running}>
             {running ? 'Reclaiming…' : 'Reclaim inactive licenses now'}
@@ -110,7 +110,7 @@ export function Reclaim() {
                       return (
                         <tr key={f.leaseId}>
                           <th scope="row" data-label="Key">
-                            <Link to={`/keys/${f.licenseId}`}>{l ? <code>{l.key}</code> : f.licenseId}</Link>
+                            <Link to={`/licenses/${f.licenseId}`}>{l ? <code>{l.key}</code> : f.licenseId}</Link>
                           </th>
                           <td data-label="Device">{report.hostnames.get(f.deviceId) ?? <code>{f.deviceId}</code>}</td>
                           <td data-label="Reason">{f.reason === 'expired' ? 'inactive (lease expired)' : f.reason}</td>
@@ -148,35 +148,35 @@ export function Reclaim() {
           </div>
         </dl>
         <p className="muted small">
-          A checkout on a full key also frees that key's dead seats at once, so a zombie seat is usable the moment its TTL ends.
+          A checkout on a full license also frees that license's dead seats at once, so a zombie seat is usable the moment its TTL ends.
         </p>
       </section>
 
       <section className="card" aria-labelledby="ttl-h">
-        <h2 id="ttl-h">Inactivity threshold per key (lease TTL)</h2>
+        <h2 id="ttl-h">Inactivity threshold per license (lease TTL)</h2>
         <p>
           How long a seat stays held without a heartbeat. Shorter frees crashed seats sooner; longer tolerates sleeping laptops and flaky
-          networks. Clients are told to send a heartbeat at a third of it unless the key sets its own interval.
+          networks. Clients are told to send a heartbeat at a third of it unless the license sets its own interval.
         </p>
         {data.licenses.length > 0 && (
           <div className="filters" role="search">
             <div className="field">
-              <label htmlFor="ttl-filter">Find a key</label>
+              <label htmlFor="ttl-filter">Find a license</label>
               <input id="ttl-filter" type="search" value={ttlFilter} onChange={(e) => setTtlFilter(e.target.value)} placeholder="key, product or customer" autoComplete="off" />
             </div>
             <p className="muted small" role="status" aria-live="polite">
-              {ttlRows.length === data.licenses.length ? plural(ttlRows.length, 'key') : `${plural(ttlRows.length, 'key')} match, of ${data.licenses.length}`}
+              {ttlRows.length === data.licenses.length ? plural(ttlRows.length, 'license') : `${plural(ttlRows.length, 'license')} match, of ${data.licenses.length}`}
             </p>
           </div>
         )}
         {data.licenses.length === 0 ? (
           <p className="empty-inline">
-            No license keys yet. {isAdmin && <Link to="/keys/new">Create one.</Link>}
+            No licenses yet. {isAdmin && <Link to="/licenses/new">Create one.</Link>}
           </p>
         ) : (
           <div className="table-wrap">
             <table className="table table-cards">
-              <caption className="sr-only">Lease TTL of each key</caption>
+              <caption className="sr-only">Lease TTL of each license</caption>
               <thead>
                 <tr>
                   <th scope="col">Key</th>
@@ -204,7 +204,7 @@ export function Reclaim() {
         {!showAll && ttlRows.length > TTL_ROWS && (
           <div className="actions">
             <button type="button" className="btn" onClick={() => setShowAll(true)}>
-              Show all {ttlRows.length} keys
+              Show all {ttlRows.length} licenses
             </button>
           </div>
         )}
@@ -241,7 +241,8 @@ function TtlRow({
     const t = value.trim();
     const n = Number(t);
     try {
-      await api.updateLicense(l.id, { leaseTtlSeconds: t === '' ? null : Number.isFinite(n) ? n : t });
+      // Text that is not a number goes as typed: the server's VALIDATION_FAILED says what is wrong with it.
+      await api.updateLicense(l.id, { leaseTtlSeconds: t === '' ? null : Number.isFinite(n) ? n : t } as UpdateLicenseBody);
       setSaved(true);
       onEdit(false);
       onSaved();
@@ -254,7 +255,7 @@ function TtlRow({
   return (
     <tr data-license-id={l.id}>
       <th scope="row" data-label="Key">
-        <Link to={`/keys/${l.id}`}>
+        <Link to={`/licenses/${l.id}`}>
           <code>{l.key}</code>
         </Link>
         <span className="sub">

@@ -162,7 +162,7 @@ function CreateToken({ onCreated }: { onCreated: (t: CreatedToken) => void }) {
       <Field label="Token name" hint="Who or what uses it, e.g. build server, Alice">
         {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} maxLength={100} autoComplete="off" />}
       </Field>
-      <Field label="Role" hint="viewer: reads everything but tokens; operator: also releases seats and runs reclamation; admin: also keys, products and tokens">
+      <Field label="Role" hint="viewer: reads everything but tokens; operator: also releases seats and runs reclamation; admin: also licenses, products and tokens">
         {(p) => (
           <select {...p} value={role} onChange={(e) => setRole(e.target.value as Role)}>
             {ROLES.map(([r, label]) => (

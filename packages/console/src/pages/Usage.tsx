@@ -74,10 +74,10 @@ export function UsagePage() {
     return (
       <>
         <PageTitle>Usage</PageTitle>
-        <EmptyState title="No license keys yet">
+        <EmptyState title="No licenses yet">
           <p>
-            Usage shows how many seats of a key were in use over time, so you can tell whether a customer has too many or too few. It
-            starts with the first key: <Link to="/keys/new">create one</Link>.
+            Usage shows how many seats of a license were in use over time, so you can tell whether a customer has too many or too few. It
+            starts with the first license: <Link to="/licenses/new">create one</Link>.
           </p>
         </EmptyState>
       </>
@@ -116,7 +116,7 @@ export function UsagePage() {
       <PageTitle>Usage</PageTitle>
       <p className="lead">Concurrent seats over time: see whether a customer's seats are too many or too few.</p>
       <form className="filters" aria-label="Usage options" onSubmit={(e) => e.preventDefault()}>
-        <Field label="Key">
+        <Field label="License">
           {(p) => (
             <select {...p} value={licenseId} onChange={(e) => setQuery({ licenseId: e.target.value })}>
               {keys.data?.map((k) => (

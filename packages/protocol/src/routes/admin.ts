@@ -3,7 +3,7 @@
  * audit, usage, tokens. Roles: viewer reads everything but tokens; operator also
  * force-releases and reclaims; admin does everything.
  */
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { route } from '../route.js';
 import * as W from '../schemas.js';
 
@@ -121,6 +121,13 @@ export const licenseUsage = route({
   responses: { 200: W.Obj({ items: Type.Array(W.UsageHour), peakSeats: Type.Integer(), denials: Type.Integer(), checkouts: Type.Integer() }) },
   errors: ['LICENSE_NOT_FOUND'],
 });
+/** The data of one `change` event of the admin event stream (`events`). */
+export const ChangeEvent = W.Obj({
+  kind: Type.Union([Type.Literal('seats'), Type.Literal('denied'), Type.Literal('license')]),
+  licenseId: Type.Union([W.LicenseId, Type.Null()]),
+  at: W.Timestamp,
+});
+export type ChangeEvent = Static<typeof ChangeEvent>;
 export const events = route({
   method: 'GET', path: '/v1/admin/events', summary: 'Server-sent events: `change` {kind: seats|denied|license|resync, licenseId, at} after every committed change (resync: changes may have been missed, reload)', tags: history, auth: 'admin', role: 'viewer',
   responses: {}, raw: true, errors: [],

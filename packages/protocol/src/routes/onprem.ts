@@ -5,7 +5,7 @@
  * files, importing usage reports. Vendor public (`/v1/vendor/*`): activation with an
  * activation key, usage upload (authenticated by the report's own signature).
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { route } from '../route.js';
 import * as W from '../schemas.js';
 
@@ -25,7 +25,31 @@ export const ClockState = W.Obj({
   tampered: Type.Boolean(),
   toleranceNote: Type.String(),
 });
-const Summary = Type.Object({}, { additionalProperties: true });
+/** What a license file grants, as the on-prem server shows it (status, load, activate). */
+export const LicenseFileSummary = W.Obj({
+  serial: Type.Integer(),
+  issuedAt: W.Timestamp,
+  notBefore: W.Timestamp,
+  notAfter: Type.Union([W.Timestamp, Type.Null()]),
+  customer: W.Obj({ name: Type.String(), id: Type.Optional(Type.String()) }),
+  deploymentId: Type.Union([Type.String(), Type.Null()]),
+  vendorUrl: Type.Union([Type.String(), Type.Null()]),
+  /** the server fingerprint the file is bound to; null: any server */
+  boundTo: Type.Union([Type.String(), Type.Null()]),
+  licenses: Type.Array(
+    W.Obj({
+      id: W.LicenseId,
+      productId: W.ProductId,
+      key: Type.String(),
+      seats: Type.Integer(),
+      model: Type.String(),
+      expiresAt: Type.Union([W.Timestamp, Type.Null()]),
+      maxOfflineSeconds: Type.Integer(),
+    }),
+  ),
+});
+export type LicenseFileSummary = Static<typeof LicenseFileSummary>;
+const Summary = LicenseFileSummary;
 export const EntitlementStatus = W.Obj({
   mode: Type.String(),
   fingerprint: Type.Union([Type.String(), Type.Null()]),
@@ -36,8 +60,34 @@ export const EntitlementStatus = W.Obj({
 });
 const Loaded = W.Obj({ loaded: Summary, unchanged: Type.Boolean() });
 export const UsageRange = W.Obj({ from: Type.Optional(W.Timestamp), to: Type.Optional(W.Timestamp) });
-const Deployment = Type.Object({}, { additionalProperties: true });
-const StoredReport = Type.Object({}, { additionalProperties: true });
+/** A vendor's on-premise deployment (its spec is the license spec of docs/on-prem.md; times in ms since the epoch). */
+export const Deployment = Type.Object(
+  {
+    id: DeploymentId,
+    name: Type.String(),
+    spec: Spec,
+    fingerprint: Type.Union([Type.String(), Type.Null()]),
+    publicKey: Type.Union([Type.String(), Type.Null()]),
+    serial: Type.Integer({ description: 'the last serial issued (0: none yet)' }),
+    createdAt: Type.Integer(),
+    activatedAt: Type.Union([Type.Integer(), Type.Null()]),
+  },
+  { additionalProperties: true },
+);
+export type Deployment = Static<typeof Deployment>;
+const ReportCounts = Type.Object({ key: Type.String(), seats: Type.Integer(), peakSeats: Type.Integer(), denials: Type.Integer() }, { additionalProperties: true });
+/** A usage report the vendor imported (the report is the signed payload of docs/on-prem.md; `continuity`: how it follows the reports before it). */
+export const StoredReport = Type.Object(
+  {
+    deploymentId: Type.String(),
+    importedAt: Type.Integer(),
+    via: Type.Union([Type.Literal('online'), Type.Literal('file')]),
+    report: Type.Object({ from: W.Timestamp, to: W.Timestamp, licenses: Type.Array(ReportCounts) }, { additionalProperties: true }),
+    continuity: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true },
+);
+export type StoredReport = Static<typeof StoredReport>;
 const tags = ['on-premise'] as const;
 const vtags = ['vendor'] as const;
 const FILE_ERRORS = ['ONPREM_ONLY', 'ENTITLEMENT_INVALID', 'ENTITLEMENT_ROLLBACK', 'ENTITLEMENT_EXPIRED'] as const;

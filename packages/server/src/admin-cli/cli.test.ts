@@ -141,13 +141,16 @@ test('keys: create, list (table, --json, --product, --all), show, update', async
   assert.equal(created.seats, 3);
   assert.equal(created.leaseTtlSeconds, 600);
 
-  const [table, json, all, shown] = await Promise.all([
-    cli(['keys', 'list']),
-    okJson(['keys', 'list', '--product', productId]),
+  // `licenses` is the group's name; `keys`, its first name, still works (scripts written for it).
+  const [table, json, all, shown, oldName] = await Promise.all([
+    cli(['licenses', 'list']),
+    okJson(['licenses', 'list', '--product', productId]),
     okJson(['keys', 'list', '--all', '--limit', '1']),
-    cli(['keys', 'show', licenseId]),
+    cli(['licenses', 'show', licenseId]),
+    cli(['keys', 'list']),
   ]);
-  ok(table, 'keys list');
+  ok(table, 'licenses list');
+  assert.equal(ok(oldName, 'keys list').stdout, table.stdout);
   const lines = table.stdout.trimEnd().split('\n');
   assert.match(lines[0] ?? '', /^ID\s+PRODUCT\s+KEY\s+MODEL\s+SEATS\s+OFFLINE\s+EXPIRES\s+STATE$/);
   assert.equal(lines.length, 2);
@@ -218,12 +221,14 @@ test('reclaim run and settings', async () => {
   assert.equal(settingsJson.store, 'sqlite');
 });
 
-test('audit --type checkout, --key; a bad --type is exit 2', async () => {
-  const [table, json, badType] = await Promise.all([
+test('audit --type checkout, --license (and its old name --key); a bad --type is exit 2', async () => {
+  const [table, json, badType, oldName] = await Promise.all([
     cli(['audit', '--type', 'checkout']),
-    okJson(['audit', '--type', 'checkout', '--key', licenseId, '--limit', '1']),
+    okJson(['audit', '--type', 'checkout', '--license', licenseId, '--limit', '1']),
     cli(['audit', '--type', 'nope']),
+    okJson(['audit', '--type', 'checkout', '--key', licenseId, '--limit', '1']),
   ]);
+  assert.deepEqual(oldName, json);
   ok(table, 'audit');
   const rows = table.stdout.trimEnd().split('\n').slice(1);
   assert.equal(rows.length, 2, table.stdout);
@@ -410,7 +415,7 @@ test('license keys and product names are taken wherever lic_… and prd_… ids 
   // Unknown: one line, exit 1, naming what was given.
   const noKey = await cli(['keys', 'show', 'ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ']);
   assert.equal(noKey.code, 1);
-  assert.equal(noKey.stderr, 'floatd: no license key "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ" on this server (give the key, or its lic_… id from floatd keys list)\n');
+  assert.equal(noKey.stderr, 'floatd: no license with key "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ" on this server (give its key, or its lic_… id from floatd licenses list)\n');
   const noProduct = await cli(['keys', 'create', '--product', 'No Such Product', '--seats', '1']);
   assert.equal(noProduct.code, 1);
   assert.equal(noProduct.stderr, 'floatd: no product named "No Such Product" on this server (give its name or its prd_… id from floatd products list)\n');
@@ -448,7 +453,7 @@ test('ENTITLEMENT_MANAGED points at the license file, not at a higher role', asy
     assert.equal(
       r.stderr,
       'floatd: ENTITLEMENT_MANAGED: seats come from the license file (request req_m)\n' +
-        'floatd: hint: this on-premise server takes its products, keys and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>\n',
+        'floatd: hint: this on-premise server takes its products, licenses and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>\n',
     );
     assert.doesNotMatch(r.stderr, /higher role/);
   } finally {

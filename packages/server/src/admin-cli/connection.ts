@@ -46,11 +46,11 @@ function readConfigFile(flags: ConnectionFlags, env: NodeJS.ProcessEnv): { serve
     throw new CliError(`config file ${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage);
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new CliError(`config file ${path} must hold a JSON object {"server": …, "token": …}`, EXIT.usage);
-  const o = raw as Record<string, unknown>;
+  const config = raw as Record<string, unknown>;
   for (const k of ['server', 'token'] as const) {
-    if (o[k] !== undefined && typeof o[k] !== 'string') throw new CliError(`config file ${path}: "${k}" must be a string`, EXIT.usage);
+    if (config[k] !== undefined && typeof config[k] !== 'string') throw new CliError(`config file ${path}: "${k}" must be a string`, EXIT.usage);
   }
-  return { server: o.server as string | undefined, token: o.token as string | undefined, path };
+  return { server: config.server as string | undefined, token: config.token as string | undefined, path };
 }
 
 export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Connection {

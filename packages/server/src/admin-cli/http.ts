@@ -1,40 +1,35 @@
 /**
- * A small fetch client for the admin API. Every failure becomes a `CliError` carrying the exit code
+ * The admin API client: protocol's `send` with the admin token. Every failure becomes a `CliError` carrying the exit code
  * the `floatd` admin commands end with (see docs/cli.md):
  *   1 the server refused (a 4xx error envelope), 2 bad usage, 3 cannot reach the server or 5xx,
  *   4 not authenticated (401) or not allowed (403).
  */
-import * as W from '@floatd/protocol';
+import * as protocol from '@floatd/protocol';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, auth: 4 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-/** An error the CLI reports on stderr and turns into an exit code. */
+/**
+ * An error the CLI reports on stderr and turns into an exit code. When the server refused
+ * (or was not reached), `answer` is protocol's one `ApiError` for it: its code, request id
+ * and envelope (printed with `--json`).
+ */
 export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: ExitCode,
     /** Extra lines printed after the message (hints). */
     readonly hints: string[] = [],
+    /** The server's refusal this error reports, if any. */
+    readonly answer?: protocol.ApiError,
   ) {
     super(message);
     this.name = 'CliError';
   }
-}
 
-/** The server answered with an error (its envelope, or a bare HTTP status). */
-export class ApiError extends CliError {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly requestId: string | null,
-    /** The whole parsed body (the envelope), printed with `--json`. */
-    readonly body: unknown,
-    readonly details: Record<string, unknown>,
-  ) {
-    super(message, exitCodeForStatus(status), hintsFor(status, code, details));
-    this.name = 'ApiError';
+  /** A refusal by the server, with the exit code of its status and the hints that help with it. */
+  static refused(answer: protocol.ApiError, message: string = answer.message): CliError {
+    return new CliError(message, exitCodeForStatus(answer.status), hintsFor(answer.status, answer.code, answer.details), answer);
   }
 }
 
@@ -47,7 +42,7 @@ function exitCodeForStatus(status: number): ExitCode {
 function hintsFor(status: number, code: string, details: Record<string, unknown>): string[] {
   if (status === 401) return ['hint: pass a valid admin token with --token, FLOATD_TOKEN or "token" in the config file (see floatd <command> --help)'];
   // No role may change what a vendor-signed license file grants: the hint is the file, not a token.
-  if (code === 'ENTITLEMENT_MANAGED') return ['hint: this on-premise server takes its products, keys and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>'];
+  if (code === 'ENTITLEMENT_MANAGED') return ['hint: this on-premise server takes its products, licenses and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>'];
   if (status === 403) {
     const role = typeof details.role === 'string' ? details.role : null;
     const needed = typeof details.needed === 'string' ? details.needed : null;
@@ -59,22 +54,7 @@ function hintsFor(status: number, code: string, details: Record<string, unknown>
   return [];
 }
 
-export interface RequestOptions {
-  query?: Record<string, string | number | boolean | undefined>;
-  body?: unknown;
-  /** Send without the Authorization header (operations routes). */
-  anonymous?: boolean;
-  /** Statuses answered as data instead of thrown (e.g. 503 on /readyz). */
-  accept?: number[];
-}
-
-export interface Answer<T> {
-  status: number;
-  body: T;
-}
-
-/** The input of a call to a declared route: its path params, query and body (typed by the route). */
-export type CallInput<R extends W.RouteSpec> = W.CallInput<R>;
+export type Answer<T> = protocol.Answer<T>;
 
 export class AdminClient {
   constructor(
@@ -84,26 +64,14 @@ export class AdminClient {
   ) {}
 
   /**
-   * Calls a route declared in `@floatd/protocol` (`W.routes.admin.listLicenses`, …): its path, query and body
-   * typed by the declaration, its answer typed by the route's responses.
-   * @example const page = (await client.call(W.routes.admin.listLicenses, { query: { limit: 10 } })).body;
+   * Calls a route declared in `@floatd/protocol` (`protocol.routes.admin.listLicenses`, …) through protocol's
+   * `send`: its path, query and body typed by the declaration, its answer typed by the route's responses.
+   * `accept` lists statuses answered as data instead of thrown (503 on /readyz).
+   * @example const page = (await client.call(protocol.routes.admin.listLicenses, { query: { limit: 10 } })).body;
    */
-  async call<R extends W.RouteSpec>(route: R, input: CallInput<R>, opts: { accept?: number[] } = {}): Promise<Answer<W.ReplyOf<R>>> {
-    const i = input as { params?: Record<string, unknown>; query?: Record<string, string | number | boolean | undefined>; body?: unknown };
-    const body = i.body ?? (route.optionalBody ? {} : undefined);
-    return this.request<W.ReplyOf<R>>(route.method, W.pathOf(route, i.params), {
-      ...(i.query ? { query: i.query } : {}),
-      ...(body !== undefined ? { body } : {}),
-      anonymous: route.auth === 'none',
-      ...(opts.accept ? { accept: opts.accept } : {}),
-    });
-  }
-
-  private async request<T = unknown>(method: string, path: string, opts: RequestOptions = {}): Promise<Answer<T>> {
-    const url = new URL(path.replace(/^\//, ''), this.server.endsWith('/') ? this.server : `${this.server}/`);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (!opts.anonymous) {
+  async call<R extends protocol.RouteSpec>(route: R, input: protocol.CallInput<R>, opts: { accept?: number[] } = {}): Promise<Answer<protocol.ReplyOf<R>>> {
+    const headers: Record<string, string> = {};
+    if (route.auth !== 'none') {
       if (!this.token) {
         throw new CliError('no admin token', EXIT.auth, [
           'hint: pass one with --token, FLOATD_TOKEN or "token" in the config file; on the server machine it is in <data-dir>/admin-token',
@@ -111,49 +79,28 @@ export class AdminClient {
       }
       headers.authorization = `Bearer ${this.token}`;
     }
-    if (opts.body !== undefined) headers['content-type'] = 'application/json';
-    let res: Response;
     try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: opts.body === undefined ? null : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
+      return await protocol.send(route, input, { baseUrl: this.server.replace(/\/+$/, ''), headers, timeoutMs: this.timeoutMs, ...(opts.accept ? { accept: opts.accept } : {}) });
     } catch (err) {
-      if (url.protocol === 'https:' && isPlainHttpAnswer(err)) {
-        throw new CliError(
+      throw err instanceof protocol.ApiError ? this.cliError(err) : err;
+    }
+  }
+
+  private cliError(err: protocol.ApiError): CliError {
+    if (err.status === 0) {
+      if (this.server.startsWith('https:') && isPlainHttpAnswer(err.cause)) {
+        return new CliError(
           `the server at ${this.server} does not speak TLS (HTTPS) on that port: if it serves plain HTTP, use ${this.server.replace(/^https:/, 'http:')}`,
           EXIT.unreachable,
         );
       }
-      throw new CliError(`cannot reach the server at ${this.server}: ${describeFetchError(err)}`, EXIT.unreachable, [
+      return new CliError(`cannot reach the server at ${this.server}: ${describeFetchError(err.cause)}`, EXIT.unreachable, [
         'hint: check --server, FLOATD_SERVER or "server" in the config file, and that the server runs',
       ]);
     }
-    const text = await res.text().catch(() => '');
-    let body: unknown = null;
-    if (text) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = null;
-      }
-    }
-    if (res.ok || opts.accept?.includes(res.status)) {
-      if (body === null && text) throw new CliError(`the server at ${this.server} did not answer JSON (HTTP ${res.status})`, EXIT.unreachable);
-      return { status: res.status, body: body as T };
-    }
-    throw apiError(res, body);
+    if (err.code === 'BAD_RESPONSE') return new CliError(`the server at ${this.server} did not answer JSON (HTTP ${err.status})`, EXIT.unreachable);
+    return CliError.refused(err);
   }
-}
-
-/** The protocol's one envelope parser; the CLI adds what it needs to exit (the status's exit code, hints, the body for --json). */
-function apiError(res: Response, body: unknown): ApiError {
-  const e = W.errorFromBody(res.status, body);
-  // Not a floatd envelope (a proxy, or not a floatd server at all): the status text says more than the bare status.
-  const message = e.code === `HTTP_${res.status}` ? res.statusText || 'unexpected answer' : e.message;
-  return new ApiError(res.status, e.code, message, e.requestId ?? res.headers.get('x-request-id'), body, e.details);
 }
 
 /** An https:// request that met a plain-HTTP listener: OpenSSL reports a record it cannot read. */
@@ -179,7 +126,7 @@ function describeFetchError(err: unknown): string {
 
 /** The one stderr line for an error: `floatd: <CODE>: <message> (request <id>)`. */
 export function describeError(err: CliError): string[] {
-  const first =
-    err instanceof ApiError ? `floatd: ${err.code}: ${err.message}${err.requestId ? ` (request ${err.requestId})` : ''}` : `floatd: ${err.message}`;
+  const a = err.answer;
+  const first = a ? `floatd: ${a.code}: ${err.message}${a.requestId ? ` (request ${a.requestId})` : ''}` : `floatd: ${err.message}`;
   return [first, ...err.hints.map((h) => `floatd: ${h}`)];
 }

@@ -8,30 +8,13 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import * as W from '@floatd/protocol';
-import { CliError, EXIT, type AdminClient } from './http.js';
+import * as protocol from '@floatd/protocol';
+import { CliError, EXIT } from './http.js';
+import type { CommandKit } from './kit.js';
+import { timestamp } from './parsers.js';
 import { keyValues, out, printJson, table, visibleLines } from './output.js';
 
-/** What commands.ts lends (its helpers for server commands). */
-export interface CommandKit {
-  group(program: Command, name: string, description: string): Command;
-  leaf(parent: Command, nameAndArgs: string, description: string, fn: (ctx: KitCtx) => Promise<void>): Command;
-  timestamp(v: string): string;
-}
-export interface KitCtx {
-  client: AdminClient;
-  json: boolean;
-  opts: Record<string, unknown>;
-  args: string[];
-}
-
-/** A stored usage report as the vendor's floatd answers it (the report itself is a signed document). */
-interface StoredReport {
-  deploymentId: string;
-  via: string;
-  continuity?: string;
-  report: { from: string; to: string; licenses: { key: string; seats: number; peakSeats: number; denials: number }[] };
-}
+type StoredReport = protocol.routes.onprem.StoredReport;
 
 async function readJson(file: string, what: string): Promise<unknown> {
   let text: string;
@@ -68,17 +51,9 @@ function local(cmd: Command, fn: (opts: Record<string, unknown>, args: string[])
   });
 }
 
-const R = W.routes.onprem;
-/** Signed documents and their summaries are opaque objects on the wire (`Doc`): the fields this CLI reads of them. */
-interface Summary {
-  serial: number;
-  issuedAt: string;
-  notBefore: string;
-  notAfter: string | null;
-  customer: { name: string };
-  boundTo: string | null;
-  licenses: { key: string; seats: number; model: string; expiresAt: string | null; maxOfflineSeconds: number }[];
-}
+const R = protocol.routes.onprem;
+/** What a license file grants: the summary the server answers, or a verified file's payload. */
+type Summary = Pick<protocol.routes.onprem.LicenseFileSummary, 'serial' | 'issuedAt' | 'notBefore' | 'notAfter' | 'customer' | 'boundTo' | 'licenses'>;
 function summaryText(s: Summary): string {
   return (
     keyValues([
@@ -99,9 +74,9 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
   // --- local, vendor side ---------------------------------------------------
   local(
     ent.command('keygen').description('vendor: make an Ed25519 key pair for signing license files: <prefix>.key (0600) and <prefix>.pub').requiredOption('--out <prefix>', 'file name prefix, e.g. ./vendor'),
-    async (o) => {
+    async (options) => {
       const { writeKeyPair } = await import('../onprem/keyFiles.js');
-      const r = await writeKeyPair(String(o.out));
+      const r = await writeKeyPair(String(options.out));
       out(`private key ${r.privateFile} (mode 0600: keep it offline, never share it)\npublic key  ${r.publicFile} (give it to every on-premise server: --vendor-public-key)\nkey id      ${r.kid}`);
     },
   );
@@ -116,28 +91,28 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       .option('--request <file>', 'an activation request from the on-prem server: binds the file to that server')
       .option('--deployment <id>', 'the vendor deployment id the file belongs to (for usage upload)')
       .option('--out <file>', 'write the license file here (default: stdout)'),
-    async (o) => {
+    async (options) => {
       const { readPrivateKeyFile } = await import('../onprem/keyFiles.js');
       const { completeSpec, issueLicenseFile, payloadFromSpec } = await import('../onprem/licenseFile.js');
       const { verifyActivationRequest } = await import('../onprem/reports.js');
       const { signerOf } = await import('../onprem/signed.js');
-      const serial = Number(o.serial);
+      const serial = Number(options.serial);
       if (!Number.isSafeInteger(serial) || serial < 1) throw new CliError('--serial must be a whole number of at least 1', EXIT.usage);
-      const signer = signerOf(await readPrivateKeyFile(String(o.privateKey)));
-      const specFile = String(o.spec);
+      const signer = signerOf(await readPrivateKeyFile(String(options.privateKey)));
+      const specFile = String(options.spec);
       const spec = completeSpec(await readJson(specFile, 'spec'));
       if (!spec.ok) throw new CliError(spec.error.message, EXIT.usage);
       let server: { fingerprint: string; publicKey: string } | null = null;
-      if (o.request) {
-        const r = verifyActivationRequest(await readJson(String(o.request), 'activation request'));
+      if (options.request) {
+        const r = verifyActivationRequest(await readJson(String(options.request), 'activation request'));
         if (!r.ok) throw new CliError(r.error.message, EXIT.refused);
         server = { fingerprint: r.value.fingerprint, publicKey: r.value.publicKey };
       }
-      const payload = payloadFromSpec(spec.value, { serial, now: Date.now(), deploymentId: (o.deployment as string | undefined) ?? null, server });
+      const payload = payloadFromSpec(spec.value, { serial, now: Date.now(), deploymentId: (options.deployment as string | undefined) ?? null, server });
       if (!payload.ok) throw new CliError(payload.error.message, EXIT.usage);
       await writeFile(specFile, JSON.stringify(spec.value, null, 2) + '\n');
-      await writeOut(o.out as string | undefined, issueLicenseFile(payload.value, signer));
-      if (o.out) out(`license file serial ${serial} for ${spec.value.customer.name} written to ${String(o.out)}${server ? ` (bound to ${server.fingerprint})` : ''}`);
+      await writeOut(options.out as string | undefined, issueLicenseFile(payload.value, signer));
+      if (options.out) out(`license file serial ${serial} for ${spec.value.customer.name} written to ${String(options.out)}${server ? ` (bound to ${server.fingerprint})` : ''}`);
     },
   );
 
@@ -148,17 +123,17 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       .requiredOption('--vendor-public-key <file>', 'the vendor public key')
       .option('--fingerprint <fp>', 'also check that the file is bound to this server fingerprint')
       .option('--json', 'print the verified payload as JSON'),
-    async (o, args) => {
+    async (options, args) => {
       const { readVendorPublicKeys } = await import('../onprem/keyFiles.js');
       const { readLicenseFile } = await import('../onprem/licenseFile.js');
-      const keys = await readVendorPublicKeys(String(o.vendorPublicKey));
+      const keys = await readVendorPublicKeys(String(options.vendorPublicKey));
       const text = await readFile(args[0]!, 'utf8').catch((err: NodeJS.ErrnoException) => {
         throw new CliError(`cannot read ${args[0]}: ${err.code ?? err.message}`, EXIT.usage);
       });
-      const r = readLicenseFile(text, keys, { fingerprint: o.fingerprint as string | undefined, now: Date.now(), checkWindow: false });
+      const r = readLicenseFile(text, keys, { fingerprint: options.fingerprint as string | undefined, now: Date.now(), checkWindow: false });
       if (!r.ok) throw new CliError(r.error.message, EXIT.refused);
       const p = r.value.payload;
-      if (o.json) return printJson(p);
+      if (options.json) return printJson(p);
       out(`OK  signature verified (key ${r.value.envelope.signature.kid})\n`);
       out(summaryText({ ...p, boundTo: p.server?.fingerprint ?? null }));
     },
@@ -175,7 +150,7 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
         ['clock', r.body.clock.rolledBack || r.body.clock.tampered ? `SET BACK: grants refused (trusted time ${String(r.body.clock.trustedTime)})` : 'ok'],
       ]),
     );
-    if (r.body.licenseFile) out('\n' + summaryText(r.body.licenseFile as unknown as Summary));
+    if (r.body.licenseFile) out('\n' + summaryText(r.body.licenseFile));
     else if (r.body.mode === 'on-prem') out('\nno license file loaded: nothing is granted (floatd entitlements load FILE, or activate)');
   });
 
@@ -183,7 +158,7 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
     const doc = await readJson(ctx.args[0]!, 'license file');
     const r = await ctx.client.call(R.loadEntitlements, { body: { licenseFile: doc as Record<string, unknown> } });
     if (ctx.json) return printJson(r.body);
-    const loaded = r.body.loaded as unknown as Summary;
+    const loaded = r.body.loaded;
     out(r.body.unchanged ? `serial ${loaded.serial} is already loaded: nothing changed` : `loaded serial ${loaded.serial}\n\n${summaryText(loaded)}`);
   });
 
@@ -199,7 +174,7 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
     .leaf(ent, 'activate', 'online activation: the on-prem server fetches its license file from the vendor\'s floatd and loads it', async (ctx) => {
       const r = await ctx.client.call(R.activate, { body: { vendorUrl: String(ctx.opts.vendorUrl), activationKey: String(ctx.opts.activationKey) } });
       if (ctx.json) return printJson(r.body);
-      const loaded = r.body.loaded as unknown as Summary;
+      const loaded = r.body.loaded;
       out(`activated: serial ${loaded.serial}\n\n${summaryText(loaded)}`);
     })
     .requiredOption('--vendor-url <url>', 'the vendor\'s floatd, e.g. https://licenses.vendor.example')
@@ -213,8 +188,8 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       await writeOut(ctx.opts.out as string | undefined, r.body);
       if (ctx.opts.out) out(`usage report written to ${String(ctx.opts.out)}`);
     })
-    .option('--from <time>', 'start (default: 30 days before --to)', kit.timestamp)
-    .option('--to <time>', 'end (default: now)', kit.timestamp)
+    .option('--from <time>', 'start (default: 30 days before --to)', timestamp)
+    .option('--to <time>', 'end (default: now)', timestamp)
     .option('--out <file>', 'write it to this file (default: stdout)');
   kit
     .leaf(usage, 'send', 'on-prem: send the signed usage report to the vendor\'s floatd named in the license file', async (ctx) => {
@@ -222,20 +197,20 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       if (ctx.json) return printJson(r.body);
       out(`usage report sent to ${r.body.vendorUrl}`);
     })
-    .option('--from <time>', 'start (default: 30 days before --to)', kit.timestamp)
-    .option('--to <time>', 'end (default: now)', kit.timestamp);
+    .option('--from <time>', 'start (default: 30 days before --to)', timestamp)
+    .option('--to <time>', 'end (default: now)', timestamp);
   kit.leaf(usage, 'import <file>', 'vendor: verify a usage report file from an on-prem server and store it for true-up billing', async (ctx) => {
     const doc = await readJson(ctx.args[0]!, 'usage report');
     const r = await ctx.client.call(R.importUsageReport, { body: { report: doc as Record<string, unknown> } });
     if (ctx.json) return printJson(r.body);
-    const stored = r.body as unknown as StoredReport;
+    const stored = r.body;
     out(`imported: deployment ${stored.deploymentId}, ${stored.report.from} .. ${stored.report.to}${stored.continuity ? ` (sequence: ${stored.continuity})` : ''}\n`);
     out(table(['KEY', 'SEATS', 'PEAK', 'DENIALS'], stored.report.licenses.map((l) => [l.key, l.seats, l.peakSeats, l.denials])));
   });
   kit.leaf(usage, 'reports <deploymentId>', 'vendor: usage reports imported for a deployment', async (ctx) => {
     const r = await ctx.client.call(R.deploymentUsageReports, { params: { deploymentId: ctx.args[0]! } });
     if (ctx.json) return printJson(r.body);
-    const items = r.body.items as unknown as StoredReport[];
+    const items: StoredReport[] = r.body.items;
     out(
       table(
         ['FROM', 'TO', 'VIA', 'SEQUENCE', 'PEAK', 'DENIALS'],
@@ -251,13 +226,13 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       const spec = await readJson(String(ctx.opts.spec), 'spec');
       const r = await ctx.client.call(R.createDeployment, { body: { name: ctx.args[0]!, spec: spec as Record<string, unknown> } });
       if (ctx.json) return printJson(r.body);
-      out(`deployment ${String((r.body.deployment as { id?: unknown }).id)}\nactivation key (shown only now): ${r.body.activationKey}`);
+      out(`deployment ${r.body.deployment.id}\nactivation key (shown only now): ${r.body.activationKey}`);
     })
     .requiredOption('--spec <file>', 'the license spec (JSON)');
   kit.leaf(dep, 'list', 'list deployments', async (ctx) => {
     const r = await ctx.client.call(R.listDeployments, {});
     if (ctx.json) return printJson(r.body);
-    const items = r.body.items as unknown as { id: string; name: string; serial: number; fingerprint: string | null }[];
+    const items = r.body.items;
     out(table(['ID', 'NAME', 'SERIAL', 'BOUND TO'], items.map((d) => [d.id, d.name, d.serial, d.fingerprint])));
   });
   kit.leaf(dep, 'show <deploymentId>', 'one deployment with its spec', async (ctx) => {
@@ -268,7 +243,7 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       const spec = await readJson(String(ctx.opts.spec), 'spec');
       const r = await ctx.client.call(R.updateDeploymentSpec, { params: { deploymentId: ctx.args[0]! }, body: { spec: spec as Record<string, unknown> } });
       if (ctx.json) return printJson(r.body);
-      out(`deployment ${String((r.body as { id?: unknown }).id)} updated`);
+      out(`deployment ${r.body.id} updated`);
     })
     .requiredOption('--spec <file>', 'the new license spec (JSON)');
   kit

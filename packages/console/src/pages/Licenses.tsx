@@ -10,11 +10,11 @@ import { CopyButton, EmptyState, ErrorBox, Field, Loading, PageTitle, SeatBar, S
 const PAGE_SIZE = 20;
 
 /**
- * Every key, searchable. The admin API has no text search, so the console loads the keys
+ * Every license, searchable. The admin API has no text search, so the console loads the licenses
  * (500 per request) and filters them here; fine for thousands of keys.
  */
-export function Keys() {
-  useTitle('Keys');
+export function Licenses() {
+  useTitle('Licenses');
   const { onPrem } = useSession();
   const isAdmin = useCan('admin') && !onPrem;
   const [flash] = useState(() => takeFlash());
@@ -39,7 +39,7 @@ export function Keys() {
     }
     if (!('page' in patch)) next.delete('page');
     const s = next.toString();
-    navigate(`/keys${s ? `?${s}` : ''}`, { replace: true });
+    navigate(`/licenses${s ? `?${s}` : ''}`, { replace: true });
   };
 
   const names = useMemo(() => new Map((data?.products ?? []).map((p) => [p.id, p.name])), [data]);
@@ -72,13 +72,13 @@ export function Keys() {
       <PageTitle
         actions={
           isAdmin ? (
-            <Link to="/keys/new" className="btn btn-primary">
-              New key
+            <Link to="/licenses/new" className="btn btn-primary">
+              New license
             </Link>
           ) : undefined
         }
       >
-        License keys
+        Licenses
       </PageTitle>
       {flash && (
         <p className="alert alert-ok" role="status">
@@ -89,16 +89,16 @@ export function Keys() {
       {!data ? (
         !error && <Loading />
       ) : data.licenses.length === 0 ? (
-        <EmptyState title="No license keys yet">
+        <EmptyState title="No licenses yet">
           <p>
-            A license key is what a customer buys: a number of seats shared by their users.{' '}
+            A license is what a customer buys: a number of seats shared by their users.{' '}
             {isAdmin ? (
               data.products.length === 0 ? (
                 <>
                   First <Link to="/products">create a product</Link>.
                 </>
               ) : (
-                <Link to="/keys/new">Create the first key.</Link>
+                <Link to="/licenses/new">Create the first license.</Link>
               )
             ) : (
               'An administrator creates them.'
@@ -107,7 +107,7 @@ export function Keys() {
         </EmptyState>
       ) : (
         <>
-          <form className="filters" role="search" aria-label="Filter keys" onSubmit={(e) => e.preventDefault()}>
+          <form className="filters" role="search" aria-label="Filter licenses" onSubmit={(e) => e.preventDefault()}>
             <Field label="Search" hint="Key (with or without dashes), id, product, customer or metadata">
               {(p) => <input {...p} type="search" value={q} onChange={(e) => setQuery({ q: e.target.value })} autoComplete="off" />}
             </Field>
@@ -138,21 +138,21 @@ export function Keys() {
           </form>
           <p className="muted small" role="status" aria-live="polite">
             {filtered.length === data.licenses.length
-              ? plural(filtered.length, 'key')
-              : `${plural(filtered.length, 'key')} match, of ${data.licenses.length}`}
-            {data.truncated && ' (only the first 10,000 keys are searched)'}
+              ? plural(filtered.length, 'license')
+              : `${plural(filtered.length, 'license')} match, of ${data.licenses.length}`}
+            {data.truncated && ' (only the first 10,000 licenses are searched)'}
           </p>
           {filtered.length === 0 ? (
             <p className="empty-inline">
-              No key matches.{' '}
-              <button type="button" className="btn-link" onClick={() => navigate('/keys', { replace: true })}>
+              No license matches.{' '}
+              <button type="button" className="btn-link" onClick={() => navigate('/licenses', { replace: true })}>
                 Clear the filters
               </button>
             </p>
           ) : (
             <div className="table-wrap">
               <table className="table table-cards">
-                <caption className="sr-only">License keys, page {current}</caption>
+                <caption className="sr-only">Licenses, page {current}</caption>
                 <thead>
                   <tr>
                     <th scope="col">Key</th>
@@ -199,7 +199,7 @@ function KeyRow({ license: l, productName }: { license: License; productName: st
   return (
     <tr data-license-id={l.id}>
       <th scope="row" data-label="Key">
-        <Link to={`/keys/${l.id}`}>
+        <Link to={`/licenses/${l.id}`}>
           <code>{l.key}</code>
         </Link>
       </th>

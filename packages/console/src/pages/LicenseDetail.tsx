@@ -7,7 +7,7 @@ import { setFlash as setNextFlash } from '../flash';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
 import { ConfirmDialog, CopyButton, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge } from '../components/ui';
 
-export function KeyDetail({ licenseId }: { licenseId: string }) {
+export function LicenseDetail({ licenseId }: { licenseId: string }) {
   const isAdmin = useCan('admin');
   const isOperator = useCan('operator');
   // On-premise the license file owns the catalogue: the server refuses policy edits and deletion (ENTITLEMENT_MANAGED).
@@ -32,7 +32,7 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
     }, 30_000);
     return () => clearInterval(t);
   }, [reload]);
-  useTitle(data ? `Key ${data.license.key}` : 'Key');
+  useTitle(data ? `License ${data.license.key}` : 'License');
 
   const [suspendOpen, setSuspendOpen] = useState(false);
   const [deleteOpen, setDeleteOpen] = useState(false);
@@ -44,9 +44,9 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
     if (error instanceof ApiError && error.status === 404)
       return (
         <>
-          <PageTitle>Key not found</PageTitle>
+          <PageTitle>License not found</PageTitle>
           <p>
-            No license key has the id <code>{licenseId}</code>. <Link to="/keys">Back to the keys</Link>
+            No license has the id <code>{licenseId}</code>. <Link to="/licenses">Back to the licenses</Link>
           </p>
         </>
       );
@@ -60,7 +60,7 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
     try {
       const updated = suspend ? await api.suspend(l.id) : await api.resume(l.id);
       setData({ ...data, license: updated });
-      setFlash(suspend ? 'Key suspended: checkouts and heartbeats are refused until you resume it.' : 'Key resumed.');
+      setFlash(suspend ? 'License suspended: checkouts and heartbeats are refused until you resume it.' : 'License resumed.');
       setSuspendOpen(false);
     } catch (e) {
       setActionError(e);
@@ -69,13 +69,13 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
     }
   };
 
-  const deleteKey = async (force: boolean) => {
+  const deleteLicense = async (force: boolean) => {
     setBusy(true);
     setDeleteError(null);
     try {
       const r = await api.deleteLicense(l.id, force);
-      setNextFlash(`Key ${l.key} deleted${r.released ? `; ${plural(r.released, 'held seat')} released` : ''}.`);
-      navigate('/keys');
+      setNextFlash(`License ${l.key} deleted${r.released ? `; ${plural(r.released, 'held seat')} released` : ''}.`);
+      navigate('/licenses');
     } catch (e) {
       setDeleteError(e);
       setBusy(false);
@@ -86,14 +86,14 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
   return (
     <>
       <p className="crumbs">
-        <Link to="/keys">Keys</Link> / {data.productName}
+        <Link to="/licenses">Licenses</Link> / {data.productName}
       </p>
       <PageTitle
         actions={
           <>
             <CopyButton text={l.key} label="Copy key" className="btn" />
             {canCatalogue && (
-              <Link to={`/keys/${l.id}/edit`} className="btn">
+              <Link to={`/licenses/${l.id}/edit`} className="btn">
                 Edit policy
               </Link>
             )}
@@ -122,7 +122,7 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
           </>
         }
       >
-        <span className="sr-only">Key </span>
+        <span className="sr-only">License </span>
         <code className="key-title">{l.key}</code> <StatusBadge license={l} />
       </PageTitle>
       {flash && (
@@ -140,7 +140,7 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
         <h2 id="policy-h">Policy</h2>
         <PolicyList license={l} productName={data.productName} />
         <p className="links">
-          <Link to={`/usage?licenseId=${l.id}`}>Usage over time</Link> · <Link to={`/audit?licenseId=${l.id}`}>Audit log of this key</Link>
+          <Link to={`/usage?licenseId=${l.id}`}>Usage over time</Link> · <Link to={`/audit?licenseId=${l.id}`}>Audit log of this license</Link>
         </p>
       </section>
 
@@ -149,8 +149,8 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
 
       <ConfirmDialog
         open={suspendOpen}
-        title="Suspend this key?"
-        confirmLabel="Suspend key"
+        title="Suspend this license?"
+        confirmLabel="Suspend license"
         danger
         busy={busy}
         onCancel={() => {
@@ -167,15 +167,15 @@ export function KeyDetail({ licenseId }: { licenseId: string }) {
       </ConfirmDialog>
       <ConfirmDialog
         open={deleteOpen}
-        title={seatsHeld ? 'Seats are still held: release them and delete?' : 'Delete this key?'}
-        confirmLabel={seatsHeld ? 'Release seats and delete' : 'Delete key'}
+        title={seatsHeld ? 'Seats are still held: release them and delete?' : 'Delete this license?'}
+        confirmLabel={seatsHeld ? 'Release seats and delete' : 'Delete license'}
         danger
         busy={busy}
         onCancel={() => {
           setDeleteOpen(false);
           setDeleteError(null);
         }}
-        onConfirm={() => void deleteKey(seatsHeld)}
+        onConfirm={() => void deleteLicense(seatsHeld)}
       >
         <p>
           <code>{l.key}</code> is removed for good: applications using it can no longer check out a seat. Its audit history stays.
@@ -205,7 +205,7 @@ function PolicyList({ license: l, productName }: { license: License; productName
     ['Heartbeat interval', fmtDuration(l.heartbeatIntervalSeconds)],
     ['Offline checkout', l.maxOfflineSeconds > 0 ? `Up to ${fmtDuration(l.maxOfflineSeconds)}` : 'Not allowed'],
     ['Max seats offline', l.maxOfflineSeats === null ? 'No cap' : String(l.maxOfflineSeats)],
-    ['Key id', <code key="id">{l.id}</code>],
+    ['License id', <code key="id">{l.id}</code>],
     ['Created', fmtTime(l.createdAt)],
   ];
   if (Object.keys(l.metadata).length > 0) rows.push(['Metadata', <code key="m">{vis(JSON.stringify(l.metadata))}</code>]);
@@ -270,12 +270,12 @@ function Seats({ license, leases, canRelease, onChanged }: { license: License; l
       {leases.length === 0 ? (
         <p className="empty-inline">
           No seat is held. When an application checks out with this key, its device shows here at once.
-          {license.suspended && ' The key is suspended, so checkouts are refused.'}
+          {license.suspended && ' The license is suspended, so checkouts are refused.'}
         </p>
       ) : (
         <div className="table-wrap">
           <table className="table table-cards">
-            <caption className="sr-only">Devices holding seats on this key</caption>
+            <caption className="sr-only">Devices holding seats on this license</caption>
             <thead>
               <tr>
                 <th scope="col">Hostname</th>
@@ -400,12 +400,12 @@ function DevicesSeen({ devices }: { devices: Device[] }) {
       <details>
         <summary>
           <h2 id="devices-h">
-            Every device seen on this key <span className="count">{devices.length}</span>
+            Every device seen on this license <span className="count">{devices.length}</span>
           </h2>
         </summary>
         <div className="table-wrap">
           <table className="table table-cards">
-            <caption className="sr-only">Devices seen on this key, most recently accessed first</caption>
+            <caption className="sr-only">Devices seen on this license, most recently accessed first</caption>
             <thead>
               <tr>
                 <th scope="col">Hostname</th>

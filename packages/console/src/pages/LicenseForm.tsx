@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, type License, type Product } from '../api';
+import { api, ApiError, fieldOf, type CreateLicenseBody, type License, type Product, type UpdateLicenseBody } from '../api';
 import { fmtDuration, isoToLocalInput, localInputToIso } from '../format';
 import { setFlash } from '../flash';
 import { Link, navigate, useLocation } from '../router';
@@ -103,16 +103,17 @@ function errorField(e: unknown): string | null {
   if (!(e instanceof ApiError)) return null;
   const m = /required property '([A-Za-z]+)'/.exec(e.message);
   if (m?.[1]) return m[1];
-  if (e.field) return e.field;
+  const field = fieldOf(e);
+  if (field) return field;
   if (e.code === 'INVALID_POLICY') {
     for (const f of ['heartbeatIntervalSeconds', 'expiresAt', 'trialDays', 'leaseTtlSeconds']) if (e.message.includes(f)) return f;
   }
   return null;
 }
 
-export function KeyForm({ licenseId }: { licenseId?: string }) {
+export function LicenseForm({ licenseId }: { licenseId?: string }) {
   const editing = licenseId !== undefined;
-  useTitle(editing ? 'Edit key' : 'New key');
+  useTitle(editing ? 'Edit license' : 'New license');
   const { onPrem } = useSession(); // on-premise the license file owns the policies (ENTITLEMENT_MANAGED)
   const isAdmin = useCan('admin') && !onPrem;
   const { query } = useLocation();
@@ -146,7 +147,7 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
     try {
       body = toBody(form);
     } catch {
-      setError(new ApiError(0, 'INVALID_JSON', 'Metadata must be a JSON object, for example {"customer": "ACME"}.', null, { field: 'body/metadata' }));
+      setError(new ApiError(0, 'INVALID_JSON', 'Metadata must be a JSON object, for example {"customer": "ACME"}.', undefined, { field: 'body/metadata' }));
       return;
     }
     setBusy(true);
@@ -163,19 +164,20 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
         for (const k of Object.keys(patch)) if (patch[k] === undefined) delete patch[k];
         if (Object.keys(patch).length === 0) {
           setBusy(false);
-          navigate(`/keys/${data.license.id}`);
+          navigate(`/licenses/${data.license.id}`);
           return;
         }
-        const l = await api.updateLicense(data.license.id, patch);
-        setFlash('Key saved.');
-        navigate(`/keys/${l.id}`);
+        // What the form holds goes as typed (a bad value is the server's VALIDATION_FAILED, shown at its field).
+        const l = await api.updateLicense(data.license.id, patch as UpdateLicenseBody);
+        setFlash('License saved.');
+        navigate(`/licenses/${l.id}`);
       } else {
         const create: Record<string, unknown> = { productId: form.productId || undefined };
         for (const [k, v] of Object.entries(body)) if (v !== undefined && v !== null) create[k] = v;
         if (form.noTtl) create.leaseTtlSeconds = null;
-        const l = await api.createLicense(create);
-        setFlash(`Key ${l.key} created. Give it to the customer.`);
-        navigate(`/keys/${l.id}`);
+        const l = await api.createLicense(create as CreateLicenseBody);
+        setFlash(`License ${l.key} created. Give its key to the customer.`);
+        navigate(`/licenses/${l.id}`);
       }
     } catch (err) {
       setError(err);
@@ -191,11 +193,11 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
   if (!isAdmin)
     return (
       <>
-        <PageTitle>{editing ? 'Edit key' : 'New key'}</PageTitle>
+        <PageTitle>{editing ? 'Edit license' : 'New license'}</PageTitle>
         <p className="alert alert-info">
           {onPrem
-            ? 'On this on-premise server the keys and their policies come from the vendor’s license file: load a new file on the License file page to change them.'
-            : 'Creating and editing keys needs the admin role.'}
+            ? 'On this on-premise server the licenses and their policies come from the vendor’s license file: load a new file on the License file page to change them.'
+            : 'Creating and editing licenses needs the admin role.'}
         </p>
       </>
     );
@@ -203,25 +205,25 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
   if (!editing && data.products.length === 0)
     return (
       <>
-        <PageTitle>New key</PageTitle>
+        <PageTitle>New license</PageTitle>
         <p className="alert alert-info">
-          A key belongs to a product, and there is none yet. <Link to="/products">Create a product first.</Link>
+          A license belongs to a product, and there is none yet. <Link to="/products">Create a product first.</Link>
         </p>
       </>
     );
 
   return (
     <>
-      <PageTitle>{editing ? `Edit key ${data.license?.key ?? ''}` : 'New license key'}</PageTitle>
+      <PageTitle>{editing ? `Edit license ${data.license?.key ?? ''}` : 'New license'}</PageTitle>
       {editing && data.license && (
         <p className="lead">
           Changes apply from the next checkout or heartbeat; seats already held keep their current expiry until their next heartbeat.
         </p>
       )}
-      <form className="card form" onSubmit={(e) => void submit(e)} noValidate aria-label={editing ? 'Edit key' : 'New key'}>
+      <form className="card form" onSubmit={(e) => void submit(e)} noValidate aria-label={editing ? 'Edit license' : 'New license'}>
         {error !== null && (
           <div className="form-error" tabIndex={-1}>
-            <ErrorBox error={error} title={editing ? 'The key was not saved' : 'The key was not created'} />
+            <ErrorBox error={error} title={editing ? 'The license was not saved' : 'The license was not created'} />
           </div>
         )}
         <fieldset>
@@ -388,9 +390,9 @@ export function KeyForm({ licenseId }: { licenseId?: string }) {
 
         <div className="actions">
           <button type="submit" className="btn btn-primary" disabled={busy}>
-            {busy ? 'Saving…' : editing ? 'Save changes' : 'Create key'}
+            {busy ? 'Saving…' : editing ? 'Save changes' : 'Create license'}
           </button>
-          <Link to={editing && licenseId ? `/keys/${licenseId}` : '/keys'} className="btn">
+          <Link to={editing && licenseId ? `/licenses/${licenseId}` : '/licenses'} className="btn">
             Cancel
           </Link>
         </div>

@@ -1,0 +1,264 @@
+/**
+ * What one `FloatingLicense` holds, shared by its parts: the seat (the token it runs on,
+ * its state, the license as last seen), the violations it reports, and the steps every
+ * part takes on a grant — verify it, adopt it (keep the token, register this instance,
+ * schedule the lease keeping), check in the instances of dead processes. State-changing
+ * work runs one at a time (`serial`): a heartbeat never races a check-in.
+ */
+import type { EventEmitter } from 'node:events';
+import { hostname as osHostname, userInfo } from 'node:os';
+import { routes, visibleText, type Grant, type LeaseTokenClaims, type LicenseSummary } from '@floatd/protocol';
+import type { Clock } from './clock.js';
+import { FloatingLicenseError, type FloatingLicenseErrorCode } from './errors.js';
+import type { Api } from './http.js';
+import { backoff, type RetryPolicy } from './retry.js';
+import { heldFrom, type Held, type TokenStore } from './tokenStore.js';
+import type { KeyTrust } from './trust.js';
+import { TrustedTime } from './trustedTime.js';
+import type { FloatingLicenseEvents, FloatingLicenseOptions, LicenseState, LicenseStatus, Violation, ViolationCode } from './types.js';
+
+export const isCode = (err: unknown, ...codes: FloatingLicenseErrorCode[]) => err instanceof FloatingLicenseError && codes.includes(err.code);
+
+export function asError(err: unknown): FloatingLicenseError {
+  if (err instanceof FloatingLicenseError) return err;
+  return new FloatingLicenseError('BAD_RESPONSE', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** What the lease keeping offers the session (`leaseKeeper.ts`): timers follow the seat. */
+export interface Scheduler {
+  /** heartbeats (online), the expiry timer and the guard, after a grant */
+  schedule(): void;
+  /** the next contact with the server in `ms` */
+  scheduleContact(ms: number): void;
+  stopTimers(): void;
+}
+
+export class Session {
+  /** Set at start (`FloatingLicense` init): the device fingerprint, the state directory's tokens, the trusted keys. */
+  fingerprint: string | undefined;
+  files: TokenStore | undefined;
+  trust!: KeyTrust;
+  /** Set once at construction, by the lease keeping. */
+  keeper!: Scheduler;
+
+  readonly time: TrustedTime;
+  mode: LicenseState = 'idle';
+  held: Held | undefined;
+  license: LicenseSummary | null = null;
+  instanceCount: number | null = null;
+  heartbeatIntervalSeconds: number | null = null;
+  lastContactAt: number | null = null;
+  reachable = true;
+  /** transient failures in a row (the back-off's attempt) */
+  failures = 0;
+  readonly violations = new Map<ViolationCode, Violation>();
+  /** effective time of the last grant */
+  lastGrantAt = 0;
+  /** the lease this instance is registered with in the state directory */
+  private registeredLease: string | undefined;
+  private lock: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly options: FloatingLicenseOptions,
+    readonly clock: Clock,
+    readonly api: Api,
+    readonly instanceId: string,
+    readonly retry: RetryPolicy,
+    readonly random: () => number,
+    private readonly events: EventEmitter<FloatingLicenseEvents>,
+  ) {
+    this.time = new TrustedTime(clock, (options.clockToleranceSeconds ?? 600) * 1000, {
+      tampered: (message) => this.violate('CLOCK_TAMPERED', message),
+      clockOk: () => this.violations.delete('CLOCK_TAMPERED'),
+    });
+  }
+
+  /** The state directory's files; only after start. */
+  get store(): TokenStore {
+    return this.files!;
+  }
+
+  assertOpen(): void {
+    if (this.mode === 'closed') throw new FloatingLicenseError('CLOSED', 'the license object was closed');
+  }
+
+  /** Runs state-changing work one at a time (a heartbeat never races a check-in). */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves when the work in progress is done. */
+  idle(): Promise<void> {
+    return this.lock.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  emitSafe<K extends keyof FloatingLicenseEvents>(event: K, ...args: FloatingLicenseEvents[K]): void {
+    try {
+      (this.events.emit as (e: string, ...a: unknown[]) => boolean).call(this.events, event, ...args);
+    } catch (err) {
+      // a throwing listener is the application's bug: surface it like any uncaught exception, not inside the SDK's state machine
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+
+  violate(code: ViolationCode, message: string, cause?: FloatingLicenseErrorCode): void {
+    if (this.violations.has(code)) return;
+    const v: Violation = { code, message, at: new Date(this.clock.now()), ...(cause ? { cause } : {}) };
+    this.violations.set(code, v);
+    this.emitSafe('violation', v);
+  }
+
+  /** The seat is back: every violation but a wrong clock is over. */
+  clearViolations(): void {
+    for (const code of [...this.violations.keys()]) if (code !== 'CLOCK_TAMPERED') this.violations.delete(code);
+  }
+
+  /** The trusted time to disk (nothing before start). */
+  persistClock(): Promise<void> {
+    return this.files ? this.files.persistClock() : Promise.resolve();
+  }
+
+  /** Whether a token ran out by the trusted time (a token is held only after start). */
+  expired(held: Held): boolean {
+    return this.store.expired(held);
+  }
+
+  isValid(): boolean {
+    const held = this.held;
+    return !!held && (this.mode === 'online' || this.mode === 'offline' || this.mode === 'cached') && !this.expired(held);
+  }
+
+  status(): LicenseStatus {
+    const held = this.held;
+    const date = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms));
+    return {
+      state: this.mode,
+      valid: this.isValid(),
+      leaseId: held?.claims.lse ?? null,
+      deviceId: held?.claims.dev ?? null,
+      instanceId: this.instanceId,
+      fingerprint: this.fingerprint ?? null,
+      leaseExpiresAt: date(held?.expiresAt),
+      offline: held?.claims.offline ?? false,
+      offlineExpiresAt: date(held?.offlineExpiresAt),
+      lastContactAt: date(this.lastContactAt),
+      serverReachable: this.reachable,
+      seatsUsed: this.license?.seatsUsed ?? null,
+      seatsTotal: this.license?.seatsTotal ?? null,
+      instances: this.instanceCount,
+      heartbeatIntervalSeconds: this.heartbeatIntervalSeconds,
+      violations: [...this.violations.keys()],
+      license: this.license,
+      token: held?.token ?? null,
+    };
+  }
+
+  /** Who asks: the device, this instance, and (escaped) host, user and application version. */
+  meta() {
+    const host = this.options.hostname === undefined ? osHostname() : this.options.hostname;
+    let user = this.options.user;
+    if (user === undefined) {
+      try {
+        user = userInfo().username;
+      } catch {
+        user = null;
+      }
+    }
+    return {
+      fingerprint: this.fingerprint!,
+      instanceId: this.instanceId,
+      // The server refuses control characters and bidi overrides in identity text (protocol/text.ts); an odd
+      // host or user name from the OS is sent with them escaped rather than cost the checkout.
+      ...(host ? { hostname: visibleText(host).slice(0, 255) } : {}),
+      ...(user ? { user: visibleText(user).slice(0, 255) } : {}),
+      ...(this.options.appVersion ? { appVersion: visibleText(this.options.appVersion).slice(0, 64) } : {}),
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // grants and tokens
+
+  async requestCheckout(): Promise<{ grant: Grant; claims: LeaseTokenClaims; created: boolean }> {
+    const r = await this.api.request(routes.client.checkout, { body: this.meta() });
+    const claims = await this.verifyGrant(r.body, {});
+    return { grant: r.body, claims, created: r.status === 201 };
+  }
+
+  async verifyGrant(g: Grant, expect: { leaseId?: string; offline?: boolean }): Promise<LeaseTokenClaims> {
+    if (!g || typeof g !== 'object' || typeof g.token !== 'string' || !g.lease || typeof g.lease.id !== 'string') {
+      throw new FloatingLicenseError('BAD_RESPONSE', 'the grant is not a floatd grant');
+    }
+    const claims = await this.trust.verify(g.token, {
+      fingerprint: this.fingerprint!,
+      instanceId: this.instanceId,
+      leaseId: expect.leaseId ?? g.lease.id,
+      ...(expect.offline !== undefined ? { offline: expect.offline } : {}),
+    });
+    if (claims.lse !== g.lease.id) throw new FloatingLicenseError('TOKEN_MISMATCH', 'the grant and its token name different leases');
+    return claims;
+  }
+
+  /** Takes a verified grant: keeps its token, persists it, schedules heartbeats and the expiry. */
+  async adopt(grant: Grant, claims: LeaseTokenClaims): Promise<void> {
+    this.time.observeServerTime(claims.iat * 1000);
+    const receivedAt = this.time.effectiveNow();
+    this.held = heldFrom(grant.token, claims, receivedAt, this.instanceId);
+    this.lastGrantAt = receivedAt;
+    this.mode = claims.offline ? 'offline' : 'online';
+    this.license = grant.license;
+    this.instanceCount = grant.lease.instances;
+    this.heartbeatIntervalSeconds = claims.hbi;
+    this.lastContactAt = this.clock.now();
+    this.reachable = true;
+    this.failures = 0;
+    await this.store.keep(grant.token, claims, receivedAt);
+    if (this.registeredLease !== claims.lse) {
+      await this.store.state.registerInstance({ instanceId: this.instanceId, pid: process.pid, leaseId: claims.lse, startedAt: this.clock.now() });
+      this.registeredLease = claims.lse;
+    }
+    this.keeper.schedule();
+    await this.persistClock();
+  }
+
+  /** Runs on a token an earlier run stored (offline lease, or the last online lease while unreachable). */
+  adoptStored(s: { held: Held }, mode: 'offline' | 'cached'): void {
+    this.held = s.held;
+    this.mode = mode;
+    this.heartbeatIntervalSeconds = s.held.claims.hbi;
+    this.keeper.schedule();
+    if (mode === 'cached') this.keeper.scheduleContact(backoff(1, this.retry, this.random));
+  }
+
+  /** This instance is no longer registered with a lease in the state directory. */
+  unregistered(): void {
+    this.registeredLease = undefined;
+  }
+
+  /** Checks in instances this state directory started whose process is gone (crashes, closed laptops). */
+  async cleanupOrphans(): Promise<void> {
+    if (this.options.cleanupOrphans === false) return;
+    const state = this.store.state;
+    for (const e of await state.instances()) {
+      if (e.alive || e.instanceId === this.instanceId) continue;
+      if (!e.leaseId) {
+        await state.unregisterInstance(e.instanceId);
+        continue;
+      }
+      try {
+        const r = await this.api.call(routes.client.checkin, { params: { leaseId: e.leaseId }, body: { instanceId: e.instanceId } });
+        if (e.leaseId === this.held?.claims.lse) this.instanceCount = r.instances;
+        await state.unregisterInstance(e.instanceId);
+      } catch (err) {
+        if (isCode(err, 'LEASE_NOT_FOUND')) await state.unregisterInstance(e.instanceId);
+        // anything else: try again on the next grant
+      }
+    }
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * `floatd licenses …` (old name `keys`, kept as an alias): the license records, their policy,
+ * suspension and deletion.
+ */
+import { Option, type Command } from 'commander';
+import * as protocol from '@floatd/protocol';
+import { CliError, EXIT } from './http.js';
+import { arg, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
+import { jsonObject, NONE, orNone, timestamp, wholeNumber } from './parsers.js';
+import { keyValues, out, printJson, table } from './output.js';
+
+type License = protocol.License;
+const A = protocol.routes.admin;
+
+function ttl(s: number | null): string {
+  return s === null ? 'none' : `${s}s`;
+}
+function licenseTable(items: License[]): string {
+  return table(
+    ['ID', 'PRODUCT', 'KEY', 'MODEL', 'SEATS', 'OFFLINE', 'EXPIRES', 'STATE'],
+    items.map((l) => [l.id, l.productId, l.key, l.model, `${l.seatsUsed}/${l.seats}`, l.seatsOffline, l.expiresAt, l.suspended ? 'suspended' : 'active']),
+  );
+}
+function licenseBlock(l: License): string {
+  return keyValues([
+    ['id', l.id],
+    ['product', l.productId],
+    ['key', l.key],
+    ['state', l.suspended ? 'suspended' : 'active'],
+    ['model', l.model],
+    ['seats used', `${l.seatsUsed}/${l.seats}`],
+    ['seats offline', l.seatsOffline],
+    ['expires', l.expiresAt],
+    ['trial days', l.trialDays],
+    ['trial started', l.trialStartedAt],
+    ['lease ttl', ttl(l.leaseTtlSeconds)],
+    ['heartbeat', `${l.heartbeatIntervalSeconds}s`],
+    ['max offline', `${l.maxOfflineSeconds}s`],
+    ['max offline seats', l.maxOfflineSeats],
+    ['max instances', l.maxInstancesPerDevice],
+    ['counting', l.counting],
+    ['metadata', JSON.stringify(l.metadata)],
+    ['created', l.createdAt],
+    ['updated', l.updatedAt],
+  ]);
+}
+
+function policyOptions(cmd: Command, create: boolean): Command {
+  if (create) cmd.requiredOption('--seats <n>', 'number of seats (1-1000000)', wholeNumber('--seats', 1));
+  else cmd.option('--seats <n>', 'number of seats (1-1000000)', wholeNumber('--seats', 1));
+  return cmd
+    .addOption(new Option('--model <model>', 'license model (default permanent)').choices(['permanent', 'subscription', 'trial']))
+    .option('--expires-at <time|none>', 'subscription end, ISO 8601 (UTC if no zone is given for a date)', orNone(timestamp))
+    .option('--trial-days <n|none>', 'trial length in days, counted from the first checkout', orNone(wholeNumber('--trial-days', 1)))
+    .option('--lease-ttl <s|none>', 'lease lifetime without a heartbeat in seconds, or none (default 900)', orNone(wholeNumber('--lease-ttl', 1)))
+    .option('--heartbeat <s>', 'heartbeat interval told to clients, seconds (default TTL/3)', wholeNumber('--heartbeat', 1))
+    .option('--max-offline <s>', 'longest offline checkout in seconds; 0 forbids it (default 0)', wholeNumber('--max-offline'))
+    .option('--max-offline-seats <n|none>', 'cap on seats offline at once (default none)', orNone(wholeNumber('--max-offline-seats')))
+    .option('--max-instances <n>', 'instances per device (default 10)', wholeNumber('--max-instances', 1))
+    .addOption(new Option('--counting <mode>', 'seat counting (default per-device)').choices(['per-device', 'per-instance']))
+    .option('--metadata <json>', 'a JSON object stored with the license (replaces the old one)', jsonObject);
+}
+
+/** The API field each policy flag sets: an error about a field is reported with the flag that set it. */
+const POLICY_FLAGS: [string, string, string][] = [
+  ['seats', 'seats', '--seats'],
+  ['model', 'model', '--model'],
+  ['expiresAt', 'expiresAt', '--expires-at'],
+  ['trialDays', 'trialDays', '--trial-days'],
+  ['leaseTtl', 'leaseTtlSeconds', '--lease-ttl'],
+  ['heartbeat', 'heartbeatIntervalSeconds', '--heartbeat'],
+  ['maxOffline', 'maxOfflineSeconds', '--max-offline'],
+  ['maxOfflineSeats', 'maxOfflineSeats', '--max-offline-seats'],
+  ['maxInstances', 'maxInstancesPerDevice', '--max-instances'],
+  ['counting', 'counting', '--counting'],
+  ['metadata', 'metadata', '--metadata'],
+];
+
+/**
+ * Rewrites the API field names in a refusal (`expiresAt`, `body/seats`) into the flags that set them, so
+ * `--expires-at is only for subscriptions` reads as the command line was typed. Plain words (seats,
+ * model) are rewritten only as a validation path (`body/seats`): in a sentence they are just words.
+ */
+async function policyRequest<T>(request: () => Promise<T>): Promise<T> {
+  try {
+    return await request();
+  } catch (err) {
+    const answer = err instanceof CliError ? err.answer : undefined;
+    if (!(err instanceof CliError) || !answer || (answer.code !== 'INVALID_POLICY' && answer.code !== 'VALIDATION_FAILED')) throw err;
+    let message = err.message;
+    for (const [, field, flag] of POLICY_FLAGS) {
+      const pattern = /[A-Z]/.test(field) ? `(?:/?body/)?\\b${field}\\b` : `/?body/${field}\\b`;
+      message = message.replace(new RegExp(pattern, 'g'), flag);
+    }
+    if (message === err.message) throw err;
+    throw CliError.refused(answer, message);
+  }
+}
+
+function policyBody(options: Record<string, unknown>): Record<string, unknown> {
+  const map: [string, string][] = [
+    ['seats', 'seats'],
+    ['model', 'model'],
+    ['expiresAt', 'expiresAt'],
+    ['trialDays', 'trialDays'],
+    ['leaseTtl', 'leaseTtlSeconds'],
+    ['heartbeat', 'heartbeatIntervalSeconds'],
+    ['maxOffline', 'maxOfflineSeconds'],
+    ['maxOfflineSeats', 'maxOfflineSeats'],
+    ['maxInstances', 'maxInstancesPerDevice'],
+    ['counting', 'counting'],
+    ['metadata', 'metadata'],
+  ];
+  const body: Record<string, unknown> = {};
+  for (const [opt, field] of map) if (options[opt] !== undefined) body[field] = options[opt] === NONE ? null : options[opt];
+  return body;
+}
+
+export function registerLicenses(program: Command, kit: CommandKit): void {
+  // `keys` was this group's first name: scripts and notes that use it keep working.
+  const g = kit.group(program, 'licenses', 'manage licenses (what a customer bought: seats, model, policy; each has a license key)').alias('keys');
+  pagingOptions(
+    kit.leaf(g, 'list', 'list licenses, oldest first', async (ctx) => {
+      const product = ctx.opts.product === undefined ? undefined : await productRef(ctx, ctx.opts.product as string);
+      const page = await list(ctx, A.listLicenses, { productId: product });
+      if (ctx.json) return printJson(page);
+      out(licenseTable(page.items));
+      morePages(page);
+    }).option('--product <product>', "only this product's licenses (its prd_… id or its name)"),
+  );
+  policyOptions(
+    kit.leaf(g, 'create', 'create a license (the server generates its key)', async (ctx) => {
+      const body = { productId: await productRef(ctx, ctx.opts.product as string), ...policyBody(ctx.opts) };
+      show(ctx, (await policyRequest(() => ctx.client.call(A.createLicense, { body: body as protocol.CreateLicense }))).body, licenseBlock);
+    }).requiredOption('--product <product>', 'the product that owns the license (its prd_… id or its name)'),
+    true,
+  );
+  kit.leaf(g, 'show <license>', 'show one license (its key or its lic_… id)', async (ctx) => {
+    show(ctx, (await ctx.client.call(A.getLicense, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } })).body, licenseBlock);
+  });
+  policyOptions(
+    kit.leaf(g, 'update <license>', "change a license's policy (only the options given; none clears a field)", async (ctx) => {
+      const body = policyBody(ctx.opts);
+      if (Object.keys(body).length === 0) throw new CliError('licenses update needs at least one option to change (see floatd licenses update --help)', EXIT.usage);
+      const id = await licenseRef(ctx, arg(ctx, 0));
+      show(ctx, (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as protocol.UpdateLicense }))).body, licenseBlock);
+    }),
+    false,
+  );
+  for (const [verb, done, what] of [
+    ['suspend', 'suspended', 'suspend a license: checkouts and heartbeats are refused, held leases stay'],
+    ['resume', 'resumed', 'lift a suspension'],
+  ] as const) {
+    kit.leaf(g, `${verb} <license>`, what, async (ctx) => {
+      const res = await ctx.client.call(verb === 'suspend' ? A.suspendLicense : A.resumeLicense, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } });
+      show(ctx, res.body, (l) => `${done} ${l.id} (${l.key})`);
+    });
+  }
+  kit.leaf(g, 'delete <license>', 'delete a license, by its key or lic_… id (refused while seats are held, unless --force)', async (ctx) => {
+    const id = await licenseRef(ctx, arg(ctx, 0));
+    const res = await ctx.client.call(A.deleteLicense, { params: { licenseId: id }, query: ctx.opts.force === true ? { force: true } : {} });
+    show(ctx, res.body, (b) => `deleted ${id}; released ${b.released} lease(s)`);
+  }).option('--force', 'release every held seat, then delete');
+}

@@ -1,0 +1,37 @@
+/**
+ * Option value parsers of the admin commands: a bad value is commander's error, exit code 2,
+ * before any request is sent.
+ */
+import { InvalidArgumentError } from 'commander';
+
+export function wholeNumber(what: string, min = 0) {
+  return (v: string): number => {
+    if (!/^\d{1,15}$/.test(v.trim())) throw new InvalidArgumentError(`${what} must be a whole number.`);
+    const n = Number(v.trim());
+    if (n < min) throw new InvalidArgumentError(`${what} must be at least ${min}.`);
+    return n;
+  };
+}
+/** `none` clears a nullable field. Commander turns a parser's `null` into '', hence a marker, mapped to null in policyBody. */
+export const NONE = Symbol('none');
+export function orNone<T>(parse: (v: string) => T) {
+  return (v: string): T | typeof NONE => (v.trim().toLowerCase() === 'none' ? NONE : parse(v));
+}
+export function timestamp(v: string): string {
+  const s = v.trim();
+  // A date alone (2027-01-31) is taken as midnight UTC; a date-time needs a zone (Z or +02:00).
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/i.test(s) || Number.isNaN(Date.parse(s))) {
+    throw new InvalidArgumentError('expected an ISO 8601 time with a zone, e.g. 2027-01-31T00:00:00Z, or a date 2027-01-31 (UTC).');
+  }
+  return new Date(s).toISOString();
+}
+export function jsonObject(v: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v);
+  } catch {
+    throw new InvalidArgumentError('expected a JSON object, e.g. \'{"customer":"ACME"}\'.');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON object.');
+  return parsed as Record<string, unknown>;
+}

@@ -6,8 +6,8 @@
  */
 import { pathOf, routes } from '@floatd/protocol';
 
-/** A change the server announced, or `resync` after a reconnect (whatever was missed must be read again). */
-export type ChangeEvent = routes.admin.ChangeEvent | { kind: 'resync'; licenseId: null; at: string };
+/** A change the server announced, or `resync` (after a reconnect of the stream or of the server's own change feed: whatever was missed must be read again). */
+export type ChangeEvent = routes.admin.ChangeEvent;
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 
 /** The server sends `: ping` every 15 s; silence for this long means a dead connection. */

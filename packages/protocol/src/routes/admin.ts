@@ -121,9 +121,9 @@ export const licenseUsage = route({
   responses: { 200: W.Obj({ items: Type.Array(W.UsageHour), peakSeats: Type.Integer(), denials: Type.Integer(), checkouts: Type.Integer() }) },
   errors: ['LICENSE_NOT_FOUND'],
 });
-/** The data of one `change` event of the admin event stream (`events`). */
+/** The data of one `change` event of the admin event stream (`events`); `resync`: changes may have been missed, reload. */
 export const ChangeEvent = W.Obj({
-  kind: Type.Union([Type.Literal('seats'), Type.Literal('denied'), Type.Literal('license')]),
+  kind: Type.Union([Type.Literal('seats'), Type.Literal('denied'), Type.Literal('license'), Type.Literal('resync')]),
   licenseId: Type.Union([W.LicenseId, Type.Null()]),
   at: W.Timestamp,
 });

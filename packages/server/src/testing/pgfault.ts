@@ -205,6 +205,8 @@ export interface LoadReport {
   /** when each committed write was acknowledged (a checkout's 201, a check-in's 2xx): a batched heartbeat's 200 proves no write */
   writesAt: number[];
   recoveries: { from: number; at: number }[];
+  /** other answers (a 404 of a check-in retried after its 503 had committed, …), by status and code */
+  other: Record<string, number>;
 }
 
 /**
@@ -226,6 +228,7 @@ export function runDevices(url: () => string, key: string, devices: number, opts
     lastUnavailableAt: 0,
     writesAt: [],
     recoveries: [],
+    other: {},
   };
   let stopping = false;
   let inOutage: number | undefined;
@@ -253,6 +256,10 @@ export function runDevices(url: () => string, key: string, devices: number, opts
       inOutage ??= Date.now();
     } else if (a.status === 409 && a.body?.error?.code === 'NO_SEATS_AVAILABLE') report.noSeats++;
     else if (a.status >= 500) report.wrong.push(`${path} → ${a.status} ${JSON.stringify(a.body)}`);
+    else {
+      const k = `${a.status} ${a.body?.error?.code ?? ''}`;
+      report.other[k] = (report.other[k] ?? 0) + 1;
+    }
     return a;
   };
   const device = async (i: number) => {

@@ -1,5 +1,6 @@
 /** Domain values → wire shapes (ISO times, no internal fields). */
 import type * as W from '@floatd/protocol';
+import { licenseEndsAt } from '../domain/policy.js';
 import type { AdminToken, Lease, License, Product } from '../domain/types.js';
 import type { DeviceView, LeaseView, StoredAudit, UsageRow } from '../store/port.js';
 import type { SignedGrant } from '../service/licensing.js';
@@ -37,12 +38,12 @@ export function licenseView(l: License): W.License {
 }
 
 export function summaryView(l: License, now: number): W.LicenseSummary {
-  const end = l.model === 'trial' && l.trialDays !== null ? (l.trialStartedAt ?? now) + l.trialDays * 86_400_000 : l.expiresAt;
   return {
     id: l.id,
     productId: l.productId,
     model: l.model,
-    expiresAt: isoOrNull(end),
+    // the license's end as the gate sees it: a trial's end, and never past an on-premise license file's end
+    expiresAt: isoOrNull(licenseEndsAt(l, now)),
     seatsTotal: l.seats,
     seatsUsed: l.seatsUsed,
     seatsOffline: l.seatsOffline,

@@ -3,7 +3,7 @@
  * actions (force release). Writes go through a store transaction with an audit
  * entry naming the actor.
  */
-import type { CreateLicense, CreateProduct, UpdateLicense, UpdateProduct } from '@floatd/protocol';
+import { RELEASE_REASONS, type CreateLicense, type CreateProduct, type UpdateLicense, type UpdateProduct } from '@floatd/protocol';
 import type { Clock } from '../domain/clock.js';
 import type { Effect } from '../domain/effects.js';
 import { checkPolicy, policyFromCreate, policyWithPatch } from '../domain/policy.js';
@@ -158,7 +158,7 @@ export class CatalogueService {
       await tx.apply(d.effects);
       return d.result;
     });
-    if (result.ok) this.metrics.released.inc({ reason: 'force-release' });
+    if (result.ok) this.metrics.released.inc({ reason: RELEASE_REASONS.FORCE_RELEASE });
     return result;
   }
 }

@@ -3,6 +3,7 @@
  * network). Runs on a timer (the reclaimer job) and on demand ("reclaim now").
  * One transaction per license and batch, so a big sweep never holds the lock long.
  */
+import { RELEASE_REASONS } from '@floatd/protocol';
 import type { Clock } from '../domain/clock.js';
 import { decideReclaim, type Reclaimed } from '../domain/seats.js';
 import type { Store } from '../store/port.js';
@@ -65,7 +66,7 @@ export class ReclaimService {
     }
     if (total.freed.length) {
       this.metrics.reclaimed.inc(total.freed.length);
-      this.metrics.released.inc({ reason: 'expired' }, total.freed.length);
+      this.metrics.released.inc({ reason: RELEASE_REASONS.EXPIRED }, total.freed.length);
     }
     return { ...total, ranAt: now };
   }

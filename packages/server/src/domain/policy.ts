@@ -8,6 +8,10 @@ import { fail, ok, type DomainError, type Result } from './result.js';
 
 const DAY_MS = 86_400_000;
 
+/** The one answer for a missing, malformed or unknown key: no answer tells them apart, so keys cannot be enumerated. */
+export const INVALID_KEY_MESSAGE = 'this license key is not known to this server';
+export const invalidKey = <T>(): Result<T> => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
+
 export const DEFAULT_LEASE_TTL_SECONDS = 900;
 export const DEFAULT_MAX_INSTANCES_PER_DEVICE = 10;
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ClockFence } from '../service/clockFence.js';
 import type { Clock } from '../domain/clock.js';
-import type { KeyRing } from '../keys.js';
+import type { KeyRing } from '../keys/ring.js';
 import type { AdminAuth } from '../service/auth.js';
 import type { CatalogueService } from '../service/catalogue.js';
 import type { LicensingService } from '../service/licensing.js';

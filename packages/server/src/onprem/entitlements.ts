@@ -20,7 +20,7 @@ import type { License } from '../domain/types.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ServerClockGuard } from '../service/serverClock.js';
-import { INVALID_KEY_MESSAGE } from '../service/licensing.js';
+import { INVALID_KEY_MESSAGE } from '../domain/policy.js';
 import type { ServerIdentity } from './identity.js';
 import type { SealedState } from './sealedState.js';
 import { policyOf, readLicenseFile, type FileLicense, type LicenseFilePayload, type VerifiedLicenseFile } from './licenseFile.js';

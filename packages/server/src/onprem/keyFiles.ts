@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { KeyObject } from 'node:crypto';
-import { generateSigningKey, keyId, privateKeyFrom, publicKeyFrom } from './signed.js';
+import { generateSigningKey, keyId, privateKeyFrom, publicKeyFrom } from '../keys/documents.js';
 
 /** Where a vendor's build puts its public key so its on-premise servers need no flag. */
 export const BAKED_VENDOR_KEY = fileURLToPath(new URL('../../vendor-public-key.pem', import.meta.url));

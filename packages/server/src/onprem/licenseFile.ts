@@ -18,7 +18,7 @@ import { checkPolicy, policyFromCreate } from '../domain/policy.js';
 import { fail, ok, type Result } from '../domain/result.js';
 import type { LicensePolicy } from '../domain/types.js';
 import { newId, newLicenseKey } from '../ids.js';
-import { parseDocument, signDocument, verifyDocument, type Envelope, type Signer } from './signed.js';
+import { parseDocument, signDocument, verifyDocument, type Envelope, type Signer } from '../keys/documents.js';
 
 export const LICENSE_FILE_FORMAT = 'floatd-license-file/1' as const;
 const DAY_MS = 86_400_000;

@@ -11,7 +11,7 @@ import { fail, ok, type Result } from '../domain/result.js';
 import { decideRelease, decideReleaseAll } from '../domain/seats.js';
 import type { AuditEntry, License, Product } from '../domain/types.js';
 import { newId, newLicenseKey } from '../ids.js';
-import type { KeyRing } from '../keys.js';
+import type { KeyRing } from '../keys/ring.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import { countedLicense } from './seatCounters.js';

@@ -1,7 +1,7 @@
 /**
  * Cluster clock fence: nodes on one PostgreSQL database decide expiries with their own
  * clocks, so those clocks must agree with the database's. Each node measures its offset
- * from the database clock (`jobs/nodes.ts`, every few seconds and once before it
+ * from the database clock (`store/postgres/nodes.ts`, every few seconds and once before it
  * listens); while the offset is past `MAX_CLOCK_OFFSET_MS` the node is fenced: it grants
  * and renews nothing (`NODE_CLOCK_SKEWED`, 503, so a load balancer retries elsewhere),
  * its reclaimer frees nothing, and `/readyz` answers 503 — until a measurement is back

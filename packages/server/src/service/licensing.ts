@@ -6,7 +6,7 @@
 import { COUNTING_MODES, RELEASE_REASONS, type CheckoutRequest, type OfflineCheckoutRequest, type SyncRequest } from '@floatd/protocol';
 import { fingerprintHash } from '@floatd/protocol/fingerprint';
 import type { Clock } from '../domain/clock.js';
-import { tokenExpiry } from '../domain/policy.js';
+import { invalidKey, tokenExpiry } from '../domain/policy.js';
 import { fail, ok, type DomainError, type Result } from '../domain/result.js';
 import {
   decideCheckin,
@@ -25,7 +25,7 @@ import {
 } from '../domain/seats.js';
 import type { License } from '../domain/types.js';
 import { newId } from '../ids.js';
-import type { KeyRing } from '../keys.js';
+import type { KeyRing } from '../keys/ring.js';
 import type { Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
@@ -44,10 +44,6 @@ export interface SignedGrant {
   serverTime: number;
 }
 
-/** One message for a missing, malformed or unknown key, so the answer never tells a near miss from a real key. */
-/** The one answer for a missing, malformed or unknown key: no answer tells them apart, so keys cannot be enumerated. */
-export const INVALID_KEY_MESSAGE = 'this license key is not known to this server';
-const invalidKey = () => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
 
 /**
  * What stands between a license record and a seat decision besides the domain:

@@ -1,6 +1,6 @@
 /**
  * Reclamation: frees seats whose holder went silent (crash, sleep, lost
- * network). Runs on a timer (the reclaimer job) and on demand ("reclaim now").
+ * network). Runs on a timer (the reclaimer job, jobs/reclaimer.ts) and on demand ("reclaim now").
  * One transaction per license and batch, so a big sweep never holds the lock long.
  */
 import { RELEASE_REASONS } from '@floatd/protocol';
@@ -70,24 +70,4 @@ export class ReclaimService {
     }
     return { ...total, ranAt: now };
   }
-}
-
-/** The background reclaimer: a sweep every `intervalSeconds` on the leader node, never two at once. */
-export function startReclaimer(
-  service: ReclaimService,
-  intervalSeconds: number,
-  onError: (err: unknown) => void,
-  leadership: { isLeader(): boolean } = { isLeader: () => true },
-): { stop(): Promise<void> } {
-  let current: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    if (leadership.isLeader()) current = service.sweep('reclaimer').catch(onError);
-  }, intervalSeconds * 1000);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await current;
-    },
-  };
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../domain/clock.js';
 import { SeatGuardError } from '../domain/effects.js';
-import { KeyRing, memoryKeyPersistence } from '../keys.js';
+import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
 import { CatalogueService } from '../service/catalogue.js';
 import { LicensingService } from '../service/licensing.js';
 import { createMetrics } from '../service/metrics.js';

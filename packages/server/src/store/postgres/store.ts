@@ -23,6 +23,10 @@ import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { assertDriverPatched, reconnectBackoff } from './driver.js';
+import type { KeyPersistence, Leadership, Membership, NodeRow } from '../cluster.js';
+import { pgKeyPersistence } from './keys.js';
+import { pgLeadership } from './leadership.js';
+import { clockOffset, listNodes, reportNode } from './nodes.js';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
 const CHANNEL = 'floatd_changes';
@@ -82,7 +86,8 @@ export class PostgresStore implements Store {
   private listening: Promise<unknown> | undefined;
 
   private constructor(
-    readonly sql: postgres.Sql,
+    /** the pool; nothing outside store/postgres/ reaches it (the cluster ports below are how) */
+    private readonly sql: postgres.Sql,
     private readonly url?: string,
   ) {
     // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS).
@@ -90,6 +95,39 @@ export class PostgresStore implements Store {
       const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
       (this as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => settleWithin(read(...args), TRANSACTION_DEADLINE_MS);
     }
+  }
+
+  // --- the cluster ports (store/cluster.ts), in this database ---
+
+  /** Who runs the background jobs: the holder of the advisory lock `name`, on a connection of its own to `url`. */
+  static leadership(url: string, name: string, opts: { retryMs?: number; onChange?: (leader: boolean) => void } = {}): Leadership {
+    return pgLeadership(connect(url, 1), name, opts);
+  }
+
+  /** The signing key ring, shared by every node, its private keys sealed with `encryptionKey`. */
+  keyPersistence(encryptionKey: Buffer): KeyPersistence {
+    return pgKeyPersistence(this.sql, encryptionKey);
+  }
+
+  /** Records this node in the node registry every `everyMs`, each time measuring its clock offset (`onOffset`). */
+  reportNode(version: string, isLeader: () => boolean, everyMs?: number, onOffset?: (offsetMs: number, rttMs: number) => void): Membership & { id: string } {
+    return reportNode(this.sql, version, isLeader, everyMs, onOffset);
+  }
+
+  /** The nodes as they last recorded themselves, oldest start first. */
+  listNodes(): Promise<NodeRow[]> {
+    return listNodes(this.sql);
+  }
+
+  /** This machine's clock minus the database's, ms. */
+  clockOffset(): Promise<number> {
+    return clockOffset(this.sql);
+  }
+
+  /** The PostgreSQL server's version and the highest schema migration applied. */
+  async versions(): Promise<{ server: string; schema: number }> {
+    const [v] = await this.sql`SELECT current_setting('server_version') AS v, (SELECT MAX(version)::int FROM schema_migrations) AS schema`;
+    return { server: String(v!.v), schema: Number(v!.schema) };
   }
 
   /** Connects, applies pending migrations under an advisory lock, and starts listening for changes. */

@@ -16,6 +16,7 @@ import { openStore } from './store/open.js';
 import { startRetention } from './jobs/retention.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
+import { OverviewService } from './service/overview.js';
 import { LicensingService } from './service/licensing.js';
 import { LicenseQueue, countPoolWaits, licenseConcurrency } from './service/licenseQueue.js';
 import { createMetrics } from './service/metrics.js';
@@ -172,6 +173,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         new LicenseQueue(licenseConcurrency(config), metrics),
       ),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
+      overview: new OverviewService(store, clock),
       clockGuard,
       entitlements,
       identity,

@@ -7,6 +7,7 @@ import type { CatalogueService } from '../service/catalogue.js';
 import type { LicensingService } from '../service/licensing.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ReclaimService } from '../service/reclaim.js';
+import type { OverviewService } from '../service/overview.js';
 import type { Store } from '../store/port.js';
 import type { StorageHealth } from '../store/errors.js';
 import type { AdminToken } from '../domain/types.js';
@@ -24,6 +25,8 @@ export interface AppContext {
   licensing: LicensingService;
   catalogue: CatalogueService;
   reclaim: ReclaimService;
+  /** the dashboard join and usage totals */
+  overview: OverviewService;
   metrics: Metrics;
   clockGuard: ServerClockGuard;
   /** on-prem: the license file in force */

@@ -17,6 +17,7 @@ import { iso } from '../views.js';
 import { activationRequest, usageReport } from '../../onprem/reports.js';
 import type { EntitlementService } from '../../onprem/entitlements.js';
 import type { VendorService } from '../../onprem/vendor.js';
+import { activateWithVendor, uploadUsageToVendor } from '../../onprem/vendorClient.js';
 
 export const DOC_BODY_LIMIT = W.routes.DOC_BODY_LIMIT;
 const R = W.routes.onprem;
@@ -30,35 +31,6 @@ function onPremOnly(ctx: AppContext): { entitlements: EntitlementService; identi
 function vendorOnly(ctx: AppContext): VendorService {
   if (!ctx.vendor) throw new ApiError('VENDOR_KEY_NOT_CONFIGURED', 'this server has no vendor private key (floatd serve --vendor-private-key FILE)');
   return ctx.vendor;
-}
-
-/** Calls the vendor's floatd; any failure is ACTIVATION_FAILED with the vendor's own code and message when it gave one. */
-async function callVendor(url: string, r: W.RouteSpec, init: { headers?: Record<string, string>; body: unknown }): Promise<any> {
-  const path = W.pathOf(r);
-  let base: URL;
-  try {
-    base = new URL(url);
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http(s)');
-  } catch {
-    throw new ApiError('VALIDATION_FAILED', `vendorUrl "${url}" is not an http(s) URL`, { field: 'body/vendorUrl' });
-  }
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, base), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...init.headers },
-      body: JSON.stringify(init.body),
-      signal: AbortSignal.timeout(15_000),
-    });
-  } catch (err) {
-    throw new ApiError('ACTIVATION_FAILED', `the vendor server at ${base.origin} could not be reached: ${(err as Error).message}`);
-  }
-  const body = (await res.json().catch(() => undefined)) as any;
-  if (!res.ok) {
-    const e = body?.error;
-    throw new ApiError('ACTIVATION_FAILED', `the vendor server refused: ${e?.code ?? res.status} ${e?.message ?? ''}`.trim(), { vendorCode: e?.code ?? null });
-  }
-  return body;
 }
 
 export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
@@ -92,12 +64,8 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   });
   handle(app, R.activate, async (req) => {
     const { entitlements, identity } = onPremOnly(ctx);
-    const answer = await callVendor(req.body.vendorUrl, W.routes.onprem.vendorActivate, {
-      headers: { authorization: `Activation ${req.body.activationKey}` },
-      body: { request: activationRequest(identity, ctx.clock.now(), ctx.version) },
-    });
-    if (!answer || typeof answer.licenseFile !== 'object') throw new ApiError('ACTIVATION_FAILED', 'the vendor server answered without a license file');
-    const r = unwrap(await entitlements.load(JSON.stringify(answer.licenseFile), actor(req), 'activation'));
+    const licenseFile = unwrap(await activateWithVendor(req.body.vendorUrl, req.body.activationKey, activationRequest(identity, ctx.clock.now(), ctx.version)));
+    const r = unwrap(await entitlements.load(JSON.stringify(licenseFile), actor(req), 'activation'));
     return { loaded: r.summary, unchanged: r.unchanged };
   });
 
@@ -117,7 +85,7 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   handle(app, R.sendUsageReport, async (req) => {
     const { file, doc } = await report(req.body ?? {});
     if (!file.vendorUrl) throw new ApiError('ACTIVATION_FAILED', `the license file names no vendorUrl: export the report (${W.routeName(R.usageReport)}) and hand it to the vendor`);
-    await callVendor(file.vendorUrl, W.routes.onprem.vendorUsageUpload, { body: { report: doc } });
+    unwrap(await uploadUsageToVendor(file.vendorUrl, doc));
     return { sent: true, vendorUrl: file.vendorUrl };
   });
 

@@ -164,10 +164,6 @@ export class PostgresStore implements Store {
         const r = await one(sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`);
         return r && toLicense(r);
       },
-      licenseByKey: async (key) => {
-        const r = await one(sql`SELECT * FROM licenses WHERE key = ${key}`);
-        return r && toLicense(r);
-      },
       lockLicense: async (id) => {
         const r = await one(sql`SELECT * FROM licenses WHERE id = ${id} FOR UPDATE`);
         return r && toLicense(r);

@@ -229,10 +229,6 @@ export class SqliteStore implements Store {
         const r = s.licenseByKey.get(key) as Row | undefined;
         return r && toLicense(r);
       },
-      licenseByKey: async (key) => {
-        const r = s.licenseByKey.get(key) as Row | undefined;
-        return r && toLicense(r);
-      },
       lockLicense: async (id) => {
         const r = s.licenseById.get(id) as Row | undefined;
         return r && toLicense(r);

@@ -45,8 +45,8 @@ function license(over: Partial<License> = {}): License {
   };
 }
 
-function device(id = 'dev_1', fp = 'fp-1'): Device {
-  return { id, licenseId: 'lic_1', fingerprint: fp, hostname: null, user: null, appVersion: null, firstSeenAt: T0, lastAccessedAt: T0 };
+function device(id = 'dev_1', fingerprint = 'fp-1'): Device {
+  return { id, licenseId: 'lic_1', fingerprint, hostname: null, user: null, appVersion: null, firstSeenAt: T0, lastAccessedAt: T0 };
 }
 
 function lease(over: Partial<Lease> = {}): Lease {
@@ -64,7 +64,7 @@ function lease(over: Partial<Lease> = {}): Lease {
   };
 }
 
-const cmd = (fp = 'fp-1', instanceId = 'a') => ({ fingerprint: fp, instanceId, newDeviceId: 'dev_new', newLeaseId: 'lse_new', actor: 'client' });
+const cmd = (fingerprint = 'fp-1', instanceId = 'a') => ({ fingerprint, instanceId, newDeviceId: 'dev_new', newLeaseId: 'lse_new', actor: 'client' });
 const state = (over: Partial<CheckoutState> = {}): CheckoutState => ({ license: license(), device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry: null, ...over });
 const seatDelta = (effects: Effect[]) => effects.filter((e) => e.type === 'seats').reduce((n, e) => n + (e.type === 'seats' ? e.used : 0), 0);
 const types = (effects: Effect[]) => effects.map((e) => e.type);

@@ -45,7 +45,7 @@ function floatd(t: TestServer | undefined, args: string[]): Promise<{ code: numb
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-const checkout = (t: TestServer, key: string, fp: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
+const checkout = (t: TestServer, key: string, fingerprint: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
 
 test('seats come from the signed file: raising them in the database or editing the file grants no extra seat', async () => {
   const v = await vendor();

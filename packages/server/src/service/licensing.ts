@@ -298,26 +298,27 @@ export class LicensingService {
 
   private async signed(result: Result<Granted>, now: number): Promise<Result<SignedGrant>> {
     if (!result.ok) return result;
-    const g = result.value;
-    const token = await this.keys.sign(leaseClaims(g, now));
-    return ok({ granted: g, token, serverTime: now });
+    const granted = result.value;
+    const token = await this.keys.sign(leaseClaims(granted, now));
+    return ok({ granted, token, serverTime: now });
   }
 }
 
-function leaseClaims(g: Granted, now: number) {
-  const exp = tokenExpiry(g.license, g.lease, now);
+/** The lease token's claims (`LeaseTokenClaims` in protocol: the claim names are the wire's). */
+function leaseClaims(granted: Granted, now: number) {
+  const expiry = tokenExpiry(granted.license, granted.lease, now);
   return {
-    sub: g.lease.id,
-    lic: g.license.id,
-    prd: g.license.productId,
-    dev: g.device.id,
-    fph: fingerprintHash(g.device.fingerprint),
-    ins: g.instanceId,
-    lse: g.lease.id,
+    sub: granted.lease.id,
+    lic: granted.license.id,
+    prd: granted.license.productId,
+    dev: granted.device.id,
+    fph: fingerprintHash(granted.device.fingerprint),
+    ins: granted.instanceId,
+    lse: granted.lease.id,
     iat: Math.floor(now / 1000),
-    ...(exp !== null ? { exp: Math.floor(exp / 1000) } : {}),
-    offline: g.lease.offline,
-    ...(g.lease.offline && g.lease.offlineExpiresAt !== null ? { oed: Math.floor(g.lease.offlineExpiresAt / 1000) } : {}),
-    hbi: g.license.heartbeatIntervalSeconds,
+    ...(expiry !== null ? { exp: Math.floor(expiry / 1000) } : {}),
+    offline: granted.lease.offline,
+    ...(granted.lease.offline && granted.lease.offlineExpiresAt !== null ? { oed: Math.floor(granted.lease.offlineExpiresAt / 1000) } : {}),
+    hbi: granted.license.heartbeatIntervalSeconds,
   };
 }

@@ -52,9 +52,9 @@ export class ReclaimService {
           const found = await tx.sweepCandidates(licenseId, cutoff, BATCH);
           const candidates = cutoff < now ? found.filter((l) => l.expiresAt !== null && l.expiresAt <= cutoff) : found;
           if (candidates.length === 0) return { freed: [], instancesDropped: 0, more: false };
-          const d = decideReclaim(license, candidates, now, actor);
-          await tx.apply(d.effects);
-          const done = d.result.ok ? d.result.value : { freed: [], instancesDropped: 0 };
+          const decision = decideReclaim(license, candidates, now, actor);
+          await tx.apply(decision.effects);
+          const done = decision.result.ok ? decision.result.value : { freed: [], instancesDropped: 0 };
           // Every candidate is dead or has a dead instance, so a full batch that changed nothing would loop forever.
           const progressed = done.freed.length > 0 || done.instancesDropped > 0;
           return { ...done, more: candidates.length === BATCH && progressed };

@@ -1,14 +1,14 @@
 /** Admin: the audit trail and a license's hourly usage. */
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import type { Routes } from '../../context.js';
 import { unwrap } from '../../errors.js';
 import { handle } from '../../route.js';
 import { auditView, usageView } from '../../views.js';
 
-const R = W.routes.admin;
+const api = wire.routes.admin;
 
 export const historyRoutes: Routes = (app, { store, overview }) => {
-  handle(app, R.listAudit, async (req) => {
+  handle(app, api.listAudit, async (req) => {
     const q = req.query;
     const page = await store.listAudit({
       limit: q.limit ?? 50,
@@ -23,7 +23,7 @@ export const historyRoutes: Routes = (app, { store, overview }) => {
     });
     return { items: page.items.map(auditView), nextCursor: page.nextCursor };
   });
-  handle(app, R.licenseUsage, async (req) => {
+  handle(app, api.licenseUsage, async (req) => {
     const range = { from: req.query.from ? Date.parse(req.query.from) : undefined, to: req.query.to ? Date.parse(req.query.to) : undefined };
     const report = unwrap(await overview.usage(req.params.licenseId, range));
     return { items: report.rows.map(usageView), peakSeats: report.peakSeats, denials: report.denials, checkouts: report.checkouts };

@@ -26,7 +26,7 @@ import { RenewalBuffer } from './service/renewals.js';
 import { ServerClockGuard } from './service/serverClock.js';
 import { EntitlementService } from './onprem/entitlements.js';
 import { openIdentity, type ServerIdentity } from './onprem/identity.js';
-import { readPrivateKeyFile, readVendorPublicKeys } from './onprem/keyFiles.js';
+import { readPrivateKeyFile, readVendorPublicKeys } from './keys/files.js';
 import { signerOf, publicKeyFrom } from './keys/documents.js';
 import { VendorService } from './onprem/vendor.js';
 import type { Store } from './store/port.js';

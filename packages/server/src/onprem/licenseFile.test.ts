@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { generateKeyPairSync } from 'node:crypto';
 import { testVendor } from '../testing/onprem.js';
 import { readLicenseFile } from './licenseFile.js';
-import { readPrivateKeyFile, readVendorPublicKeys } from './keyFiles.js';
+import { readPrivateKeyFile, readVendorPublicKeys } from '../keys/files.js';
 import { canonical } from '../keys/documents.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));

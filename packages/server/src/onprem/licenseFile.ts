@@ -2,7 +2,7 @@
  * The on-premise license file: which products and keys one customer's floatd may
  * serve, with their seats, models, expiry and offline limits, the file's own
  * validity window, an optional binding to one server, and a serial that only
- * goes up. The vendor signs it (see `signed.ts`); the on-premise server trusts
+ * goes up. The vendor signs it (see `keys/documents.ts`); the on-premise server trusts
  * nothing else for seats.
  *
  * Everything here is pure (no I/O): issuing takes a spec and a signer, reading

@@ -12,7 +12,8 @@ import { createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:c
 import { compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { TOKEN_ALG, TOKEN_ISSUER, type LeaseTokenClaims } from '@floatd/protocol';
 import { FloatingLicenseError } from './errors.js';
-import { sha256, type StateDir } from './state.js';
+import { fingerprintHash } from '@floatd/protocol/fingerprint';
+import type { StateDir } from './state.js';
 
 /** An Ed25519 public key as published in floatd's JWKS. @example const key: ServerPublicKey = { kty: 'OKP', crv: 'Ed25519', x: '…', kid: 'Zk3…' }; */
 export interface ServerPublicKey {
@@ -186,7 +187,7 @@ function checkClaims(c: LeaseTokenClaims, expect: TokenExpectations): void {
   if (c.exp !== undefined && (!num(c.exp) || c.exp < c.iat)) throw invalid('the lease token has an invalid expiry');
   if (c.offline && (!num(c.oed) || c.oed! < c.iat)) throw invalid('the offline lease token has no valid Offline Expiry Date');
   const mismatch = (what: string) => new FloatingLicenseError('TOKEN_MISMATCH', `the lease token was issued to another ${what}`);
-  if (c.fph !== sha256(expect.fingerprint).toString('base64url')) throw mismatch('device');
+  if (c.fph !== fingerprintHash(expect.fingerprint)) throw mismatch('device');
   if (expect.instanceId !== undefined && c.ins !== expect.instanceId) throw mismatch('instance');
   if (expect.leaseId !== undefined && c.lse !== expect.leaseId) throw mismatch('lease');
   if (expect.offline !== undefined && c.offline !== expect.offline) throw mismatch(expect.offline ? 'online lease (expected offline)' : 'offline lease (expected online)');

@@ -49,6 +49,19 @@ export type LicenseModel = Static<typeof LicenseModel>;
 export const CountingMode = Type.Union([Type.Literal('per-device'), Type.Literal('per-instance')]);
 export type CountingMode = Static<typeof CountingMode>;
 
+/** The license models by name, so code says `LICENSE_MODELS.TRIAL` rather than a string that may be misspelt. */
+export const LICENSE_MODELS = {
+  PERMANENT: 'permanent',
+  SUBSCRIPTION: 'subscription',
+  TRIAL: 'trial',
+} as const satisfies Record<string, LicenseModel>;
+
+/** The counting modes by name: one seat per device, or one per running instance. */
+export const COUNTING_MODES = {
+  PER_DEVICE: 'per-device',
+  PER_INSTANCE: 'per-instance',
+} as const satisfies Record<string, CountingMode>;
+
 const Seconds = (opts: { minimum?: number; maximum?: number; description?: string } = {}) =>
   Type.Integer({ minimum: 0, maximum: 10 * 365 * 86400, ...opts });
 
@@ -212,6 +225,16 @@ export const ReleaseReason = Type.Union([
   Type.Literal('license-deleted'),
 ]);
 export type ReleaseReason = Static<typeof ReleaseReason>;
+
+/** How a lease's seat came to be free, by name (audit `reason`, the released-seats metric's label). */
+export const RELEASE_REASONS = {
+  CHECKIN: 'checkin',
+  EXPIRED: 'expired',
+  OFFLINE_RETURNED: 'offline-returned',
+  FORCE_RELEASE: 'force-release',
+  SYNCED: 'synced',
+  LICENSE_DELETED: 'license-deleted',
+} as const satisfies Record<string, ReleaseReason>;
 
 export const Role = Type.Union([Type.Literal('admin'), Type.Literal('operator'), Type.Literal('viewer')]);
 export type Role = Static<typeof Role>;

@@ -257,18 +257,18 @@ function trustProxy(raw: string | undefined): SecurityConfig['trustProxy'] {
 }
 
 function corsOrigins(raw: string | undefined): string[] {
-  const list = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  return list.map((o) => {
-    let u: URL;
+  const list = (raw ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+  return list.map((origin) => {
+    let url: URL;
     try {
-      u = new URL(o);
+      url = new URL(origin);
     } catch {
-      throw new ConfigError(`FLOATD_CORS_ORIGINS: "${o}" is not an origin such as https://admin.example.com`);
+      throw new ConfigError(`FLOATD_CORS_ORIGINS: "${origin}" is not an origin such as https://admin.example.com`);
     }
-    if ((u.protocol !== 'https:' && u.protocol !== 'http:') || u.origin !== o.replace(/\/$/, '')) {
-      throw new ConfigError(`FLOATD_CORS_ORIGINS: "${o}" is not an origin such as https://admin.example.com (scheme, host and port only; no "*")`);
+    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin.replace(/\/$/, '')) {
+      throw new ConfigError(`FLOATD_CORS_ORIGINS: "${origin}" is not an origin such as https://admin.example.com (scheme, host and port only; no "*")`);
     }
-    return u.origin;
+    return url.origin;
   });
 }
 

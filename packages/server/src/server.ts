@@ -11,25 +11,23 @@ import type { Config } from './config.js';
 import { SilenceWatch, systemClock, type Clock } from './domain/clock.js';
 import { ClockFence, DatabaseAlignedClock } from './service/clockFence.js';
 import { buildApp } from './http/app.js';
-import { fileKeyPersistence, KeyRing, type KeyPersistence } from './keys.js';
-import { connect, PostgresStore } from './store/postgres/store.js';
-import { pgKeyPersistence } from './store/postgres/keys.js';
-import { alwaysLeader, pgLeadership, type Leadership } from './jobs/leader.js';
+import { KeyRing } from './keys/ring.js';
+import { openStore } from './store/open.js';
 import { startRetention } from './jobs/retention.js';
-import { reportNode } from './jobs/nodes.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
+import { OverviewService } from './service/overview.js';
 import { LicensingService } from './service/licensing.js';
 import { LicenseQueue, countPoolWaits, licenseConcurrency } from './service/licenseQueue.js';
 import { createMetrics } from './service/metrics.js';
-import { ReclaimService, startReclaimer } from './service/reclaim.js';
+import { ReclaimService } from './service/reclaim.js';
+import { startReclaimer } from './jobs/reclaimer.js';
 import { RenewalBuffer } from './service/renewals.js';
-import { SqliteStore } from './store/sqlite/store.js';
 import { ServerClockGuard } from './service/serverClock.js';
 import { EntitlementService } from './onprem/entitlements.js';
 import { openIdentity, type ServerIdentity } from './onprem/identity.js';
-import { readPrivateKeyFile, readVendorPublicKeys } from './onprem/keyFiles.js';
-import { signerOf, publicKeyFrom } from './onprem/signed.js';
+import { readPrivateKeyFile, readVendorPublicKeys } from './keys/files.js';
+import { signerOf, publicKeyFrom } from './keys/documents.js';
 import { VendorService } from './onprem/vendor.js';
 import type { Store } from './store/port.js';
 import { observedStore, SealedState } from './onprem/sealedState.js';
@@ -38,25 +36,6 @@ import { StorageHealth, storageFailure } from './store/errors.js';
 import { FD_LIMIT_LOW, fileDescriptorLimit, guardConnections, totalCapFor } from './http/connections.js';
 
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
-
-/** The store named by the configuration, where its signing keys live, and who runs the background jobs. */
-export async function openStore(
-  config: Config,
-  onClockOffset?: (offsetMs: number, rttMs: number) => void,
-): Promise<{ store: Store; keyPersistence: KeyPersistence; leadership: Leadership; membership?: { first: Promise<unknown>; stop(): Promise<void> } }> {
-  if (config.database.kind === 'sqlite') {
-    const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
-    return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
-  }
-  const store = await PostgresStore.open({ url: config.database.url, max: config.database.poolSize });
-  const leadership = pgLeadership(connect(config.database.url, 1), 'floatd:jobs');
-  return {
-    store,
-    keyPersistence: pgKeyPersistence(store.sql, config.database.keyEncryptionKey),
-    leadership,
-    membership: reportNode(store.sql, VERSION, () => leadership.isLeader(), 5000, onClockOffset),
-  };
-}
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -91,7 +70,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
 
   let fence: ClockFence | undefined;
   let firstOffset: [number, number] | undefined;
-  const opened = await openStore(config, (offset, rtt) => {
+  const opened = await openStore(config, VERSION, (offset, rtt) => {
     firstOffset ??= [offset, rtt];
     aligned?.measured(offset, rtt);
     fence?.measured(offset, rtt);
@@ -197,6 +176,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         new LicenseQueue(licenseConcurrency(config), metrics),
       ),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
+      overview: new OverviewService(store, clock),
       clockGuard,
       entitlements,
       identity,

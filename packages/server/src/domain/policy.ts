@@ -2,11 +2,15 @@
  * License policy: defaults, consistency rules, and the gate every grant passes
  * (suspended, subscription expired, trial expired).
  */
-import type { CreateLicense, UpdateLicense } from '@floatd/protocol';
-import type { License, LicensePolicy } from './types.js';
+import { COUNTING_MODES, LICENSE_MODELS, type CreateLicense, type UpdateLicense } from '@floatd/protocol';
+import type { Lease, License, LicensePolicy } from './types.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
 
 const DAY_MS = 86_400_000;
+
+/** The one answer for a missing, malformed or unknown key: no answer tells them apart, so keys cannot be enumerated. */
+export const INVALID_KEY_MESSAGE = 'this license key is not known to this server';
+export const invalidKey = <T>(): Result<T> => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
 
 export const DEFAULT_LEASE_TTL_SECONDS = 900;
 export const DEFAULT_MAX_INSTANCES_PER_DEVICE = 10;
@@ -16,7 +20,7 @@ export function policyFromCreate(input: CreateLicense): LicensePolicy {
   const leaseTtlSeconds = input.leaseTtlSeconds === undefined ? DEFAULT_LEASE_TTL_SECONDS : input.leaseTtlSeconds;
   return {
     seats: input.seats,
-    model: input.model ?? 'permanent',
+    model: input.model ?? LICENSE_MODELS.PERMANENT,
     expiresAt: input.expiresAt ? Date.parse(input.expiresAt) : null,
     trialDays: input.trialDays ?? null,
     leaseTtlSeconds,
@@ -24,7 +28,7 @@ export function policyFromCreate(input: CreateLicense): LicensePolicy {
     maxOfflineSeconds: input.maxOfflineSeconds ?? 0,
     maxOfflineSeats: input.maxOfflineSeats ?? null,
     maxInstancesPerDevice: input.maxInstancesPerDevice ?? DEFAULT_MAX_INSTANCES_PER_DEVICE,
-    counting: input.counting ?? 'per-device',
+    counting: input.counting ?? COUNTING_MODES.PER_DEVICE,
     suspended: input.suspended ?? false,
     metadata: input.metadata ?? {},
   };
@@ -65,10 +69,10 @@ function intervalFits(p: LicensePolicy): boolean {
 /** Rules that tie fields together; each field's own range is the schema's job. */
 export function checkPolicy(p: LicensePolicy): Result<LicensePolicy> {
   const bad = (message: string) => fail('INVALID_POLICY', message);
-  if (p.model === 'subscription' && p.expiresAt === null) return bad('a subscription needs expiresAt');
-  if (p.model !== 'subscription' && p.expiresAt !== null) return bad(`expiresAt is only for subscriptions (model is ${p.model})`);
-  if (p.model === 'trial' && p.trialDays === null) return bad('a trial needs trialDays');
-  if (p.model !== 'trial' && p.trialDays !== null) return bad(`trialDays is only for trials (model is ${p.model})`);
+  if (p.model === LICENSE_MODELS.SUBSCRIPTION && p.expiresAt === null) return bad('a subscription needs expiresAt');
+  if (p.model !== LICENSE_MODELS.SUBSCRIPTION && p.expiresAt !== null) return bad(`expiresAt is only for subscriptions (model is ${p.model})`);
+  if (p.model === LICENSE_MODELS.TRIAL && p.trialDays === null) return bad('a trial needs trialDays');
+  if (p.model !== LICENSE_MODELS.TRIAL && p.trialDays !== null) return bad(`trialDays is only for trials (model is ${p.model})`);
   if (!intervalFits(p)) {
     return bad(`heartbeatIntervalSeconds (${p.heartbeatIntervalSeconds}) must be shorter than leaseTtlSeconds (${p.leaseTtlSeconds})`);
   }
@@ -77,7 +81,9 @@ export function checkPolicy(p: LicensePolicy): Result<LicensePolicy> {
 
 /**
  * When the license stops granting: subscription end, trial end, or null (never) —
- * and never after the end of the on-premise license file it comes from.
+ * and never after the end of the on-premise license file it comes from. The one
+ * answer to "when does this license end": the gate, lease tokens and the
+ * `expiresAt` a client is shown (`LicenseSummary`) all read it.
  */
 export function licenseEndsAt(license: License, now: number): number | null {
   const own = ownEnd(license, now);
@@ -86,8 +92,8 @@ export function licenseEndsAt(license: License, now: number): number | null {
 }
 
 function ownEnd(license: License, now: number): number | null {
-  if (license.model === 'subscription') return license.expiresAt;
-  if (license.model === 'trial' && license.trialDays !== null) {
+  if (license.model === LICENSE_MODELS.SUBSCRIPTION) return license.expiresAt;
+  if (license.model === LICENSE_MODELS.TRIAL && license.trialDays !== null) {
     return (license.trialStartedAt ?? now) + license.trialDays * DAY_MS;
   }
   return null;
@@ -101,9 +107,21 @@ export function gate(license: License, now: number): DomainError | undefined {
     if (license.entitlementEndsAt != null && end === license.entitlementEndsAt) {
       return { code: 'ENTITLEMENT_EXPIRED', message: `the on-premise license file expired at ${new Date(end).toISOString()}; the vendor must issue a renewal` };
     }
-    return license.model === 'trial'
+    return license.model === LICENSE_MODELS.TRIAL
       ? { code: 'TRIAL_EXPIRED', message: `the trial ended at ${new Date(end).toISOString()}` }
       : { code: 'LICENSE_EXPIRED', message: `the subscription expired at ${new Date(end).toISOString()}` };
   }
   return undefined;
+}
+
+/**
+ * When a lease token stops being valid: never after its lease (online: the lease's
+ * expiry; offline: its Offline Expiry Date), nor after the license itself ends
+ * (`licenseEndsAt`). Null: the token does not expire.
+ */
+export function tokenExpiry(license: License, lease: Lease, now: number): number | null {
+  const candidates = [lease.offline ? lease.offlineExpiresAt : lease.expiresAt, licenseEndsAt(license, now)].filter(
+    (x): x is number => x !== null,
+  );
+  return candidates.length ? Math.min(...candidates) : null;
 }

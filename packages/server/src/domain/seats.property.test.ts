@@ -194,7 +194,7 @@ function step(w: World, c: Command): World {
       return run(decideOfflineCheckout(checkoutState(c.device), { ...base(c.device, c.instance), durationSeconds: c.hours * 3_600 }, now));
     case 'heartbeat': {
       const id = pickLease([...w.leases.keys()], c.lease);
-      return run(decideHeartbeat(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now));
+      return run(decideHeartbeat(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now).decision);
     }
     case 'checkin': {
       const id = pickLease([...w.leases.keys()], c.lease);

@@ -45,8 +45,8 @@ function license(over: Partial<License> = {}): License {
   };
 }
 
-function device(id = 'dev_1', fp = 'fp-1'): Device {
-  return { id, licenseId: 'lic_1', fingerprint: fp, hostname: null, user: null, appVersion: null, firstSeenAt: T0, lastAccessedAt: T0 };
+function device(id = 'dev_1', fingerprint = 'fp-1'): Device {
+  return { id, licenseId: 'lic_1', fingerprint, hostname: null, user: null, appVersion: null, firstSeenAt: T0, lastAccessedAt: T0 };
 }
 
 function lease(over: Partial<Lease> = {}): Lease {
@@ -64,7 +64,7 @@ function lease(over: Partial<Lease> = {}): Lease {
   };
 }
 
-const cmd = (fp = 'fp-1', instanceId = 'a') => ({ fingerprint: fp, instanceId, newDeviceId: 'dev_new', newLeaseId: 'lse_new', actor: 'client' });
+const cmd = (fingerprint = 'fp-1', instanceId = 'a') => ({ fingerprint, instanceId, newDeviceId: 'dev_new', newLeaseId: 'lse_new', actor: 'client' });
 const state = (over: Partial<CheckoutState> = {}): CheckoutState => ({ license: license(), device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry: null, ...over });
 const seatDelta = (effects: Effect[]) => effects.filter((e) => e.type === 'seats').reduce((n, e) => n + (e.type === 'seats' ? e.used : 0), 0);
 const types = (effects: Effect[]) => effects.map((e) => e.type);
@@ -154,33 +154,50 @@ test('a trial starts counting at its first checkout', () => {
 test('heartbeat renews, revives a dead-but-unreclaimed lease, and answers LEASE_NOT_FOUND for a gone one', () => {
   const lic = license({ seatsUsed: 1 });
   const renewed = decideHeartbeat({ license: lic, lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0 + 30 * S);
-  assert.ok(renewed.result.ok);
-  assert.equal(renewed.result.value.lease.expiresAt, T0 + 90 * S);
-  assert.ok(!renewed.effects.some((e) => e.type === 'audit'));
+  assert.ok(renewed.decision.result.ok);
+  assert.equal(renewed.kind, 'locked', 'without a batch margin nothing is batchable');
+  assert.equal(renewed.decision.result.value.lease.expiresAt, T0 + 90 * S);
+  assert.ok(!renewed.decision.effects.some((e) => e.type === 'audit'));
 
   const revived = decideHeartbeat({ license: lic, lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0 + 120 * S);
-  assert.ok(revived.result.ok);
-  assert.ok(revived.effects.some((e) => e.type === 'audit' && e.entry.type === 'heartbeat-revive'));
+  assert.ok(revived.decision.result.ok);
+  assert.ok(revived.decision.effects.some((e) => e.type === 'audit' && e.entry.type === 'heartbeat-revive'));
+  assert.equal(revived.kind, 'locked');
 
   const gone = decideHeartbeat({ license: lic, lease: undefined, device: undefined }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0);
-  assert.equal(!gone.result.ok && gone.result.error.code, 'LEASE_NOT_FOUND');
+  assert.equal(!gone.decision.result.ok && gone.decision.result.error.code, 'LEASE_NOT_FOUND');
+  assert.equal(gone.kind === 'refused' && gone.error.code, 'LEASE_NOT_FOUND');
   const otherInstance = decideHeartbeat({ license: lic, lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'zz', actor: 'client' }, T0);
-  assert.equal(!otherInstance.result.ok && otherInstance.result.error.code, 'LEASE_NOT_FOUND');
+  assert.equal(!otherInstance.decision.result.ok && otherInstance.decision.result.error.code, 'LEASE_NOT_FOUND');
   const otherLicense = decideHeartbeat({ license: license({ id: 'lic_2' }), lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0);
-  assert.equal(!otherLicense.result.ok && otherLicense.result.error.code, 'LEASE_NOT_FOUND');
+  assert.equal(!otherLicense.decision.result.ok && otherLicense.decision.result.error.code, 'LEASE_NOT_FOUND');
 });
 
 test('a plain renewal is one monotonic renewal effect; a renewal that also prunes a dead sibling is not', () => {
   const lic = license({ seatsUsed: 1 });
   const hb = { leaseId: 'lse_1', instanceId: 'a', actor: 'client' };
   const plain = decideHeartbeat({ license: lic, lease: lease(), device: device() }, hb, T0 + 30 * S);
-  assert.deepEqual(plain.effects, [{ type: 'lease.renew', renewal: { leaseId: 'lse_1', instanceId: 'a', deviceId: 'dev_1', at: T0 + 30 * S, expiresAt: T0 + 90 * S } }]);
-  assert.ok(plain.result.ok);
-  assert.equal(plain.result.value.lease.instances[0]!.expiresAt, T0 + 90 * S);
-  assert.equal(plain.result.value.device.lastAccessedAt, T0 + 30 * S);
+  assert.deepEqual(plain.decision.effects, [{ type: 'lease.renew', renewal: { leaseId: 'lse_1', instanceId: 'a', deviceId: 'dev_1', at: T0 + 30 * S, expiresAt: T0 + 90 * S } }]);
+  assert.ok(plain.decision.result.ok);
+  assert.equal(plain.decision.result.value.lease.instances[0]!.expiresAt, T0 + 90 * S);
+  assert.equal(plain.decision.result.value.device.lastAccessedAt, T0 + 30 * S);
   const withDeadSibling = lease({ instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S }] });
-  const pruning = decideHeartbeat({ license: lic, lease: withDeadSibling, device: device() }, hb, T0 + 30 * S);
-  assert.deepEqual(types(pruning.effects).sort(), ['audit', 'device.upsert', 'instance.delete', 'instance.put', 'lease.update']);
+  const pruning = decideHeartbeat({ license: lic, lease: withDeadSibling, device: device() }, hb, T0 + 30 * S, { batchMarginMs: 5 * S });
+  assert.deepEqual(types(pruning.decision.effects).sort(), ['audit', 'device.upsert', 'instance.delete', 'instance.put', 'lease.update']);
+  assert.equal(pruning.kind, 'locked', 'a renewal that changes the instance set is written under the lock');
+});
+
+test('a plain renewal is batchable only with a batch margin the stored lease outlives', () => {
+  const lic = license({ seatsUsed: 1 });
+  const hb = { leaseId: 'lse_1', instanceId: 'a', actor: 'client' };
+  // lease() expires at T0 + 60 s; the interval is license()'s heartbeat interval
+  const early = decideHeartbeat({ license: lic, lease: lease(), device: device() }, hb, T0, { batchMarginMs: 5 * S });
+  assert.equal(early.kind, 'batchable');
+  assert.ok(early.kind === 'batchable' && early.renewal.leaseId === 'lse_1' && early.renewal.expiresAt === T0 + 60 * S);
+  assert.deepEqual(early.decision.effects, [{ type: 'lease.renew', renewal: early.kind === 'batchable' ? early.renewal : undefined }]);
+  const late = decideHeartbeat({ license: lic, lease: lease(), device: device() }, hb, T0 + 59 * S, { batchMarginMs: 5 * S });
+  assert.equal(late.kind, 'locked', 'close to its expiry, the renewal is written before the answer');
+  assert.ok(late.decision.result.ok);
 });
 
 test('a renewal may wait only while the lease as stored outlives the next heartbeat plus the margin', () => {
@@ -334,13 +351,13 @@ test('per-instance: reviving a dead lease is refused when the device has since t
   const dead = lease({ id: 'lse_old', expiresAt: T0 - S, instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }] });
   const fresh = lease({ id: 'lse_new', instances: [{ instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
   const refused = decideHeartbeat({ license: lic, lease: dead, device: device(), deviceLeases: [dead, fresh] }, { leaseId: 'lse_old', instanceId: 'a', actor: 'client' }, T0);
-  assert.ok(!refused.result.ok);
-  assert.equal(refused.result.error.code, 'LEASE_NOT_FOUND');
-  assert.deepEqual(refused.effects, []);
+  assert.ok(!refused.decision.result.ok);
+  assert.equal(refused.decision.result.error.code, 'LEASE_NOT_FOUND');
+  assert.deepEqual(refused.decision.effects, []);
   // with room for a second instance, the same lease is revived
   const revived = decideHeartbeat({ license: { ...lic, maxInstancesPerDevice: 2 }, lease: dead, device: device(), deviceLeases: [dead, fresh] }, { leaseId: 'lse_old', instanceId: 'a', actor: 'client' }, T0);
-  assert.ok(revived.result.ok);
-  assert.equal(revived.result.value.lease.id, 'lse_old');
+  assert.ok(revived.decision.result.ok);
+  assert.equal(revived.decision.result.value.lease.id, 'lse_old');
 });
 
 test('per-instance: an instance checking out again on its dead lease is refused when the device is at its limit (found by the property test)', () => {

@@ -7,21 +7,12 @@
  * The caller applies the effects in that same transaction, so what was decided
  * is what is written (see `store/port.ts`).
  */
-import type { ErrorCode } from '@floatd/protocol';
-import type { Effect } from './effects.js';
+import { COUNTING_MODES, LICENSE_MODELS, RELEASE_REASONS, type ErrorCode } from '@floatd/protocol';
+import type { Effect, Renewal } from './effects.js';
 import { gate, licenseEndsAt } from './policy.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
 import type { AuditEntry, AuditType, Device, Instance, Lease, License, ReleaseReason } from './types.js';
 
-/** How a lease's seat came to be free. Named like keygen's strategy constants. */
-export const RELEASE_REASONS = {
-  CHECKIN: 'checkin',
-  EXPIRED: 'expired',
-  OFFLINE_RETURNED: 'offline-returned',
-  FORCE_RELEASE: 'force-release',
-  SYNCED: 'synced',
-  LICENSE_DELETED: 'license-deleted',
-} as const satisfies Record<string, ReleaseReason>;
 
 export interface Decision<T> {
   result: Result<T>;
@@ -232,7 +223,7 @@ function renew(plan: Plan, lease: Lease, instanceId: string): Lease {
  * per device, so a revival there never adds a seat for the device.
  */
 function revivalOverLimit(license: License, lease: Lease, deviceLeases: readonly Lease[], now: number): boolean {
-  if (license.counting !== 'per-instance' || !isDead(lease, now)) return false;
+  if (license.counting !== COUNTING_MODES.PER_INSTANCE || !isDead(lease, now)) return false;
   const live = deviceLeases.filter((l) => l.id !== lease.id && !isDead(l, now)).length;
   return live >= license.maxInstancesPerDevice;
 }
@@ -265,7 +256,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   }
   if (own) return grant(renew(plan, own, cmd.instanceId), false);
 
-  if (s.license.counting === 'per-device' && s.deviceLeases[0]) {
+  if (s.license.counting === COUNTING_MODES.PER_DEVICE && s.deviceLeases[0]) {
     const held = s.deviceLeases[0];
     if (liveInstances(held, now).length >= max) {
       return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, { maxInstancesPerDevice: max });
@@ -274,7 +265,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
     plan.audit('join', { deviceId: device.id, leaseId: lease.id }, null, { instanceId: cmd.instanceId, instances: lease.instances.length });
     return grant(lease, false);
   }
-  if (s.license.counting === 'per-instance') {
+  if (s.license.counting === COUNTING_MODES.PER_INSTANCE) {
     // A seat the device still holds with no instance on it (typically borrowed offline, app since closed) is reused, not doubled.
     const idle = s.deviceLeases.find((l) => liveInstances(l, now).length === 0 && (offlineStillValid(l, now) || !isDead(l, now)));
     if (idle) {
@@ -295,7 +286,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   }
   if (plan.license.seatsUsed >= plan.license.seats) return deny(plan, s, device, cmd);
 
-  if (s.license.model === 'trial' && s.license.trialStartedAt === null) {
+  if (s.license.model === LICENSE_MODELS.TRIAL && s.license.trialStartedAt === null) {
     plan.license.trialStartedAt = now;
     plan.effects.push({ type: 'license.trialStarted', licenseId: s.license.id, at: now });
   }
@@ -401,12 +392,34 @@ function ownedLease(s: LeaseState, cmd: { leaseId: string }): Lease | undefined 
   return s.lease && s.lease.licenseId === s.license.id && s.lease.id === cmd.leaseId ? s.lease : undefined;
 }
 
-/** Renews one instance's hold. A lease that was reclaimed or released is gone: `LEASE_NOT_FOUND`. */
-export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number): Decision<Granted> {
+/**
+ * A heartbeat's decision, tagged with how it may be written (the service picks its
+ * path from the tag, never from the shape of the effects):
+ * - `batchable`: a plain renewal (only times move on a live online lease: one
+ *   `lease.renew` effect) that `renewalMayWait` allows to be written in a batch
+ *   after the answer;
+ * - `refused`: a refusal that writes nothing (unknown lease, suspended or ended
+ *   license): answered as it is;
+ * - `locked`: everything else (a renewal close to its expiry, a revival, an
+ *   offline lease, an instance set that changes): decided again on locked state
+ *   and written before the answer.
+ */
+export type HeartbeatOutcome =
+  | { kind: 'batchable'; decision: Decision<Granted>; renewal: Renewal }
+  | { kind: 'refused'; decision: Decision<Granted>; error: DomainError }
+  | { kind: 'locked'; decision: Decision<Granted> };
+
+/**
+ * Renews one instance's hold. A lease that was reclaimed or released is gone: `LEASE_NOT_FOUND`.
+ * With `batchMarginMs` (the batch interval plus clock skew), a plain renewal that may
+ * wait that long is `batchable`; without it, nothing is.
+ */
+export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number, opts: { batchMarginMs?: number } = {}): HeartbeatOutcome {
+  const refused = (decision: Decision<Granted>): HeartbeatOutcome => ({ kind: 'refused', decision, error: (decision.result as { error: DomainError }).error });
   const lease = ownedLease(s, cmd);
-  if (!lease || !s.device || !lease.instances.some((i) => i.instanceId === cmd.instanceId)) return leaseNotFound();
+  if (!lease || !s.device || !lease.instances.some((i) => i.instanceId === cmd.instanceId)) return refused(leaseNotFound());
   const blocked = gate(s.license, now);
-  if (blocked) return refuseWith(blocked);
+  if (blocked) return refused(refuseWith(blocked));
   const device: Device = { ...s.device, lastAccessedAt: now };
   if (isPlainRenewal(lease, now)) {
     // Only times move: one renewal effect (see `Renewal`).
@@ -417,18 +430,21 @@ export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number
       expiresAt,
       instances: lease.instances.map((i) => (i.instanceId === cmd.instanceId ? { ...i, lastHeartbeatAt: now, expiresAt } : i)),
     };
-    return {
+    const renewal: Renewal = { leaseId: lease.id, instanceId: cmd.instanceId, deviceId: device.id, at: now, expiresAt };
+    const decision: Decision<Granted> = {
       result: ok({ license: s.license, device, lease: next, instanceId: cmd.instanceId, created: false }),
-      effects: [{ type: 'lease.renew', renewal: { leaseId: lease.id, instanceId: cmd.instanceId, deviceId: device.id, at: now, expiresAt } }],
+      effects: [{ type: 'lease.renew', renewal }],
     };
+    const mayWait = opts.batchMarginMs !== undefined && renewalMayWait(s.license, lease, now, opts.batchMarginMs);
+    return mayWait ? { kind: 'batchable', decision, renewal } : { kind: 'locked', decision };
   }
   if (revivalOverLimit(s.license, lease, s.deviceLeases ?? [], now)) {
-    return refuse('LEASE_NOT_FOUND', 'this lease expired and the device has since taken as many seats as its instances may hold: check out again');
+    return refused(refuse('LEASE_NOT_FOUND', 'this lease expired and the device has since taken as many seats as its instances may hold: check out again'));
   }
   const plan = new Plan(s.license, now, cmd.actor);
   const next = renew(plan, lease, cmd.instanceId);
   plan.effects.push({ type: 'device.upsert', device });
-  return plan.done({ license: plan.license, device, lease: next, instanceId: cmd.instanceId, created: false });
+  return { kind: 'locked', decision: plan.done({ license: plan.license, device, lease: next, instanceId: cmd.instanceId, created: false }) };
 }
 
 /** A live online lease none of whose instances has expired: renewing it changes no seat, no instance set, no audit. */

@@ -13,7 +13,7 @@ import type { AppContext } from './context.js';
 import { ApiError, clientErrorHandler, frameworkErrors, installErrorHandling } from './errors.js';
 import { newRequestId } from '../ids.js';
 import { clientRoutes } from './routes/client.js';
-import { adminRoutes } from './routes/admin.js';
+import { adminRoutes } from './routes/admin/index.js';
 import { opsRoutes } from './routes/ops.js';
 import { eventRoutes } from './routes/events.js';
 import { consoleRoutes } from './routes/console.js';

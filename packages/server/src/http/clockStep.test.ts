@@ -42,7 +42,7 @@ for (const stepSeconds of [3, 30, 300, 3 * 3600, -30, -300, -3 * 3600]) {
   test(`wall clock stepped ${stepSeconds > 0 ? 'forward' : 'back'} ${Math.abs(stepSeconds)} s: no live holder loses its seat, a silent one does after one real TTL`, async () => {
     const { t, clock } = await server();
     const lic = await t.license({ seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 });
-    const co = (fp: string) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
+    const co = (fingerprint: string) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
     const hb = (lease: string) => t.client(lic.key, 'POST', `/v1/client/leases/${lease}/heartbeat`, { instanceId: 'app' });
     const a = await co(`step-a-${stepSeconds}`);
     const b = await co(`step-b-${stepSeconds}`);
@@ -87,7 +87,7 @@ for (const stepSeconds of [3, 30, 300, 3 * 3600, -30, -300, -3 * 3600]) {
 test('a holder that went silent before a forward step keeps its seat for one TTL after it (the cost of the grace), then loses it', async () => {
   const { t, clock } = await server();
   const lic = await t.license({ seats: 1, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 });
-  const co = (fp: string) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
+  const co = (fingerprint: string) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
   assert.equal((await co('grace-device-a')).status, 201);
   clock.advance(100_000); // A's last sign of life was 100 s ago
   clock.step(3600_000);

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { ClockFence } from '../service/clockFence.js';
 import type { Clock } from '../domain/clock.js';
-import type { KeyRing } from '../keys.js';
+import type { KeyRing } from '../keys/ring.js';
 import type { AdminAuth } from '../service/auth.js';
 import type { CatalogueService } from '../service/catalogue.js';
 import type { LicensingService } from '../service/licensing.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ReclaimService } from '../service/reclaim.js';
+import type { OverviewService } from '../service/overview.js';
 import type { Store } from '../store/port.js';
 import type { StorageHealth } from '../store/errors.js';
 import type { AdminToken } from '../domain/types.js';
@@ -24,6 +25,8 @@ export interface AppContext {
   licensing: LicensingService;
   catalogue: CatalogueService;
   reclaim: ReclaimService;
+  /** the dashboard join and usage totals */
+  overview: OverviewService;
   metrics: Metrics;
   clockGuard: ServerClockGuard;
   /** on-prem: the license file in force */

@@ -45,7 +45,7 @@ function floatd(t: TestServer | undefined, args: string[]): Promise<{ code: numb
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-const checkout = (t: TestServer, key: string, fp: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
+const checkout = (t: TestServer, key: string, fingerprint: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
 
 test('seats come from the signed file: raising them in the database or editing the file grants no extra seat', async () => {
   const v = await vendor();
@@ -130,6 +130,42 @@ test('seats come from the signed file: raising them in the database or editing t
   const audit = (await t.admin('GET', '/v1/admin/audit?type=entitlements.loaded')).body.items;
   assert.equal(audit.length, 1);
   assert.equal(audit[0].data.serial, 1);
+});
+
+test('the license end a client is shown is the gate\'s: never past the license file\'s end (checkout, heartbeat, info)', async () => {
+  const v = await vendor();
+  const t = await onPrem(v);
+  const DAY = 86_400_000;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const now = t.clock.now();
+  const fileEnd = iso(now + 30 * DAY);
+  const subscriptionEnd = iso(now + 10 * DAY);
+  const spec = v.spec(
+    [
+      { seats: 1 }, // permanent: ends with the file
+      { seats: 1, model: 'trial', trialDays: 60 }, // a trial longer than the file: ends with the file
+      { seats: 1, model: 'subscription', expiresAt: subscriptionEnd }, // ends before the file: its own end
+    ],
+    { validDays: 30 },
+  );
+  const loaded = await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 1, now }) });
+  assert.equal(loaded.status, 200, JSON.stringify(loaded.body));
+  const expected = [fileEnd, fileEnd, subscriptionEnd];
+  for (const [i, l] of spec.licenses.entries()) {
+    const key = l.key!;
+    const granted = await checkout(t, key, `fp-end-${i}`);
+    assert.equal(granted.status, 201, JSON.stringify(granted.body));
+    assert.equal(granted.body.license.expiresAt, expected[i], `checkout, license ${i}`);
+    const renewed = await t.client(key, 'POST', `/v1/client/leases/${granted.body.lease.id}/heartbeat`, { instanceId: 'app' });
+    assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+    assert.equal(renewed.body.license.expiresAt, expected[i], `heartbeat, license ${i}`);
+    const info = await t.client(key, 'GET', '/v1/client/license');
+    assert.equal(info.status, 200);
+    assert.equal(info.body.license.expiresAt, expected[i], `license info, license ${i}`);
+    // The token never outlives the license either (its lease's TTL is shorter here, so the lease bounds it).
+    const claims = JSON.parse(Buffer.from(String(granted.body.token).split('.')[1]!, 'base64url').toString());
+    assert.ok(claims.exp * 1000 <= Date.parse(expected[i]!));
+  }
 });
 
 test('a renewal is loaded without a restart (file on disk, API, CLI); a lower serial is refused', async () => {

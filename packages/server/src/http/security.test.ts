@@ -54,13 +54,13 @@ async function assertSigned(ts: TestServer, method: string, path: string, a: { s
 test('every client API answer, success or error, is signed over status, method, path, nonce, date and body digest', { timeout: 60_000 }, () =>
   withServer(undefined, async (ts) => {
     const l = await ts.license({ seats: 1, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30, maxOfflineSeconds: 3600 });
-    const fp = { fingerprint: 'fp-signed-0001', instanceId: 'i-1' };
+    const checkoutBody = { fingerprint: 'fp-signed-0001', instanceId: 'i-1' };
     const calls: [string | null, string, string, unknown, number][] = [
-      [l.key, 'POST', '/v1/client/checkout', fp, 201],
+      [l.key, 'POST', '/v1/client/checkout', checkoutBody, 201],
       [l.key, 'POST', '/v1/client/checkout', { fingerprint: 'fp-signed-0002', instanceId: 'i-2' }, 409],
       [l.key, 'GET', '/v1/client/license?fingerprint=fp-signed-0001', undefined, 200],
-      [null, 'POST', '/v1/client/checkout', fp, 401],
-      ['NOT-A-KEY', 'POST', '/v1/client/checkout', fp, 401],
+      [null, 'POST', '/v1/client/checkout', checkoutBody, 401],
+      ['NOT-A-KEY', 'POST', '/v1/client/checkout', checkoutBody, 401],
       [l.key, 'POST', '/v1/client/checkout', { fingerprint: 1 }, 400],
       [l.key, 'POST', '/v1/client/leases/lse_00000000000000000000/heartbeat', { instanceId: 'i-1' }, 404],
       [l.key, 'POST', '/v1/client/devices/sync', { fingerprint: 'fp-signed-0001', instanceIds: ['i-1'] }, 200],

@@ -49,11 +49,11 @@ test('disk full (SQLite on a real tmpfs): 503 STORAGE_UNAVAILABLE, nothing grant
   try {
     t = await startTestServer({ dataDir: disk.dir });
     const lic = await t.license({ seats: 50, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 });
-    const held: { fp: string; lease: string }[] = [];
+    const held: { fingerprint: string; lease: string }[] = [];
     for (let i = 0; i < 5; i++) {
       const r: HttpAnswer = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `device-held-${i}`, instanceId: 'app' });
       assert.equal(r.status, 201);
-      held.push({ fp: `device-held-${i}`, lease: r.body.lease.id });
+      held.push({ fingerprint: `device-held-${i}`, lease: r.body.lease.id });
     }
     const granted = await leaseIds(t, lic.id);
 

@@ -16,7 +16,7 @@ after(() => t.close());
 const S = 1000;
 const DAY = 86_400 * S;
 let n = 0;
-const fp = () => `device-fingerprint-${++n}`;
+const newFingerprint = () => `device-fingerprint-${++n}`;
 const leaseId2 = (grant: { body: { lease: { id: string } } }) => grant.body.lease.id;
 
 async function verify(token: string, at: number) {
@@ -31,7 +31,7 @@ async function seats(licenseId: string) {
 
 test('story 1a — the laptop on a key without TTL: the seat stays with it while it is away, check-in returns it', async () => {
   const lic = await t.license({ seats: 1, leaseTtlSeconds: null });
-  const laptop = fp();
+  const laptop = newFingerprint();
   const out = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: laptop, instanceId: 'app-1', hostname: 'laptop' });
   assert.equal(out.status, 201);
   assert.equal(out.body.lease.expiresAt, null);
@@ -43,7 +43,7 @@ test('story 1a — the laptop on a key without TTL: the seat stays with it while
   const swept = await t.admin('POST', '/v1/admin/reclaim');
   assert.deepEqual(swept.body.freed, []);
   await verify(out.body.token, t.clock.now());
-  const other = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp(), instanceId: 'x' });
+  const other = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: newFingerprint(), instanceId: 'x' });
   assert.equal(other.status, 409);
   assert.equal(other.body.error.code, 'NO_SEATS_AVAILABLE');
 
@@ -53,14 +53,14 @@ test('story 1a — the laptop on a key without TTL: the seat stays with it while
   const ci = await t.client(lic.key, 'POST', `/v1/client/leases/${out.body.lease.id}/checkin`, { instanceId: 'app-1' });
   assert.deepEqual(ci.body, { released: true, instances: 0 });
   assert.deepEqual(await seats(lic.id), { used: 0, offline: 0 });
-  const now = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp(), instanceId: 'x' });
+  const now = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: newFingerprint(), instanceId: 'x' });
   assert.equal(now.status, 201);
 });
 
 test('story 1b — the laptop on a key with a TTL runs on its token until it expires, then must come back', async () => {
   const lic = await t.license({ seats: 1, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 });
   const start = t.clock.now();
-  const out = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp(), instanceId: 'app' });
+  const out = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: newFingerprint(), instanceId: 'app' });
   assert.equal(out.status, 201);
   const claims = decodeJwt(out.body.token);
   assert.equal(claims.exp, Math.floor((start + 3600 * S) / 1000));
@@ -80,7 +80,7 @@ test('story 1b — the laptop on a key with a TTL runs on its token until it exp
 test('story 2 — offline checkout for 3 days: no heartbeats, admin release refused, seat back after the Offline Expiry Date', async () => {
   const lic = await t.license({ seats: 1, leaseTtlSeconds: 300, maxOfflineSeconds: 7 * 86400 });
   const start = t.clock.now();
-  const off = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: fp(), instanceId: 'app', durationSeconds: 3 * 86400 });
+  const off = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'app', durationSeconds: 3 * 86400 });
   assert.equal(off.status, 201);
   assert.equal(off.body.lease.offline, true);
   assert.equal(off.body.lease.offlineExpiresAt, new Date(start + 3 * DAY).toISOString());
@@ -98,7 +98,7 @@ test('story 2 — offline checkout for 3 days: no heartbeats, admin release refu
   assert.equal(refused.status, 409);
   assert.equal(refused.body.error.code, 'OFFLINE_LEASE_ACTIVE');
   assert.equal((await seats(lic.id)).used, 1);
-  const denied = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp(), instanceId: 'x' });
+  const denied = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: newFingerprint(), instanceId: 'x' });
   assert.equal(denied.body.error.code, 'NO_SEATS_AVAILABLE');
   assert.equal(denied.body.error.earliestExpiryAt, new Date(start + 3 * DAY).toISOString());
 
@@ -107,7 +107,7 @@ test('story 2 — offline checkout for 3 days: no heartbeats, admin release refu
   const swept = await t.admin('POST', '/v1/admin/reclaim');
   assert.deepEqual(swept.body.freed.map((f: { leaseId: string }) => f.leaseId), [off.body.lease.id]);
   assert.deepEqual(await seats(lic.id), { used: 0, offline: 0 });
-  const granted = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp(), instanceId: 'x' });
+  const granted = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: newFingerprint(), instanceId: 'x' });
   assert.equal(granted.status, 201);
   const late = await t.client(lic.key, 'POST', `/v1/client/leases/${off.body.lease.id}/heartbeat`, { instanceId: 'app' });
   assert.equal(late.body.error.code, 'LEASE_NOT_FOUND');
@@ -115,8 +115,8 @@ test('story 2 — offline checkout for 3 days: no heartbeats, admin release refu
 
 test('story 2b — forced release of an offline lease is allowed and audited; early return frees the seat', async () => {
   const lic = await t.license({ seats: 2, maxOfflineSeconds: 86400, maxOfflineSeats: 1 });
-  const a = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: fp(), instanceId: 'a', durationSeconds: 86400 });
-  const capped = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: fp(), instanceId: 'b', durationSeconds: 3600 });
+  const a = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'a', durationSeconds: 86400 });
+  const capped = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'b', durationSeconds: 3600 });
   assert.equal(capped.status, 409);
   assert.equal(capped.body.error.code, 'OFFLINE_SEAT_LIMIT_REACHED');
   const forced = await t.admin('POST', `/v1/admin/leases/${a.body.lease.id}/release`, { force: true });
@@ -127,7 +127,7 @@ test('story 2b — forced release of an offline lease is allowed and audited; ea
   assert.equal(audit.body.items[0].data.forced, true);
   assert.ok(audit.body.items[0].actor.startsWith('admin:tok_'));
 
-  const b = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: fp(), instanceId: 'b', durationSeconds: 3600 });
+  const b = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'b', durationSeconds: 3600 });
   assert.equal(b.status, 201);
   const ret = await t.client(lic.key, 'POST', `/v1/client/leases/${b.body.lease.id}/return`);
   assert.deepEqual(ret.body, { released: true });
@@ -137,9 +137,9 @@ test('story 2b — forced release of an offline lease is allowed and audited; ea
 test('story 3 — crash: the app dies without check-in; others are denied until the TTL passes, then granted at once', async () => {
   const lic = await t.license({ seats: 1, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 });
   const start = t.clock.now();
-  const crashed = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp(), instanceId: 'app' });
+  const crashed = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: newFingerprint(), instanceId: 'app' });
   assert.equal(crashed.status, 201);
-  const other = fp();
+  const other = newFingerprint();
   t.clock.set(start + 119 * S);
   const denied = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: other, instanceId: 'app' });
   assert.equal(denied.status, 409);
@@ -160,7 +160,7 @@ test('story 3 — crash: the app dies without check-in; others are denied until 
 
 test('story 4 — two instances on one device hold one seat: 1→2→1→0, freed at 0; orphans dropped by sync and by expiry', async () => {
   const lic = await t.license({ seats: 1, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
-  const dev = fp();
+  const dev = newFingerprint();
   const first = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: dev, instanceId: 'p1' });
   assert.equal(first.body.lease.instances, 1);
   const second = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: dev, instanceId: 'p2' });

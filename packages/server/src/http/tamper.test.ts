@@ -49,7 +49,7 @@ async function restartable(v: TestVendor, clock: ManualClock) {
   return { dataDir, start, stop: async () => current?.close() };
 }
 
-const checkout = (t: TestServer, key: string, fp: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
+const checkout = (t: TestServer, key: string, fingerprint: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
 const live = async (t: TestServer, licId: string) => Number((await t.rows('SELECT COUNT(*) AS n FROM leases WHERE license_id = ?', licId))[0]!.n);
 
 test('on-prem: setting seats_used = 0 by SQL grants nothing, running or stopped; the counter is repaired, audited and counted', async () => {

@@ -1,5 +1,6 @@
 /** Domain values → wire shapes (ISO times, no internal fields). */
-import type * as W from '@floatd/protocol';
+import type * as wire from '@floatd/protocol';
+import { licenseEndsAt } from '../domain/policy.js';
 import type { AdminToken, Lease, License, Product } from '../domain/types.js';
 import type { DeviceView, LeaseView, StoredAudit, UsageRow } from '../store/port.js';
 import type { SignedGrant } from '../service/licensing.js';
@@ -7,54 +8,54 @@ import type { SignedGrant } from '../service/licensing.js';
 export const iso = (ms: number): string => new Date(ms).toISOString();
 export const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
-export function productView(p: Product): W.Product {
-  return { id: p.id, name: p.name, metadata: p.metadata, createdAt: iso(p.createdAt), updatedAt: iso(p.updatedAt) };
+export function productView(product: Product): wire.Product {
+  return { id: product.id, name: product.name, metadata: product.metadata, createdAt: iso(product.createdAt), updatedAt: iso(product.updatedAt) };
 }
 
-export function licenseView(l: License): W.License {
+export function licenseView(license: License): wire.License {
   return {
-    id: l.id,
-    productId: l.productId,
-    key: l.key,
-    seats: l.seats,
-    model: l.model,
-    expiresAt: isoOrNull(l.expiresAt),
-    trialDays: l.trialDays,
-    leaseTtlSeconds: l.leaseTtlSeconds,
-    heartbeatIntervalSeconds: l.heartbeatIntervalSeconds,
-    maxOfflineSeconds: l.maxOfflineSeconds,
-    maxOfflineSeats: l.maxOfflineSeats,
-    maxInstancesPerDevice: l.maxInstancesPerDevice,
-    counting: l.counting,
-    suspended: l.suspended,
-    metadata: l.metadata,
-    trialStartedAt: isoOrNull(l.trialStartedAt),
-    seatsUsed: l.seatsUsed,
-    seatsOffline: l.seatsOffline,
-    createdAt: iso(l.createdAt),
-    updatedAt: iso(l.updatedAt),
+    id: license.id,
+    productId: license.productId,
+    key: license.key,
+    seats: license.seats,
+    model: license.model,
+    expiresAt: isoOrNull(license.expiresAt),
+    trialDays: license.trialDays,
+    leaseTtlSeconds: license.leaseTtlSeconds,
+    heartbeatIntervalSeconds: license.heartbeatIntervalSeconds,
+    maxOfflineSeconds: license.maxOfflineSeconds,
+    maxOfflineSeats: license.maxOfflineSeats,
+    maxInstancesPerDevice: license.maxInstancesPerDevice,
+    counting: license.counting,
+    suspended: license.suspended,
+    metadata: license.metadata,
+    trialStartedAt: isoOrNull(license.trialStartedAt),
+    seatsUsed: license.seatsUsed,
+    seatsOffline: license.seatsOffline,
+    createdAt: iso(license.createdAt),
+    updatedAt: iso(license.updatedAt),
   };
 }
 
-export function summaryView(l: License, now: number): W.LicenseSummary {
-  const end = l.model === 'trial' && l.trialDays !== null ? (l.trialStartedAt ?? now) + l.trialDays * 86_400_000 : l.expiresAt;
+export function summaryView(license: License, now: number): wire.LicenseSummary {
   return {
-    id: l.id,
-    productId: l.productId,
-    model: l.model,
-    expiresAt: isoOrNull(end),
-    seatsTotal: l.seats,
-    seatsUsed: l.seatsUsed,
-    seatsOffline: l.seatsOffline,
-    counting: l.counting,
-    leaseTtlSeconds: l.leaseTtlSeconds,
-    heartbeatIntervalSeconds: l.heartbeatIntervalSeconds,
-    maxOfflineSeconds: l.maxOfflineSeconds,
-    suspended: l.suspended,
+    id: license.id,
+    productId: license.productId,
+    model: license.model,
+    // the license's end as the gate sees it: a trial's end, and never past an on-premise license file's end
+    expiresAt: isoOrNull(licenseEndsAt(license, now)),
+    seatsTotal: license.seats,
+    seatsUsed: license.seatsUsed,
+    seatsOffline: license.seatsOffline,
+    counting: license.counting,
+    leaseTtlSeconds: license.leaseTtlSeconds,
+    heartbeatIntervalSeconds: license.heartbeatIntervalSeconds,
+    maxOfflineSeconds: license.maxOfflineSeconds,
+    suspended: license.suspended,
   };
 }
 
-export function clientLeaseView(lease: Lease, instanceId: string): W.ClientLease {
+export function clientLeaseView(lease: Lease, instanceId: string): wire.ClientLease {
   return {
     id: lease.id,
     deviceId: lease.deviceId,
@@ -67,64 +68,64 @@ export function clientLeaseView(lease: Lease, instanceId: string): W.ClientLease
   };
 }
 
-export function grantView(g: SignedGrant): W.Grant {
+export function grantView(grant: SignedGrant): wire.Grant {
   return {
-    lease: clientLeaseView(g.granted.lease, g.granted.instanceId),
-    token: g.token,
-    heartbeatIntervalSeconds: g.granted.license.heartbeatIntervalSeconds,
-    serverTime: iso(g.serverTime),
-    license: summaryView(g.granted.license, g.serverTime),
+    lease: clientLeaseView(grant.granted.lease, grant.granted.instanceId),
+    token: grant.token,
+    heartbeatIntervalSeconds: grant.granted.license.heartbeatIntervalSeconds,
+    serverTime: iso(grant.serverTime),
+    license: summaryView(grant.granted.license, grant.serverTime),
   };
 }
 
-export function leaseView(l: LeaseView): W.Lease {
+export function leaseView(lease: LeaseView): wire.Lease {
   return {
-    id: l.id,
-    licenseId: l.licenseId,
-    deviceId: l.deviceId,
-    fingerprint: l.device.fingerprint,
-    hostname: l.device.hostname,
-    user: l.device.user,
-    appVersion: l.device.appVersion,
-    offline: l.offline,
-    grantedAt: iso(l.grantedAt),
-    lastAccessedAt: iso(l.device.lastAccessedAt),
-    expiresAt: isoOrNull(l.expiresAt),
-    offlineExpiresAt: isoOrNull(l.offlineExpiresAt),
-    instanceCount: l.instances.length,
-    instances: l.instances.map((i) => ({
-      instanceId: i.instanceId,
-      startedAt: iso(i.startedAt),
-      lastHeartbeatAt: iso(i.lastHeartbeatAt),
-      expiresAt: isoOrNull(i.expiresAt),
+    id: lease.id,
+    licenseId: lease.licenseId,
+    deviceId: lease.deviceId,
+    fingerprint: lease.device.fingerprint,
+    hostname: lease.device.hostname,
+    user: lease.device.user,
+    appVersion: lease.device.appVersion,
+    offline: lease.offline,
+    grantedAt: iso(lease.grantedAt),
+    lastAccessedAt: iso(lease.device.lastAccessedAt),
+    expiresAt: isoOrNull(lease.expiresAt),
+    offlineExpiresAt: isoOrNull(lease.offlineExpiresAt),
+    instanceCount: lease.instances.length,
+    instances: lease.instances.map((instance) => ({
+      instanceId: instance.instanceId,
+      startedAt: iso(instance.startedAt),
+      lastHeartbeatAt: iso(instance.lastHeartbeatAt),
+      expiresAt: isoOrNull(instance.expiresAt),
     })),
   };
 }
 
-export function deviceView(d: DeviceView): W.Device {
+export function deviceView(device: DeviceView): wire.Device {
   return {
-    id: d.id,
-    licenseId: d.licenseId,
-    fingerprint: d.fingerprint,
-    hostname: d.hostname,
-    user: d.user,
-    appVersion: d.appVersion,
-    firstSeenAt: iso(d.firstSeenAt),
-    lastAccessedAt: iso(d.lastAccessedAt),
-    seatsHeld: d.seatsHeld,
-    instanceCount: d.instanceCount,
-    offlineExpiresAt: isoOrNull(d.offlineExpiresAt),
+    id: device.id,
+    licenseId: device.licenseId,
+    fingerprint: device.fingerprint,
+    hostname: device.hostname,
+    user: device.user,
+    appVersion: device.appVersion,
+    firstSeenAt: iso(device.firstSeenAt),
+    lastAccessedAt: iso(device.lastAccessedAt),
+    seatsHeld: device.seatsHeld,
+    instanceCount: device.instanceCount,
+    offlineExpiresAt: isoOrNull(device.offlineExpiresAt),
   };
 }
 
-export function auditView(a: StoredAudit): W.AuditEvent {
-  return { id: a.id, at: iso(a.at), type: a.type, actor: a.actor, licenseId: a.licenseId, deviceId: a.deviceId, leaseId: a.leaseId, reason: a.reason, data: a.data };
+export function auditView(event: StoredAudit): wire.AuditEvent {
+  return { id: event.id, at: iso(event.at), type: event.type, actor: event.actor, licenseId: event.licenseId, deviceId: event.deviceId, leaseId: event.leaseId, reason: event.reason, data: event.data };
 }
 
-export function usageView(u: UsageRow): W.UsageHour {
-  return { hour: iso(u.hour), peakSeats: u.peakSeats, seatsAtEnd: u.seatsAtEnd, checkouts: u.checkouts, denials: u.denials };
+export function usageView(row: UsageRow): wire.UsageHour {
+  return { hour: iso(row.hour), peakSeats: row.peakSeats, seatsAtEnd: row.seatsAtEnd, checkouts: row.checkouts, denials: row.denials };
 }
 
-export function tokenView(t: AdminToken): W.AdminTokenInfo {
-  return { id: t.id, name: t.name, role: t.role, createdAt: iso(t.createdAt), lastUsedAt: isoOrNull(t.lastUsedAt), revokedAt: isoOrNull(t.revokedAt) };
+export function tokenView(token: AdminToken): wire.AdminTokenInfo {
+  return { id: token.id, name: token.name, role: token.role, createdAt: iso(token.createdAt), lastUsedAt: isoOrNull(token.lastUsedAt), revokedAt: isoOrNull(token.revokedAt) };
 }

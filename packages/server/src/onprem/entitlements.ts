@@ -20,7 +20,7 @@ import type { License } from '../domain/types.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ServerClockGuard } from '../service/serverClock.js';
-import { INVALID_KEY_MESSAGE } from '../service/licensing.js';
+import { INVALID_KEY_MESSAGE } from '../domain/policy.js';
 import type { ServerIdentity } from './identity.js';
 import type { SealedState } from './sealedState.js';
 import { policyOf, readLicenseFile, type FileLicense, type LicenseFilePayload, type VerifiedLicenseFile } from './licenseFile.js';
@@ -257,7 +257,8 @@ async function catalogueEffects(tx: import('../store/port.js').StoreTx, p: Licen
   }
   for (const l of p.licenses) {
     const existing = await tx.lockLicense(l.id);
-    const byKey = existing ? undefined : await tx.licenseByKey(l.key);
+    // Another license under this key is locked too: this transaction is about to write the key's row either way.
+    const byKey = existing ? undefined : await tx.lockLicenseByKey(l.key);
     if (byKey) return fail('ENTITLEMENT_INVALID', `the database holds key ${l.key} under another id (${byKey.id}); remove that license first`);
     const policy = policyOf(l);
     effects.push(

@@ -11,8 +11,8 @@
 import { createHash, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Store } from '../store/port.js';
-import { decrypt, encrypt } from '../store/postgres/keys.js';
-import { generateSigningKey, publicKeyText, signerOf, type Signer } from './signed.js';
+import { decrypt, encrypt } from '../keys/sealing.js';
+import { generateSigningKey, publicKeyText, signerOf, type Signer } from '../keys/documents.js';
 
 const NAME = 'server/identity';
 

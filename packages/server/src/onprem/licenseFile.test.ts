@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { generateKeyPairSync } from 'node:crypto';
 import { testVendor } from '../testing/onprem.js';
 import { readLicenseFile } from './licenseFile.js';
-import { readPrivateKeyFile, readVendorPublicKeys } from './keyFiles.js';
-import { canonical } from './signed.js';
+import { readPrivateKeyFile, readVendorPublicKeys } from '../keys/files.js';
+import { canonical } from '../keys/documents.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 const NOW = Date.parse('2026-03-02T09:00:00Z');

@@ -2,7 +2,7 @@
  * The on-premise license file: which products and keys one customer's floatd may
  * serve, with their seats, models, expiry and offline limits, the file's own
  * validity window, an optional binding to one server, and a serial that only
- * goes up. The vendor signs it (see `signed.ts`); the on-premise server trusts
+ * goes up. The vendor signs it (see `keys/documents.ts`); the on-premise server trusts
  * nothing else for seats.
  *
  * Everything here is pure (no I/O): issuing takes a spec and a signer, reading
@@ -18,7 +18,7 @@ import { checkPolicy, policyFromCreate } from '../domain/policy.js';
 import { fail, ok, type Result } from '../domain/result.js';
 import type { LicensePolicy } from '../domain/types.js';
 import { newId, newLicenseKey } from '../ids.js';
-import { parseDocument, signDocument, verifyDocument, type Envelope, type Signer } from './signed.js';
+import { parseDocument, signDocument, verifyDocument, type Envelope, type Signer } from '../keys/documents.js';
 
 export const LICENSE_FILE_FORMAT = 'floatd-license-file/1' as const;
 const DAY_MS = 86_400_000;

@@ -12,9 +12,9 @@ import { fail, ok, type Result } from '../domain/result.js';
 import type { Store } from '../store/port.js';
 import type { ServerIdentity } from './identity.js';
 import type { LicenseFilePayload } from './licenseFile.js';
-import { canonical } from './signed.js';
+import { canonical } from '../keys/documents.js';
 import { sha, type SealedState } from './sealedState.js';
-import { publicKeyFrom, signDocument, verifyDocument, type Envelope } from './signed.js';
+import { publicKeyFrom, signDocument, verifyDocument, type Envelope } from '../keys/documents.js';
 
 const DAY_MS = 86_400_000;
 const PublicKey = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' });

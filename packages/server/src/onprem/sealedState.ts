@@ -35,7 +35,7 @@ import type { Effect } from '../domain/effects.js';
 import type { DomainError } from '../domain/result.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from '../service/metrics.js';
-import { signDocument, verifyDocument, type Envelope, type Signer } from './signed.js';
+import { signDocument, verifyDocument, type Envelope, type Signer } from '../keys/documents.js';
 
 export const SEALED_STATE_KV = 'onprem/state';
 export const SEALED_STATE_FILE = 'onprem-state.json';

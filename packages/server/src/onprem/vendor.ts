@@ -13,7 +13,7 @@ import { newId } from '../ids.js';
 import type { Store } from '../store/port.js';
 import { completeSpec, issueLicenseFile, payloadFromSpec, type LicenseFile, type LicenseSpec } from './licenseFile.js';
 import { reportHash, verifyActivationRequest, verifyUsageReport, type UsageReportPayload } from './reports.js';
-import type { Signer } from './signed.js';
+import type { Signer } from '../keys/documents.js';
 
 export interface Deployment {
   id: string;

@@ -43,7 +43,7 @@ test('restore: later grants are refused at their next heartbeat and check out ag
   try {
     clock.advance(600_000); // past the start grace
     const lic = await t.license({ seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 });
-    const co = (fp: string) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
+    const co = (fingerprint: string) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
     const hb = (id: string) => t.client(lic.key, 'POST', `/v1/client/leases/${id}/heartbeat`, { instanceId: 'app' });
     const a = await co('restore-device-a');
     const b = await co('restore-device-b');

@@ -5,11 +5,10 @@ import { access, mkdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config.js';
-import { fileKeyPersistence, KeyRing } from '../keys.js';
-import { clockOffset, listNodes } from '../jobs/nodes.js';
+import { fileKeyPersistence, KeyRing } from '../keys/ring.js';
+import type { KeyPersistence } from '../store/cluster.js';
 import { MAX_CLOCK_OFFSET_MS } from '../service/clockFence.js';
-import { PostgresStore, migrate as pgMigrate } from '../store/postgres/store.js';
-import { pgKeyPersistence } from '../store/postgres/keys.js';
+import { PostgresStore } from '../store/postgres/store.js';
 import { PG_MIGRATIONS } from '../store/postgres/migrations.js';
 import { SQLITE_MIGRATIONS } from '../store/sqlite/migrations.js';
 import { SqliteStore } from '../store/sqlite/store.js';
@@ -33,11 +32,9 @@ export async function runMigrate(config: Config): Promise<{ store: string; versi
     await s.close();
     return { store: 'sqlite', version: Math.max(...SQLITE_MIGRATIONS.map((m) => m.version)) };
   }
-  const s = await PostgresStore.open({ url: config.database.url, max: 2 });
+  const s = await PostgresStore.open({ url: config.database.url, max: 2 }); // migrates on open
   try {
-    await pgMigrate(s.sql);
-    const [r] = await s.sql`SELECT MAX(version)::int AS v FROM schema_migrations`;
-    return { store: 'postgres', version: Number(r!.v) };
+    return { store: 'postgres', version: (await s.versions()).schema };
   } finally {
     await s.close();
   }
@@ -93,20 +90,20 @@ export async function runDoctor(config: Config): Promise<Check[]> {
   let store: PostgresStore | undefined;
   try {
     store = await PostgresStore.open({ url: config.database.url, max: 2 });
-    const [v] = await store.sql`SELECT current_setting('server_version') AS v, (SELECT MAX(version)::int FROM schema_migrations) AS schema`;
+    const v = await store.versions();
     const latest = Math.max(...PG_MIGRATIONS.map((m) => m.version));
-    add('database', 'ok', `PostgreSQL ${String(v!.v)}`);
-    add('schema', Number(v!.schema) === latest ? 'ok' : 'fail', `version ${String(v!.schema)} (this floatd knows ${latest})`);
+    add('database', 'ok', `PostgreSQL ${v.server}`);
+    add('schema', v.schema === latest ? 'ok' : 'fail', `version ${v.schema} (this floatd knows ${latest})`);
     try {
-      const ring = await KeyRing.open(readOnly(pgKeyPersistence(store.sql, config.database.keyEncryptionKey)), Date.now());
+      const ring = await KeyRing.open(readOnly(store.keyPersistence(config.database.keyEncryptionKey)), Date.now());
       add('signing keys', 'ok', `in the database, decrypted with FLOATD_KEY_ENCRYPTION_KEY; signing with kid ${ring.currentKid}`);
     } catch (err) {
       add('signing keys', 'fail', (err as Error).message);
     }
-    const offset = await clockOffset(store.sql);
+    const offset = await store.clockOffset();
     add('clock (this machine)', Math.abs(offset) > MAX_SKEW_MS ? 'fail' : 'ok', `${offset} ms from the database clock`);
     const now = Date.now();
-    for (const n of await listNodes(store.sql)) {
+    for (const n of await store.listNodes()) {
       const stale = now - n.lastSeenAt > 30_000;
       const skewed = Math.abs(n.clockOffsetMs) > MAX_SKEW_MS;
       add(
@@ -124,7 +121,7 @@ export async function runDoctor(config: Config): Promise<Check[]> {
 }
 
 /** The doctor only reads: it must never create the first key of an empty ring. */
-function readOnly(p: import('../keys.js').KeyPersistence): import('../keys.js').KeyPersistence {
+function readOnly(p: KeyPersistence): KeyPersistence {
   return {
     update: (change) =>
       p.update((keys) => {

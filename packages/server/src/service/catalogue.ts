@@ -3,7 +3,7 @@
  * actions (force release). Writes go through a store transaction with an audit
  * entry naming the actor.
  */
-import type { CreateLicense, CreateProduct, UpdateLicense, UpdateProduct } from '@floatd/protocol';
+import { RELEASE_REASONS, type CreateLicense, type CreateProduct, type UpdateLicense, type UpdateProduct } from '@floatd/protocol';
 import type { Clock } from '../domain/clock.js';
 import type { Effect } from '../domain/effects.js';
 import { checkPolicy, policyFromCreate, policyWithPatch } from '../domain/policy.js';
@@ -11,7 +11,7 @@ import { fail, ok, type Result } from '../domain/result.js';
 import { decideRelease, decideReleaseAll } from '../domain/seats.js';
 import type { AuditEntry, License, Product } from '../domain/types.js';
 import { newId, newLicenseKey } from '../ids.js';
-import type { KeyRing } from '../keys.js';
+import type { KeyRing } from '../keys/ring.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import { countedLicense } from './seatCounters.js';
@@ -78,8 +78,8 @@ export class CatalogueService {
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       if (!(await tx.product(id))) return fail('PRODUCT_NOT_FOUND', `no product ${id}`);
-      const n = await tx.licenseCountOfProduct(id);
-      if (n > 0) return fail('PRODUCT_HAS_LICENSES', `product ${id} still owns ${n} license key(s); delete them first`, { licenses: n });
+      const licenses = await tx.licenseCountOfProduct(id);
+      if (licenses > 0) return fail('PRODUCT_HAS_LICENSES', `product ${id} still owns ${licenses} license key(s); delete them first`, { licenses });
       await tx.apply([{ type: 'product.delete', productId: id }, audit(now, 'product.deleted', actor, null, { productId: id })]);
       return ok({ deleted: true as const });
     });
@@ -154,11 +154,11 @@ export class CatalogueService {
       const license = await countedLicense(tx, await tx.lockLicense(seen.licenseId), now, this.metrics, actor);
       if (!license) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
       // Read again under the license lock: another node may have changed it in between.
-      const d = decideRelease({ license, lease: await tx.lease(leaseId) }, { leaseId, force, actor }, now);
-      await tx.apply(d.effects);
-      return d.result;
+      const decision = decideRelease({ license, lease: await tx.lease(leaseId) }, { leaseId, force, actor }, now);
+      await tx.apply(decision.effects);
+      return decision.result;
     });
-    if (result.ok) this.metrics.released.inc({ reason: 'force-release' });
+    if (result.ok) this.metrics.released.inc({ reason: RELEASE_REASONS.FORCE_RELEASE });
     return result;
   }
 }

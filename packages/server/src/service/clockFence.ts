@@ -3,7 +3,7 @@
  * database's: each node reads its own clock corrected by its measured offset
  * (`DatabaseAlignedClock`), so within the bound two nodes a second apart still agree on
  * every expiry. Past the bound a node is not trusted to be corrected. Each node measures its offset
- * from the database clock (`jobs/nodes.ts`, every few seconds and once before it
+ * from the database clock (`store/postgres/nodes.ts`, every few seconds and once before it
  * listens); while the offset is past `MAX_CLOCK_OFFSET_MS` the node is fenced: it grants
  * and renews nothing (`NODE_CLOCK_SKEWED`, 503, so a load balancer retries elsewhere),
  * its reclaimer frees nothing, and `/readyz` answers 503 — until a measurement is back

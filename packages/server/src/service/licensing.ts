@@ -3,10 +3,10 @@
  * lock the license, read what the decision needs, decide (pure domain), write
  * the decision's effects. Tokens are signed after commit, outside the lock.
  */
-import { createHash } from 'node:crypto';
-import type { CheckoutRequest, OfflineCheckoutRequest, SyncRequest } from '@floatd/protocol';
+import { COUNTING_MODES, RELEASE_REASONS, type CheckoutRequest, type OfflineCheckoutRequest, type SyncRequest } from '@floatd/protocol';
+import { fingerprintHash } from '@floatd/protocol/fingerprint';
 import type { Clock } from '../domain/clock.js';
-import { licenseEndsAt } from '../domain/policy.js';
+import { invalidKey, tokenExpiry } from '../domain/policy.js';
 import { fail, ok, type DomainError, type Result } from '../domain/result.js';
 import {
   decideCheckin,
@@ -16,7 +16,6 @@ import {
   decideReturnOffline,
   decideSync,
   isDead,
-  renewalMayWait,
   type CheckinOutcome,
   type CheckoutState,
   type Decision,
@@ -26,7 +25,7 @@ import {
 } from '../domain/seats.js';
 import type { License } from '../domain/types.js';
 import { newId } from '../ids.js';
-import type { KeyRing } from '../keys.js';
+import type { KeyRing } from '../keys/ring.js';
 import type { Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
@@ -45,10 +44,6 @@ export interface SignedGrant {
   serverTime: number;
 }
 
-/** One message for a missing, malformed or unknown key, so the answer never tells a near miss from a real key. */
-/** The one answer for a missing, malformed or unknown key: no answer tells them apart, so keys cannot be enumerated. */
-export const INVALID_KEY_MESSAGE = 'this license key is not known to this server';
-const invalidKey = () => fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
 
 /**
  * What stands between a license record and a seat decision besides the domain:
@@ -123,23 +118,22 @@ export class LicensingService {
     const admitted = this.admitted(read?.license);
     if (!admitted.ok) return admitted;
     const state = { ...read!, license: admitted.value };
-    const d = decideHeartbeat(state, command, now);
-    const only = d.effects.length === 1 ? d.effects[0] : undefined;
-    if (this.renewals && d.result.ok && only?.type === 'lease.renew' && renewalMayWait(state.license, state.lease!, now, this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS)) {
-      this.renewals.add(only.renewal);
+    const outcome = decideHeartbeat(state, command, now, this.renewals ? { batchMarginMs: this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS } : {});
+    if (outcome.kind === 'batchable' && this.renewals) {
+      this.renewals.add(outcome.renewal);
       this.metrics.heartbeats.inc({ write: 'batched' });
-      return this.signed(d.result, now);
+      return this.signed(outcome.decision.result, now);
     }
     // A refusal on the unlocked read (unknown lease, suspended or expired license) changes nothing: answer it.
-    if (!d.result.ok && d.effects.length === 0) return d.result;
+    if (outcome.kind === 'refused') return { ok: false, error: outcome.error };
     // Anything else is decided again on locked state and written before the answer: a renewal close to
     // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
     const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
       const locked = await this.leaseState(tx, key, leaseId, now);
       if (!locked.ok) return locked;
       const state = locked.value;
-      if (state.lease && state.license.counting === 'per-instance' && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
-      return this.applied(tx, decideHeartbeat(state, command, now));
+      if (state.lease && state.license.counting === COUNTING_MODES.PER_INSTANCE && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
+      return this.applied(tx, decideHeartbeat(state, command, now).decision);
     }));
     this.metrics.heartbeats.inc({ write: 'immediate' });
     return this.signed(result, now);
@@ -152,7 +146,7 @@ export class LicensingService {
       if (!state.ok) return state;
       return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
     }));
-    if (result.ok && result.value.released) this.metrics.released.inc({ reason: 'checkin' });
+    if (result.ok && result.value.released) this.metrics.released.inc({ reason: RELEASE_REASONS.CHECKIN });
     return result;
   }
 
@@ -163,7 +157,7 @@ export class LicensingService {
       if (!state.ok) return state;
       return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
     }));
-    if (result.ok) this.metrics.released.inc({ reason: 'offline-returned' });
+    if (result.ok) this.metrics.released.inc({ reason: RELEASE_REASONS.OFFLINE_RETURNED });
     return result;
   }
 
@@ -177,7 +171,7 @@ export class LicensingService {
       const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
       return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
     }));
-    if (result.ok && result.value.released.length) this.metrics.released.inc({ reason: 'synced' }, result.value.released.length);
+    if (result.ok && result.value.released.length) this.metrics.released.inc({ reason: RELEASE_REASONS.SYNCED }, result.value.released.length);
     return result;
   }
 
@@ -232,7 +226,7 @@ export class LicensingService {
       }));
     });
     // Counted after commit: a rolled-back transaction counts nothing.
-    if (freed) this.metrics.released.inc({ reason: 'expired' }, freed);
+    if (freed) this.metrics.released.inc({ reason: RELEASE_REASONS.EXPIRED }, freed);
     if (result.ok) {
       if (result.value.created) this.metrics.grants.inc();
     } else if (result.error.code === 'NO_SEATS_AVAILABLE') {
@@ -304,38 +298,27 @@ export class LicensingService {
 
   private async signed(result: Result<Granted>, now: number): Promise<Result<SignedGrant>> {
     if (!result.ok) return result;
-    const g = result.value;
-    const token = await this.keys.sign(leaseClaims(g, now));
-    return ok({ granted: g, token, serverTime: now });
+    const granted = result.value;
+    const token = await this.keys.sign(leaseClaims(granted, now));
+    return ok({ granted, token, serverTime: now });
   }
 }
 
-/** A token never outlives its lease, its Offline Expiry Date, or the license itself. */
-export function tokenExpiry(license: License, lease: Granted['lease'], now: number): number | null {
-  const candidates = [lease.offline ? lease.offlineExpiresAt : lease.expiresAt, licenseEndsAt(license, now)].filter(
-    (x): x is number => x !== null,
-  );
-  return candidates.length ? Math.min(...candidates) : null;
-}
-
-export function fingerprintHash(fingerprint: string): string {
-  return createHash('sha256').update(fingerprint).digest('base64url');
-}
-
-function leaseClaims(g: Granted, now: number) {
-  const exp = tokenExpiry(g.license, g.lease, now);
+/** The lease token's claims (`LeaseTokenClaims` in protocol: the claim names are the wire's). */
+function leaseClaims(granted: Granted, now: number) {
+  const expiry = tokenExpiry(granted.license, granted.lease, now);
   return {
-    sub: g.lease.id,
-    lic: g.license.id,
-    prd: g.license.productId,
-    dev: g.device.id,
-    fph: fingerprintHash(g.device.fingerprint),
-    ins: g.instanceId,
-    lse: g.lease.id,
+    sub: granted.lease.id,
+    lic: granted.license.id,
+    prd: granted.license.productId,
+    dev: granted.device.id,
+    fph: fingerprintHash(granted.device.fingerprint),
+    ins: granted.instanceId,
+    lse: granted.lease.id,
     iat: Math.floor(now / 1000),
-    ...(exp !== null ? { exp: Math.floor(exp / 1000) } : {}),
-    offline: g.lease.offline,
-    ...(g.lease.offline && g.lease.offlineExpiresAt !== null ? { oed: Math.floor(g.lease.offlineExpiresAt / 1000) } : {}),
-    hbi: g.license.heartbeatIntervalSeconds,
+    ...(expiry !== null ? { exp: Math.floor(expiry / 1000) } : {}),
+    offline: granted.lease.offline,
+    ...(granted.lease.offline && granted.lease.offlineExpiresAt !== null ? { oed: Math.floor(granted.lease.offlineExpiresAt / 1000) } : {}),
+    hbi: granted.license.heartbeatIntervalSeconds,
   };
 }

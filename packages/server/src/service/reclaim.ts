@@ -1,8 +1,9 @@
 /**
  * Reclamation: frees seats whose holder went silent (crash, sleep, lost
- * network). Runs on a timer (the reclaimer job) and on demand ("reclaim now").
+ * network). Runs on a timer (the reclaimer job, jobs/reclaimer.ts) and on demand ("reclaim now").
  * One transaction per license and batch, so a big sweep never holds the lock long.
  */
+import { RELEASE_REASONS } from '@floatd/protocol';
 import type { Clock } from '../domain/clock.js';
 import { decideReclaim, type Reclaimed } from '../domain/seats.js';
 import type { Store } from '../store/port.js';
@@ -51,9 +52,9 @@ export class ReclaimService {
           const found = await tx.sweepCandidates(licenseId, cutoff, BATCH);
           const candidates = cutoff < now ? found.filter((l) => l.expiresAt !== null && l.expiresAt <= cutoff) : found;
           if (candidates.length === 0) return { freed: [], instancesDropped: 0, more: false };
-          const d = decideReclaim(license, candidates, now, actor);
-          await tx.apply(d.effects);
-          const done = d.result.ok ? d.result.value : { freed: [], instancesDropped: 0 };
+          const decision = decideReclaim(license, candidates, now, actor);
+          await tx.apply(decision.effects);
+          const done = decision.result.ok ? decision.result.value : { freed: [], instancesDropped: 0 };
           // Every candidate is dead or has a dead instance, so a full batch that changed nothing would loop forever.
           const progressed = done.freed.length > 0 || done.instancesDropped > 0;
           return { ...done, more: candidates.length === BATCH && progressed };
@@ -65,28 +66,8 @@ export class ReclaimService {
     }
     if (total.freed.length) {
       this.metrics.reclaimed.inc(total.freed.length);
-      this.metrics.released.inc({ reason: 'expired' }, total.freed.length);
+      this.metrics.released.inc({ reason: RELEASE_REASONS.EXPIRED }, total.freed.length);
     }
     return { ...total, ranAt: now };
   }
-}
-
-/** The background reclaimer: a sweep every `intervalSeconds` on the leader node, never two at once. */
-export function startReclaimer(
-  service: ReclaimService,
-  intervalSeconds: number,
-  onError: (err: unknown) => void,
-  leadership: { isLeader(): boolean } = { isLeader: () => true },
-): { stop(): Promise<void> } {
-  let current: Promise<unknown> = Promise.resolve();
-  const timer = setInterval(() => {
-    if (leadership.isLeader()) current = service.sweep('reclaimer').catch(onError);
-  }, intervalSeconds * 1000);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await current;
-    },
-  };
 }

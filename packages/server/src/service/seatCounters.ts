@@ -15,7 +15,6 @@
 import type { Effect } from '../domain/effects.js';
 import type { License } from '../domain/types.js';
 import type { StoreTx } from '../store/port.js';
-import type { Metrics } from './metrics.js';
 
 /** What a repair changed, for the log and the audit entry. */
 export interface SeatRepair {
@@ -41,11 +40,16 @@ export function reconcileSeats(license: License, counted: { used: number; offlin
   };
 }
 
+/** Where a repair is counted and logged (the server's `Metrics`). */
+export interface RepairSink {
+  seatCounterRepaired(repair: SeatRepair): void;
+}
+
 /**
  * Checks a license just locked in `tx` against its lease rows, repairs the
  * counters if they disagree, and returns the license at its real level.
  */
-export async function countedLicense(tx: StoreTx, license: License | undefined, now: number, metrics: Metrics, actor = 'server'): Promise<License | undefined> {
+export async function countedLicense(tx: StoreTx, license: License | undefined, now: number, metrics: RepairSink, actor = 'server'): Promise<License | undefined> {
   if (!license) return license;
   const r = reconcileSeats(license, await tx.leaseCounts(license.id), now, actor);
   if (!r.repair) return license;

@@ -19,7 +19,7 @@ import fc from 'fast-check';
 import { ManualClock } from '../domain/clock.js';
 import type { Result } from '../domain/result.js';
 import type { AuditEntry } from '../domain/types.js';
-import { KeyRing, memoryKeyPersistence } from '../keys.js';
+import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
 import type { Store } from '../store/port.js';
 import { PostgresStore } from '../store/postgres/store.js';
 import { SqliteStore } from '../store/sqlite/store.js';

@@ -20,7 +20,7 @@ import type { Clock } from '../domain/clock.js';
 import type { DomainError } from '../domain/result.js';
 import type { Store } from '../store/port.js';
 import type { Metrics } from './metrics.js';
-import { signDocument, verifyDocument, type Signer } from '../onprem/signed.js';
+import { signDocument, verifyDocument, type Signer } from '../keys/documents.js';
 
 export const TRUSTED_TIME_KV = 'server/trusted-time';
 const NAME = TRUSTED_TIME_KV;

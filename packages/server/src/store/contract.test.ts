@@ -7,9 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { ManualClock } from '../domain/clock.js';
+import { newId } from '../ids.js';
 import { SeatGuardError } from '../domain/effects.js';
-import { KeyRing, memoryKeyPersistence } from '../keys.js';
+import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
 import { CatalogueService } from '../service/catalogue.js';
 import { LicensingService } from '../service/licensing.js';
 import { createMetrics } from '../service/metrics.js';
@@ -408,6 +410,259 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       } finally {
         await second.close();
       }
+    });
+    // --- every port method, called directly ------------------------------------------------------------
+
+    test('catalogue reads: products and licenses by id, by key, by product and by page, in and out of a transaction', async () => {
+      const product = await svc.catalogue.createProduct({ name: 'contract-reads' }, 'test');
+      assert.ok(product.ok);
+      const productId = product.value.id;
+      const made = [];
+      for (const seats of [2, 3, 4]) {
+        const r = await svc.catalogue.createLicense({ productId, seats } as never, 'test');
+        assert.ok(r.ok);
+        made.push(r.value);
+      }
+      const [l1, l2] = made as [(typeof made)[0], (typeof made)[0]];
+      const stored = (await store.getProduct(productId))!;
+      assert.equal(stored.name, 'contract-reads');
+      assert.equal(await store.getProduct('prd_000000000000000000000'), undefined);
+      // listProducts: every product once across pages
+      const productIds: string[] = [];
+      for (let cursor: string | undefined, pages = 0; pages < 100; pages++) {
+        const page = await store.listProducts({ limit: 2, cursor });
+        assert.ok(page.items.length <= 2);
+        productIds.push(...page.items.map((p) => p.id));
+        if (!page.nextCursor) break;
+        cursor = page.nextCursor;
+      }
+      assert.equal(productIds.filter((id) => id === productId).length, 1);
+      assert.equal(new Set(productIds).size, productIds.length, 'no product on two pages');
+      // listLicenses of one product, one per page
+      const licenseIds: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.listLicenses({ limit: 1, cursor, productId });
+        assert.ok(page.items.every((l) => l.productId === productId));
+        licenseIds.push(...page.items.map((l) => l.id));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      assert.deepEqual(new Set(licenseIds), new Set(made.map((l) => l.id)));
+      assert.equal(licenseIds.length, 3);
+      // by key: the same record as by id
+      const byId = (await store.getLicense(l1.id))!;
+      assert.deepEqual(await store.getLicenseByKey(l1.key), byId);
+      assert.equal(await store.getLicenseByKey('NO-SUCH-KEY'), undefined);
+      await store.transaction(async (tx) => {
+        assert.deepEqual(await tx.product(productId), stored);
+        assert.equal(await tx.product('prd_000000000000000000000'), undefined);
+        assert.equal(await tx.licenseCountOfProduct(productId), 3);
+        assert.equal(await tx.licenseCountOfProduct('prd_000000000000000000000'), 0);
+        assert.deepEqual(await tx.lockLicense(l1.id), byId);
+        assert.equal((await tx.lockLicenseByKey(l2.key))!.id, l2.id);
+        assert.equal(await tx.lockLicense('lic_000000000000000000000'), undefined);
+        assert.equal(await tx.lockLicenseByKey('NO-SUCH-KEY'), undefined);
+      });
+    });
+
+    test('lockLicense and lockLicenseByKey hold the license until commit: concurrent read-modify-writes from two nodes lose no update', async () => {
+      const lic = await license({ seats: 1 });
+      const second = await adapter.openPeer(store);
+      try {
+        const bump = (s: Store, i: number) =>
+          s.transaction(async (tx) => {
+            const locked = i % 2 ? await tx.lockLicense(lic.id) : await tx.lockLicenseByKey(lic.key);
+            assert.ok(locked);
+            await tx.apply([{ type: 'license.update', license: { ...locked, seats: locked.seats + 1, updatedAt: locked.updatedAt + 1 } }]);
+          });
+        await Promise.all(Array.from({ length: 20 }, (_, i) => bump(i % 4 < 2 ? store : second, i)));
+        assert.equal((await store.getLicense(lic.id))!.seats, 21);
+      } finally {
+        await second.close();
+      }
+    });
+
+    test('lease and device reads: by fingerprint, by id, of a device, of a license, counted, and the admin device view', async () => {
+      const lic = await license({ seats: 5, maxOfflineSeconds: 7200 });
+      const other = await license({ seats: 5 });
+      const a1 = await svc.licensing.checkout(lic.key, { fingerprint: 'reads-dev-1', instanceId: 'a', hostname: 'h1' });
+      const a2 = await svc.licensing.checkout(lic.key, { fingerprint: 'reads-dev-1', instanceId: 'b' });
+      const b = await svc.licensing.checkout(lic.key, { fingerprint: 'reads-dev-2', instanceId: 'a' });
+      const c = await svc.licensing.offlineCheckout(lic.key, { fingerprint: 'reads-dev-3', instanceId: 'a', durationSeconds: 3600 });
+      assert.ok(a1.ok && a2.ok && b.ok && c.ok);
+      assert.equal(a2.value.granted.lease.id, a1.value.granted.lease.id, 'per-device: one lease for both instances');
+      const dev1 = a1.value.granted.device;
+      const leaseIds = [a1, b, c].map((g) => (g.ok ? g.value.granted.lease.id : ''));
+
+      const ofFingerprint = await store.leasesOfFingerprint(lic.id, 'reads-dev-1');
+      assert.deepEqual(ofFingerprint.map((l) => l.id), [leaseIds[0]]);
+      assert.deepEqual(ofFingerprint[0]!.instances.map((i) => i.instanceId).sort(), ['a', 'b']);
+      assert.deepEqual(await store.leasesOfFingerprint(lic.id, 'reads-nobody'), []);
+      assert.deepEqual(await store.leasesOfFingerprint(other.id, 'reads-dev-1'), [], 'per license');
+      assert.deepEqual(await store.leaseCounts(lic.id), { used: 3, offline: 1 });
+      assert.deepEqual(await store.leaseCounts(other.id), { used: 0, offline: 0 });
+
+      const devices = new Map((await store.listDevices(lic.id)).map((d) => [d.fingerprint, d]));
+      assert.equal(devices.size, 3);
+      assert.equal(devices.get('reads-dev-1')!.seatsHeld, 1);
+      assert.equal(devices.get('reads-dev-1')!.instanceCount, 2);
+      assert.equal(devices.get('reads-dev-1')!.hostname, 'h1');
+      assert.equal(devices.get('reads-dev-1')!.offlineExpiresAt, null);
+      assert.equal(devices.get('reads-dev-3')!.offlineExpiresAt, clock.now() + 3_600_000);
+      assert.deepEqual(await store.listDevices(other.id), []);
+
+      await store.transaction(async (tx) => {
+        const device = await tx.device(lic.id, 'reads-dev-1');
+        assert.equal(device!.id, dev1.id);
+        assert.equal(device!.fingerprint, 'reads-dev-1');
+        assert.equal(await tx.device(other.id, 'reads-dev-1'), undefined, 'a fingerprint is per license');
+        assert.deepEqual(await tx.deviceById(dev1.id), device);
+        assert.equal(await tx.deviceById('dev_000000000000000000000'), undefined);
+        const held = await tx.leasesOfDevice(dev1.id);
+        assert.deepEqual(held.map((l) => l.id), [leaseIds[0]]);
+        assert.deepEqual(await tx.lease(leaseIds[0]!), held[0]);
+        assert.deepEqual(await tx.lease(leaseIds[0]!), ofFingerprint[0]);
+        assert.equal(await tx.lease('lse_000000000000000000000'), undefined);
+        assert.deepEqual(new Set((await tx.leasesOfLicense(lic.id)).map((l) => l.id)), new Set(leaseIds));
+        assert.deepEqual(await tx.leasesOfLicense(other.id), []);
+        assert.deepEqual(await tx.leaseCounts(lic.id), { used: 3, offline: 1 });
+      });
+    });
+
+    test('expiry reads: dead leases, the earliest future expiry, sweep candidates (dead instances too), expiry stats, licenses to sweep', async () => {
+      const lic = await license({ seats: 10, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
+      const t0 = clock.now();
+      const grant = async (key: string, fingerprint: string, instanceId = 'a') => {
+        const g = await svc.licensing.checkout(key, { fingerprint, instanceId });
+        assert.ok(g.ok);
+        return g.value.granted.lease.id;
+      };
+      const kept = await grant(lic.key, 'exp-dev-0', 'a');
+      await grant(lic.key, 'exp-dev-0', 'b'); // a second instance of the same lease
+      const dead1 = await grant(lic.key, 'exp-dev-1');
+      const dead2 = await grant(lic.key, 'exp-dev-2');
+      clock.advanceSeconds(30);
+      assert.ok((await svc.licensing.heartbeat(lic.key, kept, 'a')).ok); // lease and instance a to t0+90 s; instance b stays at t0+60 s
+      const late = await grant(lic.key, 'exp-dev-3'); // expires t0+90 s
+      const live = await license({ seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
+      clock.advanceSeconds(20);
+      await grant(live.key, 'exp-live-0'); // expires t0+110 s
+      clock.advanceSeconds(20);
+      const now = clock.now(); // t0+70 s
+      assert.equal(now, t0 + 70_000);
+
+      assert.deepEqual(new Set(await store.licensesToSweep(now)).has(lic.id), true);
+      assert.equal((await store.licensesToSweep(now)).includes(live.id), false, 'nothing of it has expired');
+      assert.equal((await store.licensesToSweep(t0 + 59_000)).includes(lic.id), false, 'nothing expired yet at t0+59 s');
+      assert.deepEqual(await store.expiryStats(lic.id, now), { dead: 2, earliestExpiry: t0 + 90_000 });
+      assert.deepEqual(await store.expiryStats(live.id, now), { dead: 0, earliestExpiry: t0 + 110_000 });
+      await store.transaction(async (tx) => {
+        assert.deepEqual(new Set((await tx.deadLeases(lic.id, now, 10)).map((l) => l.id)), new Set([dead1, dead2]));
+        assert.equal((await tx.deadLeases(lic.id, now, 1)).length, 1, 'at most limit');
+        assert.deepEqual(await tx.deadLeases(lic.id, t0 + 59_000, 10), []);
+        assert.equal((await tx.deadLeases(lic.id, t0 + 60_000, 10)).length, 2, 'an expiry at now is dead');
+        assert.equal(await tx.earliestExpiry(lic.id, now), t0 + 90_000);
+        assert.equal(await tx.earliestExpiry(lic.id, t0 + 200_000), null);
+        const candidates = await tx.sweepCandidates(lic.id, now, 10);
+        assert.deepEqual(new Set(candidates.map((l) => l.id)), new Set([kept, dead1, dead2]), 'the live lease with a dead instance too');
+        assert.ok(!candidates.some((l) => l.id === late));
+        assert.equal((await tx.sweepCandidates(lic.id, now, 2)).length, 2, 'at most limit');
+      });
+    });
+
+    test('admin tokens: by id, listed, counted, touched; in a transaction read, counted as admins, and created once under lockAdminTokens from two nodes', async () => {
+      const token = (role: 'admin' | 'viewer', name: string) => ({ id: newId('tok'), name, role, tokenHash: randomBytes(32).toString('hex'), createdAt: clock.now(), lastUsedAt: null, revokedAt: null });
+      const count0 = await store.countAdminTokens();
+      const admins0 = await store.transaction((tx) => tx.activeAdminCount());
+      const admin = token('admin', 'contract-admin');
+      const viewer = token('viewer', 'contract-viewer');
+      await store.transaction((tx) => tx.apply([{ type: 'adminToken.insert', token: admin }, { type: 'adminToken.insert', token: viewer }]));
+      assert.deepEqual(await store.adminTokenById(admin.id), admin);
+      assert.equal(await store.adminTokenById('tok_000000000000000000000'), undefined);
+      assert.equal(await store.countAdminTokens(), count0 + 2);
+      await store.transaction(async (tx) => {
+        assert.deepEqual(await tx.adminToken(viewer.id), viewer);
+        assert.equal(await tx.adminToken('tok_000000000000000000000'), undefined);
+        assert.equal(await tx.activeAdminCount(), admins0 + 1, 'viewers are not admins');
+      });
+      await store.touchAdminToken(viewer.id, clock.now() + 5000);
+      assert.equal((await store.adminTokenById(viewer.id))!.lastUsedAt, clock.now() + 5000);
+      await store.transaction((tx) => tx.apply([{ type: 'adminToken.revoke', tokenId: admin.id, at: clock.now() + 6000 }]));
+      assert.equal(await store.countAdminTokens(), count0 + 1, 'a revoked token is not counted');
+      assert.equal(await store.transaction((tx) => tx.activeAdminCount()), admins0);
+      const listed = new Map((await store.listAdminTokens()).map((t) => [t.id, t]));
+      assert.equal(listed.get(admin.id)!.revokedAt, clock.now() + 6000, 'revoked tokens are listed too');
+      assert.equal(listed.get(viewer.id)!.lastUsedAt, clock.now() + 5000);
+      // First-start creation: "create an admin token if there are only the ones we know" from many transactions
+      // on two nodes creates exactly one, because each reads the count under the lock.
+      const second = await adapter.openPeer(store);
+      try {
+        const createOnce = (s: Store, i: number) =>
+          s.transaction(async (tx) => {
+            await tx.lockAdminTokens();
+            if ((await tx.activeAdminCount()) === admins0) await tx.apply([{ type: 'adminToken.insert', token: token('admin', `contract-first-${i}`) }]);
+          });
+        await Promise.all(Array.from({ length: 10 }, (_, i) => createOnce(i % 2 ? second : store, i)));
+      } finally {
+        await second.close();
+      }
+      assert.equal(await store.transaction((tx) => tx.activeAdminCount()), admins0 + 1);
+      assert.equal((await store.listAdminTokens()).filter((t) => t.name.startsWith('contract-first-')).length, 1);
+    });
+
+    test('seat totals and denials: seatTotals moves with the seats taken, denialsSince counts per license from the hour of `from`', async () => {
+      const before = await store.seatTotals();
+      const lic = await license({ seats: 2, maxOfflineSeconds: 7200 });
+      assert.ok((await svc.licensing.checkout(lic.key, { fingerprint: 'totals-dev-1', instanceId: 'a' })).ok);
+      assert.ok((await svc.licensing.offlineCheckout(lic.key, { fingerprint: 'totals-dev-2', instanceId: 'a', durationSeconds: 3600 })).ok);
+      for (const i of [3, 4, 5]) {
+        const denied = await svc.licensing.checkout(lic.key, { fingerprint: `totals-dev-${i}`, instanceId: 'a' });
+        assert.equal(!denied.ok && denied.error.code, 'NO_SEATS_AVAILABLE');
+      }
+      const after = await store.seatTotals();
+      assert.deepEqual(
+        { seatsUsed: after.seatsUsed - before.seatsUsed, seatsOffline: after.seatsOffline - before.seatsOffline, leases: after.leases - before.leases },
+        { seatsUsed: 2, seatsOffline: 1, leases: 2 },
+      );
+      const now = clock.now();
+      assert.equal((await store.denialsSince(now)).get(lic.id), 3, 'from within the hour counts the whole hour');
+      assert.equal((await store.denialsSince(now + 2 * 3_600_000)).get(lic.id), undefined);
+    });
+
+    test('retention and the trusted-time floor: pruneAudit and pruneUsage delete old rows in batches; newestRecordedTime sees audit, usage, records and (asked) heartbeats', async () => {
+      const lic = await license({ seats: 3 });
+      const HOUR = 3_600_000;
+      const entry = (at: number) => ({ at, type: 'checkin' as const, actor: 'test', licenseId: lic.id, deviceId: null, leaseId: null, reason: null, data: { at } });
+      await store.transaction((tx) =>
+        tx.apply([
+          { type: 'audit', entry: entry(1000) },
+          { type: 'audit', entry: entry(2000) },
+          { type: 'audit', entry: entry(3000) },
+          { type: 'usage', licenseId: lic.id, at: 10, seatsUsed: 1, peak: 1, checkouts: 1, denials: 0 },
+          { type: 'usage', licenseId: lic.id, at: HOUR + 10, seatsUsed: 1, peak: 1, checkouts: 2, denials: 0 },
+          { type: 'usage', licenseId: lic.id, at: 2 * HOUR + 10, seatsUsed: 1, peak: 1, checkouts: 3, denials: 0 },
+        ]),
+      );
+      const oldAudit = async () => (await store.listAudit({ limit: 10, licenseId: lic.id, to: 10_000 })).items.map((e) => e.at).sort();
+      assert.deepEqual(await oldAudit(), [1000, 2000, 3000]);
+      assert.equal(await store.pruneAudit(2500, 1), 1, 'one batch of at most limit');
+      assert.equal(await store.pruneAudit(2500, 10), 1);
+      assert.equal(await store.pruneAudit(2500, 10), 0);
+      assert.deepEqual(await oldAudit(), [3000], 'entries at or after `before` stay');
+      const usedHours = async () => (await store.usage(lic.id, 0, 3 * HOUR)).filter((u) => u.checkouts > 0).map((u) => [u.hour, u.checkouts]);
+      assert.deepEqual(await usedHours(), [[0, 1], [HOUR, 2], [2 * HOUR, 3]]);
+      assert.equal(await store.pruneUsage(2 * HOUR, 10), 2, 'the hours that ended by `before`');
+      assert.deepEqual(await usedHours(), [[2 * HOUR, 3]]);
+
+      const far = clock.now() + 30 * 86_400_000;
+      await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'test/newest', value: '{}', at: far }]));
+      assert.equal(await store.newestRecordedTime({ leases: false }), far);
+      const g = await svc.licensing.checkout(lic.key, { fingerprint: 'newest-dev', instanceId: 'a' });
+      assert.ok(g.ok);
+      const { lease, device } = g.value.granted;
+      assert.deepEqual(await store.renew([{ leaseId: lease.id, instanceId: 'a', deviceId: device.id, at: far + 5000, expiresAt: far + 65_000 }]), []);
+      assert.equal(await store.newestRecordedTime({ leases: true }), far + 5000, 'a heartbeat is the newest time');
+      assert.equal(await store.newestRecordedTime({ leases: false }), far, 'heartbeats only when asked');
     });
   });
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../domain/clock.js';
 import { DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW } from '../domain/seats.js';
-import { KeyRing, memoryKeyPersistence } from '../keys.js';
+import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
 import { CatalogueService } from '../service/catalogue.js';
 import { LicensingService } from '../service/licensing.js';
 import { createMetrics } from '../service/metrics.js';

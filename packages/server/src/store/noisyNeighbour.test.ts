@@ -9,7 +9,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import postgres from 'postgres';
 import { ManualClock } from '../domain/clock.js';
-import { KeyRing, memoryKeyPersistence } from '../keys.js';
+import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
 import { CatalogueService } from '../service/catalogue.js';
 import { LicenseQueue } from '../service/licenseQueue.js';
 import { LicensingService } from '../service/licensing.js';

@@ -79,12 +79,22 @@ export interface KvRecord {
   updatedAt: number;
 }
 
+/*
+ * One reader per question. A license is read by:
+ * - `StoreTx.lockLicenseByKey` / `StoreTx.lockLicense`: locked, for a decision that may change seats
+ *   (by key from a client request, by id from the admin API, the reclaimer and a license file load);
+ * - `Store.getLicenseByKey`: unlocked, for a client answer that changes no seat (license info, the
+ *   denial of a full pool);
+ * - `Store.leaseOfKey`: unlocked, the heartbeat's one round trip (license, lease and device together);
+ * - `Store.getLicense` / `Store.listLicenses`: unlocked, the admin views.
+ * Key and id are different questions (a client knows only the key, an admin the id), and the
+ * heartbeat's read exists because it is the hot path; an unlocked read inside a transaction
+ * (formerly `StoreTx.licenseByKey`) is the locked read's question and went.
+ */
 export interface StoreTx {
-  /** Reads and locks a license by its key (see the guarantee above). */
+  /** Reads and locks a license by its key (see the guarantee above): the client routes' seat decisions. */
   lockLicenseByKey(key: string): Promise<License | undefined>;
-  /** Reads a license by its key without locking it (only for decisions that cannot change seats). */
-  licenseByKey(key: string): Promise<License | undefined>;
-  /** Reads and locks a license by id. */
+  /** Reads and locks a license by id: admin changes, the reclaimer, loading a license file. */
   lockLicense(id: string): Promise<License | undefined>;
   device(licenseId: string, fingerprint: string): Promise<Device | undefined>;
   deviceById(id: string): Promise<Device | undefined>;

@@ -192,6 +192,3 @@ export async function startTestServer(
     },
   };
 }
-
-// On-premise helpers (vendor key files, license files, an on-prem server).
-export { testVendor, startOnPremServer, type TestVendor } from './onprem.js';

@@ -6,9 +6,9 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ManualClock } from '../domain/clock.js';
-import { readPrivateKeyFile, writeKeyPair } from '../onprem/keyFiles.js';
+import { readPrivateKeyFile, writeKeyPair } from '../keys/files.js';
 import { completeSpec, issueLicenseFile, payloadFromSpec, type LicenseFile, type LicenseSpec } from '../onprem/licenseFile.js';
-import { signerOf, type Signer } from '../onprem/signed.js';
+import { signerOf, type Signer } from '../keys/documents.js';
 import { startTestServer, type TestServer } from './harness.js';
 
 export interface TestVendor {

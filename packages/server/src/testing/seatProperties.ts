@@ -4,7 +4,8 @@
  * the license policies, and the invariants that must hold after every step.
  */
 import fc from 'fast-check';
-import { RELEASE_REASONS, isDead, liveInstances } from '../domain/seats.js';
+import { RELEASE_REASONS } from '@floatd/protocol';
+import { isDead, liveInstances } from '../domain/seats.js';
 import type { AuditEntry, Device, Lease, License } from '../domain/types.js';
 
 /** sequences per property (FLOATD_PROPERTY_RUNS) */

@@ -3,7 +3,7 @@
  * (`GET /v1/admin/events`, admin token required — read it with fetch() and a
  * stream reader, since EventSource cannot send an Authorization header).
  */
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import type { Routes } from '../context.js';
 import { handleRaw } from '../route.js';
 import { iso } from '../views.js';
@@ -18,7 +18,7 @@ export const eventRoutes: Routes = (app, { store, clock }) => {
 
   handleRaw(
     app,
-    W.routes.admin.events,
+    wire.routes.admin.events,
     (req, reply) => {
       reply.hijack();
       const res = reply.raw;

@@ -8,7 +8,7 @@
  * Vendor public (`/v1/vendor/*`): activation with an activation key, usage upload
  * (authenticated by the report's signature).
  */
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
 import { ApiError, unwrap } from '../errors.js';
@@ -17,9 +17,10 @@ import { iso } from '../views.js';
 import { activationRequest, usageReport } from '../../onprem/reports.js';
 import type { EntitlementService } from '../../onprem/entitlements.js';
 import type { VendorService } from '../../onprem/vendor.js';
+import { activateWithVendor, uploadUsageToVendor } from '../../onprem/vendorClient.js';
 
-export const DOC_BODY_LIMIT = W.routes.DOC_BODY_LIMIT;
-const R = W.routes.onprem;
+export const DOC_BODY_LIMIT = wire.routes.DOC_BODY_LIMIT;
+const api = wire.routes.onprem;
 const DAY_MS = 86_400_000;
 
 function onPremOnly(ctx: AppContext): { entitlements: EntitlementService; identity: NonNullable<AppContext['identity']> } {
@@ -32,115 +33,82 @@ function vendorOnly(ctx: AppContext): VendorService {
   return ctx.vendor;
 }
 
-/** Calls the vendor's floatd; any failure is ACTIVATION_FAILED with the vendor's own code and message when it gave one. */
-async function callVendor(url: string, r: W.RouteSpec, init: { headers?: Record<string, string>; body: unknown }): Promise<any> {
-  const path = W.pathOf(r);
-  let base: URL;
-  try {
-    base = new URL(url);
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error('not http(s)');
-  } catch {
-    throw new ApiError('VALIDATION_FAILED', `vendorUrl "${url}" is not an http(s) URL`, { field: 'body/vendorUrl' });
-  }
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, base), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...init.headers },
-      body: JSON.stringify(init.body),
-      signal: AbortSignal.timeout(15_000),
-    });
-  } catch (err) {
-    throw new ApiError('ACTIVATION_FAILED', `the vendor server at ${base.origin} could not be reached: ${(err as Error).message}`);
-  }
-  const body = (await res.json().catch(() => undefined)) as any;
-  if (!res.ok) {
-    const e = body?.error;
-    throw new ApiError('ACTIVATION_FAILED', `the vendor server refused: ${e?.code ?? res.status} ${e?.message ?? ''}`.trim(), { vendorCode: e?.code ?? null });
-  }
-  return body;
-}
-
 export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   const actor = (req: { admin: { id: string } }) => `admin:${req.admin.id}`;
 
-  handle(app, R.entitlementStatus, async () => {
-    const c = ctx.clockGuard.state();
+  handle(app, api.entitlementStatus, async () => {
+    const clock = ctx.clockGuard.state();
     return {
       mode: ctx.mode,
       fingerprint: ctx.identity?.fingerprint ?? null,
       serverPublicKey: ctx.identity?.publicKey ?? null,
       licenseFile: ctx.entitlements?.summary() ?? null,
       clock: {
-        trustedTime: c.trustedTime ? iso(c.trustedTime) : null,
-        serverTime: iso(c.serverTime),
-        rolledBack: c.rolledBack,
-        tampered: c.tampered,
+        trustedTime: clock.trustedTime ? iso(clock.trustedTime) : null,
+        serverTime: iso(clock.serverTime),
+        rolledBack: clock.rolledBack,
+        tampered: clock.tampered,
         toleranceNote: 'grants stop when the server clock reads earlier than trustedTime minus --clock-tolerance',
       },
       vendor: Boolean(ctx.vendor),
     };
   });
-  handle(app, R.loadEntitlements, async (req) => {
+  handle(app, api.loadEntitlements, async (req) => {
     const { entitlements } = onPremOnly(ctx);
-    const r = unwrap(await entitlements.load(JSON.stringify(req.body.licenseFile), actor(req), 'api'));
-    return { loaded: r.summary, unchanged: r.unchanged };
+    const loaded = unwrap(await entitlements.load(JSON.stringify(req.body.licenseFile), actor(req), 'api'));
+    return { loaded: loaded.summary, unchanged: loaded.unchanged };
   });
-  handle(app, R.activationRequest, async () => {
+  handle(app, api.activationRequest, async () => {
     const { identity } = onPremOnly(ctx);
     return activationRequest(identity, ctx.clock.now(), ctx.version);
   });
-  handle(app, R.activate, async (req) => {
+  handle(app, api.activate, async (req) => {
     const { entitlements, identity } = onPremOnly(ctx);
-    const answer = await callVendor(req.body.vendorUrl, W.routes.onprem.vendorActivate, {
-      headers: { authorization: `Activation ${req.body.activationKey}` },
-      body: { request: activationRequest(identity, ctx.clock.now(), ctx.version) },
-    });
-    if (!answer || typeof answer.licenseFile !== 'object') throw new ApiError('ACTIVATION_FAILED', 'the vendor server answered without a license file');
-    const r = unwrap(await entitlements.load(JSON.stringify(answer.licenseFile), actor(req), 'activation'));
-    return { loaded: r.summary, unchanged: r.unchanged };
+    const licenseFile = unwrap(await activateWithVendor(req.body.vendorUrl, req.body.activationKey, activationRequest(identity, ctx.clock.now(), ctx.version)));
+    const loaded = unwrap(await entitlements.load(JSON.stringify(licenseFile), actor(req), 'activation'));
+    return { loaded: loaded.summary, unchanged: loaded.unchanged };
   });
 
-  const range = (q: { from?: string | undefined; to?: string | undefined }) => {
-    const to = q.to ? Date.parse(q.to) : ctx.clock.now();
-    const from = q.from ? Date.parse(q.from) : to - 30 * DAY_MS;
+  const range = (query: { from?: string | undefined; to?: string | undefined }) => {
+    const to = query.to ? Date.parse(query.to) : ctx.clock.now();
+    const from = query.from ? Date.parse(query.from) : to - 30 * DAY_MS;
     if (!(from < to) || to - from > 366 * DAY_MS) throw new ApiError('VALIDATION_FAILED', 'from must be before to, at most 366 days apart', { field: 'querystring/from' });
     return { from, to };
   };
-  const report = async (q: { from?: string | undefined; to?: string | undefined }) => {
+  const report = async (query: { from?: string | undefined; to?: string | undefined }) => {
     const { entitlements, identity } = onPremOnly(ctx);
     const file = entitlements.payload();
     if (!file) throw new ApiError('ENTITLEMENT_MISSING', 'no license file is loaded: there is nothing to report on');
-    return { file, doc: await usageReport(ctx.store, file, identity, range(q), ctx.clock.now(), ctx.seal) };
+    return { file, doc: await usageReport(ctx.store, file, identity, range(query), ctx.clock.now(), ctx.seal) };
   };
-  handle(app, R.usageReport, async (req) => (await report(req.query)).doc);
-  handle(app, R.sendUsageReport, async (req) => {
+  handle(app, api.usageReport, async (req) => (await report(req.query)).doc);
+  handle(app, api.sendUsageReport, async (req) => {
     const { file, doc } = await report(req.body ?? {});
-    if (!file.vendorUrl) throw new ApiError('ACTIVATION_FAILED', `the license file names no vendorUrl: export the report (${W.routeName(R.usageReport)}) and hand it to the vendor`);
-    await callVendor(file.vendorUrl, W.routes.onprem.vendorUsageUpload, { body: { report: doc } });
+    if (!file.vendorUrl) throw new ApiError('ACTIVATION_FAILED', `the license file names no vendorUrl: export the report (${wire.routeName(api.usageReport)}) and hand it to the vendor`);
+    unwrap(await uploadUsageToVendor(file.vendorUrl, doc));
     return { sent: true, vendorUrl: file.vendorUrl };
   });
 
   // --- vendor: deployments -------------------------------------------------
-  handle(app, R.createDeployment, async (req) => created(unwrap(await vendorOnly(ctx).create(req.body.name, req.body.spec, actor(req)))));
-  handle(app, R.listDeployments, async () => ({ items: await vendorOnly(ctx).list() }));
-  handle(app, R.getDeployment, async (req) => unwrap(await vendorOnly(ctx).get(req.params.deploymentId)));
-  handle(app, R.updateDeploymentSpec, async (req) => unwrap(await vendorOnly(ctx).updateSpec(req.params.deploymentId, req.body.spec, actor(req))));
-  handle(app, R.issueLicenseFile, async (req) => unwrap(await vendorOnly(ctx).issue(req.params.deploymentId, req.body?.request ?? null, actor(req))));
-  handle(app, R.importUsageReport, async (req) => created(unwrap(await vendorOnly(ctx).importUsage(req.body.report, 'file', actor(req)))));
-  handle(app, R.deploymentUsageReports, async (req) => ({ items: unwrap(await vendorOnly(ctx).usageReports(req.params.deploymentId)) }));
+  handle(app, api.createDeployment, async (req) => created(unwrap(await vendorOnly(ctx).create(req.body.name, req.body.spec, actor(req)))));
+  handle(app, api.listDeployments, async () => ({ items: await vendorOnly(ctx).list() }));
+  handle(app, api.getDeployment, async (req) => unwrap(await vendorOnly(ctx).get(req.params.deploymentId)));
+  handle(app, api.updateDeploymentSpec, async (req) => unwrap(await vendorOnly(ctx).updateSpec(req.params.deploymentId, req.body.spec, actor(req))));
+  handle(app, api.issueLicenseFile, async (req) => unwrap(await vendorOnly(ctx).issue(req.params.deploymentId, req.body?.request ?? null, actor(req))));
+  handle(app, api.importUsageReport, async (req) => created(unwrap(await vendorOnly(ctx).importUsage(req.body.report, 'file', actor(req)))));
+  handle(app, api.deploymentUsageReports, async (req) => ({ items: unwrap(await vendorOnly(ctx).usageReports(req.params.deploymentId)) }));
 }
 
 /** Routes on-premise servers call on their vendor's floatd. */
 export function vendorPublicRoutes(app: FastifyInstance, ctx: AppContext): void {
-  handle(app, R.vendorActivate, async (req) => {
+  handle(app, api.vendorActivate, async (req) => {
     const vendor = vendorOnly(ctx);
-    const m = /^Activation\s+(\S{8,200})$/i.exec(String(req.headers.authorization ?? '').trim());
-    if (!m?.[1]) throw new ApiError('ACTIVATION_KEY_INVALID', 'send Authorization: Activation <activation key>');
-    return { licenseFile: unwrap(await vendor.activate(m[1], req.body.request)) };
+    const match = /^Activation\s+(\S{8,200})$/i.exec(String(req.headers.authorization ?? '').trim());
+    if (!match?.[1]) throw new ApiError('ACTIVATION_KEY_INVALID', 'send Authorization: Activation <activation key>');
+    return { licenseFile: unwrap(await vendor.activate(match[1], req.body.request)) };
   });
-  handle(app, R.vendorUsageUpload, async (req) => {
-    const r = unwrap(await vendorOnly(ctx).importUsage(req.body.report, 'online', 'on-prem-server'));
-    return { imported: true, deploymentId: r.deploymentId };
+  handle(app, api.vendorUsageUpload, async (req) => {
+    const imported = unwrap(await vendorOnly(ctx).importUsage(req.body.report, 'online', 'on-prem-server'));
+    return { imported: true, deploymentId: imported.deploymentId };
   });
 }

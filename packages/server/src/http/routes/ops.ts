@@ -1,14 +1,14 @@
 /** Operations: health, readiness, metrics, OpenAPI, JWKS. No authentication (nothing secret). */
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import type { Routes } from '../context.js';
 import { ApiError } from '../errors.js';
 import { handle, handleRaw } from '../route.js';
 import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
 export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, storageHealth, clockFence, started }) => {
-  const R = W.routes.ops;
-  handle(app, R.healthz, async () => ({ status: 'ok' as const, version }));
-  handle(app, R.readyz, async () => {
+  const api = wire.routes.ops;
+  handle(app, api.healthz, async () => ({ status: 'ok' as const, version }));
+  handle(app, api.readyz, async () => {
     if (started && !started()) throw new ApiError('SERVICE_UNAVAILABLE', 'starting: not ready to serve everything yet', { retryAfterSeconds: 1 });
     try {
       await store.ping();
@@ -35,13 +35,13 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
     }
     return { status: 'ready' as const, store: store.kind };
   });
-  handleRaw(app, R.metrics, async (_req, reply) => {
+  handleRaw(app, api.metrics, async (_req, reply) => {
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  handle(app, R.jwks, async (_req, reply) => {
+  handle(app, api.jwks, async (_req, reply) => {
     reply.header('cache-control', 'public, max-age=300');
     return keys.jwks(clock.now());
   });
-  handleRaw(app, R.openapi, async () => app.swagger());
+  handleRaw(app, api.openapi, async () => app.swagger());
 };

@@ -23,6 +23,10 @@ import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { assertDriverPatched, reconnectBackoff } from './driver.js';
+import type { KeyPersistence, Leadership, Membership, NodeRow } from '../cluster.js';
+import { pgKeyPersistence } from './keys.js';
+import { pgLeadership } from './leadership.js';
+import { clockOffset, listNodes, reportNode } from './nodes.js';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
 const CHANNEL = 'floatd_changes';
@@ -104,7 +108,8 @@ export class PostgresStore implements Store {
   private listening: Promise<unknown> | undefined;
 
   private constructor(
-    readonly sql: postgres.Sql,
+    /** the pool; nothing outside store/postgres/ reaches it (the cluster ports below are how) */
+    private readonly sql: postgres.Sql,
     private readonly url?: string,
   ) {
     // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS).
@@ -112,6 +117,39 @@ export class PostgresStore implements Store {
       const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
       (this as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => settleWithin(read(...args), TRANSACTION_DEADLINE_MS);
     }
+  }
+
+  // --- the cluster ports (store/cluster.ts), in this database ---
+
+  /** Who runs the background jobs: the holder of the advisory lock `name`, on a connection of its own to `url`. */
+  static leadership(url: string, name: string, opts: { retryMs?: number; onChange?: (leader: boolean) => void } = {}): Leadership {
+    return pgLeadership(connect(url, 1), name, opts);
+  }
+
+  /** The signing key ring, shared by every node, its private keys sealed with `encryptionKey`. */
+  keyPersistence(encryptionKey: Buffer): KeyPersistence {
+    return pgKeyPersistence(this.sql, encryptionKey);
+  }
+
+  /** Records this node in the node registry every `everyMs`, each time measuring its clock offset (`onOffset`). */
+  reportNode(version: string, isLeader: () => boolean, everyMs?: number, onOffset?: (offsetMs: number, rttMs: number) => void): Membership & { id: string } {
+    return reportNode(this.sql, version, isLeader, everyMs, onOffset);
+  }
+
+  /** The nodes as they last recorded themselves, oldest start first. */
+  listNodes(): Promise<NodeRow[]> {
+    return listNodes(this.sql);
+  }
+
+  /** This machine's clock minus the database's, ms. */
+  clockOffset(): Promise<number> {
+    return clockOffset(this.sql);
+  }
+
+  /** The PostgreSQL server's version and the highest schema migration applied. */
+  async versions(): Promise<{ server: string; schema: number }> {
+    const [v] = await this.sql`SELECT current_setting('server_version') AS v, (SELECT MAX(version)::int FROM schema_migrations) AS schema`;
+    return { server: String(v!.v), schema: Number(v!.schema) };
   }
 
   /** Connects, applies pending migrations under an advisory lock, and starts listening for changes. */
@@ -148,38 +186,34 @@ export class PostgresStore implements Store {
 
   private async leases(sql: Sql, rows: readonly Row[]): Promise<Lease[]> {
     if (rows.length === 0) return [];
-    const ids = rows.map((r) => String(r.id));
+    const ids = rows.map((row) => String(row.id));
     const inst = (await sql`SELECT * FROM instances WHERE lease_id IN ${sql(ids)} ORDER BY started_at`) as unknown as Row[];
     const by = new Map<string, Row[]>();
     for (const i of inst) {
       const k = String(i.lease_id);
       by.set(k, [...(by.get(k) ?? []), i]);
     }
-    return rows.map((r) => toLease(r, (by.get(String(r.id)) ?? []).map(toInstance)));
+    return rows.map((row) => toLease(row, (by.get(String(row.id)) ?? []).map(toInstance)));
   }
 
   private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[]): StoreTx {
     const one = async (q: Promise<readonly Row[]>) => (await q)[0];
     return {
       lockLicenseByKey: async (key) => {
-        const r = await one(sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`);
-        return r && toLicense(r);
-      },
-      licenseByKey: async (key) => {
-        const r = await one(sql`SELECT * FROM licenses WHERE key = ${key}`);
-        return r && toLicense(r);
+        const row = await one(sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`);
+        return row && toLicense(row);
       },
       lockLicense: async (id) => {
-        const r = await one(sql`SELECT * FROM licenses WHERE id = ${id} FOR UPDATE`);
-        return r && toLicense(r);
+        const row = await one(sql`SELECT * FROM licenses WHERE id = ${id} FOR UPDATE`);
+        return row && toLicense(row);
       },
       device: async (licenseId, fingerprint) => {
-        const r = await one(sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint}`);
-        return r && toDevice(r);
+        const row = await one(sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint}`);
+        return row && toDevice(row);
       },
       deviceById: async (id) => {
-        const r = await one(sql`SELECT * FROM devices WHERE id = ${id}`);
-        return r && toDevice(r);
+        const row = await one(sql`SELECT * FROM devices WHERE id = ${id}`);
+        return row && toDevice(row);
       },
       leasesOfDevice: async (deviceId) => this.leases(sql, await sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`),
       lease: async (id) => (await this.leases(sql, await sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`))[0],
@@ -196,17 +230,17 @@ export class PostgresStore implements Store {
         ),
       leasesOfLicense: async (licenseId) => this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),
       leaseCounts: async (licenseId) => {
-        const r = await one(sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`);
-        return { used: num(r?.used), offline: num(r?.offline) };
+        const row = await one(sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`);
+        return { used: num(row?.used), offline: num(row?.offline) };
       },
       licenseCountOfProduct: async (productId) => num((await one(sql`SELECT COUNT(*)::int AS n FROM licenses WHERE product_id = ${productId}`))?.n),
       product: async (id) => {
-        const r = await one(sql`SELECT * FROM products WHERE id = ${id} FOR UPDATE`);
-        return r && toProduct(r);
+        const row = await one(sql`SELECT * FROM products WHERE id = ${id} FOR UPDATE`);
+        return row && toProduct(row);
       },
       adminToken: async (id) => {
-        const r = await one(sql`SELECT * FROM admin_tokens WHERE id = ${id} FOR UPDATE`);
-        return r && toAdminToken(r);
+        const row = await one(sql`SELECT * FROM admin_tokens WHERE id = ${id} FOR UPDATE`);
+        return row && toAdminToken(row);
       },
       lockKv: async (name) => {
         await sql`SELECT pg_advisory_xact_lock(hashtext(${'floatd:kv:' + name}))`;
@@ -294,35 +328,35 @@ export class PostgresStore implements Store {
     if (renewals.length === 0) return [];
     return (await this.sql.begin(async (sql) => {
       // Never wait for a lease another transaction holds (no deadlock with a checkout or the reclaimer): skip it and retry later.
-      const ids = [...new Set(renewals.map((r) => r.leaseId))].sort();
+      const ids = [...new Set(renewals.map((renewal) => renewal.leaseId))].sort();
       const locked = new Set(
-        (await sql`SELECT id FROM leases WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE SKIP LOCKED`).map((r) => String(r.id)),
+        (await sql`SELECT id FROM leases WHERE id = ANY(${ids}::text[]) ORDER BY id FOR UPDATE SKIP LOCKED`).map((row) => String(row.id)),
       );
-      const now = renewals.filter((r) => locked.has(r.leaseId));
-      const skipped = renewals.filter((r) => !locked.has(r.leaseId));
+      const now = renewals.filter((renewal) => locked.has(renewal.leaseId));
+      const skipped = renewals.filter((renewal) => !locked.has(renewal.leaseId));
       await renewBatch(sql, now);
       if (skipped.length === 0) return [];
       // Skipped: locked by someone else (retry) or gone (drop).
       const exist = new Set(
-        (await sql`SELECT id FROM leases WHERE id = ANY(${[...new Set(skipped.map((r) => r.leaseId))]}::text[])`).map((r) => String(r.id)),
+        (await sql`SELECT id FROM leases WHERE id = ANY(${[...new Set(skipped.map((renewal) => renewal.leaseId))]}::text[])`).map((row) => String(row.id)),
       );
-      return skipped.filter((r) => exist.has(r.leaseId));
+      return skipped.filter((renewal) => exist.has(renewal.leaseId));
     })) as Renewal[];
   }
 
   async leaseOfKey(key: string, leaseId: string) {
-    const [r] = await this.sql`SELECT to_jsonb(c.*) AS license, to_jsonb(l.*) AS lease, to_jsonb(d.*) AS device,
+    const [row] = await this.sql`SELECT to_jsonb(c.*) AS license, to_jsonb(l.*) AS lease, to_jsonb(d.*) AS device,
         (SELECT COALESCE(jsonb_agg(to_jsonb(i.*) ORDER BY i.started_at), '[]'::jsonb) FROM instances i WHERE i.lease_id = l.id) AS instances
       FROM licenses c LEFT JOIN leases l ON l.id = ${leaseId} AND l.license_id = c.id LEFT JOIN devices d ON d.id = l.device_id
       WHERE c.key = ${key}`;
-    if (!r) return undefined;
-    const lease = r.lease ? toLease(r.lease as Row, (r.instances as Row[]).map(toInstance)) : undefined;
-    return { license: toLicense(r.license as Row), lease, device: r.device ? toDevice(r.device as Row) : undefined };
+    if (!row) return undefined;
+    const lease = row.lease ? toLease(row.lease as Row, (row.instances as Row[]).map(toInstance)) : undefined;
+    return { license: toLicense(row.license as Row), lease, device: row.device ? toDevice(row.device as Row) : undefined };
   }
 
   async getProduct(id: string) {
-    const [r] = await this.sql`SELECT * FROM products WHERE id = ${id}`;
-    return r && toProduct(r);
+    const [row] = await this.sql`SELECT * FROM products WHERE id = ${id}`;
+    return row && toProduct(row);
   }
 
   async listProducts(page: PageRequest): Promise<PageOf<Product>> {
@@ -331,13 +365,13 @@ export class PostgresStore implements Store {
   }
 
   async getLicense(id: string) {
-    const [r] = await this.sql`SELECT * FROM licenses WHERE id = ${id}`;
-    return r && toLicense(r);
+    const [row] = await this.sql`SELECT * FROM licenses WHERE id = ${id}`;
+    return row && toLicense(row);
   }
 
   async getLicenseByKey(key: string) {
-    const [r] = await this.sql`SELECT * FROM licenses WHERE key = ${key}`;
-    return r && toLicense(r);
+    const [row] = await this.sql`SELECT * FROM licenses WHERE key = ${key}`;
+    return row && toLicense(row);
   }
 
   async listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>> {
@@ -371,7 +405,7 @@ export class PostgresStore implements Store {
         MAX(l.offline_expires_at) AS offline_expires_at
       FROM devices d LEFT JOIN leases l ON l.device_id = d.id LEFT JOIN instances i ON i.lease_id = l.id
       WHERE d.license_id = ${licenseId} GROUP BY d.id ORDER BY d.last_accessed_at DESC`;
-    return rows.map((r) => ({ ...toDevice(r), seatsHeld: num(r.seats_held), instanceCount: num(r.instance_count), offlineExpiresAt: numOrNull(r.offline_expires_at) }));
+    return rows.map((row) => ({ ...toDevice(row), seatsHeld: num(row.seats_held), instanceCount: num(row.instance_count), offlineExpiresAt: numOrNull(row.offline_expires_at) }));
   }
 
   async getLease(id: string) {
@@ -399,15 +433,15 @@ export class PostgresStore implements Store {
 
   // Retention: one small batch per call, each its own short transaction (no license lock taken).
   async pruneAudit(before: number, limit: number): Promise<number> {
-    const r = await this.sql`DELETE FROM audit WHERE id IN (
+    const row = await this.sql`DELETE FROM audit WHERE id IN (
       SELECT id FROM audit WHERE at < ${before} AND COALESCE(last_at, at) < ${before} ORDER BY at LIMIT ${limit})`;
-    return r.count;
+    return row.count;
   }
 
   async pruneUsage(before: number, limit: number): Promise<number> {
-    const r = await this.sql`DELETE FROM usage_hourly WHERE (license_id, hour) IN (
+    const row = await this.sql`DELETE FROM usage_hourly WHERE (license_id, hour) IN (
       SELECT license_id, hour FROM usage_hourly WHERE hour <= ${before - HOUR_MS} ORDER BY hour LIMIT ${limit})`;
-    return r.count;
+    return row.count;
   }
 
   async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
@@ -417,38 +451,38 @@ export class PostgresStore implements Store {
   }
 
   async expiryStats(licenseId: string, now: number) {
-    const [r] = await this.sql`SELECT COUNT(*) FILTER (WHERE expires_at <= ${now})::int AS dead, MIN(expires_at) FILTER (WHERE expires_at > ${now}) AS earliest
+    const [row] = await this.sql`SELECT COUNT(*) FILTER (WHERE expires_at <= ${now})::int AS dead, MIN(expires_at) FILTER (WHERE expires_at > ${now}) AS earliest
       FROM leases WHERE license_id = ${licenseId} AND expires_at IS NOT NULL`;
-    return { dead: num(r!.dead), earliestExpiry: numOrNull(r!.earliest) };
+    return { dead: num(row!.dead), earliestExpiry: numOrNull(row!.earliest) };
   }
 
   async licensesToSweep(now: number): Promise<string[]> {
     const rows = await this.sql`SELECT license_id FROM leases WHERE expires_at <= ${now}
       UNION SELECT l.license_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.expires_at <= ${now}`;
-    return rows.map((r) => String(r.license_id));
+    return rows.map((row) => String(row.license_id));
   }
 
   async newestRecordedTime(opts: { leases: boolean }) {
-    const [r] = (await this.sql`SELECT GREATEST(
+    const [row] = (await this.sql`SELECT GREATEST(
         COALESCE((SELECT MAX(at) FROM audit), 0), COALESCE((SELECT MAX(hour) FROM usage_hourly), 0), COALESCE((SELECT MAX(updated_at) FROM kv), 0),
         CASE WHEN ${opts.leases} THEN COALESCE((SELECT MAX(last_heartbeat_at) FROM leases), 0) ELSE 0 END)::bigint AS t`) as unknown as Row[];
-    return num(r?.t);
+    return num(row?.t);
   }
 
   async leaseCounts(licenseId: string) {
-    const [r] = (await this.sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
-    return { used: num(r?.used), offline: num(r?.offline) };
+    const [row] = (await this.sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
+    return { used: num(row?.used), offline: num(row?.offline) };
   }
 
   async seatTotals() {
-    const [r] = await this.sql`SELECT COALESCE(SUM(seats_used), 0)::int AS used, COALESCE(SUM(seats_offline), 0)::int AS offline,
+    const [row] = await this.sql`SELECT COALESCE(SUM(seats_used), 0)::int AS used, COALESCE(SUM(seats_offline), 0)::int AS offline,
       (SELECT COUNT(*)::int FROM leases) AS leases FROM licenses`;
-    return { seatsUsed: num(r!.used), seatsOffline: num(r!.offline), leases: num(r!.leases) };
+    return { seatsUsed: num(row!.used), seatsOffline: num(row!.offline), leases: num(row!.leases) };
   }
 
   async adminTokenById(id: string) {
-    const [r] = await this.sql`SELECT * FROM admin_tokens WHERE id = ${id}`;
-    return r && toAdminToken(r);
+    const [row] = await this.sql`SELECT * FROM admin_tokens WHERE id = ${id}`;
+    return row && toAdminToken(row);
   }
 
   async listAdminTokens(): Promise<AdminToken[]> {
@@ -456,8 +490,8 @@ export class PostgresStore implements Store {
   }
 
   async countAdminTokens() {
-    const [r] = await this.sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL`;
-    return num(r!.n);
+    const [row] = await this.sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL`;
+    return num(row!.n);
   }
 
   async touchAdminToken(id: string, at: number) {
@@ -466,7 +500,7 @@ export class PostgresStore implements Store {
 
   async denialsSince(from: number) {
     const rows = await this.sql`SELECT license_id, SUM(denials)::int AS n FROM usage_hourly WHERE hour >= ${hourOf(from)} GROUP BY license_id`;
-    return new Map(rows.map((r) => [String(r.license_id), num(r.n)]));
+    return new Map(rows.map((row) => [String(row.license_id), num(row.n)]));
   }
 
   subscribe(listener: (e: ChangeEvent) => void) {
@@ -479,7 +513,7 @@ export class PostgresStore implements Store {
 
   async listKv(prefix: string) {
     const rows = await this.sql`SELECT * FROM kv WHERE left(name, ${prefix.length}) = ${prefix} ORDER BY name COLLATE "C"`;
-    return rows.map((r) => kvRecord(r)!);
+    return rows.map((row) => kvRecord(row)!);
   }
 
   async ping() {
@@ -543,7 +577,7 @@ export function hostsOf(url: string): string[] {
   });
 }
 
-function paged<T>(rows: readonly Row[], limit: number, map: (r: Row) => T): PageOf<T> {
+function paged<T>(rows: readonly Row[], limit: number, map: (row: Row) => T): PageOf<T> {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(num(last.seq)) : null };
@@ -650,12 +684,12 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       return;
     case 'seats': {
       // The guard: never above the seat count (or the offline cap), never below zero, whatever the decision said.
-      const r = await sql`UPDATE licenses SET seats_used = seats_used + ${e.used}, seats_offline = seats_offline + ${e.offline}
+      const row = await sql`UPDATE licenses SET seats_used = seats_used + ${e.used}, seats_offline = seats_offline + ${e.offline}
         WHERE id = ${e.licenseId}
           AND seats_used + ${e.used} >= 0 AND seats_offline + ${e.offline} >= 0
           AND (${e.used}::int <= 0 OR seats_used + ${e.used} <= seats)
           AND (${e.offline}::int <= 0 OR seats_offline + ${e.offline} <= LEAST(seats, COALESCE(max_offline_seats, seats)))`;
-      if (r.count !== 1) throw new SeatGuardError(e.licenseId);
+      if (row.count !== 1) throw new SeatGuardError(e.licenseId);
       return;
     }
     case 'adminToken.insert': {
@@ -711,7 +745,7 @@ export async function migrate(sql: postgres.Sql): Promise<number[]> {
   return (await sql.begin(async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(hashtext('floatd:migrate'))`;
     await tx`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`;
-    const done = new Set((await tx`SELECT version FROM schema_migrations`).map((r) => Number(r.version)));
+    const done = new Set((await tx`SELECT version FROM schema_migrations`).map((row) => Number(row.version)));
     const applied: number[] = [];
     for (const m of PG_MIGRATIONS) {
       if (done.has(m.version)) continue;
@@ -733,13 +767,13 @@ async function renewBatch(sql: postgres.TransactionSql, renewals: readonly Renew
   // One row per lease and per device for the UPDATE … FROM (a row is updated once per statement).
   const leases = new Map<string, { at: number; expiresAt: number | null }>();
   const devices = new Map<string, number>();
-  for (const r of renewals) {
-    const l = leases.get(r.leaseId);
-    leases.set(r.leaseId, {
-      at: Math.max(l?.at ?? 0, r.at),
-      expiresAt: l === undefined ? r.expiresAt : l.expiresAt === null || r.expiresAt === null ? null : Math.max(l.expiresAt, r.expiresAt),
+  for (const renewal of renewals) {
+    const known = leases.get(renewal.leaseId);
+    leases.set(renewal.leaseId, {
+      at: Math.max(known?.at ?? 0, renewal.at),
+      expiresAt: known === undefined ? renewal.expiresAt : known.expiresAt === null || renewal.expiresAt === null ? null : Math.max(known.expiresAt, renewal.expiresAt),
     });
-    devices.set(r.deviceId, Math.max(devices.get(r.deviceId) ?? 0, r.at));
+    devices.set(renewal.deviceId, Math.max(devices.get(renewal.deviceId) ?? 0, renewal.at));
   }
   const lIds = [...leases.keys()];
   const lAt = lIds.map((id) => leases.get(id)!.at);
@@ -753,8 +787,8 @@ async function renewBatch(sql: postgres.TransactionSql, renewals: readonly Renew
   const inst = renewals;
   const instanceUpdate = sql`UPDATE instances i SET last_heartbeat_at = GREATEST(i.last_heartbeat_at, r.at),
         expires_at = CASE WHEN r.exp IS NULL OR i.expires_at IS NULL THEN r.exp ELSE GREATEST(i.expires_at, r.exp) END
-      FROM unnest(${inst.map((r) => r.leaseId)}::text[], ${inst.map((r) => r.instanceId)}::text[], ${inst.map((r) => r.at)}::bigint[],
-        ${inst.map((r) => r.expiresAt)}::bigint[]) AS r(lease_id, instance_id, at, exp)
+      FROM unnest(${inst.map((renewal) => renewal.leaseId)}::text[], ${inst.map((renewal) => renewal.instanceId)}::text[], ${inst.map((renewal) => renewal.at)}::bigint[],
+        ${inst.map((renewal) => renewal.expiresAt)}::bigint[]) AS r(lease_id, instance_id, at, exp)
       WHERE i.lease_id = r.lease_id AND i.instance_id = r.instance_id
         AND EXISTS (SELECT 1 FROM leases l WHERE l.id = r.lease_id AND NOT l.offline)`;
   const dIds = [...devices.keys()];
@@ -765,6 +799,6 @@ async function renewBatch(sql: postgres.TransactionSql, renewals: readonly Renew
   await Promise.all([leaseUpdate, instanceUpdate, deviceUpdate]);
 }
 
-function kvRecord(r: Row | undefined): KvRecord | undefined {
-  return r && { name: String(r.name), value: String(r.value), updatedAt: num(r.updated_at) };
+function kvRecord(row: Row | undefined): KvRecord | undefined {
+  return row && { name: String(row.name), value: String(row.value), updatedAt: num(row.updated_at) };
 }

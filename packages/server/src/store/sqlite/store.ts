@@ -205,45 +205,41 @@ export class SqliteStore implements Store {
     this.tx = this.makeTx();
   }
 
-  private withInstances(r: Row | undefined): Lease | undefined {
-    if (!r) return undefined;
-    return toLease(r, (this.s.instancesOf.all(r.id) as Row[]).map(toInstance));
+  private withInstances(row: Row | undefined): Lease | undefined {
+    if (!row) return undefined;
+    return toLease(row, (this.s.instancesOf.all(row.id) as Row[]).map(toInstance));
   }
 
   private leases(rows: Row[]): Lease[] {
-    if (rows.length < 8) return rows.map((r) => this.withInstances(r)!);
+    if (rows.length < 8) return rows.map((row) => this.withInstances(row)!);
     // Many leases (a reclamation batch): their instances in one query.
     const by = new Map<string, Row[]>();
-    for (const i of this.s.instancesOfMany.all(JSON.stringify(rows.map((r) => r.id))) as Row[]) {
+    for (const i of this.s.instancesOfMany.all(JSON.stringify(rows.map((row) => row.id))) as Row[]) {
       const list = by.get(i.lease_id as string);
       if (list) list.push(i);
       else by.set(i.lease_id as string, [i]);
     }
-    return rows.map((r) => toLease(r, (by.get(r.id as string) ?? []).map(toInstance)));
+    return rows.map((row) => toLease(row, (by.get(row.id as string) ?? []).map(toInstance)));
   }
 
   private makeTx(): StoreTx {
     const s = this.s;
     return {
       lockLicenseByKey: async (key) => {
-        const r = s.licenseByKey.get(key) as Row | undefined;
-        return r && toLicense(r);
-      },
-      licenseByKey: async (key) => {
-        const r = s.licenseByKey.get(key) as Row | undefined;
-        return r && toLicense(r);
+        const row = s.licenseByKey.get(key) as Row | undefined;
+        return row && toLicense(row);
       },
       lockLicense: async (id) => {
-        const r = s.licenseById.get(id) as Row | undefined;
-        return r && toLicense(r);
+        const row = s.licenseById.get(id) as Row | undefined;
+        return row && toLicense(row);
       },
       device: async (licenseId, fingerprint) => {
-        const r = s.device.get(licenseId, fingerprint) as Row | undefined;
-        return r && toDevice(r);
+        const row = s.device.get(licenseId, fingerprint) as Row | undefined;
+        return row && toDevice(row);
       },
       deviceById: async (id) => {
-        const r = s.deviceById.get(id) as Row | undefined;
-        return r && toDevice(r);
+        const row = s.deviceById.get(id) as Row | undefined;
+        return row && toDevice(row);
       },
       leasesOfDevice: async (deviceId) => this.leases(s.leasesOfDevice.all(deviceId) as Row[]),
       lease: async (id) => this.withInstances(s.lease.get(id) as Row | undefined),
@@ -252,17 +248,17 @@ export class SqliteStore implements Store {
       sweepCandidates: async (licenseId, now, limit) => this.leases(s.sweepCandidates.all(licenseId, now, licenseId, now, limit) as Row[]),
       leasesOfLicense: async (licenseId) => this.leases(s.leasesOfLicense.all(licenseId) as Row[]),
       leaseCounts: async (licenseId) => {
-        const r = s.leaseCounts.get(licenseId) as Row;
-        return { used: num(r.used), offline: num(r.offline) };
+        const row = s.leaseCounts.get(licenseId) as Row;
+        return { used: num(row.used), offline: num(row.offline) };
       },
       licenseCountOfProduct: async (productId) => num((s.licenseCountOfProduct.get(productId) as Row).n),
       product: async (id) => {
-        const r = s.product.get(id) as Row | undefined;
-        return r && toProduct(r);
+        const row = s.product.get(id) as Row | undefined;
+        return row && toProduct(row);
       },
       adminToken: async (id) => {
-        const r = s.adminTokenById.get(id) as Row | undefined;
-        return r && toAdminToken(r);
+        const row = s.adminTokenById.get(id) as Row | undefined;
+        return row && toAdminToken(row);
       },
       lockAdminTokens: async () => undefined,
       lockKv: async (name) => kvRecord(s.kvGet.get(name) as Row | undefined),
@@ -486,16 +482,16 @@ export class SqliteStore implements Store {
     for (const [w, value] of done) w.resolve(value);
   }
 
-  private applyRenewal(r: Renewal): void {
+  private applyRenewal(renewal: Renewal): void {
     // The lease first: an offline (or deleted) lease's instance keeps its times.
-    if (this.s.renewLease.run(r).changes === 1) this.s.renewInstance.run(r);
-    this.s.renewDevice.run(r);
+    if (this.s.renewLease.run(renewal).changes === 1) this.s.renewInstance.run(renewal);
+    this.s.renewDevice.run(renewal);
   }
 
   async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
     // One writer at a time: nothing can hold a lease here, so every renewal applies (or is dropped).
     await this.transaction(async () => {
-      for (const r of renewals) this.applyRenewal(r);
+      for (const renewal of renewals) this.applyRenewal(renewal);
     });
     return [];
   }
@@ -505,30 +501,30 @@ export class SqliteStore implements Store {
     if (!l) return undefined;
     const license = toLicense(l);
     // The lease, its device and its instances in one statement (each statement on a file costs a read transaction).
-    const r = this.s.leaseWithDevice.get(leaseId, license.id) as Row | undefined;
-    if (!r) return { license, lease: undefined, device: undefined };
-    const instances = (JSON.parse(r.instances as string) as [string, number, number, number | null][]).map(([instanceId, startedAt, lastHeartbeatAt, expiresAt]) => ({
+    const row = this.s.leaseWithDevice.get(leaseId, license.id) as Row | undefined;
+    if (!row) return { license, lease: undefined, device: undefined };
+    const instances = (JSON.parse(row.instances as string) as [string, number, number, number | null][]).map(([instanceId, startedAt, lastHeartbeatAt, expiresAt]) => ({
       instanceId,
       startedAt,
       lastHeartbeatAt,
       expiresAt,
     }));
     const device = {
-      id: String(r.device_id),
+      id: String(row.device_id),
       licenseId: license.id,
-      fingerprint: String(r.d_fingerprint),
-      hostname: strOrNull(r.d_hostname),
-      user: strOrNull(r.d_user_name),
-      appVersion: strOrNull(r.d_app_version),
-      firstSeenAt: num(r.d_first_seen_at),
-      lastAccessedAt: num(r.d_last_accessed_at),
+      fingerprint: String(row.d_fingerprint),
+      hostname: strOrNull(row.d_hostname),
+      user: strOrNull(row.d_user_name),
+      appVersion: strOrNull(row.d_app_version),
+      firstSeenAt: num(row.d_first_seen_at),
+      lastAccessedAt: num(row.d_last_accessed_at),
     };
-    return { license, lease: toLease(r, instances), device: r.d_fingerprint === null ? undefined : device };
+    return { license, lease: toLease(row, instances), device: row.d_fingerprint === null ? undefined : device };
   }
 
   async getProduct(id: string) {
-    const r = this.s.product.get(id) as Row | undefined;
-    return r && toProduct(r);
+    const row = this.s.product.get(id) as Row | undefined;
+    return row && toProduct(row);
   }
 
   async listProducts(page: PageRequest): Promise<PageOf<Product>> {
@@ -536,13 +532,13 @@ export class SqliteStore implements Store {
   }
 
   async getLicense(id: string) {
-    const r = this.s.licenseById.get(id) as Row | undefined;
-    return r && toLicense(r);
+    const row = this.s.licenseById.get(id) as Row | undefined;
+    return row && toLicense(row);
   }
 
   async getLicenseByKey(key: string) {
-    const r = this.s.licenseByKey.get(key) as Row | undefined;
-    return r && toLicense(r);
+    const row = this.s.licenseByKey.get(key) as Row | undefined;
+    return row && toLicense(row);
   }
 
   async listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>> {
@@ -567,11 +563,11 @@ export class SqliteStore implements Store {
   }
 
   async listDevices(licenseId: string): Promise<DeviceView[]> {
-    return (this.s.devicesOfLicense.all(licenseId) as Row[]).map((r) => ({
-      ...toDevice(r),
-      seatsHeld: num(r.seats_held),
-      instanceCount: num(r.instance_count),
-      offlineExpiresAt: numOrNull(r.offline_expires_at),
+    return (this.s.devicesOfLicense.all(licenseId) as Row[]).map((row) => ({
+      ...toDevice(row),
+      seatsHeld: num(row.seats_held),
+      instanceCount: num(row.instance_count),
+      offlineExpiresAt: numOrNull(row.offline_expires_at),
     }));
   }
 
@@ -618,33 +614,33 @@ export class SqliteStore implements Store {
   }
 
   async expiryStats(licenseId: string, now: number) {
-    const r = this.s.expiryStats.get(now, now, licenseId) as Row;
-    return { dead: num(r.dead), earliestExpiry: numOrNull(r.earliest) };
+    const row = this.s.expiryStats.get(now, now, licenseId) as Row;
+    return { dead: num(row.dead), earliestExpiry: numOrNull(row.earliest) };
   }
 
   async licensesToSweep(now: number): Promise<string[]> {
-    return (this.s.licensesToSweep.all(now, now) as Row[]).map((r) => String(r.license_id));
+    return (this.s.licensesToSweep.all(now, now) as Row[]).map((row) => String(row.license_id));
   }
 
   async newestRecordedTime(opts: { leases: boolean }) {
-    const r = this.db
+    const row = this.db
       .prepare(
         `SELECT MAX(COALESCE((SELECT MAX(at) FROM audit), 0), COALESCE((SELECT MAX(hour) FROM usage_hourly), 0), COALESCE((SELECT MAX(updated_at) FROM kv), 0)${
           opts.leases ? ', COALESCE((SELECT MAX(last_heartbeat_at) FROM leases), 0)' : ''
         }) AS t`,
       )
       .get() as Row;
-    return num(r.t);
+    return num(row.t);
   }
 
   async leaseCounts(licenseId: string) {
-    const r = this.s.leaseCounts.get(licenseId) as Row;
-    return { used: num(r.used), offline: num(r.offline) };
+    const row = this.s.leaseCounts.get(licenseId) as Row;
+    return { used: num(row.used), offline: num(row.offline) };
   }
 
   async seatTotals() {
-    const r = this.s.seatTotals.get() as Row;
-    return { seatsUsed: num(r.used), seatsOffline: num(r.offline), leases: num(r.leases) };
+    const row = this.s.seatTotals.get() as Row;
+    return { seatsUsed: num(row.used), seatsOffline: num(row.offline), leases: num(row.leases) };
   }
 
   async listAdminTokens() {
@@ -656,12 +652,12 @@ export class SqliteStore implements Store {
   }
 
   async denialsSince(from: number) {
-    return new Map((this.s.denialsSince.all(hourOf(from)) as Row[]).map((r) => [String(r.license_id), num(r.n)]));
+    return new Map((this.s.denialsSince.all(hourOf(from)) as Row[]).map((row) => [String(row.license_id), num(row.n)]));
   }
 
   async adminTokenById(id: string) {
-    const r = this.s.adminTokenById.get(id) as Row | undefined;
-    return r && toAdminToken(r);
+    const row = this.s.adminTokenById.get(id) as Row | undefined;
+    return row && toAdminToken(row);
   }
 
   async countAdminTokens() {
@@ -677,7 +673,7 @@ export class SqliteStore implements Store {
   }
 
   async listKv(prefix: string) {
-    return (this.s.kvList.all(prefix, prefix) as Row[]).map((r) => kvRecord(r)!);
+    return (this.s.kvList.all(prefix, prefix) as Row[]).map((row) => kvRecord(row)!);
   }
 
   async ping() {
@@ -695,7 +691,7 @@ export class SqliteStore implements Store {
 
   async close() {
     // Let queued transactions finish (a transaction queued after close starts fails on the closed database).
-    while (this.draining) await new Promise((r) => setImmediate(r));
+    while (this.draining) await new Promise((row) => setImmediate(row));
     if (this.db.open) this.db.close();
   }
 }
@@ -713,7 +709,7 @@ function leaseParams(l: Lease) {
   };
 }
 
-function paged<T>(rows: Row[], limit: number, map: (r: Row) => T): PageOf<T> {
+function paged<T>(rows: Row[], limit: number, map: (row: Row) => T): PageOf<T> {
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(num(last.seq)) : null };
@@ -721,7 +717,7 @@ function paged<T>(rows: Row[], limit: number, map: (r: Row) => T): PageOf<T> {
 
 function migrate(db: Database.Database): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-  const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => num(r.version)));
+  const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((row) => num(row.version)));
   for (const m of SQLITE_MIGRATIONS) {
     if (done.has(m.version)) continue;
     db.transaction(() => {
@@ -731,6 +727,6 @@ function migrate(db: Database.Database): void {
   }
 }
 
-function kvRecord(r: Row | undefined): KvRecord | undefined {
-  return r && { name: String(r.name), value: String(r.value), updatedAt: num(r.updated_at) };
+function kvRecord(row: Row | undefined): KvRecord | undefined {
+  return row && { name: String(row.name), value: String(row.value), updatedAt: num(row.updated_at) };
 }

@@ -4,33 +4,21 @@
  * Keys are parsed once into `KeyObject`s (parsing a PEM/JWK per signature costs
  * ~13x the signature). The newest key signs; older keys stay published in the
  * JWKS until `publishUntil`, so tokens they signed keep verifying after a rotation.
+ *
+ * The signing-key code lives in `keys/`: this ring (lease tokens), `sealing.ts`
+ * (private keys encrypted at rest) and `documents.ts` (Ed25519 signed documents:
+ * license files, reports, trusted time). Where the ring is kept is a port
+ * (`KeyPersistence`, store/cluster.ts): a file in the data directory here, the
+ * database in a cluster (store/postgres/keys.ts).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, createHash, randomBytes, sign } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
 import { TOKEN_ALG, TOKEN_ISSUER, type LeaseTokenClaims } from '@floatd/protocol';
+import type { KeyPersistence, StoredSigningKey } from '../store/cluster.js';
 
-export interface StoredSigningKey {
-  kid: string;
-  createdAt: number;
-  /** when a newer key took over signing; null for the signing key */
-  retiredAt: number | null;
-  /** when a retired key leaves the JWKS; null = published for as long as it is kept */
-  publishUntil: number | null;
-  privateJwk: JWK;
-}
-
-/** Where the key ring is kept (a file in the data directory; the database in a cluster). */
-export interface KeyPersistence {
-  /**
-   * Atomically reads the stored keys, stores what `change` makes of them, and
-   * returns that — so two nodes starting (or rotating) at once cannot lose a key.
-   */
-  update(change: (keys: StoredSigningKey[]) => StoredSigningKey[]): Promise<StoredSigningKey[]>;
-  /** Tells this node when another node changed the keys (PostgreSQL NOTIFY). */
-  onChange?(listener: () => void): void;
-}
+export type { KeyPersistence, StoredSigningKey };
 
 interface LoadedKey {
   stored: StoredSigningKey;

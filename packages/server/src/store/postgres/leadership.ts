@@ -1,17 +1,10 @@
 /**
- * Which node runs the background jobs (reclaimer). SQLite: the one process.
- * PostgreSQL: the node holding a session advisory lock on a dedicated
+ * `Leadership` (store/cluster.ts) in PostgreSQL: the node holding a session advisory lock on a dedicated
  * connection; if that node dies, its connection closes, the lock is released,
  * and another node takes it at its next try (every `retryMs`, 2 s by default).
  */
 import type postgres from 'postgres';
-
-export interface Leadership {
-  isLeader(): boolean;
-  stop(): Promise<void>;
-}
-
-export const alwaysLeader: Leadership = { isLeader: () => true, stop: async () => undefined };
+import type { Leadership } from '../cluster.js';
 
 /**
  * `sql` is a client of its own with a pool of one connection (the lock belongs to

@@ -1,23 +1,16 @@
 /**
  * Cluster membership for operators: each node records itself in the `nodes`
  * table every few seconds with its clock's offset from the database's clock,
- * which `floatd doctor` reports. Each node decides on its own clock corrected by that offset (DatabaseAlignedClock),
+ * which `floatd doctor` reports (the `Membership` port, store/cluster.ts). Each node decides on its own clock corrected by that offset (DatabaseAlignedClock),
  * so each measurement also feeds the node's clock fence (service/clockFence.ts),
  * which stops a node whose offset passes the bound.
  */
 import { hostname } from 'node:os';
 import type postgres from 'postgres';
-import { newId } from '../ids.js';
+import { newId } from '../../ids.js';
+import type { Membership, NodeRow } from '../cluster.js';
 
-export interface NodeRow {
-  id: string;
-  host: string;
-  version: string;
-  startedAt: number;
-  lastSeenAt: number;
-  clockOffsetMs: number;
-  leader: boolean;
-}
+export type { NodeRow };
 
 /** This node's clock minus the database's, in ms (half the round trip is taken as the query's moment). */
 export async function clockOffset(sql: postgres.Sql, now: () => number = Date.now): Promise<number> {
@@ -39,7 +32,7 @@ export function reportNode(
   everyMs = 2000,
   /** each measurement, for the clock fence (service/clockFence.ts) */
   onOffset: (offsetMs: number, rttMs: number) => void = () => {},
-): { id: string; first: Promise<unknown>; stop(): Promise<void> } {
+): Membership & { id: string } {
   const id = newId('req').replace('req_', 'node_');
   const startedAt = Date.now();
   const tick = async () => {

@@ -1,0 +1,40 @@
+/** Admin: leases and devices of a license, releasing a lease, reclaiming now, and the dashboard of seats. */
+import * as wire from '@floatd/protocol';
+import type { Routes } from '../../context.js';
+import { ApiError, unwrap } from '../../errors.js';
+import { handle } from '../../route.js';
+import { deviceView, iso, leaseView, licenseView } from '../../views.js';
+import { actor, existingLicense } from './common.js';
+
+const api = wire.routes.admin;
+
+export const leaseRoutes: Routes = (app, { catalogue, reclaim, store, overview }) => {
+  handle(app, api.listLeases, async (req) => {
+    await existingLicense(store, req.params.licenseId);
+    return { items: (await store.listLeases(req.params.licenseId)).map(leaseView) };
+  });
+  handle(app, api.listDevices, async (req) => {
+    await existingLicense(store, req.params.licenseId);
+    return { items: (await store.listDevices(req.params.licenseId)).map(deviceView) };
+  });
+  handle(app, api.getLease, async (req) => {
+    const lease = await store.getLease(req.params.leaseId);
+    if (!lease) throw new ApiError('LEASE_NOT_FOUND', `no lease ${req.params.leaseId}`);
+    return leaseView(lease);
+  });
+  handle(app, api.releaseLease, async (req) => {
+    const released = unwrap(await catalogue.releaseLease(req.params.leaseId, req.body?.force ?? false, actor(req)));
+    return { released: true, ...released };
+  });
+  handle(app, api.reclaimNow, async (req) => {
+    const swept = await reclaim.sweep(actor(req));
+    return { freed: swept.freed, instancesDropped: swept.instancesDropped, ranAt: iso(swept.ranAt) };
+  });
+  handle(app, api.dashboard, async (req) => {
+    const page = await overview.dashboard({ limit: req.query.limit ?? 100, cursor: req.query.cursor });
+    return {
+      items: page.items.map((row) => ({ license: licenseView(row.license), productName: row.productName, denialsToday: row.denialsToday })),
+      nextCursor: page.nextCursor,
+    };
+  });
+};

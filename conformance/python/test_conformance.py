@@ -130,10 +130,12 @@ def status_dict(lic: FloatingLicense) -> dict[str, Any]:
 
 
 def collapse(xs: list[str]) -> list[str]:
+    """Repeats of one event count once, and renewals right after a reacquire are part of it (docs/conformance.md)."""
     out: list[str] = []
     for x in xs:
-        if not out or out[-1] != x:
-            out.append(x)
+        if out and (out[-1] == x or (x == "renewed" and out[-1] == "reacquired")):
+            continue
+        out.append(x)
     return out
 
 

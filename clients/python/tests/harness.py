@@ -74,7 +74,7 @@ class FloatdServer:
             lib = libfaketime()
             if not lib:
                 raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
-            env.update({"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": self.offset_file, "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+            env.update({"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": self.offset_file, "FAKETIME_NO_CACHE": "1"})
         self.proc = subprocess.Popen(["node", CLI, "serve", "--port", "0", "--data-dir", self.data_dir, "--log-level", "warn"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
         assert self.proc.stdout

@@ -160,6 +160,25 @@ function statusOf(lic) {
   return { state: s.state, valid: s.valid, offline: s.offline, serverReachable: s.serverReachable, violations: s.violations, instances: s.instances, seatsUsed: s.seatsUsed };
 }
 
+/**
+ * Runs an SDK call; when it waits on a timer of its own (a checkout's retry back-off, a wait for a seat: the
+ * `retry` and `waiting` events come once that timer exists), the device's clock moves on by that delay, as the
+ * Python SDK's FakeClock.sleep does.
+ */
+async function drive(c, fn) {
+  const moveOn = (ms) => setImmediate(() => void c.device.clock.advance(ms));
+  const onRetry = (r) => r.operation === 'checkout' && moveOn(r.delayMs);
+  const onWaiting = (wi) => moveOn(wi.retryInMs);
+  c.lic.on('retry', onRetry);
+  c.lic.on('waiting', onWaiting);
+  try {
+    return await fn();
+  } finally {
+    c.lic.off('retry', onRetry);
+    c.lic.off('waiting', onWaiting);
+  }
+}
+
 async function step(w, st, label) {
   const c = st.client ? await w.client(st.client, st.device) : undefined;
   const expectError = async (fn) => {
@@ -173,12 +192,12 @@ async function step(w, st, label) {
   };
   switch (st.do) {
     case 'checkout': {
-      const r = await expectError(() => c.lic.checkout());
+      const r = await expectError(() => drive(c, () => c.lic.checkout()));
       if (r) checkFields(r.ok ? { ok: true, source: r.source, created: r.created } : { ok: false, code: r.code }, st.expect, label);
       break;
     }
     case 'checkout_offline': {
-      const r = await expectError(() => c.lic.checkoutOffline({ durationSeconds: st.seconds }));
+      const r = await expectError(() => drive(c, () => c.lic.checkoutOffline({ durationSeconds: st.seconds })));
       if (r) checkFields(statusOf(c.lic), st.expect, label);
       break;
     }
@@ -197,7 +216,7 @@ async function step(w, st, label) {
       checkFields(statusOf(c.lic), st.expect, label);
       break;
     case 'events':
-      assert.deepEqual(collapse(c.events), st.expect, `${label}: events ${JSON.stringify(c.events)}`);
+      assert.deepEqual(collapse(c.events), st.expect, `${label}: events ${JSON.stringify(c.events)} retries ${JSON.stringify(c.retries)} requests ${JSON.stringify(c.device.proxy.requests.slice(-6))}`);
       if (st.retries) assert.deepEqual([...new Set(c.retries)].sort(), [...new Set(st.retries)].sort(), `${label}: retries ${JSON.stringify(c.retries)}`);
       c.events.length = 0;
       c.retries.length = 0;

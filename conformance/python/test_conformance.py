@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from floatd import FakeClock, FloatingLicense, FloatingLicenseError
-from harness import FloatdServer, Proxy, libfaketime
+from harness import STORE, FloatdServer, Proxy, libfaketime
 
 SCENARIOS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "*.json")))
 
@@ -257,6 +257,10 @@ def test_scenario(path: str) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("libfaketime is required in CI (apt-get install faketime)")
         pytest.skip("!!! libfaketime is not installed (apt-get install faketime): this scenario moves the server's clock !!!")
+    if scenario.get("serverClock") and STORE == "postgres":
+        # the server fences itself (NODE_CLOCK_SKEWED) when its clock leaves the database's: moving the server's clock
+        # needs a PostgreSQL of its own under the same libfaketime (not done yet; see docs/conformance.md)
+        pytest.skip("!!! serverClock scenario not run on PostgreSQL: the node would be fenced off the database clock !!!")
     w = World(scenario)
     try:
         for i, st in enumerate(scenario["steps"]):

@@ -296,8 +296,11 @@ async function step(w, st, label) {
 for (const file of scenarios) {
   const scenario = JSON.parse(readFileSync(join(DIR, file), 'utf8'));
   const noFaketime = scenario.serverClock && !libfaketime();
+  // On PostgreSQL the server fences itself (NODE_CLOCK_SKEWED) when its clock leaves the database's: moving the
+  // server's clock needs a PostgreSQL of its own under the same libfaketime (not done yet; docs/conformance.md).
+  const pgClock = scenario.serverClock && STORE === 'postgres' ? '!!! serverClock scenario not run on PostgreSQL: the node would be fenced off the database clock !!!' : false;
   if (noFaketime && process.env.CI === 'true') throw new Error('libfaketime is required in CI (apt-get install faketime)');
-  test(`conformance (${STORE}): ${scenario.name}`, { timeout: 180_000, skip: noFaketime ? '!!! libfaketime is not installed (apt-get install faketime): this scenario moves the server clock !!!' : false }, async () => {
+  test(`conformance (${STORE}): ${scenario.name}`, { timeout: 180_000, skip: noFaketime ? '!!! libfaketime is not installed (apt-get install faketime): this scenario moves the server clock !!!' : pgClock }, async () => {
     const w = new World(scenario);
     try {
       await w.init();

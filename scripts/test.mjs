@@ -43,7 +43,7 @@ let status = run('SQLite (default store)', selected);
 // Suites whose servers come from the test harness: they run again on PostgreSQL.
 const storeSensitive = selected.filter((f) => {
   const rel = relative(root, f);
-  return /^packages\/server\/dist\/(http|service)\//.test(rel) || /^packages\/client\/dist\//.test(rel);
+  return /^packages\/server\/dist\/(http|service)\//.test(rel) || /^packages\/client\/dist\//.test(rel) || /^test\/e2e\/(conformance|python)\.test\.mjs$/.test(rel);
 });
 if (storeSensitive.length && process.env.FLOATD_TEST_PG !== '0') {
   const { default: postgres } = await import('postgres');

@@ -1,0 +1,23 @@
+"""floatd: Python client SDK for the floatd floating-license server."""
+from .clock import Clock, FakeClock, SystemClock
+from .errors import CLIENT_ERROR_CODES, FloatingLicenseError
+from .fingerprint import device_fingerprint, hash_machine_id
+from .http import AnswerVerifier, Ed25519AnswerVerifier, SignedAnswer
+from .license import (
+    VIOLATION_CODES,
+    CheckinResult,
+    CheckoutDenied,
+    CheckoutGranted,
+    CheckoutResult,
+    FloatingLicense,
+    LicenseStatus,
+    RetryPolicy,
+    Violation,
+)
+
+__all__ = [
+    "AnswerVerifier", "CLIENT_ERROR_CODES", "CheckinResult", "CheckoutDenied", "CheckoutGranted", "CheckoutResult",
+    "Clock", "Ed25519AnswerVerifier", "FakeClock", "FloatingLicense", "FloatingLicenseError", "LicenseStatus",
+    "RetryPolicy", "SignedAnswer", "SystemClock", "VIOLATION_CODES", "Violation", "device_fingerprint", "hash_machine_id",
+]
+__version__ = "0.1.0"

@@ -20,7 +20,7 @@ interface Proc {
 
 async function serve(dataDir: string, extra: string[] = []): Promise<Proc> {
   // the server's own rate limits (the shared helper turns them off by default)
-  const p = await startFloatdProcess({ dataDir, args: extra, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT }, adminToken: false, timeoutMs: 15_000 });
+  const p = await startFloatdProcess({ dataDir, args: extra, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT }, adminToken: false });
   return { child: p.child, url: p.url, stdout: p.output, exited: p.exited.then(() => p.child.exitCode) };
 }
 

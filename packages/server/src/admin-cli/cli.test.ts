@@ -86,7 +86,7 @@ before(async () => {
   await mkdir(work);
   await mkdir(home);
   const dataDir = join(root, 'server-data');
-  const p = await startFloatdProcess({ dataDir, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT }, timeoutMs: 15_000 });
+  const p = await startFloatdProcess({ dataDir, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT } });
   server = p.child;
   url = p.url;
   adminToken = p.adminToken;

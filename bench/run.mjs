@@ -22,13 +22,14 @@
  * checkout/check-in, 5% license info), contended (devices fighting for 10 seats:
  * mostly denials, every grant checked in at once).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+// One way to start a floatd process and wait for it (tests, bench, soak): the compiled test helper (npm run bench builds first).
+import { spawnListening, startFloatdProcess } from '../packages/server/dist/testing/process.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -51,30 +52,10 @@ function log(...a) {
   else console.error(...a);
 }
 
-async function startProcess(argv, env = {}) {
-  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b) => (out += b));
-  child.stderr.on('data', (b) => (out += b));
-  const url = await new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error('did not start: ' + out)), 60000);
-    child.stdout.on('data', () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        res(m[1]);
-      }
-    });
-    child.on('exit', () => rej(new Error('exited: ' + out)));
-  });
-  return { child, url, output: () => out };
-}
-
 async function stopProcess(p) {
   if (p.child.exitCode !== null) return;
-  const exited = new Promise((r) => p.child.once('exit', r));
   p.child.kill('SIGTERM');
-  await exited;
+  await p.exited;
 }
 
 function rssMb(pid) {
@@ -149,7 +130,8 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {} }) {
   }
   const servers = [];
   for (let i = 0; i < nodes; i++) {
-    servers.push(await startProcess([...nodeArgs, join(root, 'packages/server/dist/cli.js'), 'serve', '--port', '0', '--data-dir', join(dataDir, `n${i}`), '--log-level', 'warn'], env));
+    // only the first node of a cluster writes an admin token
+    servers.push(await startFloatdProcess({ dataDir: join(dataDir, `n${i}`), nodeArgs, env, timeoutMs: 60_000, adminToken: i === 0 }));
   }
   const admin = `Bearer ${(await readFile(join(dataDir, 'n0', 'admin-token'), 'utf8')).trim()}`;
   return {
@@ -273,7 +255,7 @@ function scenarioSet(f) {
 }
 
 async function baselineRun() {
-  const baseline = await startProcess([join(root, 'bench/baseline.mjs')]);
+  const baseline = await spawnListening([process.execPath, join(root, 'bench/baseline.mjs')], { timeoutMs: 60_000 });
   try {
     log(`baseline: bare node:http, ${connections} connections, ${duration}s`);
     return summary(await run([baseline.url + '/'], {}));

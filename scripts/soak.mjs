@@ -11,14 +11,12 @@
 //
 // --store postgres uses FLOATD_DATABASE_URL (and FLOATD_KEY_ENCRYPTION_KEY) from the environment.
 // The server must be built (npm run soak builds it first).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'node:http';
-
-const root = new URL('..', import.meta.url).pathname;
-const CLI = join(root, 'packages/server/dist/cli.js');
+// One way to start a floatd process and wait for it (tests, bench, soak): the compiled test helper (npm run soak builds first).
+import { startFloatdProcess } from '../packages/server/dist/testing/process.js';
 
 function parseArgs(argv) {
   const o = { duration: '60s', clients: '2000', interval: '5', warmup: '', every: '', 'max-growth-mb': '64', store: 'sqlite', 'rate-limit': 'off', json: false };
@@ -66,28 +64,19 @@ if (opts.store !== 'postgres') delete env.FLOATD_DATABASE_URL;
 if (opts.rateLimit !== 'on') env.FLOATD_RATE_LIMIT = 'off';
 
 // --- the server -------------------------------------------------------------------------------------------------
-const server = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '5'], {
-  env,
-  stdio: ['ignore', 'pipe', 'pipe'],
+const serverProcess = await startFloatdProcess({
+  dataDir,
+  args: ['--reclaim-interval', '5'],
+  baseEnv: env,
+  env: { FLOATD_RATE_LIMIT: env.FLOATD_RATE_LIMIT },
+  timeoutMs: 20_000,
 });
-let serverOut = '';
-server.stdout.on('data', (b) => (serverOut += b));
-server.stderr.on('data', (b) => (serverOut += b));
+const server = serverProcess.child;
 let serverExited = false;
 server.on('exit', () => (serverExited = true));
-const url = await new Promise((resolve, reject) => {
-  const t = setTimeout(() => reject(new Error(`server did not start:\n${serverOut}`)), 20_000);
-  server.stdout.on('data', () => {
-    const m = /listening on (http:\/\/\S+)/.exec(serverOut);
-    if (m) {
-      clearTimeout(t);
-      resolve(m[1]);
-    }
-  });
-  server.on('exit', (code) => reject(new Error(`server exited (${code}):\n${serverOut}`)));
-});
+const url = serverProcess.url;
 const { port } = new URL(url);
-const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+const adminToken = serverProcess.adminToken;
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 function call(method, path, body, auth) {

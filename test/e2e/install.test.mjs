@@ -87,11 +87,13 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
     assert.equal(r.status, 0, r.stderr);
     const [info] = JSON.parse(r.stdout);
     tarballs.push(join(dir, info.filename));
+    const files = info.files.map((f) => f.path);
+    // No compiled tests (nor their maps and declarations) and no test support in any tarball.
+    const testFiles = files.filter((f) => /\.test\.(js|d\.ts|js\.map)$/.test(f) || f.startsWith('dist/testing/') || f.startsWith('dist/testsupport.'));
+    assert.deepEqual(testFiles, [], `no test files in the ${p} tarball`);
     if (p === 'server') {
-      const files = info.files.map((f) => f.path);
       assert.ok(files.includes('console/index.html'), 'the server tarball carries the built console');
       assert.ok(files.includes('bin/floatd.js'));
-      assert.ok(!files.some((f) => f.endsWith('.test.js')), 'no test files in the tarball');
     }
   }
   // prepack copied the console into the server package; postpack removed it, so this clone keeps serving packages/console/dist.

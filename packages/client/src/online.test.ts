@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkSymbol } from '@floatd/protocol';
 import { FloatingLicenseError } from './index.js';
-import { autoAdvance, record, world, type World, closeSharedServer, withWorld } from './testsupport.js';
+import { autoAdvance, record, closeSharedServer, withWorld } from './testsupport.js';
 
 const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 };
 

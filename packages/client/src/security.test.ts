@@ -12,7 +12,7 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { digestHeader, signingInput } from '@floatd/protocol';
 import { FloatingLicenseError } from './index.js';
 import { StateDir } from './state.js';
-import { autoAdvance, record, world, type World, closeSharedServer, withWorld } from './testsupport.js';
+import { autoAdvance, record, type World, closeSharedServer, withWorld } from './testsupport.js';
 
 const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20, maxOfflineSeconds: 7 * 86400 };
 

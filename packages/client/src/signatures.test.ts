@@ -13,7 +13,7 @@ import { ManualClock } from '@floatd/server';
 import { startTestServer } from '@floatd/server/testing';
 import { FloatingLicense, FloatingLicenseError } from './index.js';
 import { FakeClock } from './testing.js';
-import { autoAdvance, Cleanup, closeSharedServer, record, T0, tempDir, world, type Rewritten, type World, withWorld } from './testsupport.js';
+import { autoAdvance, Cleanup, closeSharedServer, record, T0, tempDir, type Rewritten, withWorld } from './testsupport.js';
 
 const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20, maxOfflineSeconds: 86400 };
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { record, world, type World, closeSharedServer, withWorld } from './testsupport.js';
+import { record, closeSharedServer, withWorld } from './testsupport.js';
 
 after(() => closeSharedServer());
 

@@ -3,15 +3,15 @@
  * SDK's FakeClock drives, a proxy that can go down or rewrite answers, real
  * server processes, temporary directories, and cleanup.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { ManualClock } from '@floatd/server';
-import { startTestServer, type TestServer } from '@floatd/server/testing';
+import { freePort, startFloatdProcess, startTestServer, type TestServer } from '@floatd/server/testing';
 import { FloatingLicense, type FloatingLicenseOptions, type Violation } from './index.js';
 import { FakeClock } from './testing.js';
 
@@ -115,7 +115,7 @@ export class TestProxy {
     }
     let status = 502;
     let text = '';
-    let outHeaders: Record<string, string> = {};
+    const outHeaders: Record<string, string> = {};
     try {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length') headers[k] = v;
@@ -306,14 +306,8 @@ const require = createRequire(import.meta.url);
 export const SERVER_CLI = join(dirname(require.resolve('@floatd/server/package.json')), 'dist', 'cli.js');
 export const RUN_CLI = join(dirname(new URL(import.meta.url).pathname), 'run.js');
 
-export async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const addr = srv.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+/** One free-port helper and one way to start a floatd process for every package's tests. */
+export { freePort } from '@floatd/server/testing';
 
 export interface ServerProcess {
   url: string;
@@ -327,69 +321,19 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    try {
-      const r = await fetch(url + '/healthz');
-      if (r.ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('server did not become healthy');
-}
-
 /** `floatd serve` as a child process on `port` (a free one when omitted), with extra environment (FLOATD_DATABASE_URL, …). */
 export async function serverProcess(cleanup: Cleanup, dataDir: string, port?: number, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [SERVER_CLI, 'serve', '--port', String(p), '--data-dir', dataDir, '--log-level', env.FLOATD_LOG_LEVEL ?? 'silent'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, ...env },
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  cleanup.add(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  const url = `http://127.0.0.1:${p}`;
-  await waitHealthy(url, child);
-  // The first start writes the admin token just after it starts listening (on PostgreSQL that can take a moment).
-  let adminToken = '';
-  for (let i = 0; i < 200 && !adminToken; i++) {
-    adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8').catch(() => '')).trim();
-    if (!adminToken) await new Promise((r) => setTimeout(r, 25));
-  }
-  if (!adminToken) throw new Error(`no admin token in ${dataDir}`);
-  return {
-    url,
-    port: p,
+  const p = await startFloatdProcess({
     dataDir,
-    child,
-    adminToken,
-    async admin(method, path, body) {
-      const r = await fetch(url + path, {
-        method,
-        headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : undefined };
-    },
-    async kill9() {
-      child.kill('SIGKILL');
-      await exited;
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
-      }
-    },
-  };
+    port: port ?? (await freePort()),
+    logLevel: env.FLOATD_LOG_LEVEL ?? 'silent',
+    // the server's own rate limits unless the test says otherwise (the shared helper turns them off by default)
+    env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT, ...env },
+  });
+  cleanup.add(() => p.kill9());
+  // The first start writes the admin token just after it starts listening (on PostgreSQL that can take a moment).
+  if (!p.adminToken) throw new Error(`no admin token in ${dataDir}`);
+  return { url: p.url, port: p.port, dataDir, child: p.child, adminToken: p.adminToken, admin: p.admin, kill9: p.kill9, stop: p.stop };
 }
 
 /** Creates a product and a license on a server process. */

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { startFloatdProcess } from './testing/process.js';
 
 const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 
@@ -18,24 +19,9 @@ interface Proc {
 }
 
 async function serve(dataDir: string, extra: string[] = []): Promise<Proc> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start: ${out}`)), 15_000);
-    const check = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        res(m[1]);
-      }
-    };
-    child.stdout!.on('data', check);
-    void exited.then(() => rej(new Error(`server exited: ${out}`)));
-  });
-  return { child, url, stdout: () => out, exited };
+  // the server's own rate limits (the shared helper turns them off by default)
+  const p = await startFloatdProcess({ dataDir, args: extra, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT }, adminToken: false });
+  return { child: p.child, url: p.url, stdout: p.output, exited: p.exited.then(() => p.child.exitCode) };
 }
 
 async function json(url: string, method = 'GET', auth?: string, body?: unknown) {

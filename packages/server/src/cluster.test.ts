@@ -14,14 +14,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createTempDatabase, postgresAvailable, TEST_KEY_ENCRYPTION_KEY } from './testing/pg.js';
+import { startFloatdProcess } from './testing/process.js';
 
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 const SEATS = 12;
 const CLIENTS = 300;
 const RUN_MS = 14_000;
@@ -40,27 +39,15 @@ interface Node {
 }
 
 async function startNode(dataDir: string, databaseUrl: string): Promise<Node> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '2'], {
-    env: { ...process.env, FLOATD_DATABASE_URL: databaseUrl, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const p = await startFloatdProcess({
+    dataDir,
+    args: ['--reclaim-interval', '2'],
+    env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT, FLOATD_DATABASE_URL: databaseUrl, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY },
+    adminToken: false,
+    timeoutMs: 60_000,
   });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise((r) => child.on('exit', r));
-  logs.push(() => out);
-  const url = await new Promise<string>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`node did not start: ${out}`)), 60_000);
-    child.stdout!.on('data', () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(t);
-        res(m[1]);
-      }
-    });
-    void exited.then(() => rej(new Error(`node exited: ${out}`)));
-  });
-  return { child, url, exited };
+  logs.push(p.output);
+  return { child: p.child, url: p.url, exited: p.exited };
 }
 
 interface Hold {

@@ -12,19 +12,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
 import { TEST_STORE } from './testing/harness.js';
 import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from './testing/pg.js';
+import { freePort } from './testing/process.js';
 
 const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const a = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  return typeof a === 'object' && a ? a.port : 0;
-}
 
 async function serve(dataDir: string, env: Record<string, string>) {
   const port = await freePort();

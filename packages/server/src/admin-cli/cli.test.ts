@@ -4,13 +4,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startFloatdProcess } from '../testing/process.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 
@@ -85,23 +86,10 @@ before(async () => {
   await mkdir(work);
   await mkdir(home);
   const dataDir = join(root, 'server-data');
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  server = child;
-  let log = '';
-  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start: ${log}`)), 15_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      log += b.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(log);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        res(m[1]);
-      }
-    });
-    child.on('exit', () => rej(new Error(`server exited: ${log}`)));
-  });
-  adminToken = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
+  const p = await startFloatdProcess({ dataDir, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT } });
+  server = p.child;
+  url = p.url;
+  adminToken = p.adminToken;
 });
 
 after(async () => {

@@ -6,45 +6,37 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FloodSummary } from '../testing/slowloris.js';
+import { startFloatdProcess } from '../testing/process.js';
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 const FLOOD = fileURLToPath(new URL('../testing/slowloris.js', import.meta.url));
 const FLOOD_SECONDS = 16;
 
 let root = '';
 let server: ChildProcess | undefined;
 let url = '';
-let log = '';
+let log: () => string = () => '';
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'floatd-flood-'));
   // The limit is lowered in a shell around the server alone (bash's ulimit: no extra package). Soft and hard:
   // node raises its soft limit to the hard one at start, so a soft-only 1024 would not stay 1024.
-  const child = spawn('bash', ['-c', `ulimit -n 1024 && exec "$0" "$@"`, process.execPath, CLI, 'serve', '--port', '0', '--data-dir', join(root, 'data'), '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FLOATD_HEADERS_TIMEOUT_MS: '4000' },
+  const p = await startFloatdProcess({
+    dataDir: join(root, 'data'),
+    wrapper: ['bash', '-c', `ulimit -n 1024 && exec "$0" "$@"`],
+    logLevel: 'info',
+    env: { FLOATD_HEADERS_TIMEOUT_MS: '4000', FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT },
+    adminToken: false,
   });
-  server = child;
-  child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`server did not start: ${log}`)), 15_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      log += b.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(log);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        res(m[1]);
-      }
-    });
-    child.on('exit', () => rej(new Error(`server exited: ${log}`)));
-  });
+  server = p.child;
+  url = p.url;
+  log = p.output;
 });
 
 after(async () => {
@@ -78,7 +70,7 @@ function metric(text: string, name: string, labels: string): number {
 }
 
 test('1,100 slow sockets from one address at a descriptor limit of 1024: every /healthz from another address is answered', async () => {
-  assert.match(log, /open-file limit is low \(1024\)/, 'the low limit is logged at start');
+  assert.match(log(), /open-file limit is low \(1024\)/, 'the low limit is logged at start');
   // The attacker runs in its own process with a raised limit (the runner's own may be 1024 in CI).
   const attacker = new Promise<FloodSummary>((resolve, reject) => {
     execFile(
@@ -112,6 +104,6 @@ test('1,100 slow sockets from one address at a descriptor limit of 1024: every /
   const m = (await getFrom('127.0.0.2', '/metrics')).body;
   assert.ok(metric(m, 'floatd_connections_refused_total', 'reason="per-address"') >= flood.refused503, 'each 503 is counted');
   assert.ok(metric(m, 'floatd_connections_refused_total', 'reason="headers-timeout"') >= 256);
-  assert.doesNotMatch(log, /EMFILE|"level":50/, 'no descriptor exhaustion, no error logged');
+  assert.doesNotMatch(log(), /EMFILE|"level":50/, 'no descriptor exhaustion, no error logged');
   assert.equal(server!.exitCode, null, 'the server is still running');
 });

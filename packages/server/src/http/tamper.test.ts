@@ -7,7 +7,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManualClock } from '../domain/clock.js';
 import { createTempDatabase, startTestServer, TEST_STORE, type TempDatabase, type TestServer } from '../testing/harness.js';

@@ -14,6 +14,7 @@ import { startServer, type RunningServer } from '../server.js';
 import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from './pg.js';
 export { mountSmallDisk, type SmallDisk } from './smallDisk.js';
 export { createTempDatabase, TEST_KEY_ENCRYPTION_KEY, type TempDatabase } from './pg.js';
+export { freePort, startFloatdProcess, spawnListening, type FloatdProcess } from './process.js';
 
 export interface HttpAnswer<T = any> {
   status: number;

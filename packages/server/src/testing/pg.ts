@@ -41,6 +41,8 @@ export async function createTempDatabase(): Promise<TempDatabase> {
 
 /** Whether PostgreSQL answers; in CI (CI=true) a missing PostgreSQL is an error, not a skip. */
 export async function postgresAvailable(): Promise<boolean> {
+  // FLOATD_TEST_PG=0 (`npm run test:fast`, local runs): suites that reach PostgreSQL on their own skip it too.
+  if (process.env.FLOATD_TEST_PG === '0') return false;
   const sql = postgres(PG_ADMIN_URL, { max: 1, connect_timeout: 3, onnotice: () => undefined });
   try {
     await sql`SELECT 1`;

@@ -8,14 +8,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer as createNetServer } from 'node:net';
 
 export const SERVER_CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli.js');
 
 export interface FloatdProcess {
   url: string;
+  port: number;
   child: ChildProcess;
   adminToken: string;
   output(): string;
+  /** resolves when the process has exited */
+  exited: Promise<void>;
+  /** SIGKILL and wait for the exit */
+  kill9(): Promise<void>;
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   client(key: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** SIGTERM and wait for the exit (SIGKILL after 10 s). */
@@ -33,27 +39,47 @@ async function call(url: string, auth: string, method: string, path: string, bod
   return { status: r.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** A free TCP port on 127.0.0.1 (closed again: the caller binds it next). */
+export async function freePort(): Promise<number> {
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const addr = srv.address();
+  await new Promise<void>((r) => srv.close(() => r()));
+  return typeof addr === 'object' && addr ? addr.port : 0;
+}
+
+/** The environment for a child: `base` with `env` on top; an `undefined` value removes the variable. */
+function childEnv(base: NodeJS.ProcessEnv, env: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...base };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}
+
+export interface ListeningProcess {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  /** resolves when the process has exited */
+  exited: Promise<void>;
+}
+
 /**
- * Starts `floatd serve --port 0 --data-dir <dataDir> <args>`, optionally behind a wrapper
- * command (`['strace', '-f', …]`), and waits for its banner and its admin token file.
+ * Spawns `cmd` (e.g. `[process.execPath, script, …]`) and waits for the line `listening on http://…` on its
+ * stdout: floatd's banner (and the bench's baseline server). Rejects when the process exits first or after
+ * `timeoutMs`; stdout and stderr are collected in `output()`.
  */
-export async function startFloatdProcess(opts: {
-  dataDir: string;
-  args?: string[];
-  env?: Record<string, string>;
-  wrapper?: string[];
-  /** wait for `admin-token` in the data directory (only the first node of a cluster writes one) */
-  adminToken?: boolean | string;
-}): Promise<FloatdProcess> {
-  const argv = [process.execPath, SERVER_CLI, 'serve', '--port', '0', '--data-dir', opts.dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
-  const cmd = [...(opts.wrapper ?? []), ...argv];
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOATD_RATE_LIMIT: 'off', ...opts.env } });
+export async function spawnListening(cmd: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ListeningProcess> {
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const timeoutMs = opts.timeoutMs ?? 30_000;
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`floatd did not start within 30 s:\n${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${cmd.join(' ')} did not start within ${timeoutMs / 1000} s:\n${out}`)), timeoutMs);
     const look = () => {
       const m = /listening on (http:\/\/[0-9.]+:\d+)/.exec(out);
       if (m) {
@@ -62,10 +88,54 @@ export async function startFloatdProcess(opts: {
       }
     };
     child.stdout!.on('data', look);
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`floatd exited with ${code} before listening:\n${out}`));
+      reject(new Error(`${cmd.join(' ')} exited with ${code ?? signal} before listening:\n${out}`));
     });
+  });
+  return { url, child, output: () => out, exited };
+}
+
+/**
+ * Starts `floatd serve --port <port, 0> --data-dir <dataDir> --log-level <warn> <args>`, optionally behind a
+ * wrapper command (`['strace', '-f', …]`), and waits for its banner and its admin token file. Rate limits are
+ * off unless `env` says otherwise (`FLOATD_RATE_LIMIT: undefined` restores the server's default).
+ */
+export async function startFloatdProcess(opts: {
+  dataDir: string;
+  args?: string[];
+  /** on top of `baseEnv`; `undefined` removes a variable */
+  env?: Record<string, string | undefined>;
+  /** the environment to start from (default process.env) */
+  baseEnv?: NodeJS.ProcessEnv;
+  wrapper?: string[];
+  /** node's own flags, before the script (`--cpu-prof`, …) */
+  nodeArgs?: string[];
+  /** default 0: the banner says which port */
+  port?: number;
+  /** default 'warn'; null: no --log-level flag (the server's default) */
+  logLevel?: string | null;
+  /** how long to wait for the banner (default 30 s) */
+  timeoutMs?: number;
+  /** wait for `admin-token` in the data directory (only the first node of a cluster writes one) */
+  adminToken?: boolean | string;
+}): Promise<FloatdProcess> {
+  const logLevel = opts.logLevel === undefined ? 'warn' : opts.logLevel;
+  const argv = [
+    process.execPath,
+    ...(opts.nodeArgs ?? []),
+    SERVER_CLI,
+    'serve',
+    '--port',
+    String(opts.port ?? 0),
+    '--data-dir',
+    opts.dataDir,
+    ...(logLevel === null ? [] : ['--log-level', logLevel]),
+    ...(opts.args ?? []),
+  ];
+  const { url, child, output, exited } = await spawnListening([...(opts.wrapper ?? []), ...argv], {
+    env: childEnv(opts.baseEnv ?? process.env, { FLOATD_RATE_LIMIT: 'off', ...opts.env }),
+    timeoutMs: opts.timeoutMs,
   });
   let adminToken = typeof opts.adminToken === 'string' ? opts.adminToken : '';
   for (let i = 0; i < 400 && !adminToken && opts.adminToken !== false; i++) {
@@ -74,11 +144,18 @@ export async function startFloatdProcess(opts: {
   }
   return {
     url,
+    port: Number(new URL(url).port),
     child,
     adminToken,
-    output: () => out,
+    output,
+    exited,
     admin: (method, path, body) => call(url, `Bearer ${adminToken}`, method, path, body),
     client: (key, method, path, body) => call(url, `License ${key}`, method, path, body),
+    async kill9() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       // Behind a wrapper (strace), the server is the wrapper's child: signal it, the wrapper ends with it.

@@ -1,0 +1,85 @@
+// Which compiled test files belong to which pass of scripts/test.mjs. Explicit lists, not path patterns:
+// scripts/test.mjs fails when a test file that starts a server through the test harness is in neither
+// STORE_SENSITIVE nor NOT_STORE_SENSITIVE, and when an entry names a file that does not exist.
+// Paths are relative to the repository root (compiled output, as the runner runs it).
+
+/** Run a second time on PostgreSQL (FLOATD_TEST_STORE=postgres): their servers come from the test harness. */
+export const STORE_SENSITIVE = [
+  'packages/client/dist/crash.test.js',
+  'packages/client/dist/example.test.js',
+  'packages/client/dist/online.test.js',
+  'packages/client/dist/onprem.test.js',
+  'packages/client/dist/process.test.js',
+  'packages/client/dist/run.test.js',
+  'packages/client/dist/runclock.test.js',
+  'packages/client/dist/security.test.js',
+  'packages/client/dist/shortruns.test.js',
+  'packages/client/dist/signatures.test.js',
+  'packages/client/dist/storage.test.js',
+  'packages/client/dist/stories.test.js',
+  'packages/client/dist/units.test.js',
+  'packages/server/dist/http/adminAuth.test.js',
+  'packages/server/dist/http/badInput.test.js',
+  'packages/server/dist/http/catalogue.test.js',
+  'packages/server/dist/http/clockStep.test.js',
+  'packages/server/dist/http/connectionFlood.test.js',
+  'packages/server/dist/http/contract.test.js',
+  'packages/server/dist/http/denialFlood.test.js',
+  'packages/server/dist/http/events.test.js',
+  'packages/server/dist/http/exactness.test.js',
+  'packages/server/dist/http/fuzz.test.js',
+  'packages/server/dist/http/onprem.test.js',
+  'packages/server/dist/http/ops.test.js',
+  'packages/server/dist/http/roles.test.js',
+  'packages/server/dist/http/security.test.js',
+  'packages/server/dist/http/serverClock.test.js',
+  'packages/server/dist/http/storage.test.js',
+  'packages/server/dist/http/stories.test.js',
+  'packages/server/dist/http/tamper.test.js',
+  'packages/server/dist/service/clockFence.test.js',
+  'packages/server/dist/service/licenseQueue.test.js',
+  'packages/server/dist/service/reclaim.test.js',
+  'packages/server/dist/service/seats.property.test.js',
+  // the conformance suite's scenarios and the Python SDK's tests, against a real server on each store
+  'test/e2e/conformance.test.mjs',
+  'test/e2e/python.test.mjs',
+];
+
+/** Start a server through the harness but are deliberately not rerun on PostgreSQL (say why). */
+export const NOT_STORE_SENSITIVE = {
+  // the log lines of a harness server; the store does not change them
+  'packages/server/dist/logs.test.js': 'log format only',
+  // backup/restore is the SQLite file's own procedure (PostgreSQL backups are pg_dump, docs/operations.md)
+  'packages/server/dist/ops/backup.test.js': 'SQLite backup file',
+};
+
+/**
+ * `npm run test:fast` (the edit loop, under a minute on 2 cores): the domain, the Store contract on SQLite
+ * and the HTTP tests of servers in this process (the harness's real server, real SQLite file, manual clock).
+ * Left out: anything that spawns processes, floods connections, fuzzes 20,000 requests or waits for a
+ * browser; the slow property run through the real store (service/seats.property) and the tampering suite;
+ * and the PostgreSQL pass.
+ */
+export const FAST = [
+  'packages/protocol/dist/errors.test.js',
+  'packages/server/dist/config.test.js',
+  'packages/server/dist/domain/clock.test.js',
+  'packages/server/dist/domain/seats.property.test.js',
+  'packages/server/dist/domain/seats.test.js',
+  'packages/server/dist/store/contract.test.js',
+  'packages/server/dist/service/clockFence.test.js',
+  'packages/server/dist/service/licenseQueue.test.js',
+  'packages/server/dist/service/reclaim.test.js',
+  'packages/server/dist/http/adminAuth.test.js',
+  'packages/server/dist/http/catalogue.test.js',
+  'packages/server/dist/http/contract.test.js',
+  'packages/server/dist/http/events.test.js',
+  'packages/server/dist/http/exactness.test.js',
+  'packages/server/dist/http/ops.test.js',
+  'packages/server/dist/http/roles.test.js',
+  'packages/server/dist/http/serverClock.test.js',
+  'packages/server/dist/http/stories.test.js',
+];
+
+/** A compiled test file that starts a server through the test harness (directly or through a package's test support). */
+export const STARTS_HARNESS_SERVER = /startTestServer|testing\/harness\.js|@floatd\/server\/testing|\.\/testsupport\.js/;

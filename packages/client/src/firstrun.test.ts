@@ -213,3 +213,24 @@ test('floatd-run in a real terminal (tmux): asks once, a wrong key gets its sent
   assert.match(s, /FORGOT=0/);
   assert.equal(await rememberedKey(stateDir), undefined);
 });
+
+test('examples/electron-like: the key dialog shows the sentence for a wrong key, remembers the right one, and asks nothing next start', { timeout: 30_000 }, async () => {
+  const main = join(import.meta.dirname, '..', '..', '..', 'examples', 'electron-like', 'main.mjs');
+  const lic = await ts.license({ seats: 2 });
+  const dataDir = await tempDir(cleanup);
+  const run = (input: string) => {
+    const child = spawn(process.execPath, [main, '--seconds', '0'], { env: { ...process.env, FLOATD_SERVER: ts.url, LICENSE_KEY: '', APP_DATA_DIR: dataDir }, stdio: ['pipe', 'pipe', 'inherit'] });
+    cleanup.add(() => child.kill('SIGKILL'));
+    child.stdin.end(input);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    return new Promise<{ code: number | null; out: string }>((resolve) => child.once('close', (code) => resolve({ code, out })));
+  };
+  const first = await run(`${formatKey('Z'.repeat(24))}\n${lic.key}\n`);
+  assert.equal(first.code, 0, first.out);
+  assert.ok(first.out.startsWith(`[app] License key:\n[app] ${END_USER_MESSAGES.INVALID_LICENSE_KEY}\n[app] License key:\n[app] The license key is valid (0 of 2 seats in use).\n[app] licensed: online`), first.out);
+  const second = await run('');
+  assert.equal(second.code, 0, second.out);
+  assert.doesNotMatch(second.out, /License key:/);
+  assert.match(second.out, /licensed: online/);
+});

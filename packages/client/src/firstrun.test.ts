@@ -16,7 +16,8 @@ import { formatKey } from '@floatd/protocol';
 import { END_USER_MESSAGES, endUserMessage, explain, FloatingLicenseError, validateKey, rememberKey, rememberedKey, forgetKey } from './index.js';
 import { discoverServer } from './discovery.js';
 import { EXIT_NO_KEY, NO_KEY_LINE } from './firstRun.js';
-import { Cleanup, RUN_CLI, tempDir } from './testsupport.js';
+import { Cleanup, RUN_CLI, tempDir, serverProcess, processLicense } from './testsupport.js';
+import { FloatingLicense } from './index.js';
 
 let ts: TestServer;
 let clock: ManualClock;
@@ -233,4 +234,29 @@ test('examples/electron-like: the key dialog shows the sentence for a wrong key,
   assert.equal(second.code, 0, second.out);
   assert.doesNotMatch(second.out, /License key:/);
   assert.match(second.out, /licensed: online/);
+});
+
+test('a discovered server is pinned on first use: another server answering for the same SRV name later is refused', { timeout: 60_000 }, async () => {
+  const first = await serverProcess(cleanup, await tempDir(cleanup));
+  const dns = await srvResponder('_floatd._tcp.pinned.test', '127.0.0.1', first.port);
+  const found = await discoverServer({ domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000 });
+  assert.equal(found.url, `http://127.0.0.1:${first.port}`);
+  const lic = await processLicense(first, { seats: 1 });
+  const stateDir = await tempDir(cleanup);
+  const a = new FloatingLicense({ serverUrl: found.url!, licenseKey: lic.key, stateDir });
+  assert.equal((await a.checkout()).ok, true);
+  await a.checkin();
+  await a.close();
+  await first.stop();
+  // the impostor: a floatd of its own (its own keys) on the same address, the SRV record unchanged
+  const impostor = await serverProcess(cleanup, await tempDir(cleanup), first.port);
+  await processLicense(impostor, { seats: 1 });
+  const again = await discoverServer({ domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000 });
+  assert.equal(again.url, found.url);
+  const b = new FloatingLicense({ serverUrl: again.url!, licenseKey: lic.key, stateDir, retry: { maxAttempts: 1 } });
+  await assert.rejects(b.checkout(), (err: FloatingLicenseError) => {
+    assert.ok(['INVALID_SIGNATURE', 'BAD_RESPONSE'].includes(err.code), `${err.code}: ${err.message}`);
+    return true;
+  });
+  await b.close({ checkin: false });
 });

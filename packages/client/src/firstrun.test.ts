@@ -20,11 +20,9 @@ import { Cleanup, RUN_CLI, tempDir, serverProcess, processLicense } from './test
 import { FloatingLicense } from './index.js';
 
 let ts: TestServer;
-let clock: ManualClock;
 const cleanup = new Cleanup();
 before(async () => {
-  clock = new ManualClock(Date.now());
-  ts = await startTestServer({ clock });
+  ts = await startTestServer({ clock: new ManualClock(Date.now()) });
   cleanup.add(() => ts.close());
 });
 after(() => cleanup.run());
@@ -65,10 +63,14 @@ test('the key API: each refusal from a real server in its sentence; remember own
   assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: good.key, productId: other, stateDir }), { ok: false, code: 'WRONG_PRODUCT', message: END_USER_MESSAGES.WRONG_PRODUCT });
   const susp = await ts.license({ suspended: true });
   assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: susp.key, stateDir }), { ok: false, code: 'LICENSE_SUSPENDED', message: END_USER_MESSAGES.LICENSE_SUSPENDED });
-  const sub = await ts.license({ model: 'subscription', expiresAt: new Date(clock.now() + 3_600_000).toISOString() });
-  assert.equal((await validateKey({ serverUrl: ts.url, licenseKey: sub.key, stateDir })).ok, true);
-  clock.advance(2 * 3_600_000);
-  const exp = await validateKey({ serverUrl: ts.url, licenseKey: sub.key, stateDir });
+  // expiry on a server of its own, whose clock this test moves (the shared one stays on real time)
+  const own = new ManualClock(Date.now());
+  const ts2 = await startTestServer({ clock: own });
+  cleanup.add(() => ts2.close());
+  const sub = await ts2.license({ model: 'subscription', expiresAt: new Date(own.now() + 3_600_000).toISOString() });
+  assert.equal((await validateKey({ serverUrl: ts2.url, licenseKey: sub.key, stateDir: join(stateDir, 'other') })).ok, true);
+  own.advance(2 * 3_600_000);
+  const exp = await validateKey({ serverUrl: ts2.url, licenseKey: sub.key, stateDir: join(stateDir, 'other') });
   assert.deepEqual([exp.ok, (exp as { code: string }).code, exp.message], [false, 'LICENSE_EXPIRED', END_USER_MESSAGES.LICENSE_EXPIRED]);
   assert.deepEqual(await validateKey({ serverUrl: 'http://127.0.0.1:9', licenseKey: good.key, stateDir, timeoutMs: 1000 }), { ok: false, code: 'NETWORK_ERROR', message: END_USER_MESSAGES.NETWORK_ERROR });
 

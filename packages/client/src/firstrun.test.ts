@@ -257,7 +257,7 @@ test('a discovered server is pinned on first use: another server answering for t
   assert.equal(again.url, found.url);
   const b = new FloatingLicense({ serverUrl: again.url!, licenseKey: lic.key, stateDir, retry: { maxAttempts: 1 } });
   await assert.rejects(b.checkout(), (err: FloatingLicenseError) => {
-    assert.ok(['INVALID_SIGNATURE', 'BAD_RESPONSE'].includes(err.code), `${err.code}: ${err.message}`);
+    assert.equal(err.code, 'INVALID_SIGNATURE', err.message);
     return true;
   });
   await b.close({ checkin: false });

@@ -31,3 +31,6 @@ export { DEFAULT_RETRY, backoff, type RetryPolicy } from './retry.js';
 export type { ServerPublicKeys, ServerPublicKey } from './trust.js';
 export type { FetchLike } from './http.js';
 export type { LeaseTokenClaims, LicenseSummary, LicenseInfo, SyncResult } from '@floatd/protocol';
+export { validateKey, rememberKey, rememberedKey, forgetKey, type KeyCheck, type RememberedKey } from './keyStore.js';
+export { END_USER_MESSAGES, endUserMessage, explain, endUserCode, type EndUserCode } from './messages.js';
+export { discoverServer, type DiscoveryOptions, type DiscoveryResult } from './discovery.js';

@@ -143,15 +143,17 @@ test('a command that does not exist: 127, and the seat is given back', { timeout
   assert.equal(await seatsUsed(lic.id), 0);
 });
 
-test('usage errors exit 64; an unreachable server exits 69', { timeout: 30_000 }, async () => {
+test('usage errors exit 64; no server and no terminal to ask on exits 78; an unreachable server exits 69', { timeout: 30_000 }, async () => {
   const { lic } = await common();
-  const usage = await floatdRun(['--key', lic.key, '--', 'true']).done;
+  const usage = await floatdRun(['--key', lic.key, '--no-such-flag', '--', 'true']).done;
   assert.equal(usage.code, 64);
-  assert.match(usage.stderr, /--server/);
+  assert.match(usage.stderr, /unknown option --no-such-flag/);
+  const noServer = await floatdRun(['--key', lic.key, '--state-dir', await tempDir(cleanup), '--', 'true']).done;
+  assert.equal(noServer.code, 78, noServer.stderr);
   const stateDir = await tempDir(cleanup);
   const down = await floatdRun(['--server', 'http://127.0.0.1:9', '--key', lic.key, '--state-dir', stateDir, '--timeout', '0.3', '--quiet', '--', 'true']).done;
   assert.equal(down.code, 69, down.stderr);
-  assert.match(down.stderr, /cannot reach the license server/);
+  assert.match(down.stderr, /floatd-run: cannot check out a seat: The license server cannot be reached\. Check your network connection or VPN, or ask your administrator whether the server is running\.\n$/);
 });
 
 test('handleExit: an app that ends normally (beforeExit) or gets SIGTERM checks its seat in', { timeout: 30_000 }, async () => {
@@ -203,7 +205,7 @@ test('end-user texts: an unknown key, and a copy that joins the seat this machin
   for (const bad of [formatKey('Z'.repeat(24)), formatKey('0123456789ABCDEFGHJKMNPQ')]) {
     const r = await floatdRun(['--server', ts.url, '--key', bad, '--state-dir', await tempDir(cleanup), '--', process.execPath, '-e', '0']).done;
     assert.equal(r.code, 77, r.stderr);
-    assert.equal(r.stderr, 'floatd-run: cannot check out a seat: this license key is not known to this server\n');
+    assert.equal(r.stderr, 'floatd-run: cannot check out a seat: This license key is not known to this server. Check the key (copy it again from the message that gave it to you) or ask your administrator for one.\n');
   }
   // A first copy holds the seat (per-device counting); a second copy on the same machine joins it and says so.
   let release: () => void = () => {};

@@ -9,6 +9,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { FloatingLicense, FloatingLicenseError, type ViolationCode } from './index.js';
+import { EXIT_NO_KEY, forgetKey, resolveKey } from './firstRun.js';
+import { endUserCode, explain } from './messages.js';
 
 /** Exit codes of floatd-run itself (from sysexits.h); otherwise it exits with the command's code. */
 export const EXIT = {
@@ -19,11 +21,18 @@ export const EXIT = {
   NO_SEAT: 75,
   /** the license refuses (suspended, expired, unknown key, forged answer, …) */
   REFUSED: 77,
+  /** no key configured and no terminal to ask on */
+  NO_KEY: EXIT_NO_KEY,
   CANNOT_EXECUTE: 126,
   NOT_FOUND: 127,
 } as const;
 
 const HELP = `usage: floatd-run --server URL --key KEY [options] -- <command> [args…]
+       floatd-run --forget
+
+On a terminal, a missing key (and server) is asked for once, checked with the
+server and remembered in the state directory; without a terminal floatd-run
+exits ${EXIT_NO_KEY} instead of asking.
 
 Checks out a floating-license seat, runs the command while heartbeating,
 forwards signals to it, checks the seat in when it exits, and exits with
@@ -33,6 +42,7 @@ options:
   --server URL            license server (env FLOATD_SERVER)
   --key KEY               license key (env FLOATD_LICENSE_KEY)
   --state-dir DIR         where tokens are kept (env FLOATD_STATE_DIR, default ~/.floatd)
+  --forget                forget the remembered key and server, then exit
   --wait                  no seat free: wait for one instead of exiting ${EXIT.NO_SEAT}
   --timeout SECONDS       give up waiting (or retrying an unreachable server) after this long
   --wait-interval SECONDS how often to ask for a seat while waiting (default 15)
@@ -42,7 +52,7 @@ options:
   -h, --help              this text
 
 exit codes: the command's own; ${EXIT.NO_SEAT} no seat free; ${EXIT.REFUSED} license refused;
-${EXIT.UNAVAILABLE} server unreachable; ${EXIT.USAGE} usage error; ${EXIT.NOT_FOUND} command not found.
+${EXIT.UNAVAILABLE} server unreachable; ${EXIT_NO_KEY} no key and no terminal; ${EXIT.USAGE} usage error; ${EXIT.NOT_FOUND} command not found.
 the command sees FLOATD_LEASE_ID, FLOATD_INSTANCE_ID and FLOATD_LEASE_TOKEN.
 `;
 
@@ -57,13 +67,14 @@ interface Args {
   enforce: boolean;
   quiet: boolean;
   help: boolean;
+  forget: boolean;
   command: string[];
 }
 
 class UsageError extends Error {}
 
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
-  const a: Args = { wait: false, enforce: false, quiet: false, help: false, command: [] };
+  const a: Args = { wait: false, enforce: false, quiet: false, help: false, forget: false, command: [] };
   let i = 0;
   const value = (flag: string): string => {
     const v = argv[++i];
@@ -113,6 +124,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
       case '--enforce':
         a.enforce = true;
         break;
+      case '--forget':
+        a.forget = true;
+        break;
       case '--quiet':
         a.quiet = true;
         break;
@@ -129,9 +143,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
   a.server ??= env.FLOATD_SERVER;
   a.key ??= env.FLOATD_LICENSE_KEY;
   a.stateDir ??= env.FLOATD_STATE_DIR;
-  if (a.help) return a;
-  if (!a.server) throw new UsageError('--server (or FLOATD_SERVER) is required');
-  if (!a.key) throw new UsageError('--key (or FLOATD_LICENSE_KEY) is required');
+  if (a.help || a.forget) return a;
+  // a missing --server/--key is asked for (or read from what was remembered) in main()
   if (a.command.length === 0) throw new UsageError('no command given (put it after --)');
   return a;
 }
@@ -158,6 +171,20 @@ async function main(): Promise<number> {
     if (!args.quiet) process.stderr.write(`floatd-run: ${msg}\n`);
   };
   const fail = (msg: string) => process.stderr.write(`floatd-run: ${msg}\n`);
+  if (args.forget) {
+    await forgetKey(args.stateDir);
+    say('the remembered license key and server are forgotten');
+    return 0;
+  }
+  {
+    const r = await resolveKey({ ...(args.server ? { server: args.server } : {}), ...(args.key ? { key: args.key } : {}), ...(args.stateDir ? { stateDir: args.stateDir } : {}), tty: !!process.stdin.isTTY && !!process.stderr.isTTY });
+    if (!r.ok) {
+      fail(r.line);
+      return r.exit;
+    }
+    args.server = r.serverUrl;
+    args.key = r.licenseKey;
+  }
 
   let lic: FloatingLicense;
   try {
@@ -210,7 +237,7 @@ async function main(): Promise<number> {
     dropEarly();
     if (earlySignal) return exitForSignal(earlySignal);
     const e = err instanceof FloatingLicenseError ? err : undefined;
-    fail(`cannot check out a seat: ${err instanceof Error ? err.message : String(err)}`);
+    fail(`cannot check out a seat: ${endUserCode(err) ? explain(err) : err instanceof Error ? err.message : String(err)}`);
     return e?.code === 'NETWORK_ERROR' || e?.transient ? EXIT.UNAVAILABLE : EXIT.REFUSED;
   }
   dropEarly();

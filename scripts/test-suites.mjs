@@ -51,6 +51,8 @@ export const NOT_STORE_SENSITIVE = {
   'packages/server/dist/logs.test.js': 'log format only',
   // backup/restore is the SQLite file's own procedure (PostgreSQL backups are pg_dump, docs/operations.md)
   'packages/server/dist/ops/backup.test.js': 'SQLite backup file',
+  // the end user's first run: prompts, the remembered key, messages, SRV discovery; the store does not change them
+  'packages/client/dist/firstrun.test.js': 'client-side first run only',
 };
 
 /**

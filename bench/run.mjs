@@ -66,13 +66,20 @@ function rssMb(pid) {
 function runOne(opts) {
   return new Promise((res, rej) => {
     const inst = autocannon({ duration, ...opts }, (err, r) => (err ? rej(err) : res(r)));
-    autocannon.track(inst, { renderProgressBar: false, renderResultsTable: false, renderLatencyTable: false, outputStream: { write() {} } });
+    autocannon.track(inst, {
+      renderProgressBar: false,
+      renderResultsTable: false,
+      renderLatencyTable: false,
+      outputStream: { write() {} },
+    });
   });
 }
 
 /** Drives every URL with its share of the connections at once (a load balancer's round robin) and adds the results up. */
 async function run(urls, opts) {
-  const parts = await Promise.all(urls.map((url) => runOne({ ...opts, url, connections: Math.max(1, Math.round((opts.connections ?? connections) / urls.length)) })));
+  const parts = await Promise.all(
+    urls.map((url) => runOne({ ...opts, url, connections: Math.max(1, Math.round((opts.connections ?? connections) / urls.length)) })),
+  );
   if (parts.length === 1) return parts[0];
   const sum = (f) => parts.reduce((n, p) => n + f(p), 0);
   return {
@@ -84,7 +91,13 @@ async function run(urls, opts) {
   };
 }
 
-const summary = (r) => ({ rps: Math.round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors });
+const summary = (r) => ({
+  rps: Math.round(r.requests.average),
+  p50_ms: r.latency.p50,
+  p99_ms: r.latency.p99,
+  non2xx: r.non2xx,
+  errors: r.errors,
+});
 
 async function api(url, method, path, auth, body) {
   const res = await fetch(url + path, {
@@ -153,7 +166,9 @@ async function checkoutMany(url, key, n, prefix) {
   const leases = [];
   for (let i = 0; i < n; i += 100) {
     const batch = await Promise.all(
-      Array.from({ length: Math.min(100, n - i) }, (_, j) => api(url, 'POST', '/v1/client/checkout', `License ${key}`, { fingerprint: `${prefix}-${i + j}-device`, instanceId: 'app' })),
+      Array.from({ length: Math.min(100, n - i) }, (_, j) =>
+        api(url, 'POST', '/v1/client/checkout', `License ${key}`, { fingerprint: `${prefix}-${i + j}-device`, instanceId: 'app' }),
+      ),
     );
     for (const g of batch) leases.push(g.lease.id);
   }
@@ -163,9 +178,27 @@ async function checkoutMany(url, key, n, prefix) {
 /** The scenarios: each makes its own license and returns autocannon's result. */
 function scenarioSet(f) {
   const mkLicense = async (seats, policy = {}) =>
-    (await api(f.url, 'POST', '/v1/admin/licenses', f.admin, { productId: f.productId, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600, ...policy })).key;
-  const checkin = (key, ctx) => ({ method: 'POST', path: `/v1/client/leases/${ctx.lease}/checkin`, headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: '{"instanceId":"app"}' });
-  const checkout = (key, fp) => ({ method: 'POST', path: '/v1/client/checkout', headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: JSON.stringify({ fingerprint: fp, instanceId: 'app' }) });
+    (
+      await api(f.url, 'POST', '/v1/admin/licenses', f.admin, {
+        productId: f.productId,
+        seats,
+        leaseTtlSeconds: 3600,
+        heartbeatIntervalSeconds: 600,
+        ...policy,
+      })
+    ).key;
+  const checkin = (key, ctx) => ({
+    method: 'POST',
+    path: `/v1/client/leases/${ctx.lease}/checkin`,
+    headers: { ...JSON_HEADERS, authorization: `License ${key}` },
+    body: '{"instanceId":"app"}',
+  });
+  const checkout = (key, fp) => ({
+    method: 'POST',
+    path: '/v1/client/checkout',
+    headers: { ...JSON_HEADERS, authorization: `License ${key}` },
+    body: JSON.stringify({ fingerprint: fp, instanceId: 'app' }),
+  });
   // A connection that holds a lease from its last checkout checks it in next.
   const checkinHeld = (req, key, ctx) => {
     ctx.phase = 'checkin';
@@ -202,7 +235,11 @@ function scenarioSet(f) {
           {
             method: 'POST',
             headers: { ...JSON_HEADERS, authorization: `License ${key}` },
-            setupRequest: (req) => ({ ...req, path: `/v1/client/leases/${leases[n++ % leases.length]}/heartbeat`, body: '{"instanceId":"app"}' }),
+            setupRequest: (req) => ({
+              ...req,
+              path: `/v1/client/leases/${leases[n++ % leases.length]}/heartbeat`,
+              body: '{"instanceId":"app"}',
+            }),
           },
         ],
       });
@@ -226,8 +263,15 @@ function scenarioSet(f) {
               const what = plan[n++ % plan.length];
               ctx.phase = what;
               if (what === 'checkout') return { ...req, ...checkout(key, `bench-mx-new-${++dev}`) };
-              if (what === 'info') return { ...req, method: 'GET', path: '/v1/client/license', headers: { authorization: `License ${key}` }, body: undefined };
-              return { ...req, method: 'POST', path: `/v1/client/leases/${leases[n % leases.length]}/heartbeat`, headers: { ...JSON_HEADERS, authorization: `License ${key}` }, body: '{"instanceId":"app"}' };
+              if (what === 'info')
+                return { ...req, method: 'GET', path: '/v1/client/license', headers: { authorization: `License ${key}` }, body: undefined };
+              return {
+                ...req,
+                method: 'POST',
+                path: `/v1/client/leases/${leases[n % leases.length]}/heartbeat`,
+                headers: { ...JSON_HEADERS, authorization: `License ${key}` },
+                body: '{"instanceId":"app"}',
+              };
             },
             onResponse: keepLease,
           },
@@ -279,8 +323,15 @@ async function throughput({ store, nodes }) {
       const raw = await set[name]();
       const s = summary(raw);
       // A 5xx is a failure in every scenario; 409 denials are the point of `contended`.
-      const fivexx = Object.entries(raw.statusCodeStats ?? {}).filter(([c]) => c >= '500').reduce((n, [, v]) => n + v.count, 0);
-      results[name] = { ...s, ratio: +(s.rps / base.rps).toFixed(3), p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2), server_errors: fivexx };
+      const fivexx = Object.entries(raw.statusCodeStats ?? {})
+        .filter(([c]) => c >= '500')
+        .reduce((n, [, v]) => n + v.count, 0);
+      results[name] = {
+        ...s,
+        ratio: +(s.rps / base.rps).toFixed(3),
+        p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
+        server_errors: fivexx,
+      };
     }
     results._rss_mb = rssMb(f.servers[0].child.pid);
   } finally {
@@ -289,7 +340,15 @@ async function throughput({ store, nodes }) {
   }
   const rss = results._rss_mb;
   delete results._rss_mb;
-  return { store, nodes, baseline_rps: base.rps, baseline_p50_ms: base.p50_ms, baseline_p99_ms: base.p99_ms, scenarios: results, server_rss_mb: rss };
+  return {
+    store,
+    nodes,
+    baseline_rps: base.rps,
+    baseline_p50_ms: base.p50_ms,
+    baseline_p99_ms: base.p99_ms,
+    scenarios: results,
+    server_rss_mb: rss,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -302,13 +361,20 @@ async function populate(dbPath, productId, total, expired, now) {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
   const PER = 1000;
-  const lic = db.prepare(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
+  const lic =
+    db.prepare(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
       heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
       seats_used, seats_offline, created_at, updated_at)
     VALUES (?, ?, ?, ?, 'permanent', NULL, NULL, NULL, 86400, 3600, 0, NULL, 1, 'per-device', 0, '{}', ?, 0, ?, ?)`);
-  const dev = db.prepare('INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)');
-  const lease = db.prepare('INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at) VALUES (?, ?, ?, 0, ?, ?, ?, NULL)');
-  const inst = db.prepare('INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?)');
+  const dev = db.prepare(
+    'INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)',
+  );
+  const lease = db.prepare(
+    'INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at) VALUES (?, ?, ?, 0, ?, ?, ?, NULL)',
+  );
+  const inst = db.prepare(
+    'INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+  );
   const licenses = Math.ceil(total / PER);
   const expiredLicenses = Math.ceil(expired / PER);
   const keys = [];
@@ -349,7 +415,11 @@ async function checkoutP99(url, key, seconds) {
         setupRequest: (req, ctx) => ({ ...req, body: JSON.stringify({ fingerprint: `p99-${++n}-${Math.random()}`, instanceId: 'app' }) }),
         onResponse: (status, body, ctx) => (ctx.lease = status === 201 ? JSON.parse(body).lease.id : undefined),
       },
-      { method: 'POST', headers: { ...JSON_HEADERS, authorization: `License ${key}` }, setupRequest: (req, ctx) => ({ ...req, path: `/v1/client/leases/${ctx.lease}/checkin`, body: '{"instanceId":"app"}' }) },
+      {
+        method: 'POST',
+        headers: { ...JSON_HEADERS, authorization: `License ${key}` },
+        setupRequest: (req, ctx) => ({ ...req, path: `/v1/client/leases/${ctx.lease}/checkin`, body: '{"instanceId":"app"}' }),
+      },
     ],
   });
   return { p50_ms: r.latency.p50, p99_ms: r.latency.p99, rps: Math.round(r.requests.average), non2xx: r.non2xx };
@@ -378,7 +448,14 @@ async function scaleAt(total, expired) {
         const r = await api(f.url, 'POST', '/v1/admin/reclaim', f.admin);
         sweep = { freed: r.freed?.length ?? r.freedCount ?? r.freed, seconds: Number(process.hrtime.bigint() - s0) / 1e9 };
       }
-      return { leases: total, populate_s: +populateS.toFixed(1), checkout: p, rss_mb: rss, rss_after_sweep_mb: rssMb(f.servers[0].child.pid), sweep };
+      return {
+        leases: total,
+        populate_s: +populateS.toFixed(1),
+        checkout: p,
+        rss_mb: rss,
+        rss_after_sweep_mb: rssMb(f.servers[0].child.pid),
+        sweep,
+      };
     } finally {
       await f.stop();
     }
@@ -419,7 +496,9 @@ function table(r) {
     `| baseline (node:http) | ${r.baseline_rps} | ${r.baseline_p50_ms} | ${r.baseline_p99_ms} | 1.000 | | 1.00 | 0 | 0 |`,
   ];
   for (const [name, s] of Object.entries(r.scenarios)) {
-    lines.push(`| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${TARGETS[name] ? `≥ ${TARGETS[name]}` : ''} | ${s.p99_ratio.toFixed(2)} | ${s.non2xx} | ${s.server_errors} |`);
+    lines.push(
+      `| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${TARGETS[name] ? `≥ ${TARGETS[name]}` : ''} | ${s.p99_ratio.toFixed(2)} | ${s.non2xx} | ${s.server_errors} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -449,7 +528,8 @@ async function writeReport() {
   const pg2 = await throughput({ store: 'postgres', nodes: 2 });
   const sc = await scale();
   const nb = await neighbours();
-  const cmp = (name) => `| ${name} | ${sqlite.scenarios[name]?.rps ?? ''} | ${pg1.scenarios[name]?.rps ?? ''} | ${pg2.scenarios[name]?.rps ?? ''} |`;
+  const cmp = (name) =>
+    `| ${name} | ${sqlite.scenarios[name]?.rps ?? ''} | ${pg1.scenarios[name]?.rps ?? ''} | ${pg2.scenarios[name]?.rps ?? ''} |`;
   const md = `# Benchmarks
 
 Generated by \`npm run bench -- --write\` (bench/run.mjs) — do not edit by hand.
@@ -530,10 +610,17 @@ async function quietHeartbeats(url, keyB, leases, seconds, stop = () => false) {
 
 async function neighboursOn(store, queue) {
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-nb-'));
-  const f = await startFloatd({ store, nodes: 1, dataDir, env: queue === 'off' ? { FLOATD_LICENSE_CONCURRENCY: '0' } : /^\d+$/.test(queue) ? { FLOATD_LICENSE_CONCURRENCY: queue } : {} });
+  const f = await startFloatd({
+    store,
+    nodes: 1,
+    dataDir,
+    env: queue === 'off' ? { FLOATD_LICENSE_CONCURRENCY: '0' } : /^\d+$/.test(queue) ? { FLOATD_LICENSE_CONCURRENCY: queue } : {},
+  });
   try {
     const productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'neighbours' })).id;
-    const mk = async (seats) => (await api(f.url, 'POST', '/v1/admin/licenses', f.admin, { productId, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 })).key;
+    const mk = async (seats) =>
+      (await api(f.url, 'POST', '/v1/admin/licenses', f.admin, { productId, seats, leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 }))
+        .key;
     const keyA = await mk(40);
     const keyB = await mk(10);
     const leasesB = await checkoutMany(f.url, keyB, 10, 'quiet-b');
@@ -544,7 +631,10 @@ async function neighboursOn(store, queue) {
     const loops = Array.from({ length: 40 }, async (_, i) => {
       while (!stop) {
         const t0 = performance.now();
-        const g = await api(f.url, 'POST', '/v1/client/checkout', `License ${keyA}`, { fingerprint: `storm-a-${i}-device`, instanceId: 'app' });
+        const g = await api(f.url, 'POST', '/v1/client/checkout', `License ${keyA}`, {
+          fingerprint: `storm-a-${i}-device`,
+          instanceId: 'app',
+        });
         await api(f.url, 'POST', `/v1/client/leases/${g.lease.id}/checkin`, `License ${keyA}`, { instanceId: 'app' });
         churnLat.push(performance.now() - t0);
         churns++;
@@ -562,7 +652,16 @@ async function neighboursOn(store, queue) {
     const churnRate = Math.round(((churns - churnsBefore) * 1000) / (Date.now() - started));
     stop = true;
     await Promise.all(loops);
-    return { store, queue, alone, storm, a_alone_churns_per_s: aAloneRate, a_churns_per_s: churnRate, a_churn_p50_ms: percentile(churnLat, 50), a_churn_p99_ms: percentile(churnLat, 99) };
+    return {
+      store,
+      queue,
+      alone,
+      storm,
+      a_alone_churns_per_s: aAloneRate,
+      a_churns_per_s: churnRate,
+      a_churn_p50_ms: percentile(churnLat, 50),
+      a_churn_p99_ms: percentile(churnLat, 99),
+    };
   } finally {
     await f.stop();
     await rm(dataDir, { recursive: true, force: true });
@@ -585,7 +684,7 @@ async function neighbours() {
 
 function neighboursTable(rows) {
   return [
-    '| store | per-license queue | B alone p50 / p99 ms | B under A\'s storm p50 / p99 ms | A churns/s (B idle) | A churns/s (with B) | A churn p50 / p99 ms |',
+    "| store | per-license queue | B alone p50 / p99 ms | B under A's storm p50 / p99 ms | A churns/s (B idle) | A churns/s (with B) | A churn p50 / p99 ms |",
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
@@ -619,7 +718,17 @@ async function main() {
   const nodes = Number(flag('nodes', '1'));
   const r = await throughput({ store, nodes });
   if (asJson) {
-    console.log(JSON.stringify({ baseline_rps: r.baseline_rps, baseline_p99_ms: r.baseline_p99_ms, scenarios: r.scenarios, store, nodes, server_rss_mb: r.server_rss_mb, ...header }));
+    console.log(
+      JSON.stringify({
+        baseline_rps: r.baseline_rps,
+        baseline_p99_ms: r.baseline_p99_ms,
+        scenarios: r.scenarios,
+        store,
+        nodes,
+        server_rss_mb: r.server_rss_mb,
+        ...header,
+      }),
+    );
   } else {
     console.log('\n' + table(r));
     console.log(`\nstore ${store}, ${nodes} node(s); ${machine()}; ${connections} connections, ${duration}s per scenario`);

@@ -19,7 +19,17 @@ import { Agent, request } from 'node:http';
 import { startFloatdProcess } from '../packages/server/dist/testing/process.js';
 
 function parseArgs(argv) {
-  const o = { duration: '60s', clients: '2000', interval: '5', warmup: '', every: '', 'max-growth-mb': '64', store: 'sqlite', 'rate-limit': 'off', json: false };
+  const o = {
+    duration: '60s',
+    clients: '2000',
+    interval: '5',
+    warmup: '',
+    every: '',
+    'max-growth-mb': '64',
+    store: 'sqlite',
+    'rate-limit': 'off',
+    json: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') o.json = true;
@@ -84,7 +94,18 @@ function call(method, path, body, auth) {
   return new Promise((resolve) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
-      { host: '127.0.0.1', port, method, path, agent, timeout: 30_000, headers: { authorization: auth, ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}) } },
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent,
+        timeout: 30_000,
+        headers: {
+          authorization: auth,
+          ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
+        },
+      },
       (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
@@ -110,7 +131,12 @@ const product = await admin('POST', '/v1/admin/products', { name: 'soak' });
 const ttl = Math.max(10, opts.interval * 3);
 // Fewer seats than clients, so denials (and their counters) are part of the load.
 const seats = Math.max(1, Math.floor(opts.clients * 0.9));
-const license = await admin('POST', '/v1/admin/licenses', { productId: product.body.id, seats, leaseTtlSeconds: ttl, heartbeatIntervalSeconds: opts.interval });
+const license = await admin('POST', '/v1/admin/licenses', {
+  productId: product.body.id,
+  seats,
+  leaseTtlSeconds: ttl,
+  heartbeatIntervalSeconds: opts.interval,
+});
 if (license.status !== 201) throw new Error(`license: ${JSON.stringify(license.body)}`);
 const key = license.body.key;
 
@@ -129,7 +155,8 @@ function observe(r, what) {
   if (r.status === 429) totals.rateLimited++;
   if (r.status === 0 || r.status >= 500) {
     bucket.errors++;
-    if (totals.failures.length < 20) totals.failures.push(`${what} → ${r.status || r.error} ${r.body ? JSON.stringify(r.body).slice(0, 160) : ''}`);
+    if (totals.failures.length < 20)
+      totals.failures.push(`${what} → ${r.status || r.error} ${r.body ? JSON.stringify(r.body).slice(0, 160) : ''}`);
   }
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -195,15 +222,26 @@ const sampler = setInterval(() => {
 const say = (s) => {
   if (!opts.json) console.log(s);
 };
-say(`floatd soak: ${opts.clients} clients, heartbeat every ${opts.interval} s, ${seats} seats, ${opts.duration} s on ${opts.store} (server pid ${server.pid}), warm-up ${opts.warmup} s`);
+say(
+  `floatd soak: ${opts.clients} clients, heartbeat every ${opts.interval} s, ${seats} seats, ${opts.duration} s on ${opts.store} (server pid ${server.pid}), warm-up ${opts.warmup} s`,
+);
 say('   t(s)   req/s   p50(ms)   p99(ms)   5xx+net   RSS(MB)');
 const reporter = setInterval(() => {
   const b = bucket;
   bucket = newBucket();
   const lat = b.lat.sort((x, y) => x - y);
-  const row = { t: Math.round((performance.now() - t0) / 1000), rps: Math.round(b.requests / opts.every), p50: pct(lat, 50), p99: pct(lat, 99), errors: b.errors, rssMb: rssMb() };
+  const row = {
+    t: Math.round((performance.now() - t0) / 1000),
+    rps: Math.round(b.requests / opts.every),
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    errors: b.errors,
+    rssMb: rssMb(),
+  };
   rows.push(row);
-  say(`${String(row.t).padStart(7)} ${String(row.rps).padStart(7)} ${row.p50.toFixed(1).padStart(9)} ${row.p99.toFixed(1).padStart(9)} ${String(row.errors).padStart(9)} ${(row.rssMb ?? NaN).toFixed(1).padStart(9)}`);
+  say(
+    `${String(row.t).padStart(7)} ${String(row.rps).padStart(7)} ${row.p50.toFixed(1).padStart(9)} ${row.p99.toFixed(1).padStart(9)} ${String(row.errors).padStart(9)} ${(row.rssMb ?? NaN).toFixed(1).padStart(9)}`,
+  );
 }, opts.every * 1000);
 
 await Promise.all(Array.from({ length: opts.clients }, (_, i) => client(i)));
@@ -227,10 +265,15 @@ const consistent = lic.body?.seatsUsed === leases.body?.items?.length;
 
 const problems = [];
 if (!alive) problems.push('the server is not answering /healthz');
-if (totals.failures.length) problems.push(`${rows.reduce((n, r) => n + r.errors, 0)} requests failed (5xx or network): ${totals.failures.slice(0, 5).join('; ')}`);
-if (Number.isFinite(growth) && growth > opts.maxGrowthMb) problems.push(`RSS grew ${growth.toFixed(1)} MB after the warm-up (from ${baseline.toFixed(1)} to ${final.toFixed(1)} MB; allowed ${opts.maxGrowthMb} MB)`);
+if (totals.failures.length)
+  problems.push(`${rows.reduce((n, r) => n + r.errors, 0)} requests failed (5xx or network): ${totals.failures.slice(0, 5).join('; ')}`);
+if (Number.isFinite(growth) && growth > opts.maxGrowthMb)
+  problems.push(
+    `RSS grew ${growth.toFixed(1)} MB after the warm-up (from ${baseline.toFixed(1)} to ${final.toFixed(1)} MB; allowed ${opts.maxGrowthMb} MB)`,
+  );
 if (!Number.isFinite(growth)) say('RSS not measured (no /proc): the growth check was skipped');
-if (totals.rateLimited && opts.rateLimit !== 'on') problems.push(`${totals.rateLimited} requests were rate limited (429) although the limits are off`);
+if (totals.rateLimited && opts.rateLimit !== 'on')
+  problems.push(`${totals.rateLimited} requests were rate limited (429) although the limits are off`);
 if (!consistent) problems.push(`seatsUsed ${lic.body?.seatsUsed} but ${leases.body?.items?.length} leases`);
 
 const allLat = rows.filter((r) => r.t >= opts.warmup);
@@ -242,15 +285,27 @@ const summary = {
   store: opts.store,
   ...totals,
   failures: totals.failures.length,
-  rss: { baselineMb: Number(baseline.toFixed(1)), finalMb: Number(final.toFixed(1)), growthMb: Number(growth.toFixed(1)), maxGrowthMb: opts.maxGrowthMb },
-  latencyAfterWarmup: { p50WorstMs: Math.max(...allLat.map((r) => r.p50).filter(Number.isFinite)), p99WorstMs: Math.max(...allLat.map((r) => r.p99).filter(Number.isFinite)) },
+  rss: {
+    baselineMb: Number(baseline.toFixed(1)),
+    finalMb: Number(final.toFixed(1)),
+    growthMb: Number(growth.toFixed(1)),
+    maxGrowthMb: opts.maxGrowthMb,
+  },
+  latencyAfterWarmup: {
+    p50WorstMs: Math.max(...allLat.map((r) => r.p50).filter(Number.isFinite)),
+    p99WorstMs: Math.max(...allLat.map((r) => r.p99).filter(Number.isFinite)),
+  },
   rows,
   problems,
 };
 if (opts.json) console.log(JSON.stringify(summary));
 else {
-  say(`requests ${totals.requests}, grants ${totals.grants}, denials ${totals.denials}, heartbeats ${totals.heartbeats}, check-ins ${totals.checkins}, crashed clients ${totals.crashes}, rate limited ${totals.rateLimited}`);
-  say(`RSS after warm-up: ${baseline.toFixed(1)} MB → ${final.toFixed(1)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB, allowed +${opts.maxGrowthMb} MB)`);
+  say(
+    `requests ${totals.requests}, grants ${totals.grants}, denials ${totals.denials}, heartbeats ${totals.heartbeats}, check-ins ${totals.checkins}, crashed clients ${totals.crashes}, rate limited ${totals.rateLimited}`,
+  );
+  say(
+    `RSS after warm-up: ${baseline.toFixed(1)} MB → ${final.toFixed(1)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB, allowed +${opts.maxGrowthMb} MB)`,
+  );
   say(problems.length ? `FAILED:\n- ${problems.join('\n- ')}` : 'OK');
 }
 

@@ -32,14 +32,21 @@ const filter = args.filter((a) => a !== '--fast');
 const rel = (f) => relative(root, f);
 const known = new Set(files.map(rel));
 const problems = [];
-for (const [name, list] of [['STORE_SENSITIVE', STORE_SENSITIVE], ['NOT_STORE_SENSITIVE', Object.keys(NOT_STORE_SENSITIVE)], ['FAST', FAST]]) {
-  for (const f of list) if (!known.has(f)) problems.push(`${name} lists ${f}, which does not exist (build first, or update scripts/test-suites.mjs)`);
+for (const [name, list] of [
+  ['STORE_SENSITIVE', STORE_SENSITIVE],
+  ['NOT_STORE_SENSITIVE', Object.keys(NOT_STORE_SENSITIVE)],
+  ['FAST', FAST],
+]) {
+  for (const f of list)
+    if (!known.has(f)) problems.push(`${name} lists ${f}, which does not exist (build first, or update scripts/test-suites.mjs)`);
 }
 for (const f of files) {
   const r = rel(f);
   if (STORE_SENSITIVE.includes(r) || r in NOT_STORE_SENSITIVE) continue;
   if (STARTS_HARNESS_SERVER.test(readFileSync(f, 'utf8'))) {
-    problems.push(`${r} starts a server through the test harness: add it to STORE_SENSITIVE (rerun on PostgreSQL) or NOT_STORE_SENSITIVE (say why) in scripts/test-suites.mjs`);
+    problems.push(
+      `${r} starts a server through the test harness: add it to STORE_SENSITIVE (rerun on PostgreSQL) or NOT_STORE_SENSITIVE (say why) in scripts/test-suites.mjs`,
+    );
   }
 }
 if (problems.length) {
@@ -71,8 +78,15 @@ let status = run('SQLite (default store)', selected, fast ? { FLOATD_TEST_PG: '0
 const storeSensitive = selected.filter((f) => STORE_SENSITIVE.includes(rel(f)));
 if (!fast && storeSensitive.length && process.env.FLOATD_TEST_PG !== '0') {
   const { default: postgres } = await import('postgres');
-  const sql = postgres(process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', { max: 1, connect_timeout: 3, onnotice: () => {} });
-  const up = await sql`SELECT 1`.then(() => true, () => false);
+  const sql = postgres(process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', {
+    max: 1,
+    connect_timeout: 3,
+    onnotice: () => {},
+  });
+  const up = await sql`SELECT 1`.then(
+    () => true,
+    () => false,
+  );
   await sql.end({ timeout: 1 }).catch(() => {});
   if (up) {
     status = run('PostgreSQL', storeSensitive, { FLOATD_TEST_STORE: 'postgres' }) || status;

@@ -2,7 +2,12 @@
 import { FloatingLicense } from '@floatd/client';
 
 export async function license(app) {
-  const lic = new FloatingLicense({ serverUrl: app.config.serverUrl, licenseKey: app.config.licenseKey, stateDir: app.dataDir, handleExit: true });
+  const lic = new FloatingLicense({
+    serverUrl: app.config.serverUrl,
+    licenseKey: app.config.licenseKey,
+    stateDir: app.dataDir,
+    handleExit: true,
+  });
   lic.on('violation', (v) => app.warn(`License problem (${v.code}): ${v.message}`)); // the app decides; the SDK never quits
   const seat = await lic.checkout();
   if (!seat.ok) return app.quit(`No license free: ${seat.message}`);

@@ -19,7 +19,9 @@ const { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } = await import(join(ROOT, 
 
 const STORE = process.env.FLOATD_TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
 const DIR = join(ROOT, 'conformance');
-const scenarios = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const scenarios = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 class Server {
   constructor({ faketime = false, store = STORE } = {}) {
@@ -111,7 +113,8 @@ class World {
     this.genuine.set(key, { status: res.status, body: res.body, headers: { ...res.headers } });
     const forged = { error: { code: 'LICENSE_SUSPENDED', message: 'forged' } };
     if (this.forgeMode === 'refusal') return { status: 403, body: forged };
-    if (this.forgeMode === 'unsigned-refusal') return { status: 403, body: forged, headers: { 'floatd-signature': null, 'floatd-date': null, 'content-digest': null } };
+    if (this.forgeMode === 'unsigned-refusal')
+      return { status: 403, body: forged, headers: { 'floatd-signature': null, 'floatd-date': null, 'content-digest': null } };
     if (this.forgeMode === 'replay' && previous) return previous;
     return undefined;
   }
@@ -120,7 +123,12 @@ class World {
     if (c) return c;
     let d = this.devices.get(deviceName);
     if (!d) {
-      d = { name: deviceName, fingerprint: `conformance-${deviceName}-${randomBytes(4).toString('hex')}`, stateDir: join(this.root, deviceName), clock: new FakeClock(Date.now()) };
+      d = {
+        name: deviceName,
+        fingerprint: `conformance-${deviceName}-${randomBytes(4).toString('hex')}`,
+        stateDir: join(this.root, deviceName),
+        clock: new FakeClock(Date.now()),
+      };
       d.proxy = await new TestProxy(this.server.url).start();
       this.point(d.proxy);
       this.devices.set(deviceName, d);
@@ -133,8 +141,16 @@ class World {
   make(c) {
     const d = c.device;
     const lic = new FloatingLicense({
-      serverUrl: d.proxy.url, licenseKey: this.license.key, stateDir: d.stateDir, fingerprint: d.fingerprint, clock: d.clock,
-      handleExit: false, random: () => 0.5, requestTimeoutMs: 5000, hostname: 'conformance', user: 'tester',
+      serverUrl: d.proxy.url,
+      licenseKey: this.license.key,
+      stateDir: d.stateDir,
+      fingerprint: d.fingerprint,
+      clock: d.clock,
+      handleExit: false,
+      random: () => 0.5,
+      requestTimeoutMs: 5000,
+      hostname: 'conformance',
+      user: 'tester',
     });
     lic.on('renewed', () => c.events.push('renewed'));
     lic.on('reacquired', () => c.events.push('reacquired'));
@@ -152,12 +168,25 @@ class World {
 }
 
 function checkFields(actual, expect, what) {
-  for (const [k, v] of Object.entries(expect ?? {})) assert.deepEqual(actual[k], v, `${what}: ${k} is ${JSON.stringify(actual[k])}, expected ${JSON.stringify(v)} (all: ${JSON.stringify(actual)})`);
+  for (const [k, v] of Object.entries(expect ?? {}))
+    assert.deepEqual(
+      actual[k],
+      v,
+      `${what}: ${k} is ${JSON.stringify(actual[k])}, expected ${JSON.stringify(v)} (all: ${JSON.stringify(actual)})`,
+    );
 }
 
 function statusOf(lic) {
   const s = lic.status();
-  return { state: s.state, valid: s.valid, offline: s.offline, serverReachable: s.serverReachable, violations: s.violations, instances: s.instances, seatsUsed: s.seatsUsed };
+  return {
+    state: s.state,
+    valid: s.valid,
+    offline: s.offline,
+    serverReachable: s.serverReachable,
+    violations: s.violations,
+    instances: s.instances,
+    seatsUsed: s.seatsUsed,
+  };
 }
 
 /**
@@ -216,8 +245,13 @@ async function step(w, st, label) {
       checkFields(statusOf(c.lic), st.expect, label);
       break;
     case 'events':
-      assert.deepEqual(collapse(c.events), st.expect, `${label}: events ${JSON.stringify(c.events)} retries ${JSON.stringify(c.retries)} requests ${JSON.stringify(c.device.proxy.requests.slice(-6))}`);
-      if (st.retries) assert.deepEqual([...new Set(c.retries)].sort(), [...new Set(st.retries)].sort(), `${label}: retries ${JSON.stringify(c.retries)}`);
+      assert.deepEqual(
+        collapse(c.events),
+        st.expect,
+        `${label}: events ${JSON.stringify(c.events)} retries ${JSON.stringify(c.retries)} requests ${JSON.stringify(c.device.proxy.requests.slice(-6))}`,
+      );
+      if (st.retries)
+        assert.deepEqual([...new Set(c.retries)].sort(), [...new Set(st.retries)].sort(), `${label}: retries ${JSON.stringify(c.retries)}`);
       c.events.length = 0;
       c.retries.length = 0;
       break;
@@ -232,7 +266,7 @@ async function step(w, st, label) {
       c.device.clock.setWall(c.device.clock.now() + st.seconds * 1000);
       break;
     case 'network':
-      for (const d of w.devices.values()) (st.up ? d.proxy.up() : d.proxy.down());
+      for (const d of w.devices.values()) st.up ? d.proxy.up() : d.proxy.down();
       break;
     case 'partition':
       st.cut ? c.device.proxy.down() : c.device.proxy.up();
@@ -267,7 +301,8 @@ async function step(w, st, label) {
       const id = w.license.id;
       let r;
       if (st.action === 'suspend' || st.action === 'resume') r = await w.server.admin('POST', `/v1/admin/licenses/${id}/${st.action}`);
-      else if (st.action === 'expire') r = await w.server.admin('PATCH', `/v1/admin/licenses/${id}`, { expiresAt: new Date(Date.now() - 60_000).toISOString() });
+      else if (st.action === 'expire')
+        r = await w.server.admin('PATCH', `/v1/admin/licenses/${id}`, { expiresAt: new Date(Date.now() - 60_000).toISOString() });
       else if (st.action === 'release') {
         const leases = await w.server.admin('GET', `/v1/admin/licenses/${id}/leases`);
         for (const l of leases.body.items) r = await w.server.admin('POST', `/v1/admin/leases/${l.id}/release`, { force: true });
@@ -298,9 +333,15 @@ for (const file of scenarios) {
   const noFaketime = scenario.serverClock && !libfaketime();
   // On PostgreSQL the server fences itself (NODE_CLOCK_SKEWED) when its clock leaves the database's: moving the
   // server's clock needs a PostgreSQL of its own under the same libfaketime (not done yet; docs/conformance.md).
-  const pgClock = scenario.serverClock && STORE === 'postgres' ? '!!! serverClock scenario not run on PostgreSQL: the node would be fenced off the database clock !!!' : false;
+  const pgClock =
+    scenario.serverClock && STORE === 'postgres'
+      ? '!!! serverClock scenario not run on PostgreSQL: the node would be fenced off the database clock !!!'
+      : false;
   if (noFaketime && process.env.CI === 'true') throw new Error('libfaketime is required in CI (apt-get install faketime)');
-  test(`conformance (${STORE}): ${scenario.name}`, { timeout: 180_000, skip: noFaketime ? '!!! libfaketime is not installed (apt-get install faketime): this scenario moves the server clock !!!' : pgClock }, async () => {
+  test(`conformance (${STORE}): ${scenario.name}`, {
+    timeout: 180_000,
+    skip: noFaketime ? '!!! libfaketime is not installed (apt-get install faketime): this scenario moves the server clock !!!' : pgClock,
+  }, async () => {
     const w = new World(scenario);
     try {
       await w.init();

@@ -19,7 +19,9 @@ if (!existsSync(CHROMIUM)) {
   if (process.env.CI === 'true') {
     test('console browser tests', () => assert.fail(msg));
   } else {
-    console.error(`\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!!! SKIPPING console browser tests: ${msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`);
+    console.error(
+      `\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!!! SKIPPING console browser tests: ${msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`,
+    );
     test('console browser tests', { skip: msg }, () => {});
   }
 } else {
@@ -55,7 +57,12 @@ function consoleSuite() {
     return { status: res.status, body: await res.json() };
   }
   const checkout = (key, host, user, extra = {}) =>
-    api('POST', '/v1/client/checkout', { fingerprint: `fp-${host}-0001`, instanceId: `${host}-pid-1`, hostname: host, user, ...extra }, `License ${key}`);
+    api(
+      'POST',
+      '/v1/client/checkout',
+      { fingerprint: `fp-${host}-0001`, instanceId: `${host}-pid-1`, hostname: host, user, ...extra },
+      `License ${key}`,
+    );
 
   function watch(p) {
     p.on('console', (msg) => {
@@ -78,7 +85,18 @@ function consoleSuite() {
     dataDir = mkdtempSync(join(tmpdir(), 'floatd-console-'));
     server = spawn(
       process.execPath,
-      [join(ROOT, 'packages/server/dist/cli.js'), 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '3600'],
+      [
+        join(ROOT, 'packages/server/dist/cli.js'),
+        'serve',
+        '--port',
+        '0',
+        '--data-dir',
+        dataDir,
+        '--log-level',
+        'warn',
+        '--reclaim-interval',
+        '3600',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
@@ -100,7 +118,16 @@ function consoleSuite() {
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
     context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
@@ -182,7 +209,7 @@ function consoleSuite() {
     await shot('dashboard-empty');
   });
 
-  step('create a product and a key; the server\'s validation messages show at the field', async () => {
+  step("create a product and a key; the server's validation messages show at the field", async () => {
     await page.getByRole('link', { name: 'Create a product' }).click();
     await heading('Products');
     await page.getByLabel('New product name').fill('Acme CAD');
@@ -288,7 +315,12 @@ function consoleSuite() {
     await page.locator('.dl').getByText('Up to 1 d').waitFor();
 
     // An offline lease appears live; its release is refused plainly, then forced.
-    const off = await api('POST', '/v1/client/offline-checkout', { fingerprint: 'fp-ws-carol-0001', instanceId: 'carol-1', hostname: 'ws-carol', user: 'carol', durationSeconds: 3600 }, `License ${s.key}`);
+    const off = await api(
+      'POST',
+      '/v1/client/offline-checkout',
+      { fingerprint: 'fp-ws-carol-0001', instanceId: 'carol-1', hostname: 'ws-carol', user: 'carol', durationSeconds: 3600 },
+      `License ${s.key}`,
+    );
     assert.equal(off.status, 201);
     const carol = seats.locator('tbody tr', { hasText: 'ws-carol' });
     await carol.waitFor();
@@ -297,14 +329,21 @@ function consoleSuite() {
     expectHttpError(409, '/release');
     await dialog.getByRole('button', { name: 'Release seat' }).click();
     await dialog.getByRole('heading', { name: 'This seat is checked out for offline use' }).waitFor();
-    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel', 'the refusal does not leave focus on Force release');
+    assert.equal(
+      await page.evaluate(() => document.activeElement?.textContent),
+      'Cancel',
+      'the refusal does not leave focus on Force release',
+    );
     assert.match(await dialog.getByRole('alert').innerText(), /refused the release.*OFFLINE_LEASE_ACTIVE/s);
     await shot('key-release-offline');
     await dialog.getByRole('button', { name: 'Force release' }).click();
     await page.getByRole('status').filter({ hasText: 'offline checkout was overridden' }).waitFor();
     await carol.waitFor({ state: 'detached' });
     const audit = await api('GET', `/v1/admin/audit?licenseId=${s.licenseId}&type=release`);
-    assert.deepEqual(audit.body.items.map((e) => e.reason), ['force-release', 'force-release']);
+    assert.deepEqual(
+      audit.body.items.map((e) => e.reason),
+      ['force-release', 'force-release'],
+    );
   });
 
   step('reclamation settings: the interval and a per-key TTL, edited in place', async () => {
@@ -344,9 +383,19 @@ function consoleSuite() {
     await page.getByLabel('Period').selectOption('24h');
     const chart = page.locator('figure.chart svg[role="img"]');
     await chart.waitFor();
-    assert.match(await chart.locator('title').first().innerText().catch(() => chart.locator('title').first().textContent()), /Concurrent seats per hour/);
+    assert.match(
+      await chart
+        .locator('title')
+        .first()
+        .innerText()
+        .catch(() => chart.locator('title').first().textContent()),
+      /Concurrent seats per hour/,
+    );
     await page.locator('.stat', { hasText: 'Peak seats in use' }).filter({ hasText: '2 / 2' }).waitFor();
-    await page.locator('.stat', { hasText: 'Denials' }).filter({ hasText: /^\s*1\s*Denials/ }).waitFor();
+    await page
+      .locator('.stat', { hasText: 'Denials' })
+      .filter({ hasText: /^\s*1\s*Denials/ })
+      .waitFor();
     assert.match(await page.locator('.verdict').innerText(), /Too few seats: users were turned away 1 time/);
     const bars = await chart.locator('.chart-bars rect').count();
     assert.ok(bars >= 24 && bars <= 26, `one bar per hour (${bars})`);
@@ -361,11 +410,17 @@ function consoleSuite() {
     assert.ok(dayBars >= 1 && dayBars <= 2, `one bar per local day (${dayBars})`);
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download CSV' }).click()]);
     assert.match(download.suggestedFilename(), new RegExp(`^floatd-usage-${s.key}-day-.*\\.csv$`));
-    const csv = readFileSync(await download.path(), 'utf8').trim().split(/\r\n/);
+    const csv = readFileSync(await download.path(), 'utf8')
+      .trim()
+      .split(/\r\n/);
     assert.equal(csv[0], 'period_start_utc,period,peak_seats,seats_at_end,checkouts,denials,seats_total');
     const total = csv.slice(1).map((l) => l.split(','));
     assert.equal(Math.max(...total.map((r) => Number(r[2]))), 2, 'peak in CSV');
-    assert.equal(total.reduce((n, r) => n + Number(r[5]), 0), 1, 'denials in CSV');
+    assert.equal(
+      total.reduce((n, r) => n + Number(r[5]), 0),
+      1,
+      'denials in CSV',
+    );
     await page.setViewportSize({ width: 390, height: 844 });
     await shot('usage-phone');
     await page.setViewportSize({ width: 1280, height: 800 });
@@ -394,7 +449,10 @@ function consoleSuite() {
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await page.waitForURL(/type=checkout/);
     // (the checkout row of that key: until the filtered page renders, the rows of the cleared filter are still shown)
-    const zombieRow = rows.filter({ hasText: s.key2 }).filter({ has: page.locator('.badge-type', { hasText: /^checkout$/ }) }).first();
+    const zombieRow = rows
+      .filter({ hasText: s.key2 })
+      .filter({ has: page.locator('.badge-type', { hasText: /^checkout$/ }) })
+      .first();
     await zombieRow.waitFor();
     await zombieRow.locator('td[data-label="Device"] a').click();
     await page.waitForURL(/deviceId=dev_/);
@@ -428,7 +486,8 @@ function consoleSuite() {
 
   step('keys: search and paging', async () => {
     const bulk = await api('POST', '/v1/admin/products', { name: 'Bulk Reports' });
-    for (let i = 0; i < 25; i++) await api('POST', '/v1/admin/licenses', { productId: bulk.body.id, seats: 1 + i, metadata: { customer: `Customer ${i}` } });
+    for (let i = 0; i < 25; i++)
+      await api('POST', '/v1/admin/licenses', { productId: bulk.body.id, seats: 1 + i, metadata: { customer: `Customer ${i}` } });
     await nav('Licenses');
     await heading('Licenses');
     await page.getByText('27 licenses').waitFor();
@@ -457,7 +516,6 @@ function consoleSuite() {
     await page.getByRole('button', { name: 'Resume' }).click();
     await page.getByRole('status').filter({ hasText: 'License resumed.' }).waitFor();
   });
-
 
   step('audit log: token names and hostnames, filter by actor, no sideways scrolling, CSV export neutralises formulas', async () => {
     // A token whose name a spreadsheet would run as a formula, and one event by it.
@@ -490,7 +548,10 @@ function consoleSuite() {
     assert.equal(csv[0], 'time_utc,event,reason,actor,actor_name,key,customer,license_id,device,device_id,lease_id,details');
     assert.equal(csv.filter(Boolean).length, 2, 'the header and the one filtered event');
     assert.ok(csv[1].startsWith(`${made.body.createdAt.slice(0, 4)}`), csv[1]);
-    assert.ok(csv[1].includes(`,product.created,,admin:${formula.body.id},"'=HYPERLINK(""x"") (admin token)",`), `the formula is neutralised: ${csv[1]}`);
+    assert.ok(
+      csv[1].includes(`,product.created,,admin:${formula.body.id},"'=HYPERLINK(""x"") (admin token)",`),
+      `the formula is neutralised: ${csv[1]}`,
+    );
     await page.getByRole('button', { name: 'Clear' }).click();
     await page.waitForURL((u) => !u.search.includes('actor'));
   });
@@ -520,7 +581,13 @@ function consoleSuite() {
   });
 
   step('dashboard and keys list show the customer and the expiry; a key is deleted from its page', async () => {
-    const k = await api('POST', '/v1/admin/licenses', { productId: s.productId, seats: 3, model: 'subscription', expiresAt: '2031-05-06T00:00:00Z', metadata: { customer: 'Initech' } });
+    const k = await api('POST', '/v1/admin/licenses', {
+      productId: s.productId,
+      seats: 3,
+      model: 'subscription',
+      expiresAt: '2031-05-06T00:00:00Z',
+      metadata: { customer: 'Initech' },
+    });
     assert.equal(k.status, 201);
     await nav('Dashboard');
     await heading('Dashboard');
@@ -544,7 +611,10 @@ function consoleSuite() {
     await shot('key-delete-seats-held');
     await dialog.getByRole('button', { name: 'Release seats and delete' }).click();
     await heading('Licenses');
-    await page.getByRole('status').filter({ hasText: `License ${k.body.key} deleted; 1 held seat released.` }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: `License ${k.body.key} deleted; 1 held seat released.` })
+      .waitFor();
     expectHttpError(404, `/v1/admin/licenses/${k.body.id}`);
     assert.equal((await api('GET', `/v1/admin/licenses/${k.body.id}`)).status, 404);
   });
@@ -595,7 +665,6 @@ function consoleSuite() {
     }
   });
 
-
   step('every page at desktop and phone size: screenshots, no sideways scrolling', async () => {
     // The licenses pages were first at /console/keys: an old link or bookmark lands on the new address.
     await page.goto(`${base}/console/keys/${s.licenseId}/edit?x=1`);
@@ -614,12 +683,22 @@ function consoleSuite() {
       ['tokens', '/tokens', 'Admin tokens'],
       ['license-file-hosted', '/license-file', 'License file'],
     ];
-    for (const [size, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+    for (const [size, viewport] of [
+      ['desktop', { width: 1280, height: 800 }],
+      ['phone', { width: 390, height: 844 }],
+    ]) {
       await page.setViewportSize(viewport);
       for (const [name, path, title] of pages) {
         await page.goto(`${base}/console${path}`);
-        await page.getByRole('heading', { level: 1, ...(title ? { name: title } : {}) }).first().waitFor();
-        await page.locator('.loading').first().waitFor({ state: 'detached' }).catch(() => {});
+        await page
+          .getByRole('heading', { level: 1, ...(title ? { name: title } : {}) })
+          .first()
+          .waitFor();
+        await page
+          .locator('.loading')
+          .first()
+          .waitFor({ state: 'detached' })
+          .catch(() => {});
         const sideways = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
         assert.ok(sideways <= 0, `${name} at ${size}: ${sideways}px of sideways scrolling`);
         // Phone: the first screen (what a person sees without scrolling); desktop: the whole page.
@@ -632,7 +711,11 @@ function consoleSuite() {
   step('on-premise server: the license file page loads a file; no catalogue action the server refuses is offered', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'floatd-console-onprem-'));
     const cli = (args, env = {}) => {
-      const r = spawnSync(process.execPath, [join(ROOT, 'packages/server/dist/cli.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+      const r = spawnSync(process.execPath, [join(ROOT, 'packages/server/dist/cli.js'), ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env },
+        timeout: 30_000,
+      });
       assert.equal(r.status, 0, `floatd ${args.join(' ')}: ${r.stderr}`);
       return r;
     };
@@ -642,7 +725,20 @@ function consoleSuite() {
       cli(['entitlements', 'keygen', '--out', join(dir, 'vendor')]);
       onprem = spawn(
         process.execPath,
-        [join(ROOT, 'packages/server/dist/cli.js'), 'serve', '--mode', 'on-prem', '--vendor-public-key', join(dir, 'vendor.pub'), '--port', '0', '--data-dir', join(dir, 'data'), '--log-level', 'warn'],
+        [
+          join(ROOT, 'packages/server/dist/cli.js'),
+          'serve',
+          '--mode',
+          'on-prem',
+          '--vendor-public-key',
+          join(dir, 'vendor.pub'),
+          '--port',
+          '0',
+          '--data-dir',
+          join(dir, 'data'),
+          '--log-level',
+          'warn',
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       const url = await new Promise((resolve, reject) => {
@@ -660,8 +756,28 @@ function consoleSuite() {
       const token = readFileSync(join(dir, 'data', 'admin-token'), 'utf8').trim();
       const env = { FLOATD_SERVER: url, FLOATD_TOKEN: token };
       cli(['entitlements', 'request', '--out', join(dir, 'request.json')], env);
-      writeFileSync(join(dir, 'spec.json'), JSON.stringify({ customer: { name: 'Initech Plant', id: 'cust-42' }, products: [{ name: 'Acme CAD' }], licenses: [{ product: 'Acme CAD', seats: 20 }] }));
-      cli(['entitlements', 'issue', '--spec', join(dir, 'spec.json'), '--private-key', join(dir, 'vendor.key'), '--serial', '1', '--request', join(dir, 'request.json'), '--out', join(dir, 'plant.license.json')]);
+      writeFileSync(
+        join(dir, 'spec.json'),
+        JSON.stringify({
+          customer: { name: 'Initech Plant', id: 'cust-42' },
+          products: [{ name: 'Acme CAD' }],
+          licenses: [{ product: 'Acme CAD', seats: 20 }],
+        }),
+      );
+      cli([
+        'entitlements',
+        'issue',
+        '--spec',
+        join(dir, 'spec.json'),
+        '--private-key',
+        join(dir, 'vendor.key'),
+        '--serial',
+        '1',
+        '--request',
+        join(dir, 'request.json'),
+        '--out',
+        join(dir, 'plant.license.json'),
+      ]);
 
       const p = await ctx.newPage();
       watch(p);
@@ -682,7 +798,10 @@ function consoleSuite() {
       const fileRow = p.locator('section[aria-labelledby="file-h"] tbody tr');
       assert.equal(await fileRow.count(), 1);
       assert.match(await fileRow.innerText(), new RegExp(`${key}[\\s\\S]*20`));
-      for (const [size, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+      for (const [size, viewport] of [
+        ['desktop', { width: 1280, height: 800 }],
+        ['phone', { width: 390, height: 844 }],
+      ]) {
         await p.setViewportSize(viewport);
         const sideways = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
         assert.ok(sideways <= 0, `license file page at ${size}: ${sideways}px of sideways scrolling`);
@@ -720,7 +839,10 @@ function consoleSuite() {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await heading('Sign in to the console');
     assert.equal(await page.evaluate(() => sessionStorage.length), 0);
-    for (const [size, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
+    for (const [size, viewport] of [
+      ['desktop', { width: 1280, height: 800 }],
+      ['phone', { width: 390, height: 844 }],
+    ]) {
       await page.setViewportSize(viewport);
       await page.screenshot({ path: join(SHOTS, `page-signin-${size}.png`) });
     }

@@ -21,7 +21,11 @@ const HOSTILE_USER = 'bob\u202eexe.txt';
 const HOSTILE_CUSTOMER = '\u001b[31mAcme\u0085 Corp';
 
 async function start(dataDir) {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '3600'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '3600'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const url = await new Promise((resolve, reject) => {
     let out = '';
     const t = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
@@ -43,23 +47,40 @@ async function start(dataDir) {
   return { url, stop };
 }
 
-test('the console shows client text and metadata with control characters and bidi overrides escaped, rows from before the rule included', { skip: missing, timeout: 120_000 }, async () => {
+test('the console shows client text and metadata with control characters and bidi overrides escaped, rows from before the rule included', {
+  skip: missing,
+  timeout: 120_000,
+}, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'floatd-console-escape-'));
   let server = await start(dataDir);
   let browser;
   try {
     const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
     const api = async (method, path, body, auth = `Bearer ${token}`) => {
-      const res = await fetch(server.url + path, { method, headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      const res = await fetch(server.url + path, {
+        method,
+        headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
       return { status: res.status, body: await res.json() };
     };
     const product = (await api('POST', '/v1/admin/products', { name: 'Escape CAD' })).body;
     const lic = await api('POST', '/v1/admin/licenses', { productId: product.id, seats: 3, metadata: { customer: HOSTILE_CUSTOMER } });
     assert.equal(lic.status, 201, JSON.stringify(lic.body));
     // Today the server refuses such identity text...
-    const refused = await api('POST', '/v1/client/checkout', { fingerprint: 'fp-escape-0001', instanceId: 'app', hostname: HOSTILE_HOST }, `License ${lic.body.key}`);
+    const refused = await api(
+      'POST',
+      '/v1/client/checkout',
+      { fingerprint: 'fp-escape-0001', instanceId: 'app', hostname: HOSTILE_HOST },
+      `License ${lic.body.key}`,
+    );
     assert.equal(refused.body.error?.code, 'VALIDATION_FAILED');
-    const ok = await api('POST', '/v1/client/checkout', { fingerprint: 'fp-escape-0001', instanceId: 'app', hostname: 'ws-plain', user: 'bob' }, `License ${lic.body.key}`);
+    const ok = await api(
+      'POST',
+      '/v1/client/checkout',
+      { fingerprint: 'fp-escape-0001', instanceId: 'app', hostname: 'ws-plain', user: 'bob' },
+      `License ${lic.body.key}`,
+    );
     assert.equal(ok.status, 201);
     await server.stop();
     // ...but a row stored before the rule existed holds it.
@@ -85,10 +106,20 @@ test('the console shows client text and metadata with control characters and bid
       texts[name] = await page.evaluate(() => document.body.innerText);
     }
     const all = Object.values(texts).join('\n');
-    assert.doesNotMatch(all, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u, 'no raw control character or bidi override reaches the page');
-    assert.ok(texts['license page'].includes('\\x1b]0;PWNED\\x07\\x1b[2Jws-evil'), `the hostname is shown escaped: ${texts['license page'].slice(0, 2000)}`);
+    assert.doesNotMatch(
+      all,
+      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u,
+      'no raw control character or bidi override reaches the page',
+    );
+    assert.ok(
+      texts['license page'].includes('\\x1b]0;PWNED\\x07\\x1b[2Jws-evil'),
+      `the hostname is shown escaped: ${texts['license page'].slice(0, 2000)}`,
+    );
     assert.ok(texts['license page'].includes('bob\\u202eexe.txt'), 'the user name is shown escaped');
-    assert.ok(texts.dashboard.includes('\\x1b[31mAcme\\x85 Corp'), `metadata (the customer) is shown escaped on the dashboard: ${texts.dashboard.slice(0, 1500)}`);
+    assert.ok(
+      texts.dashboard.includes('\\x1b[31mAcme\\x85 Corp'),
+      `metadata (the customer) is shown escaped on the dashboard: ${texts.dashboard.slice(0, 1500)}`,
+    );
   } finally {
     await browser?.close().catch(() => {});
     await server.stop();

@@ -21,7 +21,12 @@ const require = createRequire(join(ROOT, 'package.json'));
 const NPM_QUIET = ['--no-audit', '--no-fund', '--loglevel=warn'];
 
 function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 180_000, ...opts, env: { ...process.env, npm_config_update_notifier: 'false', ...opts.env } });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    timeout: 180_000,
+    ...opts,
+    env: { ...process.env, npm_config_update_notifier: 'false', ...opts.env },
+  });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
 }
 
@@ -32,7 +37,8 @@ test('every locked dependency accepts Node 20.19, 22.13 and 24', () => {
   for (const [path, pkg] of Object.entries(lock.packages)) {
     const range = pkg.engines?.node;
     if (!range) continue;
-    for (const v of ['20.19.0', '22.13.0', '24.0.0']) if (!semver.satisfies(v, range)) refused.push(`${path || '(root)'} wants node ${range}, not ${v}`);
+    for (const v of ['20.19.0', '22.13.0', '24.0.0'])
+      if (!semver.satisfies(v, range)) refused.push(`${path || '(root)'} wants node ${range}, not ${v}`);
   }
   assert.deepEqual(refused, []);
 });
@@ -45,15 +51,20 @@ test('npm ci in a fresh clone links floatd and floatd-run before any build, with
     for (const p of readdirSync(join(ROOT, 'packages'))) {
       mkdirSync(join(clone, 'packages', p), { recursive: true });
       cpSync(join(ROOT, 'packages', p, 'package.json'), join(clone, 'packages', p, 'package.json'));
-      if (existsSync(join(ROOT, 'packages', p, 'bin'))) cpSync(join(ROOT, 'packages', p, 'bin'), join(clone, 'packages', p, 'bin'), { recursive: true });
+      if (existsSync(join(ROOT, 'packages', p, 'bin')))
+        cpSync(join(ROOT, 'packages', p, 'bin'), join(clone, 'packages', p, 'bin'), { recursive: true });
     }
     const ci = run('npm', ['ci', '--offline', '--ignore-scripts', ...NPM_QUIET], { cwd: clone });
     assert.equal(ci.status, 0, ci.stderr);
     assert.doesNotMatch(ci.stdout + ci.stderr, /EBADENGINE/);
-    for (const bin of ['floatd', 'floatd-run']) assert.ok(existsSync(join(clone, 'node_modules', '.bin', bin)), `node_modules/.bin/${bin} is missing`);
+    for (const bin of ['floatd', 'floatd-run'])
+      assert.ok(existsSync(join(clone, 'node_modules', '.bin', bin)), `node_modules/.bin/${bin} is missing`);
     const floatd = run('npx', ['--no-install', 'floatd', '--version'], { cwd: clone });
     assert.equal(floatd.status, 1);
-    assert.equal(floatd.stderr, 'floatd: the server is not built yet: run `npm run build` in the floatd clone first (`npm start` does it too)\n');
+    assert.equal(
+      floatd.stderr,
+      'floatd: the server is not built yet: run `npm run build` in the floatd clone first (`npm start` does it too)\n',
+    );
     const wrapper = run('npx', ['--no-install', 'floatd-run', '--help'], { cwd: clone });
     assert.equal(wrapper.status, 69);
     assert.equal(wrapper.stderr, 'floatd-run: the client is not built yet: run `npm run build` in the floatd clone first\n');
@@ -89,7 +100,9 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
     tarballs.push(join(dir, info.filename));
     const files = info.files.map((f) => f.path);
     // No compiled tests (nor their maps and declarations) and no test support in any tarball.
-    const testFiles = files.filter((f) => /\.test\.(js|d\.ts|js\.map)$/.test(f) || f.startsWith('dist/testing/') || f.startsWith('dist/testsupport.'));
+    const testFiles = files.filter(
+      (f) => /\.test\.(js|d\.ts|js\.map)$/.test(f) || f.startsWith('dist/testing/') || f.startsWith('dist/testsupport.'),
+    );
     assert.deepEqual(testFiles, [], `no test files in the ${p} tarball`);
     if (p === 'server') {
       assert.ok(files.includes('console/index.html'), 'the server tarball carries the built console');
@@ -100,7 +113,9 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
   assert.ok(!existsSync(join(ROOT, 'packages', 'server', 'console')), 'no copy of the console left in the clone');
   // --ignore-scripts: better-sqlite3 would compile its addon again (minutes); the one this clone compiled for this
   // very Node is copied in instead. A real install runs the script (a C/C++ toolchain, see README Requirements).
-  const install = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', ...NPM_QUIET, ...tarballs], { cwd: dir });
+  const install = run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--ignore-scripts', ...NPM_QUIET, ...tarballs], {
+    cwd: dir,
+  });
   assert.equal(install.status, 0, install.stderr);
   // Resolved afresh from the registry (no lock file travels in a tarball): still no dependency that refuses this Node.
   assert.doesNotMatch(install.stdout + install.stderr, /EBADENGINE/, 'the global install warns of no engine mismatch');
@@ -114,7 +129,10 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
   for (const b of ['floatd', 'floatd-run']) assert.ok(statSync(join(bin, b)).isFile(), `${b} is on PATH`);
   const env = { PATH: `${bin}:${process.env.PATH}`, HOME: dir, FLOATD_SERVER: '', FLOATD_TOKEN: '' };
 
-  server = spawn('floatd', ['serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { cwd: dir, env: { ...process.env, ...env } });
+  server = spawn('floatd', ['serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], {
+    cwd: dir,
+    env: { ...process.env, ...env },
+  });
   let out = '';
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 30_000);
@@ -142,9 +160,13 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
   assert.equal(product.status, 0, product.stderr);
   const key = admin(['keys', 'create', '--product', JSON.parse(product.stdout).id, '--seats', '1']);
   assert.equal(key.status, 0, key.stderr);
-  const wrapped = run('floatd-run', ['--server', url, '--key', JSON.parse(key.stdout).key, '--', process.execPath, '-e', 'process.exit(7)'], {
-    cwd: dir,
-    env: { ...env, XDG_STATE_HOME: join(dir, 'state') },
-  });
+  const wrapped = run(
+    'floatd-run',
+    ['--server', url, '--key', JSON.parse(key.stdout).key, '--', process.execPath, '-e', 'process.exit(7)'],
+    {
+      cwd: dir,
+      env: { ...env, XDG_STATE_HOME: join(dir, 'state') },
+    },
+  );
   assert.equal(wrapped.status, 7, wrapped.stderr);
 });

@@ -8,11 +8,30 @@ import { spawnSync } from 'node:child_process';
 const root = new URL('../..', import.meta.url).pathname;
 
 test('short soak: 300 clients for 12 s, no failed request, counters consistent, RSS stable after warm-up', { timeout: 120_000 }, (t) => {
-  const r = spawnSync(process.execPath, ['scripts/soak.mjs', '--duration', '12s', '--clients', '300', '--interval', '2', '--warmup', '4s', '--every', '2s', '--max-growth-mb', '48', '--json'], {
-    cwd: root,
-    encoding: 'utf8',
-    env: { ...process.env, FLOATD_DATABASE_URL: '' },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      'scripts/soak.mjs',
+      '--duration',
+      '12s',
+      '--clients',
+      '300',
+      '--interval',
+      '2',
+      '--warmup',
+      '4s',
+      '--every',
+      '2s',
+      '--max-growth-mb',
+      '48',
+      '--json',
+    ],
+    {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, FLOATD_DATABASE_URL: '' },
+    },
+  );
   const line = r.stdout.trim().split('\n').pop() ?? '';
   let summary;
   try {

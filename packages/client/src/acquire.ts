@@ -14,7 +14,8 @@ import type { CheckoutDenied, CheckoutOptions, CheckoutResult } from './types.js
 
 /** Gets a seat (see `FloatingLicense.checkout`); `waits` holds the waits in progress, which a check-in or close aborts. */
 export async function acquire(session: Session, waits: Set<AbortController>, opts: CheckoutOptions): Promise<CheckoutResult> {
-  if (session.held && session.mode !== 'lost' && session.isValid()) return { ok: true, source: 'current', created: false, status: session.status() };
+  if (session.held && session.mode !== 'lost' && session.isValid())
+    return { ok: true, source: 'current', created: false, status: session.status() };
   const clockOk = session.time.check();
 
   // 1. A seat borrowed offline by an earlier run: no network needed.
@@ -22,7 +23,11 @@ export async function acquire(session: Session, waits: Set<AbortController>, opt
   try {
     const off = await session.store.load(OFFLINE_FILE);
     if (off) {
-      if (!clockOk) throw new FloatingLicenseError('CLOCK_TAMPERED', 'the system clock was set back: the stored offline lease cannot be trusted until it is corrected');
+      if (!clockOk)
+        throw new FloatingLicenseError(
+          'CLOCK_TAMPERED',
+          'the system clock was set back: the stored offline lease cannot be trusted until it is corrected',
+        );
       return await session.serial(async () => {
         session.adoptStored(off, 'offline');
         return { ok: true as const, source: 'offline-token' as const, created: false, status: session.status() };
@@ -39,7 +44,10 @@ export async function acquire(session: Session, waits: Set<AbortController>, opt
   const onAbort = () => ctl.abort(opts.signal!.reason);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   let timedOut = false;
-  const timeout = opts.timeoutMs !== undefined ? session.clock.setTimeout(() => ((timedOut = true), ctl.abort(new Error('timeout'))), opts.timeoutMs) : undefined;
+  const timeout =
+    opts.timeoutMs !== undefined
+      ? session.clock.setTimeout(() => ((timedOut = true), ctl.abort(new Error('timeout'))), opts.timeoutMs)
+      : undefined;
   try {
     let attempt = 0;
     let lastDenial: CheckoutDenied | undefined;
@@ -76,7 +84,11 @@ export async function acquire(session: Session, waits: Set<AbortController>, opt
           try {
             const cached = await session.store.load(LEASE_FILE);
             if (cached) {
-              if (!clockOk) throw new FloatingLicenseError('CLOCK_TAMPERED', 'the system clock was set back: the stored lease cannot be trusted until it is corrected');
+              if (!clockOk)
+                throw new FloatingLicenseError(
+                  'CLOCK_TAMPERED',
+                  'the system clock was set back: the stored lease cannot be trusted until it is corrected',
+                );
               return await session.serial(async () => {
                 session.adoptStored(cached, 'cached');
                 return { ok: true as const, source: 'cached-token' as const, created: false, status: session.status() };
@@ -92,7 +104,9 @@ export async function acquire(session: Session, waits: Set<AbortController>, opt
           throw storedError ?? e;
         }
         const delay = Math.max(backoff(attempt, session.retry, session.random), e.retryAfterMs ?? 0);
-        await pause(session, delay, ctl, () => session.emitSafe('retry', { operation: 'checkout', attempt, delayMs: delay, error: e })).catch((r: unknown) => {
+        await pause(session, delay, ctl, () =>
+          session.emitSafe('retry', { operation: 'checkout', attempt, delayMs: delay, error: e }),
+        ).catch((r: unknown) => {
           if (!timedOut) throw r;
         });
         if (timedOut) {
@@ -131,7 +145,9 @@ function denialFrom(e: FloatingLicenseError, timedOut: boolean): CheckoutDenied 
   const message =
     (total !== null ? `all ${total} seats are in use` : 'all seats are in use') +
     // Worded as the server words it: the earliest lease expiry, which a holder that still runs renews.
-    (earliest ? `; the earliest lease expires at ${earliest.toISOString()} unless its holder renews it` : '; no lease expires on its own, a seat frees when someone checks in');
+    (earliest
+      ? `; the earliest lease expires at ${earliest.toISOString()} unless its holder renews it`
+      : '; no lease expires on its own, a seat frees when someone checks in');
   return {
     ok: false,
     code: 'NO_SEATS_AVAILABLE',

@@ -43,7 +43,9 @@ interface Hold {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test(`kill -9 of the server ${KILLS} times under load (${TEST_STORE}): no granted lease lost, no seat double-granted, SDK clients unaffected`, { timeout: 180_000 }, async (t) => {
+test(`kill -9 of the server ${KILLS} times under load (${TEST_STORE}): no granted lease lost, no seat double-granted, SDK clients unaffected`, {
+  timeout: 180_000,
+}, async (t) => {
   const cleanup = new Cleanup();
   try {
     // 30 clients on one address and one key: the per-node rate limits (tested elsewhere) would answer them 429
@@ -59,10 +61,20 @@ test(`kill -9 of the server ${KILLS} times under load (${TEST_STORE}): no grante
     const url = srv.url;
     const lic = await processLicense(srv, { seats: SEATS, leaseTtlSeconds: LEASE_TTL_S, heartbeatIntervalSeconds: 2 });
     const adminToken = srv.adminToken;
-    const admin = async (path: string) => (await fetch(url + path, { headers: { authorization: `Bearer ${adminToken}` } })).json() as Promise<any>;
+    const admin = async (path: string) =>
+      (await fetch(url + path, { headers: { authorization: `Bearer ${adminToken}` } })).json() as Promise<any>;
 
     const holds: Hold[] = [];
-    const stats = { grants: 0, denials: 0, heartbeats: 0, checkins: 0, networkErrors: 0, serverErrors: [] as string[], lost: [] as string[], other: [] as string[] };
+    const stats = {
+      grants: 0,
+      denials: 0,
+      heartbeats: 0,
+      checkins: 0,
+      networkErrors: 0,
+      serverErrors: [] as string[],
+      lost: [] as string[],
+      other: [] as string[],
+    };
     let stopping = false;
     let crashed = 0;
     /**
@@ -182,8 +194,14 @@ test(`kill -9 of the server ${KILLS} times under load (${TEST_STORE}): no grante
     // Replay: at every instant, certain holds must not exceed the seats (SDK holds span the whole run).
     const end = Date.now();
     const events = [
-      ...holds.flatMap((h) => [{ at: h.from, d: +1 }, { at: h.abandoned ? h.until : h.released ? h.until : end, d: -1 }]),
-      ...sdk.flatMap(() => [{ at: 0, d: +1 }, { at: end, d: -1 }]),
+      ...holds.flatMap((h) => [
+        { at: h.from, d: +1 },
+        { at: h.abandoned ? h.until : h.released ? h.until : end, d: -1 },
+      ]),
+      ...sdk.flatMap(() => [
+        { at: 0, d: +1 },
+        { at: end, d: -1 },
+      ]),
     ].sort((a, b) => a.at - b.at || a.d - b.d);
     let held = 0;
     let peak = 0;

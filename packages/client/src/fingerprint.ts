@@ -41,7 +41,10 @@ export interface FingerprintOptions {
  */
 export function deviceFingerprint(opts: FingerprintOptions = {}): string {
   const raw =
-    opts.machineId ?? (opts.ignoreOsMachineId ? undefined : osMachineId()) ?? (opts.stateDir ? storedDeviceId(opts.stateDir) : undefined) ?? hardwareHint();
+    opts.machineId ??
+    (opts.ignoreOsMachineId ? undefined : osMachineId()) ??
+    (opts.stateDir ? storedDeviceId(opts.stateDir) : undefined) ??
+    hardwareHint();
   return hashMachineId(raw);
 }
 

@@ -8,12 +8,20 @@ import { forgetKey, rememberKey, rememberedKey, validateKey } from './keyStore.j
 
 /** floatd-run's exit code when no key is configured and there is no terminal to ask on (sysexits EX_CONFIG). */
 export const EXIT_NO_KEY = 78;
-export const NO_KEY_LINE = 'no license key configured and no terminal to ask on: pass --key (or FLOATD_LICENSE_KEY), or run once on a terminal to enter it';
+export const NO_KEY_LINE =
+  'no license key configured and no terminal to ask on: pass --key (or FLOATD_LICENSE_KEY), or run once on a terminal to enter it';
 
 export type FirstRunOutcome = { ok: true; serverUrl: string; licenseKey: string } | { ok: false; exit: number; line: string };
 
 /** Fills in the key and server from what was remembered, or asks for them on a terminal. */
-export async function resolveKey(a: { server?: string; key?: string; stateDir?: string; tty: boolean; input?: NodeJS.ReadableStream; output?: NodeJS.WritableStream }): Promise<FirstRunOutcome> {
+export async function resolveKey(a: {
+  server?: string;
+  key?: string;
+  stateDir?: string;
+  tty: boolean;
+  input?: NodeJS.ReadableStream;
+  output?: NodeJS.WritableStream;
+}): Promise<FirstRunOutcome> {
   if (a.server && a.key) return { ok: true, serverUrl: a.server, licenseKey: a.key };
   const saved = await rememberedKey(a.stateDir);
   const server0 = a.server ?? saved?.serverUrl;

@@ -13,7 +13,16 @@ import { join } from 'node:path';
 import { ManualClock } from '@floatd/server';
 import { startTestServer, type TestServer } from '@floatd/server/testing';
 import { formatKey } from '@floatd/protocol';
-import { END_USER_MESSAGES, endUserMessage, explain, FloatingLicenseError, validateKey, rememberKey, rememberedKey, forgetKey } from './index.js';
+import {
+  END_USER_MESSAGES,
+  endUserMessage,
+  explain,
+  FloatingLicenseError,
+  validateKey,
+  rememberKey,
+  rememberedKey,
+  forgetKey,
+} from './index.js';
 import { discoverServer } from './discovery.js';
 import { EXIT_NO_KEY, NO_KEY_LINE } from './firstRun.js';
 import { Cleanup, RUN_CLI, tempDir, serverProcess, processLicense } from './testsupport.js';
@@ -29,18 +38,28 @@ after(() => cleanup.run());
 
 test('every refusal an end user can meet reads as its exact sentence', () => {
   assert.deepEqual(END_USER_MESSAGES, {
-    INVALID_LICENSE_KEY: 'This license key is not known to this server. Check the key (copy it again from the message that gave it to you) or ask your administrator for one.',
+    INVALID_LICENSE_KEY:
+      'This license key is not known to this server. Check the key (copy it again from the message that gave it to you) or ask your administrator for one.',
     WRONG_PRODUCT: 'This license key is for another product. Ask your administrator for a key for this application.',
     LICENSE_EXPIRED: 'This license has expired. Ask your administrator or vendor to renew it.',
     TRIAL_EXPIRED: 'The trial period of this license is over. Ask your vendor for a full license.',
     LICENSE_SUSPENDED: 'This license is suspended by your administrator. Ask them to reinstate it.',
     NO_SEATS_AVAILABLE: 'Every seat of this license is in use{detail}. Try again later, or ask a colleague to close the application.',
-    NETWORK_ERROR: 'The license server cannot be reached. Check your network connection or VPN, or ask your administrator whether the server is running.',
-    CLOCK_TAMPERED: "This computer's clock is set earlier than the last time the license was checked. Correct the date and time, then start again.",
-    OFFLINE_EXPIRED: 'The period this license was borrowed for offline has ended. Connect to the network so the license can be checked again.',
+    NETWORK_ERROR:
+      'The license server cannot be reached. Check your network connection or VPN, or ask your administrator whether the server is running.',
+    CLOCK_TAMPERED:
+      "This computer's clock is set earlier than the last time the license was checked. Correct the date and time, then start again.",
+    OFFLINE_EXPIRED:
+      'The period this license was borrowed for offline has ended. Connect to the network so the license can be checked again.',
   });
-  const noSeat = new FloatingLicenseError('NO_SEATS_AVAILABLE', 'x', { status: 409, details: { seatsTotal: 2, earliestExpiryAt: '2026-12-04T21:00:00.000Z' } });
-  assert.equal(explain(noSeat), 'Every seat of this license is in use (all 2 seats are in use; the earliest lease expires at 2026-12-04T21:00:00.000Z unless its holder renews it). Try again later, or ask a colleague to close the application.');
+  const noSeat = new FloatingLicenseError('NO_SEATS_AVAILABLE', 'x', {
+    status: 409,
+    details: { seatsTotal: 2, earliestExpiryAt: '2026-12-04T21:00:00.000Z' },
+  });
+  assert.equal(
+    explain(noSeat),
+    'Every seat of this license is in use (all 2 seats are in use; the earliest lease expires at 2026-12-04T21:00:00.000Z unless its holder renews it). Try again later, or ask a colleague to close the application.',
+  );
   assert.equal(
     explain(new FloatingLicenseError('NO_SEATS_AVAILABLE', 'x', { status: 409, details: { seatsTotal: 1 } })),
     'Every seat of this license is in use (all 1 seats are in use; no lease expires on its own, a seat frees when someone checks in). Try again later, or ask a colleague to close the application.',
@@ -54,15 +73,31 @@ test('every refusal an end user can meet reads as its exact sentence', () => {
 test('the key API: each refusal from a real server in its sentence; remember owner-only, forget', { timeout: 30_000 }, async () => {
   const stateDir = join(await tempDir(cleanup), 'state');
   const good = await ts.license({ seats: 3 });
-  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: formatKey('Z'.repeat(24)), stateDir }), { ok: false, code: 'INVALID_LICENSE_KEY', message: END_USER_MESSAGES.INVALID_LICENSE_KEY });
-  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: 'not a key', stateDir }), { ok: false, code: 'INVALID_LICENSE_KEY', message: END_USER_MESSAGES.INVALID_LICENSE_KEY });
+  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: formatKey('Z'.repeat(24)), stateDir }), {
+    ok: false,
+    code: 'INVALID_LICENSE_KEY',
+    message: END_USER_MESSAGES.INVALID_LICENSE_KEY,
+  });
+  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: 'not a key', stateDir }), {
+    ok: false,
+    code: 'INVALID_LICENSE_KEY',
+    message: END_USER_MESSAGES.INVALID_LICENSE_KEY,
+  });
   const ok = await validateKey({ serverUrl: ts.url, licenseKey: good.key, productId: good.productId, stateDir });
   assert.equal(ok.ok, true);
   assert.equal(ok.message, 'The license key is valid (0 of 3 seats in use).');
   const other = (await ts.admin('POST', '/v1/admin/products', { name: 'Other product' })).body.id as string;
-  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: good.key, productId: other, stateDir }), { ok: false, code: 'WRONG_PRODUCT', message: END_USER_MESSAGES.WRONG_PRODUCT });
+  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: good.key, productId: other, stateDir }), {
+    ok: false,
+    code: 'WRONG_PRODUCT',
+    message: END_USER_MESSAGES.WRONG_PRODUCT,
+  });
   const susp = await ts.license({ suspended: true });
-  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: susp.key, stateDir }), { ok: false, code: 'LICENSE_SUSPENDED', message: END_USER_MESSAGES.LICENSE_SUSPENDED });
+  assert.deepEqual(await validateKey({ serverUrl: ts.url, licenseKey: susp.key, stateDir }), {
+    ok: false,
+    code: 'LICENSE_SUSPENDED',
+    message: END_USER_MESSAGES.LICENSE_SUSPENDED,
+  });
   // expiry on a server of its own, whose clock this test moves (the shared one stays on real time)
   const own = new ManualClock(Date.now());
   const ts2 = await startTestServer({ clock: own });
@@ -72,7 +107,11 @@ test('the key API: each refusal from a real server in its sentence; remember own
   own.advance(2 * 3_600_000);
   const exp = await validateKey({ serverUrl: ts2.url, licenseKey: sub.key, stateDir: join(stateDir, 'other') });
   assert.deepEqual([exp.ok, (exp as { code: string }).code, exp.message], [false, 'LICENSE_EXPIRED', END_USER_MESSAGES.LICENSE_EXPIRED]);
-  assert.deepEqual(await validateKey({ serverUrl: 'http://127.0.0.1:9', licenseKey: good.key, stateDir, timeoutMs: 1000 }), { ok: false, code: 'NETWORK_ERROR', message: END_USER_MESSAGES.NETWORK_ERROR });
+  assert.deepEqual(await validateKey({ serverUrl: 'http://127.0.0.1:9', licenseKey: good.key, stateDir, timeoutMs: 1000 }), {
+    ok: false,
+    code: 'NETWORK_ERROR',
+    message: END_USER_MESSAGES.NETWORK_ERROR,
+  });
 
   assert.equal(await rememberedKey(stateDir), undefined);
   await rememberKey({ serverUrl: ts.url, licenseKey: good.key }, stateDir);
@@ -88,7 +127,14 @@ test('the key API: each refusal from a real server in its sentence; remember own
 async function srvResponder(name: string, target: string, port: number): Promise<{ addr: string; queries: string[] }> {
   const sock = createSocket('udp4');
   const queries: string[] = [];
-  const labels = (n: string) => Buffer.concat([...n.split('.').filter(Boolean).map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+  const labels = (n: string) =>
+    Buffer.concat([
+      ...n
+        .split('.')
+        .filter(Boolean)
+        .map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+      Buffer.from([0]),
+    ]);
   sock.on('message', (msg, rinfo) => {
     let o = 12;
     const parts: string[] = [];
@@ -126,10 +172,15 @@ async function srvResponder(name: string, target: string, port: number): Promise
   return { addr: `127.0.0.53:${sock.address().port}`, queries };
 }
 
-test('discovery: a configured URL wins; otherwise the SRV record _floatd._tcp.<domain>, and the key validates through it', { timeout: 30_000 }, async () => {
+test('discovery: a configured URL wins; otherwise the SRV record _floatd._tcp.<domain>, and the key validates through it', {
+  timeout: 30_000,
+}, async () => {
   const port = Number(new URL(ts.url).port);
   const dns = await srvResponder('_floatd._tcp.site.test', 'localhost', port);
-  assert.deepEqual(await discoverServer({ serverUrl: 'https://configured.example', domain: 'site.test', dnsServers: [dns.addr] }), { url: 'https://configured.example', source: 'configured' });
+  assert.deepEqual(await discoverServer({ serverUrl: 'https://configured.example', domain: 'site.test', dnsServers: [dns.addr] }), {
+    url: 'https://configured.example',
+    source: 'configured',
+  });
   assert.equal(dns.queries.length, 0);
   const found = await discoverServer({ domain: 'site.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000 });
   assert.deepEqual(found, { url: `http://localhost:${port}`, source: 'dns-srv' });
@@ -137,12 +188,19 @@ test('discovery: a configured URL wins; otherwise the SRV record _floatd._tcp.<d
   const lic = await ts.license({ seats: 1 });
   const check = await validateKey({ serverUrl: found.url!, licenseKey: lic.key, stateDir: await tempDir(cleanup) });
   assert.equal(check.ok, true, check.message);
-  assert.deepEqual(await discoverServer({ domain: 'other.test', dnsServers: [dns.addr], timeoutMs: 1000 }), { url: undefined, source: 'none', tried: ['dns-srv _floatd._tcp.other.test'] });
+  assert.deepEqual(await discoverServer({ domain: 'other.test', dnsServers: [dns.addr], timeoutMs: 1000 }), {
+    url: undefined,
+    source: 'none',
+    tried: ['dns-srv _floatd._tcp.other.test'],
+  });
 });
 
 test('floatd-run without a terminal and without a key never prompts: exit 78 and one line', { timeout: 30_000 }, async () => {
   const stateDir = await tempDir(cleanup);
-  const child = spawn(process.execPath, [RUN_CLI, '--state-dir', stateDir, '--', 'true'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FLOATD_SERVER: '', FLOATD_LICENSE_KEY: '' } });
+  const child = spawn(process.execPath, [RUN_CLI, '--state-dir', stateDir, '--', 'true'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FLOATD_SERVER: '', FLOATD_LICENSE_KEY: '' },
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
@@ -159,7 +217,10 @@ const hasTmux = (() => {
   }
 })();
 
-test('floatd-run in a real terminal (tmux): asks once, a wrong key gets its sentence, the right key is remembered, the next run asks nothing, --forget clears it', { timeout: 60_000, skip: hasTmux ? false : 'tmux is not installed' }, async () => {
+test('floatd-run in a real terminal (tmux): asks once, a wrong key gets its sentence, the right key is remembered, the next run asks nothing, --forget clears it', {
+  timeout: 60_000,
+  skip: hasTmux ? false : 'tmux is not installed',
+}, async () => {
   const dir = await tempDir(cleanup);
   const stateDir = join(dir, 'state');
   const lic = await ts.license({ seats: 2 });
@@ -217,12 +278,17 @@ test('floatd-run in a real terminal (tmux): asks once, a wrong key gets its sent
   assert.equal(await rememberedKey(stateDir), undefined);
 });
 
-test('examples/electron-like: the key dialog shows the sentence for a wrong key, remembers the right one, and asks nothing next start', { timeout: 30_000 }, async () => {
+test('examples/electron-like: the key dialog shows the sentence for a wrong key, remembers the right one, and asks nothing next start', {
+  timeout: 30_000,
+}, async () => {
   const main = join(import.meta.dirname, '..', '..', '..', 'examples', 'electron-like', 'main.mjs');
   const lic = await ts.license({ seats: 2 });
   const dataDir = await tempDir(cleanup);
   const run = (input: string) => {
-    const child = spawn(process.execPath, [main, '--seconds', '0'], { env: { ...process.env, FLOATD_SERVER: ts.url, LICENSE_KEY: '', APP_DATA_DIR: dataDir }, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [main, '--seconds', '0'], {
+      env: { ...process.env, FLOATD_SERVER: ts.url, LICENSE_KEY: '', APP_DATA_DIR: dataDir },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     cleanup.add(() => child.kill('SIGKILL'));
     child.stdin.end(input);
     let out = '';
@@ -231,14 +297,21 @@ test('examples/electron-like: the key dialog shows the sentence for a wrong key,
   };
   const first = await run(`${formatKey('Z'.repeat(24))}\n${lic.key}\n`);
   assert.equal(first.code, 0, first.out);
-  assert.ok(first.out.startsWith(`[app] License key:\n[app] ${END_USER_MESSAGES.INVALID_LICENSE_KEY}\n[app] License key:\n[app] The license key is valid (0 of 2 seats in use).\n[app] licensed: online`), first.out);
+  assert.ok(
+    first.out.startsWith(
+      `[app] License key:\n[app] ${END_USER_MESSAGES.INVALID_LICENSE_KEY}\n[app] License key:\n[app] The license key is valid (0 of 2 seats in use).\n[app] licensed: online`,
+    ),
+    first.out,
+  );
   const second = await run('');
   assert.equal(second.code, 0, second.out);
   assert.doesNotMatch(second.out, /License key:/);
   assert.match(second.out, /licensed: online/);
 });
 
-test('a discovered server is pinned on first use: another server answering for the same SRV name later is refused', { timeout: 60_000 }, async () => {
+test('a discovered server is pinned on first use: another server answering for the same SRV name later is refused', {
+  timeout: 60_000,
+}, async () => {
   const first = await serverProcess(cleanup, await tempDir(cleanup));
   const dns = await srvResponder('_floatd._tcp.pinned.test', '127.0.0.1', first.port);
   const found = await discoverServer({ domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000 });

@@ -5,7 +5,18 @@
  * signed by the server; see `@floatd/protocol` responseSignature).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { ApiError, DATE_HEADER, DIGEST_HEADER, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, isErrorCode, parseSignatureHeader, send, signingInput } from '@floatd/protocol';
+import {
+  ApiError,
+  DATE_HEADER,
+  DIGEST_HEADER,
+  NONCE_HEADER,
+  SIGNATURE_HEADER,
+  digestHeader,
+  isErrorCode,
+  parseSignatureHeader,
+  send,
+  signingInput,
+} from '@floatd/protocol';
 import type { CallInput, FetchLike as ProtocolFetch, RawAnswer, ReplyOf, RouteSpec } from '@floatd/protocol';
 import { FloatingLicenseError, MAX_RETRY_AFTER_MS, parseRetryAfter } from './errors.js';
 
@@ -36,7 +47,8 @@ export function normalizeServerUrl(url: string): string {
   } catch {
     throw new FloatingLicenseError('VALIDATION_FAILED', `serverUrl "${url}" is not a URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new FloatingLicenseError('VALIDATION_FAILED', `serverUrl must be http(s), not ${u.protocol}`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new FloatingLicenseError('VALIDATION_FAILED', `serverUrl must be http(s), not ${u.protocol}`);
   return (u.origin + u.pathname).replace(/\/+$/, '');
 }
 
@@ -58,7 +70,11 @@ export class Api {
   }
 
   /** Like `call`, with the HTTP status of the 2xx answer (201 = a new seat). */
-  async request<R extends RouteSpec>(route: R, input: CallInput<R>, opts: { timeoutMs?: number } = {}): Promise<{ status: number; body: ReplyOf<R> }> {
+  async request<R extends RouteSpec>(
+    route: R,
+    input: CallInput<R>,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<{ status: number; body: ReplyOf<R> }> {
     const headers: Record<string, string> = { 'user-agent': this.options.userAgent };
     // Client routes carry the key, and their answers are signed: it must repeat this nonce, so an old answer cannot be replayed.
     const signed = route.auth === 'license';
@@ -88,13 +104,20 @@ export class Api {
     if (status === 0) {
       const cause = (err.cause as { cause?: { code?: string; message?: string } } | undefined)?.cause;
       const why = cause?.code ?? cause?.message ?? (err.cause as Error | undefined)?.message ?? err.message;
-      return new FloatingLicenseError('NETWORK_ERROR', `cannot reach the license server at ${this.options.serverUrl}: ${why}`, { cause: err.cause });
+      return new FloatingLicenseError('NETWORK_ERROR', `cannot reach the license server at ${this.options.serverUrl}: ${why}`, {
+        cause: err.cause,
+      });
     }
     const retryAfterMs = err.retryAfterMs === undefined ? undefined : Math.min(MAX_RETRY_AFTER_MS, err.retryAfterMs);
     const wait = retryAfterMs !== undefined ? { retryAfterMs } : {};
     if (err.code === 'BAD_RESPONSE') return new FloatingLicenseError('BAD_RESPONSE', err.message);
     if (isErrorCode(err.code)) {
-      return new FloatingLicenseError(err.code, err.message, { status, ...(err.requestId !== undefined ? { requestId: err.requestId } : {}), details: err.details, ...wait });
+      return new FloatingLicenseError(err.code, err.message, {
+        status,
+        ...(err.requestId !== undefined ? { requestId: err.requestId } : {}),
+        details: err.details,
+        ...wait,
+      });
     }
     if (status === 429) return new FloatingLicenseError('RATE_LIMITED', 'the server asks to slow down (HTTP 429)', { status, ...wait });
     if (status >= 500) return new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${status}`, { status });
@@ -117,12 +140,21 @@ export class Api {
       if (status >= 500) throw new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${status} (unsigned)`, { status });
       if (status === 429) {
         const retryAfterMs = parseRetryAfter(raw.headers.get('retry-after'), (this.options.now ?? Date.now)());
-        throw new FloatingLicenseError('RATE_LIMITED', 'asked to slow down (HTTP 429, unsigned)', { status: 429, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
+        throw new FloatingLicenseError('RATE_LIMITED', 'asked to slow down (HTTP 429, unsigned)', {
+          status: 429,
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        });
       }
-      throw new FloatingLicenseError('BAD_RESPONSE', `${method} ${path}: the answer (HTTP ${status}) is not signed by the license server (a proxy, a captive portal, or tampering)`);
+      throw new FloatingLicenseError(
+        'BAD_RESPONSE',
+        `${method} ${path}: the answer (HTTP ${status}) is not signed by the license server (a proxy, a captive portal, or tampering)`,
+      );
     }
     if (digest !== digestHeader(createHash('sha256').update(raw.bytes).digest('base64'))) {
-      throw new FloatingLicenseError('INVALID_SIGNATURE', `${method} ${path}: the answer's body does not match its signed digest (altered on the way)`);
+      throw new FloatingLicenseError(
+        'INVALID_SIGNATURE',
+        `${method} ${path}: the answer's body does not match its signed digest (altered on the way)`,
+      );
     }
     if (!this.verifier) throw new FloatingLicenseError('INVALID_SIGNATURE', 'no trusted server key to verify the answer with');
     await this.verifier(sig.kid, signingInput(status, method, path, nonce, date, digest), sig.sig);

@@ -34,18 +34,35 @@ function root(stateDir?: string): string {
  *
  * @example const r = await validateKey({ serverUrl, licenseKey: input.value }); label.textContent = r.message;
  */
-export async function validateKey(opts: { serverUrl: string; licenseKey: string; productId?: string; stateDir?: string; timeoutMs?: number }): Promise<KeyCheck> {
+export async function validateKey(opts: {
+  serverUrl: string;
+  licenseKey: string;
+  productId?: string;
+  stateDir?: string;
+  timeoutMs?: number;
+}): Promise<KeyCheck> {
   let lic: FloatingLicense;
   try {
-    lic = new FloatingLicense({ serverUrl: opts.serverUrl, licenseKey: opts.licenseKey.trim(), stateDir: root(opts.stateDir), requestTimeoutMs: opts.timeoutMs ?? 5000 });
+    lic = new FloatingLicense({
+      serverUrl: opts.serverUrl,
+      licenseKey: opts.licenseKey.trim(),
+      stateDir: root(opts.stateDir),
+      requestTimeoutMs: opts.timeoutMs ?? 5000,
+    });
   } catch (err) {
-    return { ok: false, code: endUserCode(err) ?? 'INVALID_LICENSE_KEY', message: endUserCode(err) ? explain(err) : endUserMessage('INVALID_LICENSE_KEY') };
+    return {
+      ok: false,
+      code: endUserCode(err) ?? 'INVALID_LICENSE_KEY',
+      message: endUserCode(err) ? explain(err) : endUserMessage('INVALID_LICENSE_KEY'),
+    };
   }
   try {
     const { license, serverTime } = await lic.info();
-    if (opts.productId && license.productId !== opts.productId) return { ok: false, code: 'WRONG_PRODUCT', message: endUserMessage('WRONG_PRODUCT') };
+    if (opts.productId && license.productId !== opts.productId)
+      return { ok: false, code: 'WRONG_PRODUCT', message: endUserMessage('WRONG_PRODUCT') };
     if (license.suspended) return { ok: false, code: 'LICENSE_SUSPENDED', message: endUserMessage('LICENSE_SUSPENDED') };
-    if (license.expiresAt && Date.parse(license.expiresAt) <= Date.parse(serverTime)) return { ok: false, code: 'LICENSE_EXPIRED', message: endUserMessage('LICENSE_EXPIRED') };
+    if (license.expiresAt && Date.parse(license.expiresAt) <= Date.parse(serverTime))
+      return { ok: false, code: 'LICENSE_EXPIRED', message: endUserMessage('LICENSE_EXPIRED') };
     return {
       ok: true,
       productId: license.productId,
@@ -56,7 +73,7 @@ export async function validateKey(opts: { serverUrl: string; licenseKey: string;
     };
   } catch (err) {
     const code = endUserCode(err);
-    return { ok: false, code: code ?? ((err as { code?: string }).code ?? 'ERROR'), message: explain(err) };
+    return { ok: false, code: code ?? (err as { code?: string }).code ?? 'ERROR', message: explain(err) };
   } finally {
     await lic.close({ checkin: false }).catch(() => undefined);
   }

@@ -94,7 +94,14 @@ export class LeaseKeeper implements Scheduler {
     await session.persistClock().catch(() => undefined);
     // the token ran out by the wall clock before its timer (the clock jumped forward): try the server now
     const held = session.held;
-    if (held && session.expired(held) && !session.violations.has('SERVER_UNREACHABLE') && !session.violations.has('OFFLINE_EXPIRED') && !this.contactRunning) await this.onExpiry();
+    if (
+      held &&
+      session.expired(held) &&
+      !session.violations.has('SERVER_UNREACHABLE') &&
+      !session.violations.has('OFFLINE_EXPIRED') &&
+      !this.contactRunning
+    )
+      await this.onExpiry();
   }
 
   /** The token (or the Offline Expiry Date) ran out: try the server once more now; the violation comes if that fails. */
@@ -133,7 +140,10 @@ export class LeaseKeeper implements Scheduler {
         let claims: LeaseTokenClaims | undefined;
         if (before?.own && session.mode !== 'cached') {
           try {
-            grant = await session.api.call(routes.client.heartbeat, { params: { leaseId: before.claims.lse }, body: { instanceId: session.instanceId } });
+            grant = await session.api.call(routes.client.heartbeat, {
+              params: { leaseId: before.claims.lse },
+              body: { instanceId: session.instanceId },
+            });
             claims = await session.verifyGrant(grant, { leaseId: before.claims.lse });
           } catch (err) {
             if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;
@@ -168,14 +178,19 @@ export class LeaseKeeper implements Scheduler {
       if (!untrusted && e.code !== 'RATE_LIMITED') session.reachable = false;
       session.failures++;
       let delay = backoff(session.failures, session.retry, session.random);
-      if (held && !session.expired(held) && session.heartbeatIntervalSeconds !== null) delay = Math.min(delay, session.heartbeatIntervalSeconds * 1000);
+      if (held && !session.expired(held) && session.heartbeatIntervalSeconds !== null)
+        delay = Math.min(delay, session.heartbeatIntervalSeconds * 1000);
       // 429: the server is there and asks to wait; honour it (the token keeps the app running meanwhile)
       if (e.retryAfterMs !== undefined) delay = Math.max(delay, e.retryAfterMs);
       this.scheduleContact(delay);
       if (held && session.expired(held)) {
         if (held.claims.offline) {
           session.mode = 'lost';
-          session.violate('OFFLINE_EXPIRED', `the Offline Expiry Date passed and the server could not confirm the license: ${e.message}`, e.code);
+          session.violate(
+            'OFFLINE_EXPIRED',
+            `the Offline Expiry Date passed and the server could not confirm the license: ${e.message}`,
+            e.code,
+          );
           await session.store.removeOffline().catch(() => undefined);
         } else {
           session.violate('SERVER_UNREACHABLE', `the lease token expired while the server was unreachable: ${e.message}`, e.code);
@@ -189,7 +204,11 @@ export class LeaseKeeper implements Scheduler {
     session.lastContactAt = session.clock.now();
     session.failures = 0;
     const code: ViolationCode =
-      e.code === 'LICENSE_SUSPENDED' ? 'LICENSE_SUSPENDED' : e.code === 'LICENSE_EXPIRED' || e.code === 'TRIAL_EXPIRED' ? 'LICENSE_EXPIRED' : 'SEAT_LOST';
+      e.code === 'LICENSE_SUSPENDED'
+        ? 'LICENSE_SUSPENDED'
+        : e.code === 'LICENSE_EXPIRED' || e.code === 'TRIAL_EXPIRED'
+          ? 'LICENSE_EXPIRED'
+          : 'SEAT_LOST';
     // A suspension leaves the lease in place (heartbeats may resume); anything else means it is gone.
     if (code !== 'LICENSE_SUSPENDED' && code !== 'LICENSE_EXPIRED') {
       session.held = undefined;

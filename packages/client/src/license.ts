@@ -25,7 +25,14 @@ import { isCode, Session } from './session.js';
 import { StateDir } from './state.js';
 import { TokenStore } from './tokenStore.js';
 import { KeyTrust, parseKeys } from './trust.js';
-import type { CheckinResult, CheckoutOptions, CheckoutResult, FloatingLicenseEvents, FloatingLicenseOptions, LicenseStatus } from './types.js';
+import type {
+  CheckinResult,
+  CheckoutOptions,
+  CheckoutResult,
+  FloatingLicenseEvents,
+  FloatingLicenseOptions,
+  LicenseStatus,
+} from './types.js';
 
 export type {
   FloatingLicenseOptions,
@@ -85,10 +92,15 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     const clock = options.clock ?? systemClock;
     this.serverUrl = normalizeServerUrl(options.serverUrl);
     const key = normalizeKey(String(options.licenseKey ?? ''));
-    if (!key) throw new FloatingLicenseError('INVALID_LICENSE_KEY', 'the license key is not well formed (25 symbols in five groups, with a valid check symbol)');
+    if (!key)
+      throw new FloatingLicenseError(
+        'INVALID_LICENSE_KEY',
+        'the license key is not well formed (25 symbols in five groups, with a valid check symbol)',
+      );
     this.licenseKey = key;
     this.instanceId = options.instanceId ?? `i-${randomBytes(12).toString('base64url')}`;
-    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(this.instanceId)) throw new FloatingLicenseError('VALIDATION_FAILED', 'instanceId must be 1-128 of A-Z a-z 0-9 _ . : -');
+    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(this.instanceId))
+      throw new FloatingLicenseError('VALIDATION_FAILED', 'instanceId must be 1-128 of A-Z a-z 0-9 _ . : -');
     this.stateRoot = options.stateDir ?? join(homedir(), '.floatd');
     if (options.serverPublicKeys) {
       this.fixedKeys = parseKeys(options.serverPublicKeys);
@@ -102,7 +114,15 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       userAgent: `floatd-client/${CLIENT_VERSION} node/${process.versions.node}`,
       now: () => clock.now(),
     });
-    this.session = new Session(options, clock, api, this.instanceId, { ...DEFAULT_RETRY, ...options.retry }, options.random ?? Math.random, this);
+    this.session = new Session(
+      options,
+      clock,
+      api,
+      this.instanceId,
+      { ...DEFAULT_RETRY, ...options.retry },
+      options.random ?? Math.random,
+      this,
+    );
     this.keeper = new LeaseKeeper(this.session);
   }
 
@@ -147,7 +167,9 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
     this.session.assertOpen();
     this.session.time.check();
     return this.session.serial(async () => {
-      const grant = await this.session.api.call(routes.client.offlineCheckout, { body: { ...this.session.meta(), durationSeconds: opts.durationSeconds } });
+      const grant = await this.session.api.call(routes.client.offlineCheckout, {
+        body: { ...this.session.meta(), durationSeconds: opts.durationSeconds },
+      });
       const claims = await this.session.verifyGrant(grant, { offline: true });
       await this.session.adopt(grant, claims);
       await this.session.cleanupOrphans();
@@ -217,7 +239,11 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       }
       const timeout = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
       try {
-        const r = await this.session.api.call(routes.client.checkin, { params: { leaseId: held.claims.lse }, body: { instanceId } }, timeout);
+        const r = await this.session.api.call(
+          routes.client.checkin,
+          { params: { leaseId: held.claims.lse }, body: { instanceId } },
+          timeout,
+        );
         this.session.instanceCount = r.instances;
         this.session.lastContactAt = this.session.clock.now();
         await this.session.store.state.unregisterInstance(instanceId);
@@ -235,7 +261,16 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
         }
         this.session.reachable = false;
         // This instance is done but still on the lease: the next run checks it in (see cleanupOrphans).
-        if (held.own) await this.session.store.state.registerInstance({ instanceId, pid: process.pid, leaseId: held.claims.lse, startedAt: this.session.clock.now(), closedAt: this.session.clock.now() }).catch(() => undefined);
+        if (held.own)
+          await this.session.store.state
+            .registerInstance({
+              instanceId,
+              pid: process.pid,
+              leaseId: held.claims.lse,
+              startedAt: this.session.clock.now(),
+              closedAt: this.session.clock.now(),
+            })
+            .catch(() => undefined);
         this.session.unregistered();
         return { released: false, instances: null, reachedServer: false };
       }
@@ -258,10 +293,13 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
       const entries = await this.session.store.state.instances();
       const alive = new Set(entries.filter((e) => e.alive).map((e) => e.instanceId));
       if (this.session.held?.own && this.session.mode !== 'idle' && this.session.mode !== 'closed') alive.add(this.instanceId);
-      const r = await this.session.api.call(routes.client.syncDevice, { body: { fingerprint: this.session.fingerprint!, instanceIds: [...alive].slice(0, 1024) } });
+      const r = await this.session.api.call(routes.client.syncDevice, {
+        body: { fingerprint: this.session.fingerprint!, instanceIds: [...alive].slice(0, 1024) },
+      });
       this.session.lastContactAt = this.session.clock.now();
       this.session.instanceCount = r.instances;
-      for (const e of entries) if (!e.alive || r.dropped.includes(e.instanceId)) await this.session.store.state.unregisterInstance(e.instanceId);
+      for (const e of entries)
+        if (!e.alive || r.dropped.includes(e.instanceId)) await this.session.store.state.unregisterInstance(e.instanceId);
       return r;
     });
   }
@@ -319,7 +357,8 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   private async start(): Promise<void> {
     const session = this.session;
     const fingerprint = session.options.fingerprint ?? deviceFingerprint({ stateDir: this.stateRoot });
-    if (!FINGERPRINT_PATTERN.test(fingerprint)) throw new FloatingLicenseError('VALIDATION_FAILED', 'fingerprint must be 8-128 of A-Z a-z 0-9 _ . : + / = -');
+    if (!FINGERPRINT_PATTERN.test(fingerprint))
+      throw new FloatingLicenseError('VALIDATION_FAILED', 'fingerprint must be 8-128 of A-Z a-z 0-9 _ . : + / = -');
     session.fingerprint = fingerprint;
     const state = new StateDir(this.stateRoot, this.serverUrl, this.licenseKey, fingerprint);
     await state.ensure();

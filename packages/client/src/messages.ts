@@ -7,15 +7,19 @@ import { FloatingLicenseError } from './errors.js';
 
 /** Codes an end user can meet, with the sentence shown for each. */
 export const END_USER_MESSAGES = {
-  INVALID_LICENSE_KEY: 'This license key is not known to this server. Check the key (copy it again from the message that gave it to you) or ask your administrator for one.',
+  INVALID_LICENSE_KEY:
+    'This license key is not known to this server. Check the key (copy it again from the message that gave it to you) or ask your administrator for one.',
   WRONG_PRODUCT: 'This license key is for another product. Ask your administrator for a key for this application.',
   LICENSE_EXPIRED: 'This license has expired. Ask your administrator or vendor to renew it.',
   TRIAL_EXPIRED: 'The trial period of this license is over. Ask your vendor for a full license.',
   LICENSE_SUSPENDED: 'This license is suspended by your administrator. Ask them to reinstate it.',
   NO_SEATS_AVAILABLE: 'Every seat of this license is in use{detail}. Try again later, or ask a colleague to close the application.',
-  NETWORK_ERROR: 'The license server cannot be reached. Check your network connection or VPN, or ask your administrator whether the server is running.',
-  CLOCK_TAMPERED: "This computer's clock is set earlier than the last time the license was checked. Correct the date and time, then start again.",
-  OFFLINE_EXPIRED: 'The period this license was borrowed for offline has ended. Connect to the network so the license can be checked again.',
+  NETWORK_ERROR:
+    'The license server cannot be reached. Check your network connection or VPN, or ask your administrator whether the server is running.',
+  CLOCK_TAMPERED:
+    "This computer's clock is set earlier than the last time the license was checked. Correct the date and time, then start again.",
+  OFFLINE_EXPIRED:
+    'The period this license was borrowed for offline has ended. Connect to the network so the license can be checked again.',
 } as const;
 export type EndUserCode = keyof typeof END_USER_MESSAGES;
 

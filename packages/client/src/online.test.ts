@@ -12,7 +12,6 @@ const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 };
 
 after(() => closeSharedServer());
 
-
 test('checkout takes a seat; heartbeats run by themselves at the advised interval and keep the newest token', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
     const l = await w.license(POLICY);
@@ -52,7 +51,8 @@ test('checkout takes a seat; heartbeats run by themselves at the advised interva
     assert.equal(leases[0].id, s0.leaseId);
     assert.equal(leases[0].instances[0].instanceId, lic.instanceId);
     assert.equal(leases[0].hostname, 'test-host');
-  }));
+  }),
+);
 
 test('no seat free: checkout resolves with a denial the app can show, and never retries it', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -68,12 +68,16 @@ test('no seat free: checkout resolves with a denial the app can show, and never 
     assert.equal(r.seatsTotal, 1);
     assert.equal(r.seatsUsed, 1);
     assert.equal(r.earliestExpiryAt?.toISOString(), new Date(w.t0 + 60_000).toISOString());
-    assert.equal(r.message, `all 1 seats are in use; the earliest lease expires at ${new Date(w.t0 + 60_000).toISOString()} unless its holder renews it`);
+    assert.equal(
+      r.message,
+      `all 1 seats are in use; the earliest lease expires at ${new Date(w.t0 + 60_000).toISOString()} unless its holder renews it`,
+    );
     assert.equal(r.timedOut, false);
     assert.equal(w.proxy.count('/checkout') - before, 1);
     assert.equal(b.status().state, 'idle');
-    assert.equal(w.clock.pending(), 3, 'only a\'s heartbeat, expiry and guard timers');
-  }));
+    assert.equal(w.clock.pending(), 3, "only a's heartbeat, expiry and guard timers");
+  }),
+);
 
 test('checkout({ wait: true }) keeps asking until a seat frees; with a timeout it gives up with the denial', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -91,7 +95,10 @@ test('checkout({ wait: true }) keeps asking until a seat frees; with a timeout i
     const r = await b.checkout({ wait: true });
     assert.ok(r.ok);
     assert.equal(waits.length, 3);
-    assert.ok(waits.every((ms) => ms >= 4000 && ms <= 5000), String(waits));
+    assert.ok(
+      waits.every((ms) => ms >= 4000 && ms <= 5000),
+      String(waits),
+    );
     assert.equal(await w.seatsUsed(l.id), 1);
 
     // c waits with a timeout shorter than anyone's stay
@@ -100,7 +107,8 @@ test('checkout({ wait: true }) keeps asking until a seat frees; with a timeout i
     const denied = await c.checkout({ wait: true, timeoutMs: 12_000 });
     assert.equal(denied.ok, false);
     if (!denied.ok) assert.equal(denied.timedOut, true);
-  }));
+  }),
+);
 
 test('a 4xx is never retried: a suspended license rejects at once with LICENSE_SUSPENDED', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -108,7 +116,10 @@ test('a 4xx is never retried: a suspended license rejects at once with LICENSE_S
     await w.ts.admin('POST', `/v1/admin/licenses/${l.id}/suspend`, {});
     const lic = w.client({ licenseKey: l.key });
     const log = record(lic);
-    await assert.rejects(lic.checkout(), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'LICENSE_SUSPENDED' && e.status === 403);
+    await assert.rejects(
+      lic.checkout(),
+      (e: unknown) => e instanceof FloatingLicenseError && e.code === 'LICENSE_SUSPENDED' && e.status === 403,
+    );
     assert.equal(w.proxy.count('/checkout'), 1);
     assert.equal(log.retries, 0);
     // a key the server does not know: INVALID_LICENSE_KEY, once
@@ -116,9 +127,12 @@ test('a 4xx is never retried: a suspended license rejects at once with LICENSE_S
     await assert.rejects(other.checkout(), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'INVALID_LICENSE_KEY');
     assert.equal(w.proxy.count('/checkout'), 2);
     // a malformed key is refused before any network call
-    assert.throws(() => w.client({ licenseKey: 'not-a-key' }), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'INVALID_LICENSE_KEY');
-  }));
-
+    assert.throws(
+      () => w.client({ licenseKey: 'not-a-key' }),
+      (e: unknown) => e instanceof FloatingLicenseError && e.code === 'INVALID_LICENSE_KEY',
+    );
+  }),
+);
 
 function checkDigitFor(body: string): string {
   return checkSymbol(body);
@@ -145,7 +159,8 @@ test('5xx and network errors are retried with back-off and jitter; after maxAtte
     autoAdvance(fresh, w.clock);
     w.proxy.down();
     await assert.rejects(fresh.checkout(), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'NETWORK_ERROR');
-  }));
+  }),
+);
 
 test('the server drops the lease: the SDK checks out again at once and emits reacquired', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -165,7 +180,8 @@ test('the server drops the lease: the SDK checks out again at once and emits rea
     assert.equal(s.state, 'online');
     assert.notEqual(s.leaseId, first);
     assert.equal(await w.seatsUsed(l.id), 1);
-  }));
+  }),
+);
 
 test('the lease is gone and every seat is taken: violation SEAT_LOST; the seat comes back when one frees', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -192,7 +208,8 @@ test('the lease is gone and every seat is taken: violation SEAT_LOST; the seat c
     assert.equal(log.reacquired, 1);
     assert.equal(lic.status().state, 'online');
     assert.deepEqual(lic.status().violations, []);
-  }));
+  }),
+);
 
 test('suspension and subscription end during a run: LICENSE_SUSPENDED, then LICENSE_EXPIRED', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -202,7 +219,10 @@ test('suspension and subscription end during a run: LICENSE_SUSPENDED, then LICE
     assert.ok((await lic.checkout()).ok);
     await w.ts.admin('POST', `/v1/admin/licenses/${l.id}/suspend`, {});
     await w.clock.advance(20_000);
-    assert.deepEqual(log.violations.map((v) => v.code), ['LICENSE_SUSPENDED']);
+    assert.deepEqual(
+      log.violations.map((v) => v.code),
+      ['LICENSE_SUSPENDED'],
+    );
     assert.equal(lic.status().state, 'lost');
     await w.ts.admin('POST', `/v1/admin/licenses/${l.id}/resume`, {});
     await w.clock.advance(20_000);
@@ -210,36 +230,47 @@ test('suspension and subscription end during a run: LICENSE_SUSPENDED, then LICE
     assert.equal(lic.status().state, 'online');
     // the subscription ends at w.t0 + 5 min
     await w.clock.advance(300_000);
-    assert.deepEqual(log.violations.map((v) => v.code), ['LICENSE_SUSPENDED', 'LICENSE_EXPIRED']);
+    assert.deepEqual(
+      log.violations.map((v) => v.code),
+      ['LICENSE_SUSPENDED', 'LICENSE_EXPIRED'],
+    );
     assert.equal(lic.status().valid, false);
-  }));
+  }),
+);
 
-test('server outage: the app keeps running on its token, reports SERVER_UNREACHABLE only when the token expires, and recovers', { timeout: 30_000 }, () =>
-  withWorld(async (w) => {
-    const l = await w.license(POLICY);
-    const lic = w.client({ licenseKey: l.key });
-    const log = record(lic);
-    assert.ok((await lic.checkout()).ok);
-    await w.clock.advance(20_000); // one heartbeat at 18-20 s
-    const expiresAt = lic.status().leaseExpiresAt!.getTime();
-    w.proxy.down();
-    // until the token's expiry: retries, no violation, still valid
-    await w.clock.advance(expiresAt - w.clock.now() - 1);
-    assert.ok(log.retries >= 2, `retries ${log.retries}`);
-    assert.equal(log.violations.length, 0);
-    assert.equal(lic.status().valid, true);
-    assert.equal(lic.status().serverReachable, false);
-    await w.clock.advance(1);
-    assert.deepEqual(log.violations.map((v) => [v.code, v.cause]), [['SERVER_UNREACHABLE', 'NETWORK_ERROR']]);
-    assert.equal(log.violations[0]!.at.getTime(), expiresAt);
-    assert.equal(lic.status().valid, false);
-    // the server is back: the next retry renews (the lease was not reclaimed) and the app hears it
-    w.proxy.up();
-    await w.clock.advance(20_000);
-    assert.equal(log.reacquired, 1);
-    assert.equal(lic.status().valid, true);
-    assert.deepEqual(lic.status().violations, []);
-  }));
+test(
+  'server outage: the app keeps running on its token, reports SERVER_UNREACHABLE only when the token expires, and recovers',
+  { timeout: 30_000 },
+  () =>
+    withWorld(async (w) => {
+      const l = await w.license(POLICY);
+      const lic = w.client({ licenseKey: l.key });
+      const log = record(lic);
+      assert.ok((await lic.checkout()).ok);
+      await w.clock.advance(20_000); // one heartbeat at 18-20 s
+      const expiresAt = lic.status().leaseExpiresAt!.getTime();
+      w.proxy.down();
+      // until the token's expiry: retries, no violation, still valid
+      await w.clock.advance(expiresAt - w.clock.now() - 1);
+      assert.ok(log.retries >= 2, `retries ${log.retries}`);
+      assert.equal(log.violations.length, 0);
+      assert.equal(lic.status().valid, true);
+      assert.equal(lic.status().serverReachable, false);
+      await w.clock.advance(1);
+      assert.deepEqual(
+        log.violations.map((v) => [v.code, v.cause]),
+        [['SERVER_UNREACHABLE', 'NETWORK_ERROR']],
+      );
+      assert.equal(log.violations[0]!.at.getTime(), expiresAt);
+      assert.equal(lic.status().valid, false);
+      // the server is back: the next retry renews (the lease was not reclaimed) and the app hears it
+      w.proxy.up();
+      await w.clock.advance(20_000);
+      assert.equal(log.reacquired, 1);
+      assert.equal(lic.status().valid, true);
+      assert.deepEqual(lic.status().violations, []);
+    }),
+);
 
 test('checkin gives the seat back and stops every timer', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -255,7 +286,8 @@ test('checkin gives the seat back and stops every timer', { timeout: 30_000 }, (
     const hb = w.proxy.count('/heartbeat');
     await w.clock.advance(120_000);
     assert.equal(w.proxy.count('/heartbeat'), hb);
-  }));
+  }),
+);
 
 test('lic.info() reads the license state without a seat', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -264,21 +296,29 @@ test('lic.info() reads the license state without a seat', { timeout: 30_000 }, (
     const info = await lic.info();
     assert.equal(info.license.seatsTotal, 2);
     assert.equal(info.lease, null);
-  }));
+  }),
+);
 
-test('a license that ends mid-second: the last renewals bring already-expired tokens, and the SDK does not spin on them', { timeout: 30_000 }, () =>
-  withWorld(async (w) => {
-    // check out at a whole second + 100 ms; the license ends 120.4 s later, in the same second as the 6th heartbeat
-    await w.clock.advance(1000 - (w.clock.now() % 1000) + 100);
-    const end = w.clock.now() + 120_400;
-    const l = await w.license({ ...POLICY, model: 'subscription', expiresAt: new Date(end).toISOString() });
-    const lic = w.client({ licenseKey: l.key, heartbeatJitter: 0 });
-    const log = record(lic);
-    assert.ok((await lic.checkout()).ok);
-    // heartbeats at 20 s steps; at 120 s the token is cut to the license end, which is in the same second
-    await w.clock.advance(end - w.clock.now() - 300);
-    const before = w.proxy.count('/heartbeat');
-    await w.clock.advance(5_000);
-    assert.ok(w.proxy.count('/heartbeat') - before <= 3, `heartbeats in the last seconds: ${w.proxy.count('/heartbeat') - before}`);
-    assert.deepEqual(log.violations.map((v) => v.code), ['LICENSE_EXPIRED']);
-  }));
+test(
+  'a license that ends mid-second: the last renewals bring already-expired tokens, and the SDK does not spin on them',
+  { timeout: 30_000 },
+  () =>
+    withWorld(async (w) => {
+      // check out at a whole second + 100 ms; the license ends 120.4 s later, in the same second as the 6th heartbeat
+      await w.clock.advance(1000 - (w.clock.now() % 1000) + 100);
+      const end = w.clock.now() + 120_400;
+      const l = await w.license({ ...POLICY, model: 'subscription', expiresAt: new Date(end).toISOString() });
+      const lic = w.client({ licenseKey: l.key, heartbeatJitter: 0 });
+      const log = record(lic);
+      assert.ok((await lic.checkout()).ok);
+      // heartbeats at 20 s steps; at 120 s the token is cut to the license end, which is in the same second
+      await w.clock.advance(end - w.clock.now() - 300);
+      const before = w.proxy.count('/heartbeat');
+      await w.clock.advance(5_000);
+      assert.ok(w.proxy.count('/heartbeat') - before <= 3, `heartbeats in the last seconds: ${w.proxy.count('/heartbeat') - before}`);
+      assert.deepEqual(
+        log.violations.map((v) => v.code),
+        ['LICENSE_EXPIRED'],
+      );
+    }),
+);

@@ -30,9 +30,15 @@ test('the SDK and floatd-run work against an on-premise server as against a host
   cleanup.add(() => a.close({ checkin: false }));
   const seat = await a.checkout();
   assert.ok(seat.ok, JSON.stringify(seat));
-  assert.equal(a.status().valid, true, 'the token verifies against the on-prem server\'s JWKS');
+  assert.equal(a.status().valid, true, "the token verifies against the on-prem server's JWKS");
 
-  const b = new FloatingLicense({ serverUrl: ts.url, licenseKey: key, stateDir: await tempDir(cleanup), fingerprint: 'onprem-device-b2', retry: { maxAttempts: 1 } });
+  const b = new FloatingLicense({
+    serverUrl: ts.url,
+    licenseKey: key,
+    stateDir: await tempDir(cleanup),
+    fingerprint: 'onprem-device-b2',
+    retry: { maxAttempts: 1 },
+  });
   cleanup.add(() => b.close({ checkin: false }));
   const denied = await b.checkout();
   assert.equal(denied.ok, false);
@@ -45,15 +51,35 @@ test('the SDK and floatd-run work against an on-premise server as against a host
 
   // Offline borrowing within the file's limit (one day), whatever the database says.
   await ts.tamper('UPDATE licenses SET max_offline_seconds = 9999999');
-  await assert.rejects(a.checkoutOffline({ durationSeconds: 2 * 86_400 }), (err: { code?: string }) => err.code === 'OFFLINE_DURATION_EXCEEDED');
+  await assert.rejects(
+    a.checkoutOffline({ durationSeconds: 2 * 86_400 }),
+    (err: { code?: string }) => err.code === 'OFFLINE_DURATION_EXCEEDED',
+  );
   const borrowed = await a.checkoutOffline({ durationSeconds: 3600 });
   assert.ok(borrowed.offlineExpiresAt, JSON.stringify(borrowed));
   assert.deepEqual(await a.returnOffline(), { released: true });
 
   // floatd-run: checks out, runs the command, passes its exit code, checks in.
-  const child = spawn(process.execPath, [RUN_CLI, '--server', ts.url, '--key', key, '--state-dir', await tempDir(cleanup), '--quiet', '--', process.execPath, '-e', 'process.exit(7)'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      RUN_CLI,
+      '--server',
+      ts.url,
+      '--key',
+      key,
+      '--state-dir',
+      await tempDir(cleanup),
+      '--quiet',
+      '--',
+      process.execPath,
+      '-e',
+      'process.exit(7)',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));

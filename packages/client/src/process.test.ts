@@ -20,7 +20,13 @@ test('a server kill -9 and restart in the middle of a run is invisible to the ap
     const l = await processLicense(srv, { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
     // The server runs on the real clock; the SDK's clock starts there and is moved by hand.
     const clock = new FakeClock(Date.now());
-    const lic = new FloatingLicense({ serverUrl: srv.url, licenseKey: l.key, stateDir: await tempDir(cleanup), clock, fingerprint: 'process-test-device' });
+    const lic = new FloatingLicense({
+      serverUrl: srv.url,
+      licenseKey: l.key,
+      stateDir: await tempDir(cleanup),
+      clock,
+      fingerprint: 'process-test-device',
+    });
     cleanup.add(() => lic.close({ checkin: false }));
     const log = record(lic);
     const r = await lic.checkout();
@@ -32,7 +38,10 @@ test('a server kill -9 and restart in the middle of a run is invisible to the ap
     // kill -9 between two heartbeats; the next heartbeat finds nobody
     await srv.kill9();
     await clock.advance(20_000);
-    assert.ok(log.events.some((e) => e.startsWith('retry:heartbeat:NETWORK_ERROR')), log.events.join());
+    assert.ok(
+      log.events.some((e) => e.startsWith('retry:heartbeat:NETWORK_ERROR')),
+      log.events.join(),
+    );
     assert.equal(lic.status().valid, true);
     assert.equal(lic.status().serverReachable, false);
 
@@ -58,7 +67,10 @@ test('a server kill -9 and restart in the middle of a run is invisible to the ap
     assert.equal(log.reacquired, 0, 'the seat was never lost');
     assert.equal(lic.status().valid, true);
     const leases = (await third.admin('GET', `/v1/admin/licenses/${l.id}/leases`)).body.items;
-    assert.deepEqual(leases.map((x: { id: string }) => x.id), [leaseId]);
+    assert.deepEqual(
+      leases.map((x: { id: string }) => x.id),
+      [leaseId],
+    );
     assert.deepEqual(await lic.checkin(), { released: true, instances: 0, reachedServer: true });
     assert.equal((await third.admin('GET', `/v1/admin/licenses/${l.id}`)).body.seatsUsed, 0);
   } finally {

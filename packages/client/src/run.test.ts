@@ -31,7 +31,10 @@ interface Run {
   stderr: string;
 }
 
-function floatdRun(args: string[], opts: { onStdout?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): { done: Promise<Run>; pid: number } {
+function floatdRun(
+  args: string[],
+  opts: { onStdout?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
+): { done: Promise<Run>; pid: number } {
   const child = spawn(process.execPath, [RUN_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   cleanup.add(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -57,7 +60,7 @@ async function common(): Promise<{ lic: { id: string; key: string }; args: strin
   return { lic, args: ['--server', ts.url, '--key', lic.key, '--state-dir', stateDir, '--quiet'] };
 }
 
-test('the command\'s exit code passes through, it sees its lease, and the seat is freed after it exits', { timeout: 30_000 }, async () => {
+test("the command's exit code passes through, it sees its lease, and the seat is freed after it exits", { timeout: 30_000 }, async () => {
   const { lic, args } = await common();
   const r = await floatdRun([...args, '--', process.execPath, '-e', 'console.log(process.env.FLOATD_LEASE_ID); process.exit(7)']).done;
   assert.equal(r.code, 7, r.stderr);
@@ -89,7 +92,8 @@ test('SIGTERM is forwarded to the command; floatd-run ends as the command did an
   assert.equal(await seatsUsed(lic.id), 0);
 
   // a command that handles SIGTERM and exits 3: the signal reached it, its code comes back
-  const trap = 'process.on("SIGTERM", () => { console.log("got SIGTERM"); process.exit(3) }); console.log("ready"); setInterval(() => {}, 1000)';
+  const trap =
+    'process.on("SIGTERM", () => { console.log("got SIGTERM"); process.exit(3) }); console.log("ready"); setInterval(() => {}, 1000)';
   let sent = false;
   const run2 = floatdRun([...args, '--', process.execPath, '-e', trap], {
     onStdout: (text) => {
@@ -107,20 +111,40 @@ test('SIGTERM is forwarded to the command; floatd-run ends as the command did an
 
 test('no seat free: floatd-run says who holds what and when one frees, and exits 75; --wait queues', { timeout: 30_000 }, async () => {
   const { lic, args } = await common();
-  const holder = new FloatingLicense({ serverUrl: ts.url, licenseKey: lic.key, stateDir: await tempDir(cleanup), fingerprint: 'holder-device-01' });
+  const holder = new FloatingLicense({
+    serverUrl: ts.url,
+    licenseKey: lic.key,
+    stateDir: await tempDir(cleanup),
+    fingerprint: 'holder-device-01',
+  });
   cleanup.add(() => holder.close({ checkin: false }));
   assert.ok((await holder.checkout()).ok);
   const r = await floatdRun([...args, '--', process.execPath, '-e', 'process.exit(0)']).done;
   assert.equal(r.code, 75);
-  assert.match(r.stderr, /no seat free: all 1 seats are in use; the earliest lease expires at \d{4}-\d\d-\d\dT[\d:.]+Z unless its holder renews it\n/);
+  assert.match(
+    r.stderr,
+    /no seat free: all 1 seats are in use; the earliest lease expires at \d{4}-\d\d-\d\dT[\d:.]+Z unless its holder renews it\n/,
+  );
   assert.match(r.stderr, /--wait/);
 
   // --wait: the holder leaves while floatd-run waits; the command then runs
-  const waiting = floatdRun([...args.filter((a) => a !== '--quiet'), '--wait', '--wait-interval', '0.05', '--', process.execPath, '-e', 'console.log("ran")']);
+  const waiting = floatdRun([
+    ...args.filter((a) => a !== '--quiet'),
+    '--wait',
+    '--wait-interval',
+    '0.05',
+    '--',
+    process.execPath,
+    '-e',
+    'console.log("ran")',
+  ]);
   // the holder leaves once floatd-run has been refused twice (it is really queueing)
   // (denials are audited in aggregate: one entry per fingerprint and hour, with a count)
   const denials = async () =>
-    ((await ts.admin('GET', `/v1/admin/audit?licenseId=${lic.id}&type=denied`)).body.items ?? []).reduce((n: number, e: { data: { count?: number } }) => n + (e.data.count ?? 1), 0) as number;
+    ((await ts.admin('GET', `/v1/admin/audit?licenseId=${lic.id}&type=denied`)).body.items ?? []).reduce(
+      (n: number, e: { data: { count?: number } }) => n + (e.data.count ?? 1),
+      0,
+    ) as number;
   const before = await denials();
   const deadline = Date.now() + 10_000;
   while ((await denials()) < before + 2) {
@@ -143,7 +167,9 @@ test('a command that does not exist: 127, and the seat is given back', { timeout
   assert.equal(await seatsUsed(lic.id), 0);
 });
 
-test('usage errors exit 64; no server and no terminal to ask on exits 78; an unreachable server exits 69', { timeout: 30_000 }, async () => {
+test('usage errors exit 64; no server and no terminal to ask on exits 78; an unreachable server exits 69', {
+  timeout: 30_000,
+}, async () => {
   const { lic } = await common();
   const usage = await floatdRun(['--key', lic.key, '--no-such-flag', '--', 'true']).done;
   assert.equal(usage.code, 64);
@@ -151,9 +177,24 @@ test('usage errors exit 64; no server and no terminal to ask on exits 78; an unr
   const noServer = await floatdRun(['--key', lic.key, '--state-dir', await tempDir(cleanup), '--', 'true']).done;
   assert.equal(noServer.code, 78, noServer.stderr);
   const stateDir = await tempDir(cleanup);
-  const down = await floatdRun(['--server', 'http://127.0.0.1:9', '--key', lic.key, '--state-dir', stateDir, '--timeout', '0.3', '--quiet', '--', 'true']).done;
+  const down = await floatdRun([
+    '--server',
+    'http://127.0.0.1:9',
+    '--key',
+    lic.key,
+    '--state-dir',
+    stateDir,
+    '--timeout',
+    '0.3',
+    '--quiet',
+    '--',
+    'true',
+  ]).done;
   assert.equal(down.code, 69, down.stderr);
-  assert.match(down.stderr, /floatd-run: cannot check out a seat: The license server cannot be reached\. Check your network connection or VPN, or ask your administrator whether the server is running\.\n$/);
+  assert.match(
+    down.stderr,
+    /floatd-run: cannot check out a seat: The license server cannot be reached\. Check your network connection or VPN, or ask your administrator whether the server is running\.\n$/,
+  );
 });
 
 test('handleExit: an app that ends normally (beforeExit) or gets SIGTERM checks its seat in', { timeout: 30_000 }, async () => {
@@ -173,7 +214,9 @@ test('handleExit: an app that ends normally (beforeExit) or gets SIGTERM checks 
     });
     cleanup.add(() => child.kill('SIGKILL'));
     const ready = new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
-    const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.once('exit', (code, signal) => r({ code, signal })),
+    );
     return { child, ready, done };
   };
   // the script's work ends: beforeExit checks in, the process exits 0
@@ -203,17 +246,30 @@ test('end-user texts: an unknown key, and a copy that joins the seat this machin
     assert.deepEqual([body.error.code, body.error.message], ['INVALID_LICENSE_KEY', 'this license key is not known to this server']);
   }
   for (const bad of [formatKey('Z'.repeat(24)), formatKey('0123456789ABCDEFGHJKMNPQ')]) {
-    const r = await floatdRun(['--server', ts.url, '--key', bad, '--state-dir', await tempDir(cleanup), '--', process.execPath, '-e', '0']).done;
+    const r = await floatdRun(['--server', ts.url, '--key', bad, '--state-dir', await tempDir(cleanup), '--', process.execPath, '-e', '0'])
+      .done;
     assert.equal(r.code, 77, r.stderr);
-    assert.equal(r.stderr, 'floatd-run: cannot check out a seat: This license key is not known to this server. Check the key (copy it again from the message that gave it to you) or ask your administrator for one.\n');
+    assert.equal(
+      r.stderr,
+      'floatd-run: cannot check out a seat: This license key is not known to this server. Check the key (copy it again from the message that gave it to you) or ask your administrator for one.\n',
+    );
   }
   // A first copy holds the seat (per-device counting); a second copy on the same machine joins it and says so.
   let release: () => void = () => {};
-  const first = floatdRun([...args, '--', process.execPath, '-e', 'console.log("ready"); setTimeout(() => {}, 20000); process.on("SIGTERM", () => process.exit(0))'], {
-    onStdout: (text, child) => {
-      if (text.includes('ready')) release = () => child.kill('SIGTERM');
+  const first = floatdRun(
+    [
+      ...args,
+      '--',
+      process.execPath,
+      '-e',
+      'console.log("ready"); setTimeout(() => {}, 20000); process.on("SIGTERM", () => process.exit(0))',
+    ],
+    {
+      onStdout: (text, child) => {
+        if (text.includes('ready')) release = () => child.kill('SIGTERM');
+      },
     },
-  });
+  );
   while ((await seatsUsed(lic.id)) === 0) await new Promise((r) => setTimeout(r, 50));
   const second = await floatdRun([...args.filter((a) => a !== '--quiet'), '--', process.execPath, '-e', 'process.exit(0)']).done;
   assert.equal(second.code, 0, second.stderr);

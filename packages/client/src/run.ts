@@ -150,7 +150,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-const ENFORCED: ViolationCode[] = ['SEAT_LOST', 'LICENSE_EXPIRED', 'LICENSE_SUSPENDED', 'SERVER_UNREACHABLE', 'OFFLINE_EXPIRED', 'CLOCK_TAMPERED'];
+const ENFORCED: ViolationCode[] = [
+  'SEAT_LOST',
+  'LICENSE_EXPIRED',
+  'LICENSE_SUSPENDED',
+  'SERVER_UNREACHABLE',
+  'OFFLINE_EXPIRED',
+  'CLOCK_TAMPERED',
+];
 
 async function main(): Promise<number> {
   let args: Args;
@@ -177,7 +184,12 @@ async function main(): Promise<number> {
     return 0;
   }
   {
-    const r = await resolveKey({ ...(args.server ? { server: args.server } : {}), ...(args.key ? { key: args.key } : {}), ...(args.stateDir ? { stateDir: args.stateDir } : {}), tty: !!process.stdin.isTTY && !!process.stderr.isTTY });
+    const r = await resolveKey({
+      ...(args.server ? { server: args.server } : {}),
+      ...(args.key ? { key: args.key } : {}),
+      ...(args.stateDir ? { stateDir: args.stateDir } : {}),
+      tty: !!process.stdin.isTTY && !!process.stderr.isTTY,
+    });
     if (!r.ok) {
       fail(r.line);
       return r.exit;
@@ -259,7 +271,9 @@ async function main(): Promise<number> {
   else if (result.source === 'cached-token') say('license server unreachable: running on the lease this device still holds');
   else if (!result.created && result.source === 'server') {
     // Per-device counting: another copy on this machine already holds the seat, and this one shares it.
-    say(`joined the seat this machine already holds (${st.instances ?? '?'} copies run on it; ${st.seatsUsed}/${st.seatsTotal} seats in use)`);
+    say(
+      `joined the seat this machine already holds (${st.instances ?? '?'} copies run on it; ${st.seatsUsed}/${st.seatsTotal} seats in use)`,
+    );
   } else say(`seat checked out (${st.seatsUsed}/${st.seatsTotal} in use)`);
 
   let running: ChildProcess;
@@ -274,7 +288,6 @@ async function main(): Promise<number> {
     return EXIT.CANNOT_EXECUTE;
   }
 
-
   // Signals go to the command. A terminal's Ctrl-C already reached it (same process group): not twice.
   const forward = (sig: NodeJS.Signals) => {
     if (sig === 'SIGINT' && process.stdin.isTTY) return;
@@ -288,7 +301,8 @@ async function main(): Promise<number> {
   });
   const checkin = await lic.checkin({ timeoutMs: 5000 }).catch(() => undefined);
   await lic.close({ checkin: false });
-  if (checkin && !checkin.reachedServer) say('could not reach the license server to check in; the seat stays with this device until it expires');
+  if (checkin && !checkin.reachedServer)
+    say('could not reach the license server to check in; the seat stays with this device until it expires');
   for (const s of FORWARDED) process.removeListener(s, forward);
 
   if (outcome.error) {
@@ -324,7 +338,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`floatd-run: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`floatd-run: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 70;
   },
 );

@@ -44,7 +44,10 @@ const PROGRAM_MS = 3_000;
 
 const LIB = libfaketime();
 
-test(`floatd-run, ${PROGRAM_MS / 1000} s programs, the clock reset to the borrow time before each: the last ${LEFT_MS / 1000} s of a borrow end after ${LEFT_MS / 1000} s of real use`, { timeout: 90_000, skip: !LIB && !process.env.CI ? 'libfaketime is not installed (apt-get install faketime)' : false }, async (t) => {
+test(`floatd-run, ${PROGRAM_MS / 1000} s programs, the clock reset to the borrow time before each: the last ${LEFT_MS / 1000} s of a borrow end after ${LEFT_MS / 1000} s of real use`, {
+  timeout: 90_000,
+  skip: !LIB && !process.env.CI ? 'libfaketime is not installed (apt-get install faketime)' : false,
+}, async (t) => {
   assert.ok(LIB, 'libfaketime is required under CI (.ci/run installs the faketime package)');
   const ts = await startTestServer({ clock: new ManualClock(Date.now()) });
   cleanup.add(() => ts.close());
@@ -81,7 +84,20 @@ test(`floatd-run, ${PROGRAM_MS / 1000} s programs, the clock reset to the borrow
     const began = performance.now();
     const child = spawn(
       process.execPath,
-      [RUN_CLI, '--server', proxy.url, '--key', lic.key, '--state-dir', stateDir, '--enforce', '--', process.execPath, '-e', `setTimeout(() => {}, ${PROGRAM_MS})`],
+      [
+        RUN_CLI,
+        '--server',
+        proxy.url,
+        '--key',
+        lic.key,
+        '--state-dir',
+        stateDir,
+        '--enforce',
+        '--',
+        process.execPath,
+        '-e',
+        `setTimeout(() => {}, ${PROGRAM_MS})`,
+      ],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
         env: {
@@ -100,21 +116,28 @@ test(`floatd-run, ${PROGRAM_MS / 1000} s programs, the clock reset to the borrow
       stderr += d.toString();
       if (endedAfterMs === undefined && stderr.includes('OFFLINE_EXPIRED')) endedAfterMs = used + (performance.now() - began);
     });
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.once('close', (code, signal) => r({ code, signal })),
+    );
     const ms = performance.now() - began;
     used += ms;
     runs.push({ code, signal, ms, stderr, gainedMs: (await trusted()) - before });
     if (code === 69) break;
   }
   const report = JSON.stringify(runs.map((r) => ({ code: r.code, signal: r.signal, ms: Math.round(r.ms), gained: r.gainedMs })));
-  t.diagnostic(`runs: ${report}; ended after ${endedAfterMs === undefined ? 'never' : Math.round(endedAfterMs)} ms of real time, ${LEFT_MS} ms were left`);
+  t.diagnostic(
+    `runs: ${report}; ended after ${endedAfterMs === undefined ? 'never' : Math.round(endedAfterMs)} ms of real time, ${LEFT_MS} ms were left`,
+  );
 
   // Every run on the borrowed seat added its real duration to the trusted time (not 0, as the reset clock
   // would have it), and no more than its real duration.
   const seated = runs.filter((r) => r.code !== 69);
   for (const r of seated) {
     assert.match(r.stderr, /running on the seat borrowed offline until/, report);
-    assert.ok(r.gainedMs >= (r.code === 0 ? PROGRAM_MS : 0) && r.gainedMs <= r.ms + 50, `a run of ${Math.round(r.ms)} ms moved the trusted time by ${r.gainedMs} ms; runs: ${report}`);
+    assert.ok(
+      r.gainedMs >= (r.code === 0 ? PROGRAM_MS : 0) && r.gainedMs <= r.ms + 50,
+      `a run of ${Math.round(r.ms)} ms moved the trusted time by ${r.gainedMs} ms; runs: ${report}`,
+    );
   }
   // The borrow ended: a start was refused (no borrowed seat left, no server), and only after the runs
   // before it had used up what was left; every run that got the seat started before that.
@@ -123,8 +146,14 @@ test(`floatd-run, ${PROGRAM_MS / 1000} s programs, the clock reset to the borrow
   assert.equal(refused, runs.length - 1);
   assert.match(runs[refused]!.stderr, /cannot check out a seat/);
   const usedBefore = (i: number) => runs.slice(0, i).reduce((sum, r) => sum + r.gainedMs, 0);
-  assert.ok(usedBefore(refused) >= LEFT_MS - 1000, `refused after ${usedBefore(refused)} ms of use, ${LEFT_MS} ms were left; runs: ${report}`);
-  assert.ok(usedBefore(refused - 1) < LEFT_MS + 1000, `the last seated run started after ${usedBefore(refused - 1)} ms of use, ${LEFT_MS} ms were left; runs: ${report}`);
+  assert.ok(
+    usedBefore(refused) >= LEFT_MS - 1000,
+    `refused after ${usedBefore(refused)} ms of use, ${LEFT_MS} ms were left; runs: ${report}`,
+  );
+  assert.ok(
+    usedBefore(refused - 1) < LEFT_MS + 1000,
+    `the last seated run started after ${usedBefore(refused - 1)} ms of use, ${LEFT_MS} ms were left; runs: ${report}`,
+  );
   assert.ok((await trusted()) - start >= LEFT_MS - 1000);
   // The run that crossed the Offline Expiry Date reported OFFLINE_EXPIRED and was stopped (--enforce), unless
   // the date fell while it was shutting down (after its command ended, timers stopped for the check-in): on a

@@ -17,7 +17,8 @@ import type { KeyTrust } from './trust.js';
 import { TrustedTime } from './trustedTime.js';
 import type { FloatingLicenseEvents, FloatingLicenseOptions, LicenseState, LicenseStatus, Violation, ViolationCode } from './types.js';
 
-export const isCode = (err: unknown, ...codes: FloatingLicenseErrorCode[]) => err instanceof FloatingLicenseError && codes.includes(err.code);
+export const isCode = (err: unknown, ...codes: FloatingLicenseErrorCode[]) =>
+  err instanceof FloatingLicenseError && codes.includes(err.code);
 
 export function asError(err: unknown): FloatingLicenseError {
   if (err instanceof FloatingLicenseError) return err;
@@ -220,7 +221,12 @@ export class Session {
     this.failures = 0;
     await this.store.keep(grant.token, claims, receivedAt);
     if (this.registeredLease !== claims.lse) {
-      await this.store.state.registerInstance({ instanceId: this.instanceId, pid: process.pid, leaseId: claims.lse, startedAt: this.clock.now() });
+      await this.store.state.registerInstance({
+        instanceId: this.instanceId,
+        pid: process.pid,
+        leaseId: claims.lse,
+        startedAt: this.clock.now(),
+      });
       this.registeredLease = claims.lse;
     }
     this.keeper.schedule();

@@ -101,7 +101,11 @@ async function shortRuns(
 }
 
 function assertEndsAtTheOed(out: Outcome): void {
-  assert.notEqual(out.endedAfterMs, undefined, `the borrow never ended over ${out.runs} runs (${(out.runs * RUN_MS) / 1000} s of real time for a ${BORROW_S} s borrow); violations: ${JSON.stringify(out.violations)}`);
+  assert.notEqual(
+    out.endedAfterMs,
+    undefined,
+    `the borrow never ended over ${out.runs} runs (${(out.runs * RUN_MS) / 1000} s of real time for a ${BORROW_S} s borrow); violations: ${JSON.stringify(out.violations)}`,
+  );
   // the server's times are whole seconds: the end may come up to a second early or late
   assert.ok(Math.abs(out.endedAfterMs! - BORROW_S * 1000) <= 1000, `ended after ${out.endedAfterMs} ms of real time, borrow ${BORROW_S} s`);
   const flat = out.violations.flat();
@@ -110,107 +114,141 @@ function assertEndsAtTheOed(out: Outcome): void {
   assert.equal(out.refusal, 'NETWORK_ERROR', 'a start after the end has no borrowed seat and no server');
 }
 
-test(`short runs with the clock reset to the borrow time each start: a ${BORROW_S} s borrow ends after ${BORROW_S} s of real use`, { timeout: 60_000 }, () =>
-  withWorld(async (w) => {
-    const b = await borrow(w);
-    const out = await shortRuns(w, b.key, 12, () => b.at);
-    assertEndsAtTheOed(out);
-    // nine 7 s runs: the ninth crosses the Offline Expiry Date
-    assert.equal(out.runs, 10, 'the tenth start is refused');
-  }));
+test(
+  `short runs with the clock reset to the borrow time each start: a ${BORROW_S} s borrow ends after ${BORROW_S} s of real use`,
+  { timeout: 60_000 },
+  () =>
+    withWorld(async (w) => {
+      const b = await borrow(w);
+      const out = await shortRuns(w, b.key, 12, () => b.at);
+      assertEndsAtTheOed(out);
+      // nine 7 s runs: the ninth crosses the Offline Expiry Date
+      assert.equal(out.runs, 10, 'the tenth start is refused');
+    }),
+);
 
 test('short runs that end without a check-in (close) add up the same way', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
     const b = await borrow(w);
-    const out = await shortRuns(w, b.key, 12, () => b.at, () => 'close');
+    const out = await shortRuns(
+      w,
+      b.key,
+      12,
+      () => b.at,
+      () => 'close',
+    );
     assertEndsAtTheOed(out);
-  }));
+  }),
+);
 
 test('deleting clock.json before each start gives nothing back: the copy beside the offline token is as recent', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
     const b = await borrow(w);
     const state = new StateDir(w.stateDir, w.proxy.url, b.key, 'fp-test-device-0001');
     let deleted = 0;
-    const out = await shortRuns(w, b.key, 12, () => b.at, () => 'close', async () => {
-      if ((await state.readSealed('clock.json')).kind === 'ok') deleted++;
-      await rm(state.path('clock.json'), { force: true });
-    });
+    const out = await shortRuns(
+      w,
+      b.key,
+      12,
+      () => b.at,
+      () => 'close',
+      async () => {
+        if ((await state.readSealed('clock.json')).kind === 'ok') deleted++;
+        await rm(state.path('clock.json'), { force: true });
+      },
+    );
     assertEndsAtTheOed(out);
     assert.ok(deleted >= 9);
-  }));
+  }),
+);
 
-test('deleting the whole state directory gains nothing: the borrowed token goes with it, and the server is needed', { timeout: 60_000 }, () =>
-  withWorld(async (w) => {
-    const b = await borrow(w);
-    await rm(w.stateDir, { recursive: true, force: true });
-    const clock = new FakeClock(b.at);
-    const app = w.client({ licenseKey: b.key, clock });
-    autoAdvance(app, clock);
-    await assert.rejects(app.checkout(), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'NETWORK_ERROR');
-  }));
+test(
+  'deleting the whole state directory gains nothing: the borrowed token goes with it, and the server is needed',
+  { timeout: 60_000 },
+  () =>
+    withWorld(async (w) => {
+      const b = await borrow(w);
+      await rm(w.stateDir, { recursive: true, force: true });
+      const clock = new FakeClock(b.at);
+      const app = w.client({ licenseKey: b.key, clock });
+      autoAdvance(app, clock);
+      await assert.rejects(app.checkout(), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'NETWORK_ERROR');
+    }),
+);
 
-test('a 31 s set-back between runs (inside the 600 s tolerance) does not move the end; neither does one inside a run', { timeout: 60_000 }, () =>
-  withWorld(async (w) => {
-    const b = await borrow(w);
-    const out = await shortRuns(w, b.key, 12, (k, lastWallEnd) => (k === 0 ? b.at : lastWallEnd - 31_000));
-    assertEndsAtTheOed(out);
+test(
+  'a 31 s set-back between runs (inside the 600 s tolerance) does not move the end; neither does one inside a run',
+  { timeout: 60_000 },
+  () =>
+    withWorld(async (w) => {
+      const b = await borrow(w);
+      const out = await shortRuns(w, b.key, 12, (k, lastWallEnd) => (k === 0 ? b.at : lastWallEnd - 31_000));
+      assertEndsAtTheOed(out);
 
-    // Inside one run: the clock is set back 31 s half way through a long run.
-    const c = await borrow(w);
-    const clock = new FakeClock(c.at);
-    const app = w.client({ licenseKey: c.key, clock });
-    const log = record(app);
-    assert.ok((await app.checkout()).ok);
-    await clock.advance(20_000);
-    clock.shiftWall(-31_000);
-    await clock.advance(BORROW_S * 1000 - 20_000 - 1000);
-    assert.equal(app.status().valid, true);
-    await clock.advance(2000);
-    assert.equal(app.status().valid, false, 'ended after the real time of the borrow, not 31 s later');
-    assert.deepEqual(log.violations.map((v) => v.code), ['OFFLINE_EXPIRED']);
-  }));
+      // Inside one run: the clock is set back 31 s half way through a long run.
+      const c = await borrow(w);
+      const clock = new FakeClock(c.at);
+      const app = w.client({ licenseKey: c.key, clock });
+      const log = record(app);
+      assert.ok((await app.checkout()).ok);
+      await clock.advance(20_000);
+      clock.shiftWall(-31_000);
+      await clock.advance(BORROW_S * 1000 - 20_000 - 1000);
+      assert.equal(app.status().valid, true);
+      await clock.advance(2000);
+      assert.equal(app.status().valid, false, 'ended after the real time of the borrow, not 31 s later');
+      assert.deepEqual(
+        log.violations.map((v) => v.code),
+        ['OFFLINE_EXPIRED'],
+      );
+    }),
+);
 
-test('the trusted time is written at every guard check, and it never moves backward across runs, nor when two runs overlap', { timeout: 60_000 }, () =>
-  withWorld(async (w) => {
-    const b = await borrow(w);
-    const state = new StateDir(w.stateDir, w.proxy.url, b.key, 'fp-test-device-0001');
-    const trusted = async () => {
-      const r = await state.readSealed<{ t: number }>('clock.json');
-      assert.equal(r.kind, 'ok');
-      return (r as { data: { t: number } }).data.t;
-    };
-    const t0 = await trusted();
-    const clock = new FakeClock(b.at - 5_000);
-    const app = w.client({ licenseKey: b.key, clock, guardIntervalSeconds: 10 });
-    assert.ok((await app.checkout()).ok);
-    assert.ok((await trusted()) >= t0, 'a clock 5 s behind does not lower it at start');
-    await clock.advance(10_000);
-    const t1 = await trusted();
-    assert.ok(t1 >= t0 + 10_000, `written at the guard check: ${t1 - t0} ms after the borrow`);
-    // A second process, its clock reset again, starts from there, not from its clock.
-    const clock2 = new FakeClock(b.at);
-    const app2 = w.client({ licenseKey: b.key, clock: clock2 });
-    assert.ok((await app2.checkout()).ok);
-    assert.ok((await trusted()) >= t1);
-    await app2.close({ checkin: false });
-    await app.close({ checkin: false });
-    assert.ok((await trusted()) >= t1);
+test(
+  'the trusted time is written at every guard check, and it never moves backward across runs, nor when two runs overlap',
+  { timeout: 60_000 },
+  () =>
+    withWorld(async (w) => {
+      const b = await borrow(w);
+      const state = new StateDir(w.stateDir, w.proxy.url, b.key, 'fp-test-device-0001');
+      const trusted = async () => {
+        const r = await state.readSealed<{ t: number }>('clock.json');
+        assert.equal(r.kind, 'ok');
+        return (r as { data: { t: number } }).data.t;
+      };
+      const t0 = await trusted();
+      const clock = new FakeClock(b.at - 5_000);
+      const app = w.client({ licenseKey: b.key, clock, guardIntervalSeconds: 10 });
+      assert.ok((await app.checkout()).ok);
+      assert.ok((await trusted()) >= t0, 'a clock 5 s behind does not lower it at start');
+      await clock.advance(10_000);
+      const t1 = await trusted();
+      assert.ok(t1 >= t0 + 10_000, `written at the guard check: ${t1 - t0} ms after the borrow`);
+      // A second process, its clock reset again, starts from there, not from its clock.
+      const clock2 = new FakeClock(b.at);
+      const app2 = w.client({ licenseKey: b.key, clock: clock2 });
+      assert.ok((await app2.checkout()).ok);
+      assert.ok((await trusted()) >= t1);
+      await app2.close({ checkin: false });
+      await app.close({ checkin: false });
+      assert.ok((await trusted()) >= t1);
 
-    // Two runs at once: one that started earlier and knows only an older time does not lower what the other wrote.
-    const clockA = new FakeClock(b.at);
-    const clockB = new FakeClock(b.at);
-    const a = w.client({ licenseKey: b.key, clock: clockA, guardIntervalSeconds: 10 });
-    const bb = w.client({ licenseKey: b.key, clock: clockB, guardIntervalSeconds: 10 });
-    assert.ok((await a.checkout()).ok);
-    assert.ok((await bb.checkout()).ok);
-    const t2 = await trusted();
-    await clockA.advance(30_000);
-    assert.ok((await trusted()) >= t2 + 30_000);
-    await clockB.advance(1_000);
-    await bb.close({ checkin: false });
-    assert.ok((await trusted()) >= t2 + 30_000, 'the later time stays');
-    await a.close({ checkin: false });
-  }));
+      // Two runs at once: one that started earlier and knows only an older time does not lower what the other wrote.
+      const clockA = new FakeClock(b.at);
+      const clockB = new FakeClock(b.at);
+      const a = w.client({ licenseKey: b.key, clock: clockA, guardIntervalSeconds: 10 });
+      const bb = w.client({ licenseKey: b.key, clock: clockB, guardIntervalSeconds: 10 });
+      assert.ok((await a.checkout()).ok);
+      assert.ok((await bb.checkout()).ok);
+      const t2 = await trusted();
+      await clockA.advance(30_000);
+      assert.ok((await trusted()) >= t2 + 30_000);
+      await clockB.advance(1_000);
+      await bb.close({ checkin: false });
+      assert.ok((await trusted()) >= t2 + 30_000, 'the later time stays');
+      await a.close({ checkin: false });
+    }),
+);
 
 test('a process that ends without check-in or close still leaves its time behind (written at exit)', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
@@ -254,4 +292,5 @@ test('a process that ends without check-in or close still leaves its time behind
     assert.equal(app.status().valid, true);
     await clock.advance(2500);
     assert.equal(app.status().valid, false, 'the borrow ends 8 s early: the time the first process used');
-  }));
+  }),
+);

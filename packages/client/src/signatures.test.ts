@@ -19,14 +19,14 @@ const POLICY = { seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20, ma
 
 after(() => closeSharedServer());
 
-
 const rejectsWith = (code: string) => (e: unknown) => {
   assert.ok(e instanceof FloatingLicenseError, String(e));
   assert.equal(e.code, code, e.message);
   return true;
 };
 
-const hasLeaseFile = (dir: string) => readdirSync(dir, { withFileTypes: true }).some((d) => d.isDirectory() && existsSync(join(dir, d.name, 'lease.json')));
+const hasLeaseFile = (dir: string) =>
+  readdirSync(dir, { withFileTypes: true }).some((d) => d.isDirectory() && existsSync(join(dir, d.name, 'lease.json')));
 
 test('an altered checkout answer grants nothing: changed body, changed status, stripped signature', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
@@ -47,11 +47,13 @@ test('an altered checkout answer grants nothing: changed body, changed status, s
     assert.ok(!hasLeaseFile(w.stateDir), 'nothing stored');
 
     // 2. a genuine refusal turned into a 200 (status is signed)
-    w.proxy.rewrite = (req, res) => (req.path.endsWith('/checkout') ? { status: res.status === 200 ? 201 : 200, body: res.body } : undefined);
+    w.proxy.rewrite = (req, res) =>
+      req.path.endsWith('/checkout') ? { status: res.status === 200 ? 201 : 200, body: res.body } : undefined;
     await assert.rejects(lic.checkout(), rejectsWith('INVALID_SIGNATURE'));
 
     // 3. the signature removed: not floatd's answer; retried like a captive portal, then given up
-    w.proxy.rewrite = (req, res) => (req.path.endsWith('/checkout') ? { status: res.status, body: res.body, headers: { 'floatd-signature': null } } : undefined);
+    w.proxy.rewrite = (req, res) =>
+      req.path.endsWith('/checkout') ? { status: res.status, body: res.body, headers: { 'floatd-signature': null } } : undefined;
     await assert.rejects(lic.checkout(), rejectsWith('BAD_RESPONSE'));
     assert.equal(lic.status().state, 'idle');
     assert.ok(!hasLeaseFile(w.stateDir));
@@ -60,7 +62,8 @@ test('an altered checkout answer grants nothing: changed body, changed status, s
     w.proxy.rewrite = undefined;
     const ok = await lic.checkout();
     assert.ok(ok.ok, 'an untouched answer is accepted');
-  }));
+  }),
+);
 
 test('forged and replayed answers to heartbeat and check-in cannot take the seat away or release it', { timeout: 60_000 }, () =>
   withWorld(async (w) => {
@@ -84,7 +87,9 @@ test('forged and replayed answers to heartbeat and check-in cannot take the seat
 
     // a forged "your lease is gone" with the genuine headers of a real answer
     w.proxy.rewrite = (req) =>
-      req.path.endsWith('/heartbeat') ? { status: 404, body: { error: { code: 'LEASE_NOT_FOUND', message: 'gone', requestId: 'req_x' } } } : undefined;
+      req.path.endsWith('/heartbeat')
+        ? { status: 404, body: { error: { code: 'LEASE_NOT_FOUND', message: 'gone', requestId: 'req_x' } } }
+        : undefined;
     await w.clock.advance(20_000);
     assert.deepEqual(log.violations, [], 'no SEAT_LOST from a forged refusal');
     assert.ok(log.events.includes('retry:heartbeat:INVALID_SIGNATURE'), log.events.join());
@@ -116,9 +121,12 @@ test('forged and replayed answers to heartbeat and check-in cannot take the seat
     const r = await lic.checkin();
     assert.deepEqual(r, { released: false, instances: null, reachedServer: false });
     assert.equal(await w.seatsUsed(l.id), 1, 'the other instance still holds the seat');
-  }));
+  }),
+);
 
-test('429 RATE_LIMITED from a rate-limited server: the SDK waits Retry-After, keeps its seat, reports no violation', { timeout: 60_000 }, async () => {
+test('429 RATE_LIMITED from a rate-limited server: the SDK waits Retry-After, keeps its seat, reports no violation', {
+  timeout: 60_000,
+}, async () => {
   const cleanup = new Cleanup();
   try {
     // one request back every 30 s per license key
@@ -127,7 +135,17 @@ test('429 RATE_LIMITED from a rate-limited server: the SDK waits Retry-After, ke
     const clock = new FakeClock(T0).link(ts.clock);
     cleanup.add(() => clock.unlink(ts.clock));
     const l = await ts.license(POLICY);
-    const lic = new FloatingLicense({ serverUrl: ts.url, licenseKey: l.key, stateDir: await tempDir(cleanup), clock, fingerprint: 'fp-limited-0001', hostname: null, user: null, random: () => 0.5, heartbeatJitter: 0 });
+    const lic = new FloatingLicense({
+      serverUrl: ts.url,
+      licenseKey: l.key,
+      stateDir: await tempDir(cleanup),
+      clock,
+      fingerprint: 'fp-limited-0001',
+      hostname: null,
+      user: null,
+      random: () => 0.5,
+      heartbeatJitter: 0,
+    });
     cleanup.add(() => lic.close({ checkin: false }));
     const log = record(lic);
     const retries: { operation: string; code: string; delayMs: number }[] = [];
@@ -135,7 +153,10 @@ test('429 RATE_LIMITED from a rate-limited server: the SDK waits Retry-After, ke
 
     assert.ok((await lic.checkout()).ok); // token 1
     await lic.info(); // token 2: the bucket is empty
-    await assert.rejects(lic.info(), (e: unknown) => e instanceof FloatingLicenseError && e.code === 'RATE_LIMITED' && e.transient && e.retryAfterMs === 30_000);
+    await assert.rejects(
+      lic.info(),
+      (e: unknown) => e instanceof FloatingLicenseError && e.code === 'RATE_LIMITED' && e.transient && e.retryAfterMs === 30_000,
+    );
 
     // the heartbeat 20 s later finds the bucket at 2/3 of a token: 429, Retry-After 10 s
     await clock.advance(20_000);
@@ -152,13 +173,25 @@ test('429 RATE_LIMITED from a rate-limited server: the SDK waits Retry-After, ke
     assert.equal(ts.clock.now(), clock.now());
 
     // a checkout refused with 429 is retried after Retry-After, not given up
-    const other = new FloatingLicense({ serverUrl: ts.url, licenseKey: l.key, stateDir: await tempDir(cleanup), clock, fingerprint: 'fp-limited-0002', hostname: null, user: null, random: () => 0.5 });
+    const other = new FloatingLicense({
+      serverUrl: ts.url,
+      licenseKey: l.key,
+      stateDir: await tempDir(cleanup),
+      clock,
+      fingerprint: 'fp-limited-0002',
+      hostname: null,
+      user: null,
+      random: () => 0.5,
+    });
     cleanup.add(() => other.close({ checkin: false }));
     autoAdvance(other, clock);
     other.on('retry', (r) => retries.push({ operation: r.operation, code: r.error.code, delayMs: r.delayMs }));
     const got = await other.checkout();
     assert.ok(got.ok);
-    assert.ok(retries.some((r) => r.operation === 'checkout' && r.code === 'RATE_LIMITED' && r.delayMs >= 1000), JSON.stringify(retries));
+    assert.ok(
+      retries.some((r) => r.operation === 'checkout' && r.code === 'RATE_LIMITED' && r.delayMs >= 1000),
+      JSON.stringify(retries),
+    );
     assert.deepEqual(log.violations, []);
   } finally {
     await cleanup.run();

@@ -133,10 +133,12 @@ export class StateDir {
   private unseal<T>(name: string, text: string): SealedRead<T> {
     try {
       const outer = JSON.parse(text) as { v?: unknown; body?: unknown; mac?: unknown };
-      if (outer.v !== 1 || typeof outer.body !== 'string' || typeof outer.mac !== 'string') return { kind: 'tampered', reason: 'not a sealed state file' };
+      if (outer.v !== 1 || typeof outer.body !== 'string' || typeof outer.mac !== 'string')
+        return { kind: 'tampered', reason: 'not a sealed state file' };
       const want = Buffer.from(this.mac(name, outer.body));
       const got = Buffer.from(outer.mac);
-      if (want.length !== got.length || !timingSafeEqual(want, got)) return { kind: 'tampered', reason: 'its HMAC does not match (edited by hand?)' };
+      if (want.length !== got.length || !timingSafeEqual(want, got))
+        return { kind: 'tampered', reason: 'its HMAC does not match (edited by hand?)' };
       return { kind: 'ok', data: JSON.parse(outer.body) as T };
     } catch {
       return { kind: 'tampered', reason: 'not valid JSON' };

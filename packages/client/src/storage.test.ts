@@ -10,7 +10,10 @@ import { mountSmallDisk, TEST_STORE } from '@floatd/server/testing';
 import { FloatingLicenseError } from './index.js';
 import { record, world } from './testsupport.js';
 
-test('STORAGE_UNAVAILABLE is retried like a 503: the lease is kept, no violation, the same lease renews after recovery', { timeout: 60_000, skip: TEST_STORE === 'postgres' && 'the disk-full server runs on SQLite; covered by the SQLite pass' }, async (c) => {
+test('STORAGE_UNAVAILABLE is retried like a 503: the lease is kept, no violation, the same lease renews after recovery', {
+  timeout: 60_000,
+  skip: TEST_STORE === 'postgres' && 'the disk-full server runs on SQLite; covered by the SQLite pass',
+}, async (c) => {
   const disk = await mountSmallDisk(8);
   if (!disk) {
     c.skip('mounting a tmpfs was refused here (needs root or CAP_SYS_ADMIN)');
@@ -48,7 +51,10 @@ test('STORAGE_UNAVAILABLE is retried like a 503: the lease is kept, no violation
     assert.ok(log.renewed >= 1);
     assert.equal(log.violations.length, 0, 'no violation');
     assert.equal(log.reacquired, 0);
-    assert.deepEqual((await w.leases(l.id)).map((x: { id: string }) => x.id), [leaseId]);
+    assert.deepEqual(
+      (await w.leases(l.id)).map((x: { id: string }) => x.id),
+      [leaseId],
+    );
   } finally {
     await w.cleanup.run();
     await disk.unmount();

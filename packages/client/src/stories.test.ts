@@ -13,7 +13,6 @@ import { record, closeSharedServer, withWorld } from './testsupport.js';
 
 after(() => closeSharedServer());
 
-
 async function stateFile(stateDir: string, name: string): Promise<string | undefined> {
   for (const ns of await readdir(stateDir)) {
     const p = join(stateDir, ns, name);
@@ -64,7 +63,10 @@ test('laptop: checked out at the office, app closed and reopened with no network
     assert.equal(log2.violations.length, 0);
     assert.equal(second.status().valid, true);
     // Meanwhile the seat stayed his on the server.
-    assert.deepEqual((await w.leases(l.id)).map((x) => x.id), [leaseId]);
+    assert.deepEqual(
+      (await w.leases(l.id)).map((x) => x.id),
+      [leaseId],
+    );
 
     // Back at the office: the SDK reconnects by itself, joins its lease, and checks in the closed run's instance.
     w.proxy.up();
@@ -74,57 +76,68 @@ test('laptop: checked out at the office, app closed and reopened with no network
     assert.equal(log2.renewed >= 1, true);
     assert.equal(log2.violations.length, 0);
     const leases = await w.leases(l.id);
-    assert.deepEqual(leases[0].instances.map((i: { instanceId: string }) => i.instanceId), [second.instanceId]);
+    assert.deepEqual(
+      leases[0].instances.map((i: { instanceId: string }) => i.instanceId),
+      [second.instanceId],
+    );
     // He closes the application: the license goes back to the pool.
     assert.deepEqual(await second.checkin(), { released: true, instances: 0, reachedServer: true });
     assert.equal(await w.seatsUsed(l.id), 0);
-  }));
+  }),
+);
 
-test('offline: borrow, exit, restart with no network on the stored token, run until the Offline Expiry Date, then OFFLINE_EXPIRED with the server down', { timeout: 30_000 }, () =>
-  withWorld(async (w) => {
-    const l = await w.license({ seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20, maxOfflineSeconds: 7 * 86400 });
-    const app = w.client({ licenseKey: l.key, guardIntervalSeconds: 600 });
-    assert.ok((await app.checkout()).ok);
-    const s = await app.checkoutOffline({ durationSeconds: 86400 });
-    assert.equal(s.state, 'offline');
-    assert.equal(s.offline, true);
-    assert.equal(s.offlineExpiresAt?.getTime(), w.t0 + 86400_000);
-    const file = await stateFile(w.stateDir, 'offline.json');
-    assert.ok(file, 'the offline token is stored');
-    assert.equal((await stat(file)).mode & 0o777, 0o600);
-    // no heartbeats while offline
-    const hb = w.proxy.count('/heartbeat');
-    await w.clock.advance(HOUR);
-    assert.equal(w.proxy.count('/heartbeat'), hb);
-    // the app exits: its instance leaves, the seat stays borrowed
-    assert.equal((await app.checkin()).released, false);
-    assert.equal(await w.seatsUsed(l.id), 1);
+test(
+  'offline: borrow, exit, restart with no network on the stored token, run until the Offline Expiry Date, then OFFLINE_EXPIRED with the server down',
+  { timeout: 30_000 },
+  () =>
+    withWorld(async (w) => {
+      const l = await w.license({ seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20, maxOfflineSeconds: 7 * 86400 });
+      const app = w.client({ licenseKey: l.key, guardIntervalSeconds: 600 });
+      assert.ok((await app.checkout()).ok);
+      const s = await app.checkoutOffline({ durationSeconds: 86400 });
+      assert.equal(s.state, 'offline');
+      assert.equal(s.offline, true);
+      assert.equal(s.offlineExpiresAt?.getTime(), w.t0 + 86400_000);
+      const file = await stateFile(w.stateDir, 'offline.json');
+      assert.ok(file, 'the offline token is stored');
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+      // no heartbeats while offline
+      const hb = w.proxy.count('/heartbeat');
+      await w.clock.advance(HOUR);
+      assert.equal(w.proxy.count('/heartbeat'), hb);
+      // the app exits: its instance leaves, the seat stays borrowed
+      assert.equal((await app.checkin()).released, false);
+      assert.equal(await w.seatsUsed(l.id), 1);
 
-    // a later start with no network
-    w.proxy.down();
-    const later = w.client({ licenseKey: l.key, guardIntervalSeconds: 600 });
-    const log = record(later);
-    const r = await later.checkout();
-    assert.ok(r.ok);
-    assert.equal(r.source, 'offline-token');
-    assert.equal(r.status.offlineExpiresAt?.getTime(), w.t0 + 86400_000);
-    assert.equal(log.retries, 0, 'no network needed');
-    // runs until the Offline Expiry Date
-    await w.clock.advance(w.t0 + 86400_000 - w.clock.now() - 1);
-    assert.equal(log.violations.length, 0);
-    assert.equal(later.status().valid, true);
-    // at the date it tries to go online and cannot
-    await w.clock.advance(1);
-    assert.deepEqual(log.violations.map((v) => v.code), ['OFFLINE_EXPIRED']);
-    assert.equal(later.status().valid, false);
-    assert.equal(await stateFile(w.stateDir, 'offline.json'), undefined, 'the expired token is gone');
-    // the network comes back: the seat is reacquired online
-    w.proxy.up();
-    await w.clock.advance(30_000);
-    assert.equal(log.reacquired, 1);
-    assert.equal(later.status().state, 'online');
-    assert.equal(later.status().valid, true);
-  }));
+      // a later start with no network
+      w.proxy.down();
+      const later = w.client({ licenseKey: l.key, guardIntervalSeconds: 600 });
+      const log = record(later);
+      const r = await later.checkout();
+      assert.ok(r.ok);
+      assert.equal(r.source, 'offline-token');
+      assert.equal(r.status.offlineExpiresAt?.getTime(), w.t0 + 86400_000);
+      assert.equal(log.retries, 0, 'no network needed');
+      // runs until the Offline Expiry Date
+      await w.clock.advance(w.t0 + 86400_000 - w.clock.now() - 1);
+      assert.equal(log.violations.length, 0);
+      assert.equal(later.status().valid, true);
+      // at the date it tries to go online and cannot
+      await w.clock.advance(1);
+      assert.deepEqual(
+        log.violations.map((v) => v.code),
+        ['OFFLINE_EXPIRED'],
+      );
+      assert.equal(later.status().valid, false);
+      assert.equal(await stateFile(w.stateDir, 'offline.json'), undefined, 'the expired token is gone');
+      // the network comes back: the seat is reacquired online
+      w.proxy.up();
+      await w.clock.advance(30_000);
+      assert.equal(log.reacquired, 1);
+      assert.equal(later.status().state, 'online');
+      assert.equal(later.status().valid, true);
+    }),
+);
 
 test('offline: at the Offline Expiry Date with the server up, the SDK goes back online without a violation', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -142,7 +155,8 @@ test('offline: at the Offline Expiry Date with the server up, the SDK goes back 
     const hb = w.proxy.count('/heartbeat');
     await w.clock.advance(20_000);
     assert.equal(w.proxy.count('/heartbeat'), hb + 1);
-  }));
+  }),
+);
 
 test('offline: returnOffline gives the seat back early and deletes the stored token', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -157,7 +171,8 @@ test('offline: returnOffline gives the seat back early and deletes the stored to
     assert.equal(w.clock.pending(), 0);
     // and it can go on online
     assert.ok((await app.checkout()).ok);
-  }));
+  }),
+);
 
 test('two instances on one device share one seat; the seat frees when the last one checks in', { timeout: 30_000 }, () =>
   withWorld(async (w) => {
@@ -179,56 +194,64 @@ test('two instances on one device share one seat; the seat frees when the last o
     assert.equal(await w.seatsUsed(l.id), 1);
     assert.deepEqual(await b.checkin(), { released: true, instances: 0, reachedServer: true });
     assert.equal(await w.seatsUsed(l.id), 0);
-  }));
+  }),
+);
 
-test('crash: an instance killed with -9 is checked in by the next start; syncInstances drops instances nothing runs', { timeout: 30_000 }, () =>
-  withWorld(
-    async (w) => {
-      const l = await w.license({ seats: 1, leaseTtlSeconds: null, heartbeatIntervalSeconds: 20 });
-      const sdk = pathToFileURL(join(import.meta.dirname, 'index.js')).href;
-      const script = `
+test(
+  'crash: an instance killed with -9 is checked in by the next start; syncInstances drops instances nothing runs',
+  { timeout: 30_000 },
+  () =>
+    withWorld(
+      async (w) => {
+        const l = await w.license({ seats: 1, leaseTtlSeconds: null, heartbeatIntervalSeconds: 20 });
+        const sdk = pathToFileURL(join(import.meta.dirname, 'index.js')).href;
+        const script = `
         import { FloatingLicense } from ${JSON.stringify(sdk)};
         const lic = new FloatingLicense({ serverUrl: process.env.URL, licenseKey: process.env.KEY, stateDir: process.env.DIR, fingerprint: 'fp-test-device-0001' });
         const r = await lic.checkout();
         console.log(JSON.stringify({ ok: r.ok, leaseId: r.status?.leaseId, instanceId: lic.instanceId }));
         setInterval(() => {}, 1000);`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-        env: { ...process.env, URL: w.proxy.url, KEY: l.key, DIR: w.stateDir },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      const exited = new Promise((r) => child.once('exit', r));
-      w.cleanup.add(() => child.kill('SIGKILL'));
-      const line = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout!.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('\n')) resolve(out.trim());
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+          env: { ...process.env, URL: w.proxy.url, KEY: l.key, DIR: w.stateDir },
+          stdio: ['ignore', 'pipe', 'inherit'],
         });
-        child.once('exit', () => reject(new Error('child exited before checkout')));
-      });
-      const crashed = JSON.parse(line) as { ok: boolean; leaseId: string; instanceId: string };
-      assert.equal(crashed.ok, true);
-      child.kill('SIGKILL');
-      await exited;
-      // The crashed instance still holds the seat (no TTL: it would hold it forever).
-      assert.equal(await w.seatsUsed(l.id), 1);
+        const exited = new Promise((r) => child.once('exit', r));
+        w.cleanup.add(() => child.kill('SIGKILL'));
+        const line = await new Promise<string>((resolve, reject) => {
+          let out = '';
+          child.stdout!.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (out.includes('\n')) resolve(out.trim());
+          });
+          child.once('exit', () => reject(new Error('child exited before checkout')));
+        });
+        const crashed = JSON.parse(line) as { ok: boolean; leaseId: string; instanceId: string };
+        assert.equal(crashed.ok, true);
+        child.kill('SIGKILL');
+        await exited;
+        // The crashed instance still holds the seat (no TTL: it would hold it forever).
+        assert.equal(await w.seatsUsed(l.id), 1);
 
-      const next = w.client({ licenseKey: l.key });
-      const r = await next.checkout();
-      assert.ok(r.ok);
-      assert.equal(r.status.leaseId, crashed.leaseId, 'joined the device\'s seat');
-      const instances = (await w.leases(l.id))[0].instances.map((i: { instanceId: string }) => i.instanceId);
-      assert.deepEqual(instances, [next.instanceId], 'the crashed instance was checked in');
-      assert.equal(next.status().instances, 1);
+        const next = w.client({ licenseKey: l.key });
+        const r = await next.checkout();
+        assert.ok(r.ok);
+        assert.equal(r.status.leaseId, crashed.leaseId, "joined the device's seat");
+        const instances = (await w.leases(l.id))[0].instances.map((i: { instanceId: string }) => i.instanceId);
+        assert.deepEqual(instances, [next.instanceId], 'the crashed instance was checked in');
+        assert.equal(next.status().instances, 1);
 
-      // An instance the server knows but nothing on this device runs (e.g. its state dir was wiped): sync drops it.
-      const ghost = await w.ts.client(l.key, 'POST', '/v1/client/checkout', { fingerprint: 'fp-test-device-0001', instanceId: 'ghost-instance' });
-      assert.equal(ghost.body.lease.instances, 2);
-      const sync = await next.syncInstances();
-      assert.deepEqual(sync, { dropped: ['ghost-instance'], released: [], instances: 1 });
-      assert.deepEqual(await next.checkin(), { released: true, instances: 0, reachedServer: true });
-      assert.equal(await w.seatsUsed(l.id), 0);
-    },
-    // the child runs on the real clock: start both clocks at the real time
-    { wall: Date.now() },
-  ));
+        // An instance the server knows but nothing on this device runs (e.g. its state dir was wiped): sync drops it.
+        const ghost = await w.ts.client(l.key, 'POST', '/v1/client/checkout', {
+          fingerprint: 'fp-test-device-0001',
+          instanceId: 'ghost-instance',
+        });
+        assert.equal(ghost.body.lease.instances, 2);
+        const sync = await next.syncInstances();
+        assert.deepEqual(sync, { dropped: ['ghost-instance'], released: [], instances: 1 });
+        assert.deepEqual(await next.checkin(), { released: true, instances: 0, reachedServer: true });
+        assert.equal(await w.seatsUsed(l.id), 0);
+      },
+      // the child runs on the real clock: start both clocks at the real time
+      { wall: Date.now() },
+    ),
+);

@@ -49,7 +49,10 @@ export interface Rewritten {
 }
 
 export interface Rewrite {
-  (req: { method: string; path: string; headers: Record<string, string> }, res: { status: number; body: any; headers: Record<string, string> }): Rewritten | undefined;
+  (
+    req: { method: string; path: string; headers: Record<string, string> },
+    res: { status: number; body: any; headers: Record<string, string> },
+  ): Rewritten | undefined;
 }
 
 /** Response headers a proxy does not pass on as they are (hop-by-hop, or recomputed). */
@@ -118,7 +121,8 @@ export class TestProxy {
     const outHeaders: Record<string, string> = {};
     try {
       const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length') headers[k] = v;
+      for (const [k, v] of Object.entries(req.headers))
+        if (typeof v === 'string' && k !== 'host' && k !== 'connection' && k !== 'content-length') headers[k] = v;
       const body = chunks.length ? Buffer.concat(chunks) : undefined;
       const r = await fetch(this.target + path, { method: req.method ?? 'GET', headers, ...(body ? { body } : {}) });
       status = r.status;
@@ -217,7 +221,10 @@ export async function world(opts: { wall?: number; dataDir?: string } = {}): Pro
   const cleanup = new Cleanup();
   let ts: TestServer;
   if (opts.wall !== undefined || opts.dataDir !== undefined) {
-    const own = await startTestServer({ clock: new ManualClock(opts.wall ?? T0), ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}) });
+    const own = await startTestServer({
+      clock: new ManualClock(opts.wall ?? T0),
+      ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
+    });
     cleanup.add(() => own.close());
     ts = own;
   } else {
@@ -322,7 +329,12 @@ export interface ServerProcess {
 }
 
 /** `floatd serve` as a child process on `port` (a free one when omitted), with extra environment (FLOATD_DATABASE_URL, …). */
-export async function serverProcess(cleanup: Cleanup, dataDir: string, port?: number, env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function serverProcess(
+  cleanup: Cleanup,
+  dataDir: string,
+  port?: number,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const p = await startFloatdProcess({
     dataDir,
     port: port ?? (await freePort()),

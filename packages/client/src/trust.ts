@@ -40,7 +40,11 @@ function invalid(message: string, cause?: unknown): FloatingLicenseError {
 
 /** Keeps only well-formed Ed25519 public keys (private parts, if any, are dropped). */
 export function parseKeys(input: unknown): ServerPublicKey[] {
-  const list = Array.isArray(input) ? input : input && typeof input === 'object' && Array.isArray((input as { keys?: unknown }).keys) ? (input as { keys: unknown[] }).keys : [];
+  const list = Array.isArray(input)
+    ? input
+    : input && typeof input === 'object' && Array.isArray((input as { keys?: unknown }).keys)
+      ? (input as { keys: unknown[] }).keys
+      : [];
   const out: ServerPublicKey[] = [];
   for (const k of list as Record<string, unknown>[]) {
     if (!k || typeof k !== 'object') continue;
@@ -92,7 +96,8 @@ export class KeyTrust {
     const keys = await this.load();
     if (keys.length > 0 || this.fixed) return keys;
     const fetched = parseKeys(await this.fetchJwks());
-    if (fetched.length === 0) throw new FloatingLicenseError('BAD_RESPONSE', 'the server published no Ed25519 key at /.well-known/jwks.json');
+    if (fetched.length === 0)
+      throw new FloatingLicenseError('BAD_RESPONSE', 'the server published no Ed25519 key at /.well-known/jwks.json');
     await this.pin(fetched);
     return fetched;
   }
@@ -106,7 +111,8 @@ export class KeyTrust {
     const keys = await (mayFetch ? this.ensure() : this.load());
     const found = keys.find((k) => k.kid === kid);
     if (found) return found;
-    if (this.fixed || !mayFetch || keys.length === 0) throw invalid(`the ${what} is signed by key "${kid}", which this client does not trust`);
+    if (this.fixed || !mayFetch || keys.length === 0)
+      throw invalid(`the ${what} is signed by key "${kid}", which this client does not trust`);
     // A rotation: accept the new keys only if the server still vouches for one we pinned.
     const fresh = parseKeys(await this.fetchJwks());
     const continuous = fresh.some((f) => keys.some((k) => k.kid === f.kid && k.x === f.x));
@@ -133,7 +139,8 @@ export class KeyTrust {
       }
       this.publicKeys.set(cacheKey, key);
     }
-    if (!verifyEd25519(null, Buffer.from(data), key, Buffer.from(sig, 'base64url'))) throw invalid("the answer's signature does not verify (forged, altered or replayed)");
+    if (!verifyEd25519(null, Buffer.from(data), key, Buffer.from(sig, 'base64url')))
+      throw invalid("the answer's signature does not verify (forged, altered or replayed)");
   }
 
   /**
@@ -182,7 +189,8 @@ function checkClaims(c: LeaseTokenClaims, expect: TokenExpectations): void {
   const str = (v: unknown) => typeof v === 'string' && v.length > 0;
   const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
   if (!c || typeof c !== 'object' || c.iss !== TOKEN_ISSUER) throw invalid('the lease token is not a floatd token');
-  if (!str(c.sub) || !str(c.lse) || c.sub !== c.lse || !str(c.lic) || !str(c.dev) || !str(c.fph) || !str(c.ins)) throw invalid('the lease token lacks required claims');
+  if (!str(c.sub) || !str(c.lse) || c.sub !== c.lse || !str(c.lic) || !str(c.dev) || !str(c.fph) || !str(c.ins))
+    throw invalid('the lease token lacks required claims');
   if (!num(c.iat) || !num(c.hbi) || typeof c.offline !== 'boolean') throw invalid('the lease token lacks required claims');
   if (c.exp !== undefined && (!num(c.exp) || c.exp < c.iat)) throw invalid('the lease token has an invalid expiry');
   if (c.offline && (!num(c.oed) || c.oed! < c.iat)) throw invalid('the offline lease token has no valid Offline Expiry Date');
@@ -190,5 +198,6 @@ function checkClaims(c: LeaseTokenClaims, expect: TokenExpectations): void {
   if (c.fph !== fingerprintHash(expect.fingerprint)) throw mismatch('device');
   if (expect.instanceId !== undefined && c.ins !== expect.instanceId) throw mismatch('instance');
   if (expect.leaseId !== undefined && c.lse !== expect.leaseId) throw mismatch('lease');
-  if (expect.offline !== undefined && c.offline !== expect.offline) throw mismatch(expect.offline ? 'online lease (expected offline)' : 'offline lease (expected online)');
+  if (expect.offline !== undefined && c.offline !== expect.offline)
+    throw mismatch(expect.offline ? 'online lease (expected offline)' : 'offline lease (expected online)');
 }

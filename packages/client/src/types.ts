@@ -72,7 +72,13 @@ export interface FloatingLicenseOptions {
 export type LicenseState = 'idle' | 'online' | 'offline' | 'cached' | 'lost' | 'closed';
 
 /** Why the application may no longer be licensed. @example lic.on('violation', (v) => { if (v.code === 'SEAT_LOST') saveAndGoReadOnly(); }); */
-export type ViolationCode = 'SEAT_LOST' | 'LICENSE_EXPIRED' | 'LICENSE_SUSPENDED' | 'SERVER_UNREACHABLE' | 'OFFLINE_EXPIRED' | 'CLOCK_TAMPERED';
+export type ViolationCode =
+  | 'SEAT_LOST'
+  | 'LICENSE_EXPIRED'
+  | 'LICENSE_SUSPENDED'
+  | 'SERVER_UNREACHABLE'
+  | 'OFFLINE_EXPIRED'
+  | 'CLOCK_TAMPERED';
 
 /** Payload of the `violation` event. @example lic.on('violation', ({ code, message, at }) => log.warn(`${at.toISOString()} ${code}: ${message}`)); */
 export interface Violation {

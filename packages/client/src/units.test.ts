@@ -38,11 +38,26 @@ test('fingerprint without an OS machine id: a generated id kept in the state dir
 });
 
 test('back-off doubles up to the cap, with jitter between half and all of the step', () => {
-  assert.equal(backoff(1, DEFAULT_RETRY, () => 0), 500);
-  assert.equal(backoff(1, DEFAULT_RETRY, () => 1), 1000);
-  assert.equal(backoff(3, DEFAULT_RETRY, () => 1), 4000);
-  assert.equal(backoff(30, DEFAULT_RETRY, () => 1), 60_000);
-  assert.equal(backoff(30, DEFAULT_RETRY, () => 0), 30_000);
+  assert.equal(
+    backoff(1, DEFAULT_RETRY, () => 0),
+    500,
+  );
+  assert.equal(
+    backoff(1, DEFAULT_RETRY, () => 1),
+    1000,
+  );
+  assert.equal(
+    backoff(3, DEFAULT_RETRY, () => 1),
+    4000,
+  );
+  assert.equal(
+    backoff(30, DEFAULT_RETRY, () => 1),
+    60_000,
+  );
+  assert.equal(
+    backoff(30, DEFAULT_RETRY, () => 0),
+    30_000,
+  );
 });
 
 test('FakeClock: timers fire in order on elapsed time, await their work, and ignore wall-clock changes', async () => {

@@ -5,7 +5,18 @@
  */
 import { visibleText } from '@floatd/protocol/text';
 import { ApiError, call, routes, type CallInput, type ReplyOf, type RouteSpec } from '@floatd/protocol';
-import type { AdminTokenInfo, AuditEvent, AuditType, Device, Lease, License, Page, Product, ReclaimReport, UsageHour } from '@floatd/protocol';
+import type {
+  AdminTokenInfo,
+  AuditEvent,
+  AuditType,
+  Device,
+  Lease,
+  License,
+  Page,
+  Product,
+  ReclaimReport,
+  UsageHour,
+} from '@floatd/protocol';
 
 export { ApiError };
 export type { AdminTokenInfo, AuditEvent, AuditType, Device, Lease, License, Page, Product, ReclaimReport, UsageHour };
@@ -53,7 +64,11 @@ export function setUnauthenticatedHandler(fn: (() => void) | null): void {
 }
 
 /** The console's one way to the server: a declared route, the stored token (or one being tried), the page's origin. */
-export async function request<R extends RouteSpec>(route: R, input: CallInput<R>, opts: { token?: string | undefined; signal?: AbortSignal } = {}): Promise<ReplyOf<R>> {
+export async function request<R extends RouteSpec>(
+  route: R,
+  input: CallInput<R>,
+  opts: { token?: string | undefined; signal?: AbortSignal } = {},
+): Promise<ReplyOf<R>> {
   const token = opts.token ?? storedToken();
   try {
     return await call(route, input, {
@@ -63,7 +78,17 @@ export async function request<R extends RouteSpec>(route: R, input: CallInput<R>
     });
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
-    if (e.status === 0) throw new ApiError(0, 'NETWORK_ERROR', 'The server could not be reached. Check that floatd is running.', undefined, {}, undefined, null, { cause: e.cause });
+    if (e.status === 0)
+      throw new ApiError(
+        0,
+        'NETWORK_ERROR',
+        'The server could not be reached. Check that floatd is running.',
+        undefined,
+        {},
+        undefined,
+        null,
+        { cause: e.cause },
+      );
     if (e.status === 401 && !opts.token) onUnauthenticated?.();
     throw e;
   }
@@ -114,7 +139,8 @@ export const api = {
   reclaim: () => request(A.reclaimNow, { body: {} }),
   usage: (licenseId: string, from: string, to: string) => request(A.licenseUsage, { params: { licenseId }, query: { from, to } }),
   audit: (query: AuditQuery) => request(A.listAudit, { query: present({ limit: 50, ...query }) }),
-  deleteLicense: (licenseId: string, force: boolean) => request(A.deleteLicense, { params: { licenseId }, query: force ? { force: true } : {} }),
+  deleteLicense: (licenseId: string, force: boolean) =>
+    request(A.deleteLicense, { params: { licenseId }, query: force ? { force: true } : {} }),
   tokens: () => request(A.listTokens, {}),
   createToken: (name: string, role: Role) => request(A.createToken, { body: { name, role } }),
   revokeToken: (tokenId: string) => request(A.revokeToken, { params: { tokenId }, body: {} }),

@@ -80,7 +80,10 @@ export function useLiveRefetch(refetch: () => void, match: (e: ChangeEvent) => b
 }
 
 /** Loads data; keeps the previous data while reloading so live refreshes do not flicker. */
-export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): {
+export function useLoad<T>(
+  load: (signal: AbortSignal) => Promise<T>,
+  deps: unknown[],
+): {
   data: T | undefined;
   error: unknown;
   loading: boolean;

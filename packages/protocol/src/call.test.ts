@@ -42,11 +42,29 @@ const json = (res: ServerResponse, status: number, value: unknown, headers: Reco
 test('a declared route: method, path params encoded, query without undefined, JSON body, headers; the answer typed and parsed', async () => {
   let seen: { method?: string; url?: string; body?: string; auth?: string; type?: string; accept?: string } = {};
   handler = (req, body, res) => {
-    seen = { method: req.method, url: req.url, body, auth: req.headers.authorization, type: req.headers['content-type'], accept: req.headers.accept };
+    seen = {
+      method: req.method,
+      url: req.url,
+      body,
+      auth: req.headers.authorization,
+      type: req.headers['content-type'],
+      accept: req.headers.accept,
+    };
     json(res, 200, { released: true, leaseId: 'lse_x', offlineOverridden: false });
   };
-  const answer = await send(routes.admin.releaseLease, { params: { leaseId: 'lse_a/b' }, body: { force: true } }, { baseUrl, headers: { authorization: 'Bearer t' } });
-  assert.deepEqual(seen, { method: 'POST', url: '/v1/admin/leases/lse_a%2Fb/release', body: '{"force":true}', auth: 'Bearer t', type: 'application/json', accept: 'application/json' });
+  const answer = await send(
+    routes.admin.releaseLease,
+    { params: { leaseId: 'lse_a/b' }, body: { force: true } },
+    { baseUrl, headers: { authorization: 'Bearer t' } },
+  );
+  assert.deepEqual(seen, {
+    method: 'POST',
+    url: '/v1/admin/leases/lse_a%2Fb/release',
+    body: '{"force":true}',
+    auth: 'Bearer t',
+    type: 'application/json',
+    accept: 'application/json',
+  });
   assert.equal(answer.status, 200);
   assert.equal(answer.body.leaseId, 'lse_x');
 
@@ -59,16 +77,40 @@ test('a declared route: method, path params encoded, query without undefined, JS
 
 test("floatd's error envelope is one ApiError: status, code, message, requestId, the other fields as details, Retry-After in ms", async () => {
   handler = (_req, _body, res) =>
-    json(res, 429, { error: { code: 'RATE_LIMITED', message: 'slow down', requestId: 'req_1', retryAfterSeconds: 7, limit: 10 } }, { 'retry-after': '3' });
+    json(
+      res,
+      429,
+      { error: { code: 'RATE_LIMITED', message: 'slow down', requestId: 'req_1', retryAfterSeconds: 7, limit: 10 } },
+      { 'retry-after': '3' },
+    );
   const err = await failure(call(routes.admin.whoami, {}, { baseUrl }));
   assert.deepEqual(
-    { status: err.status, code: err.code, message: err.message, requestId: err.requestId, details: err.details, retryAfterMs: err.retryAfterMs, fromServer: err.fromServer },
-    { status: 429, code: 'RATE_LIMITED', message: 'slow down', requestId: 'req_1', details: { retryAfterSeconds: 7, limit: 10 }, retryAfterMs: 3000, fromServer: true },
+    {
+      status: err.status,
+      code: err.code,
+      message: err.message,
+      requestId: err.requestId,
+      details: err.details,
+      retryAfterMs: err.retryAfterMs,
+      fromServer: err.fromServer,
+    },
+    {
+      status: 429,
+      code: 'RATE_LIMITED',
+      message: 'slow down',
+      requestId: 'req_1',
+      details: { retryAfterSeconds: 7, limit: 10 },
+      retryAfterMs: 3000,
+      fromServer: true,
+    },
   );
-  assert.deepEqual(err.body, { error: { code: 'RATE_LIMITED', message: 'slow down', requestId: 'req_1', retryAfterSeconds: 7, limit: 10 } });
+  assert.deepEqual(err.body, {
+    error: { code: 'RATE_LIMITED', message: 'slow down', requestId: 'req_1', retryAfterSeconds: 7, limit: 10 },
+  });
 
   // Without the header, the envelope's retryAfterSeconds; the request id from x-request-id when the envelope has none.
-  handler = (_req, _body, res) => json(res, 503, { error: { code: 'STORAGE_UNAVAILABLE', message: 'later', retryAfterSeconds: 2 } }, { 'x-request-id': 'req_2' });
+  handler = (_req, _body, res) =>
+    json(res, 503, { error: { code: 'STORAGE_UNAVAILABLE', message: 'later', retryAfterSeconds: 2 } }, { 'x-request-id': 'req_2' });
   const later = await failure(call(routes.admin.whoami, {}, { baseUrl }));
   assert.deepEqual([later.code, later.retryAfterMs, later.requestId], ['STORAGE_UNAVAILABLE', 2000, 'req_2']);
 });
@@ -110,10 +152,10 @@ test('inspect sees the raw answer before it is parsed, and what it throws is wha
   let raw: RawAnswer | undefined;
   const body = await call(routes.ops.healthz, {}, { baseUrl, inspect: (a) => void (raw = a) });
   assert.equal(body.status, 'ok');
-  assert.deepEqual([raw?.method, raw?.path, raw?.status, raw?.headers.get('x-signature'), new TextDecoder().decode(raw?.bytes)], ['GET', '/healthz', 200, 'sig', '{"status":"ok","version":"1.0.0"}']);
-  const refused = new Error('not signed');
-  await assert.rejects(
-    call(routes.ops.healthz, {}, { baseUrl, inspect: () => Promise.reject(refused) }),
-    (e: unknown) => e === refused,
+  assert.deepEqual(
+    [raw?.method, raw?.path, raw?.status, raw?.headers.get('x-signature'), new TextDecoder().decode(raw?.bytes)],
+    ['GET', '/healthz', 200, 'sig', '{"status":"ok","version":"1.0.0"}'],
   );
+  const refused = new Error('not signed');
+  await assert.rejects(call(routes.ops.healthz, {}, { baseUrl, inspect: () => Promise.reject(refused) }), (e: unknown) => e === refused);
 });

@@ -126,7 +126,15 @@ export function errorOfAnswer(status: number, body: unknown, headers?: Headers, 
   }
   const text = typeof body === 'string' && body ? `: ${body.slice(0, 200)}` : '';
   const parsed = typeof body === 'string' ? null : (body ?? null);
-  return new ApiError(status, `HTTP_${status}`, statusText || `the server answered ${status}${text}`, headers?.get('x-request-id') ?? undefined, {}, waitHeader, parsed);
+  return new ApiError(
+    status,
+    `HTTP_${status}`,
+    statusText || `the server answered ${status}${text}`,
+    headers?.get('x-request-id') ?? undefined,
+    {},
+    waitHeader,
+    parsed,
+  );
 }
 
 /**
@@ -142,7 +150,9 @@ export async function send<R extends RouteSpec>(route: R, input: CallInput<R>, o
   const body = given.body ?? (route.optionalBody ? {} : undefined);
   const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const signals = [options.signal, options.timeoutMs !== undefined ? AbortSignal.timeout(options.timeoutMs) : undefined].filter((s): s is AbortSignal => s !== undefined);
+  const signals = [options.signal, options.timeoutMs !== undefined ? AbortSignal.timeout(options.timeoutMs) : undefined].filter(
+    (s): s is AbortSignal => s !== undefined,
+  );
   const signal = signals.length > 1 ? AbortSignal.any(signals) : signals[0];
   const doFetch: FetchLike = options.fetch ?? ((u, init) => fetch(u, init));
   let res: Response;
@@ -161,7 +171,9 @@ export async function send<R extends RouteSpec>(route: R, input: CallInput<R>, o
     const timedOut = (err as { name?: unknown }).name === 'TimeoutError';
     const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
     const why = timedOut ? 'no answer in time' : String(cause?.code ?? cause?.message ?? (err as Error).message);
-    throw new ApiError(0, 'NETWORK_ERROR', `cannot reach ${options.baseUrl || 'the server'}: ${why}`, undefined, {}, undefined, null, { cause: err });
+    throw new ApiError(0, 'NETWORK_ERROR', `cannot reach ${options.baseUrl || 'the server'}: ${why}`, undefined, {}, undefined, null, {
+      cause: err,
+    });
   }
   await options.inspect?.({ method, path, url, status: res.status, headers: res.headers, bytes });
   const text = new TextDecoder().decode(bytes);
@@ -173,7 +185,12 @@ export async function send<R extends RouteSpec>(route: R, input: CallInput<R>, o
     json = false;
   }
   if (res.ok || options.accept?.includes(res.status)) {
-    if (!json) throw new ApiError(res.status, 'BAD_RESPONSE', `${method} ${path}: the answer (HTTP ${res.status}) is not JSON (a proxy or captive portal?)`);
+    if (!json)
+      throw new ApiError(
+        res.status,
+        'BAD_RESPONSE',
+        `${method} ${path}: the answer (HTTP ${res.status}) is not JSON (a proxy or captive portal?)`,
+      );
     return { status: res.status, body: parsed as ReplyOf<R>, headers: res.headers };
   }
   throw errorOfAnswer(res.status, json ? parsed : text, res.headers, (options.now ?? Date.now)(), res.statusText);

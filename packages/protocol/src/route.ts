@@ -59,16 +59,58 @@ export function route<const S extends RouteSpec>(spec: S): S {
 type StaticOr<T, Else> = T extends TSchema ? Static<T> : Else;
 export type ParamsOf<R extends RouteSpec> = StaticOr<R['params'], Record<string, never>>;
 export type QueryOf<R extends RouteSpec> = StaticOr<R['query'], Record<string, never>>;
-export type BodyOf<R extends RouteSpec> = R['body'] extends TSchema ? (R['optionalBody'] extends true ? Static<R['body']> | undefined : Static<R['body']>) : undefined;
+export type BodyOf<R extends RouteSpec> = R['body'] extends TSchema
+  ? R['optionalBody'] extends true
+    ? Static<R['body']> | undefined
+    : Static<R['body']>
+  : undefined;
 export type ReplyOf<R extends RouteSpec> = { [K in keyof R['responses']]: StaticOr<R['responses'][K], never> }[keyof R['responses']];
 
 /** What every route of an authentication kind may answer, whatever it does. */
 const COMMON: Record<Auth, readonly ErrorCode[]> = {
   none: ['SERVICE_UNAVAILABLE', 'STORAGE_UNAVAILABLE', 'INTERNAL_ERROR'],
-  license: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'INVALID_LICENSE_KEY', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
-  admin: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'UNAUTHENTICATED', 'INSUFFICIENT_ROLE', 'RATE_LIMITED', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
-  activation: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'ACTIVATION_KEY_INVALID', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
-  document: ['VALIDATION_FAILED', 'MALFORMED_JSON', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE', 'STORAGE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'],
+  license: [
+    'VALIDATION_FAILED',
+    'MALFORMED_JSON',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'PAYLOAD_TOO_LARGE',
+    'INVALID_LICENSE_KEY',
+    'RATE_LIMITED',
+    'STORAGE_UNAVAILABLE',
+    'SERVICE_UNAVAILABLE',
+    'INTERNAL_ERROR',
+  ],
+  admin: [
+    'VALIDATION_FAILED',
+    'MALFORMED_JSON',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'PAYLOAD_TOO_LARGE',
+    'UNAUTHENTICATED',
+    'INSUFFICIENT_ROLE',
+    'RATE_LIMITED',
+    'STORAGE_UNAVAILABLE',
+    'SERVICE_UNAVAILABLE',
+    'INTERNAL_ERROR',
+  ],
+  activation: [
+    'VALIDATION_FAILED',
+    'MALFORMED_JSON',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'PAYLOAD_TOO_LARGE',
+    'ACTIVATION_KEY_INVALID',
+    'STORAGE_UNAVAILABLE',
+    'SERVICE_UNAVAILABLE',
+    'INTERNAL_ERROR',
+  ],
+  document: [
+    'VALIDATION_FAILED',
+    'MALFORMED_JSON',
+    'UNSUPPORTED_MEDIA_TYPE',
+    'PAYLOAD_TOO_LARGE',
+    'STORAGE_UNAVAILABLE',
+    'SERVICE_UNAVAILABLE',
+    'INTERNAL_ERROR',
+  ],
 };
 
 /** Every error code a route may answer: its own and the common ones of its authentication. */

@@ -36,7 +36,11 @@ const Text = (opts: { minLength?: number; maxLength: number }) => Type.String({ 
  * console shows (see text.ts). Fingerprints and instance ids are narrower still.
  */
 export const IdentityText = (max: number) =>
-  Type.String({ maxLength: max, pattern: IDENTITY_TEXT_PATTERN, description: 'no control characters (C0, C1, DEL) or bidi overrides (U+202A-U+202E, U+2066-U+2069)' });
+  Type.String({
+    maxLength: max,
+    pattern: IDENTITY_TEXT_PATTERN,
+    description: 'no control characters (C0, C1, DEL) or bidi overrides (U+202A-U+202E, U+2066-U+2069)',
+  });
 // TypeBox drops a Record key schema's length limits (keys become `^(.*)$`), so keys are limited with propertyNames.
 export const Metadata = Type.Record(Type.String(), Type.Unknown(), {
   maxProperties: 64,
@@ -67,18 +71,16 @@ const Seconds = (opts: { minimum?: number; maximum?: number; description?: strin
 
 // ---------------------------------------------------------------------------
 // error envelope
-export const ErrorBody = Obj(
-  {
-    error: Type.Object(
-      {
-        code: Type.String(),
-        message: Type.String(),
-        requestId: Type.Optional(Type.String()),
-      },
-      { additionalProperties: true },
-    ),
-  },
-);
+export const ErrorBody = Obj({
+  error: Type.Object(
+    {
+      code: Type.String(),
+      message: Type.String(),
+      requestId: Type.Optional(Type.String()),
+    },
+    { additionalProperties: true },
+  ),
+});
 
 // ---------------------------------------------------------------------------
 // products
@@ -108,10 +110,14 @@ const policyFields = {
   model: LicenseModel,
   expiresAt: Nullable(Timestamp),
   trialDays: Nullable(Type.Integer({ minimum: 1, maximum: 3650 })),
-  leaseTtlSeconds: Nullable(Seconds({ minimum: 10, description: 'Lease lifetime without a heartbeat; null = held until check-in or release' })),
+  leaseTtlSeconds: Nullable(
+    Seconds({ minimum: 10, description: 'Lease lifetime without a heartbeat; null = held until check-in or release' }),
+  ),
   heartbeatIntervalSeconds: Seconds({ minimum: 1, description: 'How often clients are told to heartbeat' }),
   maxOfflineSeconds: Seconds({ description: '0 = offline checkout forbidden' }),
-  maxOfflineSeats: Nullable(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Cap on seats held offline at once; null = no cap below the seat count' })),
+  maxOfflineSeats: Nullable(
+    Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'Cap on seats held offline at once; null = no cap below the seat count' }),
+  ),
   maxInstancesPerDevice: Type.Integer({ minimum: 1, maximum: 10_000 }),
   counting: CountingMode,
   suspended: Type.Boolean(),
@@ -167,8 +173,7 @@ export const UpdateLicense = Obj(
 );
 export type UpdateLicense = Static<typeof UpdateLicense>;
 
-export const Page = <T extends TSchema>(item: T) =>
-  Obj({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
+export const Page = <T extends TSchema>(item: T) => Obj({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
 /** A page of a list: its items and the cursor of the next page (null: the last one). */
 export type Page<T> = { items: T[]; nextCursor: string | null };
 export const PageQuery = {
@@ -250,7 +255,10 @@ export const AdminTokenInfo = Obj({
 export type AdminTokenInfo = Static<typeof AdminTokenInfo>;
 export const CreateAdminToken = Obj({ name: Text({ minLength: 1, maxLength: 100 }), role: Role });
 export type CreateAdminToken = Static<typeof CreateAdminToken>;
-export const CreatedAdminToken = Obj({ ...AdminTokenInfo.properties, token: Type.String({ description: 'The secret, shown only in this answer' }) });
+export const CreatedAdminToken = Obj({
+  ...AdminTokenInfo.properties,
+  token: Type.String({ description: 'The secret, shown only in this answer' }),
+});
 
 export const Settings = Obj({
   version: Type.String(),

@@ -136,7 +136,6 @@ const INDEX = [
   ],
 ];
 
-
 const CONNECTION2 = [
   [
     `      , connectTimer = timer(connectTimedOut, options.connect_timeout)
@@ -236,7 +235,11 @@ export function patchPostgres(root = driverRoot()) {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     const r = patchPostgres();
-    console.log(`postgres.js patched for floatd: ${Object.entries(r).map(([f, s]) => `${f} ${s}`).join(', ')}`);
+    console.log(
+      `postgres.js patched for floatd: ${Object.entries(r)
+        .map(([f, s]) => `${f} ${s}`)
+        .join(', ')}`,
+    );
   } catch (e) {
     console.error(`floatd: cannot patch postgres.js: ${e.message}`);
     process.exit(1);

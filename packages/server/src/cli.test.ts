@@ -20,7 +20,12 @@ interface Proc {
 
 async function serve(dataDir: string, extra: string[] = []): Promise<Proc> {
   // the server's own rate limits (the shared helper turns them off by default)
-  const p = await startFloatdProcess({ dataDir, args: extra, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT }, adminToken: false });
+  const p = await startFloatdProcess({
+    dataDir,
+    args: extra,
+    env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT },
+    adminToken: false,
+  });
   return { child: p.child, url: p.url, stdout: p.output, exited: p.exited.then(() => p.child.exitCode) };
 }
 
@@ -136,7 +141,9 @@ test('floatd serve --mode on-prem: needs the vendor public key, loads --license-
   try {
     const { testVendor } = await import('./testing/onprem.js');
     const v = await testVendor();
-    const noKey = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'a'), '--mode', 'on-prem'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const noKey = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'a'), '--mode', 'on-prem'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     noKey.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     assert.notEqual(await new Promise((r) => noKey.on('exit', r)), 0);
@@ -154,7 +161,11 @@ test('floatd serve --mode on-prem: needs the vendor public key, loads --license-
     assert.equal(await p.exited, 0);
 
     await chmod(v.privateKeyFile, 0o640);
-    const loose = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'c'), '--vendor-private-key', v.privateKeyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const loose = spawn(
+      process.execPath,
+      [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'c'), '--vendor-private-key', v.privateKeyFile],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     loose.stderr!.on('data', (b: Buffer) => (out += b.toString()));
     loose.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -174,7 +185,9 @@ test('the start banner names the console and how to sign in; GET / redirects to 
     s = await serve(dir);
     const tokenFile = join(dir, 'admin-token');
     assert.ok(
-      s.stdout().includes(`floatd: web console at ${s.url}/console/ — sign in with the admin token kept in ${tokenFile} (cat ${tokenFile})\n`),
+      s
+        .stdout()
+        .includes(`floatd: web console at ${s.url}/console/ — sign in with the admin token kept in ${tokenFile} (cat ${tokenFile})\n`),
       s.stdout(),
     );
     const root = await fetch(`${s.url}/`, { redirect: 'manual' });
@@ -193,7 +206,9 @@ test('a port already in use says how to pick another (--port, FLOATD_PORT) and e
   try {
     const first = await serve(join(dir, 'a'));
     const port = new URL(first.url).port;
-    const second = spawn(process.execPath, [CLI, 'serve', '--port', port, '--data-dir', join(dir, 'b'), '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const second = spawn(process.execPath, [CLI, 'serve', '--port', port, '--data-dir', join(dir, 'b'), '--log-level', 'silent'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     second.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     const code = await new Promise<number | null>((res) => second.on('exit', res));

@@ -58,13 +58,25 @@ program
   .option('--reclaim-interval <seconds>', 'seconds between reclamation sweeps (FLOATD_RECLAIM_INTERVAL_SECONDS, default 30)')
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
   .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
-  .option('--sqlite-synchronous <mode>', 'FULL (default: every answer after its commit is synced) or NORMAL (a power cut may lose the last commits): see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)')
+  .option(
+    '--sqlite-synchronous <mode>',
+    'FULL (default: every answer after its commit is synced) or NORMAL (a power cut may lose the last commits): see docs/operations.md (FLOATD_SQLITE_SYNCHRONOUS)',
+  )
   .option('--mode <mode>', 'hosted (default) or on-prem: seats only from a vendor-signed license file (FLOATD_MODE)')
   .option('--license-file <file>', 'on-prem: the license file, polled for renewals (FLOATD_LICENSE_FILE, default <data-dir>/license.json)')
   .option('--vendor-public-key <file>', 'on-prem: the vendor public key that license files must verify with (FLOATD_VENDOR_PUBLIC_KEY)')
-  .option('--vendor-private-key <file>', 'hosted vendor server: private key (mode 0600) to issue license files to on-prem deployments (FLOATD_VENDOR_PRIVATE_KEY)')
-  .option('--clock-tolerance <seconds>', 'how far the clock may go back before new grants stop with SERVER_CLOCK_ROLLBACK (FLOATD_CLOCK_TOLERANCE_SECONDS, default 900)')
-  .option('--state-interval <seconds>', 'seconds between trusted-time saves and license-file checks (FLOATD_STATE_INTERVAL_SECONDS, default 60)')
+  .option(
+    '--vendor-private-key <file>',
+    'hosted vendor server: private key (mode 0600) to issue license files to on-prem deployments (FLOATD_VENDOR_PRIVATE_KEY)',
+  )
+  .option(
+    '--clock-tolerance <seconds>',
+    'how far the clock may go back before new grants stop with SERVER_CLOCK_ROLLBACK (FLOATD_CLOCK_TOLERANCE_SECONDS, default 900)',
+  )
+  .option(
+    '--state-interval <seconds>',
+    'seconds between trusted-time saves and license-file checks (FLOATD_STATE_INTERVAL_SECONDS, default 60)',
+  )
   .action(async (flags: Flags) => {
     const config = loadConfig(flags);
     const { startServer } = await import('./server.js');
@@ -128,13 +140,15 @@ program
 
 program
   .command('backup <file>')
-  .description('copy the SQLite database (online, consistent while the server runs) and the data directory\'s files into one new file')
+  .description("copy the SQLite database (online, consistent while the server runs) and the data directory's files into one new file")
   .option('--data-dir <dir>', 'data directory (FLOATD_DATA_DIR, default ./data)')
   .option('--database-url <url>', 'database (FLOATD_DATABASE_URL); PostgreSQL: use pg_dump, see docs/operations.md')
   .action(async (file: string, flags: Flags) => {
     const { backup } = await import('./ops/backup.js');
     const r = await backup(loadConfig(flags), file);
-    process.stdout.write(`floatd: backed up the database (${r.leases} leases) and ${r.files.join(', ') || 'no other files'} to ${r.file} (${r.bytes} bytes, mode 0600)\n`);
+    process.stdout.write(
+      `floatd: backed up the database (${r.leases} leases) and ${r.files.join(', ') || 'no other files'} to ${r.file} (${r.bytes} bytes, mode 0600)\n`,
+    );
   });
 
 program

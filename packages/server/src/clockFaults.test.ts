@@ -40,7 +40,10 @@ async function seats(s: FloatdProcess, licenseId: string) {
   return { used: l.seatsUsed as number, leases: leases.items.length as number };
 }
 
-test('one node (SQLite): clock steps forward 300 s and 3 h, back 10 min, and a restart 10 min later take no live seat', { skip: noFaketime, timeout: 90_000 }, async () => {
+test('one node (SQLite): clock steps forward 300 s and 3 h, back 10 min, and a restart 10 min later take no live seat', {
+  skip: noFaketime,
+  timeout: 90_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'floatd-faketime-'));
   const offsetFile = join(dir, 'faketime');
   let s: FloatdProcess | undefined;
@@ -50,7 +53,9 @@ test('one node (SQLite): clock steps forward 300 s and 3 h, back 10 min, and a r
     const start = () => startFloatdProcess({ dataDir, env: faketimeEnv(offsetFile), adminToken: s?.adminToken ?? true });
     s = await start();
     const product = (await s.admin('POST', '/v1/admin/products', { name: 'Clock CAD' })).body;
-    const lic = (await s.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 })).body;
+    const lic = (
+      await s.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 })
+    ).body;
     const co = (fp: string) => s!.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
     const a = await co('faketime-holder-a');
     const b = await co('faketime-holder-b');
@@ -97,7 +102,10 @@ test('one node (SQLite): clock steps forward 300 s and 3 h, back 10 min, and a r
 
 const pgUp = await (async () => {
   const sql = postgres(PG_ADMIN_URL, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  const up = await sql`SELECT 1`.then(() => true, () => false);
+  const up = await sql`SELECT 1`.then(
+    () => true,
+    () => false,
+  );
   await sql.end({ timeout: 1 }).catch(() => {});
   return up;
 })();
@@ -119,7 +127,9 @@ test('two nodes (PostgreSQL), node B 300 s ahead: B is fenced and says why, A ke
     nodes.push(B);
 
     const product = (await A.admin('POST', '/v1/admin/products', { name: 'Skew CAD' })).body;
-    const lic = (await A.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 })).body;
+    const lic = (
+      await A.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 })
+    ).body;
     const co = (n: FloatdProcess, fp: string) => n.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'app' });
     const a = await co(A, 'skew-holder-a');
     const b = await co(A, 'skew-holder-b');
@@ -147,7 +157,9 @@ test('two nodes (PostgreSQL), node B 300 s ahead: B is fenced and says why, A ke
 
     const doctor = spawnSync(process.execPath, [SERVER_CLI, 'doctor', '--json'], { env: { ...process.env, ...env }, encoding: 'utf8' });
     assert.equal(doctor.status, 1, 'doctor fails on a skewed node');
-    const fencedNode = (JSON.parse(doctor.stdout) as { name: string; status: string; detail: string }[]).find((c) => /fenced/.test(c.detail));
+    const fencedNode = (JSON.parse(doctor.stdout) as { name: string; status: string; detail: string }[]).find((c) =>
+      /fenced/.test(c.detail),
+    );
     assert.ok(fencedNode && fencedNode.status === 'fail', `doctor: ${doctor.stdout}`);
 
     // NTP corrects B: within one measurement (5 s) it is ready again and decides like A.
@@ -183,7 +195,10 @@ test('two nodes (PostgreSQL), node B 300 s ahead: B is fenced and says why, A ke
       const after = await timeOf(A);
       diffs.push(onB < before ? onB - before : onB > after ? onB - after : 0);
     }
-    assert.ok(diffs.every((d) => Math.abs(d) <= 300), `B's decision time is the database's, within the noise (off A by ${diffs.join(', ')} ms; raw 1200 ms)`);
+    assert.ok(
+      diffs.every((d) => Math.abs(d) <= 300),
+      `B's decision time is the database's, within the noise (off A by ${diffs.join(', ')} ms; raw 1200 ms)`,
+    );
     const hb = await B.client(lic.key, 'POST', `/v1/client/leases/${a.body.lease.id}/heartbeat`, { instanceId: 'app' });
     assert.equal(hb.status, 200, `a holder renews on B: ${hb.status} ${JSON.stringify(hb.body)}`);
     assert.equal((await seats(A, lic.id)).used, 2);

@@ -42,7 +42,11 @@ async function startNode(dataDir: string, databaseUrl: string): Promise<Node> {
   const p = await startFloatdProcess({
     dataDir,
     args: ['--reclaim-interval', '2'],
-    env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT, FLOATD_DATABASE_URL: databaseUrl, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY },
+    env: {
+      FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT,
+      FLOATD_DATABASE_URL: databaseUrl,
+      FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
+    },
     adminToken: false,
     timeoutMs: 60_000,
   });
@@ -56,7 +60,10 @@ interface Hold {
   until: number;
 }
 
-test('three nodes, 300 clients, one node killed: never more seats than the key allows; survivors serve everything after the kill', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 300_000 }, async (t) => {
+test('three nodes, 300 clients, one node killed: never more seats than the key allows; survivors serve everything after the kill', {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 300_000,
+}, async (t) => {
   const db = await createTempDatabase();
   const dirs = await Promise.all([0, 1, 2].map(() => mkdtemp(join(tmpdir(), 'floatd-node-'))));
   const nodes: Node[] = [];
@@ -73,13 +80,31 @@ test('three nodes, 300 clients, one node killed: never more seats than the key a
         body: body ? JSON.stringify(body) : null,
       }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
     const product = await admin('POST', '/v1/admin/products', { name: 'cluster' });
-    const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.body.id, seats: SEATS, leaseTtlSeconds: 10, heartbeatIntervalSeconds: 2 })).body;
+    const lic = (
+      await admin('POST', '/v1/admin/licenses', {
+        productId: product.body.id,
+        seats: SEATS,
+        leaseTtlSeconds: 10,
+        heartbeatIntervalSeconds: 2,
+      })
+    ).body;
 
     const t0 = Date.now();
     const killed = nodes[2]!;
     let killedAt = Infinity;
     const holds: Hold[] = [];
-    const stats = { grants: 0, denials: 0, checkins: 0, crashes: 0, heartbeats: 0, failedOver: 0, afterKillOk: 0, afterKillFailures: [] as string[], other: [] as string[], serverErrors: [] as string[] };
+    const stats = {
+      grants: 0,
+      denials: 0,
+      checkins: 0,
+      crashes: 0,
+      heartbeats: 0,
+      failedOver: 0,
+      afterKillOk: 0,
+      afterKillFailures: [] as string[],
+      other: [] as string[],
+      serverErrors: [] as string[],
+    };
 
     // A client talks to its own node and moves on to the next one when a connection fails (the load balancer's job).
     const call = async (home: number, path: string, body: unknown): Promise<{ status: number; body: any; node: number }> => {
@@ -176,14 +201,23 @@ test('three nodes, 300 clients, one node killed: never more seats than the key a
       held += e.d;
       peak = Math.max(peak, held);
     }
-    t.diagnostic(`grants ${stats.grants}, denials ${stats.denials}, heartbeats ${stats.heartbeats}, check-ins ${stats.checkins}, crashes ${stats.crashes}, fail-overs ${stats.failedOver}, peak certain holds ${peak}/${SEATS}, answers after the kill ${stats.afterKillOk}`);
+    t.diagnostic(
+      `grants ${stats.grants}, denials ${stats.denials}, heartbeats ${stats.heartbeats}, check-ins ${stats.checkins}, crashes ${stats.crashes}, fail-overs ${stats.failedOver}, peak certain holds ${peak}/${SEATS}, answers after the kill ${stats.afterKillOk}`,
+    );
     t.diagnostic(`other answers: ${stats.other.length} ${JSON.stringify(stats.other.slice(0, 5))}`);
     assert.ok(peak <= SEATS, `at one instant ${peak} seats were certainly held on a ${SEATS}-seat key`);
     assert.ok(stats.grants >= SEATS && stats.denials >= 50, 'the pool was contended');
     assert.ok(stats.failedOver > 0, 'clients of the killed node failed over');
     t.diagnostic(`5xx answers (each retried once): ${stats.serverErrors.length} ${JSON.stringify(stats.serverErrors.slice(0, 3))}`);
     if (stats.serverErrors.length || stats.afterKillFailures.length || stats.other.some((o) => o.startsWith('5'))) {
-      for (const [i, l] of logs.entries()) t.diagnostic(`node ${i} log:\n${l().split('\n').filter((x) => /"level":(50|60)/.test(x)).slice(0, 5).join('\n')}`);
+      for (const [i, l] of logs.entries())
+        t.diagnostic(
+          `node ${i} log:\n${l()
+            .split('\n')
+            .filter((x) => /"level":(50|60)/.test(x))
+            .slice(0, 5)
+            .join('\n')}`,
+        );
     }
     assert.deepEqual(stats.afterKillFailures, [], 'the survivors served everything after the kill');
     assert.ok(!stats.other.some((o) => o.startsWith('5')), `no 5xx from any node: ${stats.other.join('; ')}`);

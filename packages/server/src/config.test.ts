@@ -25,17 +25,31 @@ test('bad values stop the start with a message naming the setting', () => {
     [{ databaseUrl: 'mysql://x' }, /FLOATD_DATABASE_URL/],
     [{ databaseUrl: 'postgres://localhost/db' }, /FLOATD_KEY_ENCRYPTION_KEY: required with PostgreSQL/],
     [{ databaseUrl: 'postgres://localhost/db', keyEncryptionKey: 'c2hvcnQ=' }, /must be 32 bytes/],
-    [{ databaseUrl: 'postgres://u:secret@h:bad/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') }, /^(?!.*secret).*not a valid URL/],
-    [{ databaseUrl: 'postgres://u:secret@a:5432,b:bad/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') }, /^(?!.*secret).*not a valid URL/],
+    [
+      { databaseUrl: 'postgres://u:secret@h:bad/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') },
+      /^(?!.*secret).*not a valid URL/,
+    ],
+    [
+      { databaseUrl: 'postgres://u:secret@a:5432,b:bad/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') },
+      /^(?!.*secret).*not a valid URL/,
+    ],
     [{ databaseUrl: 'postgres://a:5432,/db', keyEncryptionKey: Buffer.alloc(32).toString('base64') }, /not a valid URL/],
     [{ reclaimInterval: '0' }, /RECLAIM_INTERVAL/],
     [{ logLevel: 'loud' }, /FLOATD_LOG_LEVEL/],
     [{ sqliteSynchronous: 'OFF' }, /FLOATD_SQLITE_SYNCHRONOUS/],
     [{ heartbeatBatchMs: '-1' }, /FLOATD_HEARTBEAT_BATCH_MS/],
     [{ heartbeatBatchMs: '60000' }, /FLOATD_HEARTBEAT_BATCH_MS.*outside 0\.\.10000/],
-    [{ databaseUrl: 'postgres://h/db', keyEncryptionKey: Buffer.alloc(32).toString('base64'), databasePoolSize: '1' }, /FLOATD_DATABASE_POOL_SIZE/],
+    [
+      { databaseUrl: 'postgres://h/db', keyEncryptionKey: Buffer.alloc(32).toString('base64'), databasePoolSize: '1' },
+      /FLOATD_DATABASE_POOL_SIZE/,
+    ],
   ];
-  for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
+  for (const [input, message] of bad)
+    assert.throws(
+      () => parseConfig(input),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(input),
+    );
 });
 
 test('a PostgreSQL URL with a 32-byte key selects the PostgreSQL store', () => {
@@ -94,7 +108,12 @@ test('security settings: rate limits on by default with generous per-address lim
     [{ corsOrigins: '*' }, /FLOATD_CORS_ORIGINS/],
     [{ corsOrigins: 'https://admin.example.com/console' }, /FLOATD_CORS_ORIGINS/],
   ];
-  for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
+  for (const [input, message] of bad)
+    assert.throws(
+      () => parseConfig(input),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(input),
+    );
 });
 
 test('roles: hosted by default; on-prem reads the license file from the data directory; bad role settings are refused', () => {
@@ -102,7 +121,10 @@ test('roles: hosted by default; on-prem reads the license file from the data dir
   assert.equal(hosted.mode, 'hosted');
   assert.equal(hosted.clockToleranceSeconds, 900);
   const onPrem = configFrom({ mode: 'on-prem', dataDir: '/srv/floatd' }, { FLOATD_VENDOR_PUBLIC_KEY: '/etc/floatd/vendor.pub' });
-  assert.deepEqual([onPrem.mode, onPrem.licenseFile, onPrem.vendorPublicKeyFile], ['on-prem', '/srv/floatd/license.json', '/etc/floatd/vendor.pub']);
+  assert.deepEqual(
+    [onPrem.mode, onPrem.licenseFile, onPrem.vendorPublicKeyFile],
+    ['on-prem', '/srv/floatd/license.json', '/etc/floatd/vendor.pub'],
+  );
   const bad: [Record<string, string>, RegExp][] = [
     [{ mode: 'cloud' }, /FLOATD_MODE.*hosted or on-prem/],
     [{ mode: 'on-prem', vendorPrivateKey: '/k' }, /never holds the vendor private key/],
@@ -110,7 +132,12 @@ test('roles: hosted by default; on-prem reads the license file from the data dir
     [{ stateInterval: 'soon' }, /STATE_INTERVAL/],
     [{ licenseFile: ' ' }, /LICENSE_FILE.*empty/],
   ];
-  for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
+  for (const [input, message] of bad)
+    assert.throws(
+      () => parseConfig(input),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(input),
+    );
 });
 
 test('hostile clients (#24): connection caps, per-license concurrency and retention have documented defaults and checked values', () => {
@@ -121,8 +148,20 @@ test('hostile clients (#24): connection caps, per-license concurrency and retent
   // behind a trusted proxy every connection comes from the proxy: no per-address cap unless set
   assert.equal(parseConfig({ trustProxy: '10.0.0.1' }).connections.perAddress, 0);
   assert.equal(parseConfig({ trustProxy: '10.0.0.1', maxConnectionsPerAddress: '1000' }).connections.perAddress, 1000);
-  const set = configFrom({}, { FLOATD_MAX_CONNECTIONS: '5000', FLOATD_HEADERS_TIMEOUT_MS: '3000', FLOATD_LICENSE_CONCURRENCY: '4', FLOATD_AUDIT_RETENTION_DAYS: '0', FLOATD_USAGE_RETENTION_DAYS: '400' });
-  assert.deepEqual([set.connections.total, set.connections.headersTimeoutMs, set.licenseConcurrency, set.retention.auditDays, set.retention.usageDays], [5000, 3000, 4, 0, 400]);
+  const set = configFrom(
+    {},
+    {
+      FLOATD_MAX_CONNECTIONS: '5000',
+      FLOATD_HEADERS_TIMEOUT_MS: '3000',
+      FLOATD_LICENSE_CONCURRENCY: '4',
+      FLOATD_AUDIT_RETENTION_DAYS: '0',
+      FLOATD_USAGE_RETENTION_DAYS: '400',
+    },
+  );
+  assert.deepEqual(
+    [set.connections.total, set.connections.headersTimeoutMs, set.licenseConcurrency, set.retention.auditDays, set.retention.usageDays],
+    [5000, 3000, 4, 0, 400],
+  );
   const bad: [Record<string, string>, RegExp][] = [
     [{ maxConnections: '3' }, /FLOATD_MAX_CONNECTIONS/],
     [{ headersTimeoutMs: 'soon' }, /FLOATD_HEADERS_TIMEOUT_MS/],
@@ -130,5 +169,10 @@ test('hostile clients (#24): connection caps, per-license concurrency and retent
     // a signed on-prem usage report covers up to 366 days: shorter usage retention is refused there
     [{ mode: 'on-prem', usageRetentionDays: '30' }, /FLOATD_USAGE_RETENTION_DAYS.*366 days/],
   ];
-  for (const [input, message] of bad) assert.throws(() => parseConfig(input), (e: unknown) => e instanceof ConfigError && message.test(e.message), JSON.stringify(input));
+  for (const [input, message] of bad)
+    assert.throws(
+      () => parseConfig(input),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(input),
+    );
 });

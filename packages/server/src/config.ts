@@ -156,12 +156,14 @@ export function parseConfig(i: ConfigInput): Config {
   const logLevel = (i.logLevel ?? 'info') as Config['logLevel'];
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`FLOATD_LOG_LEVEL / --log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
   const sync = (i.sqliteSynchronous ?? 'FULL').toUpperCase();
-  if (sync !== 'NORMAL' && sync !== 'FULL') throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
+  if (sync !== 'NORMAL' && sync !== 'FULL')
+    throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
   const heartbeatBatchMs = integer(i.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
   const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
   const mode = (i.mode ?? 'hosted').toLowerCase();
   if (mode !== 'hosted' && mode !== 'on-prem') throw new ConfigError(`FLOATD_MODE / --mode: "${i.mode}" must be hosted or on-prem`);
-  if (mode === 'on-prem' && i.vendorPrivateKey) throw new ConfigError('--vendor-private-key: an on-prem server never holds the vendor private key');
+  if (mode === 'on-prem' && i.vendorPrivateKey)
+    throw new ConfigError('--vendor-private-key: an on-prem server never holds the vendor private key');
   const path = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
     if (v.trim() === '') throw new ConfigError(`${name}: must not be empty`);
@@ -187,7 +189,9 @@ export function parseConfig(i: ConfigInput): Config {
     connections: connections(i),
     retention: retention(i, mode),
     licenseConcurrency:
-      i.licenseConcurrency === undefined || i.licenseConcurrency.trim() === '' ? undefined : integer(i.licenseConcurrency, 'FLOATD_LICENSE_CONCURRENCY', 0, 1000),
+      i.licenseConcurrency === undefined || i.licenseConcurrency.trim() === ''
+        ? undefined
+        : integer(i.licenseConcurrency, 'FLOATD_LICENSE_CONCURRENCY', 0, 1000),
   };
 }
 
@@ -198,7 +202,9 @@ function retention(i: ConfigInput, mode: 'hosted' | 'on-prem'): Config['retentio
   const auditDays = integer(i.auditRetentionDays ?? String(DEFAULT_RETENTION.auditDays), 'FLOATD_AUDIT_RETENTION_DAYS', 0, 36_500);
   const usageDays = integer(i.usageRetentionDays ?? String(DEFAULT_RETENTION.usageDays), 'FLOATD_USAGE_RETENTION_DAYS', 0, 36_500);
   if (mode === 'on-prem' && usageDays > 0 && usageDays < MIN_ONPREM_USAGE_RETENTION_DAYS) {
-    throw new ConfigError(`FLOATD_USAGE_RETENTION_DAYS: ${usageDays} days is too short on-prem: a signed usage report covers up to 366 days (use ${MIN_ONPREM_USAGE_RETENTION_DAYS} or more, or 0 to keep all)`);
+    throw new ConfigError(
+      `FLOATD_USAGE_RETENTION_DAYS: ${usageDays} days is too short on-prem: a signed usage report covers up to 366 days (use ${MIN_ONPREM_USAGE_RETENTION_DAYS} or more, or 0 to keep all)`,
+    );
   }
   return { auditDays, usageDays };
 }
@@ -208,19 +214,33 @@ function connections(i: ConfigInput): Config['connections'] {
   // unless set (the proxy is where the per-client limit belongs then).
   const behindProxy = i.trustProxy !== undefined && !['', 'false', '0'].includes(i.trustProxy.trim());
   const perAddressDefault = behindProxy ? '0' : String(DEFAULT_CONNECTIONS.perAddress);
-  const total = i.maxConnections === undefined || i.maxConnections.trim() === '' || i.maxConnections.trim() === 'auto' ? undefined : integer(i.maxConnections, 'FLOATD_MAX_CONNECTIONS', 16, 1_000_000);
+  const total =
+    i.maxConnections === undefined || i.maxConnections.trim() === '' || i.maxConnections.trim() === 'auto'
+      ? undefined
+      : integer(i.maxConnections, 'FLOATD_MAX_CONNECTIONS', 16, 1_000_000);
   return {
     perAddress: integer(i.maxConnectionsPerAddress ?? perAddressDefault, 'FLOATD_MAX_CONNECTIONS_PER_ADDRESS', 0, 1_000_000),
     total,
-    headersTimeoutMs: integer(i.headersTimeoutMs ?? String(DEFAULT_CONNECTIONS.headersTimeoutMs), 'FLOATD_HEADERS_TIMEOUT_MS', 500, 300_000),
-    unauthenticatedIdleMs: integer(i.idleUnauthenticatedMs ?? String(DEFAULT_CONNECTIONS.unauthenticatedIdleMs), 'FLOATD_IDLE_UNAUTHENTICATED_MS', 500, 300_000),
+    headersTimeoutMs: integer(
+      i.headersTimeoutMs ?? String(DEFAULT_CONNECTIONS.headersTimeoutMs),
+      'FLOATD_HEADERS_TIMEOUT_MS',
+      500,
+      300_000,
+    ),
+    unauthenticatedIdleMs: integer(
+      i.idleUnauthenticatedMs ?? String(DEFAULT_CONNECTIONS.unauthenticatedIdleMs),
+      'FLOATD_IDLE_UNAUTHENTICATED_MS',
+      500,
+      300_000,
+    ),
   };
 }
 
 function security(i: ConfigInput): SecurityConfig {
   const switchRaw = (i.rateLimit ?? 'on').trim().toLowerCase();
   const on = ['on', '1', 'true', 'yes'].includes(switchRaw);
-  if (!on && !['off', '0', 'false', 'no'].includes(switchRaw)) throw new ConfigError(`FLOATD_RATE_LIMIT: "${i.rateLimit}" must be on or off`);
+  if (!on && !['off', '0', 'false', 'no'].includes(switchRaw))
+    throw new ConfigError(`FLOATD_RATE_LIMIT: "${i.rateLimit}" must be on or off`);
   return {
     rateLimit: {
       enabled: on,
@@ -240,7 +260,8 @@ function rate(raw: string | undefined, name: string, fallback: RateLimit): RateL
   if (!m) throw new ConfigError(`${name}: "${raw}" is not <count>/<seconds>, e.g. 600/60`);
   const max = Number(m[1]);
   const perSeconds = Number(m[2]);
-  if (max < 1 || perSeconds < 1 || perSeconds > 86_400) throw new ConfigError(`${name}: "${raw}" needs a count of at least 1 and 1..86400 seconds`);
+  if (max < 1 || perSeconds < 1 || perSeconds > 86_400)
+    throw new ConfigError(`${name}: "${raw}" needs a count of at least 1 and 1..86400 seconds`);
   return { max, perSeconds };
 }
 
@@ -249,15 +270,22 @@ function trustProxy(raw: string | undefined): SecurityConfig['trustProxy'] {
   if (v === '' || v === 'false' || v === '0') return false;
   if (v === 'true') return true;
   if (/^\d{1,2}$/.test(v)) return Number(v);
-  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const a of list) {
-    if (!/^[0-9A-Fa-f.:]+(\/\d{1,3})?$/.test(a)) throw new ConfigError(`FLOATD_TRUST_PROXY: "${a}" is not an IP address or CIDR (or use true, or a hop count)`);
+    if (!/^[0-9A-Fa-f.:]+(\/\d{1,3})?$/.test(a))
+      throw new ConfigError(`FLOATD_TRUST_PROXY: "${a}" is not an IP address or CIDR (or use true, or a hop count)`);
   }
   return list;
 }
 
 function corsOrigins(raw: string | undefined): string[] {
-  const list = (raw ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
+  const list = (raw ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
   return list.map((origin) => {
     let url: URL;
     try {
@@ -266,7 +294,9 @@ function corsOrigins(raw: string | undefined): string[] {
       throw new ConfigError(`FLOATD_CORS_ORIGINS: "${origin}" is not an origin such as https://admin.example.com`);
     }
     if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin.replace(/\/$/, '')) {
-      throw new ConfigError(`FLOATD_CORS_ORIGINS: "${origin}" is not an origin such as https://admin.example.com (scheme, host and port only; no "*")`);
+      throw new ConfigError(
+        `FLOATD_CORS_ORIGINS: "${origin}" is not an origin such as https://admin.example.com (scheme, host and port only; no "*")`,
+      );
     }
     return url.origin;
   });
@@ -279,7 +309,12 @@ function integer(raw: string, name: string, min: number, max: number): number {
   return n;
 }
 
-function database(url: string | undefined, dataDir: string, encryptionKey: string | undefined, poolSize: string | undefined): Config['database'] {
+function database(
+  url: string | undefined,
+  dataDir: string,
+  encryptionKey: string | undefined,
+  poolSize: string | undefined,
+): Config['database'] {
   if (url === undefined || url.trim() === '') return { kind: 'sqlite', path: resolve(dataDir, 'floatd.db') };
   const m = /^(sqlite|file):(?:\/\/)?(.+)$/.exec(url.trim());
   if (m?.[2]) return { kind: 'sqlite', path: resolve(m[2]) };
@@ -315,7 +350,8 @@ function keyFrom(raw: string | undefined): Buffer {
     );
   }
   const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
-  if (key.length !== 32) throw new ConfigError('FLOATD_KEY_ENCRYPTION_KEY: must be 32 bytes, as base64 (44 characters) or hex (64 characters)');
+  if (key.length !== 32)
+    throw new ConfigError('FLOATD_KEY_ENCRYPTION_KEY: must be 32 bytes, as base64 (44 characters) or hex (64 characters)');
   return key;
 }
 

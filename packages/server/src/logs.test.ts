@@ -95,7 +95,11 @@ test('no admin token, license key or lease token appears in a debug log with req
     secrets.push(['lease token (checkout)', grant.body.token]);
     const hb = await client('POST', `/v1/client/leases/${grant.body.lease.id}/heartbeat`, { instanceId: 'i-1' });
     secrets.push(['lease token (heartbeat)', hb.body.token]);
-    const off = await client('POST', '/v1/client/offline-checkout', { fingerprint: 'fp-logs-0002', instanceId: 'i-2', durationSeconds: 600 });
+    const off = await client('POST', '/v1/client/offline-checkout', {
+      fingerprint: 'fp-logs-0002',
+      instanceId: 'i-2',
+      durationSeconds: 600,
+    });
     secrets.push(['offline lease token', off.body.token]);
     await client('GET', '/v1/client/license?fingerprint=fp-logs-0001');
     await client('POST', `/v1/client/leases/${grant.body.lease.id}/checkin`, { instanceId: 'i-1' });
@@ -107,7 +111,10 @@ test('no admin token, license key or lease token appears in a debug log with req
     const nearKey = lic.body.key.slice(0, -1) + (lic.body.key.endsWith('A') ? 'B' : 'A');
     secrets.push(['wrong admin token', nearToken], ['wrong license key', nearKey]);
     assert.equal((await call(`Bearer ${nearToken}`, 'GET', '/v1/admin/whoami')).status, 401);
-    assert.equal((await call(`License ${nearKey}`, 'POST', '/v1/client/checkout', { fingerprint: 'fp-logs-0003', instanceId: 'i' })).status, 401);
+    assert.equal(
+      (await call(`License ${nearKey}`, 'POST', '/v1/client/checkout', { fingerprint: 'fp-logs-0003', instanceId: 'i' })).status,
+      401,
+    );
     assert.equal((await call(`Bearer ${lic.body.key}`, 'GET', '/v1/admin/licenses')).status, 401);
     // revoking shows the token once more nowhere
     await admin('POST', `/v1/admin/tokens/${op.body.token?.id ?? op.body.id}/revoke`, {});

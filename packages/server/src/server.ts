@@ -65,7 +65,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // In a cluster every node decides on the database's time (its own clock corrected by its measured offset).
   const aligned = config.database.kind === 'postgres' ? new DatabaseAlignedClock(opts.clock ?? systemClock) : undefined;
   const clock: Clock = aligned ?? opts.clock ?? systemClock;
-  const logger = opts.logger === undefined ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] }) : opts.logger;
+  const logger =
+    opts.logger === undefined
+      ? pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.token', '*.secret'] })
+      : opts.logger;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
 
   let fence: ClockFence | undefined;
@@ -87,7 +90,11 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   // Silence is measured from this start: a lease that looks expired gets one TTL of grace (see SilenceWatch).
   const silence = new SilenceWatch(clock, (deltaMs, at) => {
     metrics.clockSteps.inc();
-    if (logger) logger.warn({ stepMs: Math.round(deltaMs), at: new Date(at).toISOString() }, 'the wall clock stepped: leases that look expired get one TTL of grace before they are reclaimed');
+    if (logger)
+      logger.warn(
+        { stepMs: Math.round(deltaMs), at: new Date(at).toISOString() },
+        'the wall clock stepped: leases that look expired get one TTL of grace before they are reclaimed',
+      );
   });
   const stepTimer = setInterval(() => silence.check(), 1000);
   stepTimer.unref();
@@ -132,12 +139,23 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     const trustedRecord = await store.getKv(TRUSTED_TIME_KV);
     let sealedMarker = false;
     try {
-      sealedMarker = trustedRecord ? (JSON.parse(trustedRecord.value) as { payload?: { sealed?: unknown } }).payload?.sealed === true : false;
+      sealedMarker = trustedRecord
+        ? (JSON.parse(trustedRecord.value) as { payload?: { sealed?: unknown } }).payload?.sealed === true
+        : false;
     } catch {
       /* a broken record: the clock guard finds it */
     }
-    seal = new SealedState(opened.store, clock, metrics, { signer: identity.signer, publicKey: publicKeyFrom(identity.publicKey), dataDir: config.dataDir, logger });
-    await seal.start({ firstStart: identity.created === true, legacyUpgrade: trustedRecord !== undefined && !sealedMarker, trustedTimeMissing: trustedRecord === undefined });
+    seal = new SealedState(opened.store, clock, metrics, {
+      signer: identity.signer,
+      publicKey: publicKeyFrom(identity.publicKey),
+      dataDir: config.dataDir,
+      logger,
+    });
+    await seal.start({
+      firstStart: identity.created === true,
+      legacyUpgrade: trustedRecord !== undefined && !sealedMarker,
+      trustedTimeMissing: trustedRecord === undefined,
+    });
     floor = Math.max(seal.state()?.trustedTime ?? 0, await store.newestRecordedTime({ leases: true }));
   } else {
     floor = await store.newestRecordedTime({ leases: false });
@@ -205,7 +223,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   if (logger) {
     const limits = { fdLimit: fdLimit ?? 'unknown', maxConnections: totalCap, maxConnectionsPerAddress: config.connections.perAddress };
     if (fdLimit !== undefined && fdLimit < FD_LIMIT_LOW) {
-      logger.warn(limits, `the open-file limit is low (${fdLimit}): at most ${totalCap} connections; raise it (systemd LimitNOFILE=65536, docker --ulimit nofile=65536:65536)`);
+      logger.warn(
+        limits,
+        `the open-file limit is low (${fdLimit}): at most ${totalCap} connections; raise it (systemd LimitNOFILE=65536, docker --ulimit nofile=65536:65536)`,
+      );
     } else logger.info(limits, 'connection limits');
   }
   await app.listen({ host: config.host, port: config.port });
@@ -220,9 +241,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  const reclaimer = opts.reclaimer === false ? undefined : startReclaimer(reclaim, config.reclaimIntervalSeconds, (err) => logger && logger.error({ err }, 'reclaimer sweep failed'), leadership);
+  const reclaimer =
+    opts.reclaimer === false
+      ? undefined
+      : startReclaimer(
+          reclaim,
+          config.reclaimIntervalSeconds,
+          (err) => logger && logger.error({ err }, 'reclaimer sweep failed'),
+          leadership,
+        );
   const retention =
-    opts.reclaimer === false ? undefined : startRetention(store, clock, config.retention, (err) => logger && logger.error({ err }, 'retention pruning failed'), leadership);
+    opts.reclaimer === false
+      ? undefined
+      : startRetention(store, clock, config.retention, (err) => logger && logger.error({ err }, 'retention pruning failed'), leadership);
 
   // Saves the trusted time and picks up a renewed license file (disk, or loaded on another node).
   let stateTick: Promise<void> = Promise.resolve();
@@ -262,7 +293,9 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         await app.close();
         await renewals?.close();
         await clockGuard.tick().catch((err: unknown) => logger && logger.error({ err }, 'could not save the trusted time at shutdown'));
-        await seal?.tick(clockGuard.state().trustedTime).catch((err: unknown) => logger && logger.error({ err }, 'could not seal the state at shutdown'));
+        await seal
+          ?.tick(clockGuard.state().trustedTime)
+          .catch((err: unknown) => logger && logger.error({ err }, 'could not seal the state at shutdown'));
         await store.close();
       })();
       return closing;

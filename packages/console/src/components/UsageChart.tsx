@@ -83,60 +83,67 @@ export function UsageChart({
   return (
     <figure className="chart">
       <div ref={box} className="chart-box">
-      <svg viewBox={`0 0 ${W} ${H}`} width={W} height={H} role="img" aria-labelledby={`${id}-t ${id}-d`}>
-        <title id={`${id}-t`}>{title}</title>
-        <desc id={`${id}-d`}>{summary}</desc>
-        {ticks.map((v) => (
-          <g key={v} className="chart-grid">
-            <line x1={M.left} x2={W - M.right} y1={y(v)} y2={y(v)} />
-            <text x={M.left - 6} y={y(v)} dy="0.32em" textAnchor="end">
-              {v}
-            </text>
-          </g>
-        ))}
-        <g className="chart-bars">
-          {buckets.map((b, i) => (
-            <rect
-              key={i}
-              x={barX(i)}
-              width={Math.max(0.5, barW)}
-              y={y(b.peakSeats)}
-              height={Math.max(0, y(0) - y(b.peakSeats))}
-              className={b.peakSeats >= seats && seats > 0 ? 'bar-full' : undefined}
-            >
-              <title>{`${label(b.start)}: peak ${b.peakSeats} of ${seats} seats, ${b.checkouts} checkouts, ${b.denials} denials`}</title>
-            </rect>
+        <svg viewBox={`0 0 ${W} ${H}`} width={W} height={H} role="img" aria-labelledby={`${id}-t ${id}-d`}>
+          <title id={`${id}-t`}>{title}</title>
+          <desc id={`${id}-d`}>{summary}</desc>
+          {ticks.map((v) => (
+            <g key={v} className="chart-grid">
+              <line x1={M.left} x2={W - M.right} y1={y(v)} y2={y(v)} />
+              <text x={M.left - 6} y={y(v)} dy="0.32em" textAnchor="end">
+                {v}
+              </text>
+            </g>
           ))}
-        </g>
-        <g className="chart-denials">
-          <text x={M.left - 6} y={denialTop + DENIAL_H / 2} dy="0.32em" textAnchor="end" className="chart-den-label">
-            ✕
-          </text>
-          {buckets.map((b, i) =>
-            b.denials > 0 ? (
-              <rect key={i} x={barX(i)} width={Math.max(1, barW)} y={denialTop} height={DENIAL_H} opacity={0.35 + 0.65 * (b.denials / maxDen)}>
-                <title>{`${label(b.start)}: ${b.denials} denied`}</title>
+          <g className="chart-bars">
+            {buckets.map((b, i) => (
+              <rect
+                key={i}
+                x={barX(i)}
+                width={Math.max(0.5, barW)}
+                y={y(b.peakSeats)}
+                height={Math.max(0, y(0) - y(b.peakSeats))}
+                className={b.peakSeats >= seats && seats > 0 ? 'bar-full' : undefined}
+              >
+                <title>{`${label(b.start)}: peak ${b.peakSeats} of ${seats} seats, ${b.checkouts} checkouts, ${b.denials} denials`}</title>
               </rect>
-            ) : null,
-          )}
-        </g>
-        <line className="chart-axis" x1={M.left} x2={W - M.right} y1={y(0)} y2={y(0)} />
-        {seats > 0 && (
-          <g className="chart-capacity">
-            <line x1={M.left} x2={W - M.right} y1={y(seats)} y2={y(seats)} />
-            <text x={M.left + 4} y={y(seats) - 5} textAnchor="start">
-              {seats} seats
-            </text>
+            ))}
           </g>
-        )}
-        <g className="chart-xlabels">
-          {xLabels.map(({ i, cx }) => (
-            <text key={i} x={cx} y={H - 14} textAnchor="middle">
-              {label((buckets[i] as Bucket).start)}
+          <g className="chart-denials">
+            <text x={M.left - 6} y={denialTop + DENIAL_H / 2} dy="0.32em" textAnchor="end" className="chart-den-label">
+              ✕
             </text>
-          ))}
-        </g>
-      </svg>
+            {buckets.map((b, i) =>
+              b.denials > 0 ? (
+                <rect
+                  key={i}
+                  x={barX(i)}
+                  width={Math.max(1, barW)}
+                  y={denialTop}
+                  height={DENIAL_H}
+                  opacity={0.35 + 0.65 * (b.denials / maxDen)}
+                >
+                  <title>{`${label(b.start)}: ${b.denials} denied`}</title>
+                </rect>
+              ) : null,
+            )}
+          </g>
+          <line className="chart-axis" x1={M.left} x2={W - M.right} y1={y(0)} y2={y(0)} />
+          {seats > 0 && (
+            <g className="chart-capacity">
+              <line x1={M.left} x2={W - M.right} y1={y(seats)} y2={y(seats)} />
+              <text x={M.left + 4} y={y(seats) - 5} textAnchor="start">
+                {seats} seats
+              </text>
+            </g>
+          )}
+          <g className="chart-xlabels">
+            {xLabels.map(({ i, cx }) => (
+              <text key={i} x={cx} y={H - 14} textAnchor="middle">
+                {label((buckets[i] as Bucket).start)}
+              </text>
+            ))}
+          </g>
+        </svg>
       </div>
       <figcaption className="legend">
         <span>

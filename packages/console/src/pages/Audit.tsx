@@ -42,26 +42,43 @@ export function Audit() {
     setCursor(first.data?.nextCursor ?? null);
   }, [first.data]);
   // New events appear on their own while only the first page is shown.
-  useLiveRefetch(() => {
-    if (more.length === 0) first.reload();
-  }, () => true, 800);
+  useLiveRefetch(
+    () => {
+      if (more.length === 0) first.reload();
+    },
+    () => true,
+    800,
+  );
 
   const events = [...(first.data?.items ?? []), ...more];
   // Hostnames of the devices on screen: one device list per key shown (kept across pages and reloads).
   // (only keys that still exist: a deleted key's devices are gone with it, and its rows keep the ids)
   const existing = new Set((keys.data ?? []).map((l) => l.id));
-  const licenseIds = [...new Set(events.filter((e) => e.deviceId && e.licenseId && existing.has(e.licenseId) && !devices.has(e.deviceId)).map((e) => e.licenseId!))].slice(0, 20);
+  const licenseIds = [
+    ...new Set(
+      events.filter((e) => e.deviceId && e.licenseId && existing.has(e.licenseId) && !devices.has(e.deviceId)).map((e) => e.licenseId!),
+    ),
+  ].slice(0, 20);
   const licenseIdsKey = licenseIds.join(',');
   useEffect(() => {
     if (!licenseIdsKey) return;
     let stop = false;
-    void Promise.all(licenseIdsKey.split(',').map((id) => api.devices(id).then((r) => r.items, () => []))).then((lists) => {
+    void Promise.all(
+      licenseIdsKey.split(',').map((id) =>
+        api.devices(id).then(
+          (r) => r.items,
+          () => [],
+        ),
+      ),
+    ).then((lists) => {
       if (stop) return;
       setDevices((old) => {
         const next = new Map(old);
-        for (const d of lists.flat()) next.set(d.id, d.hostname ? (d.user ? `${d.hostname} (${d.user})` : d.hostname) : `${d.fingerprint.slice(0, 12)}…`);
+        for (const d of lists.flat())
+          next.set(d.id, d.hostname ? (d.user ? `${d.hostname} (${d.user})` : d.hostname) : `${d.fingerprint.slice(0, 12)}…`);
         // ids whose key was deleted: remember them as unknown, so they are not asked for again
-        for (const e of events) if (e.deviceId && !next.has(e.deviceId) && e.licenseId && licenseIdsKey.includes(e.licenseId)) next.set(e.deviceId, '');
+        for (const e of events)
+          if (e.deviceId && !next.has(e.deviceId) && e.licenseId && licenseIdsKey.includes(e.licenseId)) next.set(e.deviceId, '');
         return next;
       });
     });
@@ -117,7 +134,20 @@ export function Audit() {
         e.leaseId,
         Object.keys(e.data).length ? e.data : null,
       ]);
-      const header = ['time_utc', 'event', 'reason', 'actor', 'actor_name', 'key', 'customer', 'license_id', 'device', 'device_id', 'lease_id', 'details'];
+      const header = [
+        'time_utc',
+        'event',
+        'reason',
+        'actor',
+        'actor_name',
+        'key',
+        'customer',
+        'license_id',
+        'device',
+        'device_id',
+        'lease_id',
+        'details',
+      ];
       downloadText(`floatd-audit-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}.csv`, toCsv(header, rows));
     } catch (e) {
       setExportError(e);
@@ -132,12 +162,18 @@ export function Audit() {
     <>
       <PageTitle>Audit log</PageTitle>
       <p className="lead">Every change, newest first: who did what to which license, device and seat.</p>
-      <FilterForm filters={filters} keys={keys.data?.map((l) => ({ id: l.id, key: l.key, customer: customerOf(l.metadata) })) ?? []} tokens={tokens.data ?? []} />
+      <FilterForm
+        filters={filters}
+        keys={keys.data?.map((l) => ({ id: l.id, key: l.key, customer: customerOf(l.metadata) })) ?? []}
+        tokens={tokens.data ?? []}
+      />
       <div className="audit-tools">
         <button type="button" className="btn" onClick={() => void exportCsv()} disabled={exporting || events.length === 0}>
           {exporting ? 'Exporting…' : 'Export CSV'}
         </button>
-        <span className="muted small">Every event matching the filters (up to {(EXPORT_MAX_PAGES * 500).toLocaleString()}), times in UTC.</span>
+        <span className="muted small">
+          Every event matching the filters (up to {(EXPORT_MAX_PAGES * 500).toLocaleString()}), times in UTC.
+        </span>
       </div>
       <ErrorBox error={exportError} title="The export failed" />
       <ErrorBox error={first.error} title="The audit log could not be read" />
@@ -241,7 +277,9 @@ function actorName(actor: string, names: Names): string {
 const clean = (f: Record<string, string>) => Object.fromEntries(Object.entries(f).filter(([, v]) => v));
 
 function Details({ event }: { event: AuditEvent }) {
-  const entries = Object.entries(event.data).filter(([k, v]) => v !== null && v !== undefined && v !== '' && !(k === 'fingerprint' && event.deviceId));
+  const entries = Object.entries(event.data).filter(
+    ([k, v]) => v !== null && v !== undefined && v !== '' && !(k === 'fingerprint' && event.deviceId),
+  );
   if (event.leaseId) entries.unshift(['lease', event.leaseId]);
   if (entries.length === 0) return <span className="muted">—</span>;
   return (
@@ -255,7 +293,15 @@ function Details({ event }: { event: AuditEvent }) {
   );
 }
 
-function FilterForm({ filters, keys, tokens }: { filters: Filters; keys: { id: string; key: string; customer: string | null }[]; tokens: AdminTokenInfo[] }) {
+function FilterForm({
+  filters,
+  keys,
+  tokens,
+}: {
+  filters: Filters;
+  keys: { id: string; key: string; customer: string | null }[];
+  tokens: AdminTokenInfo[];
+}) {
   const [f, setF] = useState<Filters>(() => ({ ...filters, from: isoToLocalInput(filters.from), to: isoToLocalInput(filters.to) }));
   const filtersKey = JSON.stringify(filters);
   useEffect(() => setF({ ...filters, from: isoToLocalInput(filters.from), to: isoToLocalInput(filters.to) }), [filtersKey]); // eslint-disable-line react-hooks/exhaustive-deps
@@ -289,7 +335,17 @@ function FilterForm({ filters, keys, tokens }: { filters: Filters; keys: { id: s
         )}
       </Field>
       <Field label="Device id" hint="Or pick a device in the table">
-        {(p) => <input {...p} name="deviceId" value={f.deviceId ?? ''} placeholder="dev_…" onChange={(e) => set('deviceId', e.target.value)} autoComplete="off" spellCheck={false} />}
+        {(p) => (
+          <input
+            {...p}
+            name="deviceId"
+            value={f.deviceId ?? ''}
+            placeholder="dev_…"
+            onChange={(e) => set('deviceId', e.target.value)}
+            autoComplete="off"
+            spellCheck={false}
+          />
+        )}
       </Field>
       <Field label="Actor">
         {(p) => (
@@ -302,7 +358,9 @@ function FilterForm({ filters, keys, tokens }: { filters: Filters; keys: { id: s
                 {t.name} (admin token)
               </option>
             ))}
-            {f.actor && !['client', 'reclaimer'].includes(f.actor) && !tokens.some((t) => `admin:${t.id}` === f.actor) && <option value={f.actor}>{f.actor}</option>}
+            {f.actor && !['client', 'reclaimer'].includes(f.actor) && !tokens.some((t) => `admin:${t.id}` === f.actor) && (
+              <option value={f.actor}>{f.actor}</option>
+            )}
           </select>
         )}
       </Field>

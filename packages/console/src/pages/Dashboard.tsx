@@ -133,10 +133,7 @@ function Stat({ label, value, tone }: { label: string; value: string; tone?: 'ba
 function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCount: number }) {
   return (
     <EmptyState title="No licenses yet">
-      <p>
-        floatd shares a pool of seats on each license among many users. Once a license exists, this page shows its seats in
-        use, live.
-      </p>
+      <p>floatd shares a pool of seats on each license among many users. Once a license exists, this page shows its seats in use, live.</p>
       <ol className="steps">
         <li className={productCount > 0 ? 'done' : undefined}>
           <strong>Create a product</strong> — the application you sell.{' '}
@@ -146,8 +143,8 @@ function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCoun
           <strong>Create a license</strong> for a customer, with the number of seats they bought.
         </li>
         <li>
-          <strong>Give the key to the customer.</strong> Their application checks a seat out at start (
-          <code>POST /v1/client/checkout</code>) and checks it in at exit.
+          <strong>Give the key to the customer.</strong> Their application checks a seat out at start (<code>POST /v1/client/checkout</code>
+          ) and checks it in at exit.
         </li>
       </ol>
       {isAdmin ? (
@@ -172,6 +169,9 @@ function FreshInstall({ isAdmin, productCount }: { isAdmin: boolean; productCoun
 /** When a license stops working: a subscription's end, a trial's end once started, or never. */
 export function expiry(l: DashboardRow['license']): string {
   if (l.expiresAt) return fmtDate(new Date(l.expiresAt));
-  if (l.model === 'trial') return l.trialStartedAt && l.trialDays ? fmtDate(new Date(Date.parse(l.trialStartedAt) + l.trialDays * 86_400_000)) : `${l.trialDays ?? '?'} d after first use`;
+  if (l.model === 'trial')
+    return l.trialStartedAt && l.trialDays
+      ? fmtDate(new Date(Date.parse(l.trialStartedAt) + l.trialDays * 86_400_000))
+      : `${l.trialDays ?? '?'} d after first use`;
   return 'never';
 }

@@ -140,7 +140,8 @@ export function LicenseDetail({ licenseId }: { licenseId: string }) {
         <h2 id="policy-h">Policy</h2>
         <PolicyList license={l} productName={data.productName} />
         <p className="links">
-          <Link to={`/usage?licenseId=${l.id}`}>Usage over time</Link> · <Link to={`/audit?licenseId=${l.id}`}>Audit log of this license</Link>
+          <Link to={`/usage?licenseId=${l.id}`}>Usage over time</Link> ·{' '}
+          <Link to={`/audit?licenseId=${l.id}`}>Audit log of this license</Link>
         </p>
       </section>
 
@@ -180,7 +181,12 @@ export function LicenseDetail({ licenseId }: { licenseId: string }) {
         <p>
           <code>{l.key}</code> is removed for good: applications using it can no longer check out a seat. Its audit history stays.
         </p>
-        {seatsHeld && <p>{plural(l.seatsUsed, 'seat is', 'seats are')} held right now. Deleting releases them: their users lose the license at their next heartbeat.</p>}
+        {seatsHeld && (
+          <p>
+            {plural(l.seatsUsed, 'seat is', 'seats are')} held right now. Deleting releases them: their users lose the license at their next
+            heartbeat.
+          </p>
+        )}
         <ErrorBox error={deleteError} />
       </ConfirmDialog>
     </>
@@ -223,7 +229,17 @@ function PolicyList({ license: l, productName }: { license: License; productName
 
 type ReleaseState = { lease: Lease; stage: 'confirm' | 'offline'; error: unknown; offlineExpiresAt: string | null };
 
-function Seats({ license, leases, canRelease, onChanged }: { license: License; leases: Lease[]; canRelease: boolean; onChanged: () => void }) {
+function Seats({
+  license,
+  leases,
+  canRelease,
+  onChanged,
+}: {
+  license: License;
+  leases: Lease[];
+  canRelease: boolean;
+  onChanged: () => void;
+}) {
   const [release, setRelease] = useState<ReleaseState | null>(null);
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState<string | null>(null);
@@ -358,7 +374,11 @@ function Seats({ license, leases, canRelease, onChanged }: { license: License; l
       )}
       <ConfirmDialog
         open={release !== null}
-        title={release?.stage === 'offline' ? 'This seat is checked out for offline use' : `Release the seat held by ${release ? who(release.lease) : ''}?`}
+        title={
+          release?.stage === 'offline'
+            ? 'This seat is checked out for offline use'
+            : `Release the seat held by ${release ? who(release.lease) : ''}?`
+        }
         confirmLabel={release?.stage === 'offline' ? 'Force release' : 'Release seat'}
         danger
         busy={busy}
@@ -372,8 +392,8 @@ function Seats({ license, leases, canRelease, onChanged }: { license: License; l
             </div>
             <p>
               <strong>{who(release.lease)}</strong> borrowed this seat until <strong>{fmtTime(release.offlineExpiresAt)}</strong>. Its user
-              may be working away from the network and relies on it. A forced release frees the seat now; their application learns it
-              only when it is back online. The override is recorded in the audit log.
+              may be working away from the network and relies on it. A forced release frees the seat now; their application learns it only
+              when it is back online. The override is recorded in the audit log.
             </p>
           </>
         ) : (

@@ -43,8 +43,8 @@ function OnPrem({ data, isAdmin, onLoaded }: { data: Entitlements; isAdmin: bool
   return (
     <>
       <p className="lead">
-        This on-premise server takes its products, licenses and seats from a license file signed by the vendor. Editing the database
-        grants nothing: to change seats or dates, load a new file from the vendor.
+        This on-premise server takes its products, licenses and seats from a license file signed by the vendor. Editing the database grants
+        nothing: to change seats or dates, load a new file from the vendor.
       </p>
       {!f ? (
         <p className="alert alert-warn" role="status">
@@ -144,7 +144,9 @@ function LoadFile({ onLoaded }: { onLoaded: () => void }) {
       }
       // Any JSON goes: the server verifies the signature and says what is wrong (ENTITLEMENT_INVALID).
       const r = await api.loadLicenseFile(doc as Record<string, unknown>);
-      setResult(r.unchanged ? `Serial ${r.loaded.serial} is already in force: nothing changed.` : `License file serial ${r.loaded.serial} loaded.`);
+      setResult(
+        r.unchanged ? `Serial ${r.loaded.serial} is already in force: nothing changed.` : `License file serial ${r.loaded.serial} loaded.`,
+      );
       onLoaded();
     } catch (e) {
       setError(e);

@@ -147,7 +147,11 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
     try {
       body = toBody(form);
     } catch {
-      setError(new ApiError(0, 'INVALID_JSON', 'Metadata must be a JSON object, for example {"customer": "ACME"}.', undefined, { field: 'body/metadata' }));
+      setError(
+        new ApiError(0, 'INVALID_JSON', 'Metadata must be a JSON object, for example {"customer": "ACME"}.', undefined, {
+          field: 'body/metadata',
+        }),
+      );
       return;
     }
     setBusy(true);
@@ -248,7 +252,16 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
               </Field>
             )}
             <Field label="Seats" error={fieldError('seats')} hint="How many users may run the application at once (1–1,000,000).">
-              {(p) => <input {...p} name="seats" type="number" inputMode="numeric" value={form.seats} onChange={(e) => set('seats', e.target.value)} />}
+              {(p) => (
+                <input
+                  {...p}
+                  name="seats"
+                  type="number"
+                  inputMode="numeric"
+                  value={form.seats}
+                  onChange={(e) => set('seats', e.target.value)}
+                />
+              )}
             </Field>
           </div>
           <div className="grid">
@@ -263,7 +276,11 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
               ]}
               error={fieldError('counting')}
             />
-            <Field label="Max instances per device" error={fieldError('maxInstancesPerDevice')} hint="Running copies allowed on one computer (1–10,000).">
+            <Field
+              label="Max instances per device"
+              error={fieldError('maxInstancesPerDevice')}
+              hint="Running copies allowed on one computer (1–10,000)."
+            >
               {(p) => (
                 <input
                   {...p}
@@ -294,12 +311,29 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
           />
           {form.model === 'subscription' && (
             <Field label="Subscription ends at (your local time)" error={fieldError('expiresAt')}>
-              {(p) => <input {...p} name="expiresAt" type="datetime-local" value={form.expiresAt} onChange={(e) => set('expiresAt', e.target.value)} />}
+              {(p) => (
+                <input
+                  {...p}
+                  name="expiresAt"
+                  type="datetime-local"
+                  value={form.expiresAt}
+                  onChange={(e) => set('expiresAt', e.target.value)}
+                />
+              )}
             </Field>
           )}
           {form.model === 'trial' && (
             <Field label="Trial length in days" error={fieldError('trialDays')} hint="1–3650, counted from the first checkout.">
-              {(p) => <input {...p} name="trialDays" type="number" inputMode="numeric" value={form.trialDays} onChange={(e) => set('trialDays', e.target.value)} />}
+              {(p) => (
+                <input
+                  {...p}
+                  name="trialDays"
+                  type="number"
+                  inputMode="numeric"
+                  value={form.trialDays}
+                  onChange={(e) => set('trialDays', e.target.value)}
+                />
+              )}
             </Field>
           )}
         </fieldset>
@@ -360,7 +394,9 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
             <Field
               label="Longest offline checkout (seconds)"
               error={fieldError('maxOfflineSeconds')}
-              hint={Number(form.maxOfflineSeconds) > 0 ? `Up to ${fmtDuration(Number(form.maxOfflineSeconds))}.` : '0 forbids offline checkout.'}
+              hint={
+                Number(form.maxOfflineSeconds) > 0 ? `Up to ${fmtDuration(Number(form.maxOfflineSeconds))}.` : '0 forbids offline checkout.'
+              }
             >
               {(p) => (
                 <input
@@ -375,7 +411,14 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
             </Field>
             <Field label="Max seats offline at once" error={fieldError('maxOfflineSeats')} hint="Empty: no cap below the seat count.">
               {(p) => (
-                <input {...p} name="maxOfflineSeats" type="number" inputMode="numeric" value={form.maxOfflineSeats} onChange={(e) => set('maxOfflineSeats', e.target.value)} />
+                <input
+                  {...p}
+                  name="maxOfflineSeats"
+                  type="number"
+                  inputMode="numeric"
+                  value={form.maxOfflineSeats}
+                  onChange={(e) => set('maxOfflineSeats', e.target.value)}
+                />
               )}
             </Field>
           </div>
@@ -383,8 +426,21 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
 
         <fieldset>
           <legend>Metadata</legend>
-          <Field label="Metadata (JSON object)" error={fieldError('metadata')} hint='Free-form, for example {"customer": "ACME", "order": "PO-1234"}.'>
-            {(p) => <textarea {...p} name="metadata" rows={3} value={form.metadata} onChange={(e) => set('metadata', e.target.value)} spellCheck={false} />}
+          <Field
+            label="Metadata (JSON object)"
+            error={fieldError('metadata')}
+            hint='Free-form, for example {"customer": "ACME", "order": "PO-1234"}.'
+          >
+            {(p) => (
+              <textarea
+                {...p}
+                name="metadata"
+                rows={3}
+                value={form.metadata}
+                onChange={(e) => set('metadata', e.target.value)}
+                spellCheck={false}
+              />
+            )}
           </Field>
         </fieldset>
 

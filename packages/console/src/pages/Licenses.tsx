@@ -178,13 +178,23 @@ export function Licenses() {
           )}
           {pages > 1 && (
             <nav className="pager" aria-label="Pages">
-              <button type="button" className="btn btn-small" disabled={current <= 1} onClick={() => setQuery({ page: String(current - 1) })}>
+              <button
+                type="button"
+                className="btn btn-small"
+                disabled={current <= 1}
+                onClick={() => setQuery({ page: String(current - 1) })}
+              >
                 ← Previous
               </button>
               <span>
                 Page {current} of {pages}
               </span>
-              <button type="button" className="btn btn-small" disabled={current >= pages} onClick={() => setQuery({ page: String(current + 1) })}>
+              <button
+                type="button"
+                className="btn btn-small"
+                disabled={current >= pages}
+                onClick={() => setQuery({ page: String(current + 1) })}
+              >
                 Next →
               </button>
             </nav>

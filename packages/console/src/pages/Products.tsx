@@ -35,8 +35,7 @@ export function Products() {
       )}
       {created && (
         <p className="alert alert-ok" role="status">
-          Product <strong>{created.name}</strong> created.{' '}
-          <Link to={`/licenses/new?productId=${created.id}`}>Create a license for it</Link>
+          Product <strong>{created.name}</strong> created. <Link to={`/licenses/new?productId=${created.id}`}>Create a license for it</Link>
         </p>
       )}
       <ErrorBox error={error} />
@@ -187,9 +186,7 @@ function ProductRow({
       <td data-label="Id">
         <code>{product.id}</code>
       </td>
-      <td data-label="Licenses">
-        {keys > 0 ? <Link to={`/licenses?productId=${product.id}`}>{plural(keys, 'license')}</Link> : 'none'}
-      </td>
+      <td data-label="Licenses">{keys > 0 ? <Link to={`/licenses?productId=${product.id}`}>{plural(keys, 'license')}</Link> : 'none'}</td>
       <td data-label="Created">{fmtTime(product.createdAt)}</td>
       {isAdmin && (
         <td data-label="Actions" className="row-actions">

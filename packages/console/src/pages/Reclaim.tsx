@@ -36,7 +36,8 @@ export function Reclaim() {
       await Promise.all(
         ids.map(async (id) => {
           try {
-            for (const d of (await api.devices(id)).items) if (d.hostname) hostnames.set(d.id, vis(d.user ? `${d.hostname} (${d.user})` : d.hostname));
+            for (const d of (await api.devices(id)).items)
+              if (d.hostname) hostnames.set(d.id, vis(d.user ? `${d.hostname} (${d.user})` : d.hostname));
           } catch {
             // a key deleted meanwhile: show ids only
           }
@@ -86,9 +87,7 @@ export function Reclaim() {
           <div className="report" role="status" aria-live="polite">
             <p>
               <strong>
-                {report.freed.length === 0
-                  ? 'Nothing to free: every held seat is alive.'
-                  : `Freed ${plural(report.freed.length, 'seat')}.`}
+                {report.freed.length === 0 ? 'Nothing to free: every held seat is alive.' : `Freed ${plural(report.freed.length, 'seat')}.`}
               </strong>{' '}
               {plural(report.instancesDropped, 'dead instance')} dropped. Ran at {fmtTime(report.ranAt)}.
             </p>
@@ -162,17 +161,24 @@ export function Reclaim() {
           <div className="filters" role="search">
             <div className="field">
               <label htmlFor="ttl-filter">Find a license</label>
-              <input id="ttl-filter" type="search" value={ttlFilter} onChange={(e) => setTtlFilter(e.target.value)} placeholder="key, product or customer" autoComplete="off" />
+              <input
+                id="ttl-filter"
+                type="search"
+                value={ttlFilter}
+                onChange={(e) => setTtlFilter(e.target.value)}
+                placeholder="key, product or customer"
+                autoComplete="off"
+              />
             </div>
             <p className="muted small" role="status" aria-live="polite">
-              {ttlRows.length === data.licenses.length ? plural(ttlRows.length, 'license') : `${plural(ttlRows.length, 'license')} match, of ${data.licenses.length}`}
+              {ttlRows.length === data.licenses.length
+                ? plural(ttlRows.length, 'license')
+                : `${plural(ttlRows.length, 'license')} match, of ${data.licenses.length}`}
             </p>
           </div>
         )}
         {data.licenses.length === 0 ? (
-          <p className="empty-inline">
-            No licenses yet. {isAdmin && <Link to="/licenses/new">Create one.</Link>}
-          </p>
+          <p className="empty-inline">No licenses yet. {isAdmin && <Link to="/licenses/new">Create one.</Link>}</p>
         ) : (
           <div className="table-wrap">
             <table className="table table-cards">

@@ -77,7 +77,9 @@ export function signInRefusal(err: unknown): unknown {
   if (!(err instanceof ApiError)) return err;
   const say = (message: string) => new ApiError(err.status, err.code, message, err.requestId, err.details);
   if (err.status === 401) {
-    return say('This token is not accepted: it is mistyped, incomplete or revoked. Paste the whole token (it starts with fdt_), as printed at the first start or given to you by an administrator.');
+    return say(
+      'This token is not accepted: it is mistyped, incomplete or revoked. Paste the whole token (it starts with fdt_), as printed at the first start or given to you by an administrator.',
+    );
   }
   if (err.status === 429) return say('Too many refused sign-ins from this address. Wait a minute, then try again.');
   return err;

@@ -80,7 +80,7 @@ export function Tokens() {
                     </span>
                   </th>
                   <td data-label="Role">
-                    <span className={`badge ${t.role === "admin" ? "badge-warn" : "badge-type"}`}>{t.role}</span>
+                    <span className={`badge ${t.role === 'admin' ? 'badge-warn' : 'badge-type'}`}>{t.role}</span>
                   </td>
                   <td data-label="Created">{fmtTime(t.createdAt)}</td>
                   <td data-label="Last used">{t.lastUsedAt ? fmtTime(t.lastUsedAt) : 'never'}</td>
@@ -162,7 +162,10 @@ function CreateToken({ onCreated }: { onCreated: (t: CreatedToken) => void }) {
       <Field label="Token name" hint="Who or what uses it, e.g. build server, Alice">
         {(p) => <input {...p} value={name} onChange={(e) => setName(e.target.value)} maxLength={100} autoComplete="off" />}
       </Field>
-      <Field label="Role" hint="viewer: reads everything but tokens; operator: also releases seats and runs reclamation; admin: also licenses, products and tokens">
+      <Field
+        label="Role"
+        hint="viewer: reads everything but tokens; operator: also releases seats and runs reclamation; admin: also licenses, products and tokens"
+      >
         {(p) => (
           <select {...p} value={role} onChange={(e) => setRole(e.target.value as Role)}>
             {ROLES.map(([r, label]) => (

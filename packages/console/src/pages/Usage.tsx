@@ -33,14 +33,22 @@ export function toDays(items: UsageHour[]): Bucket[] {
   return [...days.values()];
 }
 
-const toHours = (items: UsageHour[]): Bucket[] => items.map((h) => ({ start: new Date(h.hour), peakSeats: h.peakSeats, seatsAtEnd: h.seatsAtEnd, checkouts: h.checkouts, denials: h.denials }));
+const toHours = (items: UsageHour[]): Bucket[] =>
+  items.map((h) => ({
+    start: new Date(h.hour),
+    peakSeats: h.peakSeats,
+    seatsAtEnd: h.seatsAtEnd,
+    checkouts: h.checkouts,
+    denials: h.denials,
+  }));
 
 export function UsagePage() {
   useTitle('Usage');
   const { query } = useLocation();
   const rangeKey = RANGES.some((r) => r[0] === query.get('range')) ? (query.get('range') as string) : DEFAULT_USAGE_RANGE;
   const days = RANGES.find((r) => r[0] === rangeKey)?.[2] ?? 7;
-  const view: 'hour' | 'day' = query.get('view') === 'hour' || query.get('view') === 'day' ? (query.get('view') as 'hour' | 'day') : days <= 1 ? 'hour' : 'day';
+  const view: 'hour' | 'day' =
+    query.get('view') === 'hour' || query.get('view') === 'day' ? (query.get('view') as 'hour' | 'day') : days <= 1 ? 'hour' : 'day';
 
   const keys = useLoad(async () => {
     const [licenses, products] = await Promise.all([api.licenses(), api.products()]);
@@ -50,15 +58,12 @@ export function UsagePage() {
   const licenseId = query.get('licenseId') ?? keys.data?.[0]?.license.id ?? '';
   const selected = keys.data?.find((k) => k.license.id === licenseId);
 
-  const usage = useLoad(
-    async () => {
-      if (!licenseId) return null;
-      const to = new Date();
-      const from = new Date(to.getTime() - days * 86_400_000);
-      return { ...(await api.usage(licenseId, from.toISOString(), to.toISOString())), from, to };
-    },
-    [licenseId, days],
-  );
+  const usage = useLoad(async () => {
+    if (!licenseId) return null;
+    const to = new Date();
+    const from = new Date(to.getTime() - days * 86_400_000);
+    return { ...(await api.usage(licenseId, from.toISOString(), to.toISOString())), from, to };
+  }, [licenseId, days]);
   useLiveRefetch(usage.reload, (e) => e.licenseId === licenseId, 1000);
 
   const setQuery = (patch: Record<string, string>) => {
@@ -67,7 +72,10 @@ export function UsagePage() {
     navigate(`/usage?${next.toString()}`, { replace: true });
   };
 
-  const buckets = useMemo(() => (usage.data ? (view === 'day' ? toDays(usage.data.items) : toHours(usage.data.items)) : []), [usage.data, view]);
+  const buckets = useMemo(
+    () => (usage.data ? (view === 'day' ? toDays(usage.data.items) : toHours(usage.data.items)) : []),
+    [usage.data, view],
+  );
 
   if (!keys.data) return keys.error ? <ErrorBox error={keys.error} /> : <Loading />;
   if (keys.data.length === 0)

@@ -5,7 +5,16 @@ import * as W from '../schemas.js';
 
 const tags = ['client'] as const;
 const LeaseParams = W.Obj({ leaseId: W.LeaseId });
-const GRANT_REFUSALS = ['LICENSE_SUSPENDED', 'LICENSE_EXPIRED', 'TRIAL_EXPIRED', 'ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED', 'SERVER_CLOCK_ROLLBACK', 'STATE_TAMPERED', 'NODE_CLOCK_SKEWED'] as const;
+const GRANT_REFUSALS = [
+  'LICENSE_SUSPENDED',
+  'LICENSE_EXPIRED',
+  'TRIAL_EXPIRED',
+  'ENTITLEMENT_MISSING',
+  'ENTITLEMENT_EXPIRED',
+  'SERVER_CLOCK_ROLLBACK',
+  'STATE_TAMPERED',
+  'NODE_CLOCK_SKEWED',
+] as const;
 
 export const checkout = route({
   method: 'POST',
@@ -26,7 +35,15 @@ export const offlineCheckout = route({
   auth: 'license',
   body: W.OfflineCheckoutRequest,
   responses: { 200: W.Grant, 201: W.Grant },
-  errors: ['NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_NOT_ALLOWED', 'OFFLINE_DURATION_EXCEEDED', 'OFFLINE_SEAT_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
+  errors: [
+    'NO_SEATS_AVAILABLE',
+    'INSTANCE_LIMIT_REACHED',
+    'OFFLINE_NOT_ALLOWED',
+    'OFFLINE_DURATION_EXCEEDED',
+    'OFFLINE_SEAT_LIMIT_REACHED',
+    'OFFLINE_LEASE_ACTIVE',
+    ...GRANT_REFUSALS,
+  ],
 });
 
 export const heartbeat = route({

@@ -11,9 +11,17 @@ export { DOC_BODY_LIMIT, Doc, EntitlementStatus, UsageRange } from './onprem.js'
 // Each declaration's operationId is its exported name (generated clients get method names like `checkout`).
 for (const mod of [client, admin, onprem, ops] as Record<string, unknown>[]) {
   for (const [name, value] of Object.entries(mod)) {
-    if (value && typeof value === 'object' && 'method' in value && 'path' in value && 'auth' in value) (value as RouteSpec).operationId = name;
+    if (value && typeof value === 'object' && 'method' in value && 'path' in value && 'auth' in value)
+      (value as RouteSpec).operationId = name;
   }
 }
 
 /** All of them, for walkers (OpenAPI checks, role tests, the bad-input fuzzer). */
-export const ALL_ROUTES: readonly RouteSpec[] = [...ops.opsRoutes, ...client.clientRoutes, ...admin.adminRoutes, ...onprem.onpremRoutes, ...onprem.vendorAdminRoutes, ...onprem.vendorRoutes] as const;
+export const ALL_ROUTES: readonly RouteSpec[] = [
+  ...ops.opsRoutes,
+  ...client.clientRoutes,
+  ...admin.adminRoutes,
+  ...onprem.onpremRoutes,
+  ...onprem.vendorAdminRoutes,
+  ...onprem.vendorRoutes,
+] as const;

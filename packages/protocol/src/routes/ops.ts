@@ -25,7 +25,16 @@ export const readyz = route({
   errors: ['NODE_CLOCK_SKEWED'],
 });
 
-export const metrics = route({ method: 'GET', path: '/metrics', summary: 'Prometheus metrics', tags, auth: 'none', responses: {}, raw: true, errors: [] });
+export const metrics = route({
+  method: 'GET',
+  path: '/metrics',
+  summary: 'Prometheus metrics',
+  tags,
+  auth: 'none',
+  responses: {},
+  raw: true,
+  errors: [],
+});
 
 export const jwks = route({
   method: 'GET',
@@ -37,6 +46,15 @@ export const jwks = route({
   errors: [],
 });
 
-export const openapi = route({ method: 'GET', path: '/openapi.json', summary: 'This API as OpenAPI 3', tags, auth: 'none', responses: {}, raw: true, errors: [] });
+export const openapi = route({
+  method: 'GET',
+  path: '/openapi.json',
+  summary: 'This API as OpenAPI 3',
+  tags,
+  auth: 'none',
+  responses: {},
+  raw: true,
+  errors: [],
+});
 
 export const opsRoutes = [healthz, readyz, metrics, jwks, openapi] as const;

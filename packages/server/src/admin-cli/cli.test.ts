@@ -123,7 +123,18 @@ test('products: create (--json), list, show, rename', async () => {
 });
 
 test('keys: create, list (table, --json, --product, --all), show, update', async () => {
-  const created = await okJson(['keys', 'create', '--product', productId, '--seats', '3', '--lease-ttl', '600', '--counting', 'per-device']);
+  const created = await okJson([
+    'keys',
+    'create',
+    '--product',
+    productId,
+    '--seats',
+    '3',
+    '--lease-ttl',
+    '600',
+    '--counting',
+    'per-device',
+  ]);
   licenseId = created.id;
   licenseKey = created.key;
   assert.equal(created.seats, 3);
@@ -145,7 +156,10 @@ test('keys: create, list (table, --json, --product, --all), show, update', async
   assert.match(lines[1] ?? '', new RegExp(`^${licenseId}\\s+${productId}\\s+${licenseKey}\\s+permanent\\s+0/3\\s+0\\s+-\\s+active$`));
   // Columns are aligned: every column starts at the same offset in the header and the row.
   assert.equal(lines[0]!.indexOf('KEY'), lines[1]!.indexOf(licenseKey));
-  assert.deepEqual(json.items.map((l: any) => l.id), [licenseId]);
+  assert.deepEqual(
+    json.items.map((l: any) => l.id),
+    [licenseId],
+  );
   assert.deepEqual(all, { items: json.items, nextCursor: null });
   assert.match(ok(shown, 'keys show').stdout, new RegExp(`key\\s+${licenseKey}`));
   assert.match(shown.stdout, /lease ttl\s+600s/);
@@ -170,7 +184,10 @@ test('leases: a client checkout shows in leases list; keys delete is refused whi
   ok(table, 'leases list');
   assert.match(table.stdout, /^LEASE\s+DEVICE\s+HOSTNAME\s+USER\s+OFFLINE\s+INSTANCES\s+GRANTED\s+LAST ACCESSED\s+EXPIRES/);
   assert.match(table.stdout, new RegExp(`${leaseId}\\s+dev_\\w+\\s+ws-cli\\s+-\\s+no\\s+1\\s+`));
-  assert.deepEqual(json.items.map((l: any) => l.id), [leaseId]);
+  assert.deepEqual(
+    json.items.map((l: any) => l.id),
+    [leaseId],
+  );
 
   assert.equal(refused.code, 1, refused.stderr);
   assert.match(refused.stderr, /^floatd: SEATS_HELD: .+ \(request req_\w+\)\nfloatd: hint: add --force .+\n$/);
@@ -229,7 +246,10 @@ test('audit --type checkout, --license (and its old name --key); a bad --type is
 });
 
 test('audit --actor: only the events of that actor (clients, or one admin token)', async () => {
-  const [clients, admins] = await Promise.all([okJson(['audit', '--actor', 'client', '--all']), okJson(['audit', '--type', 'license.created', '--all'])]);
+  const [clients, admins] = await Promise.all([
+    okJson(['audit', '--actor', 'client', '--all']),
+    okJson(['audit', '--type', 'license.created', '--all']),
+  ]);
   assert.ok(clients.items.length > 0 && clients.items.every((e: any) => e.actor === 'client'), JSON.stringify(clients.items.slice(0, 3)));
   const adminActor = admins.items[0]?.actor as string;
   assert.match(adminActor, /^admin:tok_/);
@@ -280,7 +300,7 @@ test('tokens: create a viewer, which may read but not write (exit 4); revoke it 
 
   const revoked = ok(await cli(['tokens', 'revoke', created.id]), 'tokens revoke');
   assert.match(revoked.stdout, new RegExp(`^revoked ${created.id} \\(ci-viewer, viewer\\) at \\S+Z\n$`));
-  const afterRevoke = await cli(["keys", "list"], viewer);
+  const afterRevoke = await cli(['keys', 'list'], viewer);
   assert.equal(afterRevoke.code, 4);
   assert.match(afterRevoke.stderr, /^floatd: UNAUTHENTICATED: .+\nfloatd: hint: .*--token, FLOATD_TOKEN/);
 });
@@ -389,7 +409,10 @@ test('license keys and product names are taken wherever lic_… and prd_… ids 
   const key = await okJson(['keys', 'create', '--product', 'acme cad names', '--seats', '1']);
   assert.equal(key.productId, product.id);
   const listed = await okJson(['keys', 'list', '--product', 'Acme CAD Names']);
-  assert.deepEqual(listed.items.map((l: any) => l.id), [key.id]);
+  assert.deepEqual(
+    listed.items.map((l: any) => l.id),
+    [key.id],
+  );
   assert.equal((await okJson(['products', 'show', 'Acme CAD Names'])).id, product.id);
   // keys show, leases list, usage, audit --key: the key itself
   assert.equal((await okJson(['keys', 'show', key.key])).id, key.id);
@@ -403,10 +426,16 @@ test('license keys and product names are taken wherever lic_… and prd_… ids 
   // Unknown: one line, exit 1, naming what was given.
   const noKey = await cli(['keys', 'show', 'ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ']);
   assert.equal(noKey.code, 1);
-  assert.equal(noKey.stderr, 'floatd: no license with key "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ" on this server (give its key, or its lic_… id from floatd licenses list)\n');
+  assert.equal(
+    noKey.stderr,
+    'floatd: no license with key "ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ-ZZZZZ" on this server (give its key, or its lic_… id from floatd licenses list)\n',
+  );
   const noProduct = await cli(['keys', 'create', '--product', 'No Such Product', '--seats', '1']);
   assert.equal(noProduct.code, 1);
-  assert.equal(noProduct.stderr, 'floatd: no product named "No Such Product" on this server (give its name or its prd_… id from floatd products list)\n');
+  assert.equal(
+    noProduct.stderr,
+    'floatd: no product named "No Such Product" on this server (give its name or its prd_… id from floatd products list)\n',
+  );
   ok(await cli(['keys', 'delete', key.key, '--force']), 'keys delete <key>');
 });
 
@@ -436,7 +465,15 @@ test('ENTITLEMENT_MANAGED points at the license file, not at a higher role', asy
   });
   await new Promise<void>((res) => onprem.listen(0, '127.0.0.1', res));
   try {
-    const r = await cli(['keys', 'update', 'lic_abc', '--seats', '3', '--server', `http://127.0.0.1:${(onprem.address() as AddressInfo).port}`]);
+    const r = await cli([
+      'keys',
+      'update',
+      'lic_abc',
+      '--seats',
+      '3',
+      '--server',
+      `http://127.0.0.1:${(onprem.address() as AddressInfo).port}`,
+    ]);
     assert.equal(r.code, 4);
     assert.equal(
       r.stderr,

@@ -45,10 +45,12 @@ function readConfigFile(flags: ConnectionFlags, env: NodeJS.ProcessEnv): { serve
   } catch (err) {
     throw new CliError(`config file ${path} is not valid JSON: ${err instanceof Error ? err.message : String(err)}`, EXIT.usage);
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new CliError(`config file ${path} must hold a JSON object {"server": …, "token": …}`, EXIT.usage);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    throw new CliError(`config file ${path} must hold a JSON object {"server": …, "token": …}`, EXIT.usage);
   const config = raw as Record<string, unknown>;
   for (const k of ['server', 'token'] as const) {
-    if (config[k] !== undefined && typeof config[k] !== 'string') throw new CliError(`config file ${path}: "${k}" must be a string`, EXIT.usage);
+    if (config[k] !== undefined && typeof config[k] !== 'string')
+      throw new CliError(`config file ${path}: "${k}" must be a string`, EXIT.usage);
   }
   return { server: config.server as string | undefined, token: config.token as string | undefined, path };
 }
@@ -62,7 +64,8 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
   } catch {
     throw new CliError(`server "${server}" is not a URL (expected e.g. ${DEFAULT_SERVER})`, EXIT.usage);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new CliError(`server "${server}" must be an http:// or https:// URL`, EXIT.usage);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw new CliError(`server "${server}" must be an http:// or https:// URL`, EXIT.usage);
 
   let token: string | null = null;
   let tokenSource = 'none';
@@ -83,7 +86,8 @@ export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv
     token = token.trim();
     if (!token) token = null;
     // A header value may not hold control characters; fetch would fail with a message that is no help.
-    else if (/[\u0000-\u001f\u007f]/.test(token)) throw new CliError(`the admin token from ${tokenSource} contains control characters`, EXIT.usage);
+    else if (/[\u0000-\u001f\u007f]/.test(token))
+      throw new CliError(`the admin token from ${tokenSource} contains control characters`, EXIT.usage);
   }
   return { server: server.replace(/\/+$/, ''), token, tokenSource };
 }

@@ -13,27 +13,28 @@ const A = protocol.routes.admin;
 const AUDIT_TYPES: string[] = protocol.AuditType.anyOf.map((t) => String(t.const));
 
 export function registerHistory(program: Command, kit: CommandKit): void {
-  const audit = kit.leaf(program, 'audit', 'the audit log, newest first', async (ctx) => {
-    const options = ctx.opts;
-    const license = (options.license ?? options.key) as string | undefined;
-    const page = await list(ctx, A.listAudit, {
-      licenseId: license === undefined ? undefined : await licenseRef(ctx, license),
-      deviceId: options.device as string | undefined,
-      leaseId: options.lease as string | undefined,
-      type: options.type as string | undefined,
-      actor: options.actor as string | undefined,
-      from: options.from as string | undefined,
-      to: options.to as string | undefined,
-    });
-    if (ctx.json) return printJson(page);
-    out(
-      table(
-        ['ID', 'AT', 'TYPE', 'ACTOR', 'LICENSE', 'DEVICE', 'LEASE', 'REASON'],
-        page.items.map((e) => [e.id, e.at, e.type, e.actor, e.licenseId, e.deviceId, e.leaseId, e.reason]),
-      ),
-    );
-    morePages(page);
-  })
+  const audit = kit
+    .leaf(program, 'audit', 'the audit log, newest first', async (ctx) => {
+      const options = ctx.opts;
+      const license = (options.license ?? options.key) as string | undefined;
+      const page = await list(ctx, A.listAudit, {
+        licenseId: license === undefined ? undefined : await licenseRef(ctx, license),
+        deviceId: options.device as string | undefined,
+        leaseId: options.lease as string | undefined,
+        type: options.type as string | undefined,
+        actor: options.actor as string | undefined,
+        from: options.from as string | undefined,
+        to: options.to as string | undefined,
+      });
+      if (ctx.json) return printJson(page);
+      out(
+        table(
+          ['ID', 'AT', 'TYPE', 'ACTOR', 'LICENSE', 'DEVICE', 'LEASE', 'REASON'],
+          page.items.map((e) => [e.id, e.at, e.type, e.actor, e.licenseId, e.deviceId, e.leaseId, e.reason]),
+        ),
+      );
+      morePages(page);
+    })
     .option('--license <license>', 'only events about this license (its key or its lic_… id)')
     // --key was this option's first name: kept, unlisted
     .addOption(new Option('--key <license>').hideHelp())
@@ -45,20 +46,27 @@ export function registerHistory(program: Command, kit: CommandKit): void {
     .option('--to <time>', 'up to this time (exclusive), ISO 8601', timestamp);
   pagingOptions(audit);
 
-  kit.leaf(program, 'usage <license>', 'seats in use per hour on a license, by its key or lic_… id (default the last 24 hours)', async (ctx) => {
-    if (ctx.opts.csv && ctx.json) throw new CliError('--csv and --json exclude each other', EXIT.usage);
-    const res = await ctx.client.call(A.licenseUsage, {
-      params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) },
-      query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined },
-    });
-    const rows: Cell[][] = res.body.items.map((h) => [h.hour, h.peakSeats, h.seatsAtEnd, h.checkouts, h.denials]);
-    if (ctx.opts.csv) return out(csv(['hour', 'peakSeats', 'seatsAtEnd', 'checkouts', 'denials'], rows));
-    show(
-      ctx,
-      res.body,
-      (b) => `${table(['HOUR', 'PEAK', 'AT END', 'CHECKOUTS', 'DENIALS'], rows)}\n\npeak ${b.peakSeats} seat(s), ${b.checkouts} checkout(s), ${b.denials} denial(s)`,
-    );
-  })
+  kit
+    .leaf(
+      program,
+      'usage <license>',
+      'seats in use per hour on a license, by its key or lic_… id (default the last 24 hours)',
+      async (ctx) => {
+        if (ctx.opts.csv && ctx.json) throw new CliError('--csv and --json exclude each other', EXIT.usage);
+        const res = await ctx.client.call(A.licenseUsage, {
+          params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) },
+          query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined },
+        });
+        const rows: Cell[][] = res.body.items.map((h) => [h.hour, h.peakSeats, h.seatsAtEnd, h.checkouts, h.denials]);
+        if (ctx.opts.csv) return out(csv(['hour', 'peakSeats', 'seatsAtEnd', 'checkouts', 'denials'], rows));
+        show(
+          ctx,
+          res.body,
+          (b) =>
+            `${table(['HOUR', 'PEAK', 'AT END', 'CHECKOUTS', 'DENIALS'], rows)}\n\npeak ${b.peakSeats} seat(s), ${b.checkouts} checkout(s), ${b.denials} denial(s)`,
+        );
+      },
+    )
     .option('--from <time>', 'start, ISO 8601 (default: 24 hours before --to)', timestamp)
     .option('--to <time>', 'end, ISO 8601 (default: now)', timestamp)
     .option('--csv', 'print CSV: hour,peakSeats,seatsAtEnd,checkouts,denials');

@@ -110,7 +110,11 @@ test('identity text with control characters or bidi overrides is refused with VA
 
 test('the CLI prints client text stored before the rule, metadata and error messages with escapes visible', async () => {
   const product = await admin('POST', '/v1/admin/products', { name: 'Legacy' });
-  const license = await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 2, metadata: { note: HOSTILE.title, [`k${HOSTILE.bidi}`]: HOSTILE.c1 } });
+  const license = await admin('POST', '/v1/admin/licenses', {
+    productId: product.id,
+    seats: 2,
+    metadata: { note: HOSTILE.title, [`k${HOSTILE.bidi}`]: HOSTILE.c1 },
+  });
   const granted = await checkout(license.key, { fingerprint: 'legacy-device-1', hostname: 'placeholder', user: 'placeholder' });
   assert.equal(granted.status, 201);
   // Rows written by a server that did not refuse them yet: put them in the database directly.
@@ -153,7 +157,11 @@ test('the CLI prints client text stored before the rule, metadata and error mess
   // An error message that quotes hostile text (here from a server that misbehaves) is escaped too.
   const liar: Server = createHttpServer((_req, res) => {
     res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ error: { code: 'LICENSE_NOT_FOUND', message: `no key ${HOSTILE.title} ${HOSTILE.bidi}`, requestId: HOSTILE.clipboard } }));
+    res.end(
+      JSON.stringify({
+        error: { code: 'LICENSE_NOT_FOUND', message: `no key ${HOSTILE.title} ${HOSTILE.bidi}`, requestId: HOSTILE.clipboard },
+      }),
+    );
   });
   await new Promise<void>((res) => liar.listen(0, '127.0.0.1', res));
   try {
@@ -173,7 +181,10 @@ test('tables, key/value blocks and CSV from the output module', () => {
   assert.ok(t.includes('two\\nlines\\r'));
   assert.doesNotMatch(keyValues([['host', HOSTILE.isolate]]), RAW);
   // OWASP CSV injection: = + - @ tab CR at the start of a cell get an apostrophe; numbers stay numbers.
-  const text = csv(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], [['=HYPERLINK("http://x")', '+1+cmd|x', '-2+3', '@SUM(A1)', '\tx', '\rx', -5, 'plain']]);
+  const text = csv(
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'],
+    [['=HYPERLINK("http://x")', '+1+cmd|x', '-2+3', '@SUM(A1)', '\tx', '\rx', -5, 'plain']],
+  );
   const [, row] = text.split('\n');
   assert.equal(row, `"'=HYPERLINK(""http://x"")",'+1+cmd|x,'-2+3,'@SUM(A1),'\tx,"'\rx",-5,plain`);
 });

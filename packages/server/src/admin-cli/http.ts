@@ -40,9 +40,13 @@ function exitCodeForStatus(status: number): ExitCode {
 }
 
 function hintsFor(status: number, code: string, details: Record<string, unknown>): string[] {
-  if (status === 401) return ['hint: pass a valid admin token with --token, FLOATD_TOKEN or "token" in the config file (see floatd <command> --help)'];
+  if (status === 401)
+    return ['hint: pass a valid admin token with --token, FLOATD_TOKEN or "token" in the config file (see floatd <command> --help)'];
   // No role may change what a vendor-signed license file grants: the hint is the file, not a token.
-  if (code === 'ENTITLEMENT_MANAGED') return ['hint: this on-premise server takes its products, licenses and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>'];
+  if (code === 'ENTITLEMENT_MANAGED')
+    return [
+      'hint: this on-premise server takes its products, licenses and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>',
+    ];
   if (status === 403) {
     const role = typeof details.role === 'string' ? details.role : null;
     const needed = typeof details.needed === 'string' ? details.needed : null;
@@ -69,7 +73,11 @@ export class AdminClient {
    * `accept` lists statuses answered as data instead of thrown (503 on /readyz).
    * @example const page = (await client.call(protocol.routes.admin.listLicenses, { query: { limit: 10 } })).body;
    */
-  async call<R extends protocol.RouteSpec>(route: R, input: protocol.CallInput<R>, opts: { accept?: number[] } = {}): Promise<Answer<protocol.ReplyOf<R>>> {
+  async call<R extends protocol.RouteSpec>(
+    route: R,
+    input: protocol.CallInput<R>,
+    opts: { accept?: number[] } = {},
+  ): Promise<Answer<protocol.ReplyOf<R>>> {
     const headers: Record<string, string> = {};
     if (route.auth !== 'none') {
       if (!this.token) {
@@ -80,7 +88,12 @@ export class AdminClient {
       headers.authorization = `Bearer ${this.token}`;
     }
     try {
-      return await protocol.send(route, input, { baseUrl: this.server.replace(/\/+$/, ''), headers, timeoutMs: this.timeoutMs, ...(opts.accept ? { accept: opts.accept } : {}) });
+      return await protocol.send(route, input, {
+        baseUrl: this.server.replace(/\/+$/, ''),
+        headers,
+        timeoutMs: this.timeoutMs,
+        ...(opts.accept ? { accept: opts.accept } : {}),
+      });
     } catch (err) {
       throw err instanceof protocol.ApiError ? this.cliError(err) : err;
     }
@@ -98,7 +111,8 @@ export class AdminClient {
         'hint: check --server, FLOATD_SERVER or "server" in the config file, and that the server runs',
       ]);
     }
-    if (err.code === 'BAD_RESPONSE') return new CliError(`the server at ${this.server} did not answer JSON (HTTP ${err.status})`, EXIT.unreachable);
+    if (err.code === 'BAD_RESPONSE')
+      return new CliError(`the server at ${this.server} did not answer JSON (HTTP ${err.status})`, EXIT.unreachable);
     return CliError.refused(err);
   }
 }
@@ -108,7 +122,11 @@ function isPlainHttpAnswer(err: unknown): boolean {
   const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
   const code = typeof cause?.code === 'string' ? cause.code : '';
   const message = typeof cause?.message === 'string' ? cause.message : '';
-  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || /wrong version number|packet length too long|http request/i.test(message);
+  return (
+    code === 'ERR_SSL_WRONG_VERSION_NUMBER' ||
+    code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' ||
+    /wrong version number|packet length too long|http request/i.test(message)
+  );
 }
 
 function describeFetchError(err: unknown): string {

@@ -119,7 +119,11 @@ export function arg(ctx: Ctx, i: number): string {
 type PagedRoute = protocol.RouteSpec & { method: 'GET'; responses: { 200: TSchema } };
 
 /** GET a paginated list: one page, or every page with `all`. */
-export async function list<R extends PagedRoute>(ctx: Ctx, route: R, query: Record<string, string | number | undefined>): Promise<protocol.ReplyOf<R> & Page<unknown>> {
+export async function list<R extends PagedRoute>(
+  ctx: Ctx,
+  route: R,
+  query: Record<string, string | number | undefined>,
+): Promise<protocol.ReplyOf<R> & Page<unknown>> {
   type P = protocol.ReplyOf<R> & Page<unknown>;
   const all = ctx.opts.all === true;
   const limit = ctx.opts.limit as number | undefined;
@@ -140,7 +144,9 @@ export function morePages(page: Page<unknown>): void {
 }
 
 export function pagingOptions(cmd: Command, withAll = true): Command {
-  cmd.option('--limit <n>', 'entries per page (1-500, default 50)', wholeNumber('--limit', 1)).option('--cursor <cursor>', 'the nextCursor of the previous page');
+  cmd
+    .option('--limit <n>', 'entries per page (1-500, default 50)', wholeNumber('--limit', 1))
+    .option('--cursor <cursor>', 'the nextCursor of the previous page');
   if (withAll) cmd.option('--all', 'follow every page');
   return cmd;
 }
@@ -155,7 +161,11 @@ export async function licenseRef(ctx: Ctx, ref: string): Promise<string> {
   if (/^lic_[A-Za-z0-9]+$/.test(r)) return r;
   const all = await list({ ...ctx, opts: { all: true } }, A.listLicenses, {});
   const found = all.items.find((l) => l.key === r) ?? all.items.find((l) => l.key.toUpperCase() === r.toUpperCase());
-  if (!found) throw new CliError(`no license with key ${JSON.stringify(ref)} on this server (give its key, or its lic_… id from floatd licenses list)`, EXIT.refused);
+  if (!found)
+    throw new CliError(
+      `no license with key ${JSON.stringify(ref)} on this server (give its key, or its lic_… id from floatd licenses list)`,
+      EXIT.refused,
+    );
   return found.id;
 }
 export async function productRef(ctx: Ctx, ref: string): Promise<string> {
@@ -164,8 +174,16 @@ export async function productRef(ctx: Ctx, ref: string): Promise<string> {
   const all = await list({ ...ctx, opts: { all: true } }, A.listProducts, {});
   let found = all.items.filter((p) => p.name === r);
   if (found.length === 0) found = all.items.filter((p) => p.name.toLowerCase() === r.toLowerCase());
-  if (found.length === 0) throw new CliError(`no product named ${JSON.stringify(ref)} on this server (give its name or its prd_… id from floatd products list)`, EXIT.refused);
-  if (found.length > 1) throw new CliError(`${found.length} products are named ${JSON.stringify(ref)}: give one of their ids (${found.map((p) => p.id).join(', ')})`, EXIT.refused);
+  if (found.length === 0)
+    throw new CliError(
+      `no product named ${JSON.stringify(ref)} on this server (give its name or its prd_… id from floatd products list)`,
+      EXIT.refused,
+    );
+  if (found.length > 1)
+    throw new CliError(
+      `${found.length} products are named ${JSON.stringify(ref)}: give one of their ids (${found.map((p) => p.id).join(', ')})`,
+      EXIT.refused,
+    );
   return found[0]!.id;
 }
 

@@ -18,7 +18,16 @@ function ttl(s: number | null): string {
 function licenseTable(items: License[]): string {
   return table(
     ['ID', 'PRODUCT', 'KEY', 'MODEL', 'SEATS', 'OFFLINE', 'EXPIRES', 'STATE'],
-    items.map((l) => [l.id, l.productId, l.key, l.model, `${l.seatsUsed}/${l.seats}`, l.seatsOffline, l.expiresAt, l.suspended ? 'suspended' : 'active']),
+    items.map((l) => [
+      l.id,
+      l.productId,
+      l.key,
+      l.model,
+      `${l.seatsUsed}/${l.seats}`,
+      l.seatsOffline,
+      l.expiresAt,
+      l.suspended ? 'suspended' : 'active',
+    ]),
   );
 }
 function licenseBlock(l: License): string {
@@ -52,7 +61,11 @@ function policyOptions(cmd: Command, create: boolean): Command {
     .addOption(new Option('--model <model>', 'license model (default permanent)').choices(['permanent', 'subscription', 'trial']))
     .option('--expires-at <time|none>', 'subscription end, ISO 8601 (UTC if no zone is given for a date)', orNone(timestamp))
     .option('--trial-days <n|none>', 'trial length in days, counted from the first checkout', orNone(wholeNumber('--trial-days', 1)))
-    .option('--lease-ttl <s|none>', 'lease lifetime without a heartbeat in seconds, or none (default 900)', orNone(wholeNumber('--lease-ttl', 1)))
+    .option(
+      '--lease-ttl <s|none>',
+      'lease lifetime without a heartbeat in seconds, or none (default 900)',
+      orNone(wholeNumber('--lease-ttl', 1)),
+    )
     .option('--heartbeat <s>', 'heartbeat interval told to clients, seconds (default TTL/3)', wholeNumber('--heartbeat', 1))
     .option('--max-offline <s>', 'longest offline checkout in seconds; 0 forbids it (default 0)', wholeNumber('--max-offline'))
     .option('--max-offline-seats <n|none>', 'cap on seats offline at once (default none)', orNone(wholeNumber('--max-offline-seats')))
@@ -118,21 +131,31 @@ function policyBody(options: Record<string, unknown>): Record<string, unknown> {
 
 export function registerLicenses(program: Command, kit: CommandKit): void {
   // `keys` was this group's first name: scripts and notes that use it keep working.
-  const g = kit.group(program, 'licenses', 'manage licenses (what a customer bought: seats, model, policy; each has a license key)').alias('keys');
+  const g = kit
+    .group(program, 'licenses', 'manage licenses (what a customer bought: seats, model, policy; each has a license key)')
+    .alias('keys');
   pagingOptions(
-    kit.leaf(g, 'list', 'list licenses, oldest first', async (ctx) => {
-      const product = ctx.opts.product === undefined ? undefined : await productRef(ctx, ctx.opts.product as string);
-      const page = await list(ctx, A.listLicenses, { productId: product });
-      if (ctx.json) return printJson(page);
-      out(licenseTable(page.items));
-      morePages(page);
-    }).option('--product <product>', "only this product's licenses (its prd_… id or its name)"),
+    kit
+      .leaf(g, 'list', 'list licenses, oldest first', async (ctx) => {
+        const product = ctx.opts.product === undefined ? undefined : await productRef(ctx, ctx.opts.product as string);
+        const page = await list(ctx, A.listLicenses, { productId: product });
+        if (ctx.json) return printJson(page);
+        out(licenseTable(page.items));
+        morePages(page);
+      })
+      .option('--product <product>', "only this product's licenses (its prd_… id or its name)"),
   );
   policyOptions(
-    kit.leaf(g, 'create', 'create a license (the server generates its key)', async (ctx) => {
-      const body = { productId: await productRef(ctx, ctx.opts.product as string), ...policyBody(ctx.opts) };
-      show(ctx, (await policyRequest(() => ctx.client.call(A.createLicense, { body: body as protocol.CreateLicense }))).body, licenseBlock);
-    }).requiredOption('--product <product>', 'the product that owns the license (its prd_… id or its name)'),
+    kit
+      .leaf(g, 'create', 'create a license (the server generates its key)', async (ctx) => {
+        const body = { productId: await productRef(ctx, ctx.opts.product as string), ...policyBody(ctx.opts) };
+        show(
+          ctx,
+          (await policyRequest(() => ctx.client.call(A.createLicense, { body: body as protocol.CreateLicense }))).body,
+          licenseBlock,
+        );
+      })
+      .requiredOption('--product <product>', 'the product that owns the license (its prd_… id or its name)'),
     true,
   );
   kit.leaf(g, 'show <license>', 'show one license (its key or its lic_… id)', async (ctx) => {
@@ -141,9 +164,15 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
   policyOptions(
     kit.leaf(g, 'update <license>', "change a license's policy (only the options given; none clears a field)", async (ctx) => {
       const body = policyBody(ctx.opts);
-      if (Object.keys(body).length === 0) throw new CliError('licenses update needs at least one option to change (see floatd licenses update --help)', EXIT.usage);
+      if (Object.keys(body).length === 0)
+        throw new CliError('licenses update needs at least one option to change (see floatd licenses update --help)', EXIT.usage);
       const id = await licenseRef(ctx, arg(ctx, 0));
-      show(ctx, (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as protocol.UpdateLicense }))).body, licenseBlock);
+      show(
+        ctx,
+        (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as protocol.UpdateLicense })))
+          .body,
+        licenseBlock,
+      );
     }),
     false,
   );
@@ -152,13 +181,20 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
     ['resume', 'resumed', 'lift a suspension'],
   ] as const) {
     kit.leaf(g, `${verb} <license>`, what, async (ctx) => {
-      const res = await ctx.client.call(verb === 'suspend' ? A.suspendLicense : A.resumeLicense, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } });
+      const res = await ctx.client.call(verb === 'suspend' ? A.suspendLicense : A.resumeLicense, {
+        params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) },
+      });
       show(ctx, res.body, (l) => `${done} ${l.id} (${l.key})`);
     });
   }
-  kit.leaf(g, 'delete <license>', 'delete a license, by its key or lic_… id (refused while seats are held, unless --force)', async (ctx) => {
-    const id = await licenseRef(ctx, arg(ctx, 0));
-    const res = await ctx.client.call(A.deleteLicense, { params: { licenseId: id }, query: ctx.opts.force === true ? { force: true } : {} });
-    show(ctx, res.body, (b) => `deleted ${id}; released ${b.released} lease(s)`);
-  }).option('--force', 'release every held seat, then delete');
+  kit
+    .leaf(g, 'delete <license>', 'delete a license, by its key or lic_… id (refused while seats are held, unless --force)', async (ctx) => {
+      const id = await licenseRef(ctx, arg(ctx, 0));
+      const res = await ctx.client.call(A.deleteLicense, {
+        params: { licenseId: id },
+        query: ctx.opts.force === true ? { force: true } : {},
+      });
+      show(ctx, res.body, (b) => `deleted ${id}; released ${b.released} lease(s)`);
+    })
+    .option('--force', 'release every held seat, then delete');
 }

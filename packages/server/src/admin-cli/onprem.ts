@@ -53,7 +53,10 @@ function local(cmd: Command, fn: (opts: Record<string, unknown>, args: string[])
 
 const R = protocol.routes.onprem;
 /** What a license file grants: the summary the server answers, or a verified file's payload. */
-type Summary = Pick<protocol.routes.onprem.LicenseFileSummary, 'serial' | 'issuedAt' | 'notBefore' | 'notAfter' | 'customer' | 'boundTo' | 'licenses'>;
+type Summary = Pick<
+  protocol.routes.onprem.LicenseFileSummary,
+  'serial' | 'issuedAt' | 'notBefore' | 'notAfter' | 'customer' | 'boundTo' | 'licenses'
+>;
 function summaryText(s: Summary): string {
   return (
     keyValues([
@@ -64,27 +67,41 @@ function summaryText(s: Summary): string {
       ['bound to', s.boundTo ?? 'any server'],
     ]) +
     '\n\n' +
-    table(['KEY', 'SEATS', 'MODEL', 'EXPIRES', 'MAX OFFLINE (s)'], s.licenses.map((l) => [l.key, l.seats, l.model, l.expiresAt, l.maxOfflineSeconds]))
+    table(
+      ['KEY', 'SEATS', 'MODEL', 'EXPIRES', 'MAX OFFLINE (s)'],
+      s.licenses.map((l) => [l.key, l.seats, l.model, l.expiresAt, l.maxOfflineSeconds]),
+    )
   );
 }
 
 export function registerOnPremCommands(program: Command, kit: CommandKit): void {
-  const ent = kit.group(program, 'entitlements', 'on-premise license files: issue and verify (vendor), load, activate and inspect (on-prem server)');
+  const ent = kit.group(
+    program,
+    'entitlements',
+    'on-premise license files: issue and verify (vendor), load, activate and inspect (on-prem server)',
+  );
 
   // --- local, vendor side ---------------------------------------------------
   local(
-    ent.command('keygen').description('vendor: make an Ed25519 key pair for signing license files: <prefix>.key (0600) and <prefix>.pub').requiredOption('--out <prefix>', 'file name prefix, e.g. ./vendor'),
+    ent
+      .command('keygen')
+      .description('vendor: make an Ed25519 key pair for signing license files: <prefix>.key (0600) and <prefix>.pub')
+      .requiredOption('--out <prefix>', 'file name prefix, e.g. ./vendor'),
     async (options) => {
       const { writeKeyPair } = await import('../onprem/keyFiles.js');
       const r = await writeKeyPair(String(options.out));
-      out(`private key ${r.privateFile} (mode 0600: keep it offline, never share it)\npublic key  ${r.publicFile} (give it to every on-premise server: --vendor-public-key)\nkey id      ${r.kid}`);
+      out(
+        `private key ${r.privateFile} (mode 0600: keep it offline, never share it)\npublic key  ${r.publicFile} (give it to every on-premise server: --vendor-public-key)\nkey id      ${r.kid}`,
+      );
     },
   );
 
   local(
     ent
       .command('issue')
-      .description('vendor: sign a license file from a spec (ids and keys missing in the spec are filled in, and the spec file is updated so renewals keep them)')
+      .description(
+        'vendor: sign a license file from a spec (ids and keys missing in the spec are filled in, and the spec file is updated so renewals keep them)',
+      )
       .requiredOption('--spec <file>', 'the license spec (JSON): customer, products, licenses, validity')
       .requiredOption('--private-key <file>', 'the vendor private key (mode 0600)')
       .requiredOption('--serial <n>', 'the serial: higher than every file issued before to this customer')
@@ -108,11 +125,19 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
         if (!r.ok) throw new CliError(r.error.message, EXIT.refused);
         server = { fingerprint: r.value.fingerprint, publicKey: r.value.publicKey };
       }
-      const payload = payloadFromSpec(spec.value, { serial, now: Date.now(), deploymentId: (options.deployment as string | undefined) ?? null, server });
+      const payload = payloadFromSpec(spec.value, {
+        serial,
+        now: Date.now(),
+        deploymentId: (options.deployment as string | undefined) ?? null,
+        server,
+      });
       if (!payload.ok) throw new CliError(payload.error.message, EXIT.usage);
       await writeFile(specFile, JSON.stringify(spec.value, null, 2) + '\n');
       await writeOut(options.out as string | undefined, issueLicenseFile(payload.value, signer));
-      if (options.out) out(`license file serial ${serial} for ${spec.value.customer.name} written to ${String(options.out)}${server ? ` (bound to ${server.fingerprint})` : ''}`);
+      if (options.out)
+        out(
+          `license file serial ${serial} for ${spec.value.customer.name} written to ${String(options.out)}${server ? ` (bound to ${server.fingerprint})` : ''}`,
+        );
     },
   );
 
@@ -130,7 +155,11 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       const text = await readFile(args[0]!, 'utf8').catch((err: NodeJS.ErrnoException) => {
         throw new CliError(`cannot read ${args[0]}: ${err.code ?? err.message}`, EXIT.usage);
       });
-      const r = readLicenseFile(text, keys, { fingerprint: options.fingerprint as string | undefined, now: Date.now(), checkWindow: false });
+      const r = readLicenseFile(text, keys, {
+        fingerprint: options.fingerprint as string | undefined,
+        now: Date.now(),
+        checkWindow: false,
+      });
       if (!r.ok) throw new CliError(r.error.message, EXIT.refused);
       const p = r.value.payload;
       if (options.json) return printJson(p);
@@ -147,66 +176,114 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
       keyValues([
         ['mode', r.body.mode],
         ['fingerprint', r.body.fingerprint],
-        ['clock', r.body.clock.rolledBack || r.body.clock.tampered ? `SET BACK: grants refused (trusted time ${String(r.body.clock.trustedTime)})` : 'ok'],
+        [
+          'clock',
+          r.body.clock.rolledBack || r.body.clock.tampered
+            ? `SET BACK: grants refused (trusted time ${String(r.body.clock.trustedTime)})`
+            : 'ok',
+        ],
       ]),
     );
     if (r.body.licenseFile) out('\n' + summaryText(r.body.licenseFile));
     else if (r.body.mode === 'on-prem') out('\nno license file loaded: nothing is granted (floatd entitlements load FILE, or activate)');
   });
 
-  kit.leaf(ent, 'load <file>', 'load a license file into the running on-prem server (renewal without restart; a lower serial is refused)', async (ctx) => {
-    const doc = await readJson(ctx.args[0]!, 'license file');
-    const r = await ctx.client.call(R.loadEntitlements, { body: { licenseFile: doc as Record<string, unknown> } });
-    if (ctx.json) return printJson(r.body);
-    const loaded = r.body.loaded;
-    out(r.body.unchanged ? `serial ${loaded.serial} is already loaded: nothing changed` : `loaded serial ${loaded.serial}\n\n${summaryText(loaded)}`);
-  });
+  kit.leaf(
+    ent,
+    'load <file>',
+    'load a license file into the running on-prem server (renewal without restart; a lower serial is refused)',
+    async (ctx) => {
+      const doc = await readJson(ctx.args[0]!, 'license file');
+      const r = await ctx.client.call(R.loadEntitlements, { body: { licenseFile: doc as Record<string, unknown> } });
+      if (ctx.json) return printJson(r.body);
+      const loaded = r.body.loaded;
+      out(
+        r.body.unchanged
+          ? `serial ${loaded.serial} is already loaded: nothing changed`
+          : `loaded serial ${loaded.serial}\n\n${summaryText(loaded)}`,
+      );
+    },
+  );
 
   kit
-    .leaf(ent, 'request', 'write the activation request of the on-prem server (fingerprint and public key, signed) for the vendor', async (ctx) => {
-      const r = await ctx.client.call(R.activationRequest, {});
-      await writeOut(ctx.opts.out as string | undefined, r.body);
-      if (ctx.opts.out) out(`activation request written to ${String(ctx.opts.out)}: send it to the vendor, then load the license file they return`);
-    })
+    .leaf(
+      ent,
+      'request',
+      'write the activation request of the on-prem server (fingerprint and public key, signed) for the vendor',
+      async (ctx) => {
+        const r = await ctx.client.call(R.activationRequest, {});
+        await writeOut(ctx.opts.out as string | undefined, r.body);
+        if (ctx.opts.out)
+          out(`activation request written to ${String(ctx.opts.out)}: send it to the vendor, then load the license file they return`);
+      },
+    )
     .option('--out <file>', 'write it to this file (default: stdout)');
 
   kit
-    .leaf(ent, 'activate', 'online activation: the on-prem server fetches its license file from the vendor\'s floatd and loads it', async (ctx) => {
-      const r = await ctx.client.call(R.activate, { body: { vendorUrl: String(ctx.opts.vendorUrl), activationKey: String(ctx.opts.activationKey) } });
-      if (ctx.json) return printJson(r.body);
-      const loaded = r.body.loaded;
-      out(`activated: serial ${loaded.serial}\n\n${summaryText(loaded)}`);
-    })
-    .requiredOption('--vendor-url <url>', 'the vendor\'s floatd, e.g. https://licenses.vendor.example')
+    .leaf(
+      ent,
+      'activate',
+      "online activation: the on-prem server fetches its license file from the vendor's floatd and loads it",
+      async (ctx) => {
+        const r = await ctx.client.call(R.activate, {
+          body: { vendorUrl: String(ctx.opts.vendorUrl), activationKey: String(ctx.opts.activationKey) },
+        });
+        if (ctx.json) return printJson(r.body);
+        const loaded = r.body.loaded;
+        out(`activated: serial ${loaded.serial}\n\n${summaryText(loaded)}`);
+      },
+    )
+    .requiredOption('--vendor-url <url>', "the vendor's floatd, e.g. https://licenses.vendor.example")
     .requiredOption('--activation-key <key>', 'the activation key the vendor gave you');
 
   // --- usage reports (on the existing `usage <licenseId>` command: its subcommands) ---
   const usage = program.commands.find((c) => c.name() === 'usage') ?? kit.group(program, 'usage', 'usage reports');
   kit
-    .leaf(usage, 'export', 'on-prem: write the signed usage report (peak seats, checkouts, denials per key and day) for the vendor', async (ctx) => {
-      const r = await ctx.client.call(R.usageReport, { query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined } });
-      await writeOut(ctx.opts.out as string | undefined, r.body);
-      if (ctx.opts.out) out(`usage report written to ${String(ctx.opts.out)}`);
-    })
+    .leaf(
+      usage,
+      'export',
+      'on-prem: write the signed usage report (peak seats, checkouts, denials per key and day) for the vendor',
+      async (ctx) => {
+        const r = await ctx.client.call(R.usageReport, {
+          query: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined },
+        });
+        await writeOut(ctx.opts.out as string | undefined, r.body);
+        if (ctx.opts.out) out(`usage report written to ${String(ctx.opts.out)}`);
+      },
+    )
     .option('--from <time>', 'start (default: 30 days before --to)', timestamp)
     .option('--to <time>', 'end (default: now)', timestamp)
     .option('--out <file>', 'write it to this file (default: stdout)');
   kit
-    .leaf(usage, 'send', 'on-prem: send the signed usage report to the vendor\'s floatd named in the license file', async (ctx) => {
-      const r = await ctx.client.call(R.sendUsageReport, { body: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined } });
+    .leaf(usage, 'send', "on-prem: send the signed usage report to the vendor's floatd named in the license file", async (ctx) => {
+      const r = await ctx.client.call(R.sendUsageReport, {
+        body: { from: ctx.opts.from as string | undefined, to: ctx.opts.to as string | undefined },
+      });
       if (ctx.json) return printJson(r.body);
       out(`usage report sent to ${r.body.vendorUrl}`);
     })
     .option('--from <time>', 'start (default: 30 days before --to)', timestamp)
     .option('--to <time>', 'end (default: now)', timestamp);
-  kit.leaf(usage, 'import <file>', 'vendor: verify a usage report file from an on-prem server and store it for true-up billing', async (ctx) => {
-    const doc = await readJson(ctx.args[0]!, 'usage report');
-    const r = await ctx.client.call(R.importUsageReport, { body: { report: doc as Record<string, unknown> } });
-    if (ctx.json) return printJson(r.body);
-    const stored = r.body;
-    out(`imported: deployment ${stored.deploymentId}, ${stored.report.from} .. ${stored.report.to}${stored.continuity ? ` (sequence: ${stored.continuity})` : ''}\n`);
-    out(table(['KEY', 'SEATS', 'PEAK', 'DENIALS'], stored.report.licenses.map((l) => [l.key, l.seats, l.peakSeats, l.denials])));
-  });
+  kit.leaf(
+    usage,
+    'import <file>',
+    'vendor: verify a usage report file from an on-prem server and store it for true-up billing',
+    async (ctx) => {
+      const doc = await readJson(ctx.args[0]!, 'usage report');
+      const r = await ctx.client.call(R.importUsageReport, { body: { report: doc as Record<string, unknown> } });
+      if (ctx.json) return printJson(r.body);
+      const stored = r.body;
+      out(
+        `imported: deployment ${stored.deploymentId}, ${stored.report.from} .. ${stored.report.to}${stored.continuity ? ` (sequence: ${stored.continuity})` : ''}\n`,
+      );
+      out(
+        table(
+          ['KEY', 'SEATS', 'PEAK', 'DENIALS'],
+          stored.report.licenses.map((l) => [l.key, l.seats, l.peakSeats, l.denials]),
+        ),
+      );
+    },
+  );
   kit.leaf(usage, 'reports <deploymentId>', 'vendor: usage reports imported for a deployment', async (ctx) => {
     const r = await ctx.client.call(R.deploymentUsageReports, { params: { deploymentId: ctx.args[0]! } });
     if (ctx.json) return printJson(r.body);
@@ -214,7 +291,14 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
     out(
       table(
         ['FROM', 'TO', 'VIA', 'SEQUENCE', 'PEAK', 'DENIALS'],
-        items.map((i) => [i.report.from, i.report.to, i.via, i.continuity ?? '', Math.max(0, ...i.report.licenses.map((l) => l.peakSeats)), i.report.licenses.reduce((n, l) => n + l.denials, 0)]),
+        items.map((i) => [
+          i.report.from,
+          i.report.to,
+          i.via,
+          i.continuity ?? '',
+          Math.max(0, ...i.report.licenses.map((l) => l.peakSeats)),
+          i.report.licenses.reduce((n, l) => n + l.denials, 0),
+        ]),
       ),
     );
   });
@@ -233,7 +317,12 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
     const r = await ctx.client.call(R.listDeployments, {});
     if (ctx.json) return printJson(r.body);
     const items = r.body.items;
-    out(table(['ID', 'NAME', 'SERIAL', 'BOUND TO'], items.map((d) => [d.id, d.name, d.serial, d.fingerprint])));
+    out(
+      table(
+        ['ID', 'NAME', 'SERIAL', 'BOUND TO'],
+        items.map((d) => [d.id, d.name, d.serial, d.fingerprint]),
+      ),
+    );
   });
   kit.leaf(dep, 'show <deploymentId>', 'one deployment with its spec', async (ctx) => {
     printJson((await ctx.client.call(R.getDeployment, { params: { deploymentId: ctx.args[0]! } })).body);
@@ -241,18 +330,29 @@ export function registerOnPremCommands(program: Command, kit: CommandKit): void 
   kit
     .leaf(dep, 'update <deploymentId>', 'replace the spec (renewal, more seats): the next file issued has a higher serial', async (ctx) => {
       const spec = await readJson(String(ctx.opts.spec), 'spec');
-      const r = await ctx.client.call(R.updateDeploymentSpec, { params: { deploymentId: ctx.args[0]! }, body: { spec: spec as Record<string, unknown> } });
+      const r = await ctx.client.call(R.updateDeploymentSpec, {
+        params: { deploymentId: ctx.args[0]! },
+        body: { spec: spec as Record<string, unknown> },
+      });
       if (ctx.json) return printJson(r.body);
       out(`deployment ${r.body.id} updated`);
     })
     .requiredOption('--spec <file>', 'the new license spec (JSON)');
   kit
-    .leaf(dep, 'issue <deploymentId>', 'issue the next license file (offline activation: --request binds it to the on-prem server)', async (ctx) => {
-      const request = ctx.opts.request ? await readJson(String(ctx.opts.request), 'activation request') : null;
-      const r = await ctx.client.call(R.issueLicenseFile, { params: { deploymentId: ctx.args[0]! }, body: { request: request as Record<string, unknown> | null } });
-      await writeOut(ctx.opts.out as string | undefined, r.body);
-      if (ctx.opts.out) out(`license file written to ${String(ctx.opts.out)}`);
-    })
+    .leaf(
+      dep,
+      'issue <deploymentId>',
+      'issue the next license file (offline activation: --request binds it to the on-prem server)',
+      async (ctx) => {
+        const request = ctx.opts.request ? await readJson(String(ctx.opts.request), 'activation request') : null;
+        const r = await ctx.client.call(R.issueLicenseFile, {
+          params: { deploymentId: ctx.args[0]! },
+          body: { request: request as Record<string, unknown> | null },
+        });
+        await writeOut(ctx.opts.out as string | undefined, r.body);
+        if (ctx.opts.out) out(`license file written to ${String(ctx.opts.out)}`);
+      },
+    )
     .option('--request <file>', 'the activation request file from the on-prem server')
     .option('--out <file>', 'write the license file here (default: stdout)');
 }

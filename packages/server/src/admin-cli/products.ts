@@ -11,7 +11,10 @@ type Product = protocol.Product;
 const A = protocol.routes.admin;
 
 function productTable(items: Product[]): string {
-  return table(['ID', 'NAME', 'CREATED', 'UPDATED'], items.map((p) => [p.id, p.name, p.createdAt, p.updatedAt]));
+  return table(
+    ['ID', 'NAME', 'CREATED', 'UPDATED'],
+    items.map((p) => [p.id, p.name, p.createdAt, p.updatedAt]),
+  );
 }
 function productBlock(p: Product): string {
   return keyValues([
@@ -33,16 +36,21 @@ export function registerProducts(program: Command, kit: CommandKit): void {
       morePages(page);
     }),
   );
-  kit.leaf(g, 'create <name>', 'create a product', async (ctx) => {
-    const body: Record<string, unknown> = { name: arg(ctx, 0) };
-    if (ctx.opts.metadata) body.metadata = ctx.opts.metadata;
-    show(ctx, (await ctx.client.call(A.createProduct, { body: body as protocol.CreateProduct })).body, productBlock);
-  }).option('--metadata <json>', 'a JSON object stored with the product', jsonObject);
+  kit
+    .leaf(g, 'create <name>', 'create a product', async (ctx) => {
+      const body: Record<string, unknown> = { name: arg(ctx, 0) };
+      if (ctx.opts.metadata) body.metadata = ctx.opts.metadata;
+      show(ctx, (await ctx.client.call(A.createProduct, { body: body as protocol.CreateProduct })).body, productBlock);
+    })
+    .option('--metadata <json>', 'a JSON object stored with the product', jsonObject);
   kit.leaf(g, 'show <product>', 'show one product (its prd_… id or its name)', async (ctx) => {
     show(ctx, (await ctx.client.call(A.getProduct, { params: { productId: await productRef(ctx, arg(ctx, 0)) } })).body, productBlock);
   });
   kit.leaf(g, 'rename <product> <name>', 'rename a product (its prd_… id or its name)', async (ctx) => {
-    const res = await ctx.client.call(A.updateProduct, { params: { productId: await productRef(ctx, arg(ctx, 0)) }, body: { name: arg(ctx, 1) } });
+    const res = await ctx.client.call(A.updateProduct, {
+      params: { productId: await productRef(ctx, arg(ctx, 0)) },
+      body: { name: arg(ctx, 1) },
+    });
     show(ctx, res.body, productBlock);
   });
   kit.leaf(g, 'delete <product>', 'delete a product, by prd_… id or name (refused while it owns licenses)', async (ctx) => {

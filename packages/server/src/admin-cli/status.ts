@@ -26,7 +26,12 @@ export function registerStatus(program: Command, kit: CommandKit): void {
           ['server', ctx.client.server],
           ['version', health.body.version],
           ['health', health.body.status],
-          ['ready', ready.status === 200 ? `${ready.body.status} (${ready.body.store})` : `no: ${(ready.body as { error?: { message?: string } }).error?.message ?? `HTTP ${ready.status}`}`],
+          [
+            'ready',
+            ready.status === 200
+              ? `${ready.body.status} (${ready.body.store})`
+              : `no: ${(ready.body as { error?: { message?: string } }).error?.message ?? `HTTP ${ready.status}`}`,
+          ],
           ['licenses', dashboard.items.length],
           ['seats used', `${used}/${total}`],
         ]),

@@ -27,15 +27,19 @@ export function registerTokens(program: Command, kit: CommandKit): void {
   kit.leaf(g, 'list', 'list admin tokens (never their secrets)', async (ctx) => {
     const res = await ctx.client.call(A.listTokens, {});
     show(ctx, res.body, (b) =>
-      table(['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'REVOKED'], b.items.map((t) => [t.id, t.name, t.role, t.createdAt, t.lastUsedAt, t.revokedAt])),
+      table(
+        ['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'REVOKED'],
+        b.items.map((t) => [t.id, t.name, t.role, t.createdAt, t.lastUsedAt, t.revokedAt]),
+      ),
     );
   });
-  kit.leaf(g, 'create', 'create an admin token; its secret is printed this once', async (ctx) => {
-    const res = await ctx.client.call(A.createToken, { body: { name: ctx.opts.name as string, role: ctx.opts.role as protocol.Role } });
-    if (ctx.json) return printJson(res.body);
-    out(`${tokenBlock(res.body)}\n\ntoken  ${res.body.token ?? ''}`);
-    process.stderr.write('floatd: the token secret above is shown only this once; keep it now\n');
-  })
+  kit
+    .leaf(g, 'create', 'create an admin token; its secret is printed this once', async (ctx) => {
+      const res = await ctx.client.call(A.createToken, { body: { name: ctx.opts.name as string, role: ctx.opts.role as protocol.Role } });
+      if (ctx.json) return printJson(res.body);
+      out(`${tokenBlock(res.body)}\n\ntoken  ${res.body.token ?? ''}`);
+      process.stderr.write('floatd: the token secret above is shown only this once; keep it now\n');
+    })
     .requiredOption('--name <name>', 'a name for the token (1-100 characters)')
     .addOption(new Option('--role <role>', 'what the token may do').choices(ROLES).makeOptionMandatory());
   kit.leaf(g, 'revoke <tokenId>', 'revoke an admin token at once', async (ctx) => {

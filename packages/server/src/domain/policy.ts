@@ -70,7 +70,8 @@ function intervalFits(p: LicensePolicy): boolean {
 export function checkPolicy(p: LicensePolicy): Result<LicensePolicy> {
   const bad = (message: string) => fail('INVALID_POLICY', message);
   if (p.model === LICENSE_MODELS.SUBSCRIPTION && p.expiresAt === null) return bad('a subscription needs expiresAt');
-  if (p.model !== LICENSE_MODELS.SUBSCRIPTION && p.expiresAt !== null) return bad(`expiresAt is only for subscriptions (model is ${p.model})`);
+  if (p.model !== LICENSE_MODELS.SUBSCRIPTION && p.expiresAt !== null)
+    return bad(`expiresAt is only for subscriptions (model is ${p.model})`);
   if (p.model === LICENSE_MODELS.TRIAL && p.trialDays === null) return bad('a trial needs trialDays');
   if (p.model !== LICENSE_MODELS.TRIAL && p.trialDays !== null) return bad(`trialDays is only for trials (model is ${p.model})`);
   if (!intervalFits(p)) {
@@ -105,7 +106,10 @@ export function gate(license: License, now: number): DomainError | undefined {
   const end = licenseEndsAt(license, now);
   if (end !== null && end <= now) {
     if (license.entitlementEndsAt != null && end === license.entitlementEndsAt) {
-      return { code: 'ENTITLEMENT_EXPIRED', message: `the on-premise license file expired at ${new Date(end).toISOString()}; the vendor must issue a renewal` };
+      return {
+        code: 'ENTITLEMENT_EXPIRED',
+        message: `the on-premise license file expired at ${new Date(end).toISOString()}; the vendor must issue a renewal`,
+      };
     }
     return license.model === LICENSE_MODELS.TRIAL
       ? { code: 'TRIAL_EXPIRED', message: `the trial ended at ${new Date(end).toISOString()}` }

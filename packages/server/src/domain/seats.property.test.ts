@@ -72,7 +72,18 @@ function apply(w: World, effects: readonly Effect[]): World {
     switch (e.type) {
       case 'device.upsert': {
         const before = n.devices.get(e.device.id);
-        n.devices.set(e.device.id, before ? { ...before, hostname: e.device.hostname, user: e.device.user, appVersion: e.device.appVersion, lastAccessedAt: e.device.lastAccessedAt } : { ...e.device });
+        n.devices.set(
+          e.device.id,
+          before
+            ? {
+                ...before,
+                hostname: e.device.hostname,
+                user: e.device.user,
+                appVersion: e.device.appVersion,
+                lastAccessedAt: e.device.lastAccessedAt,
+              }
+            : { ...e.device },
+        );
         break;
       }
       case 'lease.insert':
@@ -83,7 +94,13 @@ function apply(w: World, effects: readonly Effect[]): World {
         const l = n.leases.get(e.lease.id);
         if (!l) break; // UPDATE of a missing row changes nothing
         const { instances: _ignored, ...fields } = e.lease;
-        n.leases.set(l.id, { ...l, offline: fields.offline, lastHeartbeatAt: fields.lastHeartbeatAt, expiresAt: fields.expiresAt, offlineExpiresAt: fields.offlineExpiresAt });
+        n.leases.set(l.id, {
+          ...l,
+          offline: fields.offline,
+          lastHeartbeatAt: fields.lastHeartbeatAt,
+          expiresAt: fields.expiresAt,
+          offlineExpiresAt: fields.offlineExpiresAt,
+        });
         break;
       }
       case 'lease.delete':
@@ -157,7 +174,8 @@ function step(w: World, c: Command): World {
   const now = w.now;
   const L = w.license;
   const deviceOf = (d: number) => [...w.devices.values()].find((x) => x.fingerprint === fingerprint(d));
-  const leasesOf = (deviceId: string | undefined) => [...w.leases.values()].filter((l) => l.deviceId === deviceId).sort((a, b) => a.grantedAt - b.grantedAt);
+  const leasesOf = (deviceId: string | undefined) =>
+    [...w.leases.values()].filter((l) => l.deviceId === deviceId).sort((a, b) => a.grantedAt - b.grantedAt);
   const leaseState = (id: string) => {
     const lease = w.leases.get(id);
     return { license: L, lease, device: lease ? w.devices.get(lease.deviceId) : undefined, deviceLeases: leasesOf(lease?.deviceId) };
@@ -178,11 +196,27 @@ function step(w: World, c: Command): World {
       license: L,
       device,
       deviceLeases: leasesOf(device?.id),
-      deadLeases: full ? all.filter((l) => isDead(l, now)).sort((a, b) => a.expiresAt! - b.expiresAt!).slice(0, 32) : [],
-      earliestExpiry: full ? (all.map((l) => l.expiresAt).filter((x): x is number => x !== null && x > now).sort((a, b) => a - b)[0] ?? null) : null,
+      deadLeases: full
+        ? all
+            .filter((l) => isDead(l, now))
+            .sort((a, b) => a.expiresAt! - b.expiresAt!)
+            .slice(0, 32)
+        : [],
+      earliestExpiry: full
+        ? (all
+            .map((l) => l.expiresAt)
+            .filter((x): x is number => x !== null && x > now)
+            .sort((a, b) => a - b)[0] ?? null)
+        : null,
     };
   };
-  const base = (d: number, i: number) => ({ fingerprint: fingerprint(d), instanceId: INSTANCES[i]!, newDeviceId: nextId('dev'), newLeaseId: nextId('lse'), actor: 'client' });
+  const base = (d: number, i: number) => ({
+    fingerprint: fingerprint(d),
+    instanceId: INSTANCES[i]!,
+    newDeviceId: nextId('dev'),
+    newLeaseId: nextId('lse'),
+    actor: 'client',
+  });
   switch (c.kind) {
     case 'checkout': {
       const d = decideCheckout(checkoutState(c.device), base(c.device, c.instance), now);
@@ -194,11 +228,16 @@ function step(w: World, c: Command): World {
       return run(decideOfflineCheckout(checkoutState(c.device), { ...base(c.device, c.instance), durationSeconds: c.hours * 3_600 }, now));
     case 'heartbeat': {
       const id = pickLease([...w.leases.keys()], c.lease);
-      return run(decideHeartbeat(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now).decision);
+      return run(
+        decideHeartbeat(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now)
+          .decision,
+      );
     }
     case 'checkin': {
       const id = pickLease([...w.leases.keys()], c.lease);
-      return run(decideCheckin(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now));
+      return run(
+        decideCheckin(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now),
+      );
     }
     case 'return': {
       const id = pickLease([...w.leases.keys()], c.lease);
@@ -206,12 +245,20 @@ function step(w: World, c: Command): World {
     }
     case 'sync': {
       const device = deviceOf(c.device);
-      return run(decideSync({ license: L, device, deviceLeases: leasesOf(device?.id) }, { instanceIds: c.keep.map((i) => INSTANCES[i]!), actor: 'client' }, now));
+      return run(
+        decideSync(
+          { license: L, device, deviceLeases: leasesOf(device?.id) },
+          { instanceIds: c.keep.map((i) => INSTANCES[i]!), actor: 'client' },
+          now,
+        ),
+      );
     }
     case 'advance':
       return { ...w, now: now + c.seconds * 1000 };
     case 'reclaim': {
-      const candidates = [...w.leases.values()].filter((l) => isDead(l, now) || l.instances.some((i) => i.expiresAt !== null && i.expiresAt <= now));
+      const candidates = [...w.leases.values()].filter(
+        (l) => isDead(l, now) || l.instances.some((i) => i.expiresAt !== null && i.expiresAt <= now),
+      );
       return run(decideReclaim(L, candidates, now, 'reclaimer'));
     }
     case 'release': {

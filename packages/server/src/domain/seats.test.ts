@@ -64,9 +64,23 @@ function lease(over: Partial<Lease> = {}): Lease {
   };
 }
 
-const cmd = (fingerprint = 'fp-1', instanceId = 'a') => ({ fingerprint, instanceId, newDeviceId: 'dev_new', newLeaseId: 'lse_new', actor: 'client' });
-const state = (over: Partial<CheckoutState> = {}): CheckoutState => ({ license: license(), device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry: null, ...over });
-const seatDelta = (effects: Effect[]) => effects.filter((e) => e.type === 'seats').reduce((n, e) => n + (e.type === 'seats' ? e.used : 0), 0);
+const cmd = (fingerprint = 'fp-1', instanceId = 'a') => ({
+  fingerprint,
+  instanceId,
+  newDeviceId: 'dev_new',
+  newLeaseId: 'lse_new',
+  actor: 'client',
+});
+const state = (over: Partial<CheckoutState> = {}): CheckoutState => ({
+  license: license(),
+  device: undefined,
+  deviceLeases: [],
+  deadLeases: [],
+  earliestExpiry: null,
+  ...over,
+});
+const seatDelta = (effects: Effect[]) =>
+  effects.filter((e) => e.type === 'seats').reduce((n, e) => n + (e.type === 'seats' ? e.used : 0), 0);
 const types = (effects: Effect[]) => effects.map((e) => e.type);
 
 test('checkout takes a new seat and writes device, lease, seat, usage and audit', () => {
@@ -94,7 +108,9 @@ test('per-device: a second instance joins the device seat up to the per-device m
   assert.ok(d.result.ok);
   assert.equal(d.result.value.lease.instances.length, 2);
   assert.equal(seatDelta(d.effects), 0);
-  const full = lease({ instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
+  const full = lease({
+    instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+  });
   const third = decideCheckout(state({ license: lic, device: device(), deviceLeases: [full] }), cmd('fp-1', 'c'), T0);
   assert.equal(third.result.ok, false);
   assert.equal(!third.result.ok && third.result.error.code, 'INSTANCE_LIMIT_REACHED');
@@ -153,23 +169,43 @@ test('a trial starts counting at its first checkout', () => {
 
 test('heartbeat renews, revives a dead-but-unreclaimed lease, and answers LEASE_NOT_FOUND for a gone one', () => {
   const lic = license({ seatsUsed: 1 });
-  const renewed = decideHeartbeat({ license: lic, lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0 + 30 * S);
+  const renewed = decideHeartbeat(
+    { license: lic, lease: lease(), device: device() },
+    { leaseId: 'lse_1', instanceId: 'a', actor: 'client' },
+    T0 + 30 * S,
+  );
   assert.ok(renewed.decision.result.ok);
   assert.equal(renewed.kind, 'locked', 'without a batch margin nothing is batchable');
   assert.equal(renewed.decision.result.value.lease.expiresAt, T0 + 90 * S);
   assert.ok(!renewed.decision.effects.some((e) => e.type === 'audit'));
 
-  const revived = decideHeartbeat({ license: lic, lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0 + 120 * S);
+  const revived = decideHeartbeat(
+    { license: lic, lease: lease(), device: device() },
+    { leaseId: 'lse_1', instanceId: 'a', actor: 'client' },
+    T0 + 120 * S,
+  );
   assert.ok(revived.decision.result.ok);
   assert.ok(revived.decision.effects.some((e) => e.type === 'audit' && e.entry.type === 'heartbeat-revive'));
   assert.equal(revived.kind, 'locked');
 
-  const gone = decideHeartbeat({ license: lic, lease: undefined, device: undefined }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0);
+  const gone = decideHeartbeat(
+    { license: lic, lease: undefined, device: undefined },
+    { leaseId: 'lse_1', instanceId: 'a', actor: 'client' },
+    T0,
+  );
   assert.equal(!gone.decision.result.ok && gone.decision.result.error.code, 'LEASE_NOT_FOUND');
   assert.equal(gone.kind === 'refused' && gone.error.code, 'LEASE_NOT_FOUND');
-  const otherInstance = decideHeartbeat({ license: lic, lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'zz', actor: 'client' }, T0);
+  const otherInstance = decideHeartbeat(
+    { license: lic, lease: lease(), device: device() },
+    { leaseId: 'lse_1', instanceId: 'zz', actor: 'client' },
+    T0,
+  );
   assert.equal(!otherInstance.decision.result.ok && otherInstance.decision.result.error.code, 'LEASE_NOT_FOUND');
-  const otherLicense = decideHeartbeat({ license: license({ id: 'lic_2' }), lease: lease(), device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0);
+  const otherLicense = decideHeartbeat(
+    { license: license({ id: 'lic_2' }), lease: lease(), device: device() },
+    { leaseId: 'lse_1', instanceId: 'a', actor: 'client' },
+    T0,
+  );
   assert.equal(!otherLicense.decision.result.ok && otherLicense.decision.result.error.code, 'LEASE_NOT_FOUND');
 });
 
@@ -177,11 +213,15 @@ test('a plain renewal is one monotonic renewal effect; a renewal that also prune
   const lic = license({ seatsUsed: 1 });
   const hb = { leaseId: 'lse_1', instanceId: 'a', actor: 'client' };
   const plain = decideHeartbeat({ license: lic, lease: lease(), device: device() }, hb, T0 + 30 * S);
-  assert.deepEqual(plain.decision.effects, [{ type: 'lease.renew', renewal: { leaseId: 'lse_1', instanceId: 'a', deviceId: 'dev_1', at: T0 + 30 * S, expiresAt: T0 + 90 * S } }]);
+  assert.deepEqual(plain.decision.effects, [
+    { type: 'lease.renew', renewal: { leaseId: 'lse_1', instanceId: 'a', deviceId: 'dev_1', at: T0 + 30 * S, expiresAt: T0 + 90 * S } },
+  ]);
   assert.ok(plain.decision.result.ok);
   assert.equal(plain.decision.result.value.lease.instances[0]!.expiresAt, T0 + 90 * S);
   assert.equal(plain.decision.result.value.device.lastAccessedAt, T0 + 30 * S);
-  const withDeadSibling = lease({ instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S }] });
+  const withDeadSibling = lease({
+    instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S }],
+  });
   const pruning = decideHeartbeat({ license: lic, lease: withDeadSibling, device: device() }, hb, T0 + 30 * S, { batchMarginMs: 5 * S });
   assert.deepEqual(types(pruning.decision.effects).sort(), ['audit', 'device.upsert', 'instance.delete', 'instance.put', 'lease.update']);
   assert.equal(pruning.kind, 'locked', 'a renewal that changes the instance set is written under the lock');
@@ -208,8 +248,16 @@ test('a renewal may wait only while the lease as stored outlives the next heartb
   // 25 s left is not more than 20 + 5
   assert.equal(renewalMayWait(lic, l, T0 + 35 * S, 5 * S), false);
   assert.equal(renewalMayWait(lic, l, T0 + 34 * S, 5 * S), true);
-  assert.equal(renewalMayWait(lic, lease({ offline: true, offlineExpiresAt: T0 + 86400 * S }), T0, 5 * S), false, 'offline leases are written at once');
-  assert.equal(renewalMayWait(license({ leaseTtlSeconds: null }), lease({ expiresAt: null }), T0, 5 * S), true, 'a lease without expiry cannot be reclaimed by time');
+  assert.equal(
+    renewalMayWait(lic, lease({ offline: true, offlineExpiresAt: T0 + 86400 * S }), T0, 5 * S),
+    false,
+    'offline leases are written at once',
+  );
+  assert.equal(
+    renewalMayWait(license({ leaseTtlSeconds: null }), lease({ expiresAt: null }), T0, 5 * S),
+    true,
+    'a lease without expiry cannot be reclaimed by time',
+  );
 });
 
 test('check-in: the seat frees when the last instance leaves', () => {
@@ -219,7 +267,11 @@ test('check-in: the seat frees when the last instance leaves', () => {
   assert.ok(first.result.ok);
   assert.deepEqual([first.result.value.released, first.result.value.instances], [false, 1]);
   assert.equal(seatDelta(first.effects), 0);
-  const last = decideCheckin({ license: lic, lease: first.result.value.lease, device: device() }, { leaseId: 'lse_1', instanceId: 'b', actor: 'client' }, T0);
+  const last = decideCheckin(
+    { license: lic, lease: first.result.value.lease, device: device() },
+    { leaseId: 'lse_1', instanceId: 'b', actor: 'client' },
+    T0,
+  );
   assert.ok(last.result.ok);
   assert.deepEqual([last.result.value.released, last.result.value.instances], [true, 0]);
   assert.equal(seatDelta(last.effects), -1);
@@ -227,7 +279,11 @@ test('check-in: the seat frees when the last instance leaves', () => {
 
 test('check-in of the last instance of an offline lease keeps the seat borrowed', () => {
   const off = lease({ offline: true, offlineExpiresAt: T0 + 86400 * S, expiresAt: T0 + 86400 * S });
-  const d = decideCheckin({ license: license({ seatsUsed: 1, seatsOffline: 1 }), lease: off, device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0 + S);
+  const d = decideCheckin(
+    { license: license({ seatsUsed: 1, seatsOffline: 1 }), lease: off, device: device() },
+    { leaseId: 'lse_1', instanceId: 'a', actor: 'client' },
+    T0 + S,
+  );
   assert.ok(d.result.ok);
   assert.equal(d.result.value.released, false);
   assert.equal(seatDelta(d.effects), 0);
@@ -235,10 +291,18 @@ test('check-in of the last instance of an offline lease keeps the seat borrowed'
 
 test('sync drops instances that do not run; an online lease left empty frees its seat', () => {
   const two = lease({ instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
-  const d = decideSync({ license: license({ seatsUsed: 1 }), device: device(), deviceLeases: [two] }, { instanceIds: ['b'], actor: 'client' }, T0);
+  const d = decideSync(
+    { license: license({ seatsUsed: 1 }), device: device(), deviceLeases: [two] },
+    { instanceIds: ['b'], actor: 'client' },
+    T0,
+  );
   assert.ok(d.result.ok);
   assert.deepEqual(d.result.value, { dropped: ['a'], released: [], instances: 1 });
-  const none = decideSync({ license: license({ seatsUsed: 1 }), device: device(), deviceLeases: [two] }, { instanceIds: [], actor: 'client' }, T0);
+  const none = decideSync(
+    { license: license({ seatsUsed: 1 }), device: device(), deviceLeases: [two] },
+    { instanceIds: [], actor: 'client' },
+    T0,
+  );
   assert.ok(none.result.ok);
   assert.deepEqual(none.result.value.released, ['lse_1']);
   assert.equal(seatDelta(none.effects), -1);
@@ -259,7 +323,10 @@ test('offline checkout: limits, cap, Offline Expiry Date capped at the license e
   assert.ok(granted.result.ok);
   assert.equal(granted.result.value.lease.offline, true);
   assert.equal(granted.result.value.lease.offlineExpiresAt, T0 + 3 * 86400 * S);
-  assert.equal(granted.effects.filter((e) => e.type === 'seats').reduce((n, e) => n + (e.type === 'seats' ? e.offline : 0), 0), 1);
+  assert.equal(
+    granted.effects.filter((e) => e.type === 'seats').reduce((n, e) => n + (e.type === 'seats' ? e.offline : 0), 0),
+    1,
+  );
 
   const sub = off(license({ model: 'subscription', expiresAt: T0 + 3600 * S }), 86400);
   assert.ok(sub.result.ok);
@@ -287,10 +354,18 @@ test('admin release of an unexpired offline lease is refused unless forced', () 
 
 test('return offline frees the seat; an online lease cannot be returned', () => {
   const off = lease({ offline: true, offlineExpiresAt: T0 + 86400 * S, expiresAt: T0 + 86400 * S });
-  const d = decideReturnOffline({ license: license({ seatsUsed: 1, seatsOffline: 1 }), lease: off, device: device() }, { leaseId: 'lse_1', actor: 'client' }, T0);
+  const d = decideReturnOffline(
+    { license: license({ seatsUsed: 1, seatsOffline: 1 }), lease: off, device: device() },
+    { leaseId: 'lse_1', actor: 'client' },
+    T0,
+  );
   assert.ok(d.result.ok);
   assert.ok(d.effects.some((e) => e.type === 'seats' && e.used === -1 && e.offline === -1));
-  const online = decideReturnOffline({ license: license({ seatsUsed: 1 }), lease: lease(), device: device() }, { leaseId: 'lse_1', actor: 'client' }, T0);
+  const online = decideReturnOffline(
+    { license: license({ seatsUsed: 1 }), lease: lease(), device: device() },
+    { leaseId: 'lse_1', actor: 'client' },
+    T0,
+  );
   assert.equal(!online.result.ok && online.result.error.code, 'LEASE_NOT_OFFLINE');
 });
 
@@ -308,12 +383,18 @@ test('reclaim frees dead leases, drops dead instances, and never touches an unex
   });
   const d = decideReclaim(lic, [dead, off, mixed], T0, 'reclaimer');
   assert.ok(d.result.ok);
-  assert.deepEqual(d.result.value.freed.map((f) => f.leaseId), ['lse_dead']);
+  assert.deepEqual(
+    d.result.value.freed.map((f) => f.leaseId),
+    ['lse_dead'],
+  );
   assert.equal(d.result.value.instancesDropped, 1);
   assert.equal(seatDelta(d.effects), -1);
   const later = decideReclaim(lic, [off], T0 + 10 * S, 'reclaimer');
   assert.ok(later.result.ok);
-  assert.deepEqual(later.result.value.freed.map((f) => f.leaseId), ['lse_off']);
+  assert.deepEqual(
+    later.result.value.freed.map((f) => f.leaseId),
+    ['lse_off'],
+  );
 });
 
 test('a license without TTL keeps leases forever: nothing to reclaim', () => {
@@ -348,21 +429,37 @@ test('per-instance: a new instance on a device that still borrows an idle offlin
 
 test('per-instance: reviving a dead lease is refused when the device has since taken as many seats as it may hold (found by the property test)', () => {
   const lic = license({ counting: 'per-instance', maxInstancesPerDevice: 1, seatsUsed: 2 });
-  const dead = lease({ id: 'lse_old', expiresAt: T0 - S, instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }] });
+  const dead = lease({
+    id: 'lse_old',
+    expiresAt: T0 - S,
+    instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }],
+  });
   const fresh = lease({ id: 'lse_new', instances: [{ instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
-  const refused = decideHeartbeat({ license: lic, lease: dead, device: device(), deviceLeases: [dead, fresh] }, { leaseId: 'lse_old', instanceId: 'a', actor: 'client' }, T0);
+  const refused = decideHeartbeat(
+    { license: lic, lease: dead, device: device(), deviceLeases: [dead, fresh] },
+    { leaseId: 'lse_old', instanceId: 'a', actor: 'client' },
+    T0,
+  );
   assert.ok(!refused.decision.result.ok);
   assert.equal(refused.decision.result.error.code, 'LEASE_NOT_FOUND');
   assert.deepEqual(refused.decision.effects, []);
   // with room for a second instance, the same lease is revived
-  const revived = decideHeartbeat({ license: { ...lic, maxInstancesPerDevice: 2 }, lease: dead, device: device(), deviceLeases: [dead, fresh] }, { leaseId: 'lse_old', instanceId: 'a', actor: 'client' }, T0);
+  const revived = decideHeartbeat(
+    { license: { ...lic, maxInstancesPerDevice: 2 }, lease: dead, device: device(), deviceLeases: [dead, fresh] },
+    { leaseId: 'lse_old', instanceId: 'a', actor: 'client' },
+    T0,
+  );
   assert.ok(revived.decision.result.ok);
   assert.equal(revived.decision.result.value.lease.id, 'lse_old');
 });
 
 test('per-instance: an instance checking out again on its dead lease is refused when the device is at its limit (found by the property test)', () => {
   const lic = license({ counting: 'per-instance', maxInstancesPerDevice: 1, seatsUsed: 2 });
-  const dead = lease({ id: 'lse_old', expiresAt: T0 - S, instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }] });
+  const dead = lease({
+    id: 'lse_old',
+    expiresAt: T0 - S,
+    instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }],
+  });
   const fresh = lease({ id: 'lse_new', instances: [{ instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
   const d = decideCheckout(state({ license: lic, device: device(), deviceLeases: [dead, fresh] }), cmd('fp-1', 'a'), T0);
   assert.ok(!d.result.ok);

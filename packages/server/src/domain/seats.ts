@@ -13,7 +13,6 @@ import { gate, licenseEndsAt } from './policy.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
 import type { AuditEntry, AuditType, Device, Instance, Lease, License, ReleaseReason } from './types.js';
 
-
 export interface Decision<T> {
   result: Result<T>;
   effects: Effect[];
@@ -81,7 +80,11 @@ function offlineStillValid(lease: Lease, now: number): boolean {
 class Plan {
   readonly effects: Effect[] = [];
   readonly license: License;
-  constructor(license: License, readonly now: number, readonly actor: string) {
+  constructor(
+    license: License,
+    readonly now: number,
+    readonly actor: string,
+  ) {
     this.license = { ...license };
   }
 
@@ -92,17 +95,39 @@ class Plan {
     this.effects.push({ type: 'seats', licenseId: this.license.id, used, offline });
   }
 
-  audit(type: AuditType, ids: { deviceId?: string | null; leaseId?: string | null }, reason: string | null = null, data: Record<string, unknown> = {}): void {
+  audit(
+    type: AuditType,
+    ids: { deviceId?: string | null; leaseId?: string | null },
+    reason: string | null = null,
+    data: Record<string, unknown> = {},
+  ): void {
     this.effects.push({
       type: 'audit',
-      entry: { at: this.now, type, actor: this.actor, licenseId: this.license.id, deviceId: ids.deviceId ?? null, leaseId: ids.leaseId ?? null, reason, data },
+      entry: {
+        at: this.now,
+        type,
+        actor: this.actor,
+        licenseId: this.license.id,
+        deviceId: ids.deviceId ?? null,
+        leaseId: ids.leaseId ?? null,
+        reason,
+        data,
+      },
     });
   }
 
   /** Records the level after a change; `peak` is the higher of before and after (a release's peak is the level before it). */
   usage(checkouts: number, denials: number, peak: number = this.license.seatsUsed): void {
     const seatsUsed = this.license.seatsUsed;
-    this.effects.push({ type: 'usage', licenseId: this.license.id, at: this.now, seatsUsed, peak: Math.max(peak, seatsUsed), checkouts, denials });
+    this.effects.push({
+      type: 'usage',
+      licenseId: this.license.id,
+      at: this.now,
+      seatsUsed,
+      peak: Math.max(peak, seatsUsed),
+      checkouts,
+      denials,
+    });
   }
 
   release(lease: Lease, reason: ReleaseReason, data: Record<string, unknown> = {}): void {
@@ -123,7 +148,8 @@ class Plan {
     const before = this.license.seatsUsed;
     for (const lease of leases) this.effects.push({ type: 'lease.delete', leaseId: lease.id });
     this.seats(-leases.length, -leases.filter((l) => l.offline).length);
-    for (const lease of leases) this.audit('release', { deviceId: lease.deviceId, leaseId: lease.id }, reason, { offline: lease.offline, ...data(lease) });
+    for (const lease of leases)
+      this.audit('release', { deviceId: lease.deviceId, leaseId: lease.id }, reason, { offline: lease.offline, ...data(lease) });
     this.usage(0, 0, before);
   }
 
@@ -134,7 +160,9 @@ class Plan {
       const dead = inst.expiresAt !== null && inst.expiresAt <= this.now;
       if (dead && inst.instanceId !== keep) {
         this.effects.push({ type: 'instance.delete', leaseId: lease.id, instanceId: inst.instanceId });
-        this.audit('instance-dropped', { deviceId: lease.deviceId, leaseId: lease.id }, RELEASE_REASONS.EXPIRED, { instanceId: inst.instanceId });
+        this.audit('instance-dropped', { deviceId: lease.deviceId, leaseId: lease.id }, RELEASE_REASONS.EXPIRED, {
+          instanceId: inst.instanceId,
+        });
       } else {
         left.push(inst);
       }
@@ -252,14 +280,18 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   const own = s.deviceLeases.find((l) => l.instances.some((i) => i.instanceId === cmd.instanceId));
   const max = s.license.maxInstancesPerDevice;
   if (own && revivalOverLimit(s.license, own, s.deviceLeases, now)) {
-    return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, { maxInstancesPerDevice: max });
+    return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, {
+      maxInstancesPerDevice: max,
+    });
   }
   if (own) return grant(renew(plan, own, cmd.instanceId), false);
 
   if (s.license.counting === COUNTING_MODES.PER_DEVICE && s.deviceLeases[0]) {
     const held = s.deviceLeases[0];
     if (liveInstances(held, now).length >= max) {
-      return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, { maxInstancesPerDevice: max });
+      return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, {
+        maxInstancesPerDevice: max,
+      });
     }
     const lease = renew(plan, held, cmd.instanceId);
     plan.audit('join', { deviceId: device.id, leaseId: lease.id }, null, { instanceId: cmd.instanceId, instances: lease.instances.length });
@@ -270,12 +302,17 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
     const idle = s.deviceLeases.find((l) => liveInstances(l, now).length === 0 && (offlineStillValid(l, now) || !isDead(l, now)));
     if (idle) {
       const lease = renew(plan, idle, cmd.instanceId);
-      plan.audit('join', { deviceId: device.id, leaseId: lease.id }, null, { instanceId: cmd.instanceId, instances: lease.instances.length });
+      plan.audit('join', { deviceId: device.id, leaseId: lease.id }, null, {
+        instanceId: cmd.instanceId,
+        instances: lease.instances.length,
+      });
       return grant(lease, false);
     }
     const live = s.deviceLeases.filter((l) => !isDead(l, now)).length;
     if (live >= max) {
-      return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, { maxInstancesPerDevice: max });
+      return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, {
+        maxInstancesPerDevice: max,
+      });
     }
   }
 
@@ -321,7 +358,14 @@ export const DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW = 50;
  * so a license costs at most 51 denial entries an hour whatever the rate. Each denial is still answered
  * on its own and counted exactly in usage and in the metrics.
  */
-export function denialAudit(licenseId: string, deviceId: string | null, fingerprint: string, instanceId: string, now: number, actor: string): Effect {
+export function denialAudit(
+  licenseId: string,
+  deviceId: string | null,
+  fingerprint: string,
+  instanceId: string,
+  now: number,
+  actor: string,
+): Effect {
   const windowStart = now - (now % DENIAL_AUDIT_WINDOW_MS);
   const window = `denied:${licenseId}:${windowStart}`;
   const entry = (data: Record<string, unknown>, device: string | null): AuditEntry => ({
@@ -359,7 +403,8 @@ function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand
   return {
     result: fail(
       'NO_SEATS_AVAILABLE',
-      `all ${seats} seats are in use` + (earliest !== null ? `; the earliest lease expires at ${new Date(earliest).toISOString()}${EARLIEST_RENEWABLE}` : ''),
+      `all ${seats} seats are in use` +
+        (earliest !== null ? `; the earliest lease expires at ${new Date(earliest).toISOString()}${EARLIEST_RENEWABLE}` : ''),
       { seatsTotal: seats, seatsUsed, earliestExpiryAt: earliest === null ? null : new Date(earliest).toISOString() },
     ),
     effects: plan.effects,
@@ -415,7 +460,11 @@ export type HeartbeatOutcome =
  * wait that long is `batchable`; without it, nothing is.
  */
 export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number, opts: { batchMarginMs?: number } = {}): HeartbeatOutcome {
-  const refused = (decision: Decision<Granted>): HeartbeatOutcome => ({ kind: 'refused', decision, error: (decision.result as { error: DomainError }).error });
+  const refused = (decision: Decision<Granted>): HeartbeatOutcome => ({
+    kind: 'refused',
+    decision,
+    error: (decision.result as { error: DomainError }).error,
+  });
   const lease = ownedLease(s, cmd);
   if (!lease || !s.device || !lease.instances.some((i) => i.instanceId === cmd.instanceId)) return refused(leaseNotFound());
   const blocked = gate(s.license, now);
@@ -439,12 +488,20 @@ export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number
     return mayWait ? { kind: 'batchable', decision, renewal } : { kind: 'locked', decision };
   }
   if (revivalOverLimit(s.license, lease, s.deviceLeases ?? [], now)) {
-    return refused(refuse('LEASE_NOT_FOUND', 'this lease expired and the device has since taken as many seats as its instances may hold: check out again'));
+    return refused(
+      refuse(
+        'LEASE_NOT_FOUND',
+        'this lease expired and the device has since taken as many seats as its instances may hold: check out again',
+      ),
+    );
   }
   const plan = new Plan(s.license, now, cmd.actor);
   const next = renew(plan, lease, cmd.instanceId);
   plan.effects.push({ type: 'device.upsert', device });
-  return { kind: 'locked', decision: plan.done({ license: plan.license, device, lease: next, instanceId: cmd.instanceId, created: false }) };
+  return {
+    kind: 'locked',
+    decision: plan.done({ license: plan.license, device, lease: next, instanceId: cmd.instanceId, created: false }),
+  };
 }
 
 /** A live online lease none of whose instances has expired: renewing it changes no seat, no instance set, no audit. */
@@ -524,7 +581,12 @@ export function decideSync(s: SyncState, cmd: { instanceIds: readonly string[]; 
       }
       out.dropped.push(inst.instanceId);
       plan.effects.push({ type: 'instance.delete', leaseId: lease.id, instanceId: inst.instanceId });
-      plan.audit('instance-dropped', { deviceId: lease.deviceId, leaseId: lease.id }, dead ? RELEASE_REASONS.EXPIRED : RELEASE_REASONS.SYNCED, { instanceId: inst.instanceId });
+      plan.audit(
+        'instance-dropped',
+        { deviceId: lease.deviceId, leaseId: lease.id },
+        dead ? RELEASE_REASONS.EXPIRED : RELEASE_REASONS.SYNCED,
+        { instanceId: inst.instanceId },
+      );
     }
     if (keep.length === 0 && !offlineStillValid(lease, now)) {
       plan.release(lease, RELEASE_REASONS.SYNCED);
@@ -571,7 +633,9 @@ export function decideOfflineCheckout(s: CheckoutState, cmd: OfflineCommand, now
   if (!g.lease.offline) {
     const cap = Math.min(s.license.maxOfflineSeats ?? s.license.seats, s.license.seats);
     if (g.license.seatsOffline >= cap) {
-      return refuse('OFFLINE_SEAT_LIMIT_REACHED', `${cap} seat(s) are already checked out offline, the most this license allows`, { maxOfflineSeats: cap });
+      return refuse('OFFLINE_SEAT_LIMIT_REACHED', `${cap} seat(s) are already checked out offline, the most this license allows`, {
+        maxOfflineSeats: cap,
+      });
     }
     plan.seats(0, 1);
   }
@@ -619,9 +683,13 @@ export function decideRelease(
   if (!lease) return refuse('LEASE_NOT_FOUND', 'no such lease');
   const activeOffline = offlineStillValid(lease, now);
   if (activeOffline && !cmd.force) {
-    return refuse('OFFLINE_LEASE_ACTIVE', `this seat is checked out offline until ${new Date(lease.offlineExpiresAt!).toISOString()}; pass force: true to release it anyway`, {
-      offlineExpiresAt: new Date(lease.offlineExpiresAt!).toISOString(),
-    });
+    return refuse(
+      'OFFLINE_LEASE_ACTIVE',
+      `this seat is checked out offline until ${new Date(lease.offlineExpiresAt!).toISOString()}; pass force: true to release it anyway`,
+      {
+        offlineExpiresAt: new Date(lease.offlineExpiresAt!).toISOString(),
+      },
+    );
   }
   const plan = new Plan(s.license, now, cmd.actor);
   plan.release(lease, RELEASE_REASONS.FORCE_RELEASE, { forced: cmd.force, offlineOverridden: activeOffline });

@@ -29,7 +29,6 @@ let realKey: string;
 /** A well-formed key (valid check symbol) that no license has. */
 const unknownKey = () => formatKey(random(KEY_ALPHABET, 24));
 
-
 /** The operation's path with every path parameter replaced by a well-formed id of the right kind. */
 function concretePath(op: Operation): string {
   return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {

@@ -117,10 +117,18 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     openapi: {
       openapi: '3.1.0',
       servers: [{ url: '/', description: 'this floatd server' }],
-      info: { title: 'floatd', version: ctx.version, description: 'Floating-license server: seats, leases, offline checkout, reclamation.' },
+      info: {
+        title: 'floatd',
+        version: ctx.version,
+        description: 'Floating-license server: seats, leases, offline checkout, reclamation.',
+      },
       components: {
         securitySchemes: {
-          adminToken: { type: 'http', scheme: 'bearer', description: 'Admin token (printed once on first start, kept in data/admin-token)' },
+          adminToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'Admin token (printed once on first start, kept in data/admin-token)',
+          },
           licenseKey: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'License <key>' },
         },
       },

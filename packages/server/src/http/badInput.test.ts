@@ -47,7 +47,6 @@ const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
-
 /** The JSON types a schema admits (`nullable` and anyOf included). */
 function typesOf(schema: Schema): string[] {
   if (schema.anyOf) return [...new Set<string>((schema.anyOf as Schema[]).flatMap(typesOf))];
@@ -133,7 +132,8 @@ function casesFor(op: Operation): Case[] {
   const bodyLimit = route?.bodyLimit ?? BODY_LIMIT;
   const add = (what: string, c: Partial<Case>) =>
     cases.push({ what, method: op.method, path: fill(), route, ...c, headers: { authorization: auth, ...(c.headers ?? {}) } });
-  const json = (what: string, value: unknown, expect = 'VALIDATION_FAILED') => add(what, { headers: JSON_TYPE, body: JSON.stringify(value), expect });
+  const json = (what: string, value: unknown, expect = 'VALIDATION_FAILED') =>
+    add(what, { headers: JSON_TYPE, body: JSON.stringify(value), expect });
   /** `base` with `key` set to raw JSON text (too deep to build as a value: JSON.stringify would overflow the stack) */
   const raw = (what: string, base: Record<string, unknown>, key: string, text: string, expect = 'VALIDATION_FAILED') =>
     add(what, { headers: JSON_TYPE, body: JSON.stringify({ ...base, [key]: '\u0000RAW' }).replace('"\\u0000RAW"', text), expect });
@@ -151,7 +151,14 @@ function casesFor(op: Operation): Case[] {
     }
     add('a __proto__ key', { headers: JSON_TYPE, body: '{"__proto__":{"admin":true}}', expect: MALFORMED });
     add('a constructor.prototype key', { headers: JSON_TYPE, body: '{"constructor":{"prototype":{"admin":true}}}', expect: MALFORMED });
-    for (const [what, v] of [['an array', []], ['an array of the body', [validBody]], ['a string', 'body'], ['a number', 42], ['true', true], ['null', null]] as const) {
+    for (const [what, v] of [
+      ['an array', []],
+      ['an array of the body', [validBody]],
+      ['a string', 'body'],
+      ['a number', 42],
+      ['true', true],
+      ['null', null],
+    ] as const) {
       json(`${what} instead of an object`, v);
     }
     for (const name of schema.required ?? []) {
@@ -168,25 +175,46 @@ function casesFor(op: Operation): Case[] {
     json('an unknown extra field with a null value', { ...validBody, 'x-other': null });
     raw('deep nesting in an unknown field (5000 levels)', validBody!, 'nested', deep(5000, '{"a":', '1', '}'));
     add('deep nesting as the body (5000 levels)', { headers: JSON_TYPE, body: deep(5000, '{"a":', '1', '}'), expect: 'VALIDATION_FAILED' });
-    add('deep array nesting as the body (30000 levels)', { headers: JSON_TYPE, body: deep(30000, '[', '', ']'), expect: 'VALIDATION_FAILED' });
-    add(`a body over ${bodyLimit / 1024} KiB`, { headers: JSON_TYPE, body: JSON.stringify({ ...validBody, padding: 'x'.repeat(bodyLimit + 6 * 1024) }), expect: 'PAYLOAD_TOO_LARGE' });
+    add('deep array nesting as the body (30000 levels)', {
+      headers: JSON_TYPE,
+      body: deep(30000, '[', '', ']'),
+      expect: 'VALIDATION_FAILED',
+    });
+    add(`a body over ${bodyLimit / 1024} KiB`, {
+      headers: JSON_TYPE,
+      body: JSON.stringify({ ...validBody, padding: 'x'.repeat(bodyLimit + 6 * 1024) }),
+      expect: 'PAYLOAD_TOO_LARGE',
+    });
     add('a body over 64 KiB as text/plain', { headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(70 * 1024) });
     add('a JSON body as text/plain', { headers: { 'content-type': 'text/plain' }, body: JSON.stringify(validBody), expect: MEDIA });
     add('a JSON body as form data', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1', expect: MEDIA });
     add('a JSON body as multipart', { headers: { 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--', expect: MEDIA });
-    add('a JSON body with a made-up JSON-ish type', { headers: { 'content-type': 'application/jsonx' }, body: JSON.stringify(validBody), expect: MEDIA });
+    add('a JSON body with a made-up JSON-ish type', {
+      headers: { 'content-type': 'application/jsonx' },
+      body: JSON.stringify(validBody),
+      expect: MEDIA,
+    });
     add('a JSON body with no content-type', { body: JSON.stringify(validBody), expect: MEDIA });
-    add('bytes that are not UTF-8', { headers: JSON_TYPE, body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), expect: 'VALIDATION_FAILED' });
+    add('bytes that are not UTF-8', {
+      headers: JSON_TYPE,
+      body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]),
+      expect: 'VALIDATION_FAILED',
+    });
 
     for (const [name, p] of Object.entries(props)) {
       const at = (v: unknown) => ({ ...validBody, [name]: v });
       for (const [what, v] of wrongTypes(p)) json(`${name}: ${what}`, at(v));
       if (p.type === 'string') {
         const fitting = p.pattern ? 'a'.repeat(4) : 'x';
-        if (p.maxLength !== undefined) json(`${name}: longer than maxLength ${p.maxLength}`, at(fitting.repeat(Math.ceil((p.maxLength + 1) / fitting.length))));
-        if (p.maxLength !== undefined) json(`${name}: a string over the body limit`, at('x'.repeat(Math.max(1_000_000, bodyLimit + 1024))), 'PAYLOAD_TOO_LARGE');
+        if (p.maxLength !== undefined)
+          json(`${name}: longer than maxLength ${p.maxLength}`, at(fitting.repeat(Math.ceil((p.maxLength + 1) / fitting.length))));
+        if (p.maxLength !== undefined)
+          json(`${name}: a string over the body limit`, at('x'.repeat(Math.max(1_000_000, bodyLimit + 1024))), 'PAYLOAD_TOO_LARGE');
         if ((p.minLength ?? 0) > 0) json(`${name}: empty string`, at(''));
-        for (const [what, v] of [['does not match its pattern/format', '!! not valid !!'], ['valid value with a trailing newline', `${String(example(p))}\n`]] as const) {
+        for (const [what, v] of [
+          ['does not match its pattern/format', '!! not valid !!'],
+          ['valid value with a trailing newline', `${String(example(p))}\n`],
+        ] as const) {
           if (!admits(p, v)) json(`${name}: ${what}`, at(v));
         }
         if (idPrefix(p)) json(`${name}: id with the wrong prefix`, at(idOf('xyz')));
@@ -195,7 +223,8 @@ function casesFor(op: Operation): Case[] {
           if (!admits(p, s)) json(`${name}: ${what}`, at(s));
           // Free text may legitimately hold these; sent past maxLength, the request must still be refused cleanly.
           // (maxLength counts code points, not UTF-16 units)
-          else if (p.maxLength !== undefined) json(`${name}: ${what} beyond maxLength`, at(s.repeat(Math.ceil((p.maxLength + 1) / [...s].length))));
+          else if (p.maxLength !== undefined)
+            json(`${name}: ${what} beyond maxLength`, at(s.repeat(Math.ceil((p.maxLength + 1) / [...s].length))));
         }
       }
       if (p.type === 'integer' || p.type === 'number' || typesOf(p).includes('integer')) {
@@ -213,15 +242,21 @@ function casesFor(op: Operation): Case[] {
         raw(`${name}: an array nested 5000 levels`, validBody!, name, `{"k":${deep(5000, '[', '', ']')}}`);
         // one level past the limit, counting the body itself
         raw(`${name}: nested ${MAX_JSON_DEPTH} levels inside the body`, validBody!, name, deep(MAX_JSON_DEPTH, '{"a":', '1', '}'));
-        if (p.maxProperties !== undefined) json(`${name}: more than ${p.maxProperties} keys`, at(Object.fromEntries(Array.from({ length: p.maxProperties + 1 }, (_, i) => [`k${i}`, i]))));
+        if (p.maxProperties !== undefined)
+          json(
+            `${name}: more than ${p.maxProperties} keys`,
+            at(Object.fromEntries(Array.from({ length: p.maxProperties + 1 }, (_, i) => [`k${i}`, i]))),
+          );
         if (p.propertyNames?.minLength) json(`${name}: an empty key`, at({ '': 1 }));
-        if (p.propertyNames?.maxLength !== undefined) json(`${name}: a key over ${p.propertyNames.maxLength} characters`, at({ ['k'.repeat(p.propertyNames.maxLength + 1)]: 1 }));
+        if (p.propertyNames?.maxLength !== undefined)
+          json(`${name}: a key over ${p.propertyNames.maxLength} characters`, at({ ['k'.repeat(p.propertyNames.maxLength + 1)]: 1 }));
         raw(`${name}: a __proto__ key inside`, validBody!, name, '{"__proto__":{"x":1}}', MALFORMED);
       }
       if (p.type === 'array') {
         json(`${name}: an item of the wrong type`, at([123]));
         json(`${name}: an item that is an object`, at([{}]));
-        if (p.maxItems !== undefined) json(`${name}: more than ${p.maxItems} items`, at(Array.from({ length: p.maxItems + 1 }, (_, i) => `i${i}`)));
+        if (p.maxItems !== undefined)
+          json(`${name}: more than ${p.maxItems} items`, at(Array.from({ length: p.maxItems + 1 }, (_, i) => `i${i}`)));
         if (p.uniqueItems) json(`${name}: duplicate items`, at(['dup-1', 'dup-1']));
         if (p.items?.type === 'string') for (const [what, s] of HOSTILE_STRINGS.slice(0, 3)) json(`${name}: an item with ${what}`, at([s]));
       }
@@ -250,7 +285,8 @@ function casesFor(op: Operation): Case[] {
       ['SQL', encodeURIComponent(`${prefix}_' OR 1=1 --`)],
       ['300 characters', `${prefix}_${random(ALNUM, 296)}`],
     ];
-    for (const [what, value] of bad) add(`path ${name}: ${what}`, { path: fill({ [name]: value }), ...withBody({}), expect: 'VALIDATION_FAILED' });
+    for (const [what, value] of bad)
+      add(`path ${name}: ${what}`, { path: fill({ [name]: value }), ...withBody({}), expect: 'VALIDATION_FAILED' });
   }
 
   // --- query string -----------------------------------------------------------------------------------
@@ -264,9 +300,31 @@ function casesFor(op: Operation): Case[] {
     q('an unknown parameter named __proto__', '__proto__=1');
     q('an unknown parameter with broken percent-encoding', '%ZZ=1');
     for (const { name, schema } of op.queryParams) {
-      const values = ['%ZZ', '%00', encodeURIComponent('x'.repeat(5000)), '', 'abc', '0', '-1', '1.5', '1e308', '0x10', '100000', '99999999999999999999',
-        'maybe', 'yes', '[]', '{}', encodeURIComponent('../../etc/passwd'), encodeURIComponent("' OR 1=1 --"), encodeURIComponent('😀\u0000'),
-        'yesterday', '2026-13-45T99:99:99Z', '2026-03-02', idOf('xyz')];
+      const values = [
+        '%ZZ',
+        '%00',
+        encodeURIComponent('x'.repeat(5000)),
+        '',
+        'abc',
+        '0',
+        '-1',
+        '1.5',
+        '1e308',
+        '0x10',
+        '100000',
+        '99999999999999999999',
+        'maybe',
+        'yes',
+        '[]',
+        '{}',
+        encodeURIComponent('../../etc/passwd'),
+        encodeURIComponent("' OR 1=1 --"),
+        encodeURIComponent('😀\u0000'),
+        'yesterday',
+        '2026-13-45T99:99:99Z',
+        '2026-03-02',
+        idOf('xyz'),
+      ];
       if (schema.minimum !== undefined) values.push(String(schema.minimum - 1));
       if (schema.maximum !== undefined) values.push(String(schema.maximum + 1));
       for (const v of values) q(`${name}=${v.slice(0, 40)}`, `${name}=${v}`);
@@ -282,18 +340,55 @@ function casesFor(op: Operation): Case[] {
 function unknownRoutes(): Case[] {
   const admin = `Bearer ${t.adminToken}`;
   const cases: Case[] = [];
-  const paths = ['/', '/v1', '/v1/admin', '/v1/admin/', '/v1/admin/nope', '/v1/client/nope', '/v2/admin/products', '/V1/ADMIN/PRODUCTS',
-    '/v1/admin//products', `/v1/admin/products/${idOf('prd')}/extra`, '/v1/admin/products%2F', '/%2e%2e/%2e%2e/etc/passwd', '/../../etc/passwd',
-    `/${'x'.repeat(5000)}`, '/v1/admin/products;jsessionid=1', '/v1/%00', '/v1/client/checkout/', '/.env'];
+  const paths = [
+    '/',
+    '/v1',
+    '/v1/admin',
+    '/v1/admin/',
+    '/v1/admin/nope',
+    '/v1/client/nope',
+    '/v2/admin/products',
+    '/V1/ADMIN/PRODUCTS',
+    '/v1/admin//products',
+    `/v1/admin/products/${idOf('prd')}/extra`,
+    '/v1/admin/products%2F',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/../../etc/passwd',
+    `/${'x'.repeat(5000)}`,
+    '/v1/admin/products;jsessionid=1',
+    '/v1/%00',
+    '/v1/client/checkout/',
+    '/.env',
+  ];
   const routeNotFound = 'ROUTE_NOT_FOUND';
   for (const path of paths) {
     // (GET / is a route: it redirects to the console)
-    if (path !== '/') cases.push({ what: `unknown route ${path.slice(0, 60)}`, method: 'GET', path, headers: { authorization: admin }, expect: routeNotFound });
-    cases.push({ what: `unknown route ${path.slice(0, 60)} without credentials`, method: 'POST', path, headers: JSON_TYPE, body: '{}', expect: routeNotFound });
+    if (path !== '/')
+      cases.push({
+        what: `unknown route ${path.slice(0, 60)}`,
+        method: 'GET',
+        path,
+        headers: { authorization: admin },
+        expect: routeNotFound,
+      });
+    cases.push({
+      what: `unknown route ${path.slice(0, 60)} without credentials`,
+      method: 'POST',
+      path,
+      headers: JSON_TYPE,
+      body: '{}',
+      expect: routeNotFound,
+    });
   }
   // Not unknown, but refused before routing: a path that is not valid percent-encoding; an empty id.
   cases.push({ what: 'a path that is not valid percent-encoding', method: 'GET', path: '/%ZZ', headers: {}, expect: 'VALIDATION_FAILED' });
-  cases.push({ what: 'an empty product id', method: 'GET', path: '/v1/admin/products/', headers: { authorization: admin }, expect: 'VALIDATION_FAILED' });
+  cases.push({
+    what: 'an empty product id',
+    method: 'GET',
+    path: '/v1/admin/products/',
+    headers: { authorization: admin },
+    expect: 'VALIDATION_FAILED',
+  });
   const declared = new Map<string, { methods: Set<string>; op: Operation }>();
   for (const op of ops) {
     const entry = declared.get(op.path) ?? { methods: new Set<string>(), op };
@@ -306,7 +401,14 @@ function unknownRoutes(): Case[] {
       if (methods.has(method)) continue;
       const auth = path.startsWith('/v1/client/') ? `License ${licenseKey}` : admin;
       const body = method === 'TRACE' ? {} : { headers: { authorization: auth, ...JSON_TYPE }, body: '{}' };
-      cases.push({ what: `${method} on ${path}`, method, path: concrete, headers: { authorization: auth }, ...body, expect: routeNotFound });
+      cases.push({
+        what: `${method} on ${path}`,
+        method,
+        path: concrete,
+        headers: { authorization: auth },
+        ...body,
+        expect: routeNotFound,
+      });
     }
   }
   return cases;
@@ -354,7 +456,8 @@ function assertRefused(c: Case, res: Answer) {
   assert.ok(isErrorCode(e.code), `${where}: ${e.code} is a code of ERRORS`);
   if (c.expect) assert.equal(e.code, c.expect, `${where}: ${e.message}`);
   // Refusals made before a route is chosen (the request line, headers, an unknown path) belong to no route.
-  if (c.route && !PRE_ROUTING.has(e.code)) assert.ok(W.errorsOf(c.route).has(e.code), `${where}: ${e.code} is declared by ${W.routeName(c.route)} in @floatd/protocol`);
+  if (c.route && !PRE_ROUTING.has(e.code))
+    assert.ok(W.errorsOf(c.route).has(e.code), `${where}: ${e.code} is declared by ${W.routeName(c.route)} in @floatd/protocol`);
   assert.equal(ERRORS[e.code as keyof typeof ERRORS].status, res.status, `${where}: status ${res.status} is the status of ${e.code}`);
   assert.ok(typeof e.message === 'string' && e.message.trim().length > 0, `${where}: a message`);
   assert.match(e.requestId, /^req_[0-9A-Za-z]{20}$/, `${where}: a request id`);
@@ -371,7 +474,10 @@ before(async () => {
   // Real data for the refusals to leave alone: a product, a license with one seat held, an audit trail.
   const lic = await t.license({ seats: 3, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60, maxOfflineSeconds: 86_400 });
   licenseKey = lic.key;
-  assert.equal((await t.client(licenseKey, 'POST', '/v1/client/checkout', { fingerprint: 'fp-bad-input-1', instanceId: 'app' })).status, 201);
+  assert.equal(
+    (await t.client(licenseKey, 'POST', '/v1/client/checkout', { fingerprint: 'fp-bad-input-1', instanceId: 'app' })).status,
+    201,
+  );
   const doc = (await t.raw('GET', '/openapi.json')).body;
   ops = openApiOperations(doc);
 });
@@ -437,13 +543,23 @@ test('hostile strings in free-text fields: NUL is refused by the schema, the res
     for (const [name, p] of free) {
       assert.ok(!admits(p, 'a\u0000b'), `${op.method} ${op.path} ${name}: the schema refuses NUL`);
       for (const [what, s] of HOSTILE_STRINGS) {
-        const k: Case = { what: `${op.method} ${op.path} ${name}: ${what}`, method: op.method, path, headers: { authorization: auth, ...JSON_TYPE }, body: JSON.stringify({ ...(example(op.body!) as object), [name]: s }) };
+        const k: Case = {
+          what: `${op.method} ${op.path} ${name}: ${what}`,
+          method: op.method,
+          path,
+          headers: { authorization: auth, ...JSON_TYPE },
+          body: JSON.stringify({ ...(example(op.body!) as object), [name]: s }),
+        };
         const res = await send(k);
         sent++;
         assertRefused(k, res);
         const code = JSON.parse(res.text).error.code as string;
         if (!admits(p, s)) assert.equal(code, 'VALIDATION_FAILED', `${k.what}: refused by the schema`);
-        else assert.ok(/_NOT_FOUND$|^INVALID_LICENSE_KEY$/.test(code), `${k.what}: refused for the missing target, not the text (got ${code})`);
+        else
+          assert.ok(
+            /_NOT_FOUND$|^INVALID_LICENSE_KEY$/.test(code),
+            `${k.what}: refused for the missing target, not the text (got ${code})`,
+          );
       }
     }
   }
@@ -461,22 +577,51 @@ test('NUL (U+0000) anywhere is refused with VALIDATION_FAILED before any store s
     const headers = { authorization: auth };
     for (const q of op.queryParams) {
       if (!typesOf(q.schema).includes('string')) continue;
-      cases.push({ what: `${op.method} ${op.path}?${q.name}=%00`, method: op.method, path: `${concretePath(op)}?${q.name}=a%00b`, headers, expect: 'VALIDATION_FAILED' });
+      cases.push({
+        what: `${op.method} ${op.path}?${q.name}=%00`,
+        method: op.method,
+        path: `${concretePath(op)}?${q.name}=a%00b`,
+        headers,
+        expect: 'VALIDATION_FAILED',
+      });
     }
     for (const p of op.pathParams) {
-      cases.push({ what: `${op.method} ${op.path} {${p.name}} with %00`, method: op.method, path: concretePath(op, { [p.name]: `${idOf(idPrefix(p.schema) ?? 'x')}%00` }), headers, expect: 'VALIDATION_FAILED' });
+      cases.push({
+        what: `${op.method} ${op.path} {${p.name}} with %00`,
+        method: op.method,
+        path: concretePath(op, { [p.name]: `${idOf(idPrefix(p.schema) ?? 'x')}%00` }),
+        headers,
+        expect: 'VALIDATION_FAILED',
+      });
     }
     const props: Record<string, Schema> = op.body?.properties ?? {};
     for (const [name, p] of Object.entries(props)) {
       if (p.type !== 'object') continue;
-      for (const [what, v] of [['value', { note: 'a\u0000b' }], ['key', { 'a\u0000b': 1 }], ['nested value', { deep: ['x', { y: '\u0000' }] }]] as const) {
+      for (const [what, v] of [
+        ['value', { note: 'a\u0000b' }],
+        ['key', { 'a\u0000b': 1 }],
+        ['nested value', { deep: ['x', { y: '\u0000' }] }],
+      ] as const) {
         const body = JSON.stringify({ ...(example(op.body!) as object), [name]: v });
-        cases.push({ what: `${op.method} ${op.path} ${name} ${what} with NUL`, method: op.method, path: concretePath(op), headers: { ...headers, ...JSON_TYPE }, body, expect: 'VALIDATION_FAILED' });
+        cases.push({
+          what: `${op.method} ${op.path} ${name} ${what} with NUL`,
+          method: op.method,
+          path: concretePath(op),
+          headers: { ...headers, ...JSON_TYPE },
+          body,
+          expect: 'VALIDATION_FAILED',
+        });
       }
     }
   }
-  assert.ok(cases.some((k) => k.path.startsWith('/v1/admin/audit?actor=')), 'the audit actor filter is among the cases');
-  assert.ok(cases.some((k) => / metadata /.test(k.what)), 'a metadata object is among the cases');
+  assert.ok(
+    cases.some((k) => k.path.startsWith('/v1/admin/audit?actor=')),
+    'the audit actor filter is among the cases',
+  );
+  assert.ok(
+    cases.some((k) => / metadata /.test(k.what)),
+    'a metadata object is among the cases',
+  );
   for (const k of cases) {
     const res = await sendWithRetry(k);
     assertRefused(k, res);

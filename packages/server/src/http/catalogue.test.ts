@@ -41,7 +41,15 @@ test('create applies defaults; read, list with paging, update and delete work', 
       maxInstancesPerDevice: created.body.maxInstancesPerDevice,
       suspended: created.body.suspended,
     },
-    { model: 'permanent', counting: 'per-device', leaseTtlSeconds: 900, heartbeatIntervalSeconds: 300, maxOfflineSeconds: 0, maxInstancesPerDevice: 10, suspended: false },
+    {
+      model: 'permanent',
+      counting: 'per-device',
+      leaseTtlSeconds: 900,
+      heartbeatIntervalSeconds: 300,
+      maxOfflineSeconds: 0,
+      maxInstancesPerDevice: 10,
+      suspended: false,
+    },
   );
   for (let i = 0; i < 4; i++) await t.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: i + 1 });
   const seen: string[] = [];
@@ -110,7 +118,13 @@ test('suspension refuses checkouts and heartbeats with LICENSE_SUSPENDED; resume
 
 test('subscription: granted until its end, then LICENSE_EXPIRED; tokens never outlive it', async () => {
   const end = t.clock.now() + 1800_000;
-  const lic = await t.license({ seats: 2, model: 'subscription', expiresAt: new Date(end).toISOString(), leaseTtlSeconds: 3600, heartbeatIntervalSeconds: 600 });
+  const lic = await t.license({
+    seats: 2,
+    model: 'subscription',
+    expiresAt: new Date(end).toISOString(),
+    leaseTtlSeconds: 3600,
+    heartbeatIntervalSeconds: 600,
+  });
   const g = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'sub-dev-1', instanceId: 'a' });
   assert.equal(g.status, 201);
   const exp = JSON.parse(Buffer.from(g.body.token.split('.')[1], 'base64url').toString()).exp;
@@ -164,7 +178,13 @@ test('admin views: devices with instance counts and last access; usage by hour w
   const lic = await t.license({ seats: 2, maxOfflineSeconds: 86400 });
   const hourStart = Math.floor(t.clock.now() / 3_600_000) * 3_600_000;
   t.clock.set(hourStart + 60_000);
-  await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'view-dev-1', instanceId: 'a', hostname: 'ws-1', user: 'ann', appVersion: '3.1' });
+  await t.client(lic.key, 'POST', '/v1/client/checkout', {
+    fingerprint: 'view-dev-1',
+    instanceId: 'a',
+    hostname: 'ws-1',
+    user: 'ann',
+    appVersion: '3.1',
+  });
   await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'view-dev-1', instanceId: 'b' });
   await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: 'view-dev-2', instanceId: 'a', durationSeconds: 3600 });
   const denied = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'view-dev-3', instanceId: 'a' });
@@ -203,11 +223,14 @@ test('admin views: devices with instance counts and last access; usage by hour w
     since.body.items.map((e: { type: string }) => e.type),
     ['release'],
   );
-  const badRange = await t.admin('GET', `/v1/admin/licenses/${lic.id}/usage?from=${new Date(hourStart).toISOString()}&to=${new Date(hourStart).toISOString()}`);
+  const badRange = await t.admin(
+    'GET',
+    `/v1/admin/licenses/${lic.id}/usage?from=${new Date(hourStart).toISOString()}&to=${new Date(hourStart).toISOString()}`,
+  );
   assert.equal(badRange.body.error.code, 'VALIDATION_FAILED');
 });
 
-test('license info shows the model, seats and the device\'s own lease', async () => {
+test("license info shows the model, seats and the device's own lease", async () => {
   const lic = await t.license({ seats: 4 });
   await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'info-dev-1', instanceId: 'a' });
   const info = await t.client(lic.key, 'GET', '/v1/client/license?fingerprint=info-dev-1');

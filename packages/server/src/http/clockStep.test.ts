@@ -33,7 +33,11 @@ async function server() {
 }
 
 async function seatsCheck(t: TestServer, licenseId: string, seats: number) {
-  const [row] = await t.rows('SELECT seats_used AS used, (SELECT COUNT(*) FROM leases WHERE license_id = ?) AS leases FROM licenses WHERE id = ?', licenseId, licenseId);
+  const [row] = await t.rows(
+    'SELECT seats_used AS used, (SELECT COUNT(*) FROM leases WHERE license_id = ?) AS leases FROM licenses WHERE id = ?',
+    licenseId,
+    licenseId,
+  );
   assert.ok(Number(row!.used) <= seats, `seatsUsed ${row!.used} > ${seats}`);
   assert.equal(Number(row!.used), Number(row!.leases), 'seatsUsed equals the lease rows');
 }
@@ -57,7 +61,11 @@ for (const stepSeconds of [3, 30, 300, 3 * 3600, -30, -300, -3 * 3600]) {
     const swept = await t.admin('POST', '/v1/admin/reclaim');
     assert.equal(swept.status, 200);
     // (Leases of the earlier tests' licenses that died before the step, under the server's watch, may go.)
-    assert.equal(swept.body.freed.filter((f: { licenseId: string }) => f.licenseId === lic.id).length, 0, 'reclaim now frees none of the holders right after the step');
+    assert.equal(
+      swept.body.freed.filter((f: { licenseId: string }) => f.licenseId === lic.id).length,
+      0,
+      'reclaim now frees none of the holders right after the step',
+    );
     for (const l of [a, b]) {
       const r = await hb(l.body.lease.id);
       assert.equal(r.status, 200, `holder heartbeat after the step: ${r.status} ${JSON.stringify(r.body)}`);

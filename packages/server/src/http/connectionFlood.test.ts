@@ -75,7 +75,17 @@ test('1,100 slow sockets from one address at a descriptor limit of 1024: every /
   const attacker = new Promise<FloodSummary>((resolve, reject) => {
     execFile(
       'bash',
-      ['-c', 'ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || ulimit -Sn 4096; exec "$0" "$@"', process.execPath, FLOOD, url, '127.0.0.1', '1100', '2000', String(FLOOD_SECONDS)],
+      [
+        '-c',
+        'ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || ulimit -Sn 4096; exec "$0" "$@"',
+        process.execPath,
+        FLOOD,
+        url,
+        '127.0.0.1',
+        '1100',
+        '2000',
+        String(FLOOD_SECONDS),
+      ],
       { timeout: (FLOOD_SECONDS + 20) * 1000 },
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(JSON.parse(stdout) as FloodSummary)),
     );

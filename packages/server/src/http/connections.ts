@@ -91,7 +91,8 @@ export function keepAliveHint(unauthenticatedIdleMs: number): string {
   return `timeout=${Math.max(1, Math.floor(unauthenticatedIdleMs / 1000))}`;
 }
 
-const REFUSAL = 'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ';
+const REFUSAL =
+  'HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ';
 
 function refuse(socket: Socket, message: string): void {
   const body = JSON.stringify({ error: { code: 'SERVICE_UNAVAILABLE', message } });
@@ -101,7 +102,11 @@ function refuse(socket: Socket, message: string): void {
   setImmediate(() => socket.destroy());
 }
 
-export function guardConnections(server: Server, limits: ConnectionLimits, metrics: { connectionRefusals: Counter<'reason'>; connectionsOpen: Gauge }): { open(): number } {
+export function guardConnections(
+  server: Server,
+  limits: ConnectionLimits,
+  metrics: { connectionRefusals: Counter<'reason'>; connectionsOpen: Gauge },
+): { open(): number } {
   const perAddress = new Map<string, number>();
   let open = 0;
   // Node's own head deadline is checked only every `connectionsCheckingInterval`: keep it but rely on the timers below.
@@ -151,7 +156,8 @@ export function guardConnections(server: Server, limits: ConnectionLimits, metri
     res.once('finish', () => {
       if (socket.destroyed) return;
       // The next request's head must come in time too; an unauthenticated connection may not idle long.
-      if (socket[AUTHENTICATED]) arm(socket, Math.max(limits.headersTimeoutMs, server.keepAliveTimeout + limits.headersTimeoutMs), 'headers-timeout');
+      if (socket[AUTHENTICATED])
+        arm(socket, Math.max(limits.headersTimeoutMs, server.keepAliveTimeout + limits.headersTimeoutMs), 'headers-timeout');
       else arm(socket, limits.unauthenticatedIdleMs, 'idle-unauthenticated');
     });
   });

@@ -12,15 +12,26 @@ const t = await startTestServer();
 after(() => t.close());
 
 test('every route in /openapi.json is declared once in @floatd/protocol, and every declaration is served', async () => {
-  const doc = (await t.raw('GET', '/openapi.json')).body as { paths: Record<string, Record<string, { security?: unknown; summary?: string }>> };
+  const doc = (await t.raw('GET', '/openapi.json')).body as {
+    paths: Record<string, Record<string, { security?: unknown; summary?: string }>>;
+  };
   const served = new Set<string>();
   // The console's static files (and the redirect to it) are pages, not API.
   const isPage = (path: string) => path === '/' || path === '/console' || path.startsWith('/console/');
-  for (const [path, item] of Object.entries(doc.paths)) if (!isPage(path)) for (const method of Object.keys(item)) served.add(`${method.toUpperCase()} ${path}`);
+  for (const [path, item] of Object.entries(doc.paths))
+    if (!isPage(path)) for (const method of Object.keys(item)) served.add(`${method.toUpperCase()} ${path}`);
   const declared = W.routes.ALL_ROUTES.map(W.routeName);
   assert.equal(new Set(declared).size, declared.length, 'no route is declared twice');
-  assert.deepEqual([...served].filter((r) => !declared.includes(r)), [], 'served but not declared');
-  assert.deepEqual(declared.filter((r) => !served.has(r)), [], 'declared but not served');
+  assert.deepEqual(
+    [...served].filter((r) => !declared.includes(r)),
+    [],
+    'served but not declared',
+  );
+  assert.deepEqual(
+    declared.filter((r) => !served.has(r)),
+    [],
+    'declared but not served',
+  );
   for (const r of W.routes.ALL_ROUTES) {
     const op = doc.paths[W.routeName(r).split(' ')[1]!]![r.method.toLowerCase()]!;
     assert.equal(op.summary, r.summary, `${W.routeName(r)}: summary from the declaration`);
@@ -33,20 +44,32 @@ test('every route in /openapi.json is declared once in @floatd/protocol, and eve
 test('the role an admin route needs comes from its declaration: a viewer token is refused exactly the routes declared above viewer', async () => {
   const viewer = (await t.admin('POST', '/v1/admin/tokens', { name: 'contract-viewer', role: 'viewer' })).body.token as string;
   for (const r of W.routes.ALL_ROUTES.filter((x) => x.auth === 'admin' && x.role !== 'viewer')) {
-    const path = W.pathOf(r, { productId: 'prd_' + 'a'.repeat(20), licenseId: 'lic_' + 'a'.repeat(20), leaseId: 'lse_' + 'a'.repeat(20), tokenId: 'tok_' + 'a'.repeat(20), deploymentId: 'dpl_' + 'a'.repeat(20) });
-    const res = await t.raw(r.method, path, { headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json' }, body: r.method === 'GET' || r.method === 'DELETE' ? undefined : '{}' });
+    const path = W.pathOf(r, {
+      productId: 'prd_' + 'a'.repeat(20),
+      licenseId: 'lic_' + 'a'.repeat(20),
+      leaseId: 'lse_' + 'a'.repeat(20),
+      tokenId: 'tok_' + 'a'.repeat(20),
+      deploymentId: 'dpl_' + 'a'.repeat(20),
+    });
+    const res = await t.raw(r.method, path, {
+      headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json' },
+      body: r.method === 'GET' || r.method === 'DELETE' ? undefined : '{}',
+    });
     assert.equal(res.body?.error?.code, 'INSUFFICIENT_ROLE', `${W.routeName(r)} (${r.role}) refuses a viewer`);
   }
 });
 
 test('/openapi.json is a valid OpenAPI 3.1 document: every operation has an operationId, a summary and its security', async () => {
   const { default: SwaggerParser } = await import('@apidevtools/swagger-parser');
-  const doc = (await t.raw('GET', '/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, { operationId?: string; summary?: string; security?: unknown }>> };
+  const doc = (await t.raw('GET', '/openapi.json')).body as {
+    openapi: string;
+    paths: Record<string, Record<string, { operationId?: string; summary?: string; security?: unknown }>>;
+  };
   assert.equal(doc.openapi, '3.1.0');
   await SwaggerParser.validate(structuredClone(doc) as never);
   const ids = new Set<string>();
   for (const [path, item] of Object.entries(doc.paths)) {
-    assert.ok(!path.startsWith('/console'), 'the console\'s pages are not in the API document');
+    assert.ok(!path.startsWith('/console'), "the console's pages are not in the API document");
     for (const [method, op] of Object.entries(item)) {
       assert.ok(op.operationId && !ids.has(op.operationId), `${method} ${path}: a unique operationId`);
       ids.add(op.operationId!);

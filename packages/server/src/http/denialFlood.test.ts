@@ -24,7 +24,9 @@ test('1,000 denied checkouts with fresh fingerprints: each answered and counted,
   const statuses: number[] = [];
   for (let i = 0; i < N; i += 50) {
     const batch = await Promise.all(
-      Array.from({ length: 50 }, (_, j) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `fresh-fp-${i + j}`, instanceId: 'x', hostname: 'h' })),
+      Array.from({ length: 50 }, (_, j) =>
+        t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `fresh-fp-${i + j}`, instanceId: 'x', hostname: 'h' }),
+      ),
     );
     for (const r of batch) {
       statuses.push(r.status);
@@ -37,7 +39,11 @@ test('1,000 denied checkouts with fresh fingerprints: each answered and counted,
   assert.equal(audit.status, 200);
   const entries = audit.body.items as { data: { count: number; firstAt: string; lastAt: string; fingerprint: string | null } }[];
   assert.ok(entries.length <= 51, `${entries.length} denial entries`);
-  assert.equal(entries.reduce((n, e) => n + e.data.count, 0), N, 'the counts add up to every denial');
+  assert.equal(
+    entries.reduce((n, e) => n + e.data.count, 0),
+    N,
+    'the counts add up to every denial',
+  );
   for (const e of entries) assert.ok(e.data.firstAt <= e.data.lastAt);
 
   const usage = await t.admin('GET', `/v1/admin/licenses/${lic.id}/usage?from=2026-03-02T00:00:00Z&to=2026-03-03T00:00:00Z`);
@@ -46,7 +52,11 @@ test('1,000 denied checkouts with fresh fingerprints: each answered and counted,
   assert.match(String(metrics.body), new RegExp(`^floatd_seat_denials_total ${N}$`, 'm'));
 
   const devices = await t.rows('SELECT fingerprint FROM devices WHERE license_id = ?', lic.id);
-  assert.deepEqual(devices.map((d) => d.fingerprint), ['holder-device'], 'a denial stores no device');
+  assert.deepEqual(
+    devices.map((d) => d.fingerprint),
+    ['holder-device'],
+    'a denial stores no device',
+  );
   const rows = await t.rows("SELECT COUNT(*) AS n FROM audit WHERE license_id = ? AND type = 'denied'", lic.id);
   assert.equal(Number(rows[0]!.n), entries.length);
 });

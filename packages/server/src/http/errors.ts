@@ -42,7 +42,10 @@ function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, message
   if (code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
   const retryAfter = details?.retryAfterSeconds ?? (code === 'RATE_LIMITED' ? 1 : undefined);
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
-  return reply.code(ERRORS[code].status).type('application/json').send(envelope(code, message, req.id, details));
+  return reply
+    .code(ERRORS[code].status)
+    .type('application/json')
+    .send(envelope(code, message, req.id, details));
 }
 
 /**
@@ -53,7 +56,8 @@ function send(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, message
 export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
   reply.header('x-request-id', req.id);
   if (err.code === 'FST_ERR_BAD_URL') return send(reply, req, 'VALIDATION_FAILED', 'the path is not valid percent-encoding');
-  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return send(reply, req, 'VALIDATION_FAILED', 'a path parameter is too long', { field: 'params' });
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return send(reply, req, 'VALIDATION_FAILED', 'a path parameter is too long', { field: 'params' });
   req.log.error({ err }, 'unhandled framework error');
   return send(reply, req, 'INTERNAL_ERROR', 'internal error; quote the request id when reporting it');
 }
@@ -70,7 +74,10 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
       ? ['REQUEST_TIMEOUT', 'the request was not received completely in time']
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? ['HEADERS_TOO_LARGE', 'the request line and headers exceed 16 KiB']
-        : ['MALFORMED_REQUEST', `the request is not valid HTTP/1.1${typeof err.code === 'string' && /^HPE_[A-Z_]+$/.test(err.code) ? ` (${err.code})` : ''}`];
+        : [
+            'MALFORMED_REQUEST',
+            `the request is not valid HTTP/1.1${typeof err.code === 'string' && /^HPE_[A-Z_]+$/.test(err.code) ? ` (${err.code})` : ''}`,
+          ];
   const requestId = newId('req');
   const body = JSON.stringify(envelope(code, message, requestId));
   const status = ERRORS[code].status;
@@ -98,7 +105,10 @@ export function installErrorHandling(app: FastifyInstance, health: StorageHealth
       const first = fe.validation[0];
       const where = fe.validationContext ?? 'request';
       const path = first?.instancePath ? first.instancePath : '';
-      const extra = first?.keyword === 'additionalProperties' ? ` '${String((first.params as { additionalProperty?: string }).additionalProperty)}'` : '';
+      const extra =
+        first?.keyword === 'additionalProperties'
+          ? ` '${String((first.params as { additionalProperty?: string }).additionalProperty)}'`
+          : '';
       // Ajv would quote the pattern (itself a wall of escapes): say what the identity-text rule refuses instead.
       const message =
         first?.keyword === 'pattern' && (first.params as { pattern?: string }).pattern === IDENTITY_TEXT_PATTERN
@@ -123,7 +133,12 @@ export function installErrorHandling(app: FastifyInstance, health: StorageHealth
     if (status === 415) return send(reply, req, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json');
     if (status >= 400 && status < 500) {
       const parse = err instanceof SyntaxError || (fe.code ?? '').startsWith('FST_ERR_CTP') || /prototype/i.test(err.message);
-      return send(reply, req, parse ? 'MALFORMED_JSON' : 'VALIDATION_FAILED', parse ? `the body is not valid JSON: ${err.message}` : err.message);
+      return send(
+        reply,
+        req,
+        parse ? 'MALFORMED_JSON' : 'VALIDATION_FAILED',
+        parse ? `the body is not valid JSON: ${err.message}` : err.message,
+      );
     }
     req.log.error({ err }, 'unhandled error');
     return send(reply, req, 'INTERNAL_ERROR', 'internal error; quote the request id when reporting it');

@@ -76,13 +76,16 @@ test('revoking a token closes its open event stream at once; other streams stay 
   await new Promise((r) => setTimeout(r, 50));
   assert.equal((await t.admin('POST', `/v1/admin/tokens/${created.body.id}/revoke`)).status, 200);
   const closed = await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 5000))]);
-  assert.equal(closed, true, 'the revoked token\'s stream ended');
+  assert.equal(closed, true, "the revoked token's stream ended");
   assert.match(text, /event: revoked/);
   // the other stream still delivers changes
   const lic = await t.license({ seats: 2 });
   const reading = readEvents(other, (ev) => ev.some((e) => e.licenseId === lic.id && e.kind === 'seats'));
   await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'sse-device-after', instanceId: 'a' });
   const events = await reading;
-  assert.ok(events.some((e) => e.licenseId === lic.id && e.kind === 'seats'), 'the other stream is still live');
+  assert.ok(
+    events.some((e) => e.licenseId === lic.id && e.kind === 'seats'),
+    'the other stream is still live',
+  );
   assert.ok(!events.some((e) => e.kind === 'token-revoked'), 'revocations are not broadcast to consoles');
 });

@@ -75,7 +75,9 @@ test('200 parallel checkouts from 200 devices on a 20-seat key grant exactly 20,
 test('parallel joins from one device never exceed the per-device instance maximum nor take a second seat', async () => {
   const lic = await t.license({ seats: 3, maxInstancesPerDevice: 5 });
   const answers = await Promise.all(
-    Array.from({ length: 40 }, (_, i) => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'one-shared-device', instanceId: `p${i}` })),
+    Array.from({ length: 40 }, (_, i) =>
+      t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'one-shared-device', instanceId: `p${i}` }),
+    ),
   );
   assert.equal(answers.filter((a) => a.status === 201).length, 1);
   assert.equal(answers.filter((a) => a.status === 200).length, 4);
@@ -86,7 +88,9 @@ test('parallel joins from one device never exceed the per-device instance maximu
 test('repeating the same checkout in parallel is idempotent: one lease, one seat', async () => {
   const lic = await t.license({ seats: 5 });
   const answers = await Promise.all(
-    Array.from({ length: 30 }, () => t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'same-device-1', instanceId: 'same' })),
+    Array.from({ length: 30 }, () =>
+      t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'same-device-1', instanceId: 'same' }),
+    ),
   );
   assert.equal(new Set(answers.map((a) => a.body.lease.id)).size, 1);
   assert.equal(answers.filter((a) => a.status === 201).length, 1);

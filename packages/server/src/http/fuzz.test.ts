@@ -66,10 +66,46 @@ const real = { licenseKey: '', licenseId: '', productId: '', leaseId: '', offlin
 // hostile values
 
 const HOSTILE_TEXT = [
-  '', ' ', '\u0000', 'a\u0000b', '\ud800', 'x\udfffy', '\udc00\ud800', '\u202egnp.exe', '\u200f\u200e\u2066', '\ufeff\u200b', '😀', 'ｆｕｌｌ',
-  'e\u0301', '../../etc/passwd', '..\\..\\windows', '%2e%2e%2f', '%00', "' OR 1=1 --", '"; DROP TABLE leases; --', '<script>alert(1)</script>',
-  '${jndi:ldap://x/a}', '{{7*7}}', 'NaN', 'Infinity', '-Infinity', '1e400', '-0', '0x1F', '1_000', 'null', 'true', 'undefined', '__proto__',
-  'constructor', 'prototype', '\r\nX-Injected: 1', '\t', '\\u0000', 'lic_' + 'A'.repeat(20), 'lse_00000000000000000000',
+  '',
+  ' ',
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  'x\udfffy',
+  '\udc00\ud800',
+  '\u202egnp.exe',
+  '\u200f\u200e\u2066',
+  '\ufeff\u200b',
+  '😀',
+  'ｆｕｌｌ',
+  'e\u0301',
+  '../../etc/passwd',
+  '..\\..\\windows',
+  '%2e%2e%2f',
+  '%00',
+  "' OR 1=1 --",
+  '"; DROP TABLE leases; --',
+  '<script>alert(1)</script>',
+  '${jndi:ldap://x/a}',
+  '{{7*7}}',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1e400',
+  '-0',
+  '0x1F',
+  '1_000',
+  'null',
+  'true',
+  'undefined',
+  '__proto__',
+  'constructor',
+  'prototype',
+  '\r\nX-Injected: 1',
+  '\t',
+  '\\u0000',
+  'lic_' + 'A'.repeat(20),
+  'lse_00000000000000000000',
 ];
 const text: fc.Arbitrary<string> = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...HOSTILE_TEXT) },
@@ -79,8 +115,29 @@ const text: fc.Arbitrary<string> = fc.oneof(
 );
 /** JSON number literals, written as text: some are not representable (1e400) or not integers. */
 const numberLiteral: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('1e400', '-1e400', '1e308', '-1e308', '5e-324', '-0', '0', '1', '-1', '0.5', '9007199254740993', '-9007199254740993',
-    '2147483648', '4294967296', '123456789012345678901234567890', '1.0', '1E2', '0.0000001', '86400', '86401', '10001'),
+  fc.constantFrom(
+    '1e400',
+    '-1e400',
+    '1e308',
+    '-1e308',
+    '5e-324',
+    '-0',
+    '0',
+    '1',
+    '-1',
+    '0.5',
+    '9007199254740993',
+    '-9007199254740993',
+    '2147483648',
+    '4294967296',
+    '123456789012345678901234567890',
+    '1.0',
+    '1E2',
+    '0.0000001',
+    '86400',
+    '86401',
+    '10001',
+  ),
   fc.integer().map(String),
   fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => JSON.stringify(d)),
 );
@@ -88,14 +145,36 @@ const numberLiteral: fc.Arbitrary<string> = fc.oneof(
 const jsonValue: fc.Arbitrary<string> = fc.oneof(
   { weight: 5, arbitrary: text.map((s) => JSON.stringify(s)) },
   { weight: 4, arbitrary: numberLiteral },
-  { weight: 1, arbitrary: fc.constantFrom('true', 'false', 'null', '[]', '{}', '[null]', '{"":null}', '{"__proto__":{"x":1}}', '[[[[[[[[1]]]]]]]]') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('true', 'false', 'null', '[]', '{}', '[null]', '{"":null}', '{"__proto__":{"x":1}}', '[[[[[[[[1]]]]]]]]'),
+  },
   { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)) },
   { weight: 1, arbitrary: fc.constantFrom(65, 100, 3_000, 20_000).map((n) => '['.repeat(n) + ']'.repeat(n)) },
   { weight: 1, arbitrary: fc.constantFrom(65, 1_000).map((n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n)) },
 );
 const garbageBody: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('{', '}', '{"a":}', "{'a':1}", '{"a":1,}', '{"a" 1}', '[', 'nul', 'NaN', '{"a":NaN}', '{"a":Infinity}', '{"a":01}', '\u0000{}', '{}{}',
-    '{"a":"\\ud800"', '{"a":"\\x00"}', '\ufeff{}x', '{"a":1}garbage', ']'),
+  fc.constantFrom(
+    '{',
+    '}',
+    '{"a":}',
+    "{'a':1}",
+    '{"a":1,}',
+    '{"a" 1}',
+    '[',
+    'nul',
+    'NaN',
+    '{"a":NaN}',
+    '{"a":Infinity}',
+    '{"a":01}',
+    '\u0000{}',
+    '{}{}',
+    '{"a":"\\ud800"',
+    '{"a":"\\x00"}',
+    '\ufeff{}x',
+    '{"a":1}garbage',
+    ']',
+  ),
   fc.string({ unit: 'binary', minLength: 1, maxLength: 200 }).filter((s) => {
     // Blank text is "no body" by design (body-less POSTs), not broken JSON: an optional-body route accepts it.
     if (s.trim() === '') return false;
@@ -110,12 +189,27 @@ const garbageBody: fc.Arbitrary<string> = fc.oneof(
 const junkHeaders: fc.Arbitrary<[string, string][]> = fc.array(
   fc.oneof(
     fc.constantFrom<[string, string]>(
-      ['x-forwarded-for', '1.2.3.4, ::1, not-an-ip'], ['x-request-id', 'req_forged'], ['accept', '*/*;q=NaN'], ['accept-encoding', 'gzip, br, zstd, x'.repeat(10)],
-      ['cookie', 'a=' + 'b'.repeat(1000)], ['expect', '100-continue'], ['range', 'bytes=0-1'], ['if-none-match', '*'], ['origin', 'null'],
-      ['x-http-method-override', 'DELETE'], ['content-encoding', 'gzip'], ['transfer-encoding', 'identity'], ['user-agent', '\u00ff\u00fe'],
-      ['accept-language', 'x'.repeat(4000)], ['host', 'evil.example'], ['forwarded', 'for=unknown;proto=javascript'],
+      ['x-forwarded-for', '1.2.3.4, ::1, not-an-ip'],
+      ['x-request-id', 'req_forged'],
+      ['accept', '*/*;q=NaN'],
+      ['accept-encoding', 'gzip, br, zstd, x'.repeat(10)],
+      ['cookie', 'a=' + 'b'.repeat(1000)],
+      ['expect', '100-continue'],
+      ['range', 'bytes=0-1'],
+      ['if-none-match', '*'],
+      ['origin', 'null'],
+      ['x-http-method-override', 'DELETE'],
+      ['content-encoding', 'gzip'],
+      ['transfer-encoding', 'identity'],
+      ['user-agent', '\u00ff\u00fe'],
+      ['accept-language', 'x'.repeat(4000)],
+      ['host', 'evil.example'],
+      ['forwarded', 'for=unknown;proto=javascript'],
     ),
-    fc.tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/), fc.string({ unit: 'binary-ascii', maxLength: 50 }).map((s) => s.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ''))),
+    fc.tuple(
+      fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/),
+      fc.string({ unit: 'binary-ascii', maxLength: 50 }).map((s) => s.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, '')),
+    ),
   ),
   { maxLength: 4 },
 );
@@ -124,7 +218,12 @@ const junkHeaders: fc.Arbitrary<[string, string][]> = fc.array(
 // building requests
 
 /** Percent-encodes the UTF-8 bytes of `s` (a lone surrogate becomes U+FFFD, where encodeURIComponent would throw). */
-const enc = (s: string) => [...Buffer.from(s, 'utf8')].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+const enc = (s: string) =>
+  [...Buffer.from(s, 'utf8')]
+    .map((b) =>
+      /[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`,
+    )
+    .join('');
 function auth(op: Operation): string {
   return op.auth === 'admin' ? `Bearer ${t.adminToken}` : `License ${real.licenseKey}`;
 }
@@ -183,7 +282,13 @@ function wrongType(schema: Schema, pick: number): string | undefined {
   if (schema.nullable) types.add('null');
   if (types.has(undefined as never)) return undefined;
   const candidates: [string, string][] = [
-    ['string', '"7"'], ['number', '7.5'], ['integer', '7'], ['boolean', 'true'], ['null', 'null'], ['array', '[1]'], ['object', '{"k":1}'],
+    ['string', '"7"'],
+    ['number', '7.5'],
+    ['integer', '7'],
+    ['boolean', 'true'],
+    ['null', 'null'],
+    ['array', '[1]'],
+    ['object', '{"k":1}'],
   ];
   const wrong = candidates.filter(([ty]) => !types.has(ty) && !(ty === 'integer' && types.has('number')) && !(ty === 'number' && false));
   // 7.5 is a number but not an integer: wrong for integer fields too
@@ -229,7 +334,16 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
         switch (defect) {
           case 'auth': {
             const other = op.auth === 'admin' ? `License ${real.licenseKey}` : `Bearer ${t.adminToken}`;
-            authHeader = [undefined, '', 'Bearer', 'License', other, `Basic ${Buffer.from('a:b').toString('base64')}`, `Bearer ${g.hostile.replace(/[\r\n\u0000]/g, '')}`.slice(0, 4000), `License ${'A'.repeat(5000)}`][g.authVariant];
+            authHeader = [
+              undefined,
+              '',
+              'Bearer',
+              'License',
+              other,
+              `Basic ${Buffer.from('a:b').toString('base64')}`,
+              `Bearer ${g.hostile.replace(/[\r\n\u0000]/g, '')}`.slice(0, 4000),
+              `License ${'A'.repeat(5000)}`,
+            ][g.authVariant];
             // (the last two may carry non-latin1 text: header bytes are sent as UTF-8, which is still not a valid credential)
             break;
           }
@@ -244,8 +358,18 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
           case 'path': {
             const p = target;
             const tricks = [
-              `${p}/..`, p.replace('/v1/', '/v1/../v1/x/'), p.replace('/v1/', '/v1//'), p.replace('/v1/', '/%2e%2e/'), `${p}%2F`, p.replace(/\/([^/]*)$/, '%2F$1'),
-              `${p}/${'a'.repeat(9000)}`, p.replace('/v1/', '/V1/'), `${p};x=1`, `${p}/`, p.replace('/v1', '/v2'), `${p}/${enc(g.hostile).slice(0, 3000) || 'x'}`,
+              `${p}/..`,
+              p.replace('/v1/', '/v1/../v1/x/'),
+              p.replace('/v1/', '/v1//'),
+              p.replace('/v1/', '/%2e%2e/'),
+              `${p}%2F`,
+              p.replace(/\/([^/]*)$/, '%2F$1'),
+              `${p}/${'a'.repeat(9000)}`,
+              p.replace('/v1/', '/V1/'),
+              `${p};x=1`,
+              `${p}/`,
+              p.replace('/v1', '/v2'),
+              `${p}/${enc(g.hostile).slice(0, 3000) || 'x'}`,
             ];
             target = tricks[g.pathTrick % tricks.length]!;
             // a trailing slash on a path that ends in a parameter is still refused (empty or malformed id), like every other trick
@@ -253,12 +377,33 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
           }
           case 'param': {
             const name = op.pathParams[g.pick % op.pathParams.length]!.name;
-            const bad = [enc(g.hostile) || '%20', '..', '%2e%2e', '..%2F..%2Fetc', 'lic_%00', '%ZZ', '%E0%A4%A', '%C0%AF', '%ED%A0%80', 'x'.repeat(250), '%C3%A9', `lic_${'%FF'.repeat(20)}`];
+            const bad = [
+              enc(g.hostile) || '%20',
+              '..',
+              '%2e%2e',
+              '..%2F..%2Fetc',
+              'lic_%00',
+              '%ZZ',
+              '%E0%A4%A',
+              '%C0%AF',
+              '%ED%A0%80',
+              'x'.repeat(250),
+              '%C3%A9',
+              `lic_${'%FF'.repeat(20)}`,
+            ];
             target = fillPath(op, false, { [name]: bad[g.pick % bad.length]! });
             break;
           }
           case 'media':
-            contentType = [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', 'application/xml', 'text/json'][g.mediaVariant];
+            contentType = [
+              undefined,
+              'text/plain',
+              'application/x-www-form-urlencoded',
+              'multipart/form-data; boundary=x',
+              'application/jsonx',
+              'application/xml',
+              'text/json',
+            ][g.mediaVariant];
             break;
           case 'json':
             body = g.garbage;
@@ -288,7 +433,8 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
         }
       } else {
         // phase 2: valid credentials and shape, hostile content; sometimes a hostile query string or a garbage body too
-        if (op.queryParams.length && g.pick % 3 === 0) target += `?${op.queryParams[g.pick % op.queryParams.length]!.name}=${enc(g.hostile).slice(0, 2000)}`;
+        if (op.queryParams.length && g.pick % 3 === 0)
+          target += `?${op.queryParams[g.pick % op.queryParams.length]!.name}=${enc(g.hostile).slice(0, 2000)}`;
         if (op.body && g.pick % 11 === 0) body = g.garbage;
       }
       if (authHeader !== undefined) {
@@ -301,7 +447,14 @@ const caseArb = (phase: 1 | 2): fc.Arbitrary<Raw> =>
         body = g.garbage;
         if (g.pick % 2 === 0) headers.push(['content-type', 'application/json']);
       }
-      return { what, method, target, headers, ...(body !== undefined ? { body: Buffer.from(body, 'utf8') } : {}), ...(defect ? { defect } : {}) };
+      return {
+        what,
+        method,
+        target,
+        headers,
+        ...(body !== undefined ? { body: Buffer.from(body, 'utf8') } : {}),
+        ...(defect ? { defect } : {}),
+      };
     });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -383,7 +536,8 @@ function judge(r: Raw, a: Answer, refuse: boolean): string | undefined {
   const where = `${r.what}: ${r.method} ${r.target.slice(0, 150)}`;
   if (a.reset && a.status === 0) return refuse ? undefined : undefined; // the server closed without an answer (Node refusing bytes that are not HTTP)
   if (a.status >= 500) return `${where} → ${a.status} ${a.body.slice(0, 300)}`;
-  if (refuse && (a.status < 400 || a.status >= 500)) return `${where} → ${a.status}, expected a 4xx (defect ${r.defect}) ${a.body.slice(0, 200)}`;
+  if (refuse && (a.status < 400 || a.status >= 500))
+    return `${where} → ${a.status}, expected a 4xx (defect ${r.defect}) ${a.body.slice(0, 200)}`;
   if (a.status >= 400 && /application\/json/.test(a.headers['content-type'] ?? '')) {
     let e: any;
     try {
@@ -392,7 +546,8 @@ function judge(r: Raw, a: Answer, refuse: boolean): string | undefined {
       return `${where} → ${a.status} with a body that is not JSON: ${a.body.slice(0, 200)}`;
     }
     if (!e || !isErrorCode(e.code)) return `${where} → ${a.status} not the error envelope: ${a.body.slice(0, 200)}`;
-    if (ERRORS[e.code as keyof typeof ERRORS].status !== a.status) return `${where} → ${a.status} but ${e.code} is ${ERRORS[e.code as keyof typeof ERRORS].status}`;
+    if (ERRORS[e.code as keyof typeof ERRORS].status !== a.status)
+      return `${where} → ${a.status} but ${e.code} is ${ERRORS[e.code as keyof typeof ERRORS].status}`;
   } else if (a.status >= 400) {
     return `${where} → ${a.status} without the error envelope: ${a.body.slice(0, 200)}`;
   }
@@ -411,14 +566,32 @@ async function run(cases: Raw[], refuse: boolean, stats: Map<string, number>): P
         a = await send(c);
       } catch (err) {
         failures.push(`#${i} ${c.what}: ${(err as Error).message}`);
-        if (process.env.FLOATD_FUZZ_VERBOSE) console.error(JSON.stringify({ i, method: c.method, target: c.target.slice(0, 300), headers: c.headers.map(([k, v]) => [k, v.slice(0, 200)]), body: c.body?.toString('utf8').slice(0, 300) }));
+        if (process.env.FLOATD_FUZZ_VERBOSE)
+          console.error(
+            JSON.stringify({
+              i,
+              method: c.method,
+              target: c.target.slice(0, 300),
+              headers: c.headers.map(([k, v]) => [k, v.slice(0, 200)]),
+              body: c.body?.toString('utf8').slice(0, 300),
+            }),
+          );
         continue;
       }
       const key = a.status === 0 ? 'reset' : String(a.status);
       stats.set(key, (stats.get(key) ?? 0) + 1);
       const bad = judge(c, a, refuse);
       if (bad) failures.push(`#${i} ${bad}`);
-      if (bad && process.env.FLOATD_FUZZ_VERBOSE) console.error(JSON.stringify({ i, method: c.method, target: c.target.slice(0, 300), headers: c.headers.map(([k, v]) => [k, v.slice(0, 200)]), body: c.body?.toString('utf8').slice(0, 300) }));
+      if (bad && process.env.FLOATD_FUZZ_VERBOSE)
+        console.error(
+          JSON.stringify({
+            i,
+            method: c.method,
+            target: c.target.slice(0, 300),
+            headers: c.headers.map(([k, v]) => [k, v.slice(0, 200)]),
+            body: c.body?.toString('utf8').slice(0, 300),
+          }),
+        );
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -426,11 +599,16 @@ async function run(cases: Raw[], refuse: boolean, stats: Map<string, number>): P
 }
 
 async function counters(): Promise<string[]> {
-  const rows = await t.rows(`SELECT l.id, l.seats, l.seats_used AS used, l.seats_offline AS offline,
+  const rows = await t.rows(
+    `SELECT l.id, l.seats, l.seats_used AS used, l.seats_offline AS offline,
       (SELECT COUNT(*) FROM leases x WHERE x.license_id = l.id) AS n,
       (SELECT COUNT(*) FROM leases x WHERE x.license_id = l.id AND x.offline = ?) AS noff
-    FROM licenses l`, t.store === 'postgres' ? true : 1);
-  return rows.filter((r) => Number(r.used) !== Number(r.n) || Number(r.offline) !== Number(r.noff) || Number(r.used) > Number(r.seats)).map((r) => JSON.stringify(r));
+    FROM licenses l`,
+    t.store === 'postgres' ? true : 1,
+  );
+  return rows
+    .filter((r) => Number(r.used) !== Number(r.n) || Number(r.offline) !== Number(r.noff) || Number(r.used) > Number(r.seats))
+    .map((r) => JSON.stringify(r));
 }
 
 before(async () => {
@@ -441,7 +619,11 @@ before(async () => {
   const g = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: real.deviceFingerprint, instanceId: 'app' });
   assert.equal(g.status, 201);
   real.leaseId = g.body.lease.id;
-  const off = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: 'fuzz-device-0002', instanceId: 'app', durationSeconds: 3600 });
+  const off = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', {
+    fingerprint: 'fuzz-device-0002',
+    instanceId: 'app',
+    durationSeconds: 3600,
+  });
   assert.equal(off.status, 201, JSON.stringify(off.body));
   real.offlineLeaseId = off.body.lease.id;
   const doc = (await t.raw('GET', '/openapi.json')).body;
@@ -451,7 +633,9 @@ before(async () => {
 });
 after(() => t.close());
 
-test(`HTTP fuzzing: ${TOTAL} generated hostile requests to every route, zero 5xx, refusals change nothing`, { timeout: 600_000 }, async (c) => {
+test(`HTTP fuzzing: ${TOTAL} generated hostile requests to every route, zero 5xx, refusals change nothing`, {
+  timeout: 600_000,
+}, async (c) => {
   c.diagnostic(`seed ${SEED} (rerun with FLOATD_FUZZ_SEED=${SEED}), ${ops.length} operations in /openapi.json`);
   const started = Date.now();
   const phase2Count = Math.floor(TOTAL / 5);
@@ -467,7 +651,12 @@ test(`HTTP fuzzing: ${TOTAL} generated hostile requests to every route, zero 5xx
   const stats1 = new Map<string, number>();
   const failures1 = await run(phase1, true, stats1);
   const phase1Ms = Date.now() - started;
-  c.diagnostic(`phase 1: ${phase1.length} defective requests in ${phase1Ms} ms; answers ${[...stats1].sort().map(([k, v]) => `${k}×${v}`).join(' ')}`);
+  c.diagnostic(
+    `phase 1: ${phase1.length} defective requests in ${phase1Ms} ms; answers ${[...stats1]
+      .sort()
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' ')}`,
+  );
   assert.deepEqual(failures1.slice(0, 20), [], `${failures1.length} defective requests were not refused cleanly (seed ${SEED})`);
   assert.deepEqual(await t.snapshot(), dbBefore, `the database is unchanged by ${phase1.length} refused requests (seed ${SEED})`);
 
@@ -477,7 +666,12 @@ test(`HTTP fuzzing: ${TOTAL} generated hostile requests to every route, zero 5xx
   ops = all;
   const stats2 = new Map<string, number>();
   const failures2 = await run(phase2, false, stats2);
-  c.diagnostic(`phase 2: ${phase2.length} hostile requests with real credentials and ids; answers ${[...stats2].sort().map(([k, v]) => `${k}×${v}`).join(' ')}`);
+  c.diagnostic(
+    `phase 2: ${phase2.length} hostile requests with real credentials and ids; answers ${[...stats2]
+      .sort()
+      .map(([k, v]) => `${k}×${v}`)
+      .join(' ')}`,
+  );
   assert.deepEqual(failures2.slice(0, 20), [], `${failures2.length} hostile requests got a 5xx or a malformed answer (seed ${SEED})`);
   assert.deepEqual(await counters(), [], 'every license: seats used = lease rows, seats offline = offline lease rows, used <= seats');
 
@@ -488,7 +682,11 @@ test(`HTTP fuzzing: ${TOTAL} generated hostile requests to every route, zero 5xx
 
 test('concurrent signing-key rotations (found by the fuzzer): every one succeeds and every new key is published', async () => {
   const answers = await Promise.all(Array.from({ length: 8 }, () => t.admin('POST', '/v1/admin/signing-keys/rotate')));
-  assert.deepEqual(answers.map((a) => a.status), Array(8).fill(200), JSON.stringify(answers.map((a) => a.body)));
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    Array(8).fill(200),
+    JSON.stringify(answers.map((a) => a.body)),
+  );
   const published = new Set(((await t.raw('GET', '/.well-known/jwks.json')).body.keys as { kid: string }[]).map((k) => k.kid));
   for (const a of answers) assert.ok(published.has(a.body.kid), `key ${a.body.kid} is in the JWKS`);
 });

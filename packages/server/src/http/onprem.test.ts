@@ -45,7 +45,8 @@ function floatd(t: TestServer | undefined, args: string[]): Promise<{ code: numb
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-const checkout = (t: TestServer, key: string, fingerprint: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
+const checkout = (t: TestServer, key: string, fingerprint: string) =>
+  t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
 
 test('seats come from the signed file: raising them in the database or editing the file grants no extra seat', async () => {
   const v = await vendor();
@@ -75,9 +76,13 @@ test('seats come from the signed file: raising them in the database or editing t
   const still = await checkout(t, key, 'fp-onprem-3');
   assert.equal(still.status, 409, 'no extra seat from the database');
   assert.equal(still.body.error.code, 'NO_SEATS_AVAILABLE');
-  assert.equal(still.body.error.seatsTotal, 2, 'the seat count is the file\'s');
-  const borrow = await t.client(key, 'POST', '/v1/client/offline-checkout', { fingerprint: 'fp-onprem-1', instanceId: 'app', durationSeconds: 7200 });
-  assert.equal(borrow.status, 422, 'the offline limit is the file\'s too');
+  assert.equal(still.body.error.seatsTotal, 2, "the seat count is the file's");
+  const borrow = await t.client(key, 'POST', '/v1/client/offline-checkout', {
+    fingerprint: 'fp-onprem-1',
+    instanceId: 'app',
+    durationSeconds: 7200,
+  });
+  assert.equal(borrow.status, 422, "the offline limit is the file's too");
   assert.equal(borrow.body.error.code, 'OFFLINE_DURATION_EXCEEDED');
   // A key inserted into the database by hand is unknown.
   await t.tamper(
@@ -132,7 +137,7 @@ test('seats come from the signed file: raising them in the database or editing t
   assert.equal(audit[0].data.serial, 1);
 });
 
-test('the license end a client is shown is the gate\'s: never past the license file\'s end (checkout, heartbeat, info)', async () => {
+test("the license end a client is shown is the gate's: never past the license file's end (checkout, heartbeat, info)", async () => {
   const v = await vendor();
   const t = await onPrem(v);
   const DAY = 86_400_000;
@@ -244,9 +249,29 @@ test('offline activation: request file from the on-prem server, vendor CLI issue
 
   // The vendor, on its own machine: a spec, its private key, the request.
   const specFile = join(v.dir, 'spec.json');
-  await writeFile(specFile, JSON.stringify({ customer: { name: 'Air-gapped plant' }, products: [{ name: 'Acme CAD' }], licenses: [{ product: 'Acme CAD', seats: 2 }] }));
+  await writeFile(
+    specFile,
+    JSON.stringify({
+      customer: { name: 'Air-gapped plant' },
+      products: [{ name: 'Acme CAD' }],
+      licenses: [{ product: 'Acme CAD', seats: 2 }],
+    }),
+  );
   const licenseOut = join(v.dir, 'plant.license.json');
-  const issued = await floatd(undefined, ['entitlements', 'issue', '--spec', specFile, '--private-key', v.privateKeyFile, '--serial', '1', '--request', requestFile, '--out', licenseOut]);
+  const issued = await floatd(undefined, [
+    'entitlements',
+    'issue',
+    '--spec',
+    specFile,
+    '--private-key',
+    v.privateKeyFile,
+    '--serial',
+    '1',
+    '--request',
+    requestFile,
+    '--out',
+    licenseOut,
+  ]);
   assert.equal(issued.code, 0, issued.stderr);
   assert.match(issued.stdout, /bound to fsv1-/);
 
@@ -266,24 +291,46 @@ test('offline activation: request file from the on-prem server, vendor CLI issue
   // A request edited on the way (another fingerprint) does not verify at the vendor.
   const forged = { ...request, payload: { ...request.payload, fingerprint: 'fsv1-forged-forged-forged-forged' } };
   await writeFile(requestFile, JSON.stringify(forged));
-  const bad = await floatd(undefined, ['entitlements', 'issue', '--spec', specFile, '--private-key', v.privateKeyFile, '--serial', '2', '--request', requestFile]);
+  const bad = await floatd(undefined, [
+    'entitlements',
+    'issue',
+    '--spec',
+    specFile,
+    '--private-key',
+    v.privateKeyFile,
+    '--serial',
+    '2',
+    '--request',
+    requestFile,
+  ]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /activation request does not verify/);
 });
 
-test('online activation and usage report: two real servers, the vendor\'s and the customer\'s', async () => {
+test("online activation and usage report: two real servers, the vendor's and the customer's", async () => {
   const v = await vendor();
   const vendorServer = await startTestServer({ clock: new ManualClock(T0), config: { vendorPrivateKey: v.privateKeyFile } });
   cleanups.push(() => vendorServer.close());
-  const spec = { customer: { name: 'Initech', id: 'cust-42' }, vendorUrl: vendorServer.url, products: [{ name: 'Acme CAD' }], licenses: [{ product: 'Acme CAD', seats: 2 }] };
+  const spec = {
+    customer: { name: 'Initech', id: 'cust-42' },
+    vendorUrl: vendorServer.url,
+    products: [{ name: 'Acme CAD' }],
+    licenses: [{ product: 'Acme CAD', seats: 2 }],
+  };
   const created = await vendorServer.admin('POST', '/v1/admin/deployments', { name: 'Initech HQ', spec });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const { activationKey, deployment } = created.body;
   assert.match(activationKey, /^fak_/);
-  assert.ok(!JSON.stringify((await vendorServer.admin('GET', `/v1/admin/deployments/${deployment.id}`)).body).includes(activationKey), 'the key is kept hashed');
+  assert.ok(
+    !JSON.stringify((await vendorServer.admin('GET', `/v1/admin/deployments/${deployment.id}`)).body).includes(activationKey),
+    'the key is kept hashed',
+  );
 
   const t = await onPrem(v);
-  const wrong = await t.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: vendorServer.url, activationKey: 'fak_wrongwrongwrong' });
+  const wrong = await t.admin('POST', '/v1/admin/entitlements/activate', {
+    vendorUrl: vendorServer.url,
+    activationKey: 'fak_wrongwrongwrong',
+  });
   assert.equal(wrong.status, 502);
   assert.equal(wrong.body.error.code, 'ACTIVATION_FAILED');
   assert.equal(wrong.body.error.vendorCode, 'ACTIVATION_KEY_INVALID');
@@ -316,7 +363,12 @@ test('online activation and usage report: two real servers, the vendor\'s and th
   assert.equal((await checkout(t, key, 'fp-usage-3')).status, 201);
 
   // The signed usage report: per key and day, peak seats and denials.
-  const report = (await t.admin('GET', `/v1/admin/usage-report?from=${encodeURIComponent(new Date(T0 - 86_400_000).toISOString())}&to=${encodeURIComponent(new Date(T0 + 86_400_000).toISOString())}`)).body;
+  const report = (
+    await t.admin(
+      'GET',
+      `/v1/admin/usage-report?from=${encodeURIComponent(new Date(T0 - 86_400_000).toISOString())}&to=${encodeURIComponent(new Date(T0 + 86_400_000).toISOString())}`,
+    )
+  ).body;
   assert.equal(report.format, 'floatd-usage-report/1');
   assert.equal(report.payload.deploymentId, deployment.id);
   const line = report.payload.licenses[0];
@@ -328,7 +380,14 @@ test('online activation and usage report: two real servers, the vendor\'s and th
   assert.deepEqual(line.days[0], { day: '2026-03-02', peakSeats: 3, checkouts: 3, denials: 1 });
 
   // Online: sent to the vendor named in the file.
-  const sent = await floatd(t, ['usage', 'send', '--from', new Date(T0 - 86_400_000).toISOString(), '--to', new Date(T0 + 86_400_000).toISOString()]);
+  const sent = await floatd(t, [
+    'usage',
+    'send',
+    '--from',
+    new Date(T0 - 86_400_000).toISOString(),
+    '--to',
+    new Date(T0 + 86_400_000).toISOString(),
+  ]);
   assert.equal(sent.code, 0, sent.stderr);
   // By file: exported, carried over, imported with `floatd usage import`.
   const reportFile = join(v.dir, 'usage.json');
@@ -373,9 +432,17 @@ test('server clock set back on an on-prem server: new seats refused, held leases
   assert.equal(refused.status, 503);
   assert.equal(refused.body.error.code, 'SERVER_CLOCK_ROLLBACK');
   assert.equal(refused.body.error.trustedTime, new Date(T0 + 10 * 86_400_000).toISOString());
-  const offline = await t.client(key, 'POST', '/v1/client/offline-checkout', { fingerprint: 'fp-clock-2', instanceId: 'app', durationSeconds: 60 });
+  const offline = await t.client(key, 'POST', '/v1/client/offline-checkout', {
+    fingerprint: 'fp-clock-2',
+    instanceId: 'app',
+    durationSeconds: 60,
+  });
   assert.equal(offline.body.error.code, 'SERVER_CLOCK_ROLLBACK');
-  assert.equal((await t.client(key, 'POST', `/v1/client/leases/${held.body.lease.id}/heartbeat`, { instanceId: 'app' })).status, 200, 'the held lease keeps working');
+  assert.equal(
+    (await t.client(key, 'POST', `/v1/client/leases/${held.body.lease.id}/heartbeat`, { instanceId: 'app' })).status,
+    200,
+    'the held lease keeps working',
+  );
   const metrics = (await t.raw('GET', '/metrics')).body as string;
   assert.match(metrics, /floatd_server_clock_rollback 1/);
   assert.match(metrics, /floatd_server_clock_rollback_refusals_total 2/);
@@ -395,7 +462,10 @@ test('server clock set back on an on-prem server: new seats refused, held leases
     assert.match(tampered.body.error.message, /failed its signature check/);
     // A new vendor-signed file resets it (its issue time is vouched for by the vendor).
     clock.set(T0 + 11 * 86_400_000);
-    assert.equal((await t2.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 2, now: clock.now() }) })).status, 200);
+    assert.equal(
+      (await t2.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 2, now: clock.now() }) })).status,
+      200,
+    );
     assert.equal((await checkout(t2, key, 'fp-clock-2')).status, 201);
     return;
   }
@@ -416,7 +486,12 @@ test('hostile documents to every route that takes one are refused with a 4xx and
   const spec = v.spec([{ seats: 2 }]);
   const good = v.issue(spec, { serial: 5, now: T0 });
   assert.equal((await t.admin('POST', '/v1/admin/entitlements', { licenseFile: good })).status, 200);
-  const dep = (await vendorServer.admin('POST', '/v1/admin/deployments', { name: 'Hostile Inc.', spec: { customer: { name: 'H' }, products: [{ name: 'P' }], licenses: [{ product: 'P', seats: 1 }] } })).body;
+  const dep = (
+    await vendorServer.admin('POST', '/v1/admin/deployments', {
+      name: 'Hostile Inc.',
+      spec: { customer: { name: 'H' }, products: [{ name: 'P' }], licenses: [{ product: 'P', seats: 1 }] },
+    })
+  ).body;
   const request = (await t.admin('GET', '/v1/admin/entitlements/request')).body;
 
   const sig = good.signature;
@@ -435,7 +510,12 @@ test('hostile documents to every route that takes one are refused with a 4xx and
     ['a payload with an extra field, signed by nobody', { ...good, payload: { ...good.payload, seats: 99 } }],
     ['a license with a broken key', { ...good, payload: { ...good.payload, licenses: [{ ...good.payload.licenses[0], key: 'AAAAA' }] } }],
     ['a NUL in a string', { ...good, payload: { ...good.payload, customer: { name: 'a\u0000b' } } }],
-    ['keys that look like prototypes', JSON.parse('{"format":"floatd-license-file/1","payload":{"constructor":{"a":1}},"signature":{"alg":"EdDSA","kid":"x","value":"AAAA"}}')],
+    [
+      'keys that look like prototypes',
+      JSON.parse(
+        '{"format":"floatd-license-file/1","payload":{"constructor":{"a":1}},"signature":{"alg":"EdDSA","kid":"x","value":"AAAA"}}',
+      ),
+    ],
   ];
   const beforeOnPrem = await t.snapshot();
   const beforeVendor = await vendorServer.snapshot();
@@ -448,21 +528,48 @@ test('hostile documents to every route that takes one are refused with a 4xx and
   for (const [what, doc] of docs) {
     expect4xx(await t.admin('POST', '/v1/admin/entitlements', { licenseFile: doc }), `load: ${what}`);
     expect4xx(await vendorServer.admin('POST', '/v1/admin/usage-reports', { report: doc }), `usage import: ${what}`);
-    expect4xx(await vendorServer.raw('POST', '/v1/vendor/usage-reports', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ report: doc }) }), `usage upload: ${what}`);
+    expect4xx(
+      await vendorServer.raw('POST', '/v1/vendor/usage-reports', {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ report: doc }),
+      }),
+      `usage upload: ${what}`,
+    );
     if (doc === request) continue; // a genuine activation request is what the next two routes take
     expect4xx(await vendorServer.admin('POST', `/v1/admin/deployments/${dep.deployment.id}/issue`, { request: doc }), `issue: ${what}`);
     for (const auth of [`Activation ${dep.activationKey}`, 'Activation fak_notakeynotakey', 'Bearer x']) {
       expect4xx(
-        await vendorServer.raw('POST', '/v1/vendor/activate', { headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ request: doc }) }),
+        await vendorServer.raw('POST', '/v1/vendor/activate', {
+          headers: { 'content-type': 'application/json', authorization: auth },
+          body: JSON.stringify({ request: doc }),
+        }),
         `activate (${auth.slice(0, 12)}): ${what}`,
       );
     }
   }
-  for (const spec of [{}, { customer: { name: 'x' }, products: [], licenses: [] }, { customer: { name: 'x' }, products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1, model: 'subscription' }] }, { customer: { name: 'x' }, products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1, key: 'not-a-key' }] }, { customer: { name: 'x' }, notBefore: '2027-01-01T00:00:00Z', notAfter: '2026-01-01T00:00:00Z', products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1 }] }]) {
+  for (const spec of [
+    {},
+    { customer: { name: 'x' }, products: [], licenses: [] },
+    { customer: { name: 'x' }, products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1, model: 'subscription' }] },
+    { customer: { name: 'x' }, products: [{ name: 'A' }], licenses: [{ product: 'A', seats: 1, key: 'not-a-key' }] },
+    {
+      customer: { name: 'x' },
+      notBefore: '2027-01-01T00:00:00Z',
+      notAfter: '2026-01-01T00:00:00Z',
+      products: [{ name: 'A' }],
+      licenses: [{ product: 'A', seats: 1 }],
+    },
+  ]) {
     expect4xx(await vendorServer.admin('POST', '/v1/admin/deployments', { name: 'bad', spec }), `deployment spec ${JSON.stringify(spec)}`);
-    expect4xx(await vendorServer.admin('PUT', `/v1/admin/deployments/${dep.deployment.id}/spec`, { spec }), `spec update ${JSON.stringify(spec)}`);
+    expect4xx(
+      await vendorServer.admin('PUT', `/v1/admin/deployments/${dep.deployment.id}/spec`, { spec }),
+      `spec update ${JSON.stringify(spec)}`,
+    );
   }
-  expect4xx(await t.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: 'ftp://example.invalid/x', activationKey: 'fak_whatever1' }), 'activate with a non-http vendor URL');
+  expect4xx(
+    await t.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: 'ftp://example.invalid/x', activationKey: 'fak_whatever1' }),
+    'activate with a non-http vendor URL',
+  );
   assert.deepEqual(await t.snapshot(), beforeOnPrem, 'the on-prem database is unchanged');
   assert.deepEqual(await vendorServer.snapshot(), beforeVendor, 'the vendor database is unchanged');
   assert.ok(sent >= 100, `${sent} hostile requests`);

@@ -36,7 +36,13 @@ test('openapi.json documents every route with its schemas and security', async (
   const doc = (await t.raw('GET', '/openapi.json')).body;
   assert.equal(doc.openapi, '3.1.0', 'OpenAPI 3.1: JSON Schema 2020-12, so null unions and propertyNames are valid');
   const paths = Object.keys(doc.paths);
-  for (const p of ['/v1/client/checkout', '/v1/client/leases/{leaseId}/heartbeat', '/v1/admin/licenses', '/v1/admin/reclaim', '/.well-known/jwks.json']) {
+  for (const p of [
+    '/v1/client/checkout',
+    '/v1/client/leases/{leaseId}/heartbeat',
+    '/v1/admin/licenses',
+    '/v1/admin/reclaim',
+    '/.well-known/jwks.json',
+  ]) {
     assert.ok(paths.includes(p), `${p} is documented`);
   }
   const checkout = doc.paths['/v1/client/checkout'].post;
@@ -76,7 +82,10 @@ test('the signing key is private on disk; rotation publishes the new key and kee
   // After the retention period (at least a day) the old key leaves the JWKS.
   t.clock.advance(86_400_000 + 1000);
   const later = (await t.raw('GET', '/.well-known/jwks.json')).body;
-  assert.deepEqual(later.keys.map((k: { kid: string }) => k.kid), [rotated.body.kid]);
+  assert.deepEqual(
+    later.keys.map((k: { kid: string }) => k.kid),
+    [rotated.body.kid],
+  );
   const audit = await t.admin('GET', '/v1/admin/audit?type=signing-key.rotated');
   assert.equal(audit.body.items[0].data.kid, rotated.body.kid);
   assert.equal(audit.body.items[0].data.previous, oldKid);
@@ -86,5 +95,8 @@ test('the signing key is private on disk; rotation publishes the new key and kee
   const again = await t.admin('POST', '/v1/admin/signing-keys/rotate');
   t.clock.advance(10 * 365 * 86_400_000);
   const forever = (await t.raw('GET', '/.well-known/jwks.json')).body;
-  assert.deepEqual(forever.keys.map((k: { kid: string }) => k.kid), [again.body.kid, rotated.body.kid]);
+  assert.deepEqual(
+    forever.keys.map((k: { kid: string }) => k.kid),
+    [again.body.kid, rotated.body.kid],
+  );
 });

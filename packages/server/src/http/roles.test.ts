@@ -18,7 +18,8 @@ const allowed = (role: string, route: string): boolean => {
   return role === 'viewer' ? read : read || OPERATOR_EXTRA.has(route);
 };
 
-const sampleId = (name: string) => `${{ productId: 'prd', licenseId: 'lic', leaseId: 'lse', tokenId: 'tok' }[name] ?? 'xxx'}_${'0'.repeat(20)}`;
+const sampleId = (name: string) =>
+  `${{ productId: 'prd', licenseId: 'lic', leaseId: 'lse', tokenId: 'tok' }[name] ?? 'xxx'}_${'0'.repeat(20)}`;
 
 test('every admin route checks the role: viewer reads, operator also releases and reclaims, admin does everything', async () => {
   const tokens: Record<string, string> = { admin: t.adminToken };
@@ -30,7 +31,8 @@ test('every admin route checks the role: viewer reads, operator also releases an
   const doc = (await t.raw('GET', '/openapi.json')).body;
   const routes: string[] = [];
   for (const [path, ops] of Object.entries<Record<string, { security?: unknown[] }>>(doc.paths)) {
-    for (const [method, op] of Object.entries(ops)) if (JSON.stringify(op.security ?? []).includes('adminToken')) routes.push(`${method.toUpperCase()} ${path}`);
+    for (const [method, op] of Object.entries(ops))
+      if (JSON.stringify(op.security ?? []).includes('adminToken')) routes.push(`${method.toUpperCase()} ${path}`);
   }
   assert.ok(routes.length >= 25, `enumerated ${routes.length} admin routes`);
   let checks = 0;
@@ -42,7 +44,10 @@ test('every admin route checks the role: viewer reads, operator also releases an
       const ctrl = new AbortController();
       const res = await fetch(t.url + url, {
         method,
-        headers: { authorization: `Bearer ${tokens[role]}`, ...(method !== 'GET' && method !== 'DELETE' ? { 'content-type': 'application/json' } : {}) },
+        headers: {
+          authorization: `Bearer ${tokens[role]}`,
+          ...(method !== 'GET' && method !== 'DELETE' ? { 'content-type': 'application/json' } : {}),
+        },
         body: method !== 'GET' && method !== 'DELETE' ? '{"__probe": true}' : null,
         signal: ctrl.signal,
       });

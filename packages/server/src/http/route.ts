@@ -35,7 +35,11 @@ export type RouteRequest<R extends RouteSpec> = FastifyRequest<{ Params: ParamsO
 type Answer<R extends RouteSpec> = R['responses'] extends { 201: unknown } ? ReplyOf<R> | Created<ReplyOf<R>> : ReplyOf<R>;
 
 /** Registers `handler` for the declared route `r` on `app` (a scope with its authentication hooks). */
-export function handle<R extends RouteSpec>(app: FastifyInstance, r: R, handler: (req: RouteRequest<R>, reply: FastifyReply) => Promise<Answer<R>>): void {
+export function handle<R extends RouteSpec>(
+  app: FastifyInstance,
+  r: R,
+  handler: (req: RouteRequest<R>, reply: FastifyReply) => Promise<Answer<R>>,
+): void {
   app.route({
     method: r.method,
     url: r.path,
@@ -51,7 +55,11 @@ export function handle<R extends RouteSpec>(app: FastifyInstance, r: R, handler:
 }
 
 /** Registers a route whose answer is not JSON (metrics, OpenAPI, an event stream): the handler owns the reply. */
-export function handleRaw<R extends RouteSpec & { raw: true }>(app: FastifyInstance, r: R, handler: (req: RouteRequest<R>, reply: FastifyReply) => unknown): void {
+export function handleRaw<R extends RouteSpec & { raw: true }>(
+  app: FastifyInstance,
+  r: R,
+  handler: (req: RouteRequest<R>, reply: FastifyReply) => unknown,
+): void {
   app.route({ method: r.method, url: r.path, config: { spec: r }, schema: schemaOf(r), handler: handler as never });
 }
 

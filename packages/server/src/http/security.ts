@@ -16,15 +16,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
-import {
-  DATE_HEADER,
-  DIGEST_HEADER,
-  MAX_NONCE_LENGTH,
-  NONCE_HEADER,
-  SIGNATURE_HEADER,
-  digestHeader,
-  signingInput,
-} from '@floatd/protocol';
+import { DATE_HEADER, DIGEST_HEADER, MAX_NONCE_LENGTH, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, signingInput } from '@floatd/protocol';
 import type { SecurityConfig } from '../config.js';
 import type { AppContext } from './context.js';
 import { ApiError } from './errors.js';
@@ -58,7 +50,10 @@ export class Guards {
   private readonly limited: Counter<'limit'>;
   private readonly origins: Set<string>;
 
-  constructor(ctx: AppContext, readonly settings: SecuritySettings) {
+  constructor(
+    ctx: AppContext,
+    readonly settings: SecuritySettings,
+  ) {
     const r = settings.rateLimit;
     if (r.enabled) {
       this.ip = new TokenBuckets(r.clientIp, ctx.clock);
@@ -205,7 +200,8 @@ export function clientSecurity(scope: FastifyInstance, ctx: AppContext, guards: 
     });
   }
   scope.addHook('onSend', (req, reply, payload, done) => {
-    const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : payload === null || payload === undefined ? '' : undefined;
+    const body =
+      typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : payload === null || payload === undefined ? '' : undefined;
     // Client routes answer JSON only; a stream (none today) would go unsigned and the SDK would refuse it.
     if (body === undefined) return done(null, payload);
     const digest = digestHeader(createHash('sha256').update(body).digest('base64'));

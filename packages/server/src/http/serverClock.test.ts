@@ -21,7 +21,8 @@ async function server(clock: ManualClock, dataDir?: string): Promise<TestServer>
   closers.push(() => t.close());
   return t;
 }
-const trusted = async (t: TestServer) => (await t.rows("SELECT value FROM kv WHERE name = 'server/trusted-time'"))[0]?.value as string | undefined;
+const trusted = async (t: TestServer) =>
+  (await t.rows("SELECT value FROM kv WHERE name = 'server/trusted-time'"))[0]?.value as string | undefined;
 
 test('hosted: a clock set back beyond the tolerance refuses new seats until corrected; leases held keep heartbeating', async () => {
   const clock = new ManualClock(T0);
@@ -74,7 +75,10 @@ test('hosted: the trusted time is kept in memory on the hot path, saved by the p
   assert.deepEqual(JSON.parse(saved!), { at: T0 }, 'hosted: stored as a plain record');
   for (let i = 0; i < 20; i++) {
     clock.advance(MIN);
-    assert.equal((await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `fp-hot-path-${i}`, instanceId: 'a' })).status, 201);
+    assert.equal(
+      (await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `fp-hot-path-${i}`, instanceId: 'a' })).status,
+      201,
+    );
   }
   assert.equal(await trusted(t), saved, 'twenty grants, no write of the trusted time');
   await t.server.clockGuard.tick();
@@ -90,5 +94,8 @@ test('hosted: the trusted time is kept in memory on the hot path, saved by the p
   assert.equal(r.status, 503);
   assert.equal(r.body.error.code, 'SERVER_CLOCK_ROLLBACK');
   clock.set(T0 + 21 * MIN);
-  assert.equal((await again.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'fp-after-restart', instanceId: 'a' })).status, 201);
+  assert.equal(
+    (await again.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'fp-after-restart', instanceId: 'a' })).status,
+    201,
+  );
 });

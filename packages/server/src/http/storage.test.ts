@@ -39,7 +39,10 @@ async function leaseIds(t: TestServer, licenseId: string): Promise<string[]> {
   return (await t.rows('SELECT id FROM leases WHERE license_id = ? ORDER BY id', licenseId)).map((r) => String(r.id));
 }
 
-test('disk full (SQLite on a real tmpfs): 503 STORAGE_UNAVAILABLE, nothing granted is lost, recovery when space returns', { skip: !onSqlite && 'SQLite only', timeout: 60_000 }, async (c) => {
+test('disk full (SQLite on a real tmpfs): 503 STORAGE_UNAVAILABLE, nothing granted is lost, recovery when space returns', {
+  skip: !onSqlite && 'SQLite only',
+  timeout: 60_000,
+}, async (c) => {
   const disk = await mountSmallDisk(8);
   if (!disk) {
     c.skip('mounting a tmpfs was refused here (needs root or CAP_SYS_ADMIN)');
@@ -86,18 +89,23 @@ test('disk full (SQLite on a real tmpfs): 503 STORAGE_UNAVAILABLE, nothing grant
 
     // Nothing granted before is gone (the refused check-in included).
     const during = await leaseIds(t, lic.id);
-    for (const id of granted) if (id !== held[0]!.lease || checkinFailed) assert.ok(during.includes(id), `lease ${id} survived the full disk`);
+    for (const id of granted)
+      if (id !== held[0]!.lease || checkinFailed) assert.ok(during.includes(id), `lease ${id} survived the full disk`);
 
     // Space returns: ready again (its test write commits), every held lease renews, new checkouts are granted.
     await disk.free();
     assert.deepEqual((await t.raw('GET', '/readyz')).body, { status: 'ready', store: 'sqlite' });
     for (const h of held.slice(1)) {
-      const hb: HttpAnswer = await t.client(lic.key, "POST", `/v1/client/leases/${h.lease}/heartbeat`, { instanceId: "app" });
+      const hb: HttpAnswer = await t.client(lic.key, 'POST', `/v1/client/leases/${h.lease}/heartbeat`, { instanceId: 'app' });
       assert.equal(hb.status, 200, JSON.stringify(hb.body));
       assert.equal(hb.body.lease.id, h.lease);
     }
     assert.equal((await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'device-after', instanceId: 'app' })).status, 201);
-    const [row] = await t.rows('SELECT seats_used AS used, (SELECT COUNT(*) FROM leases WHERE license_id = ?) AS n FROM licenses WHERE id = ?', lic.id, lic.id);
+    const [row] = await t.rows(
+      'SELECT seats_used AS used, (SELECT COUNT(*) FROM leases WHERE license_id = ?) AS n FROM licenses WHERE id = ?',
+      lic.id,
+      lic.id,
+    );
     assert.equal(row!.used, row!.n, 'the seat counter equals the lease rows');
     assert.equal((await t.rows('PRAGMA integrity_check'))[0]!.integrity_check, 'ok');
   } finally {
@@ -106,7 +114,10 @@ test('disk full (SQLite on a real tmpfs): 503 STORAGE_UNAVAILABLE, nothing grant
   }
 });
 
-test('a write lock held by another process past busy_timeout: 503 STORAGE_UNAVAILABLE, then normal service', { skip: !onSqlite && 'SQLite only', timeout: 60_000 }, async () => {
+test('a write lock held by another process past busy_timeout: 503 STORAGE_UNAVAILABLE, then normal service', {
+  skip: !onSqlite && 'SQLite only',
+  timeout: 60_000,
+}, async () => {
   const t = await startTestServer();
   try {
     const lic = await t.license({ seats: 3 });
@@ -123,7 +134,7 @@ test('a write lock held by another process past busy_timeout: 503 STORAGE_UNAVAI
       other.close();
     }
     assert.ok(r);
-    assertOkOrStorage(r, "checkout while locked", []);
+    assertOkOrStorage(r, 'checkout while locked', []);
     assert.match(r.body.error.message, /locked|busy/);
     assert.equal((await t.raw('GET', '/readyz')).status, 200, 'ready again: the test write commits');
     assert.equal((await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'device-busy-2', instanceId: 'app' })).status, 201);
@@ -174,20 +185,35 @@ async function pgProxy(target: URL) {
 
 const pgUp = !onSqlite && (await postgresAvailable());
 
-test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up, leases survive, service resumes', { skip: onSqlite ? 'runs in the PostgreSQL pass' : !pgUp && 'PostgreSQL not reachable', timeout: 180_000 }, async (c) => {
+test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up, leases survive, service resumes', {
+  skip: onSqlite ? 'runs in the PostgreSQL pass' : !pgUp && 'PostgreSQL not reachable',
+  timeout: 180_000,
+}, async (c) => {
   const db = await createTempDatabase();
   const proxy = await pgProxy(new URL(PG_ADMIN_URL));
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-pgloss-'));
   const url = new URL(db.url);
   url.host = `127.0.0.1:${proxy.port}`;
   const clock = new ManualClock(Date.parse('2026-03-02T09:00:00Z'));
-  const config = parseConfig({ host: '127.0.0.1', port: '0', dataDir, logLevel: 'silent', databaseUrl: url.toString(), keyEncryptionKey: TEST_KEY_ENCRYPTION_KEY });
+  const config = parseConfig({
+    host: '127.0.0.1',
+    port: '0',
+    dataDir,
+    logLevel: 'silent',
+    databaseUrl: url.toString(),
+    keyEncryptionKey: TEST_KEY_ENCRYPTION_KEY,
+  });
   const server = await startServer(config, { clock, logger: pino({ level: 'fatal' }, destination(2)), reclaimer: false });
   try {
     const { readFile } = await import('node:fs/promises');
     const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
     const call = async (auth: string, method: string, path: string, body?: unknown): Promise<HttpAnswer> => {
-      const r = await fetch(server.url + path, { method, headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : null, signal: AbortSignal.timeout(20_000) });
+      const r = await fetch(server.url + path, {
+        method,
+        headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : null,
+        signal: AbortSignal.timeout(20_000),
+      });
       const text = await r.text();
       return { status: r.status, body: text ? JSON.parse(text) : undefined, headers: r.headers };
     };
@@ -196,14 +222,29 @@ test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up,
     const lic = (await admin('POST', '/v1/admin/licenses', { productId: prd.id, seats: 10, leaseTtlSeconds: 600 })).body;
     const client = (m: string, p: string, b?: unknown) => call(`License ${lic.key}`, m, p, b);
     const leases: string[] = [];
-    for (let i = 0; i < 3; i++) leases.push((await client('POST', '/v1/client/checkout', { fingerprint: `device-pg-${i}`, instanceId: 'app' })).body.lease.id);
+    for (let i = 0; i < 3; i++)
+      leases.push((await client('POST', '/v1/client/checkout', { fingerprint: `device-pg-${i}`, instanceId: 'app' })).body.lease.id);
 
     proxy.cut();
     let storage = 0;
     // (postgres.js backs off between reconnection attempts, so each of these may take a few seconds)
     for (let i = 0; i < 2; i++) {
-      if (assertOkOrStorage(await client('POST', '/v1/client/checkout', { fingerprint: `device-lost-${i}`, instanceId: 'app' }), `checkout ${i}`, [201]) === 'storage') storage++;
-      if (assertOkOrStorage(await client('POST', `/v1/client/leases/${leases[i % 3]}/heartbeat`, { instanceId: 'app' }), `heartbeat ${i}`, [200]) === 'storage') storage++;
+      if (
+        assertOkOrStorage(
+          await client('POST', '/v1/client/checkout', { fingerprint: `device-lost-${i}`, instanceId: 'app' }),
+          `checkout ${i}`,
+          [201],
+        ) === 'storage'
+      )
+        storage++;
+      if (
+        assertOkOrStorage(
+          await client('POST', `/v1/client/leases/${leases[i % 3]}/heartbeat`, { instanceId: 'app' }),
+          `heartbeat ${i}`,
+          [200],
+        ) === 'storage'
+      )
+        storage++;
       if (assertOkOrStorage(await admin('GET', `/v1/admin/licenses/${lic.id}`), `admin read ${i}`, [200]) === 'storage') storage++;
     }
     c.diagnostic(`${storage} of 6 requests answered STORAGE_UNAVAILABLE while the database was unreachable`);

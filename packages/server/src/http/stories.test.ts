@@ -80,7 +80,11 @@ test('story 1b — the laptop on a key with a TTL runs on its token until it exp
 test('story 2 — offline checkout for 3 days: no heartbeats, admin release refused, seat back after the Offline Expiry Date', async () => {
   const lic = await t.license({ seats: 1, leaseTtlSeconds: 300, maxOfflineSeconds: 7 * 86400 });
   const start = t.clock.now();
-  const off = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'app', durationSeconds: 3 * 86400 });
+  const off = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', {
+    fingerprint: newFingerprint(),
+    instanceId: 'app',
+    durationSeconds: 3 * 86400,
+  });
   assert.equal(off.status, 201);
   assert.equal(off.body.lease.offline, true);
   assert.equal(off.body.lease.offlineExpiresAt, new Date(start + 3 * DAY).toISOString());
@@ -105,7 +109,10 @@ test('story 2 — offline checkout for 3 days: no heartbeats, admin release refu
   // At the Offline Expiry Date the seat returns to the pool.
   t.clock.set(start + 3 * DAY);
   const swept = await t.admin('POST', '/v1/admin/reclaim');
-  assert.deepEqual(swept.body.freed.map((f: { leaseId: string }) => f.leaseId), [off.body.lease.id]);
+  assert.deepEqual(
+    swept.body.freed.map((f: { leaseId: string }) => f.leaseId),
+    [off.body.lease.id],
+  );
   assert.deepEqual(await seats(lic.id), { used: 0, offline: 0 });
   const granted = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: newFingerprint(), instanceId: 'x' });
   assert.equal(granted.status, 201);
@@ -115,8 +122,16 @@ test('story 2 — offline checkout for 3 days: no heartbeats, admin release refu
 
 test('story 2b — forced release of an offline lease is allowed and audited; early return frees the seat', async () => {
   const lic = await t.license({ seats: 2, maxOfflineSeconds: 86400, maxOfflineSeats: 1 });
-  const a = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'a', durationSeconds: 86400 });
-  const capped = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'b', durationSeconds: 3600 });
+  const a = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', {
+    fingerprint: newFingerprint(),
+    instanceId: 'a',
+    durationSeconds: 86400,
+  });
+  const capped = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', {
+    fingerprint: newFingerprint(),
+    instanceId: 'b',
+    durationSeconds: 3600,
+  });
   assert.equal(capped.status, 409);
   assert.equal(capped.body.error.code, 'OFFLINE_SEAT_LIMIT_REACHED');
   const forced = await t.admin('POST', `/v1/admin/leases/${a.body.lease.id}/release`, { force: true });
@@ -127,7 +142,11 @@ test('story 2b — forced release of an offline lease is allowed and audited; ea
   assert.equal(audit.body.items[0].data.forced, true);
   assert.ok(audit.body.items[0].actor.startsWith('admin:tok_'));
 
-  const b = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', { fingerprint: newFingerprint(), instanceId: 'b', durationSeconds: 3600 });
+  const b = await t.client(lic.key, 'POST', '/v1/client/offline-checkout', {
+    fingerprint: newFingerprint(),
+    instanceId: 'b',
+    durationSeconds: 3600,
+  });
   assert.equal(b.status, 201);
   const ret = await t.client(lic.key, 'POST', `/v1/client/leases/${b.body.lease.id}/return`);
   assert.deepEqual(ret.body, { released: true });

@@ -49,8 +49,10 @@ async function restartable(v: TestVendor, clock: ManualClock) {
   return { dataDir, start, stop: async () => current?.close() };
 }
 
-const checkout = (t: TestServer, key: string, fingerprint: string) => t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
-const live = async (t: TestServer, licId: string) => Number((await t.rows('SELECT COUNT(*) AS n FROM leases WHERE license_id = ?', licId))[0]!.n);
+const checkout = (t: TestServer, key: string, fingerprint: string) =>
+  t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
+const live = async (t: TestServer, licId: string) =>
+  Number((await t.rows('SELECT COUNT(*) AS n FROM leases WHERE license_id = ?', licId))[0]!.n);
 
 test('on-prem: setting seats_used = 0 by SQL grants nothing, running or stopped; the counter is repaired, audited and counted', async () => {
   const v = await vendor();
@@ -70,7 +72,7 @@ test('on-prem: setting seats_used = 0 by SQL grants nothing, running or stopped;
     assert.equal(r.status, 409, `extra device ${i}: ${JSON.stringify(r.body)}`);
     assert.equal(r.body.error.code, 'NO_SEATS_AVAILABLE');
   }
-  assert.equal(await live(t, licId), 3, 'never more leases than the file\'s seats');
+  assert.equal(await live(t, licId), 3, "never more leases than the file's seats");
   assert.equal((await t.rows('SELECT seats_used FROM licenses WHERE id = ?', licId))[0]!.seats_used, 3, 'the counter was repaired');
   const repaired = (await t.admin('GET', '/v1/admin/audit?type=seats.repaired')).body.items;
   assert.equal(repaired.length, 1);
@@ -99,7 +101,7 @@ test('on-prem: setting seats_used = 0 by SQL grants nothing, running or stopped;
   assert.equal((await checkout(t, key, 'fp-high-1')).status, 201);
 });
 
-test('on-prem: 100 parallel checkouts after the counter is zeroed never pass the file\'s seats', async () => {
+test("on-prem: 100 parallel checkouts after the counter is zeroed never pass the file's seats", async () => {
   const v = await vendor();
   const t = await startOnPremServer(v, { clock: new ManualClock(T0) });
   cleanups.push(() => t.close());
@@ -111,7 +113,10 @@ test('on-prem: 100 parallel checkouts after the counter is zeroed never pass the
   await t.tamper('UPDATE licenses SET seats_used = 0 WHERE id = ?', licId);
   const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => checkout(t, key, `fp-query-${i}`)));
   assert.equal(answers.filter((a) => a.status === 201).length, 0);
-  assert.ok(answers.every((a) => a.status === 409), JSON.stringify(answers.find((a) => a.status !== 409)?.body));
+  assert.ok(
+    answers.every((a) => a.status === 409),
+    JSON.stringify(answers.find((a) => a.status !== 409)?.body),
+  );
   assert.equal(await live(t, licId), 5);
 });
 
@@ -209,7 +214,10 @@ test('on-prem: deleting the trusted time while stopped gives no time back (seale
   assert.ok(['SERVER_CLOCK_ROLLBACK', 'STATE_TAMPERED'].includes(again.body.error.code));
   assert.equal(t.server.seal!.tampered, true);
   // And the newest time recorded in the data still bounds the clock.
-  assert.ok(t.server.clockGuard.state().trustedTime >= T0 + 86_400_000 - 600_000, 'floor from the newest time in the audit, usage and lease rows');
+  assert.ok(
+    t.server.clockGuard.state().trustedTime >= T0 + 86_400_000 - 600_000,
+    'floor from the newest time in the audit, usage and lease rows',
+  );
 });
 
 test('on-prem: a database restored to an older seal (the data directory keeps the newer) is tampering', async () => {
@@ -234,20 +242,32 @@ test('on-prem: a database restored to an older seal (the data directory keeps th
   t = await s.start();
   assert.equal((await checkout(t, key, 'fp-seal-3')).body.error.code, 'STATE_TAMPERED');
   const held = (await t.admin('GET', '/v1/admin/audit?type=checkout')).body.items[0];
-  assert.equal((await t.client(key, 'POST', `/v1/client/leases/${held.leaseId}/heartbeat`, { instanceId: 'app' })).status, 200, 'held leases keep working');
+  assert.equal(
+    (await t.client(key, 'POST', `/v1/client/leases/${held.leaseId}/heartbeat`, { instanceId: 'app' })).status,
+    200,
+    'held leases keep working',
+  );
 });
 
 test('on-prem: hourly usage rows edited before a signed usage report: the report shows the sealed peak and says so; the vendor checks the sequence', async () => {
   const v = await vendor();
   const vendorServer = await startTestServer({ clock: new ManualClock(T0), config: { vendorPrivateKey: v.privateKeyFile } });
   cleanups.push(() => vendorServer.close());
-  const spec = { customer: { name: 'Initech' }, vendorUrl: vendorServer.url, products: [{ name: 'Acme CAD' }], licenses: [{ product: 'Acme CAD', seats: 8 }] };
+  const spec = {
+    customer: { name: 'Initech' },
+    vendorUrl: vendorServer.url,
+    products: [{ name: 'Acme CAD' }],
+    licenses: [{ product: 'Acme CAD', seats: 8 }],
+  };
   const created = await vendorServer.admin('POST', '/v1/admin/deployments', { name: 'Initech HQ', spec });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   const clock = new ManualClock(T0);
   const t = await startOnPremServer(v, { clock });
   cleanups.push(() => t.close());
-  const act = await t.admin('POST', '/v1/admin/entitlements/activate', { vendorUrl: vendorServer.url, activationKey: created.body.activationKey });
+  const act = await t.admin('POST', '/v1/admin/entitlements/activate', {
+    vendorUrl: vendorServer.url,
+    activationKey: created.body.activationKey,
+  });
   assert.equal(act.status, 200, JSON.stringify(act.body));
   const lic = (await t.admin('GET', '/v1/admin/entitlements')).body.licenseFile.licenses[0];
   for (let i = 0; i < 6; i++) assert.equal((await checkout(t, lic.key, `fp-usage-${i}`)).status, 201);
@@ -277,7 +297,9 @@ test('on-prem: hourly usage rows edited before a signed usage report: the report
   assert.equal((await imp(fourth)).body.continuity, 'gap');
 });
 
-test('on-prem: floatd restore of an older backup is seen as the rollback it is (STATE_TAMPERED); the vendor\'s next file repairs it', { skip: TEST_STORE === 'postgres' ? 'SQLite backups (PostgreSQL: pg_dump)' : false }, async () => {
+test("on-prem: floatd restore of an older backup is seen as the rollback it is (STATE_TAMPERED); the vendor's next file repairs it", {
+  skip: TEST_STORE === 'postgres' ? 'SQLite backups (PostgreSQL: pg_dump)' : false,
+}, async () => {
   const { backup, restore } = await import('../ops/backup.js');
   const { parseConfig } = await import('../config.js');
   const v = await vendor();
@@ -301,9 +323,15 @@ test('on-prem: floatd restore of an older backup is seen as the rollback it is (
   const refused = await checkout(t, key, 'fp-restore-2');
   assert.equal(refused.body.error?.code, 'STATE_TAMPERED', JSON.stringify(refused.body));
   // The honest way back: the vendor issues a newer file.
-  assert.equal((await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 2, now: clock.now() }) })).status, 200);
+  assert.equal(
+    (await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 2, now: clock.now() }) })).status,
+    200,
+  );
   assert.equal((await checkout(t, key, 'fp-restore-2')).status, 201);
   const report = (await t.admin('GET', '/v1/admin/usage-report')).body.payload;
   assert.equal(report.sequence, 2, 'the report sequence did not go back with the restore');
-  assert.ok(report.integrity.events.some((e: { event: string }) => e.event === 'tampered'), 'the rollback is told to the vendor');
+  assert.ok(
+    report.integrity.events.some((e: { event: string }) => e.event === 'tampered'),
+    'the rollback is told to the vendor',
+  );
 });

@@ -9,7 +9,13 @@ export const iso = (ms: number): string => new Date(ms).toISOString();
 export const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
 export function productView(product: Product): wire.Product {
-  return { id: product.id, name: product.name, metadata: product.metadata, createdAt: iso(product.createdAt), updatedAt: iso(product.updatedAt) };
+  return {
+    id: product.id,
+    name: product.name,
+    metadata: product.metadata,
+    createdAt: iso(product.createdAt),
+    updatedAt: iso(product.updatedAt),
+  };
 }
 
 export function licenseView(license: License): wire.License {
@@ -119,7 +125,17 @@ export function deviceView(device: DeviceView): wire.Device {
 }
 
 export function auditView(event: StoredAudit): wire.AuditEvent {
-  return { id: event.id, at: iso(event.at), type: event.type, actor: event.actor, licenseId: event.licenseId, deviceId: event.deviceId, leaseId: event.leaseId, reason: event.reason, data: event.data };
+  return {
+    id: event.id,
+    at: iso(event.at),
+    type: event.type,
+    actor: event.actor,
+    licenseId: event.licenseId,
+    deviceId: event.deviceId,
+    leaseId: event.leaseId,
+    reason: event.reason,
+    data: event.data,
+  };
 }
 
 export function usageView(row: UsageRow): wire.UsageHour {
@@ -127,5 +143,12 @@ export function usageView(row: UsageRow): wire.UsageHour {
 }
 
 export function tokenView(token: AdminToken): wire.AdminTokenInfo {
-  return { id: token.id, name: token.name, role: token.role, createdAt: iso(token.createdAt), lastUsedAt: isoOrNull(token.lastUsedAt), revokedAt: isoOrNull(token.revokedAt) };
+  return {
+    id: token.id,
+    name: token.name,
+    role: token.role,
+    createdAt: iso(token.createdAt),
+    lastUsedAt: isoOrNull(token.lastUsedAt),
+    revokedAt: isoOrNull(token.revokedAt),
+  };
 }

@@ -17,7 +17,12 @@
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 
-export type DocumentFormat = 'floatd-license-file/1' | 'floatd-activation-request/1' | 'floatd-usage-report/1' | 'floatd-trusted-time/1' | 'floatd-state/1';
+export type DocumentFormat =
+  | 'floatd-license-file/1'
+  | 'floatd-activation-request/1'
+  | 'floatd-usage-report/1'
+  | 'floatd-trusted-time/1'
+  | 'floatd-state/1';
 
 export interface Envelope<P = unknown> {
   format: DocumentFormat;
@@ -69,14 +74,16 @@ export type Verified<P> = { ok: true; payload: P; kid: string } | { ok: false; r
  * Only the shape of the envelope is checked here; the payload's own schema is the caller's.
  */
 export function verifyDocument<P = unknown>(format: DocumentFormat, doc: unknown, keys: readonly KeyObject[]): Verified<P> {
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return { ok: false, reason: 'not a signed floatd document (expected a JSON object)' };
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+    return { ok: false, reason: 'not a signed floatd document (expected a JSON object)' };
   const d = doc as Partial<Envelope<P>>;
   if (d.format !== format) return { ok: false, reason: `expected format ${format}, found ${JSON.stringify(d.format ?? null)}` };
   const s = d.signature;
   if (!s || typeof s !== 'object' || s.alg !== 'EdDSA' || typeof s.value !== 'string' || typeof s.kid !== 'string') {
     return { ok: false, reason: 'the signature block is missing or not EdDSA' };
   }
-  if (d.payload === undefined || d.payload === null || typeof d.payload !== 'object') return { ok: false, reason: 'the payload is missing' };
+  if (d.payload === undefined || d.payload === null || typeof d.payload !== 'object')
+    return { ok: false, reason: 'the payload is missing' };
   let bytes: Buffer;
   try {
     bytes = signedBytes(format, d.payload);
@@ -87,7 +94,12 @@ export function verifyDocument<P = unknown>(format: DocumentFormat, doc: unknown
   for (const key of keys) {
     if (sig.length === 64 && verify(null, bytes, key, sig)) return { ok: true, payload: d.payload, kid: keyId(key) };
   }
-  return { ok: false, reason: keys.length ? 'the signature does not match the trusted key (the document was changed, or another key signed it)' : 'no key to verify with' };
+  return {
+    ok: false,
+    reason: keys.length
+      ? 'the signature does not match the trusted key (the document was changed, or another key signed it)'
+      : 'no key to verify with',
+  };
 }
 
 /** Parses a document's text; a syntax error is a reason, not an exception. */
@@ -117,7 +129,9 @@ export function publicKeyFrom(text: string): KeyObject {
 
 export function privateKeyFrom(text: string): KeyObject {
   const t = text.trim();
-  const key = t.startsWith('{') ? createPrivateKey({ key: JSON.parse(t) as import('node:crypto').JsonWebKey, format: 'jwk' }) : createPrivateKey(t);
+  const key = t.startsWith('{')
+    ? createPrivateKey({ key: JSON.parse(t) as import('node:crypto').JsonWebKey, format: 'jwk' })
+    : createPrivateKey(t);
   if (key.asymmetricKeyType !== 'ed25519') throw new Error(`not an Ed25519 private key (found ${key.asymmetricKeyType ?? 'unknown'})`);
   return key;
 }

@@ -42,7 +42,9 @@ export async function readPrivateKeyFile(path: string): Promise<KeyObject> {
     throw new Error(`cannot read the vendor private key ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    throw new Error(`the vendor private key ${path} has mode ${(mode & 0o777).toString(8)}: it must be readable by its owner only (chmod 600 ${path})`);
+    throw new Error(
+      `the vendor private key ${path} has mode ${(mode & 0o777).toString(8)}: it must be readable by its owner only (chmod 600 ${path})`,
+    );
   }
   try {
     return privateKeyFrom(await readFile(path, 'utf8'));

@@ -45,7 +45,15 @@ export interface EntitlementSummary {
   deploymentId: string | null;
   vendorUrl: string | null;
   boundTo: string | null;
-  licenses: { id: string; productId: string; key: string; seats: number; model: string; expiresAt: string | null; maxOfflineSeconds: number }[];
+  licenses: {
+    id: string;
+    productId: string;
+    key: string;
+    seats: number;
+    model: string;
+    expiresAt: string | null;
+    maxOfflineSeconds: number;
+  }[];
 }
 
 export interface EntitlementOptions {
@@ -97,27 +105,49 @@ export class EntitlementService {
    * (checked and raised under a lock in the store). Writes the catalogue copy,
    * audits, and — when it came through the API — writes the file to disk.
    */
-  async load(text: string, actor: string, source: 'api' | 'file' | 'activation' = 'api'): Promise<Result<{ summary: EntitlementSummary; unchanged: boolean }>> {
+  async load(
+    text: string,
+    actor: string,
+    source: 'api' | 'file' | 'activation' = 'api',
+  ): Promise<Result<{ summary: EntitlementSummary; unchanged: boolean }>> {
     const now = Math.max(this.clock.now(), this.opts.clockGuard.state().trustedTime);
     const verified = readLicenseFile(text, this.opts.vendorKeys, { fingerprint: this.fingerprint, now });
     if (!verified.ok) return verified;
     const v = verified.value;
     const sealed = this.opts.seal?.allows(v.payload.serial, v.envelope.signature.value);
-    if (sealed && !sealed.ok) return fail('ENTITLEMENT_ROLLBACK', `the license file is refused: ${sealed.reason}; files never go back`, { serial: v.payload.serial, current: this.opts.seal!.state()!.highestSerial });
+    if (sealed && !sealed.ok)
+      return fail('ENTITLEMENT_ROLLBACK', `the license file is refused: ${sealed.reason}; files never go back`, {
+        serial: v.payload.serial,
+        current: this.opts.seal!.state()!.highestSerial,
+      });
     const stored = JSON.stringify(v.envelope);
     const result = await this.store.transaction(async (tx): Promise<Result<boolean>> => {
       const held = await tx.lockKv(LICENSE_FILE_KV);
-      const heldFile = held ? readLicenseFile(held.value, this.opts.vendorKeys, { fingerprint: undefined, now, checkWindow: false }) : undefined;
+      const heldFile = held
+        ? readLicenseFile(held.value, this.opts.vendorKeys, { fingerprint: undefined, now, checkWindow: false })
+        : undefined;
       const inForce = this.current?.payload.serial ?? 0;
       if (v.payload.serial < inForce) {
-        return fail('ENTITLEMENT_ROLLBACK', `the license file has serial ${v.payload.serial}, lower than serial ${inForce} in force: files never go back`, { serial: v.payload.serial, current: inForce });
+        return fail(
+          'ENTITLEMENT_ROLLBACK',
+          `the license file has serial ${v.payload.serial}, lower than serial ${inForce} in force: files never go back`,
+          { serial: v.payload.serial, current: inForce },
+        );
       }
       if (heldFile?.ok) {
         const was = heldFile.value.payload.serial;
-        if (v.payload.serial < was) return fail('ENTITLEMENT_ROLLBACK', `the license file has serial ${v.payload.serial}, lower than serial ${was} already loaded: files never go back`, { serial: v.payload.serial, current: was });
+        if (v.payload.serial < was)
+          return fail(
+            'ENTITLEMENT_ROLLBACK',
+            `the license file has serial ${v.payload.serial}, lower than serial ${was} already loaded: files never go back`,
+            { serial: v.payload.serial, current: was },
+          );
         if (v.payload.serial === was) {
           if (heldFile.value.envelope.signature.value === v.envelope.signature.value) return ok(true);
-          return fail('ENTITLEMENT_ROLLBACK', `serial ${was} is already loaded with different content`, { serial: v.payload.serial, current: was });
+          return fail('ENTITLEMENT_ROLLBACK', `serial ${was} is already loaded with different content`, {
+            serial: v.payload.serial,
+            current: was,
+          });
         }
       }
       const effects = await catalogueEffects(tx, v.payload, now);
@@ -135,7 +165,12 @@ export class EntitlementService {
             deviceId: null,
             leaseId: null,
             reason: source,
-            data: { serial: v.payload.serial, previousSerial: heldFile?.ok ? heldFile.value.payload.serial : null, licenses: v.payload.licenses.length, notAfter: v.payload.notAfter },
+            data: {
+              serial: v.payload.serial,
+              previousSerial: heldFile?.ok ? heldFile.value.payload.serial : null,
+              licenses: v.payload.licenses.length,
+              notAfter: v.payload.notAfter,
+            },
           },
         },
       ]);
@@ -146,7 +181,8 @@ export class EntitlementService {
     if (!result.value) await this.opts.seal?.fileLoaded(v.payload.serial, v.envelope.signature.value);
     await this.opts.clockGuard.vouch(Date.parse(v.payload.issuedAt), !result.value);
     if (source !== 'file' && this.opts.licenseFile && !result.value) await this.writeDisk(text);
-    if (!result.value) this.log('info', `license file serial ${v.payload.serial} loaded (${source}): ${v.payload.licenses.length} license key(s)`);
+    if (!result.value)
+      this.log('info', `license file serial ${v.payload.serial} loaded (${source}): ${v.payload.licenses.length} license key(s)`);
     return ok({ summary: summarize(v.payload), unchanged: result.value });
   }
 
@@ -158,10 +194,12 @@ export class EntitlementService {
    */
   admit(license: License): Result<License> {
     const c = this.current;
-    if (!c) return fail('ENTITLEMENT_MISSING', 'this on-premise server has no valid license file; an administrator must load or activate one');
+    if (!c)
+      return fail('ENTITLEMENT_MISSING', 'this on-premise server has no valid license file; an administrator must load or activate one');
     const e = c.byKey.get(license.key);
     if (!e || e.id !== license.id || e.productId !== license.productId) return fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
-    if (this.clock.now() < c.notBefore) return fail('ENTITLEMENT_EXPIRED', `the on-premise license file is valid only from ${c.payload.notBefore}`);
+    if (this.clock.now() < c.notBefore)
+      return fail('ENTITLEMENT_EXPIRED', `the on-premise license file is valid only from ${c.payload.notBefore}`);
     return ok({ ...license, ...policyOf(e), entitlementEndsAt: c.notAfter });
   }
 
@@ -194,7 +232,11 @@ export class EntitlementService {
   private async adoptStored(): Promise<void> {
     const held = await this.store.getKv(LICENSE_FILE_KV);
     if (!held || held.value === this.current?.text) return;
-    const v = readLicenseFile(held.value, this.opts.vendorKeys, { fingerprint: this.fingerprint, now: this.clock.now(), checkWindow: false });
+    const v = readLicenseFile(held.value, this.opts.vendorKeys, {
+      fingerprint: this.fingerprint,
+      now: this.clock.now(),
+      checkWindow: false,
+    });
     if (!v.ok) {
       this.log('error', `the license file stored in the database does not verify (${v.error.message}); keeping the one in force`);
       return;
@@ -216,7 +258,8 @@ export class EntitlementService {
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log('error', `cannot read the license file ${path}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log('error', `cannot read the license file ${path}: ${(err as Error).message}`);
       return;
     }
     if (text === this.lastDiskText) return;
@@ -259,14 +302,27 @@ async function catalogueEffects(tx: import('../store/port.js').StoreTx, p: Licen
     const existing = await tx.lockLicense(l.id);
     // Another license under this key is locked too: this transaction is about to write the key's row either way.
     const byKey = existing ? undefined : await tx.lockLicenseByKey(l.key);
-    if (byKey) return fail('ENTITLEMENT_INVALID', `the database holds key ${l.key} under another id (${byKey.id}); remove that license first`);
+    if (byKey)
+      return fail('ENTITLEMENT_INVALID', `the database holds key ${l.key} under another id (${byKey.id}); remove that license first`);
     const policy = policyOf(l);
     effects.push(
       existing
         ? { type: 'license.update', license: { ...existing, ...policy, productId: l.productId, updatedAt: now } }
         : {
             type: 'license.insert',
-            license: { ...policy, id: l.id, productId: l.productId, key: l.key, suspended: false, metadata: {}, trialStartedAt: null, seatsUsed: 0, seatsOffline: 0, createdAt: now, updatedAt: now },
+            license: {
+              ...policy,
+              id: l.id,
+              productId: l.productId,
+              key: l.key,
+              suspended: false,
+              metadata: {},
+              trialStartedAt: null,
+              seatsUsed: 0,
+              seatsOffline: 0,
+              createdAt: now,
+              updatedAt: now,
+            },
           },
     );
   }
@@ -283,6 +339,14 @@ function summarize(p: LicenseFilePayload): EntitlementSummary {
     deploymentId: p.deploymentId,
     vendorUrl: p.vendorUrl,
     boundTo: p.server?.fingerprint ?? null,
-    licenses: p.licenses.map((l) => ({ id: l.id, productId: l.productId, key: l.key, seats: l.seats, model: l.model, expiresAt: l.expiresAt, maxOfflineSeconds: l.maxOfflineSeconds })),
+    licenses: p.licenses.map((l) => ({
+      id: l.id,
+      productId: l.productId,
+      key: l.key,
+      seats: l.seats,
+      model: l.model,
+      expiresAt: l.expiresAt,
+      maxOfflineSeconds: l.maxOfflineSeconds,
+    })),
   };
 }

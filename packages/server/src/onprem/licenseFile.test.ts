@@ -30,7 +30,9 @@ test('a license file round trip: issued, readable, verified; any edit, another k
   const v = await testVendor();
   dirs.push(v.dir);
   const keys = await readVendorPublicKeys(v.publicKeyFile);
-  const spec = v.spec([{ seats: 20, model: 'subscription', expiresAt: '2027-03-01T00:00:00.000Z', maxOfflineSeconds: 7 * 86400 }], { validDays: 400 });
+  const spec = v.spec([{ seats: 20, model: 'subscription', expiresAt: '2027-03-01T00:00:00.000Z', maxOfflineSeconds: 7 * 86400 }], {
+    validDays: 400,
+  });
   const file = v.issue(spec, { serial: 7, now: NOW, server: null });
   const text = JSON.stringify(file, null, 2);
 
@@ -69,7 +71,10 @@ test('a license file round trip: issued, readable, verified; any edit, another k
   // Validity window, at the server's (trusted) time.
   refused(text, /expired at/, { now: NOW + 401 * 86_400_000 });
   refused(text, /valid only from/, { now: NOW - 86_400_000 - 60_000 });
-  assert.ok(readLicenseFile(text, keys, { fingerprint: undefined, now: NOW - 3_600_000 }).ok, 'a customer clock an hour behind the vendor\'s loads a fresh file');
+  assert.ok(
+    readLicenseFile(text, keys, { fingerprint: undefined, now: NOW - 3_600_000 }).ok,
+    "a customer clock an hour behind the vendor's loads a fresh file",
+  );
 });
 
 test('a file bound to one server verifies there and nowhere else', async () => {
@@ -98,10 +103,18 @@ test('vendor commands: keygen writes a 0600 private key, issue signs from a spec
   const specFile = join(cwd, 'spec.json');
   await writeFile(
     specFile,
-    JSON.stringify({ customer: { name: 'Globex' }, validDays: 30, products: [{ name: 'Globex CAD' }], licenses: [{ product: 'Globex CAD', seats: 12, maxOfflineSeconds: 86400 }] }),
+    JSON.stringify({
+      customer: { name: 'Globex' },
+      validDays: 30,
+      products: [{ name: 'Globex CAD' }],
+      licenses: [{ product: 'Globex CAD', seats: 12, maxOfflineSeconds: 86400 }],
+    }),
   );
   const out = join(cwd, 'globex.license.json');
-  const issued = floatd(['entitlements', 'issue', '--spec', specFile, '--private-key', join(cwd, 'acme.key'), '--serial', '1', '--out', out], cwd);
+  const issued = floatd(
+    ['entitlements', 'issue', '--spec', specFile, '--private-key', join(cwd, 'acme.key'), '--serial', '1', '--out', out],
+    cwd,
+  );
   assert.equal(issued.code, 0, issued.stderr);
   assert.ok(!issued.stdout.includes(secretLine) && !issued.stderr.includes(secretLine));
   const completed = JSON.parse(await readFile(specFile, 'utf8'));
@@ -115,7 +128,11 @@ test('vendor commands: keygen writes a 0600 private key, issue signs from a spec
 
   // A renewal from the completed spec keeps the same key.
   const renewal = join(cwd, 'globex.2.json');
-  assert.equal(floatd(['entitlements', 'issue', '--spec', specFile, '--private-key', join(cwd, 'acme.key'), '--serial', '2', '--out', renewal], cwd).code, 0);
+  assert.equal(
+    floatd(['entitlements', 'issue', '--spec', specFile, '--private-key', join(cwd, 'acme.key'), '--serial', '2', '--out', renewal], cwd)
+      .code,
+    0,
+  );
   assert.equal(JSON.parse(await readFile(renewal, 'utf8')).payload.licenses[0].key, completed.licenses[0].key);
 
   // Edited by hand: verify fails with exit code 1, and says why.

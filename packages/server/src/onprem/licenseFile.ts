@@ -56,7 +56,9 @@ export const LicenseFilePayload = W.Obj({
   /** where the vendor's hosted floatd answers (usage reports online); null for air-gapped sites */
   vendorUrl: Nullable(Type.String({ maxLength: 500 })),
   /** the one server this file is for; null = any server */
-  server: Nullable(W.Obj({ fingerprint: Type.String({ minLength: 8, maxLength: 128 }), publicKey: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) })),
+  server: Nullable(
+    W.Obj({ fingerprint: Type.String({ minLength: 8, maxLength: 128 }), publicKey: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) }),
+  ),
   products: Type.Array(W.Obj({ id: W.ProductId, name: Name }), { maxItems: 1000 }),
   licenses: Type.Array(FileLicense, { maxItems: 10_000 }),
 });
@@ -95,7 +97,8 @@ export const LicenseSpec = W.Obj({
 export type LicenseSpec = Static<typeof LicenseSpec>;
 
 type AddFormats = (ajv: Ajv) => Ajv;
-const addFormats: AddFormats = (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
+const addFormats: AddFormats =
+  (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
 const ajv = addFormats(new Ajv({ strict: false, allErrors: false }));
 const checkPayload = ajv.compile(LicenseFilePayload);
 const checkSpec = ajv.compile(LicenseSpec);

@@ -55,7 +55,13 @@ export const UsageReportPayload = W.Obj({
     W.Obj({
       tampered: Type.Boolean(),
       tamperedSince: Type.Union([W.Timestamp, Type.Null()]),
-      events: Type.Array(W.Obj({ at: W.Timestamp, event: Type.Union([Type.Literal('tampered'), Type.Literal('repaired')]), reason: Type.String({ maxLength: 2000 }) })),
+      events: Type.Array(
+        W.Obj({
+          at: W.Timestamp,
+          event: Type.Union([Type.Literal('tampered'), Type.Literal('repaired')]),
+          reason: Type.String({ maxLength: 2000 }),
+        }),
+      ),
       /** days whose stored hourly usage was below the sealed usage (the report shows the sealed figures) */
       usageBelowSeal: Type.Array(W.Obj({ licenseId: W.LicenseId, day: Type.String() })),
     }),
@@ -64,7 +70,8 @@ export const UsageReportPayload = W.Obj({
 export type UsageReportPayload = Static<typeof UsageReportPayload>;
 
 type AddFormats = (ajv: Ajv) => Ajv;
-const addFormats: AddFormats = (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
+const addFormats: AddFormats =
+  (addFormatsModule as unknown as { default?: AddFormats }).default ?? (addFormatsModule as unknown as AddFormats);
 const ajv = addFormats(new Ajv({ strict: false }));
 const checkRequest = ajv.compile(ActivationRequestPayload);
 const checkReport = ajv.compile(UsageReportPayload);
@@ -72,7 +79,13 @@ const checkReport = ajv.compile(UsageReportPayload);
 export function activationRequest(identity: ServerIdentity, now: number, version: string): Envelope<ActivationRequestPayload> {
   return signDocument(
     'floatd-activation-request/1',
-    { fingerprint: identity.fingerprint, publicKey: identity.publicKey, createdAt: new Date(now).toISOString(), hostname: hostname().slice(0, 255), version },
+    {
+      fingerprint: identity.fingerprint,
+      publicKey: identity.publicKey,
+      createdAt: new Date(now).toISOString(),
+      hostname: hostname().slice(0, 255),
+      version,
+    },
     identity.signer,
   );
 }
@@ -80,7 +93,8 @@ export function activationRequest(identity: ServerIdentity, now: number, version
 /** An activation request is signed by the key it carries: proof that the sender holds it. */
 export function verifyActivationRequest(doc: unknown): Result<ActivationRequestPayload> {
   const claimed = (doc as { payload?: { publicKey?: unknown } } | null)?.payload?.publicKey;
-  if (typeof claimed !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(claimed)) return fail('VALIDATION_FAILED', 'the activation request carries no server public key');
+  if (typeof claimed !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(claimed))
+    return fail('VALIDATION_FAILED', 'the activation request carries no server public key');
   let key: ReturnType<typeof publicKeyFrom>;
   try {
     key = publicKeyFrom(claimed);
@@ -89,7 +103,11 @@ export function verifyActivationRequest(doc: unknown): Result<ActivationRequestP
   }
   const v = verifyDocument<ActivationRequestPayload>('floatd-activation-request/1', doc, [key]);
   if (!v.ok) return fail('VALIDATION_FAILED', `the activation request does not verify: ${v.reason}`);
-  if (!checkRequest(v.payload)) return fail('VALIDATION_FAILED', `the activation request is malformed: ${checkRequest.errors?.[0]?.instancePath} ${checkRequest.errors?.[0]?.message}`);
+  if (!checkRequest(v.payload))
+    return fail(
+      'VALIDATION_FAILED',
+      `the activation request is malformed: ${checkRequest.errors?.[0]?.instancePath} ${checkRequest.errors?.[0]?.message}`,
+    );
   return ok(v.payload);
 }
 
@@ -125,10 +143,17 @@ export async function usageReport(
       if (start + DAY_MS <= range.from || start >= range.to) continue;
       const d = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
       if (d.peakSeats < peak || d.checkouts < checkouts || d.denials < denials) below.push({ licenseId: l.id, day });
-      byDay.set(day, { peakSeats: Math.max(d.peakSeats, peak), checkouts: Math.max(d.checkouts, checkouts), denials: Math.max(d.denials, denials) });
+      byDay.set(day, {
+        peakSeats: Math.max(d.peakSeats, peak),
+        checkouts: Math.max(d.checkouts, checkouts),
+        denials: Math.max(d.denials, denials),
+      });
     }
     // Days with no seat held and nothing asked are left out; a day a seat was merely held (no event) still counts.
-    const days = [...byDay.entries()].filter(([, d]) => d.peakSeats > 0 || d.checkouts > 0 || d.denials > 0).sort(([a], [b]) => (a < b ? -1 : 1)).map(([day, d]) => ({ day, ...d }));
+    const days = [...byDay.entries()]
+      .filter(([, d]) => d.peakSeats > 0 || d.checkouts > 0 || d.denials > 0)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([day, d]) => ({ day, ...d }));
     licenses.push({
       licenseId: l.id,
       key: l.key,
@@ -140,7 +165,12 @@ export async function usageReport(
     });
   }
   const events = sealed ? [...sealed.events] : [];
-  if (below.length) events.push({ at: new Date(now).toISOString(), event: 'tampered', reason: `stored hourly usage below the sealed usage on ${below.length} key-day(s)` });
+  if (below.length)
+    events.push({
+      at: new Date(now).toISOString(),
+      event: 'tampered',
+      reason: `stored hourly usage below the sealed usage on ${below.length} key-day(s)`,
+    });
   const doc = signDocument(
     'floatd-usage-report/1',
     {
@@ -176,6 +206,10 @@ export function reportHash(doc: unknown): string {
 export function verifyUsageReport(doc: unknown, serverPublicKey: string): Result<UsageReportPayload> {
   const v = verifyDocument<UsageReportPayload>('floatd-usage-report/1', doc, [publicKeyFrom(serverPublicKey)]);
   if (!v.ok) return fail('USAGE_REPORT_INVALID', `the usage report does not verify: ${v.reason}`);
-  if (!checkReport(v.payload)) return fail('USAGE_REPORT_INVALID', `the usage report is malformed: ${checkReport.errors?.[0]?.instancePath} ${checkReport.errors?.[0]?.message}`);
+  if (!checkReport(v.payload))
+    return fail(
+      'USAGE_REPORT_INVALID',
+      `the usage report is malformed: ${checkReport.errors?.[0]?.instancePath} ${checkReport.errors?.[0]?.message}`,
+    );
   return ok(v.payload);
 }

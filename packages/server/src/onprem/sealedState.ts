@@ -117,14 +117,19 @@ export class SealedState {
       else if (!ctx.firstStart && !ctx.legacyUpgrade) reasons.push('the sealed state is missing on a server that has state');
     }
     if (dbV?.ok && diskV?.ok) {
-      if (dbV.payload.seq < diskV.payload.seq) reasons.push(`the database holds seal ${dbV.payload.seq}, older than seal ${diskV.payload.seq} in the data directory: it was restored or edited`);
-      else if (dbV.payload.seq === diskV.payload.seq && db!.value !== disk) reasons.push(`two different seals carry sequence ${dbV.payload.seq}`);
+      if (dbV.payload.seq < diskV.payload.seq)
+        reasons.push(
+          `the database holds seal ${dbV.payload.seq}, older than seal ${diskV.payload.seq} in the data directory: it was restored or edited`,
+        );
+      else if (dbV.payload.seq === diskV.payload.seq && db!.value !== disk)
+        reasons.push(`two different seals carry sequence ${dbV.payload.seq}`);
     }
     if (ctx.trustedTimeMissing && !ctx.firstStart) reasons.push('the trusted-time record is missing on a server that has state');
     // The best verified copy is the base: the highest sequence.
-    const candidates = [dbV?.ok ? { payload: dbV.payload, text: db!.value } : undefined, diskV?.ok ? { payload: diskV.payload, text: disk! } : undefined].filter(
-      (c): c is { payload: SealPayload; text: string } => c !== undefined,
-    );
+    const candidates = [
+      dbV?.ok ? { payload: dbV.payload, text: db!.value } : undefined,
+      diskV?.ok ? { payload: diskV.payload, text: disk! } : undefined,
+    ].filter((c): c is { payload: SealPayload; text: string } => c !== undefined);
     candidates.sort((a, b) => b.payload.seq - a.payload.seq);
     this.known = candidates[0];
     if (this.known?.payload.tampered) this.enterTampered(this.known.payload.tampered.reasons.join('; '), false);
@@ -185,7 +190,11 @@ export class SealedState {
     await this.update((p) => {
       if (serial < p.highestSerial) return;
       if (serial > p.highestSerial && p.tampered) {
-        p.events.push({ at: this.iso(), event: 'repaired', reason: `license file serial ${serial} loaded (was tampered: ${p.tampered.reasons.join('; ')})` });
+        p.events.push({
+          at: this.iso(),
+          event: 'repaired',
+          reason: `license file serial ${serial} loaded (was tampered: ${p.tampered.reasons.join('; ')})`,
+        });
         p.tampered = null;
       }
       p.highestSerial = serial;
@@ -203,8 +212,10 @@ export class SealedState {
   allows(serial: number, signature: string): { ok: true } | { ok: false; reason: string } {
     const p = this.known?.payload;
     if (!p) return { ok: true };
-    if (serial < p.highestSerial) return { ok: false, reason: `serial ${serial} is lower than serial ${p.highestSerial}, the highest this server ever loaded` };
-    if (serial === p.highestSerial && p.fileHash !== null && p.fileHash !== sha(signature)) return { ok: false, reason: `serial ${serial} was loaded before with different content` };
+    if (serial < p.highestSerial)
+      return { ok: false, reason: `serial ${serial} is lower than serial ${p.highestSerial}, the highest this server ever loaded` };
+    if (serial === p.highestSerial && p.fileHash !== null && p.fileHash !== sha(signature))
+      return { ok: false, reason: `serial ${serial} was loaded before with different content` };
     return { ok: true };
   }
 
@@ -226,7 +237,13 @@ export class SealedState {
    * Seals pending usage first, then gives the report what the seal knows and takes the
    * report's sequence; `finish` seals the report's hash and clears the events told.
    */
-  async forReport(): Promise<{ seq: number; previous: string | null; usage: SealedUsage; events: SealEvent[]; tampered: SealPayload['tampered'] }> {
+  async forReport(): Promise<{
+    seq: number;
+    previous: string | null;
+    usage: SealedUsage;
+    events: SealEvent[];
+    tampered: SealPayload['tampered'];
+  }> {
     await this.check();
     await this.update(() => undefined);
     const p = this.known!.payload;
@@ -261,7 +278,8 @@ export class SealedState {
     if (db.value === known.text) return;
     const v = this.verify(db.value);
     if (!v.ok) return this.tamper(['the sealed state in the database fails its signature check']);
-    if (v.payload.seq < known.payload.seq) return this.tamper([`the database went back from seal ${known.payload.seq} to seal ${v.payload.seq}: it was restored or edited`]);
+    if (v.payload.seq < known.payload.seq)
+      return this.tamper([`the database went back from seal ${known.payload.seq} to seal ${v.payload.seq}: it was restored or edited`]);
     if (v.payload.seq === known.payload.seq) return this.tamper([`two different seals carry sequence ${v.payload.seq}`]);
     // Another node sealed since: adopt it.
     this.known = { payload: v.payload, text: db.value };
@@ -282,10 +300,24 @@ export class SealedState {
         const held = await tx.lockKv(SEALED_STATE_KV);
         const heldV = held ? this.verify(held.value) : undefined;
         // A broken or missing database copy is never the base: what this node knows is.
-        const base = heldV?.ok && (!this.known || heldV.payload.seq >= this.known.payload.seq) ? { payload: heldV.payload, text: held!.value } : this.known;
+        const base =
+          heldV?.ok && (!this.known || heldV.payload.seq >= this.known.payload.seq)
+            ? { payload: heldV.payload, text: held!.value }
+            : this.known;
         const p: SealPayload = base
           ? (JSON.parse(JSON.stringify(base.payload)) as SealPayload)
-          : { seq: 0, prev: null, sealedAt: '', highestSerial: 0, fileHash: null, trustedTime: 0, report: { seq: 0, hash: null }, usage: {}, tampered: null, events: [] };
+          : {
+              seq: 0,
+              prev: null,
+              sealedAt: '',
+              highestSerial: 0,
+              fileHash: null,
+              trustedTime: 0,
+              report: { seq: 0, hash: null },
+              usage: {},
+              tampered: null,
+              events: [],
+            };
         // When the base is this node's copy but the database holds a higher (valid) one, the chain still moves forward from the higher.
         if (heldV?.ok && heldV.payload.seq > p.seq) p.seq = heldV.payload.seq;
         mergeUsage(p.usage, pending, this.clock.now());
@@ -300,7 +332,11 @@ export class SealedState {
       });
     } catch (err) {
       // Not sealed: the usage goes back into the next attempt.
-      for (const [lic, days] of pending) for (const [day, d] of days) this.observe([{ type: 'usage', licenseId: lic, at: Date.parse(day), seatsUsed: d[0], peak: d[0], checkouts: d[1], denials: d[2] }]);
+      for (const [lic, days] of pending)
+        for (const [day, d] of days)
+          this.observe([
+            { type: 'usage', licenseId: lic, at: Date.parse(day), seatsUsed: d[0], peak: d[0], checkouts: d[1], denials: d[2] },
+          ]);
       throw err;
     }
     this.known = written;
@@ -328,13 +364,21 @@ export class SealedState {
     const first = this.reason === undefined;
     this.reason = reason;
     this.metrics.stateTampered.set(1);
-    if (log && first) this.log('error', `sealed state tampered: ${reason}; new grants are refused (STATE_TAMPERED) until the vendor issues a new license file`);
+    if (log && first)
+      this.log(
+        'error',
+        `sealed state tampered: ${reason}; new grants are refused (STATE_TAMPERED) until the vendor issues a new license file`,
+      );
   }
 
   private async audit(type: 'state.tampered' | 'state.repaired', data: Record<string, unknown>): Promise<void> {
     const at = this.clock.now();
     await this.store
-      .transaction((tx) => tx.apply([{ type: 'audit', entry: { at, type, actor: 'server', licenseId: null, deviceId: null, leaseId: null, reason: null, data } }]))
+      .transaction((tx) =>
+        tx.apply([
+          { type: 'audit', entry: { at, type, actor: 'server', licenseId: null, deviceId: null, leaseId: null, reason: null, data } },
+        ]),
+      )
       .catch((err: unknown) => this.log('error', `could not audit ${type}: ${(err as Error).message}`));
   }
 
@@ -383,4 +427,3 @@ export function observedStore(store: Store, observe: (effects: readonly Effect[]
     },
   });
 }
-

@@ -66,7 +66,17 @@ export class VendorService {
     if (!check.ok) return check;
     const now = this.clock.now();
     const activationKey = `fak_${randomBytes(30).toString('base64url')}`;
-    const d: Deployment = { id: newId('dpl'), name, spec: spec.value, activationKeyHash: hash(activationKey), fingerprint: null, publicKey: null, serial: 0, createdAt: now, activatedAt: null };
+    const d: Deployment = {
+      id: newId('dpl'),
+      name,
+      spec: spec.value,
+      activationKeyHash: hash(activationKey),
+      fingerprint: null,
+      publicKey: null,
+      serial: 0,
+      createdAt: now,
+      activatedAt: null,
+    };
     await this.store.transaction((tx) =>
       tx.apply([
         { type: 'kv.put', name: DEPLOYMENT(d.id), value: JSON.stringify(d), at: now },
@@ -120,7 +130,13 @@ export class VendorService {
         const payload = payloadFromSpec(d.spec, { serial: d.serial + 1, now, deploymentId: d.id, server: bound });
         if (!payload.ok) return payload;
         file = issueLicenseFile(payload.value, this.signer);
-        return ok({ ...d, serial: d.serial + 1, fingerprint: bound?.fingerprint ?? null, publicKey: bound?.publicKey ?? null, activatedAt: server ? now : d.activatedAt });
+        return ok({
+          ...d,
+          serial: d.serial + 1,
+          fingerprint: bound?.fingerprint ?? null,
+          publicKey: bound?.publicKey ?? null,
+          activatedAt: server ? now : d.activatedAt,
+        });
       },
       'issued',
     );
@@ -133,18 +149,21 @@ export class VendorService {
     if (!r) return fail('ACTIVATION_KEY_INVALID', 'the activation key is unknown');
     const d = await this.store.getKv(DEPLOYMENT(r.value));
     const stored = d && (JSON.parse(d.value) as Deployment);
-    if (!stored || !timingSafeEqual(Buffer.from(stored.activationKeyHash), Buffer.from(hash(activationKey)))) return fail('ACTIVATION_KEY_INVALID', 'the activation key is unknown');
+    if (!stored || !timingSafeEqual(Buffer.from(stored.activationKeyHash), Buffer.from(hash(activationKey))))
+      return fail('ACTIVATION_KEY_INVALID', 'the activation key is unknown');
     return this.issue(stored.id, request, 'activation');
   }
 
   /** Verifies a usage report against the server key recorded at activation, and keeps it. */
   async importUsage(doc: unknown, via: 'online' | 'file', actor: string): Promise<Result<StoredUsageReport>> {
     const claimed = (doc as { payload?: { deploymentId?: unknown } } | null)?.payload?.deploymentId;
-    if (typeof claimed !== 'string') return fail('USAGE_REPORT_INVALID', 'the usage report names no deployment (was its license file issued by a deployment?)');
+    if (typeof claimed !== 'string')
+      return fail('USAGE_REPORT_INVALID', 'the usage report names no deployment (was its license file issued by a deployment?)');
     const d = await this.store.getKv(DEPLOYMENT(claimed));
     const dep = d && (JSON.parse(d.value) as Deployment);
     if (!dep) return fail('USAGE_REPORT_INVALID', `the usage report names deployment ${claimed}, which does not exist here`);
-    if (!dep.publicKey) return fail('USAGE_REPORT_INVALID', `deployment ${dep.id} is not bound to a server yet: no key to verify the report with`);
+    if (!dep.publicKey)
+      return fail('USAGE_REPORT_INVALID', `deployment ${dep.id} is not bound to a server yet: no key to verify the report with`);
     const v = verifyUsageReport(doc, dep.publicKey);
     if (!v.ok) return v;
     const now = this.clock.now();
@@ -152,7 +171,9 @@ export class VendorService {
     const stored = await this.store.transaction(async (tx) => {
       // Under the deployment's lock: two imports at once see each other.
       await tx.lockKv(DEPLOYMENT(dep.id));
-      const before = (await this.store.listKv(USAGE(dep.id))).map((r) => JSON.parse(r.value) as StoredUsageReport).filter((r) => typeof r.report.sequence === 'number');
+      const before = (await this.store.listKv(USAGE(dep.id)))
+        .map((r) => JSON.parse(r.value) as StoredUsageReport)
+        .filter((r) => typeof r.report.sequence === 'number');
       const last = before.sort((a, b) => b.report.sequence! - a.report.sequence!)[0];
       const seq = v.value.sequence;
       const continuity: StoredUsageReport['continuity'] =
@@ -193,7 +214,12 @@ export class VendorService {
   }
 
   /** Read-change-write of one deployment under its lock. */
-  private async change(id: string, actor: string, fn: (d: Deployment) => Result<Deployment>, what: string): Promise<Result<DeploymentView>> {
+  private async change(
+    id: string,
+    actor: string,
+    fn: (d: Deployment) => Result<Deployment>,
+    what: string,
+  ): Promise<Result<DeploymentView>> {
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       const r = await tx.lockKv(DEPLOYMENT(id));
@@ -202,7 +228,9 @@ export class VendorService {
       if (!next.ok) return next;
       const effects: Effect[] = [{ type: 'kv.put', name: DEPLOYMENT(id), value: JSON.stringify(next.value), at: now }];
       if (what === 'issued' && next.value.activatedAt === now) {
-        effects.push(audit(now, 'deployment.activated', actor, { deploymentId: id, fingerprint: next.value.fingerprint, serial: next.value.serial }));
+        effects.push(
+          audit(now, 'deployment.activated', actor, { deploymentId: id, fingerprint: next.value.fingerprint, serial: next.value.serial }),
+        );
       }
       await tx.apply(effects);
       return ok(view(next.value));
@@ -215,6 +243,11 @@ function view(d: Deployment): DeploymentView {
   return rest;
 }
 
-function audit(at: number, type: 'deployment.created' | 'deployment.activated' | 'usage-report.imported', actor: string, data: Record<string, unknown>): Effect {
+function audit(
+  at: number,
+  type: 'deployment.created' | 'deployment.activated' | 'usage-report.imported',
+  actor: string,
+  data: Record<string, unknown>,
+): Effect {
   return { type: 'audit', entry: { at, type, actor, licenseId: null, deviceId: null, leaseId: null, reason: null, data } };
 }

@@ -17,7 +17,8 @@ export async function activateWithVendor(vendorUrl: string, activationKey: strin
   });
   if (!answer.ok) return answer;
   const licenseFile = (answer.value as { licenseFile?: unknown } | undefined)?.licenseFile;
-  if (!licenseFile || typeof licenseFile !== 'object') return fail('ACTIVATION_FAILED', 'the vendor server answered without a license file');
+  if (!licenseFile || typeof licenseFile !== 'object')
+    return fail('ACTIVATION_FAILED', 'the vendor server answered without a license file');
   return ok(licenseFile);
 }
 
@@ -26,7 +27,11 @@ export async function uploadUsageToVendor(vendorUrl: string, report: unknown): P
   return callVendor(vendorUrl, W.routes.onprem.vendorUsageUpload, { body: { report } });
 }
 
-async function callVendor(url: string, route: W.RouteSpec, init: { headers?: Record<string, string>; body: unknown }): Promise<Result<unknown>> {
+async function callVendor(
+  url: string,
+  route: W.RouteSpec,
+  init: { headers?: Record<string, string>; body: unknown },
+): Promise<Result<unknown>> {
   const path = W.pathOf(route);
   let base: URL;
   try {
@@ -49,7 +54,9 @@ async function callVendor(url: string, route: W.RouteSpec, init: { headers?: Rec
   const body = (await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined;
   if (!res.ok) {
     const error = body?.error;
-    return fail('ACTIVATION_FAILED', `the vendor server refused: ${error?.code ?? res.status} ${error?.message ?? ''}`.trim(), { vendorCode: error?.code ?? null });
+    return fail('ACTIVATION_FAILED', `the vendor server refused: ${error?.code ?? res.status} ${error?.message ?? ''}`.trim(), {
+      vendorCode: error?.code ?? null,
+    });
   }
   return ok(body);
 }

@@ -27,7 +27,11 @@ import { backup, checkBackup, restore } from './backup.js';
 const T0 = Date.parse('2026-03-02T09:00:00Z');
 
 async function seatsOk(t: TestServer, licenseId: string, seats: number, what: string) {
-  const [r] = await t.rows('SELECT seats_used AS used, (SELECT COUNT(*) FROM leases WHERE license_id = ?) AS leases FROM licenses WHERE id = ?', licenseId, licenseId);
+  const [r] = await t.rows(
+    'SELECT seats_used AS used, (SELECT COUNT(*) FROM leases WHERE license_id = ?) AS leases FROM licenses WHERE id = ?',
+    licenseId,
+    licenseId,
+  );
   assert.ok(Number(r!.leases) <= seats, `${what}: ${r!.leases} leases > ${seats} seats`);
   assert.equal(Number(r!.used), Number(r!.leases), `${what}: seatsUsed equals the lease rows`);
   return Number(r!.leases);
@@ -54,7 +58,11 @@ test('restore: later grants are refused at their next heartbeat and check out ag
     const other = await t.license({ seats: 50, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 });
     const [taken] = await Promise.all([
       backup(config, file),
-      Promise.all(Array.from({ length: 30 }, (_, i) => t.client(other.key, 'POST', '/v1/client/checkout', { fingerprint: `busy-device-${i}`, instanceId: 'app' }))),
+      Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          t.client(other.key, 'POST', '/v1/client/checkout', { fingerprint: `busy-device-${i}`, instanceId: 'app' }),
+        ),
+      ),
     ]);
     assert.ok(taken.files.includes('signing-keys.json') && taken.files.includes('admin-token'), `files: ${taken.files.join(', ')}`);
     assert.equal((await stat(file)).mode & 0o777, 0o600);
@@ -73,7 +81,10 @@ test('restore: later grants are refused at their next heartbeat and check out ag
 
     // A's lease is from before the backup: it renews, and its old token still verifies (the signing keys were restored).
     const jwks = (await t.raw('GET', '/.well-known/jwks.json')).body as { keys: { kid: string }[] };
-    assert.ok(jwks.keys.some((k) => k.kid === decodeProtectedHeader(a.body.token).kid), 'the old token\'s key is published again');
+    assert.ok(
+      jwks.keys.some((k) => k.kid === decodeProtectedHeader(a.body.token).kid),
+      "the old token's key is published again",
+    );
     assert.equal((await hb(a.body.lease.id)).status, 200);
     // C's lease was granted after the backup: unknown now.
     const lost = await hb(c.body.lease.id);
@@ -103,14 +114,18 @@ function cli(args: string[]) {
   return spawnSync(process.execPath, [SERVER_CLI, ...args], { encoding: 'utf8', env: { ...process.env, FLOATD_DATABASE_URL: '' } });
 }
 
-test('floatd backup while serving, floatd restore refused while running and for a bad file, then restored and served', { timeout: 90_000 }, async () => {
+test('floatd backup while serving, floatd restore refused while running and for a bad file, then restored and served', {
+  timeout: 90_000,
+}, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'floatd-backup-cli-'));
   const dataDir = join(dir, 'data');
   const file = join(dir, 'b1.floatd');
   let s = await startFloatdProcess({ dataDir });
   try {
     const product = (await s.admin('POST', '/v1/admin/products', { name: 'Backup CAD' })).body;
-    const lic = (await s.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 100, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
+    const lic = (
+      await s.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 100, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })
+    ).body;
     // Checkouts keep committing while the backup runs.
     let stop = false;
     let granted = 0;
@@ -160,7 +175,11 @@ test('floatd backup while serving, floatd restore refused while running and for 
 test('floatd backup on PostgreSQL says what to use instead', () => {
   const r = spawnSync(process.execPath, [SERVER_CLI, 'backup', join(tmpdir(), 'never.floatd')], {
     encoding: 'utf8',
-    env: { ...process.env, FLOATD_DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', FLOATD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64') },
+    env: {
+      ...process.env,
+      FLOATD_DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+      FLOATD_KEY_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
+    },
   });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /pg_dump/);

@@ -49,7 +49,8 @@ async function dataFiles(dataDir: string, dbPath: string): Promise<string[]> {
   const db = basename(dbPath);
   const out: string[] = [];
   for (const n of names) {
-    if (dirname(resolve(dataDir, n)) === dirname(dbPath) && (n === db || n.startsWith(`${db}-`) || n.startsWith(`${db}.restore-`))) continue;
+    if (dirname(resolve(dataDir, n)) === dirname(dbPath) && (n === db || n.startsWith(`${db}-`) || n.startsWith(`${db}.restore-`)))
+      continue;
     if (n.includes('.restore-') || n.includes('.tmp-')) continue;
     if ((await stat(join(dataDir, n))).isFile()) out.push(n);
   }
@@ -67,8 +68,15 @@ export interface BackupResult {
 export async function backup(config: Config, target: string): Promise<BackupResult> {
   const dbPath = sqlitePath(config);
   const file = resolve(target);
-  if (await stat(file).then(() => true, () => false)) throw new BackupError(`${file} already exists: give a new file name`);
-  if (dirname(file) === resolve(config.dataDir)) throw new BackupError(`${file} is inside the data directory: keep backups elsewhere (the next backup would copy this one)`);
+  if (
+    await stat(file).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new BackupError(`${file} already exists: give a new file name`);
+  if (dirname(file) === resolve(config.dataDir))
+    throw new BackupError(`${file} is inside the data directory: keep backups elsewhere (the next backup would copy this one)`);
   await stat(dbPath).catch(() => {
     throw new BackupError(`no database at ${dbPath}`);
   });
@@ -137,15 +145,24 @@ export function checkBackup(file: string): Checked {
       throw new BackupError(`${file} is not a floatd backup (not a SQLite database: ${(err as Error).message})`);
     }
     if (integrity !== 'ok') throw new BackupError(`${file} is damaged: integrity_check says ${String(integrity)}`);
-    const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
+    const tables = new Set(
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name),
+    );
     const missing = REQUIRED_TABLES.filter((t) => !tables.has(t));
     if (missing.length) throw new BackupError(`${file} is not a floatd database (no ${missing.join(', ')} table)`);
-    if (!tables.has(FILES_TABLE)) throw new BackupError(`${file} is a floatd database but not a backup made by \`floatd backup\` (it lacks the data directory's files)`);
+    if (!tables.has(FILES_TABLE))
+      throw new BackupError(
+        `${file} is a floatd database but not a backup made by \`floatd backup\` (it lacks the data directory's files)`,
+      );
     const schemaVersion = Number((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number }).v);
     const known = Math.max(...SQLITE_MIGRATIONS.map((m) => m.version));
-    if (schemaVersion > known) throw new BackupError(`${file} has schema version ${schemaVersion}, newer than this floatd knows (${known}): restore it with a newer floatd`);
+    if (schemaVersion > known)
+      throw new BackupError(
+        `${file} has schema version ${schemaVersion}, newer than this floatd knows (${known}): restore it with a newer floatd`,
+      );
     const files = (db.prepare(`SELECT name FROM ${FILES_TABLE} ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-    if (files.some((n) => n.includes('/') || n.includes('\\') || n === '..' || n === '.')) throw new BackupError(`${file} holds a file name that is not a plain name`);
+    if (files.some((n) => n.includes('/') || n.includes('\\') || n === '..' || n === '.'))
+      throw new BackupError(`${file} holds a file name that is not a plain name`);
     if (!files.includes('signing-keys.json')) {
       // A cluster keeps its keys in PostgreSQL; an embedded server always has this file.
       throw new BackupError(`${file} holds no signing-keys.json: tokens signed before it would no longer verify`);
@@ -173,7 +190,8 @@ function assertNotServing(dbPath: string): void {
   } catch (err) {
     if (err instanceof BackupError) throw err;
     const code = (err as { code?: string }).code ?? '';
-    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) throw new BackupError(`a server is running on ${dbPath} (the database is in use): stop it first`);
+    if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+      throw new BackupError(`a server is running on ${dbPath} (the database is in use): stop it first`);
     throw err;
   } finally {
     db.close();

@@ -47,7 +47,11 @@ export async function runDoctor(config: Config): Promise<Check[]> {
   try {
     await access(config.dataDir, constants.W_OK);
     const mode = (await stat(config.dataDir)).mode & 0o777;
-    add('data directory', mode & 0o077 ? 'warn' : 'ok', `${config.dataDir} (mode ${mode.toString(8)}${mode & 0o077 ? ': readable by others, use 0700' : ''})`);
+    add(
+      'data directory',
+      mode & 0o077 ? 'warn' : 'ok',
+      `${config.dataDir} (mode ${mode.toString(8)}${mode & 0o077 ? ': readable by others, use 0700' : ''})`,
+    );
   } catch {
     add('data directory', 'fail', `${config.dataDir} is missing or not writable`);
   }
@@ -56,7 +60,8 @@ export async function runDoctor(config: Config): Promise<Check[]> {
   const fdLimit = fileDescriptorLimit();
   const poolSize = config.database.kind === 'postgres' ? config.database.poolSize + 1 : 4;
   const cap = config.connections.total ?? totalCapFor(fdLimit, poolSize);
-  if (fdLimit === undefined) add('open files', 'warn', `cannot read the open-file limit here; at most ${cap} connections (FLOATD_MAX_CONNECTIONS)`);
+  if (fdLimit === undefined)
+    add('open files', 'warn', `cannot read the open-file limit here; at most ${cap} connections (FLOATD_MAX_CONNECTIONS)`);
   else
     add(
       'open files',
@@ -69,7 +74,11 @@ export async function runDoctor(config: Config): Promise<Check[]> {
     try {
       const st = await stat(config.database.path);
       const mode = st.mode & 0o777;
-      add('database', mode & 0o077 ? 'warn' : 'ok', `SQLite ${config.database.path}, ${(st.size / 1e6).toFixed(1)} MB, mode ${mode.toString(8)}`);
+      add(
+        'database',
+        mode & 0o077 ? 'warn' : 'ok',
+        `SQLite ${config.database.path}, ${(st.size / 1e6).toFixed(1)} MB, mode ${mode.toString(8)}`,
+      );
       const store = new SqliteStore({ path: config.database.path });
       await store.ping();
       await store.close();
@@ -131,4 +140,3 @@ function readOnly(p: KeyPersistence): KeyPersistence {
       }),
   };
 }
-

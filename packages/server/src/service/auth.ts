@@ -33,11 +33,31 @@ export class AdminAuth {
     const now = this.clock.now();
     const id = newId('tok');
     const secret = randomBytes(32).toString('base64url');
-    const token: AdminToken = { id, name, role, tokenHash: sha256(secret).toString('hex'), createdAt: now, lastUsedAt: null, revokedAt: null };
+    const token: AdminToken = {
+      id,
+      name,
+      role,
+      tokenHash: sha256(secret).toString('hex'),
+      createdAt: now,
+      lastUsedAt: null,
+      revokedAt: null,
+    };
     await this.store.transaction((tx) =>
       tx.apply([
         { type: 'adminToken.insert', token },
-        { type: 'audit', entry: { at: now, type: 'token.created', actor, licenseId: null, deviceId: null, leaseId: null, reason: null, data: { tokenId: id, name, role } } },
+        {
+          type: 'audit',
+          entry: {
+            at: now,
+            type: 'token.created',
+            actor,
+            licenseId: null,
+            deviceId: null,
+            leaseId: null,
+            reason: null,
+            data: { tokenId: id, name, role },
+          },
+        },
       ]),
     );
     return { token, secret: `fdt_${id.slice(4)}_${secret}` };
@@ -48,13 +68,33 @@ export class AdminAuth {
     const now = this.clock.now();
     const id = newId('tok');
     const secret = randomBytes(32).toString('base64url');
-    const token: AdminToken = { id, name: 'initial', role: 'admin', tokenHash: sha256(secret).toString('hex'), createdAt: now, lastUsedAt: null, revokedAt: null };
+    const token: AdminToken = {
+      id,
+      name: 'initial',
+      role: 'admin',
+      tokenHash: sha256(secret).toString('hex'),
+      createdAt: now,
+      lastUsedAt: null,
+      revokedAt: null,
+    };
     return this.store.transaction(async (tx) => {
       await tx.lockAdminTokens();
       if ((await tx.activeAdminCount()) > 0) return undefined;
       await tx.apply([
         { type: 'adminToken.insert', token },
-        { type: 'audit', entry: { at: now, type: 'token.created', actor: 'system:first-start', licenseId: null, deviceId: null, leaseId: null, reason: null, data: { tokenId: id, name: 'initial', role: 'admin' } } },
+        {
+          type: 'audit',
+          entry: {
+            at: now,
+            type: 'token.created',
+            actor: 'system:first-start',
+            licenseId: null,
+            deviceId: null,
+            leaseId: null,
+            reason: null,
+            data: { tokenId: id, name: 'initial', role: 'admin' },
+          },
+        },
       ]);
       return `fdt_${id.slice(4)}_${secret}`;
     });
@@ -72,7 +112,19 @@ export class AdminAuth {
       }
       await tx.apply([
         { type: 'adminToken.revoke', tokenId: id, at: now },
-        { type: 'audit', entry: { at: now, type: 'token.revoked', actor, licenseId: null, deviceId: null, leaseId: null, reason: null, data: { tokenId: id, name: token.name } } },
+        {
+          type: 'audit',
+          entry: {
+            at: now,
+            type: 'token.revoked',
+            actor,
+            licenseId: null,
+            deviceId: null,
+            leaseId: null,
+            reason: null,
+            data: { tokenId: id, name: token.name },
+          },
+        },
       ]);
       return ok({ ...token, revokedAt: now });
     });

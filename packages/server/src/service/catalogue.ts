@@ -27,7 +27,10 @@ export class CatalogueService {
   ) {}
 
   private managedRefusal<T>(what: string): Result<T> {
-    return fail('ENTITLEMENT_MANAGED', `this is an on-premise server: ${what} come(s) from the vendor-signed license file; load a new file to change them`);
+    return fail(
+      'ENTITLEMENT_MANAGED',
+      `this is an on-premise server: ${what} come(s) from the vendor-signed license file; load a new file to change them`,
+    );
   }
 
   /**
@@ -57,7 +60,12 @@ export class CatalogueService {
     if (this.managed) return this.managedRefusal('products');
     const now = this.clock.now();
     const product: Product = { id: newId('prd'), name: input.name, metadata: input.metadata ?? {}, createdAt: now, updatedAt: now };
-    await this.store.transaction((tx) => tx.apply([{ type: 'product.insert', product }, audit(now, 'product.created', actor, null, { productId: product.id, name: product.name })]));
+    await this.store.transaction((tx) =>
+      tx.apply([
+        { type: 'product.insert', product },
+        audit(now, 'product.created', actor, null, { productId: product.id, name: product.name }),
+      ]),
+    );
     return ok(product);
   }
 
@@ -67,8 +75,16 @@ export class CatalogueService {
     return this.store.transaction(async (tx) => {
       const current = await tx.product(id);
       if (!current) return fail('PRODUCT_NOT_FOUND', `no product ${id}`);
-      const product: Product = { ...current, name: patch.name ?? current.name, metadata: patch.metadata ?? current.metadata, updatedAt: now };
-      await tx.apply([{ type: 'product.update', product }, audit(now, 'product.updated', actor, null, { productId: id, changed: Object.keys(patch) })]);
+      const product: Product = {
+        ...current,
+        name: patch.name ?? current.name,
+        metadata: patch.metadata ?? current.metadata,
+        updatedAt: now,
+      };
+      await tx.apply([
+        { type: 'product.update', product },
+        audit(now, 'product.updated', actor, null, { productId: id, changed: Object.keys(patch) }),
+      ]);
       return ok(product);
     });
   }
@@ -79,7 +95,8 @@ export class CatalogueService {
     return this.store.transaction(async (tx) => {
       if (!(await tx.product(id))) return fail('PRODUCT_NOT_FOUND', `no product ${id}`);
       const licenses = await tx.licenseCountOfProduct(id);
-      if (licenses > 0) return fail('PRODUCT_HAS_LICENSES', `product ${id} still owns ${licenses} license key(s); delete them first`, { licenses });
+      if (licenses > 0)
+        return fail('PRODUCT_HAS_LICENSES', `product ${id} still owns ${licenses} license key(s); delete them first`, { licenses });
       await tx.apply([{ type: 'product.delete', productId: id }, audit(now, 'product.deleted', actor, null, { productId: id })]);
       return ok({ deleted: true as const });
     });
@@ -103,7 +120,10 @@ export class CatalogueService {
         createdAt: now,
         updatedAt: now,
       };
-      await tx.apply([{ type: 'license.insert', license }, audit(now, 'license.created', actor, license.id, { productId: license.productId, seats: license.seats, model: license.model })]);
+      await tx.apply([
+        { type: 'license.insert', license },
+        audit(now, 'license.created', actor, license.id, { productId: license.productId, seats: license.seats, model: license.model }),
+      ]);
       return ok(license);
     });
   }
@@ -119,7 +139,10 @@ export class CatalogueService {
       if (!policy.ok) return policy;
       const license: License = { ...current, ...policy.value, updatedAt: now };
       const changed = Object.fromEntries(Object.entries(patch).filter(([k]) => k !== 'metadata'));
-      await tx.apply([{ type: 'license.update', license }, audit(now, 'license.updated', actor, id, { changed, metadataChanged: patch.metadata !== undefined })]);
+      await tx.apply([
+        { type: 'license.update', license },
+        audit(now, 'license.updated', actor, id, { changed, metadataChanged: patch.metadata !== undefined }),
+      ]);
       return ok(license);
     });
   }
@@ -132,7 +155,9 @@ export class CatalogueService {
       const license = await countedLicense(tx, await tx.lockLicense(id), now, this.metrics, actor);
       if (!license) return fail('LICENSE_NOT_FOUND', `no license ${id}`);
       if (license.seatsUsed > 0 && !force) {
-        return fail('SEATS_HELD', `${license.seatsUsed} seat(s) are held on this license; pass force=true to release them and delete`, { seatsUsed: license.seatsUsed });
+        return fail('SEATS_HELD', `${license.seatsUsed} seat(s) are held on this license; pass force=true to release them and delete`, {
+          seatsUsed: license.seatsUsed,
+        });
       }
       const leases = await tx.leasesOfLicense(id);
       const effects: Effect[] = [

@@ -10,7 +10,10 @@ test('a node fenced past the bound, and free again within it', async () => {
   const store = new SqliteStore({ path: ':memory:' });
   const metrics = createMetrics(store, { defaultMetrics: false });
   const logged: string[] = [];
-  const logger = { error: (_o: unknown, m: string) => logged.push(`error ${m}`), warn: (_o: unknown, m: string) => logged.push(`warn ${m}`) };
+  const logger = {
+    error: (_o: unknown, m: string) => logged.push(`error ${m}`),
+    warn: (_o: unknown, m: string) => logged.push(`warn ${m}`),
+  };
   const fence = new ClockFence(metrics, logger as never);
   fence.measured(1_999);
   assert.equal(fence.refusal(), undefined);
@@ -30,7 +33,10 @@ test('a node fenced past the bound, and free again within it', async () => {
   fence.measured(12, 4);
   assert.equal(fence.refusal(), undefined);
   assert.match(await metrics.registry.metrics(), /floatd_clock_fenced 0/);
-  assert.deepEqual(logged.map((l) => l.split(':')[0]), ['error clock offset from the database past the bound', 'warn clock offset back within the bound']);
+  assert.deepEqual(
+    logged.map((l) => l.split(':')[0]),
+    ['error clock offset from the database past the bound', 'warn clock offset back within the bound'],
+  );
   await store.close();
 });
 
@@ -52,5 +58,5 @@ test('DatabaseAlignedClock reads the database time: the base clock minus a prove
   assert.equal(clock.correction(), 0, 'back in step: the base clock again');
   const mono = base.monotonic();
   base.advance(1000);
-  assert.equal(clock.monotonic(), mono + 1000, 'monotonic time is the base clock\'s');
+  assert.equal(clock.monotonic(), mono + 1000, "monotonic time is the base clock's");
 });

@@ -42,11 +42,16 @@ export class ClockFence {
     if (out && this.fencedSince === undefined) {
       this.fencedSince = Date.now();
       this.metrics.clockFenced.set(1);
-      if (this.logger) this.logger.error({ clockOffsetMs: offsetMs, boundMs: this.boundMs }, 'clock offset from the database past the bound: this node grants and renews nothing until it is back (fix NTP)');
+      if (this.logger)
+        this.logger.error(
+          { clockOffsetMs: offsetMs, boundMs: this.boundMs },
+          'clock offset from the database past the bound: this node grants and renews nothing until it is back (fix NTP)',
+        );
     } else if (within && this.fencedSince !== undefined) {
       this.fencedSince = undefined;
       this.metrics.clockFenced.set(0);
-      if (this.logger) this.logger.warn({ clockOffsetMs: offsetMs, boundMs: this.boundMs }, 'clock offset back within the bound: this node serves again');
+      if (this.logger)
+        this.logger.warn({ clockOffsetMs: offsetMs, boundMs: this.boundMs }, 'clock offset back within the bound: this node serves again');
     }
   }
 

@@ -21,7 +21,10 @@ test('a wait past the bound gives up with LicenseBusyError and leaves the line; 
   const q = new LicenseQueue(1, undefined, 50);
   let release!: () => void;
   const stuck = q.run('A', () => new Promise<void>((r) => (release = r)));
-  await assert.rejects(q.run('A', async () => 'never'), LicenseBusyError);
+  await assert.rejects(
+    q.run('A', async () => 'never'),
+    LicenseBusyError,
+  );
   assert.deepEqual(q.depth('A'), { active: 1, waiting: 0 }, 'the one that gave up is out of the line');
   const later = q.run('A', async () => 'ran');
   release();

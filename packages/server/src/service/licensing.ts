@@ -44,7 +44,6 @@ export interface SignedGrant {
   serverTime: number;
 }
 
-
 /**
  * What stands between a license record and a seat decision besides the domain:
  * on-premise, the vendor-signed license file (seats, model, expiry and offline
@@ -118,7 +117,12 @@ export class LicensingService {
     const admitted = this.admitted(read?.license);
     if (!admitted.ok) return admitted;
     const state = { ...read!, license: admitted.value };
-    const outcome = decideHeartbeat(state, command, now, this.renewals ? { batchMarginMs: this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS } : {});
+    const outcome = decideHeartbeat(
+      state,
+      command,
+      now,
+      this.renewals ? { batchMarginMs: this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS } : {},
+    );
     if (outcome.kind === 'batchable' && this.renewals) {
       this.renewals.add(outcome.renewal);
       this.metrics.heartbeats.inc({ write: 'batched' });
@@ -128,50 +132,60 @@ export class LicensingService {
     if (outcome.kind === 'refused') return { ok: false, error: outcome.error };
     // Anything else is decided again on locked state and written before the answer: a renewal close to
     // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
-    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
-      const locked = await this.leaseState(tx, key, leaseId, now);
-      if (!locked.ok) return locked;
-      const state = locked.value;
-      if (state.lease && state.license.counting === COUNTING_MODES.PER_INSTANCE && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
-      return this.applied(tx, decideHeartbeat(state, command, now).decision);
-    }));
+    const result = await this.queue.run(key, () =>
+      this.store.transaction(async (tx) => {
+        const locked = await this.leaseState(tx, key, leaseId, now);
+        if (!locked.ok) return locked;
+        const state = locked.value;
+        if (state.lease && state.license.counting === COUNTING_MODES.PER_INSTANCE && isDead(state.lease, now))
+          state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
+        return this.applied(tx, decideHeartbeat(state, command, now).decision);
+      }),
+    );
     this.metrics.heartbeats.inc({ write: 'immediate' });
     return this.signed(result, now);
   }
 
   async checkin(key: string, leaseId: string, instanceId: string): Promise<Result<CheckinOutcome>> {
     const now = this.clock.now();
-    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
-      const state = await this.leaseState(tx, key, leaseId, now);
-      if (!state.ok) return state;
-      return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
-    }));
+    const result = await this.queue.run(key, () =>
+      this.store.transaction(async (tx) => {
+        const state = await this.leaseState(tx, key, leaseId, now);
+        if (!state.ok) return state;
+        return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
+      }),
+    );
     if (result.ok && result.value.released) this.metrics.released.inc({ reason: RELEASE_REASONS.CHECKIN });
     return result;
   }
 
   async returnOffline(key: string, leaseId: string): Promise<Result<{ released: true }>> {
     const now = this.clock.now();
-    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
-      const state = await this.leaseState(tx, key, leaseId, now);
-      if (!state.ok) return state;
-      return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
-    }));
+    const result = await this.queue.run(key, () =>
+      this.store.transaction(async (tx) => {
+        const state = await this.leaseState(tx, key, leaseId, now);
+        if (!state.ok) return state;
+        return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
+      }),
+    );
     if (result.ok) this.metrics.released.inc({ reason: RELEASE_REASONS.OFFLINE_RETURNED });
     return result;
   }
 
   async sync(key: string, req: SyncRequest): Promise<Result<SyncOutcome>> {
     const now = this.clock.now();
-    const result = await this.queue.run(key, () => this.store.transaction(async (tx) => {
-      const admitted = this.admitted(await this.locked(tx, key, now));
-      if (!admitted.ok) return admitted;
-      const license = admitted.value;
-      const device = await tx.device(license.id, req.fingerprint);
-      const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
-      return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
-    }));
-    if (result.ok && result.value.released.length) this.metrics.released.inc({ reason: RELEASE_REASONS.SYNCED }, result.value.released.length);
+    const result = await this.queue.run(key, () =>
+      this.store.transaction(async (tx) => {
+        const admitted = this.admitted(await this.locked(tx, key, now));
+        if (!admitted.ok) return admitted;
+        const license = admitted.value;
+        const device = await tx.device(license.id, req.fingerprint);
+        const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
+        return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
+      }),
+    );
+    if (result.ok && result.value.released.length)
+      this.metrics.released.inc({ reason: RELEASE_REASONS.SYNCED }, result.value.released.length);
     return result;
   }
 
@@ -201,29 +215,34 @@ export class LicensingService {
     const result = await this.queue.run(key, async () => {
       // The unlocked denial path costs a read of its own: try it only where the pool was full last time.
       const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
-      return denied ?? (await this.store.transaction(async (tx) => {
-        freed = 0;
-        const admitted = this.admitted(await this.locked(tx, key, now));
-        if (!admitted.ok) return admitted;
-        const license = admitted.value;
-        const device = await tx.device(license.id, req.fingerprint);
-        const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
-        const full = license.seatsUsed >= license.seats;
-        const state: CheckoutState = {
-          license,
-          device,
-          deviceLeases,
-          // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
-          deadLeases: full ? await tx.deadLeases(license.id, this.gate.reclaimCutoff?.(license.leaseTtlSeconds, now) ?? now, DEAD_LEASES_PER_CHECKOUT) : [],
-          earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
-        };
-        const decision = decide(state, now);
-        const after = decision.result.ok ? decision.result.value.license : license;
-        this.noteFull(key, after.seatsUsed >= after.seats);
-        const applied = await this.applied(tx, decision);
-        freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
-        return applied;
-      }));
+      return (
+        denied ??
+        (await this.store.transaction(async (tx) => {
+          freed = 0;
+          const admitted = this.admitted(await this.locked(tx, key, now));
+          if (!admitted.ok) return admitted;
+          const license = admitted.value;
+          const device = await tx.device(license.id, req.fingerprint);
+          const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
+          const full = license.seatsUsed >= license.seats;
+          const state: CheckoutState = {
+            license,
+            device,
+            deviceLeases,
+            // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
+            deadLeases: full
+              ? await tx.deadLeases(license.id, this.gate.reclaimCutoff?.(license.leaseTtlSeconds, now) ?? now, DEAD_LEASES_PER_CHECKOUT)
+              : [],
+            earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
+          };
+          const decision = decide(state, now);
+          const after = decision.result.ok ? decision.result.value.license : license;
+          this.noteFull(key, after.seatsUsed >= after.seats);
+          const applied = await this.applied(tx, decision);
+          freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
+          return applied;
+        }))
+      );
     });
     // Counted after commit: a rolled-back transaction counts nothing.
     if (freed) this.metrics.released.inc({ reason: RELEASE_REASONS.EXPIRED }, freed);
@@ -262,7 +281,8 @@ export class LicensingService {
     const { dead, earliestExpiry } = await this.store.expiryStats(license.id, now);
     if (dead > 0) return undefined;
     const decision = decide({ license, device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry }, now);
-    if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit' || e.type === 'audit.aggregate')) return undefined;
+    if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit' || e.type === 'audit.aggregate'))
+      return undefined;
     await this.store.transaction((tx) => tx.apply(decision.effects));
     return decision.result;
   }

@@ -45,7 +45,12 @@ export interface Metrics {
 export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'floatd_' });
-  const requests = new Counter({ name: 'floatd_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'] as const, registers: [registry] });
+  const requests = new Counter({
+    name: 'floatd_http_requests_total',
+    help: 'HTTP requests answered',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: 'floatd_http_request_duration_seconds',
     help: 'HTTP request duration',
@@ -53,10 +58,27 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [registry],
   });
-  const grants = new Counter({ name: 'floatd_seat_grants_total', help: 'New seats granted (checkout and offline checkout)', registers: [registry] });
-  const denials = new Counter({ name: 'floatd_seat_denials_total', help: 'Checkouts denied with NO_SEATS_AVAILABLE', registers: [registry] });
-  const released = new Counter({ name: 'floatd_seat_releases_total', help: 'Seats returned to the pool, by reason', labelNames: ['reason'] as const, registers: [registry] });
-  const reclaimed = new Counter({ name: 'floatd_seats_reclaimed_total', help: 'Dead leases freed by the reclaimer or "reclaim now"', registers: [registry] });
+  const grants = new Counter({
+    name: 'floatd_seat_grants_total',
+    help: 'New seats granted (checkout and offline checkout)',
+    registers: [registry],
+  });
+  const denials = new Counter({
+    name: 'floatd_seat_denials_total',
+    help: 'Checkouts denied with NO_SEATS_AVAILABLE',
+    registers: [registry],
+  });
+  const released = new Counter({
+    name: 'floatd_seat_releases_total',
+    help: 'Seats returned to the pool, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const reclaimed = new Counter({
+    name: 'floatd_seats_reclaimed_total',
+    help: 'Dead leases freed by the reclaimer or "reclaim now"',
+    registers: [registry],
+  });
   const heartbeats = new Counter({
     name: 'floatd_heartbeats_total',
     help: 'Heartbeats renewed, by how the renewal was written: batched (write-behind) or immediate (before the answer)',
@@ -74,41 +96,89 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
       this.set({ mode: 'offline' }, t.seatsOffline);
     },
   });
-  const clockRollback = new Gauge({ name: 'floatd_server_clock_rollback', help: '1 while the server clock is set back behind its latest trusted time: new grants are refused', registers: [registry] });
-  const trustedTime = new Gauge({ name: 'floatd_server_trusted_time_seconds', help: 'The latest time the server trusted (high-water mark of its clock), Unix seconds', registers: [registry] });
-  const clockRefusals = new Counter({ name: 'floatd_server_clock_rollback_refusals_total', help: 'Grants refused with SERVER_CLOCK_ROLLBACK', registers: [registry] });
-  const clockSteps = new Counter({ name: 'floatd_clock_steps_total', help: 'Steps of the wall clock detected against the monotonic clock (leases get one TTL of grace after each)', registers: [registry] });
-  const clockOffset = new Gauge({ name: 'floatd_clock_offset_seconds', help: 'Cluster: this node\'s clock minus the database clock, seconds (last measurement)', registers: [registry] });
-  const clockFenced = new Gauge({ name: 'floatd_clock_fenced', help: 'Cluster: 1 while this node\'s clock offset is past the bound: it grants and renews nothing and /readyz answers 503', registers: [registry] });
-  const entitlementSerial = new Gauge({ name: 'floatd_entitlements_serial', help: 'On-premise: serial of the license file in force (0 = none)', registers: [registry] });
-  const entitlementNotAfter = new Gauge({ name: 'floatd_entitlements_not_after_seconds', help: 'On-premise: end of the license file in force, Unix seconds (0 = none or no end)', registers: [registry] });
+  const clockRollback = new Gauge({
+    name: 'floatd_server_clock_rollback',
+    help: '1 while the server clock is set back behind its latest trusted time: new grants are refused',
+    registers: [registry],
+  });
+  const trustedTime = new Gauge({
+    name: 'floatd_server_trusted_time_seconds',
+    help: 'The latest time the server trusted (high-water mark of its clock), Unix seconds',
+    registers: [registry],
+  });
+  const clockRefusals = new Counter({
+    name: 'floatd_server_clock_rollback_refusals_total',
+    help: 'Grants refused with SERVER_CLOCK_ROLLBACK',
+    registers: [registry],
+  });
+  const clockSteps = new Counter({
+    name: 'floatd_clock_steps_total',
+    help: 'Steps of the wall clock detected against the monotonic clock (leases get one TTL of grace after each)',
+    registers: [registry],
+  });
+  const clockOffset = new Gauge({
+    name: 'floatd_clock_offset_seconds',
+    help: "Cluster: this node's clock minus the database clock, seconds (last measurement)",
+    registers: [registry],
+  });
+  const clockFenced = new Gauge({
+    name: 'floatd_clock_fenced',
+    help: "Cluster: 1 while this node's clock offset is past the bound: it grants and renews nothing and /readyz answers 503",
+    registers: [registry],
+  });
+  const entitlementSerial = new Gauge({
+    name: 'floatd_entitlements_serial',
+    help: 'On-premise: serial of the license file in force (0 = none)',
+    registers: [registry],
+  });
+  const entitlementNotAfter = new Gauge({
+    name: 'floatd_entitlements_not_after_seconds',
+    help: 'On-premise: end of the license file in force, Unix seconds (0 = none or no end)',
+    registers: [registry],
+  });
   const connectionRefusals = new Counter({
     name: 'floatd_connections_refused_total',
     help: 'Connections refused or closed by the caps: per-address (too many from one address), total (near the file-descriptor limit), headers-timeout (no complete request in time), idle-unauthenticated',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const connectionsOpen = new Gauge({ name: 'floatd_connections_open', help: 'TCP connections open to the HTTP server', registers: [registry] });
-  const licenseQueueWaiting = new Gauge({ name: 'floatd_license_queue_waiting', help: 'Seat operations waiting for their license key\'s turn (over all keys), holding no database connection', registers: [registry] });
+  const connectionsOpen = new Gauge({
+    name: 'floatd_connections_open',
+    help: 'TCP connections open to the HTTP server',
+    registers: [registry],
+  });
+  const licenseQueueWaiting = new Gauge({
+    name: 'floatd_license_queue_waiting',
+    help: "Seat operations waiting for their license key's turn (over all keys), holding no database connection",
+    registers: [registry],
+  });
   const licenseQueueLength = new Histogram({
     name: 'floatd_license_queue_length',
-    help: 'Length of its license key\'s queue that a seat operation found when it arrived (0 = ran at once)',
+    help: "Length of its license key's queue that a seat operation found when it arrived (0 = ran at once)",
     buckets: [0, 1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [registry],
   });
   const licenseQueueWaitSeconds = new Histogram({
     name: 'floatd_license_queue_wait_seconds',
-    help: 'Time a seat operation waited for its license key\'s turn',
+    help: "Time a seat operation waited for its license key's turn",
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [registry],
   });
-  const poolWaits = new Counter({ name: 'floatd_db_pool_waits_total', help: 'Transactions that found every database connection of the pool busy and waited for one', registers: [registry] });
+  const poolWaits = new Counter({
+    name: 'floatd_db_pool_waits_total',
+    help: 'Transactions that found every database connection of the pool busy and waited for one',
+    registers: [registry],
+  });
   const seatCounterRepairs = new Counter({
     name: 'floatd_seat_counter_repairs_total',
     help: 'Seat counters that disagreed with the lease rows they count and were repaired (edited database, or a bug)',
     registers: [registry],
   });
-  const stateTampered = new Gauge({ name: 'floatd_state_tampered', help: 'On-premise: 1 while the sealed server state fails its check (new grants refused with STATE_TAMPERED)', registers: [registry] });
+  const stateTampered = new Gauge({
+    name: 'floatd_state_tampered',
+    help: 'On-premise: 1 while the sealed server state fails its check (new grants refused with STATE_TAMPERED)',
+    registers: [registry],
+  });
   const metrics: Metrics = {
     registry,
     requests,

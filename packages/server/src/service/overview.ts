@@ -40,9 +40,14 @@ export class OverviewService {
     const licenses = await this.store.listLicenses(page);
     const denials = await this.store.denialsSince(now - (now % DAY_MS));
     const names = new Map<string, string | null>();
-    for (const l of licenses.items) if (!names.has(l.productId)) names.set(l.productId, (await this.store.getProduct(l.productId))?.name ?? null);
+    for (const l of licenses.items)
+      if (!names.has(l.productId)) names.set(l.productId, (await this.store.getProduct(l.productId))?.name ?? null);
     return {
-      items: licenses.items.map((license) => ({ license, productName: names.get(license.productId) ?? null, denialsToday: denials.get(license.id) ?? 0 })),
+      items: licenses.items.map((license) => ({
+        license,
+        productName: names.get(license.productId) ?? null,
+        denialsToday: denials.get(license.id) ?? 0,
+      })),
       nextCursor: licenses.nextCursor,
     };
   }
@@ -53,7 +58,8 @@ export class OverviewService {
     const to = range.to ?? this.clock.now();
     const from = range.from ?? to - DAY_MS;
     if (!(from < to)) return fail('VALIDATION_FAILED', 'from must be before to', { field: 'querystring/from' });
-    if (to - from > MAX_USAGE_RANGE_MS) return fail('VALIDATION_FAILED', 'the range may span at most 366 days', { field: 'querystring/from' });
+    if (to - from > MAX_USAGE_RANGE_MS)
+      return fail('VALIDATION_FAILED', 'the range may span at most 366 days', { field: 'querystring/from' });
     return ok(usageTotals(await this.store.usage(licenseId, from, to)));
   }
 }

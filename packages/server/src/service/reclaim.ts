@@ -24,7 +24,11 @@ export class ReclaimService {
     /** batched heartbeat writes: written before a sweep reads expiries */
     private readonly renewals?: RenewalBuffer,
     /** whether leases that look expired may be freed yet (the grace after a start or a clock step), and whether this node may decide at all */
-    private readonly guard: { reclaimCutoff?(leaseTtlSeconds: number | null, now: number): number; fenced?(): boolean; watchClock?(): void } = {},
+    private readonly guard: {
+      reclaimCutoff?(leaseTtlSeconds: number | null, now: number): number;
+      fenced?(): boolean;
+      watchClock?(): void;
+    } = {},
   ) {}
 
   /** Frees every dead lease now. Concurrent calls share one sweep. */

@@ -24,7 +24,12 @@ export interface SeatRepair {
 }
 
 /** The pure part: the license at its counted level and the effects that repair the stored counters. */
-export function reconcileSeats(license: License, counted: { used: number; offline: number }, now: number, actor: string): { license: License; effects: Effect[]; repair: SeatRepair | undefined } {
+export function reconcileSeats(
+  license: License,
+  counted: { used: number; offline: number },
+  now: number,
+  actor: string,
+): { license: License; effects: Effect[]; repair: SeatRepair | undefined } {
   if (license.seatsUsed === counted.used && license.seatsOffline === counted.offline) return { license, effects: [], repair: undefined };
   const repair: SeatRepair = { licenseId: license.id, stored: { used: license.seatsUsed, offline: license.seatsOffline }, counted };
   return {
@@ -34,7 +39,16 @@ export function reconcileSeats(license: License, counted: { used: number; offlin
       { type: 'seats.set', licenseId: license.id, used: counted.used, offline: counted.offline },
       {
         type: 'audit',
-        entry: { at: now, type: 'seats.repaired', actor, licenseId: license.id, deviceId: null, leaseId: null, reason: 'counter-mismatch', data: { stored: repair.stored, counted } },
+        entry: {
+          at: now,
+          type: 'seats.repaired',
+          actor,
+          licenseId: license.id,
+          deviceId: null,
+          leaseId: null,
+          reason: 'counter-mismatch',
+          data: { stored: repair.stored, counted },
+        },
       },
     ],
   };
@@ -49,7 +63,13 @@ export interface RepairSink {
  * Checks a license just locked in `tx` against its lease rows, repairs the
  * counters if they disagree, and returns the license at its real level.
  */
-export async function countedLicense(tx: StoreTx, license: License | undefined, now: number, metrics: RepairSink, actor = 'server'): Promise<License | undefined> {
+export async function countedLicense(
+  tx: StoreTx,
+  license: License | undefined,
+  now: number,
+  metrics: RepairSink,
+  actor = 'server',
+): Promise<License | undefined> {
   if (!license) return license;
   const r = reconcileSeats(license, await tx.leaseCounts(license.id), now, actor);
   if (!r.repair) return license;

@@ -65,7 +65,9 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random command sequences never break the seat invariants`, { timeout: 600_000 }, async (t) => {
+test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random command sequences never break the seat invariants`, {
+  timeout: 600_000,
+}, async (t) => {
   const clock = new ManualClock(Date.parse('2026-05-01T08:00:00Z'));
   const metrics = createMetrics(store, { defaultMetrics: false });
   const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
@@ -84,7 +86,12 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
       const lic = made.value;
       const seenAudit = new Set<number>();
       const leaseIds = async () => (await store.listLeases(lic.id)).map((l) => l.id);
-      const view = async () => ({ license: (await store.getLicense(lic.id))!, leases: await store.listLeases(lic.id), devices: await store.listDevices(lic.id), now: clock.now() });
+      const view = async () => ({
+        license: (await store.getLicense(lic.id))!,
+        leases: await store.listLeases(lic.id),
+        devices: await store.listDevices(lic.id),
+        now: clock.now(),
+      });
       const newReleases = async (): Promise<AuditEntry[]> => {
         const page = await store.listAudit({ licenseId: lic.id, type: 'release', limit: 500 });
         const fresh = page.items.filter((a) => !seenAudit.has(a.id));
@@ -109,13 +116,22 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
   t.diagnostic(`${stats.steps} steps (${stats.ok} done, ${stats.refused} refused), ${stats.releases} releases`);
   assert.ok(stats.releases > STORE_RUNS / 4, JSON.stringify(stats));
 
-  async function run(c: Command, key: string, ids: string[], leases: { id: string; instances: { instanceId: string }[] }[]): Promise<Result<unknown> | undefined> {
+  async function run(
+    c: Command,
+    key: string,
+    ids: string[],
+    leases: { id: string; instances: { instanceId: string }[] }[],
+  ): Promise<Result<unknown> | undefined> {
     const leaseOf = (id: string) => leases.find((l) => l.id === id) as Parameters<typeof instanceOn>[0];
     switch (c.kind) {
       case 'checkout':
         return licensing.checkout(key, { fingerprint: fingerprint(c.device), instanceId: INSTANCES[c.instance]! });
       case 'offline':
-        return licensing.offlineCheckout(key, { fingerprint: fingerprint(c.device), instanceId: INSTANCES[c.instance]!, durationSeconds: c.hours * 3_600 });
+        return licensing.offlineCheckout(key, {
+          fingerprint: fingerprint(c.device),
+          instanceId: INSTANCES[c.instance]!,
+          durationSeconds: c.hours * 3_600,
+        });
       case 'heartbeat': {
         const id = pickLease(ids, c.lease);
         return licensing.heartbeat(key, id, instanceOn(leaseOf(id), c.instance));

@@ -137,7 +137,8 @@ export class ServerClockGuard {
       this.trusted = at;
       this.persisted = 0;
       await this.persist(at, true);
-      this.opts.logger && this.opts.logger.warn({ trustedTime: new Date(at).toISOString() }, 'trusted time reset from a vendor-signed license file');
+      this.opts.logger &&
+        this.opts.logger.warn({ trustedTime: new Date(at).toISOString() }, 'trusted time reset from a vendor-signed license file');
     } else if (at > this.trusted) {
       this.trusted = at;
     }
@@ -173,13 +174,20 @@ export class ServerClockGuard {
   private markTampered(): void {
     this.tampered = true;
     this.metrics.clockRollback.set(1);
-    this.opts.logger && this.opts.logger.error('the stored trusted time fails its signature check (edited database?): new grants are refused until a new license file is loaded');
+    this.opts.logger &&
+      this.opts.logger.error(
+        'the stored trusted time fails its signature check (edited database?): new grants are refused until a new license file is loaded',
+      );
   }
 
   /** Audited out of band: the grant path never waits for it. */
   private audit(type: 'server-clock.rollback' | 'server-clock.recovered', at: number, data: Record<string, unknown>): void {
     this.pendingAudit = this.store
-      .transaction((tx) => tx.apply([{ type: 'audit', entry: { at, type, actor: 'server', licenseId: null, deviceId: null, leaseId: null, reason: null, data } }]))
+      .transaction((tx) =>
+        tx.apply([
+          { type: 'audit', entry: { at, type, actor: 'server', licenseId: null, deviceId: null, leaseId: null, reason: null, data } },
+        ]),
+      )
       .catch((err: unknown) => this.opts.logger && this.opts.logger.error({ err }, 'could not audit a server clock change'));
   }
 

@@ -85,7 +85,8 @@ async function services(store: Store, clock: ManualClock, renewals?: RenewalBuff
 }
 
 const pgUp = await postgresAvailable();
-if (!pgUp && process.env.CI === 'true') throw new Error('PostgreSQL is not reachable at 127.0.0.1:5432: the contract suite must run on both adapters in CI');
+if (!pgUp && process.env.CI === 'true')
+  throw new Error('PostgreSQL is not reachable at 127.0.0.1:5432: the contract suite must run on both adapters in CI');
 if (!pgUp) console.warn('\n!!! PostgreSQL is not reachable: the PostgreSQL half of the Store contract suite is SKIPPED !!!\n');
 
 for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
@@ -151,7 +152,8 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const off = store.subscribe((e) => seen.push(e));
       const lic = await license();
       // Wait for the license's own creation notice (PostgreSQL delivers it asynchronously), then start from nothing.
-      for (let i = 0; i < 250 && !seen.some((e) => e.kind === 'license' && e.licenseId === lic.id); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 250 && !seen.some((e) => e.kind === 'license' && e.licenseId === lic.id); i++)
+        await new Promise((r) => setTimeout(r, 20));
       assert.ok(seen.some((e) => e.kind === 'license' && e.licenseId === lic.id));
       seen.length = 0;
       await assert.rejects(
@@ -194,7 +196,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal((await store.getLicense(lic.id))!.seatsUsed, 50);
     });
 
-    test('leaseOfKey reads license, lease with instances and device in one go, only within the key\'s license', async () => {
+    test("leaseOfKey reads license, lease with instances and device in one go, only within the key's license", async () => {
       const lic = await license({ seats: 3 });
       const other = await license({ seats: 3 });
       const g = await svc.licensing.checkout(lic.key, { fingerprint: 'lok-device-1', instanceId: 'a', hostname: 'h1' });
@@ -207,7 +209,10 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const { device: _viewDevice, ...stored } = (await store.getLease(id))!;
       assert.deepEqual(r.lease, stored, 'the same lease as the admin read');
       assert.equal(r.lease!.id, id);
-      assert.deepEqual(r.lease!.instances.map((i) => i.instanceId), ['a']);
+      assert.deepEqual(
+        r.lease!.instances.map((i) => i.instanceId),
+        ['a'],
+      );
       assert.equal(typeof r.lease!.expiresAt, 'number');
       assert.equal(r.device!.hostname, 'h1');
       assert.equal(r.device!.fingerprint, 'lok-device-1');
@@ -242,7 +247,11 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal(await store.getLease(b.lease.id), undefined);
       assert.equal((await store.getLicense(lic.id))!.seatsUsed, 2);
       // an offline lease keeps its Offline Expiry Date
-      const off = await svc.licensing.offlineCheckout(lic.key, { fingerprint: 'renew-dev-2', instanceId: 'a', durationSeconds: 3600 } as never);
+      const off = await svc.licensing.offlineCheckout(lic.key, {
+        fingerprint: 'renew-dev-2',
+        instanceId: 'a',
+        durationSeconds: 3600,
+      } as never);
       if (off.ok) {
         const before = (await store.getLease(c.lease.id))!;
         await store.renew([r(c, t0 + 40_000)]);
@@ -284,7 +293,11 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal(buffer.size, 1);
       const s2 = await services(store, clock, new RenewalBuffer(store, { intervalMs: 1000 })); // the restarted node; the old buffer is never written
       clock.advanceSeconds(10);
-      assert.equal((await s2.reclaim.sweep('reclaimer')).freed.some((f) => f.leaseId === id), false, 'alive at the next heartbeat');
+      assert.equal(
+        (await s2.reclaim.sweep('reclaimer')).freed.some((f) => f.leaseId === id),
+        false,
+        'alive at the next heartbeat',
+      );
       assert.ok((await s2.licensing.heartbeat(lic.key, id, 'a')).ok);
       // Close to its expiry as stored (the batch of the heartbeat above is written first: it is a batch old), a heartbeat is written before its answer.
       clock.advanceSeconds(45);
@@ -297,7 +310,9 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const lic = await license({ seats: 700, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
       const ids: string[] = [];
       for (let i = 0; i < 600; i += 50) {
-        const batch = await Promise.all(Array.from({ length: 50 }, (_, j) => svc.licensing.checkout(lic.key, { fingerprint: `bulk-dev-${i + j}`, instanceId: 'a' })));
+        const batch = await Promise.all(
+          Array.from({ length: 50 }, (_, j) => svc.licensing.checkout(lic.key, { fingerprint: `bulk-dev-${i + j}`, instanceId: 'a' })),
+        );
         for (const g of batch) ids.push(g.ok ? g.value.granted.lease.id : assert.fail('checkout failed'));
       }
       clock.advanceSeconds(40);
@@ -345,7 +360,9 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
           ...granted.slice(0, 5).map((id) => svc.licensing.checkin(lic.key, id, 'a')),
           svc2.reclaim.sweep('reclaimer'),
           svc.reclaim.sweep('reclaimer'),
-          ...Array.from({ length: 30 }, (_, i) => (i % 2 ? svc : svc2).licensing.checkout(lic.key, { fingerprint: `contract-new-${i}`, instanceId: 'a' })),
+          ...Array.from({ length: 30 }, (_, i) =>
+            (i % 2 ? svc : svc2).licensing.checkout(lic.key, { fingerprint: `contract-new-${i}`, instanceId: 'a' }),
+          ),
         ]);
         const newGrants = race.slice(7).filter((r) => (r as { ok: boolean }).ok).length;
         assert.equal(newGrants, 10, 'all ten dead seats were reusable, no more');
@@ -367,7 +384,10 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'test/b', value: 'two', at: 2000 }]));
       await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'tesu/c', value: 'other prefix', at: 2000 }]));
       assert.deepEqual(await store.getKv('test/a'), { name: 'test/a', value: '{"n":1}', updatedAt: 1000 });
-      assert.deepEqual((await store.listKv('test/')).map((r) => r.name), ['test/a', 'test/b']);
+      assert.deepEqual(
+        (await store.listKv('test/')).map((r) => r.name),
+        ['test/a', 'test/b'],
+      );
       await store.transaction((tx) => tx.apply([{ type: 'kv.put', name: 'test/a', value: '{"n":2}', at: 3000 }]));
       assert.equal((await store.getKv('test/a'))!.value, '{"n":2}');
       // 20 increments from two nodes: each reads under the lock and writes n+1, so none is lost.
@@ -397,7 +417,10 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const second = await adapter.openPeer(store);
       const svc2 = await services(second, clock);
       try {
-        const [sweep, ...beats] = await Promise.all([svc2.reclaim.sweep('reclaimer'), ...grants.map((id) => svc.licensing.heartbeat(lic.key, id, 'a'))]);
+        const [sweep, ...beats] = await Promise.all([
+          svc2.reclaim.sweep('reclaimer'),
+          ...grants.map((id) => svc.licensing.heartbeat(lic.key, id, 'a')),
+        ]);
         const freed = new Set(sweep.freed.map((f) => f.leaseId));
         for (const [i, b] of beats.entries()) {
           const id = grants[i]!;
@@ -495,7 +518,10 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const leaseIds = [a1, b, c].map((g) => (g.ok ? g.value.granted.lease.id : ''));
 
       const ofFingerprint = await store.leasesOfFingerprint(lic.id, 'reads-dev-1');
-      assert.deepEqual(ofFingerprint.map((l) => l.id), [leaseIds[0]]);
+      assert.deepEqual(
+        ofFingerprint.map((l) => l.id),
+        [leaseIds[0]],
+      );
       assert.deepEqual(ofFingerprint[0]!.instances.map((i) => i.instanceId).sort(), ['a', 'b']);
       assert.deepEqual(await store.leasesOfFingerprint(lic.id, 'reads-nobody'), []);
       assert.deepEqual(await store.leasesOfFingerprint(other.id, 'reads-dev-1'), [], 'per license');
@@ -519,7 +545,10 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
         assert.deepEqual(await tx.deviceById(dev1.id), device);
         assert.equal(await tx.deviceById('dev_000000000000000000000'), undefined);
         const held = await tx.leasesOfDevice(dev1.id);
-        assert.deepEqual(held.map((l) => l.id), [leaseIds[0]]);
+        assert.deepEqual(
+          held.map((l) => l.id),
+          [leaseIds[0]],
+        );
         assert.deepEqual(await tx.lease(leaseIds[0]!), held[0]);
         assert.deepEqual(await tx.lease(leaseIds[0]!), ofFingerprint[0]);
         assert.equal(await tx.lease('lse_000000000000000000000'), undefined);
@@ -571,12 +600,25 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
     });
 
     test('admin tokens: by id, listed, counted, touched; in a transaction read, counted as admins, and created once under lockAdminTokens from two nodes', async () => {
-      const token = (role: 'admin' | 'viewer', name: string) => ({ id: newId('tok'), name, role, tokenHash: randomBytes(32).toString('hex'), createdAt: clock.now(), lastUsedAt: null, revokedAt: null });
+      const token = (role: 'admin' | 'viewer', name: string) => ({
+        id: newId('tok'),
+        name,
+        role,
+        tokenHash: randomBytes(32).toString('hex'),
+        createdAt: clock.now(),
+        lastUsedAt: null,
+        revokedAt: null,
+      });
       const count0 = await store.countAdminTokens();
       const admins0 = await store.transaction((tx) => tx.activeAdminCount());
       const admin = token('admin', 'contract-admin');
       const viewer = token('viewer', 'contract-viewer');
-      await store.transaction((tx) => tx.apply([{ type: 'adminToken.insert', token: admin }, { type: 'adminToken.insert', token: viewer }]));
+      await store.transaction((tx) =>
+        tx.apply([
+          { type: 'adminToken.insert', token: admin },
+          { type: 'adminToken.insert', token: viewer },
+        ]),
+      );
       assert.deepEqual(await store.adminTokenById(admin.id), admin);
       assert.equal(await store.adminTokenById('tok_000000000000000000000'), undefined);
       assert.equal(await store.countAdminTokens(), count0 + 2);
@@ -600,7 +642,8 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
         const createOnce = (s: Store, i: number) =>
           s.transaction(async (tx) => {
             await tx.lockAdminTokens();
-            if ((await tx.activeAdminCount()) === admins0) await tx.apply([{ type: 'adminToken.insert', token: token('admin', `contract-first-${i}`) }]);
+            if ((await tx.activeAdminCount()) === admins0)
+              await tx.apply([{ type: 'adminToken.insert', token: token('admin', `contract-first-${i}`) }]);
           });
         await Promise.all(Array.from({ length: 10 }, (_, i) => createOnce(i % 2 ? second : store, i)));
       } finally {
@@ -621,7 +664,11 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       }
       const after = await store.seatTotals();
       assert.deepEqual(
-        { seatsUsed: after.seatsUsed - before.seatsUsed, seatsOffline: after.seatsOffline - before.seatsOffline, leases: after.leases - before.leases },
+        {
+          seatsUsed: after.seatsUsed - before.seatsUsed,
+          seatsOffline: after.seatsOffline - before.seatsOffline,
+          leases: after.leases - before.leases,
+        },
         { seatsUsed: 2, seatsOffline: 1, leases: 2 },
       );
       const now = clock.now();
@@ -632,7 +679,16 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
     test('retention and the trusted-time floor: pruneAudit and pruneUsage delete old rows in batches; newestRecordedTime sees audit, usage, records and (asked) heartbeats', async () => {
       const lic = await license({ seats: 3 });
       const HOUR = 3_600_000;
-      const entry = (at: number) => ({ at, type: 'checkin' as const, actor: 'test', licenseId: lic.id, deviceId: null, leaseId: null, reason: null, data: { at } });
+      const entry = (at: number) => ({
+        at,
+        type: 'checkin' as const,
+        actor: 'test',
+        licenseId: lic.id,
+        deviceId: null,
+        leaseId: null,
+        reason: null,
+        data: { at },
+      });
       await store.transaction((tx) =>
         tx.apply([
           { type: 'audit', entry: entry(1000) },
@@ -649,8 +705,13 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal(await store.pruneAudit(2500, 10), 1);
       assert.equal(await store.pruneAudit(2500, 10), 0);
       assert.deepEqual(await oldAudit(), [3000], 'entries at or after `before` stay');
-      const usedHours = async () => (await store.usage(lic.id, 0, 3 * HOUR)).filter((u) => u.checkouts > 0).map((u) => [u.hour, u.checkouts]);
-      assert.deepEqual(await usedHours(), [[0, 1], [HOUR, 2], [2 * HOUR, 3]]);
+      const usedHours = async () =>
+        (await store.usage(lic.id, 0, 3 * HOUR)).filter((u) => u.checkouts > 0).map((u) => [u.hour, u.checkouts]);
+      assert.deepEqual(await usedHours(), [
+        [0, 1],
+        [HOUR, 2],
+        [2 * HOUR, 3],
+      ]);
       assert.equal(await store.pruneUsage(2 * HOUR, 10), 2, 'the hours that ended by `before`');
       assert.deepEqual(await usedHours(), [[2 * HOUR, 3]]);
 
@@ -660,7 +721,10 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const g = await svc.licensing.checkout(lic.key, { fingerprint: 'newest-dev', instanceId: 'a' });
       assert.ok(g.ok);
       const { lease, device } = g.value.granted;
-      assert.deepEqual(await store.renew([{ leaseId: lease.id, instanceId: 'a', deviceId: device.id, at: far + 5000, expiresAt: far + 65_000 }]), []);
+      assert.deepEqual(
+        await store.renew([{ leaseId: lease.id, instanceId: 'a', deviceId: device.id, at: far + 5000, expiresAt: far + 65_000 }]),
+        [],
+      );
       assert.equal(await store.newestRecordedTime({ leases: true }), far + 5000, 'a heartbeat is the newest time');
       assert.equal(await store.newestRecordedTime({ leases: false }), far, 'heartbeats only when asked');
     });

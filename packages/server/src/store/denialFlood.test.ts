@@ -24,7 +24,8 @@ import { SqliteStore } from './sqlite/store.js';
 
 const HOUR = 3_600_000;
 const pgUp = await postgresAvailable();
-if (!pgUp && process.env.CI === 'true') throw new Error('PostgreSQL is not reachable at 127.0.0.1:5432: this suite must run on both stores in CI');
+if (!pgUp && process.env.CI === 'true')
+  throw new Error('PostgreSQL is not reachable at 127.0.0.1:5432: this suite must run on both stores in CI');
 
 /** Bytes of a SQLite database once its WAL is checkpointed into the main file. */
 async function sqliteBytes(store: SqliteStore, path: string): Promise<number> {
@@ -98,12 +99,22 @@ describe('denial flood: SQLite, 100,000 denials with fresh fingerprints', () => 
     const { audit, devices } = await counts(store, license.id);
     const usage = await store.usage(license.id, Date.parse('2026-06-01T00:00:00Z'), Date.parse('2026-06-02T00:00:00Z'));
     const growth = bytesAfter - bytesBefore;
-    process.stdout.write(`# 100,000 denials: ${audit.length} audit entries, 1 usage row, +${growth} bytes (${bytesBefore} -> ${bytesAfter})\n`);
+    process.stdout.write(
+      `# 100,000 denials: ${audit.length} audit entries, 1 usage row, +${growth} bytes (${bytesBefore} -> ${bytesAfter})\n`,
+    );
 
     // counted exactly, one by one
     assert.equal((await metrics.denials.get()).values[0]?.value, N, 'the metric counts every denial');
-    assert.equal(usage.reduce((n, h) => n + h.denials, 0), N, 'usage counts every denial');
-    assert.equal(audit.reduce((n, a) => n + a.count, 0), N, 'the audit entries add up to every denial');
+    assert.equal(
+      usage.reduce((n, h) => n + h.denials, 0),
+      N,
+      'usage counts every denial',
+    );
+    assert.equal(
+      audit.reduce((n, a) => n + a.count, 0),
+      N,
+      'the audit entries add up to every denial',
+    );
     // audited in aggregate: 50 fingerprints one by one, the rest in the overflow entry
     assert.equal(audit.length, DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW + 1);
     assert.equal(audit.filter((a) => a.otherFingerprints === true).length, 1);
@@ -125,7 +136,10 @@ describe('denial flood: SQLite, 100,000 denials with fresh fingerprints', () => 
     const retrying = audit.filter((a) => a.fingerprint === 'retrying-client');
     assert.deepEqual(retrying.map((a) => a.count).sort(), [2, 3], 'one entry per fingerprint and hour, with its count');
     assert.ok(audit.length <= 2 * (DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW + 1));
-    assert.equal(audit.reduce((n, a) => n + a.count, 0), 505);
+    assert.equal(
+      audit.reduce((n, a) => n + a.count, 0),
+      505,
+    );
   });
 });
 
@@ -171,7 +185,10 @@ for (const adapter of adapters()) {
       const auditCut = now - 30 * DAY_MS;
       const usageCut = now - 400 * DAY_MS;
       const lic = 'lic_retentionretention';
-      const audit = (at: number, tag: string) => ({ type: 'audit' as const, entry: { at, type: 'checkout' as const, actor: 'test', licenseId: lic, deviceId: null, leaseId: null, reason: null, data: { tag } } });
+      const audit = (at: number, tag: string) => ({
+        type: 'audit' as const,
+        entry: { at, type: 'checkout' as const, actor: 'test', licenseId: lic, deviceId: null, leaseId: null, reason: null, data: { tag } },
+      });
       // 1,203 entries older than the cut (several batches), the ones at and after the cut stay
       const old = Array.from({ length: 1203 }, (_, i) => audit(auditCut - 1 - i * 60_000, `old-${i}`));
       await store.transaction((tx) => tx.apply([...old, audit(auditCut, 'at-cut'), audit(auditCut + 1, 'after-cut'), audit(now, 'now')]));
@@ -181,12 +198,39 @@ for (const adapter of adapters()) {
         key,
         window: `w-${key}`,
         cap: 50,
-        entry: { at, type: 'denied' as const, actor: 'client', licenseId: lic, deviceId: null, leaseId: null, reason: 'NO_SEATS_AVAILABLE', data: { tag: key } },
-        overflow: { key: `${key}:*`, entry: { at, type: 'denied' as const, actor: 'client', licenseId: lic, deviceId: null, leaseId: null, reason: null, data: {} } },
+        entry: {
+          at,
+          type: 'denied' as const,
+          actor: 'client',
+          licenseId: lic,
+          deviceId: null,
+          leaseId: null,
+          reason: 'NO_SEATS_AVAILABLE',
+          data: { tag: key },
+        },
+        overflow: {
+          key: `${key}:*`,
+          entry: { at, type: 'denied' as const, actor: 'client', licenseId: lic, deviceId: null, leaseId: null, reason: null, data: {} },
+        },
       });
-      await store.transaction((tx) => tx.apply([agg('agg-live', auditCut - 5000), agg('agg-live', auditCut + 5000), agg('agg-gone', auditCut - 9000), agg('agg-gone', auditCut - 8000)]));
+      await store.transaction((tx) =>
+        tx.apply([
+          agg('agg-live', auditCut - 5000),
+          agg('agg-live', auditCut + 5000),
+          agg('agg-gone', auditCut - 9000),
+          agg('agg-gone', auditCut - 8000),
+        ]),
+      );
       // usage: hours that ended before the cut go; the hour that holds the cut, and later ones, stay
-      const usage = (hour: number) => ({ type: 'usage' as const, licenseId: lic, at: hour, seatsUsed: 1, peak: 1, checkouts: 1, denials: 0 });
+      const usage = (hour: number) => ({
+        type: 'usage' as const,
+        licenseId: lic,
+        at: hour,
+        seatsUsed: 1,
+        peak: 1,
+        checkouts: 1,
+        denials: 0,
+      });
       const cutHour = usageCut - (usageCut % HOUR);
       const hours = [cutHour - 3 * HOUR, cutHour - 2 * HOUR, cutHour - HOUR, cutHour, cutHour + HOUR];
       await store.transaction((tx) => tx.apply(hours.map(usage)));

@@ -113,10 +113,13 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     // COMMIT's answer and the queue has started the next transaction on another connection (seen: 4, once in two runs).
     assert.ok(r.maxInTransaction <= BOUND + 2, `${r.maxInTransaction} connections were in a transaction at once`);
     assert.ok(r.maxLockWaits <= BOUND - 1, `${r.maxLockWaits} connections waited for a row lock at once`);
-    assert.ok(r.maxWaitingInNode >= LOOPS - BOUND - 2, `the storm waited in the node (at most ${r.maxWaitingInNode} at once), not in the pool`);
+    assert.ok(
+      r.maxWaitingInNode >= LOOPS - BOUND - 2,
+      `the storm waited in the node (at most ${r.maxWaitingInNode} at once), not in the pool`,
+    );
   });
 
-  test('control: the same storm without the queue parks most of the pool behind A\'s lock', async () => {
+  test("control: the same storm without the queue parks most of the pool behind A's lock", async () => {
     const r = await storm(new LicenseQueue(0), 2500);
     process.stdout.write(`# unqueued storm: ${JSON.stringify(r)}\n`);
     assert.ok(r.maxLockWaits > BOUND, `only ${r.maxLockWaits} waited for the lock: the test could not tell the queue from none`);

@@ -4,8 +4,6 @@ import type { StoredAudit, UsageRow } from './port.js';
 
 export type Row = Record<string, unknown>;
 
-
-
 export const num = (v: unknown): number => Number(v);
 export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 export const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
@@ -93,10 +91,10 @@ export function toAdminToken(r: Row): AdminToken {
   };
 }
 
-
 /** SQLite stores booleans as 0/1 and JSON as text; PostgreSQL as boolean and jsonb. */
 export const bool = (v: unknown): boolean => v === true || v === 1;
-export const json = (v: unknown): Record<string, unknown> => (typeof v === 'string' ? (JSON.parse(v) as Record<string, unknown>) : ((v ?? {}) as Record<string, unknown>));
+export const json = (v: unknown): Record<string, unknown> =>
+  typeof v === 'string' ? (JSON.parse(v) as Record<string, unknown>) : ((v ?? {}) as Record<string, unknown>);
 
 export function toAudit(r: Row): StoredAudit {
   return {
@@ -112,10 +110,21 @@ export function toAudit(r: Row): StoredAudit {
     data:
       r.agg_key === null || r.agg_key === undefined
         ? json(r.data)
-        : { ...json(r.data), count: num(r.count), firstAt: new Date(num(r.at)).toISOString(), lastAt: new Date(num(r.last_at ?? r.at)).toISOString() },
+        : {
+            ...json(r.data),
+            count: num(r.count),
+            firstAt: new Date(num(r.at)).toISOString(),
+            lastAt: new Date(num(r.last_at ?? r.at)).toISOString(),
+          },
   };
 }
 
 export function toUsage(r: Row): UsageRow {
-  return { hour: num(r.hour), peakSeats: num(r.peak_seats), seatsAtEnd: num(r.seats_at_end), checkouts: num(r.checkouts), denials: num(r.denials) };
+  return {
+    hour: num(r.hour),
+    peakSeats: num(r.peak_seats),
+    seatsAtEnd: num(r.seats_at_end),
+    checkouts: num(r.checkouts),
+    denials: num(r.denials),
+  };
 }

@@ -86,7 +86,8 @@ export async function startFormation(): Promise<Formation> {
   const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
   await chown(dir, uid, gid);
   const env = [`XDG_CONFIG_HOME=${dir}/cfg`, `XDG_DATA_HOME=${dir}/data`, `XDG_RUNTIME_DIR=${dir}/run`, `PATH=${PG_BIN}:/usr/bin:/bin`];
-  const asPostgres = (cmd: string, args: string[]) => run('runuser', ['-u', 'postgres', '--', 'env', ...env, cmd, ...args], { timeout: 60_000, cwd: dir });
+  const asPostgres = (cmd: string, args: string[]) =>
+    run('runuser', ['-u', 'postgres', '--', 'env', ...env, cmd, ...args], { timeout: 60_000, cwd: dir });
   const psql = async (port: number, db: string, q: string) =>
     (await asPostgres(join(PG_BIN, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-d', db, '-XAtc', q])).stdout.trim();
   const [monitorPort, p1, p2] = [await freePort(), await freePort(), await freePort()];
@@ -95,7 +96,11 @@ export async function startFormation(): Promise<Formation> {
   let log = '';
   const keeper = (name: string, args: string[]) => {
     // detached: each keeper is the leader of its own process group (its postmaster and backends are in it).
-    const child = spawn('runuser', ['-u', 'postgres', '--', 'env', ...env, PG_AUTOCTL, ...args, ...common], { cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('runuser', ['-u', 'postgres', '--', 'env', ...env, PG_AUTOCTL, ...args, ...common], {
+      cwd: dir,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const add = (b: Buffer) => {
       log += b.toString().replace(/^(?=.)/gm, `[${name}] `);
       if (log.length > 200_000) log = log.slice(-100_000);
@@ -114,7 +119,11 @@ export async function startFormation(): Promise<Formation> {
     }
   };
   const states = async (): Promise<NodeState[]> => {
-    const out = await psql(monitorPort, 'pg_auto_failover', `SELECT json_agg(json_build_object('nodeid', nodeid, 'nodeport', nodeport, 'reportedstate', reportedstate, 'goalstate', goalstate) ORDER BY nodeid) FROM pgautofailover.node`);
+    const out = await psql(
+      monitorPort,
+      'pg_auto_failover',
+      `SELECT json_agg(json_build_object('nodeid', nodeid, 'nodeport', nodeport, 'reportedstate', reportedstate, 'goalstate', goalstate) ORDER BY nodeid) FROM pgautofailover.node`,
+    );
     return out ? (JSON.parse(out) as NodeState[]) : [];
   };
   let stopped = false;
@@ -122,32 +131,70 @@ export async function startFormation(): Promise<Formation> {
     if (stopped) return;
     stopped = true;
     // SIGQUIT: pg_autoctl and PostgreSQL's immediate shutdown (shared memory released), then SIGKILL what is left.
-    for (const c of keepers.values()) if (c.exitCode === null && c.signalCode === null) try { process.kill(-c.pid!, 'SIGQUIT'); } catch { /* gone */ }
+    for (const c of keepers.values())
+      if (c.exitCode === null && c.signalCode === null)
+        try {
+          process.kill(-c.pid!, 'SIGQUIT');
+        } catch {
+          /* gone */
+        }
     const end = Date.now() + 10_000;
-    while ([...keepers.values()].some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-    for (const c of keepers.values()) try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ }
+    while ([...keepers.values()].some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 100));
+    for (const c of keepers.values())
+      try {
+        process.kill(-c.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     await new Promise((r) => setTimeout(r, 300));
     await rm(dir, { recursive: true, force: true });
   };
   try {
     keeper('monitor', ['create', 'monitor', '--pgdata', join(dir, 'monitor'), '--pgport', String(monitorPort)]);
-    await until('monitor up', 60_000, async () => ((await psql(monitorPort, 'pg_auto_failover', `SELECT 1 FROM pg_extension WHERE extname = 'pgautofailover'`)) === '1' ? true : undefined));
+    await until('monitor up', 60_000, async () =>
+      (await psql(monitorPort, 'pg_auto_failover', `SELECT 1 FROM pg_extension WHERE extname = 'pgautofailover'`)) === '1'
+        ? true
+        : undefined,
+    );
     for (const [k, v] of Object.entries(MONITOR_SETTINGS)) await psql(monitorPort, 'pg_auto_failover', `ALTER SYSTEM SET ${k} = ${v}`);
     await psql(monitorPort, 'pg_auto_failover', 'SELECT pg_reload_conf()');
     const monitorUri = `postgres://autoctl_node@127.0.0.1:${monitorPort}/pg_auto_failover?sslmode=disable`;
     const node = (i: number, port: number) =>
-      keeper(`node${i}`, ['create', 'postgres', '--pgdata', join(dir, `node${i}`), '--pgport', String(port), '--dbname', 'floatd', '--name', `node_${i}`, '--monitor', monitorUri]);
+      keeper(`node${i}`, [
+        'create',
+        'postgres',
+        '--pgdata',
+        join(dir, `node${i}`),
+        '--pgport',
+        String(port),
+        '--dbname',
+        'floatd',
+        '--name',
+        `node_${i}`,
+        '--monitor',
+        monitorUri,
+      ]);
     node(1, p1);
     await until('first node single', 90_000, async () => ((await states()).some((s) => s.reportedstate === 'single') ? true : undefined));
     node(2, p2);
     await until('primary + secondary', 120_000, async () => {
       const s = await states();
       // pg_basebackup waits for a spread checkpoint on the primary: ask for an immediate one.
-      if (s.some((x) => x.reportedstate === 'catchingup' || x.goalstate === 'catchingup')) await psql(p1, 'postgres', 'CHECKPOINT').catch(() => undefined);
-      return s.length === 2 && s.some((x) => x.reportedstate === 'primary' && x.goalstate === 'primary') && s.some((x) => x.reportedstate === 'secondary' && x.goalstate === 'secondary') ? true : undefined;
+      if (s.some((x) => x.reportedstate === 'catchingup' || x.goalstate === 'catchingup'))
+        await psql(p1, 'postgres', 'CHECKPOINT').catch(() => undefined);
+      return s.length === 2 &&
+        s.some((x) => x.reportedstate === 'primary' && x.goalstate === 'primary') &&
+        s.some((x) => x.reportedstate === 'secondary' && x.goalstate === 'secondary')
+        ? true
+        : undefined;
     });
     // Synchronous: the primary waits for the standby.
-    await until('synchronous standby', 30_000, async () => ((await psql(p1, 'postgres', `SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')`)) === '1' ? true : undefined));
+    await until('synchronous standby', 30_000, async () =>
+      (await psql(p1, 'postgres', `SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')`)) === '1'
+        ? true
+        : undefined,
+    );
     const uri = (await asPostgres(PG_AUTOCTL, ['show', 'uri', '--formation', 'default', '--pgdata', join(dir, 'monitor')])).stdout.trim();
     const primary = async () => {
       const p = (await states()).find((s) => s.reportedstate === 'primary');
@@ -169,7 +216,11 @@ export async function startFormation(): Promise<Formation> {
       },
       async waitPromotion(nodeid, timeoutMs) {
         return until(`node ${nodeid} promoted`, timeoutMs, async () => {
-          const at = await psql(monitorPort, 'pg_auto_failover', `SELECT (extract(epoch FROM min(eventtime)) * 1000)::bigint FROM pgautofailover.event WHERE nodeid = ${Number(nodeid)} AND reportedstate IN ('wait_primary', 'primary') AND eventtime > now() - interval '5 minutes'`);
+          const at = await psql(
+            monitorPort,
+            'pg_auto_failover',
+            `SELECT (extract(epoch FROM min(eventtime)) * 1000)::bigint FROM pgautofailover.event WHERE nodeid = ${Number(nodeid)} AND reportedstate IN ('wait_primary', 'primary') AND eventtime > now() - interval '5 minutes'`,
+          );
           return at ? Number(at) : undefined;
         });
       },

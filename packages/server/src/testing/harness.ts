@@ -127,8 +127,13 @@ export async function startTestServer(
       const sql = postgres(pg.url, { max: 1, onnotice: () => undefined });
       try {
         let n = 0;
-        const result = await sql.unsafe(query.replace(/\?/g, () => `$${++n}`), params as never[]);
-        return result.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v])));
+        const result = await sql.unsafe(
+          query.replace(/\?/g, () => `$${++n}`),
+          params as never[],
+        );
+        return result.map((r) =>
+          Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v])),
+        );
       } finally {
         await sql.end();
       }
@@ -158,7 +163,9 @@ export async function startTestServer(
   const snapshot = async () => {
     const out: Record<string, string[]> = {};
     const tables = pg
-      ? await rows("SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
+      ? await rows(
+          "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
       : await rows("SELECT name FROM sqlite_master WHERE type = 'table'");
     for (const { name } of tables as { name: string }[]) {
       if (name === 'nodes') continue;

@@ -19,7 +19,10 @@ export interface TestVendor {
   /** A completed spec (ids and keys filled in) for one product and the given keys. */
   spec(licenses: Partial<LicenseSpec['licenses'][number]>[], extra?: Partial<LicenseSpec>): LicenseSpec;
   /** Signs a license file from a spec. */
-  issue(spec: LicenseSpec, opts: { serial: number; now: number; server?: { fingerprint: string; publicKey: string } | null; deploymentId?: string | null }): LicenseFile;
+  issue(
+    spec: LicenseSpec,
+    opts: { serial: number; now: number; server?: { fingerprint: string; publicKey: string } | null; deploymentId?: string | null },
+  ): LicenseFile;
 }
 
 export async function testVendor(): Promise<TestVendor> {
@@ -42,7 +45,12 @@ export async function testVendor(): Promise<TestVendor> {
       return spec.value;
     },
     issue(spec, opts) {
-      const payload = payloadFromSpec(spec, { serial: opts.serial, now: opts.now, server: opts.server ?? null, deploymentId: opts.deploymentId ?? null });
+      const payload = payloadFromSpec(spec, {
+        serial: opts.serial,
+        now: opts.now,
+        server: opts.server ?? null,
+        deploymentId: opts.deploymentId ?? null,
+      });
       if (!payload.ok) throw new Error(payload.error.message);
       return issueLicenseFile(payload.value, signer);
     },

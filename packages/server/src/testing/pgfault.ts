@@ -81,7 +81,11 @@ export async function cutProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
       for (const pair of [...pairs]) {
         const [client, upstream] = pair;
         // Neither end learns what happens to the other from now on.
-        for (const socket of pair) socket.removeAllListeners('close').removeAllListeners('error').on('error', () => undefined);
+        for (const socket of pair)
+          socket
+            .removeAllListeners('close')
+            .removeAllListeners('error')
+            .on('error', () => undefined);
         client.unpipe(upstream);
         upstream.unpipe(client);
         // Bytes sent from now on are lost: read and dropped.
@@ -120,7 +124,12 @@ export interface NodeProcess {
 }
 
 /** `floatd serve` on PostgreSQL `databaseUrl`, in its own process. */
-export async function startNode(dataDir: string, databaseUrl: string, extra: string[] = [], env: Record<string, string> = {}): Promise<NodeProcess> {
+export async function startNode(
+  dataDir: string,
+  databaseUrl: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Promise<NodeProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], {
     env: { ...process.env, FLOATD_DATABASE_URL: databaseUrl, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -31,7 +31,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-const asPostgres = (bin: string, args: string[]) => run('runuser', ['-u', 'postgres', '--', join(PG_BIN, bin), ...args], { timeout: 60_000 });
+const asPostgres = (bin: string, args: string[]) =>
+  run('runuser', ['-u', 'postgres', '--', join(PG_BIN, bin), ...args], { timeout: 60_000 });
 
 export interface PgPair {
   primaryPort: number;
@@ -47,7 +48,11 @@ export interface PgPair {
 
 export async function startPair(): Promise<PgPair> {
   const dir = await mkdtemp(join(tmpdir(), 'floatd-pgpair-'));
-  await chown(dir, Number((await run('id', ['-u', 'postgres'])).stdout.trim()), Number((await run('id', ['-g', 'postgres'])).stdout.trim()));
+  await chown(
+    dir,
+    Number((await run('id', ['-u', 'postgres'])).stdout.trim()),
+    Number((await run('id', ['-g', 'postgres'])).stdout.trim()),
+  );
   const primary = join(dir, 'primary');
   const standby = join(dir, 'standby');
   const [primaryPort, standbyPort] = [await freePort(), await freePort()];
@@ -72,18 +77,37 @@ export async function startPair(): Promise<PgPair> {
   );
   await appendFile(join(primary, 'pg_hba.conf'), 'host replication all 127.0.0.1/32 trust\n');
   await asPostgres('pg_ctl', ['-D', primary, '-l', join(dir, 'primary.log'), '-w', 'start']);
-  await asPostgres('pg_basebackup', ['-h', '127.0.0.1', '-p', String(primaryPort), '-U', 'postgres', '-D', standby, '-X', 'stream', '--no-sync']);
+  await asPostgres('pg_basebackup', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(primaryPort),
+    '-U',
+    'postgres',
+    '-D',
+    standby,
+    '-X',
+    'stream',
+    '--no-sync',
+  ]);
   await appendFile(
     join(standby, 'postgresql.conf'),
     // Promoted, it has no standby of its own: it must not wait for one (a fail-over manager sets this in production).
-    [`port = ${standbyPort}`, `synchronous_standby_names = ''`, `primary_conninfo = 'host=127.0.0.1 port=${primaryPort} user=postgres application_name=standby1'`, ''].join('\n'),
+    [
+      `port = ${standbyPort}`,
+      `synchronous_standby_names = ''`,
+      `primary_conninfo = 'host=127.0.0.1 port=${primaryPort} user=postgres application_name=standby1'`,
+      '',
+    ].join('\n'),
   );
   await appendFile(join(standby, 'standby.signal'), '');
   await asPostgres('pg_ctl', ['-D', standby, '-l', join(dir, 'standby.log'), '-w', 'start']);
   // Wait until the standby is the synchronous one.
   const psql = (port: number, q: string) => asPostgres('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-Atc', q]);
   for (let i = 0; ; i++) {
-    const r = await psql(primaryPort, `SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'`).catch(() => ({ stdout: '' }));
+    const r = await psql(primaryPort, `SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby1'`).catch(() => ({
+      stdout: '',
+    }));
     if (r.stdout.trim() === 'sync') break;
     if (i > 100) throw new Error('the standby did not become synchronous');
     await new Promise((r) => setTimeout(r, 100));

@@ -160,7 +160,14 @@ export async function startFloatdProcess(opts: {
       if (child.exitCode !== null || child.signalCode !== null) return;
       // Behind a wrapper (strace), the server is the wrapper's child: signal it, the wrapper ends with it.
       const target = opts.wrapper ? childPids(child.pid!) : [child.pid!];
-      const signal = (sig: NodeJS.Signals) => target.forEach((pid) => { try { process.kill(pid, sig); } catch { /* gone */ } });
+      const signal = (sig: NodeJS.Signals) =>
+        target.forEach((pid) => {
+          try {
+            process.kill(pid, sig);
+          } catch {
+            /* gone */
+          }
+        });
       signal('SIGTERM');
       const t = setTimeout(() => {
         signal('SIGKILL');

@@ -32,13 +32,34 @@ export const INSTANCES = ['app-1', 'app-2', 'app-3'];
 export const fingerprint = (d: number) => `property-device-${d}`;
 
 export const commandArb: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('checkout' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('offline' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1), hours: fc.integer({ min: 1, max: 30 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ kind: fc.constant('checkout' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('offline' as const),
+      device: fc.nat(DEVICES - 1),
+      instance: fc.nat(INSTANCES.length - 1),
+      hours: fc.integer({ min: 1, max: 30 }),
+    }),
+  },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('heartbeat' as const), lease: fc.nat(9), instance: fc.nat(11) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('checkin' as const), lease: fc.nat(9), instance: fc.nat(11) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('return' as const), lease: fc.nat(9) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('sync' as const), device: fc.nat(DEVICES - 1), keep: fc.subarray([0, 1, 2]) }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('advance' as const), seconds: fc.oneof(fc.integer({ min: 1, max: 120 }), fc.integer({ min: 100, max: 2_000 }), fc.integer({ min: 3_600, max: 40 * 3_600 })) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('advance' as const),
+      seconds: fc.oneof(
+        fc.integer({ min: 1, max: 120 }),
+        fc.integer({ min: 100, max: 2_000 }),
+        fc.integer({ min: 3_600, max: 40 * 3_600 }),
+      ),
+    }),
+  },
   { weight: 2, arbitrary: fc.constant({ kind: 'reclaim' as const }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), lease: fc.nat(9), force: fc.boolean() }) },
 );
@@ -104,9 +125,12 @@ export function invariants(v: View): string[] {
     const mine = v.leases.filter((l) => l.deviceId === d.id);
     if (L.counting === 'per-device') {
       if (mine.length > 1) out.push(`per-device: device ${d.id} holds ${mine.length} leases`);
-      for (const l of mine) if (liveInstances(l, v.now).length > L.maxInstancesPerDevice) out.push(`per-device: lease ${l.id} runs ${liveInstances(l, v.now).length} > ${L.maxInstancesPerDevice} instances`);
+      for (const l of mine)
+        if (liveInstances(l, v.now).length > L.maxInstancesPerDevice)
+          out.push(`per-device: lease ${l.id} runs ${liveInstances(l, v.now).length} > ${L.maxInstancesPerDevice} instances`);
     } else {
-      for (const l of mine) if (liveInstances(l, v.now).length > 1) out.push(`per-instance: lease ${l.id} runs ${liveInstances(l, v.now).length} instances`);
+      for (const l of mine)
+        if (liveInstances(l, v.now).length > 1) out.push(`per-instance: lease ${l.id} runs ${liveInstances(l, v.now).length} instances`);
       const live = mine.filter((l) => !isDead(l, v.now)).length;
       if (live > L.maxInstancesPerDevice) out.push(`per-instance: device ${d.id} holds ${live} live leases > ${L.maxInstancesPerDevice}`);
     }
@@ -128,7 +152,10 @@ export function releaseViolations(before: Lease[], after: Lease[], releases: Aud
     }
     const activeOffline = l.offline && l.offlineExpiresAt !== null && l.offlineExpiresAt > now;
     const allowed = r.reason === RELEASE_REASONS.OFFLINE_RETURNED || (r.reason === RELEASE_REASONS.FORCE_RELEASE && r.data.forced === true);
-    if (activeOffline && !allowed) out.push(`offline lease ${l.id} released (${r.reason}) before its Offline Expiry Date ${new Date(l.offlineExpiresAt!).toISOString()}`);
+    if (activeOffline && !allowed)
+      out.push(
+        `offline lease ${l.id} released (${r.reason}) before its Offline Expiry Date ${new Date(l.offlineExpiresAt!).toISOString()}`,
+      );
   }
   return out;
 }
@@ -152,4 +179,3 @@ export function licenseOf(p: PolicyInput): License {
     ...p,
   };
 }
-

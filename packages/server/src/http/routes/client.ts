@@ -24,7 +24,9 @@ export const clientRoutes: Routes = (app, { licensing, clock }) => {
     const grant = unwrap(await licensing.offlineCheckout(req.licenseKey, req.body));
     return grant.granted.created ? created(grantView(grant)) : grantView(grant);
   });
-  handle(app, api.heartbeat, async (req) => grantView(unwrap(await licensing.heartbeat(req.licenseKey, req.params.leaseId, req.body.instanceId))));
+  handle(app, api.heartbeat, async (req) =>
+    grantView(unwrap(await licensing.heartbeat(req.licenseKey, req.params.leaseId, req.body.instanceId))),
+  );
   handle(app, api.checkin, async (req) => {
     const outcome = unwrap(await licensing.checkin(req.licenseKey, req.params.leaseId, req.body.instanceId));
     return { released: outcome.released, instances: outcome.instances };

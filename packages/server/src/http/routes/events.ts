@@ -16,42 +16,38 @@ export const eventRoutes: Routes = (app, { store, clock }) => {
     for (const close of [...open]) close();
   });
 
-  handleRaw(
-    app,
-    wire.routes.admin.events,
-    (req, reply) => {
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        ...(reply.getHeaders() as Record<string, string>),
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-        'x-request-id': req.id,
-      });
-      res.write(': connected\n\n');
-      const tokenId = req.admin.id;
-      const unsubscribe = store.subscribe((e) => {
-        if (e.kind === 'token-revoked') {
-          // The stream's own token was revoked (on any node): it stops at once, as its next request would be refused.
-          if (e.tokenId === tokenId) {
-            res.write(`event: revoked\ndata: ${JSON.stringify({ tokenId, at: iso(clock.now()) })}\n\n`);
-            close();
-          }
-          return;
+  handleRaw(app, wire.routes.admin.events, (req, reply) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      ...(reply.getHeaders() as Record<string, string>),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': req.id,
+    });
+    res.write(': connected\n\n');
+    const tokenId = req.admin.id;
+    const unsubscribe = store.subscribe((e) => {
+      if (e.kind === 'token-revoked') {
+        // The stream's own token was revoked (on any node): it stops at once, as its next request would be refused.
+        if (e.tokenId === tokenId) {
+          res.write(`event: revoked\ndata: ${JSON.stringify({ tokenId, at: iso(clock.now()) })}\n\n`);
+          close();
         }
-        res.write(`event: change\ndata: ${JSON.stringify({ ...e, at: iso(clock.now()) })}\n\n`);
-      });
-      const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);
-      const close = () => {
-        if (!open.delete(close)) return;
-        clearInterval(ping);
-        unsubscribe();
-        res.end();
-      };
-      open.add(close);
-      req.raw.on('close', close);
-    },
-  );
+        return;
+      }
+      res.write(`event: change\ndata: ${JSON.stringify({ ...e, at: iso(clock.now()) })}\n\n`);
+    });
+    const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);
+    const close = () => {
+      if (!open.delete(close)) return;
+      clearInterval(ping);
+      unsubscribe();
+      res.end();
+    };
+    open.add(close);
+    req.raw.on('close', close);
+  });
 };

@@ -24,12 +24,14 @@ const api = wire.routes.onprem;
 const DAY_MS = 86_400_000;
 
 function onPremOnly(ctx: AppContext): { entitlements: EntitlementService; identity: NonNullable<AppContext['identity']> } {
-  if (!ctx.entitlements || !ctx.identity) throw new ApiError('ONPREM_ONLY', 'this route works on an on-premise server only (floatd serve --mode on-prem)');
+  if (!ctx.entitlements || !ctx.identity)
+    throw new ApiError('ONPREM_ONLY', 'this route works on an on-premise server only (floatd serve --mode on-prem)');
   return { entitlements: ctx.entitlements, identity: ctx.identity };
 }
 
 function vendorOnly(ctx: AppContext): VendorService {
-  if (!ctx.vendor) throw new ApiError('VENDOR_KEY_NOT_CONFIGURED', 'this server has no vendor private key (floatd serve --vendor-private-key FILE)');
+  if (!ctx.vendor)
+    throw new ApiError('VENDOR_KEY_NOT_CONFIGURED', 'this server has no vendor private key (floatd serve --vendor-private-key FILE)');
   return ctx.vendor;
 }
 
@@ -64,7 +66,9 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   });
   handle(app, api.activate, async (req) => {
     const { entitlements, identity } = onPremOnly(ctx);
-    const licenseFile = unwrap(await activateWithVendor(req.body.vendorUrl, req.body.activationKey, activationRequest(identity, ctx.clock.now(), ctx.version)));
+    const licenseFile = unwrap(
+      await activateWithVendor(req.body.vendorUrl, req.body.activationKey, activationRequest(identity, ctx.clock.now(), ctx.version)),
+    );
     const loaded = unwrap(await entitlements.load(JSON.stringify(licenseFile), actor(req), 'activation'));
     return { loaded: loaded.summary, unchanged: loaded.unchanged };
   });
@@ -72,7 +76,8 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   const range = (query: { from?: string | undefined; to?: string | undefined }) => {
     const to = query.to ? Date.parse(query.to) : ctx.clock.now();
     const from = query.from ? Date.parse(query.from) : to - 30 * DAY_MS;
-    if (!(from < to) || to - from > 366 * DAY_MS) throw new ApiError('VALIDATION_FAILED', 'from must be before to, at most 366 days apart', { field: 'querystring/from' });
+    if (!(from < to) || to - from > 366 * DAY_MS)
+      throw new ApiError('VALIDATION_FAILED', 'from must be before to, at most 366 days apart', { field: 'querystring/from' });
     return { from, to };
   };
   const report = async (query: { from?: string | undefined; to?: string | undefined }) => {
@@ -84,7 +89,11 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   handle(app, api.usageReport, async (req) => (await report(req.query)).doc);
   handle(app, api.sendUsageReport, async (req) => {
     const { file, doc } = await report(req.body ?? {});
-    if (!file.vendorUrl) throw new ApiError('ACTIVATION_FAILED', `the license file names no vendorUrl: export the report (${wire.routeName(api.usageReport)}) and hand it to the vendor`);
+    if (!file.vendorUrl)
+      throw new ApiError(
+        'ACTIVATION_FAILED',
+        `the license file names no vendorUrl: export the report (${wire.routeName(api.usageReport)}) and hand it to the vendor`,
+      );
     unwrap(await uploadUsageToVendor(file.vendorUrl, doc));
     return { sent: true, vendorUrl: file.vendorUrl };
   });
@@ -93,9 +102,15 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
   handle(app, api.createDeployment, async (req) => created(unwrap(await vendorOnly(ctx).create(req.body.name, req.body.spec, actor(req)))));
   handle(app, api.listDeployments, async () => ({ items: await vendorOnly(ctx).list() }));
   handle(app, api.getDeployment, async (req) => unwrap(await vendorOnly(ctx).get(req.params.deploymentId)));
-  handle(app, api.updateDeploymentSpec, async (req) => unwrap(await vendorOnly(ctx).updateSpec(req.params.deploymentId, req.body.spec, actor(req))));
-  handle(app, api.issueLicenseFile, async (req) => unwrap(await vendorOnly(ctx).issue(req.params.deploymentId, req.body?.request ?? null, actor(req))));
-  handle(app, api.importUsageReport, async (req) => created(unwrap(await vendorOnly(ctx).importUsage(req.body.report, 'file', actor(req)))));
+  handle(app, api.updateDeploymentSpec, async (req) =>
+    unwrap(await vendorOnly(ctx).updateSpec(req.params.deploymentId, req.body.spec, actor(req))),
+  );
+  handle(app, api.issueLicenseFile, async (req) =>
+    unwrap(await vendorOnly(ctx).issue(req.params.deploymentId, req.body?.request ?? null, actor(req))),
+  );
+  handle(app, api.importUsageReport, async (req) =>
+    created(unwrap(await vendorOnly(ctx).importUsage(req.body.report, 'file', actor(req)))),
+  );
   handle(app, api.deploymentUsageReports, async (req) => ({ items: unwrap(await vendorOnly(ctx).usageReports(req.params.deploymentId)) }));
 }
 

@@ -9,7 +9,8 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
   const api = wire.routes.ops;
   handle(app, api.healthz, async () => ({ status: 'ok' as const, version }));
   handle(app, api.readyz, async () => {
-    if (started && !started()) throw new ApiError('SERVICE_UNAVAILABLE', 'starting: not ready to serve everything yet', { retryAfterSeconds: 1 });
+    if (started && !started())
+      throw new ApiError('SERVICE_UNAVAILABLE', 'starting: not ready to serve everything yet', { retryAfterSeconds: 1 });
     try {
       await store.ping();
     } catch {

@@ -26,7 +26,10 @@ const SEATS = 10;
 const unavailable = autoFailoverUnavailable();
 if (unavailable && process.env.CI === 'true') throw new Error(`the pg_auto_failover test must run in CI: ${unavailable}`);
 
-test('automatic fail-over (pg_auto_failover): primary host crashed under load, the monitor promotes the standby: serving within 5 s, no lease lost or resurrected, only 503s', { skip: unavailable ?? false, timeout: 240_000 }, async (t) => {
+test('automatic fail-over (pg_auto_failover): primary host crashed under load, the monitor promotes the standby: serving within 5 s, no lease lost or resurrected, only 503s', {
+  skip: unavailable ?? false,
+  timeout: 240_000,
+}, async (t) => {
   let formation: Formation | undefined;
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-autofailover-node-'));
   let node: Awaited<ReturnType<typeof startNode>> | undefined;
@@ -40,7 +43,9 @@ test('automatic fail-over (pg_auto_failover): primary host crashed under load, t
     const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
     const admin = (m: string, p: string, b?: unknown) => call(n.url, `Bearer ${token}`, m, p, b);
     const product = (await admin('POST', '/v1/admin/products', { name: 'autofailover' })).body;
-    const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: SEATS, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
+    const lic = (
+      await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: SEATS, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })
+    ).body;
     assert.ok(lic.key, JSON.stringify(lic));
 
     const load = runDevices(() => n.url, lic.key, 30, { beats: 2, pauseMs: 25 });
@@ -85,7 +90,10 @@ test('automatic fail-over (pg_auto_failover): primary host crashed under load, t
         if (nodes.some((x) => x.leader === true && Number(x.last_seen_at) > promotedAt)) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert.ok(nodes.some((x) => x.leader === true && Number(x.last_seen_at) > promotedAt), `leader and registry on the new primary: ${JSON.stringify(nodes)}`);
+      assert.ok(
+        nodes.some((x) => x.leader === true && Number(x.last_seen_at) > promotedAt),
+        `leader and registry on the new primary: ${JSON.stringify(nodes)}`,
+      );
       assert.equal((await call(n.url, '', 'GET', '/readyz')).status, 200);
     } finally {
       await direct.end({ timeout: 2 });

@@ -51,7 +51,9 @@ async function proxiedNode(name: string) {
     const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
     const admin = (m: string, p: string, b?: unknown) => call(node.url, `Bearer ${token}`, m, p, b);
     const product = (await admin('POST', '/v1/admin/products', { name })).body;
-    const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: SEATS, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
+    const lic = (
+      await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: SEATS, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })
+    ).body;
     assert.ok(lic.key, JSON.stringify(lic));
     return { db, direct, proxy, node, token, lic, close };
   } catch (e) {
@@ -60,10 +62,12 @@ async function proxiedNode(name: string) {
   }
 }
 
-test(`${CUTS} cuts of every open database connection under load: the process stays up, only 503s, no lease lost or resurrected, recovers by itself`, { skip: !pgUp && 'PostgreSQL not reachable', timeout: 120_000 }, async (t) => {
+test(`${CUTS} cuts of every open database connection under load: the process stays up, only 503s, no lease lost or resurrected, recovers by itself`, {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 120_000,
+}, async (t) => {
   const { db, direct, proxy, node, lic, close } = await proxiedNode('cuts');
   try {
-
     const load = runDevices(() => node.url, lic.key, DEVICES, { beats: 3, pauseMs: 30 });
     await new Promise((r) => setTimeout(r, 1000));
     let cutConnections = 0;
@@ -95,7 +99,8 @@ test(`${CUTS} cuts of every open database connection under load: the process sta
         `slowest recovery after the last cut ${firstOkAfter.length ? Math.max(...firstOkAfter) : 0} ms; other answers ${JSON.stringify(report.other)}`,
     );
     if (report.networkErrors.length) {
-      const act = await direct`SELECT pid, state, wait_event_type, wait_event, left(query, 80) AS q, now() - state_change AS since FROM pg_stat_activity WHERE datname = ${db.name} AND pid <> pg_backend_pid()`;
+      const act =
+        await direct`SELECT pid, state, wait_event_type, wait_event, left(query, 80) AS q, now() - state_change AS since FROM pg_stat_activity WHERE datname = ${db.name} AND pid <> pg_backend_pid()`;
       t.diagnostic(`backends: ${JSON.stringify(act)}`);
     }
     assert.deepEqual(report.networkErrors, [], 'floatd answered every request (never gone, never wedged past 15 s)');
@@ -130,7 +135,10 @@ test(`${CUTS} cuts of every open database connection under load: the process sta
   }
 });
 
-test('ready again at most 1 s after the database is: outages of 1-2 s under load, /readyz polled', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 90_000 }, async (t) => {
+test('ready again at most 1 s after the database is: outages of 1-2 s under load, /readyz polled', {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 90_000,
+}, async (t) => {
   const db = await createTempDatabase();
   const proxy = await cutProxy(Number(new URL(PG_ADMIN_URL).port || 5432), new URL(PG_ADMIN_URL).hostname);
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-ready-'));
@@ -142,7 +150,9 @@ test('ready again at most 1 s after the database is: outages of 1-2 s under load
     assert.equal((await call(node.url, '', 'GET', '/readyz')).status, 200, 'ready once started');
     const admin = (m: string, p: string, b?: unknown) => call(node.url, `Bearer ${token}`, m, p, b);
     const product = (await admin('POST', '/v1/admin/products', { name: 'ready' })).body;
-    const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 5, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
+    const lic = (
+      await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 5, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })
+    ).body;
     const load = runDevices(() => node.url, lic.key, 10, { beats: 2, pauseMs: 50 });
     const times: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -178,7 +188,10 @@ test('ready again at most 1 s after the database is: outages of 1-2 s under load
   }
 });
 
-test('/readyz answers 200 only once the node can serve everything (its first admin token written), polled from the first moment it listens', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 60_000 }, async (t) => {
+test('/readyz answers 200 only once the node can serve everything (its first admin token written), polled from the first moment it listens', {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 60_000,
+}, async (t) => {
   const db = await createTempDatabase();
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-firststart-'));
   const { createServer } = await import('node:net');
@@ -223,7 +236,10 @@ test('/readyz answers 200 only once the node can serve everything (its first adm
   }
 });
 
-test('half-open connections under load (a firewall drops its state: every open connection goes silent, no FIN, no RST): the process stays up, only 503s, no lease lost, the pool, the leader lock and LISTEN come back by themselves', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 120_000 }, async (t) => {
+test('half-open connections under load (a firewall drops its state: every open connection goes silent, no FIN, no RST): the process stays up, only 503s, no lease lost, the pool, the leader lock and LISTEN come back by themselves', {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 120_000,
+}, async (t) => {
   const { db, direct, proxy, node, token, lic, close } = await proxiedNode('half-open');
   const events = new AbortController();
   try {
@@ -254,7 +270,10 @@ test('half-open connections under load (a firewall drops its state: every open c
     assert.deepEqual(report.networkErrors, [], 'floatd answered every request (within its 15 s bound: queue wait + database deadline)');
     assert.deepEqual(report.wrong, [], 'only 2xx, 409 NO_SEATS_AVAILABLE or 503 with Retry-After');
     assert.deepEqual(report.lost, [], 'no heartbeat found its lease gone');
-    assert.ok(firstOkAfter.length === 0 || Math.min(...firstOkAfter) <= 14_000, 'serving again once the silent connections are given up (12 s)');
+    assert.ok(
+      firstOkAfter.length === 0 || Math.min(...firstOkAfter) <= 14_000,
+      'serving again once the silent connections are given up (12 s)',
+    );
     // Fully recovered: a fresh round of load gets no 503 at all. (Until then, a pool connection that was idle when
     // the path went silent traps the queries sent on it for 12 s from its first use: 503s can come up to that
     // long plus a request deadline after the silence.)
@@ -262,7 +281,11 @@ test('half-open connections under load (a firewall drops its state: every open c
     await new Promise((r) => setTimeout(r, 3000));
     const fresh = await after.stop();
     t.diagnostic(`afterwards: ${fresh.requests} requests, ${fresh.ok} 2xx, ${fresh.unavailable} 503, ${fresh.noSeats} 409`);
-    assert.equal(fresh.unavailable + fresh.wrong.length + fresh.networkErrors.length, 0, `recovered: ${JSON.stringify(fresh.wrong.concat(fresh.networkErrors).slice(0, 3))}`);
+    assert.equal(
+      fresh.unavailable + fresh.wrong.length + fresh.networkErrors.length,
+      0,
+      `recovered: ${JSON.stringify(fresh.wrong.concat(fresh.networkErrors).slice(0, 3))}`,
+    );
     assert.ok(fresh.ok > 20);
     for (const [id, fp] of fresh.held) report.held.set(id, fp);
     for (const id of fresh.checkedIn) report.checkedIn.add(id);
@@ -271,8 +294,16 @@ test('half-open connections under load (a firewall drops its state: every open c
 
     const rows = await direct`SELECT id FROM leases WHERE license_id = ${lic.id}`;
     const ids = new Set(rows.map((r) => String(r.id)));
-    assert.deepEqual([...report.held.keys()].filter((id) => !ids.has(id)), [], 'acknowledged leases lost');
-    assert.deepEqual([...report.checkedIn].filter((id) => ids.has(id)), [], 'checked-in leases back');
+    assert.deepEqual(
+      [...report.held.keys()].filter((id) => !ids.has(id)),
+      [],
+      'acknowledged leases lost',
+    );
+    assert.deepEqual(
+      [...report.checkedIn].filter((id) => ids.has(id)),
+      [],
+      'checked-in leases back',
+    );
     const [l] = await direct`SELECT seats_used FROM licenses WHERE id = ${lic.id}`;
     assert.equal(Number(l!.seats_used), ids.size, 'seats_used counts the lease rows');
     assert.ok(ids.size <= SEATS);
@@ -284,14 +315,22 @@ test('half-open connections under load (a firewall drops its state: every open c
     // went with it when the database noticed).
     let locks: number[] = [];
     for (let i = 0; i < 40 && locks.length === 0; i++) {
-      locks = (await direct`SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND a.datname = ${db.name}`).map((r) => Number(r.pid));
+      locks = (
+        await direct`SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND a.datname = ${db.name}`
+      ).map((r) => Number(r.pid));
       if (locks.length === 0) await new Promise((r) => setTimeout(r, 250));
     }
     t.diagnostic(`leader lock held again ${Date.now() - silencedAt} ms after the silence (or earlier)`);
     assert.equal(locks.length, 1, 'the node holds the leader lock again');
-    assert.ok(seen.some((e) => e.startsWith('resync@') && Number(e.split('@')[1]) > silencedAt), `the event stream was told to reload after LISTEN came back (${seen.slice(-5).join(' ')})`);
+    assert.ok(
+      seen.some((e) => e.startsWith('resync@') && Number(e.split('@')[1]) > silencedAt),
+      `the event stream was told to reload after LISTEN came back (${seen.slice(-5).join(' ')})`,
+    );
     const before = seen.length;
-    const co = await call(node.url, `License ${lic.key}`, 'POST', '/v1/client/checkout', { fingerprint: 'after-half-open', instanceId: 'app' });
+    const co = await call(node.url, `License ${lic.key}`, 'POST', '/v1/client/checkout', {
+      fingerprint: 'after-half-open',
+      instanceId: 'app',
+    });
     assert.ok(co.status === 201 || co.status === 409, `checkout: ${co.status}`);
     for (let i = 0; i < 40 && seen.length === before; i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(seen.length > before, 'a change after the silence reaches the event stream (LISTEN works again)');

@@ -33,7 +33,7 @@ export function driverPatched(): boolean {
 export function assertDriverPatched(): void {
   if (!driverPatched())
     throw new Error(
-      'the installed postgres.js driver lacks floatd\'s fixes for cut connections (porsager/postgres#1208, #823): ' +
+      "the installed postgres.js driver lacks floatd's fixes for cut connections (porsager/postgres#1208, #823): " +
         'run `npm install` (or `node node_modules/@floatd/server/scripts/patch-postgres.mjs`, in this repository `npm run postinstall -w @floatd/server`)',
     );
 }

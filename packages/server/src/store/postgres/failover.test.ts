@@ -26,7 +26,10 @@ const unavailable = pairUnavailable();
 if (unavailable && process.env.CI === 'true') throw new Error(`the fail-over test must run in CI: ${unavailable}`);
 
 for (const mode of ['multi-host URL', 'moving address', 'fenced primary'] as const) {
-  test(`fail-over (${mode}): primary ${mode === 'fenced primary' ? 'made read-only (25006)' : 'crashed'} under load, standby promoted: serving within 5 s, no lease lost or resurrected, only 503s`, { skip: unavailable ?? false, timeout: 90_000 }, async (t) => {
+  test(`fail-over (${mode}): primary ${mode === 'fenced primary' ? 'made read-only (25006)' : 'crashed'} under load, standby promoted: serving within 5 s, no lease lost or resurrected, only 503s`, {
+    skip: unavailable ?? false,
+    timeout: 90_000,
+  }, async (t) => {
     const pair = await startPair();
     let proxy: CutProxy | undefined;
     const dataDir = await mkdtemp(join(tmpdir(), 'floatd-failover-'));
@@ -44,7 +47,14 @@ for (const mode of ['multi-host URL', 'moving address', 'fenced primary'] as con
       const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
       const admin = (m: string, p: string, b?: unknown) => call(n.url, `Bearer ${token}`, m, p, b);
       const product = (await admin('POST', '/v1/admin/products', { name: 'failover' })).body;
-      const lic = (await admin('POST', '/v1/admin/licenses', { productId: product.id, seats: SEATS, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })).body;
+      const lic = (
+        await admin('POST', '/v1/admin/licenses', {
+          productId: product.id,
+          seats: SEATS,
+          leaseTtlSeconds: 600,
+          heartbeatIntervalSeconds: 60,
+        })
+      ).body;
       assert.ok(lic.key, JSON.stringify(lic));
 
       const load = runDevices(() => n.url, lic.key, 30, { beats: 2, pauseMs: 25 });
@@ -96,7 +106,10 @@ for (const mode of ['multi-host URL', 'moving address', 'fenced primary'] as con
           if (nodes.some((x) => x.leader === true && Number(x.last_seen_at) > promotedAt)) break;
           await new Promise((r) => setTimeout(r, 100));
         }
-        assert.ok(nodes.some((x) => x.leader === true && Number(x.last_seen_at) > promotedAt), `leader and registry on the new primary: ${JSON.stringify(nodes)}`);
+        assert.ok(
+          nodes.some((x) => x.leader === true && Number(x.last_seen_at) > promotedAt),
+          `leader and registry on the new primary: ${JSON.stringify(nodes)}`,
+        );
         assert.equal((await call(n.url, '', 'GET', '/readyz')).status, 200);
       } finally {
         await direct.end({ timeout: 2 });

@@ -37,7 +37,13 @@ export function pgKeyPersistence(sql: postgres.Sql, encryptionKey: Buffer): KeyP
     },
     onChange(listener) {
       // Also on every (re)connection of the LISTEN connection: a rotation announced while it was cut is not missed.
-      sql.listen(CHANNEL, () => listener(), () => listener()).catch(() => undefined);
+      sql
+        .listen(
+          CHANNEL,
+          () => listener(),
+          () => listener(),
+        )
+        .catch(() => undefined);
     },
   };
 }

@@ -15,7 +15,11 @@ import type { Leadership } from '../cluster.js';
  * connection dropped. A pooled connection is replaced instead; the lock died with
  * the old session, which the backend pid tells.
  */
-export function pgLeadership(sql: postgres.Sql, name: string, opts: { retryMs?: number; onChange?: (leader: boolean) => void } = {}): Leadership {
+export function pgLeadership(
+  sql: postgres.Sql,
+  name: string,
+  opts: { retryMs?: number; onChange?: (leader: boolean) => void } = {},
+): Leadership {
   let leader = false;
   let stopped = false;
   /** the backend (session) that holds the lock */

@@ -22,7 +22,10 @@ import { connect } from './store.js';
 const pgUp = await postgresAvailable();
 if (!pgUp && process.env.CI === 'true') throw new Error('PostgreSQL is not reachable');
 
-test('a busy pool: transactions and pipelined batches never share a connection wrongly (no UNSAFE_TRANSACTION)', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 60_000 }, async (t) => {
+test('a busy pool: transactions and pipelined batches never share a connection wrongly (no UNSAFE_TRANSACTION)', {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 60_000,
+}, async (t) => {
   const db = await createTempDatabase();
   const sql = connect(db.url, 3);
   try {
@@ -37,7 +40,8 @@ test('a busy pool: transactions and pipelined batches never share a connection w
         work.push(
           sql`SELECT pg_current_xact_id()::text AS x`.then(
             ([r]) => plainXids.push(String(r!.x)),
-            (e: { code?: string; message: string }) => (e.code === 'UNSAFE_TRANSACTION' ? unsafe++ : otherErrors.push(`${e.code}: ${e.message}`)),
+            (e: { code?: string; message: string }) =>
+              e.code === 'UNSAFE_TRANSACTION' ? unsafe++ : otherErrors.push(`${e.code}: ${e.message}`),
           ),
         );
       // Every connection busy, then enough queued statements that some BEGIN lands on a full pipeline (100 a connection).
@@ -66,14 +70,21 @@ test('a busy pool: transactions and pipelined batches never share a connection w
     assert.deepEqual(otherErrors.slice(0, 5), []);
     assert.equal(txXids.size, 30 * 12, 'every transaction had its own transaction id');
     assert.ok([...txXids.values()].every((n) => n === 1));
-    assert.deepEqual(plainXids.filter((x) => txXids.has(x)), [], 'no plain statement ran inside a transaction');
+    assert.deepEqual(
+      plainXids.filter((x) => txXids.has(x)),
+      [],
+      'no plain statement ran inside a transaction',
+    );
   } finally {
     await sql.end({ timeout: 2 });
     await db.drop();
   }
 });
 
-test('a multi-host URL (libpq convention): a host that refuses is skipped, target_session_attrs=read-write keeps the primary', { skip: !pgUp && 'PostgreSQL not reachable', timeout: 30_000 }, async () => {
+test('a multi-host URL (libpq convention): a host that refuses is skipped, target_session_attrs=read-write keeps the primary', {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 30_000,
+}, async () => {
   const db = await createTempDatabase();
   const u = new URL(db.url);
   const { createServer } = await import('node:net');

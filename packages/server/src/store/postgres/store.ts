@@ -17,7 +17,19 @@
 import postgres from 'postgres';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { AdminToken, Lease, License, Product } from '../../domain/types.js';
-import type { AuditFilter, ChangeEvent, DeviceView, KvRecord, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
+import type {
+  AuditFilter,
+  ChangeEvent,
+  DeviceView,
+  KvRecord,
+  LeaseView,
+  PageOf,
+  PageRequest,
+  Store,
+  StoredAudit,
+  StoreTx,
+  UsageRow,
+} from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
@@ -94,7 +106,15 @@ const HOT_READS = ['getLicenseByKey', 'leaseOfKey', 'leasesOfFingerprint', 'expi
 function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`the database did not finish the transaction within ${ms} ms (connection lost?)`), { code: 'CONNECTION_CLOSED' })), ms);
+    timer = setTimeout(
+      () =>
+        reject(
+          Object.assign(new Error(`the database did not finish the transaction within ${ms} ms (connection lost?)`), {
+            code: 'CONNECTION_CLOSED',
+          }),
+        ),
+      ms,
+    );
     timer.unref();
   });
   // The transaction may still settle later: its outcome is then nobody's (a rejection is not left unhandled).
@@ -132,7 +152,12 @@ export class PostgresStore implements Store {
   }
 
   /** Records this node in the node registry every `everyMs`, each time measuring its clock offset (`onOffset`). */
-  reportNode(version: string, isLeader: () => boolean, everyMs?: number, onOffset?: (offsetMs: number, rttMs: number) => void): Membership & { id: string } {
+  reportNode(
+    version: string,
+    isLeader: () => boolean,
+    everyMs?: number,
+    onOffset?: (offsetMs: number, rttMs: number) => void,
+  ): Membership & { id: string } {
     return reportNode(this.sql, version, isLeader, everyMs, onOffset);
   }
 
@@ -215,10 +240,14 @@ export class PostgresStore implements Store {
         const row = await one(sql`SELECT * FROM devices WHERE id = ${id}`);
         return row && toDevice(row);
       },
-      leasesOfDevice: async (deviceId) => this.leases(sql, await sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`),
+      leasesOfDevice: async (deviceId) =>
+        this.leases(sql, await sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`),
       lease: async (id) => (await this.leases(sql, await sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`))[0],
       deadLeases: async (licenseId, now, limit) =>
-        this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND expires_at <= ${now} ORDER BY expires_at LIMIT ${limit} FOR UPDATE`),
+        this.leases(
+          sql,
+          await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND expires_at <= ${now} ORDER BY expires_at LIMIT ${limit} FOR UPDATE`,
+        ),
       earliestExpiry: async (licenseId, now) =>
         numOrNull((await one(sql`SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ${licenseId} AND expires_at > ${now}`))?.e),
       sweepCandidates: async (licenseId, now, limit) =>
@@ -228,12 +257,16 @@ export class PostgresStore implements Store {
               OR id IN (SELECT i.lease_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE l.license_id = ${licenseId} AND i.expires_at <= ${now}))
             LIMIT ${limit} FOR UPDATE`,
         ),
-      leasesOfLicense: async (licenseId) => this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),
+      leasesOfLicense: async (licenseId) =>
+        this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),
       leaseCounts: async (licenseId) => {
-        const row = await one(sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`);
+        const row = await one(
+          sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`,
+        );
         return { used: num(row?.used), offline: num(row?.offline) };
       },
-      licenseCountOfProduct: async (productId) => num((await one(sql`SELECT COUNT(*)::int AS n FROM licenses WHERE product_id = ${productId}`))?.n),
+      licenseCountOfProduct: async (productId) =>
+        num((await one(sql`SELECT COUNT(*)::int AS n FROM licenses WHERE product_id = ${productId}`))?.n),
       product: async (id) => {
         const row = await one(sql`SELECT * FROM products WHERE id = ${id} FOR UPDATE`);
         return row && toProduct(row);
@@ -249,7 +282,8 @@ export class PostgresStore implements Store {
       lockAdminTokens: async () => {
         await sql`SELECT pg_advisory_xact_lock(hashtext('floatd:admin-tokens'))`;
       },
-      activeAdminCount: async () => num((await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'`))?.n),
+      activeAdminCount: async () =>
+        num((await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'`))?.n),
       apply: async (effects) => {
         const issued: Promise<void>[] = [];
         for (let i = 0; i < effects.length; ) {
@@ -282,7 +316,12 @@ export class PostgresStore implements Store {
     this.leftReadOnlyAt = Date.now();
     await Promise.all(
       hostsOf(this.url).map(async (one) => {
-        const sql = postgres(one, { max: 1, connect_timeout: 2, onnotice: () => undefined, connection: { application_name: 'floatd-fence' } });
+        const sql = postgres(one, {
+          max: 1,
+          connect_timeout: 2,
+          onnotice: () => undefined,
+          connection: { application_name: 'floatd-fence' },
+        });
         try {
           await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE application_name = 'floatd' AND datname = current_database() AND current_setting('transaction_read_only') = 'on'`;
@@ -338,7 +377,9 @@ export class PostgresStore implements Store {
       if (skipped.length === 0) return [];
       // Skipped: locked by someone else (retry) or gone (drop).
       const exist = new Set(
-        (await sql`SELECT id FROM leases WHERE id = ANY(${[...new Set(skipped.map((renewal) => renewal.leaseId))]}::text[])`).map((row) => String(row.id)),
+        (await sql`SELECT id FROM leases WHERE id = ANY(${[...new Set(skipped.map((renewal) => renewal.leaseId))]}::text[])`).map((row) =>
+          String(row.id),
+        ),
       );
       return skipped.filter((renewal) => exist.has(renewal.leaseId));
     })) as Renewal[];
@@ -390,13 +431,16 @@ export class PostgresStore implements Store {
   }
 
   async listLeases(licenseId: string): Promise<LeaseView[]> {
-    return this.withDevices(await this.leases(this.sql, await this.sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at`));
+    return this.withDevices(
+      await this.leases(this.sql, await this.sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at`),
+    );
   }
 
   async leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]> {
     return this.leases(
       this.sql,
-      await this.sql`SELECT l.* FROM leases l JOIN devices d ON d.id = l.device_id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint} ORDER BY l.granted_at`,
+      await this
+        .sql`SELECT l.* FROM leases l JOIN devices d ON d.id = l.device_id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint} ORDER BY l.granted_at`,
     );
   }
 
@@ -405,7 +449,12 @@ export class PostgresStore implements Store {
         MAX(l.offline_expires_at) AS offline_expires_at
       FROM devices d LEFT JOIN leases l ON l.device_id = d.id LEFT JOIN instances i ON i.lease_id = l.id
       WHERE d.license_id = ${licenseId} GROUP BY d.id ORDER BY d.last_accessed_at DESC`;
-    return rows.map((row) => ({ ...toDevice(row), seatsHeld: num(row.seats_held), instanceCount: num(row.instance_count), offlineExpiresAt: numOrNull(row.offline_expires_at) }));
+    return rows.map((row) => ({
+      ...toDevice(row),
+      seatsHeld: num(row.seats_held),
+      instanceCount: num(row.instance_count),
+      offlineExpiresAt: numOrNull(row.offline_expires_at),
+    }));
   }
 
   async getLease(id: string) {
@@ -445,13 +494,16 @@ export class PostgresStore implements Store {
   }
 
   async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
-    const [before] = await this.sql`SELECT seats_at_end FROM usage_hourly WHERE license_id = ${licenseId} AND hour < ${from} ORDER BY hour DESC LIMIT 1`;
-    const rows = await this.sql`SELECT * FROM usage_hourly WHERE license_id = ${licenseId} AND hour >= ${from} AND hour < ${to} ORDER BY hour`;
+    const [before] = await this
+      .sql`SELECT seats_at_end FROM usage_hourly WHERE license_id = ${licenseId} AND hour < ${from} ORDER BY hour DESC LIMIT 1`;
+    const rows = await this
+      .sql`SELECT * FROM usage_hourly WHERE license_id = ${licenseId} AND hour >= ${from} AND hour < ${to} ORDER BY hour`;
     return fillHours(rows.map(toUsage), from, to, before ? num(before.seats_at_end) : 0);
   }
 
   async expiryStats(licenseId: string, now: number) {
-    const [row] = await this.sql`SELECT COUNT(*) FILTER (WHERE expires_at <= ${now})::int AS dead, MIN(expires_at) FILTER (WHERE expires_at > ${now}) AS earliest
+    const [row] = await this
+      .sql`SELECT COUNT(*) FILTER (WHERE expires_at <= ${now})::int AS dead, MIN(expires_at) FILTER (WHERE expires_at > ${now}) AS earliest
       FROM leases WHERE license_id = ${licenseId} AND expires_at IS NOT NULL`;
     return { dead: num(row!.dead), earliestExpiry: numOrNull(row!.earliest) };
   }
@@ -470,7 +522,8 @@ export class PostgresStore implements Store {
   }
 
   async leaseCounts(licenseId: string) {
-    const [row] = (await this.sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
+    const [row] = (await this
+      .sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
     return { used: num(row?.used), offline: num(row?.offline) };
   }
 
@@ -499,7 +552,8 @@ export class PostgresStore implements Store {
   }
 
   async denialsSince(from: number) {
-    const rows = await this.sql`SELECT license_id, SUM(denials)::int AS n FROM usage_hourly WHERE hour >= ${hourOf(from)} GROUP BY license_id`;
+    const rows = await this
+      .sql`SELECT license_id, SUM(denials)::int AS n FROM usage_hourly WHERE hour >= ${hourOf(from)} GROUP BY license_id`;
     return new Map(rows.map((row) => [String(row.license_id), num(row.n)]));
   }
 
@@ -586,7 +640,10 @@ function paged<T>(rows: readonly Row[], limit: number, map: (row: Row) => T): Pa
 async function applyRun(sql: postgres.TransactionSql, run: Effect[]): Promise<void> {
   if (run[0]!.type === 'lease.delete') {
     const ids = run.map((e) => (e.type === 'lease.delete' ? e.leaseId : ''));
-    await Promise.all([sql`DELETE FROM instances WHERE lease_id = ANY(${ids}::text[])`, sql`DELETE FROM leases WHERE id = ANY(${ids}::text[])`]);
+    await Promise.all([
+      sql`DELETE FROM instances WHERE lease_id = ANY(${ids}::text[])`,
+      sql`DELETE FROM leases WHERE id = ANY(${ids}::text[])`,
+    ]);
     return;
   }
   const a = run.flatMap((e) => (e.type === 'audit' ? [e.entry] : []));
@@ -710,7 +767,8 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'audit.aggregate': {
       // Add to the key's entry, or insert it under the window's cap (concurrent first denials of one key meet in
       // ON CONFLICT; concurrent new keys of one window may pass the cap by the number of them in flight).
-      const bumped = await sql`UPDATE audit SET count = count + 1, last_at = GREATEST(COALESCE(last_at, at), ${e.entry.at}) WHERE agg_key = ${e.key}`;
+      const bumped =
+        await sql`UPDATE audit SET count = count + 1, last_at = GREATEST(COALESCE(last_at, at), ${e.entry.at}) WHERE agg_key = ${e.key}`;
       if (bumped.count > 0) return;
       const [c] = await sql`SELECT COUNT(*)::int AS n FROM audit WHERE agg_window = ${e.window}`;
       const { key, entry: a } = Number(c!.n) < e.cap ? e : e.overflow;
@@ -734,7 +792,11 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
   }
 }
 
-function putInstance(sql: postgres.TransactionSql, leaseId: string, i: { instanceId: string; startedAt: number; lastHeartbeatAt: number; expiresAt: number | null }) {
+function putInstance(
+  sql: postgres.TransactionSql,
+  leaseId: string,
+  i: { instanceId: string; startedAt: number; lastHeartbeatAt: number; expiresAt: number | null },
+) {
   return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at)
     VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt})
     ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`;
@@ -771,7 +833,12 @@ async function renewBatch(sql: postgres.TransactionSql, renewals: readonly Renew
     const known = leases.get(renewal.leaseId);
     leases.set(renewal.leaseId, {
       at: Math.max(known?.at ?? 0, renewal.at),
-      expiresAt: known === undefined ? renewal.expiresAt : known.expiresAt === null || renewal.expiresAt === null ? null : Math.max(known.expiresAt, renewal.expiresAt),
+      expiresAt:
+        known === undefined
+          ? renewal.expiresAt
+          : known.expiresAt === null || renewal.expiresAt === null
+            ? null
+            : Math.max(known.expiresAt, renewal.expiresAt),
     });
     devices.set(renewal.deviceId, Math.max(devices.get(renewal.deviceId) ?? 0, renewal.at));
   }

@@ -92,10 +92,19 @@ async function acknowledgedWrites(s: Awaited<ReturnType<typeof startFloatdProces
     return r.body;
   };
   const product = await ok('create product', s.admin('POST', '/v1/admin/products', { name: 'Durable CAD' }));
-  const lic = await ok('create license', s.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 }));
+  const lic = await ok(
+    'create license',
+    s.admin('POST', '/v1/admin/licenses', { productId: product.id, seats: 2, leaseTtlSeconds: 120, heartbeatIntervalSeconds: 30 }),
+  );
   for (let round = 0; round < 4; round++) {
-    const a = await ok('checkout', s.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `durable-a-${round}`, instanceId: 'app' }));
-    const b = await ok('checkout', s.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `durable-b-${round}`, instanceId: 'app' }));
+    const a = await ok(
+      'checkout',
+      s.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `durable-a-${round}`, instanceId: 'app' }),
+    );
+    const b = await ok(
+      'checkout',
+      s.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: `durable-b-${round}`, instanceId: 'app' }),
+    );
     await ok('check-in', s.client(lic.key, 'POST', `/v1/client/leases/${a.lease.id}/checkin`, { instanceId: 'app' }));
     await ok('force release', s.admin('POST', `/v1/admin/leases/${b.lease.id}/release`, {}));
   }
@@ -109,7 +118,18 @@ async function traced(t: { diagnostic(m: string): void }, args: string[]) {
   const dir = await mkdtemp(join(tmpdir(), 'floatd-strace-'));
   try {
     const trace = join(dir, 'trace');
-    const wrapper = ['strace', '-f', '-y', '-qq', '-s', '24', '-o', trace, '-e', 'trace=fsync,fdatasync,write,writev,pwrite64,sendto,sendmsg'];
+    const wrapper = [
+      'strace',
+      '-f',
+      '-y',
+      '-qq',
+      '-s',
+      '24',
+      '-o',
+      trace,
+      '-e',
+      'trace=fsync,fdatasync,write,writev,pwrite64,sendto,sendmsg',
+    ];
     const s = await startFloatdProcess({ dataDir: join(dir, 'data'), args, wrapper });
     let writes: string[];
     try {
@@ -128,21 +148,31 @@ async function traced(t: { diagnostic(m: string): void }, args: string[]) {
 
 const skip = straceUnavailable();
 
-test('default server (synchronous FULL): every acknowledged write is answered after a sync of the WAL holding its commit', { skip, timeout: 60_000 }, async (t) => {
+test('default server (synchronous FULL): every acknowledged write is answered after a sync of the WAL holding its commit', {
+  skip,
+  timeout: 60_000,
+}, async (t) => {
   const { answers, writes, syncsPerWrite } = await traced(t, []);
   answers.forEach((a, i) => {
     assert.ok(a.wrote, `answer ${i} (${writes[i]}) wrote nothing to the WAL since the previous answer`);
     assert.ok(!a.unsynced, `answer ${i} (${writes[i]}, ${a.status}) left before the WAL holding its commit was synced`);
     assert.ok(a.syncs >= 1, `no WAL sync before answer ${i} (${writes[i]})`);
   });
-  t.diagnostic(`FULL: ${answers.length} acknowledged writes, ${syncsPerWrite.toFixed(2)} WAL syncs per write, 0 answered before their sync`);
+  t.diagnostic(
+    `FULL: ${answers.length} acknowledged writes, ${syncsPerWrite.toFixed(2)} WAL syncs per write, 0 answered before their sync`,
+  );
 });
 
-test('the checker sees the hole: with --sqlite-synchronous NORMAL answers leave before any WAL sync', { skip, timeout: 60_000 }, async (t) => {
+test('the checker sees the hole: with --sqlite-synchronous NORMAL answers leave before any WAL sync', {
+  skip,
+  timeout: 60_000,
+}, async (t) => {
   const { answers, syncsPerWrite } = await traced(t, ['--sqlite-synchronous', 'NORMAL']);
   const unsynced = answers.filter((a) => a.unsynced).length;
   assert.ok(unsynced >= answers.length / 2, `only ${unsynced} of ${answers.length} answers were unsynced under NORMAL`);
-  t.diagnostic(`NORMAL: ${answers.length} acknowledged writes, ${syncsPerWrite.toFixed(2)} WAL syncs per write, ${unsynced} answered before any sync of their commit`);
+  t.diagnostic(
+    `NORMAL: ${answers.length} acknowledged writes, ${syncsPerWrite.toFixed(2)} WAL syncs per write, ${unsynced} answered before any sync of their commit`,
+  );
 });
 
 if (skip) test(`strace order test skipped: ${skip}`, () => {});

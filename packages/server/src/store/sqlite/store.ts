@@ -14,18 +14,7 @@ import Database from 'better-sqlite3';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { Lease, Product, License } from '../../domain/types.js';
 import { num, numOrNull, strOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage } from '../rows.js';
-import type {
-  AuditFilter,
-  DeviceView,
-  KvRecord,
-  LeaseView,
-  PageOf,
-  PageRequest,
-  Store,
-  StoredAudit,
-  StoreTx,
-  UsageRow,
-} from '../port.js';
+import type { AuditFilter, DeviceView, KvRecord, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { ChangeFeed } from '../changes.js';
@@ -101,10 +90,13 @@ export class SqliteStore implements Store {
       licenseCountOfProduct: p('SELECT COUNT(*) AS n FROM licenses WHERE product_id = ?'),
       product: p('SELECT * FROM products WHERE id = ?'),
       // writes
-      insertProduct: p('INSERT INTO products (id, name, metadata, created_at, updated_at) VALUES (@id, @name, @metadata, @createdAt, @updatedAt)'),
+      insertProduct: p(
+        'INSERT INTO products (id, name, metadata, created_at, updated_at) VALUES (@id, @name, @metadata, @createdAt, @updatedAt)',
+      ),
       updateProduct: p('UPDATE products SET name = @name, metadata = @metadata, updated_at = @updatedAt WHERE id = @id'),
       deleteProduct: p('DELETE FROM products WHERE id = ?'),
-      insertLicense: p(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
+      insertLicense:
+        p(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
           heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
           seats_used, seats_offline, created_at, updated_at)
         VALUES (@id, @productId, @key, @seats, @model, @expiresAt, @trialDays, @trialStartedAt, @leaseTtlSeconds,
@@ -164,7 +156,8 @@ export class SqliteStore implements Store {
       // Aggregated audit entries (effects.ts `audit.aggregate`): add to the key's entry, or insert it (under the window's cap).
       auditAggBump: p('UPDATE audit SET count = count + 1, last_at = MAX(COALESCE(last_at, at), @at) WHERE agg_key = @key'),
       auditAggCount: p('SELECT COUNT(*) AS n FROM audit WHERE agg_window = ?'),
-      auditAggInsert: p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data, agg_key, agg_window, count, last_at)
+      auditAggInsert:
+        p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data, agg_key, agg_window, count, last_at)
         VALUES (@at, @type, @actor, @licenseId, @deviceId, @leaseId, @reason, @data, @key, @window, 1, @at)
         ON CONFLICT (agg_key) WHERE agg_key IS NOT NULL DO UPDATE SET count = count + 1, last_at = MAX(last_at, excluded.last_at)`),
       // Retention (jobs/retention.ts): one small batch per call, oldest first.
@@ -186,7 +179,9 @@ export class SqliteStore implements Store {
         WHERE d.license_id = ? GROUP BY d.id ORDER BY d.last_accessed_at DESC`),
       usage_range: p('SELECT * FROM usage_hourly WHERE license_id = ? AND hour >= ? AND hour < ? ORDER BY hour'),
       usage_before: p('SELECT seats_at_end FROM usage_hourly WHERE license_id = ? AND hour < ? ORDER BY hour DESC LIMIT 1'),
-      seatTotals: p('SELECT COALESCE(SUM(seats_used), 0) AS used, COALESCE(SUM(seats_offline), 0) AS offline, (SELECT COUNT(*) FROM leases) AS leases FROM licenses'),
+      seatTotals: p(
+        'SELECT COALESCE(SUM(seats_used), 0) AS used, COALESCE(SUM(seats_offline), 0) AS offline, (SELECT COUNT(*) FROM leases) AS leases FROM licenses',
+      ),
       insertAdminToken: p(`INSERT INTO admin_tokens (id, name, role, token_hash, created_at, last_used_at, revoked_at)
         VALUES (@id, @name, @role, @tokenHash, @createdAt, @lastUsedAt, @revokedAt)`),
       adminTokenById: p('SELECT * FROM admin_tokens WHERE id = ?'),
@@ -198,7 +193,7 @@ export class SqliteStore implements Store {
       denialsSince: p('SELECT license_id, SUM(denials) AS n FROM usage_hourly WHERE hour >= ? GROUP BY license_id'),
       ping: p('SELECT 1'),
       kvGet: p('SELECT * FROM kv WHERE name = ?'),
-      kvList: p("SELECT * FROM kv WHERE substr(name, 1, length(?)) = ? ORDER BY name"),
+      kvList: p('SELECT * FROM kv WHERE substr(name, 1, length(?)) = ? ORDER BY name'),
       kvPut: p(`INSERT INTO kv (name, value, updated_at) VALUES (@name, @value, @at)
         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
     };
@@ -503,12 +498,14 @@ export class SqliteStore implements Store {
     // The lease, its device and its instances in one statement (each statement on a file costs a read transaction).
     const row = this.s.leaseWithDevice.get(leaseId, license.id) as Row | undefined;
     if (!row) return { license, lease: undefined, device: undefined };
-    const instances = (JSON.parse(row.instances as string) as [string, number, number, number | null][]).map(([instanceId, startedAt, lastHeartbeatAt, expiresAt]) => ({
-      instanceId,
-      startedAt,
-      lastHeartbeatAt,
-      expiresAt,
-    }));
+    const instances = (JSON.parse(row.instances as string) as [string, number, number, number | null][]).map(
+      ([instanceId, startedAt, lastHeartbeatAt, expiresAt]) => ({
+        instanceId,
+        startedAt,
+        lastHeartbeatAt,
+        expiresAt,
+      }),
+    );
     const device = {
       id: String(row.device_id),
       licenseId: license.id,

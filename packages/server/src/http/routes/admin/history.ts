@@ -24,7 +24,10 @@ export const historyRoutes: Routes = (app, { store, overview }) => {
     return { items: page.items.map(auditView), nextCursor: page.nextCursor };
   });
   handle(app, api.licenseUsage, async (req) => {
-    const range = { from: req.query.from ? Date.parse(req.query.from) : undefined, to: req.query.to ? Date.parse(req.query.to) : undefined };
+    const range = {
+      from: req.query.from ? Date.parse(req.query.from) : undefined,
+      to: req.query.to ? Date.parse(req.query.to) : undefined,
+    };
     const report = unwrap(await overview.usage(req.params.licenseId, range));
     return { items: report.rows.map(usageView), peakSeats: report.peakSeats, denials: report.denials, checkouts: report.checkouts };
   });

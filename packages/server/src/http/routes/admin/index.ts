@@ -23,7 +23,8 @@ export const adminRoutes: Routes = (app, ctx) => {
     if (!token) throw new ApiError('UNAUTHENTICATED', 'send Authorization: Bearer <admin token> with a valid admin token');
     // The role comes from the route's declaration in @floatd/protocol; a route without one is the admin's.
     const needed = roleOf(req) ?? 'admin';
-    if (!hasRole(token, needed)) throw new ApiError('INSUFFICIENT_ROLE', `this needs the ${needed} role; the token has ${token.role}`, { role: token.role, needed });
+    if (!hasRole(token, needed))
+      throw new ApiError('INSUFFICIENT_ROLE', `this needs the ${needed} role; the token has ${token.role}`, { role: token.role, needed });
     req.admin = token;
   });
   // Registered in this order (the OpenAPI document lists the operations in it).

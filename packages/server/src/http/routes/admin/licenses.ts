@@ -15,8 +15,16 @@ export const licenseRoutes: Routes = (app, { catalogue, store }) => {
     return { items: page.items.map(licenseView), nextCursor: page.nextCursor };
   });
   handle(app, api.getLicense, async (req) => licenseView(await existingLicense(store, req.params.licenseId)));
-  handle(app, api.updateLicense, async (req) => licenseView(unwrap(await catalogue.updateLicense(req.params.licenseId, req.body, actor(req)))));
-  handle(app, api.suspendLicense, async (req) => licenseView(unwrap(await catalogue.updateLicense(req.params.licenseId, { suspended: true }, actor(req)))));
-  handle(app, api.resumeLicense, async (req) => licenseView(unwrap(await catalogue.updateLicense(req.params.licenseId, { suspended: false }, actor(req)))));
-  handle(app, api.deleteLicense, async (req) => unwrap(await catalogue.deleteLicense(req.params.licenseId, req.query.force ?? false, actor(req))));
+  handle(app, api.updateLicense, async (req) =>
+    licenseView(unwrap(await catalogue.updateLicense(req.params.licenseId, req.body, actor(req)))),
+  );
+  handle(app, api.suspendLicense, async (req) =>
+    licenseView(unwrap(await catalogue.updateLicense(req.params.licenseId, { suspended: true }, actor(req)))),
+  );
+  handle(app, api.resumeLicense, async (req) =>
+    licenseView(unwrap(await catalogue.updateLicense(req.params.licenseId, { suspended: false }, actor(req)))),
+  );
+  handle(app, api.deleteLicense, async (req) =>
+    unwrap(await catalogue.deleteLicense(req.params.licenseId, req.query.force ?? false, actor(req))),
+  );
 };

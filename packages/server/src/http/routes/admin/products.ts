@@ -19,6 +19,8 @@ export const productRoutes: Routes = (app, { catalogue, store }) => {
     if (!product) throw new ApiError('PRODUCT_NOT_FOUND', `no product ${req.params.productId}`);
     return productView(product);
   });
-  handle(app, api.updateProduct, async (req) => productView(unwrap(await catalogue.updateProduct(req.params.productId, req.body, actor(req)))));
+  handle(app, api.updateProduct, async (req) =>
+    productView(unwrap(await catalogue.updateProduct(req.params.productId, req.body, actor(req)))),
+  );
   handle(app, api.deleteProduct, async (req) => unwrap(await catalogue.deleteProduct(req.params.productId, actor(req))));
 };

@@ -17,5 +17,10 @@ export const tokenRoutes: Routes = (app, { auth, catalogue, store, clock, settin
   });
   handle(app, api.revokeToken, async (req) => tokenView(unwrap(await auth.revoke(req.params.tokenId, actor(req)))));
   handle(app, api.whoami, async (req) => tokenView(req.admin));
-  handle(app, api.settings, async () => ({ version, store: store.kind, reclaimIntervalSeconds: settings.reclaimIntervalSeconds, serverTime: iso(clock.now()) }));
+  handle(app, api.settings, async () => ({
+    version,
+    store: store.kind,
+    reclaimIntervalSeconds: settings.reclaimIntervalSeconds,
+    serverTime: iso(clock.now()),
+  }));
 };

@@ -281,7 +281,8 @@ async function step(w, st, label) {
     case 'crash': {
       // the program ends without a word (kill -9, a closed laptop): no check-in, and its process is gone
       await c.lic.close({ checkin: false });
-      const entry = join(c.lic.state.dir, 'instances', `${c.lic.instanceId}.json`);
+      // the SDK's state directory (private: FloatingLicense → session → token store → StateDir)
+      const entry = join(c.lic.session.store.state.dir, 'instances', `${c.lic.instanceId}.json`);
       if (existsSync(entry)) writeFileSync(entry, JSON.stringify({ ...JSON.parse(readFileSync(entry, 'utf8')), pid: deadPid() }));
       break;
     }

@@ -112,7 +112,10 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     // show: a backend reports itself idle only when it waits for its next command, after the client already has the
     // COMMIT's answer and the queue has started the next transaction on another connection (seen: 4, once in two runs).
     assert.ok(r.maxInTransaction <= BOUND + 2, `${r.maxInTransaction} connections were in a transaction at once`);
-    assert.ok(r.maxLockWaits <= BOUND - 1, `${r.maxLockWaits} connections waited for a row lock at once`);
+    // A's running operations: one holds the row lock, the others (BOUND - 1) wait for it; one more may show for the
+    // same reason as above (pg_stat_activity is not one instant: the backend that just got the lock may still read
+    // as waiting while the next one starts waiting; seen once under load). Without the queue: the whole pool (10).
+    assert.ok(r.maxLockWaits <= BOUND, `${r.maxLockWaits} connections waited for a row lock at once`);
     assert.ok(
       r.maxWaitingInNode >= LOOPS - BOUND - 2,
       `the storm waited in the node (at most ${r.maxWaitingInNode} at once), not in the pool`,

@@ -4,7 +4,6 @@
 // Real server process, real SQLite file, real headless Chromium.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,6 @@ import Database from 'better-sqlite3';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CLI = join(ROOT, 'packages/server/dist/cli.js');
 const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (apt-get install -y chromium)`;
 if (missing && process.env.CI === 'true') throw new Error(missing);
 
@@ -20,32 +18,8 @@ const HOSTILE_HOST = '\u001b]0;PWNED\u0007\u001b[2Jws-evil';
 const HOSTILE_USER = 'bob\u202eexe.txt';
 const HOSTILE_CUSTOMER = '\u001b[31mAcme\u0085 Corp';
 
-async function start(dataDir) {
-  const child = spawn(
-    process.execPath,
-    [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', '--reclaim-interval', '3600'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1].replace(/\/$/, ''));
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
-  });
-  const stop = () =>
-    new Promise((r) => {
-      child.once('exit', r);
-      child.kill('SIGTERM');
-    });
-  return { url, stop };
-}
+const { startFloatdProcess } = await import(join(ROOT, 'packages/server/dist/testing/process.js'));
+const start = (dataDir) => startFloatdProcess({ dataDir, args: ['--reclaim-interval', '3600'] });
 
 test('the console shows client text and metadata with control characters and bidi overrides escaped, rows from before the rule included', {
   skip: missing,

@@ -15,7 +15,7 @@
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
  *   npm run bench -- --neighbours         # noisy neighbour: quiet key B's heartbeats alone and while 40 loops churn
- *                                         # key A, both stores, per-license queue on and off (--store, --queue default|off|<n>)
+ *                                         # key A, both stores, per-license group commit on and off (--store, --queue default|off)
  *
  * Scenarios: checkout-checkin (each checkout a new device, then its check-in),
  * heartbeat (renewals over --leases live leases), mixed (80% heartbeat, 15%
@@ -574,7 +574,7 @@ caller. Contended: 10 seats for 1,000 devices, so most answers are 409 denials b
 
 A quiet key B renews its 10 leases one after another, first alone, then while 40 loops check
 out and check in on key A (\`npm run bench -- --neighbours\`, ${duration} s per phase; see
-docs/performance.md). PostgreSQL runs with its default per-license queue and without it.
+docs/performance.md). PostgreSQL runs with its per-license group commit and without it (FLOATD_GROUP_COMMIT=off).
 
 ${neighboursTable(nb)}
 `;
@@ -614,7 +614,7 @@ async function neighboursOn(store, queue) {
     store,
     nodes: 1,
     dataDir,
-    env: queue === 'off' ? { FLOATD_LICENSE_CONCURRENCY: '0' } : /^\d+$/.test(queue) ? { FLOATD_LICENSE_CONCURRENCY: queue } : {},
+    env: queue === 'off' ? { FLOATD_GROUP_COMMIT: 'off' } : {},
   });
   try {
     const productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'neighbours' })).id;
@@ -669,13 +669,13 @@ async function neighboursOn(store, queue) {
 }
 
 async function neighbours() {
-  // SQLite's default is no queue (no pool to protect); PostgreSQL runs with its default queue and without (the "before").
+  // SQLite shares every commit anyway; PostgreSQL runs with its per-license group commit and without (the "before").
   const stores = flag('store', 'both') === 'both' ? ['sqlite', 'postgres'] : [flag('store', 'sqlite')];
   const rows = [];
   for (const store of stores) {
     const queues = flag('queue', undefined) ? [flag('queue')] : store === 'postgres' ? ['default', 'off'] : ['default'];
     for (const queue of queues) {
-      log(`neighbours: ${store}, per-license queue ${queue} ...`);
+      log(`neighbours: ${store}, group commit ${queue} ...`);
       rows.push(await neighboursOn(store, queue));
     }
   }
@@ -684,11 +684,11 @@ async function neighbours() {
 
 function neighboursTable(rows) {
   return [
-    "| store | per-license queue | B alone p50 / p99 ms | B under A's storm p50 / p99 ms | A churns/s (B idle) | A churns/s (with B) | A churn p50 / p99 ms |",
+    "| store | per-license group commit | B alone p50 / p99 ms | B under A's storm p50 / p99 ms | A churns/s (B idle) | A churns/s (with B) | A churn p50 / p99 ms |",
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.store} | ${r.queue === 'off' ? 'off (FLOATD_LICENSE_CONCURRENCY=0)' : /^\d+$/.test(r.queue) ? `FLOATD_LICENSE_CONCURRENCY=${r.queue}` : r.store === 'postgres' ? 'default (2 of a pool of 10)' : 'default (none on SQLite)'} | ${r.alone.p50_ms} / ${r.alone.p99_ms} | ${r.storm.p50_ms} / ${r.storm.p99_ms} | ${r.a_alone_churns_per_s} | ${r.a_churns_per_s} | ${r.a_churn_p50_ms} / ${r.a_churn_p99_ms} |`,
+        `| ${r.store} | ${r.queue === 'off' ? 'off (FLOATD_GROUP_COMMIT=off)' : r.store === 'postgres' ? 'on (default: turns per key)' : 'n/a (SQLite shares every commit)'} | ${r.alone.p50_ms} / ${r.alone.p99_ms} | ${r.storm.p50_ms} / ${r.storm.p99_ms} | ${r.a_alone_churns_per_s} | ${r.a_churns_per_s} | ${r.a_churn_p50_ms} / ${r.a_churn_p99_ms} |`,
     ),
   ].join('\n');
 }

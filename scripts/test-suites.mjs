@@ -37,7 +37,6 @@ export const STORE_SENSITIVE = [
   'packages/server/dist/http/stories.test.js',
   'packages/server/dist/http/tamper.test.js',
   'packages/server/dist/service/clockFence.test.js',
-  'packages/server/dist/service/licenseQueue.test.js',
   'packages/server/dist/service/reclaim.test.js',
   'packages/server/dist/service/seats.property.test.js',
   // the conformance suite's scenarios and the Python SDK's tests, against a real server on each store
@@ -70,7 +69,7 @@ export const FAST = [
   'packages/server/dist/domain/seats.test.js',
   'packages/server/dist/store/contract.test.js',
   'packages/server/dist/service/clockFence.test.js',
-  'packages/server/dist/service/licenseQueue.test.js',
+  'packages/server/dist/store/groupCommit.test.js',
   'packages/server/dist/service/reclaim.test.js',
   'packages/server/dist/http/adminAuth.test.js',
   'packages/server/dist/http/catalogue.test.js',

@@ -140,11 +140,11 @@ test('roles: hosted by default; on-prem reads the license file from the data dir
     );
 });
 
-test('hostile clients (#24): connection caps, per-license concurrency and retention have documented defaults and checked values', () => {
+test('hostile clients (#24): connection caps, group commit and retention have documented defaults and checked values', () => {
   const d = parseConfig({});
   assert.deepEqual(d.connections, { perAddress: 256, total: undefined, headersTimeoutMs: 10_000, unauthenticatedIdleMs: 5_000 });
   assert.deepEqual(d.retention, { auditDays: 90, usageDays: 800 });
-  assert.equal(d.licenseConcurrency, undefined);
+  assert.equal(d.groupCommit, true);
   // behind a trusted proxy every connection comes from the proxy: no per-address cap unless set
   assert.equal(parseConfig({ trustProxy: '10.0.0.1' }).connections.perAddress, 0);
   assert.equal(parseConfig({ trustProxy: '10.0.0.1', maxConnectionsPerAddress: '1000' }).connections.perAddress, 1000);
@@ -153,18 +153,19 @@ test('hostile clients (#24): connection caps, per-license concurrency and retent
     {
       FLOATD_MAX_CONNECTIONS: '5000',
       FLOATD_HEADERS_TIMEOUT_MS: '3000',
-      FLOATD_LICENSE_CONCURRENCY: '4',
+      FLOATD_GROUP_COMMIT: 'off',
       FLOATD_AUDIT_RETENTION_DAYS: '0',
       FLOATD_USAGE_RETENTION_DAYS: '400',
     },
   );
   assert.deepEqual(
-    [set.connections.total, set.connections.headersTimeoutMs, set.licenseConcurrency, set.retention.auditDays, set.retention.usageDays],
-    [5000, 3000, 4, 0, 400],
+    [set.connections.total, set.connections.headersTimeoutMs, set.groupCommit, set.retention.auditDays, set.retention.usageDays],
+    [5000, 3000, false, 0, 400],
   );
   const bad: [Record<string, string>, RegExp][] = [
     [{ maxConnections: '3' }, /FLOATD_MAX_CONNECTIONS/],
     [{ headersTimeoutMs: 'soon' }, /FLOATD_HEADERS_TIMEOUT_MS/],
+    [{ groupCommit: 'sometimes' }, /FLOATD_GROUP_COMMIT/],
     [{ auditRetentionDays: '-1' }, /FLOATD_AUDIT_RETENTION_DAYS/],
     // a signed on-prem usage report covers up to 366 days: shorter usage retention is refused there
     [{ mode: 'on-prem', usageRetentionDays: '30' }, /FLOATD_USAGE_RETENTION_DAYS.*366 days/],

@@ -31,8 +31,8 @@ export interface Config {
   stateIntervalSeconds: number;
   /** connection caps and deadlines (http/connections.ts); `total` undefined = sized from the descriptor limit at start */
   connections: { perAddress: number; total: number | undefined; headersTimeoutMs: number; unauthenticatedIdleMs: number };
-  /** seat transactions of one license at once in this node (service/licenseQueue.ts); undefined = the store's default */
-  licenseConcurrency: number | undefined;
+  /** PostgreSQL: a license's seat transactions share commits in turns (store/groupCommit.ts); false = each alone */
+  groupCommit: boolean;
   /** retention of history (jobs/retention.ts): days kept, 0 = keep forever */
   retention: { auditDays: number; usageDays: number };
 }
@@ -98,7 +98,7 @@ export interface ConfigInput {
   headersTimeoutMs?: string | undefined;
   idleUnauthenticatedMs?: string | undefined;
   auditRetentionDays?: string | undefined;
-  licenseConcurrency?: string | undefined;
+  groupCommit?: string | undefined;
   usageRetentionDays?: string | undefined;
 }
 
@@ -140,7 +140,7 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     headersTimeoutMs: env.FLOATD_HEADERS_TIMEOUT_MS,
     idleUnauthenticatedMs: env.FLOATD_IDLE_UNAUTHENTICATED_MS,
     auditRetentionDays: env.FLOATD_AUDIT_RETENTION_DAYS,
-    licenseConcurrency: env.FLOATD_LICENSE_CONCURRENCY,
+    groupCommit: env.FLOATD_GROUP_COMMIT,
     usageRetentionDays: env.FLOATD_USAGE_RETENTION_DAYS,
   };
   return parseConfig(input);
@@ -188,10 +188,7 @@ export function parseConfig(i: ConfigInput): Config {
     security: security(i),
     connections: connections(i),
     retention: retention(i, mode),
-    licenseConcurrency:
-      i.licenseConcurrency === undefined || i.licenseConcurrency.trim() === ''
-        ? undefined
-        : integer(i.licenseConcurrency, 'FLOATD_LICENSE_CONCURRENCY', 0, 1000),
+    groupCommit: onOff(i.groupCommit, 'FLOATD_GROUP_COMMIT', true),
   };
 }
 
@@ -236,11 +233,17 @@ function connections(i: ConfigInput): Config['connections'] {
   };
 }
 
+/** A switch: on/1/true/yes or off/0/false/no (any case); unset or empty = `fallback`. */
+function onOff(raw: string | undefined, name: string, fallback: boolean): boolean {
+  const value = (raw ?? '').trim().toLowerCase();
+  if (value === '') return fallback;
+  if (['on', '1', 'true', 'yes'].includes(value)) return true;
+  if (['off', '0', 'false', 'no'].includes(value)) return false;
+  throw new ConfigError(`${name}: "${raw}" must be on or off`);
+}
+
 function security(i: ConfigInput): SecurityConfig {
-  const switchRaw = (i.rateLimit ?? 'on').trim().toLowerCase();
-  const on = ['on', '1', 'true', 'yes'].includes(switchRaw);
-  if (!on && !['off', '0', 'false', 'no'].includes(switchRaw))
-    throw new ConfigError(`FLOATD_RATE_LIMIT: "${i.rateLimit}" must be on or off`);
+  const on = onOff(i.rateLimit, 'FLOATD_RATE_LIMIT', true);
   return {
     rateLimit: {
       enabled: on,

@@ -13,12 +13,12 @@ import { ClockFence, DatabaseAlignedClock } from './service/clockFence.js';
 import { buildApp } from './http/app.js';
 import { KeyRing } from './keys/ring.js';
 import { openStore } from './store/open.js';
+import { transactionMetrics } from './service/metrics.js';
 import { startRetention } from './jobs/retention.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
 import { OverviewService } from './service/overview.js';
 import { LicensingService } from './service/licensing.js';
-import { LicenseQueue, countPoolWaits, licenseConcurrency } from './service/licenseQueue.js';
 import { createMetrics } from './service/metrics.js';
 import { ReclaimService } from './service/reclaim.js';
 import { startReclaimer } from './jobs/reclaimer.js';
@@ -107,7 +107,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     fenced: () => fence?.fenced() ?? false,
     watchClock: () => void silence.check(),
   };
-  if (config.database.kind === 'postgres') countPoolWaits(opened.store, config.database.poolSize, metrics);
+  opened.store.observer = transactionMetrics(metrics);
   const storageHealth = new StorageHealth();
   const renewals =
     config.heartbeatBatchMs > 0
@@ -178,21 +178,13 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       auth,
       metrics,
       reclaim,
-      licensing: new LicensingService(
-        store,
-        clock,
-        keys,
-        metrics,
-        renewals,
-        {
-          admit: entitlements && ((license) => entitlements.admit(license)),
-          grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
-          renewRefusal: () => fence?.refusal(),
-          reclaimCutoff: clockGate.reclaimCutoff,
-          watchClock: clockGate.watchClock,
-        },
-        new LicenseQueue(licenseConcurrency(config), metrics),
-      ),
+      licensing: new LicensingService(store, clock, keys, metrics, renewals, {
+        admit: entitlements && ((license) => entitlements.admit(license)),
+        grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
+        renewRefusal: () => fence?.refusal(),
+        reclaimCutoff: clockGate.reclaimCutoff,
+        watchClock: clockGate.watchClock,
+      }),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
       overview: new OverviewService(store, clock),
       clockGuard,

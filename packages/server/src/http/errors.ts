@@ -11,8 +11,7 @@ import { SeatGuardError } from '../domain/effects.js';
 import type { Clock } from '../domain/clock.js';
 import { STATUS_CODES } from 'node:http';
 import { newId } from '../ids.js';
-import { describeStorageFailure, storageFailure, type StorageHealth } from '../store/errors.js';
-import { LicenseBusyError } from '../service/licenseQueue.js';
+import { describeStorageFailure, LicenseBusyError, storageFailure, type StorageHealth } from '../store/errors.js';
 
 export class ApiError extends Error {
   constructor(

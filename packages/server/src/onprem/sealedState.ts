@@ -405,16 +405,18 @@ function mergeUsage(usage: SealedUsage, pending: Map<string, Map<string, [number
 
 /** The store, with every committed transaction's effects handed to `observe` (after commit; never for a rollback). */
 export function observedStore(store: Store, observe: (effects: readonly Effect[]) => void): Store {
-  const transaction: Store['transaction'] = async (fn) => {
+  const transaction: Store['transaction'] = async (fn, opts) => {
     const applied: Effect[] = [];
-    const result = await store.transaction((tx) =>
-      fn({
-        ...tx,
-        apply: async (effects) => {
-          await tx.apply(effects);
-          applied.push(...effects);
-        },
-      }),
+    const result = await store.transaction(
+      (tx) =>
+        fn({
+          ...tx,
+          apply: async (effects) => {
+            await tx.apply(effects);
+            applied.push(...effects);
+          },
+        }),
+      opts,
     );
     if (applied.length) observe(applied);
     return result;

@@ -30,7 +30,6 @@ import type { Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
 import { countedLicense } from './seatCounters.js';
-import { LicenseQueue } from './licenseQueue.js';
 
 /** How many dead leases a full checkout frees at most in its own transaction (the reclaimer does the rest). */
 const DEAD_LEASES_PER_CHECKOUT = 32;
@@ -72,8 +71,6 @@ export class LicensingService {
     /** batched heartbeat writes; without it every heartbeat is written before its answer */
     private readonly renewals?: RenewalBuffer,
     private readonly gate: SeatGate = {},
-    /** per-license queue: bounds the pool connections one key's waiting transactions hold (no limit by default) */
-    private readonly queue: LicenseQueue = new LicenseQueue(0),
   ) {}
 
   /** A license read by key, as the gate admits it (unknown key: the one invalid-key answer). */
@@ -132,15 +129,16 @@ export class LicensingService {
     if (outcome.kind === 'refused') return { ok: false, error: outcome.error };
     // Anything else is decided again on locked state and written before the answer: a renewal close to
     // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
-    const result = await this.queue.run(key, () =>
-      this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(
+      async (tx) => {
         const locked = await this.leaseState(tx, key, leaseId, now);
         if (!locked.ok) return locked;
         const state = locked.value;
         if (state.lease && state.license.counting === COUNTING_MODES.PER_INSTANCE && isDead(state.lease, now))
           state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
         return this.applied(tx, decideHeartbeat(state, command, now).decision);
-      }),
+      },
+      { group: key },
     );
     this.metrics.heartbeats.inc({ write: 'immediate' });
     return this.signed(result, now);
@@ -148,12 +146,13 @@ export class LicensingService {
 
   async checkin(key: string, leaseId: string, instanceId: string): Promise<Result<CheckinOutcome>> {
     const now = this.clock.now();
-    const result = await this.queue.run(key, () =>
-      this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(
+      async (tx) => {
         const state = await this.leaseState(tx, key, leaseId, now);
         if (!state.ok) return state;
         return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
-      }),
+      },
+      { group: key },
     );
     if (result.ok && result.value.released) this.metrics.released.inc({ reason: RELEASE_REASONS.CHECKIN });
     return result;
@@ -161,12 +160,13 @@ export class LicensingService {
 
   async returnOffline(key: string, leaseId: string): Promise<Result<{ released: true }>> {
     const now = this.clock.now();
-    const result = await this.queue.run(key, () =>
-      this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(
+      async (tx) => {
         const state = await this.leaseState(tx, key, leaseId, now);
         if (!state.ok) return state;
         return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
-      }),
+      },
+      { group: key },
     );
     if (result.ok) this.metrics.released.inc({ reason: RELEASE_REASONS.OFFLINE_RETURNED });
     return result;
@@ -174,15 +174,16 @@ export class LicensingService {
 
   async sync(key: string, req: SyncRequest): Promise<Result<SyncOutcome>> {
     const now = this.clock.now();
-    const result = await this.queue.run(key, () =>
-      this.store.transaction(async (tx) => {
+    const result = await this.store.transaction(
+      async (tx) => {
         const admitted = this.admitted(await this.locked(tx, key, now));
         if (!admitted.ok) return admitted;
         const license = admitted.value;
         const device = await tx.device(license.id, req.fingerprint);
         const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
         return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
-      }),
+      },
+      { group: key },
     );
     if (result.ok && result.value.released.length)
       this.metrics.released.inc({ reason: RELEASE_REASONS.SYNCED }, result.value.released.length);
@@ -211,14 +212,14 @@ export class LicensingService {
     if (refused) return { ok: false, error: refused };
     await this.renewals?.settle(now);
     let freed = 0;
-    // Queued per license (a denial's counters lock the same usage row as the grants): see licenseQueue.ts.
-    const result = await this.queue.run(key, async () => {
-      // The unlocked denial path costs a read of its own: try it only where the pool was full last time.
-      const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
-      return (
-        denied ??
-        (await this.store.transaction(async (tx) => {
-          freed = 0;
+    // The unlocked denial path costs reads of its own: try it only where the pool was full last time.
+    const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
+    // Grouped per license (store/groupCommit.ts): the grants, check-ins and denials of one key share commits.
+    const result =
+      denied ??
+      (await this.store.transaction(
+        async (tx) => {
+          freed = 0; // a unit may run again (a turn retried without a unit that failed)
           const admitted = this.admitted(await this.locked(tx, key, now));
           if (!admitted.ok) return admitted;
           const license = admitted.value;
@@ -241,9 +242,9 @@ export class LicensingService {
           const applied = await this.applied(tx, decision);
           freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
           return applied;
-        }))
-      );
-    });
+        },
+        { group: key },
+      ));
     // Counted after commit: a rolled-back transaction counts nothing.
     if (freed) this.metrics.released.inc({ reason: RELEASE_REASONS.EXPIRED }, freed);
     if (result.ok) {
@@ -283,7 +284,8 @@ export class LicensingService {
     const decision = decide({ license, device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry }, now);
     if (decision.result.ok || !decision.effects.every((e) => e.type === 'usage' || e.type === 'audit' || e.type === 'audit.aggregate'))
       return undefined;
-    await this.store.transaction((tx) => tx.apply(decision.effects));
+    // The denial's counters lock the license's usage row, as the grants do: in the key's group.
+    await this.store.transaction((tx) => tx.apply(decision.effects), { group: key });
     return decision.result;
   }
 

@@ -1,6 +1,6 @@
 /** Prometheus metrics (prom-client), one registry per server instance so tests can run several. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Store } from '../store/port.js';
+import type { Store, StoreObserver } from '../store/port.js';
 
 export interface Metrics {
   registry: Registry;
@@ -34,10 +34,11 @@ export interface Metrics {
   /** connections refused or closed by the connection caps and deadlines (http/connections.ts), by reason */
   connectionRefusals: Counter<'reason'>;
   connectionsOpen: Gauge;
-  /** per-license work queue (service/licenseQueue.ts): operations waiting for their license's turn, and the queue a new one joined */
+  /** per-license group commit (store/groupCommit.ts): seat transactions waiting for their license's turn, the queue a new one joined, its wait, the turns' sizes */
   licenseQueueWaiting: Gauge;
   licenseQueueLength: Histogram;
   licenseQueueWaitSeconds: Histogram;
+  licenseTurnSize: Histogram;
   /** database pool: checkouts of a connection that had to wait for one (PostgreSQL) */
   poolWaits: Counter;
 }
@@ -164,6 +165,12 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [registry],
   });
+  const licenseTurnSize = new Histogram({
+    name: 'floatd_license_turn_size',
+    help: "Seat transactions of one license key that shared one commit (PostgreSQL's per-license group commit)",
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [registry],
+  });
   const poolWaits = new Counter({
     name: 'floatd_db_pool_waits_total',
     help: 'Transactions that found every database connection of the pool busy and waited for one',
@@ -203,6 +210,7 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     licenseQueueWaiting,
     licenseQueueLength,
     licenseQueueWaitSeconds,
+    licenseTurnSize,
     poolWaits,
     onIntegrity: undefined,
     seatCounterRepaired(repair) {
@@ -211,4 +219,15 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     },
   };
   return metrics;
+}
+
+/** The store's waits as metrics (`Store.observer`): pool waits, and the per-license group commit's queues and turns. */
+export function transactionMetrics(metrics: Metrics): StoreObserver {
+  return {
+    poolWait: () => metrics.poolWaits.inc(),
+    queued: (ahead) => metrics.licenseQueueLength.observe(ahead),
+    waiting: (total) => metrics.licenseQueueWaiting.set(total),
+    waited: (ms) => metrics.licenseQueueWaitSeconds.observe(ms / 1000),
+    turn: (size) => metrics.licenseTurnSize.observe(size),
+  };
 }

@@ -116,3 +116,16 @@ export class StorageHealth {
     return this.failure;
   }
 }
+
+/**
+ * A seat transaction that waited its whole bound for its license's turn (the turns ahead of it are stuck
+ * on a database that does not answer, or the key is flooded past what one connection commits; see
+ * `groupCommit.ts`): answered `503 SERVICE_UNAVAILABLE` with Retry-After, like any other moment the server
+ * cannot serve, rather than held past the client's patience.
+ */
+export class LicenseBusyError extends Error {
+  constructor(readonly waitedMs: number) {
+    super(`the license key's operations ahead of this one did not finish within ${Math.round(waitedMs)} ms; retry`);
+    this.name = 'LicenseBusyError';
+  }
+}

@@ -28,7 +28,7 @@ export async function openStore(
     const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
     return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
   }
-  const store = await PostgresStore.open({ url: config.database.url, max: config.database.poolSize });
+  const store = await PostgresStore.open({ url: config.database.url, max: config.database.poolSize, groupCommit: config.groupCommit });
   const leadership = PostgresStore.leadership(config.database.url, 'floatd:jobs');
   return {
     store,

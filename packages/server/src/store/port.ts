@@ -15,6 +15,7 @@
  * does not rely on the decision being right.
  */
 import type { Effect, Renewal } from '../domain/effects.js';
+import type { GroupObserver } from './groupCommit.js';
 import type { AdminToken, AuditEntry, AuditType, Device, Lease, License, Product } from '../domain/types.js';
 
 export interface PageRequest {
@@ -131,10 +132,26 @@ export interface StoreTx {
   apply(effects: readonly Effect[]): Promise<void>;
 }
 
+/** How a store's transactions wait: for a pool connection, and for their group's turn (store/groupCommit.ts). */
+export interface StoreObserver extends GroupObserver {
+  /** a transaction found every connection of the pool busy and waited for one */
+  poolWait?(): void;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
-  /** Runs `fn` as one atomic unit; commits when it returns, rolls back when it throws. */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` as one atomic unit; commits when it returns, rolls back when it throws.
+   * With `group` (a license key): transactions of the same group may share one commit,
+   * each still alone and in order, on the state the ones before it left, one that throws
+   * rolled back alone, and nobody answered before the commit (the guarantee above is
+   * unchanged; only the cost of COMMIT is shared). PostgreSQL runs one group's transactions in turns, one
+   * turn at a time per node (store/groupCommit.ts), and may refuse one that waited too long
+   * for its turn with `LicenseBusyError`; SQLite shares every commit anyway.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined }): Promise<T>;
+  /** Where the store reports how its transactions wait (metrics); set once by the server. */
+  observer?: StoreObserver | undefined;
 
   // --- reads outside a seat transaction (admin views, may be a moment stale) ---
   getProduct(id: string): Promise<Product | undefined>;

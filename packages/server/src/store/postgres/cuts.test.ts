@@ -310,7 +310,7 @@ test('half-open connections under load (a firewall drops its state: every open c
     assert.ok(ids.size <= SEATS);
 
     // The leader lock and the node registry are back; LISTEN resubscribed (the stream got a resync) and hears changes.
-    let nodes = await direct`SELECT leader, last_seen_at FROM nodes`;
+    const nodes = await direct`SELECT leader, last_seen_at FROM nodes`;
     assert.ok(Date.now() - Number(nodes[0]!.last_seen_at) < 8000, 'the node registry is written again');
     // The leader lock is held again: by a live session of this node (the lock of the session that went silent
     // went with it when the database noticed).

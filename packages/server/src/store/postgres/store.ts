@@ -27,12 +27,15 @@ import type {
   PageRequest,
   Store,
   StoredAudit,
+  StoreObserver,
   StoreTx,
   UsageRow,
 } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
+import { storageFailure } from '../errors.js';
+import { GroupCommit, type GroupUnit, type UnitOutcome } from '../groupCommit.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { assertDriverPatched, reconnectBackoff } from './driver.js';
 import type { KeyPersistence, Leadership, Membership, NodeRow } from '../cluster.js';
@@ -47,6 +50,8 @@ export interface PostgresOptions {
   url: string;
   /** connections in this node's pool */
   max?: number;
+  /** per-license group commit of seat transactions (default on; off only to measure what it saves) */
+  groupCommit?: boolean;
 }
 
 /**
@@ -86,7 +91,7 @@ export function connect(url: string, max = 10, opts: { silence?: boolean } = {})
  * half-open and destroyed. Above the request deadline (TRANSACTION_DEADLINE_MS: the request has had its 503
  * by then) and below the database's own detection of the vanished client (keepalives 10 s + 3 × 5 s), so a
  * node gives up its side first. No floatd query is silent this long when healthy: a row-lock wait is
- * bounded by the per-license queue's hold bound and IDLE_IN_TRANSACTION_MS. Migrations run without it.
+ * bounded by the per-license turns (one per key and node, each within TRANSACTION_DEADLINE_MS) and IDLE_IN_TRANSACTION_MS. Migrations run without it.
  */
 export const SILENCE_TIMEOUT_SECONDS = 12;
 /** A transaction of floatd's left idle this long (its client gone) is ended by the database, releasing its locks. */
@@ -127,11 +132,17 @@ export class PostgresStore implements Store {
   private readonly changes = new ChangeFeed();
   private listening: Promise<unknown> | undefined;
 
+  /** per-license group commit (undefined: every transaction alone, the behaviour before it) */
+  private readonly groups: GroupCommit<StoreTx> | undefined;
+
   private constructor(
     /** the pool; nothing outside store/postgres/ reaches it (the cluster ports below are how) */
     private readonly sql: postgres.Sql,
     private readonly url?: string,
+    private readonly poolSize = 10,
+    groupCommit = true,
   ) {
+    this.groups = groupCommit ? new GroupCommit<StoreTx>((units) => this.runTurn(units)) : undefined;
     // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS).
     for (const name of HOT_READS) {
       const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
@@ -186,7 +197,7 @@ export class PostgresStore implements Store {
     } finally {
       await migrations.end({ timeout: 5 }).catch(() => undefined);
     }
-    const store = new PostgresStore(connect(opts.url, opts.max), opts.url);
+    const store = new PostgresStore(connect(opts.url, opts.max), opts.url, opts.max ?? 10, opts.groupCommit !== false);
     let subscribed = false;
     store.listening = store.sql.listen(
       CHANNEL,
@@ -335,7 +346,8 @@ export class PostgresStore implements Store {
   }
   private leftReadOnlyAt = 0;
 
-  async transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined }): Promise<T> {
+    if (opts?.group !== undefined && this.groups) return this.groups.run(opts.group, fn);
     try {
       return await settleWithin(this.runTransaction(fn), TRANSACTION_DEADLINE_MS);
     } catch (err) {
@@ -345,13 +357,87 @@ export class PostgresStore implements Store {
   }
 
   private async runTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return (await this.sql.begin(async (sql) => {
+    return (await this.begin(async (sql) => {
       const pending: ChangeEvent[] = [];
       const result = await fn(this.makeTx(sql, pending));
       // NOTIFY inside the transaction: delivered to every node (this one included) exactly when it commits.
       await Promise.all(pending.map((c) => sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`));
       return result;
     })) as T;
+  }
+
+  /** `sql.begin`, counting the transactions that find every connection of the pool busy (`StoreObserver.poolWait`). */
+  private async begin<T>(fn: (sql: postgres.TransactionSql) => Promise<T>): Promise<T> {
+    if (this.inTransaction >= this.poolSize) this.watcher?.poolWait?.();
+    this.inTransaction++;
+    try {
+      return (await this.sql.begin(fn)) as T;
+    } finally {
+      this.inTransaction--;
+    }
+  }
+  private inTransaction = 0;
+  private watcher: StoreObserver | undefined;
+  get observer(): StoreObserver | undefined {
+    return this.watcher;
+  }
+  set observer(observer: StoreObserver | undefined) {
+    this.watcher = observer;
+    if (this.groups) this.groups.observer = observer;
+  }
+
+  /** Turns of one license running at once in this node, at most (1 by construction; for tests), and the largest turn. */
+  groupStats(): { maxRunning: number; maxTurn: number } {
+    return { maxRunning: this.groups?.maxRunning ?? 0, maxTurn: this.groups?.maxTurn ?? 0 };
+  }
+
+  /**
+   * One turn of a license's group commit (store/groupCommit.ts): every unit in one transaction, one after
+   * another, one COMMIT for all. No savepoints (two more round trips per unit, under the license lock): a unit
+   * that fails on its own (a seat guard, a constraint) ends the transaction, hears its own error, and the
+   * others run again without it in a new transaction (nothing was committed nor answered, and each unit
+   * decides again on the state it then finds). If the database as a whole fails (the connection, COMMIT, the
+   * deadline), nothing committed and every unit not yet answered hears that failure.
+   */
+  private async runTurn(units: readonly GroupUnit<StoreTx>[]): Promise<UnitOutcome[]> {
+    const outcomes: UnitOutcome[] = new Array(units.length);
+    let remaining = units.map((_, i) => i);
+    while (remaining.length) {
+      let failed: { index: number; error: unknown } | undefined;
+      const values = new Map<number, unknown>();
+      try {
+        await settleWithin(
+          this.begin(async (sql) => {
+            const pending: ChangeEvent[] = [];
+            for (const i of remaining) {
+              const own: ChangeEvent[] = [];
+              try {
+                values.set(i, await units[i]!.run(this.makeTx(sql, own)));
+              } catch (error) {
+                failed = { index: i, error };
+                throw error;
+              }
+              pending.push(...own);
+            }
+            // NOTIFY inside the transaction: delivered to every node (this one included) exactly when it commits.
+            await Promise.all(pending.map((c) => sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`));
+          }),
+          TRANSACTION_DEADLINE_MS,
+        );
+      } catch (err) {
+        void this.leaveReadOnly(err);
+        const own = failed;
+        if (own && own.error === err && !storageFailure(err)) {
+          outcomes[own.index] = { ok: false, error: err };
+          remaining = remaining.filter((i) => i !== own.index);
+          continue;
+        }
+        throw err;
+      }
+      for (const [i, value] of values) outcomes[i] = { ok: true, value };
+      break;
+    }
+    return outcomes;
   }
 
   async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
@@ -365,7 +451,7 @@ export class PostgresStore implements Store {
 
   private async renewNow(renewals: readonly Renewal[]): Promise<Renewal[]> {
     if (renewals.length === 0) return [];
-    return (await this.sql.begin(async (sql) => {
+    return (await this.begin(async (sql) => {
       // Never wait for a lease another transaction holds (no deadlock with a checkout or the reclaimer): skip it and retry later.
       const ids = [...new Set(renewals.map((renewal) => renewal.leaseId))].sort();
       const locked = new Set(

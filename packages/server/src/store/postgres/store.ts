@@ -127,6 +127,18 @@ function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
+/** Lease rows with their instance rows (any order of instances by lease: kept in the order given). */
+function withInstances([rows, instances]: readonly [readonly Row[], readonly Row[]]): Lease[] {
+  const by = new Map<string, Row[]>();
+  for (const i of instances) {
+    const k = String(i.lease_id);
+    const list = by.get(k);
+    if (list) list.push(i);
+    else by.set(k, [i]);
+  }
+  return rows.map((row) => toLease(row, (by.get(String(row.id)) ?? []).map(toInstance)));
+}
+
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private readonly changes = new ChangeFeed();
@@ -223,21 +235,28 @@ export class PostgresStore implements Store {
   private async leases(sql: Sql, rows: readonly Row[]): Promise<Lease[]> {
     if (rows.length === 0) return [];
     const ids = rows.map((row) => String(row.id));
-    const inst = (await sql`SELECT * FROM instances WHERE lease_id IN ${sql(ids)} ORDER BY started_at`) as unknown as Row[];
-    const by = new Map<string, Row[]>();
-    for (const i of inst) {
-      const k = String(i.lease_id);
-      by.set(k, [...(by.get(k) ?? []), i]);
-    }
-    return rows.map((row) => toLease(row, (by.get(String(row.id)) ?? []).map(toInstance)));
+    return withInstances([
+      rows,
+      (await sql`SELECT * FROM instances WHERE lease_id IN ${sql(ids)} ORDER BY started_at`) as unknown as Row[],
+    ]);
   }
 
   private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[]): StoreTx {
     const one = async (q: Promise<readonly Row[]>) => (await q)[0];
+    // The seat-counter check reads the lease rows' counts right after the license lock: sent with it (the
+    // connection runs them in order, so the count sees the locked state) and kept until a write changes them.
+    let counted: { licenseId: string; used: number; offline: number } | undefined;
     return {
       lockLicenseByKey: async (key) => {
-        const row = await one(sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`);
-        return row && toLicense(row);
+        const [rows, counts] = await Promise.all([
+          sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`,
+          sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline
+            FROM leases WHERE license_id = (SELECT id FROM licenses WHERE key = ${key})`,
+        ]);
+        const row = rows[0];
+        if (!row) return undefined;
+        counted = { licenseId: String(row.id), used: num(counts[0]?.used), offline: num(counts[0]?.offline) };
+        return toLicense(row);
       },
       lockLicense: async (id) => {
         const row = await one(sql`SELECT * FROM licenses WHERE id = ${id} FOR UPDATE`);
@@ -251,9 +270,21 @@ export class PostgresStore implements Store {
         const row = await one(sql`SELECT * FROM devices WHERE id = ${id}`);
         return row && toDevice(row);
       },
+      // The leases and their instances in one round trip (sent together; the instances read after the lock).
       leasesOfDevice: async (deviceId) =>
-        this.leases(sql, await sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`),
-      lease: async (id) => (await this.leases(sql, await sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`))[0],
+        withInstances(
+          await Promise.all([
+            sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`,
+            sql`SELECT * FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE device_id = ${deviceId}) ORDER BY started_at`,
+          ]),
+        ),
+      lease: async (id) =>
+        withInstances(
+          await Promise.all([
+            sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
+            sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
+          ]),
+        )[0],
       deadLeases: async (licenseId, now, limit) =>
         this.leases(
           sql,
@@ -271,6 +302,7 @@ export class PostgresStore implements Store {
       leasesOfLicense: async (licenseId) =>
         this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),
       leaseCounts: async (licenseId) => {
+        if (counted?.licenseId === licenseId) return { used: counted.used, offline: counted.offline };
         const row = await one(
           sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`,
         );
@@ -296,6 +328,7 @@ export class PostgresStore implements Store {
       activeAdminCount: async () =>
         num((await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'`))?.n),
       apply: async (effects) => {
+        counted = undefined;
         const issued: Promise<void>[] = [];
         for (let i = 0; i < effects.length; ) {
           // Runs of deletes or audit entries (a reclamation batch) are written with one statement each.

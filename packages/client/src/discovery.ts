@@ -146,10 +146,10 @@ export async function browseDnsSd(b: BrowseOptions = {}): Promise<{ name: string
   mdns.on('response', (res, rinfo) => {
     const from = rinfo.address;
     for (const r of [...(res.answers ?? []), ...(res.additionals ?? [])] as Rec[]) {
-      if (r.type === 'PTR' && same(r.name, DNS_SD_TYPE) && typeof r.data === 'string') instances.add(r.data.toLowerCase());
+      if (r.type === 'PTR' && same(r.name, DNS_SD_TYPE) && typeof r.data === 'string') instances.add(r.data);
       else if (r.type === 'SRV') {
         const d = r.data as { port: number; target: string };
-        srv.set(`${from}|${r.name.toLowerCase()}|${d.port}`, { port: d.port, target: d.target, from, instance: r.name.toLowerCase() });
+        srv.set(`${from}|${r.name.toLowerCase()}|${d.port}`, { port: d.port, target: d.target, from, instance: r.name });
       } else if (r.type === 'TXT') {
         const kv: Record<string, string> = {};
         for (const item of ([] as unknown[]).concat(r.data)) {
@@ -162,8 +162,8 @@ export async function browseDnsSd(b: BrowseOptions = {}): Promise<{ name: string
     }
     // an instance named without its SRV record: ask for it
     for (const inst of instances)
-      if (![...srv.values()].some((s) => s.instance === inst) && !asked.has(inst)) {
-        asked.add(inst);
+      if (![...srv.values()].some((s) => same(s.instance, inst)) && !asked.has(inst.toLowerCase())) {
+        asked.add(inst.toLowerCase());
         mdns.query({ questions: [{ name: inst, type: 'SRV' }] } as never, () => undefined);
       }
   });
@@ -177,10 +177,10 @@ export async function browseDnsSd(b: BrowseOptions = {}): Promise<{ name: string
   const out: { name: string; url: string }[] = [];
   const seen = new Set<string>();
   for (const s of srv.values()) {
-    if (!s.instance.endsWith(`.${DNS_SD_TYPE}`)) continue;
+    if (!s.instance.toLowerCase().endsWith(`.${DNS_SD_TYPE}`)) continue;
     const label = s.instance.slice(0, -DNS_SD_TYPE.length - 1);
     if (b.name && label.toLowerCase() !== b.name.toLowerCase()) continue;
-    const kv = txt.get(`${s.from}|${s.instance}`) ?? {};
+    const kv = txt.get(`${s.from}|${s.instance.toLowerCase()}`) ?? {};
     const scheme = kv.scheme === 'https' ? 'https' : 'http';
     const path = kv.path && kv.path.startsWith('/') ? kv.path.replace(/\/+$/, '') : '';
     // https needs the name its certificate is for; http goes to the address the target resolves to

@@ -266,7 +266,11 @@ async function choose(candidates: Candidate[], dir: string, timeoutMs: number, r
     }
     const chosen = ok[0];
     if (!chosen) continue;
-    pins[name] = { url: chosen.url, keys: chosen.keys.map((k) => ({ kid: k.kid, x: k.x })), pinnedAt: pin?.pinnedAt ?? new Date().toISOString() };
+    pins[name] = {
+      url: chosen.url,
+      keys: chosen.keys.map((k) => ({ kid: k.kid, x: k.x })),
+      pinnedAt: pin?.pinnedAt ?? new Date().toISOString(),
+    };
     await writePins(dir, pins);
     return chosen;
   }

@@ -74,7 +74,10 @@ async function server(
 
 const browse = (port: number, timeoutMs = 1000) => ({ interface: '127.0.0.1', port, timeoutMs });
 
-test('a real server announces itself with --announce; the SDK browses, finds it, pins it; the goodbye at shutdown', { timeout: 60_000, skip }, async () => {
+test('a real server announces itself with --announce; the SDK browses, finds it, pins it; the goodbye at shutdown', {
+  timeout: 60_000,
+  skip,
+}, async () => {
   const mdnsPort = await udpPort();
   const name = `site ${process.pid}`;
   const a = await server(mdnsPort, name);
@@ -107,7 +110,12 @@ test('a real server announces itself with --announce; the SDK browses, finds it,
   await a.stop();
   assert.equal(a.child.exitCode, 0, a.output());
   const bye = await goodbye;
-  assert.deepEqual(bye.map((r) => [r.type, r.ttl]).sort(), [['A', 0], ['PTR', 0], ['SRV', 0], ['TXT', 0]]);
+  assert.deepEqual(bye.map((r) => [r.type, r.ttl]).sort(), [
+    ['A', 0],
+    ['PTR', 0],
+    ['SRV', 0],
+    ['TXT', 0],
+  ]);
   assert.deepEqual(await browseDnsSd(browse(mdnsPort, 600)), []);
 });
 
@@ -124,21 +132,30 @@ test('announcing is off by default, and a start where multicast is unavailable o
   cleanup.add(() => holder.close());
   const warned = await server(mdnsPort, 'cannot announce');
   for (let i = 0; i < 40 && !/DNS-SD announcement off/.test(warned.output()); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.match(warned.output(), /"level":40,.*DNS-SD announcement off: cannot open the multicast DNS socket \(.*EADDRINUSE.*\); the server runs unannounced/);
+  assert.match(
+    warned.output(),
+    /"level":40,.*DNS-SD announcement off: cannot open the multicast DNS socket \(.*EADDRINUSE.*\); the server runs unannounced/,
+  );
   const lic = await processLicense(warned, { seats: 1 });
   assert.equal((await warned.client(lic.key, 'GET', '/v1/client/license')).status, 200);
   await warned.stop();
   assert.equal(warned.child.exitCode, 0, warned.output());
 
   // a bad name or interface is a configuration error at start (exit 2), not a warning
-  for (const args of [['--announce', 'a.b'], ['--announce', 'x', '--announce-interface', 'eth0']]) {
+  for (const args of [
+    ['--announce', 'a.b'],
+    ['--announce', 'x', '--announce-interface', 'eth0'],
+  ]) {
     const child = spawn(process.execPath, [SERVER_CLI, 'serve', '--port', '0', '--data-dir', await tempDir(cleanup), ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d));
     assert.equal(await new Promise((r) => child.once('close', r)), 2, err);
-    assert.match(err, /floatd: invalid configuration: (FLOATD_ANNOUNCE \/ --announce: the name "a\.b" must not contain a dot|FLOATD_ANNOUNCE_INTERFACE)/);
+    assert.match(
+      err,
+      /floatd: invalid configuration: (FLOATD_ANNOUNCE \/ --announce: the name "a\.b" must not contain a dot|FLOATD_ANNOUNCE_INTERFACE)/,
+    );
   }
 });
 
@@ -149,7 +166,11 @@ test('discovery order: configured, remembered, DNS SRV, then DNS-SD', { timeout:
   const dns = await srvResponder(cleanup, '_floatd._tcp.order.test', '127.0.0.1', bySrv.port);
   const stateDir = await tempDir(cleanup);
   const o = { stateDir, dnsServers: [dns.addr], scheme: 'http' as const, timeoutMs: 1000, browse: browse(mdnsPort) };
-  assert.deepEqual(await discoverServer({ ...o, domain: 'order.test' }), { url: bySrv.url, source: 'dns-srv', name: '_floatd._tcp.order.test' });
+  assert.deepEqual(await discoverServer({ ...o, domain: 'order.test' }), {
+    url: bySrv.url,
+    source: 'dns-srv',
+    name: '_floatd._tcp.order.test',
+  });
   assert.deepEqual(await discoverServer({ ...o, domain: 'nothing.test' }), { url: bySd.url, source: 'dns-sd', name: 'order' });
   assert.deepEqual(dns.queries, ['_floatd._tcp.order.test/33', '_floatd._tcp.nothing.test/33']);
   assert.deepEqual(await discoverServer({ ...o, domain: 'order.test', serverUrl: 'http://configured.example' }), {
@@ -169,7 +190,10 @@ test('discovery order: configured, remembered, DNS SRV, then DNS-SD', { timeout:
   });
 });
 
-test('an impostor announcing the same DNS-SD name is refused; the real server, back on another port, is accepted', { timeout: 90_000, skip }, async () => {
+test('an impostor announcing the same DNS-SD name is refused; the real server, back on another port, is accepted', {
+  timeout: 90_000,
+  skip,
+}, async () => {
   const mdnsPort = await udpPort();
   const dataDir = await tempDir(cleanup);
   const real = await server(mdnsPort, 'licenses', dataDir);
@@ -206,7 +230,6 @@ test('an impostor announcing the same DNS-SD name is refused; the real server, b
     (fresh as { refused: string[] }).refused.sort(),
     [back.url, impostor.url].sort().map((u) => `${u} (dns-sd:licenses): servers with different keys answer for this name`),
   );
-
 });
 
 /** Runs floatd-run without a terminal; resolves with its exit code and stderr. */
@@ -221,7 +244,10 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
   return new Promise((resolve) => child.once('close', (code) => resolve({ code, stderr })));
 }
 
-test('floatd-run with no server configured finds it by DNS SRV, else by DNS-SD, and runs the command', { timeout: 60_000, skip }, async () => {
+test('floatd-run with no server configured finds it by DNS SRV, else by DNS-SD, and runs the command', {
+  timeout: 60_000,
+  skip,
+}, async () => {
   const mdnsPort = await udpPort();
   const a = await server(mdnsPort, 'run');
   const lic = await processLicense(a, { seats: 1 });

@@ -133,7 +133,14 @@ test('discovery: a configured URL wins; otherwise the SRV record _floatd._tcp.<d
     { url: 'https://configured.example', source: 'configured' },
   );
   assert.equal(dns.queries.length, 0);
-  const found = await discoverServer({ stateDir, domain: 'site.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000, browse: false });
+  const found = await discoverServer({
+    stateDir,
+    domain: 'site.test',
+    dnsServers: [dns.addr],
+    scheme: 'http',
+    timeoutMs: 1000,
+    browse: false,
+  });
   assert.deepEqual(found, { url: `http://localhost:${port}`, source: 'dns-srv', name: '_floatd._tcp.site.test' });
   assert.deepEqual(dns.queries, ['_floatd._tcp.site.test/33']);
   const lic = await ts.license({ seats: 1 });
@@ -275,7 +282,8 @@ test('a discovered server is pinned on first use: another server answering for t
   const first = await serverProcess(cleanup, await tempDir(cleanup));
   const dns = await srvResponder(cleanup, '_floatd._tcp.pinned.test', '127.0.0.1', first.port);
   const stateDir = await tempDir(cleanup);
-  const ask = () => discoverServer({ stateDir, domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000, browse: false });
+  const ask = () =>
+    discoverServer({ stateDir, domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000, browse: false });
   const found = await ask();
   assert.equal(found.url, `http://127.0.0.1:${first.port}`);
   // pinned under the SRV name, owner-only

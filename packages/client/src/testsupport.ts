@@ -358,7 +358,12 @@ export async function processLicense(s: ServerProcess, policy: Record<string, un
 }
 
 /** A tiny DNS responder (RFC 1035) answering SRV for one name, NXDOMAIN for the rest. */
-export async function srvResponder(cleanup: Cleanup, name: string, target: string, port: number): Promise<{ addr: string; queries: string[] }> {
+export async function srvResponder(
+  cleanup: Cleanup,
+  name: string,
+  target: string,
+  port: number,
+): Promise<{ addr: string; queries: string[] }> {
   const sock = createSocket('udp4');
   const queries: string[] = [];
   const labels = (n: string) =>

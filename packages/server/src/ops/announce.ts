@@ -133,6 +133,8 @@ export function startAnnouncer(o: AnnounceOptions): Announcer {
       t.unref();
       timers.push(t);
       o.info?.(`announcing "${o.name}" as ${SERVICE_TYPE} (DNS-SD) on port ${o.port}`);
+      if (/^127\./.test(o.listenHost) && !(o.interface && /^127\./.test(o.interface)))
+        o.warn(`DNS-SD: the server listens on ${o.listenHost}, which only this machine can reach: bind it with --host for other machines`);
     });
   }
 

@@ -6,7 +6,6 @@ export function validInstanceName(name: string): string | undefined {
   if (name.length === 0) return 'must not be empty';
   if (Buffer.byteLength(name) > 63) return 'must be at most 63 bytes';
   if (name.includes('.')) return 'must not contain a dot';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'must not contain control characters';
   return undefined;
 }

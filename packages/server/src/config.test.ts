@@ -60,7 +60,10 @@ test('DNS-SD announcing: off by default; --announce [name] / FLOATD_ANNOUNCE; a 
   assert.deepEqual([dflt!.interface, dflt!.mdnsPort], [undefined, 5353]);
   assert.equal(configFrom({}, { FLOATD_ANNOUNCE: '1' }).announce?.name, dflt!.name);
   assert.deepEqual(
-    configFrom({ announce: 'floatd build-farm' }, { FLOATD_ANNOUNCE: 'other', FLOATD_ANNOUNCE_INTERFACE: '192.0.2.7', FLOATD_MDNS_PORT: '5454' }).announce,
+    configFrom(
+      { announce: 'floatd build-farm' },
+      { FLOATD_ANNOUNCE: 'other', FLOATD_ANNOUNCE_INTERFACE: '192.0.2.7', FLOATD_MDNS_PORT: '5454' },
+    ).announce,
     { name: 'floatd build-farm', interface: '192.0.2.7', mdnsPort: 5454 },
   );
   for (const [input, message] of [

@@ -52,6 +52,8 @@ export const NOT_STORE_SENSITIVE = {
   'packages/server/dist/ops/backup.test.js': 'SQLite backup file',
   // the end user's first run: prompts, the remembered key, messages, SRV discovery; the store does not change them
   'packages/client/dist/firstrun.test.js': 'client-side first run only',
+  // DNS-SD announce and browse between server processes and the SDK; discovery and pins are client-side
+  'packages/client/dist/dnssd.test.js': 'local-network discovery only',
 };
 
 /**

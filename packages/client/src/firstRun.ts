@@ -4,12 +4,16 @@
  * clears them. Without a terminal it never prompts (EXIT.NO_KEY and one line).
  */
 import { createInterface } from 'node:readline/promises';
+import type { DiscoveryResult } from './discovery.js';
 import { forgetKey, rememberKey, rememberedKey, validateKey } from './keyStore.js';
 
 /** floatd-run's exit code when no key is configured and there is no terminal to ask on (sysexits EX_CONFIG). */
 export const EXIT_NO_KEY = 78;
 export const NO_KEY_LINE =
   'no license key configured and no terminal to ask on: pass --key (or FLOATD_LICENSE_KEY), or run once on a terminal to enter it';
+
+export const NO_SERVER_LINE =
+  'no license server configured and none found (DNS SRV, DNS-SD): pass --server (or FLOATD_SERVER), or run once on a terminal to enter it';
 
 export type FirstRunOutcome = { ok: true; serverUrl: string; licenseKey: string } | { ok: false; exit: number; line: string };
 
@@ -21,14 +25,24 @@ export async function resolveKey(a: {
   tty: boolean;
   input?: NodeJS.ReadableStream;
   output?: NodeJS.WritableStream;
+  /** finds the server when none is configured or remembered (discoverServer: DNS SRV, then DNS-SD) */
+  discover?: () => Promise<DiscoveryResult>;
 }): Promise<FirstRunOutcome> {
   if (a.server && a.key) return { ok: true, serverUrl: a.server, licenseKey: a.key };
-  const saved = await rememberedKey(a.stateDir);
-  const server0 = a.server ?? saved?.serverUrl;
-  const key0 = a.key ?? (saved && (!a.server || a.server === saved.serverUrl) ? saved.licenseKey : undefined);
-  if (server0 && key0) return { ok: true, serverUrl: server0, licenseKey: key0 };
-  if (!a.tty) return { ok: false, exit: EXIT_NO_KEY, line: NO_KEY_LINE };
   const out = a.output ?? process.stderr;
+  const saved = await rememberedKey(a.stateDir);
+  let server0 = a.server ?? saved?.serverUrl;
+  const key0 = a.key ?? (saved && (!a.server || a.server === saved.serverUrl) ? saved.licenseKey : undefined);
+  if (!server0 && (a.tty || key0) && a.discover) {
+    const found = await a.discover();
+    if (found.source === 'none') for (const r of found.refused) out.write(`floatd-run: not used: ${r}\n`);
+    else {
+      server0 = found.url;
+      if (a.tty && 'name' in found) out.write(`Found the license server ${found.url} (${found.source} "${found.name}").\n`);
+    }
+  }
+  if (server0 && key0) return { ok: true, serverUrl: server0, licenseKey: key0 };
+  if (!a.tty) return { ok: false, exit: EXIT_NO_KEY, line: key0 ? NO_SERVER_LINE : NO_KEY_LINE };
   const rl = createInterface({ input: a.input ?? process.stdin, output: out, terminal: true });
   try {
     let server = server0;

@@ -7,7 +7,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { stat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ManualClock } from '@floatd/server';
@@ -25,7 +24,7 @@ import {
 } from './index.js';
 import { discoverServer } from './discovery.js';
 import { EXIT_NO_KEY, NO_KEY_LINE } from './firstRun.js';
-import { Cleanup, RUN_CLI, tempDir, serverProcess, processLicense } from './testsupport.js';
+import { Cleanup, RUN_CLI, tempDir, serverProcess, processLicense, srvResponder } from './testsupport.js';
 import { FloatingLicense } from './index.js';
 
 let ts: TestServer;
@@ -123,76 +122,44 @@ test('the key API: each refusal from a real server in its sentence; remember own
   assert.equal(await rememberedKey(stateDir), undefined);
 });
 
-/** A tiny DNS responder (RFC 1035) answering SRV for one name, NXDOMAIN for the rest. */
-async function srvResponder(name: string, target: string, port: number): Promise<{ addr: string; queries: string[] }> {
-  const sock = createSocket('udp4');
-  const queries: string[] = [];
-  const labels = (n: string) =>
-    Buffer.concat([
-      ...n
-        .split('.')
-        .filter(Boolean)
-        .map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
-      Buffer.from([0]),
-    ]);
-  sock.on('message', (msg, rinfo) => {
-    let o = 12;
-    const parts: string[] = [];
-    while (msg[o]! > 0) {
-      parts.push(msg.subarray(o + 1, o + 1 + msg[o]!).toString());
-      o += 1 + msg[o]!;
-    }
-    o += 1;
-    const qtype = msg.readUInt16BE(o);
-    const question = msg.subarray(12, o + 4);
-    const qname = parts.join('.');
-    queries.push(`${qname}/${qtype}`);
-    const hit = qname.toLowerCase() === name.toLowerCase() && qtype === 33;
-    const header = Buffer.alloc(12);
-    msg.copy(header, 0, 0, 2);
-    header.writeUInt16BE(0x8180 | (hit ? 0 : 3), 2);
-    header.writeUInt16BE(1, 4);
-    header.writeUInt16BE(hit ? 1 : 0, 6);
-    const parts2 = [header, question];
-    if (hit) {
-      const rdata = Buffer.concat([Buffer.from([0, 10, 0, 5, port >> 8, port & 0xff]), labels(target)]);
-      const rr = Buffer.alloc(12);
-      rr.writeUInt16BE(0xc00c, 0);
-      rr.writeUInt16BE(33, 2);
-      rr.writeUInt16BE(1, 4);
-      rr.writeUInt32BE(60, 6);
-      rr.writeUInt16BE(rdata.length, 10);
-      parts2.push(rr, rdata);
-    }
-    sock.send(Buffer.concat(parts2), rinfo.port, rinfo.address);
-  });
-  // 127.0.0.0/8 is all loopback: a resolver address of its own, not 127.0.0.1
-  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.53', resolve));
-  cleanup.add(() => sock.close());
-  return { addr: `127.0.0.53:${sock.address().port}`, queries };
-}
-
 test('discovery: a configured URL wins; otherwise the SRV record _floatd._tcp.<domain>, and the key validates through it', {
   timeout: 30_000,
 }, async () => {
   const port = Number(new URL(ts.url).port);
-  const dns = await srvResponder('_floatd._tcp.site.test', 'localhost', port);
-  assert.deepEqual(await discoverServer({ serverUrl: 'https://configured.example', domain: 'site.test', dnsServers: [dns.addr] }), {
-    url: 'https://configured.example',
-    source: 'configured',
-  });
+  const dns = await srvResponder(cleanup, '_floatd._tcp.site.test', 'localhost', port);
+  const stateDir = await tempDir(cleanup);
+  assert.deepEqual(
+    await discoverServer({ serverUrl: 'https://configured.example', stateDir, domain: 'site.test', dnsServers: [dns.addr] }),
+    { url: 'https://configured.example', source: 'configured' },
+  );
   assert.equal(dns.queries.length, 0);
-  const found = await discoverServer({ domain: 'site.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000 });
-  assert.deepEqual(found, { url: `http://localhost:${port}`, source: 'dns-srv' });
+  const found = await discoverServer({
+    stateDir,
+    domain: 'site.test',
+    dnsServers: [dns.addr],
+    scheme: 'http',
+    timeoutMs: 1000,
+    browse: false,
+  });
+  assert.deepEqual(found, { url: `http://localhost:${port}`, source: 'dns-srv', name: '_floatd._tcp.site.test' });
   assert.deepEqual(dns.queries, ['_floatd._tcp.site.test/33']);
   const lic = await ts.license({ seats: 1 });
   const check = await validateKey({ serverUrl: found.url!, licenseKey: lic.key, stateDir: await tempDir(cleanup) });
   assert.equal(check.ok, true, check.message);
-  assert.deepEqual(await discoverServer({ domain: 'other.test', dnsServers: [dns.addr], timeoutMs: 1000 }), {
+  assert.deepEqual(await discoverServer({ stateDir, domain: 'other.test', dnsServers: [dns.addr], timeoutMs: 1000, browse: false }), {
     url: undefined,
     source: 'none',
     tried: ['dns-srv _floatd._tcp.other.test'],
+    refused: [],
   });
+  // the server remembered with the key comes before any DNS lookup
+  await rememberKey({ serverUrl: 'http://remembered.example:7070', licenseKey: lic.key }, stateDir);
+  const asked = dns.queries.length;
+  assert.deepEqual(await discoverServer({ stateDir, domain: 'site.test', dnsServers: [dns.addr], browse: false }), {
+    url: 'http://remembered.example:7070',
+    source: 'remembered',
+  });
+  assert.equal(dns.queries.length, asked);
 });
 
 test('floatd-run without a terminal and without a key never prompts: exit 78 and one line', { timeout: 30_000 }, async () => {
@@ -228,7 +195,7 @@ test('floatd-run in a real terminal (tmux): asks once, a wrong key gets its sent
   const sock = join(dir, 'tmux.sock');
   const tmux = (...a: string[]) => execFileSync('tmux', ['-S', sock, ...a], { encoding: 'utf8' });
   const marker = join(dir, 'ran');
-  const cmd = `env -u FLOATD_SERVER -u FLOATD_LICENSE_KEY ${process.execPath} ${RUN_CLI} --state-dir ${stateDir} -- ${process.execPath} -e "require('fs').appendFileSync('${marker}','x')"; echo EXIT$((++RUNS))=$?`;
+  const cmd = `env -u FLOATD_SERVER -u FLOATD_LICENSE_KEY FLOATD_DISCOVER=0 ${process.execPath} ${RUN_CLI} --state-dir ${stateDir} -- ${process.execPath} -e "require('fs').appendFileSync('${marker}','x')"; echo EXIT$((++RUNS))=$?`;
   tmux('new-session', '-d', '-s', session, '-x', '200', '-y', '50', 'env RUNS=0 bash --norc --noprofile');
   cleanup.add(() => {
     try {
@@ -313,11 +280,17 @@ test('a discovered server is pinned on first use: another server answering for t
   timeout: 60_000,
 }, async () => {
   const first = await serverProcess(cleanup, await tempDir(cleanup));
-  const dns = await srvResponder('_floatd._tcp.pinned.test', '127.0.0.1', first.port);
-  const found = await discoverServer({ domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000 });
-  assert.equal(found.url, `http://127.0.0.1:${first.port}`);
-  const lic = await processLicense(first, { seats: 1 });
+  const dns = await srvResponder(cleanup, '_floatd._tcp.pinned.test', '127.0.0.1', first.port);
   const stateDir = await tempDir(cleanup);
+  const ask = () =>
+    discoverServer({ stateDir, domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000, browse: false });
+  const found = await ask();
+  assert.equal(found.url, `http://127.0.0.1:${first.port}`);
+  // pinned under the SRV name, owner-only
+  const pins = JSON.parse(await readFile(join(stateDir, 'discovered.json'), 'utf8'));
+  assert.equal(pins['dns-srv:_floatd._tcp.pinned.test'].url, found.url);
+  assert.equal((await stat(join(stateDir, 'discovered.json'))).mode & 0o777, 0o600);
+  const lic = await processLicense(first, { seats: 1 });
   const a = new FloatingLicense({ serverUrl: found.url!, licenseKey: lic.key, stateDir });
   assert.equal((await a.checkout()).ok, true);
   await a.checkin();
@@ -326,9 +299,15 @@ test('a discovered server is pinned on first use: another server answering for t
   // the impostor: a floatd of its own (its own keys) on the same address, the SRV record unchanged
   const impostor = await serverProcess(cleanup, await tempDir(cleanup), first.port);
   await processLicense(impostor, { seats: 1 });
-  const again = await discoverServer({ domain: 'pinned.test', dnsServers: [dns.addr], scheme: 'http', timeoutMs: 1000 });
-  assert.equal(again.url, found.url);
-  const b = new FloatingLicense({ serverUrl: again.url!, licenseKey: lic.key, stateDir, retry: { maxAttempts: 1 } });
+  // discovery refuses it under the pinned name ...
+  assert.deepEqual(await ask(), {
+    url: undefined,
+    source: 'none',
+    tried: ['dns-srv _floatd._tcp.pinned.test'],
+    refused: [`${found.url} (dns-srv:_floatd._tcp.pinned.test): its keys are not the ones pinned for this name (an impostor?)`],
+  });
+  // ... and the SDK, given the URL anyway, refuses it under the URL's own pin
+  const b = new FloatingLicense({ serverUrl: found.url!, licenseKey: lic.key, stateDir, retry: { maxAttempts: 1 } });
   await assert.rejects(b.checkout(), (err: FloatingLicenseError) => {
     assert.equal(err.code, 'INVALID_SIGNATURE', err.message);
     return true;

@@ -33,4 +33,14 @@ export type { FetchLike } from './http.js';
 export type { LeaseTokenClaims, LicenseSummary, LicenseInfo, SyncResult } from '@floatd/protocol';
 export { validateKey, rememberKey, rememberedKey, forgetKey, type KeyCheck, type RememberedKey } from './keyStore.js';
 export { END_USER_MESSAGES, endUserMessage, explain, endUserCode, type EndUserCode } from './messages.js';
-export { discoverServer, type DiscoveryOptions, type DiscoveryResult } from './discovery.js';
+export {
+  browseDnsSd,
+  DNS_SD_TYPE,
+  discoverServer,
+  srvName,
+  systemDomain,
+  type BrowseOptions,
+  type DiscoveryOptions,
+  type DiscoveryResult,
+  type DiscoverySource,
+} from './discovery.js';

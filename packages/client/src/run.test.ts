@@ -174,8 +174,10 @@ test('usage errors exit 64; no server and no terminal to ask on exits 78; an unr
   const usage = await floatdRun(['--key', lic.key, '--no-such-flag', '--', 'true']).done;
   assert.equal(usage.code, 64);
   assert.match(usage.stderr, /unknown option --no-such-flag/);
-  const noServer = await floatdRun(['--key', lic.key, '--state-dir', await tempDir(cleanup), '--', 'true']).done;
+  // (discovery off: this test stays off the network; dnssd.test covers floatd-run's lookups)
+  const noServer = await floatdRun(['--key', lic.key, '--state-dir', await tempDir(cleanup), '--no-discover', '--', 'true']).done;
   assert.equal(noServer.code, 78, noServer.stderr);
+  assert.match(noServer.stderr, /no license server configured and none found \(DNS SRV, DNS-SD\): pass --server/);
   const stateDir = await tempDir(cleanup);
   const down = await floatdRun([
     '--server',

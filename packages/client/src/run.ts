@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { FloatingLicense, FloatingLicenseError, type ViolationCode } from './index.js';
 import { EXIT_NO_KEY, forgetKey, resolveKey } from './firstRun.js';
+import { discoverServer, type DiscoveryOptions } from './discovery.js';
 import { endUserCode, explain } from './messages.js';
 
 /** Exit codes of floatd-run itself (from sysexits.h); otherwise it exits with the command's code. */
@@ -30,6 +31,9 @@ export const EXIT = {
 const HELP = `usage: floatd-run --server URL --key KEY [options] -- <command> [args…]
        floatd-run --forget
 
+With no server given or remembered, floatd-run looks for one: DNS SRV
+_floatd._tcp.<domain> (2 s), then DNS-SD on the local network (1 s); a found
+server is pinned under its name, and an impostor later is refused.
 On a terminal, a missing key (and server) is asked for once, checked with the
 server and remembered in the state directory; without a terminal floatd-run
 exits ${EXIT_NO_KEY} instead of asking.
@@ -43,6 +47,8 @@ options:
   --key KEY               license key (env FLOATD_LICENSE_KEY)
   --state-dir DIR         where tokens are kept (env FLOATD_STATE_DIR, default ~/.floatd)
   --forget                forget the remembered key and server, then exit
+  --domain DOMAIN         DNS domain of the SRV lookup (env FLOATD_DOMAIN, default the system's)
+  --no-discover           no DNS SRV or DNS-SD lookup (env FLOATD_DISCOVER=0)
   --wait                  no seat free: wait for one instead of exiting ${EXIT.NO_SEAT}
   --timeout SECONDS       give up waiting (or retrying an unreachable server) after this long
   --wait-interval SECONDS how often to ask for a seat while waiting (default 15)
@@ -52,7 +58,7 @@ options:
   -h, --help              this text
 
 exit codes: the command's own; ${EXIT.NO_SEAT} no seat free; ${EXIT.REFUSED} license refused;
-${EXIT.UNAVAILABLE} server unreachable; ${EXIT_NO_KEY} no key and no terminal; ${EXIT.USAGE} usage error; ${EXIT.NOT_FOUND} command not found.
+${EXIT.UNAVAILABLE} server unreachable; ${EXIT_NO_KEY} no key (or server) and no terminal; ${EXIT.USAGE} usage error; ${EXIT.NOT_FOUND} command not found.
 the command sees FLOATD_LEASE_ID, FLOATD_INSTANCE_ID and FLOATD_LEASE_TOKEN.
 `;
 
@@ -60,6 +66,8 @@ interface Args {
   server?: string;
   key?: string;
   stateDir?: string;
+  /** the DNS domain of the SRV step; false: no discovery at all */
+  domain?: string | false;
   wait: boolean;
   timeout?: number;
   waitInterval?: number;
@@ -109,6 +117,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
       case '--state-dir':
         a.stateDir = value(arg);
         break;
+      case '--domain':
+        a.domain = value(arg);
+        break;
+      case '--no-discover':
+        a.domain = false;
+        break;
       case '--wait':
         a.wait = true;
         break;
@@ -143,6 +157,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
   a.server ??= env.FLOATD_SERVER;
   a.key ??= env.FLOATD_LICENSE_KEY;
   a.stateDir ??= env.FLOATD_STATE_DIR;
+  if (a.domain === undefined && env.FLOATD_DISCOVER !== undefined && /^(0|false|no|off)$/i.test(env.FLOATD_DISCOVER)) a.domain = false;
+  if (a.domain === undefined && env.FLOATD_DOMAIN) a.domain = env.FLOATD_DOMAIN;
   if (a.help || a.forget) return a;
   // a missing --server/--key is asked for (or read from what was remembered) in main()
   if (a.command.length === 0) throw new UsageError('no command given (put it after --)');
@@ -158,6 +174,26 @@ const ENFORCED: ViolationCode[] = [
   'OFFLINE_EXPIRED',
   'CLOCK_TAMPERED',
 ];
+
+/** discoverServer's options for floatd-run: --domain/FLOATD_DOMAIN, and the lab settings FLOATD_DNS_SERVERS, FLOATD_SRV_SCHEME, FLOATD_MDNS_INTERFACE, FLOATD_MDNS_PORT. */
+export function discoveryOptions(args: Pick<Args, 'domain' | 'stateDir'>, env: NodeJS.ProcessEnv): DiscoveryOptions {
+  const dns = (env.FLOATD_DNS_SERVERS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const mdnsPort = Number(env.FLOATD_MDNS_PORT);
+  return {
+    remembered: false, // resolveKey reads the remembered server itself
+    ...(args.stateDir ? { stateDir: args.stateDir } : {}),
+    ...(typeof args.domain === 'string' ? { domain: args.domain } : {}),
+    ...(dns.length ? { dnsServers: dns } : {}),
+    ...(env.FLOATD_SRV_SCHEME === 'http' ? { scheme: 'http' as const } : {}),
+    browse: {
+      ...(env.FLOATD_MDNS_INTERFACE ? { interface: env.FLOATD_MDNS_INTERFACE } : {}),
+      ...(Number.isInteger(mdnsPort) && mdnsPort > 0 && mdnsPort < 65536 ? { port: mdnsPort } : {}),
+    },
+  };
+}
 
 async function main(): Promise<number> {
   let args: Args;
@@ -189,6 +225,7 @@ async function main(): Promise<number> {
       ...(args.key ? { key: args.key } : {}),
       ...(args.stateDir ? { stateDir: args.stateDir } : {}),
       tty: !!process.stdin.isTTY && !!process.stderr.isTTY,
+      ...(args.domain !== false ? { discover: () => discoverServer(discoveryOptions(args, process.env)) } : {}),
     });
     if (!r.ok) {
       fail(r.line);

@@ -3,6 +3,7 @@
  * SDK's FakeClock drives, a proxy that can go down or rewrite answers, real
  * server processes, temporary directories, and cleanup.
  */
+import { createSocket } from 'node:dgram';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -354,4 +355,58 @@ export async function processLicense(s: ServerProcess, policy: Record<string, un
   const lic = await s.admin('POST', '/v1/admin/licenses', { productId: prd.body.id, seats: 2, ...policy });
   if (lic.status !== 201) throw new Error(JSON.stringify(lic.body));
   return lic.body;
+}
+
+/** A tiny DNS responder (RFC 1035) answering SRV for one name, NXDOMAIN for the rest. */
+export async function srvResponder(
+  cleanup: Cleanup,
+  name: string,
+  target: string,
+  port: number,
+): Promise<{ addr: string; queries: string[] }> {
+  const sock = createSocket('udp4');
+  const queries: string[] = [];
+  const labels = (n: string) =>
+    Buffer.concat([
+      ...n
+        .split('.')
+        .filter(Boolean)
+        .map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+      Buffer.from([0]),
+    ]);
+  sock.on('message', (msg, rinfo) => {
+    let o = 12;
+    const parts: string[] = [];
+    while (msg[o]! > 0) {
+      parts.push(msg.subarray(o + 1, o + 1 + msg[o]!).toString());
+      o += 1 + msg[o]!;
+    }
+    o += 1;
+    const qtype = msg.readUInt16BE(o);
+    const question = msg.subarray(12, o + 4);
+    const qname = parts.join('.');
+    queries.push(`${qname}/${qtype}`);
+    const hit = qname.toLowerCase() === name.toLowerCase() && qtype === 33;
+    const header = Buffer.alloc(12);
+    msg.copy(header, 0, 0, 2);
+    header.writeUInt16BE(0x8180 | (hit ? 0 : 3), 2);
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(hit ? 1 : 0, 6);
+    const parts2 = [header, question];
+    if (hit) {
+      const rdata = Buffer.concat([Buffer.from([0, 10, 0, 5, port >> 8, port & 0xff]), labels(target)]);
+      const rr = Buffer.alloc(12);
+      rr.writeUInt16BE(0xc00c, 0);
+      rr.writeUInt16BE(33, 2);
+      rr.writeUInt16BE(1, 4);
+      rr.writeUInt32BE(60, 6);
+      rr.writeUInt16BE(rdata.length, 10);
+      parts2.push(rr, rdata);
+    }
+    sock.send(Buffer.concat(parts2), rinfo.port, rinfo.address);
+  });
+  // 127.0.0.0/8 is all loopback: a resolver address of its own, not 127.0.0.1
+  await new Promise<void>((resolve) => sock.bind(0, '127.0.0.53', resolve));
+  cleanup.add(() => sock.close());
+  return { addr: `127.0.0.53:${sock.address().port}`, queries };
 }

@@ -30,6 +30,8 @@ function loadConfig(flags: Flags) {
       vendorPrivateKey: flags.vendorPrivateKey as string | undefined,
       clockTolerance: flags.clockTolerance as string | undefined,
       stateInterval: flags.stateInterval as string | undefined,
+      announce: flags.announce,
+      announceInterface: flags.announceInterface as string | undefined,
     });
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -77,6 +79,11 @@ program
     '--state-interval <seconds>',
     'seconds between trusted-time saves and license-file checks (FLOATD_STATE_INTERVAL_SECONDS, default 60)',
   )
+  .option(
+    '--announce [name]',
+    'announce the server on the local network by DNS-SD (_floatd._tcp), as <name> (default "floatd on <host>"); off by default (FLOATD_ANNOUNCE)',
+  )
+  .option('--announce-interface <ipv4>', 'announce on this interface only, given by its IPv4 address (FLOATD_ANNOUNCE_INTERFACE)')
   .action(async (flags: Flags) => {
     const config = loadConfig(flags);
     const { startServer } = await import('./server.js');

@@ -52,6 +52,34 @@ test('bad values stop the start with a message naming the setting', () => {
     );
 });
 
+test('DNS-SD announcing: off by default; --announce [name] / FLOATD_ANNOUNCE; a bad name or interface stops the start', () => {
+  assert.equal(parseConfig({}).announce, undefined);
+  for (const off of ['', '0', 'false', 'off', 'no']) assert.equal(configFrom({}, { FLOATD_ANNOUNCE: off }).announce, undefined, off);
+  const dflt = configFrom({ announce: true }, {}).announce;
+  assert.match(dflt!.name, /^floatd on \S+$/);
+  assert.deepEqual([dflt!.interface, dflt!.mdnsPort], [undefined, 5353]);
+  assert.equal(configFrom({}, { FLOATD_ANNOUNCE: '1' }).announce?.name, dflt!.name);
+  assert.deepEqual(
+    configFrom(
+      { announce: 'floatd build-farm' },
+      { FLOATD_ANNOUNCE: 'other', FLOATD_ANNOUNCE_INTERFACE: '192.0.2.7', FLOATD_MDNS_PORT: '5454' },
+    ).announce,
+    { name: 'floatd build-farm', interface: '192.0.2.7', mdnsPort: 5454 },
+  );
+  for (const [input, message] of [
+    [{ announce: 'a.b' }, /FLOATD_ANNOUNCE \/ --announce: the name "a\.b" must not contain a dot/],
+    [{ announce: 'x'.repeat(64) }, /at most 63 bytes/],
+    [{ announce: 'x\u0007' }, /control characters/],
+    [{ announce: true, announceInterface: 'eth0' }, /FLOATD_ANNOUNCE_INTERFACE.*not the IPv4 address/],
+    [{ announce: true, mdnsPort: '0' }, /FLOATD_MDNS_PORT/],
+  ] as [Record<string, string | boolean>, RegExp][])
+    assert.throws(
+      () => parseConfig(input),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(input),
+    );
+});
+
 test('a PostgreSQL URL with a 32-byte key selects the PostgreSQL store', () => {
   const key = Buffer.alloc(32, 1);
   const c = parseConfig({ databaseUrl: 'postgres://floatd@db.internal:5432/floatd', keyEncryptionKey: key.toString('base64') });

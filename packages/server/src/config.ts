@@ -3,6 +3,7 @@
  * a bad value stops the server with a message naming the setting.
  */
 import { resolve } from 'node:path';
+import { defaultInstanceName, validInstanceName } from './ops/announceName.js';
 
 export interface Config {
   host: string;
@@ -35,6 +36,8 @@ export interface Config {
   groupCommit: boolean;
   /** retention of history (jobs/retention.ts): days kept, 0 = keep forever */
   retention: { auditDays: number; usageDays: number };
+  /** DNS-SD on the local network (ops/announce.ts): off (undefined) unless `--announce [name]` / FLOATD_ANNOUNCE */
+  announce: { name: string; interface: string | undefined; mdnsPort: number } | undefined;
 }
 
 export const DEFAULT_CONNECTIONS = { perAddress: 256, headersTimeoutMs: 10_000, unauthenticatedIdleMs: 5_000 } as const;
@@ -100,6 +103,10 @@ export interface ConfigInput {
   auditRetentionDays?: string | undefined;
   groupCommit?: string | undefined;
   usageRetentionDays?: string | undefined;
+  /** `--announce [name]`: true (default name) or the instance name; FLOATD_ANNOUNCE: 1/true or a name, 0/false/empty = off */
+  announce?: string | boolean | undefined;
+  announceInterface?: string | undefined;
+  mdnsPort?: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -142,6 +149,9 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     auditRetentionDays: env.FLOATD_AUDIT_RETENTION_DAYS,
     groupCommit: env.FLOATD_GROUP_COMMIT,
     usageRetentionDays: env.FLOATD_USAGE_RETENTION_DAYS,
+    announce: flags.announce !== undefined ? flags.announce : env.FLOATD_ANNOUNCE,
+    announceInterface: pick(flags.announceInterface, 'FLOATD_ANNOUNCE_INTERFACE'),
+    mdnsPort: env.FLOATD_MDNS_PORT,
   };
   return parseConfig(input);
 }
@@ -189,7 +199,20 @@ export function parseConfig(i: ConfigInput): Config {
     connections: connections(i),
     retention: retention(i, mode),
     groupCommit: onOff(i.groupCommit, 'FLOATD_GROUP_COMMIT', true),
+    announce: announce(i),
   };
+}
+
+function announce(i: ConfigInput): Config['announce'] {
+  const v = i.announce;
+  if (v === undefined || v === false || (typeof v === 'string' && /^(|0|false|no|off)$/i.test(v.trim()))) return undefined;
+  const name = v === true || (typeof v === 'string' && /^(1|true|yes|on)$/i.test(v.trim())) ? defaultInstanceName() : String(v).trim();
+  const bad = validInstanceName(name);
+  if (bad) throw new ConfigError(`FLOATD_ANNOUNCE / --announce: the name "${name}" ${bad}`);
+  const iface = i.announceInterface?.trim() || undefined;
+  if (iface !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(iface))
+    throw new ConfigError(`FLOATD_ANNOUNCE_INTERFACE / --announce-interface: "${iface}" is not the IPv4 address of an interface`);
+  return { name, interface: iface, mdnsPort: integer(i.mdnsPort ?? '5353', 'FLOATD_MDNS_PORT', 1, 65535) };
 }
 
 /** A signed on-premise usage report covers up to 366 days back: its hourly usage must still be there. */

@@ -260,6 +260,19 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   }, config.stateIntervalSeconds * 1000);
   stateTimer.unref();
 
+  // DNS-SD (off by default): a network without multicast is a warning, never a failed start.
+  const announcer = config.announce
+    ? (await import('./ops/announce.js')).startAnnouncer({
+        name: config.announce.name,
+        port,
+        listenHost: config.host,
+        interface: config.announce.interface,
+        mdnsPort: config.announce.mdnsPort,
+        warn: (message, err) => (logger ? logger.warn({ err }, message) : process.stderr.write(`floatd: warning: ${message}\n`)),
+        info: (message) => logger && logger.info(message),
+      })
+    : undefined;
+
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -275,6 +288,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     adminTokenFile,
     close() {
       closing ??= (async () => {
+        await announcer?.stop();
         clearInterval(stateTimer);
         clearInterval(stepTimer);
         await stateTick;

@@ -10,7 +10,11 @@ import { ERRORS, formatKey, parseSignatureHeader, signingInput } from '@floatd/p
 import { startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
 import { ManualClock } from '../domain/clock.js';
 import { TokenBuckets } from './rateLimit.js';
-import { CONSOLE_CSP } from './security.js';
+import { CONSOLE_CSP, Guards } from './security.js';
+import { Registry } from 'prom-client';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { parseConfig } from '../config.js';
+import type { AppContext } from './context.js';
 
 async function withServer(securityEnv: Record<string, string> | undefined, fn: (ts: TestServer) => Promise<void>): Promise<void> {
   const ts = await startTestServer(securityEnv ? { securityEnv } : {});
@@ -414,6 +418,30 @@ test('CORS: the admin API is not usable cross-origin unless the origin is in FLO
       null,
     );
   });
+});
+
+test('failed authentication: requests in flight from one address with the same key share one reservation; malformed keys reserve one each', () => {
+  const clock = new ManualClock(0);
+  const { security } = parseConfig({ rateLimitAuthFailures: '3/60' });
+  const guards = new Guards({ clock, metrics: { registry: new Registry() } } as unknown as AppContext, security);
+  const reply = (statusCode: number) => ({ statusCode }) as FastifyReply;
+  const request = (licenseKey: string) => ({ ip: '192.0.2.7', licenseKey }) as FastifyRequest;
+  const key = formatKey('0'.repeat(23) + '1'); // 24 symbols: the check symbol makes it well-formed
+  // 100 requests with one well-formed key, all in flight before any is answered (what a site's checkouts waiting
+  // for their license's turn look like): one reservation, none refused; the key valid, so nothing kept.
+  const burst = Array.from({ length: 100 }, () => request(key));
+  for (const r of burst) guards.gate(r, reply(0));
+  for (const r of burst) guards.failed(r, reply(200));
+  // The same with an unknown well-formed key: one guess, one token kept (not 100).
+  const other = formatKey('1'.repeat(23) + '2');
+  const guesses = Array.from({ length: 100 }, () => request(other));
+  for (const r of guesses) guards.gate(r, reply(0));
+  for (const r of guesses) guards.failed(r, reply(401));
+  // Malformed keys (normalised to '') each reserve their own: 2 tokens left, the third request is refused.
+  const malformed = [request(''), request('')];
+  for (const r of malformed) guards.gate(r, reply(0));
+  assert.throws(() => guards.gate(request(''), reply(0)), /too many failed authentications/);
+  for (const r of malformed) guards.failed(r, reply(401));
 });
 
 test(

@@ -38,7 +38,10 @@ export const NO_LIMITS: SecuritySettings = {
 type LimitName = 'client-ip' | 'client-key' | 'auth-failures';
 
 /** Requests holding a failure-token reservation (see `Guards.gate`). */
-const reservations = new WeakSet<FastifyRequest>();
+/** The reservation a request shares (see `gate`): address and license key. */
+const reservations = new WeakMap<FastifyRequest, string>();
+/** Reservations in flight kept at most (see `Guards.gate`). */
+const IN_FLIGHT_CAP = 50_000;
 /** How many recently valid license keys a node remembers. */
 const KNOWN_KEYS = 10_000;
 
@@ -85,29 +88,58 @@ export class Guards {
    * credentials are even looked at. Otherwise the request reserves a failure token of its
    * address now, and gives it back when it did not fail (`failed`): counting failures only
    * after they happened let a concurrent burst of bad keys be looked up far past the limit
-   * (151 of 1,000 against a limit of 30). A license key that authenticated on this node
-   * recently is no guess: its requests reserve nothing, so a busy site behind one address
-   * is not held up by its own in-flight requests.
+   * (151 of 1,000 against a limit of 30). Requests in flight from one address with the same
+   * key share one reservation (one key is one guess, however often it is sent at once), so a
+   * site whose requests wait for their license's turn is not refused by its own in-flight
+   * requests before its key is known here. A license key that authenticated on this node
+   * recently is no guess: its requests reserve nothing.
    */
   gate(req: FastifyRequest, reply: FastifyReply): void {
     if (!this.failures) return;
     const known = req.licenseKey !== undefined && this.knownKeys.has(req.licenseKey);
-    const wait = known ? this.failures.check(req.ip) : this.failures.take(req.ip);
+    // Only a well-formed key is one guess; requests without one (missing, malformed) each reserve their own.
+    const id = req.licenseKey ? `${req.ip}\u0000${req.licenseKey}` : undefined;
+    const shared = known || id === undefined ? undefined : this.inFlight.get(id);
+    const wait = known || shared ? this.failures.check(req.ip) : this.failures.take(req.ip);
     if (wait > 0) throw this.refuse('auth-failures', wait);
-    if (!known) reservations.add(req);
+    if (known) return;
+    if (id === undefined) {
+      reservations.set(req, '');
+      return;
+    }
+    if (shared) shared.requests++;
+    else {
+      // Bounded memory: entries of requests whose answer never settled (a connection gone mid-request) go at a cap.
+      if (this.inFlight.size >= IN_FLIGHT_CAP) this.inFlight.clear();
+      this.inFlight.set(id, { requests: 1, failed: false });
+    }
+    reservations.set(req, id);
   }
 
   /** Settles the reservation: a failed authentication (401) keeps its token, anything else gives it back. */
   failed(req: FastifyRequest, reply: FastifyReply): void {
     if (!this.failures) return;
-    const reserved = reservations.delete(req);
+    const id = reservations.get(req);
+    reservations.delete(req);
     const key = req.licenseKey;
-    if (reply.statusCode === 401) {
-      if (!reserved) this.failures.take(req.ip);
+    const unauthenticated = reply.statusCode === 401;
+    if (id === '') {
+      if (!unauthenticated) this.failures.refund(req.ip);
+    } else if (id !== undefined) {
+      // The last request of a shared reservation settles its one token: kept if any of them failed.
+      const shared = this.inFlight.get(id) ?? { requests: 1, failed: false };
+      shared.requests--;
+      if (unauthenticated) shared.failed = true;
+      if (shared.requests <= 0) {
+        this.inFlight.delete(id);
+        if (!shared.failed) this.failures.refund(req.ip);
+      }
+    }
+    if (unauthenticated) {
+      if (id === undefined) this.failures.take(req.ip);
       if (key !== undefined) this.knownKeys.delete(key);
       return;
     }
-    if (reserved) this.failures.refund(req.ip);
     // 2xx, or a seat answer (409) only a real key gets: the key was looked up and is valid.
     if (key !== undefined && (reply.statusCode < 400 || reply.statusCode === 409)) {
       this.knownKeys.delete(key);
@@ -115,6 +147,9 @@ export class Guards {
       if (this.knownKeys.size > KNOWN_KEYS) this.knownKeys.delete(this.knownKeys.keys().next().value!);
     }
   }
+
+  /** Reservations of requests in flight, by address and key: how many share it, and whether one failed. */
+  private readonly inFlight = new Map<string, { requests: number; failed: boolean }>();
 
   /** License keys that authenticated recently on this node (least recently used first). */
   private readonly knownKeys = new Map<string, true>();

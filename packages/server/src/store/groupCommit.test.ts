@@ -17,7 +17,7 @@ function recorder() {
   const turns: number[] = [];
   let hold: Promise<void> | undefined;
   let failNext: Error | undefined;
-  const runner = async (units: readonly GroupUnit<Tx>[]): Promise<UnitOutcome[]> => {
+  const runner = async (_group: string, units: readonly GroupUnit<Tx>[]): Promise<UnitOutcome[]> => {
     turns.push(units.length);
     const tx = { turn: turns.length };
     const outcomes: UnitOutcome[] = [];

@@ -30,7 +30,7 @@ export type UnitOutcome = { ok: true; value: unknown } | { ok: false; error: unk
  * Runs a turn: every unit in one database transaction, and returns each unit's outcome once it committed.
  * Throws if the transaction as a whole failed (BEGIN, the connection, COMMIT): then nothing committed.
  */
-export type TurnRunner<Tx> = (units: readonly GroupUnit<Tx>[]) => Promise<UnitOutcome[]>;
+export type TurnRunner<Tx> = (group: string, units: readonly GroupUnit<Tx>[]) => Promise<UnitOutcome[]>;
 
 export interface GroupObserver {
   /** a unit arrived and found `ahead` units of its group waiting for a turn (a turn running now not counted) */
@@ -131,7 +131,7 @@ export class GroupCommit<Tx> {
         this.runningNow.set(group, running);
         this.maxRunning = Math.max(this.maxRunning, running);
         try {
-          const outcomes = await this.runTurn(turn);
+          const outcomes = await this.runTurn(group, turn);
           turn.forEach((w, i) => {
             const o = outcomes[i]!;
             if (o.ok) w.resolve(o.value);

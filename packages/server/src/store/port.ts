@@ -142,7 +142,8 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /**
    * Runs `fn` as one atomic unit; commits when it returns, rolls back when it throws.
-   * With `group` (a license key): transactions of the same group may share one commit,
+   * With `group` (the license key whose row the transaction locks first, if it locks one):
+   * transactions of the same group may share one commit,
    * each still alone and in order, on the state the ones before it left, one that throws
    * rolled back alone, and nobody answered before the commit (the guarantee above is
    * unchanged; only the cost of COMMIT is shared). PostgreSQL runs one group's transactions in turns, one

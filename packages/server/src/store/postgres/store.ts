@@ -105,6 +105,18 @@ export const IDLE_IN_TRANSACTION_MS = 20_000;
  * during COMMIT (docs/operations.md), which a retried checkout or check-in resolves.
  */
 export const TRANSACTION_DEADLINE_MS = 10_000;
+/** A turn waits this long at a time for its license's row lock (then asks again: see `beginLocked`). */
+const TURN_LOCK_WAIT_MS = 1_000;
+/** A connection that answers nothing for this long while a turn starts on it is taken for half-open. */
+const TURN_LIVENESS_MS = 2_000;
+
+/** A turn's attempt given up on a connection that did not answer in time (it ran nothing of the turn). */
+class TurnAbandoned extends Error {
+  constructor() {
+    super('the turn moved to another connection');
+    this.name = 'TurnAbandoned';
+  }
+}
 
 const HOT_READS = ['getLicenseByKey', 'leaseOfKey', 'leasesOfFingerprint', 'expiryStats', 'leaseCounts', 'renew'] as const;
 
@@ -154,7 +166,7 @@ export class PostgresStore implements Store {
     private readonly poolSize = 10,
     groupCommit = true,
   ) {
-    this.groups = groupCommit ? new GroupCommit<StoreTx>((units) => this.runTurn(units)) : undefined;
+    this.groups = groupCommit ? new GroupCommit<StoreTx>((group, units) => this.runTurn(group, units)) : undefined;
     // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS).
     for (const name of HOT_READS) {
       const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
@@ -432,7 +444,7 @@ export class PostgresStore implements Store {
    * decides again on the state it then finds). If the database as a whole fails (the connection, COMMIT, the
    * deadline), nothing committed and every unit not yet answered hears that failure.
    */
-  private async runTurn(units: readonly GroupUnit<StoreTx>[]): Promise<UnitOutcome[]> {
+  private async runTurn(group: string, units: readonly GroupUnit<StoreTx>[]): Promise<UnitOutcome[]> {
     const outcomes: UnitOutcome[] = new Array(units.length);
     let remaining = units.map((_, i) => i);
     while (remaining.length) {
@@ -440,7 +452,7 @@ export class PostgresStore implements Store {
       const values = new Map<number, unknown>();
       try {
         await settleWithin(
-          this.begin(async (sql) => {
+          this.beginLocked(group, async (sql) => {
             const pending: ChangeEvent[] = [];
             for (const i of remaining) {
               const own: ChangeEvent[] = [];
@@ -471,6 +483,62 @@ export class PostgresStore implements Store {
       break;
     }
     return outcomes;
+  }
+
+  /**
+   * A turn's transaction, on a connection proven to answer, with its license locked first: the lock order stays
+   * license → leases → usage for every unit (a denial, which takes no license lock alone, would otherwise hold
+   * the usage row while a later unit of the turn waits for the license: a deadlock with another node's turn or
+   * the reclaimer). The lock waits at most TURN_LOCK_WAIT_MS at a time (55P03, then asked again), so a live
+   * connection always answers within that; one that answers nothing for TURN_LIVENESS_MS is half-open (a
+   * firewall dropped its state): that attempt is abandoned — nothing of the turn ran on it — and the turn starts
+   * again on another connection, instead of every turn of the key finding the pool's dead connections one at a
+   * time, each after a whole deadline. The caller bounds the whole (TRANSACTION_DEADLINE_MS).
+   */
+  private async beginLocked(group: string, body: (sql: postgres.TransactionSql) => Promise<void>): Promise<void> {
+    // Past the caller's deadline the turn has been answered (503): no attempt may start the units after it.
+    const until = Date.now() + TRANSACTION_DEADLINE_MS;
+    for (;;) {
+      if (Date.now() >= until) throw new TurnAbandoned();
+      let abandoned = false;
+      let answered!: (alive: 'alive') => void;
+      const alive = new Promise<'alive'>((resolve) => (answered = resolve));
+      const attempt = this.begin(async (sql) => {
+        if (abandoned) throw new TurnAbandoned();
+        await Promise.all([
+          sql`SELECT set_config('lock_timeout', ${String(TURN_LOCK_WAIT_MS)}, true)`,
+          sql`SELECT 1 FROM licenses WHERE key = ${group} FOR UPDATE`,
+          sql`SELECT set_config('lock_timeout', '0', true)`,
+        ]).finally(() => answered('alive'));
+        if (abandoned || Date.now() >= until) throw new TurnAbandoned();
+        await body(sql);
+      });
+      attempt.catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const silent = new Promise<'silent'>((resolve) => {
+        timer = setTimeout(() => resolve('silent'), TURN_LIVENESS_MS);
+      });
+      const first = await Promise.race([
+        alive,
+        silent,
+        attempt.then(
+          () => 'done' as const,
+          () => 'done' as const,
+        ),
+      ]);
+      clearTimeout(timer);
+      if (first === 'silent') {
+        abandoned = true;
+        continue;
+      }
+      try {
+        return await attempt;
+      } catch (err) {
+        // The license stayed locked past the lock wait (another node's turn, the reclaimer): ask again.
+        if ((err as { code?: unknown } | null)?.code === '55P03') continue;
+        throw err;
+      }
+    }
   }
 
   async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {

@@ -16,7 +16,7 @@ import { CatalogueService } from '../service/catalogue.js';
 import { LicensingService } from '../service/licensing.js';
 import { createMetrics } from '../service/metrics.js';
 import { createTempDatabase, postgresAvailable, type TempDatabase } from '../testing/pg.js';
-import { LicenseBusyError } from './errors.js';
+import { LicenseBusyError, storageFailure } from './errors.js';
 import { PostgresStore } from './postgres/store.js';
 
 const pgUp = await postgresAvailable();
@@ -67,11 +67,24 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     let stop = false;
     let churns = 0;
     let heartbeats = 0;
+    // A loaded machine can make a storm's operation wait past its bound (LicenseBusyError, or the 10 s database
+    // deadline without the group commit): answered 503 in the real server, counted here and retried.
+    let unavailable = 0;
+    const retried = async <T>(op: () => Promise<T>): Promise<T> => {
+      for (;;) {
+        try {
+          return await op();
+        } catch (err) {
+          if (!(err instanceof LicenseBusyError) && !storageFailure(err)) throw err;
+          unavailable++;
+        }
+      }
+    };
     const loops = Array.from({ length: LOOPS }, async (_, i) => {
       while (!stop) {
-        const g = await licensing.checkout(A.key, { fingerprint: `storm-a-${i}`, instanceId: 'a' });
+        const g = await retried(() => licensing.checkout(A.key, { fingerprint: `storm-a-${i}`, instanceId: 'a' }));
         assert.ok(g.ok, 'A has a seat per loop');
-        const c = await licensing.checkin(A.key, g.value.granted.lease.id, 'a');
+        const c = await retried(() => licensing.checkin(A.key, g.value.granted.lease.id, 'a'));
         assert.ok(c.ok);
         churns++;
       }
@@ -79,7 +92,7 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     const quiet = (async () => {
       while (!stop) {
         for (const id of bLeases) {
-          const h = await licensing.heartbeat(B.key, id, 'a');
+          const h = await retried(() => licensing.heartbeat(B.key, id, 'a'));
           assert.ok(h.ok, 'B renews');
           heartbeats++;
         }
@@ -105,7 +118,7 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     }
     stop = true;
     await Promise.all([...loops, quiet]);
-    return { maxInTransaction, maxLockWaits, samples, churns, heartbeats, ...store.groupStats() };
+    return { maxInTransaction, maxLockWaits, samples, churns, heartbeats, unavailable, ...store.groupStats() };
   }
 
   test("with the group commit: A's transactions hold one connection, none waits for A's row lock, turns are shared", async () => {

@@ -105,9 +105,7 @@ export const IDLE_IN_TRANSACTION_MS = 20_000;
  * during COMMIT (docs/operations.md), which a retried checkout or check-in resolves.
  */
 export const TRANSACTION_DEADLINE_MS = 10_000;
-/** A turn waits this long at a time for its license's row lock (then asks again: see `beginLocked`). */
-const TURN_LOCK_WAIT_MS = 1_000;
-/** A connection that answers nothing for this long while a turn starts on it is taken for half-open. */
+/** A connection that does not answer a turn's BEGIN for this long is taken for half-open (see `beginLocked`). */
 const TURN_LIVENESS_MS = 2_000;
 
 /** A turn's attempt given up on a connection that did not answer in time (it ran nothing of the turn). */
@@ -489,11 +487,11 @@ export class PostgresStore implements Store {
    * A turn's transaction, on a connection proven to answer, with its license locked first: the lock order stays
    * license → leases → usage for every unit (a denial, which takes no license lock alone, would otherwise hold
    * the usage row while a later unit of the turn waits for the license: a deadlock with another node's turn or
-   * the reclaimer). The lock waits at most TURN_LOCK_WAIT_MS at a time (55P03, then asked again), so a live
-   * connection always answers within that; one that answers nothing for TURN_LIVENESS_MS is half-open (a
-   * firewall dropped its state): that attempt is abandoned — nothing of the turn ran on it — and the turn starts
-   * again on another connection, instead of every turn of the key finding the pool's dead connections one at a
-   * time, each after a whole deadline. The caller bounds the whole (TRANSACTION_DEADLINE_MS).
+   * the reclaimer). A connection that does not answer BEGIN within TURN_LIVENESS_MS (half-open: a firewall
+   * dropped its state; or the pool is busy) is left: that attempt is abandoned — nothing of the turn runs on it —
+   * and the turn starts again on another connection, instead of every turn of the key finding the pool's dead
+   * connections one at a time, each after a whole deadline. The lock itself is waited for in PostgreSQL's own
+   * queue (first come, first served across nodes). The caller bounds the whole (TRANSACTION_DEADLINE_MS).
    */
   private async beginLocked(group: string, body: (sql: postgres.TransactionSql) => Promise<void>): Promise<void> {
     // Past the caller's deadline the turn has been answered (503): no attempt may start the units after it.
@@ -504,13 +502,10 @@ export class PostgresStore implements Store {
       let answered!: (alive: 'alive') => void;
       const alive = new Promise<'alive'>((resolve) => (answered = resolve));
       const attempt = this.begin(async (sql) => {
-        if (abandoned) throw new TurnAbandoned();
-        await Promise.all([
-          sql`SELECT set_config('lock_timeout', ${String(TURN_LOCK_WAIT_MS)}, true)`,
-          sql`SELECT 1 FROM licenses WHERE key = ${group} FOR UPDATE`,
-          sql`SELECT set_config('lock_timeout', '0', true)`,
-        ]).finally(() => answered('alive'));
+        // Called once BEGIN was answered: the connection is alive.
+        answered('alive');
         if (abandoned || Date.now() >= until) throw new TurnAbandoned();
+        await sql`SELECT 1 FROM licenses WHERE key = ${group} FOR UPDATE`;
         await body(sql);
       });
       attempt.catch(() => undefined);
@@ -531,13 +526,7 @@ export class PostgresStore implements Store {
         abandoned = true;
         continue;
       }
-      try {
-        return await attempt;
-      } catch (err) {
-        // The license stayed locked past the lock wait (another node's turn, the reclaimer): ask again.
-        if ((err as { code?: unknown } | null)?.code === '55P03') continue;
-        throw err;
-      }
+      return await attempt;
     }
   }
 

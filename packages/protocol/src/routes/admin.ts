@@ -275,6 +275,9 @@ export const ChangeEvent = W.Obj({
   at: W.Timestamp,
 });
 export type ChangeEvent = Static<typeof ChangeEvent>;
+/** The data of the `revoked` event: the stream's own admin token was revoked; the stream ends after it. */
+export const StreamRevokedEvent = W.Obj({ tokenId: Type.String(), at: W.Timestamp });
+export type StreamRevokedEvent = Static<typeof StreamRevokedEvent>;
 export const events = route({
   method: 'GET',
   path: '/v1/admin/events',
@@ -285,6 +288,13 @@ export const events = route({
   role: 'viewer',
   responses: {},
   raw: true,
+  rawResponse: {
+    contentType: 'text/event-stream',
+    description:
+      'A stream of server-sent events, kept open: `event: change` after every committed change, its `data:` line a ChangeEvent; ' +
+      "`event: revoked` (data: tokenId, at) when the stream's own token is revoked, then the stream ends; `: ping` comments every 15 s",
+    schema: Type.Union([ChangeEvent, StreamRevokedEvent], { description: "the JSON of one event's `data:` line" }),
+  },
   errors: [],
 });
 

@@ -74,8 +74,17 @@ function schemaOf(r: RouteSpec) {
     ...(r.params ? { params: r.params } : {}),
     ...(r.query ? { querystring: r.query } : {}),
     ...(r.body ? { body: r.optionalBody ? Type.Optional(r.body) : r.body } : {}),
-    ...(r.raw ? (r.auth === 'none' ? {} : { response: { '4xx': W.ErrorBody } }) : { response: { ...r.responses, ...errors } }),
+    ...(r.raw ? rawResponses(r) : { response: { ...r.responses, ...errors } }),
   };
+}
+
+/** A raw route's answers for OpenAPI: its declared 200 (media type and schema), and its 4xx when it authenticates. */
+function rawResponses(r: RouteSpec) {
+  const ok = r.rawResponse
+    ? { 200: { description: r.rawResponse.description, content: { [r.rawResponse.contentType]: { schema: r.rawResponse.schema } } } }
+    : {};
+  const response = { ...ok, ...(r.auth === 'none' ? {} : { '4xx': W.ErrorBody }) };
+  return Object.keys(response).length ? { response } : {};
 }
 
 /** The role an admin route needs (from its declaration). */

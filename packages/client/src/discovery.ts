@@ -33,21 +33,21 @@ export function srvName(domain: string): string {
  *
  * @example const found = await discoverServer({ domain: 'corp.example' }); if (found.url) lic = new FloatingLicense({ serverUrl: found.url, licenseKey });
  */
-export async function discoverServer(o: DiscoveryOptions): Promise<DiscoveryResult> {
-  if (o.serverUrl) return { url: o.serverUrl, source: 'configured' };
+export async function discoverServer(options: DiscoveryOptions): Promise<DiscoveryResult> {
+  if (options.serverUrl) return { url: options.serverUrl, source: 'configured' };
   const tried: string[] = [];
-  if (o.domain) {
-    const name = srvName(o.domain);
+  if (options.domain) {
+    const name = srvName(options.domain);
     tried.push(`dns-srv ${name}`);
-    const r = new Resolver({ timeout: o.timeoutMs ?? 2000, tries: 1 });
-    if (o.dnsServers?.length) r.setServers(o.dnsServers);
+    const resolver = new Resolver({ timeout: options.timeoutMs ?? 2000, tries: 1 });
+    if (options.dnsServers?.length) resolver.setServers(options.dnsServers);
     try {
-      const recs = await r.resolveSrv(name);
-      recs.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
-      const best = recs[0];
+      const records = await resolver.resolveSrv(name);
+      records.sort((a, b) => a.priority - b.priority || b.weight - a.weight);
+      const best = records[0];
       if (best && best.name && best.name !== '.') {
         const host = best.name.replace(/\.$/, '');
-        return { url: `${o.scheme ?? 'https'}://${host.includes(':') ? `[${host}]` : host}:${best.port}`, source: 'dns-srv' };
+        return { url: `${options.scheme ?? 'https'}://${host.includes(':') ? `[${host}]` : host}:${best.port}`, source: 'dns-srv' };
       }
     } catch {
       /* not found, or timed out: fall through */

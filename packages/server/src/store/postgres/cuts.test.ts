@@ -215,8 +215,9 @@ test('/readyz answers 200 only once the node can serve everything (its first adm
       await new Promise((r) => setTimeout(r, 2));
     }
   })();
-  const node = await startNode(dataDir, db.url, { port });
+  let node: Awaited<ReturnType<typeof startNode>> | undefined;
   try {
+    node = await startNode(dataDir, db.url, { port });
     await new Promise((r) => setTimeout(r, 300));
     polling = false;
     await poller;
@@ -225,8 +226,10 @@ test('/readyz answers 200 only once the node can serve everything (its first adm
     assert.deepEqual(early, []);
     assert.equal((await call(node.url, '', 'GET', '/readyz')).status, 200);
   } finally {
+    // Also when the node did not start: the poller would keep the file from ever ending.
     polling = false;
-    await node.stop();
+    await poller;
+    await node?.stop();
     await db.drop();
     await rm(dataDir, { recursive: true, force: true });
   }

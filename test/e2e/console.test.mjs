@@ -4,10 +4,11 @@
 // page error fails the test, except HTTP error answers a step provokes on purpose.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startFloatdProcess } from '../../packages/server/dist/testing/process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -29,7 +30,7 @@ if (!existsSync(CHROMIUM)) {
 }
 
 function consoleSuite() {
-  /** @type {import('node:child_process').ChildProcess} */
+  /** @type {import('../../packages/server/dist/testing/process.js').FloatdProcess | undefined} */
   let server;
   let dataDir = '';
   let base = '';
@@ -83,38 +84,14 @@ function consoleSuite() {
     assert.ok(existsSync(CONSOLE_INDEX), 'the console is not built: run `npm run build` first');
     mkdirSync(SHOTS, { recursive: true });
     dataDir = mkdtempSync(join(tmpdir(), 'floatd-console-'));
-    server = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'packages/server/dist/cli.js'),
-        'serve',
-        '--port',
-        '0',
-        '--data-dir',
-        dataDir,
-        '--log-level',
-        'warn',
-        '--reclaim-interval',
-        '3600',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    server.stderr.on('data', (d) => (stderr += d));
-    base = await new Promise((resolve, reject) => {
-      let out = '';
-      const t = setTimeout(() => reject(new Error(`server did not start: ${out} ${stderr}`)), 15_000);
-      server.stdout.on('data', (d) => {
-        out += d;
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) {
-          clearTimeout(t);
-          resolve(m[1].replace(/\/$/, ''));
-        }
-      });
-      server.on('exit', (code) => reject(new Error(`server exited with ${code}: ${stderr}`)));
+    // Rate limits as the environment says (the server's default unless FLOATD_RATE_LIMIT is set).
+    server = await startFloatdProcess({
+      dataDir,
+      args: ['--reclaim-interval', '3600'],
+      env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT },
     });
-    adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    base = server.url.replace(/\/$/, '');
+    adminToken = server.adminToken;
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -137,12 +114,7 @@ function consoleSuite() {
 
   after(async () => {
     await browser?.close().catch(() => {});
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server.once('exit', r));
-      server.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (server.exitCode === null) server.kill('SIGKILL');
-    }
+    await server?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -723,37 +695,13 @@ function consoleSuite() {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     try {
       cli(['entitlements', 'keygen', '--out', join(dir, 'vendor')]);
-      onprem = spawn(
-        process.execPath,
-        [
-          join(ROOT, 'packages/server/dist/cli.js'),
-          'serve',
-          '--mode',
-          'on-prem',
-          '--vendor-public-key',
-          join(dir, 'vendor.pub'),
-          '--port',
-          '0',
-          '--data-dir',
-          join(dir, 'data'),
-          '--log-level',
-          'warn',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      const url = await new Promise((resolve, reject) => {
-        let out = '';
-        const t = setTimeout(() => reject(new Error(`on-prem server did not start: ${out}`)), 20_000);
-        onprem.stdout.on('data', (d) => {
-          out += d;
-          const m = /listening on (http:\/\/\S+)/.exec(out);
-          if (m) {
-            clearTimeout(t);
-            resolve(m[1]);
-          }
-        });
+      onprem = await startFloatdProcess({
+        dataDir: join(dir, 'data'),
+        args: ['--mode', 'on-prem', '--vendor-public-key', join(dir, 'vendor.pub')],
+        env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT },
       });
-      const token = readFileSync(join(dir, 'data', 'admin-token'), 'utf8').trim();
+      const url = onprem.url;
+      const token = onprem.adminToken;
       const env = { FLOATD_SERVER: url, FLOATD_TOKEN: token };
       cli(['entitlements', 'request', '--out', join(dir, 'request.json')], env);
       writeFileSync(
@@ -826,11 +774,7 @@ function consoleSuite() {
       assert.equal(await p.getByRole('button', { name: /^Change the lease TTL/ }).count(), 0);
     } finally {
       await ctx.close();
-      if (onprem && onprem.exitCode === null) {
-        const exited = new Promise((r) => onprem.once('exit', r));
-        onprem.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      }
+      await onprem?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

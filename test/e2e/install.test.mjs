@@ -10,11 +10,12 @@
 // `--prefer-offline` for the global install, which resolves ranges and so may ask the npm registry for metadata).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startFloatdProcess } from '../../packages/server/dist/testing/process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const require = createRequire(join(ROOT, 'package.json'));
@@ -89,7 +90,7 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
   const dataDir = join(dir, 'data');
   let server;
   t.after(() => {
-    server?.kill('SIGKILL');
+    server?.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
   const tarballs = [];
@@ -129,23 +130,16 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
   for (const b of ['floatd', 'floatd-run']) assert.ok(statSync(join(bin, b)).isFile(), `${b} is on PATH`);
   const env = { PATH: `${bin}:${process.env.PATH}`, HOME: dir, FLOATD_SERVER: '', FLOATD_TOKEN: '' };
 
-  server = spawn('floatd', ['serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], {
+  // The floatd on PATH (the global install), rate limits as the environment says.
+  server = await startFloatdProcess({
+    command: ['floatd'],
     cwd: dir,
-    env: { ...process.env, ...env },
+    dataDir,
+    baseEnv: { ...process.env, ...env },
+    env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT },
   });
-  let out = '';
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 30_000);
-    server.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m && /web console at/.test(out)) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    server.on('exit', (code) => reject(new Error(`floatd exited ${code}: ${out}`)));
-  });
+  const { url } = server;
+  const out = server.output();
   assert.match(out, new RegExp(`floatd: web console at ${url}/console/ — sign in with the admin token kept in `));
   const root = await fetch(`${url}/`, { redirect: 'manual' });
   assert.equal(root.status, 302);
@@ -154,7 +148,7 @@ test('packed tarballs install globally: floatd serves the console, floatd-run ch
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<div id="root">/);
 
-  const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  const token = server.adminToken;
   const admin = (args) => run('floatd', [...args, '--server', url, '--token', token, '--json'], { cwd: dir, env });
   const product = admin(['products', 'create', 'Packed CAD']);
   assert.equal(product.status, 0, product.stderr);

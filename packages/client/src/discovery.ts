@@ -282,25 +282,25 @@ async function choose(candidates: Candidate[], dir: string, timeoutMs: number, r
  *
  * @example const found = await discoverServer({ domain: 'corp.example' }); if (found.url) lic = new FloatingLicense({ serverUrl: found.url, licenseKey });
  */
-export async function discoverServer(o: DiscoveryOptions = {}): Promise<DiscoveryResult> {
-  if (o.serverUrl) return { url: o.serverUrl, source: 'configured' };
-  const dir = o.stateDir ?? join(homedir(), '.floatd');
-  if (o.remembered !== false) {
+export async function discoverServer(options: DiscoveryOptions = {}): Promise<DiscoveryResult> {
+  if (options.serverUrl) return { url: options.serverUrl, source: 'configured' };
+  const dir = options.stateDir ?? join(homedir(), '.floatd');
+  if (options.remembered !== false) {
     const saved = await rememberedKey(dir);
     if (saved) return { url: saved.serverUrl, source: 'remembered' };
   }
   const tried: string[] = [];
   const refused: string[] = [];
-  const verifyMs = o.verifyTimeoutMs ?? 2000;
-  const domain = o.domain === false ? undefined : (o.domain ?? systemDomain());
+  const verifyMs = options.verifyTimeoutMs ?? 2000;
+  const domain = options.domain === false ? undefined : (options.domain ?? systemDomain());
   if (domain) {
     tried.push(`dns-srv ${srvName(domain)}`);
-    const c = await choose(await srvCandidates(o, domain), dir, verifyMs, refused);
+    const c = await choose(await srvCandidates(options, domain), dir, verifyMs, refused);
     if (c) return { url: c.url, source: 'dns-srv', name: c.name };
   }
-  if (o.browse !== false) {
+  if (options.browse !== false) {
     tried.push(`dns-sd ${DNS_SD_TYPE}`);
-    const found = await browseDnsSd(o.browse ?? {});
+    const found = await browseDnsSd(options.browse ?? {});
     const c = await choose(
       found.map((f) => ({ pinName: `dns-sd:${f.name.toLowerCase()}`, name: f.name, url: f.url })),
       dir,

@@ -18,7 +18,7 @@ export const NO_SERVER_LINE =
 export type FirstRunOutcome = { ok: true; serverUrl: string; licenseKey: string } | { ok: false; exit: number; line: string };
 
 /** Fills in the key and server from what was remembered, or asks for them on a terminal. */
-export async function resolveKey(a: {
+export async function resolveKey(given: {
   server?: string;
   key?: string;
   stateDir?: string;
@@ -28,41 +28,41 @@ export async function resolveKey(a: {
   /** finds the server when none is configured or remembered (discoverServer: DNS SRV, then DNS-SD) */
   discover?: () => Promise<DiscoveryResult>;
 }): Promise<FirstRunOutcome> {
-  if (a.server && a.key) return { ok: true, serverUrl: a.server, licenseKey: a.key };
-  const out = a.output ?? process.stderr;
-  const saved = await rememberedKey(a.stateDir);
-  let server0 = a.server ?? saved?.serverUrl;
-  const key0 = a.key ?? (saved && (!a.server || a.server === saved.serverUrl) ? saved.licenseKey : undefined);
-  if (!server0 && (a.tty || key0) && a.discover) {
-    const found = await a.discover();
-    if (found.source === 'none') for (const r of found.refused) out.write(`floatd-run: not used: ${r}\n`);
+  if (given.server && given.key) return { ok: true, serverUrl: given.server, licenseKey: given.key };
+  const out = given.output ?? process.stderr;
+  const saved = await rememberedKey(given.stateDir);
+  let knownServer = given.server ?? saved?.serverUrl;
+  const knownKey = given.key ?? (saved && (!given.server || given.server === saved.serverUrl) ? saved.licenseKey : undefined);
+  if (!knownServer && (given.tty || knownKey) && given.discover) {
+    const found = await given.discover();
+    if (found.source === 'none') for (const refusal of found.refused) out.write(`floatd-run: not used: ${refusal}\n`);
     else {
-      server0 = found.url;
-      if (a.tty && 'name' in found) out.write(`Found the license server ${found.url} (${found.source} "${found.name}").\n`);
+      knownServer = found.url;
+      if (given.tty && 'name' in found) out.write(`Found the license server ${found.url} (${found.source} "${found.name}").\n`);
     }
   }
-  if (server0 && key0) return { ok: true, serverUrl: server0, licenseKey: key0 };
-  if (!a.tty) return { ok: false, exit: EXIT_NO_KEY, line: key0 ? NO_SERVER_LINE : NO_KEY_LINE };
-  const rl = createInterface({ input: a.input ?? process.stdin, output: out, terminal: true });
+  if (knownServer && knownKey) return { ok: true, serverUrl: knownServer, licenseKey: knownKey };
+  if (!given.tty) return { ok: false, exit: EXIT_NO_KEY, line: knownKey ? NO_SERVER_LINE : NO_KEY_LINE };
+  const prompt = createInterface({ input: given.input ?? process.stdin, output: out, terminal: true });
   try {
-    let server = server0;
+    let server = knownServer;
     for (let tries = 0; tries < 3; tries++) {
-      while (!server) server = (await rl.question('License server URL: ')).trim() || undefined;
-      const key = key0 ?? (await rl.question('License key: ')).trim();
+      while (!server) server = (await prompt.question('License server URL: ')).trim() || undefined;
+      const key = knownKey ?? (await prompt.question('License key: ')).trim();
       if (!key) continue;
-      const r = await validateKey({ serverUrl: server, licenseKey: key, ...(a.stateDir ? { stateDir: a.stateDir } : {}) });
-      out.write(`${r.message}\n`);
-      if (r.ok) {
-        await rememberKey({ serverUrl: server, licenseKey: key }, a.stateDir);
+      const checked = await validateKey({ serverUrl: server, licenseKey: key, ...(given.stateDir ? { stateDir: given.stateDir } : {}) });
+      out.write(`${checked.message}\n`);
+      if (checked.ok) {
+        await rememberKey({ serverUrl: server, licenseKey: key }, given.stateDir);
         out.write('Remembered: later runs will not ask (floatd-run --forget clears it).\n');
         return { ok: true, serverUrl: server, licenseKey: key };
       }
-      if (r.code === 'NETWORK_ERROR' && !a.server) server = undefined;
-      if (key0) break;
+      if (checked.code === 'NETWORK_ERROR' && !given.server) server = undefined;
+      if (knownKey) break;
     }
     return { ok: false, exit: 77, line: 'the license key was not accepted' };
   } finally {
-    rl.close();
+    prompt.close();
   }
 }
 

@@ -80,11 +80,15 @@ export async function validateKey(opts: {
 }
 
 /** Stores the key and server, owner-only (dir 0700, file 0600). @example await rememberKey({ serverUrl, licenseKey }); */
-export async function rememberKey(k: { serverUrl: string; licenseKey: string }, stateDir?: string): Promise<void> {
+export async function rememberKey(remembered: { serverUrl: string; licenseKey: string }, stateDir?: string): Promise<void> {
   const dir = root(stateDir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
-  const doc: RememberedKey = { serverUrl: k.serverUrl, licenseKey: k.licenseKey.trim(), savedAt: new Date().toISOString() };
+  const doc: RememberedKey = {
+    serverUrl: remembered.serverUrl,
+    licenseKey: remembered.licenseKey.trim(),
+    savedAt: new Date().toISOString(),
+  };
   await writeFileAtomic(join(dir, FILE), JSON.stringify(doc, null, 2) + '\n');
 }
 

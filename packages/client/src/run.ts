@@ -362,9 +362,9 @@ function secs(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 }
 
-function formatHolder(h: unknown): string {
-  if (!h || typeof h !== 'object') return String(h);
-  const holder = h as Record<string, unknown>;
+function formatHolder(value: unknown): string {
+  if (!value || typeof value !== 'object') return String(value);
+  const holder = value as Record<string, unknown>;
   const who = [holder.user, holder.hostname].filter((x) => typeof x === 'string' && x).join('@') || String(holder.deviceId ?? 'a device');
   const until = typeof holder.expiresAt === 'string' ? ` until ${holder.expiresAt}` : '';
   return `${who}${until}`;

@@ -187,22 +187,22 @@ export class Session {
   // grants and tokens
 
   async requestCheckout(): Promise<{ grant: Grant; claims: LeaseTokenClaims; created: boolean }> {
-    const r = await this.api.request(routes.client.checkout, { body: this.meta() });
-    const claims = await this.verifyGrant(r.body, {});
-    return { grant: r.body, claims, created: r.status === 201 };
+    const answer = await this.api.request(routes.client.checkout, { body: this.meta() });
+    const claims = await this.verifyGrant(answer.body, {});
+    return { grant: answer.body, claims, created: answer.status === 201 };
   }
 
-  async verifyGrant(g: Grant, expect: { leaseId?: string; offline?: boolean }): Promise<LeaseTokenClaims> {
-    if (!g || typeof g !== 'object' || typeof g.token !== 'string' || !g.lease || typeof g.lease.id !== 'string') {
+  async verifyGrant(grant: Grant, expect: { leaseId?: string; offline?: boolean }): Promise<LeaseTokenClaims> {
+    if (!grant || typeof grant !== 'object' || typeof grant.token !== 'string' || !grant.lease || typeof grant.lease.id !== 'string') {
       throw new FloatingLicenseError('BAD_RESPONSE', 'the grant is not a floatd grant');
     }
-    const claims = await this.trust.verify(g.token, {
+    const claims = await this.trust.verify(grant.token, {
       fingerprint: this.fingerprint!,
       instanceId: this.instanceId,
-      leaseId: expect.leaseId ?? g.lease.id,
+      leaseId: expect.leaseId ?? grant.lease.id,
       ...(expect.offline !== undefined ? { offline: expect.offline } : {}),
     });
-    if (claims.lse !== g.lease.id) throw new FloatingLicenseError('TOKEN_MISMATCH', 'the grant and its token name different leases');
+    if (claims.lse !== grant.lease.id) throw new FloatingLicenseError('TOKEN_MISMATCH', 'the grant and its token name different leases');
     return claims;
   }
 
@@ -234,10 +234,10 @@ export class Session {
   }
 
   /** Runs on a token an earlier run stored (offline lease, or the last online lease while unreachable). */
-  adoptStored(s: { held: Held }, mode: 'offline' | 'cached'): void {
-    this.held = s.held;
+  adoptStored(stored: { held: Held }, mode: 'offline' | 'cached'): void {
+    this.held = stored.held;
     this.mode = mode;
-    this.heartbeatIntervalSeconds = s.held.claims.hbi;
+    this.heartbeatIntervalSeconds = stored.held.claims.hbi;
     this.keeper.schedule();
     if (mode === 'cached') this.keeper.scheduleContact(backoff(1, this.retry, this.random));
   }

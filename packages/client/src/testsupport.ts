@@ -245,7 +245,7 @@ export async function world(opts: { wall?: number; dataDir?: string } = {}): Pro
     stateDir,
     cleanup,
     license: (policy = {}) => ts.license(policy),
-    client(o) {
+    client(overrides) {
       const lic = new FloatingLicense({
         serverUrl: proxy.url,
         stateDir,
@@ -254,7 +254,7 @@ export async function world(opts: { wall?: number; dataDir?: string } = {}): Pro
         hostname: 'test-host',
         user: 'tester',
         retry: { initialDelayMs: 1000, maxDelayMs: 20_000, maxAttempts: 3 },
-        ...o,
+        ...overrides,
       });
       cleanup.add(() => lic.close({ checkin: false }));
       return lic;

@@ -185,19 +185,28 @@ export class KeyTrust {
   }
 }
 
-function checkClaims(c: LeaseTokenClaims, expect: TokenExpectations): void {
+function checkClaims(claims: LeaseTokenClaims, expect: TokenExpectations): void {
   const str = (v: unknown) => typeof v === 'string' && v.length > 0;
   const num = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
-  if (!c || typeof c !== 'object' || c.iss !== TOKEN_ISSUER) throw invalid('the lease token is not a floatd token');
-  if (!str(c.sub) || !str(c.lse) || c.sub !== c.lse || !str(c.lic) || !str(c.dev) || !str(c.fph) || !str(c.ins))
+  if (!claims || typeof claims !== 'object' || claims.iss !== TOKEN_ISSUER) throw invalid('the lease token is not a floatd token');
+  if (
+    !str(claims.sub) ||
+    !str(claims.lse) ||
+    claims.sub !== claims.lse ||
+    !str(claims.lic) ||
+    !str(claims.dev) ||
+    !str(claims.fph) ||
+    !str(claims.ins)
+  )
     throw invalid('the lease token lacks required claims');
-  if (!num(c.iat) || !num(c.hbi) || typeof c.offline !== 'boolean') throw invalid('the lease token lacks required claims');
-  if (c.exp !== undefined && (!num(c.exp) || c.exp < c.iat)) throw invalid('the lease token has an invalid expiry');
-  if (c.offline && (!num(c.oed) || c.oed! < c.iat)) throw invalid('the offline lease token has no valid Offline Expiry Date');
+  if (!num(claims.iat) || !num(claims.hbi) || typeof claims.offline !== 'boolean') throw invalid('the lease token lacks required claims');
+  if (claims.exp !== undefined && (!num(claims.exp) || claims.exp < claims.iat)) throw invalid('the lease token has an invalid expiry');
+  if (claims.offline && (!num(claims.oed) || claims.oed! < claims.iat))
+    throw invalid('the offline lease token has no valid Offline Expiry Date');
   const mismatch = (what: string) => new FloatingLicenseError('TOKEN_MISMATCH', `the lease token was issued to another ${what}`);
-  if (c.fph !== fingerprintHash(expect.fingerprint)) throw mismatch('device');
-  if (expect.instanceId !== undefined && c.ins !== expect.instanceId) throw mismatch('instance');
-  if (expect.leaseId !== undefined && c.lse !== expect.leaseId) throw mismatch('lease');
-  if (expect.offline !== undefined && c.offline !== expect.offline)
+  if (claims.fph !== fingerprintHash(expect.fingerprint)) throw mismatch('device');
+  if (expect.instanceId !== undefined && claims.ins !== expect.instanceId) throw mismatch('instance');
+  if (expect.leaseId !== undefined && claims.lse !== expect.leaseId) throw mismatch('lease');
+  if (expect.offline !== undefined && claims.offline !== expect.offline)
     throw mismatch(expect.offline ? 'online lease (expected offline)' : 'offline lease (expected online)');
 }

@@ -42,8 +42,8 @@ export class TrustedTime {
   }
 
   /** Raises the trusted time to `t` (never lowers it). */
-  raise(t: number): void {
-    const base = t - this.monotonic();
+  raise(time: number): void {
+    const base = time - this.monotonic();
     if (base > this.base) this.base = base;
   }
 

@@ -46,6 +46,8 @@ export interface RouteSpec {
   bodyLimit?: number;
   /** not JSON (metrics, OpenAPI, an event stream): no typed answer */
   raw?: boolean;
+  /** a `raw` route's 200 as OpenAPI shows it: its media type, what it is, and the schema of what it carries */
+  rawResponse?: { contentType: string; description: string; schema: TSchema };
   /** OpenAPI operationId: the declaration's exported name (set by `routes/index.ts`) */
   operationId?: string;
 }

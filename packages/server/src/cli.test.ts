@@ -1,15 +1,12 @@
 /** The `floatd serve` process itself: first start, restart, bad configuration, graceful shutdown, kill -9. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { startFloatdProcess } from './testing/process.js';
-
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+import { runFloatd, startFloatdProcess } from './testing/process.js';
 
 interface Proc {
   child: ChildProcess;
@@ -71,12 +68,9 @@ test('a bad configuration value stops the start with a clear message and exit co
     [[], { FLOATD_PORT: '99999' }, /FLOATD_PORT.*outside/],
     [[], { FLOATD_DATABASE_URL: 'mysql://db' }, /FLOATD_DATABASE_URL/],
   ] as const) {
-    const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const code = await new Promise<number | null>((res) => child.on('exit', res));
+    const { code, stderr } = await runFloatd(['serve', ...args], { env });
     assert.equal(code, 2);
-    assert.match(err, message);
+    assert.match(stderr, message);
   }
 });
 
@@ -141,13 +135,9 @@ test('floatd serve --mode on-prem: needs the vendor public key, loads --license-
   try {
     const { testVendor } = await import('./testing/onprem.js');
     const v = await testVendor();
-    const noKey = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'a'), '--mode', 'on-prem'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    noKey.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-    assert.notEqual(await new Promise((r) => noKey.on('exit', r)), 0);
-    assert.match(err, /needs the vendor public key: pass --vendor-public-key/);
+    const noKey = await runFloatd(['serve', '--port', '0', '--data-dir', join(dir, 'a'), '--mode', 'on-prem']);
+    assert.notEqual(noKey.code, 0);
+    assert.match(noKey.stderr, /needs the vendor public key: pass --vendor-public-key/);
 
     const spec = v.spec([{ seats: 1 }]);
     const licenseFile = join(dir, 'license.json');
@@ -161,15 +151,9 @@ test('floatd serve --mode on-prem: needs the vendor public key, loads --license-
     assert.equal(await p.exited, 0);
 
     await chmod(v.privateKeyFile, 0o640);
-    const loose = spawn(
-      process.execPath,
-      [CLI, 'serve', '--port', '0', '--data-dir', join(dir, 'c'), '--vendor-private-key', v.privateKeyFile],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    loose.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    loose.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    assert.notEqual(await new Promise((r) => loose.on('exit', r)), 0);
+    const loose = await runFloatd(['serve', '--port', '0', '--data-dir', join(dir, 'c'), '--vendor-private-key', v.privateKeyFile]);
+    const out = loose.stdout + loose.stderr;
+    assert.notEqual(loose.code, 0);
     assert.match(out, /mode 640: it must be readable by its owner only/);
     assert.ok(!out.includes((await readFile(v.privateKeyFile, 'utf8')).split('\n')[1]!), 'the key is not printed');
     await rm(v.dir, { recursive: true, force: true });
@@ -206,15 +190,10 @@ test('a port already in use says how to pick another (--port, FLOATD_PORT) and e
   try {
     const first = await serve(join(dir, 'a'));
     const port = new URL(first.url).port;
-    const second = spawn(process.execPath, [CLI, 'serve', '--port', port, '--data-dir', join(dir, 'b'), '--log-level', 'silent'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let err = '';
-    second.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-    const code = await new Promise<number | null>((res) => second.on('exit', res));
-    assert.equal(code, 2);
+    const second = await runFloatd(['serve', '--port', port, '--data-dir', join(dir, 'b'), '--log-level', 'silent']);
+    assert.equal(second.code, 2);
     assert.equal(
-      err,
+      second.stderr,
       `floatd: port ${port} on 127.0.0.1 is already in use (another floatd?); pick another with --port <n> or FLOATD_PORT=<n> (0 = any free port)\n`,
     );
     first.child.kill('SIGTERM');

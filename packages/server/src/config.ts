@@ -156,23 +156,23 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
   return parseConfig(input);
 }
 
-export function parseConfig(i: ConfigInput): Config {
-  const host = i.host ?? '127.0.0.1';
+export function parseConfig(input: ConfigInput): Config {
+  const host = input.host ?? '127.0.0.1';
   if (!/^[A-Za-z0-9.:\-[\]]+$/.test(host)) throw new ConfigError(`FLOATD_HOST / --host: "${host}" is not a host name or IP address`);
-  const port = integer(i.port ?? '7070', 'FLOATD_PORT / --port', 0, 65535);
-  const dataDir = resolve(i.dataDir ?? './data');
-  if ((i.dataDir ?? './data').trim() === '') throw new ConfigError('FLOATD_DATA_DIR / --data-dir: must not be empty');
-  const reclaimIntervalSeconds = integer(i.reclaimInterval ?? '30', 'FLOATD_RECLAIM_INTERVAL_SECONDS / --reclaim-interval', 1, 86_400);
-  const logLevel = (i.logLevel ?? 'info') as Config['logLevel'];
+  const port = integer(input.port ?? '7070', 'FLOATD_PORT / --port', 0, 65535);
+  const dataDir = resolve(input.dataDir ?? './data');
+  if ((input.dataDir ?? './data').trim() === '') throw new ConfigError('FLOATD_DATA_DIR / --data-dir: must not be empty');
+  const reclaimIntervalSeconds = integer(input.reclaimInterval ?? '30', 'FLOATD_RECLAIM_INTERVAL_SECONDS / --reclaim-interval', 1, 86_400);
+  const logLevel = (input.logLevel ?? 'info') as Config['logLevel'];
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`FLOATD_LOG_LEVEL / --log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
-  const sync = (i.sqliteSynchronous ?? 'FULL').toUpperCase();
+  const sync = (input.sqliteSynchronous ?? 'FULL').toUpperCase();
   if (sync !== 'NORMAL' && sync !== 'FULL')
-    throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${i.sqliteSynchronous}" must be NORMAL or FULL`);
-  const heartbeatBatchMs = integer(i.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
-  const logRequests = i.logRequests === true || i.logRequests === '1' || i.logRequests === 'true';
-  const mode = (i.mode ?? 'hosted').toLowerCase();
-  if (mode !== 'hosted' && mode !== 'on-prem') throw new ConfigError(`FLOATD_MODE / --mode: "${i.mode}" must be hosted or on-prem`);
-  if (mode === 'on-prem' && i.vendorPrivateKey)
+    throw new ConfigError(`FLOATD_SQLITE_SYNCHRONOUS: "${input.sqliteSynchronous}" must be NORMAL or FULL`);
+  const heartbeatBatchMs = integer(input.heartbeatBatchMs ?? '1000', 'FLOATD_HEARTBEAT_BATCH_MS', 0, 10_000);
+  const logRequests = input.logRequests === true || input.logRequests === '1' || input.logRequests === 'true';
+  const mode = (input.mode ?? 'hosted').toLowerCase();
+  if (mode !== 'hosted' && mode !== 'on-prem') throw new ConfigError(`FLOATD_MODE / --mode: "${input.mode}" must be hosted or on-prem`);
+  if (mode === 'on-prem' && input.vendorPrivateKey)
     throw new ConfigError('--vendor-private-key: an on-prem server never holds the vendor private key');
   const path = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
@@ -183,44 +183,50 @@ export function parseConfig(i: ConfigInput): Config {
     host,
     port,
     dataDir,
-    database: database(i.databaseUrl, dataDir, i.keyEncryptionKey, i.databasePoolSize),
+    database: database(input.databaseUrl, dataDir, input.keyEncryptionKey, input.databasePoolSize),
     reclaimIntervalSeconds,
     logLevel,
     logRequests,
     sqliteSynchronous: sync,
     heartbeatBatchMs,
     mode,
-    licenseFile: path(i.licenseFile, 'FLOATD_LICENSE_FILE / --license-file') ?? resolve(dataDir, 'license.json'),
-    vendorPublicKeyFile: path(i.vendorPublicKey, 'FLOATD_VENDOR_PUBLIC_KEY / --vendor-public-key'),
-    vendorPrivateKeyFile: path(i.vendorPrivateKey, 'FLOATD_VENDOR_PRIVATE_KEY / --vendor-private-key'),
-    clockToleranceSeconds: integer(i.clockTolerance ?? '900', 'FLOATD_CLOCK_TOLERANCE_SECONDS / --clock-tolerance', 1, 10 * 365 * 86_400),
-    stateIntervalSeconds: integer(i.stateInterval ?? '60', 'FLOATD_STATE_INTERVAL_SECONDS / --state-interval', 1, 3600),
-    security: security(i),
-    connections: connections(i),
-    retention: retention(i, mode),
-    groupCommit: onOff(i.groupCommit, 'FLOATD_GROUP_COMMIT', true),
-    announce: announce(i),
+    licenseFile: path(input.licenseFile, 'FLOATD_LICENSE_FILE / --license-file') ?? resolve(dataDir, 'license.json'),
+    vendorPublicKeyFile: path(input.vendorPublicKey, 'FLOATD_VENDOR_PUBLIC_KEY / --vendor-public-key'),
+    vendorPrivateKeyFile: path(input.vendorPrivateKey, 'FLOATD_VENDOR_PRIVATE_KEY / --vendor-private-key'),
+    clockToleranceSeconds: integer(
+      input.clockTolerance ?? '900',
+      'FLOATD_CLOCK_TOLERANCE_SECONDS / --clock-tolerance',
+      1,
+      10 * 365 * 86_400,
+    ),
+    stateIntervalSeconds: integer(input.stateInterval ?? '60', 'FLOATD_STATE_INTERVAL_SECONDS / --state-interval', 1, 3600),
+    security: security(input),
+    connections: connections(input),
+    retention: retention(input, mode),
+    groupCommit: onOff(input.groupCommit, 'FLOATD_GROUP_COMMIT', true),
+    announce: announce(input),
   };
 }
 
-function announce(i: ConfigInput): Config['announce'] {
-  const v = i.announce;
-  if (v === undefined || v === false || (typeof v === 'string' && /^(|0|false|no|off)$/i.test(v.trim()))) return undefined;
-  const name = v === true || (typeof v === 'string' && /^(1|true|yes|on)$/i.test(v.trim())) ? defaultInstanceName() : String(v).trim();
+function announce(input: ConfigInput): Config['announce'] {
+  const value = input.announce;
+  if (value === undefined || value === false || (typeof value === 'string' && /^(|0|false|no|off)$/i.test(value.trim()))) return undefined;
+  const name =
+    value === true || (typeof value === 'string' && /^(1|true|yes|on)$/i.test(value.trim())) ? defaultInstanceName() : String(value).trim();
   const bad = validInstanceName(name);
   if (bad) throw new ConfigError(`FLOATD_ANNOUNCE / --announce: the name "${name}" ${bad}`);
-  const iface = i.announceInterface?.trim() || undefined;
+  const iface = input.announceInterface?.trim() || undefined;
   if (iface !== undefined && !/^\d{1,3}(\.\d{1,3}){3}$/.test(iface))
     throw new ConfigError(`FLOATD_ANNOUNCE_INTERFACE / --announce-interface: "${iface}" is not the IPv4 address of an interface`);
-  return { name, interface: iface, mdnsPort: integer(i.mdnsPort ?? '5353', 'FLOATD_MDNS_PORT', 1, 65535) };
+  return { name, interface: iface, mdnsPort: integer(input.mdnsPort ?? '5353', 'FLOATD_MDNS_PORT', 1, 65535) };
 }
 
 /** A signed on-premise usage report covers up to 366 days back: its hourly usage must still be there. */
 export const MIN_ONPREM_USAGE_RETENTION_DAYS = 367;
 
-function retention(i: ConfigInput, mode: 'hosted' | 'on-prem'): Config['retention'] {
-  const auditDays = integer(i.auditRetentionDays ?? String(DEFAULT_RETENTION.auditDays), 'FLOATD_AUDIT_RETENTION_DAYS', 0, 36_500);
-  const usageDays = integer(i.usageRetentionDays ?? String(DEFAULT_RETENTION.usageDays), 'FLOATD_USAGE_RETENTION_DAYS', 0, 36_500);
+function retention(input: ConfigInput, mode: 'hosted' | 'on-prem'): Config['retention'] {
+  const auditDays = integer(input.auditRetentionDays ?? String(DEFAULT_RETENTION.auditDays), 'FLOATD_AUDIT_RETENTION_DAYS', 0, 36_500);
+  const usageDays = integer(input.usageRetentionDays ?? String(DEFAULT_RETENTION.usageDays), 'FLOATD_USAGE_RETENTION_DAYS', 0, 36_500);
   if (mode === 'on-prem' && usageDays > 0 && usageDays < MIN_ONPREM_USAGE_RETENTION_DAYS) {
     throw new ConfigError(
       `FLOATD_USAGE_RETENTION_DAYS: ${usageDays} days is too short on-prem: a signed usage report covers up to 366 days (use ${MIN_ONPREM_USAGE_RETENTION_DAYS} or more, or 0 to keep all)`,
@@ -229,26 +235,26 @@ function retention(i: ConfigInput, mode: 'hosted' | 'on-prem'): Config['retentio
   return { auditDays, usageDays };
 }
 
-function connections(i: ConfigInput): Config['connections'] {
+function connections(input: ConfigInput): Config['connections'] {
   // Behind a trusted proxy every connection comes from the proxy: a per-address cap would cap the proxy, so it is off
   // unless set (the proxy is where the per-client limit belongs then).
-  const behindProxy = i.trustProxy !== undefined && !['', 'false', '0'].includes(i.trustProxy.trim());
+  const behindProxy = input.trustProxy !== undefined && !['', 'false', '0'].includes(input.trustProxy.trim());
   const perAddressDefault = behindProxy ? '0' : String(DEFAULT_CONNECTIONS.perAddress);
   const total =
-    i.maxConnections === undefined || i.maxConnections.trim() === '' || i.maxConnections.trim() === 'auto'
+    input.maxConnections === undefined || input.maxConnections.trim() === '' || input.maxConnections.trim() === 'auto'
       ? undefined
-      : integer(i.maxConnections, 'FLOATD_MAX_CONNECTIONS', 16, 1_000_000);
+      : integer(input.maxConnections, 'FLOATD_MAX_CONNECTIONS', 16, 1_000_000);
   return {
-    perAddress: integer(i.maxConnectionsPerAddress ?? perAddressDefault, 'FLOATD_MAX_CONNECTIONS_PER_ADDRESS', 0, 1_000_000),
+    perAddress: integer(input.maxConnectionsPerAddress ?? perAddressDefault, 'FLOATD_MAX_CONNECTIONS_PER_ADDRESS', 0, 1_000_000),
     total,
     headersTimeoutMs: integer(
-      i.headersTimeoutMs ?? String(DEFAULT_CONNECTIONS.headersTimeoutMs),
+      input.headersTimeoutMs ?? String(DEFAULT_CONNECTIONS.headersTimeoutMs),
       'FLOATD_HEADERS_TIMEOUT_MS',
       500,
       300_000,
     ),
     unauthenticatedIdleMs: integer(
-      i.idleUnauthenticatedMs ?? String(DEFAULT_CONNECTIONS.unauthenticatedIdleMs),
+      input.idleUnauthenticatedMs ?? String(DEFAULT_CONNECTIONS.unauthenticatedIdleMs),
       'FLOATD_IDLE_UNAUTHENTICATED_MS',
       500,
       300_000,
@@ -265,17 +271,17 @@ function onOff(raw: string | undefined, name: string, fallback: boolean): boolea
   throw new ConfigError(`${name}: "${raw}" must be on or off`);
 }
 
-function security(i: ConfigInput): SecurityConfig {
-  const on = onOff(i.rateLimit, 'FLOATD_RATE_LIMIT', true);
+function security(input: ConfigInput): SecurityConfig {
+  const on = onOff(input.rateLimit, 'FLOATD_RATE_LIMIT', true);
   return {
     rateLimit: {
       enabled: on,
-      clientIp: rate(i.rateLimitClientIp, 'FLOATD_RATE_LIMIT_CLIENT_IP', DEFAULT_RATE_LIMITS.clientIp),
-      clientKey: rate(i.rateLimitClientKey, 'FLOATD_RATE_LIMIT_CLIENT_KEY', DEFAULT_RATE_LIMITS.clientKey),
-      authFailures: rate(i.rateLimitAuthFailures, 'FLOATD_RATE_LIMIT_AUTH_FAILURES', DEFAULT_RATE_LIMITS.authFailures),
+      clientIp: rate(input.rateLimitClientIp, 'FLOATD_RATE_LIMIT_CLIENT_IP', DEFAULT_RATE_LIMITS.clientIp),
+      clientKey: rate(input.rateLimitClientKey, 'FLOATD_RATE_LIMIT_CLIENT_KEY', DEFAULT_RATE_LIMITS.clientKey),
+      authFailures: rate(input.rateLimitAuthFailures, 'FLOATD_RATE_LIMIT_AUTH_FAILURES', DEFAULT_RATE_LIMITS.authFailures),
     },
-    trustProxy: trustProxy(i.trustProxy),
-    corsOrigins: corsOrigins(i.corsOrigins),
+    trustProxy: trustProxy(input.trustProxy),
+    corsOrigins: corsOrigins(input.corsOrigins),
   };
 }
 

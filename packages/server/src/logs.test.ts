@@ -7,47 +7,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TEST_STORE } from './testing/harness.js';
 import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from './testing/pg.js';
-import { freePort } from './testing/process.js';
+import { freePort, startFloatdProcess } from './testing/process.js';
 
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
-
+/** `floatd serve` at the log level `env` says (no --log-level flag), rate limits as the environment says. */
 async function serve(dataDir: string, env: Record<string, string>) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port), '--data-dir', dataDir], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return startFloatdProcess({
+    dataDir,
+    port: await freePort(),
+    logLevel: null,
+    env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT, ...env },
   });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`floatd exited: ${output}`);
-    try {
-      // the banner (and, on a first start, the token) is printed after the server starts answering
-      if ((await fetch(url + '/healthz')).ok && output.includes(' listening on ')) break;
-    } catch {
-      /* not yet */
-    }
-    if (i > 400) throw new Error('floatd did not start');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return {
-    url,
-    output: () => output,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 test('no admin token, license key or lease token appears in a debug log with request logging on', { timeout: 120_000 }, async () => {

@@ -1,4 +1,4 @@
-/** Small shared pieces: error box, form field, confirm dialog, copy button, seat bar, status badges. */
+/** Small shared pieces: error box, form field, confirm dialog (and the confirmed-action hook), copy button, seat bar, status badges. */
 import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
 import { ApiError, type License } from '../api';
 
@@ -59,6 +59,70 @@ export function Field({
         </p>
       )}
     </div>
+  );
+}
+
+/**
+ * A destructive action on one row, asked first (delete a product, revoke a token): `ask(item)` opens the
+ * confirmation; `dialog` is spread on the ConfirmDialog, whose confirm runs `action(item)` and, once it
+ * succeeded, closes and calls `onDone`; a failure stays in `error` for the dialog to show.
+ *
+ * @example const remove = useConfirmedAction((p: Product) => api.deleteProduct(p.id), reload);
+ *          <ConfirmDialog {...remove.dialog} title={`Delete ${remove.target?.name}?`} …><ErrorBox error={remove.error} /></ConfirmDialog>
+ */
+export function useConfirmedAction<T>(action: (item: T) => Promise<unknown>, onDone: () => void) {
+  const [target, setTarget] = useState<T | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return {
+    target,
+    error,
+    ask(item: T) {
+      setError(null);
+      setTarget(item);
+    },
+    dialog: {
+      open: target !== null,
+      busy,
+      onCancel: () => setTarget(null),
+      onConfirm: () => {
+        if (target === null) return;
+        setBusy(true);
+        action(target).then(
+          () => {
+            setBusy(false);
+            setTarget(null);
+            onDone();
+          },
+          (e: unknown) => {
+            setBusy(false);
+            setError(e);
+          },
+        );
+      },
+    },
+  };
+}
+
+/** One column head of a table: its label, or the label with `numeric` (right-aligned) or `hidden` (for screen readers only). */
+export type Column = string | { label: ReactNode; numeric?: boolean; hidden?: boolean };
+
+/** A table's `<thead>`: one row of column heads; a `false` column (a role that may not act) is left out. */
+export function TableHead({ columns }: { columns: readonly (Column | false)[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((column, i) => {
+          if (column === false) return null;
+          const { label, numeric, hidden } = typeof column === 'string' ? { label: column } : column;
+          return (
+            <th key={i} scope="col" className={numeric ? 'num' : undefined}>
+              {hidden ? <span className="sr-only">{label}</span> : label}
+            </th>
+          );
+        })}
+      </tr>
+    </thead>
   );
 }
 

@@ -3,7 +3,7 @@ import { api, AUDIT_TYPES, customerOf, type AdminTokenInfo, type AuditEvent, typ
 import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv, vis } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
-import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
+import { ErrorBox, Field, Loading, PageTitle, TableHead } from '../components/ui';
 
 const TYPES = AUDIT_TYPES;
 const FILTERS = ['licenseId', 'deviceId', 'actor', 'type', 'from', 'to'] as const;
@@ -195,16 +195,7 @@ export function Audit() {
               <col className="c-device" />
               <col />
             </colgroup>
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Event</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Key</th>
-                <th scope="col">Device</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Time', 'Event', 'Actor', 'Key', 'Device', 'Details']} />
             <tbody>
               {events.map((e) => (
                 <tr key={e.id}>

@@ -2,7 +2,7 @@ import { api, customerOf, type DashboardRow } from '../api';
 import { fmtDate, fmtTime, plural } from '../format';
 import { Link } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
-import { EmptyState, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge } from '../components/ui';
+import { EmptyState, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge, TableHead } from '../components/ui';
 
 export function Dashboard() {
   useTitle('Dashboard');
@@ -55,24 +55,18 @@ export function Dashboard() {
           <div className="table-wrap">
             <table className="table table-cards" aria-describedby="dash-note">
               <caption className="sr-only">Licenses and their seats</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">Customer</th>
-                  <th scope="col">Seats used / total</th>
-                  <th scope="col" className="num">
-                    Online
-                  </th>
-                  <th scope="col" className="num">
-                    Offline
-                  </th>
-                  <th scope="col" className="num">
-                    Denials today
-                  </th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
+              <TableHead
+                columns={[
+                  'Key',
+                  'Customer',
+                  'Seats used / total',
+                  { label: 'Online', numeric: true },
+                  { label: 'Offline', numeric: true },
+                  { label: 'Denials today', numeric: true },
+                  'Expires',
+                  'Status',
+                ]}
+              />
               <tbody>
                 {rows.map((r) => (
                   <DashRow key={r.license.id} row={r} />

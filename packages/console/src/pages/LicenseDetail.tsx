@@ -5,7 +5,7 @@ import { takeFlash } from '../flash';
 import { Link, navigate } from '../router';
 import { setFlash as setNextFlash } from '../flash';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
-import { ConfirmDialog, CopyButton, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge } from '../components/ui';
+import { ConfirmDialog, CopyButton, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge, TableHead } from '../components/ui';
 
 export function LicenseDetail({ licenseId }: { licenseId: string }) {
   const isAdmin = useCan('admin');
@@ -292,24 +292,18 @@ function Seats({
         <div className="table-wrap">
           <table className="table table-cards">
             <caption className="sr-only">Devices holding seats on this license</caption>
-            <thead>
-              <tr>
-                <th scope="col">Hostname</th>
-                <th scope="col">User</th>
-                <th scope="col" className="num">
-                  Instances
-                </th>
-                <th scope="col">Checked out at</th>
-                <th scope="col">Last accessed</th>
-                <th scope="col">Lease expiry</th>
-                <th scope="col">Offline expiry</th>
-                {canRelease && (
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                )}
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                'Hostname',
+                'User',
+                { label: 'Instances', numeric: true },
+                'Checked out at',
+                'Last accessed',
+                'Lease expiry',
+                'Offline expiry',
+                canRelease && { label: 'Actions', hidden: true },
+              ]}
+            />
             <tbody>
               {leases.map((x) => {
                 const expired = x.expiresAt !== null && Date.parse(x.expiresAt) <= now;
@@ -426,18 +420,9 @@ function DevicesSeen({ devices }: { devices: Device[] }) {
         <div className="table-wrap">
           <table className="table table-cards">
             <caption className="sr-only">Devices seen on this license, most recently accessed first</caption>
-            <thead>
-              <tr>
-                <th scope="col">Hostname</th>
-                <th scope="col">User</th>
-                <th scope="col">App version</th>
-                <th scope="col">First seen</th>
-                <th scope="col">Last accessed</th>
-                <th scope="col" className="num">
-                  Seats held
-                </th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={['Hostname', 'User', 'App version', 'First seen', 'Last accessed', { label: 'Seats held', numeric: true }]}
+            />
             <tbody>
               {devices.map((d) => (
                 <tr key={d.id}>

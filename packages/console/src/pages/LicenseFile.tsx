@@ -8,7 +8,7 @@ import { api, type Entitlements } from '../api';
 import { fmtTime } from '../format';
 import { Link } from '../router';
 import { useCan, useLoad, useTitle } from '../session';
-import { ErrorBox, Loading, PageTitle } from '../components/ui';
+import { ErrorBox, Loading, PageTitle, TableHead } from '../components/ui';
 
 export function LicenseFile() {
   useTitle('License file');
@@ -95,14 +95,7 @@ function OnPrem({ data, isAdmin, onLoaded }: { data: Entitlements; isAdmin: bool
           <div className="table-wrap">
             <table className="table table-cards">
               <caption className="sr-only">Licenses granted by the license file</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">Seats</th>
-                  <th scope="col">Model</th>
-                  <th scope="col">Expires</th>
-                </tr>
-              </thead>
+              <TableHead columns={['Key', 'Seats', 'Model', 'Expires']} />
               <tbody>
                 {f.licenses.map((l) => (
                   <tr key={l.id}>

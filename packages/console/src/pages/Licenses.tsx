@@ -5,7 +5,18 @@ import { takeFlash } from '../flash';
 import { fmtDuration, normaliseKey, plural } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
-import { CopyButton, EmptyState, ErrorBox, Field, Loading, PageTitle, SeatBar, StatusBadge, licenseState } from '../components/ui';
+import {
+  CopyButton,
+  EmptyState,
+  ErrorBox,
+  Field,
+  licenseState,
+  Loading,
+  PageTitle,
+  SeatBar,
+  StatusBadge,
+  TableHead,
+} from '../components/ui';
 
 const PAGE_SIZE = 20;
 
@@ -153,21 +164,19 @@ export function Licenses() {
             <div className="table-wrap">
               <table className="table table-cards">
                 <caption className="sr-only">Licenses, page {current}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Key</th>
-                    <th scope="col">Product</th>
-                    <th scope="col">Customer</th>
-                    <th scope="col">Seats</th>
-                    <th scope="col">Model</th>
-                    <th scope="col">Expires</th>
-                    <th scope="col">Lease TTL</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead
+                  columns={[
+                    'Key',
+                    'Product',
+                    'Customer',
+                    'Seats',
+                    'Model',
+                    'Expires',
+                    'Lease TTL',
+                    'Status',
+                    { label: 'Actions', hidden: true },
+                  ]}
+                />
                 <tbody>
                   {shown.map((l) => (
                     <KeyRow key={l.id} license={l} productName={names.get(l.productId) ?? l.productId} />

@@ -3,7 +3,7 @@ import { api, ApiError, fieldOf, type Product } from '../api';
 import { fmtTime, plural } from '../format';
 import { Link } from '../router';
 import { useCan, useLoad, useSession, useTitle } from '../session';
-import { ConfirmDialog, EmptyState, ErrorBox, Field, Loading, PageTitle } from '../components/ui';
+import { ConfirmDialog, EmptyState, ErrorBox, Field, Loading, PageTitle, TableHead, useConfirmedAction } from '../components/ui';
 
 export function Products() {
   useTitle('Products');
@@ -17,9 +17,7 @@ export function Products() {
     return { products: products.items, keys };
   }, []);
   const [created, setCreated] = useState<Product | null>(null);
-  const [deleting, setDeleting] = useState<Product | null>(null);
-  const [deleteError, setDeleteError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const remove = useConfirmedAction((product: Product) => api.deleteProduct(product.id), reload);
 
   return (
     <>
@@ -49,15 +47,7 @@ export function Products() {
         <div className="table-wrap">
           <table className="table table-cards">
             <caption className="sr-only">Products</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Id</th>
-                <th scope="col">Licenses</th>
-                <th scope="col">Created</th>
-                {isAdmin && <th scope="col">Actions</th>}
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Id', 'Licenses', 'Created', isAdmin && 'Actions']} />
             <tbody>
               {data.products.map((p) => (
                 <ProductRow
@@ -66,41 +56,16 @@ export function Products() {
                   keys={data.keys.get(p.id) ?? 0}
                   isAdmin={isAdmin}
                   onChanged={reload}
-                  onDelete={() => {
-                    setDeleteError(null);
-                    setDeleting(p);
-                  }}
+                  onDelete={() => remove.ask(p)}
                 />
               ))}
             </tbody>
           </table>
         </div>
       )}
-      <ConfirmDialog
-        open={deleting !== null}
-        title={`Delete product ${deleting?.name ?? ''}?`}
-        confirmLabel="Delete product"
-        danger
-        busy={busy}
-        onCancel={() => setDeleting(null)}
-        onConfirm={() => {
-          if (!deleting) return;
-          setBusy(true);
-          api.deleteProduct(deleting.id).then(
-            () => {
-              setBusy(false);
-              setDeleting(null);
-              reload();
-            },
-            (e: unknown) => {
-              setBusy(false);
-              setDeleteError(e);
-            },
-          );
-        }}
-      >
+      <ConfirmDialog {...remove.dialog} title={`Delete product ${remove.target?.name ?? ''}?`} confirmLabel="Delete product" danger>
         <p>The product is removed for good. A product that still owns licenses cannot be deleted.</p>
-        <ErrorBox error={deleteError} />
+        <ErrorBox error={remove.error} />
       </ConfirmDialog>
     </>
   );

@@ -5,7 +5,7 @@ import { fmtDuration, fmtTime, normaliseKey, plural, vis } from '../format';
 const TTL_ROWS = 25;
 import { Link } from '../router';
 import { useCan, useLoad, useSession, useTitle } from '../session';
-import { ErrorBox, Loading, PageTitle } from '../components/ui';
+import { ErrorBox, Loading, PageTitle, TableHead } from '../components/ui';
 
 /** Reclamation: the sweep interval (server config), each license's lease TTL, and "Reclaim inactive licenses now". */
 export function Reclaim() {
@@ -95,14 +95,7 @@ export function Reclaim() {
               <div className="table-wrap">
                 <table className="table table-cards">
                   <caption className="sr-only">Seats freed by this sweep</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Key</th>
-                      <th scope="col">Device</th>
-                      <th scope="col">Reason</th>
-                      <th scope="col">Lease</th>
-                    </tr>
-                  </thead>
+                  <TableHead columns={['Key', 'Device', 'Reason', 'Lease']} />
                   <tbody>
                     {report.freed.map((f) => {
                       const l = keyOf(f.licenseId);
@@ -183,14 +176,7 @@ export function Reclaim() {
           <div className="table-wrap">
             <table className="table table-cards">
               <caption className="sr-only">Lease TTL of each license</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">Lease TTL</th>
-                  <th scope="col">Heartbeat interval</th>
-                  <th scope="col">Seats in use</th>
-                </tr>
-              </thead>
+              <TableHead columns={['Key', 'Lease TTL', 'Heartbeat interval', 'Seats in use']} />
               <tbody>
                 {ttlRows.slice(0, showAll ? undefined : TTL_ROWS).map((l) => (
                   <TtlRow

@@ -3,7 +3,7 @@ import { useState, type FormEvent } from 'react';
 import { api, type AdminTokenInfo, type CreatedToken, type Role } from '../api';
 import { fmtTime } from '../format';
 import { useCan, useLoad, useSession, useTitle } from '../session';
-import { ConfirmDialog, CopyButton, ErrorBox, Field, Loading, PageTitle } from '../components/ui';
+import { ConfirmDialog, CopyButton, ErrorBox, Field, Loading, PageTitle, TableHead, useConfirmedAction } from '../components/ui';
 
 const ROLES: [Role, string][] = [
   ['viewer', 'viewer (reads, except tokens)'],
@@ -17,9 +17,7 @@ export function Tokens() {
   const { me } = useSession();
   const { data, error, reload } = useLoad(async () => (isAdmin ? (await api.tokens()).items : []), [isAdmin]);
   const [created, setCreated] = useState<CreatedToken | null>(null);
-  const [revoking, setRevoking] = useState<AdminTokenInfo | null>(null);
-  const [revokeError, setRevokeError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const revoke = useConfirmedAction((token: AdminTokenInfo) => api.revokeToken(token.id), reload);
 
   if (!isAdmin) {
     return (
@@ -59,16 +57,7 @@ export function Tokens() {
         <div className="table-wrap">
           <table className="table table-cards">
             <caption className="sr-only">Admin tokens</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">State</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Role', 'Created', 'Last used', 'State', 'Actions']} />
             <tbody>
               {data.map((t) => (
                 <tr key={t.id} data-token-id={t.id}>
@@ -91,10 +80,7 @@ export function Tokens() {
                         type="button"
                         className="btn btn-small btn-danger"
                         aria-label={`Revoke token ${t.name}`}
-                        onClick={() => {
-                          setRevokeError(null);
-                          setRevoking(t);
-                        }}
+                        onClick={() => revoke.ask(t)}
                       >
                         Revoke
                       </button>
@@ -106,34 +92,12 @@ export function Tokens() {
           </table>
         </div>
       )}
-      <ConfirmDialog
-        open={revoking !== null}
-        title={`Revoke token ${revoking?.name ?? ''}?`}
-        confirmLabel="Revoke token"
-        danger
-        busy={busy}
-        onCancel={() => setRevoking(null)}
-        onConfirm={() => {
-          if (!revoking) return;
-          setBusy(true);
-          api.revokeToken(revoking.id).then(
-            () => {
-              setBusy(false);
-              setRevoking(null);
-              reload();
-            },
-            (e: unknown) => {
-              setBusy(false);
-              setRevokeError(e);
-            },
-          );
-        }}
-      >
+      <ConfirmDialog {...revoke.dialog} title={`Revoke token ${revoke.target?.name ?? ''}?`} confirmLabel="Revoke token" danger>
         <p>
-          Every request with this token is refused from now on{revoking?.id === me.id ? ', including this session' : ''}. The last active
-          admin token cannot be revoked.
+          Every request with this token is refused from now on{revoke.target?.id === me.id ? ', including this session' : ''}. The last
+          active admin token cannot be revoked.
         </p>
-        <ErrorBox error={revokeError} />
+        <ErrorBox error={revoke.error} />
       </ConfirmDialog>
     </>
   );

@@ -3,7 +3,7 @@ import { api, DEFAULT_USAGE_RANGE, type UsageHour } from '../api';
 import { fmtDate, fmtHour, plural } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useLiveRefetch, useLoad, useTitle } from '../session';
-import { EmptyState, ErrorBox, Field, Loading, PageTitle } from '../components/ui';
+import { EmptyState, ErrorBox, Field, Loading, PageTitle, TableHead } from '../components/ui';
 import { UsageChart, type Bucket } from '../components/UsageChart';
 
 const RANGES: [string, string, number][] = [
@@ -204,23 +204,15 @@ export function UsagePage() {
             <div className="table-wrap">
               <table className="table">
                 <caption className="sr-only">Seats per {view}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">{view === 'day' ? 'Day' : 'Hour'}</th>
-                    <th scope="col" className="num">
-                      Peak seats
-                    </th>
-                    <th scope="col" className="num">
-                      Seats at end
-                    </th>
-                    <th scope="col" className="num">
-                      Checkouts
-                    </th>
-                    <th scope="col" className="num">
-                      Denials
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead
+                  columns={[
+                    view === 'day' ? 'Day' : 'Hour',
+                    { label: 'Peak seats', numeric: true },
+                    { label: 'Seats at end', numeric: true },
+                    { label: 'Checkouts', numeric: true },
+                    { label: 'Denials', numeric: true },
+                  ]}
+                />
                 <tbody>
                   {[...buckets].reverse().map((b) => (
                     <tr key={b.start.toISOString()}>

@@ -5,14 +5,14 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { route } from '../route.js';
-import * as W from '../schemas.js';
+import * as schemas from '../schemas.js';
 
-const ProductParams = W.Obj({ productId: W.ProductId });
-const LicenseParams = W.Obj({ licenseId: W.LicenseId });
-const LeaseParams = W.Obj({ leaseId: W.LeaseId });
-const TokenParams = W.Obj({ tokenId: W.TokenId });
-const Items = <T extends TSchema>(t: T) => W.Obj({ items: Type.Array(t) });
-const Empty = W.Obj({});
+const ProductParams = schemas.Obj({ productId: schemas.ProductId });
+const LicenseParams = schemas.Obj({ licenseId: schemas.LicenseId });
+const LeaseParams = schemas.Obj({ leaseId: schemas.LeaseId });
+const TokenParams = schemas.Obj({ tokenId: schemas.TokenId });
+const Items = <T extends TSchema>(t: T) => schemas.Obj({ items: Type.Array(t) });
+const Empty = schemas.Obj({});
 const products = ['products'] as const;
 const licenses = ['licenses'] as const;
 const seats = ['seats'] as const;
@@ -27,8 +27,8 @@ export const createProduct = route({
   tags: products,
   auth: 'admin',
   role: 'admin',
-  body: W.CreateProduct,
-  responses: { 201: W.Product },
+  body: schemas.CreateProduct,
+  responses: { 201: schemas.Product },
   errors: ['ENTITLEMENT_MANAGED'],
 });
 export const listProducts = route({
@@ -38,8 +38,8 @@ export const listProducts = route({
   tags: products,
   auth: 'admin',
   role: 'viewer',
-  query: W.Obj(W.PageQuery),
-  responses: { 200: W.Page(W.Product) },
+  query: schemas.Obj(schemas.PageQuery),
+  responses: { 200: schemas.Page(schemas.Product) },
   errors: [],
 });
 export const getProduct = route({
@@ -50,7 +50,7 @@ export const getProduct = route({
   auth: 'admin',
   role: 'viewer',
   params: ProductParams,
-  responses: { 200: W.Product },
+  responses: { 200: schemas.Product },
   errors: ['PRODUCT_NOT_FOUND'],
 });
 export const updateProduct = route({
@@ -61,8 +61,8 @@ export const updateProduct = route({
   auth: 'admin',
   role: 'admin',
   params: ProductParams,
-  body: W.UpdateProduct,
-  responses: { 200: W.Product },
+  body: schemas.UpdateProduct,
+  responses: { 200: schemas.Product },
   errors: ['PRODUCT_NOT_FOUND', 'ENTITLEMENT_MANAGED'],
 });
 export const deleteProduct = route({
@@ -73,7 +73,7 @@ export const deleteProduct = route({
   auth: 'admin',
   role: 'admin',
   params: ProductParams,
-  responses: { 200: W.Obj({ deleted: Type.Boolean() }) },
+  responses: { 200: schemas.Obj({ deleted: Type.Boolean() }) },
   errors: ['PRODUCT_NOT_FOUND', 'PRODUCT_HAS_LICENSES', 'ENTITLEMENT_MANAGED'],
 });
 
@@ -85,8 +85,8 @@ export const createLicense = route({
   tags: licenses,
   auth: 'admin',
   role: 'admin',
-  body: W.CreateLicense,
-  responses: { 201: W.License },
+  body: schemas.CreateLicense,
+  responses: { 201: schemas.License },
   errors: ['PRODUCT_NOT_FOUND', 'INVALID_POLICY', 'ENTITLEMENT_MANAGED'],
 });
 export const listLicenses = route({
@@ -96,8 +96,8 @@ export const listLicenses = route({
   tags: licenses,
   auth: 'admin',
   role: 'viewer',
-  query: W.Obj({ ...W.PageQuery, productId: Type.Optional(W.ProductId) }),
-  responses: { 200: W.Page(W.License) },
+  query: schemas.Obj({ ...schemas.PageQuery, productId: Type.Optional(schemas.ProductId) }),
+  responses: { 200: schemas.Page(schemas.License) },
   errors: [],
 });
 export const getLicense = route({
@@ -108,7 +108,7 @@ export const getLicense = route({
   auth: 'admin',
   role: 'viewer',
   params: LicenseParams,
-  responses: { 200: W.License },
+  responses: { 200: schemas.License },
   errors: ['LICENSE_NOT_FOUND'],
 });
 export const updateLicense = route({
@@ -119,8 +119,8 @@ export const updateLicense = route({
   auth: 'admin',
   role: 'admin',
   params: LicenseParams,
-  body: W.UpdateLicense,
-  responses: { 200: W.License },
+  body: schemas.UpdateLicense,
+  responses: { 200: schemas.License },
   errors: ['LICENSE_NOT_FOUND', 'INVALID_POLICY', 'ENTITLEMENT_MANAGED'],
 });
 export const suspendLicense = route({
@@ -133,7 +133,7 @@ export const suspendLicense = route({
   params: LicenseParams,
   body: Empty,
   optionalBody: true,
-  responses: { 200: W.License },
+  responses: { 200: schemas.License },
   errors: ['LICENSE_NOT_FOUND'],
 });
 export const resumeLicense = route({
@@ -146,7 +146,7 @@ export const resumeLicense = route({
   params: LicenseParams,
   body: Empty,
   optionalBody: true,
-  responses: { 200: W.License },
+  responses: { 200: schemas.License },
   errors: ['LICENSE_NOT_FOUND'],
 });
 export const deleteLicense = route({
@@ -157,8 +157,8 @@ export const deleteLicense = route({
   auth: 'admin',
   role: 'admin',
   params: LicenseParams,
-  query: W.Obj({ force: Type.Optional(Type.Boolean()) }),
-  responses: { 200: W.Obj({ deleted: Type.Boolean(), released: Type.Integer() }) },
+  query: schemas.Obj({ force: Type.Optional(Type.Boolean()) }),
+  responses: { 200: schemas.Obj({ deleted: Type.Boolean(), released: Type.Integer() }) },
   errors: ['LICENSE_NOT_FOUND', 'SEATS_HELD', 'ENTITLEMENT_MANAGED'],
 });
 
@@ -171,7 +171,7 @@ export const listLeases = route({
   auth: 'admin',
   role: 'viewer',
   params: LicenseParams,
-  responses: { 200: Items(W.Lease) },
+  responses: { 200: Items(schemas.Lease) },
   errors: ['LICENSE_NOT_FOUND'],
 });
 export const listDevices = route({
@@ -182,7 +182,7 @@ export const listDevices = route({
   auth: 'admin',
   role: 'viewer',
   params: LicenseParams,
-  responses: { 200: Items(W.Device) },
+  responses: { 200: Items(schemas.Device) },
   errors: ['LICENSE_NOT_FOUND'],
 });
 export const getLease = route({
@@ -193,7 +193,7 @@ export const getLease = route({
   auth: 'admin',
   role: 'viewer',
   params: LeaseParams,
-  responses: { 200: W.Lease },
+  responses: { 200: schemas.Lease },
   errors: ['LEASE_NOT_FOUND'],
 });
 export const releaseLease = route({
@@ -204,9 +204,9 @@ export const releaseLease = route({
   auth: 'admin',
   role: 'operator',
   params: LeaseParams,
-  body: W.ReleaseLease,
+  body: schemas.ReleaseLease,
   optionalBody: true,
-  responses: { 200: W.Obj({ released: Type.Boolean(), leaseId: W.LeaseId, offlineOverridden: Type.Boolean() }) },
+  responses: { 200: schemas.Obj({ released: Type.Boolean(), leaseId: schemas.LeaseId, offlineOverridden: Type.Boolean() }) },
   errors: ['LEASE_NOT_FOUND', 'OFFLINE_LEASE_ACTIVE'],
 });
 export const reclaimNow = route({
@@ -218,7 +218,7 @@ export const reclaimNow = route({
   role: 'operator',
   body: Empty,
   optionalBody: true,
-  responses: { 200: W.ReclaimReport },
+  responses: { 200: schemas.ReclaimReport },
   errors: [],
 });
 export const dashboard = route({
@@ -228,8 +228,8 @@ export const dashboard = route({
   tags: seats,
   auth: 'admin',
   role: 'viewer',
-  query: W.Obj(W.PageQuery),
-  responses: { 200: W.Page(W.DashboardRow) },
+  query: schemas.Obj(schemas.PageQuery),
+  responses: { 200: schemas.Page(schemas.DashboardRow) },
   errors: [],
 });
 
@@ -241,17 +241,17 @@ export const listAudit = route({
   tags: history,
   auth: 'admin',
   role: 'viewer',
-  query: W.Obj({
-    ...W.PageQuery,
-    licenseId: Type.Optional(W.LicenseId),
-    deviceId: Type.Optional(W.DeviceId),
-    leaseId: Type.Optional(W.LeaseId),
-    type: Type.Optional(W.AuditType),
+  query: schemas.Obj({
+    ...schemas.PageQuery,
+    licenseId: Type.Optional(schemas.LicenseId),
+    deviceId: Type.Optional(schemas.DeviceId),
+    leaseId: Type.Optional(schemas.LeaseId),
+    type: Type.Optional(schemas.AuditType),
     actor: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'client, reclaimer or admin:<token id> (exact)' })),
-    from: Type.Optional(W.Timestamp),
-    to: Type.Optional(W.Timestamp),
+    from: Type.Optional(schemas.Timestamp),
+    to: Type.Optional(schemas.Timestamp),
   }),
-  responses: { 200: W.Page(W.AuditEvent) },
+  responses: { 200: schemas.Page(schemas.AuditEvent) },
   errors: [],
 });
 export const licenseUsage = route({
@@ -262,19 +262,27 @@ export const licenseUsage = route({
   auth: 'admin',
   role: 'viewer',
   params: LicenseParams,
-  query: W.Obj({ from: Type.Optional(W.Timestamp), to: Type.Optional(W.Timestamp) }),
+  query: schemas.Obj({ from: Type.Optional(schemas.Timestamp), to: Type.Optional(schemas.Timestamp) }),
   responses: {
-    200: W.Obj({ items: Type.Array(W.UsageHour), peakSeats: Type.Integer(), denials: Type.Integer(), checkouts: Type.Integer() }),
+    200: schemas.Obj({
+      items: Type.Array(schemas.UsageHour),
+      peakSeats: Type.Integer(),
+      denials: Type.Integer(),
+      checkouts: Type.Integer(),
+    }),
   },
   errors: ['LICENSE_NOT_FOUND'],
 });
 /** The data of one `change` event of the admin event stream (`events`); `resync`: changes may have been missed, reload. */
-export const ChangeEvent = W.Obj({
+export const ChangeEvent = schemas.Obj({
   kind: Type.Union([Type.Literal('seats'), Type.Literal('denied'), Type.Literal('license'), Type.Literal('resync')]),
-  licenseId: Type.Union([W.LicenseId, Type.Null()]),
-  at: W.Timestamp,
+  licenseId: Type.Union([schemas.LicenseId, Type.Null()]),
+  at: schemas.Timestamp,
 });
 export type ChangeEvent = Static<typeof ChangeEvent>;
+/** The data of the `revoked` event: the stream's own admin token was revoked; the stream ends after it. */
+export const StreamRevokedEvent = schemas.Obj({ tokenId: Type.String(), at: schemas.Timestamp });
+export type StreamRevokedEvent = Static<typeof StreamRevokedEvent>;
 export const events = route({
   method: 'GET',
   path: '/v1/admin/events',
@@ -285,6 +293,13 @@ export const events = route({
   role: 'viewer',
   responses: {},
   raw: true,
+  rawResponse: {
+    contentType: 'text/event-stream',
+    description:
+      'A stream of server-sent events, kept open: `event: change` after every committed change, its `data:` line a ChangeEvent; ' +
+      "`event: revoked` (data: tokenId, at) when the stream's own token is revoked, then the stream ends; `: ping` comments every 15 s",
+    schema: Type.Union([ChangeEvent, StreamRevokedEvent], { description: "the JSON of one event's `data:` line" }),
+  },
   errors: [],
 });
 
@@ -298,7 +313,7 @@ export const rotateSigningKey = route({
   role: 'admin',
   body: Empty,
   optionalBody: true,
-  responses: { 200: W.Obj({ kid: Type.String() }) },
+  responses: { 200: schemas.Obj({ kid: Type.String() }) },
   errors: [],
 });
 export const listTokens = route({
@@ -308,7 +323,7 @@ export const listTokens = route({
   tags: access,
   auth: 'admin',
   role: 'admin',
-  responses: { 200: Items(W.AdminTokenInfo) },
+  responses: { 200: Items(schemas.AdminTokenInfo) },
   errors: [],
 });
 export const createToken = route({
@@ -318,8 +333,8 @@ export const createToken = route({
   tags: access,
   auth: 'admin',
   role: 'admin',
-  body: W.CreateAdminToken,
-  responses: { 201: W.CreatedAdminToken },
+  body: schemas.CreateAdminToken,
+  responses: { 201: schemas.CreatedAdminToken },
   errors: [],
 });
 export const revokeToken = route({
@@ -332,7 +347,7 @@ export const revokeToken = route({
   params: TokenParams,
   body: Empty,
   optionalBody: true,
-  responses: { 200: W.AdminTokenInfo },
+  responses: { 200: schemas.AdminTokenInfo },
   errors: ['ADMIN_TOKEN_NOT_FOUND', 'LAST_ADMIN_TOKEN'],
 });
 export const whoami = route({
@@ -342,7 +357,7 @@ export const whoami = route({
   tags: access,
   auth: 'admin',
   role: 'viewer',
-  responses: { 200: W.AdminTokenInfo },
+  responses: { 200: schemas.AdminTokenInfo },
   errors: [],
 });
 export const settings = route({
@@ -352,7 +367,7 @@ export const settings = route({
   tags: access,
   auth: 'admin',
   role: 'viewer',
-  responses: { 200: W.Settings },
+  responses: { 200: schemas.Settings },
   errors: [],
 });
 

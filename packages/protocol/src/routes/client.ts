@@ -1,10 +1,10 @@
 /** Client API (`Authorization: License <key>`): what the SDK and floatd-run call. */
 import { Type } from '@sinclair/typebox';
 import { route } from '../route.js';
-import * as W from '../schemas.js';
+import * as schemas from '../schemas.js';
 
 const tags = ['client'] as const;
-const LeaseParams = W.Obj({ leaseId: W.LeaseId });
+const LeaseParams = schemas.Obj({ leaseId: schemas.LeaseId });
 const GRANT_REFUSALS = [
   'LICENSE_SUSPENDED',
   'LICENSE_EXPIRED',
@@ -22,8 +22,8 @@ export const checkout = route({
   summary: "Check out a seat (or join the device's seat with another instance)",
   tags,
   auth: 'license',
-  body: W.CheckoutRequest,
-  responses: { 200: W.Grant, 201: W.Grant },
+  body: schemas.CheckoutRequest,
+  responses: { 200: schemas.Grant, 201: schemas.Grant },
   errors: ['NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
 });
 
@@ -33,8 +33,8 @@ export const offlineCheckout = route({
   summary: 'Borrow a seat until an Offline Expiry Date (no heartbeats needed until then)',
   tags,
   auth: 'license',
-  body: W.OfflineCheckoutRequest,
-  responses: { 200: W.Grant, 201: W.Grant },
+  body: schemas.OfflineCheckoutRequest,
+  responses: { 200: schemas.Grant, 201: schemas.Grant },
   errors: [
     'NO_SEATS_AVAILABLE',
     'INSTANCE_LIMIT_REACHED',
@@ -53,8 +53,8 @@ export const heartbeat = route({
   tags,
   auth: 'license',
   params: LeaseParams,
-  body: W.InstanceRequest,
-  responses: { 200: W.Grant },
+  body: schemas.InstanceRequest,
+  responses: { 200: schemas.Grant },
   errors: ['LEASE_NOT_FOUND', 'NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
 });
 
@@ -65,8 +65,8 @@ export const checkin = route({
   tags,
   auth: 'license',
   params: LeaseParams,
-  body: W.InstanceRequest,
-  responses: { 200: W.CheckinResult },
+  body: schemas.InstanceRequest,
+  responses: { 200: schemas.CheckinResult },
   errors: ['LEASE_NOT_FOUND', 'OFFLINE_LEASE_ACTIVE', 'ENTITLEMENT_MISSING'],
 });
 
@@ -77,9 +77,9 @@ export const returnOffline = route({
   tags,
   auth: 'license',
   params: LeaseParams,
-  body: W.Obj({}),
+  body: schemas.Obj({}),
   optionalBody: true,
-  responses: { 200: W.Obj({ released: Type.Boolean() }) },
+  responses: { 200: schemas.Obj({ released: Type.Boolean() }) },
   errors: ['LEASE_NOT_FOUND', 'LEASE_NOT_OFFLINE', 'ENTITLEMENT_MISSING'],
 });
 
@@ -89,8 +89,8 @@ export const syncDevice = route({
   summary: 'Report the instances really running on a device; the others are dropped',
   tags,
   auth: 'license',
-  body: W.SyncRequest,
-  responses: { 200: W.SyncResult },
+  body: schemas.SyncRequest,
+  responses: { 200: schemas.SyncResult },
   errors: ['ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED'],
 });
 
@@ -100,8 +100,8 @@ export const licenseInfo = route({
   summary: "License state, and the device's own lease when a fingerprint is given",
   tags,
   auth: 'license',
-  query: W.Obj({ fingerprint: Type.Optional(W.Fingerprint) }),
-  responses: { 200: W.LicenseInfo },
+  query: schemas.Obj({ fingerprint: Type.Optional(schemas.Fingerprint) }),
+  responses: { 200: schemas.LicenseInfo },
   errors: ['ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED'],
 });
 

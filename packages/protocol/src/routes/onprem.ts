@@ -7,50 +7,50 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { route } from '../route.js';
-import * as W from '../schemas.js';
+import * as schemas from '../schemas.js';
 
 /** Signed documents are JSON objects of their own shape (checked by their signature and schema, not here). */
 export const Doc = Type.Object({}, { additionalProperties: true, description: 'A signed floatd document: {format, payload, signature}' });
 const DocOrNull = Type.Union([Doc, Type.Null()]);
-export const DeploymentId = W.IdOf('dpl');
-const DeploymentParams = W.Obj({ deploymentId: DeploymentId });
+export const DeploymentId = schemas.IdOf('dpl');
+const DeploymentParams = schemas.Obj({ deploymentId: DeploymentId });
 const Spec = Type.Object({}, { additionalProperties: true, description: 'A license spec (docs/on-prem.md): customer, products, licenses' });
 /** License files and reports can be larger than the 64 KiB other routes take (a year of daily usage of a few keys is more). */
 export const DOC_BODY_LIMIT = 4 * 1024 * 1024;
 
-export const ClockState = W.Obj({
-  trustedTime: Type.Union([W.Timestamp, Type.Null()]),
-  serverTime: W.Timestamp,
+export const ClockState = schemas.Obj({
+  trustedTime: Type.Union([schemas.Timestamp, Type.Null()]),
+  serverTime: schemas.Timestamp,
   rolledBack: Type.Boolean(),
   tampered: Type.Boolean(),
   toleranceNote: Type.String(),
 });
 /** What a license file grants, as the on-prem server shows it (status, load, activate). */
-export const LicenseFileSummary = W.Obj({
+export const LicenseFileSummary = schemas.Obj({
   serial: Type.Integer(),
-  issuedAt: W.Timestamp,
-  notBefore: W.Timestamp,
-  notAfter: Type.Union([W.Timestamp, Type.Null()]),
-  customer: W.Obj({ name: Type.String(), id: Type.Optional(Type.String()) }),
+  issuedAt: schemas.Timestamp,
+  notBefore: schemas.Timestamp,
+  notAfter: Type.Union([schemas.Timestamp, Type.Null()]),
+  customer: schemas.Obj({ name: Type.String(), id: Type.Optional(Type.String()) }),
   deploymentId: Type.Union([Type.String(), Type.Null()]),
   vendorUrl: Type.Union([Type.String(), Type.Null()]),
   /** the server fingerprint the file is bound to; null: any server */
   boundTo: Type.Union([Type.String(), Type.Null()]),
   licenses: Type.Array(
-    W.Obj({
-      id: W.LicenseId,
-      productId: W.ProductId,
+    schemas.Obj({
+      id: schemas.LicenseId,
+      productId: schemas.ProductId,
       key: Type.String(),
       seats: Type.Integer(),
       model: Type.String(),
-      expiresAt: Type.Union([W.Timestamp, Type.Null()]),
+      expiresAt: Type.Union([schemas.Timestamp, Type.Null()]),
       maxOfflineSeconds: Type.Integer(),
     }),
   ),
 });
 export type LicenseFileSummary = Static<typeof LicenseFileSummary>;
 const Summary = LicenseFileSummary;
-export const EntitlementStatus = W.Obj({
+export const EntitlementStatus = schemas.Obj({
   mode: Type.String(),
   fingerprint: Type.Union([Type.String(), Type.Null()]),
   serverPublicKey: Type.Union([Type.String(), Type.Null()]),
@@ -58,8 +58,8 @@ export const EntitlementStatus = W.Obj({
   clock: ClockState,
   vendor: Type.Boolean(),
 });
-const Loaded = W.Obj({ loaded: Summary, unchanged: Type.Boolean() });
-export const UsageRange = W.Obj({ from: Type.Optional(W.Timestamp), to: Type.Optional(W.Timestamp) });
+const Loaded = schemas.Obj({ loaded: Summary, unchanged: Type.Boolean() });
+export const UsageRange = schemas.Obj({ from: Type.Optional(schemas.Timestamp), to: Type.Optional(schemas.Timestamp) });
 /** A vendor's on-premise deployment (its spec is the license spec of docs/on-prem.md; times in ms since the epoch). */
 export const Deployment = Type.Object(
   {
@@ -85,7 +85,10 @@ export const StoredReport = Type.Object(
     deploymentId: Type.String(),
     importedAt: Type.Integer(),
     via: Type.Union([Type.Literal('online'), Type.Literal('file')]),
-    report: Type.Object({ from: W.Timestamp, to: W.Timestamp, licenses: Type.Array(ReportCounts) }, { additionalProperties: true }),
+    report: Type.Object(
+      { from: schemas.Timestamp, to: schemas.Timestamp, licenses: Type.Array(ReportCounts) },
+      { additionalProperties: true },
+    ),
     continuity: Type.Optional(Type.String()),
   },
   { additionalProperties: true },
@@ -112,7 +115,7 @@ export const loadEntitlements = route({
   tags,
   auth: 'admin',
   role: 'admin',
-  body: W.Obj({ licenseFile: Doc }),
+  body: schemas.Obj({ licenseFile: Doc }),
   bodyLimit: DOC_BODY_LIMIT,
   responses: { 200: Loaded },
   errors: [...FILE_ERRORS],
@@ -134,7 +137,10 @@ export const activate = route({
   tags,
   auth: 'admin',
   role: 'admin',
-  body: W.Obj({ vendorUrl: Type.String({ minLength: 8, maxLength: 500 }), activationKey: Type.String({ minLength: 8, maxLength: 200 }) }),
+  body: schemas.Obj({
+    vendorUrl: Type.String({ minLength: 8, maxLength: 500 }),
+    activationKey: Type.String({ minLength: 8, maxLength: 200 }),
+  }),
   responses: { 200: Loaded },
   errors: [...FILE_ERRORS, 'ACTIVATION_FAILED'],
 });
@@ -158,7 +164,7 @@ export const sendUsageReport = route({
   role: 'admin',
   body: UsageRange,
   optionalBody: true,
-  responses: { 200: W.Obj({ sent: Type.Boolean(), vendorUrl: Type.String() }) },
+  responses: { 200: schemas.Obj({ sent: Type.Boolean(), vendorUrl: Type.String() }) },
   errors: ['ONPREM_ONLY', 'ENTITLEMENT_MISSING', 'ACTIVATION_FAILED'],
 });
 
@@ -171,9 +177,9 @@ export const createDeployment = route({
   tags: vtags,
   auth: 'admin',
   role: 'admin',
-  body: W.Obj({ name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' }), spec: Spec }),
+  body: schemas.Obj({ name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$' }), spec: Spec }),
   bodyLimit: DOC_BODY_LIMIT,
-  responses: { 201: W.Obj({ deployment: Deployment, activationKey: Type.String() }) },
+  responses: { 201: schemas.Obj({ deployment: Deployment, activationKey: Type.String() }) },
   errors: [...VENDOR, 'INVALID_POLICY'],
 });
 export const listDeployments = route({
@@ -183,7 +189,7 @@ export const listDeployments = route({
   tags: vtags,
   auth: 'admin',
   role: 'viewer',
-  responses: { 200: W.Obj({ items: Type.Array(Deployment) }) },
+  responses: { 200: schemas.Obj({ items: Type.Array(Deployment) }) },
   errors: [...VENDOR],
 });
 export const getDeployment = route({
@@ -205,7 +211,7 @@ export const updateDeploymentSpec = route({
   auth: 'admin',
   role: 'admin',
   params: DeploymentParams,
-  body: W.Obj({ spec: Spec }),
+  body: schemas.Obj({ spec: Spec }),
   bodyLimit: DOC_BODY_LIMIT,
   responses: { 200: Deployment },
   errors: [...VENDOR, 'DEPLOYMENT_NOT_FOUND', 'INVALID_POLICY'],
@@ -218,7 +224,7 @@ export const issueLicenseFile = route({
   auth: 'admin',
   role: 'admin',
   params: DeploymentParams,
-  body: W.Obj({ request: Type.Optional(DocOrNull) }),
+  body: schemas.Obj({ request: Type.Optional(DocOrNull) }),
   optionalBody: true,
   responses: { 200: Doc },
   errors: [...VENDOR, 'DEPLOYMENT_NOT_FOUND', 'FINGERPRINT_MISMATCH'],
@@ -230,7 +236,7 @@ export const importUsageReport = route({
   tags: vtags,
   auth: 'admin',
   role: 'admin',
-  body: W.Obj({ report: Doc }),
+  body: schemas.Obj({ report: Doc }),
   bodyLimit: DOC_BODY_LIMIT,
   responses: { 201: StoredReport },
   errors: [...VENDOR, 'USAGE_REPORT_INVALID'],
@@ -243,7 +249,7 @@ export const deploymentUsageReports = route({
   auth: 'admin',
   role: 'viewer',
   params: DeploymentParams,
-  responses: { 200: W.Obj({ items: Type.Array(StoredReport) }) },
+  responses: { 200: schemas.Obj({ items: Type.Array(StoredReport) }) },
   errors: [...VENDOR, 'DEPLOYMENT_NOT_FOUND'],
 });
 
@@ -255,8 +261,8 @@ export const vendorActivate = route({
     'Online activation: an on-premise server sends `Authorization: Activation <key>` and its signed request, and gets its license file',
   tags: vtags,
   auth: 'activation',
-  body: W.Obj({ request: Doc }),
-  responses: { 200: W.Obj({ licenseFile: Doc }) },
+  body: schemas.Obj({ request: Doc }),
+  responses: { 200: schemas.Obj({ licenseFile: Doc }) },
   errors: [...VENDOR, 'FINGERPRINT_MISMATCH', 'DEPLOYMENT_NOT_FOUND'],
 });
 export const vendorUsageUpload = route({
@@ -265,9 +271,9 @@ export const vendorUsageUpload = route({
   summary: "Online usage upload from an on-premise server (authenticated by the report's signature)",
   tags: vtags,
   auth: 'document',
-  body: W.Obj({ report: Doc }),
+  body: schemas.Obj({ report: Doc }),
   bodyLimit: DOC_BODY_LIMIT,
-  responses: { 200: W.Obj({ imported: Type.Boolean(), deploymentId: Type.String() }) },
+  responses: { 200: schemas.Obj({ imported: Type.Boolean(), deploymentId: Type.String() }) },
   errors: [...VENDOR, 'USAGE_REPORT_INVALID'],
 });
 

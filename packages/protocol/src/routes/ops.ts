@@ -1,7 +1,7 @@
 /** Operations: health, readiness, metrics, OpenAPI, JWKS. No authentication (nothing secret). */
 import { Type } from '@sinclair/typebox';
 import { route } from '../route.js';
-import * as W from '../schemas.js';
+import * as schemas from '../schemas.js';
 
 const tags = ['operations'] as const;
 
@@ -11,7 +11,7 @@ export const healthz = route({
   summary: 'Liveness',
   tags,
   auth: 'none',
-  responses: { 200: W.Obj({ status: Type.Literal('ok'), version: Type.String() }) },
+  responses: { 200: schemas.Obj({ status: Type.Literal('ok'), version: Type.String() }) },
   errors: [],
 });
 
@@ -21,7 +21,7 @@ export const readyz = route({
   summary: 'Readiness: the database answers',
   tags,
   auth: 'none',
-  responses: { 200: W.Obj({ status: Type.Literal('ready'), store: Type.String() }) },
+  responses: { 200: schemas.Obj({ status: Type.Literal('ready'), store: Type.String() }) },
   errors: ['NODE_CLOCK_SKEWED'],
 });
 
@@ -42,7 +42,7 @@ export const jwks = route({
   summary: 'Public keys that verify lease tokens',
   tags,
   auth: 'none',
-  responses: { 200: W.Jwks },
+  responses: { 200: schemas.Jwks },
   errors: [],
 });
 

@@ -4,21 +4,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startFloatdProcess } from '../testing/process.js';
-
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+import { runFloatd, startFloatdProcess, type FloatdProcess } from '../testing/process.js';
 
 let root = '';
 let work = ''; // the CLI's working directory: no ./data/admin-token unless a test puts one there
 let home = ''; // HOME of the CLI: no ~/.config/floatd/cli.json unless a test writes one
-let server: ChildProcess | undefined;
+let server: FloatdProcess | undefined;
 let url = '';
 let adminToken = '';
 
@@ -29,7 +25,10 @@ interface Run {
 }
 
 /** Runs `floatd <args>`. By default the server and token come from FLOATD_SERVER and FLOATD_TOKEN. */
-function cli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; noDefaults?: boolean } = {}): Promise<Run> {
+async function cli(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; cwd?: string; noDefaults?: boolean } = {},
+): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('FLOATD_')) env[k] = v;
   env.HOME = home;
@@ -37,18 +36,10 @@ function cli(args: string[], opts: { env?: Record<string, string | undefined>; c
     env.FLOATD_SERVER = url;
     env.FLOATD_TOKEN = adminToken;
   }
-  for (const [k, v] of Object.entries(opts.env ?? {})) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? work, env, timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      // The admin token used to connect is never printed, whatever happens.
-      assert.ok(!stdout.includes(adminToken) && !stderr.includes(adminToken), `the admin token leaked in: floatd ${args.join(' ')}`);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  const { code, stdout, stderr } = await runFloatd(args, { baseEnv: env, env: opts.env, cwd: opts.cwd ?? work, timeoutMs: 20_000 });
+  // The admin token used to connect is never printed, whatever happens.
+  assert.ok(!stdout.includes(adminToken) && !stderr.includes(adminToken), `the admin token leaked in: floatd ${args.join(' ')}`);
+  return { code: code ?? -1, stdout, stderr };
 }
 
 function ok(r: Run, what: string): Run {
@@ -87,17 +78,13 @@ before(async () => {
   await mkdir(home);
   const dataDir = join(root, 'server-data');
   const p = await startFloatdProcess({ dataDir, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT } });
-  server = p.child;
+  server = p;
   url = p.url;
   adminToken = p.adminToken;
 });
 
 after(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((res) => server!.once('exit', res));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await server?.stop();
   if (root) await rm(root, { recursive: true, force: true });
 });
 

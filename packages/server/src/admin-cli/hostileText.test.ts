@@ -5,18 +5,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { csv, keyValues, table } from './output.js';
-import { startFloatdProcess, type FloatdProcess } from '../testing/process.js';
-
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+import { runFloatd, startFloatdProcess, type FloatdProcess } from '../testing/process.js';
 
 /** The strings: OSC 0 (window title) + clear screen, OSC 52 (clipboard), and friends. */
 const HOSTILE = {
@@ -43,15 +39,12 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], serverUrl = url): Promise<Run> {
+async function cli(args: string[], serverUrl = url): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('FLOATD_')) env[k] = v;
   Object.assign(env, { HOME: home, FLOATD_SERVER: serverUrl, FLOATD_TOKEN: adminToken });
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: root, env, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
+  const { code, stdout, stderr } = await runFloatd(args, { baseEnv: env, cwd: root, timeoutMs: 20_000 });
+  return { code: code ?? -1, stdout, stderr };
 }
 
 async function admin(method: string, path: string, body?: unknown): Promise<any> {

@@ -10,7 +10,7 @@ import addFormatsModule from 'ajv-formats';
 import sjson from 'secure-json-parse';
 import type { Logger } from 'pino';
 import type { AppContext } from './context.js';
-import { ApiError, clientErrorHandler, frameworkErrors, installErrorHandling } from './errors.js';
+import { ErrorReply, clientErrorHandler, frameworkErrors, installErrorHandling } from './errors.js';
 import { newRequestId } from '../ids.js';
 import { clientRoutes } from './routes/client.js';
 import { adminRoutes } from './routes/admin/index.js';
@@ -139,7 +139,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
   app.addHook('preValidation', async (req) => {
     // %00 decodes to U+0000 in a path parameter or a query value of a declared route: refused as in a body (PostgreSQL
     // text cannot hold it). An unknown path stays ROUTE_NOT_FOUND.
-    if (req.routeOptions.config.spec && req.url.includes('%00')) throw new ApiError('VALIDATION_FAILED', NUL_REFUSED);
+    if (req.routeOptions.config.spec && req.url.includes('%00')) throw new ErrorReply('VALIDATION_FAILED', NUL_REFUSED);
     if (req.body === undefined && req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') req.body = {};
   });
   // While closing, requests that arrive on kept-alive connections get the envelope (in-flight ones finish normally).
@@ -151,7 +151,7 @@ export async function buildApp(ctx: AppContext, opts: AppOptions): Promise<Fasti
     reply.header('x-request-id', req.id);
     if (closing) {
       reply.header('connection', 'close');
-      throw new ApiError('SERVICE_UNAVAILABLE', 'the server is shutting down; retry');
+      throw new ErrorReply('SERVICE_UNAVAILABLE', 'the server is shutting down; retry');
     }
   });
   // A connection that authenticated may idle as long as keep-alive allows; one that has not is closed after a short

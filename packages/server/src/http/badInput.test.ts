@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { request, Agent } from 'node:http';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import { ERRORS, KEY_ALPHABET, formatKey, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
 import { ALNUM, example, idOf, idPrefix, openApiOperations, random, type Operation, type Schema } from '../testing/schemas.js';
@@ -30,7 +30,7 @@ interface Case {
   /** the code the answer must carry, when the case determines it */
   expect?: string;
   /** the route's declaration in @floatd/protocol: the answer's code must be one it declares */
-  route?: W.RouteSpec | undefined;
+  route?: wire.RouteSpec | undefined;
 }
 interface Answer {
   status: number;
@@ -128,7 +128,7 @@ function casesFor(op: Operation): Case[] {
   const fill = (ids: Record<string, string> = {}) => concretePath(op, ids);
   const cases: Case[] = [];
   /** Routes that take signed documents (license files, usage reports) have a larger limit. */
-  const route = W.routes.ALL_ROUTES.find((r) => W.routeName(r) === `${op.method} ${op.path}`);
+  const route = wire.routes.ALL_ROUTES.find((r) => wire.routeName(r) === `${op.method} ${op.path}`);
   const bodyLimit = route?.bodyLimit ?? BODY_LIMIT;
   const add = (what: string, c: Partial<Case>) =>
     cases.push({ what, method: op.method, path: fill(), route, ...c, headers: { authorization: auth, ...(c.headers ?? {}) } });
@@ -457,7 +457,7 @@ function assertRefused(c: Case, res: Answer) {
   if (c.expect) assert.equal(e.code, c.expect, `${where}: ${e.message}`);
   // Refusals made before a route is chosen (the request line, headers, an unknown path) belong to no route.
   if (c.route && !PRE_ROUTING.has(e.code))
-    assert.ok(W.errorsOf(c.route).has(e.code), `${where}: ${e.code} is declared by ${W.routeName(c.route)} in @floatd/protocol`);
+    assert.ok(wire.errorsOf(c.route).has(e.code), `${where}: ${e.code} is declared by ${wire.routeName(c.route)} in @floatd/protocol`);
   assert.equal(ERRORS[e.code as keyof typeof ERRORS].status, res.status, `${where}: status ${res.status} is the status of ${e.code}`);
   assert.ok(typeof e.message === 'string' && e.message.trim().length > 0, `${where}: a message`);
   assert.match(e.requestId, /^req_[0-9A-Za-z]{20}$/, `${where}: a request id`);

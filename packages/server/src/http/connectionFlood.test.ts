@@ -6,20 +6,20 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FloodSummary } from '../testing/slowloris.js';
-import { startFloatdProcess } from '../testing/process.js';
+import { startFloatdProcess, type FloatdProcess } from '../testing/process.js';
 
 const FLOOD = fileURLToPath(new URL('../testing/slowloris.js', import.meta.url));
 const FLOOD_SECONDS = 16;
 
 let root = '';
-let server: ChildProcess | undefined;
+let server: FloatdProcess | undefined;
 let url = '';
 let log: () => string = () => '';
 
@@ -34,17 +34,13 @@ before(async () => {
     env: { FLOATD_HEADERS_TIMEOUT_MS: '4000', FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT },
     adminToken: false,
   });
-  server = p.child;
+  server = p;
   url = p.url;
   log = p.output;
 });
 
 after(async () => {
-  if (server && server.exitCode === null) {
-    const exited = new Promise((res) => server!.once('exit', res));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await server?.stop();
   if (root) await rm(root, { recursive: true, force: true });
 });
 
@@ -115,5 +111,5 @@ test('1,100 slow sockets from one address at a descriptor limit of 1024: every /
   assert.ok(metric(m, 'floatd_connections_refused_total', 'reason="per-address"') >= flood.refused503, 'each 503 is counted');
   assert.ok(metric(m, 'floatd_connections_refused_total', 'reason="headers-timeout"') >= 256);
   assert.doesNotMatch(log(), /EMFILE|"level":50/, 'no descriptor exhaustion, no error logged');
-  assert.equal(server!.exitCode, null, 'the server is still running');
+  assert.equal(server!.exit, undefined, 'the server is still running');
 });

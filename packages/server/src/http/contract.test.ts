@@ -5,7 +5,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import { startTestServer } from '../testing/harness.js';
 
 const t = await startTestServer();
@@ -20,7 +20,7 @@ test('every route in /openapi.json is declared once in @floatd/protocol, and eve
   const isPage = (path: string) => path === '/' || path === '/console' || path.startsWith('/console/');
   for (const [path, item] of Object.entries(doc.paths))
     if (!isPage(path)) for (const method of Object.keys(item)) served.add(`${method.toUpperCase()} ${path}`);
-  const declared = W.routes.ALL_ROUTES.map(W.routeName);
+  const declared = wire.routes.ALL_ROUTES.map(wire.routeName);
   assert.equal(new Set(declared).size, declared.length, 'no route is declared twice');
   assert.deepEqual(
     [...served].filter((r) => !declared.includes(r)),
@@ -32,19 +32,19 @@ test('every route in /openapi.json is declared once in @floatd/protocol, and eve
     [],
     'declared but not served',
   );
-  for (const r of W.routes.ALL_ROUTES) {
-    const op = doc.paths[W.routeName(r).split(' ')[1]!]![r.method.toLowerCase()]!;
-    assert.equal(op.summary, r.summary, `${W.routeName(r)}: summary from the declaration`);
-    if (r.auth === 'admin') assert.deepEqual(op.security, [{ adminToken: [] }], `${W.routeName(r)}: admin security`);
-    if (r.auth === 'license') assert.deepEqual(op.security, [{ licenseKey: [] }], `${W.routeName(r)}: license security`);
-    if (r.auth === 'admin') assert.ok(r.role, `${W.routeName(r)} declares a role`);
+  for (const r of wire.routes.ALL_ROUTES) {
+    const op = doc.paths[wire.routeName(r).split(' ')[1]!]![r.method.toLowerCase()]!;
+    assert.equal(op.summary, r.summary, `${wire.routeName(r)}: summary from the declaration`);
+    if (r.auth === 'admin') assert.deepEqual(op.security, [{ adminToken: [] }], `${wire.routeName(r)}: admin security`);
+    if (r.auth === 'license') assert.deepEqual(op.security, [{ licenseKey: [] }], `${wire.routeName(r)}: license security`);
+    if (r.auth === 'admin') assert.ok(r.role, `${wire.routeName(r)} declares a role`);
   }
 });
 
 test('the role an admin route needs comes from its declaration: a viewer token is refused exactly the routes declared above viewer', async () => {
   const viewer = (await t.admin('POST', '/v1/admin/tokens', { name: 'contract-viewer', role: 'viewer' })).body.token as string;
-  for (const r of W.routes.ALL_ROUTES.filter((x) => x.auth === 'admin' && x.role !== 'viewer')) {
-    const path = W.pathOf(r, {
+  for (const r of wire.routes.ALL_ROUTES.filter((x) => x.auth === 'admin' && x.role !== 'viewer')) {
+    const path = wire.pathOf(r, {
       productId: 'prd_' + 'a'.repeat(20),
       licenseId: 'lic_' + 'a'.repeat(20),
       leaseId: 'lse_' + 'a'.repeat(20),
@@ -55,7 +55,7 @@ test('the role an admin route needs comes from its declaration: a viewer token i
       headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json' },
       body: r.method === 'GET' || r.method === 'DELETE' ? undefined : '{}',
     });
-    assert.equal(res.body?.error?.code, 'INSUFFICIENT_ROLE', `${W.routeName(r)} (${r.role}) refuses a viewer`);
+    assert.equal(res.body?.error?.code, 'INSUFFICIENT_ROLE', `${wire.routeName(r)} (${r.role}) refuses a viewer`);
   }
 });
 

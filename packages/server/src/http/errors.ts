@@ -1,6 +1,6 @@
 /**
  * The one error envelope, and the mapping of every failure to it: domain
- * refusals (values, turned into `ApiError` here in the HTTP layer), schema
+ * refusals (values, turned into `ErrorReply` here in the HTTP layer), schema
  * validation, body parsing, unknown routes, and — as a last resort — bugs.
  * Only this layer picks status codes.
  */
@@ -13,23 +13,28 @@ import { STATUS_CODES } from 'node:http';
 import { newId } from '../ids.js';
 import { describeStorageFailure, LicenseBusyError, storageFailure, type StorageHealth } from '../store/errors.js';
 
-export class ApiError extends Error {
+/**
+ * An error answer a route or hook throws: the error handler below replies it as the envelope with the
+ * status of its code. The server's side of an error; a caller's side (an answer received) is protocol's
+ * `ApiError`, which carries the status and request id this reply is given when it is sent.
+ */
+export class ErrorReply extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly details: Record<string, unknown> = {},
   ) {
     super(message);
-    this.name = 'ApiError';
+    this.name = 'ErrorReply';
   }
-  static of(e: DomainError): ApiError {
-    return new ApiError(e.code, e.message, e.details);
+  static of(e: DomainError): ErrorReply {
+    return new ErrorReply(e.code, e.message, e.details);
   }
 }
 
-/** The value of an ok result, or throws its refusal as an `ApiError` for the error handler. */
+/** The value of an ok result, or throws its refusal as an `ErrorReply` for the error handler. */
 export function unwrap<T>(r: Result<T>): T {
-  if (!r.ok) throw ApiError.of(r.error);
+  if (!r.ok) throw ErrorReply.of(r.error);
   return r.value;
 }
 
@@ -92,8 +97,8 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
 export function installErrorHandling(app: FastifyInstance, health: StorageHealth, clock: Clock): void {
   app.setNotFoundHandler((req, reply) => send(reply, req, 'ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
 
-  app.setErrorHandler((err: FastifyError | ApiError | Error, req, reply) => {
-    if (err instanceof ApiError) return send(reply, req, err.code, err.message, err.details);
+  app.setErrorHandler((err: FastifyError | ErrorReply | Error, req, reply) => {
+    if (err instanceof ErrorReply) return send(reply, req, err.code, err.message, err.details);
     if (err instanceof SeatGuardError) {
       // The store's guard refused what a decision allowed: never grant; report as no seat and log loudly.
       req.log.error({ err }, 'seat guard refused a decision');

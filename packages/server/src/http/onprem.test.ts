@@ -7,16 +7,14 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { formatKey } from '@floatd/protocol';
 import { ManualClock } from '../domain/clock.js';
 import { startTestServer, type TestServer } from '../testing/harness.js';
 import { startOnPremServer, testVendor, type TestVendor } from '../testing/onprem.js';
+import { runFloatd } from '../testing/process.js';
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
 const T0 = Date.parse('2026-03-02T09:00:00Z');
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -37,12 +35,7 @@ async function onPrem(v: TestVendor, opts: { clock?: ManualClock; dataDir?: stri
 /** Runs the real `floatd` command against a server (async: the server answers from this process). */
 function floatd(t: TestServer | undefined, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const conn = t ? ['--server', t.url, '--token', t.adminToken] : [];
-  const child = spawn(process.execPath, [CLI, ...args, ...conn], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+  return runFloatd([...args, ...conn]);
 }
 
 const checkout = (t: TestServer, key: string, fingerprint: string) =>

@@ -7,7 +7,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import type { BodyOf, ParamsOf, QueryOf, ReplyOf, RouteSpec } from '@floatd/protocol';
 
 declare module 'fastify' {
@@ -64,7 +64,7 @@ export function handleRaw<R extends RouteSpec & { raw: true }>(
 }
 
 function schemaOf(r: RouteSpec) {
-  const errors = r.auth === 'none' ? { '5xx': W.ErrorBody } : { '4xx': W.ErrorBody, '5xx': W.ErrorBody };
+  const errors = r.auth === 'none' ? { '5xx': wire.ErrorBody } : { '4xx': wire.ErrorBody, '5xx': wire.ErrorBody };
   return {
     summary: r.summary,
     ...(r.operationId ? { operationId: r.operationId } : {}),
@@ -74,8 +74,17 @@ function schemaOf(r: RouteSpec) {
     ...(r.params ? { params: r.params } : {}),
     ...(r.query ? { querystring: r.query } : {}),
     ...(r.body ? { body: r.optionalBody ? Type.Optional(r.body) : r.body } : {}),
-    ...(r.raw ? (r.auth === 'none' ? {} : { response: { '4xx': W.ErrorBody } }) : { response: { ...r.responses, ...errors } }),
+    ...(r.raw ? rawResponses(r) : { response: { ...r.responses, ...errors } }),
   };
+}
+
+/** A raw route's answers for OpenAPI: its declared 200 (media type and schema), and its 4xx when it authenticates. */
+function rawResponses(r: RouteSpec) {
+  const ok = r.rawResponse
+    ? { 200: { description: r.rawResponse.description, content: { [r.rawResponse.contentType]: { schema: r.rawResponse.schema } } } }
+    : {};
+  const response = { ...ok, ...(r.auth === 'none' ? {} : { '4xx': wire.ErrorBody }) };
+  return Object.keys(response).length ? { response } : {};
 }
 
 /** The role an admin route needs (from its declaration). */

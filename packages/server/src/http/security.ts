@@ -19,7 +19,7 @@ import { Counter } from 'prom-client';
 import { DATE_HEADER, DIGEST_HEADER, MAX_NONCE_LENGTH, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, signingInput } from '@floatd/protocol';
 import type { SecurityConfig } from '../config.js';
 import type { AppContext } from './context.js';
-import { ApiError } from './errors.js';
+import { ErrorReply } from './errors.js';
 import { TokenBuckets } from './rateLimit.js';
 
 export type SecuritySettings = Pick<SecurityConfig, 'rateLimit' | 'corsOrigins'>;
@@ -72,7 +72,7 @@ export class Guards {
     });
   }
 
-  refuse(limit: LimitName, seconds: number): ApiError {
+  refuse(limit: LimitName, seconds: number): ErrorReply {
     this.limited.inc({ limit });
     const what =
       limit === 'auth-failures'
@@ -80,7 +80,7 @@ export class Guards {
         : limit === 'client-ip'
           ? 'too many requests from this address'
           : 'too many requests for this license key';
-    return new ApiError('RATE_LIMITED', `${what}; retry in ${seconds} s`, { retryAfterSeconds: seconds });
+    return new ErrorReply('RATE_LIMITED', `${what}; retry in ${seconds} s`, { retryAfterSeconds: seconds });
   }
 
   /**
@@ -286,9 +286,9 @@ export function corsPreflight(app: FastifyInstance, guards: Guards): void {
     reply.header('vary', 'Origin');
     const origin = req.headers.origin;
     // Not a preflight: the admin API has no OPTIONS route, as before.
-    if (origin === undefined) throw new ApiError('ROUTE_NOT_FOUND', `no route OPTIONS ${req.url.split('?')[0]}`);
+    if (origin === undefined) throw new ErrorReply('ROUTE_NOT_FOUND', `no route OPTIONS ${req.url.split('?')[0]}`);
     if (!guards.allowedOrigin(origin)) {
-      throw new ApiError('CORS_ORIGIN_NOT_ALLOWED', `origin ${origin} may not call the admin API (allowed origins: FLOATD_CORS_ORIGINS)`);
+      throw new ErrorReply('CORS_ORIGIN_NOT_ALLOWED', `origin ${origin} may not call the admin API (allowed origins: FLOATD_CORS_ORIGINS)`);
     }
     reply.header('access-control-allow-origin', origin!);
     reply.header('access-control-allow-methods', 'GET, POST, PATCH, DELETE');

@@ -9,7 +9,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { pino, destination } from 'pino';
 import { startTestServer, TEST_STORE, type HttpAnswer, type TestServer } from '../testing/harness.js';
 import { mountSmallDisk } from '../testing/smallDisk.js';
 import { createTempDatabase, PG_ADMIN_URL, postgresAvailable, TEST_KEY_ENCRYPTION_KEY } from '../testing/pg.js';
+import { cutProxy } from '../testing/pgfault.js';
 import { parseConfig } from '../config.js';
 import { ManualClock } from '../domain/clock.js';
 import { startServer } from '../server.js';
@@ -145,44 +145,6 @@ test('a write lock held by another process past busy_timeout: 503 STORAGE_UNAVAI
   }
 });
 
-/** A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones. */
-async function pgProxy(target: URL) {
-  const sockets = new Set<Socket>();
-  let down = false;
-  const server = createServer((client) => {
-    if (down) return client.destroy();
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    sockets.add(client).add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  return {
-    port: typeof addr === 'object' && addr ? addr.port : 0,
-    cut() {
-      down = true;
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-    },
-    restore() {
-      down = false;
-    },
-    close: () => {
-      down = true;
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
 const pgUp = !onSqlite && (await postgresAvailable());
 
 test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up, leases survive, service resumes', {
@@ -190,7 +152,7 @@ test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up,
   timeout: 180_000,
 }, async (c) => {
   const db = await createTempDatabase();
-  const proxy = await pgProxy(new URL(PG_ADMIN_URL));
+  const proxy = await cutProxy(Number(new URL(PG_ADMIN_URL).port || 5432), new URL(PG_ADMIN_URL).hostname);
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-pgloss-'));
   const url = new URL(db.url);
   url.host = `127.0.0.1:${proxy.port}`;
@@ -225,6 +187,8 @@ test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up,
     for (let i = 0; i < 3; i++)
       leases.push((await client('POST', '/v1/client/checkout', { fingerprint: `device-pg-${i}`, instanceId: 'app' })).body.lease.id);
 
+    // The database goes away: open connections cut, new ones refused.
+    proxy.refuse(true);
     proxy.cut();
     let storage = 0;
     // (postgres.js backs off between reconnection attempts, so each of these may take a few seconds)
@@ -252,7 +216,7 @@ test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up,
     assert.equal((await call('', 'GET', '/readyz')).status, 503);
     assert.equal((await call('', 'GET', '/healthz')).status, 200, 'the process is alive');
 
-    proxy.restore();
+    proxy.refuse(false);
     let back = false;
     for (let i = 0; i < 50 && !back; i++) {
       back = (await call('', 'GET', '/readyz')).status === 200;

@@ -113,44 +113,44 @@ export class EntitlementService {
     const now = Math.max(this.clock.now(), this.opts.clockGuard.state().trustedTime);
     const verified = readLicenseFile(text, this.opts.vendorKeys, { fingerprint: this.fingerprint, now });
     if (!verified.ok) return verified;
-    const v = verified.value;
-    const sealed = this.opts.seal?.allows(v.payload.serial, v.envelope.signature.value);
+    const file = verified.value;
+    const sealed = this.opts.seal?.allows(file.payload.serial, file.envelope.signature.value);
     if (sealed && !sealed.ok)
       return fail('ENTITLEMENT_ROLLBACK', `the license file is refused: ${sealed.reason}; files never go back`, {
-        serial: v.payload.serial,
+        serial: file.payload.serial,
         current: this.opts.seal!.state()!.highestSerial,
       });
-    const stored = JSON.stringify(v.envelope);
+    const stored = JSON.stringify(file.envelope);
     const result = await this.store.transaction(async (tx): Promise<Result<boolean>> => {
       const held = await tx.lockKv(LICENSE_FILE_KV);
       const heldFile = held
         ? readLicenseFile(held.value, this.opts.vendorKeys, { fingerprint: undefined, now, checkWindow: false })
         : undefined;
       const inForce = this.current?.payload.serial ?? 0;
-      if (v.payload.serial < inForce) {
+      if (file.payload.serial < inForce) {
         return fail(
           'ENTITLEMENT_ROLLBACK',
-          `the license file has serial ${v.payload.serial}, lower than serial ${inForce} in force: files never go back`,
-          { serial: v.payload.serial, current: inForce },
+          `the license file has serial ${file.payload.serial}, lower than serial ${inForce} in force: files never go back`,
+          { serial: file.payload.serial, current: inForce },
         );
       }
       if (heldFile?.ok) {
         const was = heldFile.value.payload.serial;
-        if (v.payload.serial < was)
+        if (file.payload.serial < was)
           return fail(
             'ENTITLEMENT_ROLLBACK',
-            `the license file has serial ${v.payload.serial}, lower than serial ${was} already loaded: files never go back`,
-            { serial: v.payload.serial, current: was },
+            `the license file has serial ${file.payload.serial}, lower than serial ${was} already loaded: files never go back`,
+            { serial: file.payload.serial, current: was },
           );
-        if (v.payload.serial === was) {
-          if (heldFile.value.envelope.signature.value === v.envelope.signature.value) return ok(true);
+        if (file.payload.serial === was) {
+          if (heldFile.value.envelope.signature.value === file.envelope.signature.value) return ok(true);
           return fail('ENTITLEMENT_ROLLBACK', `serial ${was} is already loaded with different content`, {
-            serial: v.payload.serial,
+            serial: file.payload.serial,
             current: was,
           });
         }
       }
-      const effects = await catalogueEffects(tx, v.payload, now);
+      const effects = await catalogueEffects(tx, file.payload, now);
       if (!effects.ok) return effects;
       await tx.apply([
         ...effects.value,
@@ -166,10 +166,10 @@ export class EntitlementService {
             leaseId: null,
             reason: source,
             data: {
-              serial: v.payload.serial,
+              serial: file.payload.serial,
               previousSerial: heldFile?.ok ? heldFile.value.payload.serial : null,
-              licenses: v.payload.licenses.length,
-              notAfter: v.payload.notAfter,
+              licenses: file.payload.licenses.length,
+              notAfter: file.payload.notAfter,
             },
           },
         },
@@ -177,13 +177,13 @@ export class EntitlementService {
       return ok(false);
     });
     if (!result.ok) return result;
-    this.adopt(v, stored);
-    if (!result.value) await this.opts.seal?.fileLoaded(v.payload.serial, v.envelope.signature.value);
-    await this.opts.clockGuard.vouch(Date.parse(v.payload.issuedAt), !result.value);
+    this.adopt(file, stored);
+    if (!result.value) await this.opts.seal?.fileLoaded(file.payload.serial, file.envelope.signature.value);
+    await this.opts.clockGuard.vouch(Date.parse(file.payload.issuedAt), !result.value);
     if (source !== 'file' && this.opts.licenseFile && !result.value) await this.writeDisk(text);
     if (!result.value)
-      this.log('info', `license file serial ${v.payload.serial} loaded (${source}): ${v.payload.licenses.length} license key(s)`);
-    return ok({ summary: summarize(v.payload), unchanged: result.value });
+      this.log('info', `license file serial ${file.payload.serial} loaded (${source}): ${file.payload.licenses.length} license key(s)`);
+    return ok({ summary: summarize(file.payload), unchanged: result.value });
   }
 
   /**
@@ -193,14 +193,14 @@ export class EntitlementService {
    * (say, inserted into the database by hand) is unknown.
    */
   admit(license: License): Result<License> {
-    const c = this.current;
-    if (!c)
+    const inForce = this.current;
+    if (!inForce)
       return fail('ENTITLEMENT_MISSING', 'this on-premise server has no valid license file; an administrator must load or activate one');
-    const e = c.byKey.get(license.key);
-    if (!e || e.id !== license.id || e.productId !== license.productId) return fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
-    if (this.clock.now() < c.notBefore)
-      return fail('ENTITLEMENT_EXPIRED', `the on-premise license file is valid only from ${c.payload.notBefore}`);
-    return ok({ ...license, ...policyOf(e), entitlementEndsAt: c.notAfter });
+    const entry = inForce.byKey.get(license.key);
+    if (!entry || entry.id !== license.id || entry.productId !== license.productId) return fail('INVALID_LICENSE_KEY', INVALID_KEY_MESSAGE);
+    if (this.clock.now() < inForce.notBefore)
+      return fail('ENTITLEMENT_EXPIRED', `the on-premise license file is valid only from ${inForce.payload.notBefore}`);
+    return ok({ ...license, ...policyOf(entry), entitlementEndsAt: inForce.notAfter });
   }
 
   summary(): EntitlementSummary | undefined {
@@ -214,41 +214,41 @@ export class EntitlementService {
 
   // -------------------------------------------------------------------------
 
-  private adopt(v: VerifiedLicenseFile, text: string): void {
-    const p = v.payload;
+  private adopt(file: VerifiedLicenseFile, text: string): void {
+    const payload = file.payload;
     this.current = {
-      payload: p,
+      payload: payload,
       text,
-      signature: v.envelope.signature.value,
-      byKey: new Map(p.licenses.map((l) => [l.key, l])),
-      notBefore: Date.parse(p.notBefore),
-      notAfter: p.notAfter === null ? null : Date.parse(p.notAfter),
+      signature: file.envelope.signature.value,
+      byKey: new Map(payload.licenses.map((entry) => [entry.key, entry])),
+      notBefore: Date.parse(payload.notBefore),
+      notAfter: payload.notAfter === null ? null : Date.parse(payload.notAfter),
     };
-    this.metrics.entitlementSerial.set(p.serial);
-    this.metrics.entitlementNotAfter.set(p.notAfter === null ? 0 : Math.floor(Date.parse(p.notAfter) / 1000));
+    this.metrics.entitlementSerial.set(payload.serial);
+    this.metrics.entitlementNotAfter.set(payload.notAfter === null ? 0 : Math.floor(Date.parse(payload.notAfter) / 1000));
   }
 
   /** The store's copy (loaded by this or another node), if it verifies and is newer than what is in force. */
   private async adoptStored(): Promise<void> {
     const held = await this.store.getKv(LICENSE_FILE_KV);
     if (!held || held.value === this.current?.text) return;
-    const v = readLicenseFile(held.value, this.opts.vendorKeys, {
+    const stored = readLicenseFile(held.value, this.opts.vendorKeys, {
       fingerprint: this.fingerprint,
       now: this.clock.now(),
       checkWindow: false,
     });
-    if (!v.ok) {
-      this.log('error', `the license file stored in the database does not verify (${v.error.message}); keeping the one in force`);
+    if (!stored.ok) {
+      this.log('error', `the license file stored in the database does not verify (${stored.error.message}); keeping the one in force`);
       return;
     }
-    if (this.current && v.value.payload.serial <= this.current.payload.serial) return;
-    const sealed = this.opts.seal?.allows(v.value.payload.serial, v.value.envelope.signature.value);
+    if (this.current && stored.value.payload.serial <= this.current.payload.serial) return;
+    const sealed = this.opts.seal?.allows(stored.value.payload.serial, stored.value.envelope.signature.value);
     if (sealed && !sealed.ok) {
       this.log('error', `the license file stored in the database is refused: ${sealed.reason}`);
       await this.opts.seal!.tamper([`the license file in the database goes back: ${sealed.reason}`]);
       return;
     }
-    this.adopt(v.value, held.value);
+    this.adopt(stored.value, held.value);
   }
 
   private async pollDisk(): Promise<void> {
@@ -264,8 +264,9 @@ export class EntitlementService {
     }
     if (text === this.lastDiskText) return;
     this.lastDiskText = text;
-    const r = await this.load(text, 'server', 'file');
-    if (!r.ok) this.log('error', `license file ${path} refused (${r.error.code}): ${r.error.message}; the file in force stays in force`);
+    const loaded = await this.load(text, 'server', 'file');
+    if (!loaded.ok)
+      this.log('error', `license file ${path} refused (${loaded.error.code}): ${loaded.error.message}; the file in force stays in force`);
   }
 
   private async writeDisk(text: string): Promise<void> {
@@ -288,33 +289,37 @@ export class EntitlementService {
 }
 
 /** Writes the file's products and keys into the store's catalogue (policy from the file; suspension and metadata kept). */
-async function catalogueEffects(tx: import('../store/port.js').StoreTx, p: LicenseFilePayload, now: number): Promise<Result<Effect[]>> {
+async function catalogueEffects(
+  tx: import('../store/port.js').StoreTx,
+  payload: LicenseFilePayload,
+  now: number,
+): Promise<Result<Effect[]>> {
   const effects: Effect[] = [];
-  for (const prod of p.products) {
-    const existing = await tx.product(prod.id);
+  for (const product of payload.products) {
+    const existing = await tx.product(product.id);
     effects.push(
       existing
-        ? { type: 'product.update', product: { ...existing, name: prod.name, updatedAt: now } }
-        : { type: 'product.insert', product: { id: prod.id, name: prod.name, metadata: {}, createdAt: now, updatedAt: now } },
+        ? { type: 'product.update', product: { ...existing, name: product.name, updatedAt: now } }
+        : { type: 'product.insert', product: { id: product.id, name: product.name, metadata: {}, createdAt: now, updatedAt: now } },
     );
   }
-  for (const l of p.licenses) {
-    const existing = await tx.lockLicense(l.id);
+  for (const entry of payload.licenses) {
+    const existing = await tx.lockLicense(entry.id);
     // Another license under this key is locked too: this transaction is about to write the key's row either way.
-    const byKey = existing ? undefined : await tx.lockLicenseByKey(l.key);
+    const byKey = existing ? undefined : await tx.lockLicenseByKey(entry.key);
     if (byKey)
-      return fail('ENTITLEMENT_INVALID', `the database holds key ${l.key} under another id (${byKey.id}); remove that license first`);
-    const policy = policyOf(l);
+      return fail('ENTITLEMENT_INVALID', `the database holds key ${entry.key} under another id (${byKey.id}); remove that license first`);
+    const policy = policyOf(entry);
     effects.push(
       existing
-        ? { type: 'license.update', license: { ...existing, ...policy, productId: l.productId, updatedAt: now } }
+        ? { type: 'license.update', license: { ...existing, ...policy, productId: entry.productId, updatedAt: now } }
         : {
             type: 'license.insert',
             license: {
               ...policy,
-              id: l.id,
-              productId: l.productId,
-              key: l.key,
+              id: entry.id,
+              productId: entry.productId,
+              key: entry.key,
               suspended: false,
               metadata: {},
               trialStartedAt: null,
@@ -329,24 +334,24 @@ async function catalogueEffects(tx: import('../store/port.js').StoreTx, p: Licen
   return ok(effects);
 }
 
-function summarize(p: LicenseFilePayload): EntitlementSummary {
+function summarize(payload: LicenseFilePayload): EntitlementSummary {
   return {
-    serial: p.serial,
-    issuedAt: p.issuedAt,
-    notBefore: p.notBefore,
-    notAfter: p.notAfter,
-    customer: p.customer,
-    deploymentId: p.deploymentId,
-    vendorUrl: p.vendorUrl,
-    boundTo: p.server?.fingerprint ?? null,
-    licenses: p.licenses.map((l) => ({
-      id: l.id,
-      productId: l.productId,
-      key: l.key,
-      seats: l.seats,
-      model: l.model,
-      expiresAt: l.expiresAt,
-      maxOfflineSeconds: l.maxOfflineSeconds,
+    serial: payload.serial,
+    issuedAt: payload.issuedAt,
+    notBefore: payload.notBefore,
+    notAfter: payload.notAfter,
+    customer: payload.customer,
+    deploymentId: payload.deploymentId,
+    vendorUrl: payload.vendorUrl,
+    boundTo: payload.server?.fingerprint ?? null,
+    licenses: payload.licenses.map((entry) => ({
+      id: entry.id,
+      productId: entry.productId,
+      key: entry.key,
+      seats: entry.seats,
+      model: entry.model,
+      expiresAt: entry.expiresAt,
+      maxOfflineSeconds: entry.maxOfflineSeconds,
     })),
   };
 }

@@ -12,7 +12,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { KeyObject } from 'node:crypto';
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import { normalizeKey } from '@floatd/protocol';
 import { checkPolicy, policyFromCreate } from '../domain/policy.js';
 import { fail, ok, type Result } from '../domain/result.js';
@@ -28,68 +28,68 @@ const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$
 const Key = Type.String({ pattern: '^[0-9A-Z]{5}(-[0-9A-Z]{5}){4}$' });
 
 /** One license key in the file: the policy fields the vendor decides (suspension and metadata stay local). */
-export const FileLicense = W.Obj({
-  id: W.LicenseId,
-  productId: W.ProductId,
+export const FileLicense = wire.Obj({
+  id: wire.LicenseId,
+  productId: wire.ProductId,
   key: Key,
   seats: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
-  model: W.LicenseModel,
-  expiresAt: Nullable(W.Timestamp),
+  model: wire.LicenseModel,
+  expiresAt: Nullable(wire.Timestamp),
   trialDays: Nullable(Type.Integer({ minimum: 1, maximum: 3650 })),
   leaseTtlSeconds: Nullable(Type.Integer({ minimum: 10, maximum: 10 * 365 * 86400 })),
   heartbeatIntervalSeconds: Type.Integer({ minimum: 1, maximum: 10 * 365 * 86400 }),
   maxOfflineSeconds: Type.Integer({ minimum: 0, maximum: 10 * 365 * 86400 }),
   maxOfflineSeats: Nullable(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   maxInstancesPerDevice: Type.Integer({ minimum: 1, maximum: 10_000 }),
-  counting: W.CountingMode,
+  counting: wire.CountingMode,
 });
 export type FileLicense = Static<typeof FileLicense>;
 
-export const LicenseFilePayload = W.Obj({
+export const LicenseFilePayload = wire.Obj({
   serial: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
-  issuedAt: W.Timestamp,
-  notBefore: W.Timestamp,
-  notAfter: Nullable(W.Timestamp),
-  customer: W.Obj({ name: Name, id: Type.Optional(Type.String({ maxLength: 100 })) }),
+  issuedAt: wire.Timestamp,
+  notBefore: wire.Timestamp,
+  notAfter: Nullable(wire.Timestamp),
+  customer: wire.Obj({ name: Name, id: Type.Optional(Type.String({ maxLength: 100 })) }),
   /** the vendor's deployment this file belongs to (online activation and usage upload) */
   deploymentId: Nullable(Type.String({ maxLength: 100 })),
   /** where the vendor's hosted floatd answers (usage reports online); null for air-gapped sites */
   vendorUrl: Nullable(Type.String({ maxLength: 500 })),
   /** the one server this file is for; null = any server */
   server: Nullable(
-    W.Obj({ fingerprint: Type.String({ minLength: 8, maxLength: 128 }), publicKey: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) }),
+    wire.Obj({ fingerprint: Type.String({ minLength: 8, maxLength: 128 }), publicKey: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) }),
   ),
-  products: Type.Array(W.Obj({ id: W.ProductId, name: Name }), { maxItems: 1000 }),
+  products: Type.Array(wire.Obj({ id: wire.ProductId, name: Name }), { maxItems: 1000 }),
   licenses: Type.Array(FileLicense, { maxItems: 10_000 }),
 });
 export type LicenseFilePayload = Static<typeof LicenseFilePayload>;
 export type LicenseFile = Envelope<LicenseFilePayload>;
 
 /** What the vendor writes to issue a file: products by name, keys with their policy; ids and keys are filled in when missing. */
-export const LicenseSpec = W.Obj({
-  customer: W.Obj({ name: Name, id: Type.Optional(Type.String({ maxLength: 100 })) }),
-  notBefore: Type.Optional(W.Timestamp),
-  notAfter: Type.Optional(Nullable(W.Timestamp)),
+export const LicenseSpec = wire.Obj({
+  customer: wire.Obj({ name: Name, id: Type.Optional(Type.String({ maxLength: 100 })) }),
+  notBefore: Type.Optional(wire.Timestamp),
+  notAfter: Type.Optional(Nullable(wire.Timestamp)),
   /** validity from the issue date, when notAfter is not given (default 365) */
   validDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })),
   vendorUrl: Type.Optional(Nullable(Type.String({ maxLength: 500 }))),
-  products: Type.Array(W.Obj({ id: Type.Optional(W.ProductId), name: Name }), { minItems: 1, maxItems: 1000 }),
+  products: Type.Array(wire.Obj({ id: Type.Optional(wire.ProductId), name: Name }), { minItems: 1, maxItems: 1000 }),
   licenses: Type.Array(
-    W.Obj({
-      id: Type.Optional(W.LicenseId),
+    wire.Obj({
+      id: Type.Optional(wire.LicenseId),
       key: Type.Optional(Type.String({ maxLength: 64 })),
       /** product name (or id) from `products` */
       product: Type.String({ minLength: 1, maxLength: 200 }),
       seats: FileLicense.properties.seats,
-      model: Type.Optional(W.LicenseModel),
-      expiresAt: Type.Optional(Nullable(W.Timestamp)),
+      model: Type.Optional(wire.LicenseModel),
+      expiresAt: Type.Optional(Nullable(wire.Timestamp)),
       trialDays: Type.Optional(FileLicense.properties.trialDays),
       leaseTtlSeconds: Type.Optional(FileLicense.properties.leaseTtlSeconds),
       heartbeatIntervalSeconds: Type.Optional(FileLicense.properties.heartbeatIntervalSeconds),
       maxOfflineSeconds: Type.Optional(FileLicense.properties.maxOfflineSeconds),
       maxOfflineSeats: Type.Optional(FileLicense.properties.maxOfflineSeats),
       maxInstancesPerDevice: Type.Optional(FileLicense.properties.maxInstancesPerDevice),
-      counting: Type.Optional(W.CountingMode),
+      counting: Type.Optional(wire.CountingMode),
     }),
     { minItems: 1, maxItems: 10_000 },
   ),
@@ -104,8 +104,8 @@ const checkPayload = ajv.compile(LicenseFilePayload);
 const checkSpec = ajv.compile(LicenseSpec);
 
 function schemaProblem(errors: typeof checkPayload.errors): string {
-  const e = errors?.[0];
-  return e ? `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}` : 'invalid';
+  const first = errors?.[0];
+  return first ? `${first.instancePath || '(root)'} ${first.message ?? 'is invalid'}` : 'invalid';
 }
 
 /**
@@ -115,18 +115,21 @@ function schemaProblem(errors: typeof checkPayload.errors): string {
  */
 export function completeSpec(spec: unknown): Result<LicenseSpec> {
   if (!checkSpec(spec)) return fail('VALIDATION_FAILED', `spec: ${schemaProblem(checkSpec.errors)}`);
-  const s = spec as LicenseSpec;
-  for (const p of s.products) p.id ??= newId('prd');
-  const names = new Map(s.products.flatMap((p) => [[p.name, p.id!] as const, [p.id!, p.id!] as const]));
-  for (const l of s.licenses) {
-    if (!names.has(l.product)) return fail('VALIDATION_FAILED', `spec: license for "${l.product}" names no product in products`);
-    l.id ??= newId('lic');
-    if (l.key === undefined) l.key = newLicenseKey();
-    const key = normalizeKey(l.key);
-    if (!key) return fail('VALIDATION_FAILED', `spec: "${l.key}" is not a well-formed license key`);
-    l.key = key;
+  const completed = spec as LicenseSpec;
+  for (const product of completed.products) product.id ??= newId('prd');
+  const names = new Map(
+    completed.products.flatMap((product) => [[product.name, product.id!] as const, [product.id!, product.id!] as const]),
+  );
+  for (const license of completed.licenses) {
+    if (!names.has(license.product))
+      return fail('VALIDATION_FAILED', `spec: license for "${license.product}" names no product in products`);
+    license.id ??= newId('lic');
+    if (license.key === undefined) license.key = newLicenseKey();
+    const key = normalizeKey(license.key);
+    if (!key) return fail('VALIDATION_FAILED', `spec: "${license.key}" is not a well-formed license key`);
+    license.key = key;
   }
-  return ok(s);
+  return ok(completed);
 }
 
 /** The payload of a license file from a completed spec. */
@@ -138,14 +141,16 @@ export function payloadFromSpec(
   // By default valid from a day before the issue time: a customer clock a little behind the vendor's must not refuse a fresh file.
   const notBefore = spec.notBefore ?? iso(opts.now - DAY_MS);
   const notAfter = spec.notAfter !== undefined ? spec.notAfter : iso(opts.now + (spec.validDays ?? 365) * DAY_MS);
-  const productOf = new Map(spec.products.flatMap((p) => [[p.name, p.id!] as const, [p.id!, p.id!] as const]));
+  const productOf = new Map(
+    spec.products.flatMap((product) => [[product.name, product.id!] as const, [product.id!, product.id!] as const]),
+  );
   const licenses: FileLicense[] = [];
-  for (const l of spec.licenses) {
-    const productId = productOf.get(l.product);
-    if (!productId || !l.id || !l.key) return fail('VALIDATION_FAILED', 'spec: complete the spec first (ids and keys)');
-    const policy = checkPolicy(policyFromCreate({ ...l, productId }));
-    if (!policy.ok) return fail('INVALID_POLICY', `license ${l.key}: ${policy.error.message}`);
-    licenses.push(fileLicense(l.id, productId, l.key, policy.value));
+  for (const license of spec.licenses) {
+    const productId = productOf.get(license.product);
+    if (!productId || !license.id || !license.key) return fail('VALIDATION_FAILED', 'spec: complete the spec first (ids and keys)');
+    const policy = checkPolicy(policyFromCreate({ ...license, productId }));
+    if (!policy.ok) return fail('INVALID_POLICY', `license ${license.key}: ${policy.error.message}`);
+    licenses.push(fileLicense(license.id, productId, license.key, policy.value));
   }
   const payload: LicenseFilePayload = {
     serial: opts.serial,
@@ -156,28 +161,28 @@ export function payloadFromSpec(
     deploymentId: opts.deploymentId ?? null,
     vendorUrl: spec.vendorUrl ?? null,
     server: opts.server ?? null,
-    products: spec.products.map((p) => ({ id: p.id!, name: p.name })),
+    products: spec.products.map((product) => ({ id: product.id!, name: product.name })),
     licenses,
   };
   const problem = consistency(payload);
   return problem ? fail('VALIDATION_FAILED', problem) : ok(payload);
 }
 
-function fileLicense(id: string, productId: string, key: string, p: LicensePolicy): FileLicense {
+function fileLicense(id: string, productId: string, key: string, policy: LicensePolicy): FileLicense {
   return {
     id,
     productId,
     key,
-    seats: p.seats,
-    model: p.model,
-    expiresAt: p.expiresAt === null ? null : new Date(p.expiresAt).toISOString(),
-    trialDays: p.trialDays,
-    leaseTtlSeconds: p.leaseTtlSeconds,
-    heartbeatIntervalSeconds: p.heartbeatIntervalSeconds,
-    maxOfflineSeconds: p.maxOfflineSeconds,
-    maxOfflineSeats: p.maxOfflineSeats,
-    maxInstancesPerDevice: p.maxInstancesPerDevice,
-    counting: p.counting,
+    seats: policy.seats,
+    model: policy.model,
+    expiresAt: policy.expiresAt === null ? null : new Date(policy.expiresAt).toISOString(),
+    trialDays: policy.trialDays,
+    leaseTtlSeconds: policy.leaseTtlSeconds,
+    heartbeatIntervalSeconds: policy.heartbeatIntervalSeconds,
+    maxOfflineSeconds: policy.maxOfflineSeconds,
+    maxOfflineSeats: policy.maxOfflineSeats,
+    maxInstancesPerDevice: policy.maxInstancesPerDevice,
+    counting: policy.counting,
   };
 }
 
@@ -186,37 +191,37 @@ export function issueLicenseFile(payload: LicenseFilePayload, signer: Signer): L
 }
 
 /** Rules across fields that the schema cannot say: unique ids and keys, products exist, policies hold, window in order. */
-function consistency(p: LicenseFilePayload): string | undefined {
-  const products = new Set(p.products.map((x) => x.id));
-  if (products.size !== p.products.length) return 'two products have the same id';
+function consistency(payload: LicenseFilePayload): string | undefined {
+  const products = new Set(payload.products.map((product) => product.id));
+  if (products.size !== payload.products.length) return 'two products have the same id';
   const ids = new Set<string>();
   const keys = new Set<string>();
-  for (const l of p.licenses) {
-    if (!products.has(l.productId)) return `license ${l.id} names product ${l.productId}, which is not in the file`;
-    if (ids.has(l.id) || keys.has(l.key)) return `license ${l.id} appears twice`;
-    if (normalizeKey(l.key) !== l.key) return `license ${l.id} has a malformed key`;
-    ids.add(l.id);
-    keys.add(l.key);
-    const policy = checkPolicy({ ...policyOf(l), suspended: false, metadata: {} });
-    if (!policy.ok) return `license ${l.id}: ${policy.error.message}`;
+  for (const license of payload.licenses) {
+    if (!products.has(license.productId)) return `license ${license.id} names product ${license.productId}, which is not in the file`;
+    if (ids.has(license.id) || keys.has(license.key)) return `license ${license.id} appears twice`;
+    if (normalizeKey(license.key) !== license.key) return `license ${license.id} has a malformed key`;
+    ids.add(license.id);
+    keys.add(license.key);
+    const policy = checkPolicy({ ...policyOf(license), suspended: false, metadata: {} });
+    if (!policy.ok) return `license ${license.id}: ${policy.error.message}`;
   }
-  if (p.notAfter !== null && Date.parse(p.notAfter) <= Date.parse(p.notBefore)) return 'notAfter is not after notBefore';
+  if (payload.notAfter !== null && Date.parse(payload.notAfter) <= Date.parse(payload.notBefore)) return 'notAfter is not after notBefore';
   return undefined;
 }
 
 /** The vendor-decided policy of one file entry, as the domain knows it. */
-export function policyOf(l: FileLicense): Omit<LicensePolicy, 'suspended' | 'metadata'> {
+export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 'metadata'> {
   return {
-    seats: l.seats,
-    model: l.model,
-    expiresAt: l.expiresAt === null ? null : Date.parse(l.expiresAt),
-    trialDays: l.trialDays,
-    leaseTtlSeconds: l.leaseTtlSeconds,
-    heartbeatIntervalSeconds: l.heartbeatIntervalSeconds,
-    maxOfflineSeconds: l.maxOfflineSeconds,
-    maxOfflineSeats: l.maxOfflineSeats,
-    maxInstancesPerDevice: l.maxInstancesPerDevice,
-    counting: l.counting,
+    seats: entry.seats,
+    model: entry.model,
+    expiresAt: entry.expiresAt === null ? null : Date.parse(entry.expiresAt),
+    trialDays: entry.trialDays,
+    leaseTtlSeconds: entry.leaseTtlSeconds,
+    heartbeatIntervalSeconds: entry.heartbeatIntervalSeconds,
+    maxOfflineSeconds: entry.maxOfflineSeconds,
+    maxOfflineSeats: entry.maxOfflineSeats,
+    maxInstancesPerDevice: entry.maxInstancesPerDevice,
+    counting: entry.counting,
   };
 }
 
@@ -239,18 +244,18 @@ export function readLicenseFile(
   const invalid = (reason: string) => fail('ENTITLEMENT_INVALID', `the license file is not valid: ${reason}`);
   const parsed = parseDocument(text);
   if (!parsed.ok) return invalid(parsed.reason);
-  const v = verifyDocument<LicenseFilePayload>(LICENSE_FILE_FORMAT, parsed.doc, vendorKeys);
-  if (!v.ok) return invalid(v.reason);
-  if (!checkPayload(v.payload)) return invalid(`payload ${schemaProblem(checkPayload.errors)}`);
-  const problem = consistency(v.payload);
+  const verified = verifyDocument<LicenseFilePayload>(LICENSE_FILE_FORMAT, parsed.doc, vendorKeys);
+  if (!verified.ok) return invalid(verified.reason);
+  if (!checkPayload(verified.payload)) return invalid(`payload ${schemaProblem(checkPayload.errors)}`);
+  const problem = consistency(verified.payload);
   if (problem) return invalid(problem);
-  const p = v.payload;
-  if (p.server && opts.fingerprint !== undefined && p.server.fingerprint !== opts.fingerprint) {
-    return invalid(`it is bound to server ${p.server.fingerprint}, and this server is ${opts.fingerprint}`);
+  const payload = verified.payload;
+  if (payload.server && opts.fingerprint !== undefined && payload.server.fingerprint !== opts.fingerprint) {
+    return invalid(`it is bound to server ${payload.server.fingerprint}, and this server is ${opts.fingerprint}`);
   }
   if (opts.checkWindow !== false) {
-    if (Date.parse(p.notBefore) > opts.now) return invalid(`it is valid only from ${p.notBefore}`);
-    if (p.notAfter !== null && Date.parse(p.notAfter) <= opts.now) return invalid(`it expired at ${p.notAfter}`);
+    if (Date.parse(payload.notBefore) > opts.now) return invalid(`it is valid only from ${payload.notBefore}`);
+    if (payload.notAfter !== null && Date.parse(payload.notAfter) <= opts.now) return invalid(`it expired at ${payload.notAfter}`);
   }
-  return ok({ payload: p, envelope: parsed.doc as LicenseFile });
+  return ok({ payload: payload, envelope: parsed.doc as LicenseFile });
 }

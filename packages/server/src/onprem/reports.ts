@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import { fail, ok, type Result } from '../domain/result.js';
 import type { Store } from '../store/port.js';
 import type { ServerIdentity } from './identity.js';
@@ -19,32 +19,32 @@ import { publicKeyFrom, signDocument, verifyDocument, type Envelope } from '../k
 const DAY_MS = 86_400_000;
 const PublicKey = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' });
 
-export const ActivationRequestPayload = W.Obj({
+export const ActivationRequestPayload = wire.Obj({
   fingerprint: Type.String({ minLength: 8, maxLength: 128 }),
   publicKey: PublicKey,
-  createdAt: W.Timestamp,
+  createdAt: wire.Timestamp,
   hostname: Type.String({ maxLength: 255 }),
   version: Type.String({ maxLength: 50 }),
 });
 export type ActivationRequestPayload = Static<typeof ActivationRequestPayload>;
 
 const Counts = { peakSeats: Type.Integer({ minimum: 0 }), checkouts: Type.Integer({ minimum: 0 }), denials: Type.Integer({ minimum: 0 }) };
-export const UsageReportPayload = W.Obj({
+export const UsageReportPayload = wire.Obj({
   deploymentId: Type.Union([Type.String({ maxLength: 100 }), Type.Null()]),
-  customer: W.Obj({ name: Type.String(), id: Type.Optional(Type.String()) }),
+  customer: wire.Obj({ name: Type.String(), id: Type.Optional(Type.String()) }),
   fingerprint: Type.String({ minLength: 8, maxLength: 128 }),
   publicKey: PublicKey,
   licenseFileSerial: Type.Integer({ minimum: 1 }),
-  generatedAt: W.Timestamp,
-  from: W.Timestamp,
-  to: W.Timestamp,
+  generatedAt: wire.Timestamp,
+  from: wire.Timestamp,
+  to: wire.Timestamp,
   licenses: Type.Array(
-    W.Obj({
-      licenseId: W.LicenseId,
+    wire.Obj({
+      licenseId: wire.LicenseId,
       key: Type.String(),
       seats: Type.Integer({ minimum: 1 }),
       ...Counts,
-      days: Type.Array(W.Obj({ day: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), ...Counts })),
+      days: Type.Array(wire.Obj({ day: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), ...Counts })),
     }),
   ),
   /** the report's place in this server's sequence, and the hash of the report before it (the vendor checks continuity) */
@@ -52,18 +52,18 @@ export const UsageReportPayload = W.Obj({
   previousReportHash: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
   /** what the server's sealed state says about its own integrity since the last report */
   integrity: Type.Optional(
-    W.Obj({
+    wire.Obj({
       tampered: Type.Boolean(),
-      tamperedSince: Type.Union([W.Timestamp, Type.Null()]),
+      tamperedSince: Type.Union([wire.Timestamp, Type.Null()]),
       events: Type.Array(
-        W.Obj({
-          at: W.Timestamp,
+        wire.Obj({
+          at: wire.Timestamp,
           event: Type.Union([Type.Literal('tampered'), Type.Literal('repaired')]),
           reason: Type.String({ maxLength: 2000 }),
         }),
       ),
       /** days whose stored hourly usage was below the sealed usage (the report shows the sealed figures) */
-      usageBelowSeal: Type.Array(W.Obj({ licenseId: W.LicenseId, day: Type.String() })),
+      usageBelowSeal: Type.Array(wire.Obj({ licenseId: wire.LicenseId, day: Type.String() })),
     }),
   ),
 });
@@ -101,14 +101,14 @@ export function verifyActivationRequest(doc: unknown): Result<ActivationRequestP
   } catch {
     return fail('VALIDATION_FAILED', 'the activation request carries a public key that is not an Ed25519 key');
   }
-  const v = verifyDocument<ActivationRequestPayload>('floatd-activation-request/1', doc, [key]);
-  if (!v.ok) return fail('VALIDATION_FAILED', `the activation request does not verify: ${v.reason}`);
-  if (!checkRequest(v.payload))
+  const verified = verifyDocument<ActivationRequestPayload>('floatd-activation-request/1', doc, [key]);
+  if (!verified.ok) return fail('VALIDATION_FAILED', `the activation request does not verify: ${verified.reason}`);
+  if (!checkRequest(verified.payload))
     return fail(
       'VALIDATION_FAILED',
       `the activation request is malformed: ${checkRequest.errors?.[0]?.instancePath} ${checkRequest.errors?.[0]?.message}`,
     );
-  return ok(v.payload);
+  return ok(verified.payload);
 }
 
 /**
@@ -127,40 +127,40 @@ export async function usageReport(
   // The hourly rows are the customer's to edit; the sealed usage is not: a day is reported at the higher of the two.
   const sealed = seal ? await seal.forReport() : undefined;
   const below: { licenseId: string; day: string }[] = [];
-  for (const l of file.licenses) {
-    const hours = await store.usage(l.id, range.from, range.to);
+  for (const license of file.licenses) {
+    const hours = await store.usage(license.id, range.from, range.to);
     const byDay = new Map<string, { peakSeats: number; checkouts: number; denials: number }>();
-    for (const h of hours) {
-      const day = new Date(h.hour - (h.hour % DAY_MS)).toISOString().slice(0, 10);
-      const d = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
-      d.peakSeats = Math.max(d.peakSeats, h.peakSeats);
-      d.checkouts += h.checkouts;
-      d.denials += h.denials;
-      byDay.set(day, d);
+    for (const hour of hours) {
+      const day = new Date(hour.hour - (hour.hour % DAY_MS)).toISOString().slice(0, 10);
+      const counts = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
+      counts.peakSeats = Math.max(counts.peakSeats, hour.peakSeats);
+      counts.checkouts += hour.checkouts;
+      counts.denials += hour.denials;
+      byDay.set(day, counts);
     }
-    for (const [day, [peak, checkouts, denials]] of Object.entries(sealed?.usage[l.id] ?? {})) {
+    for (const [day, [peak, checkouts, denials]] of Object.entries(sealed?.usage[license.id] ?? {})) {
       const start = Date.parse(day);
       if (start + DAY_MS <= range.from || start >= range.to) continue;
-      const d = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
-      if (d.peakSeats < peak || d.checkouts < checkouts || d.denials < denials) below.push({ licenseId: l.id, day });
+      const counts = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
+      if (counts.peakSeats < peak || counts.checkouts < checkouts || counts.denials < denials) below.push({ licenseId: license.id, day });
       byDay.set(day, {
-        peakSeats: Math.max(d.peakSeats, peak),
-        checkouts: Math.max(d.checkouts, checkouts),
-        denials: Math.max(d.denials, denials),
+        peakSeats: Math.max(counts.peakSeats, peak),
+        checkouts: Math.max(counts.checkouts, checkouts),
+        denials: Math.max(counts.denials, denials),
       });
     }
     // Days with no seat held and nothing asked are left out; a day a seat was merely held (no event) still counts.
     const days = [...byDay.entries()]
-      .filter(([, d]) => d.peakSeats > 0 || d.checkouts > 0 || d.denials > 0)
+      .filter(([, counts]) => counts.peakSeats > 0 || counts.checkouts > 0 || counts.denials > 0)
       .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([day, d]) => ({ day, ...d }));
+      .map(([day, counts]) => ({ day, ...counts }));
     licenses.push({
-      licenseId: l.id,
-      key: l.key,
-      seats: l.seats,
-      peakSeats: Math.max(0, ...days.map((d) => d.peakSeats)),
-      checkouts: days.reduce((n, d) => n + d.checkouts, 0),
-      denials: days.reduce((n, d) => n + d.denials, 0),
+      licenseId: license.id,
+      key: license.key,
+      seats: license.seats,
+      peakSeats: Math.max(0, ...days.map((counts) => counts.peakSeats)),
+      checkouts: days.reduce((n, counts) => n + counts.checkouts, 0),
+      denials: days.reduce((n, counts) => n + counts.denials, 0),
       days,
     });
   }
@@ -204,12 +204,12 @@ export function reportHash(doc: unknown): string {
 
 /** Checks a usage report against the server key the vendor recorded for the deployment. */
 export function verifyUsageReport(doc: unknown, serverPublicKey: string): Result<UsageReportPayload> {
-  const v = verifyDocument<UsageReportPayload>('floatd-usage-report/1', doc, [publicKeyFrom(serverPublicKey)]);
-  if (!v.ok) return fail('USAGE_REPORT_INVALID', `the usage report does not verify: ${v.reason}`);
-  if (!checkReport(v.payload))
+  const verified = verifyDocument<UsageReportPayload>('floatd-usage-report/1', doc, [publicKeyFrom(serverPublicKey)]);
+  if (!verified.ok) return fail('USAGE_REPORT_INVALID', `the usage report does not verify: ${verified.reason}`);
+  if (!checkReport(verified.payload))
     return fail(
       'USAGE_REPORT_INVALID',
       `the usage report is malformed: ${checkReport.errors?.[0]?.instancePath} ${checkReport.errors?.[0]?.message}`,
     );
-  return ok(v.payload);
+  return ok(verified.payload);
 }

@@ -105,30 +105,31 @@ export class SealedState {
    * existed (an upgrade: the first seal is made from what is there).
    */
   async start(ctx: { firstStart: boolean; legacyUpgrade: boolean; trustedTimeMissing: boolean }): Promise<void> {
-    const db = await this.store.getKv(SEALED_STATE_KV);
-    const disk = await readFile(this.file, 'utf8').catch(() => undefined);
-    const dbV = db ? this.verify(db.value) : undefined;
-    const diskV = disk !== undefined ? this.verify(disk) : undefined;
+    const inDatabase = await this.store.getKv(SEALED_STATE_KV);
+    const onDisk = await readFile(this.file, 'utf8').catch(() => undefined);
+    const databaseSeal = inDatabase ? this.verify(inDatabase.value) : undefined;
+    const diskSeal = onDisk !== undefined ? this.verify(onDisk) : undefined;
     const reasons: string[] = [];
-    if (dbV && !dbV.ok) reasons.push('the sealed state in the database fails its signature check');
-    if (diskV && !diskV.ok) reasons.push(`the sealed state in ${this.file} fails its signature check`);
-    if (!db) {
-      if (diskV?.ok) reasons.push(`the sealed state is missing from the database (the data directory holds seal ${diskV.payload.seq})`);
+    if (databaseSeal && !databaseSeal.ok) reasons.push('the sealed state in the database fails its signature check');
+    if (diskSeal && !diskSeal.ok) reasons.push(`the sealed state in ${this.file} fails its signature check`);
+    if (!inDatabase) {
+      if (diskSeal?.ok)
+        reasons.push(`the sealed state is missing from the database (the data directory holds seal ${diskSeal.payload.seq})`);
       else if (!ctx.firstStart && !ctx.legacyUpgrade) reasons.push('the sealed state is missing on a server that has state');
     }
-    if (dbV?.ok && diskV?.ok) {
-      if (dbV.payload.seq < diskV.payload.seq)
+    if (databaseSeal?.ok && diskSeal?.ok) {
+      if (databaseSeal.payload.seq < diskSeal.payload.seq)
         reasons.push(
-          `the database holds seal ${dbV.payload.seq}, older than seal ${diskV.payload.seq} in the data directory: it was restored or edited`,
+          `the database holds seal ${databaseSeal.payload.seq}, older than seal ${diskSeal.payload.seq} in the data directory: it was restored or edited`,
         );
-      else if (dbV.payload.seq === diskV.payload.seq && db!.value !== disk)
-        reasons.push(`two different seals carry sequence ${dbV.payload.seq}`);
+      else if (databaseSeal.payload.seq === diskSeal.payload.seq && inDatabase!.value !== onDisk)
+        reasons.push(`two different seals carry sequence ${databaseSeal.payload.seq}`);
     }
     if (ctx.trustedTimeMissing && !ctx.firstStart) reasons.push('the trusted-time record is missing on a server that has state');
     // The best verified copy is the base: the highest sequence.
     const candidates = [
-      dbV?.ok ? { payload: dbV.payload, text: db!.value } : undefined,
-      diskV?.ok ? { payload: diskV.payload, text: disk! } : undefined,
+      databaseSeal?.ok ? { payload: databaseSeal.payload, text: inDatabase!.value } : undefined,
+      diskSeal?.ok ? { payload: diskSeal.payload, text: onDisk! } : undefined,
     ].filter((c): c is { payload: SealPayload; text: string } => c !== undefined);
     candidates.sort((a, b) => b.payload.seq - a.payload.seq);
     this.known = candidates[0];
@@ -142,7 +143,7 @@ export class SealedState {
       if (ctx.legacyUpgrade) this.log('warn', 'sealed state created from the existing records (upgrade from a version without seals)');
       return;
     }
-    if (disk !== this.known.text) await this.writeFile(this.known.text);
+    if (onDisk !== this.known.text) await this.writeFile(this.known.text);
   }
 
   /** The periodic check: the database copy is compared with what this node knows; pending usage and the trusted time are sealed. */
@@ -172,33 +173,33 @@ export class SealedState {
 
   /** Counts the usage effects of a committed transaction into the next seal. */
   observe(effects: readonly Effect[]): void {
-    for (const e of effects) {
-      if (e.type !== 'usage') continue;
-      const day = new Date(e.at - (e.at % DAY_MS)).toISOString().slice(0, 10);
-      let days = this.pending.get(e.licenseId);
-      if (!days) this.pending.set(e.licenseId, (days = new Map()));
-      const d = days.get(day) ?? [0, 0, 0];
-      d[0] = Math.max(d[0], e.peak, e.seatsUsed);
-      d[1] += e.checkouts;
-      d[2] += e.denials;
-      days.set(day, d);
+    for (const effect of effects) {
+      if (effect.type !== 'usage') continue;
+      const day = new Date(effect.at - (effect.at % DAY_MS)).toISOString().slice(0, 10);
+      let days = this.pending.get(effect.licenseId);
+      if (!days) this.pending.set(effect.licenseId, (days = new Map()));
+      const counts = days.get(day) ?? [0, 0, 0];
+      counts[0] = Math.max(counts[0], effect.peak, effect.seatsUsed);
+      counts[1] += effect.checkouts;
+      counts[2] += effect.denials;
+      days.set(day, counts);
     }
   }
 
   /** A license file was loaded: its serial is the floor from now on; a higher serial than ever repairs a broken state. */
   async fileLoaded(serial: number, signature: string): Promise<void> {
-    await this.update((p) => {
-      if (serial < p.highestSerial) return;
-      if (serial > p.highestSerial && p.tampered) {
-        p.events.push({
+    await this.update((seal) => {
+      if (serial < seal.highestSerial) return;
+      if (serial > seal.highestSerial && seal.tampered) {
+        seal.events.push({
           at: this.iso(),
           event: 'repaired',
-          reason: `license file serial ${serial} loaded (was tampered: ${p.tampered.reasons.join('; ')})`,
+          reason: `license file serial ${serial} loaded (was tampered: ${seal.tampered.reasons.join('; ')})`,
         });
-        p.tampered = null;
+        seal.tampered = null;
       }
-      p.highestSerial = serial;
-      p.fileHash = sha(signature);
+      seal.highestSerial = serial;
+      seal.fileHash = sha(signature);
     });
     if (this.reason !== undefined && !this.known?.payload.tampered) {
       this.reason = undefined;
@@ -210,11 +211,11 @@ export class SealedState {
 
   /** Whether a license file may be adopted: never below the sealed serial, and the sealed serial only as the same file. */
   allows(serial: number, signature: string): { ok: true } | { ok: false; reason: string } {
-    const p = this.known?.payload;
-    if (!p) return { ok: true };
-    if (serial < p.highestSerial)
-      return { ok: false, reason: `serial ${serial} is lower than serial ${p.highestSerial}, the highest this server ever loaded` };
-    if (serial === p.highestSerial && p.fileHash !== null && p.fileHash !== sha(signature))
+    const seal = this.known?.payload;
+    if (!seal) return { ok: true };
+    if (serial < seal.highestSerial)
+      return { ok: false, reason: `serial ${serial} is lower than serial ${seal.highestSerial}, the highest this server ever loaded` };
+    if (serial === seal.highestSerial && seal.fileHash !== null && seal.fileHash !== sha(signature))
       return { ok: false, reason: `serial ${serial} was loaded before with different content` };
     return { ok: true };
   }
@@ -222,12 +223,12 @@ export class SealedState {
   /** Records a tamper finding that another part of the server made (an older license file in the database). */
   async tamper(found: string[]): Promise<void> {
     // A finding already sealed is not sealed again (a poll that sees the same edit every minute).
-    const reasons = found.filter((r) => !this.known?.payload.tampered?.reasons.includes(r));
+    const reasons = found.filter((finding) => !this.known?.payload.tampered?.reasons.includes(finding));
     if (reasons.length === 0 && this.reason !== undefined) return;
     const reason = reasons.join('; ');
-    await this.update((p) => {
-      p.tampered = { since: p.tampered?.since ?? this.iso(), reasons: [...new Set([...(p.tampered?.reasons ?? []), ...reasons])] };
-      for (const r of reasons) p.events.push({ at: this.iso(), event: 'tampered', reason: r });
+    await this.update((seal) => {
+      seal.tampered = { since: seal.tampered?.since ?? this.iso(), reasons: [...new Set([...(seal.tampered?.reasons ?? []), ...reasons])] };
+      for (const finding of reasons) seal.events.push({ at: this.iso(), event: 'tampered', reason: finding });
     });
     this.enterTampered(reason, true);
     await this.audit('state.tampered', { reasons });
@@ -246,15 +247,15 @@ export class SealedState {
   }> {
     await this.check();
     await this.update(() => undefined);
-    const p = this.known!.payload;
-    return { seq: p.report.seq + 1, previous: p.report.hash, usage: p.usage, events: [...p.events], tampered: p.tampered };
+    const seal = this.known!.payload;
+    return { seq: seal.report.seq + 1, previous: seal.report.hash, usage: seal.usage, events: [...seal.events], tampered: seal.tampered };
   }
 
   async reported(seq: number, hash: string, told: number): Promise<void> {
-    await this.update((p) => {
-      if (seq <= p.report.seq) return;
-      p.report = { seq, hash };
-      p.events = p.events.slice(told);
+    await this.update((seal) => {
+      if (seq <= seal.report.seq) return;
+      seal.report = { seq, hash };
+      seal.events = seal.events.slice(told);
     });
   }
 
@@ -262,8 +263,8 @@ export class SealedState {
 
   private verify(text: string): { ok: true; payload: SealPayload } | { ok: false } {
     try {
-      const v = verifyDocument<SealPayload>(FORMAT, JSON.parse(text) as unknown, [this.opts.publicKey]);
-      return v.ok && typeof v.payload.seq === 'number' ? { ok: true, payload: v.payload } : { ok: false };
+      const verified = verifyDocument<SealPayload>(FORMAT, JSON.parse(text) as unknown, [this.opts.publicKey]);
+      return verified.ok && typeof verified.payload.seq === 'number' ? { ok: true, payload: verified.payload } : { ok: false };
     } catch {
       return { ok: false };
     }
@@ -271,40 +272,42 @@ export class SealedState {
 
   /** Compares the database copy with the last seal this node knows. */
   private async check(): Promise<void> {
-    const db = await this.store.getKv(SEALED_STATE_KV);
+    const inDatabase = await this.store.getKv(SEALED_STATE_KV);
     const known = this.known;
     if (!known) return;
-    if (!db) return this.tamper(['the sealed state was deleted from the database']);
-    if (db.value === known.text) return;
-    const v = this.verify(db.value);
-    if (!v.ok) return this.tamper(['the sealed state in the database fails its signature check']);
-    if (v.payload.seq < known.payload.seq)
-      return this.tamper([`the database went back from seal ${known.payload.seq} to seal ${v.payload.seq}: it was restored or edited`]);
-    if (v.payload.seq === known.payload.seq) return this.tamper([`two different seals carry sequence ${v.payload.seq}`]);
+    if (!inDatabase) return this.tamper(['the sealed state was deleted from the database']);
+    if (inDatabase.value === known.text) return;
+    const stored = this.verify(inDatabase.value);
+    if (!stored.ok) return this.tamper(['the sealed state in the database fails its signature check']);
+    if (stored.payload.seq < known.payload.seq)
+      return this.tamper([
+        `the database went back from seal ${known.payload.seq} to seal ${stored.payload.seq}: it was restored or edited`,
+      ]);
+    if (stored.payload.seq === known.payload.seq) return this.tamper([`two different seals carry sequence ${stored.payload.seq}`]);
     // Another node sealed since: adopt it.
-    this.known = { payload: v.payload, text: db.value };
-    if (v.payload.tampered && this.reason === undefined) this.enterTampered(v.payload.tampered.reasons.join('; '), true);
-    await this.writeFile(db.value);
+    this.known = { payload: stored.payload, text: inDatabase.value };
+    if (stored.payload.tampered && this.reason === undefined) this.enterTampered(stored.payload.tampered.reasons.join('; '), true);
+    await this.writeFile(inDatabase.value);
   }
 
   /**
    * Writes the next seal: read under the record's lock, changed by `change`, pending usage
    * merged, chained to the one before, signed; then the data-directory copy.
    */
-  private async update(change: (p: SealPayload) => void, trustedTime = 0): Promise<void> {
-    const pending = new Map([...this.pending].map(([k, v]) => [k, new Map(v)]));
+  private async update(change: (next: SealPayload) => void, trustedTime = 0): Promise<void> {
+    const pending = new Map([...this.pending].map(([licenseId, days]) => [licenseId, new Map(days)]));
     this.pending.clear();
     let written: { payload: SealPayload; text: string } | undefined;
     try {
       written = await this.store.transaction(async (tx) => {
         const held = await tx.lockKv(SEALED_STATE_KV);
-        const heldV = held ? this.verify(held.value) : undefined;
+        const heldSeal = held ? this.verify(held.value) : undefined;
         // A broken or missing database copy is never the base: what this node knows is.
         const base =
-          heldV?.ok && (!this.known || heldV.payload.seq >= this.known.payload.seq)
-            ? { payload: heldV.payload, text: held!.value }
+          heldSeal?.ok && (!this.known || heldSeal.payload.seq >= this.known.payload.seq)
+            ? { payload: heldSeal.payload, text: held!.value }
             : this.known;
-        const p: SealPayload = base
+        const next: SealPayload = base
           ? (JSON.parse(JSON.stringify(base.payload)) as SealPayload)
           : {
               seq: 0,
@@ -319,23 +322,31 @@ export class SealedState {
               events: [],
             };
         // When the base is this node's copy but the database holds a higher (valid) one, the chain still moves forward from the higher.
-        if (heldV?.ok && heldV.payload.seq > p.seq) p.seq = heldV.payload.seq;
-        mergeUsage(p.usage, pending, this.clock.now());
-        p.trustedTime = Math.max(p.trustedTime, trustedTime);
-        change(p);
-        p.seq += 1;
-        p.prev = base ? sha(base.text) : null;
-        p.sealedAt = this.iso();
-        const text = JSON.stringify(signDocument(FORMAT, p, this.opts.signer) as Envelope<SealPayload>);
+        if (heldSeal?.ok && heldSeal.payload.seq > next.seq) next.seq = heldSeal.payload.seq;
+        mergeUsage(next.usage, pending, this.clock.now());
+        next.trustedTime = Math.max(next.trustedTime, trustedTime);
+        change(next);
+        next.seq += 1;
+        next.prev = base ? sha(base.text) : null;
+        next.sealedAt = this.iso();
+        const text = JSON.stringify(signDocument(FORMAT, next, this.opts.signer) as Envelope<SealPayload>);
         await tx.apply([{ type: 'kv.put', name: SEALED_STATE_KV, value: text, at: this.clock.now() }]);
-        return { payload: p, text };
+        return { payload: next, text };
       });
     } catch (err) {
       // Not sealed: the usage goes back into the next attempt.
-      for (const [lic, days] of pending)
-        for (const [day, d] of days)
+      for (const [licenseId, days] of pending)
+        for (const [day, counts] of days)
           this.observe([
-            { type: 'usage', licenseId: lic, at: Date.parse(day), seatsUsed: d[0], peak: d[0], checkouts: d[1], denials: d[2] },
+            {
+              type: 'usage',
+              licenseId: licenseId,
+              at: Date.parse(day),
+              seatsUsed: counts[0],
+              peak: counts[0],
+              checkouts: counts[1],
+              denials: counts[2],
+            },
           ]);
       throw err;
     }
@@ -347,12 +358,12 @@ export class SealedState {
     const tmp = `${this.file}.${process.pid}.tmp`;
     try {
       await mkdir(this.opts.dataDir, { recursive: true, mode: 0o700 });
-      const fh = await open(tmp, 'w', 0o600);
+      const handle = await open(tmp, 'w', 0o600);
       try {
-        await fh.writeFile(text);
-        await fh.sync();
+        await handle.writeFile(text);
+        await handle.sync();
       } finally {
-        await fh.close();
+        await handle.close();
       }
       await rename(tmp, this.file);
     } catch (err) {

@@ -66,7 +66,7 @@ export class VendorService {
     if (!check.ok) return check;
     const now = this.clock.now();
     const activationKey = `fak_${randomBytes(30).toString('base64url')}`;
-    const d: Deployment = {
+    const deployment: Deployment = {
       id: newId('dpl'),
       name,
       spec: spec.value,
@@ -79,21 +79,21 @@ export class VendorService {
     };
     await this.store.transaction((tx) =>
       tx.apply([
-        { type: 'kv.put', name: DEPLOYMENT(d.id), value: JSON.stringify(d), at: now },
-        { type: 'kv.put', name: ACTIVATION(d.activationKeyHash), value: d.id, at: now },
-        audit(now, 'deployment.created', actor, { deploymentId: d.id, name, licenses: spec.value.licenses.length }),
+        { type: 'kv.put', name: DEPLOYMENT(deployment.id), value: JSON.stringify(deployment), at: now },
+        { type: 'kv.put', name: ACTIVATION(deployment.activationKeyHash), value: deployment.id, at: now },
+        audit(now, 'deployment.created', actor, { deploymentId: deployment.id, name, licenses: spec.value.licenses.length }),
       ]),
     );
-    return ok({ deployment: view(d), activationKey });
+    return ok({ deployment: view(deployment), activationKey });
   }
 
   async list(): Promise<DeploymentView[]> {
-    return (await this.store.listKv('vendor/deployment/')).map((r) => view(JSON.parse(r.value) as Deployment));
+    return (await this.store.listKv('vendor/deployment/')).map((row) => view(JSON.parse(row.value) as Deployment));
   }
 
   async get(id: string): Promise<Result<DeploymentView>> {
-    const r = await this.store.getKv(DEPLOYMENT(id));
-    return r ? ok(view(JSON.parse(r.value) as Deployment)) : fail('DEPLOYMENT_NOT_FOUND', `no deployment ${id}`);
+    const row = await this.store.getKv(DEPLOYMENT(id));
+    return row ? ok(view(JSON.parse(row.value) as Deployment)) : fail('DEPLOYMENT_NOT_FOUND', `no deployment ${id}`);
   }
 
   /** Replaces the spec (a renewal: more seats, a later end); the next file issued carries it with a higher serial. */
@@ -102,7 +102,7 @@ export class VendorService {
     if (!spec.ok) return spec;
     const check = payloadFromSpec(spec.value, { serial: 1, now: this.clock.now() });
     if (!check.ok) return check;
-    return this.change(id, actor, (d) => ok({ ...d, spec: spec.value }), 'spec-updated');
+    return this.change(id, actor, (deployment) => ok({ ...deployment, spec: spec.value }), 'spec-updated');
   }
 
   /**
@@ -113,29 +113,38 @@ export class VendorService {
   async issue(id: string, request: unknown, actor: string): Promise<Result<LicenseFile>> {
     let server: { fingerprint: string; publicKey: string } | null = null;
     if (request !== undefined && request !== null) {
-      const r = verifyActivationRequest(request);
-      if (!r.ok) return r;
-      server = { fingerprint: r.value.fingerprint, publicKey: r.value.publicKey };
+      const verified = verifyActivationRequest(request);
+      if (!verified.ok) return verified;
+      server = { fingerprint: verified.value.fingerprint, publicKey: verified.value.publicKey };
     }
     let file: LicenseFile | undefined;
     const changed = await this.change(
       id,
       actor,
-      (d) => {
-        if (server && d.fingerprint && d.fingerprint !== server.fingerprint) {
-          return fail('FINGERPRINT_MISMATCH', `deployment ${id} is bound to server ${d.fingerprint}, not ${server.fingerprint}`);
+      (deployment) => {
+        if (server && deployment.fingerprint && deployment.fingerprint !== server.fingerprint) {
+          return fail('FINGERPRINT_MISMATCH', `deployment ${id} is bound to server ${deployment.fingerprint}, not ${server.fingerprint}`);
         }
-        const bound = server ?? (d.fingerprint && d.publicKey ? { fingerprint: d.fingerprint, publicKey: d.publicKey } : null);
+        const bound =
+          server ??
+          (deployment.fingerprint && deployment.publicKey
+            ? { fingerprint: deployment.fingerprint, publicKey: deployment.publicKey }
+            : null);
         const now = this.clock.now();
-        const payload = payloadFromSpec(d.spec, { serial: d.serial + 1, now, deploymentId: d.id, server: bound });
+        const payload = payloadFromSpec(deployment.spec, {
+          serial: deployment.serial + 1,
+          now,
+          deploymentId: deployment.id,
+          server: bound,
+        });
         if (!payload.ok) return payload;
         file = issueLicenseFile(payload.value, this.signer);
         return ok({
-          ...d,
-          serial: d.serial + 1,
+          ...deployment,
+          serial: deployment.serial + 1,
           fingerprint: bound?.fingerprint ?? null,
           publicKey: bound?.publicKey ?? null,
-          activatedAt: server ? now : d.activatedAt,
+          activatedAt: server ? now : deployment.activatedAt,
         });
       },
       'issued',
@@ -145,10 +154,10 @@ export class VendorService {
 
   /** Online activation: the on-premise server sends its activation key and its signed request, and gets its file. */
   async activate(activationKey: string, request: unknown): Promise<Result<LicenseFile>> {
-    const r = await this.store.getKv(ACTIVATION(hash(activationKey)));
-    if (!r) return fail('ACTIVATION_KEY_INVALID', 'the activation key is unknown');
-    const d = await this.store.getKv(DEPLOYMENT(r.value));
-    const stored = d && (JSON.parse(d.value) as Deployment);
+    const activation = await this.store.getKv(ACTIVATION(hash(activationKey)));
+    if (!activation) return fail('ACTIVATION_KEY_INVALID', 'the activation key is unknown');
+    const row = await this.store.getKv(DEPLOYMENT(activation.value));
+    const stored = row && (JSON.parse(row.value) as Deployment);
     if (!stored || !timingSafeEqual(Buffer.from(stored.activationKeyHash), Buffer.from(hash(activationKey))))
       return fail('ACTIVATION_KEY_INVALID', 'the activation key is unknown');
     return this.issue(stored.id, request, 'activation');
@@ -159,47 +168,47 @@ export class VendorService {
     const claimed = (doc as { payload?: { deploymentId?: unknown } } | null)?.payload?.deploymentId;
     if (typeof claimed !== 'string')
       return fail('USAGE_REPORT_INVALID', 'the usage report names no deployment (was its license file issued by a deployment?)');
-    const d = await this.store.getKv(DEPLOYMENT(claimed));
-    const dep = d && (JSON.parse(d.value) as Deployment);
-    if (!dep) return fail('USAGE_REPORT_INVALID', `the usage report names deployment ${claimed}, which does not exist here`);
-    if (!dep.publicKey)
-      return fail('USAGE_REPORT_INVALID', `deployment ${dep.id} is not bound to a server yet: no key to verify the report with`);
-    const v = verifyUsageReport(doc, dep.publicKey);
-    if (!v.ok) return v;
+    const row = await this.store.getKv(DEPLOYMENT(claimed));
+    const deployment = row && (JSON.parse(row.value) as Deployment);
+    if (!deployment) return fail('USAGE_REPORT_INVALID', `the usage report names deployment ${claimed}, which does not exist here`);
+    if (!deployment.publicKey)
+      return fail('USAGE_REPORT_INVALID', `deployment ${deployment.id} is not bound to a server yet: no key to verify the report with`);
+    const report = verifyUsageReport(doc, deployment.publicKey);
+    if (!report.ok) return report;
     const now = this.clock.now();
     const hash = reportHash(doc);
     const stored = await this.store.transaction(async (tx) => {
       // Under the deployment's lock: two imports at once see each other.
-      await tx.lockKv(DEPLOYMENT(dep.id));
-      const before = (await this.store.listKv(USAGE(dep.id)))
-        .map((r) => JSON.parse(r.value) as StoredUsageReport)
-        .filter((r) => typeof r.report.sequence === 'number');
+      await tx.lockKv(DEPLOYMENT(deployment.id));
+      const before = (await this.store.listKv(USAGE(deployment.id)))
+        .map((row) => JSON.parse(row.value) as StoredUsageReport)
+        .filter((row) => typeof row.report.sequence === 'number');
       const last = before.sort((a, b) => b.report.sequence! - a.report.sequence!)[0];
-      const seq = v.value.sequence;
+      const sequence = report.value.sequence;
       const continuity: StoredUsageReport['continuity'] =
-        seq === undefined
+        sequence === undefined
           ? 'unsequenced'
           : !last
             ? 'first'
-            : seq <= last.report.sequence!
+            : sequence <= last.report.sequence!
               ? 'rollback'
-              : seq > last.report.sequence! + 1
+              : sequence > last.report.sequence! + 1
                 ? 'gap'
-                : v.value.previousReportHash === last.hash
+                : report.value.previousReportHash === last.hash
                   ? 'ok'
                   : 'fork';
-      const stored: StoredUsageReport = { deploymentId: dep.id, importedAt: now, via, report: v.value, continuity, hash };
+      const stored: StoredUsageReport = { deploymentId: deployment.id, importedAt: now, via, report: report.value, continuity, hash };
       await tx.apply([
-        { type: 'kv.put', name: `${USAGE(dep.id)}${v.value.generatedAt}`, value: JSON.stringify(stored), at: now },
+        { type: 'kv.put', name: `${USAGE(deployment.id)}${report.value.generatedAt}`, value: JSON.stringify(stored), at: now },
         audit(now, 'usage-report.imported', actor, {
-          deploymentId: dep.id,
+          deploymentId: deployment.id,
           via,
-          from: v.value.from,
-          to: v.value.to,
-          licenseFileSerial: v.value.licenseFileSerial,
-          sequence: seq ?? null,
+          from: report.value.from,
+          to: report.value.to,
+          licenseFileSerial: report.value.licenseFileSerial,
+          sequence: sequence ?? null,
           continuity,
-          tampered: v.value.integrity?.tampered ?? null,
+          tampered: report.value.integrity?.tampered ?? null,
         }),
       ]);
       return stored;
@@ -208,23 +217,23 @@ export class VendorService {
   }
 
   async usageReports(id: string): Promise<Result<StoredUsageReport[]>> {
-    const d = await this.get(id);
-    if (!d.ok) return d;
-    return ok((await this.store.listKv(USAGE(id))).map((r) => JSON.parse(r.value) as StoredUsageReport));
+    const deployment = await this.get(id);
+    if (!deployment.ok) return deployment;
+    return ok((await this.store.listKv(USAGE(id))).map((row) => JSON.parse(row.value) as StoredUsageReport));
   }
 
   /** Read-change-write of one deployment under its lock. */
   private async change(
     id: string,
     actor: string,
-    fn: (d: Deployment) => Result<Deployment>,
+    update: (deployment: Deployment) => Result<Deployment>,
     what: string,
   ): Promise<Result<DeploymentView>> {
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
-      const r = await tx.lockKv(DEPLOYMENT(id));
-      if (!r) return fail('DEPLOYMENT_NOT_FOUND', `no deployment ${id}`);
-      const next = fn(JSON.parse(r.value) as Deployment);
+      const row = await tx.lockKv(DEPLOYMENT(id));
+      if (!row) return fail('DEPLOYMENT_NOT_FOUND', `no deployment ${id}`);
+      const next = update(JSON.parse(row.value) as Deployment);
       if (!next.ok) return next;
       const effects: Effect[] = [{ type: 'kv.put', name: DEPLOYMENT(id), value: JSON.stringify(next.value), at: now }];
       if (what === 'issued' && next.value.activatedAt === now) {
@@ -238,8 +247,8 @@ export class VendorService {
   }
 }
 
-function view(d: Deployment): DeploymentView {
-  const { activationKeyHash: _, ...rest } = d;
+function view(deployment: Deployment): DeploymentView {
+  const { activationKeyHash: _, ...rest } = deployment;
   return rest;
 }
 

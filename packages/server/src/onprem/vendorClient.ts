@@ -4,14 +4,14 @@
  * with the vendor's own code and message when it gave one; a vendor URL that is
  * not http(s) is VALIDATION_FAILED.
  */
-import * as W from '@floatd/protocol';
+import * as wire from '@floatd/protocol';
 import { fail, ok, type Result } from '../domain/result.js';
 
 const TIMEOUT_MS = 15_000;
 
 /** Sends the activation request with the activation key; the vendor answers with the license file. */
 export async function activateWithVendor(vendorUrl: string, activationKey: string, request: unknown): Promise<Result<object>> {
-  const answer = await callVendor(vendorUrl, W.routes.onprem.vendorActivate, {
+  const answer = await callVendor(vendorUrl, wire.routes.onprem.vendorActivate, {
     headers: { authorization: `Activation ${activationKey}` },
     body: { request },
   });
@@ -24,15 +24,15 @@ export async function activateWithVendor(vendorUrl: string, activationKey: strin
 
 /** Uploads a signed usage report (the vendor checks it by its signature). */
 export async function uploadUsageToVendor(vendorUrl: string, report: unknown): Promise<Result<unknown>> {
-  return callVendor(vendorUrl, W.routes.onprem.vendorUsageUpload, { body: { report } });
+  return callVendor(vendorUrl, wire.routes.onprem.vendorUsageUpload, { body: { report } });
 }
 
 async function callVendor(
   url: string,
-  route: W.RouteSpec,
+  route: wire.RouteSpec,
   init: { headers?: Record<string, string>; body: unknown },
 ): Promise<Result<unknown>> {
-  const path = W.pathOf(route);
+  const path = wire.pathOf(route);
   let base: URL;
   try {
     base = new URL(url);

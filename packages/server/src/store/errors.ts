@@ -89,8 +89,8 @@ const DESCRIPTION: Record<StorageFailure['kind'], string> = {
   'read-only': 'the database is read-only',
 };
 
-export function describeStorageFailure(f: StorageFailure): string {
-  return `${DESCRIPTION[f.kind]} (${f.code}); nothing was changed, retry in ${f.retryAfterSeconds} s`;
+export function describeStorageFailure(failure: StorageFailure): string {
+  return `${DESCRIPTION[failure.kind]} (${failure.code}); nothing was changed, retry in ${failure.retryAfterSeconds} s`;
 }
 
 /**
@@ -102,9 +102,9 @@ export function describeStorageFailure(f: StorageFailure): string {
 export class StorageHealth {
   private failure: (StorageFailure & { since: number }) | undefined;
 
-  failed(f: StorageFailure, now: number): void {
-    this.failure ??= { ...f, since: now };
-    if (this.failure.code !== f.code) this.failure = { ...f, since: this.failure.since };
+  failed(failure: StorageFailure, now: number): void {
+    this.failure ??= { ...failure, since: now };
+    if (this.failure.code !== failure.code) this.failure = { ...failure, since: this.failure.since };
   }
 
   recovered(): void {

@@ -3,14 +3,14 @@
  * once (the database stays reachable) and can move to another address (a virtual IP or
  * HAProxy after a fail-over), a `floatd serve` child process, and devices that check
  * out, heartbeat and check in while recording what the server acknowledged, so a
- * checker can tell a lost or a resurrected lease.
+ * checker can tell a lost or a resurrected lease; and the one fail-over checker
+ * (failOverUnderLoad) that both fail-over tests run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
 import { TEST_KEY_ENCRYPTION_KEY } from './pg.js';
-
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+import { startFloatdProcess, type FloatdProcess } from './process.js';
 
 export interface CutProxy {
   port: number;
@@ -113,58 +113,23 @@ export async function cutProxy(targetPort: number, targetHost = '127.0.0.1'): Pr
   };
 }
 
-export interface NodeProcess {
-  child: ChildProcess;
-  url: string;
-  /** stdout and stderr so far */
-  output(): string;
-  /** set once the process exited (with its code or signal) */
-  exit: { code: number | null; signal: string | null } | undefined;
-  stop(): Promise<void>;
-}
-
-/** `floatd serve` on PostgreSQL `databaseUrl`, in its own process. */
-export async function startNode(
+/**
+ * `floatd serve` on PostgreSQL `databaseUrl`, in its own process (the one spawn helper, testing/process.ts),
+ * with the test key-encryption key; rate limits off unless `env` says otherwise (a 429 is not what these
+ * tests look at). `port` 0 (default): the banner says which.
+ */
+export function startNode(
   dataDir: string,
   databaseUrl: string,
-  extra: string[] = [],
-  env: Record<string, string> = {},
-): Promise<NodeProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...extra], {
-    env: { ...process.env, FLOATD_DATABASE_URL: databaseUrl, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  opts: { args?: string[]; env?: Record<string, string | undefined>; port?: number } = {},
+): Promise<FloatdProcess> {
+  return startFloatdProcess({
+    dataDir,
+    args: opts.args,
+    port: opts.port,
+    env: { FLOATD_DATABASE_URL: databaseUrl, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY, ...opts.env },
+    timeoutMs: 60_000,
   });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const node: NodeProcess = {
-    child,
-    url: '',
-    output: () => out,
-    exit: undefined,
-    async stop() {
-      if (node.exit) return;
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await gone;
-      clearTimeout(t);
-    },
-  };
-  child.on('exit', (code, signal) => (node.exit = { code, signal }));
-  node.url = await new Promise<string>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`node did not start: ${out}`)), 60_000);
-    const look = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(t);
-        res(m[1]);
-      }
-    };
-    child.stdout!.on('data', look);
-    child.on('exit', () => rej(new Error(`node exited: ${out}`)));
-  });
-  return node;
 }
 
 export interface Answer {
@@ -321,4 +286,91 @@ export function runDevices(url: () => string, key: string, devices: number, opts
       return report;
     },
   };
+}
+
+/** What a fail-over under load measured (see failOverUnderLoad). */
+export interface FailoverOutcome {
+  report: LoadReport;
+  /** from the crash (or fencing) to the promotion */
+  promotionMs: number;
+  /** from the promotion to the first write acknowledged after it (Infinity: none within 15 s) */
+  servingAfterMs: number;
+  /** lease ids a device held that the new primary does not have */
+  lost: string[];
+  /** lease ids checked in that the new primary has again */
+  resurrected: string[];
+  /** lease rows of the license on the new primary */
+  leaseRows: number;
+}
+
+/**
+ * The fail-over check that failover.test.ts and autoFailover.test.ts share. `devices` devices (30) check out,
+ * heartbeat and check in on `license` (`seats` seats) through `node`; after 3 s of that, `failOver()` crashes
+ * or fences the primary and returns once a standby is promoted (when, and that new primary's URL). Then the
+ * load runs 1.5 s past the first write acknowledged after the promotion, and this asserts, reading the new
+ * primary: the process stayed up and answered every request; only 2xx, 409 or 503 with Retry-After; no lease
+ * a device held is lost and none checked in comes back; never more leases than seats, and `seats_used`
+ * counts them; serving again within 5 s of the promotion, and steadily after it; the leader lock and the
+ * node registry back on the new primary; `/readyz` 200. `log` gets one line of figures (before the asserts).
+ */
+export async function failOverUnderLoad(opts: {
+  node: FloatdProcess;
+  license: { id: string; key: string };
+  seats: number;
+  devices?: number;
+  /** names the run in the figures line */
+  label: string;
+  failOver(): Promise<{ crashedAt: number; promotedAt: number; newPrimaryUrl: string }>;
+  log(line: string): void;
+}): Promise<FailoverOutcome> {
+  const { node, license, seats } = opts;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const load = runDevices(() => node.url, license.key, opts.devices ?? 30, { beats: 2, pauseMs: 25 });
+  await sleep(3000);
+  const okBeforeCrash = load.report.ok;
+  const { crashedAt, promotedAt, newPrimaryUrl } = await opts.failOver();
+  // Serving again: the first write acknowledged after the promotion (a checkout or a check-in: a batched heartbeat's 200 writes nothing).
+  const okAtPromotion = load.report.ok;
+  const firstWrite = () => load.report.writesAt.find((at) => at > promotedAt);
+  while (firstWrite() === undefined && Date.now() - promotedAt < 15_000) await sleep(5);
+  const servingAfterMs = (firstWrite() ?? Infinity) - promotedAt;
+  await sleep(1500);
+  const report = await load.stop();
+  assert.equal(node.exit, undefined, `floatd exited: ${node.output()}`);
+
+  const direct = postgres(newPrimaryUrl, { max: 1, onnotice: () => undefined });
+  try {
+    const ids = new Set((await direct`SELECT id FROM leases WHERE license_id = ${license.id}`).map((r) => String(r.id)));
+    const lost = [...report.held.keys()].filter((id) => !ids.has(id));
+    const resurrected = [...report.checkedIn].filter((id) => ids.has(id));
+    const [row] = await direct`SELECT seats_used FROM licenses WHERE id = ${license.id}`;
+    opts.log(
+      `${opts.label}: crash → promotion ${promotedAt - crashedAt} ms, promotion → first write acknowledged ${servingAfterMs} ms; ` +
+        `${report.requests} requests (${okBeforeCrash} 2xx before the crash), ${report.ok} 2xx, ${report.unavailable} 503, ${report.noSeats} 409; ` +
+        `leases checked: ${report.held.size} held, ${report.checkedIn.size} checked in; lost ${lost.length}, resurrected ${resurrected.length}; ` +
+        `${ids.size} lease rows for ${seats} seats`,
+    );
+    assert.deepEqual(report.networkErrors, [], 'floatd answered every request');
+    assert.deepEqual(report.wrong, [], 'only 2xx, 409 or 503 with Retry-After');
+    assert.deepEqual(report.lost, [], 'no heartbeat found its lease gone');
+    assert.deepEqual(lost, [], 'acknowledged leases lost in the fail-over');
+    assert.deepEqual(resurrected, [], 'checked-in leases back after the fail-over');
+    assert.ok(ids.size <= seats, `${ids.size} lease rows for ${seats} seats`);
+    assert.equal(Number(row!.seats_used), ids.size, 'seats_used counts the lease rows');
+    assert.ok(servingAfterMs <= 5000, `serving again ${servingAfterMs} ms after the promotion`);
+    assert.ok(report.ok > okAtPromotion + 20, 'serving steadily after the fail-over');
+    // The node registry and the leader lock came back on the new primary.
+    const leaderBack = (rows: postgres.Row[]) => rows.some((x) => x.leader === true && Number(x.last_seen_at) > promotedAt);
+    let nodes: postgres.Row[] = [];
+    for (let i = 0; i < 60; i++) {
+      nodes = [...(await direct`SELECT leader, last_seen_at FROM nodes`)];
+      if (leaderBack(nodes)) break;
+      await sleep(100);
+    }
+    assert.ok(leaderBack(nodes), `leader and registry on the new primary: ${JSON.stringify(nodes)}`);
+    assert.equal((await call(node.url, '', 'GET', '/readyz')).status, 200);
+    return { report, promotionMs: promotedAt - crashedAt, servingAfterMs, lost, resurrected, leaseRows: ids.size };
+  } finally {
+    await direct.end({ timeout: 2 });
+  }
 }

@@ -20,6 +20,8 @@ export interface FloatdProcess {
   output(): string;
   /** resolves when the process has exited */
   exited: Promise<void>;
+  /** how the process ended (its code or signal), or undefined while it runs */
+  readonly exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** SIGKILL and wait for the exit */
   kill9(): Promise<void>;
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
@@ -58,6 +60,37 @@ function childEnv(base: NodeJS.ProcessEnv, env: Record<string, string | undefine
   return out;
 }
 
+/**
+ * Runs `floatd <args>` (this build's cli.js) to its end and collects what it printed: an admin command, or a
+ * `serve` that must refuse to start. `env` on top of process.env; an `undefined` value removes a variable.
+ */
+export function runFloatd(
+  args: string[],
+  opts: {
+    env?: Record<string, string | undefined>;
+    /** the environment to start from (default process.env) */
+    baseEnv?: NodeJS.ProcessEnv;
+    cwd?: string;
+    /** SIGKILL after this long (code null) */
+    timeoutMs?: number;
+  } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [SERVER_CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: childEnv(opts.baseEnv ?? process.env, opts.env ?? {}),
+    cwd: opts.cwd,
+    ...(opts.timeoutMs ? { timeout: opts.timeoutMs, killSignal: 'SIGKILL' as const } : {}),
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export interface ListeningProcess {
   url: string;
   child: ChildProcess;
@@ -71,8 +104,11 @@ export interface ListeningProcess {
  * stdout: floatd's banner (and the bench's baseline server). Rejects when the process exits first or after
  * `timeoutMs`; stdout and stderr are collected in `output()`.
  */
-export async function spawnListening(cmd: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ListeningProcess> {
-  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+export async function spawnListening(
+  cmd: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+): Promise<ListeningProcess> {
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -111,6 +147,10 @@ export async function startFloatdProcess(opts: {
   wrapper?: string[];
   /** node's own flags, before the script (`--cpu-prof`, …) */
   nodeArgs?: string[];
+  /** what runs `serve` (default: this node with `nodeArgs` on this build's cli.js); e.g. `['floatd']` from PATH */
+  command?: string[];
+  /** the child's working directory (default: this process's) */
+  cwd?: string;
   /** default 0: the banner says which port */
   port?: number;
   /** default 'warn'; null: no --log-level flag (the server's default) */
@@ -122,9 +162,7 @@ export async function startFloatdProcess(opts: {
 }): Promise<FloatdProcess> {
   const logLevel = opts.logLevel === undefined ? 'warn' : opts.logLevel;
   const argv = [
-    process.execPath,
-    ...(opts.nodeArgs ?? []),
-    SERVER_CLI,
+    ...(opts.command ?? [process.execPath, ...(opts.nodeArgs ?? []), SERVER_CLI]),
     'serve',
     '--port',
     String(opts.port ?? 0),
@@ -136,6 +174,7 @@ export async function startFloatdProcess(opts: {
   const { url, child, output, exited } = await spawnListening([...(opts.wrapper ?? []), ...argv], {
     env: childEnv(opts.baseEnv ?? process.env, { FLOATD_RATE_LIMIT: 'off', ...opts.env }),
     timeoutMs: opts.timeoutMs,
+    cwd: opts.cwd,
   });
   let adminToken = typeof opts.adminToken === 'string' ? opts.adminToken : '';
   for (let i = 0; i < 400 && !adminToken && opts.adminToken !== false; i++) {
@@ -149,6 +188,9 @@ export async function startFloatdProcess(opts: {
     adminToken,
     output,
     exited,
+    get exit() {
+      return child.exitCode === null && child.signalCode === null ? undefined : { code: child.exitCode, signal: child.signalCode };
+    },
     admin: (method, path, body) => call(url, `Bearer ${adminToken}`, method, path, body),
     client: (key, method, path, body) => call(url, `License ${key}`, method, path, body),
     async kill9() {

@@ -11,7 +11,7 @@
 import * as wire from '@floatd/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from '../context.js';
-import { ApiError, unwrap } from '../errors.js';
+import { ErrorReply, unwrap } from '../errors.js';
 import { created, handle } from '../route.js';
 import { iso } from '../views.js';
 import { activationRequest, usageReport } from '../../onprem/reports.js';
@@ -25,13 +25,13 @@ const DAY_MS = 86_400_000;
 
 function onPremOnly(ctx: AppContext): { entitlements: EntitlementService; identity: NonNullable<AppContext['identity']> } {
   if (!ctx.entitlements || !ctx.identity)
-    throw new ApiError('ONPREM_ONLY', 'this route works on an on-premise server only (floatd serve --mode on-prem)');
+    throw new ErrorReply('ONPREM_ONLY', 'this route works on an on-premise server only (floatd serve --mode on-prem)');
   return { entitlements: ctx.entitlements, identity: ctx.identity };
 }
 
 function vendorOnly(ctx: AppContext): VendorService {
   if (!ctx.vendor)
-    throw new ApiError('VENDOR_KEY_NOT_CONFIGURED', 'this server has no vendor private key (floatd serve --vendor-private-key FILE)');
+    throw new ErrorReply('VENDOR_KEY_NOT_CONFIGURED', 'this server has no vendor private key (floatd serve --vendor-private-key FILE)');
   return ctx.vendor;
 }
 
@@ -77,20 +77,20 @@ export function onpremAdminRoutes(app: FastifyInstance, ctx: AppContext): void {
     const to = query.to ? Date.parse(query.to) : ctx.clock.now();
     const from = query.from ? Date.parse(query.from) : to - 30 * DAY_MS;
     if (!(from < to) || to - from > 366 * DAY_MS)
-      throw new ApiError('VALIDATION_FAILED', 'from must be before to, at most 366 days apart', { field: 'querystring/from' });
+      throw new ErrorReply('VALIDATION_FAILED', 'from must be before to, at most 366 days apart', { field: 'querystring/from' });
     return { from, to };
   };
   const report = async (query: { from?: string | undefined; to?: string | undefined }) => {
     const { entitlements, identity } = onPremOnly(ctx);
     const file = entitlements.payload();
-    if (!file) throw new ApiError('ENTITLEMENT_MISSING', 'no license file is loaded: there is nothing to report on');
+    if (!file) throw new ErrorReply('ENTITLEMENT_MISSING', 'no license file is loaded: there is nothing to report on');
     return { file, doc: await usageReport(ctx.store, file, identity, range(query), ctx.clock.now(), ctx.seal) };
   };
   handle(app, api.usageReport, async (req) => (await report(req.query)).doc);
   handle(app, api.sendUsageReport, async (req) => {
     const { file, doc } = await report(req.body ?? {});
     if (!file.vendorUrl)
-      throw new ApiError(
+      throw new ErrorReply(
         'ACTIVATION_FAILED',
         `the license file names no vendorUrl: export the report (${wire.routeName(api.usageReport)}) and hand it to the vendor`,
       );
@@ -119,7 +119,7 @@ export function vendorPublicRoutes(app: FastifyInstance, ctx: AppContext): void 
   handle(app, api.vendorActivate, async (req) => {
     const vendor = vendorOnly(ctx);
     const match = /^Activation\s+(\S{8,200})$/i.exec(String(req.headers.authorization ?? '').trim());
-    if (!match?.[1]) throw new ApiError('ACTIVATION_KEY_INVALID', 'send Authorization: Activation <activation key>');
+    if (!match?.[1]) throw new ErrorReply('ACTIVATION_KEY_INVALID', 'send Authorization: Activation <activation key>');
     return { licenseFile: unwrap(await vendor.activate(match[1], req.body.request)) };
   });
   handle(app, api.vendorUsageUpload, async (req) => {

@@ -1,7 +1,7 @@
 /** Operations: health, readiness, metrics, OpenAPI, JWKS. No authentication (nothing secret). */
 import * as wire from '@floatd/protocol';
 import type { Routes } from '../context.js';
-import { ApiError } from '../errors.js';
+import { ErrorReply } from '../errors.js';
 import { handle, handleRaw } from '../route.js';
 import { describeStorageFailure, storageFailure } from '../../store/errors.js';
 
@@ -10,16 +10,16 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
   handle(app, api.healthz, async () => ({ status: 'ok' as const, version }));
   handle(app, api.readyz, async () => {
     if (started && !started())
-      throw new ApiError('SERVICE_UNAVAILABLE', 'starting: not ready to serve everything yet', { retryAfterSeconds: 1 });
+      throw new ErrorReply('SERVICE_UNAVAILABLE', 'starting: not ready to serve everything yet', { retryAfterSeconds: 1 });
     try {
       await store.ping();
     } catch {
       // The pool reconnects on this very query (bounded backoff): ready again as soon as the database answers.
-      throw new ApiError('SERVICE_UNAVAILABLE', 'the database does not answer', { retryAfterSeconds: 1 });
+      throw new ErrorReply('SERVICE_UNAVAILABLE', 'the database does not answer', { retryAfterSeconds: 1 });
     }
     // A node whose clock is too far from the database's must not take traffic (it refuses it anyway).
     const skewed = clockFence?.refusal();
-    if (skewed) throw new ApiError(skewed.code, skewed.message, skewed.details);
+    if (skewed) throw new ErrorReply(skewed.code, skewed.message, skewed.details);
     // The last write failed for the storage's sake (disk full, …): ready again only once a test write commits.
     if (storageHealth.current) {
       try {
@@ -29,7 +29,7 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
         const f = storageFailure(err) ?? storageHealth.current;
         if (f) {
           storageHealth.failed(f, clock.now());
-          throw new ApiError('STORAGE_UNAVAILABLE', describeStorageFailure(f), { retryAfterSeconds: f.retryAfterSeconds });
+          throw new ErrorReply('STORAGE_UNAVAILABLE', describeStorageFailure(f), { retryAfterSeconds: f.retryAfterSeconds });
         }
         throw err;
       }

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { createTempDatabase, PG_ADMIN_URL, postgresAvailable } from '../../testing/pg.js';
 import { call, cutProxy, runDevices, startNode } from '../../testing/pgfault.js';
+import { freePort } from '../../testing/process.js';
 
 const pgUp = await postgresAvailable();
 if (!pgUp && process.env.CI === 'true') throw new Error('PostgreSQL is not reachable: the cut-connection test must run in CI');
@@ -38,8 +39,8 @@ async function proxiedNode(name: string) {
   const dataDir = await mkdtemp(join(tmpdir(), `floatd-${name}-`));
   const viaProxy = new URL(db.url);
   viaProxy.host = `127.0.0.1:${proxy.port}`;
-  // Rate limits off: 40 devices on one key pass the per-key limit once floatd recovers, and a 429 is not what is tested.
-  const node = await startNode(dataDir, viaProxy.toString(), ['--reclaim-interval', '1'], { FLOATD_RATE_LIMIT: 'off' });
+  // Rate limits off (startNode's default): 40 devices on one key pass the per-key limit once floatd recovers, and a 429 is not what is tested.
+  const node = await startNode(dataDir, viaProxy.toString(), { args: ['--reclaim-interval', '1'] });
   const close = async () => {
     await node.stop();
     await proxy.close();
@@ -145,7 +146,7 @@ test('ready again at most 1 s after the database is: outages of 1-2 s under load
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-ready-'));
   const viaProxy = new URL(db.url);
   viaProxy.host = `127.0.0.1:${proxy.port}`;
-  const node = await startNode(dataDir, viaProxy.toString(), ['--reclaim-interval', '1']);
+  const node = await startNode(dataDir, viaProxy.toString(), { args: ['--reclaim-interval', '1'] });
   try {
     const token = (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim();
     assert.equal((await call(node.url, '', 'GET', '/readyz')).status, 200, 'ready once started');
@@ -195,14 +196,8 @@ test('/readyz answers 200 only once the node can serve everything (its first adm
 }, async (t) => {
   const db = await createTempDatabase();
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-firststart-'));
-  const { createServer } = await import('node:net');
   const { existsSync } = await import('node:fs');
-  const port = await new Promise<number>((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => r(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
+  const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   let polling = true;
   const early: string[] = [];
@@ -220,8 +215,9 @@ test('/readyz answers 200 only once the node can serve everything (its first adm
       await new Promise((r) => setTimeout(r, 2));
     }
   })();
-  const node = await startNode(dataDir, db.url, ['--port', String(port)]);
+  let node: Awaited<ReturnType<typeof startNode>> | undefined;
   try {
+    node = await startNode(dataDir, db.url, { port });
     await new Promise((r) => setTimeout(r, 300));
     polling = false;
     await poller;
@@ -230,8 +226,10 @@ test('/readyz answers 200 only once the node can serve everything (its first adm
     assert.deepEqual(early, []);
     assert.equal((await call(node.url, '', 'GET', '/readyz')).status, 200);
   } finally {
+    // Also when the node did not start: the poller would keep the file from ever ending.
     polling = false;
-    await node.stop();
+    await poller;
+    await node?.stop();
     await db.drop();
     await rm(dataDir, { recursive: true, force: true });
   }

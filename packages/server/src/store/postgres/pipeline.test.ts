@@ -17,6 +17,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTempDatabase, postgresAvailable } from '../../testing/pg.js';
+import { freePort } from '../../testing/process.js';
 import { connect } from './store.js';
 
 const pgUp = await postgresAvailable();
@@ -87,14 +88,8 @@ test('a multi-host URL (libpq convention): a host that refuses is skipped, targe
 }, async () => {
   const db = await createTempDatabase();
   const u = new URL(db.url);
-  const { createServer } = await import('node:net');
   // A port that accepts nothing: bound then closed.
-  const dead = await new Promise<number>((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => r(typeof a === 'object' && a ? a.port : 1));
-    });
-  });
+  const dead = await freePort();
   const url = `postgres://${u.username}@127.0.0.1:${dead},${u.hostname}:${u.port || 5432}${u.pathname}?target_session_attrs=read-write`;
   const sql = connect(url, 2);
   try {

@@ -637,23 +637,23 @@ export class PostgresStore implements Store {
     return (await this.withDevices(await this.leases(this.sql, await this.sql`SELECT * FROM leases WHERE id = ${id}`)))[0];
   }
 
-  async listAudit(f: AuditFilter): Promise<PageOf<StoredAudit>> {
+  async listAudit(filter: AuditFilter): Promise<PageOf<StoredAudit>> {
     const sql = this.sql;
     const conds = [
-      f.licenseId ? sql`license_id = ${f.licenseId}` : null,
-      f.deviceId ? sql`device_id = ${f.deviceId}` : null,
-      f.leaseId ? sql`lease_id = ${f.leaseId}` : null,
-      f.type ? sql`type = ${f.type}` : null,
-      f.actor ? sql`actor = ${f.actor}` : null,
-      f.from !== undefined ? sql`at >= ${f.from}` : null,
-      f.to !== undefined ? sql`at < ${f.to}` : null,
-      f.cursor ? sql`id < ${decodeCursor(f.cursor)}` : null,
+      filter.licenseId ? sql`license_id = ${filter.licenseId}` : null,
+      filter.deviceId ? sql`device_id = ${filter.deviceId}` : null,
+      filter.leaseId ? sql`lease_id = ${filter.leaseId}` : null,
+      filter.type ? sql`type = ${filter.type}` : null,
+      filter.actor ? sql`actor = ${filter.actor}` : null,
+      filter.from !== undefined ? sql`at >= ${filter.from}` : null,
+      filter.to !== undefined ? sql`at < ${filter.to}` : null,
+      filter.cursor ? sql`id < ${decodeCursor(filter.cursor)}` : null,
     ].filter((c): c is NonNullable<typeof c> => c !== null);
     const where = conds.reduce((acc, c, i) => (i === 0 ? sql`WHERE ${c}` : sql`${acc} AND ${c}`), sql``);
-    const rows = await sql`SELECT * FROM audit ${where} ORDER BY id DESC LIMIT ${f.limit + 1}`;
-    const items = rows.slice(0, f.limit).map(toAudit);
+    const rows = await sql`SELECT * FROM audit ${where} ORDER BY id DESC LIMIT ${filter.limit + 1}`;
+    const items = rows.slice(0, filter.limit).map(toAudit);
     const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.id) : null };
+    return { items, nextCursor: rows.length > filter.limit && last ? encodeCursor(last.id) : null };
   }
 
   // Retention: one small batch per call, each its own short transaction (no license lock taken).

@@ -283,22 +283,22 @@ export class SqliteStore implements Store {
     }
   }
 
-  private applyOne(e: Effect): void {
+  private applyOne(effect: Effect): void {
     const s = this.s;
-    switch (e.type) {
+    switch (effect.type) {
       case 'product.insert':
       case 'product.update': {
-        const p = e.product;
-        (e.type === 'product.insert' ? s.insertProduct : s.updateProduct).run({ ...p, metadata: JSON.stringify(p.metadata) });
+        const p = effect.product;
+        (effect.type === 'product.insert' ? s.insertProduct : s.updateProduct).run({ ...p, metadata: JSON.stringify(p.metadata) });
         return;
       }
       case 'product.delete':
-        s.deleteProduct.run(e.productId);
+        s.deleteProduct.run(effect.productId);
         return;
       case 'license.insert':
       case 'license.update': {
-        const l = e.license;
-        (e.type === 'license.insert' ? s.insertLicense : s.updateLicense).run({
+        const l = effect.license;
+        (effect.type === 'license.insert' ? s.insertLicense : s.updateLicense).run({
           id: l.id,
           productId: l.productId,
           key: l.key,
@@ -321,68 +321,69 @@ export class SqliteStore implements Store {
         return;
       }
       case 'license.delete':
-        for (const st of s.deleteLicense) st.run(e.licenseId);
+        for (const st of s.deleteLicense) st.run(effect.licenseId);
         return;
       case 'license.trialStarted':
-        s.trialStarted.run(e.at, e.licenseId);
+        s.trialStarted.run(effect.at, effect.licenseId);
         return;
       case 'device.upsert':
-        s.upsertDevice.run(e.device);
+        s.upsertDevice.run(effect.device);
         return;
       case 'lease.insert': {
-        const l = e.lease;
+        const l = effect.lease;
         s.insertLease.run(leaseParams(l));
         for (const i of l.instances) s.putInstance.run({ leaseId: l.id, ...i });
         return;
       }
       case 'lease.update':
-        s.updateLease.run(leaseParams(e.lease));
+        s.updateLease.run(leaseParams(effect.lease));
         return;
       case 'lease.delete':
-        for (const st of s.deleteLease) st.run(e.leaseId);
+        for (const st of s.deleteLease) st.run(effect.leaseId);
         return;
       case 'instance.put':
-        s.putInstance.run({ leaseId: e.leaseId, ...e.instance });
+        s.putInstance.run({ leaseId: effect.leaseId, ...effect.instance });
         return;
       case 'instance.delete':
-        s.deleteInstance.run(e.leaseId, e.instanceId);
+        s.deleteInstance.run(effect.leaseId, effect.instanceId);
         return;
       case 'lease.renew':
-        this.applyRenewal(e.renewal);
+        this.applyRenewal(effect.renewal);
         return;
       case 'seats.set':
-        s.seatsSet.run({ id: e.licenseId, used: e.used, offline: e.offline });
+        s.seatsSet.run({ id: effect.licenseId, used: effect.used, offline: effect.offline });
         return;
       case 'seats':
-        if (s.seats.run({ id: e.licenseId, used: e.used, offline: e.offline }).changes !== 1) throw new SeatGuardError(e.licenseId);
+        if (s.seats.run({ id: effect.licenseId, used: effect.used, offline: effect.offline }).changes !== 1)
+          throw new SeatGuardError(effect.licenseId);
         return;
       case 'adminToken.insert':
-        s.insertAdminToken.run(e.token);
+        s.insertAdminToken.run(effect.token);
         return;
       case 'adminToken.revoke':
-        s.revokeAdminToken.run(e.at, e.tokenId);
+        s.revokeAdminToken.run(effect.at, effect.tokenId);
         return;
       case 'audit':
-        s.audit.run({ ...e.entry, data: JSON.stringify(e.entry.data) });
+        s.audit.run({ ...effect.entry, data: JSON.stringify(effect.entry.data) });
         return;
       case 'audit.aggregate': {
-        if (s.auditAggBump.run({ key: e.key, at: e.entry.at }).changes > 0) return;
-        const under = num((s.auditAggCount.get(e.window) as Row).n) < e.cap;
-        const { key, entry } = under ? e : e.overflow;
-        s.auditAggInsert.run({ ...entry, data: JSON.stringify(entry.data), key, window: e.window });
+        if (s.auditAggBump.run({ key: effect.key, at: effect.entry.at }).changes > 0) return;
+        const under = num((s.auditAggCount.get(effect.window) as Row).n) < effect.cap;
+        const { key, entry } = under ? effect : effect.overflow;
+        s.auditAggInsert.run({ ...entry, data: JSON.stringify(entry.data), key, window: effect.window });
         return;
       }
       case 'kv.put':
-        s.kvPut.run({ name: e.name, value: e.value, at: e.at });
+        s.kvPut.run({ name: effect.name, value: effect.value, at: effect.at });
         return;
       case 'usage':
         s.usage.run({
-          licenseId: e.licenseId,
-          hour: hourOf(e.at),
-          peak: e.peak,
-          seatsUsed: e.seatsUsed,
-          checkouts: e.checkouts,
-          denials: e.denials,
+          licenseId: effect.licenseId,
+          hour: hourOf(effect.at),
+          peak: effect.peak,
+          seatsUsed: effect.seatsUsed,
+          checkouts: effect.checkouts,
+          denials: effect.denials,
         });
         return;
     }
@@ -573,26 +574,26 @@ export class SqliteStore implements Store {
     return lease && this.withDevice(lease);
   }
 
-  async listAudit(f: AuditFilter): Promise<PageOf<StoredAudit>> {
+  async listAudit(filter: AuditFilter): Promise<PageOf<StoredAudit>> {
     const where: string[] = [];
     const args: unknown[] = [];
     const add = (sql: string, v: unknown) => {
       where.push(sql);
       args.push(v);
     };
-    if (f.licenseId) add('license_id = ?', f.licenseId);
-    if (f.deviceId) add('device_id = ?', f.deviceId);
-    if (f.leaseId) add('lease_id = ?', f.leaseId);
-    if (f.type) add('type = ?', f.type);
-    if (f.actor) add('actor = ?', f.actor);
-    if (f.from !== undefined) add('at >= ?', f.from);
-    if (f.to !== undefined) add('at < ?', f.to);
-    if (f.cursor) add('id < ?', decodeCursor(f.cursor));
+    if (filter.licenseId) add('license_id = ?', filter.licenseId);
+    if (filter.deviceId) add('device_id = ?', filter.deviceId);
+    if (filter.leaseId) add('lease_id = ?', filter.leaseId);
+    if (filter.type) add('type = ?', filter.type);
+    if (filter.actor) add('actor = ?', filter.actor);
+    if (filter.from !== undefined) add('at >= ?', filter.from);
+    if (filter.to !== undefined) add('at < ?', filter.to);
+    if (filter.cursor) add('id < ?', decodeCursor(filter.cursor));
     const sql = `SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, f.limit + 1) as Row[];
-    const items = rows.slice(0, f.limit).map(toAudit);
+    const rows = this.db.prepare(sql).all(...args, filter.limit + 1) as Row[];
+    const items = rows.slice(0, filter.limit).map(toAudit);
     const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > f.limit && last ? encodeCursor(last.id) : null };
+    return { items, nextCursor: rows.length > filter.limit && last ? encodeCursor(last.id) : null };
   }
 
   async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {

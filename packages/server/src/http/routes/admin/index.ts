@@ -5,7 +5,7 @@
  * declaration in @floatd/protocol names.
  */
 import type { Routes } from '../../context.js';
-import { ApiError } from '../../errors.js';
+import { ErrorReply } from '../../errors.js';
 import { roleOf } from '../../route.js';
 import { hasRole } from '../../../service/auth.js';
 import { historyRoutes } from './history.js';
@@ -20,11 +20,11 @@ export const adminRoutes: Routes = (app, ctx) => {
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header.trim()) : null;
     const token = match?.[1] ? await auth.verify(match[1]) : undefined;
-    if (!token) throw new ApiError('UNAUTHENTICATED', 'send Authorization: Bearer <admin token> with a valid admin token');
+    if (!token) throw new ErrorReply('UNAUTHENTICATED', 'send Authorization: Bearer <admin token> with a valid admin token');
     // The role comes from the route's declaration in @floatd/protocol; a route without one is the admin's.
     const needed = roleOf(req) ?? 'admin';
     if (!hasRole(token, needed))
-      throw new ApiError('INSUFFICIENT_ROLE', `this needs the ${needed} role; the token has ${token.role}`, { role: token.role, needed });
+      throw new ErrorReply('INSUFFICIENT_ROLE', `this needs the ${needed} role; the token has ${token.role}`, { role: token.role, needed });
     req.admin = token;
   });
   // Registered in this order (the OpenAPI document lists the operations in it).

@@ -1,7 +1,7 @@
 /** Admin: leases and devices of a license, releasing a lease, reclaiming now, and the dashboard of seats. */
 import * as wire from '@floatd/protocol';
 import type { Routes } from '../../context.js';
-import { ApiError, unwrap } from '../../errors.js';
+import { ErrorReply, unwrap } from '../../errors.js';
 import { handle } from '../../route.js';
 import { deviceView, iso, leaseView, licenseView } from '../../views.js';
 import { actor, existingLicense } from './common.js';
@@ -19,7 +19,7 @@ export const leaseRoutes: Routes = (app, { catalogue, reclaim, store, overview }
   });
   handle(app, api.getLease, async (req) => {
     const lease = await store.getLease(req.params.leaseId);
-    if (!lease) throw new ApiError('LEASE_NOT_FOUND', `no lease ${req.params.leaseId}`);
+    if (!lease) throw new ErrorReply('LEASE_NOT_FOUND', `no lease ${req.params.leaseId}`);
     return leaseView(lease);
   });
   handle(app, api.releaseLease, async (req) => {

@@ -1,7 +1,7 @@
 /** Admin: products. */
 import * as wire from '@floatd/protocol';
 import type { Routes } from '../../context.js';
-import { ApiError, unwrap } from '../../errors.js';
+import { ErrorReply, unwrap } from '../../errors.js';
 import { created, handle } from '../../route.js';
 import { productView } from '../../views.js';
 import { actor } from './common.js';
@@ -16,7 +16,7 @@ export const productRoutes: Routes = (app, { catalogue, store }) => {
   });
   handle(app, api.getProduct, async (req) => {
     const product = await store.getProduct(req.params.productId);
-    if (!product) throw new ApiError('PRODUCT_NOT_FOUND', `no product ${req.params.productId}`);
+    if (!product) throw new ErrorReply('PRODUCT_NOT_FOUND', `no product ${req.params.productId}`);
     return productView(product);
   });
   handle(app, api.updateProduct, async (req) =>

@@ -331,7 +331,13 @@ async function step(w, st, label) {
       break;
     }
     case 'reclaim':
-      assert.equal((await w.server.admin('POST', '/v1/admin/reclaim')).status, 200, label);
+      {
+        let r = await w.server.admin('POST', '/v1/admin/reclaim');
+        // A reclaim joins the sweep already running (service/reclaim.ts): after the harness raced the server's clock,
+        // that may be a background sweep whose queries the race timed out (on PostgreSQL). One more, on a settled server.
+        if (r.status >= 500 && w.server.faketime) r = await w.server.admin('POST', '/v1/admin/reclaim');
+        assert.equal(r.status, 200, `${label}: ${JSON.stringify(r.body)}`);
+      }
       break;
     case 'admin': {
       const id = w.license.id;

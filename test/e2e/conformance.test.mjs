@@ -44,14 +44,18 @@ class Server {
         this.offsetFile = this.cluster.timestampFile;
         this.advance(0);
       }
-      Object.assign(env, this.cluster.serverEnv, { FLOATD_DATABASE_URL: this.cluster.url, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY });
+      Object.assign(env, this.cluster.serverEnv, {
+        FLOATD_DATABASE_URL: this.cluster.url,
+        FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
+      });
     } else {
       if (this.store === 'postgres') {
         this.db ??= await createTempDatabase();
         Object.assign(env, { FLOATD_DATABASE_URL: this.db.url, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY });
       }
       // the server's monotonic clock moves with its wall clock: time passed, not a step (domain/clock.ts, SilenceWatch)
-      if (this.faketime) Object.assign(env, { LD_PRELOAD: libfaketime(), FAKETIME_TIMESTAMP_FILE: this.offsetFile, FAKETIME_NO_CACHE: '1' });
+      if (this.faketime)
+        Object.assign(env, { LD_PRELOAD: libfaketime(), FAKETIME_TIMESTAMP_FILE: this.offsetFile, FAKETIME_NO_CACHE: '1' });
     }
     this.p = await startFloatdProcess({ dataDir: this.dataDir, env, adminToken: this.p?.adminToken ?? true });
     this.url = this.p.url;

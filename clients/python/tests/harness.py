@@ -2,8 +2,9 @@
 
 - ``FloatdServer``: ``node packages/server/dist/cli.js serve`` on a temp data dir (SQLite), or on a database of
   its own on PostgreSQL when FLOATD_TEST_STORE=postgres (created and dropped with the server's own test helper);
-  optionally under libfaketime so tests can move the server's clock; ``kill()`` (SIGKILL) and ``start()`` again
-  on the same data.
+  optionally under libfaketime so tests can move the server's clock (on PostgreSQL the database then is a private
+  PostgreSQL 15 cluster under the same libfaketime timestamp file, packages/server/src/testing/pgfaketime.ts, so the
+  node's clock fence sees both clocks move together); ``kill()`` (SIGKILL) and ``start()`` again on the same data.
 - ``Proxy``: a stable URL in front of the server; it can point at another server (an impostor), be down (every
   connection cut), or rewrite answers (a forged answer keeps the server's signature headers).
 """
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 CLI = os.path.join(ROOT, "packages", "server", "dist", "cli.js")
 PG_HELPER = os.path.join(ROOT, "packages", "server", "dist", "testing", "pg.js")
+PG_FAKETIME_HELPER = os.path.join(ROOT, "packages", "server", "dist", "testing", "pgfaketime.js")
 TEST_KEY_ENCRYPTION_KEY = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="  # 32 bytes of 7, as testing/pg.ts
 STORE = "postgres" if os.environ.get("FLOATD_TEST_STORE") == "postgres" else "sqlite"
 
@@ -36,6 +38,13 @@ def libfaketime() -> str | None:
         if os.path.exists(p):
             return p
     return None
+
+
+def pg_cluster_unavailable() -> str | None:
+    """Why a PostgreSQL cluster on a moved clock cannot run here (testing/pgfaketime.ts says), or None."""
+    out = _node(f"import {{ faketimePostgresUnavailable }} from {json.dumps(PG_FAKETIME_HELPER)}; console.log(JSON.stringify(faketimePostgresUnavailable() ?? null));")
+    why = json.loads(out)
+    return str(why) if why else None
 
 
 def _node(script: str) -> str:
@@ -59,21 +68,32 @@ class FloatdServer:
         self.url = ""
         self.admin_token = ""
         self._out: list[str] = []
-        if store == "postgres":
-            out = json.loads(_node(f"import {{ createTempDatabase }} from {json.dumps(PG_HELPER)}; const d = await createTempDatabase(); console.log(JSON.stringify({{ url: d.url, name: d.name }}));"))
-            self.db_url, self.db_name = out["url"], out["name"]
+        self.cluster_dir: str | None = None
+        self.server_env: dict[str, str] = {}
         with open(self.offset_file, "w") as f:
             f.write("+0\n")
+        if store == "postgres" and faketime:
+            # the node fences itself when its clock leaves the database's (service/clockFence.ts): a moved server
+            # clock needs a database on the same moved clock (the cluster outlives the node helper: pg_ctl detaches it)
+            out = json.loads(_node(f"import {{ startFaketimePostgres }} from {json.dumps(PG_FAKETIME_HELPER)}; const c = await startFaketimePostgres(); console.log(JSON.stringify({{ url: c.url, dir: c.dir, timestampFile: c.timestampFile, serverEnv: c.serverEnv }}));"))
+            self.db_url, self.cluster_dir = out["url"], out["dir"]
+            self.offset_file, self.server_env = out["timestampFile"], out["serverEnv"]
+        elif store == "postgres":
+            out = json.loads(_node(f"import {{ createTempDatabase }} from {json.dumps(PG_HELPER)}; const d = await createTempDatabase(); console.log(JSON.stringify({{ url: d.url, name: d.name }}));"))
+            self.db_url, self.db_name = out["url"], out["name"]
 
     def start(self) -> "FloatdServer":
         env = {**os.environ, "FLOATD_RATE_LIMIT": "off"}
         if self.db_url:
             env["FLOATD_DATABASE_URL"] = self.db_url
             env["FLOATD_KEY_ENCRYPTION_KEY"] = TEST_KEY_ENCRYPTION_KEY
-        if self.faketime:
+        if self.server_env:
+            env.update(self.server_env)
+        elif self.faketime:
             lib = libfaketime()
             if not lib:
                 raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
+            # the server's monotonic clock moves with its wall clock: time passed, not a step (domain/clock.ts)
             env.update({"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": self.offset_file, "FAKETIME_NO_CACHE": "1"})
         self.proc = subprocess.Popen(["node", CLI, "serve", "--port", "0", "--data-dir", self.data_dir, "--log-level", "warn"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
@@ -116,6 +136,9 @@ class FloatdServer:
         if self.db_name:
             _node(f"import postgres from 'postgres'; const a = postgres(process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', {{ max: 1, onnotice: () => {{}} }}); await a.unsafe('DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)'); await a.end();")
             self.db_name = None
+        if self.cluster_dir:
+            _node(f"import {{ stopFaketimePostgres }} from {json.dumps(PG_FAKETIME_HELPER)}; await stopFaketimePostgres({json.dumps(self.cluster_dir)});")
+            self.cluster_dir = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def advance(self, seconds: float) -> None:
@@ -123,8 +146,37 @@ class FloatdServer:
         if not self.faketime:
             raise RuntimeError("this server does not run under libfaketime")
         self.offset += seconds
-        with open(self.offset_file, "w") as f:
+        # replaced, never rewritten in place: libfaketime reads the file at every clock read (FAKETIME_NO_CACHE),
+        # and a read between the truncation and the write would see no offset (the real time) for an instant
+        with open(self.offset_file + ".new", "w") as f:
             f.write(f"+{int(self.offset)}\n")
+        os.replace(self.offset_file + ".new", self.offset_file)
+
+    def settle(self) -> None:
+        """After the harness moved the server's clock: waits until the server is done with what the move set off.
+
+        Its timers run on its moved monotonic clock, so a move fires at once every timer it passed: keep-alive
+        sockets close, background work starts, and on PostgreSQL a query in flight across moves can time out and
+        be retried. /readyz answers 200 once the database answers, the node is not fenced and its storage is healthy.
+        """
+        time.sleep(0.1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _ = _call(self.url, "", "GET", "/readyz")
+            except OSError as e:
+                status = 0
+                why: Any = e
+            else:
+                why = status
+            if status == 200:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server is not ready after its clock moved: {why}")
+            time.sleep(0.1)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     # admin API (the harness's own calls; the SDK under test never uses these)
     def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -72,6 +72,7 @@ export const FAST = [
   'packages/server/dist/store/contract.test.js',
   'packages/server/dist/service/clockFence.test.js',
   'packages/server/dist/store/groupCommit.test.js',
+  'packages/server/dist/store/errors.test.js',
   'packages/server/dist/service/reclaim.test.js',
   'packages/server/dist/http/adminAuth.test.js',
   'packages/server/dist/http/catalogue.test.js',

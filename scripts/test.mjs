@@ -55,7 +55,7 @@ if (problems.length) {
 }
 
 const pool = fast ? files.filter((f) => FAST.includes(rel(f))) : files;
-const selected = filter.length ? pool.filter((f) => filter.some((s) => f.includes(s))) : pool;
+const selected = filter.length ? pool.filter((f) => filter.some((s) => rel(f).includes(s))) : pool;
 if (selected.length === 0) {
   console.error('no test files found');
   process.exit(1);

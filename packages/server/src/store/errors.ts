@@ -29,12 +29,15 @@ const SQLITE: [RegExp, StorageFailure['kind']][] = [
   [/^SQLITE_(CANTOPEN|PROTOCOL|NOLFS)(_\w+)?$/, 'io'],
 ];
 
-/** SQLSTATE classes and codes: 08 connection exception, 53 insufficient resources (53100 disk full), 57P01-57P03 shutdown, 58030 I/O error, 25006 read-only (a standby after fail-over). */
+/** SQLSTATE classes and codes: 08 connection exception, 53 insufficient resources (53100 disk full), 57P01-57P03 shutdown, 25P03/57P05 idle timeouts, 58030 I/O error, 25006 read-only (a standby after fail-over). */
 const PG_SQLSTATE: [RegExp, StorageFailure['kind']][] = [
   [/^53100$/, 'full'],
   [/^53\d{3}$/, 'busy'],
   [/^08[0-9A-Z]{3}$/, 'connection'],
   [/^57P0[123]$/, 'connection'],
+  // the session was ended for sitting idle in a transaction (or idle) too long: its transaction rolled back
+  [/^25P03$/, 'connection'],
+  [/^57P05$/, 'connection'],
   [/^58030$/, 'io'],
   [/^25006$/, 'read-only'],
 ];

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import makeMdns from 'multicast-dns';
 import { startFloatdProcess, type FloatdProcess } from '@floatd/server/testing';
 import { browseDnsSd, discoverServer, FloatingLicense, rememberedKey, rememberKey, validateKey } from './index.js';
-import { Cleanup, RUN_CLI, SERVER_CLI, tempDir, processLicense, srvResponder } from './testsupport.js';
+import { Cleanup, RUN_CLI, SERVER_CLI, hasTmux, tempDir, processLicense, srvResponder } from './testsupport.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -273,15 +273,6 @@ test('floatd-run with no server configured finds it by DNS SRV, else by DNS-SD, 
     'floatd-run: no license server configured and none found (DNS SRV, DNS-SD): pass --server (or FLOATD_SERVER), or run once on a terminal to enter it\n',
   );
 });
-
-const hasTmux = (() => {
-  try {
-    execFileSync('tmux', ['-V']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 test('floatd-run in a real terminal (tmux) with no server known: finds it by DNS-SD, asks only for the key, remembers both', {
   timeout: 60_000,

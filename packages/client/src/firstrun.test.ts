@@ -24,7 +24,7 @@ import {
 } from './index.js';
 import { discoverServer } from './discovery.js';
 import { EXIT_NO_KEY, NO_KEY_LINE } from './firstRun.js';
-import { Cleanup, RUN_CLI, tempDir, serverProcess, processLicense, srvResponder } from './testsupport.js';
+import { Cleanup, RUN_CLI, hasTmux, tempDir, serverProcess, processLicense, srvResponder } from './testsupport.js';
 import { FloatingLicense } from './index.js';
 
 let ts: TestServer;
@@ -174,15 +174,6 @@ test('floatd-run without a terminal and without a key never prompts: exit 78 and
   assert.equal(code, EXIT_NO_KEY);
   assert.equal(stderr, `floatd-run: ${NO_KEY_LINE}\n`);
 });
-
-const hasTmux = (() => {
-  try {
-    execFileSync('tmux', ['-V']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 test('floatd-run in a real terminal (tmux): asks once, a wrong key gets its sentence, the right key is remembered, the next run asks nothing, --forget clears it', {
   timeout: 60_000,

@@ -4,7 +4,7 @@
  * server processes, temporary directories, and cleanup.
  */
 import { createSocket } from 'node:dgram';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -410,3 +410,13 @@ export async function srvResponder(
   cleanup.add(() => sock.close());
   return { addr: `127.0.0.53:${sock.address().port}`, queries };
 }
+
+/** Whether tmux is installed (the tests that drive floatd-run in a real terminal). */
+export const hasTmux = (() => {
+  try {
+    execFileSync('tmux', ['-V']);
+    return true;
+  } catch {
+    return false;
+  }
+})();

@@ -43,14 +43,20 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     await db?.drop();
   });
 
-  async function storm(store: PostgresStore, ms: number) {
+  /** The real catalogue and licensing services on `store`, and a product to make licenses of. */
+  async function services(store: PostgresStore, productName: string) {
     const clock = new ManualClock(Date.now());
     const metrics = createMetrics(store, { defaultMetrics: false });
     const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
     const catalogue = new CatalogueService(store, clock, metrics, keys);
     const licensing = new LicensingService(store, clock, keys, metrics, undefined, {});
-    const product = await catalogue.createProduct({ name: 'neighbours' }, 'test');
+    const product = await catalogue.createProduct({ name: productName }, 'test');
     assert.ok(product.ok);
+    return { catalogue, licensing, product };
+  }
+
+  async function storm(store: PostgresStore, ms: number) {
+    const { catalogue, licensing, product } = await services(store, 'neighbours');
     const mk = async (seats: number) => {
       const r = await catalogue.createLicense({ productId: product.value.id, seats } as never, 'test');
       assert.ok(r.ok);
@@ -187,13 +193,7 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
   });
 
   test('seats stay exact when a parallel burst of checkouts on one key shares turns', async () => {
-    const clock = new ManualClock(Date.now());
-    const metrics = createMetrics(grouped, { defaultMetrics: false });
-    const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
-    const catalogue = new CatalogueService(grouped, clock, metrics, keys);
-    const licensing = new LicensingService(grouped, clock, keys, metrics, undefined, {});
-    const product = await catalogue.createProduct({ name: 'burst' }, 'test');
-    assert.ok(product.ok);
+    const { catalogue, licensing, product } = await services(grouped, 'burst');
     const license = await catalogue.createLicense({ productId: product.value.id, seats: 25 } as never, 'test');
     assert.ok(license.ok);
     const before = grouped.groupStats().maxTurn;

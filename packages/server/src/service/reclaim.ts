@@ -31,13 +31,24 @@ export class ReclaimService {
     } = {},
   ) {}
 
-  /** Frees every dead lease now. Concurrent calls share one sweep. */
-  sweep(actor: string): Promise<Reclaimed & { ranAt: number }> {
-    this.running ??= this.run(actor).finally(() => {
-      this.running = undefined;
-    });
+  /**
+   * Frees every dead lease now. Concurrent calls share one sweep, but never one that read its time before
+   * the call: a sweep started at an earlier time (the background one, just before the clock passed an
+   * expiry) would not free what is dead now, so the call waits for it and starts, or joins, a newer one.
+   */
+  async sweep(actor: string): Promise<Reclaimed & { ranAt: number }> {
+    const asked = this.clock.now();
+    while (this.running && this.runningFrom < asked) await this.running.catch(() => undefined);
+    if (!this.running) {
+      this.runningFrom = this.clock.now();
+      this.running = this.run(actor).finally(() => {
+        this.running = undefined;
+      });
+    }
     return this.running;
   }
+  /** the time the running sweep was started at */
+  private runningFrom = 0;
 
   private async run(actor: string): Promise<Reclaimed & { ranAt: number }> {
     this.guard.watchClock?.();

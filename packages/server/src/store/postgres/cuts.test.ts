@@ -108,7 +108,10 @@ test(`${CUTS} cuts of every open database connection under load: the process sta
     assert.deepEqual(report.wrong, [], 'only 2xx, 409 NO_SEATS_AVAILABLE or 503 with Retry-After');
     assert.deepEqual(report.lost, [], 'no heartbeat found its lease gone');
     // How much gets through between cuts depends on the machine (79 of 193 on a loaded 2-core run, hundreds quiet).
-    assert.ok(report.ok > 30, `the load went on between the cuts (${report.ok} successes)`);
+    // With the per-license group commit a cut fails a whole turn of the key at once (each operation gets its 503),
+    // so fewer succeed between cuts on a loaded machine (18 in a full run beside the PostgreSQL pass): the test
+    // needs the load to have gone on, not a rate.
+    assert.ok(report.ok > 10, `the load went on between the cuts (${report.ok} successes)`);
     assert.ok(cutConnections >= CUTS, `the cuts hit open connections (${cutConnections})`);
 
     // The database, read directly: every held lease is there, no checked-in lease is, the counter matches the rows.
@@ -313,8 +316,9 @@ test('half-open connections under load (a firewall drops its state: every open c
     // The leader lock is held again: by a live session of this node (the lock of the session that went silent
     // went with it when the database noticed).
     let locks: number[] = [];
-    // (Up to 20 s more: on a loaded machine the leadership's retry after its connection was given up takes longer.)
-    for (let i = 0; i < 80 && locks.length === 0; i++) {
+    // (Up to 40 s more: on a loaded machine the leadership's retry after its connection was given up takes longer;
+    // 29-39 s after the silence in most runs, past 49 s once in a full run.)
+    for (let i = 0; i < 160 && locks.length === 0; i++) {
       locks = (
         await direct`SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND a.datname = ${db.name}`
       ).map((r) => Number(r.pid));

@@ -88,3 +88,34 @@ test('the grace spares only silences the server did not watch: expiries before a
   assert.equal(watch.reclaimCutoff(ttl, clock.now()), clock.now());
   assert.equal(watch.reclaimCutoff(null, clock.now()), clock.now(), 'no TTL: no silence to measure');
 });
+
+test('a torn pair of readings (the wall clock read after the clock source moved, the monotonic one before) is no step; a real step is confirmed', () => {
+  // A clock moved forward 15 s by an outside source (libfaketime's offset file, a VM resumed): wall and monotonic
+  // both move, but the first reading after the move can see the wall clock moved and the monotonic not yet.
+  let moved = false;
+  let tornOnce = false;
+  const base = { wall: T0, mono: 1_000 };
+  const clock = {
+    now: () => base.wall + (moved ? 15_000 : 0),
+    monotonic: () => {
+      if (moved && !tornOnce) {
+        tornOnce = true;
+        return base.mono; // read a moment before the move reached it
+      }
+      return base.mono + (moved ? 15_000 : 0);
+    },
+  };
+  const steps: number[] = [];
+  const w = new SilenceWatch(clock, (d) => steps.push(d));
+  moved = true;
+  w.check();
+  w.check();
+  assert.deepEqual(steps, [], 'time passed on both clocks: no step, and no step "back" at the next look');
+  // A real step of the wall clock alone is seen at once (both readings of the confirmation agree).
+  const manual = new ManualClock(T0);
+  const real: number[] = [];
+  const watch = new SilenceWatch(manual, (d) => real.push(d));
+  manual.step(15_000);
+  watch.check();
+  assert.deepEqual(real, [15_000]);
+});

@@ -91,8 +91,14 @@ export class SilenceWatch {
 
   /** Looks for a step since the last look; returns the wall time since which silences are real. */
   check(): number {
-    const now = this.clock.now();
-    const offset = now - this.clock.monotonic();
+    let now = this.clock.now();
+    let offset = now - this.clock.monotonic();
+    if (Math.abs(offset - this.offset) > this.toleranceMs) {
+      // Confirmed by a second pair of readings: a pair that straddles the moment the clock source changed (the
+      // wall clock read after a change, the monotonic one before) is not a step, and would be "undone" by the next.
+      now = this.clock.now();
+      offset = now - this.clock.monotonic();
+    }
     const delta = offset - this.offset;
     if (Math.abs(delta) > this.toleranceMs) {
       this.offset = offset;

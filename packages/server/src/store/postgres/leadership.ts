@@ -15,8 +15,11 @@ import type { Leadership } from '../cluster.js';
  * connection dropped. A pooled connection is replaced instead; the lock died with
  * the old session, which the backend pid tells.
  */
+/** How long a leadership query may hear nothing before its connection is taken for half-open. */
+const TICK_DEADLINE_MS = 5_000;
+
 export function pgLeadership(
-  sql: postgres.Sql,
+  connectOne: () => postgres.Sql,
   name: string,
   opts: { retryMs?: number; onChange?: (leader: boolean) => void } = {},
 ): Leadership {
@@ -30,22 +33,37 @@ export function pgLeadership(
       opts.onChange?.(v);
     }
   };
+  let sql = connectOne();
   let running = false;
+  /** A query that hears nothing for this long is on a half-open connection: the client is replaced. */
+  const answerWithin = <T>(query: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the leader lock connection did not answer')), TICK_DEADLINE_MS);
+    });
+    query.catch(() => undefined);
+    return Promise.race([query, late]).finally(() => clearTimeout(timer));
+  };
   const tick = async () => {
     if (running || stopped) return;
     running = true;
     try {
       if (leader) {
-        const [r] = await sql`SELECT pg_backend_pid() AS pid`;
+        const [r] = await answerWithin(sql`SELECT pg_backend_pid() AS pid`);
         if (Number(r?.pid) === holder) return; // same session, so still holding the lock
         set(false); // reconnected: the lock went with the old session
       }
-      const [r] = await sql`SELECT pg_try_advisory_lock(hashtext(${name})) AS ok, pg_backend_pid() AS pid`;
+      const [r] = await answerWithin(sql`SELECT pg_try_advisory_lock(hashtext(${name})) AS ok, pg_backend_pid() AS pid`);
       holder = r?.ok ? Number(r.pid) : undefined;
       set(Boolean(r?.ok));
     } catch {
       holder = undefined;
       set(false);
+      // A new client: the old one may be stuck on a silent connection (its session, and the lock, end on the
+      // database's side when the database notices); the next tick asks for the lock on a fresh connection.
+      const old = sql;
+      sql = connectOne();
+      void old.end({ timeout: 0 }).catch(() => undefined);
     } finally {
       running = false;
     }

@@ -79,9 +79,6 @@ export function connect(url: string, max = 10, opts: { silence?: boolean } = {})
       // The database's side of a half-open connection: a session whose client vanished mid-transaction
       // would hold its row locks (a license's) until the server noticed; these bound that.
       idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
-      // Every floatd statement is a short indexed read or write: JIT compilation only ever costs (seen: 265 ms of
-      // JIT for a 1 ms lookup, when a churned table's statistics lagged and inflated the estimates).
-      jit: 'off',
       tcp_keepalives_idle: 10,
       tcp_keepalives_interval: 5,
       tcp_keepalives_count: 3,
@@ -179,7 +176,7 @@ export class PostgresStore implements Store {
 
   /** Who runs the background jobs: the holder of the advisory lock `name`, on a connection of its own to `url`. */
   static leadership(url: string, name: string, opts: { retryMs?: number; onChange?: (leader: boolean) => void } = {}): Leadership {
-    return pgLeadership(connect(url, 1), name, opts);
+    return pgLeadership(() => connect(url, 1), name, opts);
   }
 
   /** The signing key ring, shared by every node, its private keys sealed with `encryptionKey`. */

@@ -7,7 +7,7 @@ import { COUNTING_MODES, RELEASE_REASONS, type CheckoutRequest, type OfflineChec
 import { fingerprintHash } from '@floatd/protocol/fingerprint';
 import type { Clock } from '../domain/clock.js';
 import { invalidKey, tokenExpiry } from '../domain/policy.js';
-import { fail, ok, type DomainError, type Result } from '../domain/result.js';
+import { ok, type DomainError, type Result } from '../domain/result.js';
 import {
   decideCheckin,
   decideCheckout,

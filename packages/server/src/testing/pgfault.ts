@@ -303,6 +303,16 @@ export interface FailoverOutcome {
   leaseRows: number;
 }
 
+/** A product and a license of `seats` seats with a long TTL on `node`, for a fail-over run. */
+export async function failOverLicense(node: FloatdProcess, name: string, seats: number): Promise<{ id: string; key: string }> {
+  const product = (await node.admin('POST', '/v1/admin/products', { name })).body;
+  const license = (
+    await node.admin('POST', '/v1/admin/licenses', { productId: product.id, seats, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 })
+  ).body;
+  assert.ok(license.key, JSON.stringify(license));
+  return license;
+}
+
 /**
  * The fail-over check that failover.test.ts and autoFailover.test.ts share. `devices` devices (30) check out,
  * heartbeat and check in on `license` (`seats` seats) through `node`; after 3 s of that, `failOver()` crashes

@@ -19,7 +19,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { autoFailoverUnavailable, startFormation, type Formation } from '../../testing/autoFailover.js';
-import { failOverUnderLoad, startNode } from '../../testing/pgfault.js';
+import { failOverLicense, failOverUnderLoad, startNode } from '../../testing/pgfault.js';
 
 const SEATS = 10;
 const unavailable = autoFailoverUnavailable();
@@ -39,16 +39,7 @@ test('automatic fail-over (pg_auto_failover): primary host crashed under load, t
     t.diagnostic(`floatd --database-url ${f.userUri('postgres')}`);
     node = await startNode(dataDir, f.userUri('postgres'), { args: ['--reclaim-interval', '1'] });
     const n = node;
-    const product = (await n.admin('POST', '/v1/admin/products', { name: 'autofailover' })).body;
-    const lic = (
-      await n.admin('POST', '/v1/admin/licenses', {
-        productId: product.id,
-        seats: SEATS,
-        leaseTtlSeconds: 600,
-        heartbeatIntervalSeconds: 60,
-      })
-    ).body;
-    assert.ok(lic.key, JSON.stringify(lic));
+    const lic = await failOverLicense(n, 'autofailover', SEATS);
 
     await failOverUnderLoad({
       node: n,

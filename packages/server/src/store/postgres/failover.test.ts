@@ -6,19 +6,18 @@
  * behind one address that moves to the new primary and drops every open connection (a
  * virtual IP, HAProxy in front of Patroni).
  *
- * Required (testing/pgfault.ts failOverUnderLoad, shared with autoFailover.test.ts): the process stays up; only `503` with Retry-After inside the outage; no lease a
+ * Required (testing/pgfault.ts failOverLicense, failOverUnderLoad, shared with autoFailover.test.ts): the process stays up; only `503` with Retry-After inside the outage; no lease a
  * device holds is lost and none checked in comes back (read on the new primary); never more
  * leases than seats; serving again within 5 s of the promotion; the leader lock and the node
  * registry come back on the new primary. A third time with the old primary fenced instead of
  * crashed (read-only, its connections kept: writes fail with SQLSTATE 25006): floatd must leave it.
  */
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pairUnavailable, startPair } from '../../testing/pgpair.js';
-import { cutProxy, failOverUnderLoad, startNode, type CutProxy } from '../../testing/pgfault.js';
+import { cutProxy, failOverLicense, failOverUnderLoad, startNode, type CutProxy } from '../../testing/pgfault.js';
 
 const SEATS = 10;
 const unavailable = pairUnavailable();
@@ -43,16 +42,7 @@ for (const mode of ['multi-host URL', 'moving address', 'fenced primary'] as con
       }
       node = await startNode(dataDir, url, { args: ['--reclaim-interval', '1'] });
       const n = node;
-      const product = (await n.admin('POST', '/v1/admin/products', { name: 'failover' })).body;
-      const lic = (
-        await n.admin('POST', '/v1/admin/licenses', {
-          productId: product.id,
-          seats: SEATS,
-          leaseTtlSeconds: 600,
-          heartbeatIntervalSeconds: 60,
-        })
-      ).body;
-      assert.ok(lic.key, JSON.stringify(lic));
+      const lic = await failOverLicense(n, 'failover', SEATS);
 
       await failOverUnderLoad({
         node: n,

@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { pino, destination } from 'pino';
+import { pino } from 'pino';
 import { startTestServer, TEST_STORE, type HttpAnswer, type TestServer } from '../testing/harness.js';
 import { mountSmallDisk } from '../testing/smallDisk.js';
 import { createTempDatabase, PG_ADMIN_URL, postgresAvailable, TEST_KEY_ENCRYPTION_KEY } from '../testing/pg.js';
@@ -165,7 +165,11 @@ test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up,
     databaseUrl: url.toString(),
     keyEncryptionKey: TEST_KEY_ENCRYPTION_KEY,
   });
-  const server = await startServer(config, { clock, logger: pino({ level: 'fatal' }, destination(2)), reclaimer: false });
+  // The server's warnings and errors are kept, and shown if anything below fails.
+  const logs: string[] = [];
+  const logSink = { write: (line: string) => void logs.push(line.trim()) };
+  const server = await startServer(config, { clock, logger: pino({ level: 'warn' }, logSink), reclaimer: false });
+  const failWithLogs = (what: string) => `${what}\nserver log:\n${logs.slice(-30).join('\n')}`;
   try {
     const { readFile } = await import('node:fs/promises');
     const token = (await readFile(server.adminTokenFile, 'utf8')).trim();
@@ -223,13 +227,29 @@ test('PostgreSQL connection lost: 503 STORAGE_UNAVAILABLE, the process stays up,
       if (!back) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(back, 'ready again once the database is reachable');
+    // From here on, as a client would: a 503 with Retry-After is tried once more. A pool connection broken
+    // by the outage may answer one request that way after /readyz is back; a second 503 fails the test.
+    let retried = 0;
+    const settled = async (ask: () => Promise<HttpAnswer>, what: string): Promise<HttpAnswer> => {
+      const first = await ask();
+      if (first.status !== 503) return first;
+      retried++;
+      c.diagnostic(`${what}: ${first.status} ${JSON.stringify(first.body)} after ready; retried`);
+      await new Promise((r) => setTimeout(r, 500));
+      const again = await ask();
+      assert.notEqual(again.status, 503, failWithLogs(`${what}: still ${JSON.stringify(again.body)}`));
+      return again;
+    };
     for (const id of leases) {
-      const hb = await client('POST', `/v1/client/leases/${id}/heartbeat`, { instanceId: 'app' });
-      assert.equal(hb.status, 200, JSON.stringify(hb.body));
+      const hb = await settled(() => client('POST', `/v1/client/leases/${id}/heartbeat`, { instanceId: 'app' }), `heartbeat ${id}`);
+      assert.equal(hb.status, 200, failWithLogs(JSON.stringify(hb.body)));
     }
-    const view = (await admin('GET', `/v1/admin/licenses/${lic.id}/leases`)).body.items.map((l: { id: string }) => l.id).sort();
+    const listed = await settled(() => admin('GET', `/v1/admin/licenses/${lic.id}/leases`), 'lease list');
+    const view = listed.body.items.map((l: { id: string }) => l.id).sort();
     assert.deepEqual(view, [...leases].sort(), 'every granted lease is still there, and no refused checkout took a seat');
-    assert.equal((await admin('GET', `/v1/admin/licenses/${lic.id}`)).body.seatsUsed, 3);
+    const after = await settled(() => admin('GET', `/v1/admin/licenses/${lic.id}`), 'license read');
+    assert.equal(after.body?.seatsUsed, 3, failWithLogs(`${after.status} ${JSON.stringify(after.body)}`));
+    c.diagnostic(`${retried} of 5 requests after ready needed a second try`);
   } finally {
     await server.close().catch(() => undefined);
     await proxy.close();

@@ -30,6 +30,10 @@ export interface LeaseTokenClaims {
   oed?: number;
   /** heartbeat interval the client should use, seconds */
   hbi: number;
+  /** the share group whose uses the seat holds (absent in tokens from before sharing rules) */
+  shg?: string;
+  /** uses on the seat when the token was issued */
+  use?: number;
 }
 
 export const TOKEN_ISSUER = 'floatd' as const;

@@ -65,6 +65,58 @@ export const COUNTING_MODES = {
   PER_DEVICE: 'per-device',
   PER_INSTANCE: 'per-instance',
 } as const satisfies Record<string, CountingMode>;
+/**
+ * How a license counts, as shown: a sharing rule equal to one of the two classic modes shows that mode,
+ * any other rule shows `shared` (the rule itself is in `sharing`).
+ */
+export const CountingView = Type.Union([Type.Literal('per-device'), Type.Literal('per-instance'), Type.Literal('shared')]);
+export type CountingView = Static<typeof CountingView>;
+
+/**
+ * What puts uses (running instances) on one seat: uses whose values of every listed attribute are equal share
+ * a seat. `device` (the fingerprint), `user`, `host`, `display` and `key` (a string the application passes at
+ * checkout, e.g. a project) may be mixed; `instance` (no sharing) and `site` (every use of the license shares
+ * one seat) stand alone. A use that lacks a listed attribute (the client did not send it) shares with no one.
+ */
+export const ShareAttribute = Type.Union([
+  Type.Literal('device'),
+  Type.Literal('user'),
+  Type.Literal('host'),
+  Type.Literal('display'),
+  Type.Literal('key'),
+  Type.Literal('instance'),
+  Type.Literal('site'),
+]);
+export type ShareAttribute = Static<typeof ShareAttribute>;
+export const SharingRule = Obj({
+  by: Type.Array(ShareAttribute, { minItems: 1, maxItems: 5, uniqueItems: true }),
+  cap: Nullable(
+    Type.Integer({
+      minimum: 1,
+      maximum: 10_000,
+      description: 'Most uses on one seat: the next use with the same values takes another seat. null = no cap',
+    }),
+  ),
+});
+export type SharingRule = Static<typeof SharingRule>;
+/** The rules equal to the two classic counting modes. */
+export const SHARING_OF_COUNTING: Record<CountingMode, SharingRule> = {
+  'per-device': { by: ['device'], cap: null },
+  'per-instance': { by: ['instance'], cap: null },
+};
+/**
+ * Uses that claim one fingerprint from machines that differ (host name, boot id, client address, where both
+ * are known) under a rule that shares by device: `separate` counts each machine's uses on a seat of its own
+ * (the default), `refuse` answers DEVICE_CLONE_REFUSED, `allow` lets them share. Each case is audited.
+ */
+export const ClonePolicy = Type.Union([Type.Literal('separate'), Type.Literal('refuse'), Type.Literal('allow')]);
+export type ClonePolicy = Static<typeof ClonePolicy>;
+/**
+ * Uses whose client says it runs in a virtual machine or a container: `allow` (like any other use),
+ * `count-per-instance` (each takes a seat of its own, never shared), `deny` (VM_NOT_ALLOWED).
+ */
+export const VmPolicy = Type.Union([Type.Literal('allow'), Type.Literal('count-per-instance'), Type.Literal('deny')]);
+export type VmPolicy = Static<typeof VmPolicy>;
 
 const Seconds = (opts: { minimum?: number; maximum?: number; description?: string } = {}) =>
   Type.Integer({ minimum: 0, maximum: 10 * 365 * 86400, ...opts });
@@ -120,6 +172,9 @@ const policyFields = {
   ),
   maxInstancesPerDevice: Type.Integer({ minimum: 1, maximum: 10_000 }),
   counting: CountingMode,
+  sharing: SharingRule,
+  clonePolicy: ClonePolicy,
+  vmPolicy: VmPolicy,
   suspended: Type.Boolean(),
   metadata: Metadata,
 };
@@ -129,6 +184,7 @@ export const License = Obj({
   productId: ProductId,
   key: Type.String(),
   ...policyFields,
+  counting: CountingView,
   trialStartedAt: Nullable(Timestamp),
   seatsUsed: Type.Integer(),
   seatsOffline: Type.Integer(),
@@ -149,6 +205,9 @@ export const CreateLicense = Obj({
   maxOfflineSeats: Type.Optional(policyFields.maxOfflineSeats),
   maxInstancesPerDevice: Type.Optional(policyFields.maxInstancesPerDevice),
   counting: Type.Optional(policyFields.counting),
+  sharing: Type.Optional(policyFields.sharing),
+  clonePolicy: Type.Optional(policyFields.clonePolicy),
+  vmPolicy: Type.Optional(policyFields.vmPolicy),
   suspended: Type.Optional(policyFields.suspended),
   metadata: Type.Optional(policyFields.metadata),
 });
@@ -166,6 +225,9 @@ export const UpdateLicense = Obj(
     maxOfflineSeats: Type.Optional(policyFields.maxOfflineSeats),
     maxInstancesPerDevice: Type.Optional(policyFields.maxInstancesPerDevice),
     counting: Type.Optional(policyFields.counting),
+    sharing: Type.Optional(policyFields.sharing),
+    clonePolicy: Type.Optional(policyFields.clonePolicy),
+    vmPolicy: Type.Optional(policyFields.vmPolicy),
     suspended: Type.Optional(policyFields.suspended),
     metadata: Type.Optional(policyFields.metadata),
   },
@@ -183,11 +245,27 @@ export const PageQuery = {
 
 // ---------------------------------------------------------------------------
 // devices, leases, instances (admin views)
+/** What a client said about one use at checkout (each a claim: docs/security.md). */
+export const UseMeta = Obj({
+  hostname: Nullable(Type.String()),
+  user: Nullable(Type.String()),
+  display: Nullable(Type.String()),
+  shareKey: Nullable(Type.String()),
+  bootId: Nullable(Type.String()),
+  /** the client address the checkout came from */
+  address: Nullable(Type.String()),
+  vm: Nullable(Type.Boolean()),
+  container: Nullable(Type.Boolean()),
+});
+export type UseMeta = Static<typeof UseMeta>;
 export const Instance = Obj({
   instanceId: Type.String(),
+  /** the device whose use this is (under a rule that shares across devices, not always the lease's) */
+  deviceId: DeviceId,
   startedAt: Timestamp,
   lastHeartbeatAt: Timestamp,
   expiresAt: Nullable(Timestamp),
+  meta: UseMeta,
 });
 export const Lease = Obj({
   id: LeaseId,
@@ -202,6 +280,8 @@ export const Lease = Obj({
   lastAccessedAt: Timestamp,
   expiresAt: Nullable(Timestamp),
   offlineExpiresAt: Nullable(Timestamp),
+  /** the share group the seat belongs to (e.g. `device=dev_…`, `user=alice`, `site`, `instance=lse_…`) */
+  shareGroup: Type.String(),
   instanceCount: Type.Integer(),
   instances: Type.Array(Instance),
 });
@@ -218,6 +298,10 @@ export const Device = Obj({
   seatsHeld: Type.Integer(),
   instanceCount: Type.Integer(),
   offlineExpiresAt: Nullable(Timestamp),
+  /** machines (host name, boot id, address) this fingerprint was seen from at once: more than one is a clone suspect */
+  machinesSeen: Type.Array(Type.String()),
+  /** when uses with this fingerprint first came from different machines at once (null: never) */
+  cloneSuspectedAt: Nullable(Timestamp),
 });
 export type Device = Static<typeof Device>;
 
@@ -307,6 +391,8 @@ export const AuditType = Type.Union([
   Type.Literal('deployment.activated'),
   Type.Literal('usage-report.imported'),
   Type.Literal('seats.repaired'),
+  Type.Literal('clone-detected'),
+  Type.Literal('vm-refused'),
   Type.Literal('state.tampered'),
   Type.Literal('state.repaired'),
 ]);
@@ -339,6 +425,16 @@ const clientMeta = {
   hostname: Type.Optional(IdentityText(255)),
   user: Type.Optional(IdentityText(255)),
   appVersion: Type.Optional(IdentityText(64)),
+  /** the X display or terminal session (FlexNet's DISPLAY) */
+  display: Type.Optional(IdentityText(255)),
+  /** the value of the `key` sharing attribute: any string the application chooses (a project, a session) */
+  shareKey: Type.Optional(IdentityText(255)),
+  /** the operating system's boot id (Linux /proc/sys/kernel/random/boot_id) */
+  bootId: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' })),
+  /** the client believes it runs in a virtual machine */
+  vm: Type.Optional(Type.Boolean()),
+  /** the client believes it runs in a container */
+  container: Type.Optional(Type.Boolean()),
 };
 export const CheckoutRequest = Obj({ fingerprint: Fingerprint, instanceId: InstanceIdSchema, ...clientMeta });
 export type CheckoutRequest = Static<typeof CheckoutRequest>;
@@ -364,7 +460,8 @@ export const LicenseSummary = Obj({
   seatsTotal: Type.Integer(),
   seatsUsed: Type.Integer(),
   seatsOffline: Type.Integer(),
-  counting: CountingMode,
+  counting: CountingView,
+  sharing: SharingRule,
   leaseTtlSeconds: Nullable(Type.Integer()),
   heartbeatIntervalSeconds: Type.Integer(),
   maxOfflineSeconds: Type.Integer(),
@@ -381,6 +478,7 @@ export const ClientLease = Obj({
   expiresAt: Nullable(Timestamp),
   offlineExpiresAt: Nullable(Timestamp),
   instances: Type.Integer({ description: 'Running instances on this lease (QLM activation count)' }),
+  shareGroup: Type.String({ description: 'The share group whose uses this seat holds (see the license sharing rule)' }),
 });
 export type ClientLease = Static<typeof ClientLease>;
 

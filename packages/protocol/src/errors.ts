@@ -71,7 +71,10 @@ export const ERRORS = {
     meaning:
       "Another machine (other host name, boot id or address) already uses this device fingerprint, and the license's clone policy is `refuse`.",
   },
-  VM_NOT_ALLOWED: { status: 403, meaning: "The client says it runs in a virtual machine or a container, and the license's VM policy is `deny`." },
+  VM_NOT_ALLOWED: {
+    status: 403,
+    meaning: "The client says it runs in a virtual machine or a container, and the license's VM policy is `deny`.",
+  },
   LEASE_NOT_FOUND: {
     status: 404,
     meaning: 'The lease does not exist for this license (checked in, reclaimed, force-released, or never existed): check out again.',

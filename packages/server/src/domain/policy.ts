@@ -2,9 +2,31 @@
  * License policy: defaults, consistency rules, and the gate every grant passes
  * (suspended, subscription expired, trial expired).
  */
-import { COUNTING_MODES, LICENSE_MODELS, type CreateLicense, type UpdateLicense } from '@floatd/protocol';
+import {
+  LICENSE_MODELS,
+  SHARING_OF_COUNTING,
+  type CountingMode,
+  type CreateLicense,
+  type SharingRule,
+  type UpdateLicense,
+} from '@floatd/protocol';
 import type { Lease, License, LicensePolicy } from './types.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
+import { checkRule, countingOf, PER_DEVICE } from './sharing.js';
+
+/**
+ * A license policy as an admin asked for it: the policy, and the classic counting mode if one was named
+ * (it must agree with the sharing rule when both are sent).
+ */
+export interface RequestedPolicy extends LicensePolicy {
+  requestedCounting?: CountingMode | undefined;
+}
+
+function sharingOf(input: { counting?: CountingMode | undefined; sharing?: SharingRule | undefined }, current: SharingRule): SharingRule {
+  if (input.sharing) return input.sharing;
+  if (input.counting) return SHARING_OF_COUNTING[input.counting];
+  return current;
+}
 
 const DAY_MS = 86_400_000;
 
@@ -16,7 +38,7 @@ export const DEFAULT_LEASE_TTL_SECONDS = 900;
 export const DEFAULT_MAX_INSTANCES_PER_DEVICE = 10;
 
 /** Fills the defaults of a new license's policy from what the admin sent. */
-export function policyFromCreate(input: CreateLicense): LicensePolicy {
+export function policyFromCreate(input: CreateLicense): RequestedPolicy {
   const leaseTtlSeconds = input.leaseTtlSeconds === undefined ? DEFAULT_LEASE_TTL_SECONDS : input.leaseTtlSeconds;
   return {
     seats: input.seats,
@@ -28,9 +50,12 @@ export function policyFromCreate(input: CreateLicense): LicensePolicy {
     maxOfflineSeconds: input.maxOfflineSeconds ?? 0,
     maxOfflineSeats: input.maxOfflineSeats ?? null,
     maxInstancesPerDevice: input.maxInstancesPerDevice ?? DEFAULT_MAX_INSTANCES_PER_DEVICE,
-    counting: input.counting ?? COUNTING_MODES.PER_DEVICE,
+    sharing: sharingOf(input, PER_DEVICE),
+    clonePolicy: input.clonePolicy ?? 'separate',
+    vmPolicy: input.vmPolicy ?? 'allow',
     suspended: input.suspended ?? false,
     metadata: input.metadata ?? {},
+    requestedCounting: input.counting,
   };
 }
 
@@ -40,8 +65,8 @@ function defaultHeartbeat(ttl: number | null): number {
 }
 
 /** Applies an admin's partial update to a license's policy (the result still has to pass `checkPolicy`). */
-export function policyWithPatch(current: License, patch: UpdateLicense): LicensePolicy {
-  const next: LicensePolicy = {
+export function policyWithPatch(current: License, patch: UpdateLicense): RequestedPolicy {
+  const next: RequestedPolicy = {
     seats: patch.seats ?? current.seats,
     model: patch.model ?? current.model,
     expiresAt: patch.expiresAt === undefined ? current.expiresAt : patch.expiresAt === null ? null : Date.parse(patch.expiresAt),
@@ -51,9 +76,12 @@ export function policyWithPatch(current: License, patch: UpdateLicense): License
     maxOfflineSeconds: patch.maxOfflineSeconds ?? current.maxOfflineSeconds,
     maxOfflineSeats: patch.maxOfflineSeats === undefined ? current.maxOfflineSeats : patch.maxOfflineSeats,
     maxInstancesPerDevice: patch.maxInstancesPerDevice ?? current.maxInstancesPerDevice,
-    counting: patch.counting ?? current.counting,
+    sharing: sharingOf(patch, current.sharing),
+    clonePolicy: patch.clonePolicy ?? current.clonePolicy,
+    vmPolicy: patch.vmPolicy ?? current.vmPolicy,
     suspended: patch.suspended ?? current.suspended,
     metadata: patch.metadata ?? current.metadata,
+    requestedCounting: patch.counting,
   };
   // A TTL change without a new interval keeps the interval valid by re-deriving it.
   if (patch.leaseTtlSeconds !== undefined && patch.heartbeatIntervalSeconds === undefined && !intervalFits(next)) {
@@ -66,9 +94,16 @@ function intervalFits(p: LicensePolicy): boolean {
   return p.leaseTtlSeconds === null || p.heartbeatIntervalSeconds < p.leaseTtlSeconds;
 }
 
-/** Rules that tie fields together; each field's own range is the schema's job. */
-export function checkPolicy(p: LicensePolicy): Result<LicensePolicy> {
+/** Rules that tie fields together; each field's own range is the schema's job. Returns the policy in its one spelling. */
+export function checkPolicy(requested: RequestedPolicy): Result<LicensePolicy> {
+  const { requestedCounting, ...policy } = requested;
   const bad = (message: string) => fail('INVALID_POLICY', message);
+  const rule = checkRule(policy.sharing);
+  if (!rule.ok) return rule;
+  const p: LicensePolicy = { ...policy, sharing: rule.value };
+  if (requestedCounting !== undefined && countingOf(p.sharing) !== requestedCounting) {
+    return bad(`counting ${requestedCounting} contradicts the sharing rule sent with it (which is ${countingOf(p.sharing)})`);
+  }
   if (p.model === LICENSE_MODELS.SUBSCRIPTION && p.expiresAt === null) return bad('a subscription needs expiresAt');
   if (p.model !== LICENSE_MODELS.SUBSCRIPTION && p.expiresAt !== null)
     return bad(`expiresAt is only for subscriptions (model is ${p.model})`);

@@ -30,6 +30,8 @@ import type { AuditEntry, Device, Lease, License } from './types.js';
 import {
   commandArb,
   fingerprint,
+  userOf,
+  instanceOf,
   instanceOn,
   INSTANCES,
   invariants,
@@ -175,10 +177,19 @@ function step(w: World, c: Command): World {
   const L = w.license;
   const deviceOf = (d: number) => [...w.devices.values()].find((x) => x.fingerprint === fingerprint(d));
   const leasesOf = (deviceId: string | undefined) =>
-    [...w.leases.values()].filter((l) => l.deviceId === deviceId).sort((a, b) => a.grantedAt - b.grantedAt);
+    [...w.leases.values()]
+      .filter((l) => l.deviceId === deviceId || l.instances.some((i) => i.deviceId === deviceId))
+      .sort((a, b) => a.grantedAt - b.grantedAt);
   const leaseState = (id: string) => {
     const lease = w.leases.get(id);
-    return { license: L, lease, device: lease ? w.devices.get(lease.deviceId) : undefined, deviceLeases: leasesOf(lease?.deviceId) };
+    // the device of the use named (on a shared seat, maybe not the lease's); the lease's otherwise
+    const use = (instanceId?: string) => lease?.instances.find((i) => i.instanceId === instanceId)?.deviceId ?? lease?.deviceId;
+    return (instanceId?: string) => ({
+      license: L,
+      lease,
+      device: lease ? w.devices.get(use(instanceId)!) : undefined,
+      deviceLeases: leasesOf(lease?.deviceId),
+    });
   };
   const run = (d: Decision<unknown>): World => {
     try {
@@ -196,6 +207,7 @@ function step(w: World, c: Command): World {
       license: L,
       device,
       deviceLeases: leasesOf(device?.id),
+      groupLeases: all,
       deadLeases: full
         ? all
             .filter((l) => isDead(l, now))
@@ -212,7 +224,8 @@ function step(w: World, c: Command): World {
   };
   const base = (d: number, i: number) => ({
     fingerprint: fingerprint(d),
-    instanceId: INSTANCES[i]!,
+    instanceId: instanceOf(d, i),
+    user: userOf(d),
     newDeviceId: nextId('dev'),
     newLeaseId: nextId('lse'),
     actor: 'client',
@@ -229,26 +242,33 @@ function step(w: World, c: Command): World {
     case 'heartbeat': {
       const id = pickLease([...w.leases.keys()], c.lease);
       return run(
-        decideHeartbeat(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now)
-          .decision,
+        decideHeartbeat(
+          leaseState(id)(instanceOn(w.leases.get(id), c.instance)),
+          { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' },
+          now,
+        ).decision,
       );
     }
     case 'checkin': {
       const id = pickLease([...w.leases.keys()], c.lease);
       return run(
-        decideCheckin(leaseState(id), { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' }, now),
+        decideCheckin(
+          leaseState(id)(instanceOn(w.leases.get(id), c.instance)),
+          { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' },
+          now,
+        ),
       );
     }
     case 'return': {
       const id = pickLease([...w.leases.keys()], c.lease);
-      return run(decideReturnOffline(leaseState(id), { leaseId: id, actor: 'client' }, now));
+      return run(decideReturnOffline(leaseState(id)(), { leaseId: id, actor: 'client' }, now));
     }
     case 'sync': {
       const device = deviceOf(c.device);
       return run(
         decideSync(
           { license: L, device, deviceLeases: leasesOf(device?.id) },
-          { instanceIds: c.keep.map((i) => INSTANCES[i]!), actor: 'client' },
+          { instanceIds: c.keep.map((i) => instanceOf(c.device, i)), actor: 'client' },
           now,
         ),
       );

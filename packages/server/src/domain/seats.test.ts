@@ -15,6 +15,7 @@ import {
 } from './seats.js';
 import type { Device, Lease, License } from './types.js';
 import { gate } from './policy.js';
+import { EMPTY_META, PER_INSTANCE } from './sharing.js';
 
 const T0 = Date.parse('2026-05-01T08:00:00Z');
 const S = 1000;
@@ -34,7 +35,9 @@ function license(over: Partial<License> = {}): License {
     maxOfflineSeconds: 3 * 86400,
     maxOfflineSeats: null,
     maxInstancesPerDevice: 3,
-    counting: 'per-device',
+    sharing: { by: ['device'], cap: null },
+    clonePolicy: 'separate',
+    vmPolicy: 'allow',
     suspended: false,
     metadata: {},
     seatsUsed: 0,
@@ -46,7 +49,18 @@ function license(over: Partial<License> = {}): License {
 }
 
 function device(id = 'dev_1', fingerprint = 'fp-1'): Device {
-  return { id, licenseId: 'lic_1', fingerprint, hostname: null, user: null, appVersion: null, firstSeenAt: T0, lastAccessedAt: T0 };
+  return {
+    id,
+    licenseId: 'lic_1',
+    fingerprint,
+    hostname: null,
+    user: null,
+    appVersion: null,
+    firstSeenAt: T0,
+    lastAccessedAt: T0,
+    machinesSeen: [],
+    cloneSuspectedAt: null,
+  };
 }
 
 function lease(over: Partial<Lease> = {}): Lease {
@@ -54,12 +68,13 @@ function lease(over: Partial<Lease> = {}): Lease {
     id: 'lse_1',
     licenseId: 'lic_1',
     deviceId: 'dev_1',
+    shareGroup: 'device=dev_1',
     offline: false,
     grantedAt: T0,
     lastHeartbeatAt: T0,
     expiresAt: T0 + 60 * S,
     offlineExpiresAt: null,
-    instances: [{ instanceId: 'a', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+    instances: [{ instanceId: 'a', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
     ...over,
   };
 }
@@ -109,7 +124,10 @@ test('per-device: a second instance joins the device seat up to the per-device m
   assert.equal(d.result.value.lease.instances.length, 2);
   assert.equal(seatDelta(d.effects), 0);
   const full = lease({
-    instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+    instances: [
+      ...lease().instances,
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+    ],
   });
   const third = decideCheckout(state({ license: lic, device: device(), deviceLeases: [full] }), cmd('fp-1', 'c'), T0);
   assert.equal(third.result.ok, false);
@@ -118,8 +136,12 @@ test('per-device: a second instance joins the device seat up to the per-device m
 });
 
 test('per-instance: each instance takes its own seat', () => {
-  const lic = license({ counting: 'per-instance', seatsUsed: 1 });
-  const d = decideCheckout(state({ license: lic, device: device(), deviceLeases: [lease()] }), cmd('fp-1', 'b'), T0);
+  const lic = license({ sharing: PER_INSTANCE, seatsUsed: 1 });
+  const d = decideCheckout(
+    state({ license: lic, device: device(), deviceLeases: [lease({ shareGroup: 'instance=lse_1' })] }),
+    cmd('fp-1', 'b'),
+    T0,
+  );
   assert.ok(d.result.ok);
   assert.equal(d.result.value.created, true);
   assert.equal(seatDelta(d.effects), 1);
@@ -220,7 +242,10 @@ test('a plain renewal is one monotonic renewal effect; a renewal that also prune
   assert.equal(plain.decision.result.value.lease.instances[0]!.expiresAt, T0 + 90 * S);
   assert.equal(plain.decision.result.value.device.lastAccessedAt, T0 + 30 * S);
   const withDeadSibling = lease({
-    instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S }],
+    instances: [
+      ...lease().instances,
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S },
+    ],
   });
   const pruning = decideHeartbeat({ license: lic, lease: withDeadSibling, device: device() }, hb, T0 + 30 * S, { batchMarginMs: 5 * S });
   assert.deepEqual(types(pruning.decision.effects).sort(), ['audit', 'device.upsert', 'instance.delete', 'instance.put', 'lease.update']);
@@ -261,7 +286,12 @@ test('a renewal may wait only while the lease as stored outlives the next heartb
 });
 
 test('check-in: the seat frees when the last instance leaves', () => {
-  const two = lease({ instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
+  const two = lease({
+    instances: [
+      ...lease().instances,
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+    ],
+  });
   const lic = license({ seatsUsed: 1 });
   const first = decideCheckin({ license: lic, lease: two, device: device() }, { leaseId: 'lse_1', instanceId: 'a', actor: 'client' }, T0);
   assert.ok(first.result.ok);
@@ -290,7 +320,12 @@ test('check-in of the last instance of an offline lease keeps the seat borrowed'
 });
 
 test('sync drops instances that do not run; an online lease left empty frees its seat', () => {
-  const two = lease({ instances: [...lease().instances, { instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
+  const two = lease({
+    instances: [
+      ...lease().instances,
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+    ],
+  });
   const d = decideSync(
     { license: license({ seatsUsed: 1 }), device: device(), deviceLeases: [two] },
     { instanceIds: ['b'], actor: 'client' },
@@ -377,8 +412,15 @@ test('reclaim frees dead leases, drops dead instances, and never touches an unex
     id: 'lse_mixed',
     expiresAt: T0 + 50 * S,
     instances: [
-      { instanceId: 'old', startedAt: T0 - 100 * S, lastHeartbeatAt: T0 - 100 * S, expiresAt: T0 - 40 * S },
-      { instanceId: 'new', startedAt: T0, lastHeartbeatAt: T0 - 10 * S, expiresAt: T0 + 50 * S },
+      {
+        instanceId: 'old',
+        deviceId: 'dev_1',
+        meta: EMPTY_META,
+        startedAt: T0 - 100 * S,
+        lastHeartbeatAt: T0 - 100 * S,
+        expiresAt: T0 - 40 * S,
+      },
+      { instanceId: 'new', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0 - 10 * S, expiresAt: T0 + 50 * S },
     ],
   });
   const d = decideReclaim(lic, [dead, off, mixed], T0, 'reclaimer');
@@ -417,8 +459,14 @@ test('a denial after freeing dead leases keeps them freed (seats lowered below t
 });
 
 test('per-instance: a new instance on a device that still borrows an idle offline seat reuses it instead of taking another', () => {
-  const borrowed = lease({ offline: true, offlineExpiresAt: T0 + 86400 * S, expiresAt: T0 + 86400 * S, instances: [] });
-  const lic = license({ counting: 'per-instance', seatsUsed: 1, seatsOffline: 1 });
+  const borrowed = lease({
+    shareGroup: 'instance=lse_1',
+    offline: true,
+    offlineExpiresAt: T0 + 86400 * S,
+    expiresAt: T0 + 86400 * S,
+    instances: [],
+  });
+  const lic = license({ sharing: PER_INSTANCE, seatsUsed: 1, seatsOffline: 1 });
   const d = decideCheckout(state({ license: lic, device: device(), deviceLeases: [borrowed] }), cmd('fp-1', 'restarted'), T0 + 3600 * S);
   assert.ok(d.result.ok);
   assert.equal(d.result.value.lease.id, 'lse_1');
@@ -428,13 +476,20 @@ test('per-instance: a new instance on a device that still borrows an idle offlin
 });
 
 test('per-instance: reviving a dead lease is refused when the device has since taken as many seats as it may hold (found by the property test)', () => {
-  const lic = license({ counting: 'per-instance', maxInstancesPerDevice: 1, seatsUsed: 2 });
+  const lic = license({ sharing: PER_INSTANCE, maxInstancesPerDevice: 1, seatsUsed: 2 });
   const dead = lease({
     id: 'lse_old',
+    shareGroup: 'instance=lse_old',
     expiresAt: T0 - S,
-    instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }],
+    instances: [
+      { instanceId: 'a', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S },
+    ],
   });
-  const fresh = lease({ id: 'lse_new', instances: [{ instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
+  const fresh = lease({
+    id: 'lse_new',
+    shareGroup: 'instance=lse_new',
+    instances: [{ instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+  });
   const refused = decideHeartbeat(
     { license: lic, lease: dead, device: device(), deviceLeases: [dead, fresh] },
     { leaseId: 'lse_old', instanceId: 'a', actor: 'client' },
@@ -454,13 +509,20 @@ test('per-instance: reviving a dead lease is refused when the device has since t
 });
 
 test('per-instance: an instance checking out again on its dead lease is refused when the device is at its limit (found by the property test)', () => {
-  const lic = license({ counting: 'per-instance', maxInstancesPerDevice: 1, seatsUsed: 2 });
+  const lic = license({ sharing: PER_INSTANCE, maxInstancesPerDevice: 1, seatsUsed: 2 });
   const dead = lease({
     id: 'lse_old',
+    shareGroup: 'instance=lse_old',
     expiresAt: T0 - S,
-    instances: [{ instanceId: 'a', startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S }],
+    instances: [
+      { instanceId: 'a', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S },
+    ],
   });
-  const fresh = lease({ id: 'lse_new', instances: [{ instanceId: 'b', startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }] });
+  const fresh = lease({
+    id: 'lse_new',
+    shareGroup: 'instance=lse_new',
+    instances: [{ instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+  });
   const d = decideCheckout(state({ license: lic, device: device(), deviceLeases: [dead, fresh] }), cmd('fp-1', 'a'), T0);
   assert.ok(!d.result.ok);
   assert.equal(d.result.error.code, 'INSTANCE_LIMIT_REACHED');

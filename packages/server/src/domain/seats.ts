@@ -7,20 +7,30 @@
  * The caller applies the effects in that same transaction, so what was decided
  * is what is written (see `store/port.ts`).
  */
-import { COUNTING_MODES, LICENSE_MODELS, RELEASE_REASONS, type ErrorCode } from '@floatd/protocol';
+import { LICENSE_MODELS, RELEASE_REASONS, type ErrorCode } from '@floatd/protocol';
 import type { Effect, Renewal } from './effects.js';
 import { gate, licenseEndsAt } from './policy.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
-import type { AuditEntry, AuditType, Device, Instance, Lease, License, ReleaseReason } from './types.js';
+import {
+  isUnshared,
+  isVirtual,
+  MACHINES_SEEN_MAX,
+  machineLabel,
+  sameMachine,
+  shareGroupOf,
+  sharesByDevice,
+  unsharedGroup,
+  useMeta,
+  type UseClaims,
+} from './sharing.js';
+import type { AuditEntry, AuditType, ClonePolicy, Device, Instance, Lease, License, ReleaseReason, UseMeta } from './types.js';
 
 export interface Decision<T> {
   result: Result<T>;
   effects: Effect[];
 }
 
-export interface ClientMeta {
-  hostname?: string | undefined;
-  user?: string | undefined;
+export interface ClientMeta extends UseClaims {
   appVersion?: string | undefined;
 }
 
@@ -31,13 +41,20 @@ export interface CheckoutCommand extends ClientMeta {
   newDeviceId: string;
   newLeaseId: string;
   actor: string;
+  /** the client address the request came from, if known (the clone policy compares it) */
+  address?: string | null | undefined;
 }
 
 export interface CheckoutState {
   license: License;
   device: Device | undefined;
-  /** the device's leases on this license */
+  /** the leases that hold a use of the device or that it took (`StoreTx.leasesOfDevice`) */
   deviceLeases: Lease[];
+  /**
+   * The seats of the use's share group (`shareGroupOf`). Left out when the group names the device: its
+   * seats are among `deviceLeases` (see `groupNamesDevice`).
+   */
+  groupLeases?: Lease[] | undefined;
   /** leases of this license whose expiry has passed but are not yet reclaimed; loaded only when no seat is free */
   deadLeases: Lease[];
   /** the earliest future expiry among the license's leases, for the denial message */
@@ -80,6 +97,8 @@ function offlineStillValid(lease: Lease, now: number): boolean {
 class Plan {
   readonly effects: Effect[] = [];
   readonly license: License;
+  /** the device as the decision leaves it, when the decision changed more than its last access (clone flags) */
+  device: Device | undefined;
   constructor(
     license: License,
     readonly now: number,
@@ -195,6 +214,8 @@ function touchedDevice(device: Device | undefined, licenseId: string, cmd: Check
       appVersion: cmd.appVersion ?? null,
       firstSeenAt: now,
       lastAccessedAt: now,
+      machinesSeen: [],
+      cloneSuspectedAt: null,
     };
   }
   return {
@@ -212,15 +233,30 @@ function touchedDevice(device: Device | undefined, licenseId: string, cmd: Check
  * never given away, so reviving cannot over-allocate). An offline lease past its
  * Offline Expiry Date comes back online.
  */
-function renew(plan: Plan, lease: Lease, instanceId: string): Lease {
+/** A use that joins a seat: whose it is and what its client said. */
+interface NewUse {
+  deviceId: string;
+  meta: UseMeta;
+}
+
+function renew(plan: Plan, lease: Lease, instanceId: string, newUse?: NewUse): Lease {
   const now = plan.now;
   const others = plan.pruneInstances(lease, instanceId).filter((i) => i.instanceId !== instanceId);
   const existing = lease.instances.find((i) => i.instanceId === instanceId);
+  const who = existing ?? newUse;
+  if (!who) throw new Error(`renew: instance ${instanceId} is not on lease ${lease.id} and no new use was given`);
+  const use = { deviceId: who.deviceId, meta: who.meta };
   let next: Lease = { ...lease };
 
   if (offlineStillValid(lease, now)) {
     // Borrowed seat: nothing to extend until the Offline Expiry Date.
-    const inst: Instance = { instanceId, startedAt: existing?.startedAt ?? now, lastHeartbeatAt: now, expiresAt: lease.offlineExpiresAt };
+    const inst: Instance = {
+      instanceId,
+      ...use,
+      startedAt: existing?.startedAt ?? now,
+      lastHeartbeatAt: now,
+      expiresAt: lease.offlineExpiresAt,
+    };
     next = { ...next, lastHeartbeatAt: now, instances: [...others, inst] };
     plan.effects.push({ type: 'instance.put', leaseId: lease.id, instance: inst });
     plan.effects.push({ type: 'lease.update', lease: next });
@@ -229,7 +265,7 @@ function renew(plan: Plan, lease: Lease, instanceId: string): Lease {
 
   const revived = isDead(lease, now) || lease.offline;
   const expiresAt = ttlExpiry(plan.license, now);
-  const inst: Instance = { instanceId, startedAt: existing?.startedAt ?? now, lastHeartbeatAt: now, expiresAt };
+  const inst: Instance = { instanceId, ...use, startedAt: existing?.startedAt ?? now, lastHeartbeatAt: now, expiresAt };
   next = { ...next, offline: false, offlineExpiresAt: null, lastHeartbeatAt: now, expiresAt, instances: [...others, inst] };
   if (lease.offline) plan.seats(0, -1);
   if (revived) {
@@ -245,77 +281,188 @@ function renew(plan: Plan, lease: Lease, instanceId: string): Lease {
 }
 
 /**
- * Reviving a dead lease must not take the device past its instance limit: under
- * per-instance counting the device may have checked out other seats while this
- * one was dead (found by the property test). Per-device counting has one lease
- * per device, so a revival there never adds a seat for the device.
+ * Reviving a dead lease must not take the device past its instance limit: the device may have
+ * checked out other seats, or joined other seats, while this one was dead (found by the property
+ * test, first under per-instance counting, then on a site seat).
  */
-function revivalOverLimit(license: License, lease: Lease, deviceLeases: readonly Lease[], now: number): boolean {
-  if (license.counting !== COUNTING_MODES.PER_INSTANCE || !isDead(lease, now)) return false;
-  const live = deviceLeases.filter((l) => l.id !== lease.id && !isDead(l, now)).length;
-  return live >= license.maxInstancesPerDevice;
+function revivalOverLimit(license: License, lease: Lease, deviceId: string, deviceLeases: readonly Lease[], now: number): boolean {
+  if (!isDead(lease, now)) return false;
+  return (
+    liveUsesOf(
+      deviceId,
+      deviceLeases.filter((l) => l.id !== lease.id),
+      now,
+    ) >= license.maxInstancesPerDevice
+  );
 }
 
 // ---------------------------------------------------------------------------
 // checkout
 
 /**
- * A device asks for a seat for one of its instances.
+ * A device asks for a seat for one of its instances (a use).
  *
- * Order: license gate; the same instance again (idempotent: same lease); per-device
- * counting joins the device's existing lease; otherwise a new seat, after freeing
- * dead leases in this same decision when the pool is full, so a zombie seat is
- * usable the moment its TTL ends.
+ * Order: license gate; the same use again (idempotent: same lease); the VM policy; then the sharing rule
+ * (`sharing.ts`): a use joins a seat of its share group that has room under the cap (and, under a rule
+ * that shares by device, whose uses run on the same machine: the clone policy), or else takes a new
+ * seat, after freeing dead leases in this same decision when the pool is full, so a zombie seat is usable
+ * the moment its TTL ends. The per-device instance maximum holds under every rule.
  */
 export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: number): Decision<Granted> {
   const blocked = gate(s.license, now);
   if (blocked) return refuseWith(blocked);
   const plan = new Plan(s.license, now, cmd.actor);
   const device = touchedDevice(s.device, s.license.id, cmd, now);
+  const meta = useMeta(cmd, cmd.address ?? null);
+  const use = { deviceId: device.id, meta };
   const grant = (lease: Lease, created: boolean): Decision<Granted> => {
-    plan.effects.push({ type: 'device.upsert', device });
-    return plan.done({ license: plan.license, device, lease, instanceId: cmd.instanceId, created });
+    plan.effects.push({ type: 'device.upsert', device: plan.device ?? device });
+    return plan.done({ license: plan.license, device: plan.device ?? device, lease, instanceId: cmd.instanceId, created });
   };
-
-  const own = s.deviceLeases.find((l) => l.instances.some((i) => i.instanceId === cmd.instanceId));
   const max = s.license.maxInstancesPerDevice;
-  if (own && revivalOverLimit(s.license, own, s.deviceLeases, now)) {
-    return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, {
+  const limitReached = () =>
+    refuse<Granted>('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, {
       maxInstancesPerDevice: max,
     });
-  }
+
+  const own = s.deviceLeases.find((l) => l.instances.some((i) => i.instanceId === cmd.instanceId && i.deviceId === device.id));
+  if (own && revivalOverLimit(s.license, own, device.id, s.deviceLeases, now)) return limitReached();
   if (own) return grant(renew(plan, own, cmd.instanceId), false);
 
-  if (s.license.counting === COUNTING_MODES.PER_DEVICE && s.deviceLeases[0]) {
-    const held = s.deviceLeases[0];
-    if (liveInstances(held, now).length >= max) {
-      return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, {
-        maxInstancesPerDevice: max,
-      });
-    }
-    const lease = renew(plan, held, cmd.instanceId);
-    plan.audit('join', { deviceId: device.id, leaseId: lease.id }, null, { instanceId: cmd.instanceId, instances: lease.instances.length });
-    return grant(lease, false);
-  }
-  if (s.license.counting === COUNTING_MODES.PER_INSTANCE) {
-    // A seat the device still holds with no instance on it (typically borrowed offline, app since closed) is reused, not doubled.
-    const idle = s.deviceLeases.find((l) => liveInstances(l, now).length === 0 && (offlineStillValid(l, now) || !isDead(l, now)));
-    if (idle) {
-      const lease = renew(plan, idle, cmd.instanceId);
-      plan.audit('join', { deviceId: device.id, leaseId: lease.id }, null, {
-        instanceId: cmd.instanceId,
-        instances: lease.instances.length,
-      });
-      return grant(lease, false);
-    }
-    const live = s.deviceLeases.filter((l) => !isDead(l, now)).length;
-    if (live >= max) {
-      return refuse('INSTANCE_LIMIT_REACHED', `this device already runs ${max} instance(s), the most this license allows`, {
-        maxInstancesPerDevice: max,
-      });
-    }
+  if (s.license.vmPolicy === 'deny' && isVirtual(meta)) return refuseVirtual(plan, device, s.device !== undefined, cmd);
+
+  const group = shareGroupOf(s.license, device.id, meta);
+  if (group === null) {
+    // Shares with no one. A seat the device still holds with no use on it (typically borrowed offline, app
+    // since closed) is reused, not doubled.
+    const idle = s.deviceLeases.find(
+      (l) =>
+        l.deviceId === device.id &&
+        isUnsharedGroup(l.shareGroup) &&
+        liveInstances(l, now).length === 0 &&
+        (offlineStillValid(l, now) || !isDead(l, now)),
+    );
+    if (idle) return join(plan, idle, cmd, use, grant);
+    if (liveUsesOf(device.id, s.deviceLeases, now) >= max) return limitReached();
+    return newSeat(plan, s, device, cmd, use, unsharedGroup(cmd.newLeaseId));
   }
 
+  if (liveUsesOf(device.id, s.deviceLeases, now) >= max) return limitReached();
+  const cap = s.license.sharing.cap;
+  const groupSeats = (s.groupLeases ?? s.deviceLeases).filter((l) => l.shareGroup === group);
+  // Seats of the group this use could join: room under the cap, and its instance id free on the seat.
+  let candidates = groupSeats.filter(
+    (l) => (cap === null || liveInstances(l, now).length < cap) && !l.instances.some((i) => i.instanceId === cmd.instanceId),
+  );
+  if (sharesByDevice(s.license.sharing) && s.license.clonePolicy !== 'allow') {
+    const sameMachineSeats = candidates.filter((l) => liveInstances(l, now).every((i) => sameMachine(i.meta, meta)));
+    const others = groupSeats.filter((l) => liveInstances(l, now).some((i) => !sameMachine(i.meta, meta)));
+    if (others.length) {
+      noteClone(plan, device, others, meta, s.license.clonePolicy);
+      if (s.license.clonePolicy === 'refuse') {
+        plan.effects.push({ type: 'device.upsert', device: plan.device! });
+        return {
+          result: fail(
+            'DEVICE_CLONE_REFUSED',
+            'another machine already uses this device fingerprint on this license, and the license refuses clones',
+            {
+              machinesSeen: plan.device?.machinesSeen ?? [],
+            },
+          ),
+          effects: plan.effects,
+        };
+      }
+    }
+    candidates = sameMachineSeats;
+  } else if (sharesByDevice(s.license.sharing)) {
+    const others = groupSeats.filter((l) => liveInstances(l, now).some((i) => !sameMachine(i.meta, meta)));
+    if (others.length) noteClone(plan, device, others, meta, 'allow');
+  }
+  // The fullest seat with room first: uses are packed onto as few seats as the cap allows.
+  const seat = candidates.sort((a, b) => liveInstances(b, now).length - liveInstances(a, now).length)[0];
+  if (seat) return join(plan, seat, cmd, use, grant);
+  return newSeat(plan, s, plan.device ?? device, cmd, use, group);
+}
+
+/** Live uses of a device on the leases given (its own and shared ones): what the per-device maximum counts. */
+function liveUsesOf(deviceId: string, leases: readonly Lease[], now: number): number {
+  let n = 0;
+  for (const l of leases) {
+    if (isDead(l, now) && !offlineStillValid(l, now)) continue;
+    if (isUnsharedGroup(l.shareGroup) && l.deviceId === deviceId && l.instances.length === 0) {
+      n++; // an unshared seat the device holds with no use on it still counts (per-instance counting's rule)
+      continue;
+    }
+    n += liveInstances(l, now).filter((i) => i.deviceId === deviceId).length;
+  }
+  return n;
+}
+
+/** Whether a share group's seats are all among the device's leases (the group names the device), so need no read of their own. */
+export function groupNamesDevice(group: string): boolean {
+  return group.startsWith('device=');
+}
+
+function isUnsharedGroup(group: string): boolean {
+  return group.startsWith('instance=');
+}
+
+/** A use joins a seat of its group. */
+function join(
+  plan: Plan,
+  seat: Lease,
+  cmd: CheckoutCommand,
+  use: NewUse,
+  grant: (lease: Lease, created: boolean) => Decision<Granted>,
+): Decision<Granted> {
+  const lease = renew(plan, seat, cmd.instanceId, use);
+  plan.audit('join', { deviceId: use.deviceId, leaseId: lease.id }, null, {
+    instanceId: cmd.instanceId,
+    instances: lease.instances.length,
+    shareGroup: lease.shareGroup,
+  });
+  return grant(lease, false);
+}
+
+/**
+ * Uses of one fingerprint from another machine at once: audited (in aggregate: one entry per device and
+ * machine an hour) and the device flagged, whatever the policy then does.
+ */
+function noteClone(plan: Plan, device: Device, others: readonly Lease[], meta: UseMeta, policy: ClonePolicy): void {
+  const now = plan.now;
+  const seen = new Set(device.machinesSeen);
+  for (const l of others) for (const i of liveInstances(l, now)) if (i.deviceId === device.id) seen.add(machineLabel(i.meta));
+  seen.add(machineLabel(meta));
+  const machinesSeen = [...seen].slice(-MACHINES_SEEN_MAX);
+  plan.device = { ...(plan.device ?? device), machinesSeen, cloneSuspectedAt: device.cloneSuspectedAt ?? now };
+  const action = policy === 'separate' ? 'separate-seat' : policy === 'refuse' ? 'refused' : 'shared';
+  plan.effects.push(
+    aggregatedAudit('clone-detected', policy, plan.license.id, device.id, `${device.fingerprint}:${machineLabel(meta)}`, now, plan.actor, {
+      fingerprint: device.fingerprint,
+      machine: machineLabel(meta),
+      machinesSeen,
+      action,
+    }),
+  );
+}
+
+function refuseVirtual(plan: Plan, device: Device, known: boolean, cmd: CheckoutCommand): Decision<Granted> {
+  plan.effects.push(
+    aggregatedAudit('vm-refused', 'VM_NOT_ALLOWED', plan.license.id, known ? device.id : null, cmd.fingerprint, plan.now, plan.actor, {
+      fingerprint: cmd.fingerprint,
+      vm: cmd.vm ?? null,
+      container: cmd.container ?? null,
+    }),
+  );
+  return {
+    result: fail('VM_NOT_ALLOWED', 'this license does not allow use in a virtual machine or a container'),
+    effects: plan.effects,
+  };
+}
+
+/** A new seat for the use, in share group `group`, if the pool has one (after freeing dead leases). */
+function newSeat(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand, use: NewUse, group: string): Decision<Granted> {
+  const now = plan.now;
   if (plan.license.seatsUsed >= plan.license.seats) {
     for (const dead of s.deadLeases) {
       if (isDead(dead, now)) plan.release(dead, RELEASE_REASONS.EXPIRED, { expiredAt: dead.expiresAt, on: 'checkout' });
@@ -332,18 +479,23 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
     id: cmd.newLeaseId,
     licenseId: s.license.id,
     deviceId: device.id,
+    shareGroup: group,
     offline: false,
     grantedAt: now,
     lastHeartbeatAt: now,
     expiresAt,
     offlineExpiresAt: null,
-    instances: [{ instanceId: cmd.instanceId, startedAt: now, lastHeartbeatAt: now, expiresAt }],
+    instances: [{ instanceId: cmd.instanceId, deviceId: use.deviceId, meta: use.meta, startedAt: now, lastHeartbeatAt: now, expiresAt }],
   };
   plan.effects.push({ type: 'device.upsert', device });
   plan.effects.push({ type: 'lease.insert', lease });
   plan.seats(1, 0);
   plan.usage(1, 0);
-  plan.audit('checkout', { deviceId: device.id, leaseId: lease.id }, null, { instanceId: cmd.instanceId, fingerprint: cmd.fingerprint });
+  plan.audit('checkout', { deviceId: device.id, leaseId: lease.id }, null, {
+    instanceId: cmd.instanceId,
+    fingerprint: cmd.fingerprint,
+    shareGroup: group,
+  });
   return plan.done({ license: plan.license, device, lease, instanceId: cmd.instanceId, created: true });
 }
 
@@ -366,24 +518,41 @@ export function denialAudit(
   now: number,
   actor: string,
 ): Effect {
+  return aggregatedAudit('denied', 'NO_SEATS_AVAILABLE', licenseId, deviceId, fingerprint, now, actor, { fingerprint, instanceId });
+}
+
+/**
+ * An audit entry kept in aggregate per license, `subject` (a fingerprint, a fingerprint and machine) and
+ * hour, with at most `DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW` subjects a window (see `denialAudit`).
+ */
+function aggregatedAudit(
+  type: AuditType,
+  reason: string,
+  licenseId: string,
+  deviceId: string | null,
+  subject: string,
+  now: number,
+  actor: string,
+  data: Record<string, unknown>,
+): Effect {
   const windowStart = now - (now % DENIAL_AUDIT_WINDOW_MS);
-  const window = `denied:${licenseId}:${windowStart}`;
+  const window = `${type}:${licenseId}:${windowStart}`;
   const entry = (data: Record<string, unknown>, device: string | null): AuditEntry => ({
     at: now,
-    type: 'denied',
+    type,
     actor,
     licenseId,
     deviceId: device,
     leaseId: null,
-    reason: 'NO_SEATS_AVAILABLE',
+    reason,
     data,
   });
   return {
     type: 'audit.aggregate',
-    key: `${window}:${fingerprint}`,
+    key: `${window}:${subject}`,
     window,
     cap: DENIAL_AUDIT_FINGERPRINTS_PER_WINDOW,
-    entry: entry({ fingerprint, instanceId }, deviceId),
+    entry: entry(data, deviceId),
     overflow: { key: `${window}:*`, entry: entry({ fingerprint: null, otherFingerprints: true }, null) },
   };
 }
@@ -397,6 +566,8 @@ export const EARLIEST_RENEWABLE = ' unless its holder renews it';
 
 function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand): Decision<Granted> {
   plan.usage(0, 1);
+  // A denied clone still leaves its flag on the device.
+  if (plan.device) plan.effects.push({ type: 'device.upsert', device: plan.device });
   plan.effects.push(denialAudit(plan.license.id, s.device ? device.id : null, cmd.fingerprint, cmd.instanceId, plan.now, plan.actor));
   const earliest = s.earliestExpiry;
   const { seats, seatsUsed } = plan.license;
@@ -487,7 +658,7 @@ export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number
     const mayWait = opts.batchMarginMs !== undefined && renewalMayWait(s.license, lease, now, opts.batchMarginMs);
     return mayWait ? { kind: 'batchable', decision, renewal } : { kind: 'locked', decision };
   }
-  if (revivalOverLimit(s.license, lease, s.deviceLeases ?? [], now)) {
+  if (revivalOverLimit(s.license, lease, s.device.id, s.deviceLeases ?? [], now)) {
     return refused(
       refuse(
         'LEASE_NOT_FOUND',
@@ -571,11 +742,13 @@ export function decideSync(s: SyncState, cmd: { instanceIds: readonly string[]; 
   const plan = new Plan(s.license, now, cmd.actor);
   const alive = new Set(cmd.instanceIds);
   const out: SyncOutcome = { dropped: [], released: [], instances: 0 };
+  const deviceId = s.device?.id;
   for (const lease of s.deviceLeases) {
     const keep: Instance[] = [];
     for (const inst of lease.instances) {
       const dead = inst.expiresAt !== null && inst.expiresAt <= now;
-      if (alive.has(inst.instanceId) && !dead) {
+      // Another device's use on a shared seat is that device's to report.
+      if ((alive.has(inst.instanceId) && !dead) || inst.deviceId !== deviceId) {
         keep.push(inst);
         continue;
       }
@@ -592,7 +765,7 @@ export function decideSync(s: SyncState, cmd: { instanceIds: readonly string[]; 
       plan.release(lease, RELEASE_REASONS.SYNCED);
       out.released.push(lease.id);
     } else {
-      out.instances += keep.length;
+      out.instances += keep.filter((i) => i.deviceId === deviceId).length;
       if (keep.length !== lease.instances.length) plan.effects.push({ type: 'lease.update', lease: { ...lease, instances: keep } });
     }
   }

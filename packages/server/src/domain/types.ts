@@ -2,9 +2,9 @@
  * Domain entities. Times are milliseconds since the epoch (UTC); `null` means "never".
  * The store maps rows to these; the HTTP layer maps these to the wire schemas.
  */
-import type { CountingMode, LicenseModel, ReleaseReason, AuditType } from '@floatd/protocol';
+import type { ClonePolicy, CountingMode, LicenseModel, ReleaseReason, AuditType, SharingRule, UseMeta, VmPolicy } from '@floatd/protocol';
 
-export type { CountingMode, LicenseModel, ReleaseReason, AuditType };
+export type { ClonePolicy, CountingMode, LicenseModel, ReleaseReason, AuditType, SharingRule, UseMeta, VmPolicy };
 
 export interface Product {
   id: string;
@@ -29,7 +29,10 @@ export interface LicensePolicy {
   /** null = no cap below the seat count */
   maxOfflineSeats: number | null;
   maxInstancesPerDevice: number;
-  counting: CountingMode;
+  /** which uses share one seat (`domain/sharing.ts`); the classic counting modes are two of its values */
+  sharing: SharingRule;
+  clonePolicy: ClonePolicy;
+  vmPolicy: VmPolicy;
   suspended: boolean;
   metadata: Record<string, unknown>;
 }
@@ -58,21 +61,32 @@ export interface Device {
   firstSeenAt: number;
   /** QLM's Last Accessed Date: any checkout, heartbeat, check-in or sync from the device */
   lastAccessedAt: number;
+  /** machines (see `machineOf`) its uses came from at once, newest last, at most `MACHINES_SEEN_MAX` */
+  machinesSeen: string[];
+  /** when its uses first came from different machines at once; null: never */
+  cloneSuspectedAt: number | null;
 }
 
 export interface Instance {
   instanceId: string;
+  /** the device whose use this is (under a rule that shares across devices, not always the lease's) */
+  deviceId: string;
+  /** what the client said about this use at checkout */
+  meta: UseMeta;
   startedAt: number;
   lastHeartbeatAt: number;
   /** null when the license has no TTL */
   expiresAt: number | null;
 }
 
-/** A device's hold on one seat (per-instance counting: one instance's hold). */
+/** One seat, held by the uses (instances) of one share group. */
 export interface Lease {
   id: string;
   licenseId: string;
+  /** the device that took the seat */
   deviceId: string;
+  /** the share group whose uses hold the seat (`domain/sharing.ts`) */
+  shareGroup: string;
   offline: boolean;
   grantedAt: number;
   lastHeartbeatAt: number;

@@ -1,6 +1,7 @@
 /** Domain values → wire shapes (ISO times, no internal fields). */
 import type * as wire from '@floatd/protocol';
 import { licenseEndsAt } from '../domain/policy.js';
+import { countingOf } from '../domain/sharing.js';
 import type { AdminToken, Lease, License, Product } from '../domain/types.js';
 import type { DeviceView, LeaseView, StoredAudit, UsageRow } from '../store/port.js';
 import type { SignedGrant } from '../service/licensing.js';
@@ -32,7 +33,10 @@ export function licenseView(license: License): wire.License {
     maxOfflineSeconds: license.maxOfflineSeconds,
     maxOfflineSeats: license.maxOfflineSeats,
     maxInstancesPerDevice: license.maxInstancesPerDevice,
-    counting: license.counting,
+    counting: countingOf(license.sharing),
+    sharing: license.sharing,
+    clonePolicy: license.clonePolicy,
+    vmPolicy: license.vmPolicy,
     suspended: license.suspended,
     metadata: license.metadata,
     trialStartedAt: isoOrNull(license.trialStartedAt),
@@ -53,7 +57,8 @@ export function summaryView(license: License, now: number): wire.LicenseSummary 
     seatsTotal: license.seats,
     seatsUsed: license.seatsUsed,
     seatsOffline: license.seatsOffline,
-    counting: license.counting,
+    counting: countingOf(license.sharing),
+    sharing: license.sharing,
     leaseTtlSeconds: license.leaseTtlSeconds,
     heartbeatIntervalSeconds: license.heartbeatIntervalSeconds,
     maxOfflineSeconds: license.maxOfflineSeconds,
@@ -64,13 +69,15 @@ export function summaryView(license: License, now: number): wire.LicenseSummary 
 export function clientLeaseView(lease: Lease, instanceId: string): wire.ClientLease {
   return {
     id: lease.id,
-    deviceId: lease.deviceId,
+    // the asking use's device (on a shared seat, not always the one that took it)
+    deviceId: lease.instances.find((i) => i.instanceId === instanceId)?.deviceId ?? lease.deviceId,
     instanceId,
     offline: lease.offline,
     grantedAt: iso(lease.grantedAt),
     expiresAt: isoOrNull(lease.expiresAt),
     offlineExpiresAt: isoOrNull(lease.offlineExpiresAt),
     instances: lease.instances.length,
+    shareGroup: lease.shareGroup,
   };
 }
 
@@ -98,12 +105,15 @@ export function leaseView(lease: LeaseView): wire.Lease {
     lastAccessedAt: iso(lease.device.lastAccessedAt),
     expiresAt: isoOrNull(lease.expiresAt),
     offlineExpiresAt: isoOrNull(lease.offlineExpiresAt),
+    shareGroup: lease.shareGroup,
     instanceCount: lease.instances.length,
     instances: lease.instances.map((instance) => ({
       instanceId: instance.instanceId,
+      deviceId: instance.deviceId,
       startedAt: iso(instance.startedAt),
       lastHeartbeatAt: iso(instance.lastHeartbeatAt),
       expiresAt: isoOrNull(instance.expiresAt),
+      meta: instance.meta,
     })),
   };
 }
@@ -121,6 +131,8 @@ export function deviceView(device: DeviceView): wire.Device {
     seatsHeld: device.seatsHeld,
     instanceCount: device.instanceCount,
     offlineExpiresAt: isoOrNull(device.offlineExpiresAt),
+    machinesSeen: device.machinesSeen,
+    cloneSuspectedAt: isoOrNull(device.cloneSuspectedAt),
   };
 }
 

@@ -15,6 +15,7 @@ import type { KeyObject } from 'node:crypto';
 import * as wire from '@floatd/protocol';
 import { normalizeKey } from '@floatd/protocol';
 import { checkPolicy, policyFromCreate } from '../domain/policy.js';
+import { countingOf } from '../domain/sharing.js';
 import { fail, ok, type Result } from '../domain/result.js';
 import type { LicensePolicy } from '../domain/types.js';
 import { newId, newLicenseKey } from '../ids.js';
@@ -41,7 +42,12 @@ export const FileLicense = wire.Obj({
   maxOfflineSeconds: Type.Integer({ minimum: 0, maximum: 10 * 365 * 86400 }),
   maxOfflineSeats: Nullable(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
   maxInstancesPerDevice: Type.Integer({ minimum: 1, maximum: 10_000 }),
+  /** the classic mode; a file with `sharing` says the same or, for a rule that is neither, `per-device` (what older servers apply) */
   counting: wire.CountingMode,
+  /** absent in files from before sharing rules: the rule of `counting` */
+  sharing: Type.Optional(wire.SharingRule),
+  clonePolicy: Type.Optional(wire.ClonePolicy),
+  vmPolicy: Type.Optional(wire.VmPolicy),
 });
 export type FileLicense = Static<typeof FileLicense>;
 
@@ -90,6 +96,9 @@ export const LicenseSpec = wire.Obj({
       maxOfflineSeats: Type.Optional(FileLicense.properties.maxOfflineSeats),
       maxInstancesPerDevice: Type.Optional(FileLicense.properties.maxInstancesPerDevice),
       counting: Type.Optional(wire.CountingMode),
+      sharing: Type.Optional(wire.SharingRule),
+      clonePolicy: Type.Optional(wire.ClonePolicy),
+      vmPolicy: Type.Optional(wire.VmPolicy),
     }),
     { minItems: 1, maxItems: 10_000 },
   ),
@@ -182,7 +191,10 @@ function fileLicense(id: string, productId: string, key: string, policy: License
     maxOfflineSeconds: policy.maxOfflineSeconds,
     maxOfflineSeats: policy.maxOfflineSeats,
     maxInstancesPerDevice: policy.maxInstancesPerDevice,
-    counting: policy.counting,
+    counting: countingOf(policy.sharing) === 'per-instance' ? 'per-instance' : 'per-device',
+    sharing: policy.sharing,
+    clonePolicy: policy.clonePolicy,
+    vmPolicy: policy.vmPolicy,
   };
 }
 
@@ -221,7 +233,9 @@ export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 
     maxOfflineSeconds: entry.maxOfflineSeconds,
     maxOfflineSeats: entry.maxOfflineSeats,
     maxInstancesPerDevice: entry.maxInstancesPerDevice,
-    counting: entry.counting,
+    sharing: entry.sharing ?? wire.SHARING_OF_COUNTING[entry.counting],
+    clonePolicy: entry.clonePolicy ?? 'separate',
+    vmPolicy: entry.vmPolicy ?? 'allow',
   };
 }
 

@@ -3,7 +3,7 @@
  * lock the license, read what the decision needs, decide (pure domain), write
  * the decision's effects. Tokens are signed after commit, outside the lock.
  */
-import { COUNTING_MODES, RELEASE_REASONS, type CheckoutRequest, type OfflineCheckoutRequest, type SyncRequest } from '@floatd/protocol';
+import { RELEASE_REASONS, type CheckoutRequest, type OfflineCheckoutRequest, type SyncRequest } from '@floatd/protocol';
 import { fingerprintHash } from '@floatd/protocol/fingerprint';
 import type { Clock } from '../domain/clock.js';
 import { invalidKey, tokenExpiry } from '../domain/policy.js';
@@ -15,14 +15,17 @@ import {
   decideOfflineCheckout,
   decideReturnOffline,
   decideSync,
+  groupNamesDevice,
   isDead,
   type CheckinOutcome,
+  type CheckoutCommand,
   type CheckoutState,
   type Decision,
   type Granted,
   type LeaseState,
   type SyncOutcome,
 } from '../domain/seats.js';
+import { shareGroupOf, useMeta } from '../domain/sharing.js';
 import type { License } from '../domain/types.js';
 import { newId } from '../ids.js';
 import type { KeyRing } from '../keys/ring.js';
@@ -79,16 +82,15 @@ export class LicensingService {
     return this.gate.admit ? this.gate.admit(license) : ok(license);
   }
 
-  checkout(key: string, req: CheckoutRequest): Promise<Result<SignedGrant>> {
-    return this.grant(key, req, (state, now) =>
-      decideCheckout(state, { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR }, now),
-    );
+  /** `address`: the client address the request came from (the clone policy compares it), if known. */
+  checkout(key: string, req: CheckoutRequest, address?: string): Promise<Result<SignedGrant>> {
+    const cmd = { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR, address: address ?? null };
+    return this.grant(key, cmd, (state, now) => decideCheckout(state, cmd, now));
   }
 
-  offlineCheckout(key: string, req: OfflineCheckoutRequest): Promise<Result<SignedGrant>> {
-    return this.grant(key, req, (state, now) =>
-      decideOfflineCheckout(state, { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR }, now),
-    );
+  offlineCheckout(key: string, req: OfflineCheckoutRequest, address?: string): Promise<Result<SignedGrant>> {
+    const cmd = { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR, address: address ?? null };
+    return this.grant(key, cmd, (state, now) => decideOfflineCheckout(state, cmd, now));
   }
 
   /**
@@ -105,12 +107,12 @@ export class LicensingService {
     const now = this.clock.now();
     const command = { leaseId, instanceId, actor: ACTOR };
     await this.renewals?.settle(now);
-    let read = await this.store.leaseOfKey(key, leaseId);
+    let read = await this.store.leaseOfKey(key, leaseId, instanceId);
     // A holder's key that reads as unknown is read once more before the answer says so: under cut PostgreSQL
     // connections a read was seen to come back empty for a valid key (once in a full run; not root-caused in the
     // driver), and "unknown key" is the one answer an SDK takes as final. (No new leak: on this route a real key
     // already answers 404 where an unknown one answers 401.)
-    if (!read && key) read = await this.store.leaseOfKey(key, leaseId);
+    if (!read && key) read = await this.store.leaseOfKey(key, leaseId, instanceId);
     const admitted = this.admitted(read?.license);
     if (!admitted.ok) return admitted;
     const state = { ...read!, license: admitted.value };
@@ -131,11 +133,11 @@ export class LicensingService {
     // its expiry (a reclaimer may be about to free it), a revival, an offline lease past its date.
     const result = await this.store.transaction(
       async (tx) => {
-        const locked = await this.leaseState(tx, key, leaseId, now);
+        const locked = await this.leaseState(tx, key, leaseId, now, instanceId);
         if (!locked.ok) return locked;
         const state = locked.value;
-        if (state.lease && state.license.counting === COUNTING_MODES.PER_INSTANCE && isDead(state.lease, now))
-          state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
+        // Reviving a dead unshared seat must not take the device past its instance limit (`revivalOverLimit`).
+        if (state.lease && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
         return this.applied(tx, decideHeartbeat(state, command, now).decision);
       },
       { group: key },
@@ -148,7 +150,7 @@ export class LicensingService {
     const now = this.clock.now();
     const result = await this.store.transaction(
       async (tx) => {
-        const state = await this.leaseState(tx, key, leaseId, now);
+        const state = await this.leaseState(tx, key, leaseId, now, instanceId);
         if (!state.ok) return state;
         return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
       },
@@ -203,7 +205,7 @@ export class LicensingService {
 
   private async grant(
     key: string,
-    req: { fingerprint: string },
+    req: CheckoutCommand,
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
   ): Promise<Result<SignedGrant>> {
     this.gate.watchClock?.();
@@ -213,7 +215,7 @@ export class LicensingService {
     await this.renewals?.settle(now);
     let freed = 0;
     // The unlocked denial path costs reads of its own: try it only where the pool was full last time.
-    const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req.fingerprint, decide, now) : undefined;
+    const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req, decide, now) : undefined;
     // Grouped per license (store/groupCommit.ts): the grants, check-ins and denials of one key share commits.
     const result =
       denied ??
@@ -225,11 +227,15 @@ export class LicensingService {
           const license = admitted.value;
           const device = await tx.device(license.id, req.fingerprint);
           const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
+          // The seats of the use's share group, where they are not all among the device's own (`groupNamesDevice`).
+          const group = shareGroupOf(license, device?.id ?? req.newDeviceId, useMeta(req, req.address ?? null));
+          const groupLeases = group !== null && !groupNamesDevice(group) ? await tx.leasesOfShareGroup(license.id, group) : undefined;
           const full = license.seatsUsed >= license.seats;
           const state: CheckoutState = {
             license,
             device,
             deviceLeases,
+            groupLeases,
             // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
             deadLeases: full
               ? await tx.deadLeases(license.id, this.gate.reclaimCutoff?.(license.leaseTtlSeconds, now) ?? now, DEAD_LEASES_PER_CHECKOUT)
@@ -266,7 +272,7 @@ export class LicensingService {
    */
   private async deniedWithoutLock(
     key: string,
-    fingerprint: string,
+    req: CheckoutCommand,
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
     now: number,
   ): Promise<Result<Granted> | undefined> {
@@ -278,7 +284,10 @@ export class LicensingService {
       this.noteFull(key, false);
       return undefined;
     }
-    if ((await this.store.leasesOfFingerprint(license.id, fingerprint)).length > 0) return undefined;
+    if ((await this.store.leasesOfFingerprint(license.id, req.fingerprint)).length > 0) return undefined;
+    // A use that may join another device's seat (its share group does not name its device) is decided locked.
+    const group = shareGroupOf(license, req.newDeviceId, useMeta(req, req.address ?? null));
+    if (group !== null && !groupNamesDevice(group)) return undefined;
     const { dead, earliestExpiry } = await this.store.expiryStats(license.id, now);
     if (dead > 0) return undefined;
     const decision = decide({ license, device: undefined, deviceLeases: [], deadLeases: [], earliestExpiry }, now);
@@ -302,13 +311,15 @@ export class LicensingService {
     return countedLicense(tx, await tx.lockLicenseByKey(key), now, this.metrics);
   }
 
-  private async leaseState(tx: StoreTx, key: string, leaseId: string, now: number): Promise<Result<LeaseState>> {
+  /** The locked license, the lease and the device of the use `instanceId` (the lease's device without one, or if the use is not on it). */
+  private async leaseState(tx: StoreTx, key: string, leaseId: string, now: number, instanceId?: string): Promise<Result<LeaseState>> {
     const admitted = this.admitted(await this.locked(tx, key, now));
     if (!admitted.ok) return admitted;
     const license = admitted.value;
     const lease = await tx.lease(leaseId);
     const owned = lease && lease.licenseId === license.id ? lease : undefined;
-    const device = owned ? await tx.deviceById(owned.deviceId) : undefined;
+    const use = owned?.instances.find((i) => i.instanceId === instanceId);
+    const device = owned ? await tx.deviceById(use?.deviceId ?? owned.deviceId) : undefined;
     return ok({ license, lease: owned, device });
   }
 

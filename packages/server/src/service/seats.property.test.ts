@@ -28,6 +28,8 @@ import { TEST_STORE } from '../testing/harness.js';
 import {
   commandArb,
   fingerprint,
+  userOf,
+  instanceOf,
   instanceOn,
   INSTANCES,
   invariants,
@@ -125,11 +127,16 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
     const leaseOf = (id: string) => leases.find((l) => l.id === id) as Parameters<typeof instanceOn>[0];
     switch (c.kind) {
       case 'checkout':
-        return licensing.checkout(key, { fingerprint: fingerprint(c.device), instanceId: INSTANCES[c.instance]! });
+        return licensing.checkout(key, {
+          fingerprint: fingerprint(c.device),
+          instanceId: instanceOf(c.device, c.instance),
+          user: userOf(c.device),
+        });
       case 'offline':
         return licensing.offlineCheckout(key, {
           fingerprint: fingerprint(c.device),
-          instanceId: INSTANCES[c.instance]!,
+          instanceId: instanceOf(c.device, c.instance),
+          user: userOf(c.device),
           durationSeconds: c.hours * 3_600,
         });
       case 'heartbeat': {
@@ -143,7 +150,7 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
       case 'return':
         return licensing.returnOffline(key, pickLease(ids, c.lease));
       case 'sync':
-        return licensing.sync(key, { fingerprint: fingerprint(c.device), instanceIds: c.keep.map((i) => INSTANCES[i]!) });
+        return licensing.sync(key, { fingerprint: fingerprint(c.device), instanceIds: c.keep.map((i) => instanceOf(c.device, i)) });
       case 'advance':
         clock.advance(c.seconds * 1000);
         return undefined;

@@ -202,7 +202,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const g = await svc.licensing.checkout(lic.key, { fingerprint: 'lok-device-1', instanceId: 'a', hostname: 'h1' });
       assert.ok(g.ok);
       const id = g.value.granted.lease.id;
-      const r = await store.leaseOfKey(lic.key, id);
+      const r = await store.leaseOfKey(lic.key, id, 'a');
       assert.ok(r);
       assert.equal(r.license.id, lic.id);
       assert.equal(r.license.seatsUsed, 1);
@@ -216,10 +216,10 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal(typeof r.lease!.expiresAt, 'number');
       assert.equal(r.device!.hostname, 'h1');
       assert.equal(r.device!.fingerprint, 'lok-device-1');
-      const cross = await store.leaseOfKey(other.key, id);
+      const cross = await store.leaseOfKey(other.key, id, 'a');
       assert.equal(cross!.license.id, other.id);
       assert.equal(cross!.lease, undefined, "another license's lease is not found through this key");
-      assert.equal(await store.leaseOfKey('NO-SUCH-KEY', id), undefined);
+      assert.equal(await store.leaseOfKey('NO-SUCH-KEY', id, 'a'), undefined);
     });
 
     test('renewals are monotonic and update-only: late, repeated or out-of-order batches never move a lease back nor bring one back', async () => {

@@ -99,8 +99,10 @@ export interface StoreTx {
   lockLicense(id: string): Promise<License | undefined>;
   device(licenseId: string, fingerprint: string): Promise<Device | undefined>;
   deviceById(id: string): Promise<Device | undefined>;
-  /** The device's leases, with their instances. */
+  /** The leases the device took and the shared leases its uses are on, with their instances. */
   leasesOfDevice(deviceId: string): Promise<Lease[]>;
+  /** The license's leases of one share group (`domain/sharing.ts`), with their instances. */
+  leasesOfShareGroup(licenseId: string, shareGroup: string): Promise<Lease[]>;
   lease(id: string): Promise<Lease | undefined>;
   /** Leases of the license whose expiry is at or before `now` (oldest first, at most `limit`). */
   deadLeases(licenseId: string, now: number, limit: number): Promise<Lease[]>;
@@ -173,10 +175,15 @@ export interface Store {
   expiryStats(licenseId: string, now: number): Promise<{ dead: number; earliestExpiry: number | null }>;
   /**
    * Without locking, in one round trip: the license with this key and, if it
-   * belongs to that license, the lease with its instances and its device
-   * (undefined when no license has the key). The heartbeat's read.
+   * belongs to that license, the lease with its instances and the device of the
+   * use `instanceId` (the lease's device if the use is not on it; undefined when
+   * no license has the key). The heartbeat's read.
    */
-  leaseOfKey(key: string, leaseId: string): Promise<{ license: License; lease: Lease | undefined; device: Device | undefined } | undefined>;
+  leaseOfKey(
+    key: string,
+    leaseId: string,
+    instanceId: string,
+  ): Promise<{ license: License; lease: Lease | undefined; device: Device | undefined } | undefined>;
   /**
    * Applies a batch of renewals (see `Renewal`: monotonic, update-only) in one
    * transaction. Returns the renewals it could not apply now because another

@@ -1,5 +1,7 @@
 /** Row → domain mapping shared by the adapters (same column names in SQLite and PostgreSQL). */
-import type { AdminToken, Device, Instance, Lease, License, Product, Role } from '../domain/types.js';
+import { SHARING_OF_COUNTING, type CountingMode } from '@floatd/protocol';
+import { EMPTY_META } from '../domain/sharing.js';
+import type { AdminToken, Device, Instance, Lease, License, Product, Role, SharingRule, UseMeta } from '../domain/types.js';
 import type { StoredAudit, UsageRow } from './port.js';
 
 export type Row = Record<string, unknown>;
@@ -33,7 +35,10 @@ export function toLicense(r: Row): License {
     maxOfflineSeconds: num(r.max_offline_seconds),
     maxOfflineSeats: numOrNull(r.max_offline_seats),
     maxInstancesPerDevice: num(r.max_instances_per_device),
-    counting: r.counting as License['counting'],
+    sharing:
+      r.sharing === null || r.sharing === undefined ? SHARING_OF_COUNTING[r.counting as CountingMode] : (jsonOf(r.sharing) as SharingRule),
+    clonePolicy: (r.clone_policy ?? 'separate') as License['clonePolicy'],
+    vmPolicy: (r.vm_policy ?? 'allow') as License['vmPolicy'],
     suspended: bool(r.suspended),
     metadata: json(r.metadata),
     seatsUsed: num(r.seats_used),
@@ -53,12 +58,16 @@ export function toDevice(r: Row): Device {
     appVersion: strOrNull(r.app_version),
     firstSeenAt: num(r.first_seen_at),
     lastAccessedAt: num(r.last_accessed_at),
+    machinesSeen: r.machines_seen === null || r.machines_seen === undefined ? [] : (jsonOf(r.machines_seen) as string[]),
+    cloneSuspectedAt: numOrNull(r.clone_suspected_at),
   };
 }
 
 export function toInstance(r: Row): Instance {
   return {
     instanceId: String(r.instance_id),
+    deviceId: String(r.device_id),
+    meta: r.meta === null || r.meta === undefined ? EMPTY_META : (jsonOf(r.meta) as UseMeta),
     startedAt: num(r.started_at),
     lastHeartbeatAt: num(r.last_heartbeat_at),
     expiresAt: numOrNull(r.expires_at),
@@ -70,6 +79,7 @@ export function toLease(r: Row, instances: Instance[]): Lease {
     id: String(r.id),
     licenseId: String(r.license_id),
     deviceId: String(r.device_id),
+    shareGroup: r.share_group === null || r.share_group === undefined ? `device=${r.device_id}` : String(r.share_group),
     offline: bool(r.offline),
     grantedAt: num(r.granted_at),
     lastHeartbeatAt: num(r.last_heartbeat_at),
@@ -93,6 +103,8 @@ export function toAdminToken(r: Row): AdminToken {
 
 /** SQLite stores booleans as 0/1 and JSON as text; PostgreSQL as boolean and jsonb. */
 export const bool = (v: unknown): boolean => v === true || v === 1;
+/** A JSON column of any shape (SQLite: text; PostgreSQL: text or jsonb). */
+export const jsonOf = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
 export const json = (v: unknown): Record<string, unknown> =>
   typeof v === 'string' ? (JSON.parse(v) as Record<string, unknown>) : ((v ?? {}) as Record<string, unknown>);
 
@@ -126,5 +138,18 @@ export function toUsage(r: Row): UsageRow {
     seatsAtEnd: num(r.seats_at_end),
     checkouts: num(r.checkouts),
     denials: num(r.denials),
+  };
+}
+
+/** An instance as both adapters write it (the use's device and what its client said, beside the times). */
+export function instanceParams(leaseId: string, i: Instance) {
+  return {
+    leaseId,
+    instanceId: i.instanceId,
+    startedAt: i.startedAt,
+    lastHeartbeatAt: i.lastHeartbeatAt,
+    expiresAt: i.expiresAt,
+    deviceId: i.deviceId,
+    meta: JSON.stringify(i.meta),
   };
 }

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { RELEASE_REASONS } from '@floatd/protocol';
 import { isDead, liveInstances } from '../domain/seats.js';
-import type { AuditEntry, Device, Lease, License } from '../domain/types.js';
+import type { AuditEntry, Device, Lease, License, SharingRule } from '../domain/types.js';
 
 /** sequences per property (FLOATD_PROPERTY_RUNS) */
 export const RUNS = Number(process.env.FLOATD_PROPERTY_RUNS ?? 300);
@@ -30,6 +30,13 @@ export type Command =
 export const DEVICES = 4;
 export const INSTANCES = ['app-1', 'app-2', 'app-3'];
 export const fingerprint = (d: number) => `property-device-${d}`;
+/**
+ * The instance id a device's i-th use sends: unique per device, as the SDK's random ids are (two devices
+ * sending one id cannot share a seat: `decideCheckout`).
+ */
+export const instanceOf = (d: number, i: number) => `${INSTANCES[i]}.d${d}`;
+/** The user each device says it runs as: devices 0 and 2 say the same user, so a rule by user shares across devices. */
+export const userOf = (d: number) => `property-user-${d % 2}`;
 
 export const commandArb: fc.Arbitrary<Command> = fc.oneof(
   {
@@ -66,7 +73,7 @@ export const commandArb: fc.Arbitrary<Command> = fc.oneof(
 
 export interface PolicyInput {
   seats: number;
-  counting: 'per-device' | 'per-instance';
+  sharing: SharingRule;
   maxInstancesPerDevice: number;
   leaseTtlSeconds: number | null;
   maxOfflineSeconds: number;
@@ -76,7 +83,14 @@ export interface PolicyInput {
 export const policyArb: fc.Arbitrary<PolicyInput> = fc
   .record({
     seats: fc.integer({ min: 1, max: 4 }),
-    counting: fc.constantFrom('per-device' as const, 'per-instance' as const),
+    sharing: fc.constantFrom<SharingRule>(
+      { by: ['device'], cap: null },
+      { by: ['instance'], cap: null },
+      { by: ['user'], cap: null },
+      { by: ['user'], cap: 2 },
+      { by: ['device', 'user'], cap: 2 },
+      { by: ['site'], cap: 3 },
+    ),
     maxInstancesPerDevice: fc.integer({ min: 1, max: 3 }),
     leaseTtlSeconds: fc.oneof(fc.constant(null), fc.integer({ min: 30, max: 900 })),
     maxOfflineSeconds: fc.constantFrom(0, 3_600, 86_400),
@@ -121,18 +135,33 @@ export function invariants(v: View): string[] {
     if (new Set(ids).size !== ids.length) out.push(`lease ${l.id} lists an instance twice`);
     if (!v.devices.some((d) => d.id === l.deviceId)) out.push(`lease ${l.id} of an unknown device`);
   }
+  const rule = L.sharing;
+  const unshared = rule.by.includes('instance');
+  for (const l of v.leases) {
+    const live = liveInstances(l, v.now);
+    if (unshared && live.length > 1) out.push(`per-instance: lease ${l.id} runs ${live.length} instances`);
+    if (rule.cap !== null && live.length > rule.cap) out.push(`lease ${l.id} runs ${live.length} uses > the cap ${rule.cap}`);
+    for (const i of l.instances)
+      if (!v.devices.some((d) => d.id === i.deviceId)) out.push(`use ${i.instanceId} on ${l.id} of an unknown device`);
+    // every use on a seat is of the seat's share group
+    if (!unshared && !rule.by.includes('site') && rule.by.includes('device'))
+      for (const i of l.instances)
+        if (i.deviceId !== l.deviceId) out.push(`use of ${i.deviceId} on ${l.id}, a seat shared by device ${l.deviceId}`);
+  }
+  // without a cap, one share group holds at most one live seat (uses of one group share it)
+  if (!unshared && rule.cap === null) {
+    const groups = new Map<string, number>();
+    for (const l of v.leases)
+      if (!isDead(l, v.now) && !l.shareGroup.startsWith('instance=')) groups.set(l.shareGroup, (groups.get(l.shareGroup) ?? 0) + 1);
+    for (const [g, n] of groups) if (n > 1) out.push(`share group ${g} holds ${n} live seats`);
+  }
   for (const d of v.devices) {
-    const mine = v.leases.filter((l) => l.deviceId === d.id);
-    if (L.counting === 'per-device') {
-      if (mine.length > 1) out.push(`per-device: device ${d.id} holds ${mine.length} leases`);
-      for (const l of mine)
-        if (liveInstances(l, v.now).length > L.maxInstancesPerDevice)
-          out.push(`per-device: lease ${l.id} runs ${liveInstances(l, v.now).length} > ${L.maxInstancesPerDevice} instances`);
-    } else {
-      for (const l of mine)
-        if (liveInstances(l, v.now).length > 1) out.push(`per-instance: lease ${l.id} runs ${liveInstances(l, v.now).length} instances`);
-      const live = mine.filter((l) => !isDead(l, v.now)).length;
+    if (unshared) {
+      const live = v.leases.filter((l) => l.deviceId === d.id && !isDead(l, v.now)).length;
       if (live > L.maxInstancesPerDevice) out.push(`per-instance: device ${d.id} holds ${live} live leases > ${L.maxInstancesPerDevice}`);
+    } else {
+      const uses = v.leases.flatMap((l) => liveInstances(l, v.now)).filter((i) => i.deviceId === d.id).length;
+      if (uses > L.maxInstancesPerDevice) out.push(`device ${d.id} runs ${uses} > ${L.maxInstancesPerDevice} uses`);
     }
   }
   return out;
@@ -170,6 +199,8 @@ export function licenseOf(p: PolicyInput): License {
     trialDays: null,
     trialStartedAt: null,
     heartbeatIntervalSeconds: p.leaseTtlSeconds === null ? 300 : Math.max(1, Math.floor(p.leaseTtlSeconds / 3)),
+    clonePolicy: 'separate',
+    vmPolicy: 'allow',
     suspended: false,
     metadata: {},
     seatsUsed: 0,

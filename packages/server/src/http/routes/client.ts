@@ -17,11 +17,11 @@ export const clientRoutes: Routes = (app, { licensing, clock }) => {
   });
 
   handle(app, api.checkout, async (req) => {
-    const grant = unwrap(await licensing.checkout(req.licenseKey, req.body));
+    const grant = unwrap(await licensing.checkout(req.licenseKey, req.body, req.ip));
     return grant.granted.created ? created(grantView(grant)) : grantView(grant);
   });
   handle(app, api.offlineCheckout, async (req) => {
-    const grant = unwrap(await licensing.offlineCheckout(req.licenseKey, req.body));
+    const grant = unwrap(await licensing.offlineCheckout(req.licenseKey, req.body, req.ip));
     return grant.granted.created ? created(grantView(grant)) : grantView(grant);
   });
   handle(app, api.heartbeat, async (req) =>

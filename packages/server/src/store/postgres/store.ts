@@ -16,7 +16,7 @@
  */
 import postgres from 'postgres';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
-import type { AdminToken, Lease, License, Product } from '../../domain/types.js';
+import type { AdminToken, Instance, Lease, License, Product } from '../../domain/types.js';
 import type {
   AuditFilter,
   ChangeEvent,
@@ -33,7 +33,21 @@ import type {
 } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
-import { num, numOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage, type Row } from '../rows.js';
+import { countingOf } from '../../domain/sharing.js';
+import {
+  instanceParams,
+  num,
+  numOrNull,
+  toAdminToken,
+  toAudit,
+  toDevice,
+  toInstance,
+  toLease,
+  toLicense,
+  toProduct,
+  toUsage,
+  type Row,
+} from '../rows.js';
 import { storageFailure } from '../errors.js';
 import { GroupCommit, type GroupUnit, type UnitOutcome } from '../groupCommit.js';
 import { PG_MIGRATIONS } from './migrations.js';
@@ -282,8 +296,23 @@ export class PostgresStore implements Store {
       },
       // Two round trips on purpose: instances by a join on the device was planned as a seq scan (and JIT-compiled)
       // on a churned table whose statistics lag; by the leases' ids it is always the primary key.
-      leasesOfDevice: async (deviceId) =>
-        this.leases(sql, await sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`),
+      // The shared seats its uses are on are found by the uses (sent in the same round trip); only a seat the device
+      // did not take costs a read of its own.
+      leasesOfDevice: async (deviceId) => {
+        const [own, onSeats] = await Promise.all([
+          sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`,
+          sql`SELECT DISTINCT lease_id FROM instances WHERE device_id = ${deviceId}`,
+        ]);
+        const have = new Set(own.map((row) => String(row.id)));
+        const shared = onSeats.map((row) => String(row.lease_id)).filter((id) => !have.has(id));
+        const more = shared.length ? await sql`SELECT * FROM leases WHERE id = ANY(${shared}::text[]) ORDER BY granted_at FOR UPDATE` : [];
+        return this.leases(sql, [...own, ...more]);
+      },
+      leasesOfShareGroup: async (licenseId, group) =>
+        this.leases(
+          sql,
+          await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND share_group = ${group} ORDER BY granted_at FOR UPDATE`,
+        ),
       // The lease and its instances in one round trip (sent together; the instances read after the lock).
       lease: async (id) =>
         withInstances(
@@ -558,10 +587,13 @@ export class PostgresStore implements Store {
     })) as Renewal[];
   }
 
-  async leaseOfKey(key: string, leaseId: string) {
+  async leaseOfKey(key: string, leaseId: string, instanceId: string) {
+    // The device is the use's (on a shared seat, not always the lease's).
     const [row] = await this.sql`SELECT to_jsonb(c.*) AS license, to_jsonb(l.*) AS lease, to_jsonb(d.*) AS device,
         (SELECT COALESCE(jsonb_agg(to_jsonb(i.*) ORDER BY i.started_at), '[]'::jsonb) FROM instances i WHERE i.lease_id = l.id) AS instances
-      FROM licenses c LEFT JOIN leases l ON l.id = ${leaseId} AND l.license_id = c.id LEFT JOIN devices d ON d.id = l.device_id
+      FROM licenses c LEFT JOIN leases l ON l.id = ${leaseId} AND l.license_id = c.id
+        LEFT JOIN devices d ON d.id = COALESCE(
+          (SELECT device_id FROM instances WHERE lease_id = l.id AND instance_id = ${instanceId}), l.device_id)
       WHERE c.key = ${key}`;
     if (!row) return undefined;
     const lease = row.lease ? toLease(row.lease as Row, (row.instances as Row[]).map(toInstance)) : undefined;
@@ -612,15 +644,16 @@ export class PostgresStore implements Store {
   async leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]> {
     return this.leases(
       this.sql,
-      await this
-        .sql`SELECT l.* FROM leases l JOIN devices d ON d.id = l.device_id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint} ORDER BY l.granted_at`,
+      await this.sql`SELECT l.* FROM leases l JOIN devices d ON d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint}
+          WHERE l.device_id = d.id OR l.id IN (SELECT lease_id FROM instances WHERE device_id = d.id) ORDER BY l.granted_at`,
     );
   }
 
   async listDevices(licenseId: string): Promise<DeviceView[]> {
-    const rows = await this.sql`SELECT d.*, COUNT(DISTINCT l.id)::int AS seats_held, COUNT(i.instance_id)::int AS instance_count,
-        MAX(l.offline_expires_at) AS offline_expires_at
-      FROM devices d LEFT JOIN leases l ON l.device_id = d.id LEFT JOIN instances i ON i.lease_id = l.id
+    // Seats the device took; its uses wherever they run (on a shared seat, maybe another device's).
+    const rows = await this.sql`SELECT d.*, COUNT(l.id)::int AS seats_held, MAX(l.offline_expires_at) AS offline_expires_at,
+        (SELECT COUNT(*)::int FROM instances i WHERE i.device_id = d.id) AS instance_count
+      FROM devices d LEFT JOIN leases l ON l.device_id = d.id
       WHERE d.license_id = ${licenseId} GROUP BY d.id ORDER BY d.last_accessed_at DESC`;
     return rows.map((row) => ({
       ...toDevice(row),
@@ -845,10 +878,11 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'license.insert': {
       const l = e.license;
       await sql`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
-          heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
-          seats_used, seats_offline, created_at, updated_at)
+          heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
+          clone_policy, vm_policy, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
         VALUES (${l.id}, ${l.productId}, ${l.key}, ${l.seats}, ${l.model}, ${l.expiresAt}, ${l.trialDays}, ${l.trialStartedAt}, ${l.leaseTtlSeconds},
-          ${l.heartbeatIntervalSeconds}, ${l.maxOfflineSeconds}, ${l.maxOfflineSeats}, ${l.maxInstancesPerDevice}, ${l.counting}, ${l.suspended},
+          ${l.heartbeatIntervalSeconds}, ${l.maxOfflineSeconds}, ${l.maxOfflineSeats}, ${l.maxInstancesPerDevice}, ${countingOf(l.sharing)},
+          ${JSON.stringify(l.sharing)}, ${l.clonePolicy}, ${l.vmPolicy}, ${l.suspended},
           ${JSON.stringify(l.metadata)}::jsonb, 0, 0, ${l.createdAt}, ${l.updatedAt})`;
       return;
     }
@@ -858,7 +892,8 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       await sql`UPDATE licenses SET seats = ${l.seats}, model = ${l.model}, expires_at = ${l.expiresAt}, trial_days = ${l.trialDays},
           trial_started_at = ${l.trialStartedAt}, lease_ttl_seconds = ${l.leaseTtlSeconds}, heartbeat_interval_seconds = ${l.heartbeatIntervalSeconds},
           max_offline_seconds = ${l.maxOfflineSeconds}, max_offline_seats = ${l.maxOfflineSeats}, max_instances_per_device = ${l.maxInstancesPerDevice},
-          counting = ${l.counting}, suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
+          counting = ${countingOf(l.sharing)}, sharing = ${JSON.stringify(l.sharing)}, clone_policy = ${l.clonePolicy}, vm_policy = ${l.vmPolicy},
+          suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
         WHERE id = ${l.id}`;
       return;
     }
@@ -876,17 +911,21 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       return;
     case 'device.upsert': {
       const d = e.device;
-      await sql`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at)
-        VALUES (${d.id}, ${d.licenseId}, ${d.fingerprint}, ${d.hostname}, ${d.user}, ${d.appVersion}, ${d.firstSeenAt}, ${d.lastAccessedAt})
+      await sql`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at,
+          machines_seen, clone_suspected_at)
+        VALUES (${d.id}, ${d.licenseId}, ${d.fingerprint}, ${d.hostname}, ${d.user}, ${d.appVersion}, ${d.firstSeenAt}, ${d.lastAccessedAt},
+          ${JSON.stringify(d.machinesSeen)}, ${d.cloneSuspectedAt})
         ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, user_name = excluded.user_name,
-          app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at`;
+          app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at,
+          machines_seen = excluded.machines_seen, clone_suspected_at = excluded.clone_suspected_at`;
       return;
     }
     case 'lease.insert': {
       const l = e.lease;
       await Promise.all([
-        sql`INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
-          VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt}, ${l.offlineExpiresAt})`,
+        sql`INSERT INTO leases (id, license_id, device_id, share_group, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
+          VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.shareGroup}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt},
+            ${l.offlineExpiresAt})`,
         ...l.instances.map((i) => putInstance(sql, l.id, i)),
       ]);
       return;
@@ -965,13 +1004,10 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
   }
 }
 
-function putInstance(
-  sql: postgres.TransactionSql,
-  leaseId: string,
-  i: { instanceId: string; startedAt: number; lastHeartbeatAt: number; expiresAt: number | null },
-) {
-  return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at)
-    VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt})
+function putInstance(sql: postgres.TransactionSql, leaseId: string, instance: Instance) {
+  const i = instanceParams(leaseId, instance);
+  return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta)
+    VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt}, ${i.deviceId}, ${i.meta})
     ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`;
 }
 

@@ -134,4 +134,27 @@ CREATE INDEX audit_agg_window ON audit(agg_window) WHERE agg_window IS NOT NULL;
 CREATE INDEX usage_hourly_hour ON usage_hourly(hour);
 `,
   },
+  {
+    version: 4,
+    name: 'sharing-rules',
+    sql: `
+-- Sharing rules (domain/sharing.ts): per license the rule (JSON {by, cap}; null on licenses from before it,
+-- read as their counting mode), the clone policy and the VM policy; per seat its share group; per use its
+-- device and what its client said (JSON); per device the machines its uses came from at once.
+ALTER TABLE licenses ADD COLUMN sharing TEXT;
+ALTER TABLE licenses ADD COLUMN clone_policy TEXT NOT NULL DEFAULT 'separate';
+ALTER TABLE licenses ADD COLUMN vm_policy TEXT NOT NULL DEFAULT 'allow';
+ALTER TABLE leases ADD COLUMN share_group TEXT;
+UPDATE leases SET share_group = CASE
+  WHEN (SELECT counting FROM licenses WHERE licenses.id = leases.license_id) = 'per-instance' THEN 'instance=' || id
+  ELSE 'device=' || device_id END;
+CREATE INDEX leases_share_group ON leases(license_id, share_group);
+ALTER TABLE instances ADD COLUMN device_id TEXT;
+ALTER TABLE instances ADD COLUMN meta TEXT;
+UPDATE instances SET device_id = (SELECT device_id FROM leases WHERE leases.id = instances.lease_id);
+CREATE INDEX instances_device ON instances(device_id);
+ALTER TABLE devices ADD COLUMN machines_seen TEXT;
+ALTER TABLE devices ADD COLUMN clone_suspected_at INTEGER;
+`,
+  },
 ];

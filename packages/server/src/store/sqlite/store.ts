@@ -13,7 +13,21 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { Lease, Product, License } from '../../domain/types.js';
-import { num, numOrNull, strOrNull, toAdminToken, toAudit, toDevice, toInstance, toLease, toLicense, toProduct, toUsage } from '../rows.js';
+import { countingOf } from '../../domain/sharing.js';
+import {
+  instanceParams,
+  num,
+  numOrNull,
+  strOrNull,
+  toAdminToken,
+  toAudit,
+  toDevice,
+  toInstance,
+  toLease,
+  toLicense,
+  toProduct,
+  toUsage,
+} from '../rows.js';
 import type { AuditFilter, DeviceView, KvRecord, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
 import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
@@ -65,14 +79,21 @@ export class SqliteStore implements Store {
       licenseById: p('SELECT * FROM licenses WHERE id = ?'),
       device: p('SELECT * FROM devices WHERE license_id = ? AND fingerprint = ?'),
       deviceById: p('SELECT * FROM devices WHERE id = ?'),
-      leasesOfDevice: p('SELECT * FROM leases WHERE device_id = ? ORDER BY granted_at'),
+      // The seats a device took, and the shared seats its uses are on.
+      leasesOfDevice: p(`SELECT * FROM leases WHERE device_id = @d
+          UNION SELECT l.* FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.device_id = @d ORDER BY granted_at`),
+      leasesOfShareGroup: p('SELECT * FROM leases WHERE license_id = ? AND share_group = ? ORDER BY granted_at'),
       leasesOfLicense: p('SELECT * FROM leases WHERE license_id = ? ORDER BY granted_at'),
       lease: p('SELECT * FROM leases WHERE id = ?'),
-      leaseWithDevice: p(`SELECT l.*, d.fingerprint AS d_fingerprint, d.hostname AS d_hostname, d.user_name AS d_user_name,
+      // The device is the use's (on a shared seat, not always the lease's).
+      leaseWithDevice: p(`SELECT l.*, d.id AS d_id, d.fingerprint AS d_fingerprint, d.hostname AS d_hostname, d.user_name AS d_user_name,
           d.app_version AS d_app_version, d.first_seen_at AS d_first_seen_at, d.last_accessed_at AS d_last_accessed_at,
-          (SELECT json_group_array(json_array(i.instance_id, i.started_at, i.last_heartbeat_at, i.expires_at))
+          d.machines_seen AS d_machines_seen, d.clone_suspected_at AS d_clone_suspected_at,
+          (SELECT json_group_array(json_array(i.instance_id, i.started_at, i.last_heartbeat_at, i.expires_at, i.device_id, i.meta))
              FROM (SELECT * FROM instances WHERE lease_id = l.id ORDER BY started_at) i) AS instances
-        FROM leases l LEFT JOIN devices d ON d.id = l.device_id WHERE l.id = ? AND l.license_id = ?`),
+        FROM leases l LEFT JOIN devices d ON d.id = COALESCE(
+          (SELECT device_id FROM instances WHERE lease_id = l.id AND instance_id = @instanceId), l.device_id)
+        WHERE l.id = @leaseId AND l.license_id = @licenseId`),
       instancesOf: p('SELECT * FROM instances WHERE lease_id = ? ORDER BY started_at'),
       instancesOfMany: p('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
       deadLeases: p('SELECT * FROM leases WHERE license_id = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?'),
@@ -97,16 +118,17 @@ export class SqliteStore implements Store {
       deleteProduct: p('DELETE FROM products WHERE id = ?'),
       insertLicense:
         p(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
-          heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
-          seats_used, seats_offline, created_at, updated_at)
+          heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
+          clone_policy, vm_policy, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
         VALUES (@id, @productId, @key, @seats, @model, @expiresAt, @trialDays, @trialStartedAt, @leaseTtlSeconds,
-          @heartbeatIntervalSeconds, @maxOfflineSeconds, @maxOfflineSeats, @maxInstancesPerDevice, @counting, @suspended, @metadata,
-          0, 0, @createdAt, @updatedAt)`),
+          @heartbeatIntervalSeconds, @maxOfflineSeconds, @maxOfflineSeats, @maxInstancesPerDevice, @counting, @sharing,
+          @clonePolicy, @vmPolicy, @suspended, @metadata, 0, 0, @createdAt, @updatedAt)`),
       // Policy fields only: the seat counters are never written from a decision's copy, only by the guarded `seats` effect.
       updateLicense: p(`UPDATE licenses SET seats = @seats, model = @model, expires_at = @expiresAt, trial_days = @trialDays,
           trial_started_at = @trialStartedAt, lease_ttl_seconds = @leaseTtlSeconds, heartbeat_interval_seconds = @heartbeatIntervalSeconds,
           max_offline_seconds = @maxOfflineSeconds, max_offline_seats = @maxOfflineSeats, max_instances_per_device = @maxInstancesPerDevice,
-          counting = @counting, suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
+          counting = @counting, sharing = @sharing, clone_policy = @clonePolicy, vm_policy = @vmPolicy,
+          suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
       trialStarted: p('UPDATE licenses SET trial_started_at = ? WHERE id = ? AND trial_started_at IS NULL'),
       deleteLicense: [
         p('DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ?)'),
@@ -121,12 +143,15 @@ export class SqliteStore implements Store {
           AND seats_used + @used >= 0 AND seats_offline + @offline >= 0
           AND (@used <= 0 OR seats_used + @used <= seats)
           AND (@offline <= 0 OR seats_offline + @offline <= MIN(seats, COALESCE(max_offline_seats, seats)))`),
-      upsertDevice: p(`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at)
-        VALUES (@id, @licenseId, @fingerprint, @hostname, @user, @appVersion, @firstSeenAt, @lastAccessedAt)
+      upsertDevice: p(`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at,
+          machines_seen, clone_suspected_at)
+        VALUES (@id, @licenseId, @fingerprint, @hostname, @user, @appVersion, @firstSeenAt, @lastAccessedAt, @machinesSeen, @cloneSuspectedAt)
         ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, user_name = excluded.user_name,
-          app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at`),
-      insertLease: p(`INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
-        VALUES (@id, @licenseId, @deviceId, @offline, @grantedAt, @lastHeartbeatAt, @expiresAt, @offlineExpiresAt)`),
+          app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at,
+          machines_seen = excluded.machines_seen, clone_suspected_at = excluded.clone_suspected_at`),
+      insertLease:
+        p(`INSERT INTO leases (id, license_id, device_id, share_group, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
+        VALUES (@id, @licenseId, @deviceId, @shareGroup, @offline, @grantedAt, @lastHeartbeatAt, @expiresAt, @offlineExpiresAt)`),
       updateLease: p(`UPDATE leases SET offline = @offline, last_heartbeat_at = @lastHeartbeatAt, expires_at = @expiresAt,
         offline_expires_at = @offlineExpiresAt WHERE id = @id`),
       deleteLease: [p('DELETE FROM instances WHERE lease_id = ?'), p('DELETE FROM leases WHERE id = ?')],
@@ -139,8 +164,8 @@ export class SqliteStore implements Store {
         SELECT value ->> 'at', value ->> 'type', value ->> 'actor', value ->> 'licenseId', value ->> 'deviceId', value ->> 'leaseId',
           value ->> 'reason', value ->> 'data'
         FROM json_each(?) ORDER BY key`),
-      putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at)
-        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt)
+      putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta)
+        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt, @deviceId, @meta)
         ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`),
       deleteInstance: p('DELETE FROM instances WHERE lease_id = ? AND instance_id = ?'),
       // Renewals: monotonic and update-only (see domain/effects.ts `Renewal`).
@@ -173,9 +198,10 @@ export class SqliteStore implements Store {
       listProducts: p('SELECT seq, * FROM products WHERE seq > ? ORDER BY seq LIMIT ?'),
       listLicenses: p('SELECT seq, * FROM licenses WHERE seq > ? ORDER BY seq LIMIT ?'),
       listLicensesOfProduct: p('SELECT seq, * FROM licenses WHERE product_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
-      devicesOfLicense: p(`SELECT d.*, COUNT(DISTINCT l.id) AS seats_held, COUNT(i.instance_id) AS instance_count,
-          MAX(l.offline_expires_at) AS offline_expires_at
-        FROM devices d LEFT JOIN leases l ON l.device_id = d.id LEFT JOIN instances i ON i.lease_id = l.id
+      // Seats the device took; its uses wherever they run (on a shared seat, maybe another device's).
+      devicesOfLicense: p(`SELECT d.*, COUNT(l.id) AS seats_held, MAX(l.offline_expires_at) AS offline_expires_at,
+          (SELECT COUNT(*) FROM instances i WHERE i.device_id = d.id) AS instance_count
+        FROM devices d LEFT JOIN leases l ON l.device_id = d.id
         WHERE d.license_id = ? GROUP BY d.id ORDER BY d.last_accessed_at DESC`),
       usage_range: p('SELECT * FROM usage_hourly WHERE license_id = ? AND hour >= ? AND hour < ? ORDER BY hour'),
       usage_before: p('SELECT seats_at_end FROM usage_hourly WHERE license_id = ? AND hour < ? ORDER BY hour DESC LIMIT 1'),
@@ -236,7 +262,8 @@ export class SqliteStore implements Store {
         const row = s.deviceById.get(id) as Row | undefined;
         return row && toDevice(row);
       },
-      leasesOfDevice: async (deviceId) => this.leases(s.leasesOfDevice.all(deviceId) as Row[]),
+      leasesOfDevice: async (deviceId) => this.leases(s.leasesOfDevice.all({ d: deviceId }) as Row[]),
+      leasesOfShareGroup: async (licenseId, group) => this.leases(s.leasesOfShareGroup.all(licenseId, group) as Row[]),
       lease: async (id) => this.withInstances(s.lease.get(id) as Row | undefined),
       deadLeases: async (licenseId, now, limit) => this.leases(s.deadLeases.all(licenseId, now, limit) as Row[]),
       earliestExpiry: async (licenseId, now) => numOrNull((s.earliestExpiry.get(licenseId, now) as Row).e),
@@ -312,7 +339,10 @@ export class SqliteStore implements Store {
           maxOfflineSeconds: l.maxOfflineSeconds,
           maxOfflineSeats: l.maxOfflineSeats,
           maxInstancesPerDevice: l.maxInstancesPerDevice,
-          counting: l.counting,
+          counting: countingOf(l.sharing),
+          sharing: JSON.stringify(l.sharing),
+          clonePolicy: l.clonePolicy,
+          vmPolicy: l.vmPolicy,
           suspended: l.suspended ? 1 : 0,
           metadata: JSON.stringify(l.metadata),
           createdAt: l.createdAt,
@@ -327,12 +357,12 @@ export class SqliteStore implements Store {
         s.trialStarted.run(effect.at, effect.licenseId);
         return;
       case 'device.upsert':
-        s.upsertDevice.run(effect.device);
+        s.upsertDevice.run({ ...effect.device, machinesSeen: JSON.stringify(effect.device.machinesSeen) });
         return;
       case 'lease.insert': {
         const l = effect.lease;
-        s.insertLease.run(leaseParams(l));
-        for (const i of l.instances) s.putInstance.run({ leaseId: l.id, ...i });
+        s.insertLease.run({ ...leaseParams(l), shareGroup: l.shareGroup });
+        for (const i of l.instances) s.putInstance.run(instanceParams(l.id, i));
         return;
       }
       case 'lease.update':
@@ -342,7 +372,7 @@ export class SqliteStore implements Store {
         for (const st of s.deleteLease) st.run(effect.leaseId);
         return;
       case 'instance.put':
-        s.putInstance.run({ leaseId: effect.leaseId, ...effect.instance });
+        s.putInstance.run(instanceParams(effect.leaseId, effect.instance));
         return;
       case 'instance.delete':
         s.deleteInstance.run(effect.leaseId, effect.instanceId);
@@ -492,23 +522,19 @@ export class SqliteStore implements Store {
     return [];
   }
 
-  async leaseOfKey(key: string, leaseId: string) {
+  async leaseOfKey(key: string, leaseId: string, instanceId: string) {
     const l = this.s.licenseByKey.get(key) as Row | undefined;
     if (!l) return undefined;
     const license = toLicense(l);
     // The lease, its device and its instances in one statement (each statement on a file costs a read transaction).
-    const row = this.s.leaseWithDevice.get(leaseId, license.id) as Row | undefined;
+    const row = this.s.leaseWithDevice.get({ leaseId, licenseId: license.id, instanceId }) as Row | undefined;
     if (!row) return { license, lease: undefined, device: undefined };
-    const instances = (JSON.parse(row.instances as string) as [string, number, number, number | null][]).map(
-      ([instanceId, startedAt, lastHeartbeatAt, expiresAt]) => ({
-        instanceId,
-        startedAt,
-        lastHeartbeatAt,
-        expiresAt,
-      }),
+    const instances = (JSON.parse(row.instances as string) as [string, number, number, number | null, string, string | null][]).map(
+      ([instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta]) =>
+        toInstance({ instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta }),
     );
     const device = {
-      id: String(row.device_id),
+      id: String(row.d_id),
       licenseId: license.id,
       fingerprint: String(row.d_fingerprint),
       hostname: strOrNull(row.d_hostname),
@@ -516,6 +542,8 @@ export class SqliteStore implements Store {
       appVersion: strOrNull(row.d_app_version),
       firstSeenAt: num(row.d_first_seen_at),
       lastAccessedAt: num(row.d_last_accessed_at),
+      machinesSeen: row.d_machines_seen ? (JSON.parse(String(row.d_machines_seen)) as string[]) : [],
+      cloneSuspectedAt: numOrNull(row.d_clone_suspected_at),
     };
     return { license, lease: toLease(row, instances), device: row.d_fingerprint === null ? undefined : device };
   }
@@ -557,7 +585,7 @@ export class SqliteStore implements Store {
 
   async leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]> {
     const d = this.s.device.get(licenseId, fingerprint) as Row | undefined;
-    return d ? this.leases(this.s.leasesOfDevice.all(d.id) as Row[]) : [];
+    return d ? this.leases(this.s.leasesOfDevice.all({ d: d.id }) as Row[]) : [];
   }
 
   async listDevices(licenseId: string): Promise<DeviceView[]> {

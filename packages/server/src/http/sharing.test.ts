@@ -5,7 +5,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
 
 let t: TestServer;
@@ -306,7 +309,12 @@ test('VM policy: deny refuses a VM or container use; count-per-instance gives ea
 
 test('exactness under parallel checkouts: never more seats than the count, never more uses on a seat than the cap, every use on its own group', async (c) => {
   const nodes = [t];
-  if (t.store === 'postgres') nodes.push(await startTestServer({ database: t.database }));
+  // PostgreSQL: a second node on the same database (its own data directory, the first admin token)
+  const secondDir = await mkdtemp(join(tmpdir(), 'floatd-node2-'));
+  if (t.store === 'postgres') {
+    await copyFile(join(t.dataDir, 'admin-token'), join(secondDir, 'admin-token'));
+    nodes.push(await startTestServer({ database: t.database, dataDir: secondDir }));
+  }
   try {
     for (const sharing of [
       { by: ['user'], cap: 2 },
@@ -354,5 +362,6 @@ test('exactness under parallel checkouts: never more seats than the count, never
     }
   } finally {
     for (const n of nodes.slice(1)) await n.close();
+    await rm(secondDir, { recursive: true, force: true });
   }
 });

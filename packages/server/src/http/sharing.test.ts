@@ -113,7 +113,8 @@ test('rules by key, by user and host, and site; the per-device instance maximum 
 
   const userHost = await t.license({ seats: 2, sharing: { by: ['host', 'user'], cap: null } });
   assert.deepEqual(userHost.sharing.by, ['user', 'host'], 'the rule in its one spelling');
-  const uh = (fp: string, user: string, hostname: string) => checkout(userHost.key, { fingerprint: fp, instanceId: `a-${fp}`, user, hostname });
+  const uh = (fp: string, user: string, hostname: string) =>
+    checkout(userHost.key, { fingerprint: fp, instanceId: `a-${fp}`, user, hostname });
   assert.equal((await uh('user-host-1', 'dan', 'h1')).status, 201);
   assert.equal((await uh('user-host-2', 'dan', 'h1')).status, 200);
   assert.equal((await uh('user-host-3', 'dan', 'h2')).status, 201, 'another host: another seat');

@@ -70,6 +70,7 @@ export const FAST = [
   'packages/server/dist/domain/clock.test.js',
   'packages/server/dist/domain/seats.property.test.js',
   'packages/server/dist/domain/seats.test.js',
+  'packages/server/dist/domain/sharing.test.js',
   'packages/server/dist/store/contract.test.js',
   'packages/server/dist/service/clockFence.test.js',
   'packages/server/dist/store/groupCommit.test.js',

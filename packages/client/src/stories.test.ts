@@ -207,7 +207,8 @@ test(
         const sdk = pathToFileURL(join(import.meta.dirname, 'index.js')).href;
         const script = `
         import { FloatingLicense } from ${JSON.stringify(sdk)};
-        const lic = new FloatingLicense({ serverUrl: process.env.URL, licenseKey: process.env.KEY, stateDir: process.env.DIR, fingerprint: 'fp-test-device-0001' });
+        // the same machine as the world's clients (their host name is 'test-host'; another one would be a clone)
+        const lic = new FloatingLicense({ serverUrl: process.env.URL, licenseKey: process.env.KEY, stateDir: process.env.DIR, fingerprint: 'fp-test-device-0001', hostname: 'test-host', user: 'tester' });
         const r = await lic.checkout();
         console.log(JSON.stringify({ ok: r.ok, leaseId: r.status?.leaseId, instanceId: lic.instanceId }));
         setInterval(() => {}, 1000);`;

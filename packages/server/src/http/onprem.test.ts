@@ -41,6 +41,36 @@ function floatd(t: TestServer | undefined, args: string[]): Promise<{ code: numb
 const checkout = (t: TestServer, key: string, fingerprint: string) =>
   t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app' });
 
+test('the sharing rule, clone and VM policies come from the signed file: widening them in the database grants nothing', async () => {
+  const v = await vendor();
+  const t = await onPrem(v);
+  const spec = v.spec([{ seats: 1, sharing: { by: ['user'], cap: 2 }, vmPolicy: 'deny', clonePolicy: 'refuse' }]);
+  const key = spec.licenses[0]!.key!;
+  const licId = spec.licenses[0]!.id!;
+  const file = v.issue(spec, { serial: 1, now: t.clock.now() });
+  assert.equal((await t.admin('POST', '/v1/admin/entitlements', { licenseFile: file })).status, 200);
+  const shown = (await t.admin('GET', `/v1/admin/licenses/${licId}`)).body;
+  assert.deepEqual(shown.sharing, { by: ['user'], cap: 2 });
+  const use = (fingerprint: string, instanceId: string, extra: Record<string, unknown> = {}) =>
+    t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId, ...extra });
+  assert.equal((await use('fp-share-1', 'a', { user: 'gus' })).status, 201);
+  assert.equal((await use('fp-share-2', 'b', { user: 'gus' })).status, 200);
+  // The customer widens the rule in the database (one seat for the whole site, no cap, VMs and clones welcome).
+  await t.tamper(
+    `UPDATE licenses SET sharing = '{"by":["site"],"cap":null}', counting = 'shared', vm_policy = 'allow', clone_policy = 'allow' WHERE id = ?`,
+    licId,
+  );
+  const third = await use('fp-share-3', 'c', { user: 'gus' });
+  assert.equal(third.body.error?.code, 'NO_SEATS_AVAILABLE', "the file's cap of 2 uses still holds");
+  const other = await use('fp-share-4', 'd', { user: 'hal' });
+  assert.equal(other.body.error?.code, 'NO_SEATS_AVAILABLE', "another user needs another seat: the file's rule, not site");
+  const vm = await use('fp-share-5', 'e', { user: 'gus', vm: true });
+  assert.equal(vm.body.error?.code, 'VM_NOT_ALLOWED', "the file's VM policy");
+  // The file is read again: it still decides.
+  await t.server.entitlements!.poll();
+  assert.equal((await use('fp-share-6', 'f', { user: 'ivy' })).body.error?.code, 'NO_SEATS_AVAILABLE');
+});
+
 test('seats come from the signed file: raising them in the database or editing the file grants no extra seat', async () => {
   const v = await vendor();
   const t = await onPrem(v);

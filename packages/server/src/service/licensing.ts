@@ -353,5 +353,7 @@ function leaseClaims(granted: Granted, now: number) {
     offline: granted.lease.offline,
     ...(granted.lease.offline && granted.lease.offlineExpiresAt !== null ? { oed: Math.floor(granted.lease.offlineExpiresAt / 1000) } : {}),
     hbi: granted.license.heartbeatIntervalSeconds,
+    shg: granted.lease.shareGroup,
+    use: granted.lease.instances.length,
   };
 }

@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
+import { createTempDatabase } from '../testing/pg.js';
 
 let t: TestServer;
 before(async () => {
@@ -364,5 +365,61 @@ test('exactness under parallel checkouts: never more seats than the count, never
   } finally {
     for (const n of nodes.slice(1)) await n.close();
     await rm(secondDir, { recursive: true, force: true });
+  }
+});
+
+test('a customer who wants a free seat: one user name from many hosts, many share keys, no user, reused instance ids; restarted in between', async (c) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'floatd-freeseat-'));
+  const database = t.store === 'postgres' ? await createTempDatabase() : undefined;
+  const start = () => startTestServer({ dataDir, ...(database ? { database } : {}) });
+  let s = await start();
+  try {
+    const byUser = await s.license({ seats: 3, sharing: { by: ['user'], cap: 2 } });
+    const byKey = await s.license({ seats: 3, sharing: { by: ['key'], cap: null } });
+    const use = (key: string, i: number, extra: Record<string, unknown>) =>
+      s.client(key, 'POST', '/v1/client/checkout', {
+        fingerprint: `cheater-host-${i}`,
+        instanceId: `run-${i}`,
+        hostname: `host-${i}`,
+        ...extra,
+      });
+    // Ten machines all claim to be alice: two uses a seat (the cap), three seats, the rest refused.
+    const alice = await Promise.all(Array.from({ length: 10 }, (_, i) => use(byUser.key, i, { user: 'alice' })));
+    assert.equal(alice.filter((a) => a.status < 300).length, 6);
+    assert.ok(alice.filter((a) => a.status >= 300).every((a) => a.body.error.code === 'NO_SEATS_AVAILABLE'));
+    // Ten fresh share keys: each costs a seat.
+    const keys = await Promise.all(Array.from({ length: 10 }, (_, i) => use(byKey.key, i, { shareKey: `k${i}` })));
+    assert.equal(keys.filter((a) => a.status < 300).length, 3);
+
+    await s.close();
+    s = await start();
+    // After a restart: the same figures, and nothing new gets in by leaving the user out or reusing an instance id.
+    const seatsOf = async (id: string) => (await s.admin('GET', `/v1/admin/licenses/${id}`)).body.seatsUsed;
+    assert.equal(await seatsOf(byUser.id), 3);
+    assert.equal(await seatsOf(byKey.id), 3);
+    const anonymous = await s.client(byUser.key, 'POST', '/v1/client/checkout', { fingerprint: 'no-user-host', instanceId: 'x' });
+    assert.equal(anonymous.body.error.code, 'NO_SEATS_AVAILABLE');
+    const seats = (await s.admin('GET', `/v1/admin/licenses/${byUser.id}/leases`)).body.items as { instances: { instanceId: string }[] }[];
+    const taken = seats[0]!.instances[0]!.instanceId;
+    const reuse = await s.client(byUser.key, 'POST', '/v1/client/checkout', {
+      fingerprint: 'reuse-host-1',
+      instanceId: taken,
+      user: 'alice',
+    });
+    assert.equal(reuse.body.error?.code, 'NO_SEATS_AVAILABLE', "another device sending a held use's instance id gets no seat");
+    const after = (await s.admin('GET', `/v1/admin/licenses/${byUser.id}/leases`)).body.items as { instances: unknown[] }[];
+    assert.ok(
+      after.every((seat) => seat.instances.length <= 2),
+      'the cap holds',
+    );
+    assert.equal(
+      after.reduce((n, seat) => n + seat.instances.length, 0),
+      6,
+    );
+    c.diagnostic('10 machines claiming one user: 6 uses on 3 seats (cap 2); 10 share keys: 3 seats; both after a restart');
+  } finally {
+    await s.close();
+    await database?.drop();
+    await rm(dataDir, { recursive: true, force: true });
   }
 });

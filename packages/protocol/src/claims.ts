@@ -34,6 +34,8 @@ export interface LeaseTokenClaims {
   shg?: string;
   /** uses on the seat when the token was issued */
   use?: number;
+  /** true when the seat was granted beyond the count (overdraft) */
+  ovd?: boolean;
 }
 
 export const TOKEN_ISSUER = 'floatd' as const;

@@ -175,6 +175,15 @@ const policyFields = {
   sharing: SharingRule,
   clonePolicy: ClonePolicy,
   vmPolicy: VmPolicy,
+  lingerSeconds: Seconds({
+    maximum: 86_400,
+    description: 'After the last use of a seat checks in, the seat stays held this long for its share group (FlexNet LINGER); 0 = none',
+  }),
+  overdraftSeats: Type.Integer({
+    minimum: 0,
+    maximum: 1_000_000,
+    description: 'Seats granted beyond the count when the pool is full, marked overdraft and counted apart for the true-up; 0 = none',
+  }),
   suspended: Type.Boolean(),
   metadata: Metadata,
 };
@@ -208,6 +217,8 @@ export const CreateLicense = Obj({
   sharing: Type.Optional(policyFields.sharing),
   clonePolicy: Type.Optional(policyFields.clonePolicy),
   vmPolicy: Type.Optional(policyFields.vmPolicy),
+  lingerSeconds: Type.Optional(policyFields.lingerSeconds),
+  overdraftSeats: Type.Optional(policyFields.overdraftSeats),
   suspended: Type.Optional(policyFields.suspended),
   metadata: Type.Optional(policyFields.metadata),
 });
@@ -228,6 +239,8 @@ export const UpdateLicense = Obj(
     sharing: Type.Optional(policyFields.sharing),
     clonePolicy: Type.Optional(policyFields.clonePolicy),
     vmPolicy: Type.Optional(policyFields.vmPolicy),
+    lingerSeconds: Type.Optional(policyFields.lingerSeconds),
+    overdraftSeats: Type.Optional(policyFields.overdraftSeats),
     suspended: Type.Optional(policyFields.suspended),
     metadata: Type.Optional(policyFields.metadata),
   },
@@ -282,6 +295,10 @@ export const Lease = Obj({
   offlineExpiresAt: Nullable(Timestamp),
   /** the share group the seat belongs to (e.g. `device=dev_…`, `user=alice`, `site`, `instance=lse_…`) */
   shareGroup: Type.String(),
+  /** granted beyond the seat count (overdraft) */
+  overdraft: Type.Boolean(),
+  /** held after its last use checked in, for its share group, until this time (linger); null otherwise */
+  lingerUntil: Nullable(Timestamp),
   instanceCount: Type.Integer(),
   instances: Type.Array(Instance),
 });
@@ -312,6 +329,7 @@ export const ReleaseReason = Type.Union([
   Type.Literal('force-release'),
   Type.Literal('synced'),
   Type.Literal('license-deleted'),
+  Type.Literal('linger-ended'),
 ]);
 export type ReleaseReason = Static<typeof ReleaseReason>;
 
@@ -323,6 +341,7 @@ export const RELEASE_REASONS = {
   FORCE_RELEASE: 'force-release',
   SYNCED: 'synced',
   LICENSE_DELETED: 'license-deleted',
+  LINGER_ENDED: 'linger-ended',
 } as const satisfies Record<string, ReleaseReason>;
 
 export const Role = Type.Union([Type.Literal('admin'), Type.Literal('operator'), Type.Literal('viewer')]);
@@ -393,6 +412,7 @@ export const AuditType = Type.Union([
   Type.Literal('seats.repaired'),
   Type.Literal('clone-detected'),
   Type.Literal('vm-refused'),
+  Type.Literal('linger'),
   Type.Literal('state.tampered'),
   Type.Literal('state.repaired'),
 ]);
@@ -416,6 +436,10 @@ export const UsageHour = Obj({
   seatsAtEnd: Type.Integer(),
   checkouts: Type.Integer(),
   denials: Type.Integer(),
+  /** the most seats held beyond the count at once in the hour (overdraft in use: the true-up figure) */
+  peakOverdraft: Type.Integer(),
+  /** seats granted beyond the count in the hour */
+  overdraftCheckouts: Type.Integer(),
 });
 export type UsageHour = Static<typeof UsageHour>;
 
@@ -479,6 +503,7 @@ export const ClientLease = Obj({
   offlineExpiresAt: Nullable(Timestamp),
   instances: Type.Integer({ description: 'Running instances on this lease (QLM activation count)' }),
   shareGroup: Type.String({ description: 'The share group whose uses this seat holds (see the license sharing rule)' }),
+  overdraft: Type.Boolean({ description: 'The seat was granted beyond the count (overdraft)' }),
 });
 export type ClientLease = Static<typeof ClientLease>;
 
@@ -494,6 +519,7 @@ export type Grant = Static<typeof Grant>;
 export const CheckinResult = Obj({
   released: Type.Boolean({ description: 'true when the seat went back to the pool' }),
   instances: Type.Integer(),
+  lingerUntil: Type.Optional(Timestamp),
 });
 export type CheckinResult = Static<typeof CheckinResult>;
 

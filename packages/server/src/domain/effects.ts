@@ -33,7 +33,20 @@ export type Effect =
    * so a flood of fresh fingerprints still costs a bounded number of rows (see `denialAudit` in seats.ts).
    */
   | { type: 'audit.aggregate'; entry: AuditEntry; key: string; window: string; cap: number; overflow: { key: string; entry: AuditEntry } }
-  | { type: 'usage'; licenseId: string; at: number; seatsUsed: number; peak: number; checkouts: number; denials: number }
+  | {
+      type: 'usage';
+      licenseId: string;
+      at: number;
+      seatsUsed: number;
+      peak: number;
+      checkouts: number;
+      denials: number;
+      /** seats held beyond the count at the peak of this change (overdraft in use) */
+      peakOverdraft: number;
+      /** seats held beyond the count after this change */
+      overdraftAtEnd: number;
+      overdraftCheckouts: number;
+    }
   /** A named server-state record (on-premise entitlements, trusted time, deployments): replaced whole. */
   | { type: 'kv.put'; name: string; value: string; at: number };
 

@@ -144,7 +144,8 @@ function apply(w: World, effects: readonly Effect[]): World {
         const used = L.seatsUsed + e.used;
         const offline = L.seatsOffline + e.offline;
         const cap = Math.min(L.seats, L.maxOfflineSeats ?? L.seats);
-        if (used < 0 || offline < 0 || (e.used > 0 && used > L.seats) || (e.offline > 0 && offline > cap)) throw new SeatGuardError(L.id);
+        if (used < 0 || offline < 0 || (e.used > 0 && used > L.seats + L.overdraftSeats) || (e.offline > 0 && offline > cap))
+          throw new SeatGuardError(L.id);
         n.license = { ...L, seatsUsed: used, seatsOffline: offline };
         break;
       }

@@ -136,16 +136,20 @@ class Plan {
   }
 
   /** Records the level after a change; `peak` is the higher of before and after (a release's peak is the level before it). */
-  usage(checkouts: number, denials: number, peak: number = this.license.seatsUsed): void {
+  usage(checkouts: number, denials: number, peak: number = this.license.seatsUsed, overdraftCheckouts = 0): void {
     const seatsUsed = this.license.seatsUsed;
+    const top = Math.max(peak, seatsUsed);
     this.effects.push({
       type: 'usage',
       licenseId: this.license.id,
       at: this.now,
       seatsUsed,
-      peak: Math.max(peak, seatsUsed),
+      peak: top,
       checkouts,
       denials,
+      peakOverdraft: Math.max(0, top - this.license.seats),
+      overdraftAtEnd: Math.max(0, seatsUsed - this.license.seats),
+      overdraftCheckouts,
     });
   }
 
@@ -266,7 +270,15 @@ function renew(plan: Plan, lease: Lease, instanceId: string, newUse?: NewUse): L
   const revived = isDead(lease, now) || lease.offline;
   const expiresAt = ttlExpiry(plan.license, now);
   const inst: Instance = { instanceId, ...use, startedAt: existing?.startedAt ?? now, lastHeartbeatAt: now, expiresAt };
-  next = { ...next, offline: false, offlineExpiresAt: null, lastHeartbeatAt: now, expiresAt, instances: [...others, inst] };
+  next = {
+    ...next,
+    offline: false,
+    offlineExpiresAt: null,
+    lastHeartbeatAt: now,
+    expiresAt,
+    lingerUntil: null,
+    instances: [...others, inst],
+  };
   if (lease.offline) plan.seats(0, -1);
   if (revived) {
     plan.audit('heartbeat-revive', { deviceId: lease.deviceId, leaseId: lease.id }, null, {
@@ -465,10 +477,16 @@ function newSeat(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutComm
   const now = plan.now;
   if (plan.license.seatsUsed >= plan.license.seats) {
     for (const dead of s.deadLeases) {
-      if (isDead(dead, now)) plan.release(dead, RELEASE_REASONS.EXPIRED, { expiredAt: dead.expiresAt, on: 'checkout' });
+      if (isDead(dead, now))
+        plan.release(dead, dead.lingerUntil === null ? RELEASE_REASONS.EXPIRED : RELEASE_REASONS.LINGER_ENDED, {
+          expiredAt: dead.expiresAt,
+          on: 'checkout',
+        });
     }
   }
-  if (plan.license.seatsUsed >= plan.license.seats) return deny(plan, s, device, cmd);
+  // Past the count, up to the overdraft: granted, marked and counted apart.
+  const overdraft = plan.license.seatsUsed >= plan.license.seats;
+  if (plan.license.seatsUsed >= plan.license.seats + plan.license.overdraftSeats) return deny(plan, s, device, cmd);
 
   if (s.license.model === LICENSE_MODELS.TRIAL && s.license.trialStartedAt === null) {
     plan.license.trialStartedAt = now;
@@ -480,6 +498,8 @@ function newSeat(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutComm
     licenseId: s.license.id,
     deviceId: device.id,
     shareGroup: group,
+    overdraft,
+    lingerUntil: null,
     offline: false,
     grantedAt: now,
     lastHeartbeatAt: now,
@@ -490,11 +510,12 @@ function newSeat(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutComm
   plan.effects.push({ type: 'device.upsert', device });
   plan.effects.push({ type: 'lease.insert', lease });
   plan.seats(1, 0);
-  plan.usage(1, 0);
+  plan.usage(1, 0, plan.license.seatsUsed, overdraft ? 1 : 0);
   plan.audit('checkout', { deviceId: device.id, leaseId: lease.id }, null, {
     instanceId: cmd.instanceId,
     fingerprint: cmd.fingerprint,
     shareGroup: group,
+    ...(overdraft ? { overdraft: true, seats: plan.license.seats, seatsUsed: plan.license.seatsUsed } : {}),
   });
   return plan.done({ license: plan.license, device, lease, instanceId: cmd.instanceId, created: true });
 }
@@ -697,6 +718,8 @@ export interface CheckinOutcome {
   released: boolean;
   instances: number;
   lease: Lease;
+  /** the seat lingers for its share group until then */
+  lingerUntil?: number;
 }
 
 /**
@@ -713,6 +736,16 @@ export function decideCheckin(s: LeaseState, cmd: InstanceCommand, now: number):
   plan.audit('checkin', { deviceId: lease.deviceId, leaseId: lease.id }, null, { instanceId: cmd.instanceId, instancesLeft: left.length });
   if (s.device) plan.effects.push({ type: 'device.upsert', device: { ...s.device, lastAccessedAt: now } });
   const next: Lease = { ...lease, instances: left };
+  if (left.length === 0 && !offlineStillValid(lease, now) && s.license.lingerSeconds > 0) {
+    // Linger: the seat stays held for its share group a while; a use of the group checking out again joins it
+    // at once, others find it busy, and the reclaimer ends it (`linger-ended`).
+    const lingerUntil = now + s.license.lingerSeconds * 1000;
+    const lingering: Lease = { ...next, offline: false, offlineExpiresAt: null, expiresAt: lingerUntil, lingerUntil };
+    if (lease.offline) plan.seats(0, -1); // a borrow past its Offline Expiry Date lingers online
+    plan.effects.push({ type: 'lease.update', lease: lingering });
+    plan.audit('linger', { deviceId: lease.deviceId, leaseId: lease.id }, null, { lingerUntil: new Date(lingerUntil).toISOString() });
+    return plan.done({ released: false, instances: 0, lease: lingering, lingerUntil });
+  }
   if (left.length === 0 && !offlineStillValid(lease, now)) {
     plan.release(lease, RELEASE_REASONS.CHECKIN);
     return plan.done({ released: true, instances: 0, lease: next });
@@ -744,6 +777,8 @@ export function decideSync(s: SyncState, cmd: { instanceIds: readonly string[]; 
   const out: SyncOutcome = { dropped: [], released: [], instances: 0 };
   const deviceId = s.device?.id;
   for (const lease of s.deviceLeases) {
+    // A lingering seat has no use to sync: it is held for its group until the linger ends.
+    if (lease.lingerUntil !== null && lease.instances.length === 0) continue;
     const keep: Instance[] = [];
     for (const inst of lease.instances) {
       const dead = inst.expiresAt !== null && inst.expiresAt <= now;
@@ -895,7 +930,14 @@ export function decideReclaim(license: License, candidates: readonly Lease[], no
       plan.effects.push({ type: 'lease.update', lease: { ...lease, instances: left } });
     }
   }
-  plan.releaseAll(dead, RELEASE_REASONS.EXPIRED, (lease) => ({ expiredAt: lease.expiresAt }));
+  const lingered = dead.filter((l) => l.lingerUntil !== null);
+  plan.releaseAll(
+    dead.filter((l) => l.lingerUntil === null),
+    RELEASE_REASONS.EXPIRED,
+    (lease) => ({ expiredAt: lease.expiresAt }),
+  );
+  plan.releaseAll(lingered, RELEASE_REASONS.LINGER_ENDED, (lease) => ({ lingerUntil: lease.lingerUntil }));
+  for (const l of out.freed) if (lingered.some((x) => x.id === l.leaseId)) l.reason = RELEASE_REASONS.LINGER_ENDED;
   return plan.done(out);
 }
 

@@ -33,6 +33,10 @@ export interface LicensePolicy {
   sharing: SharingRule;
   clonePolicy: ClonePolicy;
   vmPolicy: VmPolicy;
+  /** after the last use checks in, the seat stays held this long for its share group; 0 = none */
+  lingerSeconds: number;
+  /** seats granted beyond `seats` when the pool is full (marked, counted apart); 0 = none */
+  overdraftSeats: number;
   suspended: boolean;
   metadata: Record<string, unknown>;
 }
@@ -87,6 +91,10 @@ export interface Lease {
   deviceId: string;
   /** the share group whose uses hold the seat (`domain/sharing.ts`) */
   shareGroup: string;
+  /** granted beyond the seat count */
+  overdraft: boolean;
+  /** held for its share group after its last use checked in, until then (its expiry); null when not lingering */
+  lingerUntil: number | null;
   offline: boolean;
   grantedAt: number;
   lastHeartbeatAt: number;

@@ -71,6 +71,36 @@ test('the sharing rule, clone and VM policies come from the signed file: widenin
   assert.equal((await use('fp-share-6', 'f', { user: 'ivy' })).body.error?.code, 'NO_SEATS_AVAILABLE');
 });
 
+test('overdraft on-premise: the file decides how many seats past the count; the signed usage report carries the true-up', async () => {
+  const v = await vendor();
+  const t = await onPrem(v);
+  const spec = v.spec([{ seats: 1, overdraftSeats: 1 }]);
+  const key = spec.licenses[0]!.key!;
+  const licId = spec.licenses[0]!.id!;
+  assert.equal(
+    (await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 1, now: t.clock.now() }) })).status,
+    200,
+  );
+  assert.equal((await checkout(t, key, 'fp-overdraft-1')).status, 201);
+  const second = await checkout(t, key, 'fp-overdraft-2');
+  assert.equal(second.status, 201);
+  assert.equal(second.body.lease.overdraft, true);
+  // The customer raises the overdraft (and the seats) in the database: the guard's columns, not the file.
+  await t.tamper('UPDATE licenses SET overdraft_seats = 50, seats = 50 WHERE id = ?', licId);
+  const third = await checkout(t, key, 'fp-overdraft-3');
+  assert.equal(third.body.error?.code, 'NO_SEATS_AVAILABLE', "the file's overdraft");
+  const report = (
+    await t.admin(
+      'GET',
+      `/v1/admin/usage-report?from=${encodeURIComponent(new Date(T0 - 86_400_000).toISOString())}&to=${encodeURIComponent(new Date(T0 + 86_400_000).toISOString())}`,
+    )
+  ).body;
+  const line = report.payload.licenses[0];
+  assert.equal(line.peakSeats, 2);
+  assert.equal(line.peakOverdraft, 1, 'one seat beyond the count, for the true-up');
+  assert.equal(line.overdraftCheckouts, 1);
+});
+
 test('seats come from the signed file: raising them in the database or editing the file grants no extra seat', async () => {
   const v = await vendor();
   const t = await onPrem(v);
@@ -400,7 +430,7 @@ test("online activation and usage report: two real servers, the vendor's and the
   assert.equal(line.denials, 1);
   const days = line.days.map((d: { day: string }) => d.day);
   assert.equal(days[0], '2026-03-02', 'no day before the first checkout');
-  assert.deepEqual(line.days[0], { day: '2026-03-02', peakSeats: 3, checkouts: 3, denials: 1 });
+  assert.deepEqual(line.days[0], { day: '2026-03-02', peakSeats: 3, checkouts: 3, denials: 1, peakOverdraft: 0, overdraftCheckouts: 0 });
 
   // Online: sent to the vendor named in the file.
   const sent = await floatd(t, [

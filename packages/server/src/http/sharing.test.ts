@@ -311,11 +311,11 @@ test('VM policy: deny refuses a VM or container use; count-per-instance gives ea
 
 test('exactness under parallel checkouts: never more seats than the count, never more uses on a seat than the cap, every use on its own group', async (c) => {
   const nodes = [t];
-  // PostgreSQL: a second node on the same database (its own data directory, the first admin token)
+  // PostgreSQL: a second node on the same database (its own data directory, the first admin token, the same clock)
   const secondDir = await mkdtemp(join(tmpdir(), 'floatd-node2-'));
   if (t.store === 'postgres') {
     await copyFile(join(t.dataDir, 'admin-token'), join(secondDir, 'admin-token'));
-    nodes.push(await startTestServer({ database: t.database, dataDir: secondDir }));
+    nodes.push(await startTestServer({ database: t.database, dataDir: secondDir, clock: t.clock }));
   }
   try {
     for (const sharing of [

@@ -37,6 +37,8 @@ export function licenseView(license: License): wire.License {
     sharing: license.sharing,
     clonePolicy: license.clonePolicy,
     vmPolicy: license.vmPolicy,
+    lingerSeconds: license.lingerSeconds,
+    overdraftSeats: license.overdraftSeats,
     suspended: license.suspended,
     metadata: license.metadata,
     trialStartedAt: isoOrNull(license.trialStartedAt),
@@ -78,6 +80,7 @@ export function clientLeaseView(lease: Lease, instanceId: string): wire.ClientLe
     offlineExpiresAt: isoOrNull(lease.offlineExpiresAt),
     instances: lease.instances.length,
     shareGroup: lease.shareGroup,
+    overdraft: lease.overdraft,
   };
 }
 
@@ -106,6 +109,8 @@ export function leaseView(lease: LeaseView): wire.Lease {
     expiresAt: isoOrNull(lease.expiresAt),
     offlineExpiresAt: isoOrNull(lease.offlineExpiresAt),
     shareGroup: lease.shareGroup,
+    overdraft: lease.overdraft,
+    lingerUntil: isoOrNull(lease.lingerUntil),
     instanceCount: lease.instances.length,
     instances: lease.instances.map((instance) => ({
       instanceId: instance.instanceId,
@@ -151,7 +156,15 @@ export function auditView(event: StoredAudit): wire.AuditEvent {
 }
 
 export function usageView(row: UsageRow): wire.UsageHour {
-  return { hour: iso(row.hour), peakSeats: row.peakSeats, seatsAtEnd: row.seatsAtEnd, checkouts: row.checkouts, denials: row.denials };
+  return {
+    hour: iso(row.hour),
+    peakSeats: row.peakSeats,
+    seatsAtEnd: row.seatsAtEnd,
+    checkouts: row.checkouts,
+    denials: row.denials,
+    peakOverdraft: row.peakOverdraft,
+    overdraftCheckouts: row.overdraftCheckouts,
+  };
 }
 
 export function tokenView(token: AdminToken): wire.AdminTokenInfo {

@@ -48,6 +48,9 @@ export const FileLicense = wire.Obj({
   sharing: Type.Optional(wire.SharingRule),
   clonePolicy: Type.Optional(wire.ClonePolicy),
   vmPolicy: Type.Optional(wire.VmPolicy),
+  /** absent in files from before linger and overdraft: none */
+  lingerSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
+  overdraftSeats: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
 });
 export type FileLicense = Static<typeof FileLicense>;
 
@@ -99,6 +102,8 @@ export const LicenseSpec = wire.Obj({
       sharing: Type.Optional(wire.SharingRule),
       clonePolicy: Type.Optional(wire.ClonePolicy),
       vmPolicy: Type.Optional(wire.VmPolicy),
+      lingerSeconds: Type.Optional(FileLicense.properties.lingerSeconds),
+      overdraftSeats: Type.Optional(FileLicense.properties.overdraftSeats),
     }),
     { minItems: 1, maxItems: 10_000 },
   ),
@@ -195,6 +200,8 @@ function fileLicense(id: string, productId: string, key: string, policy: License
     sharing: policy.sharing,
     clonePolicy: policy.clonePolicy,
     vmPolicy: policy.vmPolicy,
+    lingerSeconds: policy.lingerSeconds,
+    overdraftSeats: policy.overdraftSeats,
   };
 }
 
@@ -236,6 +243,8 @@ export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 
     sharing: entry.sharing ?? wire.SHARING_OF_COUNTING[entry.counting],
     clonePolicy: entry.clonePolicy ?? 'separate',
     vmPolicy: entry.vmPolicy ?? 'allow',
+    lingerSeconds: entry.lingerSeconds ?? 0,
+    overdraftSeats: entry.overdraftSeats ?? 0,
   };
 }
 

@@ -29,6 +29,14 @@ export const ActivationRequestPayload = wire.Obj({
 export type ActivationRequestPayload = Static<typeof ActivationRequestPayload>;
 
 const Counts = { peakSeats: Type.Integer({ minimum: 0 }), checkouts: Type.Integer({ minimum: 0 }), denials: Type.Integer({ minimum: 0 }) };
+/**
+ * Overdraft for the vendor's true-up (absent in reports from before overdraft): the most seats held beyond the count
+ * at once (also never below the sealed peak's excess over the count) and the seats granted beyond it.
+ */
+const OverdraftCounts = {
+  peakOverdraft: Type.Optional(Type.Integer({ minimum: 0 })),
+  overdraftCheckouts: Type.Optional(Type.Integer({ minimum: 0 })),
+};
 export const UsageReportPayload = wire.Obj({
   deploymentId: Type.Union([Type.String({ maxLength: 100 }), Type.Null()]),
   customer: wire.Obj({ name: Type.String(), id: Type.Optional(Type.String()) }),
@@ -44,7 +52,8 @@ export const UsageReportPayload = wire.Obj({
       key: Type.String(),
       seats: Type.Integer({ minimum: 1 }),
       ...Counts,
-      days: Type.Array(wire.Obj({ day: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), ...Counts })),
+      ...OverdraftCounts,
+      days: Type.Array(wire.Obj({ day: Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' }), ...Counts, ...OverdraftCounts })),
     }),
   ),
   /** the report's place in this server's sequence, and the hash of the report before it (the vendor checks continuity) */
@@ -129,24 +138,31 @@ export async function usageReport(
   const below: { licenseId: string; day: string }[] = [];
   for (const license of file.licenses) {
     const hours = await store.usage(license.id, range.from, range.to);
-    const byDay = new Map<string, { peakSeats: number; checkouts: number; denials: number }>();
+    type DayCounts = { peakSeats: number; checkouts: number; denials: number; peakOverdraft: number; overdraftCheckouts: number };
+    const zero = (): DayCounts => ({ peakSeats: 0, checkouts: 0, denials: 0, peakOverdraft: 0, overdraftCheckouts: 0 });
+    const byDay = new Map<string, DayCounts>();
     for (const hour of hours) {
       const day = new Date(hour.hour - (hour.hour % DAY_MS)).toISOString().slice(0, 10);
-      const counts = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
+      const counts = byDay.get(day) ?? zero();
       counts.peakSeats = Math.max(counts.peakSeats, hour.peakSeats);
       counts.checkouts += hour.checkouts;
       counts.denials += hour.denials;
+      counts.peakOverdraft = Math.max(counts.peakOverdraft, hour.peakOverdraft);
+      counts.overdraftCheckouts += hour.overdraftCheckouts;
       byDay.set(day, counts);
     }
     for (const [day, [peak, checkouts, denials]] of Object.entries(sealed?.usage[license.id] ?? {})) {
       const start = Date.parse(day);
       if (start + DAY_MS <= range.from || start >= range.to) continue;
-      const counts = byDay.get(day) ?? { peakSeats: 0, checkouts: 0, denials: 0 };
+      const counts = byDay.get(day) ?? zero();
       if (counts.peakSeats < peak || counts.checkouts < checkouts || counts.denials < denials) below.push({ licenseId: license.id, day });
       byDay.set(day, {
         peakSeats: Math.max(counts.peakSeats, peak),
         checkouts: Math.max(counts.checkouts, checkouts),
         denials: Math.max(counts.denials, denials),
+        // the sealed peak is the customer's to keep: its excess over the count is overdraft whatever the hourly rows say
+        peakOverdraft: Math.max(counts.peakOverdraft, peak - license.seats),
+        overdraftCheckouts: counts.overdraftCheckouts,
       });
     }
     // Days with no seat held and nothing asked are left out; a day a seat was merely held (no event) still counts.
@@ -161,6 +177,8 @@ export async function usageReport(
       peakSeats: Math.max(0, ...days.map((counts) => counts.peakSeats)),
       checkouts: days.reduce((n, counts) => n + counts.checkouts, 0),
       denials: days.reduce((n, counts) => n + counts.denials, 0),
+      peakOverdraft: Math.max(0, ...days.map((counts) => counts.peakOverdraft)),
+      overdraftCheckouts: days.reduce((n, counts) => n + counts.overdraftCheckouts, 0),
       days,
     });
   }

@@ -346,6 +346,9 @@ export class SealedState {
               peak: counts[0],
               checkouts: counts[1],
               denials: counts[2],
+              peakOverdraft: 0,
+              overdraftAtEnd: 0,
+              overdraftCheckouts: 0,
             },
           ]);
       throw err;

@@ -355,5 +355,6 @@ function leaseClaims(granted: Granted, now: number) {
     hbi: granted.license.heartbeatIntervalSeconds,
     shg: granted.lease.shareGroup,
     use: granted.lease.instances.length,
+    ...(granted.lease.overdraft ? { ovd: true } : {}),
   };
 }

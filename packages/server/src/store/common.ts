@@ -14,13 +14,24 @@ export function fillHours(rows: UsageRow[], from: number, to: number, levelBefor
   const out: UsageRow[] = [];
   const byHour = new Map(rows.map((r) => [r.hour, r]));
   let level = levelBefore;
+  let overdraft = 0;
   for (let h = hourOf(from); h < to; h += HOUR_MS) {
     const r = byHour.get(h);
     if (r) {
       out.push(r);
       level = r.seatsAtEnd;
+      overdraft = r.overdraftAtEnd;
     } else {
-      out.push({ hour: h, peakSeats: level, seatsAtEnd: level, checkouts: 0, denials: 0 });
+      out.push({
+        hour: h,
+        peakSeats: level,
+        seatsAtEnd: level,
+        checkouts: 0,
+        denials: 0,
+        peakOverdraft: overdraft,
+        overdraftAtEnd: overdraft,
+        overdraftCheckouts: 0,
+      });
     }
   }
   return out;

@@ -230,6 +230,9 @@ for (const adapter of adapters()) {
         peak: 1,
         checkouts: 1,
         denials: 0,
+        peakOverdraft: 0,
+        overdraftAtEnd: 0,
+        overdraftCheckouts: 0,
       });
       const cutHour = usageCut - (usageCut % HOUR);
       const hours = [cutHour - 3 * HOUR, cutHour - 2 * HOUR, cutHour - HOUR, cutHour, cutHour + HOUR];

@@ -49,6 +49,10 @@ export interface UsageRow {
   seatsAtEnd: number;
   checkouts: number;
   denials: number;
+  /** the most seats held beyond the count at once in the hour, and after its last change */
+  peakOverdraft: number;
+  overdraftAtEnd: number;
+  overdraftCheckouts: number;
 }
 
 /** Device with what it holds on its license right now (admin view). */

@@ -39,6 +39,8 @@ export function toLicense(r: Row): License {
       r.sharing === null || r.sharing === undefined ? SHARING_OF_COUNTING[r.counting as CountingMode] : (jsonOf(r.sharing) as SharingRule),
     clonePolicy: (r.clone_policy ?? 'separate') as License['clonePolicy'],
     vmPolicy: (r.vm_policy ?? 'allow') as License['vmPolicy'],
+    lingerSeconds: num(r.linger_seconds ?? 0),
+    overdraftSeats: num(r.overdraft_seats ?? 0),
     suspended: bool(r.suspended),
     metadata: json(r.metadata),
     seatsUsed: num(r.seats_used),
@@ -80,6 +82,8 @@ export function toLease(r: Row, instances: Instance[]): Lease {
     licenseId: String(r.license_id),
     deviceId: String(r.device_id),
     shareGroup: r.share_group === null || r.share_group === undefined ? `device=${r.device_id}` : String(r.share_group),
+    overdraft: bool(r.overdraft),
+    lingerUntil: numOrNull(r.linger_until),
     offline: bool(r.offline),
     grantedAt: num(r.granted_at),
     lastHeartbeatAt: num(r.last_heartbeat_at),
@@ -138,6 +142,9 @@ export function toUsage(r: Row): UsageRow {
     seatsAtEnd: num(r.seats_at_end),
     checkouts: num(r.checkouts),
     denials: num(r.denials),
+    peakOverdraft: num(r.peak_overdraft ?? 0),
+    overdraftAtEnd: num(r.overdraft_at_end ?? 0),
+    overdraftCheckouts: num(r.overdraft_checkouts ?? 0),
   };
 }
 

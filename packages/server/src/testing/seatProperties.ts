@@ -74,6 +74,8 @@ export const commandArb: fc.Arbitrary<Command> = fc.oneof(
 export interface PolicyInput {
   seats: number;
   sharing: SharingRule;
+  lingerSeconds: number;
+  overdraftSeats: number;
   maxInstancesPerDevice: number;
   leaseTtlSeconds: number | null;
   maxOfflineSeconds: number;
@@ -91,6 +93,8 @@ export const policyArb: fc.Arbitrary<PolicyInput> = fc
       { by: ['device', 'user'], cap: 2 },
       { by: ['site'], cap: 3 },
     ),
+    lingerSeconds: fc.constantFrom(0, 0, 120),
+    overdraftSeats: fc.constantFrom(0, 0, 1, 2),
     maxInstancesPerDevice: fc.integer({ min: 1, max: 3 }),
     leaseTtlSeconds: fc.oneof(fc.constant(null), fc.integer({ min: 30, max: 900 })),
     maxOfflineSeconds: fc.constantFrom(0, 3_600, 86_400),
@@ -124,7 +128,13 @@ export interface View {
 export function invariants(v: View): string[] {
   const out: string[] = [];
   const L = v.license;
-  if (L.seatsUsed < 0 || L.seatsUsed > L.seats) out.push(`seatsUsed ${L.seatsUsed} outside 0..${L.seats}`);
+  if (L.seatsUsed < 0 || L.seatsUsed > L.seats + L.overdraftSeats)
+    out.push(`seatsUsed ${L.seatsUsed} outside 0..${L.seats} + ${L.overdraftSeats} overdraft`);
+  for (const l of v.leases) {
+    if (l.lingerUntil !== null && liveInstances(l, v.now).length > 0) out.push(`lease ${l.id} lingers with live uses`);
+    if (l.lingerUntil !== null && l.expiresAt !== l.lingerUntil)
+      out.push(`lease ${l.id} lingers until ${l.lingerUntil} but expires at ${l.expiresAt}`);
+  }
   if (L.seatsUsed !== v.leases.length) out.push(`seatsUsed ${L.seatsUsed} but ${v.leases.length} leases hold seats`);
   const offline = v.leases.filter((l) => l.offline).length;
   if (L.seatsOffline !== offline) out.push(`seatsOffline ${L.seatsOffline} but ${offline} offline leases`);

@@ -29,7 +29,11 @@ export const clientRoutes: Routes = (app, { licensing, clock }) => {
   );
   handle(app, api.checkin, async (req) => {
     const outcome = unwrap(await licensing.checkin(req.licenseKey, req.params.leaseId, req.body.instanceId));
-    return { released: outcome.released, instances: outcome.instances };
+    return {
+      released: outcome.released,
+      instances: outcome.instances,
+      ...(outcome.lingerUntil !== undefined ? { lingerUntil: iso(outcome.lingerUntil) } : {}),
+    };
   });
   handle(app, api.returnOffline, async (req) => unwrap(await licensing.returnOffline(req.licenseKey, req.params.leaseId)));
   handle(app, api.syncDevice, async (req) => unwrap(await licensing.sync(req.licenseKey, req.body)));

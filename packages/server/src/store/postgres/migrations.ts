@@ -183,4 +183,19 @@ ALTER TABLE devices ADD COLUMN machines_seen TEXT;
 ALTER TABLE devices ADD COLUMN clone_suspected_at BIGINT;
 `,
   },
+  {
+    version: 6,
+    name: 'linger-overdraft',
+    sql: `
+-- Linger and overdraft (issue #15): per license the linger time and the overdraft seats; per seat whether it
+-- was granted beyond the count and until when it lingers; per hour the overdraft in use and granted.
+ALTER TABLE licenses ADD COLUMN linger_seconds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE licenses ADD COLUMN overdraft_seats INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE leases ADD COLUMN overdraft BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE leases ADD COLUMN linger_until BIGINT;
+ALTER TABLE usage_hourly ADD COLUMN peak_overdraft INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN overdraft_at_end INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN overdraft_checkouts INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];

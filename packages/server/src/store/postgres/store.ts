@@ -879,10 +879,10 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       const l = e.license;
       await sql`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
           heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
-          clone_policy, vm_policy, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
+          clone_policy, vm_policy, linger_seconds, overdraft_seats, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
         VALUES (${l.id}, ${l.productId}, ${l.key}, ${l.seats}, ${l.model}, ${l.expiresAt}, ${l.trialDays}, ${l.trialStartedAt}, ${l.leaseTtlSeconds},
           ${l.heartbeatIntervalSeconds}, ${l.maxOfflineSeconds}, ${l.maxOfflineSeats}, ${l.maxInstancesPerDevice}, ${countingOf(l.sharing)},
-          ${JSON.stringify(l.sharing)}, ${l.clonePolicy}, ${l.vmPolicy}, ${l.suspended},
+          ${JSON.stringify(l.sharing)}, ${l.clonePolicy}, ${l.vmPolicy}, ${l.lingerSeconds}, ${l.overdraftSeats}, ${l.suspended},
           ${JSON.stringify(l.metadata)}::jsonb, 0, 0, ${l.createdAt}, ${l.updatedAt})`;
       return;
     }
@@ -893,7 +893,7 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
           trial_started_at = ${l.trialStartedAt}, lease_ttl_seconds = ${l.leaseTtlSeconds}, heartbeat_interval_seconds = ${l.heartbeatIntervalSeconds},
           max_offline_seconds = ${l.maxOfflineSeconds}, max_offline_seats = ${l.maxOfflineSeats}, max_instances_per_device = ${l.maxInstancesPerDevice},
           counting = ${countingOf(l.sharing)}, sharing = ${JSON.stringify(l.sharing)}, clone_policy = ${l.clonePolicy}, vm_policy = ${l.vmPolicy},
-          suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
+          linger_seconds = ${l.lingerSeconds}, overdraft_seats = ${l.overdraftSeats}, suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
         WHERE id = ${l.id}`;
       return;
     }
@@ -923,8 +923,9 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'lease.insert': {
       const l = e.lease;
       await Promise.all([
-        sql`INSERT INTO leases (id, license_id, device_id, share_group, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
-          VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.shareGroup}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt},
+        sql`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, offline, granted_at, last_heartbeat_at, expires_at,
+            offline_expires_at)
+          VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.shareGroup}, ${l.overdraft}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt},
             ${l.offlineExpiresAt})`,
         ...l.instances.map((i) => putInstance(sql, l.id, i)),
       ]);
@@ -933,7 +934,7 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'lease.update': {
       const l = e.lease;
       await sql`UPDATE leases SET offline = ${l.offline}, last_heartbeat_at = ${l.lastHeartbeatAt}, expires_at = ${l.expiresAt},
-        offline_expires_at = ${l.offlineExpiresAt} WHERE id = ${l.id}`;
+        offline_expires_at = ${l.offlineExpiresAt}, linger_until = ${l.lingerUntil} WHERE id = ${l.id}`;
       return;
     }
     case 'lease.delete':
@@ -956,7 +957,7 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       const row = await sql`UPDATE licenses SET seats_used = seats_used + ${e.used}, seats_offline = seats_offline + ${e.offline}
         WHERE id = ${e.licenseId}
           AND seats_used + ${e.used} >= 0 AND seats_offline + ${e.offline} >= 0
-          AND (${e.used}::int <= 0 OR seats_used + ${e.used} <= seats)
+          AND (${e.used}::int <= 0 OR seats_used + ${e.used} <= seats + overdraft_seats)
           AND (${e.offline}::int <= 0 OR seats_offline + ${e.offline} <= LEAST(seats, COALESCE(max_offline_seats, seats)))`;
       if (row.count !== 1) throw new SeatGuardError(e.licenseId);
       return;
@@ -995,11 +996,15 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
       return;
     case 'usage':
-      await sql`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials)
-        VALUES (${e.licenseId}, ${hourOf(e.at)}, ${e.peak}, ${e.seatsUsed}, ${e.checkouts}, ${e.denials})
+      await sql`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials, peak_overdraft,
+          overdraft_at_end, overdraft_checkouts)
+        VALUES (${e.licenseId}, ${hourOf(e.at)}, ${e.peak}, ${e.seatsUsed}, ${e.checkouts}, ${e.denials}, ${e.peakOverdraft},
+          ${e.overdraftAtEnd}, ${e.overdraftCheckouts})
         ON CONFLICT (license_id, hour) DO UPDATE SET peak_seats = GREATEST(usage_hourly.peak_seats, excluded.peak_seats),
           seats_at_end = excluded.seats_at_end, checkouts = usage_hourly.checkouts + excluded.checkouts,
-          denials = usage_hourly.denials + excluded.denials`;
+          denials = usage_hourly.denials + excluded.denials,
+          peak_overdraft = GREATEST(usage_hourly.peak_overdraft, excluded.peak_overdraft), overdraft_at_end = excluded.overdraft_at_end,
+          overdraft_checkouts = usage_hourly.overdraft_checkouts + excluded.overdraft_checkouts`;
       return;
   }
 }

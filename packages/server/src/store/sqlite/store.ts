@@ -119,16 +119,16 @@ export class SqliteStore implements Store {
       insertLicense:
         p(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
           heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
-          clone_policy, vm_policy, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
+          clone_policy, vm_policy, linger_seconds, overdraft_seats, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
         VALUES (@id, @productId, @key, @seats, @model, @expiresAt, @trialDays, @trialStartedAt, @leaseTtlSeconds,
           @heartbeatIntervalSeconds, @maxOfflineSeconds, @maxOfflineSeats, @maxInstancesPerDevice, @counting, @sharing,
-          @clonePolicy, @vmPolicy, @suspended, @metadata, 0, 0, @createdAt, @updatedAt)`),
+          @clonePolicy, @vmPolicy, @lingerSeconds, @overdraftSeats, @suspended, @metadata, 0, 0, @createdAt, @updatedAt)`),
       // Policy fields only: the seat counters are never written from a decision's copy, only by the guarded `seats` effect.
       updateLicense: p(`UPDATE licenses SET seats = @seats, model = @model, expires_at = @expiresAt, trial_days = @trialDays,
           trial_started_at = @trialStartedAt, lease_ttl_seconds = @leaseTtlSeconds, heartbeat_interval_seconds = @heartbeatIntervalSeconds,
           max_offline_seconds = @maxOfflineSeconds, max_offline_seats = @maxOfflineSeats, max_instances_per_device = @maxInstancesPerDevice,
           counting = @counting, sharing = @sharing, clone_policy = @clonePolicy, vm_policy = @vmPolicy,
-          suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
+          linger_seconds = @lingerSeconds, overdraft_seats = @overdraftSeats, suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
       trialStarted: p('UPDATE licenses SET trial_started_at = ? WHERE id = ? AND trial_started_at IS NULL'),
       deleteLicense: [
         p('DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ?)'),
@@ -137,11 +137,11 @@ export class SqliteStore implements Store {
         p('DELETE FROM usage_hourly WHERE license_id = ?'),
         p('DELETE FROM licenses WHERE id = ?'),
       ],
-      // The guard: never above the seat count (or the offline cap), never below zero, whatever the decision said.
+      // The guard: never above the seat count and its overdraft (or the offline cap), never below zero, whatever the decision said.
       seats: p(`UPDATE licenses SET seats_used = seats_used + @used, seats_offline = seats_offline + @offline
         WHERE id = @id
           AND seats_used + @used >= 0 AND seats_offline + @offline >= 0
-          AND (@used <= 0 OR seats_used + @used <= seats)
+          AND (@used <= 0 OR seats_used + @used <= seats + overdraft_seats)
           AND (@offline <= 0 OR seats_offline + @offline <= MIN(seats, COALESCE(max_offline_seats, seats)))`),
       upsertDevice: p(`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at,
           machines_seen, clone_suspected_at)
@@ -150,10 +150,11 @@ export class SqliteStore implements Store {
           app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at,
           machines_seen = excluded.machines_seen, clone_suspected_at = excluded.clone_suspected_at`),
       insertLease:
-        p(`INSERT INTO leases (id, license_id, device_id, share_group, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at)
-        VALUES (@id, @licenseId, @deviceId, @shareGroup, @offline, @grantedAt, @lastHeartbeatAt, @expiresAt, @offlineExpiresAt)`),
+        p(`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, offline, granted_at, last_heartbeat_at, expires_at,
+          offline_expires_at)
+        VALUES (@id, @licenseId, @deviceId, @shareGroup, @overdraft, @offline, @grantedAt, @lastHeartbeatAt, @expiresAt, @offlineExpiresAt)`),
       updateLease: p(`UPDATE leases SET offline = @offline, last_heartbeat_at = @lastHeartbeatAt, expires_at = @expiresAt,
-        offline_expires_at = @offlineExpiresAt WHERE id = @id`),
+        offline_expires_at = @offlineExpiresAt, linger_until = @lingerUntil WHERE id = @id`),
       deleteLease: [p('DELETE FROM instances WHERE lease_id = ?'), p('DELETE FROM leases WHERE id = ?')],
       // bulk forms, the ids or entries as one JSON array
       deleteLeases: [
@@ -190,10 +191,13 @@ export class SqliteStore implements Store {
         SELECT id FROM audit WHERE at < @before AND COALESCE(last_at, at) < @before ORDER BY at LIMIT @limit)`),
       pruneUsage: p(`DELETE FROM usage_hourly WHERE (license_id, hour) IN (
         SELECT license_id, hour FROM usage_hourly WHERE hour <= @lastHour ORDER BY hour LIMIT @limit)`),
-      usage: p(`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials)
-        VALUES (@licenseId, @hour, @peak, @seatsUsed, @checkouts, @denials)
+      usage: p(`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials, peak_overdraft,
+          overdraft_at_end, overdraft_checkouts)
+        VALUES (@licenseId, @hour, @peak, @seatsUsed, @checkouts, @denials, @peakOverdraft, @overdraftAtEnd, @overdraftCheckouts)
         ON CONFLICT (license_id, hour) DO UPDATE SET peak_seats = MAX(peak_seats, excluded.peak_seats),
-          seats_at_end = excluded.seats_at_end, checkouts = checkouts + excluded.checkouts, denials = denials + excluded.denials`),
+          seats_at_end = excluded.seats_at_end, checkouts = checkouts + excluded.checkouts, denials = denials + excluded.denials,
+          peak_overdraft = MAX(peak_overdraft, excluded.peak_overdraft), overdraft_at_end = excluded.overdraft_at_end,
+          overdraft_checkouts = overdraft_checkouts + excluded.overdraft_checkouts`),
       // reads outside transactions
       listProducts: p('SELECT seq, * FROM products WHERE seq > ? ORDER BY seq LIMIT ?'),
       listLicenses: p('SELECT seq, * FROM licenses WHERE seq > ? ORDER BY seq LIMIT ?'),
@@ -343,6 +347,8 @@ export class SqliteStore implements Store {
           sharing: JSON.stringify(l.sharing),
           clonePolicy: l.clonePolicy,
           vmPolicy: l.vmPolicy,
+          lingerSeconds: l.lingerSeconds,
+          overdraftSeats: l.overdraftSeats,
           suspended: l.suspended ? 1 : 0,
           metadata: JSON.stringify(l.metadata),
           createdAt: l.createdAt,
@@ -361,7 +367,7 @@ export class SqliteStore implements Store {
         return;
       case 'lease.insert': {
         const l = effect.lease;
-        s.insertLease.run({ ...leaseParams(l), shareGroup: l.shareGroup });
+        s.insertLease.run({ ...leaseParams(l), shareGroup: l.shareGroup, overdraft: l.overdraft ? 1 : 0 });
         for (const i of l.instances) s.putInstance.run(instanceParams(l.id, i));
         return;
       }
@@ -414,6 +420,9 @@ export class SqliteStore implements Store {
           seatsUsed: effect.seatsUsed,
           checkouts: effect.checkouts,
           denials: effect.denials,
+          peakOverdraft: effect.peakOverdraft,
+          overdraftAtEnd: effect.overdraftAtEnd,
+          overdraftCheckouts: effect.overdraftCheckouts,
         });
         return;
     }
@@ -732,6 +741,7 @@ function leaseParams(l: Lease) {
     lastHeartbeatAt: l.lastHeartbeatAt,
     expiresAt: l.expiresAt,
     offlineExpiresAt: l.offlineExpiresAt,
+    lingerUntil: l.lingerUntil,
   };
 }
 

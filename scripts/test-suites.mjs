@@ -8,6 +8,7 @@ export const STORE_SENSITIVE = [
   'packages/client/dist/crash.test.js',
   'packages/client/dist/example.test.js',
   'packages/client/dist/online.test.js',
+  'packages/client/dist/sharing.test.js',
   'packages/client/dist/onprem.test.js',
   'packages/client/dist/process.test.js',
   'packages/client/dist/run.test.js',

@@ -24,6 +24,7 @@ export {
   type RetryInfo,
   type WaitingInfo,
 } from './license.js';
+export { detectEnvironment, machineEnvironment, type EnvironmentSources, type MachineEnvironment } from './environment.js';
 export { FloatingLicenseError, CLIENT_ERROR_CODES, type ClientErrorCode, type FloatingLicenseErrorCode } from './errors.js';
 export { systemClock, type Clock, type TimerHandle } from './clock.js';
 export { deviceFingerprint, hashMachineId, osMachineId, FINGERPRINT_PATTERN, type FingerprintOptions } from './fingerprint.js';

@@ -53,6 +53,9 @@ options:
   --timeout SECONDS       give up waiting (or retrying an unreachable server) after this long
   --wait-interval SECONDS how often to ask for a seat while waiting (default 15)
   --app-version VERSION   version shown to administrators
+  --share-key VALUE       uses with the same share key share a seat under a sharing rule by key
+                          (env FLOATD_SHARE_KEY); user, host and display are sent from the
+                          environment ($USER or $LOGNAME, the host name, $DISPLAY)
   --enforce               on a license violation, stop the command (SIGTERM); default: warn only
   --quiet                 print only errors
   -h, --help              this text
@@ -77,6 +80,10 @@ interface Args {
   help: boolean;
   forget: boolean;
   command: string[];
+  /** the value of the `key` sharing attribute (--share-key, FLOATD_SHARE_KEY) */
+  shareKey?: string;
+  /** the user name from the environment ($USER, $LOGNAME, %USERNAME%) */
+  user?: string;
 }
 
 class UsageError extends Error {}
@@ -135,6 +142,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
       case '--app-version':
         a.appVersion = value(arg);
         break;
+      case '--share-key':
+        a.shareKey = value(arg);
+        break;
       case '--enforce':
         a.enforce = true;
         break;
@@ -157,6 +167,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
   a.server ??= env.FLOATD_SERVER;
   a.key ??= env.FLOATD_LICENSE_KEY;
   a.stateDir ??= env.FLOATD_STATE_DIR;
+  a.shareKey ??= env.FLOATD_SHARE_KEY || undefined;
+  a.user ??= env.USER || env.LOGNAME || env.USERNAME || undefined;
   if (a.domain === undefined && env.FLOATD_DISCOVER !== undefined && /^(0|false|no|off)$/i.test(env.FLOATD_DISCOVER)) a.domain = false;
   if (a.domain === undefined && env.FLOATD_DOMAIN) a.domain = env.FLOATD_DOMAIN;
   if (a.help || a.forget) return a;
@@ -242,6 +254,8 @@ async function main(): Promise<number> {
       licenseKey: args.key!,
       ...(args.stateDir ? { stateDir: args.stateDir } : {}),
       ...(args.appVersion ? { appVersion: args.appVersion } : {}),
+      ...(args.shareKey ? { shareKey: args.shareKey } : {}),
+      ...(args.user ? { user: args.user } : {}),
       ...(args.waitInterval !== undefined ? { waitIntervalSeconds: args.waitInterval } : {}),
     });
   } catch (err) {

@@ -7,6 +7,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { hostname as osHostname, userInfo } from 'node:os';
+import { machineEnvironment } from './environment.js';
 import { routes, visibleText, type Grant, type LeaseTokenClaims, type LicenseSummary } from '@floatd/protocol';
 import type { Clock } from './clock.js';
 import { FloatingLicenseError, type FloatingLicenseErrorCode } from './errors.js';
@@ -47,6 +48,7 @@ export class Session {
   held: Held | undefined;
   license: LicenseSummary | null = null;
   instanceCount: number | null = null;
+  shareGroup: string | null = null;
   heartbeatIntervalSeconds: number | null = null;
   lastContactAt: number | null = null;
   reachable = true;
@@ -154,6 +156,8 @@ export class Session {
       seatsUsed: this.license?.seatsUsed ?? null,
       seatsTotal: this.license?.seatsTotal ?? null,
       instances: this.instanceCount,
+      shareGroup: this.shareGroup,
+      overdraft: held?.claims.ovd === true,
       heartbeatIntervalSeconds: this.heartbeatIntervalSeconds,
       violations: [...this.violations.keys()],
       license: this.license,
@@ -164,6 +168,7 @@ export class Session {
   /** Who asks: the device, this instance, and (escaped) host, user and application version. */
   meta() {
     const host = this.options.hostname === undefined ? osHostname() : this.options.hostname;
+    const display = this.options.display === undefined ? process.env.DISPLAY : this.options.display;
     let user = this.options.user;
     if (user === undefined) {
       try {
@@ -180,6 +185,9 @@ export class Session {
       ...(host ? { hostname: visibleText(host).slice(0, 255) } : {}),
       ...(user ? { user: visibleText(user).slice(0, 255) } : {}),
       ...(this.options.appVersion ? { appVersion: visibleText(this.options.appVersion).slice(0, 64) } : {}),
+      ...(display ? { display: visibleText(display).slice(0, 255) } : {}),
+      ...(this.options.shareKey ? { shareKey: visibleText(this.options.shareKey).slice(0, 255) } : {}),
+      ...(this.options.reportEnvironment === false ? {} : machineEnvironment()),
     };
   }
 
@@ -215,6 +223,7 @@ export class Session {
     this.mode = claims.offline ? 'offline' : 'online';
     this.license = grant.license;
     this.instanceCount = grant.lease.instances;
+    this.shareGroup = grant.lease.shareGroup ?? null;
     this.heartbeatIntervalSeconds = claims.hbi;
     this.lastContactAt = this.clock.now();
     this.reachable = true;

@@ -36,6 +36,18 @@ export interface FloatingLicenseOptions {
   hostname?: string | null;
   /** User name sent to the server (default the OS user; `null` sends none). */
   user?: string | null;
+  /** The display or terminal session sent to the server, for a sharing rule by display (default `$DISPLAY`; `null` sends none). */
+  display?: string | null;
+  /**
+   * The value of the license's `key` sharing attribute: uses that send the same share key share a seat under a rule by
+   * key (a project, a session: any string your application chooses). Default: none.
+   */
+  shareKey?: string;
+  /**
+   * Report whether this process runs in a virtual machine or a container, and the boot id (default true): the server's
+   * VM and clone policies read them. `false` sends none of the three.
+   */
+  reportEnvironment?: boolean;
   /** Check in on SIGINT, SIGTERM and `beforeExit` (default false). */
   handleExit?: boolean;
   /** Retry policy for transient failures. */
@@ -111,6 +123,10 @@ export interface LicenseStatus {
   seatsTotal: number | null;
   /** running instances on this device's lease (QLM activation count), as of the last answer */
   instances: number | null;
+  /** the share group whose uses hold the seat (e.g. `device=dev_…`, `user=alice`), as of the last answer */
+  shareGroup: string | null;
+  /** the seat was granted beyond the license's count (overdraft) */
+  overdraft: boolean;
   heartbeatIntervalSeconds: number | null;
   /** active violations (cleared when the seat comes back or the clock is right again) */
   violations: ViolationCode[];

@@ -169,8 +169,8 @@ test('leases: a client checkout shows in leases list; keys delete is refused whi
     cli(['keys', 'delete', licenseId]),
   ]);
   ok(table, 'leases list');
-  assert.match(table.stdout, /^LEASE\s+DEVICE\s+HOSTNAME\s+USER\s+OFFLINE\s+INSTANCES\s+GRANTED\s+LAST ACCESSED\s+EXPIRES/);
-  assert.match(table.stdout, new RegExp(`${leaseId}\\s+dev_\\w+\\s+ws-cli\\s+-\\s+no\\s+1\\s+`));
+  assert.match(table.stdout, /^SEAT \/ USE\s+SHARE GROUP\s+DEVICE\s+HOSTNAME\s+USER\s+USES\s+MARKS\s+SINCE\s+EXPIRES/);
+  assert.match(table.stdout, new RegExp(`${leaseId}\\s+device=dev_\\w+\\s+dev_\\w+\\s+ws-cli\\s+-\\s+1 use\\(s\\)\\s+`));
   assert.deepEqual(
     json.items.map((l: any) => l.id),
     [leaseId],
@@ -471,4 +471,98 @@ test('ENTITLEMENT_MANAGED points at the license file, not at a higher role', asy
   } finally {
     await new Promise<void>((res) => onprem.close(() => res()));
   }
+});
+
+test('sharing rule, clone and VM policy, linger and overdraft from the command line; leases grouped by share group; clone suspects in devices list', async () => {
+  // its own product, last in the file: the tests above count what they made
+  const productId = (await okJson(['products', 'create', 'Sharing CAD'])).id;
+  const made = await okJson([
+    'licenses',
+    'create',
+    '--product',
+    productId,
+    '--seats',
+    '1',
+    '--share-by',
+    'host,user',
+    '--share-cap',
+    '2',
+    '--clone-policy',
+    'refuse',
+    '--vm-policy',
+    'count-per-instance',
+    '--linger',
+    '30',
+    '--overdraft',
+    '1',
+  ]);
+  assert.deepEqual(made.sharing, { by: ['user', 'host'], cap: 2 });
+  assert.equal(made.clonePolicy, 'refuse');
+  assert.equal(made.vmPolicy, 'count-per-instance');
+  assert.equal(made.lingerSeconds, 30);
+  assert.equal(made.overdraftSeats, 1);
+  const shown = ok(await cli(['licenses', 'show', made.id]), 'licenses show');
+  assert.match(shown.stdout, /sharing\s+user\+host, cap 2\n/);
+  assert.match(shown.stdout, /clone policy\s+refuse\n/);
+  assert.match(shown.stdout, /linger\s+30s\n/);
+  assert.match(shown.stdout, /overdraft\s+1 seat\(s\)\n/);
+  // two uses of one user on one host share a seat; the listing puts them under it
+  const use = (fingerprint: string, instanceId: string, extra: Record<string, unknown> = {}) =>
+    fetch(`${url}/v1/client/checkout`, {
+      method: 'POST',
+      headers: { authorization: `License ${made.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ fingerprint, instanceId, user: 'pat', hostname: 'ws-9', ...extra }),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  const a = await use('cli-share-device-1', 'i-1');
+  const b = await use('cli-share-device-2', 'i-2');
+  assert.equal(b.body.lease.id, a.body.lease.id);
+  const listed = ok(await cli(['leases', 'list', made.id]), 'leases list');
+  const lines = listed.stdout.split('\n');
+  const seatLine = lines.findIndex((l) => l.startsWith(a.body.lease.id));
+  assert.match(lines[seatLine]!, /user=pat&host=ws-9\s+dev_\w+\s+ws-9\s+pat\s+2 use\(s\)/);
+  assert.match(lines[seatLine + 1]!, /^ {2}i-1\s+-\s+dev_\w+\s+ws-9\s+pat/);
+  assert.match(lines[seatLine + 2]!, /^ {2}i-2\s+/);
+  // a clone of device 1 from another host is refused (clone policy refuse) and shows in devices list
+  const byDevice = await okJson([
+    'licenses',
+    'create',
+    '--product',
+    productId,
+    '--seats',
+    '3',
+    '--share-by',
+    'device',
+    '--clone-policy',
+    'refuse',
+  ]);
+  const c1 = await fetch(`${url}/v1/client/checkout`, {
+    method: 'POST',
+    headers: { authorization: `License ${byDevice.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ fingerprint: 'cli-clone-device', instanceId: 'x-1', hostname: 'origin' }),
+  });
+  assert.equal(c1.status, 201);
+  const c2 = await fetch(`${url}/v1/client/checkout`, {
+    method: 'POST',
+    headers: { authorization: `License ${byDevice.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ fingerprint: 'cli-clone-device', instanceId: 'x-2', hostname: 'clone' }),
+  });
+  assert.equal(c2.status, 409);
+  const devices = ok(await cli(['devices', 'list', byDevice.id]), 'devices list');
+  assert.match(devices.stdout, /CLONE SUSPECT/);
+  assert.match(devices.stdout, /since \S+: origin.*; clone/);
+  // bad values are exit 2 before any request
+  for (const bad of [
+    ['--share-by', 'planet'],
+    ['--share-by', 'user,user'],
+    ['--share-cap', '2'],
+    ['--clone-policy', 'maybe'],
+    ['--overdraft', '-1'],
+  ]) {
+    const r = await cli(['licenses', 'create', '--product', productId, '--seats', '1', ...bad]);
+    assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stderr}`);
+  }
+  // a rule the server refuses names the flag
+  const refused = await cli(['licenses', 'create', '--product', productId, '--seats', '1', '--share-by', 'instance,user']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /INVALID_POLICY: .*instance/);
 });

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { registerHistory } from './history.js';
 import { CommandKit } from './kit.js';
-import { registerLeases, registerReclaim } from './leases.js';
+import { registerDevices, registerLeases, registerReclaim } from './leases.js';
 import { registerLicenses } from './licenses.js';
 import { registerOnPremCommands } from './onprem.js';
 import { registerProducts } from './products.js';
@@ -21,6 +21,7 @@ export function registerAdminCommands(program: Command): void {
   registerProducts(program, kit);
   registerLicenses(program, kit);
   registerLeases(program, kit);
+  registerDevices(program, kit);
   registerReclaim(program, kit);
   registerHistory(program, kit);
   registerTokens(program, kit);

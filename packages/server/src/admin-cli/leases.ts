@@ -17,22 +17,7 @@ export function registerLeases(program: Command, kit: CommandKit): void {
     'leases held on a license (its key or its lic_… id), oldest grant first (includes expired ones not yet reclaimed)',
     async (ctx) => {
       const res = await ctx.client.call(A.listLeases, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } });
-      show(ctx, res.body, (b) =>
-        table(
-          ['LEASE', 'DEVICE', 'HOSTNAME', 'USER', 'OFFLINE', 'INSTANCES', 'GRANTED', 'LAST ACCESSED', 'EXPIRES'],
-          b.items.map((l) => [
-            l.id,
-            l.deviceId,
-            l.hostname,
-            l.user,
-            l.offline,
-            l.instanceCount,
-            l.grantedAt,
-            l.lastAccessedAt,
-            l.expiresAt ?? 'never',
-          ]),
-        ),
-      );
+      show(ctx, res.body, (b) => leaseTable(b.items));
     },
   );
   kit
@@ -44,6 +29,67 @@ export function registerLeases(program: Command, kit: CommandKit): void {
       show(ctx, res.body, (b) => `released ${b.leaseId}${b.offlineOverridden ? ' (an unexpired offline lease: forced)' : ''}`);
     })
     .option('--force', 'also release an offline lease before its Offline Expiry Date');
+}
+
+/**
+ * One line per seat (its share group, the device that took it, what marks it), the uses that share it
+ * indented under it: the instance, its device, host and user, and whether its client says VM or container.
+ */
+export function leaseTable(items: protocol.Lease[]): string {
+  const seats = [...items].sort((a, b) =>
+    a.shareGroup < b.shareGroup ? -1 : a.shareGroup > b.shareGroup ? 1 : a.grantedAt < b.grantedAt ? -1 : 1,
+  );
+  const rows: unknown[][] = [];
+  for (const l of seats) {
+    const marks = [
+      l.offline ? 'offline' : null,
+      l.overdraft ? 'overdraft' : null,
+      l.lingerUntil ? `lingers until ${l.lingerUntil}` : null,
+    ].filter(Boolean);
+    rows.push([
+      l.id,
+      l.shareGroup,
+      l.deviceId,
+      l.hostname,
+      l.user,
+      `${l.instanceCount} use(s)`,
+      marks.join(', '),
+      l.grantedAt,
+      l.expiresAt ?? 'never',
+    ]);
+    for (const i of l.instances) {
+      const claims = [i.meta.vm ? 'vm' : null, i.meta.container ? 'container' : null].filter(Boolean).join(', ');
+      rows.push([`  ${i.instanceId}`, '', i.deviceId, i.meta.hostname, i.meta.user, '', claims, i.startedAt, i.expiresAt ?? 'never']);
+    }
+  }
+  return table(['SEAT / USE', 'SHARE GROUP', 'DEVICE', 'HOSTNAME', 'USER', 'USES', 'MARKS', 'SINCE', 'EXPIRES'], rows as never);
+}
+
+export function registerDevices(program: Command, kit: CommandKit): void {
+  const g = kit.group(program, 'devices', 'the devices seen on a license');
+  kit.leaf(
+    g,
+    'list <license>',
+    'devices of a license (its key or its lic_… id), most recently seen first; clone suspects marked',
+    async (ctx) => {
+      const res = await ctx.client.call(A.listDevices, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } });
+      show(ctx, res.body, (b) =>
+        table(
+          ['DEVICE', 'FINGERPRINT', 'HOSTNAME', 'USER', 'SEATS', 'USES', 'LAST ACCESSED', 'CLONE SUSPECT'],
+          b.items.map((d) => [
+            d.id,
+            d.fingerprint,
+            d.hostname,
+            d.user,
+            d.seatsHeld,
+            d.instanceCount,
+            d.lastAccessedAt,
+            d.cloneSuspectedAt ? `since ${d.cloneSuspectedAt}: ${d.machinesSeen.join('; ')}` : '',
+          ]),
+        ),
+      );
+    },
+  );
 }
 
 // --- reclaim -------------------------------------------------------------------------------------

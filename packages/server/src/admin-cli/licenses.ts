@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
 import { arg, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
-import { jsonObject, NONE, orNone, timestamp, wholeNumber } from './parsers.js';
+import { jsonObject, NONE, orNone, shareAttributes, timestamp, wholeNumber } from './parsers.js';
 import { keyValues, out, printJson, table } from './output.js';
 
 type License = protocol.License;
@@ -48,6 +48,11 @@ function licenseBlock(l: License): string {
     ['max offline seats', l.maxOfflineSeats],
     ['max instances', l.maxInstancesPerDevice],
     ['counting', l.counting],
+    ['sharing', describeSharing(l.sharing)],
+    ['clone policy', l.clonePolicy],
+    ['vm policy', l.vmPolicy],
+    ['linger', l.lingerSeconds ? `${l.lingerSeconds}s` : 'none'],
+    ['overdraft', l.overdraftSeats ? `${l.overdraftSeats} seat(s)` : 'none'],
     ['metadata', JSON.stringify(l.metadata)],
     ['created', l.createdAt],
     ['updated', l.updatedAt],
@@ -71,6 +76,28 @@ function policyOptions(cmd: Command, create: boolean): Command {
     .option('--max-offline-seats <n|none>', 'cap on seats offline at once (default none)', orNone(wholeNumber('--max-offline-seats')))
     .option('--max-instances <n>', 'instances per device (default 10)', wholeNumber('--max-instances', 1))
     .addOption(new Option('--counting <mode>', 'seat counting (default per-device)').choices(['per-device', 'per-instance']))
+    .option(
+      '--share-by <attrs>',
+      'which uses share one seat: device, user, host, display, key (any mix, comma separated), or instance, or site',
+      shareAttributes,
+    )
+    .option(
+      '--share-cap <n|none>',
+      'most uses on one seat under the sharing rule (needs --share-by)',
+      orNone(wholeNumber('--share-cap', 1)),
+    )
+    .addOption(
+      new Option('--clone-policy <policy>', 'one fingerprint from several machines (default separate)').choices([
+        'separate',
+        'refuse',
+        'allow',
+      ]),
+    )
+    .addOption(
+      new Option('--vm-policy <policy>', 'uses in a VM or container (default allow)').choices(['allow', 'count-per-instance', 'deny']),
+    )
+    .option('--linger <s>', 'after the last use checks in, hold the seat this long for its group (default 0)', wholeNumber('--linger'))
+    .option('--overdraft <n>', 'seats granted beyond the count when the pool is full (default 0)', wholeNumber('--overdraft'))
     .option('--metadata <json>', 'a JSON object stored with the license (replaces the old one)', jsonObject);
 }
 
@@ -86,8 +113,18 @@ const POLICY_FLAGS: [string, string, string][] = [
   ['maxOfflineSeats', 'maxOfflineSeats', '--max-offline-seats'],
   ['maxInstances', 'maxInstancesPerDevice', '--max-instances'],
   ['counting', 'counting', '--counting'],
+  ['shareBy', 'sharing', '--share-by'],
+  ['clonePolicy', 'clonePolicy', '--clone-policy'],
+  ['vmPolicy', 'vmPolicy', '--vm-policy'],
+  ['linger', 'lingerSeconds', '--linger'],
+  ['overdraft', 'overdraftSeats', '--overdraft'],
   ['metadata', 'metadata', '--metadata'],
 ];
+
+/** `user+host, cap 3`; `device` (per device); `instance` (per instance). */
+export function describeSharing(rule: protocol.SharingRule): string {
+  return rule.by.join('+') + (rule.cap === null ? '' : `, cap ${rule.cap}`);
+}
 
 /**
  * Rewrites the API field names in a refusal (`expiresAt`, `body/seats`) into the flags that set them, so
@@ -111,21 +148,15 @@ async function policyRequest<T>(request: () => Promise<T>): Promise<T> {
 }
 
 function policyBody(options: Record<string, unknown>): Record<string, unknown> {
-  const map: [string, string][] = [
-    ['seats', 'seats'],
-    ['model', 'model'],
-    ['expiresAt', 'expiresAt'],
-    ['trialDays', 'trialDays'],
-    ['leaseTtl', 'leaseTtlSeconds'],
-    ['heartbeat', 'heartbeatIntervalSeconds'],
-    ['maxOffline', 'maxOfflineSeconds'],
-    ['maxOfflineSeats', 'maxOfflineSeats'],
-    ['maxInstances', 'maxInstancesPerDevice'],
-    ['counting', 'counting'],
-    ['metadata', 'metadata'],
-  ];
   const body: Record<string, unknown> = {};
-  for (const [opt, field] of map) if (options[opt] !== undefined) body[field] = options[opt] === NONE ? null : options[opt];
+  for (const [opt, field] of POLICY_FLAGS) {
+    if (opt === 'shareBy' || options[opt] === undefined) continue;
+    body[field] = options[opt] === NONE ? null : options[opt];
+  }
+  if (options.shareCap !== undefined && options.shareBy === undefined)
+    throw new CliError('--share-cap needs --share-by (the whole rule is set at once)', EXIT.usage);
+  if (options.shareBy !== undefined)
+    body.sharing = { by: options.shareBy, cap: options.shareCap === undefined || options.shareCap === NONE ? null : options.shareCap };
   return body;
 }
 

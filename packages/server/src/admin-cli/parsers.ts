@@ -35,3 +35,21 @@ export function jsonObject(v: string): Record<string, unknown> {
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON object.');
   return parsed as Record<string, unknown>;
 }
+
+/** The license sharing rule's attributes, as the protocol declares them. */
+const SHARE_ATTRIBUTES = ['device', 'user', 'host', 'display', 'key', 'instance', 'site'] as const;
+export type ShareAttributeName = (typeof SHARE_ATTRIBUTES)[number];
+
+/** `--share-by user,host`: a comma list of sharing attributes (`instance` and `site` stand alone: the server says so). */
+export function shareAttributes(v: string): ShareAttributeName[] {
+  const parts = v
+    .split(/[,+]/)
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean);
+  if (parts.length === 0) throw new InvalidArgumentError(`expected one or more of ${SHARE_ATTRIBUTES.join(', ')}, separated by commas.`);
+  for (const p of parts)
+    if (!(SHARE_ATTRIBUTES as readonly string[]).includes(p))
+      throw new InvalidArgumentError(`unknown sharing attribute "${p}": expected ${SHARE_ATTRIBUTES.join(', ')}.`);
+  if (new Set(parts).size !== parts.length) throw new InvalidArgumentError('an attribute is named twice.');
+  return parts as ShareAttributeName[];
+}

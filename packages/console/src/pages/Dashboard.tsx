@@ -97,6 +97,11 @@ function DashRow({ row }: { row: DashboardRow }) {
       <td data-label="Customer">{customerOf(l.metadata) ?? <span className="muted">—</span>}</td>
       <td data-label="Seats used / total" className="seats-cell">
         <SeatBar used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />
+        {l.seatsUsed > l.seats && (
+          <span className="badge badge-warn" data-overdraft={l.id}>
+            {l.seatsUsed - l.seats} in overdraft
+          </span>
+        )}
       </td>
       <td data-label="Online" className="num">
         {l.seatsUsed - l.seatsOffline}

@@ -1,4 +1,4 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { Fragment, useEffect, useState, type ReactNode } from 'react';
 import { api, ApiError, type Device, type Lease, type License } from '../api';
 import { fmtDuration, fmtRelative, fmtTime, plural, vis } from '../format';
 import { takeFlash } from '../flash';
@@ -193,12 +193,44 @@ export function LicenseDetail({ licenseId }: { licenseId: string }) {
   );
 }
 
+/** A sharing rule in words: `Per device`, `By user and host, at most 3 uses a seat`. */
+export function describeSharing(rule: License['sharing']): string {
+  const cap = rule.cap === null ? '' : `, at most ${plural(rule.cap, 'use')} a seat`;
+  if (rule.by[0] === 'instance') return 'Per instance';
+  if (rule.by[0] === 'site') return `Site (every use shares one seat)${cap}`;
+  if (rule.by.length === 1 && rule.by[0] === 'device') return `Per device${cap}`;
+  return `By ${rule.by.join(' and ')}${cap}`;
+}
+
+/** `user=alice&host=ws%201` → `user alice, host ws 1` (the values were URL-encoded by the server). */
+function decodeGroup(group: string): string {
+  return group
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      if (eq < 0) return part;
+      try {
+        return `${part.slice(0, eq)} ${decodeURIComponent(part.slice(eq + 1))}`;
+      } catch {
+        return part;
+      }
+    })
+    .join(', ');
+}
+
 function PolicyList({ license: l, productName }: { license: License; productName: string }) {
   const rows: [string, ReactNode][] = [
     ['Product', productName],
     ['Seats in use', <SeatBar key="s" used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />],
-    ['Counting', l.counting === 'per-device' ? 'Per device' : 'Per instance'],
+    ['Sharing', describeSharing(l.sharing)],
     ['Max instances per device', String(l.maxInstancesPerDevice)],
+    [
+      'Clone policy',
+      l.clonePolicy === 'separate' ? 'Separate seat per machine' : l.clonePolicy === 'refuse' ? 'Clones refused' : 'Clones may share',
+    ],
+    ['VM policy', l.vmPolicy === 'allow' ? 'Allowed' : l.vmPolicy === 'deny' ? 'Denied' : 'A seat per VM or container use'],
+    ['Linger', l.lingerSeconds > 0 ? fmtDuration(l.lingerSeconds) : 'None'],
+    ['Overdraft', l.overdraftSeats > 0 ? `${plural(l.overdraftSeats, 'seat')} beyond the count` : 'None'],
     [
       'Model',
       l.model === 'subscription'
@@ -305,63 +337,85 @@ function Seats({
               ]}
             />
             <tbody>
-              {leases.map((x) => {
-                const expired = x.expiresAt !== null && Date.parse(x.expiresAt) <= now;
-                const offlineActive = x.offline && x.offlineExpiresAt !== null && Date.parse(x.offlineExpiresAt) > now;
-                return (
-                  <tr key={x.id} data-lease-id={x.id}>
-                    <th scope="row" data-label="Hostname">
-                      {x.hostname !== null ? vis(x.hostname) : <span className="muted">unknown</span>}
-                      <span className="sub" title={`device ${x.deviceId}, fingerprint ${x.fingerprint}`}>
-                        <code>{x.fingerprint.slice(0, 16)}</code>
-                        {x.appVersion && ` · v${vis(x.appVersion)}`}
-                      </span>
-                    </th>
-                    <td data-label="User">{x.user !== null ? vis(x.user) : <span className="muted">—</span>}</td>
-                    <td data-label="Instances" className="num">
-                      {x.instanceCount}
-                    </td>
-                    <td data-label="Checked out at">{fmtTime(x.grantedAt)}</td>
-                    <td data-label="Last accessed">
-                      {fmtTime(x.lastAccessedAt)}
-                      <span className="sub">{fmtRelative(x.lastAccessedAt, now)}</span>
-                    </td>
-                    <td data-label="Lease expiry">
-                      {x.expiresAt === null ? 'none (no TTL)' : fmtTime(x.expiresAt)}
-                      {expired ? (
-                        <span className="sub text-bad">expired — freed by the next reclamation</span>
-                      ) : (
-                        x.expiresAt && <span className="sub">{fmtRelative(x.expiresAt, now)}</span>
-                      )}
-                    </td>
-                    <td data-label="Offline expiry">
-                      {x.offline ? (
-                        <>
-                          <span className="badge badge-warn">offline</span> {fmtTime(x.offlineExpiresAt)}
-                          {offlineActive && <span className="sub">{fmtRelative(x.offlineExpiresAt, now)}</span>}
-                        </>
-                      ) : (
-                        <span className="muted">online</span>
-                      )}
-                    </td>
-                    {canRelease && (
-                      <td data-label="Actions" className="row-actions">
-                        <button
-                          type="button"
-                          className="btn btn-small btn-danger-outline"
-                          aria-label={`Release the seat held by ${who(x)}`}
-                          onClick={() => {
-                            setDone(null);
-                            setRelease({ lease: x, stage: 'confirm', error: null, offlineExpiresAt: x.offlineExpiresAt });
-                          }}
-                        >
-                          Release
-                        </button>
-                      </td>
-                    )}
-                  </tr>
-                );
-              })}
+              {[...leases]
+                .sort((a, b) => (a.shareGroup < b.shareGroup ? -1 : a.shareGroup > b.shareGroup ? 1 : 0))
+                .map((x) => {
+                  const expired = x.expiresAt !== null && Date.parse(x.expiresAt) <= now;
+                  const offlineActive = x.offline && x.offlineExpiresAt !== null && Date.parse(x.offlineExpiresAt) > now;
+                  return (
+                    <Fragment key={x.id}>
+                      <tr data-lease-id={x.id} data-share-group={x.shareGroup}>
+                        <th scope="row" data-label="Hostname">
+                          {x.hostname !== null ? vis(x.hostname) : <span className="muted">unknown</span>}
+                          {x.overdraft && <span className="badge badge-warn">overdraft</span>}
+                          {x.lingerUntil && <span className="badge">lingers until {fmtTime(x.lingerUntil)}</span>}
+                          <span className="sub" title={`device ${x.deviceId}, fingerprint ${x.fingerprint}`}>
+                            <code>{x.fingerprint.slice(0, 16)}</code>
+                            {x.appVersion && ` · v${vis(x.appVersion)}`}
+                            {' · '}
+                            <span className="share-group">{vis(decodeGroup(x.shareGroup))}</span>
+                          </span>
+                        </th>
+                        <td data-label="User">{x.user !== null ? vis(x.user) : <span className="muted">—</span>}</td>
+                        <td data-label="Instances" className="num">
+                          {x.instanceCount}
+                        </td>
+                        <td data-label="Checked out at">{fmtTime(x.grantedAt)}</td>
+                        <td data-label="Last accessed">
+                          {fmtTime(x.lastAccessedAt)}
+                          <span className="sub">{fmtRelative(x.lastAccessedAt, now)}</span>
+                        </td>
+                        <td data-label="Lease expiry">
+                          {x.expiresAt === null ? 'none (no TTL)' : fmtTime(x.expiresAt)}
+                          {expired ? (
+                            <span className="sub text-bad">expired — freed by the next reclamation</span>
+                          ) : (
+                            x.expiresAt && <span className="sub">{fmtRelative(x.expiresAt, now)}</span>
+                          )}
+                        </td>
+                        <td data-label="Offline expiry">
+                          {x.offline ? (
+                            <>
+                              <span className="badge badge-warn">offline</span> {fmtTime(x.offlineExpiresAt)}
+                              {offlineActive && <span className="sub">{fmtRelative(x.offlineExpiresAt, now)}</span>}
+                            </>
+                          ) : (
+                            <span className="muted">online</span>
+                          )}
+                        </td>
+                        {canRelease && (
+                          <td data-label="Actions" className="row-actions">
+                            <button
+                              type="button"
+                              className="btn btn-small btn-danger-outline"
+                              aria-label={`Release the seat held by ${who(x)}`}
+                              onClick={() => {
+                                setDone(null);
+                                setRelease({ lease: x, stage: 'confirm', error: null, offlineExpiresAt: x.offlineExpiresAt });
+                              }}
+                            >
+                              Release
+                            </button>
+                          </td>
+                        )}
+                      </tr>
+                      {x.instances.length > 1 &&
+                        x.instances.map((u) => (
+                          <tr key={`${x.id}/${u.instanceId}`} className="use-row" data-use-of={x.id}>
+                            <td data-label="Use" colSpan={canRelease ? 8 : 7}>
+                              <span className="muted">↳ use</span> <code>{vis(u.instanceId)}</code>
+                              {' on '}
+                              {u.meta.hostname !== null ? vis(u.meta.hostname) : <span className="muted">unknown host</span>}
+                              {u.meta.user !== null && ` (${vis(u.meta.user)})`}
+                              {u.meta.vm && <span className="badge">VM</span>}
+                              {u.meta.container && <span className="badge">container</span>}
+                              <span className="sub">since {fmtTime(u.startedAt)}</span>
+                            </td>
+                          </tr>
+                        ))}
+                    </Fragment>
+                  );
+                })}
             </tbody>
           </table>
         </div>
@@ -409,9 +463,15 @@ function Seats({
 
 function DevicesSeen({ devices }: { devices: Device[] }) {
   if (devices.length === 0) return null;
+  const suspects = devices.filter((d) => d.cloneSuspectedAt !== null).length;
   return (
     <section className="card" aria-labelledby="devices-h">
-      <details>
+      {suspects > 0 && (
+        <p className="alert alert-warn" role="status">
+          {plural(suspects, 'device fingerprint')} seen from several machines at once (a cloned disk or VM image?): see the list below.
+        </p>
+      )}
+      <details open={suspects > 0}>
         <summary>
           <h2 id="devices-h">
             Every device seen on this license <span className="count">{devices.length}</span>
@@ -432,7 +492,14 @@ function DevicesSeen({ devices }: { devices: Device[] }) {
                       <Link to={`/audit?deviceId=${d.id}`}>audit</Link> · <code>{d.fingerprint.slice(0, 16)}</code>
                     </span>
                   </th>
-                  <td data-label="User">{d.user !== null ? vis(d.user) : '—'}</td>
+                  <td data-label="User">
+                    {d.user !== null ? vis(d.user) : '—'}
+                    {d.cloneSuspectedAt !== null && (
+                      <span className="sub text-bad" data-clone-suspect={d.id}>
+                        clone suspect since {fmtTime(d.cloneSuspectedAt)}: {d.machinesSeen.map(vis).join('; ')}
+                      </span>
+                    )}
+                  </td>
                   <td data-label="App version">{d.appVersion !== null ? vis(d.appVersion) : '—'}</td>
                   <td data-label="First seen">{fmtTime(d.firstSeenAt)}</td>
                   <td data-label="Last accessed">{fmtTime(d.lastAccessedAt)}</td>

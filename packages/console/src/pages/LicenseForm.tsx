@@ -7,7 +7,17 @@ import { useCan, useLoad, useSession, useTitle } from '../session';
 import { ErrorBox, Field, Loading, PageTitle } from '../components/ui';
 
 type Model = License['model'];
-type Counting = License['counting'];
+type SharingRule = License['sharing'];
+type ShareAttr = SharingRule['by'][number];
+/** The sharing rule as the form offers it: the two classic modes, a site license, or a mix of attributes. */
+type ShareMode = 'device' | 'instance' | 'site' | 'custom';
+const MIXABLE: [ShareAttr, string][] = [
+  ['device', 'device (the computer)'],
+  ['user', 'user name'],
+  ['host', 'host name'],
+  ['display', 'display'],
+  ['key', 'share key (set by the application)'],
+];
 
 interface FormState {
   productId: string;
@@ -21,7 +31,13 @@ interface FormState {
   maxOfflineSeconds: string;
   maxOfflineSeats: string;
   maxInstancesPerDevice: string;
-  counting: Counting;
+  shareMode: ShareMode;
+  shareAttrs: ShareAttr[];
+  shareCap: string;
+  clonePolicy: License['clonePolicy'];
+  vmPolicy: License['vmPolicy'];
+  lingerSeconds: string;
+  overdraftSeats: string;
   metadata: string;
 }
 
@@ -37,9 +53,36 @@ const EMPTY: FormState = {
   maxOfflineSeconds: '0',
   maxOfflineSeats: '',
   maxInstancesPerDevice: '10',
-  counting: 'per-device',
+  shareMode: 'device',
+  shareAttrs: ['user'],
+  shareCap: '',
+  clonePolicy: 'separate',
+  vmPolicy: 'allow',
+  lingerSeconds: '0',
+  overdraftSeats: '0',
   metadata: '{}',
 };
+
+function modeOf(rule: SharingRule): ShareMode {
+  if (rule.by.length === 1 && rule.by[0] === 'instance') return 'instance';
+  if (rule.by.length === 1 && rule.by[0] === 'site') return 'site';
+  if (rule.by.length === 1 && rule.by[0] === 'device' && rule.cap === null) return 'device';
+  return 'custom';
+}
+
+function ruleOf(f: FormState): SharingRule {
+  const cap = num(f.shareCap);
+  switch (f.shareMode) {
+    case 'device':
+      return { by: ['device'], cap: null };
+    case 'instance':
+      return { by: ['instance'], cap: null };
+    case 'site':
+      return { by: ['site'], cap: (cap ?? null) as number | null };
+    default:
+      return { by: f.shareAttrs, cap: (cap ?? null) as number | null };
+  }
+}
 
 function fromLicense(l: License): FormState {
   return {
@@ -54,7 +97,13 @@ function fromLicense(l: License): FormState {
     maxOfflineSeconds: String(l.maxOfflineSeconds),
     maxOfflineSeats: l.maxOfflineSeats === null ? '' : String(l.maxOfflineSeats),
     maxInstancesPerDevice: String(l.maxInstancesPerDevice),
-    counting: l.counting,
+    shareMode: modeOf(l.sharing),
+    shareAttrs: modeOf(l.sharing) === 'custom' ? l.sharing.by : ['user'],
+    shareCap: l.sharing.cap === null ? '' : String(l.sharing.cap),
+    clonePolicy: l.clonePolicy,
+    vmPolicy: l.vmPolicy,
+    lingerSeconds: String(l.lingerSeconds),
+    overdraftSeats: String(l.overdraftSeats),
     metadata: JSON.stringify(l.metadata, null, 2),
   };
 }
@@ -77,7 +126,11 @@ const POLICY_FIELDS = [
   'maxOfflineSeconds',
   'maxOfflineSeats',
   'maxInstancesPerDevice',
-  'counting',
+  'sharing',
+  'clonePolicy',
+  'vmPolicy',
+  'lingerSeconds',
+  'overdraftSeats',
   'metadata',
 ] as const;
 
@@ -93,7 +146,11 @@ function toBody(f: FormState): Record<string, unknown> {
     maxOfflineSeconds: num(f.maxOfflineSeconds),
     maxOfflineSeats: num(f.maxOfflineSeats) ?? null,
     maxInstancesPerDevice: num(f.maxInstancesPerDevice),
-    counting: f.counting,
+    sharing: ruleOf(f),
+    clonePolicy: f.clonePolicy,
+    vmPolicy: f.vmPolicy,
+    lingerSeconds: num(f.lingerSeconds),
+    overdraftSeats: num(f.overdraftSeats),
     metadata: JSON.parse(f.metadata.trim() || '{}') as unknown,
   };
 }
@@ -107,6 +164,7 @@ function errorField(e: unknown): string | null {
   if (field) return field;
   if (e.code === 'INVALID_POLICY') {
     for (const f of ['heartbeatIntervalSeconds', 'expiresAt', 'trialDays', 'leaseTtlSeconds']) if (e.message.includes(f)) return f;
+    if (/sharing|instance|site/.test(e.message)) return 'sharing';
   }
   return null;
 }
@@ -251,47 +309,118 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
                 )}
               </Field>
             )}
-            <Field label="Seats" error={fieldError('seats')} hint="How many users may run the application at once (1–1,000,000).">
-              {(p) => (
-                <input
-                  {...p}
-                  name="seats"
-                  type="number"
-                  inputMode="numeric"
-                  value={form.seats}
-                  onChange={(e) => set('seats', e.target.value)}
-                />
-              )}
-            </Field>
+            <NumberField
+              label="Seats"
+              name="seats"
+              value={form.seats}
+              onChange={(v) => set('seats', v)}
+              error={fieldError('seats')}
+              hint="How many users may run the application at once (1–1,000,000)."
+            />
           </div>
           <div className="grid">
-            <Radio
-              legend="Counting"
-              name="counting"
-              value={form.counting}
-              onChange={(v) => set('counting', v as Counting)}
-              options={[
-                ['per-device', 'Per device', 'one seat per computer, shared by its running copies'],
-                ['per-instance', 'Per instance', 'one seat per running copy'],
-              ]}
-              error={fieldError('counting')}
-            />
-            <Field
+            <NumberField
               label="Max instances per device"
+              name="maxInstancesPerDevice"
+              value={form.maxInstancesPerDevice}
+              onChange={(v) => set('maxInstancesPerDevice', v)}
               error={fieldError('maxInstancesPerDevice')}
-              hint="Running copies allowed on one computer (1–10,000)."
+              hint="Running copies allowed on one computer, on any seat (1–10,000)."
+            />
+            <NumberField
+              label="Overdraft seats"
+              name="overdraftSeats"
+              value={form.overdraftSeats}
+              onChange={(v) => set('overdraftSeats', v)}
+              error={fieldError('overdraftSeats')}
+              hint="Seats granted beyond the count when all are in use, marked and counted apart for the true-up. 0: none."
+            />
+          </div>
+        </fieldset>
+
+        <fieldset>
+          <legend>Which uses share one seat</legend>
+          <Radio
+            legend="Sharing rule"
+            name="shareMode"
+            value={form.shareMode}
+            onChange={(v) => set('shareMode', v as ShareMode)}
+            options={[
+              ['device', 'Per device', 'one seat per computer, shared by its running copies'],
+              ['instance', 'Per instance', 'one seat per running copy'],
+              ['site', 'Site', 'every use of the license shares one seat'],
+              ['custom', 'By attributes', 'uses with equal values of the chosen attributes share a seat (e.g. one user on two computers)'],
+            ]}
+            error={fieldError('sharing')}
+          />
+          {form.shareMode === 'custom' && (
+            <fieldset className="checks" aria-label="Sharing attributes">
+              {MIXABLE.map(([attr, label]) => (
+                <label key={attr} className="check">
+                  <input
+                    type="checkbox"
+                    name={`share-${attr}`}
+                    checked={form.shareAttrs.includes(attr)}
+                    onChange={(e) =>
+                      set('shareAttrs', e.target.checked ? [...form.shareAttrs, attr] : form.shareAttrs.filter((a) => a !== attr))
+                    }
+                  />
+                  <span>{label}</span>
+                </label>
+              ))}
+            </fieldset>
+          )}
+          {(form.shareMode === 'custom' || form.shareMode === 'site') && (
+            <NumberField
+              label="Most uses on one seat"
+              name="shareCap"
+              value={form.shareCap}
+              onChange={(v) => set('shareCap', v)}
+              error={null}
+              hint="The next use takes another seat (RLM share=u:3 is user with 3). Empty: no cap."
+            />
+          )}
+          <div className="grid">
+            <Field
+              label="Clone policy"
+              error={fieldError('clonePolicy')}
+              hint="One device fingerprint seen from several machines at once (a cloned disk or VM)."
             >
               {(p) => (
-                <input
+                <select
                   {...p}
-                  name="maxInstancesPerDevice"
-                  type="number"
-                  inputMode="numeric"
-                  value={form.maxInstancesPerDevice}
-                  onChange={(e) => set('maxInstancesPerDevice', e.target.value)}
-                />
+                  name="clonePolicy"
+                  value={form.clonePolicy}
+                  onChange={(e) => set('clonePolicy', e.target.value as FormState['clonePolicy'])}
+                >
+                  <option value="separate">Separate: each machine needs its own seat</option>
+                  <option value="refuse">Refuse the clones</option>
+                  <option value="allow">Allow them to share</option>
+                </select>
               )}
             </Field>
+            <Field label="VM policy" error={fieldError('vmPolicy')} hint="Uses whose application says it runs in a VM or a container.">
+              {(p) => (
+                <select
+                  {...p}
+                  name="vmPolicy"
+                  value={form.vmPolicy}
+                  onChange={(e) => set('vmPolicy', e.target.value as FormState['vmPolicy'])}
+                >
+                  <option value="allow">Allow</option>
+                  <option value="count-per-instance">Each takes a seat of its own</option>
+                  <option value="deny">Deny</option>
+                </select>
+              )}
+            </Field>
+            <NumberField
+              label="Linger (seconds)"
+              name="lingerSeconds"
+              value={form.lingerSeconds}
+              onChange={(v) => set('lingerSeconds', v)}
+              error={fieldError('lingerSeconds')}
+              hint="After the last use checks in, the seat stays held this long for the same device or user. 0: none."
+            />
           </div>
         </fieldset>
 
@@ -323,18 +452,14 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
             </Field>
           )}
           {form.model === 'trial' && (
-            <Field label="Trial length in days" error={fieldError('trialDays')} hint="1–3650, counted from the first checkout.">
-              {(p) => (
-                <input
-                  {...p}
-                  name="trialDays"
-                  type="number"
-                  inputMode="numeric"
-                  value={form.trialDays}
-                  onChange={(e) => set('trialDays', e.target.value)}
-                />
-              )}
-            </Field>
+            <NumberField
+              label="Trial length in days"
+              name="trialDays"
+              value={form.trialDays}
+              onChange={(v) => set('trialDays', v)}
+              error={fieldError('trialDays')}
+              hint="1–3650, counted from the first checkout."
+            />
           )}
         </fieldset>
 
@@ -342,85 +467,57 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
           <legend>Leases and reclamation</legend>
           <div className="grid">
             <div>
-              <Field
+              <NumberField
                 label="Lease TTL (seconds)"
+                name="leaseTtlSeconds"
+                value={form.leaseTtlSeconds}
+                onChange={(v) => set('leaseTtlSeconds', v)}
                 error={fieldError('leaseTtlSeconds')}
                 hint={
                   form.noTtl
                     ? 'No TTL: a seat is held until check-in or release; reclamation never frees it.'
                     : `${fmtDuration(Number(form.leaseTtlSeconds) || 0)} without a heartbeat, then the seat is reclaimed (10 s minimum).`
                 }
-              >
-                {(p) => (
-                  <input
-                    {...p}
-                    name="leaseTtlSeconds"
-                    type="number"
-                    inputMode="numeric"
-                    value={form.leaseTtlSeconds}
-                    disabled={form.noTtl}
-                    onChange={(e) => set('leaseTtlSeconds', e.target.value)}
-                  />
-                )}
-              </Field>
+                disabled={form.noTtl}
+              />
               <label className="check">
                 <input type="checkbox" checked={form.noTtl} onChange={(e) => set('noTtl', e.target.checked)} />
                 <span>No TTL (never reclaimed)</span>
               </label>
             </div>
-            <Field
+            <NumberField
               label="Heartbeat interval (seconds)"
+              name="heartbeatIntervalSeconds"
+              value={form.heartbeatIntervalSeconds}
+              onChange={(v) => set('heartbeatIntervalSeconds', v)}
               error={fieldError('heartbeatIntervalSeconds')}
               hint={`How often clients renew. Must be shorter than the TTL. Empty: ${fmtDuration(defaultHb)}.`}
-            >
-              {(p) => (
-                <input
-                  {...p}
-                  name="heartbeatIntervalSeconds"
-                  type="number"
-                  inputMode="numeric"
-                  value={form.heartbeatIntervalSeconds}
-                  placeholder={String(defaultHb)}
-                  onChange={(e) => set('heartbeatIntervalSeconds', e.target.value)}
-                />
-              )}
-            </Field>
+              placeholder={String(defaultHb)}
+            />
           </div>
         </fieldset>
 
         <fieldset>
           <legend>Offline use</legend>
           <div className="grid">
-            <Field
+            <NumberField
               label="Longest offline checkout (seconds)"
+              name="maxOfflineSeconds"
+              value={form.maxOfflineSeconds}
+              onChange={(v) => set('maxOfflineSeconds', v)}
               error={fieldError('maxOfflineSeconds')}
               hint={
                 Number(form.maxOfflineSeconds) > 0 ? `Up to ${fmtDuration(Number(form.maxOfflineSeconds))}.` : '0 forbids offline checkout.'
               }
-            >
-              {(p) => (
-                <input
-                  {...p}
-                  name="maxOfflineSeconds"
-                  type="number"
-                  inputMode="numeric"
-                  value={form.maxOfflineSeconds}
-                  onChange={(e) => set('maxOfflineSeconds', e.target.value)}
-                />
-              )}
-            </Field>
-            <Field label="Max seats offline at once" error={fieldError('maxOfflineSeats')} hint="Empty: no cap below the seat count.">
-              {(p) => (
-                <input
-                  {...p}
-                  name="maxOfflineSeats"
-                  type="number"
-                  inputMode="numeric"
-                  value={form.maxOfflineSeats}
-                  onChange={(e) => set('maxOfflineSeats', e.target.value)}
-                />
-              )}
-            </Field>
+            />
+            <NumberField
+              label="Max seats offline at once"
+              name="maxOfflineSeats"
+              value={form.maxOfflineSeats}
+              onChange={(v) => set('maxOfflineSeats', v)}
+              error={fieldError('maxOfflineSeats')}
+              hint="Empty: no cap below the seat count."
+            />
           </div>
         </fieldset>
 
@@ -485,5 +582,43 @@ function Radio({
       ))}
       {error && <p className="field-error">{error}</p>}
     </fieldset>
+  );
+}
+
+/** A whole-number input in a labelled field: the form's one spelling of it. */
+function NumberField({
+  label,
+  name,
+  value,
+  onChange,
+  error,
+  hint,
+  placeholder,
+  disabled,
+}: {
+  label: string;
+  name: string;
+  value: string;
+  onChange: (v: string) => void;
+  error: string | null;
+  hint?: ReactNode;
+  placeholder?: string;
+  disabled?: boolean;
+}): ReactNode {
+  return (
+    <Field label={label} error={error} hint={hint}>
+      {(p) => (
+        <input
+          {...p}
+          name={name}
+          type="number"
+          inputMode="numeric"
+          value={value}
+          placeholder={placeholder}
+          disabled={disabled}
+          onChange={(e) => onChange(e.target.value)}
+        />
+      )}
+    </Field>
   );
 }

@@ -650,8 +650,57 @@ function consoleSuite() {
     await page.getByRole('status').filter({ hasText: /seen from several machines/ }).waitFor();
     assert.match(await page.locator('[data-clone-suspect]').innerText(), /clone suspect since .*origin.*copy/);
     await shot('license-clone-suspect');
+    await nav('Dashboard');
+    await heading('Dashboard');
     await api('DELETE', `/v1/admin/licenses/${byDevice.id}?force=true`);
     await api('DELETE', `/v1/admin/licenses/${id}?force=true`);
+  });
+
+  step('groups page and access policy: a group kept in the console, a license that reserves seats for it and limits a user', async () => {
+    await nav('Groups');
+    await heading('Groups');
+    await page.getByLabel('Group name').fill('cad-team');
+    await page.getByLabel('Users').fill('ana\nbo');
+    await page.getByLabel('Hosts').fill('ws-cad-1');
+    await page.getByRole('button', { name: 'Save group' }).click();
+    await page.getByRole('status').filter({ hasText: 'Group cad-team saved: 2 user(s), 1 host(s).' }).waitFor();
+    assert.match(await page.locator('tr[data-group="cad-team"]').innerText(), /group:cad-team\s+ana, bo\s+ws-cad-1/);
+    await shot('groups');
+
+    await page.goto(`${base}/console/licenses/new?productId=${s.productId}`);
+    await heading('New license');
+    await page.getByLabel('Seats', { exact: true }).fill('3');
+    await page.getByLabel('Deny').fill('host:kiosk');
+    await page.getByLabel('Most seats at once').fill('user:cy=1');
+    await page.getByLabel('Reserved seats').fill('group:cad-team=2');
+    await page.getByRole('button', { name: 'Create license' }).click();
+    await page.getByRole('status').filter({ hasText: /created/ }).waitFor();
+    const id = new URL(page.url()).pathname.split('/').pop();
+    const lic = (await api('GET', `/v1/admin/licenses/${id}`)).body;
+    assert.deepEqual(lic.access, {
+      allow: null,
+      deny: ['host:kiosk'],
+      limits: [{ principal: 'user:cy', max: 1 }],
+      reservations: [{ principal: 'group:cad-team', seats: 2 }],
+    });
+    const policy = await page.locator('dl.dl').innerText();
+    assert.match(policy, /Reserved seats\s+group:cad-team: 2/);
+    assert.match(policy, /Most seats at once\s+user:cy: 1/);
+    // the reservation at work: cy takes the one free seat, dee is refused, ana (the group) gets one
+    assert.equal((await checkout(lic.key, 'ws-cy-1', 'cy')).status, 201);
+    assert.equal((await checkout(lic.key, 'ws-dee-1', 'dee')).body.error.code, 'RESERVED_FOR_OTHERS');
+    assert.equal((await checkout(lic.key, 'ws-ana-9', 'ana')).status, 201);
+    // a bad entry shows the server's message on the form
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await heading(/Edit license/);
+    await page.getByLabel('Allow only').fill('ana');
+    expectHttpError(400, `/v1/admin/licenses/${id}`);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByRole('alert').filter({ hasText: 'VALIDATION_FAILED' }).first().waitFor();
+    await nav('Dashboard');
+    await heading('Dashboard');
+    await api('DELETE', `/v1/admin/licenses/${id}?force=true`);
+    await api('DELETE', '/v1/admin/groups/cad-team');
   });
 
   step('reclamation settings for many keys: a searchable table', async () => {

@@ -15,6 +15,7 @@ import { Reclaim } from './pages/Reclaim';
 import { UsagePage } from './pages/Usage';
 import { Audit } from './pages/Audit';
 import { Tokens } from './pages/Tokens';
+import { Groups } from './pages/Groups';
 import { LicenseFile } from './pages/LicenseFile';
 
 export function App() {
@@ -103,6 +104,7 @@ const NAV: [string, string][] = [
   ['/reclamation', 'Reclamation'],
   ['/usage', 'Usage'],
   ['/audit', 'Audit log'],
+  ['/groups', 'Groups'],
   ['/tokens', 'Tokens'],
 ];
 
@@ -193,6 +195,7 @@ function Routes({ path }: { path: string }) {
   if (a === 'usage' && !b) return <UsagePage />;
   if (a === 'audit' && !b) return <Audit />;
   if (a === 'tokens' && !b) return <Tokens />;
+  if (a === 'groups' && !b) return <Groups />;
   if (a === 'license-file' && !b) return <LicenseFile />;
   return (
     <section>

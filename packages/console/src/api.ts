@@ -28,6 +28,7 @@ const O = routes.onprem;
 export type DashboardRow = ReplyOf<typeof A.dashboard>['items'][number];
 export type Settings = ReplyOf<typeof A.settings>;
 export type CreatedToken = ReplyOf<typeof A.createToken>;
+export type Group = ReplyOf<typeof A.getGroup>;
 export type Entitlements = ReplyOf<typeof O.entitlementStatus>;
 export type LicenseFileSummary = ReplyOf<typeof O.loadEntitlements>['loaded'];
 export type Usage = ReplyOf<typeof A.licenseUsage>;
@@ -144,6 +145,9 @@ export const api = {
   tokens: () => request(A.listTokens, {}),
   createToken: (name: string, role: Role) => request(A.createToken, { body: { name, role } }),
   revokeToken: (tokenId: string) => request(A.revokeToken, { params: { tokenId }, body: {} }),
+  groups: () => request(A.listGroups, {}),
+  putGroup: (name: string, users: string[], hosts: string[]) => request(A.putGroup, { params: { name }, body: { users, hosts } }),
+  deleteGroup: (name: string) => request(A.deleteGroup, { params: { name } }),
   entitlements: () => request(O.entitlementStatus, {}),
   loadLicenseFile: (licenseFile: Record<string, unknown>) => request(O.loadEntitlements, { body: { licenseFile } }),
 };

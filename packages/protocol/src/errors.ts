@@ -71,6 +71,19 @@ export const ERRORS = {
     meaning:
       "Another machine (other host name, boot id or address) already uses this device fingerprint, and the license's clone policy is `refuse`.",
   },
+  CHECKOUT_NOT_ALLOWED: {
+    status: 403,
+    meaning: "The license's access policy does not let this user or host check out (not on its allow list, or on its deny list).",
+  },
+  SEAT_LIMIT_REACHED: {
+    status: 409,
+    meaning: 'The user, host or group already holds the most seats the license lets it hold at once (detail `principal`, `max`).',
+  },
+  RESERVED_FOR_OTHERS: {
+    status: 409,
+    meaning: 'Every seat still free is reserved for other users, hosts or groups (FlexNet LM_RESVFOROTHERS; detail `seatsReserved`).',
+  },
+  GROUP_NOT_FOUND: { status: 404, meaning: 'No group has this name.' },
   VM_NOT_ALLOWED: {
     status: 403,
     meaning: "The client says it runs in a virtual machine or a container, and the license's VM policy is `deny`.",

@@ -5,7 +5,7 @@
  * not silently dropped.
  */
 import { Type, type Static, type TSchema, type TProperties, type ObjectOptions } from '@sinclair/typebox';
-import { IDENTITY_TEXT_PATTERN } from './text.js';
+import { IDENTITY_TEXT_PATTERN, LISTED_NAME_PATTERN, PRINCIPAL_PATTERN } from './text.js';
 
 /** A closed object: unknown fields are rejected. */
 export const Obj = <T extends TProperties>(props: T, opts: ObjectOptions = {}) =>
@@ -99,6 +99,46 @@ export const SharingRule = Obj({
   ),
 });
 export type SharingRule = Static<typeof SharingRule>;
+/** Who a site policy names: `user:<name>`, `host:<name>` (as the client sends them) or `group:<name>` (an admin-managed group). */
+export const Principal = Type.String({
+  minLength: 6,
+  maxLength: 262,
+  pattern: PRINCIPAL_PATTERN,
+  description: 'user:<name>, host:<name> or group:<name>',
+});
+/**
+ * Who may take seats of a license, and how many (FlexNet options file INCLUDE/EXCLUDE, MAX, RESERVE): checked on
+ * every checkout, exactly under concurrency. A use's principals are its user, its host and the groups that name them.
+ */
+export const AccessPolicy = Obj({
+  /** null: everyone; else only uses with one of these principals */
+  allow: Nullable(Type.Array(Principal, { maxItems: 1000, uniqueItems: true })),
+  /** uses with one of these principals are refused (before allow) */
+  deny: Type.Array(Principal, { maxItems: 1000, uniqueItems: true }),
+  /** most seats held at once by the uses of a principal */
+  limits: Type.Array(Obj({ principal: Principal, max: Type.Integer({ minimum: 0, maximum: 1_000_000 }) }), { maxItems: 1000 }),
+  /** seats kept for a principal: others are refused once only reserved seats remain */
+  reservations: Type.Array(Obj({ principal: Principal, seats: Type.Integer({ minimum: 1, maximum: 1_000_000 }) }), { maxItems: 1000 }),
+});
+export type AccessPolicy = Static<typeof AccessPolicy>;
+export const OPEN_ACCESS: AccessPolicy = { allow: null, deny: [], limits: [], reservations: [] };
+
+/** An admin-managed group of users and hosts, named in access policies as `group:<name>`. */
+export const GroupName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' });
+const ListedName = Type.String({ minLength: 1, maxLength: 255, pattern: LISTED_NAME_PATTERN });
+export const Group = Obj({
+  name: GroupName,
+  users: Type.Array(Type.String()),
+  hosts: Type.Array(Type.String()),
+  updatedAt: Timestamp,
+});
+export type Group = Static<typeof Group>;
+export const PutGroup = Obj({
+  users: Type.Array(ListedName, { maxItems: 1000, uniqueItems: true }),
+  hosts: Type.Array(ListedName, { maxItems: 1000, uniqueItems: true }),
+});
+export type PutGroup = Static<typeof PutGroup>;
+
 /** The rules equal to the two classic counting modes. */
 export const SHARING_OF_COUNTING: Record<CountingMode, SharingRule> = {
   'per-device': { by: ['device'], cap: null },
@@ -184,6 +224,7 @@ const policyFields = {
     maximum: 1_000_000,
     description: 'Seats granted beyond the count when the pool is full, marked overdraft and counted apart for the true-up; 0 = none',
   }),
+  access: AccessPolicy,
   suspended: Type.Boolean(),
   metadata: Metadata,
 };
@@ -219,6 +260,7 @@ export const CreateLicense = Obj({
   vmPolicy: Type.Optional(policyFields.vmPolicy),
   lingerSeconds: Type.Optional(policyFields.lingerSeconds),
   overdraftSeats: Type.Optional(policyFields.overdraftSeats),
+  access: Type.Optional(policyFields.access),
   suspended: Type.Optional(policyFields.suspended),
   metadata: Type.Optional(policyFields.metadata),
 });
@@ -241,6 +283,7 @@ export const UpdateLicense = Obj(
     vmPolicy: Type.Optional(policyFields.vmPolicy),
     lingerSeconds: Type.Optional(policyFields.lingerSeconds),
     overdraftSeats: Type.Optional(policyFields.overdraftSeats),
+    access: Type.Optional(policyFields.access),
     suspended: Type.Optional(policyFields.suspended),
     metadata: Type.Optional(policyFields.metadata),
   },
@@ -413,6 +456,8 @@ export const AuditType = Type.Union([
   Type.Literal('clone-detected'),
   Type.Literal('vm-refused'),
   Type.Literal('linger'),
+  Type.Literal('group.updated'),
+  Type.Literal('group.deleted'),
   Type.Literal('state.tampered'),
   Type.Literal('state.repaired'),
 ]);

@@ -19,6 +19,10 @@ const UNSAFE_CLASS = '\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u20
 
 /** JSON-Schema `pattern` for identity text from clients. */
 export const IDENTITY_TEXT_PATTERN = `^[^${UNSAFE_CLASS}]*$`;
+/** A name an administrator lists (a group's users and hosts): identity text, not empty, and no lone surrogate either. */
+export const LISTED_NAME_PATTERN = `^[^${UNSAFE_CLASS}\\ud800-\\udfff]+$`;
+/** A principal of an access policy: `user:`, `host:` or `group:` and a listed name. */
+export const PRINCIPAL_PATTERN = `^(user|host|group):[^${UNSAFE_CLASS}\\ud800-\\udfff]{1,255}$`;
 
 const UNSAFE = new RegExp(`[${UNSAFE_CLASS}]`, 'u');
 const UNSAFE_ALL = new RegExp(`[${UNSAFE_CLASS}]`, 'gu');

@@ -231,6 +231,14 @@ function PolicyList({ license: l, productName }: { license: License; productName
     ['VM policy', l.vmPolicy === 'allow' ? 'Allowed' : l.vmPolicy === 'deny' ? 'Denied' : 'A seat per VM or container use'],
     ['Linger', l.lingerSeconds > 0 ? fmtDuration(l.lingerSeconds) : 'None'],
     ['Overdraft', l.overdraftSeats > 0 ? `${plural(l.overdraftSeats, 'seat')} beyond the count` : 'None'],
+    ['Who may check out', l.access.allow === null ? 'Everyone' : `Only ${l.access.allow.map(vis).join(', ')}`],
+    ...(l.access.deny.length ? ([['Denied', l.access.deny.map(vis).join(', ')]] as [string, ReactNode][]) : []),
+    ...(l.access.limits.length
+      ? ([['Most seats at once', l.access.limits.map((x) => `${vis(x.principal)}: ${x.max}`).join(', ')]] as [string, ReactNode][])
+      : []),
+    ...(l.access.reservations.length
+      ? ([['Reserved seats', l.access.reservations.map((x) => `${vis(x.principal)}: ${x.seats}`).join(', ')]] as [string, ReactNode][])
+      : []),
     [
       'Model',
       l.model === 'subscription'

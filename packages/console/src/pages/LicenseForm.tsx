@@ -38,6 +38,11 @@ interface FormState {
   vmPolicy: License['vmPolicy'];
   lingerSeconds: string;
   overdraftSeats: string;
+  /** the access policy, one entry a line: principals; `principal=number` for maxima and reservations; allow empty = everyone */
+  allow: string;
+  deny: string;
+  limits: string;
+  reservations: string;
   metadata: string;
 }
 
@@ -60,8 +65,36 @@ const EMPTY: FormState = {
   vmPolicy: 'allow',
   lingerSeconds: '0',
   overdraftSeats: '0',
+  allow: '',
+  deny: '',
+  limits: '',
+  reservations: '',
   metadata: '{}',
 };
+
+const lines = (t: string) =>
+  t
+    .split('\n')
+    .map((x) => x.trim())
+    .filter(Boolean);
+/** `group:cad=2` lines → entries; a line without `=n` goes as it is (the server's message says what is wrong). */
+function counted<K extends string>(t: string, key: K): ({ principal: string } & Record<K, number | string>)[] {
+  return lines(t).map((line) => {
+    const eq = line.lastIndexOf('=');
+    const n = eq < 0 ? Number.NaN : Number(line.slice(eq + 1));
+    return { principal: eq < 0 ? line : line.slice(0, eq).trim(), [key]: Number.isFinite(n) ? n : line.slice(eq + 1) } as {
+      principal: string;
+    } & Record<K, number | string>;
+  });
+}
+function accessOf(f: FormState): License['access'] {
+  return {
+    allow: lines(f.allow).length ? lines(f.allow) : null,
+    deny: lines(f.deny),
+    limits: counted(f.limits, 'max') as License['access']['limits'],
+    reservations: counted(f.reservations, 'seats') as License['access']['reservations'],
+  };
+}
 
 function modeOf(rule: SharingRule): ShareMode {
   if (rule.by.length === 1 && rule.by[0] === 'instance') return 'instance';
@@ -104,6 +137,10 @@ function fromLicense(l: License): FormState {
     vmPolicy: l.vmPolicy,
     lingerSeconds: String(l.lingerSeconds),
     overdraftSeats: String(l.overdraftSeats),
+    allow: (l.access.allow ?? []).join('\n'),
+    deny: l.access.deny.join('\n'),
+    limits: l.access.limits.map((x) => `${x.principal}=${x.max}`).join('\n'),
+    reservations: l.access.reservations.map((x) => `${x.principal}=${x.seats}`).join('\n'),
     metadata: JSON.stringify(l.metadata, null, 2),
   };
 }
@@ -131,6 +168,7 @@ const POLICY_FIELDS = [
   'vmPolicy',
   'lingerSeconds',
   'overdraftSeats',
+  'access',
   'metadata',
 ] as const;
 
@@ -151,6 +189,7 @@ function toBody(f: FormState): Record<string, unknown> {
     vmPolicy: f.vmPolicy,
     lingerSeconds: num(f.lingerSeconds),
     overdraftSeats: num(f.overdraftSeats),
+    access: accessOf(f),
     metadata: JSON.parse(f.metadata.trim() || '{}') as unknown,
   };
 }
@@ -522,6 +561,51 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
         </fieldset>
 
         <fieldset>
+          <legend>Who may take seats</legend>
+          <p className="field-hint">
+            One entry a line: <code>user:ann</code>, <code>host:ws-12</code> or <code>group:cad</code> (groups are kept on the Groups page).
+          </p>
+          <div className="grid">
+            <TextField
+              label="Allow only"
+              name="allow"
+              rows={3}
+              value={form.allow}
+              onChange={(v) => set('allow', v)}
+              error={fieldError('access')}
+              hint="Empty: everyone."
+            />
+            <TextField
+              label="Deny"
+              name="deny"
+              rows={3}
+              value={form.deny}
+              onChange={(v) => set('deny', v)}
+              error={null}
+              hint="Checked before the allow list."
+            />
+            <TextField
+              label="Most seats at once"
+              name="limits"
+              rows={3}
+              value={form.limits}
+              onChange={(v) => set('limits', v)}
+              error={null}
+              hint="principal=max, e.g. user:ann=1"
+            />
+            <TextField
+              label="Reserved seats"
+              name="reservations"
+              rows={3}
+              value={form.reservations}
+              onChange={(v) => set('reservations', v)}
+              error={null}
+              hint="principal=seats, e.g. group:cad=2: others are refused once only reserved seats remain."
+            />
+          </div>
+        </fieldset>
+
+        <fieldset>
           <legend>Metadata</legend>
           <Field
             label="Metadata (JSON object)"
@@ -619,6 +703,31 @@ function NumberField({
           onChange={(e) => onChange(e.target.value)}
         />
       )}
+    </Field>
+  );
+}
+
+/** A multi-line text input in a labelled field. */
+function TextField({
+  label,
+  name,
+  value,
+  onChange,
+  error,
+  hint,
+  rows,
+}: {
+  label: string;
+  name: string;
+  value: string;
+  onChange: (v: string) => void;
+  error: string | null;
+  hint?: ReactNode;
+  rows: number;
+}): ReactNode {
+  return (
+    <Field label={label} error={error} hint={hint}>
+      {(p) => <textarea {...p} name={name} rows={rows} value={value} onChange={(e) => onChange(e.target.value)} spellCheck={false} />}
     </Field>
   );
 }

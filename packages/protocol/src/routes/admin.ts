@@ -371,6 +371,53 @@ export const settings = route({
   errors: [],
 });
 
+// --- groups (of users and hosts, named in license access policies) ---------------
+const GroupParams = schemas.Obj({ name: schemas.GroupName });
+export const listGroups = route({
+  method: 'GET',
+  path: '/v1/admin/groups',
+  summary: 'List the groups of users and hosts that access policies name',
+  tags: licenses,
+  auth: 'admin',
+  role: 'viewer',
+  responses: { 200: Items(schemas.Group) },
+  errors: [],
+});
+export const getGroup = route({
+  method: 'GET',
+  path: '/v1/admin/groups/:name',
+  summary: 'Read a group',
+  tags: licenses,
+  auth: 'admin',
+  role: 'viewer',
+  params: GroupParams,
+  responses: { 200: schemas.Group },
+  errors: ['GROUP_NOT_FOUND'],
+});
+export const putGroup = route({
+  method: 'PUT',
+  path: '/v1/admin/groups/:name',
+  summary: 'Create or replace a group (its users and hosts); policies that name it apply it at the next checkout',
+  tags: licenses,
+  auth: 'admin',
+  role: 'admin',
+  params: GroupParams,
+  body: schemas.PutGroup,
+  responses: { 200: schemas.Group },
+  errors: [],
+});
+export const deleteGroup = route({
+  method: 'DELETE',
+  path: '/v1/admin/groups/:name',
+  summary: 'Delete a group (a policy that still names it matches no one through it)',
+  tags: licenses,
+  auth: 'admin',
+  role: 'admin',
+  params: GroupParams,
+  responses: { 200: schemas.Obj({ deleted: schemas.GroupName }) },
+  errors: ['GROUP_NOT_FOUND'],
+});
+
 export const adminRoutes = [
   createProduct,
   listProducts,
@@ -399,4 +446,8 @@ export const adminRoutes = [
   revokeToken,
   whoami,
   settings,
+  listGroups,
+  getGroup,
+  putGroup,
+  deleteGroup,
 ] as const;

@@ -566,3 +566,49 @@ test('sharing rule, clone and VM policy, linger and overdraft from the command l
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /INVALID_POLICY: .*instance/);
 });
+
+test('groups and access policies from the command line: set a group, allow it, limit a user, reserve seats; shown by licenses show', async () => {
+  const productId = (await okJson(['products', 'create', 'Access CAD'])).id;
+  const group = ok(await cli(['groups', 'set', 'cad', '--users', 'ann,bob', '--hosts', 'ws-1']), 'groups set');
+  assert.equal(group.stdout, 'group cad: 2 user(s), 1 host(s)\n');
+  const groups = ok(await cli(['groups', 'list']), 'groups list');
+  assert.match(groups.stdout, /^GROUP\s+USERS\s+HOSTS\s+UPDATED\ncad\s+ann, bob\s+ws-1\s+/);
+  const made = await okJson([
+    'licenses',
+    'create',
+    '--product',
+    productId,
+    '--seats',
+    '4',
+    '--allow',
+    'group:cad,user:cid',
+    '--deny',
+    'host:kiosk',
+    '--limit',
+    'user:ann=1',
+    '--reserve',
+    'group:cad=2',
+  ]);
+  assert.deepEqual(made.access, {
+    allow: ['group:cad', 'user:cid'],
+    deny: ['host:kiosk'],
+    limits: [{ principal: 'user:ann', max: 1 }],
+    reservations: [{ principal: 'group:cad', seats: 2 }],
+  });
+  // an update replaces only the parts it names
+  const updated = await okJson(['licenses', 'update', made.id, '--allow', 'everyone', '--no-limits']);
+  assert.deepEqual(updated.access, { allow: null, deny: ['host:kiosk'], limits: [], reservations: [{ principal: 'group:cad', seats: 2 }] });
+  const shown = ok(await cli(['licenses', 'show', made.id]), 'licenses show');
+  assert.match(shown.stdout, /allow\s+everyone\n/);
+  assert.match(shown.stdout, /reservations\s+group:cad: 2\n/);
+  for (const bad of [
+    ['--allow', 'ann'],
+    ['--limit', 'user:ann'],
+    ['--reserve', 'team:x=2'],
+  ]) {
+    const r = await cli(['licenses', 'update', made.id, ...bad]);
+    assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stderr}`);
+  }
+  assert.equal((await cli(['groups', 'show', 'nobody'])).code, 1);
+  assert.equal(ok(await cli(['groups', 'delete', 'cad']), 'groups delete').stdout, 'deleted group cad\n');
+});

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { registerHistory } from './history.js';
 import { CommandKit } from './kit.js';
 import { registerDevices, registerLeases, registerReclaim } from './leases.js';
+import { registerGroups } from './groups.js';
 import { registerLicenses } from './licenses.js';
 import { registerOnPremCommands } from './onprem.js';
 import { registerProducts } from './products.js';
@@ -22,6 +23,7 @@ export function registerAdminCommands(program: Command): void {
   registerLicenses(program, kit);
   registerLeases(program, kit);
   registerDevices(program, kit);
+  registerGroups(program, kit);
   registerReclaim(program, kit);
   registerHistory(program, kit);
   registerTokens(program, kit);

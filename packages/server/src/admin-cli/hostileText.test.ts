@@ -137,7 +137,7 @@ test('the CLI prints client text stored before the rule, metadata and error mess
   const line = runs.leases.stdout.split('\n').find((l) => l.startsWith(granted.body.lease.id)) ?? '';
   assert.ok(line.includes('\\x1b]0;PWNED\\x07\\x1b[2Jws-evil'), line);
   assert.ok(line.includes('\\x1b]52;c;cm0gLXJmIH4K\\x07bob'), line);
-  assert.equal(runs.leases.stdout.trim().split('\n').length, 2, 'header + one lease');
+  assert.equal(runs.leases.stdout.trim().split('\n').length, 3, 'header + one seat + its use');
   // --json stays valid JSON that parses back to the stored text (JSON escapes, not raw bytes).
   const parsed = JSON.parse(runs.leasesJson.stdout);
   assert.equal(parsed.items[0].hostname, HOSTILE.title);

@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
 import { arg, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
-import { jsonObject, NONE, orNone, shareAttributes, timestamp, wholeNumber } from './parsers.js';
+import { jsonObject, NONE, orNone, principalCount, principals, shareAttributes, timestamp, wholeNumber } from './parsers.js';
 import { keyValues, out, printJson, table } from './output.js';
 
 type License = protocol.License;
@@ -53,6 +53,10 @@ function licenseBlock(l: License): string {
     ['vm policy', l.vmPolicy],
     ['linger', l.lingerSeconds ? `${l.lingerSeconds}s` : 'none'],
     ['overdraft', l.overdraftSeats ? `${l.overdraftSeats} seat(s)` : 'none'],
+    ['allow', l.access.allow === null ? 'everyone' : l.access.allow.join(', ') || 'no one'],
+    ['deny', l.access.deny.join(', ') || 'none'],
+    ['limits', l.access.limits.map((x) => `${x.principal} <= ${x.max}`).join(', ') || 'none'],
+    ['reservations', l.access.reservations.map((x) => `${x.principal}: ${x.seats}`).join(', ') || 'none'],
     ['metadata', JSON.stringify(l.metadata)],
     ['created', l.createdAt],
     ['updated', l.updatedAt],
@@ -98,6 +102,22 @@ function policyOptions(cmd: Command, create: boolean): Command {
     )
     .option('--linger <s>', 'after the last use checks in, hold the seat this long for its group (default 0)', wholeNumber('--linger'))
     .option('--overdraft <n>', 'seats granted beyond the count when the pool is full (default 0)', wholeNumber('--overdraft'))
+    .option(
+      '--allow <principals|everyone>',
+      'only these may check out: user:<name>, host:<name>, group:<name>, comma separated',
+      (v: string) => (v.trim().toLowerCase() === 'everyone' ? NONE : principals(v)),
+    )
+    .option('--deny <principals|none>', 'these may not check out (comma separated)', (v: string) =>
+      v.trim().toLowerCase() === 'none' ? [] : principals(v),
+    )
+    .option(
+      '--limit <principal=max>',
+      'most seats a user, host or group holds at once (repeatable; max 0 blocks)',
+      principalCount('--limit'),
+    )
+    .option('--reserve <principal=seats>', 'seats kept for a user, host or group (repeatable)', principalCount('--reserve'))
+    .option('--no-limits', 'remove every maximum')
+    .option('--no-reservations', 'remove every reservation')
     .option('--metadata <json>', 'a JSON object stored with the license (replaces the old one)', jsonObject);
 }
 
@@ -118,6 +138,7 @@ const POLICY_FLAGS: [string, string, string][] = [
   ['vmPolicy', 'vmPolicy', '--vm-policy'],
   ['linger', 'lingerSeconds', '--linger'],
   ['overdraft', 'overdraftSeats', '--overdraft'],
+  ['allow', 'access', '--allow'],
   ['metadata', 'metadata', '--metadata'],
 ];
 
@@ -150,7 +171,7 @@ async function policyRequest<T>(request: () => Promise<T>): Promise<T> {
 function policyBody(options: Record<string, unknown>): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   for (const [opt, field] of POLICY_FLAGS) {
-    if (opt === 'shareBy' || options[opt] === undefined) continue;
+    if (opt === 'shareBy' || opt === 'allow' || options[opt] === undefined) continue;
     body[field] = options[opt] === NONE ? null : options[opt];
   }
   if (options.shareCap !== undefined && options.shareBy === undefined)
@@ -158,6 +179,35 @@ function policyBody(options: Record<string, unknown>): Record<string, unknown> {
   if (options.shareBy !== undefined)
     body.sharing = { by: options.shareBy, cap: options.shareCap === undefined || options.shareCap === NONE ? null : options.shareCap };
   return body;
+}
+
+/**
+ * The access policy the flags ask for, on top of `current` (the license's, on update): a flag replaces its
+ * part, the others stay. Undefined when no access flag was given.
+ */
+function accessOf(options: Record<string, unknown>, current: protocol.AccessPolicy): protocol.AccessPolicy | undefined {
+  const given =
+    ['allow', 'deny', 'limit', 'reserve'].some((k) => options[k] !== undefined) ||
+    options.limits === false ||
+    options.reservations === false;
+  if (!given) return undefined;
+  const counts = (v: unknown) => v as { principal: string; n: number }[];
+  return {
+    allow: options.allow === undefined ? current.allow : options.allow === NONE ? null : (options.allow as string[]),
+    deny: options.deny === undefined ? current.deny : (options.deny as string[]),
+    limits:
+      options.limits === false
+        ? []
+        : options.limit === undefined
+          ? current.limits
+          : counts(options.limit).map(({ principal, n }) => ({ principal, max: n })),
+    reservations:
+      options.reservations === false
+        ? []
+        : options.reserve === undefined
+          ? current.reservations
+          : counts(options.reserve).map(({ principal, n }) => ({ principal, seats: n })),
+  };
 }
 
 export function registerLicenses(program: Command, kit: CommandKit): void {
@@ -179,7 +229,12 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
   policyOptions(
     kit
       .leaf(g, 'create', 'create a license (the server generates its key)', async (ctx) => {
-        const body = { productId: await productRef(ctx, ctx.opts.product as string), ...policyBody(ctx.opts) };
+        const access = accessOf(ctx.opts, protocol.OPEN_ACCESS);
+        const body = {
+          productId: await productRef(ctx, ctx.opts.product as string),
+          ...policyBody(ctx.opts),
+          ...(access ? { access } : {}),
+        };
         show(
           ctx,
           (await policyRequest(() => ctx.client.call(A.createLicense, { body: body as protocol.CreateLicense }))).body,
@@ -195,9 +250,13 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
   policyOptions(
     kit.leaf(g, 'update <license>', "change a license's policy (only the options given; none clears a field)", async (ctx) => {
       const body = policyBody(ctx.opts);
+      const id = await licenseRef(ctx, arg(ctx, 0));
+      if (accessOf(ctx.opts, protocol.OPEN_ACCESS)) {
+        const current = (await ctx.client.call(A.getLicense, { params: { licenseId: id } })).body.access;
+        body.access = accessOf(ctx.opts, current);
+      }
       if (Object.keys(body).length === 0)
         throw new CliError('licenses update needs at least one option to change (see floatd licenses update --help)', EXIT.usage);
-      const id = await licenseRef(ctx, arg(ctx, 0));
       show(
         ctx,
         (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as protocol.UpdateLicense })))

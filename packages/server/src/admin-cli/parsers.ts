@@ -53,3 +53,26 @@ export function shareAttributes(v: string): ShareAttributeName[] {
   if (new Set(parts).size !== parts.length) throw new InvalidArgumentError('an attribute is named twice.');
   return parts as ShareAttributeName[];
 }
+
+/** `user:ann,group:cad`: a comma list of principals (user:, host: or group:). */
+export function principals(v: string): string[] {
+  const parts = v
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of parts)
+    if (!/^(user|host|group):.+$/.test(p)) throw new InvalidArgumentError(`"${p}" is not user:<name>, host:<name> or group:<name>.`);
+  return parts;
+}
+
+/** `user:ann=2` (repeatable): a principal and a number. */
+export function principalCount(what: string) {
+  return (v: string, previous: { principal: string; n: number }[] = []): { principal: string; n: number }[] => {
+    const eq = v.lastIndexOf('=');
+    const principal = v.slice(0, eq).trim();
+    const n = v.slice(eq + 1).trim();
+    if (eq < 0 || !/^(user|host|group):.+$/.test(principal) || !/^\d{1,7}$/.test(n))
+      throw new InvalidArgumentError(`${what} takes <user|host|group>:<name>=<number>, e.g. group:cad=2.`);
+    return [...previous, { principal, n: Number(n) }];
+  };
+}

@@ -48,7 +48,8 @@ export type Effect =
       overdraftCheckouts: number;
     }
   /** A named server-state record (on-premise entitlements, trusted time, deployments): replaced whole. */
-  | { type: 'kv.put'; name: string; value: string; at: number };
+  | { type: 'kv.put'; name: string; value: string; at: number }
+  | { type: 'kv.delete'; name: string };
 
 /** Thrown by an adapter when a `seats` guard refuses: the transaction is rolled back. */
 export class SeatGuardError extends Error {

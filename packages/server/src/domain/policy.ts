@@ -4,6 +4,7 @@
  */
 import {
   LICENSE_MODELS,
+  OPEN_ACCESS,
   SHARING_OF_COUNTING,
   type CountingMode,
   type CreateLicense,
@@ -55,6 +56,7 @@ export function policyFromCreate(input: CreateLicense): RequestedPolicy {
     vmPolicy: input.vmPolicy ?? 'allow',
     lingerSeconds: input.lingerSeconds ?? 0,
     overdraftSeats: input.overdraftSeats ?? 0,
+    access: input.access ?? OPEN_ACCESS,
     suspended: input.suspended ?? false,
     metadata: input.metadata ?? {},
     requestedCounting: input.counting,
@@ -83,6 +85,7 @@ export function policyWithPatch(current: License, patch: UpdateLicense): Request
     vmPolicy: patch.vmPolicy ?? current.vmPolicy,
     lingerSeconds: patch.lingerSeconds ?? current.lingerSeconds,
     overdraftSeats: patch.overdraftSeats ?? current.overdraftSeats,
+    access: patch.access ?? current.access,
     suspended: patch.suspended ?? current.suspended,
     metadata: patch.metadata ?? current.metadata,
     requestedCounting: patch.counting,

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { OPEN_ACCESS } from '@floatd/protocol';
 import type { Effect } from './effects.js';
 import {
   decideCheckin,
@@ -40,6 +41,7 @@ function license(over: Partial<License> = {}): License {
     vmPolicy: 'allow',
     lingerSeconds: 0,
     overdraftSeats: 0,
+    access: OPEN_ACCESS,
     suspended: false,
     metadata: {},
     seatsUsed: 0,

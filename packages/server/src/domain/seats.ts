@@ -10,6 +10,7 @@
 import { LICENSE_MODELS, RELEASE_REASONS, type ErrorCode } from '@floatd/protocol';
 import type { Effect, Renewal } from './effects.js';
 import { gate, licenseEndsAt } from './policy.js';
+import { accessRefusal, countsSeats, newSeatRefusal, principalsOf, type Groups } from './access.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
 import {
   isUnshared,
@@ -55,6 +56,11 @@ export interface CheckoutState {
    * seats are among `deviceLeases` (see `groupNamesDevice`).
    */
   groupLeases?: Lease[] | undefined;
+  /**
+   * What the license's access policy needs (`domain/access.ts`): the groups it names and, when it has
+   * maxima or reservations, every lease of the license. Absent for an open license.
+   */
+  access?: { groups: Groups; leases?: Lease[] | undefined } | undefined;
   /** leases of this license whose expiry has passed but are not yet reclaimed; loaded only when no seat is free */
   deadLeases: Lease[];
   /** the earliest future expiry among the license's leases, for the denial message */
@@ -342,6 +348,10 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   if (own) return grant(renew(plan, own, cmd.instanceId), false);
 
   if (s.license.vmPolicy === 'deny' && isVirtual(meta)) return refuseVirtual(plan, device, s.device !== undefined, cmd);
+  const groups = s.access?.groups ?? NO_GROUPS;
+  const principals = principalsOf(meta, groups);
+  const barred = accessRefusal(s.license.access, principals);
+  if (barred) return refuseAudited(plan, device, s.device !== undefined, cmd, barred);
 
   const group = shareGroupOf(s.license, device.id, meta);
   if (group === null) {
@@ -356,7 +366,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
     );
     if (idle) return join(plan, idle, cmd, use, grant);
     if (liveUsesOf(device.id, s.deviceLeases, now) >= max) return limitReached();
-    return newSeat(plan, s, device, cmd, use, unsharedGroup(cmd.newLeaseId));
+    return newSeat(plan, s, device, cmd, use, unsharedGroup(cmd.newLeaseId), principals);
   }
 
   if (liveUsesOf(device.id, s.deviceLeases, now) >= max) return limitReached();
@@ -393,7 +403,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   // The fullest seat with room first: uses are packed onto as few seats as the cap allows.
   const seat = candidates.sort((a, b) => liveInstances(b, now).length - liveInstances(a, now).length)[0];
   if (seat) return join(plan, seat, cmd, use, grant);
-  return newSeat(plan, s, plan.device ?? device, cmd, use, group);
+  return newSeat(plan, s, plan.device ?? device, cmd, use, group, principals);
 }
 
 /** Live uses of a device on the leases given (its own and shared ones): what the per-device maximum counts. */
@@ -458,6 +468,29 @@ function noteClone(plan: Plan, device: Device, others: readonly Lease[], meta: U
   );
 }
 
+const NO_GROUPS: Groups = new Map();
+
+/** A refusal by the license's site policy: audited in aggregate (like a denial), with what it wrote on the way (freed dead leases). */
+function refuseAudited(plan: Plan, device: Device, known: boolean, cmd: CheckoutCommand, error: DomainError): Decision<Granted> {
+  plan.effects.push(
+    aggregatedAudit(
+      'denied',
+      error.code,
+      plan.license.id,
+      known ? device.id : null,
+      `${error.code}:${cmd.fingerprint}`,
+      plan.now,
+      plan.actor,
+      {
+        fingerprint: cmd.fingerprint,
+        instanceId: cmd.instanceId,
+        ...(error.details ?? {}),
+      },
+    ),
+  );
+  return { result: { ok: false, error }, effects: plan.effects };
+}
+
 function refuseVirtual(plan: Plan, device: Device, known: boolean, cmd: CheckoutCommand): Decision<Granted> {
   plan.effects.push(
     aggregatedAudit('vm-refused', 'VM_NOT_ALLOWED', plan.license.id, known ? device.id : null, cmd.fingerprint, plan.now, plan.actor, {
@@ -473,7 +506,15 @@ function refuseVirtual(plan: Plan, device: Device, known: boolean, cmd: Checkout
 }
 
 /** A new seat for the use, in share group `group`, if the pool has one (after freeing dead leases). */
-function newSeat(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand, use: NewUse, group: string): Decision<Granted> {
+function newSeat(
+  plan: Plan,
+  s: CheckoutState,
+  device: Device,
+  cmd: CheckoutCommand,
+  use: NewUse,
+  group: string,
+  principals: ReadonlySet<string>,
+): Decision<Granted> {
   const now = plan.now;
   if (plan.license.seatsUsed >= plan.license.seats) {
     for (const dead of s.deadLeases) {
@@ -487,6 +528,19 @@ function newSeat(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutComm
   // Past the count, up to the overdraft: granted, marked and counted apart.
   const overdraft = plan.license.seatsUsed >= plan.license.seats;
   if (plan.license.seatsUsed >= plan.license.seats + plan.license.overdraftSeats) return deny(plan, s, device, cmd);
+  if (countsSeats(s.license.access)) {
+    // Maxima and reservations count the seats held now: every lease of the license but those this decision freed.
+    const freed = new Set(plan.effects.flatMap((e) => (e.type === 'lease.delete' ? [e.leaseId] : [])));
+    const held = (s.access?.leases ?? []).filter((l) => !freed.has(l.id) && (!isDead(l, now) || offlineStillValid(l, now)));
+    const refusal = newSeatRefusal(
+      s.license.access,
+      principals,
+      held,
+      s.access?.groups ?? NO_GROUPS,
+      plan.license.seats + plan.license.overdraftSeats,
+    );
+    if (refusal) return refuseAudited(plan, device, s.device !== undefined, cmd, refusal);
+  }
 
   if (s.license.model === LICENSE_MODELS.TRIAL && s.license.trialStartedAt === null) {
     plan.license.trialStartedAt = now;

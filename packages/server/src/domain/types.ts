@@ -2,9 +2,19 @@
  * Domain entities. Times are milliseconds since the epoch (UTC); `null` means "never".
  * The store maps rows to these; the HTTP layer maps these to the wire schemas.
  */
-import type { ClonePolicy, CountingMode, LicenseModel, ReleaseReason, AuditType, SharingRule, UseMeta, VmPolicy } from '@floatd/protocol';
+import type {
+  AccessPolicy,
+  ClonePolicy,
+  CountingMode,
+  LicenseModel,
+  ReleaseReason,
+  AuditType,
+  SharingRule,
+  UseMeta,
+  VmPolicy,
+} from '@floatd/protocol';
 
-export type { ClonePolicy, CountingMode, LicenseModel, ReleaseReason, AuditType, SharingRule, UseMeta, VmPolicy };
+export type { AccessPolicy, ClonePolicy, CountingMode, LicenseModel, ReleaseReason, AuditType, SharingRule, UseMeta, VmPolicy };
 
 export interface Product {
   id: string;
@@ -37,6 +47,8 @@ export interface LicensePolicy {
   lingerSeconds: number;
   /** seats granted beyond `seats` when the pool is full (marked, counted apart); 0 = none */
   overdraftSeats: number;
+  /** who may take seats, and how many (`domain/access.ts`) */
+  access: AccessPolicy;
   suspended: boolean;
   metadata: Record<string, unknown>;
 }

@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ERRORS, KEY_ALPHABET, formatKey } from '@floatd/protocol';
 import { startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
-import { example, idOf, idPrefix, random, type Schema } from '../testing/schemas.js';
+import { example, pathValue, random, type Schema } from '../testing/schemas.js';
 
 interface Operation {
   method: string;
@@ -29,13 +29,12 @@ let realKey: string;
 /** A well-formed key (valid check symbol) that no license has. */
 const unknownKey = () => formatKey(random(KEY_ALPHABET, 24));
 
-/** The operation's path with every path parameter replaced by a well-formed id of the right kind. */
+/** The operation's path with every path parameter replaced by a well-formed id of the right kind (or a name). */
 function concretePath(op: Operation): string {
   return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
     const p = op.params.find((x) => x.in === 'path' && x.name === name);
-    const prefix = idPrefix(p?.schema);
-    assert.ok(prefix, `path parameter ${name} of ${op.method} ${op.path} has an id pattern`);
-    return idOf(prefix);
+    assert.ok(p?.schema?.pattern, `path parameter ${name} of ${op.method} ${op.path} has a pattern`);
+    return pathValue(p.schema);
   });
 }
 

@@ -17,7 +17,7 @@ import addFormats from 'ajv-formats';
 import * as wire from '@floatd/protocol';
 import { ERRORS, KEY_ALPHABET, formatKey, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
-import { ALNUM, example, idOf, idPrefix, openApiOperations, random, type Operation, type Schema } from '../testing/schemas.js';
+import { ALNUM, example, idOf, idPrefix, openApiOperations, pathValue, random, type Operation, type Schema } from '../testing/schemas.js';
 import { BODY_LIMIT, MAX_JSON_DEPTH } from './app.js';
 
 interface Case {
@@ -100,9 +100,9 @@ const HOSTILE_STRINGS: [string, string][] = [
 function concretePath(op: Operation, ids: Record<string, string> = {}): string {
   return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
     if (ids[name] !== undefined) return ids[name]!;
-    const prefix = idPrefix(op.pathParams.find((p) => p.name === name)?.schema);
-    if (!prefix) assert.ok(!op.path.startsWith('/v1/'), `path parameter ${name} of ${op.method} ${op.path} has an id pattern`);
-    return prefix ? idOf(prefix) : 'x';
+    const schema = op.pathParams.find((p) => p.name === name)?.schema;
+    if (!schema?.pattern) assert.ok(!op.path.startsWith('/v1/'), `path parameter ${name} of ${op.method} ${op.path} has a pattern`);
+    return schema?.pattern ? pathValue(schema) : 'x';
   });
 }
 
@@ -265,6 +265,22 @@ function casesFor(op: Operation): Case[] {
 
   // --- path parameters --------------------------------------------------------------------------------
   for (const { name, schema } of op.pathParams) {
+    if (!idPrefix(schema)) {
+      // a name (a group's): what no name may be
+      const names: [string, string][] = [
+        ['..', '..'],
+        ['../ encoded', '..%2F..%2Fetc%2Fpasswd'],
+        ['a NUL', 'name%00'],
+        ['a space', 'a%20name'],
+        ['an emoji', 'name%F0%9F%98%80'],
+        ['broken percent-encoding', 'name%ZZ'],
+        ['SQL', encodeURIComponent("x' OR 1=1 --")],
+        ['65 characters', random(ALNUM, 65)],
+      ];
+      for (const [what, value] of names)
+        add(`path ${name}: ${what}`, { path: fill({ [name]: value }), ...withBody({}), expect: 'VALIDATION_FAILED' });
+      continue;
+    }
     const prefix = idPrefix(schema)!;
     const other = prefix === 'lic' ? 'prd' : 'lic';
     const bad: [string, string][] = [
@@ -539,7 +555,7 @@ test('hostile strings in free-text fields: NUL is refused by the schema, the res
     const free = Object.entries(props).filter(([, p]) => isFreeText(p));
     if (!free.length || (op.auth !== 'client' && !op.pathParams.length)) continue;
     const auth = op.auth !== 'client' ? `Bearer ${t.adminToken}` : `License ${unknownKey}`;
-    const path = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => idOf(idPrefix(op.pathParams.find((p) => p.name === name)?.schema)!));
+    const path = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => pathValue(op.pathParams.find((p) => p.name === name)?.schema));
     for (const [name, p] of free) {
       assert.ok(!admits(p, 'a\u0000b'), `${op.method} ${op.path} ${name}: the schema refuses NUL`);
       for (const [what, s] of HOSTILE_STRINGS) {
@@ -589,7 +605,7 @@ test('NUL (U+0000) anywhere is refused with VALIDATION_FAILED before any store s
       cases.push({
         what: `${op.method} ${op.path} {${p.name}} with %00`,
         method: op.method,
-        path: concretePath(op, { [p.name]: `${idOf(idPrefix(p.schema) ?? 'x')}%00` }),
+        path: concretePath(op, { [p.name]: `${pathValue(p.schema)}%00` }),
         headers,
         expect: 'VALIDATION_FAILED',
       });

@@ -31,7 +31,7 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { ERRORS, isErrorCode } from '@floatd/protocol';
 import { startTestServer, type TestServer } from '../testing/harness.js';
-import { example, idOf, idPrefix, openApiOperations, type Operation, type Schema } from '../testing/schemas.js';
+import { example, idOf, idPrefix, openApiOperations, pathValue, type Operation, type Schema } from '../testing/schemas.js';
 
 // The full 20,000 take ~50 s on the 2-core machine, so the default (SQLite) run sends them all; the PostgreSQL pass
 // repeats a 3,000-request sample (its snapshots and requests are slower). FLOATD_FUZZ_REQUESTS=N for a longer campaign.
@@ -231,7 +231,9 @@ function auth(op: Operation): string {
 function fillPath(op: Operation, realIds: boolean, override: Record<string, string> = {}): string {
   return op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
     if (override[name] !== undefined) return override[name]!;
-    const prefix = idPrefix(op.pathParams.find((p) => p.name === name)?.schema) ?? 'x';
+    const schema = op.pathParams.find((p) => p.name === name)?.schema;
+    if (!idPrefix(schema)) return pathValue(schema);
+    const prefix = idPrefix(schema)!;
     if (realIds) {
       if (prefix === 'lic') return real.licenseId;
       if (prefix === 'prd') return real.productId;

@@ -39,6 +39,7 @@ export function licenseView(license: License): wire.License {
     vmPolicy: license.vmPolicy,
     lingerSeconds: license.lingerSeconds,
     overdraftSeats: license.overdraftSeats,
+    access: license.access,
     suspended: license.suspended,
     metadata: license.metadata,
     trialStartedAt: isoOrNull(license.trialStartedAt),

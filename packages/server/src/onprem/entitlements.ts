@@ -10,6 +10,7 @@
  * never goes back. The file on disk (`--license-file`) and the copy in the store
  * are polled, so a renewal is picked up without a restart, on every node.
  */
+import { OPEN_ACCESS } from '@floatd/protocol';
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -322,6 +323,7 @@ async function catalogueEffects(
               key: entry.key,
               suspended: false,
               metadata: {},
+              access: OPEN_ACCESS,
               trialStartedAt: null,
               seatsUsed: 0,
               seatsOffline: 0,

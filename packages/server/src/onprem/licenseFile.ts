@@ -221,15 +221,15 @@ function consistency(payload: LicenseFilePayload): string | undefined {
     if (normalizeKey(license.key) !== license.key) return `license ${license.id} has a malformed key`;
     ids.add(license.id);
     keys.add(license.key);
-    const policy = checkPolicy({ ...policyOf(license), suspended: false, metadata: {} });
+    const policy = checkPolicy({ ...policyOf(license), access: wire.OPEN_ACCESS, suspended: false, metadata: {} });
     if (!policy.ok) return `license ${license.id}: ${policy.error.message}`;
   }
   if (payload.notAfter !== null && Date.parse(payload.notAfter) <= Date.parse(payload.notBefore)) return 'notAfter is not after notBefore';
   return undefined;
 }
 
-/** The vendor-decided policy of one file entry, as the domain knows it. */
-export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 'metadata'> {
+/** The vendor-decided policy of one file entry, as the domain knows it (the access policy is the site's own: not in the file). */
+export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 'metadata' | 'access'> {
   return {
     seats: entry.seats,
     model: entry.model,

@@ -3,7 +3,15 @@
  * actions (force release). Writes go through a store transaction with an audit
  * entry naming the actor.
  */
-import { RELEASE_REASONS, type CreateLicense, type CreateProduct, type UpdateLicense, type UpdateProduct } from '@floatd/protocol';
+import {
+  RELEASE_REASONS,
+  type CreateLicense,
+  type CreateProduct,
+  type PutGroup,
+  type UpdateLicense,
+  type UpdateProduct,
+} from '@floatd/protocol';
+import type { Groups } from '../domain/access.js';
 import type { Clock } from '../domain/clock.js';
 import type { Effect } from '../domain/effects.js';
 import { checkPolicy, policyFromCreate, policyWithPatch } from '../domain/policy.js';
@@ -102,6 +110,39 @@ export class CatalogueService {
     });
   }
 
+  // --- groups of users and hosts (named in access policies as group:<name>); kept as server records ---
+
+  async groups(): Promise<StoredGroup[]> {
+    return (await this.store.listKv(GROUP_KV)).map((r) => groupOf(r.name.slice(GROUP_KV.length), r.value, r.updatedAt));
+  }
+
+  async group(name: string): Promise<Result<StoredGroup>> {
+    const r = await this.store.getKv(GROUP_KV + name);
+    return r ? ok(groupOf(name, r.value, r.updatedAt)) : fail('GROUP_NOT_FOUND', `no group ${name}`);
+  }
+
+  async putGroup(name: string, members: PutGroup, actor: string): Promise<StoredGroup> {
+    const now = this.clock.now();
+    const value = JSON.stringify({ users: members.users, hosts: members.hosts });
+    await this.store.transaction(async (tx) => {
+      await tx.lockKv(GROUP_KV + name);
+      await tx.apply([
+        { type: 'kv.put', name: GROUP_KV + name, value, at: now },
+        audit(now, 'group.updated', actor, null, { group: name, users: members.users.length, hosts: members.hosts.length }),
+      ]);
+    });
+    return groupOf(name, value, now);
+  }
+
+  async deleteGroup(name: string, actor: string): Promise<Result<{ deleted: string }>> {
+    const now = this.clock.now();
+    return this.store.transaction(async (tx) => {
+      if (!(await tx.lockKv(GROUP_KV + name))) return fail('GROUP_NOT_FOUND', `no group ${name}`);
+      await tx.apply([{ type: 'kv.delete', name: GROUP_KV + name }, audit(now, 'group.deleted', actor, null, { group: name })]);
+      return ok({ deleted: name });
+    });
+  }
+
   async createLicense(input: CreateLicense, actor: string): Promise<Result<License>> {
     if (this.managed) return this.managedRefusal('license keys');
     const now = this.clock.now();
@@ -129,7 +170,8 @@ export class CatalogueService {
   }
 
   async updateLicense(id: string, patch: UpdateLicense, actor: string): Promise<Result<License>> {
-    const vendorFields = Object.keys(patch).filter((k) => k !== 'suspended' && k !== 'metadata');
+    // Suspension, metadata and the access policy are the site's own (on-premise too); the rest is the vendor's.
+    const vendorFields = Object.keys(patch).filter((k) => k !== 'suspended' && k !== 'metadata' && k !== 'access');
     if (this.managed && vendorFields.length) return this.managedRefusal(vendorFields.join(', '));
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
@@ -190,4 +232,32 @@ export class CatalogueService {
 
 function audit(at: number, type: AuditEntry['type'], actor: string, licenseId: string | null, data: Record<string, unknown>): Effect {
   return { type: 'audit', entry: { at, type, actor, licenseId, deviceId: null, leaseId: null, reason: null, data } };
+}
+
+/** Where groups are kept: one server record per group. */
+export const GROUP_KV = 'group:';
+
+/** A group as kept (its time in ms). */
+export interface StoredGroup {
+  name: string;
+  users: string[];
+  hosts: string[];
+  updatedAt: number;
+}
+
+function groupOf(name: string, value: string, updatedAt: number): StoredGroup {
+  const v = JSON.parse(value) as { users: string[]; hosts: string[] };
+  return { name, users: v.users, hosts: v.hosts, updatedAt };
+}
+
+/** The groups an access policy names, as the domain wants them (a group that is gone matches no one). */
+export async function loadGroups(store: Store, names: readonly string[]): Promise<Groups> {
+  const out = new Map<string, { users: Set<string>; hosts: Set<string> }>();
+  for (const name of names) {
+    const r = await store.getKv(GROUP_KV + name);
+    if (!r) continue;
+    const g = groupOf(name, r.value, r.updatedAt);
+    out.set(name, { users: new Set(g.users), hosts: new Set(g.hosts) });
+  }
+  return out;
 }

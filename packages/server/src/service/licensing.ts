@@ -25,7 +25,9 @@ import {
   type LeaseState,
   type SyncOutcome,
 } from '../domain/seats.js';
+import { countsSeats, groupsNamed, isOpen } from '../domain/access.js';
 import { shareGroupOf, useMeta } from '../domain/sharing.js';
+import { loadGroups } from './catalogue.js';
 import type { License } from '../domain/types.js';
 import { newId } from '../ids.js';
 import type { KeyRing } from '../keys/ring.js';
@@ -231,11 +233,19 @@ export class LicensingService {
           const group = shareGroupOf(license, device?.id ?? req.newDeviceId, useMeta(req, req.address ?? null));
           const groupLeases = group !== null && !groupNamesDevice(group) ? await tx.leasesOfShareGroup(license.id, group) : undefined;
           const full = license.seatsUsed >= license.seats;
+          // The access policy's groups and, for maxima and reservations, every seat of the license (under its lock).
+          const access = isOpen(license.access)
+            ? undefined
+            : {
+                groups: await loadGroups(this.store, groupsNamed(license.access)),
+                leases: countsSeats(license.access) ? await tx.leasesOfLicense(license.id) : undefined,
+              };
           const state: CheckoutState = {
             license,
             device,
             deviceLeases,
             groupLeases,
+            access,
             // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
             deadLeases: full
               ? await tx.deadLeases(license.id, this.gate.reclaimCutoff?.(license.leaseTtlSeconds, now) ?? now, DEAD_LEASES_PER_CHECKOUT)
@@ -279,6 +289,8 @@ export class LicensingService {
     const admitted = this.admitted(await this.store.getLicenseByKey(key));
     if (!admitted.ok) return undefined;
     const license = admitted.value;
+    // An access policy may refuse with its own code: decided locked, with its groups.
+    if (!isOpen(license.access)) return undefined;
     // The stored counter says full; the lease rows decide (a counter set too high by hand, or by a bug, denies no one).
     if (license.seatsUsed < license.seats || (await this.store.leaseCounts(license.id)).used !== license.seatsUsed) {
       this.noteFull(key, false);

@@ -1,5 +1,5 @@
 /** Row → domain mapping shared by the adapters (same column names in SQLite and PostgreSQL). */
-import { SHARING_OF_COUNTING, type CountingMode } from '@floatd/protocol';
+import { OPEN_ACCESS, SHARING_OF_COUNTING, type CountingMode } from '@floatd/protocol';
 import { EMPTY_META } from '../domain/sharing.js';
 import type { AdminToken, Device, Instance, Lease, License, Product, Role, SharingRule, UseMeta } from '../domain/types.js';
 import type { StoredAudit, UsageRow } from './port.js';
@@ -41,6 +41,7 @@ export function toLicense(r: Row): License {
     vmPolicy: (r.vm_policy ?? 'allow') as License['vmPolicy'],
     lingerSeconds: num(r.linger_seconds ?? 0),
     overdraftSeats: num(r.overdraft_seats ?? 0),
+    access: r.access === null || r.access === undefined ? OPEN_ACCESS : (jsonOf(r.access) as License['access']),
     suspended: bool(r.suspended),
     metadata: json(r.metadata),
     seatsUsed: num(r.seats_used),

@@ -10,6 +10,11 @@ export const random = (alphabet: string, n: number) => Array.from({ length: n },
 export const idPrefix = (schema: Schema | undefined) => /^\^([a-z]+)_\[0-9A-Za-z\]\{20\}\$$/.exec(String(schema?.pattern ?? ''))?.[1];
 /** A well-formed id that points at nothing. */
 export const idOf = (prefix: string) => `${prefix}_${random(ALNUM, 20)}`;
+/** A well-formed path parameter that names nothing: an id of its kind, or a name (a group's). */
+export const pathValue = (schema: Schema | undefined) => {
+  const prefix = idPrefix(schema);
+  return prefix ? idOf(prefix) : `n${random(ALNUM, 11)}`;
+};
 
 /** A value that satisfies `schema` (ids are well formed and point at nothing). */
 export function example(schema: Schema): unknown {

@@ -4,7 +4,7 @@
  * the license policies, and the invariants that must hold after every step.
  */
 import fc from 'fast-check';
-import { RELEASE_REASONS } from '@floatd/protocol';
+import { OPEN_ACCESS, RELEASE_REASONS } from '@floatd/protocol';
 import { isDead, liveInstances } from '../domain/seats.js';
 import type { AuditEntry, Device, Lease, License, SharingRule } from '../domain/types.js';
 
@@ -211,6 +211,7 @@ export function licenseOf(p: PolicyInput): License {
     heartbeatIntervalSeconds: p.leaseTtlSeconds === null ? 300 : Math.max(1, Math.floor(p.leaseTtlSeconds / 3)),
     clonePolicy: 'separate',
     vmPolicy: 'allow',
+    access: OPEN_ACCESS,
     suspended: false,
     metadata: {},
     seatsUsed: 0,

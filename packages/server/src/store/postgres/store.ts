@@ -879,10 +879,10 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       const l = e.license;
       await sql`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
           heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
-          clone_policy, vm_policy, linger_seconds, overdraft_seats, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
+          clone_policy, vm_policy, linger_seconds, overdraft_seats, access, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
         VALUES (${l.id}, ${l.productId}, ${l.key}, ${l.seats}, ${l.model}, ${l.expiresAt}, ${l.trialDays}, ${l.trialStartedAt}, ${l.leaseTtlSeconds},
           ${l.heartbeatIntervalSeconds}, ${l.maxOfflineSeconds}, ${l.maxOfflineSeats}, ${l.maxInstancesPerDevice}, ${countingOf(l.sharing)},
-          ${JSON.stringify(l.sharing)}, ${l.clonePolicy}, ${l.vmPolicy}, ${l.lingerSeconds}, ${l.overdraftSeats}, ${l.suspended},
+          ${JSON.stringify(l.sharing)}, ${l.clonePolicy}, ${l.vmPolicy}, ${l.lingerSeconds}, ${l.overdraftSeats}, ${JSON.stringify(l.access)}, ${l.suspended},
           ${JSON.stringify(l.metadata)}::jsonb, 0, 0, ${l.createdAt}, ${l.updatedAt})`;
       return;
     }
@@ -893,7 +893,7 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
           trial_started_at = ${l.trialStartedAt}, lease_ttl_seconds = ${l.leaseTtlSeconds}, heartbeat_interval_seconds = ${l.heartbeatIntervalSeconds},
           max_offline_seconds = ${l.maxOfflineSeconds}, max_offline_seats = ${l.maxOfflineSeats}, max_instances_per_device = ${l.maxInstancesPerDevice},
           counting = ${countingOf(l.sharing)}, sharing = ${JSON.stringify(l.sharing)}, clone_policy = ${l.clonePolicy}, vm_policy = ${l.vmPolicy},
-          linger_seconds = ${l.lingerSeconds}, overdraft_seats = ${l.overdraftSeats}, suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
+          linger_seconds = ${l.lingerSeconds}, overdraft_seats = ${l.overdraftSeats}, access = ${JSON.stringify(l.access)}, suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
         WHERE id = ${l.id}`;
       return;
     }
@@ -994,6 +994,9 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'kv.put':
       await sql`INSERT INTO kv (name, value, updated_at) VALUES (${e.name}, ${e.value}, ${e.at})
         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
+      return;
+    case 'kv.delete':
+      await sql`DELETE FROM kv WHERE name = ${e.name}`;
       return;
     case 'usage':
       await sql`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials, peak_overdraft,

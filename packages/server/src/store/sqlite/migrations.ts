@@ -159,9 +159,9 @@ ALTER TABLE devices ADD COLUMN clone_suspected_at INTEGER;
   },
   {
     version: 5,
-    name: 'linger-overdraft',
+    name: 'seat-policies',
     sql: `
--- Linger and overdraft (issue #15): per license the linger time and the overdraft seats; per seat whether it
+-- Seat policies (issue #15): per license the linger time, the overdraft seats and the access policy; per seat whether it
 -- was granted beyond the count and until when it lingers; per hour the overdraft in use and granted.
 ALTER TABLE licenses ADD COLUMN linger_seconds INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE licenses ADD COLUMN overdraft_seats INTEGER NOT NULL DEFAULT 0;
@@ -170,6 +170,8 @@ ALTER TABLE leases ADD COLUMN linger_until INTEGER;
 ALTER TABLE usage_hourly ADD COLUMN peak_overdraft INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE usage_hourly ADD COLUMN overdraft_at_end INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE usage_hourly ADD COLUMN overdraft_checkouts INTEGER NOT NULL DEFAULT 0;
+-- Access policy (allow and deny lists, maxima, reservations; JSON): null on licenses from before it, read as open.
+ALTER TABLE licenses ADD COLUMN access TEXT;
 `,
   },
 ];

@@ -119,16 +119,16 @@ export class SqliteStore implements Store {
       insertLicense:
         p(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
           heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
-          clone_policy, vm_policy, linger_seconds, overdraft_seats, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
+          clone_policy, vm_policy, linger_seconds, overdraft_seats, access, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
         VALUES (@id, @productId, @key, @seats, @model, @expiresAt, @trialDays, @trialStartedAt, @leaseTtlSeconds,
           @heartbeatIntervalSeconds, @maxOfflineSeconds, @maxOfflineSeats, @maxInstancesPerDevice, @counting, @sharing,
-          @clonePolicy, @vmPolicy, @lingerSeconds, @overdraftSeats, @suspended, @metadata, 0, 0, @createdAt, @updatedAt)`),
+          @clonePolicy, @vmPolicy, @lingerSeconds, @overdraftSeats, @access, @suspended, @metadata, 0, 0, @createdAt, @updatedAt)`),
       // Policy fields only: the seat counters are never written from a decision's copy, only by the guarded `seats` effect.
       updateLicense: p(`UPDATE licenses SET seats = @seats, model = @model, expires_at = @expiresAt, trial_days = @trialDays,
           trial_started_at = @trialStartedAt, lease_ttl_seconds = @leaseTtlSeconds, heartbeat_interval_seconds = @heartbeatIntervalSeconds,
           max_offline_seconds = @maxOfflineSeconds, max_offline_seats = @maxOfflineSeats, max_instances_per_device = @maxInstancesPerDevice,
           counting = @counting, sharing = @sharing, clone_policy = @clonePolicy, vm_policy = @vmPolicy,
-          linger_seconds = @lingerSeconds, overdraft_seats = @overdraftSeats, suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
+          linger_seconds = @lingerSeconds, overdraft_seats = @overdraftSeats, access = @access, suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
       trialStarted: p('UPDATE licenses SET trial_started_at = ? WHERE id = ? AND trial_started_at IS NULL'),
       deleteLicense: [
         p('DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ?)'),
@@ -224,6 +224,7 @@ export class SqliteStore implements Store {
       ping: p('SELECT 1'),
       kvGet: p('SELECT * FROM kv WHERE name = ?'),
       kvList: p('SELECT * FROM kv WHERE substr(name, 1, length(?)) = ? ORDER BY name'),
+      kvDelete: p('DELETE FROM kv WHERE name = ?'),
       kvPut: p(`INSERT INTO kv (name, value, updated_at) VALUES (@name, @value, @at)
         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
     };
@@ -349,6 +350,7 @@ export class SqliteStore implements Store {
           vmPolicy: l.vmPolicy,
           lingerSeconds: l.lingerSeconds,
           overdraftSeats: l.overdraftSeats,
+          access: JSON.stringify(l.access),
           suspended: l.suspended ? 1 : 0,
           metadata: JSON.stringify(l.metadata),
           createdAt: l.createdAt,
@@ -411,6 +413,9 @@ export class SqliteStore implements Store {
       }
       case 'kv.put':
         s.kvPut.run({ name: effect.name, value: effect.value, at: effect.at });
+        return;
+      case 'kv.delete':
+        s.kvDelete.run(effect.name);
         return;
       case 'usage':
         s.usage.run({

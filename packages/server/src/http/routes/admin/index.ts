@@ -8,6 +8,7 @@ import type { Routes } from '../../context.js';
 import { ErrorReply } from '../../errors.js';
 import { roleOf } from '../../route.js';
 import { hasRole } from '../../../service/auth.js';
+import { groupRoutes } from './groups.js';
 import { historyRoutes } from './history.js';
 import { leaseRoutes } from './leases.js';
 import { licenseRoutes } from './licenses.js';
@@ -33,4 +34,5 @@ export const adminRoutes: Routes = (app, ctx) => {
   leaseRoutes(app, ctx);
   historyRoutes(app, ctx);
   tokenRoutes(app, ctx);
+  groupRoutes(app, ctx);
 };

@@ -71,8 +71,7 @@ export function newSeatRefusal(
   capacity: number,
 ): DomainError | undefined {
   if (!countsSeats(a)) return undefined;
-  const seatsOf = (principal: string) =>
-    held.filter((l) => l.instances.some((u) => principalsOf(u.meta, groups).has(principal)) || ownerless(l, principal, groups)).length;
+  const seatsOf = (principal: string) => held.filter((l) => countsFor(l, principal, groups)).length;
   for (const limit of a.limits) {
     if (!principals.has(limit.principal)) continue;
     if (seatsOf(limit.principal) >= limit.max) {
@@ -97,6 +96,37 @@ export function newSeatRefusal(
     };
   }
   return undefined;
+}
+
+/**
+ * Why a use with these principals may not join `seat` (a seat of its share group, which takes no new
+ * seat from the pool), if so: the seat does not count for one of its limited principals yet, and that
+ * principal already holds its maximum (under a rule that shares across users, joining a seat makes it
+ * one of the principal's seats; found by the property test).
+ */
+export function joinRefusal(
+  a: AccessPolicy,
+  principals: ReadonlySet<string>,
+  seat: Lease,
+  held: readonly Lease[],
+  groups: Groups,
+): DomainError | undefined {
+  for (const limit of a.limits) {
+    if (!principals.has(limit.principal) || countsFor(seat, limit.principal, groups)) continue;
+    if (held.filter((l) => countsFor(l, limit.principal, groups)).length >= limit.max) {
+      return {
+        code: 'SEAT_LIMIT_REACHED',
+        message: `${limit.principal} already holds ${limit.max} seat(s), the most this license allows it`,
+        details: { principal: limit.principal, max: limit.max },
+      };
+    }
+  }
+  return undefined;
+}
+
+/** Whether a seat counts for a principal: one of its uses has it (a seat with no use: by its share group). */
+export function countsFor(lease: Lease, principal: string, groups: Groups): boolean {
+  return lease.instances.some((u) => principalsOf(u.meta, groups).has(principal)) || ownerless(lease, principal, groups);
 }
 
 /**

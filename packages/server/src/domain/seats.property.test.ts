@@ -209,6 +209,7 @@ function step(w: World, c: Command): World {
       device,
       deviceLeases: leasesOf(device?.id),
       groupLeases: all,
+      access: { groups: new Map(), leases: all },
       deadLeases: full
         ? all
             .filter((l) => isDead(l, now))

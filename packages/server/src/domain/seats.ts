@@ -10,7 +10,7 @@
 import { LICENSE_MODELS, RELEASE_REASONS, type ErrorCode } from '@floatd/protocol';
 import type { Effect, Renewal } from './effects.js';
 import { gate, licenseEndsAt } from './policy.js';
-import { accessRefusal, countsSeats, newSeatRefusal, principalsOf, type Groups } from './access.js';
+import { accessRefusal, countsSeats, joinRefusal, newSeatRefusal, principalsOf, type Groups } from './access.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
 import {
   isUnshared,
@@ -352,6 +352,11 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   const principals = principalsOf(meta, groups);
   const barred = accessRefusal(s.license.access, principals);
   if (barred) return refuseAudited(plan, device, s.device !== undefined, cmd, barred);
+  const joinRefused = (seat: Lease): Decision<Granted> | undefined => {
+    if (!countsSeats(s.license.access)) return undefined;
+    const refusal = joinRefusal(s.license.access, principals, seat, s.access?.leases ?? [], groups);
+    return refusal && refuseAudited(plan, device, s.device !== undefined, cmd, refusal);
+  };
 
   const group = shareGroupOf(s.license, device.id, meta);
   if (group === null) {
@@ -364,7 +369,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
         liveInstances(l, now).length === 0 &&
         (offlineStillValid(l, now) || !isDead(l, now)),
     );
-    if (idle) return join(plan, idle, cmd, use, grant);
+    if (idle) return joinRefused(idle) ?? join(plan, idle, cmd, use, grant);
     if (liveUsesOf(device.id, s.deviceLeases, now) >= max) return limitReached();
     return newSeat(plan, s, device, cmd, use, unsharedGroup(cmd.newLeaseId), principals);
   }
@@ -402,7 +407,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   }
   // The fullest seat with room first: uses are packed onto as few seats as the cap allows.
   const seat = candidates.sort((a, b) => liveInstances(b, now).length - liveInstances(a, now).length)[0];
-  if (seat) return join(plan, seat, cmd, use, grant);
+  if (seat) return joinRefused(seat) ?? join(plan, seat, cmd, use, grant);
   return newSeat(plan, s, plan.device ?? device, cmd, use, group, principals);
 }
 
@@ -529,9 +534,10 @@ function newSeat(
   const overdraft = plan.license.seatsUsed >= plan.license.seats;
   if (plan.license.seatsUsed >= plan.license.seats + plan.license.overdraftSeats) return deny(plan, s, device, cmd);
   if (countsSeats(s.license.access)) {
-    // Maxima and reservations count the seats held now: every lease of the license but those this decision freed.
+    // Maxima and reservations count every seat the license's rows hold but those this decision freed: an expired
+    // seat not yet reclaimed counts too, since its holder's next heartbeat may revive it (found by the property test).
     const freed = new Set(plan.effects.flatMap((e) => (e.type === 'lease.delete' ? [e.leaseId] : [])));
-    const held = (s.access?.leases ?? []).filter((l) => !freed.has(l.id) && (!isDead(l, now) || offlineStillValid(l, now)));
+    const held = (s.access?.leases ?? []).filter((l) => !freed.has(l.id));
     const refusal = newSeatRefusal(
       s.license.access,
       principals,

@@ -4,7 +4,7 @@
  * the license policies, and the invariants that must hold after every step.
  */
 import fc from 'fast-check';
-import { OPEN_ACCESS, RELEASE_REASONS } from '@floatd/protocol';
+import { OPEN_ACCESS, RELEASE_REASONS, type AccessPolicy } from '@floatd/protocol';
 import { isDead, liveInstances } from '../domain/seats.js';
 import type { AuditEntry, Device, Lease, License, SharingRule } from '../domain/types.js';
 
@@ -73,6 +73,7 @@ export const commandArb: fc.Arbitrary<Command> = fc.oneof(
 
 export interface PolicyInput {
   seats: number;
+  access: AccessPolicy;
   sharing: SharingRule;
   lingerSeconds: number;
   overdraftSeats: number;
@@ -94,6 +95,13 @@ export const policyArb: fc.Arbitrary<PolicyInput> = fc
       { by: ['site'], cap: 3 },
     ),
     lingerSeconds: fc.constantFrom(0, 0, 120),
+    access: fc.constantFrom<AccessPolicy>(
+      OPEN_ACCESS,
+      OPEN_ACCESS,
+      { ...OPEN_ACCESS, limits: [{ principal: `user:${userOf(1)}`, max: 1 }] },
+      { ...OPEN_ACCESS, reservations: [{ principal: `user:${userOf(0)}`, seats: 1 }] },
+      { ...OPEN_ACCESS, deny: [`user:${userOf(1)}`] },
+    ),
     overdraftSeats: fc.constantFrom(0, 0, 1, 2),
     maxInstancesPerDevice: fc.integer({ min: 1, max: 3 }),
     leaseTtlSeconds: fc.oneof(fc.constant(null), fc.integer({ min: 30, max: 900 })),
@@ -145,6 +153,12 @@ export function invariants(v: View): string[] {
     if (new Set(ids).size !== ids.length) out.push(`lease ${l.id} lists an instance twice`);
     if (!v.devices.some((d) => d.id === l.deviceId)) out.push(`lease ${l.id} of an unknown device`);
   }
+  // the access policy: a denied user holds nothing; a limited user never holds more than its maximum
+  const seatsOfUser = (u: string) => v.leases.filter((l) => l.instances.some((i) => i.meta.user === u)).length;
+  for (const p of L.access.deny) if (p.startsWith('user:') && seatsOfUser(p.slice(5)) > 0) out.push(`${p} is denied but holds a seat`);
+  for (const lim of L.access.limits)
+    if (lim.principal.startsWith('user:') && seatsOfUser(lim.principal.slice(5)) > lim.max)
+      out.push(`${lim.principal} holds ${seatsOfUser(lim.principal.slice(5))} seats > its maximum ${lim.max}`);
   const rule = L.sharing;
   const unshared = rule.by.includes('instance');
   for (const l of v.leases) {
@@ -211,7 +225,6 @@ export function licenseOf(p: PolicyInput): License {
     heartbeatIntervalSeconds: p.leaseTtlSeconds === null ? 300 : Math.max(1, Math.floor(p.leaseTtlSeconds / 3)),
     clonePolicy: 'separate',
     vmPolicy: 'allow',
-    access: OPEN_ACCESS,
     suspended: false,
     metadata: {},
     seatsUsed: 0,

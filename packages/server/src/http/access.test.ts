@@ -65,6 +65,7 @@ test('allow and deny lists: users, hosts and groups; deny wins; a group change a
   assert.equal(anonymous.body.error.code, 'CHECKOUT_NOT_ALLOWED', 'no user and no host: on no list');
   await t.admin('PUT', '/v1/admin/groups/render', { users: ['rita', 'zed'], hosts: [] });
   assert.equal((await use(lic.key, 'allow-zed-3', 'zed')).status, 201, 'added to the group');
+  assert.match((await t.raw('GET', '/metrics')).body as string, /^floatd_policy_refusals_total\{code="CHECKOUT_NOT_ALLOWED"\} [1-9]/m);
   const denied = (await t.admin('GET', `/v1/admin/audit?licenseId=${lic.id}&type=denied`)).body.items;
   assert.ok(denied.some((e: { reason: string }) => e.reason === 'CHECKOUT_NOT_ALLOWED'));
 });

@@ -50,6 +50,7 @@ test('the role an admin route needs comes from its declaration: a viewer token i
       leaseId: 'lse_' + 'a'.repeat(20),
       tokenId: 'tok_' + 'a'.repeat(20),
       deploymentId: 'dpl_' + 'a'.repeat(20),
+      name: 'contract-group',
     });
     const res = await t.raw(r.method, path, {
       headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json' },

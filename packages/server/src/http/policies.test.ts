@@ -111,6 +111,8 @@ test('overdraft: past the count, up to N more seats, marked in the answer, the t
   assert.equal(hour.peakSeats, 3);
   assert.equal(hour.peakOverdraft, 1, 'the true-up figure');
   assert.equal(hour.overdraftCheckouts, 1);
+  const metrics = (await t.raw('GET', '/metrics')).body as string;
+  assert.match(metrics, /^floatd_overdraft_grants_total [1-9]/m);
   // Seats free: at 2 held of 2 the next checkout would still be overdraft; at 1 held it is within the count.
   await checkin(lic.key, grants[0]!.body.lease.id, 'app');
   await checkin(lic.key, grants[1]!.body.lease.id, 'app');

@@ -87,6 +87,31 @@ test('a rule by user: one person on two workstations takes one seat; another use
   assert.equal((await checkout(lic.key, { fingerprint: 'ws-bob-1', instanceId: 'cad-1', user: 'bob' })).status, 201);
 });
 
+test("orphan sync works per device on a shared seat: it drops only the syncing device's uses; the seat frees with the last one", async () => {
+  const lic = await t.license({ seats: 2, sharing: { by: ['user'], cap: null } });
+  const a = await checkout(lic.key, { fingerprint: 'sync-ws-1', instanceId: 'a-1', user: 'uma' });
+  await checkout(lic.key, { fingerprint: 'sync-ws-1', instanceId: 'a-2', user: 'uma' });
+  const b = await checkout(lic.key, { fingerprint: 'sync-ws-2', instanceId: 'b-1', user: 'uma' });
+  assert.equal(b.body.lease.id, a.body.lease.id);
+  // device 1 says only a-2 runs: a-1 goes, b-1 (device 2's) stays
+  const sync1 = await t.client(lic.key, 'POST', '/v1/client/devices/sync', { fingerprint: 'sync-ws-1', instanceIds: ['a-2'] });
+  assert.deepEqual(sync1.body, { dropped: ['a-1'], released: [], instances: 1 });
+  let [seat] = await leasesOf(lic.id);
+  assert.deepEqual(seat!.instances.map((i) => i.instanceId).sort(), ['a-2', 'b-1']);
+  // device 2 says nothing runs: b-1 goes, the seat stays for a-2
+  const sync2 = await t.client(lic.key, 'POST', '/v1/client/devices/sync', { fingerprint: 'sync-ws-2', instanceIds: [] });
+  assert.deepEqual(sync2.body, { dropped: ['b-1'], released: [], instances: 0 });
+  [seat] = await leasesOf(lic.id);
+  assert.deepEqual(
+    seat!.instances.map((i) => i.instanceId),
+    ['a-2'],
+  );
+  // device 1 says nothing runs: the last use goes and the seat with it
+  const sync3 = await t.client(lic.key, 'POST', '/v1/client/devices/sync', { fingerprint: 'sync-ws-1', instanceIds: [] });
+  assert.deepEqual(sync3.body.released, [a.body.lease.id]);
+  assert.equal(await seatsUsed(lic.id), 0);
+});
+
 test('a cap: up to three uses by one user share a seat, the fourth takes another (RLM share=u:3)', async () => {
   const lic = await t.license({ seats: 5, sharing: { by: ['user'], cap: 3 } });
   const ids: string[] = [];
@@ -319,6 +344,8 @@ test('exactness under parallel checkouts: never more seats than the count, never
   }
   try {
     for (const sharing of [
+      { by: ['instance'], cap: null },
+      { by: ['user', 'display'], cap: 2 },
       { by: ['user'], cap: 2 },
       { by: ['user', 'host'], cap: null },
       { by: ['key'], cap: 3 },
@@ -332,6 +359,7 @@ test('exactness under parallel checkouts: never more seats than the count, never
         user: `user-${i % 6}`,
         hostname: `host-${i % 4}`,
         shareKey: `key-${i % 5}`,
+        display: `:${i % 3}`,
       }));
       const answers = await Promise.all(requests.map((body, i) => checkout(lic.key, body, nodes[i % nodes.length])));
       for (const a of answers) assert.ok([200, 201, 409].includes(a.status), JSON.stringify(a.body));
@@ -348,16 +376,26 @@ test('exactness under parallel checkouts: never more seats than the count, never
             ? 'site'
             : sharing.by
                 .map((a) =>
-                  a === 'user' ? `user=user-${i % 6}` : a === 'host' ? `host=host-${i % 4}` : a === 'key' ? `key=key-${i % 5}` : null,
+                  a === 'user'
+                    ? `user=user-${i % 6}`
+                    : a === 'host'
+                      ? `host=host-${i % 4}`
+                      : a === 'key'
+                        ? `key=key-${i % 5}`
+                        : a === 'display'
+                          ? `display=${encodeURIComponent(`:${i % 3}`)}`
+                          : null,
                 )
                 .filter(Boolean)
                 .join('&');
-        if (sharing.by[0] !== 'device')
+        if (sharing.by[0] === 'instance') assert.equal(s.instances.length, 1, 'per instance: one use a seat');
+        else if (sharing.by[0] !== 'device')
           for (const u of s.instances)
             assert.equal(s.shareGroup, groupOf(Number(u.instanceId.slice(4))), 'a use on a seat of its own group');
       }
       const groups = new Set(seats.map((s) => s.shareGroup));
-      if (sharing.cap === null) assert.equal(groups.size, seats.length, 'without a cap, one seat per group');
+      if (sharing.cap === null)
+        assert.equal(groups.size, seats.length, 'without a cap, one seat per group (per instance: one group a seat)');
       c.diagnostic(
         `${JSON.stringify(sharing)}: 120 parallel checkouts on ${nodes.length} node(s): ${granted} granted on ${seats.length} seats, ${120 - granted} refused`,
       );

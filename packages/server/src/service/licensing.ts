@@ -39,6 +39,14 @@ import { countedLicense } from './seatCounters.js';
 /** How many dead leases a full checkout frees at most in its own transaction (the reclaimer does the rest). */
 const DEAD_LEASES_PER_CHECKOUT = 32;
 const ACTOR = 'client';
+/** Refusals by a license's site policy, counted apart from denials for want of a seat. */
+const POLICY_REFUSALS = new Set([
+  'CHECKOUT_NOT_ALLOWED',
+  'SEAT_LIMIT_REACHED',
+  'RESERVED_FOR_OTHERS',
+  'DEVICE_CLONE_REFUSED',
+  'VM_NOT_ALLOWED',
+]);
 /** Beyond the batch interval, how much longer a batched renewal's lease must stay alive as stored (clock skew between nodes, a slow batch). */
 export const RENEWAL_MARGIN_MS = 10_000;
 
@@ -265,8 +273,11 @@ export class LicensingService {
     if (freed) this.metrics.released.inc({ reason: RELEASE_REASONS.EXPIRED }, freed);
     if (result.ok) {
       if (result.value.created) this.metrics.grants.inc();
+      if (result.value.created && result.value.lease.overdraft) this.metrics.overdraftGrants.inc();
     } else if (result.error.code === 'NO_SEATS_AVAILABLE') {
       this.metrics.denials.inc();
+    } else if (POLICY_REFUSALS.has(result.error.code)) {
+      this.metrics.policyRefusals.inc({ code: result.error.code });
     }
     return this.signed(result, now);
   }

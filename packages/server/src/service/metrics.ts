@@ -8,6 +8,10 @@ export interface Metrics {
   duration: Histogram<'route'>;
   grants: Counter;
   denials: Counter;
+  /** seats granted beyond the license's count (overdraft) */
+  overdraftGrants: Counter;
+  /** checkouts refused by a license's site policy (access, clone and VM policies), by code */
+  policyRefusals: Counter<'code'>;
   released: Counter<'reason'>;
   reclaimed: Counter;
   heartbeats: Counter<'write'>;
@@ -67,6 +71,17 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
   const denials = new Counter({
     name: 'floatd_seat_denials_total',
     help: 'Checkouts denied with NO_SEATS_AVAILABLE',
+    registers: [registry],
+  });
+  const overdraftGrants = new Counter({
+    name: 'floatd_overdraft_grants_total',
+    help: "Seats granted beyond a license's count (overdraft)",
+    registers: [registry],
+  });
+  const policyRefusals = new Counter({
+    name: 'floatd_policy_refusals_total',
+    help: 'Checkouts refused by a license policy: CHECKOUT_NOT_ALLOWED, SEAT_LIMIT_REACHED, RESERVED_FOR_OTHERS, DEVICE_CLONE_REFUSED, VM_NOT_ALLOWED',
+    labelNames: ['code'] as const,
     registers: [registry],
   });
   const released = new Counter({
@@ -192,6 +207,8 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     duration,
     grants,
     denials,
+    overdraftGrants,
+    policyRefusals,
     released,
     reclaimed,
     heartbeats,

@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal
 
 from . import routes
 from .clock import Clock, SystemClock, TimerHandle
+from .environment import machine_environment
 from .errors import FloatingLicenseError
 from .fingerprint import FINGERPRINT_RE, device_fingerprint
 from .http import Api, Ed25519AnswerVerifier, normalize_server_url
@@ -77,6 +78,10 @@ class LicenseStatus:
     seats_used: int | None
     seats_total: int | None
     instances: int | None
+    #: the share group whose uses hold the seat (e.g. ``user=alice``), as of the last answer
+    share_group: str | None
+    #: the seat was granted beyond the license's count
+    overdraft: bool
     heartbeat_interval_seconds: int | None
     violations: list[str]
     license: dict[str, Any] | None
@@ -167,6 +172,9 @@ class FloatingLicense:
         instance_id: str | None = None,
         hostname: str | None | Literal[False] = None,
         user: str | None | Literal[False] = None,
+        display: str | None | Literal[False] = None,
+        share_key: str | None = None,
+        report_environment: bool = True,
         handle_exit: bool = True,
         retry: RetryPolicy | None = None,
         clock_tolerance_seconds: float = 600,
@@ -193,6 +201,9 @@ class FloatingLicense:
         self.state_root = state_dir or os.path.join(os.path.expanduser("~"), ".floatd")
         self._fp_opt = fingerprint
         self._hostname = hostname
+        self._display = display
+        self._share_key = share_key
+        self._report_environment = report_environment
         self._user = user
         self._app_version = app_version
         self._handle_exit = handle_exit
@@ -219,6 +230,7 @@ class FloatingLicense:
         self._held: _Held | None = None
         self._license: dict[str, Any] | None = None
         self._instances: int | None = None
+        self._share_group: str | None = None
         self._hbi: int | None = None
         self._last_contact: float | None = None
         self._reachable = True
@@ -471,6 +483,8 @@ class FloatingLicense:
             seats_used=lic["seatsUsed"] if lic else None,
             seats_total=lic["seatsTotal"] if lic else None,
             instances=self._instances,
+            share_group=self._share_group,
+            overdraft=bool(h.claims.get("ovd")) if h else False,
             heartbeat_interval_seconds=self._hbi,
             violations=list(self._violations),
             license=lic,
@@ -541,6 +555,13 @@ class FloatingLicense:
             m["user"] = _visible(user)[:255]
         if self._app_version:
             m["appVersion"] = _visible(self._app_version)[:64]
+        display = os.environ.get("DISPLAY") if self._display is None else self._display
+        if display:
+            m["display"] = _visible(display)[:255]
+        if self._share_key:
+            m["shareKey"] = _visible(self._share_key)[:255]
+        if self._report_environment:
+            m.update(machine_environment())
         return m
 
     def _wait_delay(self, d: CheckoutDenied) -> float:
@@ -579,6 +600,7 @@ class FloatingLicense:
         self._mode = "offline" if claims["offline"] else "online"
         self._license = grant["license"]
         self._instances = grant["lease"]["instances"]
+        self._share_group = grant["lease"].get("shareGroup")
         self._hbi = claims["hbi"]
         self._last_contact = self.clock.now()
         self._reachable = True

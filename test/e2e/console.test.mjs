@@ -591,70 +591,95 @@ function consoleSuite() {
     assert.equal((await api('GET', `/v1/admin/licenses/${k.body.id}`)).status, 404);
   });
 
-  step('sharing rule, clone and VM policy, linger and overdraft set in the form; a seat with its uses under it; overdraft and clone suspects shown', async () => {
-    await page.goto(`${base}/console/licenses/new?productId=${s.productId}`);
-    await heading('New license');
-    await page.getByLabel('Seats', { exact: true }).fill('1');
-    await page.getByRole('radio', { name: /By attributes/ }).check();
-    const attrs = page.getByRole('group', { name: 'Sharing attributes' });
-    assert.equal(await attrs.getByRole('checkbox', { name: 'user name' }).isChecked(), true, 'user is the first suggestion');
-    await page.getByLabel('Most uses on one seat').fill('2');
-    await page.getByLabel('Clone policy').selectOption('refuse');
-    await page.getByLabel('VM policy').selectOption('count-per-instance');
-    await page.getByLabel('Linger (seconds)').fill('60');
-    await page.getByLabel('Overdraft seats').fill('1');
-    await page.getByRole('button', { name: 'Create license' }).click();
-    await page.getByRole('status').filter({ hasText: /created/ }).waitFor();
-    const id = new URL(page.url()).pathname.split('/').pop();
-    const lic = (await api('GET', `/v1/admin/licenses/${id}`)).body;
-    assert.deepEqual(lic.sharing, { by: ['user'], cap: 2 });
-    assert.equal(lic.clonePolicy, 'refuse');
-    assert.equal(lic.vmPolicy, 'count-per-instance');
-    assert.equal(lic.lingerSeconds, 60);
-    assert.equal(lic.overdraftSeats, 1);
-    const policy = await page.locator('dl.dl').innerText();
-    assert.match(policy, /By user, at most 2 uses a seat/);
-    assert.match(policy, /Clones refused/);
-    assert.match(policy, /Linger\s+1 min/);
-    assert.match(policy, /1 seat beyond the count/);
+  step(
+    'sharing rule, clone and VM policy, linger and overdraft set in the form; a seat with its uses under it; overdraft and clone suspects shown',
+    async () => {
+      await page.goto(`${base}/console/licenses/new?productId=${s.productId}`);
+      await heading('New license');
+      await page.getByLabel('Seats', { exact: true }).fill('1');
+      await page.getByRole('radio', { name: /By attributes/ }).check();
+      const attrs = page.getByRole('group', { name: 'Sharing attributes' });
+      assert.equal(await attrs.getByRole('checkbox', { name: 'user name' }).isChecked(), true, 'user is the first suggestion');
+      await page.getByLabel('Most uses on one seat').fill('2');
+      await page.getByLabel('Clone policy').selectOption('refuse');
+      await page.getByLabel('VM policy').selectOption('count-per-instance');
+      await page.getByLabel('Linger (seconds)').fill('60');
+      await page.getByLabel('Overdraft seats').fill('1');
+      await page.getByRole('button', { name: 'Create license' }).click();
+      await page
+        .getByRole('status')
+        .filter({ hasText: /created/ })
+        .waitFor();
+      const id = new URL(page.url()).pathname.split('/').pop();
+      const lic = (await api('GET', `/v1/admin/licenses/${id}`)).body;
+      assert.deepEqual(lic.sharing, { by: ['user'], cap: 2 });
+      assert.equal(lic.clonePolicy, 'refuse');
+      assert.equal(lic.vmPolicy, 'count-per-instance');
+      assert.equal(lic.lingerSeconds, 60);
+      assert.equal(lic.overdraftSeats, 1);
+      const policy = await page.locator('dl.dl').innerText();
+      assert.match(policy, /By user, at most 2 uses a seat/);
+      assert.match(policy, /Clones refused/);
+      assert.match(policy, /Linger\s+1 min/);
+      assert.match(policy, /1 seat beyond the count/);
 
-    // one person on two workstations: one seat, two uses under it; then a second user takes the overdraft seat
-    assert.equal((await checkout(lic.key, 'ws-ana-1', 'ana')).status, 201);
-    assert.equal((await checkout(lic.key, 'ws-ana-2', 'ana')).status, 200);
-    const over = await checkout(lic.key, 'ws-bo-1', 'bo');
-    assert.equal(over.status, 201);
-    assert.equal(over.body.lease.overdraft, true);
-    await page.reload();
-    const seat = page.locator('tr[data-share-group="user=ana"]');
-    await seat.waitFor();
-    assert.equal(await page.locator(`tr[data-use-of="${await seat.getAttribute('data-lease-id')}"]`).count(), 2);
-    assert.match(await page.locator(`tr[data-use-of="${await seat.getAttribute('data-lease-id')}"]`).first().innerText(), /use .*ws-ana-1.*\(ana\)/);
-    assert.match(await page.locator('tr[data-share-group="user=bo"]').innerText(), /overdraft/);
-    await shot('license-sharing');
+      // one person on two workstations: one seat, two uses under it; then a second user takes the overdraft seat
+      assert.equal((await checkout(lic.key, 'ws-ana-1', 'ana')).status, 201);
+      assert.equal((await checkout(lic.key, 'ws-ana-2', 'ana')).status, 200);
+      const over = await checkout(lic.key, 'ws-bo-1', 'bo');
+      assert.equal(over.status, 201);
+      assert.equal(over.body.lease.overdraft, true);
+      await page.reload();
+      const seat = page.locator('tr[data-share-group="user=ana"]');
+      await seat.waitFor();
+      assert.equal(await page.locator(`tr[data-use-of="${await seat.getAttribute('data-lease-id')}"]`).count(), 2);
+      assert.match(
+        await page
+          .locator(`tr[data-use-of="${await seat.getAttribute('data-lease-id')}"]`)
+          .first()
+          .innerText(),
+        /use .*ws-ana-1.*\(ana\)/,
+      );
+      assert.match(await page.locator('tr[data-share-group="user=bo"]').innerText(), /overdraft/);
+      await shot('license-sharing');
 
-    // the edit form shows the rule back, and a change goes through
-    await page.getByRole('link', { name: 'Edit' }).click();
-    await heading(/Edit license/);
-    assert.equal(await page.getByRole('radio', { name: /By attributes/ }).isChecked(), true);
-    assert.equal(await page.getByLabel('Most uses on one seat').inputValue(), '2');
-    await page.getByRole('radio', { name: /Per instance/ }).check();
-    await page.getByRole('button', { name: 'Save changes' }).click();
-    await page.getByRole('status').filter({ hasText: 'License saved' }).waitFor();
-    assert.deepEqual((await api('GET', `/v1/admin/licenses/${id}`)).body.sharing, { by: ['instance'], cap: null });
+      // the edit form shows the rule back, and a change goes through
+      await page.getByRole('link', { name: 'Edit' }).click();
+      await heading(/Edit license/);
+      assert.equal(await page.getByRole('radio', { name: /By attributes/ }).isChecked(), true);
+      assert.equal(await page.getByLabel('Most uses on one seat').inputValue(), '2');
+      await page.getByRole('radio', { name: /Per instance/ }).check();
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('status').filter({ hasText: 'License saved' }).waitFor();
+      assert.deepEqual((await api('GET', `/v1/admin/licenses/${id}`)).body.sharing, { by: ['instance'], cap: null });
 
-    // a clone of a device under a per-device rule: refused, and the devices list says so
-    const byDevice = (await api('POST', '/v1/admin/licenses', { productId: s.productId, seats: 3, clonePolicy: 'separate' })).body;
-    await api('POST', '/v1/client/checkout', { fingerprint: 'fp-cloned-image', instanceId: 'c-1', hostname: 'origin' }, `License ${byDevice.key}`);
-    await api('POST', '/v1/client/checkout', { fingerprint: 'fp-cloned-image', instanceId: 'c-2', hostname: 'copy' }, `License ${byDevice.key}`);
-    await page.goto(`${base}/console/licenses/${byDevice.id}`);
-    await page.getByRole('status').filter({ hasText: /seen from several machines/ }).waitFor();
-    assert.match(await page.locator('[data-clone-suspect]').innerText(), /clone suspect since .*origin.*copy/);
-    await shot('license-clone-suspect');
-    await nav('Dashboard');
-    await heading('Dashboard');
-    await api('DELETE', `/v1/admin/licenses/${byDevice.id}?force=true`);
-    await api('DELETE', `/v1/admin/licenses/${id}?force=true`);
-  });
+      // a clone of a device under a per-device rule: refused, and the devices list says so
+      const byDevice = (await api('POST', '/v1/admin/licenses', { productId: s.productId, seats: 3, clonePolicy: 'separate' })).body;
+      await api(
+        'POST',
+        '/v1/client/checkout',
+        { fingerprint: 'fp-cloned-image', instanceId: 'c-1', hostname: 'origin' },
+        `License ${byDevice.key}`,
+      );
+      await api(
+        'POST',
+        '/v1/client/checkout',
+        { fingerprint: 'fp-cloned-image', instanceId: 'c-2', hostname: 'copy' },
+        `License ${byDevice.key}`,
+      );
+      await page.goto(`${base}/console/licenses/${byDevice.id}`);
+      await page
+        .getByRole('status')
+        .filter({ hasText: /seen from several machines/ })
+        .waitFor();
+      assert.match(await page.locator('[data-clone-suspect]').innerText(), /clone suspect since .*origin.*copy/);
+      await shot('license-clone-suspect');
+      await nav('Dashboard');
+      await heading('Dashboard');
+      await api('DELETE', `/v1/admin/licenses/${byDevice.id}?force=true`);
+      await api('DELETE', `/v1/admin/licenses/${id}?force=true`);
+    },
+  );
 
   step('groups page and access policy: a group kept in the console, a license that reserves seats for it and limits a user', async () => {
     await nav('Groups');
@@ -674,7 +699,10 @@ function consoleSuite() {
     await page.getByLabel('Most seats at once').fill('user:cy=1');
     await page.getByLabel('Reserved seats').fill('group:cad-team=2');
     await page.getByRole('button', { name: 'Create license' }).click();
-    await page.getByRole('status').filter({ hasText: /created/ }).waitFor();
+    await page
+      .getByRole('status')
+      .filter({ hasText: /created/ })
+      .waitFor();
     const id = new URL(page.url()).pathname.split('/').pop();
     const lic = (await api('GET', `/v1/admin/licenses/${id}`)).body;
     assert.deepEqual(lic.access, {

@@ -33,7 +33,6 @@ import {
   userOf,
   instanceOf,
   instanceOn,
-  INSTANCES,
   invariants,
   licenseOf,
   pickLease,

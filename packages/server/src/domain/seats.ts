@@ -13,7 +13,6 @@ import { gate, licenseEndsAt } from './policy.js';
 import { accessRefusal, countsSeats, joinRefusal, newSeatRefusal, principalsOf, type Groups } from './access.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
 import {
-  isUnshared,
   isVirtual,
   MACHINES_SEEN_MAX,
   machineLabel,

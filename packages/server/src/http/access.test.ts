@@ -5,10 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startTestServer, type TestServer } from '../testing/harness.js';
+import { clusterOf, startTestServer, type TestServer } from '../testing/harness.js';
 
 let t: TestServer;
 before(async () => {
@@ -133,12 +130,9 @@ test('bad access policies are refused with VALIDATION_FAILED and change nothing'
 });
 
 test('exactness under parallel checkouts: reservations and maxima hold, never more seats than the count (two nodes on PostgreSQL)', async (c) => {
-  const nodes = [t];
-  const secondDir = await mkdtemp(join(tmpdir(), 'floatd-node2-'));
-  if (t.store === 'postgres') {
-    await copyFile(join(t.dataDir, 'admin-token'), join(secondDir, 'admin-token'));
-    nodes.push(await startTestServer({ database: t.database, dataDir: secondDir, clock: t.clock }));
-  }
+  // PostgreSQL: a second node on the same database
+  const cluster = await clusterOf(t);
+  const nodes = cluster.nodes;
   try {
     await t.admin('PUT', '/v1/admin/groups/par-team', { users: ['m0', 'm1', 'm2', 'm3', 'm4'], hosts: [] });
     const lic = await t.license({
@@ -168,7 +162,6 @@ test('exactness under parallel checkouts: reservations and maxima hold, never mo
       )}`,
     );
   } finally {
-    for (const n of nodes.slice(1)) await n.close();
-    await rm(secondDir, { recursive: true, force: true });
+    await cluster.close();
   }
 });

@@ -5,11 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { startTestServer, type TestServer } from '../testing/harness.js';
+import { clusterOf, startTestServer, type TestServer } from '../testing/harness.js';
 
 let t: TestServer;
 before(async () => {
@@ -126,12 +123,9 @@ test('overdraft: past the count, up to N more seats, marked in the answer, the t
 });
 
 test('overdraft exactness: 60 parallel checkouts on 5 seats + 2 overdraft grant exactly 7 (two nodes on PostgreSQL)', async (c) => {
-  const nodes = [t];
-  const secondDir = await mkdtemp(join(tmpdir(), 'floatd-node2-'));
-  if (t.store === 'postgres') {
-    await copyFile(join(t.dataDir, 'admin-token'), join(secondDir, 'admin-token'));
-    nodes.push(await startTestServer({ database: t.database, dataDir: secondDir, clock: t.clock }));
-  }
+  // PostgreSQL: a second node on the same database
+  const cluster = await clusterOf(t);
+  const nodes = cluster.nodes;
   try {
     const lic = await t.license({ seats: 5, overdraftSeats: 2 });
     const answers = await Promise.all(
@@ -149,8 +143,7 @@ test('overdraft exactness: 60 parallel checkouts on 5 seats + 2 overdraft grant 
     assert.equal((await license(lic.id)).seatsUsed, 7);
     c.diagnostic(`60 parallel checkouts on ${nodes.length} node(s): 7 granted (2 overdraft), 53 refused`);
   } finally {
-    for (const n of nodes.slice(1)) await n.close();
-    await rm(secondDir, { recursive: true, force: true });
+    await cluster.close();
   }
 });
 

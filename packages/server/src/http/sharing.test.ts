@@ -5,11 +5,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
+import { clusterOf, startTestServer, type HttpAnswer, type TestServer } from '../testing/harness.js';
 import { createTempDatabase } from '../testing/pg.js';
 
 let t: TestServer;
@@ -335,13 +335,9 @@ test('VM policy: deny refuses a VM or container use; count-per-instance gives ea
 });
 
 test('exactness under parallel checkouts: never more seats than the count, never more uses on a seat than the cap, every use on its own group', async (c) => {
-  const nodes = [t];
-  // PostgreSQL: a second node on the same database (its own data directory, the first admin token, the same clock)
-  const secondDir = await mkdtemp(join(tmpdir(), 'floatd-node2-'));
-  if (t.store === 'postgres') {
-    await copyFile(join(t.dataDir, 'admin-token'), join(secondDir, 'admin-token'));
-    nodes.push(await startTestServer({ database: t.database, dataDir: secondDir, clock: t.clock }));
-  }
+  // PostgreSQL: a second node on the same database
+  const cluster = await clusterOf(t);
+  const nodes = cluster.nodes;
   try {
     for (const sharing of [
       { by: ['instance'], cap: null },
@@ -401,8 +397,7 @@ test('exactness under parallel checkouts: never more seats than the count, never
       );
     }
   } finally {
-    for (const n of nodes.slice(1)) await n.close();
-    await rm(secondDir, { recursive: true, force: true });
+    await cluster.close();
   }
 });
 

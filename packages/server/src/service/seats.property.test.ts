@@ -31,7 +31,6 @@ import {
   userOf,
   instanceOf,
   instanceOn,
-  INSTANCES,
   invariants,
   pickLease,
   policyArb,

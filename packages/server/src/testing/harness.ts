@@ -4,7 +4,7 @@
  * clock so time rules are tested without sleeping. Used by this package's
  * tests and by the end-to-end tests of the other packages.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, type ConfigInput } from '../config.js';
@@ -197,6 +197,25 @@ export async function startTestServer(
       await server.close();
       if (!opts.database) await pg?.drop();
       if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The nodes a parallel-exactness test spreads its requests over: `t` alone on SQLite; on PostgreSQL `t`
+ * and a second node on the same database (its own data directory, `t`'s first admin token and clock).
+ * `close` stops the second node.
+ */
+export async function clusterOf(t: TestServer): Promise<{ nodes: TestServer[]; close(): Promise<void> }> {
+  if (t.store !== 'postgres') return { nodes: [t], close: async () => undefined };
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-node2-'));
+  await copyFile(join(t.dataDir, 'admin-token'), join(dir, 'admin-token'));
+  const second = await startTestServer({ database: t.database, dataDir: dir, clock: t.clock });
+  return {
+    nodes: [t, second],
+    close: async () => {
+      await second.close();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

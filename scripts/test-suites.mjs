@@ -5,6 +5,7 @@
 
 /** Run a second time on PostgreSQL (FLOATD_TEST_STORE=postgres): their servers come from the test harness. */
 export const STORE_SENSITIVE = [
+  'packages/server/dist/admin-cli/cli.test.js',
   'packages/client/dist/crash.test.js',
   'packages/client/dist/example.test.js',
   'packages/client/dist/online.test.js',
@@ -45,6 +46,7 @@ export const STORE_SENSITIVE = [
   'packages/server/dist/service/seats.property.test.js',
   // the conformance suite's scenarios and the Python SDK's tests, against a real server on each store
   'test/e2e/conformance.test.mjs',
+  'test/e2e/console.test.mjs',
   'test/e2e/python.test.mjs',
 ];
 

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } from '../../packages/server/dist/testing/pg.js';
 import { startFloatdProcess } from '../../packages/server/dist/testing/process.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -33,6 +34,8 @@ function consoleSuite() {
   /** @type {import('../../packages/server/dist/testing/process.js').FloatdProcess | undefined} */
   let server;
   let dataDir = '';
+  /** PostgreSQL pass: the server's own database */
+  let database;
   let base = '';
   let adminToken = '';
   /** @type {import('playwright-core').Browser} */
@@ -85,10 +88,15 @@ function consoleSuite() {
     mkdirSync(SHOTS, { recursive: true });
     dataDir = mkdtempSync(join(tmpdir(), 'floatd-console-'));
     // Rate limits as the environment says (the server's default unless FLOATD_RATE_LIMIT is set).
+    // The PostgreSQL pass (scripts/test.mjs runs this file on both stores) puts the server on a database of its own.
+    database = process.env.FLOATD_TEST_STORE === 'postgres' ? await createTempDatabase() : undefined;
     server = await startFloatdProcess({
       dataDir,
       args: ['--reclaim-interval', '3600'],
-      env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT },
+      env: {
+        FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT,
+        ...(database ? { FLOATD_DATABASE_URL: database.url, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY } : {}),
+      },
     });
     base = server.url.replace(/\/$/, '');
     adminToken = server.adminToken;
@@ -115,6 +123,7 @@ function consoleSuite() {
   after(async () => {
     await browser?.close().catch(() => {});
     await server?.stop();
+    await database?.drop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 

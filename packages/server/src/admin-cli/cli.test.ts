@@ -10,6 +10,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runFloatd, startFloatdProcess, type FloatdProcess } from '../testing/process.js';
+import { TEST_STORE } from '../testing/harness.js';
+import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY, type TempDatabase } from '../testing/pg.js';
 
 let root = '';
 let work = ''; // the CLI's working directory: no ./data/admin-token unless a test puts one there
@@ -70,6 +72,8 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
+let database: TempDatabase | undefined;
+
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'floatd-admin-cli-'));
   work = join(root, 'work');
@@ -77,7 +81,10 @@ before(async () => {
   await mkdir(work);
   await mkdir(home);
   const dataDir = join(root, 'server-data');
-  const p = await startFloatdProcess({ dataDir, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT } });
+  // The PostgreSQL pass runs the same commands against a server on PostgreSQL.
+  database = TEST_STORE === 'postgres' ? await createTempDatabase() : undefined;
+  const store = database ? { FLOATD_DATABASE_URL: database.url, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY } : {};
+  const p = await startFloatdProcess({ dataDir, env: { FLOATD_RATE_LIMIT: process.env.FLOATD_RATE_LIMIT, ...store } });
   server = p;
   url = p.url;
   adminToken = p.adminToken;
@@ -85,6 +92,7 @@ before(async () => {
 
 after(async () => {
   await server?.stop();
+  await database?.drop();
   if (root) await rm(root, { recursive: true, force: true });
 });
 
@@ -210,7 +218,7 @@ test('reclaim run and settings', async () => {
   assert.match(ok(run, 'reclaim run').stdout, /^freed 0 lease\(s\), dropped 0 instance\(s\) at \d{4}-\d{2}-\d{2}T[\d:.]+Z\n$/);
   assert.match(ok(settings, 'reclaim settings').stdout, /reclaim interval\s+30s/);
   assert.equal(settingsJson.reclaimIntervalSeconds, 30);
-  assert.equal(settingsJson.store, 'sqlite');
+  assert.equal(settingsJson.store, TEST_STORE);
 });
 
 test('audit --type checkout, --license (and its old name --key); a bad --type is exit 2', async () => {
@@ -297,12 +305,12 @@ test('status: version, readiness and seats in use per key', async () => {
   ok(table, 'status');
   assert.match(table.stdout, /^server\s+http:\/\/127\.0\.0\.1:\d+$/m);
   assert.match(table.stdout, /^version\s+\d+\.\d+\.\d+$/m);
-  assert.match(table.stdout, /^ready\s+ready \(sqlite\)$/m);
+  assert.match(table.stdout, new RegExp(`^ready\\s+ready \\(${TEST_STORE}\\)$`, 'm'));
   assert.match(table.stdout, /^seats used\s+1\/2$/m);
   assert.match(table.stdout, /LICENSE\s+PRODUCT\s+KEY\s+SEATS\s+OFFLINE\s+DENIALS TODAY\s+STATE/);
   assert.match(table.stdout, new RegExp(`${licenseId}\\s+Acme CAD Pro\\s+${licenseKey}\\s+1/2\\s+0\\s+0\\s+active`));
   assert.equal(json.healthz.status, 'ok');
-  assert.equal(json.readyz.store, 'sqlite');
+  assert.equal(json.readyz.store, TEST_STORE);
   assert.equal(json.dashboard.items[0].license.seatsUsed, 1);
 });
 

@@ -416,6 +416,7 @@ function consoleSuite() {
     await page.waitForURL(/type=release/);
     const rows = page.locator('table.audit tbody tr');
     await rows.filter({ hasText: 'force-release' }).first().waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('table.audit tbody tr').length === 2).catch(() => undefined);
     assert.equal(await rows.count(), 2);
     assert.deepEqual(new Set(await rows.locator('.badge-type').allInnerTexts()), new Set(['release']));
     await page.getByLabel('Event type').selectOption('denied');
@@ -423,6 +424,7 @@ function consoleSuite() {
     await page.getByRole('button', { name: 'Apply filters' }).click();
     await page.waitForURL(/type=denied/);
     await rows.filter({ hasText: 'NO_SEATS_AVAILABLE' }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('table.audit tbody tr').length === 1).catch(() => undefined);
     assert.equal(await rows.count(), 1);
     // A device link narrows to that device.
     await page.getByRole('button', { name: 'Clear' }).click();
@@ -437,7 +439,8 @@ function consoleSuite() {
     await zombieRow.waitFor();
     await zombieRow.locator('td[data-label="Device"] a').click();
     await page.waitForURL(/deviceId=dev_/);
-    await rows.first().waitFor();
+    // (the URL changes before the filtered page renders: wait for the list to narrow, a slower store takes longer)
+    await page.waitForFunction(() => document.querySelectorAll('table.audit tbody tr').length === 1).catch(() => undefined);
     assert.equal(await rows.count(), 1);
     // A time window in the future matches nothing.
     await page.getByLabel('From (local time)').fill('2999-01-01T00:00');

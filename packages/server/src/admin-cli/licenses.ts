@@ -4,6 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import * as protocol from '@floatd/protocol';
+import { describeRule } from '../domain/sharing.js';
 import { CliError, EXIT } from './http.js';
 import { arg, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
 import { jsonObject, NONE, orNone, principalCount, principals, shareAttributes, timestamp, wholeNumber } from './parsers.js';
@@ -48,7 +49,7 @@ function licenseBlock(l: License): string {
     ['max offline seats', l.maxOfflineSeats],
     ['max instances', l.maxInstancesPerDevice],
     ['counting', l.counting],
-    ['sharing', describeSharing(l.sharing)],
+    ['sharing', describeRule(l.sharing)],
     ['clone policy', l.clonePolicy],
     ['vm policy', l.vmPolicy],
     ['linger', l.lingerSeconds ? `${l.lingerSeconds}s` : 'none'],
@@ -141,11 +142,6 @@ const POLICY_FLAGS: [string, string, string][] = [
   ['allow', 'access', '--allow'],
   ['metadata', 'metadata', '--metadata'],
 ];
-
-/** `user+host, cap 3`; `device` (per device); `instance` (per instance). */
-export function describeSharing(rule: protocol.SharingRule): string {
-  return rule.by.join('+') + (rule.cap === null ? '' : `, cap ${rule.cap}`);
-}
 
 /**
  * Rewrites the API field names in a refusal (`expiresAt`, `body/seats`) into the flags that set them, so

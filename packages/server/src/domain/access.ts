@@ -9,6 +9,7 @@
  */
 import { OPEN_ACCESS, type AccessPolicy } from '@floatd/protocol';
 import type { DomainError } from './result.js';
+import { groupValues } from './sharing.js';
 import type { Lease, UseMeta } from './types.js';
 
 export type { AccessPolicy };
@@ -135,12 +136,6 @@ export function countsFor(lease: Lease, principal: string, groups: Groups): bool
  */
 function ownerless(lease: Lease, principal: string, groups: Groups): boolean {
   if (lease.instances.length > 0) return false;
-  const meta: { user: string | null; hostname: string | null } = { user: null, hostname: null };
-  for (const part of lease.shareGroup.split('&')) {
-    const eq = part.indexOf('=');
-    const [k, v] = [part.slice(0, eq), decodeURIComponent(part.slice(eq + 1))];
-    if (k === 'user') meta.user = v;
-    if (k === 'host') meta.hostname = v;
-  }
-  return principalsOf(meta, groups).has(principal);
+  const values = groupValues(lease.shareGroup);
+  return principalsOf({ user: values.get('user') ?? null, hostname: values.get('host') ?? null }, groups).has(principal);
 }

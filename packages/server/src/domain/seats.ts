@@ -13,6 +13,7 @@ import { gate, licenseEndsAt } from './policy.js';
 import { accessRefusal, countsSeats, joinRefusal, newSeatRefusal, principalsOf, type Groups } from './access.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
 import {
+  isUnsharedGroup,
   isVirtual,
   MACHINES_SEEN_MAX,
   machineLabel,
@@ -346,7 +347,13 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   if (own && revivalOverLimit(s.license, own, device.id, s.deviceLeases, now)) return limitReached();
   if (own) return grant(renew(plan, own, cmd.instanceId), false);
 
-  if (s.license.vmPolicy === 'deny' && isVirtual(meta)) return refuseVirtual(plan, device, s.device !== undefined, cmd);
+  if (s.license.vmPolicy === 'deny' && isVirtual(meta)) {
+    const error = { code: 'VM_NOT_ALLOWED' as const, message: 'this license does not allow use in a virtual machine or a container' };
+    return refuseAudited(plan, device, s.device !== undefined, cmd, error, 'vm-refused', {
+      vm: cmd.vm ?? null,
+      container: cmd.container ?? null,
+    });
+  }
   const groups = s.access?.groups ?? NO_GROUPS;
   const principals = principalsOf(meta, groups);
   const barred = accessRefusal(s.license.access, principals);
@@ -380,29 +387,25 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   let candidates = groupSeats.filter(
     (l) => (cap === null || liveInstances(l, now).length < cap) && !l.instances.some((i) => i.instanceId === cmd.instanceId),
   );
-  if (sharesByDevice(s.license.sharing) && s.license.clonePolicy !== 'allow') {
-    const sameMachineSeats = candidates.filter((l) => liveInstances(l, now).every((i) => sameMachine(i.meta, meta)));
+  if (sharesByDevice(s.license.sharing)) {
+    // Uses of this fingerprint from another machine on the group's seats: a clone, whatever the policy does with it.
+    const policy = s.license.clonePolicy;
     const others = groupSeats.filter((l) => liveInstances(l, now).some((i) => !sameMachine(i.meta, meta)));
-    if (others.length) {
-      noteClone(plan, device, others, meta, s.license.clonePolicy);
-      if (s.license.clonePolicy === 'refuse') {
-        plan.effects.push({ type: 'device.upsert', device: plan.device! });
-        return {
-          result: fail(
-            'DEVICE_CLONE_REFUSED',
-            'another machine already uses this device fingerprint on this license, and the license refuses clones',
-            {
-              machinesSeen: plan.device?.machinesSeen ?? [],
-            },
-          ),
-          effects: plan.effects,
-        };
-      }
+    if (others.length) noteClone(plan, device, others, meta, policy);
+    if (others.length && policy === 'refuse') {
+      plan.effects.push({ type: 'device.upsert', device: plan.device! });
+      return {
+        result: fail(
+          'DEVICE_CLONE_REFUSED',
+          'another machine already uses this device fingerprint on this license, and the license refuses clones',
+          {
+            machinesSeen: plan.device?.machinesSeen ?? [],
+          },
+        ),
+        effects: plan.effects,
+      };
     }
-    candidates = sameMachineSeats;
-  } else if (sharesByDevice(s.license.sharing)) {
-    const others = groupSeats.filter((l) => liveInstances(l, now).some((i) => !sameMachine(i.meta, meta)));
-    if (others.length) noteClone(plan, device, others, meta, 'allow');
+    if (policy === 'separate') candidates = candidates.filter((l) => liveInstances(l, now).every((i) => sameMachine(i.meta, meta)));
   }
   // The fullest seat with room first: uses are packed onto as few seats as the cap allows.
   const seat = candidates.sort((a, b) => liveInstances(b, now).length - liveInstances(a, now).length)[0];
@@ -422,15 +425,6 @@ function liveUsesOf(deviceId: string, leases: readonly Lease[], now: number): nu
     n += liveInstances(l, now).filter((i) => i.deviceId === deviceId).length;
   }
   return n;
-}
-
-/** Whether a share group's seats are all among the device's leases (the group names the device), so need no read of their own. */
-export function groupNamesDevice(group: string): boolean {
-  return group.startsWith('device=');
-}
-
-function isUnsharedGroup(group: string): boolean {
-  return group.startsWith('instance=');
 }
 
 /** A use joins a seat of its group. */
@@ -474,39 +468,28 @@ function noteClone(plan: Plan, device: Device, others: readonly Lease[], meta: U
 
 const NO_GROUPS: Groups = new Map();
 
-/** A refusal by the license's site policy: audited in aggregate (like a denial), with what it wrote on the way (freed dead leases). */
-function refuseAudited(plan: Plan, device: Device, known: boolean, cmd: CheckoutCommand, error: DomainError): Decision<Granted> {
+/**
+ * A refusal by the license's site policy (access, VM): audited in aggregate like a denial (`type`, `data`
+ * beside the error's details), with what the decision wrote on the way (freed dead leases).
+ */
+function refuseAudited(
+  plan: Plan,
+  device: Device,
+  known: boolean,
+  cmd: CheckoutCommand,
+  error: DomainError,
+  type: AuditType = 'denied',
+  data: Record<string, unknown> = {},
+): Decision<Granted> {
   plan.effects.push(
-    aggregatedAudit(
-      'denied',
-      error.code,
-      plan.license.id,
-      known ? device.id : null,
-      `${error.code}:${cmd.fingerprint}`,
-      plan.now,
-      plan.actor,
-      {
-        fingerprint: cmd.fingerprint,
-        instanceId: cmd.instanceId,
-        ...(error.details ?? {}),
-      },
-    ),
-  );
-  return { result: { ok: false, error }, effects: plan.effects };
-}
-
-function refuseVirtual(plan: Plan, device: Device, known: boolean, cmd: CheckoutCommand): Decision<Granted> {
-  plan.effects.push(
-    aggregatedAudit('vm-refused', 'VM_NOT_ALLOWED', plan.license.id, known ? device.id : null, cmd.fingerprint, plan.now, plan.actor, {
+    aggregatedAudit(type, error.code, plan.license.id, known ? device.id : null, `${error.code}:${cmd.fingerprint}`, plan.now, plan.actor, {
       fingerprint: cmd.fingerprint,
-      vm: cmd.vm ?? null,
-      container: cmd.container ?? null,
+      instanceId: cmd.instanceId,
+      ...(error.details ?? {}),
+      ...data,
     }),
   );
-  return {
-    result: fail('VM_NOT_ALLOWED', 'this license does not allow use in a virtual machine or a container'),
-    effects: plan.effects,
-  };
+  return { result: { ok: false, error }, effects: plan.effects };
 }
 
 /** A new seat for the use, in share group `group`, if the pool has one (after freeing dead leases). */

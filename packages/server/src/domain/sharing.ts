@@ -9,7 +9,7 @@
  */
 import { SHARING_OF_COUNTING, type CountingView, type ShareAttribute } from '@floatd/protocol';
 import { fail, ok, type Result } from './result.js';
-import type { ClonePolicy, License, SharingRule, UseMeta } from './types.js';
+import type { License, SharingRule, UseMeta } from './types.js';
 
 export const PER_DEVICE: SharingRule = SHARING_OF_COUNTING['per-device'];
 export const PER_INSTANCE: SharingRule = SHARING_OF_COUNTING['per-instance'];
@@ -23,7 +23,7 @@ export function normalRule(rule: SharingRule): SharingRule {
   return { by: [...by], cap: rule.cap };
 }
 
-export function sameRule(a: SharingRule, b: SharingRule): boolean {
+function sameRule(a: SharingRule, b: SharingRule): boolean {
   const x = normalRule(a);
   const y = normalRule(b);
   return x.cap === y.cap && x.by.length === y.by.length && x.by.every((v, i) => v === y.by[i]);
@@ -36,7 +36,7 @@ export function countingOf(rule: SharingRule): CountingView {
   return 'shared';
 }
 
-export function isUnshared(rule: SharingRule): boolean {
+function isUnshared(rule: SharingRule): boolean {
   return rule.by.includes('instance');
 }
 
@@ -114,6 +114,25 @@ export function unsharedGroup(leaseId: string): string {
   return `instance=${leaseId}`;
 }
 
+export function isUnsharedGroup(group: string): boolean {
+  return group.startsWith('instance=');
+}
+
+/** Whether a share group's seats are all among the device's leases (the group names the device), so need no read of their own. */
+export function groupNamesDevice(group: string): boolean {
+  return group.startsWith('device=');
+}
+
+/** The attribute values a share group names (`user=alice&host=ws%201` → user alice, host ws 1). */
+export function groupValues(group: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of group.split('&')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) out.set(part.slice(0, eq), decodeURIComponent(part.slice(eq + 1)));
+  }
+  return out;
+}
+
 function attributeValue(attr: ShareAttribute, deviceId: string, meta: UseMeta): string | null {
   switch (attr) {
     case 'device':
@@ -153,5 +172,3 @@ export function machineLabel(meta: UseMeta): string {
 
 /** The machines kept on a device record. */
 export const MACHINES_SEEN_MAX = 16;
-
-export const CLONE_POLICIES: Record<string, ClonePolicy> = { SEPARATE: 'separate', REFUSE: 'refuse', ALLOW: 'allow' };

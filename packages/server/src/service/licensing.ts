@@ -15,7 +15,6 @@ import {
   decideOfflineCheckout,
   decideReturnOffline,
   decideSync,
-  groupNamesDevice,
   isDead,
   type CheckinOutcome,
   type CheckoutCommand,
@@ -26,7 +25,7 @@ import {
   type SyncOutcome,
 } from '../domain/seats.js';
 import { countsSeats, groupsNamed, isOpen } from '../domain/access.js';
-import { shareGroupOf, useMeta } from '../domain/sharing.js';
+import { groupNamesDevice, shareGroupOf, useMeta } from '../domain/sharing.js';
 import { loadGroups } from './catalogue.js';
 import type { License } from '../domain/types.js';
 import { newId } from '../ids.js';

@@ -6,11 +6,16 @@
  * server answering a fixed small JSON body is driven with the same connections:
  * every scenario is reported as requests/s, p50/p99 and its ratio to that
  * baseline (the figure to steer by, since absolute numbers drift between machines).
+ * Also in the same run, checkout-checkin, heartbeat and mixed are driven by the
+ * same scenario code against bench/reference.mjs, a node:http server doing only
+ * each request's necessary work (parse, look up, sign or tag, answer; nothing
+ * durable): floatd's ratio to it says how far floatd is from that limit.
  *
- *   npm run bench                         # table (SQLite, every scenario)
+ *   npm run bench                         # table (SQLite, every scenario, the references)
  *   npm run bench -- --json               # one JSON object on the last line
  *   npm run bench -- --duration 3         # seconds per scenario (default 10)
- *   npm run bench -- --only heartbeat     # one scenario (plus the baseline)
+ *   npm run bench -- --only heartbeat     # one scenario (plus the baseline and its reference); --store picks the store
+ *   npm run bench -- --no-reference       # skip the reference servers
  *   npm run bench -- --store postgres --nodes 2   # PostgreSQL (a fresh database), load spread over N nodes
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
@@ -28,6 +33,8 @@ import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { acceptSignature } from '../packages/protocol/dist/index.js';
+import { sessionKeyId, sessionKeyOf, sharedSecret, x25519Pair } from '../packages/protocol/dist/sessionKeys.js';
 // One way to start a floatd process and wait for it (tests, bench, soak): the compiled test helper (npm run bench builds first).
 import { spawnListening, startFloatdProcess } from '../packages/server/dist/testing/process.js';
 
@@ -46,6 +53,9 @@ const SCALE_LEASES = Number(flag('scale-leases', '1000000'));
 const SCALE_EXPIRED = Number(flag('scale-expired', '100000'));
 const PG_ADMIN = process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed', 'contended'];
+/** The scenarios bench/reference.mjs is measured on (contended has no target). */
+const REFERENCE_SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed'];
+const withReference = !args.includes('--no-reference');
 
 function log(...a) {
   if (!asJson) console.log(...a);
@@ -87,7 +97,10 @@ async function run(urls, opts) {
     latency: { p50: Math.max(...parts.map((p) => p.latency.p50)), p99: Math.max(...parts.map((p) => p.latency.p99)) },
     non2xx: sum((p) => p.non2xx),
     errors: sum((p) => p.errors),
-    statusCodeStats: Object.assign({}, ...parts.map((p) => p.statusCodeStats)),
+    statusCodeStats: parts.reduce((all, p) => {
+      for (const [code, v] of Object.entries(p.statusCodeStats ?? {})) all[code] = { count: (all[code]?.count ?? 0) + v.count };
+      return all;
+    }, {}),
   };
 }
 
@@ -97,6 +110,10 @@ const summary = (r) => ({
   p99_ms: r.latency.p99,
   non2xx: r.non2xx,
   errors: r.errors,
+  // A 5xx is a failure in every scenario; 409 denials are the point of `contended`.
+  server_errors: Object.entries(r.statusCodeStats ?? {})
+    .filter(([c]) => c >= '500')
+    .reduce((n, [, v]) => n + v.count, 0),
 });
 
 async function api(url, method, path, auth, body) {
@@ -161,16 +178,40 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {} }) {
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
-/** Checks `n` devices out in parallel batches; returns their lease ids. */
+// The client side as floatd's SDK does it (issue #17): every client request carries a fresh nonce and asks for RFC 9421
+// answers; a checkout offers an X25519 key, and the requests on the use name the session key agreed (so the server
+// signs them with HMAC-SHA256). One client key pair for every checkout: the server still makes its own pair and the
+// agreement each time; the client derives each use's key from the answer.
+const CLIENT_PAIR = x25519Pair();
+const SESSION_OFFER = { x25519: CLIENT_PAIR.x25519 };
+let nonces = 0;
+/** Headers of a client request: the key, a nonce, `Accept-Signature` naming `keyid` (the use's session key) if given. */
+const clientHeaders = (key, keyid, json = true) => ({
+  ...(json ? JSON_HEADERS : {}),
+  authorization: `License ${key}`,
+  'floatd-nonce': `n${++nonces}`,
+  'accept-signature': acceptSignature(keyid),
+});
+/** The session key id a checkout's answer agreed (none when the server answered no `session`). */
+function sessionKeyIdOf(answer) {
+  if (!answer?.session?.x25519) return undefined;
+  return sessionKeyId(sessionKeyOf(sharedSecret(CLIENT_PAIR.privateKey, answer.session.x25519), answer.lease.id));
+}
+
+/** Checks `n` devices out in parallel batches (offering session keys); returns their leases: `{ id, keyid }`. */
 async function checkoutMany(url, key, n, prefix) {
   const leases = [];
   for (let i = 0; i < n; i += 100) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(100, n - i) }, (_, j) =>
-        api(url, 'POST', '/v1/client/checkout', `License ${key}`, { fingerprint: `${prefix}-${i + j}-device`, instanceId: 'app' }),
+        api(url, 'POST', '/v1/client/checkout', `License ${key}`, {
+          fingerprint: `${prefix}-${i + j}-device`,
+          instanceId: 'app',
+          session: SESSION_OFFER,
+        }),
       ),
     );
-    for (const g of batch) leases.push(g.lease.id);
+    for (const g of batch) leases.push({ id: g.lease.id, keyid: sessionKeyIdOf(g) });
   }
   return leases;
 }
@@ -190,14 +231,21 @@ function scenarioSet(f) {
   const checkin = (key, ctx) => ({
     method: 'POST',
     path: `/v1/client/leases/${ctx.lease}/checkin`,
-    headers: { ...JSON_HEADERS, authorization: `License ${key}` },
+    headers: clientHeaders(key, ctx.keyid),
     body: '{"instanceId":"app"}',
   });
   const checkout = (key, fp) => ({
     method: 'POST',
     path: '/v1/client/checkout',
-    headers: { ...JSON_HEADERS, authorization: `License ${key}` },
-    body: JSON.stringify({ fingerprint: fp, instanceId: 'app' }),
+    headers: clientHeaders(key),
+    body: JSON.stringify({ fingerprint: fp, instanceId: 'app', session: SESSION_OFFER }),
+  });
+  /** A heartbeat of a lease from `checkoutMany`, as the SDK sends it. */
+  const heartbeat = (key, lease) => ({
+    method: 'POST',
+    path: `/v1/client/leases/${lease.id}/heartbeat`,
+    headers: clientHeaders(key, lease.keyid),
+    body: '{"instanceId":"app"}',
   });
   // A connection that holds a lease from its last checkout checks it in next.
   const checkinHeld = (req, key, ctx) => {
@@ -207,7 +255,10 @@ function scenarioSet(f) {
     return r;
   };
   const keepLease = (status, body, ctx) => {
-    if (ctx.phase === 'checkout') ctx.lease = status === 201 ? JSON.parse(body).lease.id : undefined;
+    if (ctx.phase !== 'checkout') return;
+    const answer = status === 201 ? JSON.parse(body) : undefined;
+    ctx.lease = answer?.lease.id;
+    ctx.keyid = sessionKeyIdOf(answer);
   };
   return {
     'checkout-checkin': async () => {
@@ -231,17 +282,7 @@ function scenarioSet(f) {
       const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-hb');
       let n = 0;
       return run(f.urls, {
-        requests: [
-          {
-            method: 'POST',
-            headers: { ...JSON_HEADERS, authorization: `License ${key}` },
-            setupRequest: (req) => ({
-              ...req,
-              path: `/v1/client/leases/${leases[n++ % leases.length]}/heartbeat`,
-              body: '{"instanceId":"app"}',
-            }),
-          },
-        ],
+        requests: [{ setupRequest: (req) => ({ ...req, ...heartbeat(key, leases[n++ % leases.length]) }) }],
       });
     },
     mixed: async () => {
@@ -264,14 +305,14 @@ function scenarioSet(f) {
               ctx.phase = what;
               if (what === 'checkout') return { ...req, ...checkout(key, `bench-mx-new-${++dev}`) };
               if (what === 'info')
-                return { ...req, method: 'GET', path: '/v1/client/license', headers: { authorization: `License ${key}` }, body: undefined };
-              return {
-                ...req,
-                method: 'POST',
-                path: `/v1/client/leases/${leases[n % leases.length]}/heartbeat`,
-                headers: { ...JSON_HEADERS, authorization: `License ${key}` },
-                body: '{"instanceId":"app"}',
-              };
+                return {
+                  ...req,
+                  method: 'GET',
+                  path: '/v1/client/license',
+                  headers: clientHeaders(key, undefined, false),
+                  body: undefined,
+                };
+              return { ...req, ...heartbeat(key, leases[n % leases.length]) };
             },
             onResponse: keepLease,
           },
@@ -308,10 +349,38 @@ async function baselineRun() {
   }
 }
 
-/** One store configuration: the baseline, then every scenario. */
+/** The reference server (bench/reference.mjs, one process) under the same scenario code as floatd; summaries by scenario. */
+async function referenceRun(base) {
+  const names = REFERENCE_SCENARIOS.filter((name) => !only || only === name);
+  if (!withReference || names.length === 0) return {};
+  // BENCH_NODE_ARGS profiles this process too (its profile is the one written first).
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const ref = await spawnListening([process.execPath, ...nodeArgs, join(root, 'bench/reference.mjs')], { timeoutMs: 60_000 });
+  const out = {};
+  try {
+    const f = { url: ref.url, urls: [ref.url], admin: 'Bearer reference' };
+    f.productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'bench' })).id;
+    const set = scenarioSet(f);
+    for (const name of names) {
+      log(`reference: scenario ${name} ...`);
+      const s = summary(await set[name]());
+      out[name] = {
+        ...s,
+        ratio: +(s.rps / base.rps).toFixed(3),
+        p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
+      };
+    }
+  } finally {
+    await stopProcess(ref);
+  }
+  return out;
+}
+
+/** One store configuration: the baseline, the reference server, then every scenario on floatd. */
 async function throughput({ store, nodes }) {
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-'));
   const base = await baselineRun();
+  const reference = await referenceRun(base);
   const f = await startFloatd({ store, nodes, dataDir });
   const results = {};
   try {
@@ -320,17 +389,12 @@ async function throughput({ store, nodes }) {
     for (const name of SCENARIOS) {
       if (only && only !== name) continue;
       log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} ...`);
-      const raw = await set[name]();
-      const s = summary(raw);
-      // A 5xx is a failure in every scenario; 409 denials are the point of `contended`.
-      const fivexx = Object.entries(raw.statusCodeStats ?? {})
-        .filter(([c]) => c >= '500')
-        .reduce((n, [, v]) => n + v.count, 0);
+      const s = summary(await set[name]());
       results[name] = {
         ...s,
         ratio: +(s.rps / base.rps).toFixed(3),
         p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
-        server_errors: fivexx,
+        ...(reference[name] ? { reference_ratio: +(s.rps / reference[name].rps).toFixed(3) } : {}),
       };
     }
     results._rss_mb = rssMb(f.servers[0].child.pid);
@@ -347,6 +411,7 @@ async function throughput({ store, nodes }) {
     baseline_p50_ms: base.p50_ms,
     baseline_p99_ms: base.p99_ms,
     scenarios: results,
+    reference,
     server_rss_mb: rss,
   };
 }
@@ -487,17 +552,25 @@ async function scale() {
 // ---------------------------------------------------------------------------
 // output
 
-const TARGETS = { heartbeat: 0.7, 'checkout-checkin': 0.6, mixed: 0.65 };
+/** Issue #17's targets: req/s as a ratio to the fixed-body baseline, and p99 at most P99_TARGET × the baseline's p99 (50 connections). */
+const TARGETS = { heartbeat: 0.6, mixed: 0.5, 'checkout-checkin': 0.3 };
+const P99_TARGET = 2;
 
 function table(r) {
   const lines = [
-    `| scenario | req/s | p50 ms | p99 ms | ratio to baseline | target | p99 / baseline p99 | non-2xx | 5xx |`,
-    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
-    `| baseline (node:http) | ${r.baseline_rps} | ${r.baseline_p50_ms} | ${r.baseline_p99_ms} | 1.000 | | 1.00 | 0 | 0 |`,
+    `| scenario | req/s | p50 ms | p99 ms | ratio to baseline | target | ratio to reference | p99 / baseline p99 | target | non-2xx | 5xx |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| baseline (node:http, fixed body) | ${r.baseline_rps} | ${r.baseline_p50_ms} | ${r.baseline_p99_ms} | 1.000 | | | 1.00 | | 0 | 0 |`,
   ];
-  for (const [name, s] of Object.entries(r.scenarios)) {
+  for (const [name, s] of Object.entries(r.reference ?? {})) {
     lines.push(
-      `| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${TARGETS[name] ? `≥ ${TARGETS[name]}` : ''} | ${s.p99_ratio.toFixed(2)} | ${s.non2xx} | ${s.server_errors} |`,
+      `| reference: ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | | 1.000 | ${s.p99_ratio.toFixed(2)} | | ${s.non2xx} | ${s.server_errors} |`,
+    );
+  }
+  for (const [name, s] of Object.entries(r.scenarios)) {
+    const target = TARGETS[name];
+    lines.push(
+      `| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${target ? `≥ ${target.toFixed(2)}` : ''} | ${s.reference_ratio?.toFixed(3) ?? ''} | ${s.p99_ratio.toFixed(2)} | ${target ? `≤ ${P99_TARGET}` : ''} | ${s.non2xx} | ${s.server_errors} |`,
     );
   }
   return lines.join('\n');
@@ -540,7 +613,13 @@ Generated by \`npm run bench -- --write\` (bench/run.mjs) — do not edit by han
 - server: one \`floatd serve\` process per node, default settings (SQLite WAL, \`synchronous = ${process.env.FLOATD_SQLITE_SYNCHRONOUS ?? 'FULL'}\`; heartbeat batch ${process.env.FLOATD_HEARTBEAT_BATCH_MS ?? 1000} ms)
 
 The ratio to the baseline (a bare \`node:http\` server answering a fixed JSON body, driven
-the same way in the same run) is the figure to compare across machines.
+the same way in the same run) is the figure to compare across machines; the targets (issue #17)
+are ratios to it, and p99 at most ${P99_TARGET}× the baseline's p99 at 50 connections. The
+\`reference:\` rows are bench/reference.mjs, one \`node:http\` process doing only each request's
+necessary work in memory (parse, look up the license and lease, count seats; checkout signs a
+lease token and its answer with Ed25519; heartbeat and check-in answer with a SHA-256
+Content-Digest and an HMAC-SHA256 signature; nothing durable, no audit), driven by the same
+scenario code in the same run: "ratio to reference" is floatd's distance from that limit.
 
 ## SQLite (embedded default), one node
 
@@ -596,9 +675,10 @@ async function quietHeartbeats(url, keyB, leases, seconds, stop = () => false) {
   const until = Date.now() + seconds * 1000;
   for (let i = 0; Date.now() < until && !stop(); i++) {
     const t0 = performance.now();
-    const res = await fetch(`${url}/v1/client/leases/${leases[i % leases.length]}/heartbeat`, {
+    const lease = leases[i % leases.length];
+    const res = await fetch(`${url}/v1/client/leases/${lease.id}/heartbeat`, {
       method: 'POST',
-      headers: { ...JSON_HEADERS, authorization: `License ${keyB}` },
+      headers: clientHeaders(keyB, lease.keyid),
       body: '{"instanceId":"app"}',
     });
     await res.arrayBuffer();
@@ -723,6 +803,7 @@ async function main() {
         baseline_rps: r.baseline_rps,
         baseline_p99_ms: r.baseline_p99_ms,
         scenarios: r.scenarios,
+        reference: r.reference,
         store,
         nodes,
         server_rss_mb: r.server_rss_mb,

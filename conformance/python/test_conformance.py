@@ -97,7 +97,7 @@ class World:
             return 403, headers, forged
         if mode == "unsigned-refusal":
             forged = json.dumps({"error": {"code": "LICENSE_SUSPENDED", "message": "forged"}}).encode()
-            h = {k: v for k, v in headers.items() if k not in ("floatd-signature", "floatd-date", "content-digest")}
+            h = {k: v for k, v in headers.items() if k not in ("floatd-signature", "signature", "signature-input", "floatd-date", "content-digest")}
             return 403, h, forged
         if mode == "replay" and previous:
             return previous

@@ -16,7 +16,7 @@ function bench(args) {
   return JSON.parse(last);
 }
 
-test('npm run bench -- --json: every scenario with rps, p50, p99 and ratio to a baseline from the same run', () => {
+test('npm run bench -- --json: every scenario with rps, p50, p99 and ratios to a baseline and a reference from the same run', () => {
   const r = bench(['--duration', '1', '--connections', '8', '--leases', '300']);
   assert.ok(r.baseline_rps > 0);
   assert.equal(typeof r.node, 'string');
@@ -31,6 +31,14 @@ test('npm run bench -- --json: every scenario with rps, p50, p99 and ratio to a 
     if (name !== 'contended') assert.equal(s.non2xx, 0, `${name}: every answer 2xx`);
   }
   assert.ok(r.scenarios.contended.non2xx > 0, 'contended: 10 seats for 1,000 devices means denials');
+  // The reference server (bench/reference.mjs) under the same scenarios, and floatd's ratio to it.
+  assert.deepEqual(Object.keys(r.reference).sort(), ['checkout-checkin', 'heartbeat', 'mixed']);
+  for (const [name, s] of Object.entries(r.reference)) {
+    assert.ok(s.rps > 0, `reference ${name} served requests`);
+    assert.equal(s.non2xx, 0, `reference ${name}: every answer 2xx`);
+    assert.equal(s.errors, 0, `reference ${name}: no connection errors`);
+    assert.equal(r.scenarios[name].reference_ratio, +(r.scenarios[name].rps / s.rps).toFixed(3));
+  }
 });
 
 test('npm run bench -- --scale: RSS, sweep of the expired leases, checkout p99 at scale against 1k', () => {

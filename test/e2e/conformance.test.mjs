@@ -152,7 +152,11 @@ class World {
     const forged = { error: { code: 'LICENSE_SUSPENDED', message: 'forged' } };
     if (this.forgeMode === 'refusal') return { status: 403, body: forged };
     if (this.forgeMode === 'unsigned-refusal')
-      return { status: 403, body: forged, headers: { 'floatd-signature': null, 'floatd-date': null, 'content-digest': null } };
+      return {
+        status: 403,
+        body: forged,
+        headers: { 'floatd-signature': null, signature: null, 'signature-input': null, 'floatd-date': null, 'content-digest': null },
+      };
     if (this.forgeMode === 'replay' && previous) return previous;
     return undefined;
   }

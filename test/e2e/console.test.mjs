@@ -50,7 +50,19 @@ function consoleSuite() {
   const expectHttpError = (status, path) => allowed.push({ status, path });
 
   // What the steps share.
-  const s = { productId: '', licenseId: '', key: '', key2Id: '', key2: '', zombieAt: 0 };
+  const s = {
+    productId: '',
+    licenseId: '',
+    key: '',
+    key2Id: '',
+    key2: '',
+    zombieAt: 0,
+    acmeId: '',
+    initechId: '',
+    acmeSubId: '',
+    acmeSubKey: '',
+    acmeToken: '',
+  };
 
   async function api(method, path, body, auth = `Bearer ${adminToken}`) {
     const res = await fetch(base + path, {
@@ -80,7 +92,37 @@ function consoleSuite() {
     p.setDefaultTimeout(8000);
   }
   const shot = (name, p = page) => p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  /**
+   * Opens the console in a fresh page and signs in. A new browser context's first page can take
+   * well over the 8-s step timeout to render on a loaded 2-core CI machine (both stores' passes and
+   * Chromium at once), so the sign-in form gets 30 s; if it still is not there, the error says what
+   * the page showed (its answer's status, its URL, its text) instead of only "timeout".
+   */
+  const signInFresh = async (p, url, token) => {
+    const res = await p.goto(`${url}/console/`);
+    try {
+      await p.getByLabel('Admin token').waitFor({ timeout: 30_000 });
+    } catch (e) {
+      const text = await p.evaluate(() => document.body?.innerText ?? '').catch((x) => `(unreadable: ${x})`);
+      await shot('FAILED-sign-in-form', p).catch(() => {});
+      throw new Error(`no sign-in form at ${p.url()} (answer ${res?.status()}): ${String(text).slice(0, 500)}; ${e}`);
+    }
+    await p.getByLabel('Admin token').fill(token);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor({ timeout: 30_000 });
+  };
   const nav = (label) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+  /**
+   * Opens a console page the way its links do (history.pushState, no reload). Each full page load opens a new
+   * event stream, and the server keeps a failed-authentication token for every event stream that ends (it never
+   * gives the stream's reservation back): some 30 page loads within a minute are refused with 429 RATE_LIMITED.
+   * The steps that walk many pages use this; `goto` stays for what a typed or bookmarked address must do.
+   */
+  const visit = (p, path) =>
+    p.evaluate((url) => {
+      history.pushState(null, '', url);
+      window.dispatchEvent(new PopStateEvent('popstate'));
+    }, `/console${path}`);
   const heading = (text) => page.getByRole('heading', { level: 1, name: text }).waitFor();
 
   before(async () => {
@@ -743,6 +785,82 @@ function consoleSuite() {
     await api('DELETE', '/v1/admin/groups/cad-team');
   });
 
+  step(
+    'feature pools and the queue: set in the form, a bar per feature on the license, pools on its seats, waiting checkouts on the dashboard and the license, both in usage',
+    async () => {
+      await page.goto(`${base}/console/licenses/new?productId=${s.productId}`);
+      await heading('New license');
+      await page.getByLabel('Seats', { exact: true }).fill('2');
+      // a name the server refuses shows at the field, and nothing is created
+      await page.getByLabel('Features').fill('base=2');
+      expectHttpError(422, '/v1/admin/licenses');
+      await page.getByRole('button', { name: 'Create license' }).click();
+      await page.getByRole('alert').filter({ hasText: 'INVALID_POLICY' }).first().waitFor();
+      await page.getByLabel('Features').fill('render=1\nsim=2 instance ttl=600 deny=user:mallory limit=user:ann=1');
+      await page.getByRole('button', { name: 'Create license' }).click();
+      await page
+        .getByRole('status')
+        .filter({ hasText: /created/ })
+        .waitFor();
+      const id = new URL(page.url()).pathname.split('/').pop();
+      const lic = (await api('GET', `/v1/admin/licenses/${id}`)).body;
+      assert.deepEqual(lic.features, [
+        { name: 'render', seats: 1 },
+        {
+          name: 'sim',
+          seats: 2,
+          counting: 'instance',
+          leaseTtlSeconds: 600,
+          access: { allow: null, deny: ['user:mallory'], limits: [{ principal: 'user:ann', max: 1 }], reservations: [] },
+        },
+      ]);
+      const use = (fingerprint, features) =>
+        api('POST', '/v1/client/checkout', { fingerprint, instanceId: 'app', features }, `License ${lic.key}`);
+      assert.equal((await use('fp-feature-1', ['base', 'render'])).status, 201);
+      assert.equal((await use('fp-feature-2', ['render'])).status, 409);
+      await page.reload();
+      await page.locator('[data-feature="render"]').waitFor();
+      assert.match(await page.locator('dl.dl').innerText(), /Feature render\s+1\s*\/\s*1/);
+      assert.match(await page.locator('dl.dl').innerText(), /Feature sim \(per instance\), lease TTL 10 min/);
+      assert.match(await page.locator('[data-pools="base+render"]').innerText(), /base \+ render/);
+      await shot('license-features');
+      await nav('Dashboard');
+      await heading('Dashboard');
+      await page.locator(`[data-feature="${id}:render"]`).filter({ hasText: 'render 1/1' }).waitFor();
+      await nav('Usage');
+      await heading('Usage');
+      await page.getByLabel('License').selectOption(id);
+      const row = page.locator('[data-feature-usage] tr[data-feature="render"]');
+      await row.waitFor();
+      assert.match(await row.innerText(), /render\s+1\s+1\s+1\s+1/);
+
+      // The queue: two checkouts wait for the base seats; the dashboard and the license say so, usage counts it.
+      assert.equal((await use('fp-feature-3', ['base'])).status, 201);
+      const wait = (fingerprint) =>
+        api('POST', '/v1/client/checkout', { fingerprint, instanceId: 'app', wait: { timeoutSeconds: 600 } }, `License ${lic.key}`);
+      assert.equal((await wait('fp-queue-1')).body.error.queue.position, 1);
+      assert.equal((await wait('fp-queue-2')).body.error.queue.position, 2);
+      await nav('Dashboard');
+      await heading('Dashboard');
+      await page.locator(`[data-waiting="${id}"]`).filter({ hasText: '2 waiting' }).waitFor();
+      // (the waiters ask again, as they do every few seconds, so the real clock's claim window never drops them here)
+      await wait('fp-queue-1');
+      await wait('fp-queue-2');
+      await page.goto(`${base}/console/licenses/${id}`);
+      await page.locator('[data-waiting-count]').filter({ hasText: '2 checkouts in the queue' }).waitFor();
+      await nav('Usage');
+      await heading('Usage');
+      await page.getByLabel('License').selectOption(id);
+      await page
+        .locator('[data-queue-stat]')
+        .filter({ hasText: /^\s*2\s*Waited in the queue/ })
+        .waitFor();
+      await nav('Dashboard');
+      await heading('Dashboard');
+      await api('DELETE', `/v1/admin/licenses/${id}?force=true`);
+    },
+  );
+
   step('reclamation settings for many keys: a searchable table', async () => {
     await nav('Reclamation');
     await heading('Reclamation');
@@ -759,10 +877,7 @@ function consoleSuite() {
     const p = await ctx.newPage();
     watch(p);
     try {
-      await p.goto(`${base}/console/`);
-      await p.getByLabel('Admin token').fill(viewer.body.token);
-      await p.getByRole('button', { name: 'Sign in' }).click();
-      await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      await signInFresh(p, base, viewer.body.token);
       await p.locator('.who').getByText('viewer').waitFor();
       await p.locator(`tr[data-license-id="${s.licenseId}"]`).waitFor();
       assert.equal(await p.getByRole('link', { name: 'New license' }).count(), 0);
@@ -789,7 +904,316 @@ function consoleSuite() {
     }
   });
 
+  step(
+    'customers: two created in the form, licenses assigned in the license form, found by search, a customer page with its figures, edited; deletion refused plainly; a token for a customer',
+    async () => {
+      await nav('Customers');
+      await heading('Customers');
+      await page.getByRole('button', { name: 'New customer' }).click();
+      // The server's validation message shows beside the field it names.
+      await page.getByLabel('Customer name').fill('Acme Engineering');
+      await page.getByLabel('Contact email').fill('not an email');
+      expectHttpError(400, '/v1/admin/customers');
+      await page.getByRole('button', { name: 'Create customer' }).click();
+      await page.locator('.field-invalid', { hasText: 'Contact email' }).getByText('VALIDATION_FAILED').waitFor();
+      await page.getByLabel('Contact email').fill('it@acme.example');
+      await page.getByRole('button', { name: 'Create customer' }).click();
+      await heading('Acme Engineering');
+      await nav('Customers');
+      await heading('Customers');
+      await page.getByRole('button', { name: 'New customer' }).click();
+      await page.getByLabel('Customer name').fill('Initech');
+      await page.getByRole('button', { name: 'Create customer' }).click();
+      await heading('Initech');
+      const customers = (await api('GET', '/v1/admin/customers')).body.items;
+      const acme = customers.find((c) => c.name === 'Acme Engineering');
+      const initech = customers.find((c) => c.name === 'Initech');
+      assert.ok(acme && initech);
+      assert.deepEqual(acme.contact, { email: 'it@acme.example' });
+      s.acmeId = acme.id;
+      s.initechId = initech.id;
+
+      // The license form moves s.licenseId to Acme and s.key2Id to Initech.
+      for (const [licenseId, customer] of [
+        [s.licenseId, acme],
+        [s.key2Id, initech],
+      ]) {
+        await visit(page, `/licenses/${licenseId}/edit`);
+        await heading(/^Edit license/);
+        await page.getByLabel('Customer').selectOption(customer.id);
+        await page.getByRole('button', { name: /^Save/ }).click();
+        await page.getByTestId('license-customer').filter({ hasText: customer.name }).waitFor();
+        assert.equal((await api('GET', `/v1/admin/licenses/${licenseId}`)).body.customerId, customer.id);
+      }
+      // A new license from Acme's page: the form has Acme chosen; a subscription ending in 20 days is Acme's next expiry.
+      await visit(page, `/customers/${acme.id}`);
+      await heading('Acme Engineering');
+      await page.getByRole('link', { name: 'New license' }).click();
+      await heading('New license');
+      assert.equal(await page.getByLabel('Customer').inputValue(), acme.id);
+      await page.getByLabel('Seats', { exact: true }).fill('3');
+      await page.getByRole('radio', { name: /^Subscription/ }).check();
+      const end = new Date(Date.now() + 20 * 86_400_000);
+      const pad = (n) => String(n).padStart(2, '0');
+      const local = `${end.getFullYear()}-${pad(end.getMonth() + 1)}-${pad(end.getDate())}T12:00`;
+      await page.getByLabel('Subscription ends at (your local time)').fill(local);
+      await page.getByRole('button', { name: 'Create license' }).click();
+      await page.getByRole('status').filter({ hasText: 'created' }).waitFor();
+      await page.getByTestId('license-customer').filter({ hasText: 'Acme Engineering' }).waitFor();
+      s.acmeSubId = new URL(page.url()).pathname.split('/').pop();
+      s.acmeSubKey = (await page.locator('.key-title').innerText()).trim();
+      assert.equal((await api('GET', `/v1/admin/licenses/${s.acmeSubId}`)).body.customerId, acme.id);
+      assert.equal((await checkout(s.acmeSubKey, 'ws-acme-cad', 'wile')).status, 201);
+
+      // The licenses list names each license's customer (a link to its page).
+      await nav('Licenses');
+      await heading('Licenses');
+      await page
+        .locator(`tr[data-license-id="${s.licenseId}"] td[data-label="Customer"]`)
+        .getByRole('link', { name: 'Acme Engineering' })
+        .waitFor();
+      await page.getByLabel('Search').fill('initech');
+      await page.locator(`tr[data-license-id="${s.key2Id}"]`).waitFor();
+      await page.getByLabel('Search').fill('');
+
+      // Search: by a license key (exact), by a device's host name (part of it, any case), by a name (part of it, any case).
+      await nav('Customers');
+      await heading('Customers');
+      const search = async (text, expected) => {
+        await page.getByRole('searchbox', { name: 'Search' }).fill(text);
+        await page.getByRole('button', { name: 'Search', exact: true }).click();
+        await page
+          .getByRole('status')
+          .filter({ hasText: `match “${text}”` })
+          .waitFor();
+        const ids = await page.locator('tr[data-customer-id]').evaluateAll((rows) => rows.map((r) => r.dataset.customerId));
+        assert.deepEqual(ids, expected, `search ${text}`);
+      };
+      await search(s.key, [acme.id]);
+      await search('ZOMBIE', [initech.id]);
+      await search('acme eng', [acme.id]);
+      const acmeRow = page.locator(`tr[data-customer-id="${acme.id}"]`);
+      assert.equal((await acmeRow.locator('td[data-label="Licenses"]').innerText()).trim(), '2');
+      assert.equal((await acmeRow.locator('td[data-label="Seats in use"]').innerText()).trim(), '2 / 5');
+      await shot('customers-search');
+
+      // Acme's page: its licenses with seats and expiry, its totals, next expiry and 30 days, as the API says.
+      await page.getByRole('link', { name: 'Acme Engineering' }).click();
+      await heading('Acme Engineering');
+      const detail = (await api('GET', `/v1/admin/customers/${acme.id}`)).body;
+      assert.deepEqual(detail.licenses.map((l) => l.id).sort(), [s.licenseId, s.acmeSubId].sort());
+      await page.locator(`tr[data-license-id="${s.acmeSubId}"]`).waitFor();
+      const rows = page.locator('tr[data-license-id]');
+      assert.deepEqual((await rows.evaluateAll((r) => r.map((x) => x.dataset.licenseId))).sort(), [s.licenseId, s.acmeSubId].sort());
+      const sub = page.locator(`tr[data-license-id="${s.acmeSubId}"]`);
+      assert.match(await sub.locator('td[data-label="Seats used / total"]').innerText(), /1\s*\/\s*3/);
+      assert.match(await sub.locator('td[data-label="Expires"]').innerText(), new RegExp(String(end.getFullYear())));
+      assert.match(await page.getByTestId('customer-seats').innerText(), new RegExp(`${detail.seatsUsed} / ${detail.seats}`));
+      assert.equal(detail.seats, 5);
+      assert.equal(detail.nextExpiry.licenseId, s.acmeSubId);
+      await page.getByTestId('customer-next-expiry').getByRole('link', { name: s.acmeSubKey }).waitFor();
+      assert.match(await page.getByTestId('customer-usage').innerText(), new RegExp(`${detail.usage.checkouts} checkouts?`));
+      assert.ok(detail.usage.checkouts >= 1);
+      assert.match(await page.getByTestId('customer-peak').innerText(), new RegExp(String(detail.usage.peakSeats)));
+      assert.match(await page.getByTestId('customer-contact').innerText(), /it@acme\.example/);
+      await shot('customer-page');
+
+      // Edit: a contact phone.
+      await page.getByRole('button', { name: 'Edit', exact: true }).click();
+      await page.getByLabel('Contact phone').fill('+44 20 7946 0000');
+      await page.getByRole('button', { name: 'Save', exact: true }).click();
+      await page.getByTestId('customer-contact').getByText('+44 20 7946 0000').waitFor();
+      assert.equal((await api('GET', `/v1/admin/customers/${acme.id}`)).body.customer.contact.phone, '+44 20 7946 0000');
+
+      // Deleting a customer that owns licenses: refused, said plainly in the dialog, nothing changes.
+      await page.getByRole('button', { name: 'Delete', exact: true }).click();
+      const dialog = page.getByRole('dialog');
+      expectHttpError(409, `/v1/admin/customers/${acme.id}`);
+      await dialog.getByRole('button', { name: 'Delete customer' }).click();
+      const refusal = dialog.getByRole('alert').filter({ hasText: 'CUSTOMER_HAS_LICENSES' });
+      await refusal.waitFor();
+      assert.match(await refusal.innerText(), /Acme Engineering still owns 2 licenses\. Move them to another customer/);
+      await shot('customer-delete-refused');
+      await dialog.getByRole('button', { name: 'Cancel' }).click();
+      assert.equal((await api('GET', `/v1/admin/customers/${acme.id}`)).status, 200);
+      // The built-in customer offers no Delete (the server would answer DEFAULT_CUSTOMER).
+      await visit(page, '/customers/cus_default0000000000000');
+      await heading('Unassigned');
+      await page.getByRole('button', { name: 'Edit', exact: true }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Delete', exact: true }).count(), 0);
+
+      // The dashboard names the customer.
+      await nav('Dashboard');
+      await heading('Dashboard');
+      await page.locator(`tr[data-license-id="${s.licenseId}"] td[data-label="Customer"]`, { hasText: 'Acme Engineering' }).waitFor();
+
+      // A token for Acme's own administrator, made on the Tokens page; the list says whose it is.
+      await nav('Tokens');
+      await heading('Admin tokens');
+      await page.getByLabel('Token name').fill('acme it');
+      await page.getByLabel('Role').selectOption('operator');
+      await page.getByLabel('For').selectOption({ label: 'Acme Engineering' });
+      await page.getByRole('button', { name: 'Create token' }).click();
+      s.acmeToken = (await page.getByTestId('new-token-secret').innerText()).trim();
+      assert.match(s.acmeToken, /^fdt_/);
+      const tokenRow = page.locator('tr[data-token-id]', { hasText: 'acme it' });
+      await tokenRow.locator('td[data-label="Customer"]').getByRole('link', { name: 'Acme Engineering' }).waitFor();
+      await shot('tokens-customer');
+    },
+  );
+
+  step(
+    "a customer's own token: only that customer's licenses, no vendor page or action; release and reclaim work; another customer's license is not found",
+    async () => {
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const p = await ctx.newPage();
+      watch(p);
+      const mainNav = p.getByRole('navigation', { name: 'Main' });
+      const h1 = (name) => p.getByRole('heading', { level: 1, name }).waitFor();
+      const acmeIds = [s.licenseId, s.acmeSubId].sort();
+      const listed = () => p.locator('tr[data-license-id]').evaluateAll((rows) => rows.map((r) => r.dataset.licenseId).sort());
+      try {
+        await signInFresh(p, base, s.acmeToken);
+        assert.match(await p.getByTestId('customer-scope').innerText(), /Customer Acme Engineering/);
+        // The navigation: what the token reaches, nothing of the vendor's.
+        const navLinks = (await mainNav.getByRole('link').allInnerTexts()).map((t) => t.trim());
+        assert.deepEqual(navLinks, ['Dashboard', 'Licenses', 'Customer', 'Reclamation', 'Usage', 'Audit log']);
+        // The dashboard: Acme's licenses, and no action the server would refuse.
+        await p.locator(`tr[data-license-id="${s.acmeSubId}"]`).waitFor();
+        assert.deepEqual(await listed(), acmeIds, "the dashboard lists Acme's licenses only");
+        assert.equal(await p.getByRole('link', { name: 'New license' }).count(), 0);
+        await shot('customer-token-dashboard', p);
+        // The licenses list: the same two, no customer column, no New license.
+        await mainNav.getByRole('link', { name: 'Licenses' }).click();
+        await h1('Licenses');
+        await p.getByText('2 licenses', { exact: true }).waitFor();
+        assert.deepEqual(await listed(), acmeIds, "the licenses list shows Acme's licenses only");
+        assert.equal(await p.getByRole('columnheader', { name: 'Customer' }).count(), 0);
+        assert.equal(await p.getByRole('link', { name: 'New license' }).count(), 0);
+        // Its own customer page: figures, no Edit, Delete or New license.
+        await mainNav.getByRole('link', { name: 'Customer' }).click();
+        await h1('Acme Engineering');
+        await p.locator(`tr[data-license-id="${s.acmeSubId}"]`).waitFor();
+        assert.deepEqual(await listed(), acmeIds);
+        for (const name of ['Edit', 'Delete']) assert.equal(await p.getByRole('button', { name, exact: true }).count(), 0, name);
+        assert.equal(await p.getByRole('link', { name: 'New license' }).count(), 0);
+        await shot('customer-token-customer', p);
+        // A license page: its product by name, no Edit policy, Suspend or Delete; the operator releases a seat.
+        assert.equal((await checkout(s.key, 'ws-acme-ann', 'ann')).status, 201);
+        await p.locator(`tr[data-license-id="${s.licenseId}"] a`).first().click();
+        await p.getByTestId('license-customer').filter({ hasText: 'Acme Engineering' }).waitFor();
+        await p.locator('.crumbs', { hasText: 'Acme CAD' }).waitFor();
+        for (const name of ['Edit policy', 'Suspend', 'Delete'])
+          assert.equal(await p.getByRole('button', { name, exact: true }).count(), 0, name);
+        assert.equal(await p.getByRole('link', { name: 'Edit policy' }).count(), 0);
+        await p.getByRole('button', { name: 'Release the seat held by ws-acme-ann' }).click();
+        await p.getByRole('dialog').getByRole('button', { name: 'Release seat' }).click();
+        await p.getByRole('status').filter({ hasText: 'Seat released from ws-acme-ann' }).waitFor();
+        await shot('customer-token-license', p);
+        // Usage and the audit log of its license.
+        await p.getByRole('link', { name: 'Usage over time' }).click();
+        await h1('Usage');
+        await p.getByTestId('recommendation').waitFor();
+        await mainNav.getByRole('link', { name: 'Audit log' }).click();
+        await h1('Audit log');
+        await p.locator('tbody tr').first().waitFor();
+        assert.equal(await p.getByText(s.key2).count(), 0, "no event of Initech's license");
+        // Reclamation: a sweep of its own licenses.
+        await mainNav.getByRole('link', { name: 'Reclamation' }).click();
+        await h1('Reclamation');
+        await p.getByRole('button', { name: 'Reclaim inactive licenses now' }).click();
+        await p
+          .locator('.report')
+          .getByText(/Nothing to free|Freed/)
+          .waitFor();
+        // A vendor page by its address: said so, and no request sent (no 403 in the browser's console).
+        await p.goto(`${base}/console/products`);
+        await h1("Not available with a customer's token");
+        for (const path of ['/tokens', '/webhooks', '/groups', '/license-file', `/licenses/${s.licenseId}/edit`, '/licenses/new']) {
+          await visit(p, path);
+          await p.getByText(`${path} is a page of the vendor's`).waitFor();
+        }
+        // Another customer's license and customer page, by their address: not found, as an id that exists nowhere.
+        expectHttpError(404, `/v1/admin/licenses/${s.key2Id}`);
+        await p.goto(`${base}/console/licenses/${s.key2Id}`);
+        await h1('License not found');
+        expectHttpError(404, `/v1/admin/customers/${s.initechId}`);
+        await p.goto(`${base}/console/customers/${s.initechId}`);
+        await h1('Customer not found');
+        // Phone width: the customer's line in the header shows, and nothing scrolls sideways.
+        await p.setViewportSize({ width: 390, height: 844 });
+        for (const [name, path, title] of [
+          ['dashboard', '/', 'Dashboard'],
+          ['customer', `/customers/${s.acmeId}`, 'Acme Engineering'],
+          ['license', `/licenses/${s.licenseId}`, /^License /],
+        ]) {
+          await visit(p, path);
+          await h1(title);
+          await p.locator('.loading').first().waitFor({ state: 'detached' });
+          await p.getByTestId('customer-scope').filter({ hasText: 'Acme Engineering' }).waitFor();
+          const sideways = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+          assert.ok(sideways <= 0, `customer token, ${name} at phone size: ${sideways}px of sideways scrolling`);
+          await p.screenshot({ path: join(SHOTS, `page-customer-token-${name}-phone.png`) });
+        }
+        assert.deepEqual(problems.splice(0), [], 'no browser console errors for the customer token');
+      } finally {
+        await ctx.close();
+      }
+    },
+  );
+
+  step(
+    'webhooks: an endpoint added in the form (its secret once), pinged, its delivery log shows the delivery; disabled and deleted',
+    async () => {
+      const { createServer } = await import('node:http');
+      const got = [];
+      const rx = createServer((req, res) => {
+        let b = '';
+        req.on('data', (c) => (b += c));
+        req.on('end', () => {
+          got.push({ id: req.headers['webhook-id'], body: b });
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise((r) => rx.listen(0, '127.0.0.1', r));
+      try {
+        await nav('Webhooks');
+        await heading('Webhooks');
+        await page.getByLabel('Endpoint URL').fill(`http://127.0.0.1:${rx.address().port}/hooks`);
+        await page.getByLabel('Events').fill('ping seats.full');
+        await page.getByRole('button', { name: 'Add endpoint' }).click();
+        const secret = (await page.getByTestId('new-webhook-secret').innerText()).trim();
+        assert.match(secret, /^whsec_/);
+        const row = page.locator('tr[data-webhook-id]');
+        await row.waitFor();
+        await row.getByRole('button', { name: 'Ping' }).click();
+        for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+        assert.equal(got.length, 1, 'the receiver got the ping');
+        assert.equal(JSON.parse(got[0].body).type, 'ping');
+        await row.getByRole('button', { name: 'Deliveries' }).click();
+        const dlv = page.locator('tr[data-delivery-id]');
+        await dlv.first().waitFor();
+        for (let i = 0; i < 50 && !(await dlv.first().innerText()).includes('delivered'); i++) {
+          await page.getByRole('button', { name: 'Refresh' }).click();
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.match(await dlv.first().innerText(), /ping[\s\S]*delivered[\s\S]*204/);
+        await shot('webhooks');
+        await row.getByRole('button', { name: 'Disable' }).click();
+        await row.getByText('disabled').waitFor();
+        await row.getByRole('button', { name: 'Delete' }).click();
+        await page.getByRole('dialog').getByRole('button', { name: 'Delete endpoint' }).click();
+        await row.waitFor({ state: 'detached' });
+      } finally {
+        rx.closeAllConnections();
+        await new Promise((r) => rx.close(r));
+      }
+    },
+  );
+
   step('every page at desktop and phone size: screenshots, no sideways scrolling', async () => {
+    // Fourteen pages at two sizes in a row: on a loaded CI machine one page's first render can pass 8 s.
+    page.setDefaultTimeout(20_000);
     // The licenses pages were first at /console/keys: an old link or bookmark lands on the new address.
     await page.goto(`${base}/console/keys/${s.licenseId}/edit?x=1`);
     await page.waitForURL(`${base}/console/licenses/${s.licenseId}/edit?x=1`);
@@ -797,14 +1221,17 @@ function consoleSuite() {
     const pages = [
       ['dashboard', '/', 'Dashboard'],
       ['licenses', '/licenses', 'Licenses'],
-      ['license', `/licenses/${s.licenseId}`, null],
+      ['license', `/licenses/${s.licenseId}`, /^License /],
       ['license-new', '/licenses/new', 'New license'],
-      ['license-edit', `/licenses/${s.licenseId}/edit`, null],
+      ['license-edit', `/licenses/${s.licenseId}/edit`, /^Edit license/],
       ['products', '/products', 'Products'],
       ['reclamation', '/reclamation', 'Reclamation'],
       ['usage', '/usage', 'Usage'],
       ['audit', '/audit', 'Audit log'],
       ['tokens', '/tokens', 'Admin tokens'],
+      ['customers', '/customers', 'Customers'],
+      ['customer', `/customers/${s.acmeId}`, 'Acme Engineering'],
+      ['webhooks', '/webhooks', 'Webhooks'],
       ['license-file-hosted', '/license-file', 'License file'],
     ];
     for (const [size, viewport] of [
@@ -813,11 +1240,8 @@ function consoleSuite() {
     ]) {
       await page.setViewportSize(viewport);
       for (const [name, path, title] of pages) {
-        await page.goto(`${base}/console${path}`);
-        await page
-          .getByRole('heading', { level: 1, ...(title ? { name: title } : {}) })
-          .first()
-          .waitFor();
+        await visit(page, path);
+        await page.getByRole('heading', { level: 1, name: title }).first().waitFor();
         await page
           .locator('.loading')
           .first()
@@ -830,6 +1254,7 @@ function consoleSuite() {
       }
     }
     await page.setViewportSize({ width: 1280, height: 800 });
+    page.setDefaultTimeout(8000);
   });
 
   step('on-premise server: the license file page loads a file; no catalogue action the server refuses is offered', async () => {
@@ -881,10 +1306,7 @@ function consoleSuite() {
 
       const p = await ctx.newPage();
       watch(p);
-      await p.goto(`${url}/console/`);
-      await p.getByLabel('Admin token').fill(token);
-      await p.getByRole('button', { name: 'Sign in' }).click();
-      await p.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      await signInFresh(p, url, token);
       await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'License file' }).click();
       await p.getByRole('heading', { level: 1, name: 'License file' }).waitFor();
       await p.getByText('No license file is loaded').waitFor();

@@ -82,6 +82,10 @@ class LicenseStatus:
     share_group: str | None
     #: the seat was granted beyond the license's count
     overdraft: bool
+    #: the pools granted to this instance (``base``, feature names), as the lease token says; [] without a seat
+    features: list[str]
+    #: checkouts waiting for a seat of this license, as of the last answer
+    others_waiting: int | None
     heartbeat_interval_seconds: int | None
     violations: list[str]
     license: dict[str, Any] | None
@@ -104,7 +108,11 @@ class CheckoutDenied:
     seats_used: int | None
     earliest_expiry_at: datetime | None
     timed_out: bool
+    #: "NO_SEATS_AVAILABLE", or "NO_FEATURE_SEATS_AVAILABLE" when a feature pool asked for is full (``feature``)
     code: str = "NO_SEATS_AVAILABLE"
+    feature: str | None = None
+    #: with ``wait``: this checkout's place in the pool's queue (``pool``, ``position``, ``length``, ``pollWithinSeconds``)
+    queue: dict[str, Any] | None = None
     ok: Literal[False] = False
 
 
@@ -174,6 +182,7 @@ class FloatingLicense:
         user: str | None | Literal[False] = None,
         display: str | None | Literal[False] = None,
         share_key: str | None = None,
+        features: list[str] | None = None,
         report_environment: bool = True,
         handle_exit: bool = True,
         retry: RetryPolicy | None = None,
@@ -203,6 +212,8 @@ class FloatingLicense:
         self._hostname = hostname
         self._display = display
         self._share_key = share_key
+        #: the pools checkouts ask for (``base`` and feature names; None: the base pool)
+        self._features = list(features) if features is not None else None
         self._report_environment = report_environment
         self._user = user
         self._app_version = app_version
@@ -278,14 +289,24 @@ class FloatingLicense:
             pass
 
     # ------------------------------------------------------------------ public API
-    def checkout(self, *, wait: bool = False, timeout: float | None = None) -> CheckoutResult:
+    def checkout(self, *, wait: bool = False, timeout: float | None = None, features: list[str] | None = None) -> CheckoutResult:
         """Gets a seat: one already held; an offline lease stored by an earlier run; the server (retrying network
         errors and 5xx, honouring Retry-After); the token an earlier run stored when the server is unreachable.
         Returns CheckoutDenied when every seat is taken (with ``wait``, asks again until one frees or ``timeout``).
         Raises FloatingLicenseError for a refusal, a forged answer, or an unreachable server with nothing stored."""
         self._init()
         self._assert_open()
+        if features is not None:
+            self._features = list(features)
         if self._held and self._mode != "lost" and self._is_valid():
+            # Held already: other pools asked for are a feature change of the held seat.
+            if features is not None and sorted(features) != sorted(self.status().features):
+                try:
+                    self.set_features(features)
+                except FloatingLicenseError as e:
+                    if e.code == "NO_FEATURE_SEATS_AVAILABLE":
+                        return _denial(e, False)
+                    raise
             return CheckoutGranted(self.status(), "current", False)
         clock_ok = self._check_clock()
         stored_error: FloatingLicenseError | None = None
@@ -310,14 +331,16 @@ class FloatingLicense:
             try:
                 with self._lock:
                     self._assert_open()
-                    grant, claims, created = self._request_checkout()
+                    grant, claims, created = self._request_checkout(
+                        {"timeoutSeconds": max(60, min(86_400, int(timeout + 0.999)))} if wait and timeout is not None
+                        else {"timeoutSeconds": 86_400} if wait else None)
                     self._adopt(grant, claims)
                     self._cleanup_orphans()
                     self._clear_violations()
                     return CheckoutGranted(self.status(), "server", created)
             except FloatingLicenseError as e:
                 timed_out = deadline is not None and self.clock.monotonic() >= deadline
-                if e.code == "NO_SEATS_AVAILABLE":
+                if e.code in ("NO_SEATS_AVAILABLE", "NO_FEATURE_SEATS_AVAILABLE"):
                     last_denial = _denial(e, False)
                     if not wait or timed_out:
                         last_denial.timed_out = timed_out
@@ -326,7 +349,7 @@ class FloatingLicense:
                     delay = self._wait_delay(last_denial)
                     if deadline is not None:
                         delay = min(delay, max(0.0, deadline - self.clock.monotonic()))
-                    self._emit("waiting", {"message": last_denial.message, "retry_in": delay})
+                    self._emit("waiting", {"message": last_denial.message, "retry_in": delay, "queue": last_denial.queue})
                     if not self.clock.sleep(delay, self._stop_wait):
                         raise FloatingLicenseError("NOT_CHECKED_OUT", "checked in while waiting for a seat") from None
                     continue
@@ -356,6 +379,28 @@ class FloatingLicense:
                 self._emit("retry", {"operation": "checkout", "attempt": attempt, "delay": delay, "error": e})
                 if not self.clock.sleep(delay, self._stop_wait):
                     raise FloatingLicenseError("NOT_CHECKED_OUT", "checked in while waiting for a seat") from None
+
+    def set_features(self, features: list[str]) -> LicenseStatus:
+        """Changes the pools this instance holds without giving its seat back: added features are granted all or
+        none (NO_FEATURE_SEATS_AVAILABLE raises and changes nothing), dropped ones go back to their pools. The base
+        pool of a held seat stays as it is (BASE_POOL_FIXED)."""
+        self._init()
+        self._assert_open()
+        with self._lock:
+            h = self._held
+            if not h or h.claims["offline"]:
+                raise FloatingLicenseError("NOT_CHECKED_OUT", "no online seat is held")
+            grant = self.api.call(routes.change_features, params={"leaseId": h.claims["lse"]},
+                                  body={"instanceId": self.instance_id, "features": list(features)})
+            claims = self._verify_grant(grant, lease_id=h.claims["lse"])
+            self._features = list(features)
+            self._adopt(grant, claims)
+            return self.status()
+
+    def has_feature(self, pool: str) -> bool:
+        """Whether this instance holds a valid seat of ``pool`` (``base`` or a feature name)."""
+        s = self.status()
+        return s.valid and pool in s.features
 
     def checkout_offline(self, *, duration_seconds: int) -> LicenseStatus:
         """Borrows this device's seat until an Offline Expiry Date ``duration_seconds`` from now; the signed
@@ -485,6 +530,8 @@ class FloatingLicense:
             instances=self._instances,
             share_group=self._share_group,
             overdraft=bool(h.claims.get("ovd")) if h else False,
+            features=list(h.claims.get("fts") or ["base"]) if h else [],
+            others_waiting=lic.get("waiting") if lic else None,
             heartbeat_interval_seconds=self._hbi,
             violations=list(self._violations),
             license=lic,
@@ -560,19 +607,27 @@ class FloatingLicense:
             m["display"] = _visible(display)[:255]
         if self._share_key:
             m["shareKey"] = _visible(self._share_key)[:255]
+        if self._features is not None:
+            m["features"] = list(self._features)
         if self._report_environment:
             m.update(machine_environment())
         return m
 
     def _wait_delay(self, d: CheckoutDenied) -> float:
         delay = self._wait_s
+        if d.queue and isinstance(d.queue.get("pollWithinSeconds"), (int, float)):
+            # In a queue: ask again well within the window that keeps the place.
+            delay = min(delay, d.queue["pollWithinSeconds"] / 3)
         if d.earliest_expiry_at:
             delay = min(delay, max(1.0, d.earliest_expiry_at.timestamp() - self._eff_now() + 0.5))
         return delay * (0.8 + 0.2 * self._random())
 
     # ------------------------------------------------------------------ grants and tokens
-    def _request_checkout(self) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        status, body = self.api.request(routes.checkout, body=self._meta())
+    def _request_checkout(self, wait: dict[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        body = self._meta()
+        if wait:
+            body["wait"] = wait
+        status, body = self.api.request(routes.checkout, body=body)
         return body, self._verify_grant(body), status == 201
 
     def _verify_grant(self, g: Any, *, lease_id: str | None = None, offline: bool | None = None) -> dict[str, Any]:
@@ -598,7 +653,11 @@ class FloatingLicense:
         self._held = self._make_held(grant["token"], claims, received)
         self._last_grant = received
         self._mode = "offline" if claims["offline"] else "online"
+        before = (self._license or {}).get("waiting") or 0
         self._license = grant["license"]
+        waiting = grant["license"].get("waiting") or 0
+        if waiting != before:
+            self._emit("others_waiting", {"waiting": waiting})
         self._instances = grant["lease"]["instances"]
         self._share_group = grant["lease"].get("shareGroup")
         self._hbi = claims["hbi"]
@@ -887,7 +946,11 @@ def _denial(e: FloatingLicenseError, timed_out: bool) -> CheckoutDenied:
     if isinstance(d.get("earliestExpiryAt"), str):
         earliest = datetime.fromisoformat(d["earliestExpiryAt"].replace("Z", "+00:00"))
     total, used = num(d.get("seatsTotal")), num(d.get("seatsUsed"))
-    msg = (f"all {total} seats are in use" if total is not None else "all seats are in use") + (
+    feature = d.get("feature") if isinstance(d.get("feature"), str) else None
+    of = f" of feature {feature}" if feature else ""
+    msg = (f"all {total} seats{of} are in use" if total is not None else "all seats are in use") + (
         f"; the earliest lease expires at {earliest.isoformat().replace('+00:00', 'Z')} unless its holder renews it" if earliest
         else "; no lease expires on its own, a seat frees when someone checks in")
-    return CheckoutDenied(msg, total, used, earliest, timed_out)
+    queue = d.get("queue") if isinstance(d.get("queue"), dict) else None
+    return CheckoutDenied(msg, total, used, earliest, timed_out,
+                          code="NO_FEATURE_SEATS_AVAILABLE" if feature else "NO_SEATS_AVAILABLE", feature=feature, queue=queue)

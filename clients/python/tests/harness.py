@@ -270,3 +270,13 @@ class Proxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def sdk_client(server: "FloatdServer", lic: dict[str, Any], state: Any, **kw: Any) -> Any:
+    """A FloatingLicense on `lic` of `server`, with its own state directory under `state`, a fake clock and no exit hooks."""
+    from floatd import FakeClock, FloatingLicense
+
+    opts: dict[str, Any] = dict(server_url=server.url, license_key=lic["key"], state_dir=str(state / "state"), clock=FakeClock(),
+                                handle_exit=False, random=lambda: 0.5)
+    opts.update(kw)
+    return FloatingLicense(**opts)

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from floatd import FakeClock, FloatingLicense, FloatingLicenseError, detect_environment, machine_environment
+from floatd import FloatingLicenseError, detect_environment, machine_environment
+from harness import sdk_client as make
 
 BOOT = "0f8e6b52-5f7e-4a5b-9d4e-2c3b1a0f9e8d"
 CPU_VM = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr hypervisor lahf_lm\n"
@@ -65,11 +66,6 @@ def test_this_machine_is_a_vm_in_a_container_and_the_sdk_says_so():
     assert env["bootId"] == open("/proc/sys/kernel/random/boot_id").read().strip()
 
 
-def make(server, lic, tmp_path, **kw):
-    opts = dict(server_url=server.url, license_key=lic["key"], state_dir=str(tmp_path / "state"), clock=FakeClock(), handle_exit=False,
-                random=lambda: 0.5)
-    opts.update(kw)
-    return FloatingLicense(**opts)
 
 
 def test_a_rule_by_user_shares_one_seat_across_two_devices(server, tmp_path):

@@ -14,8 +14,20 @@ import type { CheckoutDenied, CheckoutOptions, CheckoutResult } from './types.js
 
 /** Gets a seat (see `FloatingLicense.checkout`); `waits` holds the waits in progress, which a check-in or close aborts. */
 export async function acquire(session: Session, waits: Set<AbortController>, opts: CheckoutOptions): Promise<CheckoutResult> {
-  if (session.held && session.mode !== 'lost' && session.isValid())
+  if (opts.features) session.features = [...opts.features];
+  if (session.held && session.mode !== 'lost' && session.isValid()) {
+    // Held already: other pools asked for are a feature change of the held seat.
+    if (opts.features && !samePools(session.status().features, opts.features)) {
+      try {
+        await session.serial(() => session.changeFeatures(opts.features!));
+      } catch (err) {
+        const e = asError(err);
+        if (e.code === 'NO_FEATURE_SEATS_AVAILABLE') return denialFrom(e, false);
+        throw e;
+      }
+    }
     return { ok: true, source: 'current', created: false, status: session.status() };
+  }
   const clockOk = session.time.check();
 
   // 1. A seat borrowed offline by an earlier run: no network needed.
@@ -56,7 +68,7 @@ export async function acquire(session: Session, waits: Set<AbortController>, opt
       try {
         const granted = await session.serial(async () => {
           session.assertOpen();
-          const { grant, claims, created } = await session.requestCheckout();
+          const { grant, claims, created } = await session.requestCheckout(opts.wait ? { timeoutSeconds: waitSeconds(opts) } : undefined);
           await session.adopt(grant, claims);
           await session.cleanupOrphans();
           session.clearViolations();
@@ -65,7 +77,7 @@ export async function acquire(session: Session, waits: Set<AbortController>, opt
         return granted;
       } catch (err) {
         const e = asError(err);
-        if (e.code === 'NO_SEATS_AVAILABLE') {
+        if (e.code === 'NO_SEATS_AVAILABLE' || e.code === 'NO_FEATURE_SEATS_AVAILABLE') {
           lastDenial = denialFrom(e, false);
           if (!opts.wait || timedOut) return { ...lastDenial, timedOut };
           attempt = 0;
@@ -129,11 +141,33 @@ function pause(session: Session, ms: number, ctl: AbortController, announce: () 
 }
 
 /** How long to wait before asking again for a seat: the poll interval, or sooner when the earliest lease expires. */
+/**
+ * How long a waiting checkout may stay in the server's queue: its own timeout (at least a minute: a wait given up
+ * sooner stops asking, and the server drops it after its claim window anyway), or the longest the server allows.
+ */
+function waitSeconds(opts: CheckoutOptions): number {
+  return opts.timeoutMs === undefined ? 86_400 : Math.min(86_400, Math.max(60, Math.ceil(opts.timeoutMs / 1000)));
+}
+
 function waitDelay(session: Session, d: CheckoutDenied): number {
-  const poll = (session.options.waitIntervalSeconds ?? 15) * 1000;
+  // In a queue: ask again well within the window that keeps the place (a third of it).
+  const window = d.queue ? (d.queue.pollWithinSeconds * 1000) / 3 : Number.POSITIVE_INFINITY;
+  const poll = Math.min((session.options.waitIntervalSeconds ?? 15) * 1000, window);
   let delay = poll;
   if (d.earliestExpiryAt) delay = Math.min(poll, Math.max(1000, d.earliestExpiryAt.getTime() - session.time.effectiveNow() + 500));
   return Math.round(delay * (0.8 + 0.2 * session.random()));
+}
+
+function queueOf(q: unknown): CheckoutDenied['queue'] {
+  if (!q || typeof q !== 'object') return undefined;
+  const { pool, position, length, pollWithinSeconds } = q as Record<string, unknown>;
+  if (typeof pool !== 'string' || typeof position !== 'number' || typeof length !== 'number' || typeof pollWithinSeconds !== 'number')
+    return undefined;
+  return { pool, position, length, pollWithinSeconds };
+}
+
+function samePools(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join() === [...b].sort().join();
 }
 
 function denialFrom(e: FloatingLicenseError, timedOut: boolean): CheckoutDenied {
@@ -142,20 +176,23 @@ function denialFrom(e: FloatingLicenseError, timedOut: boolean): CheckoutDenied 
   const earliest = typeof d.earliestExpiryAt === 'string' ? new Date(d.earliestExpiryAt) : null;
   const total = num(d.seatsTotal);
   const used = num(d.seatsUsed);
+  const feature = typeof d.feature === 'string' ? d.feature : undefined;
   const message =
-    (total !== null ? `all ${total} seats are in use` : 'all seats are in use') +
+    (total !== null ? `all ${total} seats${feature ? ` of feature ${feature}` : ''} are in use` : 'all seats are in use') +
     // Worded as the server words it: the earliest lease expiry, which a holder that still runs renews.
     (earliest
       ? `; the earliest lease expires at ${earliest.toISOString()} unless its holder renews it`
       : '; no lease expires on its own, a seat frees when someone checks in');
   return {
     ok: false,
-    code: 'NO_SEATS_AVAILABLE',
+    code: feature ? 'NO_FEATURE_SEATS_AVAILABLE' : 'NO_SEATS_AVAILABLE',
+    ...(feature ? { feature } : {}),
     message,
     seatsTotal: total,
     seatsUsed: used,
     earliestExpiryAt: earliest,
     ...(Array.isArray(d.holders) ? { holders: d.holders } : {}),
+    ...(queueOf(d.queue) ? { queue: queueOf(d.queue)! } : {}),
     timedOut,
   };
 }

@@ -4,8 +4,16 @@
  * the answer's signature before anything of it is read (every `/v1/client/*` answer is
  * signed by the server; see `@floatd/protocol` responseSignature).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
+  ACCEPT_SIGNATURE_HEADER,
+  acceptSignature,
+  MESSAGE_SIGNATURE_HEADER,
+  SIGNATURE_INPUT_HEADER,
+  parseMessageSignature,
+  parseSignatureInput,
+  signatureBase,
+  splitTarget,
   ApiError,
   DATE_HEADER,
   DIGEST_HEADER,
@@ -55,6 +63,13 @@ export function normalizeServerUrl(url: string): string {
 export class Api {
   /** Verifies signed answers; without it (before the SDK set up its trust) client API answers are refused. */
   verifier: SignatureVerifier | undefined;
+  /**
+   * The held use's session key (agreed at checkout) and its `keyid` (`ses_…`): answers signed with HMAC-SHA256 are
+   * checked with it, and only under its keyid. Without it only Ed25519-signed answers are believed.
+   */
+  sessionKey: { keyid: string; key: Buffer } | undefined;
+  /** How the last verified answer was signed: the session key, the server's Ed25519 key, or today's `Floatd-Signature`. */
+  lastSignedWith: 'hmac-sha256' | 'ed25519' | 'floatd-signature' | undefined;
 
   constructor(private readonly options: ApiOptions) {}
 
@@ -82,6 +97,9 @@ export class Api {
     if (signed) {
       headers.authorization = `License ${this.options.licenseKey}`;
       headers[NONCE_HEADER] = nonce;
+      // RFC 9421 answers (HMAC-SHA256 under the session key on the held use); a server that predates them answers as before.
+      // It names the session key it holds: answers on that key's use come HMAC-signed, any other (another use's) Ed25519.
+      headers[ACCEPT_SIGNATURE_HEADER] = acceptSignature(this.sessionKey?.keyid);
     }
     try {
       const answer = await send(route, input, {
@@ -133,10 +151,11 @@ export class Api {
    */
   private async checkSignature(raw: RawAnswer, nonce: string): Promise<void> {
     const { method, path, status } = raw;
-    const sig = parseSignatureHeader(raw.headers.get(SIGNATURE_HEADER));
+    const input = raw.headers.get(SIGNATURE_INPUT_HEADER);
+    const sig = input === null ? parseSignatureHeader(raw.headers.get(SIGNATURE_HEADER)) : undefined;
     const date = raw.headers.get(DATE_HEADER);
     const digest = raw.headers.get(DIGEST_HEADER);
-    if (!sig || !date || !digest) {
+    if ((!sig && input === null) || !date || !digest) {
       if (status >= 500) throw new FloatingLicenseError('SERVICE_UNAVAILABLE', `the server answered HTTP ${status} (unsigned)`, { status });
       if (status === 429) {
         const retryAfterMs = parseRetryAfter(raw.headers.get('retry-after'), (this.options.now ?? Date.now)());
@@ -156,7 +175,38 @@ export class Api {
         `${method} ${path}: the answer's body does not match its signed digest (altered on the way)`,
       );
     }
+    if (input !== null) return this.checkMessageSignature(raw, input, nonce, date, digest);
     if (!this.verifier) throw new FloatingLicenseError('INVALID_SIGNATURE', 'no trusted server key to verify the answer with');
-    await this.verifier(sig.kid, signingInput(status, method, path, nonce, date, digest), sig.sig);
+    await this.verifier(sig!.kid, signingInput(status, method, path, nonce, date, digest), sig!.sig);
+    this.lastSignedWith = 'floatd-signature';
+  }
+
+  /**
+   * An RFC 9421 answer (`@floatd/protocol` messageSignature): the covered components and parameters exactly
+   * floatd's, this request's nonce, and a signature by the server's Ed25519 key (`keyid` a trusted kid) or an
+   * HMAC-SHA256 under the held use's session key (`keyid` its lease).
+   */
+  private async checkMessageSignature(raw: RawAnswer, input: string, nonce: string, date: string, digest: string): Promise<void> {
+    const { method, status } = raw;
+    const parsed = parseSignatureInput(input);
+    const signature = parseMessageSignature(raw.headers.get(MESSAGE_SIGNATURE_HEADER));
+    const refuse = (why: string) =>
+      new FloatingLicenseError('INVALID_SIGNATURE', `${method} ${raw.path}: the answer's signature ${why} (forged, altered or replayed)`);
+    if (!parsed || !signature) throw refuse('is not one floatd writes');
+    if (parsed.nonce !== nonce) throw refuse('is for another request (its nonce differs)');
+    if (parsed.created !== Math.floor(Date.parse(date) / 1000)) throw refuse('and its date disagree');
+    const base = signatureBase({ status, method, ...splitTarget(raw.path), digest, date }, parsed.params);
+    if (parsed.alg === 'hmac-sha256') {
+      const session = this.sessionKey;
+      if (!session || session.keyid !== parsed.keyid) throw refuse(`names session key "${parsed.keyid}", which this client does not hold`);
+      const expected = createHmac('sha256', session.key).update(base).digest();
+      const given = Buffer.from(signature, 'base64');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw refuse('does not verify');
+      this.lastSignedWith = 'hmac-sha256';
+      return;
+    }
+    if (!this.verifier) throw new FloatingLicenseError('INVALID_SIGNATURE', 'no trusted server key to verify the answer with');
+    await this.verifier(parsed.keyid, base, signature);
+    this.lastSignedWith = 'ed25519';
   }
 }

@@ -140,10 +140,20 @@ export class LeaseKeeper implements Scheduler {
         let claims: LeaseTokenClaims | undefined;
         if (before?.own && session.mode !== 'cached') {
           try {
-            grant = await session.api.call(routes.client.heartbeat, {
+            const ask = session.renewalAsk();
+            const renewal = await session.api.call(routes.client.heartbeat, {
               params: { leaseId: before.claims.lse },
-              body: { instanceId: session.instanceId },
+              body: { instanceId: session.instanceId, ...ask.body },
             });
+            session.renewalAnswered(ask.offer, renewal);
+            if (renewal.token === undefined) {
+              // Renewed without a new token (an HMAC-signed answer under the session key): the held token stays.
+              await session.adoptRenewal(renewal);
+              session.clearViolations();
+              session.emitSafe(hadViolation ? 'reacquired' : 'renewed', session.status());
+              return;
+            }
+            grant = { ...renewal, token: renewal.token };
             claims = await session.verifyGrant(grant, { leaseId: before.claims.lse });
           } catch (err) {
             if (!isCode(err, 'LEASE_NOT_FOUND')) throw err;

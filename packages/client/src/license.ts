@@ -153,6 +153,30 @@ export class FloatingLicense extends EventEmitter<FloatingLicenseEvents> {
   }
 
   /**
+   * Changes the pools this instance holds (`base` and feature names) without giving its seat back: features
+   * added are granted all or none (`NO_FEATURE_SEATS_AVAILABLE` rejects and changes nothing), dropped ones go
+   * back to their pools. The base pool of a held seat stays as it is (`BASE_POOL_FIXED`).
+   *
+   * @example
+   * await lic.setFeatures(['base', 'render']); // before a render job
+   * await lic.setFeatures(['base']);           // after it
+   */
+  async setFeatures(features: string[]): Promise<LicenseStatus> {
+    await this.init();
+    this.session.assertOpen();
+    return this.session.serial(async () => {
+      await this.session.changeFeatures(features);
+      return this.session.status();
+    });
+  }
+
+  /** Whether this instance holds a valid seat of `pool` (`base` or a feature name). @example if (lic.hasFeature('render')) enableRender(); */
+  hasFeature(pool: string): boolean {
+    const status = this.session.status();
+    return status.valid && status.features.includes(pool);
+  }
+
+  /**
    * Borrows this device's seat until an Offline Expiry Date, `durationSeconds`
    * from now (within the license's maximum). The signed offline token is stored
    * atomically in the state directory: a later start with no network finds it and

@@ -37,14 +37,25 @@ test('checkout takes a seat; heartbeats run by themselves at the advised interva
     await w.clock.advance(2_100);
     assert.equal(log.renewed, 1);
     const s1 = lic.status();
-    assert.notEqual(s1.token, s0.token);
+    // Renewed on the answer's HMAC under the session key agreed at checkout: the lease is extended, and the
+    // checkout's token (40 s of its 60 left) is kept.
+    assert.equal(s1.token, s0.token);
     assert.equal(s1.leaseId, s0.leaseId);
     assert.ok(s1.leaseExpiresAt!.getTime() >= w.t0 + 78_000);
     assert.equal(s1.lastContactAt!.getTime() > w.t0, true);
+    // The next heartbeat finds less than two intervals left on the token: it asks for a new one.
+    await w.clock.advance(20_000);
+    assert.equal(log.renewed, 2);
+    assert.notEqual(lic.status().token, s0.token);
 
-    // Ten minutes: about 30 heartbeats, the lease never lapses, nothing to report.
-    await w.clock.advance(10 * 60_000);
-    assert.ok(log.renewed >= 30 && log.renewed <= 35, `renewed ${log.renewed}`);
+    // Ten minutes: about 30 heartbeats, the lease never lapses, the token held is never expired, nothing to report.
+    const before = log.renewed;
+    for (let s = 0; s < 60; s++) {
+      await w.clock.advance(10_000);
+      const exp = (JSON.parse(Buffer.from(lic.status().token!.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+      assert.ok(exp * 1000 > w.clock.now(), `the held token expired at ${s * 10 + 10} s`);
+    }
+    assert.ok(log.renewed - before >= 30 && log.renewed - before <= 35, `renewed ${log.renewed - before}`);
     assert.equal(log.violations.length, 0);
     const leases = await w.leases(l.id);
     assert.equal(leases.length, 1);

@@ -54,6 +54,8 @@ options:
   --wait-interval SECONDS how often to ask for a seat while waiting (default 15)
   --app-version VERSION   version shown to administrators
   --share-key VALUE       uses with the same share key share a seat under a sharing rule by key
+  --feature NAME          a pool to check out (repeat, or NAME,NAME): base (the license's seats) and feature
+                          names, all or none; default the base pool (FLOATD_FEATURES)
                           (env FLOATD_SHARE_KEY); user, host and display are sent from the
                           environment ($USER or $LOGNAME, the host name, $DISPLAY)
   --enforce               on a license violation, stop the command (SIGTERM); default: warn only
@@ -82,11 +84,20 @@ interface Args {
   command: string[];
   /** the value of the `key` sharing attribute (--share-key, FLOATD_SHARE_KEY) */
   shareKey?: string;
+  /** the pools to check out (--feature, FLOATD_FEATURES); absent: the base pool */
+  features?: string[];
   /** the user name from the environment ($USER, $LOGNAME, %USERNAME%) */
   user?: string;
 }
 
 class UsageError extends Error {}
+
+/** `render,sim` → the names; an empty name is a usage error. */
+function poolList(v: string): string[] {
+  const names = v.split(',').map((n) => n.trim());
+  if (names.some((n) => n === '')) throw new UsageError(`--feature: empty pool name in "${v}"`);
+  return names;
+}
 
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
   const a: Args = { wait: false, enforce: false, quiet: false, help: false, forget: false, command: [] };
@@ -145,6 +156,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
       case '--share-key':
         a.shareKey = value(arg);
         break;
+      case '--feature':
+        a.features = [...(a.features ?? []), ...poolList(value(arg))];
+        break;
       case '--enforce':
         a.enforce = true;
         break;
@@ -168,6 +182,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Args {
   a.key ??= env.FLOATD_LICENSE_KEY;
   a.stateDir ??= env.FLOATD_STATE_DIR;
   a.shareKey ??= env.FLOATD_SHARE_KEY || undefined;
+  a.features ??= env.FLOATD_FEATURES ? poolList(env.FLOATD_FEATURES) : undefined;
   a.user ??= env.USER || env.LOGNAME || env.USERNAME || undefined;
   if (a.domain === undefined && env.FLOATD_DISCOVER !== undefined && /^(0|false|no|off)$/i.test(env.FLOATD_DISCOVER)) a.domain = false;
   if (a.domain === undefined && env.FLOATD_DOMAIN) a.domain = env.FLOATD_DOMAIN;
@@ -255,6 +270,7 @@ async function main(): Promise<number> {
       ...(args.stateDir ? { stateDir: args.stateDir } : {}),
       ...(args.appVersion ? { appVersion: args.appVersion } : {}),
       ...(args.shareKey ? { shareKey: args.shareKey } : {}),
+      ...(args.features ? { features: [...new Set(args.features)] } : {}),
       ...(args.user ? { user: args.user } : {}),
       ...(args.waitInterval !== undefined ? { waitIntervalSeconds: args.waitInterval } : {}),
     });
@@ -284,7 +300,13 @@ async function main(): Promise<number> {
     }
   });
   lic.on('reacquired', () => say('seat reacquired'));
-  lic.on('waiting', (w) => say(`no seat free (${w.message}); asking again in ${secs(w.retryInMs)}`));
+  lic.on('waiting', (w) =>
+    say(
+      w.queue
+        ? `no seat free: number ${w.queue.position} of ${w.queue.length} waiting for ${w.queue.pool}; asking again in ${secs(w.retryInMs)}`
+        : `no seat free (${w.message}); asking again in ${secs(w.retryInMs)}`,
+    ),
+  );
   lic.on('retry', (r) => {
     if (r.operation === 'checkout') say(`license server unreachable (${r.error.message}); retrying in ${secs(r.delayMs)}`);
   });

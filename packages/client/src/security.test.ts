@@ -7,9 +7,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash, KeyObject, sign } from 'node:crypto';
+import { createHash, createHmac, KeyObject, randomBytes, sign } from 'node:crypto';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { digestHeader, signingInput } from '@floatd/protocol';
+import { acceptedKeyId, digestHeader, signatureBase, signatureHeaders, signatureParams, signingInput, splitTarget } from '@floatd/protocol';
 import { FloatingLicenseError } from './index.js';
 import { StateDir } from './state.js';
 import { autoAdvance, record, type World, closeSharedServer, withWorld } from './testsupport.js';
@@ -27,11 +27,42 @@ async function attacker(kid = 'attacker-key') {
     /** the claims of `real`, changed by `patch`, signed by the attacker under `headerKid` */
     forge: (real: string, patch: Record<string, unknown> = {}, headerKid = kid) =>
       new SignJWT({ ...decodeJwt(real), ...patch }).setProtectedHeader({ alg: 'EdDSA', kid: headerKid, typ: 'JWT' }).sign(privateKey),
-    /** A whole impostor answer: `body`, signed the way floatd signs answers, but with the attacker's key. */
-    answer(req: { method: string; path: string; headers: Record<string, string> }, status: number, body: unknown) {
+    /**
+     * A whole impostor answer: `body`, signed the way floatd signs answers (RFC 9421 when the request asked for it,
+     * Ed25519 by default or HMAC-SHA256 under a `sessionKey` it guesses; today's `Floatd-Signature` otherwise), but
+     * with the attacker's key.
+     */
+    answer(
+      req: { method: string; path: string; headers: Record<string, string> },
+      status: number,
+      body: unknown,
+      opts: { sessionKey?: { keyid: string; key: Buffer } } = {},
+    ): { status: number; body: string; headers: Record<string, string | null> } {
       const text = JSON.stringify(body);
       const date = new Date().toISOString();
       const digest = digestHeader(createHash('sha256').update(text).digest('base64'));
+      if (req.headers['accept-signature'] !== undefined) {
+        const nonce = req.headers['floatd-nonce'];
+        const created = Math.floor(Date.parse(date) / 1000);
+        const s = opts.sessionKey;
+        const params = signatureParams({ created, keyid: s ? s.keyid : kid, alg: s ? 'hmac-sha256' : 'ed25519', nonce });
+        const base = signatureBase({ status, method: req.method, ...splitTarget(req.path), digest, date }, params);
+        const signature = s
+          ? createHmac('sha256', s.key).update(base).digest('base64')
+          : sign(null, Buffer.from(base), KeyObject.from(privateKey as Parameters<typeof KeyObject.from>[0])).toString('base64');
+        const h = signatureHeaders(params, signature);
+        return {
+          status,
+          body: text,
+          headers: {
+            'floatd-date': date,
+            'content-digest': digest,
+            'signature-input': h.input,
+            signature: h.signature,
+            'floatd-signature': null,
+          },
+        };
+      }
       const input = signingInput(status, req.method, req.path, req.headers['floatd-nonce'] ?? '', date, digest);
       const sig = sign(null, Buffer.from(input), KeyObject.from(privateKey as Parameters<typeof KeyObject.from>[0])).toString('base64url');
       return {
@@ -158,6 +189,56 @@ test(
       };
       forgedNow = await evil.forge(good!, { ins: again.instanceId });
       await assert.rejects(again.checkout(), rejectsWith('INVALID_SIGNATURE'));
+    }),
+);
+
+test(
+  'an impostor without the session key cannot renew or end the lease: HMAC answers under a guessed key, or naming another lease, are refused',
+  {
+    timeout: 30_000,
+  },
+  () =>
+    withWorld(async (w) => {
+      const l = await w.license(POLICY);
+      const lic = w.client({ licenseKey: l.key });
+      const log = record(lic);
+      assert.ok((await lic.checkout()).ok);
+      const good = lic.status();
+      const evil = await attacker();
+      // 1. a renewal that extends the lease by a day, under a key the impostor made up, named as the one the client
+      // holds (its keyid is in the request's Accept-Signature)
+      const guessed = randomBytes(32);
+      let keyid = '';
+      w.proxy.rewrite = (req, res) => {
+        if (!req.path.endsWith('/heartbeat') || res.status >= 300) return undefined;
+        keyid = acceptedKeyId(req.headers['accept-signature']) ?? '';
+        const body = { ...res.body, lease: { ...res.body.lease, expiresAt: new Date(w.t0 + 86_400_000).toISOString() } };
+        return evil.answer(req, res.status, body, { sessionKey: { keyid, key: guessed } });
+      };
+      await w.clock.advance(20_000);
+      assert.equal(log.renewed, 0);
+      assert.match(keyid, /^ses_/, 'the client named its key');
+      assert.ok(log.events.includes('retry:heartbeat:INVALID_SIGNATURE'), log.events.join());
+      assert.equal(lic.status().leaseExpiresAt?.getTime(), good.leaseExpiresAt?.getTime(), 'the lease end is the genuine one');
+      // 2. an HMAC answer under a key of the impostor's own, named as such
+      w.proxy.rewrite = (req, res) =>
+        req.path.endsWith('/heartbeat') && res.status < 300
+          ? evil.answer(req, res.status, res.body, { sessionKey: { keyid: 'ses_AAAAAAAAAAAAAAAAAAAAAA', key: randomBytes(32) } })
+          : undefined;
+      const before = log.events.length;
+      await w.clock.advance(20_000);
+      assert.ok(log.events.slice(before).includes('retry:heartbeat:INVALID_SIGNATURE'), log.events.join());
+      // 3. a forged "released" check-in answer under a guessed key: not believed; the genuine server still holds the seat
+      w.proxy.rewrite = (req, res) =>
+        req.path.endsWith('/checkin')
+          ? evil.answer(req, 200, { released: true, instances: 0 }, { sessionKey: { keyid, key: guessed } })
+          : undefined;
+      assert.deepEqual(await lic.checkin(), { released: false, instances: null, reachedServer: false });
+      w.proxy.rewrite = undefined;
+      // the real server went on renewing (the answers were swapped on the way back); the SDK renews again once the network heals
+      const again = w.client({ licenseKey: l.key });
+      assert.ok((await again.checkout()).ok);
+      assert.equal(await w.seatsUsed(l.id), 1, 'one device, one seat: the forged check-in released nothing on the client side either');
     }),
 );
 

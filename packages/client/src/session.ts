@@ -5,10 +5,11 @@
  * schedule the lease keeping), check in the instances of dead processes. State-changing
  * work runs one at a time (`serial`): a heartbeat never races a check-in.
  */
+import { sessionKeyId, sessionKeyOf, sharedSecret, x25519Pair, type X25519Pair } from '@floatd/protocol/sessionKeys';
 import type { EventEmitter } from 'node:events';
 import { hostname as osHostname, userInfo } from 'node:os';
 import { machineEnvironment } from './environment.js';
-import { routes, visibleText, type Grant, type LeaseTokenClaims, type LicenseSummary } from '@floatd/protocol';
+import { routes, visibleText, type Grant, type LeaseTokenClaims, type LicenseSummary, type Renewal } from '@floatd/protocol';
 import type { Clock } from './clock.js';
 import { FloatingLicenseError, type FloatingLicenseErrorCode } from './errors.js';
 import type { Api } from './http.js';
@@ -49,6 +50,8 @@ export class Session {
   license: LicenseSummary | null = null;
   instanceCount: number | null = null;
   shareGroup: string | null = null;
+  /** the pools checkouts ask for (undefined: the server's default, the base pool) */
+  features: string[] | undefined;
   heartbeatIntervalSeconds: number | null = null;
   lastContactAt: number | null = null;
   reachable = true;
@@ -70,6 +73,7 @@ export class Session {
     readonly random: () => number,
     private readonly events: EventEmitter<FloatingLicenseEvents>,
   ) {
+    this.features = options.features;
     this.time = new TrustedTime(clock, (options.clockToleranceSeconds ?? 600) * 1000, {
       tampered: (message) => this.violate('CLOCK_TAMPERED', message),
       clockOk: () => this.violations.delete('CLOCK_TAMPERED'),
@@ -158,6 +162,8 @@ export class Session {
       instances: this.instanceCount,
       shareGroup: this.shareGroup,
       overdraft: held?.claims.ovd === true,
+      features: held ? (held.claims.fts ?? ['base']) : [],
+      othersWaiting: this.license?.waiting ?? null,
       heartbeatIntervalSeconds: this.heartbeatIntervalSeconds,
       violations: [...this.violations.keys()],
       license: this.license,
@@ -187,6 +193,7 @@ export class Session {
       ...(this.options.appVersion ? { appVersion: visibleText(this.options.appVersion).slice(0, 64) } : {}),
       ...(display ? { display: visibleText(display).slice(0, 255) } : {}),
       ...(this.options.shareKey ? { shareKey: visibleText(this.options.shareKey).slice(0, 255) } : {}),
+      ...(this.features ? { features: this.features } : {}),
       ...(this.options.reportEnvironment === false ? {} : machineEnvironment()),
     };
   }
@@ -194,10 +201,94 @@ export class Session {
   // -------------------------------------------------------------------------
   // grants and tokens
 
-  async requestCheckout(): Promise<{ grant: Grant; claims: LeaseTokenClaims; created: boolean }> {
-    const answer = await this.api.request(routes.client.checkout, { body: this.meta() });
+  /** `wait`: refused for want of a seat, wait in the pool's queue (the server keeps the place while it is asked again in time). */
+  async requestCheckout(wait?: { timeoutSeconds: number }): Promise<{ grant: Grant; claims: LeaseTokenClaims; created: boolean }> {
+    const offer = x25519Pair();
+    const answer = await this.api.request(routes.client.checkout, {
+      body: { ...this.meta(), ...(wait ? { wait } : {}), session: { x25519: offer.x25519 } },
+    });
     const claims = await this.verifyGrant(answer.body, {});
+    this.takeSession(offer, answer.body);
     return { grant: answer.body, claims, created: answer.status === 201 };
+  }
+
+  // -------------------------------------------------------------------------
+  // session keys (issue #17): the checkout agrees one with the server; the answers on the use are then signed with
+  // HMAC-SHA256 under it, and heartbeats carry no new token until the held one runs low.
+
+  /** Whether the server agreed a session key at the last checkout (a server that predates them did not). */
+  sessionCapable = false;
+  /** The server answered a renewal with Ed25519 although a key was agreed: it lost the key; the next heartbeat offers a new one. */
+  private rekey = false;
+
+  /** Takes the session key a (signature-checked) answer agreed, or notes that the server agrees none. */
+  takeSession(offer: X25519Pair, answer: { lease: { id: string }; session?: { x25519: string } | undefined }): void {
+    if (!answer.session) {
+      this.sessionCapable = false;
+      this.api.sessionKey = undefined;
+      return;
+    }
+    const key = agreedKey(offer, answer.session.x25519, answer.lease.id);
+    this.api.sessionKey = { keyid: sessionKeyId(key), key };
+    this.sessionCapable = true;
+    this.rekey = false;
+  }
+
+  /**
+   * What a heartbeat asks beside the renewal, and the offer it makes: a new token when the held one has less than
+   * a third of the lease TTL (or two heartbeat intervals) left; a new session key when the server lost ours.
+   */
+  renewalAsk(): { body: { renewToken?: true; session?: { x25519: string } }; offer?: X25519Pair } {
+    if (!this.sessionCapable) return { body: {} };
+    const body: { renewToken?: true; session?: { x25519: string } } = {};
+    let offer: X25519Pair | undefined;
+    if (!this.api.sessionKey || this.rekey) {
+      offer = x25519Pair();
+      body.session = { x25519: offer.x25519 };
+    }
+    const until = this.held?.tokenExpiresAt ?? null;
+    const ttlMs = (this.license?.leaseTtlSeconds ?? 0) * 1000;
+    if (until !== null && until - this.time.effectiveNow() < Math.max(ttlMs / 3, 2 * (this.heartbeatIntervalSeconds ?? 0) * 1000))
+      body.renewToken = true;
+    return offer ? { body, offer } : { body };
+  }
+
+  /** After a renewal's answer (its signature checked): a new key it agreed, or a lost one noticed. */
+  renewalAnswered(offer: X25519Pair | undefined, answer: Renewal): void {
+    if (offer && answer.session) this.takeSession(offer, answer);
+    else if (this.sessionCapable && this.api.lastSignedWith === 'ed25519') this.rekey = true;
+  }
+
+  /**
+   * Takes a renewal that came without a token: believed on its answer's signature (HMAC-SHA256 under the session
+   * key, for this lease), it extends the held lease; the token stays the one held.
+   */
+  async adoptRenewal(r: Renewal): Promise<void> {
+    const held = this.held;
+    if (!held || r.lease.id !== held.claims.lse || r.lease.instanceId !== this.instanceId)
+      throw new FloatingLicenseError('TOKEN_MISMATCH', 'the renewal is for another lease or use');
+    const serverTime = Date.parse(r.serverTime);
+    this.time.observeServerTime(serverTime);
+    const receivedAt = this.time.effectiveNow();
+    const ends = [r.lease.expiresAt, r.license.expiresAt].filter((t): t is string => t !== null).map((t) => Date.parse(t));
+    this.held = { ...held, expiresAt: ends.length ? receivedAt + (Math.min(...ends) - serverTime) : null };
+    this.mode = r.lease.offline ? 'offline' : 'online';
+    this.took(r, receivedAt, r.heartbeatIntervalSeconds);
+    this.keeper.schedule();
+    await this.persistClock();
+  }
+
+  /** The held use needs these pools now (added ones all or none): the server answers with a token that lists them. */
+  async changeFeatures(features: readonly string[]): Promise<void> {
+    const held = this.held;
+    if (!held || held.claims.offline) throw new FloatingLicenseError('NOT_CHECKED_OUT', 'no online seat is held');
+    const grant = await this.api.call(routes.client.changeFeatures, {
+      params: { leaseId: held.claims.lse },
+      body: { instanceId: this.instanceId, features: [...features] },
+    });
+    const claims = await this.verifyGrant(grant, { leaseId: held.claims.lse });
+    this.features = [...features];
+    await this.adopt(grant, claims);
   }
 
   async verifyGrant(grant: Grant, expect: { leaseId?: string; offline?: boolean }): Promise<LeaseTokenClaims> {
@@ -219,15 +310,8 @@ export class Session {
     this.time.observeServerTime(claims.iat * 1000);
     const receivedAt = this.time.effectiveNow();
     this.held = heldFrom(grant.token, claims, receivedAt, this.instanceId);
-    this.lastGrantAt = receivedAt;
     this.mode = claims.offline ? 'offline' : 'online';
-    this.license = grant.license;
-    this.instanceCount = grant.lease.instances;
-    this.shareGroup = grant.lease.shareGroup ?? null;
-    this.heartbeatIntervalSeconds = claims.hbi;
-    this.lastContactAt = this.clock.now();
-    this.reachable = true;
-    this.failures = 0;
+    this.took(grant, receivedAt, claims.hbi);
     await this.store.keep(grant.token, claims, receivedAt);
     if (this.registeredLease !== claims.lse) {
       await this.store.state.registerInstance({
@@ -240,6 +324,21 @@ export class Session {
     }
     this.keeper.schedule();
     await this.persistClock();
+  }
+
+  /** What a grant or a renewal tells beside its token: the license, the lease's uses, the heartbeat interval. */
+  private took(grant: Pick<Grant, 'license' | 'lease'>, receivedAt: number, heartbeatIntervalSeconds: number): void {
+    this.lastGrantAt = receivedAt;
+    const before = this.license?.waiting ?? 0;
+    this.license = grant.license;
+    const waiting = grant.license.waiting ?? 0;
+    if (waiting !== before) this.emitSafe('othersWaiting', { waiting });
+    this.instanceCount = grant.lease.instances;
+    this.shareGroup = grant.lease.shareGroup ?? null;
+    this.heartbeatIntervalSeconds = heartbeatIntervalSeconds;
+    this.lastContactAt = this.clock.now();
+    this.reachable = true;
+    this.failures = 0;
   }
 
   /** Runs on a token an earlier run stored (offline lease, or the last online lease while unreachable). */
@@ -276,4 +375,11 @@ export class Session {
       }
     }
   }
+}
+
+/** The use's session key from the server's half (`SESSION_KDF`, salted with the lease id). */
+function agreedKey(offer: X25519Pair, serverX25519: string, leaseId: string): Buffer {
+  const shared = sharedSecret(offer.privateKey, serverX25519);
+  if (!shared) throw new FloatingLicenseError('BAD_RESPONSE', "the server's session key is not a usable X25519 public key");
+  return sessionKeyOf(shared, leaseId);
 }

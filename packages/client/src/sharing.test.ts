@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { detectEnvironment, machineEnvironment } from './environment.js';
 import type { FloatingLicenseError } from './errors.js';
-import { spawn } from 'node:child_process';
 import { ManualClock } from '@floatd/server';
 import { startTestServer } from '@floatd/server/testing';
-import { closeSharedServer, RUN_CLI, withWorld } from './testsupport.js';
+import { closeSharedServer, floatdRuns, withWorld } from './testsupport.js';
 
 after(() => closeSharedServer());
 
@@ -154,31 +153,12 @@ test('floatd-run --share-key (or FLOATD_SHARE_KEY): two runs with one key share 
 }, async () => {
   // floatd-run runs on the system clock: a server of its own on the real time
   const ts = await startTestServer({ clock: new ManualClock(Date.now()) });
-  const dirs: string[] = [];
+  const l = await ts.license({ seats: 1, sharing: { by: ['key'], cap: null } });
+  const runs = await floatdRuns(ts.url, l.key);
+  const run = runs.run;
   try {
-    const l = await ts.license({ seats: 1, sharing: { by: ['key'], cap: null } });
-    const run = async (extra: string[], script: string, env: Record<string, string> = {}) => {
-      const dir = await mkdtemp(join(tmpdir(), 'floatd-run-share-'));
-      dirs.push(dir);
-      const child = spawn(
-        process.execPath,
-        [RUN_CLI, '--server', ts.url, '--key', l.key, '--state-dir', dir, '--quiet', ...extra, '--', process.execPath, '-e', script],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-          env: { ...process.env, ...env },
-        },
-      );
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      const started = new Promise<void>((resolve) => child.stdout!.on('data', () => out.includes('ready') && resolve()));
-      const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
-        child.once('close', (code) => resolve({ code, out, err })),
-      );
-      return { started, done };
-    };
-    const first = await run(['--share-key', 'render-job-7'], 'console.log("ready"); setTimeout(() => {}, 3000)');
+    // The first run holds its seat until the test says stop (a fixed time ended it early on a loaded machine: CI saw the third run get a seat).
+    const first = await run(['--share-key', 'render-job-7'], runs.holdUntilStopped);
     await first.started;
     const second = await run([], 'console.log(process.env.FLOATD_LEASE_ID)', { FLOATD_SHARE_KEY: 'render-job-7' });
     const r2 = await second.done;
@@ -186,6 +166,7 @@ test('floatd-run --share-key (or FLOATD_SHARE_KEY): two runs with one key share 
     const third = await run(['--share-key', 'render-job-8'], 'process.exit(0)');
     const r3 = await third.done;
     assert.equal(r3.code, 75, 'no seat for another share key');
+    await runs.stop();
     const r1 = await first.done;
     assert.equal(r1.code, 0, r1.err);
     const groups = (await ts.admin('GET', `/v1/admin/audit?licenseId=${l.id}&type=join`)).body.items.map(
@@ -194,6 +175,6 @@ test('floatd-run --share-key (or FLOATD_SHARE_KEY): two runs with one key share 
     assert.deepEqual(groups, ['key=render-job-7'], "the second run joined the first run's seat");
   } finally {
     await ts.close();
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
+    await runs.cleanup();
   }
 });

@@ -53,7 +53,9 @@ test('an altered checkout answer grants nothing: changed body, changed status, s
 
     // 3. the signature removed: not floatd's answer; retried like a captive portal, then given up
     w.proxy.rewrite = (req, res) =>
-      req.path.endsWith('/checkout') ? { status: res.status, body: res.body, headers: { 'floatd-signature': null } } : undefined;
+      req.path.endsWith('/checkout')
+        ? { status: res.status, body: res.body, headers: { 'floatd-signature': null, signature: null, 'signature-input': null } }
+        : undefined;
     await assert.rejects(lic.checkout(), rejectsWith('BAD_RESPONSE'));
     assert.equal(lic.status().state, 'idle');
     assert.ok(!hasLeaseFile(w.stateDir));
@@ -82,8 +84,11 @@ test('forged and replayed answers to heartbeat and check-in cannot take the seat
     await w.clock.advance(20_000);
     assert.equal(log.renewed, 1);
     assert.ok(saved);
+    // signed with HMAC-SHA256 under the session key, and no new token (the held one has 40 of its 60 s left)
+    assert.match(String(saved.headers?.['signature-input']), /;alg="hmac-sha256"/);
+    assert.equal((saved.body as { token?: string }).token, undefined);
     const second = lic.status().token;
-    assert.notEqual(second, first);
+    assert.equal(second, first);
 
     // a forged "your lease is gone" with the genuine headers of a real answer
     w.proxy.rewrite = (req) =>

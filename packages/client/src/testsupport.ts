@@ -4,8 +4,8 @@
  * server processes, temporary directories, and cleanup.
  */
 import { createSocket } from 'node:dgram';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -313,6 +313,67 @@ export function autoAdvance(lic: FloatingLicense, clock: FakeClock, before?: (ki
 const require = createRequire(import.meta.url);
 export const SERVER_CLI = join(dirname(require.resolve('@floatd/server/package.json')), 'dist', 'cli.js');
 export const RUN_CLI = join(dirname(new URL(import.meta.url).pathname), 'run.js');
+
+/**
+ * Real floatd-run processes against one server and key, each with a state directory of its own (removed by
+ * `cleanup`). `run(args, script)` runs `node -e script` under floatd-run: `started` resolves when the script prints
+ * `ready`, `done` with its exit. `holdUntilStopped` is a script that holds its seat until `stop()` is called (a
+ * fixed time would end early, or late, on a loaded machine).
+ */
+export async function floatdRuns(serverUrl: string, key: string) {
+  const dirs: string[] = [];
+  const stopDir = await mkdtemp(join(tmpdir(), 'floatd-run-stop-'));
+  dirs.push(stopDir);
+  const stopFile = join(stopDir, 'stop');
+  const run = async (extra: string[], script: string, env: Record<string, string> = {}, opts: { quiet?: boolean } = {}) => {
+    const dir = await mkdtemp(join(tmpdir(), 'floatd-run-'));
+    dirs.push(dir);
+    const child = spawn(
+      process.execPath,
+      [
+        RUN_CLI,
+        '--server',
+        serverUrl,
+        '--key',
+        key,
+        '--state-dir',
+        dir,
+        ...(opts.quiet === false ? [] : ['--quiet']),
+        ...extra,
+        '--',
+        process.execPath,
+        '-e',
+        script,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
+    );
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    /** resolves when what the run printed on stderr so far matches; rejects if it exits first */
+    const said = (pattern: RegExp) =>
+      new Promise<string>((resolve, reject) => {
+        const check = () => pattern.test(err) && resolve(err);
+        child.stderr!.on('data', check);
+        child.once('close', (code) => reject(new Error(`floatd-run exited (${code}) before saying ${pattern}: ${err}${out}`)));
+        check();
+      });
+    const started = new Promise<void>((resolve) => child.stdout!.on('data', () => out.includes('ready') && resolve()));
+    const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
+      child.once('close', (code) => resolve({ code, out, err })),
+    );
+    return { started, done, said };
+  };
+  return {
+    run,
+    holdUntilStopped: `console.log("ready"); const t = setInterval(() => require("fs").existsSync(${JSON.stringify(stopFile)}) && clearInterval(t), 50)`,
+    stop: () => writeFile(stopFile, ''),
+    cleanup: async () => {
+      for (const d of dirs) await rm(d, { recursive: true, force: true });
+    },
+  };
+}
 
 /** One free-port helper and one way to start a floatd process for every package's tests. */
 export { freePort } from '@floatd/server/testing';

@@ -23,8 +23,10 @@ export interface Held {
   claims: LeaseTokenClaims;
   /** this instance's own token (heartbeats possible) or an earlier run's (stored) */
   own: boolean;
-  /** local effective time the token stops being valid; null = no expiry */
+  /** local effective time the lease ends (renewals without a new token extend it); null = no expiry */
   expiresAt: number | null;
+  /** local effective time the held token itself expires; null = no expiry */
+  tokenExpiresAt: number | null;
   /** local effective Offline Expiry Date */
   offlineExpiresAt: number | null;
 }
@@ -42,6 +44,7 @@ export function heldFrom(token: string, claims: LeaseTokenClaims, receivedAt: nu
     claims,
     own: claims.ins === instanceId,
     expiresAt: claims.exp !== undefined ? receivedAt + (claims.exp - claims.iat) * 1000 : null,
+    tokenExpiresAt: claims.exp !== undefined ? receivedAt + (claims.exp - claims.iat) * 1000 : null,
     offlineExpiresAt: claims.oed !== undefined ? receivedAt + (claims.oed - claims.iat) * 1000 : null,
   };
 }

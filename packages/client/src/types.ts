@@ -48,6 +48,11 @@ export interface FloatingLicenseOptions {
    * VM and clone policies read them. `false` sends none of the three.
    */
   reportEnvironment?: boolean;
+  /**
+   * The license's pools this application needs: `base` (the license's own seats) and feature names, granted all or
+   * none (default: the base pool). `checkout({ features })` and `setFeatures()` change them.
+   */
+  features?: string[];
   /** Check in on SIGINT, SIGTERM and `beforeExit` (default false). */
   handleExit?: boolean;
   /** Retry policy for transient failures. */
@@ -127,6 +132,10 @@ export interface LicenseStatus {
   shareGroup: string | null;
   /** the seat was granted beyond the license's count (overdraft) */
   overdraft: boolean;
+  /** the pools granted to this instance (`base`, feature names), as the lease token says; [] without a seat */
+  features: string[];
+  /** checkouts waiting for a seat of this license, as of the last answer */
+  othersWaiting: number | null;
   heartbeatIntervalSeconds: number | null;
   /** active violations (cleared when the seat comes back or the clock is right again) */
   violations: ViolationCode[];
@@ -149,7 +158,15 @@ export interface CheckoutGranted {
 /** `checkout()` found every seat taken: show `message` to the user. @example if (!r.ok) dialog.showErrorBox('No license free', r.message); */
 export interface CheckoutDenied {
   ok: false;
-  code: 'NO_SEATS_AVAILABLE';
+  /** no seat of the base pool, or (`NO_FEATURE_SEATS_AVAILABLE`) of a feature asked for, is free */
+  code: 'NO_SEATS_AVAILABLE' | 'NO_FEATURE_SEATS_AVAILABLE';
+  /** the full feature pool, for `NO_FEATURE_SEATS_AVAILABLE` */
+  feature?: string;
+  /**
+   * With `wait`: this checkout's place in the pool's first-come-first-served queue (the server holds a freed seat for
+   * the head of the queue; the SDK asks again within `pollWithinSeconds` to keep the place).
+   */
+  queue?: { pool: string; position: number; length: number; pollWithinSeconds: number };
   /** e.g. "all 20 seats are in use; the earliest lease expires at 2026-03-02T10:15:00.000Z unless its holder renews it" */
   message: string;
   seatsTotal: number | null;
@@ -173,6 +190,8 @@ export interface CheckoutOptions {
   timeoutMs?: number;
   /** Cancel the checkout (it rejects with the signal's reason). */
   signal?: AbortSignal;
+  /** The pools to check out (`base` and feature names; default the `features` option, else the base pool). */
+  features?: string[];
 }
 
 /** What `checkin()` resolves with. @example const { released, reachedServer } = await lic.checkin(); */
@@ -208,6 +227,8 @@ export interface FloatingLicenseEvents {
   violation: [violation: Violation];
   /** A transient failure; the SDK tries again after `delayMs`. */
   retry: [info: RetryInfo];
-  /** No seat free; `checkout({ wait: true })` asks again after `retryInMs`. */
+  /** No seat free; `checkout({ wait: true })` asks again after `retryInMs` (its place in the queue: `info.queue`). */
   waiting: [info: WaitingInfo];
+  /** How many checkouts wait for a seat of this license changed (heartbeat and grant answers say): ask an idle user to give the seat back. */
+  othersWaiting: [info: { waiting: number }];
 }

@@ -1,7 +1,6 @@
 /** Who is signed in (token + role) and the live-update hub, shared by every page. */
 import { createContext, useCallback, useContext, useEffect, useRef, useState } from 'react';
 import type { AdminTokenInfo, Role } from './api';
-import { can } from './api';
 import type { ChangeEvent, LiveStatus } from './live';
 
 export interface Session {
@@ -12,6 +11,8 @@ export interface Session {
   live: LiveHub;
   /** An on-premise server: the catalogue (products, keys, seats, expiry) comes from the license file and is read-only here. */
   onPrem: boolean;
+  /** A customer's token (`me.customerId`): that customer's name; null for the vendor's tokens. */
+  customerName: string | null;
 }
 
 export class LiveHub {
@@ -44,8 +45,7 @@ export function useSession(): Session {
 }
 
 export function useCan(needed: Role): boolean {
-  const s = useSession();
-  return can(s.me.role, needed);
+  return useSession().can(needed);
 }
 
 export function useLiveStatus(): LiveStatus {

@@ -36,6 +36,8 @@ export interface LeaseTokenClaims {
   use?: number;
   /** true when the seat was granted beyond the count (overdraft) */
   ovd?: boolean;
+  /** the pools granted to this use (`base`, feature names); absent in tokens from before feature pools (read: base) */
+  fts?: string[];
 }
 
 export const TOKEN_ISSUER = 'floatd' as const;

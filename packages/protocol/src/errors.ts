@@ -36,6 +36,11 @@ export const ERRORS = {
     meaning:
       'The admin token is valid but its role may not do this (viewer: read only; operator: read, leases and reclamation; admin: everything).',
   },
+  CUSTOMER_SCOPE: {
+    status: 403,
+    meaning:
+      "The admin token belongs to one customer: it reaches that customer's licenses, leases, usage and audit, never the catalogue, tokens, groups or another customer.",
+  },
   ADMIN_TOKEN_NOT_FOUND: { status: 404, meaning: 'No admin token has this id.' },
   LAST_ADMIN_TOKEN: { status: 409, meaning: 'Revoking the last active token with role admin would lock every administrator out.' },
   RATE_LIMITED: {
@@ -58,6 +63,11 @@ export const ERRORS = {
   PRODUCT_NOT_FOUND: { status: 404, meaning: 'No product has this id.' },
   PRODUCT_HAS_LICENSES: { status: 409, meaning: 'A product that still owns license keys cannot be deleted.' },
   LICENSE_NOT_FOUND: { status: 404, meaning: 'No license key has this id (admin API).' },
+  WEBHOOK_NOT_FOUND: { status: 404, meaning: 'No webhook endpoint has this id.' },
+  WEBHOOK_DELIVERY_NOT_FOUND: { status: 404, meaning: 'No webhook delivery has this id.' },
+  CUSTOMER_NOT_FOUND: { status: 404, meaning: "No customer has this id (or it is not the admin token's own customer)." },
+  CUSTOMER_HAS_LICENSES: { status: 409, meaning: 'A customer that still owns license keys cannot be deleted; move or delete them first.' },
+  DEFAULT_CUSTOMER: { status: 409, meaning: 'The built-in customer (licenses created without one) cannot be deleted.' },
   SEATS_HELD: { status: 409, meaning: 'The license still has seats held; delete with `force=true` to release them.' },
 
   // --- seats and leases ----------------------------------------------------
@@ -84,6 +94,20 @@ export const ERRORS = {
     meaning: 'Every seat still free is reserved for other users, hosts or groups (FlexNet LM_RESVFOROTHERS; detail `seatsReserved`).',
   },
   GROUP_NOT_FOUND: { status: 404, meaning: 'No group has this name.' },
+  UNKNOWN_FEATURE: {
+    status: 400,
+    meaning:
+      'The checkout names a feature the license does not have (detail `feature`, `features`: the ones it has; `base` is the base pool).',
+  },
+  NO_FEATURE_SEATS_AVAILABLE: {
+    status: 409,
+    meaning:
+      'Every seat of a feature the checkout needs is held (detail `feature`, `seatsTotal`, `seatsUsed`); a grant of several features is all or nothing, so nothing was taken.',
+  },
+  BASE_POOL_FIXED: {
+    status: 409,
+    meaning: 'A held seat cannot gain or lose the base pool (only its other features change): check out again with the features wanted.',
+  },
   VM_NOT_ALLOWED: {
     status: 403,
     meaning: "The client says it runs in a virtual machine or a container, and the license's VM policy is `deny`.",

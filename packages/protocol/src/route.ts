@@ -23,6 +23,17 @@ export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
  */
 export type Auth = 'none' | 'license' | 'admin' | 'activation' | 'document';
 export type AdminRole = 'viewer' | 'operator' | 'admin';
+/**
+ * What a customer-scoped admin token (one customer's own administrator) may reach through an admin route:
+ * - `vendor`: nothing (the catalogue, tokens, groups, server keys, other customers): `403 CUSTOMER_SCOPE`;
+ * - `license` / `lease` / `customer`: the route's `:licenseId` / `:leaseId` / `:customerId` must be the
+ *   customer's own; another customer's answers exactly what an id that does not exist answers (404);
+ * - `own`: the route itself narrows what it reads or changes to the token's customer (lists, the dashboard,
+ *   audit, reclamation, events);
+ * - `any`: nothing customer-specific (who am I, server settings).
+ * A route without a scope is `vendor`: a new route is closed to customers until its declaration opens it.
+ */
+export type CustomerScope = 'vendor' | 'license' | 'lease' | 'customer' | 'own' | 'any';
 
 export interface RouteSpec {
   method: Method;
@@ -33,6 +44,8 @@ export interface RouteSpec {
   auth: Auth;
   /** admin routes: the least role that may call */
   role?: AdminRole;
+  /** admin routes: what a customer-scoped token may reach (see `CustomerScope`; default `vendor`) */
+  scope?: CustomerScope;
   params?: TSchema;
   query?: TSchema;
   body?: TSchema;
@@ -89,6 +102,7 @@ const COMMON: Record<Auth, readonly ErrorCode[]> = {
     'PAYLOAD_TOO_LARGE',
     'UNAUTHENTICATED',
     'INSUFFICIENT_ROLE',
+    'CUSTOMER_SCOPE',
     'RATE_LIMITED',
     'STORAGE_UNAVAILABLE',
     'SERVICE_UNAVAILABLE',

@@ -21,6 +21,9 @@ export const ProductId = IdOf('prd');
 export const LicenseId = IdOf('lic');
 export const DeviceId = IdOf('dev');
 export const LeaseId = IdOf('lse');
+export const CustomerId = IdOf('cus');
+/** The built-in customer: licenses created without a customer belong to it; it cannot be deleted (it may be renamed). */
+export const DEFAULT_CUSTOMER_ID = 'cus_default0000000000000';
 
 /** A client-computed device fingerprint (already hashed by the client; never a raw machine id). */
 export const Fingerprint = Type.String({ minLength: 8, maxLength: 128, pattern: '^[A-Za-z0-9_.:+/=-]+$' });
@@ -158,6 +161,29 @@ export type ClonePolicy = Static<typeof ClonePolicy>;
 export const VmPolicy = Type.Union([Type.Literal('allow'), Type.Literal('count-per-instance'), Type.Literal('deny')]);
 export type VmPolicy = Static<typeof VmPolicy>;
 
+/**
+ * A named pool of a license beside its base pool (FlexNet FEATURE lines, Cryptlex floating features): its own seat
+ * count, checked out by name. `base` names the license's own seats and is not a feature name.
+ */
+export const FeatureName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9_.-]*$' });
+export const BASE_POOL = 'base' as const;
+export const FeaturePool = Obj({
+  name: FeatureName,
+  seats: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  /**
+   * `seat` (the default): one seat of the feature per license seat whose uses need it (the license's sharing rule);
+   * `instance`: one per running instance that needs it, however the license shares its seats.
+   */
+  counting: Type.Optional(Type.Union([Type.Literal('seat'), Type.Literal('instance')])),
+  /** a shorter (or longer) lease lifetime without a heartbeat for seats that hold this feature; absent: the license's */
+  leaseTtlSeconds: Type.Optional(Type.Integer({ minimum: 10, maximum: 10 * 365 * 86400 })),
+  /** who may take seats of this feature, and how many (as the license's `access`, counted in this feature's seats); absent: open */
+  access: Type.Optional(AccessPolicy),
+});
+export type FeaturePool = Static<typeof FeaturePool>;
+/** Pools a checkout asks for: `base` (the license's seats) and feature names; all or nothing. */
+export const PoolNames = Type.Array(FeatureName, { minItems: 1, maxItems: 32, uniqueItems: true });
+
 const Seconds = (opts: { minimum?: number; maximum?: number; description?: string } = {}) =>
   Type.Integer({ minimum: 0, maximum: 10 * 365 * 86400, ...opts });
 
@@ -196,6 +222,69 @@ export const UpdateProduct = Obj(
 export type UpdateProduct = Static<typeof UpdateProduct>;
 
 // ---------------------------------------------------------------------------
+// customers (the organisations licenses belong to)
+export const CustomerContact = Obj({
+  name: Type.Optional(Text({ minLength: 1, maxLength: 200 })),
+  email: Type.Optional(Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+$' })),
+  phone: Type.Optional(Type.String({ minLength: 1, maxLength: 40, pattern: '^[0-9+(). /-]+$' })),
+});
+export type CustomerContact = Static<typeof CustomerContact>;
+export const Customer = Obj({
+  id: CustomerId,
+  name: Type.String(),
+  contact: CustomerContact,
+  metadata: Metadata,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type Customer = Static<typeof Customer>;
+export const CreateCustomer = Obj({
+  name: Text({ minLength: 1, maxLength: 200 }),
+  contact: Type.Optional(CustomerContact),
+  metadata: Type.Optional(Metadata),
+});
+export type CreateCustomer = Static<typeof CreateCustomer>;
+export const UpdateCustomer = Obj(
+  {
+    name: Type.Optional(Text({ minLength: 1, maxLength: 200 })),
+    contact: Type.Optional(CustomerContact),
+    metadata: Type.Optional(Metadata),
+  },
+  { minProperties: 1 },
+);
+export type UpdateCustomer = Static<typeof UpdateCustomer>;
+/** One of a customer's licenses, as the customer page lists them. */
+export const CustomerLicense = Obj({
+  id: LicenseId,
+  key: Type.String(),
+  productId: ProductId,
+  productName: Nullable(Type.String()),
+  model: LicenseModel,
+  seats: Type.Integer(),
+  seatsUsed: Type.Integer(),
+  seatsOffline: Type.Integer(),
+  expiresAt: Nullable(Timestamp),
+  suspended: Type.Boolean(),
+});
+/** A customer with what it holds: its licenses, seats in use, the next expiry and its usage over the last 30 days. */
+export const CustomerDetail = Obj({
+  customer: Customer,
+  licenses: Type.Array(CustomerLicense),
+  seats: Type.Integer({ description: 'seats of all its licenses together' }),
+  seatsUsed: Type.Integer(),
+  nextExpiry: Nullable(Obj({ licenseId: LicenseId, at: Timestamp })),
+  usage: Obj({
+    from: Timestamp,
+    to: Timestamp,
+    /** the most seats its licenses held at once in one hour, each license's peak added (an upper bound) */
+    peakSeats: Type.Integer(),
+    checkouts: Type.Integer(),
+    denials: Type.Integer(),
+  }),
+});
+export type CustomerDetail = Static<typeof CustomerDetail>;
+
+// ---------------------------------------------------------------------------
 // licenses
 const policyFields = {
   seats: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
@@ -225,6 +314,8 @@ const policyFields = {
     description: 'Seats granted beyond the count when the pool is full, marked overdraft and counted apart for the true-up; 0 = none',
   }),
   access: AccessPolicy,
+  /** feature pools beside the base pool (`seats`), each with its own seat count */
+  features: Type.Array(FeaturePool, { maxItems: 64 }),
   suspended: Type.Boolean(),
   metadata: Metadata,
 };
@@ -232,12 +323,18 @@ const policyFields = {
 export const License = Obj({
   id: LicenseId,
   productId: ProductId,
+  /** the customer the license belongs to (every license belongs to one; see DEFAULT_CUSTOMER_ID) */
+  customerId: CustomerId,
   key: Type.String(),
   ...policyFields,
   counting: CountingView,
   trialStartedAt: Nullable(Timestamp),
   seatsUsed: Type.Integer(),
   seatsOffline: Type.Integer(),
+  /** seats held now per feature pool (the base pool's are `seatsUsed`) */
+  featureSeatsUsed: Type.Record(Type.String(), Type.Integer()),
+  /** checkouts waiting in the license's queues now */
+  waiting: Type.Integer(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -245,6 +342,8 @@ export type License = Static<typeof License>;
 
 export const CreateLicense = Obj({
   productId: ProductId,
+  /** default: the built-in customer (DEFAULT_CUSTOMER_ID) */
+  customerId: Type.Optional(CustomerId),
   seats: policyFields.seats,
   model: Type.Optional(LicenseModel),
   expiresAt: Type.Optional(policyFields.expiresAt),
@@ -261,6 +360,7 @@ export const CreateLicense = Obj({
   lingerSeconds: Type.Optional(policyFields.lingerSeconds),
   overdraftSeats: Type.Optional(policyFields.overdraftSeats),
   access: Type.Optional(policyFields.access),
+  features: Type.Optional(policyFields.features),
   suspended: Type.Optional(policyFields.suspended),
   metadata: Type.Optional(policyFields.metadata),
 });
@@ -268,6 +368,8 @@ export type CreateLicense = Static<typeof CreateLicense>;
 
 export const UpdateLicense = Obj(
   {
+    /** moves the license to another customer */
+    customerId: Type.Optional(CustomerId),
     seats: Type.Optional(policyFields.seats),
     model: Type.Optional(LicenseModel),
     expiresAt: Type.Optional(policyFields.expiresAt),
@@ -284,6 +386,7 @@ export const UpdateLicense = Obj(
     lingerSeconds: Type.Optional(policyFields.lingerSeconds),
     overdraftSeats: Type.Optional(policyFields.overdraftSeats),
     access: Type.Optional(policyFields.access),
+    features: Type.Optional(policyFields.features),
     suspended: Type.Optional(policyFields.suspended),
     metadata: Type.Optional(policyFields.metadata),
   },
@@ -322,6 +425,8 @@ export const Instance = Obj({
   lastHeartbeatAt: Timestamp,
   expiresAt: Nullable(Timestamp),
   meta: UseMeta,
+  /** the pools this use asked for (`base` and feature names) */
+  features: Type.Array(Type.String()),
 });
 export const Lease = Obj({
   id: LeaseId,
@@ -342,6 +447,8 @@ export const Lease = Obj({
   overdraft: Type.Boolean(),
   /** held after its last use checked in, for its share group, until this time (linger); null otherwise */
   lingerUntil: Nullable(Timestamp),
+  /** the pools the seat holds: `base` (the license's seats) and the features its uses asked for */
+  features: Type.Array(Type.String()),
   instanceCount: Type.Integer(),
   instances: Type.Array(Instance),
 });
@@ -394,12 +501,19 @@ export const AdminTokenInfo = Obj({
   id: TokenId,
   name: Type.String(),
   role: Role,
+  /** a customer's own administrator: the token reaches only this customer's licenses; null: the vendor's token */
+  customerId: Nullable(CustomerId),
   createdAt: Timestamp,
   lastUsedAt: Nullable(Timestamp),
   revokedAt: Nullable(Timestamp),
 });
 export type AdminTokenInfo = Static<typeof AdminTokenInfo>;
-export const CreateAdminToken = Obj({ name: Text({ minLength: 1, maxLength: 100 }), role: Role });
+export const CreateAdminToken = Obj({
+  name: Text({ minLength: 1, maxLength: 100 }),
+  role: Role,
+  /** a token for this customer's own administrator (see AdminTokenInfo.customerId) */
+  customerId: Type.Optional(CustomerId),
+});
 export type CreateAdminToken = Static<typeof CreateAdminToken>;
 export const CreatedAdminToken = Obj({
   ...AdminTokenInfo.properties,
@@ -456,10 +570,17 @@ export const AuditType = Type.Union([
   Type.Literal('clone-detected'),
   Type.Literal('vm-refused'),
   Type.Literal('linger'),
+  Type.Literal('features.changed'),
   Type.Literal('group.updated'),
   Type.Literal('group.deleted'),
   Type.Literal('state.tampered'),
   Type.Literal('state.repaired'),
+  Type.Literal('customer.created'),
+  Type.Literal('customer.updated'),
+  Type.Literal('customer.deleted'),
+  Type.Literal('webhook.created'),
+  Type.Literal('webhook.updated'),
+  Type.Literal('webhook.deleted'),
 ]);
 export type AuditType = Static<typeof AuditType>;
 export const AuditEvent = Obj({
@@ -485,8 +606,127 @@ export const UsageHour = Obj({
   peakOverdraft: Type.Integer(),
   /** seats granted beyond the count in the hour */
   overdraftCheckouts: Type.Integer(),
+  /** checkouts that joined a queue in the hour */
+  queued: Type.Integer(),
+  /** waiters granted a seat in the hour, and the seconds they waited together (average: one over the other) */
+  queueGrants: Type.Integer(),
+  queueWaitSeconds: Type.Number(),
+  /** per feature pool with activity in the hour: the most of its seats held at once, its grants and its denials */
+  features: Type.Record(Type.String(), Obj({ peak: Type.Integer(), checkouts: Type.Integer(), denials: Type.Integer() })),
 });
 export type UsageHour = Static<typeof UsageHour>;
+
+/** A seat count recommended from measured demand, with its reason in one sentence (method: docs/api.md). */
+export const SeatRecommendation = Obj({
+  licenseId: LicenseId,
+  from: Timestamp,
+  to: Timestamp,
+  seats: Type.Integer({ description: "today's seat count" }),
+  recommendedSeats: Type.Integer(),
+  reason: Type.String(),
+  checkouts: Type.Integer(),
+  denials: Type.Integer(),
+  /** of every checkout asked for, the share refused: today, and estimated with the recommended count (0..1) */
+  turnedAway: Type.Number(),
+  turnedAwayRecommended: Type.Number(),
+  busyHours: Type.Integer(),
+  hoursAtFull: Type.Integer(),
+  /** the largest hourly demand: the most seats held at once plus the checkouts refused, in one hour */
+  peakDemand: Type.Integer(),
+  /** the share of busy hours whose demand the recommended count covers (0..1) */
+  coveredHours: Type.Number(),
+  queued: Type.Integer(),
+  queueWaitSeconds: Type.Number(),
+});
+export type SeatRecommendation = Static<typeof SeatRecommendation>;
+
+// ---------------------------------------------------------------------------
+// webhooks
+/** What a webhook endpoint can be told (`*`: every type). */
+export const WEBHOOK_EVENT_TYPES = [
+  'seats.full',
+  'checkout.denied',
+  'lease.reclaimed',
+  'offline.borrowed',
+  'offline.returned',
+  'license.expiring',
+  'license.expired',
+  'license.suspended',
+  'entitlements.loaded',
+  'usage-report.received',
+  'server-clock.rollback',
+  'state.tampered',
+  'ping',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+export const WebhookEventTypeSchema = Type.Union(WEBHOOK_EVENT_TYPES.map((t) => Type.Literal(t)));
+export const WebhookId = IdOf('whk');
+export const WebhookEventId = IdOf('evt');
+export const WebhookDeliveryId = IdOf('dlv');
+export const WebhookUrl = Type.String({
+  minLength: 8,
+  maxLength: 2048,
+  pattern: '^https?://[^\\s]+$',
+  description: 'http:// or https://; deliveries are POSTed to it',
+});
+export const WebhookEvents = Type.Array(Type.Union([WebhookEventTypeSchema, Type.Literal('*')]), {
+  minItems: 1,
+  maxItems: 32,
+  uniqueItems: true,
+});
+export const Webhook = Obj({
+  id: WebhookId,
+  url: Type.String(),
+  events: Type.Array(Type.String()),
+  description: Type.String(),
+  enabled: Type.Boolean(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type Webhook = Static<typeof Webhook>;
+export const CreatedWebhook = Obj({
+  ...Webhook.properties,
+  secret: Type.String({ description: 'whsec_…: the signing secret, shown only in this answer' }),
+});
+export const CreateWebhook = Obj({
+  url: WebhookUrl,
+  events: WebhookEvents,
+  description: Type.Optional(Text({ maxLength: 200 })),
+  enabled: Type.Optional(Type.Boolean()),
+});
+export type CreateWebhook = Static<typeof CreateWebhook>;
+export const UpdateWebhook = Obj(
+  {
+    url: Type.Optional(WebhookUrl),
+    events: Type.Optional(WebhookEvents),
+    description: Type.Optional(Text({ maxLength: 200 })),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { minProperties: 1 },
+);
+export type UpdateWebhook = Static<typeof UpdateWebhook>;
+export const WebhookAttempt = Obj({
+  at: Timestamp,
+  /** the receiver's HTTP status; null when no answer came (refused, reset, timed out) */
+  status: Nullable(Type.Integer()),
+  error: Nullable(Type.String()),
+  durationMs: Type.Integer(),
+});
+export const WebhookDelivery = Obj({
+  id: WebhookDeliveryId,
+  webhookId: WebhookId,
+  eventId: WebhookEventId,
+  eventType: Type.String(),
+  licenseId: Nullable(Type.String()),
+  /** pending: to be sent (again) at nextAttemptAt; delivered: a 2xx came back; failed: a day of retries did not */
+  state: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+  attempts: Type.Integer(),
+  nextAttemptAt: Nullable(Timestamp),
+  createdAt: Timestamp,
+  deliveredAt: Nullable(Timestamp),
+  lastAttempts: Type.Array(WebhookAttempt),
+});
+export type WebhookDelivery = Static<typeof WebhookDelivery>;
 
 // ---------------------------------------------------------------------------
 // client API
@@ -505,16 +745,53 @@ const clientMeta = {
   /** the client believes it runs in a container */
   container: Type.Optional(Type.Boolean()),
 };
-export const CheckoutRequest = Obj({ fingerprint: Fingerprint, instanceId: InstanceIdSchema, ...clientMeta });
+/**
+ * A checkout that may wait: refused for want of a seat, it joins the pool's first-come-first-served queue and
+ * keeps its place while it asks again within `pollWithinSeconds` (in the refusal's `queue`), for at most
+ * `timeoutSeconds` from its first ask.
+ */
+export const WaitRequest = Obj({ timeoutSeconds: Type.Integer({ minimum: 1, maximum: 86_400 }) });
+/**
+ * The client's half of a session-key exchange (RFC 7748 X25519, issue #17): its ephemeral public key, 32 bytes in
+ * base64url. The signed answer carries the server's half; both derive the use's session key (`SESSION_KDF`), and
+ * the answers on the use afterwards are signed with HMAC-SHA256 under it (RFC 9421, `Accept-Signature`).
+ */
+export const SessionOffer = Obj({ x25519: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) });
+export type SessionOffer = Static<typeof SessionOffer>;
+export const CheckoutRequest = Obj({
+  fingerprint: Fingerprint,
+  instanceId: InstanceIdSchema,
+  ...clientMeta,
+  session: Type.Optional(SessionOffer),
+  /** the pools the use needs: `base` (the license's seats, the default) and feature names; granted all or nothing */
+  features: Type.Optional(PoolNames),
+  wait: Type.Optional(WaitRequest),
+});
 export type CheckoutRequest = Static<typeof CheckoutRequest>;
 export const OfflineCheckoutRequest = Obj({
   fingerprint: Fingerprint,
   instanceId: InstanceIdSchema,
   durationSeconds: Seconds({ minimum: 60 }),
   ...clientMeta,
+  session: Type.Optional(SessionOffer),
+  features: Type.Optional(PoolNames),
 });
 export type OfflineCheckoutRequest = Static<typeof OfflineCheckoutRequest>;
 export const InstanceRequest = Obj({ instanceId: InstanceIdSchema });
+/**
+ * A heartbeat. `renewToken`: answer with a new lease token (a client that asked for RFC 9421 answers gets one only
+ * when it asks; floatd's SDK asks when its token has less than a third of the lease TTL left). `session`: a new
+ * session-key exchange (the client lost its key): the answer is then Ed25519-signed and carries the server's half.
+ */
+export const HeartbeatRequest = Obj({
+  instanceId: InstanceIdSchema,
+  renewToken: Type.Optional(Type.Boolean()),
+  session: Type.Optional(SessionOffer),
+});
+export type HeartbeatRequest = Static<typeof HeartbeatRequest>;
+/** A held use changes the features it needs (the base pool stays as it is): added ones all or nothing. */
+export const FeaturesRequest = Obj({ instanceId: InstanceIdSchema, features: PoolNames });
+export type FeaturesRequest = Static<typeof FeaturesRequest>;
 export const SyncRequest = Obj({
   fingerprint: Fingerprint,
   instanceIds: Type.Array(InstanceIdSchema, { maxItems: 1024, uniqueItems: true }),
@@ -534,6 +811,9 @@ export const LicenseSummary = Obj({
   leaseTtlSeconds: Nullable(Type.Integer()),
   heartbeatIntervalSeconds: Type.Integer(),
   maxOfflineSeconds: Type.Integer(),
+  features: Type.Array(FeaturePool),
+  /** checkouts waiting in the license's queues now (holders may be asked to give their seat back) */
+  waiting: Type.Integer(),
   suspended: Type.Boolean(),
 });
 export type LicenseSummary = Static<typeof LicenseSummary>;
@@ -549,17 +829,29 @@ export const ClientLease = Obj({
   instances: Type.Integer({ description: 'Running instances on this lease (QLM activation count)' }),
   shareGroup: Type.String({ description: 'The share group whose uses this seat holds (see the license sharing rule)' }),
   overdraft: Type.Boolean({ description: 'The seat was granted beyond the count (overdraft)' }),
+  features: Type.Array(Type.String(), { description: 'The pools granted to this use: `base` and feature names' }),
 });
 export type ClientLease = Static<typeof ClientLease>;
 
-export const Grant = Obj({
+/** The server's half of a session-key exchange (in an Ed25519-signed answer). */
+export const SessionAnswer = Obj({ x25519: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) });
+const grantFields = {
   lease: ClientLease,
   token: Type.String({ description: 'Lease token: EdDSA JWT, verify with /.well-known/jwks.json' }),
   heartbeatIntervalSeconds: Type.Integer(),
   serverTime: Timestamp,
   license: LicenseSummary,
-});
+  session: Type.Optional(SessionAnswer),
+};
+export const Grant = Obj(grantFields);
 export type Grant = Static<typeof Grant>;
+/**
+ * A heartbeat's answer: a grant whose `token` is left out when the client asked for RFC 9421 answers and did not
+ * ask for a new token (`renewToken`): the renewal (`lease.expiresAt`, `serverTime`) is then believed on the
+ * answer's signature (HMAC-SHA256 with the session key), and the client keeps its token.
+ */
+export const Renewal = Obj({ ...grantFields, token: Type.Optional(grantFields.token) });
+export type Renewal = Static<typeof Renewal>;
 
 export const CheckinResult = Obj({
   released: Type.Boolean({ description: 'true when the seat went back to the pool' }),

@@ -21,6 +21,7 @@ function loadConfig(flags: Flags) {
       dataDir: flags.dataDir as string | undefined,
       databaseUrl: flags.databaseUrl as string | undefined,
       reclaimInterval: flags.reclaimInterval as string | undefined,
+      licenseExpiringDays: flags.licenseExpiringDays as string | undefined,
       logLevel: flags.logLevel as string | undefined,
       logRequests: flags.logRequests as boolean | undefined,
       sqliteSynchronous: flags.sqliteSynchronous as string | undefined,
@@ -58,6 +59,10 @@ program
   .option('--data-dir <dir>', 'data directory: database, signing keys, admin token (FLOATD_DATA_DIR, default ./data)')
   .option('--database-url <url>', 'database (FLOATD_DATABASE_URL, default sqlite:<data-dir>/floatd.db)')
   .option('--reclaim-interval <seconds>', 'seconds between reclamation sweeps (FLOATD_RECLAIM_INTERVAL_SECONDS, default 30)')
+  .option(
+    '--license-expiring-days <days>',
+    'webhooks: days before a license ends that license.expiring is sent (FLOATD_LICENSE_EXPIRING_DAYS, default 14)',
+  )
   .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (FLOATD_LOG_LEVEL, default info)')
   .option('--log-requests', 'log every request (FLOATD_LOG_REQUESTS=1)')
   .option(

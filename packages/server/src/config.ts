@@ -12,6 +12,8 @@ export interface Config {
   /** where the database is: SQLite file path (default `<dataDir>/floatd.db`) or a PostgreSQL URL */
   database: { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; keyEncryptionKey: Buffer; poolSize: number };
   reclaimIntervalSeconds: number;
+  /** webhooks: a license's `license.expiring` event is written this many days before it ends */
+  licenseExpiringDays: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logRequests: boolean;
   sqliteSynchronous: 'NORMAL' | 'FULL';
@@ -78,6 +80,7 @@ export interface ConfigInput {
   dataDir?: string | undefined;
   databaseUrl?: string | undefined;
   reclaimInterval?: string | undefined;
+  licenseExpiringDays?: string | undefined;
   logLevel?: string | undefined;
   logRequests?: string | boolean | undefined;
   sqliteSynchronous?: string | undefined;
@@ -124,6 +127,7 @@ export function configFrom(flags: ConfigInput, env: NodeJS.ProcessEnv = process.
     dataDir: pick(flags.dataDir, 'FLOATD_DATA_DIR'),
     databaseUrl: pick(flags.databaseUrl, 'FLOATD_DATABASE_URL'),
     reclaimInterval: pick(flags.reclaimInterval, 'FLOATD_RECLAIM_INTERVAL_SECONDS'),
+    licenseExpiringDays: pick(flags.licenseExpiringDays, 'FLOATD_LICENSE_EXPIRING_DAYS'),
     logLevel: pick(flags.logLevel, 'FLOATD_LOG_LEVEL'),
     logRequests: flags.logRequests ?? env.FLOATD_LOG_REQUESTS,
     sqliteSynchronous: pick(flags.sqliteSynchronous, 'FLOATD_SQLITE_SYNCHRONOUS'),
@@ -185,6 +189,7 @@ export function parseConfig(input: ConfigInput): Config {
     dataDir,
     database: database(input.databaseUrl, dataDir, input.keyEncryptionKey, input.databasePoolSize),
     reclaimIntervalSeconds,
+    licenseExpiringDays: integer(input.licenseExpiringDays ?? '14', 'FLOATD_LICENSE_EXPIRING_DAYS / --license-expiring-days', 1, 366),
     logLevel,
     logRequests,
     sqliteSynchronous: sync,

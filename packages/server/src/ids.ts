@@ -4,7 +4,7 @@ import { formatKey, KEY_ALPHABET } from '@floatd/protocol';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
-export type IdPrefix = 'prd' | 'lic' | 'dev' | 'lse' | 'tok' | 'req' | 'dpl';
+export type IdPrefix = 'whk' | 'evt' | 'dlv' | 'cus' | 'prd' | 'lic' | 'dev' | 'lse' | 'tok' | 'req' | 'dpl';
 
 export function newId(prefix: IdPrefix): string {
   // 248 = 4 * 62: bytes at or above it are redrawn so every character is equally likely.

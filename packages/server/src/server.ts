@@ -18,7 +18,10 @@ import { startRetention } from './jobs/retention.js';
 import { AdminAuth } from './service/auth.js';
 import { CatalogueService } from './service/catalogue.js';
 import { OverviewService } from './service/overview.js';
+import { CustomerService } from './service/customers.js';
+import { WebhookSender, WebhookService } from './service/webhooks.js';
 import { LicensingService } from './service/licensing.js';
+import { SessionKeys } from './service/sessions.js';
 import { createMetrics } from './service/metrics.js';
 import { ReclaimService } from './service/reclaim.js';
 import { startReclaimer } from './jobs/reclaimer.js';
@@ -42,6 +45,8 @@ export interface RunningServer {
   url: string;
   store: Store;
   reclaim: ReclaimService;
+  /** the webhook sender (tests call `tick()` to send now) */
+  webhookSender: WebhookSender;
   keys: KeyRing;
   clockGuard: ServerClockGuard;
   /** on-prem only */
@@ -85,7 +90,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
   const keys = await KeyRing.open(keyPersistence, clock.now());
   const auth = new AdminAuth(store, clock);
 
-  const metrics = createMetrics(store);
+  const metrics = createMetrics(store, { now: () => clock.now() });
   if (logger) metrics.onIntegrity = (message, data) => logger.warn(data, message);
   // Silence is measured from this start: a lease that looks expired gets one TTL of grace (see SilenceWatch).
   const silence = new SilenceWatch(clock, (deltaMs, at) => {
@@ -178,15 +183,26 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       auth,
       metrics,
       reclaim,
-      licensing: new LicensingService(store, clock, keys, metrics, renewals, {
-        admit: entitlements && ((license) => entitlements.admit(license)),
-        grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
-        renewRefusal: () => fence?.refusal(),
-        reclaimCutoff: clockGate.reclaimCutoff,
-        watchClock: clockGate.watchClock,
-      }),
-      catalogue: new CatalogueService(store, clock, metrics, keys, onPrem),
+      licensing: new LicensingService(
+        store,
+        clock,
+        keys,
+        metrics,
+        renewals,
+        {
+          admit: entitlements && ((license) => entitlements.admit(license)),
+          grantRefusal: (now) => fence?.refusal() ?? seal?.refusal() ?? clockGuard.refusal(now),
+          renewRefusal: () => fence?.refusal(),
+          reclaimCutoff: clockGate.reclaimCutoff,
+          watchClock: clockGate.watchClock,
+        },
+        // session keys at rest: sealed like the signing keys on PostgreSQL
+        new SessionKeys(encryptionKey),
+      ),
+      catalogue: new CatalogueService(store, clock, metrics, keys, onPrem, (id) => entitlements?.setsAccess(id) ?? false),
       overview: new OverviewService(store, clock),
+      customers: new CustomerService(store, clock),
+      webhooks: new WebhookService(store, clock),
       clockGuard,
       entitlements,
       identity,
@@ -242,6 +258,15 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           (err) => logger && logger.error({ err }, 'reclaimer sweep failed'),
           leadership,
         );
+  // Webhooks: on every node (claims keep two nodes off one delivery); SQLite's claims are this process's, so any left is a crashed send.
+  if (store.kind === 'sqlite') await store.releaseDeliveryClaims();
+  const webhookSender = new WebhookSender(store, clock, {
+    expiringDays: config.licenseExpiringDays,
+    userAgent: `floatd/${VERSION}`,
+    onError: (err) => logger && logger.warn({ err }, 'webhook delivery round failed'),
+    observer: { attempt: (outcome) => metrics.webhookAttempts.inc({ outcome }) },
+  });
+  if (opts.reclaimer !== false) webhookSender.start();
   const retention =
     opts.reclaimer === false
       ? undefined
@@ -279,6 +304,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     url: `http://${host}:${port}`,
     store,
     reclaim,
+    webhookSender,
     keys,
     clockGuard,
     entitlements,
@@ -293,6 +319,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
         clearInterval(stepTimer);
         await stateTick;
         await reclaimer?.stop();
+        await webhookSender.stop();
         await retention?.stop();
         await leadership.stop();
         await membership?.stop();

@@ -1,6 +1,10 @@
-/** Small shared pieces: error box, form field, confirm dialog (and the confirmed-action hook), copy button, seat bar, status badges. */
-import { useEffect, useId, useRef, useState, type ReactNode } from 'react';
-import { ApiError, type License } from '../api';
+/**
+ * Small shared pieces: error box, form field, confirm dialog (and the confirmed-action hook), copy button, seat bar,
+ * status badges, a license's customer.
+ */
+import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { ApiError, DEFAULT_CUSTOMER, licenseCustomer, type License } from '../api';
+import { Link } from '../router';
 
 export function errorText(e: unknown): { message: string; code: string | null; requestId: string | null } {
   if (e instanceof ApiError) return { message: e.message, code: e.code, requestId: e.requestId ?? null };
@@ -70,6 +74,25 @@ export function Field({
  * @example const remove = useConfirmedAction((p: Product) => api.deleteProduct(p.id), reload);
  *          <ConfirmDialog {...remove.dialog} title={`Delete ${remove.target?.name}?`} …><ErrorBox error={remove.error} /></ConfirmDialog>
  */
+/** A form's submit: busy while `action` runs, then `onDone` with its answer, or the error it ended with (for an ErrorBox). */
+export function useSubmit<T>(action: () => Promise<T>, onDone: (answer: T) => void) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      onDone(await action());
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
+}
+
 export function useConfirmedAction<T>(action: (item: T) => Promise<unknown>, onDone: () => void) {
   const [target, setTarget] = useState<T | null>(null);
   const [busy, setBusy] = useState(false);
@@ -306,4 +329,11 @@ export function PageTitle({ children, actions }: { children: ReactNode; actions?
       {actions && <div className="actions">{actions}</div>}
     </div>
   );
+}
+
+/** A license's customer by name, linked to its page; the built-in customer's licenses are named, not linked (its page is "Unassigned"). */
+export function LicenseCustomer({ license, names }: { license: Pick<License, 'customerId' | 'metadata'>; names: Map<string, string> }) {
+  const name = licenseCustomer(license, names);
+  if (license.customerId === DEFAULT_CUSTOMER) return <span className="muted">{name}</span>;
+  return <Link to={`/customers/${license.customerId}`}>{name}</Link>;
 }

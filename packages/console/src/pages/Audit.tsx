@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, AUDIT_TYPES, customerOf, type AdminTokenInfo, type AuditEvent, type AuditQuery, type Page } from '../api';
+import { api, AUDIT_TYPES, namedCustomer, type AdminTokenInfo, type AuditEvent, type AuditQuery, type Page } from '../api';
 import { downloadText, fmtTime, isoToLocalInput, localInputToIso, toCsv, vis } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
@@ -25,9 +25,13 @@ export function Audit() {
   const filters = Object.fromEntries(FILTERS.map((k) => [k, query.get(k) ?? ''])) as Filters;
   const filterKey = FILTERS.map((k) => filters[k]).join('|');
 
-  const keys = useLoad(async () => (await api.licenses()).items, []);
+  // Each license with the name of its customer (the CSV's `customer` column, the line under each key).
+  const keys = useLoad(async () => {
+    const [licenses, names] = await Promise.all([api.licenses(), api.customerNames()]);
+    return licenses.items.map((l) => ({ ...l, customer: namedCustomer(l, names) }));
+  }, []);
   // Token names: only an admin may list tokens; others see their own token's name and the ids of the rest.
-  const tokens = useLoad(async () => (isAdmin ? (await api.tokens()).items : [me]), [isAdmin]);
+  const tokens = useLoad(async () => (isAdmin && !me.customerId ? (await api.tokens()).items : [me]), [isAdmin]);
   // The filters are what the address bar says: the server judges them (a bad one is its VALIDATION_FAILED, shown).
   const first = useLoad(() => api.audit(filters as AuditQuery), [filterKey]);
   const [more, setMore] = useState<AuditEvent[]>([]);
@@ -127,7 +131,7 @@ export function Audit() {
         e.actor,
         actorName(e.actor, names),
         keyText(e.licenseId),
-        customerOf(keyOf(e.licenseId)?.metadata),
+        keyOf(e.licenseId)?.customer ?? null,
         e.licenseId,
         e.deviceId ? names.devices.get(e.deviceId) || null : null,
         e.deviceId,
@@ -164,7 +168,7 @@ export function Audit() {
       <p className="lead">Every change, newest first: who did what to which license, device and seat.</p>
       <FilterForm
         filters={filters}
-        keys={keys.data?.map((l) => ({ id: l.id, key: l.key, customer: customerOf(l.metadata) })) ?? []}
+        keys={keys.data?.map((l) => ({ id: l.id, key: l.key, customer: l.customer })) ?? []}
         tokens={tokens.data ?? []}
       />
       <div className="audit-tools">
@@ -217,7 +221,7 @@ export function Audit() {
                     ) : (
                       '—'
                     )}
-                    {customerOf(keyOf(e.licenseId)?.metadata) && <span className="sub">{customerOf(keyOf(e.licenseId)?.metadata)}</span>}
+                    {keyOf(e.licenseId)?.customer && <span className="sub">{keyOf(e.licenseId)?.customer}</span>}
                   </td>
                   <td data-label="Device">
                     {e.deviceId ? (

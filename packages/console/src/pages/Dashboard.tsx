@@ -1,18 +1,20 @@
-import { api, customerOf, type DashboardRow } from '../api';
+import { api, licenseCustomer, type DashboardRow } from '../api';
 import { fmtDate, fmtTime, plural } from '../format';
 import { Link } from '../router';
 import { useCan, useLiveRefetch, useLoad, useSession, useTitle } from '../session';
-import { EmptyState, ErrorBox, Loading, PageTitle, SeatBar, StatusBadge, TableHead } from '../components/ui';
+import { EmptyState, ErrorBox, LicenseCustomer, Loading, PageTitle, SeatBar, StatusBadge, TableHead } from '../components/ui';
 
 export function Dashboard() {
   useTitle('Dashboard');
-  const { onPrem } = useSession();
+  const { onPrem, me } = useSession();
   const isAdmin = useCan('admin') && !onPrem;
+  // A customer's token sees one customer's licenses: a customer column would say the same on every row.
+  const ownCustomer = me.customerId !== null;
   const { data, error, reload } = useLoad(async () => {
-    const rows = await api.dashboard();
+    const [rows, names] = await Promise.all([api.dashboard(), api.customerNames()]);
     // Only a fresh install needs the products (for its first steps).
     const productCount = rows.items.length === 0 ? (await api.products()).items.length : 0;
-    return { ...rows, productCount, at: new Date().toISOString() };
+    return { ...rows, names, productCount, at: new Date().toISOString() };
   }, []);
   useLiveRefetch(reload);
 
@@ -43,7 +45,13 @@ export function Dashboard() {
       </PageTitle>
       <ErrorBox error={error} title="Refresh failed; showing the last data" />
       {rows.length === 0 ? (
-        <FreshInstall isAdmin={isAdmin} productCount={data.productCount} />
+        ownCustomer ? (
+          <EmptyState title="No licenses yet">
+            <p>No license belongs to {data.names.get(me.customerId ?? '') ?? 'your organisation'} yet. Your vendor creates them.</p>
+          </EmptyState>
+        ) : (
+          <FreshInstall isAdmin={isAdmin} productCount={data.productCount} />
+        )
       ) : (
         <>
           <section className="stats" aria-label="Totals">
@@ -52,13 +60,14 @@ export function Dashboard() {
             <Stat label="Offline seats" value={String(totals.offline)} />
             <Stat label="Denials today" value={String(totals.denials)} tone={totals.denials > 0 ? 'bad' : undefined} />
           </section>
+          <ExpiringSoon rows={rows} names={data.names} />
           <div className="table-wrap">
             <table className="table table-cards" aria-describedby="dash-note">
               <caption className="sr-only">Licenses and their seats</caption>
               <TableHead
                 columns={[
                   'Key',
-                  'Customer',
+                  !ownCustomer && 'Customer',
                   'Seats used / total',
                   { label: 'Online', numeric: true },
                   { label: 'Offline', numeric: true },
@@ -69,7 +78,7 @@ export function Dashboard() {
               />
               <tbody>
                 {rows.map((r) => (
-                  <DashRow key={r.license.id} row={r} />
+                  <DashRow key={r.license.id} row={r} names={ownCustomer ? null : data.names} />
                 ))}
               </tbody>
             </table>
@@ -84,7 +93,42 @@ export function Dashboard() {
   );
 }
 
-function DashRow({ row }: { row: DashboardRow }) {
+const EXPIRING_DAYS = 30;
+
+/** Licenses that stop granting within EXPIRING_DAYS (subscriptions, and trials that have started), soonest first. */
+function ExpiringSoon({ rows, names }: { rows: DashboardRow[]; names: Map<string, string> }) {
+  const now = Date.now();
+  const soon = rows
+    .map((r) => {
+      const l = r.license;
+      const end =
+        l.model === 'subscription' && l.expiresAt
+          ? Date.parse(l.expiresAt)
+          : l.model === 'trial' && l.trialStartedAt && l.trialDays
+            ? Date.parse(l.trialStartedAt) + l.trialDays * 86_400_000
+            : null;
+      return { r, end };
+    })
+    .filter((x): x is { r: DashboardRow; end: number } => x.end !== null && x.end > now && x.end - now <= EXPIRING_DAYS * 86_400_000)
+    .sort((a, b) => a.end - b.end);
+  if (soon.length === 0) return null;
+  return (
+    <section className="card" aria-labelledby="expiring-h" data-testid="expiring-soon">
+      <h2 id="expiring-h">Expiring within {EXPIRING_DAYS} days</h2>
+      <ul>
+        {soon.map(({ r, end }) => (
+          <li key={r.license.id}>
+            <Link to={`/licenses/${r.license.id}`}>{r.license.key}</Link> ({licenseCustomer(r.license, names)}) ends{' '}
+            {fmtTime(new Date(end).toISOString())}, in {plural(Math.ceil((end - now) / 86_400_000), 'day')}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+/** One license's row; `names` null: no customer column (a customer's own token). */
+function DashRow({ row, names }: { row: DashboardRow; names: Map<string, string> | null }) {
   const l = row.license;
   return (
     <tr data-license-id={l.id}>
@@ -94,7 +138,11 @@ function DashRow({ row }: { row: DashboardRow }) {
           <code className="keylink-key">{l.key}</code>
         </Link>
       </th>
-      <td data-label="Customer">{customerOf(l.metadata) ?? <span className="muted">—</span>}</td>
+      {names && (
+        <td data-label="Customer">
+          <LicenseCustomer license={l} names={names} />
+        </td>
+      )}
       <td data-label="Seats used / total" className="seats-cell">
         <SeatBar used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />
         {l.seatsUsed > l.seats && (
@@ -102,6 +150,16 @@ function DashRow({ row }: { row: DashboardRow }) {
             {l.seatsUsed - l.seats} in overdraft
           </span>
         )}
+        {l.waiting > 0 && (
+          <span className="badge badge-warn" data-waiting={l.id}>
+            {l.waiting} waiting
+          </span>
+        )}
+        {l.features.map((f) => (
+          <span key={f.name} className="badge" data-feature={`${l.id}:${f.name}`}>
+            {f.name} {l.featureSeatsUsed[f.name] ?? 0}/{f.seats}
+          </span>
+        ))}
       </td>
       <td data-label="Online" className="num">
         {l.seatsUsed - l.seatsOffline}

@@ -16,13 +16,16 @@ export function LicenseDetail({ licenseId }: { licenseId: string }) {
   const [flash, setFlash] = useState<string | null>(() => takeFlash());
   const { data, error, reload, setData } = useLoad(async () => {
     const license = await api.license(licenseId);
-    const [leases, devices, product] = await Promise.all([
+    const [leases, devices, product, customer] = await Promise.all([
       api.leases(licenseId),
       api.devices(licenseId),
       api.product(license.productId).catch(() => null),
+      api.customer(license.customerId).catch(() => null),
     ]);
-    const productName = product?.name ?? license.productId;
-    return { license, leases: leases.items, devices: devices.items, productName, at: Date.now() };
+    // A customer's token may not read the catalogue: its customer page names the product of each of its licenses.
+    const productName = product?.name ?? customer?.licenses.find((x) => x.id === licenseId)?.productName ?? license.productId;
+    const customerName = customer?.customer.name ?? license.customerId;
+    return { license, leases: leases.items, devices: devices.items, productName, customerName, at: Date.now() };
   }, [licenseId]);
   useLiveRefetch(reload, (e) => e.licenseId === licenseId);
   // Heartbeats send no live event (they change no seat), so last-accessed and expiry times are refreshed by a slow poll.
@@ -138,7 +141,7 @@ export function LicenseDetail({ licenseId }: { licenseId: string }) {
 
       <section className="card" aria-labelledby="policy-h">
         <h2 id="policy-h">Policy</h2>
-        <PolicyList license={l} productName={data.productName} />
+        <PolicyList license={l} productName={data.productName} customerName={data.customerName} />
         <p className="links">
           <Link to={`/usage?licenseId=${l.id}`}>Usage over time</Link> ·{' '}
           <Link to={`/audit?licenseId=${l.id}`}>Audit log of this license</Link>
@@ -218,10 +221,28 @@ function decodeGroup(group: string): string {
     .join(', ');
 }
 
-function PolicyList({ license: l, productName }: { license: License; productName: string }) {
+function PolicyList({ license: l, productName, customerName }: { license: License; productName: string; customerName: string }) {
   const rows: [string, ReactNode][] = [
+    [
+      'Customer',
+      <Link key="c" to={`/customers/${l.customerId}`} data-testid="license-customer">
+        {customerName}
+      </Link>,
+    ],
     ['Product', productName],
     ['Seats in use', <SeatBar key="s" used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />],
+    ...l.features.map((f): [string, ReactNode] => [
+      `Feature ${f.name}${f.counting === 'instance' ? ' (per instance)' : ''}${f.leaseTtlSeconds !== undefined ? `, lease TTL ${fmtDuration(f.leaseTtlSeconds)}` : ''}`,
+      <span key={f.name} data-feature={f.name}>
+        <SeatBar used={l.featureSeatsUsed[f.name] ?? 0} offline={0} total={f.seats} />
+      </span>,
+    ]),
+    ...(l.waiting > 0
+      ? ([['Waiting', <span key="w" data-waiting-count="">{`${plural(l.waiting, 'checkout')} in the queue`}</span>]] as [
+          string,
+          ReactNode,
+        ][])
+      : []),
     ['Sharing', describeSharing(l.sharing)],
     ['Max instances per device', String(l.maxInstancesPerDevice)],
     [
@@ -356,6 +377,11 @@ function Seats({
                         <th scope="row" data-label="Hostname">
                           {x.hostname !== null ? vis(x.hostname) : <span className="muted">unknown</span>}
                           {x.overdraft && <span className="badge badge-warn">overdraft</span>}
+                          {!(x.features.length === 1 && x.features[0] === 'base') && (
+                            <span className="badge" data-pools={x.features.join('+')}>
+                              {x.features.join(' + ')}
+                            </span>
+                          )}
                           {x.lingerUntil && <span className="badge">lingers until {fmtTime(x.lingerUntil)}</span>}
                           <span className="sub" title={`device ${x.deviceId}, fingerprint ${x.fingerprint}`}>
                             <code>{x.fingerprint.slice(0, 16)}</code>

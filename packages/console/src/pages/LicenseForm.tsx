@@ -1,5 +1,14 @@
 import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, fieldOf, type CreateLicenseBody, type License, type Product, type UpdateLicenseBody } from '../api';
+import {
+  api,
+  ApiError,
+  DEFAULT_CUSTOMER,
+  fieldOf,
+  type CreateLicenseBody,
+  type License,
+  type Product,
+  type UpdateLicenseBody,
+} from '../api';
 import { fmtDuration, isoToLocalInput, localInputToIso } from '../format';
 import { setFlash } from '../flash';
 import { Link, navigate, useLocation } from '../router';
@@ -21,6 +30,8 @@ const MIXABLE: [ShareAttr, string][] = [
 
 interface FormState {
   productId: string;
+  /** '' until the customers are read: the built-in customer */
+  customerId: string;
   seats: string;
   model: Model;
   expiresAt: string;
@@ -43,11 +54,14 @@ interface FormState {
   deny: string;
   limits: string;
   reservations: string;
+  /** feature pools, one `name=seats` a line */
+  features: string;
   metadata: string;
 }
 
 const EMPTY: FormState = {
   productId: '',
+  customerId: '',
   seats: '',
   model: 'permanent',
   expiresAt: '',
@@ -69,6 +83,7 @@ const EMPTY: FormState = {
   deny: '',
   limits: '',
   reservations: '',
+  features: '',
   metadata: '{}',
 };
 
@@ -96,6 +111,53 @@ function accessOf(f: FormState): License['access'] {
   };
 }
 
+/**
+ * `render=5 [instance] [ttl=120]` lines → feature pools (the CLI's `--feature` syntax); what does not parse goes as it
+ * is (the server says what is wrong).
+ */
+function featuresOf(f: FormState): License['features'] {
+  return lines(f.features).map((line) => {
+    const [head = '', ...opts] = line.split(/\s+/);
+    const eq = head.indexOf('=');
+    const n = eq < 0 ? Number.NaN : Number(head.slice(eq + 1));
+    const pool: Record<string, unknown> = { name: eq < 0 ? head : head.slice(0, eq), seats: Number.isFinite(n) ? n : head.slice(eq + 1) };
+    const access = () =>
+      (pool.access ??= { allow: null, deny: [], limits: [], reservations: [] }) as {
+        allow: string[] | null;
+        deny: string[];
+        limits: Record<string, unknown>[];
+        reservations: Record<string, unknown>[];
+      };
+    const counted = (v: string, key: string) => {
+      const eq = v.lastIndexOf('=');
+      const n = Number(v.slice(eq + 1));
+      return { principal: eq < 0 ? v : v.slice(0, eq), [key]: Number.isFinite(n) && eq >= 0 ? n : v.slice(eq + 1) };
+    };
+    for (const o of opts) {
+      if (o === 'instance' || o === 'seat') pool.counting = o;
+      else if (o.startsWith('ttl=')) pool.leaseTtlSeconds = Number(o.slice(4));
+      else if (o.startsWith('allow=')) access().allow = o.slice(6).split(',');
+      else if (o.startsWith('deny=')) access().deny = o.slice(5).split(',');
+      else if (o.startsWith('limit=')) access().limits.push(counted(o.slice(6), 'max'));
+      else if (o.startsWith('reserve=')) access().reservations.push(counted(o.slice(8), 'seats'));
+      else pool[o] = true; // refused by the server's schema, with its message
+    }
+    return pool as License['features'][number];
+  });
+}
+const featureLine = (x: License['features'][number]) =>
+  [
+    `${x.name}=${x.seats}`,
+    x.counting === 'instance' ? 'instance' : '',
+    x.leaseTtlSeconds !== undefined ? `ttl=${x.leaseTtlSeconds}` : '',
+    x.access?.allow ? `allow=${x.access.allow.join(',')}` : '',
+    x.access?.deny.length ? `deny=${x.access.deny.join(',')}` : '',
+    ...(x.access?.limits ?? []).map((l) => `limit=${l.principal}=${l.max}`),
+    ...(x.access?.reservations ?? []).map((r) => `reserve=${r.principal}=${r.seats}`),
+  ]
+    .filter(Boolean)
+    .join(' ');
+
 function modeOf(rule: SharingRule): ShareMode {
   if (rule.by.length === 1 && rule.by[0] === 'instance') return 'instance';
   if (rule.by.length === 1 && rule.by[0] === 'site') return 'site';
@@ -120,6 +182,7 @@ function ruleOf(f: FormState): SharingRule {
 function fromLicense(l: License): FormState {
   return {
     productId: l.productId,
+    customerId: l.customerId,
     seats: String(l.seats),
     model: l.model,
     expiresAt: isoToLocalInput(l.expiresAt),
@@ -141,6 +204,7 @@ function fromLicense(l: License): FormState {
     deny: l.access.deny.join('\n'),
     limits: l.access.limits.map((x) => `${x.principal}=${x.max}`).join('\n'),
     reservations: l.access.reservations.map((x) => `${x.principal}=${x.seats}`).join('\n'),
+    features: l.features.map(featureLine).join('\n'),
     metadata: JSON.stringify(l.metadata, null, 2),
   };
 }
@@ -169,6 +233,7 @@ const POLICY_FIELDS = [
   'lingerSeconds',
   'overdraftSeats',
   'access',
+  'features',
   'metadata',
 ] as const;
 
@@ -190,6 +255,7 @@ function toBody(f: FormState): Record<string, unknown> {
     lingerSeconds: num(f.lingerSeconds),
     overdraftSeats: num(f.overdraftSeats),
     access: accessOf(f),
+    features: featuresOf(f),
     metadata: JSON.parse(f.metadata.trim() || '{}') as unknown,
   };
 }
@@ -203,6 +269,7 @@ function errorField(e: unknown): string | null {
   if (field) return field;
   if (e.code === 'INVALID_POLICY') {
     for (const f of ['heartbeatIntervalSeconds', 'expiresAt', 'trialDays', 'leaseTtlSeconds']) if (e.message.includes(f)) return f;
+    if (/feature|"base"/.test(e.message)) return 'features';
     if (/sharing|instance|site/.test(e.message)) return 'sharing';
   }
   return null;
@@ -215,8 +282,12 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
   const isAdmin = useCan('admin') && !onPrem;
   const { query } = useLocation();
   const { data, error: loadError } = useLoad(async () => {
-    const [products, license] = await Promise.all([api.products(), licenseId ? api.license(licenseId) : Promise.resolve(null)]);
-    return { products: products.items, license };
+    const [products, license, customers] = await Promise.all([
+      api.products(),
+      licenseId ? api.license(licenseId) : Promise.resolve(null),
+      api.customers(),
+    ]);
+    return { products: products.items, license, customers: customers.items };
   }, [licenseId]);
 
   const [form, setForm] = useState<FormState>(EMPTY);
@@ -226,7 +297,11 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
   useEffect(() => {
     if (!data) return;
     if (data.license) setForm(fromLicense(data.license));
-    else setForm((f) => ({ ...f, productId: query.get('productId') ?? f.productId ?? data.products[0]?.id ?? '' }));
+    else {
+      // `?customerId=` (the customer page's New license) picks the customer, if it is one of the list.
+      const customerId = data.customers.some((c) => c.id === query.get('customerId')) ? (query.get('customerId') ?? '') : '';
+      setForm((f) => ({ ...f, productId: query.get('productId') ?? f.productId ?? data.products[0]?.id ?? '', customerId }));
+    }
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [data]);
   useEffect(() => {
@@ -263,6 +338,7 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
           patch.trialDays = body.trialDays;
         }
         for (const k of Object.keys(patch)) if (patch[k] === undefined) delete patch[k];
+        if (form.customerId && form.customerId !== data.license.customerId) patch.customerId = form.customerId;
         if (Object.keys(patch).length === 0) {
           setBusy(false);
           navigate(`/licenses/${data.license.id}`);
@@ -273,7 +349,7 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
         setFlash('License saved.');
         navigate(`/licenses/${l.id}`);
       } else {
-        const create: Record<string, unknown> = { productId: form.productId || undefined };
+        const create: Record<string, unknown> = { productId: form.productId || undefined, customerId: form.customerId || undefined };
         for (const [k, v] of Object.entries(body)) if (v !== undefined && v !== null) create[k] = v;
         if (form.noTtl) create.leaseTtlSeconds = null;
         const l = await api.createLicense(create as CreateLicenseBody);
@@ -348,6 +424,17 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
                 )}
               </Field>
             )}
+            <Field label="Customer" error={fieldError('customerId')}>
+              {(p) => (
+                <select {...p} value={form.customerId || DEFAULT_CUSTOMER} onChange={(e) => set('customerId', e.target.value)}>
+                  {data.customers.map((c) => (
+                    <option key={c.id} value={c.id}>
+                      {c.name}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
             <NumberField
               label="Seats"
               name="seats"
@@ -603,6 +690,19 @@ export function LicenseForm({ licenseId }: { licenseId?: string }) {
               hint="principal=seats, e.g. group:cad=2: others are refused once only reserved seats remain."
             />
           </div>
+        </fieldset>
+
+        <fieldset>
+          <legend>Feature pools</legend>
+          <TextField
+            label="Features"
+            name="features"
+            rows={3}
+            value={form.features}
+            onChange={(v) => set('features', v)}
+            error={fieldError('features')}
+            hint="name=seats a line, e.g. render=5, then optionally instance (a seat per running instance), ttl=120 (its own lease lifetime), allow= and deny= (principals, comma separated), limit=user:ann=1 and reserve=group:cad=1: pools beside the base seats that checkouts ask for by name (FlexNet FEATURE lines)."
+          />
         </fieldset>
 
         <fieldset>

@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'react';
-import { api, customerOf, type License } from '../api';
+import { api, licenseCustomer, type License } from '../api';
 import { expiry } from './Dashboard';
 import { takeFlash } from '../flash';
 import { fmtDuration, normaliseKey, plural } from '../format';
@@ -10,6 +10,7 @@ import {
   EmptyState,
   ErrorBox,
   Field,
+  LicenseCustomer,
   licenseState,
   Loading,
   PageTitle,
@@ -26,8 +27,10 @@ const PAGE_SIZE = 20;
  */
 export function Licenses() {
   useTitle('Licenses');
-  const { onPrem } = useSession();
+  const { onPrem, me } = useSession();
   const isAdmin = useCan('admin') && !onPrem;
+  // A customer's token sees its own licenses only: no customer column (it would be the same on every row).
+  const ownCustomer = me.customerId !== null;
   const [flash] = useState(() => takeFlash());
   const { query } = useLocation();
   const q = query.get('q') ?? '';
@@ -36,8 +39,9 @@ export function Licenses() {
   const page = Math.max(1, Number(query.get('page') ?? '1') || 1);
 
   const { data, error, reload } = useLoad(async () => {
-    const [licenses, products] = await Promise.all([api.licenses(), api.products()]);
-    return { licenses: licenses.items, truncated: licenses.truncated, products: products.items };
+    const [licenses, productNames, customerNames] = await Promise.all([api.licenses(), api.productNames(), api.customerNames()]);
+    const products = [...productNames].map(([id, name]) => ({ id, name })).sort((a, b) => a.name.localeCompare(b.name));
+    return { licenses: licenses.items, truncated: licenses.truncated, products, productNames, customerNames };
   }, []);
   // The whole list is reloaded, so changes are batched for longer than on the dashboard.
   useLiveRefetch(reload, () => true, 1500);
@@ -53,7 +57,6 @@ export function Licenses() {
     navigate(`/licenses${s ? `?${s}` : ''}`, { replace: true });
   };
 
-  const names = useMemo(() => new Map((data?.products ?? []).map((p) => [p.id, p.name])), [data]);
   const filtered = useMemo(() => {
     if (!data) return [];
     const text = q.trim().toLowerCase();
@@ -68,11 +71,12 @@ export function Licenses() {
       return (
         (keyText.length >= 3 && normaliseKey(l.key).includes(keyText)) ||
         l.id.toLowerCase().includes(text) ||
-        (names.get(l.productId) ?? '').toLowerCase().includes(text) ||
+        (data.productNames.get(l.productId) ?? '').toLowerCase().includes(text) ||
+        licenseCustomer(l, data.customerNames).toLowerCase().includes(text) ||
         JSON.stringify(l.metadata).toLowerCase().includes(text)
       );
     });
-  }, [data, q, productId, status, names]);
+  }, [data, q, productId, status]);
 
   const pages = Math.max(1, Math.ceil(filtered.length / PAGE_SIZE));
   const current = Math.min(page, pages);
@@ -168,7 +172,7 @@ export function Licenses() {
                   columns={[
                     'Key',
                     'Product',
-                    'Customer',
+                    !ownCustomer && 'Customer',
                     'Seats',
                     'Model',
                     'Expires',
@@ -179,7 +183,12 @@ export function Licenses() {
                 />
                 <tbody>
                   {shown.map((l) => (
-                    <KeyRow key={l.id} license={l} productName={names.get(l.productId) ?? l.productId} />
+                    <KeyRow
+                      key={l.id}
+                      license={l}
+                      productName={data.productNames.get(l.productId) ?? l.productId}
+                      customerNames={ownCustomer ? null : data.customerNames}
+                    />
                   ))}
                 </tbody>
               </table>
@@ -214,7 +223,16 @@ export function Licenses() {
   );
 }
 
-function KeyRow({ license: l, productName }: { license: License; productName: string }) {
+/** One license's row; `customerNames` null: no customer column (a customer's own token). */
+function KeyRow({
+  license: l,
+  productName,
+  customerNames,
+}: {
+  license: License;
+  productName: string;
+  customerNames: Map<string, string> | null;
+}) {
   return (
     <tr data-license-id={l.id}>
       <th scope="row" data-label="Key">
@@ -223,7 +241,11 @@ function KeyRow({ license: l, productName }: { license: License; productName: st
         </Link>
       </th>
       <td data-label="Product">{productName}</td>
-      <td data-label="Customer">{customerOf(l.metadata) ?? <span className="muted">—</span>}</td>
+      {customerNames && (
+        <td data-label="Customer">
+          <LicenseCustomer license={l} names={customerNames} />
+        </td>
+      )}
       <td data-label="Seats">
         <SeatBar used={l.seatsUsed} offline={l.seatsOffline} total={l.seats} />
       </td>

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { api, customerOf, type License, type ReclaimReport, type UpdateLicenseBody } from '../api';
+import { api, namedCustomer, type License, type ReclaimReport, type UpdateLicenseBody } from '../api';
 import { fmtDuration, fmtTime, normaliseKey, plural, vis } from '../format';
 
 const TTL_ROWS = 25;
@@ -11,11 +11,16 @@ import { ErrorBox, Loading, PageTitle, TableHead } from '../components/ui';
 export function Reclaim() {
   useTitle('Reclamation');
   const isOperator = useCan('operator');
-  const { onPrem } = useSession(); // on-premise the license file owns the policies (ENTITLEMENT_MANAGED)
+  const { onPrem, me } = useSession(); // on-premise the license file owns the policies (ENTITLEMENT_MANAGED)
   const isAdmin = useCan('admin') && !onPrem;
   const { data, error, reload } = useLoad(async () => {
-    const [settings, licenses, products] = await Promise.all([api.settings(), api.licenses(), api.products()]);
-    return { settings, licenses: licenses.items, names: new Map(products.items.map((p) => [p.id, p.name])) };
+    const [settings, licenses, names, customerNames] = await Promise.all([
+      api.settings(),
+      api.licenses(),
+      api.productNames(),
+      api.customerNames(),
+    ]);
+    return { settings, licenses: licenses.items.map((l) => ({ ...l, customer: namedCustomer(l, customerNames) })), names };
   }, []);
   const [report, setReport] = useState<(ReclaimReport & { hostnames: Map<string, string> }) | null>(null);
   const [reclaimError, setReclaimError] = useState<unknown>(null);
@@ -60,7 +65,7 @@ export function Reclaim() {
         (l) =>
           (needle.length >= 3 && normaliseKey(l.key).includes(needle)) ||
           (data.names.get(l.productId) ?? '').toLowerCase().includes(ttlFilter.trim().toLowerCase()) ||
-          (customerOf(l.metadata) ?? '').toLowerCase().includes(ttlFilter.trim().toLowerCase()),
+          (l.customer ?? '').toLowerCase().includes(ttlFilter.trim().toLowerCase()),
       )
     : data.licenses;
 
@@ -74,7 +79,10 @@ export function Reclaim() {
 
       <section className="card" aria-labelledby="now-h">
         <h2 id="now-h">Reclaim inactive licenses now</h2>
-        <p>Runs a sweep over every license at once: frees every dead seat and drops every dead instance, then shows what it freed.</p>
+        <p>
+          Runs a sweep over {me.customerId ? "your organisation's licenses" : 'every license'} at once: frees every dead seat and drops
+          every dead instance, then shows what it freed.
+        </p>
         {isOperator ? (
           <button type="button" className="btn btn-primary" onClick={() => void reclaimNow()} disabled={running}>
             {running ? 'Reclaiming…' : 'Reclaim inactive licenses now'}
@@ -213,7 +221,7 @@ function TtlRow({
   onEdit,
   onSaved,
 }: {
-  license: License;
+  license: License & { customer: string | null };
   productName: string;
   canEdit: boolean;
   editing: boolean;
@@ -252,7 +260,7 @@ function TtlRow({
         </Link>
         <span className="sub">
           {productName}
-          {customerOf(l.metadata) ? ` · ${customerOf(l.metadata)}` : ''}
+          {l.customer ? ` · ${l.customer}` : ''}
         </span>
       </th>
       <td data-label="Lease TTL">

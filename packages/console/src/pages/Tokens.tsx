@@ -1,9 +1,10 @@
 /** Admin tokens: create one with a role (its secret is shown once), list them, revoke one. Admin role only, like the API. */
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import { api, type AdminTokenInfo, type CreatedToken, type Role } from '../api';
 import { fmtTime } from '../format';
+import { Link } from '../router';
 import { useCan, useLoad, useSession, useTitle } from '../session';
-import { ConfirmDialog, CopyButton, ErrorBox, Field, Loading, PageTitle, TableHead, useConfirmedAction } from '../components/ui';
+import { ConfirmDialog, CopyButton, ErrorBox, Field, Loading, PageTitle, TableHead, useConfirmedAction, useSubmit } from '../components/ui';
 
 const ROLES: [Role, string][] = [
   ['viewer', 'viewer (reads, except tokens)'],
@@ -15,7 +16,11 @@ export function Tokens() {
   useTitle('Admin tokens');
   const isAdmin = useCan('admin');
   const { me } = useSession();
-  const { data, error, reload } = useLoad(async () => (isAdmin ? (await api.tokens()).items : []), [isAdmin]);
+  const { data, error, reload } = useLoad(async () => {
+    if (!isAdmin) return { tokens: [], customers: new Map<string, string>() };
+    const [tokens, customers] = await Promise.all([api.tokens(), api.customers()]);
+    return { tokens: tokens.items, customers: new Map(customers.items.map((c) => [c.id, c.name])) };
+  }, [isAdmin]);
   const [created, setCreated] = useState<CreatedToken | null>(null);
   const revoke = useConfirmedAction((token: AdminTokenInfo) => api.revokeToken(token.id), reload);
 
@@ -32,6 +37,7 @@ export function Tokens() {
       <PageTitle>Admin tokens</PageTitle>
       <p className="lead">Each person or script gets its own token with the least role it needs. A revoked token stops working at once.</p>
       <CreateToken
+        customers={[...(data?.customers ?? new Map<string, string>())]}
         onCreated={(t) => {
           setCreated(t);
           reload();
@@ -57,9 +63,9 @@ export function Tokens() {
         <div className="table-wrap">
           <table className="table table-cards">
             <caption className="sr-only">Admin tokens</caption>
-            <TableHead columns={['Name', 'Role', 'Created', 'Last used', 'State', 'Actions']} />
+            <TableHead columns={['Name', 'Role', 'Customer', 'Created', 'Last used', 'State', 'Actions']} />
             <tbody>
-              {data.map((t) => (
+              {data.tokens.map((t) => (
                 <tr key={t.id} data-token-id={t.id}>
                   <th scope="row" data-label="Name">
                     {t.name}
@@ -70,6 +76,13 @@ export function Tokens() {
                   </th>
                   <td data-label="Role">
                     <span className={`badge ${t.role === 'admin' ? 'badge-warn' : 'badge-type'}`}>{t.role}</span>
+                  </td>
+                  <td data-label="Customer">
+                    {t.customerId ? (
+                      <Link to={`/customers/${t.customerId}`}>{data.customers.get(t.customerId) ?? t.customerId}</Link>
+                    ) : (
+                      <span className="muted">all (vendor)</span>
+                    )}
                   </td>
                   <td data-label="Created">{fmtTime(t.createdAt)}</td>
                   <td data-label="Last used">{t.lastUsedAt ? fmtTime(t.lastUsedAt) : 'never'}</td>
@@ -103,24 +116,17 @@ export function Tokens() {
   );
 }
 
-function CreateToken({ onCreated }: { onCreated: (t: CreatedToken) => void }) {
+function CreateToken({ onCreated, customers }: { onCreated: (t: CreatedToken) => void; customers: [string, string][] }) {
   const [name, setName] = useState('');
   const [role, setRole] = useState<Role>('viewer');
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      onCreated(await api.createToken(name.trim(), role));
+  const [customerId, setCustomerId] = useState('');
+  const { busy, error, submit } = useSubmit(
+    () => api.createToken(name.trim(), role, customerId || undefined),
+    (t) => {
+      onCreated(t);
       setName('');
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    },
+  );
   return (
     <form className="card form-inline" onSubmit={(e) => void submit(e)} noValidate aria-label="Create an admin token">
       <Field label="Token name" hint="Who or what uses it, e.g. build server, Alice">
@@ -135,6 +141,18 @@ function CreateToken({ onCreated }: { onCreated: (t: CreatedToken) => void }) {
             {ROLES.map(([r, label]) => (
               <option key={r} value={r}>
                 {label}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Field label="For" hint="A customer's own administrator sees and manages only that customer's licenses">
+        {(p) => (
+          <select {...p} value={customerId} onChange={(e) => setCustomerId(e.target.value)}>
+            <option value="">all customers (vendor)</option>
+            {customers.map(([id, cname]) => (
+              <option key={id} value={id}>
+                {cname}
               </option>
             ))}
           </select>

@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import { api, DEFAULT_USAGE_RANGE, type UsageHour } from '../api';
-import { fmtDate, fmtHour, plural } from '../format';
+import { fmtDate, fmtDuration, fmtHour, plural } from '../format';
 import { Link, navigate, useLocation } from '../router';
 import { useLiveRefetch, useLoad, useTitle } from '../session';
 import { EmptyState, ErrorBox, Field, Loading, PageTitle, TableHead } from '../components/ui';
@@ -51,8 +51,7 @@ export function UsagePage() {
     query.get('view') === 'hour' || query.get('view') === 'day' ? (query.get('view') as 'hour' | 'day') : days <= 1 ? 'hour' : 'day';
 
   const keys = useLoad(async () => {
-    const [licenses, products] = await Promise.all([api.licenses(), api.products()]);
-    const names = new Map(products.items.map((p) => [p.id, p.name]));
+    const [licenses, names] = await Promise.all([api.licenses(), api.productNames()]);
     return licenses.items.map((l) => ({ license: l, productName: names.get(l.productId) ?? l.productId }));
   }, []);
   const licenseId = query.get('licenseId') ?? keys.data?.[0]?.license.id ?? '';
@@ -65,6 +64,9 @@ export function UsagePage() {
     return { ...(await api.usage(licenseId, from.toISOString(), to.toISOString())), from, to };
   }, [licenseId, days]);
   useLiveRefetch(usage.reload, (e) => e.licenseId === licenseId, 1000);
+  // A seat count from the last 30 days of demand, with its reason (the server's method: docs/api.md).
+  const advice = useLoad(async () => (licenseId ? api.recommendation(licenseId) : null), [licenseId]);
+  useLiveRefetch(advice.reload, (e) => e.licenseId === licenseId, 5000);
 
   const setQuery = (patch: Record<string, string>) => {
     const next = new URLSearchParams(query);
@@ -94,6 +96,17 @@ export function UsagePage() {
   const seats = selected?.license.seats ?? 0;
   const u = usage.data;
   const fullHours = u ? u.items.filter((h) => seats > 0 && h.peakSeats >= seats).length : 0;
+  // The queue over the window: checkouts that waited, waiters served, and their average wait.
+  const queued = (u?.items ?? []).reduce((n, h) => n + h.queued, 0);
+  const served = (u?.items ?? []).reduce((n, h) => n + h.queueGrants, 0);
+  const waitedSeconds = (u?.items ?? []).reduce((n, h) => n + h.queueWaitSeconds, 0);
+  // Per feature pool over the window: its peak, grants and denials.
+  const featureTotals = new Map<string, { peak: number; checkouts: number; denials: number }>();
+  for (const h of u?.items ?? [])
+    for (const [name, f] of Object.entries(h.features)) {
+      const t = featureTotals.get(name) ?? { peak: 0, checkouts: 0, denials: 0 };
+      featureTotals.set(name, { peak: Math.max(t.peak, f.peak), checkouts: t.checkouts + f.checkouts, denials: t.denials + f.denials });
+    }
   const label = view === 'day' ? fmtDate : fmtHour;
   const verdict = !u
     ? ''
@@ -182,8 +195,54 @@ export function UsagePage() {
               <div className="stat-value">{u.checkouts}</div>
               <div className="stat-label">New checkouts</div>
             </div>
+            {queued + served > 0 && (
+              <div className="stat" data-queue-stat="">
+                <div className="stat-value">{queued}</div>
+                <div className="stat-label">
+                  Waited in the queue
+                  {served > 0 ? ` (${served} served, ${fmtDuration(Math.round(waitedSeconds / served))} on average)` : ''}
+                </div>
+              </div>
+            )}
           </section>
           <p className={`verdict${u.denials > 0 ? ' verdict-bad' : ''}`}>{verdict}</p>
+          {advice.data && (
+            <section className="card" aria-labelledby="reco-h" data-testid="recommendation">
+              <h2 id="reco-h">
+                Recommended: {plural(advice.data.recommendedSeats, 'seat')} <span className="sub">(now {advice.data.seats})</span>
+              </h2>
+              <p>
+                {advice.data.reason} <span className="muted small">From the last 30 days of checkouts and refusals.</span>
+              </p>
+            </section>
+          )}
+          {featureTotals.size > 0 && (
+            <div className="table-wrap">
+              <table className="table" data-feature-usage="">
+                <caption>Feature pools in this period</caption>
+                <TableHead
+                  columns={[
+                    'Feature',
+                    { label: 'Seats', numeric: true },
+                    { label: 'Peak in use', numeric: true },
+                    { label: 'Checkouts', numeric: true },
+                    { label: 'Denials', numeric: true },
+                  ]}
+                />
+                <tbody>
+                  {[...featureTotals].map(([name, t]) => (
+                    <tr key={name} data-feature={name}>
+                      <th scope="row">{name}</th>
+                      <td className="num">{selected?.license.features.find((f) => f.name === name)?.seats ?? '—'}</td>
+                      <td className="num">{t.peak}</td>
+                      <td className="num">{t.checkouts}</td>
+                      <td className="num">{t.denials}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
           <UsageChart
             buckets={buckets}
             seats={seats}

@@ -1,7 +1,8 @@
 /**
- * Admin API (`Authorization: Bearer <admin token>`): catalogue, seats, reclamation,
+ * Admin API (`Authorization: Bearer <admin token>`): customers, catalogue, seats, reclamation,
  * audit, usage, tokens. Roles: viewer reads everything but tokens; operator also
- * force-releases and reclaims; admin does everything.
+ * force-releases and reclaims; admin does everything. A token of one customer reaches
+ * only what each route's `scope` opens to it (see `CustomerScope`).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { route } from '../route.js';
@@ -11,6 +12,7 @@ const ProductParams = schemas.Obj({ productId: schemas.ProductId });
 const LicenseParams = schemas.Obj({ licenseId: schemas.LicenseId });
 const LeaseParams = schemas.Obj({ leaseId: schemas.LeaseId });
 const TokenParams = schemas.Obj({ tokenId: schemas.TokenId });
+const CustomerParams = schemas.Obj({ customerId: schemas.CustomerId });
 const Items = <T extends TSchema>(t: T) => schemas.Obj({ items: Type.Array(t) });
 const Empty = schemas.Obj({});
 const products = ['products'] as const;
@@ -18,6 +20,7 @@ const licenses = ['licenses'] as const;
 const seats = ['seats'] as const;
 const history = ['history'] as const;
 const access = ['access'] as const;
+const customers = ['customers'] as const;
 
 // --- products -----------------------------------------------------------------
 export const createProduct = route({
@@ -77,6 +80,69 @@ export const deleteProduct = route({
   errors: ['PRODUCT_NOT_FOUND', 'PRODUCT_HAS_LICENSES', 'ENTITLEMENT_MANAGED'],
 });
 
+// --- customers ------------------------------------------------------------------
+export const createCustomer = route({
+  method: 'POST',
+  path: '/v1/admin/customers',
+  summary: 'Create a customer (an organisation that licenses belong to)',
+  tags: customers,
+  auth: 'admin',
+  role: 'admin',
+  body: schemas.CreateCustomer,
+  responses: { 201: schemas.Customer },
+  errors: [],
+});
+export const listCustomers = route({
+  method: 'GET',
+  path: '/v1/admin/customers',
+  summary: "List customers, or search them: by name (part of it), a license key, or a device's host or user name (part of it)",
+  tags: customers,
+  auth: 'admin',
+  role: 'viewer',
+  scope: 'own',
+  query: schemas.Obj({
+    ...schemas.PageQuery,
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000]*$', description: 'search text' })),
+  }),
+  responses: { 200: schemas.Page(schemas.Customer) },
+  errors: [],
+});
+export const getCustomer = route({
+  method: 'GET',
+  path: '/v1/admin/customers/:customerId',
+  summary: 'Read a customer with its licenses, seats in use, next expiry and usage over the last 30 days',
+  tags: customers,
+  auth: 'admin',
+  role: 'viewer',
+  scope: 'customer',
+  params: CustomerParams,
+  responses: { 200: schemas.CustomerDetail },
+  errors: ['CUSTOMER_NOT_FOUND'],
+});
+export const updateCustomer = route({
+  method: 'PATCH',
+  path: '/v1/admin/customers/:customerId',
+  summary: "Change a customer's name, contact or metadata",
+  tags: customers,
+  auth: 'admin',
+  role: 'admin',
+  params: CustomerParams,
+  body: schemas.UpdateCustomer,
+  responses: { 200: schemas.Customer },
+  errors: ['CUSTOMER_NOT_FOUND'],
+});
+export const deleteCustomer = route({
+  method: 'DELETE',
+  path: '/v1/admin/customers/:customerId',
+  summary: 'Delete a customer that owns no license (its tokens are revoked)',
+  tags: customers,
+  auth: 'admin',
+  role: 'admin',
+  params: CustomerParams,
+  responses: { 200: schemas.Obj({ deleted: Type.Literal(true), tokensRevoked: Type.Integer() }) },
+  errors: ['CUSTOMER_NOT_FOUND', 'CUSTOMER_HAS_LICENSES', 'DEFAULT_CUSTOMER'],
+});
+
 // --- licenses -----------------------------------------------------------------
 export const createLicense = route({
   method: 'POST',
@@ -87,7 +153,7 @@ export const createLicense = route({
   role: 'admin',
   body: schemas.CreateLicense,
   responses: { 201: schemas.License },
-  errors: ['PRODUCT_NOT_FOUND', 'INVALID_POLICY', 'ENTITLEMENT_MANAGED'],
+  errors: ['PRODUCT_NOT_FOUND', 'CUSTOMER_NOT_FOUND', 'INVALID_POLICY', 'ENTITLEMENT_MANAGED'],
 });
 export const listLicenses = route({
   method: 'GET',
@@ -96,7 +162,8 @@ export const listLicenses = route({
   tags: licenses,
   auth: 'admin',
   role: 'viewer',
-  query: schemas.Obj({ ...schemas.PageQuery, productId: Type.Optional(schemas.ProductId) }),
+  scope: 'own',
+  query: schemas.Obj({ ...schemas.PageQuery, productId: Type.Optional(schemas.ProductId), customerId: Type.Optional(schemas.CustomerId) }),
   responses: { 200: schemas.Page(schemas.License) },
   errors: [],
 });
@@ -107,6 +174,7 @@ export const getLicense = route({
   tags: licenses,
   auth: 'admin',
   role: 'viewer',
+  scope: 'license',
   params: LicenseParams,
   responses: { 200: schemas.License },
   errors: ['LICENSE_NOT_FOUND'],
@@ -121,7 +189,7 @@ export const updateLicense = route({
   params: LicenseParams,
   body: schemas.UpdateLicense,
   responses: { 200: schemas.License },
-  errors: ['LICENSE_NOT_FOUND', 'INVALID_POLICY', 'ENTITLEMENT_MANAGED'],
+  errors: ['LICENSE_NOT_FOUND', 'CUSTOMER_NOT_FOUND', 'INVALID_POLICY', 'ENTITLEMENT_MANAGED'],
 });
 export const suspendLicense = route({
   method: 'POST',
@@ -170,6 +238,7 @@ export const listLeases = route({
   tags: seats,
   auth: 'admin',
   role: 'viewer',
+  scope: 'license',
   params: LicenseParams,
   responses: { 200: Items(schemas.Lease) },
   errors: ['LICENSE_NOT_FOUND'],
@@ -181,6 +250,7 @@ export const listDevices = route({
   tags: seats,
   auth: 'admin',
   role: 'viewer',
+  scope: 'license',
   params: LicenseParams,
   responses: { 200: Items(schemas.Device) },
   errors: ['LICENSE_NOT_FOUND'],
@@ -192,6 +262,7 @@ export const getLease = route({
   tags: seats,
   auth: 'admin',
   role: 'viewer',
+  scope: 'lease',
   params: LeaseParams,
   responses: { 200: schemas.Lease },
   errors: ['LEASE_NOT_FOUND'],
@@ -203,6 +274,7 @@ export const releaseLease = route({
   tags: seats,
   auth: 'admin',
   role: 'operator',
+  scope: 'lease',
   params: LeaseParams,
   body: schemas.ReleaseLease,
   optionalBody: true,
@@ -216,6 +288,7 @@ export const reclaimNow = route({
   tags: seats,
   auth: 'admin',
   role: 'operator',
+  scope: 'own',
   body: Empty,
   optionalBody: true,
   responses: { 200: schemas.ReclaimReport },
@@ -228,6 +301,7 @@ export const dashboard = route({
   tags: seats,
   auth: 'admin',
   role: 'viewer',
+  scope: 'own',
   query: schemas.Obj(schemas.PageQuery),
   responses: { 200: schemas.Page(schemas.DashboardRow) },
   errors: [],
@@ -241,6 +315,7 @@ export const listAudit = route({
   tags: history,
   auth: 'admin',
   role: 'viewer',
+  scope: 'own',
   query: schemas.Obj({
     ...schemas.PageQuery,
     licenseId: Type.Optional(schemas.LicenseId),
@@ -261,6 +336,7 @@ export const licenseUsage = route({
   tags: history,
   auth: 'admin',
   role: 'viewer',
+  scope: 'license',
   params: LicenseParams,
   query: schemas.Obj({ from: Type.Optional(schemas.Timestamp), to: Type.Optional(schemas.Timestamp) }),
   responses: {
@@ -291,6 +367,7 @@ export const events = route({
   tags: history,
   auth: 'admin',
   role: 'viewer',
+  scope: 'own',
   responses: {},
   raw: true,
   rawResponse: {
@@ -301,6 +378,20 @@ export const events = route({
     schema: Type.Union([ChangeEvent, StreamRevokedEvent], { description: "the JSON of one event's `data:` line" }),
   },
   errors: [],
+});
+
+export const licenseRecommendation = route({
+  method: 'GET',
+  path: '/v1/admin/licenses/:licenseId/recommendation',
+  summary: 'A seat count recommended from measured demand over the last `days` (default 30), with its reason in one sentence',
+  tags: history,
+  auth: 'admin',
+  role: 'viewer',
+  scope: 'license',
+  params: LicenseParams,
+  query: schemas.Obj({ days: Type.Optional(Type.Integer({ minimum: 1, maximum: 366, default: 30 })) }),
+  responses: { 200: schemas.SeatRecommendation },
+  errors: ['LICENSE_NOT_FOUND'],
 });
 
 // --- keys, tokens, identity, settings -------------------------------------------
@@ -335,7 +426,7 @@ export const createToken = route({
   role: 'admin',
   body: schemas.CreateAdminToken,
   responses: { 201: schemas.CreatedAdminToken },
-  errors: [],
+  errors: ['CUSTOMER_NOT_FOUND'],
 });
 export const revokeToken = route({
   method: 'POST',
@@ -357,6 +448,7 @@ export const whoami = route({
   tags: access,
   auth: 'admin',
   role: 'viewer',
+  scope: 'any',
   responses: { 200: schemas.AdminTokenInfo },
   errors: [],
 });
@@ -367,8 +459,98 @@ export const settings = route({
   tags: access,
   auth: 'admin',
   role: 'viewer',
+  scope: 'any',
   responses: { 200: schemas.Settings },
   errors: [],
+});
+
+// --- webhooks ---------------------------------------------------------------------
+const webhooks = ['webhooks'] as const;
+const WebhookParams = schemas.Obj({ webhookId: schemas.WebhookId });
+export const createWebhook = route({
+  method: 'POST',
+  path: '/v1/admin/webhooks',
+  summary: 'Add a webhook endpoint: events are POSTed to its URL, signed with its secret (in this answer only)',
+  tags: webhooks,
+  auth: 'admin',
+  role: 'admin',
+  body: schemas.CreateWebhook,
+  responses: { 201: schemas.CreatedWebhook },
+  errors: [],
+});
+export const listWebhooks = route({
+  method: 'GET',
+  path: '/v1/admin/webhooks',
+  summary: 'List webhook endpoints (never their secrets)',
+  tags: webhooks,
+  auth: 'admin',
+  role: 'viewer',
+  responses: { 200: Items(schemas.Webhook) },
+  errors: [],
+});
+export const updateWebhook = route({
+  method: 'PATCH',
+  path: '/v1/admin/webhooks/:webhookId',
+  summary: "Change a webhook endpoint's URL, events, description, or enable or disable it",
+  tags: webhooks,
+  auth: 'admin',
+  role: 'admin',
+  params: WebhookParams,
+  body: schemas.UpdateWebhook,
+  responses: { 200: schemas.Webhook },
+  errors: ['WEBHOOK_NOT_FOUND'],
+});
+export const deleteWebhook = route({
+  method: 'DELETE',
+  path: '/v1/admin/webhooks/:webhookId',
+  summary: 'Delete a webhook endpoint and its delivery log',
+  tags: webhooks,
+  auth: 'admin',
+  role: 'admin',
+  params: WebhookParams,
+  responses: { 200: schemas.Obj({ deleted: Type.Literal(true) }) },
+  errors: ['WEBHOOK_NOT_FOUND'],
+});
+export const pingWebhook = route({
+  method: 'POST',
+  path: '/v1/admin/webhooks/:webhookId/ping',
+  summary: 'Queue a `ping` event for this endpoint (to test the receiver and its signature check)',
+  tags: webhooks,
+  auth: 'admin',
+  role: 'admin',
+  params: WebhookParams,
+  body: Empty,
+  optionalBody: true,
+  responses: { 200: schemas.WebhookDelivery },
+  errors: ['WEBHOOK_NOT_FOUND'],
+});
+export const listWebhookDeliveries = route({
+  method: 'GET',
+  path: '/v1/admin/webhooks/:webhookId/deliveries',
+  summary: "An endpoint's delivery log, newest first: each event's state, attempts and the receiver's answers",
+  tags: webhooks,
+  auth: 'admin',
+  role: 'viewer',
+  params: WebhookParams,
+  query: schemas.Obj({
+    ...schemas.PageQuery,
+    state: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')])),
+  }),
+  responses: { 200: schemas.Page(schemas.WebhookDelivery) },
+  errors: ['WEBHOOK_NOT_FOUND'],
+});
+export const redeliverWebhook = route({
+  method: 'POST',
+  path: '/v1/admin/webhook-deliveries/:deliveryId/redeliver',
+  summary: 'Send a delivery again now (delivered or failed ones too); the event id stays the same',
+  tags: webhooks,
+  auth: 'admin',
+  role: 'operator',
+  params: schemas.Obj({ deliveryId: schemas.WebhookDeliveryId }),
+  body: Empty,
+  optionalBody: true,
+  responses: { 200: schemas.WebhookDelivery },
+  errors: ['WEBHOOK_DELIVERY_NOT_FOUND'],
 });
 
 // --- groups (of users and hosts, named in license access policies) ---------------
@@ -419,6 +601,11 @@ export const deleteGroup = route({
 });
 
 export const adminRoutes = [
+  createCustomer,
+  listCustomers,
+  getCustomer,
+  updateCustomer,
+  deleteCustomer,
   createProduct,
   listProducts,
   getProduct,
@@ -439,6 +626,7 @@ export const adminRoutes = [
   dashboard,
   listAudit,
   licenseUsage,
+  licenseRecommendation,
   events,
   rotateSigningKey,
   listTokens,
@@ -446,6 +634,13 @@ export const adminRoutes = [
   revokeToken,
   whoami,
   settings,
+  createWebhook,
+  listWebhooks,
+  updateWebhook,
+  deleteWebhook,
+  pingWebhook,
+  listWebhookDeliveries,
+  redeliverWebhook,
   listGroups,
   getGroup,
   putGroup,

@@ -24,7 +24,14 @@ export const checkout = route({
   auth: 'license',
   body: schemas.CheckoutRequest,
   responses: { 200: schemas.Grant, 201: schemas.Grant },
-  errors: ['NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
+  errors: [
+    'NO_SEATS_AVAILABLE',
+    'NO_FEATURE_SEATS_AVAILABLE',
+    'UNKNOWN_FEATURE',
+    'INSTANCE_LIMIT_REACHED',
+    'OFFLINE_LEASE_ACTIVE',
+    ...GRANT_REFUSALS,
+  ],
 });
 
 export const offlineCheckout = route({
@@ -49,12 +56,12 @@ export const offlineCheckout = route({
 export const heartbeat = route({
   method: 'POST',
   path: '/v1/client/leases/:leaseId/heartbeat',
-  summary: "Renew an instance's lease; returns a fresh lease token",
+  summary: "Renew an instance's lease (a new lease token when asked, or always for clients without RFC 9421 answers)",
   tags,
   auth: 'license',
   params: LeaseParams,
-  body: schemas.InstanceRequest,
-  responses: { 200: schemas.Grant },
+  body: schemas.HeartbeatRequest,
+  responses: { 200: schemas.Renewal },
   errors: ['LEASE_NOT_FOUND', 'NO_SEATS_AVAILABLE', 'INSTANCE_LIMIT_REACHED', 'OFFLINE_LEASE_ACTIVE', ...GRANT_REFUSALS],
 });
 
@@ -68,6 +75,18 @@ export const checkin = route({
   body: schemas.InstanceRequest,
   responses: { 200: schemas.CheckinResult },
   errors: ['LEASE_NOT_FOUND', 'OFFLINE_LEASE_ACTIVE', 'ENTITLEMENT_MISSING'],
+});
+
+export const changeFeatures = route({
+  method: 'POST',
+  path: '/v1/client/leases/:leaseId/features',
+  summary: 'A held use changes the features it needs: added ones are granted all or nothing, dropped ones go back to their pools',
+  tags,
+  auth: 'license',
+  params: LeaseParams,
+  body: schemas.FeaturesRequest,
+  responses: { 200: schemas.Grant },
+  errors: ['LEASE_NOT_FOUND', 'UNKNOWN_FEATURE', 'NO_FEATURE_SEATS_AVAILABLE', 'BASE_POOL_FIXED', ...GRANT_REFUSALS],
 });
 
 export const returnOffline = route({
@@ -105,4 +124,13 @@ export const licenseInfo = route({
   errors: ['ENTITLEMENT_MISSING', 'ENTITLEMENT_EXPIRED'],
 });
 
-export const clientRoutes = [checkout, offlineCheckout, heartbeat, checkin, returnOffline, syncDevice, licenseInfo] as const;
+export const clientRoutes = [
+  checkout,
+  offlineCheckout,
+  heartbeat,
+  checkin,
+  changeFeatures,
+  returnOffline,
+  syncDevice,
+  licenseInfo,
+] as const;

@@ -4,11 +4,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_CUSTOMER_ID } from '@floatd/protocol';
 import { runFloatd, startFloatdProcess, type FloatdProcess } from '../testing/process.js';
 import { TEST_STORE } from '../testing/harness.js';
 import { createTempDatabase, TEST_KEY_ENCRYPTION_KEY, type TempDatabase } from '../testing/pg.js';
@@ -146,9 +148,13 @@ test('keys: create, list (table, --json, --product, --all), show, update', async
   ok(table, 'licenses list');
   assert.equal(ok(oldName, 'keys list').stdout, table.stdout);
   const lines = table.stdout.trimEnd().split('\n');
-  assert.match(lines[0] ?? '', /^ID\s+PRODUCT\s+KEY\s+MODEL\s+SEATS\s+OFFLINE\s+EXPIRES\s+STATE$/);
+  assert.match(lines[0] ?? '', /^ID\s+CUSTOMER\s+PRODUCT\s+KEY\s+MODEL\s+SEATS\s+OFFLINE\s+EXPIRES\s+STATE$/);
   assert.equal(lines.length, 2);
-  assert.match(lines[1] ?? '', new RegExp(`^${licenseId}\\s+${productId}\\s+${licenseKey}\\s+permanent\\s+0/3\\s+0\\s+-\\s+active$`));
+  // made without --customer: it belongs to the built-in customer
+  assert.match(
+    lines[1] ?? '',
+    new RegExp(`^${licenseId}\\s+${DEFAULT_CUSTOMER_ID}\\s+${productId}\\s+${licenseKey}\\s+permanent\\s+0/3\\s+0\\s+-\\s+active$`),
+  );
   // Columns are aligned: every column starts at the same offset in the header and the row.
   assert.equal(lines[0]!.indexOf('KEY'), lines[1]!.indexOf(licenseKey));
   assert.deepEqual(
@@ -268,6 +274,21 @@ test('usage --csv prints a header and one row per hour; the table and --json agr
   assert.equal(json.checkouts, 2);
   assert.equal(lines.length - 1, json.items.length);
   assert.match(ok(table, 'usage').stdout, /peak 1 seat\(s\), 2 checkout\(s\), 0 denial\(s\)/);
+});
+
+test('recommend: the seat count from measured demand with its reason; --json is the API answer; a bad --days is exit 2', async () => {
+  const [json, text] = await Promise.all([okJson(['recommend', licenseId, '--days', '7']), cli(['recommend', licenseId])]);
+  assert.equal(typeof json.recommendedSeats, 'number');
+  assert.equal(Date.parse(json.to) - Date.parse(json.from), 7 * 86_400_000);
+  assert.equal(json.checkouts, 2);
+  const out = ok(text, 'recommend').stdout;
+  assert.match(out, new RegExp(`^recommended seats  ${json.recommendedSeats} \\(today ${json.seats}\\)\n`));
+  assert.ok(out.includes(json.reason), out);
+  for (const bad of ['0', '367', 'x']) {
+    const r = await cli(['recommend', licenseId, '--days', bad]);
+    assert.equal(r.code, 2, `--days ${bad}: ${r.stderr}`);
+    assert.match(r.stderr, /days/);
+  }
 });
 
 test('tokens: create a viewer, which may read but not write (exit 4); revoke it (then exit 4 UNAUTHENTICATED)', async () => {
@@ -619,4 +640,625 @@ test('groups and access policies from the command line: set a group, allow it, l
   }
   assert.equal((await cli(['groups', 'show', 'nobody'])).code, 1);
   assert.equal(ok(await cli(['groups', 'delete', 'cad']), 'groups delete').stdout, 'deleted group cad\n');
+});
+
+test('feature pools from the command line: --feature name=seats, shown with their use by licenses show, leases list and usage; --no-features', async () => {
+  const productId = (await okJson(['products', 'create', 'Feature CAD'])).id;
+  const made = await okJson(['licenses', 'create', '--product', productId, '--seats', '2', '--feature', 'render=1', '--feature', 'sim=2']);
+  assert.deepEqual(made.features, [
+    { name: 'render', seats: 1 },
+    { name: 'sim', seats: 2 },
+  ]);
+  const use = (fingerprint: string, features: string[]) =>
+    fetch(`${url}/v1/client/checkout`, {
+      method: 'POST',
+      headers: { authorization: `License ${made.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ fingerprint, instanceId: 'app', features }),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  assert.equal((await use('cli-feature-device-1', ['base', 'render'])).status, 201);
+  assert.equal((await use('cli-feature-device-2', ['render'])).body.error.code, 'NO_FEATURE_SEATS_AVAILABLE');
+  const shown = ok(await cli(['licenses', 'show', made.id]), 'licenses show');
+  assert.match(shown.stdout, /features\s+render 1\/1, sim 0\/2\n/);
+  const listed = ok(await cli(['leases', 'list', made.id]), 'leases list');
+  assert.match(listed.stdout, /pools base\+render/);
+  const usage = ok(await cli(['usage', made.id]), 'usage');
+  assert.match(usage.stdout, /feature render: peak 1 seat\(s\), 1 checkout\(s\), 1 denial\(s\)/);
+  // bad values are exit 2 before any request; the license is unchanged
+  for (const bad of [
+    ['--feature', 'render'],
+    ['--feature', 'Render=2'],
+    ['--feature', 'render=0'],
+    ['--feature', 'x=1', '--no-features'],
+  ]) {
+    const r = await cli(['licenses', 'update', made.id, ...bad]);
+    assert.equal(r.code, 2, `${bad.join(' ')}: ${r.stderr}`);
+  }
+  // a name the server refuses (the base pool's) names the flag
+  const refused = await cli(['licenses', 'update', made.id, '--feature', 'base=3']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /INVALID_POLICY: .*base/);
+  assert.equal((await okJson(['licenses', 'show', made.id])).features.length, 2);
+  const tuned = await okJson(['licenses', 'update', made.id, '--feature', 'render=1 instance ttl=400', '--feature', 'sim=2']);
+  assert.deepEqual(tuned.features, [
+    { name: 'render', seats: 1, counting: 'instance', leaseTtlSeconds: 400 },
+    { name: 'sim', seats: 2 },
+  ]);
+  assert.match(
+    ok(await cli(['licenses', 'show', made.id]), 'licenses show').stdout,
+    /features\s+render 1\/1 per instance ttl 400s, sim 0\/2\n/,
+  );
+  assert.equal((await cli(['licenses', 'update', made.id, '--feature', 'render=1 often'])).code, 2);
+  const guarded = await okJson([
+    'licenses',
+    'update',
+    made.id,
+    '--feature',
+    'render=2 allow=group:render,user:zed limit=user:ann=1 reserve=user:bo=1',
+  ]);
+  assert.deepEqual(guarded.features[0].access, {
+    allow: ['group:render', 'user:zed'],
+    deny: [],
+    limits: [{ principal: 'user:ann', max: 1 }],
+    reservations: [{ principal: 'user:bo', seats: 1 }],
+  });
+  assert.match(
+    ok(await cli(['licenses', 'show', made.id]), 'licenses show').stdout,
+    /render \d\/2 allow group:render,user:zed limit user:ann<=1 reserve user:bo:1/,
+  );
+  assert.equal((await cli(['licenses', 'update', made.id, '--feature', 'render=2 limit=ann=1'])).code, 2);
+  const cleared = await okJson(['licenses', 'update', made.id, '--no-features']);
+  assert.deepEqual(cleared.features, []);
+});
+
+test('the queue from the command line: licenses show says how many wait, usage how many waited and how long', async () => {
+  const productId = (await okJson(['products', 'create', 'Queue CAD'])).id;
+  const made = await okJson(['licenses', 'create', '--product', productId, '--seats', '1']);
+  const ask = (fingerprint: string, wait: boolean) =>
+    fetch(`${url}/v1/client/checkout`, {
+      method: 'POST',
+      headers: { authorization: `License ${made.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ fingerprint, instanceId: 'app', ...(wait ? { wait: { timeoutSeconds: 600 } } : {}) }),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  const holder = await ask('cli-queue-holder', false);
+  assert.equal(holder.status, 201);
+  assert.equal((await ask('cli-queue-waiter-1', true)).body.error.queue.position, 1);
+  assert.equal((await ask('cli-queue-waiter-2', true)).body.error.queue.position, 2);
+  assert.match(ok(await cli(['licenses', 'show', made.id]), 'licenses show').stdout, /waiting\s+2\n/);
+  await fetch(`${url}/v1/client/leases/${holder.body.lease.id}/checkin`, {
+    method: 'POST',
+    headers: { authorization: `License ${made.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ instanceId: 'app' }),
+  });
+  assert.equal((await ask('cli-queue-waiter-1', true)).status, 201);
+  const usage = ok(await cli(['usage', made.id]), 'usage');
+  assert.match(usage.stdout, /queue: 2 checkout\(s\) waited, 1 got a seat, after \d+ s on average/);
+});
+
+// --- customers: their own product and customers, last in the file (the tests above count what they made) ---
+const customers = { acme: '', initech: '', productId: '', subscription: { id: '', key: '' }, permanent: { id: '', key: '' }, other: '' };
+
+/** A checkout from a named host and user: the customer search finds its customer by them. */
+async function checkoutAs(key: string, fingerprint: string, hostname: string, user: string) {
+  const res = await fetch(`${url}/v1/client/checkout`, {
+    method: 'POST',
+    headers: { authorization: `License ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ fingerprint, instanceId: 'app', hostname, user }),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+test('customers: create with contact and --meta, list, licenses create --customer (id or name), search by name, key, host and user', async () => {
+  customers.productId = (await okJson(['products', 'create', 'Customer CAD'])).id;
+  const acme = await okJson([
+    'customers',
+    'create',
+    '--name',
+    'Acme Corp',
+    '--contact-name',
+    'Jane Doe',
+    '--email',
+    'jane@acme.example',
+    '--phone',
+    '+1 555 0100',
+    '--meta',
+    'crm=4711',
+    '--meta',
+    'note=a=b',
+  ]);
+  assert.match(acme.id, /^cus_[0-9A-Za-z]{20}$/);
+  assert.deepEqual(acme.contact, { name: 'Jane Doe', email: 'jane@acme.example', phone: '+1 555 0100' });
+  assert.deepEqual(acme.metadata, { crm: '4711', note: 'a=b' });
+  customers.acme = acme.id;
+  const initech = ok(await cli(['customers', 'create', '--name', 'Initech']), 'customers create');
+  assert.match(initech.stdout, /^id\s+cus_\w+\nname\s+Initech\ncontact\s+-\nemail\s+-\nphone\s+-\nmetadata\s+\{\}\n/);
+  customers.initech = /^id\s+(cus_\w+)$/m.exec(initech.stdout)![1]!;
+
+  const table = ok(await cli(['customers', 'list']), 'customers list');
+  const lines = table.stdout.trimEnd().split('\n');
+  assert.match(lines[0] ?? '', /^ID\s+NAME\s+CONTACT\s+EMAIL\s+PHONE\s+CREATED$/);
+  assert.match(lines[1] ?? '', new RegExp(`^${DEFAULT_CUSTOMER_ID}\\s+Unassigned\\s+-\\s+-\\s+-\\s+\\S+Z$`), 'the built-in customer first');
+  assert.ok(
+    lines.some((l) => new RegExp(`^${acme.id}\\s+Acme Corp\\s+Jane Doe\\s+jane@acme\\.example\\s+\\+1 555 0100\\s+\\S+Z$`).test(l)),
+  );
+  assert.ok(lines.some((l) => new RegExp(`^${customers.initech}\\s+Initech\\s+-\\s+-\\s+-\\s+\\S+Z$`).test(l)));
+
+  // --customer takes the name (any case) or the id
+  const sub = await okJson([
+    'licenses',
+    'create',
+    '--product',
+    customers.productId,
+    '--customer',
+    'acme corp',
+    '--seats',
+    '5',
+    '--model',
+    'subscription',
+    '--expires-at',
+    '2099-01-31',
+  ]);
+  const perm = await okJson(['licenses', 'create', '--product', customers.productId, '--customer', acme.id, '--seats', '2']);
+  const other = await okJson(['licenses', 'create', '--product', customers.productId, '--customer', 'Initech', '--seats', '1']);
+  assert.equal(sub.customerId, acme.id);
+  assert.equal(perm.customerId, acme.id);
+  assert.equal(other.customerId, customers.initech);
+  customers.subscription = { id: sub.id, key: sub.key };
+  customers.permanent = { id: perm.id, key: perm.key };
+  customers.other = other.id;
+  assert.match(ok(await cli(['licenses', 'show', perm.id]), 'licenses show').stdout, new RegExp(`^customer\\s+${acme.id}$`, 'm'));
+  assert.equal((await checkoutAs(perm.key, 'cli-customer-device-1', 'roadrunner-ws-7', 'wile')).status, 201);
+
+  const [listed, listedTable] = await Promise.all([
+    okJson(['licenses', 'list', '--customer', 'Acme Corp', '--all']),
+    cli(['licenses', 'list', '--customer', acme.id]),
+  ]);
+  assert.deepEqual(
+    listed.items.map((l: any) => l.id),
+    [sub.id, perm.id],
+  );
+  const rows = ok(listedTable, 'licenses list --customer').stdout.trimEnd().split('\n').slice(1);
+  assert.equal(rows.length, 2);
+  for (const row of rows) assert.match(row, new RegExp(`^lic_\\w+\\s+${acme.id}\\s+${customers.productId}\\s+`));
+
+  const search = async (text: string) => ((await okJson(['customers', 'list', '--search', text])).items as any[]).map((c) => c.id).sort();
+  const [byName, byNameAnyCase, byKey, byHost, byUser, none] = await Promise.all([
+    search('Acme'),
+    search('INITECH'),
+    search(other.key),
+    search('RUNNER-WS'),
+    search('wile'),
+    search('nobody-has-this'),
+  ]);
+  assert.deepEqual(byName, [acme.id]);
+  assert.deepEqual(byNameAnyCase, [customers.initech]);
+  assert.deepEqual(byKey, [customers.initech]);
+  assert.deepEqual(byHost, [acme.id]);
+  assert.deepEqual(byUser, [acme.id]);
+  assert.deepEqual(none, []);
+  const found = ok(await cli(['customers', 'list', '--search', 'roadrunner']), 'customers list --search');
+  assert.equal(found.stdout.trimEnd().split('\n').length, 2, found.stdout);
+  assert.match(found.stdout, new RegExp(`^${acme.id}\\s+Acme Corp\\s+`, 'm'));
+});
+
+test('customers show: the customer, its licenses (seats used/total, expiry), totals, next expiry and 30-day usage', async () => {
+  const { acme, subscription: sub, permanent: perm } = customers;
+  const [human, json, byName] = await Promise.all([
+    cli(['customers', 'show', acme]),
+    okJson(['customers', 'show', acme]),
+    okJson(['customers', 'show', 'ACME CORP']),
+  ]);
+  assert.deepEqual(byName, json);
+  assert.equal(json.customer.id, acme);
+  assert.deepEqual(
+    json.licenses.map((l: any) => [l.id, l.productName, l.seatsUsed, l.seats]),
+    [
+      [sub.id, 'Customer CAD', 0, 5],
+      [perm.id, 'Customer CAD', 1, 2],
+    ],
+  );
+  assert.equal(json.seats, 7);
+  assert.equal(json.seatsUsed, 1);
+  assert.deepEqual(json.nextExpiry, { licenseId: sub.id, at: '2099-01-31T00:00:00.000Z' });
+  assert.equal(json.usage.checkouts, 1);
+  assert.equal(json.usage.peakSeats, 1);
+
+  const out = ok(human, 'customers show').stdout;
+  assert.match(out, /^name\s+Acme Corp$/m);
+  assert.match(out, /^contact\s+Jane Doe$/m);
+  assert.match(out, /^email\s+jane@acme\.example$/m);
+  assert.match(out, /^metadata\s+\{"crm":"4711","note":"a=b"\}$/m);
+  assert.match(out, /^licenses\s+2$/m);
+  assert.match(out, /^seats used\s+1\/7$/m);
+  assert.match(out, new RegExp(`^next expiry\\s+2099-01-31T00:00:00\\.000Z \\(${sub.id}\\)$`, 'm'));
+  assert.match(out, /^last 30 days\s+peak 1 seat\(s\), 1 checkout\(s\), 0 denial\(s\) \(\S+Z \.\. \S+Z\)$/m);
+  const table = out.split('\n\n')[1]!.trimEnd().split('\n');
+  assert.match(table[0]!, /^LICENSE\s+PRODUCT\s+KEY\s+MODEL\s+SEATS\s+OFFLINE\s+EXPIRES\s+STATE$/);
+  assert.match(
+    table[1]!,
+    new RegExp(`^${sub.id}\\s+Customer CAD\\s+${sub.key}\\s+subscription\\s+0/5\\s+0\\s+2099-01-31T00:00:00\\.000Z\\s+active$`),
+  );
+  assert.match(table[2]!, new RegExp(`^${perm.id}\\s+Customer CAD\\s+${perm.key}\\s+permanent\\s+1/2\\s+0\\s+-\\s+active$`));
+  assert.equal(table.length, 3);
+
+  // a customer without licenses says so
+  const empty = await okJson(['customers', 'create', '--name', 'Empty Co']);
+  const shown = ok(await cli(['customers', 'show', empty.id]), 'customers show (empty)').stdout;
+  assert.match(shown, /^seats used\s+0\/0$/m);
+  assert.match(shown, /^next expiry\s+none$/m);
+  assert.match(shown, /\n\nno licenses\n$/);
+  ok(await cli(['customers', 'delete', empty.id]), 'customers delete');
+});
+
+test('customers update changes only what is given; licenses update --customer moves a license', async () => {
+  const { acme, initech, permanent: perm } = customers;
+  const updated = await okJson([
+    'customers',
+    'update',
+    'Acme Corp',
+    '--email',
+    'ops@acme.example',
+    '--phone',
+    'none',
+    '--meta',
+    'tier=gold',
+    '--unset-meta',
+    'note',
+  ]);
+  assert.equal(updated.name, 'Acme Corp');
+  assert.deepEqual(updated.contact, { name: 'Jane Doe', email: 'ops@acme.example' });
+  assert.deepEqual(updated.metadata, { crm: '4711', tier: 'gold' });
+  const renamed = ok(await cli(['customers', 'update', initech, '--name', 'Initech Ltd']), 'customers update --name');
+  assert.match(renamed.stdout, /^name\s+Initech Ltd$/m);
+
+  const moved = await okJson(['licenses', 'update', perm.key, '--customer', 'Initech Ltd']);
+  assert.equal(moved.customerId, initech);
+  assert.equal(moved.seats, 2, 'nothing else changed');
+  const [acmeNow, initechNow] = await Promise.all([okJson(['customers', 'show', acme]), okJson(['customers', 'show', initech])]);
+  assert.deepEqual(
+    acmeNow.licenses.map((l: any) => l.id),
+    [customers.subscription.id],
+  );
+  assert.deepEqual(initechNow.licenses.map((l: any) => l.id).sort(), [customers.other, perm.id].sort());
+  assert.equal(initechNow.seatsUsed, 1, 'its held seat moved with it');
+});
+
+test("customer tokens: tokens create --customer; with it licenses list shows only that customer's licenses, products list is CUSTOMER_SCOPE (exit 4)", async () => {
+  const { acme, initech, subscription: sub } = customers;
+  const created = await okJson(['tokens', 'create', '--name', 'acme-admin', '--role', 'viewer', '--customer', 'Acme Corp']);
+  assert.equal(created.customerId, acme);
+  const human = ok(await cli(['tokens', 'create', '--name', 'initech-admin', '--role', 'viewer', '--customer', initech]), 'tokens create');
+  assert.match(human.stdout, new RegExp(`^customer\\s+${initech}$`, 'm'));
+  const tokens = ok(await cli(['tokens', 'list']), 'tokens list').stdout;
+  assert.match(tokens, /^ID\s+NAME\s+ROLE\s+CUSTOMER\s+CREATED\s+LAST USED\s+REVOKED$/m);
+  assert.match(tokens, new RegExp(`^${created.id}\\s+acme-admin\\s+viewer\\s+${acme}\\s+\\S+Z\\s+-\\s+-$`, 'm'));
+  assert.match(tokens, /^tok_\w+\s+initial\s+admin\s+-\s+/m, 'a vendor token has no customer');
+
+  const asAcme = { env: { FLOATD_TOKEN: created.token } };
+  const [json, table, products, own, another, byName] = await Promise.all([
+    okJson(['licenses', 'list', '--all'], asAcme),
+    cli(['licenses', 'list'], asAcme),
+    cli(['products', 'list'], asAcme),
+    okJson(['customers', 'show', 'Acme Corp'], asAcme),
+    cli(['customers', 'show', initech], asAcme),
+    cli(['customers', 'show', 'Initech Ltd'], asAcme),
+  ]);
+  assert.deepEqual(
+    json.items.map((l: any) => l.id),
+    [sub.id],
+  );
+  const rows = ok(table, 'licenses list (customer token)').stdout.trimEnd().split('\n').slice(1);
+  assert.equal(rows.length, 1);
+  assert.match(rows[0]!, new RegExp(`^${sub.id}\\s+${acme}\\s+`));
+  assert.equal(products.code, 4);
+  assert.equal(products.stdout, '');
+  assert.match(
+    products.stderr,
+    /^floatd: CUSTOMER_SCOPE: .+ \(request req_\w+\)\nfloatd: hint: a customer's own token reaches only .*vendor token/,
+  );
+  assert.doesNotMatch(products.stderr, /higher role/);
+  assert.equal(own.customer.id, acme);
+  assert.equal(another.code, 1);
+  assert.match(another.stderr, /^floatd: CUSTOMER_NOT_FOUND: /);
+  assert.equal(byName.code, 1, 'another customer is not found by name either');
+  assert.match(byName.stderr, /^floatd: no customer named "Initech Ltd" on this server/);
+});
+
+test('customers delete: refused while it owns licenses (CUSTOMER_HAS_LICENSES) and for the built-in customer; an empty one goes with its tokens', async () => {
+  const [owns, builtIn] = await Promise.all([
+    cli(['customers', 'delete', 'Acme Corp']),
+    cli(['customers', 'delete', DEFAULT_CUSTOMER_ID, '--json']),
+  ]);
+  assert.equal(owns.code, 1);
+  assert.match(owns.stderr, /^floatd: CUSTOMER_HAS_LICENSES: .+ \(request req_\w+\)\nfloatd: hint: move its licenses .*--customer/);
+  assert.equal(owns.stdout, '');
+  assert.equal(builtIn.code, 1);
+  assert.equal(JSON.parse(builtIn.stdout).error.code, 'DEFAULT_CUSTOMER');
+  assert.equal((await okJson(['customers', 'show', 'Acme Corp'])).licenses.length, 1, 'nothing changed');
+
+  const gone = await okJson(['customers', 'create', '--name', 'Gone Inc']);
+  const token = await okJson(['tokens', 'create', '--name', 'gone-admin', '--role', 'admin', '--customer', gone.id]);
+  const deleted = ok(await cli(['customers', 'delete', 'Gone Inc']), 'customers delete');
+  assert.equal(deleted.stdout, `deleted ${gone.id}; revoked 1 token(s)\n`);
+  const revoked = await cli(['licenses', 'list'], { env: { FLOATD_TOKEN: token.token } });
+  assert.equal(revoked.code, 4);
+  assert.match(revoked.stderr, /^floatd: UNAUTHENTICATED: /);
+  const again = await cli(['customers', 'show', gone.id]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /^floatd: CUSTOMER_NOT_FOUND: /);
+});
+
+test('customers: bad input is one clear line and a non-zero exit, before any request where the CLI can tell', async () => {
+  const runs = await Promise.all([
+    cli(['customers', 'create']), // 0
+    cli(['customers', 'create', '--name', 'X', '--email', 'not-an-email']), // 1
+    cli(['customers', 'create', '--name', 'X', '--phone', 'call me']), // 2
+    cli(['customers', 'create', '--name', 'X', '--meta', 'novalue']), // 3
+    cli(['customers', 'update', 'Acme Corp']), // 4
+    cli(['customers', 'update', 'Acme Corp', '--meta', 'a=1', '--unset-meta', 'a']), // 5
+    cli(['customers', 'list', '--search', ' ']), // 6
+    cli(['customers', 'create', '--name', 'x'.repeat(201)]), // 7
+    cli(['customers', 'show', 'No Such Customer']), // 8
+    cli(['licenses', 'create', '--product', customers.productId, '--seats', '1', '--customer', 'No Such Customer']), // 9
+    cli(['tokens', 'create', '--name', 't', '--role', 'viewer', '--customer', 'cus_00000000000000000000']), // 10
+    cli(['licenses', 'update', customers.subscription.id, '--customer', 'cus_00000000000000000000']), // 11
+  ]);
+  assert.deepEqual(
+    runs.map((r) => r.code),
+    [2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1],
+    runs.map((r) => r.stderr).join('\n'),
+  );
+  for (const r of runs) assert.equal(r.stdout, '');
+  assert.match(runs[0]!.stderr, /^floatd: required option '--name <name>' not specified/);
+  assert.match(runs[1]!.stderr, /^floatd: option '--email <email>' argument 'not-an-email' is invalid\. expected an email address/);
+  assert.match(runs[2]!.stderr, /^floatd: option '--phone <phone>' argument 'call me' is invalid\. expected a phone number/);
+  assert.match(runs[3]!.stderr, /expected key=value/);
+  assert.match(runs[4]!.stderr, /^floatd: customers update needs at least one option to change/);
+  assert.match(runs[5]!.stderr, /^floatd: --meta and --unset-meta both name the key "a"\n$/);
+  assert.match(runs[6]!.stderr, /--search needs some text/);
+  // the server's limit, named by the flag that set it
+  assert.match(runs[7]!.stderr, /^floatd: VALIDATION_FAILED: --name must NOT have more than 200 characters \(request req_\w+\)\n$/);
+  assert.equal(
+    runs[8]!.stderr,
+    'floatd: no customer named "No Such Customer" on this server (give its name or its cus_… id from floatd customers list)\n',
+  );
+  assert.match(runs[9]!.stderr, /^floatd: no customer named "No Such Customer"/);
+  assert.match(runs[10]!.stderr, /^floatd: CUSTOMER_NOT_FOUND: /);
+  assert.match(runs[11]!.stderr, /^floatd: CUSTOMER_NOT_FOUND: /);
+  assert.equal(
+    (await okJson(['licenses', 'show', customers.subscription.id])).customerId,
+    customers.acme,
+    'the refused move changed nothing',
+  );
+});
+
+test('customer text that would act on a terminal is printed escaped by customers list and show; --json stays valid', async () => {
+  const hostile = '\u001b]0;PWNED\u0007\u001b[2JEvil \u202eCorp';
+  const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+  const made = await okJson(['customers', 'create', '--name', hostile, '--contact-name', `Mr ${hostile}`, '--meta', `k=${hostile}`]);
+  assert.equal(made.name, hostile);
+  const runs = await Promise.all([
+    cli(['customers', 'list', '--search', 'PWNED']),
+    cli(['customers', 'show', made.id]),
+    cli(['customers', 'list', '--search', 'PWNED', '--json']),
+  ]);
+  runs.push(await cli(['customers', 'delete', made.id]));
+  for (const r of runs) {
+    ok(r, 'hostile customer');
+    assert.doesNotMatch(r.stdout, raw, r.stdout);
+    assert.doesNotMatch(r.stderr, raw, r.stderr);
+  }
+  assert.ok(runs[0]!.stdout.includes('\\x1b]0;PWNED\\x07\\x1b[2JEvil \\u202eCorp'), runs[0]!.stdout);
+  assert.equal(runs[0]!.stdout.trimEnd().split('\n').length, 2, 'header and one row');
+  assert.match(runs[1]!.stdout, /^contact\s+Mr \\x1b\]0;PWNED/m);
+  assert.equal(JSON.parse(runs[2]!.stdout).items[0].name, hostile);
+});
+
+/** A webhook receiver on 127.0.0.1: records every request (headers and raw body) and answers 204. */
+async function webhookReceiver() {
+  const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+  const srv = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}/floatd-hook`,
+    received,
+    close: () => new Promise<void>((res) => srv.close(() => res())),
+  };
+}
+
+/** The Standard Webhooks check a receiver makes: one of the `v1,<base64>` signatures is the HMAC of "<id>.<timestamp>.<body>". */
+function signatureVerifies(secret: string, headers: Record<string, string | string[] | undefined>, body: string): boolean {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const expected = createHmac('sha256', key).update(`${headers['webhook-id']}.${headers['webhook-timestamp']}.${body}`).digest();
+  return String(headers['webhook-signature'] ?? '')
+    .split(' ')
+    .some((sig) => {
+      if (!sig.startsWith('v1,')) return false;
+      const got = Buffer.from(sig.slice(3), 'base64');
+      return got.length === expected.length && timingSafeEqual(got, expected);
+    });
+}
+
+/** Reads `webhooks deliveries <id> --json` until `done` holds for the delivery `deliveryId` (at most ~10 s). */
+async function waitForDelivery(webhookId: string, deliveryId: string, done: (d: any) => boolean): Promise<any> {
+  const deadline = Date.now() + 10_000;
+  let last: any;
+  while (Date.now() < deadline) {
+    const page = await okJson(['webhooks', 'deliveries', webhookId]);
+    last = page.items.find((d: any) => d.id === deliveryId);
+    if (last && done(last)) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.fail(`delivery ${deliveryId} not as expected within 10 s: ${JSON.stringify(last)}`);
+}
+
+test('webhooks: create (secret once) at a local receiver, list without the secret, ping delivered once and signed with that secret, redeliver, update, disable, delete', async () => {
+  const receiver = await webhookReceiver();
+  try {
+    const created = ok(
+      await cli(['webhooks', 'create', '--url', receiver.url, '--event', 'ping', '--event', 'seats.full', '--description', 'cli test']),
+      'webhooks create',
+    );
+    const secret = /^secret\s+(whsec_\S+)$/m.exec(created.stdout)?.[1] ?? '';
+    assert.ok(secret, created.stdout);
+    assert.match(created.stderr, /^floatd: the signing secret above is shown only this once/);
+    const webhookId = /^id\s+(whk_\w+)$/m.exec(created.stdout)?.[1] ?? '';
+    assert.match(webhookId, /^whk_[0-9A-Za-z]{20}$/);
+    assert.match(created.stdout, /^events\s+ping, seats\.full$/m);
+    assert.match(created.stdout, /^enabled\s+yes$/m);
+
+    // listed, never with its secret
+    const [listed, listedJson] = await Promise.all([cli(['webhooks', 'list']), cli(['webhooks', 'list', '--json'])]);
+    ok(listed, 'webhooks list');
+    assert.match(listed.stdout.split('\n')[0] ?? '', /^ID\s+URL\s+EVENTS\s+ENABLED\s+DESCRIPTION\s+CREATED$/);
+    assert.match(listed.stdout, new RegExp(`^${webhookId}\\s+${receiver.url}\\s+ping,seats\\.full\\s+yes\\s+cli test\\s+\\d{4}-`, 'm'));
+    const item = JSON.parse(ok(listedJson, 'webhooks list --json').stdout).items.find((w: any) => w.id === webhookId);
+    assert.deepEqual(
+      { url: item.url, events: item.events, description: item.description, enabled: item.enabled },
+      { url: receiver.url, events: ['ping', 'seats.full'], description: 'cli test', enabled: true },
+    );
+    assert.ok(!('secret' in item));
+    for (const r of [listed, listedJson])
+      assert.ok(!r.stdout.includes(secret) && !r.stdout.includes(secret.slice(6)), 'the secret was listed');
+
+    // ping: queued, then delivered on the first attempt, signed with the secret printed at create
+    const ping = await okJson(['webhooks', 'ping', webhookId]);
+    assert.match(ping.id, /^dlv_/);
+    assert.match(ping.eventId, /^evt_/);
+    assert.equal(ping.webhookId, webhookId);
+    assert.equal(ping.eventType, 'ping');
+    const delivered = await waitForDelivery(webhookId, ping.id, (d) => d.state === 'delivered');
+    assert.equal(delivered.attempts, 1);
+    assert.equal(delivered.nextAttemptAt, null);
+    assert.equal(delivered.lastAttempts[0]?.status, 204);
+    const requests = receiver.received.filter((r) => r.headers['webhook-id'] === ping.eventId);
+    assert.equal(requests.length, 1, 'one request for the ping');
+    const request = requests[0]!;
+    assert.ok(
+      signatureVerifies(secret, request.headers, request.body),
+      `signature ${request.headers['webhook-signature']} does not verify`,
+    );
+    assert.ok(!signatureVerifies(`whsec_${Buffer.alloc(32).toString('base64')}`, request.headers, request.body), 'another secret verifies');
+    assert.equal(JSON.parse(request.body).type, 'ping');
+    assert.equal(JSON.parse(request.body).id, ping.eventId);
+
+    const [log, failed] = await Promise.all([
+      cli(['webhooks', 'deliveries', webhookId]),
+      okJson(['webhooks', 'deliveries', webhookId, '--state', 'failed']),
+    ]);
+    ok(log, 'webhooks deliveries');
+    assert.match(log.stdout.split('\n')[0] ?? '', /^ID\s+EVENT\s+STATE\s+ATTEMPTS\s+LAST STATUS\s+NEXT ATTEMPT\s+CREATED$/);
+    assert.match(log.stdout, new RegExp(`^${ping.id}\\s+ping\\s+delivered\\s+1\\s+204\\s+-\\s+\\d{4}-`, 'm'));
+    assert.deepEqual(failed.items, []);
+
+    // redeliver: the same event id again, a second attempt
+    const again = await okJson(['webhooks', 'redeliver', ping.id]);
+    assert.equal(again.id, ping.id);
+    assert.equal(again.eventId, ping.eventId);
+    await waitForDelivery(webhookId, ping.id, (d) => d.state === 'delivered' && d.attempts === 2);
+    const both = receiver.received.filter((r) => r.headers['webhook-id'] === ping.eventId);
+    assert.equal(both.length, 2);
+    assert.ok(signatureVerifies(secret, both[1]!.headers, both[1]!.body));
+
+    // update: only what is given changes
+    const moved = await okJson([
+      'webhooks',
+      'update',
+      webhookId,
+      '--url',
+      `${receiver.url}/v2`,
+      '--event',
+      'checkout.denied,license.expiring',
+    ]);
+    assert.equal(moved.url, `${receiver.url}/v2`);
+    assert.deepEqual(moved.events, ['checkout.denied', 'license.expiring']);
+    assert.equal(moved.description, 'cli test');
+    assert.equal(moved.enabled, true);
+    const disabled = ok(await cli(['webhooks', 'update', webhookId, '--disable', '--all-events', '--description', 'paused']), 'disable');
+    assert.match(disabled.stdout, /^enabled\s+no$/m);
+    assert.match(disabled.stdout, /^events\s+\*$/m);
+    assert.match(disabled.stdout, /^description\s+paused$/m);
+    assert.equal((await okJson(['webhooks', 'update', webhookId, '--enable'])).enabled, true);
+    assert.equal((await okJson(['webhooks', 'update', webhookId, '--disable'])).enabled, false);
+
+    // delete: gone from the list; then it is WEBHOOK_NOT_FOUND (exit 1) with a hint
+    const deleted = ok(await cli(['webhooks', 'delete', webhookId]), 'webhooks delete');
+    assert.equal(deleted.stdout, `deleted ${webhookId}\n`);
+    assert.ok(!(await okJson(['webhooks', 'list'])).items.some((w: any) => w.id === webhookId));
+    const gone = await Promise.all([
+      cli(['webhooks', 'delete', webhookId]),
+      cli(['webhooks', 'ping', webhookId]),
+      cli(['webhooks', 'deliveries', webhookId]),
+      cli(['webhooks', 'update', webhookId, '--enable']),
+      cli(['webhooks', 'redeliver', ping.id]),
+    ]);
+    assert.deepEqual(
+      gone.map((r) => r.code),
+      [1, 1, 1, 1, 1],
+      gone.map((r) => r.stderr).join('\n'),
+    );
+    for (const r of gone.slice(0, 4)) {
+      assert.match(r.stderr, /^floatd: WEBHOOK_NOT_FOUND: .* \(request req_\w+\)\n/);
+      assert.match(r.stderr, /\nfloatd: hint: floatd webhooks list shows the webhook endpoints/);
+    }
+    assert.match(gone[4]!.stderr, /^floatd: WEBHOOK_DELIVERY_NOT_FOUND: .*\nfloatd: hint: floatd webhooks deliveries <webhookId>/);
+  } finally {
+    await receiver.close();
+  }
+});
+
+test('webhooks: a bad --event, --url or --state, or clashing flags, are exit 2 before any request; a too long --description is refused by its flag name', async () => {
+  // Against a port where nothing listens: a request would be exit 3.
+  const server = `http://127.0.0.1:${await closedPort()}`;
+  const id = 'whk_00000000000000000000';
+  const runs = await Promise.all([
+    cli(['webhooks', 'create', '--url', 'http://127.0.0.1:9/h', '--event', 'seat.full', '--server', server]), // 0
+    cli(['webhooks', 'create', '--url', 'http://127.0.0.1:9/h', '--event', 'ping,nope', '--server', server]), // 1
+    cli(['webhooks', 'create', '--url', 'http://127.0.0.1:9/h', '--event', '*', '--server', server]), // 2
+    cli(['webhooks', 'create', '--url', 'http://127.0.0.1:9/h', '--event', 'ping', '--all-events', '--server', server]), // 3
+    cli(['webhooks', 'create', '--url', 'http://127.0.0.1:9/h', '--server', server]), // 4
+    cli(['webhooks', 'create', '--url', 'ftp://example.com/h', '--all-events', '--server', server]), // 5
+    cli(['webhooks', 'create', '--all-events', '--server', server]), // 6
+    cli(['webhooks', 'update', id, '--event', 'bogus', '--server', server]), // 7
+    cli(['webhooks', 'update', id, '--enable', '--disable', '--server', server]), // 8
+    cli(['webhooks', 'update', id, '--server', server]), // 9
+    cli(['webhooks', 'deliveries', id, '--state', 'lost', '--server', server]), // 10
+  ]);
+  assert.deepEqual(
+    runs.map((r) => r.code),
+    runs.map(() => 2),
+    runs.map((r) => r.stderr).join('\n'),
+  );
+  for (const r of runs) assert.equal(r.stdout, '');
+  assert.match(
+    runs[0]!.stderr,
+    /^floatd: option '--event <type>' argument 'seat\.full' is invalid\. unknown event type "seat\.full": expected seats\.full, /,
+  );
+  assert.match(runs[1]!.stderr, /unknown event type "nope"/);
+  assert.match(runs[2]!.stderr, /use --all-events/);
+  assert.match(runs[3]!.stderr, /^floatd: --event and --all-events exclude each other\n$/);
+  assert.match(runs[4]!.stderr, /^floatd: webhooks create needs --event <type> \(repeatable\) or --all-events/);
+  assert.match(
+    runs[5]!.stderr,
+    /^floatd: option '--url <url>' argument 'ftp:\/\/example\.com\/h' is invalid\. expected an http:\/\/ or https:\/\/ URL/,
+  );
+  assert.match(runs[6]!.stderr, /^floatd: required option '--url <url>' not specified/);
+  assert.match(runs[7]!.stderr, /unknown event type "bogus"/);
+  assert.match(runs[8]!.stderr, /^floatd: --enable and --disable exclude each other\n$/);
+  assert.match(runs[9]!.stderr, /^floatd: webhooks update needs at least one option to change/);
+  assert.match(
+    runs[10]!.stderr,
+    /^floatd: option '--state <state>' argument 'lost' is invalid\. Allowed choices are pending, delivered, failed/,
+  );
+
+  // the server's limit, named by the flag that set it (exit 1: the server refused)
+  const long = await cli(['webhooks', 'create', '--url', 'http://127.0.0.1:9/h', '--all-events', '--description', 'x'.repeat(201)]);
+  assert.equal(long.code, 1, long.stderr);
+  assert.match(long.stderr, /^floatd: VALIDATION_FAILED: --description must NOT have more than 200 characters \(request req_\w+\)\n$/);
 });

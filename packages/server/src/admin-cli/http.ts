@@ -47,14 +47,24 @@ function hintsFor(status: number, code: string, details: Record<string, unknown>
     return [
       'hint: this on-premise server takes its products, licenses and seats from the license file; to change them, load a new file from the vendor with floatd entitlements load <file>',
     ];
+  // A customer's own token is not too low in role: it reaches one customer's licenses, never the vendor's catalogue.
+  if (code === 'CUSTOMER_SCOPE')
+    return [
+      "hint: a customer's own token reaches only that customer's licenses, leases, usage and audit; for this, use a vendor token (--token or FLOATD_TOKEN)",
+    ];
   if (status === 403) {
     const role = typeof details.role === 'string' ? details.role : null;
     const needed = typeof details.needed === 'string' ? details.needed : null;
     const why = role && needed ? `this token has role ${role}; this command needs ${needed}` : 'this token may not do this';
     return [`hint: ${why}. Use a token with a higher role (--token or FLOATD_TOKEN)`];
   }
+  if (code === 'CUSTOMER_HAS_LICENSES')
+    return ['hint: move its licenses to another customer (floatd licenses update <license> --customer <customer>) or delete them first'];
   if (code === 'SEATS_HELD') return ['hint: add --force to release the held seats and delete'];
   if (code === 'OFFLINE_LEASE_ACTIVE') return ['hint: add --force to release an offline lease before its Offline Expiry Date'];
+  if (code === 'WEBHOOK_NOT_FOUND') return ['hint: floatd webhooks list shows the webhook endpoints and their whk_… ids'];
+  if (code === 'WEBHOOK_DELIVERY_NOT_FOUND')
+    return ["hint: floatd webhooks deliveries <webhookId> shows an endpoint's deliveries and their dlv_… ids"];
   return [];
 }
 

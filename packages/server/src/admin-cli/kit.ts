@@ -1,7 +1,7 @@
 /**
  * The plumbing every admin command shares: its place in the command tree, the connection
  * and `--json` options, running it with a client and turning its failure into the
- * documented exit code, pagination, and finding a license or product by what the user typed.
+ * documented exit code, pagination, and finding a license, product or customer by what the user typed.
  */
 import { Command, type CommanderError } from 'commander';
 import * as protocol from '@floatd/protocol';
@@ -118,16 +118,18 @@ export function arg(ctx: Ctx, i: number): string {
 /** A declared route that answers a page of items. */
 type PagedRoute = protocol.RouteSpec & { method: 'GET'; responses: { 200: TSchema } };
 
-/** GET a paginated list: one page, or every page with `all`. */
+/** GET a paginated list: one page, or every page with `all`. `params`: the route's path parameters, if it has any. */
 export async function list<R extends PagedRoute>(
   ctx: Ctx,
   route: R,
   query: Record<string, string | number | undefined>,
+  params?: Record<string, string>,
 ): Promise<protocol.ReplyOf<R> & Page<unknown>> {
   type P = protocol.ReplyOf<R> & Page<unknown>;
   const all = ctx.opts.all === true;
   const limit = ctx.opts.limit as number | undefined;
-  const get = async (q: Record<string, unknown>) => (await ctx.client.call(route, { query: q } as protocol.CallInput<R>)).body as P;
+  const get = async (q: Record<string, unknown>) =>
+    (await ctx.client.call(route, (params ? { params, query: q } : { query: q }) as protocol.CallInput<R>)).body as P;
   if (!all) return get({ ...query, limit, cursor: ctx.opts.cursor as string | undefined });
   const items: unknown[] = [];
   let cursor: string | undefined;
@@ -182,6 +184,28 @@ export async function productRef(ctx: Ctx, ref: string): Promise<string> {
   if (found.length > 1)
     throw new CliError(
       `${found.length} products are named ${JSON.stringify(ref)}: give one of their ids (${found.map((p) => p.id).join(', ')})`,
+      EXIT.refused,
+    );
+  return found[0]!.id;
+}
+
+/**
+ * Where a command takes a customer, it takes its `cus_…` id or its name (exact first, then in any case). A name is
+ * found with the customer search (`q`), which also matches keys and hosts: only a customer of that very name counts.
+ */
+export async function customerRef(ctx: Ctx, ref: string): Promise<string> {
+  const r = ref.trim();
+  if (/^cus_[0-9A-Za-z]{20}$/.test(r)) return r;
+  const hint = 'give its name or its cus_… id from floatd customers list';
+  if (r === '') throw new CliError(`a customer is named by its name or its cus_… id, not an empty string`, EXIT.usage);
+  // A name is at most 200 characters: a longer one names no customer (and the search would refuse it).
+  const all = r.length > 200 ? { items: [] } : await list({ ...ctx, opts: { all: true } }, A.listCustomers, { q: r });
+  let found = all.items.filter((c) => c.name === r);
+  if (found.length === 0) found = all.items.filter((c) => c.name.toLowerCase() === r.toLowerCase());
+  if (found.length === 0) throw new CliError(`no customer named ${JSON.stringify(ref)} on this server (${hint})`, EXIT.refused);
+  if (found.length > 1)
+    throw new CliError(
+      `${found.length} customers are named ${JSON.stringify(ref)}: give one of their ids (${found.map((c) => c.id).join(', ')})`,
       EXIT.refused,
     );
   return found[0]!.id;

@@ -45,6 +45,7 @@ export function leaseTable(items: protocol.Lease[]): string {
       l.offline ? 'offline' : null,
       l.overdraft ? 'overdraft' : null,
       l.lingerUntil ? `lingers until ${l.lingerUntil}` : null,
+      l.features.length === 1 && l.features[0] === 'base' ? null : `pools ${l.features.join('+')}`,
     ].filter(Boolean);
     rows.push([
       l.id,

@@ -6,8 +6,8 @@ import { Option, type Command } from 'commander';
 import * as protocol from '@floatd/protocol';
 import { describeRule } from '../domain/sharing.js';
 import { CliError, EXIT } from './http.js';
-import { arg, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
-import { jsonObject, NONE, orNone, principalCount, principals, shareAttributes, timestamp, wholeNumber } from './parsers.js';
+import { arg, customerRef, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
+import { featurePool, jsonObject, NONE, orNone, principalCount, principals, shareAttributes, timestamp, wholeNumber } from './parsers.js';
 import { keyValues, out, printJson, table } from './output.js';
 
 type License = protocol.License;
@@ -18,9 +18,10 @@ function ttl(s: number | null): string {
 }
 function licenseTable(items: License[]): string {
   return table(
-    ['ID', 'PRODUCT', 'KEY', 'MODEL', 'SEATS', 'OFFLINE', 'EXPIRES', 'STATE'],
+    ['ID', 'CUSTOMER', 'PRODUCT', 'KEY', 'MODEL', 'SEATS', 'OFFLINE', 'EXPIRES', 'STATE'],
     items.map((l) => [
       l.id,
+      l.customerId,
       l.productId,
       l.key,
       l.model,
@@ -34,12 +35,14 @@ function licenseTable(items: License[]): string {
 function licenseBlock(l: License): string {
   return keyValues([
     ['id', l.id],
+    ['customer', l.customerId],
     ['product', l.productId],
     ['key', l.key],
     ['state', l.suspended ? 'suspended' : 'active'],
     ['model', l.model],
     ['seats used', `${l.seatsUsed}/${l.seats}`],
     ['seats offline', l.seatsOffline],
+    ['waiting', l.waiting],
     ['expires', l.expiresAt],
     ['trial days', l.trialDays],
     ['trial started', l.trialStartedAt],
@@ -54,6 +57,21 @@ function licenseBlock(l: License): string {
     ['vm policy', l.vmPolicy],
     ['linger', l.lingerSeconds ? `${l.lingerSeconds}s` : 'none'],
     ['overdraft', l.overdraftSeats ? `${l.overdraftSeats} seat(s)` : 'none'],
+    [
+      'features',
+      l.features
+        .map(
+          (f) =>
+            `${f.name} ${l.featureSeatsUsed[f.name] ?? 0}/${f.seats}` +
+            (f.counting === 'instance' ? ' per instance' : '') +
+            (f.leaseTtlSeconds !== undefined ? ` ttl ${f.leaseTtlSeconds}s` : '') +
+            (f.access?.allow ? ` allow ${f.access.allow.join(',')}` : '') +
+            (f.access?.deny.length ? ` deny ${f.access.deny.join(',')}` : '') +
+            (f.access?.limits.length ? ` limit ${f.access.limits.map((x) => `${x.principal}<=${x.max}`).join(',')}` : '') +
+            (f.access?.reservations.length ? ` reserve ${f.access.reservations.map((x) => `${x.principal}:${x.seats}`).join(',')}` : ''),
+        )
+        .join(', ') || 'none',
+    ],
     ['allow', l.access.allow === null ? 'everyone' : l.access.allow.join(', ') || 'no one'],
     ['deny', l.access.deny.join(', ') || 'none'],
     ['limits', l.access.limits.map((x) => `${x.principal} <= ${x.max}`).join(', ') || 'none'],
@@ -104,6 +122,12 @@ function policyOptions(cmd: Command, create: boolean): Command {
     .option('--linger <s>', 'after the last use checks in, hold the seat this long for its group (default 0)', wholeNumber('--linger'))
     .option('--overdraft <n>', 'seats granted beyond the count when the pool is full (default 0)', wholeNumber('--overdraft'))
     .option(
+      '--feature <name=seats>',
+      'a feature pool beside the base seats, with its own seat count (repeatable; replaces every feature)',
+      featurePool,
+    )
+    .option('--no-features', 'remove every feature pool')
+    .option(
       '--allow <principals|everyone>',
       'only these may check out: user:<name>, host:<name>, group:<name>, comma separated',
       (v: string) => (v.trim().toLowerCase() === 'everyone' ? NONE : principals(v)),
@@ -139,6 +163,7 @@ const POLICY_FLAGS: [string, string, string][] = [
   ['vmPolicy', 'vmPolicy', '--vm-policy'],
   ['linger', 'lingerSeconds', '--linger'],
   ['overdraft', 'overdraftSeats', '--overdraft'],
+  ['feature', 'features', '--feature'],
   ['allow', 'access', '--allow'],
   ['metadata', 'metadata', '--metadata'],
 ];
@@ -169,6 +194,10 @@ function policyBody(options: Record<string, unknown>): Record<string, unknown> {
   for (const [opt, field] of POLICY_FLAGS) {
     if (opt === 'shareBy' || opt === 'allow' || options[opt] === undefined) continue;
     body[field] = options[opt] === NONE ? null : options[opt];
+  }
+  if (options.features === false) {
+    if (options.feature !== undefined) throw new CliError('--feature and --no-features exclude each other', EXIT.usage);
+    body.features = [];
   }
   if (options.shareCap !== undefined && options.shareBy === undefined)
     throw new CliError('--share-cap needs --share-by (the whole rule is set at once)', EXIT.usage);
@@ -215,12 +244,14 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
     kit
       .leaf(g, 'list', 'list licenses, oldest first', async (ctx) => {
         const product = ctx.opts.product === undefined ? undefined : await productRef(ctx, ctx.opts.product as string);
-        const page = await list(ctx, A.listLicenses, { productId: product });
+        const customer = ctx.opts.customer === undefined ? undefined : await customerRef(ctx, ctx.opts.customer as string);
+        const page = await list(ctx, A.listLicenses, { productId: product, customerId: customer });
         if (ctx.json) return printJson(page);
         out(licenseTable(page.items));
         morePages(page);
       })
-      .option('--product <product>', "only this product's licenses (its prd_… id or its name)"),
+      .option('--product <product>', "only this product's licenses (its prd_… id or its name)")
+      .option('--customer <customer>', "only this customer's licenses (its cus_… id or its name)"),
   );
   policyOptions(
     kit
@@ -228,6 +259,7 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
         const access = accessOf(ctx.opts, protocol.OPEN_ACCESS);
         const body = {
           productId: await productRef(ctx, ctx.opts.product as string),
+          ...(ctx.opts.customer === undefined ? {} : { customerId: await customerRef(ctx, ctx.opts.customer as string) }),
           ...policyBody(ctx.opts),
           ...(access ? { access } : {}),
         };
@@ -237,29 +269,33 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
           licenseBlock,
         );
       })
-      .requiredOption('--product <product>', 'the product that owns the license (its prd_… id or its name)'),
+      .requiredOption('--product <product>', 'the product that owns the license (its prd_… id or its name)')
+      .option('--customer <customer>', 'the customer it belongs to (its cus_… id or its name; default the built-in Unassigned)'),
     true,
   );
   kit.leaf(g, 'show <license>', 'show one license (its key or its lic_… id)', async (ctx) => {
     show(ctx, (await ctx.client.call(A.getLicense, { params: { licenseId: await licenseRef(ctx, arg(ctx, 0)) } })).body, licenseBlock);
   });
   policyOptions(
-    kit.leaf(g, 'update <license>', "change a license's policy (only the options given; none clears a field)", async (ctx) => {
-      const body = policyBody(ctx.opts);
-      const id = await licenseRef(ctx, arg(ctx, 0));
-      if (accessOf(ctx.opts, protocol.OPEN_ACCESS)) {
-        const current = (await ctx.client.call(A.getLicense, { params: { licenseId: id } })).body.access;
-        body.access = accessOf(ctx.opts, current);
-      }
-      if (Object.keys(body).length === 0)
-        throw new CliError('licenses update needs at least one option to change (see floatd licenses update --help)', EXIT.usage);
-      show(
-        ctx,
-        (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as protocol.UpdateLicense })))
-          .body,
-        licenseBlock,
-      );
-    }),
+    kit
+      .leaf(g, 'update <license>', "change a license's policy (only the options given; none clears a field)", async (ctx) => {
+        const body = policyBody(ctx.opts);
+        const id = await licenseRef(ctx, arg(ctx, 0));
+        if (ctx.opts.customer !== undefined) body.customerId = await customerRef(ctx, ctx.opts.customer as string);
+        if (accessOf(ctx.opts, protocol.OPEN_ACCESS)) {
+          const current = (await ctx.client.call(A.getLicense, { params: { licenseId: id } })).body.access;
+          body.access = accessOf(ctx.opts, current);
+        }
+        if (Object.keys(body).length === 0)
+          throw new CliError('licenses update needs at least one option to change (see floatd licenses update --help)', EXIT.usage);
+        show(
+          ctx,
+          (await policyRequest(() => ctx.client.call(A.updateLicense, { params: { licenseId: id }, body: body as protocol.UpdateLicense })))
+            .body,
+          licenseBlock,
+        );
+      })
+      .option('--customer <customer>', 'move the license to this customer (its cus_… id or its name)'),
     false,
   );
   for (const [verb, done, what] of [

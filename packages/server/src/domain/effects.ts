@@ -4,9 +4,14 @@
  * was made on; a `seats` effect carries the guard (never above the seat count,
  * never below zero) so an adapter refuses an over-allocation even if a decision were wrong.
  */
-import type { AdminToken, AuditEntry, Device, Instance, Lease, License, Product } from './types.js';
+import type { AdminToken, AuditEntry, Customer, Device, Instance, Lease, License, Product } from './types.js';
+import type { Waiter } from './queue.js';
+import type { WebhookEndpoint, WebhookEvent } from './webhooks.js';
 
 export type Effect =
+  | { type: 'customer.insert'; customer: Customer }
+  | { type: 'customer.update'; customer: Customer }
+  | { type: 'customer.delete'; customerId: string }
   | { type: 'product.insert'; product: Product }
   | { type: 'product.update'; product: Product }
   | { type: 'product.delete'; productId: string }
@@ -46,8 +51,31 @@ export type Effect =
       /** seats held beyond the count after this change */
       overdraftAtEnd: number;
       overdraftCheckouts: number;
+      /** set (true) when this change took the base pool's last seat: a `seats.full` webhook event (domain/webhooks.ts) */
+      full?: true;
     }
+  /**
+   * A feature pool's hourly figures (`domain/features.ts`): its level after a grant (the hour's peak is the highest
+   * of these: a level rises only at a grant), grants and denials.
+   */
+  | { type: 'usage.feature'; licenseId: string; feature: string; at: number; held: number; checkouts: number; denials: number }
+  /** The fair queue (`domain/queue.ts`): a waiter written (by license, pool, fingerprint and instance: a new one gets its `seq` then; an existing one keeps its `seq` and `enqueuedAt`). */
+  | { type: 'waiter.put'; waiter: Waiter }
+  /** a checkout got its seat: out of every queue of the license */
+  | { type: 'waiter.delete'; licenseId: string; fingerprint: string; instanceId: string }
+  /** waiters that stopped asking or timed out */
+  | { type: 'waiters.drop'; seqs: number[] }
+  /** the queue's hourly figures; `level` (the seats held) fills the hour's row if this is its first change */
+  | { type: 'usage.queue'; licenseId: string; at: number; level: number; queued: number; grants: number; waitMs: number }
   /** A named server-state record (on-premise entitlements, trusted time, deployments): replaced whole. */
+  /**
+   * A webhook event (domain/webhooks.ts), written with one delivery per endpoint subscribed to its type, in
+   * this transaction; with `dedupe`, dropped when an event with that key exists; with `webhookId`, for that
+   * endpoint only (a ping).
+   */
+  | { type: 'webhook.event'; event: WebhookEvent; dedupe: string | null; webhookId?: string }
+  | { type: 'webhook.put'; webhook: WebhookEndpoint }
+  | { type: 'webhook.delete'; webhookId: string }
   | { type: 'kv.put'; name: string; value: string; at: number }
   | { type: 'kv.delete'; name: string };
 

@@ -3,6 +3,7 @@
  * (suspended, subscription expired, trial expired).
  */
 import {
+  BASE_POOL,
   LICENSE_MODELS,
   OPEN_ACCESS,
   SHARING_OF_COUNTING,
@@ -57,6 +58,7 @@ export function policyFromCreate(input: CreateLicense): RequestedPolicy {
     lingerSeconds: input.lingerSeconds ?? 0,
     overdraftSeats: input.overdraftSeats ?? 0,
     access: input.access ?? OPEN_ACCESS,
+    features: input.features ?? [],
     suspended: input.suspended ?? false,
     metadata: input.metadata ?? {},
     requestedCounting: input.counting,
@@ -86,6 +88,7 @@ export function policyWithPatch(current: License, patch: UpdateLicense): Request
     lingerSeconds: patch.lingerSeconds ?? current.lingerSeconds,
     overdraftSeats: patch.overdraftSeats ?? current.overdraftSeats,
     access: patch.access ?? current.access,
+    features: patch.features ?? current.features,
     suspended: patch.suspended ?? current.suspended,
     metadata: patch.metadata ?? current.metadata,
     requestedCounting: patch.counting,
@@ -111,6 +114,16 @@ export function checkPolicy(requested: RequestedPolicy): Result<LicensePolicy> {
   if (requestedCounting !== undefined && countingOf(p.sharing) !== requestedCounting) {
     return bad(`counting ${requestedCounting} contradicts the sharing rule sent with it (which is ${countingOf(p.sharing)})`);
   }
+  const names = p.features.map((f) => f.name);
+  if (names.includes(BASE_POOL)) return bad(`"${BASE_POOL}" names the license's own seats; a feature needs another name`);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) return bad(`feature ${twice} is listed twice`);
+  p.features = [...p.features].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const short = p.features.find((f) => f.leaseTtlSeconds !== undefined && p.heartbeatIntervalSeconds >= f.leaseTtlSeconds);
+  if (short)
+    return bad(
+      `heartbeatIntervalSeconds (${p.heartbeatIntervalSeconds}) must be shorter than feature ${short.name}'s leaseTtlSeconds (${short.leaseTtlSeconds})`,
+    );
   if (p.model === LICENSE_MODELS.SUBSCRIPTION && p.expiresAt === null) return bad('a subscription needs expiresAt');
   if (p.model !== LICENSE_MODELS.SUBSCRIPTION && p.expiresAt !== null)
     return bad(`expiresAt is only for subscriptions (model is ${p.model})`);

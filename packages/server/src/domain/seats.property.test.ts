@@ -17,6 +17,7 @@ import { SeatGuardError, type Effect } from './effects.js';
 import {
   decideCheckin,
   decideCheckout,
+  decideFeatures,
   decideHeartbeat,
   decideOfflineCheckout,
   decideReclaim,
@@ -27,6 +28,7 @@ import {
   type Decision,
 } from './seats.js';
 import type { AuditEntry, Device, Lease, License } from './types.js';
+import { aheadIn, type Waiter } from './queue.js';
 import {
   commandArb,
   fingerprint,
@@ -36,6 +38,7 @@ import {
   invariants,
   licenseOf,
   pickLease,
+  POOL_ASKS,
   policyArb,
   PROPERTY_SEED,
   releaseViolations,
@@ -54,6 +57,8 @@ interface World {
   leases: Map<string, Lease>;
   audit: AuditEntry[];
   now: number;
+  /** the license's queues, as the stores keep them (a new waiter gets the next seq) */
+  waiters: Waiter[];
 }
 
 function clone(w: World): World {
@@ -63,6 +68,7 @@ function clone(w: World): World {
     leases: new Map([...w.leases].map(([k, l]) => [k, { ...l, instances: l.instances.map((i) => ({ ...i })) }])),
     audit: [...w.audit],
     now: w.now,
+    waiters: w.waiters.map((x) => ({ ...x })),
   };
 }
 
@@ -101,6 +107,8 @@ function apply(w: World, effects: readonly Effect[]): World {
           lastHeartbeatAt: fields.lastHeartbeatAt,
           expiresAt: fields.expiresAt,
           offlineExpiresAt: fields.offlineExpiresAt,
+          lingerUntil: fields.lingerUntil,
+          features: fields.features,
         });
         break;
       }
@@ -130,7 +138,13 @@ function apply(w: World, effects: readonly Effect[]): World {
         if (!l) throw new Error(`instance.put on missing lease ${e.leaseId} (a foreign key would refuse it)`);
         const at = l.instances.findIndex((i) => i.instanceId === e.instance.instanceId);
         if (at < 0) l.instances.push({ ...e.instance });
-        else l.instances[at] = { ...l.instances[at]!, lastHeartbeatAt: e.instance.lastHeartbeatAt, expiresAt: e.instance.expiresAt };
+        else
+          l.instances[at] = {
+            ...l.instances[at]!,
+            lastHeartbeatAt: e.instance.lastHeartbeatAt,
+            expiresAt: e.instance.expiresAt,
+            features: e.instance.features,
+          };
         break;
       }
       case 'instance.delete': {
@@ -158,6 +172,23 @@ function apply(w: World, effects: readonly Effect[]): World {
         n.audit.push(e.entry);
         break;
       case 'usage':
+      case 'usage.feature':
+      case 'usage.queue':
+        break;
+      case 'waiter.put': {
+        const x = e.waiter;
+        const at = n.waiters.findIndex(
+          (y) => y.pool === x.pool && y.fingerprint === x.fingerprint && y.instanceId === x.instanceId && y.licenseId === x.licenseId,
+        );
+        if (at >= 0) n.waiters[at] = { ...n.waiters[at]!, lastPollAt: x.lastPollAt, expiresAt: x.expiresAt };
+        else n.waiters.push({ ...x, seq: ++waiterSeq });
+        break;
+      }
+      case 'waiter.delete':
+        n.waiters = n.waiters.filter((y) => y.fingerprint !== e.fingerprint || y.instanceId !== e.instanceId);
+        break;
+      case 'waiters.drop':
+        n.waiters = n.waiters.filter((y) => !e.seqs.includes(y.seq));
         break;
       default:
         throw new Error(`a seat decision wrote ${e.type}`);
@@ -170,6 +201,7 @@ function apply(w: World, effects: readonly Effect[]): World {
 // running a command against the world
 
 let ids = 0;
+let waiterSeq = 0;
 const nextId = (p: string) => `${p}_${String(++ids).padStart(20, '0')}`;
 
 function step(w: World, c: Command): World {
@@ -188,7 +220,8 @@ function step(w: World, c: Command): World {
       license: L,
       lease,
       device: lease ? w.devices.get(use(instanceId)!) : undefined,
-      deviceLeases: leasesOf(lease?.deviceId),
+      // the leases of the use's device, as the service loads them for a revival
+      deviceLeases: leasesOf(lease ? use(instanceId) : undefined),
     });
   };
   const run = (d: Decision<unknown>): World => {
@@ -215,6 +248,8 @@ function step(w: World, c: Command): World {
             .sort((a, b) => a.expiresAt! - b.expiresAt!)
             .slice(0, 32)
         : [],
+      featureLeases: all,
+      waiters: w.waiters,
       earliestExpiry: full
         ? (all
             .map((l) => l.expiresAt)
@@ -233,9 +268,25 @@ function step(w: World, c: Command): World {
   });
   switch (c.kind) {
     case 'checkout': {
-      const d = decideCheckout(checkoutState(c.device), base(c.device, c.instance), now);
+      const asker = base(c.device, c.instance);
+      const features = POOL_ASKS[c.pools];
+      const d = decideCheckout(checkoutState(c.device), { ...asker, features, ...(c.wait ? { wait: { timeoutSeconds: 600 } } : {}) }, now);
       const n = run(d);
       if (d.result.ok) assert.ok(n.leases.has(d.result.value.lease.id), 'a granted lease is stored');
+      // Nobody overtakes a waiter: a new base seat was free for this checkout past the live waiters before it.
+      if (d.result.ok && d.result.value.created && d.result.value.lease.base) {
+        const ahead = aheadIn(w.waiters, 'base', asker, now);
+        const dead = [...w.leases.values()].filter((l) => l.base && isDead(l, now)).length;
+        assert.ok(
+          L.seatsUsed - dead + ahead < L.seats + L.overdraftSeats,
+          `a new seat went to a checkout with ${ahead} live waiter(s) before it (seats ${L.seats}, used ${L.seatsUsed}, dead ${dead})`,
+        );
+      }
+      if (!d.result.ok && c.wait && d.result.error.details?.queue)
+        assert.ok(
+          n.waiters.some((x) => x.fingerprint === asker.fingerprint && x.instanceId === asker.instanceId),
+          'a refused waiter waits',
+        );
       return n;
     }
     case 'offline':
@@ -248,6 +299,18 @@ function step(w: World, c: Command): World {
           { leaseId: id, instanceId: instanceOn(w.leases.get(id), c.instance), actor: 'client' },
           now,
         ).decision,
+      );
+    }
+    case 'features': {
+      const id = pickLease([...w.leases.keys()], c.lease);
+      const instanceId = instanceOn(w.leases.get(id), c.instance);
+      const features = POOL_ASKS[c.pools] ?? ['base'];
+      return run(
+        decideFeatures(
+          { ...leaseState(id)(instanceId), featureLeases: [...w.leases.values()] },
+          { leaseId: id, instanceId, features, actor: 'client' },
+          now,
+        ),
       );
     }
     case 'checkin': {
@@ -290,10 +353,10 @@ function step(w: World, c: Command): World {
 }
 
 test(`pure domain: ${RUNS} random command sequences never break the seat invariants`, (t) => {
-  const stats = { steps: 0, grants: 0, releases: 0, offline: 0 };
+  const stats = { steps: 0, grants: 0, releases: 0, offline: 0, featureGrants: 0, featureChanges: 0, stepsWithWaiters: 0 };
   fc.assert(
     fc.property(policyArb, fc.array(commandArb, { minLength: 1, maxLength: 60, size: 'max' }), (policy, commands) => {
-      let w: World = { license: licenseOf(policy), devices: new Map(), leases: new Map(), audit: [], now: T0 };
+      let w: World = { license: licenseOf(policy), devices: new Map(), leases: new Map(), audit: [], now: T0, waiters: [] };
       for (const [i, c] of commands.entries()) {
         const before = [...w.leases.values()];
         const auditBefore = w.audit.length;
@@ -303,6 +366,11 @@ test(`pure domain: ${RUNS} random command sequences never break the seat invaria
         stats.releases += releases.length;
         stats.grants += w.audit.slice(auditBefore).filter((a) => a.type === 'checkout').length;
         stats.offline += w.audit.slice(auditBefore).filter((a) => a.type === 'offline-checkout').length;
+        stats.featureGrants += w.audit
+          .slice(auditBefore)
+          .filter((a) => (a.type === 'checkout' || a.type === 'join') && a.data.features).length;
+        stats.featureChanges += w.audit.slice(auditBefore).filter((a) => a.type === 'features.changed').length;
+        if (w.waiters.length) stats.stepsWithWaiters++;
         const broken = [
           ...invariants({ license: w.license, leases: [...w.leases.values()], devices: [...w.devices.values()], now: w.now }),
           ...releaseViolations(before, [...w.leases.values()], releases, w.now),
@@ -312,7 +380,18 @@ test(`pure domain: ${RUNS} random command sequences never break the seat invaria
     }),
     { numRuns: RUNS, ...(PROPERTY_SEED !== undefined ? { seed: PROPERTY_SEED } : {}) },
   );
-  t.diagnostic(`${stats.steps} steps: ${stats.grants} grants, ${stats.offline} offline checkouts, ${stats.releases} releases`);
+  t.diagnostic(
+    `${stats.steps} steps: ${stats.grants} grants, ${stats.offline} offline checkouts, ${stats.releases} releases, ` +
+      `${stats.featureGrants} grants naming features, ${stats.featureChanges} feature changes, ${stats.stepsWithWaiters} steps with waiters`,
+  );
   // The sequences must reach the interesting states, or the property proves little.
-  assert.ok(stats.grants > RUNS && stats.releases > RUNS / 2 && stats.offline > RUNS / 10, JSON.stringify(stats));
+  assert.ok(
+    stats.grants > RUNS &&
+      stats.releases > RUNS / 2 &&
+      stats.offline > RUNS / 10 &&
+      stats.featureGrants > RUNS / 10 &&
+      stats.featureChanges > RUNS / 20 &&
+      stats.stepsWithWaiters > RUNS,
+    JSON.stringify(stats),
+  );
 });

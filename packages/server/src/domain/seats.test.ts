@@ -25,6 +25,7 @@ function license(over: Partial<License> = {}): License {
   return {
     id: 'lic_1',
     productId: 'prd_1',
+    customerId: 'cus_1',
     key: 'K',
     seats: 2,
     model: 'permanent',
@@ -37,6 +38,7 @@ function license(over: Partial<License> = {}): License {
     maxOfflineSeats: null,
     maxInstancesPerDevice: 3,
     sharing: { by: ['device'], cap: null },
+    features: [],
     clonePolicy: 'separate',
     vmPolicy: 'allow',
     lingerSeconds: 0,
@@ -74,13 +76,17 @@ function lease(over: Partial<Lease> = {}): Lease {
     deviceId: 'dev_1',
     shareGroup: 'device=dev_1',
     overdraft: false,
+    base: true,
+    features: [],
     lingerUntil: null,
     offline: false,
     grantedAt: T0,
     lastHeartbeatAt: T0,
     expiresAt: T0 + 60 * S,
     offlineExpiresAt: null,
-    instances: [{ instanceId: 'a', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+    instances: [
+      { instanceId: 'a', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+    ],
     ...over,
   };
 }
@@ -132,7 +138,7 @@ test('per-device: a second instance joins the device seat up to the per-device m
   const full = lease({
     instances: [
       ...lease().instances,
-      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
     ],
   });
   const third = decideCheckout(state({ license: lic, device: device(), deviceLeases: [full] }), cmd('fp-1', 'c'), T0);
@@ -250,7 +256,7 @@ test('a plain renewal is one monotonic renewal effect; a renewal that also prune
   const withDeadSibling = lease({
     instances: [
       ...lease().instances,
-      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S },
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 10 * S },
     ],
   });
   const pruning = decideHeartbeat({ license: lic, lease: withDeadSibling, device: device() }, hb, T0 + 30 * S, { batchMarginMs: 5 * S });
@@ -295,7 +301,7 @@ test('check-in: the seat frees when the last instance leaves', () => {
   const two = lease({
     instances: [
       ...lease().instances,
-      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
     ],
   });
   const lic = license({ seatsUsed: 1 });
@@ -329,7 +335,7 @@ test('sync drops instances that do not run; an online lease left empty frees its
   const two = lease({
     instances: [
       ...lease().instances,
-      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
     ],
   });
   const d = decideSync(
@@ -422,11 +428,20 @@ test('reclaim frees dead leases, drops dead instances, and never touches an unex
         instanceId: 'old',
         deviceId: 'dev_1',
         meta: EMPTY_META,
+        features: [],
         startedAt: T0 - 100 * S,
         lastHeartbeatAt: T0 - 100 * S,
         expiresAt: T0 - 40 * S,
       },
-      { instanceId: 'new', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0 - 10 * S, expiresAt: T0 + 50 * S },
+      {
+        instanceId: 'new',
+        deviceId: 'dev_1',
+        meta: EMPTY_META,
+        features: [],
+        startedAt: T0,
+        lastHeartbeatAt: T0 - 10 * S,
+        expiresAt: T0 + 50 * S,
+      },
     ],
   });
   const d = decideReclaim(lic, [dead, off, mixed], T0, 'reclaimer');
@@ -488,13 +503,23 @@ test('per-instance: reviving a dead lease is refused when the device has since t
     shareGroup: 'instance=lse_old',
     expiresAt: T0 - S,
     instances: [
-      { instanceId: 'a', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S },
+      {
+        instanceId: 'a',
+        deviceId: 'dev_1',
+        meta: EMPTY_META,
+        features: [],
+        startedAt: T0 - 120 * S,
+        lastHeartbeatAt: T0 - 120 * S,
+        expiresAt: T0 - S,
+      },
     ],
   });
   const fresh = lease({
     id: 'lse_new',
     shareGroup: 'instance=lse_new',
-    instances: [{ instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+    instances: [
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+    ],
   });
   const refused = decideHeartbeat(
     { license: lic, lease: dead, device: device(), deviceLeases: [dead, fresh] },
@@ -521,13 +546,23 @@ test('per-instance: an instance checking out again on its dead lease is refused 
     shareGroup: 'instance=lse_old',
     expiresAt: T0 - S,
     instances: [
-      { instanceId: 'a', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0 - 120 * S, lastHeartbeatAt: T0 - 120 * S, expiresAt: T0 - S },
+      {
+        instanceId: 'a',
+        deviceId: 'dev_1',
+        meta: EMPTY_META,
+        features: [],
+        startedAt: T0 - 120 * S,
+        lastHeartbeatAt: T0 - 120 * S,
+        expiresAt: T0 - S,
+      },
     ],
   });
   const fresh = lease({
     id: 'lse_new',
     shareGroup: 'instance=lse_new',
-    instances: [{ instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S }],
+    instances: [
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 60 * S },
+    ],
   });
   const d = decideCheckout(state({ license: lic, device: device(), deviceLeases: [dead, fresh] }), cmd('fp-1', 'a'), T0);
   assert.ok(!d.result.ok);

@@ -7,11 +7,26 @@
  * The caller applies the effects in that same transaction, so what was decided
  * is what is written (see `store/port.ts`).
  */
-import { LICENSE_MODELS, RELEASE_REASONS, type ErrorCode } from '@floatd/protocol';
+import { BASE_POOL, LICENSE_MODELS, RELEASE_REASONS, type ErrorCode } from '@floatd/protocol';
 import type { Effect, Renewal } from './effects.js';
 import { gate, licenseEndsAt } from './policy.js';
 import { accessRefusal, countsSeats, joinRefusal, newSeatRefusal, principalsOf, type Groups } from './access.js';
 import { fail, ok, type DomainError, type Result } from './result.js';
+import { aheadIn, queueEffects, waitingCount, type Asker, type Waiter } from './queue.js';
+import {
+  featureAccessRefusal,
+  featureCounts,
+  featureRefusal,
+  featureShortfall,
+  featuresOf,
+  perInstance,
+  seatTtlSeconds,
+  poolRequest,
+  poolsOf,
+  refit,
+  type FeatureShortfall,
+  type PoolRequest,
+} from './features.js';
 import {
   isUnsharedGroup,
   isVirtual,
@@ -44,6 +59,10 @@ export interface CheckoutCommand extends ClientMeta {
   actor: string;
   /** the client address the request came from, if known (the clone policy compares it) */
   address?: string | null | undefined;
+  /** the pools the use needs (`base` and feature names); absent: the base pool */
+  features?: readonly string[] | undefined;
+  /** refused for want of a seat, wait in the pool's queue (`domain/queue.ts`) */
+  wait?: { timeoutSeconds: number } | undefined;
 }
 
 export interface CheckoutState {
@@ -63,6 +82,12 @@ export interface CheckoutState {
   access?: { groups: Groups; leases?: Lease[] | undefined } | undefined;
   /** leases of this license whose expiry has passed but are not yet reclaimed; loaded only when no seat is free */
   deadLeases: Lease[];
+  /** the license's seats that hold a feature the use asks for (`StoreTx.leasesWithFeatures`); absent when it asks for none */
+  featureLeases?: Lease[] | undefined;
+  /** leases dead at or before this time may be freed to make room (the gate's reclaim cutoff); default: now */
+  reclaimBefore?: number | undefined;
+  /** the license's queues (`StoreTx.waiters`); absent: nobody waits */
+  waiters?: readonly Waiter[] | undefined;
   /** the earliest future expiry among the license's leases, for the denial message */
   earliestExpiry: number | null;
 }
@@ -83,12 +108,19 @@ export function isDead(lease: Lease, now: number): boolean {
   return lease.expiresAt !== null && lease.expiresAt <= now;
 }
 
+/**
+ * The uses of a seat still running: their own expiry has not passed, nor the seat's (a seat's lifetime may be shorter
+ * than a use's since feature pools have lifetimes of their own: when the seat dies, its uses are gone with it).
+ */
 export function liveInstances(lease: Lease, now: number): Instance[] {
+  if (isDead(lease, now) && !offlineStillValid(lease, now)) return [];
   return lease.instances.filter((i) => i.expiresAt === null || i.expiresAt > now);
 }
 
-function ttlExpiry(license: License, from: number): number | null {
-  return license.leaseTtlSeconds === null ? null : from + license.leaseTtlSeconds * 1000;
+/** When a seat holding these pools expires without a heartbeat from `from` (`seatTtlSeconds`: its shortest pool's). */
+function ttlExpiry(license: License, from: number, seat: { base: boolean; features: readonly string[] }): number | null {
+  const ttl = seatTtlSeconds(license, seat.base, seat.features);
+  return ttl === null ? null : from + ttl * 1000;
 }
 
 function offlineStillValid(lease: Lease, now: number): boolean {
@@ -105,6 +137,8 @@ class Plan {
   readonly license: License;
   /** the device as the decision leaves it, when the decision changed more than its last access (clone flags) */
   device: Device | undefined;
+  /** leases this decision released (a lease is released once, whichever rule freed it first) */
+  readonly freed = new Set<string>();
   constructor(
     license: License,
     readonly now: number,
@@ -156,13 +190,21 @@ class Plan {
       peakOverdraft: Math.max(0, top - this.license.seats),
       overdraftAtEnd: Math.max(0, seatsUsed - this.license.seats),
       overdraftCheckouts,
+      ...(checkouts > 0 && seatsUsed >= this.license.seats ? { full: true as const } : {}),
     });
   }
 
+  /** A feature pool's hourly figures: its level after a grant (the peak can only rise there), a grant, a denial. */
+  featureUsage(feature: string, held: number, checkouts: number, denials: number): void {
+    this.effects.push({ type: 'usage.feature', licenseId: this.license.id, feature, at: this.now, held, checkouts, denials });
+  }
+
   release(lease: Lease, reason: ReleaseReason, data: Record<string, unknown> = {}): void {
+    if (this.freed.has(lease.id)) return;
+    this.freed.add(lease.id);
     const before = this.license.seatsUsed;
     this.effects.push({ type: 'lease.delete', leaseId: lease.id });
-    this.seats(-1, lease.offline ? -1 : 0);
+    if (lease.base) this.seats(-1, lease.offline ? -1 : 0);
     this.audit('release', { deviceId: lease.deviceId, leaseId: lease.id }, reason, { offline: lease.offline, ...data });
     this.usage(0, 0, before);
   }
@@ -173,10 +215,13 @@ class Plan {
    * every audit entry, one usage record — so a store can write each group in bulk.
    */
   releaseAll(leases: readonly Lease[], reason: ReleaseReason, data: (lease: Lease) => Record<string, unknown>): void {
+    leases = leases.filter((l) => !this.freed.has(l.id));
     if (leases.length === 0) return;
+    for (const l of leases) this.freed.add(l.id);
     const before = this.license.seatsUsed;
     for (const lease of leases) this.effects.push({ type: 'lease.delete', leaseId: lease.id });
-    this.seats(-leases.length, -leases.filter((l) => l.offline).length);
+    const base = leases.filter((l) => l.base);
+    this.seats(-base.length, -base.filter((l) => l.offline).length);
     for (const lease of leases)
       this.audit('release', { deviceId: lease.deviceId, leaseId: lease.id }, reason, { offline: lease.offline, ...data(lease) });
     this.usage(0, 0, before);
@@ -185,8 +230,9 @@ class Plan {
   /** Drops instances that stopped heartbeating (other than `keep`) and returns what is left. */
   pruneInstances(lease: Lease, keep: string | null): Instance[] {
     const left: Instance[] = [];
+    const seatDead = isDead(lease, this.now) && !offlineStillValid(lease, this.now);
     for (const inst of lease.instances) {
-      const dead = inst.expiresAt !== null && inst.expiresAt <= this.now;
+      const dead = seatDead || (inst.expiresAt !== null && inst.expiresAt <= this.now);
       if (dead && inst.instanceId !== keep) {
         this.effects.push({ type: 'instance.delete', leaseId: lease.id, instanceId: inst.instanceId });
         this.audit('instance-dropped', { deviceId: lease.deviceId, leaseId: lease.id }, RELEASE_REASONS.EXPIRED, {
@@ -247,6 +293,8 @@ function touchedDevice(device: Device | undefined, licenseId: string, cmd: Check
 interface NewUse {
   deviceId: string;
   meta: UseMeta;
+  /** the feature pools it needs beside its seat's base pool */
+  features: string[];
 }
 
 function renew(plan: Plan, lease: Lease, instanceId: string, newUse?: NewUse): Lease {
@@ -255,7 +303,7 @@ function renew(plan: Plan, lease: Lease, instanceId: string, newUse?: NewUse): L
   const existing = lease.instances.find((i) => i.instanceId === instanceId);
   const who = existing ?? newUse;
   if (!who) throw new Error(`renew: instance ${instanceId} is not on lease ${lease.id} and no new use was given`);
-  const use = { deviceId: who.deviceId, meta: who.meta };
+  const use = { deviceId: who.deviceId, meta: who.meta, features: who.features };
   let next: Lease = { ...lease };
 
   if (offlineStillValid(lease, now)) {
@@ -267,25 +315,24 @@ function renew(plan: Plan, lease: Lease, instanceId: string, newUse?: NewUse): L
       lastHeartbeatAt: now,
       expiresAt: lease.offlineExpiresAt,
     };
-    next = { ...next, lastHeartbeatAt: now, instances: [...others, inst] };
+    next = { ...refit(next, [...others, inst]), lastHeartbeatAt: now };
     plan.effects.push({ type: 'instance.put', leaseId: lease.id, instance: inst });
     plan.effects.push({ type: 'lease.update', lease: next });
     return next;
   }
 
   const revived = isDead(lease, now) || lease.offline;
-  const expiresAt = ttlExpiry(plan.license, now);
+  const expiresAt = ttlExpiry(plan.license, now, { base: lease.base, features: featuresOf([...others, use]) });
   const inst: Instance = { instanceId, ...use, startedAt: existing?.startedAt ?? now, lastHeartbeatAt: now, expiresAt };
   next = {
-    ...next,
+    ...refit(next, [...others, inst]),
     offline: false,
     offlineExpiresAt: null,
     lastHeartbeatAt: now,
     expiresAt,
     lingerUntil: null,
-    instances: [...others, inst],
   };
-  if (lease.offline) plan.seats(0, -1);
+  if (lease.offline && lease.base) plan.seats(0, -1);
   if (revived) {
     plan.audit('heartbeat-revive', { deviceId: lease.deviceId, leaseId: lease.id }, null, {
       instanceId,
@@ -327,12 +374,66 @@ function revivalOverLimit(license: License, lease: Lease, deviceId: string, devi
  * the moment its TTL ends. The per-device instance maximum holds under every rule.
  */
 export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: number): Decision<Granted> {
+  const d = decideSeat(s, cmd, now);
+  if (!s.waiters?.length && !cmd.wait) return d;
+  // The queue's part: a grant leaves the queues, a refusal for want of a seat waits in one (`domain/queue.ts`).
+  const error = d.result.ok ? undefined : d.result.error;
+  const pool =
+    error?.code === 'NO_SEATS_AVAILABLE' ? BASE_POOL : error?.code === 'NO_FEATURE_SEATS_AVAILABLE' ? String(error.details?.feature) : null;
+  if (error && pool === null) return d;
+  const level = d.result.ok ? d.result.value.license.seatsUsed : s.license.seatsUsed;
+  const q = queueEffects(s.waiters ?? [], cmd, s.license.id, level, now, d.result.ok ? { granted: true } : { granted: false, pool });
+  const effects = [...d.effects, ...q.effects];
+  if (d.result.ok) {
+    // The answer tells the holder how many others wait (an application may ask an idle user to give the seat back).
+    const others = (s.waiters ?? []).filter((w) => w.fingerprint !== cmd.fingerprint || w.instanceId !== cmd.instanceId);
+    return { result: ok({ ...d.result.value, license: { ...d.result.value.license, waiting: waitingCount(others, now) } }), effects };
+  }
+  if (!error || !q.place) return { result: d.result, effects };
+  const where = `; you are number ${q.place.position} of ${q.place.length} waiting: ask again within ${q.place.pollWithinSeconds} s to keep your place`;
+  return { result: fail(error.code, error.message + where, { ...error.details, queue: q.place }), effects };
+}
+
+/** The seat decision of a checkout (`decideCheckout` adds the queue's part). */
+function decideSeat(s: CheckoutState, cmd: CheckoutCommand, now: number): Decision<Granted> {
   const blocked = gate(s.license, now);
   if (blocked) return refuseWith(blocked);
   const plan = new Plan(s.license, now, cmd.actor);
   const device = touchedDevice(s.device, s.license.id, cmd, now);
   const meta = useMeta(cmd, cmd.address ?? null);
-  const use = { deviceId: device.id, meta };
+  const pools = poolRequest(s.license, cmd.features);
+  if (!pools.ok) return refuseWith(pools.error);
+  const want = pools.value;
+  const use: NewUse = { deviceId: device.id, meta, features: want.features };
+  const known = s.device !== undefined;
+  // Room in the feature pools the seat does not hold yet, before anything of the use is written (all or nothing).
+  const roomFor = (seat: Lease | null): Decision<Granted> | undefined => {
+    const short = makeFeatureRoom(plan, s, seat, want.features, cmd, []);
+    if (short) {
+      plan.featureUsage(short.feature, short.seatsUsed, 0, 1);
+      return refuseAudited(plan, plan.device ?? device, known, cmd, featureRefusal(short));
+    }
+    // The features' own access policies, for the feature seats this use takes.
+    const taking = want.features.filter((f) => !seat?.features.includes(f) || perInstance(s.license, f));
+    const barred = featureAccessRefusal(
+      s.license,
+      want.features,
+      taking,
+      principals,
+      (s.featureLeases ?? []).filter((l) => !plan.freed.has(l.id)),
+      s.access?.groups ?? NO_GROUPS,
+      seat,
+    );
+    return barred && refuseAudited(plan, plan.device ?? device, known, cmd, barred);
+  };
+  // A grant's feature figures: the level of each pool the seat took a seat of.
+  const counted = (seat: Lease | null, d: Decision<Granted>): Decision<Granted> => {
+    if (!d.result.ok || want.features.length === 0) return d;
+    const counts = featureCounts(s.featureLeases ?? [], plan.freed, s.license);
+    for (const f of want.features)
+      if (!seat?.features.includes(f) || perInstance(s.license, f)) plan.featureUsage(f, (counts.get(f) ?? 0) + 1, 1, 0);
+    return d;
+  };
   const grant = (lease: Lease, created: boolean): Decision<Granted> => {
     plan.effects.push({ type: 'device.upsert', device: plan.device ?? device });
     return plan.done({ license: plan.license, device: plan.device ?? device, lease, instanceId: cmd.instanceId, created });
@@ -359,7 +460,7 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   const barred = accessRefusal(s.license.access, principals);
   if (barred) return refuseAudited(plan, device, s.device !== undefined, cmd, barred);
   const joinRefused = (seat: Lease): Decision<Granted> | undefined => {
-    if (!countsSeats(s.license.access)) return undefined;
+    if (!seat.base || !countsSeats(s.license.access)) return undefined;
     const refusal = joinRefusal(s.license.access, principals, seat, s.access?.leases ?? [], groups);
     return refusal && refuseAudited(plan, device, s.device !== undefined, cmd, refusal);
   };
@@ -371,18 +472,20 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
     const idle = s.deviceLeases.find(
       (l) =>
         l.deviceId === device.id &&
+        l.base === want.base &&
         isUnsharedGroup(l.shareGroup) &&
         liveInstances(l, now).length === 0 &&
         (offlineStillValid(l, now) || !isDead(l, now)),
     );
-    if (idle) return joinRefused(idle) ?? join(plan, idle, cmd, use, grant);
+    if (idle) return joinRefused(idle) ?? roomFor(idle) ?? counted(idle, join(plan, idle, cmd, use, grant));
     if (liveUsesOf(device.id, s.deviceLeases, now) >= max) return limitReached();
-    return newSeat(plan, s, device, cmd, use, unsharedGroup(cmd.newLeaseId), principals);
+    return roomFor(null) ?? counted(null, newSeat(plan, s, device, cmd, use, unsharedGroup(cmd.newLeaseId), principals, want));
   }
 
   if (liveUsesOf(device.id, s.deviceLeases, now) >= max) return limitReached();
   const cap = s.license.sharing.cap;
-  const groupSeats = (s.groupLeases ?? s.deviceLeases).filter((l) => l.shareGroup === group);
+  // A seat's base pool is fixed: a use joins only a seat that holds a base seat if and only if it needs one.
+  const groupSeats = (s.groupLeases ?? s.deviceLeases).filter((l) => l.shareGroup === group && l.base === want.base);
   // Seats of the group this use could join: room under the cap, and its instance id free on the seat.
   let candidates = groupSeats.filter(
     (l) => (cap === null || liveInstances(l, now).length < cap) && !l.instances.some((i) => i.instanceId === cmd.instanceId),
@@ -409,8 +512,37 @@ export function decideCheckout(s: CheckoutState, cmd: CheckoutCommand, now: numb
   }
   // The fullest seat with room first: uses are packed onto as few seats as the cap allows.
   const seat = candidates.sort((a, b) => liveInstances(b, now).length - liveInstances(a, now).length)[0];
-  if (seat) return joinRefused(seat) ?? join(plan, seat, cmd, use, grant);
-  return newSeat(plan, s, plan.device ?? device, cmd, use, group, principals);
+  if (seat) return joinRefused(seat) ?? roomFor(seat) ?? counted(seat, join(plan, seat, cmd, use, grant));
+  return roomFor(null) ?? counted(null, newSeat(plan, s, plan.device ?? device, cmd, use, group, principals, want));
+}
+
+/**
+ * Frees dead seats holding a feature that `seat` (null: a new seat) lacks and whose pool is full, then says which
+ * pool is still full, if one is. Dead seats count until freed: their holders may revive them.
+ */
+function makeFeatureRoom(
+  plan: Plan,
+  s: { license: License; featureLeases?: Lease[] | undefined; reclaimBefore?: number | undefined; waiters?: readonly Waiter[] | undefined },
+  seat: Lease | null,
+  wanted: readonly string[],
+  who: Asker,
+  useHas: readonly string[],
+): FeatureShortfall | undefined {
+  const leases = s.featureLeases ?? [];
+  // Seats of a feature are free for this checkout only past the live waiters before it in that feature's queue.
+  const ahead = (f: string) => (s.waiters?.length ? aheadIn(s.waiters, f, who, plan.now) : 0);
+  const short = () => featureShortfall(s.license, leases, seat, wanted, plan.freed, ahead, useHas);
+  if (!short()) return undefined;
+  const cutoff = Math.min(s.reclaimBefore ?? plan.now, plan.now);
+  const missing = wanted.filter((f) => !useHas.includes(f) && (!seat?.features.includes(f) || perInstance(s.license, f)));
+  for (const l of leases) {
+    if (l.id === seat?.id || !isDead(l, cutoff) || offlineStillValid(l, plan.now) || !l.features.some((f) => missing.includes(f))) continue;
+    plan.release(l, l.lingerUntil === null ? RELEASE_REASONS.EXPIRED : RELEASE_REASONS.LINGER_ENDED, {
+      expiredAt: l.expiresAt,
+      on: 'checkout',
+    });
+  }
+  return short();
 }
 
 /** Live uses of a device on the leases given (its own and shared ones): what the per-device maximum counts. */
@@ -440,6 +572,7 @@ function join(
     instanceId: cmd.instanceId,
     instances: lease.instances.length,
     shareGroup: lease.shareGroup,
+    ...(use.features.length ? { features: poolsOf(lease.base, use.features) } : {}),
   });
   return grant(lease, false);
 }
@@ -476,7 +609,7 @@ function refuseAudited(
   plan: Plan,
   device: Device,
   known: boolean,
-  cmd: CheckoutCommand,
+  cmd: Pick<CheckoutCommand, 'fingerprint' | 'instanceId'>,
   error: DomainError,
   type: AuditType = 'denied',
   data: Record<string, unknown> = {},
@@ -501,9 +634,13 @@ function newSeat(
   use: NewUse,
   group: string,
   principals: ReadonlySet<string>,
+  want: PoolRequest,
 ): Decision<Granted> {
   const now = plan.now;
-  if (plan.license.seatsUsed >= plan.license.seats) {
+  // Live waiters before this checkout in the base pool's queue: free seats are theirs first (`domain/queue.ts`).
+  const queued = want.base && s.waiters?.length ? aheadIn(s.waiters, BASE_POOL, cmd, now) : 0;
+  // A seat of features only takes nothing from the base pool: its checks are the feature pools' (`makeFeatureRoom`).
+  if (want.base && plan.license.seatsUsed + queued >= plan.license.seats) {
     for (const dead of s.deadLeases) {
       if (isDead(dead, now))
         plan.release(dead, dead.lingerUntil === null ? RELEASE_REASONS.EXPIRED : RELEASE_REASONS.LINGER_ENDED, {
@@ -513,9 +650,10 @@ function newSeat(
     }
   }
   // Past the count, up to the overdraft: granted, marked and counted apart.
-  const overdraft = plan.license.seatsUsed >= plan.license.seats;
-  if (plan.license.seatsUsed >= plan.license.seats + plan.license.overdraftSeats) return deny(plan, s, device, cmd);
-  if (countsSeats(s.license.access)) {
+  const overdraft = want.base && plan.license.seatsUsed >= plan.license.seats;
+  if (want.base && plan.license.seatsUsed + queued >= plan.license.seats + plan.license.overdraftSeats)
+    return deny(plan, s, device, cmd, queued);
+  if (want.base && countsSeats(s.license.access)) {
     // Maxima and reservations count every seat the license's rows hold but those this decision freed: an expired
     // seat not yet reclaimed counts too, since its holder's next heartbeat may revive it (found by the property test).
     const freed = new Set(plan.effects.flatMap((e) => (e.type === 'lease.delete' ? [e.leaseId] : [])));
@@ -534,29 +672,44 @@ function newSeat(
     plan.license.trialStartedAt = now;
     plan.effects.push({ type: 'license.trialStarted', licenseId: s.license.id, at: now });
   }
-  const expiresAt = ttlExpiry(s.license, now);
+  const expiresAt = ttlExpiry(s.license, now, want);
   const lease: Lease = {
     id: cmd.newLeaseId,
     licenseId: s.license.id,
     deviceId: device.id,
     shareGroup: group,
     overdraft,
+    base: want.base,
+    features: want.features,
     lingerUntil: null,
     offline: false,
     grantedAt: now,
     lastHeartbeatAt: now,
     expiresAt,
     offlineExpiresAt: null,
-    instances: [{ instanceId: cmd.instanceId, deviceId: use.deviceId, meta: use.meta, startedAt: now, lastHeartbeatAt: now, expiresAt }],
+    instances: [
+      {
+        instanceId: cmd.instanceId,
+        deviceId: use.deviceId,
+        meta: use.meta,
+        features: use.features,
+        startedAt: now,
+        lastHeartbeatAt: now,
+        expiresAt,
+      },
+    ],
   };
   plan.effects.push({ type: 'device.upsert', device });
   plan.effects.push({ type: 'lease.insert', lease });
-  plan.seats(1, 0);
-  plan.usage(1, 0, plan.license.seatsUsed, overdraft ? 1 : 0);
+  if (want.base) {
+    plan.seats(1, 0);
+    plan.usage(1, 0, plan.license.seatsUsed, overdraft ? 1 : 0);
+  }
   plan.audit('checkout', { deviceId: device.id, leaseId: lease.id }, null, {
     instanceId: cmd.instanceId,
     fingerprint: cmd.fingerprint,
     shareGroup: group,
+    ...(want.features.length || !want.base ? { features: poolsOf(want.base, want.features) } : {}),
     ...(overdraft ? { overdraft: true, seats: plan.license.seats, seatsUsed: plan.license.seatsUsed } : {}),
   });
   return plan.done({ license: plan.license, device, lease, instanceId: cmd.instanceId, created: true });
@@ -627,17 +780,18 @@ function aggregatedAudit(
 /** The earliest expiry is no promise: a holder that still runs renews its lease before then. */
 export const EARLIEST_RENEWABLE = ' unless its holder renews it';
 
-function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand): Decision<Granted> {
+function deny(plan: Plan, s: CheckoutState, device: Device, cmd: CheckoutCommand, queued = 0): Decision<Granted> {
   plan.usage(0, 1);
   // A denied clone still leaves its flag on the device.
   if (plan.device) plan.effects.push({ type: 'device.upsert', device: plan.device });
   plan.effects.push(denialAudit(plan.license.id, s.device ? device.id : null, cmd.fingerprint, cmd.instanceId, plan.now, plan.actor));
   const earliest = s.earliestExpiry;
   const { seats, seatsUsed } = plan.license;
+  const held = seatsUsed < seats + plan.license.overdraftSeats && queued > 0;
   return {
     result: fail(
       'NO_SEATS_AVAILABLE',
-      `all ${seats} seats are in use` +
+      (held ? `the free seats are held for the ${queued} checkout(s) waiting before you` : `all ${seats} seats are in use`) +
         (earliest !== null ? `; the earliest lease expires at ${new Date(earliest).toISOString()}${EARLIEST_RENEWABLE}` : ''),
       { seatsTotal: seats, seatsUsed, earliestExpiryAt: earliest === null ? null : new Date(earliest).toISOString() },
     ),
@@ -706,7 +860,7 @@ export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number
   const device: Device = { ...s.device, lastAccessedAt: now };
   if (isPlainRenewal(lease, now)) {
     // Only times move: one renewal effect (see `Renewal`).
-    const expiresAt = ttlExpiry(s.license, now);
+    const expiresAt = ttlExpiry(s.license, now, lease);
     const next: Lease = {
       ...lease,
       lastHeartbeatAt: now,
@@ -777,13 +931,15 @@ export function decideCheckin(s: LeaseState, cmd: InstanceCommand, now: number):
   plan.effects.push({ type: 'instance.delete', leaseId: lease.id, instanceId: cmd.instanceId });
   plan.audit('checkin', { deviceId: lease.deviceId, leaseId: lease.id }, null, { instanceId: cmd.instanceId, instancesLeft: left.length });
   if (s.device) plan.effects.push({ type: 'device.upsert', device: { ...s.device, lastAccessedAt: now } });
-  const next: Lease = { ...lease, instances: left };
-  if (left.length === 0 && !offlineStillValid(lease, now) && s.license.lingerSeconds > 0) {
+  const next: Lease = refit(lease, left);
+  // (A seat that expired before its check-in is not held on: it was free to be reclaimed already; found by the property
+  // test, where lingering revived a dead seat past the device's instance limit.)
+  if (left.length === 0 && !offlineStillValid(lease, now) && s.license.lingerSeconds > 0 && !isDead(lease, now)) {
     // Linger: the seat stays held for its share group a while; a use of the group checking out again joins it
     // at once, others find it busy, and the reclaimer ends it (`linger-ended`).
     const lingerUntil = now + s.license.lingerSeconds * 1000;
     const lingering: Lease = { ...next, offline: false, offlineExpiresAt: null, expiresAt: lingerUntil, lingerUntil };
-    if (lease.offline) plan.seats(0, -1); // a borrow past its Offline Expiry Date lingers online
+    if (lease.offline && lease.base) plan.seats(0, -1); // a borrow past its Offline Expiry Date lingers online
     plan.effects.push({ type: 'lease.update', lease: lingering });
     plan.audit('linger', { deviceId: lease.deviceId, leaseId: lease.id }, null, { lingerUntil: new Date(lingerUntil).toISOString() });
     return plan.done({ released: false, instances: 0, lease: lingering, lingerUntil });
@@ -794,6 +950,97 @@ export function decideCheckin(s: LeaseState, cmd: InstanceCommand, now: number):
   }
   plan.effects.push({ type: 'lease.update', lease: next });
   return plan.done({ released: false, instances: left.length, lease: next });
+}
+
+export interface FeaturesState extends LeaseState {
+  /** the license's seats that hold a feature the use asks for (`StoreTx.leasesWithFeatures`) */
+  featureLeases: Lease[];
+  reclaimBefore?: number | undefined;
+  /** the license's queues: a feature change does not overtake a waiter either */
+  waiters?: readonly Waiter[] | undefined;
+  /** the groups the features' access policies name */
+  groups?: Groups | undefined;
+}
+
+/**
+ * A held use changes the features it needs: the ones its seat gains are granted all or nothing (after freeing dead
+ * seats of a full pool), the ones no use of the seat needs any more go back to their pools. The base pool of a seat
+ * is fixed (`BASE_POOL_FIXED`). Answered like a heartbeat, with a token that lists the use's pools.
+ */
+export function decideFeatures(
+  s: FeaturesState,
+  cmd: { leaseId: string; instanceId: string; features: readonly string[]; actor: string },
+  now: number,
+): Decision<Granted> {
+  const lease = ownedLease(s, cmd);
+  const use = lease?.instances.find((i) => i.instanceId === cmd.instanceId);
+  if (!lease || !use || !s.device || (isDead(lease, now) && !offlineStillValid(lease, now))) return leaseNotFound();
+  const blocked = gate(s.license, now);
+  if (blocked) return refuseWith(blocked);
+  const pools = poolRequest(s.license, cmd.features);
+  if (!pools.ok) return refuseWith(pools.error);
+  const want = pools.value;
+  if (want.base !== lease.base) {
+    return refuse(
+      'BASE_POOL_FIXED',
+      lease.base
+        ? 'this seat holds a base seat, and keeps it: name base among the features, or check in and check out again without it'
+        : 'this seat holds features only: a base seat needs a checkout of its own',
+      { base: lease.base },
+    );
+  }
+  const plan = new Plan(s.license, now, cmd.actor);
+  const device: Device = { ...s.device, lastAccessedAt: now };
+  const short = makeFeatureRoom(
+    plan,
+    s,
+    lease,
+    want.features,
+    { fingerprint: s.device.fingerprint, instanceId: cmd.instanceId },
+    use.features,
+  );
+  if (short) {
+    plan.featureUsage(short.feature, short.seatsUsed, 0, 1);
+    return refuseAudited(plan, device, true, { fingerprint: device.fingerprint, instanceId: cmd.instanceId }, featureRefusal(short));
+  }
+  const taking = want.features.filter((f) => !use.features.includes(f) && (!lease.features.includes(f) || perInstance(s.license, f)));
+  const groups = s.groups ?? NO_GROUPS;
+  const barred = featureAccessRefusal(
+    s.license,
+    want.features.filter((f) => !use.features.includes(f)),
+    taking,
+    principalsOf(use.meta, groups),
+    s.featureLeases.filter((l) => !plan.freed.has(l.id)),
+    groups,
+    lease,
+  );
+  if (barred) return refuseAudited(plan, device, true, { fingerprint: device.fingerprint, instanceId: cmd.instanceId }, barred);
+  // The change is contact from the use: a seat that holds other pools now expires by their lifetime from now.
+  const online = !offlineStillValid(lease, now);
+  const newFeatures = featuresOf(lease.instances.map((i) => (i.instanceId === cmd.instanceId ? { features: want.features } : i)));
+  const expiresAt = online ? ttlExpiry(s.license, now, { base: lease.base, features: newFeatures }) : use.expiresAt;
+  const changed: Instance = { ...use, features: want.features, lastHeartbeatAt: now, expiresAt };
+  const next: Lease = {
+    ...refit(
+      lease,
+      lease.instances.map((i) => (i.instanceId === cmd.instanceId ? changed : i)),
+    ),
+    ...(online ? { lastHeartbeatAt: now, expiresAt } : {}),
+  };
+  const counts = featureCounts(s.featureLeases, plan.freed, s.license);
+  for (const f of want.features)
+    if (!use.features.includes(f) && (!lease.features.includes(f) || perInstance(s.license, f)))
+      plan.featureUsage(f, (counts.get(f) ?? 0) + 1, 1, 0);
+  plan.effects.push({ type: 'instance.put', leaseId: lease.id, instance: changed });
+  plan.effects.push({ type: 'lease.update', lease: next });
+  plan.effects.push({ type: 'device.upsert', device });
+  plan.audit('features.changed', { deviceId: use.deviceId, leaseId: lease.id }, null, {
+    instanceId: cmd.instanceId,
+    from: poolsOf(lease.base, use.features),
+    to: poolsOf(lease.base, want.features),
+    seatFeatures: next.features,
+  });
+  return plan.done({ license: plan.license, device, lease: next, instanceId: cmd.instanceId, created: false });
 }
 
 export interface SyncState {
@@ -843,7 +1090,7 @@ export function decideSync(s: SyncState, cmd: { instanceIds: readonly string[]; 
       out.released.push(lease.id);
     } else {
       out.instances += keep.filter((i) => i.deviceId === deviceId).length;
-      if (keep.length !== lease.instances.length) plan.effects.push({ type: 'lease.update', lease: { ...lease, instances: keep } });
+      if (keep.length !== lease.instances.length) plan.effects.push({ type: 'lease.update', lease: refit(lease, keep) });
     }
   }
   if (s.device) plan.effects.push({ type: 'device.upsert', device: { ...s.device, lastAccessedAt: now } });
@@ -880,7 +1127,7 @@ export function decideOfflineCheckout(s: CheckoutState, cmd: OfflineCommand, now
   const plan = new Plan(g.license, now, cmd.actor);
   plan.effects.push(...online.effects);
 
-  if (!g.lease.offline) {
+  if (!g.lease.offline && g.lease.base) {
     const cap = Math.min(s.license.maxOfflineSeats ?? s.license.seats, s.license.seats);
     if (g.license.seatsOffline >= cap) {
       return refuse('OFFLINE_SEAT_LIMIT_REACHED', `${cap} seat(s) are already checked out offline, the most this license allows`, {
@@ -969,7 +1216,7 @@ export function decideReclaim(license: License, candidates: readonly Lease[], no
     } else if (live.length < lease.instances.length) {
       const left = plan.pruneInstances(lease, null);
       out.instancesDropped += lease.instances.length - left.length;
-      plan.effects.push({ type: 'lease.update', lease: { ...lease, instances: left } });
+      plan.effects.push({ type: 'lease.update', lease: refit(lease, left) });
     }
   }
   const lingered = dead.filter((l) => l.lingerUntil !== null);
@@ -979,7 +1226,8 @@ export function decideReclaim(license: License, candidates: readonly Lease[], no
     (lease) => ({ expiredAt: lease.expiresAt }),
   );
   plan.releaseAll(lingered, RELEASE_REASONS.LINGER_ENDED, (lease) => ({ lingerUntil: lease.lingerUntil }));
-  for (const l of out.freed) if (lingered.some((x) => x.id === l.leaseId)) l.reason = RELEASE_REASONS.LINGER_ENDED;
+  const lingerEnded = new Set(lingered.map((l) => l.id));
+  for (const l of out.freed) if (lingerEnded.has(l.leaseId)) l.reason = RELEASE_REASONS.LINGER_ENDED;
   return plan.done(out);
 }
 

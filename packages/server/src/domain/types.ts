@@ -9,12 +9,34 @@ import type {
   LicenseModel,
   ReleaseReason,
   AuditType,
+  FeaturePool,
   SharingRule,
   UseMeta,
   VmPolicy,
 } from '@floatd/protocol';
 
-export type { AccessPolicy, ClonePolicy, CountingMode, LicenseModel, ReleaseReason, AuditType, SharingRule, UseMeta, VmPolicy };
+export type {
+  AccessPolicy,
+  ClonePolicy,
+  CountingMode,
+  FeaturePool,
+  LicenseModel,
+  ReleaseReason,
+  AuditType,
+  SharingRule,
+  UseMeta,
+  VmPolicy,
+};
+
+/** An organisation licenses belong to (every license belongs to one: `DEFAULT_CUSTOMER_ID` when none was named). */
+export interface Customer {
+  id: string;
+  name: string;
+  contact: { name?: string; email?: string; phone?: string };
+  metadata: Record<string, unknown>;
+  createdAt: number;
+  updatedAt: number;
+}
 
 export interface Product {
   id: string;
@@ -49,6 +71,8 @@ export interface LicensePolicy {
   overdraftSeats: number;
   /** who may take seats, and how many (`domain/access.ts`) */
   access: AccessPolicy;
+  /** feature pools beside the base pool, each with its own seat count (`domain/features.ts`) */
+  features: FeaturePool[];
   suspended: boolean;
   metadata: Record<string, unknown>;
 }
@@ -56,6 +80,7 @@ export interface LicensePolicy {
 export interface License extends LicensePolicy {
   id: string;
   productId: string;
+  customerId: string;
   key: string;
   trialStartedAt: number | null;
   /** seats held right now (online + offline); maintained by the store inside the seat transaction */
@@ -63,6 +88,8 @@ export interface License extends LicensePolicy {
   seatsOffline: number;
   createdAt: number;
   updatedAt: number;
+  /** checkouts waiting in the license's queues when it was read (`domain/queue.ts`); not stored, absent when not counted */
+  waiting?: number | undefined;
   /** on-premise: the end of the vendor-signed license file this license comes from (nothing is granted after it) */
   entitlementEndsAt?: number | null;
 }
@@ -89,10 +116,17 @@ export interface Instance {
   deviceId: string;
   /** what the client said about this use at checkout */
   meta: UseMeta;
+  /** the feature pools this use asked for, beside its seat's base pool (names, sorted) */
+  features: string[];
   startedAt: number;
   lastHeartbeatAt: number;
   /** null when the license has no TTL */
   expiresAt: number | null;
+  /**
+   * The use's session key at rest (service/sessions.ts), as the store read it; no decision reads or writes it
+   * (effects that write the use leave it as it is).
+   */
+  sessionKey?: string;
 }
 
 /** One seat, held by the uses (instances) of one share group. */
@@ -105,6 +139,10 @@ export interface Lease {
   shareGroup: string;
   /** granted beyond the seat count */
   overdraft: boolean;
+  /** whether the seat holds one of the license's base seats (fixed for its life; false: features only) */
+  base: boolean;
+  /** the feature pools the seat holds (one seat of each): its uses' features together (sorted) */
+  features: string[];
   /** held for its share group after its last use checked in, until then (its expiry); null when not lingering */
   lingerUntil: number | null;
   offline: boolean;
@@ -134,6 +172,8 @@ export interface AdminToken {
   id: string;
   name: string;
   role: Role;
+  /** a customer's own administrator's token: it reaches only that customer's licenses; null: the vendor's */
+  customerId: string | null;
   tokenHash: string;
   createdAt: number;
   lastUsedAt: number | null;

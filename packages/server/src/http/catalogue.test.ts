@@ -240,3 +240,25 @@ test("license info shows the model, seats and the device's own lease", async () 
   const none = await t.client(lic.key, 'GET', '/v1/client/license?fingerprint=info-dev-2');
   assert.equal(none.body.lease, null);
 });
+
+test('a force release racing the holder’s own check-in and heartbeat of the same lease: one of them ends it, never a 500 (a deadlock on PostgreSQL, found by the fuzzer)', async () => {
+  const lic = await t.license({ seats: 3, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 });
+  const statuses = new Map<number, number>();
+  for (let round = 0; round < 40; round++) {
+    const fp = `fp-race-${String(round).padStart(4, '0')}`;
+    const got = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: fp, instanceId: 'a' });
+    assert.equal(got.status, 201, JSON.stringify(got.body));
+    const id = got.body.lease.id as string;
+    const answers = await Promise.all([
+      t.admin('POST', `/v1/admin/leases/${id}/release`, {}),
+      t.client(lic.key, 'POST', `/v1/client/leases/${id}/heartbeat`, { instanceId: 'a' }),
+      t.client(lic.key, 'POST', `/v1/client/leases/${id}/checkin`, { instanceId: 'a' }),
+    ]);
+    for (const a of answers) {
+      statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+      assert.ok(a.status < 500, `round ${round}: ${a.status} ${JSON.stringify(a.body)}`);
+    }
+  }
+  const license = (await t.admin('GET', `/v1/admin/licenses/${lic.id}`)).body;
+  assert.equal(license.seatsUsed, 0, 'every raced lease ended');
+});

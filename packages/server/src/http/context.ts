@@ -4,6 +4,8 @@ import type { Clock } from '../domain/clock.js';
 import type { KeyRing } from '../keys/ring.js';
 import type { AdminAuth } from '../service/auth.js';
 import type { CatalogueService } from '../service/catalogue.js';
+import type { CustomerService } from '../service/customers.js';
+import type { WebhookService } from '../service/webhooks.js';
 import type { LicensingService } from '../service/licensing.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ReclaimService } from '../service/reclaim.js';
@@ -24,6 +26,8 @@ export interface AppContext {
   auth: AdminAuth;
   licensing: LicensingService;
   catalogue: CatalogueService;
+  customers: CustomerService;
+  webhooks: WebhookService;
   reclaim: ReclaimService;
   /** the dashboard join and usage totals */
   overview: OverviewService;
@@ -55,5 +59,7 @@ declare module 'fastify' {
     licenseKey: string;
     /** the admin token of an admin request (set by the admin auth hook) */
     admin: AdminToken;
+    /** a client answer's session key: signed with HMAC-SHA256 under it when the client asked for RFC 9421 answers (http/security.ts) */
+    answerKey?: { keyid: string; key: Buffer } | undefined;
   }
 }

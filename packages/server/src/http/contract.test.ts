@@ -45,6 +45,9 @@ test('the role an admin route needs comes from its declaration: a viewer token i
   const viewer = (await t.admin('POST', '/v1/admin/tokens', { name: 'contract-viewer', role: 'viewer' })).body.token as string;
   for (const r of wire.routes.ALL_ROUTES.filter((x) => x.auth === 'admin' && x.role !== 'viewer')) {
     const path = wire.pathOf(r, {
+      customerId: 'cus_' + 'a'.repeat(20),
+      webhookId: 'whk_' + 'a'.repeat(20),
+      deliveryId: 'dlv_' + 'a'.repeat(20),
       productId: 'prd_' + 'a'.repeat(20),
       licenseId: 'lic_' + 'a'.repeat(20),
       leaseId: 'lse_' + 'a'.repeat(20),

@@ -1,35 +1,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../testing/harness.js';
+import { readEvents } from '../testing/sse.js';
 
 let t: TestServer;
 before(async () => {
   t = await startTestServer();
 });
 after(() => t.close());
-
-/** Reads server-sent events from a fetch() body until `until` says stop. */
-async function readEvents(res: Response, until: (events: any[]) => boolean): Promise<any[]> {
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  const events: any[] = [];
-  let buffer = '';
-  const deadline = Date.now() + 5000;
-  while (!until(events) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let i;
-    while ((i = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, i);
-      buffer = buffer.slice(i + 2);
-      const data = block.split('\n').find((l) => l.startsWith('data: '));
-      if (data) events.push(JSON.parse(data.slice(6)));
-    }
-  }
-  await reader.cancel();
-  return events;
-}
 
 test('admin event stream: committed seat changes, denials and license edits arrive live; none for refused or read-only calls', async () => {
   const lic = await t.license({ seats: 1 });

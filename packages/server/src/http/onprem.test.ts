@@ -71,6 +71,55 @@ test('the sharing rule, clone and VM policies come from the signed file: widenin
   assert.equal((await use('fp-share-6', 'f', { user: 'ivy' })).body.error?.code, 'NO_SEATS_AVAILABLE');
 });
 
+test('feature pools come from the signed file: more feature seats or a new feature in the database grant nothing past the file', async () => {
+  const v = await vendor();
+  const t = await onPrem(v);
+  const spec = v.spec([{ seats: 2, features: [{ name: 'render', seats: 1 }] }]);
+  const key = spec.licenses[0]!.key!;
+  const licId = spec.licenses[0]!.id!;
+  assert.equal(
+    (await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 1, now: t.clock.now() }) })).status,
+    200,
+  );
+  assert.deepEqual((await t.admin('GET', `/v1/admin/licenses/${licId}`)).body.features, [{ name: 'render', seats: 1 }]);
+  const use = (fingerprint: string, features: string[]) =>
+    t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app', features });
+  assert.equal((await use('fp-feat-1', ['base', 'render'])).status, 201);
+  // The customer gives render 9 seats and adds a feature in the database.
+  await t.tamper(`UPDATE licenses SET features = '[{"name":"render","seats":9},{"name":"sim","seats":5}]' WHERE id = ?`, licId);
+  assert.equal((await use('fp-feat-2', ['render'])).body.error?.code, 'NO_FEATURE_SEATS_AVAILABLE', "the file's 1 render seat");
+  assert.equal((await use('fp-feat-3', ['sim'])).body.error?.code, 'UNKNOWN_FEATURE', 'no sim in the file');
+  // The admin API cannot change them either (the file owns the policy).
+  assert.equal((await t.admin('PATCH', `/v1/admin/licenses/${licId}`, { features: [{ name: 'render', seats: 9 }] })).status, 403);
+  assert.equal((await use('fp-feat-4', ['render'])).body.error?.code, 'NO_FEATURE_SEATS_AVAILABLE');
+});
+
+test("an access policy in the signed file is the vendor's: it is enforced and the site cannot change it; without one the site sets its own", async () => {
+  const v = await vendor();
+  const t = await onPrem(v);
+  const access = { allow: null, deny: ['user:eve'], limits: [], reservations: [] };
+  const spec = v.spec([{ seats: 3, access }, { seats: 3 }]);
+  const [guarded, open] = spec.licenses;
+  assert.equal(
+    (await t.admin('POST', '/v1/admin/entitlements', { licenseFile: v.issue(spec, { serial: 1, now: t.clock.now() }) })).status,
+    200,
+  );
+  const use = (key: string, fingerprint: string, user: string) =>
+    t.client(key, 'POST', '/v1/client/checkout', { fingerprint, instanceId: 'app', user });
+  assert.equal((await use(guarded!.key!, 'fp-acc-eve-1', 'eve')).body.error?.code, 'CHECKOUT_NOT_ALLOWED');
+  assert.equal((await use(guarded!.key!, 'fp-acc-ann-1', 'ann')).status, 201);
+  const change = await t.admin('PATCH', `/v1/admin/licenses/${guarded!.id}`, { access: { ...access, deny: [] } });
+  assert.equal(change.status, 403);
+  assert.equal(change.body.error.code, 'ENTITLEMENT_MANAGED');
+  // The database edited by hand: the file still decides.
+  await t.tamper(`UPDATE licenses SET access = NULL WHERE id = ?`, guarded!.id);
+  assert.equal((await use(guarded!.key!, 'fp-acc-eve-2', 'eve')).body.error?.code, 'CHECKOUT_NOT_ALLOWED');
+  // A license whose file entry has no access policy: the site's own, as before.
+  assert.equal((await t.admin('PATCH', `/v1/admin/licenses/${open!.id}`, { access: { ...access, deny: ['user:zed'] } })).status, 200);
+  assert.equal((await use(open!.key!, 'fp-acc-zed-1', 'zed')).body.error?.code, 'CHECKOUT_NOT_ALLOWED');
+  assert.equal((await use(open!.key!, 'fp-acc-eve-3', 'eve')).status, 201);
+});
+
 test('overdraft on-premise: the file decides how many seats past the count; the signed usage report carries the true-up', async () => {
   const v = await vendor();
   const t = await onPrem(v);

@@ -9,7 +9,11 @@ before(async () => {
 });
 after(() => t.close());
 
-const OPERATOR_EXTRA = new Set(['POST /v1/admin/leases/{leaseId}/release', 'POST /v1/admin/reclaim']);
+const OPERATOR_EXTRA = new Set([
+  'POST /v1/admin/leases/{leaseId}/release',
+  'POST /v1/admin/reclaim',
+  'POST /v1/admin/webhook-deliveries/{deliveryId}/redeliver',
+]);
 const ADMIN_ONLY_READS = new Set(['GET /v1/admin/tokens']);
 const allowed = (role: string, route: string): boolean => {
   const [method] = route.split(' ');
@@ -19,7 +23,7 @@ const allowed = (role: string, route: string): boolean => {
 };
 
 const sampleId = (name: string) =>
-  `${{ productId: 'prd', licenseId: 'lic', leaseId: 'lse', tokenId: 'tok' }[name] ?? 'xxx'}_${'0'.repeat(20)}`;
+  `${{ webhookId: 'whk', deliveryId: 'dlv', customerId: 'cus', productId: 'prd', licenseId: 'lic', leaseId: 'lse', tokenId: 'tok' }[name] ?? 'xxx'}_${'0'.repeat(20)}`;
 
 test('every admin route checks the role: viewer reads, operator also releases and reclaims, admin does everything', async () => {
   const tokens: Record<string, string> = { admin: t.adminToken };
@@ -73,7 +77,7 @@ test('admin tokens: created with a role and shown once, listed without secrets, 
   assert.match(made.body.token, /^fdt_[0-9A-Za-z]{20}_[A-Za-z0-9_-]{43}$/);
   const list = await t.admin('GET', '/v1/admin/tokens');
   const listed = list.body.items.find((i: { id: string }) => i.id === made.body.id);
-  assert.deepEqual(Object.keys(listed).sort(), ['createdAt', 'id', 'lastUsedAt', 'name', 'revokedAt', 'role']);
+  assert.deepEqual(Object.keys(listed).sort(), ['createdAt', 'customerId', 'id', 'lastUsedAt', 'name', 'revokedAt', 'role']);
   assert.ok(!JSON.stringify(list.body).includes(made.body.token.slice(-43)), 'no secret in the listing');
 
   const who = await t.raw('GET', '/v1/admin/whoami', { headers: { authorization: `Bearer ${made.body.token}` } });

@@ -87,6 +87,11 @@ function rawResponses(r: RouteSpec) {
   return Object.keys(response).length ? { response } : {};
 }
 
+/** What a customer's own administrator may reach through an admin route (from its declaration; none declared: `vendor`). */
+export function scopeOf(req: FastifyRequest): NonNullable<RouteSpec['scope']> {
+  return req.routeOptions.config.spec?.scope ?? 'vendor';
+}
+
 /** The role an admin route needs (from its declaration). */
 export function roleOf(req: FastifyRequest): RouteSpec['role'] {
   return req.routeOptions.config.spec?.role;

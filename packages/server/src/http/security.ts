@@ -13,10 +13,27 @@
  * Everything here is O(1) per request and allocates little: one digest and one
  * signature per client answer, a Map lookup per limit.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
-import { DATE_HEADER, DIGEST_HEADER, MAX_NONCE_LENGTH, NONCE_HEADER, SIGNATURE_HEADER, digestHeader, signingInput } from '@floatd/protocol';
+import {
+  ACCEPT_SIGNATURE_HEADER,
+  acceptedKeyId,
+  DATE_HEADER,
+  DIGEST_HEADER,
+  MAX_NONCE_LENGTH,
+  MESSAGE_SIGNATURE_HEADER,
+  NONCE_HEADER,
+  SIGNATURE_HEADER,
+  SIGNATURE_INPUT_HEADER,
+  digestHeader,
+  signableNonce,
+  signatureBase,
+  signatureHeaders,
+  signatureParams,
+  signingInput,
+  splitTarget,
+} from '@floatd/protocol';
 import type { SecurityConfig } from '../config.js';
 import type { AppContext } from './context.js';
 import { ErrorReply } from './errors.js';
@@ -240,14 +257,48 @@ export function clientSecurity(scope: FastifyInstance, ctx: AppContext, guards: 
     // Client routes answer JSON only; a stream (none today) would go unsigned and the SDK would refuse it.
     if (body === undefined) return done(null, payload);
     const digest = digestHeader(createHash('sha256').update(body).digest('base64'));
-    const date = new Date(ctx.clock.now()).toISOString();
+    const now = ctx.clock.now();
+    const date = new Date(now).toISOString();
     const nonceHeader = req.headers[NONCE_HEADER];
-    const nonce = typeof nonceHeader === 'string' ? nonceHeader.slice(0, MAX_NONCE_LENGTH) : '';
     reply.header(DATE_HEADER, date);
     reply.header(DIGEST_HEADER, digest);
+    if (wantsMessageSignature(req)) {
+      // RFC 9421: HMAC-SHA256 under the use's session key where the route named one, Ed25519 otherwise.
+      const { path, query } = splitTarget(req.url);
+      const answer = { status: reply.statusCode, method: req.method, path, query, digest, date };
+      const nonce = signableNonce(typeof nonceHeader === 'string' ? nonceHeader : undefined);
+      const created = Math.floor(now / 1000);
+      const session = reply.statusCode < 300 ? req.answerKey : undefined;
+      let params = '';
+      const signature = session
+        ? createHmac('sha256', session.key)
+            .update(signatureBase(answer, (params = signatureParams({ created, keyid: session.keyid, alg: 'hmac-sha256', nonce }))))
+            .digest('base64')
+        : ctx.keys.signNamed((keyid) => signatureBase(answer, (params = signatureParams({ created, keyid, alg: 'ed25519', nonce }))));
+      const headers = signatureHeaders(params, signature);
+      reply.header(SIGNATURE_INPUT_HEADER, headers.input);
+      reply.header(MESSAGE_SIGNATURE_HEADER, headers.signature);
+      return done(null, payload);
+    }
+    const nonce = typeof nonceHeader === 'string' ? nonceHeader.slice(0, MAX_NONCE_LENGTH) : '';
     reply.header(SIGNATURE_HEADER, ctx.keys.signatureHeader(signingInput(reply.statusCode, req.method, req.url, nonce, date, digest)));
     done(null, payload);
   });
+}
+
+/** Whether a client request asked for RFC 9421 answers (`Accept-Signature`): otherwise today's `Floatd-Signature`. */
+export function wantsMessageSignature(req: FastifyRequest): boolean {
+  return req.headers[ACCEPT_SIGNATURE_HEADER] !== undefined;
+}
+
+/** The session key a client request names (`Accept-Signature` keyid): the one it holds. */
+export function requestedKeyId(req: FastifyRequest): string | undefined {
+  return acceptedKeyId(req.headers[ACCEPT_SIGNATURE_HEADER]);
+}
+
+/** Names the use's session key the answer to `req` is signed with (RFC 9421 answers only; none: Ed25519). */
+export function signWith(req: FastifyRequest, key: { keyid: string; key: Buffer } | undefined): void {
+  if (key) req.answerKey = key;
 }
 
 /** Admin API scope (and its event stream): failed-authentication limit, headers, CORS for allowed origins. */

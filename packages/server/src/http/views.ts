@@ -2,12 +2,76 @@
 import type * as wire from '@floatd/protocol';
 import { licenseEndsAt } from '../domain/policy.js';
 import { countingOf } from '../domain/sharing.js';
-import type { AdminToken, Lease, License, Product } from '../domain/types.js';
+import { poolsOf } from '../domain/features.js';
+import type { AdminToken, Customer, Lease, License, Product } from '../domain/types.js';
 import type { DeviceView, LeaseView, StoredAudit, UsageRow } from '../store/port.js';
 import type { SignedGrant } from '../service/licensing.js';
+import type { CustomerDetail } from '../service/customers.js';
+import type { DeliveryView, WebhookEndpoint } from '../domain/webhooks.js';
 
 export const iso = (ms: number): string => new Date(ms).toISOString();
 export const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+export function webhookView(w: WebhookEndpoint): wire.Webhook {
+  return {
+    id: w.id,
+    url: w.url,
+    events: w.events,
+    description: w.description,
+    enabled: w.enabled,
+    createdAt: iso(w.createdAt),
+    updatedAt: iso(w.updatedAt),
+  };
+}
+
+export function deliveryView(d: DeliveryView): wire.WebhookDelivery {
+  return {
+    id: d.id,
+    webhookId: d.webhookId,
+    eventId: d.eventId,
+    eventType: d.eventType,
+    licenseId: d.licenseId,
+    state: d.state,
+    attempts: d.attempts,
+    nextAttemptAt: d.state === 'pending' ? isoOrNull(d.nextAttemptAt) : null,
+    createdAt: iso(d.createdAt),
+    deliveredAt: isoOrNull(d.deliveredAt),
+    lastAttempts: d.lastAttempts.map((a) => ({ ...a, at: iso(a.at) })),
+  };
+}
+
+export function customerView(customer: Customer): wire.Customer {
+  return {
+    id: customer.id,
+    name: customer.name,
+    contact: customer.contact,
+    metadata: customer.metadata,
+    createdAt: iso(customer.createdAt),
+    updatedAt: iso(customer.updatedAt),
+  };
+}
+
+export function customerDetailView(d: CustomerDetail): wire.CustomerDetail {
+  return {
+    customer: customerView(d.customer),
+    licenses: d.licenses.map(({ license: l, productName }) => ({
+      id: l.id,
+      key: l.key,
+      productId: l.productId,
+      productName,
+      model: l.model,
+      seats: l.seats,
+      seatsUsed: l.seatsUsed,
+      seatsOffline: l.seatsOffline,
+      expiresAt: isoOrNull(l.expiresAt),
+      suspended: l.suspended,
+    })),
+    seats: d.seats,
+    seatsUsed: d.seatsUsed,
+    nextExpiry: d.nextExpiry && { licenseId: d.nextExpiry.licenseId, at: iso(d.nextExpiry.at) },
+    usage: { ...d.usage, from: iso(d.usage.from), to: iso(d.usage.to) },
+  };
+}
 
 export function productView(product: Product): wire.Product {
   return {
@@ -19,10 +83,12 @@ export function productView(product: Product): wire.Product {
   };
 }
 
-export function licenseView(license: License): wire.License {
+/** `featureSeatsUsed`: seats held per feature pool now (`Store.featureSeats`); none counted: every pool at 0. */
+export function licenseView(license: License, featureSeatsUsed: Record<string, number> = {}, waiting = 0): wire.License {
   return {
     id: license.id,
     productId: license.productId,
+    customerId: license.customerId,
     key: license.key,
     seats: license.seats,
     model: license.model,
@@ -40,11 +106,14 @@ export function licenseView(license: License): wire.License {
     lingerSeconds: license.lingerSeconds,
     overdraftSeats: license.overdraftSeats,
     access: license.access,
+    features: license.features,
     suspended: license.suspended,
     metadata: license.metadata,
     trialStartedAt: isoOrNull(license.trialStartedAt),
     seatsUsed: license.seatsUsed,
     seatsOffline: license.seatsOffline,
+    featureSeatsUsed: Object.fromEntries(license.features.map((f) => [f.name, featureSeatsUsed[f.name] ?? 0])),
+    waiting,
     createdAt: iso(license.createdAt),
     updatedAt: iso(license.updatedAt),
   };
@@ -65,6 +134,8 @@ export function summaryView(license: License, now: number): wire.LicenseSummary 
     leaseTtlSeconds: license.leaseTtlSeconds,
     heartbeatIntervalSeconds: license.heartbeatIntervalSeconds,
     maxOfflineSeconds: license.maxOfflineSeconds,
+    features: license.features,
+    waiting: license.waiting ?? 0,
     suspended: license.suspended,
   };
 }
@@ -82,17 +153,26 @@ export function clientLeaseView(lease: Lease, instanceId: string): wire.ClientLe
     instances: lease.instances.length,
     shareGroup: lease.shareGroup,
     overdraft: lease.overdraft,
+    features: poolsOf(lease.base, lease.instances.find((i) => i.instanceId === instanceId)?.features ?? lease.features),
   };
 }
 
 export function grantView(grant: SignedGrant): wire.Grant {
   return {
     lease: clientLeaseView(grant.granted.lease, grant.granted.instanceId),
-    token: grant.token,
+    // (a checkout's answer always has one; only a renewal may go without: its route's answer is a `Renewal`)
+    token: grant.token as string,
     heartbeatIntervalSeconds: grant.granted.license.heartbeatIntervalSeconds,
     serverTime: iso(grant.serverTime),
     license: summaryView(grant.granted.license, grant.serverTime),
+    ...(grant.session ? { session: grant.session } : {}),
   };
+}
+
+/** A heartbeat's answer: a grant, without a token when none was asked for. */
+export function renewalView(grant: SignedGrant): wire.Renewal {
+  const { token, ...rest } = grantView(grant);
+  return token === undefined ? rest : { token, ...rest };
 }
 
 export function leaseView(lease: LeaseView): wire.Lease {
@@ -112,6 +192,7 @@ export function leaseView(lease: LeaseView): wire.Lease {
     shareGroup: lease.shareGroup,
     overdraft: lease.overdraft,
     lingerUntil: isoOrNull(lease.lingerUntil),
+    features: poolsOf(lease.base, lease.features),
     instanceCount: lease.instances.length,
     instances: lease.instances.map((instance) => ({
       instanceId: instance.instanceId,
@@ -120,6 +201,7 @@ export function leaseView(lease: LeaseView): wire.Lease {
       lastHeartbeatAt: iso(instance.lastHeartbeatAt),
       expiresAt: isoOrNull(instance.expiresAt),
       meta: instance.meta,
+      features: poolsOf(lease.base, instance.features),
     })),
   };
 }
@@ -165,6 +247,10 @@ export function usageView(row: UsageRow): wire.UsageHour {
     denials: row.denials,
     peakOverdraft: row.peakOverdraft,
     overdraftCheckouts: row.overdraftCheckouts,
+    features: row.features ?? {},
+    queued: row.queued,
+    queueGrants: row.queueGrants,
+    queueWaitSeconds: row.queueWaitMs / 1000,
   };
 }
 
@@ -173,6 +259,7 @@ export function tokenView(token: AdminToken): wire.AdminTokenInfo {
     id: token.id,
     name: token.name,
     role: token.role,
+    customerId: token.customerId,
     createdAt: iso(token.createdAt),
     lastUsedAt: isoOrNull(token.lastUsedAt),
     revokedAt: isoOrNull(token.revokedAt),

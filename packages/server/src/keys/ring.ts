@@ -11,7 +11,7 @@
  * (`KeyPersistence`, store/cluster.ts): a file in the data directory here, the
  * database in a cluster (store/postgres/keys.ts).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, createHash, randomBytes, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, createHash, randomBytes, sign } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
@@ -122,10 +122,24 @@ export class KeyRing {
     const key = this.current;
     return `kid=${key.stored.kid};sig=${sign(null, Buffer.from(data), key.privateKey).toString('base64url')}`;
   }
+
+  /**
+   * An Ed25519 signature (base64) by the current key over the text `build` makes with its kid (an RFC 9421
+   * signature base names its key: see http/security.ts).
+   */
+  signNamed(build: (kid: string) => string): string {
+    const key = this.current;
+    return sign(null, Buffer.from(build(key.stored.kid)), key.privateKey).toString('base64');
+  }
 }
 
+/** PKCS#8 DER of an Ed25519 private key, before its 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
 function generate(now: number): StoredSigningKey {
-  const { privateKey } = generateKeyPairSync('ed25519');
+  // Imported from random bytes, not `generateKeyPairSync`: on Node 20 a GC that finalises a key-generation job
+  // while a key is exported can deadlock the process (see @floatd/protocol/sessionKeys).
+  const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, randomBytes(32)]), format: 'der', type: 'pkcs8' });
   const privateJwk = privateKey.export({ format: 'jwk' }) as JWK;
   const kid = createHash('sha256').update(String(privateJwk.x)).update(randomBytes(8)).digest('base64url').slice(0, 16);
   return { kid, createdAt: now, retiredAt: null, publishUntil: null, privateJwk };

@@ -10,7 +10,7 @@
  * never goes back. The file on disk (`--license-file`) and the copy in the store
  * are polled, so a renewal is picked up without a restart, on every node.
  */
-import { OPEN_ACCESS } from '@floatd/protocol';
+import { DEFAULT_CUSTOMER_ID, OPEN_ACCESS } from '@floatd/protocol';
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -204,6 +204,11 @@ export class EntitlementService {
     return ok({ ...license, ...policyOf(entry), entitlementEndsAt: inForce.notAfter });
   }
 
+  /** Whether the license file in force sets this license's access policy (the site's own otherwise). */
+  setsAccess(licenseId: string): boolean {
+    return this.current?.payload.licenses.some((l) => l.id === licenseId && l.access !== undefined) ?? false;
+  }
+
   summary(): EntitlementSummary | undefined {
     return this.current && summarize(this.current.payload);
   }
@@ -320,6 +325,8 @@ async function catalogueEffects(
               ...policy,
               id: entry.id,
               productId: entry.productId,
+              // On-premise the site is the one customer: its licenses are the built-in customer's (renamable by its admin).
+              customerId: DEFAULT_CUSTOMER_ID,
               key: entry.key,
               suspended: false,
               metadata: {},

@@ -8,6 +8,7 @@
  * Everything here is pure (no I/O): issuing takes a spec and a signer, reading
  * takes the text, the vendor's public keys, the server's fingerprint and "now".
  */
+import { isOpen } from '../domain/access.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -51,6 +52,10 @@ export const FileLicense = wire.Obj({
   /** absent in files from before linger and overdraft: none */
   lingerSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
   overdraftSeats: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  /** absent in files from before feature pools: none */
+  features: Type.Optional(Type.Array(wire.FeaturePool, { maxItems: 64 })),
+  /** who may take seats, and how many: when present the vendor decides it (the site cannot change it); absent: the site's own */
+  access: Type.Optional(wire.AccessPolicy),
 });
 export type FileLicense = Static<typeof FileLicense>;
 
@@ -104,6 +109,8 @@ export const LicenseSpec = wire.Obj({
       vmPolicy: Type.Optional(wire.VmPolicy),
       lingerSeconds: Type.Optional(FileLicense.properties.lingerSeconds),
       overdraftSeats: Type.Optional(FileLicense.properties.overdraftSeats),
+      features: Type.Optional(FileLicense.properties.features),
+      access: Type.Optional(FileLicense.properties.access),
     }),
     { minItems: 1, maxItems: 10_000 },
   ),
@@ -202,6 +209,10 @@ function fileLicense(id: string, productId: string, key: string, policy: License
     vmPolicy: policy.vmPolicy,
     lingerSeconds: policy.lingerSeconds,
     overdraftSeats: policy.overdraftSeats,
+    // only when there are some: a file without features stays readable by servers from before them
+    ...(policy.features.length ? { features: policy.features } : {}),
+    // only when the vendor sets one: otherwise the access policy is the site's own
+    ...(isOpen(policy.access) ? {} : { access: policy.access }),
   };
 }
 
@@ -221,15 +232,18 @@ function consistency(payload: LicenseFilePayload): string | undefined {
     if (normalizeKey(license.key) !== license.key) return `license ${license.id} has a malformed key`;
     ids.add(license.id);
     keys.add(license.key);
-    const policy = checkPolicy({ ...policyOf(license), access: wire.OPEN_ACCESS, suspended: false, metadata: {} });
+    const policy = checkPolicy({ access: wire.OPEN_ACCESS, ...policyOf(license), suspended: false, metadata: {} });
     if (!policy.ok) return `license ${license.id}: ${policy.error.message}`;
   }
   if (payload.notAfter !== null && Date.parse(payload.notAfter) <= Date.parse(payload.notBefore)) return 'notAfter is not after notBefore';
   return undefined;
 }
 
-/** The vendor-decided policy of one file entry, as the domain knows it (the access policy is the site's own: not in the file). */
-export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 'metadata' | 'access'> {
+/**
+ * The vendor-decided policy of one file entry, as the domain knows it. The access policy is the site's own unless the
+ * file carries one (then the file decides it too).
+ */
+export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 'metadata' | 'access'> & { access?: wire.AccessPolicy } {
   return {
     seats: entry.seats,
     model: entry.model,
@@ -245,6 +259,8 @@ export function policyOf(entry: FileLicense): Omit<LicensePolicy, 'suspended' | 
     vmPolicy: entry.vmPolicy ?? 'allow',
     lingerSeconds: entry.lingerSeconds ?? 0,
     overdraftSeats: entry.overdraftSeats ?? 0,
+    features: entry.features ?? [],
+    ...(entry.access ? { access: entry.access } : {}),
   };
 }
 

@@ -28,8 +28,16 @@ export class AdminAuth {
     private readonly clock: Clock,
   ) {}
 
-  /** Creates a token and returns its secret: the only time it exists in clear. */
-  async create(name: string, role: Role, actor: string): Promise<{ token: AdminToken; secret: string }> {
+  /**
+   * Creates a token and returns its secret: the only time it exists in clear. With `customerId`, the token of
+   * that customer's own administrator (it reaches only that customer's licenses; see protocol `CustomerScope`).
+   */
+  async create(
+    name: string,
+    role: Role,
+    actor: string,
+    customerId: string | null = null,
+  ): Promise<Result<{ token: AdminToken; secret: string }>> {
     const now = this.clock.now();
     const id = newId('tok');
     const secret = randomBytes(32).toString('base64url');
@@ -37,13 +45,15 @@ export class AdminAuth {
       id,
       name,
       role,
+      customerId,
       tokenHash: sha256(secret).toString('hex'),
       createdAt: now,
       lastUsedAt: null,
       revokedAt: null,
     };
-    await this.store.transaction((tx) =>
-      tx.apply([
+    const made = await this.store.transaction(async (tx) => {
+      if (customerId !== null && !(await tx.customer(customerId))) return false;
+      await tx.apply([
         { type: 'adminToken.insert', token },
         {
           type: 'audit',
@@ -55,12 +65,14 @@ export class AdminAuth {
             deviceId: null,
             leaseId: null,
             reason: null,
-            data: { tokenId: id, name, role },
+            data: { tokenId: id, name, role, customerId },
           },
         },
-      ]),
-    );
-    return { token, secret: `fdt_${id.slice(4)}_${secret}` };
+      ]);
+      return true;
+    });
+    if (!made) return fail('CUSTOMER_NOT_FOUND', `no customer ${customerId}`);
+    return ok({ token, secret: `fdt_${id.slice(4)}_${secret}` });
   }
 
   /** On a fresh install, creates the first admin token; undefined when one exists (also when another node just made it). */
@@ -72,6 +84,7 @@ export class AdminAuth {
       id,
       name: 'initial',
       role: 'admin',
+      customerId: null,
       tokenHash: sha256(secret).toString('hex'),
       createdAt: now,
       lastUsedAt: null,
@@ -107,7 +120,7 @@ export class AdminAuth {
       const token = await tx.adminToken(id);
       if (!token) return fail('ADMIN_TOKEN_NOT_FOUND', `no admin token ${id}`);
       if (token.revokedAt !== null) return ok(token);
-      if (token.role === 'admin' && (await tx.activeAdminCount()) <= 1) {
+      if (token.role === 'admin' && token.customerId === null && (await tx.activeAdminCount()) <= 1) {
         return fail('LAST_ADMIN_TOKEN', 'this is the last active admin token; create another admin token first');
       }
       await tx.apply([

@@ -4,6 +4,7 @@
  * entry naming the actor.
  */
 import {
+  DEFAULT_CUSTOMER_ID,
   RELEASE_REASONS,
   type CreateLicense,
   type CreateProduct,
@@ -32,6 +33,8 @@ export class CatalogueService {
     private readonly keys: KeyRing,
     /** on-premise: the catalogue comes from the vendor-signed license file; only suspension and metadata stay local */
     private readonly managed = false,
+    /** on-premise: whether the license file in force sets this license's access policy (then the site cannot) */
+    private readonly fileSetsAccess: (licenseId: string) => boolean = () => false,
   ) {}
 
   private managedRefusal<T>(what: string): Result<T> {
@@ -150,10 +153,13 @@ export class CatalogueService {
     if (!policy.ok) return policy;
     return this.store.transaction(async (tx) => {
       if (!(await tx.product(input.productId))) return fail('PRODUCT_NOT_FOUND', `no product ${input.productId}`);
+      const customerId = input.customerId ?? DEFAULT_CUSTOMER_ID;
+      if (!(await tx.customer(customerId))) return fail('CUSTOMER_NOT_FOUND', `no customer ${customerId}`);
       const license: License = {
         ...policy.value,
         id: newId('lic'),
         productId: input.productId,
+        customerId,
         key: newLicenseKey(),
         trialStartedAt: null,
         seatsUsed: 0,
@@ -163,7 +169,12 @@ export class CatalogueService {
       };
       await tx.apply([
         { type: 'license.insert', license },
-        audit(now, 'license.created', actor, license.id, { productId: license.productId, seats: license.seats, model: license.model }),
+        audit(now, 'license.created', actor, license.id, {
+          productId: license.productId,
+          customerId,
+          seats: license.seats,
+          model: license.model,
+        }),
       ]);
       return ok(license);
     });
@@ -171,15 +182,19 @@ export class CatalogueService {
 
   async updateLicense(id: string, patch: UpdateLicense, actor: string): Promise<Result<License>> {
     // Suspension, metadata and the access policy are the site's own (on-premise too); the rest is the vendor's.
-    const vendorFields = Object.keys(patch).filter((k) => k !== 'suspended' && k !== 'metadata' && k !== 'access');
+    const vendorFields = Object.keys(patch).filter(
+      (k) => k !== 'suspended' && k !== 'metadata' && (k !== 'access' || (this.managed && this.fileSetsAccess(id))),
+    );
     if (this.managed && vendorFields.length) return this.managedRefusal(vendorFields.join(', '));
     const now = this.clock.now();
     return this.store.transaction(async (tx) => {
       const current = await tx.lockLicense(id);
       if (!current) return fail('LICENSE_NOT_FOUND', `no license ${id}`);
+      if (patch.customerId !== undefined && !(await tx.customer(patch.customerId)))
+        return fail('CUSTOMER_NOT_FOUND', `no customer ${patch.customerId}`);
       const policy = checkPolicy(policyWithPatch(current, patch));
       if (!policy.ok) return policy;
-      const license: License = { ...current, ...policy.value, updatedAt: now };
+      const license: License = { ...current, ...policy.value, customerId: patch.customerId ?? current.customerId, updatedAt: now };
       const changed = Object.fromEntries(Object.entries(patch).filter(([k]) => k !== 'metadata'));
       await tx.apply([
         { type: 'license.update', license },
@@ -215,9 +230,11 @@ export class CatalogueService {
   /** Admin release of one lease (see `decideRelease` for the offline rule). */
   async releaseLease(leaseId: string, force: boolean, actor: string) {
     const now = this.clock.now();
+    // The lease is found unlocked first: every seat transaction locks its license before its leases, and
+    // locking the lease row here first deadlocked with a check-in of the same lease (PostgreSQL, found by the fuzzer).
+    const seen = await this.store.getLease(leaseId);
+    if (!seen) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
     const result = await this.store.transaction(async (tx) => {
-      const seen = await tx.lease(leaseId);
-      if (!seen) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
       const license = await countedLicense(tx, await tx.lockLicense(seen.licenseId), now, this.metrics, actor);
       if (!license) return fail('LEASE_NOT_FOUND', `no lease ${leaseId}`);
       // Read again under the license lock: another node may have changed it in between.

@@ -3,7 +3,15 @@
  * lock the license, read what the decision needs, decide (pure domain), write
  * the decision's effects. Tokens are signed after commit, outside the lock.
  */
-import { RELEASE_REASONS, type CheckoutRequest, type OfflineCheckoutRequest, type SyncRequest } from '@floatd/protocol';
+import {
+  BASE_POOL,
+  RELEASE_REASONS,
+  type CheckoutRequest,
+  type FeaturesRequest,
+  type HeartbeatRequest,
+  type OfflineCheckoutRequest,
+  type SyncRequest,
+} from '@floatd/protocol';
 import { fingerprintHash } from '@floatd/protocol/fingerprint';
 import type { Clock } from '../domain/clock.js';
 import { invalidKey, tokenExpiry } from '../domain/policy.js';
@@ -11,6 +19,7 @@ import { ok, type DomainError, type Result } from '../domain/result.js';
 import {
   decideCheckin,
   decideCheckout,
+  decideFeatures,
   decideHeartbeat,
   decideOfflineCheckout,
   decideReturnOffline,
@@ -26,14 +35,17 @@ import {
 } from '../domain/seats.js';
 import { countsSeats, groupsNamed, isOpen } from '../domain/access.js';
 import { groupNamesDevice, shareGroupOf, useMeta } from '../domain/sharing.js';
+import { featureGroupsNamed, featuresGuarded, longestTtlSeconds, poolsOf } from '../domain/features.js';
 import { loadGroups } from './catalogue.js';
 import type { License } from '../domain/types.js';
+import type { Effect } from '../domain/effects.js';
 import { newId } from '../ids.js';
 import type { KeyRing } from '../keys/ring.js';
 import type { Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
 import { countedLicense } from './seatCounters.js';
+import { SessionKeys, type SessionAgreement, type SessionKey } from './sessions.js';
 
 /** How many dead leases a full checkout frees at most in its own transaction (the reclaimer does the rest). */
 const DEAD_LEASES_PER_CHECKOUT = 32;
@@ -45,14 +57,30 @@ const POLICY_REFUSALS = new Set([
   'RESERVED_FOR_OTHERS',
   'DEVICE_CLONE_REFUSED',
   'VM_NOT_ALLOWED',
+  'NO_FEATURE_SEATS_AVAILABLE',
 ]);
 /** Beyond the batch interval, how much longer a batched renewal's lease must stay alive as stored (clock skew between nodes, a slow batch). */
 export const RENEWAL_MARGIN_MS = 10_000;
 
 export interface SignedGrant {
   granted: Granted;
-  token: string;
+  /** absent from a renewal the client did not ask a token for (RFC 9421 answers) */
+  token: string | undefined;
   serverTime: number;
+  /** the server's half of a session-key exchange the request offered */
+  session?: { x25519: string };
+  /** the use's session key, when the request named it (`Accept-Signature` keyid): the answer is signed with it (HMAC-SHA256) */
+  answerKey?: SessionKey;
+}
+
+/** What a heartbeat asks beside the renewal. */
+export interface RenewalAsk {
+  /** answer with a new lease token (one comes anyway whenever the answer is not HMAC-signed: no key named, or another's) */
+  token: boolean;
+  /** the session key the client holds (`Accept-Signature` keyid): the answer is HMAC-signed when it is the use's */
+  keyid?: string | undefined;
+  /** a new session-key exchange (the client lost its key) */
+  session?: HeartbeatRequest['session'];
 }
 
 /**
@@ -83,7 +111,27 @@ export class LicensingService {
     /** batched heartbeat writes; without it every heartbeat is written before its answer */
     private readonly renewals?: RenewalBuffer,
     private readonly gate: SeatGate = {},
+    private readonly sessions: SessionKeys = new SessionKeys(),
   ) {}
+
+  /** The server's half of the session-key exchange a request offers (none offered: none); refused for a bad key. */
+  private agreement(offer: { x25519: string } | undefined): Result<SessionAgreement | undefined> {
+    return offer ? this.sessions.agree(offer.x25519) : ok(undefined);
+  }
+
+  /**
+   * The session key of a use as read from its lease, opened, when it is the key the client named (`keyid`): the
+   * answer is then HMAC-signed; otherwise (none, or another process's request on the use) Ed25519-signed.
+   */
+  private answerKey(
+    lease: { instances: readonly { instanceId: string; sessionKey?: string }[] } | undefined,
+    instanceId: string,
+    keyid: string | undefined,
+  ): SessionKey | undefined {
+    if (keyid === undefined) return undefined;
+    const key = this.sessions.open(lease?.instances.find((i) => i.instanceId === instanceId)?.sessionKey);
+    return key?.keyid === keyid ? key : undefined;
+  }
 
   /** A license read by key, as the gate admits it (unknown key: the one invalid-key answer). */
   private admitted(license: License | undefined): Result<License> {
@@ -93,13 +141,15 @@ export class LicensingService {
 
   /** `address`: the client address the request came from (the clone policy compares it), if known. */
   checkout(key: string, req: CheckoutRequest, address?: string): Promise<Result<SignedGrant>> {
-    const cmd = { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR, address: address ?? null };
-    return this.grant(key, cmd, (state, now) => decideCheckout(state, cmd, now));
+    const { session, ...use } = req;
+    const cmd = { ...use, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR, address: address ?? null };
+    return this.grant(key, cmd, (state, now) => decideCheckout(state, cmd, now), session);
   }
 
   offlineCheckout(key: string, req: OfflineCheckoutRequest, address?: string): Promise<Result<SignedGrant>> {
-    const cmd = { ...req, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR, address: address ?? null };
-    return this.grant(key, cmd, (state, now) => decideOfflineCheckout(state, cmd, now));
+    const { session, ...use } = req;
+    const cmd = { ...use, newDeviceId: newId('dev'), newLeaseId: newId('lse'), actor: ACTOR, address: address ?? null };
+    return this.grant(key, cmd, (state, now) => decideOfflineCheckout(state, cmd, now), session);
   }
 
   /**
@@ -109,19 +159,21 @@ export class LicensingService {
    * may change seats — reviving an expired lease, an offline lease past its date —
    * goes through the locked path.
    */
-  async heartbeat(key: string, leaseId: string, instanceId: string): Promise<Result<SignedGrant>> {
+  async heartbeat(key: string, leaseId: string, instanceId: string, ask: RenewalAsk = { token: true }): Promise<Result<SignedGrant>> {
     const fenced = this.gate.renewRefusal?.();
     if (fenced) return { ok: false, error: fenced };
+    const agreed = this.agreement(ask.session);
+    if (!agreed.ok) return agreed;
     this.gate.watchClock?.();
     const now = this.clock.now();
     const command = { leaseId, instanceId, actor: ACTOR };
     await this.renewals?.settle(now);
-    let read = await this.store.leaseOfKey(key, leaseId, instanceId);
+    let read = await this.store.leaseOfKey(key, leaseId, instanceId, now);
     // A holder's key that reads as unknown is read once more before the answer says so: under cut PostgreSQL
     // connections a read was seen to come back empty for a valid key (once in a full run; not root-caused in the
     // driver), and "unknown key" is the one answer an SDK takes as final. (No new leak: on this route a real key
     // already answers 404 where an unknown one answers 401.)
-    if (!read && key) read = await this.store.leaseOfKey(key, leaseId, instanceId);
+    if (!read && key) read = await this.store.leaseOfKey(key, leaseId, instanceId, now);
     const admitted = this.admitted(read?.license);
     if (!admitted.ok) return admitted;
     const state = { ...read!, license: admitted.value };
@@ -131,10 +183,11 @@ export class LicensingService {
       now,
       this.renewals ? { batchMarginMs: this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS } : {},
     );
-    if (outcome.kind === 'batchable' && this.renewals) {
+    if (outcome.kind === 'batchable' && this.renewals && !agreed.value) {
       this.renewals.add(outcome.renewal);
       this.metrics.heartbeats.inc({ write: 'batched' });
-      return this.signed(outcome.decision.result, now);
+      const answerKey = this.answerKey(read?.lease, instanceId, ask.keyid);
+      return this.signed(outcome.decision.result, now, { token: ask.token || !answerKey, answerKey });
     }
     // A refusal on the unlocked read (unknown lease, suspended or expired license) changes nothing: answer it.
     if (outcome.kind === 'refused') return { ok: false, error: outcome.error };
@@ -146,27 +199,78 @@ export class LicensingService {
         if (!locked.ok) return locked;
         const state = locked.value;
         // Reviving a dead unshared seat must not take the device past its instance limit (`revivalOverLimit`).
-        if (state.lease && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.lease.deviceId);
-        return this.applied(tx, decideHeartbeat(state, command, now).decision);
+        // (The device of the use that revives it: on a shared seat, not always the one that took it.)
+        if (state.lease && isDead(state.lease, now)) state.deviceLeases = await tx.leasesOfDevice(state.device?.id ?? state.lease.deviceId);
+        const applied = await this.applied(tx, decideHeartbeat(state, command, now).decision);
+        // A new exchange: the use's key replaced in the renewal's transaction (the answer, Ed25519-signed, carries the server's half).
+        if (applied.ok && agreed.value) await this.keepSession(tx, agreed.value, applied.value);
+        return applied;
       },
       { group: key },
     );
     this.metrics.heartbeats.inc({ write: 'immediate' });
-    return this.signed(result, now);
+    if (agreed.value) return this.signed(result, now, { token: true, agreed: agreed.value });
+    const answerKey = this.answerKey(read?.lease, instanceId, ask.keyid);
+    return this.signed(result, now, { token: ask.token || !answerKey, answerKey });
   }
 
-  async checkin(key: string, leaseId: string, instanceId: string): Promise<Result<CheckinOutcome>> {
+  /** Stores the session key an exchange gives the granted use. */
+  private async keepSession(tx: StoreTx, agreement: SessionAgreement, granted: Granted): Promise<void> {
+    await tx.setSessionKey(granted.lease.id, granted.instanceId, agreement.derive(granted.lease.id).stored);
+  }
+
+  /** `answerKey`: the use's session key, read before its row went (the answer is signed with it). */
+  async checkin(
+    key: string,
+    leaseId: string,
+    instanceId: string,
+    keyid?: string,
+  ): Promise<Result<CheckinOutcome & { answerKey?: SessionKey }>> {
     const now = this.clock.now();
-    const result = await this.store.transaction(
+    let answerKey: SessionKey | undefined;
+    const checked = await this.store.transaction(
       async (tx) => {
         const state = await this.leaseState(tx, key, leaseId, now, instanceId);
         if (!state.ok) return state;
+        answerKey = this.answerKey(state.value.lease, instanceId, keyid);
         return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
       },
       { group: key },
     );
+    const result = checked.ok && answerKey ? ok({ ...checked.value, answerKey }) : checked;
     if (result.ok && result.value.released) this.metrics.released.inc({ reason: RELEASE_REASONS.CHECKIN });
     return result;
+  }
+
+  /** A held use changes the feature pools it needs (`decideFeatures`): answered with a token that lists them. */
+  async changeFeatures(key: string, leaseId: string, req: FeaturesRequest, keyid?: string): Promise<Result<SignedGrant>> {
+    this.gate.watchClock?.();
+    const now = this.clock.now();
+    const refused = this.gate.grantRefusal?.(now);
+    if (refused) return { ok: false, error: refused };
+    await this.renewals?.settle(now);
+    const wanted = featureNames(req.features);
+    let answerKey: SessionKey | undefined;
+    const result = await this.store.transaction(
+      async (tx) => {
+        const locked = await this.leaseState(tx, key, leaseId, now, req.instanceId);
+        if (!locked.ok) return locked;
+        const state = {
+          ...locked.value,
+          featureLeases: wanted.length ? await tx.leasesWithFeatures(locked.value.license.id, wanted) : [],
+          reclaimBefore: this.gate.reclaimCutoff?.(longestTtlSeconds(locked.value.license), now),
+          waiters: wanted.length ? await tx.waiters(locked.value.license.id) : [],
+          groups: featuresGuarded(locked.value.license)
+            ? await loadGroups(this.store, featureGroupsNamed(locked.value.license))
+            : undefined,
+        };
+        answerKey = this.answerKey(locked.value.lease, req.instanceId, keyid);
+        return this.applied(tx, decideFeatures(state, { leaseId, ...req, actor: ACTOR }, now));
+      },
+      { group: key },
+    );
+    if (!result.ok && POLICY_REFUSALS.has(result.error.code)) this.metrics.policyRefusals.inc({ code: result.error.code });
+    return this.signed(result, now, { token: true, answerKey });
   }
 
   async returnOffline(key: string, leaseId: string): Promise<Result<{ released: true }>> {
@@ -216,60 +320,97 @@ export class LicensingService {
     key: string,
     req: CheckoutCommand,
     decide: (state: CheckoutState, now: number) => Decision<Granted>,
+    offer: { x25519: string } | undefined,
   ): Promise<Result<SignedGrant>> {
     this.gate.watchClock?.();
     const now = this.clock.now();
     const refused = this.gate.grantRefusal?.(now);
     if (refused) return { ok: false, error: refused };
+    // The session key is agreed only for a grant (a crowd of denials makes no key pairs), in its transaction; a bad
+    // offer then rolls the grant back (OfferRefused) and is answered 400.
+    let agreed: SessionAgreement | undefined;
     await this.renewals?.settle(now);
     let freed = 0;
+    let queue: Effect[] = [];
     // The unlocked denial path costs reads of its own: try it only where the pool was full last time.
     const denied = this.lastSeenFull.get(key) ? await this.deniedWithoutLock(key, req, decide, now) : undefined;
     // Grouped per license (store/groupCommit.ts): the grants, check-ins and denials of one key share commits.
     const result =
       denied ??
-      (await this.store.transaction(
-        async (tx) => {
-          freed = 0; // a unit may run again (a turn retried without a unit that failed)
-          const admitted = this.admitted(await this.locked(tx, key, now));
-          if (!admitted.ok) return admitted;
-          const license = admitted.value;
-          const device = await tx.device(license.id, req.fingerprint);
-          const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
-          // The seats of the use's share group, where they are not all among the device's own (`groupNamesDevice`).
-          const group = shareGroupOf(license, device?.id ?? req.newDeviceId, useMeta(req, req.address ?? null));
-          const groupLeases = group !== null && !groupNamesDevice(group) ? await tx.leasesOfShareGroup(license.id, group) : undefined;
-          const full = license.seatsUsed >= license.seats;
-          // The access policy's groups and, for maxima and reservations, every seat of the license (under its lock).
-          const access = isOpen(license.access)
-            ? undefined
-            : {
-                groups: await loadGroups(this.store, groupsNamed(license.access)),
-                leases: countsSeats(license.access) ? await tx.leasesOfLicense(license.id) : undefined,
-              };
-          const state: CheckoutState = {
-            license,
-            device,
-            deviceLeases,
-            groupLeases,
-            access,
-            // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
-            deadLeases: full
-              ? await tx.deadLeases(license.id, this.gate.reclaimCutoff?.(license.leaseTtlSeconds, now) ?? now, DEAD_LEASES_PER_CHECKOUT)
-              : [],
-            earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
-          };
-          const decision = decide(state, now);
-          const after = decision.result.ok ? decision.result.value.license : license;
-          this.noteFull(key, after.seatsUsed >= after.seats);
-          const applied = await this.applied(tx, decision);
-          freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
-          return applied;
-        },
-        { group: key },
-      ));
+      (await this.store
+        .transaction(
+          async (tx) => {
+            freed = 0; // a unit may run again (a turn retried without a unit that failed)
+            queue = [];
+            agreed = undefined;
+            const admitted = this.admitted(await this.locked(tx, key, now));
+            if (!admitted.ok) return admitted;
+            const license = admitted.value;
+            const device = await tx.device(license.id, req.fingerprint);
+            const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
+            // The seats of the use's share group, where they are not all among the device's own (`groupNamesDevice`).
+            const group = shareGroupOf(license, device?.id ?? req.newDeviceId, useMeta(req, req.address ?? null));
+            const groupLeases = group !== null && !groupNamesDevice(group) ? await tx.leasesOfShareGroup(license.id, group) : undefined;
+            // The license's queues (domain/queue.ts): free seats are the waiters' first.
+            const waiters = await tx.waiters(license.id);
+            const full = license.seatsUsed >= license.seats || waiters.length > 0;
+            // The seats holding the feature pools asked for (a feature's level is counted from them, under the lock).
+            const wanted = featureNames(req.features);
+            // The access policy's groups and, for maxima and reservations, every seat of the license (under its lock).
+            const access =
+              isOpen(license.access) && !featuresGuarded(license)
+                ? undefined
+                : {
+                    groups: await loadGroups(this.store, [...groupsNamed(license.access), ...featureGroupsNamed(license)]),
+                    // Maxima and reservations count base seats (a seat of features only takes none).
+                    leases: countsSeats(license.access) ? (await tx.leasesOfLicense(license.id)).filter((l) => l.base) : undefined,
+                  };
+            const state: CheckoutState = {
+              license,
+              device,
+              deviceLeases,
+              groupLeases,
+              access,
+              // Right after a start or a clock step, a lease past its stored expiry may be a live holder's: not freed yet.
+              deadLeases: full
+                ? await tx.deadLeases(
+                    license.id,
+                    this.gate.reclaimCutoff?.(longestTtlSeconds(license), now) ?? now,
+                    DEAD_LEASES_PER_CHECKOUT,
+                  )
+                : [],
+              earliestExpiry: full ? await tx.earliestExpiry(license.id, now) : null,
+              featureLeases: wanted.length ? await tx.leasesWithFeatures(license.id, wanted) : undefined,
+              reclaimBefore: this.gate.reclaimCutoff?.(longestTtlSeconds(license), now),
+              waiters,
+            };
+            const decision = decide(state, now);
+            const after = decision.result.ok ? decision.result.value.license : license;
+            this.noteFull(key, after.seatsUsed >= after.seats);
+            const applied = await this.applied(tx, decision);
+            if (applied.ok && offer) {
+              const agreement = this.sessions.agree(offer.x25519);
+              if (!agreement.ok) throw new OfferRefused(agreement.error);
+              agreed = agreement.value;
+              await this.keepSession(tx, agreed, applied.value);
+            }
+            freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
+            queue = decision.effects.filter((e) => e.type === 'usage.queue');
+            return applied;
+          },
+          { group: key },
+        )
+        .catch((err: unknown): Result<Granted> => {
+          if (err instanceof OfferRefused) return { ok: false, error: err.refusal };
+          throw err;
+        }));
     // Counted after commit: a rolled-back transaction counts nothing.
     if (freed) this.metrics.released.inc({ reason: RELEASE_REASONS.EXPIRED }, freed);
+    for (const e of queue) {
+      if (e.type !== 'usage.queue') continue;
+      if (e.queued) this.metrics.queueJoins.inc(e.queued);
+      if (e.grants) this.metrics.queueWait.observe(e.waitMs / 1000);
+    }
     if (result.ok) {
       if (result.value.created) this.metrics.grants.inc();
       if (result.value.created && result.value.lease.overdraft) this.metrics.overdraftGrants.inc();
@@ -278,7 +419,7 @@ export class LicensingService {
     } else if (POLICY_REFUSALS.has(result.error.code)) {
       this.metrics.policyRefusals.inc({ code: result.error.code });
     }
-    return this.signed(result, now);
+    return this.signed(result, now, { token: true, agreed });
   }
 
   /**
@@ -301,6 +442,8 @@ export class LicensingService {
     const license = admitted.value;
     // An access policy may refuse with its own code: decided locked, with its groups.
     if (!isOpen(license.access)) return undefined;
+    // Feature pools are counted from their rows under the lock; a waiting checkout takes its place in the queue there.
+    if (featureNames(req.features).length || req.wait) return undefined;
     // The stored counter says full; the lease rows decide (a counter set too high by hand, or by a bug, denies no one).
     if (license.seatsUsed < license.seats || (await this.store.leaseCounts(license.id)).used !== license.seatsUsed) {
       this.noteFull(key, false);
@@ -351,11 +494,32 @@ export class LicensingService {
     return d.result;
   }
 
-  private async signed(result: Result<Granted>, now: number): Promise<Result<SignedGrant>> {
+  /**
+   * A grant or renewal as answered: with a new lease token unless the client (asking for RFC 9421 answers) asked for
+   * none; with the server's half of an exchange it offered; or with the use's session key to sign the answer with.
+   */
+  private async signed(
+    result: Result<Granted>,
+    now: number,
+    opts: { token: boolean; agreed?: SessionAgreement | undefined; answerKey?: SessionKey | undefined },
+  ): Promise<Result<SignedGrant>> {
     if (!result.ok) return result;
     const granted = result.value;
-    const token = await this.keys.sign(leaseClaims(granted, now));
-    return ok({ granted, token, serverTime: now });
+    const token = opts.token ? await this.keys.sign(leaseClaims(granted, now)) : undefined;
+    return ok({
+      granted,
+      token,
+      serverTime: now,
+      ...(opts.agreed ? { session: { x25519: opts.agreed.x25519 } } : {}),
+      ...(opts.answerKey && !opts.agreed ? { answerKey: opts.answerKey } : {}),
+    });
+  }
+}
+
+/** A grant's session-key offer was not a usable key: the grant's transaction rolls back, the answer is 400. */
+class OfferRefused extends Error {
+  constructor(readonly refusal: DomainError) {
+    super(refusal.message);
   }
 }
 
@@ -378,5 +542,11 @@ function leaseClaims(granted: Granted, now: number) {
     shg: granted.lease.shareGroup,
     use: granted.lease.instances.length,
     ...(granted.lease.overdraft ? { ovd: true } : {}),
+    fts: poolsOf(granted.lease.base, granted.lease.instances.find((i) => i.instanceId === granted.instanceId)?.features ?? []),
   };
+}
+
+/** The feature pools named (not the base pool): the ones whose seats a decision must count. */
+function featureNames(names: readonly string[] | undefined): string[] {
+  return (names ?? []).filter((n) => n !== BASE_POOL);
 }

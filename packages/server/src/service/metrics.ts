@@ -10,6 +10,11 @@ export interface Metrics {
   denials: Counter;
   /** seats granted beyond the license's count (overdraft) */
   overdraftGrants: Counter;
+  /** checkouts that joined a queue, and how long the waiters that got a seat waited (`domain/queue.ts`) */
+  queueJoins: Counter;
+  queueWait: Histogram;
+  /** webhook delivery attempts by outcome (delivered, retry, failed) */
+  webhookAttempts: Counter<'outcome'>;
   /** checkouts refused by a license's site policy (access, clone and VM policies), by code */
   policyRefusals: Counter<'code'>;
   released: Counter<'reason'>;
@@ -47,7 +52,7 @@ export interface Metrics {
   poolWaits: Counter;
 }
 
-export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } = {}): Metrics {
+export function createMetrics(store: Store, opts: { defaultMetrics?: boolean; now?: () => number } = {}): Metrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'floatd_' });
   const requests = new Counter({
@@ -77,6 +82,33 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     name: 'floatd_overdraft_grants_total',
     help: "Seats granted beyond a license's count (overdraft)",
     registers: [registry],
+  });
+  const queueJoins = new Counter({
+    name: 'floatd_queue_joins_total',
+    help: 'Checkouts that waited for a seat in a queue (one per waiter, however often it asked again)',
+    registers: [registry],
+  });
+  const webhookAttempts = new Counter({
+    name: 'floatd_webhook_attempts_total',
+    help: 'Webhook delivery attempts by outcome: delivered (a 2xx), retry (to be tried again), failed (a day of retries is over)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const queueWait = new Histogram({
+    name: 'floatd_queue_wait_seconds',
+    help: 'How long a waiter waited in the queue before it got its seat',
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'floatd_queue_waiting',
+    help: 'Checkouts waiting in the queues right now, over all licenses',
+    registers: [registry],
+    async collect() {
+      let n = 0;
+      for (const v of (await store.waitingCounts((opts.now ?? Date.now)())).values()) n += v;
+      this.set(n);
+    },
   });
   const policyRefusals = new Counter({
     name: 'floatd_policy_refusals_total',
@@ -208,6 +240,9 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean } =
     grants,
     denials,
     overdraftGrants,
+    queueJoins,
+    queueWait,
+    webhookAttempts,
     policyRefusals,
     released,
     reclaimed,

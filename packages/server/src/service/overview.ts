@@ -7,6 +7,7 @@
 import type { Clock } from '../domain/clock.js';
 import { fail, ok, type Result } from '../domain/result.js';
 import type { License } from '../domain/types.js';
+import { recommendSeats, type Recommendation } from '../domain/recommend.js';
 import type { PageOf, PageRequest, Store, UsageRow } from '../store/port.js';
 
 const DAY_MS = 86_400_000;
@@ -35,7 +36,7 @@ export class OverviewService {
   ) {}
 
   /** A page of licenses joined with their product's name and today's denials. */
-  async dashboard(page: PageRequest): Promise<PageOf<DashboardRow>> {
+  async dashboard(page: PageRequest & { customerId?: string | undefined }): Promise<PageOf<DashboardRow>> {
     const now = this.clock.now();
     const licenses = await this.store.listLicenses(page);
     const denials = await this.store.denialsSince(now - (now % DAY_MS));
@@ -52,6 +53,14 @@ export class OverviewService {
     };
   }
 
+  /** A seat count for the license recommended from its last `days` of usage (`domain/recommend.ts`). */
+  async recommendation(licenseId: string, days: number): Promise<Result<Recommendation & { from: number; to: number }>> {
+    const license = await this.store.getLicense(licenseId);
+    if (!license) return fail('LICENSE_NOT_FOUND', `no license ${licenseId}`);
+    const { from, to } = lastDaysRange(this.clock.now(), days);
+    return ok({ ...recommendSeats(await this.store.usage(licenseId, from, to), license.seats, days), from, to });
+  }
+
   /** A license's hourly usage from `from` (default: a day before `to`) to `to` (default: now), with its totals. */
   async usage(licenseId: string, range: { from?: number | undefined; to?: number | undefined }): Promise<Result<UsageReport>> {
     if (!(await this.store.getLicense(licenseId))) return fail('LICENSE_NOT_FOUND', `no license ${licenseId}`);
@@ -62,6 +71,12 @@ export class OverviewService {
       return fail('VALIDATION_FAILED', 'the range may span at most 366 days', { field: 'querystring/from' });
     return ok(usageTotals(await this.store.usage(licenseId, from, to)));
   }
+}
+
+/** The last `days` of hourly usage through the end of the current hour (its row is the live one): the recommendation and the customer page read it. */
+export function lastDaysRange(now: number, days: number): { from: number; to: number } {
+  const to = Math.floor(now / 3_600_000) * 3_600_000 + 3_600_000;
+  return { from: to - days * DAY_MS, to };
 }
 
 /** The totals of a range of hourly rows: the highest peak, and the denials and checkouts summed. */

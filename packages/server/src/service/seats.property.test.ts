@@ -33,6 +33,7 @@ import {
   instanceOn,
   invariants,
   pickLease,
+  POOL_ASKS,
   policyArb,
   PROPERTY_SEED,
   releaseViolations,
@@ -130,7 +131,16 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
           fingerprint: fingerprint(c.device),
           instanceId: instanceOf(c.device, c.instance),
           user: userOf(c.device),
+          ...(POOL_ASKS[c.pools] ? { features: POOL_ASKS[c.pools] } : {}),
+          ...(c.wait ? { wait: { timeoutSeconds: 600 } } : {}),
         });
+      case 'features': {
+        const id = pickLease(ids, c.lease);
+        return licensing.changeFeatures(key, id, {
+          instanceId: instanceOn(leaseOf(id), c.instance),
+          features: POOL_ASKS[c.pools] ?? ['base'],
+        });
+      }
       case 'offline':
         return licensing.offlineCheckout(key, {
           fingerprint: fingerprint(c.device),

@@ -332,6 +332,12 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal((await store.listAudit({ limit: 1000, licenseId: lic.id, actor: 'admin:tok_nobody' })).items.length, 0);
       assert.ok(audit.items.every((e) => e.reason === 'expired' && e.actor === 'reclaimer' && typeof e.data.expiredAt === 'number'));
       assert.deepEqual(new Set(audit.items.map((e) => e.leaseId)), new Set(freed));
+      // "When and why was this lease released?", asked of each freed lease: one release, at the sweep's time, expired, by the reclaimer.
+      for (const id of freed) {
+        const mine = await store.listAudit({ limit: 10, leaseId: id, type: 'release' });
+        assert.equal(mine.items.length, 1, id);
+        assert.deepEqual([mine.items[0]!.at, mine.items[0]!.reason, mine.items[0]!.actor], [r.ranAt, 'expired', 'reclaimer'], id);
+      }
       const usage = await store.usage(lic.id, clock.now() - 3_600_000, clock.now() + 3_600_000);
       assert.equal(usage.at(-1)!.seatsAtEnd, 100);
       assert.equal(Math.max(...usage.map((u) => u.peakSeats)), 600);
@@ -558,7 +564,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       });
     });
 
-    test('expiry reads: dead leases, the earliest future expiry, sweep candidates (dead instances too), expiry stats, licenses to sweep', async () => {
+    test('expiry reads: dead leases, the earliest future expiry, the sweep scan (dead instances too) paged by its cursor, leases to sweep, expiry stats', async () => {
       const lic = await license({ seats: 10, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
       const t0 = clock.now();
       const grant = async (key: string, fingerprint: string, instanceId = 'a') => {
@@ -575,14 +581,29 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const late = await grant(lic.key, 'exp-dev-3'); // expires t0+90 s
       const live = await license({ seats: 2, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
       clock.advanceSeconds(20);
-      await grant(live.key, 'exp-live-0'); // expires t0+110 s
+      const liveLease = await grant(live.key, 'exp-live-0'); // expires t0+110 s
       clock.advanceSeconds(20);
       const now = clock.now(); // t0+70 s
       assert.equal(now, t0 + 70_000);
 
-      assert.deepEqual(new Set(await store.licensesToSweep(now)).has(lic.id), true);
-      assert.equal((await store.licensesToSweep(now)).includes(live.id), false, 'nothing of it has expired');
-      assert.equal((await store.licensesToSweep(t0 + 59_000)).includes(lic.id), false, 'nothing expired yet at t0+59 s');
+      const scan = async (at: number, limit: number) => {
+        const found: { licenseId: string; leaseId: string }[] = [];
+        let cursor: string | null = null;
+        do {
+          const page: Awaited<ReturnType<Store['sweepScan']>> = await store.sweepScan(at, cursor, limit);
+          assert.ok(page.found.length <= limit, 'at most limit');
+          found.push(...page.found);
+          cursor = page.next;
+        } while (cursor !== null);
+        return found;
+      };
+      const found = await scan(now, 1000);
+      const ofLic = found.filter((f) => f.licenseId === lic.id).map((f) => f.leaseId);
+      assert.deepEqual(new Set(ofLic.slice(0, 2)), new Set([dead1, dead2]), 'the dead leases first');
+      assert.deepEqual(ofLic.slice(2), [kept], 'then the live lease with a dead instance');
+      assert.ok(!found.some((f) => f.licenseId === live.id), 'nothing of it has expired');
+      assert.deepEqual(await scan(now, 1), found, 'paged one by one: the same, in the same order');
+      assert.ok(!(await scan(t0 + 59_000, 10)).some((f) => f.licenseId === lic.id), 'nothing expired yet at t0+59 s');
       assert.deepEqual(await store.expiryStats(lic.id, now), { dead: 2, earliestExpiry: t0 + 90_000 });
       assert.deepEqual(await store.expiryStats(live.id, now), { dead: 0, earliestExpiry: t0 + 110_000 });
       await store.transaction(async (tx) => {
@@ -592,10 +613,21 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
         assert.equal((await tx.deadLeases(lic.id, t0 + 60_000, 10)).length, 2, 'an expiry at now is dead');
         assert.equal(await tx.earliestExpiry(lic.id, now), t0 + 90_000);
         assert.equal(await tx.earliestExpiry(lic.id, t0 + 200_000), null);
-        const candidates = await tx.sweepCandidates(lic.id, now, 10);
-        assert.deepEqual(new Set(candidates.map((l) => l.id)), new Set([kept, dead1, dead2]), 'the live lease with a dead instance too');
-        assert.ok(!candidates.some((l) => l.id === late));
-        assert.equal((await tx.sweepCandidates(lic.id, now, 2)).length, 2, 'at most limit');
+        const batch = await tx.leasesToSweep(lic.id, [kept, dead1, dead2, late, liveLease, 'lse_gone0000000000000000']);
+        assert.deepEqual(
+          new Set(batch.map((l) => l.id)),
+          new Set([kept, dead1, dead2, late]),
+          "the license's leases among the ids, as they are",
+        );
+        assert.deepEqual(
+          batch
+            .find((l) => l.id === kept)!
+            .instances.map((i) => i.instanceId)
+            .sort(),
+          ['a', 'b'],
+          'with their instances',
+        );
+        assert.deepEqual(await tx.leasesToSweep(lic.id, []), []);
       });
     });
 
@@ -604,6 +636,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
         id: newId('tok'),
         name,
         role,
+        customerId: null,
         tokenHash: randomBytes(32).toString('hex'),
         createdAt: clock.now(),
         lastUsedAt: null,

@@ -192,6 +192,61 @@ describe('noisy neighbour on PostgreSQL', { skip: pgUp ? false : 'PostgreSQL not
     assert.deepEqual(heard.sort(), ['turn-1', 'turn-3'], 'changes are announced for committed units only');
   });
 
+  test("a turn in the database: a unit whose write fails (in the database or at its guard) fails alone, though later units' statements went out behind it", async () => {
+    // A unit's writes are not waited for before the next unit's reads go out (PostgresStore.runTurn): a failed
+    // write must still fail its own unit only, and what the others answer must be what they decide again without it.
+    const token = (id: string) => ({
+      type: 'adminToken.insert' as const,
+      token: {
+        id,
+        name: id,
+        role: 'admin' as const,
+        customerId: null,
+        tokenHash: `hash-${id}`,
+        createdAt: 1,
+        lastUsedAt: null,
+        revokedAt: null,
+      },
+    });
+    const note = (reason: string) => ({
+      type: 'audit' as const,
+      entry: {
+        at: Date.now(),
+        type: 'product.created' as const,
+        actor: 'turn-writes',
+        licenseId: null,
+        deviceId: null,
+        leaseId: null,
+        reason,
+        data: {},
+      },
+    });
+    await grouped.transaction((tx) => tx.apply([token('tw-taken')]));
+    const unit = (fn: (tx: Parameters<Parameters<PostgresStore['transaction']>[0]>[0]) => Promise<string>) =>
+      grouped.transaction(fn, { group: 'turn-writes' });
+    const results = await Promise.allSettled([
+      unit(async (tx) => (await tx.apply([note('w1')]), 'w1')),
+      // Its token is written, then its seat guard refuses (no such license): the database transaction goes on.
+      unit(
+        async (tx) => (
+          await tx.apply([token('tw-guarded'), note('w2'), { type: 'seats', licenseId: 'lic_none', used: 1, offline: 0 }]), 'w2'
+        ),
+      ),
+      // Reads behind w2's writes: it must answer what it finds once w2 is rolled back.
+      unit(async (tx) => (await tx.apply([note('w3')]), (await tx.adminToken('tw-guarded')) ? 'w3 saw w2' : 'w3')),
+      // A key taken: the database refuses the statement and everything after it in the transaction.
+      unit(async (tx) => (await tx.apply([token('tw-taken'), note('w4')]), 'w4')),
+      unit(async (tx) => (await tx.apply([note('w5')]), (await tx.adminToken('tw-taken')) ? 'w5' : 'w5 lost the token')),
+    ]);
+    // Each failing unit hears its own error: the guard's, and the unique violation (23505), not a later statement's.
+    const heard = results.map((r) => (r.status === 'fulfilled' ? r.value : [r.reason.name, r.reason.code].filter(Boolean).join(' ')));
+    assert.deepEqual(heard, ['w1', 'SeatGuardError', 'w3', 'PostgresError 23505', 'w5']);
+    const [row] = await monitor`SELECT array_agg(reason ORDER BY reason) AS reasons FROM audit WHERE actor = 'turn-writes'`;
+    assert.deepEqual(row!.reasons, ['w1', 'w3', 'w5'], 'the failing units rolled back alone');
+    const [guarded] = await monitor`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE id = 'tw-guarded'`;
+    assert.equal(guarded!.n, 0);
+  });
+
   test('seats stay exact when a parallel burst of checkouts on one key shares turns', async () => {
     const { catalogue, licensing, product } = await services(grouped, 'burst');
     const license = await catalogue.createLicense({ productId: product.value.id, seats: 25 } as never, 'test');

@@ -16,7 +16,9 @@
  */
 import type { Effect, Renewal } from '../domain/effects.js';
 import type { GroupObserver } from './groupCommit.js';
-import type { AdminToken, AuditEntry, AuditType, Device, Lease, License, Product } from '../domain/types.js';
+import type { AdminToken, AuditEntry, AuditType, Customer, Device, Lease, License, Product } from '../domain/types.js';
+import type { Waiter } from '../domain/queue.js';
+import type { ClaimedDelivery, DeliveryAttempt, DeliveryState, DeliveryView, WebhookEndpoint } from '../domain/webhooks.js';
 
 export interface PageRequest {
   limit: number;
@@ -34,6 +36,8 @@ export interface AuditFilter extends PageRequest {
   type?: AuditType | undefined;
   /** `client`, `reclaimer`, `admin:<token id>`, … (exact) */
   actor?: string | undefined;
+  /** only entries about a license of this customer (entries without a license are left out) */
+  customerId?: string | undefined;
   from?: number | undefined;
   to?: number | undefined;
 }
@@ -53,6 +57,12 @@ export interface UsageRow {
   peakOverdraft: number;
   overdraftAtEnd: number;
   overdraftCheckouts: number;
+  /** checkouts that joined a queue in the hour; waiters granted a seat in it, and how long they waited together */
+  queued: number;
+  queueGrants: number;
+  queueWaitMs: number;
+  /** per feature pool: the most of its seats held at once, its grants and its denials in the hour (hours without any: absent) */
+  features?: Record<string, { peak: number; checkouts: number; denials: number }> | undefined;
 }
 
 /** Device with what it holds on its license right now (admin view). */
@@ -76,6 +86,12 @@ export type ChangeEvent =
   | { kind: 'token-revoked'; tokenId: string }
   /** changes may have been missed (the node's change feed reconnected): a viewer reloads what it shows */
   | { kind: 'resync'; licenseId: null };
+
+/** A lease a sweep's scan found dead, or live with a dead use (`Store.sweepScan`). */
+export interface SweepFound {
+  licenseId: string;
+  leaseId: string;
+}
 
 /** A named server-state record: small JSON documents the server keeps beside the catalogue. */
 export interface KvRecord {
@@ -112,20 +128,32 @@ export interface StoreTx {
   deadLeases(licenseId: string, now: number, limit: number): Promise<Lease[]>;
   /** The earliest expiry after `now` among the license's leases, or null. */
   earliestExpiry(licenseId: string, now: number): Promise<number | null>;
-  /** Leases of the license that are dead or have dead instances (at most `limit`). */
-  sweepCandidates(licenseId: string, now: number, limit: number): Promise<Lease[]>;
+  /**
+   * The license's leases among `ids` (a sweep's batch, found by `Store.sweepScan`), read again under the license's
+   * lock with their instances; ids that are gone or of another license are left out. Whether each is dead is the
+   * domain's question (`decideReclaim`): a lease renewed since the scan is read as it is now.
+   */
+  leasesToSweep(licenseId: string, ids: readonly string[]): Promise<Lease[]>;
   /**
    * The seats the license's lease rows hold (each lease row is one seat; `offline` of them borrowed).
    * The truth the stored counters cache: seat decisions check the counters against it (`service/seatCounters.ts`).
    */
   leaseCounts(licenseId: string): Promise<{ used: number; offline: number }>;
+  /** The license's seats that hold one of these features (`domain/features.ts`), with their instances. */
+  leasesWithFeatures(licenseId: string, names: readonly string[]): Promise<Lease[]>;
+  /** The license's queues (`domain/queue.ts`), in order of arrival. */
+  waiters(licenseId: string): Promise<Waiter[]>;
   /** All leases of a license (for a forced delete). */
   leasesOfLicense(licenseId: string): Promise<Lease[]>;
   licenseCountOfProduct(productId: string): Promise<number>;
+  customer(id: string): Promise<Customer | undefined>;
+  licenseCountOfCustomer(customerId: string): Promise<number>;
+  /** The customer's admin tokens that are not revoked. */
+  customerTokens(customerId: string): Promise<AdminToken[]>;
   adminToken(id: string): Promise<AdminToken | undefined>;
   /** Serialises first-start token creation across nodes (SQLite: the transaction already is exclusive). */
   lockAdminTokens(): Promise<void>;
-  /** Tokens with role admin that are not revoked. */
+  /** The vendor's tokens with role admin that are not revoked (a customer's admin tokens do not count: they cannot administer the server). */
   activeAdminCount(): Promise<number>;
   product(id: string): Promise<Product | undefined>;
   /**
@@ -136,6 +164,8 @@ export interface StoreTx {
   lockKv(name: string): Promise<KvRecord | undefined>;
   /** Writes a decision's effects, in order. Throws `SeatGuardError` if a seat guard refuses. */
   apply(effects: readonly Effect[]): Promise<void>;
+  /** Keeps a use's session key (service/sessions.ts: its text at rest) on its row; a use that is gone is left alone. */
+  setSessionKey(leaseId: string, instanceId: string, stored: string): Promise<void>;
 }
 
 /** How a store's transactions wait: for a pool connection, and for their group's turn (store/groupCommit.ts). */
@@ -161,11 +191,17 @@ export interface Store {
   observer?: StoreObserver | undefined;
 
   // --- reads outside a seat transaction (admin views, may be a moment stale) ---
+  getCustomer(id: string): Promise<Customer | undefined>;
+  /**
+   * Customers in order of creation; with `id`, that one only; with `search`, those whose name contains it (any case), that own the license with
+   * this key, or that own a license one of whose devices has a host or user name containing it (any case).
+   */
+  listCustomers(page: PageRequest & { search?: string | undefined; id?: string | undefined }): Promise<PageOf<Customer>>;
   getProduct(id: string): Promise<Product | undefined>;
   listProducts(page: PageRequest): Promise<PageOf<Product>>;
   getLicense(id: string): Promise<License | undefined>;
   getLicenseByKey(key: string): Promise<License | undefined>;
-  listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>>;
+  listLicenses(page: PageRequest & { productId?: string | undefined; customerId?: string | undefined }): Promise<PageOf<License>>;
   listLeases(licenseId: string): Promise<LeaseView[]>;
   listDevices(licenseId: string): Promise<DeviceView[]>;
   getLease(id: string): Promise<LeaseView | undefined>;
@@ -175,6 +211,10 @@ export interface Store {
   usage(licenseId: string, from: number, to: number): Promise<UsageRow[]>;
   /** Without locking: the seats the license's lease rows hold (see `StoreTx.leaseCounts`). */
   leaseCounts(licenseId: string): Promise<{ used: number; offline: number }>;
+  /** Without locking: checkouts waiting now (live at `now`) per license that has any. */
+  waitingCounts(now: number): Promise<Map<string, number>>;
+  /** Without locking: the seats held now per feature pool (counted from the lease rows). */
+  featureSeats(licenseId: string): Promise<Record<string, number>>;
   /** Without locking: how many of the license's leases are dead at `now`, and the earliest future expiry. */
   expiryStats(licenseId: string, now: number): Promise<{ dead: number; earliestExpiry: number | null }>;
   /**
@@ -187,6 +227,8 @@ export interface Store {
     key: string,
     leaseId: string,
     instanceId: string,
+    /** with it, the license's `waiting`: checkouts in its queues live at `now` */
+    now?: number,
   ): Promise<{ license: License; lease: Lease | undefined; device: Device | undefined } | undefined>;
   /**
    * Applies a batch of renewals (see `Renewal`: monotonic, update-only) in one
@@ -195,8 +237,15 @@ export interface Store {
    * gone or offline is dropped.
    */
   renew(renewals: readonly Renewal[]): Promise<Renewal[]>;
-  /** Licenses that have at least one lease or instance whose expiry is at or before `now`. */
-  licensesToSweep(now: number): Promise<string[]>;
+  /**
+   * Without locking, one page of what a sweep frees: the leases whose expiry is at or before `now`, then the live
+   * leases with a use whose expiry is, each with its license, in order of expiry, at most `limit`, from `cursor` on
+   * (null: the first page; `next`: where the next page starts, null after the last). Range scans of the expiry
+   * indexes only, so a page costs what it holds, never the number of leases stored. A row that changes after the
+   * scan is read again under the license's lock (`StoreTx.leasesToSweep`); one that the sweep leaves (a valid
+   * offline lease) is behind the cursor, so each page is new.
+   */
+  sweepScan(now: number, cursor: string | null, limit: number): Promise<{ found: SweepFound[]; next: string | null }>;
   /** Seats in use per license, for the metrics gauge. */
   seatTotals(): Promise<{ seatsUsed: number; seatsOffline: number; leases: number }>;
 
@@ -228,6 +277,24 @@ export interface Store {
   pruneAudit(before: number, limit: number): Promise<number>;
   /** Deletes up to `limit` hourly usage rows whose whole hour ended at or before `before`. */
   pruneUsage(before: number, limit: number): Promise<number>;
+
+  // --- webhooks (service/webhooks.ts): endpoints are written with effects; events and deliveries with `webhook.event` ---
+  listWebhooks(): Promise<WebhookEndpoint[]>;
+  getWebhook(id: string): Promise<WebhookEndpoint | undefined>;
+  /**
+   * Claims up to `limit` pending deliveries due at `now` until `until`, with their event and endpoint: no other
+   * caller (on any node) claims them before `until` or before `recordAttempt` (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+   */
+  claimDeliveries(now: number, until: number, limit: number): Promise<ClaimedDelivery[]>;
+  /** Records an attempt of a claimed delivery and its next state (pending again at `nextAttemptAt`, delivered, failed); frees the claim. */
+  recordAttempt(deliveryId: string, attempt: DeliveryAttempt, next: { state: DeliveryState; nextAttemptAt: number | null }): Promise<void>;
+  /** An endpoint's deliveries, newest first, with their newest attempts. */
+  listDeliveries(webhookId: string, page: PageRequest & { state?: DeliveryState | undefined }): Promise<PageOf<DeliveryView>>;
+  getDelivery(id: string): Promise<DeliveryView | undefined>;
+  /** Makes a delivery pending and due at `now`, unclaimed (its event id unchanged); false when there is none. */
+  redeliver(id: string, now: number): Promise<boolean>;
+  /** Forgets every claim: SQLite at start (the one process that owns the file is this one, so a claim is a crashed send). */
+  releaseDeliveryClaims(): Promise<void>;
 
   /** Cheap round trip for /readyz. */
   ping(): Promise<void>;

@@ -27,7 +27,7 @@ export function example(schema: Schema): unknown {
       return out;
     }
     case 'array':
-      return [];
+      return Array.from({ length: schema.minItems ?? 0 }, () => example(schema.items));
     case 'integer':
     case 'number':
       return schema.minimum ?? 0;

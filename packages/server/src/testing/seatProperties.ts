@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import { OPEN_ACCESS, RELEASE_REASONS, type AccessPolicy } from '@floatd/protocol';
 import { isDead, liveInstances } from '../domain/seats.js';
-import type { AuditEntry, Device, Lease, License, SharingRule } from '../domain/types.js';
+import type { AuditEntry, Device, FeaturePool, Lease, License, SharingRule } from '../domain/types.js';
+import { featureCounts, featuresOf, seatTtlSeconds } from '../domain/features.js';
 
 /** sequences per property (FLOATD_PROPERTY_RUNS) */
 export const RUNS = Number(process.env.FLOATD_PROPERTY_RUNS ?? 300);
@@ -17,7 +18,8 @@ const T0 = Date.parse('2026-05-01T08:00:00Z');
 // commands
 
 export type Command =
-  | { kind: 'checkout'; device: number; instance: number }
+  | { kind: 'checkout'; device: number; instance: number; pools: number; wait: boolean }
+  | { kind: 'features'; lease: number; instance: number; pools: number }
   | { kind: 'offline'; device: number; instance: number; hours: number }
   | { kind: 'heartbeat'; lease: number; instance: number }
   | { kind: 'checkin'; lease: number; instance: number }
@@ -38,10 +40,39 @@ export const instanceOf = (d: number, i: number) => `${INSTANCES[i]}.d${d}`;
 /** The user each device says it runs as: devices 0 and 2 say the same user, so a rule by user shares across devices. */
 export const userOf = (d: number) => `property-user-${d % 2}`;
 
+/**
+ * The pools a checkout or a feature change asks for (`POOL_ASKS[pools]`; undefined: the default, the base pool). Some
+ * name features the license may lack (refused with UNKNOWN_FEATURE), some take no base seat.
+ */
+export const POOL_ASKS: (string[] | undefined)[] = [
+  undefined,
+  undefined,
+  ['base', 'render'],
+  ['render'],
+  ['base', 'sim'],
+  ['sim', 'render'],
+  ['base'],
+];
+
 export const commandArb: fc.Arbitrary<Command> = fc.oneof(
   {
     weight: 6,
-    arbitrary: fc.record({ kind: fc.constant('checkout' as const), device: fc.nat(DEVICES - 1), instance: fc.nat(INSTANCES.length - 1) }),
+    arbitrary: fc.record({
+      kind: fc.constant('checkout' as const),
+      device: fc.nat(DEVICES - 1),
+      instance: fc.nat(INSTANCES.length - 1),
+      pools: fc.nat(POOL_ASKS.length - 1),
+      wait: fc.boolean(),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('features' as const),
+      lease: fc.nat(9),
+      instance: fc.nat(11),
+      pools: fc.nat(POOL_ASKS.length - 1),
+    }),
   },
   {
     weight: 2,
@@ -73,6 +104,7 @@ export const commandArb: fc.Arbitrary<Command> = fc.oneof(
 
 export interface PolicyInput {
   seats: number;
+  features: FeaturePool[];
   access: AccessPolicy;
   sharing: SharingRule;
   lingerSeconds: number;
@@ -86,6 +118,26 @@ export interface PolicyInput {
 export const policyArb: fc.Arbitrary<PolicyInput> = fc
   .record({
     seats: fc.integer({ min: 1, max: 4 }),
+    features: fc.constantFrom<FeaturePool[]>(
+      [],
+      [{ name: 'render', seats: 1 }],
+      [
+        { name: 'render', seats: 2 },
+        { name: 'sim', seats: 1 },
+      ],
+      [
+        { name: 'render', seats: 2, counting: 'instance' },
+        { name: 'sim', seats: 1 },
+      ],
+      [{ name: 'render', seats: 2, leaseTtlSeconds: 600 }],
+      [
+        {
+          name: 'render',
+          seats: 2,
+          access: { ...OPEN_ACCESS, limits: [{ principal: `user:${userOf(1)}`, max: 1 }], deny: [`user:${userOf(0)}`] },
+        },
+      ],
+    ),
     sharing: fc.constantFrom<SharingRule>(
       { by: ['device'], cap: null },
       { by: ['instance'], cap: null },
@@ -143,10 +195,39 @@ export function invariants(v: View): string[] {
     if (l.lingerUntil !== null && l.expiresAt !== l.lingerUntil)
       out.push(`lease ${l.id} lingers until ${l.lingerUntil} but expires at ${l.expiresAt}`);
   }
-  if (L.seatsUsed !== v.leases.length) out.push(`seatsUsed ${L.seatsUsed} but ${v.leases.length} leases hold seats`);
-  const offline = v.leases.filter((l) => l.offline).length;
+  // The base pool counts the seats that hold a base seat; a seat of features only takes none.
+  const baseSeats = v.leases.filter((l) => l.base);
+  if (L.seatsUsed !== baseSeats.length) out.push(`seatsUsed ${L.seatsUsed} but ${baseSeats.length} leases hold base seats`);
+  const offline = baseSeats.filter((l) => l.offline).length;
   if (L.seatsOffline !== offline) out.push(`seatsOffline ${L.seatsOffline} but ${offline} offline leases`);
   if (offline > Math.min(L.seats, L.maxOfflineSeats ?? L.seats)) out.push(`${offline} offline leases over the cap ${L.maxOfflineSeats}`);
+  // Feature pools: never more seats of a feature than it has; a seat holds its uses' features together.
+  const featureHeld = featureCounts(v.leases, new Set(), L);
+  // A feature's own access policy: a denied user holds none of its seats; a limited one at most its maximum.
+  for (const f of L.features) {
+    const holding = v.leases.filter((l) => l.features.includes(f.name));
+    const ofUser = (u: string) => holding.filter((l) => l.instances.some((i) => i.meta.user === u && i.features.includes(f.name))).length;
+    for (const p of f.access?.deny ?? [])
+      if (p.startsWith('user:') && ofUser(p.slice(5)) > 0) out.push(`${p} is denied ${f.name} but holds it`);
+    for (const lim of f.access?.limits ?? [])
+      if (lim.principal.startsWith('user:') && ofUser(lim.principal.slice(5)) > lim.max)
+        out.push(`${lim.principal} holds ${ofUser(lim.principal.slice(5))} ${f.name} seats > its maximum ${lim.max}`);
+  }
+  for (const f of L.features) {
+    const held = featureHeld.get(f.name) ?? 0;
+    if (held > f.seats) out.push(`feature ${f.name} (counted per ${f.counting ?? 'seat'}): ${held} seats held > ${f.seats}`);
+  }
+  for (const l of v.leases) {
+    // An online seat expires within its shortest pool's lifetime after its last heartbeat.
+    const ttl = seatTtlSeconds(L, l.base, l.features);
+    if (!l.offline && l.lingerUntil === null && ttl !== null && l.expiresAt !== null && l.expiresAt > l.lastHeartbeatAt + ttl * 1000)
+      out.push(
+        `lease ${l.id} [${l.features}] expires ${l.expiresAt - l.lastHeartbeatAt} ms after its last heartbeat > its ${ttl} s lifetime`,
+      );
+    if (!l.base && l.features.length === 0) out.push(`lease ${l.id} holds no pool at all`);
+    if (l.instances.length && featuresOf(l.instances).join() !== l.features.join())
+      out.push(`lease ${l.id} holds [${l.features}] but its uses need [${featuresOf(l.instances)}]`);
+  }
   for (const l of v.leases) {
     if (l.offline && l.offlineExpiresAt === null) out.push(`offline lease ${l.id} without an Offline Expiry Date`);
     const ids = l.instances.map((i) => i.instanceId);
@@ -154,7 +235,7 @@ export function invariants(v: View): string[] {
     if (!v.devices.some((d) => d.id === l.deviceId)) out.push(`lease ${l.id} of an unknown device`);
   }
   // the access policy: a denied user holds nothing; a limited user never holds more than its maximum
-  const seatsOfUser = (u: string) => v.leases.filter((l) => l.instances.some((i) => i.meta.user === u)).length;
+  const seatsOfUser = (u: string) => baseSeats.filter((l) => l.instances.some((i) => i.meta.user === u)).length;
   for (const p of L.access.deny) if (p.startsWith('user:') && seatsOfUser(p.slice(5)) > 0) out.push(`${p} is denied but holds a seat`);
   for (const lim of L.access.limits)
     if (lim.principal.startsWith('user:') && seatsOfUser(lim.principal.slice(5)) > lim.max)
@@ -176,7 +257,11 @@ export function invariants(v: View): string[] {
   if (!unshared && rule.cap === null) {
     const groups = new Map<string, number>();
     for (const l of v.leases)
-      if (!isDead(l, v.now) && !l.shareGroup.startsWith('instance=')) groups.set(l.shareGroup, (groups.get(l.shareGroup) ?? 0) + 1);
+      if (!isDead(l, v.now) && !l.shareGroup.startsWith('instance=')) {
+        // a seat's base pool is fixed: a group may hold one seat with a base seat and one of features only
+        const g = `${l.shareGroup}${l.base ? '' : ' (features only)'}`;
+        groups.set(g, (groups.get(g) ?? 0) + 1);
+      }
     for (const [g, n] of groups) if (n > 1) out.push(`share group ${g} holds ${n} live seats`);
   }
   for (const d of v.devices) {
@@ -217,6 +302,7 @@ export function licenseOf(p: PolicyInput): License {
   return {
     id: 'lic_property000000000000',
     productId: 'prd_property000000000000',
+    customerId: 'cus_default0000000000000',
     key: 'KEY',
     model: 'permanent',
     expiresAt: null,

@@ -3,7 +3,8 @@ import * as wire from '@floatd/protocol';
 import type { Routes } from '../context.js';
 import { unwrap } from '../errors.js';
 import { created, handle } from '../route.js';
-import { clientLeaseView, grantView, summaryView, iso } from '../views.js';
+import { requestedKeyId, signWith } from '../security.js';
+import { clientLeaseView, grantView, renewalView, summaryView, iso } from '../views.js';
 
 const api = wire.routes.client;
 
@@ -24,16 +25,26 @@ export const clientRoutes: Routes = (app, { licensing, clock }) => {
     const grant = unwrap(await licensing.offlineCheckout(req.licenseKey, req.body, req.ip));
     return grant.granted.created ? created(grantView(grant)) : grantView(grant);
   });
-  handle(app, api.heartbeat, async (req) =>
-    grantView(unwrap(await licensing.heartbeat(req.licenseKey, req.params.leaseId, req.body.instanceId))),
-  );
+  handle(app, api.heartbeat, async (req) => {
+    // A renewal signed with the use's session key carries a new token only when asked (the SDK: a third of the TTL left).
+    const ask = { token: req.body.renewToken === true, session: req.body.session, keyid: requestedKeyId(req) };
+    const grant = unwrap(await licensing.heartbeat(req.licenseKey, req.params.leaseId, req.body.instanceId, ask));
+    signWith(req, grant.answerKey);
+    return renewalView(grant);
+  });
   handle(app, api.checkin, async (req) => {
-    const outcome = unwrap(await licensing.checkin(req.licenseKey, req.params.leaseId, req.body.instanceId));
+    const outcome = unwrap(await licensing.checkin(req.licenseKey, req.params.leaseId, req.body.instanceId, requestedKeyId(req)));
+    signWith(req, outcome.answerKey);
     return {
       released: outcome.released,
       instances: outcome.instances,
       ...(outcome.lingerUntil !== undefined ? { lingerUntil: iso(outcome.lingerUntil) } : {}),
     };
+  });
+  handle(app, api.changeFeatures, async (req) => {
+    const grant = unwrap(await licensing.changeFeatures(req.licenseKey, req.params.leaseId, req.body, requestedKeyId(req)));
+    signWith(req, grant.answerKey);
+    return grantView(grant);
   });
   handle(app, api.returnOffline, async (req) => unwrap(await licensing.returnOffline(req.licenseKey, req.params.leaseId)));
   handle(app, api.syncDevice, async (req) => unwrap(await licensing.sync(req.licenseKey, req.body)));

@@ -29,6 +29,22 @@ export const eventRoutes: Routes = (app, { store, clock }) => {
     });
     res.write(': connected\n\n');
     const tokenId = req.admin.id;
+    // A customer's own administrator hears only of that customer's licenses (looked up once per license, in order).
+    const own = req.admin.customerId;
+    const mine = new Map<string, Promise<boolean>>();
+    const visible = (licenseId: string | null): Promise<boolean> => {
+      if (own === null || licenseId === null) return Promise.resolve(true);
+      let known = mine.get(licenseId);
+      if (!known) {
+        known = store.getLicense(licenseId).then(
+          (l) => l?.customerId === own,
+          () => false,
+        );
+        mine.set(licenseId, known);
+      }
+      return known;
+    };
+    let order = Promise.resolve();
     const unsubscribe = store.subscribe((e) => {
       if (e.kind === 'token-revoked') {
         // The stream's own token was revoked (on any node): it stops at once, as its next request would be refused.
@@ -38,7 +54,12 @@ export const eventRoutes: Routes = (app, { store, clock }) => {
         }
         return;
       }
-      res.write(`event: change\ndata: ${JSON.stringify({ ...e, at: iso(clock.now()) })}\n\n`);
+      const at = iso(clock.now());
+      // A license moved to another customer is looked up again (its events change hands with it).
+      if (own !== null && e.kind === 'license') mine.delete(e.licenseId);
+      order = order.then(async () => {
+        if (open.has(close) && (await visible(e.licenseId))) res.write(`event: change\ndata: ${JSON.stringify({ ...e, at })}\n\n`);
+      });
     });
     const ping = setInterval(() => res.write(': ping\n\n'), PING_MS);
     const close = () => {

@@ -105,6 +105,14 @@ test(`${CUTS} cuts of every open database connection under load: the process sta
       t.diagnostic(`backends: ${JSON.stringify(act)}`);
     }
     assert.deepEqual(report.networkErrors, [], 'floatd answered every request (never gone, never wedged past 15 s)');
+    if (report.wrong.length) {
+      // The server's own account of an unexpected answer (an unhandled error is logged with its stack).
+      const errors = node
+        .output()
+        .split('\n')
+        .filter((l) => /"level":(50|60)/.test(l) && !/storage unavailable/.test(l));
+      t.diagnostic(`server errors: ${errors.slice(-5).join('\n')}`);
+    }
     assert.deepEqual(report.wrong, [], 'only 2xx, 409 NO_SEATS_AVAILABLE or 503 with Retry-After');
     assert.deepEqual(report.lost, [], 'no heartbeat found its lease gone');
     // How much gets through between cuts depends on the machine (79 of 193 on a loaded 2-core run, hundreds quiet).
@@ -129,11 +137,17 @@ test(`${CUTS} cuts of every open database connection under load: the process sta
     t.diagnostic(`${ids.size - report.held.size} lease rows no device knows of (a grant whose answer was cut)`);
 
     // Every kind of connection came back: the node registry reports, the leader runs the reclaimer, LISTEN hears changes.
-    await new Promise((r) => setTimeout(r, 1500));
-    const nodes = await direct`SELECT leader, last_seen_at FROM nodes`;
+    // (polled: the leader lock is tried again every 2 s and the registry row written on its own timer, so on a loaded
+    // machine the row can say "not leader" for a few seconds after the last cut; a fixed 1.5 s wait failed once in CI)
+    let nodes: readonly Record<string, unknown>[] = [];
+    for (const until = Date.now() + 20_000; Date.now() < until; ) {
+      nodes = await direct`SELECT leader, last_seen_at FROM nodes`;
+      if (nodes.length === 1 && nodes[0]!.leader === true && Date.now() - Number(nodes[0]!.last_seen_at) < 8000) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     assert.equal(nodes.length, 1);
     assert.ok(Date.now() - Number(nodes[0]!.last_seen_at) < 8000, 'the node registry is written again');
-    assert.equal(nodes[0]!.leader, true, 'the node holds the leader lock again');
+    assert.equal(nodes[0]!.leader, true, 'the node holds the leader lock again (within 20 s of the last cut)');
   } finally {
     if (node.exit) t.diagnostic(`floatd output: ${node.output().slice(-3000)}`);
     await close();
@@ -270,6 +284,14 @@ test('half-open connections under load (a firewall drops its state: every open c
         `first 2xx after the silence: ${firstOkAfter.length ? Math.min(...firstOkAfter) : 'none needed'} ms, last 503 ${report.lastUnavailableAt ? report.lastUnavailableAt - silencedAt : '-'} ms after it`,
     );
     assert.deepEqual(report.networkErrors, [], 'floatd answered every request (within its 15 s bound: queue wait + database deadline)');
+    if (report.wrong.length) {
+      // The server's own account of an unexpected answer (an unhandled error is logged with its stack).
+      const errors = node
+        .output()
+        .split('\n')
+        .filter((l) => /"level":(50|60)/.test(l) && !/storage unavailable/.test(l));
+      t.diagnostic(`server errors: ${errors.slice(-5).join('\n')}`);
+    }
     assert.deepEqual(report.wrong, [], 'only 2xx, 409 NO_SEATS_AVAILABLE or 503 with Retry-After');
     assert.deepEqual(report.lost, [], 'no heartbeat found its lease gone');
     assert.ok(

@@ -200,4 +200,150 @@ ALTER TABLE usage_hourly ADD COLUMN overdraft_checkouts INTEGER NOT NULL DEFAULT
 ALTER TABLE licenses ADD COLUMN access TEXT;
 `,
   },
+  {
+    version: 7,
+    name: 'feature-pools',
+    sql: `
+-- Feature pools (domain/features.ts): per license its features (JSON [{name, seats}]; null: none); per seat whether it
+-- holds a base seat and the features it holds (JSON names; null: none); per use the features it asked for; per feature
+-- and hour its peak, grants and denials. A feature's seats in use are counted from the lease rows: no counter.
+ALTER TABLE licenses ADD COLUMN features TEXT;
+ALTER TABLE leases ADD COLUMN base BOOLEAN NOT NULL DEFAULT TRUE;
+ALTER TABLE leases ADD COLUMN features TEXT;
+ALTER TABLE instances ADD COLUMN features TEXT;
+CREATE INDEX leases_features ON leases(license_id) WHERE features IS NOT NULL;
+CREATE TABLE usage_features (
+  license_id TEXT NOT NULL,
+  feature TEXT NOT NULL,
+  hour BIGINT NOT NULL,
+  peak INTEGER NOT NULL,
+  checkouts INTEGER NOT NULL,
+  denials INTEGER NOT NULL,
+  PRIMARY KEY (license_id, feature, hour)
+);
+CREATE INDEX usage_features_hour ON usage_features(hour);
+`,
+  },
+  {
+    version: 8,
+    name: 'fair-queue',
+    sql: `
+-- The fair queue (domain/queue.ts): checkouts waiting for a seat of a pool (base or a feature), in order of arrival
+-- (seq); a waiter keeps its place while it asks again in time. Per hour: checkouts queued, waiters granted and their wait.
+CREATE TABLE waiters (
+  seq BIGSERIAL PRIMARY KEY,
+  license_id TEXT NOT NULL,
+  pool TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  enqueued_at BIGINT NOT NULL,
+  last_poll_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  UNIQUE (license_id, pool, fingerprint, instance_id)
+);
+CREATE INDEX waiters_license ON waiters(license_id, seq);
+ALTER TABLE usage_hourly ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN queue_grants INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hourly ADD COLUMN queue_wait_ms BIGINT NOT NULL DEFAULT 0;
+`,
+  },
+  {
+    version: 9,
+    name: 'customers',
+    sql: `
+-- Customers (issue #16): the organisations licenses belong to. Every license belongs to one; licenses from before
+-- belong to the built-in customer (DEFAULT_CUSTOMER_ID, renamable, not deletable). An admin token may belong to one
+-- customer: then it reaches only that customer's licenses (protocol CustomerScope).
+CREATE TABLE customers (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  contact JSONB NOT NULL,
+  metadata JSONB NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+INSERT INTO customers (id, name, contact, metadata, created_at, updated_at)
+  VALUES ('cus_default0000000000000', 'Unassigned', '{}', '{}', (extract(epoch FROM now()) * 1000)::bigint, (extract(epoch FROM now()) * 1000)::bigint);
+ALTER TABLE licenses ADD COLUMN customer_id TEXT NOT NULL DEFAULT 'cus_default0000000000000';
+CREATE INDEX licenses_customer ON licenses(customer_id, seq);
+ALTER TABLE admin_tokens ADD COLUMN customer_id TEXT;
+`,
+  },
+  {
+    version: 10,
+    name: 'webhooks',
+    sql: `
+-- Webhooks (issue #16, domain/webhooks.ts): endpoints; events written in the transaction of the change they tell of
+-- (an outbox; a dedupe key drops repeats); one delivery per endpoint and event, claimed by one sender at a time
+-- (claimed_until) and retried with backoff for a day; every attempt's answer.
+CREATE TABLE webhooks (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  url TEXT NOT NULL,
+  events JSONB NOT NULL,
+  description TEXT NOT NULL,
+  enabled BOOLEAN NOT NULL,
+  secret TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE TABLE webhook_events (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  license_id TEXT,
+  at BIGINT NOT NULL,
+  data JSONB NOT NULL,
+  dedupe_key TEXT UNIQUE
+);
+CREATE TABLE webhook_deliveries (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  webhook_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at BIGINT,
+  claimed_until BIGINT,
+  created_at BIGINT NOT NULL,
+  delivered_at BIGINT,
+  UNIQUE (webhook_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, seq);
+CREATE TABLE webhook_attempts (
+  seq BIGSERIAL PRIMARY KEY,
+  delivery_id TEXT NOT NULL,
+  at BIGINT NOT NULL,
+  status INTEGER,
+  error TEXT,
+  duration_ms INTEGER NOT NULL
+);
+CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id, seq);
+`,
+  },
+  {
+    version: 11,
+    name: 'session keys',
+    sql: `
+-- Per-use session keys (issue #17): the HMAC key a use agreed with the server at checkout (X25519 + HKDF), with which
+-- the answers on its lease are signed afterwards (RFC 9421 hmac-sha256) instead of with Ed25519. Gone with the use's row.
+-- Sealed with FLOATD_KEY_ENCRYPTION_KEY on PostgreSQL, like the signing keys.
+ALTER TABLE instances ADD COLUMN session_key TEXT;
+`,
+  },
+  {
+    version: 12,
+    name: 'sweep indexes',
+    sql: `
+-- The reclaimer finds the dead by range scans of these indexes (issue #17): in order of expiry, then license and lease
+-- (or lease and use), the order its cursor pages in, so a sweep costs what it frees whatever the number of leases
+-- stored. They replace leases_expiry and instances_expiry (their leading column).
+CREATE INDEX leases_sweep ON leases(expires_at, license_id, id) WHERE expires_at IS NOT NULL;
+DROP INDEX leases_expiry;
+CREATE INDEX instances_sweep ON instances(expires_at, lease_id, instance_id) WHERE expires_at IS NOT NULL;
+DROP INDEX instances_expiry;
+`,
+  },
 ];

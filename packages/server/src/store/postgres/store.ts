@@ -16,7 +16,16 @@
  */
 import postgres from 'postgres';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
-import type { AdminToken, Instance, Lease, License, Product } from '../../domain/types.js';
+import type { AdminToken, Customer, Instance, Lease, License, Product } from '../../domain/types.js';
+import {
+  withWebhookEvents,
+  type ClaimedDelivery,
+  type DeliveryAttempt,
+  type DeliveryState,
+  type DeliveryView,
+  type WebhookEndpoint,
+} from '../../domain/webhooks.js';
+import { newId } from '../../ids.js';
 import type {
   AuditFilter,
   ChangeEvent,
@@ -31,14 +40,22 @@ import type {
   StoreTx,
   UsageRow,
 } from '../port.js';
-import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
+import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS, likeEscaped, sweepPage, type SweepRow } from '../common.js';
 import { ChangeFeed, changeKey, changeOf } from '../changes.js';
 import { countingOf } from '../../domain/sharing.js';
 import {
   instanceParams,
+  toWaiter,
+  namesColumn,
+  countNames,
+  withFeatureUsage,
   num,
   numOrNull,
   toAdminToken,
+  toCustomer,
+  toClaimed,
+  toDelivery,
+  toWebhook,
   toAudit,
   toDevice,
   toInstance,
@@ -50,6 +67,7 @@ import {
 } from '../rows.js';
 import { storageFailure } from '../errors.js';
 import { GroupCommit, type GroupUnit, type UnitOutcome } from '../groupCommit.js';
+import { QUEUE_POLL_WINDOW_MS, type Waiter } from '../../domain/queue.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { assertDriverPatched, reconnectBackoff } from './driver.js';
 import type { KeyPersistence, Leadership, Membership, NodeRow } from '../cluster.js';
@@ -59,6 +77,8 @@ import { clockOffset, listNodes, reportNode } from './nodes.js';
 
 type Sql = postgres.Sql | postgres.TransactionSql;
 const CHANNEL = 'floatd_changes';
+/** Effects from which a decision is bulk (a sweep's batch): `apply` asks first whether any webhook endpoint exists. */
+const BULK = 64;
 
 export interface PostgresOptions {
   url: string;
@@ -261,25 +281,37 @@ export class PostgresStore implements Store {
     const ids = rows.map((row) => String(row.id));
     return withInstances([
       rows,
-      (await sql`SELECT * FROM instances WHERE lease_id IN ${sql(ids)} ORDER BY started_at`) as unknown as Row[],
+      (await sql`SELECT * FROM instances WHERE lease_id = ANY(${ids}::text[]) ORDER BY started_at`) as unknown as Row[],
     ]);
   }
 
-  private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[]): StoreTx {
+  /**
+   * `defer`: in a turn of the group commit, `apply` issues the writes and hands their completion to the turn
+   * instead of waiting for it: the next statements (this unit's, or the next unit's reads) are pipelined behind
+   * them on the connection, which runs them in order, so they see the writes; the turn checks every write before
+   * its COMMIT (`runTurn`), and a write that failed fails its own unit as if `apply` had thrown.
+   */
+  private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[], defer?: (written: Promise<void>) => void): StoreTx {
     const one = async (q: Promise<readonly Row[]>) => (await q)[0];
+    // The devices of the last lease read (its own and its uses'), read with it: `leaseState` asks for one next.
+    let leaseDevices: Map<string, Row> | undefined;
     // The seat-counter check reads the lease rows' counts right after the license lock: sent with it (the
     // connection runs them in order, so the count sees the locked state) and kept until a write changes them.
     let counted: { licenseId: string; used: number; offline: number } | undefined;
+    // The license's queues are read in the same round trip as its lock (a checkout needs them: domain/queue.ts).
+    let queued: { licenseId: string; waiters: Waiter[] } | undefined;
     return {
       lockLicenseByKey: async (key) => {
-        const [rows, counts] = await Promise.all([
+        const [rows, counts, waiting] = await Promise.all([
           sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`,
-          sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline
+          sql`SELECT COUNT(*) FILTER (WHERE base)::int AS used, COUNT(*) FILTER (WHERE offline AND base)::int AS offline
             FROM leases WHERE license_id = (SELECT id FROM licenses WHERE key = ${key})`,
+          sql`SELECT * FROM waiters WHERE license_id = (SELECT id FROM licenses WHERE key = ${key}) ORDER BY seq`,
         ]);
         const row = rows[0];
         if (!row) return undefined;
         counted = { licenseId: String(row.id), used: num(counts[0]?.used), offline: num(counts[0]?.offline) };
+        queued = { licenseId: String(row.id), waiters: waiting.map(toWaiter) };
         return toLicense(row);
       },
       lockLicense: async (id) => {
@@ -291,7 +323,7 @@ export class PostgresStore implements Store {
         return row && toDevice(row);
       },
       deviceById: async (id) => {
-        const row = await one(sql`SELECT * FROM devices WHERE id = ${id}`);
+        const row = leaseDevices?.get(id) ?? (await one(sql`SELECT * FROM devices WHERE id = ${id}`));
         return row && toDevice(row);
       },
       // Two round trips on purpose: instances by a join on the device was planned as a seq scan (and JIT-compiled)
@@ -313,14 +345,17 @@ export class PostgresStore implements Store {
           sql,
           await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND share_group = ${group} ORDER BY granted_at FOR UPDATE`,
         ),
-      // The lease and its instances in one round trip (sent together; the instances read after the lock).
-      lease: async (id) =>
-        withInstances(
-          await Promise.all([
-            sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
-            sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
-          ]),
-        )[0],
+      // The lease, its instances and their devices in one round trip (sent together; read after the lock).
+      lease: async (id) => {
+        const [rows, instances, devices] = await Promise.all([
+          sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
+          sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
+          sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ${id}
+            UNION SELECT device_id FROM instances WHERE lease_id = ${id})`,
+        ]);
+        leaseDevices = new Map(devices.map((row) => [String(row.id), row]));
+        return withInstances([rows, instances])[0];
+      },
       deadLeases: async (licenseId, now, limit) =>
         this.leases(
           sql,
@@ -328,19 +363,28 @@ export class PostgresStore implements Store {
         ),
       earliestExpiry: async (licenseId, now) =>
         numOrNull((await one(sql`SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ${licenseId} AND expires_at > ${now}`))?.e),
-      sweepCandidates: async (licenseId, now, limit) =>
+      leasesToSweep: async (licenseId, ids) =>
         this.leases(
           sql,
-          await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND (expires_at <= ${now}
-              OR id IN (SELECT i.lease_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE l.license_id = ${licenseId} AND i.expires_at <= ${now}))
-            LIMIT ${limit} FOR UPDATE`,
+          await sql`SELECT * FROM leases WHERE id = ANY(${ids as string[]}::text[]) AND license_id = ${licenseId} FOR UPDATE`,
         ),
       leasesOfLicense: async (licenseId) =>
         this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),
+      waiters: async (licenseId) =>
+        queued?.licenseId === licenseId
+          ? queued.waiters
+          : (await sql`SELECT * FROM waiters WHERE license_id = ${licenseId} ORDER BY seq`).map(toWaiter),
+      leasesWithFeatures: async (licenseId, names) =>
+        (
+          await this.leases(
+            sql,
+            await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND features IS NOT NULL ORDER BY granted_at FOR UPDATE`,
+          )
+        ).filter((l) => l.features.some((f) => names.includes(f))),
       leaseCounts: async (licenseId) => {
         if (counted?.licenseId === licenseId) return { used: counted.used, offline: counted.offline };
         const row = await one(
-          sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`,
+          sql`SELECT COUNT(*) FILTER (WHERE base)::int AS used, COUNT(*) FILTER (WHERE offline AND base)::int AS offline FROM leases WHERE license_id = ${licenseId}`,
         );
         return { used: num(row?.used), offline: num(row?.offline) };
       },
@@ -350,6 +394,14 @@ export class PostgresStore implements Store {
         const row = await one(sql`SELECT * FROM products WHERE id = ${id} FOR UPDATE`);
         return row && toProduct(row);
       },
+      customer: async (id) => {
+        const row = await one(sql`SELECT * FROM customers WHERE id = ${id} FOR UPDATE`);
+        return row && toCustomer(row);
+      },
+      licenseCountOfCustomer: async (customerId) =>
+        num((await one(sql`SELECT COUNT(*)::int AS n FROM licenses WHERE customer_id = ${customerId}`))?.n),
+      customerTokens: async (customerId) =>
+        (await sql`SELECT * FROM admin_tokens WHERE customer_id = ${customerId} AND revoked_at IS NULL FOR UPDATE`).map(toAdminToken),
       adminToken: async (id) => {
         const row = await one(sql`SELECT * FROM admin_tokens WHERE id = ${id} FOR UPDATE`);
         return row && toAdminToken(row);
@@ -361,16 +413,27 @@ export class PostgresStore implements Store {
       lockAdminTokens: async () => {
         await sql`SELECT pg_advisory_xact_lock(hashtext('floatd:admin-tokens'))`;
       },
+      setSessionKey: async (leaseId, instanceId, stored) => {
+        await sql`UPDATE instances SET session_key = ${stored} WHERE lease_id = ${leaseId} AND instance_id = ${instanceId}`;
+      },
       activeAdminCount: async () =>
-        num((await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'`))?.n),
-      apply: async (effects) => {
+        num(
+          (await one(sql`SELECT COUNT(*)::int AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin' AND customer_id IS NULL`))
+            ?.n,
+        ),
+      apply: async (given) => {
+        // A bulk decision (a sweep's batch) with no endpoint to tell: no event to derive (each would be dropped unwritten).
+        const effects =
+          given.length > BULK && !(await sql`SELECT 1 FROM webhooks LIMIT 1`).length ? given : withWebhookEvents(given, () => newId('evt'));
         counted = undefined;
+        leaseDevices = undefined;
         const issued: Promise<void>[] = [];
         for (let i = 0; i < effects.length; ) {
-          // Runs of deletes or audit entries (a reclamation batch) are written with one statement each.
+          // Runs of deletes, audit entries or events (a reclamation batch) are written with one statement each.
           const type = effects[i]!.type;
           let j = i + 1;
-          if (type === 'lease.delete' || type === 'audit') while (j < effects.length && effects[j]!.type === type) j++;
+          if (type === 'lease.delete' || type === 'audit' || type === 'webhook.event')
+            while (j < effects.length && effects[j]!.type === type) j++;
           // Issued without waiting (each adapter function sends all its statements at once): the transaction's
           // connection pipelines them in order, so a decision's writes cost one round trip, not one per statement.
           issued.push(j - i > 1 ? applyRun(sql, effects.slice(i, j)) : applyOne(sql, effects[i]!));
@@ -380,7 +443,10 @@ export class PostgresStore implements Store {
           }
           i = j;
         }
-        await Promise.all(issued);
+        const written = Promise.all(issued).then(() => undefined);
+        if (!defer) return written;
+        written.catch(() => undefined); // the turn hears it (runTurn)
+        defer(written);
       },
     };
   }
@@ -467,6 +533,12 @@ export class PostgresStore implements Store {
    * others run again without it in a new transaction (nothing was committed nor answered, and each unit
    * decides again on the state it then finds). If the database as a whole fails (the connection, COMMIT, the
    * deadline), nothing committed and every unit not yet answered hears that failure.
+   *
+   * A unit's writes are not waited for before the next unit starts (`makeTx`'s `defer`): the next unit's reads
+   * go out behind them, in the same round trip, and see them (one connection runs its statements in order). So a
+   * write's failure may surface later, in a later unit's statement (a transaction aborted by an error refuses
+   * everything after it) or at the turn's end: the unit that failed is always the first, in turn order, with a
+   * failed write or a thrown error, and every write is checked before the COMMIT.
    */
   private async runTurn(group: string, units: readonly GroupUnit<StoreTx>[]): Promise<UnitOutcome[]> {
     const outcomes: UnitOutcome[] = new Array(units.length);
@@ -474,22 +546,44 @@ export class PostgresStore implements Store {
     while (remaining.length) {
       let failed: { index: number; error: unknown } | undefined;
       const values = new Map<number, unknown>();
+      // per unit, its writes in flight
+      const writes = new Map<number, Promise<void>[]>();
+      /** Throws the turn's first failure, in turn order up to `upTo` (`thrown` by that unit itself, if given). */
+      const fail = async (upTo?: { index: number; error: unknown }): Promise<void> => {
+        for (const k of remaining) {
+          for (const r of await Promise.allSettled(writes.get(k) ?? [])) {
+            if (r.status === 'rejected') {
+              failed = { index: k, error: r.reason };
+              throw r.reason;
+            }
+          }
+          if (k === upTo?.index) {
+            failed = upTo;
+            throw upTo.error;
+          }
+        }
+      };
       try {
         await settleWithin(
           this.beginLocked(group, async (sql) => {
-            const pending: ChangeEvent[] = [];
+            // Each change once per turn (NOTIFY folds duplicates of a transaction anyway).
+            const pending = new Map<string, ChangeEvent>();
             for (const i of remaining) {
               const own: ChangeEvent[] = [];
+              const mine: Promise<void>[] = [];
+              writes.set(i, mine);
               try {
-                values.set(i, await units[i]!.run(this.makeTx(sql, own)));
+                values.set(i, await units[i]!.run(this.makeTx(sql, own, (written) => mine.push(written))));
               } catch (error) {
-                failed = { index: i, error };
-                throw error;
+                await fail({ index: i, error });
               }
-              pending.push(...own);
+              for (const c of own) pending.set(changeKey(c), c);
             }
             // NOTIFY inside the transaction: delivered to every node (this one included) exactly when it commits.
-            await Promise.all(pending.map((c) => sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`));
+            const notified = Promise.all([...pending.values()].map((c) => sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`));
+            notified.catch(() => undefined);
+            await fail();
+            await notified;
           }),
           TRANSACTION_DEADLINE_MS,
         );
@@ -587,17 +681,21 @@ export class PostgresStore implements Store {
     })) as Renewal[];
   }
 
-  async leaseOfKey(key: string, leaseId: string, instanceId: string) {
-    // The device is the use's (on a shared seat, not always the lease's).
+  async leaseOfKey(key: string, leaseId: string, instanceId: string, now = 0) {
+    // The device is the use's (on a shared seat, not always the lease's); the live waiters of the license come along.
     const [row] = await this.sql`SELECT to_jsonb(c.*) AS license, to_jsonb(l.*) AS lease, to_jsonb(d.*) AS device,
-        (SELECT COALESCE(jsonb_agg(to_jsonb(i.*) ORDER BY i.started_at), '[]'::jsonb) FROM instances i WHERE i.lease_id = l.id) AS instances
+        (SELECT COALESCE(jsonb_agg(to_jsonb(i.*) ORDER BY i.started_at), '[]'::jsonb) FROM instances i WHERE i.lease_id = l.id) AS instances,
+        (SELECT COUNT(DISTINCT (w.fingerprint, w.instance_id))::int FROM waiters w
+          WHERE w.license_id = c.id AND w.last_poll_at > ${now - QUEUE_POLL_WINDOW_MS} AND w.expires_at > ${now}) AS waiting
       FROM licenses c LEFT JOIN leases l ON l.id = ${leaseId} AND l.license_id = c.id
         LEFT JOIN devices d ON d.id = COALESCE(
           (SELECT device_id FROM instances WHERE lease_id = l.id AND instance_id = ${instanceId}), l.device_id)
       WHERE c.key = ${key}`;
     if (!row) return undefined;
     const lease = row.lease ? toLease(row.lease as Row, (row.instances as Row[]).map(toInstance)) : undefined;
-    return { license: toLicense(row.license as Row), lease, device: row.device ? toDevice(row.device as Row) : undefined };
+    const license = toLicense(row.license as Row);
+    if (now) license.waiting = num(row.waiting);
+    return { license, lease, device: row.device ? toDevice(row.device as Row) : undefined };
   }
 
   async getProduct(id: string) {
@@ -620,12 +718,31 @@ export class PostgresStore implements Store {
     return row && toLicense(row);
   }
 
-  async listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>> {
+  async listLicenses(page: PageRequest & { productId?: string | undefined; customerId?: string | undefined }): Promise<PageOf<License>> {
+    const sql = this.sql;
     const after = decodeCursor(page.cursor);
-    const rows = page.productId
-      ? await this.sql`SELECT * FROM licenses WHERE product_id = ${page.productId} AND seq > ${after} ORDER BY seq LIMIT ${page.limit + 1}`
-      : await this.sql`SELECT * FROM licenses WHERE seq > ${after} ORDER BY seq LIMIT ${page.limit + 1}`;
+    const product = page.productId ? sql`AND product_id = ${page.productId}` : sql``;
+    const customer = page.customerId ? sql`AND customer_id = ${page.customerId}` : sql``;
+    const rows = await sql`SELECT * FROM licenses WHERE seq > ${after} ${product} ${customer} ORDER BY seq LIMIT ${page.limit + 1}`;
     return paged(rows, page.limit, toLicense);
+  }
+
+  async getCustomer(id: string) {
+    const [row] = await this.sql`SELECT * FROM customers WHERE id = ${id}`;
+    return row && toCustomer(row);
+  }
+
+  async listCustomers(page: PageRequest & { search?: string | undefined; id?: string | undefined }): Promise<PageOf<Customer>> {
+    const sql = this.sql;
+    const after = decodeCursor(page.cursor);
+    const only = page.id ? sql`AND c.id = ${page.id}` : sql``;
+    const like = page.search ? `%${likeEscaped(page.search)}%` : '';
+    const search = page.search
+      ? sql`AND (c.name ILIKE ${like} ESCAPE '\\' OR EXISTS (SELECT 1 FROM licenses l WHERE l.customer_id = c.id AND (l.key = ${page.search}
+          OR EXISTS (SELECT 1 FROM devices d WHERE d.license_id = l.id AND (d.hostname ILIKE ${like} ESCAPE '\\' OR d.user_name ILIKE ${like} ESCAPE '\\')))))`
+      : sql``;
+    const rows = await sql`SELECT c.* FROM customers c WHERE c.seq > ${after} ${only} ${search} ORDER BY c.seq LIMIT ${page.limit + 1}`;
+    return paged(rows, page.limit, toCustomer);
   }
 
   private async withDevices(leases: Lease[]): Promise<LeaseView[]> {
@@ -675,6 +792,7 @@ export class PostgresStore implements Store {
       filter.leaseId ? sql`lease_id = ${filter.leaseId}` : null,
       filter.type ? sql`type = ${filter.type}` : null,
       filter.actor ? sql`actor = ${filter.actor}` : null,
+      filter.customerId ? sql`license_id IN (SELECT id FROM licenses WHERE customer_id = ${filter.customerId})` : null,
       filter.from !== undefined ? sql`at >= ${filter.from}` : null,
       filter.to !== undefined ? sql`at < ${filter.to}` : null,
       filter.cursor ? sql`id < ${decodeCursor(filter.cursor)}` : null,
@@ -696,7 +814,9 @@ export class PostgresStore implements Store {
   async pruneUsage(before: number, limit: number): Promise<number> {
     const row = await this.sql`DELETE FROM usage_hourly WHERE (license_id, hour) IN (
       SELECT license_id, hour FROM usage_hourly WHERE hour <= ${before - HOUR_MS} ORDER BY hour LIMIT ${limit})`;
-    return row.count;
+    const features = await this.sql`DELETE FROM usage_features WHERE (license_id, feature, hour) IN (
+      SELECT license_id, feature, hour FROM usage_features WHERE hour <= ${before - HOUR_MS} ORDER BY hour LIMIT ${limit})`;
+    return row.count + features.count;
   }
 
   async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
@@ -704,7 +824,19 @@ export class PostgresStore implements Store {
       .sql`SELECT seats_at_end FROM usage_hourly WHERE license_id = ${licenseId} AND hour < ${from} ORDER BY hour DESC LIMIT 1`;
     const rows = await this
       .sql`SELECT * FROM usage_hourly WHERE license_id = ${licenseId} AND hour >= ${from} AND hour < ${to} ORDER BY hour`;
-    return fillHours(rows.map(toUsage), from, to, before ? num(before.seats_at_end) : 0);
+    const features = await this
+      .sql`SELECT * FROM usage_features WHERE license_id = ${licenseId} AND hour >= ${from} AND hour < ${to} ORDER BY hour, feature`;
+    return withFeatureUsage(fillHours(rows.map(toUsage), from, to, before ? num(before.seats_at_end) : 0), features);
+  }
+
+  async waitingCounts(now: number): Promise<Map<string, number>> {
+    const rows = await this.sql`SELECT license_id, COUNT(DISTINCT (fingerprint, instance_id))::int AS n FROM waiters
+      WHERE last_poll_at > ${now - QUEUE_POLL_WINDOW_MS} AND expires_at > ${now} GROUP BY license_id`;
+    return new Map(rows.map((r) => [String(r.license_id), num(r.n)]));
+  }
+
+  async featureSeats(licenseId: string): Promise<Record<string, number>> {
+    return countNames(await this.sql`SELECT features FROM leases WHERE license_id = ${licenseId} AND features IS NOT NULL`);
   }
 
   async expiryStats(licenseId: string, now: number) {
@@ -714,10 +846,20 @@ export class PostgresStore implements Store {
     return { dead: num(row!.dead), earliestExpiry: numOrNull(row!.earliest) };
   }
 
-  async licensesToSweep(now: number): Promise<string[]> {
-    const rows = await this.sql`SELECT license_id FROM leases WHERE expires_at <= ${now}
-      UNION SELECT l.license_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.expires_at <= ${now}`;
-    return rows.map((row) => String(row.license_id));
+  // Range scans of leases_sweep and instances_sweep (index-only where the pages are all-visible), after the cursor's key.
+  async sweepScan(now: number, cursor: string | null, limit: number) {
+    return sweepPage(cursor, limit, async (from) =>
+      (from.phase === 'lease'
+        ? await this.sql`SELECT expires_at AS at, license_id, id AS lease_id, NULL AS instance_id FROM leases
+            WHERE expires_at <= ${now} AND (expires_at, license_id, id) > (${from.at}::bigint, ${from.a}::text, ${from.b}::text)
+            ORDER BY expires_at, license_id, id LIMIT ${limit}`
+        : await this.sql`SELECT i.expires_at AS at, l.license_id, i.lease_id, i.instance_id
+            FROM instances i JOIN leases l ON l.id = i.lease_id
+            WHERE i.expires_at <= ${now} AND (i.expires_at, i.lease_id, i.instance_id) > (${from.at}::bigint, ${from.a}::text, ${from.b}::text)
+              AND (l.expires_at IS NULL OR l.expires_at > ${now})
+            ORDER BY i.expires_at, i.lease_id, i.instance_id LIMIT ${limit}`
+      ).map((r): SweepRow => [num(r.at), String(r.license_id), String(r.lease_id), String(r.instance_id)]),
+    );
   }
 
   async newestRecordedTime(opts: { leases: boolean }) {
@@ -729,7 +871,7 @@ export class PostgresStore implements Store {
 
   async leaseCounts(licenseId: string) {
     const [row] = (await this
-      .sql`SELECT COUNT(*)::int AS used, COUNT(*) FILTER (WHERE offline)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
+      .sql`SELECT COUNT(*) FILTER (WHERE base)::int AS used, COUNT(*) FILTER (WHERE offline AND base)::int AS offline FROM leases WHERE license_id = ${licenseId}`) as unknown as Row[];
     return { used: num(row?.used), offline: num(row?.offline) };
   }
 
@@ -775,6 +917,80 @@ export class PostgresStore implements Store {
     const rows = await this.sql`SELECT * FROM kv WHERE left(name, ${prefix.length}) = ${prefix} ORDER BY name COLLATE "C"`;
     return rows.map((row) => kvRecord(row)!);
   }
+
+  async listWebhooks(): Promise<WebhookEndpoint[]> {
+    return (await this.sql`SELECT * FROM webhooks ORDER BY seq`).map(toWebhook);
+  }
+
+  async getWebhook(id: string): Promise<WebhookEndpoint | undefined> {
+    const [row] = await this.sql`SELECT * FROM webhooks WHERE id = ${id}`;
+    return row && toWebhook(row);
+  }
+
+  async claimDeliveries(now: number, until: number, limit: number): Promise<ClaimedDelivery[]> {
+    // SKIP LOCKED: nodes claiming at once take different deliveries; claimed_until keeps them off until the send is recorded.
+    const rows = await this.sql`WITH c AS (
+        UPDATE webhook_deliveries SET claimed_until = ${until} WHERE id IN (
+          SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ${now}
+            AND (claimed_until IS NULL OR claimed_until <= ${now}) ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        RETURNING id, attempts, event_id, webhook_id)
+      SELECT c.*, e.type, e.license_id, e.at AS event_at, e.data, w.url, w.secret
+      FROM c JOIN webhook_events e ON e.id = c.event_id JOIN webhooks w ON w.id = c.webhook_id`;
+    return rows.map(toClaimed);
+  }
+
+  async recordAttempt(deliveryId: string, attempt: DeliveryAttempt, next: { state: DeliveryState; nextAttemptAt: number | null }) {
+    await this.sql.begin(async (sql) => {
+      await Promise.all([
+        sql`INSERT INTO webhook_attempts (delivery_id, at, status, error, duration_ms)
+          VALUES (${deliveryId}, ${attempt.at}, ${attempt.status}, ${attempt.error}, ${attempt.durationMs})`,
+        sql`UPDATE webhook_deliveries SET state = ${next.state}, attempts = attempts + 1, next_attempt_at = ${next.nextAttemptAt},
+          claimed_until = NULL, delivered_at = CASE WHEN ${next.state} = 'delivered' THEN ${attempt.at}::bigint ELSE delivered_at END
+          WHERE id = ${deliveryId}`,
+      ]);
+    });
+  }
+
+  private async withAttempts(rows: readonly Row[]): Promise<DeliveryView[]> {
+    if (!rows.length) return [];
+    const ids = rows.map((r) => String(r.id));
+    const attempts = await this.sql`SELECT * FROM (
+        SELECT a.*, row_number() OVER (PARTITION BY delivery_id ORDER BY seq DESC) AS n FROM webhook_attempts a WHERE delivery_id = ANY(${ids}::text[])
+      ) x WHERE n <= 5 ORDER BY seq DESC`;
+    return rows.map((r) =>
+      toDelivery(
+        r,
+        attempts.filter((a) => a.delivery_id === r.id),
+      ),
+    );
+  }
+
+  async listDeliveries(webhookId: string, page: PageRequest & { state?: DeliveryState | undefined }): Promise<PageOf<DeliveryView>> {
+    const sql = this.sql;
+    const before = decodeCursor(page.cursor);
+    const rows =
+      await sql`SELECT d.seq, d.*, e.type AS event_type, e.license_id FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+      WHERE d.webhook_id = ${webhookId} ${page.state ? sql`AND d.state = ${page.state}` : sql``} ${before ? sql`AND d.seq < ${before}` : sql``}
+      ORDER BY d.seq DESC LIMIT ${page.limit + 1}`;
+    const items = await this.withAttempts(rows.slice(0, page.limit));
+    const last = rows[page.limit - 1];
+    return { items, nextCursor: rows.length > page.limit && last ? encodeCursor(num(last.seq)) : null };
+  }
+
+  async getDelivery(id: string): Promise<DeliveryView | undefined> {
+    const rows = await this.sql`SELECT d.seq, d.*, e.type AS event_type, e.license_id FROM webhook_deliveries d
+      JOIN webhook_events e ON e.id = d.event_id WHERE d.id = ${id}`;
+    return (await this.withAttempts(rows))[0];
+  }
+
+  async redeliver(id: string, now: number): Promise<boolean> {
+    const r = await this
+      .sql`UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ${now}, claimed_until = NULL WHERE id = ${id}`;
+    return r.count > 0;
+  }
+
+  /** Claims are other nodes' too on a cluster: they expire by themselves (claimed_until), nothing is forgotten here. */
+  async releaseDeliveryClaims(): Promise<void> {}
 
   async ping() {
     await this.sql`SELECT 1`;
@@ -844,6 +1060,28 @@ function paged<T>(rows: readonly Row[], limit: number, map: (row: Row) => T): Pa
 }
 
 async function applyRun(sql: postgres.TransactionSql, run: Effect[]): Promise<void> {
+  if (run[0]!.type === 'webhook.event') {
+    const events = run.flatMap((e) => (e.type === 'webhook.event' ? [e] : []));
+    // An event for one endpoint (a ping) is written alone.
+    if (events.some((e) => e.webhookId)) {
+      await Promise.all(events.map((e) => applyOne(sql, e)));
+      return;
+    }
+    // As one event (`applyOne`), for the whole run: the events (none when no endpoint exists, nor those whose dedupe
+    // key is taken) and a delivery per subscribed endpoint of each.
+    const ev = events.map((e) => e.event);
+    await sql`WITH ev AS (
+        INSERT INTO webhook_events (id, type, license_id, at, data, dedupe_key)
+        SELECT id, type, license_id, at, data, dedupe FROM unnest(${ev.map((x) => x.id)}::text[], ${ev.map((x) => x.type)}::text[],
+          ${ev.map((x) => x.licenseId)}::text[], ${ev.map((x) => x.at)}::bigint[], ${ev.map((x) => JSON.stringify(x.data))}::jsonb[],
+          ${events.map((e) => e.dedupe)}::text[]) WITH ORDINALITY AS t(id, type, license_id, at, data, dedupe, n)
+        WHERE EXISTS (SELECT 1 FROM webhooks) ORDER BY n
+        ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, type, at)
+      INSERT INTO webhook_deliveries (id, webhook_id, event_id, state, attempts, next_attempt_at, created_at)
+      SELECT 'dlv_' || substr(md5(random()::text || w.id || ev.id), 1, 20), w.id, ev.id, 'pending', 0, ev.at, ev.at FROM ev, webhooks w
+      WHERE w.enabled AND (w.events #>> '{}')::jsonb ?| array['*', ev.type]`;
+    return;
+  }
   if (run[0]!.type === 'lease.delete') {
     const ids = run.map((e) => (e.type === 'lease.delete' ? e.leaseId : ''));
     await Promise.all([
@@ -862,6 +1100,21 @@ async function applyRun(sql: postgres.TransactionSql, run: Effect[]): Promise<vo
 
 async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> {
   switch (e.type) {
+    case 'customer.insert': {
+      const c = e.customer;
+      await sql`INSERT INTO customers (id, name, contact, metadata, created_at, updated_at)
+        VALUES (${c.id}, ${c.name}, ${JSON.stringify(c.contact)}::jsonb, ${JSON.stringify(c.metadata)}::jsonb, ${c.createdAt}, ${c.updatedAt})`;
+      return;
+    }
+    case 'customer.update': {
+      const c = e.customer;
+      await sql`UPDATE customers SET name = ${c.name}, contact = ${JSON.stringify(c.contact)}::jsonb, metadata = ${JSON.stringify(c.metadata)}::jsonb,
+        updated_at = ${c.updatedAt} WHERE id = ${c.id}`;
+      return;
+    }
+    case 'customer.delete':
+      await sql`DELETE FROM customers WHERE id = ${e.customerId}`;
+      return;
     case 'product.insert': {
       const p = e.product;
       await sql`INSERT INTO products (id, name, metadata, created_at, updated_at) VALUES (${p.id}, ${p.name}, ${JSON.stringify(p.metadata)}::jsonb, ${p.createdAt}, ${p.updatedAt})`;
@@ -877,23 +1130,25 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       return;
     case 'license.insert': {
       const l = e.license;
-      await sql`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
+      await sql`INSERT INTO licenses (id, product_id, customer_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
           heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
-          clone_policy, vm_policy, linger_seconds, overdraft_seats, access, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
-        VALUES (${l.id}, ${l.productId}, ${l.key}, ${l.seats}, ${l.model}, ${l.expiresAt}, ${l.trialDays}, ${l.trialStartedAt}, ${l.leaseTtlSeconds},
+          clone_policy, vm_policy, linger_seconds, overdraft_seats, access, features, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
+        VALUES (${l.id}, ${l.productId}, ${l.customerId}, ${l.key}, ${l.seats}, ${l.model}, ${l.expiresAt}, ${l.trialDays}, ${l.trialStartedAt}, ${l.leaseTtlSeconds},
           ${l.heartbeatIntervalSeconds}, ${l.maxOfflineSeconds}, ${l.maxOfflineSeats}, ${l.maxInstancesPerDevice}, ${countingOf(l.sharing)},
-          ${JSON.stringify(l.sharing)}, ${l.clonePolicy}, ${l.vmPolicy}, ${l.lingerSeconds}, ${l.overdraftSeats}, ${JSON.stringify(l.access)}, ${l.suspended},
+          ${JSON.stringify(l.sharing)}, ${l.clonePolicy}, ${l.vmPolicy}, ${l.lingerSeconds}, ${l.overdraftSeats}, ${JSON.stringify(l.access)},
+          ${l.features.length ? JSON.stringify(l.features) : null}, ${l.suspended},
           ${JSON.stringify(l.metadata)}::jsonb, 0, 0, ${l.createdAt}, ${l.updatedAt})`;
       return;
     }
     case 'license.update': {
       // Policy fields only: the seat counters are written only by the guarded `seats` effect.
       const l = e.license;
-      await sql`UPDATE licenses SET seats = ${l.seats}, model = ${l.model}, expires_at = ${l.expiresAt}, trial_days = ${l.trialDays},
+      await sql`UPDATE licenses SET customer_id = ${l.customerId}, seats = ${l.seats}, model = ${l.model}, expires_at = ${l.expiresAt}, trial_days = ${l.trialDays},
           trial_started_at = ${l.trialStartedAt}, lease_ttl_seconds = ${l.leaseTtlSeconds}, heartbeat_interval_seconds = ${l.heartbeatIntervalSeconds},
           max_offline_seconds = ${l.maxOfflineSeconds}, max_offline_seats = ${l.maxOfflineSeats}, max_instances_per_device = ${l.maxInstancesPerDevice},
           counting = ${countingOf(l.sharing)}, sharing = ${JSON.stringify(l.sharing)}, clone_policy = ${l.clonePolicy}, vm_policy = ${l.vmPolicy},
-          linger_seconds = ${l.lingerSeconds}, overdraft_seats = ${l.overdraftSeats}, access = ${JSON.stringify(l.access)}, suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
+          linger_seconds = ${l.lingerSeconds}, overdraft_seats = ${l.overdraftSeats}, access = ${JSON.stringify(l.access)},
+          features = ${l.features.length ? JSON.stringify(l.features) : null}, suspended = ${l.suspended}, metadata = ${JSON.stringify(l.metadata)}::jsonb, updated_at = ${l.updatedAt}
         WHERE id = ${l.id}`;
       return;
     }
@@ -903,6 +1158,8 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
         sql`DELETE FROM leases WHERE license_id = ${e.licenseId}`,
         sql`DELETE FROM devices WHERE license_id = ${e.licenseId}`,
         sql`DELETE FROM usage_hourly WHERE license_id = ${e.licenseId}`,
+        sql`DELETE FROM usage_features WHERE license_id = ${e.licenseId}`,
+        sql`DELETE FROM waiters WHERE license_id = ${e.licenseId}`,
         sql`DELETE FROM licenses WHERE id = ${e.licenseId}`,
       ]);
       return;
@@ -923,10 +1180,10 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'lease.insert': {
       const l = e.lease;
       await Promise.all([
-        sql`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, offline, granted_at, last_heartbeat_at, expires_at,
-            offline_expires_at)
-          VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.shareGroup}, ${l.overdraft}, ${l.offline}, ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt},
-            ${l.offlineExpiresAt})`,
+        sql`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, base, features, offline, granted_at, last_heartbeat_at,
+            expires_at, offline_expires_at)
+          VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.shareGroup}, ${l.overdraft}, ${l.base}, ${namesColumn(l.features)}, ${l.offline},
+            ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt}, ${l.offlineExpiresAt})`,
         ...l.instances.map((i) => putInstance(sql, l.id, i)),
       ]);
       return;
@@ -934,7 +1191,7 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     case 'lease.update': {
       const l = e.lease;
       await sql`UPDATE leases SET offline = ${l.offline}, last_heartbeat_at = ${l.lastHeartbeatAt}, expires_at = ${l.expiresAt},
-        offline_expires_at = ${l.offlineExpiresAt}, linger_until = ${l.lingerUntil} WHERE id = ${l.id}`;
+        offline_expires_at = ${l.offlineExpiresAt}, linger_until = ${l.lingerUntil}, features = ${namesColumn(l.features)} WHERE id = ${l.id}`;
       return;
     }
     case 'lease.delete':
@@ -964,8 +1221,8 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     }
     case 'adminToken.insert': {
       const t = e.token;
-      await sql`INSERT INTO admin_tokens (id, name, role, token_hash, created_at, last_used_at, revoked_at)
-        VALUES (${t.id}, ${t.name}, ${t.role}, ${t.tokenHash}, ${t.createdAt}, ${t.lastUsedAt}, ${t.revokedAt})`;
+      await sql`INSERT INTO admin_tokens (id, name, role, customer_id, token_hash, created_at, last_used_at, revoked_at)
+        VALUES (${t.id}, ${t.name}, ${t.role}, ${t.customerId}, ${t.tokenHash}, ${t.createdAt}, ${t.lastUsedAt}, ${t.revokedAt})`;
       return;
     }
     case 'adminToken.revoke':
@@ -991,6 +1248,35 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
         ON CONFLICT (agg_key) WHERE agg_key IS NOT NULL DO UPDATE SET count = audit.count + 1, last_at = GREATEST(audit.last_at, excluded.last_at)`;
       return;
     }
+    case 'webhook.event': {
+      // One statement: the event (none when no endpoint exists, or its dedupe key is taken) and a delivery per subscribed endpoint.
+      const ev = e.event;
+      const target = e.webhookId ?? null;
+      await sql`WITH ev AS (
+          INSERT INTO webhook_events (id, type, license_id, at, data, dedupe_key)
+          SELECT ${ev.id}, ${ev.type}, ${ev.licenseId}, ${ev.at}, ${JSON.stringify(ev.data)}::jsonb, ${e.dedupe}
+          WHERE ${target}::text IS NOT NULL OR EXISTS (SELECT 1 FROM webhooks)
+          ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, type, at)
+        INSERT INTO webhook_deliveries (id, webhook_id, event_id, state, attempts, next_attempt_at, created_at)
+        SELECT 'dlv_' || substr(md5(random()::text || w.id || ev.id), 1, 20), w.id, ev.id, 'pending', 0, ev.at, ev.at FROM ev, webhooks w
+        WHERE (${target}::text IS NOT NULL AND w.id = ${target}) OR (${target}::text IS NULL AND w.enabled AND (w.events #>> '{}')::jsonb ?| array['*', ev.type])`;
+      return;
+    }
+    case 'webhook.put': {
+      const w = e.webhook;
+      await sql`INSERT INTO webhooks (id, url, events, description, enabled, secret, created_at, updated_at)
+        VALUES (${w.id}, ${w.url}, ${JSON.stringify(w.events)}::jsonb, ${w.description}, ${w.enabled}, ${w.secret}, ${w.createdAt}, ${w.updatedAt})
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, events = excluded.events, description = excluded.description,
+          enabled = excluded.enabled, secret = excluded.secret, updated_at = excluded.updated_at`;
+      return;
+    }
+    case 'webhook.delete':
+      await Promise.all([
+        sql`DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ${e.webhookId})`,
+        sql`DELETE FROM webhook_deliveries WHERE webhook_id = ${e.webhookId}`,
+        sql`DELETE FROM webhooks WHERE id = ${e.webhookId}`,
+      ]);
+      return;
     case 'kv.put':
       await sql`INSERT INTO kv (name, value, updated_at) VALUES (${e.name}, ${e.value}, ${e.at})
         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
@@ -1009,14 +1295,41 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
           peak_overdraft = GREATEST(usage_hourly.peak_overdraft, excluded.peak_overdraft), overdraft_at_end = excluded.overdraft_at_end,
           overdraft_checkouts = usage_hourly.overdraft_checkouts + excluded.overdraft_checkouts`;
       return;
+    case 'usage.queue':
+      await sql`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials, queued, queue_grants, queue_wait_ms)
+        VALUES (${e.licenseId}, ${hourOf(e.at)}, ${e.level}, ${e.level}, 0, 0, ${e.queued}, ${e.grants}, ${e.waitMs})
+        ON CONFLICT (license_id, hour) DO UPDATE SET queued = usage_hourly.queued + excluded.queued,
+          queue_grants = usage_hourly.queue_grants + excluded.queue_grants, queue_wait_ms = usage_hourly.queue_wait_ms + excluded.queue_wait_ms`;
+      return;
+    case 'waiter.put': {
+      const w = e.waiter;
+      await sql`INSERT INTO waiters (license_id, pool, fingerprint, instance_id, enqueued_at, last_poll_at, expires_at)
+        VALUES (${w.licenseId}, ${w.pool}, ${w.fingerprint}, ${w.instanceId}, ${w.enqueuedAt}, ${w.lastPollAt}, ${w.expiresAt})
+        ON CONFLICT (license_id, pool, fingerprint, instance_id) DO UPDATE SET last_poll_at = excluded.last_poll_at,
+          expires_at = excluded.expires_at`;
+      return;
+    }
+    case 'waiter.delete':
+      await sql`DELETE FROM waiters WHERE license_id = ${e.licenseId} AND fingerprint = ${e.fingerprint} AND instance_id = ${e.instanceId}`;
+      return;
+    case 'waiters.drop':
+      await sql`DELETE FROM waiters WHERE seq = ANY(${e.seqs}::bigint[])`;
+      return;
+    case 'usage.feature':
+      await sql`INSERT INTO usage_features (license_id, feature, hour, peak, checkouts, denials)
+        VALUES (${e.licenseId}, ${e.feature}, ${hourOf(e.at)}, ${e.held}, ${e.checkouts}, ${e.denials})
+        ON CONFLICT (license_id, feature, hour) DO UPDATE SET peak = GREATEST(usage_features.peak, excluded.peak),
+          checkouts = usage_features.checkouts + excluded.checkouts, denials = usage_features.denials + excluded.denials`;
+      return;
   }
 }
 
 function putInstance(sql: postgres.TransactionSql, leaseId: string, instance: Instance) {
   const i = instanceParams(leaseId, instance);
-  return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta)
-    VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt}, ${i.deviceId}, ${i.meta})
-    ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`;
+  return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features)
+    VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt}, ${i.deviceId}, ${i.meta}, ${i.features})
+    ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at,
+      features = excluded.features`;
 }
 
 /** Applies pending migrations; an advisory lock makes concurrent starts of several nodes wait for each other. */

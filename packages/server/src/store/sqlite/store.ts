@@ -12,14 +12,28 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
-import type { Lease, Product, License } from '../../domain/types.js';
+import type { AuditEntry, Customer, Lease, Product, License } from '../../domain/types.js';
+import {
+  withWebhookEvents,
+  type ClaimedDelivery,
+  type DeliveryAttempt,
+  type DeliveryState,
+  type DeliveryView,
+  type WebhookEndpoint,
+} from '../../domain/webhooks.js';
+import { newId } from '../../ids.js';
 import { countingOf } from '../../domain/sharing.js';
 import {
   instanceParams,
+  namesColumn,
   num,
   numOrNull,
   strOrNull,
   toAdminToken,
+  toCustomer,
+  toClaimed,
+  toDelivery,
+  toWebhook,
   toAudit,
   toDevice,
   toInstance,
@@ -27,10 +41,14 @@ import {
   toLicense,
   toProduct,
   toUsage,
+  toWaiter,
+  withFeatureUsage,
+  countNames,
 } from '../rows.js';
 import type { AuditFilter, DeviceView, KvRecord, LeaseView, PageOf, PageRequest, Store, StoredAudit, StoreTx, UsageRow } from '../port.js';
-import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS } from '../common.js';
+import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS, likeEscaped, sweepPage, type SweepRow } from '../common.js';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { QUEUE_POLL_WINDOW_MS } from '../../domain/queue.js';
 import { ChangeFeed } from '../changes.js';
 
 type Row = Record<string, unknown>;
@@ -40,6 +58,9 @@ interface Waiting {
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
+
+/** Effects from which a decision is bulk (a sweep's batch): `apply` asks first whether any webhook endpoint exists. */
+const BULK = 64;
 
 /** At most this many transactions share one commit (bounds the latency of the last one in a group). */
 const MAX_GROUP = 256;
@@ -89,8 +110,11 @@ export class SqliteStore implements Store {
       leaseWithDevice: p(`SELECT l.*, d.id AS d_id, d.fingerprint AS d_fingerprint, d.hostname AS d_hostname, d.user_name AS d_user_name,
           d.app_version AS d_app_version, d.first_seen_at AS d_first_seen_at, d.last_accessed_at AS d_last_accessed_at,
           d.machines_seen AS d_machines_seen, d.clone_suspected_at AS d_clone_suspected_at,
-          (SELECT json_group_array(json_array(i.instance_id, i.started_at, i.last_heartbeat_at, i.expires_at, i.device_id, i.meta))
-             FROM (SELECT * FROM instances WHERE lease_id = l.id ORDER BY started_at) i) AS instances
+          (SELECT json_group_array(json_array(i.instance_id, i.started_at, i.last_heartbeat_at, i.expires_at, i.device_id, i.meta, i.features, i.session_key))
+             FROM (SELECT * FROM instances WHERE lease_id = l.id ORDER BY started_at) i) AS instances,
+          -- the license's live waiters (domain/queue.ts), in the same statement
+          (SELECT COUNT(DISTINCT w.fingerprint || char(10) || w.instance_id) FROM waiters w
+             WHERE w.license_id = @licenseId AND w.last_poll_at > @since AND w.expires_at > @now) AS waiting
         FROM leases l LEFT JOIN devices d ON d.id = COALESCE(
           (SELECT device_id FROM instances WHERE lease_id = l.id AND instance_id = @instanceId), l.device_id)
         WHERE l.id = @leaseId AND l.license_id = @licenseId`),
@@ -98,16 +122,37 @@ export class SqliteStore implements Store {
       instancesOfMany: p('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
       deadLeases: p('SELECT * FROM leases WHERE license_id = ? AND expires_at <= ? ORDER BY expires_at LIMIT ?'),
       earliestExpiry: p('SELECT MIN(expires_at) AS e FROM leases WHERE license_id = ? AND expires_at > ?'),
-      leaseCounts: p('SELECT COUNT(*) AS used, COALESCE(SUM(offline), 0) AS offline FROM leases WHERE license_id = ?'),
+      // Base seats only: a seat of features only takes nothing from the base pool (domain/features.ts).
+      leaseCounts: p('SELECT COALESCE(SUM(base), 0) AS used, COALESCE(SUM(offline * base), 0) AS offline FROM leases WHERE license_id = ?'),
+      leasesWithFeatures: p('SELECT * FROM leases WHERE license_id = ? AND features IS NOT NULL'),
+      waiters: p('SELECT * FROM waiters WHERE license_id = ? ORDER BY seq'),
+      waitingCounts: p(`SELECT license_id, COUNT(DISTINCT fingerprint || char(10) || instance_id) AS n FROM waiters
+        WHERE last_poll_at > @since AND expires_at > @now GROUP BY license_id`),
+      putWaiter: p(`INSERT INTO waiters (license_id, pool, fingerprint, instance_id, enqueued_at, last_poll_at, expires_at)
+        VALUES (@licenseId, @pool, @fingerprint, @instanceId, @enqueuedAt, @lastPollAt, @expiresAt)
+        ON CONFLICT (license_id, pool, fingerprint, instance_id) DO UPDATE SET last_poll_at = excluded.last_poll_at,
+          expires_at = excluded.expires_at`),
+      deleteWaiter: p('DELETE FROM waiters WHERE license_id = @licenseId AND fingerprint = @fingerprint AND instance_id = @instanceId'),
+      dropWaiters: p('DELETE FROM waiters WHERE seq IN (SELECT value FROM json_each(?))'),
+      queueUsage:
+        p(`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials, queued, queue_grants, queue_wait_ms)
+        VALUES (@licenseId, @hour, @level, @level, 0, 0, @queued, @grants, @waitMs)
+        ON CONFLICT (license_id, hour) DO UPDATE SET queued = queued + excluded.queued, queue_grants = queue_grants + excluded.queue_grants,
+          queue_wait_ms = queue_wait_ms + excluded.queue_wait_ms`),
+      featuresHeld: p('SELECT features FROM leases WHERE license_id = ? AND features IS NOT NULL'),
       seatsSet: p('UPDATE licenses SET seats_used = @used, seats_offline = @offline WHERE id = @id'),
       expiryStats: p(`SELECT COUNT(*) FILTER (WHERE expires_at <= ?) AS dead, MIN(expires_at) FILTER (WHERE expires_at > ?) AS earliest
         FROM leases WHERE license_id = ? AND expires_at IS NOT NULL`),
-      sweepCandidates: p(`SELECT * FROM leases WHERE id IN (
-          SELECT id FROM leases WHERE license_id = ? AND expires_at <= ?
-          UNION SELECT i.lease_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE l.license_id = ? AND i.expires_at <= ?
-        ) LIMIT ?`),
-      licensesToSweep: p(`SELECT license_id FROM leases WHERE expires_at <= ?
-          UNION SELECT l.license_id FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.expires_at <= ?`),
+      leasesToSweep: p('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND license_id = ?'),
+      // A sweep's scan (Store.sweepScan): range scans of leases_sweep alone, and of instances_expiry (which holds the
+      // lease and instance ids) with one primary-key look-up per dead use, each after the cursor's key, in index order.
+      sweepLeases: p(`SELECT expires_at, license_id, id FROM leases INDEXED BY leases_sweep
+        WHERE expires_at <= @now AND (expires_at, license_id, id) > (@at, @a, @b) ORDER BY expires_at, license_id, id LIMIT @limit`),
+      sweepUses: p(`SELECT i.expires_at, l.license_id, i.lease_id, i.instance_id
+        FROM instances i INDEXED BY instances_expiry JOIN leases l ON l.id = i.lease_id
+        WHERE i.expires_at <= @now AND (i.expires_at, i.lease_id, i.instance_id) > (@at, @a, @b)
+          AND (l.expires_at IS NULL OR l.expires_at > @now)
+        ORDER BY i.expires_at, i.lease_id, i.instance_id LIMIT @limit`),
       licenseCountOfProduct: p('SELECT COUNT(*) AS n FROM licenses WHERE product_id = ?'),
       product: p('SELECT * FROM products WHERE id = ?'),
       // writes
@@ -116,25 +161,85 @@ export class SqliteStore implements Store {
       ),
       updateProduct: p('UPDATE products SET name = @name, metadata = @metadata, updated_at = @updatedAt WHERE id = @id'),
       deleteProduct: p('DELETE FROM products WHERE id = ?'),
+      customer: p('SELECT * FROM customers WHERE id = ?'),
+      licenseCountOfCustomer: p('SELECT COUNT(*) AS n FROM licenses WHERE customer_id = ?'),
+      customerTokens: p('SELECT * FROM admin_tokens WHERE customer_id = ? AND revoked_at IS NULL'),
+      insertCustomer: p(`INSERT INTO customers (id, name, contact, metadata, created_at, updated_at)
+        VALUES (@id, @name, @contact, @metadata, @createdAt, @updatedAt)`),
+      updateCustomer: p(
+        'UPDATE customers SET name = @name, contact = @contact, metadata = @metadata, updated_at = @updatedAt WHERE id = @id',
+      ),
+      deleteCustomer: p('DELETE FROM customers WHERE id = ?'),
+      // webhooks (domain/webhooks.ts)
+      anyWebhook: p('SELECT 1 AS x FROM webhooks LIMIT 1'),
+      insertWebhookEvent: p(`INSERT OR IGNORE INTO webhook_events (id, type, license_id, at, data, dedupe_key)
+        VALUES (@id, @type, @licenseId, @at, @data, @dedupe)`),
+      // bulk form (a reclamation batch's lease.reclaimed events): the events as one JSON array, then a delivery per
+      // subscribed endpoint of each one inserted (one whose dedupe key was taken keeps its older id, so gets none here)
+      insertWebhookEvents: p(`INSERT OR IGNORE INTO webhook_events (id, type, license_id, at, data, dedupe_key)
+        SELECT value ->> 'id', value ->> 'type', value ->> 'licenseId', value ->> 'at', value ->> 'data', value ->> 'dedupe'
+        FROM json_each(?) ORDER BY key`),
+      fanOutMany: p(`INSERT INTO webhook_deliveries (id, webhook_id, event_id, state, attempts, next_attempt_at, created_at)
+        SELECT 'dlv_' || lower(hex(randomblob(10))), w.id, e.id, 'pending', 0, e.at, e.at
+        FROM json_each(?) j JOIN webhook_events e ON e.id = j.value JOIN webhooks w
+        WHERE w.enabled = 1 AND EXISTS (SELECT 1 FROM json_each(w.events) WHERE value IN ('*', e.type)) ORDER BY j.key, w.seq`),
+      fanOut: p(`INSERT INTO webhook_deliveries (id, webhook_id, event_id, state, attempts, next_attempt_at, created_at)
+        SELECT 'dlv_' || lower(hex(randomblob(10))), w.id, @eventId, 'pending', 0, @at, @at FROM webhooks w
+        WHERE (@webhookId IS NOT NULL AND w.id = @webhookId)
+          OR (@webhookId IS NULL AND w.enabled = 1 AND EXISTS (SELECT 1 FROM json_each(w.events) WHERE value IN ('*', @type)))`),
+      putWebhook: p(`INSERT INTO webhooks (id, url, events, description, enabled, secret, created_at, updated_at)
+        VALUES (@id, @url, @events, @description, @enabled, @secret, @createdAt, @updatedAt)
+        ON CONFLICT (id) DO UPDATE SET url = excluded.url, events = excluded.events, description = excluded.description,
+          enabled = excluded.enabled, secret = excluded.secret, updated_at = excluded.updated_at`),
+      deleteWebhook: [
+        p('DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)'),
+        p('DELETE FROM webhook_deliveries WHERE webhook_id = ?'),
+        p('DELETE FROM webhooks WHERE id = ?'),
+      ],
+      listWebhooks: p('SELECT * FROM webhooks ORDER BY seq'),
+      webhook: p('SELECT * FROM webhooks WHERE id = ?'),
+      dueDeliveries: p(`SELECT d.id FROM webhook_deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= @now
+          AND (d.claimed_until IS NULL OR d.claimed_until <= @now) ORDER BY d.next_attempt_at LIMIT @limit`),
+      claimDelivery: p('UPDATE webhook_deliveries SET claimed_until = @until WHERE id = @id'),
+      claimedDelivery: p(`SELECT d.id, d.attempts, d.event_id, d.webhook_id, e.type, e.license_id, e.at AS event_at, e.data, w.url, w.secret
+        FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = ?`),
+      recordAttempt: p(
+        `INSERT INTO webhook_attempts (delivery_id, at, status, error, duration_ms) VALUES (@id, @at, @status, @error, @durationMs)`,
+      ),
+      settleDelivery: p(`UPDATE webhook_deliveries SET state = @state, attempts = attempts + 1, next_attempt_at = @nextAttemptAt,
+          claimed_until = NULL, delivered_at = CASE WHEN @state = 'delivered' THEN @at ELSE delivered_at END WHERE id = @id`),
+      deliveries:
+        p(`SELECT d.seq, d.*, e.type AS event_type, e.license_id FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+          WHERE d.webhook_id = @webhookId AND (@state IS NULL OR d.state = @state) AND (@before = 0 OR d.seq < @before)
+          ORDER BY d.seq DESC LIMIT @limit`),
+      delivery:
+        p(`SELECT d.seq, d.*, e.type AS event_type, e.license_id FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+          WHERE d.id = ?`),
+      attemptsOf: p('SELECT * FROM webhook_attempts WHERE delivery_id = ? ORDER BY seq DESC LIMIT 5'),
+      redeliver: p(`UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = @now, claimed_until = NULL WHERE id = @id`),
+      releaseClaims: p('UPDATE webhook_deliveries SET claimed_until = NULL WHERE claimed_until IS NOT NULL'),
       insertLicense:
-        p(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
+        p(`INSERT INTO licenses (id, product_id, customer_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
           heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, sharing,
-          clone_policy, vm_policy, linger_seconds, overdraft_seats, access, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
-        VALUES (@id, @productId, @key, @seats, @model, @expiresAt, @trialDays, @trialStartedAt, @leaseTtlSeconds,
+          clone_policy, vm_policy, linger_seconds, overdraft_seats, access, features, suspended, metadata, seats_used, seats_offline, created_at, updated_at)
+        VALUES (@id, @productId, @customerId, @key, @seats, @model, @expiresAt, @trialDays, @trialStartedAt, @leaseTtlSeconds,
           @heartbeatIntervalSeconds, @maxOfflineSeconds, @maxOfflineSeats, @maxInstancesPerDevice, @counting, @sharing,
-          @clonePolicy, @vmPolicy, @lingerSeconds, @overdraftSeats, @access, @suspended, @metadata, 0, 0, @createdAt, @updatedAt)`),
+          @clonePolicy, @vmPolicy, @lingerSeconds, @overdraftSeats, @access, @features, @suspended, @metadata, 0, 0, @createdAt, @updatedAt)`),
       // Policy fields only: the seat counters are never written from a decision's copy, only by the guarded `seats` effect.
-      updateLicense: p(`UPDATE licenses SET seats = @seats, model = @model, expires_at = @expiresAt, trial_days = @trialDays,
+      updateLicense:
+        p(`UPDATE licenses SET customer_id = @customerId, seats = @seats, model = @model, expires_at = @expiresAt, trial_days = @trialDays,
           trial_started_at = @trialStartedAt, lease_ttl_seconds = @leaseTtlSeconds, heartbeat_interval_seconds = @heartbeatIntervalSeconds,
           max_offline_seconds = @maxOfflineSeconds, max_offline_seats = @maxOfflineSeats, max_instances_per_device = @maxInstancesPerDevice,
           counting = @counting, sharing = @sharing, clone_policy = @clonePolicy, vm_policy = @vmPolicy,
-          linger_seconds = @lingerSeconds, overdraft_seats = @overdraftSeats, access = @access, suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
+          linger_seconds = @lingerSeconds, overdraft_seats = @overdraftSeats, access = @access, features = @features, suspended = @suspended, metadata = @metadata, updated_at = @updatedAt WHERE id = @id`),
       trialStarted: p('UPDATE licenses SET trial_started_at = ? WHERE id = ? AND trial_started_at IS NULL'),
       deleteLicense: [
         p('DELETE FROM instances WHERE lease_id IN (SELECT id FROM leases WHERE license_id = ?)'),
         p('DELETE FROM leases WHERE license_id = ?'),
         p('DELETE FROM devices WHERE license_id = ?'),
         p('DELETE FROM usage_hourly WHERE license_id = ?'),
+        p('DELETE FROM usage_features WHERE license_id = ?'),
+        p('DELETE FROM waiters WHERE license_id = ?'),
         p('DELETE FROM licenses WHERE id = ?'),
       ],
       // The guard: never above the seat count and its overdraft (or the offline cap), never below zero, whatever the decision said.
@@ -150,25 +255,25 @@ export class SqliteStore implements Store {
           app_version = excluded.app_version, last_accessed_at = excluded.last_accessed_at,
           machines_seen = excluded.machines_seen, clone_suspected_at = excluded.clone_suspected_at`),
       insertLease:
-        p(`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, offline, granted_at, last_heartbeat_at, expires_at,
-          offline_expires_at)
-        VALUES (@id, @licenseId, @deviceId, @shareGroup, @overdraft, @offline, @grantedAt, @lastHeartbeatAt, @expiresAt, @offlineExpiresAt)`),
+        p(`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, base, features, offline, granted_at, last_heartbeat_at,
+          expires_at, offline_expires_at)
+        VALUES (@id, @licenseId, @deviceId, @shareGroup, @overdraft, @base, @features, @offline, @grantedAt, @lastHeartbeatAt, @expiresAt,
+          @offlineExpiresAt)`),
       updateLease: p(`UPDATE leases SET offline = @offline, last_heartbeat_at = @lastHeartbeatAt, expires_at = @expiresAt,
-        offline_expires_at = @offlineExpiresAt, linger_until = @lingerUntil WHERE id = @id`),
+        offline_expires_at = @offlineExpiresAt, linger_until = @lingerUntil, features = @features WHERE id = @id`),
       deleteLease: [p('DELETE FROM instances WHERE lease_id = ?'), p('DELETE FROM leases WHERE id = ?')],
       // bulk forms, the ids or entries as one JSON array
       deleteLeases: [
         p('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
         p('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
       ],
-      auditMany: p(`INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data)
-        SELECT value ->> 'at', value ->> 'type', value ->> 'actor', value ->> 'licenseId', value ->> 'deviceId', value ->> 'leaseId',
-          value ->> 'reason', value ->> 'data'
-        FROM json_each(?) ORDER BY key`),
-      putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta)
-        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt, @deviceId, @meta)
-        ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at`),
+      auditRow: p('INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features)
+        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt, @deviceId, @meta, @features)
+        ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at,
+          features = excluded.features`),
       deleteInstance: p('DELETE FROM instances WHERE lease_id = ? AND instance_id = ?'),
+      setSessionKey: p('UPDATE instances SET session_key = ? WHERE lease_id = ? AND instance_id = ?'),
       // Renewals: monotonic and update-only (see domain/effects.ts `Renewal`).
       renewLease: p(`UPDATE leases SET last_heartbeat_at = MAX(last_heartbeat_at, @at),
           expires_at = CASE WHEN @expiresAt IS NULL OR expires_at IS NULL THEN @expiresAt ELSE MAX(expires_at, @expiresAt) END
@@ -191,6 +296,13 @@ export class SqliteStore implements Store {
         SELECT id FROM audit WHERE at < @before AND COALESCE(last_at, at) < @before ORDER BY at LIMIT @limit)`),
       pruneUsage: p(`DELETE FROM usage_hourly WHERE (license_id, hour) IN (
         SELECT license_id, hour FROM usage_hourly WHERE hour <= @lastHour ORDER BY hour LIMIT @limit)`),
+      pruneFeatureUsage: p(`DELETE FROM usage_features WHERE (license_id, feature, hour) IN (
+        SELECT license_id, feature, hour FROM usage_features WHERE hour <= @lastHour ORDER BY hour LIMIT @limit)`),
+      featureUsage: p(`INSERT INTO usage_features (license_id, feature, hour, peak, checkouts, denials)
+        VALUES (@licenseId, @feature, @hour, @held, @checkouts, @denials)
+        ON CONFLICT (license_id, feature, hour) DO UPDATE SET peak = MAX(peak, excluded.peak),
+          checkouts = checkouts + excluded.checkouts, denials = denials + excluded.denials`),
+      featureUsage_range: p('SELECT * FROM usage_features WHERE license_id = ? AND hour >= ? AND hour < ? ORDER BY hour, feature'),
       usage: p(`INSERT INTO usage_hourly (license_id, hour, peak_seats, seats_at_end, checkouts, denials, peak_overdraft,
           overdraft_at_end, overdraft_checkouts)
         VALUES (@licenseId, @hour, @peak, @seatsUsed, @checkouts, @denials, @peakOverdraft, @overdraftAtEnd, @overdraftCheckouts)
@@ -202,6 +314,14 @@ export class SqliteStore implements Store {
       listProducts: p('SELECT seq, * FROM products WHERE seq > ? ORDER BY seq LIMIT ?'),
       listLicenses: p('SELECT seq, * FROM licenses WHERE seq > ? ORDER BY seq LIMIT ?'),
       listLicensesOfProduct: p('SELECT seq, * FROM licenses WHERE product_id = ? AND seq > ? ORDER BY seq LIMIT ?'),
+      listLicensesOfCustomer:
+        p(`SELECT seq, * FROM licenses WHERE customer_id = @customerId AND (@productId IS NULL OR product_id = @productId)
+        AND seq > @after ORDER BY seq LIMIT @limit`),
+      // Search: the name (any case), a license key (exact), a device's host or user name (any case) of one of its licenses.
+      listCustomers: p(`SELECT c.seq, c.* FROM customers c WHERE c.seq > @after AND (@id IS NULL OR c.id = @id)
+        AND (@search IS NULL OR c.name LIKE @like ESCAPE '\\' OR EXISTS (SELECT 1 FROM licenses l WHERE l.customer_id = c.id AND (l.key = @search
+          OR EXISTS (SELECT 1 FROM devices d WHERE d.license_id = l.id AND (d.hostname LIKE @like ESCAPE '\\' OR d.user_name LIKE @like ESCAPE '\\')))))
+        ORDER BY c.seq LIMIT @limit`),
       // Seats the device took; its uses wherever they run (on a shared seat, maybe another device's).
       devicesOfLicense: p(`SELECT d.*, COUNT(l.id) AS seats_held, MAX(l.offline_expires_at) AS offline_expires_at,
           (SELECT COUNT(*) FROM instances i WHERE i.device_id = d.id) AS instance_count
@@ -212,11 +332,11 @@ export class SqliteStore implements Store {
       seatTotals: p(
         'SELECT COALESCE(SUM(seats_used), 0) AS used, COALESCE(SUM(seats_offline), 0) AS offline, (SELECT COUNT(*) FROM leases) AS leases FROM licenses',
       ),
-      insertAdminToken: p(`INSERT INTO admin_tokens (id, name, role, token_hash, created_at, last_used_at, revoked_at)
-        VALUES (@id, @name, @role, @tokenHash, @createdAt, @lastUsedAt, @revokedAt)`),
+      insertAdminToken: p(`INSERT INTO admin_tokens (id, name, role, customer_id, token_hash, created_at, last_used_at, revoked_at)
+        VALUES (@id, @name, @role, @customerId, @tokenHash, @createdAt, @lastUsedAt, @revokedAt)`),
       adminTokenById: p('SELECT * FROM admin_tokens WHERE id = ?'),
       countAdminTokens: p('SELECT COUNT(*) AS n FROM admin_tokens WHERE revoked_at IS NULL'),
-      activeAdminCount: p("SELECT COUNT(*) AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin'"),
+      activeAdminCount: p("SELECT COUNT(*) AS n FROM admin_tokens WHERE revoked_at IS NULL AND role = 'admin' AND customer_id IS NULL"),
       listAdminTokens: p('SELECT * FROM admin_tokens ORDER BY created_at, id'),
       revokeAdminToken: p('UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       touchAdminToken: p('UPDATE admin_tokens SET last_used_at = ? WHERE id = ?'),
@@ -272,8 +392,11 @@ export class SqliteStore implements Store {
       lease: async (id) => this.withInstances(s.lease.get(id) as Row | undefined),
       deadLeases: async (licenseId, now, limit) => this.leases(s.deadLeases.all(licenseId, now, limit) as Row[]),
       earliestExpiry: async (licenseId, now) => numOrNull((s.earliestExpiry.get(licenseId, now) as Row).e),
-      sweepCandidates: async (licenseId, now, limit) => this.leases(s.sweepCandidates.all(licenseId, now, licenseId, now, limit) as Row[]),
+      leasesToSweep: async (licenseId, ids) => this.leases(s.leasesToSweep.all(JSON.stringify(ids), licenseId) as Row[]),
       leasesOfLicense: async (licenseId) => this.leases(s.leasesOfLicense.all(licenseId) as Row[]),
+      waiters: async (licenseId) => (s.waiters.all(licenseId) as Row[]).map(toWaiter),
+      leasesWithFeatures: async (licenseId, names) =>
+        (await this.leases(s.leasesWithFeatures.all(licenseId) as Row[])).filter((l) => l.features.some((f) => names.includes(f))),
       leaseCounts: async (licenseId) => {
         const row = s.leaseCounts.get(licenseId) as Row;
         return { used: num(row.used), offline: num(row.offline) };
@@ -283,19 +406,31 @@ export class SqliteStore implements Store {
         const row = s.product.get(id) as Row | undefined;
         return row && toProduct(row);
       },
+      customer: async (id) => {
+        const row = s.customer.get(id) as Row | undefined;
+        return row && toCustomer(row);
+      },
+      licenseCountOfCustomer: async (customerId) => num((s.licenseCountOfCustomer.get(customerId) as Row).n),
+      customerTokens: async (customerId) => (s.customerTokens.all(customerId) as Row[]).map(toAdminToken),
       adminToken: async (id) => {
         const row = s.adminTokenById.get(id) as Row | undefined;
         return row && toAdminToken(row);
       },
       lockAdminTokens: async () => undefined,
       lockKv: async (name) => kvRecord(s.kvGet.get(name) as Row | undefined),
+      setSessionKey: async (leaseId, instanceId, stored) => {
+        s.setSessionKey.run(stored, leaseId, instanceId);
+      },
       activeAdminCount: async () => num((s.activeAdminCount.get() as Row).n),
-      apply: async (effects) => {
+      apply: async (given) => {
+        // A bulk decision (a sweep's batch) with no endpoint to tell: no event to derive (each would be dropped unwritten).
+        const effects = given.length > BULK && !s.anyWebhook.get() ? given : withWebhookEvents(given, () => newId('evt'));
         for (let i = 0; i < effects.length; ) {
-          // Runs of deletes or audit entries (a reclamation batch) are written with one statement each.
+          // Runs of deletes, audit entries or events (a reclamation batch) are written with one statement each.
           const type = effects[i]!.type;
           let j = i + 1;
-          if (type === 'lease.delete' || type === 'audit') while (j < effects.length && effects[j]!.type === type) j++;
+          if (type === 'lease.delete' || type === 'audit' || type === 'webhook.event')
+            while (j < effects.length && effects[j]!.type === type) j++;
           if (j - i > 1) this.applyRun(effects.slice(i, j));
           else this.applyOne(effects[i]!);
           for (let k = i; k < j; k++) this.changes.record(effects[k]!);
@@ -310,14 +445,38 @@ export class SqliteStore implements Store {
     if (run[0]!.type === 'lease.delete') {
       const ids = JSON.stringify(run.map((e) => (e.type === 'lease.delete' ? e.leaseId : '')));
       for (const st of s.deleteLeases) st.run(ids);
+    } else if (run[0]!.type === 'webhook.event') {
+      const events = run.flatMap((e) => (e.type === 'webhook.event' ? [e] : []));
+      // An event for one endpoint (a ping) is written alone; none of the others is written when no endpoint exists.
+      if (events.some((e) => e.webhookId)) for (const e of events) this.applyOne(e);
+      else if (s.anyWebhook.get()) {
+        s.insertWebhookEvents.run(
+          JSON.stringify(events.map(({ event: ev, dedupe }) => ({ ...ev, data: JSON.stringify(ev.data), dedupe }))),
+        );
+        s.fanOutMany.run(JSON.stringify(events.map((e) => e.event.id)));
+      }
     } else {
-      s.auditMany.run(JSON.stringify(run.map((e) => (e.type === 'audit' ? { ...e.entry, data: JSON.stringify(e.entry.data) } : null))));
+      // One prepared insert per entry: in process, cheaper than a JSON array of objects taken apart field by field.
+      for (const e of run) if (e.type === 'audit') s.auditRow.run(...auditParams(e.entry));
     }
   }
 
   private applyOne(effect: Effect): void {
     const s = this.s;
     switch (effect.type) {
+      case 'customer.insert':
+      case 'customer.update': {
+        const c = effect.customer;
+        (effect.type === 'customer.insert' ? s.insertCustomer : s.updateCustomer).run({
+          ...c,
+          contact: JSON.stringify(c.contact),
+          metadata: JSON.stringify(c.metadata),
+        });
+        return;
+      }
+      case 'customer.delete':
+        s.deleteCustomer.run(effect.customerId);
+        return;
       case 'product.insert':
       case 'product.update': {
         const p = effect.product;
@@ -333,6 +492,7 @@ export class SqliteStore implements Store {
         (effect.type === 'license.insert' ? s.insertLicense : s.updateLicense).run({
           id: l.id,
           productId: l.productId,
+          customerId: l.customerId,
           key: l.key,
           seats: l.seats,
           model: l.model,
@@ -351,6 +511,7 @@ export class SqliteStore implements Store {
           lingerSeconds: l.lingerSeconds,
           overdraftSeats: l.overdraftSeats,
           access: JSON.stringify(l.access),
+          features: l.features.length ? JSON.stringify(l.features) : null,
           suspended: l.suspended ? 1 : 0,
           metadata: JSON.stringify(l.metadata),
           createdAt: l.createdAt,
@@ -369,7 +530,7 @@ export class SqliteStore implements Store {
         return;
       case 'lease.insert': {
         const l = effect.lease;
-        s.insertLease.run({ ...leaseParams(l), shareGroup: l.shareGroup, overdraft: l.overdraft ? 1 : 0 });
+        s.insertLease.run({ ...leaseParams(l), shareGroup: l.shareGroup, overdraft: l.overdraft ? 1 : 0, base: l.base ? 1 : 0 });
         for (const i of l.instances) s.putInstance.run(instanceParams(l.id, i));
         return;
       }
@@ -414,6 +575,29 @@ export class SqliteStore implements Store {
       case 'kv.put':
         s.kvPut.run({ name: effect.name, value: effect.value, at: effect.at });
         return;
+      case 'webhook.event': {
+        // No endpoint at all (the common case): nothing to tell, nothing written.
+        if (!effect.webhookId && !s.anyWebhook.get()) return;
+        const ev = effect.event;
+        const inserted = s.insertWebhookEvent.run({
+          id: ev.id,
+          type: ev.type,
+          licenseId: ev.licenseId,
+          at: ev.at,
+          data: JSON.stringify(ev.data),
+          dedupe: effect.dedupe,
+        });
+        if (inserted.changes > 0) s.fanOut.run({ eventId: ev.id, at: ev.at, type: ev.type, webhookId: effect.webhookId ?? null });
+        return;
+      }
+      case 'webhook.put': {
+        const w = effect.webhook;
+        s.putWebhook.run({ ...w, events: JSON.stringify(w.events), enabled: w.enabled ? 1 : 0 });
+        return;
+      }
+      case 'webhook.delete':
+        for (const st of s.deleteWebhook) st.run(effect.webhookId);
+        return;
       case 'kv.delete':
         s.kvDelete.run(effect.name);
         return;
@@ -429,6 +613,23 @@ export class SqliteStore implements Store {
           overdraftAtEnd: effect.overdraftAtEnd,
           overdraftCheckouts: effect.overdraftCheckouts,
         });
+        return;
+      case 'usage.feature':
+        s.featureUsage.run({ ...effect, hour: hourOf(effect.at) });
+        return;
+      case 'usage.queue':
+        s.queueUsage.run({ ...effect, hour: hourOf(effect.at) });
+        return;
+      case 'waiter.put': {
+        const { seq: _seq, ...w } = effect.waiter;
+        s.putWaiter.run(w);
+        return;
+      }
+      case 'waiter.delete':
+        s.deleteWaiter.run({ licenseId: effect.licenseId, fingerprint: effect.fingerprint, instanceId: effect.instanceId });
+        return;
+      case 'waiters.drop':
+        s.dropWaiters.run(JSON.stringify(effect.seqs));
         return;
     }
   }
@@ -536,16 +737,22 @@ export class SqliteStore implements Store {
     return [];
   }
 
-  async leaseOfKey(key: string, leaseId: string, instanceId: string) {
+  async leaseOfKey(key: string, leaseId: string, instanceId: string, now?: number) {
     const l = this.s.licenseByKey.get(key) as Row | undefined;
     if (!l) return undefined;
     const license = toLicense(l);
-    // The lease, its device and its instances in one statement (each statement on a file costs a read transaction).
-    const row = this.s.leaseWithDevice.get({ leaseId, licenseId: license.id, instanceId }) as Row | undefined;
+    // The lease, its device, its instances and the license's waiters in one statement (each statement on a file costs a
+    // read transaction).
+    const at = now ?? 0;
+    const row = this.s.leaseWithDevice.get({ leaseId, licenseId: license.id, instanceId, since: at - QUEUE_POLL_WINDOW_MS, now: at }) as
+      | Row
+      | undefined;
     if (!row) return { license, lease: undefined, device: undefined };
-    const instances = (JSON.parse(row.instances as string) as [string, number, number, number | null, string, string | null][]).map(
-      ([instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta]) =>
-        toInstance({ instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta }),
+    if (now !== undefined) license.waiting = num(row.waiting);
+    const instances = (
+      JSON.parse(row.instances as string) as [string, number, number, number | null, string, string | null, string | null, string | null][]
+    ).map(([instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features, session_key]) =>
+      toInstance({ instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features, session_key }),
     );
     const device = {
       id: String(row.d_id),
@@ -581,12 +788,36 @@ export class SqliteStore implements Store {
     return row && toLicense(row);
   }
 
-  async listLicenses(page: PageRequest & { productId?: string | undefined }): Promise<PageOf<License>> {
+  async listLicenses(page: PageRequest & { productId?: string | undefined; customerId?: string | undefined }): Promise<PageOf<License>> {
     const after = decodeCursor(page.cursor);
-    const rows = page.productId
-      ? (this.s.listLicensesOfProduct.all(page.productId, after, page.limit + 1) as Row[])
-      : (this.s.listLicenses.all(after, page.limit + 1) as Row[]);
+    const rows = page.customerId
+      ? (this.s.listLicensesOfCustomer.all({
+          customerId: page.customerId,
+          productId: page.productId ?? null,
+          after,
+          limit: page.limit + 1,
+        }) as Row[])
+      : page.productId
+        ? (this.s.listLicensesOfProduct.all(page.productId, after, page.limit + 1) as Row[])
+        : (this.s.listLicenses.all(after, page.limit + 1) as Row[]);
     return paged(rows, page.limit, toLicense);
+  }
+
+  async getCustomer(id: string) {
+    const row = this.s.customer.get(id) as Row | undefined;
+    return row && toCustomer(row);
+  }
+
+  async listCustomers(page: PageRequest & { search?: string | undefined; id?: string | undefined }): Promise<PageOf<Customer>> {
+    const like = page.search ? `%${likeEscaped(page.search)}%` : null;
+    const rows = this.s.listCustomers.all({
+      after: decodeCursor(page.cursor),
+      id: page.id ?? null,
+      search: page.search ?? null,
+      like,
+      limit: page.limit + 1,
+    }) as Row[];
+    return paged(rows, page.limit, toCustomer);
   }
 
   async listLeases(licenseId: string): Promise<LeaseView[]> {
@@ -628,6 +859,7 @@ export class SqliteStore implements Store {
     if (filter.leaseId) add('lease_id = ?', filter.leaseId);
     if (filter.type) add('type = ?', filter.type);
     if (filter.actor) add('actor = ?', filter.actor);
+    if (filter.customerId) add('license_id IN (SELECT id FROM licenses WHERE customer_id = ?)', filter.customerId);
     if (filter.from !== undefined) add('at >= ?', filter.from);
     if (filter.to !== undefined) add('at < ?', filter.to);
     if (filter.cursor) add('id < ?', decodeCursor(filter.cursor));
@@ -641,7 +873,19 @@ export class SqliteStore implements Store {
   async usage(licenseId: string, from: number, to: number): Promise<UsageRow[]> {
     const before = this.s.usage_before.get(licenseId, from) as Row | undefined;
     const rows = (this.s.usage_range.all(licenseId, from, to) as Row[]).map(toUsage);
-    return fillHours(rows, from, to, before ? num(before.seats_at_end) : 0);
+    return withFeatureUsage(
+      fillHours(rows, from, to, before ? num(before.seats_at_end) : 0),
+      this.s.featureUsage_range.all(licenseId, from, to) as Row[],
+    );
+  }
+
+  async waitingCounts(now: number): Promise<Map<string, number>> {
+    const rows = this.s.waitingCounts.all({ since: now - QUEUE_POLL_WINDOW_MS, now }) as Row[];
+    return new Map(rows.map((r) => [String(r.license_id), num(r.n)]));
+  }
+
+  async featureSeats(licenseId: string): Promise<Record<string, number>> {
+    return countNames(this.s.featuresHeld.all(licenseId) as Row[]);
   }
 
   // Retention: each call is one small batch in its own place in the write queue, so a seat transaction waits at most one batch.
@@ -650,7 +894,11 @@ export class SqliteStore implements Store {
   }
 
   pruneUsage(before: number, limit: number): Promise<number> {
-    return this.transaction(async () => this.s.pruneUsage.run({ lastHour: before - HOUR_MS, limit }).changes);
+    return this.transaction(
+      async () =>
+        this.s.pruneUsage.run({ lastHour: before - HOUR_MS, limit }).changes +
+        this.s.pruneFeatureUsage.run({ lastHour: before - HOUR_MS, limit }).changes,
+    );
   }
 
   async expiryStats(licenseId: string, now: number) {
@@ -658,8 +906,15 @@ export class SqliteStore implements Store {
     return { dead: num(row.dead), earliestExpiry: numOrNull(row.earliest) };
   }
 
-  async licensesToSweep(now: number): Promise<string[]> {
-    return (this.s.licensesToSweep.all(now, now) as Row[]).map((row) => String(row.license_id));
+  async sweepScan(now: number, cursor: string | null, limit: number) {
+    return sweepPage(
+      cursor,
+      limit,
+      (from) =>
+        (from.phase === 'lease' ? this.s.sweepLeases : this.s.sweepUses)
+          .raw()
+          .all({ now, at: from.at, a: from.a, b: from.b, limit }) as SweepRow[],
+    );
   }
 
   async newestRecordedTime(opts: { leases: boolean }) {
@@ -716,6 +971,60 @@ export class SqliteStore implements Store {
     return (this.s.kvList.all(prefix, prefix) as Row[]).map((row) => kvRecord(row)!);
   }
 
+  async listWebhooks(): Promise<WebhookEndpoint[]> {
+    return (this.s.listWebhooks.all() as Row[]).map(toWebhook);
+  }
+
+  async getWebhook(id: string): Promise<WebhookEndpoint | undefined> {
+    const row = this.s.webhook.get(id) as Row | undefined;
+    return row && toWebhook(row);
+  }
+
+  async claimDeliveries(now: number, until: number, limit: number): Promise<ClaimedDelivery[]> {
+    // One writer at a time (the one process that owns the file): select and mark in one immediate transaction.
+    return this.db
+      .transaction(() => {
+        const ids = (this.s.dueDeliveries.all({ now, limit }) as Row[]).map((r) => String(r.id));
+        for (const id of ids) this.s.claimDelivery.run({ id, until });
+        return ids.map((id) => toClaimed(this.s.claimedDelivery.get(id) as Row));
+      })
+      .immediate();
+  }
+
+  async recordAttempt(deliveryId: string, attempt: DeliveryAttempt, next: { state: DeliveryState; nextAttemptAt: number | null }) {
+    this.db
+      .transaction(() => {
+        this.s.recordAttempt.run({ id: deliveryId, ...attempt });
+        this.s.settleDelivery.run({ id: deliveryId, state: next.state, nextAttemptAt: next.nextAttemptAt, at: attempt.at });
+      })
+      .immediate();
+  }
+
+  async listDeliveries(webhookId: string, page: PageRequest & { state?: DeliveryState | undefined }): Promise<PageOf<DeliveryView>> {
+    const rows = this.s.deliveries.all({
+      webhookId,
+      state: page.state ?? null,
+      before: decodeCursor(page.cursor),
+      limit: page.limit + 1,
+    }) as Row[];
+    const items = rows.slice(0, page.limit).map((r) => toDelivery(r, this.s.attemptsOf.all(r.id) as Row[]));
+    const last = rows[page.limit - 1];
+    return { items, nextCursor: rows.length > page.limit && last ? encodeCursor(num(last.seq)) : null };
+  }
+
+  async getDelivery(id: string): Promise<DeliveryView | undefined> {
+    const row = this.s.delivery.get(id) as Row | undefined;
+    return row && toDelivery(row, this.s.attemptsOf.all(id) as Row[]);
+  }
+
+  async redeliver(id: string, now: number): Promise<boolean> {
+    return this.s.redeliver.run({ id, now }).changes > 0;
+  }
+
+  async releaseDeliveryClaims(): Promise<void> {
+    this.s.releaseClaims.run();
+  }
+
   async ping() {
     this.s.ping.get();
   }
@@ -747,7 +1056,12 @@ function leaseParams(l: Lease) {
     expiresAt: l.expiresAt,
     offlineExpiresAt: l.offlineExpiresAt,
     lingerUntil: l.lingerUntil,
+    features: namesColumn(l.features),
   };
+}
+
+function auditParams(a: AuditEntry) {
+  return [a.at, a.type, a.actor, a.licenseId, a.deviceId, a.leaseId, a.reason, JSON.stringify(a.data)] as const;
 }
 
 function paged<T>(rows: Row[], limit: number, map: (row: Row) => T): PageOf<T> {

@@ -3,7 +3,8 @@ import * as wire from '@floatd/protocol';
 import type { Routes } from '../../context.js';
 import { unwrap } from '../../errors.js';
 import { handle } from '../../route.js';
-import { auditView, usageView } from '../../views.js';
+import { auditView, iso, usageView } from '../../views.js';
+import { ownCustomer } from './common.js';
 
 const api = wire.routes.admin;
 
@@ -18,10 +19,15 @@ export const historyRoutes: Routes = (app, { store, overview }) => {
       leaseId: q.leaseId,
       type: q.type,
       actor: q.actor,
+      customerId: ownCustomer(req),
       from: q.from ? Date.parse(q.from) : undefined,
       to: q.to ? Date.parse(q.to) : undefined,
     });
     return { items: page.items.map(auditView), nextCursor: page.nextCursor };
+  });
+  handle(app, api.licenseRecommendation, async (req) => {
+    const r = unwrap(await overview.recommendation(req.params.licenseId, req.query.days ?? 30));
+    return { ...r, licenseId: req.params.licenseId, from: iso(r.from), to: iso(r.to) };
   });
   handle(app, api.licenseUsage, async (req) => {
     const range = {

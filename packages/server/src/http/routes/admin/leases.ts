@@ -3,12 +3,12 @@ import * as wire from '@floatd/protocol';
 import type { Routes } from '../../context.js';
 import { ErrorReply, unwrap } from '../../errors.js';
 import { handle } from '../../route.js';
-import { deviceView, iso, leaseView, licenseView } from '../../views.js';
-import { actor, existingLicense } from './common.js';
+import { deviceView, iso, leaseView } from '../../views.js';
+import { actor, existingLicense, licenseOut, ownCustomer } from './common.js';
 
 const api = wire.routes.admin;
 
-export const leaseRoutes: Routes = (app, { catalogue, reclaim, store, overview }) => {
+export const leaseRoutes: Routes = (app, { catalogue, reclaim, store, overview, clock }) => {
   handle(app, api.listLeases, async (req) => {
     await existingLicense(store, req.params.licenseId);
     return { items: (await store.listLeases(req.params.licenseId)).map(leaseView) };
@@ -27,13 +27,21 @@ export const leaseRoutes: Routes = (app, { catalogue, reclaim, store, overview }
     return { released: true, ...released };
   });
   handle(app, api.reclaimNow, async (req) => {
-    const swept = await reclaim.sweep(actor(req));
+    const own = ownCustomer(req);
+    const swept = await reclaim.sweep(actor(req), own ? { customerId: own } : undefined);
     return { freed: swept.freed, instancesDropped: swept.instancesDropped, ranAt: iso(swept.ranAt) };
   });
   handle(app, api.dashboard, async (req) => {
-    const page = await overview.dashboard({ limit: req.query.limit ?? 100, cursor: req.query.cursor });
+    const page = await overview.dashboard({ limit: req.query.limit ?? 100, cursor: req.query.cursor, customerId: ownCustomer(req) });
+    const waiting = await store.waitingCounts(clock.now());
     return {
-      items: page.items.map((row) => ({ license: licenseView(row.license), productName: row.productName, denialsToday: row.denialsToday })),
+      items: await Promise.all(
+        page.items.map(async (row) => ({
+          license: await licenseOut(store, row.license, waiting),
+          productName: row.productName,
+          denialsToday: row.denialsToday,
+        })),
+      ),
       nextCursor: page.nextCursor,
     };
   });

@@ -12,7 +12,7 @@ export const tokenRoutes: Routes = (app, { auth, catalogue, store, clock, settin
   handle(app, api.rotateSigningKey, async (req) => ({ kid: await catalogue.rotateSigningKey(actor(req)) }));
   handle(app, api.listTokens, async () => ({ items: (await store.listAdminTokens()).map(tokenView) }));
   handle(app, api.createToken, async (req) => {
-    const { token, secret } = await auth.create(req.body.name, req.body.role, actor(req));
+    const { token, secret } = unwrap(await auth.create(req.body.name, req.body.role, actor(req), req.body.customerId ?? null));
     return created({ ...tokenView(token), token: secret });
   });
   handle(app, api.revokeToken, async (req) => tokenView(unwrap(await auth.revoke(req.params.tokenId, actor(req)))));

@@ -35,6 +35,14 @@
  *    Fix: the option `silence_timeout` (seconds, default off): a connection with a query in flight
  *    that hears nothing from the server for that long is destroyed (its queries fail with
  *    CONNECTION_CLOSED, the pool opens a new one). An idle connection is never touched.
+ * 6. (floatd-patch-3) `target_session_attrs=read-write` kept a hot standby: PostgreSQL 14 and later
+ *    report `in_hot_standby` and `default_transaction_read_only` at connection, and postgres.js
+ *    looked only at the second, which is `off` on a standby (its sessions are read-only because
+ *    of recovery, not because of the setting). libpq's rule (and the documentation's): read-write
+ *    needs both off; read-only needs either on. A multi-host URL during a fail-over (the old primary
+ *    gone, the standby not yet promoted) then gave the pool connections to the standby, whose
+ *    first statements failed or wedged: the license's writes waited 5 s for the reaper (the
+ *    fail-over test's 5.5-6.3 s from promotion to the first write, 1 run in 6). Fix: libpq's rule.
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -42,6 +50,7 @@ import { fileURLToPath } from 'node:url';
 
 export const MARKER = '/* floatd-patch-1 */';
 export const MARKER2 = '/* floatd-patch-2 */';
+export const MARKER3 = '/* floatd-patch-3 */';
 
 const CONNECTION = [
   [
@@ -202,6 +211,15 @@ const INDEX2 = [
   ],
 ];
 
+const CONNECTION3 = [
+  [
+    `      (x === 'read-write' && xs.default_transaction_read_only === 'on') ||
+      (x === 'read-only' && xs.default_transaction_read_only === 'off') ||`,
+    `      (x === 'read-write' && (xs.default_transaction_read_only === 'on' || xs.in_hot_standby === 'on')) || ${MARKER3}
+      (x === 'read-only' && xs.default_transaction_read_only === 'off' && xs.in_hot_standby !== 'on') ||`,
+  ],
+];
+
 function patchFile(file, edits, marker = MARKER) {
   if (!existsSync(file)) return 'absent';
   let text = readFileSync(file, 'utf8');
@@ -228,6 +246,7 @@ export function patchPostgres(root = driverRoot()) {
     out[`${dir}/index.js`] = patchFile(join(root, dir, 'index.js'), INDEX);
     out[`${dir}/connection.js (2)`] = patchFile(join(root, dir, 'connection.js'), CONNECTION2, MARKER2);
     out[`${dir}/index.js (2)`] = patchFile(join(root, dir, 'index.js'), INDEX2, MARKER2);
+    out[`${dir}/connection.js (3)`] = patchFile(join(root, dir, 'connection.js'), CONNECTION3, MARKER3);
   }
   return out;
 }

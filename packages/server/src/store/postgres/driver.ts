@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 export const DRIVER_PATCH_MARKER = '/* floatd-patch-1 */';
 /** The second patch: the silence bound on half-open connections. */
 export const DRIVER_PATCH_MARKER_2 = '/* floatd-patch-2 */';
+/** The third: target_session_attrs=read-write refuses a hot standby (libpq's rule). */
+export const DRIVER_PATCH_MARKER_3 = '/* floatd-patch-3 */';
 
 let checked: boolean | undefined;
 
@@ -18,11 +20,12 @@ let checked: boolean | undefined;
 export function driverPatched(): boolean {
   if (checked === undefined) {
     try {
-      const files = ['./connection.js', './index.js'].map((f) => fileURLToPath(new URL(f, import.meta.resolve('postgres'))));
-      checked = files.every((f) => {
-        const text = readFileSync(f, 'utf8');
-        return text.includes(DRIVER_PATCH_MARKER) && text.includes(DRIVER_PATCH_MARKER_2);
-      });
+      const [connection, index] = ['./connection.js', './index.js'].map((f) =>
+        readFileSync(fileURLToPath(new URL(f, import.meta.resolve('postgres'))), 'utf8'),
+      );
+      checked =
+        [DRIVER_PATCH_MARKER, DRIVER_PATCH_MARKER_2].every((m) => connection!.includes(m) && index!.includes(m)) &&
+        connection!.includes(DRIVER_PATCH_MARKER_3);
     } catch {
       checked = false;
     }

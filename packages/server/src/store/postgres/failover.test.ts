@@ -12,12 +12,14 @@
  * registry come back on the new primary. A third time with the old primary fenced instead of
  * crashed (read-only, its connections kept: writes fail with SQLSTATE 25006): floatd must leave it.
  */
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pairUnavailable, startPair } from '../../testing/pgpair.js';
 import { cutProxy, failOverLicense, failOverUnderLoad, startNode, type CutProxy } from '../../testing/pgfault.js';
+import { connect } from './store.js';
 
 const SEATS = 10;
 const unavailable = pairUnavailable();
@@ -73,3 +75,27 @@ for (const mode of ['multi-host URL', 'moving address', 'fenced primary'] as con
     }
   });
 }
+
+// libpq's rule for target_session_attrs=read-write: the server must not be in hot standby and
+// default_transaction_read_only must be off. postgres.js looked only at the second (off on a standby),
+// so a multi-host URL kept a standby's connections during a fail-over (floatd's driver patch 3).
+test('a multi-host URL naming the hot standby first: every pool connection is on the primary; the standby alone is refused', {
+  skip: unavailable ?? false,
+  timeout: 60_000,
+}, async () => {
+  const pair = await startPair();
+  const both = connect(`postgres://postgres@127.0.0.1:${pair.standbyPort},127.0.0.1:${pair.primaryPort}/postgres`, 6);
+  const standbyOnly = connect(`postgres://postgres@127.0.0.1:${pair.standbyPort}/postgres`, 1);
+  try {
+    // Six connections at once (each tries the standby first), twice over.
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () => both`SELECT pg_is_in_recovery() AS standby, pg_sleep(0.05)`.then((r) => r[0]!.standby)),
+    );
+    assert.deepEqual(answers, Array(12).fill(false), 'a read-write pool connection landed on the standby');
+    await assert.rejects(standbyOnly`SELECT 1`, 'the standby alone is not a read-write server');
+  } finally {
+    await both.end({ timeout: 2 });
+    await standbyOnly.end({ timeout: 1 }).catch(() => undefined);
+    await pair.stop();
+  }
+});

@@ -215,7 +215,9 @@ function consoleSuite() {
     await page.getByRole('link', { name: 'Create a product' }).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('floatd.adminToken')), adminToken, 'token kept in session storage');
     assert.ok(!page.url().includes(adminToken), 'token never in the URL');
-    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+    // The live stream's first answer: on the loaded CI machine (both passes and Chromium at once) it once took
+    // longer than the 8-s step timeout (the console retries after 1, 2 and 4 s); 30 s, as for the sign-in form.
+    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 30_000 });
     // The main navigation is reachable with Tab, and Enter follows a link.
     await page.locator('body').focus();
     let reached = '';
@@ -278,7 +280,7 @@ function consoleSuite() {
     await heading('Dashboard');
     const row = page.locator(`tr[data-license-id="${s.licenseId}"]`);
     await row.filter({ hasText: '0 / 2' }).waitFor();
-    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: 30_000 });
     await page.evaluate(() => (window.__sameDocument = true));
 
     assert.equal((await checkout(s.key, 'ws-alice', 'alice', { appVersion: '4.2.0' })).status, 201);

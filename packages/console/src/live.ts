@@ -13,6 +13,8 @@ export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'stopped';
 /** The server sends `: ping` every 15 s; silence for this long means a dead connection. */
 const IDLE_MS = 40_000;
 const MAX_BACKOFF_MS = 30_000;
+/** A request whose answer has not begun by then is given up and tried again (a stuck connection would keep "Connecting…" for ever). */
+const CONNECT_MS = 10_000;
 
 export function startLive(
   token: string,
@@ -43,12 +45,14 @@ export function startLive(
       clearTimeout(idle);
       idle = setTimeout(() => ctl.abort(), IDLE_MS);
     };
+    const connecting = setTimeout(() => ctl.abort(), CONNECT_MS);
     try {
       const res = await fetch(pathOf(routes.admin.events), {
         headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
         signal: ctl.signal,
         cache: 'no-store',
       });
+      clearTimeout(connecting);
       if (res.status === 401) {
         stopped = true;
         onStatus('stopped');
@@ -79,6 +83,7 @@ export function startLive(
     } catch {
       // network error, idle abort or sign-out: handled below
     } finally {
+      clearTimeout(connecting);
       clearTimeout(idle);
     }
     scheduleRetry();

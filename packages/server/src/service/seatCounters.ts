@@ -11,6 +11,14 @@
  * than the license allows (rows inserted by hand, or seats lowered), nothing is
  * taken away from the holders, but no seat is granted until the level is below
  * the limit again: the domain sees the real level.
+ *
+ * A store that owns its data (SQLite: one node, one connection) knows when nobody else
+ * has written since it last counted a license equal (`StoreTx.countersTrusted`: SQLite's
+ * `PRAGMA data_version` moves on any other connection's commit, another process's
+ * included), and the count is then skipped: it cost a scan of every lease row of the
+ * license in every checkout, check-in and locked heartbeat (O(seats held)). Each license
+ * is still counted again every `RECOUNT_EVERY` uses, so a drift by a bug of floatd's own
+ * cannot outlive a few hundred transactions.
  */
 import type { Effect } from '../domain/effects.js';
 import type { License } from '../domain/types.js';
@@ -71,8 +79,12 @@ export async function countedLicense(
   actor = 'server',
 ): Promise<License | undefined> {
   if (!license) return license;
+  if (tx.countersTrusted?.(license.id)) return license;
   const r = reconcileSeats(license, await tx.leaseCounts(license.id), now, actor);
-  if (!r.repair) return license;
+  if (!r.repair) {
+    tx.countersVerified?.(license.id);
+    return license;
+  }
   await tx.apply(r.effects);
   metrics.seatCounterRepaired(r.repair);
   return r.license;

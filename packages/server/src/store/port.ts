@@ -139,6 +139,14 @@ export interface StoreTx {
    * The truth the stored counters cache: seat decisions check the counters against it (`service/seatCounters.ts`).
    */
   leaseCounts(licenseId: string): Promise<{ used: number; offline: number }>;
+  /**
+   * Optional (a store that owns its data): whether the license's stored counters are known to equal its lease rows
+   * without counting them: they were counted equal (`countersVerified`) and nothing but this store has written
+   * since. `service/seatCounters.ts` then skips the count. A store that cannot know omits both.
+   */
+  countersTrusted?(licenseId: string): boolean;
+  /** Optional: the license's stored counters were just counted equal to its lease rows in this transaction. */
+  countersVerified?(licenseId: string): void;
   /** The license's seats that hold one of these features (`domain/features.ts`), with their instances. */
   leasesWithFeatures(licenseId: string, names: readonly string[]): Promise<Lease[]>;
   /** The license's queues (`domain/queue.ts`), in order of arrival. */
@@ -211,6 +219,8 @@ export interface Store {
   usage(licenseId: string, from: number, to: number): Promise<UsageRow[]>;
   /** Without locking: the seats the license's lease rows hold (see `StoreTx.leaseCounts`). */
   leaseCounts(licenseId: string): Promise<{ used: number; offline: number }>;
+  /** Without locking: see `StoreTx.countersTrusted`. */
+  countersTrusted?(licenseId: string): boolean;
   /** Without locking: checkouts waiting now (live at `now`) per license that has any. */
   waitingCounts(now: number): Promise<Map<string, number>>;
   /** Without locking: the seats held now per feature pool (counted from the lease rows). */

@@ -64,6 +64,8 @@ const BULK = 64;
 
 /** At most this many transactions share one commit (bounds the latency of the last one in a group). */
 const MAX_GROUP = 256;
+/** A license whose counters are trusted (`countersTrusted`) is counted again after this many uses all the same. */
+export const RECOUNT_EVERY = 256;
 
 export interface SqliteOptions {
   /** file path, or ':memory:' */
@@ -141,6 +143,7 @@ export class SqliteStore implements Store {
           queue_wait_ms = queue_wait_ms + excluded.queue_wait_ms`),
       featuresHeld: p('SELECT features FROM leases WHERE license_id = ? AND features IS NOT NULL'),
       seatsSet: p('UPDATE licenses SET seats_used = @used, seats_offline = @offline WHERE id = @id'),
+      dataVersion: p('PRAGMA data_version').pluck(),
       expiryStats: p(`SELECT COUNT(*) FILTER (WHERE expires_at <= ?) AS dead, MIN(expires_at) FILTER (WHERE expires_at > ?) AS earliest
         FROM leases WHERE license_id = ? AND expires_at IS NOT NULL`),
       leasesToSweep: p('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND license_id = ?'),
@@ -400,6 +403,10 @@ export class SqliteStore implements Store {
       leaseCounts: async (licenseId) => {
         const row = s.leaseCounts.get(licenseId) as Row;
         return { used: num(row.used), offline: num(row.offline) };
+      },
+      countersTrusted: (licenseId) => this.countersTrusted(licenseId, true),
+      countersVerified: (licenseId) => {
+        this.verified.set(licenseId, { version: this.dataVersion(), uses: 0 });
       },
       licenseCountOfProduct: async (productId) => num((s.licenseCountOfProduct.get(productId) as Row).n),
       product: async (id) => {
@@ -685,6 +692,7 @@ export class SqliteStore implements Store {
         done.push([w, value]);
       } catch (err) {
         this.changes.discard();
+        this.verified.clear();
         if (!this.db.inTransaction) {
           // SQLite rolled the whole transaction back (disk full, I/O error): the group's earlier units are gone too.
           this.changes.discardAll();
@@ -708,6 +716,7 @@ export class SqliteStore implements Store {
       this.db.exec('COMMIT');
     } catch (err) {
       this.changes.discardAll();
+      this.verified.clear();
       // A ROLLBACK after a failed COMMIT (disk full) may fail too: every caller must still hear the first error.
       if (this.db.inTransaction) {
         try {
@@ -931,6 +940,30 @@ export class SqliteStore implements Store {
   async leaseCounts(licenseId: string) {
     const row = this.s.leaseCounts.get(licenseId) as Row;
     return { used: num(row.used), offline: num(row.offline) };
+  }
+
+  /**
+   * Licenses whose stored counters were counted equal to their lease rows (service/seatCounters.ts), with this
+   * connection's `PRAGMA data_version` then: it changes when any other connection commits to the file (another
+   * process's sqlite3 included), never for this connection's own commits, which keep counters and rows together.
+   * Cleared whenever a transaction fails (a rolled-back group may have held a repair).
+   */
+  private readonly verified = new Map<string, { version: number; uses: number }>();
+
+  private dataVersion(): number {
+    return num(this.s.dataVersion.get());
+  }
+
+  /** Whether `licenseId`'s counters may be taken as counted; `use` counts towards the periodic recount. */
+  countersTrusted(licenseId: string, use = false): boolean {
+    const v = this.verified.get(licenseId);
+    if (!v) return false;
+    if (v.version !== this.dataVersion() || v.uses >= RECOUNT_EVERY) {
+      this.verified.delete(licenseId);
+      return false;
+    }
+    if (use) v.uses++;
+    return true;
   }
 
   async seatTotals() {

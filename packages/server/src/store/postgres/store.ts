@@ -761,8 +761,13 @@ export class PostgresStore implements Store {
   async leasesOfFingerprint(licenseId: string, fingerprint: string): Promise<Lease[]> {
     return this.leases(
       this.sql,
-      await this.sql`SELECT l.* FROM leases l JOIN devices d ON d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint}
-          WHERE l.device_id = d.id OR l.id IN (SELECT lease_id FROM instances WHERE device_id = d.id) ORDER BY l.granted_at`,
+      // Two index look-ups (the device's seats, the seats its uses are on), not an OR: with the OR, PostgreSQL scanned
+      // every license's leases (a parallel hash join) on each denial, and a crowd of denials stalled the node.
+      await this.sql`SELECT l.* FROM leases l WHERE l.id IN (
+          SELECT o.id FROM devices d JOIN leases o ON o.device_id = d.id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint}
+          UNION
+          SELECT i.lease_id FROM devices d JOIN instances i ON i.device_id = d.id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint})
+        ORDER BY l.granted_at`,
     );
   }
 

@@ -3,20 +3,26 @@
 Every ``/v1/client/*`` answer is signed (protocol/src/responseSignature.ts): headers ``Floatd-Date``,
 ``Content-Digest: sha-256=:<b64>:`` and ``Floatd-Signature: kid=<kid>;sig=<b64url>`` over
 ``floatd-response-v1\\n<status>\\n<method>\\n<path?query>\\n<nonce>\\n<date>\\n<digest>``.
-What checks the signature is an ``AnswerVerifier``: today Ed25519 with the trusted server keys; a
-session-key MAC verifier can be added beside it without touching the transport.
+The SDK asks for HTTP Message Signatures (RFC 9421, docs/api.md) by sending ``Accept-Signature`` without a
+key id: the server then signs every answer with Ed25519 in ``Signature-Input`` / ``Signature`` (label ``floatd``,
+``@status``, ``content-digest``, ``floatd-date`` and the request's method, path and query, with ``created``,
+``keyid``, ``alg`` and this request's ``nonce``), and every renewal carries a lease token. An older server that
+does not know the header answers with ``Floatd-Signature``, which is still accepted. What checks a signature is an
+``AnswerVerifier``; a session-key (HMAC-SHA256) verifier can be added beside them without touching the transport.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import math
 import os
 import re
 import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlsplit
 
@@ -30,9 +36,31 @@ DIGEST_HEADER = "content-digest"
 NONCE_HEADER = "floatd-nonce"
 _SIG_RE = re.compile(r"^kid=([A-Za-z0-9_-]{1,128});sig=([A-Za-z0-9_-]{86})$")
 
+# RFC 9421 (protocol/src/messageSignature.ts, byte for byte)
+ACCEPT_SIGNATURE_HEADER = "accept-signature"
+SIGNATURE_INPUT_HEADER = "signature-input"
+MESSAGE_SIGNATURE_HEADER = "signature"
+SIGNATURE_LABEL = "floatd"
+COVERED_COMPONENTS = '("@status" "content-digest" "floatd-date" "@method";req "@path";req "@query";req)'
+ACCEPT_SIGNATURE = f"{SIGNATURE_LABEL}={COVERED_COMPONENTS}"
+_INPUT_RE = re.compile(
+    "^" + SIGNATURE_LABEL + "=(" + re.escape(COVERED_COMPONENTS)
+    + r';created=([0-9]{1,12});keyid="([A-Za-z0-9_.:-]{1,128})";alg="(ed25519|hmac-sha256)"(?:;nonce="([A-Za-z0-9._~+/=-]{1,64})")?)$'
+)
+_MESSAGE_SIG_RE = re.compile("^" + SIGNATURE_LABEL + r"=:([A-Za-z0-9+/]{1,200}={0,2}):$")
+
 
 def signing_input(status: int, method: str, path: str, nonce: str, date: str, digest: str) -> str:
     return f"{SIGNATURE_VERSION}\n{status}\n{method}\n{path}\n{nonce}\n{date}\n{digest}"
+
+
+def signature_base(status: int, method: str, target: str, digest: str, date: str, params: str) -> str:
+    """RFC 9421's signature base of a floatd answer; ``target`` is the request's path and query."""
+    path, _, query = target.partition("?")
+    return (
+        f'"@status": {status}\n"content-digest": {digest}\n"floatd-date": {date}\n'
+        f'"@method";req: {method.upper()}\n"@path";req: {path}\n"@query";req: ?{query}\n"@signature-params": {params}'
+    )
 
 
 def digest_header(body: bytes) -> str:
@@ -76,6 +104,46 @@ class Ed25519AnswerVerifier:
         return True
 
 
+class MessageSignatureVerifier:
+    """An RFC 9421 answer: floatd's covered components and parameters exactly, this request's nonce, ``created`` the
+    answer's date, and an Ed25519 signature by a trusted server key (``check(kid, data, sig_b64url)``). An HMAC answer
+    names a session key, which this client never offered: refused."""
+
+    def __init__(self, check: Callable[[str, bytes, str], None]) -> None:
+        self._check = check
+
+    def verify(self, a: SignedAnswer) -> bool:
+        given = a.headers.get(SIGNATURE_INPUT_HEADER)
+        date = a.headers.get(DATE_HEADER)
+        digest = a.headers.get(DIGEST_HEADER)
+        if given is None or not date or not digest:
+            return False
+
+        def refuse(why: str) -> FloatingLicenseError:
+            return FloatingLicenseError("INVALID_SIGNATURE", f"{a.method} {a.path}: the answer's signature {why} (forged, altered or replayed)")
+
+        if digest != digest_header(a.body):
+            raise FloatingLicenseError("INVALID_SIGNATURE", f"{a.method} {a.path}: the answer's body does not match its signed digest (altered on the way)")
+        m = _INPUT_RE.match(given.strip())
+        s = _MESSAGE_SIG_RE.match(a.headers.get(MESSAGE_SIGNATURE_HEADER, "").strip())
+        if not m or not s:
+            raise refuse("is not one floatd writes")
+        params, created, keyid, alg, nonce = m.groups()
+        if (nonce or "") != a.nonce:
+            raise refuse("is for another request (its nonce differs)")
+        try:
+            at = datetime.fromisoformat(date.replace("Z", "+00:00"))
+        except ValueError:
+            raise refuse("has a date that is not one") from None
+        if int(created) != math.floor(at.timestamp()):
+            raise refuse("and its date disagree")
+        if alg != "ed25519":
+            raise refuse(f'names session key "{keyid}", which this client does not hold')
+        sig = base64.urlsafe_b64encode(base64.b64decode(s.group(1))).decode().rstrip("=")
+        self._check(keyid, signature_base(a.status, a.method, a.path, digest, date, params).encode(), sig)
+        return True
+
+
 def normalize_server_url(url: str) -> str:
     u = urlsplit(url)
     if u.scheme not in ("http", "https") or not u.netloc:
@@ -92,6 +160,8 @@ class Api:
         self.now = now
         #: tried in order; the first that recognises the answer decides
         self.verifiers: list[AnswerVerifier] = []
+        #: which verifier recognised the last answer (its class name), for tests and diagnostics
+        self.last_verified_by: str | None = None
 
     def call(self, route: Route, *, params: dict[str, str] | None = None, query: dict[str, str] | None = None,
              body: Any = None, timeout: float | None = None) -> Any:
@@ -109,6 +179,7 @@ class Api:
             headers["authorization"] = f"License {self.license_key}"
             nonce = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
             headers[NONCE_HEADER] = nonce
+            headers[ACCEPT_SIGNATURE_HEADER] = ACCEPT_SIGNATURE
         data = None
         if body is not None:
             headers["content-type"] = "application/json"
@@ -143,6 +214,7 @@ class Api:
             raise FloatingLicenseError("INVALID_SIGNATURE", "no trusted server key to verify the answer with")
         for v in self.verifiers:
             if v.verify(a):
+                self.last_verified_by = type(v).__name__
                 return
         # unsigned: not floatd's answer; a 5xx/429 from a proxy is retried as such, anything else is BAD_RESPONSE
         if a.status >= 500:

@@ -23,7 +23,7 @@ from .clock import Clock, SystemClock, TimerHandle
 from .environment import machine_environment
 from .errors import FloatingLicenseError
 from .fingerprint import FINGERPRINT_RE, device_fingerprint
-from .http import Api, Ed25519AnswerVerifier, normalize_server_url
+from .http import Api, Ed25519AnswerVerifier, MessageSignatureVerifier, normalize_server_url
 from .state import StateDir
 from .trust import KeyTrust, parse_keys
 
@@ -565,7 +565,7 @@ class FloatingLicense:
             self.state = StateDir(self.state_root, self.server_url, self.license_key, fp)
             self.state.ensure()
             self.trust = KeyTrust(self.state, self._fixed, lambda: self.api.call(routes.jwks))
-            self.api.verifiers = [Ed25519AnswerVerifier(self.trust.verify_signature)]
+            self.api.verifiers = [MessageSignatureVerifier(self.trust.verify_signature), Ed25519AnswerVerifier(self.trust.verify_signature)]
             trusted = 0.0
             rec = self.state.read_sealed(CLOCK_FILE)
             if rec.kind == "ok" and isinstance(rec.data, dict) and isinstance(rec.data.get("t"), (int, float)):

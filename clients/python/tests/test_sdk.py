@@ -48,7 +48,10 @@ def test_checkout_heartbeat_checkin_and_context_manager(server, tmp_path):
     b = make(server, lic, tmp_path / "b", fingerprint="py-test-device-2")
     denied = b.checkout()
     assert not denied.ok and denied.code == "NO_SEATS_AVAILABLE" and denied.seats_total == 1 and "all 1 seats are in use" in denied.message
+    # Every answer came as an RFC 9421 message signature (the SDK sends Accept-Signature), Ed25519 by the server key.
+    assert a.api.last_verified_by == "MessageSignatureVerifier"
     assert a.checkin().released
+    assert a.api.last_verified_by == "MessageSignatureVerifier"
     assert seats_used(server, lic) == 0
     with make(server, lic, tmp_path / "c", fingerprint="py-test-device-3") as c:
         assert c.status().valid and seats_used(server, lic) == 1
@@ -172,3 +175,59 @@ def test_example_program(server, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "licensed" in r.stdout
     assert seats_used(server, lic) == 0
+
+
+def _signed(private_key, *, status=200, method="POST", target="/v1/client/leases/lse_1/heartbeat?x=1", nonce="n0nce_AbC",
+            body=b'{"ok":true}', alg="ed25519", date="2026-12-05T18:00:00.250Z", created=None, kid="k1"):
+    """An answer signed the way the server signs one (protocol/src/messageSignature.ts)."""
+    import base64
+    from floatd.http import COVERED_COMPONENTS, SignedAnswer, digest_header, signature_base
+    digest = digest_header(body)
+    params = f'{COVERED_COMPONENTS};created={created if created is not None else 1796493600};keyid="{kid}";alg="{alg}";nonce="{nonce}"'
+    sig = base64.b64encode(private_key.sign(signature_base(status, method, target, digest, date, params).encode())).decode()
+    headers = {"signature-input": f"floatd={params}", "signature": f"floatd=:{sig}:", "floatd-date": date, "content-digest": digest}
+    return lambda **over: SignedAnswer(**{"status": status, "method": method, "path": target, "nonce": nonce, "headers": headers,
+                                          "body": body, **over})
+
+
+def test_message_signature_verifier_refuses_what_is_not_the_servers_answer_to_this_request():
+    import base64
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from floatd import MessageSignatureVerifier
+
+    key = Ed25519PrivateKey.generate()
+
+    def check(kid, data, sig):
+        assert kid == "k1"
+        try:
+            key.public_key().verify(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)), data)
+        except InvalidSignature:
+            raise FloatingLicenseError("INVALID_SIGNATURE", "does not verify") from None
+
+    v = MessageSignatureVerifier(check)
+    answer = _signed(key)
+    assert v.verify(answer()) is True
+    refused = {
+        "another request's nonce (a replay)": answer(nonce="other_nonce"),
+        "another status": answer(status=403),
+        "another path": answer(path="/v1/client/leases/lse_2/heartbeat?x=1"),
+        "another query": answer(path="/v1/client/leases/lse_1/heartbeat?x=2"),
+        "another method": answer(method="DELETE"),
+        "another body": answer(body=b'{"ok":false}'),
+    }
+    for what, a in refused.items():
+        with pytest.raises(FloatingLicenseError) as e:
+            v.verify(a)
+        assert e.value.code == "INVALID_SIGNATURE", what
+    for what, a in {
+        "created that is not the date": _signed(key, created=1796493601)(),
+        "an HMAC under a session key it never offered": _signed(key, alg="hmac-sha256")(),
+        "another key's signature": _signed(Ed25519PrivateKey.generate())(),
+    }.items():
+        with pytest.raises(FloatingLicenseError) as e:
+            v.verify(a)
+        assert e.value.code == "INVALID_SIGNATURE", what
+    # Without Signature-Input the answer is not this verifier's (the legacy verifier, or "unsigned", decides).
+    bare = answer()
+    assert v.verify(type(bare)(**{**bare.__dict__, "headers": {k: x for k, x in bare.headers.items() if k != "signature-input"}})) is False

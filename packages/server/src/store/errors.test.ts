@@ -18,6 +18,7 @@ test('driver codes: connection, disk, I/O, busy and read-only failures are the s
   assert.equal(kind('57P05'), 'connection');
   assert.equal(kind('25006'), 'read-only');
   assert.equal(kind('CONNECTION_CLOSED'), 'connection');
+  assert.equal(kind('RESULT_MISMATCH'), 'connection');
   assert.equal(kind('ECONNRESET'), 'connection');
   // Bugs stay bugs.
   assert.equal(kind('23505'), undefined);

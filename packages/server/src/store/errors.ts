@@ -48,6 +48,8 @@ const NODE_CODES: Record<string, StorageFailure['kind']> = {
   CONNECTION_ENDED: 'connection',
   CONNECTION_DESTROYED: 'connection',
   CONNECT_TIMEOUT: 'connection',
+  // floatd's own: a read answered with another query's result on a cut connection (store/postgres/store.ts)
+  RESULT_MISMATCH: 'connection',
   ECONNREFUSED: 'connection',
   ECONNRESET: 'connection',
   ETIMEDOUT: 'connection',

@@ -294,9 +294,13 @@ test('half-open connections under load (a firewall drops its state: every open c
     }
     assert.deepEqual(report.wrong, [], 'only 2xx, 409 NO_SEATS_AVAILABLE or 503 with Retry-After');
     assert.deepEqual(report.lost, [], 'no heartbeat found its lease gone');
+    // Bound: a silent connection is given up 12 s after its first query since the silence; when every pool
+    // connection was open (and went silent), no fresh one can be opened before that, and a request may then still
+    // wait up to 5 s for its license's turn. Measured 5-10 s with 5 silent connections; 15.2 s once in CI with 12
+    // (the pool full, both passes sharing 2 cores).
     assert.ok(
-      firstOkAfter.length === 0 || Math.min(...firstOkAfter) <= 14_000,
-      'serving again once the silent connections are given up (12 s)',
+      firstOkAfter.length === 0 || Math.min(...firstOkAfter) <= 17_000,
+      `serving again once the silent connections are given up (12 s, plus the turn's wait): ${Math.min(...firstOkAfter)} ms`,
     );
     // Fully recovered: a fresh round of load gets no 503 at all. (Until then, a pool connection that was idle when
     // the path went silent traps the queries sent on it for 12 s from its first use: 503s can come up to that

@@ -150,6 +150,17 @@ class TurnAbandoned extends Error {
   }
 }
 
+/**
+ * A read whose answer is not the answer to it: seen once in CI under cut connections (issue #17 stop), where the
+ * heartbeat's read got a row of another query (no license in it) and answered 500. postgres.js pipelines the
+ * pool's queries on one connection, and a cut in the middle of a pipeline was seen before to hand a query an empty
+ * answer (licensing.ts reads a holder's key twice for that). The key-addressed hot reads check that the row is the
+ * one asked for; another is a connection failure (503 STORAGE_UNAVAILABLE, the client retries), never a decision.
+ */
+function foreignResult(read: string): Error {
+  return Object.assign(new Error(`${read}: the database connection answered with another query's result`), { code: 'RESULT_MISMATCH' });
+}
+
 const HOT_READS = ['getLicenseByKey', 'leaseOfKey', 'leasesOfFingerprint', 'expiryStats', 'leaseCounts', 'renew'] as const;
 
 function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -692,10 +703,16 @@ export class PostgresStore implements Store {
           (SELECT device_id FROM instances WHERE lease_id = l.id AND instance_id = ${instanceId}), l.device_id)
       WHERE c.key = ${key}`;
     if (!row) return undefined;
-    const lease = row.lease ? toLease(row.lease as Row, (row.instances as Row[]).map(toInstance)) : undefined;
-    const license = toLicense(row.license as Row);
+    const answered = row.license as Row | undefined;
+    const lease = row.lease as Row | null | undefined;
+    if (answered?.key !== key || (lease != null && lease.id !== leaseId)) throw foreignResult('leaseOfKey');
+    const license = toLicense(answered);
     if (now) license.waiting = num(row.waiting);
-    return { license, lease, device: row.device ? toDevice(row.device as Row) : undefined };
+    return {
+      license,
+      lease: lease ? toLease(lease, (row.instances as Row[]).map(toInstance)) : undefined,
+      device: row.device ? toDevice(row.device as Row) : undefined,
+    };
   }
 
   async getProduct(id: string) {
@@ -715,6 +732,7 @@ export class PostgresStore implements Store {
 
   async getLicenseByKey(key: string) {
     const [row] = await this.sql`SELECT * FROM licenses WHERE key = ${key}`;
+    if (row && row.key !== key) throw foreignResult('getLicenseByKey');
     return row && toLicense(row);
   }
 

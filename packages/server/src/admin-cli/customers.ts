@@ -5,7 +5,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
-import { arg, customerRef, list, morePages, pagingOptions, show, type CommandKit, type Ctx } from './kit.js';
+import { arg, customerRef, list, morePages, pagingOptions, show, withFlagNames, type CommandKit, type Ctx } from './kit.js';
 import { contactField, metaKey, metaPair, NONE, orNone } from './parsers.js';
 import { keyValues, out, printJson, table } from './output.js';
 
@@ -69,16 +69,6 @@ const FIELD_FLAGS: [RegExp, string][] = [
   [/\/?body\/metadata\b/g, '--meta'],
   [/\/?body\/name\b/g, '--name'],
 ];
-async function customerRequest<T>(request: () => Promise<T>): Promise<T> {
-  try {
-    return await request();
-  } catch (err) {
-    if (!(err instanceof CliError) || err.answer?.code !== 'VALIDATION_FAILED') throw err;
-    const message = FIELD_FLAGS.reduce((m, [pattern, flag]) => m.replace(pattern, flag), err.message);
-    if (message === err.message) throw err;
-    throw CliError.refused(err.answer, message);
-  }
-}
 
 /** The contact the flags ask for, on top of `current`: a flag replaces its field (`none` removes it), the others stay. */
 function contactOf(opts: Record<string, unknown>, current: protocol.CustomerContact): protocol.CustomerContact | undefined {
@@ -154,7 +144,7 @@ export function registerCustomers(program: Command, kit: CommandKit): void {
         const body: protocol.CreateCustomer = { name: ctx.opts.name as string };
         if (contact) body.contact = contact;
         if (ctx.opts.meta) body.metadata = ctx.opts.meta as Record<string, string>;
-        show(ctx, (await customerRequest(() => ctx.client.call(A.createCustomer, { body }))).body, customerBlock);
+        show(ctx, (await withFlagNames(() => ctx.client.call(A.createCustomer, { body }), FIELD_FLAGS)).body, customerBlock);
       })
       .requiredOption('--name <name>', "the customer's name (1-200 characters)"),
     false,
@@ -187,7 +177,7 @@ export function registerCustomers(program: Command, kit: CommandKit): void {
         }
         show(
           ctx,
-          (await customerRequest(() => ctx.client.call(A.updateCustomer, { params: { customerId: id }, body }))).body,
+          (await withFlagNames(() => ctx.client.call(A.updateCustomer, { params: { customerId: id }, body }), FIELD_FLAGS)).body,
           customerBlock,
         );
       })

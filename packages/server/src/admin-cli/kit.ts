@@ -216,3 +216,24 @@ export function show<T>(ctx: Ctx, body: T, human: (b: T) => string): void {
   if (ctx.json) printJson(body);
   else out(human(body));
 }
+
+/**
+ * Runs an API call whose refusal names fields (`body/url`, `expiresAt`) and rewrites those names into the flags that
+ * set them, so the message reads as the command line was typed. Only refusals with one of `codes`; a refusal that
+ * names none of the fields is passed on as it came.
+ */
+export async function withFlagNames<T>(
+  request: () => Promise<T>,
+  flags: readonly (readonly [RegExp, string])[],
+  codes: readonly string[] = ['VALIDATION_FAILED'],
+): Promise<T> {
+  try {
+    return await request();
+  } catch (err) {
+    const answer = err instanceof CliError ? err.answer : undefined;
+    if (!answer || !codes.includes(answer.code)) throw err;
+    const message = flags.reduce((m, [pattern, flag]) => m.replace(pattern, flag), (err as CliError).message);
+    if (message === (err as CliError).message) throw err;
+    throw CliError.refused(answer, message);
+  }
+}

@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import * as protocol from '@floatd/protocol';
 import { describeRule } from '../domain/sharing.js';
 import { CliError, EXIT } from './http.js';
-import { arg, customerRef, licenseRef, list, morePages, pagingOptions, productRef, show, type CommandKit } from './kit.js';
+import { arg, customerRef, licenseRef, list, morePages, pagingOptions, productRef, show, withFlagNames, type CommandKit } from './kit.js';
 import { featurePool, jsonObject, NONE, orNone, principalCount, principals, shareAttributes, timestamp, wholeNumber } from './parsers.js';
 import { keyValues, out, printJson, table } from './output.js';
 
@@ -173,21 +173,12 @@ const POLICY_FLAGS: [string, string, string][] = [
  * `--expires-at is only for subscriptions` reads as the command line was typed. Plain words (seats,
  * model) are rewritten only as a validation path (`body/seats`): in a sentence they are just words.
  */
-async function policyRequest<T>(request: () => Promise<T>): Promise<T> {
-  try {
-    return await request();
-  } catch (err) {
-    const answer = err instanceof CliError ? err.answer : undefined;
-    if (!(err instanceof CliError) || !answer || (answer.code !== 'INVALID_POLICY' && answer.code !== 'VALIDATION_FAILED')) throw err;
-    let message = err.message;
-    for (const [, field, flag] of POLICY_FLAGS) {
-      const pattern = /[A-Z]/.test(field) ? `(?:/?body/)?\\b${field}\\b` : `/?body/${field}\\b`;
-      message = message.replace(new RegExp(pattern, 'g'), flag);
-    }
-    if (message === err.message) throw err;
-    throw CliError.refused(answer, message);
-  }
-}
+const POLICY_FLAG_NAMES = POLICY_FLAGS.map(([, field, flag]) => {
+  const pattern = /[A-Z]/.test(field) ? `(?:/?body/)?\\b${field}\\b` : `/?body/${field}\\b`;
+  return [new RegExp(pattern, 'g'), flag] as const;
+});
+const policyRequest = <T>(request: () => Promise<T>): Promise<T> =>
+  withFlagNames(request, POLICY_FLAG_NAMES, ['INVALID_POLICY', 'VALIDATION_FAILED']);
 
 function policyBody(options: Record<string, unknown>): Record<string, unknown> {
   const body: Record<string, unknown> = {};

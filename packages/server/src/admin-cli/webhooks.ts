@@ -4,7 +4,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import * as protocol from '@floatd/protocol';
 import { CliError, EXIT } from './http.js';
-import { arg, list, morePages, pagingOptions, show, type CommandKit } from './kit.js';
+import { arg, list, morePages, pagingOptions, show, withFlagNames, type CommandKit } from './kit.js';
 import { keyValues, out, printJson, table } from './output.js';
 
 type Webhook = protocol.Webhook;
@@ -57,16 +57,6 @@ const FIELD_FLAGS: [RegExp, string][] = [
   [/\/?body\/events\b/g, '--event'],
   [/\/?body\/description\b/g, '--description'],
 ];
-async function webhookRequest<T>(request: () => Promise<T>): Promise<T> {
-  try {
-    return await request();
-  } catch (err) {
-    if (!(err instanceof CliError) || err.answer?.code !== 'VALIDATION_FAILED') throw err;
-    const message = FIELD_FLAGS.reduce((m, [pattern, flag]) => m.replace(pattern, flag), err.message);
-    if (message === err.message) throw err;
-    throw CliError.refused(err.answer, message);
-  }
-}
 
 function webhookBlock(w: Webhook): string {
   return keyValues([
@@ -132,7 +122,7 @@ export function registerWebhooks(program: Command, kit: CommandKit): void {
       const body: protocol.CreateWebhook = { url: ctx.opts.url as string, events: events as protocol.CreateWebhook['events'] };
       if (ctx.opts.description !== undefined) body.description = ctx.opts.description as string;
       if (ctx.opts.disabled) body.enabled = false;
-      const res = await webhookRequest(() => ctx.client.call(A.createWebhook, { body }));
+      const res = await withFlagNames(() => ctx.client.call(A.createWebhook, { body }), FIELD_FLAGS);
       if (ctx.json) return printJson(res.body);
       out(`${webhookBlock(res.body)}\n\nsecret       ${res.body.secret}`);
       process.stderr.write(
@@ -160,7 +150,7 @@ export function registerWebhooks(program: Command, kit: CommandKit): void {
         if (ctx.opts.disable) body.enabled = false;
         if (Object.keys(body).length === 0)
           throw new CliError('webhooks update needs at least one option to change (see floatd webhooks update --help)', EXIT.usage);
-        const res = await webhookRequest(() => ctx.client.call(A.updateWebhook, { params: { webhookId: arg(ctx, 0) }, body }));
+        const res = await withFlagNames(() => ctx.client.call(A.updateWebhook, { params: { webhookId: arg(ctx, 0) }, body }), FIELD_FLAGS);
         show(ctx, res.body, webhookBlock);
       },
     )

@@ -50,6 +50,7 @@ import { decodeCursor, encodeCursor, fillHours, hourOf, HOUR_MS, likeEscaped, sw
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import { QUEUE_POLL_WINDOW_MS } from '../../domain/queue.js';
 import { ChangeFeed } from '../changes.js';
+import { HotReads, type InstanceTuple } from './hotReads.js';
 
 type Row = Record<string, unknown>;
 
@@ -144,6 +145,7 @@ export class SqliteStore implements Store {
       featuresHeld: p('SELECT features FROM leases WHERE license_id = ? AND features IS NOT NULL'),
       seatsSet: p('UPDATE licenses SET seats_used = @used, seats_offline = @offline WHERE id = @id'),
       dataVersion: p('PRAGMA data_version').pluck(),
+      anyWaiter: p('SELECT 1 FROM waiters WHERE license_id = ? LIMIT 1').pluck(),
       expiryStats: p(`SELECT COUNT(*) FILTER (WHERE expires_at <= ?) AS dead, MIN(expires_at) FILTER (WHERE expires_at > ?) AS earliest
         FROM leases WHERE license_id = ? AND expires_at IS NOT NULL`),
       leasesToSweep: p('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND license_id = ?'),
@@ -426,6 +428,7 @@ export class SqliteStore implements Store {
       lockAdminTokens: async () => undefined,
       lockKv: async (name) => kvRecord(s.kvGet.get(name) as Row | undefined),
       setSessionKey: async (leaseId, instanceId, stored) => {
+        this.hot.dropLease(leaseId);
         s.setSessionKey.run(stored, leaseId, instanceId);
       },
       activeAdminCount: async () => num((s.activeAdminCount.get() as Row).n),
@@ -440,7 +443,10 @@ export class SqliteStore implements Store {
             while (j < effects.length && effects[j]!.type === type) j++;
           if (j - i > 1) this.applyRun(effects.slice(i, j));
           else this.applyOne(effects[i]!);
-          for (let k = i; k < j; k++) this.changes.record(effects[k]!);
+          for (let k = i; k < j; k++) {
+            this.forget(effects[k]!);
+            this.changes.record(effects[k]!);
+          }
           i = j;
         }
       },
@@ -693,6 +699,7 @@ export class SqliteStore implements Store {
       } catch (err) {
         this.changes.discard();
         this.verified.clear();
+        this.hot.clear();
         if (!this.db.inTransaction) {
           // SQLite rolled the whole transaction back (disk full, I/O error): the group's earlier units are gone too.
           this.changes.discardAll();
@@ -717,6 +724,7 @@ export class SqliteStore implements Store {
     } catch (err) {
       this.changes.discardAll();
       this.verified.clear();
+      this.hot.clear();
       // A ROLLBACK after a failed COMMIT (disk full) may fail too: every caller must still hear the first error.
       if (this.db.inTransaction) {
         try {
@@ -734,8 +742,10 @@ export class SqliteStore implements Store {
 
   private applyRenewal(renewal: Renewal): void {
     // The lease first: an offline (or deleted) lease's instance keeps its times.
-    if (this.s.renewLease.run(renewal).changes === 1) this.s.renewInstance.run(renewal);
+    const changed = this.s.renewLease.run(renewal).changes === 1;
+    if (changed) this.s.renewInstance.run(renewal);
     this.s.renewDevice.run(renewal);
+    this.hot.renewed(renewal, changed);
   }
 
   async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
@@ -746,22 +756,46 @@ export class SqliteStore implements Store {
     return [];
   }
 
+  /**
+   * The heartbeat's read. Served from memory (`hotReads.ts`) while nobody else has written the file since (`PRAGMA
+   * data_version`, read on every call: a read transaction, a third of the cost of the statements it replaces).
+   */
   async leaseOfKey(key: string, leaseId: string, instanceId: string, now?: number) {
-    const l = this.s.licenseByKey.get(key) as Row | undefined;
-    if (!l) return undefined;
+    const version = this.dataVersion();
+    if (version !== this.hotVersion) {
+      this.hot.clear();
+      this.hotVersion = version;
+    }
+    const fill = !this.db.inTransaction;
+    let l = this.hot.license(key);
+    if (l) this.hot.hits++;
+    else {
+      this.hot.misses++;
+      l = this.s.licenseByKey.get(key) as Row | undefined;
+      if (!l) return undefined;
+      // A license with waiters is read whole every time: its `waiting` count depends on the time of the read.
+      if (fill && !this.s.anyWaiter.get(l.id)) this.hot.keepLicense(key, l);
+    }
     const license = toLicense(l);
-    // The lease, its device, its instances and the license's waiters in one statement (each statement on a file costs a
-    // read transaction).
-    const at = now ?? 0;
-    const row = this.s.leaseWithDevice.get({ leaseId, licenseId: license.id, instanceId, since: at - QUEUE_POLL_WINDOW_MS, now: at }) as
-      | Row
-      | undefined;
-    if (!row) return { license, lease: undefined, device: undefined };
-    if (now !== undefined) license.waiting = num(row.waiting);
-    const instances = (
-      JSON.parse(row.instances as string) as [string, number, number, number | null, string, string | null, string | null, string | null][]
-    ).map(([instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features, session_key]) =>
-      toInstance({ instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features, session_key }),
+    const cachedLicense = this.hot.license(key) === l;
+    let entry = cachedLicense ? this.hot.lease(leaseId, instanceId) : undefined;
+    if (!entry) {
+      // The lease, its device, its instances and the license's waiters in one statement (each statement on a file costs a
+      // read transaction).
+      const at = now ?? 0;
+      const row = this.s.leaseWithDevice.get({ leaseId, licenseId: license.id, instanceId, since: at - QUEUE_POLL_WINDOW_MS, now: at }) as
+        | Row
+        | undefined;
+      if (!row) return { license, lease: undefined, device: undefined };
+      if (now !== undefined) license.waiting = num(row.waiting);
+      entry = { row, instances: JSON.parse(row.instances as string) as InstanceTuple[] };
+      if (fill && cachedLicense) this.hot.keepLease(leaseId, instanceId, entry);
+    } else if (entry.row.license_id !== license.id) return { license, lease: undefined, device: undefined };
+    else if (now !== undefined) license.waiting = 0;
+    const row = entry.row;
+    const instances = entry.instances.map(
+      ([instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features, session_key]) =>
+        toInstance({ instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features, session_key }),
     );
     const device = {
       id: String(row.d_id),
@@ -776,6 +810,62 @@ export class SqliteStore implements Store {
       cloneSuspectedAt: numOrNull(row.d_clone_suspected_at),
     };
     return { license, lease: toLease(row, instances), device: row.d_fingerprint === null ? undefined : device };
+  }
+
+  /** What the heartbeat cache holds, and how often it answered (tests, the bench). */
+  hotReadStats() {
+    return { ...this.hot.size, hits: this.hot.hits, misses: this.hot.misses };
+  }
+
+  /** Drops what an applied effect changes from the heartbeat cache (`hotReads.ts`). */
+  private forget(e: Effect): void {
+    const hot = this.hot;
+    switch (e.type) {
+      case 'license.insert':
+      case 'license.update':
+        hot.dropLicense(e.license.id);
+        break;
+      case 'license.trialStarted':
+        hot.dropLicense(e.licenseId);
+        break;
+      case 'seats':
+      case 'seats.set':
+        hot.dropLicense(e.licenseId);
+        break;
+      case 'waiter.put':
+        hot.dropLicense(e.waiter.licenseId);
+        break;
+      case 'device.upsert':
+        hot.dropDevice(e.device.id);
+        break;
+      case 'lease.insert':
+      case 'lease.update':
+        hot.dropLease(e.lease.id);
+        break;
+      case 'lease.delete':
+        hot.dropLease(e.leaseId);
+        break;
+      case 'instance.put':
+      case 'instance.delete':
+        hot.dropLease(e.leaseId);
+        break;
+      case 'lease.renew':
+        hot.dropLease(e.renewal.leaseId);
+        break;
+      // A license deleted with its rows, and (rare, admin) changes to what licenses belong to: everything goes.
+      case 'license.delete':
+      case 'product.insert':
+      case 'product.update':
+      case 'product.delete':
+      case 'customer.insert':
+      case 'customer.update':
+      case 'customer.delete':
+        hot.clear();
+        break;
+      default:
+        // audit, usage, waiters that leave (a cached license has none), tokens, webhooks, kv: not read by a heartbeat
+        break;
+    }
   }
 
   async getProduct(id: string) {
@@ -949,6 +1039,9 @@ export class SqliteStore implements Store {
    * Cleared whenever a transaction fails (a rolled-back group may have held a repair).
    */
   private readonly verified = new Map<string, { version: number; uses: number }>();
+  /** The heartbeat's read in memory, valid for `hotVersion` of `PRAGMA data_version` (leaseOfKey). */
+  private readonly hot = new HotReads();
+  private hotVersion = -1;
 
   private dataVersion(): number {
     return num(this.s.dataVersion.get());

@@ -28,6 +28,7 @@
  * mostly denials, every grant checked in at once).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -420,6 +421,10 @@ async function throughput({ store, nodes }) {
 // ---------------------------------------------------------------------------
 // scale: 1M leases
 
+const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** An id of floatd's form (prefix, `_`, 21 random base-62 characters). */
+const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(21), (b) => ID_CHARS[b % 62]).join('')}`;
+
 /** Fills a stopped server's SQLite file with `total` live leases over 1,000-lease licenses, `expired` of them already expired. */
 async function populate(dbPath, productId, total, expired, now) {
   const { default: Database } = await import('better-sqlite3');
@@ -452,8 +457,9 @@ async function populate(dbPath, productId, total, expired, now) {
     const expiresAt = l < expiredLicenses ? now - 3_600_000 : now + 86_400_000;
     lic.run(id, productId, key, n + 100, n, now, now);
     for (let i = 0; i < n; i++) {
-      const d = `dev_s${l}x${i}`;
-      const s = `lse_s${l}x${i}`;
+      // Random ids, as floatd makes them (ids.ts): a lease's rows land on random pages of the id-keyed indexes.
+      const d = randomId('dev');
+      const s = randomId('lse');
       dev.run(d, id, `scale-${l}-${i}`, now, now);
       lease.run(s, id, d, now, now, expiresAt);
       inst.run(s, 'app', now, now, expiresAt);

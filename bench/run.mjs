@@ -422,8 +422,8 @@ async function throughput({ store, nodes }) {
 // scale: 1M leases
 
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-/** An id of floatd's form (prefix, `_`, 21 random base-62 characters). */
-const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(21), (b) => ID_CHARS[b % 62]).join('')}`;
+/** An id of floatd's form (prefix, `_`, 20 random base-62 characters). */
+const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(20), (b) => ID_CHARS[b % 62]).join('')}`;
 
 /** Fills a stopped server's SQLite file with `total` live leases over 1,000-lease licenses, `expired` of them already expired. */
 async function populate(dbPath, productId, total, expired, now) {

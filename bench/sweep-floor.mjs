@@ -23,7 +23,7 @@ const AUTOCHECKPOINT = flag('autocheckpoint', 1000);
 const PER = 1000;
 
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(21), (b) => ID_CHARS[b % 62]).join('')}`;
+const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(20), (b) => ID_CHARS[b % 62]).join('')}`;
 
 const dir = mkdtempSync(join(tmpdir(), 'floatd-sweep-floor-'));
 try {

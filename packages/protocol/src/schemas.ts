@@ -11,7 +11,15 @@ import { IDENTITY_TEXT_PATTERN, LISTED_NAME_PATTERN, PRINCIPAL_PATTERN } from '.
 export const Obj = <T extends TProperties>(props: T, opts: ObjectOptions = {}) =>
   Type.Object(props, { additionalProperties: false, ...opts });
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+/**
+ * A value or null. A scalar (string, number, integer, boolean) is declared with a type list (`["string", "null"]`), which
+ * validators and the server's answer serialiser check by type alone; an anyOf would make the serialiser run the full
+ * schema (a date-time format check) on every answer to pick its branch. Objects and arrays stay an anyOf.
+ */
+const Nullable = <T extends TSchema>(t: T): TSchema & { static: Static<T> | null } =>
+  typeof t.type === 'string' && ['string', 'number', 'integer', 'boolean'].includes(t.type)
+    ? Type.Unsafe<Static<T> | null>({ ...t, type: [t.type, 'null'] })
+    : Type.Union([t, Type.Null()]);
 
 export const Timestamp = Type.String({ format: 'date-time', description: 'UTC, ISO 8601' });
 export const IdOf = (prefix: string) =>

@@ -44,6 +44,26 @@ export function example(schema: Schema): unknown {
   }
 }
 
+/**
+ * A schema with every type list (`{"type": ["string", "null"], …}`, protocol's Nullable of a scalar) written as the
+ * equivalent anyOf (`[{"type": "string", …}, {"type": "null"}]`): the walkers read a schema's `type` as one name.
+ */
+export function withAnyOf(schema: Schema | undefined): Schema | undefined {
+  if (!schema || typeof schema !== 'object') return schema;
+  if (Array.isArray(schema)) return schema.map(withAnyOf);
+  const out: Schema = {};
+  for (const [k, v] of Object.entries(schema))
+    out[k] = v && typeof v === 'object' ? (Array.isArray(v) && k === 'type' ? v : withAnyOf(v)) : v;
+  if (Array.isArray(out.type)) {
+    const { type, description, ...rest } = out;
+    return {
+      ...(description ? { description } : {}),
+      anyOf: (type as string[]).map((t) => (t === 'null' ? { type: 'null' } : { ...rest, type: t })),
+    };
+  }
+  return out;
+}
+
 /** One operation of /openapi.json, as the route walkers use it. */
 export interface Operation {
   method: string;
@@ -66,9 +86,9 @@ export function openApiOperations(doc: { paths: Record<string, Record<string, an
         method: method.toUpperCase(),
         path,
         auth: path.startsWith('/v1/client/') ? 'client' : path.startsWith('/v1/admin/') ? 'admin' : 'none',
-        pathParams: params.filter((p) => p.in === 'path'),
-        queryParams: params.filter((p) => p.in === 'query'),
-        body: op.requestBody?.content?.['application/json']?.schema,
+        pathParams: params.filter((p) => p.in === 'path').map((p) => ({ ...p, schema: withAnyOf(p.schema)! })),
+        queryParams: params.filter((p) => p.in === 'query').map((p) => ({ ...p, schema: withAnyOf(p.schema)! })),
+        body: withAnyOf(op.requestBody?.content?.['application/json']?.schema),
       });
     }
   }

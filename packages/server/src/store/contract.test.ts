@@ -306,6 +306,28 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal((await store.getLease(id))!.expiresAt, clock.now() + 60_000, 'written at once near the expiry');
     });
 
+    test('a batch written in parts (chunk): every renewal lands, in transactions of at most the chunk', async () => {
+      const lic = await license({ seats: 20, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 });
+      const buffer = new RenewalBuffer(store, { intervalMs: 60_000, chunk: 4 });
+      const s1 = await services(store, clock, buffer);
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const g = await s1.licensing.checkout(lic.key, { fingerprint: `chunk-dev-${i}`, instanceId: 'a' });
+        ids.push(g.ok ? g.value.granted.lease.id : assert.fail('checkout failed'));
+      }
+      clock.advanceSeconds(30);
+      for (const id of ids) assert.ok((await s1.licensing.heartbeat(lic.key, id, 'a')).ok);
+      assert.equal(buffer.size, 10);
+      const sizes: number[] = [];
+      const renew = store.renew.bind(store);
+      store.renew = async (part) => (sizes.push(part.length), renew(part));
+      await buffer.flush();
+      delete (store as { renew?: unknown }).renew;
+      assert.deepEqual(sizes, [4, 4, 2]);
+      assert.equal(buffer.written, 10);
+      for (const id of ids) assert.equal((await store.getLease(id))!.expiresAt, clock.now() + 600_000);
+    });
+
     test('a large sweep frees every dead lease once, in bulk, each with its own audit entry, and keeps the live ones', async () => {
       const lic = await license({ seats: 700, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
       const ids: string[] = [];

@@ -296,30 +296,28 @@ function scenarioSet(f) {
         const j = (i * 7919) % (i + 1); // fixed shuffle: the same mix every run
         [plan[i], plan[j]] = [plan[j], plan[i]];
       }
-      let n = 0;
+      // The plan repeated until every live lease has its heartbeat: the heartbeats and license infos are built once (as
+      // in `heartbeat`); a checkout and the check-in after it are built per request (the check-in names the lease).
+      const info = { method: 'GET', path: '/v1/client/license', headers: clientHeaders(key, undefined, false) };
+      const requests = [];
       let dev = 0;
-      return run(f.urls, {
-        requests: [
-          {
-            setupRequest: (req, ctx) => {
-              if (ctx.lease) return checkinHeld(req, key, ctx);
-              const what = plan[n++ % plan.length];
-              ctx.phase = what;
-              if (what === 'checkout') return { ...req, ...checkout(key, `bench-mx-new-${++dev}`) };
-              if (what === 'info')
-                return {
-                  ...req,
-                  method: 'GET',
-                  path: '/v1/client/license',
-                  headers: clientHeaders(key, undefined, false),
-                  body: undefined,
-                };
-              return { ...req, ...heartbeat(key, leases[n % leases.length]) };
-            },
-            onResponse: keepLease,
-          },
-        ],
-      });
+      for (let h = 0; h < leases.length; ) {
+        for (const what of plan) {
+          if (what === 'heartbeat') requests.push(heartbeat(key, leases[h++ % leases.length]));
+          else if (what === 'info') requests.push(info);
+          else {
+            requests.push({
+              setupRequest: (req, ctx) => {
+                ctx.phase = 'checkout';
+                return { ...req, ...checkout(key, `bench-mx-new-${++dev}`) };
+              },
+              onResponse: keepLease,
+            });
+            requests.push({ setupRequest: (req, ctx) => (ctx.lease ? checkinHeld(req, key, ctx) : { ...req, ...info, body: undefined }) });
+          }
+        }
+      }
+      return run(f.urls, { requests });
     },
     contended: async () => {
       // 10 seats, 1,000 devices: most checkouts are denied (409, expected); a grant is checked in at once.

@@ -1,19 +1,28 @@
 """HTTP calls to floatd's client API (urllib), and the check of every answer's authenticity.
 
-Every ``/v1/client/*`` answer is signed (protocol/src/responseSignature.ts): headers ``Floatd-Date``,
-``Content-Digest: sha-256=:<b64>:`` and ``Floatd-Signature: kid=<kid>;sig=<b64url>`` over
-``floatd-response-v1\\n<status>\\n<method>\\n<path?query>\\n<nonce>\\n<date>\\n<digest>``.
-The SDK asks for HTTP Message Signatures (RFC 9421, docs/api.md) by sending ``Accept-Signature`` without a
-key id: the server then signs every answer with Ed25519 in ``Signature-Input`` / ``Signature`` (label ``floatd``,
-``@status``, ``content-digest``, ``floatd-date`` and the request's method, path and query, with ``created``,
-``keyid``, ``alg`` and this request's ``nonce``), and every renewal carries a lease token. An older server that
-does not know the header answers with ``Floatd-Signature``, which is still accepted. What checks a signature is an
-``AnswerVerifier``; a session-key (HMAC-SHA256) verifier can be added beside them without touching the transport.
+Every ``/v1/client/*`` answer is signed. The SDK asks for HTTP Message Signatures (RFC 9421, docs/api.md "RFC 9421
+answers and session keys") by sending ``Accept-Signature`` on every client request; the server then signs in
+``Signature-Input`` / ``Signature`` (label ``floatd``, ``@status``, ``content-digest``, ``floatd-date`` and the
+request's method, path and query, with ``created``, ``keyid``, ``alg`` and this request's ``nonce``):
+
+- with its Ed25519 lease-token key (``alg="ed25519"``, ``keyid`` a JWKS ``kid``): checkouts, errors, and any
+  request that names no session key (``MessageSignatureVerifier``);
+- with HMAC-SHA256 under the use's session key (``alg="hmac-sha256"``, ``keyid`` ``ses_…``): the 2xx answers to a
+  heartbeat, check-in or feature change whose ``Accept-Signature`` names the key the client holds
+  (``…;keyid="ses_…"``, session_keys.py; ``SessionKeyVerifier``). An HMAC answer under any other key id, or an
+  HMAC-signed error, is refused as forged.
+
+An older server that does not know ``Accept-Signature`` answers with ``Floatd-Signature``
+(protocol/src/responseSignature.ts: ``Floatd-Date``, ``Content-Digest: sha-256=:<b64>:`` and
+``Floatd-Signature: kid=<kid>;sig=<b64url>`` over
+``floatd-response-v1\\n<status>\\n<method>\\n<path?query>\\n<nonce>\\n<date>\\n<digest>``), which is still accepted
+(``Ed25519AnswerVerifier``). What checks a signature is an ``AnswerVerifier``; ``Api.verifiers`` tries them in order.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -28,6 +37,7 @@ from urllib.parse import urlsplit
 
 from .errors import FloatingLicenseError, error_from_response, parse_retry_after
 from .routes import Route
+from .session_keys import SessionKey
 
 SIGNATURE_VERSION = "floatd-response-v1"
 SIGNATURE_HEADER = "floatd-signature"
@@ -48,6 +58,11 @@ _INPUT_RE = re.compile(
     + r';created=([0-9]{1,12});keyid="([A-Za-z0-9_.:-]{1,128})";alg="(ed25519|hmac-sha256)"(?:;nonce="([A-Za-z0-9._~+/=-]{1,64})")?)$'
 )
 _MESSAGE_SIG_RE = re.compile("^" + SIGNATURE_LABEL + r"=:([A-Za-z0-9+/]{1,200}={0,2}):$")
+
+
+def accept_signature(keyid: str | None = None) -> str:
+    """``Accept-Signature`` naming the session key the client holds (without one: ``ACCEPT_SIGNATURE``)."""
+    return ACCEPT_SIGNATURE if keyid is None else f'{ACCEPT_SIGNATURE};keyid="{keyid}"'
 
 
 def signing_input(status: int, method: str, path: str, nonce: str, date: str, digest: str) -> str:
@@ -77,6 +92,8 @@ class SignedAnswer:
     nonce: str
     headers: Mapping[str, str]
     body: bytes
+    #: the session key this request named in ``Accept-Signature``: an HMAC answer is checked with it, and only it
+    session_key: SessionKey | None = None
 
 
 class AnswerVerifier(Protocol):
@@ -104,43 +121,90 @@ class Ed25519AnswerVerifier:
         return True
 
 
+@dataclass(frozen=True)
+class _MessageSignature:
+    """A ``Signature-Input`` floatd writes, checked against this request (nonce) and the answer (digest, date)."""
+
+    params: str
+    keyid: str
+    alg: str
+    signature: bytes
+    base: bytes
+
+
+def _read_message_signature(a: SignedAnswer) -> _MessageSignature | None:
+    """The RFC 9421 signature of an answer, before the signature itself is checked: None without ``Signature-Input``
+    (not an RFC 9421 answer); INVALID_SIGNATURE when the body does not match its digest, the parameters are not
+    exactly floatd's, the nonce is not this request's, or ``created`` is not the answer's date."""
+    given = a.headers.get(SIGNATURE_INPUT_HEADER)
+    date = a.headers.get(DATE_HEADER)
+    digest = a.headers.get(DIGEST_HEADER)
+    if given is None or not date or not digest:
+        return None
+    if digest != digest_header(a.body):
+        raise FloatingLicenseError("INVALID_SIGNATURE", f"{a.method} {a.path}: the answer's body does not match its signed digest (altered on the way)")
+    m = _INPUT_RE.match(given.strip())
+    s = _MESSAGE_SIG_RE.match(a.headers.get(MESSAGE_SIGNATURE_HEADER, "").strip())
+    if not m or not s:
+        raise _refuse(a, "is not one floatd writes")
+    params, created, keyid, alg, nonce = m.groups()
+    if (nonce or "") != a.nonce:
+        raise _refuse(a, "is for another request (its nonce differs)")
+    try:
+        at = datetime.fromisoformat(date.replace("Z", "+00:00"))
+    except ValueError:
+        raise _refuse(a, "has a date that is not one") from None
+    if int(created) != math.floor(at.timestamp()):
+        raise _refuse(a, "and its date disagree")
+    try:
+        signature = base64.b64decode(s.group(1), validate=True)
+    except ValueError:
+        raise _refuse(a, "is not one floatd writes") from None
+    base = signature_base(a.status, a.method, a.path, digest, date, params).encode()
+    return _MessageSignature(params, keyid, alg, signature, base)
+
+
+def _refuse(a: SignedAnswer, why: str) -> FloatingLicenseError:
+    return FloatingLicenseError("INVALID_SIGNATURE", f"{a.method} {a.path}: the answer's signature {why} (forged, altered or replayed)")
+
+
+class SessionKeyVerifier:
+    """An RFC 9421 answer signed with HMAC-SHA256 under the use's session key (``alg="hmac-sha256"``): floatd's
+    covered components and parameters exactly, this request's nonce, ``created`` the answer's date, ``keyid`` the
+    session key this request named (``SignedAnswer.session_key``), and the HMAC over the signature base, compared in
+    constant time. The server signs only 2xx answers so: an HMAC-signed error is refused, as is an HMAC answer under
+    any other key id or when this request named none. Answers signed otherwise are not this verifier's (False)."""
+
+    def verify(self, a: SignedAnswer) -> bool:
+        sig = _read_message_signature(a)
+        if sig is None or sig.alg != "hmac-sha256":
+            return False
+        key = a.session_key
+        if key is None or not hmac.compare_digest(sig.keyid, key.keyid):
+            raise _refuse(a, f'names session key "{sig.keyid}", which this client does not hold')
+        if not 200 <= a.status < 300:
+            raise _refuse(a, f"is an HMAC on an HTTP {a.status} answer, which the server signs with its own key")
+        expected = hmac.new(key.key, sig.base, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, sig.signature):
+            raise _refuse(a, "does not verify")
+        return True
+
+
 class MessageSignatureVerifier:
     """An RFC 9421 answer: floatd's covered components and parameters exactly, this request's nonce, ``created`` the
     answer's date, and an Ed25519 signature by a trusted server key (``check(kid, data, sig_b64url)``). An HMAC answer
-    names a session key, which this client never offered: refused."""
+    is ``SessionKeyVerifier``'s, tried first; one that reaches this verifier is refused (no session key checked it)."""
 
     def __init__(self, check: Callable[[str, bytes, str], None]) -> None:
         self._check = check
 
     def verify(self, a: SignedAnswer) -> bool:
-        given = a.headers.get(SIGNATURE_INPUT_HEADER)
-        date = a.headers.get(DATE_HEADER)
-        digest = a.headers.get(DIGEST_HEADER)
-        if given is None or not date or not digest:
+        sig = _read_message_signature(a)
+        if sig is None:
             return False
-
-        def refuse(why: str) -> FloatingLicenseError:
-            return FloatingLicenseError("INVALID_SIGNATURE", f"{a.method} {a.path}: the answer's signature {why} (forged, altered or replayed)")
-
-        if digest != digest_header(a.body):
-            raise FloatingLicenseError("INVALID_SIGNATURE", f"{a.method} {a.path}: the answer's body does not match its signed digest (altered on the way)")
-        m = _INPUT_RE.match(given.strip())
-        s = _MESSAGE_SIG_RE.match(a.headers.get(MESSAGE_SIGNATURE_HEADER, "").strip())
-        if not m or not s:
-            raise refuse("is not one floatd writes")
-        params, created, keyid, alg, nonce = m.groups()
-        if (nonce or "") != a.nonce:
-            raise refuse("is for another request (its nonce differs)")
-        try:
-            at = datetime.fromisoformat(date.replace("Z", "+00:00"))
-        except ValueError:
-            raise refuse("has a date that is not one") from None
-        if int(created) != math.floor(at.timestamp()):
-            raise refuse("and its date disagree")
-        if alg != "ed25519":
-            raise refuse(f'names session key "{keyid}", which this client does not hold')
-        sig = base64.urlsafe_b64encode(base64.b64decode(s.group(1))).decode().rstrip("=")
-        self._check(keyid, signature_base(a.status, a.method, a.path, digest, date, params).encode(), sig)
+        if sig.alg != "ed25519":
+            raise _refuse(a, f'names session key "{sig.keyid}", which this client does not hold')
+        self._check(sig.keyid, sig.base, base64.urlsafe_b64encode(sig.signature).decode().rstrip("="))
         return True
 
 
@@ -162,6 +226,9 @@ class Api:
         self.verifiers: list[AnswerVerifier] = []
         #: which verifier recognised the last answer (its class name), for tests and diagnostics
         self.last_verified_by: str | None = None
+        #: the held use's session key (agreed at checkout): requests name it in ``Accept-Signature``, and the answers
+        #: on that use come HMAC-SHA256-signed under it (``SessionKeyVerifier``); None: Ed25519 answers only
+        self.session_key: SessionKey | None = None
 
     def call(self, route: Route, *, params: dict[str, str] | None = None, query: dict[str, str] | None = None,
              body: Any = None, timeout: float | None = None) -> Any:
@@ -175,11 +242,13 @@ class Api:
         headers = {"accept": "application/json", "user-agent": self.user_agent}
         signed = route.auth == "license"
         nonce = ""
+        session_key = self.session_key if signed else None
         if signed:
             headers["authorization"] = f"License {self.license_key}"
             nonce = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
             headers[NONCE_HEADER] = nonce
-            headers[ACCEPT_SIGNATURE_HEADER] = ACCEPT_SIGNATURE
+            # RFC 9421 answers; naming the session key held, the answers on its use come HMAC-signed (others Ed25519)
+            headers[ACCEPT_SIGNATURE_HEADER] = accept_signature(session_key.keyid if session_key else None)
         data = None
         if body is not None:
             headers["content-type"] = "application/json"
@@ -197,7 +266,7 @@ class Api:
         lower = {k.lower(): v for k, v in hdrs.items()}
         retry_after = parse_retry_after(lower.get("retry-after"), self.now())
         if signed:
-            self._authenticate(SignedAnswer(status, route.method, path, nonce, lower, raw), retry_after)
+            self._authenticate(SignedAnswer(status, route.method, path, nonce, lower, raw, session_key), retry_after)
         parsed: Any = None
         if raw:
             try:

@@ -14,7 +14,7 @@ import re
 import socket
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
@@ -23,7 +23,8 @@ from .clock import Clock, SystemClock, TimerHandle
 from .environment import machine_environment
 from .errors import FloatingLicenseError
 from .fingerprint import FINGERPRINT_RE, device_fingerprint
-from .http import Api, Ed25519AnswerVerifier, MessageSignatureVerifier, normalize_server_url
+from .http import Api, Ed25519AnswerVerifier, MessageSignatureVerifier, SessionKeyVerifier, normalize_server_url
+from .session_keys import X25519Offer, agreed_key, new_offer
 from .state import StateDir
 from .trust import KeyTrust, parse_keys
 
@@ -131,8 +132,11 @@ class _Held:
     token: str
     claims: dict[str, Any]
     own: bool
+    #: local effective time the lease ends (renewals without a new token extend it); None: no expiry
     expires_at: float | None
     oed_at: float | None
+    #: local effective time the held token itself expires; None: no expiry
+    token_expires_at: float | None = None
 
 
 @dataclass
@@ -252,6 +256,10 @@ class FloatingLicense:
         self._registered: str | None = None
         self._timers: dict[str, TimerHandle] = {}
         self._stop_wait = threading.Event()
+        #: the server agreed a session key at the last checkout (a server that predates them did not)
+        self._session_capable = False
+        #: a renewal came Ed25519-signed although a key was agreed (the server lost it): the next heartbeat offers one
+        self._rekey = False
 
     # ------------------------------------------------------------------ events
     def on(self, event: str, fn: Callable[..., None]) -> Callable[[], None]:
@@ -565,7 +573,7 @@ class FloatingLicense:
             self.state = StateDir(self.state_root, self.server_url, self.license_key, fp)
             self.state.ensure()
             self.trust = KeyTrust(self.state, self._fixed, lambda: self.api.call(routes.jwks))
-            self.api.verifiers = [MessageSignatureVerifier(self.trust.verify_signature), Ed25519AnswerVerifier(self.trust.verify_signature)]
+            self.api.verifiers = [SessionKeyVerifier(), MessageSignatureVerifier(self.trust.verify_signature), Ed25519AnswerVerifier(self.trust.verify_signature)]
             trusted = 0.0
             rec = self.state.read_sealed(CLOCK_FILE)
             if rec.kind == "ok" and isinstance(rec.data, dict) and isinstance(rec.data.get("t"), (int, float)):
@@ -627,8 +635,77 @@ class FloatingLicense:
         body = self._meta()
         if wait:
             body["wait"] = wait
-        status, body = self.api.request(routes.checkout, body=body)
-        return body, self._verify_grant(body), status == 201
+        offer = new_offer()
+        body["session"] = {"x25519": offer.x25519}
+        status, grant = self.api.request(routes.checkout, body=body)
+        claims = self._verify_grant(grant)
+        self._take_session(offer, grant)
+        return grant, claims, status == 201
+
+    # ------------------------------------------------------------------ session keys (issue #17)
+    # The checkout agrees one with the server; the answers on the use are then HMAC-SHA256-signed under it, and
+    # heartbeats carry no new token until the held one runs low (the JS SDK's session.ts, rule for rule).
+    def _take_session(self, offer: X25519Offer, answer: dict[str, Any]) -> None:
+        """Takes the session key a (signature-checked) answer agreed, or notes that the server agrees none."""
+        half = answer.get("session")
+        if half is None:
+            self._session_capable = False
+            self.api.session_key = None
+            return
+        lease_id = answer["lease"].get("id")
+        key = agreed_key(offer, half.get("x25519") if isinstance(half, dict) else None, lease_id) if isinstance(lease_id, str) else None
+        if key is None:
+            raise FloatingLicenseError("BAD_RESPONSE", "the server's session key is not a usable X25519 public key")
+        self.api.session_key = key
+        self._session_capable = True
+        self._rekey = False
+
+    def _renewal_ask(self) -> tuple[dict[str, Any], X25519Offer | None]:
+        """What a heartbeat asks beside the renewal, and the offer it makes: a new token when the held one has a
+        third of the lease TTL (or two heartbeat intervals) or less left; a new session key when the server lost ours.
+        Nothing from a server that agreed no key (it answers every renewal with a token)."""
+        if not self._session_capable:
+            return {}, None
+        ask: dict[str, Any] = {}
+        offer = None
+        if self.api.session_key is None or self._rekey:
+            offer = new_offer()
+            ask["session"] = {"x25519": offer.x25519}
+        until = self._held.token_expires_at if self._held else None
+        ttl = (self._license or {}).get("leaseTtlSeconds") or 0
+        if until is not None and until - self._eff_now() <= max(ttl / 3, 2 * (self._hbi or 0)):
+            ask["renewToken"] = True
+        return ask, offer
+
+    def _renewal_answered(self, offer: X25519Offer | None, answer: Any) -> None:
+        """After a renewal's answer (its signature checked): a new key it agreed, or a lost one noticed."""
+        if offer is not None and isinstance(answer, dict) and answer.get("session") is not None and isinstance(answer.get("lease"), dict):
+            self._take_session(offer, answer)
+        elif self._session_capable and self.api.last_verified_by == MessageSignatureVerifier.__name__:
+            self._rekey = True
+
+    def _adopt_renewal(self, r: dict[str, Any]) -> None:
+        """A renewal that came without a token: believed on its answer's signature (HMAC-SHA256 under the session key,
+        for this lease), it extends the held lease; the token stays the one held (and stored)."""
+        h = self._held
+        lease, lic = r.get("lease"), r.get("license")
+        if not isinstance(lease, dict) or not isinstance(lic, dict) or not isinstance(r.get("serverTime"), str) \
+                or not isinstance(r.get("heartbeatIntervalSeconds"), int):
+            raise FloatingLicenseError("BAD_RESPONSE", "the renewal is not a floatd renewal")
+        if not h or lease.get("id") != h.claims["lse"] or lease.get("instanceId") != self.instance_id:
+            raise FloatingLicenseError("TOKEN_MISMATCH", "the renewal is for another lease or use")
+        try:
+            server_time = _parse_time(r["serverTime"])
+            ends = [_parse_time(t) for t in (lease.get("expiresAt"), lic.get("expiresAt")) if t is not None]
+        except (TypeError, ValueError):
+            raise FloatingLicenseError("BAD_RESPONSE", "the renewal's times are not timestamps") from None
+        self._observe_server_time(server_time)
+        received = self._eff_now()
+        self._held = replace(h, expires_at=received + (min(ends) - server_time) if ends else None)
+        self._mode = "offline" if lease.get("offline") else "online"
+        self._took(r, received, r["heartbeatIntervalSeconds"])
+        self._schedule()
+        self._persist_clock()
 
     def _verify_grant(self, g: Any, *, lease_id: str | None = None, offline: bool | None = None) -> dict[str, Any]:
         if not isinstance(g, dict) or not isinstance(g.get("token"), str) or not isinstance(g.get("lease"), dict) or not isinstance(g["lease"].get("id"), str):
@@ -640,10 +717,12 @@ class FloatingLicense:
         return claims
 
     def _make_held(self, token: str, c: dict[str, Any], received: float) -> _Held:
+        expires = received + (c["exp"] - c["iat"]) if c.get("exp") is not None else None
         return _Held(
             token, c, c["ins"] == self.instance_id,
-            received + (c["exp"] - c["iat"]) if c.get("exp") is not None else None,
+            expires,
             received + (c["oed"] - c["iat"]) if c.get("oed") is not None else None,
+            expires,
         )
 
     def _adopt(self, grant: dict[str, Any], claims: dict[str, Any]) -> None:
@@ -651,19 +730,8 @@ class FloatingLicense:
         self._observe_server_time(claims["iat"])
         received = self._eff_now()
         self._held = self._make_held(grant["token"], claims, received)
-        self._last_grant = received
         self._mode = "offline" if claims["offline"] else "online"
-        before = (self._license or {}).get("waiting") or 0
-        self._license = grant["license"]
-        waiting = grant["license"].get("waiting") or 0
-        if waiting != before:
-            self._emit("others_waiting", {"waiting": waiting})
-        self._instances = grant["lease"]["instances"]
-        self._share_group = grant["lease"].get("shareGroup")
-        self._hbi = claims["hbi"]
-        self._last_contact = self.clock.now()
-        self._reachable = True
-        self._failures = 0
+        self._took(grant, received, claims["hbi"])
         stored = {"token": grant["token"], "receivedAt": int(received * 1000), "trustedAt": int(self._trusted_now() * 1000)}
         if claims["offline"]:
             self.state.write_sealed(OFFLINE_FILE, stored)
@@ -676,6 +744,21 @@ class FloatingLicense:
             self._registered = claims["lse"]
         self._schedule()
         self._persist_clock()
+
+    def _took(self, grant: dict[str, Any], received: float, heartbeat_interval: int) -> None:
+        """What a grant or a renewal tells beside its token: the license, the lease's uses, the heartbeat interval."""
+        self._last_grant = received
+        before = (self._license or {}).get("waiting") or 0
+        self._license = grant["license"]
+        waiting = grant["license"].get("waiting") or 0
+        if waiting != before:
+            self._emit("others_waiting", {"waiting": waiting})
+        self._instances = grant["lease"]["instances"]
+        self._share_group = grant["lease"].get("shareGroup")
+        self._hbi = heartbeat_interval
+        self._last_contact = self.clock.now()
+        self._reachable = True
+        self._failures = 0
 
     def _adopt_stored(self, held: _Held, mode: str) -> None:
         self._held = held
@@ -875,7 +958,15 @@ class FloatingLicense:
                 grant = claims = None
                 if heartbeat and before:
                     try:
-                        grant = self.api.call(routes.heartbeat, params={"leaseId": before.claims["lse"]}, body={"instanceId": self.instance_id})
+                        ask, offer = self._renewal_ask()
+                        grant = self.api.call(routes.heartbeat, params={"leaseId": before.claims["lse"]}, body={"instanceId": self.instance_id, **ask})
+                        self._renewal_answered(offer, grant)
+                        if isinstance(grant, dict) and grant.get("token") is None:
+                            # Renewed without a new token (an HMAC-signed answer under the session key): the held token stays.
+                            self._adopt_renewal(grant)
+                            self._clear_violations()
+                            self._emit("reacquired" if had_violation else "renewed", self.status())
+                            return
                         claims = self._verify_grant(grant, lease_id=before.claims["lse"])
                     except FloatingLicenseError as e:
                         if e.code != "LEASE_NOT_FOUND":
@@ -933,6 +1024,10 @@ class FloatingLicense:
         self._cancel("expiry")
         self._violate(code, e.message, e.code)
         self._schedule_contact(self._heartbeat_delay())
+
+
+def _parse_time(t: str) -> float:
+    return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
 
 
 def _visible(s: str) -> str:

@@ -40,18 +40,21 @@ def test_checkout_heartbeat_checkin_and_context_manager(server, tmp_path):
     a.on("renewed", lambda s: renewed.append(s))
     r = a.checkout()
     assert r.ok and r.source == "server" and r.created
+    # The checkout's answer is an RFC 9421 message signature (the SDK sends Accept-Signature), Ed25519 by the server key.
+    assert a.api.last_verified_by == "MessageSignatureVerifier"
     assert seats_used(server, lic) == 1
     st = a.status()
     assert st.state == "online" and st.valid and st.seats_total == 1 and st.token
     a.clock.advance(60)  # type: ignore[attr-defined]
     assert len(renewed) == 1
+    # The heartbeat's answer is HMAC-SHA256-signed under the session key the checkout agreed.
+    assert a.api.last_verified_by == "SessionKeyVerifier"
     b = make(server, lic, tmp_path / "b", fingerprint="py-test-device-2")
     denied = b.checkout()
     assert not denied.ok and denied.code == "NO_SEATS_AVAILABLE" and denied.seats_total == 1 and "all 1 seats are in use" in denied.message
-    # Every answer came as an RFC 9421 message signature (the SDK sends Accept-Signature), Ed25519 by the server key.
-    assert a.api.last_verified_by == "MessageSignatureVerifier"
+    assert b.api.last_verified_by == "MessageSignatureVerifier"  # a refusal: Ed25519
     assert a.checkin().released
-    assert a.api.last_verified_by == "MessageSignatureVerifier"
+    assert a.api.last_verified_by == "SessionKeyVerifier"
     assert seats_used(server, lic) == 0
     with make(server, lic, tmp_path / "c", fingerprint="py-test-device-3") as c:
         assert c.status().valid and seats_used(server, lic) == 1

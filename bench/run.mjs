@@ -28,7 +28,6 @@
  * mostly denials, every grant checked in at once).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +37,7 @@ import { acceptSignature } from '../packages/protocol/dist/index.js';
 import { sessionKeyId, sessionKeyOf, sharedSecret, x25519Pair } from '../packages/protocol/dist/sessionKeys.js';
 // One way to start a floatd process and wait for it (tests, bench, soak): the compiled test helper (npm run bench builds first).
 import { spawnListening, startFloatdProcess } from '../packages/server/dist/testing/process.js';
+import { fillLeases } from './populate.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -419,55 +419,15 @@ async function throughput({ store, nodes }) {
 // ---------------------------------------------------------------------------
 // scale: 1M leases
 
-const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-/** An id of floatd's form (prefix, `_`, 20 random base-62 characters). */
-const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(20), (b) => ID_CHARS[b % 62]).join('')}`;
-
 /** Fills a stopped server's SQLite file with `total` live leases over 1,000-lease licenses, `expired` of them already expired. */
 async function populate(dbPath, productId, total, expired, now) {
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(dbPath);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = OFF');
-  const PER = 1000;
-  const lic =
-    db.prepare(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at, lease_ttl_seconds,
-      heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting, suspended, metadata,
-      seats_used, seats_offline, created_at, updated_at)
-    VALUES (?, ?, ?, ?, 'permanent', NULL, NULL, NULL, 86400, 3600, 0, NULL, 1, 'per-device', 0, '{}', ?, 0, ?, ?)`);
-  const dev = db.prepare(
-    'INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)',
-  );
-  const lease = db.prepare(
-    'INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at) VALUES (?, ?, ?, 0, ?, ?, ?, NULL)',
-  );
-  const inst = db.prepare(
-    'INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?)',
-  );
-  const licenses = Math.ceil(total / PER);
-  const expiredLicenses = Math.ceil(expired / PER);
-  const keys = [];
-  const fill = db.transaction((l) => {
-    const id = `lic_scale${String(l).padStart(15, '0')}`;
-    const key = `SCALE-${String(l).padStart(8, '0')}`;
-    const n = Math.min(PER, total - l * PER);
-    // the first licenses' leases expired an hour ago (for the sweep), the others live for a day
-    const expiresAt = l < expiredLicenses ? now - 3_600_000 : now + 86_400_000;
-    lic.run(id, productId, key, n + 100, n, now, now);
-    for (let i = 0; i < n; i++) {
-      // Random ids, as floatd makes them (ids.ts): a lease's rows land on random pages of the id-keyed indexes.
-      const d = randomId('dev');
-      const s = randomId('lse');
-      dev.run(d, id, `scale-${l}-${i}`, now, now);
-      lease.run(s, id, d, now, now, expiresAt);
-      inst.run(s, 'app', now, now, expiresAt);
-    }
-    keys.push({ key, expired: l < expiredLicenses });
-  });
-  for (let l = 0; l < licenses; l++) fill(l);
-  db.pragma('wal_checkpoint(TRUNCATE)');
-  db.close();
-  return keys;
+  try {
+    return fillLeases(db, productId, total, expired, now).keys;
+  } finally {
+    db.close();
+  }
 }
 
 /** checkout p99 on one license of a server, measured with checkout + check-in pairs (each checkout a new device). */

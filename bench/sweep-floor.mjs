@@ -1,16 +1,16 @@
 // The SQL floor of a large sweep on SQLite (issue #17, docs/performance.md): no floatd server, no decision, no HTTP —
-// only the statements a sweep must run, on floatd's own schema, on a file of `--leases` leases (1,000 per license,
-// random ids of floatd's form) of which the first `--expired` are dead:
+// only the statements a sweep must run, on floatd's own schema, on a file of `--leases` leases written as the scale
+// run writes them (bench/populate.mjs: 1,000 per license, random ids of floatd's form), the first `--expired` dead:
 //   read each batch (leases and instances by id), delete its instances and leases, insert one audit entry per lease,
 //   and COMMIT every `--group` licenses (floatd's reclaimer shares one commit between the batches of 4 licenses).
 // It prints where the time went. `--autocheckpoint N` sets `wal_autocheckpoint` (floatd keeps SQLite's 1,000 pages).
 //   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4] [--autocheckpoint 1000]
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../packages/server/dist/store/sqlite/store.js';
+import { fillLeases } from './populate.mjs';
 
 const flag = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -20,52 +20,15 @@ const TOTAL = flag('leases', 1_000_000);
 const EXPIRED = flag('expired', 100_000);
 const GROUP = flag('group', 4);
 const AUTOCHECKPOINT = flag('autocheckpoint', 1000);
-const PER = 1000;
-
-const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(20), (b) => ID_CHARS[b % 62]).join('')}`;
 
 const dir = mkdtempSync(join(tmpdir(), 'floatd-sweep-floor-'));
 try {
   const path = join(dir, 'floatd.db');
   new SqliteStore({ path }).close(); // floatd's schema
   const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = OFF');
   db.prepare("INSERT INTO products (id, name, created_at, updated_at, metadata) VALUES ('prd_floor', 'floor', 0, 0, '{}')").run();
+  const { dead } = fillLeases(db, 'prd_floor', TOTAL, EXPIRED, Date.now());
   const now = Date.now();
-  const lic = db.prepare(`INSERT INTO licenses (id, product_id, key, seats, model, expires_at, trial_days, trial_started_at,
-      lease_ttl_seconds, heartbeat_interval_seconds, max_offline_seconds, max_offline_seats, max_instances_per_device, counting,
-      suspended, metadata, seats_used, seats_offline, created_at, updated_at)
-    VALUES (?, 'prd_floor', ?, ?, 'permanent', NULL, NULL, NULL, 86400, 3600, 0, NULL, 1, 'per-device', 0, '{}', ?, 0, ?, ?)`);
-  const dev = db.prepare(`INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at,
-      last_accessed_at) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)`);
-  const lease = db.prepare(`INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at,
-      offline_expires_at) VALUES (?, ?, ?, 0, ?, ?, ?, NULL)`);
-  const inst = db.prepare(
-    'INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?)',
-  );
-  /** the dead: [license id, [lease id, device id][]] */
-  const dead = [];
-  db.transaction(() => {
-    for (let l = 0; l < TOTAL / PER; l++) {
-      const id = randomId('lic');
-      const expired = l < EXPIRED / PER;
-      lic.run(id, `FLOOR-${l}`, PER + 100, PER, now, now);
-      const expiresAt = expired ? now - 3_600_000 : now + 86_400_000;
-      const ids = [];
-      for (let i = 0; i < PER; i++) {
-        const d = randomId('dev');
-        const s = randomId('lse');
-        dev.run(d, id, `floor-${l}-${i}`, now, now);
-        lease.run(s, id, d, now, now, expiresAt);
-        inst.run(s, 'app', now, now, expiresAt);
-        ids.push([s, d]);
-      }
-      if (expired) dead.push([id, ids]);
-    }
-  })();
-  db.pragma('wal_checkpoint(TRUNCATE)');
   // floatd's settings (store/sqlite/store.ts)
   db.pragma('synchronous = FULL');
   db.pragma('cache_size = -65536');

@@ -11,17 +11,9 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ManualClock } from '../domain/clock.js';
-import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
-import { CatalogueService } from '../service/catalogue.js';
-import { LicensingService } from '../service/licensing.js';
-import { createMetrics } from '../service/metrics.js';
-import { ReclaimService } from '../service/reclaim.js';
-import { RenewalBuffer } from '../service/renewals.js';
+import { rm } from 'node:fs/promises';
+import { sqliteWorld } from '../testing/sqliteWorld.js';
 import { SqliteStore } from './sqlite/store.js';
 
 const dirs: string[] = [];
@@ -30,24 +22,10 @@ after(async () => {
 });
 
 async function world(seats: number, ttl = 600) {
-  const dir = await mkdtemp(join(tmpdir(), 'floatd-hot-'));
-  dirs.push(dir);
-  const path = join(dir, 'floatd.db');
-  const store = new SqliteStore({ path });
-  const clock = new ManualClock(Date.UTC(2026, 11, 5, 12));
-  const metrics = createMetrics(store, { defaultMetrics: false });
-  const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
-  const renewals = new RenewalBuffer(store, { intervalMs: 1000 });
-  const catalogue = new CatalogueService(store, clock, metrics, keys);
-  const licensing = new LicensingService(store, clock, keys, metrics, renewals);
-  const reclaim = new ReclaimService(store, clock, metrics, renewals);
-  const product = await catalogue.createProduct({ name: 'hot' }, 'test');
-  assert.ok(product.ok);
-  const lic = await catalogue.createLicense(
-    { productId: product.value.id, seats, leaseTtlSeconds: ttl, heartbeatIntervalSeconds: 60 } as never,
-    'test',
-  );
-  assert.ok(lic.ok);
+  const w = await sqliteWorld({ prefix: 'floatd-hot-', seats, leaseTtlSeconds: ttl, heartbeatIntervalSeconds: 60, renewalBatchMs: 1000 });
+  dirs.push(w.dir);
+  const { store, path, clock, catalogue, licensing, reclaim } = w;
+  const renewals = w.renewals!;
   /** Another connection on the same file: what the file holds (its reads never move the server's data_version). */
   const reader = new SqliteStore({ path });
   const other = () => {
@@ -55,7 +33,7 @@ async function world(seats: number, ttl = 600) {
     db.pragma('busy_timeout = 5000');
     return db;
   };
-  return { store, reader, other, clock, renewals, catalogue, licensing, reclaim, license: lic.value, key: lic.value.key };
+  return { store, reader, other, clock, renewals, catalogue, licensing, reclaim, license: w.license, key: w.key };
 }
 
 const stats = (store: SqliteStore) => store.hotReadStats();

@@ -10,16 +10,10 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ManualClock } from '../domain/clock.js';
-import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
-import { CatalogueService } from '../service/catalogue.js';
-import { LicensingService } from '../service/licensing.js';
-import { createMetrics } from '../service/metrics.js';
-import { RECOUNT_EVERY, SqliteStore } from './sqlite/store.js';
+import { rm } from 'node:fs/promises';
+import { sqliteWorld } from '../testing/sqliteWorld.js';
+import { RECOUNT_EVERY } from './sqlite/store.js';
 
 const dirs: string[] = [];
 after(async () => {
@@ -27,19 +21,10 @@ after(async () => {
 });
 
 async function world(seats: number) {
-  const dir = await mkdtemp(join(tmpdir(), 'floatd-counters-'));
-  dirs.push(dir);
-  const path = join(dir, 'floatd.db');
-  const store = new SqliteStore({ path });
-  const clock = new ManualClock(Date.UTC(2026, 11, 5, 12));
-  const metrics = createMetrics(store, { defaultMetrics: false });
-  const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
-  const catalogue = new CatalogueService(store, clock, metrics, keys);
-  const licensing = new LicensingService(store, clock, keys, metrics);
-  const product = await catalogue.createProduct({ name: 'counters' }, 'test');
-  assert.ok(product.ok);
-  const lic = await catalogue.createLicense({ productId: product.value.id, seats, leaseTtlSeconds: 86_400 } as never, 'test');
-  assert.ok(lic.ok);
+  const w = await sqliteWorld({ prefix: 'floatd-counters-', seats, leaseTtlSeconds: 86_400 });
+  dirs.push(w.dir);
+  const { store, path, licensing, metrics } = w;
+  const lic = { value: w.license };
   const checkout = (fingerprint: string) => licensing.checkout(lic.value.key, { fingerprint, instanceId: 'app' });
   const rows = (sql: string) => new Database(path, { readonly: true }).prepare(sql).all() as Record<string, unknown>[];
   const leases = () => Number(rows(`SELECT COUNT(*) AS n FROM leases`)[0]!.n);

@@ -26,7 +26,6 @@ import { createMetrics } from './service/metrics.js';
 import { ReclaimService } from './service/reclaim.js';
 import { startReclaimer } from './jobs/reclaimer.js';
 import { RenewalBuffer } from './service/renewals.js';
-
 import { ServerClockGuard } from './service/serverClock.js';
 import { EntitlementService } from './onprem/entitlements.js';
 import { openIdentity, type ServerIdentity } from './onprem/identity.js';

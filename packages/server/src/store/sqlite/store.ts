@@ -768,16 +768,19 @@ export class SqliteStore implements Store {
     }
     const fill = !this.db.inTransaction;
     let l = this.hot.license(key);
+    let cachedLicense = l !== undefined;
     if (l) this.hot.hits++;
     else {
       this.hot.misses++;
       l = this.s.licenseByKey.get(key) as Row | undefined;
       if (!l) return undefined;
       // A license with waiters is read whole every time: its `waiting` count depends on the time of the read.
-      if (fill && !this.s.anyWaiter.get(l.id)) this.hot.keepLicense(key, l);
+      if (fill && !this.s.anyWaiter.get(l.id)) {
+        this.hot.keepLicense(key, l);
+        cachedLicense = true;
+      }
     }
     const license = toLicense(l);
-    const cachedLicense = this.hot.license(key) === l;
     let entry = cachedLicense ? this.hot.lease(leaseId, instanceId) : undefined;
     if (!entry) {
       // The lease, its device, its instances and the license's waiters in one statement (each statement on a file costs a
@@ -826,8 +829,6 @@ export class SqliteStore implements Store {
         hot.dropLicense(e.license.id);
         break;
       case 'license.trialStarted':
-        hot.dropLicense(e.licenseId);
-        break;
       case 'seats':
       case 'seats.set':
         hot.dropLicense(e.licenseId);
@@ -843,8 +844,6 @@ export class SqliteStore implements Store {
         hot.dropLease(e.lease.id);
         break;
       case 'lease.delete':
-        hot.dropLease(e.leaseId);
-        break;
       case 'instance.put':
       case 'instance.delete':
         hot.dropLease(e.leaseId);

@@ -43,6 +43,16 @@
  *    gone, the standby not yet promoted) then gave the pool connections to the standby, whose
  *    first statements failed or wedged: the license's writes waited 5 s for the reaper (the
  *    fail-over test's 5.5-6.3 s from promotion to the first write, 1 run in 6). Fix: libpq's rule.
+ * 7. (floatd-patch-4) A connection that fails with an error (ECONNRESET: a cut) is closed a tick after the
+ *    error event. The error fails the queries in flight; a query written in between (a transaction's
+ *    ROLLBACK after its statement failed, the next unit's statement) went into the connection's queue
+ *    of sent queries, and the close, because it followed an error, did not fail it. It stayed there,
+ *    and the connection object's next session took the answers of its own queries as the answers to
+ *    these: every answer one query late. A query then got another's rows (the foreign answers the
+ *    key-addressed reads check for, store/postgres/store.ts), a ROLLBACK waited 0.3-2 s for a new
+ *    session, and a COMMIT waited the whole silence bound (12 s) with the license's turn behind it
+ *    (measured in the 25-cut test). Fix: execute() refuses a query on a destroyed socket as on a null
+ *    one, and every close fails and forgets the queries in flight, whether or not an error came first.
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -51,6 +61,7 @@ import { fileURLToPath } from 'node:url';
 export const MARKER = '/* floatd-patch-1 */';
 export const MARKER2 = '/* floatd-patch-2 */';
 export const MARKER3 = '/* floatd-patch-3 */';
+export const MARKER4 = '/* floatd-patch-4 */';
 
 const CONNECTION = [
   [
@@ -220,6 +231,25 @@ const CONNECTION3 = [
   ],
 ];
 
+// Applied after CONNECTION (its first edit is patch 1's refusal).
+const CONNECTION4 = [
+  [
+    `    if (!socket) ${MARKER}
+      return queryError(q, Errors.connection('CONNECTION_CLOSED', options))`,
+    `    if (!socket || socket.destroyed) ${MARKER} ${MARKER4}
+      return queryError(q, Errors.connection('CONNECTION_CLOSED', options))`,
+  ],
+  [
+    `    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))`,
+    `    if (query || sent.length) { ${MARKER4}
+      const closedError = Errors.connection('CONNECTION_CLOSED', options, socket)
+      errored(closedError)
+      while (sent.length) queryError(sent.shift(), closedError)
+      query = null
+    }`,
+  ],
+];
+
 function patchFile(file, edits, marker = MARKER) {
   if (!existsSync(file)) return 'absent';
   let text = readFileSync(file, 'utf8');
@@ -247,6 +277,7 @@ export function patchPostgres(root = driverRoot()) {
     out[`${dir}/connection.js (2)`] = patchFile(join(root, dir, 'connection.js'), CONNECTION2, MARKER2);
     out[`${dir}/index.js (2)`] = patchFile(join(root, dir, 'index.js'), INDEX2, MARKER2);
     out[`${dir}/connection.js (3)`] = patchFile(join(root, dir, 'connection.js'), CONNECTION3, MARKER3);
+    out[`${dir}/connection.js (4)`] = patchFile(join(root, dir, 'connection.js'), CONNECTION4, MARKER4);
   }
   return out;
 }

@@ -176,10 +176,11 @@ export interface LoadReport {
   checkedIn: Set<string>;
   /** heartbeats answered 404 LEASE_NOT_FOUND for a lease its holder still held */
   lost: string[];
-  /** time of the last 503, and of the first 2xx after each 503 run */
+  /** time of the last 503 */
   lastUnavailableAt: number;
   /** when each committed write was acknowledged (a checkout's 201, a check-in's 2xx): a batched heartbeat's 200 proves no write */
   writesAt: number[];
+  /** per outage of a device (its first 503 after an answer): when it began, and when the device was served again (a 2xx or a 409) */
   recoveries: { from: number; at: number }[];
   /** other answers (a 404 of a check-in retried after its 503 had committed, …), by status and code */
   other: Record<string, number>;
@@ -218,12 +219,15 @@ export function runDevices(url: () => string, key: string, devices: number, opts
       report.networkErrors.push(`${path}: ${(e as Error).message}`);
       return undefined;
     }
-    if (a.status >= 200 && a.status < 300) {
-      report.ok++;
+    // Served again: a decision, granted or refused (409 is the server working, not an outage).
+    if ((a.status >= 200 && a.status < 300) || a.status === 409) {
       if (inOutage !== undefined) {
         report.recoveries.push({ from: inOutage, at: Date.now() });
         inOutage = undefined;
       }
+    }
+    if (a.status >= 200 && a.status < 300) {
+      report.ok++;
     } else if (a.status === 503) {
       const code = a.body?.error?.code;
       if ((code === 'STORAGE_UNAVAILABLE' || code === 'SERVICE_UNAVAILABLE') && /^\d+$/.test(a.retryAfter ?? '')) report.unavailable++;

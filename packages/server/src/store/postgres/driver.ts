@@ -13,6 +13,8 @@ export const DRIVER_PATCH_MARKER = '/* floatd-patch-1 */';
 export const DRIVER_PATCH_MARKER_2 = '/* floatd-patch-2 */';
 /** The third: target_session_attrs=read-write refuses a hot standby (libpq's rule). */
 export const DRIVER_PATCH_MARKER_3 = '/* floatd-patch-3 */';
+/** The fourth: a close fails every query in flight, even after an error (no answer taken for another query's). */
+export const DRIVER_PATCH_MARKER_4 = '/* floatd-patch-4 */';
 
 let checked: boolean | undefined;
 
@@ -25,7 +27,8 @@ export function driverPatched(): boolean {
       );
       checked =
         [DRIVER_PATCH_MARKER, DRIVER_PATCH_MARKER_2].every((m) => connection!.includes(m) && index!.includes(m)) &&
-        connection!.includes(DRIVER_PATCH_MARKER_3);
+        connection!.includes(DRIVER_PATCH_MARKER_3) &&
+        connection!.includes(DRIVER_PATCH_MARKER_4);
     } catch {
       checked = false;
     }

@@ -16,7 +16,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createTempDatabase, postgresAvailable } from '../../testing/pg.js';
+import { createTempDatabase, PG_ADMIN_URL, postgresAvailable } from '../../testing/pg.js';
+import { cutProxy } from '../../testing/pgfault.js';
 import { freePort } from '../../testing/process.js';
 import { connect } from './store.js';
 
@@ -98,6 +99,67 @@ test('a multi-host URL (libpq convention): a host that refuses is skipped, targe
     assert.equal(r!.db, db.name);
   } finally {
     await sql.end({ timeout: 2 });
+    await db.drop();
+  }
+});
+
+/**
+ * A cut in the middle of a transaction (floatd-patch-4): the statement in flight fails with ECONNRESET and the
+ * transaction's ROLLBACK goes out before the connection's close event (the error comes a tick before it). postgres.js
+ * kept that ROLLBACK among the connection's sent queries through a close that followed an error, and the next
+ * session on the same connection object handed each answer to the query before: a query got another's rows, or
+ * waited for an answer already given away (a COMMIT waited the 12 s silence bound in the 25-cut test).
+ */
+test('a connection cut mid-transaction: the transaction fails at once, and every later query gets its own answer', {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 60_000,
+}, async () => {
+  const db = await createTempDatabase();
+  const admin = new URL(PG_ADMIN_URL);
+  const proxy = await cutProxy(Number(admin.port || 5432), admin.hostname);
+  const via = new URL(db.url);
+  via.host = `127.0.0.1:${proxy.port}`;
+  // One connection: the next session is the same connection object.
+  const sql = connect(via.toString(), 1);
+  const within = <T>(p: Promise<T>, ms: number, what: string) =>
+    Promise.race([
+      p,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms).unref()),
+    ]);
+  try {
+    for (let round = 0; round < 5; round++) {
+      const started = Date.now();
+      const tx = sql.begin(async (t) => {
+        await t`SELECT 1`;
+        await t`SELECT pg_sleep(2)`;
+      });
+      const failed = tx.then(
+        () => 'committed',
+        (e: { code?: string }) => e.code ?? 'error',
+      );
+      await new Promise((r) => setTimeout(r, 150));
+      assert.ok(proxy.cut('reset') >= 1, 'the connection was cut');
+      const outcome = await within(failed, 1500, 'the cut transaction');
+      assert.notEqual(outcome, 'committed');
+      assert.ok(Date.now() - started < 1500, `the transaction failed at once (${Date.now() - started} ms)`);
+      // Sequential, then pipelined: each query must get its own answer, promptly.
+      for (let i = 0; i < 3; i++) {
+        const [r] = await within(sql`SELECT ${`seq-${round}-${i}`}::text AS v`, 3000, `sequential query ${i}`);
+        assert.equal(r!.v, `seq-${round}-${i}`, "a query got another query's answer");
+      }
+      const answers = await within(
+        Promise.all(Array.from({ length: 6 }, (_, i) => sql`SELECT ${`pipe-${round}-${i}`}::text AS v`)),
+        3000,
+        'pipelined queries',
+      );
+      assert.deepEqual(
+        answers.map((a) => a[0]!.v),
+        Array.from({ length: 6 }, (_, i) => `pipe-${round}-${i}`),
+      );
+    }
+  } finally {
+    await sql.end({ timeout: 2 });
+    await proxy.close();
     await db.drop();
   }
 });

@@ -170,9 +170,10 @@ export class LicensingService {
     await this.renewals?.settle(now);
     let read = await this.store.leaseOfKey(key, leaseId, instanceId, now);
     // A holder's key that reads as unknown is read once more before the answer says so: under cut PostgreSQL
-    // connections a read was seen to come back empty for a valid key (once in a full run; not root-caused in the
-    // driver), and "unknown key" is the one answer an SDK takes as final. (No new leak: on this route a real key
-    // already answers 404 where an unknown one answers 401.)
+    // connections a read was seen to come back empty for a valid key (once in a full run), and "unknown key" is the
+    // one answer an SDK takes as final. (No new leak: on this route a real key already answers 404 where an unknown
+    // one answers 401.) The cause was later found in the driver and patched (patch 4, scripts/patch-postgres.mjs:
+    // answers handed to the query before); the second read stays as a guard.
     if (!read && key) read = await this.store.leaseOfKey(key, leaseId, instanceId, now);
     const admitted = this.admitted(read?.license);
     if (!admitted.ok) return admitted;

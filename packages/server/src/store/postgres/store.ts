@@ -152,10 +152,11 @@ class TurnAbandoned extends Error {
 
 /**
  * A read whose answer is not the answer to it: seen once in CI under cut connections (issue #17 stop), where the
- * heartbeat's read got a row of another query (no license in it) and answered 500. postgres.js pipelines the
- * pool's queries on one connection, and a cut in the middle of a pipeline was seen before to hand a query an empty
- * answer (licensing.ts reads a holder's key twice for that). The key-addressed hot reads check that the row is the
- * one asked for; another is a connection failure (503 STORAGE_UNAVAILABLE, the client retries), never a decision.
+ * heartbeat's read got a row of another query (no license in it) and answered 500. The cause, found later: a query
+ * written between a cut's error and its close stayed queued, and the connection's next session handed each answer
+ * to the query before it (fixed by the driver's patch 4, scripts/patch-postgres.mjs). The key-addressed hot reads
+ * still check that the row is the one asked for; another is a connection failure (503 STORAGE_UNAVAILABLE, the
+ * client retries), never a decision.
  */
 function foreignResult(read: string): Error {
   return Object.assign(new Error(`${read}: the database connection answered with another query's result`), { code: 'RESULT_MISMATCH' });

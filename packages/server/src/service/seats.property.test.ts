@@ -116,7 +116,10 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
     { numRuns: STORE_RUNS, ...(PROPERTY_SEED !== undefined ? { seed: PROPERTY_SEED } : {}) },
   );
   t.diagnostic(`${stats.steps} steps (${stats.ok} done, ${stats.refused} refused), ${stats.releases} releases`);
-  assert.ok(stats.releases > STORE_RUNS / 4, JSON.stringify(stats));
+  // The release checks ran (not a vacuous pass). Releases come at about one run in two (PostgreSQL, 25 runs: 6-22
+  // over 11 trials; SQLite, 100 runs: 44-56 over 5): a floor of one in four sat inside that spread and failed CI once
+  // at 6 of 25; one in ten does not.
+  assert.ok(stats.releases > STORE_RUNS / 10, JSON.stringify(stats));
 
   async function run(
     c: Command,

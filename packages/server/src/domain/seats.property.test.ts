@@ -384,14 +384,16 @@ test(`pure domain: ${RUNS} random command sequences never break the seat invaria
     `${stats.steps} steps: ${stats.grants} grants, ${stats.offline} offline checkouts, ${stats.releases} releases, ` +
       `${stats.featureGrants} grants naming features, ${stats.featureChanges} feature changes, ${stats.stepsWithWaiters} steps with waiters`,
   );
-  // The sequences must reach the interesting states, or the property proves little.
+  // The sequences must reach the interesting states, or the property proves little. Floors well below what 12 trials
+  // of 300 runs gave (grants 622-749, releases 246-332, offline 79-132, feature grants 278-321, feature changes 30-42,
+  // steps with waiters 314-500): the last floor was RUNS, inside that spread, a CI failure waiting to happen.
   assert.ok(
     stats.grants > RUNS &&
       stats.releases > RUNS / 2 &&
       stats.offline > RUNS / 10 &&
       stats.featureGrants > RUNS / 10 &&
       stats.featureChanges > RUNS / 20 &&
-      stats.stepsWithWaiters > RUNS,
+      stats.stepsWithWaiters > RUNS / 2,
     JSON.stringify(stats),
   );
 });

@@ -90,6 +90,7 @@ export const FAST = [
   'packages/server/dist/store/errors.test.js',
   'packages/server/dist/store/seatCounters.test.js',
   'packages/server/dist/store/hotReads.test.js',
+  'packages/server/dist/store/sqlite/renew.test.js',
   'packages/server/dist/service/reclaim.test.js',
   'packages/server/dist/http/adminAuth.test.js',
   'packages/server/dist/http/catalogue.test.js',

@@ -38,9 +38,6 @@ import { TRUSTED_TIME_KV } from './service/serverClock.js';
 import { StorageHealth, storageFailure } from './store/errors.js';
 import { FD_LIMIT_LOW, fileDescriptorLimit, guardConnections, totalCapFor } from './http/connections.js';
 
-/** SQLite: batched renewals are written this many per transaction, with requests served in between (renewals.ts `chunk`). */
-const RENEWAL_CHUNK = 500;
-
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 export interface RunningServer {
@@ -121,7 +118,6 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     config.heartbeatBatchMs > 0
       ? new RenewalBuffer(store, {
           intervalMs: config.heartbeatBatchMs,
-          ...(store.kind === 'sqlite' ? { chunk: RENEWAL_CHUNK } : {}),
           onError: (err) => {
             // a batch refused by a full disk makes /readyz report it, like a refused request
             const failure = storageFailure(err);

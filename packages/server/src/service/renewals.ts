@@ -8,19 +8,13 @@
  * the rule keeps beyond the next heartbeat.
  */
 import type { Renewal } from '../domain/effects.js';
-import type { Store } from '../store/port.js';
+import { type Store, unwrittenRenewals } from '../store/port.js';
 
 export interface RenewalBufferOptions {
   /** how often pending renewals are written (ms) */
   intervalMs: number;
   /** write at once when this many are pending */
   maxPending?: number;
-  /**
-   * Write a batch in transactions of at most this many renewals, letting requests in between (SQLite: a transaction
-   * runs on the event loop, and 6,000 renewals in one held every answer for 20-30 ms). Default: the whole batch at once
-   * (PostgreSQL writes any batch with three statements, off the event loop).
-   */
-  chunk?: number;
   onError?: (err: unknown) => void;
 }
 
@@ -72,20 +66,16 @@ export class RenewalBuffer {
       const batch = [...this.pending.values()];
       this.pending = new Map();
       this.oldestAt = Infinity;
-      const chunk = this.opts.chunk ?? batch.length;
-      for (let i = 0; i < batch.length; i += chunk) {
-        const part = batch.slice(i, i + chunk);
-        try {
-          if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-          const retry = await this.store.renew(part);
-          this.written += part.length - retry.length;
-          for (const r of retry) this.keep(r);
-        } catch (err) {
-          // Keep them, and the parts not written yet, for the next attempt (newer renewals of the same instance win).
-          for (const r of batch.slice(i)) this.keep(r);
-          this.opts.onError?.(err);
-          break;
-        }
+      try {
+        const retry = await this.store.renew(batch);
+        this.written += batch.length - retry.length;
+        for (const r of retry) this.keep(r);
+      } catch (err) {
+        // Keep what was not written for the next attempt (newer renewals of the same instance win).
+        const rest = unwrittenRenewals(err, batch);
+        this.written += batch.length - rest.length;
+        for (const r of rest) this.keep(r);
+        this.opts.onError?.(err);
       }
       if (this.pending.size && !this.closed) this.schedule();
     });

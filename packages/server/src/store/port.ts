@@ -241,10 +241,11 @@ export interface Store {
     now?: number,
   ): Promise<{ license: License; lease: Lease | undefined; device: Device | undefined } | undefined>;
   /**
-   * Applies a batch of renewals (see `Renewal`: monotonic, update-only) in one
-   * transaction. Returns the renewals it could not apply now because another
-   * transaction holds their lease (to retry later); a renewal of a lease that is
-   * gone or offline is dropped.
+   * Applies a batch of renewals (see `Renewal`: monotonic, update-only). Returns the renewals it could not apply
+   * now because another transaction holds their lease (to retry later); a renewal of a lease that is gone or
+   * offline is dropped. A store may write a large batch in several transactions (SQLite: its transactions run on
+   * the event loop); if one fails after others committed, the error carries the renewals not written
+   * (`unwrittenRenewals`), and without it none was.
    */
   renew(renewals: readonly Renewal[]): Promise<Renewal[]>;
   /**
@@ -315,4 +316,10 @@ export interface Store {
    */
   probeWrite(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The renewals a failed `Store.renew` did not write: all of them, unless the error says which (written in parts). */
+export function unwrittenRenewals(err: unknown, batch: readonly Renewal[]): readonly Renewal[] {
+  const rest = (err as { unwritten?: unknown } | null)?.unwritten;
+  return Array.isArray(rest) ? (rest as Renewal[]) : batch;
 }

@@ -23,14 +23,20 @@ export async function sqliteWorld(opts: {
   leaseTtlSeconds: number;
   heartbeatIntervalSeconds?: number;
   renewalBatchMs?: number;
+  /** the store's `renewalsPerTransaction` */
+  renewalsPerTransaction?: number;
+  /** the renewal buffer's `onError` */
+  onRenewalError?: (err: unknown) => void;
 }) {
   const dir = await mkdtemp(join(tmpdir(), opts.prefix));
   const path = join(dir, 'floatd.db');
-  const store = new SqliteStore({ path });
+  const store = new SqliteStore({ path, ...(opts.renewalsPerTransaction ? { renewalsPerTransaction: opts.renewalsPerTransaction } : {}) });
   const clock = new ManualClock(Date.UTC(2026, 11, 5, 12));
   const metrics = createMetrics(store, { defaultMetrics: false });
   const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
-  const renewals = opts.renewalBatchMs ? new RenewalBuffer(store, { intervalMs: opts.renewalBatchMs }) : undefined;
+  const renewals = opts.renewalBatchMs
+    ? new RenewalBuffer(store, { intervalMs: opts.renewalBatchMs, ...(opts.onRenewalError ? { onError: opts.onRenewalError } : {}) })
+    : undefined;
   const catalogue = new CatalogueService(store, clock, metrics, keys);
   const licensing = new LicensingService(store, clock, keys, metrics, renewals);
   const reclaim = new ReclaimService(store, clock, metrics, renewals);

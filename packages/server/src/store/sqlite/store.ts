@@ -77,7 +77,15 @@ export interface SqliteOptions {
    * checkpoints; a process crash loses nothing, a power cut may roll back the last answered commits.
    */
   synchronous?: 'NORMAL' | 'FULL';
+  /** renewals written per transaction by `renew` (default RENEWALS_PER_TRANSACTION) */
+  renewalsPerTransaction?: number;
 }
+
+/**
+ * A batch of renewals is written in transactions of at most this many, with requests served in between: a
+ * transaction runs on the event loop, and a second's 6,000 renewals in one held every answer for 20-30 ms.
+ */
+export const RENEWALS_PER_TRANSACTION = 500;
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -85,10 +93,12 @@ export class SqliteStore implements Store {
   private readonly changes = new ChangeFeed();
   private readonly s;
   private readonly tx: StoreTx;
+  private readonly renewalsPerTransaction: number;
 
   constructor(opts: SqliteOptions) {
     // The database holds license keys: create it private. SQLite gives its -wal and -shm files the same mode.
     if (opts.path !== ':memory:' && !existsSync(opts.path)) closeSync(openSync(opts.path, 'a', 0o600));
+    this.renewalsPerTransaction = Math.max(1, opts.renewalsPerTransaction ?? RENEWALS_PER_TRANSACTION);
     this.db = new Database(opts.path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
@@ -750,9 +760,19 @@ export class SqliteStore implements Store {
 
   async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
     // One writer at a time: nothing can hold a lease here, so every renewal applies (or is dropped).
-    await this.transaction(async () => {
-      for (const renewal of renewals) this.applyRenewal(renewal);
-    });
+    const per = this.renewalsPerTransaction;
+    for (let i = 0; i < renewals.length; i += per) {
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      try {
+        await this.transaction(async () => {
+          for (const renewal of renewals.slice(i, i + per)) this.applyRenewal(renewal);
+        });
+      } catch (err) {
+        // The parts before this one are committed: say which renewals were not written (`unwrittenRenewals`).
+        if (i > 0 && err !== null && typeof err === 'object') Object.assign(err, { unwritten: renewals.slice(i) });
+        throw err;
+      }
+    }
     return [];
   }
 

@@ -38,7 +38,12 @@ async function world(errors: unknown[] = []) {
       db.close();
     }
   };
-  return { ...w, ids, onFile };
+  const renewedTo = () => w.clock.now() + 600_000;
+  const close = async () => {
+    await w.store.close();
+    await rm(w.dir, { recursive: true, force: true });
+  };
+  return { ...w, ids, onFile, renewedTo, close };
 }
 
 test('a batch of 10 with 4 per transaction: three transactions, every renewal on the file', async () => {
@@ -56,14 +61,9 @@ test('a batch of 10 with 4 per transaction: three transactions, every renewal on
     assert.deepEqual(sizes, [10], 'the buffer hands the store the whole batch');
     assert.equal(transactions, 3, 'the store wrote it in 3 transactions (4 + 4 + 2)');
     assert.equal(w.renewals!.written, 10);
-    const want = w.clock.now() + 600_000;
-    assert.deepEqual(
-      w.onFile(),
-      w.ids.map(() => want),
-    );
+    assert.deepEqual(w.onFile(), w.ids.map(w.renewedTo), 'every renewal on the file');
   } finally {
-    await w.store.close();
-    await rm(w.dir, { recursive: true, force: true });
+    await w.close();
   }
 });
 
@@ -82,20 +82,15 @@ test('the second part fails: the first stays written, the error names the 6 not 
     delete (w.store as { transaction?: unknown }).transaction;
     assert.equal(errors.length, 1, 'the failure is reported to the buffer');
     assert.equal((errors[0] as { unwritten?: unknown[] }).unwritten?.length, 6);
-    const want = w.clock.now() + 600_000;
     const after = w.onFile();
-    assert.equal(after.filter((e) => e === want).length, 4, 'the first part is committed');
+    assert.equal(after.filter((e) => e === w.renewedTo()).length, 4, 'the first part is committed');
     assert.deepEqual(after.slice(4), granted.slice(4), 'the rest is untouched');
     assert.equal(w.renewals!.written, 4);
     assert.equal(w.renewals!.size, 6, 'kept for the next flush');
     await w.renewals!.flush();
     assert.equal(w.renewals!.written, 10);
-    assert.deepEqual(
-      w.onFile(),
-      w.ids.map(() => want),
-    );
+    assert.deepEqual(w.onFile(), w.ids.map(w.renewedTo), 'every renewal on the file');
   } finally {
-    await w.store.close();
-    await rm(w.dir, { recursive: true, force: true });
+    await w.close();
   }
 });

@@ -219,14 +219,13 @@ export function runDevices(url: () => string, key: string, devices: number, opts
       report.networkErrors.push(`${path}: ${(e as Error).message}`);
       return undefined;
     }
+    const granted = a.status >= 200 && a.status < 300;
     // Served again: a decision, granted or refused (409 is the server working, not an outage).
-    if ((a.status >= 200 && a.status < 300) || a.status === 409) {
-      if (inOutage !== undefined) {
-        report.recoveries.push({ from: inOutage, at: Date.now() });
-        inOutage = undefined;
-      }
+    if ((granted || a.status === 409) && inOutage !== undefined) {
+      report.recoveries.push({ from: inOutage, at: Date.now() });
+      inOutage = undefined;
     }
-    if (a.status >= 200 && a.status < 300) {
+    if (granted) {
       report.ok++;
     } else if (a.status === 503) {
       const code = a.body?.error?.code;

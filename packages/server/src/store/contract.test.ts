@@ -222,6 +222,48 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal(await store.leaseOfKey('NO-SUCH-KEY', id, 'a'), undefined);
     });
 
+    test('leaseOfKey reads made together (PostgreSQL: one statement for a turn of the loop) each get their own answer', async () => {
+      const a = await license({ seats: 5 });
+      const b = await license({ seats: 5 });
+      const held = async (lic: { key: string }, fp: string, instanceId: string) => {
+        const g = await svc.licensing.checkout(lic.key, { fingerprint: fp, instanceId, hostname: fp });
+        assert.ok(g.ok);
+        return g.value.granted.lease.id;
+      };
+      const [a1, a2, b1] = [await held(a, 'tog-a1', 'x'), await held(a, 'tog-a2', 'y'), await held(b, 'tog-b1', 'z')];
+      const asks: [string, string, string][] = [
+        [a.key, a1, 'x'],
+        [b.key, b1, 'z'],
+        ['NO-SUCH-KEY', a1, 'x'],
+        [b.key, a1, 'x'], // a's lease through b's key: b, no lease
+        [a.key, a2, 'y'],
+        [a.key, 'lse_nosuchlease', 'x'],
+        [a.key, a1, 'x'], // the same read twice in one batch
+      ];
+      for (let round = 0; round < 3; round++) {
+        const got = await Promise.all(asks.map(([k, l, i]) => store.leaseOfKey(k, l, i, clock.now())));
+        const seen = got.map((r) => r && [r.license.id, r.lease?.id ?? null, r.device?.fingerprint ?? null]);
+        assert.deepEqual(seen, [
+          [a.id, a1, 'tog-a1'],
+          [b.id, b1, 'tog-b1'],
+          undefined,
+          [b.id, null, null],
+          [a.id, a2, 'tog-a2'],
+          [a.id, null, null],
+          [a.id, a1, 'tog-a1'],
+        ]);
+        assert.ok(
+          got.every((r) => r?.lease === undefined || r.license.waiting === 0),
+          'no waiters at the time of each read',
+        );
+      }
+      // More reads than one statement takes (256) at once: all answered, each its own.
+      const many = await Promise.all(
+        Array.from({ length: 600 }, (_, i) => store.leaseOfKey(i % 2 ? a.key : b.key, i % 2 ? a2 : b1, i % 2 ? 'y' : 'z')),
+      );
+      assert.ok(many.every((r, i) => r?.lease?.id === (i % 2 ? a2 : b1)));
+    });
+
     test('renewals are monotonic and update-only: late, repeated or out-of-order batches never move a lease back nor bring one back', async () => {
       const lic = await license({ seats: 5, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 });
       const t0 = clock.now();

@@ -16,7 +16,7 @@
  */
 import postgres from 'postgres';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
-import type { AdminToken, Customer, Instance, Lease, License, Product } from '../../domain/types.js';
+import type { AdminToken, Customer, Device, Instance, Lease, License, Product } from '../../domain/types.js';
 import {
   withWebhookEvents,
   type ClaimedDelivery,
@@ -67,6 +67,7 @@ import {
 } from '../rows.js';
 import { storageFailure } from '../errors.js';
 import { GroupCommit, type GroupUnit, type UnitOutcome } from '../groupCommit.js';
+import { TickBatch } from '../tickBatch.js';
 import { QUEUE_POLL_WINDOW_MS, type Waiter } from '../../domain/queue.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { assertDriverPatched, reconnectBackoff } from './driver.js';
@@ -160,6 +161,19 @@ class TurnAbandoned extends Error {
  */
 function foreignResult(read: string): Error {
   return Object.assign(new Error(`${read}: the database connection answered with another query's result`), { code: 'RESULT_MISMATCH' });
+}
+
+/** A heartbeat's read (`leaseOfKey`) and its answer. */
+interface LeaseRead {
+  key: string;
+  leaseId: string;
+  instanceId: string;
+  now: number;
+}
+interface LeaseOfKey {
+  license: License;
+  lease: Lease | undefined;
+  device: Device | undefined;
 }
 
 const HOT_READS = ['getLicenseByKey', 'leaseOfKey', 'leasesOfFingerprint', 'expiryStats', 'leaseCounts', 'renew'] as const;
@@ -694,27 +708,52 @@ export class PostgresStore implements Store {
   }
 
   async leaseOfKey(key: string, leaseId: string, instanceId: string, now = 0) {
-    // The device is the use's (on a shared seat, not always the lease's); the live waiters of the license come along.
-    const [row] = await this.sql`SELECT to_jsonb(c.*) AS license, to_jsonb(l.*) AS lease, to_jsonb(d.*) AS device,
-        (SELECT COALESCE(jsonb_agg(to_jsonb(i.*) ORDER BY i.started_at), '[]'::jsonb) FROM instances i WHERE i.lease_id = l.id) AS instances,
-        (SELECT COUNT(DISTINCT (w.fingerprint, w.instance_id))::int FROM waiters w
-          WHERE w.license_id = c.id AND w.last_poll_at > ${now - QUEUE_POLL_WINDOW_MS} AND w.expires_at > ${now}) AS waiting
-      FROM licenses c LEFT JOIN leases l ON l.id = ${leaseId} AND l.license_id = c.id
-        LEFT JOIN devices d ON d.id = COALESCE(
-          (SELECT device_id FROM instances WHERE lease_id = l.id AND instance_id = ${instanceId}), l.device_id)
-      WHERE c.key = ${key}`;
-    if (!row) return undefined;
-    const answered = row.license as Row | undefined;
-    const lease = row.lease as Row | null | undefined;
-    if (answered?.key !== key || (lease != null && lease.id !== leaseId)) throw foreignResult('leaseOfKey');
-    const license = toLicense(answered);
-    if (now) license.waiting = num(row.waiting);
-    return {
-      license,
-      lease: lease ? toLease(lease, (row.instances as Row[]).map(toInstance)) : undefined,
-      device: row.device ? toDevice(row.device as Row) : undefined,
-    };
+    return this.heartbeatReads.call({ key, leaseId, instanceId, now });
   }
+
+  /**
+   * The heartbeat's reads of one turn of the event loop in one statement (issue #17): one write to the database and
+   * one statement for it to run, instead of one each. A row is matched to its read by its position (`n`) and must be
+   * the license and lease asked for; another is a connection failure for that read (RESULT_MISMATCH).
+   */
+  private readonly heartbeatReads = new TickBatch<LeaseRead, LeaseOfKey | undefined>(async (reads) => {
+    // The device is the use's (on a shared seat, not always the lease's); the live waiters of the license come along.
+    // Each read is the single read's join, run for its row of the list (LATERAL, fenced by OFFSET 0 from being
+    // flattened into one join: the planner, not knowing the list is short, would hash whole tables).
+    const rows = await this
+      .sql`SELECT q.n::int AS n, r.* FROM unnest(${reads.map((r) => r.key)}::text[], ${reads.map((r) => r.leaseId)}::text[],
+          ${reads.map((r) => r.instanceId)}::text[], ${reads.map((r) => String(r.now))}::bigint[]) WITH ORDINALITY AS q(key, lease_id, instance_id, now, n)
+        CROSS JOIN LATERAL (SELECT to_jsonb(c.*) AS license, to_jsonb(l.*) AS lease, to_jsonb(d.*) AS device,
+          (SELECT COALESCE(jsonb_agg(to_jsonb(i.*) ORDER BY i.started_at), '[]'::jsonb) FROM instances i WHERE i.lease_id = l.id) AS instances,
+          (SELECT COUNT(DISTINCT (w.fingerprint, w.instance_id))::int FROM waiters w
+            WHERE w.license_id = c.id AND w.last_poll_at > q.now - ${QUEUE_POLL_WINDOW_MS} AND w.expires_at > q.now) AS waiting
+          FROM licenses c LEFT JOIN leases l ON l.id = q.lease_id AND l.license_id = c.id
+            LEFT JOIN devices d ON d.id = COALESCE(
+              (SELECT device_id FROM instances WHERE lease_id = l.id AND instance_id = q.instance_id), l.device_id)
+          WHERE c.key = q.key OFFSET 0) r`;
+    // Another statement's answer (a cut connection's queue shifted by one) has no `n` column.
+    if (rows.command !== 'SELECT' || !rows.columns?.some((c) => c.name === 'n')) throw foreignResult('leaseOfKey');
+    const out: (LeaseOfKey | undefined | Error)[] = reads.map(() => undefined);
+    for (const row of rows) {
+      const i = Number(row.n) - 1;
+      const read = reads[i];
+      if (!read) throw foreignResult('leaseOfKey');
+      const answered = row.license as Row | undefined;
+      const lease = row.lease as Row | null | undefined;
+      if (answered?.key !== read.key || (lease != null && lease.id !== read.leaseId)) {
+        out[i] = foreignResult('leaseOfKey');
+        continue;
+      }
+      const license = toLicense(answered);
+      if (read.now) license.waiting = num(row.waiting);
+      out[i] = {
+        license,
+        lease: lease ? toLease(lease, (row.instances as Row[]).map(toInstance)) : undefined,
+        device: row.device ? toDevice(row.device as Row) : undefined,
+      };
+    }
+    return out;
+  });
 
   async getProduct(id: string) {
     const [row] = await this.sql`SELECT * FROM products WHERE id = ${id}`;

@@ -28,7 +28,13 @@ export async function openStore(
     const store = new SqliteStore({ path: config.database.path, synchronous: config.sqliteSynchronous });
     return { store, keyPersistence: fileKeyPersistence(config.dataDir), leadership: alwaysLeader };
   }
-  const store = await PostgresStore.open({ url: config.database.url, max: config.database.poolSize, groupCommit: config.groupCommit });
+  const store = await PostgresStore.open({
+    url: config.database.url,
+    max: config.database.poolSize,
+    groupCommit: config.groupCommit,
+    // On-premise the customer owns the database and could write past its triggers: every seat transaction counts the rows.
+    recountEvery: config.mode === 'on-prem' ? 1 : undefined,
+  });
   const leadership = PostgresStore.leadership(config.database.url, 'floatd:jobs');
   return {
     store,

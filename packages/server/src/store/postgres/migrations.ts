@@ -346,4 +346,60 @@ CREATE INDEX instances_sweep ON instances(expires_at, lease_id, instance_id) WHE
 DROP INDEX instances_expiry;
 `,
   },
+  {
+    version: 13,
+    name: 'lease tally',
+    sql: `
+-- Each license's seats as its lease rows hold them, kept by the database itself (issue #17): a seat transaction
+-- checks the license's counters against this row instead of counting every lease row of the license under its lock
+-- (4-8 ms at 10,000 leases, in every turn). The triggers follow every write to the rows, floatd's or anyone's;
+-- floatd still counts the rows themselves every so often (store.ts, recountEvery) and on-premise every time.
+CREATE TABLE lease_tally (
+  license_id TEXT PRIMARY KEY,
+  used INTEGER NOT NULL,
+  offline INTEGER NOT NULL
+);
+INSERT INTO lease_tally (license_id, used, offline)
+  SELECT license_id, COUNT(*) FILTER (WHERE base), COUNT(*) FILTER (WHERE base AND offline) FROM leases GROUP BY license_id;
+CREATE FUNCTION lease_tally_add(d_license TEXT, d_used INTEGER, d_offline INTEGER) RETURNS void LANGUAGE sql AS $$
+  INSERT INTO lease_tally AS t (license_id, used, offline) VALUES (d_license, d_used, d_offline)
+    ON CONFLICT (license_id) DO UPDATE SET used = t.used + EXCLUDED.used, offline = t.offline + EXCLUDED.offline
+$$;
+-- Inserts and deletes in bulk (a sweep deletes thousands in one statement): once per statement, by license.
+CREATE FUNCTION lease_tally_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM lease_tally_add(license_id, used, offline) FROM (
+    SELECT license_id, (COUNT(*) FILTER (WHERE base))::int AS used, (COUNT(*) FILTER (WHERE base AND offline))::int AS offline
+    FROM tally_new GROUP BY license_id) d WHERE used <> 0 OR offline <> 0;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION lease_tally_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM lease_tally_add(license_id, -used, -offline) FROM (
+    SELECT license_id, (COUNT(*) FILTER (WHERE base))::int AS used, (COUNT(*) FILTER (WHERE base AND offline))::int AS offline
+    FROM tally_old GROUP BY license_id) d WHERE used <> 0 OR offline <> 0;
+  RETURN NULL;
+END $$;
+-- Updates one row at a time, and only those that move a seat (a renewal does not: the WHEN skips it without a call).
+CREATE FUNCTION lease_tally_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM lease_tally_add(OLD.license_id, -(OLD.base::int), -((OLD.base AND OLD.offline)::int));
+  PERFORM lease_tally_add(NEW.license_id, NEW.base::int, (NEW.base AND NEW.offline)::int);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER lease_tally_insert AFTER INSERT ON leases REFERENCING NEW TABLE AS tally_new
+  FOR EACH STATEMENT EXECUTE FUNCTION lease_tally_inserted();
+CREATE TRIGGER lease_tally_delete AFTER DELETE ON leases REFERENCING OLD TABLE AS tally_old
+  FOR EACH STATEMENT EXECUTE FUNCTION lease_tally_deleted();
+CREATE TRIGGER lease_tally_update AFTER UPDATE ON leases FOR EACH ROW
+  WHEN (OLD.base IS DISTINCT FROM NEW.base OR OLD.offline IS DISTINCT FROM NEW.offline OR OLD.license_id IS DISTINCT FROM NEW.license_id)
+  EXECUTE FUNCTION lease_tally_updated();
+CREATE FUNCTION lease_tally_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM lease_tally;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER lease_tally_truncate AFTER TRUNCATE ON leases FOR EACH STATEMENT EXECUTE FUNCTION lease_tally_truncated();
+`,
+  },
 ];

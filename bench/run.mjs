@@ -28,7 +28,7 @@
  * mostly denials, every grant checked in at once).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,9 +74,49 @@ function rssMb(pid) {
   return m ? Math.round(Number(m[1]) / 1024) : null;
 }
 
-function runOne(opts) {
+// CPU time per request, measured around each load run (the setup of a scenario is left out): the server processes
+// being measured (`cpuWatch.pids`), PostgreSQL's processes, and this process, the load generator. On a 2-core machine
+// the three share the cores, so req/s alone does not say what a request costs the server.
+const USER_HZ = 100; // /proc/<pid>/stat counts CPU time in clock ticks of 1/100 s on Linux
+/** The processes whose CPU time is the server's in the next load runs. */
+const cpuWatch = { pids: [] };
+function cpuUs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * (1e6 / USER_HZ); // utime + stime
+  } catch {
+    return 0; // gone
+  }
+}
+function postgresCpu() {
+  const byPid = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'postgres') byPid.set(d, cpuUs(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return byPid;
+}
+function cpuSnapshot() {
+  const self = process.cpuUsage();
+  return { server: cpuWatch.pids.reduce((n, pid) => n + cpuUs(pid), 0), db: postgresCpu(), loadgen: self.user + self.system };
+}
+/** µs of CPU per request between two snapshots: the servers', PostgreSQL's (its backends that ran), the load generator's. */
+function cpuPerRequest(a, b, requests) {
+  let db = 0;
+  for (const [pid, us] of b.db) db += us - (a.db.get(pid) ?? 0);
+  const per = (us) => (requests > 0 ? Math.round(us / requests) : null);
+  return { server: per(b.server - a.server), db: per(db), loadgen: per(b.loadgen - a.loadgen) };
+}
+
+function runOne(opts, onFirstAnswer) {
   return new Promise((res, rej) => {
     const inst = autocannon({ duration, ...opts }, (err, r) => (err ? rej(err) : res(r)));
+    if (onFirstAnswer) inst.once('response', onFirstAnswer);
     autocannon.track(inst, {
       renderProgressBar: false,
       renderResultsTable: false,
@@ -88,13 +128,26 @@ function runOne(opts) {
 
 /** Drives every URL with its share of the connections at once (a load balancer's round robin) and adds the results up. */
 async function run(urls, opts) {
+  // From the first answer: autocannon builds each connection's requests before it sends any (seconds of the load
+  // generator's CPU for the heartbeat scenario's 10,000 prebuilt requests), which is not a request's cost.
+  let before;
+  const r = await runParts(urls, opts, () => {
+    before ??= cpuSnapshot();
+  });
+  r.cpu = before ? cpuPerRequest(before, cpuSnapshot(), r.requests.total) : undefined;
+  return r;
+}
+
+async function runParts(urls, opts, onFirstAnswer) {
   const parts = await Promise.all(
-    urls.map((url) => runOne({ ...opts, url, connections: Math.max(1, Math.round((opts.connections ?? connections) / urls.length)) })),
+    urls.map((url) =>
+      runOne({ ...opts, url, connections: Math.max(1, Math.round((opts.connections ?? connections) / urls.length)) }, onFirstAnswer),
+    ),
   );
   if (parts.length === 1) return parts[0];
   const sum = (f) => parts.reduce((n, p) => n + f(p), 0);
   return {
-    requests: { average: sum((p) => p.requests.average) },
+    requests: { average: sum((p) => p.requests.average), total: sum((p) => p.requests.total) },
     latency: { p50: Math.max(...parts.map((p) => p.latency.p50)), p99: Math.max(...parts.map((p) => p.latency.p99)) },
     non2xx: sum((p) => p.non2xx),
     errors: sum((p) => p.errors),
@@ -115,6 +168,8 @@ const summary = (r) => ({
   server_errors: Object.entries(r.statusCodeStats ?? {})
     .filter(([c]) => c >= '500')
     .reduce((n, [, v]) => n + v.count, 0),
+  // µs of CPU per request: the server processes, PostgreSQL, the load generator
+  cpu_us: r.cpu,
 });
 
 async function api(url, method, path, auth, body) {
@@ -343,6 +398,7 @@ async function baselineRun() {
   const baseline = await spawnListening([process.execPath, join(root, 'bench/baseline.mjs')], { timeoutMs: 60_000 });
   try {
     log(`baseline: bare node:http, ${connections} connections, ${duration}s`);
+    cpuWatch.pids = [baseline.child.pid];
     return summary(await run([baseline.url + '/'], {}));
   } finally {
     await stopProcess(baseline);
@@ -357,6 +413,7 @@ async function referenceRun(base) {
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const ref = await spawnListening([process.execPath, ...nodeArgs, join(root, 'bench/reference.mjs')], { timeoutMs: 60_000 });
   const out = {};
+  cpuWatch.pids = [ref.child.pid];
   try {
     const f = { url: ref.url, urls: [ref.url], admin: 'Bearer reference' };
     f.productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'bench' })).id;
@@ -382,6 +439,7 @@ async function throughput({ store, nodes }) {
   const base = await baselineRun();
   const reference = await referenceRun(base);
   const f = await startFloatd({ store, nodes, dataDir });
+  cpuWatch.pids = f.servers.map((s) => s.child.pid);
   const results = {};
   try {
     f.productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'bench' })).id;
@@ -410,6 +468,7 @@ async function throughput({ store, nodes }) {
     baseline_rps: base.rps,
     baseline_p50_ms: base.p50_ms,
     baseline_p99_ms: base.p99_ms,
+    baseline_cpu_us: base.cpu_us,
     scenarios: results,
     reference,
     server_rss_mb: rss,
@@ -523,23 +582,26 @@ const P99_TARGET = 2;
 
 function table(r) {
   const lines = [
-    `| scenario | req/s | p50 ms | p99 ms | ratio to baseline | target | ratio to reference | p99 / baseline p99 | target | non-2xx | 5xx |`,
-    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
-    `| baseline (node:http, fixed body) | ${r.baseline_rps} | ${r.baseline_p50_ms} | ${r.baseline_p99_ms} | 1.000 | | | 1.00 | | 0 | 0 |`,
+    `| scenario | req/s | p50 ms | p99 ms | ratio to baseline | target | ratio to reference | p99 / baseline p99 | target | non-2xx | 5xx | CPU µs/req: server, PostgreSQL, load gen. |`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+    `| baseline (node:http, fixed body) | ${r.baseline_rps} | ${r.baseline_p50_ms} | ${r.baseline_p99_ms} | 1.000 | | | 1.00 | | 0 | 0 | ${cpuCell(r.baseline_cpu_us)} |`,
   ];
   for (const [name, s] of Object.entries(r.reference ?? {})) {
     lines.push(
-      `| reference: ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | | 1.000 | ${s.p99_ratio.toFixed(2)} | | ${s.non2xx} | ${s.server_errors} |`,
+      `| reference: ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | | 1.000 | ${s.p99_ratio.toFixed(2)} | | ${s.non2xx} | ${s.server_errors} | ${cpuCell(s.cpu_us)} |`,
     );
   }
   for (const [name, s] of Object.entries(r.scenarios)) {
     const target = TARGETS[name];
     lines.push(
-      `| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${target ? `≥ ${target.toFixed(2)}` : ''} | ${s.reference_ratio?.toFixed(3) ?? ''} | ${s.p99_ratio.toFixed(2)} | ${target ? `≤ ${P99_TARGET}` : ''} | ${s.non2xx} | ${s.server_errors} |`,
+      `| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${target ? `≥ ${target.toFixed(2)}` : ''} | ${s.reference_ratio?.toFixed(3) ?? ''} | ${s.p99_ratio.toFixed(2)} | ${target ? `≤ ${P99_TARGET}` : ''} | ${s.non2xx} | ${s.server_errors} | ${cpuCell(s.cpu_us)} |`,
     );
   }
   return lines.join('\n');
 }
+
+/** A table cell of CPU µs per request: server, PostgreSQL, load generator. */
+const cpuCell = (c) => (c ? `${c.server ?? '–'}, ${c.db ?? '–'}, ${c.loadgen ?? '–'}` : '');
 
 function scaleTable(s) {
   return [
@@ -584,7 +646,10 @@ are ratios to it, and p99 at most ${P99_TARGET}× the baseline's p99 at 50 conne
 necessary work in memory (parse, look up the license and lease, count seats; checkout signs a
 lease token and its answer with Ed25519; heartbeat and check-in answer with a SHA-256
 Content-Digest and an HMAC-SHA256 signature; nothing durable, no audit), driven by the same
-scenario code in the same run: "ratio to reference" is floatd's distance from that limit.
+scenario code in the same run: "ratio to reference" is floatd's distance from that limit. The last
+column is the CPU time each request cost, from the first answer to the end of the run (\`/proc\`): the
+server processes measured, PostgreSQL's processes, and the load generator. The three share this machine's
+cores, so it is the figure that says what a request costs the server, whatever the load generator takes.
 
 ## SQLite (embedded default), one node
 
@@ -767,6 +832,7 @@ async function main() {
       JSON.stringify({
         baseline_rps: r.baseline_rps,
         baseline_p99_ms: r.baseline_p99_ms,
+        baseline_cpu_us: r.baseline_cpu_us,
         scenarios: r.scenarios,
         reference: r.reference,
         store,

@@ -29,7 +29,10 @@ test('npm run bench -- --json: every scenario with rps, p50, p99 and ratios to a
     assert.equal(s.server_errors, 0, `${name}: no 5xx`);
     assert.equal(s.errors, 0, `${name}: no connection errors`);
     if (name !== 'contended') assert.equal(s.non2xx, 0, `${name}: every answer 2xx`);
+    // CPU per request, from /proc: the server's and the load generator's are measured (never their values)
+    assert.ok(s.cpu_us.server > 0 && s.cpu_us.loadgen > 0, `${name}: CPU per request ${JSON.stringify(s.cpu_us)}`);
   }
+  assert.ok(r.baseline_cpu_us.server > 0, 'the baseline server used CPU');
   assert.ok(r.scenarios.contended.non2xx > 0, 'contended: 10 seats for 1,000 devices means denials');
   // The reference server (bench/reference.mjs) under the same scenarios, and floatd's ratio to it.
   assert.deepEqual(Object.keys(r.reference).sort(), ['checkout-checkin', 'heartbeat', 'mixed']);

@@ -348,7 +348,11 @@ export class PostgresStore implements Store {
           sql`SELECT * FROM waiters WHERE license_id = ${id} ORDER BY seq`,
         ]);
         const row = rows[0];
-        if (!row) return undefined;
+        if (!row) {
+          // No such license: nothing to remember (a client's made-up keys must not grow `sinceCount`).
+          this.sinceCount.delete(`key ${key}`);
+          return undefined;
+        }
         counted = { licenseId: String(row.id), ...(await this.tallied(sql, String(row.id), counts)) };
         queued = { licenseId: String(row.id), waiters: waiting.map(toWaiter) };
         return toLicense(row);
@@ -985,6 +989,7 @@ export class PostgresStore implements Store {
     this.sinceCount.set(what, n + 1);
     return false;
   }
+  /** Checks since the last count, by license key or id (only of licenses that exist). */
   private readonly sinceCount = new Map<string, number>();
 
   async seatTotals() {

@@ -114,6 +114,11 @@ describe('PostgreSQL seat tally', { skip: pgUp ? false : 'PostgreSQL not reachab
     assert.equal((await w.store.getLicense(lic.id))!.seatsUsed, 10);
     await raw`TRUNCATE leases CASCADE`;
     await agree(lic.id, 0);
+    // Checkouts with keys no license has leave nothing behind in the node's recount schedule.
+    const schedule = (w.store as unknown as { sinceCount: Map<string, number> }).sinceCount;
+    const size = schedule.size;
+    for (let i = 0; i < 20; i++) await w.licensing.checkout(`NOSUCH-${i}`, { fingerprint: 'x', instanceId: 'a' });
+    assert.equal(schedule.size, size);
   });
 
   test('the tally and the counters lowered together (past the triggers): on-premise counting every time grants nothing', async () => {

@@ -51,6 +51,7 @@ import { SQLITE_MIGRATIONS } from './migrations.js';
 import { QUEUE_POLL_WINDOW_MS } from '../../domain/queue.js';
 import { ChangeFeed } from '../changes.js';
 import { HotReads, type InstanceTuple } from './hotReads.js';
+import { TickBatch } from '../tickBatch.js';
 
 type Row = Record<string, unknown>;
 
@@ -778,10 +779,31 @@ export class SqliteStore implements Store {
 
   /**
    * The heartbeat's read. Served from memory (`hotReads.ts`) while nobody else has written the file since (`PRAGMA
-   * data_version`, read on every call: a read transaction, a third of the cost of the statements it replaces).
+   * data_version`: a read transaction, a third of the cost of the statements it replaces). The reads asked in one turn
+   * of the event loop are made together after it (`TickBatch`), with one `data_version` for all of them (issue #17: it
+   * was 4.8% of a heartbeat's server time, about 11 µs a read under load): each is still made after it was asked, so
+   * it sees every commit made before. Inside a transaction (its own writes), at once.
    */
   async leaseOfKey(key: string, leaseId: string, instanceId: string, now?: number) {
+    if (this.db.inTransaction) return this.readLeaseOfKey(this.dataVersion(), key, leaseId, instanceId, now);
+    return this.heartbeatReads.call({ key, leaseId, instanceId, now });
+  }
+
+  private readonly heartbeatReads = new TickBatch<
+    { key: string; leaseId: string; instanceId: string; now: number | undefined },
+    Awaited<ReturnType<SqliteStore['readLeaseOfKey']>>
+  >(async (reads) => {
     const version = this.dataVersion();
+    return reads.map((r) => {
+      try {
+        return this.readLeaseOfKey(version, r.key, r.leaseId, r.instanceId, r.now);
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    });
+  });
+
+  private readLeaseOfKey(version: number, key: string, leaseId: string, instanceId: string, now: number | undefined) {
     if (version !== this.hotVersion) {
       this.hot.clear();
       this.hotVersion = version;

@@ -5,7 +5,10 @@
 //   and COMMIT every `--group` licenses (floatd's reclaimer shares one commit between the batches of 4 licenses).
 // It prints where the time went. `--autocheckpoint N` sets `wal_autocheckpoint` (floatd keeps SQLite's 1,000 pages),
 // `--cache-mib N` the page cache (floatd's is 64 MiB; 256 made no difference in one run against 64).
-//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4] [--autocheckpoint 1000] [--cache-mib 64]
+// `--release`: the floor of a sweep that frees leases without deleting their rows (a "logical release", not floatd's
+// design): each batch is read as before, its lease ids go into a small table of released leases, and the audit entries
+// are written; nothing is deleted (the rows would be removed later, off the seat path).
+//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4] [--autocheckpoint 1000] [--cache-mib 64] [--release]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,10 +42,15 @@ try {
     db.prepare('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND license_id = ?'),
     db.prepare('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
   ];
-  const del = [
-    db.prepare('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
-    db.prepare('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
-  ];
+  const RELEASE = process.argv.includes('--release');
+  db.exec('CREATE TABLE released (lease_id TEXT PRIMARY KEY, license_id TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID');
+  const release = db.prepare('INSERT INTO released (lease_id, license_id, at) SELECT value, ?, ? FROM json_each(?)');
+  const del = RELEASE
+    ? []
+    : [
+        db.prepare('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
+        db.prepare('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
+      ];
   const audit = db.prepare(
     'INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
@@ -63,6 +71,7 @@ try {
       });
       timed('delete', () => {
         for (const st of del) st.run(ids);
+        if (RELEASE) release.run(licenseId, now, ids);
       });
       timed('audit', () => {
         for (const [s, d] of uses) audit.run(now, 'lease.released', 'reclaimer', licenseId, d, s, 'expired', `{"expiredAt":${now}}`);
@@ -76,11 +85,12 @@ try {
     JSON.stringify({
       leases: TOTAL,
       freed: EXPIRED,
+      mode: RELEASE ? 'release' : 'delete',
       licensesPerCommit: GROUP,
       walAutocheckpoint: AUTOCHECKPOINT,
       total_ms: round(total),
       read_ms: round(ms.read),
-      delete_ms: round(ms.delete),
+      [RELEASE ? 'release_ms' : 'delete_ms']: round(ms.delete),
       audit_ms: round(ms.audit),
       commit_ms: round(ms.commit),
     }),

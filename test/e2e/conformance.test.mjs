@@ -14,7 +14,7 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 const { FloatingLicense, FloatingLicenseError } = await import(join(ROOT, 'packages/client/dist/index.js'));
 const { FakeClock } = await import(join(ROOT, 'packages/client/dist/testing.js'));
 const { TestProxy } = await import(join(ROOT, 'packages/client/dist/testsupport.js'));
-const { startFloatdProcess, libfaketime } = await import(join(ROOT, 'packages/server/dist/testing/process.js'));
+const { startFloatdProcess, libfaketime, fakedClockEnv } = await import(join(ROOT, 'packages/server/dist/testing/process.js'));
 const { createTempDatabase, TEST_KEY_ENCRYPTION_KEY } = await import(join(ROOT, 'packages/server/dist/testing/pg.js'));
 const { startFaketimePostgres, faketimePostgresUnavailable } = await import(join(ROOT, 'packages/server/dist/testing/pgfaketime.js'));
 
@@ -54,8 +54,7 @@ class Server {
         Object.assign(env, { FLOATD_DATABASE_URL: this.db.url, FLOATD_KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY });
       }
       // the server's monotonic clock moves with its wall clock: time passed, not a step (domain/clock.ts, SilenceWatch)
-      if (this.faketime)
-        Object.assign(env, { LD_PRELOAD: libfaketime(), FAKETIME_TIMESTAMP_FILE: this.offsetFile, FAKETIME_NO_CACHE: '1' });
+      if (this.faketime) Object.assign(env, fakedClockEnv(this.offsetFile));
     }
     this.p = await startFloatdProcess({ dataDir: this.dataDir, env, adminToken: this.p?.adminToken ?? true });
     this.url = this.p.url;

@@ -29,6 +29,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 CLI = os.path.join(ROOT, "packages", "server", "dist", "cli.js")
 PG_HELPER = os.path.join(ROOT, "packages", "server", "dist", "testing", "pg.js")
 PG_FAKETIME_HELPER = os.path.join(ROOT, "packages", "server", "dist", "testing", "pgfaketime.js")
+PROCESS_HELPER = os.path.join(ROOT, "packages", "server", "dist", "testing", "process.js")
 TEST_KEY_ENCRYPTION_KEY = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="  # 32 bytes of 7, as testing/pg.ts
 STORE = "postgres" if os.environ.get("FLOATD_TEST_STORE") == "postgres" else "sqlite"
 
@@ -93,8 +94,9 @@ class FloatdServer:
             lib = libfaketime()
             if not lib:
                 raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
-            # the server's monotonic clock moves with its wall clock: time passed, not a step (domain/clock.ts)
-            env.update({"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": self.offset_file, "FAKETIME_NO_CACHE": "1"})
+            # the server's monotonic clock moves with its wall clock: time passed, not a step (domain/clock.ts); the
+            # environment is testing/process.ts's fakedClockEnv (libfaketime, and no event-loop delay histogram)
+            env.update(json.loads(_node(f"import {{ fakedClockEnv }} from {json.dumps(PROCESS_HELPER)}; console.log(JSON.stringify(fakedClockEnv({json.dumps(self.offset_file)})));")))
         self.proc = subprocess.Popen(["node", CLI, "serve", "--port", "0", "--data-dir", self.data_dir, "--log-level", "warn"],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
         assert self.proc.stdout

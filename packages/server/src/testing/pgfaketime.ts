@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PG_BIN, pairUnavailable } from './pgpair.js';
-import { libfaketime } from './process.js';
+import { fakedClockEnv, libfaketime } from './process.js';
 
 const run = promisify(execFile);
 
@@ -109,7 +109,7 @@ export async function startFaketimePostgres(): Promise<FaketimePostgres> {
     port,
     dir,
     timestampFile,
-    serverEnv: { LD_PRELOAD: lib, FAKETIME_TIMESTAMP_FILE: timestampFile, FAKETIME_NO_CACHE: '1' },
+    serverEnv: fakedClockEnv(timestampFile),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -4,7 +4,8 @@
  * clock), or stopped and restarted on the same data. Port 0: the banner says which port.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -248,4 +249,48 @@ export function libfaketime(): string | undefined {
     if (existsSync(p)) return p;
   }
   return undefined;
+}
+
+let quietDelayMonitor: string | undefined;
+
+/**
+ * The environment of a floatd process whose monotonic clock libfaketime moves with its wall clock (`offsetFile`:
+ * `+<seconds>`, re-read at every clock read), the harness's "time passed" for a server. Its event-loop delay
+ * histogram (prom-client's `nodejs_eventloop_lag`, Node's `monitorEventLoopDelay`) is replaced by an empty one: Node
+ * asserts that the monotonic clock never goes back between two of its samples, and under libfaketime it was seen to
+ * (twice in one CI run: `Histogram::RecordDelta`, "(time) >= (prev_)", the server aborted). A real monotonic clock does
+ * not go back, so the product keeps the histogram; only these test processes go without it. They keep its sampling
+ * timer, which wakes the loop every 10 ms: the scenarios count on a clock move being seen that soon.
+ */
+export function fakedClockEnv(offsetFile: string): Record<string, string> {
+  const lib = libfaketime();
+  if (!lib) throw new Error("libfaketime is not installed (Debian's faketime package)");
+  if (!quietDelayMonitor) {
+    // One file per user at a fixed path (no temporary directory left behind per test process), written whole and
+    // renamed into place: another process may be starting a server from it at that moment.
+    quietDelayMonitor = join(tmpdir(), `floatd-no-event-loop-delay-${process.getuid?.() ?? 0}.cjs`);
+    const part = `${quietDelayMonitor}.${process.pid}`;
+    writeFileSync(
+      part,
+      `const perf = require('node:perf_hooks');
+perf.monitorEventLoopDelay = ({ resolution = 10 } = {}) => {
+  // The histogram's sampling timer also woke the loop every 10 ms, and the harness relies on that: a move of the
+  // faked clock is seen by the server's timers at the next wake-up (epoll waits in real time). The same wake-ups stay.
+  let timer;
+  return {
+    enable() { timer ??= setInterval(() => {}, resolution); timer.unref(); return true; },
+    disable() { if (timer) clearInterval(timer); timer = undefined; return true; },
+    reset() {}, percentile: () => 0, percentiles: new Map(), min: 0, max: 0, mean: 0, stddev: 0, exceeds: 0, count: 0,
+  };
+};
+`,
+    );
+    renameSync(part, quietDelayMonitor);
+  }
+  return {
+    LD_PRELOAD: lib,
+    FAKETIME_TIMESTAMP_FILE: offsetFile,
+    FAKETIME_NO_CACHE: '1',
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require=${quietDelayMonitor}`].filter(Boolean).join(' '),
+  };
 }

@@ -43,8 +43,8 @@ try {
     db.prepare('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
   ];
   const RELEASE = process.argv.includes('--release');
-  db.exec('CREATE TABLE released (lease_id TEXT PRIMARY KEY, license_id TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID');
-  const release = db.prepare('INSERT INTO released (lease_id, license_id, at) SELECT value, ?, ? FROM json_each(?)');
+  if (RELEASE) db.exec('CREATE TABLE released (lease_id TEXT PRIMARY KEY, license_id TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID');
+  const release = RELEASE && db.prepare('INSERT INTO released (lease_id, license_id, at) SELECT value, ?, ? FROM json_each(?)');
   const del = RELEASE
     ? []
     : [

@@ -61,6 +61,8 @@ export const STORE_SENSITIVE = [
 export const NOT_STORE_SENSITIVE = {
   // the log lines of a harness server; the store does not change them
   'packages/server/dist/logs.test.js': 'log format only',
+  // the test harness's environment for a server on a moved clock; the store does not change it
+  'packages/server/dist/testing/fakedClock.test.js': 'test harness environment only',
   // backup/restore is the SQLite file's own procedure (PostgreSQL backups are pg_dump, docs/operations.md)
   'packages/server/dist/ops/backup.test.js': 'SQLite backup file',
   // the end user's first run: prompts, the remembered key, messages, SRV discovery; the store does not change them

@@ -91,10 +91,7 @@ class FloatdServer:
         if self.server_env:
             env.update(self.server_env)
         elif self.faketime:
-            lib = libfaketime()
-            if not lib:
-                raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
-            # the server's monotonic clock moves with its wall clock: time passed, not a step (domain/clock.ts); the
+            # (fakedClockEnv refuses when libfaketime is not installed) the server's monotonic clock moves with its wall clock: time passed, not a step (domain/clock.ts); the
             # environment is testing/process.ts's fakedClockEnv (libfaketime, and no event-loop delay histogram)
             env.update(json.loads(_node(f"import {{ fakedClockEnv }} from {json.dumps(PROCESS_HELPER)}; console.log(JSON.stringify(fakedClockEnv({json.dumps(self.offset_file)})));")))
         self.proc = subprocess.Popen(["node", CLI, "serve", "--port", "0", "--data-dir", self.data_dir, "--log-level", "warn"],

@@ -17,6 +17,7 @@
  *   npm run bench -- --only heartbeat     # one scenario (plus the baseline and its reference); --store picks the store
  *   npm run bench -- --no-reference       # skip the reference servers
  *   npm run bench -- --store postgres --nodes 2   # PostgreSQL (a fresh database), load spread over N nodes
+ *   npm run bench -- --store postgres --db-latency 1  # the database 1 ms away each way (bench/latency-proxy.mjs; prints the round trip)
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
  *   npm run bench -- --neighbours         # noisy neighbour: quiet key B's heartbeats alone and while 40 loops churn
@@ -57,6 +58,8 @@ const SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed', 'contended'];
 /** The scenarios bench/reference.mjs is measured on (contended has no target). */
 const REFERENCE_SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed'];
 const withReference = !args.includes('--no-reference');
+/** `--db-latency MS`: floatd reaches PostgreSQL through bench/latency-proxy.mjs, which delays each way by MS (or a bit more). */
+const DB_LATENCY_MS = Number(flag('db-latency', '0'));
 
 function log(...a) {
   if (!asJson) console.log(...a);
@@ -184,6 +187,20 @@ async function api(url, method, path, auth, body) {
 }
 
 /** A fresh PostgreSQL database for one run; `drop()` removes it. */
+/** The mean time of a `SELECT 1` on one connection to `url` (the database's round trip, as `--db-latency` makes it). */
+async function roundTripMs(url) {
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  await sql`SELECT 1`;
+  const start = performance.now();
+  for (let i = 0; i < 200; i++) await sql`SELECT 1`;
+  const ms = (performance.now() - start) / 200;
+  await sql.end();
+  return ms;
+}
+/** Measured once, for the report, when the database is behind the latency proxy. */
+let dbRoundTrip;
+
 async function pgDatabase() {
   const { default: postgres } = await import('postgres');
   const name = `floatd_bench_${process.pid}_${Date.now()}`;
@@ -209,9 +226,24 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {} }) {
   // One key from one address at full speed is the point of a benchmark: rate limits off (FLOATD_RATE_LIMIT).
   const env = { FLOATD_RATE_LIMIT: 'off', ...extraEnv };
   let pg;
+  let proxy;
   if (store === 'postgres') {
     pg = await pgDatabase();
     env.FLOATD_DATABASE_URL = pg.url;
+    if (DB_LATENCY_MS > 0) {
+      const u = new URL(pg.url);
+      proxy = await spawnListening([
+        'node',
+        join(root, 'bench/latency-proxy.mjs'),
+        '0',
+        u.hostname,
+        u.port || '5432',
+        String(DB_LATENCY_MS),
+      ]);
+      u.port = new URL(proxy.url).port;
+      env.FLOATD_DATABASE_URL = u.toString();
+      dbRoundTrip ??= { direct: await roundTripMs(pg.url), proxied: await roundTripMs(u.toString()) };
+    }
     env.FLOATD_KEY_ENCRYPTION_KEY = Buffer.alloc(32, 9).toString('base64');
   }
   const servers = [];
@@ -227,6 +259,7 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {} }) {
     admin,
     async stop() {
       await Promise.all(servers.map(stopProcess));
+      if (proxy) await stopProcess(proxy);
       await pg?.drop();
     },
   };
@@ -843,7 +876,10 @@ async function main() {
     );
   } else {
     console.log('\n' + table(r));
-    console.log(`\nstore ${store}, ${nodes} node(s); ${machine()}; ${connections} connections, ${duration}s per scenario`);
+    const across = dbRoundTrip
+      ? ` (database round trip ${dbRoundTrip.proxied.toFixed(2)} ms through the latency proxy, ${dbRoundTrip.direct.toFixed(2)} ms direct)`
+      : '';
+    console.log(`\nstore ${store}${across}, ${nodes} node(s); ${machine()}; ${connections} connections, ${duration}s per scenario`);
   }
 }
 

@@ -41,7 +41,7 @@ import type { License } from '../domain/types.js';
 import type { Effect } from '../domain/effects.js';
 import { newId } from '../ids.js';
 import type { KeyRing } from '../keys/ring.js';
-import type { Store, StoreTx } from '../store/port.js';
+import type { ReadAhead, Store, StoreTx } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
 import { countedLicense } from './seatCounters.js';
@@ -292,7 +292,7 @@ export class LicensingService {
     const now = this.clock.now();
     const result = await this.store.transaction(
       async (tx) => {
-        const admitted = this.admitted(await this.locked(tx, key, now));
+        const admitted = this.admitted(await this.locked(tx, key, now, { fingerprint: req.fingerprint }));
         if (!admitted.ok) return admitted;
         const license = admitted.value;
         const device = await tx.device(license.id, req.fingerprint);
@@ -344,7 +344,7 @@ export class LicensingService {
             freed = 0; // a unit may run again (a turn retried without a unit that failed)
             queue = [];
             agreed = undefined;
-            const admitted = this.admitted(await this.locked(tx, key, now));
+            const admitted = this.admitted(await this.locked(tx, key, now, { fingerprint: req.fingerprint }));
             if (!admitted.ok) return admitted;
             const license = admitted.value;
             const device = await tx.device(license.id, req.fingerprint);
@@ -476,13 +476,14 @@ export class LicensingService {
   }
 
   /** Locks the license and checks its seat counters against the lease rows (see `seatCounters.ts`). */
-  private async locked(tx: StoreTx, key: string, now: number): Promise<License | undefined> {
-    return countedLicense(tx, await tx.lockLicenseByKey(key), now, this.metrics);
+  /** `ahead`: what the decision reads next (sent with the lock where reads are round trips: `ReadAhead`). */
+  private async locked(tx: StoreTx, key: string, now: number, ahead?: ReadAhead): Promise<License | undefined> {
+    return countedLicense(tx, await tx.lockLicenseByKey(key, ahead), now, this.metrics);
   }
 
   /** The locked license, the lease and the device of the use `instanceId` (the lease's device without one, or if the use is not on it). */
   private async leaseState(tx: StoreTx, key: string, leaseId: string, now: number, instanceId?: string): Promise<Result<LeaseState>> {
-    const admitted = this.admitted(await this.locked(tx, key, now));
+    const admitted = this.admitted(await this.locked(tx, key, now, { leaseId }));
     if (!admitted.ok) return admitted;
     const license = admitted.value;
     const lease = await tx.lease(leaseId);

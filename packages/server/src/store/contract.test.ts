@@ -222,6 +222,106 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal(await store.leaseOfKey('NO-SUCH-KEY', id, 'a'), undefined);
     });
 
+    test('reads named with the license lock (ReadAhead; PostgreSQL sends them in its round trip) answer as the plain reads, and none outlives a write', async () => {
+      const lic = await license({ seats: 5, sharing: { by: ['user'], cap: null } });
+      const other = await license({ seats: 2 });
+      // A holds a seat for alice, B (alice too) is a use on A's seat, C holds its own; O is another license's.
+      const grant = async (key: string, fingerprint: string, instanceId: string, user?: string) => {
+        clock.advance(1000); // uses are read in order of start
+        const g = await svc.licensing.checkout(key, { fingerprint, instanceId, ...(user ? { user } : {}) });
+        assert.ok(g.ok, JSON.stringify(g));
+        return g.value.granted.lease.id;
+      };
+      const leaseA = await grant(lic.key, 'ra-A', 'a1', 'alice');
+      assert.equal(await grant(lic.key, 'ra-A', 'a2', 'alice'), leaseA);
+      assert.equal(await grant(lic.key, 'ra-B', 'b1', 'alice'), leaseA, "B's use is on A's seat");
+      const leaseC = await grant(lic.key, 'ra-C', 'c1', 'carol');
+      const leaseO = await grant(other.key, 'ra-O', 'o1');
+
+      const byFingerprint = (fingerprint: string, ahead: boolean) =>
+        store.transaction(async (tx) => {
+          const l = await tx.lockLicenseByKey(lic.key, ahead ? { fingerprint } : undefined);
+          const device = await tx.device(l!.id, fingerprint);
+          return { l, device, leases: device ? await tx.leasesOfDevice(device.id) : [] };
+        });
+      for (const fingerprint of ['ra-A', 'ra-B', 'ra-C', 'ra-none', 'ra-O']) {
+        const plain = await byFingerprint(fingerprint, false);
+        assert.deepEqual(await byFingerprint(fingerprint, true), plain, fingerprint);
+      }
+      const b = await byFingerprint('ra-B', true);
+      assert.deepEqual(
+        b.leases.map((l) => [l.id, l.instances.map((i) => i.instanceId)]),
+        [[leaseA, ['a1', 'a2', 'b1']]],
+        "the shared seat B's use is on, with every use on it",
+      );
+      const byLease = (leaseId: string, ahead: boolean) =>
+        store.transaction(async (tx) => {
+          const l = await tx.lockLicenseByKey(lic.key, ahead ? { leaseId } : undefined);
+          const lease = await tx.lease(leaseId);
+          return { l, lease, devices: lease ? await Promise.all(lease.instances.map((i) => tx.deviceById(i.deviceId))) : [] };
+        });
+      for (const leaseId of [leaseA, leaseC, leaseO, 'lse_none']) {
+        const plain = await byLease(leaseId, false);
+        assert.deepEqual(await byLease(leaseId, true), plain, leaseId);
+      }
+      assert.deepEqual(
+        (await byLease(leaseA, true)).devices.map((d) => d!.fingerprint),
+        ['ra-A', 'ra-A', 'ra-B'],
+      );
+
+      // A hint for one thing and a read of another: the read is made as without the hint.
+      await store.transaction(async (tx) => {
+        const l = await tx.lockLicenseByKey(lic.key, { fingerprint: 'ra-A', leaseId: leaseA });
+        const c = await tx.device(l!.id, 'ra-C');
+        assert.equal(c!.fingerprint, 'ra-C');
+        assert.deepEqual(
+          (await tx.leasesOfDevice(c!.id)).map((x) => x.id),
+          [leaseC],
+        );
+        assert.equal((await tx.lease(leaseC))!.id, leaseC);
+        assert.equal(await tx.device(other.id, 'ra-A'), undefined, 'the same fingerprint on another license is another device');
+      });
+
+      // A write between the lock and the read: the read sees it (then the transaction is rolled back).
+      const rollback = new Error('roll back');
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          const l = await tx.lockLicenseByKey(lic.key, { fingerprint: 'ra-C', leaseId: leaseA });
+          const c = await tx.device(l!.id, 'ra-C');
+          await tx.apply([
+            { type: 'instance.delete', leaseId: leaseC, instanceId: 'c1' },
+            { type: 'lease.delete', leaseId: leaseC },
+            { type: 'seats', licenseId: lic.id, used: -1, offline: 0 },
+            { type: 'instance.delete', leaseId: leaseA, instanceId: 'a2' },
+          ]);
+          assert.deepEqual(await tx.leasesOfDevice(c!.id), [], 'the deleted lease is gone');
+          assert.deepEqual(
+            (await tx.lease(leaseA))!.instances.map((i) => i.instanceId),
+            ['a1', 'b1'],
+            'the deleted use is gone',
+          );
+          throw rollback;
+        }),
+        (err) => err === rollback,
+      );
+      // A session key set between the lock and the read is read with the lease.
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          await tx.lockLicenseByKey(lic.key, { leaseId: leaseA });
+          await tx.setSessionKey(leaseA, 'b1', 'v1.stored-key');
+          const lease = await tx.lease(leaseA);
+          assert.equal(lease!.instances.find((i) => i.instanceId === 'b1')!.sessionKey, 'v1.stored-key');
+          throw rollback;
+        }),
+        (err) => err === rollback,
+      );
+      assert.deepEqual(
+        (await byFingerprint('ra-C', true)).leases.map((x) => x.id),
+        [leaseC],
+        'nothing of it was kept',
+      );
+    });
+
     test('leaseOfKey reads made together (PostgreSQL: one statement for a turn of the loop) each get their own answer', async () => {
       const a = await license({ seats: 5 });
       const b = await license({ seats: 5 });

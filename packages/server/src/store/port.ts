@@ -112,9 +112,23 @@ export interface KvRecord {
  * heartbeat's read exists because it is the hot path; an unlocked read inside a transaction
  * (formerly `StoreTx.licenseByKey`) is the locked read's question and went.
  */
+/**
+ * What a seat decision will read next, named with its license lock (`StoreTx.lockLicenseByKey`): an adapter whose reads
+ * are round trips (PostgreSQL) sends them with the lock, in the same round trip, and answers the later `device` and
+ * `leasesOfDevice` (for `fingerprint`) or `lease` and `deviceById` (for `leaseId`) from them until the transaction
+ * writes. The answers are what those reads would have given, read in the same transaction under the same lock; an
+ * adapter may ignore the hint (SQLite reads in process).
+ */
+export interface ReadAhead {
+  /** the device of this fingerprint on the license, and its leases (a checkout) */
+  fingerprint?: string | undefined;
+  /** this lease with its instances and devices (a check-in, a renewal, a change of a held use) */
+  leaseId?: string | undefined;
+}
+
 export interface StoreTx {
   /** Reads and locks a license by its key (see the guarantee above): the client routes' seat decisions. */
-  lockLicenseByKey(key: string): Promise<License | undefined>;
+  lockLicenseByKey(key: string, ahead?: ReadAhead): Promise<License | undefined>;
   /** Reads and locks a license by id: admin changes, the reclaimer, loading a license file. */
   lockLicense(id: string): Promise<License | undefined>;
   device(licenseId: string, fingerprint: string): Promise<Device | undefined>;

@@ -339,13 +339,49 @@ export class PostgresStore implements Store {
     let counted: { licenseId: string; used: number; offline: number } | undefined;
     // The license's queues are read in the same round trip as its lock (a checkout needs them: domain/queue.ts).
     let queued: { licenseId: string; waiters: Waiter[] } | undefined;
+    // The reads a decision named with its lock (`ReadAhead`), sent in the lock's round trip: each answers its read
+    // once, and none survives a write (`apply`, `setSessionKey`).
+    let aheadDevice: { licenseId: string; fingerprint: string; row: Row | undefined } | undefined;
+    let aheadLeases: { deviceId: string; own: readonly Row[]; onSeats: readonly Row[]; instances: readonly Row[] } | undefined;
+    let aheadLease: { id: string; rows: readonly Row[]; instances: readonly Row[]; devices: readonly Row[] } | undefined;
+    const forgetAhead = () => {
+      aheadDevice = aheadLeases = aheadLease = undefined;
+    };
+    // The lease, its instances and their devices (sent together; read after the lock).
+    const leaseReads = (id: string) =>
+      Promise.all([
+        sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
+        sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
+        sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ${id}
+          UNION SELECT device_id FROM instances WHERE lease_id = ${id})`,
+      ]);
+    // A device's own leases (locked) and the leases its uses are on; `device` is its id, or a subquery giving it.
+    const deviceReads = (device: string | postgres.PendingQuery<Row[]>) =>
+      Promise.all([
+        sql`SELECT * FROM leases WHERE device_id = ${device} ORDER BY granted_at FOR UPDATE`,
+        sql`SELECT DISTINCT lease_id FROM instances WHERE device_id = ${device}`,
+      ]);
     return {
-      lockLicenseByKey: async (key) => {
+      lockLicenseByKey: async (key, ahead) => {
+        forgetAhead();
         const id = sql`(SELECT id FROM licenses WHERE key = ${key})`;
-        const [rows, counts, waiting] = await Promise.all([
-          sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`,
-          this.seatCount(sql, id, this.countDue(`key ${key}`)),
-          sql`SELECT * FROM waiters WHERE license_id = ${id} ORDER BY seq`,
+        const fingerprint = ahead?.fingerprint;
+        const leaseId = ahead?.leaseId;
+        // Sent behind the lock on the one connection, so they read (and lock) after it, as the reads they stand for.
+        const device =
+          fingerprint === undefined ? undefined : sql`(SELECT id FROM devices WHERE license_id = ${id} AND fingerprint = ${fingerprint})`;
+        const [[rows, counts, waiting], devices, owned, ownInstances, lease] = await Promise.all([
+          Promise.all([
+            sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`,
+            this.seatCount(sql, id, this.countDue(`key ${key}`)),
+            sql`SELECT * FROM waiters WHERE license_id = ${id} ORDER BY seq`,
+          ]),
+          device && sql`SELECT * FROM devices WHERE license_id = ${id} AND fingerprint = ${fingerprint!}`,
+          device && deviceReads(device),
+          // By the leases' ids (an array built first), so the plan is the primary key's whatever the statistics say.
+          device &&
+            sql`SELECT * FROM instances WHERE lease_id = ANY(ARRAY(SELECT id FROM leases WHERE device_id = ${device})) ORDER BY started_at`,
+          leaseId === undefined ? undefined : leaseReads(leaseId),
         ]);
         const row = rows[0];
         if (!row) {
@@ -353,8 +389,14 @@ export class PostgresStore implements Store {
           this.sinceCount.delete(`key ${key}`);
           return undefined;
         }
-        counted = { licenseId: String(row.id), ...(await this.tallied(sql, String(row.id), counts)) };
-        queued = { licenseId: String(row.id), waiters: waiting.map(toWaiter) };
+        const licenseId = String(row.id);
+        counted = { licenseId, ...(await this.tallied(sql, licenseId, counts)) };
+        queued = { licenseId, waiters: waiting.map(toWaiter) };
+        if (devices && owned && ownInstances) {
+          aheadDevice = { licenseId, fingerprint: fingerprint!, row: devices[0] };
+          if (devices[0]) aheadLeases = { deviceId: String(devices[0].id), own: owned[0], onSeats: owned[1], instances: ownInstances };
+        }
+        if (lease) aheadLease = { id: leaseId!, rows: lease[0], instances: lease[1], devices: lease[2] };
         return toLicense(row);
       },
       lockLicense: async (id) => {
@@ -362,7 +404,12 @@ export class PostgresStore implements Store {
         return row && toLicense(row);
       },
       device: async (licenseId, fingerprint) => {
-        const row = await one(sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint}`);
+        const read = aheadDevice;
+        aheadDevice = undefined;
+        const row =
+          read?.licenseId === licenseId && read.fingerprint === fingerprint
+            ? read.row
+            : await one(sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint}`);
         return row && toDevice(row);
       },
       deviceById: async (id) => {
@@ -374,28 +421,25 @@ export class PostgresStore implements Store {
       // The shared seats its uses are on are found by the uses (sent in the same round trip); only a seat the device
       // did not take costs a read of its own.
       leasesOfDevice: async (deviceId) => {
-        const [own, onSeats] = await Promise.all([
-          sql`SELECT * FROM leases WHERE device_id = ${deviceId} ORDER BY granted_at FOR UPDATE`,
-          sql`SELECT DISTINCT lease_id FROM instances WHERE device_id = ${deviceId}`,
-        ]);
+        const read = aheadLeases?.deviceId === deviceId ? aheadLeases : undefined;
+        aheadLeases = undefined;
+        const [own, onSeats] = read ? [read.own, read.onSeats] : await deviceReads(deviceId);
         const have = new Set(own.map((row) => String(row.id)));
         const shared = onSeats.map((row) => String(row.lease_id)).filter((id) => !have.has(id));
         const more = shared.length ? await sql`SELECT * FROM leases WHERE id = ANY(${shared}::text[]) ORDER BY granted_at FOR UPDATE` : [];
-        return this.leases(sql, [...own, ...more]);
+        if (!read) return this.leases(sql, [...own, ...more]);
+        return [...withInstances([own, read.instances]), ...(await this.leases(sql, more))];
       },
       leasesOfShareGroup: async (licenseId, group) =>
         this.leases(
           sql,
           await sql`SELECT * FROM leases WHERE license_id = ${licenseId} AND share_group = ${group} ORDER BY granted_at FOR UPDATE`,
         ),
-      // The lease, its instances and their devices in one round trip (sent together; read after the lock).
+      // The lease, its instances and their devices in one round trip (or in the lock's, named with it).
       lease: async (id) => {
-        const [rows, instances, devices] = await Promise.all([
-          sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
-          sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
-          sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ${id}
-            UNION SELECT device_id FROM instances WHERE lease_id = ${id})`,
-        ]);
+        const read = aheadLease?.id === id ? aheadLease : undefined;
+        aheadLease = undefined;
+        const [rows, instances, devices] = read ? [read.rows, read.instances, read.devices] : await leaseReads(id);
         leaseDevices = new Map(devices.map((row) => [String(row.id), row]));
         return withInstances([rows, instances])[0];
       },
@@ -454,7 +498,15 @@ export class PostgresStore implements Store {
         await sql`SELECT pg_advisory_xact_lock(hashtext('floatd:admin-tokens'))`;
       },
       setSessionKey: async (leaseId, instanceId, stored) => {
-        await sql`UPDATE instances SET session_key = ${stored} WHERE lease_id = ${leaseId} AND instance_id = ${instanceId}`;
+        forgetAhead();
+        leaseDevices = undefined;
+        // In a turn, issued like `apply`'s writes (checked before the COMMIT), not waited for.
+        const written = sql`UPDATE instances SET session_key = ${stored} WHERE lease_id = ${leaseId} AND instance_id = ${instanceId}`.then(
+          () => undefined,
+        );
+        if (!defer) return written;
+        written.catch(() => undefined);
+        defer(written);
       },
       activeAdminCount: async () =>
         num(
@@ -467,6 +519,7 @@ export class PostgresStore implements Store {
           given.length > BULK && !(await sql`SELECT 1 FROM webhooks LIMIT 1`).length ? given : withWebhookEvents(given, () => newId('evt'));
         counted = undefined;
         leaseDevices = undefined;
+        forgetAhead();
         const issued: Promise<void>[] = [];
         for (let i = 0; i < effects.length; ) {
           // Runs of deletes, audit entries or events (a reclamation batch) are written with one statement each.

@@ -49,6 +49,7 @@ export const STORE_SENSITIVE = [
   'packages/server/dist/http/stories.test.js',
   'packages/server/dist/http/tamper.test.js',
   'packages/server/dist/service/clockFence.test.js',
+  'packages/server/dist/service/licensing.test.js',
   'packages/server/dist/service/reclaim.test.js',
   'packages/server/dist/service/seats.property.test.js',
   // the conformance suite's scenarios and the Python SDK's tests, against a real server on each store

@@ -123,8 +123,9 @@ export interface Instance {
   /** null when the license has no TTL */
   expiresAt: number | null;
   /**
-   * The use's session key at rest (service/sessions.ts), as the store read it; no decision reads or writes it
-   * (effects that write the use leave it as it is).
+   * The use's session key at rest (service/sessions.ts), as the store read it; no decision reads or writes it. A
+   * checkout's new key is put on the effect that writes the use's row (`withSessionKey`, service/licensing.ts); a write
+   * of the row without one leaves the stored key as it is.
    */
   sessionKey?: string;
 }

@@ -385,16 +385,25 @@ export class LicensingService {
               reclaimBefore: this.gate.reclaimCutoff?.(longestTtlSeconds(license), now),
               waiters,
             };
-            const decision = decide(state, now);
+            let decision = decide(state, now);
             const after = decision.result.ok ? decision.result.value.license : license;
             this.noteFull(key, after.seatsUsed >= after.seats);
-            const applied = await this.applied(tx, decision);
-            if (applied.ok && offer) {
+            // The use's session key is written with its row where the decision writes that row, else on its own.
+            let keep: string | undefined;
+            if (decision.result.ok && offer) {
               const agreement = this.sessions.agree(offer.x25519);
               if (!agreement.ok) throw new OfferRefused(agreement.error);
               agreed = agreement.value;
-              await this.keepSession(tx, agreed, applied.value);
+              const { lease, instanceId } = decision.result.value;
+              keep = agreed.derive(lease.id).stored;
+              const carried = withSessionKey(decision.effects, lease.id, instanceId, keep);
+              if (carried) {
+                decision = { ...decision, effects: carried };
+                keep = undefined;
+              }
             }
+            const applied = await this.applied(tx, decision);
+            if (applied.ok && keep !== undefined) await tx.setSessionKey(applied.value.lease.id, applied.value.instanceId, keep);
             freed = decision.effects.filter((e) => e.type === 'lease.delete').length;
             queue = decision.effects.filter((e) => e.type === 'usage.queue');
             return applied;
@@ -554,4 +563,27 @@ function leaseClaims(granted: Granted, now: number) {
 /** The feature pools named (not the base pool): the ones whose seats a decision must count. */
 function featureNames(names: readonly string[] | undefined): string[] {
   return (names ?? []).filter((n) => n !== BASE_POOL);
+}
+
+/**
+ * The decision's effects with `stored` as the session key of the use (`leaseId`, `instanceId`) in the write of its row
+ * (a new lease's instances, or the use's `instance.put`); undefined when the decision does not write that row.
+ */
+export function withSessionKey(effects: readonly Effect[], leaseId: string, instanceId: string, stored: string): Effect[] | undefined {
+  let carried = false;
+  const keyed = effects.map((e): Effect => {
+    if (e.type === 'lease.insert' && e.lease.id === leaseId && e.lease.instances.some((i) => i.instanceId === instanceId)) {
+      carried = true;
+      return {
+        ...e,
+        lease: { ...e.lease, instances: e.lease.instances.map((i) => (i.instanceId === instanceId ? { ...i, sessionKey: stored } : i)) },
+      };
+    }
+    if (e.type === 'instance.put' && e.leaseId === leaseId && e.instance.instanceId === instanceId) {
+      carried = true;
+      return { ...e, instance: { ...e.instance, sessionKey: stored } };
+    }
+    return e;
+  });
+  return carried ? keyed : undefined;
 }

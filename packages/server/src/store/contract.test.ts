@@ -322,6 +322,36 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       );
     });
 
+    test("a use's session key is written with its row; a write of the row without one keeps the stored key", async () => {
+      const lic = await license({ seats: 3 });
+      const g = await svc.licensing.checkout(lic.key, { fingerprint: 'sk-A', instanceId: 'a1' });
+      assert.ok(g.ok);
+      const leaseId = g.value.granted.lease.id;
+      const read = () => store.transaction(async (tx) => (await tx.lease(leaseId))!.instances.find((i) => i.instanceId === 'a1')!);
+      const { sessionKey: none, ...plain } = await read();
+      assert.equal(none, undefined, 'no exchange offered: no key');
+      const put = (sessionKey?: string) =>
+        store.transaction((tx) =>
+          tx.apply([{ type: 'instance.put', leaseId, instance: { ...plain, ...(sessionKey ? { sessionKey } : {}) } }]),
+        );
+      await put('v1.key-1');
+      assert.equal((await read()).sessionKey, 'v1.key-1');
+      await put();
+      assert.equal((await read()).sessionKey, 'v1.key-1', 'kept');
+      await put('v1.key-2');
+      assert.equal((await read()).sessionKey, 'v1.key-2');
+      // a new lease's use, with its key, in the lease's insert
+      const lease = (await store.transaction((tx) => tx.lease(leaseId)))!;
+      const newId2 = newId('lse');
+      await store.transaction((tx) =>
+        tx.apply([
+          { type: 'lease.insert', lease: { ...lease, id: newId2, instances: [{ ...plain, instanceId: 'b1', sessionKey: 'v1.key-3' }] } },
+          { type: 'seats', licenseId: lic.id, used: 1, offline: 0 },
+        ]),
+      );
+      assert.equal((await store.transaction((tx) => tx.lease(newId2)))!.instances[0]!.sessionKey, 'v1.key-3');
+    });
+
     test('leaseOfKey reads made together (PostgreSQL: one statement for a turn of the loop) each get their own answer', async () => {
       const a = await license({ seats: 5 });
       const b = await license({ seats: 5 });

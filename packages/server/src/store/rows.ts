@@ -272,5 +272,8 @@ export function instanceParams(leaseId: string, i: Instance) {
     deviceId: i.deviceId,
     meta: JSON.stringify(i.meta),
     features: namesColumn(i.features),
+    // A use's session key rides with its row when the decision that writes the row carries it (a checkout's exchange);
+    // none given keeps the one stored (the upsert's COALESCE).
+    sessionKey: i.sessionKey ?? null,
   };
 }

@@ -1496,10 +1496,11 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
 
 function putInstance(sql: postgres.TransactionSql, leaseId: string, instance: Instance) {
   const i = instanceParams(leaseId, instance);
-  return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features)
-    VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt}, ${i.deviceId}, ${i.meta}, ${i.features})
+  return sql`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features, session_key)
+    VALUES (${leaseId}, ${i.instanceId}, ${i.startedAt}, ${i.lastHeartbeatAt}, ${i.expiresAt}, ${i.deviceId}, ${i.meta}, ${i.features},
+      ${i.sessionKey})
     ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at,
-      features = excluded.features`;
+      features = excluded.features, session_key = COALESCE(excluded.session_key, instances.session_key)`;
 }
 
 /** Applies pending migrations; an advisory lock makes concurrent starts of several nodes wait for each other. */

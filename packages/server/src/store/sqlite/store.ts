@@ -284,10 +284,11 @@ export class SqliteStore implements Store {
         p('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
       ],
       auditRow: p('INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-      putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features)
-        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt, @deviceId, @meta, @features)
+      putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features,
+          session_key)
+        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt, @deviceId, @meta, @features, @sessionKey)
         ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at,
-          features = excluded.features`),
+          features = excluded.features, session_key = COALESCE(excluded.session_key, instances.session_key)`),
       deleteInstance: p('DELETE FROM instances WHERE lease_id = ? AND instance_id = ?'),
       setSessionKey: p('UPDATE instances SET session_key = ? WHERE lease_id = ? AND instance_id = ?'),
       // Renewals: monotonic and update-only (see domain/effects.ts `Renewal`).

@@ -14,11 +14,14 @@ const oneWay = Number(oneWayMs);
 function delayed(from, to) {
   const queue = [];
   let timer = null;
+  // A timer fires on the loop's millisecond clock, up to a millisecond off `performance.now()`: chunks due within
+  // half a millisecond go now, so that two chunks sent together (the driver writes a large batch in parts) are not
+  // split across two ticks, a delay no network adds.
   const drain = () => {
     timer = null;
     const now = performance.now();
-    while (queue.length && queue[0].due <= now) to.write(queue.shift().chunk);
-    if (queue.length) timer = setTimeout(drain, Math.max(0, queue[0].due - now));
+    while (queue.length && queue[0].due <= now + 0.5) to.write(queue.shift().chunk);
+    if (queue.length) timer = setTimeout(drain, Math.max(1, queue[0].due - now));
   };
   from.on('data', (chunk) => {
     queue.push({ due: performance.now() + oneWay, chunk });

@@ -220,7 +220,7 @@ async function pgDatabase() {
 }
 
 /** Starts `nodes` floatd processes on one store (each node its own data directory; PostgreSQL shared). */
-async function startFloatd({ store, nodes, dataDir, env: extraEnv = {} }) {
+async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatencyMs = DB_LATENCY_MS }) {
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the server processes.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // One key from one address at full speed is the point of a benchmark: rate limits off (FLOATD_RATE_LIMIT).
@@ -230,16 +230,9 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {} }) {
   if (store === 'postgres') {
     pg = await pgDatabase();
     env.FLOATD_DATABASE_URL = pg.url;
-    if (DB_LATENCY_MS > 0) {
+    if (dbLatencyMs > 0) {
       const u = new URL(pg.url);
-      proxy = await spawnListening([
-        'node',
-        join(root, 'bench/latency-proxy.mjs'),
-        '0',
-        u.hostname,
-        u.port || '5432',
-        String(DB_LATENCY_MS),
-      ]);
+      proxy = await spawnListening(['node', join(root, 'bench/latency-proxy.mjs'), '0', u.hostname, u.port || '5432', String(dbLatencyMs)]);
       u.port = new URL(proxy.url).port;
       env.FLOATD_DATABASE_URL = u.toString();
       dbRoundTrip ??= { direct: await roundTripMs(pg.url), proxied: await roundTripMs(u.toString()) };
@@ -466,18 +459,21 @@ async function referenceRun(base) {
   return out;
 }
 
-/** One store configuration: the baseline, the reference server, then every scenario on floatd. */
-async function throughput({ store, nodes }) {
+/**
+ * One store configuration: the baseline, the reference server, then every scenario on floatd (`scenarios`: these
+ * only). `dbLatencyMs`: PostgreSQL behind the latency proxy (no reference then: it has no database to be far from).
+ */
+async function throughput({ store, nodes, dbLatencyMs = DB_LATENCY_MS, scenarios = SCENARIOS }) {
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-'));
   const base = await baselineRun();
-  const reference = await referenceRun(base);
-  const f = await startFloatd({ store, nodes, dataDir });
+  const reference = dbLatencyMs > 0 && scenarios !== SCENARIOS ? {} : await referenceRun(base);
+  const f = await startFloatd({ store, nodes, dataDir, dbLatencyMs });
   cpuWatch.pids = f.servers.map((s) => s.child.pid);
   const results = {};
   try {
     f.productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'bench' })).id;
     const set = scenarioSet(f);
-    for (const name of SCENARIOS) {
+    for (const name of scenarios) {
       if (only && only !== name) continue;
       log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} ...`);
       const s = summary(await set[name]());
@@ -659,6 +655,8 @@ async function writeReport() {
   const sqlite = await throughput({ store: 'sqlite', nodes: 1 });
   const pg1 = await throughput({ store: 'postgres', nodes: 1 });
   const pg2 = await throughput({ store: 'postgres', nodes: 2 });
+  // One key's seat changes with the database a network away (issue #17): the round trips each one makes under its lock.
+  const far = await throughput({ store: 'postgres', nodes: 1, dbLatencyMs: 1, scenarios: ['checkout-checkin'] });
   const sc = await scale();
   const nb = await neighbours();
   const cmp = (name) =>
@@ -697,6 +695,15 @@ ${table(pg1)}
 ## PostgreSQL, two nodes (load split evenly)
 
 ${table(pg2)}
+
+## PostgreSQL, one node, the database a network away
+
+One key's checkout-checkin with floatd's connections to PostgreSQL through bench/latency-proxy.mjs (1 ms each way,
+timers being whole milliseconds: a round trip of ${dbRoundTrip ? dbRoundTrip.proxied.toFixed(2) : '?'} ms measured through it, ${dbRoundTrip ? dbRoundTrip.direct.toFixed(2) : '?'} ms without),
+as in a deployment whose database is on another machine. A seat change holds its license's lock for the round trips
+it makes, so this row shows how many it makes (\`npm run bench -- --store postgres --db-latency 1\`).
+
+${table(far)}
 
 ## Requests per second side by side
 

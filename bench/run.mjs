@@ -18,6 +18,7 @@
  *   npm run bench -- --no-reference       # skip the reference servers
  *   npm run bench -- --store postgres --nodes 2   # PostgreSQL (a fresh database), load spread over N nodes
  *   npm run bench -- --store postgres --db-latency 1  # the database 1 ms away each way (bench/latency-proxy.mjs; prints the round trip)
+ *   npm run bench -- --slow-sync 10       # every fsync/fdatasync of floatd 10 ms slower (bench/slowsync.c: a slow disk)
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
  *   npm run bench -- --neighbours         # noisy neighbour: quiet key B's heartbeats alone and while 40 loops churn
@@ -30,6 +31,7 @@
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +62,19 @@ const REFERENCE_SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed'];
 const withReference = !args.includes('--no-reference');
 /** `--db-latency MS`: floatd reaches PostgreSQL through bench/latency-proxy.mjs, which delays each way by MS (or a bit more). */
 const DB_LATENCY_MS = Number(flag('db-latency', '0'));
+/** `--slow-sync MS`: every fsync/fdatasync of the floatd processes takes MS longer (bench/slowsync.c, preloaded). */
+const SLOW_SYNC_MS = Number(flag('slow-sync', '0'));
+
+/** The preload that slows the floatd processes' syncs (`--slow-sync`), built once with the system's C compiler. */
+let slowSyncLibrary;
+function slowSyncEnv() {
+  if (!(SLOW_SYNC_MS > 0)) return {};
+  if (!slowSyncLibrary) {
+    slowSyncLibrary = join(tmpdir(), `floatd-bench-slowsync-${process.pid}.so`);
+    execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', slowSyncLibrary, join(root, 'bench/slowsync.c'), '-ldl']);
+  }
+  return { LD_PRELOAD: slowSyncLibrary, SLOW_SYNC_US: String(Math.round(SLOW_SYNC_MS * 1000)) };
+}
 
 function log(...a) {
   if (!asJson) console.log(...a);
@@ -224,7 +239,7 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatenc
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the server processes.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // One key from one address at full speed is the point of a benchmark: rate limits off (FLOATD_RATE_LIMIT).
-  const env = { FLOATD_RATE_LIMIT: 'off', ...extraEnv };
+  const env = { FLOATD_RATE_LIMIT: 'off', ...slowSyncEnv(), ...extraEnv };
   let pg;
   let proxy;
   if (store === 'postgres') {
@@ -886,7 +901,8 @@ async function main() {
     const across = dbRoundTrip
       ? ` (database round trip ${dbRoundTrip.proxied.toFixed(2)} ms through the latency proxy, ${dbRoundTrip.direct.toFixed(2)} ms direct)`
       : '';
-    console.log(`\nstore ${store}${across}, ${nodes} node(s); ${machine()}; ${connections} connections, ${duration}s per scenario`);
+    const disk = SLOW_SYNC_MS > 0 ? `, every sync ${SLOW_SYNC_MS} ms slower (bench/slowsync.c)` : '';
+    console.log(`\nstore ${store}${across}${disk}, ${nodes} node(s); ${machine()}; ${connections} connections, ${duration}s per scenario`);
   }
 }
 

@@ -9,7 +9,8 @@
  * process on the same file (it waits up to `busy_timeout`). WAL mode lets
  * readers run beside the writer.
  */
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fstatSync, fsyncSync, openSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { SeatGuardError, type Effect, type Renewal } from '../../domain/effects.js';
 import type { AuditEntry, Customer, Lease, Product, License } from '../../domain/types.js';
@@ -51,6 +52,7 @@ import { SQLITE_MIGRATIONS } from './migrations.js';
 import { QUEUE_POLL_WINDOW_MS } from '../../domain/queue.js';
 import { ChangeFeed } from '../changes.js';
 import { HotReads, type InstanceTuple } from './hotReads.js';
+import { SyncAfter } from '../syncAfter.js';
 import { TickBatch } from '../tickBatch.js';
 
 type Row = Record<string, unknown>;
@@ -73,9 +75,12 @@ export interface SqliteOptions {
   /** file path, or ':memory:' */
   path: string;
   /**
-   * PRAGMA synchronous. FULL (default): in WAL mode every COMMIT syncs the WAL before it returns, and nobody is
-   * answered before the COMMIT, so an answered write survives a power cut. NORMAL: the WAL is synced only at
-   * checkpoints; a process crash loses nothing, a power cut may roll back the last answered commits.
+   * FULL (default): nobody is answered before the WAL holding their commit was synced, so an answered write survives
+   * a power cut. The store syncs the WAL itself after each group's COMMIT, on libuv's thread pool (`walSync`), where
+   * SQLite's own FULL would sync inside COMMIT, on the event loop; the connection runs SQLite's NORMAL (which stays
+   * consistent after a power cut and syncs the WAL before every checkpoint). NORMAL: nothing synced before answers;
+   * the WAL is synced only at checkpoints; a process crash loses nothing, a power cut may roll back the last answered
+   * commits.
    */
   synchronous?: 'NORMAL' | 'FULL';
   /** renewals written per transaction by `renew` (default RENEWALS_PER_TRANSACTION) */
@@ -95,6 +100,18 @@ export class SqliteStore implements Store {
   private readonly s;
   private readonly tx: StoreTx;
   private readonly renewalsPerTransaction: number;
+  private readonly path: string;
+  /** FULL: the store syncs the WAL before answering (`walSync`) */
+  private readonly syncWal: boolean;
+  private walFd: number | undefined;
+  /** fdatasync of the WAL on libuv's thread pool, shared by the groups that committed before it began */
+  private readonly walSync = new SyncAfter(
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const fd = this.walFile();
+        fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+      }),
+  );
 
   constructor(opts: SqliteOptions) {
     // The database holds license keys: create it private. SQLite gives its -wal and -shm files the same mode.
@@ -102,7 +119,9 @@ export class SqliteStore implements Store {
     this.renewalsPerTransaction = Math.max(1, opts.renewalsPerTransaction ?? RENEWALS_PER_TRANSACTION);
     this.db = new Database(opts.path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+    this.path = opts.path;
+    this.syncWal = (opts.synchronous ?? 'FULL') === 'FULL' && opts.path !== ':memory:';
+    this.db.pragma(`synchronous = ${this.syncWal ? 'NORMAL' : (opts.synchronous ?? 'FULL')}`);
     this.db.pragma('busy_timeout = 5000');
     // A bigger page cache (64 MiB): with a million leases the indexes no longer fit the 2 MiB default.
     this.db.pragma('cache_size = -65536');
@@ -749,7 +768,44 @@ export class SqliteStore implements Store {
       return;
     }
     this.changes.flush();
-    for (const [w, value] of done) w.resolve(value);
+    if (!this.syncWal || done.length === 0) {
+      for (const [w, value] of done) w.resolve(value);
+      return;
+    }
+    // Answered once the WAL holding this COMMIT is on disk; the next group runs meanwhile (its commit waits for the
+    // sync after this one). A failed sync fails the group's callers: their commit may not survive a power cut.
+    this.walSync.after().then(
+      () => {
+        for (const [w, value] of done) w.resolve(value);
+      },
+      (err: unknown) => {
+        for (const [w] of done) w.reject(err);
+      },
+    );
+  }
+
+  /**
+   * The WAL file, opened once. SQLite keeps it, the same file, while its connection is open; should it ever be
+   * another file (a new inode at the path), the new one is opened, so a sync never goes to a file SQLite left.
+   */
+  private walFile(): number {
+    const path = `${this.path}-wal`;
+    if (this.walFd !== undefined && fstatSync(this.walFd).ino !== statSync(path).ino) {
+      closeSync(this.walFd);
+      this.walFd = undefined;
+    }
+    if (this.walFd === undefined) {
+      const fd = openSync(path, 'r');
+      // Its directory entry too, once: under NORMAL SQLite would sync it only at its first checkpoint.
+      const dir = openSync(dirname(this.path), 'r');
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+      this.walFd = fd;
+    }
+    return this.walFd;
   }
 
   private applyRenewal(renewal: Renewal): void {
@@ -1210,6 +1266,10 @@ export class SqliteStore implements Store {
   async close() {
     // Let queued transactions finish (a transaction queued after close starts fails on the closed database).
     while (this.draining) await new Promise((row) => setImmediate(row));
+    // and the syncs their callers wait for (the file stays open until they end)
+    await this.walSync.idle();
+    if (this.walFd !== undefined) closeSync(this.walFd);
+    this.walFd = undefined;
     if (this.db.open) this.db.close();
   }
 }

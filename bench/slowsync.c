@@ -16,18 +16,15 @@ static void pause_after_sync(void) {
   if (us > 0) nanosleep(&ts, NULL);
 }
 
-int fsync(int fd) {
-  static int (*real)(int);
-  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  int r = real(fd);
-  pause_after_sync();
-  return r;
-}
+/* The libc function `name`, then the pause. */
+#define SLOWED(name)                                                  \
+  int name(int fd) {                                                  \
+    static int (*real)(int);                                          \
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, #name);          \
+    int r = real(fd);                                                 \
+    pause_after_sync();                                               \
+    return r;                                                         \
+  }
 
-int fdatasync(int fd) {
-  static int (*real)(int);
-  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  int r = real(fd);
-  pause_after_sync();
-  return r;
-}
+SLOWED(fsync)
+SLOWED(fdatasync)

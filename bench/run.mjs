@@ -481,7 +481,7 @@ async function referenceRun(base) {
 async function throughput({ store, nodes, dbLatencyMs = DB_LATENCY_MS, scenarios = SCENARIOS }) {
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-bench-'));
   const base = await baselineRun();
-  const reference = dbLatencyMs > 0 && scenarios !== SCENARIOS ? {} : await referenceRun(base);
+  const reference = dbLatencyMs > 0 ? {} : await referenceRun(base);
   const f = await startFloatd({ store, nodes, dataDir, dbLatencyMs });
   cpuWatch.pids = f.servers.map((s) => s.child.pid);
   const results = {};

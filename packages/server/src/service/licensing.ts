@@ -388,7 +388,8 @@ export class LicensingService {
             let decision = decide(state, now);
             const after = decision.result.ok ? decision.result.value.license : license;
             this.noteFull(key, after.seatsUsed >= after.seats);
-            // The use's session key is written with its row where the decision writes that row, else on its own.
+            // The use's session key is written with its row where the decision writes that row (every grant of today's
+            // domain does, a re-checkout of a held use too), else on its own after the decision's writes.
             let keep: string | undefined;
             if (decision.result.ok && offer) {
               const agreement = this.sessions.agree(offer.x25519);
@@ -484,8 +485,10 @@ export class LicensingService {
     else this.lastSeenFull.delete(key);
   }
 
-  /** Locks the license and checks its seat counters against the lease rows (see `seatCounters.ts`). */
-  /** `ahead`: what the decision reads next (sent with the lock where reads are round trips: `ReadAhead`). */
+  /**
+   * Locks the license and checks its seat counters against the lease rows (see `seatCounters.ts`). `ahead`: what the
+   * decision reads next (sent with the lock where reads are round trips: `ReadAhead`).
+   */
   private async locked(tx: StoreTx, key: string, now: number, ahead?: ReadAhead): Promise<License | undefined> {
     return countedLicense(tx, await tx.lockLicenseByKey(key, ahead), now, this.metrics);
   }

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { x25519Pair } from '@floatd/protocol/sessionKeys';
 import { ManualClock } from '../domain/clock.js';
 import { newId } from '../ids.js';
 import { SeatGuardError } from '../domain/effects.js';
@@ -350,6 +351,34 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
         ]),
       );
       assert.equal((await store.transaction((tx) => tx.lease(newId2)))!.instances[0]!.sessionKey, 'v1.key-3');
+    });
+
+    test("a checkout's exchange keeps its key with the use: on a new seat, and again when the same use checks out anew", async () => {
+      const lic = await license({ seats: 2 });
+      const stored = async (leaseId: string) =>
+        store.transaction(async (tx) => (await tx.lease(leaseId))!.instances.find((i) => i.instanceId === 'x1')!.sessionKey);
+      const checkout = async () => {
+        const g = await svc.licensing.checkout(lic.key, {
+          fingerprint: 'skx-A',
+          instanceId: 'x1',
+          session: { x25519: x25519Pair().x25519 },
+        });
+        assert.ok(g.ok, JSON.stringify(g));
+        assert.ok(g.value.session, 'the server half of the exchange is answered');
+        return g.value.granted;
+      };
+      const first = await checkout();
+      assert.equal(first.created, true);
+      const key1 = await stored(first.lease.id);
+      assert.ok(key1, 'the new lease row carries the key');
+      // The same live use checks out again with a new exchange (its row is written again, the stored key with it).
+      clock.advance(1000);
+      const again = await checkout();
+      assert.equal(again.created, false);
+      assert.equal(again.lease.id, first.lease.id);
+      const key2 = await stored(first.lease.id);
+      assert.ok(key2);
+      assert.notEqual(key2, key1, "the second exchange's key is the one kept");
     });
 
     test('leaseOfKey reads made together (PostgreSQL: one statement for a turn of the loop) each get their own answer', async () => {

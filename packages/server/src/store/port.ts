@@ -100,18 +100,6 @@ export interface KvRecord {
   updatedAt: number;
 }
 
-/*
- * One reader per question. A license is read by:
- * - `StoreTx.lockLicenseByKey` / `StoreTx.lockLicense`: locked, for a decision that may change seats
- *   (by key from a client request, by id from the admin API, the reclaimer and a license file load);
- * - `Store.getLicenseByKey`: unlocked, for a client answer that changes no seat (license info, the
- *   denial of a full pool);
- * - `Store.leaseOfKey`: unlocked, the heartbeat's one round trip (license, lease and device together);
- * - `Store.getLicense` / `Store.listLicenses`: unlocked, the admin views.
- * Key and id are different questions (a client knows only the key, an admin the id), and the
- * heartbeat's read exists because it is the hot path; an unlocked read inside a transaction
- * (formerly `StoreTx.licenseByKey`) is the locked read's question and went.
- */
 /**
  * What a seat decision will read next, named with its license lock (`StoreTx.lockLicenseByKey`): an adapter whose reads
  * are round trips (PostgreSQL) sends them with the lock, in the same round trip, and answers the later `device` and
@@ -126,6 +114,18 @@ export interface ReadAhead {
   leaseId?: string | undefined;
 }
 
+/*
+ * One reader per question. A license is read by:
+ * - `StoreTx.lockLicenseByKey` / `StoreTx.lockLicense`: locked, for a decision that may change seats
+ *   (by key from a client request, by id from the admin API, the reclaimer and a license file load);
+ * - `Store.getLicenseByKey`: unlocked, for a client answer that changes no seat (license info, the
+ *   denial of a full pool);
+ * - `Store.leaseOfKey`: unlocked, the heartbeat's one round trip (license, lease and device together);
+ * - `Store.getLicense` / `Store.listLicenses`: unlocked, the admin views.
+ * Key and id are different questions (a client knows only the key, an admin the id), and the
+ * heartbeat's read exists because it is the hot path; an unlocked read inside a transaction
+ * (formerly `StoreTx.licenseByKey`) is the locked read's question and went.
+ */
 export interface StoreTx {
   /** Reads and locks a license by its key (see the guarantee above): the client routes' seat decisions. */
   lockLicenseByKey(key: string, ahead?: ReadAhead): Promise<License | undefined>;

@@ -93,6 +93,7 @@ export const FAST = [
   'packages/server/dist/store/groupCommit.test.js',
   'packages/server/dist/store/tickBatch.test.js',
   'packages/server/dist/store/syncAfter.test.js',
+  'packages/server/dist/store/postgres/turnView.test.js',
   'packages/server/dist/store/errors.test.js',
   'packages/server/dist/store/seatCounters.test.js',
   'packages/server/dist/store/hotReads.test.js',

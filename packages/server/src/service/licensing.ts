@@ -207,7 +207,7 @@ export class LicensingService {
         if (applied.ok && agreed.value) await this.keepSession(tx, agreed.value, applied.value);
         return applied;
       },
-      { group: key },
+      { group: key, ahead: { leaseId } },
     );
     this.metrics.heartbeats.inc({ write: 'immediate' });
     if (agreed.value) return this.signed(result, now, { token: true, agreed: agreed.value });
@@ -236,7 +236,7 @@ export class LicensingService {
         answerKey = this.answerKey(state.value.lease, instanceId, keyid);
         return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
       },
-      { group: key },
+      { group: key, ahead: { leaseId } },
     );
     const result = checked.ok && answerKey ? ok({ ...checked.value, answerKey }) : checked;
     if (result.ok && result.value.released) this.metrics.released.inc({ reason: RELEASE_REASONS.CHECKIN });
@@ -268,7 +268,7 @@ export class LicensingService {
         answerKey = this.answerKey(locked.value.lease, req.instanceId, keyid);
         return this.applied(tx, decideFeatures(state, { leaseId, ...req, actor: ACTOR }, now));
       },
-      { group: key },
+      { group: key, ahead: { leaseId } },
     );
     if (!result.ok && POLICY_REFUSALS.has(result.error.code)) this.metrics.policyRefusals.inc({ code: result.error.code });
     return this.signed(result, now, { token: true, answerKey });
@@ -282,7 +282,7 @@ export class LicensingService {
         if (!state.ok) return state;
         return this.applied(tx, decideReturnOffline(state.value, { leaseId, actor: ACTOR }, now));
       },
-      { group: key },
+      { group: key, ahead: { leaseId } },
     );
     if (result.ok) this.metrics.released.inc({ reason: RELEASE_REASONS.OFFLINE_RETURNED });
     return result;
@@ -299,7 +299,7 @@ export class LicensingService {
         const deviceLeases = device ? await tx.leasesOfDevice(device.id) : [];
         return this.applied(tx, decideSync({ license, device, deviceLeases }, { instanceIds: req.instanceIds, actor: ACTOR }, now));
       },
-      { group: key },
+      { group: key, ahead: { fingerprint: req.fingerprint } },
     );
     if (result.ok && result.value.released.length)
       this.metrics.released.inc({ reason: RELEASE_REASONS.SYNCED }, result.value.released.length);
@@ -409,7 +409,7 @@ export class LicensingService {
             queue = decision.effects.filter((e) => e.type === 'usage.queue');
             return applied;
           },
-          { group: key },
+          { group: key, ahead: { fingerprint: req.fingerprint } },
         )
         .catch((err: unknown): Result<Granted> => {
           if (err instanceof OfferRefused) return { ok: false, error: err.refusal };

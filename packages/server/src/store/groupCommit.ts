@@ -19,8 +19,10 @@
 import { LicenseBusyError } from './errors.js';
 
 /** One transaction of a group: runs, then hears its outcome only after the group's commit. */
-export interface GroupUnit<Tx> {
+export interface GroupUnit<Tx, Hint = unknown> {
   run(tx: Tx): Promise<unknown>;
+  /** what the unit will read, named up front: a turn may read it for all its units at once (store/postgres/turnView.ts) */
+  hint?: Hint | undefined;
 }
 
 /** What a turn reports back: per unit, its value or its own error, in order. */
@@ -30,7 +32,7 @@ export type UnitOutcome = { ok: true; value: unknown } | { ok: false; error: unk
  * Runs a turn: every unit in one database transaction, and returns each unit's outcome once it committed.
  * Throws if the transaction as a whole failed (BEGIN, the connection, COMMIT): then nothing committed.
  */
-export type TurnRunner<Tx> = (group: string, units: readonly GroupUnit<Tx>[]) => Promise<UnitOutcome[]>;
+export type TurnRunner<Tx, Hint = unknown> = (group: string, units: readonly GroupUnit<Tx, Hint>[]) => Promise<UnitOutcome[]>;
 
 export interface GroupObserver {
   /** a unit arrived and found `ahead` units of its group waiting for a turn (a turn running now not counted) */
@@ -43,15 +45,15 @@ export interface GroupObserver {
   turn?(size: number): void;
 }
 
-interface Waiter<Tx> extends GroupUnit<Tx> {
+interface Waiter<Tx, Hint> extends GroupUnit<Tx, Hint> {
   since: number;
   resolve(value: unknown): void;
   reject(error: unknown): void;
   timer?: NodeJS.Timeout;
 }
 
-interface Lane<Tx> {
-  waiting: Waiter<Tx>[];
+interface Lane<Tx, Hint> {
+  waiting: Waiter<Tx, Hint>[];
   running: boolean;
 }
 
@@ -60,8 +62,8 @@ export const DEFAULT_MAX_GROUP_WAIT_MS = 5_000;
 /** At most this many transactions share one commit (bounds the time the license row stays locked). */
 export const DEFAULT_MAX_GROUP = 64;
 
-export class GroupCommit<Tx> {
-  private readonly lanes = new Map<string, Lane<Tx>>();
+export class GroupCommit<Tx, Hint = unknown> {
+  private readonly lanes = new Map<string, Lane<Tx, Hint>>();
   private waitingTotal = 0;
   /** the most turns seen running at once for one group (1 by construction; for tests) */
   maxRunning = 0;
@@ -71,13 +73,13 @@ export class GroupCommit<Tx> {
   observer: GroupObserver | undefined;
 
   constructor(
-    private readonly runTurn: TurnRunner<Tx>,
+    private readonly runTurn: TurnRunner<Tx, Hint>,
     private readonly maxGroup: number = DEFAULT_MAX_GROUP,
     private readonly maxWaitMs: number = DEFAULT_MAX_GROUP_WAIT_MS,
   ) {}
 
-  /** Runs `fn` in the next turn of `group`; resolves with its value after that turn's commit. */
-  run<T>(group: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  /** Runs `fn` in the next turn of `group`; resolves with its value after that turn's commit. `hint`: see `GroupUnit`. */
+  run<T>(group: string, fn: (tx: Tx) => Promise<T>, hint?: Hint): Promise<T> {
     let lane = this.lanes.get(group);
     if (!lane) {
       lane = { waiting: [], running: false };
@@ -85,7 +87,7 @@ export class GroupCommit<Tx> {
     }
     const current = lane;
     return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter<Tx> = { run: fn, since: performance.now(), resolve: resolve as (v: unknown) => void, reject };
+      const waiter: Waiter<Tx, Hint> = { run: fn, hint, since: performance.now(), resolve: resolve as (v: unknown) => void, reject };
       this.observer?.queued?.(current.waiting.length);
       current.waiting.push(waiter);
       this.setWaiting(this.waitingTotal + 1);
@@ -115,7 +117,7 @@ export class GroupCommit<Tx> {
     this.observer?.waiting?.(total);
   }
 
-  private async drain(group: string, lane: Lane<Tx>): Promise<void> {
+  private async drain(group: string, lane: Lane<Tx, Hint>): Promise<void> {
     try {
       while (lane.waiting.length) {
         const turn = lane.waiting.splice(0, this.maxGroup);

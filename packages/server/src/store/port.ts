@@ -207,8 +207,10 @@ export interface Store {
    * unchanged; only the cost of COMMIT is shared). PostgreSQL runs one group's transactions in turns, one
    * turn at a time per node (store/groupCommit.ts), and may refuse one that waited too long
    * for its turn with `LicenseBusyError`; SQLite shares every commit anyway.
+   * `ahead` (with `group`): what `fn` will name with its license lock (`ReadAhead`), known before it runs, so that
+   * a turn may read it for all its transactions at once (PostgreSQL: store/postgres/turnView.ts).
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined }): Promise<T>;
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined; ahead?: ReadAhead | undefined }): Promise<T>;
   /** Where the store reports how its transactions wait (metrics); set once by the server. */
   observer?: StoreObserver | undefined;
 

@@ -15,6 +15,8 @@ export const DRIVER_PATCH_MARKER_2 = '/* floatd-patch-2 */';
 export const DRIVER_PATCH_MARKER_3 = '/* floatd-patch-3 */';
 /** The fourth: a close fails every query in flight, even after an error (no answer taken for another query's). */
 export const DRIVER_PATCH_MARKER_4 = '/* floatd-patch-4 */';
+/** The fifth: a transaction's held-back queries are sent until the pipeline is full again, not one per round trip. */
+export const DRIVER_PATCH_MARKER_5 = '/* floatd-patch-5 */';
 
 let checked: boolean | undefined;
 
@@ -28,7 +30,8 @@ export function driverPatched(): boolean {
       checked =
         [DRIVER_PATCH_MARKER, DRIVER_PATCH_MARKER_2].every((m) => connection!.includes(m) && index!.includes(m)) &&
         connection!.includes(DRIVER_PATCH_MARKER_3) &&
-        connection!.includes(DRIVER_PATCH_MARKER_4);
+        connection!.includes(DRIVER_PATCH_MARKER_4) &&
+        index!.includes(DRIVER_PATCH_MARKER_5);
     } catch {
       checked = false;
     }

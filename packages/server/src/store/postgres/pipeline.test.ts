@@ -16,6 +16,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import postgres from 'postgres';
 import { createTempDatabase, PG_ADMIN_URL, postgresAvailable } from '../../testing/pg.js';
 import { cutProxy } from '../../testing/pgfault.js';
 import { freePort } from '../../testing/process.js';
@@ -160,6 +161,41 @@ test('a connection cut mid-transaction: the transaction fails at once, and every
   } finally {
     await sql.end({ timeout: 2 });
     await proxy.close();
+    await db.drop();
+  }
+});
+
+test("a transaction's statements held back past its pipeline go out together when it drains, not one per round trip (patch 5)", {
+  skip: !pgUp && 'PostgreSQL not reachable',
+  timeout: 30_000,
+}, async () => {
+  const db = await createTempDatabase();
+  // A pipeline of 10 statements: 100 issued at once overflow it, as a turn's few hundred overflow the default 100.
+  let answered = 0;
+  const sentAfter: number[] = [];
+  const sql = postgres(db.url, {
+    max: 1,
+    ...({ max_pipeline: 10 } as object), // an option postgres.js's types leave out
+    onnotice: () => undefined,
+    debug: (_connection: number, query: string) => {
+      if (query.includes('AS held_back')) sentAfter.push(answered);
+    },
+  });
+  try {
+    const rows = await sql.begin((tx) =>
+      Promise.all(Array.from({ length: 100 }, (_, i) => tx`SELECT ${i}::int AS held_back`.then((r) => (answered++, r[0]!.held_back)))),
+    );
+    assert.deepEqual(
+      rows,
+      Array.from({ length: 100 }, (_, i) => i),
+      'each statement its own answer, in order',
+    );
+    // A burst: the statements sent before any more answers came in. Unpatched, each one after the first 10 was its own.
+    const bursts = new Set(sentAfter).size;
+    assert.equal(sentAfter.length, 100);
+    assert.ok(bursts <= 15, `${bursts} bursts for 100 statements with a pipeline of 10`);
+  } finally {
+    await sql.end({ timeout: 2 });
     await db.drop();
   }
 });

@@ -34,6 +34,7 @@ import type {
   LeaseView,
   PageOf,
   PageRequest,
+  ReadAhead,
   Store,
   StoredAudit,
   StoreObserver,
@@ -70,6 +71,7 @@ import { GroupCommit, type GroupUnit, type UnitOutcome } from '../groupCommit.js
 import { TickBatch } from '../tickBatch.js';
 import { QUEUE_POLL_WINDOW_MS, type Waiter } from '../../domain/queue.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import { TurnView, type DeviceReads, type LeaseReads } from './turnView.js';
 import { assertDriverPatched, reconnectBackoff } from './driver.js';
 import type { KeyPersistence, Leadership, Membership, NodeRow } from '../cluster.js';
 import { pgKeyPersistence } from './keys.js';
@@ -148,6 +150,13 @@ export const TRANSACTION_DEADLINE_MS = 10_000;
 /** A connection that does not answer a turn's BEGIN for this long is taken for half-open (see `beginLocked`). */
 const TURN_LIVENESS_MS = 2_000;
 
+/** A turn's reads for all its units failed (`turnView`): the turn runs again without them. */
+class TurnViewFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super("the turn's reads failed");
+  }
+}
+
 /** A turn's attempt given up on a connection that did not answer in time (it ran nothing of the turn). */
 class TurnAbandoned extends Error {
   constructor() {
@@ -203,6 +212,39 @@ function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
 }
 
 /** Lease rows with their instance rows (any order of instances by lease: kept in the order given). */
+/** A lease, its instances and their devices (sent together; read after the license lock). */
+function leaseReads(sql: postgres.TransactionSql, id: string): Promise<LeaseReads> {
+  return Promise.all([
+    sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
+    sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
+    sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ${id}
+      UNION SELECT device_id FROM instances WHERE lease_id = ${id})`,
+  ]).then(([rows, instances, devices]) => ({ rows, instances, devices }));
+}
+
+/** A device's own leases (locked) and the leases its uses are on; `device` is its id, or a subquery giving it. */
+function deviceReads(sql: postgres.TransactionSql, device: string | postgres.PendingQuery<Row[]>) {
+  return Promise.all([
+    sql`SELECT * FROM leases WHERE device_id = ${device} ORDER BY granted_at FOR UPDATE`,
+    sql`SELECT DISTINCT lease_id FROM instances WHERE device_id = ${device}`,
+  ]);
+}
+
+/** A checkout's reads for `fingerprint` on the license `licenseId` (a subquery): its device, leases and their instances. */
+function fingerprintReads(
+  sql: postgres.TransactionSql,
+  licenseId: postgres.PendingQuery<Row[]>,
+  fingerprint: string,
+): Promise<DeviceReads> {
+  const device = sql`(SELECT id FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint})`;
+  return Promise.all([
+    sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint}`,
+    deviceReads(sql, device),
+    // By the leases' ids (an array built first), so the plan is the primary key's whatever the statistics say.
+    sql`SELECT * FROM instances WHERE lease_id = ANY(ARRAY(SELECT id FROM leases WHERE device_id = ${device})) ORDER BY started_at`,
+  ]).then(([devices, [own, onSeats], instances]) => ({ row: devices[0], own, onSeats, instances }));
+}
+
 function withInstances([rows, instances]: readonly [readonly Row[], readonly Row[]]): Lease[] {
   const by = new Map<string, Row[]>();
   for (const i of instances) {
@@ -220,7 +262,7 @@ export class PostgresStore implements Store {
   private listening: Promise<unknown> | undefined;
 
   /** per-license group commit (undefined: every transaction alone, the behaviour before it) */
-  private readonly groups: GroupCommit<StoreTx> | undefined;
+  private readonly groups: GroupCommit<StoreTx, ReadAhead> | undefined;
 
   private constructor(
     /** the pool; nothing outside store/postgres/ reaches it (the cluster ports below are how) */
@@ -231,7 +273,7 @@ export class PostgresStore implements Store {
     /** how often a seat transaction counts a license's lease rows instead of reading the tally (1: every time) */
     private readonly recountEvery = RECOUNT_EVERY,
   ) {
-    this.groups = groupCommit ? new GroupCommit<StoreTx>((group, units) => this.runTurn(group, units)) : undefined;
+    this.groups = groupCommit ? new GroupCommit<StoreTx, ReadAhead>((group, units) => this.runTurn(group, units)) : undefined;
     // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS).
     for (const name of HOT_READS) {
       const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
@@ -330,7 +372,7 @@ export class PostgresStore implements Store {
    * them on the connection, which runs them in order, so they see the writes; the turn checks every write before
    * its COMMIT (`runTurn`), and a write that failed fails its own unit as if `apply` had thrown.
    */
-  private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[], defer?: (written: Promise<void>) => void): StoreTx {
+  private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[], defer?: (written: Promise<void>) => void, view?: TurnView): StoreTx {
     const one = async (q: Promise<readonly Row[]>) => (await q)[0];
     // The devices of the last lease read (its own and its uses'), read with it: `leaseState` asks for one next.
     let leaseDevices: Map<string, Row> | undefined;
@@ -339,49 +381,49 @@ export class PostgresStore implements Store {
     let counted: { licenseId: string; used: number; offline: number } | undefined;
     // The license's queues are read in the same round trip as its lock (a checkout needs them: domain/queue.ts).
     let queued: { licenseId: string; waiters: Waiter[] } | undefined;
-    // The reads a decision named with its lock (`ReadAhead`), sent in the lock's round trip: each answers its read
-    // once, and none survives a write (`apply`, `setSessionKey`).
+    // The reads a decision named with its lock (`ReadAhead`), sent in the lock's round trip (or read by the turn for
+    // all its units: `view`): each answers its read once, and none survives a write (`apply`, `setSessionKey`).
     let aheadDevice: { licenseId: string; fingerprint: string; row: Row | undefined } | undefined;
     let aheadLeases: { deviceId: string; own: readonly Row[]; onSeats: readonly Row[]; instances: readonly Row[] } | undefined;
     let aheadLease: { id: string; rows: readonly Row[]; instances: readonly Row[]; devices: readonly Row[] } | undefined;
     const forgetAhead = () => {
       aheadDevice = aheadLeases = aheadLease = undefined;
     };
-    // The lease, its instances and their devices (sent together; read after the lock).
-    const leaseReads = (id: string) =>
-      Promise.all([
-        sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
-        sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
-        sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ${id}
-          UNION SELECT device_id FROM instances WHERE lease_id = ${id})`,
-      ]);
-    // A device's own leases (locked) and the leases its uses are on; `device` is its id, or a subquery giving it.
-    const deviceReads = (device: string | postgres.PendingQuery<Row[]>) =>
-      Promise.all([
-        sql`SELECT * FROM leases WHERE device_id = ${device} ORDER BY granted_at FOR UPDATE`,
-        sql`SELECT DISTINCT lease_id FROM instances WHERE device_id = ${device}`,
-      ]);
+    // The turn's reads answer this unit's first lock, if they still hold for it (`TurnView`).
+    let viewed = false;
+    const fromView = (key: string, ahead: ReadAhead | undefined): License | undefined | 'read' => {
+      if (!view || viewed || !view.exact || view.key !== key) return 'read';
+      viewed = true;
+      const device = ahead?.fingerprint === undefined ? undefined : view.device(ahead.fingerprint);
+      const lease = ahead?.leaseId === undefined ? undefined : view.lease(ahead.leaseId);
+      if ((ahead?.fingerprint !== undefined && !device) || (ahead?.leaseId !== undefined && !lease)) return 'read';
+      const row = view.license;
+      if (!row) return undefined;
+      const licenseId = String(row.id);
+      counted = { licenseId, used: view.counts.used, offline: view.counts.offline };
+      queued = { licenseId, waiters: view.waiters.map(toWaiter) };
+      if (device) {
+        aheadDevice = { licenseId, fingerprint: ahead!.fingerprint!, row: device.row };
+        if (device.row)
+          aheadLeases = { deviceId: String(device.row.id), own: device.own, onSeats: device.onSeats, instances: device.instances };
+      }
+      if (lease) aheadLease = { id: ahead!.leaseId!, ...lease };
+      this.viewed++;
+      return toLicense(row);
+    };
     return {
       lockLicenseByKey: async (key, ahead) => {
         forgetAhead();
+        const seen = fromView(key, ahead);
+        if (seen !== 'read') return seen;
         const id = sql`(SELECT id FROM licenses WHERE key = ${key})`;
         const fingerprint = ahead?.fingerprint;
         const leaseId = ahead?.leaseId;
         // Sent behind the lock on the one connection, so they read (and lock) after it, as the reads they stand for.
-        const device =
-          fingerprint === undefined ? undefined : sql`(SELECT id FROM devices WHERE license_id = ${id} AND fingerprint = ${fingerprint})`;
-        const [[rows, counts, waiting], devices, owned, ownInstances, lease] = await Promise.all([
-          Promise.all([
-            sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`,
-            this.seatCount(sql, id, this.countDue(`key ${key}`)),
-            sql`SELECT * FROM waiters WHERE license_id = ${id} ORDER BY seq`,
-          ]),
-          device && sql`SELECT * FROM devices WHERE license_id = ${id} AND fingerprint = ${fingerprint!}`,
-          device && deviceReads(device),
-          // By the leases' ids (an array built first), so the plan is the primary key's whatever the statistics say.
-          device &&
-            sql`SELECT * FROM instances WHERE lease_id = ANY(ARRAY(SELECT id FROM leases WHERE device_id = ${device})) ORDER BY started_at`,
-          leaseId === undefined ? undefined : leaseReads(leaseId),
+        const [[rows, counts, waiting], device, lease] = await Promise.all([
+          this.licenseReads(sql, key, id),
+          fingerprint === undefined ? undefined : fingerprintReads(sql, id, fingerprint),
+          leaseId === undefined ? undefined : leaseReads(sql, leaseId),
         ]);
         const row = rows[0];
         if (!row) {
@@ -391,12 +433,16 @@ export class PostgresStore implements Store {
         }
         const licenseId = String(row.id);
         counted = { licenseId, ...(await this.tallied(sql, licenseId, counts)) };
+        // The turn's projection disagrees with the rows (a tally set right by this count): the units after this one read.
+        if (view?.exact && view.license && String(view.license.id) === licenseId)
+          if (view.counts.used !== counted.used || view.counts.offline !== counted.offline) view.exact = false;
         queued = { licenseId, waiters: waiting.map(toWaiter) };
-        if (devices && owned && ownInstances) {
-          aheadDevice = { licenseId, fingerprint: fingerprint!, row: devices[0] };
-          if (devices[0]) aheadLeases = { deviceId: String(devices[0].id), own: owned[0], onSeats: owned[1], instances: ownInstances };
+        if (device) {
+          aheadDevice = { licenseId, fingerprint: fingerprint!, row: device.row };
+          if (device.row)
+            aheadLeases = { deviceId: String(device.row.id), own: device.own, onSeats: device.onSeats, instances: device.instances };
         }
-        if (lease) aheadLease = { id: leaseId!, rows: lease[0], instances: lease[1], devices: lease[2] };
+        if (lease) aheadLease = { id: leaseId!, ...lease };
         return toLicense(row);
       },
       lockLicense: async (id) => {
@@ -423,7 +469,7 @@ export class PostgresStore implements Store {
       leasesOfDevice: async (deviceId) => {
         const read = aheadLeases?.deviceId === deviceId ? aheadLeases : undefined;
         aheadLeases = undefined;
-        const [own, onSeats] = read ? [read.own, read.onSeats] : await deviceReads(deviceId);
+        const [own, onSeats] = read ? [read.own, read.onSeats] : await deviceReads(sql, deviceId);
         const have = new Set(own.map((row) => String(row.id)));
         const shared = onSeats.map((row) => String(row.lease_id)).filter((id) => !have.has(id));
         const more = shared.length ? await sql`SELECT * FROM leases WHERE id = ANY(${shared}::text[]) ORDER BY granted_at FOR UPDATE` : [];
@@ -439,7 +485,7 @@ export class PostgresStore implements Store {
       lease: async (id) => {
         const read = aheadLease?.id === id ? aheadLease : undefined;
         aheadLease = undefined;
-        const [rows, instances, devices] = read ? [read.rows, read.instances, read.devices] : await leaseReads(id);
+        const { rows, instances, devices } = read ?? (await leaseReads(sql, id));
         leaseDevices = new Map(devices.map((row) => [String(row.id), row]));
         return withInstances([rows, instances])[0];
       },
@@ -500,6 +546,7 @@ export class PostgresStore implements Store {
       setSessionKey: async (leaseId, instanceId, stored) => {
         forgetAhead();
         leaseDevices = undefined;
+        view?.keyed(leaseId);
         // In a turn, issued like `apply`'s writes (checked before the COMMIT), not waited for.
         const written = sql`UPDATE instances SET session_key = ${stored} WHERE lease_id = ${leaseId} AND instance_id = ${instanceId}`.then(
           () => undefined,
@@ -520,6 +567,7 @@ export class PostgresStore implements Store {
         counted = undefined;
         leaseDevices = undefined;
         forgetAhead();
+        view?.written(effects);
         const issued: Promise<void>[] = [];
         for (let i = 0; i < effects.length; ) {
           // Runs of deletes, audit entries or events (a reclamation batch) are written with one statement each.
@@ -574,8 +622,8 @@ export class PostgresStore implements Store {
   }
   private leftReadOnlyAt = 0;
 
-  async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined }): Promise<T> {
-    if (opts?.group !== undefined && this.groups) return this.groups.run(opts.group, fn);
+  async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined; ahead?: ReadAhead | undefined }): Promise<T> {
+    if (opts?.group !== undefined && this.groups) return this.groups.run(opts.group, fn, opts.ahead);
     try {
       return await settleWithin(this.runTransaction(fn), TRANSACTION_DEADLINE_MS);
     } catch (err) {
@@ -614,9 +662,11 @@ export class PostgresStore implements Store {
     if (this.groups) this.groups.observer = observer;
   }
 
-  /** Turns of one license running at once in this node, at most (1 by construction; for tests), and the largest turn. */
-  groupStats(): { maxRunning: number; maxTurn: number } {
-    return { maxRunning: this.groups?.maxRunning ?? 0, maxTurn: this.groups?.maxTurn ?? 0 };
+  /** Units of a turn that read the turn's reads (`TurnView`) instead of their own (for tests). */
+  private viewed = 0;
+  /** Turns of one license running at once in this node, at most (1 by construction; for tests), the largest turn, and `viewed`. */
+  groupStats(): { maxRunning: number; maxTurn: number; viewed: number } {
+    return { maxRunning: this.groups?.maxRunning ?? 0, maxTurn: this.groups?.maxTurn ?? 0, viewed: this.viewed };
   }
 
   /**
@@ -633,9 +683,11 @@ export class PostgresStore implements Store {
    * everything after it) or at the turn's end: the unit that failed is always the first, in turn order, with a
    * failed write or a thrown error, and every write is checked before the COMMIT.
    */
-  private async runTurn(group: string, units: readonly GroupUnit<StoreTx>[]): Promise<UnitOutcome[]> {
+  private async runTurn(group: string, units: readonly GroupUnit<StoreTx, ReadAhead>[]): Promise<UnitOutcome[]> {
     const outcomes: UnitOutcome[] = new Array(units.length);
     let remaining = units.map((_, i) => i);
+    // The turn's reads for all its units (`TurnView`); not on-premise, where every unit counts the lease rows itself.
+    let withView = this.recountEvery > 1;
     while (remaining.length) {
       let failed: { index: number; error: unknown } | undefined;
       const values = new Map<number, unknown>();
@@ -659,6 +711,13 @@ export class PostgresStore implements Store {
       try {
         await settleWithin(
           this.beginLocked(group, async (sql) => {
+            const view = withView
+              ? await this.turnView(
+                  sql,
+                  group,
+                  remaining.map((i) => units[i]!.hint),
+                )
+              : undefined;
             // Each change once per turn (NOTIFY folds duplicates of a transaction anyway).
             const pending = new Map<string, ChangeEvent>();
             for (const i of remaining) {
@@ -666,7 +725,7 @@ export class PostgresStore implements Store {
               const mine: Promise<void>[] = [];
               writes.set(i, mine);
               try {
-                values.set(i, await units[i]!.run(this.makeTx(sql, own, (written) => mine.push(written))));
+                values.set(i, await units[i]!.run(this.makeTx(sql, own, (written) => mine.push(written), view)));
               } catch (error) {
                 await fail({ index: i, error });
               }
@@ -680,10 +739,19 @@ export class PostgresStore implements Store {
           }),
           TRANSACTION_DEADLINE_MS,
         );
-      } catch (err) {
+      } catch (caught) {
+        // The turn's reads were refused (not the database as a whole): again without them, each unit reading its own.
+        if (caught instanceof TurnViewFailed && !storageFailure(caught.cause)) {
+          withView = false;
+          continue;
+        }
+        const err = caught instanceof TurnViewFailed ? caught.cause : caught;
         void this.leaveReadOnly(err);
         const own = failed;
-        if (own && own.error === err && !storageFailure(err)) {
+        // The unit that failed first may have heard "transaction aborted" (25P02) while the driver reports the statement
+        // that aborted it (its own: every write before its statements was checked good by `fail`), e.g. a read of a
+        // device sent behind a refused read of its leases. Either way the failure is that unit's.
+        if (own && (own.error === err || (own.error as { code?: unknown } | null)?.code === '25P02') && !storageFailure(err)) {
           outcomes[own.index] = { ok: false, error: err };
           remaining = remaining.filter((i) => i !== own.index);
           continue;
@@ -1019,6 +1087,46 @@ export class PostgresStore implements Store {
           FROM (SELECT COUNT(*) FILTER (WHERE base)::int AS used, COUNT(*) FILTER (WHERE offline AND base)::int AS offline
             FROM leases WHERE license_id = ${licenseId}) c LEFT JOIN lease_tally t ON t.license_id = ${licenseId}`
       : sql`SELECT used, offline FROM lease_tally WHERE license_id = ${licenseId}`;
+  }
+
+  /** The license row locked, its seat count (`seatCount`) and its queue: sent together, behind the lock. */
+  private licenseReads(sql: postgres.TransactionSql, key: string, id: postgres.PendingQuery<Row[]>) {
+    return Promise.all([
+      sql`SELECT * FROM licenses WHERE key = ${key} FOR UPDATE`,
+      this.seatCount(sql, id, this.countDue(`key ${key}`)),
+      sql`SELECT * FROM waiters WHERE license_id = ${id} ORDER BY seq`,
+    ]);
+  }
+
+  /**
+   * A turn's reads for all its units (`TurnView`), in one round trip behind its lock: the license, its seat count
+   * and queue, and what each unit named up front. Throws `TurnViewFailed` if a read failed (a unit's hint the database
+   * refused): the turn then runs again without a view, and each unit hears its own error.
+   */
+  private async turnView(sql: postgres.TransactionSql, key: string, hints: readonly (ReadAhead | undefined)[]): Promise<TurnView> {
+    const id = sql`(SELECT id FROM licenses WHERE key = ${key})`;
+    const fingerprints = [...new Set(hints.flatMap((h) => (h?.fingerprint === undefined ? [] : [h.fingerprint])))];
+    const leaseIds = [...new Set(hints.flatMap((h) => (h?.leaseId === undefined ? [] : [h.leaseId])))];
+    try {
+      const [[rows, counts, waiting], devices, leases] = await Promise.all([
+        this.licenseReads(sql, key, id),
+        Promise.all(fingerprints.map((f) => fingerprintReads(sql, id, f))),
+        Promise.all(leaseIds.map((l) => leaseReads(sql, l))),
+      ]);
+      const row = rows[0];
+      if (!row) this.sinceCount.delete(`key ${key}`);
+      const tally = row ? await this.tallied(sql, String(row.id), counts) : { used: 0, offline: 0 };
+      return new TurnView(
+        key,
+        row,
+        tally,
+        waiting,
+        new Map(fingerprints.map((f, i) => [f, devices[i]!])),
+        new Map(leaseIds.map((l, i) => [l, leases[i]!])),
+      );
+    } catch (err) {
+      throw new TurnViewFailed(err);
+    }
   }
 
   /** The counts `seatCount` read; after a full count, the tally set to it if it disagreed. */

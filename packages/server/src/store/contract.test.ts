@@ -239,32 +239,46 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const leaseC = await grant(lic.key, 'ra-C', 'c1', 'carol');
       const leaseO = await grant(other.key, 'ra-O', 'o1');
 
-      const byFingerprint = (fingerprint: string, ahead: boolean) =>
-        store.transaction(async (tx) => {
-          const l = await tx.lockLicenseByKey(lic.key, ahead ? { fingerprint } : undefined);
-          const device = await tx.device(l!.id, fingerprint);
-          return { l, device, leases: device ? await tx.leasesOfDevice(device.id) : [] };
-        });
-      for (const fingerprint of ['ra-A', 'ra-B', 'ra-C', 'ra-none', 'ra-O']) {
-        const plain = await byFingerprint(fingerprint, false);
-        assert.deepEqual(await byFingerprint(fingerprint, true), plain, fingerprint);
+      // `turn`: named up front too, in the license's group (PostgreSQL: read by the turn for all its units, TurnView).
+      const byFingerprint = (fingerprint: string, ahead: boolean, turn = false) =>
+        store.transaction(
+          async (tx) => {
+            const l = await tx.lockLicenseByKey(lic.key, ahead ? { fingerprint } : undefined);
+            const device = await tx.device(l!.id, fingerprint);
+            return { l, device, leases: device ? await tx.leasesOfDevice(device.id) : [] };
+          },
+          turn ? { group: lic.key, ahead: { fingerprint } } : undefined,
+        );
+      const fingerprints = ['ra-A', 'ra-B', 'ra-C', 'ra-none', 'ra-O'];
+      const plainByFingerprint = await Promise.all(fingerprints.map((f) => byFingerprint(f, false)));
+      for (const [i, fingerprint] of fingerprints.entries()) {
+        assert.deepEqual(await byFingerprint(fingerprint, true), plainByFingerprint[i], fingerprint);
+        assert.deepEqual(await byFingerprint(fingerprint, true, true), plainByFingerprint[i], `${fingerprint} in a turn`);
       }
+      // All of them in one turn: the turn reads every fingerprint at once, and each unit gets its own.
+      assert.deepEqual(await Promise.all(fingerprints.map((f) => byFingerprint(f, true, true))), plainByFingerprint, 'one turn');
       const b = await byFingerprint('ra-B', true);
       assert.deepEqual(
         b.leases.map((l) => [l.id, l.instances.map((i) => i.instanceId)]),
         [[leaseA, ['a1', 'a2', 'b1']]],
         "the shared seat B's use is on, with every use on it",
       );
-      const byLease = (leaseId: string, ahead: boolean) =>
-        store.transaction(async (tx) => {
-          const l = await tx.lockLicenseByKey(lic.key, ahead ? { leaseId } : undefined);
-          const lease = await tx.lease(leaseId);
-          return { l, lease, devices: lease ? await Promise.all(lease.instances.map((i) => tx.deviceById(i.deviceId))) : [] };
-        });
-      for (const leaseId of [leaseA, leaseC, leaseO, 'lse_none']) {
-        const plain = await byLease(leaseId, false);
-        assert.deepEqual(await byLease(leaseId, true), plain, leaseId);
+      const byLease = (leaseId: string, ahead: boolean, turn = false) =>
+        store.transaction(
+          async (tx) => {
+            const l = await tx.lockLicenseByKey(lic.key, ahead ? { leaseId } : undefined);
+            const lease = await tx.lease(leaseId);
+            return { l, lease, devices: lease ? await Promise.all(lease.instances.map((i) => tx.deviceById(i.deviceId))) : [] };
+          },
+          turn ? { group: lic.key, ahead: { leaseId } } : undefined,
+        );
+      const leaseIds = [leaseA, leaseC, leaseO, 'lse_none'];
+      const plainByLease = await Promise.all(leaseIds.map((id) => byLease(id, false)));
+      for (const [i, leaseId] of leaseIds.entries()) {
+        assert.deepEqual(await byLease(leaseId, true), plainByLease[i], leaseId);
+        assert.deepEqual(await byLease(leaseId, true, true), plainByLease[i], `${leaseId} in a turn`);
       }
+      assert.deepEqual(await Promise.all(leaseIds.map((id) => byLease(id, true, true))), plainByLease, 'one turn');
       assert.deepEqual(
         (await byLease(leaseA, true)).devices.map((d) => d!.fingerprint),
         ['ra-A', 'ra-A', 'ra-B'],

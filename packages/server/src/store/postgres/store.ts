@@ -245,6 +245,60 @@ function fingerprintReads(
   ]).then(([devices, [own, onSeats], instances]) => ({ row: devices[0], own, onSeats, instances }));
 }
 
+/**
+ * A turn's checkout reads for all its fingerprints at once (`turnView`): the four statements of `fingerprintReads`,
+ * each for every fingerprint, then told apart by device. The same rows, locks and order as one read per fingerprint.
+ */
+async function fingerprintsReads(
+  sql: postgres.TransactionSql,
+  licenseId: postgres.PendingQuery<Row[]>,
+  fingerprints: readonly string[],
+): Promise<Map<string, DeviceReads>> {
+  const ids = sql`ARRAY(SELECT id FROM devices WHERE license_id = ${licenseId} AND fingerprint = ANY(${fingerprints as string[]}::text[]))`;
+  const [devices, own, onSeats, instances] = await Promise.all([
+    sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ANY(${fingerprints as string[]}::text[])`,
+    sql`SELECT * FROM leases WHERE device_id = ANY(${ids}) ORDER BY granted_at FOR UPDATE`,
+    sql`SELECT DISTINCT device_id, lease_id FROM instances WHERE device_id = ANY(${ids})`,
+    sql`SELECT * FROM instances WHERE lease_id = ANY(ARRAY(SELECT id FROM leases WHERE device_id = ANY(${ids}))) ORDER BY started_at`,
+  ]);
+  const reads = new Map<string, DeviceReads>();
+  for (const fingerprint of fingerprints) {
+    const row = devices.find((d) => d.fingerprint === fingerprint);
+    if (!row) {
+      reads.set(fingerprint, { row: undefined, own: [], onSeats: [], instances: [] });
+      continue;
+    }
+    const mine = own.filter((l) => l.device_id === row.id);
+    const leaseIds = new Set(mine.map((l) => String(l.id)));
+    reads.set(fingerprint, {
+      row,
+      own: mine,
+      onSeats: onSeats.filter((i) => i.device_id === row.id),
+      instances: instances.filter((i) => leaseIds.has(String(i.lease_id))),
+    });
+  }
+  return reads;
+}
+
+/** A turn's lease reads for all its lease ids at once (`turnView`): the three statements of `leaseReads`, told apart by lease. */
+async function leasesReads(sql: postgres.TransactionSql, ids: readonly string[]): Promise<Map<string, LeaseReads>> {
+  const list = ids as string[];
+  const [rows, instances, devices] = await Promise.all([
+    sql`SELECT * FROM leases WHERE id = ANY(${list}::text[]) ORDER BY id FOR UPDATE`,
+    sql`SELECT * FROM instances WHERE lease_id = ANY(${list}::text[]) ORDER BY started_at`,
+    sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ANY(${list}::text[])
+      UNION SELECT device_id FROM instances WHERE lease_id = ANY(${list}::text[]))`,
+  ]);
+  const reads = new Map<string, LeaseReads>();
+  for (const id of ids) {
+    const lease = rows.filter((l) => l.id === id);
+    const uses = instances.filter((i) => i.lease_id === id);
+    const deviceIds = new Set([...lease.map((l) => l.device_id), ...uses.map((i) => i.device_id)]);
+    reads.set(id, { rows: lease, instances: uses, devices: devices.filter((d) => deviceIds.has(d.id)) });
+  }
+  return reads;
+}
+
 function withInstances([rows, instances]: readonly [readonly Row[], readonly Row[]]): Lease[] {
   const by = new Map<string, Row[]>();
   for (const i of instances) {
@@ -1110,20 +1164,13 @@ export class PostgresStore implements Store {
     try {
       const [[rows, counts, waiting], devices, leases] = await Promise.all([
         this.licenseReads(sql, key, id),
-        Promise.all(fingerprints.map((f) => fingerprintReads(sql, id, f))),
-        Promise.all(leaseIds.map((l) => leaseReads(sql, l))),
+        fingerprints.length ? fingerprintsReads(sql, id, fingerprints) : new Map<string, DeviceReads>(),
+        leaseIds.length ? leasesReads(sql, leaseIds) : new Map<string, LeaseReads>(),
       ]);
       const row = rows[0];
       if (!row) this.sinceCount.delete(`key ${key}`);
       const tally = row ? await this.tallied(sql, String(row.id), counts) : { used: 0, offline: 0 };
-      return new TurnView(
-        key,
-        row,
-        tally,
-        waiting,
-        new Map(fingerprints.map((f, i) => [f, devices[i]!])),
-        new Map(leaseIds.map((l, i) => [l, leases[i]!])),
-      );
+      return new TurnView(key, row, tally, waiting, devices, leases);
     } catch (err) {
       throw new TurnViewFailed(err);
     }

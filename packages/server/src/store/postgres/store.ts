@@ -623,15 +623,29 @@ export class PostgresStore implements Store {
         forgetAhead();
         view?.written(effects);
         const issued: Promise<void>[] = [];
+        // Fewer statements for the same rows: a use's delete before its lease's delete is left to the lease's (which
+        // deletes every use of it), and the decision's audit entries go in one statement where the first stood (nothing
+        // a decision writes reads them; `audit.aggregate` counts only the entries of its window).
+        const deletedLater = new Set<string>();
+        const redundant = new Set<number>();
+        for (let k = effects.length - 1; k >= 0; k--) {
+          const e = effects[k]!;
+          if (e.type === 'lease.delete') deletedLater.add(e.leaseId);
+          else if (e.type === 'instance.delete' && deletedLater.has(e.leaseId)) redundant.add(k);
+        }
+        const audits = effects.filter((e) => e.type === 'audit');
+        let auditsIssued = false;
         for (let i = 0; i < effects.length; ) {
-          // Runs of deletes, audit entries or events (a reclamation batch) are written with one statement each.
+          // Runs of deletes or events (a reclamation batch) are written with one statement each.
           const type = effects[i]!.type;
           let j = i + 1;
-          if (type === 'lease.delete' || type === 'audit' || type === 'webhook.event')
-            while (j < effects.length && effects[j]!.type === type) j++;
+          if (type === 'lease.delete' || type === 'webhook.event') while (j < effects.length && effects[j]!.type === type) j++;
           // Issued without waiting (each adapter function sends all its statements at once): the transaction's
           // connection pipelines them in order, so a decision's writes cost one round trip, not one per statement.
-          issued.push(j - i > 1 ? applyRun(sql, effects.slice(i, j)) : applyOne(sql, effects[i]!));
+          if (type === 'audit') {
+            if (!auditsIssued) issued.push(audits.length > 1 ? applyRun(sql, audits) : applyOne(sql, effects[i]!));
+            auditsIssued = true;
+          } else if (!redundant.has(i)) issued.push(j - i > 1 ? applyRun(sql, effects.slice(i, j)) : applyOne(sql, effects[i]!));
           for (let k = i; k < j; k++) {
             const c = changeOf(effects[k]!);
             if (c && !pending.some((p) => changeKey(p) === changeKey(c))) pending.push(c);
@@ -1504,13 +1518,13 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
     }
     case 'lease.insert': {
       const l = e.lease;
-      await Promise.all([
-        sql`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, base, features, offline, granted_at, last_heartbeat_at,
+      const lease = sql`INSERT INTO leases (id, license_id, device_id, share_group, overdraft, base, features, offline, granted_at, last_heartbeat_at,
             expires_at, offline_expires_at)
           VALUES (${l.id}, ${l.licenseId}, ${l.deviceId}, ${l.shareGroup}, ${l.overdraft}, ${l.base}, ${namesColumn(l.features)}, ${l.offline},
-            ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt}, ${l.offlineExpiresAt})`,
-        ...l.instances.map((i) => putInstance(sql, l.id, i)),
-      ]);
+            ${l.grantedAt}, ${l.lastHeartbeatAt}, ${l.expiresAt}, ${l.offlineExpiresAt})`;
+      // A lease with its one use (a checkout): one statement.
+      if (l.instances.length === 1) await sql`WITH lease AS (${lease}) ${putInstance(sql, l.id, l.instances[0]!)}`;
+      else await Promise.all([lease, ...l.instances.map((i) => putInstance(sql, l.id, i))]);
       return;
     }
     case 'lease.update': {
@@ -1520,7 +1534,7 @@ async function applyOne(sql: postgres.TransactionSql, e: Effect): Promise<void> 
       return;
     }
     case 'lease.delete':
-      await Promise.all([sql`DELETE FROM instances WHERE lease_id = ${e.leaseId}`, sql`DELETE FROM leases WHERE id = ${e.leaseId}`]);
+      await sql`WITH uses AS (DELETE FROM instances WHERE lease_id = ${e.leaseId}) DELETE FROM leases WHERE id = ${e.leaseId}`;
       return;
     case 'instance.put':
       await putInstance(sql, e.leaseId, e.instance);

@@ -18,7 +18,8 @@
  * included), and the count is then skipped: it cost a scan of every lease row of the
  * license in every checkout, check-in and locked heartbeat (O(seats held)). Each license
  * is still counted again every `RECOUNT_EVERY` uses, so a drift by a bug of floatd's own
- * cannot outlive a few hundred transactions.
+ * cannot outlive a few hundred transactions. PostgreSQL's turns of one license's transactions read the count once
+ * for the turn and follow it through the turn's own writes (`store/postgres/turnView.ts`).
  */
 import type { Effect } from '../domain/effects.js';
 import type { License } from '../domain/types.js';

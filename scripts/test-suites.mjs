@@ -82,6 +82,7 @@ export const NOT_STORE_SENSITIVE = {
 export const FAST = [
   'packages/protocol/dist/errors.test.js',
   'packages/server/dist/config.test.js',
+  'packages/server/dist/ids.test.js',
   'packages/server/dist/domain/clock.test.js',
   'packages/server/dist/domain/recommend.test.js',
   'packages/server/dist/domain/webhooks.test.js',

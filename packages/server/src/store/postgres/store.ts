@@ -214,12 +214,7 @@ function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
 /** Lease rows with their instance rows (any order of instances by lease: kept in the order given). */
 /** A lease, its instances and their devices (sent together; read after the license lock). */
 function leaseReads(sql: postgres.TransactionSql, id: string): Promise<LeaseReads> {
-  return Promise.all([
-    sql`SELECT * FROM leases WHERE id = ${id} FOR UPDATE`,
-    sql`SELECT * FROM instances WHERE lease_id = ${id} ORDER BY started_at`,
-    sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ${id}
-      UNION SELECT device_id FROM instances WHERE lease_id = ${id})`,
-  ]).then(([rows, instances, devices]) => ({ rows, instances, devices }));
+  return leasesReads(sql, [id]).then((reads) => reads.get(id)!);
 }
 
 /** A device's own leases (locked) and the leases its uses are on; `device` is its id, or a subquery giving it. */
@@ -236,18 +231,14 @@ function fingerprintReads(
   licenseId: postgres.PendingQuery<Row[]>,
   fingerprint: string,
 ): Promise<DeviceReads> {
-  const device = sql`(SELECT id FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint})`;
-  return Promise.all([
-    sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ${fingerprint}`,
-    deviceReads(sql, device),
-    // By the leases' ids (an array built first), so the plan is the primary key's whatever the statistics say.
-    sql`SELECT * FROM instances WHERE lease_id = ANY(ARRAY(SELECT id FROM leases WHERE device_id = ${device})) ORDER BY started_at`,
-  ]).then(([devices, [own, onSeats], instances]) => ({ row: devices[0], own, onSeats, instances }));
+  return fingerprintsReads(sql, licenseId, [fingerprint]).then((reads) => reads.get(fingerprint)!);
 }
 
 /**
- * A turn's checkout reads for all its fingerprints at once (`turnView`): the four statements of `fingerprintReads`,
- * each for every fingerprint, then told apart by device. The same rows, locks and order as one read per fingerprint.
+ * The checkout reads for some fingerprints on the license `licenseId` (a subquery), four statements whatever their
+ * number (a turn's for all its units: `turnView`), told apart by device: each device, its leases (locked), the leases
+ * its uses are on, and the instances of its leases (by the leases' ids, an array built first, so the plan is the
+ * primary key's whatever the statistics say).
  */
 async function fingerprintsReads(
   sql: postgres.TransactionSql,
@@ -280,7 +271,7 @@ async function fingerprintsReads(
   return reads;
 }
 
-/** A turn's lease reads for all its lease ids at once (`turnView`): the three statements of `leaseReads`, told apart by lease. */
+/** Leases (locked) with their instances and those instances' devices, three statements whatever their number, told apart by lease. */
 async function leasesReads(sql: postgres.TransactionSql, ids: readonly string[]): Promise<Map<string, LeaseReads>> {
   const list = ids as string[];
   const [rows, instances, devices] = await Promise.all([
@@ -443,6 +434,22 @@ export class PostgresStore implements Store {
     const forgetAhead = () => {
       aheadDevice = aheadLeases = aheadLease = undefined;
     };
+    // What the lock's round trip (or the turn's) read besides the license and its count, kept for the reads it answers.
+    const keep = (
+      licenseId: string,
+      waiters: readonly Row[],
+      ahead: ReadAhead | undefined,
+      device: DeviceReads | undefined,
+      lease: LeaseReads | undefined,
+    ) => {
+      queued = { licenseId, waiters: waiters.map(toWaiter) };
+      if (device) {
+        aheadDevice = { licenseId, fingerprint: ahead!.fingerprint!, row: device.row };
+        if (device.row)
+          aheadLeases = { deviceId: String(device.row.id), own: device.own, onSeats: device.onSeats, instances: device.instances };
+      }
+      if (lease) aheadLease = { id: ahead!.leaseId!, ...lease };
+    };
     // The turn's reads answer this unit's first lock, if they still hold for it (`TurnView`).
     let viewed = false;
     const fromView = (key: string, ahead: ReadAhead | undefined): License | undefined | 'read' => {
@@ -455,13 +462,7 @@ export class PostgresStore implements Store {
       if (!row) return undefined;
       const licenseId = String(row.id);
       counted = { licenseId, used: view.counts.used, offline: view.counts.offline };
-      queued = { licenseId, waiters: view.waiters.map(toWaiter) };
-      if (device) {
-        aheadDevice = { licenseId, fingerprint: ahead!.fingerprint!, row: device.row };
-        if (device.row)
-          aheadLeases = { deviceId: String(device.row.id), own: device.own, onSeats: device.onSeats, instances: device.instances };
-      }
-      if (lease) aheadLease = { id: ahead!.leaseId!, ...lease };
+      keep(licenseId, view.waiters, ahead, device, lease);
       this.viewed++;
       return toLicense(row);
     };
@@ -488,15 +489,9 @@ export class PostgresStore implements Store {
         const licenseId = String(row.id);
         counted = { licenseId, ...(await this.tallied(sql, licenseId, counts)) };
         // The turn's projection disagrees with the rows (a tally set right by this count): the units after this one read.
-        if (view?.exact && view.license && String(view.license.id) === licenseId)
-          if (view.counts.used !== counted.used || view.counts.offline !== counted.offline) view.exact = false;
-        queued = { licenseId, waiters: waiting.map(toWaiter) };
-        if (device) {
-          aheadDevice = { licenseId, fingerprint: fingerprint!, row: device.row };
-          if (device.row)
-            aheadLeases = { deviceId: String(device.row.id), own: device.own, onSeats: device.onSeats, instances: device.instances };
-        }
-        if (lease) aheadLease = { id: leaseId!, ...lease };
+        const disagrees = view?.counts.used !== counted.used || view?.counts.offline !== counted.offline;
+        if (view?.exact && view.license && String(view.license.id) === licenseId && disagrees) view.exact = false;
+        keep(licenseId, waiting, ahead, device, lease);
         return toLicense(row);
       },
       lockLicense: async (id) => {

@@ -98,7 +98,7 @@ export class TurnView {
         case 'lease.update':
           this.leaseIds.add(e.lease.id);
           this.deviceIds.add(e.lease.deviceId);
-          for (const i of e.lease.instances) if (i.deviceId !== null) this.deviceIds.add(i.deviceId);
+          for (const i of e.lease.instances) this.deviceIds.add(i.deviceId);
           break;
         case 'lease.delete':
           this.leaseIds.add(e.leaseId);
@@ -108,7 +108,7 @@ export class TurnView {
           break;
         case 'instance.put':
           this.leaseIds.add(e.leaseId);
-          if (e.instance.deviceId !== null) this.deviceIds.add(e.instance.deviceId);
+          this.deviceIds.add(e.instance.deviceId);
           break;
         case 'instance.delete':
           this.leaseIds.add(e.leaseId);

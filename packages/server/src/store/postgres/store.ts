@@ -211,7 +211,6 @@ function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
-/** Lease rows with their instance rows (any order of instances by lease: kept in the order given). */
 /** A lease, its instances and their devices (sent together; read after the license lock). */
 function leaseReads(sql: postgres.TransactionSql, id: string): Promise<LeaseReads> {
   return leasesReads(sql, [id]).then((reads) => reads.get(id)!);
@@ -245,16 +244,21 @@ async function fingerprintsReads(
   licenseId: postgres.PendingQuery<Row[]>,
   fingerprints: readonly string[],
 ): Promise<Map<string, DeviceReads>> {
-  const ids = sql`ARRAY(SELECT id FROM devices WHERE license_id = ${licenseId} AND fingerprint = ANY(${fingerprints as string[]}::text[]))`;
-  const [devices, own, onSeats, instances] = await Promise.all([
-    sql`SELECT * FROM devices WHERE license_id = ${licenseId} AND fingerprint = ANY(${fingerprints as string[]}::text[])`,
-    sql`SELECT * FROM leases WHERE device_id = ANY(${ids}) ORDER BY granted_at FOR UPDATE`,
-    sql`SELECT DISTINCT device_id, lease_id FROM instances WHERE device_id = ANY(${ids})`,
-    sql`SELECT * FROM instances WHERE lease_id = ANY(ARRAY(SELECT id FROM leases WHERE device_id = ANY(${ids}))) ORDER BY started_at`,
+  const list = sql`${[...new Set(fingerprints)]}::text[]`;
+  const devices = (column: postgres.PendingQuery<Row[]>) =>
+    perValue(sql, list, sql`SELECT ${column} FROM devices WHERE license_id = ${licenseId} AND fingerprint = v.x`);
+  const ids = sql`ARRAY(SELECT r.id FROM ${devices(sql`id`)})`;
+  const leasesOf = (column: postgres.PendingQuery<Row[]>) => perValue(sql, ids, sql`SELECT ${column} FROM leases WHERE device_id = v.x`);
+  const [rows, own, onSeats, instances] = await Promise.all([
+    sql`SELECT r.* FROM ${devices(sql`*`)}`,
+    sql`SELECT r.* FROM ${leasesOf(sql`*`)} ORDER BY r.granted_at FOR UPDATE OF r`,
+    sql`SELECT DISTINCT r.device_id, r.lease_id FROM ${perValue(sql, ids, sql`SELECT device_id, lease_id FROM instances WHERE device_id = v.x`)}`,
+    sql`SELECT r.* FROM ${perValue(sql, sql`ARRAY(SELECT r.id FROM ${leasesOf(sql`id`)})`, sql`SELECT * FROM instances WHERE lease_id = v.x`)}
+      ORDER BY r.started_at`,
   ]);
   const reads = new Map<string, DeviceReads>();
   for (const fingerprint of fingerprints) {
-    const row = devices.find((d) => d.fingerprint === fingerprint);
+    const row = rows.find((d) => d.fingerprint === fingerprint);
     if (!row) {
       reads.set(fingerprint, { row: undefined, own: [], onSeats: [], instances: [] });
       continue;
@@ -273,12 +277,16 @@ async function fingerprintsReads(
 
 /** Leases (locked) with their instances and those instances' devices, three statements whatever their number, told apart by lease. */
 async function leasesReads(sql: postgres.TransactionSql, ids: readonly string[]): Promise<Map<string, LeaseReads>> {
-  const list = ids as string[];
+  const list = sql`${[...new Set(ids)].sort()}::text[]`;
   const [rows, instances, devices] = await Promise.all([
-    sql`SELECT * FROM leases WHERE id = ANY(${list}::text[]) ORDER BY id FOR UPDATE`,
-    sql`SELECT * FROM instances WHERE lease_id = ANY(${list}::text[]) ORDER BY started_at`,
-    sql`SELECT * FROM devices WHERE id IN (SELECT device_id FROM leases WHERE id = ANY(${list}::text[])
-      UNION SELECT device_id FROM instances WHERE lease_id = ANY(${list}::text[]))`,
+    sql`SELECT r.* FROM ${perValue(sql, list, sql`SELECT * FROM leases WHERE id = v.x`)} ORDER BY r.id FOR UPDATE OF r`,
+    sql`SELECT r.* FROM ${perValue(sql, list, sql`SELECT * FROM instances WHERE lease_id = v.x`)} ORDER BY r.started_at`,
+    sql`SELECT r.* FROM ${perValue(
+      sql,
+      sql`ARRAY(SELECT r.device_id FROM ${perValue(sql, list, sql`SELECT device_id FROM leases WHERE id = v.x`)}
+        UNION SELECT r.device_id FROM ${perValue(sql, list, sql`SELECT device_id FROM instances WHERE lease_id = v.x`)})`,
+      sql`SELECT * FROM devices WHERE id = v.x`,
+    )}`,
   ]);
   const reads = new Map<string, LeaseReads>();
   for (const id of ids) {
@@ -288,6 +296,18 @@ async function leasesReads(sql: postgres.TransactionSql, ids: readonly string[])
     reads.set(id, { rows: lease, instances: uses, devices: devices.filter((d) => deviceIds.has(d.id)) });
   }
   return reads;
+}
+
+/**
+ * `unnest(values) AS v(x) CROSS JOIN LATERAL (query OFFSET 0) AS r`: `query` (which names the value `v.x`) run once
+ * per value, so each is one index look-up whatever the planner's statistics say. `column = ANY(array)` is planned
+ * from the table's statistics, and on a table that grew since them (a new database, a license with many devices) it
+ * was a scan of the whole table or of the whole license in every turn (issue #17: 0.7 ms growing to 7 ms a
+ * statement within 20 seconds of one key's checkouts). OFFSET 0 keeps the planner from flattening it into one join.
+ * `values` is an array expression (a parameter cast to an array type, or `ARRAY(subquery)`), without duplicates.
+ */
+function perValue(sql: Sql, values: postgres.PendingQuery<Row[]>, query: postgres.PendingQuery<Row[]>) {
+  return sql`unnest(${values}) AS v(x) CROSS JOIN LATERAL (${query} OFFSET 0) AS r`;
 }
 
 function withInstances([rows, instances]: readonly [readonly Row[], readonly Row[]]): Lease[] {
@@ -407,7 +427,8 @@ export class PostgresStore implements Store {
     const ids = rows.map((row) => String(row.id));
     return withInstances([
       rows,
-      (await sql`SELECT * FROM instances WHERE lease_id = ANY(${ids}::text[]) ORDER BY started_at`) as unknown as Row[],
+      (await sql`SELECT r.* FROM ${perValue(sql, sql`${[...new Set(ids)]}::text[]`, sql`SELECT * FROM instances WHERE lease_id = v.x`)}
+        ORDER BY r.started_at`) as unknown as Row[],
     ]);
   }
 
@@ -521,7 +542,10 @@ export class PostgresStore implements Store {
         const [own, onSeats] = read ? [read.own, read.onSeats] : await deviceReads(sql, deviceId);
         const have = new Set(own.map((row) => String(row.id)));
         const shared = onSeats.map((row) => String(row.lease_id)).filter((id) => !have.has(id));
-        const more = shared.length ? await sql`SELECT * FROM leases WHERE id = ANY(${shared}::text[]) ORDER BY granted_at FOR UPDATE` : [];
+        const more = shared.length
+          ? await sql`SELECT r.* FROM ${perValue(sql, sql`${[...new Set(shared)]}::text[]`, sql`SELECT * FROM leases WHERE id = v.x`)}
+              ORDER BY r.granted_at FOR UPDATE OF r`
+          : [];
         if (!read) return this.leases(sql, [...own, ...more]);
         return [...withInstances([own, read.instances]), ...(await this.leases(sql, more))];
       },

@@ -137,3 +137,66 @@ describe("a turn's reads for all its units (PostgreSQL)", { skip: pgUp ? false :
     assert.deepEqual(s, { rows: 12, counter: 12, tally: 12, repairs: 0 });
   });
 });
+
+/**
+ * A license whose devices outgrew the statistics the cached plans were made with (a new database, a big customer): a
+ * turn still looks each fingerprint, device and lease up by index. Read as `column = ANY(array)`, the generic plan made
+ * while the table was small scanned every device of the license in each of a turn's statements (found in the bench:
+ * 0.7 ms growing to 7 ms a statement within 20 s). Counted in the database's own statistics of tuples read.
+ */
+describe("a turn's reads whatever the statistics (PostgreSQL)", { skip: pgUp ? false : 'PostgreSQL not reachable' }, () => {
+  test('3,000 devices added behind the cached plans: the next turns read a few rows of devices, not the license', async () => {
+    const db = await createTempDatabase();
+    const raw = postgres(db.url, { max: 1, onnotice: () => undefined });
+    let store: PostgresStore | undefined;
+    try {
+      // Generic plans from the first execution (PostgreSQL's own choice after five), and no autovacuum to refresh them.
+      await raw.unsafe(`ALTER DATABASE ${db.name} SET plan_cache_mode = force_generic_plan`);
+      store = await PostgresStore.open({ url: db.url, max: 2 });
+      for (const t of ['devices', 'leases', 'instances']) await raw.unsafe(`ALTER TABLE ${t} SET (autovacuum_enabled = off)`);
+      const clock = new ManualClock(Date.now());
+      const metrics = createMetrics(store, { defaultMetrics: false });
+      const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
+      const catalogue = new CatalogueService(store, clock, metrics, keys);
+      const licensing = new LicensingService(store, clock, keys, metrics, undefined, {});
+      const product = await catalogue.createProduct({ name: 'plans' }, 'test');
+      assert.ok(product.ok);
+      const created = await catalogue.createLicense({ productId: product.value.id, seats: 100_000 } as never, 'test');
+      assert.ok(created.ok);
+      const L = created.value;
+      /** Concurrent checkouts (sharing turns), then their check-ins. */
+      const round = async (tag: string) => {
+        const out = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => licensing.checkout(L.key, { fingerprint: `${tag}-${i}`, instanceId: 'a' })),
+        );
+        assert.ok(out.every((r) => r.ok));
+        const back = await Promise.all(out.map((r) => licensing.checkin(L.key, r.ok ? r.value.granted.lease.id : '', 'a')));
+        assert.ok(back.every((r) => r.ok));
+      };
+      for (let i = 0; i < 3; i++) await round(`warm-${i}`);
+      // The big customer's devices, from a connection that ends (its statistics are then flushed).
+      const bulk = postgres(db.url, { max: 1, onnotice: () => undefined });
+      await bulk`INSERT INTO devices (id, license_id, fingerprint, first_seen_at, last_accessed_at)
+        SELECT 'dev_bulk_' || g, ${L.id}, 'bulk-' || g, 0, 0 FROM generate_series(1, 3000) g`;
+      await bulk.end();
+      for (let i = 0; i < 4; i++) await round(`late-${i}`);
+      await store.close();
+      store = undefined;
+      // The store's backends flush their statistics as they exit: wait until every device insert is counted.
+      let stats: postgres.Row | undefined;
+      for (let i = 0; i < 100; i++) {
+        [stats] = await raw`SELECT pg_stat_clear_snapshot(), n_tup_ins::int AS ins, COALESCE(seq_tup_read, 0)::int AS seq,
+          COALESCE(idx_tup_fetch, 0)::int AS idx FROM pg_stat_user_tables WHERE relname = 'devices'`;
+        if (stats?.ins === 3000 + 7 * 8) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(stats?.ins, 3000 + 7 * 8, 'the statistics were flushed');
+      // 56 checkouts and 56 check-ins: a few look-ups each. A scan of the license would be 3,000 rows a statement.
+      assert.ok(stats!.seq + stats!.idx < 1000, `devices rows read: ${stats!.seq} by scans, ${stats!.idx} by index`);
+    } finally {
+      await store?.close();
+      await raw.end({ timeout: 1 });
+      await db.drop();
+    }
+  });
+});

@@ -1042,12 +1042,16 @@ export class PostgresStore implements Store {
     return this.leases(
       this.sql,
       // Two index look-ups (the device's seats, the seats its uses are on), not an OR: with the OR, PostgreSQL scanned
-      // every license's leases (a parallel hash join) on each denial, and a crowd of denials stalled the node.
-      await this.sql`SELECT l.* FROM leases l WHERE l.id IN (
-          SELECT o.id FROM devices d JOIN leases o ON o.device_id = d.id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint}
+      // every license's leases (a parallel hash join) on each denial, and a crowd of denials stalled the node. Then each
+      // lease by its id (`perValue`): as `id IN (…)`, a plan cached while the table was small hashed the whole table.
+      await this.sql`SELECT r.* FROM ${perValue(
+        this.sql,
+        this
+          .sql`ARRAY(SELECT o.id FROM devices d JOIN leases o ON o.device_id = d.id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint}
           UNION
-          SELECT i.lease_id FROM devices d JOIN instances i ON i.device_id = d.id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint})
-        ORDER BY l.granted_at`,
+          SELECT i.lease_id FROM devices d JOIN instances i ON i.device_id = d.id WHERE d.license_id = ${licenseId} AND d.fingerprint = ${fingerprint})`,
+        this.sql`SELECT * FROM leases WHERE id = v.x`,
+      )} ORDER BY r.granted_at`,
     );
   }
 

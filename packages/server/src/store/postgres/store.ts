@@ -572,7 +572,8 @@ export class PostgresStore implements Store {
       leasesToSweep: async (licenseId, ids) =>
         this.leases(
           sql,
-          await sql`SELECT * FROM leases WHERE id = ANY(${ids as string[]}::text[]) AND license_id = ${licenseId} FOR UPDATE`,
+          await sql`SELECT r.* FROM ${perValue(sql, sql`${[...new Set(ids)]}::text[]`, sql`SELECT * FROM leases WHERE id = v.x AND license_id = ${licenseId}`)}
+            FOR UPDATE OF r`,
         ),
       leasesOfLicense: async (licenseId) =>
         this.leases(sql, await sql`SELECT * FROM leases WHERE license_id = ${licenseId} ORDER BY granted_at FOR UPDATE`),

@@ -157,6 +157,13 @@ class TurnViewFailed extends Error {
   }
 }
 
+/** A turn's audit entries and usage rows, written together at its end (`writeTogether`), were refused. */
+class TogetherFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super("the turn's audit entries and usage rows failed");
+  }
+}
+
 /** A turn's attempt given up on a connection that did not answer in time (it ran nothing of the turn). */
 class TurnAbandoned extends Error {
   constructor() {
@@ -438,7 +445,13 @@ export class PostgresStore implements Store {
    * them on the connection, which runs them in order, so they see the writes; the turn checks every write before
    * its COMMIT (`runTurn`), and a write that failed fails its own unit as if `apply` had thrown.
    */
-  private makeTx(sql: postgres.TransactionSql, pending: ChangeEvent[], defer?: (written: Promise<void>) => void, view?: TurnView): StoreTx {
+  private makeTx(
+    sql: postgres.TransactionSql,
+    pending: ChangeEvent[],
+    defer?: (written: Promise<void>) => void,
+    view?: TurnView,
+    together?: Effect[],
+  ): StoreTx {
     const one = async (q: Promise<readonly Row[]>) => (await q)[0];
     // The devices of the last lease read (its own and its uses'), read with it: `leaseState` asks for one next.
     let leaseDevices: Map<string, Row> | undefined;
@@ -662,7 +675,8 @@ export class PostgresStore implements Store {
           if (type === 'lease.delete' || type === 'webhook.event') while (j < effects.length && effects[j]!.type === type) j++;
           // Issued without waiting (each adapter function sends all its statements at once): the transaction's
           // connection pipelines them in order, so a decision's writes cost one round trip, not one per statement.
-          if (type === 'audit') {
+          if (together && (type === 'audit' || type === 'usage')) together.push(effects[i]!);
+          else if (type === 'audit') {
             if (!auditsIssued) issued.push(audits.length > 1 ? applyRun(sql, audits) : applyOne(sql, effects[i]!));
             auditsIssued = true;
           } else if (!redundant.has(i)) issued.push(j - i > 1 ? applyRun(sql, effects.slice(i, j)) : applyOne(sql, effects[i]!));
@@ -776,6 +790,8 @@ export class PostgresStore implements Store {
     let remaining = units.map((_, i) => i);
     // The turn's reads for all its units (`TurnView`); not on-premise, where every unit counts the lease rows itself.
     let withView = this.recountEvery > 1;
+    // The units' audit entries and usage rows written together at the turn's end (nothing in a turn reads them).
+    let writeLater = true;
     while (remaining.length) {
       let failed: { index: number; error: unknown } | undefined;
       const values = new Map<number, unknown>();
@@ -808,21 +824,29 @@ export class PostgresStore implements Store {
               : undefined;
             // Each change once per turn (NOTIFY folds duplicates of a transaction anyway).
             const pending = new Map<string, ChangeEvent>();
+            const later: Effect[] | undefined = writeLater ? [] : undefined;
             for (const i of remaining) {
               const own: ChangeEvent[] = [];
               const mine: Promise<void>[] = [];
               writes.set(i, mine);
               try {
-                values.set(i, await units[i]!.run(this.makeTx(sql, own, (written) => mine.push(written), view)));
+                values.set(i, await units[i]!.run(this.makeTx(sql, own, (written) => mine.push(written), view, later)));
               } catch (error) {
                 await fail({ index: i, error });
               }
               for (const c of own) pending.set(changeKey(c), c);
             }
+            const together = later?.length
+              ? writeTogether(sql, later).catch((err: unknown) => {
+                  throw new TogetherFailed(err);
+                })
+              : undefined;
+            together?.catch(() => undefined);
             // NOTIFY inside the transaction: delivered to every node (this one included) exactly when it commits.
             const notified = Promise.all([...pending.values()].map((c) => sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(c)})`));
             notified.catch(() => undefined);
             await fail();
+            await together;
             await notified;
           }),
           TRANSACTION_DEADLINE_MS,
@@ -833,7 +857,13 @@ export class PostgresStore implements Store {
           withView = false;
           continue;
         }
-        const err = caught instanceof TurnViewFailed ? caught.cause : caught;
+        // The entries written together were refused (one unit's, most likely): again with each unit writing its own,
+        // so that the unit they belong to fails alone.
+        if (caught instanceof TogetherFailed && !storageFailure(caught.cause)) {
+          writeLater = false;
+          continue;
+        }
+        const err = caught instanceof TurnViewFailed || caught instanceof TogetherFailed ? caught.cause : caught;
         void this.leaveReadOnly(err);
         const own = failed;
         // The unit that failed first may have heard "transaction aborted" (25P02) while the driver reports the statement
@@ -1420,6 +1450,37 @@ function paged<T>(rows: readonly Row[], limit: number, map: (row: Row) => T): Pa
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return { items: items.map(map), nextCursor: rows.length > limit && last ? encodeCursor(num(last.seq)) : null };
+}
+
+/**
+ * A turn's audit entries (one statement, in turn order) and usage rows (one upsert per license and hour: the units'
+ * changes folded in order, as the upserts one after another would leave the row), at the turn's end.
+ */
+function writeTogether(sql: postgres.TransactionSql, effects: readonly Effect[]): Promise<unknown> {
+  const audits = effects.filter((e) => e.type === 'audit');
+  const usage = new Map<string, Extract<Effect, { type: 'usage' }>>();
+  for (const e of effects) {
+    if (e.type !== 'usage') continue;
+    const key = `${e.licenseId} ${hourOf(e.at)}`;
+    const was = usage.get(key);
+    usage.set(
+      key,
+      was
+        ? {
+            ...e,
+            peak: Math.max(was.peak, e.peak),
+            checkouts: was.checkouts + e.checkouts,
+            denials: was.denials + e.denials,
+            peakOverdraft: Math.max(was.peakOverdraft, e.peakOverdraft),
+            overdraftCheckouts: was.overdraftCheckouts + e.overdraftCheckouts,
+          }
+        : e,
+    );
+  }
+  return Promise.all([
+    ...(audits.length > 1 ? [applyRun(sql, audits)] : audits.map((e) => applyOne(sql, e))),
+    ...[...usage.values()].map((e) => applyOne(sql, e)),
+  ]);
 }
 
 async function applyRun(sql: postgres.TransactionSql, run: Effect[]): Promise<void> {

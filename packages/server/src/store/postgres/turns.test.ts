@@ -88,6 +88,42 @@ describe("a turn's reads for all its units (PostgreSQL)", { skip: pgUp ? false :
     assert.deepEqual(await stored(L.id), { rows: late, counter: late, tally: late, repairs: 0 });
   });
 
+  test("a turn's audit entries and usage rows, written together at its end, are every unit's, as one at a time would leave them", async () => {
+    const L = await license(6);
+    const results = await Promise.all(
+      Array.from({ length: 15 }, (_, i) => licensing.checkout(L.key, { fingerprint: `usage-${i}`, instanceId: 'a' })),
+    );
+    const granted = results.filter((r) => r.ok).map((r) => (r.ok ? r.value.granted.lease.id : ''));
+    assert.equal(granted.length, 6);
+    assert.ok(store.groupStats().maxTurn >= 2, 'requests shared turns');
+    // Half of them back, in one race: the peak stays 6, the seats at the end are 3.
+    const back = await Promise.all(granted.slice(0, 3).map((id) => licensing.checkin(L.key, id, 'a')));
+    assert.ok(back.every((r) => r.ok));
+    const [usage] = await sql`SELECT peak_seats, seats_at_end, checkouts, denials FROM usage_hourly WHERE license_id = ${L.id}`;
+    assert.deepEqual({ ...usage }, { peak_seats: 6, seats_at_end: 3, checkouts: 6, denials: 9 });
+    const audit = await sql`SELECT type, lease_id FROM audit WHERE license_id = ${L.id} AND type IN ('checkout', 'checkin') ORDER BY id`;
+    assert.deepEqual(
+      audit
+        .filter((a) => a.type === 'checkout')
+        .map((a) => a.lease_id)
+        .sort(),
+      [...granted].sort(),
+      'one checkout entry per grant',
+    );
+    assert.deepEqual(
+      audit
+        .filter((a) => a.type === 'checkin')
+        .map((a) => a.lease_id)
+        .sort(),
+      granted.slice(0, 3).sort(),
+      'one check-in entry per check-in',
+    );
+    assert.ok(
+      audit.findIndex((a) => a.type === 'checkin') > audit.findLastIndex((a) => a.type === 'checkout'),
+      'in the order of the decisions',
+    );
+  });
+
   test('the same use raced into one turn: one device, one lease, one seat', async () => {
     const L = await license(5);
     const results = await Promise.all(
@@ -116,6 +152,33 @@ describe("a turn's reads for all its units (PostgreSQL)", { skip: pgUp ? false :
     const s = await stored(L.id);
     assert.equal(s.rows, 3);
     assert.equal(s.counter, 3, 'the counter was set to the rows');
+  });
+
+  test('a unit whose audit entry the database refuses fails alone, though the turn writes its entries together', async () => {
+    const L = await license(20);
+    // The database refuses one unit's entry (a trigger standing in for any refusal of its content).
+    await sql.unsafe(`CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.data::text LIKE '%entry-bad%' THEN RAISE EXCEPTION 'entry refused' USING ERRCODE = '22023'; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER refuse_entry BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse_entry()`);
+    try {
+      const results = await Promise.allSettled([
+        ...Array.from({ length: 5 }, (_, i) => licensing.checkout(L.key, { fingerprint: `entry-${i}`, instanceId: 'a' })),
+        licensing.checkout(L.key, { fingerprint: 'entry-bad', instanceId: 'a' }),
+        ...Array.from({ length: 5 }, (_, i) => licensing.checkout(L.key, { fingerprint: `entry-b-${i}`, instanceId: 'a' })),
+      ]);
+      const fine = results.filter((_, i) => i !== 5);
+      assert.ok(
+        fine.every((r) => r.status === 'fulfilled' && r.value.ok),
+        `the other units were granted: ${JSON.stringify(fine.map((r) => (r.status === 'rejected' ? String(r.reason) : r.value.ok || r.value.error)))}`,
+      );
+      const bad = results[5]!;
+      assert.ok(bad.status === 'rejected' || !bad.value.ok, 'the refused entry failed its own unit');
+    } finally {
+      await sql.unsafe('DROP TRIGGER refuse_entry ON audit; DROP FUNCTION refuse_entry()');
+    }
+    assert.deepEqual(await stored(L.id), { rows: 10, counter: 10, tally: 10, repairs: 0 });
+    const [n] = await sql`SELECT COUNT(*)::int AS n FROM audit WHERE license_id = ${L.id} AND type = 'checkout'`;
+    assert.equal(n!.n, 10, "the other units' entries were written");
   });
 
   test("a unit whose read the database refuses fails alone; the turn's other units are decided and granted", async () => {

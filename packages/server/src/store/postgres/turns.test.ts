@@ -59,6 +59,22 @@ describe("a turn's reads for all its units (PostgreSQL)", { skip: pgUp ? false :
     return { rows: row!.rows, counter: row!.counter, tally: row!.tally ?? 0, repairs: row!.repairs };
   }
 
+  /** `n` checkouts either side of one with the fingerprint `bad`, raced into shared turns: the others are granted, that one fails alone. */
+  async function raceAroundOne(key: string, tag: string, bad: string, n: number, what: string) {
+    const results = await Promise.allSettled([
+      ...Array.from({ length: n }, (_, i) => licensing.checkout(key, { fingerprint: `${tag}-${i}`, instanceId: 'a' })),
+      licensing.checkout(key, { fingerprint: bad, instanceId: 'a' }),
+      ...Array.from({ length: n }, (_, i) => licensing.checkout(key, { fingerprint: `${tag}-b-${i}`, instanceId: 'a' })),
+    ]);
+    const fine = results.filter((_, i) => i !== n);
+    assert.ok(
+      fine.every((r) => r.status === 'fulfilled' && r.value.ok),
+      `the other units were granted: ${JSON.stringify(fine.map((r) => (r.status === 'rejected' ? String(r.reason) : r.value.ok || r.value.error)))}`,
+    );
+    const failed = results[n]!;
+    assert.ok(failed.status === 'rejected' || !failed.value.ok, `the ${what} failed its own unit`);
+  }
+
   test('40 checkouts raced for 10 seats: 10 granted, 30 refused, each decided on the turn state, no guard tripped', async () => {
     const L = await license(10);
     const before = store.groupStats().viewed;
@@ -161,18 +177,7 @@ describe("a turn's reads for all its units (PostgreSQL)", { skip: pgUp ? false :
       BEGIN IF NEW.data::text LIKE '%entry-bad%' THEN RAISE EXCEPTION 'entry refused' USING ERRCODE = '22023'; END IF; RETURN NEW; END $$;
       CREATE TRIGGER refuse_entry BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse_entry()`);
     try {
-      const results = await Promise.allSettled([
-        ...Array.from({ length: 5 }, (_, i) => licensing.checkout(L.key, { fingerprint: `entry-${i}`, instanceId: 'a' })),
-        licensing.checkout(L.key, { fingerprint: 'entry-bad', instanceId: 'a' }),
-        ...Array.from({ length: 5 }, (_, i) => licensing.checkout(L.key, { fingerprint: `entry-b-${i}`, instanceId: 'a' })),
-      ]);
-      const fine = results.filter((_, i) => i !== 5);
-      assert.ok(
-        fine.every((r) => r.status === 'fulfilled' && r.value.ok),
-        `the other units were granted: ${JSON.stringify(fine.map((r) => (r.status === 'rejected' ? String(r.reason) : r.value.ok || r.value.error)))}`,
-      );
-      const bad = results[5]!;
-      assert.ok(bad.status === 'rejected' || !bad.value.ok, 'the refused entry failed its own unit');
+      await raceAroundOne(L.key, 'entry', 'entry-bad', 5, 'refused entry');
     } finally {
       await sql.unsafe('DROP TRIGGER refuse_entry ON audit; DROP FUNCTION refuse_entry()');
     }
@@ -183,19 +188,8 @@ describe("a turn's reads for all its units (PostgreSQL)", { skip: pgUp ? false :
 
   test("a unit whose read the database refuses fails alone; the turn's other units are decided and granted", async () => {
     const L = await license(20);
-    const results = await Promise.allSettled([
-      ...Array.from({ length: 6 }, (_, i) => licensing.checkout(L.key, { fingerprint: `fine-${i}`, instanceId: 'a' })),
-      // A NUL byte (refused by the HTTP layer's validation; here straight to the service): PostgreSQL refuses the text.
-      licensing.checkout(L.key, { fingerprint: 'bad\u0000print', instanceId: 'a' }),
-      ...Array.from({ length: 6 }, (_, i) => licensing.checkout(L.key, { fingerprint: `fine-b-${i}`, instanceId: 'a' })),
-    ]);
-    const fine = results.filter((r, i) => i !== 6);
-    assert.ok(
-      fine.every((r) => r.status === 'fulfilled' && r.value.ok),
-      `the other units were granted: ${JSON.stringify(fine.map((r) => (r.status === 'rejected' ? String(r.reason) : r.value.ok || r.value.error)))}`,
-    );
-    const bad = results[6]!;
-    assert.ok(bad.status === 'rejected' || !bad.value.ok, 'the refused read failed its own unit');
+    // A NUL byte (refused by the HTTP layer's validation; here straight to the service): PostgreSQL refuses the text.
+    await raceAroundOne(L.key, 'fine', 'bad\u0000print', 6, 'refused read');
     const s = await stored(L.id);
     assert.deepEqual(s, { rows: 12, counter: 12, tally: 12, repairs: 0 });
   });

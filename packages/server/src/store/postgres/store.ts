@@ -243,15 +243,14 @@ function fingerprintReads(
 /**
  * The checkout reads for some fingerprints on the license `licenseId` (a subquery), four statements whatever their
  * number (a turn's for all its units: `turnView`), told apart by device: each device, its leases (locked), the leases
- * its uses are on, and the instances of its leases (by the leases' ids, an array built first, so the plan is the
- * primary key's whatever the statistics say).
+ * its uses are on, and the instances of its leases; every row found by its own index look-up (`perValue`).
  */
 async function fingerprintsReads(
   sql: postgres.TransactionSql,
   licenseId: postgres.PendingQuery<Row[]>,
   fingerprints: readonly string[],
 ): Promise<Map<string, DeviceReads>> {
-  const list = sql`${[...new Set(fingerprints)]}::text[]`;
+  const list = distinct(sql, fingerprints);
   const devices = (column: postgres.PendingQuery<Row[]>) =>
     perValue(sql, list, sql`SELECT ${column} FROM devices WHERE license_id = ${licenseId} AND fingerprint = v.x`);
   const ids = sql`ARRAY(SELECT r.id FROM ${devices(sql`id`)})`;
@@ -284,7 +283,7 @@ async function fingerprintsReads(
 
 /** Leases (locked) with their instances and those instances' devices, three statements whatever their number, told apart by lease. */
 async function leasesReads(sql: postgres.TransactionSql, ids: readonly string[]): Promise<Map<string, LeaseReads>> {
-  const list = sql`${[...new Set(ids)].sort()}::text[]`;
+  const list = distinct(sql, [...ids].sort());
   const [rows, instances, devices] = await Promise.all([
     sql`SELECT r.* FROM ${perValue(sql, list, sql`SELECT * FROM leases WHERE id = v.x`)} ORDER BY r.id FOR UPDATE OF r`,
     sql`SELECT r.* FROM ${perValue(sql, list, sql`SELECT * FROM instances WHERE lease_id = v.x`)} ORDER BY r.started_at`,
@@ -315,6 +314,11 @@ async function leasesReads(sql: postgres.TransactionSql, ids: readonly string[])
  */
 function perValue(sql: Sql, values: postgres.PendingQuery<Row[]>, query: postgres.PendingQuery<Row[]>) {
   return sql`unnest(${values}) AS v(x) CROSS JOIN LATERAL (${query} OFFSET 0) AS r`;
+}
+
+/** `values` without duplicates as a `text[]` parameter (for `perValue`). */
+function distinct(sql: Sql, values: readonly string[]) {
+  return sql`${[...new Set(values)]}::text[]`;
 }
 
 function withInstances([rows, instances]: readonly [readonly Row[], readonly Row[]]): Lease[] {
@@ -434,7 +438,7 @@ export class PostgresStore implements Store {
     const ids = rows.map((row) => String(row.id));
     return withInstances([
       rows,
-      (await sql`SELECT r.* FROM ${perValue(sql, sql`${[...new Set(ids)]}::text[]`, sql`SELECT * FROM instances WHERE lease_id = v.x`)}
+      (await sql`SELECT r.* FROM ${perValue(sql, distinct(sql, ids), sql`SELECT * FROM instances WHERE lease_id = v.x`)}
         ORDER BY r.started_at`) as unknown as Row[],
     ]);
   }
@@ -556,7 +560,7 @@ export class PostgresStore implements Store {
         const have = new Set(own.map((row) => String(row.id)));
         const shared = onSeats.map((row) => String(row.lease_id)).filter((id) => !have.has(id));
         const more = shared.length
-          ? await sql`SELECT r.* FROM ${perValue(sql, sql`${[...new Set(shared)]}::text[]`, sql`SELECT * FROM leases WHERE id = v.x`)}
+          ? await sql`SELECT r.* FROM ${perValue(sql, distinct(sql, shared), sql`SELECT * FROM leases WHERE id = v.x`)}
               ORDER BY r.granted_at FOR UPDATE OF r`
           : [];
         if (!read) return this.leases(sql, [...own, ...more]);
@@ -585,7 +589,7 @@ export class PostgresStore implements Store {
       leasesToSweep: async (licenseId, ids) =>
         this.leases(
           sql,
-          await sql`SELECT r.* FROM ${perValue(sql, sql`${[...new Set(ids)]}::text[]`, sql`SELECT * FROM leases WHERE id = v.x AND license_id = ${licenseId}`)}
+          await sql`SELECT r.* FROM ${perValue(sql, distinct(sql, ids), sql`SELECT * FROM leases WHERE id = v.x AND license_id = ${licenseId}`)}
             FOR UPDATE OF r`,
         ),
       leasesOfLicense: async (licenseId) =>
@@ -677,7 +681,7 @@ export class PostgresStore implements Store {
           // connection pipelines them in order, so a decision's writes cost one round trip, not one per statement.
           if (together && (type === 'audit' || type === 'usage')) together.push(effects[i]!);
           else if (type === 'audit') {
-            if (!auditsIssued) issued.push(audits.length > 1 ? applyRun(sql, audits) : applyOne(sql, effects[i]!));
+            if (!auditsIssued) issued.push(writeAudits(sql, audits));
             auditsIssued = true;
           } else if (!redundant.has(i)) issued.push(j - i > 1 ? applyRun(sql, effects.slice(i, j)) : applyOne(sql, effects[i]!));
           for (let k = i; k < j; k++) {
@@ -1477,10 +1481,13 @@ function writeTogether(sql: postgres.TransactionSql, effects: readonly Effect[])
         : e,
     );
   }
-  return Promise.all([
-    ...(audits.length > 1 ? [applyRun(sql, audits)] : audits.map((e) => applyOne(sql, e))),
-    ...[...usage.values()].map((e) => applyOne(sql, e)),
-  ]);
+  return Promise.all([writeAudits(sql, audits), ...[...usage.values()].map((e) => applyOne(sql, e))]);
+}
+
+/** Audit entries, in their order: one statement for all of them. */
+function writeAudits(sql: postgres.TransactionSql, audits: Effect[]): Promise<void> {
+  if (audits.length === 0) return Promise.resolve();
+  return audits.length > 1 ? applyRun(sql, audits) : applyOne(sql, audits[0]!);
 }
 
 async function applyRun(sql: postgres.TransactionSql, run: Effect[]): Promise<void> {

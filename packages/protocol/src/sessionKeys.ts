@@ -7,8 +7,9 @@
  * deadlocks the process (the finaliser waits for a mutex the export holds; seen in the bench: the server stopped
  * answering, its main thread in `KeyGenJob::~KeyGenJob` under `ExportJWKEdKey`). Imported keys make no such job.
  */
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, type KeyObject } from 'node:crypto';
 import { SESSION_KDF, SESSION_KEYID_PREFIX } from './messageSignature.js';
+import { randomBase64url } from './random.js';
 
 /** The JWK import takes the private key from `d` alone (the public half is derived from it); `x` must be present. */
 const X_PLACEHOLDER = 'A'.repeat(43);
@@ -23,7 +24,7 @@ export interface X25519Pair {
 export function x25519Pair(): X25519Pair {
   // (a JWK import: about 50 µs here, where a PKCS#8 DER import took 440 µs and an SPKI export 100 µs)
   const privateKey = createPrivateKey({
-    key: { kty: 'OKP', crv: 'X25519', d: randomBytes(32).toString('base64url'), x: X_PLACEHOLDER },
+    key: { kty: 'OKP', crv: 'X25519', d: randomBase64url(32), x: X_PLACEHOLDER },
     format: 'jwk',
   });
   return { privateKey, x25519: String(createPublicKey(privateKey).export({ format: 'jwk' }).x) };

@@ -1,20 +1,14 @@
 /** Random identifiers: `prefix_` + 20 base62 characters (119 bits), never sequential. */
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { formatKey, KEY_ALPHABET } from '@floatd/protocol';
+import { randomChars } from '@floatd/protocol/random';
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 export type IdPrefix = 'whk' | 'evt' | 'dlv' | 'cus' | 'prd' | 'lic' | 'dev' | 'lse' | 'tok' | 'req' | 'dpl';
 
 export function newId(prefix: IdPrefix): string {
-  // 248 = 4 * 62: bytes at or above it are redrawn so every character is equally likely.
-  let out = prefix + '_';
-  while (out.length < prefix.length + 21) {
-    for (const b of randomBytes(32)) {
-      if (b < 248 && out.length < prefix.length + 21) out += BASE62[b % 62];
-    }
-  }
-  return out;
+  return `${prefix}_${randomChars(BASE62, 20)}`;
 }
 
 /**

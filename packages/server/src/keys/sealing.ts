@@ -4,10 +4,11 @@
  * or sign as the server. Used for the signing key ring in PostgreSQL
  * (store/postgres/keys.ts) and the on-premise server identity (onprem/identity.ts).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { randomBuffer } from '@floatd/protocol/random';
 
 export function encrypt(plain: string, key: Buffer): string {
-  const iv = randomBytes(12);
+  const iv = randomBuffer(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   const data = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
   return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), data.toString('base64url')].join('.');

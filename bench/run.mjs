@@ -21,6 +21,8 @@
  *   npm run bench -- --slow-sync 10       # every fsync/fdatasync of floatd 10 ms slower (bench/slowsync.c: a slow disk)
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
+ *   npm run bench -- --before DIR         # also an older build (bench/before.mjs <rev> makes DIR), each scenario on this
+ *                                         # build then on it, same run; --write adds a before/after table and scale column
  *   npm run bench -- --neighbours         # noisy neighbour: quiet key B's heartbeats alone and while 40 loops churn
  *                                         # key A, both stores, per-license group commit on and off (--store, --queue default|off)
  *
@@ -64,6 +66,17 @@ const withReference = !args.includes('--no-reference');
 const DB_LATENCY_MS = Number(flag('db-latency', '0'));
 /** `--slow-sync MS`: every fsync/fdatasync of the floatd processes takes MS longer (bench/slowsync.c, preloaded). */
 const SLOW_SYNC_MS = Number(flag('slow-sync', '0'));
+// `--before DIR`: an older floatd, built (bench/before.mjs makes one from a git revision), measured in the same run
+// as this build: each scenario on this build, then on it, on servers started side by side; the scale run too.
+const BEFORE = flag('before', undefined);
+const BEFORE_LABEL = BEFORE ? beforeLabel(BEFORE) : undefined;
+function beforeLabel(dir) {
+  try {
+    return execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    return dir;
+  }
+}
 
 /** The preload that slows the floatd processes' syncs (`--slow-sync`), built once with the system's C compiler. */
 let slowSyncLibrary;
@@ -235,7 +248,8 @@ async function pgDatabase() {
 }
 
 /** Starts `nodes` floatd processes on one store (each node its own data directory; PostgreSQL shared). */
-async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatencyMs = DB_LATENCY_MS }) {
+/** `build`: the root of another floatd checkout whose server runs instead of this one (`--before`). */
+async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatencyMs = DB_LATENCY_MS, build }) {
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the server processes.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // One key from one address at full speed is the point of a benchmark: rate limits off (FLOATD_RATE_LIMIT).
@@ -257,7 +271,10 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatenc
   const servers = [];
   for (let i = 0; i < nodes; i++) {
     // only the first node of a cluster writes an admin token
-    servers.push(await startFloatdProcess({ dataDir: join(dataDir, `n${i}`), nodeArgs, env, timeoutMs: 60_000, adminToken: i === 0 }));
+    const command = build ? [process.execPath, ...nodeArgs, join(build, 'packages/server/dist/cli.js')] : undefined;
+    servers.push(
+      await startFloatdProcess({ dataDir: join(dataDir, `n${i}`), nodeArgs, command, env, timeoutMs: 60_000, adminToken: i === 0 }),
+    );
   }
   const admin = `Bearer ${(await readFile(join(dataDir, 'n0', 'admin-token'), 'utf8')).trim()}`;
   return {
@@ -265,6 +282,8 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatenc
     urls: servers.map((s) => s.url),
     url: servers[0].url,
     admin,
+    // A build from before issue #17 refuses a checkout's `session` (its request objects are closed): its clients offer none.
+    legacy: Boolean(build),
     async stop() {
       await Promise.all(servers.map(stopProcess));
       if (proxy) await stopProcess(proxy);
@@ -296,7 +315,7 @@ function sessionKeyIdOf(answer) {
 }
 
 /** Checks `n` devices out in parallel batches (offering session keys); returns their leases: `{ id, keyid }`. */
-async function checkoutMany(url, key, n, prefix) {
+async function checkoutMany(url, key, n, prefix, legacy = false) {
   const leases = [];
   for (let i = 0; i < n; i += 100) {
     const batch = await Promise.all(
@@ -304,7 +323,7 @@ async function checkoutMany(url, key, n, prefix) {
         api(url, 'POST', '/v1/client/checkout', `License ${key}`, {
           fingerprint: `${prefix}-${i + j}-device`,
           instanceId: 'app',
-          session: SESSION_OFFER,
+          ...(legacy ? {} : { session: SESSION_OFFER }),
         }),
       ),
     );
@@ -335,7 +354,7 @@ function scenarioSet(f) {
     method: 'POST',
     path: '/v1/client/checkout',
     headers: clientHeaders(key),
-    body: JSON.stringify({ fingerprint: fp, instanceId: 'app', session: SESSION_OFFER }),
+    body: JSON.stringify({ fingerprint: fp, instanceId: 'app', ...(f.legacy ? {} : { session: SESSION_OFFER }) }),
   });
   /** A heartbeat of a lease from `checkoutMany`, as the SDK sends it. */
   const heartbeat = (key, lease) => ({
@@ -376,7 +395,7 @@ function scenarioSet(f) {
     },
     heartbeat: async () => {
       const key = await mkLicense(LIVE_LEASES);
-      const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-hb');
+      const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-hb', f.legacy);
       return run(f.urls, {
         // Built once (autocannon builds a request without setupRequest before the run): the load generator's own cost
         // per request stays as small as the baseline's, so the server is measured, not the generator.
@@ -386,7 +405,7 @@ function scenarioSet(f) {
     mixed: async () => {
       // Per 200 requests: 160 heartbeats, 15 checkouts each followed by its check-in, 10 license infos.
       const key = await mkLicense(1_000_000);
-      const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-mx');
+      const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-mx', f.legacy);
       const plan = [...Array(160).fill('heartbeat'), ...Array(15).fill('checkout'), ...Array(10).fill('info')];
       for (let i = plan.length - 1; i > 0; i--) {
         const j = (i * 7919) % (i + 1); // fixed shuffle: the same mix every run
@@ -483,25 +502,39 @@ async function throughput({ store, nodes, dbLatencyMs = DB_LATENCY_MS, scenarios
   const base = await baselineRun();
   const reference = dbLatencyMs > 0 ? {} : await referenceRun(base);
   const f = await startFloatd({ store, nodes, dataDir, dbLatencyMs });
-  cpuWatch.pids = f.servers.map((s) => s.child.pid);
+  // `--before`: the older build's servers beside this build's (each its own data, its own PostgreSQL database).
+  const old = BEFORE ? await startFloatd({ store, nodes, dataDir: join(dataDir, 'before'), dbLatencyMs, build: BEFORE }) : undefined;
   const results = {};
+  const before = {};
+  const rated = (s, name) => ({
+    ...s,
+    ratio: +(s.rps / base.rps).toFixed(3),
+    p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
+    ...(reference[name] ? { reference_ratio: +(s.rps / reference[name].rps).toFixed(3) } : {}),
+  });
   try {
     f.productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'bench' })).id;
     const set = scenarioSet(f);
+    let oldSet;
+    if (old) {
+      old.productId = (await api(old.url, 'POST', '/v1/admin/products', old.admin, { name: 'bench' })).id;
+      oldSet = scenarioSet(old);
+    }
     for (const name of scenarios) {
       if (only && only !== name) continue;
       log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} ...`);
-      const s = summary(await set[name]());
-      results[name] = {
-        ...s,
-        ratio: +(s.rps / base.rps).toFixed(3),
-        p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
-        ...(reference[name] ? { reference_ratio: +(s.rps / reference[name].rps).toFixed(3) } : {}),
-      };
+      cpuWatch.pids = f.servers.map((s) => s.child.pid);
+      results[name] = rated(summary(await set[name]()), name);
+      if (old) {
+        log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} on ${BEFORE_LABEL} ...`);
+        cpuWatch.pids = old.servers.map((s) => s.child.pid);
+        before[name] = rated(summary(await oldSet[name]()), name);
+      }
     }
     results._rss_mb = rssMb(f.servers[0].child.pid);
   } finally {
     await f.stop();
+    await old?.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
   const rss = results._rss_mb;
@@ -515,6 +548,7 @@ async function throughput({ store, nodes, dbLatencyMs = DB_LATENCY_MS, scenarios
     baseline_cpu_us: base.cpu_us,
     scenarios: results,
     reference,
+    ...(old ? { before, before_label: BEFORE_LABEL } : {}),
     server_rss_mb: rss,
   };
 }
@@ -558,17 +592,18 @@ async function checkoutP99(url, key, seconds) {
   return { p50_ms: r.latency.p50, p99_ms: r.latency.p99, rps: Math.round(r.requests.average), non2xx: r.non2xx };
 }
 
-async function scaleAt(total, expired) {
+/** `build`: another floatd checkout's server (`--before`), on a file of the same shape written into its own schema. */
+async function scaleAt(total, expired, build) {
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-scale-'));
   try {
     // First start: schema, admin token, a product; then the leases go straight into the file.
-    let f = await startFloatd({ store: 'sqlite', nodes: 1, dataDir, env: { FLOATD_RECLAIM_INTERVAL_SECONDS: '86400' } });
+    let f = await startFloatd({ store: 'sqlite', nodes: 1, dataDir, build, env: { FLOATD_RECLAIM_INTERVAL_SECONDS: '86400' } });
     const productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'scale' })).id;
     await f.stop();
     const t0 = Date.now();
     const keys = await populate(join(dataDir, 'n0', 'floatd.db'), productId, total, expired, Date.now());
     const populateS = (Date.now() - t0) / 1000;
-    f = await startFloatd({ store: 'sqlite', nodes: 1, dataDir, env: { FLOATD_RECLAIM_INTERVAL_SECONDS: '86400' } });
+    f = await startFloatd({ store: 'sqlite', nodes: 1, dataDir, build, env: { FLOATD_RECLAIM_INTERVAL_SECONDS: '86400' } });
     try {
       const live = keys.filter((k) => !k.expired);
       const probe = live[Math.floor(live.length / 2)].key;
@@ -599,22 +634,28 @@ async function scaleAt(total, expired) {
 
 async function scale() {
   log(`scale: ${SCALE_LEASES} leases (${SCALE_EXPIRED} expired), then 1,000 leases`);
-  const big = await scaleAt(SCALE_LEASES, SCALE_EXPIRED);
-  const small = await scaleAt(1000, 0);
-  return {
-    leases: SCALE_LEASES,
-    expired: SCALE_EXPIRED,
-    rss_mb: big.rss_mb,
-    rss_after_sweep_mb: big.rss_after_sweep_mb,
-    sweep_freed: big.sweep?.freed ?? 0,
-    sweep_s: big.sweep ? +big.sweep.seconds.toFixed(3) : null,
-    checkout_p99_ms_at_scale: big.checkout.p99_ms,
-    checkout_p99_ms_at_1k: small.checkout.p99_ms,
-    checkout_p99_ratio: +(big.checkout.p99_ms / Math.max(1, small.checkout.p99_ms)).toFixed(2),
-    checkout_rps_at_scale: big.checkout.rps,
-    checkout_rps_at_1k: small.checkout.rps,
-    populate_s: big.populate_s,
+  const at = async (build) => {
+    const big = await scaleAt(SCALE_LEASES, SCALE_EXPIRED, build);
+    const small = await scaleAt(1000, 0, build);
+    return {
+      leases: SCALE_LEASES,
+      expired: SCALE_EXPIRED,
+      rss_mb: big.rss_mb,
+      rss_after_sweep_mb: big.rss_after_sweep_mb,
+      sweep_freed: big.sweep?.freed ?? 0,
+      sweep_s: big.sweep ? +big.sweep.seconds.toFixed(3) : null,
+      checkout_p99_ms_at_scale: big.checkout.p99_ms,
+      checkout_p99_ms_at_1k: small.checkout.p99_ms,
+      checkout_p99_ratio: +(big.checkout.p99_ms / Math.max(1, small.checkout.p99_ms)).toFixed(2),
+      checkout_rps_at_scale: big.checkout.rps,
+      checkout_rps_at_1k: small.checkout.rps,
+      populate_s: big.populate_s,
+    };
   };
+  const now = await at();
+  if (!BEFORE) return now;
+  log(`scale on ${BEFORE_LABEL}`);
+  return { ...now, before: await at(BEFORE), before_label: BEFORE_LABEL };
 }
 
 // ---------------------------------------------------------------------------
@@ -635,11 +676,30 @@ function table(r) {
       `| reference: ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | | 1.000 | ${s.p99_ratio.toFixed(2)} | | ${s.non2xx} | ${s.server_errors} | ${cpuCell(s.cpu_us)} |`,
     );
   }
-  for (const [name, s] of Object.entries(r.scenarios)) {
+  const row = (label, name, s) => {
     const target = TARGETS[name];
-    lines.push(
-      `| ${name} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${target ? `≥ ${target.toFixed(2)}` : ''} | ${s.reference_ratio?.toFixed(3) ?? ''} | ${s.p99_ratio.toFixed(2)} | ${target ? `≤ ${P99_TARGET}` : ''} | ${s.non2xx} | ${s.server_errors} | ${cpuCell(s.cpu_us)} |`,
-    );
+    return `| ${label} | ${s.rps} | ${s.p50_ms} | ${s.p99_ms} | ${s.ratio.toFixed(3)} | ${target ? `≥ ${target.toFixed(2)}` : ''} | ${s.reference_ratio?.toFixed(3) ?? ''} | ${s.p99_ratio.toFixed(2)} | ${target ? `≤ ${P99_TARGET}` : ''} | ${s.non2xx} | ${s.server_errors} | ${cpuCell(s.cpu_us)} |`;
+  };
+  for (const [name, s] of Object.entries(r.scenarios)) lines.push(row(name, name, s));
+  for (const [name, s] of Object.entries(r.before ?? {})) lines.push(row(`before (${r.before_label}): ${name}`, name, s));
+  return lines.join('\n');
+}
+
+/** This build against the `--before` build, scenario by scenario (rows of `throughput` results, labelled). */
+function beforeAfterTable(configs) {
+  const lines = [
+    `| configuration | scenario | before req/s | this build req/s | × | before CPU µs/req (server, PostgreSQL) | this build |`,
+    `| --- | --- | ---: | ---: | ---: | ---: | ---: |`,
+  ];
+  for (const [label, r] of configs) {
+    for (const [name, b] of Object.entries(r.before ?? {})) {
+      const a = r.scenarios[name];
+      if (!a) continue;
+      const cpu = (c) => (c ? `${c.server ?? '–'}, ${c.db ?? '–'}` : '');
+      lines.push(
+        `| ${label} | ${name} | ${b.rps} | ${a.rps} | ${(a.rps / Math.max(1, b.rps)).toFixed(2)} | ${cpu(b.cpu_us)} | ${cpu(a.cpu_us)} |`,
+      );
+    }
   }
   return lines.join('\n');
 }
@@ -648,15 +708,17 @@ function table(r) {
 const cpuCell = (c) => (c ? `${c.server ?? '–'}, ${c.db ?? '–'}, ${c.loadgen ?? '–'}` : '');
 
 function scaleTable(s) {
+  const b = s.before;
+  const cells = (f) => (b ? ` ${f(b)} |` : '');
   return [
-    `| measure | value | target |`,
-    `| --- | ---: | ---: |`,
-    `| active leases in the store | ${s.leases.toLocaleString('en')} | |`,
-    `| server RSS with them (after checkouts) | ${s.rss_mb} MB | ≤ 512 MB |`,
-    `| reclamation sweep freeing ${s.sweep_freed.toLocaleString('en')} expired leases | ${s.sweep_s} s | ≤ 1 s |`,
-    `| checkout p99 at ${s.leases.toLocaleString('en')} leases | ${s.checkout_p99_ms_at_scale} ms | |`,
-    `| checkout p99 at 1,000 leases | ${s.checkout_p99_ms_at_1k} ms | |`,
-    `| ratio | ${s.checkout_p99_ratio} | ≤ 1.2 |`,
+    `| measure | value |${b ? ` before (${s.before_label}) |` : ''} target |`,
+    `| --- | ---: |${b ? ' ---: |' : ''} ---: |`,
+    `| active leases in the store | ${s.leases.toLocaleString('en')} |${cells((x) => x.leases.toLocaleString('en'))} |`,
+    `| server RSS with them (after checkouts) | ${s.rss_mb} MB |${cells((x) => `${x.rss_mb} MB`)} ≤ 512 MB |`,
+    `| reclamation sweep freeing ${s.sweep_freed.toLocaleString('en')} expired leases | ${s.sweep_s} s |${cells((x) => `${x.sweep_s} s (${x.sweep_freed.toLocaleString('en')} freed)`)} ≤ 1 s |`,
+    `| checkout p99 at ${s.leases.toLocaleString('en')} leases | ${s.checkout_p99_ms_at_scale} ms |${cells((x) => `${x.checkout_p99_ms_at_scale} ms`)} |`,
+    `| checkout p99 at 1,000 leases | ${s.checkout_p99_ms_at_1k} ms |${cells((x) => `${x.checkout_p99_ms_at_1k} ms`)} |`,
+    `| ratio | ${s.checkout_p99_ratio} |${cells((x) => x.checkout_p99_ratio)} ≤ 1.2 |`,
   ].join('\n');
 }
 
@@ -726,7 +788,26 @@ ${table(far)}
 | --- | ---: | ---: | ---: |
 ${SCENARIOS.map(cmp).join('\n')}
 
-## Scale (SQLite)
+${
+  BEFORE
+    ? `## Before and after, in the same run
+
+\`--before\`: the build ${BEFORE_LABEL} (made by bench/before.mjs), measured beside this one: its servers run next to this
+build's (each with its own data and database), and each scenario runs on this build, then on it, a minute apart, with
+the same scenario code and the same load. Its clients offer no session key (the build predates them, and refuses the
+field): its checkout and heartbeat answers are signed as it signed them. Its rows are in the tables above too
+(\`before (${BEFORE_LABEL}): …\`), and its scale figures beside this build's below.
+
+${beforeAfterTable([
+  ['SQLite', sqlite],
+  ['PostgreSQL ×1', pg1],
+  ['PostgreSQL ×2', pg2],
+  ['PostgreSQL ×1, database far', far],
+])}
+
+`
+    : ''
+}## Scale (SQLite)
 
 ${scaleTable(sc)}
 
@@ -898,6 +979,7 @@ async function main() {
     );
   } else {
     console.log('\n' + table(r));
+    if (r.before) console.log('\n' + beforeAfterTable([[`${store} x${nodes}`, r]]));
     const across = dbRoundTrip
       ? ` (database round trip ${dbRoundTrip.proxied.toFixed(2)} ms through the latency proxy, ${dbRoundTrip.direct.toFixed(2)} ms direct)`
       : '';

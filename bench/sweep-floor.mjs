@@ -8,7 +8,12 @@
 // `--release`: the floor of a sweep that frees leases without deleting their rows (a "logical release", not floatd's
 // design): each batch is read as before, its lease ids go into a small table of released leases, and the audit entries
 // are written; nothing is deleted (the rows would be removed later, off the seat path).
-//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4] [--autocheckpoint 1000] [--cache-mib 64] [--release]
+// `--watermark`: the floor of a sweep that frees a license's dead leases by moving a mark on the license (not floatd's
+// design): leases of a license that expired at or before its `released_through` would hold no seat and be read as gone;
+// per license, one read of the dead leases' ids (an index range), one UPDATE of the license (the mark and its seat
+// count) and one audit entry listing the ids. Then it measures, apart, the purge that must still delete the rows
+// later (instances and leases, no audit entries, the same groups).
+//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4] [--autocheckpoint 1000] [--cache-mib 64] [--release | --watermark]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +43,12 @@ try {
   db.pragma(`cache_size = -${flag('cache-mib', 64) * 1024}`);
   db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT}`);
 
+  if (process.argv.includes('--watermark')) {
+    watermark(db, dead, now);
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  }
   const read = [
     db.prepare('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND license_id = ?'),
     db.prepare('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
@@ -98,4 +109,72 @@ try {
   db.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** `--watermark`: the release by a mark per license, then the purge of the rows it leaves (see the head comment). */
+function watermark(db, dead, now) {
+  db.exec('ALTER TABLE licenses ADD COLUMN released_through INTEGER NOT NULL DEFAULT 0');
+  // The licenses a sweep frees in: a range of the expiry index (floatd's `leases_sweep`), as sweepScan finds them.
+  const licensesDue = db.prepare('SELECT DISTINCT license_id FROM leases WHERE expires_at IS NOT NULL AND expires_at <= ?').pluck();
+  const deadOf = db.prepare(
+    `SELECT l.id, l.device_id FROM leases l JOIN licenses c ON c.id = l.license_id
+     WHERE l.license_id = ? AND l.expires_at > c.released_through AND l.expires_at <= ?`,
+  );
+  const mark = db.prepare('UPDATE licenses SET released_through = ?, seats_used = seats_used - ? WHERE id = ?');
+  const audit = db.prepare(
+    "INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data) VALUES (?, 'leases.released', 'reclaimer', ?, NULL, NULL, 'expired', ?)",
+  );
+  const ms = { scan: 0, read: 0, mark: 0, audit: 0, commit: 0 };
+  const timed = (k, fn) => {
+    const t = performance.now();
+    const r = fn();
+    ms[k] += performance.now() - t;
+    return r;
+  };
+  const t0 = performance.now();
+  const licenses = timed('scan', () => licensesDue.all(now));
+  let freed = 0;
+  for (let g = 0; g < licenses.length; g += GROUP) {
+    db.exec('BEGIN IMMEDIATE');
+    for (const licenseId of licenses.slice(g, g + GROUP)) {
+      const rows = timed('read', () => deadOf.all(licenseId, now));
+      timed('mark', () => mark.run(now, rows.length, licenseId));
+      timed('audit', () => audit.run(now, licenseId, JSON.stringify({ leases: rows.map((r) => [r.id, r.device_id]) })));
+      freed += rows.length;
+    }
+    timed('commit', () => db.exec('COMMIT'));
+  }
+  const release = performance.now() - t0;
+  // The purge: the rows are still there and must go (every read would otherwise skip them for good).
+  const del = [
+    db.prepare('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
+    db.prepare('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
+  ];
+  const t1 = performance.now();
+  for (let g = 0; g < dead.length; g += GROUP) {
+    db.exec('BEGIN IMMEDIATE');
+    for (const [, uses] of dead.slice(g, g + GROUP)) {
+      const ids = JSON.stringify(uses.map(([s]) => s));
+      for (const st of del) st.run(ids);
+    }
+    db.exec('COMMIT');
+  }
+  const purge = performance.now() - t1;
+  const round = (v) => Math.round(v);
+  console.log(
+    JSON.stringify({
+      leases: TOTAL,
+      freed,
+      mode: 'watermark',
+      licensesPerCommit: GROUP,
+      walAutocheckpoint: AUTOCHECKPOINT,
+      release_ms: round(release),
+      scan_ms: round(ms.scan),
+      read_ms: round(ms.read),
+      mark_ms: round(ms.mark),
+      audit_ms: round(ms.audit),
+      commit_ms: round(ms.commit),
+      purge_ms: round(purge),
+    }),
+  );
 }

@@ -971,6 +971,7 @@ async function main() {
         baseline_cpu_us: r.baseline_cpu_us,
         scenarios: r.scenarios,
         reference: r.reference,
+        ...(r.before ? { before: r.before, before_label: r.before_label } : {}),
         store,
         nodes,
         server_rss_mb: r.server_rss_mb,

@@ -3,7 +3,10 @@
 // and the scale mode on a small store. Figures are not asserted (timing never is in tests).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -51,4 +54,28 @@ test('npm run bench -- --scale: RSS, sweep of the expired leases, checkout p99 a
   assert.ok(r.rss_mb > 0 && r.sweep_s > 0);
   assert.ok(r.checkout_p99_ms_at_scale >= 0 && r.checkout_p99_ms_at_1k >= 0);
   assert.ok(r.checkout_rps_at_scale > 0 && r.checkout_rps_at_1k > 0);
+});
+
+test('npm run bench -- --before DIR: an older build (bench/before.mjs) measured in the same run, side by side', () => {
+  // HEAD stands for the older build here: the mechanism (a worktree, this checkout's packages, its own compiled server,
+  // its clients offering no session key) is what is checked, not a revision's figures.
+  const dir = join(mkdtempSync(join(tmpdir(), 'floatd-before-test-')), 'tree');
+  try {
+    const made = execFileSync(process.execPath, ['bench/before.mjs', 'HEAD', dir], { cwd: root, encoding: 'utf8', timeout: 240_000 });
+    assert.match(made, /built in /);
+    const label = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const r = bench(['--before', dir, '--only', 'heartbeat', '--no-reference', '--duration', '1', '--connections', '8', '--leases', '300']);
+    assert.equal(r.before_label, label);
+    assert.deepEqual(Object.keys(r.before), ['heartbeat']);
+    const b = r.before.heartbeat;
+    assert.ok(b.rps > 0, 'the older build served requests');
+    assert.equal(b.non2xx, 0, 'every answer 2xx (its clients offer no session key)');
+    assert.equal(b.server_errors, 0);
+    assert.equal(b.ratio, +(b.rps / r.baseline_rps).toFixed(3));
+    assert.ok(b.cpu_us.server > 0, "the older build's own processes were measured");
+  } finally {
+    spawnSync('git', ['-C', root, 'worktree', 'remove', '--force', dir]);
+    rmSync(dirname(dir), { recursive: true, force: true });
+    spawnSync('git', ['-C', root, 'worktree', 'prune']);
+  }
 });

@@ -23,6 +23,7 @@
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
  *   npm run bench -- --before DIR         # also an older build (bench/before.mjs <rev> makes DIR), each scenario on this
  *                                         # build then on it, same run; --write adds a before/after table and scale column
+ *   npm run bench -- --rounds 3           # each scenario 3 times on the same setup, the median reported (3 with --before)
  *   npm run bench -- --neighbours         # noisy neighbour: quiet key B's heartbeats alone and while 40 loops churn
  *                                         # key A, both stores, per-license group commit on and off (--store, --queue default|off)
  *
@@ -70,6 +71,11 @@ const SLOW_SYNC_MS = Number(flag('slow-sync', '0'));
 // as this build: each scenario on this build, then on it, on servers started side by side; the scale run too.
 const BEFORE = flag('before', undefined);
 const BEFORE_LABEL = BEFORE ? beforeLabel(BEFORE) : undefined;
+// `--rounds N`: each scenario driven N times on the same setup (with `--before`, alternating: this build, the older one,
+// this build, …), reported by the round of median req/s; 3 by default with `--before`, where the machine's drift between
+// two minutes can be larger than the difference measured (one run gave mixed 3,619 against 2,751, the next 1,965
+// against 4,220).
+const ROUNDS = Math.max(1, Number(flag('rounds', BEFORE ? '3' : '1')));
 function beforeLabel(dir) {
   try {
     return execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
@@ -187,6 +193,15 @@ async function runParts(urls, opts, onFirstAnswer) {
       return all;
     }, {}),
   };
+}
+
+/** Rounds of one scenario: the round of median req/s (its latencies and CPU), every round's req/s, and the refusals
+ * and errors of all of them (a 5xx in any round shows). */
+function medianRound(runs) {
+  if (runs.length === 1) return runs[0];
+  const mid = [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)];
+  const sum = (k) => runs.reduce((n, r) => n + r[k], 0);
+  return { ...mid, rounds_rps: runs.map((r) => r.rps), non2xx: sum('non2xx'), errors: sum('errors'), server_errors: sum('server_errors') };
 }
 
 const summary = (r) => ({
@@ -332,7 +347,8 @@ async function checkoutMany(url, key, n, prefix, legacy = false) {
   return leases;
 }
 
-/** The scenarios: each makes its own license and returns autocannon's result. */
+/** The scenarios: each makes its own license (and leases), then returns a function that drives the load once and
+ * resolves to autocannon's result (called once per round, on the same license). */
 function scenarioSet(f) {
   const mkLicense = async (seats, policy = {}) =>
     (
@@ -380,27 +396,29 @@ function scenarioSet(f) {
     'checkout-checkin': async () => {
       const key = await mkLicense(1_000_000);
       let n = 0;
-      return run(f.urls, {
-        requests: [
-          {
-            setupRequest: (req, ctx) => {
-              ctx.phase = 'checkout';
-              return { ...req, ...checkout(key, `bench-cc-${++n}-device`) };
+      return () =>
+        run(f.urls, {
+          requests: [
+            {
+              setupRequest: (req, ctx) => {
+                ctx.phase = 'checkout';
+                return { ...req, ...checkout(key, `bench-cc-${++n}-device`) };
+              },
+              onResponse: keepLease,
             },
-            onResponse: keepLease,
-          },
-          { setupRequest: (req, ctx) => ({ ...req, ...checkin(key, ctx) }) },
-        ],
-      });
+            { setupRequest: (req, ctx) => ({ ...req, ...checkin(key, ctx) }) },
+          ],
+        });
     },
     heartbeat: async () => {
       const key = await mkLicense(LIVE_LEASES);
       const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-hb', f.legacy);
-      return run(f.urls, {
-        // Built once (autocannon builds a request without setupRequest before the run): the load generator's own cost
-        // per request stays as small as the baseline's, so the server is measured, not the generator.
-        requests: leases.map((lease) => heartbeat(key, lease)),
-      });
+      return () =>
+        run(f.urls, {
+          // Built once (autocannon builds a request without setupRequest before the run): the load generator's own cost
+          // per request stays as small as the baseline's, so the server is measured, not the generator.
+          requests: leases.map((lease) => heartbeat(key, lease)),
+        });
     },
     mixed: async () => {
       // Per 200 requests: 160 heartbeats, 15 checkouts each followed by its check-in, 10 license infos.
@@ -432,10 +450,11 @@ function scenarioSet(f) {
           }
         }
       }
-      return run(f.urls, { requests });
+      return () => run(f.urls, { requests });
     },
-    contended: async () => {
-      // 10 seats, 1,000 devices: most checkouts are denied (409, expected); a grant is checked in at once.
+    contended: async () => async () => {
+      // 10 seats, 1,000 devices: most checkouts are denied (409, expected); a grant is checked in at once. A new
+      // license each time: a round ends with grants its connections never checked in, which would hold seats.
       const key = await mkLicense(10);
       let n = 0;
       return run(f.urls, {
@@ -480,7 +499,7 @@ async function referenceRun(base) {
     const set = scenarioSet(f);
     for (const name of names) {
       log(`reference: scenario ${name} ...`);
-      const s = summary(await set[name]());
+      const s = summary(await (await set[name]())());
       out[name] = {
         ...s,
         ratio: +(s.rps / base.rps).toFixed(3),
@@ -522,14 +541,23 @@ async function throughput({ store, nodes, dbLatencyMs = DB_LATENCY_MS, scenarios
     }
     for (const name of scenarios) {
       if (only && only !== name) continue;
-      log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} ...`);
-      cpuWatch.pids = f.servers.map((s) => s.child.pid);
-      results[name] = rated(summary(await set[name]()), name);
-      if (old) {
-        log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} on ${BEFORE_LABEL} ...`);
-        cpuWatch.pids = old.servers.map((s) => s.child.pid);
-        before[name] = rated(summary(await oldSet[name]()), name);
+      const go = await set[name]();
+      const goOld = old ? await oldSet[name]() : undefined;
+      const runs = [];
+      const oldRuns = [];
+      for (let round = 1; round <= ROUNDS; round++) {
+        const of = ROUNDS > 1 ? ` (round ${round} of ${ROUNDS})` : '';
+        log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name}${of} ...`);
+        cpuWatch.pids = f.servers.map((s) => s.child.pid);
+        runs.push(summary(await go()));
+        if (goOld) {
+          log(`${store}${nodes > 1 ? ` x${nodes}` : ''}: scenario ${name} on ${BEFORE_LABEL}${of} ...`);
+          cpuWatch.pids = old.servers.map((s) => s.child.pid);
+          oldRuns.push(summary(await goOld()));
+        }
       }
+      results[name] = rated(medianRound(runs), name);
+      if (goOld) before[name] = rated(medianRound(oldRuns), name);
     }
     results._rss_mb = rssMb(f.servers[0].child.pid);
   } finally {
@@ -688,7 +716,7 @@ function table(r) {
 /** This build against the `--before` build, scenario by scenario (rows of `throughput` results, labelled). */
 function beforeAfterTable(configs) {
   const lines = [
-    `| configuration | scenario | before req/s | this build req/s | × | before CPU µs/req (server, PostgreSQL) | this build |`,
+    `| configuration | scenario | before req/s (rounds) | this build req/s (rounds) | × | before CPU µs/req (server, PostgreSQL) | this build |`,
     `| --- | --- | ---: | ---: | ---: | ---: | ---: |`,
   ];
   for (const [label, r] of configs) {
@@ -696,8 +724,9 @@ function beforeAfterTable(configs) {
       const a = r.scenarios[name];
       if (!a) continue;
       const cpu = (c) => (c ? `${c.server ?? '–'}, ${c.db ?? '–'}` : '');
+      const rps = (x) => (x.rounds_rps ? `${x.rps} (${x.rounds_rps.join(' / ')})` : `${x.rps}`);
       lines.push(
-        `| ${label} | ${name} | ${b.rps} | ${a.rps} | ${(a.rps / Math.max(1, b.rps)).toFixed(2)} | ${cpu(b.cpu_us)} | ${cpu(a.cpu_us)} |`,
+        `| ${label} | ${name} | ${rps(b)} | ${rps(a)} | ${(a.rps / Math.max(1, b.rps)).toFixed(2)} | ${cpu(b.cpu_us)} | ${cpu(a.cpu_us)} |`,
       );
     }
   }
@@ -793,8 +822,9 @@ ${
     ? `## Before and after, in the same run
 
 \`--before\`: the build ${BEFORE_LABEL} (made by bench/before.mjs), measured beside this one: its servers run next to this
-build's (each with its own data and database), and each scenario runs on this build, then on it, a minute apart, with
-the same scenario code and the same load. Its clients offer no session key (the build predates them, and refuses the
+build's (each with its own data and database), and each scenario runs ${ROUNDS} time${ROUNDS > 1 ? 's' : ''} on each, alternating (this build,
+then it, on the same licenses and leases), with the same scenario code and the same load; every row gives the round of
+median req/s, and the table below every round's req/s. Its clients offer no session key (the build predates them, and refuses the
 field): its checkout and heartbeat answers are signed as it signed them. Its rows are in the tables above too
 (\`before (${BEFORE_LABEL}): …\`), and its scale figures beside this build's below.
 

@@ -262,8 +262,10 @@ async function pgDatabase() {
   };
 }
 
-/** Starts `nodes` floatd processes on one store (each node its own data directory; PostgreSQL shared). */
-/** `build`: the root of another floatd checkout whose server runs instead of this one (`--before`). */
+/**
+ * Starts `nodes` floatd processes on one store (each node its own data directory; PostgreSQL shared). `build`: the root
+ * of another floatd checkout whose server runs instead of this one (`--before`).
+ */
 async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatencyMs = DB_LATENCY_MS, build }) {
   // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" profiles the server processes.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -283,10 +285,10 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatenc
     }
     env.FLOATD_KEY_ENCRYPTION_KEY = Buffer.alloc(32, 9).toString('base64');
   }
+  const command = build ? [process.execPath, ...nodeArgs, join(build, 'packages/server/dist/cli.js')] : undefined;
   const servers = [];
   for (let i = 0; i < nodes; i++) {
     // only the first node of a cluster writes an admin token
-    const command = build ? [process.execPath, ...nodeArgs, join(build, 'packages/server/dist/cli.js')] : undefined;
     servers.push(
       await startFloatdProcess({ dataDir: join(dataDir, `n${i}`), nodeArgs, command, env, timeoutMs: 60_000, adminToken: i === 0 }),
     );
@@ -413,12 +415,10 @@ function scenarioSet(f) {
     heartbeat: async () => {
       const key = await mkLicense(LIVE_LEASES);
       const leases = await checkoutMany(f.url, key, LIVE_LEASES, 'bench-hb', f.legacy);
-      return () =>
-        run(f.urls, {
-          // Built once (autocannon builds a request without setupRequest before the run): the load generator's own cost
-          // per request stays as small as the baseline's, so the server is measured, not the generator.
-          requests: leases.map((lease) => heartbeat(key, lease)),
-        });
+      // Built once (autocannon builds a request without setupRequest before the run): the load generator's own cost
+      // per request stays as small as the baseline's, so the server is measured, not the generator.
+      const requests = leases.map((lease) => heartbeat(key, lease));
+      return () => run(f.urls, { requests });
     },
     mixed: async () => {
       // Per 200 requests: 160 heartbeats, 15 checkouts each followed by its check-in, 10 license infos.
@@ -484,6 +484,16 @@ async function baselineRun() {
   }
 }
 
+/** A scenario's summary with its ratios: to the baseline's req/s and p99, and to the reference's req/s if it ran. */
+function rated(s, base, reference) {
+  return {
+    ...s,
+    ratio: +(s.rps / base.rps).toFixed(3),
+    p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
+    ...(reference ? { reference_ratio: +(s.rps / reference.rps).toFixed(3) } : {}),
+  };
+}
+
 /** The reference server (bench/reference.mjs, one process) under the same scenario code as floatd; summaries by scenario. */
 async function referenceRun(base) {
   const names = REFERENCE_SCENARIOS.filter((name) => !only || only === name);
@@ -499,12 +509,7 @@ async function referenceRun(base) {
     const set = scenarioSet(f);
     for (const name of names) {
       log(`reference: scenario ${name} ...`);
-      const s = summary(await (await set[name]())());
-      out[name] = {
-        ...s,
-        ratio: +(s.rps / base.rps).toFixed(3),
-        p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
-      };
+      out[name] = rated(summary(await (await set[name]())()), base);
     }
   } finally {
     await stopProcess(ref);
@@ -525,12 +530,6 @@ async function throughput({ store, nodes, dbLatencyMs = DB_LATENCY_MS, scenarios
   const old = BEFORE ? await startFloatd({ store, nodes, dataDir: join(dataDir, 'before'), dbLatencyMs, build: BEFORE }) : undefined;
   const results = {};
   const before = {};
-  const rated = (s, name) => ({
-    ...s,
-    ratio: +(s.rps / base.rps).toFixed(3),
-    p99_ratio: +(s.p99_ms / Math.max(1, base.p99_ms)).toFixed(2),
-    ...(reference[name] ? { reference_ratio: +(s.rps / reference[name].rps).toFixed(3) } : {}),
-  });
   try {
     f.productId = (await api(f.url, 'POST', '/v1/admin/products', f.admin, { name: 'bench' })).id;
     const set = scenarioSet(f);
@@ -556,8 +555,8 @@ async function throughput({ store, nodes, dbLatencyMs = DB_LATENCY_MS, scenarios
           oldRuns.push(summary(await goOld()));
         }
       }
-      results[name] = rated(medianRound(runs), name);
-      if (goOld) before[name] = rated(medianRound(oldRuns), name);
+      results[name] = rated(medianRound(runs), base, reference[name]);
+      if (goOld) before[name] = rated(medianRound(oldRuns), base, reference[name]);
     }
     results._rss_mb = rssMb(f.servers[0].child.pid);
   } finally {

@@ -43,12 +43,33 @@ try {
   db.pragma(`cache_size = -${flag('cache-mib', 64) * 1024}`);
   db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT}`);
 
-  if (process.argv.includes('--watermark')) {
-    watermark(db, dead, now);
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(0);
-  }
+  if (process.argv.includes('--watermark')) watermark(db, dead, now);
+  else sweep(db, dead, now);
+  db.close();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** A timer adding each call's milliseconds to `ms[k]`; returns what the call returned. */
+function timerInto(ms) {
+  return (k, fn) => {
+    const t = performance.now();
+    const r = fn();
+    ms[k] += performance.now() - t;
+    return r;
+  };
+}
+
+/** The deletes of a batch's uses and leases (a JSON array of lease ids), as floatd's reclaimer runs them. */
+function deletes(db) {
+  return [
+    db.prepare('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
+    db.prepare('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
+  ];
+}
+
+/** The sweep as floatd runs it (deletes and one audit entry per lease), or with `--release` the logical release. */
+function sweep(db, dead, now) {
   const read = [
     db.prepare('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND license_id = ?'),
     db.prepare('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
@@ -56,21 +77,12 @@ try {
   const RELEASE = process.argv.includes('--release');
   if (RELEASE) db.exec('CREATE TABLE released (lease_id TEXT PRIMARY KEY, license_id TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID');
   const release = RELEASE && db.prepare('INSERT INTO released (lease_id, license_id, at) SELECT value, ?, ? FROM json_each(?)');
-  const del = RELEASE
-    ? []
-    : [
-        db.prepare('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
-        db.prepare('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
-      ];
+  const del = RELEASE ? [] : deletes(db);
   const audit = db.prepare(
     'INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
   const ms = { read: 0, delete: 0, audit: 0, commit: 0 };
-  const timed = (k, fn) => {
-    const t = performance.now();
-    fn();
-    ms[k] += performance.now() - t;
-  };
+  const timed = timerInto(ms);
   const t0 = performance.now();
   for (let g = 0; g < dead.length; g += GROUP) {
     db.exec('BEGIN IMMEDIATE');
@@ -106,9 +118,6 @@ try {
       commit_ms: round(ms.commit),
     }),
   );
-  db.close();
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }
 
 /** `--watermark`: the release by a mark per license, then the purge of the rows it leaves (see the head comment). */
@@ -125,12 +134,7 @@ function watermark(db, dead, now) {
     "INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data) VALUES (?, 'leases.released', 'reclaimer', ?, NULL, NULL, 'expired', ?)",
   );
   const ms = { scan: 0, read: 0, mark: 0, audit: 0, commit: 0 };
-  const timed = (k, fn) => {
-    const t = performance.now();
-    const r = fn();
-    ms[k] += performance.now() - t;
-    return r;
-  };
+  const timed = timerInto(ms);
   const t0 = performance.now();
   const licenses = timed('scan', () => licensesDue.all(now));
   let freed = 0;
@@ -146,10 +150,7 @@ function watermark(db, dead, now) {
   }
   const release = performance.now() - t0;
   // The purge: the rows are still there and must go (every read would otherwise skip them for good).
-  const del = [
-    db.prepare('DELETE FROM instances WHERE lease_id IN (SELECT value FROM json_each(?))'),
-    db.prepare('DELETE FROM leases WHERE id IN (SELECT value FROM json_each(?))'),
-  ];
+  const del = deletes(db);
   const t1 = performance.now();
   for (let g = 0; g < dead.length; g += GROUP) {
     db.exec('BEGIN IMMEDIATE');

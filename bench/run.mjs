@@ -33,7 +33,7 @@
  * mostly denials, every grant checked in at once).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -299,8 +299,9 @@ async function startFloatd({ store, nodes, dataDir, env: extraEnv = {}, dbLatenc
     urls: servers.map((s) => s.url),
     url: servers[0].url,
     admin,
-    // A build from before issue #17 refuses a checkout's `session` (its request objects are closed): its clients offer none.
-    legacy: Boolean(build),
+    // A build from before issue #17 (no session keys in its protocol package) refuses a checkout's `session` (its request
+    // objects are closed): its clients offer none. A later build's clients offer one, as this build's do.
+    legacy: Boolean(build) && !existsSync(join(build, 'packages/protocol/dist/sessionKeys.js')),
     async stop() {
       await Promise.all(servers.map(stopProcess));
       if (proxy) await stopProcess(proxy);

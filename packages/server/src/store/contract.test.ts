@@ -197,6 +197,43 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       assert.equal((await store.getLicense(lic.id))!.seatsUsed, 50);
     });
 
+    test('units that each change more than 64 KiB of pages (SQLite keeps their savepoint journal in memory): one that throws after its writes rolls back alone', async () => {
+      const lic = await license({ seats: 30 });
+      const filler = 'x'.repeat(2000);
+      // 40 entries of 2 KB per unit, each on its own device id: about 25 pages of the table and its indexes a unit.
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 30 }, (_, i) =>
+          store.transaction(async (tx) => {
+            await tx.apply([
+              { type: 'seats', licenseId: lic.id, used: 1, offline: 0 },
+              ...Array.from({ length: 40 }, (_, j) => ({
+                type: 'audit' as const,
+                entry: {
+                  at: clock.now(),
+                  type: 'checkin' as const,
+                  actor: `unit-${i}`,
+                  licenseId: lic.id,
+                  deviceId: `dev_${randomBytes(8).toString('hex')}`,
+                  leaseId: null,
+                  reason: null,
+                  data: { j, filler },
+                },
+              })),
+            ]);
+            if (i % 3 === 0) throw new Error(`unit ${i} fails after its writes`);
+            return i;
+          }),
+        ),
+      );
+      assert.ok(outcomes.every((o, i) => (i % 3 === 0 ? o.status === 'rejected' : o.status === 'fulfilled' && o.value === i)));
+      assert.equal((await store.getLicense(lic.id))!.seatsUsed, 20);
+      for (let i = 0; i < 30; i++) {
+        const page = await store.listAudit({ licenseId: lic.id, actor: `unit-${i}`, limit: 100 });
+        assert.equal(page.items.length, i % 3 === 0 ? 0 : 40, `unit ${i}`);
+        if (i % 3 !== 0) assert.ok(page.items.every((e) => (e.data as { filler: string }).filler === filler));
+      }
+    });
+
     test("leaseOfKey reads license, lease with instances and device in one go, only within the key's license", async () => {
       const lic = await license({ seats: 3 });
       const other = await license({ seats: 3 });

@@ -129,7 +129,7 @@ export class SqliteStore implements Store {
     // back alone). SQLite spills a sub-journal past 64 KiB to a temporary file: a checkout-checkin pair wrote about
     // 100 KB there in 48 write calls per request, 80% of the process's writes. In memory it is copied, not written:
     // checkout-checkin 3,367 -> 4,159 req/s (docs/performance.md). It is emptied when the unit ends, so it holds one
-    // unit's pages at most (a sweep batch's are the largest: RSS after the million-lease sweep 305 MB, against 310).
+    // unit's pages at most (a reclaimer batch of 1,000 leases is about 30 MB; docs/operations.md).
     this.db.pragma('temp_store = MEMORY');
     this.db.pragma('foreign_keys = ON');
     migrate(this.db);

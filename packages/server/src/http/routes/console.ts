@@ -8,11 +8,20 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
 
-/** In a clone: packages/console/dist. In the published package: its own `console/`, copied there by `npm pack` (prepack). */
-const PACKED_CONSOLE_DIR = fileURLToPath(new URL('../../../console/', import.meta.url));
-export const CONSOLE_DIR = existsSync(`${PACKED_CONSOLE_DIR}index.html`)
-  ? PACKED_CONSOLE_DIR
-  : fileURLToPath(new URL('../../../../console/dist/', import.meta.url));
+/**
+ * In a clone: packages/console/dist. In the published package: its own `console/`, copied there by `npm pack`
+ * (prepack). The clone's build wins where it exists: `npm pack` in a clone puts a `console/` beside the package only
+ * until its postpack removes it, and a server started in between must not pick the copy that is about to go.
+ */
+export const CONSOLE_DIR = consoleDir(
+  fileURLToPath(new URL('../../../../console/dist/', import.meta.url)),
+  fileURLToPath(new URL('../../../console/', import.meta.url)),
+);
+
+/** The clone's built console where there is one, else the package's own copy. */
+export function consoleDir(clone: string, packed: string): string {
+  return existsSync(`${clone}index.html`) ? clone : packed;
+}
 
 export async function consoleRoutes(app: FastifyInstance, dir: string = CONSOLE_DIR): Promise<void> {
   if (!existsSync(`${dir}/index.html`)) {

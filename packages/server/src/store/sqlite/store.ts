@@ -126,10 +126,9 @@ export class SqliteStore implements Store {
     // A bigger page cache (64 MiB): with a million leases the indexes no longer fit the 2 MiB default.
     this.db.pragma('cache_size = -65536');
     // Each unit of a group commit runs in a SAVEPOINT, whose sub-journal keeps the pages the unit changes (to roll it
-    // back alone). SQLite spills a sub-journal past 64 KiB to a temporary file: a checkout-checkin pair wrote about
-    // 100 KB there in 48 write calls per request, 80% of the process's writes. In memory it is copied, not written:
-    // checkout-checkin 3,367 -> 4,159 req/s (docs/performance.md). It is emptied when the unit ends, so it holds one
-    // unit's pages at most (a reclaimer batch of 1,000 leases is about 30 MB; docs/operations.md).
+    // back alone). SQLite spills a sub-journal past 64 KiB to a temporary file: about 100 KB in 48 write calls per
+    // checkout-checkin request, 80% of the process's writes. In memory it is copied, not written (figures in
+    // docs/performance.md). It is emptied when the unit ends, so it holds one unit's pages at most (docs/operations.md).
     this.db.pragma('temp_store = MEMORY');
     this.db.pragma('foreign_keys = ON');
     migrate(this.db);

@@ -82,6 +82,7 @@ export const NOT_STORE_SENSITIVE = {
 export const FAST = [
   'packages/protocol/dist/errors.test.js',
   'packages/protocol/dist/random.test.js',
+  'packages/protocol/dist/sessionKeys.test.js',
   'packages/server/dist/config.test.js',
   'packages/server/dist/ids.test.js',
   'packages/server/dist/domain/clock.test.js',

@@ -68,6 +68,7 @@ test('a batch of 10 with 4 per transaction: three transactions, every renewal on
 });
 
 test('the second part fails: the first stays written, the error names the 6 not written, the next flush writes them', async () => {
+  // Parts are in lease id order (neighbouring rows together): the first part is the 4 smallest ids.
   const errors: unknown[] = [];
   const w = await world(errors);
   try {
@@ -83,8 +84,20 @@ test('the second part fails: the first stays written, the error names the 6 not 
     assert.equal(errors.length, 1, 'the failure is reported to the buffer');
     assert.equal((errors[0] as { unwritten?: unknown[] }).unwritten?.length, 6);
     const after = w.onFile();
-    assert.equal(after.filter((e) => e === w.renewedTo()).length, 4, 'the first part is committed');
-    assert.deepEqual(after.slice(4), granted.slice(4), 'the rest is untouched');
+    const sorted = [...w.ids].sort();
+    const first = new Set(sorted.slice(0, 4));
+    w.ids.forEach((id, i) =>
+      assert.equal(
+        after[i],
+        first.has(id) ? w.renewedTo() : granted[i],
+        first.has(id) ? 'the first part (the 4 smallest lease ids) is committed' : 'the rest is untouched',
+      ),
+    );
+    assert.deepEqual(
+      ((errors[0] as { unwritten: { leaseId: string }[] }).unwritten ?? []).map((r) => r.leaseId),
+      sorted.slice(4),
+      'the unwritten, in the order they were to be written',
+    );
     assert.equal(w.renewals!.written, 4);
     assert.equal(w.renewals!.size, 6, 'kept for the next flush');
     await w.renewals!.flush();

@@ -823,16 +823,20 @@ export class SqliteStore implements Store {
 
   async renew(renewals: readonly Renewal[]): Promise<Renewal[]> {
     // One writer at a time: nothing can hold a lease here, so every renewal applies (or is dropped).
+    // In lease id order: a part then changes neighbouring rows of the tables keyed by lease id, not a row on each of
+    // their pages (renewals of 7,000 of 10,000 leases in parts of 500: 58-64 µs a renewal in random order, 41 sorted;
+    // docs/performance.md). Renewals are independent (each only moves times forward), so their order changes nothing.
+    const ordered = [...renewals].sort((a, b) => (a.leaseId < b.leaseId ? -1 : a.leaseId > b.leaseId ? 1 : 0));
     const per = this.renewalsPerTransaction;
-    for (let i = 0; i < renewals.length; i += per) {
+    for (let i = 0; i < ordered.length; i += per) {
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
       try {
         await this.transaction(async () => {
-          for (const renewal of renewals.slice(i, i + per)) this.applyRenewal(renewal);
+          for (const renewal of ordered.slice(i, i + per)) this.applyRenewal(renewal);
         });
       } catch (err) {
         // The parts before this one are committed: say which renewals were not written (`unwrittenRenewals`).
-        if (i > 0 && err !== null && typeof err === 'object') Object.assign(err, { unwritten: renewals.slice(i) });
+        if (i > 0 && err !== null && typeof err === 'object') Object.assign(err, { unwritten: ordered.slice(i) });
         throw err;
       }
     }

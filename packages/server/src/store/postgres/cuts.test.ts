@@ -155,7 +155,7 @@ test(`${CUTS} cuts of every open database connection under load: the process sta
   }
 });
 
-test('ready again at most 1 s after the database is: outages of 1-2 s under load, /readyz polled', {
+test('ready again at most 1 s after the database answers again: outages of 1-2 s under load, /readyz polled', {
   skip: !pgUp && 'PostgreSQL not reachable',
   timeout: 90_000,
 }, async (t) => {
@@ -175,6 +175,8 @@ test('ready again at most 1 s after the database is: outages of 1-2 s under load
     ).body;
     const load = runDevices(() => node.url, lic.key, 10, { beats: 2, pauseMs: 50 });
     const times: number[] = [];
+    /** when a new connection of the test's own first answered, each time */
+    const databaseTimes: number[] = [];
     for (let i = 0; i < 5; i++) {
       await new Promise((r) => setTimeout(r, 500));
       proxy.refuse(true);
@@ -187,19 +189,36 @@ test('ready again at most 1 s after the database is: outages of 1-2 s under load
       }
       proxy.refuse(false);
       const back = Date.now();
+      // When the database is back for any client: a new connection through the proxy, made beside floatd's, first
+      // answers. On a quiet machine that takes a few ms; on a loaded one (CI runs two test files at once) the
+      // database's new backend and this process wait for the CPU too, and floatd's bound starts from there.
+      const answered = (async () => {
+        const fresh = postgres(viaProxy.toString(), { max: 1, onnotice: () => undefined, connect_timeout: 10 });
+        try {
+          await fresh`SELECT 1`;
+          return Date.now() - back;
+        } finally {
+          await fresh.end({ timeout: 1 });
+        }
+      })();
       let ready = false;
       while (!ready && Date.now() - back < 10_000) {
         ready = (await call(node.url, '', 'GET', '/readyz')).status === 200;
         if (!ready) await new Promise((r) => setTimeout(r, 10));
       }
       times.push(Date.now() - back);
+      databaseTimes.push(await answered);
     }
     const report = await load.stop();
-    t.diagnostic(`ready after the database: ${times.join(', ')} ms; load: ${report.ok} 2xx, ${report.unavailable} 503`);
+    t.diagnostic(
+      `ready after the database: ${times.join(', ')} ms; a new connection answered after ${databaseTimes.join(', ')} ms; load: ${report.ok} 2xx, ${report.unavailable} 503`,
+    );
     assert.equal(node.exit, undefined);
     assert.deepEqual(report.wrong, []);
     assert.deepEqual(report.networkErrors, []);
-    for (const ms of times) assert.ok(ms <= 1000, `ready ${ms} ms after the database`);
+    times.forEach((ms, i) =>
+      assert.ok(ms - databaseTimes[i]! <= 1000, `ready ${ms} ms after the database came back, ${databaseTimes[i]} ms after it answered`),
+    );
   } finally {
     await node.stop();
     await proxy.close();

@@ -14,9 +14,11 @@ export const opsRoutes: Routes = (app, { store, metrics, keys, clock, version, s
     try {
       await store.ping();
     } catch {
-      // The pool reconnects on this very query (bounded backoff): ready again as soon as the database answers.
+      // Ready again as soon as the database answers (PostgreSQL: on readiness's own connection, store.ping).
       throw new ErrorReply('SERVICE_UNAVAILABLE', 'the database does not answer', { retryAfterSeconds: 1 });
     }
+    // A lost connection is over once the database answered: nothing more to prove by a test write.
+    if (storageHealth.current?.kind === 'connection') storageHealth.recovered();
     // A node whose clock is too far from the database's must not take traffic (it refuses it anyway).
     const skewed = clockFence?.refusal();
     if (skewed) throw new ErrorReply(skewed.code, skewed.message, skewed.details);

@@ -100,7 +100,11 @@ export const RECOUNT_EVERY = 256;
  * A pool on `url`, which may name several hosts (`postgres://a:5432,b:5433/floatd?target_session_attrs=read-write`,
  * libpq's convention): each new connection tries them in turn and, with `read-write`, keeps only the primary.
  */
-export function connect(url: string, max = 10, opts: { silence?: boolean } = {}): postgres.Sql {
+export function connect(
+  url: string,
+  max = 10,
+  opts: { silence?: boolean; backoff?: (retries: number) => number; idleTimeoutSeconds?: number; fetchTypes?: boolean } = {},
+): postgres.Sql {
   assertDriverPatched();
   // Writable servers only, unless the URL says otherwise: a connection that lands on a standby (a
   // multi-host URL, an address that moved, a fenced old primary) is dropped and the next host tried.
@@ -109,8 +113,10 @@ export function connect(url: string, max = 10, opts: { silence?: boolean } = {})
     max,
     ...(explicit ? {} : { target_session_attrs: 'read-write' as const }),
     onnotice: () => undefined,
-    backoff: reconnectBackoff,
+    backoff: opts.backoff ?? reconnectBackoff,
     connect_timeout: 5,
+    ...(opts.idleTimeoutSeconds ? { idle_timeout: opts.idleTimeoutSeconds } : {}),
+    ...(opts.fetchTypes === false ? { fetch_types: false } : {}),
     // BIGINT (ms timestamps, counts) as JS numbers: every value we store is far below 2^53.
     types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } } as never,
     // A query that hears nothing for this long is on a half-open connection: the connection is destroyed
@@ -147,6 +153,8 @@ export const IDLE_IN_TRANSACTION_MS = 20_000;
  * during COMMIT (docs/operations.md), which a retried checkout or check-in resolves.
  */
 export const TRANSACTION_DEADLINE_MS = 10_000;
+/** The longest /readyz waits for the database's answer to its ping (and its test write) before it says not ready. */
+export const PING_DEADLINE_MS = 2_000;
 /** A connection that does not answer a turn's BEGIN for this long is taken for half-open (see `beginLocked`). */
 const TURN_LIVENESS_MS = 2_000;
 
@@ -339,6 +347,11 @@ export class PostgresStore implements Store {
 
   /** per-license group commit (undefined: every transaction alone, the behaviour before it) */
   private readonly groups: GroupCommit<StoreTx, ReadAhead> | undefined;
+
+  /** /readyz's connection of its own (see ping), opened at the first ping */
+  private pingSql: postgres.Sql | undefined;
+  /** the ping in flight: concurrent pings share it */
+  private pinging: Promise<void> | undefined;
 
   private constructor(
     /** the pool; nothing outside store/postgres/ reaches it (the cluster ports below are how) */
@@ -1389,21 +1402,62 @@ export class PostgresStore implements Store {
   /** Claims are other nodes' too on a cluster: they expire by themselves (claimed_until), nothing is forgotten here. */
   async releaseDeliveryClaims(): Promise<void> {}
 
+  /**
+   * Whether the database answers this node, for /readyz: on a connection of its own, not the pool's. After an
+   * outage the pool's queue holds the requests and transactions that piled up, and its connections come back one
+   * backoff at a time (reconnectBackoff); a ping queued behind them said "ready" 0.2-1.35 s after the database
+   * answered a fresh connection (cuts.test.ts, under CI's load). This connection opens on demand without backoff
+   * (a ping is the only thing that ever waits for it), concurrent pings share one round trip, and none waits longer
+   * than PING_DEADLINE_MS. It closes after a minute without pings.
+   */
   async ping() {
-    await this.sql`SELECT 1`;
+    if (!this.pinging) {
+      const pinging = this.readiness((sql) => sql`SELECT 1`).then(() => undefined);
+      const done = () => {
+        if (this.pinging === pinging) this.pinging = undefined;
+      };
+      pinging.then(done, done);
+      this.pinging = pinging;
+    }
+    await this.pinging;
+  }
+
+  /**
+   * `ask` on /readyz's connection (see ping), within PING_DEADLINE_MS; the pool when the store was made without a
+   * URL. A question that fails or times out takes the connection with it: the next one asks over a new connection.
+   * Otherwise a connection that went half-open while idle would fail every ping for the silence bound (12 s).
+   */
+  private async readiness<T>(ask: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+    if (!this.url) return settleWithin(ask(this.sql), PING_DEADLINE_MS);
+    // No array types fetched at connection (one round trip less): neither statement of readiness takes an array.
+    const sql = (this.pingSql ??= connect(this.url, 1, { backoff: () => 0, idleTimeoutSeconds: 60, fetchTypes: false }));
+    try {
+      return await settleWithin(ask(sql), PING_DEADLINE_MS);
+    } catch (err) {
+      if (this.pingSql === sql) {
+        this.pingSql = undefined;
+        void sql.end({ timeout: 0 }).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   async probeWrite() {
     // A row written and deleted in one transaction: WAL is written and flushed at commit, the content ends as it was.
-    await this.sql
-      .begin(async (tx) => {
-        await tx`INSERT INTO schema_migrations (version, name, applied_at) VALUES (-1, 'write probe', 0)`;
-        await tx`DELETE FROM schema_migrations WHERE version = -1`;
-      })
-      .catch((err: unknown) => {
-        void this.leaveReadOnly(err);
-        throw err;
-      });
+    // On /readyz's own connection, for the reason given at ping: queued behind the pool's work after an outage, it
+    // held readiness back 0.2-1.35 s after the database answered.
+    await this.readiness((sql) =>
+      sql
+        // Both statements sent at once: one round trip for the two.
+        .begin((tx) => [
+          tx`INSERT INTO schema_migrations (version, name, applied_at) VALUES (-1, 'write probe', 0)`,
+          tx`DELETE FROM schema_migrations WHERE version = -1`,
+        ])
+        .catch((err: unknown) => {
+          void this.leaveReadOnly(err);
+          throw err;
+        }),
+    );
   }
 
   private probe: NodeJS.Timeout | undefined;
@@ -1431,7 +1485,7 @@ export class PostgresStore implements Store {
 
   async close() {
     clearInterval(this.probe);
-    await this.sql.end({ timeout: 5 });
+    await Promise.all([this.sql.end({ timeout: 5 }), this.pingSql?.end({ timeout: 1 })]);
   }
 }
 

@@ -229,15 +229,19 @@ export class LicensingService {
   ): Promise<Result<CheckinOutcome & { answerKey?: SessionKey }>> {
     const now = this.clock.now();
     let answerKey: SessionKey | undefined;
+    let stored: string | undefined;
     const checked = await this.store.transaction(
       async (tx) => {
         const state = await this.leaseState(tx, key, leaseId, now, instanceId);
         if (!state.ok) return state;
         answerKey = this.answerKey(state.value.lease, instanceId, keyid);
+        stored = state.value.lease?.instances.find((i) => i.instanceId === instanceId)?.sessionKey;
         return this.applied(tx, decideCheckin(state.value, { leaseId, instanceId, actor: ACTOR }, now));
       },
       { group: key, ahead: { leaseId } },
     );
+    // The use is gone: its key leaves the cache (its answer below is already signed with `answerKey`, in hand).
+    if (checked.ok) this.sessions.forget(stored);
     const result = checked.ok && answerKey ? ok({ ...checked.value, answerKey }) : checked;
     if (result.ok && result.value.released) this.metrics.released.inc({ reason: RELEASE_REASONS.CHECKIN });
     return result;

@@ -26,7 +26,7 @@ export interface SessionKey {
   keyid: string;
 }
 
-/** Cached open keys at most (a node's live uses; beyond it, the oldest go). */
+/** Cached open keys at most (a node's live uses; beyond it, the oldest go; a check-in forgets its use's). */
 const CACHE = 100_000;
 
 export class SessionKeys {
@@ -64,6 +64,16 @@ export class SessionKeys {
     }
     if (key.length !== SESSION_KDF.length) return undefined;
     return this.remember(stored, key);
+  }
+
+  /** A use's key is no longer needed (its use was checked in): the cache keeps the live uses' keys, not the ended ones'. */
+  forget(stored: string | null | undefined): void {
+    if (stored) this.opened.delete(stored);
+  }
+
+  /** Keys held open (tests). */
+  get size(): number {
+    return this.opened.size;
   }
 
   private remember(stored: string, key: Buffer): SessionKey {

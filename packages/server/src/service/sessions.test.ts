@@ -1,0 +1,76 @@
+/**
+ * The cache of open session keys (service/sessions.ts) holds the live uses' keys: a checkout puts its use's key in,
+ * a check-in takes it out. Before, a check-in left it there until 100,000 newer keys pushed it out, so a node that
+ * churned checkouts held 100,000 dead keys (heap after GC: 54.7 MB after 100,000 checkout-checkin pairs, flat from
+ * then on) and pushed its live uses' keys out with them.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { x25519Pair } from '@floatd/protocol/sessionKeys';
+import { ManualClock } from '../domain/clock.js';
+import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
+import { SqliteStore } from '../store/sqlite/store.js';
+import { CatalogueService } from './catalogue.js';
+import { LicensingService } from './licensing.js';
+import { createMetrics } from './metrics.js';
+import { SessionKeys } from './sessions.js';
+
+test('a checkout puts its use key in the cache, its check-in takes it out; other uses keep theirs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-sessions-'));
+  const store = new SqliteStore({ path: join(dir, 'floatd.db') });
+  try {
+    const clock = new ManualClock(Date.parse('2026-06-01T10:00:00Z'));
+    const metrics = createMetrics(store, { defaultMetrics: false });
+    const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
+    const catalogue = new CatalogueService(store, clock, metrics, keys);
+    const sessions = new SessionKeys();
+    const licensing = new LicensingService(store, clock, keys, metrics, undefined, {}, sessions);
+    const product = await catalogue.createProduct({ name: 'sessions' }, 'test');
+    assert.ok(product.ok);
+    const license = await catalogue.createLicense(
+      { productId: product.value.id, seats: 5, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 } as never,
+      'test',
+    );
+    assert.ok(license.ok);
+    const key = license.value.key;
+    const offer = () => ({ x25519: x25519Pair().x25519 });
+
+    const a = await licensing.checkout(key, { fingerprint: 'device-a', instanceId: 'app', session: offer() } as never);
+    const b = await licensing.checkout(key, { fingerprint: 'device-b', instanceId: 'app', session: offer() } as never);
+    assert.ok(a.ok && b.ok);
+    assert.equal(sessions.size, 2);
+    // The keys as stored with the uses (opening them answers from the cache: nothing is added).
+    const keyOf = async (leaseId: string) => sessions.open((await store.leaseOfKey(key, leaseId, 'app'))?.lease?.instances[0]?.sessionKey);
+    const keyA = await keyOf(a.value.granted.lease.id);
+    const keyB = await keyOf(b.value.granted.lease.id);
+    assert.ok(keyA && keyB);
+    assert.equal(sessions.size, 2);
+
+    // A's heartbeat names its key: answered with it, from the cache.
+    clock.advance(60_000);
+    const beat = await licensing.heartbeat(key, a.value.granted.lease.id, 'app', { token: false, keyid: keyA.keyid });
+    assert.ok(beat.ok);
+    assert.equal(beat.value.answerKey?.keyid, keyA.keyid);
+
+    // A checks in: its answer is still signed with its key, and the key leaves the cache.
+    const done = await licensing.checkin(key, a.value.granted.lease.id, 'app', keyA.keyid);
+    assert.ok(done.ok);
+    assert.equal(done.value.answerKey?.keyid, keyA.keyid);
+    assert.equal(sessions.size, 1, "only B's key is left");
+    // B is untouched: its heartbeat is still answered with its key.
+    const beatB = await licensing.heartbeat(key, b.value.granted.lease.id, 'app', { token: false, keyid: keyB.keyid });
+    assert.ok(beatB.ok);
+    assert.equal(beatB.value.answerKey?.keyid, keyB.keyid);
+
+    // A refused check-in (A's lease is gone) forgets nothing.
+    const again = await licensing.checkin(key, a.value.granted.lease.id, 'app', keyA.keyid);
+    assert.equal(again.ok, false);
+    assert.equal(sessions.size, 1);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -6,36 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { x25519Pair } from '@floatd/protocol/sessionKeys';
-import { ManualClock } from '../domain/clock.js';
-import { KeyRing, memoryKeyPersistence } from '../keys/ring.js';
-import { SqliteStore } from '../store/sqlite/store.js';
-import { CatalogueService } from './catalogue.js';
-import { LicensingService } from './licensing.js';
-import { createMetrics } from './metrics.js';
+import { sqliteWorld } from '../testing/sqliteWorld.js';
 import { SessionKeys } from './sessions.js';
 
 test('a checkout puts its use key in the cache, its check-in takes it out; other uses keep theirs', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'floatd-sessions-'));
-  const store = new SqliteStore({ path: join(dir, 'floatd.db') });
+  const sessions = new SessionKeys();
+  const { dir, store, clock, licensing, key } = await sqliteWorld({ prefix: 'floatd-sessions-', seats: 5, leaseTtlSeconds: 600, sessions });
   try {
-    const clock = new ManualClock(Date.parse('2026-06-01T10:00:00Z'));
-    const metrics = createMetrics(store, { defaultMetrics: false });
-    const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
-    const catalogue = new CatalogueService(store, clock, metrics, keys);
-    const sessions = new SessionKeys();
-    const licensing = new LicensingService(store, clock, keys, metrics, undefined, {}, sessions);
-    const product = await catalogue.createProduct({ name: 'sessions' }, 'test');
-    assert.ok(product.ok);
-    const license = await catalogue.createLicense(
-      { productId: product.value.id, seats: 5, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 } as never,
-      'test',
-    );
-    assert.ok(license.ok);
-    const key = license.value.key;
     const offer = () => ({ x25519: x25519Pair().x25519 });
 
     const a = await licensing.checkout(key, { fingerprint: 'device-a', instanceId: 'app', session: offer() } as never);

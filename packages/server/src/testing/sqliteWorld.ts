@@ -14,6 +14,7 @@ import { LicensingService } from '../service/licensing.js';
 import { createMetrics } from '../service/metrics.js';
 import { ReclaimService } from '../service/reclaim.js';
 import { RenewalBuffer } from '../service/renewals.js';
+import type { SessionKeys } from '../service/sessions.js';
 import { SqliteStore } from '../store/sqlite/store.js';
 
 export async function sqliteWorld(opts: {
@@ -27,6 +28,8 @@ export async function sqliteWorld(opts: {
   renewalsPerTransaction?: number;
   /** the renewal buffer's `onError` */
   onRenewalError?: (err: unknown) => void;
+  /** the licensing service's open session keys (to look into its cache) */
+  sessions?: SessionKeys;
 }) {
   const dir = await mkdtemp(join(tmpdir(), opts.prefix));
   const path = join(dir, 'floatd.db');
@@ -38,7 +41,7 @@ export async function sqliteWorld(opts: {
     ? new RenewalBuffer(store, { intervalMs: opts.renewalBatchMs, ...(opts.onRenewalError ? { onError: opts.onRenewalError } : {}) })
     : undefined;
   const catalogue = new CatalogueService(store, clock, metrics, keys);
-  const licensing = new LicensingService(store, clock, keys, metrics, renewals);
+  const licensing = new LicensingService(store, clock, keys, metrics, renewals, {}, opts.sessions);
   const reclaim = new ReclaimService(store, clock, metrics, renewals);
   const product = await catalogue.createProduct({ name: 'world' }, 'test');
   assert.ok(product.ok);

@@ -1406,7 +1406,7 @@ export class PostgresStore implements Store {
    * Whether the database answers this node, for /readyz: on a connection of its own, not the pool's. After an
    * outage the pool's queue holds the requests and transactions that piled up, and its connections come back one
    * backoff at a time (reconnectBackoff); a ping queued behind them said "ready" 0.2-1.35 s after the database
-   * answered a fresh connection (cuts.test.ts, under CI's load). This connection opens on demand without backoff
+   * came back (cuts.test.ts, under CI's load; up to 965 ms after a fresh connection of the test's own answered). This connection opens on demand without backoff
    * (a ping is the only thing that ever waits for it), concurrent pings share one round trip, and none waits longer
    * than PING_DEADLINE_MS. It closes after a minute without pings.
    */

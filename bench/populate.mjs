@@ -11,9 +11,10 @@ export const randomId = (prefix) => `${prefix}_${Array.from(randomBytes(20), (b)
 /**
  * Fills an open better-sqlite3 database (floatd's schema, a product `productId`) with `total` leases, the first
  * `expired` of them dead an hour ago, the others alive for a day. Returns the licenses' keys and, per dead license,
- * its id and its leases as [lease id, device id].
+ * its id and its leases as [lease id, device id]. With `spread`, the dead are spread over every license instead (the
+ * same share of each), as a network outage that cut a share of every customer's users leaves them.
  */
-export function fillLeases(db, productId, total, expired, now) {
+export function fillLeases(db, productId, total, expired, now, { spread = false } = {}) {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = OFF');
   const lic =
@@ -39,11 +40,17 @@ export function fillLeases(db, productId, total, expired, now) {
     const id = `lic_scale${String(l).padStart(15, '0')}`;
     const key = `SCALE-${String(l).padStart(8, '0')}`;
     const n = Math.min(PER, total - l * PER);
-    const isDead = l < expiredLicenses;
-    const expiresAt = isDead ? now - 3_600_000 : now + 86_400_000;
+    /** the license's dead leases: all or none, or with `spread` its share */
+    const deadHere = spread
+      ? Math.round(((l + 1) * expired) / licenses) - Math.round((l * expired) / licenses)
+      : l < expiredLicenses
+        ? n
+        : 0;
     lic.run(id, productId, key, n + 100, n, now, now);
     const uses = [];
     for (let i = 0; i < n; i++) {
+      const isDead = i < deadHere;
+      const expiresAt = isDead ? now - 3_600_000 : now + 86_400_000;
       const d = randomId('dev');
       const s = randomId('lse');
       dev.run(d, id, `scale-${l}-${i}`, now, now);
@@ -51,8 +58,8 @@ export function fillLeases(db, productId, total, expired, now) {
       inst.run(s, 'app', now, now, expiresAt);
       if (isDead) uses.push([s, d]);
     }
-    keys.push({ key, expired: isDead });
-    if (isDead) dead.push([id, uses]);
+    keys.push({ key, expired: deadHere === n });
+    if (deadHere) dead.push([id, uses]);
   });
   for (let l = 0; l < licenses; l++) fill(l);
   db.pragma('wal_checkpoint(TRUNCATE)');

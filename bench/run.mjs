@@ -20,6 +20,7 @@
  *   npm run bench -- --store postgres --db-latency 1  # the database 1 ms away each way (bench/latency-proxy.mjs; prints the round trip)
  *   npm run bench -- --slow-sync 10       # every fsync/fdatasync of floatd 10 ms slower (bench/slowsync.c: a slow disk)
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
+ *   npm run bench -- --scale --scale-spread   # the same with the dead a share of every license, not whole licenses
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
  *   npm run bench -- --before DIR         # also an older build (bench/before.mjs <rev> makes DIR), each scenario on this
  *                                         # build then on it, same run; --write adds a before/after table and scale column
@@ -58,6 +59,8 @@ const only = flag('only', undefined);
 const LIVE_LEASES = Number(flag('leases', '10000'));
 const SCALE_LEASES = Number(flag('scale-leases', '1000000'));
 const SCALE_EXPIRED = Number(flag('scale-expired', '100000'));
+/** `--scale-spread`: the scale run's dead are a share of every license (bench/populate.mjs `spread`), not whole licenses. */
+const SCALE_SPREAD = args.includes('--scale-spread');
 const PG_ADMIN = process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed', 'contended'];
 /** The scenarios bench/reference.mjs is measured on (contended has no target). */
@@ -597,7 +600,7 @@ async function populate(dbPath, productId, total, expired, now) {
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(dbPath);
   try {
-    return fillLeases(db, productId, total, expired, now).keys;
+    return fillLeases(db, productId, total, expired, now, { spread: SCALE_SPREAD }).keys;
   } finally {
     db.close();
   }
@@ -676,6 +679,7 @@ async function scale() {
     return {
       leases: SCALE_LEASES,
       expired: SCALE_EXPIRED,
+      ...(SCALE_SPREAD ? { spread: true } : {}),
       rss_mb: big.rss_mb,
       rss_after_sweep_mb: big.rss_after_sweep_mb,
       sweep_freed: big.sweep?.freed ?? 0,

@@ -2,7 +2,10 @@
 // only the statements a sweep must run, on floatd's own schema, on a file of `--leases` leases written as the scale
 // run writes them (bench/populate.mjs: 1,000 per license, random ids of floatd's form), the first `--expired` dead:
 //   read each batch (leases and instances by id), delete its instances and leases, insert one audit entry per lease,
-//   and COMMIT every `--group` licenses (floatd's reclaimer shares one commit between the batches of 4 licenses).
+//   and COMMIT every `--group` licenses (floatd's reclaimer on PostgreSQL shares one commit between the batches of 4
+//   licenses), or with `--by-id N` every N leases in lease id order across licenses (floatd's on SQLite since
+//   2026-12-07: 4 transactions of 1,000 share a commit, so `--by-id 4000`).
+// `--spread`: the dead are a share of every license (bench/populate.mjs), not whole licenses.
 // It prints where the time went. `--autocheckpoint N` sets `wal_autocheckpoint` (floatd keeps SQLite's 1,000 pages),
 // `--cache-mib N` the page cache (floatd's is 64 MiB; 256 made no difference in one run against 64).
 // `--release`: the floor of a sweep that frees leases without deleting their rows (a "logical release", not floatd's
@@ -13,7 +16,7 @@
 // per license, one read of the dead leases' ids (an index range), one UPDATE of the license (the mark and its seat
 // count) and one audit entry listing the ids. Then it measures, apart, the purge that must still delete the rows
 // later (instances and leases, no audit entries, the same groups).
-//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4] [--autocheckpoint 1000] [--cache-mib 64] [--release | --watermark]
+//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4 | --by-id 4000] [--spread] [--autocheckpoint 1000] [--cache-mib 64] [--release | --watermark]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +39,7 @@ try {
   new SqliteStore({ path }).close(); // floatd's schema
   const db = new Database(path);
   db.prepare("INSERT INTO products (id, name, created_at, updated_at, metadata) VALUES ('prd_floor', 'floor', 0, 0, '{}')").run();
-  const { dead } = fillLeases(db, 'prd_floor', TOTAL, EXPIRED, Date.now());
+  const { dead } = fillLeases(db, 'prd_floor', TOTAL, EXPIRED, Date.now(), { spread: process.argv.includes('--spread') });
   const now = Date.now();
   // floatd's settings (store/sqlite/store.ts)
   db.pragma('synchronous = FULL');
@@ -71,7 +74,7 @@ function deletes(db) {
 /** The sweep as floatd runs it (deletes and one audit entry per lease), or with `--release` the logical release. */
 function sweep(db, dead, now) {
   const read = [
-    db.prepare('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND license_id = ?'),
+    db.prepare('SELECT * FROM leases WHERE id IN (SELECT value FROM json_each(?)) AND +license_id = ?'),
     db.prepare('SELECT * FROM instances WHERE lease_id IN (SELECT value FROM json_each(?)) ORDER BY started_at'),
   ];
   const RELEASE = process.argv.includes('--release');
@@ -84,9 +87,21 @@ function sweep(db, dead, now) {
   const ms = { read: 0, delete: 0, audit: 0, commit: 0 };
   const timed = timerInto(ms);
   const t0 = performance.now();
-  for (let g = 0; g < dead.length; g += GROUP) {
+  // `--by-id N`: transactions of N leases in lease id order across licenses (each license's part of one as a batch)
+  const BY_ID = flag('by-id', 0);
+  const groups = [];
+  if (BY_ID) {
+    const all = dead.flatMap(([licenseId, uses]) => uses.map((u) => [licenseId, u]));
+    all.sort((a, b) => (a[1][0] < b[1][0] ? -1 : 1));
+    for (let i = 0; i < all.length; i += BY_ID) {
+      const m = new Map();
+      for (const [licenseId, u] of all.slice(i, i + BY_ID)) (m.get(licenseId) ?? m.set(licenseId, []).get(licenseId)).push(u);
+      groups.push([...m]);
+    }
+  } else for (let g = 0; g < dead.length; g += GROUP) groups.push(dead.slice(g, g + GROUP));
+  for (const group of groups) {
     db.exec('BEGIN IMMEDIATE');
-    for (const [licenseId, uses] of dead.slice(g, g + GROUP)) {
+    for (const [licenseId, uses] of group) {
       const ids = JSON.stringify(uses.map(([s]) => s));
       timed('read', () => {
         read[0].all(ids, licenseId);
@@ -109,7 +124,8 @@ function sweep(db, dead, now) {
       leases: TOTAL,
       freed: EXPIRED,
       mode: RELEASE ? 'release' : 'delete',
-      licensesPerCommit: GROUP,
+      spread: process.argv.includes('--spread'),
+      ...(BY_ID ? { leasesPerCommit: BY_ID } : { licensesPerCommit: GROUP }),
       walAutocheckpoint: AUTOCHECKPOINT,
       total_ms: round(total),
       read_ms: round(ms.read),

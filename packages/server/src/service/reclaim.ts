@@ -2,12 +2,13 @@
  * Reclamation: frees seats whose holder went silent (crash, sleep, lost
  * network). Runs on a timer (the reclaimer job, jobs/reclaimer.ts) and on demand ("reclaim now").
  *
- * A sweep costs what it frees, not what is stored (issue #17: 100,000 dead leases in under a second whether
- * a million or a hundred million are live): the dead are found by range scans of the expiry indexes, a page
- * at a time (`Store.sweepScan`), never by asking every license. Each page is freed per license in batches,
- * one transaction each (the license locked, the batch read again under the lock, the domain deciding), so a
- * big sweep never holds a lock long; each batch is a few bulk writes, with one audit entry per freed lease
- * (the answer to "when and why was this lease released").
+ * A sweep costs what it frees, not what is stored (issue #17): the dead are found by range scans of the expiry
+ * indexes, a page at a time (`Store.sweepScan`), never by asking every license. Each page is freed in batches,
+ * one transaction each, so a big sweep never holds a lock long: per license where a transaction locks a license's
+ * row (PostgreSQL), in lease id order across licenses where it locks the one writer anyway (SQLite, whose commits
+ * then write neighbouring pages: `Store.sweepOrder`). In a batch, each license is locked, its part read again under
+ * the lock and decided by the domain; each batch is a few bulk writes, with one audit entry per freed lease (the
+ * answer to "when and why was this lease released").
  */
 import { longestTtlSeconds } from '../domain/features.js';
 import { RELEASE_REASONS } from '@floatd/protocol';
@@ -82,18 +83,20 @@ export class ReclaimService {
     let cursor: string | null = null;
     do {
       const page = await this.store.sweepScan(now, cursor, PAGE);
-      // A few licenses at once (each one's batches in turn): SQLite then shares a commit between their batches, PostgreSQL
-      // runs them on as many connections.
-      const licenses = [...byLicense(page.found)];
+      const licenses = byLicense(page.found);
+      if (customerId !== undefined) {
+        for (const licenseId of licenses.keys()) {
+          if (!theirs.has(licenseId)) theirs.set(licenseId, (await this.store.getLicense(licenseId))?.customerId === customerId);
+          if (!theirs.get(licenseId)) licenses.delete(licenseId);
+        }
+      }
+      // A few jobs at once, each its batches in turn: SQLite shares a commit between their transactions, PostgreSQL runs
+      // them on as many connections.
+      const jobs = this.store.sweepOrder === 'lease' ? inLeaseOrder(licenses) : perLicense(licenses);
       const worker = async () => {
-        for (let next = licenses.shift(); next; next = licenses.shift()) {
-          const [licenseId, ids] = next;
-          if (customerId !== undefined) {
-            if (!theirs.has(licenseId)) theirs.set(licenseId, (await this.store.getLicense(licenseId))?.customerId === customerId);
-            if (!theirs.get(licenseId)) continue;
-          }
-          for (let i = 0; i < ids.length; i += BATCH) {
-            const done = await this.batch(licenseId, ids.slice(i, i + BATCH), now, actor, counted);
+        for (let job = jobs.shift(); job; job = jobs.shift()) {
+          for (const batch of job) {
+            const done = await this.batch(batch, now, actor, counted);
             for (const f of done.freed) total.freed.push(f);
             total.instancesDropped += done.instancesDropped;
           }
@@ -110,36 +113,74 @@ export class ReclaimService {
   }
 
   /**
-   * One batch of one license in one transaction. The license's seat counters are checked against its lease rows
-   * (`countedLicense`) in its first batch of the sweep only: every seat change after that is a guarded write, and
-   * counting a big license's rows again for each batch would make the sweep cost what the license holds. Should the
-   * counters have been edited by hand in between, the guard refuses the batch, and it runs again with the check.
+   * One batch in one transaction: each license's part in turn. A license's seat counters are checked against its
+   * lease rows (`countedLicense`) in its first batch of the sweep only: every seat change after that is a guarded
+   * write, and counting a big license's rows again for each batch would make the sweep cost what the license holds.
+   * Should the counters have been edited by hand in between, the guard refuses the batch, and it runs again with the
+   * check for each of its licenses.
    */
-  private async batch(licenseId: string, ids: readonly string[], now: number, actor: string, counted: Set<string>): Promise<Reclaimed> {
-    const attempt = (check: boolean) =>
+  private async batch(batch: Batch, now: number, actor: string, counted: Set<string>): Promise<Reclaimed> {
+    const attempt = (check: (licenseId: string) => boolean) =>
       this.store.transaction(async (tx): Promise<Reclaimed> => {
-        const locked = await tx.lockLicense(licenseId);
-        const license = check ? await countedLicense(tx, locked, now, this.metrics) : locked;
-        if (!license) return { freed: [], instancesDropped: 0 };
-        // Within the grace after a start or a clock step, only leases whose whole silence the server watched are freed.
-        const cutoff = this.guard.reclaimCutoff?.(longestTtlSeconds(license), now) ?? now;
-        const found = await tx.leasesToSweep(licenseId, ids);
-        const candidates = cutoff < now ? found.filter((l) => l.expiresAt !== null && l.expiresAt <= cutoff) : found;
-        if (candidates.length === 0) return { freed: [], instancesDropped: 0 };
-        const decision = decideReclaim(license, candidates, now, actor);
-        await tx.apply(decision.effects);
-        return decision.result.ok ? decision.result.value : { freed: [], instancesDropped: 0 };
+        const out: Reclaimed = { freed: [], instancesDropped: 0 };
+        for (const [licenseId, ids] of batch) {
+          const locked = await tx.lockLicense(licenseId);
+          const license = check(licenseId) ? await countedLicense(tx, locked, now, this.metrics) : locked;
+          if (!license) continue;
+          // Within the grace after a start or a clock step, only leases whose whole silence the server watched are freed.
+          const cutoff = this.guard.reclaimCutoff?.(longestTtlSeconds(license), now) ?? now;
+          const found = await tx.leasesToSweep(licenseId, ids);
+          const candidates = cutoff < now ? found.filter((l) => l.expiresAt !== null && l.expiresAt <= cutoff) : found;
+          if (candidates.length === 0) continue;
+          const decision = decideReclaim(license, candidates, now, actor);
+          await tx.apply(decision.effects);
+          if (!decision.result.ok) continue;
+          for (const f of decision.result.value.freed) out.freed.push(f);
+          out.instancesDropped += decision.result.value.instancesDropped;
+        }
+        return out;
       });
-    if (counted.has(licenseId)) {
+    const fresh = new Set(batch.filter(([licenseId]) => !counted.has(licenseId)).map(([licenseId]) => licenseId));
+    for (const [licenseId] of batch) counted.add(licenseId);
+    if (fresh.size < batch.length) {
       try {
-        return await attempt(false);
+        return await attempt((licenseId) => fresh.has(licenseId));
       } catch (err) {
         if (!(err instanceof SeatGuardError)) throw err;
       }
     }
-    counted.add(licenseId);
-    return attempt(true);
+    return attempt(() => true);
   }
+}
+
+/** One transaction's leases: per license, the ids of its part. */
+type Batch = readonly (readonly [licenseId: string, ids: readonly string[]])[];
+
+/** Batches per license (`Store.sweepOrder` `license`): a job per license, its batches in turn. */
+function perLicense(licenses: ReadonlyMap<string, readonly string[]>): Batch[][] {
+  return [...licenses].map(([licenseId, ids]) => {
+    const batches: Batch[] = [];
+    for (let i = 0; i < ids.length; i += BATCH) batches.push([[licenseId, ids.slice(i, i + BATCH)]]);
+    return batches;
+  });
+}
+
+/** Batches in lease id order across licenses (`Store.sweepOrder` `lease`): a job per batch. */
+function inLeaseOrder(licenses: ReadonlyMap<string, readonly string[]>): Batch[][] {
+  const all: [leaseId: string, licenseId: string][] = [];
+  for (const [licenseId, ids] of licenses) for (const id of ids) all.push([id, licenseId]);
+  all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const jobs: Batch[][] = [];
+  for (let i = 0; i < all.length; i += BATCH) {
+    const parts = new Map<string, string[]>();
+    for (const [id, licenseId] of all.slice(i, i + BATCH)) {
+      const part = parts.get(licenseId);
+      if (part) part.push(id);
+      else parts.set(licenseId, [id]);
+    }
+    jobs.push([[...parts]]);
+  }
+  return jobs;
 }
 
 /** A page's leases by license (each once: a lease with two dead uses is found twice), in the order the licenses first appear. */

@@ -199,6 +199,14 @@ export interface StoreObserver extends GroupObserver {
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /**
+   * How a sweep cuts what it frees into transactions (service/reclaim.ts). `license`: a transaction frees leases of
+   * one license, whose row it locks, so that other licenses' seat changes go on meanwhile (PostgreSQL). `lease`: a
+   * transaction frees a run of the sweep's leases in lease id order, whatever their licenses (SQLite: one writer,
+   * whatever a transaction locks; a commit writes every page its deletes touched, and neighbouring lease ids share the
+   * pages of the id-keyed tables and indexes, where one license's dead leases are on pages of their own each).
+   */
+  readonly sweepOrder: 'license' | 'lease';
+  /**
    * Runs `fn` as one atomic unit; commits when it returns, rolls back when it throws.
    * With `group` (the license key whose row the transaction locks first, if it locks one):
    * transactions of the same group may share one commit,

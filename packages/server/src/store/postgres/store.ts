@@ -342,6 +342,7 @@ function withInstances([rows, instances]: readonly [readonly Row[], readonly Row
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
+  readonly sweepOrder = 'license' as const;
   private readonly changes = new ChangeFeed();
   private listening: Promise<unknown> | undefined;
 

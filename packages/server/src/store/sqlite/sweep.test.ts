@@ -1,0 +1,193 @@
+/**
+ * On SQLite a sweep frees its dead in lease id order across licenses (`Store.sweepOrder` `lease`, service/reclaim.ts):
+ * a commit writes every page its deletes touched, and neighbouring lease ids share the pages of the id-keyed tables and
+ * indexes, where one license's dead are spread over all of them. So a transaction holds the parts of many licenses.
+ * These tests check that it still frees each dead lease once and leaves each license's counters exact, and that a
+ * counter edited by hand between two of its transactions is caught and counted again, not trusted.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import Database from 'better-sqlite3';
+import type { StoreTx } from '../port.js';
+import { sqliteWorld } from '../../testing/sqliteWorld.js';
+
+const LICENSES = 12;
+const PER = 100;
+const KEPT = 10;
+
+/** 12 licenses of 100 leases, 90 of each dead: 1,080 to free, more than one transaction's 1,000. */
+async function world() {
+  const w = await sqliteWorld({ prefix: 'floatd-sweep-', seats: PER, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
+  const licenses = [w.license];
+  for (let i = 1; i < LICENSES; i++) {
+    const r = await w.catalogue.createLicense(
+      { productId: w.license.productId, seats: PER, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 } as never,
+      'test',
+    );
+    assert.ok(r.ok);
+    licenses.push(r.value);
+  }
+  const kept = new Set<string>();
+  const dead = new Set<string>();
+  const licenseOf = new Map<string, string>();
+  for (const lic of licenses) {
+    const grants = await Promise.all(
+      Array.from({ length: PER }, (_, i) => w.licensing.checkout(lic.key, { fingerprint: `${lic.id}-dev-${i}`, instanceId: 'a' })),
+    );
+    grants.forEach((g, i) => {
+      const id = g.ok ? g.value.granted.lease.id : assert.fail('checkout failed');
+      (i < KEPT ? kept : dead).add(id);
+      licenseOf.set(id, lic.id);
+    });
+  }
+  w.clock.advanceSeconds(40);
+  for (const lic of licenses) {
+    for (const l of await w.store.listLeases(lic.id)) if (kept.has(l.id)) assert.ok((await w.licensing.heartbeat(lic.key, l.id, 'a')).ok);
+  }
+  w.clock.advanceSeconds(30); // the others expired 10 s ago
+
+  /** The sweep's transactions as run (a retried one twice), each as the licenses it locked and the lease ids it read. */
+  const seen: { locked: string[]; ids: string[] }[] = [];
+  /** The sweep's transactions as handed to the store, each settled after its commit. */
+  const handed: Promise<unknown>[] = [];
+  /** Runs before the sweep hands a transaction to the store, with the ones it handed before. */
+  let before: (earlier: readonly Promise<unknown>[]) => Promise<void> | void = () => undefined;
+  const transaction = w.store.transaction.bind(w.store);
+  const record = <T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> => {
+    const run = Promise.resolve(before([...handed])).then(() =>
+      transaction<T>((tx) => {
+        const mine = { locked: [] as string[], ids: [] as string[] };
+        seen.push(mine);
+        const spy: StoreTx = {
+          ...tx,
+          lockLicense: (id) => (mine.locked.push(id), tx.lockLicense(id)),
+          leasesToSweep: (licenseId, ids) => (mine.ids.push(...ids), tx.leasesToSweep(licenseId, ids)),
+        };
+        return fn(spy);
+      }),
+    );
+    handed.push(run.catch(() => undefined));
+    return run;
+  };
+  const sweep = async () => {
+    w.store.transaction = record as typeof w.store.transaction;
+    try {
+      return await w.reclaim.sweep('reclaimer');
+    } finally {
+      w.store.transaction = transaction;
+    }
+  };
+  const close = async () => {
+    await w.store.close();
+    await rm(w.dir, { recursive: true, force: true });
+  };
+  return {
+    ...w,
+    licenses,
+    kept,
+    dead,
+    licenseOf,
+    seen,
+    sweep,
+    close,
+    setBefore: (f: typeof before) => {
+      before = f;
+    },
+  };
+}
+
+/** Each license holds its 10 kept leases and nothing else, in rows and counters; every dead lease went once, audited. */
+async function assertFreedExactly(w: Awaited<ReturnType<typeof world>>, freed: readonly { leaseId: string }[]) {
+  assert.equal(freed.length, w.dead.size);
+  assert.deepEqual(new Set(freed.map((f) => f.leaseId)), w.dead);
+  for (const lic of w.licenses) {
+    assert.equal((await w.store.getLicense(lic.id))!.seatsUsed, KEPT, lic.id);
+    const left = await w.store.listLeases(lic.id);
+    assert.equal(left.length, KEPT, lic.id);
+    assert.ok(left.every((l) => w.kept.has(l.id)));
+    const released = await w.store.listAudit({ limit: 1000, licenseId: lic.id, type: 'release' });
+    assert.equal(released.items.length, PER - KEPT, lic.id);
+    assert.ok(released.items.every((e) => e.reason === 'expired' && e.actor === 'reclaimer'));
+  }
+  const left = new Set<string>();
+  for (const lic of w.licenses) for (const l of await w.store.listLeases(lic.id)) left.add(l.id);
+  assert.deepEqual(left, w.kept);
+}
+
+test('a sweep frees in lease id order: a transaction holds many licenses, each dead lease goes once, every counter exact', async () => {
+  const w = await world();
+  try {
+    const r = await w.sweep();
+    await assertFreedExactly(w, r.freed);
+    assert.equal(w.seen.length, 2, 'two transactions: 1,000 leases, then 80');
+    const [first, second] = w.seen as [(typeof w.seen)[0], (typeof w.seen)[0]];
+    assert.equal(first.ids.length, 1000);
+    assert.equal(second.ids.length, 80);
+    // All 12 licenses have dead leases among the first 1,000 ids; the 80 after them are still of several licenses.
+    assert.equal(new Set(first.locked).size, LICENSES);
+    assert.ok(new Set(second.locked).size > 1, `the second transaction locked ${new Set(second.locked).size} license(s)`);
+    // In lease id order: the second transaction's ids all come after the first's.
+    const last = [...first.ids].sort().at(-1)!;
+    assert.ok(second.ids.every((id) => id > last));
+  } finally {
+    await w.close();
+  }
+});
+
+test("a counter lowered by hand between two of a sweep's transactions is refused by the guard and counted again", async () => {
+  const w = await world();
+  // A license with dead leases in both transactions: the first of the ids after the first 1,000 in id order is one's.
+  const victim = { id: w.licenseOf.get([...w.dead].sort()[1000]!)! };
+  try {
+    // Between the first transaction's commit and the second: another connection sets one license's counter to 0. The
+    // sweep counted that license in its first transaction, so the second trusts the counter, and freeing its dead
+    // leases would take the counter below zero.
+    w.setBefore(async (earlier) => {
+      if (earlier.length !== 1) return;
+      await earlier[0];
+      const db = new Database(w.path);
+      try {
+        assert.equal(db.prepare('UPDATE licenses SET seats_used = 0 WHERE id = ?').run(victim.id).changes, 1);
+      } finally {
+        db.close();
+      }
+    });
+    const r = await w.sweep();
+    await assertFreedExactly(w, r.freed);
+    // The second transaction ran twice: refused by the guard at the victim's part, then again in full, with each of its
+    // licenses counted.
+    assert.equal(w.seen.length, 3);
+    const [refused, again] = [w.seen[1]!, w.seen[2]!];
+    assert.equal(refused.locked.at(-1), victim.id);
+    assert.equal(again.ids.length, 80);
+    assert.deepEqual(refused.ids, again.ids.slice(0, refused.ids.length));
+    const repaired = await w.store.listAudit({ limit: 10, licenseId: victim.id, type: 'seats.repaired' });
+    assert.equal(repaired.items.length, 1);
+    assert.deepEqual(repaired.items[0]!.data.stored, { used: 0, offline: 0 });
+  } finally {
+    await w.close();
+  }
+});
+
+test("a sweep reads its batch's leases by their ids, not every lease of their license", async () => {
+  const w = await world();
+  try {
+    // The statement leasesToSweep runs, planned on this file: by the lease table's id index only. On the license's
+    // indexes it would read every lease of the license for each batch, so a big license's sweep would cost what it holds.
+    const statement = (w.store as unknown as { s: { leasesToSweep: Database.Statement } }).s.leasesToSweep.source;
+    const db = new Database(w.path, { readonly: true });
+    try {
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${statement}`).all('["x"]', w.license.id) as { detail: string }[]).map((r) => r.detail);
+      assert.ok(
+        plan.some((d) => /^SEARCH leases USING INDEX sqlite_autoindex_leases_1 \(id=\?\)/.test(d)),
+        plan.join('; '),
+      );
+      assert.ok(!plan.some((d) => d.includes('license_id')), plan.join('; '));
+    } finally {
+      db.close();
+    }
+  } finally {
+    await w.close();
+  }
+});

@@ -281,8 +281,8 @@ export interface Store {
    * offline lease) is behind the cursor, so each page is new.
    */
   sweepScan(now: number, cursor: string | null, limit: number): Promise<{ found: SweepFound[]; next: string | null }>;
-  /** Seats in use per license, for the metrics gauge. */
-  seatTotals(): Promise<{ seatsUsed: number; seatsOffline: number; leases: number }>;
+  /** Seats in use over all licenses, for the metrics gauge (each scrape): from the licenses' counters, one row each. */
+  seatTotals(): Promise<{ seatsUsed: number; seatsOffline: number }>;
 
   // --- admin tokens (hashed at rest) ---
   adminTokenById(id: string): Promise<AdminToken | undefined>;

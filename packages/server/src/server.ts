@@ -126,7 +126,10 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           },
         })
       : undefined;
-  const reclaim = new ReclaimService(store, clock, metrics, renewals, clockGate);
+  // Session keys at rest: sealed like the signing keys on PostgreSQL. Open ones are cached; a check-in and the
+  // reclaimer take an ended use's key out.
+  const sessions = new SessionKeys(config.database.kind === 'postgres' ? config.database.keyEncryptionKey : undefined);
+  const reclaim = new ReclaimService(store, clock, metrics, renewals, clockGate, sessions);
 
   // Key files are read before anything else starts: a missing or readable-by-others key stops the server here.
   const onPrem = config.mode === 'on-prem';
@@ -196,8 +199,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           reclaimCutoff: clockGate.reclaimCutoff,
           watchClock: clockGate.watchClock,
         },
-        // session keys at rest: sealed like the signing keys on PostgreSQL
-        new SessionKeys(encryptionKey),
+        sessions,
       ),
       catalogue: new CatalogueService(store, clock, metrics, keys, onPrem, (id) => entitlements?.setsAccess(id) ?? false),
       overview: new OverviewService(store, clock),

@@ -19,6 +19,7 @@ import type { Store, SweepFound } from '../store/port.js';
 import type { Metrics } from './metrics.js';
 import type { RenewalBuffer } from './renewals.js';
 import { countedLicense } from './seatCounters.js';
+import type { SessionKeys } from './sessions.js';
 
 /**
  * Leases per transaction: big enough that a large sweep is a few bulk writes, small enough to hold the lock briefly.
@@ -46,6 +47,8 @@ export class ReclaimService {
       fenced?(): boolean;
       watchClock?(): void;
     } = {},
+    /** the open session keys (the licensing service's): a freed lease's uses' keys leave the cache */
+    private readonly sessions?: SessionKeys,
   ) {}
 
   /**
@@ -120,8 +123,11 @@ export class ReclaimService {
    * check for each of its licenses.
    */
   private async batch(batch: Batch, now: number, actor: string, counted: Set<string>): Promise<Reclaimed> {
+    /** the stored session keys of the uses of the leases freed (forgotten once the transaction committed) */
+    let keys: string[] = [];
     const attempt = (check: (licenseId: string) => boolean) =>
       this.store.transaction(async (tx): Promise<Reclaimed> => {
+        keys = [];
         const out: Reclaimed = { freed: [], instancesDropped: 0 };
         for (const [licenseId, ids] of batch) {
           const locked = await tx.lockLicense(licenseId);
@@ -135,21 +141,31 @@ export class ReclaimService {
           const decision = decideReclaim(license, candidates, now, actor);
           await tx.apply(decision.effects);
           if (!decision.result.ok) continue;
-          for (const f of decision.result.value.freed) out.freed.push(f);
+          const freed = new Set<string>();
+          for (const f of decision.result.value.freed) {
+            out.freed.push(f);
+            freed.add(f.leaseId);
+          }
           out.instancesDropped += decision.result.value.instancesDropped;
+          for (const l of candidates) if (freed.has(l.id)) for (const i of l.instances) if (i.sessionKey) keys.push(i.sessionKey);
         }
         return out;
       });
     const fresh = new Set(batch.filter(([licenseId]) => !counted.has(licenseId)).map(([licenseId]) => licenseId));
     for (const [licenseId] of batch) counted.add(licenseId);
+    const done = async (check: (licenseId: string) => boolean) => {
+      const r = await attempt(check);
+      for (const k of keys) this.sessions?.forget(k);
+      return r;
+    };
     if (fresh.size < batch.length) {
       try {
-        return await attempt((licenseId) => fresh.has(licenseId));
+        return await done((licenseId) => fresh.has(licenseId));
       } catch (err) {
         if (!(err instanceof SeatGuardError)) throw err;
       }
     }
-    return attempt(() => true);
+    return done(() => true);
   }
 }
 

@@ -53,3 +53,38 @@ test('a checkout puts its use key in the cache, its check-in takes it out; other
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("the reclaimer takes a freed lease's use keys out of the cache, and leaves a live use's", async () => {
+  const sessions = new SessionKeys();
+  const { dir, store, clock, licensing, reclaim, key } = await sqliteWorld({
+    prefix: 'floatd-sessions-',
+    seats: 5,
+    leaseTtlSeconds: 60,
+    heartbeatIntervalSeconds: 20,
+    sessions,
+  });
+  try {
+    const offer = () => ({ x25519: x25519Pair().x25519 });
+    const grants = [];
+    for (const d of ['device-a', 'device-b', 'device-c'])
+      grants.push(await licensing.checkout(key, { fingerprint: d, instanceId: 'app', session: offer() } as never));
+    const [a, b, c] = grants.map((g) => (g.ok ? g.value.granted.lease.id : assert.fail('checkout failed')));
+    assert.equal(sessions.size, 3);
+    const keyOfC = sessions.open((await store.leaseOfKey(key, c!, 'app'))?.lease?.instances[0]?.sessionKey);
+    assert.ok(keyOfC);
+    // C heartbeats; A and B go silent past their TTL.
+    clock.advanceSeconds(40);
+    assert.ok((await licensing.heartbeat(key, c!, 'app', { token: false, keyid: keyOfC.keyid })).ok);
+    clock.advanceSeconds(30);
+    const swept = await reclaim.sweep('reclaimer');
+    assert.deepEqual(new Set(swept.freed.map((f) => f.leaseId)), new Set([a, b]));
+    assert.equal(sessions.size, 1, "only C's key is left");
+    const beat = await licensing.heartbeat(key, c!, 'app', { token: false, keyid: keyOfC.keyid });
+    assert.ok(beat.ok);
+    assert.equal(beat.value.answerKey?.keyid, keyOfC.keyid);
+    assert.equal(sessions.size, 1);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -28,7 +28,7 @@ export async function sqliteWorld(opts: {
   renewalsPerTransaction?: number;
   /** the renewal buffer's `onError` */
   onRenewalError?: (err: unknown) => void;
-  /** the licensing service's open session keys (to look into its cache) */
+  /** the licensing service's and the reclaimer's open session keys (to look into its cache) */
   sessions?: SessionKeys;
 }) {
   const dir = await mkdtemp(join(tmpdir(), opts.prefix));
@@ -42,7 +42,7 @@ export async function sqliteWorld(opts: {
     : undefined;
   const catalogue = new CatalogueService(store, clock, metrics, keys);
   const licensing = new LicensingService(store, clock, keys, metrics, renewals, {}, opts.sessions);
-  const reclaim = new ReclaimService(store, clock, metrics, renewals);
+  const reclaim = new ReclaimService(store, clock, metrics, renewals, {}, opts.sessions);
   const product = await catalogue.createProduct({ name: 'world' }, 'test');
   assert.ok(product.ok);
   const lic = await catalogue.createLicense(

@@ -126,16 +126,16 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           },
         })
       : undefined;
+  const encryptionKey = config.database.kind === 'postgres' ? config.database.keyEncryptionKey : undefined;
   // Session keys at rest: sealed like the signing keys on PostgreSQL. Open ones are cached; a check-in and the
   // reclaimer take an ended use's key out.
-  const sessions = new SessionKeys(config.database.kind === 'postgres' ? config.database.keyEncryptionKey : undefined);
+  const sessions = new SessionKeys(encryptionKey);
   const reclaim = new ReclaimService(store, clock, metrics, renewals, clockGate, sessions);
 
   // Key files are read before anything else starts: a missing or readable-by-others key stops the server here.
   const onPrem = config.mode === 'on-prem';
   const vendorKeys = onPrem ? await readVendorPublicKeys(config.vendorPublicKeyFile) : undefined;
   const vendorSigner = config.vendorPrivateKeyFile ? signerOf(await readPrivateKeyFile(config.vendorPrivateKeyFile)) : undefined;
-  const encryptionKey = config.database.kind === 'postgres' ? config.database.keyEncryptionKey : undefined;
   const identity = onPrem ? await openIdentity(store, clock.now(), encryptionKey) : undefined;
   const clockGuard = new ServerClockGuard(store, clock, metrics, {
     toleranceSeconds: config.clockToleranceSeconds,

@@ -123,12 +123,11 @@ export class ReclaimService {
    * check for each of its licenses.
    */
   private async batch(batch: Batch, now: number, actor: string, counted: Set<string>): Promise<Reclaimed> {
-    /** the stored session keys of the uses of the leases freed (forgotten once the transaction committed) */
-    let keys: string[] = [];
+    // With what it freed, the stored session keys of the freed leases' uses: forgotten once the transaction committed.
     const attempt = (check: (licenseId: string) => boolean) =>
-      this.store.transaction(async (tx): Promise<Reclaimed> => {
-        keys = [];
+      this.store.transaction(async (tx) => {
         const out: Reclaimed = { freed: [], instancesDropped: 0 };
+        const keys: string[] = [];
         for (const [licenseId, ids] of batch) {
           const locked = await tx.lockLicense(licenseId);
           const license = check(licenseId) ? await countedLicense(tx, locked, now, this.metrics) : locked;
@@ -149,14 +148,14 @@ export class ReclaimService {
           out.instancesDropped += decision.result.value.instancesDropped;
           for (const l of candidates) if (freed.has(l.id)) for (const i of l.instances) if (i.sessionKey) keys.push(i.sessionKey);
         }
-        return out;
+        return { out, keys };
       });
     const fresh = new Set(batch.filter(([licenseId]) => !counted.has(licenseId)).map(([licenseId]) => licenseId));
     for (const [licenseId] of batch) counted.add(licenseId);
     const done = async (check: (licenseId: string) => boolean) => {
-      const r = await attempt(check);
+      const { out, keys } = await attempt(check);
       for (const k of keys) this.sessions?.forget(k);
-      return r;
+      return out;
     };
     if (fresh.size < batch.length) {
       try {

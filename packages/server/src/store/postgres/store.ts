@@ -1407,9 +1407,9 @@ export class PostgresStore implements Store {
    * Whether the database answers this node, for /readyz: on a connection of its own, not the pool's. After an
    * outage the pool's queue holds the requests and transactions that piled up, and its connections come back one
    * backoff at a time (reconnectBackoff); a ping queued behind them said "ready" 0.2-1.35 s after the database
-   * came back (cuts.test.ts, under CI's load; up to 965 ms after a fresh connection of the test's own answered). This connection opens on demand without backoff
-   * (a ping is the only thing that ever waits for it), concurrent pings share one round trip, and none waits longer
-   * than PING_DEADLINE_MS. It closes after a minute without pings.
+   * came back (cuts.test.ts, under CI's load; up to 965 ms after a fresh connection of the test's own answered).
+   * This connection opens on demand without backoff (a ping is the only thing that ever waits for it), concurrent
+   * pings share one round trip, and none waits longer than PING_DEADLINE_MS. It closes after a minute without pings.
    */
   async ping() {
     this.pinging ??= this.readiness((sql) => sql`SELECT 1`).then(
@@ -1425,8 +1425,9 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * `ask` on /readyz's connection (see ping), within PING_DEADLINE_MS. A question that fails or times out takes the connection with it: the next one asks over a new connection.
-   * Otherwise a connection that went half-open while idle would fail every ping for the silence bound (12 s).
+   * `ask` on /readyz's connection (see ping), within PING_DEADLINE_MS. A question that fails or times out takes the
+   * connection with it: the next one asks over a new connection. Otherwise a connection that went half-open while
+   * idle would fail every ping for the silence bound (12 s).
    */
   private async readiness<T>(ask: (sql: postgres.Sql) => Promise<T>): Promise<T> {
     // No array types fetched at connection (one round trip less): neither statement of readiness takes an array.

@@ -119,3 +119,36 @@ test('a torn pair of readings (the wall clock read after the clock source moved,
   watch.check();
   assert.deepEqual(real, [15_000]);
 });
+
+test('a clock source moved again and again between readings (a harness rewriting the libfaketime file in 5-s steps) is no step', () => {
+  // Both clocks move by 5 s after every `every`-th clock read, so some readings are torn twice in a row: the wall
+  // clock read after one move and the monotonic one after the next. The old confirmation by a second pair of
+  // readings took that for a step of -5 s (and the next look for a step back), giving dead leases a TTL of grace.
+  for (const every of [1, 2, 3, 4, 5]) {
+    let reads = 0;
+    let moved = 0;
+    const base = { wall: T0, mono: 1_000 };
+    const read = () => {
+      const at = moved;
+      if (++reads % every === 0) moved += 5_000;
+      return at;
+    };
+    let moving = true;
+    const clock = {
+      now: () => base.wall + (moving ? read() : moved),
+      monotonic: () => base.mono + (moving ? read() : moved),
+    };
+    const steps: number[] = [];
+    const w = new SilenceWatch(clock, (d) => steps.push(d));
+    const since = w.trustedSince();
+    for (let i = 0; i < 50; i++) w.check();
+    moving = false;
+    w.check();
+    assert.deepEqual(steps, [], `moved after every ${every} reads: time passed on both clocks, no step`);
+    assert.equal(w.trustedSince(), since);
+    // A step of the wall clock alone is still seen at once.
+    base.wall += 20_000;
+    w.check();
+    assert.deepEqual(steps, [20_000], `moved after every ${every} reads, then a real step`);
+  }
+});

@@ -66,7 +66,7 @@ export const STEP_TOLERANCE_MS = 1000;
  * so that they are logged promptly.
  */
 export class SilenceWatch {
-  private offset: number;
+  private offset: number | undefined;
   private since: number;
   private lastStep: { deltaMs: number; at: number } | undefined;
   /**
@@ -80,8 +80,10 @@ export class SilenceWatch {
     private readonly onStep: (deltaMs: number, at: number) => void = () => {},
     private readonly toleranceMs: number = STEP_TOLERANCE_MS,
   ) {
-    this.since = clock.now();
-    this.offset = this.since - clock.monotonic();
+    const r = this.reading();
+    this.since = r?.now ?? clock.now();
+    // (torn at the start: the first whole reading sets it)
+    this.offset = r?.offset;
   }
 
   /** The last time the previous run of the server is known to have been up (its stored trusted time). */
@@ -91,14 +93,11 @@ export class SilenceWatch {
 
   /** Looks for a step since the last look; returns the wall time since which silences are real. */
   check(): number {
-    let now = this.clock.now();
-    let offset = now - this.clock.monotonic();
-    if (Math.abs(offset - this.offset) > this.toleranceMs) {
-      // Confirmed by a second pair of readings: a pair that straddles the moment the clock source changed (the
-      // wall clock read after a change, the monotonic one before) is not a step, and would be "undone" by the next.
-      now = this.clock.now();
-      offset = now - this.clock.monotonic();
-    }
+    const r = this.reading();
+    // The clock source moved under every reading (libfaketime's file rewritten again and again): decided at the next look.
+    if (!r) return this.since;
+    const { now, offset } = r;
+    this.offset ??= offset;
     const delta = offset - this.offset;
     if (Math.abs(delta) > this.toleranceMs) {
       this.offset = offset;
@@ -109,6 +108,23 @@ export class SilenceWatch {
       this.onStep(delta, now);
     }
     return this.since;
+  }
+
+  /**
+   * The wall clock against the monotonic one, read between two monotonic readings. A source that moves both
+   * clocks (libfaketime's offset file, a resumed VM) shows between the two monotonic readings, and such a torn
+   * reading is taken again: otherwise the wall clock read after a move and the monotonic one before it (or the
+   * other way round) would look like a step, and the next look like a step back. A step of the wall clock alone
+   * leaves the monotonic readings together. Undefined when three readings in a row were torn.
+   */
+  private reading(): { now: number; offset: number } | undefined {
+    for (let i = 0; i < 3; i++) {
+      const before = this.clock.monotonic();
+      const now = this.clock.now();
+      const after = this.clock.monotonic();
+      if (after - before <= this.toleranceMs / 2) return { now, offset: now - (before + after) / 2 };
+    }
+    return undefined;
   }
 
   /** The wall time of the process start or of the last step, whichever is later. */

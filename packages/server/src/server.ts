@@ -118,6 +118,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
     config.heartbeatBatchMs > 0
       ? new RenewalBuffer(store, {
           intervalMs: config.heartbeatBatchMs,
+          now: () => clock.now(),
           onError: (err) => {
             // a batch refused by a full disk makes /readyz report it, like a refused request
             const failure = storageFailure(err);
@@ -186,6 +187,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
       auth,
       metrics,
       reclaim,
+      renewals,
       licensing: new LicensingService(
         store,
         clock,

@@ -11,6 +11,7 @@ import {
   decideRelease,
   decideReturnOffline,
   decideSync,
+  renewalDueAt,
   renewalMayWait,
   type CheckoutState,
 } from './seats.js';
@@ -295,6 +296,42 @@ test('a renewal may wait only while the lease as stored outlives the next heartb
     true,
     'a lease without expiry cannot be reclaimed by time',
   );
+});
+
+test('a renewal is due when the earlier of the lease and the use as stored stops outliving the next heartbeat', () => {
+  const lic = license({ leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
+  // The lease as stored lives to T0 + 60 s (renewed by use a); use b's own row only to T0 + 40 s: b's renewal is due by b's.
+  const two = lease({
+    expiresAt: T0 + 60 * S,
+    instances: [
+      ...lease().instances,
+      { instanceId: 'b', deviceId: 'dev_1', meta: EMPTY_META, features: [], startedAt: T0, lastHeartbeatAt: T0, expiresAt: T0 + 40 * S },
+    ],
+  });
+  assert.equal(renewalDueAt(lic, two, 'a', 5 * S), T0 + 35 * S);
+  assert.equal(renewalDueAt(lic, two, 'b', 5 * S), T0 + 15 * S);
+  assert.equal(renewalMayWait(lic, two, T0 + 20 * S, 5 * S, 'a'), true);
+  assert.equal(renewalMayWait(lic, two, T0 + 20 * S, 5 * S, 'b'), false, "the reclaimer drops a use by its own row's expiry");
+  const hb = decideHeartbeat(
+    { license: lic, lease: two, device: device() },
+    { leaseId: 'lse_1', instanceId: 'b', actor: 'client' },
+    T0 + 20 * S,
+    {
+      batchMarginMs: 5 * S,
+    },
+  );
+  assert.equal(hb.kind, 'locked');
+  const early = decideHeartbeat(
+    { license: lic, lease: two, device: device() },
+    { leaseId: 'lse_1', instanceId: 'b', actor: 'client' },
+    T0 + 10 * S,
+    {
+      batchMarginMs: 5 * S,
+    },
+  );
+  assert.ok(early.kind === 'batchable' && early.dueAt === T0 + 15 * S);
+  assert.equal(renewalDueAt(license({ leaseTtlSeconds: null }), lease({ expiresAt: null, instances: [] }), 'a', 5 * S), Infinity);
+  assert.equal(renewalDueAt(lic, lease({ offline: true, offlineExpiresAt: T0 + 86400 * S }), 'a', 5 * S), -Infinity);
 });
 
 test('check-in: the seat frees when the last instance leaves', () => {

@@ -838,7 +838,7 @@ function ownedLease(s: LeaseState, cmd: { leaseId: string }): Lease | undefined 
  *   and written before the answer.
  */
 export type HeartbeatOutcome =
-  | { kind: 'batchable'; decision: Decision<Granted>; renewal: Renewal }
+  | { kind: 'batchable'; decision: Decision<Granted>; renewal: Renewal; dueAt: number }
   | { kind: 'refused'; decision: Decision<Granted>; error: DomainError }
   | { kind: 'locked'; decision: Decision<Granted> };
 
@@ -872,8 +872,9 @@ export function decideHeartbeat(s: LeaseState, cmd: InstanceCommand, now: number
       result: ok({ license: s.license, device, lease: next, instanceId: cmd.instanceId, created: false }),
       effects: [{ type: 'lease.renew', renewal }],
     };
-    const mayWait = opts.batchMarginMs !== undefined && renewalMayWait(s.license, lease, now, opts.batchMarginMs);
-    return mayWait ? { kind: 'batchable', decision, renewal } : { kind: 'locked', decision };
+    if (opts.batchMarginMs === undefined) return { kind: 'locked', decision };
+    const dueAt = renewalDueAt(s.license, lease, cmd.instanceId, opts.batchMarginMs);
+    return now < dueAt ? { kind: 'batchable', decision, renewal, dueAt } : { kind: 'locked', decision };
   }
   if (revivalOverLimit(s.license, lease, s.device.id, s.deviceLeases ?? [], now)) {
     return refused(
@@ -904,10 +905,23 @@ function isPlainRenewal(lease: Lease, now: number): boolean {
  * `marginMs` (the batch interval and clock skew): the reclaimer can then never
  * free a seat whose holder keeps heartbeating. A lease without TTL never expires.
  */
-export function renewalMayWait(license: License, lease: Lease, now: number, marginMs: number): boolean {
-  if (lease.offline) return false;
-  if (lease.expiresAt === null) return true;
-  return lease.expiresAt - now > license.heartbeatIntervalSeconds * 1000 + marginMs;
+export function renewalMayWait(license: License, lease: Lease, now: number, marginMs: number, instanceId?: string): boolean {
+  return now < renewalDueAt(license, lease, instanceId, marginMs);
+}
+
+/**
+ * Until when a renewal of this use may stay unwritten (`renewalMayWait` is true before it): the time at which
+ * the lease or the use as stored (the earlier of the two expiries) would no longer outlive the holder's next
+ * heartbeat plus `marginMs`. The renewal buffer keeps a renewal in memory until then (newer heartbeats of the
+ * same use replacing it) and writes it before: the stored rows, which every reclaimer on every node reads,
+ * stay ahead of the holder's heartbeats, and a node lost with its unwritten renewals loses nothing a holder
+ * needs. Infinity for a lease without TTL; -Infinity (now) for an offline lease.
+ */
+export function renewalDueAt(license: License, lease: Lease, instanceId: string | undefined, marginMs: number): number {
+  if (lease.offline) return -Infinity;
+  const use = instanceId === undefined ? undefined : lease.instances.find((i) => i.instanceId === instanceId);
+  const stored = Math.min(lease.expiresAt ?? Infinity, use?.expiresAt ?? Infinity);
+  return stored - license.heartbeatIntervalSeconds * 1000 - marginMs;
 }
 
 export interface CheckinOutcome {

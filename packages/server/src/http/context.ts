@@ -9,6 +9,7 @@ import type { WebhookService } from '../service/webhooks.js';
 import type { LicensingService } from '../service/licensing.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ReclaimService } from '../service/reclaim.js';
+import type { RenewalBuffer } from '../service/renewals.js';
 import type { OverviewService } from '../service/overview.js';
 import type { Store } from '../store/port.js';
 import type { StorageHealth } from '../store/errors.js';
@@ -29,6 +30,8 @@ export interface AppContext {
   customers: CustomerService;
   webhooks: WebhookService;
   reclaim: ReclaimService;
+  /** heartbeats' renewals not written yet: the admin views show their times (`overlay`) */
+  renewals?: RenewalBuffer | undefined;
   /** the dashboard join and usage totals */
   overview: OverviewService;
   metrics: Metrics;

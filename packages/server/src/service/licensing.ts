@@ -185,7 +185,7 @@ export class LicensingService {
       this.renewals ? { batchMarginMs: this.renewals.opts.intervalMs + RENEWAL_MARGIN_MS } : {},
     );
     if (outcome.kind === 'batchable' && this.renewals && !agreed.value) {
-      this.renewals.add(outcome.renewal);
+      this.renewals.add(outcome.renewal, outcome.dueAt);
       this.metrics.heartbeats.inc({ write: 'batched' });
       const answerKey = this.answerKey(read?.lease, instanceId, ask.keyid);
       return this.signed(outcome.decision.result, now, { token: ask.token || !answerKey, answerKey });

@@ -79,7 +79,8 @@ export class ReclaimService {
     const total: Reclaimed = { freed: [], instancesDropped: 0 };
     // A node whose clock is out of bounds decides no expiry.
     if (this.guard.fenced?.()) return { ...total, ranAt: now };
-    await this.renewals?.flush();
+    // Renewals due by now are written first; the others' stored rows outlive their holders' next heartbeats.
+    await this.renewals?.flushDue(now);
     const counted = new Set<string>();
     /** with `customerId`: whether a license is that customer's */
     const theirs = new Map<string, boolean>();

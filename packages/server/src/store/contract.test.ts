@@ -513,7 +513,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
 
     test('batched heartbeats: answered at once, written within a batch, and a lost batch never lets the reclaimer free a heartbeating lease', async () => {
       const lic = await license({ seats: 5, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 10 });
-      const buffer = new RenewalBuffer(store, { intervalMs: 1000 });
+      const buffer = new RenewalBuffer(store, { intervalMs: 1000, now: () => clock.now() });
       const s1 = await services(store, clock, buffer);
       const g = await s1.licensing.checkout(lic.key, { fingerprint: 'batch-dev-1', instanceId: 'a' });
       assert.ok(g.ok);
@@ -543,7 +543,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
       const lost = await s1.licensing.heartbeat(lic.key, id, 'a');
       assert.ok(lost.ok);
       assert.equal(buffer.size, 1);
-      const s2 = await services(store, clock, new RenewalBuffer(store, { intervalMs: 1000 })); // the restarted node; the old buffer is never written
+      const s2 = await services(store, clock, new RenewalBuffer(store, { intervalMs: 1000, now: () => clock.now() })); // the restarted node; the old buffer is never written
       clock.advanceSeconds(10);
       assert.equal(
         (await s2.reclaim.sweep('reclaimer')).freed.some((f) => f.leaseId === id),
@@ -561,7 +561,7 @@ for (const adapter of [sqliteAdapter(), postgresAdapter()]) {
     test('a batch the store wrote only in part (unwrittenRenewals): the buffer keeps the rest and writes it next', async () => {
       const lic = await license({ seats: 20, leaseTtlSeconds: 600, heartbeatIntervalSeconds: 60 });
       const errors: unknown[] = [];
-      const buffer = new RenewalBuffer(store, { intervalMs: 60_000, onError: (e) => errors.push(e) });
+      const buffer = new RenewalBuffer(store, { intervalMs: 60_000, now: () => clock.now(), onError: (e) => errors.push(e) });
       const s1 = await services(store, clock, buffer);
       const ids: string[] = [];
       for (let i = 0; i < 10; i++) {

@@ -38,7 +38,11 @@ export async function sqliteWorld(opts: {
   const metrics = createMetrics(store, { defaultMetrics: false });
   const keys = await KeyRing.open(memoryKeyPersistence(), clock.now());
   const renewals = opts.renewalBatchMs
-    ? new RenewalBuffer(store, { intervalMs: opts.renewalBatchMs, ...(opts.onRenewalError ? { onError: opts.onRenewalError } : {}) })
+    ? new RenewalBuffer(store, {
+        intervalMs: opts.renewalBatchMs,
+        now: () => clock.now(),
+        ...(opts.onRenewalError ? { onError: opts.onRenewalError } : {}),
+      })
     : undefined;
   const catalogue = new CatalogueService(store, clock, metrics, keys);
   const licensing = new LicensingService(store, clock, keys, metrics, renewals, {}, opts.sessions);

@@ -2,25 +2,29 @@
 import * as wire from '@floatd/protocol';
 import type { Routes } from '../../context.js';
 import { ErrorReply, unwrap } from '../../errors.js';
+import type { LeaseView } from '../../../store/port.js';
 import { handle } from '../../route.js';
 import { deviceView, iso, leaseView } from '../../views.js';
 import { actor, existingLicense, licenseOut, ownCustomer } from './common.js';
 
 const api = wire.routes.admin;
 
-export const leaseRoutes: Routes = (app, { catalogue, reclaim, store, overview, clock }) => {
+export const leaseRoutes: Routes = (app, { catalogue, reclaim, store, overview, clock, renewals }) => {
+  // The stored times with this node's heartbeats not written yet (service/renewals.ts).
+  const current = <L extends LeaseView>(lease: L) => (renewals ? renewals.overlay(lease) : lease);
   handle(app, api.listLeases, async (req) => {
     await existingLicense(store, req.params.licenseId);
-    return { items: (await store.listLeases(req.params.licenseId)).map(leaseView) };
+    return { items: (await store.listLeases(req.params.licenseId)).map((l) => leaseView(current(l))) };
   });
   handle(app, api.listDevices, async (req) => {
     await existingLicense(store, req.params.licenseId);
-    return { items: (await store.listDevices(req.params.licenseId)).map(deviceView) };
+    const devices = await store.listDevices(req.params.licenseId);
+    return { items: (renewals ? renewals.overlayDevices(devices) : devices).map(deviceView) };
   });
   handle(app, api.getLease, async (req) => {
     const lease = await store.getLease(req.params.leaseId);
     if (!lease) throw new ErrorReply('LEASE_NOT_FOUND', `no lease ${req.params.leaseId}`);
-    return leaseView(lease);
+    return leaseView(current(lease));
   });
   handle(app, api.releaseLease, async (req) => {
     const released = unwrap(await catalogue.releaseLease(req.params.leaseId, req.body?.force ?? false, actor(req)));

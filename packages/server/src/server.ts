@@ -127,6 +127,7 @@ export async function startServer(config: Config, opts: StartOptions = {}): Prom
           },
         })
       : undefined;
+  if (renewals) metrics.pendingRenewals = () => renewals.size;
   const encryptionKey = config.database.kind === 'postgres' ? config.database.keyEncryptionKey : undefined;
   // Session keys at rest: sealed like the signing keys on PostgreSQL. Open ones are cached; a check-in and the
   // reclaimer take an ended use's key out.

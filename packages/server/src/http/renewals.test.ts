@@ -57,6 +57,7 @@ test('heartbeats far from the stored expiry write nothing; each is written befor
       `after the heartbeat at ${at} s`,
     );
   }
+  assert.match((await t.raw('GET', '/metrics')).body as string, /^floatd_heartbeat_renewals_pending 1$/m);
   // The admin views show the newest heartbeat, not the stored one.
   const view = (await t.admin('GET', `/v1/admin/leases/${id}`)).body;
   assert.equal(Date.parse(view.expiresAt), t0 + 480 * S);
@@ -71,6 +72,7 @@ test('heartbeats far from the stored expiry write nothing; each is written befor
   t.clock.set(t0 + 228 * S);
   assert.deepEqual((await t.admin('POST', '/v1/admin/reclaim')).body.freed, []);
   assert.deepEqual(await stored(t, id), { leaseExpires: t0 + 480 * S, useExpires: t0 + 480 * S, useHeartbeat: t0 + 180 * S });
+  assert.match((await t.raw('GET', '/metrics')).body as string, /^floatd_heartbeat_renewals_pending 0$/m);
   // The holder goes silent: its seat is freed one TTL after its last heartbeat, not before.
   t.clock.set(t0 + 479 * S);
   assert.deepEqual((await t.admin('POST', '/v1/admin/reclaim')).body.freed, []);

@@ -40,6 +40,8 @@ export interface Metrics {
   stateTampered: Gauge;
   /** Set by the composition root: where integrity findings are logged. */
   onIntegrity: ((message: string, data: Record<string, unknown>) => void) | undefined;
+  /** how many heartbeat renewals wait unwritten (set by the composition root when heartbeats are batched) */
+  pendingRenewals: (() => number) | undefined;
   /** connections refused or closed by the connection caps and deadlines (http/connections.ts), by reason */
   connectionRefusals: Counter<'reason'>;
   connectionsOpen: Gauge;
@@ -132,6 +134,14 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean; no
     help: 'Heartbeats renewed, by how the renewal was written: batched (write-behind) or immediate (before the answer)',
     labelNames: ['write'] as const,
     registers: [registry],
+  });
+  new Gauge({
+    name: 'floatd_heartbeat_renewals_pending',
+    help: 'Heartbeat renewals answered and not written yet on this node (written when due, service/renewals.ts)',
+    registers: [registry],
+    collect() {
+      this.set(metrics.pendingRenewals?.() ?? 0);
+    },
   });
   new Gauge({
     name: 'floatd_seats_in_use',
@@ -265,6 +275,7 @@ export function createMetrics(store: Store, opts: { defaultMetrics?: boolean; no
     licenseTurnSize,
     poolWaits,
     onIntegrity: undefined,
+    pendingRenewals: undefined,
     seatCounterRepaired(repair) {
       seatCounterRepairs.inc();
       metrics.onIntegrity?.('seat counter disagreed with the lease rows and was repaired (edited database?)', { ...repair });

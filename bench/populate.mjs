@@ -2,6 +2,7 @@
 // licenses of 1,000 leases, each lease with its device and one instance, ids random as floatd makes them (ids.ts),
 // so a lease's rows land on random pages of the id-keyed indexes, as on a real server.
 import { randomBytes } from 'node:crypto';
+import { formatKey } from '@floatd/protocol';
 
 const PER = 1000;
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -38,7 +39,8 @@ export function fillLeases(db, productId, total, expired, now, { spread = false 
   const dead = [];
   const fill = db.transaction((l) => {
     const id = `lic_scale${String(l).padStart(15, '0')}`;
-    const key = `SCALE-${String(l).padStart(8, '0')}`;
+    // A well-formed key (Crockford base32 and its check symbol): a server looks up only what normalizeKey accepts.
+    const key = formatKey(`5CA1E${String(l).padStart(19, '0')}`);
     const n = Math.min(PER, total - l * PER);
     /** the license's dead leases: all or none, or with `spread` its share */
     const deadHere = spread

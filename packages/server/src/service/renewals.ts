@@ -8,7 +8,7 @@
  * when the stored rows would stop outliving the next heartbeat) and written a
  * little before it, with the others due then, in one batch; so with a heartbeat
  * interval well under the TTL most heartbeats write nothing (TTL 300 s, interval
- * 60 s: one write in about four). Safety never depends on a write being made in
+ * 60 s: one write in three). Safety never depends on a write being made in
  * time: every reclaimer, on every node, frees a lease by its stored expiry, which
  * the rule keeps beyond the holder's next heartbeat; a node that dies with its
  * unwritten renewals loses nothing a holder needs. What the stored rows lag by is

@@ -116,3 +116,18 @@ test('a server killed with its unwritten renewals frees no holder that keeps hea
   const hb = await t2.client(lic.key, 'POST', `/v1/client/leases/${id}/heartbeat`, { instanceId: 'app' });
   assert.equal(hb.status, 200);
 });
+
+test('a server that stops (SIGTERM, close) writes every renewal it holds first', async () => {
+  const t = await startTestServer();
+  servers.push(t);
+  const lic = await t.license({ seats: 1, leaseTtlSeconds: 300, heartbeatIntervalSeconds: 60 });
+  const out = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'stop-dev-1', instanceId: 'app' });
+  assert.equal(out.status, 201);
+  const id = out.body.lease.id as string;
+  const t0 = t.clock.now();
+  t.clock.set(t0 + 60 * S);
+  assert.equal((await t.client(lic.key, 'POST', `/v1/client/leases/${id}/heartbeat`, { instanceId: 'app' })).status, 200);
+  assert.equal((await stored(t, id)).leaseExpires, t0 + 300 * S, 'not written while the server runs');
+  await t.server.close();
+  assert.deepEqual(await stored(t, id), { leaseExpires: t0 + 360 * S, useExpires: t0 + 360 * S, useHeartbeat: t0 + 60 * S });
+});

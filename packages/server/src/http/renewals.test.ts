@@ -68,6 +68,11 @@ test('heartbeats far from the stored expiry write nothing; each is written befor
   assert.equal(Date.parse(list[0].instances[0].lastHeartbeatAt), t0 + 180 * S);
   const devices = (await t.admin('GET', `/v1/admin/licenses/${lic.id}/devices`)).body.items;
   assert.equal(Date.parse(devices[0].lastAccessedAt), t0 + 180 * S);
+  // A denial's `earliestExpiryAt` is the stored expiry: a lower bound (api.md), earlier than the holder's real one.
+  const denied = await t.client(lic.key, 'POST', '/v1/client/checkout', { fingerprint: 'renew-dev-2', instanceId: 'app' });
+  assert.equal(denied.status, 409);
+  assert.equal(Date.parse(denied.body.error.earliestExpiryAt), t0 + 300 * S);
+  assert.ok(Date.parse(denied.body.error.earliestExpiryAt) <= Date.parse(view.expiresAt), 'no later than the real expiry');
   // At 228 s the renewal is due within two batches (300 - 71 = 229 s): the sweep writes it before it decides.
   t.clock.set(t0 + 228 * S);
   assert.deepEqual((await t.admin('POST', '/v1/admin/reclaim')).body.freed, []);

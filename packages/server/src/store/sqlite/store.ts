@@ -140,8 +140,10 @@ export class SqliteStore implements Store {
       device: p('SELECT * FROM devices WHERE license_id = ? AND fingerprint = ?'),
       deviceById: p('SELECT * FROM devices WHERE id = ?'),
       // The seats a device took, and the shared seats its uses are on.
-      leasesOfDevice: p(`SELECT * FROM leases WHERE device_id = @d
-          UNION SELECT l.* FROM instances i JOIN leases l ON l.id = i.lease_id WHERE i.device_id = @d ORDER BY granted_at`),
+      // Both by license, then device (the indexes are keyed so: migration 12).
+      leasesOfDevice: p(`SELECT * FROM leases WHERE license_id = (SELECT license_id FROM devices WHERE id = @d) AND device_id = @d
+          UNION SELECT l.* FROM instances i JOIN leases l ON l.id = i.lease_id
+          WHERE i.license_id = (SELECT license_id FROM devices WHERE id = @d) AND i.device_id = @d ORDER BY granted_at`),
       leasesOfShareGroup: p('SELECT * FROM leases WHERE license_id = ? AND share_group = ? ORDER BY granted_at'),
       leasesOfLicense: p('SELECT * FROM leases WHERE license_id = ? ORDER BY granted_at'),
       lease: p('SELECT * FROM leases WHERE id = ?'),
@@ -312,8 +314,9 @@ export class SqliteStore implements Store {
       ],
       auditRow: p('INSERT INTO audit (at, type, actor, license_id, device_id, lease_id, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       putInstance: p(`INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, meta, features,
-          session_key)
-        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt, @deviceId, @meta, @features, @sessionKey)
+          session_key, license_id)
+        VALUES (@leaseId, @instanceId, @startedAt, @lastHeartbeatAt, @expiresAt, @deviceId, @meta, @features, @sessionKey,
+          (SELECT license_id FROM leases WHERE id = @leaseId))
         ON CONFLICT (lease_id, instance_id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at, expires_at = excluded.expires_at,
           features = excluded.features, session_key = COALESCE(excluded.session_key, instances.session_key)`),
       deleteInstance: p('DELETE FROM instances WHERE lease_id = ? AND instance_id = ?'),
@@ -368,8 +371,8 @@ export class SqliteStore implements Store {
         ORDER BY c.seq LIMIT @limit`),
       // Seats the device took; its uses wherever they run (on a shared seat, maybe another device's).
       devicesOfLicense: p(`SELECT d.*, COUNT(l.id) AS seats_held, MAX(l.offline_expires_at) AS offline_expires_at,
-          (SELECT COUNT(*) FROM instances i WHERE i.device_id = d.id) AS instance_count
-        FROM devices d LEFT JOIN leases l ON l.device_id = d.id
+          (SELECT COUNT(*) FROM instances i WHERE i.license_id = d.license_id AND i.device_id = d.id) AS instance_count
+        FROM devices d LEFT JOIN leases l ON l.license_id = d.license_id AND l.device_id = d.id
         WHERE d.license_id = ? GROUP BY d.id ORDER BY d.last_accessed_at DESC`),
       usage_range: p('SELECT * FROM usage_hourly WHERE license_id = ? AND hour >= ? AND hour < ? ORDER BY hour'),
       usage_before: p('SELECT seats_at_end FROM usage_hourly WHERE license_id = ? AND hour < ? ORDER BY hour DESC LIMIT 1'),

@@ -1,6 +1,8 @@
 // Leases written straight into a floatd SQLite file (the scale run of bench/run.mjs, and bench/sweep-floor.mjs):
 // licenses of 1,000 leases, each lease with its device and one instance, ids random as floatd makes them (ids.ts),
-// so a lease's rows land on random pages of the id-keyed indexes, as on a real server.
+// so a lease's rows land on random pages of the id-keyed indexes, as on a real server. Each lease and use has what
+// floatd writes with it: the share group and the use's device (before 2026-12-07 they were left empty, which put every
+// entry of the indexes on them on a few neighbouring pages and made a sweep look cheaper than floatd's rows make it).
 import { randomBytes } from 'node:crypto';
 import { formatKey } from '@floatd/protocol';
 
@@ -27,11 +29,16 @@ export function fillLeases(db, productId, total, expired, now, { spread = false 
     'INSERT INTO devices (id, license_id, fingerprint, hostname, user_name, app_version, first_seen_at, last_accessed_at) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)',
   );
   const lease = db.prepare(
-    'INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at) VALUES (?, ?, ?, 0, ?, ?, ?, NULL)',
+    `INSERT INTO leases (id, license_id, device_id, offline, granted_at, last_heartbeat_at, expires_at, offline_expires_at, share_group)
+      VALUES (?, ?, ?, 0, ?, ?, ?, NULL, ?)`,
   );
-  const inst = db.prepare(
-    'INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?)',
-  );
+  // A use carries its lease's license since migration 12 (a `--before` build's schema may not have the column).
+  const useLicense = db.prepare("SELECT 1 FROM pragma_table_info('instances') WHERE name = 'license_id'").get() !== undefined;
+  const instSql = useLicense
+    ? 'INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id, license_id) VALUES (?, ?, ?, ?, ?, ?, ?)'
+    : 'INSERT INTO instances (lease_id, instance_id, started_at, last_heartbeat_at, expires_at, device_id) VALUES (?, ?, ?, ?, ?, ?)';
+  const insertUse = db.prepare(instSql);
+  const inst = { run: (...args) => (useLicense ? insertUse.run(...args) : insertUse.run(...args.slice(0, 6))) };
   const licenses = Math.ceil(total / PER);
   const expiredLicenses = Math.ceil(expired / PER);
   const keys = [];
@@ -56,8 +63,8 @@ export function fillLeases(db, productId, total, expired, now, { spread = false 
       const d = randomId('dev');
       const s = randomId('lse');
       dev.run(d, id, `scale-${l}-${i}`, now, now);
-      lease.run(s, id, d, now, now, expiresAt);
-      inst.run(s, 'app', now, now, expiresAt);
+      lease.run(s, id, d, now, now, expiresAt, `device=${d}`);
+      inst.run(s, 'app', now, now, expiresAt, d, id);
       if (isDead) uses.push([s, d]);
     }
     keys.push({ key, expired: deadHere === n });

@@ -5,8 +5,8 @@
  * A sweep costs what it frees, not what is stored (issue #17): the dead are found by range scans of the expiry
  * indexes, a page at a time (`Store.sweepScan`), never by asking every license. Each page is freed in batches,
  * one transaction each, so a big sweep never holds a lock long: per license where a transaction locks a license's
- * row (PostgreSQL), in lease id order across licenses where it locks the one writer anyway (SQLite, whose commits
- * then write neighbouring pages: `Store.sweepOrder`). In a batch, each license is locked, its part read again under
+ * row (PostgreSQL), in runs across licenses, in license then lease id order, where it locks the one writer anyway
+ * (SQLite, whose commits then write neighbouring pages: `Store.sweepOrder`). In a batch, each license is locked, its part read again under
  * the lock and decided by the domain; each batch is a few bulk writes, with one audit entry per freed lease (the
  * answer to "when and why was this lease released").
  */
@@ -96,7 +96,7 @@ export class ReclaimService {
       }
       // A few jobs at once, each its batches in turn: SQLite shares a commit between their transactions, PostgreSQL runs
       // them on as many connections.
-      const jobs = this.store.sweepOrder === 'lease' ? inLeaseOrder(licenses) : perLicense(licenses);
+      const jobs = this.store.sweepOrder === 'run' ? inRuns(licenses) : perLicense(licenses);
       const worker = async () => {
         for (let job = jobs.shift(); job; job = jobs.shift()) {
           for (const batch of job) {
@@ -181,11 +181,11 @@ function perLicense(licenses: ReadonlyMap<string, readonly string[]>): Batch[][]
   });
 }
 
-/** Batches in lease id order across licenses (`Store.sweepOrder` `lease`): a job per batch. */
-function inLeaseOrder(licenses: ReadonlyMap<string, readonly string[]>): Batch[][] {
+/** Batches of the next BATCH leases in license, then lease id order, across licenses (`Store.sweepOrder` `run`): a job per batch. */
+function inRuns(licenses: ReadonlyMap<string, readonly string[]>): Batch[][] {
   const all: [leaseId: string, licenseId: string][] = [];
   for (const [licenseId, ids] of licenses) for (const id of ids) all.push([id, licenseId]);
-  all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  all.sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const jobs: Batch[][] = [];
   for (let i = 0; i < all.length; i += BATCH) {
     const parts = new Map<string, string[]>();

@@ -95,7 +95,7 @@ export const RENEWALS_PER_TRANSACTION = 500;
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
-  readonly sweepOrder = 'lease' as const;
+  readonly sweepOrder = 'run' as const;
   private readonly db: Database.Database;
   private readonly changes = new ChangeFeed();
   private readonly s;

@@ -3,8 +3,9 @@
 // run writes them (bench/populate.mjs: 1,000 per license, random ids of floatd's form), the first `--expired` dead:
 //   read each batch (leases and instances by id), delete its instances and leases, insert one audit entry per lease,
 //   and COMMIT every `--group` licenses (floatd's reclaimer on PostgreSQL shares one commit between the batches of 4
-//   licenses), or with `--by-id N` every N leases in lease id order across licenses (floatd's on SQLite since
-//   2026-12-07: 4 transactions of 1,000 share a commit, so `--by-id 4000`).
+//   licenses), or with `--by-id N` every N leases in lease id order across licenses (floatd's on SQLite on the morning
+//   of 2026-12-07: 4 transactions of 1,000 share a commit, so `--by-id 4000`), or with `--by-license N` every N leases
+//   in license, then lease id order (floatd's on SQLite since: `--by-license 4000`).
 // `--spread`: the dead are a share of every license (bench/populate.mjs), not whole licenses.
 // It prints where the time went. `--autocheckpoint N` sets `wal_autocheckpoint` (floatd keeps SQLite's 1,000 pages),
 // `--cache-mib N` the page cache (floatd's is 64 MiB; 256 made no difference in one run against 64).
@@ -16,7 +17,7 @@
 // per license, one read of the dead leases' ids (an index range), one UPDATE of the license (the mark and its seat
 // count) and one audit entry listing the ids. Then it measures, apart, the purge that must still delete the rows
 // later (instances and leases, no audit entries, the same groups).
-//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4 | --by-id 4000] [--spread] [--autocheckpoint 1000] [--cache-mib 64] [--release | --watermark]
+//   node bench/sweep-floor.mjs [--leases 1000000] [--expired 100000] [--group 4 | --by-id 4000 | --by-license 4000] [--spread] [--autocheckpoint 1000] [--cache-mib 64] [--release | --watermark]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,12 +88,15 @@ function sweep(db, dead, now) {
   const ms = { read: 0, delete: 0, audit: 0, commit: 0 };
   const timed = timerInto(ms);
   const t0 = performance.now();
-  // `--by-id N`: transactions of N leases in lease id order across licenses (each license's part of one as a batch)
-  const BY_ID = flag('by-id', 0);
+  // `--by-id N`: transactions of N leases in lease id order across licenses (each license's part of one as a batch);
+  // `--by-license N`: the same in license, then lease id order
+  const BY_LICENSE = flag('by-license', 0);
+  const BY_ID = flag('by-id', 0) || BY_LICENSE;
   const groups = [];
   if (BY_ID) {
     const all = dead.flatMap(([licenseId, uses]) => uses.map((u) => [licenseId, u]));
-    all.sort((a, b) => (a[1][0] < b[1][0] ? -1 : 1));
+    if (BY_LICENSE) all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1][0] < b[1][0] ? -1 : 1));
+    else all.sort((a, b) => (a[1][0] < b[1][0] ? -1 : 1));
     for (let i = 0; i < all.length; i += BY_ID) {
       const m = new Map();
       for (const [licenseId, u] of all.slice(i, i + BY_ID)) (m.get(licenseId) ?? m.set(licenseId, []).get(licenseId)).push(u);
@@ -125,7 +129,7 @@ function sweep(db, dead, now) {
       freed: EXPIRED,
       mode: RELEASE ? 'release' : 'delete',
       spread: process.argv.includes('--spread'),
-      ...(BY_ID ? { leasesPerCommit: BY_ID } : { licensesPerCommit: GROUP }),
+      ...(BY_ID ? { leasesPerCommit: BY_ID, order: BY_LICENSE ? 'license' : 'lease' } : { licensesPerCommit: GROUP }),
       walAutocheckpoint: AUTOCHECKPOINT,
       total_ms: round(total),
       read_ms: round(ms.read),

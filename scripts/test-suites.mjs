@@ -106,6 +106,7 @@ export const FAST = [
   'packages/server/dist/store/sqlite/sweep.test.js',
   'packages/server/dist/store/sqlite/plans.test.js',
   'packages/server/dist/store/sqlite/migrations.test.js',
+  'packages/server/dist/store/sqlite/background.test.js',
   'packages/server/dist/service/reclaim.test.js',
   'packages/server/dist/service/sessions.test.js',
   'packages/server/dist/http/views.test.js',

@@ -6,7 +6,8 @@
  * indexes, a page at a time (`Store.sweepScan`), never by asking every license. Each page is freed in batches,
  * one transaction each, so a big sweep never holds a lock long: per license where a transaction locks a license's
  * row (PostgreSQL), in runs across licenses, in license then lease id order, where it locks the one writer anyway
- * (SQLite, whose commits then write neighbouring pages: `Store.sweepOrder`). In a batch, each license is locked, its part read again under
+ * (SQLite, whose commits then write neighbouring pages: `Store.sweepOrder`; there each batch is background work, a commit
+ * of its own after the checkouts waiting, so a mass expiry does not hold everyone's checkouts). In a batch, each license is locked, its part read again under
  * the lock and decided by the domain; each batch is a few bulk writes, with one audit entry per freed lease (the
  * answer to "when and why was this lease released").
  */
@@ -27,6 +28,15 @@ import type { SessionKeys } from './sessions.js';
  * for 5,000 (a file of 300,000 leases, docs/operations.md).
  */
 const BATCH = 1000;
+/**
+ * Leases per transaction in runs across licenses (`Store.sweepOrder` `run`, SQLite). There a batch is background work
+ * (`transaction(fn, { background: true })`): a commit of its own, after the checkouts waiting. But a checkout that
+ * commits after a batch is answered only once the WAL holding both is synced, and a batch's freed leases dirty pages
+ * all over the file: at 1M leases, 120-140 ms of fdatasync for 1,000 leases. So the run's size bounds what a checkout
+ * waits for during a big sweep (`bench/run.mjs --scale --scale-during 8`, 2026-12-07, 1,000 / 500 / 250 / 100 a run:
+ * checkout + check-in p50 249 / 156 / 90 / 47 ms beside a sweep of 15.6 s at 250, 20.2 s at 100; docs/performance.md).
+ */
+const RUN = 250;
 /** Leases per page of the scan: the ids held in memory at once; a page is freed before the next is read. */
 const PAGE = 100_000;
 /** Licenses freed at once. */
@@ -126,31 +136,34 @@ export class ReclaimService {
   private async batch(batch: Batch, now: number, actor: string, counted: Set<string>): Promise<Reclaimed> {
     // With what it freed, the stored session keys of the freed leases' uses: forgotten once the transaction committed.
     const attempt = (check: (licenseId: string) => boolean) =>
-      this.store.transaction(async (tx) => {
-        const out: Reclaimed = { freed: [], instancesDropped: 0 };
-        const keys: string[] = [];
-        for (const [licenseId, ids] of batch) {
-          const locked = await tx.lockLicense(licenseId);
-          const license = check(licenseId) ? await countedLicense(tx, locked, now, this.metrics) : locked;
-          if (!license) continue;
-          // Within the grace after a start or a clock step, only leases whose whole silence the server watched are freed.
-          const cutoff = this.guard.reclaimCutoff?.(longestTtlSeconds(license), now) ?? now;
-          const found = await tx.leasesToSweep(licenseId, ids);
-          const candidates = cutoff < now ? found.filter((l) => l.expiresAt !== null && l.expiresAt <= cutoff) : found;
-          if (candidates.length === 0) continue;
-          const decision = decideReclaim(license, candidates, now, actor);
-          await tx.apply(decision.effects);
-          if (!decision.result.ok) continue;
-          const freed = new Set<string>();
-          for (const f of decision.result.value.freed) {
-            out.freed.push(f);
-            freed.add(f.leaseId);
+      this.store.transaction(
+        async (tx) => {
+          const out: Reclaimed = { freed: [], instancesDropped: 0 };
+          const keys: string[] = [];
+          for (const [licenseId, ids] of batch) {
+            const locked = await tx.lockLicense(licenseId);
+            const license = check(licenseId) ? await countedLicense(tx, locked, now, this.metrics) : locked;
+            if (!license) continue;
+            // Within the grace after a start or a clock step, only leases whose whole silence the server watched are freed.
+            const cutoff = this.guard.reclaimCutoff?.(longestTtlSeconds(license), now) ?? now;
+            const found = await tx.leasesToSweep(licenseId, ids);
+            const candidates = cutoff < now ? found.filter((l) => l.expiresAt !== null && l.expiresAt <= cutoff) : found;
+            if (candidates.length === 0) continue;
+            const decision = decideReclaim(license, candidates, now, actor);
+            await tx.apply(decision.effects);
+            if (!decision.result.ok) continue;
+            const freed = new Set<string>();
+            for (const f of decision.result.value.freed) {
+              out.freed.push(f);
+              freed.add(f.leaseId);
+            }
+            out.instancesDropped += decision.result.value.instancesDropped;
+            for (const l of candidates) if (freed.has(l.id)) for (const i of l.instances) if (i.sessionKey) keys.push(i.sessionKey);
           }
-          out.instancesDropped += decision.result.value.instancesDropped;
-          for (const l of candidates) if (freed.has(l.id)) for (const i of l.instances) if (i.sessionKey) keys.push(i.sessionKey);
-        }
-        return { out, keys };
-      });
+          return { out, keys };
+        },
+        { background: true },
+      );
     const fresh = new Set(batch.filter(([licenseId]) => !counted.has(licenseId)).map(([licenseId]) => licenseId));
     for (const [licenseId] of batch) counted.add(licenseId);
     const done = async (check: (licenseId: string) => boolean) => {
@@ -181,15 +194,15 @@ function perLicense(licenses: ReadonlyMap<string, readonly string[]>): Batch[][]
   });
 }
 
-/** Batches of the next BATCH leases in license, then lease id order, across licenses (`Store.sweepOrder` `run`): a job per batch. */
+/** Batches of the next RUN leases in license, then lease id order, across licenses (`Store.sweepOrder` `run`): a job per batch. */
 function inRuns(licenses: ReadonlyMap<string, readonly string[]>): Batch[][] {
   const all: [leaseId: string, licenseId: string][] = [];
   for (const [licenseId, ids] of licenses) for (const id of ids) all.push([id, licenseId]);
   all.sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const jobs: Batch[][] = [];
-  for (let i = 0; i < all.length; i += BATCH) {
+  for (let i = 0; i < all.length; i += RUN) {
     const parts = new Map<string, string[]>();
-    for (const [id, licenseId] of all.slice(i, i + BATCH)) {
+    for (const [id, licenseId] of all.slice(i, i + RUN)) {
       const part = parts.get(licenseId);
       if (part) part.push(id);
       else parts.set(licenseId, [id]);

@@ -219,8 +219,15 @@ export interface Store {
    * for its turn with `LicenseBusyError`; SQLite shares every commit anyway.
    * `ahead` (with `group`): what `fn` will name with its license lock (`ReadAhead`), known before it runs, so that
    * a turn may read it for all its transactions at once (PostgreSQL: store/postgres/turnView.ts).
+   * `background` (a sweep's batch): work nobody waits for at a screen. SQLite, whose one writer it would hold, runs
+   * it in a commit of its own after the transactions waiting then, one at a time, so that a checkout arriving during
+   * a big sweep waits for one batch rather than for the sweep's whole queue; PostgreSQL, where it locks only its
+   * licenses, runs it as any other.
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined; ahead?: ReadAhead | undefined }): Promise<T>;
+  transaction<T>(
+    fn: (tx: StoreTx) => Promise<T>,
+    opts?: { group?: string | undefined; ahead?: ReadAhead | undefined; background?: boolean | undefined },
+  ): Promise<T>;
   /** Where the store reports how its transactions wait (metrics); set once by the server. */
   observer?: StoreObserver | undefined;
 

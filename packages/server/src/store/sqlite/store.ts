@@ -702,9 +702,9 @@ export class SqliteStore implements Store {
    * COMMIT (the WAL write) is shared. Nobody is answered before the COMMIT: a
    * caller never sees a result that is not yet durable.
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { background?: boolean | undefined }): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.waiting.push({ fn, resolve, reject } as Waiting);
+      (opts?.background ? this.background : this.waiting).push({ fn, resolve, reject } as Waiting);
       if (!this.draining) {
         this.draining = true;
         // After the current I/O phase: every request that arrived in it joins the group.
@@ -714,26 +714,43 @@ export class SqliteStore implements Store {
   }
 
   private waiting: Waiting[] = [];
+  /**
+   * Background transactions (a sweep's batches): each in a group of its own, after the groups waiting then. A group
+   * runs on the event loop from its BEGIN to its COMMIT, and in one queue a checkout that arrived during a big sweep
+   * shared its group with the sweep's next batches and waited for all of them and for their commit (docs/performance.md).
+   */
+  private background: Waiting[] = [];
   private draining = false;
 
   private async drain(): Promise<void> {
     try {
-      while (this.waiting.length) {
-        const group = this.waiting.splice(0, MAX_GROUP);
-        await this.runGroup(group);
+      while (this.waiting.length || this.background.length) {
+        if (this.waiting.length) {
+          const { synced } = await this.runGroup(this.waiting.splice(0, MAX_GROUP));
+          // A background group's pages go into the WAL after the foreground's, and the sync that answers the foreground
+          // would carry them: a batch of a sweep is megabytes, 120-140 ms of fdatasync here. So they wait for it.
+          if (synced && this.background.length) await synced.catch(() => undefined);
+        }
+        const next = this.background.shift();
+        if (next === undefined) continue;
+        await this.runGroup([next]);
+        // Requests that arrived meanwhile are read before the next group (the I/O phase runs before `setImmediate`),
+        // so that they go before the next background transaction rather than after it.
+        await new Promise((resolve) => setImmediate(resolve));
       }
     } finally {
       this.draining = false;
     }
   }
 
-  private async runGroup(group: Waiting[]): Promise<void> {
+  /** Runs a group to its COMMIT; resolves with the sync its callers are answered after (FULL), if any. */
+  private async runGroup(group: Waiting[]): Promise<{ synced?: Promise<void> }> {
     const done: [Waiting, unknown][] = [];
     try {
       this.db.exec('BEGIN IMMEDIATE');
     } catch (err) {
       for (const w of group) w.reject(err);
-      return;
+      return {};
     }
     for (const w of group) {
       this.db.exec('SAVEPOINT unit');
@@ -756,7 +773,7 @@ export class SqliteStore implements Store {
             this.db.exec('BEGIN IMMEDIATE');
           } catch (again) {
             for (const rest of group.slice(group.indexOf(w) + 1)) rest.reject(again);
-            return;
+            return {};
           }
           continue;
         }
@@ -780,16 +797,17 @@ export class SqliteStore implements Store {
         }
       }
       for (const [w] of done) w.reject(err);
-      return;
+      return {};
     }
     this.changes.flush();
     if (!this.syncWal || done.length === 0) {
       for (const [w, value] of done) w.resolve(value);
-      return;
+      return {};
     }
     // Answered once the WAL holding this COMMIT is on disk; the next group runs meanwhile (its commit waits for the
     // sync after this one). A failed sync fails the group's callers: their commit may not survive a power cut.
-    this.walSync.after().then(
+    const synced = this.walSync.after();
+    synced.then(
       () => {
         for (const [w, value] of done) w.resolve(value);
       },
@@ -797,6 +815,7 @@ export class SqliteStore implements Store {
         for (const [w] of done) w.reject(err);
       },
     );
+    return { synced };
   }
 
   /**

@@ -1,5 +1,5 @@
 /**
- * On SQLite a sweep frees its dead in runs of 1,000 across licenses, in license then lease id order (`Store.sweepOrder`
+ * On SQLite a sweep frees its dead in runs of 250 across licenses, in license then lease id order (`Store.sweepOrder`
  * `run`, service/reclaim.ts): a commit writes every page its deletes touched, and a license's dead share the pages of
  * the indexes keyed by license, where a run in lease id order touched pages of every license. So a transaction holds
  * the parts of many licenses.
@@ -18,7 +18,7 @@ const LICENSES = 12;
 const PER = 100;
 const KEPT = 10;
 
-/** 12 licenses of 100 leases, 90 of each dead: 1,080 to free, more than one transaction's 1,000. */
+/** 12 licenses of 100 leases, 90 of each dead: 1,080 to free, more than four transactions' 250 each. */
 async function world() {
   const w = await sqliteWorld({ prefix: 'floatd-sweep-', seats: PER, leaseTtlSeconds: 60, heartbeatIntervalSeconds: 20 });
   const licenses = [w.license];
@@ -53,10 +53,13 @@ async function world() {
   const seen: { locked: string[]; ids: string[] }[] = [];
   /** The sweep's transactions as handed to the store, each settled after its commit. */
   const handed: Promise<unknown>[] = [];
+  /** Whether each transaction was handed as background work (`transaction(fn, { background: true })`). */
+  const background: boolean[] = [];
   /** Runs before the sweep hands a transaction to the store, with the ones it handed before. */
   let before: (earlier: readonly Promise<unknown>[]) => Promise<void> | void = () => undefined;
   const transaction = w.store.transaction.bind(w.store);
-  const record = <T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> => {
+  const record = <T>(fn: (tx: StoreTx) => Promise<T>, opts?: Parameters<typeof transaction>[1]): Promise<T> => {
+    background.push(opts?.background === true);
     const run = Promise.resolve(before([...handed])).then(() =>
       transaction<T>((tx) => {
         const mine = { locked: [] as string[], ids: [] as string[] };
@@ -67,7 +70,7 @@ async function world() {
           leasesToSweep: (licenseId, ids) => (mine.ids.push(...ids), tx.leasesToSweep(licenseId, ids)),
         };
         return fn(spy);
-      }),
+      }, opts),
     );
     handed.push(run.catch(() => undefined));
     return run;
@@ -91,6 +94,7 @@ async function world() {
     dead,
     licenseOf,
     seen,
+    background,
     sweep,
     close,
     setBefore: (f: typeof before) => {
@@ -123,20 +127,22 @@ function sweepOrder(w: Awaited<ReturnType<typeof world>>): string[] {
   return [...w.dead].sort((a, b) => (key(a) < key(b) ? -1 : 1));
 }
 
-test('a sweep frees in runs of 1,000 in license, then lease id order: a transaction holds many licenses, each dead lease goes once, every counter exact', async () => {
+test('a sweep frees in runs of 250 in license, then lease id order: a transaction holds many licenses, each dead lease goes once, every counter exact', async () => {
   const w = await world();
   try {
     const r = await w.sweep();
     await assertFreedExactly(w, r.freed);
-    assert.equal(w.seen.length, 2, 'two transactions: 1,000 leases, then 80');
-    const [first, second] = w.seen as [(typeof w.seen)[0], (typeof w.seen)[0]];
     const order = sweepOrder(w);
-    assert.deepEqual(first.ids, order.slice(0, 1000));
-    assert.deepEqual(second.ids, order.slice(1000));
-    // The first 11 licenses whole and 10 of the 12th's 90 in the first transaction; the 12th's other 80 in the second.
-    const licenses = [...new Set(order.map((id) => w.licenseOf.get(id)!))];
-    assert.deepEqual([...new Set(first.locked)], licenses);
-    assert.deepEqual([...new Set(second.locked)], [licenses.at(-1)]);
+    assert.equal(w.seen.length, 5, 'five transactions: 4 of 250 leases, then 80');
+    // Background work: each in a commit of its own, after the checkouts waiting (background.test.ts).
+    assert.deepEqual(w.background, [true, true, true, true, true]);
+    w.seen.forEach((t, i) => {
+      const ids = order.slice(i * 250, (i + 1) * 250);
+      assert.deepEqual(t.ids, ids, `transaction ${i}`);
+      // Each locks the licenses of its run, in order: the first the first 3 (90 dead each: 2 whole and 70 of the third).
+      assert.deepEqual([...new Set(t.locked)], [...new Set(ids.map((id) => w.licenseOf.get(id)!))]);
+    });
+    assert.equal(new Set(w.seen[0]!.locked).size, 3);
   } finally {
     await w.close();
   }
@@ -144,15 +150,19 @@ test('a sweep frees in runs of 1,000 in license, then lease id order: a transact
 
 test("a counter lowered by hand between two of a sweep's transactions is refused by the guard and counted again", async () => {
   const w = await world();
-  // A license with dead leases in both transactions: the first lease after the first 1,000 in the sweep's order is one's.
-  const victim = { id: w.licenseOf.get(sweepOrder(w)[1000]!)! };
+  // A license with dead leases in the first two transactions: the first lease after the first 250 in the sweep's order is one's.
+  const victim = { id: w.licenseOf.get(sweepOrder(w)[250]!)! };
   try {
     // Between the first transaction's commit and the second: another connection sets one license's counter to 0. The
     // sweep counted that license in its first transaction, so the second trusts the counter, and freeing its dead
     // leases would take the counter below zero.
+    let edited = false;
     w.setBefore(async (earlier) => {
-      if (earlier.length !== 1) return;
+      // Every transaction after the first waits for the first's commit; the edit is made once, before any of them runs.
+      if (earlier.length === 0) return;
       await earlier[0];
+      if (edited) return;
+      edited = true;
       const db = new Database(w.path);
       try {
         assert.equal(db.prepare('UPDATE licenses SET seats_used = 0 WHERE id = ?').run(victim.id).changes, 1);
@@ -164,10 +174,13 @@ test("a counter lowered by hand between two of a sweep's transactions is refused
     await assertFreedExactly(w, r.freed);
     // The second transaction ran twice: refused by the guard at the victim's part, then again in full, with each of its
     // licenses counted.
-    assert.equal(w.seen.length, 3);
-    const [refused, again] = [w.seen[1]!, w.seen[2]!];
+    assert.equal(w.seen.length, 6);
+    const second = sweepOrder(w).slice(250, 500);
+    const tries = w.seen.filter((t) => t.ids[0] === second[0]);
+    assert.equal(tries.length, 2);
+    const [refused, again] = [tries[0]!, tries[1]!];
     assert.equal(refused.locked.at(-1), victim.id);
-    assert.equal(again.ids.length, 80);
+    assert.deepEqual(again.ids, second);
     assert.deepEqual(refused.ids, again.ids.slice(0, refused.ids.length));
     const repaired = await w.store.listAudit({ limit: 10, licenseId: victim.id, type: 'seats.repaired' });
     assert.equal(repaired.items.length, 1);

@@ -1,0 +1,105 @@
+/**
+ * Background transactions on SQLite (a sweep's batches, `transaction(fn, { background: true })`): each runs in a commit
+ * of its own, after the transactions waiting then, so that a checkout arriving during a big sweep waits for one batch,
+ * not for every batch queued before it and their shared commit (docs/performance.md, "Checkouts during the sweep").
+ * On a real file, with a second connection that tells the commits apart (`PRAGMA data_version` moves with each commit
+ * of another connection).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { StoreTx } from '../port.js';
+import { SqliteStore } from './store.js';
+
+async function open() {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-background-'));
+  const path = join(dir, 'floatd.db');
+  const store = new SqliteStore({ path });
+  const other = new Database(path, { readonly: true });
+  /** what ran, in order, with the commit count the other connection had seen when it ran */
+  const ran: { name: string; commit: number }[] = [];
+  const version = other.prepare('PRAGMA data_version').pluck();
+  /** a transaction that records itself and writes a row (so that its commit is one) */
+  const unit =
+    (name: string, then?: () => void) =>
+    async (tx: StoreTx): Promise<string> => {
+      ran.push({ name, commit: version.get() as number });
+      await tx.apply([{ type: 'kv.put', name: `unit-${name}`, value: name, at: 0 }]);
+      then?.();
+      return name;
+    };
+  const close = async () => {
+    other.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  };
+  return { store, ran, unit, close };
+}
+
+test('background transactions run each in a commit of its own, after the ones waiting', async () => {
+  const { store, ran, unit, close } = await open();
+  try {
+    const order: Promise<string>[] = [];
+    // Three sweep batches queued, then a checkout arrives in the same turn; a second checkout arrives while the first
+    // batch runs.
+    let second: Promise<string> | undefined;
+    order.push(
+      store.transaction(
+        unit('B1', () => {
+          second = store.transaction(unit('F2'));
+        }),
+        { background: true },
+      ),
+    );
+    order.push(store.transaction(unit('B2'), { background: true }));
+    order.push(store.transaction(unit('B3'), { background: true }));
+    order.push(store.transaction(unit('F1')));
+    assert.deepEqual(await Promise.all(order), ['B1', 'B2', 'B3', 'F1']);
+    assert.equal(await second, 'F2');
+
+    // The checkouts first; the one that arrived during B1 before B2; without priority (one queue in arrival order) it
+    // would have waited for B2 and B3.
+    assert.deepEqual(
+      ran.map((r) => r.name),
+      ['F1', 'B1', 'F2', 'B2', 'B3'],
+    );
+    // Each its own commit: the other connection saw a commit between any two of them.
+    const commits = ran.map((r) => r.commit);
+    assert.equal(new Set(commits).size, commits.length, `commits seen: ${JSON.stringify(ran)}`);
+    // And every write is there.
+    for (const name of ['B1', 'B2', 'B3', 'F1', 'F2']) assert.equal((await store.getKv(`unit-${name}`))?.value, name);
+  } finally {
+    await close();
+  }
+});
+
+test('foreground transactions still share a commit; a failing background transaction fails alone', async () => {
+  const { store, ran, unit, close } = await open();
+  try {
+    const failing = assert.rejects(
+      store.transaction(
+        async () => {
+          throw new Error('batch refused');
+        },
+        { background: true },
+      ),
+      /batch refused/,
+    );
+    const ok = store.transaction(unit('B'), { background: true });
+    const f = await Promise.all([store.transaction(unit('F1')), store.transaction(unit('F2')), store.transaction(unit('F3'))]);
+    assert.deepEqual(f, ['F1', 'F2', 'F3']);
+    await failing;
+    assert.equal(await ok, 'B');
+    const byName = new Map(ran.map((r) => [r.name, r.commit]));
+    // The three foreground transactions in one group, one commit; the background one after it, in another.
+    assert.equal(byName.get('F1'), byName.get('F2'));
+    assert.equal(byName.get('F2'), byName.get('F3'));
+    assert.notEqual(byName.get('B'), byName.get('F3'));
+    assert.equal((await store.getKv('unit-B'))?.value, 'B');
+  } finally {
+    await close();
+  }
+});

@@ -103,3 +103,24 @@ test('foreground transactions still share a commit; a failing background transac
     await close();
   }
 });
+
+test('with no foreground work, background transactions share commits, sixteen at most; with it, one a commit', async () => {
+  const { store, ran, unit, close } = await open();
+  try {
+    const names = Array.from({ length: 17 }, (_, i) => `B${i + 1}`);
+    assert.deepEqual(await Promise.all(names.map((n) => store.transaction(unit(n), { background: true }))), names);
+    const commit = new Map(ran.map((r) => [r.name, r.commit]));
+    assert.equal(new Set(names.slice(0, 16).map((n) => commit.get(n))).size, 1, JSON.stringify(ran));
+    assert.notEqual(commit.get('B17'), commit.get('B16'));
+
+    // A foreground transaction, then background ones queued right after it: each in its own commit again.
+    ran.length = 0;
+    const after = ['C1', 'C2', 'C3'];
+    const all = [store.transaction(unit('F')), ...after.map((n) => store.transaction(unit(n), { background: true }))];
+    assert.deepEqual(await Promise.all(all), ['F', ...after]);
+    const commits = ran.map((r) => r.commit);
+    assert.equal(new Set(commits).size, commits.length, JSON.stringify(ran));
+  } finally {
+    await close();
+  }
+});

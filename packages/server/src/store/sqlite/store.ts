@@ -68,6 +68,14 @@ const BULK = 64;
 
 /** At most this many transactions share one commit (bounds the latency of the last one in a group). */
 const MAX_GROUP = 256;
+/**
+ * When no foreground group ran in the last IDLE_MS, the background transactions waiting share one commit (at most
+ * BACKGROUND_WHEN_IDLE): a sweep's batches dirty pages all over the file, and the more of them a commit holds, the
+ * more of those pages they share (service/reclaim.ts hands 16 runs of 250 at once; docs/performance.md). With others
+ * writing, one a commit.
+ */
+const BACKGROUND_WHEN_IDLE = 16;
+const IDLE_MS = 500;
 /** A license whose counters are trusted (`countersTrusted`) is counted again after this many uses all the same. */
 export const RECOUNT_EVERY = 256;
 
@@ -720,20 +728,24 @@ export class SqliteStore implements Store {
    * shared its group with the sweep's next batches and waited for all of them and for their commit (docs/performance.md).
    */
   private background: Waiting[] = [];
+  /** when the last foreground group began (`performance.now()`) */
+  private foregroundAt = Number.NEGATIVE_INFINITY;
   private draining = false;
 
   private async drain(): Promise<void> {
     try {
       while (this.waiting.length || this.background.length) {
         if (this.waiting.length) {
+          this.foregroundAt = performance.now();
           const { synced } = await this.runGroup(this.waiting.splice(0, MAX_GROUP));
           // A background group's pages go into the WAL after the foreground's, and the sync that answers the foreground
           // would carry them: a batch of a sweep is megabytes, 120-140 ms of fdatasync here. So they wait for it.
           if (synced && this.background.length) await synced.catch(() => undefined);
         }
-        const next = this.background.shift();
-        if (next === undefined) continue;
-        await this.runGroup([next]);
+        if (this.background.length === 0) continue;
+        // While nobody else writes, background transactions share commits again (fewer pages written in all).
+        const idle = performance.now() - this.foregroundAt > IDLE_MS;
+        await this.runGroup(this.background.splice(0, idle ? BACKGROUND_WHEN_IDLE : 1));
         // Requests that arrived meanwhile are read before the next group (the I/O phase runs before `setImmediate`),
         // so that they go before the next background transaction rather than after it.
         await new Promise((resolve) => setImmediate(resolve));

@@ -23,9 +23,8 @@ import { countedLicense } from './seatCounters.js';
 import type { SessionKeys } from './sessions.js';
 
 /**
- * Leases per transaction: big enough that a large sweep is a few bulk writes, small enough to hold the lock briefly.
- * On SQLite a batch's savepoint journal is in memory (store/sqlite/store.ts): about 30 MB for 1,000 leases, 99 MB
- * for 5,000 (a file of 300,000 leases, docs/operations.md).
+ * Leases per transaction of one license (`Store.sweepOrder` `license`, PostgreSQL): big enough that a large sweep is a
+ * few bulk writes, small enough to hold the license's lock briefly.
  */
 const BATCH = 1000;
 /**
@@ -35,11 +34,12 @@ const BATCH = 1000;
  * all over the file: at 1M leases, 120-140 ms of fdatasync for 1,000 leases. So the run's size bounds what a checkout
  * waits for during a big sweep (`bench/run.mjs --scale --scale-during 8`, 2026-12-07, 1,000 / 500 / 250 / 100 a run:
  * checkout + check-in p50 249 / 156 / 90 / 47 ms beside a sweep of 15.6 s at 250, 20.2 s at 100; docs/performance.md).
+ * A batch's savepoint journal is in memory (store/sqlite/store.ts): about 30 MB for 1,000 leases on a file of 300,000.
  */
 const RUN = 250;
 /** Leases per page of the scan: the ids held in memory at once; a page is freed before the next is read. */
 const PAGE = 100_000;
-/** Licenses freed at once. */
+/** Licenses freed at once (`license` order). */
 const PARALLEL = 4;
 /**
  * Runs handed to the store at once (`run` order): SQLite puts them all in one commit while nobody else writes, so that

@@ -220,9 +220,9 @@ export interface Store {
    * `ahead` (with `group`): what `fn` will name with its license lock (`ReadAhead`), known before it runs, so that
    * a turn may read it for all its transactions at once (PostgreSQL: store/postgres/turnView.ts).
    * `background` (a sweep's batch): work nobody waits for at a screen. SQLite, whose one writer it would hold, runs
-   * it in a commit of its own after the transactions waiting then, one at a time, so that a checkout arriving during
-   * a big sweep waits for one batch rather than for the sweep's whole queue; PostgreSQL, where it locks only its
-   * licenses, runs it as any other.
+   * it after the transactions waiting then, in a commit of its own while others write (several share one while
+   * nobody else does), so that a checkout arriving during a big sweep waits for one batch rather than for the
+   * sweep's whole queue; PostgreSQL, where it locks only its licenses, runs it as any other.
    */
   transaction<T>(
     fn: (tx: StoreTx) => Promise<T>,

@@ -1,7 +1,8 @@
 /**
- * Background transactions on SQLite (a sweep's batches, `transaction(fn, { background: true })`): each runs in a commit
- * of its own, after the transactions waiting then, so that a checkout arriving during a big sweep waits for one batch,
- * not for every batch queued before it and their shared commit (docs/performance.md, "Checkouts during the sweep").
+ * Background transactions on SQLite (a sweep's batches, `transaction(fn, { background: true })`): each runs after the
+ * transactions waiting then, in a commit of its own while others write, so that a checkout arriving during a big sweep
+ * waits for one batch, not for every batch queued before it and their shared commit (docs/performance.md, "Checkouts
+ * during the sweep"); while nobody else writes, up to 16 share a commit.
  * On a real file, with a second connection that tells the commits apart (`PRAGMA data_version` moves with each commit
  * of another connection).
  */

@@ -723,9 +723,10 @@ export class SqliteStore implements Store {
 
   private waiting: Waiting[] = [];
   /**
-   * Background transactions (a sweep's batches): each in a group of its own, after the groups waiting then. A group
-   * runs on the event loop from its BEGIN to its COMMIT, and in one queue a checkout that arrived during a big sweep
-   * shared its group with the sweep's next batches and waited for all of them and for their commit (docs/performance.md).
+   * Background transactions (a sweep's batches): after the group waiting then, each in a group of its own (up to
+   * BACKGROUND_WHEN_IDLE in one when nobody else writes). In one queue a checkout that arrived during a big sweep
+   * shared its group with the sweep's next batches and waited for all of them, their commit and the sync of their
+   * pages (docs/performance.md).
    */
   private background: Waiting[] = [];
   /** when the last foreground group began (`performance.now()`) */

@@ -125,3 +125,37 @@ test('with no foreground work, background transactions share commits, sixteen at
     await close();
   }
 });
+
+/** The WAL header's checkpoint sequence number: it moves each time the WAL starts over after a checkpoint. */
+async function walRestarts(path: string): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  return (await readFile(`${path}-wal`)).readUInt32BE(12);
+}
+
+test('while background transactions run, SQLite checkpoints less often; after them, as usual', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'floatd-background-'));
+  const path = join(dir, 'floatd.db');
+  const store = new SqliteStore({ path });
+  try {
+    // About 400 pages a transaction (a 1.6 MB value): a checkpoint at SQLite's 1,000 pages would come every few.
+    const big = (name: string) => async (tx: StoreTx) =>
+      tx.apply([{ type: 'kv.put', name, value: name.repeat(1_600_000 / name.length), at: 0 }]);
+    await store.transaction(big('first0'));
+    const before = await walRestarts(path);
+    // Six background transactions, a foreground one between each (so each in a commit of its own): 2,400 pages.
+    const runs: Promise<unknown>[] = [];
+    for (let i = 1; i <= 6; i++) {
+      runs.push(store.transaction(big(`bg${i}000`), { background: true }));
+      runs.push(store.transaction(async (tx) => tx.apply([{ type: 'kv.put', name: `fg${i}`, value: 'x', at: 0 }])));
+    }
+    await Promise.all(runs);
+    assert.equal(await walRestarts(path), before, 'no checkpoint restarted the WAL during the background work');
+    // After it, the usual threshold: the next commits checkpoint the WAL, and it starts over.
+    for (let i = 0; i < 3; i++) await store.transaction(big(`after${i}`));
+    assert.notEqual(await walRestarts(path), before);
+    for (const name of ['bg1000', 'bg6000', 'fg6', 'after2']) assert.ok(await store.getKv(name), name);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

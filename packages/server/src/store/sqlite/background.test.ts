@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -128,7 +128,6 @@ test('with no foreground work, background transactions share commits, sixteen at
 
 /** The WAL header's checkpoint sequence number: it moves each time the WAL starts over after a checkpoint. */
 async function walRestarts(path: string): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
   return (await readFile(`${path}-wal`)).readUInt32BE(12);
 }
 

@@ -746,6 +746,7 @@ export class SqliteStore implements Store {
   private async drain(): Promise<void> {
     try {
       while (this.waiting.length || this.background.length) {
+        this.checkpointEvery(this.background.length ? CHECKPOINT_PAGES_IN_BACKGROUND : CHECKPOINT_PAGES);
         if (this.waiting.length) {
           this.foregroundAt = performance.now();
           const { synced } = await this.runGroup(this.waiting.splice(0, MAX_GROUP));
@@ -753,11 +754,7 @@ export class SqliteStore implements Store {
           // would carry them: a batch of a sweep is megabytes, 120-140 ms of fdatasync here. So they wait for it.
           if (synced && this.background.length) await synced.catch(() => undefined);
         }
-        if (this.background.length === 0) {
-          this.checkpointEvery(CHECKPOINT_PAGES);
-          continue;
-        }
-        this.checkpointEvery(CHECKPOINT_PAGES_IN_BACKGROUND);
+        if (this.background.length === 0) continue;
         // While nobody else writes, background transactions share commits again (fewer pages written in all).
         const idle = performance.now() - this.foregroundAt > IDLE_MS;
         await this.runGroup(this.background.splice(0, idle ? BACKGROUND_WHEN_IDLE : 1));

@@ -32,6 +32,11 @@ export function reportNode(
   everyMs = 2000,
   /** each measurement, for the clock fence (service/clockFence.ts) */
   onOffset: (offsetMs: number, rttMs: number) => void = () => {},
+  /**
+   * The store's ears (PostgresStore): each failure of the tick or the reaper, and each time the reaper finds its
+   * connection on a read-only server (a fenced old primary that kept floatd's connections).
+   */
+  store: { heard(err: unknown): void; onReadOnly(): void } = { heard: () => {}, onReadOnly: () => {} },
 ): Membership & { id: string } {
   const id = newId('req').replace('req_', 'node_');
   const startedAt = Date.now();
@@ -49,16 +54,19 @@ export function reportNode(
   let reaping: Promise<unknown> | undefined;
   const reaper = setInterval(() => {
     reaping ??= reapWedged(sql)
-      .catch(() => undefined)
+      .then(({ readOnly }) => {
+        if (readOnly) store.onReadOnly();
+      })
+      .catch((err: unknown) => store.heard(err))
       .finally(() => {
         reaping = undefined;
       });
   }, REAP_EVERY_MS);
   reaper.unref();
-  let running: Promise<unknown> = tick().catch(() => undefined);
+  let running: Promise<unknown> = tick().catch((err: unknown) => store.heard(err));
   const first = running;
   const timer = setInterval(() => {
-    running = tick().catch(() => undefined);
+    running = tick().catch((err: unknown) => store.heard(err));
   }, everyMs);
   timer.unref();
   return {
@@ -86,14 +94,19 @@ export function reportNode(
  * and Flush, never the Bind) while the driver went on to the ROLLBACK; the license's writes then
  * waited behind that session until it was ended. Checked every REAP_EVERY_MS, ended after
  * WEDGED_AFTER_SECONDS: such a wedge costs at most about 3 s, not the 5-10 s of the registry's tick.
+ *
+ * It also says whether the server it ran on refuses writes (`readOnly`): a fenced old primary keeps floatd's
+ * connections, and the pool must not go on reading there (reportNode hands that to the store, which leaves it).
  */
 export const REAP_EVERY_MS = 1000;
 export const WEDGED_AFTER_SECONDS = 2;
-export async function reapWedged(sql: postgres.Sql, seconds = WEDGED_AFTER_SECONDS): Promise<number> {
-  const rows = await sql`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-    WHERE application_name = 'floatd' AND datname = current_database() AND pid <> pg_backend_pid()
-      AND state = 'active' AND wait_event = 'ClientRead' AND state_change < now() - make_interval(secs => ${seconds})`;
-  return rows.length;
+export async function reapWedged(sql: postgres.Sql, seconds = WEDGED_AFTER_SECONDS): Promise<{ reaped: number; readOnly: boolean }> {
+  // array_agg evaluates pg_terminate_backend for every row (a count(*) need not).
+  const [row] = await sql`SELECT current_setting('transaction_read_only') = 'on' AS read_only, (
+      SELECT array_agg(pg_terminate_backend(pid)) FROM pg_stat_activity
+      WHERE application_name = 'floatd' AND datname = current_database() AND pid <> pg_backend_pid()
+        AND state = 'active' AND wait_event = 'ClientRead' AND state_change < now() - make_interval(secs => ${seconds})) AS reaped`;
+  return { reaped: (row!.reaped as unknown[] | null)?.length ?? 0, readOnly: row!.read_only === true };
 }
 
 export async function listNodes(sql: postgres.Sql): Promise<NodeRow[]> {

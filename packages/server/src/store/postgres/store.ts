@@ -155,6 +155,13 @@ export const IDLE_IN_TRANSACTION_MS = 20_000;
 export const TRANSACTION_DEADLINE_MS = 10_000;
 /** The longest /readyz waits for the database's answer to its ping (and its test write) before it says not ready. */
 export const PING_DEADLINE_MS = 2_000;
+/**
+ * A seat transaction (or a renewal) still unfinished after this long makes the node look for a read-only server among
+ * its URL's hosts (`leaveReadOnly`): its COMMIT may be waiting on a fenced old primary for a synchronous standby that
+ * was promoted meanwhile, which never answers, while nothing else fails with 25006 (every write of the license waits
+ * behind that turn). Healthy, a turn takes milliseconds; a check costs one connection per host, at most once a second.
+ */
+export const SLOW_TRANSACTION_MS = 1_000;
 /** A connection that does not answer a turn's BEGIN for this long is taken for half-open (see `beginLocked`). */
 const TURN_LIVENESS_MS = 2_000;
 
@@ -207,19 +214,30 @@ interface LeaseOfKey {
 
 const HOT_READS = ['getLicenseByKey', 'leaseOfKey', 'leasesOfFingerprint', 'expiryStats', 'leaseCounts', 'renew'] as const;
 
-function settleWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+function settleWithin<T>(work: Promise<T>, ms: number, slow?: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          Object.assign(new Error(`the database did not finish the transaction within ${ms} ms (connection lost?)`), {
-            code: 'CONNECTION_CLOSED',
-          }),
-        ),
-      ms,
-    );
-    timer.unref();
+    const giveUp = () =>
+      reject(
+        Object.assign(new Error(`the database did not finish the transaction within ${ms} ms (connection lost?)`), {
+          code: 'CONNECTION_CLOSED',
+        }),
+      );
+    // One timer at a time: with `slow`, it is called every SLOW_TRANSACTION_MS until the deadline.
+    const started = Date.now();
+    const next = () => {
+      const left = ms - (Date.now() - started);
+      if (left <= 0) return giveUp();
+      timer = setTimeout(
+        () => {
+          if (slow && Date.now() - started < ms) slow();
+          next();
+        },
+        slow ? Math.min(SLOW_TRANSACTION_MS, left) : left,
+      );
+      timer.unref();
+    };
+    next();
   });
   // The transaction may still settle later: its outcome is then nobody's (a rejection is not left unhandled).
   work.catch(() => undefined);
@@ -364,10 +382,13 @@ export class PostgresStore implements Store {
     private readonly recountEvery = RECOUNT_EVERY,
   ) {
     this.groups = groupCommit ? new GroupCommit<StoreTx, ReadAhead>((group, units) => this.runTurn(group, units)) : undefined;
-    // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS).
+    // The reads of the client hot paths answer within the deadline too (see TRANSACTION_DEADLINE_MS); of them only a
+    // renewal writes, so only it can wait in a COMMIT (SLOW_TRANSACTION_MS).
     for (const name of HOT_READS) {
       const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
-      (this as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => settleWithin(read(...args), TRANSACTION_DEADLINE_MS);
+      const slow = name === 'renew' ? this.whenSlow : undefined;
+      (this as unknown as Record<string, unknown>)[name] = (...args: unknown[]) =>
+        settleWithin(read(...args), TRANSACTION_DEADLINE_MS, slow);
     }
   }
 
@@ -390,7 +411,10 @@ export class PostgresStore implements Store {
     everyMs?: number,
     onOffset?: (offsetMs: number, rttMs: number) => void,
   ): Membership & { id: string } {
-    return reportNode(this.sql, version, isLeader, everyMs, onOffset);
+    return reportNode(this.sql, version, isLeader, everyMs, onOffset, {
+      heard: (err) => this.heard(err),
+      onReadOnly: () => void this.leaveReadOnly(),
+    });
   }
 
   /** The nodes as they last recorded themselves, oldest start first. */
@@ -712,14 +736,23 @@ export class PostgresStore implements Store {
     };
   }
 
+  /** A failure of the database's: a write refused as read-only (SQLSTATE 25006) makes the node leave that server. */
+  private heard(err: unknown): void {
+    if ((err as { code?: unknown } | null)?.code === '25006') void this.leaveReadOnly();
+  }
+
+  /** A seat transaction past SLOW_TRANSACTION_MS (see there). */
+  private readonly whenSlow = () => void this.leaveReadOnly();
+
   /**
-   * After a write was refused as read-only (SQLSTATE 25006: the server became a standby, or was
-   * fenced, and kept our connections): ends floatd's sessions on every host of the URL that is
-   * read-only now, so that each connection (pool, LISTEN, leader lock) reconnects and finds the
-   * writable server, and none stays behind to answer reads from the old one. At most once a second.
+   * When a server became read-only under floatd's connections (a write refused with 25006, a slow seat transaction,
+   * the reaper's connection on a read-only server: it became a standby, or was fenced, and kept our connections):
+   * ends floatd's sessions on every host of the URL that is read-only now, so that each connection (pool, LISTEN,
+   * leader lock) reconnects and finds the writable server, and none stays behind to answer reads from the old one,
+   * or to wait there for ever in a COMMIT for a synchronous standby that was promoted. At most once a second.
    */
-  private async leaveReadOnly(err: unknown): Promise<void> {
-    if ((err as { code?: unknown } | null)?.code !== '25006' || Date.now() - this.leftReadOnlyAt < 1000 || !this.url) return;
+  private async leaveReadOnly(): Promise<void> {
+    if (Date.now() - this.leftReadOnlyAt < 1000 || !this.url) return;
     this.leftReadOnlyAt = Date.now();
     await Promise.all(
       hostsOf(this.url).map(async (one) => {
@@ -745,9 +778,9 @@ export class PostgresStore implements Store {
   async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined; ahead?: ReadAhead | undefined }): Promise<T> {
     if (opts?.group !== undefined && this.groups) return this.groups.run(opts.group, fn, opts.ahead);
     try {
-      return await settleWithin(this.runTransaction(fn), TRANSACTION_DEADLINE_MS);
+      return await settleWithin(this.runTransaction(fn), TRANSACTION_DEADLINE_MS, this.whenSlow);
     } catch (err) {
-      void this.leaveReadOnly(err);
+      this.heard(err);
       throw err;
     }
   }
@@ -868,6 +901,7 @@ export class PostgresStore implements Store {
             await notified;
           }),
           TRANSACTION_DEADLINE_MS,
+          this.whenSlow,
         );
       } catch (caught) {
         // The turn's reads were refused (not the database as a whole): again without them, each unit reading its own.
@@ -882,7 +916,7 @@ export class PostgresStore implements Store {
           continue;
         }
         const err = caught instanceof TurnViewFailed || caught instanceof TogetherFailed ? caught.cause : caught;
-        void this.leaveReadOnly(err);
+        this.heard(err);
         const own = failed;
         // The unit that failed first may have heard "transaction aborted" (25P02) while the driver reports the statement
         // that aborted it (its own: every write before its statements was checked good by `fail`), e.g. a read of a
@@ -951,7 +985,7 @@ export class PostgresStore implements Store {
     try {
       return await this.renewNow(renewals);
     } catch (err) {
-      void this.leaveReadOnly(err);
+      this.heard(err);
       throw err;
     }
   }
@@ -1340,13 +1374,17 @@ export class PostgresStore implements Store {
 
   async claimDeliveries(now: number, until: number, limit: number): Promise<ClaimedDelivery[]> {
     // SKIP LOCKED: nodes claiming at once take different deliveries; claimed_until keeps them off until the send is recorded.
+    // A claim runs every second on every node, so its 25006 is often the first a fenced old primary gives.
     const rows = await this.sql`WITH c AS (
         UPDATE webhook_deliveries SET claimed_until = ${until} WHERE id IN (
           SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= ${now}
             AND (claimed_until IS NULL OR claimed_until <= ${now}) ORDER BY next_attempt_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
         RETURNING id, attempts, event_id, webhook_id)
       SELECT c.*, e.type, e.license_id, e.at AS event_at, e.data, w.url, w.secret
-      FROM c JOIN webhook_events e ON e.id = c.event_id JOIN webhooks w ON w.id = c.webhook_id`;
+      FROM c JOIN webhook_events e ON e.id = c.event_id JOIN webhooks w ON w.id = c.webhook_id`.catch((err: unknown) => {
+      this.heard(err);
+      throw err;
+    });
     return rows.map(toClaimed);
   }
 
@@ -1454,7 +1492,7 @@ export class PostgresStore implements Store {
           tx`DELETE FROM schema_migrations WHERE version = -1`,
         ])
         .catch((err: unknown) => {
-          void this.leaveReadOnly(err);
+          this.heard(err);
           throw err;
         }),
     );

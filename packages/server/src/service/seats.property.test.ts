@@ -79,7 +79,9 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
   const created = await catalogue.createProduct({ name: 'property' }, 'test');
   assert.ok(created.ok, JSON.stringify(created));
   const product = created.value;
-  const stats = { steps: 0, ok: 0, refused: 0, releases: 0 };
+  const stats = { steps: 0, ok: 0, refused: 0, releases: 0, refusedBy: {} as Record<string, number> };
+  // The seed is chosen here, not by fast-check, so that a run whose floor below fails can be replayed (FLOATD_PROPERTY_SEED).
+  const seed = PROPERTY_SEED ?? Math.floor(Math.random() * 2 ** 31);
 
   await fc.assert(
     fc.asyncProperty(policyArb, fc.array(commandArb, { minLength: 1, maxLength: 40, size: 'max' }), async (policy, commands) => {
@@ -104,8 +106,10 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
         const beforeLeases = await store.listLeases(lic.id);
         const r = await run(c, lic.key, await leaseIds(), beforeLeases);
         stats.steps++;
-        if (r && !r.ok) stats.refused++;
-        else stats.ok++;
+        if (r && !r.ok) {
+          stats.refused++;
+          stats.refusedBy[r.error.code] = (stats.refusedBy[r.error.code] ?? 0) + 1;
+        } else stats.ok++;
         const v = await view();
         const releases = await newReleases();
         stats.releases += releases.length;
@@ -113,13 +117,15 @@ test(`real ${TEST_STORE} store through the services: ${STORE_RUNS} random comman
         if (broken.length) throw new Error(`after step ${i} ${JSON.stringify(c)}: ${broken.join('; ')}`);
       }
     }),
-    { numRuns: STORE_RUNS, ...(PROPERTY_SEED !== undefined ? { seed: PROPERTY_SEED } : {}) },
+    { numRuns: STORE_RUNS, seed },
   );
-  t.diagnostic(`${stats.steps} steps (${stats.ok} done, ${stats.refused} refused), ${stats.releases} releases`);
-  // The release checks ran (not a vacuous pass). Releases come at about one run in two (PostgreSQL, 25 runs: 6-22
-  // over 11 trials; SQLite, 100 runs: 44-56 over 5): a floor of one in four sat inside that spread and failed CI once
-  // at 6 of 25; one in ten does not.
-  assert.ok(stats.releases > STORE_RUNS / 10, JSON.stringify(stats));
+  t.diagnostic(
+    `seed ${seed}: ${stats.steps} steps (${stats.ok} done, ${stats.refused} refused: ${JSON.stringify(stats.refusedBy)}), ${stats.releases} releases`,
+  );
+  // The release checks ran (not a vacuous pass). A floor of one in four runs sat inside the spread and failed CI once
+  // at 6 of 25; one in ten failed it once at 0 of 25 (334 steps). Then commands named a lease that exists only about
+  // half the time (pickLease): PostgreSQL, 25 runs, gave 3-23 releases over 19 trials. Now: 20-23 over 3 trials.
+  assert.ok(stats.releases > STORE_RUNS / 10, `seed ${seed}: ${JSON.stringify(stats)}`);
 
   async function run(
     c: Command,

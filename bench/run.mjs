@@ -22,6 +22,7 @@
  *   npm run bench -- --scale              # 1M leases: RSS, 100k-lease sweep, checkout p99 at 1M vs 1k
  *   npm run bench -- --scale --scale-spread   # the same with the dead a share of every license, not whole licenses
  *   npm run bench -- --scale --scale-during 8 # checkouts beside the sweep for its first 8 s: what a mass expiry costs others
+ *   npm run bench -- --scale --scale-during 8 --scale-during-heartbeats # heartbeats instead, and as long before it
  *   npm run bench -- --write              # SQLite + PostgreSQL 1 and 2 nodes + scale + noisy neighbour, written to BENCHMARKS.md
  *   npm run bench -- --before DIR         # also an older build (bench/before.mjs <rev> makes DIR), each scenario on this
  *                                         # build then on it, same run; --write adds a before/after table and scale column
@@ -67,6 +68,11 @@ const SCALE_SPREAD = args.includes('--scale-spread');
  * for its first N seconds (what a mass expiry costs the other users; the sweep's own time is then under that load).
  */
 const SCALE_DURING = Number(flag('scale-during', '0'));
+/**
+ * `--scale-during-heartbeats`: what runs beside the sweep is 10 connections of heartbeats over 1,000 live leases of a
+ * license of their own (answered from memory, renewals written in batches), measured as long before the sweep too.
+ */
+const SCALE_DURING_HEARTBEATS = args.includes('--scale-during-heartbeats');
 const PG_ADMIN = process.env.FLOATD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SCENARIOS = ['checkout-checkin', 'heartbeat', 'mixed', 'contended'];
 /** The scenarios bench/reference.mjs is measured on (contended has no target). */
@@ -643,6 +649,27 @@ async function checkoutP99(url, key, seconds) {
   return { p50_ms: r.latency.p50, p99_ms: r.latency.p99, max_ms: r.latency.max, rps: Math.round(r.requests.average) };
 }
 
+/** Heartbeats over `leases` (from `checkoutMany`) for `seconds`, 10 connections, as the heartbeat scenario sends them. */
+async function heartbeatP99(url, key, leases, seconds) {
+  const r = await runOne({
+    url,
+    duration: seconds,
+    connections: 10,
+    requests: [
+      everyLease(
+        leases.map((lease) => ({
+          method: 'POST',
+          path: `/v1/client/leases/${lease.id}/heartbeat`,
+          headers: clientHeaders(key, lease.keyid),
+          body: '{"instanceId":"app"}',
+        })),
+      ),
+    ],
+  });
+  if (r.non2xx > 0) throw new Error(`the scale run's heartbeats were answered with errors: ${JSON.stringify(r.statusCodeStats)}`);
+  return { p50_ms: r.latency.p50, p99_ms: r.latency.p99, max_ms: r.latency.max, rps: Math.round(r.requests.average) };
+}
+
 /** `build`: another floatd checkout's server (`--before`), on a file of the same shape written into its own schema. */
 async function scaleAt(total, expired, build) {
   const dataDir = await mkdtemp(join(tmpdir(), 'floatd-scale-'));
@@ -663,13 +690,29 @@ async function scaleAt(total, expired, build) {
       const rss = rssMb(f.servers[0].child.pid);
       let sweep = null;
       let during = null;
+      let beside = () => checkoutP99(f.url, probe, SCALE_DURING);
+      let heartbeatIdle = null;
+      if (SCALE_DURING_HEARTBEATS && expired > 0 && SCALE_DURING > 0) {
+        const key = (
+          await api(f.url, 'POST', '/v1/admin/licenses', f.admin, {
+            productId,
+            seats: 1000,
+            leaseTtlSeconds: 3600,
+            heartbeatIntervalSeconds: 600,
+          })
+        ).key;
+        const leases = await checkoutMany(f.url, key, 1000, 'scale-hb', f.legacy);
+        await heartbeatP99(f.url, key, leases, 1); // warm-up
+        heartbeatIdle = await heartbeatP99(f.url, key, leases, SCALE_DURING);
+        beside = () => heartbeatP99(f.url, key, leases, SCALE_DURING);
+      }
       if (expired > 0) {
         const s0 = process.hrtime.bigint();
         const swept = api(f.url, 'POST', '/v1/admin/reclaim', f.admin).then((r) => ({
           r,
           seconds: Number(process.hrtime.bigint() - s0) / 1e9,
         }));
-        if (SCALE_DURING > 0) during = await checkoutP99(f.url, probe, SCALE_DURING);
+        if (SCALE_DURING > 0) during = await beside();
         const { r, seconds } = await swept;
         sweep = { freed: r.freed?.length ?? r.freedCount ?? r.freed, seconds };
       }
@@ -681,6 +724,7 @@ async function scaleAt(total, expired, build) {
         rss_after_sweep_mb: rssMb(f.servers[0].child.pid),
         sweep,
         during,
+        heartbeatIdle,
       };
     } finally {
       await f.stop();
@@ -708,7 +752,8 @@ async function scale() {
       checkout_p99_ratio: +(big.checkout.p99_ms / Math.max(1, small.checkout.p99_ms)).toFixed(2),
       checkout_rps_at_scale: big.checkout.rps,
       checkout_rps_at_1k: small.checkout.rps,
-      ...(big.during ? { checkout_during_sweep: big.during } : {}),
+      ...(big.during && !big.heartbeatIdle ? { checkout_during_sweep: big.during } : {}),
+      ...(big.heartbeatIdle ? { heartbeat_before_sweep: big.heartbeatIdle, heartbeat_during_sweep: big.during } : {}),
       populate_s: big.populate_s,
     };
   };
@@ -778,13 +823,19 @@ function scaleTable(s) {
     `| --- | ---: |${b ? ' ---: |' : ''} ---: |`,
     `| active leases in the store | ${s.leases.toLocaleString('en')} |${cells((x) => x.leases.toLocaleString('en'))} |`,
     `| server RSS with them (after checkouts) | ${s.rss_mb} MB |${cells((x) => `${x.rss_mb} MB`)} ≤ 512 MB |`,
-    `| reclamation sweep freeing ${s.sweep_freed.toLocaleString('en')} expired leases${s.checkout_during_sweep ? ` (with the checkouts below beside it for its first ${SCALE_DURING} s)` : ''} | ${s.sweep_s} s |${cells((x) => `${x.sweep_s} s (${x.sweep_freed.toLocaleString('en')} freed)`)} ≤ 1 s |`,
+    `| reclamation sweep freeing ${s.sweep_freed.toLocaleString('en')} expired leases${s.checkout_during_sweep ? ` (with the checkouts below beside it for its first ${SCALE_DURING} s)` : s.heartbeat_during_sweep ? ` (with the heartbeats below beside it for its first ${SCALE_DURING} s)` : ''} | ${s.sweep_s} s |${cells((x) => `${x.sweep_s} s (${x.sweep_freed.toLocaleString('en')} freed)`)} ≤ 1 s |`,
     `| checkout p99 at ${s.leases.toLocaleString('en')} leases | ${s.checkout_p99_ms_at_scale} ms |${cells((x) => `${x.checkout_p99_ms_at_scale} ms`)} |`,
     `| checkout p99 at 1,000 leases | ${s.checkout_p99_ms_at_1k} ms |${cells((x) => `${x.checkout_p99_ms_at_1k} ms`)} |`,
     `| ratio | ${s.checkout_p99_ratio} |${cells((x) => x.checkout_p99_ratio)} ≤ 1.2 |`,
     ...(s.checkout_during_sweep
       ? [
           `| checkout + check-in during the sweep (its first ${SCALE_DURING} s, 10 connections): p50 / p99 / max, req/s | ${during(s.checkout_during_sweep)} |${cells((x) => (x.checkout_during_sweep ? during(x.checkout_during_sweep) : ''))} |`,
+        ]
+      : []),
+    ...(s.heartbeat_during_sweep
+      ? [
+          `| heartbeats over 1,000 leases, ${SCALE_DURING} s before the sweep (10 connections): p50 / p99 / max, req/s | ${during(s.heartbeat_before_sweep)} |${cells((x) => (x.heartbeat_before_sweep ? during(x.heartbeat_before_sweep) : ''))} |`,
+          `| the same heartbeats during the sweep (its first ${SCALE_DURING} s) | ${during(s.heartbeat_during_sweep)} |${cells((x) => (x.heartbeat_during_sweep ? during(x.heartbeat_during_sweep) : ''))} |`,
         ]
       : []),
   ].join('\n');

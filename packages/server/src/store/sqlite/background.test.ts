@@ -126,6 +126,20 @@ test('with no foreground work, background transactions share commits, sixteen at
   }
 });
 
+test('heartbeat reads count as others served: the background transactions queued just after one get a commit each', async () => {
+  const { store, ran, unit, close } = await open();
+  try {
+    // A heartbeat's read (of a key that does not exist: it is the asking that counts, not the answer).
+    assert.equal(await store.leaseOfKey('FLT-NONE', 'lse_none', 'app', 0), undefined);
+    const names = ['H1', 'H2', 'H3'];
+    assert.deepEqual(await Promise.all(names.map((n) => store.transaction(unit(n), { background: true }))), names);
+    const commits = ran.map((r) => r.commit);
+    assert.equal(new Set(commits).size, commits.length, JSON.stringify(ran));
+  } finally {
+    await close();
+  }
+});
+
 /** The WAL header's checkpoint sequence number: it moves each time the WAL starts over after a checkpoint. */
 async function walRestarts(path: string): Promise<number> {
   return (await readFile(`${path}-wal`)).readUInt32BE(12);

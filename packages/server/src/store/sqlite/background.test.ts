@@ -140,6 +140,26 @@ test('heartbeat reads count as others served: the background transactions queued
   }
 });
 
+test('a steady stream of foreground transactions does not starve the background ones', async () => {
+  const { store, unit, close } = await open();
+  try {
+    let stop = false;
+    let foreground = 0;
+    const stream = (async () => {
+      // One after another, each queued as the previous is answered: the store is never idle.
+      while (!stop && foreground < 5000) await store.transaction(unit(`F${++foreground}`));
+    })();
+    const names = ['S1', 'S2', 'S3', 'S4', 'S5'];
+    assert.deepEqual(await Promise.all(names.map((n) => store.transaction(unit(n), { background: true }))), names);
+    const during = foreground;
+    stop = true;
+    await stream;
+    assert.ok(during < 5000, `the background transactions waited for the whole stream (${during} foreground)`);
+  } finally {
+    await close();
+  }
+});
+
 /** The WAL header's checkpoint sequence number: it moves each time the WAL starts over after a checkpoint. */
 async function walRestarts(path: string): Promise<number> {
   return (await readFile(`${path}-wal`)).readUInt32BE(12);

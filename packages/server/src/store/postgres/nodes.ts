@@ -36,7 +36,7 @@ export function reportNode(
    * The store's ears (PostgresStore): each failure of the tick or the reaper, and each time the reaper finds its
    * connection on a read-only server (a fenced old primary that kept floatd's connections).
    */
-  store: { heard(err: unknown): void; onReadOnly(): void } = { heard: () => {}, onReadOnly: () => {} },
+  store: { heard(err: unknown): void; onReadOnly(): void },
 ): Membership & { id: string } {
   const id = newId('req').replace('req_', 'node_');
   const startedAt = Date.now();

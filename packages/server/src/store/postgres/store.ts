@@ -223,14 +223,15 @@ function settleWithin<T>(work: Promise<T>, ms: number, slow?: () => void): Promi
           code: 'CONNECTION_CLOSED',
         }),
       );
-    // One timer at a time: with `slow`, it is called every SLOW_TRANSACTION_MS until the deadline.
-    const started = Date.now();
+    // One timer at a time: with `slow`, it is called every SLOW_TRANSACTION_MS until the deadline (the monotonic clock:
+    // a stepped wall clock must not end a transaction early).
+    const started = performance.now();
     const next = () => {
-      const left = ms - (Date.now() - started);
+      const left = ms - (performance.now() - started);
       if (left <= 0) return giveUp();
       timer = setTimeout(
         () => {
-          if (slow && Date.now() - started < ms) slow();
+          if (slow && performance.now() - started < ms) slow();
           next();
         },
         slow ? Math.min(SLOW_TRANSACTION_MS, left) : left,
@@ -413,7 +414,7 @@ export class PostgresStore implements Store {
   ): Membership & { id: string } {
     return reportNode(this.sql, version, isLeader, everyMs, onOffset, {
       heard: (err) => this.heard(err),
-      onReadOnly: () => void this.leaveReadOnly(),
+      onReadOnly: this.whenSlow,
     });
   }
 
@@ -741,7 +742,7 @@ export class PostgresStore implements Store {
     if ((err as { code?: unknown } | null)?.code === '25006') void this.leaveReadOnly();
   }
 
-  /** A seat transaction past SLOW_TRANSACTION_MS (see there). */
+  /** A seat transaction past SLOW_TRANSACTION_MS (see there), or the reaper's connection on a read-only server. */
   private readonly whenSlow = () => void this.leaveReadOnly();
 
   /**

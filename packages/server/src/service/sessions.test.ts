@@ -7,9 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import { x25519Pair } from '@floatd/protocol/sessionKeys';
+import { sessionKeyOf, sharedSecret, x25519Pair } from '@floatd/protocol/sessionKeys';
 import { sqliteWorld } from '../testing/sqliteWorld.js';
-import { SessionKeys } from './sessions.js';
+import { SERVER_HALF_MS, SERVER_HALF_USES, SessionKeys } from './sessions.js';
 
 test('a checkout puts its use key in the cache, its check-in takes it out; other uses keep theirs', async () => {
   const sessions = new SessionKeys();
@@ -87,4 +87,39 @@ test("the reclaimer takes a freed lease's use keys out of the cache, and leaves 
     await store.close();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("the server's half serves SERVER_HALF_USES agreements or SERVER_HALF_MS, each use's key its own; then a new half", () => {
+  let now = 1_000;
+  const sessions = new SessionKeys(undefined, () => now);
+  /** An agreement as the client sees it: the key it derives from the server's half, and the key the server keeps. */
+  const agreeOnce = (leaseId: string) => {
+    const client = x25519Pair();
+    const agreed = sessions.agree(client.x25519);
+    assert.ok(agreed.ok);
+    const theirs = sessionKeyOf(sharedSecret(client.privateKey, agreed.value.x25519)!, leaseId);
+    const ours = agreed.value.derive(leaseId).key;
+    assert.deepEqual(theirs, ours, 'both sides derive the same key');
+    return { half: agreed.value.x25519, key: ours.toString('hex') };
+  };
+  const first = agreeOnce('lease-0');
+  const seen = new Set([first.key]);
+  for (let i = 1; i < SERVER_HALF_USES; i++) {
+    const a = agreeOnce(`lease-${i}`);
+    assert.equal(a.half, first.half);
+    seen.add(a.key);
+  }
+  assert.equal(seen.size, SERVER_HALF_USES, 'one half, every use a key of its own');
+  // The next agreement, on the first one's lease id: a new half, and another key (the client's half is new too).
+  const next = agreeOnce('lease-0');
+  assert.notEqual(next.half, first.half, 'a new half after SERVER_HALF_USES agreements');
+  assert.notEqual(next.key, first.key);
+
+  // Time: the half is replaced once SERVER_HALF_MS have passed since it was made, whatever its uses.
+  now += SERVER_HALF_MS - 1;
+  assert.equal(agreeOnce('lease-x').half, next.half);
+  now += 1;
+  assert.notEqual(agreeOnce('lease-y').half, next.half);
+  // A refused offer (a low-order point) is refused with any half.
+  assert.equal(sessions.agree('A'.repeat(43)).ok, false);
 });

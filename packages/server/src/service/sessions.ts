@@ -7,7 +7,7 @@
  * FLOATD_KEY_ENCRYPTION_KEY on PostgreSQL (like the signing keys), as is on SQLite (its data directory holds
  * the signing key files too). Opened keys are cached by their stored text, so a heartbeat decrypts nothing.
  */
-import { sessionKeyId, sessionKeyOf, sharedSecret, x25519Pair } from '@floatd/protocol/sessionKeys';
+import { sessionKeyId, sessionKeyOf, sharedSecret, type X25519Pair, x25519Pair } from '@floatd/protocol/sessionKeys';
 import { SESSION_KDF } from '@floatd/protocol';
 import { fail, ok, type Result } from '../domain/result.js';
 import { decrypt, encrypt } from '../keys/sealing.js';
@@ -28,16 +28,35 @@ export interface SessionKey {
 
 /** Cached open keys at most (a node's live uses; beyond it, the oldest go; a check-in forgets its use's). */
 const CACHE = 100_000;
+/**
+ * The server's half of the exchange serves this many agreements at most, and for this long (ms), before a new pair is
+ * made. Making a pair (an X25519 key from random bytes and its public half) was 60-70 µs of each checkout's server
+ * time on this machine, as much as the agreement itself (docs/performance.md). Reusing it costs no secrecy the
+ * server keeps: each use's key still comes from the client's fresh half (and is salted with the lease id), and the
+ * server's private half lives only in this process's memory, where the derived keys are held anyway (and, on
+ * PostgreSQL, the key that seals them at rest). X25519 is made for keys that serve many exchanges (RFC 7748 §7).
+ */
+export const SERVER_HALF_USES = 1000;
+export const SERVER_HALF_MS = 60_000;
 
 export class SessionKeys {
   private readonly opened = new Map<string, SessionKey>();
 
-  /** `sealWith`: the key sealing session keys at rest (PostgreSQL), none on SQLite. */
-  constructor(private readonly sealWith?: Buffer) {}
+  /** The server's current half (`SERVER_HALF_USES`, `SERVER_HALF_MS`). */
+  private half: { pair: X25519Pair; uses: number; until: number } | undefined;
+
+  /**
+   * `sealWith`: the key sealing session keys at rest (PostgreSQL), none on SQLite. `now`: a monotonic clock in ms
+   * (when the server's half is replaced; tests move it).
+   */
+  constructor(
+    private readonly sealWith?: Buffer,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** The server's half of an exchange the client offered; refused (400) for a key that is not a usable X25519 point. */
   agree(clientX25519: string): Result<SessionAgreement> {
-    const pair = x25519Pair();
+    const pair = this.serverHalf();
     const shared = sharedSecret(pair.privateKey, clientX25519);
     if (!shared) return fail('VALIDATION_FAILED', 'session.x25519 is not a usable X25519 public key (not a key, or a low-order point)');
     return ok({
@@ -49,6 +68,14 @@ export class SessionKeys {
         return { key, stored };
       },
     });
+  }
+
+  private serverHalf(): X25519Pair {
+    const now = this.now();
+    if (!this.half || this.half.uses >= SERVER_HALF_USES || now >= this.half.until)
+      this.half = { pair: x25519Pair(), uses: 0, until: now + SERVER_HALF_MS };
+    this.half.uses++;
+    return this.half.pair;
   }
 
   /** A stored key, opened (undefined when there is none or it cannot be opened: the answer is then Ed25519-signed). */

@@ -41,11 +41,6 @@ const RUN = 250;
 const PAGE = 100_000;
 /** Licenses freed at once (`license` order). */
 const PARALLEL = 4;
-/**
- * Runs handed to the store at once (`run` order): SQLite puts them all in one commit while nobody else writes, so that
- * an idle server's sweep still frees 4,000 leases a commit (16 runs of 250), and one a commit when others write.
- */
-const RUNS_AT_ONCE = 16;
 
 export class ReclaimService {
   private running: Promise<Reclaimed & { ranAt: number }> | undefined;
@@ -121,7 +116,10 @@ export class ReclaimService {
           }
         }
       };
-      await Promise.all(Array.from({ length: this.store.sweepOrder === 'run' ? RUNS_AT_ONCE : PARALLEL }, worker));
+      // `run` order: as many runs at once as the store puts in one commit while nobody else writes (SQLite: 16 runs of 250,
+      // 4,000 leases a commit on an idle server; one a commit when others write).
+      const workers = this.store.sweepOrder === 'run' ? (this.store.backgroundPerCommit ?? 1) : PARALLEL;
+      await Promise.all(Array.from({ length: workers }, worker));
       cursor = page.next;
     } while (cursor !== null);
     if (total.freed.length) {

@@ -209,6 +209,11 @@ export interface Store {
    */
   readonly sweepOrder: 'license' | 'run';
   /**
+   * How many background transactions share one commit while nobody else is served (SQLite: `transaction`'s
+   * `background`), and so how many runs a sweep in `run` order hands over at once; none: one.
+   */
+  readonly backgroundPerCommit?: number;
+  /**
    * Runs `fn` as one atomic unit; commits when it returns, rolls back when it throws.
    * With `group` (the license key whose row the transaction locks first, if it locks one):
    * transactions of the same group may share one commit,

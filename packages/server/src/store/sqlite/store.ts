@@ -71,7 +71,8 @@ const MAX_GROUP = 256;
 /**
  * When nobody else was served in the last IDLE_MS (no foreground group, no heartbeat read), the background transactions
  * waiting share one commit (at most BACKGROUND_WHEN_IDLE): a sweep's batches dirty pages all over the file, and the more
- * of them a commit holds, the more of those pages they share (service/reclaim.ts hands 16 runs of 250 at once;
+ * of them a commit holds, the more of those pages they share (service/reclaim.ts hands this many runs of 250 at once:
+ * `backgroundPerCommit`;
  * docs/performance.md). With others served, one a commit. (Heartbeats are answered from memory and write nothing at
  * once, but they wait for the event loop: before they counted, heartbeats beside a 100k sweep at 1M leases waited
  * behind groups of 16 runs, p50 535 ms, p99 3.4 s, 12 req/s.)
@@ -123,6 +124,7 @@ export const RENEWALS_PER_TRANSACTION = 500;
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly sweepOrder = 'run' as const;
+  readonly backgroundPerCommit = BACKGROUND_WHEN_IDLE;
   private readonly db: Database.Database;
   private readonly changes = new ChangeFeed();
   private readonly s;

@@ -10,6 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { StoreTx } from '../port.js';
 import { sqliteWorld } from '../../testing/sqliteWorld.js';
@@ -129,11 +130,21 @@ function sweepOrder(w: Awaited<ReturnType<typeof world>>): string[] {
 
 test('a sweep frees in runs of 250 in license, then lease id order: a transaction holds many licenses, each dead lease goes once, every counter exact', async () => {
   const w = await world();
+  const other = new Database(join(w.dir, 'floatd.db'), { readonly: true });
   try {
+    // The commits another connection has seen when each run is handed to the store.
+    const version = other.prepare('PRAGMA data_version').pluck();
+    const handedAt: number[] = [];
+    w.setBefore(() => {
+      handedAt.push(version.get() as number);
+    });
     const r = await w.sweep();
     await assertFreedExactly(w, r.freed);
     const order = sweepOrder(w);
     assert.equal(w.seen.length, 5, 'five transactions: 4 of 250 leases, then 80');
+    // Handed at once, before any of them committed (the store's `backgroundPerCommit`: an idle store puts that many in
+    // one commit, background.test.ts), not one after another's commit.
+    assert.equal(new Set(handedAt).size, 1, JSON.stringify(handedAt));
     // Background work: each in a commit of its own, after the checkouts waiting (background.test.ts).
     assert.deepEqual(w.background, [true, true, true, true, true]);
     w.seen.forEach((t, i) => {
@@ -144,6 +155,7 @@ test('a sweep frees in runs of 250 in license, then lease id order: a transactio
     });
     assert.equal(new Set(w.seen[0]!.locked).size, 3);
   } finally {
+    other.close();
     await w.close();
   }
 });

@@ -141,20 +141,33 @@ test('heartbeat reads count as others served: the background transactions queued
   }
 });
 
+/**
+ * Foreground transactions one after another, each queued as the previous is answered (the store is never idle), until
+ * `limit` have run or `stop` is called.
+ */
+function foregroundStream(store: SqliteStore, unit: (name: string) => (tx: StoreTx) => Promise<string>, limit: number) {
+  let stopped = false;
+  let count = 0;
+  const running = (async () => {
+    while (!stopped && count < limit) await store.transaction(unit(`F${++count}`));
+  })();
+  return {
+    count: () => count,
+    stop: async () => {
+      stopped = true;
+      await running;
+    },
+  };
+}
+
 test('a steady stream of foreground transactions does not starve the background ones', async () => {
   const { store, unit, close } = await open();
   try {
-    let stop = false;
-    let foreground = 0;
-    const stream = (async () => {
-      // One after another, each queued as the previous is answered: the store is never idle.
-      while (!stop && foreground < 5000) await store.transaction(unit(`F${++foreground}`));
-    })();
+    const stream = foregroundStream(store, unit, 5000);
     const names = ['S1', 'S2', 'S3', 'S4', 'S5'];
     assert.deepEqual(await Promise.all(names.map((n) => store.transaction(unit(n), { background: true }))), names);
-    const during = foreground;
-    stop = true;
-    await stream;
+    const during = stream.count();
+    await stream.stop();
     assert.ok(during < 5000, `the background transactions waited for the whole stream (${during} foreground)`);
   } finally {
     await close();
@@ -164,15 +177,9 @@ test('a steady stream of foreground transactions does not starve the background 
 test('while others are served, the background takes about half of the event loop: after a group, as long for the others', async () => {
   const { store, unit, close } = await open();
   try {
-    let stop = false;
-    let foreground = 0;
-    const stream = (async () => {
-      while (!stop) {
-        await store.transaction(unit(`F${++foreground}`));
-      }
-    })();
+    const stream = foregroundStream(store, unit, Number.POSITIVE_INFINITY);
     // Wait until the stream is flowing (the store counts others as served).
-    while (foreground < 20) await new Promise((resolve) => setImmediate(resolve));
+    while (stream.count() < 20) await new Promise((resolve) => setImmediate(resolve));
     /** a sweep batch that holds the event loop for SPIN_MS, as a run of 250 freed leases does (10-40 ms) */
     const SPIN_MS = 20;
     const spans: { from: number; to: number }[] = [];
@@ -186,11 +193,10 @@ test('while others are served, the background takes about half of the event loop
       return name;
     };
     const names = Array.from({ length: 10 }, (_, i) => `S${i + 1}`);
-    const countedFrom = foreground;
+    const countedFrom = stream.count();
     assert.deepEqual(await Promise.all(names.map((n) => store.transaction(batch(n), { background: true }))), names);
-    const served = foreground - countedFrom;
-    stop = true;
-    await stream;
+    const served = stream.count() - countedFrom;
+    await stream.stop();
     const held = spans.reduce((sum, s) => sum + (s.to - s.from), 0);
     const wall = spans.at(-1)!.to - spans[0]!.from;
     // Each batch is a group of its own (others are served), and the next comes only after as long again has passed

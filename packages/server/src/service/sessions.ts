@@ -34,7 +34,7 @@ const CACHE = 100_000;
  * time on this machine, as much as the agreement itself (docs/performance.md). Reusing it costs no secrecy the
  * server keeps: each use's key still comes from the client's fresh half (and is salted with the lease id), and the
  * server's private half lives only in this process's memory, where the derived keys are held anyway (and, on
- * PostgreSQL, the key that seals them at rest). X25519 is made for keys that serve many exchanges (RFC 7748 §7).
+ * PostgreSQL, the key that seals them at rest). A client's low-order key is refused whatever the half (`sharedSecret`).
  */
 export const SERVER_HALF_USES = 1000;
 export const SERVER_HALF_MS = 60_000;

@@ -387,7 +387,7 @@ export class PostgresStore implements Store {
     // renewal writes, so only it can wait in a COMMIT (SLOW_TRANSACTION_MS).
     for (const name of HOT_READS) {
       const read = (this[name] as (...args: unknown[]) => Promise<unknown>).bind(this);
-      const slow = name === 'renew' ? this.whenSlow : undefined;
+      const slow = name === 'renew' ? this.lookForReadOnly : undefined;
       (this as unknown as Record<string, unknown>)[name] = (...args: unknown[]) =>
         settleWithin(read(...args), TRANSACTION_DEADLINE_MS, slow);
     }
@@ -414,7 +414,7 @@ export class PostgresStore implements Store {
   ): Membership & { id: string } {
     return reportNode(this.sql, version, isLeader, everyMs, onOffset, {
       heard: (err) => this.heard(err),
-      onReadOnly: this.whenSlow,
+      onReadOnly: this.lookForReadOnly,
     });
   }
 
@@ -742,8 +742,9 @@ export class PostgresStore implements Store {
     if ((err as { code?: unknown } | null)?.code === '25006') void this.leaveReadOnly();
   }
 
-  /** A seat transaction past SLOW_TRANSACTION_MS (see there), or the reaper's connection on a read-only server. */
-  private readonly whenSlow = () => void this.leaveReadOnly();
+  /** Leaves a read-only server (`leaveReadOnly`, at most once a second): a seat transaction past SLOW_TRANSACTION_MS (see
+   * there), or the reaper's connection found on a read-only server. */
+  private readonly lookForReadOnly = () => void this.leaveReadOnly();
 
   /**
    * When a server became read-only under floatd's connections (a write refused with 25006, a slow seat transaction,
@@ -779,7 +780,7 @@ export class PostgresStore implements Store {
   async transaction<T>(fn: (tx: StoreTx) => Promise<T>, opts?: { group?: string | undefined; ahead?: ReadAhead | undefined }): Promise<T> {
     if (opts?.group !== undefined && this.groups) return this.groups.run(opts.group, fn, opts.ahead);
     try {
-      return await settleWithin(this.runTransaction(fn), TRANSACTION_DEADLINE_MS, this.whenSlow);
+      return await settleWithin(this.runTransaction(fn), TRANSACTION_DEADLINE_MS, this.lookForReadOnly);
     } catch (err) {
       this.heard(err);
       throw err;
@@ -902,7 +903,7 @@ export class PostgresStore implements Store {
             await notified;
           }),
           TRANSACTION_DEADLINE_MS,
-          this.whenSlow,
+          this.lookForReadOnly,
         );
       } catch (caught) {
         // The turn's reads were refused (not the database as a whole): again without them, each unit reading its own.

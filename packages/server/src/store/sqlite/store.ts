@@ -71,9 +71,8 @@ const MAX_GROUP = 256;
 /**
  * When nobody else was served in the last IDLE_MS (no foreground group, no heartbeat read), the background transactions
  * waiting share one commit (at most BACKGROUND_WHEN_IDLE): a sweep's batches dirty pages all over the file, and the more
- * of them a commit holds, the more of those pages they share (service/reclaim.ts hands this many runs of 250 at once:
- * `backgroundPerCommit`;
- * docs/performance.md). With others served, one a commit. (Heartbeats are answered from memory and write nothing at
+ * of them a commit holds, the more of those pages they share (the sweep hands over this many runs of 250 at once,
+ * `backgroundPerCommit`; docs/performance.md). With others served, one a commit. (Heartbeats are answered from memory and write nothing at
  * once, but they wait for the event loop: before they counted, heartbeats beside a 100k sweep at 1M leases waited
  * behind groups of 16 runs, p50 535 ms, p99 3.4 s, 12 req/s.)
  */

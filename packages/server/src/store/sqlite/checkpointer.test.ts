@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import type { StoreTx } from '../port.js';
 import { straceUnavailable } from '../../testing/process.js';
 import type { Checkpointer } from './checkpointer.js';
@@ -95,6 +96,30 @@ test('if the checkpoint thread dies, the connection checkpoints on its own again
     for (let i = 0; i < 8; i++) await store.transaction(big(`row${i}`));
     assert.ok((await walRestarts(path)) > before, 'SQLite checkpointed in the COMMITs');
     for (let i = 0; i < 8; i++) assert.ok(await store.getKv(`row${i}`), `row${i}`);
+  });
+});
+
+test('a reader of older pages in another process holds the WAL back; writes go on, and once it lets go the WAL starts over', async () => {
+  await withStore(async (store, path) => {
+    await store.transaction(big('first0'));
+    // An open read transaction on the file (an on-premise customer's sqlite3): its snapshot needs the WAL's pages.
+    const reader = new Database(path, { readonly: true });
+    reader.exec('BEGIN');
+    assert.ok(reader.prepare('SELECT COUNT(*) AS n FROM kv').get());
+    const before = await walRestarts(path);
+    for (let i = 0; i < 10; i++) {
+      await store.transaction(big(`row${i}`));
+      await settled(store);
+    }
+    assert.equal(await walRestarts(path), before, 'the WAL cannot start over under a reader of its pages');
+    reader.exec('COMMIT');
+    reader.close();
+    for (let i = 10; i < 16; i++) {
+      await store.transaction(big(`row${i}`));
+      await settled(store);
+    }
+    assert.ok((await walRestarts(path)) > before, 'it starts over once the reader let go');
+    for (let i = 0; i < 16; i++) assert.ok(await store.getKv(`row${i}`), `row${i}`);
   });
 });
 

@@ -102,6 +102,10 @@ const CHECKPOINT_PAGES_IN_BACKGROUND = 8000;
  * should the thread fall behind.
  */
 const CHECKPOINT_PAGES_BACKSTOP = 20_000;
+/** The pass that writes wait for copies at most about this many pages (`passesBeside`), */
+const CHECKPOINT_LAST_PAGES = 256;
+/** unless the writes outrun this many passes beside them. */
+const CHECKPOINT_PASSES_BESIDE = 4;
 /** A license whose counters are trusted (`countersTrusted`) is counted again after this many uses all the same. */
 export const RECOUNT_EVERY = 256;
 
@@ -848,19 +852,28 @@ export class SqliteStore implements Store {
     }
     if (frames < this.checkpointAt) return;
     this.passing = true;
-    checkpointer
-      .pass()
-      .then(
-        () => {
-          this.restartDue = true;
-        },
-        () => {
-          // The thread failed: its onFailure handler gave the checkpoints back to SQLite.
-        },
-      )
-      .finally(() => {
-        this.passing = false;
-      });
+    void this.passesBeside(checkpointer).finally(() => {
+      this.passing = false;
+    });
+  }
+
+  /**
+   * Passes beside the writes until what was committed during the last one is short (CHECKPOINT_LAST_PAGES; at most
+   * CHECKPOINT_PASSES_BESIDE passes), so that the pass the writes wait for (`restartWal`) copies little.
+   */
+  private async passesBeside(checkpointer: Checkpointer): Promise<void> {
+    try {
+      for (let n = 1; ; n++) {
+        const pass = await checkpointer.pass();
+        // Held back (another connection's checkpoint, or a reader of older pages: another process), the WAL cannot
+        // start over yet: no write waits for a last pass then.
+        if (pass.busy !== 0 || pass.checkpointed !== pass.log) return;
+        if (n >= CHECKPOINT_PASSES_BESIDE || checkpointer.walFrames() - pass.log <= CHECKPOINT_LAST_PAGES) break;
+      }
+      this.restartDue = true;
+    } catch {
+      // The thread failed: its onFailure handler gave the checkpoints back to SQLite.
+    }
   }
 
   /**

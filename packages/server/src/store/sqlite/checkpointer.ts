@@ -55,16 +55,12 @@ export class Checkpointer {
     this.worker.on('exit', (code) => this.fail(new Error(`checkpoint thread exited (${code})`)));
   }
 
-  /** Whether the thread is there to checkpoint. */
-  get working(): boolean {
-    return this.failed === undefined;
-  }
-
   /**
    * The WAL's length in pages now: `mxFrame` of the WAL-index header at the start of the -shm file (offset 16, in the
    * host's byte order; sqlite.org/walformat.html), which every commit updates. One read of 4 bytes.
    */
   walFrames(): number {
+    if (this.failed) throw this.failed;
     this.shm ??= openSync(`${this.path}-shm`, 'r');
     readSync(this.shm, this.header, 0, 4, 16);
     return endianness() === 'LE' ? this.header.readUInt32LE(0) : this.header.readUInt32BE(0);
@@ -85,15 +81,18 @@ export class Checkpointer {
     return next;
   }
 
+  /** Ends the thread once the passes already asked of it are answered; passes asked after this are refused. */
   async close(): Promise<void> {
-    await this.tail;
+    if (!this.failed) {
+      const closed = new Error('closed');
+      this.failed = closed;
+      const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+      this.worker.ref();
+      this.worker.postMessage('close');
+      await exited;
+      for (const w of this.waiting.splice(0)) w.reject(closed);
+    }
     this.closeShm();
-    if (this.failed) return;
-    this.failed = new Error('closed');
-    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    this.worker.ref();
-    this.worker.postMessage('close');
-    await exited;
   }
 
   private closeShm(): void {

@@ -52,7 +52,6 @@ import { SQLITE_MIGRATIONS } from './migrations.js';
 import { QUEUE_POLL_WINDOW_MS } from '../../domain/queue.js';
 import { ChangeFeed } from '../changes.js';
 import { HotReads, type InstanceTuple } from './hotReads.js';
-import { Checkpointer } from './checkpointer.js';
 import { SyncAfter } from '../syncAfter.js';
 import { TickBatch } from '../tickBatch.js';
 
@@ -96,16 +95,6 @@ const BACKGROUND_PAUSE_MAX_MS = 100;
  */
 const CHECKPOINT_PAGES = 1000;
 const CHECKPOINT_PAGES_IN_BACKGROUND = 8000;
-/**
- * With the checkpoint thread (checkpointer.ts) those thresholds are its: once the WAL is that long, the thread copies
- * it into the file and the WAL starts over. The connection's own automatic checkpoint waits for this many pages,
- * should the thread fall behind.
- */
-const CHECKPOINT_PAGES_BACKSTOP = 20_000;
-/** The pass that writes wait for copies at most about this many pages (`passesBeside`), */
-const CHECKPOINT_LAST_PAGES = 256;
-/** unless the writes outrun this many passes beside them. */
-const CHECKPOINT_PASSES_BESIDE = 4;
 /** A license whose counters are trusted (`countersTrusted`) is counted again after this many uses all the same. */
 export const RECOUNT_EVERY = 256;
 
@@ -172,14 +161,6 @@ export class SqliteStore implements Store {
     this.db.pragma('temp_store = MEMORY');
     this.db.pragma('foreign_keys = ON');
     migrate(this.db);
-    if (opts.path !== ':memory:') {
-      this.checkpointer = new Checkpointer(opts.path, () => {
-        // The thread is gone: SQLite's own checkpoint, in the COMMITs, as before.
-        this.checkpointer = undefined;
-        if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${this.checkpointAt}`);
-      });
-      this.db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES_BACKSTOP}`);
-    }
     const p = (sql: string) => this.db.prepare(sql);
     this.s = {
       licenseByKey: p('SELECT * FROM licenses WHERE key = ?'),
@@ -777,7 +758,6 @@ export class SqliteStore implements Store {
     try {
       while (this.waiting.length || this.background.length) {
         this.checkpointEvery(this.background.length ? CHECKPOINT_PAGES_IN_BACKGROUND : CHECKPOINT_PAGES);
-        if (this.restartDue) await this.restartWal();
         if (this.waiting.length) {
           this.othersAt = performance.now();
           const { synced } = await this.runGroup(this.waiting.splice(0, MAX_GROUP));
@@ -822,71 +802,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** The WAL's length at which it starts over, in pages (SQLite's automatic checkpoint without the checkpoint thread). */
+  /** SQLite's automatic checkpoint threshold now, in WAL pages */
   private checkpointAt = CHECKPOINT_PAGES;
   private checkpointEvery(pages: number): void {
     if (this.checkpointAt === pages) return;
-    if (!this.checkpointer) this.db.pragma(`wal_autocheckpoint = ${pages}`);
+    this.db.pragma(`wal_autocheckpoint = ${pages}`);
     this.checkpointAt = pages;
-  }
-
-  /** Checkpoints on a thread of their own (checkpointer.ts); undefined for `:memory:` or once the thread failed. */
-  private checkpointer: Checkpointer | undefined;
-  /** a pass of the checkpoint thread is under way (`checkpointIfLong`) */
-  private passing = false;
-  /** the WAL is long and nearly all in the file: the drain lets the thread finish before the next group (`restartWal`) */
-  private restartDue = false;
-
-  /**
-   * After a COMMIT: once the WAL is CHECKPOINT_PAGES long (as SQLite's own checkpoint would be), the thread copies it
-   * into the file while the store goes on writing; then the drain lets it finish (`restartWal`).
-   */
-  private checkpointIfLong(): void {
-    const checkpointer = this.checkpointer;
-    if (!checkpointer || this.passing || this.restartDue) return;
-    let frames: number;
-    try {
-      frames = checkpointer.walFrames();
-    } catch {
-      return; // no -shm file to read: SQLite's backstop checkpoint remains
-    }
-    if (frames < this.checkpointAt) return;
-    this.passing = true;
-    void this.passesBeside(checkpointer).finally(() => {
-      this.passing = false;
-    });
-  }
-
-  /**
-   * Passes beside the writes until what was committed during the last one is short (CHECKPOINT_LAST_PAGES; at most
-   * CHECKPOINT_PASSES_BESIDE passes), so that the pass the writes wait for (`restartWal`) copies little.
-   */
-  private async passesBeside(checkpointer: Checkpointer): Promise<void> {
-    try {
-      for (let n = 1; ; n++) {
-        const pass = await checkpointer.pass();
-        // Held back (another connection's checkpoint, or a reader of older pages: another process), the WAL cannot
-        // start over yet: no write waits for a last pass then.
-        if (pass.busy !== 0 || pass.checkpointed !== pass.log) return;
-        if (n >= CHECKPOINT_PASSES_BESIDE || checkpointer.walFrames() - pass.log <= CHECKPOINT_LAST_PAGES) break;
-      }
-      this.restartDue = true;
-    } catch {
-      // The thread failed: its onFailure handler gave the checkpoints back to SQLite.
-    }
-  }
-
-  /**
-   * The last pass before the WAL starts over, with no transaction running: when it ends, every page of the WAL is in
-   * the file (and synced), and the next transaction writes the WAL from its start. Until then, only writes wait.
-   */
-  private async restartWal(): Promise<void> {
-    this.restartDue = false;
-    try {
-      await this.checkpointer?.pass();
-    } catch {
-      // as in checkpointIfLong
-    }
   }
 
   /** Runs a group to its COMMIT; resolves with the sync its callers are answered after (FULL), if any. */
@@ -946,7 +867,6 @@ export class SqliteStore implements Store {
       return {};
     }
     this.changes.flush();
-    this.checkpointIfLong();
     if (!this.syncWal || done.length === 0) {
       for (const [w, value] of done) w.resolve(value);
       return {};
@@ -1455,8 +1375,6 @@ export class SqliteStore implements Store {
     while (this.draining) await new Promise((row) => setImmediate(row));
     // and the syncs their callers wait for (the file stays open until they end)
     await this.walSync.idle();
-    await this.checkpointer?.close();
-    this.checkpointer = undefined;
     if (this.walFd !== undefined) closeSync(this.walFd);
     this.walFd = undefined;
     if (this.db.open) this.db.close();

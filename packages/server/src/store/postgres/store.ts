@@ -742,8 +742,10 @@ export class PostgresStore implements Store {
     if ((err as { code?: unknown } | null)?.code === '25006') void this.leaveReadOnly();
   }
 
-  /** Leaves a read-only server (`leaveReadOnly`, at most once a second): a seat transaction past SLOW_TRANSACTION_MS (see
-   * there), or the reaper's connection found on a read-only server. */
+  /**
+   * Leaves a read-only server (`leaveReadOnly`, at most once a second): a seat transaction past SLOW_TRANSACTION_MS
+   * (see there), or the reaper's connection found on a read-only server.
+   */
   private readonly lookForReadOnly = () => void this.leaveReadOnly();
 
   /**
